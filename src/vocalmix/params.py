@@ -1,0 +1,348 @@
+"""MixParams: every setting of a mix, the targets that chose them, and what was achieved.
+
+A :class:`MixParams` is a tree of frozen dataclasses with units in every field name
+(``gain_db``, ``freq_hz``, ``threshold_db``, ``attack_ms``, ``decay_s``...). Field names
+follow pedalboard's where pedalboard has the same knob. It serialises to one versioned
+JSON document (:meth:`MixParams.to_json`) and back without loss
+(:meth:`MixParams.from_json`); every value is range-checked on construction, so an edited
+file with an absurd value fails with a :class:`~vocalmix.errors.ParamsError` naming the
+field, its value and the allowed range.
+
+Editing: change a *setting* (e.g. ``vocal.gain_db``) and run ``vocalmix render`` to hear
+exactly that; change a *target* (e.g. ``targets.vocal_to_mix_lu``) and run
+``vocalmix mix --params-in`` to let the resolvers find new settings for it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
+from typing import Any
+
+from .errors import ParamsError
+
+FORMAT = "vocalmix.params"
+SCHEMA_VERSION = 1
+
+EQ_KINDS = ("peak", "low_shelf", "high_shelf")
+REVERB_TYPES = ("freeverb",)
+METHODS = ("baseline", "model", "manual")
+
+
+def _check(name: str, value: float, lo: float, hi: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ParamsError(f"{name} must be a number, got {value!r}")
+    if not math.isfinite(value) or not (lo <= value <= hi):
+        raise ParamsError(f"{name} = {value} is out of range: allowed {lo} to {hi}")
+
+
+def _check_opt(name: str, value: float | None, lo: float, hi: float) -> None:
+    if value is not None:
+        _check(name, value, lo, hi)
+
+
+@dataclass(frozen=True)
+class HighPass:
+    """Vocal high-pass filter (pedalboard ``HighpassFilter``, 12 dB/octave)."""
+
+    enabled: bool = True
+    cutoff_frequency_hz: float = 80.0
+
+    def __post_init__(self) -> None:
+        _check("vocal.highpass.cutoff_frequency_hz", self.cutoff_frequency_hz, 10.0, 1000.0)
+
+
+@dataclass(frozen=True)
+class EqBand:
+    """One parametric EQ band: ``kind`` is ``peak``, ``low_shelf`` or ``high_shelf``."""
+
+    kind: str = "peak"
+    freq_hz: float = 1000.0
+    gain_db: float = 0.0
+    q: float = 0.707
+    source: str = "manual"  # who chose it: "masking", "correction" or "manual"
+
+    def __post_init__(self) -> None:
+        if self.kind not in EQ_KINDS:
+            raise ParamsError(f"EQ band kind {self.kind!r} is not one of {', '.join(EQ_KINDS)}")
+        _check("EQ band freq_hz", self.freq_hz, 20.0, 20000.0)
+        _check("EQ band gain_db", self.gain_db, -24.0, 24.0)
+        _check("EQ band q", self.q, 0.1, 20.0)
+
+
+@dataclass(frozen=True)
+class Compressor:
+    """Vocal compressor (pedalboard ``Compressor``) plus make-up gain after it."""
+
+    enabled: bool = True
+    threshold_db: float = 0.0
+    ratio: float = 1.0
+    attack_ms: float = 10.0
+    release_ms: float = 120.0
+    makeup_db: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check("vocal.compressor.threshold_db", self.threshold_db, -80.0, 0.0)
+        _check("vocal.compressor.ratio", self.ratio, 1.0, 50.0)
+        _check("vocal.compressor.attack_ms", self.attack_ms, 0.1, 500.0)
+        _check("vocal.compressor.release_ms", self.release_ms, 1.0, 5000.0)
+        _check("vocal.compressor.makeup_db", self.makeup_db, -24.0, 48.0)
+
+
+@dataclass(frozen=True)
+class Reverb:
+    """Vocal reverb on a send: wet signal added to the dry vocal.
+
+    ``type`` ``freeverb`` is pedalboard's ``Reverb`` with ``room_size``, ``damping`` and
+    ``width``; ``decay_s`` is the broadband T30 those knobs give (from a calibration of
+    its rendered impulse responses, see :mod:`vocalmix.reverb`). ``wet_level_db`` is the
+    level of the wet signal relative to the dry vocal.
+    """
+
+    enabled: bool = True
+    type: str = "freeverb"
+    decay_s: float = 1.5
+    room_size: float = 0.3
+    damping: float = 0.5
+    width: float = 1.0
+    wet_level_db: float = -14.0
+    pre_delay_ms: float = 20.0
+
+    def __post_init__(self) -> None:
+        if self.type not in REVERB_TYPES:
+            raise ParamsError(f"reverb type {self.type!r} is not one of {REVERB_TYPES}")
+        _check("vocal.reverb.decay_s", self.decay_s, 0.1, 30.0)
+        _check("vocal.reverb.room_size", self.room_size, 0.0, 1.0)
+        _check("vocal.reverb.damping", self.damping, 0.0, 1.0)
+        _check("vocal.reverb.width", self.width, 0.0, 1.0)
+        _check("vocal.reverb.wet_level_db", self.wet_level_db, -80.0, 6.0)
+        _check("vocal.reverb.pre_delay_ms", self.pre_delay_ms, 0.0, 500.0)
+
+
+@dataclass(frozen=True)
+class VocalChain:
+    """The vocal chain, in render order: high-pass, EQ, compressor, gain, reverb."""
+
+    highpass: HighPass = field(default_factory=HighPass)
+    eq_bands: tuple[EqBand, ...] = ()
+    compressor: Compressor = field(default_factory=Compressor)
+    gain_db: float = 0.0
+    reverb: Reverb = field(default_factory=Reverb)
+
+    def __post_init__(self) -> None:
+        if len(self.eq_bands) > 12:
+            raise ParamsError(f"at most 12 EQ bands are allowed, got {len(self.eq_bands)}")
+        _check("vocal.gain_db", self.gain_db, -60.0, 60.0)
+
+
+@dataclass(frozen=True)
+class BackingChain:
+    """The backing track: a gain only."""
+
+    gain_db: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check("backing.gain_db", self.gain_db, -60.0, 24.0)
+
+
+@dataclass(frozen=True)
+class Master:
+    """Master stage: a true-peak limiter that is transparent below ``ceiling_dbtp``."""
+
+    ceiling_dbtp: float = -1.0
+    lookahead_ms: float = 5.0
+    release_ms: float = 80.0
+
+    def __post_init__(self) -> None:
+        _check("master.ceiling_dbtp", self.ceiling_dbtp, -20.0, 0.0)
+        _check("master.lookahead_ms", self.lookahead_ms, 0.5, 50.0)
+        _check("master.release_ms", self.release_ms, 1.0, 2000.0)
+
+
+@dataclass(frozen=True)
+class Targets:
+    """What the estimator aimed for; the resolvers turn these into settings.
+
+    ``vocal_to_mix_lu``: integrated loudness of the processed vocal (reverb included)
+    minus that of the pre-master mix, LU. ``vocal_lra_lu``: loudness range of the vocal
+    after the compressor, before reverb, LU. ``reverb_decay_s``: reverb T30, s.
+    """
+
+    vocal_to_mix_lu: float = -3.0
+    vocal_lra_lu: float = 14.0
+    reverb_decay_s: float = 1.5
+
+    def __post_init__(self) -> None:
+        _check("targets.vocal_to_mix_lu", self.vocal_to_mix_lu, -20.0, -0.5)
+        _check("targets.vocal_lra_lu", self.vocal_lra_lu, 1.0, 30.0)
+        _check("targets.reverb_decay_s", self.reverb_decay_s, 0.2, 12.0)
+
+
+@dataclass(frozen=True)
+class Achieved:
+    """Measurements of the rendered mix (all pre-master except the ``mix_*`` figures)."""
+
+    vocal_to_mix_lu: float | None = None
+    vocal_to_backing_lu: float | None = None
+    vocal_lra_lu: float | None = None
+    mix_integrated_lufs: float | None = None
+    mix_true_peak_dbtp: float | None = None
+    master_gain_reduction_db: float | None = None
+
+    def __post_init__(self) -> None:
+        _check_opt("achieved.vocal_to_mix_lu", self.vocal_to_mix_lu, -200.0, 200.0)
+        _check_opt("achieved.vocal_to_backing_lu", self.vocal_to_backing_lu, -200.0, 200.0)
+        _check_opt("achieved.vocal_lra_lu", self.vocal_lra_lu, 0.0, 200.0)
+        _check_opt("achieved.mix_integrated_lufs", self.mix_integrated_lufs, -200.0, 30.0)
+        _check_opt("achieved.mix_true_peak_dbtp", self.mix_true_peak_dbtp, -400.0, 30.0)
+        _check_opt("achieved.master_gain_reduction_db", self.master_gain_reduction_db, 0, 200)
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Who made these parameters."""
+
+    method: str = "manual"
+    vocalmix_version: str = ""
+    notes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ParamsError(f"method {self.method!r} is not one of {', '.join(METHODS)}")
+
+
+@dataclass(frozen=True)
+class MixParams:
+    """Every setting of one mix, plus its targets, achieved figures and provenance."""
+
+    vocal: VocalChain = field(default_factory=VocalChain)
+    backing: BackingChain = field(default_factory=BackingChain)
+    master: Master = field(default_factory=Master)
+    targets: Targets = field(default_factory=Targets)
+    achieved: Achieved = field(default_factory=Achieved)
+    provenance: Provenance = field(default_factory=Provenance)
+    version: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        if self.version != SCHEMA_VERSION:
+            raise ParamsError(
+                f"params version {self.version} is not supported: this vocalmix reads "
+                f"version {SCHEMA_VERSION}"
+            )
+
+    # --- JSON ------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict (the JSON document, with its ``format`` tag)."""
+        d = asdict(self)
+        d["vocal"]["eq_bands"] = [dict(b) for b in d["vocal"]["eq_bands"]]
+        d["provenance"]["notes"] = list(d["provenance"]["notes"])
+        return {"format": FORMAT, **d}
+
+    def to_json(self) -> str:
+        """The JSON document (indented, keys in field order, floats round-trip exactly)."""
+        return json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> MixParams:
+        """Build from a dict; unknown keys and wrong types raise :class:`ParamsError`."""
+        if not isinstance(d, dict):
+            raise ParamsError("a params document must be a JSON object")
+        d = dict(d)
+        fmt = d.pop("format", FORMAT)
+        if fmt != FORMAT:
+            raise ParamsError(f"not a vocalmix params document (format {fmt!r})")
+        return _build(cls, d, "")
+
+    @classmethod
+    def from_json(cls, text: str) -> MixParams:
+        """Parse a JSON document written by :meth:`to_json` (or edited by a person)."""
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ParamsError(f"params file is not valid JSON: {e}") from None
+        return cls.from_dict(d)
+
+    # --- edits -----------------------------------------------------------------------
+    def with_targets(self, **changes: float | None) -> MixParams:
+        """A copy with some targets changed (``None`` values are ignored)."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        return replace(self, targets=replace(self.targets, **changes))
+
+
+_NESTED: dict[tuple[type, str], type] = {}
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    import typing
+
+    return typing.get_type_hints(cls)
+
+
+def _build(cls: type, d: Any, path: str) -> Any:
+    if not isinstance(d, dict):
+        raise ParamsError(f"{path or 'params'} must be a JSON object")
+    hints = _field_types(cls)
+    names = {f.name for f in fields(cls)}
+    unknown = set(d) - names
+    if unknown:
+        raise ParamsError(
+            f"unknown key(s) in {path or 'params'}: {', '.join(sorted(unknown))} "
+            f"(known: {', '.join(sorted(names))})"
+        )
+    kwargs: dict[str, Any] = {}
+    for name, value in d.items():
+        hint = hints[name]
+        where = f"{path}.{name}" if path else name
+        kwargs[name] = _convert(hint, value, where)
+    try:
+        return cls(**kwargs)
+    except TypeError as e:
+        raise ParamsError(f"{path or 'params'}: {e}") from None
+
+
+def _convert(hint: Any, value: Any, where: str) -> Any:
+    import typing
+
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if is_dataclass(hint):
+        return _build(hint, value, where)
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise ParamsError(f"{where} must be a list")
+        return tuple(_convert(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ParamsError(f"{where} must be true or false, got {value!r}")
+        return value
+    if hint is float or (args and float in args):
+        if value is None and type(None) in args:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ParamsError(f"{where} must be a number, got {value!r}")
+        return float(value)
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ParamsError(f"{where} must be an integer, got {value!r}")
+        return value
+    if hint is str:
+        if not isinstance(value, str):
+            raise ParamsError(f"{where} must be a string, got {value!r}")
+        return value
+    return value
+
+
+__all__ = [
+    "Achieved",
+    "BackingChain",
+    "Compressor",
+    "EqBand",
+    "HighPass",
+    "Master",
+    "MixParams",
+    "Provenance",
+    "Reverb",
+    "Targets",
+    "VocalChain",
+]

@@ -1,0 +1,216 @@
+"""analyse -> estimate -> MixParams -> render, as library calls.
+
+:func:`estimate_params` chooses targets (by the baseline or the model) and resolves them
+into settings; :func:`render_params` renders exactly what a params document says and
+fills in its ``achieved`` figures; :func:`mix` does both. Every function takes float32
+``(n, 2)`` arrays of one rate and length (see :func:`vocalmix.audio.prepare_pair`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from .measure import integrated_loudness, loudness_range, true_peak_dbtp
+from .params import Achieved, MixParams, Provenance
+from .render import Rendered, compressor_stage, eq_stage, render, reverb_wet
+from .resolve import resolve_compressor, resolve_vocal_gain
+
+Progress = Callable[[str], None]
+METHODS = ("baseline", "model")
+
+
+def _quiet(_msg: str) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Resolved params plus what the estimator and resolvers reported."""
+
+    params: MixParams
+    notes: tuple[str, ...] = ()
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+
+def choose_targets(
+    vocal: np.ndarray,
+    backing: np.ndarray,
+    sample_rate: int,
+    method: str = "baseline",
+    progress: Progress = _quiet,
+) -> tuple[MixParams, list[str]]:
+    """Targets and unresolved settings from an estimator (``baseline`` or ``model``)."""
+    from . import baseline
+
+    notes: list[str] = []
+    if method not in METHODS:
+        from .errors import ParamsError
+
+        raise ParamsError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
+    if method == "model":
+        try:
+            from . import models
+
+            progress("model: predicting targets")
+            params, model_notes = models.estimate(vocal, backing, sample_rate)
+            return params, list(model_notes)
+        except (ImportError, AttributeError):
+            notes.append("model weights are not available: fell back to the baseline")
+        except Exception as e:  # a broken model must not stop a mix
+            from .errors import ModelError
+
+            if not isinstance(e, ModelError):
+                raise
+            notes.append(f"{e}: fell back to the baseline")
+    progress("baseline: tempo and masking analysis")
+    params, _analysis = baseline.estimate(vocal, backing, sample_rate)
+    notes.extend(params.provenance.notes)
+    return params, notes
+
+
+def resolve_params(
+    vocal: np.ndarray,
+    backing: np.ndarray,
+    sample_rate: int,
+    params: MixParams,
+    progress: Progress = _quiet,
+) -> tuple[MixParams, list[str]]:
+    """Turn ``params.targets`` into settings: compressor, reverb room size, vocal gain."""
+    from .reverb import decay_for_room_size, decay_range_s, room_size_for_decay
+
+    notes: list[str] = []
+    t = params.targets
+    vc = params.vocal
+    progress("resolving the compressor threshold for the vocal LRA target")
+    x_eq = eq_stage(vocal, sample_rate, vc.highpass, vc.eq_bands)
+    comp = resolve_compressor(x_eq, sample_rate, t.vocal_lra_lu, vc.compressor)
+    notes.append(comp.note)
+    rv = vc.reverb
+    lo, hi = decay_range_s(rv.damping)
+    room = room_size_for_decay(t.reverb_decay_s, rv.damping, sample_rate)
+    decay = decay_for_room_size(room, rv.damping, sample_rate)
+    if not (lo <= t.reverb_decay_s <= hi):
+        notes.append(
+            f"reverb decay {t.reverb_decay_s:.2f} s is outside what the reverb reaches at "
+            f"damping {rv.damping:g} ({lo:.2f} to {hi:.2f} s): using {decay:.2f} s"
+        )
+    rv = replace(rv, room_size=float(room), decay_s=float(np.clip(decay, 0.1, 30.0)))
+    progress("resolving the vocal gain for the vocal-to-mix target")
+    dry = compressor_stage(x_eq, sample_rate, comp.compressor)
+    v_unity = dry + reverb_wet(dry, sample_rate, rv)
+    b = backing * np.float32(10.0 ** (params.backing.gain_db / 20.0))
+    g = resolve_vocal_gain(v_unity, b, sample_rate, t.vocal_to_mix_lu)
+    notes.append(
+        f"vocal gain {g.gain_db:+.2f} dB puts the vocal at {g.vocal_to_mix_lu:+.2f} LU "
+        f"against the mix ({g.vocal_to_backing_lu:+.2f} LU against the backing)"
+    )
+    new_vocal = replace(vc, compressor=comp.compressor, reverb=rv, gain_db=float(g.gain_db))
+    return replace(params, vocal=new_vocal, achieved=Achieved()), notes
+
+
+def measure_achieved(rendered: Rendered) -> Achieved:
+    """Measure a render: vocal-to-mix (pre-master), vocal LRA, mix loudness and peak."""
+    sr = rendered.sample_rate
+    iv = integrated_loudness(rendered.vocal, sr)
+    ib = integrated_loudness(rendered.backing, sr)
+    ipre = integrated_loudness(rendered.premaster, sr)
+    imix = integrated_loudness(rendered.mix, sr)
+
+    def fin(v: float) -> float | None:
+        return float(v) if np.isfinite(v) else None
+
+    return Achieved(
+        vocal_to_mix_lu=fin(iv - ipre),
+        vocal_to_backing_lu=fin(iv - ib),
+        vocal_lra_lu=fin(loudness_range(rendered.vocal_dry, sr)),
+        mix_integrated_lufs=fin(imix),
+        mix_true_peak_dbtp=fin(true_peak_dbtp(rendered.mix, sr)),
+        master_gain_reduction_db=float(rendered.master_gain_reduction_db),
+    )
+
+
+def render_params(
+    vocal: np.ndarray, backing: np.ndarray, sample_rate: int, params: MixParams,
+    progress: Progress = _quiet,
+) -> tuple[MixParams, Rendered]:
+    """Render exactly ``params`` and return them with ``achieved`` filled in."""
+    progress("rendering")
+    r = render(vocal, backing, sample_rate, params)
+    progress("measuring the result")
+    return replace(params, achieved=measure_achieved(r)), r
+
+
+def estimate_params(
+    vocal: np.ndarray,
+    backing: np.ndarray,
+    sample_rate: int,
+    *,
+    method: str = "baseline",
+    base: MixParams | None = None,
+    vocal_to_mix_lu: float | None = None,
+    vocal_lra_lu: float | None = None,
+    reverb_decay_s: float | None = None,
+    progress: Progress = _quiet,
+) -> Estimate:
+    """Choose targets (or take them from ``base``), apply overrides, resolve settings.
+
+    ``base``: an existing params document whose settings (EQ, reverb character,
+    compressor ballistics, backing gain, master) and targets are kept; only the resolved
+    settings (threshold, ratio, make-up, room size, vocal gain) are recomputed.
+    """
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    if base is None:
+        params, notes = choose_targets(vocal, backing, sample_rate, method, progress)
+    else:
+        params, notes = base, ["targets and settings taken from the given params"]
+    timings["estimate"] = time.perf_counter() - t0
+    overrides = {
+        "vocal_to_mix_lu": vocal_to_mix_lu,
+        "vocal_lra_lu": vocal_lra_lu,
+        "reverb_decay_s": reverb_decay_s,
+    }
+    if any(v is not None for v in overrides.values()):
+        params = params.with_targets(**overrides)
+        notes.append(
+            "targets overridden: "
+            + ", ".join(f"{k} = {v:g}" for k, v in overrides.items() if v is not None)
+        )
+    t1 = time.perf_counter()
+    params, rnotes = resolve_params(vocal, backing, sample_rate, params, progress)
+    timings["resolve"] = time.perf_counter() - t1
+    prov = params.provenance
+    params = replace(params, provenance=replace(prov, notes=tuple(notes + rnotes)))
+    return Estimate(params=params, notes=tuple(notes + rnotes), timings_s=timings)
+
+
+def mix(
+    vocal: np.ndarray,
+    backing: np.ndarray,
+    sample_rate: int,
+    **kwargs,
+) -> tuple[MixParams, Rendered, Estimate]:
+    """Estimate, resolve and render; returns ``(params_with_achieved, rendered, estimate)``."""
+    progress: Progress = kwargs.get("progress", _quiet)
+    est = estimate_params(vocal, backing, sample_rate, **kwargs)
+    t = time.perf_counter()
+    params, rendered = render_params(vocal, backing, sample_rate, est.params, progress)
+    est.timings_s["render"] = time.perf_counter() - t
+    return params, rendered, est
+
+
+__all__ = [
+    "Estimate",
+    "METHODS",
+    "Provenance",
+    "choose_targets",
+    "estimate_params",
+    "measure_achieved",
+    "mix",
+    "render_params",
+    "resolve_params",
+]

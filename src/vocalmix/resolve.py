@@ -1,0 +1,320 @@
+"""Resolvers: turn targets (``vocal_to_mix_lu``, ``vocal_lra_lu``, ``reverb_decay_s``) into
+settings (vocal gain, compressor threshold and ratio, reverb room size).
+
+Vocal gain
+    The vocal in the mix is ``g * V`` (``V``: the processed vocal, reverb included, at
+    0 dB gain; everything after the compressor is linear) and the pre-master mix is
+    ``g * V + B``. K-weighting is linear too, so every 100 ms segment energy of the mix is
+    ``g^2 * VV + 2 g * VB + BB`` with the segment sums ``VV``, ``VB``, ``BB`` computed
+    once. BS.1770-4 integrated loudness, gating included, then follows exactly for any
+    ``g`` (:func:`vocalmix.measure.integrated_from_segments`), and a bracketing root
+    finder solves ``I(g V) - I(g V + B) = target``.
+
+Compressor threshold
+    The hot loop. Rendering pedalboard's compressor and measuring LRA costs ~0.45 s per
+    try on a 3-minute song, so the search runs on a proxy and only the answer is
+    rendered: the input's K-weighted energy per 10 ms frame and channel and its peak
+    envelope in dB per frame are computed once; a candidate threshold ``T`` and ratio
+    ``R`` give each frame the gain of pedalboard's (JUCE's) hard-knee gain computer,
+    ``min(0, (env_db - T) * (1/R - 1))`` dB, so the compressed energies, the 3 s
+    short-term loudness at 10 Hz and the LRA (EBU Tech 3342) follow for a whole grid of
+    thresholds in a few vectorised operations. The envelope is JUCE's peak ballistics
+    approximated in the log domain (instant attack, release as a linear fall in dB, which
+    ``np.maximum.accumulate`` computes without a loop). The threshold found is then
+    rendered for real; if the measured LRA misses the target by more than the tolerance,
+    the proxy's offset at that point is subtracted and the search repeats (at most
+    ``max_verify`` renders). If a ratio cannot reach the target (the reachable LRA bottoms
+    out near input LRA / ratio), the ratio is raised step by step. A vocal already at or
+    below the target LRA is left uncompressed (ratio 1): the resolver never expands.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+from scipy.optimize import brentq
+
+from .errors import TargetUnreachableError
+from .measure import (
+    BlockStats,
+    integrated_from_segments,
+    k_weight,
+    loudness_range,
+    lra_from_short_term,
+)
+from .params import Compressor
+
+RATIO_STEPS = (3.0, 4.0, 6.0, 10.0, 20.0, 40.0)
+LRA_TOLERANCE_LU = 0.3
+
+
+# --- vocal gain -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GainSolution:
+    """Result of :func:`resolve_vocal_gain`.
+
+    Attributes:
+        gain_db: the vocal gain, dB.
+        vocal_to_mix_lu: the ratio it gives (numpy BS.1770-4 on block sums), LU.
+        vocal_to_backing_lu: vocal minus backing integrated loudness at that gain, LU.
+    """
+
+    gain_db: float
+    vocal_to_mix_lu: float
+    vocal_to_backing_lu: float
+
+
+def resolve_vocal_gain(
+    vocal_unity: np.ndarray,
+    backing: np.ndarray,
+    sample_rate: int,
+    target_lu: float,
+    *,
+    gain_range_db: tuple[float, float] = (-60.0, 60.0),
+) -> GainSolution:
+    """The vocal gain (dB) that puts ``g * vocal_unity`` at ``target_lu`` below the mix.
+
+    ``vocal_unity`` is the processed vocal (reverb included) at 0 dB gain; ``backing``
+    the backing after its own gain. Exact for BS.1770-4 with gating (see module doc).
+    Raises :class:`TargetUnreachableError` when no gain in ``gain_range_db`` reaches it.
+    """
+    yv = k_weight(vocal_unity, sample_rate)
+    yb = k_weight(backing, sample_rate)
+    vv, bb, vb = BlockStats.cross(yv, yb, sample_rate)
+    seg = int(round(sample_rate / 10.0))
+    iv0 = integrated_from_segments(vv, seg)
+    ib = integrated_from_segments(bb, seg)
+    if not np.isfinite(iv0):
+        raise TargetUnreachableError("the processed vocal is silent; cannot set its level")
+
+    def ratio(gain_db: float) -> float:
+        g = 10.0 ** (gain_db / 20.0)
+        mix = integrated_from_segments(g * g * vv + 2.0 * g * vb + bb, seg)
+        return float(iv0 + gain_db - mix)
+
+    lo, hi = gain_range_db
+    grid = np.linspace(lo, hi, 49)
+    g = 10.0 ** (grid / 20.0)
+    mixes = integrated_from_segments(
+        (g * g)[:, None] * vv[None, :] + (2.0 * g)[:, None] * vb[None, :] + bb[None, :], seg
+    )
+    vals = iv0 + grid - mixes - target_lu
+    idx = np.flatnonzero(np.diff(np.sign(vals)) != 0)
+    if idx.size == 0:
+        raise TargetUnreachableError(
+            f"no vocal gain between {lo:+.0f} and {hi:+.0f} dB puts the vocal at "
+            f"{target_lu:+.1f} LU against the mix (reachable {vals.min() + target_lu:+.1f} "
+            f"to {vals.max() + target_lu:+.1f} LU)"
+        )
+    i = int(idx[0])
+    gain = brentq(lambda d: ratio(d) - target_lu, grid[i], grid[i + 1], xtol=1e-6)
+    return GainSolution(
+        gain_db=float(gain),
+        vocal_to_mix_lu=ratio(gain),
+        vocal_to_backing_lu=float(iv0 + gain - ib),
+    )
+
+
+# --- compressor threshold --------------------------------------------------------------
+
+_FRAME_S = 0.001  # proxy frame: 1 ms (JUCE's release constant is release_ms / 2 pi)
+_FRAMES_PER_SEG = 100  # 100 ms segments
+
+
+@dataclass(frozen=True)
+class CompressorProxy:
+    """Precomputed frame statistics of a compressor's input (see module doc).
+
+    Attributes:
+        energy: K-weighted energy per 1 ms frame and channel, ``(n_frames, channels)``.
+        env_db: peak envelope per frame and channel, dBFS.
+        frame_len: samples per frame.
+    """
+
+    energy: np.ndarray
+    env_db: np.ndarray
+    frame_len: int
+
+    @staticmethod
+    def of(x: np.ndarray, sample_rate: int, release_ms: float) -> CompressorProxy:
+        """Frame statistics of ``x`` for a compressor with ``release_ms``."""
+        flen = max(1, int(round(sample_rate / (_FRAMES_PER_SEG * 10))))
+        n = x.shape[0] // flen
+        y = k_weight(x, sample_rate)[: n * flen]
+        energy = (y * y).reshape(n, flen, -1).sum(axis=1)
+        peak = np.abs(x[: n * flen]).reshape(n, flen, -1).max(axis=1)
+        peak_db = 20.0 * np.log10(np.maximum(peak, 1e-9))
+        # release: JUCE's BallisticsFilter decays by exp(-2 pi * 1000 / (release_ms * fs))
+        # per sample, i.e. a time constant of release_ms / (2 pi): a linear fall in dB
+        frame_ms = 1000.0 * flen / sample_rate
+        fall = (20.0 / np.log(10.0)) * (2.0 * np.pi * frame_ms / release_ms)  # dB per frame
+        k = np.arange(n, dtype=np.float64)[:, None] * fall
+        env_db = np.maximum.accumulate(peak_db + k, axis=0) - k
+        return CompressorProxy(energy=energy, env_db=env_db, frame_len=flen)
+
+    def lra(self, thresholds_db: np.ndarray, ratio: float) -> np.ndarray:
+        """Proxy LRA (LU) after compression, for each threshold (dBFS)."""
+        t = np.asarray(thresholds_db, dtype=np.float64)[:, None, None]
+        over = np.maximum(self.env_db[None] - t, 0.0)
+        gain_db = over * (1.0 / ratio - 1.0)
+        e = (self.energy[None] * 10.0 ** (gain_db / 10.0)).sum(axis=2)  # (cand, frames)
+        # 100 ms segments, then 3 s windows (30 segments) at 10 Hz
+        f = _FRAMES_PER_SEG
+        n_seg = e.shape[1] // f
+        seg = e[:, : n_seg * f].reshape(e.shape[0], n_seg, f).sum(axis=2)
+        c = np.cumsum(np.concatenate([np.zeros((seg.shape[0], 1)), seg], axis=1), axis=1)
+        win = (c[:, 30:] - c[:, :-30]) / (30 * f * self.frame_len)
+        with np.errstate(divide="ignore"):
+            st = -0.691 + 10.0 * np.log10(win)
+        return np.atleast_1d(lra_from_short_term(st))
+
+
+@dataclass(frozen=True)
+class CompressorSolution:
+    """Result of :func:`resolve_compressor`.
+
+    Attributes:
+        compressor: the settings (threshold, ratio, make-up...).
+        input_lra_lu: LRA of the compressor's input, LU.
+        achieved_lra_lu: LRA of the real rendered output, LU.
+        renders: how many real renders the search needed.
+        note: what happened, for the user.
+    """
+
+    compressor: Compressor
+    input_lra_lu: float
+    achieved_lra_lu: float
+    renders: int
+    note: str
+
+
+def _solve_proxy(
+    proxy: CompressorProxy, target: float, ratio: float, t_lo: float, t_hi: float
+) -> tuple[float, float]:
+    """Threshold (dB) whose proxy LRA is ``target``; returns (threshold, proxy_lra).
+
+    LRA is not monotone in the threshold far down (compressing everything lifts quiet
+    passages above the relative gate), so the crossing taken is the highest threshold
+    that reaches the target: the least compression that does the job.
+    """
+    grid = np.linspace(t_lo, t_hi, 33)
+    vals = proxy.lra(grid, ratio)
+    for _ in range(3):  # refine the bracket around the crossing
+        below = vals <= target
+        if not below.any():
+            j = int(np.argmin(vals))
+            return float(grid[j]), float(vals[j])
+        j = int(np.flatnonzero(below)[-1])
+        if j == len(grid) - 1:
+            return float(grid[j]), float(vals[j])
+        grid = np.linspace(grid[j], grid[j + 1], 17)
+        vals = proxy.lra(grid, ratio)
+    j = int(np.argmin(np.abs(vals - target)))
+    return float(grid[j]), float(vals[j])
+
+
+def _next_threshold(
+    proxy: CompressorProxy,
+    pts: list[tuple[float, float]],
+    target: float,
+    ratio: float,
+    t_lo: float,
+    t_hi: float,
+) -> float:
+    """Next threshold to render, from the real (threshold, LRA) points so far.
+
+    With one point, the proxy is corrected by its offset there and solved again in a
+    +-12 dB neighbourhood; with a pair of points on both sides of the target, regula
+    falsi between the closest such pair; otherwise a secant step from the last two.
+    """
+    last_t, last_r = pts[-1]
+    if len(pts) == 1:
+        offset = last_r - float(proxy.lra(np.array([last_t]), ratio)[0])
+        lo, hi = max(t_lo, last_t - 12.0), min(t_hi, last_t + 12.0)
+        t, _ = _solve_proxy(proxy, target - offset, ratio, lo, hi)
+        return t
+    below = [p for p in pts if p[1] < target]
+    above = [p for p in pts if p[1] > target]
+    if below and above:
+        (t1, r1) = max(below, key=lambda p: p[0])  # closest from the compressed side
+        (t2, r2) = min(above, key=lambda p: abs(p[0] - t1))
+        return t1 + (target - r1) * (t2 - t1) / (r2 - r1)
+    (t1, r1), (t2, r2) = pts[-2], pts[-1]
+    slope = (r2 - r1) / (t2 - t1) if t2 != t1 else 0.0
+    if slope <= 1e-3:
+        step = 3.0 if r2 < target else -3.0  # LRA rises with the threshold
+    else:
+        step = float(np.clip((target - r2) / slope, -12.0, 12.0))
+    return float(np.clip(t2 + step, t_lo, t_hi))
+
+
+def resolve_compressor(
+    x: np.ndarray,
+    sample_rate: int,
+    target_lra_lu: float,
+    base: Compressor | None = None,
+    *,
+    tolerance_lu: float = LRA_TOLERANCE_LU,
+    max_verify: int = 6,
+) -> CompressorSolution:
+    """Find the threshold (and if needed a higher ratio) that gives ``x`` the target LRA.
+
+    ``x`` is the compressor's input (the vocal after high-pass and EQ), float32 ``(n, 2)``.
+    ``base`` supplies attack, release and the starting ratio. Make-up gain is set so the
+    compressed vocal keeps its integrated loudness. See the module doc for the method.
+    """
+    from .measure import integrated_loudness
+    from .render import compressor_stage
+
+    base = base or Compressor(ratio=4.0)
+    input_lra = loudness_range(x, sample_rate)
+    if input_lra <= target_lra_lu + 1e-9:
+        comp = replace(base, enabled=True, threshold_db=0.0, ratio=1.0, makeup_db=0.0)
+        return CompressorSolution(
+            comp, input_lra, input_lra, 0,
+            f"vocal LRA {input_lra:.1f} LU already at or below the target "
+            f"{target_lra_lu:.1f} LU: no compression (never expand)",
+        )
+    proxy = CompressorProxy.of(x, sample_rate, base.release_ms)
+    env_ok = proxy.env_db[np.isfinite(proxy.env_db)]
+    t_hi = float(min(0.0, env_ok.max()))
+    t_lo = max(-80.0, t_hi - 60.0)
+    ratios = [r for r in RATIO_STEPS if r >= base.ratio] or [base.ratio]
+    if base.ratio not in ratios:
+        ratios.insert(0, base.ratio)
+    ratio = ratios[0]
+    for r in ratios:
+        ratio = r
+        if proxy.lra(np.array([t_lo]), r)[0] <= target_lra_lu - 0.5 * tolerance_lu:
+            break
+    i_in = integrated_loudness(x, sample_rate)
+    best: tuple[float, Compressor, float] | None = None
+    pts: list[tuple[float, float]] = []  # (threshold, real LRA)
+    renders = 0
+    thr, _p = _solve_proxy(proxy, target_lra_lu, ratio, t_lo, t_hi)
+    for it in range(max_verify):
+        comp = replace(base, enabled=True, threshold_db=float(thr), ratio=float(ratio),
+                       makeup_db=0.0)
+        real = loudness_range(compressor_stage(x, sample_rate, comp), sample_rate)
+        renders += 1
+        pts.append((thr, real))
+        err = abs(real - target_lra_lu)
+        if best is None or err < best[0]:
+            best = (err, comp, real)
+        if err <= tolerance_lu or it == max_verify - 1:
+            break
+        thr = _next_threshold(proxy, pts, target_lra_lu, ratio, t_lo, t_hi)
+    assert best is not None
+    err, comp, real = best
+    makeup = i_in - integrated_loudness(compressor_stage(x, sample_rate, comp), sample_rate)
+    comp = replace(comp, makeup_db=float(np.clip(makeup, -24.0, 48.0)))
+    note = (
+        f"compressor {comp.threshold_db:.1f} dB threshold, ratio {comp.ratio:g}: vocal LRA "
+        f"{input_lra:.1f} -> {real:.1f} LU (target {target_lra_lu:.1f}, {renders} renders)"
+    )
+    if err > tolerance_lu:
+        note += f"; missed the target by {err:.2f} LU"
+    return CompressorSolution(comp, input_lra, real, renders, note)
