@@ -145,18 +145,28 @@ def _longest_clipped_run(x: np.ndarray) -> int:
     return int((ends - starts).max())
 
 
+def max_duration_limit_s() -> float:
+    """The longest input accepted, s: ``$VOCALMIX_MAX_DURATION_S`` or one hour."""
+    try:
+        return float(os.environ.get("VOCALMIX_MAX_DURATION_S", MAX_DURATION_S))
+    except ValueError:
+        return MAX_DURATION_S
+
+
 def read_audio(
     path: str | os.PathLike[str],
     *,
     label: str | None = None,
     fold: str = "error",
-    max_duration_s: float = MAX_DURATION_S,
+    max_duration_s: float | None = None,
 ) -> Audio:
     """Read an audio file (WAV, FLAC, OGG, MP3...) as float32 stereo.
 
     Raises :class:`AudioFileNotFoundError`, :class:`UnreadableAudioError` and the errors of
     :func:`validate_signal`.
     """
+    if max_duration_s is None:
+        max_duration_s = max_duration_limit_s()
     p = Path(path)
     label = label or str(p)
     if not p.exists():

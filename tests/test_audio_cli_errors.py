@@ -1,0 +1,157 @@
+"""Bad input: every kind gets its own clear error, a non-zero exit, and no output file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from vocalmix import errors
+from vocalmix.audio import prepare_pair, read_audio, write_audio
+from vocalmix.cli import main
+
+SR = 16000
+
+
+def tone(seconds: float = 2.0, channels: int = 2, sr: int = SR, db: float = -20.0) -> np.ndarray:
+    t = np.arange(int(seconds * sr)) / sr
+    x = 10 ** (db / 20) * np.sin(2 * np.pi * 220 * t) * (1 + 0.5 * np.sin(2 * np.pi * 0.5 * t))
+    return np.repeat(x[:, None], channels, axis=1).astype(np.float32)
+
+
+@pytest.fixture
+def good(tmp_path: Path) -> tuple[Path, Path]:
+    v, b = tmp_path / "vocal.wav", tmp_path / "backing.wav"
+    sf.write(v, tone(), SR)
+    sf.write(b, tone(db=-18.0), SR)
+    return v, b
+
+
+def run_mix(capsys, vocal: Path, backing: Path, out: Path, *extra: str) -> tuple[int, str]:
+    code = main(["mix", str(vocal), str(backing), "-o", str(out), "-q", *extra])
+    err = capsys.readouterr().err
+    return code, err
+
+
+def make_bad(tmp_path: Path, kind: str) -> Path:
+    p = tmp_path / f"bad_{kind}.wav"
+    if kind == "missing":
+        return tmp_path / "nope.wav"
+    if kind == "unreadable":
+        p.write_text("this is not audio")
+    elif kind == "empty":
+        sf.write(p, np.zeros((0, 2), np.float32), SR)
+    elif kind == "silent":
+        sf.write(p, np.zeros((SR * 2, 2), np.float32), SR)
+    elif kind == "nan":
+        x = tone()
+        x[100, 0] = np.nan
+        sf.write(p, x, SR, subtype="FLOAT")
+    elif kind == "channels":
+        sf.write(p, tone(channels=3), SR)
+    elif kind == "short":
+        sf.write(p, tone(seconds=0.1), SR)
+    elif kind == "folder":
+        p = tmp_path / "afolder.wav"
+        p.mkdir()
+    return p
+
+
+CASES = {
+    "missing": (errors.AudioFileNotFoundError, "no such file"),
+    "unreadable": (errors.UnreadableAudioError, "cannot be decoded as audio"),
+    "empty": (errors.EmptyAudioError, "zero length"),
+    "silent": (errors.SilentAudioError, "silent"),
+    "nan": (errors.NonFiniteAudioError, "NaN or infinite"),
+    "channels": (errors.ChannelLayoutError, "3 channels.*--fold"),
+    "short": (errors.DurationError, "too short"),
+    "folder": (errors.UnreadableAudioError, "is a folder"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(CASES))
+@pytest.mark.parametrize("role", ["vocal", "backing"])
+def test_bad_input_clear_error_and_no_output(tmp_path, capsys, good, kind, role):
+    exc, msg = CASES[kind]
+    bad = make_bad(tmp_path, kind)
+    v, b = good
+    out = tmp_path / "out" / "mix.wav"
+    args = (bad, b) if role == "vocal" else (v, bad)
+    code, err = run_mix(capsys, *args, out, "--params-out", str(tmp_path / "out" / "p.json"))
+    assert code == 2
+    assert err.startswith("vocalmix: error:") and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    import re
+
+    assert re.search(msg, err), err
+    assert not out.exists() and not (tmp_path / "out" / "p.json").exists()
+    # the library raises the specific class
+    if kind != "silent":
+        with pytest.raises(exc):
+            read_audio(bad)
+    else:
+        with pytest.raises(exc):
+            a = read_audio(bad)
+            ok = read_audio(v)
+            prepare_pair(a, ok) if role == "vocal" else prepare_pair(ok, a)
+
+
+def test_too_long_is_refused(tmp_path, capsys, good, monkeypatch):
+    monkeypatch.setenv("VOCALMIX_MAX_DURATION_S", "1.5")
+    v, b = good
+    code, err = run_mix(capsys, v, b, tmp_path / "m.wav")
+    assert code == 2 and "longer than the limit" in err
+    with pytest.raises(errors.DurationError):
+        read_audio(v, max_duration_s=1.0)
+
+
+def test_existing_output_needs_force_and_inputs_are_never_overwritten(tmp_path, capsys, good):
+    v, b = good
+    before = v.read_bytes()
+    code, err = run_mix(capsys, v, b, v, "--force")
+    assert code == 2 and "is an input file" in err
+    assert v.read_bytes() == before
+    out = tmp_path / "exists.wav"
+    out.write_bytes(b"keep me")
+    code, err = run_mix(capsys, v, b, out)
+    assert code == 2 and "already exists" in err and "--force" in err
+    assert out.read_bytes() == b"keep me"
+
+
+def test_atomic_write_leaves_no_temporary_files(tmp_path):
+    p = write_audio(tmp_path / "a.wav", tone(), SR)
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["a.wav"]
+    with pytest.raises(errors.OutputExistsError):
+        write_audio(p, tone(), SR)
+    write_audio(p, tone(db=-30), SR, force=True)
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["a.wav"]
+
+
+def test_mono_rates_lengths_and_clipping_are_handled_and_said(tmp_path):
+    v = tmp_path / "v.wav"
+    b = tmp_path / "b.flac"
+    sf.write(v, tone(seconds=2.0, channels=1)[:, 0], SR)
+    bb = tone(seconds=3.0, sr=22050)
+    bb[1000:1010] = 1.0  # a clipped run
+    sf.write(b, bb, 22050, subtype="PCM_16")
+    va, ba = read_audio(v), read_audio(b)
+    assert va.samples.shape[1] == 2 and va.source_channels == 1
+    assert any("clipped" in n for n in ba.notes)
+    vs, bs, sr, notes = prepare_pair(va, ba)
+    assert sr == SR and vs.shape == bs.shape and vs.shape[0] == 3 * SR
+    assert any("resampled from 22050 Hz to 16000 Hz" in n for n in notes)
+    assert any("vocal was 1.00 s shorter" in n for n in notes)
+
+
+@pytest.mark.parametrize("fmt,subtype", [("wav", "PCM_16"), ("flac", "PCM_24"), ("ogg", "VORBIS"),
+                                         ("mp3", "MPEG_LAYER_III")])
+def test_reads_common_formats(tmp_path, fmt, subtype):
+    p = tmp_path / f"x.{fmt}"
+    try:
+        sf.write(p, tone(), SR if fmt != "mp3" else 44100, subtype=subtype)
+    except (sf.LibsndfileError, TypeError, ValueError) as e:  # pragma: no cover
+        pytest.skip(f"this libsndfile cannot write {fmt}: {e}")
+    a = read_audio(p)
+    assert a.samples.dtype == np.float32 and a.samples.shape[1] == 2

@@ -1,0 +1,108 @@
+"""MixParams: JSON round trip, validation errors that name the field."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from vocalmix.errors import ParamsError
+from vocalmix.params import (
+    Achieved,
+    Compressor,
+    EqBand,
+    MixParams,
+    Provenance,
+    Reverb,
+    Targets,
+    VocalChain,
+)
+
+
+def full_params() -> MixParams:
+    return MixParams(
+        vocal=VocalChain(
+            eq_bands=(
+                EqBand("peak", 3150.0, 2.25, 1.4, "masking"),
+                EqBand("high_shelf", 9000.0, -1.5, 0.7, "correction"),
+            ),
+            compressor=Compressor(threshold_db=-23.4567891234, ratio=4.0, makeup_db=3.21),
+            gain_db=-4.123456789012345,
+            reverb=Reverb(decay_s=1.8, room_size=0.41, wet_level_db=-13.0, pre_delay_ms=25.0),
+        ),
+        targets=Targets(vocal_to_mix_lu=-3.0, vocal_lra_lu=10.0, reverb_decay_s=1.8),
+        achieved=Achieved(vocal_to_mix_lu=-3.0001, vocal_lra_lu=9.9, mix_integrated_lufs=-14.2,
+                          mix_true_peak_dbtp=-1.0, master_gain_reduction_db=0.0),
+        provenance=Provenance(method="baseline", vocalmix_version="0.1.0", notes=("a", "b")),
+    )
+
+
+def test_json_round_trip_is_lossless():
+    p = full_params()
+    text = p.to_json()
+    q = MixParams.from_json(text)
+    assert q == p
+    assert q.to_json() == text  # byte-identical second trip
+    d = json.loads(text)
+    assert d["format"] == "vocalmix.params" and d["version"] == 1
+    assert d["vocal"]["compressor"]["threshold_db"] == -23.4567891234
+
+
+def test_defaults_round_trip():
+    assert MixParams.from_json(MixParams().to_json()) == MixParams()
+
+
+def test_frozen():
+    p = MixParams()
+    with pytest.raises(AttributeError):
+        p.vocal = VocalChain()  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    "path,value,match",
+    [
+        (("vocal", "compressor", "ratio"), 0.5, "vocal.compressor.ratio = 0.5 is out of range"),
+        (("vocal", "compressor", "threshold_db"), 12.0, "threshold_db"),
+        (("vocal", "gain_db"), 1e9, "vocal.gain_db"),
+        (("vocal", "reverb", "room_size"), 1.5, "room_size"),
+        (("targets", "vocal_to_mix_lu"), 3.0, "targets.vocal_to_mix_lu"),
+        (("targets", "vocal_lra_lu"), -2.0, "targets.vocal_lra_lu"),
+        (("master", "ceiling_dbtp"), 3.0, "ceiling_dbtp"),
+        (("vocal", "gain_db"), "loud", "must be a number"),
+        (("vocal", "highpass", "enabled"), "yes", "true or false"),
+    ],
+)
+def test_validation_names_the_field(path, value, match):
+    d = full_params().to_dict()
+    node = d
+    for k in path[:-1]:
+        node = node[k]
+    node[path[-1]] = value
+    with pytest.raises(ParamsError, match=match):
+        MixParams.from_dict(d)
+
+
+def test_unknown_key_and_bad_kind_and_version():
+    d = full_params().to_dict()
+    d["vocal"]["compresor"] = {}
+    with pytest.raises(ParamsError, match="unknown key.*compresor"):
+        MixParams.from_dict(d)
+    d = full_params().to_dict()
+    d["vocal"]["eq_bands"][0]["kind"] = "notch"
+    with pytest.raises(ParamsError, match="kind 'notch'"):
+        MixParams.from_dict(d)
+    d = full_params().to_dict()
+    d["version"] = 99
+    with pytest.raises(ParamsError, match="version 99"):
+        MixParams.from_dict(d)
+    with pytest.raises(ParamsError, match="not valid JSON"):
+        MixParams.from_json("{not json")
+    d = full_params().to_dict()
+    d["vocal"]["gain_db"] = float("nan")
+    with pytest.raises(ParamsError, match="vocal.gain_db = nan is out of range"):
+        MixParams.from_json(json.dumps(d))
+
+
+def test_with_targets():
+    p = full_params().with_targets(vocal_to_mix_lu=-2.0, vocal_lra_lu=None)
+    assert p.targets.vocal_to_mix_lu == -2.0 and p.targets.vocal_lra_lu == 10.0
