@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from typing import Any
 
@@ -30,8 +31,17 @@ REVERB_TYPES = ("freeverb",)
 METHODS = ("baseline", "model", "manual")
 
 
+def _coerce(obj: object) -> None:
+    """Store numpy scalars and ints given for float fields as plain Python floats."""
+    for f in fields(obj):  # type: ignore[arg-type]
+        v = getattr(obj, f.name)
+        if f.type in ("float", "float | None") and isinstance(v, numbers.Real):
+            if not isinstance(v, bool):
+                object.__setattr__(obj, f.name, float(v))
+
+
 def _check(name: str, value: float, lo: float, hi: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ParamsError(f"{name} must be a number, got {value!r}")
     if not math.isfinite(value) or not (lo <= value <= hi):
         raise ParamsError(f"{name} = {value} is out of range: allowed {lo} to {hi}")
@@ -50,6 +60,7 @@ class HighPass:
     cutoff_frequency_hz: float = 80.0
 
     def __post_init__(self) -> None:
+        _coerce(self)
         _check("vocal.highpass.cutoff_frequency_hz", self.cutoff_frequency_hz, 10.0, 1000.0)
 
 
@@ -64,6 +75,7 @@ class EqBand:
     source: str = "manual"  # who chose it: "masking", "correction" or "manual"
 
     def __post_init__(self) -> None:
+        _coerce(self)
         if self.kind not in EQ_KINDS:
             raise ParamsError(f"EQ band kind {self.kind!r} is not one of {', '.join(EQ_KINDS)}")
         _check("EQ band freq_hz", self.freq_hz, 20.0, 20000.0)
@@ -83,6 +95,7 @@ class Compressor:
     makeup_db: float = 0.0
 
     def __post_init__(self) -> None:
+        _coerce(self)
         _check("vocal.compressor.threshold_db", self.threshold_db, -80.0, 0.0)
         _check("vocal.compressor.ratio", self.ratio, 1.0, 50.0)
         _check("vocal.compressor.attack_ms", self.attack_ms, 0.1, 500.0)
@@ -110,6 +123,7 @@ class Reverb:
     pre_delay_ms: float = 20.0
 
     def __post_init__(self) -> None:
+        _coerce(self)
         if self.type not in REVERB_TYPES:
             raise ParamsError(f"reverb type {self.type!r} is not one of {REVERB_TYPES}")
         _check("vocal.reverb.decay_s", self.decay_s, 0.1, 30.0)
@@ -131,6 +145,7 @@ class VocalChain:
     reverb: Reverb = field(default_factory=Reverb)
 
     def __post_init__(self) -> None:
+        _coerce(self)
         if len(self.eq_bands) > 12:
             raise ParamsError(f"at most 12 EQ bands are allowed, got {len(self.eq_bands)}")
         _check("vocal.gain_db", self.gain_db, -60.0, 60.0)
@@ -143,6 +158,7 @@ class BackingChain:
     gain_db: float = 0.0
 
     def __post_init__(self) -> None:
+        _coerce(self)
         _check("backing.gain_db", self.gain_db, -60.0, 24.0)
 
 
@@ -155,6 +171,7 @@ class Master:
     release_ms: float = 80.0
 
     def __post_init__(self) -> None:
+        _coerce(self)
         _check("master.ceiling_dbtp", self.ceiling_dbtp, -20.0, 0.0)
         _check("master.lookahead_ms", self.lookahead_ms, 0.5, 50.0)
         _check("master.release_ms", self.release_ms, 1.0, 2000.0)
@@ -174,6 +191,7 @@ class Targets:
     reverb_decay_s: float = 1.5
 
     def __post_init__(self) -> None:
+        _coerce(self)
         _check("targets.vocal_to_mix_lu", self.vocal_to_mix_lu, -20.0, -0.5)
         _check("targets.vocal_lra_lu", self.vocal_lra_lu, 1.0, 30.0)
         _check("targets.reverb_decay_s", self.reverb_decay_s, 0.2, 12.0)
@@ -191,6 +209,7 @@ class Achieved:
     master_gain_reduction_db: float | None = None
 
     def __post_init__(self) -> None:
+        _coerce(self)
         _check_opt("achieved.vocal_to_mix_lu", self.vocal_to_mix_lu, -200.0, 200.0)
         _check_opt("achieved.vocal_to_backing_lu", self.vocal_to_backing_lu, -200.0, 200.0)
         _check_opt("achieved.vocal_lra_lu", self.vocal_lra_lu, 0.0, 200.0)
@@ -208,6 +227,7 @@ class Provenance:
     notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        _coerce(self)
         if self.method not in METHODS:
             raise ParamsError(f"method {self.method!r} is not one of {', '.join(METHODS)}")
 
@@ -225,6 +245,7 @@ class MixParams:
     version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
+        _coerce(self)
         if self.version != SCHEMA_VERSION:
             raise ParamsError(
                 f"params version {self.version} is not supported: this vocalmix reads "
