@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import find_stem, require_data, stem_songs
 
 from vocalmix.measure import integrated_loudness, loudness_range, true_peak_dbtp
 from vocalmix.params import Compressor, EqBand, HighPass, Master, MixParams, Reverb, VocalChain
 from vocalmix.render import compressor_stage, eq_stage, master_stage, render
 from vocalmix.resolve import CompressorProxy, resolve_compressor, resolve_vocal_gain
+
+from conftest import find_stem, require_data, stem_songs
 
 SR = 44100
 

@@ -183,7 +183,8 @@ def _summary(params, written: Sequence[Path] = ()) -> str:
         f"{_fmt(t.vocal_lra_lu, 'LU', 1)}, reverb decay {_fmt(t.reverb_decay_s, 's')}",
         f"settings: vocal gain {_fmt(v.gain_db, 'dB')}, compressor "
         f"{v.compressor.threshold_db:.1f} dB / {v.compressor.ratio:g}:1 (make-up "
-        f"{_fmt(v.compressor.makeup_db, 'dB')}), high-pass {v.highpass.cutoff_frequency_hz:.0f} Hz, "
+        f"{_fmt(v.compressor.makeup_db, 'dB')}), "
+        f"high-pass {v.highpass.cutoff_frequency_hz:.0f} Hz, "
         f"{len(v.eq_bands)} EQ band(s), reverb room_size {v.reverb.room_size:.3f} "
         f"({v.reverb.decay_s:.2f} s) at {v.reverb.wet_level_db:.0f} dB",
     ]

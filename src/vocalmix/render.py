@@ -160,7 +160,9 @@ class Rendered:
         return self.vocal + self.backing
 
 
-def vocal_chain(x: np.ndarray, sample_rate: int, chain: VocalChain) -> tuple[np.ndarray, np.ndarray]:
+def vocal_chain(
+    x: np.ndarray, sample_rate: int, chain: VocalChain
+) -> tuple[np.ndarray, np.ndarray]:
     """Render the vocal chain; returns ``(vocal_with_reverb, vocal_dry)``."""
     y = eq_stage(x, sample_rate, chain.highpass, chain.eq_bands)
     y = compressor_stage(y, sample_rate, chain.compressor)

@@ -23,9 +23,10 @@ Compressor threshold
     proxy's LRA tracks real renders within about 0.1 LU. The threshold found is then
     rendered for real; if the measured LRA misses the target by more than the tolerance,
     the search continues on real renders (proxy offset, then regula falsi or secant
-    steps; at most ``max_verify`` renders). If a ratio cannot reach the target (the reachable LRA bottoms
-    out near input LRA / ratio), the ratio is raised step by step. A vocal already at or
-    below the target LRA is left uncompressed (ratio 1): the resolver never expands.
+    steps; at most ``max_verify`` renders). If a ratio cannot reach the target (the
+    reachable LRA bottoms out near input LRA / ratio), the ratio is raised step by step.
+    A vocal already at or below the target LRA is left uncompressed (ratio 1): the
+    resolver never expands.
 """
 
 from __future__ import annotations
