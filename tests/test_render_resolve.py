@@ -22,7 +22,7 @@ def noise(rng, seconds=4.0, db=-20.0, sr=SR) -> np.ndarray:
 
 def test_master_is_transparent_below_ceiling(rng):
     x = noise(rng, db=-30)
-    y, red = master_stage(x, SR, Master(ceiling_dbtp=-1.0))
+    y, red, _tp = master_stage(x, SR, Master(ceiling_dbtp=-1.0))
     assert red == 0.0 and y is x
 
 
@@ -30,7 +30,7 @@ def test_master_keeps_true_peak_under_ceiling(rng):
     x = noise(rng, db=-26)  # sample peaks around -21 dBFS
     x[SR : SR + 200] *= 30.0  # a burst far over the ceiling
     assert true_peak_dbtp(x, SR) > 0
-    y, red = master_stage(x, SR, Master(ceiling_dbtp=-1.0))
+    y, red, _tp = master_stage(x, SR, Master(ceiling_dbtp=-1.0))
     assert true_peak_dbtp(y, SR) <= -1.0 + 1e-6
     assert red > 10.0
     # away from the burst (beyond look-ahead and hold) the signal is untouched

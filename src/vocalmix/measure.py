@@ -23,7 +23,6 @@ from functools import lru_cache
 
 import numpy as np
 import pyebur128
-from scipy.signal import upfirdn
 
 # BS.1770-4 section 2.1, eq. (2): loudness offset of the K-weighting, in dB
 LOUDNESS_OFFSET_DB = -0.691
@@ -125,41 +124,51 @@ def _true_peak_filter() -> np.ndarray:
 def true_peak_dbtp(x: np.ndarray, sample_rate: int) -> float:
     """True peak in dBTP: the peak of the 4x-oversampled signal (BS.1770-4 Annex 2).
 
-    Only the neighbourhoods of samples loud enough to matter are interpolated: an
-    interpolated value is a weighted sum of 12 neighbours whose weights sum in magnitude
-    to at most ``l1``, so where all neighbours lie below ``sample_peak / l1`` the
-    interpolated value cannot exceed the sample peak. The result equals a full
-    oversampling, at a fraction of its cost.
+    Only blocks loud enough to matter are interpolated: an interpolated value is a
+    weighted sum of 21 neighbours whose weights sum in magnitude to at most ``l1``, so in
+    a block whose samples (and its neighbours') all lie below ``sample_peak / l1`` no
+    interpolated value can exceed the sample peak. The result equals a full
+    oversampling (checked in tests), at a fraction of its cost on most material.
     """
+    from scipy.ndimage import convolve1d
+
     del sample_rate  # the interpolation is rate-independent (4x of whatever the rate is)
     x = _as_2d(x)
-    if x.size == 0:
+    n = x.shape[0]
+    if n == 0:
         return -np.inf
-    ax = np.abs(x).max(axis=1)
+    ax = np.abs(x[:, 0])
+    for c in range(1, x.shape[1]):
+        np.maximum(ax, np.abs(x[:, c]), out=ax)
     peak = float(ax.max())
     if peak == 0.0:
         return -np.inf
     h = _true_peak_filter()
-    phases = h.reshape(-1, _TP_FACTOR).T  # (4, 12)
+    phases = h.reshape(-1, _TP_FACTOR).T.astype(np.float32)  # (4, taps)
+    taps = phases.shape[1]
     l1 = float(np.abs(phases).sum(axis=1).max())
-    cand = np.flatnonzero(ax >= peak / l1)
-    half = phases.shape[1]
-    if cand.size * half * 2 > x.shape[0]:
-        best = peak
-        for c in range(x.shape[1]):
-            y = upfirdn(h, x[:, c].astype(np.float64), _TP_FACTOR)
-            best = max(best, float(np.abs(y).max()))
-        return 20.0 * np.log10(best)
-    # Every interpolated output near a candidate sample: gather its 12-sample windows.
-    offsets = np.arange(-half, half + 1)
-    idx = np.unique((cand[:, None] + offsets[None, :]).ravel())
-    idx = idx[(idx >= 0) & (idx < x.shape[0])]
-    padded = np.pad(x.astype(np.float64), ((half, half), (0, 0)))
-    # output sample 4*n + p of upfirdn = sum_k h[4k + p] * x[n - k]
-    k = np.arange(half)
-    win = padded[(idx[:, None] - k[None, :]) + half]  # (n_idx, 12, channels)
-    y = np.einsum("pk,nkc->npc", phases, win)
-    return 20.0 * np.log10(max(peak, float(np.abs(y).max())))
+    blk = 2048
+    nb = -(-n // blk)
+    bmax = np.zeros(nb * blk, dtype=ax.dtype)
+    bmax[:n] = ax
+    bmax = bmax.reshape(nb, blk).max(axis=1)
+    ext = bmax.copy()
+    ext[1:] = np.maximum(ext[1:], bmax[:-1])
+    ext[:-1] = np.maximum(ext[:-1], bmax[1:])
+    cand = np.flatnonzero(ext >= peak / l1)
+    # gather each candidate block with `taps` samples of context on both sides
+    padded = np.zeros((nb * blk + 2 * taps, x.shape[1]), dtype=np.float32)
+    padded[taps : taps + n] = x
+    starts = cand * blk
+    idx = starts[:, None] + np.arange(blk + 2 * taps)[None, :]
+    seg = padded[idx]  # (n_cand, blk + 2 taps, channels)
+    best = peak
+    for p in range(_TP_FACTOR):
+        # y[m] = sum_k phase[k] * x[m - k]: convolution along the time axis
+        y = convolve1d(seg, phases[p], axis=1, mode="constant")
+        # keep outputs whose whole window lies inside the segment (no edge artefacts)
+        best = max(best, float(np.abs(y[:, taps : taps + blk]).max()))
+    return float(20.0 * np.log10(best))
 
 
 def measure(x: np.ndarray, sample_rate: int) -> Measurement:

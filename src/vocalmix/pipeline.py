@@ -14,10 +14,10 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .measure import integrated_loudness, loudness_range, true_peak_dbtp
+from .measure import integrated_loudness, loudness_range
 from .params import Achieved, MixParams, Provenance
-from .render import Rendered, compressor_stage, eq_stage, render, reverb_wet
-from .resolve import resolve_compressor, resolve_vocal_gain
+from .render import Rendered, VocalParts, assemble, compressor_stage, eq_stage, render, reverb_wet
+from .resolve import GainSolution, resolve_compressor, resolve_vocal_gain
 
 Progress = Callable[[str], None]
 METHODS = ("baseline", "model")
@@ -28,12 +28,22 @@ def _quiet(_msg: str) -> None:
 
 
 @dataclass(frozen=True)
+class Resolved:
+    """What the resolvers rendered and measured on the way, reusable by the render."""
+
+    parts: VocalParts
+    gain: GainSolution
+    vocal_lra_lu: float
+
+
+@dataclass(frozen=True)
 class Estimate:
     """Resolved params plus what the estimator and resolvers reported."""
 
     params: MixParams
     notes: tuple[str, ...] = ()
     timings_s: dict[str, float] = field(default_factory=dict)
+    resolved: Resolved | None = None
 
 
 def choose_targets(
@@ -80,6 +90,17 @@ def resolve_params(
     progress: Progress = _quiet,
 ) -> tuple[MixParams, list[str]]:
     """Turn ``params.targets`` into settings: compressor, reverb room size, vocal gain."""
+    p, notes, _ = _resolve(vocal, backing, sample_rate, params, progress)
+    return p, notes
+
+
+def _resolve(
+    vocal: np.ndarray,
+    backing: np.ndarray,
+    sample_rate: int,
+    params: MixParams,
+    progress: Progress = _quiet,
+) -> tuple[MixParams, list[str], Resolved]:
     from .reverb import decay_for_room_size, decay_range_s, room_size_for_decay
 
     notes: list[str] = []
@@ -100,21 +121,42 @@ def resolve_params(
         )
     rv = replace(rv, room_size=float(room), decay_s=float(np.clip(decay, 0.1, 30.0)))
     progress("resolving the vocal gain for the vocal-to-mix target")
-    dry = compressor_stage(x_eq, sample_rate, comp.compressor)
-    v_unity = dry + reverb_wet(dry, sample_rate, rv)
+    dry = np.asarray(compressor_stage(x_eq, sample_rate, comp.compressor), dtype=np.float32)
+    parts = VocalParts(dry=dry, wet=reverb_wet(dry, sample_rate, rv))
     b = backing * np.float32(10.0 ** (params.backing.gain_db / 20.0))
-    g = resolve_vocal_gain(v_unity, b, sample_rate, t.vocal_to_mix_lu)
+    g = resolve_vocal_gain(parts.dry + parts.wet, b, sample_rate, t.vocal_to_mix_lu)
     notes.append(
         f"vocal gain {g.gain_db:+.2f} dB puts the vocal at {g.vocal_to_mix_lu:+.2f} LU "
         f"against the mix ({g.vocal_to_backing_lu:+.2f} LU against the backing)"
     )
     new_vocal = replace(vc, compressor=comp.compressor, reverb=rv, gain_db=float(g.gain_db))
-    return replace(params, vocal=new_vocal, achieved=Achieved()), notes
+    resolved = Resolved(parts=parts, gain=g, vocal_lra_lu=comp.achieved_lra_lu)
+    return replace(params, vocal=new_vocal, achieved=Achieved()), notes, resolved
 
 
-def measure_achieved(rendered: Rendered) -> Achieved:
-    """Measure a render: vocal-to-mix (pre-master), vocal LRA, mix loudness and peak."""
+def measure_achieved(rendered: Rendered, resolved: Resolved | None = None) -> Achieved:
+    """Measure a render: vocal-to-mix (pre-master), vocal LRA, mix loudness and peak.
+
+    With ``resolved`` (a render straight after resolving), the figures the resolvers
+    already measured exactly on the same signals are reused: the vocal-to-mix and
+    vocal-to-backing ratios (BS.1770-4 on the same block sums) and the vocal LRA; the
+    mix's loudness is then measured only if the master changed it.
+    """
     sr = rendered.sample_rate
+    if resolved is not None:
+        g = resolved.gain
+        if rendered.master_gain_reduction_db == 0.0:
+            mix_i = g.premaster_lufs
+        else:
+            mix_i = integrated_loudness(rendered.mix, sr)
+        return Achieved(
+            vocal_to_mix_lu=float(g.vocal_to_mix_lu),
+            vocal_to_backing_lu=float(g.vocal_to_backing_lu),
+            vocal_lra_lu=float(resolved.vocal_lra_lu),
+            mix_integrated_lufs=float(mix_i) if np.isfinite(mix_i) else None,
+            mix_true_peak_dbtp=float(rendered.mix_true_peak_dbtp),
+            master_gain_reduction_db=float(rendered.master_gain_reduction_db),
+        )
     iv = integrated_loudness(rendered.vocal, sr)
     ib = integrated_loudness(rendered.backing, sr)
     ipre = integrated_loudness(rendered.premaster, sr)
@@ -128,7 +170,7 @@ def measure_achieved(rendered: Rendered) -> Achieved:
         vocal_to_backing_lu=fin(iv - ib),
         vocal_lra_lu=fin(loudness_range(rendered.vocal_dry, sr)),
         mix_integrated_lufs=fin(imix),
-        mix_true_peak_dbtp=fin(true_peak_dbtp(rendered.mix, sr)),
+        mix_true_peak_dbtp=fin(rendered.mix_true_peak_dbtp),
         master_gain_reduction_db=float(rendered.master_gain_reduction_db),
     )
 
@@ -181,11 +223,12 @@ def estimate_params(
             + ", ".join(f"{k} = {v:g}" for k, v in overrides.items() if v is not None)
         )
     t1 = time.perf_counter()
-    params, rnotes = resolve_params(vocal, backing, sample_rate, params, progress)
+    params, rnotes, resolved = _resolve(vocal, backing, sample_rate, params, progress)
     timings["resolve"] = time.perf_counter() - t1
     prov = params.provenance
     params = replace(params, provenance=replace(prov, notes=tuple(notes + rnotes)))
-    return Estimate(params=params, notes=tuple(notes + rnotes), timings_s=timings)
+    return Estimate(params=params, notes=tuple(notes + rnotes), timings_s=timings,
+                    resolved=resolved)
 
 
 def mix(
@@ -198,7 +241,12 @@ def mix(
     progress: Progress = kwargs.get("progress", _quiet)
     est = estimate_params(vocal, backing, sample_rate, **kwargs)
     t = time.perf_counter()
-    params, rendered = render_params(vocal, backing, sample_rate, est.params, progress)
+    progress("rendering")
+    # the resolvers rendered the vocal parts at unity gain already: reuse them. This is
+    # bit-identical to render() of the same params (same operations, same order).
+    assert est.resolved is not None
+    rendered = assemble(est.resolved.parts, backing, sample_rate, est.params)
+    params = replace(est.params, achieved=measure_achieved(rendered, est.resolved))
     est.timings_s["render"] = time.perf_counter() - t
     return params, rendered, est
 

@@ -99,7 +99,9 @@ def reverb_wet(x: np.ndarray, sample_rate: int, reverb: Reverb) -> np.ndarray:
     return wet * np.float32(db_to_gain(reverb.wet_level_db))
 
 
-def master_stage(x: np.ndarray, sample_rate: int, master: Master) -> tuple[np.ndarray, float]:
+def master_stage(
+    x: np.ndarray, sample_rate: int, master: Master
+) -> tuple[np.ndarray, float, float]:
     """Keep ``x`` at or below ``master.ceiling_dbtp``; transparent when it already is.
 
     A linked look-ahead limiter, vectorised: the gain each sample needs,
@@ -109,10 +111,12 @@ def master_stage(x: np.ndarray, sample_rate: int, master: Master) -> tuple[np.nd
     ceiling. Sample peaks are aimed 0.5 dB under the ceiling; if the 4x-oversampled true
     peak still exceeds the ceiling, a static trim removes the rest.
 
-    Returns the limited signal and the largest gain reduction applied, dB (0.0 if none).
+    Returns the output, the largest gain reduction applied (dB, 0.0 if none) and the
+    output's true peak (dBTP).
     """
-    if true_peak_dbtp(x, sample_rate) <= master.ceiling_dbtp:
-        return x, 0.0
+    tp_in = true_peak_dbtp(x, sample_rate)
+    if tp_in <= master.ceiling_dbtp:
+        return x, 0.0, tp_in
     ceil = db_to_gain(master.ceiling_dbtp - 0.5)
     look = max(1, int(round(master.lookahead_ms * 1e-3 * sample_rate)))
     hold = max(1, int(round(master.release_ms * 1e-3 * sample_rate)))
@@ -128,10 +132,12 @@ def master_stage(x: np.ndarray, sample_rate: int, master: Master) -> tuple[np.nd
     y = (x * gain[:, None]).astype(np.float32)
     tp = true_peak_dbtp(y, sample_rate)
     if tp > master.ceiling_dbtp:
-        y = (y * np.float32(db_to_gain(master.ceiling_dbtp - tp - 0.01))).astype(np.float32)
-        gain = gain * db_to_gain(master.ceiling_dbtp - tp - 0.01)
+        trim = master.ceiling_dbtp - tp - 0.01
+        y = (y * np.float32(db_to_gain(trim))).astype(np.float32)
+        gain = gain * db_to_gain(trim)
+        tp += trim
     reduction = float(-20.0 * np.log10(max(float(gain.min()), 1e-12)))
-    return y, reduction
+    return y, reduction, tp
 
 
 @dataclass(frozen=True)
@@ -145,6 +151,7 @@ class Rendered:
         backing: the backing after its gain, pre-master.
         sample_rate: Hz.
         master_gain_reduction_db: largest gain reduction of the master, dB.
+        mix_true_peak_dbtp: true peak of ``mix``, dBTP.
     """
 
     mix: np.ndarray
@@ -153,6 +160,7 @@ class Rendered:
     backing: np.ndarray
     sample_rate: int
     master_gain_reduction_db: float
+    mix_true_peak_dbtp: float
 
     @property
     def premaster(self) -> np.ndarray:
@@ -160,22 +168,42 @@ class Rendered:
         return self.vocal + self.backing
 
 
-def vocal_chain(
-    x: np.ndarray, sample_rate: int, chain: VocalChain
-) -> tuple[np.ndarray, np.ndarray]:
-    """Render the vocal chain; returns ``(vocal_with_reverb, vocal_dry)``."""
-    y = eq_stage(x, sample_rate, chain.highpass, chain.eq_bands)
-    y = compressor_stage(y, sample_rate, chain.compressor)
-    dry = (y * np.float32(db_to_gain(chain.gain_db))).astype(np.float32)
-    wet = reverb_wet(dry, sample_rate, chain.reverb)
-    return (dry + wet).astype(np.float32), dry
+@dataclass(frozen=True)
+class VocalParts:
+    """The vocal chain at 0 dB vocal gain: ``dry`` (after EQ, compressor and make-up) and
+    ``wet`` (the reverb send's output for that dry signal)."""
+
+    dry: np.ndarray
+    wet: np.ndarray
+
+
+def vocal_parts(x: np.ndarray, sample_rate: int, chain: VocalChain) -> VocalParts:
+    """Render the vocal chain up to the gain stage, and its reverb, at unity gain."""
+    dry = compressor_stage(eq_stage(x, sample_rate, chain.highpass, chain.eq_bands),
+                           sample_rate, chain.compressor)
+    dry = np.asarray(dry, dtype=np.float32)
+    return VocalParts(dry=dry, wet=reverb_wet(dry, sample_rate, chain.reverb))
+
+
+def assemble(
+    parts: VocalParts, backing: np.ndarray, sample_rate: int, params: MixParams
+) -> Rendered:
+    """Apply the vocal and backing gains to rendered parts, sum, and master.
+
+    The vocal gain multiplies the dry vocal and its reverb alike. The reverb is linear,
+    so this equals gain-then-reverb (the chain's order) while letting the resolvers
+    render the reverb once at unity gain and reuse it.
+    """
+    g = np.float32(db_to_gain(params.vocal.gain_db))
+    dry = parts.dry * g
+    v = dry + parts.wet * g
+    b = (backing * np.float32(db_to_gain(params.backing.gain_db))).astype(np.float32)
+    mix, reduction, tp = master_stage(v + b, sample_rate, params.master)
+    return Rendered(mix, v, dry, b, sample_rate, reduction, tp)
 
 
 def render(vocal: np.ndarray, backing: np.ndarray, sample_rate: int, params: MixParams) -> Rendered:
     """Render a mix of two float32 ``(n, 2)`` signals of one rate and length."""
     if vocal.shape != backing.shape:
         raise ValueError(f"vocal {vocal.shape} and backing {backing.shape} differ in shape")
-    v, dry = vocal_chain(vocal, sample_rate, params.vocal)
-    b = (backing * np.float32(db_to_gain(params.backing.gain_db))).astype(np.float32)
-    mix, reduction = master_stage((v + b).astype(np.float32), sample_rate, params.master)
-    return Rendered(mix, v, dry, b, sample_rate, reduction)
+    return assemble(vocal_parts(vocal, sample_rate, params.vocal), backing, sample_rate, params)

@@ -61,11 +61,13 @@ class GainSolution:
         gain_db: the vocal gain, dB.
         vocal_to_mix_lu: the ratio it gives (numpy BS.1770-4 on block sums), LU.
         vocal_to_backing_lu: vocal minus backing integrated loudness at that gain, LU.
+        premaster_lufs: integrated loudness of ``g * vocal + backing``, LUFS.
     """
 
     gain_db: float
     vocal_to_mix_lu: float
     vocal_to_backing_lu: float
+    premaster_lufs: float
 
 
 def resolve_vocal_gain(
@@ -112,10 +114,12 @@ def resolve_vocal_gain(
         )
     i = int(idx[0])
     gain = brentq(lambda d: ratio(d) - target_lu, grid[i], grid[i + 1], xtol=1e-6)
+    gl = 10.0 ** (gain / 20.0)
     return GainSolution(
         gain_db=float(gain),
         vocal_to_mix_lu=ratio(gain),
         vocal_to_backing_lu=float(iv0 + gain - ib),
+        premaster_lufs=float(integrated_from_segments(gl * gl * vv + 2 * gl * vb + bb, seg)),
     )
 
 

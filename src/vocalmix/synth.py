@@ -93,7 +93,8 @@ def _snare(sr: int, rng: np.random.Generator) -> np.ndarray:
     tt = np.arange(int(0.25 * sr)) / sr
     bp = butter(2, [1500, 6000], "bandpass", fs=sr, output="sos")
     noise = sosfilt(bp, rng.standard_normal(tt.size))
-    return 0.6 * noise * np.exp(-tt / 0.06) + 0.4 * np.sin(2 * np.pi * 190 * tt) * np.exp(-tt / 0.05)
+    tone = np.sin(2 * np.pi * 190 * tt) * np.exp(-tt / 0.05)
+    return 0.6 * noise * np.exp(-tt / 0.06) + 0.4 * tone
 
 
 def _hat(sr: int, rng: np.random.Generator) -> np.ndarray:

@@ -1,0 +1,152 @@
+"""End to end through the command line: mix, render, analyze, estimate, demo."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from conftest import find_stem, require_data, stem_songs
+
+from vocalmix.cli import main
+from vocalmix.measure import integrated_loudness, loudness_range, true_peak_dbtp
+from vocalmix.synth import synthesize_song
+
+SR = 22050
+
+
+@pytest.fixture(scope="module")
+def demo_pair(tmp_path_factory) -> tuple[Path, Path]:
+    d = tmp_path_factory.mktemp("pair")
+    v, b = synthesize_song(sample_rate=SR, duration_s=8.0, seed=3)
+    sf.write(d / "vocal.wav", v[:, 0], SR, subtype="FLOAT")  # mono vocal
+    sf.write(d / "backing.flac", b, SR, subtype="PCM_24")
+    return d / "vocal.wav", d / "backing.flac"
+
+
+def test_mix_then_render_unchanged_params_is_bit_identical(tmp_path, demo_pair, capsys):
+    v, b = demo_pair
+    mix1, p1 = tmp_path / "mix.wav", tmp_path / "p.json"
+    assert main(["mix", str(v), str(b), "-o", str(mix1), "--params-out", str(p1), "-q",
+                 "--method", "baseline", "--stems-out", str(tmp_path / "stems")]) == 0
+    mix2 = tmp_path / "mix2.wav"
+    assert main(["render", str(v), str(b), str(p1), "-o", str(mix2), "-q"]) == 0
+    a1, _ = sf.read(mix1, dtype="float32")
+    a2, _ = sf.read(mix2, dtype="float32")
+    assert np.array_equal(a1, a2)
+    assert mix1.read_bytes() == mix2.read_bytes()
+    out = capsys.readouterr().out
+    assert "achieved: vocal-to-mix -3.00 LU" in out
+
+
+def test_edit_params_and_rerender(tmp_path, demo_pair):
+    v, b = demo_pair
+    p1 = tmp_path / "p.json"
+    main(["mix", str(v), str(b), "-o", str(tmp_path / "m.wav"), "--params-out", str(p1), "-q",
+          "--method", "baseline", "--stems-out", str(tmp_path / "s1")])
+    d = json.loads(p1.read_text())
+    d["vocal"]["gain_db"] += 2.0  # "vocal 2 dB louder"
+    p2 = tmp_path / "p2.json"
+    p2.write_text(json.dumps(d))
+    p3 = tmp_path / "p3.json"
+    assert main(["render", str(v), str(b), str(p2), "-o", str(tmp_path / "m2.wav"), "-q",
+                 "--params-out", str(p3), "--stems-out", str(tmp_path / "s2")]) == 0
+    v1, _ = sf.read(tmp_path / "s1" / "vocal.wav")
+    v2, _ = sf.read(tmp_path / "s2" / "vocal.wav")
+    assert integrated_loudness(v2, SR) - integrated_loudness(v1, SR) == pytest.approx(2.0, abs=0.01)
+    d3 = json.loads(p3.read_text())
+    assert d3["achieved"]["vocal_to_mix_lu"] > d["achieved"]["vocal_to_mix_lu"] + 0.5
+    # change a target and re-resolve from the params file
+    d["targets"]["vocal_to_mix_lu"] = -6.0
+    d["targets"]["vocal_lra_lu"] = 3.0
+    p4 = tmp_path / "p4.json"
+    p4.write_text(json.dumps(d))
+    p5 = tmp_path / "p5.json"
+    assert main(["mix", str(v), str(b), "--params-in", str(p4), "-o", str(tmp_path / "m3.wav"),
+                 "--params-out", str(p5), "-q"]) == 0
+    d5 = json.loads(p5.read_text())
+    assert d5["achieved"]["vocal_to_mix_lu"] == pytest.approx(-6.0, abs=0.05)
+    assert d5["achieved"]["vocal_lra_lu"] == pytest.approx(3.0, abs=0.3)
+
+
+def test_analyze_json(tmp_path, demo_pair, capsys):
+    v, b = demo_pair
+    assert main(["analyze", str(v), str(b), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["path"] for r in rows] == [str(v), str(b)]
+    assert rows[0]["channels"] == 1 and rows[1]["channels"] == 2
+    for r in rows:
+        assert set(r) == {"path", "sample_rate", "channels", "duration_s", "integrated_lufs",
+                          "lra_lu", "true_peak_dbtp"}
+        assert r["sample_rate"] == SR and r["duration_s"] == pytest.approx(8.0)
+    x, _ = sf.read(b, dtype="float32")
+    assert rows[1]["integrated_lufs"] == pytest.approx(integrated_loudness(x, SR), abs=0.001)
+
+
+def test_estimate_writes_params_without_audio(tmp_path, demo_pair, capsys):
+    v, b = demo_pair
+    out = tmp_path / "est.json"
+    assert main(["estimate", str(v), str(b), "-o", str(out), "-q", "--method", "baseline",
+                 "--vocal-to-mix-lu", "-4"]) == 0
+    d = json.loads(out.read_text())
+    assert d["targets"]["vocal_to_mix_lu"] == -4.0
+    assert d["achieved"]["vocal_to_mix_lu"] is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["est.json"]
+
+
+def test_demo_command(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "-o", str(out), "--duration-s", "6", "-q"]) == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["backing_in.wav", "mix.wav", "params.json", "stems", "vocal_in.wav"]
+    text = capsys.readouterr().out
+    assert "vocalmix render" in text and "achieved:" in text
+    # a second run refuses to overwrite without --force
+    assert main(["demo", "-o", str(out), "--duration-s", "6", "-q"]) == 2
+
+
+def _backing_of(song: Path):
+    from vocalmix.audio import Audio, read_audio
+
+    acc = find_stem(song, "accompaniment")
+    if acc is not None:
+        return acc, None
+    parts = [read_audio(find_stem(song, n)) for n in ("drums", "bass", "other")
+             if find_stem(song, n) is not None]
+    return None, Audio(sum(p.samples for p in parts), parts[0].sample_rate, "sum")
+
+
+@pytest.mark.slow
+def test_baseline_on_every_real_song_meets_targets(tmp_path):
+    """Issue 3: each song of stems/ mixed with the baseline: vocal-to-mix within +-0.3 LU of
+    -3 and vocal LRA at or below 14.3 LU, in the params file AND measured independently
+    (pyloudnorm) on the written stems."""
+    import pyloudnorm as pyln
+
+    songs = stem_songs()
+    if not songs:
+        require_data("stems")
+    for song in songs:
+        vocal = find_stem(song, "vocals")
+        acc, summed = _backing_of(song)
+        if acc is None:
+            acc = tmp_path / f"{song.name}_backing.wav"
+            sf.write(acc, summed.samples, summed.sample_rate, subtype="FLOAT")
+        out = tmp_path / song.name
+        assert main(["mix", str(vocal), str(acc), "-o", str(out / "mix.wav"), "-q",
+                     "--method", "baseline", "--params-out", str(out / "p.json"),
+                     "--stems-out", str(out / "stems")]) == 0
+        a = json.loads((out / "p.json").read_text())["achieved"]
+        assert a["vocal_to_mix_lu"] == pytest.approx(-3.0, abs=0.3), song.name
+        assert a["vocal_lra_lu"] <= 14.3
+        sv, sr = sf.read(out / "stems" / "vocal.wav")
+        sb, _ = sf.read(out / "stems" / "backing.wav")
+        sd, _ = sf.read(out / "stems" / "vocal_dry.wav")
+        meter = pyln.Meter(sr)
+        ratio = meter.integrated_loudness(sv) - meter.integrated_loudness(sv + sb)
+        assert ratio == pytest.approx(-3.0, abs=0.3), song.name
+        assert loudness_range(sd, sr) <= 14.3
+        mix, _ = sf.read(out / "mix.wav")
+        assert true_peak_dbtp(mix, sr) <= -1.0 + 0.05
