@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import find_stem, require_data, stem_songs
 
 from vocalmix.cli import main
 from vocalmix.measure import integrated_loudness, loudness_range, true_peak_dbtp
 from vocalmix.synth import synthesize_song
+
+from conftest import find_stem, require_data, stem_songs
 
 SR = 22050
 
