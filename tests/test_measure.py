@@ -72,7 +72,7 @@ def test_gating_closed_form():
     x = np.concatenate([loud, quiet])
     assert m.integrated_loudness(x, SR) == pytest.approx(-20.0, abs=0.1)
     ref = m.integrated_loudness(x, SR)
-    assert m.fast_integrated_loudness(x, SR) == pytest.approx(ref, abs=1e-6)
+    assert m.fast_integrated_loudness(x, SR) == pytest.approx(ref, abs=1e-4)
 
 
 def test_mono_is_measured_as_stereo():

@@ -137,9 +137,7 @@ def true_peak_dbtp(x: np.ndarray, sample_rate: int) -> float:
     n = x.shape[0]
     if n == 0:
         return -np.inf
-    ax = np.abs(x[:, 0])
-    for c in range(1, x.shape[1]):
-        np.maximum(ax, np.abs(x[:, c]), out=ax)
+    ax = sample_peak(x)
     peak = float(ax.max())
     if peak == 0.0:
         return -np.inf
@@ -169,6 +167,15 @@ def true_peak_dbtp(x: np.ndarray, sample_rate: int) -> float:
         # keep outputs whose whole window lies inside the segment (no edge artefacts)
         best = max(best, float(np.abs(y[:, taps : taps + blk]).max()))
     return float(20.0 * np.log10(best))
+
+
+def sample_peak(x: np.ndarray) -> np.ndarray:
+    """Per-sample peak over channels, ``max_c |x[n, c]|``."""
+    x = _as_2d(x)
+    ax = np.abs(x[:, 0])
+    for c in range(1, x.shape[1]):
+        np.maximum(ax, np.abs(x[:, c]), out=ax)
+    return ax
 
 
 def measure(x: np.ndarray, sample_rate: int) -> Measurement:
@@ -218,11 +225,13 @@ def k_weighting_sos(sample_rate: int) -> np.ndarray:
 
 
 def k_weight(x: np.ndarray, sample_rate: int) -> np.ndarray:
-    """K-weighted copy of ``x`` (float64, same shape)."""
+    """K-weighted copy of ``x`` (same shape; float32 stays float32, else float64)."""
     from scipy.signal import sosfilt
 
-    x = _as_2d(x).astype(np.float64, copy=False)
-    return sosfilt(k_weighting_sos(sample_rate), x, axis=0)
+    x = _as_2d(x)
+    if x.dtype != np.float32:
+        x = x.astype(np.float64, copy=False)
+    return sosfilt(k_weighting_sos(sample_rate).astype(x.dtype), x, axis=0)
 
 
 def _segment_len(sample_rate: int) -> int:
@@ -249,7 +258,8 @@ class BlockStats:
         y = k_weight(x, sample_rate) if weighted is None else weighted
         seg = _segment_len(sample_rate)
         n = y.shape[0] // seg
-        e = (y[: n * seg] ** 2).reshape(n, seg, -1).sum(axis=(1, 2))
+        e = np.einsum("ijk,ijk->i", *(2 * [y[: n * seg].reshape(n, seg, -1)]),
+                      dtype=np.float64)
         return BlockStats(energy=e, segment_len=seg, sample_rate=sample_rate)
 
     @staticmethod
@@ -260,11 +270,13 @@ class BlockStats:
         seg = _segment_len(sample_rate)
         n = min(yx.shape[0], yy.shape[0]) // seg
 
-        def seg_sum(z: np.ndarray) -> np.ndarray:
-            return z[: n * seg].reshape(n, seg, -1).sum(axis=(1, 2))
+        a = yx[: n * seg].reshape(n, seg, -1)
+        b = yy[: n * seg].reshape(n, seg, -1)
 
-        a, b = yx[: n * seg], yy[: n * seg]
-        return seg_sum(a * a), seg_sum(b * b), seg_sum(a * b)
+        def dot(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+            return np.einsum("ijk,ijk->i", u, v, dtype=np.float64)
+
+        return dot(a, a), dot(b, b), dot(a, b)
 
 
 def _windows(energy: np.ndarray, n_seg: int) -> np.ndarray:

@@ -18,7 +18,7 @@ import numpy as np
 import pedalboard as pb
 from scipy.ndimage import minimum_filter1d, uniform_filter1d
 
-from .measure import true_peak_dbtp
+from .measure import sample_peak, true_peak_dbtp
 from .params import Compressor, EqBand, HighPass, Master, MixParams, Reverb, VocalChain
 
 
@@ -114,14 +114,15 @@ def master_stage(
     Returns the output, the largest gain reduction applied (dB, 0.0 if none) and the
     output's true peak (dBTP).
     """
-    tp_in = true_peak_dbtp(x, sample_rate)
-    if tp_in <= master.ceiling_dbtp:
-        return x, 0.0, tp_in
-    ceil = db_to_gain(master.ceiling_dbtp - 0.5)
+    if float(sample_peak(x).max()) <= db_to_gain(master.ceiling_dbtp):
+        tp_in = true_peak_dbtp(x, sample_rate)  # sample peaks pass; inter-sample peaks?
+        if tp_in <= master.ceiling_dbtp:
+            return x, 0.0, tp_in
+    ceil = np.float32(db_to_gain(master.ceiling_dbtp - 0.5))
     look = max(1, int(round(master.lookahead_ms * 1e-3 * sample_rate)))
     hold = max(1, int(round(master.release_ms * 1e-3 * sample_rate)))
-    peak = np.abs(x).max(axis=1).astype(np.float64)
-    need = np.minimum(1.0, ceil / np.maximum(peak, 1e-12))
+    peak = sample_peak(x)
+    need = np.minimum(np.float32(1.0), ceil / np.maximum(peak, np.float32(1e-12)))
     # window covering [n - hold, n + look - 1]: look-ahead before a peak, hold after it
     size = hold + look
     origin = (hold - look) // 2
