@@ -82,7 +82,8 @@ def test_create_get_audio_put_delete(client, pair):
     assert got["achieved"]["vocal_to_mix_lu"] < -3.0
     # params download parses
     d = client.get(f"/api/mixes/{mid}/params.json")
-    assert d.status_code == 200 and json.loads(d.content)["vocal"]["gain_db"] == got["vocal"]["gain_db"]
+    assert d.status_code == 200
+    assert json.loads(d.content)["vocal"]["gain_db"] == got["vocal"]["gain_db"]
     an = client.get(f"/api/mixes/{mid}/analysis").json()
     assert len(an["vocal_db"]) == len(an["band_centres_hz"]) and len(an["eq_response_db"]) == 200
     assert client.delete(f"/api/mixes/{mid}").status_code == 204
@@ -122,7 +123,8 @@ def test_error_codes(client, pair, tmp_path):
     p["vocal"]["compressor"]["ratio"] = 0
     r = client.put(f"/api/mixes/{mid}/params", json={"params": p})
     assert r.status_code == 422 and "ratio" in r.json()["detail"]
-    r = client.put(f"/api/mixes/{mid}/params", content=b"{nope", headers={"content-type": "application/json"})
+    r = client.put(f"/api/mixes/{mid}/params", content=b"{nope",
+                   headers={"content-type": "application/json"})
     assert r.status_code == 422
     # 404: unknown ids and kinds
     assert client.get("/api/mixes/" + "A" * 24).status_code == 404
