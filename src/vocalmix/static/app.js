@@ -200,7 +200,7 @@ async function drawSpectrum() {
   const edges = a.band_centres_hz.map((f, i) => i < n - 1 ? Math.sqrt(f * a.band_centres_hz[i + 1]) : f * 1.2);
   for (let i = 0; i < n; i++) {
     const x0 = fx(i ? edges[i - 1] : a.band_centres_hz[0] / 1.2), x1 = fx(edges[i]);
-    if (a.masking_db[i] > 0 && a.vocal_db[i] > -45) {
+    if (a.masking_db[i] > 0 && a.vocal_db[i] > -30 && a.band_centres_hz[i] > 150) {
       g.fillStyle = "rgba(255,92,92,0.35)"; g.fillRect(x0, 0, x1 - x0, H - 16);
     }
   }
