@@ -77,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "targets, re-resolving gain, compressor and reverb size")
     p.add_argument("--stems-out", help="folder for vocal.wav, vocal_dry.wav, backing.wav")
     p.add_argument("--method", choices=("baseline", "model"), default=None,
-                   help="estimator (default: model when its weights ship, else baseline)")
+                   help="estimator (default: model when its shipped weights beat the "
+                   "baseline in their cross-validation, else baseline)")
     p.add_argument("--reverb-preset", help="use a named reverb preset (see vocalmix presets)")
     p.add_argument("--force", action="store_true", help="replace existing outputs")
     _add_targets(p)
@@ -135,7 +136,7 @@ def _default_method() -> str:
     try:
         from . import models
 
-        return "model" if models.weights_available() else "baseline"
+        return models.default_method()
     except ImportError:
         return "baseline"
 
