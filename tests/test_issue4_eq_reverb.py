@@ -1,0 +1,90 @@
+"""Corrective EQ pieces and reverb fitting (issue 4)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vocalmix.eqmodel import (
+    CENTRES_HZ,
+    EqModel,
+    apply_eq,
+    examples_from_spectrum,
+    fit_eq_model,
+    inverse_eq,
+    long_term_spectrum,
+    random_eq,
+)
+from vocalmix.fitreverb import fit_ir, render_send_ir, t30_within
+from vocalmix.masking import bands_response_db, fit_parametric_bands
+from vocalmix.reverb import reverberation_time
+from vocalmix.synth import synthesize_song
+
+SR = 44100
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_random_eq_then_exact_inverse_is_identity(seed):
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal((SR * 2, 2)) * 0.05).astype(np.float32)
+    bands = random_eq(rng)
+    y = apply_eq(apply_eq(x, SR, bands), SR, inverse_eq(bands))
+    fx, px = long_term_spectrum(x, SR)
+    _, py = long_term_spectrum(y, SR)
+    keep = (fx > 50) & (fx < 16000)
+    diff_db = 10 * np.log10(py[keep] / px[keep])
+    assert np.abs(diff_db).max() < 0.1
+    # and the responses cancel exactly on paper
+    f = np.geomspace(20, 20000, 300)
+    total = bands_response_db(bands, f, SR) + bands_response_db(inverse_eq(bands), f, SR)
+    assert np.abs(total).max() < 1e-9
+
+
+def test_parametric_fit_of_a_target_curve():
+    f = 1000 * 2 ** (np.arange(-14, 14) / 3)
+    bands = [("peak", 800.0, 6.0, 1.2), ("peak", 4000.0, -5.0, 2.0),
+             ("high_shelf", 9000.0, 3.0, 0.7)]
+    target = bands_response_db(bands, f, SR)
+    fitted = fit_parametric_bands(f, target, max_bands=6)
+    assert len(fitted) <= 6
+    rms = np.sqrt(np.mean((bands_response_db(fitted, f, SR) - target) ** 2))
+    assert rms < 0.5
+
+
+@pytest.mark.parametrize("t60", [0.4, 1.0, 2.5])
+def test_reverberation_time_of_a_synthetic_exponential_decay(t60):
+    rng = np.random.default_rng(0)
+    n = int(t60 * 2 * SR)
+    t = np.arange(n) / SR
+    ir = rng.standard_normal(n) * 10 ** (-3 * t / t60)  # -60 dB at t60 (amplitude)
+    ir = np.concatenate([np.zeros(441), ir + rng.standard_normal(n) * 1e-4])  # pre-delay, floor
+    for kind in ("T30", "T20", "EDT"):
+        assert reverberation_time(ir, SR, kind) == pytest.approx(t60, rel=0.03)
+    assert reverberation_time(ir, SR, "T30", band_hz=1000.0) == pytest.approx(t60, rel=0.05)
+
+
+@pytest.mark.slow
+def test_genetic_fit_recovers_our_own_reverb():
+    true = {"room_size": 0.6, "damping": 0.3, "wet_level_db": -6.0, "pre_delay_ms": 25.0}
+    ir = render_send_ir(true, SR, 4.0)
+    r = fit_ir(ir, SR, popsize=6, maxiter=8)
+    assert r["params"]["room_size"] == pytest.approx(0.6, abs=0.05)
+    assert t30_within(r, 0.10)
+
+
+def test_eq_model_numpy_inference_matches_training_time(tmp_path):
+    rng = np.random.default_rng(0)
+    xs, ys = [], []
+    for seed in range(3):
+        v, _b = synthesize_song(sample_rate=SR, duration_s=4.0, seed=seed)
+        f, p = long_term_spectrum(v, SR)
+        x, y = examples_from_spectrum(f, p, rng, 30)
+        xs.append(x)
+        ys.append(y)
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    m = fit_eq_model(x, y, alpha=0.01)
+    assert x.shape[1] == len(CENTRES_HZ)
+    train_pred = m.predict(x)
+    m.save(tmp_path, {"test": True})
+    loaded = EqModel.load(tmp_path)
+    np.testing.assert_allclose(loaded.predict(x), train_pred, atol=1e-12)
