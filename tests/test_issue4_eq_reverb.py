@@ -88,3 +88,37 @@ def test_eq_model_numpy_inference_matches_training_time(tmp_path):
     m.save(tmp_path, {"test": True})
     loaded = EqModel.load(tmp_path)
     np.testing.assert_allclose(loaded.predict(x), train_pred, atol=1e-12)
+
+
+def test_preset_applies_and_unknown_preset_is_a_clear_error(monkeypatch):
+    from vocalmix import presets as pr
+    from vocalmix.errors import ParamsError
+    from vocalmix.params import MixParams
+    from vocalmix.reverb import decay_for_room_size
+
+    fake = {"hall": {"params": {"room_size": 0.8, "damping": 0.4, "wet_level_db": -9.0,
+                                "pre_delay_ms": 30.0}}}
+    monkeypatch.setattr(pr, "presets", lambda: fake)
+    p = pr.apply_preset(MixParams(), "hall")
+    assert p.vocal.reverb.room_size == 0.8 and p.vocal.reverb.pre_delay_ms == 30.0
+    assert p.targets.reverb_decay_s == pytest.approx(decay_for_room_size(0.8, 0.4))
+    with pytest.raises(ParamsError, match="unknown reverb preset 'nope'.*hall"):
+        pr.apply_preset(MixParams(), "nope")
+
+
+def test_fit_reverb_command(tmp_path, capsys):
+    import json
+
+    import soundfile as sf
+
+    from vocalmix.cli import main
+
+    ir = render_send_ir({"room_size": 0.4, "damping": 0.5, "wet_level_db": -3.0,
+                         "pre_delay_ms": 10.0}, SR, 2.0)
+    sf.write(tmp_path / "room.wav", ir, SR, subtype="FLOAT")
+    out = tmp_path / "presets.json"
+    assert main(["fit-reverb", str(tmp_path / "room.wav"), "-o", str(out), "--maxiter", "2",
+                 "-q"]) == 0
+    d = json.loads(out.read_text())
+    assert set(d["room"]["params"]) == {"room_size", "damping", "wet_level_db", "pre_delay_ms"}
+    assert "t30_s" in d["room"]["target"] and "c50_db" in d["room"]["fitted"]

@@ -155,11 +155,16 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
 
 def _cmd(args: argparse.Namespace) -> int:
     from .audio import check_outputs, read_audio, write_text
+    from .errors import AudioError
 
     check_outputs([args.output], args.irs, force=args.force)
     presets = {}
     for i, path in enumerate(args.irs):
-        a = read_audio(path, max_duration_s=60.0)
+        try:  # a true-stereo IR has 4 channels: its energy is what is fitted, so average
+            a = read_audio(path, max_duration_s=60.0, fold="mean")
+        except AudioError as e:
+            print(f"skipping {path}: {e}", file=sys.stderr)
+            continue
         if not args.quiet:
             print(f"[{i + 1}/{len(args.irs)}] fitting {path}", file=sys.stderr, flush=True)
         r = fit_ir(a.samples, a.sample_rate, seed=args.seed, maxiter=args.maxiter)
