@@ -222,6 +222,11 @@ def cmd_mix(args: argparse.Namespace) -> int:
     outs = [args.output] + ([args.params_out] if args.params_out else [])
     check_outputs(outs + _stem_paths(args.stems_out), inputs, force=args.force)
     base = read_params(args.params_in) if args.params_in else None
+    if args.reverb_preset:  # fail before any work on an unknown name
+        from .params import MixParams
+        from .presets import apply_preset
+
+        apply_preset(MixParams(), args.reverb_preset)
     vocal, backing, sr, _ = _load_pair(args, progress)
     method = args.method or _default_method()
     if args.reverb_preset:
