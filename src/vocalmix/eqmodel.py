@@ -219,7 +219,8 @@ def log_spectral_distance(a_db: np.ndarray, b_db: np.ndarray) -> float:
 
 
 def evaluate_eq(folders: list[str], *, seed: int = 0, per_vocal: int = 40, alpha: float = 0.01,
-                test_every: int = 5, rendered_tests: int = 40, progress=None) -> dict:
+                test_every: int = 5, rendered_tests: int = 40, min_correction_db: float = 1.5,
+                progress=None) -> dict:
     """Train on 4/5 of the songs (by song), test on the rest.
 
     Reports, on held-out vocals given a random EQ and rendered with pedalboard, the
@@ -257,7 +258,7 @@ def evaluate_eq(folders: list[str], *, seed: int = 0, per_vocal: int = 40, alpha
         bands = random_eq(rng)
         damaged = apply_eq(v, sr, bands)
         d_db = spectrum_db(damaged, sr)
-        fix = corrective_bands(damaged, sr, model)
+        fix = corrective_bands(damaged, sr, model, min_correction_db=min_correction_db)
         fixed = apply_eq(damaged, sr, fix) if fix else damaged
         before.append(log_spectral_distance(orig, d_db))
         c_db = spectrum_db(fixed, sr)
@@ -265,7 +266,7 @@ def evaluate_eq(folders: list[str], *, seed: int = 0, per_vocal: int = 40, alpha
         if example is None:
             example = {"original": orig.tolist(), "damaged": d_db.tolist(),
                        "corrected": c_db.tolist(), "eq": bands, "correction": fix}
-        fix0 = corrective_bands(v, sr, model)
+        fix0 = corrective_bands(v, sr, model, min_correction_db=min_correction_db)
         clean.append(log_spectral_distance(orig, spectrum_db(apply_eq(v, sr, fix0), sr))
                      if fix0 else 0.0)
     b, a = float(np.mean(before)), float(np.mean(after))
