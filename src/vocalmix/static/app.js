@@ -20,6 +20,7 @@ const SETTINGS = [
   ["vocal.compressor.makeup_db", "Comp. make-up", -12, 36, 0.1, "dB"],
   ["vocal.reverb.room_size", "Reverb room size", 0, 1, 0.01, ""],
   ["vocal.reverb.damping", "Reverb damping", 0, 1, 0.01, ""],
+  ["vocal.reverb.width", "Reverb width", 0, 1, 0.01, ""],
   ["vocal.reverb.wet_level_db", "Reverb level", -60, 0, 0.5, "dB"],
   ["vocal.reverb.pre_delay_ms", "Reverb pre-delay", 0, 200, 1, "ms"],
   ["master.ceiling_dbtp", "Master ceiling", -6, 0, 0.1, "dBTP"],
