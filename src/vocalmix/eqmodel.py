@@ -50,13 +50,9 @@ def _band_matrix(freqs: np.ndarray) -> np.ndarray:
 
 def long_term_spectrum(x: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
     """Mean power spectrum over the vocal's active frames: ``(freqs_hz, power)``."""
-    import soxr
+    from .dsp import mono_at
 
-    y = np.asarray(x, dtype=np.float32)
-    if y.ndim == 2:
-        y = 0.5 * (y[:, 0] + y[:, 1]) if y.shape[1] == 2 else y.mean(axis=1)
-    if sample_rate != _SR:
-        y = soxr.resample(y, sample_rate, _SR, quality="HQ")
+    y = mono_at(x, sample_rate, _SR, quality="HQ")
     n = len(y) // (_N // 2) - 1
     if n < 1:
         raise ValueError("vocal too short for a spectrum")

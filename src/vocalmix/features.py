@@ -39,12 +39,9 @@ _N = 2048
 
 
 def _mono(x: np.ndarray, sample_rate: int) -> np.ndarray:
-    import soxr
+    from .dsp import mono_at
 
-    y = np.asarray(x, dtype=np.float32)
-    if y.ndim == 2:
-        y = 0.5 * (y[:, 0] + y[:, 1]) if y.shape[1] == 2 else y.mean(axis=1)
-    return soxr.resample(y, sample_rate, _SR, quality="LQ") if sample_rate != _SR else y
+    return mono_at(x, sample_rate, _SR)
 
 
 def _spectral(y: np.ndarray, active: np.ndarray | None = None) -> dict[str, float]:

@@ -72,13 +72,9 @@ class MaskingAnalysis:
 
 def _power_spectra(x: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
     """Frame power spectra ``(frames, bins)`` of a downmix at 32 kHz, and bin freqs."""
-    import soxr
+    from .dsp import mono_at
 
-    y = np.asarray(x, dtype=np.float32)
-    if y.ndim == 2:
-        y = 0.5 * (y[:, 0] + y[:, 1]) if y.shape[1] == 2 else y.mean(axis=1)
-    if sample_rate != _SR:
-        y = soxr.resample(y, sample_rate, _SR, quality="LQ")
+    y = mono_at(x, sample_rate, _SR)
     hop = _N_FFT  # non-overlapping frames: a long-term spectrum needs no overlap
     n = len(y) // hop
     if n < 1:

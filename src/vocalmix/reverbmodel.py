@@ -28,13 +28,9 @@ PCTS = (5, 10, 25, 50)
 
 
 def _envelopes_db(x: np.ndarray, sample_rate: int) -> np.ndarray:
-    import soxr
+    from .dsp import mono_at
 
-    y = np.asarray(x, dtype=np.float32)
-    if y.ndim == 2:
-        y = 0.5 * (y[:, 0] + y[:, 1]) if y.shape[1] == 2 else y.mean(axis=1)
-    if sample_rate != _SR:
-        y = soxr.resample(y, sample_rate, _SR, quality="LQ")
+    y = mono_at(x, sample_rate, _SR)
     n = (len(y) - _N) // _HOP
     if n < 20:
         raise ValueError("signal too short for a reverberation estimate")

@@ -27,13 +27,9 @@ _HOP = 256
 
 def onset_strength(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, float]:
     """Onset-strength envelope and its frame rate (Hz)."""
-    import soxr
+    from .dsp import mono_at
 
-    x = np.asarray(audio, dtype=np.float32)
-    if x.ndim == 2:
-        x = 0.5 * (x[:, 0] + x[:, 1]) if x.shape[1] == 2 else x.mean(axis=1)
-    if sample_rate != _SR:
-        x = soxr.resample(x, sample_rate, _SR, quality="LQ")
+    x = mono_at(audio, sample_rate, _SR)
     n_frames = 1 + (len(x) - _N_FFT) // _HOP
     if n_frames < 8:
         raise ValueError("audio too short for a tempo estimate (need a few seconds)")

@@ -1,0 +1,23 @@
+"""Small signal helpers shared by the analysis modules."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def mono(x: np.ndarray) -> np.ndarray:
+    """Downmix ``(n,)`` or ``(n, channels)`` to mono float32 (mean of the channels)."""
+    y = np.asarray(x, dtype=np.float32)
+    if y.ndim == 2:
+        y = 0.5 * (y[:, 0] + y[:, 1]) if y.shape[1] == 2 else y.mean(axis=1)
+    return y
+
+
+def mono_at(x: np.ndarray, sample_rate: int, target_rate: int, quality: str = "LQ") -> np.ndarray:
+    """Mono downmix resampled (soxr) from ``sample_rate`` to ``target_rate`` Hz."""
+    import soxr
+
+    y = mono(x)
+    if sample_rate != target_rate:
+        y = soxr.resample(y, sample_rate, target_rate, quality=quality)
+    return y
