@@ -1,11 +1,25 @@
 """Measure T30 of pedalboard's Reverb over a grid and write the calibration table.
 
-    python scripts/calibrate_reverb.py [-o src/vocalmix/assets/freeverb_calibration.json]
+    PYTHONPATH=src python scripts/calibrate_reverb.py [-o PATH]
 
-Renders the wet-only stereo impulse response at every (room_size, damping) of the grid
-(44.1 kHz, width 1), measures its broadband T30 by Schroeder integration
-(:func:`vocalmix.reverb.reverberation_time`), and checks at a few points that the figure
-does not depend on the sample rate (Freeverb scales its delay lines to the rate).
+Renders the wet-only stereo impulse response (:func:`vocalmix.reverb.render_freeverb_ir`,
+default length, width 1, 44.1 kHz) at every room_size 0, 0.025, ..., 1 and damping
+0 to 1 (23 values, dense near 0 where T30 changes fastest), measures its broadband T30
+(:func:`vocalmix.reverb.reverberation_time`: Schroeder integration with Lundeby-style
+noise subtraction, truncation and compensation, least-squares fit -5..-35 dB) and
+writes the table to
+``src/vocalmix/assets/freeverb_calibration.json`` (package data read by
+:func:`vocalmix.reverb.calibration`).
+
+It also records two checks in the JSON and prints them:
+
+* ``sample_rate_check``: T30 at 22.05, 48 and 96 kHz against 44.1 kHz at a few points
+  (Freeverb rescales its delay lines to the rate; only the per-sample damping filter
+  could make the rate matter).
+* ``interpolation_check``: T30 rendered half-way between grid points (room_size and
+  damping) against :func:`vocalmix.reverb.decay_for_room_size` from the new table.
+
+Takes about half a minute on one core.
 """
 
 from __future__ import annotations
@@ -14,55 +28,106 @@ import argparse
 import datetime as dt
 import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pedalboard
 
-from vocalmix.reverb import render_freeverb_ir, reverberation_time
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
 
-ROOM = [round(x, 3) for x in np.linspace(0.0, 1.0, 41)]
-DAMPING = [0.0, 0.25, 0.5, 0.75, 1.0]
+from vocalmix import reverb  # noqa: E402
+
+ROOM = [round(0.025 * k, 3) for k in range(41)]
+# T30 falls steeply with the first bit of damping (at room_size 1: 11.3 s at damping 0,
+# 10.5 s at 0.005, 9.8 s from 0.03 on), so the damping grid is dense near 0.
+DAMPING = [0.0, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1,
+           0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
 SR = 44100
+OUT = ROOT / "src" / "vocalmix" / reverb.CALIBRATION_RESOURCE
+RATE_CHECK_ROOM = (0.0, 0.3, 0.6, 0.9, 1.0)
+RATE_CHECK_DAMPING = (0.0, 0.5, 1.0)
+RATE_CHECK_RATES = (22050, 48000, 96000)
 
 
-def _length_s(room: float) -> float:
-    return float(min(30.0, 2.0 + 3.5 * np.exp(3.0 * room) / np.exp(3.0) * 9.7 * 0.5 + room))
+def t30(room: float, damping: float, sample_rate: int = SR) -> float:
+    """Broadband T30 (s) of the wet Freeverb IR."""
+    ir = reverb.render_freeverb_ir(room, damping, 1.0, sample_rate)
+    return reverb.reverberation_time(ir, sample_rate, "T30")
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("-o", "--output", default="src/vocalmix/assets/freeverb_calibration.json")
-    args = ap.parse_args()
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("-o", "--output", type=Path, default=OUT, help=f"default {OUT}")
+    args = ap.parse_args(argv)
+    t0 = time.perf_counter()
+
     table = []
     for d in DAMPING:
-        row = []
-        for r in ROOM:
-            ir = render_freeverb_ir(r, d, 1.0, SR, length_s=30.0 if r > 0.9 else _length_s(r))
-            t30 = reverberation_time(ir, SR, "T30")
-            row.append(round(float(t30), 5))
-        print(f"damping {d}: T30 {row[0]:.3f} .. {row[-1]:.3f} s", file=sys.stderr)
+        row = [round(t30(r, d), 5) for r in ROOM]
+        if not all(np.isfinite(row)) or not np.all(np.diff(row) > 0):
+            raise SystemExit(f"damping {d}: T30 not finite and increasing in room_size: {row}")
+        print(f"damping {d:6}: T30 {row[0]:.3f} s (room 0) .. {row[-1]:.3f} s (room 1)")
         table.append(row)
-    rate_check = {}
-    for r in (0.2, 0.6):
-        rate_check[str(r)] = {
-            str(s): round(reverberation_time(render_freeverb_ir(r, 0.5, 1.0, s), s), 4)
-            for s in (22050, 44100, 48000, 96000)
-        }
+
+    rate_check = []
+    for d in RATE_CHECK_DAMPING:
+        for r in RATE_CHECK_ROOM:
+            ref = table[DAMPING.index(d)][ROOM.index(r)]
+            for s in RATE_CHECK_RATES:
+                v = t30(r, d, s)
+                rate_check.append({"sample_rate_hz": s, "room_size": r, "damping": d,
+                                   "t30_s": round(v, 5), "rel_to_44100": round(v / ref - 1, 5)})
+    worst_rate = max(abs(c["rel_to_44100"]) for c in rate_check)
+    print(f"sample rate: worst T30 difference vs 44.1 kHz {worst_rate:.2%} "
+          f"({len(rate_check)} points at {RATE_CHECK_RATES} Hz)")
+
     doc = {
-        "description": "broadband T30 (s) of pedalboard.Reverb wet-only impulse responses",
-        "method": "Schroeder backward integration, -5..-35 dB fit (vocalmix.reverb)",
+        "description": "broadband T30 (s) of pedalboard.Reverb wet-only stereo impulse "
+                       "responses; t30_s[i][j] is at damping[i], room_size[j]",
+        "method": "unit impulse in both channels, fresh pedalboard.Reverb(dry_level=0, "
+                  "wet_level=1, width=1), length min(30 s, 2 x T60 estimate + 0.5 s); "
+                  "ISO 3382-1 T30: Schroeder backward integration from the onset "
+                  "(first sample within 20 dB of the peak), Lundeby-style noise-floor "
+                  "subtraction, truncation and compensation, least-squares fit -5..-35 dB "
+                  "(vocalmix.reverb.reverberation_time)",
+        "interpolation": "log T30 linear in damping, piecewise linear in "
+                         "log(-log(0.7 + 0.28 room_size)) (vocalmix.reverb)",
         "pedalboard_version": pedalboard.__version__,
+        "date": dt.date.today().isoformat(),
         "sample_rate_hz": SR,
         "width": 1.0,
-        "date": dt.date.today().isoformat(),
         "room_size": ROOM,
         "damping": DAMPING,
         "t30_s": table,
-        "sample_rate_check_t30_s": rate_check,
+        "sample_rate_check": {"worst_rel": round(worst_rate, 5), "points": rate_check},
     }
-    Path(args.output).write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
-    print(json.dumps(rate_check), file=sys.stderr)
+
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+    if args.output.resolve() != OUT.resolve():
+        print(f"wrote {args.output} (no interpolation check: not the package's table)")
+        return 0
+    # check the interpolation of the new table against renders between grid points
+    reverb.calibration.cache_clear()
+    checks = []
+    mids = [round(r + 0.0125, 4) for r in ROOM[:-1]]
+    mid_damping = [round((a + b) / 2, 5) for a, b in zip(DAMPING[:-1], DAMPING[1:], strict=True)]
+    for d, rooms in [(0.5, mids)] + [(d, mids[::4] + [1.0]) for d in mid_damping]:
+        for r in rooms:
+            v = t30(r, d)
+            p = reverb.decay_for_room_size(r, d)
+            checks.append({"room_size": r, "damping": d, "t30_s": round(v, 5),
+                           "predicted_s": round(p, 5), "rel_error": round(p / v - 1, 5)})
+    worst = max(abs(c["rel_error"]) for c in checks)
+    d05 = [abs(c["rel_error"]) for c in checks if c["damping"] == 0.5]
+    print(f"interpolation: worst error {worst:.2%} over {len(checks)} off-grid points "
+          f"(damping 0.5 alone: {max(d05):.2%})")
+    doc["interpolation_check"] = {"worst_rel": round(worst, 5), "points": checks}
+    args.output.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+    reverb.calibration.cache_clear()
+    print(f"wrote {args.output} in {time.perf_counter() - t0:.0f} s")
     return 0
 
 

@@ -1,95 +1,389 @@
-"""Reverberation time (ISO 3382, Schroeder integration) and the Freeverb calibration.
+"""Reverberation time (ISO 3382-1, Schroeder integration) and the Freeverb calibration.
 
-``pedalboard.Reverb`` (JUCE's Freeverb) has no decay-time knob. vocalmix renders its
-impulse responses over a grid of ``room_size`` and ``damping``, measures their T30, and
-ships the table (``assets/freeverb_calibration.json``, made by
-``scripts/calibrate_reverb.py``); :func:`room_size_for_decay` inverts it. The reverb
-cannot decay faster than about 0.5 s (room_size 0) nor is it useful beyond ~10 s.
+Measurement
+-----------
+All functions take an impulse response (IR) as a numpy array, mono ``(n,)`` or
+multichannel ``(n, c)`` (the energy is summed over channels), and its sample rate in Hz.
 
-Measurement (ISO 3382-1): the energy decay curve is the backward (Schroeder) integral
-of the squared IR from its onset, in dB re its start; T30 (T20) is the least-squares
-slope between -5 and -35 (-25) dB extrapolated to 60 dB; EDT uses 0 to -10 dB. To keep
-the noise floor from bending the curve, the floor is estimated from the last 10% of the
-IR, subtracted from the energy, and the integration is truncated where the smoothed
-energy meets it (a simplified Lundeby method).
+* Onset (direct sound): the first sample whose energy is within 20 dB of the IR's maximum
+  (:func:`onset_index`). Everything before it (pre-delay, pre-ringing) is ignored.
+* Energy decay curve (:func:`schroeder_edc_db`): Schroeder's backward integral of the
+  squared IR from the onset, in dB re its value at the onset.
+* Noise floor (a simplified Lundeby et al. 1995 iteration, see :func:`noise_truncation`):
+  the IR's energy envelope is averaged in 10 ms windows; the floor is first taken as the
+  mean energy of the last 10 % of the IR; a line fitted to the envelope from its peak to
+  the last window more than 10 dB above the floor gives a first crossing point (where the
+  decay meets the floor); then up to five times the window is set to 5 windows per 10 dB
+  of decay (at least 2 ms), the floor is re-measured from 10 dB of decay past the
+  crossing point (at least the last 10 % of the IR), the late decay is re-fitted over
+  the final stretch from 25 dB to 5 dB above the floor, and the crossing point moved.
+  The floor's mean energy is then subtracted from the squared IR, the integral is
+  truncated at the crossing point, and the energy the truncation cuts off is added back
+  as the integral of the fitted late decay beyond it (ISO 3382-1 truncation with
+  compensation, plus noise subtraction: on exponential decays with a floor 45 to 50 dB
+  down, subtraction removes a +1.5 to +3.5 % bias of T30). An IR that does not reach its
+  floor (ends while still decaying) is truncated at its end and compensated the same way.
+* T30 / T20 / EDT (:func:`reverberation_time`): least-squares line through the EDC from
+  -5 to -35 dB (T30), -5 to -25 dB (T20), or 0 to -10 dB (EDT), extrapolated to a 60 dB
+  decay. ``nan`` when the (truncated) EDC does not reach the lower end of the range.
+* Octave bands (``band_hz``): zero-phase Butterworth band-pass (order 3, applied forward
+  and backward) from fc/sqrt(2) to fc*sqrt(2) before any of the above.
+* C50 (:func:`clarity_c50_db`): energy of the first 50 ms from the onset over the energy
+  after it, dB (no noise compensation).
+
+Freeverb calibration
+--------------------
+``pedalboard.Reverb`` (JUCE's Freeverb: 8 damped combs, comb feedback
+``0.7 + 0.28 * room_size``, damping coefficient ``0.4 * damping``, then 4 all-passes) has
+no decay-time knob. ``scripts/calibrate_reverb.py`` renders its wet impulse response
+(:func:`render_freeverb_ir`) on a grid of room_size (0 to 1, step 0.025) x damping
+(23 values from 0 to 1, dense near 0, where T30 falls fastest: at room_size 1 it is
+11.3 s at damping 0, 10.1 s at 0.01 and 9.8 s from 0.03 on), measures the broadband T30
+of each with the method above, and writes ``assets/freeverb_calibration.json`` (shipped
+package data). The comb and all-pass delays are rescaled to the sample rate (constant in
+seconds) while the one-pole damping filter's coefficient is per sample, so the rate could
+matter only through the damping; measured at 22.05, 48 and 96 kHz the broadband T30 stays
+within 1.0 % of the 44.1 kHz value (the script stores that check in the JSON), well
+inside the 3 % the mapping aims at, so one 44.1 kHz table serves every rate.
+
+:func:`decay_for_room_size` and its exact inverse :func:`room_size_for_decay`
+interpolate log(T30) linearly over damping between table rows and piecewise linearly
+along the room axis warped to ``x = log(-log(0.7 + 0.28 * room_size))`` (Freeverb's
+T60 is proportional to 1 / -log(feedback), so log T30 is close to linear in x).
+Renders half-way between grid points agree with the interpolation within 0.2 %.
+The reachable T30 (:func:`decay_range_s`) is 0.64 to 11.3 s at damping 0, 0.54 to 9.76 s
+at damping 0.5 and 0.52 to 9.72 s at damping 1; a requested decay outside the range is
+clipped to it.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 from scipy.signal import butter, sosfiltfilt
 
-OCTAVE_BANDS_HZ = (125.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0)
-_FITS = {"T30": (-5.0, -35.0), "T20": (-5.0, -25.0), "EDT": (0.0, -10.0)}
+from .errors import ParamsError
+
+__all__ = [
+    "CALIBRATION_RESOURCE",
+    "band_filter",
+    "calibration",
+    "clarity_c50_db",
+    "decay_for_room_size",
+    "decay_range_s",
+    "freeverb_t60_estimate_s",
+    "noise_truncation",
+    "octave_bands_hz",
+    "onset_index",
+    "render_freeverb_ir",
+    "reverberation_time",
+    "room_size_for_decay",
+    "schroeder_edc_db",
+]
+
+#: Octave-band centre frequencies (Hz) used for band-wise reverberation times.
+octave_bands_hz: tuple[int, ...] = (125, 250, 500, 1000, 2000, 4000)
+
+#: Package-relative path of the shipped calibration table.
+CALIBRATION_RESOURCE = "assets/freeverb_calibration.json"
+
+#: EDC evaluation ranges (upper dB, lower dB) per kind of reverberation time.
+_FITS: dict[str, tuple[float, float]] = {
+    "T30": (-5.0, -35.0),
+    "T20": (-5.0, -25.0),
+    "EDT": (0.0, -10.0),
+}
+_ONSET_DB = 20.0
+
+# Freeverb (JUCE) constants, for the render-length estimate and the room-axis warp.
+_FV_ROOM_SCALE, _FV_ROOM_OFFSET = 0.28, 0.7
+_FV_MEAN_COMB_S = (1116 + 1188 + 1277 + 1356 + 1422 + 1491 + 1557 + 1617) / 8 / 44100.0
+
+
+# --- input checks -----------------------------------------------------------------------
+
+
+def _check_rate(sample_rate: int) -> int:
+    try:
+        ok = float(sample_rate) == int(sample_rate) and int(sample_rate) > 0
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
+        raise ValueError(f"sample_rate must be a positive whole number of Hz, got {sample_rate!r}")
+    return int(sample_rate)
+
+
+def _as_ir(ir: np.ndarray) -> np.ndarray:
+    x = np.asarray(ir, dtype=np.float64)
+    if x.ndim not in (1, 2):
+        raise ValueError(f"impulse response must be 1-D (n,) or 2-D (n, channels), got {x.shape}")
+    if x.size == 0 or x.shape[0] == 0:
+        raise ValueError("impulse response is empty")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("impulse response contains NaN or infinite samples")
+    return x
 
 
 def _energy(ir: np.ndarray) -> np.ndarray:
-    x = np.asarray(ir, dtype=np.float64)
-    if x.size == 0:
-        raise ValueError("empty impulse response")
-    if not np.all(np.isfinite(x)):
-        raise ValueError("impulse response contains NaN or infinite samples")
-    return x**2 if x.ndim == 1 else (x**2).sum(axis=1)
+    """Squared IR summed over channels, float64 ``(n,)``; raises on silence."""
+    x = _as_ir(ir)
+    e = x**2 if x.ndim == 1 else (x**2).sum(axis=1)
+    if not e.max() > 0.0:
+        raise ValueError("impulse response is silent (all samples are zero)")
+    return e
+
+
+# --- measurement ------------------------------------------------------------------------
 
 
 def onset_index(ir: np.ndarray) -> int:
-    """Index of the direct sound: the first sample within 20 dB of the maximum."""
+    """Sample index of the direct sound: the first sample within 20 dB of the maximum.
+
+    Args:
+        ir: impulse response, ``(n,)`` or ``(n, channels)`` (energy summed over channels).
+
+    Returns:
+        index into ``ir`` (samples).
+    """
     e = _energy(ir)
-    return int(np.argmax(e >= e.max() * 10 ** (-20 / 10)))
+    return int(np.argmax(e >= e.max() * 10.0 ** (-_ONSET_DB / 10.0)))
 
 
 def band_filter(ir: np.ndarray, sample_rate: int, band_hz: float) -> np.ndarray:
-    """Octave band of ``ir`` (zero-phase Butterworth, order 3 each way)."""
-    lo, hi = band_hz / np.sqrt(2), min(band_hz * np.sqrt(2), 0.49 * sample_rate)
-    sos = butter(3, [lo, hi], "bandpass", fs=sample_rate, output="sos")
-    return sosfiltfilt(sos, np.asarray(ir, dtype=np.float64), axis=0)
+    """Octave band of ``ir`` around ``band_hz`` (Hz), float64, same shape as ``ir``.
+
+    Zero-phase Butterworth band-pass, order 3 run forward and backward
+    (``scipy.signal.sosfiltfilt``), edges ``band_hz / sqrt(2)`` and ``band_hz * sqrt(2)``
+    (the upper edge is capped at 0.49 x the sample rate).
+    """
+    sr = _check_rate(sample_rate)
+    x = _as_ir(ir)
+    fc = float(band_hz)
+    if not (math.isfinite(fc) and fc > 0.0):
+        raise ValueError(f"band_hz must be a positive frequency in Hz, got {band_hz!r}")
+    lo, hi = fc / math.sqrt(2.0), min(fc * math.sqrt(2.0), 0.49 * sr)
+    if lo >= hi:
+        raise ValueError(f"octave band {fc:g} Hz lies above the Nyquist frequency ({sr / 2:g} Hz)")
+    sos = butter(3, [lo, hi], btype="bandpass", fs=sr, output="sos")
+    padlen = 3 * (2 * len(sos) + 1)
+    if x.shape[0] <= padlen:
+        raise ValueError(f"impulse response too short to band-filter: {x.shape[0]} samples")
+    return sosfiltfilt(sos, x, axis=0)
+
+
+def _block_means(e: np.ndarray, win: int, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean energy in consecutive windows of ``win`` samples and the windows' centre times."""
+    k = max(1, e.size // win)
+    if e.size < win:
+        win = e.size
+    env = e[: k * win].reshape(k, win).mean(axis=1)
+    t = (np.arange(k) * win + 0.5 * win) / sample_rate
+    return env, t
+
+
+def _line(t: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Least-squares line ``y = a * t + b`` -> (a, b)."""
+    tm, ym = t.mean(), y.mean()
+    dt = t - tm
+    den = float((dt * dt).sum())
+    a = float((dt * (y - ym)).sum() / den) if den > 0 else 0.0
+    return a, float(ym - a * tm)
+
+
+def noise_truncation(e: np.ndarray, sample_rate: int) -> tuple[int, float, float] | None:
+    """Noise floor, where the decay meets it, and the decay's energy beyond that point.
+
+    Simplified Lundeby iteration (see the module docstring).
+
+    Args:
+        e: squared IR from the onset on (energy per sample, summed over channels).
+        sample_rate: Hz.
+
+    Returns:
+        ``(end, tail, noise)``: the crossing point ``end`` (samples; integrate ``e[:end]``),
+        ``tail``, the energy of the fitted late decay after ``end`` (same units as
+        ``e.sum()``), and ``noise``, the floor's mean energy per sample; ``None`` when
+        ``e`` does not decay (it never rises 10 dB above its last 10 %, or the fitted
+        slope is not negative, e.g. steady noise).
+    """
+    nz = np.flatnonzero(e > 0)
+    n = int(nz[-1]) + 1 if nz.size else e.size
+    e = e[:n]
+    scale = float(e.max())
+    tiny = 1e-30
+
+    def db(v: np.ndarray | float) -> np.ndarray:
+        return 10.0 * np.log10(np.maximum(np.asarray(v, dtype=np.float64) / scale, tiny))
+
+    def after_last_above(env_db: np.ndarray, level_db: float, start: int) -> int:
+        """Index after the last window (from ``start`` on) above ``level_db``."""
+        above = np.flatnonzero(env_db[start:] > level_db)
+        return start + int(above[-1]) + 1 if above.size else start
+
+    # "Last window above a level" rather than "first below" keeps a gap between the direct
+    # sound and the reverb (a send with pre-delay, band-filtered) from ending the decay.
+    win = max(1, min(int(round(0.01 * sample_rate)), n // 10))  # 10 ms, 10 windows at least
+    env, t = _block_means(e, win, sample_rate)
+    if env.size < 3:
+        return None
+    env_db = db(env)
+    noise_db = float(db(e[int(0.9 * n):].mean()))
+    i0 = int(np.argmax(env))
+    stop = after_last_above(env_db, noise_db + 10.0, i0)
+    if stop - i0 < 2:
+        return None
+    slope, icpt = _line(t[i0:stop], env_db[i0:stop])  # dB/s, dB
+    if not slope < 0:
+        return None
+    tc = (noise_db - icpt) / slope
+    min_win = max(1, int(round(0.002 * sample_rate)))
+    for _ in range(5):
+        per10 = 10.0 / -slope  # seconds per 10 dB of decay
+        win = int(np.clip(round(per10 / 5.0 * sample_rate), min_win, max(min_win, n // 10)))
+        env, t = _block_means(e, win, sample_rate)
+        env_db = db(env)
+        start = int(min(max(tc + per10, 0.0) * sample_rate, 0.9 * n))
+        noise_db = float(db(e[start:].mean()))
+        i0 = int(np.argmax(env))
+        lo = after_last_above(env_db, noise_db + 5.0, i0)
+        hi = min(after_last_above(env_db, noise_db + 25.0, i0), lo)
+        if lo - hi < 2:
+            hi = i0
+        if lo - hi < 2:
+            break
+        s, c = _line(t[hi:lo], env_db[hi:lo])
+        if not s < 0:
+            break
+        slope, icpt = s, c
+        tc_new = (noise_db - icpt) / slope
+        done = abs(tc_new - tc) < win / sample_rate
+        tc = tc_new
+        if done:
+            break
+    end = int(np.clip(round(tc * sample_rate), 1, n))
+    level = scale * 10.0 ** ((icpt + slope * end / sample_rate) / 10.0)  # energy/sample
+    tail = level * sample_rate * 10.0 / (-slope * math.log(10.0))
+    return end, float(tail), scale * 10.0 ** (noise_db / 10.0)
 
 
 def schroeder_edc_db(ir: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Energy decay curve (dB, 0 at the onset) with noise-floor compensation."""
-    e = _energy(ir)[onset_index(ir):]
-    n = e.size
-    tail = e[int(0.9 * n):] if n >= 20 else e[-1:]
-    floor = float(tail.mean())
-    win = max(1, int(0.01 * sample_rate))
-    smooth = np.convolve(e, np.ones(win) / win, mode="same")
-    above = np.flatnonzero(smooth > 2.0 * floor) if floor > 0 else np.array([n - 1])
-    end = int(above[-1]) + 1 if above.size else n
-    e = np.clip(e[:end] - floor, 0.0, None)
-    edc = np.cumsum(e[::-1])[::-1]
-    if edc[0] <= 0:
-        return np.full(1, -np.inf)
+    """Energy decay curve in dB (0 dB at the onset), noise floor handled.
+
+    Args:
+        ir: impulse response, ``(n,)`` or ``(n, channels)`` (energy summed over channels).
+        sample_rate: Hz.
+
+    Returns:
+        float64 array in dB re the total energy; index 0 is the onset
+        (:func:`onset_index`) and the curve ends at the noise-floor truncation point
+        (:func:`noise_truncation`), i.e. sample ``k`` is at ``k / sample_rate`` seconds
+        after the direct sound. The energy cut off by the truncation is added back, so
+        the curve follows the decay to its end instead of bending into the noise.
+        Because the floor's mean energy is subtracted, the curve may rise by a negligible
+        amount (about 1e-4 dB) where a sample lies below that mean; it is floored at
+        -300 dB. If the IR does not decay at all (:func:`noise_truncation` finds no
+        decay), this is the plain backward integral, untruncated.
+    """
+    return _edc_db(ir, _check_rate(sample_rate))[0]
+
+
+def _edc_db(ir: np.ndarray, sample_rate: int) -> tuple[np.ndarray, bool]:
+    """(EDC in dB, whether a decay was found); see :func:`schroeder_edc_db`."""
+    e = _energy(ir)
+    e = e[int(np.argmax(e >= e.max() * 10.0 ** (-_ONSET_DB / 10.0))):]
+    cut = noise_truncation(e, sample_rate)
+    end, tail, noise = cut if cut is not None else (e.size, 0.0, 0.0)
+    edc = np.cumsum((e[:end] - noise)[::-1])[::-1] + tail
+    edc = np.maximum(edc, edc[0] * 1e-30)  # noise fluctuations could dip below 0 at the end
     with np.errstate(divide="ignore"):
-        return 10.0 * np.log10(edc / edc[0])
+        return 10.0 * np.log10(edc / edc[0]), cut is not None
 
 
 def reverberation_time(
     ir: np.ndarray, sample_rate: int, kind: str = "T30", band_hz: float | None = None
 ) -> float:
-    """T30, T20 or EDT in seconds (``nan`` if the decay is too shallow to fit)."""
+    """Reverberation time in seconds from the Schroeder energy decay curve.
+
+    Args:
+        ir: impulse response, ``(n,)`` or ``(n, channels)``.
+        sample_rate: Hz.
+        kind: ``"T30"`` (fit -5 to -35 dB), ``"T20"`` (-5 to -25 dB) or ``"EDT"``
+            (0 to -10 dB); the least-squares slope is extrapolated to a 60 dB decay.
+        band_hz: octave-band centre (Hz) to filter the IR into first
+            (:func:`band_filter`); ``None`` for broadband.
+
+    Returns:
+        seconds; ``nan`` if the IR does not decay, or its EDC, truncated at the noise
+        floor, does not reach the lower end of the fit range (not enough decay above
+        the noise).
+    """
     if kind not in _FITS:
-        raise ValueError(f"kind must be one of {sorted(_FITS)}")
-    x = band_filter(ir, sample_rate, band_hz) if band_hz else ir
-    edc = schroeder_edc_db(x, sample_rate)
-    hi, lo = _FITS[kind]
-    sel = np.flatnonzero((edc <= hi) & (edc >= lo))
-    if sel.size < 4 or edc.min() > lo:
+        raise ValueError(f"kind must be one of {sorted(_FITS)}, got {kind!r}")
+    sr = _check_rate(sample_rate)
+    x = band_filter(ir, sr, band_hz) if band_hz is not None else ir
+    edc, decays = _edc_db(x, sr)
+    if not decays:
         return float("nan")
-    t = sel / sample_rate
-    slope = np.polyfit(t, edc[sel], 1)[0]  # dB per second
+    top, bottom = _FITS[kind]
+    i_top = int(np.argmax(edc <= top))
+    reached = np.flatnonzero(edc <= bottom)
+    if not reached.size:
+        return float("nan")
+    i_bot = int(reached[0]) + 1
+    if i_bot - i_top < 3:
+        return float("nan")
+    t = np.arange(i_top, i_bot, dtype=np.float64) / sr
+    slope, _ = _line(t, edc[i_top:i_bot])
     return float(-60.0 / slope) if slope < 0 else float("nan")
 
 
 def clarity_c50_db(ir: np.ndarray, sample_rate: int, band_hz: float | None = None) -> float:
-    """C50: early (first 50 ms from the onset) to late energy ratio, dB."""
-    x = band_filter(ir, sample_rate, band_hz) if band_hz else ir
-    e = _energy(x)[onset_index(x):]
-    k = int(0.05 * sample_rate)
-    early, late = e[:k].sum(), e[k:].sum()
-    return float(10 * np.log10(early / late)) if late > 0 else float("inf")
+    """Clarity C50 in dB: energy of the first 50 ms after the onset over the rest.
+
+    Args:
+        ir: impulse response, ``(n,)`` or ``(n, channels)``.
+        sample_rate: Hz.
+        band_hz: octave-band centre (Hz) to filter into first; ``None`` for broadband.
+
+    Returns:
+        ``10 * log10(E[0, 50 ms) / E[50 ms, end))`` with times from the onset
+        (:func:`onset_index`); ``inf`` if the IR ends within 50 ms.
+    """
+    sr = _check_rate(sample_rate)
+    x = band_filter(ir, sr, band_hz) if band_hz is not None else ir
+    e = _energy(x)
+    e = e[int(np.argmax(e >= e.max() * 10.0 ** (-_ONSET_DB / 10.0))):]
+    k = int(round(0.05 * sr))
+    early, late = float(e[:k].sum()), float(e[k:].sum())
+    return float(10.0 * np.log10(early / late)) if late > 0 else float("inf")
+
+
+# --- rendering --------------------------------------------------------------------------
+
+
+def _check_unit(name: str, v: float) -> float:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        raise ParamsError(f"{name} must be a number from 0 to 1, got {v!r}") from None
+    if not (math.isfinite(f) and 0.0 <= f <= 1.0):
+        raise ParamsError(f"{name} = {v} is out of range: allowed 0 to 1")
+    return f
+
+
+def freeverb_t60_estimate_s(room_size: float) -> float:
+    """A generous T60 (s) of Freeverb at ``room_size`` from its comb feedback.
+
+    ``1.15 x 3 x mean comb delay / -log10(0.7 + 0.28 room_size)``: 0.70 s at room_size 0,
+    12.3 s at 1. It is above the measured broadband T30 at every damping (damping only
+    shortens the decay); used to choose render lengths.
+    """
+    g = _FV_ROOM_OFFSET + _FV_ROOM_SCALE * _check_unit("room_size", room_size)
+    return 1.15 * 3.0 * _FV_MEAN_COMB_S / -math.log10(g)
 
 
 def render_freeverb_ir(
@@ -99,75 +393,131 @@ def render_freeverb_ir(
     sample_rate: int = 44100,
     length_s: float | None = None,
 ) -> np.ndarray:
-    """Wet-only stereo impulse response of ``pedalboard.Reverb``, float32 ``(n, 2)``."""
-    import pedalboard as pb
+    """Wet-only stereo impulse response of ``pedalboard.Reverb``.
 
-    for name, v in (("room_size", room_size), ("damping", damping), ("width", width)):
-        if not 0.0 <= v <= 1.0:
-            from .errors import ParamsError
+    A unit impulse in both channels through a fresh ``pedalboard.Reverb`` with
+    ``dry_level=0``, ``wet_level=1``: the result is bit-identical across calls.
 
-            raise ParamsError(f"{name} = {v} is out of range: allowed 0 to 1")
+    Args:
+        room_size, damping, width: the Reverb's parameters, each 0 to 1.
+        sample_rate: Hz.
+        length_s: IR length in seconds; default ``2 x`` :func:`freeverb_t60_estimate_s`
+            ``+ 0.5 s``, at most 30 s (about 120 dB of decay: the tail reaches
+            Freeverb's own floor, an idle limit cycle near -116 dBFS).
+
+    Returns:
+        float32 array ``(n, 2)``, ``n = round(length_s * sample_rate)``.
+    """
+    import pedalboard
+
+    room = _check_unit("room_size", room_size)
+    damp = _check_unit("damping", damping)
+    wid = _check_unit("width", width)
+    sr = _check_rate(sample_rate)
     if length_s is None:
-        length_s = min(30.0, 1.0 + 2.5 * float(np.exp(2.9 * room_size)) * 0.7)
-    n = int(length_s * sample_rate)
-    x = np.zeros((2, n), np.float32)
+        length_s = min(30.0, 2.0 * freeverb_t60_estimate_s(room) + 0.5)
+    if not (math.isfinite(float(length_s)) and 0.0 < float(length_s) <= 600.0):
+        raise ParamsError(f"length_s = {length_s} is out of range: allowed (0, 600] s")
+    n = max(1, int(round(float(length_s) * sr)))
+    x = np.zeros((2, n), dtype=np.float32)
     x[:, 0] = 1.0
-    rv = pb.Reverb(room_size=room_size, damping=damping, wet_level=1.0, dry_level=0.0,
-                   width=width)
-    return np.ascontiguousarray(rv(x, float(sample_rate), reset=True).T)
+    rv = pedalboard.Reverb(
+        room_size=room, damping=damp, wet_level=1.0, dry_level=0.0, width=wid, freeze_mode=0.0
+    )
+    y = rv(x, float(sr), reset=True)
+    return np.ascontiguousarray(np.asarray(y, dtype=np.float32).T)
 
 
 # --- calibration ------------------------------------------------------------------------
 
 
+def _room_axis(room: np.ndarray | float) -> np.ndarray:
+    """Warped room axis ``log(-log(feedback))`` (decreasing in room_size)."""
+    g = _FV_ROOM_OFFSET + _FV_ROOM_SCALE * np.asarray(room, dtype=np.float64)
+    return np.log(-np.log(g))
+
+
 @lru_cache(maxsize=1)
-def calibration() -> dict:
-    """The shipped calibration table (room_size x damping -> T30 s)."""
+def calibration() -> dict[str, Any]:
+    """The shipped calibration table, loaded once.
+
+    Returns:
+        the JSON document: ``room_size`` (grid), ``damping`` (grid), ``t30_s`` (T30 in
+        seconds, shape ``(n_damping, n_room)``), ``sample_rate_hz`` and provenance, plus
+        numpy copies under ``"_room"``, ``"_damp"`` and ``"_logt"`` (log T30).
+    """
     from importlib.resources import files
 
-    text = files("vocalmix").joinpath("assets/freeverb_calibration.json").read_text("utf-8")
-    d = json.loads(text)
-    d["_t30"] = np.asarray(d["t30_s"], dtype=np.float64)  # (n_damping, n_room)
-    d["_room"] = np.asarray(d["room_size"], dtype=np.float64)
-    d["_damp"] = np.asarray(d["damping"], dtype=np.float64)
-    return d
+    text = files("vocalmix").joinpath(CALIBRATION_RESOURCE).read_text(encoding="utf-8")
+    doc: dict[str, Any] = json.loads(text)
+    room = np.asarray(doc["room_size"], dtype=np.float64)
+    damp = np.asarray(doc["damping"], dtype=np.float64)
+    t30 = np.asarray(doc["t30_s"], dtype=np.float64)
+    if (
+        t30.shape != (damp.size, room.size)
+        or damp.size < 2
+        or not np.all(np.isfinite(t30) & (t30 > 0))
+        or not np.all(np.diff(t30, axis=1) > 0)
+        or not np.all(np.diff(room) > 0)
+        or not np.all(np.diff(damp) > 0)
+    ):
+        raise ValueError(f"{CALIBRATION_RESOURCE} is malformed (grid or T30 table)")
+    doc["_room"], doc["_damp"], doc["_logt"] = room, damp, np.log(t30)
+    return doc
 
 
 def _curve(damping: float, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
-    """log T30 over the room_size grid at ``damping`` (linear between table rows)."""
+    """(warped room axis ascending, log T30 descending) at ``damping``.
+
+    ``sample_rate`` is validated but does not change the result (see the module doc).
+    """
     c = calibration()
-    d = float(np.clip(damping, c["_damp"][0], c["_damp"][-1]))
-    logt = np.log(c["_t30"])
-    j = int(np.clip(np.searchsorted(c["_damp"], d) - 1, 0, len(c["_damp"]) - 2))
-    w = (d - c["_damp"][j]) / (c["_damp"][j + 1] - c["_damp"][j])
-    curve = (1 - w) * logt[j] + w * logt[j + 1]
-    # Freeverb's delay lines are scaled to the sample rate: T30 does not depend on it
-    # (checked by the calibration script); the argument is kept for that contract.
-    del sample_rate
-    curve = np.maximum.accumulate(curve)  # guard monotonicity for the inverse
-    return c["_room"], curve
+    d = _check_unit("damping", damping)
+    _check_rate(sample_rate)
+    logt, dg = c["_logt"], c["_damp"]
+    d = min(max(d, float(dg[0])), float(dg[-1]))
+    j = int(np.clip(np.searchsorted(dg, d, side="right") - 1, 0, dg.size - 2))
+    w = (d - dg[j]) / (dg[j + 1] - dg[j])
+    curve = (1.0 - w) * logt[j] + w * logt[j + 1]
+    # the warped axis decreases with room_size: flip so that np.interp sees it ascending
+    return _room_axis(c["_room"])[::-1], curve[::-1]
 
 
 def decay_range_s(damping: float = 0.5, sample_rate: int = 44100) -> tuple[float, float]:
-    """Shortest and longest T30 (s) the reverb reaches at this damping."""
+    """Shortest and longest broadband T30 (s) the reverb reaches at ``damping``.
+
+    These are the T30 at room_size 0 and 1 (0.54 and 9.76 s at damping 0.5).
+    """
     _, curve = _curve(damping, sample_rate)
-    return float(np.exp(curve[0])), float(np.exp(curve[-1]))
+    return float(math.exp(curve[-1])), float(math.exp(curve[0]))
 
 
 def decay_for_room_size(room_size: float, damping: float = 0.5, sample_rate: int = 44100) -> float:
-    """T30 (s) of the reverb at ``room_size`` and ``damping``."""
-    room, curve = _curve(damping, sample_rate)
-    return float(np.exp(np.interp(room_size, room, curve)))
+    """Broadband T30 (s) of the wet reverb at ``room_size`` and ``damping`` (each 0 to 1)."""
+    x, curve = _curve(damping, sample_rate)
+    u = float(_room_axis(_check_unit("room_size", room_size)))
+    return float(math.exp(np.interp(u, x, curve)))
 
 
 def room_size_for_decay(decay_s: float, damping: float = 0.5, sample_rate: int = 44100) -> float:
-    """The room_size whose T30 is ``decay_s`` (clipped to the reachable range)."""
-    room, curve = _curve(damping, sample_rate)
-    lt = float(np.log(max(decay_s, 1e-3)))
-    if lt <= curve[0]:
-        return float(room[0])
-    if lt >= curve[-1]:
-        return float(room[-1])
-    # strictly increasing part for interpolation
-    keep = np.concatenate([[True], np.diff(curve) > 0])
-    return float(np.interp(lt, curve[keep], room[keep]))
+    """The room_size (0 to 1) whose wet reverb has broadband T30 ``decay_s`` (s).
+
+    Exact inverse of :func:`decay_for_room_size`. A decay outside
+    :func:`decay_range_s` is clipped to it (room_size 0 or 1).
+    """
+    try:
+        d = float(decay_s)
+    except (TypeError, ValueError):
+        raise ParamsError(f"decay_s must be a number of seconds, got {decay_s!r}") from None
+    if not (math.isfinite(d) and d > 0.0):
+        raise ParamsError(f"decay_s = {decay_s} is not a positive finite time in seconds")
+    x, curve = _curve(damping, sample_rate)
+    lt = math.log(d)
+    if lt >= curve[0]:
+        return 1.0
+    if lt <= curve[-1]:
+        return 0.0
+    u = float(np.interp(lt, curve[::-1], x[::-1]))
+    # invert u = log(-log(0.7 + 0.28 room))
+    room = (math.exp(-math.exp(u)) - _FV_ROOM_OFFSET) / _FV_ROOM_SCALE
+    return float(min(1.0, max(0.0, room)))
