@@ -1,12 +1,14 @@
 """End to end in headless Chromium: the real page, served by a real server on loopback.
 
-Needs Debian's chromium (``apt-get install chromium``; path overridable with
-``$VOCALMIX_CHROMIUM``) and Playwright's Python package (in the test extras). Run alone:
-``python -m pytest -m browser``. Saves ``docs/screenshot.png`` for the README.
+Needs Debian's chromium (``apt-get install chromium``; another binary with
+``$VOCALMIX_CHROMIUM``) and Playwright's Python package (in the test extras; Playwright's
+own browser download is not used). Run alone: ``python -m pytest -m browser``.
+``VOCALMIX_SCREENSHOT=1`` also refreshes ``docs/screenshot.png`` (the README's).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -18,13 +20,17 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
+from vocalmix.params import MixParams
 from vocalmix.synth import synthesize_song
 
 pytestmark = pytest.mark.browser
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = os.environ.get("VOCALMIX_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM = (os.environ.get("VOCALMIX_CHROMIUM") or shutil.which("chromium")
+            or "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--autoplay-policy=no-user-gesture-required"]
+SLOW_MS = 90_000
 
 
 def _free_port() -> int:
@@ -36,99 +42,210 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     uvicorn = pytest.importorskip("uvicorn", reason="server extras not installed")
+    pytest.importorskip("fastapi", reason="server extras not installed")
     from vocalmix.server import create_app
 
-    app = create_app(tmp_path_factory.mktemp("store"), start_sweeper=False)
+    app = create_app(tmp_path_factory.mktemp("store"), cleanup_interval_s=0)
     port = _free_port()
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     th = threading.Thread(target=srv.run, daemon=True)
     th.start()
-    for _ in range(100):
-        if srv.started:
-            break
+    deadline = time.time() + 20
+    while not srv.started:
+        if time.time() > deadline or not th.is_alive():
+            pytest.fail("uvicorn did not start")
         time.sleep(0.05)
     yield f"http://127.0.0.1:{port}"
     srv.should_exit = True
-    th.join(timeout=5)
+    th.join(timeout=10)
 
 
 @pytest.fixture(scope="module")
 def browser():
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"chromium not found at {CHROMIUM} (apt-get install chromium)")
+        pytest.skip(f"chromium not found at {CHROMIUM} (apt-get install chromium, or set "
+                    "VOCALMIX_CHROMIUM)")
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         yield b
         b.close()
 
 
-def test_upload_mix_adjust_download(server, browser, tmp_path):
+@pytest.fixture
+def page(browser):
+    pg = browser.new_page(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    pg.errors = errors  # type: ignore[attr-defined]
+    # record what the progress line says, to check the progress was visible
+    pg.add_init_script("""
+        window.__progress = [];
+        document.addEventListener('DOMContentLoaded', () => {
+          const el = document.getElementById('progress-text');
+          if (el) new MutationObserver(() => window.__progress.push(el.textContent))
+            .observe(el, {childList: true, characterData: true, subtree: true});
+        });""")
+    yield pg
+    pg.close()
+
+
+def wait_revision(page, rev: int) -> None:
+    page.wait_for_selector(f"body[data-revision='{rev}']:not([data-busy])", timeout=SLOW_MS)
+
+
+def shown_params(page) -> dict:
+    return json.loads(page.text_content("#params-json"))
+
+
+def audio_digest(page, url: str) -> str:
+    body = page.evaluate("async (u) => { const r = await fetch(u); if (!r.ok) throw new "
+                         "Error(r.status); return Array.from(new Uint8Array("
+                         "await crypto.subtle.digest('SHA-256', await r.arrayBuffer()))); }",
+                         url)
+    return hashlib.sha1(bytes(body)).hexdigest()
+
+
+def canvas_ink(page, selector: str) -> int:
+    """How many pixels of a canvas are not transparent (0: nothing drawn)."""
+    return page.evaluate("(s) => { const c = document.querySelector(s); const d = "
+                         "c.getContext('2d').getImageData(0, 0, c.width, c.height).data; "
+                         "let n = 0; for (let i = 3; i < d.length; i += 4) n += d[i] > 0; "
+                         "return n; }", selector)
+
+
+def test_upload_mix_adjust_download(server, page, tmp_path):
     v, b = synthesize_song(sample_rate=44100, duration_s=8.0, seed=11)
-    vp, bp = tmp_path / "vocal.wav", tmp_path / "backing.wav"
+    vp, bp = tmp_path / "demo vocal.wav", tmp_path / "demo backing.wav"
     sf.write(vp, v, 44100, subtype="PCM_16")
     sf.write(bp, b, 44100, subtype="PCM_16")
-    page = browser.new_page(viewport={"width": 1280, "height": 900}, accept_downloads=True)
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(server + "/")
+    assert page.title() == "vocalmix studio"
+
+    # upload the demo files and wait for the mix
     page.set_input_files("#vocal-file", str(vp))
     page.set_input_files("#backing-file", str(bp))
+    assert "demo vocal.wav" in page.text_content("#vocal-name")
     page.click("#mix-button")
-    page.wait_for_selector("#controls:not([hidden])", timeout=60_000)
-    page.wait_for_function("document.querySelector('#params-json').textContent.length > 100")
-    before = json.loads(page.text_content("#params-json"))
-    mix_src_before = page.get_attribute("#player", "src")
-    assert before["achieved"]["vocal_to_mix_lu"] == pytest.approx(-3.0, abs=0.05)
-    fetch = ("async (u) => Array.from(new Uint8Array(await crypto.subtle.digest('SHA-256', "
-             "await (await fetch(u)).arrayBuffer())))")
-    a1 = page.evaluate(fetch, mix_src_before)
+    wait_revision(page, 1)
+    progress = page.evaluate("window.__progress")
+    assert any(t.startswith("mixing") for t in progress), progress
+    before = shown_params(page)
+    assert before["format"] == "vocalmix.params"
+    assert before["achieved"]["vocal_to_mix_lu"] == pytest.approx(
+        before["targets"]["vocal_to_mix_lu"], abs=0.05)
+    page.wait_for_function("document.querySelector('#wave-mix').width > 100")
+    page.wait_for_timeout(300)  # peaks and analysis are fetched after the params show
+    for canvas in ("#wave-vocal", "#wave-backing", "#wave-mix", "#spectrum"):
+        assert canvas_ink(page, canvas) > 1000, canvas
+    src1 = page.get_attribute("#player", "src")
+    assert "/audio/mix" in src1
+    digest1 = audio_digest(page, src1)
 
-    # move the vocal level control (target) to -6 LU
-    slider = page.locator("[id='t-vocal_to_mix_lu']")
-    slider.evaluate("(el) => { el.value = -6; el.dispatchEvent(new Event('input')); "
-                    "el.dispatchEvent(new Event('change')); }")
-    page.wait_for_function(
-        "JSON.parse(document.querySelector('#params-json').textContent)"
-        ".targets.vocal_to_mix_lu === -6", timeout=60_000)
-    after = json.loads(page.text_content("#params-json"))
-    assert after["achieved"]["vocal_to_mix_lu"] == pytest.approx(-6.0, abs=0.05)
+    # move the vocal level control (the vocal-to-mix target) with the mouse
+    slider = page.locator("#c-targets-vocal_to_mix_lu")
+    box = slider.bounding_box()
+    assert box is not None
+    page.mouse.click(box["x"] + 0.25 * box["width"], box["y"] + box["height"] / 2)
+    wait_revision(page, 2)
+    moved = float(page.input_value("#c-targets-vocal_to_mix_lu-num"))
+    assert moved < before["targets"]["vocal_to_mix_lu"] - 3
+    after = shown_params(page)
+    assert after["targets"]["vocal_to_mix_lu"] == pytest.approx(moved, abs=1e-9)
+    assert after["achieved"]["vocal_to_mix_lu"] == pytest.approx(moved, abs=0.05)
     assert after["vocal"]["gain_db"] < before["vocal"]["gain_db"] - 2
-    mix_src_after = page.get_attribute("#player", "src")
-    assert mix_src_after != mix_src_before
-    # the audio itself changed
-    a2 = page.evaluate(fetch, mix_src_after)
-    assert a1 != a2
+    src2 = page.get_attribute("#player", "src")
+    assert src2 != src1  # the player follows the new render
+    assert audio_digest(page, src2) != digest1  # and the audio itself changed
 
-    # A/B switch plays the plain sum
+    # type an exact value into the control's number box
+    page.fill("#c-targets-vocal_to_mix_lu-num", "-6")
+    page.press("#c-targets-vocal_to_mix_lu-num", "Enter")
+    wait_revision(page, 3)
+    assert shown_params(page)["targets"]["vocal_to_mix_lu"] == -6.0
+
+    # A/B: the plain sum of the inputs, then back to the mix
     page.click("#ab-plain")
     assert "/audio/plain" in page.get_attribute("#player", "src")
+    assert audio_digest(page, page.get_attribute("#player", "src"))
     page.click("#ab-mix")
+    assert "/audio/mix" in page.get_attribute("#player", "src")
 
     # download the params
     with page.expect_download() as dl:
         page.click("#dl-params")
-    path = dl.value.path()
-    doc = json.loads(Path(path).read_text())
-    assert doc["format"] == "vocalmix.params"
-    assert doc["targets"]["vocal_to_mix_lu"] == -6.0
+    doc = json.loads(Path(dl.value.path()).read_text())
+    params = MixParams.from_dict(doc)
+    assert params.targets.vocal_to_mix_lu == -6.0
+    assert dl.value.suggested_filename == "demo vocal-params.json"
 
-    page.wait_for_timeout(1500)  # let the waveforms and spectrum draw
-    # the README's screenshot is refreshed on request, so a test run leaves the tree clean
+    # load a params file back: a setting edited by hand is rendered exactly
+    doc["vocal"]["gain_db"] = round(doc["vocal"]["gain_db"] - 4.0, 3)
+    edited = tmp_path / "edited.json"
+    edited.write_text(json.dumps(doc))
+    page.set_input_files("#params-file", str(edited))
+    wait_revision(page, 4)
+    got = shown_params(page)
+    assert got["vocal"]["gain_db"] == doc["vocal"]["gain_db"]
+    assert got["achieved"]["vocal_to_mix_lu"] < -9.0
+    assert float(page.input_value("#c-vocal-gain_db-num")) == pytest.approx(
+        doc["vocal"]["gain_db"], abs=0.06)
+
+    # back to a tidy state for the picture: the -6 LU mix
+    doc["vocal"]["gain_db"] = round(doc["vocal"]["gain_db"] + 4.0, 3)
+    edited.write_text(json.dumps(doc))
+    page.set_input_files("#params-file", str(edited))
+    wait_revision(page, 5)
+    page.wait_for_timeout(800)  # waveforms and spectrum of the last render
     out = (REPO / "docs" / "screenshot.png" if os.environ.get("VOCALMIX_SCREENSHOT")
            else tmp_path / "screenshot.png")
     out.parent.mkdir(exist_ok=True)
+    page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=str(out), full_page=True)
-    assert out.stat().st_size > 20_000
-    assert not errors, errors
-    page.close()
+    assert out.stat().st_size > 50_000
+    assert not page.errors, page.errors
 
 
-def test_demo_button(server, browser):
-    page = browser.new_page()
+def test_demo_button_and_errors(server, page):
     page.goto(server + "/")
+    # a mix without files explains what to do
+    page.click("#mix-button")
+    assert "Choose a vocal and a backing" in page.text_content("#error")
     page.click("#demo-button")
-    page.wait_for_selector("#controls:not([hidden])", timeout=60_000)
-    doc = json.loads(page.text_content("#params-json"))
-    assert doc["provenance"]["method"] == "baseline"
-    page.close()
+    wait_revision(page, 1)
+    assert page.is_hidden("#error")
+    doc = shown_params(page)
+    assert doc["provenance"]["method"] in ("baseline", "model")
+    assert any("mixing" in t for t in page.evaluate("window.__progress"))
+    # an out-of-range value typed in a box: the server's message shows, the mix stays
+    page.fill("#c-vocal-compressor-ratio-num", "99")
+    page.press("#c-vocal-compressor-ratio-num", "Enter")
+    page.wait_for_selector("#toast:not([hidden])", timeout=SLOW_MS)
+    assert "ratio" in page.text_content("#toast")
+    page.errors[:] = [e for e in page.errors if "status of 422" not in e]  # that one
+    assert page.get_attribute("body", "data-revision") == "1"
+    page.wait_for_selector("body:not([data-busy])", timeout=SLOW_MS)
+    assert float(page.input_value("#c-vocal-compressor-ratio-num")) == pytest.approx(
+        doc["vocal"]["compressor"]["ratio"], abs=0.06)
+    # an EQ band added by hand, then its gain: both rendered
+    page.click("#eq-add")
+    wait_revision(page, 2)
+    n = len(shown_params(page)["vocal"]["eq_bands"])
+    assert n == len(doc["vocal"]["eq_bands"]) + 1
+    i = n - 1
+    page.fill(f"#c-eq-{i}-gain_db-num", "3")
+    page.press(f"#c-eq-{i}-gain_db-num", "Enter")
+    wait_revision(page, 3)
+    assert shown_params(page)["vocal"]["eq_bands"][i]["gain_db"] == 3.0
+    assert not page.errors, page.errors
+
+
+def test_api_reference_page_works_offline(server, page):
+    page.goto(server + "/api")
+    page.wait_for_selector(".endpoint")
+    text = page.text_content("#api-endpoints")
+    for path in ("/api/mixes", "/api/mixes/{mid}/params", "/api/mixes/{mid}/audio/{kind}"):
+        assert path in text
+    assert "413" in text and "415" in text
+    assert not page.errors, page.errors

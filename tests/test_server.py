@@ -1,41 +1,54 @@
-"""The HTTP API against the real application (FastAPI's test client)."""
+"""The HTTP API against the real application (FastAPI's test client; one test runs
+``vocalmix serve`` on loopback)."""
 
 from __future__ import annotations
 
 import io
 import json
+import os
+import socket
+import subprocess
+import sys
 import threading
 import time
+import urllib.request
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-fastapi = pytest.importorskip("fastapi", reason="server extras not installed")
+pytest.importorskip("fastapi", reason="server extras not installed")
 from fastapi.testclient import TestClient  # noqa: E402
 
-from vocalmix.server import create_app  # noqa: E402
+from vocalmix.errors import VocalmixError  # noqa: E402
+from vocalmix.measure import integrated_loudness  # noqa: E402
+from vocalmix.server import ID_RE, create_app, waveform_peaks  # noqa: E402
 from vocalmix.synth import synthesize_song  # noqa: E402
 
 SR = 16000
+LIMIT = 2_000_000
 
 
-def wav_bytes(x: np.ndarray, sr: int = SR) -> bytes:
+def wav_bytes(x: np.ndarray, sr: int = SR, subtype: str = "FLOAT") -> bytes:
     buf = io.BytesIO()
-    sf.write(buf, x, sr, format="WAV", subtype="FLOAT")
+    sf.write(buf, x, sr, format="WAV", subtype=subtype)
     return buf.getvalue()
+
+
+def song(seed: int = 5, duration_s: float = 4.0, sr: int = SR) -> tuple[bytes, bytes]:
+    v, b = synthesize_song(sample_rate=sr, duration_s=duration_s, seed=seed)
+    return wav_bytes(v, sr), wav_bytes(b, sr)
 
 
 @pytest.fixture(scope="module")
 def pair() -> tuple[bytes, bytes]:
-    v, b = synthesize_song(sample_rate=SR, duration_s=4.0, seed=5)
-    return wav_bytes(v), wav_bytes(b)
+    return song()
 
 
 @pytest.fixture
 def app(tmp_path):
-    return create_app(tmp_path / "store", max_upload_bytes=2_000_000, ttl_s=3600,
-                      start_sweeper=False)
+    return create_app(tmp_path / "store", max_upload_bytes=LIMIT, ttl_s=3600,
+                      cleanup_interval_s=0, max_concurrent_mixes=8)
 
 
 @pytest.fixture
@@ -45,154 +58,587 @@ def client(app):
 
 def post_mix(client, pair, **form):
     v, b = pair
-    files = {"vocal": ("v.wav", v, "audio/wav"), "backing": ("b.wav", b, "audio/wav")}
+    files = {"vocal": ("take.wav", v, "audio/wav"), "backing": ("track.wav", b, "audio/wav")}
     return client.post("/api/mixes", files=files, data={k: str(x) for k, x in form.items()})
 
 
-def test_create_get_audio_put_delete(client, pair):
+def read_wav(content: bytes) -> tuple[np.ndarray, int]:
+    x, sr = sf.read(io.BytesIO(content), dtype="float32", always_2d=True)
+    return x, sr
+
+
+def folders(app) -> list[str]:
+    return sorted(p.name for p in app.state.store.root.iterdir())
+
+
+# --- the endpoints -----------------------------------------------------------------------
+
+
+def test_create_get_audio_edit_delete(client, pair, app):
     r = post_mix(client, pair, vocal_to_mix_lu=-4)
     assert r.status_code == 201, r.text
     body = r.json()
     mid = body["id"]
-    assert len(mid) >= 22
+    assert ID_RE.fullmatch(mid) and body["status"] == "done" and body["revision"] == 1
+    assert body["progress"] == {"stage": "done", "fraction": 1.0}
+    assert body["name"] == "take" and body["sample_rate"] == SR and body["duration_s"] == 4.0
     p = body["params"]
     assert p["format"] == "vocalmix.params" and p["targets"]["vocal_to_mix_lu"] == -4.0
     assert p["achieved"]["vocal_to_mix_lu"] == pytest.approx(-4.0, abs=0.05)
-    assert set(body["links"]) >= {"mix", "vocal", "vocal_dry", "backing", "plain"}
-    g = client.get(f"/api/mixes/{mid}")
+    links = body["links"]
+    assert {"mix", "vocal", "vocal_dry", "backing", "plain", "params_file", "edit", "self",
+            "analysis", "peaks"} <= set(links)
+
+    g = client.get(links["self"])
     assert g.status_code == 200 and g.json()["params"] == p and g.json()["status"] == "done"
+    audio = {}
     for kind in ("mix", "vocal", "vocal_dry", "backing", "plain"):
-        a = client.get(f"/api/mixes/{mid}/audio/{kind}")
-        assert a.status_code == 200 and a.headers["content-type"] == "audio/wav"
-        x, sr = sf.read(io.BytesIO(a.content))
-        assert sr == SR and x.shape == (4 * SR, 2)
-    old_mix = client.get(f"/api/mixes/{mid}/audio/mix").content
-    # targets: re-resolve
-    r = client.put(f"/api/mixes/{mid}/params", json={"targets": {"vocal_to_mix_lu": -2.0}})
+        a = client.get(links[kind])
+        assert a.status_code == 200 and a.headers["content-type"] == "audio/wav", kind
+        assert f"take-{kind}.wav" in a.headers["content-disposition"]
+        x, sr = read_wav(a.content)
+        assert sr == SR and x.shape == (4 * SR, 2) and np.abs(x).max() > 0.01, kind
+        audio[kind] = x
+    # the stems add up to the mix (but for what the limiter took off)
+    premaster = audio["vocal"] + audio["backing"]
+    assert np.corrcoef(premaster.ravel(), audio["mix"].ravel())[0, 1] > 0.999
+    if p["achieved"]["master_gain_reduction_db"] == 0.0:
+        assert np.abs(premaster - audio["mix"]).max() < 1e-3
+
+    d = client.get(links["params_file"])
+    assert d.status_code == 200 and "take-params.json" in d.headers["content-disposition"]
+    assert json.loads(d.content) == p
+    pk = client.get(links["peaks"]).json()
+    assert pk["columns"] == 1200 and pk["duration_s"] == 4.0
+    assert {"vocal", "backing", "mix"} <= set(pk) and len(pk["mix"]["peak"]) == 1200
+    an = client.get(links["analysis"]).json()
+    n = len(an["band_centres_hz"])
+    assert len(an["band_edges_hz"]) == n + 1
+    for k in ("vocal_db", "backing_db", "masking_db", "weight", "vocal_after_eq_db"):
+        assert len(an[k]) == n, k
+    assert len(an["eq_response_db"]) == len(an["eq_freqs_hz"]) == 240
+    assert an["eq_response_db"][0] < -20  # the high-pass
+
+    # targets: the settings are re-resolved
+    r = client.put(links["edit"], json={"targets": {"vocal_to_mix_lu": -2.0}})
     assert r.status_code == 200, r.text
-    assert r.json()["params"]["achieved"]["vocal_to_mix_lu"] == pytest.approx(-2.0, abs=0.05)
-    assert client.get(f"/api/mixes/{mid}/audio/mix").content != old_mix
-    # settings: render exactly
+    assert r.json()["revision"] == 2
     new = r.json()["params"]
+    assert new["achieved"]["vocal_to_mix_lu"] == pytest.approx(-2.0, abs=0.05)
+    assert new["vocal"]["gain_db"] > p["vocal"]["gain_db"] + 1
+    assert not np.array_equal(read_wav(client.get(links["mix"]).content)[0], audio["mix"])
+
+    # settings: rendered exactly, achieved figures measured
     new["vocal"]["gain_db"] -= 3.0
-    r2 = client.put(f"/api/mixes/{mid}/params", json={"params": new})
-    assert r2.status_code == 200
-    got = r2.json()["params"]
+    r = client.put(links["edit"], json={"params": new})
+    assert r.status_code == 200
+    got = r.json()["params"]
     assert got["vocal"]["gain_db"] == pytest.approx(new["vocal"]["gain_db"])
-    assert got["achieved"]["vocal_to_mix_lu"] < -3.0
-    # params download parses
-    d = client.get(f"/api/mixes/{mid}/params.json")
-    assert d.status_code == 200
-    assert json.loads(d.content)["vocal"]["gain_db"] == got["vocal"]["gain_db"]
-    an = client.get(f"/api/mixes/{mid}/analysis").json()
-    assert len(an["vocal_db"]) == len(an["band_centres_hz"]) and len(an["eq_response_db"]) == 200
-    assert client.delete(f"/api/mixes/{mid}").status_code == 204
-    assert client.get(f"/api/mixes/{mid}").status_code == 404
+    assert got["targets"] == new["targets"]
+    assert got["achieved"]["vocal_to_mix_lu"] < -3.0  # was -2 LU before the -3 dB
+    # the document itself as the body (what a downloaded params file is)
+    got["backing"]["gain_db"] = -2.0
+    r = client.put(links["edit"], json=got)
+    assert r.status_code == 200 and r.json()["params"]["backing"]["gain_db"] == -2.0
+    assert r.json()["revision"] == 4
+    # a reverb preset: its reverb, then the targets re-resolved
+    presets = client.get("/api/presets").json()
+    assert len(presets) > 10 and all(q["decay_s"] > 0 for q in presets)
+    r = client.put(links["edit"], json={"reverb_preset": presets[0]["name"]})
+    assert r.status_code == 200
+    rv = r.json()["params"]["vocal"]["reverb"]
+    assert rv["room_size"] == pytest.approx(presets[0]["room_size"])
+    assert r.json()["params"]["targets"]["reverb_decay_s"] == pytest.approx(
+        presets[0]["decay_s"], rel=0.01)
+
+    assert client.delete(links["self"]).status_code == 204
+    assert client.get(links["self"]).status_code == 404
+    assert client.get(links["mix"]).status_code == 404
+    assert client.delete(links["self"]).status_code == 404
+    assert folders(app) == []
+
+
+def test_room_size_edit_updates_the_documented_decay(client, pair):
+    body = post_mix(client, pair).json()
+    p = body["params"]
+    p["vocal"]["reverb"]["room_size"] = 0.9
+    r = client.put(body["links"]["edit"], json={"params": p})
+    assert r.status_code == 200
+    decay = r.json()["params"]["vocal"]["reverb"]["decay_s"]
+    assert decay > p["vocal"]["reverb"]["decay_s"] + 0.5
+    assert any("decay_s" in n for n in r.json()["notes"])
+
+
+def test_plain_sum_is_at_the_mix_loudness(client, pair):
+    body = post_mix(client, pair).json()
+    links = body["links"]
+    for target in (None, -9.0):
+        if target is not None:
+            r = client.put(links["edit"], json={"targets": {"vocal_to_mix_lu": target}})
+            body = r.json()
+        x, sr = read_wav(client.get(links["plain"]).content)
+        mix_lufs = body["params"]["achieved"]["mix_integrated_lufs"]
+        assert integrated_loudness(x, sr) == pytest.approx(mix_lufs, abs=0.15)
+    # it is the sum of the inputs, only scaled
+    v, sr = read_wav(pair[0])
+    b, _ = read_wav(pair[1])
+    plain = v + b
+    k = float(np.dot(x.ravel(), plain.ravel()) / np.dot(plain.ravel(), plain.ravel()))
+    assert np.abs(k * plain - x).max() < 1e-3
+
+
+def test_options_method_params_preset_and_rates(client, pair):
+    base = post_mix(client, pair, vocal_lra_lu=9, reverb_decay_s=1.2).json()["params"]
+    assert base["targets"]["vocal_lra_lu"] == 9.0
+    assert base["targets"]["reverb_decay_s"] == 1.2
+    # a params document as the starting point (like `vocalmix mix --params-in`)
+    start = dict(base, targets=dict(base["targets"], vocal_to_mix_lu=-7.5))
+    r = post_mix(client, pair, params=json.dumps(start))
+    assert r.status_code == 201, r.text
+    assert r.json()["params"]["achieved"]["vocal_to_mix_lu"] == pytest.approx(-7.5, abs=0.05)
+    # the model estimator (or the baseline it falls back to), and a reverb preset
+    name = client.get("/api/presets").json()[3]["name"]
+    r = post_mix(client, pair, method="model", reverb_preset=name)
+    assert r.status_code == 201, r.text
+    assert r.json()["params"]["provenance"]["method"] in ("model", "baseline")
+    # mono vocal at 22.05 kHz, stereo backing at 16 kHz: resampled to the vocal's rate
+    v, b = synthesize_song(sample_rate=22050, duration_s=3.0, seed=2)
+    _, b16 = synthesize_song(sample_rate=SR, duration_s=3.0, seed=2)
+    r = post_mix(client, (wav_bytes(v[:, 0], 22050, "PCM_16"), wav_bytes(b16)))
+    assert r.status_code == 201, r.text
+    assert r.json()["sample_rate"] == 22050
+    assert any("resampled" in n for n in r.json()["notes"])
+    assert any("mono" in n for n in r.json()["notes"])
+    # FLAC and OGG uploads decode too
+    for fmt in ("FLAC", "OGG"):
+        buf = io.BytesIO()
+        sf.write(buf, b, 22050, format=fmt)
+        r = post_mix(client, (wav_bytes(v, 22050), buf.getvalue()))
+        assert r.status_code == 201, (fmt, r.text)
+
+
+def test_demo(client):
+    r = client.post("/api/demo?duration_s=3")
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["name"] == "vocalmix-demo" and body["duration_s"] == 3.0
+    assert body["params"]["provenance"]["method"] in ("baseline", "model")
+    assert client.get(body["links"]["mix"]).status_code == 200
+
+
+def test_wait_false_reports_progress_then_the_result(client, pair, monkeypatch):
+    """``wait=false``: 202 at once, GET shows the stage while it works, 409 for audio
+    and edits until it is done."""
+    import vocalmix.pipeline as pipeline
+
+    gate = threading.Event()
+    real_mix = pipeline.mix
+
+    def slow_mix(*a, **kw):
+        kw["progress"]("resolving the vocal gain for the vocal-to-mix target")
+        assert gate.wait(30)
+        return real_mix(*a, **kw)
+
+    monkeypatch.setattr(pipeline, "mix", slow_mix)
+    r = post_mix(client, pair, wait="false")
+    assert r.status_code == 202, r.text
+    body = r.json()
+    assert body["status"] == "mixing" and body["params"] is None
+    links = body["links"]
+    deadline = time.time() + 20
+    while client.get(links["self"]).json()["progress"]["fraction"] < 0.4:
+        assert time.time() < deadline
+        time.sleep(0.02)
+    g = client.get(links["self"]).json()
+    assert g["status"] == "mixing" and g["progress"]["stage"].startswith("resolving the vocal")
+    r = client.get(links["mix"])
+    assert r.status_code == 409 and "still being made" in r.json()["detail"]
+    assert client.put(links["edit"], json={"targets": {"vocal_lra_lu": 5}}).status_code == 409
+    gate.set()
+    while (g := client.get(links["self"]).json())["status"] == "mixing":
+        assert time.time() < deadline
+        time.sleep(0.02)
+    assert g["status"] == "done" and g["progress"]["fraction"] == 1.0
+    assert g["params"]["achieved"]["vocal_to_mix_lu"] is not None
+    assert client.get(links["mix"]).status_code == 200
+
+
+def test_wait_false_failure_is_reported(client, pair, monkeypatch):
+    import vocalmix.pipeline as pipeline
+    from vocalmix.errors import TargetUnreachableError
+
+    def failing_mix(*a, **kw):
+        raise TargetUnreachableError("the vocal cannot get that loud; lower the target")
+
+    monkeypatch.setattr(pipeline, "mix", failing_mix)
+    body = post_mix(client, pair, wait="0").json()
+    deadline = time.time() + 20
+    while (g := client.get(body["links"]["self"]).json())["status"] == "mixing":
+        assert time.time() < deadline
+        time.sleep(0.02)
+    assert g["status"] == "failed"
+    assert g["error"] == {"status": 422,
+                          "detail": "the vocal cannot get that loud; lower the target"}
+    r = client.get(body["links"]["mix"])
+    assert r.status_code == 409 and "lower the target" in r.json()["detail"]
+    # with wait (the default), the same failure is the response's status, and nothing stays
+    r = post_mix(client, pair)
+    assert r.status_code == 422 and "lower the target" in r.json()["detail"]
 
 
 def test_openapi_documents_every_endpoint(client):
     spec = client.get("/openapi.json").json()
     paths = spec["paths"]
-    assert "/api/mixes" in paths and "post" in paths["/api/mixes"]
-    assert {"get", "delete"} <= set(paths["/api/mixes/{mid}"])
-    assert "put" in paths["/api/mixes/{mid}/params"]
-    assert "/api/mixes/{mid}/audio/{kind}" in paths
+    expected = {
+        "/api/mixes": {"post"}, "/api/mixes/{mid}": {"get", "delete"},
+        "/api/mixes/{mid}/params": {"put"}, "/api/mixes/{mid}/audio/{kind}": {"get"},
+        "/api/mixes/{mid}/params.json": {"get"}, "/api/mixes/{mid}/analysis": {"get"},
+        "/api/mixes/{mid}/peaks": {"get"}, "/api/demo": {"post"}, "/api/presets": {"get"},
+    }
+    for path, methods in expected.items():
+        assert methods <= set(paths[path]), path
+    post = paths["/api/mixes"]["post"]
+    form = post["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert form["required"] == ["vocal", "backing"]
+    assert {"413", "415", "422", "201", "202"} <= set(post["responses"])
+    schemas = spec["components"]["schemas"]
+    assert "MixParams" in schemas and "Compressor" in schemas
+    assert "threshold_db" in schemas["Compressor"]["properties"]
+    assert client.get("/docs").status_code == 200
 
 
-def test_error_codes(client, pair, tmp_path):
-    # 413: too large (limit 2 MB in this app)
-    big = wav_bytes(np.zeros((SR * 40, 2), np.float32) + 0.01)
+# --- errors ------------------------------------------------------------------------------
+
+
+def test_413_upload_over_the_limit(client, pair, app):
+    big = wav_bytes(np.full((SR * 40, 2), 0.01, np.float32))  # 5 MB > 2 MB
     r = client.post("/api/mixes", files={"vocal": ("v.wav", big), "backing": ("b.wav", pair[1])})
+    assert r.status_code == 413
+    assert "limit of 2000000 bytes" in r.json()["detail"] or "MB" in r.json()["detail"]
+    assert "--max-upload-mb" in r.json()["detail"]
+
+    # streamed without Content-Length (chunked): counted as it arrives
+    def chunks():
+        yield (b'--xyz\r\nContent-Disposition: form-data; name="vocal"; filename="v.wav"\r\n'
+               b"Content-Type: audio/wav\r\n\r\n")
+        for _ in range(40):
+            yield b"\0" * 100_000
+        yield b"\r\n--xyz--\r\n"
+
+    r = client.post("/api/mixes", content=chunks(),
+                    headers={"content-type": "multipart/form-data; boundary=xyz"})
     assert r.status_code == 413 and "limit" in r.json()["detail"]
-    # 415: not audio
-    r = client.post("/api/mixes", files={"vocal": ("v.wav", b"not audio at all"),
-                                         "backing": ("b.wav", pair[1])})
-    assert r.status_code == 415 and "cannot be decoded" in r.json()["detail"]
-    # 422: silent vocal, bad target, bad method, bad params
-    silent = wav_bytes(np.zeros((SR * 3, 2), np.float32))
-    r = client.post("/api/mixes", files={"vocal": ("v.wav", silent), "backing": ("b.wav", pair[1])})
-    assert r.status_code == 422 and "silent" in r.json()["detail"]
-    r = post_mix(client, pair, vocal_lra_lu=99)
-    assert r.status_code == 422 and "vocal_lra_lu" in r.json()["detail"]
-    r = post_mix(client, pair, method="magic")
-    assert r.status_code == 422
+    # a Content-Length that lies low does not help either
+    r = client.post("/api/mixes", content=b"x" * (LIMIT + 10),
+                    headers={"content-type": "multipart/form-data; boundary=xyz",
+                             "content-length": "100"})
+    assert r.status_code in (413, 422)
+    # a huge params edit
     mid = post_mix(client, pair).json()["id"]
-    r = client.put(f"/api/mixes/{mid}/params", json={"targets": {"vocal_to_mix_lu": 5}})
-    assert r.status_code == 422 and "vocal_to_mix_lu" in r.json()["detail"]
-    p = client.get(f"/api/mixes/{mid}").json()["params"]
-    p["vocal"]["compressor"]["ratio"] = 0
-    r = client.put(f"/api/mixes/{mid}/params", json={"params": p})
-    assert r.status_code == 422 and "ratio" in r.json()["detail"]
-    r = client.put(f"/api/mixes/{mid}/params", content=b"{nope",
+    r = client.put(f"/api/mixes/{mid}/params", content=b" " * (LIMIT + 1),
                    headers={"content-type": "application/json"})
-    assert r.status_code == 422
-    # 404: unknown ids and kinds
-    assert client.get("/api/mixes/" + "A" * 24).status_code == 404
-    assert client.get(f"/api/mixes/{mid}/audio/params").status_code == 404
+    assert r.status_code == 413
+    assert folders(app) == [mid]  # nothing left behind by the refused uploads
+
+
+def test_415_not_audio(client, pair, app):
+    r = client.post("/api/mixes", files={"vocal": ("v.wav", b"RIFF this is not audio at all"),
+                                         "backing": ("b.wav", pair[1])})
+    assert r.status_code == 415
+    detail = r.json()["detail"]
+    assert detail.startswith("vocal v.wav: cannot be decoded as audio")
+    assert str(app.state.store.root) not in detail and "upload_" not in detail
+    r = client.post("/api/mixes", json={"vocal": "x"})
+    assert r.status_code == 415 and "multipart/form-data" in r.json()["detail"]
+    assert folders(app) == []
+
+
+def test_422_audio_params_and_targets(client, pair, app):
+    def upload(vocal: bytes, **form):
+        return post_mix(client, (vocal, pair[1]), **form)
+
+    cases = [
+        (upload(wav_bytes(np.zeros((SR * 3, 2), np.float32))), "silent"),
+        (upload(wav_bytes(np.full((SR * 3, 2), np.nan, np.float32))), "NaN"),
+        (upload(wav_bytes(np.full((SR // 5, 2), 0.1, np.float32))), "too short"),
+        (upload(wav_bytes(np.full((SR * 3, 3), 0.1, np.float32))), "channels"),
+        (post_mix(client, pair, vocal_lra_lu=99), "targets.vocal_lra_lu = 99.0 is out of range"),
+        (post_mix(client, pair, vocal_to_mix_lu="loud"), "must be a number"),
+        (post_mix(client, pair, method="magic"), "baseline or model"),
+        (post_mix(client, pair, reverb_preset="no_such_room"), "unknown reverb preset"),
+        (post_mix(client, pair, params="{nope"), "not valid JSON"),
+        (post_mix(client, pair, wait="maybe"), "wait must be true or false"),
+        (post_mix(client, pair, colour="blue"), "unknown form field 'colour'"),
+        (client.post("/api/mixes", files={"vocal": ("v.wav", pair[0])}), "missing file"),
+        (client.post("/api/demo?duration_s=1000"), "between 2 and 60"),
+        (client.post("/api/demo?duration_s=long"), "duration_s"),
+    ]
+    for r, text in cases:
+        assert r.status_code == 422, (text, r.status_code, r.text)
+        assert text in r.json()["detail"], (text, r.json())
+    # the 3-channel message tells an API client what to send
+    r = upload(wav_bytes(np.full((SR * 3, 3), 0.1, np.float32)))
+    assert "fold=mean" in r.json()["detail"]
+    r = upload(wav_bytes(np.full((SR * 3, 3), 0.1, np.float32)), fold="mean")
+    assert r.status_code == 201, r.text
+    kept = [r.json()["id"]]
+
+    mid = post_mix(client, pair).json()["id"]
+    kept.append(mid)
+    url = f"/api/mixes/{mid}/params"
+    p = client.get(f"/api/mixes/{mid}").json()["params"]
+    bad_ratio = json.loads(json.dumps(p))
+    bad_ratio["vocal"]["compressor"]["ratio"] = 0
+    typo = json.loads(json.dumps(p))
+    typo["vocal"]["gain"] = 1.0
+    puts = [
+        ({"targets": {"vocal_to_mix_lu": 5}}, "targets.vocal_to_mix_lu = 5.0 is out of range"),
+        ({"targets": {"loudness": -3}}, "unknown target"),
+        ({"targets": [1, 2]}, "targets must be an object"),
+        ({"params": bad_ratio}, "vocal.compressor.ratio = 0.0 is out of range"),
+        ({"params": typo}, "unknown key(s) in vocal: gain"),
+        ({"params": p, "resolve": "yes"}, "resolve must be true or false"),
+        ({"colour": "blue"}, "unknown key"),
+        ({}, "nothing to change"),
+        ([1, 2, 3], "JSON object"),
+        ({"reverb_preset": "no_such_room"}, "unknown reverb preset"),
+    ]
+    for body, text in puts:
+        r = client.put(url, json=body)
+        assert r.status_code == 422, (body, r.text)
+        assert text in r.json()["detail"], (text, r.json())
+    r = client.put(url, content=b"{nope", headers={"content-type": "application/json"})
+    assert r.status_code == 422 and "must be JSON" in r.json()["detail"]
+    # none of that changed the mix
+    assert client.get(f"/api/mixes/{mid}").json()["params"] == p
+    assert client.get(f"/api/mixes/{mid}").json()["revision"] == 1
+    assert folders(app) == sorted(kept)
+
+
+def test_404_unknown_ids_kinds_and_routes(client, pair):
+    mid = post_mix(client, pair).json()["id"]
+    for url in ("/api/mixes/" + "A" * 24, "/api/mixes/" + "A" * 24 + "/audio/mix",
+                "/api/mixes/" + "A" * 24 + "/params.json", "/api/mixes/short",
+                f"/api/mixes/{mid}/audio/params", f"/api/mixes/{mid}/audio/vocal_in",
+                "/api/nothing-here"):
+        r = client.get(url)
+        assert r.status_code == 404, url
+        assert isinstance(r.json()["detail"], str) and r.json()["detail"], url
+    assert "expired" in client.get("/api/mixes/" + "A" * 24).json()["detail"]
+    assert client.put("/api/mixes/" + "A" * 24 + "/params",
+                      json={"targets": {"vocal_to_mix_lu": -3}}).status_code == 404
     assert client.delete("/api/mixes/" + "B" * 24).status_code == 404
 
 
-@pytest.mark.parametrize("bad", ["..", "..%2F..%2Fetc%2Fpasswd", "%2e%2e", "....//....//etc",
-                                 "..%252f..%252f", "a" * 10, "/etc/passwd", "%00"])
-def test_path_traversal_is_refused(client, pair, app, bad):
+# --- safety: traversal, expiry, concurrency ----------------------------------------------
+
+TRAVERSALS = ["..", "...", "../../etc/passwd", "..%2F..%2Fetc%2Fpasswd", "%2e%2e",
+              "%2e%2e%2f%2e%2e%2fetc%2fpasswd", "..%252f..%252fetc", "....//....//etc",
+              "..\\..\\etc", "%00", "a%00b", "/etc/passwd", "~root", "A" * 23 + "/",
+              "A" * 25, "A" * 22 + "..", "%2fetc%2fpasswd"]
+
+
+@pytest.mark.parametrize("bad", TRAVERSALS)
+def test_path_traversal_is_refused(client, pair, app, tmp_path, bad):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root:x:0:0")
     mid = post_mix(client, pair).json()["id"]
-    for url in (f"/api/mixes/{bad}", f"/api/mixes/{bad}/audio/mix",
-                f"/api/mixes/{mid}/audio/{bad}", f"/api/mixes/{mid}/audio/..%2Fparams.json",
-                f"/api/mixes/{bad}/params.json"):
+    urls = [f"/api/mixes/{bad}", f"/api/mixes/{bad}/audio/mix", f"/api/mixes/{bad}/peaks",
+            f"/api/mixes/{bad}/params.json", f"/api/mixes/{bad}/analysis",
+            f"/api/mixes/{mid}/audio/{bad}", f"/api/mixes/{mid}/audio/..%2Fparams.json",
+            f"/api/mixes/{mid}/audio/..%2F..%2F..%2Fsecret.txt", f"/static/{bad}",
+            "/static/..%2Fserver.py", "/static/%2e%2e/server.py"]
+    for url in urls:
         r = client.get(url)
-        assert b"root:" not in r.content
-        if r.status_code == 200:  # the client normalised ".." to a legitimate API path
-            assert r.url.path in (f"/api/mixes/{mid}", "/api/mixes"), (url, r.url.path)
-            assert r.json()["id"] == mid
+        assert b"root:" not in r.content and b"def create_app" not in r.content, url
+        if r.status_code == 200:  # the client normalised the path to a legitimate one
+            assert r.url.path in (f"/api/mixes/{mid}", "/api/mixes", "/",
+                                  "/static/api.html"), (url, r.url.path)
         else:
             assert r.status_code in (404, 405), (url, r.status_code)
-    r = client.put(f"/api/mixes/{bad}/params", json={"targets": {}})
-    assert r.status_code in (404, 405)
-    r = client.delete(f"/api/mixes/{bad}")
-    assert r.status_code in (404, 405)
+    for r in (client.put(f"/api/mixes/{bad}/params", json={"targets": {}}),
+              client.delete(f"/api/mixes/{bad}")):
+        assert r.status_code in (404, 405)
     root = app.state.store.root
-    assert all(p.parent == root for p in root.iterdir())
+    assert [p.name for p in root.iterdir()] == [mid]  # nothing deleted, nothing created
+    assert secret.read_text() == "root:x:0:0"
+    with pytest.raises(Exception, match="no mix"):
+        app.state.store.path(bad)
+
+
+def test_a_symlink_in_the_storage_does_not_lead_out(client, app, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "meta.json").write_text('{"status": "done"}')
+    (outside / "params.json").write_text("{}")
+    (outside / "mix.wav").write_bytes(wav_bytes(np.zeros((SR, 2), np.float32)))
+    link = app.state.store.root / ("S" * 24)
+    link.symlink_to(outside, target_is_directory=True)
+    for url in ("/api/mixes/" + "S" * 24, "/api/mixes/" + "S" * 24 + "/audio/mix"):
+        assert client.get(url).status_code == 404
+    assert client.delete("/api/mixes/" + "S" * 24).status_code == 404
+    app.state.store.sweep(now=time.time() + 10**6)
+    assert (outside / "mix.wav").exists()
 
 
 def test_time_to_live_cleanup(client, pair, app):
-    mid = post_mix(client, pair).json()["id"]
     store = app.state.store
-    assert store.sweep(now=time.time()) == []
+    mid = post_mix(client, pair).json()["id"]
+    old = post_mix(client, pair).json()["id"]
+    past = time.time() - 7200
+    os.utime(store.root / old, (past, past))
+    assert store.sweep() == [old]
+    assert client.get(f"/api/mixes/{old}").status_code == 404
     assert client.get(f"/api/mixes/{mid}").status_code == 200
-    removed = store.sweep(now=time.time() + 3601)
-    assert removed == [mid]
+    # a mix being worked on (its lock held) waits for the next sweep
+    with store.lock(mid):
+        assert store.sweep(now=time.time() + 3601) == []
+    # an edit counts as a change: the clock restarts
+    t_edit = time.time()
+    client.put(f"/api/mixes/{mid}/params", json={"targets": {"vocal_to_mix_lu": -5}})
+    assert store.sweep(now=t_edit + 3000) == []
+    assert store.sweep(now=t_edit + 3700) == [mid]
     assert client.get(f"/api/mixes/{mid}").status_code == 404
-    assert not (store.root / mid).exists()
+    assert not (store.root / mid).exists() and folders(app) == []
 
 
-def test_eight_concurrent_mixes_each_get_their_own_result(client, pair):
-    targets = [-1.5 - 0.75 * i for i in range(8)]
+def test_the_sweeper_thread_runs_while_served(tmp_path, pair):
+    app = create_app(tmp_path / "s", ttl_s=0.3, cleanup_interval_s=0.1)
+    with TestClient(app) as client:  # runs the lifespan, which starts the sweeper
+        mid = post_mix(client, pair).json()["id"]
+        deadline = time.time() + 10
+        while client.get(f"/api/mixes/{mid}").status_code == 200:
+            assert time.time() < deadline, "the sweeper did not remove the expired mix"
+            time.sleep(0.05)
+        assert not (app.state.store.root / mid).exists()
+
+
+def test_eight_concurrent_mixes_each_get_their_own_result(client):
+    """Eight uploads at once, each with its own song (length, seed) and its own target:
+    every result has its own id, its own target reached, and audio as long as its input."""
+    n = 8
+    songs = [song(seed=10 + i, duration_s=3.0 + 0.25 * i) for i in range(n)]
+    targets = [-1.5 - 0.75 * i for i in range(n)]
     results: dict[int, object] = {}
+    start = threading.Barrier(n)
 
     def go(i: int) -> None:
-        results[i] = post_mix(client, pair, vocal_to_mix_lu=targets[i])
+        start.wait()
+        results[i] = post_mix(client, songs[i], vocal_to_mix_lu=targets[i])
 
-    threads = [threading.Thread(target=go, args=(i,)) for i in range(8)]
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(n)]
     for t in threads:
         t.start()
     for t in threads:
-        t.join()
+        t.join(60)
     ids = set()
-    for i, t in enumerate(targets):
+    for i in range(n):
         r = results[i]
         assert r.status_code == 201, r.text
         body = r.json()
         ids.add(body["id"])
-        assert body["params"]["targets"]["vocal_to_mix_lu"] == t
-        assert body["params"]["achieved"]["vocal_to_mix_lu"] == pytest.approx(t, abs=0.05)
-        again = client.get(f"/api/mixes/{body['id']}").json()
-        assert again["params"]["targets"]["vocal_to_mix_lu"] == t
-    assert len(ids) == 8
+        assert body["duration_s"] == 3.0 + 0.25 * i
+        assert body["params"]["targets"]["vocal_to_mix_lu"] == targets[i]
+        assert body["params"]["achieved"]["vocal_to_mix_lu"] == pytest.approx(targets[i],
+                                                                              abs=0.05)
+        again = client.get(body["links"]["self"]).json()
+        assert again["params"] == body["params"]
+        x, _ = read_wav(client.get(body["links"]["mix"]).content)
+        assert x.shape[0] == round((3.0 + 0.25 * i) * SR)
+        # the stored vocal is this request's vocal
+        vocal_in, _ = read_wav(songs[i][0])
+        dry, _ = read_wav(client.get(body["links"]["vocal_dry"]).content)
+        assert np.corrcoef(dry[:, 0], vocal_in[:, 0])[0, 1] > 0.5
+    assert len(ids) == n
 
 
-def test_page_and_demo(client):
+def test_concurrent_edits_of_one_mix_are_applied_one_after_the_other(client, pair):
+    body = post_mix(client, pair).json()
+    url = body["links"]["edit"]
+    targets = [-2.0, -4.0, -6.0, -8.0]
+    out: dict[float, dict] = {}
+
+    def go(t: float) -> None:
+        out[t] = client.put(url, json={"targets": {"vocal_to_mix_lu": t}}).json()
+
+    threads = [threading.Thread(target=go, args=(t,)) for t in targets]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(o["revision"] for o in out.values()) == [2, 3, 4, 5]
+    for t, o in out.items():  # each response describes its own edit
+        assert o["params"]["achieved"]["vocal_to_mix_lu"] == pytest.approx(t, abs=0.05)
+    last = max(out.values(), key=lambda o: o["revision"])
+    assert client.get(body["links"]["self"]).json()["params"] == last["params"]
+
+
+# --- the page, settings, command line ----------------------------------------------------
+
+
+def test_page_and_static_files(client):
     r = client.get("/")
-    assert r.status_code == 200 and "Try the demo" in r.text
-    assert client.get("/static/app.js").status_code == 200
-    r = client.post("/api/demo?duration_s=3")
-    assert r.status_code == 201 and r.json()["params"]["provenance"]["method"] == "baseline"
+    assert r.status_code == 200 and "text/html" in r.headers["content-type"]
+    assert "Try the demo" in r.text and "/static/app.js" in r.text
+    for f in ("app.js", "style.css", "api.html", "api.js"):
+        assert client.get(f"/static/{f}").status_code == 200
+    r = client.get("/api")  # the offline API reference, rendered from /openapi.json
+    assert r.status_code == 200 and r.url.path == "/static/api.html"
+    assert client.get("/api/health").json()["max_upload_bytes"] == LIMIT
+
+
+def test_waveform_peaks():
+    x = np.zeros((1000, 2), np.float32)
+    x[10, 1] = -0.5
+    pk = waveform_peaks(x, columns=100)
+    assert len(pk["peak"]) == 100 and pk["peak"][1] == 0.5 and pk["peak"][0] == 0.0
+    assert pk["rms"][1] == pytest.approx(0.5 / np.sqrt(10), abs=1e-4)
+    assert len(waveform_peaks(x[:5], columns=100)["peak"]) == 5
+
+
+def test_settings_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("VOCALMIX_STORAGE", str(tmp_path / "env-store"))
+    monkeypatch.setenv("VOCALMIX_MAX_UPLOAD_MB", "0.5")
+    monkeypatch.setenv("VOCALMIX_TTL_S", "12")
+    app = create_app()
+    assert app.state.store.root == (tmp_path / "env-store").resolve()
+    assert app.state.max_upload_bytes == 2**19 and app.state.store.ttl_s == 12.0
+    app = create_app(tmp_path / "arg", max_upload_bytes=1000, ttl_s=5)  # arguments win
+    assert app.state.max_upload_bytes == 1000 and app.state.store.ttl_s == 5
+    monkeypatch.setenv("VOCALMIX_TTL_S", "soon")
+    with pytest.raises(VocalmixError, match="VOCALMIX_TTL_S"):
+        create_app(tmp_path / "bad")
+
+
+def test_serve_command(tmp_path):
+    from vocalmix.cli import build_parser, main
+
+    args = build_parser().parse_args(["serve"])
+    assert (args.host, args.port) == ("127.0.0.1", 8000) and callable(args.func)
+    assert main(["serve", "--ttl-s", "-1"]) == 2  # one-line error, no server started
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vocalmix.cli", "serve", "--port", str(port), "--storage",
+         str(tmp_path / "cli-store"), "--max-upload-mb", "3", "--ttl-s", "60"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health",
+                                            timeout=2) as r:
+                    health = json.loads(r.read())
+                break
+            except OSError:
+                assert proc.poll() is None, proc.stdout.read()
+                assert time.time() < deadline, "vocalmix serve did not answer"
+                time.sleep(0.2)
+        assert health["max_upload_bytes"] == 3 * 2**20 and health["ttl_s"] == 60.0
+        assert (tmp_path / "cli-store").is_dir()
+    finally:
+        proc.terminate()
+        out = proc.communicate(timeout=15)[0]
+    assert f"http://127.0.0.1:{port}/" in out

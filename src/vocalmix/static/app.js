@@ -1,50 +1,76 @@
-// vocalmix studio: upload, mix, look, listen, adjust. Plain JS, no build step.
+// vocalmix studio: upload, mix, look, listen, adjust. Plain JS, no build step, no network
+// access beyond this server.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-let state = { id: null, params: null, links: null, version: 0, ab: "mix" };
+const state = { mix: null, ab: "mix", presets: [] };
 
+// --- control specs: [path, label, slider min, max, step, unit, options] --------------------
+// options.scale: shown value = stored value * scale; options.log: logarithmic slider;
+// options.lo/hi: what the params document allows (the number box accepts all of it).
 const TARGETS = [
-  ["vocal_to_mix_lu", "Vocal vs mix", -20, -0.5, 0.1, "LU"],
-  ["vocal_lra_lu", "Vocal loudness range", 1, 30, 0.5, "LU"],
-  ["reverb_decay_s", "Reverb time (T30)", 0.6, 9.5, 0.1, "s"],
+  ["targets.vocal_to_mix_lu", "Vocal vs mix", -20, -0.5, 0.1, "LU", { lo: -20, hi: -0.5 }],
+  ["targets.vocal_lra_lu", "Loudness range", 1, 30, 0.5, "LU", { lo: 1, hi: 30 }],
+  ["targets.reverb_decay_s", "Reverb time", 0.55, 9.7, 0.05, "s", { lo: 0.2, hi: 12 }],
 ];
-const SETTINGS = [
-  ["vocal.gain_db", "Vocal gain", -40, 40, 0.1, "dB"],
-  ["backing.gain_db", "Backing gain", -30, 12, 0.1, "dB"],
-  ["vocal.highpass.cutoff_frequency_hz", "High-pass", 20, 400, 1, "Hz"],
-  ["vocal.compressor.threshold_db", "Comp. threshold", -80, 0, 0.5, "dB"],
-  ["vocal.compressor.ratio", "Comp. ratio", 1, 20, 0.1, ": 1"],
-  ["vocal.compressor.attack_ms", "Comp. attack", 0.1, 100, 0.1, "ms"],
-  ["vocal.compressor.release_ms", "Comp. release", 5, 1000, 1, "ms"],
-  ["vocal.compressor.makeup_db", "Comp. make-up", -12, 36, 0.1, "dB"],
-  ["vocal.reverb.room_size", "Reverb room size", 0, 1, 0.01, ""],
-  ["vocal.reverb.damping", "Reverb damping", 0, 1, 0.01, ""],
-  ["vocal.reverb.width", "Reverb width", 0, 1, 0.01, ""],
-  ["vocal.reverb.wet_level_db", "Reverb level", -60, 0, 0.5, "dB"],
-  ["vocal.reverb.pre_delay_ms", "Reverb pre-delay", 0, 200, 1, "ms"],
-  ["master.ceiling_dbtp", "Master ceiling", -6, 0, 0.1, "dBTP"],
+const LEVELS = [
+  ["vocal.gain_db", "Vocal gain", -40, 40, 0.1, "dB", { lo: -60, hi: 60 }],
+  ["backing.gain_db", "Backing gain", -30, 12, 0.1, "dB", { lo: -60, hi: 24 }],
+  ["master.ceiling_dbtp", "Limiter ceiling", -12, 0, 0.1, "dBTP", { lo: -20, hi: 0 }],
+  ["master.lookahead_ms", "Look-ahead", 0.5, 50, 0.5, "ms", { lo: 0.5, hi: 50 }],
+  ["master.release_ms", "Limiter release", 5, 1000, 1, "ms", { lo: 1, hi: 2000, log: true }],
 ];
+const COMPRESSOR = [
+  ["vocal.compressor.threshold_db", "Threshold", -60, 0, 0.5, "dB", { lo: -80, hi: 0 }],
+  ["vocal.compressor.ratio", "Ratio", 1, 20, 0.1, ": 1", { lo: 1, hi: 50, log: true }],
+  ["vocal.compressor.attack_ms", "Attack", 0.1, 200, 0.1, "ms", { lo: 0.1, hi: 500, log: true }],
+  ["vocal.compressor.release_ms", "Release", 5, 2000, 1, "ms", { lo: 1, hi: 5000, log: true }],
+  ["vocal.compressor.makeup_db", "Make-up", -12, 36, 0.1, "dB", { lo: -24, hi: 48 }],
+];
+const REVERB = [
+  ["vocal.reverb.wet_level_db", "Level", -60, 6, 0.5, "dB", { lo: -80, hi: 6 }],
+  ["vocal.reverb.room_size", "Room size", 0, 100, 1, "%", { scale: 100, lo: 0, hi: 100 }],
+  ["vocal.reverb.damping", "Damping", 0, 100, 1, "%", { scale: 100, lo: 0, hi: 100 }],
+  ["vocal.reverb.width", "Width", 0, 100, 1, "%", { scale: 100, lo: 0, hi: 100 }],
+  ["vocal.reverb.pre_delay_ms", "Pre-delay", 0, 200, 1, "ms", { lo: 0, hi: 500 }],
+];
+const HIGHPASS = [
+  ["vocal.highpass.cutoff_frequency_hz", "Cut-off", 20, 400, 1, "Hz", { lo: 10, hi: 1000, log: true }],
+];
+const BAND = [
+  ["freq_hz", "Frequency", 20, 16000, 1, "Hz", { lo: 20, hi: 20000, log: true }],
+  ["gain_db", "Gain", -12, 12, 0.1, "dB", { lo: -24, hi: 24 }],
+  ["q", "Width", 0.1, 8, 0.01, "Q", { lo: 0.1, hi: 20, log: true }],
+];
+const KINDS = [["peak", "peak"], ["low_shelf", "low shelf"], ["high_shelf", "high shelf"]];
+const GROUP_SWITCH = { "vocal.compressor.": "vocal.compressor.enabled",
+  "vocal.reverb.": "vocal.reverb.enabled", "vocal.highpass.": "vocal.highpass.enabled" };
 
-function get(obj, path) { return path.split(".").reduce((o, k) => o[k], obj); }
-function set(obj, path, v) {
+// --- small helpers ------------------------------------------------------------------------
+function get(obj, path) { return path.split(".").reduce((o, k) => (o == null ? o : o[k]), obj); }
+function put(obj, path, v) {
   const ks = path.split("."); const last = ks.pop();
   ks.reduce((o, k) => o[k], obj)[last] = v;
 }
-function fmt(v, unit) {
-  if (v === null || v === undefined) return "n/a";
-  return `${Number(v).toFixed(Math.abs(v) < 10 ? 2 : 1)} ${unit}`.trim();
+function decimals(step) { const s = String(step); return s.includes(".") ? s.split(".")[1].length : 0; }
+function signed(v, nd) { const s = Number(v).toFixed(nd); return v > 0 ? `+${s}` : s.replace("-", "−"); }
+function fmtTime(s) { const m = Math.floor(s / 60); return `${m}:${String(Math.floor(s % 60)).padStart(2, "0")}`; }
+function pretty(name) { return name.replace(/_/g, " "); }
+
+let toastTimer = null;
+function showError(msg, where) {
+  const el = where === "start" ? $("error") : $("toast");
+  if (!msg) { el.hidden = true; return; }
+  el.textContent = msg; el.hidden = false;
+  if (el.id === "toast") { clearTimeout(toastTimer); toastTimer = setTimeout(() => { el.hidden = true; }, 9000); }
 }
 
-function showProgress(text, pct) {
+function showProgress(text, fraction) {
   $("progress").hidden = false;
   $("progress-text").textContent = text;
-  const bar = $("progress-bar");
-  if (pct === null) { bar.classList.add("busy"); bar.style.width = ""; }
-  else { bar.classList.remove("busy"); bar.style.width = `${pct}%`; }
+  $("progress-bar").style.width = `${Math.round(100 * Math.max(0.02, Math.min(1, fraction)))}%`;
 }
 function hideProgress() { $("progress").hidden = true; }
-function showError(msg) { $("error").hidden = !msg; $("error").textContent = msg || ""; }
 
 function request(method, url, body, onUpload) {
   return new Promise((resolve, reject) => {
@@ -52,9 +78,11 @@ function request(method, url, body, onUpload) {
     xhr.open(method, url);
     xhr.responseType = "json";
     if (onUpload) xhr.upload.onprogress = (e) => e.lengthComputable && onUpload(e.loaded / e.total);
-    xhr.onload = () => (xhr.status < 300 ? resolve(xhr.response)
-      : reject(new Error((xhr.response && xhr.response.detail) || `HTTP ${xhr.status}`)));
-    xhr.onerror = () => reject(new Error("network error"));
+    xhr.onload = () => {
+      if (xhr.status < 300) resolve(xhr.response);
+      else reject(new Error((xhr.response && xhr.response.detail) || `the server answered ${xhr.status}`));
+    };
+    xhr.onerror = () => reject(new Error("the server cannot be reached (is vocalmix serve still running?)"));
     if (body && !(body instanceof FormData)) {
       xhr.setRequestHeader("Content-Type", "application/json");
       body = JSON.stringify(body);
@@ -62,170 +90,459 @@ function request(method, url, body, onUpload) {
     xhr.send(body || null);
   });
 }
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+// --- making a mix -------------------------------------------------------------------------
 async function startMix(formData) {
-  showError("");
+  showError("", "start");
+  $("mix-button").disabled = true; $("demo-button").disabled = true;
   try {
     let res;
     if (formData) {
-      showProgress("uploading…", 0);
+      formData.append("wait", "false");
+      showProgress("uploading… 0 %", 0);
       res = await request("POST", "/api/mixes", formData, (f) => {
-        if (f < 1) showProgress(`uploading… ${Math.round(100 * f)}%`, 100 * f);
-        else showProgress("analysing and mixing…", null);
+        showProgress(f < 1 ? `uploading… ${Math.round(100 * f)} %` : "decoding the uploads…", f < 1 ? f : 0.04);
       });
     } else {
-      showProgress("synthesising the demo song and mixing…", null);
-      res = await request("POST", "/api/demo");
+      showProgress("synthesising the demo song…", 0.04);
+      res = await request("POST", "/api/demo?wait=false");
     }
-    await show(res);
-  } catch (e) { showError(e.message); }
-  hideProgress();
+    while (res.status === "mixing") {
+      showProgress(`mixing: ${res.progress.stage}…`, res.progress.fraction);
+      await sleep(250);
+      res = await request("GET", res.links.self);
+    }
+    if (res.status === "failed") throw new Error(res.error ? res.error.detail : "the mix failed");
+    showProgress("done", 1);
+    show(res, true);
+  } catch (e) { showError(e.message, "start"); }
+  $("mix-button").disabled = false; $("demo-button").disabled = false;
+  setTimeout(hideProgress, 400);
 }
 
-async function show(res) {
-  state.id = res.id; state.params = res.params; state.links = res.links; state.version++;
+// --- showing a mix ------------------------------------------------------------------------
+function audioUrl(kind) { return `${state.mix.links[kind]}?rev=${state.mix.revision}`; }
+
+function show(res, fresh) {
+  state.mix = res;
+  document.body.dataset.revision = String(res.revision);
+  document.body.dataset.mixId = res.id;
   $("result").hidden = false; $("controls").hidden = false;
-  buildControls();
-  $("params-json").textContent = JSON.stringify(res.params, null, 2);
+  const p = res.params;
+  $("mix-name").textContent = `${res.name} · ${res.sample_rate} Hz · ${fmtTime(res.duration_s)}`;
+  $("params-json").textContent = JSON.stringify(p, null, 2);
   $("notes").textContent = (res.notes || []).join(" · ");
-  const a = res.params.achieved;
-  $("achieved").innerHTML = [
-    ["vocal vs mix", fmt(a.vocal_to_mix_lu, "LU")],
-    ["vocal vs backing", fmt(a.vocal_to_backing_lu, "LU")],
-    ["vocal LRA", fmt(a.vocal_lra_lu, "LU")],
-    ["mix loudness", fmt(a.mix_integrated_lufs, "LUFS")],
-    ["mix true peak", fmt(a.mix_true_peak_dbtp, "dBTP")],
-    ["master reduction", fmt(a.master_gain_reduction_db, "dB")],
-  ].map(([k, v]) => `<div><b>${v}</b><span>${k}</span></div>`).join("");
-  for (const k of ["mix", "vocal", "vocal_dry", "backing"]) $(`dl-${k}`).href = url(k);
-  $("dl-params").href = `${state.links.params}?v=${state.version}`;
+  $("ab-note").textContent = p.achieved.mix_integrated_lufs == null ? ""
+    : `A and B both at ${p.achieved.mix_integrated_lufs.toFixed(1).replace("-", "−")} LUFS`;
+  showAchieved(p);
+  for (const k of ["mix", "vocal", "vocal_dry", "backing"]) $(`dl-${k}`).href = audioUrl(k);
+  $("dl-params").href = `${res.links.params_file}?rev=${res.revision}`;
+  syncControls(p, fresh);
   setPlayer();
   drawWaves();
   drawSpectrum();
+  if (fresh) $("result").scrollIntoView({ behavior: "smooth", block: "start" });
 }
 
-function url(kind) { return `${state.links[kind]}?v=${state.version}`; }
+function showAchieved(p) {
+  const a = p.achieved, t = p.targets;
+  const tile = (value, label, sub) => `<div><b>${value}</b><span>${label}</span>${sub ? `<span class="target">${sub}</span>` : ""}</div>`;
+  const lu = (v, unit, nd = 2) => (v == null ? "n/a" : `${signed(v, nd)} ${unit}`);
+  $("achieved").innerHTML = [
+    tile(lu(a.vocal_to_mix_lu, "LU"), "vocal vs mix", `target ${signed(t.vocal_to_mix_lu, 1)} LU`),
+    tile(lu(a.vocal_to_backing_lu, "LU"), "vocal vs backing", ""),
+    tile(a.vocal_lra_lu == null ? "n/a" : `${a.vocal_lra_lu.toFixed(1)} LU`, "vocal loudness range", `target ${t.vocal_lra_lu.toFixed(1)} LU`),
+    tile(`${p.vocal.reverb.decay_s.toFixed(2)} s`, "reverb time (T30)", `target ${t.reverb_decay_s.toFixed(2)} s`),
+    tile(lu(a.mix_integrated_lufs, "LUFS", 1), "mix loudness", ""),
+    tile(lu(a.mix_true_peak_dbtp, "dBTP"), "mix true peak", a.master_gain_reduction_db ? `limiter ${signed(-a.master_gain_reduction_db, 1)} dB` : "limiter idle"),
+  ].join("");
+}
 
 function setPlayer() {
-  const p = $("player"); const t = p.currentTime || 0; const playing = !p.paused;
-  p.src = url(state.ab);
-  p.addEventListener("loadedmetadata", () => { p.currentTime = Math.min(t, p.duration || t);
-    if (playing) p.play(); }, { once: true });
+  const p = $("player"); const src = audioUrl(state.ab);
+  if (p.getAttribute("src") === src) return;
+  const t = p.currentTime || 0; const playing = !p.paused && !p.ended;
+  p.setAttribute("src", src);
+  p.addEventListener("loadedmetadata", () => {
+    try { p.currentTime = Math.min(t, p.duration || t); } catch (e) { /* not seekable yet */ }
+    if (playing) p.play().catch(() => {});
+  }, { once: true });
 }
 
-function control(prefix, [path, label, lo, hi, step, unit], value, onChange) {
-  const id = `${prefix}-${path}`;
+function setAB(which) {
+  state.ab = which;
+  $("ab-mix").classList.toggle("on", which === "mix");
+  $("ab-plain").classList.toggle("on", which === "plain");
+  if (state.mix) setPlayer();
+}
+
+// --- controls -----------------------------------------------------------------------------
+const controls = new Map();  // key -> {input, num, spec, value(setter)}
+let eqShape = "";
+
+function toSlider(v, spec) {
+  const o = spec[6] || {}; const x = v * (o.scale || 1);
+  return o.log ? Math.log(Math.max(x, 1e-9)) : x;
+}
+function fromSlider(s, spec) {
+  const o = spec[6] || {};
+  return o.log ? Math.exp(s) : Number(s);
+}
+
+function makeControl(key, spec, onCommit) {
+  const [, label, lo, hi, step, unit, o = {}] = spec;
+  const id = `c-${key.replace(/\./g, "-")}`;
   const div = document.createElement("div"); div.className = "ctl";
+  const nd = decimals(step);
+  const sMin = o.log ? Math.log(lo) : lo, sMax = o.log ? Math.log(hi) : hi;
+  const sStep = o.log ? (sMax - sMin) / 400 : step;
   div.innerHTML = `<label for="${id}">${label}</label>
-    <input type="range" id="${id}" min="${lo}" max="${hi}" step="${step}" value="${value}">
-    <output id="${id}-out">${Number(value).toFixed(2)} ${unit}</output>`;
-  const input = div.querySelector("input"); const out = div.querySelector("output");
-  input.addEventListener("input", () => { out.textContent = `${Number(input.value).toFixed(2)} ${unit}`; });
-  input.addEventListener("change", () => onChange(Number(input.value)));
+    <input type="range" id="${id}" min="${sMin}" max="${sMax}" step="${sStep}" aria-label="${label} (${unit})">
+    <span class="num"><input type="number" id="${id}-num" min="${o.lo ?? lo}" max="${o.hi ?? hi}" step="${step}"
+      aria-label="${label} in ${unit}"><span class="unit">${unit}</span></span>`;
+  const range = div.querySelector("input[type=range]"); const num = div.querySelector("input[type=number]");
+  const scale = o.scale || 1;
+  const shown = (v) => Number(v).toFixed(nd);
+  const ctl = {
+    range, num, spec,
+    set(v) {
+      if (document.activeElement === num || range.dataset.dragging) return;
+      range.value = toSlider(v, spec); num.value = shown(v * scale);
+    },
+  };
+  range.addEventListener("pointerdown", () => { range.dataset.dragging = "1"; });
+  for (const ev of ["pointerup", "pointercancel", "blur"]) range.addEventListener(ev, () => { delete range.dataset.dragging; });
+  range.addEventListener("input", () => { num.value = shown(fromSlider(range.value, spec)); });
+  range.addEventListener("change", () => {
+    delete range.dataset.dragging;
+    const v = Number(shown(fromSlider(range.value, spec))) / scale;
+    num.value = shown(v * scale); onCommit(v);
+  });
+  num.addEventListener("change", () => {
+    const v = Number(num.value) / scale;
+    if (!Number.isFinite(v)) return;
+    range.value = toSlider(v, spec); onCommit(v);
+  });
+  // Enter commits: leaving the box fires its (single) change event
+  num.addEventListener("keydown", (e) => { if (e.key === "Enter") num.blur(); });
+  controls.set(key, ctl);
   return div;
 }
 
-let timer = null;
-function debounced(fn) { clearTimeout(timer); timer = setTimeout(fn, 250); }
-
-function buildControls() {
-  const p = state.params;
-  const t = $("targets"); t.innerHTML = "";
-  for (const spec of TARGETS) t.appendChild(control("t", spec, p.targets[spec[0]],
-    (v) => debounced(() => update({ targets: { [spec[0]]: v } }))));
-  const s = $("settings"); s.innerHTML = "";
-  for (const spec of SETTINGS) s.appendChild(control("s", spec, get(p, spec[0]), (v) => debounced(() => {
-    const np = structuredClone(state.params); set(np, spec[0], v);
-    if (spec[0] === "vocal.compressor.ratio" || spec[0] === "vocal.compressor.threshold_db") np.vocal.compressor.enabled = true;
-    update({ params: np });
-  })));
-  const e = $("eq"); e.innerHTML = "";
-  if (!p.vocal.eq_bands.length) e.innerHTML = "<p class='notes'>No EQ bands: the backing does not mask the vocal enough to need any.</p>";
-  p.vocal.eq_bands.forEach((b, i) => {
-    const h = document.createElement("h3"); h.textContent = `Band ${i + 1}: ${b.kind} (${b.source})`; e.appendChild(h);
-    for (const [key, label, lo, hi, step, unit] of [["freq_hz", "Frequency", 20, 16000, 1, "Hz"],
-      ["gain_db", "Gain", -12, 12, 0.1, "dB"], ["q", "Q", 0.1, 8, 0.05, ""]]) {
-      e.appendChild(control(`eq${i}`, [key, label, lo, hi, step, unit], b[key], (v) => debounced(() => {
-        const np = structuredClone(state.params); np.vocal.eq_bands[i][key] = v; update({ params: np });
-      })));
-    }
+function settingEdit(path) {
+  return (v) => queueEdit(path, (p) => {
+    put(p, path, v);
+    for (const [prefix, sw] of Object.entries(GROUP_SWITCH)) if (path.startsWith(prefix)) put(p, sw, true);
+    return { params: p };
   });
 }
 
-async function update(body) {
-  showError(""); showProgress("re-rendering…", null);
-  try { await show(await request("PUT", `/api/mixes/${state.id}/params`, body)); }
-  catch (e) { showError(e.message); buildControls(); }
-  hideProgress();
+function buildControls() {
+  controls.clear();
+  const add = (el, specs, commit) => { el.innerHTML = ""; for (const s of specs) el.appendChild(makeControl(s[0], s, commit(s[0]))); };
+  add($("targets"), TARGETS, (path) => (v) => queueEdit(path, () => ({ targets: { [path.split(".")[1]]: v } })));
+  add($("levels"), LEVELS, settingEdit);
+  add($("compressor"), COMPRESSOR, settingEdit);
+  add($("reverb"), REVERB, settingEdit);
+  add($("highpass"), HIGHPASS, settingEdit);
 }
 
-async function decode(kind) {
-  const buf = await (await fetch(url(kind))).arrayBuffer();
-  const ctx = new OfflineAudioContext(1, 1, 44100);
-  return ctx.decodeAudioData(buf);
+function buildEq(p) {
+  const e = $("eq"); e.innerHTML = "";
+  for (const k of [...controls.keys()]) if (k.startsWith("eq.")) controls.delete(k);
+  const bands = p.vocal.eq_bands;
+  eqShape = bands.map((b) => b.kind).join(",");
+  if (!bands.length) {
+    e.innerHTML = "<p class='eq-empty'>No EQ bands: the backing does not mask the vocal enough to need any. Add one by hand if you like.</p>";
+  }
+  const grid = document.createElement("div"); grid.className = "bands"; e.appendChild(grid);
+  bands.forEach((b, i) => {
+    const box = document.createElement("div"); box.className = "band";
+    const head = document.createElement("div"); head.className = "band-head";
+    head.innerHTML = `<h4>Band ${i + 1}</h4><select id="eq-${i}-kind" aria-label="band ${i + 1} type">${KINDS.map(([k, n]) => `<option value="${k}"${k === b.kind ? " selected" : ""}>${n}</option>`).join("")}</select>
+      <span class="src">${b.source === "masking" ? "against masking" : b.source}</span>
+      <button type="button" class="icon" title="remove this band" aria-label="remove band ${i + 1}">✕</button>`;
+    head.querySelector("select").addEventListener("change", (ev) => queueEdit(`eq.${i}.kind`, (q) => {
+      if (q.vocal.eq_bands[i]) q.vocal.eq_bands[i].kind = ev.target.value; return { params: q };
+    }));
+    head.querySelector("button").addEventListener("click", () => queueEdit(`eq.${i}.remove`, (q) => {
+      q.vocal.eq_bands.splice(i, 1); return { params: q };
+    }));
+    box.appendChild(head);
+    for (const spec of BAND) {
+      const key = `eq.${i}.${spec[0]}`;
+      box.appendChild(makeControl(key, spec, (v) => queueEdit(key, (q) => {
+        if (q.vocal.eq_bands[i]) q.vocal.eq_bands[i][spec[0]] = v; return { params: q };
+      })));
+    }
+    grid.appendChild(box);
+  });
+  $("eq-add").disabled = bands.length >= 12;
 }
 
-async function drawWaves() {
-  const v = state.version;
-  for (const [kind, canvas, color] of [["vocal", "wave-vocal", "#5cc8ff"],
-    ["backing", "wave-backing", "#b48cff"], ["mix", "wave-mix", "#ff8a3d"]]) {
+function syncControls(p, fresh) {
+  if (fresh || !controls.size) buildControls();
+  if (fresh || eqShape !== p.vocal.eq_bands.map((b) => b.kind).join(",")) buildEq(p);
+  for (const [key, ctl] of controls) {
+    const v = key.startsWith("eq.") ? get(p.vocal.eq_bands, key.slice(3)) : get(p, key);
+    if (v != null) ctl.set(v);
+  }
+  const c = p.vocal.compressor, rv = p.vocal.reverb;
+  $("compressor-note").textContent = !c.enabled ? "Off: the vocal keeps its own dynamics."
+    : c.ratio <= 1 ? "Ratio 1 : 1, so not compressing: the vocal's loudness range is already within the target."
+      : `Turns the vocal down above ${c.threshold_db.toFixed(1)} dB by ${c.ratio.toFixed(1)} : 1, then ${signed(c.makeup_db, 1)} dB make-up.`;
+  $("reverb-note").textContent = !rv.enabled ? "Off: a dry vocal."
+    : `These settings give a reverb time (T30) of ${rv.decay_s.toFixed(2)} s, ${Math.abs(rv.wet_level_db).toFixed(0)} dB ${rv.wet_level_db <= 0 ? "under" : "over"} the dry vocal, after a ${rv.pre_delay_ms.toFixed(0)} ms pre-delay.`;
+  $("sw-compressor").checked = p.vocal.compressor.enabled;
+  $("sw-reverb").checked = p.vocal.reverb.enabled;
+  $("sw-highpass").checked = p.vocal.highpass.enabled;
+  p.vocal.eq_bands.forEach((b, i) => { const s = $(`eq-${i}-kind`); if (s) s.value = b.kind; });
+}
+
+// --- edits: applied one after the other, each to the newest params ------------------------
+const pending = new Map();  // key -> (params copy) => request body
+let flushing = false;
+
+function queueEdit(key, makeBody) {
+  if (!state.mix) return;
+  pending.delete(key); pending.set(key, makeBody);  // a newer edit of one control replaces the older
+  flush();
+}
+
+async function flush() {
+  if (flushing) return;
+  flushing = true; $("busy").hidden = false; document.body.dataset.busy = "1";
+  while (pending.size) {
+    const [key, makeBody] = pending.entries().next().value;
+    pending.delete(key);
     try {
-      const audio = await decode(kind);
-      if (v !== state.version) return;
-      const c = $(canvas); const g = c.getContext("2d"); const W = c.width, H = c.height;
-      g.clearRect(0, 0, W, H); g.fillStyle = color;
-      const d = audio.getChannelData(0); const step = Math.max(1, Math.floor(d.length / W));
-      for (let x = 0; x < W; x++) {
-        let m = 0; for (let i = x * step; i < (x + 1) * step && i < d.length; i++) m = Math.max(m, Math.abs(d[i]));
-        const h = Math.max(1, m * H); g.fillRect(x, (H - h) / 2, 1, h);
-      }
-    } catch (e) { /* a waveform is decoration; the audio still plays */ }
-  }
-}
-
-async function drawSpectrum() {
-  const v = state.version;
-  const a = await (await fetch(`/api/mixes/${state.id}/analysis`)).json();
-  if (v !== state.version) return;
-  const c = $("spectrum"); const g = c.getContext("2d"); const W = c.width, H = c.height;
-  g.clearRect(0, 0, W, H);
-  const fx = (f) => 40 + (W - 80) * Math.log(f / 20) / Math.log(20000 / 20);
-  const ly = (db) => 10 + (H - 30) * Math.min(1, Math.max(0, -db / 50));  // 0..-50 dB
-  const ey = (db) => H / 2 - db * (H - 40) / 40;  // EQ: +-20 dB
-  g.font = "11px system-ui"; g.fillStyle = "#93a1b3";
-  for (const f of [50, 100, 200, 500, 1000, 2000, 5000, 10000]) {
-    g.fillText(f >= 1000 ? `${f / 1000}k` : `${f}`, fx(f) - 8, H - 4);
-    g.fillStyle = "#222b38"; g.fillRect(fx(f), 0, 1, H - 16); g.fillStyle = "#93a1b3";
-  }
-  const n = a.band_centres_hz.length;
-  const edges = a.band_centres_hz.map((f, i) => i < n - 1 ? Math.sqrt(f * a.band_centres_hz[i + 1]) : f * 1.2);
-  for (let i = 0; i < n; i++) {
-    const x0 = fx(i ? edges[i - 1] : a.band_centres_hz[0] / 1.2), x1 = fx(edges[i]);
-    if (a.masking_db[i] > 0 && a.vocal_db[i] > -30 && a.band_centres_hz[i] > 150) {
-      g.fillStyle = "rgba(255,92,92,0.35)"; g.fillRect(x0, 0, x1 - x0, H - 16);
+      const body = makeBody(structuredClone(state.mix.params));
+      const res = await request("PUT", state.mix.links.edit, body);
+      show(res, false);
+      // the preset menu names the room only until a reverb knob moves away from it
+      if (key !== "vocal.reverb.preset" && (key.startsWith("vocal.reverb.") || key === "load")) $("reverb-preset").value = "";
+    } catch (e) {
+      showError(e.message);
+      syncControls(state.mix.params, false);  // put the controls back where the mix is
     }
   }
-  const line = (ys, color, xs) => { g.strokeStyle = color; g.lineWidth = 2; g.beginPath();
-    ys.forEach((y, i) => (i ? g.lineTo(fx(xs[i]), y) : g.moveTo(fx(xs[i]), y))); g.stroke(); };
-  line(a.vocal_db.map(ly), "#5cc8ff", a.band_centres_hz);
-  line(a.backing_db.map(ly), "#b48cff", a.band_centres_hz);
-  g.setLineDash([5, 4]); g.strokeStyle = "#3a475b"; g.beginPath(); g.moveTo(40, ey(0)); g.lineTo(W - 40, ey(0)); g.stroke(); g.setLineDash([]);
-  line(a.eq_response_db.map(ey), "#ffd23f", a.eq_freqs_hz);
-  g.fillStyle = "#ffd23f"; g.fillText("+10 dB", W - 38, ey(10) + 4); g.fillText("-10 dB", W - 38, ey(-10) + 4);
-  g.fillStyle = "#93a1b3"; g.fillText("band level re total, dB", 44, 12);
+  flushing = false; $("busy").hidden = true; delete document.body.dataset.busy;
 }
 
-$("upload-form").addEventListener("submit", (ev) => {
-  ev.preventDefault();
-  const v = $("vocal-file").files[0], b = $("backing-file").files[0];
-  if (!v || !b) { showError("Choose a vocal and a backing file first (or press Try the demo)."); return; }
-  const fd = new FormData(); fd.append("vocal", v); fd.append("backing", b);
-  startMix(fd);
-});
-$("demo-button").addEventListener("click", () => startMix(null));
-$("ab-mix").addEventListener("click", () => { state.ab = "mix"; $("ab-mix").classList.add("on"); $("ab-plain").classList.remove("on"); setPlayer(); });
-$("ab-plain").addEventListener("click", () => { state.ab = "plain"; $("ab-plain").classList.add("on"); $("ab-mix").classList.remove("on"); setPlayer(); });
-$("params-file").addEventListener("change", async () => {
-  const f = $("params-file").files[0]; if (!f) return;
-  try { update({ params: JSON.parse(await f.text()) }); } catch (e) { showError(`Not a params file: ${e.message}`); }
-});
+// --- waveforms ----------------------------------------------------------------------------
+function fitCanvas(c) {
+  const r = c.getBoundingClientRect(); const dpr = window.devicePixelRatio || 1;
+  const w = Math.max(1, Math.round(r.width * dpr)), h = Math.max(1, Math.round(r.height * dpr));
+  if (c.width !== w || c.height !== h) { c.width = w; c.height = h; }
+  const g = c.getContext("2d"); g.setTransform(dpr, 0, 0, dpr, 0, 0);
+  return [g, r.width, r.height];
+}
+
+let peaks = null;
+async function drawWaves() {
+  const rev = state.mix.revision;
+  try {
+    const res = await fetch(`${state.mix.links.peaks}?rev=${rev}`);
+    if (!res.ok) return;
+    const data = await res.json();
+    if (!state.mix || rev !== state.mix.revision) return;
+    peaks = data;
+  } catch (e) { return; }
+  paintWaves();
+}
+
+function paintWaves() {
+  if (!peaks) return;
+  for (const [kind, id, color] of [["vocal", "wave-vocal", "#4cc9f0"], ["backing", "wave-backing", "#a98bff"], ["mix", "wave-mix", "#ff8a3d"]]) {
+    const [g, W, H] = fitCanvas($(id));
+    g.clearRect(0, 0, W, H);
+    g.fillStyle = "#1c2430"; g.fillRect(0, H / 2, W, 1);
+    const pk = peaks[kind].peak, rms = peaks[kind].rms, n = pk.length;
+    for (let x = 0; x < W; x++) {
+      const i0 = Math.floor(x / W * n), i1 = Math.max(i0 + 1, Math.floor((x + 1) / W * n));
+      let p = 0, r = 0;
+      for (let i = i0; i < i1 && i < n; i++) { p = Math.max(p, pk[i]); r = Math.max(r, rms[i]); }
+      const hp = Math.min(1, p) * (H / 2 - 2), hr = Math.min(1, r) * (H / 2 - 2);
+      g.globalAlpha = 0.45; g.fillStyle = color; g.fillRect(x, H / 2 - hp, 1, 2 * hp || 1);
+      g.globalAlpha = 1; g.fillRect(x, H / 2 - hr, 1, 2 * hr || 1);
+    }
+    g.globalAlpha = 1;
+  }
+  const tl = $("timeline"); const d = peaks.duration_s; tl.innerHTML = "";
+  const step = [1, 2, 5, 10, 15, 30, 60, 120].find((s) => d / s <= 12) || 300;
+  for (let t = 0; t <= d + 1e-9; t += step) {
+    const s = document.createElement("span"); s.style.left = `${100 * t / d}%`; s.textContent = fmtTime(t); tl.appendChild(s);
+  }
+}
+
+function movePlayhead() {
+  const p = $("player"), head = $("playhead"), c = $("wave-mix");
+  if (state.mix && c.offsetWidth) {
+    const dur = p.duration || state.mix.duration_s || 1;
+    const box = $("waves").getBoundingClientRect(), r = c.getBoundingClientRect();
+    head.style.left = `${r.left - box.left + Math.min(1, (p.currentTime || 0) / dur) * r.width}px`;
+  }
+  requestAnimationFrame(movePlayhead);
+}
+
+function seekFrom(ev) {
+  const p = $("player"); const r = ev.currentTarget.getBoundingClientRect();
+  const dur = p.duration || (state.mix && state.mix.duration_s);
+  if (!dur) return;
+  p.currentTime = Math.max(0, Math.min(1, (ev.clientX - r.left) / r.width)) * dur;
+}
+
+// --- spectrum -----------------------------------------------------------------------------
+let analysis = null;
+async function drawSpectrum() {
+  const rev = state.mix.revision;
+  try {
+    const res = await fetch(`${state.mix.links.analysis}?rev=${rev}`);
+    if (!res.ok) return;
+    const data = await res.json();
+    if (!state.mix || rev !== state.mix.revision) return;
+    analysis = data;
+  } catch (e) { return; }
+  paintSpectrum();
+}
+
+function paintSpectrum() {
+  const a = analysis; if (!a) return;
+  const [g, W, H] = fitCanvas($("spectrum"));
+  g.clearRect(0, 0, W, H);
+  const L = 48, R = 54, T = 16, B = 24;
+  const fLo = 20, fHi = 20000;
+  const fx = (f) => L + (W - L - R) * Math.log(f / fLo) / Math.log(fHi / fLo);
+  const levels = a.vocal_db.concat(a.backing_db, a.vocal_after_eq_db);
+  const top = Math.ceil(Math.max(...levels) / 10) * 10, bottom = top - 60;
+  const ly = (db) => T + (H - T - B) * Math.min(1, Math.max(0, (top - db) / (top - bottom)));
+  const eqMax = Math.max(12, Math.ceil(Math.max(...a.eq_bands.map((b) => Math.abs(b.gain_db)), 0) / 6) * 6);
+  const ey = (db) => T + (H - T - B) * (0.5 - Math.max(-eqMax, Math.min(eqMax, db)) / (2 * eqMax));
+  g.font = "11px system-ui, sans-serif"; g.textBaseline = "middle";
+  // grid
+  g.strokeStyle = "#1f2836"; g.lineWidth = 1; g.fillStyle = "#8d9bb0";
+  for (const f of [50, 100, 200, 500, 1000, 2000, 5000, 10000]) {
+    const x = Math.round(fx(f)) + 0.5; g.beginPath(); g.moveTo(x, T); g.lineTo(x, H - B); g.stroke();
+    g.textAlign = "center"; g.fillText(f >= 1000 ? `${f / 1000}k` : `${f}`, x, H - B / 2 + 2);
+  }
+  g.textAlign = "right";
+  for (let db = top; db >= bottom; db -= 10) {
+    const y = Math.round(ly(db)) + 0.5; g.beginPath(); g.moveTo(L, y); g.lineTo(W - R, y); g.stroke();
+    g.fillText(`${db}`, L - 8, y);
+  }
+  g.save(); g.translate(12, (H - B + T) / 2); g.rotate(-Math.PI / 2); g.textAlign = "center";
+  g.fillText("band level, dB", 0, 0); g.restore();
+  g.textAlign = "center"; g.fillText("Hz", W - R + 18, H - B / 2 + 2);
+  // masking: the bands where the backing is louder than the vocal and the vocal matters there
+  const e = a.band_edges_hz;
+  for (let i = 0; i < a.masking_db.length; i++) {
+    const m = a.masking_db[i], w = a.weight[i];
+    if (m <= 0 || w * m < 0.5) continue;
+    g.fillStyle = `rgba(255, 93, 108, ${0.06 + 0.44 * w * Math.min(1, m / 12)})`;
+    g.fillRect(fx(Math.max(e[i], fLo)), T, fx(e[i + 1]) - fx(Math.max(e[i], fLo)), H - T - B);
+    if (a.proposed_gain_db[i] >= 0.5) {  // where the masking rule boosts the vocal
+      g.fillStyle = "#ff9aa3"; g.textAlign = "center";
+      g.fillText(`+${m.toFixed(0)}`, fx(a.band_centres_hz[i]), T + 8);
+    }
+  }
+  // band levels
+  const line = (xs, ys, color, dash, width) => {
+    g.strokeStyle = color; g.lineWidth = width || 2; g.setLineDash(dash || []); g.beginPath();
+    xs.forEach((x, i) => (i ? g.lineTo(fx(x), ys[i]) : g.moveTo(fx(x), ys[i]))); g.stroke(); g.setLineDash([]);
+  };
+  const c = a.band_centres_hz;
+  line(c, a.backing_db.map(ly), "#a98bff");
+  line(c, a.vocal_db.map(ly), "#4cc9f0");
+  line(c, a.vocal_after_eq_db.map(ly), "#4cc9f0", [5, 4], 1.5);
+  for (const [ys, color] of [[a.vocal_db, "#4cc9f0"], [a.backing_db, "#a98bff"]]) {
+    g.fillStyle = color; c.forEach((f, i) => { g.beginPath(); g.arc(fx(f), ly(ys[i]), 2.2, 0, 7); g.fill(); });
+  }
+  // EQ response (right axis)
+  g.strokeStyle = "rgba(255, 209, 102, .35)"; g.setLineDash([3, 4]); g.lineWidth = 1;
+  g.beginPath(); g.moveTo(L, ey(0)); g.lineTo(W - R, ey(0)); g.stroke(); g.setLineDash([]);
+  line(a.eq_freqs_hz, a.eq_response_db.map(ey), "#ffd166", [], 2.5);
+  g.fillStyle = "#ffd166"; g.textAlign = "left";
+  for (const db of [eqMax, eqMax / 2, 0, -eqMax / 2, -eqMax]) g.fillText(`${db > 0 ? "+" : ""}${db} dB`, W - R + 6, ey(db));
+  a.eq_bands.forEach((b, i) => {
+    if (!b.gain_db) return;
+    const x = fx(b.freq_hz), y = ey(b.gain_db);
+    g.beginPath(); g.arc(x, y, 6, 0, 7); g.fillStyle = "#ffd166"; g.fill();
+    g.fillStyle = "#1a1208"; g.textAlign = "center"; g.font = "bold 9px system-ui, sans-serif";
+    g.fillText(`${i + 1}`, x, y + 0.5); g.font = "11px system-ui, sans-serif";
+  });
+}
+
+// --- presets ------------------------------------------------------------------------------
+async function loadPresets() {
+  try {
+    const list = await (await fetch("/api/presets")).json();
+    state.presets = list;
+    const sel = $("reverb-preset");
+    for (const p of list) {
+      const o = document.createElement("option"); o.value = p.name;
+      o.textContent = `${pretty(p.name)} · ${p.decay_s.toFixed(1)} s`; sel.appendChild(o);
+    }
+  } catch (e) { /* presets are optional */ }
+}
+
+// --- wiring -------------------------------------------------------------------------------
+function pickFile(kind) {
+  const input = $(`${kind}-file`); const f = input.files[0];
+  $(`${kind}-name`).textContent = f ? `${f.name} · ${(f.size / 1048576).toFixed(1)} MB` : "choose or drop a file";
+  $(`drop-${kind}`).classList.toggle("has", !!f);
+}
+
+function init() {
+  const toast = document.createElement("div"); toast.id = "toast"; toast.className = "toast error";
+  toast.setAttribute("role", "alert"); toast.hidden = true; document.body.appendChild(toast);
+
+  for (const kind of ["vocal", "backing"]) {
+    $(`${kind}-file`).addEventListener("change", () => pickFile(kind));
+    const drop = $(`drop-${kind}`);
+    drop.addEventListener("dragenter", () => drop.classList.add("over"));
+    drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+    drop.addEventListener("drop", () => { drop.classList.remove("over"); setTimeout(() => pickFile(kind), 0); });
+  }
+  $("upload-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const v = $("vocal-file").files[0], b = $("backing-file").files[0];
+    if (!v || !b) { showError("Choose a vocal and a backing file first (or press Try the demo).", "start"); return; }
+    const fd = new FormData(); fd.append("vocal", v); fd.append("backing", b);
+    startMix(fd);
+  });
+  $("demo-button").addEventListener("click", () => startMix(null));
+  $("ab-mix").addEventListener("click", () => setAB("mix"));
+  $("ab-plain").addEventListener("click", () => setAB("plain"));
+  for (const [sw, path] of [["sw-compressor", "vocal.compressor.enabled"], ["sw-reverb", "vocal.reverb.enabled"], ["sw-highpass", "vocal.highpass.enabled"]]) {
+    $(sw).addEventListener("change", (ev) => queueEdit(path, (p) => { put(p, path, ev.target.checked); return { params: p }; }));
+  }
+  $("reverb-preset").addEventListener("change", (ev) => {
+    if (ev.target.value) queueEdit("vocal.reverb.preset", () => ({ reverb_preset: ev.target.value }));
+  });
+  $("eq-add").addEventListener("click", () => queueEdit("eq.add", (p) => {
+    p.vocal.eq_bands.push({ kind: "peak", freq_hz: 1000, gain_db: 0, q: 1, source: "manual" });
+    return { params: p };
+  }));
+  $("params-file").addEventListener("change", async () => {
+    const f = $("params-file").files[0]; if (!f) return;
+    let doc;
+    try { doc = JSON.parse(await f.text()); } catch (e) { showError(`${f.name} is not a params file: ${e.message}`); return; }
+    queueEdit("load", () => ({ params: doc }));
+    $("params-file").value = "";
+  });
+  for (const id of ["wave-vocal", "wave-backing", "wave-mix"]) $(id).addEventListener("click", seekFrom);
+  document.addEventListener("keydown", (ev) => {
+    if (ev.target.closest && ev.target.closest("input, select, textarea, button, audio")) return;
+    if (!state.mix) return;
+    if (ev.key === " ") { ev.preventDefault(); const p = $("player"); if (p.paused) p.play(); else p.pause(); }
+    if (ev.key === "a" || ev.key === "A") setAB("plain");
+    if (ev.key === "b" || ev.key === "B") setAB("mix");
+  });
+  let resizeTimer = null;
+  window.addEventListener("resize", () => { clearTimeout(resizeTimer); resizeTimer = setTimeout(() => { paintWaves(); paintSpectrum(); }, 100); });
+  loadPresets();
+  requestAnimationFrame(movePlayhead);
+}
+
+init();
