@@ -1,31 +1,46 @@
-"""Data layer: songs as (vocal, backing) pairs with provenance, from several layouts.
+"""Data layer: songs as (vocal, backing) pairs with their provenance, from several layouts.
 
-Layouts found by :func:`find_songs` under each folder given (walked recursively):
+:func:`find_songs` walks every folder given (recursively, so a MUSDB18-HQ root with
+``train/`` and ``test/`` works as well as one song folder) and recognises:
 
-* **MUSDB18-HQ folders**: a folder holding ``vocals.*`` and either ``accompaniment.*`` or
-  other stems (every stem that is neither ``vocals`` nor ``mixture`` is summed into the
-  backing); WAV, FLAC or MP3. Carries level information (professionally mixed stems).
-* **MUSDB18 ``*.stem.mp4``** files (stems: mixture, drums, bass, other, vocals), decoded
-  with ffmpeg; a clear :class:`~vocalmix.errors.DataError` when ffmpeg is missing.
-* **Karaoke clips** (MIR-1K, iKala): backing on the left channel, vocal on the right,
-  recognised by a folder named ``mir1k``/``MIR-1K``/``ikala`` or a ``_Lacc_Rvoc`` file
-  name. Both channels were normalised, so these carry **no level information** and are
-  never used as level targets (``has_level_info=False``). MIR-1K clip ``singer_song_NN``
-  belongs to song ``singer_song``; splits keep clips of a song together.
-* **CSV manifest** (``manifest.csv``): columns ``song,vocal,backing`` and optional
-  ``level_info`` (1/0); paths relative to the manifest's folder.
+* **MUSDB18-HQ song folders**: a folder holding ``vocals.*`` and either
+  ``accompaniment.*`` or other stems; every stem that is neither ``vocals``,
+  ``mixture`` nor ``accompaniment`` is summed into the backing. WAV, FLAC, MP3, OGG or
+  AIFF. Carries level information: the stems are the professional mix's own.
+* **MUSDB18 ``*.stem.mp4``** files (streams: mixture, drums, bass, other, vocals),
+  decoded with ffmpeg; a :class:`~vocalmix.errors.DataError` saying how to get ffmpeg
+  when it is missing. Carries level information.
+* **Karaoke clips** (MIR-1K, iKala): stereo files, backing on the left channel, vocal on
+  the right, recognised by a folder named ``mir1k``/``MIR-1K``/``ikala`` on the path or a
+  ``_Lacc_Rvoc`` file name. Both channels were normalised when these sets were made, so
+  they carry **no level information** (``has_level_info=False``) and are never used as
+  level targets. MIR-1K clip ``singer_song_NN`` belongs to song ``singer_song``, iKala
+  clip ``NNNNN_section_...`` to song ``NNNNN``.
+* **CSV manifests** (any ``*.csv`` passed directly, or ``manifest.csv`` in a folder):
+  columns ``song,vocal,backing`` and optional ``level_info`` (1/0, default 1); several
+  backing files may be joined with ``;`` and are summed; paths are relative to the
+  manifest's folder.
 
-Splits are always by song (:func:`song_folds`), never by excerpt.
+Not recognised (and so never used): multitrack recordings whose mix is not the sum of
+the tracks, such as the Saraga Carnatic excerpt in the shared data (its vocal microphone
+explains under half of the mix's energy even with per-track delays, so the vocal's level
+in the mix cannot be measured).
+
+Splits are always by song (:func:`song_folds`): all excerpts and clips of one song id
+stay on one side. Nothing here copies audio anywhere; features are cached separately
+(:func:`cache_dir`), keyed by the files' content hashes.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import os
 import re
 import shutil
 import subprocess
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +50,11 @@ from .errors import DataError
 
 AUDIO_EXT = (".wav", ".flac", ".mp3", ".ogg", ".aiff", ".aif")
 KARAOKE_DIR_RE = re.compile(r"(mir-?1k|ikala)", re.IGNORECASE)
+NOT_BACKING = ("vocals", "mixture", "accompaniment")
+STEM_MP4_STREAMS = ("mixture", "drums", "bass", "other", "vocals")
+STEM_MP4_RATE = 44100
+
+Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -42,11 +62,11 @@ class Song:
     """One song: where its vocal and backing come from.
 
     Attributes:
-        song_id: stable id used for splits (all excerpts/clips of a song share it).
+        song_id: the id splits group by (every excerpt or clip of a song shares it).
         source: ``musdb_hq``, ``musdb_stem``, ``karaoke`` or ``manifest``.
-        vocal: path of the vocal (or of the stereo karaoke clip / stem file).
+        vocal: path of the vocal (for karaoke and ``.stem.mp4``: the one file).
         backing: paths summed into the backing (empty for karaoke and stem files).
-        has_level_info: whether vocal-to-backing balance is a human mixing choice.
+        has_level_info: whether the vocal-to-backing balance is a human mixing choice.
     """
 
     song_id: str
@@ -59,6 +79,12 @@ class Song:
         """Every file this song is read from."""
         return (self.vocal, *self.backing)
 
+    def describe(self) -> dict:
+        """Provenance as a JSON-ready dict (no hashes; see :func:`file_hash`)."""
+        return {"song": self.song_id, "source": self.source,
+                "files": [str(p) for p in self.files()],
+                "has_level_info": self.has_level_info}
+
 
 def data_root() -> Path:
     """``$VOCALMIX_DATA`` or ``<repo>/../shared/data`` (a development checkout)."""
@@ -68,153 +94,247 @@ def data_root() -> Path:
     return Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
-def _stem(folder: Path, name: str) -> Path | None:
-    for ext in AUDIO_EXT:
-        p = folder / f"{name}{ext}"
-        if p.is_file():
-            return p
-    return None
+def _audio_files(folder: Path) -> dict[str, Path]:
+    """Audio files of a folder by lower-case stem name (first extension of AUDIO_EXT
+    wins when one stem exists in several formats)."""
+    out: dict[str, Path] = {}
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError:
+        return out
+    for p in sorted(entries, key=lambda q: (AUDIO_EXT.index(q.suffix.lower())
+                                           if q.suffix.lower() in AUDIO_EXT else 99, q.name)):
+        if p.is_file() and p.suffix.lower() in AUDIO_EXT and not p.name.startswith("."):
+            out.setdefault(p.stem.lower(), p)
+    return out
 
 
-def _musdb_folder(folder: Path) -> Song | None:
-    vocal = _stem(folder, "vocals")
+def musdb_folder(folder: Path) -> Song | None:
+    """The song of a MUSDB18-HQ-style folder, or ``None`` if it is not one."""
+    stems = _audio_files(folder)
+    vocal = stems.get("vocals")
     if vocal is None:
         return None
-    acc = _stem(folder, "accompaniment")
-    if acc is not None:
-        backing: tuple[Path, ...] = (acc,)
+    if "accompaniment" in stems:
+        backing: tuple[Path, ...] = (stems["accompaniment"],)
     else:
-        backing = tuple(sorted(
-            p for p in folder.iterdir()
-            if p.is_file() and p.suffix.lower() in AUDIO_EXT
-            and p.stem.lower() not in ("vocals", "mixture", "accompaniment")
-        ))
+        backing = tuple(sorted((p for k, p in stems.items() if k not in NOT_BACKING),
+                               key=lambda p: p.name))
     if not backing:
         return None
     return Song(song_id=folder.name, source="musdb_hq", vocal=vocal, backing=backing)
 
 
-def _karaoke_id(p: Path) -> str:
-    m = re.match(r"^(.+?_\d+)_\d+$", p.stem)  # MIR-1K: singer_song_clip
+def karaoke_song_id(p: Path) -> str:
+    """Song id of a karaoke clip: MIR-1K ``singer_song_NN`` -> ``singer_song``; iKala
+    ``NNNNN_section_...`` -> ``NNNNN``; otherwise the file's stem."""
+    m = re.match(r"^(.+?_\d+)_\d+$", p.stem)
     if m:
         return m.group(1)
-    m = re.match(r"^(\d+)_", p.stem)  # iKala: songid_section_...
+    m = re.match(r"^(\d+)_", p.stem)
     return m.group(1) if m else p.stem
 
 
-def find_songs(folders: list[str | Path] | tuple[str | Path, ...]) -> list[Song]:
-    """All songs under the given folders (see the module doc for the layouts)."""
+def _is_karaoke(path: Path, top: Path) -> bool:
+    try:
+        rel = str(path.relative_to(top.parent))
+    except ValueError:
+        rel = str(path)
+    return bool(KARAOKE_DIR_RE.search(rel)) or "_Lacc_Rvoc" in path.name
+
+
+def find_songs(folders: Iterable[str | os.PathLike[str]],
+               progress: Progress | None = None) -> list[Song]:
+    """Every song under ``folders`` (see the module doc for the layouts).
+
+    Songs with level information come first, sorted by id, then karaoke clips in path
+    order. A file reached twice (overlapping folders) is listed once; two *different*
+    songs with one id keep the first and say so through ``progress``.
+    """
     songs: dict[str, Song] = {}
-    karaoke: list[Song] = []
+    karaoke: dict[Path, Song] = {}
+
+    def add(s: Song) -> None:
+        old = songs.get(s.song_id)
+        if old is None:
+            songs[s.song_id] = s
+        elif old.vocal.resolve() != s.vocal.resolve() and progress:
+            progress(f"two songs named {s.song_id!r}: kept {old.vocal.parent}, "
+                     f"skipped {s.vocal.parent}")
+
     for top in folders:
         top = Path(top)
         if not top.exists():
-            raise DataError(f"{top}: no such folder")
+            raise DataError(f"{top}: no such folder or file")
+        if top.is_file():
+            if top.suffix.lower() == ".csv":
+                for s in read_manifest(top):
+                    add(s)
+            elif top.name.endswith(".stem.mp4"):
+                add(Song(top.name[: -len(".stem.mp4")], "musdb_stem", top))
+            elif top.suffix.lower() in AUDIO_EXT and _is_karaoke(top, top.parent):
+                karaoke.setdefault(top.resolve(), Song(karaoke_song_id(top), "karaoke", top,
+                                                       (), False))
+            else:
+                raise DataError(f"{top}: give a folder of songs, a manifest (.csv), a "
+                                ".stem.mp4 file or a karaoke clip")
+            continue
         for dirpath, dirnames, filenames in os.walk(top):
             d = Path(dirpath)
-            dirnames.sort()
+            dirnames[:] = sorted(n for n in dirnames if not n.startswith("."))
             if "manifest.csv" in filenames:
                 for s in read_manifest(d / "manifest.csv"):
-                    songs.setdefault(s.song_id, s)
+                    add(s)
                 continue
-            song = _musdb_folder(d)
+            song = musdb_folder(d)
             if song is not None:
-                songs.setdefault(song.song_id, song)
+                add(song)
                 continue
-            in_karaoke = bool(KARAOKE_DIR_RE.search(str(d.relative_to(top.parent))))
             for f in sorted(filenames):
                 p = d / f
+                if f.startswith("."):
+                    continue
                 if f.endswith(".stem.mp4"):
-                    sid = f[: -len(".stem.mp4")]
-                    songs.setdefault(sid, Song(sid, "musdb_stem", p))
-                elif p.suffix.lower() in AUDIO_EXT and (in_karaoke or "_Lacc_Rvoc" in f):
-                    karaoke.append(Song(_karaoke_id(p), "karaoke", p, (), False))
-    return sorted(songs.values(), key=lambda s: s.song_id) + karaoke
+                    add(Song(f[: -len(".stem.mp4")], "musdb_stem", p))
+                elif p.suffix.lower() in AUDIO_EXT and _is_karaoke(p, top):
+                    karaoke.setdefault(p.resolve(), Song(karaoke_song_id(p), "karaoke", p,
+                                                         (), False))
+    return sorted(songs.values(), key=lambda s: s.song_id) + list(karaoke.values())
 
 
-def read_manifest(path: Path) -> list[Song]:
+def read_manifest(path: str | os.PathLike[str]) -> list[Song]:
     """Songs listed in a CSV manifest (``song,vocal,backing[,level_info]``)."""
+    path = Path(path)
     out = []
-    with open(path, newline="", encoding="utf-8") as f:
+    try:
+        f = open(path, newline="", encoding="utf-8")
+    except OSError as e:
+        raise DataError(f"{path}: cannot read the manifest ({e})") from None
+    with f:
         reader = csv.DictReader(f)
         missing = {"song", "vocal", "backing"} - set(reader.fieldnames or [])
         if missing:
-            raise DataError(f"{path}: manifest needs columns song, vocal, backing "
+            raise DataError(f"{path}: a manifest needs the columns song, vocal, backing "
                             f"(missing {', '.join(sorted(missing))})")
         for i, row in enumerate(reader, start=2):
-            v, b = path.parent / row["vocal"], path.parent / row["backing"]
-            for p in (v, b):
+            if not (row.get("song") or "").strip():
+                raise DataError(f"{path}:{i}: empty song name")
+            v = path.parent / row["vocal"].strip()
+            bs = tuple(path.parent / b.strip() for b in row["backing"].split(";") if b.strip())
+            if not bs:
+                raise DataError(f"{path}:{i}: no backing file")
+            for p in (v, *bs):
                 if not p.is_file():
                     raise DataError(f"{path}:{i}: {p} does not exist")
-            level = str(row.get("level_info", "1")).strip() not in ("0", "false", "no")
-            out.append(Song(row["song"], "manifest", v, (b,), level))
+            level = str(row.get("level_info") or "1").strip().lower() not in ("0", "false",
+                                                                              "no")
+            out.append(Song(row["song"].strip(), "manifest", v, bs, level))
     return out
 
 
 def load_song(song: Song) -> tuple[np.ndarray, np.ndarray, int]:
-    """Decode a song: ``(vocal, backing, sample_rate)``, float32 ``(n, 2)`` each."""
-    from .audio import prepare_pair, read_audio, resample, validate_signal
+    """Decode a song: ``(vocal, backing, sample_rate)``, float32 ``(n, 2)`` each, one
+    rate and length (backing parts resampled to the vocal's rate and summed)."""
+    from .audio import Audio, prepare_pair, read_audio, resample, validate_signal
 
     if song.source == "karaoke":
         import soundfile as sf
 
-        x, sr = sf.read(str(song.vocal), dtype="float32", always_2d=True)
+        try:
+            x, sr = sf.read(str(song.vocal), dtype="float32", always_2d=True)
+        except Exception as e:  # libsndfile raises several types
+            raise DataError(f"{song.vocal}: cannot be decoded ({e})") from None
         if x.shape[1] != 2:
-            raise DataError(f"{song.vocal}: a karaoke clip must be stereo (L backing, R vocal)")
+            raise DataError(f"{song.vocal}: a karaoke clip must be stereo (left: backing, "
+                            f"right: vocal); it has {x.shape[1]} channel(s)")
         v = np.repeat(x[:, 1:2], 2, axis=1)
         b = np.repeat(x[:, 0:1], 2, axis=1)
         validate_signal(v, sr, label=str(song.vocal))
-        return np.ascontiguousarray(v), np.ascontiguousarray(b), sr
+        return np.ascontiguousarray(v), np.ascontiguousarray(b), int(sr)
     if song.source == "musdb_stem":
-        return _load_stem_mp4(song.vocal)
+        return load_stem_mp4(song.vocal)
     v = read_audio(song.vocal)
     parts = [read_audio(p) for p in song.backing]
-    sr = parts[0].sample_rate
-    n = max(p.samples.shape[0] for p in parts)
+    sr = v.sample_rate
+    chunks = [p.samples if p.sample_rate == sr else resample(p.samples, p.sample_rate, sr)
+              for p in parts]
+    n = max(c.shape[0] for c in chunks)
     b = np.zeros((n, 2), np.float32)
-    for p in parts:
-        s = p.samples if p.sample_rate == sr else resample(p.samples, p.sample_rate, sr)
-        b[: s.shape[0]] += s[:n]
-    from .audio import Audio
-
-    vs, bs, sr, _ = prepare_pair(v, Audio(b, sr, "backing"))
+    for c in chunks:
+        b[: c.shape[0]] += c
+    vs, bs, sr, _ = prepare_pair(v, Audio(b, sr, f"backing of {song.song_id}"))
     return vs, bs, sr
 
 
-def _load_stem_mp4(path: Path) -> tuple[np.ndarray, np.ndarray, int]:
+def load_stem_mp4(path: Path) -> tuple[np.ndarray, np.ndarray, int]:
+    """Vocal and backing (drums + bass + other) of a MUSDB18 ``.stem.mp4`` via ffmpeg."""
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
-        raise DataError(f"{path}: reading MUSDB18 .stem.mp4 files needs ffmpeg "
-                        "(apt-get install ffmpeg), or convert them to MUSDB18-HQ folders")
-    streams = []
-    for idx in range(5):  # mixture, drums, bass, other, vocals
-        r = subprocess.run([ffmpeg, "-v", "error", "-i", str(path), "-map", f"0:a:{idx}",
-                            "-f", "f32le", "-ac", "2", "-ar", "44100", "-"],
-                           capture_output=True, check=False)
-        if r.returncode != 0:
-            raise DataError(f"{path}: ffmpeg could not decode stream {idx}: "
+        raise DataError(f"{path}: reading MUSDB18 .stem.mp4 files needs ffmpeg on the PATH "
+                        "(e.g. apt-get install ffmpeg, brew install ffmpeg), or convert the "
+                        "set to MUSDB18-HQ folders of WAV stems")
+    streams = {}
+    for idx, name in enumerate(STEM_MP4_STREAMS):
+        if name == "mixture":
+            continue
+        r = subprocess.run([ffmpeg, "-nostdin", "-v", "error", "-i", str(path), "-map",
+                            f"0:a:{idx}", "-f", "f32le", "-ac", "2", "-ar",
+                            str(STEM_MP4_RATE), "-"], capture_output=True, check=False)
+        if r.returncode != 0 or len(r.stdout) < 8:
+            raise DataError(f"{path}: ffmpeg could not decode audio stream {idx} ({name}); "
+                            "a MUSDB18 stem file has 5 streams: "
                             f"{r.stderr.decode(errors='replace').strip()[:200]}")
-        streams.append(np.frombuffer(r.stdout, np.float32).reshape(-1, 2))
-    n = min(len(s) for s in streams)
-    backing = streams[1][:n] + streams[2][:n] + streams[3][:n]
-    return np.ascontiguousarray(streams[4][:n]), np.ascontiguousarray(backing), 44100
+        streams[name] = np.frombuffer(r.stdout[: len(r.stdout) // 8 * 8],
+                                      np.float32).reshape(-1, 2)
+    n = min(len(s) for s in streams.values())
+    backing = streams["drums"][:n] + streams["bass"][:n] + streams["other"][:n]
+    return (np.ascontiguousarray(streams["vocals"][:n]), np.ascontiguousarray(backing),
+            STEM_MP4_RATE)
 
 
-def song_folds(songs: list[Song], n_folds: int | None = None) -> list[tuple[list[int], list[int]]]:
-    """(train, test) index lists, split by ``song_id`` (leave-one-song-out by default)."""
+def song_folds(songs: list[Song], n_folds: int | None = None
+               ) -> list[tuple[list[int], list[int]]]:
+    """``(train, test)`` index lists into ``songs``, grouped by ``song_id``.
+
+    Leave-one-song-out by default; with ``n_folds``, song ids are dealt round-robin into
+    that many groups (sorted ids, deterministic). Every fold's test side holds whole
+    songs only.
+    """
     ids = sorted({s.song_id for s in songs})
-    n_folds = len(ids) if n_folds is None else min(n_folds, len(ids))
-    groups = [ids[i::n_folds] for i in range(n_folds)]
+    if not ids:
+        return []
+    n_folds = len(ids) if n_folds is None else max(1, min(n_folds, len(ids)))
     out = []
-    for g in groups:
-        test = [i for i, s in enumerate(songs) if s.song_id in g]
-        train = [i for i, s in enumerate(songs) if s.song_id not in g]
+    for k in range(n_folds):
+        held = set(ids[k::n_folds])
+        test = [i for i, s in enumerate(songs) if s.song_id in held]
+        train = [i for i, s in enumerate(songs) if s.song_id not in held]
         out.append((train, test))
     return out
 
 
-def file_hash(path: Path) -> str:
-    """SHA-256 of a file's bytes (for caches and the model's metadata)."""
+def group_folds(groups: np.ndarray, n_folds: int | None = None
+                ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Boolean ``(train, test)`` masks over examples whose song is ``groups[i]``: every
+    example of a song falls on the same side (leave-one-group-out by default)."""
+    ids = np.unique(groups)
+    n_folds = len(ids) if n_folds is None else max(1, min(n_folds, len(ids)))
+    out = []
+    for k in range(n_folds):
+        test = np.isin(groups, ids[k::n_folds])
+        out.append((~test, test))
+    return out
+
+
+# --- hashing and the feature cache ------------------------------------------------------
+
+
+def cache_dir() -> Path:
+    """``$VOCALMIX_CACHE`` or ``~/.cache/vocalmix``."""
+    return Path(os.environ.get("VOCALMIX_CACHE") or Path.home() / ".cache" / "vocalmix")
+
+
+def _hash_bytes(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -222,15 +342,62 @@ def file_hash(path: Path) -> str:
     return h.hexdigest()
 
 
-def cache_dir() -> Path:
-    """``$VOCALMIX_CACHE`` or ``~/.cache/vocalmix``."""
-    return Path(os.environ.get("VOCALMIX_CACHE", Path.home() / ".cache" / "vocalmix"))
+def file_hash(path: str | os.PathLike[str], use_memo: bool = True) -> str:
+    """SHA-256 of a file's bytes (hex).
+
+    Hashing a full MUSDB18-HQ set reads ~30 GB, so the hash is remembered in
+    ``cache_dir()/hashes.json`` under the file's path, size and modification time; a
+    file changed in any of those is hashed again.
+    """
+    p = Path(path)
+    try:
+        st = p.stat()
+    except OSError as e:
+        raise DataError(f"{p}: cannot be read ({e})") from None
+    if not use_memo:
+        return _hash_bytes(p)
+    memo_path = cache_dir() / "hashes.json"
+    key = f"{p.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    try:
+        memo = json.loads(memo_path.read_text("utf-8"))
+    except (OSError, ValueError):
+        memo = {}
+    h = memo.get(key)
+    if isinstance(h, str) and len(h) == 64:
+        return h
+    h = _hash_bytes(p)
+    memo[key] = h
+    try:
+        memo_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = memo_path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(memo), "utf-8")
+        os.replace(tmp, memo_path)
+    except OSError:
+        pass  # a read-only cache only costs time
+    return h
 
 
 def song_key(song: Song, extra: str) -> str:
-    """Cache key: the content of every file of the song plus ``extra`` (feature version,
-    excerpt settings)."""
-    h = hashlib.sha256(extra.encode())
+    """Cache key of a song: the content hash of every file it is read from, its source
+    layout, plus ``extra`` (feature version, excerpt and augmentation settings)."""
+    h = hashlib.sha256(f"{extra}|{song.source}".encode())
     for p in song.files():
         h.update(file_hash(p).encode())
     return h.hexdigest()[:32]
+
+
+__all__ = [
+    "Song",
+    "cache_dir",
+    "data_root",
+    "file_hash",
+    "find_songs",
+    "group_folds",
+    "karaoke_song_id",
+    "load_song",
+    "load_stem_mp4",
+    "musdb_folder",
+    "read_manifest",
+    "song_folds",
+    "song_key",
+]

@@ -1,0 +1,243 @@
+"""Data layer (issue 5): readers on every layout, provenance, splits by song, hashing."""
+
+from __future__ import annotations
+
+import csv
+import os
+import stat
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from vocalmix import data
+from vocalmix.data import (
+    file_hash,
+    find_songs,
+    group_folds,
+    karaoke_song_id,
+    load_song,
+    read_manifest,
+    song_folds,
+)
+from vocalmix.errors import DataError
+
+from conftest import require_data
+
+SR = 22050
+
+
+def _pair(seed: int, seconds: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
+    """A cheap vocal-like tone and a noise backing, stereo float32."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * SR)) / SR
+    v = 0.3 * np.sin(2 * np.pi * (220 + 20 * seed) * t) * (0.6 + 0.4 * np.sin(2 * np.pi * t))
+    b = 0.1 * rng.standard_normal(t.size)
+    return (np.stack([v, v], 1).astype(np.float32),
+            np.stack([b, 0.9 * b], 1).astype(np.float32))
+
+
+@pytest.fixture(scope="module")
+def layouts(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("sets")
+    # MUSDB18-HQ with accompaniment, nested train/test folders
+    for i, split in enumerate(("train", "test")):
+        d = root / "musdb18hq" / split / f"Artist {i} - Song"
+        d.mkdir(parents=True)
+        v, b = _pair(i)
+        sf.write(d / "vocals.wav", v * 0.5, SR)
+        sf.write(d / "accompaniment.flac", b, SR)
+        sf.write(d / "mixture.wav", v * 0.5 + b, SR)
+    # MUSDB18-HQ with separate stems, one of them also present as MP3 (must count once)
+    d = root / "musdb18hq" / "train" / "Band - Stems"
+    d.mkdir(parents=True)
+    v, b = _pair(2)
+    sf.write(d / "vocals.wav", v, SR)
+    for name, part in (("drums", 0.5 * b), ("bass", 0.3 * b), ("other", 0.2 * b)):
+        sf.write(d / f"{name}.wav", part, SR)
+    sf.write(d / "drums.mp3", 0.5 * b, SR)
+    sf.write(d / "mixture.wav", v + b, SR)
+    # karaoke clips: L backing, R vocal; two clips of one MIR-1K song, one iKala clip
+    k = root / "MIR-1K" / "Wavfile"
+    k.mkdir(parents=True)
+    for clip in (1, 2):
+        v, b = _pair(3 + clip)
+        sf.write(k / f"singer_5_0{clip}.wav", np.stack([b[:, 0], v[:, 0]], 1), SR)
+    ik = root / "misc"
+    ik.mkdir()
+    v, b = _pair(6)
+    sf.write(ik / "10161_chorus_Lacc_Rvoc.wav", np.stack([b[:, 0], v[:, 0]], 1), SR)
+    sf.write(ik / "unrelated_stereo.wav", np.stack([b[:, 0], v[:, 0]], 1), SR)  # ignored
+    # a manifest with two backing files and one song without level information
+    m = root / "other"
+    m.mkdir()
+    v, b = _pair(7)
+    sf.write(m / "v.wav", v, SR)
+    sf.write(m / "b1.wav", 0.5 * b, SR)
+    sf.write(m / "b2.wav", 0.5 * b, SR)
+    with open(m / "manifest.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["song", "vocal", "backing", "level_info"])
+        w.writerow(["manifest song", "v.wav", "b1.wav;b2.wav", "1"])
+        w.writerow(["manifest raw", "v.wav", "b1.wav", "0"])
+    # a MUSDB18 stem file (needs ffmpeg to read)
+    (root / "stemfiles").mkdir()
+    (root / "stemfiles" / "Some - Song.stem.mp4").write_bytes(b"\0" * 64)
+    return root
+
+
+def test_readers_find_every_layout(layouts):
+    songs = find_songs([layouts])
+    by = {s.song_id: s for s in songs if s.source != "karaoke"}
+    assert set(by) == {"Artist 0 - Song", "Artist 1 - Song", "Band - Stems", "manifest song",
+                       "manifest raw", "Some - Song"}
+    assert by["Artist 0 - Song"].source == "musdb_hq"
+    assert [p.name for p in by["Artist 1 - Song"].backing] == ["accompaniment.flac"]
+    assert [p.name for p in by["Band - Stems"].backing] == ["bass.wav", "drums.wav", "other.wav"]
+    assert by["manifest song"].source == "manifest" and by["manifest song"].has_level_info
+    assert len(by["manifest song"].backing) == 2
+    assert not by["manifest raw"].has_level_info
+    assert by["Some - Song"].source == "musdb_stem" and by["Some - Song"].has_level_info
+    kar = [s for s in songs if s.source == "karaoke"]
+    assert sorted(s.vocal.name for s in kar) == ["10161_chorus_Lacc_Rvoc.wav",
+                                                 "singer_5_01.wav", "singer_5_02.wav"]
+    assert {s.song_id for s in kar} == {"singer_5", "10161"}
+    assert not any(s.has_level_info for s in kar)
+    # level songs come first, sorted; provenance is JSON-ready
+    assert [s.source == "karaoke" for s in songs] == sorted(s.source == "karaoke" for s in songs)
+    assert by["Band - Stems"].describe()["files"][0].endswith("vocals.wav")
+
+
+def test_musdb_stems_are_summed_into_the_backing(layouts):
+    song = next(s for s in find_songs([layouts / "musdb18hq"]) if s.song_id == "Band - Stems")
+    v, b, sr = load_song(song)
+    ref_v, ref_b = _pair(2)
+    assert sr == SR and v.shape == b.shape == ref_v.shape
+    np.testing.assert_allclose(b, ref_b, atol=2e-4)  # 0.5 + 0.3 + 0.2, drums counted once
+    np.testing.assert_allclose(v, ref_v, atol=1e-4)
+
+
+def test_karaoke_channels_are_split_backing_left_vocal_right(layouts):
+    song = next(s for s in find_songs([layouts]) if s.vocal.name == "singer_5_01.wav")
+    v, b, sr = load_song(song)
+    ref_v, ref_b = _pair(4)
+    assert sr == SR and np.array_equal(v[:, 0], v[:, 1]) and np.array_equal(b[:, 0], b[:, 1])
+    np.testing.assert_allclose(v[:, 0], ref_v[:, 0], atol=1e-4)
+    np.testing.assert_allclose(b[:, 0], ref_b[:, 0], atol=1e-4)
+
+
+def test_manifest_sums_its_backing_files_and_checks_columns(layouts, tmp_path):
+    song = next(s for s in read_manifest(layouts / "other" / "manifest.csv")
+                if s.song_id == "manifest song")
+    _v, b, _ = load_song(song)
+    np.testing.assert_allclose(b, _pair(7)[1], atol=2e-4)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("name,vocal\nx,v.wav\n")
+    with pytest.raises(DataError, match="needs the columns"):
+        read_manifest(bad)
+    missing = tmp_path / "missing.csv"
+    missing.write_text("song,vocal,backing\nx,nope.wav,nope2.wav\n")
+    with pytest.raises(DataError, match="does not exist"):
+        find_songs([missing])  # a manifest may be passed directly
+
+
+def test_missing_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(DataError, match="no such folder"):
+        find_songs([tmp_path / "nope"])
+
+
+def test_stem_mp4_without_ffmpeg_says_so(layouts, monkeypatch):
+    monkeypatch.setattr(data.shutil, "which", lambda _name: None)
+    song = next(s for s in find_songs([layouts]) if s.source == "musdb_stem")
+    with pytest.raises(DataError, match="needs ffmpeg"):
+        load_song(song)
+
+
+def test_stem_mp4_streams_are_decoded_with_ffmpeg(layouts, tmp_path, monkeypatch):
+    """A stand-in ffmpeg prints stream k as a constant k+1: vocals are stream 4, the
+    backing is drums + bass + other (streams 1-3)."""
+    fake = tmp_path / "bin" / "ffmpeg"
+    fake.parent.mkdir()
+    fake.write_text(
+        f"#!{sys.executable}\n"
+        "import sys, numpy as np\n"
+        "a = sys.argv\n"
+        "k = int(a[a.index('-map') + 1].split(':')[-1])\n"
+        "sys.stdout.buffer.write(np.full((1000, 2), k + 1, np.float32).tobytes())\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    song = next(s for s in find_songs([layouts]) if s.source == "musdb_stem")
+    v, b, sr = load_song(song)
+    assert sr == 44100 and v.shape == b.shape == (1000, 2)
+    assert np.all(v == 5.0) and np.all(b == 2.0 + 3.0 + 4.0)
+
+
+def test_splits_keep_songs_whole(layouts):
+    songs = find_songs([layouts])
+    for folds in (song_folds(songs), song_folds(songs, n_folds=2), song_folds(songs, 3)):
+        seen = []
+        for train, test in folds:
+            tr = {songs[i].song_id for i in train}
+            te = {songs[i].song_id for i in test}
+            assert not tr & te and sorted(train + test) == list(range(len(songs)))
+            seen += test
+        assert sorted(seen) == list(range(len(songs)))  # every song tested exactly once
+    # the two clips of one karaoke song are always on the same side
+    for _train, test in song_folds(songs):
+        assert [songs[i].song_id for i in test].count("singer_5") in (0, 2)
+    groups = np.array([0, 0, 0, 1, 1, 2, 3, 3])
+    for tr, te in group_folds(groups) + group_folds(groups, 2):
+        assert not set(groups[tr]) & set(groups[te]) and (tr ^ te).all()
+
+
+def test_karaoke_song_ids():
+    assert karaoke_song_id(Path("abjones_3_07.wav")) == "abjones_3"
+    assert karaoke_song_id(Path("10161_chorus_Lacc_Rvoc.wav")) == "10161"
+    assert karaoke_song_id(Path("whatever.wav")) == "whatever"
+
+
+def test_file_hash_follows_content(tmp_path, monkeypatch):
+    monkeypatch.setenv("VOCALMIX_CACHE", str(tmp_path / "cache"))
+    p = tmp_path / "f.bin"
+    p.write_bytes(b"abc")
+    h1 = file_hash(p)
+    assert h1 == file_hash(p, use_memo=False) == file_hash(p)  # memo hit agrees
+    assert (tmp_path / "cache" / "hashes.json").exists()
+    p.write_bytes(b"abcd")
+    os.utime(p, ns=(1, 1))
+    assert file_hash(p) == file_hash(p, use_memo=False) != h1
+
+
+def test_real_stems_are_read_with_level_information():
+    stems = require_data("stems")
+    songs = find_songs([stems])
+    folders = sorted(p.name for p in stems.iterdir() if p.is_dir())
+    assert [s.song_id for s in songs] == folders
+    assert all(s.source == "musdb_hq" and s.has_level_info for s in songs)
+    for s in songs:
+        v, b, sr = load_song(s)
+        assert sr == 44100 and v.shape == b.shape and v.shape[1] == 2
+        assert np.abs(b).max() > 0.01 and np.abs(v).max() > 0.01
+
+
+def test_real_karaoke_clips_carry_no_level_information():
+    root = require_data("karaoke")
+    songs = find_songs([root])
+    assert len(songs) >= 200 and all(s.source == "karaoke" for s in songs)
+    assert not any(s.has_level_info for s in songs)
+    mir = [s for s in songs if "mir1k" in str(s.vocal).lower()]
+    assert len({s.song_id for s in mir}) == len(mir) // 2  # 2 clips per song
+    v, b, sr = load_song(songs[0])
+    assert v.shape == b.shape and sr in (16000, 44100)
+
+
+def test_whole_data_root_yields_only_stems_and_karaoke():
+    root = require_data()
+    songs = find_songs([root])
+    assert {s.source for s in songs} <= {"musdb_hq", "karaoke"}
+    # the Saraga multitrack (mix is not the sum of its tracks), IRs and dry vocals are
+    # not songs with a vocal/backing pair
+    assert not any("saraga" in str(s.vocal).lower() or "/ir/" in str(s.vocal)
+                   or "dry_vocals" in str(s.vocal) for s in songs)
