@@ -44,7 +44,7 @@ def test_json_round_trip_is_lossless():
     assert q == p
     assert q.to_json() == text  # byte-identical second trip
     d = json.loads(text)
-    assert d["format"] == "vocalmix.params" and d["version"] == 1
+    assert d["format"] == "vocalmix.params" and d["version"] == 2
     assert d["vocal"]["compressor"]["threshold_db"] == -23.4567891234
 
 
@@ -101,6 +101,41 @@ def test_unknown_key_and_bad_kind_and_version():
     d["vocal"]["gain_db"] = float("nan")
     with pytest.raises(ParamsError, match="vocal.gain_db = nan is out of range"):
         MixParams.from_json(json.dumps(d))
+
+
+def test_version_1_documents_are_read_as_version_2():
+    d = full_params().to_dict()
+    d["version"] = 1
+    del d["vocal"]["reverb"]["band_decay_ratios"]  # version 1 had no such field
+    q = MixParams.from_dict(d)
+    assert q.version == 2 and q.vocal.reverb.band_decay_ratios == (1.0,) * 7
+    assert json.loads(q.to_json())["version"] == 2
+
+
+@pytest.mark.parametrize(
+    "ratios,match",
+    [
+        ([1.0] * 6, "must have 7 values"),
+        ([1.0, 1.0, 1.0, 1.2, 1.0, 1.0, 1.0], r"\[3\] \(1000 Hz\) is the reference"),
+        ([1.0, 1.0, 1.0, 1.0, 1.0, 9.0, 1.0], r"band_decay_ratios\[5\] \(4000 Hz\) = 9.0"),
+        ([1.0, 1.0, 1.0, 1.0, "x", 1.0, 1.0], "must be a number"),
+    ],
+)
+def test_synthetic_reverb_ratios_validated(ratios, match):
+    d = full_params().to_dict()
+    d["vocal"]["reverb"]["type"] = "synthetic"
+    d["vocal"]["reverb"]["band_decay_ratios"] = ratios
+    with pytest.raises(ParamsError, match=match):
+        MixParams.from_dict(d)
+
+
+def test_synthetic_reverb_round_trip():
+    d = full_params().to_dict()
+    d["vocal"]["reverb"].update(type="synthetic",
+                                band_decay_ratios=[1.4, 1.2, 1.1, 1, 0.9, 0.7, 0.5])
+    p = MixParams.from_dict(d)
+    assert MixParams.from_json(p.to_json()) == p
+    assert p.vocal.reverb.band_decay_ratios == (1.4, 1.2, 1.1, 1.0, 0.9, 0.7, 0.5)
 
 
 def test_with_targets():

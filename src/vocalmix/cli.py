@@ -176,6 +176,17 @@ def _write_results(args, params, rendered, inputs, progress) -> list[Path]:
     return written
 
 
+def _reverb_summary(rv) -> str:
+    if not rv.enabled:
+        return "no reverb"
+    if rv.type == "synthetic":
+        return (f"reverb synthetic {rv.decay_s:.2f} s at 1 kHz (x{rv.band_decay_ratios[0]:.2f} "
+                f"at 125 Hz, x{rv.band_decay_ratios[-1]:.2f} at 8 kHz), pre-delay "
+                f"{rv.pre_delay_ms:.0f} ms, at {rv.wet_level_db:.0f} dB")
+    return (f"reverb room_size {rv.room_size:.3f} ({rv.decay_s:.2f} s) at "
+            f"{rv.wet_level_db:.0f} dB")
+
+
 def _summary(params, written: Sequence[Path] = ()) -> str:
     t, a, v = params.targets, params.achieved, params.vocal
     lines = [
@@ -186,8 +197,7 @@ def _summary(params, written: Sequence[Path] = ()) -> str:
         f"{v.compressor.threshold_db:.1f} dB / {v.compressor.ratio:g}:1 (make-up "
         f"{_fmt(v.compressor.makeup_db, 'dB')}), "
         f"high-pass {v.highpass.cutoff_frequency_hz:.0f} Hz, "
-        f"{len(v.eq_bands)} EQ band(s), reverb room_size {v.reverb.room_size:.3f} "
-        f"({v.reverb.decay_s:.2f} s) at {v.reverb.wet_level_db:.0f} dB",
+        f"{len(v.eq_bands)} EQ band(s), {_reverb_summary(v.reverb)}",
     ]
     for b in v.eq_bands:
         lines.append(f"          EQ {b.kind} {b.freq_hz:.0f} Hz {b.gain_db:+.1f} dB Q {b.q:.2f}"

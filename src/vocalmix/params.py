@@ -24,10 +24,14 @@ from typing import Any
 from .errors import ParamsError
 
 FORMAT = "vocalmix.params"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: versions this vocalmix reads; version 1 (no ``band_decay_ratios``) is a subset of 2
+READABLE_VERSIONS = (1, 2)
 
 EQ_KINDS = ("peak", "low_shelf", "high_shelf")
-REVERB_TYPES = ("freeverb",)
+REVERB_TYPES = ("freeverb", "synthetic")
+#: octave bands (Hz) of ``Reverb.band_decay_ratios``; the 1 kHz entry is the reference
+DECAY_BANDS_HZ = (125.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0, 8000.0)
 METHODS = ("baseline", "model", "manual")
 
 
@@ -107,10 +111,21 @@ class Compressor:
 class Reverb:
     """Vocal reverb on a send: wet signal added to the dry vocal.
 
-    ``type`` ``freeverb`` is pedalboard's ``Reverb`` with ``room_size``, ``damping`` and
-    ``width``; ``decay_s`` is the broadband T30 those knobs give (from a calibration of
-    its rendered impulse responses, see :mod:`vocalmix.reverb`). ``wet_level_db`` is the
-    level of the wet signal relative to the dry vocal.
+    Two types, one set of fields (each type ignores the knobs of the other):
+
+    * ``freeverb``: pedalboard's ``Reverb`` with ``room_size``, ``damping`` and ``width``;
+      ``decay_s`` is the broadband T30 those knobs give (from a calibration of its
+      rendered impulse responses, see :mod:`vocalmix.reverb`), and ``wet_level_db`` the
+      gain applied to its output.
+    * ``synthetic``: convolution with a synthesised impulse response, exponentially
+      decaying noise whose T30 is ``decay_s`` at 1 kHz and ``decay_s x
+      band_decay_ratios[i]`` in the octave band ``DECAY_BANDS_HZ[i]`` (125 Hz to 8 kHz;
+      the 1 kHz entry is the reference, 1.0), interpolated in between; ``width``
+      decorrelates the channels (0 mono, 1 uncorrelated). Its wet energy is normalised,
+      so ``wet_level_db`` is the reverberant-to-direct energy ratio of the send, dB.
+      Every value is rendered as written (see :func:`vocalmix.reverb.render_synthetic_ir`).
+
+    ``pre_delay_ms`` delays the wet signal in both types.
     """
 
     enabled: bool = True
@@ -121,6 +136,7 @@ class Reverb:
     width: float = 1.0
     wet_level_db: float = -14.0
     pre_delay_ms: float = 20.0
+    band_decay_ratios: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0)
 
     def __post_init__(self) -> None:
         _coerce(self)
@@ -132,6 +148,22 @@ class Reverb:
         _check("vocal.reverb.width", self.width, 0.0, 1.0)
         _check("vocal.reverb.wet_level_db", self.wet_level_db, -80.0, 6.0)
         _check("vocal.reverb.pre_delay_ms", self.pre_delay_ms, 0.0, 500.0)
+        r = tuple(self.band_decay_ratios)
+        if len(r) != len(DECAY_BANDS_HZ):
+            raise ParamsError(
+                f"vocal.reverb.band_decay_ratios must have {len(DECAY_BANDS_HZ)} values (one per "
+                f"octave band {', '.join(f'{b:g}' for b in DECAY_BANDS_HZ)} Hz), got {len(r)}")
+        for i, (b, v) in enumerate(zip(DECAY_BANDS_HZ, r, strict=True)):
+            _check(f"vocal.reverb.band_decay_ratios[{i}] ({b:g} Hz)", v, 0.1, 4.0)
+        if float(r[3]) != 1.0:
+            raise ParamsError(
+                "vocal.reverb.band_decay_ratios[3] (1000 Hz) is the reference and must be 1.0 "
+                f"(got {r[3]}): change decay_s to scale every band")
+        object.__setattr__(self, "band_decay_ratios", tuple(float(v) for v in r))
+        if self.type == "synthetic" and self.decay_s * max(r) > 30.0:
+            raise ParamsError(
+                f"vocal.reverb: decay_s x the largest band ratio = {self.decay_s * max(r):.1f} s"
+                " is out of range: allowed up to 30 s")
 
 
 @dataclass(frozen=True)
@@ -246,11 +278,13 @@ class MixParams:
 
     def __post_init__(self) -> None:
         _coerce(self)
-        if self.version != SCHEMA_VERSION:
+        if self.version not in READABLE_VERSIONS:
             raise ParamsError(
                 f"params version {self.version} is not supported: this vocalmix reads "
-                f"version {SCHEMA_VERSION}"
+                f"versions {', '.join(map(str, READABLE_VERSIONS))}"
             )
+        # an older document is a subset of this schema: it is read as the current version
+        object.__setattr__(self, "version", SCHEMA_VERSION)
 
     # --- JSON ------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -330,7 +364,7 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
     if is_dataclass(hint):
         return _build(hint, value, where)
     if origin is tuple:
-        if not isinstance(value, list):
+        if not isinstance(value, (list, tuple)):
             raise ParamsError(f"{where} must be a list")
         return tuple(_convert(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
     if hint is bool:
@@ -358,6 +392,7 @@ __all__ = [
     "Achieved",
     "BackingChain",
     "Compressor",
+    "DECAY_BANDS_HZ",
     "EqBand",
     "HighPass",
     "Master",

@@ -111,15 +111,23 @@ def _resolve(
     comp = resolve_compressor(x_eq, sample_rate, t.vocal_lra_lu, vc.compressor)
     notes.append(comp.note)
     rv = vc.reverb
-    lo, hi = decay_range_s(rv.damping)
-    room = room_size_for_decay(t.reverb_decay_s, rv.damping, sample_rate)
-    decay = decay_for_room_size(room, rv.damping, sample_rate)
-    if not (lo <= t.reverb_decay_s <= hi):
-        notes.append(
-            f"reverb decay {t.reverb_decay_s:.2f} s is outside what the reverb reaches at "
-            f"damping {rv.damping:g} ({lo:.2f} to {hi:.2f} s): using {decay:.2f} s"
-        )
-    rv = replace(rv, room_size=float(room), decay_s=float(np.clip(decay, 0.1, 30.0)))
+    if rv.type == "synthetic":  # its decay is exact: T30 at 1 kHz = the target
+        longest = max(rv.band_decay_ratios)
+        decay = min(t.reverb_decay_s, 30.0 / longest)
+        if decay != t.reverb_decay_s:
+            notes.append(f"reverb decay {t.reverb_decay_s:.2f} s would make a band decay "
+                         f"longer than 30 s: using {decay:.2f} s")
+        rv = replace(rv, decay_s=float(decay))
+    else:
+        lo, hi = decay_range_s(rv.damping)
+        room = room_size_for_decay(t.reverb_decay_s, rv.damping, sample_rate)
+        decay = decay_for_room_size(room, rv.damping, sample_rate)
+        if not (lo <= t.reverb_decay_s <= hi):
+            notes.append(
+                f"reverb decay {t.reverb_decay_s:.2f} s is outside what the reverb reaches at "
+                f"damping {rv.damping:g} ({lo:.2f} to {hi:.2f} s): using {decay:.2f} s"
+            )
+        rv = replace(rv, room_size=float(room), decay_s=float(np.clip(decay, 0.1, 30.0)))
     progress("resolving the vocal gain for the vocal-to-mix target")
     dry = np.asarray(compressor_stage(x_eq, sample_rate, comp.compressor), dtype=np.float32)
     parts = VocalParts(dry=dry, wet=reverb_wet(dry, sample_rate, rv))

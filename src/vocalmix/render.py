@@ -4,7 +4,10 @@ Order (issue #3): vocal -> high-pass -> EQ bands -> compressor (+ make-up) -> ga
 reverb on a send (wet added to the dry vocal); backing -> gain; sum; master.
 
 Effects are pedalboard's (``HighpassFilter``, ``PeakFilter``, ``LowShelfFilter``,
-``HighShelfFilter``, ``Compressor``, ``Reverb``); each is created fresh for every render
+``HighShelfFilter``, ``Compressor``, ``Reverb``), and the ``synthetic`` reverb is an
+exact FFT convolution with a synthesised impulse response (pedalboard's ``Convolution``
+normalises and trims its impulse response, so its level would not be what MixParams
+says); each is created fresh for every render
 and run with ``reset=True``, so the same inputs and params give bit-identical output.
 The master is a look-ahead limiter written with vectorised numpy (see
 :func:`master_stage`): pedalboard's ``Limiter`` has no true-peak mode.
@@ -78,10 +81,32 @@ def compressor_stage(x: np.ndarray, sample_rate: int, comp: Compressor) -> np.nd
     return y
 
 
+def _synthetic_wet(src: np.ndarray, sample_rate: int, reverb: Reverb) -> np.ndarray:
+    """``src`` convolved channel by channel with the synthetic reverb's impulse response."""
+    from scipy.signal import fftconvolve
+
+    from .reverb import render_synthetic_ir
+
+    h = render_synthetic_ir(reverb.decay_s, reverb.band_decay_ratios, reverb.width, sample_rate)
+    if src.shape[1] != 2:
+        h = h[:, : src.shape[1]]
+    y = fftconvolve(np.asarray(src, np.float32), h, axes=0)[: src.shape[0]]
+    return np.ascontiguousarray(y, dtype=np.float32)
+
+
 def reverb_wet(x: np.ndarray, sample_rate: int, reverb: Reverb) -> np.ndarray:
-    """The wet reverb signal for a send fed with ``x``: pre-delay, Freeverb, wet level."""
+    """The wet reverb signal for a send fed with ``x``: pre-delay, reverb, wet level.
+
+    ``freeverb``: pedalboard's ``Reverb``; ``synthetic``: exact convolution (scipy's
+    ``fftconvolve``) with :func:`vocalmix.reverb.render_synthetic_ir`.
+    """
     if not reverb.enabled:
         return np.zeros_like(x)
+    d = int(round(reverb.pre_delay_ms * 1e-3 * sample_rate))
+    src = x if d == 0 else np.concatenate([np.zeros((d, x.shape[1]), x.dtype), x[: x.shape[0] - d]])
+    if reverb.type == "synthetic":
+        wet = _synthetic_wet(src, sample_rate, reverb)
+        return wet * np.float32(db_to_gain(reverb.wet_level_db))
     board = pb.Pedalboard(
         [
             pb.Reverb(
@@ -93,8 +118,6 @@ def reverb_wet(x: np.ndarray, sample_rate: int, reverb: Reverb) -> np.ndarray:
             )
         ]
     )
-    d = int(round(reverb.pre_delay_ms * 1e-3 * sample_rate))
-    src = x if d == 0 else np.concatenate([np.zeros((d, x.shape[1]), x.dtype), x[: x.shape[0] - d]])
     wet = _run(board, src, sample_rate)
     return wet * np.float32(db_to_gain(reverb.wet_level_db))
 

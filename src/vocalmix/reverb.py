@@ -31,6 +31,17 @@ multichannel ``(n, c)`` (the energy is summed over channels), and its sample rat
 * C50 (:func:`clarity_c50_db`): energy of the first 50 ms from the onset over the energy
   after it, dB (no noise compensation).
 
+Synthetic reverb
+----------------
+:func:`render_synthetic_ir` renders the wet impulse response of MixParams' ``synthetic``
+reverb type: Gaussian noise (fixed seeds, so every render is bit-identical) split into
+octave bands by complementary FFT weights (raised-cosine in log frequency, centred on
+``DECAY_BANDS_HZ``, summing to one at every frequency), each band multiplied by its own
+exponential energy decay, ``10^(-6 t / T_b)`` (60 dB in ``T_b`` seconds), and summed.
+Its T30 is therefore ``T_b`` by construction in every band (checked with the routine
+above in the tests), with no calibration table. Each channel's energy is normalised to 1,
+so a send gain ``wet_level_db`` is the reverberant-to-direct energy ratio.
+
 Freeverb calibration
 --------------------
 ``pedalboard.Reverb`` (JUCE's Freeverb: 8 damped combs, comb feedback
@@ -80,6 +91,8 @@ __all__ = [
     "octave_bands_hz",
     "onset_index",
     "render_freeverb_ir",
+    "render_synthetic_ir",
+    "synthetic_band_weights",
     "reverberation_time",
     "room_size_for_decay",
     "schroeder_edc_db",
@@ -426,6 +439,103 @@ def render_freeverb_ir(
     )
     y = rv(x, float(sr), reset=True)
     return np.ascontiguousarray(np.asarray(y, dtype=np.float32).T)
+
+
+_SYNTH_SEEDS = (0x5EED1, 0x5EED2)
+
+
+def synthetic_band_weights(freqs_hz: np.ndarray, bands_hz: tuple[float, ...]) -> np.ndarray:
+    """Complementary octave-band weights ``(len(bands_hz), len(freqs_hz))`` summing to 1.
+
+    Raised-cosine (Hann) crossfades in log2 frequency between adjacent band centres;
+    below the first centre the first band has weight 1, above the last the last has.
+    Band centres must be ascending.
+    """
+    f = np.maximum(np.asarray(freqs_hz, dtype=np.float64), 1e-3)
+    c = np.log2(np.asarray(bands_hz, dtype=np.float64))
+    u = np.clip(np.log2(f), c[0], c[-1])
+    w = np.zeros((c.size, f.size))
+    j = np.clip(np.searchsorted(c, u, side="right") - 1, 0, c.size - 2)
+    frac = (u - c[j]) / (c[j + 1] - c[j])
+    up = 0.5 - 0.5 * np.cos(np.pi * frac)  # 0 at the lower centre, 1 at the upper
+    idx = np.arange(f.size)
+    w[j, idx] = 1.0 - up
+    w[j + 1, idx] += up
+    return w
+
+
+@lru_cache(maxsize=8)
+def _synthetic_ir_cached(decays: tuple[float, ...], width: float, sample_rate: int,
+                         n: int) -> np.ndarray:
+    from .params import DECAY_BANDS_HZ
+
+    t = np.arange(n, dtype=np.float64) / sample_rate
+    nfft = 1 << int(math.ceil(math.log2(max(n, 2))))
+    freqs = np.fft.rfftfreq(nfft, 1.0 / sample_rate)
+    weights = synthetic_band_weights(freqs, DECAY_BANDS_HZ)
+    # amplitude envelopes: energy falls 60 dB in T seconds -> amplitude 10^(-3 t / T)
+    env = 10.0 ** (-3.0 * t[None, :] / np.asarray(decays)[:, None])
+    chans = []
+    for seed in _SYNTH_SEEDS:
+        noise = np.random.default_rng(seed).standard_normal(n)
+        spec = np.fft.rfft(noise, nfft)
+        y = np.zeros(n)
+        for b in range(len(decays)):
+            y += np.fft.irfft(spec * weights[b], nfft)[:n] * env[b]
+        chans.append(y)
+    n1, n2 = chans
+    theta = 0.25 * math.pi * width  # width 0: both channels n1; 1: uncorrelated
+    left = math.cos(theta) * n1 + math.sin(theta) * n2
+    right = math.cos(theta) * n1 - math.sin(theta) * n2
+    ir = np.stack([left, right], axis=1)
+    ir /= np.sqrt((ir**2).sum(axis=0, keepdims=True))
+    ir = ir.astype(np.float32)
+    ir.setflags(write=False)
+    return ir
+
+
+def render_synthetic_ir(
+    decay_s: float,
+    band_decay_ratios: tuple[float, ...] | None = None,
+    width: float = 1.0,
+    sample_rate: int = 44100,
+    length_s: float | None = None,
+) -> np.ndarray:
+    """Wet impulse response of the ``synthetic`` reverb (see the module docstring).
+
+    Args:
+        decay_s: T30 at 1 kHz, s.
+        band_decay_ratios: T30 per octave band of ``DECAY_BANDS_HZ`` (125 Hz-8 kHz) as
+            multiples of ``decay_s``; default all 1 (the same decay at every frequency).
+        width: 0 (both channels equal) to 1 (uncorrelated channels).
+        sample_rate: Hz.
+        length_s: IR length, s; default ``1.2 x`` the longest band decay ``+ 0.05 s``
+            (72 dB of decay), at most 36 s.
+
+    Returns:
+        float32 ``(n, 2)``, read-only, each channel with energy (sum of squares) 1;
+        bit-identical for the same arguments.
+    """
+    from .params import DECAY_BANDS_HZ
+
+    sr = _check_rate(sample_rate)
+    ratios = tuple(float(r) for r in (band_decay_ratios or (1.0,) * len(DECAY_BANDS_HZ)))
+    if len(ratios) != len(DECAY_BANDS_HZ):
+        raise ParamsError(
+            f"band_decay_ratios needs {len(DECAY_BANDS_HZ)} values, got {len(ratios)}")
+    d = float(decay_s)
+    if not (math.isfinite(d) and 0.01 <= d <= 30.0):
+        raise ParamsError(f"decay_s = {decay_s} is out of range: allowed 0.01 to 30 s")
+    if not all(math.isfinite(r) and 0.05 <= r <= 10.0 for r in ratios):
+        raise ParamsError(f"band_decay_ratios {ratios} out of range: allowed 0.05 to 10")
+    decays = tuple(d * r for r in ratios)
+    wid = _check_unit("width", width)
+    if length_s is None:
+        length_s = min(36.0, 1.2 * max(decays) + 0.05)
+    if not (math.isfinite(float(length_s)) and 0.0 < float(length_s) <= 600.0):
+        raise ParamsError(f"length_s = {length_s} is out of range: allowed (0, 600] s")
+    n = max(2, int(round(float(length_s) * sr)))
+    return _synthetic_ir_cached(decays, wid, sr, n)
 
 
 # --- calibration ------------------------------------------------------------------------
