@@ -238,6 +238,29 @@ def test_demo_button_and_errors(server, page):
     page.press(f"#c-eq-{i}-gain_db-num", "Enter")
     wait_revision(page, 3)
     assert shown_params(page)["vocal"]["eq_bands"][i]["gain_db"] == 3.0
+    # each band says who chose it
+    srcs = page.locator(".band-head .src").all_text_contents()
+    assert len(srcs) == n and srcs[-1] == "by hand"
+    assert set(srcs) <= {"against masking", "tonal correction", "by hand"}
+    # the reverb type: synthetic shows a decay time and per-band ratios instead of the room
+    rv = shown_params(page)["vocal"]["reverb"]
+    assert rv["type"] == "freeverb" and page.is_visible("#c-vocal-reverb-room_size")
+    page.select_option("#reverb-type", "synthetic")
+    wait_revision(page, 4)
+    got = shown_params(page)["vocal"]["reverb"]
+    assert got["type"] == "synthetic" and got["decay_s"] == rv["decay_s"]  # exactly as set
+    assert page.locator("#c-vocal-reverb-room_size").count() == 0
+    assert page.is_visible("#c-vocal-reverb-decay_s")
+    assert page.is_disabled("#c-vocal-reverb-band_decay_ratios-3-num")  # 1 kHz: the reference
+    page.fill("#c-vocal-reverb-band_decay_ratios-0-num", "1.5")
+    page.press("#c-vocal-reverb-band_decay_ratios-0-num", "Enter")
+    wait_revision(page, 5)
+    assert shown_params(page)["vocal"]["reverb"]["band_decay_ratios"][0] == 1.5
+    assert "125 Hz" in page.text_content("#reverb-note")
+    page.select_option("#reverb-type", "freeverb")
+    wait_revision(page, 6)
+    assert shown_params(page)["vocal"]["reverb"]["type"] == "freeverb"
+    assert page.is_visible("#c-vocal-reverb-room_size") and page.is_hidden("#reverb-bands")
     assert not page.errors, page.errors
 
 

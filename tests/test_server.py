@@ -118,6 +118,7 @@ def test_create_get_audio_edit_delete(client, pair, app):
         assert len(an[k]) == n, k
     assert len(an["eq_response_db"]) == len(an["eq_freqs_hz"]) == 240
     assert an["eq_response_db"][0] < -20  # the high-pass
+    assert [b["source"] for b in an["eq_bands"]] == [b["source"] for b in p["vocal"]["eq_bands"]]
 
     # targets: the settings are re-resolved
     r = client.put(links["edit"], json={"targets": {"vocal_to_mix_lu": -2.0}})
@@ -147,7 +148,13 @@ def test_create_get_audio_edit_delete(client, pair, app):
     r = client.put(links["edit"], json={"reverb_preset": presets[0]["name"]})
     assert r.status_code == 200
     rv = r.json()["params"]["vocal"]["reverb"]
-    assert rv["room_size"] == pytest.approx(presets[0]["room_size"])
+    assert rv["type"] == presets[0]["type"]
+    assert rv["pre_delay_ms"] == pytest.approx(presets[0]["pre_delay_ms"])
+    if rv["type"] == "freeverb":
+        assert rv["room_size"] == pytest.approx(presets[0]["room_size"])
+    else:
+        assert rv["band_decay_ratios"] == pytest.approx(presets[0]["band_decay_ratios"])
+        assert rv["decay_s"] == r.json()["params"]["targets"]["reverb_decay_s"]
     assert r.json()["params"]["targets"]["reverb_decay_s"] == pytest.approx(
         presets[0]["decay_s"], rel=0.01)
 
@@ -167,6 +174,125 @@ def test_room_size_edit_updates_the_documented_decay(client, pair):
     decay = r.json()["params"]["vocal"]["reverb"]["decay_s"]
     assert decay > p["vocal"]["reverb"]["decay_s"] + 0.5
     assert any("decay_s" in n for n in r.json()["notes"])
+
+
+SYNTHETIC = {"enabled": True, "type": "synthetic", "decay_s": 2.5,
+             "band_decay_ratios": [1.6, 1.3, 1.1, 1.0, 0.8, 0.6, 0.4], "width": 0.8,
+             "wet_level_db": -10.0, "pre_delay_ms": 15.0}
+
+
+def test_synthetic_reverb_is_rendered_as_written(client, pair):
+    from vocalmix.reverb import decay_for_room_size
+
+    body = post_mix(client, pair)
+    links = body.json()["links"]
+    p = body.json()["params"]
+    p["vocal"]["reverb"].update(SYNTHETIC, room_size=0.9)  # room size: ignored by this type
+    r = client.put(links["edit"], json={"params": p})
+    assert r.status_code == 200, r.text
+    got = r.json()["params"]
+    assert got["version"] == 2
+    assert got["vocal"]["reverb"] == p["vocal"]["reverb"]  # decay_s is the setting itself
+    assert not any("decay_s" in n for n in r.json()["notes"])
+    assert client.get(links["self"]).json()["params"] == got
+    assert json.loads(client.get(links["params_file"]).content) == got
+    # the wet part (vocal stem minus the dry one) is wet_level_db under the dry, in energy
+    wet1 = read_wav(client.get(links["vocal"]).content)[0]
+    dry = read_wav(client.get(links["vocal_dry"]).content)[0]
+    wet1 = wet1 - dry
+    rd = 10 * np.log10(np.sum(wet1.astype(np.float64) ** 2) / np.sum(dry.astype(np.float64) ** 2))
+    assert rd == pytest.approx(SYNTHETIC["wet_level_db"], abs=2.0)
+    # a shorter decay time: rendered as written, a different wet signal
+    got["vocal"]["reverb"]["decay_s"] = 0.6
+    r = client.put(links["edit"], json={"params": got})
+    assert r.status_code == 200, r.text
+    assert r.json()["params"]["vocal"]["reverb"]["decay_s"] == 0.6
+    wet2 = read_wav(client.get(links["vocal"]).content)[0] - dry
+    assert not np.allclose(wet1, wet2, atol=1e-4)
+    # a decay that makes one band decay longer than 30 s is refused
+    bad = r.json()["params"]
+    bad["vocal"]["reverb"]["decay_s"] = 20.0
+    r = client.put(links["edit"], json={"params": bad})
+    assert r.status_code == 422 and "30" in r.json()["detail"]
+    # the reverb-time target re-resolves: the decay time becomes the target
+    r = client.put(links["edit"], json={"targets": {"reverb_decay_s": 3.2}})
+    assert r.status_code == 200, r.text
+    rv = r.json()["params"]["vocal"]["reverb"]
+    assert rv["type"] == "synthetic" and rv["decay_s"] == 3.2
+    assert rv["band_decay_ratios"] == SYNTHETIC["band_decay_ratios"]
+    # back to freeverb: its decay_s is what its room size and damping give
+    q = r.json()["params"]
+    q["vocal"]["reverb"]["type"] = "freeverb"
+    r = client.put(links["edit"], json={"params": q})
+    assert r.status_code == 200, r.text
+    rv = r.json()["params"]["vocal"]["reverb"]
+    assert rv["type"] == "freeverb" and rv["room_size"] == 0.9
+    assert rv["decay_s"] == pytest.approx(decay_for_room_size(0.9, rv["damping"], SR))
+    assert any("decay_s" in n for n in r.json()["notes"])
+
+
+OLD_PRESETS = {  # the freeverb format: params.room_size...
+    "small_room": {"source": "small_room.wav", "params": {
+        "room_size": 0.2, "damping": 0.4, "wet_level_db": 8.0, "pre_delay_ms": 3.0},
+        "within_10pct_500_4k": False, "t30_s_target": {"1000": 0.7}},
+}
+NEW_PRESETS = {  # the synthetic format: reverb.type...
+    "big_hall": {"origin": "real", "source": "big_hall.wav", "reverb": {
+        "type": "synthetic", "decay_s": 2.4,
+        "band_decay_ratios": [1.3, 1.2, 1.1, 1.0, 0.9, 0.75, 0.5], "width": 0.9,
+        "wet_level_db": -6.0, "pre_delay_ms": 12.0},
+        "t30_s_target": {"1000": 2.4}, "t30_s_fitted": {"1000": 2.39}},
+    "plate": {"origin": "pedalboard", "source": "pedalboard Reverb, room_size 0.5", "reverb": {
+        "type": "synthetic", "decay_s": 1.1, "band_decay_ratios": [1.0] * 7, "width": 1.0,
+        "wet_level_db": -9.5, "pre_delay_ms": 0.0}},
+}
+
+
+def test_presets_in_the_old_and_the_new_format(client, pair, monkeypatch):
+    import vocalmix.presets as presets_mod
+    from vocalmix.reverb import decay_for_room_size
+
+    mix = post_mix(client, pair).json()
+    monkeypatch.setattr(presets_mod, "presets", lambda: OLD_PRESETS)
+    r = client.get("/api/presets")
+    assert r.status_code == 200, r.text
+    (old,) = r.json()
+    assert old["name"] == "small_room" and old["type"] == "freeverb"
+    assert old["origin"] is None and old["source"] == "small_room.wav"
+    assert old["room_size"] == 0.2 and old["damping"] == 0.4 and old["band_decay_ratios"] is None
+    assert old["decay_s"] == pytest.approx(decay_for_room_size(0.2, 0.4))
+    assert old["wet_level_db"] == 6.0 and old["pre_delay_ms"] == 3.0  # as applied: at most 6
+    if not hasattr(presets_mod, "preset_reverb"):  # this presets module reads the old format
+        r = client.put(mix["links"]["edit"], json={"reverb_preset": "small_room"})
+        assert r.status_code == 200, r.text
+        assert r.json()["params"]["vocal"]["reverb"]["room_size"] == pytest.approx(0.2, abs=0.01)
+
+    monkeypatch.setattr(presets_mod, "presets", lambda: NEW_PRESETS)
+    r = client.get("/api/presets")
+    assert r.status_code == 200, r.text
+    hall, plate = r.json()
+    assert [hall["name"], plate["name"]] == ["big_hall", "plate"]
+    want = NEW_PRESETS["big_hall"]["reverb"]
+    assert hall["origin"] == "real" and plate["origin"] == "pedalboard"
+    assert hall["type"] == "synthetic" and hall["decay_s"] == 2.4
+    assert hall["band_decay_ratios"] == want["band_decay_ratios"]
+    assert (hall["wet_level_db"], hall["pre_delay_ms"], hall["width"]) == (-6.0, 12.0, 0.9)
+    assert hall["room_size"] is None and hall["damping"] is None
+    if hasattr(presets_mod, "preset_reverb"):  # this presets module reads the new format
+        r = client.put(mix["links"]["edit"], json={"reverb_preset": "big_hall"})
+        assert r.status_code == 200, r.text
+        rv = r.json()["params"]["vocal"]["reverb"]
+        assert rv["type"] == "synthetic" and rv["band_decay_ratios"] == want["band_decay_ratios"]
+
+    # the response is documented, units included
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["Preset"]["properties"]
+    for k in ("name", "origin", "type", "decay_s", "band_decay_ratios", "wet_level_db",
+              "pre_delay_ms"):
+        assert schema[k].get("description"), k
+    assert ", s" in schema["decay_s"]["description"]
+    assert "dB" in schema["wet_level_db"]["description"]
+    assert "ms" in schema["pre_delay_ms"]["description"]
+    assert "125" in schema["band_decay_ratios"]["description"]
 
 
 def test_plain_sum_is_at_the_mix_loudness(client, pair):

@@ -50,7 +50,7 @@ from .errors import (
     UnreadableAudioError,
     VocalmixError,
 )
-from .params import MixParams
+from .params import DECAY_BANDS_HZ, MixParams, Reverb
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -400,7 +400,7 @@ def _analysis(d: Path, params: MixParams) -> dict[str, Any]:
     return {**a, "vocal_after_eq_db": after, "eq_freqs_hz": freqs.tolist(),
             "eq_response_db": np.round(curve, 3).tolist(),
             "eq_bands": [{"kind": e.kind, "freq_hz": e.freq_hz, "gain_db": e.gain_db,
-                          "q": e.q} for e in eq],
+                          "q": e.q, "source": e.source} for e in eq],
             "highpass_hz": hp.cutoff_frequency_hz if hp.enabled else None}
 
 
@@ -440,6 +440,33 @@ def _check_preset(name: str | None) -> str | None:
     except ParamsError as e:
         raise ApiError(422, str(e)) from None
     return name
+
+
+def _preset_reverb(presets_mod: Any, name: str, entry: Any) -> Reverb | None:
+    """The reverb a preset sets, read with ``presets.preset_reverb`` where it exists, else
+    from the entry: ``{"reverb": {...}}`` (any type) or the older freeverb format
+    ``{"params": {"room_size", "damping", "wet_level_db", "pre_delay_ms"}}``. ``None`` for
+    an entry that is neither."""
+    read = getattr(presets_mod, "preset_reverb", None)
+    if read is not None:
+        with contextlib.suppress(KeyError, TypeError, ValueError, ParamsError):
+            rv = read(name)
+            if isinstance(rv, Reverb):
+                return rv
+    if not isinstance(entry, dict):
+        return None
+    try:
+        if isinstance(entry.get("reverb"), dict):
+            return MixParams.from_dict({"vocal": {"reverb": entry["reverb"]}}).vocal.reverb
+        q = entry["params"]
+        from .reverb import decay_for_room_size
+
+        decay = decay_for_room_size(q["room_size"], q["damping"])
+        return Reverb(type="freeverb", room_size=q["room_size"], damping=q["damping"],
+                      wet_level_db=min(6.0, q["wet_level_db"]),
+                      pre_delay_ms=q["pre_delay_ms"], decay_s=float(np.clip(decay, 0.1, 30)))
+    except (KeyError, TypeError, ValueError, ParamsError):
+        return None
 
 
 def _parse_params(doc: Any, where: str) -> MixParams:
@@ -757,12 +784,34 @@ def create_app(
         detail: str = Field(description="what is wrong and what to do about it")
 
     class Preset(BaseModel):
-        name: str
-        decay_s: float = Field(description="reverb T30 of the preset, s")
-        room_size: float
-        damping: float
-        wet_level_db: float = Field(description="dB")
-        pre_delay_ms: float = Field(description="ms")
+        name: str = Field(description="the preset's name (for `reverb_preset`)")
+        origin: str | None = Field(
+            None, description="what it was fitted to: `real` (a measured room's impulse "
+                              "response) or the plug-in whose reverb it matches "
+                              "(`pedalboard`, `calf`, `tap`); null if not recorded")
+        source: str | None = Field(None, description="the impulse response or plug-in "
+                                                     "setting it was fitted to")
+        type: str = Field(description="reverb type: `freeverb` or `synthetic`")
+        decay_s: float = Field(
+            description="reverb time T30, s: at 1 kHz for `synthetic` (each octave band's "
+                        "is `decay_s` x its `band_decay_ratios` entry), the broadband T30 "
+                        "the room size and damping give for `freeverb`")
+        band_decay_ratios: list[float] | None = Field(
+            None, description="T30 per octave band "
+                              f"({', '.join(f'{b:g}' for b in DECAY_BANDS_HZ)} Hz) over the "
+                              "1 kHz T30, dimensionless (the 1 kHz entry is 1); null for "
+                              "`freeverb`, which has no per-band setting")
+        wet_level_db: float = Field(
+            description="dB: reverberant-to-direct energy ratio of the send for "
+                        "`synthetic`, gain on the reverb's output for `freeverb`")
+        pre_delay_ms: float = Field(description="delay of the wet signal, ms")
+        width: float | None = Field(
+            None, description="stereo width of the wet signal, 0 (mono) to 1; null if the "
+                              "preset leaves the mix's width as it is")
+        room_size: float | None = Field(None, description="`freeverb` only: room size, "
+                                                          "0 to 1; null for `synthetic`")
+        damping: float | None = Field(None, description="`freeverb` only: damping, 0 to 1; "
+                                                        "null for `synthetic`")
 
     def errs(*codes: int) -> dict[int | str, dict[str, Any]]:
         text = {404: "unknown or expired id", 409: "the mix is still being made",
@@ -1018,11 +1067,16 @@ def create_app(
             "* `{\"params\": <MixParams document>}` (or the document itself): render exactly "
             "those settings;\n"
             "* `{\"targets\": {\"vocal_to_mix_lu\": -6}}`: keep the settings, re-resolve the "
-            "compressor, reverb size and vocal gain for the new targets;\n"
-            "* `{\"reverb_preset\": \"<name>\"}`: the preset's reverb, then re-resolve;\n"
+            "compressor, the reverb's decay (`decay_s` of a `synthetic` reverb, the room size "
+            "of a `freeverb`) and the vocal gain for the new targets;\n"
+            "* `{\"reverb_preset\": \"<name>\"}`: the preset's reverb (type included), "
+            "then re-resolve;\n"
             "* `{\"params\": ..., \"resolve\": true}` (optionally with `targets`): take the "
             "document's settings and targets and re-resolve for this mix's inputs.\n\n"
-            "Answers with the new params and their `achieved` figures."),
+            "A `freeverb` whose room size or damping changed (or that was another type "
+            "before) gets the `decay_s` those knobs give; a `synthetic` reverb's `decay_s` "
+            "is rendered as written. Answers with the new params and their `achieved` "
+            "figures."),
         openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
             "schema": {"type": "object", "properties": {
                 "params": {"$ref": "#/components/schemas/MixParams"},
@@ -1077,7 +1131,7 @@ def create_app(
                         notes = ["rendered the edited settings"]
                         if new is not given:
                             notes.append(f"reverb decay_s set to {new.vocal.reverb.decay_s:.2f}"
-                                         " s, what the new room size and damping give")
+                                         " s, what the freeverb's room size and damping give")
                     else:
                         base = given if given is not None else current
                         if preset:
@@ -1164,17 +1218,30 @@ def create_app(
             return _analysis(d, params)
 
     @app.get("/api/presets", response_model=list[Preset],
-             summary="Reverb presets (fitted to measured rooms)")
+             summary="Reverb presets (fitted to measured rooms and reverb plug-ins)",
+             description=(
+                 "Every preset's reverb, sorted by name: its type and the settings that "
+                 "`reverb_preset` puts into the params (`vocal.reverb`). Applying one also "
+                 "sets the `reverb_decay_s` target to its decay (within the target's 0.2 to "
+                 "12 s) and re-resolves."))
     def get_presets() -> Any:
-        from .presets import presets
-        from .reverb import decay_for_room_size
+        from . import presets as presets_mod
 
         out = []
-        for name, p in sorted(presets().items()):
-            q = p["params"]
-            out.append({"name": name, "room_size": q["room_size"], "damping": q["damping"],
-                        "wet_level_db": q["wet_level_db"], "pre_delay_ms": q["pre_delay_ms"],
-                        "decay_s": decay_for_room_size(q["room_size"], q["damping"])})
+        for name, entry in sorted(presets_mod.presets().items()):
+            rv = _preset_reverb(presets_mod, name, entry)
+            if rv is None:
+                continue  # an entry this vocalmix cannot read: not offered
+            synthetic = rv.type == "synthetic"
+            out.append({
+                "name": name, "origin": entry.get("origin"),
+                "source": entry.get("source") if isinstance(entry.get("source"), str) else None,
+                "type": rv.type, "decay_s": rv.decay_s,
+                "band_decay_ratios": list(rv.band_decay_ratios) if synthetic else None,
+                "wet_level_db": rv.wet_level_db, "pre_delay_ms": rv.pre_delay_ms,
+                "width": rv.width if isinstance(entry.get("reverb"), dict) else None,
+                "room_size": None if synthetic else rv.room_size,
+                "damping": None if synthetic else rv.damping})
         return out
 
     @app.get("/api/health", summary="Liveness and limits")
@@ -1251,12 +1318,16 @@ def create_app(
 
 
 def _sync_reverb_decay(new: MixParams, current: MixParams, sample_rate: int) -> MixParams:
-    """``new`` with ``vocal.reverb.decay_s`` recomputed if its room size or damping changed
-    (``decay_s`` documents what those knobs give; it does not drive the render)."""
+    """``new`` with ``vocal.reverb.decay_s`` recomputed if it is a ``freeverb`` whose room
+    size or damping changed, or that was of another type before (for ``freeverb``,
+    ``decay_s`` documents what those knobs give; it does not drive the render). A
+    ``synthetic`` reverb is returned as it is: its ``decay_s`` is the setting itself."""
     from .reverb import decay_for_room_size
 
     rn, rc = new.vocal.reverb, current.vocal.reverb
-    if (rn.room_size, rn.damping) == (rc.room_size, rc.damping):
+    if rn.type != "freeverb":
+        return new
+    if rc.type == "freeverb" and (rn.room_size, rn.damping) == (rc.room_size, rc.damping):
         return new
     decay = float(np.clip(decay_for_room_size(rn.room_size, rn.damping, sample_rate), 0.1, 30))
     if abs(decay - rn.decay_s) < 1e-9:

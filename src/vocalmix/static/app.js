@@ -7,12 +7,17 @@ const state = { mix: null, ab: "mix", presets: [] };
 
 // --- control specs: [path, label, slider min, max, step, unit, options] --------------------
 // options.scale: shown value = stored value * scale; options.log: logarithmic slider;
-// options.lo/hi: what the params document allows (the number box accepts all of it).
+// options.lo/hi: what the params document allows (the number box accepts all of it);
+// options.title: a tooltip; options.fixed: shown but not editable.
 const TARGETS = [
   ["targets.vocal_to_mix_lu", "Vocal vs mix", -20, -0.5, 0.1, "LU", { lo: -20, hi: -0.5 }],
   ["targets.vocal_lra_lu", "Loudness range", 1, 30, 0.5, "LU", { lo: 1, hi: 30 }],
-  ["targets.reverb_decay_s", "Reverb time", 0.55, 9.7, 0.05, "s", { lo: 0.2, hi: 12 }],
 ];
+// the reverb-time target: the slider spans what each reverb type reaches
+const DECAY_TARGET = {
+  freeverb: ["targets.reverb_decay_s", "Reverb time", 0.55, 9.7, 0.05, "s", { lo: 0.2, hi: 12, title: "T30 the resolver finds a room size for" }],
+  synthetic: ["targets.reverb_decay_s", "Reverb time", 0.2, 12, 0.05, "s", { lo: 0.2, hi: 12, title: "T30 at 1 kHz; the resolver sets the decay time to it" }],
+};
 const LEVELS = [
   ["vocal.gain_db", "Vocal gain", -40, 40, 0.1, "dB", { lo: -60, hi: 60 }],
   ["backing.gain_db", "Backing gain", -30, 12, 0.1, "dB", { lo: -60, hi: 24 }],
@@ -27,13 +32,29 @@ const COMPRESSOR = [
   ["vocal.compressor.release_ms", "Release", 5, 2000, 1, "ms", { lo: 1, hi: 5000, log: true }],
   ["vocal.compressor.makeup_db", "Make-up", -12, 36, 0.1, "dB", { lo: -24, hi: 48 }],
 ];
-const REVERB = [
-  ["vocal.reverb.wet_level_db", "Level", -60, 6, 0.5, "dB", { lo: -80, hi: 6 }],
-  ["vocal.reverb.room_size", "Room size", 0, 100, 1, "%", { scale: 100, lo: 0, hi: 100 }],
-  ["vocal.reverb.damping", "Damping", 0, 100, 1, "%", { scale: 100, lo: 0, hi: 100 }],
-  ["vocal.reverb.width", "Width", 0, 100, 1, "%", { scale: 100, lo: 0, hi: 100 }],
-  ["vocal.reverb.pre_delay_ms", "Pre-delay", 0, 200, 1, "ms", { lo: 0, hi: 500 }],
-];
+const REVERB_WIDTH = ["vocal.reverb.width", "Width", 0, 100, 1, "%", { scale: 100, lo: 0, hi: 100, title: "0 % mono, 100 % fully decorrelated channels" }];
+const REVERB_PREDELAY = ["vocal.reverb.pre_delay_ms", "Pre-delay", 0, 200, 1, "ms", { lo: 0, hi: 500, title: "delay of the wet signal" }];
+const REVERB = {
+  freeverb: [
+    ["vocal.reverb.wet_level_db", "Level", -60, 6, 0.5, "dB", { lo: -80, hi: 6, title: "gain on the reverb's output" }],
+    ["vocal.reverb.room_size", "Room size", 0, 100, 1, "%", { scale: 100, lo: 0, hi: 100 }],
+    ["vocal.reverb.damping", "Damping", 0, 100, 1, "%", { scale: 100, lo: 0, hi: 100 }],
+    REVERB_WIDTH, REVERB_PREDELAY,
+  ],
+  synthetic: [
+    ["vocal.reverb.decay_s", "Decay time", 0.1, 12, 0.01, "s", { lo: 0.1, hi: 30, log: true, title: "T30 at 1 kHz: how long the reverb takes to fade by 60 dB" }],
+    ["vocal.reverb.wet_level_db", "Wet vs dry", -60, 6, 0.5, "dB", { lo: -80, hi: 6, title: "energy of the reverb against the dry vocal's (reverberant-to-direct ratio)" }],
+    REVERB_WIDTH, REVERB_PREDELAY,
+  ],
+};
+// the synthetic reverb's octave bands (params.DECAY_BANDS_HZ); 1 kHz is the reference
+const DECAY_BANDS_HZ = [125, 250, 500, 1000, 2000, 4000, 8000];
+const REF_BAND = 3;
+function bandName(f) { return f >= 1000 ? `${f / 1000} kHz` : `${f} Hz`; }
+const BAND_RATIOS = DECAY_BANDS_HZ.map((f, i) => [`vocal.reverb.band_decay_ratios.${i}`, bandName(f), 0.1, 4, 0.01, "×",
+  i === REF_BAND ? { lo: 1, hi: 1, fixed: true, title: "the reference band: its decay time is the decay time above" }
+    : { lo: 0.1, hi: 4, log: true, title: `decay time at ${bandName(f)} over the one at 1 kHz` }]);
+const REVERB_TYPES = ["freeverb", "synthetic"];
 const HIGHPASS = [
   ["vocal.highpass.cutoff_frequency_hz", "Cut-off", 20, 400, 1, "Hz", { lo: 10, hi: 1000, log: true }],
 ];
@@ -43,6 +64,13 @@ const BAND = [
   ["q", "Width", 0.1, 8, 0.01, "Q", { lo: 0.1, hi: 20, log: true }],
 ];
 const KINDS = [["peak", "peak"], ["low_shelf", "low shelf"], ["high_shelf", "high shelf"]];
+// who chose an EQ band: [label, tooltip, colour of its marker on the spectrum]
+const SOURCES = {
+  masking: ["against masking", "chosen by the masking rule: lifts the vocal where the backing covers it", "#ffd166"],
+  correction: ["tonal correction", "chosen by the model to correct the vocal's tone", "#4ade80"],
+  manual: ["by hand", "added or set by hand", "#e9eef5"],
+};
+function sourceInfo(src) { return SOURCES[src] || [String(src || "unknown"), "", "#c3cdda"]; }
 const GROUP_SWITCH = { "vocal.compressor.": "vocal.compressor.enabled",
   "vocal.reverb.": "vocal.reverb.enabled", "vocal.highpass.": "vocal.highpass.enabled" };
 
@@ -56,6 +84,7 @@ function decimals(step) { const s = String(step); return s.includes(".") ? s.spl
 function signed(v, nd) { const s = Number(v).toFixed(nd); return v > 0 ? `+${s}` : s.replace("-", "−"); }
 function fmtTime(s) { const m = Math.floor(s / 60); return `${m}:${String(Math.floor(s % 60)).padStart(2, "0")}`; }
 function pretty(name) { return name.replace(/_/g, " "); }
+function esc(s) { return String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]); }
 
 let toastTimer = null;
 function showError(msg, where) {
@@ -153,7 +182,7 @@ function showAchieved(p) {
     tile(lu(a.vocal_to_mix_lu, "LU"), "vocal vs mix", `target ${signed(t.vocal_to_mix_lu, 1)} LU`),
     tile(lu(a.vocal_to_backing_lu, "LU"), "vocal vs backing", ""),
     tile(a.vocal_lra_lu == null ? "n/a" : `${a.vocal_lra_lu.toFixed(1)} LU`, "vocal loudness range", `target ${t.vocal_lra_lu.toFixed(1)} LU`),
-    tile(`${p.vocal.reverb.decay_s.toFixed(2)} s`, "reverb time (T30)", `target ${t.reverb_decay_s.toFixed(2)} s`),
+    tile(`${p.vocal.reverb.decay_s.toFixed(2)} s`, p.vocal.reverb.type === "synthetic" ? "reverb T30 at 1 kHz" : "reverb time (T30)", `target ${t.reverb_decay_s.toFixed(2)} s`),
     tile(lu(a.mix_integrated_lufs, "LUFS", 1), "mix loudness", ""),
     tile(lu(a.mix_true_peak_dbtp, "dBTP"), "mix true peak", a.master_gain_reduction_db ? `limiter ${signed(-a.master_gain_reduction_db, 1)} dB` : "limiter idle"),
   ].join("");
@@ -180,6 +209,7 @@ function setAB(which) {
 // --- controls -----------------------------------------------------------------------------
 const controls = new Map();  // key -> {input, num, spec, value(setter)}
 let eqShape = "";
+let reverbType = "";
 
 function toSlider(v, spec) {
   const o = spec[6] || {}; const x = v * (o.scale || 1);
@@ -202,6 +232,8 @@ function makeControl(key, spec, onCommit) {
     <span class="num"><input type="number" id="${id}-num" min="${o.lo ?? lo}" max="${o.hi ?? hi}" step="${step}"
       aria-label="${label} in ${unit}"><span class="unit">${unit}</span></span>`;
   const range = div.querySelector("input[type=range]"); const num = div.querySelector("input[type=number]");
+  if (o.title) div.title = o.title;
+  if (o.fixed) { range.disabled = true; num.disabled = true; div.classList.add("fixed"); }
   const scale = o.scale || 1;
   const shown = (v) => Number(v).toFixed(nd);
   const ctl = {
@@ -238,13 +270,19 @@ function settingEdit(path) {
   });
 }
 
-function buildControls() {
+// all controls but the EQ bands'; the reverb's depend on its type
+function buildControls(p) {
   controls.clear();
+  reverbType = p.vocal.reverb.type;
+  const type = REVERB[reverbType] ? reverbType : "freeverb";
   const add = (el, specs, commit) => { el.innerHTML = ""; for (const s of specs) el.appendChild(makeControl(s[0], s, commit(s[0]))); };
-  add($("targets"), TARGETS, (path) => (v) => queueEdit(path, () => ({ targets: { [path.split(".")[1]]: v } })));
+  add($("targets"), [...TARGETS, DECAY_TARGET[type]], (path) => (v) => queueEdit(path, () => ({ targets: { [path.split(".")[1]]: v } })));
   add($("levels"), LEVELS, settingEdit);
   add($("compressor"), COMPRESSOR, settingEdit);
-  add($("reverb"), REVERB, settingEdit);
+  add($("reverb"), REVERB[type], settingEdit);
+  add($("reverb-band-ctls"), type === "synthetic" ? BAND_RATIOS : [], settingEdit);
+  $("reverb-bands").hidden = type !== "synthetic";
+  $("reverb").dataset.type = type;
   add($("highpass"), HIGHPASS, settingEdit);
 }
 
@@ -252,7 +290,7 @@ function buildEq(p) {
   const e = $("eq"); e.innerHTML = "";
   for (const k of [...controls.keys()]) if (k.startsWith("eq.")) controls.delete(k);
   const bands = p.vocal.eq_bands;
-  eqShape = bands.map((b) => b.kind).join(",");
+  eqShape = shapeOf(bands);
   if (!bands.length) {
     e.innerHTML = "<p class='eq-empty'>No EQ bands: the backing does not mask the vocal enough to need any. Add one by hand if you like.</p>";
   }
@@ -261,7 +299,7 @@ function buildEq(p) {
     const box = document.createElement("div"); box.className = "band";
     const head = document.createElement("div"); head.className = "band-head";
     head.innerHTML = `<h4>Band ${i + 1}</h4><select id="eq-${i}-kind" aria-label="band ${i + 1} type">${KINDS.map(([k, n]) => `<option value="${k}"${k === b.kind ? " selected" : ""}>${n}</option>`).join("")}</select>
-      <span class="src">${b.source === "masking" ? "against masking" : b.source}</span>
+      <span class="src src-${SOURCES[b.source] ? b.source : "other"}" title="${esc(sourceInfo(b.source)[1])}">${esc(sourceInfo(b.source)[0])}</span>
       <button type="button" class="icon" title="remove this band" aria-label="remove band ${i + 1}">✕</button>`;
     head.querySelector("select").addEventListener("change", (ev) => queueEdit(`eq.${i}.kind`, (q) => {
       if (q.vocal.eq_bands[i]) q.vocal.eq_bands[i].kind = ev.target.value; return { params: q };
@@ -281,9 +319,11 @@ function buildEq(p) {
   $("eq-add").disabled = bands.length >= 12;
 }
 
+function shapeOf(bands) { return bands.map((b) => `${b.kind}:${b.source}`).join(","); }
+
 function syncControls(p, fresh) {
-  if (fresh || !controls.size) buildControls();
-  if (fresh || eqShape !== p.vocal.eq_bands.map((b) => b.kind).join(",")) buildEq(p);
+  if (fresh || !controls.size || reverbType !== p.vocal.reverb.type) { buildControls(p); buildEq(p); }
+  else if (eqShape !== shapeOf(p.vocal.eq_bands)) buildEq(p);
   for (const [key, ctl] of controls) {
     const v = key.startsWith("eq.") ? get(p.vocal.eq_bands, key.slice(3)) : get(p, key);
     if (v != null) ctl.set(v);
@@ -292,8 +332,13 @@ function syncControls(p, fresh) {
   $("compressor-note").textContent = !c.enabled ? "Off: the vocal keeps its own dynamics."
     : c.ratio <= 1 ? "Ratio 1 : 1, so not compressing: the vocal's loudness range is already within the target."
       : `Turns the vocal down above ${c.threshold_db.toFixed(1)} dB by ${c.ratio.toFixed(1)} : 1, then ${signed(c.makeup_db, 1)} dB make-up.`;
+  const wet = `${Math.abs(rv.wet_level_db).toFixed(0)} dB ${rv.wet_level_db <= 0 ? "under" : "over"}`;
   $("reverb-note").textContent = !rv.enabled ? "Off: a dry vocal."
-    : `These settings give a reverb time (T30) of ${rv.decay_s.toFixed(2)} s, ${Math.abs(rv.wet_level_db).toFixed(0)} dB ${rv.wet_level_db <= 0 ? "under" : "over"} the dry vocal, after a ${rv.pre_delay_ms.toFixed(0)} ms pre-delay.`;
+    : rv.type === "synthetic"
+      ? `Fades by 60 dB in ${rv.decay_s.toFixed(2)} s at 1 kHz (${rv.band_decay_ratios.every((r) => r === 1) ? "the same in every band"
+        : `T30 per band: ${rv.band_decay_ratios.map((r, i) => `${bandName(DECAY_BANDS_HZ[i])} ${(r * rv.decay_s).toFixed(2)} s`).join(" · ")}`}); its energy is ${wet} the dry vocal's, after a ${rv.pre_delay_ms.toFixed(0)} ms pre-delay.`
+      : `These settings give a reverb time (T30) of ${rv.decay_s.toFixed(2)} s, ${wet} the dry vocal, after a ${rv.pre_delay_ms.toFixed(0)} ms pre-delay.`;
+  $("reverb-type").value = rv.type;
   $("sw-compressor").checked = p.vocal.compressor.enabled;
   $("sw-reverb").checked = p.vocal.reverb.enabled;
   $("sw-highpass").checked = p.vocal.highpass.enabled;
@@ -464,13 +509,19 @@ function paintSpectrum() {
   line(a.eq_freqs_hz, a.eq_response_db.map(ey), "#ffd166", [], 2.5);
   g.fillStyle = "#ffd166"; g.textAlign = "left";
   for (const db of [eqMax, eqMax / 2, 0, -eqMax / 2, -eqMax]) g.fillText(`${db > 0 ? "+" : ""}${db} dB`, W - R + 6, ey(db));
+  const shownSources = new Set();
   a.eq_bands.forEach((b, i) => {
     if (!b.gain_db) return;
     const x = fx(b.freq_hz), y = ey(b.gain_db);
-    g.beginPath(); g.arc(x, y, 6, 0, 7); g.fillStyle = "#ffd166"; g.fill();
+    shownSources.add(b.source);
+    g.beginPath(); g.arc(x, y, 6, 0, 7); g.fillStyle = sourceInfo(b.source)[2]; g.fill();
     g.fillStyle = "#1a1208"; g.textAlign = "center"; g.font = "bold 9px system-ui, sans-serif";
     g.fillText(`${i + 1}`, x, y + 0.5); g.font = "11px system-ui, sans-serif";
   });
+  $("eq-sources").innerHTML = shownSources.size ? ` · bands: ${[...shownSources].map((src) => {
+    const [label, tip, color] = sourceInfo(src);
+    return `<span title="${esc(tip)}"><i class="l-dot" style="background:${color}"></i>${esc(label)}</span>`;
+  }).join(" ")}` : "";
 }
 
 // --- presets ------------------------------------------------------------------------------
@@ -479,9 +530,22 @@ async function loadPresets() {
     const list = await (await fetch("/api/presets")).json();
     state.presets = list;
     const sel = $("reverb-preset");
+    const types = new Set(list.map((p) => p.type));
+    const groups = new Map();  // origin -> <optgroup> (only when the presets name one)
     for (const p of list) {
       const o = document.createElement("option"); o.value = p.name;
-      o.textContent = `${pretty(p.name)} · ${p.decay_s.toFixed(1)} s`; sel.appendChild(o);
+      o.textContent = `${pretty(p.name)} · ${p.decay_s.toFixed(1)} s${types.size > 1 ? ` · ${p.type}` : ""}`;
+      if (p.source) o.title = `fitted to ${p.source}`;
+      let parent = sel;
+      if (p.origin) {
+        if (!groups.has(p.origin)) {
+          const gr = document.createElement("optgroup");
+          gr.label = p.origin === "real" ? "measured rooms" : `${p.origin} reverb`;
+          groups.set(p.origin, gr); sel.appendChild(gr);
+        }
+        parent = groups.get(p.origin);
+      }
+      parent.appendChild(o);
     }
   } catch (e) { /* presets are optional */ }
 }
@@ -517,6 +581,11 @@ function init() {
   for (const [sw, path] of [["sw-compressor", "vocal.compressor.enabled"], ["sw-reverb", "vocal.reverb.enabled"], ["sw-highpass", "vocal.highpass.enabled"]]) {
     $(sw).addEventListener("change", (ev) => queueEdit(path, (p) => { put(p, path, ev.target.checked); return { params: p }; }));
   }
+  $("reverb-type").addEventListener("change", (ev) => {
+    const type = ev.target.value;
+    if (!REVERB_TYPES.includes(type)) return;
+    queueEdit("vocal.reverb.type", (p) => { p.vocal.reverb.type = type; p.vocal.reverb.enabled = true; return { params: p }; });
+  });
   $("reverb-preset").addEventListener("change", (ev) => {
     if (ev.target.value) queueEdit("vocal.reverb.preset", () => ({ reverb_preset: ev.target.value }));
   });
