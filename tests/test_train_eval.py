@@ -133,7 +133,7 @@ def test_evaluate_needs_two_songs_with_level_information(musdb, tmp_path):
 
 def test_cli_train_estimate_and_evaluate(musdb, tmp_path, capsys):
     assert main(["train", "--data", str(musdb), "-o", str(tmp_path / "m"), "-q",
-                 "--augment", "1", "--no-cv"]) == 0
+                 "--augment", "1", "--no-cv", "--only", "level"]) == 0
     assert "trained on 3 song(s)" in capsys.readouterr().out
     assert (tmp_path / "m" / "level_model.npz").exists()
     assert main(["evaluate", "--data", str(musdb), "--report", str(tmp_path / "r"), "-q",

@@ -320,23 +320,33 @@ def train(folders: list[str], out: str | Path, seed: int = 0, augment: int = DEF
     return model, meta
 
 
+MODEL_KINDS = ("level", "eq", "reverb")
+
+
 def register_cli(sub: argparse._SubParsersAction) -> None:
     """Add ``vocalmix train``."""
-    p = sub.add_parser("train", help="fit the level model on mixed stems",
-                       description="Fit the level and dynamics model on professionally mixed "
-                       "vocal and backing stems (MUSDB18-HQ folders, .stem.mp4 with ffmpeg, "
-                       "or a manifest.csv); deterministic for a given --seed.")
+    p = sub.add_parser("train", help="fit the learned models (level, EQ, reverb)",
+                       description="Fit the learned models: the level and dynamics model on "
+                       "professionally mixed vocal and backing stems (MUSDB18-HQ folders, "
+                       ".stem.mp4 with ffmpeg, or a manifest.csv), the corrective-EQ model "
+                       "on any vocals (random EQ, exact inverse as the label), and the "
+                       "reverb model. Deterministic for a given --seed.")
     p.add_argument("--data", nargs="+", required=True, metavar="DIR",
                    help="folders (walked recursively), manifests or stem files")
     p.add_argument("-o", "--output", required=True, metavar="MODELDIR",
-                   help="folder for level_model.npz and level_model.json")
+                   help="folder for the weights and their metadata (copy them into "
+                   "src/vocalmix/assets to ship them)")
+    p.add_argument("--only", action="append", choices=MODEL_KINDS, metavar="MODEL",
+                   help=f"train only this model ({', '.join(MODEL_KINDS)}; repeatable; "
+                   "default: all)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--augment", type=int, default=DEFAULT_AUGMENT,
-                   help=f"perturbed copies per excerpt (default {DEFAULT_AUGMENT})")
+                   help=f"level model: perturbed copies per excerpt (default {DEFAULT_AUGMENT})")
     p.add_argument("--alpha", type=float, default=None,
-                   help="fixed ridge penalty in songs (default: by CV with 8+ songs, else 1)")
+                   help="level model: fixed ridge penalty in songs (default: by CV with 8+ "
+                   "songs, else 1)")
     p.add_argument("--no-cv", action="store_true",
-                   help="skip the leave-one-song-out metrics in the metadata")
+                   help="level model: skip the leave-one-song-out metrics in the metadata")
     p.add_argument("--no-cache", action="store_true", help="recompute cached features")
     p.add_argument("-j", "--jobs", type=int, default=1,
                    help="songs analysed in parallel processes (same result; default 1)")
@@ -352,18 +362,40 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     if args.augment < 1:
         raise DataError("--augment must be at least 1")
-    _model, meta = train(args.data, Path(args.output), args.seed, args.augment, args.alpha,
-                         progress, not args.no_cache, not args.no_cv, max(1, args.jobs))
+    kinds = args.only or list(MODEL_KINDS)
     out = Path(args.output)
-    print(f"trained on {meta['n_songs']} song(s), {meta['n_examples']} examples; wrote "
-          f"{out / 'level_model.npz'} and {out / 'level_model.json'}")
-    cv = meta.get("cross_validated")
-    if cv:
-        s = cv["summary"]
-        print(f"leave-one-song-out vocal-to-mix MAE over {cv['n_songs']} songs: model "
-              f"{s['model']['vocal_to_mix_lu']['mae']:.2f} LU, baseline "
-              f"{s['baseline']['vocal_to_mix_lu']['mae']:.2f} LU, constant "
-              f"{s['constant']['vocal_to_mix_lu']['mae']:.2f} LU")
+    if "level" in kinds:
+        _model, meta = train(args.data, out, args.seed, args.augment, args.alpha,
+                             progress, not args.no_cache, not args.no_cv, max(1, args.jobs))
+        print(f"level model: trained on {meta['n_songs']} song(s), {meta['n_examples']} "
+              f"examples; wrote {out / 'level_model.npz'} and {out / 'level_model.json'}")
+        cv = meta.get("cross_validated")
+        if cv:
+            s = cv["summary"]
+            print(f"  leave-one-song-out vocal-to-mix MAE over {cv['n_songs']} songs: model "
+                  f"{s['model']['vocal_to_mix_lu']['mae']:.2f} LU, baseline "
+                  f"{s['baseline']['vocal_to_mix_lu']['mae']:.2f} LU, constant "
+                  f"{s['constant']['vocal_to_mix_lu']['mae']:.2f} LU")
+    if "eq" in kinds:
+        from .eqmodel import train_eq
+
+        _m, meta = train_eq(args.data, out, seed=args.seed, progress=progress)
+        cv = meta["cross_validated"]
+        print(f"corrective-EQ model: {meta['n_excerpts']} vocal excerpts of "
+              f"{meta['n_singers']} singers; wrote {out / 'eq_model.npz'} and "
+              f"{out / 'eq_model.json'}")
+        print(f"  {cv['protocol']}: {100 * cv['fraction_removed']:.1f}% of the damage "
+              f"removed, {cv['clean_lsd_added_db']:.2f} dB added to un-EQ'd vocals "
+              f"(gate: P(no EQ) < {cv['gate_p_clean']:g}, curve RMS >= "
+              f"{cv['gate_min_rms_db']:g} dB)")
+    if "reverb" in kinds:
+        from . import reverbmodel
+
+        hook = getattr(reverbmodel, "train_reverb", None)
+        if hook is None:
+            raise DataError("this vocalmix has no trainable reverb model")
+        hook(args.data, out, seed=args.seed, progress=progress)
+        print(f"reverb model: wrote its weights into {out}")
     return 0
 
 

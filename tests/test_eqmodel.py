@@ -1,0 +1,139 @@
+"""The corrective-EQ model: features, the posterior estimator, the gate, shipping."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vocalmix import eqmodel as E
+from vocalmix.errors import ModelError
+from vocalmix.masking import bands_response_db
+from vocalmix.synth import synthesize_song
+
+SR = 44100
+
+
+def _noise(seconds: float = 3.0, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal((int(seconds * SR), 2)) * 0.05).astype(np.float32)
+
+
+def test_an_eq_shifts_both_statistics_by_its_band_curve():
+    """On white noise an EQ adds its band-averaged curve to the LTAS and to the p10
+    statistic alike (the model's assumption), within 0.3 dB."""
+    x = _noise()
+    bands = [("peak", 1500.0, 9.0, 1.5), ("high_shelf", 4000.0, -6.0, 0.7)]
+    f0 = E.vocal_features(x, SR)
+    f1 = E.vocal_features(E.apply_eq(x, SR, bands), SR)
+    curve = E.eq_band_curve(bands)
+    assert np.abs((f1 - f0)[:19] - curve).max() < 0.3
+    assert np.abs((f1 - f0)[19:] - curve).max() < 0.3
+
+
+def test_posterior_recovers_a_bank_curve_when_natural_spread_is_tiny():
+    """Closed-form case: natural vocals all alike (precision huge) and the applied EQ in
+    the bank -> the posterior mean is that EQ, P(no EQ) is ~0; the clean vocal -> ~1."""
+    bank = E.eq_bank(200, seed=3)
+    mean = np.zeros(38)
+    m = E.EqModel(mean, np.eye(38) / 0.01, bank, 0.5, 0.2, 0.5)
+    applied = bank[17].astype(np.float64)
+    post, p_clean = m.posterior(np.tile(applied, 2))
+    np.testing.assert_allclose(post[0], applied, atol=1e-6)
+    assert p_clean[0] < 1e-6
+    np.testing.assert_allclose(m.predict(np.tile(applied, 2))[0], -applied, atol=1e-6)
+    post0, p0 = m.posterior(mean)
+    assert p0[0] > 0.99 and np.abs(post0).max() < 0.05  # (a few bank EQs are tiny)
+    gated, _ = m.gated(mean)
+    assert not gated.any()  # a clean vocal is left alone
+
+
+def test_curve_to_bands_follows_the_curve():
+    target = E.eq_band_curve([("peak", 800.0, -7.0, 1.2), ("peak", 3500.0, 5.0, 2.0)])
+    bands = E.curve_to_bands(target)
+    assert 1 <= len(bands) <= 6
+    got = E.eq_band_curve(bands)
+    assert np.sqrt(np.mean((got - target) ** 2)) < 0.6
+    assert E.curve_to_bands(np.zeros(19)) == []
+
+
+def _toy_items(n_singers: int = 4) -> list[E.VocalItem]:
+    items = []
+    for s in range(n_singers):
+        for k in range(2):
+            v, _b = synthesize_song(sample_rate=SR, duration_s=3.0, seed=10 * s + k)
+            v = E.apply_eq(v, SR, [("peak", 500.0 * (s + 1), 3.0 * (s - 1.5), 1.0)])
+            items.append(E.VocalItem(f"song{s}_{k}", f"singer{s}", E.frame_spectra(v, SR)[1]))
+    return items
+
+
+def test_train_save_load_numpy_inference_matches_training_time(tmp_path):
+    items = _toy_items()
+    bank = E.eq_bank(300, seed=5)
+    model, meta = E.train_eq([], tmp_path, items=items, bank=bank, seed=0)
+    assert meta["n_singers"] == 4 and meta["n_excerpts"] == 8
+    loaded = E.EqModel.load(tmp_path)
+    with np.load(tmp_path / E.WEIGHTS) as z:
+        check_x, check_y = z["check_x"], z["check_y"]
+    np.testing.assert_allclose(loaded.predict(check_x), check_y, atol=1e-9)
+    np.testing.assert_allclose(model.predict(check_x), check_y, atol=1e-12)
+    assert loaded.gate_p_clean == model.gate_p_clean
+    again, _ = E.train_eq([], None, items=items, bank=bank, seed=0)
+    np.testing.assert_array_equal(again.precision, model.precision)  # deterministic
+
+
+def test_missing_and_stale_weights_are_clear_errors(tmp_path):
+    with pytest.raises(ModelError, match="no corrective-EQ weights"):
+        E.EqModel.load(tmp_path)
+    m = E.fit_eq_model(np.random.default_rng(0).standard_normal((10, 38)), E.eq_bank(20, 1))
+    m.save(tmp_path, {})
+    with np.load(tmp_path / E.WEIGHTS) as z:
+        d = {k: z[k] for k in z.files}
+    d["version"] = np.array(1)
+    np.savez(tmp_path / E.WEIGHTS, **d)
+    with pytest.raises(ModelError, match="stale"):
+        E.EqModel.load(tmp_path)
+
+
+def test_shipped_model_reproduces_its_training_time_predictions():
+    if not E.weights_available():
+        pytest.skip("no corrective-EQ weights shipped in this checkout")
+    from importlib.resources import as_file, files
+
+    with as_file(files("vocalmix").joinpath("assets", E.WEIGHTS)) as p, np.load(p) as z:
+        check_x, check_y = z["check_x"], z["check_y"]
+    np.testing.assert_allclose(E.shipped().predict(check_x), check_y, atol=1e-9)
+    meta = E.shipped_metadata()
+    assert meta["feature_version"] == E.EQ_FEATURE_VERSION and meta["n_singers"] >= 2
+
+
+def test_correct_returns_editable_bands_for_a_strongly_eqd_vocal():
+    """A model whose natural vocals are this vocal (tiny spread) sees a +10 dB resonance
+    and cuts there."""
+    v, _b = synthesize_song(sample_rate=SR, duration_s=4.0, seed=1)
+    f = E.vocal_features(v, SR)
+    bank = np.vstack([E.eq_bank(300, seed=2),
+                      E.eq_band_curve([("peak", 2000.0, 10.0, 2.0)])[None, :]])
+    m = E.EqModel(f, np.eye(38) / 0.25, bank.astype(np.float32), 0.5, 0.2, 0.5)
+    damaged = E.apply_eq(v, SR, [("peak", 2000.0, 10.0, 2.0)])
+    c = E.correct(damaged, SR, m)
+    assert c.applied and c.p_clean < 0.01 and 1 <= len(c.bands) <= 6
+    near = [b for b in c.bands if 1400 < b[1] < 2900]
+    assert near and min(b[2] for b in near) < -6.0  # a cut at the boost
+    fixed = E.apply_eq(damaged, SR, c.bands)
+    orig = E.spectrum_db(v, SR)
+    assert E.log_spectral_distance(orig, E.spectrum_db(fixed, SR)) < \
+        0.5 * E.log_spectral_distance(orig, E.spectrum_db(damaged, SR))
+    assert E.correct(v, SR, m).bands == []  # the clean vocal is left alone
+
+
+def test_bank_response_matches_rendered_eq_on_noise():
+    """The bank's band curve of an EQ is what pedalboard's rendering does to white noise."""
+    x = _noise(4.0, seed=3)
+    rng = np.random.default_rng(7)
+    for _ in range(3):
+        bands = E.random_eq(rng)
+        d = E.spectrum_db(E.apply_eq(x, SR, bands), SR) - E.spectrum_db(x, SR)
+        assert np.abs((d - d.mean()) - E.eq_band_curve(bands)).max() < 0.5
+    f = np.geomspace(100, 8000, 50)
+    assert np.allclose(bands_response_db(E.inverse_eq(bands), f, SR),
+                       -bands_response_db(bands, f, SR))
