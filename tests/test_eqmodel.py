@@ -137,3 +137,41 @@ def test_bank_response_matches_rendered_eq_on_noise():
     f = np.geomspace(100, 8000, 50)
     assert np.allclose(bands_response_db(E.inverse_eq(bands), f, SR),
                        -bands_response_db(bands, f, SR))
+
+
+def test_correction_then_masking_stays_within_the_total_bound():
+    v, b = synthesize_song(sample_rate=SR, duration_s=4.0, seed=4)
+    correction = [("peak", 1500.0, 10.0, 1.5), ("peak", 5000.0, 9.0, 1.5)]
+    corr, mask, hp, notes = E.combine_with_masking(v, b, SR, correction, max_total_gain_db=11.0)
+    f = np.geomspace(50, 16000, 400)
+    total = bands_response_db(corr + mask, f, SR)
+    assert np.abs(total).max() <= 11.0 + 1e-6
+    assert mask and any("masking bands scaled" in n for n in notes)
+    assert corr == correction  # the correction comes first and is kept whole
+    assert 60.0 <= hp <= 150.0
+    big = [("peak", 1500.0, 20.0, 1.0)]
+    corr2, _m, _hp, notes2 = E.combine_with_masking(v, b, SR, big, max_total_gain_db=12.0)
+    assert np.abs(bands_response_db(corr2, f, SR)).max() <= 12.0 + 1e-6
+    assert any("correction scaled" in n for n in notes2)
+
+
+def test_model_method_puts_correction_bands_first(monkeypatch):
+    """With a model that is sure of an EQ, ``--method model`` writes the correction bands
+    (source "correction") before the masking bands, all editable MixParams bands."""
+    from vocalmix import models
+    from vocalmix.pipeline import mix
+
+    if not models.weights_available():
+        pytest.skip("no shipped level model weights")
+    v, b = synthesize_song(sample_rate=SR, duration_s=4.0, seed=1)
+    f = E.vocal_features(v, SR)
+    resonance = [("peak", 2000.0, 10.0, 2.0)]
+    bank = np.vstack([E.eq_bank(300, seed=2), E.eq_band_curve(resonance)[None, :]])
+    m = E.EqModel(f, np.eye(38) / 0.25, bank.astype(np.float16), 0.5, 0.2, 0.5)
+    monkeypatch.setattr(E, "shipped", lambda: m)
+    damaged = E.apply_eq(v, SR, resonance)
+    params, _r, est = mix(damaged, b, SR, method="model")
+    sources = [band.source for band in params.vocal.eq_bands]
+    assert sources and sources[0] == "correction"
+    assert sources == sorted(sources, key=lambda s: s != "correction")
+    assert any(n.startswith("model EQ:") for n in est.notes)

@@ -775,21 +775,26 @@ def combine_with_masking(vocal: np.ndarray, backing: np.ndarray, sample_rate: in
     def peak(bands: Bands) -> float:
         return float(np.abs(bands_response_db(bands, f, sample_rate)).max()) if bands else 0.0
 
-    if peak(correction) > max_total_gain_db:
-        s = max_total_gain_db / peak(correction)
-        correction = [(k, fr, g * s, q) for k, fr, g, q in correction]
-        notes.append(f"EQ: correction scaled by {s:.2f} to stay within "
-                     f"+-{max_total_gain_db:g} dB")
-    if masking and peak(correction + masking) > max_total_gain_db:
-        lo, hi = 0.0, 1.0  # largest masking scale that keeps the sum within the bound
+    def fit_within(fixed: Bands, bands: Bands) -> tuple[Bands, float]:
+        """``bands`` scaled by the largest factor that keeps ``fixed + bands`` within the
+        bound (by bisection: a biquad's dB response is not proportional to its gain),
+        gains rounded toward zero so that rounding cannot push the sum past it."""
+        lo, hi = 0.0, 1.0
         for _ in range(30):
             mid = 0.5 * (lo + hi)
-            scaled = [(k, fr, g * mid, q) for k, fr, g, q in masking]
-            if peak(correction + scaled) <= max_total_gain_db:
+            if peak(fixed + [(k, fr, g * mid, q) for k, fr, g, q in bands]) <= max_total_gain_db:
                 lo = mid
             else:
                 hi = mid
-        masking = [(k, fr, round(g * lo, 2), q) for k, fr, g, q in masking if g * lo >= 0.05]
-        notes.append(f"EQ: masking bands scaled by {lo:.2f} so that correction + masking "
+        return [(k, fr, float(np.trunc(g * lo * 100) / 100), q) for k, fr, g, q in bands
+                if abs(g * lo) >= 0.05], lo
+
+    if peak(correction) > max_total_gain_db:
+        correction, s = fit_within([], correction)
+        notes.append(f"EQ: correction scaled by {s:.2f} to stay within "
+                     f"+-{max_total_gain_db:g} dB")
+    if masking and peak(correction + masking) > max_total_gain_db:
+        masking, s = fit_within(correction, masking)
+        notes.append(f"EQ: masking bands scaled by {s:.2f} so that correction + masking "
                      f"stay within +-{max_total_gain_db:g} dB")
     return correction, masking, float(hp), notes
