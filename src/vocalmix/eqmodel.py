@@ -665,7 +665,8 @@ def evaluate_eq(folders: list[str | Path], *, seed: int = 0, n_folds: int = 5,
     items = collect_vocals(folders, keep_audio=True, progress=progress)
     bank = eq_bank()
     folds = _singer_folds(items, n_folds, seed)
-    rows, clean_rows, example, damage = [], [], None, []
+    rows, clean_rows, damage = [], [], []
+    candidates: list[tuple[float, dict]] = []
     per_fold_tests = max(1, max_tests // max(1, len(folds)))
     for k, te in enumerate(folds):
         tr = np.setdiff1d(np.arange(len(items)), te)
@@ -696,14 +697,18 @@ def evaluate_eq(folders: list[str | Path], *, seed: int = 0, n_folds: int = 5,
                 after = log_spectral_distance(orig, f_db)
                 rows.append({"before_db": before, "after_db": after, "applied": c.applied,
                              "p_clean": c.p_clean, "song": it.song, "singer": it.singer})
-                if example is None and c.applied:
-                    example = {"original": orig.tolist(), "damaged": d_db.tolist(),
-                               "corrected": f_db.tolist(), "eq": bands,
-                               "correction": c.bands, "song": it.song,
-                               "curve_db": c.curve_db.tolist()}
+                if c.applied:
+                    candidates.append((before - after, {
+                        "original": orig.tolist(), "damaged": d_db.tolist(),
+                        "corrected": f_db.tolist(), "eq": bands, "correction": c.bands,
+                        "song": it.song, "curve_db": c.curve_db.tolist(),
+                        "lsd_before_db": before, "lsd_after_db": after}))
     before = np.array([r["before_db"] for r in rows])
     after = np.array([r["after_db"] for r in rows])
     applied = np.array([r["applied"] for r in rows])
+    # the example shown: the corrected test with the median improvement (not the best)
+    candidates.sort(key=lambda t: t[0])
+    example = candidates[len(candidates) // 2][1] if candidates else None
     by = []
     for lo, hi in ((0.0, 2.0), (2.0, 4.0), (4.0, np.inf)):
         m = (before >= lo) & (before < hi)
@@ -725,6 +730,9 @@ def evaluate_eq(folders: list[str | Path], *, seed: int = 0, n_folds: int = 5,
         "lsd_before_db": float(before.mean()), "lsd_after_db": float(after.mean()),
         "fraction_removed": float(1 - after.mean() / before.mean()),
         "fraction_applied": float(applied.mean()),
+        "fraction_removed_when_applied": float(1 - after[applied].mean()
+                                               / before[applied].mean()) if applied.any()
+        else None,
         "fraction_made_worse": float(np.mean(after > before + 1e-6)),
         "clean_lsd_added_db": float(np.mean([r["lsd_added_db"] for r in clean_rows])),
         "clean_fraction_touched": float(np.mean([r["applied"] for r in clean_rows])),

@@ -422,6 +422,8 @@ def write_eq_report(res: dict, out: Path) -> Path:
         f"| fraction of the damage removed (goal: at least 60%) | {pct:.1f}% |",
         f"| EQ'd vocals the gate let a correction through for | "
         f"{100 * res['fraction_applied']:.0f}% |",
+        f"| ... damage removed on those | "
+        f"{100 * (res.get('fraction_removed_when_applied') or 0.0):.0f}% |",
         f"| EQ'd vocals made worse | {100 * res['fraction_made_worse']:.0f}% |",
         f"| distance added to vocals that were not EQ'd, dB (goal: 0) | "
         f"{res['clean_lsd_added_db']:.3f} |",
@@ -463,7 +465,7 @@ def write_eq_report(res: dict, out: Path) -> Path:
         for key, label in (("original", "original"), ("damaged", "after random EQ"),
                            ("corrected", "after predicted correction")):
             ax.semilogx(CENTRES_HZ, ex[key], label=label)
-        ax.set_title(f"one held-out example ({ex['song']})")
+        ax.set_title(f"the median corrected test ({ex['song']})")
         ax.set_xlabel("frequency, Hz (1/3 octave)")
         ax.set_ylabel("level re mean, dB")
         ax.legend(fontsize=8)
