@@ -508,34 +508,11 @@ def _cmd(args: argparse.Namespace) -> int:
 
     if args.reverb:
         from .data import data_root
-        from .reverbmodel import reverb_report
+        from .reverbmodel import reverb_report, write_reverb_report
 
-        res = reverb_report(args.data, data_root(), progress)
-        out = Path(args.report)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "reverb_results.json").write_text(json.dumps(res, indent=2) + "\n", "utf-8")
-        e = res["estimator_on_held_out_irs"]
-        lines = [
-            "# Reverb: blind T30 estimator and the engineers' choices", "",
-            f"Estimator trained on {e['n_irs_train']} IRs, tested on {e['n_irs_test']} "
-            f"held-out IRs ({e['n_examples']} wet vocals in all).", "",
-            "| predictor (held-out IRs) | T30 MAE (s) | log-T30 MAE |", "| --- | ---: | ---: |",
-            f"| blind estimator | {e['mae_s']:.2f} | {e['mae_log']:.2f} |",
-            f"| constant (training median) | {e['constant_mae_s']:.2f} | "
-            f"{e['constant_mae_log']:.2f} |", "",
-            f"Reverb the engineers chose, estimated on the mixed vocals ({res['n_songs']} "
-            "songs), against the baseline's tempo rule and a leave-one-song-out constant:",
-            "", "| song | estimated T30 (s) | tempo (BPM) | tempo rule (s) | constant (s) |",
-            "| --- | ---: | ---: | ---: | ---: |",
-        ]
-        for r in res["songs"]:
-            lines.append(f"| {r['song']} | {r['estimated_t30_s']:.2f} | {r['tempo_bpm']:.0f} | "
-                         f"{r['tempo_rule_s']:.2f} | {r['constant_s']:.2f} |")
-        sm = res["summary"]
-        lines += ["", f"Mean absolute difference from the estimate: tempo rule "
-                      f"{sm['tempo_rule_mae_s']:.2f} s, constant {sm['constant_mae_s']:.2f} s."]
-        p = out / "reverb_report.md"
-        p.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        res = reverb_report(args.data, data_root(), progress, seed=args.seed,
+                            use_cache=not args.no_cache)
+        p = write_reverb_report(res, Path(args.report))
         print(p.read_text(encoding="utf-8"))
         return 0
     if args.eq:

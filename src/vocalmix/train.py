@@ -389,13 +389,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
               f"(gate: P(no EQ) < {cv['gate_p_clean']:g}, curve RMS >= "
               f"{cv['gate_min_rms_db']:g} dB)")
     if "reverb" in kinds:
-        from . import reverbmodel
+        from .reverbmodel import train_reverb_model
 
-        hook = getattr(reverbmodel, "train_reverb", None)
-        if hook is None:
-            raise DataError("this vocalmix has no trainable reverb model")
-        hook(args.data, out, seed=args.seed, progress=progress)
-        print(f"reverb model: wrote its weights into {out}")
+        train_reverb_model(out, data=args.data, seed=args.seed, progress=progress,
+                           use_cache=not args.no_cache)
+        print(f"reverb model: wrote {out / 'reverb_model.npz'} and "
+              f"{out / 'reverb_model.json'} (impulse responses and dry vocals from the data "
+              "root, $VOCALMIX_DATA)")
     return 0
 
 
