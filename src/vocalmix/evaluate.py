@@ -370,10 +370,13 @@ def _plots(res: dict, out: Path) -> None:
 
 def register_cli(sub: argparse._SubParsersAction) -> None:
     """Add ``vocalmix evaluate``."""
-    p = sub.add_parser("evaluate", help="leave-one-song-out evaluation against human mixes",
-                       description="Leave-one-song-out: baseline, constant predictor and "
-                       "model against the human mixes' vocal-to-mix, vocal-to-backing and "
-                       "vocal LRA, measured on the stems; writes a markdown report and plots.")
+    p = sub.add_parser("evaluate", help="measure the learned models on held-out data",
+                       description="Level model (default): leave-one-song-out, baseline, "
+                       "constant predictor and model against the human mixes' vocal-to-mix, "
+                       "vocal-to-backing and vocal LRA measured on the stems. --eq: the "
+                       "corrective EQ on held-out singers given random EQs. --reverb: the "
+                       "reverb estimator on held-out impulse responses and the reverb choice "
+                       "model over songs. Each writes a markdown report and plots.")
     p.add_argument("--data", nargs="+", required=True, metavar="DIR",
                    help="folders (walked recursively), manifests or stem files")
     p.add_argument("--report", required=True, metavar="OUTDIR",
@@ -388,11 +391,17 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-cache", action="store_true", help="recompute cached features")
     p.add_argument("-j", "--jobs", type=int, default=1,
                    help="songs analysed in parallel processes (same result; default 1)")
+    p.add_argument("--level", action="store_true",
+                   help="evaluate the level and dynamics model (the default when no other "
+                        "evaluation is chosen)")
     p.add_argument("--eq", action="store_true",
-                   help="evaluate the corrective EQ instead (vocals of all songs, incl. karaoke)")
+                   help="evaluate the corrective EQ on held-out singers (the vocals of every "
+                        "song under --data, karaoke takes and dry_vocals included)")
     p.add_argument("--reverb", action="store_true",
-                   help="evaluate the blind reverb-time estimator on held-out IRs and "
-                        "measure the reverb of the mixed vocals")
+                   help="evaluate the reverb estimator on held-out impulse responses, read "
+                        "the reverb of the mixed vocals, and the choice model over songs")
+    p.add_argument("--all", action="store_true",
+                   help="all three into the same report folder (e.g. --data ../shared/data)")
     p.add_argument("-q", "--quiet", action="store_true")
     p.add_argument("--debug", action="store_true")
     p.set_defaults(func=_cmd)
@@ -506,27 +515,29 @@ def _cmd(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(msg, file=sys.stderr, flush=True)
 
-    if args.reverb:
+    level = args.level or args.all or not (args.eq or args.reverb)
+    if level and (args.augment < 1 or args.draws < 1):
+        raise DataError("--augment and --draws must be at least 1")
+    out = Path(args.report)
+    if level:
+        res = evaluate(args.data, args.seed, args.augment, args.alpha, progress,
+                       not args.no_cache, args.draws, max(1, args.jobs))
+        p = write_report(res, out)
+        print(p.read_text(encoding="utf-8").split("\n## Per song")[0])
+        print(f"wrote {p}")
+    if args.eq or args.all:
+        from .eqmodel import evaluate_eq
+
+        p = write_eq_report(evaluate_eq(args.data, seed=args.seed, progress=progress), out)
+        print(p.read_text(encoding="utf-8"))
+        print(f"wrote {p}")
+    if args.reverb or args.all:
         from .data import data_root
         from .reverbmodel import reverb_report, write_reverb_report
 
         res = reverb_report(args.data, data_root(), progress, seed=args.seed,
                             use_cache=not args.no_cache)
-        p = write_reverb_report(res, Path(args.report))
+        p = write_reverb_report(res, out)
         print(p.read_text(encoding="utf-8"))
-        return 0
-    if args.eq:
-        from .eqmodel import evaluate_eq
-
-        p = write_eq_report(evaluate_eq(args.data, seed=args.seed, progress=progress),
-                            Path(args.report))
-        print(p.read_text(encoding="utf-8"))
-        return 0
-    if args.augment < 1 or args.draws < 1:
-        raise DataError("--augment and --draws must be at least 1")
-    res = evaluate(args.data, args.seed, args.augment, args.alpha, progress,
-                   not args.no_cache, args.draws, max(1, args.jobs))
-    p = write_report(res, Path(args.report))
-    print(p.read_text(encoding="utf-8").split("\n## Per song")[0])
-    print(f"wrote {p}")
+        print(f"wrote {p}")
     return 0
