@@ -1,9 +1,24 @@
-"""Named reverb presets: the reverb send fitted to real impulse responses.
+"""Named reverb presets: the ``synthetic`` reverb fitted to impulse responses.
 
-``assets/reverb_presets.json`` is written by ``vocalmix fit-reverb`` (see
-:mod:`vocalmix.fitreverb`); ``vocalmix mix --reverb-preset NAME`` applies one. A preset
-sets the reverb's ``room_size``, ``damping``, ``wet_level_db`` and ``pre_delay_ms``, and the
-``reverb_decay_s`` target to the decay those knobs give.
+``assets/reverb_presets.json`` is written by ``vocalmix fit-reverb --library`` (see
+:mod:`vocalmix.fitreverb` and :mod:`vocalmix.irlib`): one preset per measured room
+(``origin`` ``real``), per setting of the Calf and TAP plug-in reverbs (``calf``,
+``tap``) and per point of a grid of pedalboard's built-in reverb (``pedalboard``). Each
+entry::
+
+    {"source": "ir/Voxengo/trig_room.wav" (or the plug-in and its settings, one line),
+     "origin": "real" | "pedalboard" | "calf" | "tap",
+     "reverb": {"type": "synthetic", "decay_s": ..., "band_decay_ratios": [7 values],
+                "width": ..., "wet_level_db": ..., "pre_delay_ms": ...},
+     "t30_s_target": {"125": ..., ..., "8000": ...}, "t30_s_fitted": {...},
+     "c50_db_target": ..., "c50_db_fitted": ..., "within_10pct_500_4k": true | false,
+     "settings": {...}  (plug-in presets only: the plug-in's parameters)}
+
+(T30 per octave band in s, ``null`` where not measurable; C50 in dB.) ``wet_level_db`` is
+at most +6 dB, the params' maximum: the fit is bounded there, so a room wetter than that
+is a little drier as a preset (its ``c50_db_fitted`` shows by how much).
+
+``vocalmix mix --reverb-preset NAME`` applies one (:func:`apply_preset`).
 """
 
 from __future__ import annotations
@@ -13,7 +28,11 @@ from dataclasses import replace
 from functools import lru_cache
 
 from .errors import ParamsError
-from .params import MixParams
+from .params import MixParams, Reverb
+
+#: the params' limits of ``targets.reverb_decay_s``
+TARGET_DECAY_RANGE_S = (0.2, 12.0)
+WET_LEVEL_MAX_DB = 6.0
 
 
 @lru_cache(maxsize=1)
@@ -28,18 +47,53 @@ def presets() -> dict[str, dict]:
     return json.loads(text)
 
 
-def apply_preset(params: MixParams, name: str) -> MixParams:
-    """``params`` with the reverb of preset ``name``."""
-    from .reverb import decay_for_room_size
-
+def _entry(name: str) -> dict:
     all_ = presets()
     if name not in all_:
         known = ", ".join(sorted(all_)) or "none shipped"
         raise ParamsError(f"unknown reverb preset {name!r}; known: {known}")
-    p = all_[name]["params"]
-    decay = decay_for_room_size(p["room_size"], p["damping"])
-    rv = replace(params.vocal.reverb, room_size=p["room_size"], damping=p["damping"],
-                 wet_level_db=min(6.0, p["wet_level_db"]), pre_delay_ms=p["pre_delay_ms"],
-                 decay_s=decay)
+    return all_[name]
+
+
+def preset_reverb(name: str) -> Reverb:
+    """The :class:`~vocalmix.params.Reverb` of preset ``name`` (enabled).
+
+    Raises :class:`~vocalmix.errors.ParamsError` for an unknown name (listing the known
+    ones) or an entry that is not a valid reverb. ``wet_level_db`` is capped at +6 dB.
+    An entry in the older format (``"params"``: Freeverb ``room_size``, ``damping``,
+    ``wet_level_db``, ``pre_delay_ms``) gives a ``freeverb`` reverb.
+    """
+    e = _entry(name)
+    try:
+        if "reverb" in e:
+            d = dict(e["reverb"])
+            d["band_decay_ratios"] = tuple(d.get("band_decay_ratios", (1.0,) * 7))
+            d["wet_level_db"] = min(WET_LEVEL_MAX_DB, float(d["wet_level_db"]))
+            d.setdefault("type", "synthetic")
+            return Reverb(enabled=True, **d)
+        from .reverb import decay_for_room_size
+
+        q = e["params"]
+        decay = decay_for_room_size(q["room_size"], q["damping"])
+        return Reverb(enabled=True, type="freeverb", room_size=q["room_size"],
+                      damping=q["damping"], pre_delay_ms=q["pre_delay_ms"],
+                      wet_level_db=min(WET_LEVEL_MAX_DB, q["wet_level_db"]),
+                      decay_s=min(max(decay, 0.1), 30.0))
+    except (KeyError, TypeError, ValueError) as ex:
+        raise ParamsError(f"reverb preset {name!r} is malformed: {ex}") from None
+
+
+def apply_preset(params: MixParams, name: str) -> MixParams:
+    """``params`` with the reverb of preset ``name`` and ``targets.reverb_decay_s`` set to
+    its decay (clipped to the target's 0.2 to 12 s).
+
+    The synthetic reverb's other fields (``room_size``, ``damping``: Freeverb's knobs)
+    keep their values; they are ignored by the ``synthetic`` type.
+    """
+    rv = preset_reverb(name)
+    cur = params.vocal.reverb
+    if rv.type == "synthetic":
+        rv = replace(rv, room_size=cur.room_size, damping=cur.damping)
     params = replace(params, vocal=replace(params.vocal, reverb=rv))
-    return params.with_targets(reverb_decay_s=float(min(max(decay, 0.2), 12.0)))
+    lo, hi = TARGET_DECAY_RANGE_S
+    return params.with_targets(reverb_decay_s=float(min(max(rv.decay_s, lo), hi)))

@@ -1,0 +1,251 @@
+"""Fitting the synthetic reverb (issue 4, reverb): the IR library, the genetic fit, presets."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from vocalmix import fitreverb as fr
+from vocalmix import irlib
+from vocalmix.params import DECAY_BANDS_HZ, MixParams, Reverb
+from vocalmix.reverb import band_filter, render_synthetic_ir, reverberation_time
+
+SR = 44100
+
+
+# --- measurement helpers are the ISO 3382 routine ------------------------------------------
+
+
+def test_describe_uses_exactly_the_reverberation_time_routine():
+    x = fr.render_send_ir(Reverb(type="synthetic", decay_s=0.8, wet_level_db=-3.0,
+                                 pre_delay_ms=12.0), 22050)
+    x = np.concatenate([np.zeros((2000, 2), np.float32), x]).astype(np.float64)
+    for b in (125.0, 1000.0, 8000.0):
+        xb = fr._band(x, 22050, b)
+        assert np.array_equal(xb, band_filter(x, 22050, b))
+        t30, edt, _ = fr._times(xb, 22050)
+        assert t30 == reverberation_time(x, 22050, "T30", b)
+        assert edt == reverberation_time(x, 22050, "EDT", b)
+
+
+def test_fast_candidate_renderer_is_the_synthetic_reverb():
+    ratios = (1.4, 1.25, 1.1, 1.0, 0.85, 0.7, 0.5)
+    d = 0.6 * np.array(ratios)
+    h = render_synthetic_ir(0.6, ratios, 1.0, 22050)
+    same = fr.SendRenderer(22050, 1.2 * d.max() + 0.05).wet(d)
+    assert np.array_equal(same, h)  # same length: bit-identical
+    longer = fr.SendRenderer(22050, 3.0).wet(d)  # another FFT length: end effects only
+    assert longer.shape == h.shape and np.abs(longer - h).max() < 1e-5
+    rv = Reverb(type="synthetic", decay_s=0.6, band_decay_ratios=ratios, wet_level_db=-6.0,
+                pre_delay_ms=20.0)
+    send = fr.SendRenderer(22050, 3.0).send(d, -6.0, 20.0)
+    ref = fr.render_send_ir(rv, 22050)  # the mixing code's reverb_wet
+    assert ref.shape == send.shape and np.abs(ref - send).max() < 1e-5
+    assert ref[0, 0] == 1.0 and np.abs(ref[1:int(0.02 * 22050)]).max() < 1e-8  # dry, gap
+
+
+# --- (a) closed loop ----------------------------------------------------------------------
+
+
+def test_genetic_fit_recovers_a_synthetic_reverb_with_known_parameters():
+    true = Reverb(type="synthetic", decay_s=0.5, band_decay_ratios=(1.4, 1.25, 1.1, 1.0, 0.85,
+                                                                    0.7, 0.5),
+                  wet_level_db=-6.0, pre_delay_ms=20.0)
+    ir = fr.render_send_ir(true, SR)
+    r = fr.fit_ir(ir, SR, popsize=4, maxiter=4, report=False)  # a tiny budget
+    got = r["reverb"]
+    assert got["type"] == "synthetic" and got["band_decay_ratios"][3] == 1.0
+    assert got["decay_s"] == pytest.approx(0.5, rel=0.05)
+    np.testing.assert_allclose(got["band_decay_ratios"], true.band_decay_ratios, rtol=0.10)
+    assert got["wet_level_db"] == pytest.approx(-6.0, abs=1.5)
+    assert got["pre_delay_ms"] == pytest.approx(20.0, abs=3.0)
+    Reverb(**got)  # a valid params reverb
+    assert r["loss"] <= r["loss_initial_guess"]
+
+
+# --- (b), (c) the IR library --------------------------------------------------------------
+
+
+def test_pedalboard_grid_is_bit_identical_across_renders():
+    a = list(irlib.library(["pedalboard"]))
+    b = list(irlib.library(["pedalboard"]))
+    assert len(a) == len(irlib.PEDALBOARD_GRID) == 12
+    assert len({it.name for it in a}) == 12 and {it.origin for it in a} == {"pedalboard"}
+    for x, y in zip(a, b, strict=True):
+        assert x.name == y.name and np.array_equal(x.ir, y.ir) and np.array_equal(x.wet, y.wet)
+        assert x.ir.dtype == np.float32 and x.ir.shape[1] == 2
+        # the send: dry unit impulse + the wet at pedalboard's default wet/dry ratio
+        expect = (x.wet.astype(np.float64) * irlib.PEDALBOARD_WET_OVER_DRY)
+        expect[0] += 1.0
+        assert np.array_equal(x.ir, expect.astype(np.float32))
+        assert x.info["wet_t30_s"] > 0.5
+
+
+def _plugins_or_skip(origin: str) -> None:
+    why = irlib.plugin_status().get(origin)
+    if why:
+        pytest.skip(f"{origin} plug-in IRs unavailable: {why}")
+
+
+def test_calf_ir_is_deterministic_latency_free_and_decay_time_is_not_t30():
+    _plugins_or_skip("calf")
+    s = {"decay_time": 0.4, "room_size": 2, "hf_damp": 5000.0, "diffusion": 0.5,
+         "predelay": 0.0}
+    a, lat = irlib.calf_wet_ir(s, SR)
+    b, _ = irlib.calf_wet_ir(s, SR)
+    assert np.array_equal(a, b) and lat == 0
+    assert a[0].tolist() == [0.0, 0.0] and np.abs(a[1:50]).max() > 0  # wet from sample 1
+    t30 = reverberation_time(a, SR)
+    assert t30 > 1.5 * s["decay_time"]  # measured ~0.8 s: decay_time is a knob, not T60
+    delayed, _ = irlib.calf_wet_ir({**s, "predelay": 25.0}, SR, length_s=0.2)
+    first = int(np.flatnonzero(np.abs(delayed).max(axis=1) > 1e-6)[0])
+    assert first == pytest.approx(0.025 * SR, abs=3)
+
+
+def test_tap_ir_is_deterministic_and_its_dry_path_removed():
+    _plugins_or_skip("tap")
+    a, lat = irlib.tap_wet_ir(26, 1000.0, SR)
+    b, _ = irlib.tap_wet_ir(26, 1000.0, SR)
+    assert np.array_equal(a, b) and lat == 0
+    assert 0.3 < reverberation_time(a, SR) < 1.0
+
+
+def test_library_plugin_items_and_a_missing_ffmpeg(monkeypatch):
+    _plugins_or_skip("tap")
+    monkeypatch.setattr(irlib, "TAP_GRID", irlib.TAP_GRID[:2])  # two of the sixteen
+    items = list(irlib.library(["tap"], verify=True))
+    assert len(items) == 2
+    assert all(it.info["deterministic"] for it in items)
+    assert items[0].name == "tap_ambience_1000ms" and "TAP Reverberator" in items[0].source
+    monkeypatch.setattr(irlib.shutil, "which", lambda _name: None)
+    notes: list[str] = []
+    assert list(irlib.library(["calf", "tap"], log=notes.append)) == []
+    assert len(notes) == 2 and all("ffmpeg not found" in n for n in notes)
+
+
+def test_real_irs_leave_out_the_cabinets_and_fold_true_stereo():
+    from conftest import require_data
+
+    root = require_data("ir").parent
+    paths = irlib.real_ir_paths(root)
+    assert paths and not any(p.name.startswith("direct_cabinet_") for p in paths)
+    it = next(irlib.library(["real"], data_dir=root))
+    assert it.origin == "real" and it.source.startswith("ir/")
+    four = [p for p in paths if sf.info(str(p)).channels > 2]
+    if four:
+        x, _ = irlib.read_ir(four[0])
+        assert x.shape[1] == 1
+
+
+def test_read_ir_errors_are_audio_errors(tmp_path):
+    from vocalmix.errors import AudioError
+
+    (tmp_path / "bad.wav").write_bytes(b"not audio")
+    sf.write(tmp_path / "silent.wav", np.zeros((100, 2)), SR)
+    for name in ("bad.wav", "silent.wav", "missing.wav"):
+        with pytest.raises(AudioError):
+            irlib.read_ir(tmp_path / name)
+
+
+# --- the command --------------------------------------------------------------------------
+
+
+def test_fit_reverb_command_writes_presets_and_report(tmp_path, capsys):
+    from vocalmix.cli import main
+
+    ir = fr.render_send_ir(Reverb(type="synthetic", decay_s=0.5, wet_level_db=-3.0,
+                                  pre_delay_ms=10.0), SR)
+    sf.write(tmp_path / "room.wav", ir, SR, subtype="FLOAT")
+    (tmp_path / "broken.wav").write_bytes(b"RIFF nonsense")
+    out, rep = tmp_path / "presets.json", tmp_path / "report"
+    args = ["fit-reverb", str(tmp_path / "room.wav"), str(tmp_path / "broken.wav"), "-o",
+            str(out), "--report", str(rep), "--maxiter", "1", "--popsize", "2"]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "skipping" in err and "broken.wav" in err and "fitting room" in err
+    d = json.loads(out.read_text())
+    assert list(d) == ["room"]
+    p = d["room"]
+    assert p["origin"] == "real" and p["source"] == "room.wav"
+    assert set(p["reverb"]) == {"type", "decay_s", "band_decay_ratios", "width",
+                                "wet_level_db", "pre_delay_ms"}
+    assert set(p["t30_s_target"]) == {str(int(b)) for b in DECAY_BANDS_HZ}
+    assert isinstance(p["within_10pct_500_4k"], bool) and "c50_db_fitted" in p
+    doc = json.loads((rep / "reverb_fit.json").read_text())
+    assert doc["meta"]["headline"]["real"]["n"] == 1 and "room" in doc["irs"]
+    md = (rep / "reverb_fit.md").read_text()
+    assert "Headline" in md and "| room |" in md
+    assert not (rep / ".reverb_fit.partial.jsonl").exists()
+    assert main(args) != 0  # no --force: refuses before any work
+    assert "already exists" in capsys.readouterr().err
+
+
+# --- (d) presets --------------------------------------------------------------------------
+
+
+def test_shipped_presets_are_valid_synthetic_reverbs():
+    from vocalmix import presets as pr
+
+    all_ = pr.presets()
+    assert len(all_) > 50
+    for name, e in all_.items():
+        assert e["origin"] in ("real", "pedalboard", "calf", "tap"), name
+        assert isinstance(e["source"], str) and e["source"], name
+        assert {"t30_s_target", "t30_s_fitted", "c50_db_target", "c50_db_fitted",
+                "within_10pct_500_4k"} <= set(e), name
+        rv = pr.preset_reverb(name)
+        assert isinstance(rv, Reverb) and rv.type == "synthetic" and rv.enabled
+        assert rv.wet_level_db <= 6.0 and rv.band_decay_ratios[3] == 1.0
+        assert e["reverb"]["type"] == "synthetic" and len(e["reverb"]["band_decay_ratios"]) == 7
+    assert {e["origin"] for e in all_.values()} >= {"real", "pedalboard"}
+
+
+def test_apply_preset_sets_the_reverb_and_the_decay_target(monkeypatch):
+    from vocalmix import presets as pr
+    from vocalmix.errors import ParamsError
+
+    fake = {"hall": {"source": "x.wav", "origin": "real", "reverb": {
+        "type": "synthetic", "decay_s": 2.5, "band_decay_ratios": [1.2, 1.1, 1, 1, .9, .8, .6],
+        "width": 0.9, "wet_level_db": 8.0, "pre_delay_ms": 30.0}},
+        "tiny": {"source": "y.wav", "origin": "real", "reverb": {
+            "type": "synthetic", "decay_s": 0.12, "band_decay_ratios": [1] * 7, "width": 1,
+            "wet_level_db": -3.0, "pre_delay_ms": 0.0}}}
+    monkeypatch.setattr(pr, "presets", lambda: fake)
+    base = MixParams()
+    p = pr.apply_preset(base, "hall")
+    rv = p.vocal.reverb
+    assert rv.type == "synthetic" and rv.decay_s == 2.5 and rv.width == 0.9
+    assert rv.wet_level_db == 6.0  # capped at the params' maximum
+    assert rv.band_decay_ratios == (1.2, 1.1, 1.0, 1.0, 0.9, 0.8, 0.6)
+    assert rv.room_size == base.vocal.reverb.room_size  # the freeverb knobs are kept
+    assert p.targets.reverb_decay_s == 2.5
+    assert pr.apply_preset(base, "tiny").targets.reverb_decay_s == 0.2  # target's minimum
+    assert pr.preset_reverb("hall") == rv
+    with pytest.raises(ParamsError, match="unknown reverb preset 'nope'.*hall, tiny"):
+        pr.apply_preset(base, "nope")
+
+
+def test_mix_with_a_reverb_preset_on_a_synthesised_song(tmp_path):
+    from vocalmix import presets as pr
+    from vocalmix.cli import main
+    from vocalmix.synth import synthesize_song
+
+    name = next(k for k, e in sorted(pr.presets().items()) if e["origin"] == "real"
+                and 0.3 < e["reverb"]["decay_s"] < 3.0)
+    v, b = synthesize_song(sample_rate=SR, duration_s=3.0, seed=1)
+    sf.write(tmp_path / "v.wav", v, SR)
+    sf.write(tmp_path / "b.wav", b, SR)
+    out, params = tmp_path / "mix.wav", tmp_path / "p.json"
+    assert main(["mix", str(tmp_path / "v.wav"), str(tmp_path / "b.wav"), "-o", str(out),
+                 "--params-out", str(params), "--reverb-preset", name, "-q"]) == 0
+    doc = json.loads(params.read_text())
+    rv = doc["vocal"]["reverb"]
+    want = pr.preset_reverb(name)
+    assert rv["type"] == "synthetic" and rv["decay_s"] == pytest.approx(want.decay_s)
+    assert rv["band_decay_ratios"] == pytest.approx(list(want.band_decay_ratios))
+    assert rv["pre_delay_ms"] == want.pre_delay_ms and rv["wet_level_db"] == want.wet_level_db
+    y, sr = sf.read(out)
+    assert sr == SR and y.shape[0] == v.shape[0] and np.isfinite(y).all()
