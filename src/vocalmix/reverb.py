@@ -166,26 +166,40 @@ def onset_index(ir: np.ndarray) -> int:
     return int(np.argmax(e >= e.max() * 10.0 ** (-_ONSET_DB / 10.0)))
 
 
+@lru_cache(maxsize=64)
+def _band_sos(sample_rate: int, band_hz: float) -> np.ndarray:
+    """Second-order sections of the octave band-pass around ``band_hz`` (designed once)."""
+    lo, hi = band_hz / math.sqrt(2.0), min(band_hz * math.sqrt(2.0), 0.49 * sample_rate)
+    if lo >= hi:
+        raise ValueError(
+            f"octave band {band_hz:g} Hz lies above the Nyquist frequency ({sample_rate / 2:g} Hz)")
+    sos = butter(3, [lo, hi], btype="bandpass", fs=sample_rate, output="sos")
+    return sos
+
+
 def band_filter(ir: np.ndarray, sample_rate: int, band_hz: float) -> np.ndarray:
     """Octave band of ``ir`` around ``band_hz`` (Hz), float64, same shape as ``ir``.
 
     Zero-phase Butterworth band-pass, order 3 run forward and backward
     (``scipy.signal.sosfiltfilt``), edges ``band_hz / sqrt(2)`` and ``band_hz * sqrt(2)``
-    (the upper edge is capped at 0.49 x the sample rate).
+    (the upper edge is capped at 0.49 x the sample rate). The IR is padded with 50 ms of
+    zeros at both ends (and the padding removed afterwards) instead of sosfiltfilt's
+    default odd extension, which mirrors an impulse at sample 0 (a send's dry sound)
+    into a long low-frequency transient that would ruin the early decay.
     """
     sr = _check_rate(sample_rate)
     x = _as_ir(ir)
     fc = float(band_hz)
     if not (math.isfinite(fc) and fc > 0.0):
         raise ValueError(f"band_hz must be a positive frequency in Hz, got {band_hz!r}")
-    lo, hi = fc / math.sqrt(2.0), min(fc * math.sqrt(2.0), 0.49 * sr)
-    if lo >= hi:
-        raise ValueError(f"octave band {fc:g} Hz lies above the Nyquist frequency ({sr / 2:g} Hz)")
-    sos = butter(3, [lo, hi], btype="bandpass", fs=sr, output="sos")
+    sos = _band_sos(sr, fc)
     padlen = 3 * (2 * len(sos) + 1)
     if x.shape[0] <= padlen:
         raise ValueError(f"impulse response too short to band-filter: {x.shape[0]} samples")
-    return sosfiltfilt(sos, x, axis=0)
+    pad = max(padlen, int(round(0.05 * sr)))
+    widths = [(pad, pad)] + [(0, 0)] * (x.ndim - 1)
+    y = sosfiltfilt(sos, np.pad(x, widths), axis=0, padtype=None)
+    return y[pad:pad + x.shape[0]]
 
 
 def _block_means(e: np.ndarray, win: int, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
