@@ -337,3 +337,77 @@ def write_params(path: str | os.PathLike[str], params, *, force: bool = False,
                  inputs: Iterable[str | os.PathLike[str]] = ()) -> Path:
     """Write a :class:`~vocalmix.params.MixParams` as JSON, atomically."""
     return write_text(path, params.to_json(), force=force, inputs=inputs)
+
+
+# --- impulse responses and package assets -----------------------------------------------
+
+
+def read_impulse_response(path: str | os.PathLike[str], *, max_duration_s: float = 60.0
+                          ) -> tuple[np.ndarray, int]:
+    """An impulse response file as float32 ``(n, channels)`` and its rate (Hz).
+
+    More than two channels (a true-stereo IR) are folded to their mean (one channel).
+    Any length from one sample to ``max_duration_s`` is accepted (IRs may be shorter than
+    the 0.5 s that mixing needs). Raises the :mod:`vocalmix.errors` audio errors:
+    missing, undecodable, empty, NaN/Inf, silent, too long.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise AudioFileNotFoundError(f"{p}: no such file")
+    if p.is_dir():
+        raise UnreadableAudioError(f"{p}: is a folder, not an audio file")
+    try:
+        with sf.SoundFile(str(p)) as f:
+            sr = int(f.samplerate)
+            if f.frames > 0 and f.frames / sr > max_duration_s:
+                raise DurationError(f"{p}: {f.frames / sr:.1f} s is longer than an impulse "
+                                    f"response may be ({max_duration_s:g} s)")
+            x = f.read(dtype="float32", always_2d=True)
+    except DurationError:
+        raise
+    except Exception as e:  # soundfile raises several types for undecodable files
+        raise UnreadableAudioError(f"{p}: cannot decode as audio ({e})") from None
+    if x.size == 0:
+        raise EmptyAudioError(f"{p}: the file holds no audio samples (zero length)")
+    if not np.isfinite(x).all():
+        raise NonFiniteAudioError(f"{p}: contains NaN or infinite samples")
+    if x.shape[1] > 2:
+        x = x.mean(axis=1, keepdims=True)
+    if not np.abs(x).max() > 0:
+        raise SilentAudioError(f"{p}: is silent (all samples are zero)")
+    return np.ascontiguousarray(x, dtype=np.float32), sr
+
+
+def channel_count(path: str | os.PathLike[str]) -> int:
+    """Channels of an audio file as stored (0 when it cannot be read; informational)."""
+    try:
+        return int(sf.info(str(path)).channels)
+    except Exception:  # informational only
+        return 0
+
+
+def read_package_json(name: str) -> dict:
+    """A JSON document shipped in ``vocalmix/assets`` (empty dict if missing or invalid)."""
+    import json
+    from importlib.resources import files
+
+    try:
+        return json.loads(files("vocalmix").joinpath("assets", name).read_text("utf-8"))
+    except (FileNotFoundError, ModuleNotFoundError, OSError, ValueError):
+        return {}
+
+
+def load_arrays(name: str, folder: str | os.PathLike[str] | None = None) -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz`` file: ``folder / name``, or the package's
+    ``vocalmix/assets/name`` when ``folder`` is None. Raises FileNotFoundError when it is
+    absent and OSError/ValueError when unreadable (callers turn those into ModelError)."""
+    if folder is None:
+        from importlib.resources import as_file, files
+
+        with as_file(files("vocalmix").joinpath("assets", name)) as p:
+            if not Path(p).exists():
+                raise FileNotFoundError(str(p))
+            with np.load(p, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+    with np.load(Path(folder) / name, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}

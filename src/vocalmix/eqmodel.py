@@ -327,17 +327,11 @@ class EqModel:
         Raises :class:`ModelError` when missing, unreadable or stale (another feature
         version or grid).
         """
+        from .audio import load_arrays
+
         where = "the package" if folder is None else str(folder)
         try:
-            if folder is None:
-                from importlib.resources import as_file, files
-
-                with as_file(files("vocalmix").joinpath("assets", WEIGHTS)) as p:
-                    with np.load(p, allow_pickle=False) as z:
-                        d = {k: z[k] for k in z.files}
-            else:
-                with np.load(Path(folder) / WEIGHTS, allow_pickle=False) as z:
-                    d = {k: z[k] for k in z.files}
+            d = load_arrays(WEIGHTS, folder)
         except (FileNotFoundError, ModuleNotFoundError):
             raise ModelError(f"no corrective-EQ weights in {where}; train them with "
                              "'vocalmix train --eq --data DIR -o MODELDIR'") from None
@@ -394,12 +388,9 @@ def weights_available() -> bool:
 
 def shipped_metadata() -> dict:
     """The shipped EQ model's metadata (empty if none)."""
-    from importlib.resources import files
+    from .audio import read_package_json
 
-    try:
-        return json.loads(files("vocalmix").joinpath("assets", META).read_text("utf-8"))
-    except (FileNotFoundError, ModuleNotFoundError, OSError, ValueError):
-        return {}
+    return read_package_json(META)
 
 
 # --- from a curve to editable bands ----------------------------------------------------------

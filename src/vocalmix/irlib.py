@@ -80,14 +80,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import (
-    AudioFileNotFoundError,
-    DurationError,
-    EmptyAudioError,
-    NonFiniteAudioError,
-    SilentAudioError,
-    UnreadableAudioError,
-)
+from .errors import AudioError
 
 __all__ = [
     "CALF_GRID",
@@ -194,40 +187,10 @@ class LibraryIR:
 
 
 def read_ir(path: str | Path) -> tuple[np.ndarray, int]:
-    """An impulse response file as float32 ``(n, channels)`` and its rate (Hz).
+    """An impulse response file: :func:`vocalmix.audio.read_impulse_response`."""
+    from .audio import read_impulse_response
 
-    More than two channels (a true-stereo IR) are folded to their mean (one channel).
-    Any length from one sample to 60 s is accepted (IRs may be shorter than the 0.5 s
-    that mixing needs). Raises the :mod:`vocalmix.errors` audio errors: missing,
-    undecodable, empty, NaN/Inf, silent, too long.
-    """
-    import soundfile as sf
-
-    p = Path(path)
-    if not p.exists():
-        raise AudioFileNotFoundError(f"{p}: no such file")
-    if p.is_dir():
-        raise UnreadableAudioError(f"{p}: is a folder, not an audio file")
-    try:
-        with sf.SoundFile(str(p)) as f:
-            sr = int(f.samplerate)
-            if f.frames > 0 and f.frames / sr > MAX_IR_S:
-                raise DurationError(f"{p}: {f.frames / sr:.1f} s is longer than an impulse "
-                                    f"response may be ({MAX_IR_S:g} s)")
-            x = f.read(dtype="float32", always_2d=True)
-    except DurationError:
-        raise
-    except Exception as e:  # soundfile raises several types for undecodable files
-        raise UnreadableAudioError(f"{p}: cannot decode as audio ({e})") from None
-    if x.size == 0:
-        raise EmptyAudioError(f"{p}: the file holds no audio samples (zero length)")
-    if not np.isfinite(x).all():
-        raise NonFiniteAudioError(f"{p}: contains NaN or infinite samples")
-    if x.shape[1] > 2:
-        x = x.mean(axis=1, keepdims=True)
-    if not np.abs(x).max() > 0:
-        raise SilentAudioError(f"{p}: is silent (all samples are zero)")
-    return np.ascontiguousarray(x, dtype=np.float32), sr
+    return read_impulse_response(path, max_duration_s=MAX_IR_S)
 
 
 def real_ir_paths(root: str | Path | None = None) -> list[Path]:
@@ -482,8 +445,7 @@ def library(
             for p in paths:
                 try:
                     x, sr = read_ir(p)
-                except (OSError, ValueError, UnreadableAudioError, EmptyAudioError,
-                        NonFiniteAudioError, SilentAudioError, DurationError) as e:
+                except (OSError, ValueError, AudioError) as e:
                     log(f"skipping {p}: {e}")
                     continue
                 rel = p.relative_to(root).as_posix()
@@ -494,9 +456,6 @@ def library(
 
 
 def _channels(p: Path) -> int:
-    import soundfile as sf
+    from .audio import channel_count
 
-    try:
-        return int(sf.info(str(p)).channels)
-    except Exception:  # informational only
-        return 0
+    return channel_count(p)

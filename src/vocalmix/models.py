@@ -294,16 +294,11 @@ class LevelModel:
 
 
 def _load_arrays(folder: str | Path | None) -> dict[str, np.ndarray]:
+    from .audio import load_arrays
+
     where = "the package" if folder is None else str(folder)
     try:
-        if folder is None:
-            from importlib.resources import as_file, files
-
-            with as_file(files("vocalmix").joinpath("assets", WEIGHTS)) as p:
-                with np.load(p, allow_pickle=False) as z:
-                    return {k: z[k] for k in z.files}
-        with np.load(Path(folder) / WEIGHTS, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
+        return load_arrays(WEIGHTS, folder)
     except (FileNotFoundError, ModuleNotFoundError):
         raise ModelError(f"no level model weights in {where}; train them with "
                          "'vocalmix train --data DIR -o MODELDIR'") from None
@@ -402,12 +397,9 @@ def weights_available() -> bool:
 
 def shipped_metadata() -> dict:
     """The shipped model's metadata (empty if none)."""
-    from importlib.resources import files
+    from .audio import read_package_json
 
-    try:
-        return json.loads(files("vocalmix").joinpath("assets", META).read_text("utf-8"))
-    except (FileNotFoundError, ModuleNotFoundError, OSError, ValueError):
-        return {}
+    return read_package_json(META)
 
 
 def default_method() -> str:

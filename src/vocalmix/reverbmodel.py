@@ -991,17 +991,10 @@ class ReverbModel:
         where = "the package" if folder is None else str(folder)
         hint = "train them with 'vocalmix train' (vocalmix.reverbmodel.train_reverb_model)"
         try:
-            if folder is None:
-                from importlib.resources import as_file, files
+            from .audio import load_arrays
 
-                with as_file(files("vocalmix").joinpath("assets", WEIGHTS)) as p:
-                    with np.load(p, allow_pickle=False) as z:
-                        d = {k: z[k] for k in z.files}
-                meta_text = files("vocalmix").joinpath("assets", META).read_text("utf-8")
-            else:
-                with np.load(Path(folder) / WEIGHTS, allow_pickle=False) as z:
-                    d = {k: z[k] for k in z.files}
-                meta_text = (Path(folder) / META).read_text("utf-8")
+            d = load_arrays(WEIGHTS, folder)
+            meta_text = _meta_text(folder)
         except (FileNotFoundError, ModuleNotFoundError):
             raise ModelError(f"no reverb model weights in {where}; {hint}") from None
         except (OSError, ValueError) as e:
@@ -1035,18 +1028,22 @@ def shipped_model() -> ReverbModel:
     return _shipped()
 
 
+def _meta_text(folder: str | Path | None) -> str:
+    if folder is None:
+        from importlib.resources import files
+
+        return files("vocalmix").joinpath("assets", META).read_text("utf-8")
+    return (Path(folder) / META).read_text("utf-8")
+
+
 def load_check_rows(folder: str | Path | None = None) -> dict[str, np.ndarray]:
     """The check rows stored with the weights (``check_x``/``check_y``: estimator
     features and encoded predictions; ``check_f``/``check_t``: choice features and
     targets), for the test that numpy inference equals the training-time predictions."""
-    from importlib.resources import as_file, files
+    from .audio import load_arrays
 
-    if folder is None:
-        with as_file(files("vocalmix").joinpath("assets", WEIGHTS)) as p:
-            with np.load(p, allow_pickle=False) as z:
-                return {k: z[k] for k in ("check_x", "check_y", "check_f", "check_t")}
-    with np.load(Path(folder) / WEIGHTS, allow_pickle=False) as z:
-        return {k: z[k] for k in ("check_x", "check_y", "check_f", "check_t")}
+    d = load_arrays(WEIGHTS, folder)
+    return {k: d[k] for k in ("check_x", "check_y", "check_f", "check_t")}
 
 
 # --- training and evaluation ----------------------------------------------------------------
