@@ -249,3 +249,15 @@ def test_mix_with_a_reverb_preset_on_a_synthesised_song(tmp_path):
     assert rv["pre_delay_ms"] == want.pre_delay_ms and rv["wet_level_db"] == want.wet_level_db
     y, sr = sf.read(out)
     assert sr == SR and y.shape[0] == v.shape[0] and np.isfinite(y).all()
+
+
+def test_fit_reverb_with_no_readable_ir_fails_and_writes_nothing(tmp_path, capsys):
+    from vocalmix.cli import main
+
+    (tmp_path / "bad.wav").write_text("not audio")
+    out = tmp_path / "presets.json"
+    assert main(["fit-reverb", str(tmp_path / "missing.wav"), str(tmp_path / "bad.wav"),
+                 "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "skipping" in err and "nothing written" in err
+    assert not out.exists()

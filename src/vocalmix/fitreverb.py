@@ -1085,6 +1085,10 @@ def _cmd(args: argparse.Namespace) -> int:
             + f"; C50 {_fmt(r['target']['c50_db'], 1)}/{_fmt(r['fitted']['c50_db'], 1)} dB; "
             f"{'within' if r['within_10pct_500_4k'] else 'NOT within'} 10 %; "
             f"{r['seconds']:.0f} s")
+    if not results:
+        from .errors import AudioError
+
+        raise AudioError("no impulse response could be read: nothing fitted, nothing written")
     write_text(args.output, json.dumps(_json_safe(presets), indent=1) + "\n", force=args.force)
     written = [args.output]
     if rep is not None:

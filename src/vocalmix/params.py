@@ -215,7 +215,9 @@ class Targets:
 
     ``vocal_to_mix_lu``: integrated loudness of the processed vocal (reverb included)
     minus that of the pre-master mix, LU. ``vocal_lra_lu``: loudness range of the vocal
-    after the compressor, before reverb, LU. ``reverb_decay_s``: reverb T30, s.
+    after the compressor, before reverb, LU. ``reverb_decay_s``: reverb T30, s (the
+    broadband T30 for ``freeverb``, the T30 at 1 kHz for ``synthetic``, whose other bands
+    follow through ``band_decay_ratios``).
     """
 
     vocal_to_mix_lu: float = -3.0

@@ -338,7 +338,9 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
                    "src/vocalmix/assets to ship them)")
     p.add_argument("--only", action="append", choices=MODEL_KINDS, metavar="MODEL",
                    help=f"train only this model ({', '.join(MODEL_KINDS)}; repeatable; "
-                   "default: all)")
+                   "default: all). The reverb model reads its dry vocals and impulse "
+                   "responses from the data root ($VOCALMIX_DATA) and renders about "
+                   "10 000 examples the first time (about an hour on one core; cached)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--augment", type=int, default=DEFAULT_AUGMENT,
                    help=f"level model: perturbed copies per excerpt (default {DEFAULT_AUGMENT})")
