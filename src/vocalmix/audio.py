@@ -169,6 +169,19 @@ def read_audio(
         max_duration_s = max_duration_limit_s()
     p = Path(path)
     label = label or str(p)
+
+    def too_long(seconds: float) -> str:
+        return (f"{label}: {seconds / 60:.1f} min is longer than the limit of "
+                f"{max_duration_s / 60:.0f} min; trim it or raise the limit")
+
+    data, sr = _decode(p, label, max_duration_s, too_long)
+    x, notes, ch = validate_signal(data, sr, label=label, fold=fold, max_duration_s=max_duration_s)
+    return Audio(samples=x, sample_rate=sr, path=str(p), source_channels=ch, notes=notes)
+
+
+def _decode(p: Path, label: str, max_duration_s: float, too_long) -> tuple[np.ndarray, int]:
+    """``(samples (n, channels) float32, rate)`` of an audio file, checked for existence,
+    decodability and length (``too_long(seconds)`` words the :class:`DurationError`)."""
     if not p.exists():
         raise AudioFileNotFoundError(f"{label}: no such file")
     if p.is_dir():
@@ -178,10 +191,7 @@ def read_audio(
             sr = int(f.samplerate)
             frames = f.frames
             if frames > 0 and frames / sr > max_duration_s:
-                raise DurationError(
-                    f"{label}: {frames / sr / 60:.1f} min is longer than the limit of "
-                    f"{max_duration_s / 60:.0f} min; trim it or raise the limit"
-                )
+                raise DurationError(too_long(frames / sr))
             data = f.read(dtype="float32", always_2d=True)
     except DurationError:
         raise
@@ -190,8 +200,7 @@ def read_audio(
             f"{label}: cannot be decoded as audio ({str(e).strip() or type(e).__name__}); "
             "supported: WAV, FLAC, OGG, MP3, AIFF"
         ) from None
-    x, notes, ch = validate_signal(data, sr, label=label, fold=fold, max_duration_s=max_duration_s)
-    return Audio(samples=x, sample_rate=sr, path=str(p), source_channels=ch, notes=notes)
+    return data, sr
 
 
 def resample(x: np.ndarray, from_hz: int, to_hz: int) -> np.ndarray:
@@ -352,21 +361,9 @@ def read_impulse_response(path: str | os.PathLike[str], *, max_duration_s: float
     missing, undecodable, empty, NaN/Inf, silent, too long.
     """
     p = Path(path)
-    if not p.exists():
-        raise AudioFileNotFoundError(f"{p}: no such file")
-    if p.is_dir():
-        raise UnreadableAudioError(f"{p}: is a folder, not an audio file")
-    try:
-        with sf.SoundFile(str(p)) as f:
-            sr = int(f.samplerate)
-            if f.frames > 0 and f.frames / sr > max_duration_s:
-                raise DurationError(f"{p}: {f.frames / sr:.1f} s is longer than an impulse "
+    x, sr = _decode(p, str(p), max_duration_s,
+                    lambda seconds: f"{p}: {seconds:.1f} s is longer than an impulse "
                                     f"response may be ({max_duration_s:g} s)")
-            x = f.read(dtype="float32", always_2d=True)
-    except DurationError:
-        raise
-    except Exception as e:  # soundfile raises several types for undecodable files
-        raise UnreadableAudioError(f"{p}: cannot decode as audio ({e})") from None
     if x.size == 0:
         raise EmptyAudioError(f"{p}: the file holds no audio samples (zero length)")
     if not np.isfinite(x).all():
@@ -395,6 +392,23 @@ def read_package_json(name: str) -> dict:
         return json.loads(files("vocalmix").joinpath("assets", name).read_text("utf-8"))
     except (FileNotFoundError, ModuleNotFoundError, OSError, ValueError):
         return {}
+
+
+def write_model_files(folder: str | os.PathLike[str], weights_name: str,
+                      arrays: dict[str, np.ndarray], meta_name: str, meta: dict, *,
+                      compressed: bool = False) -> None:
+    """Write a model's weights (``.npz``) and its metadata (JSON) into ``folder``, each
+    atomically (a temporary file renamed into place); the folder is created if needed."""
+    import json
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / (weights_name + ".tmp.npz")
+    (np.savez_compressed if compressed else np.savez)(tmp, **arrays)
+    tmp.replace(folder / weights_name)
+    tmpj = folder / (meta_name + ".tmp")
+    tmpj.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    tmpj.replace(folder / meta_name)
 
 
 def load_arrays(name: str, folder: str | os.PathLike[str] | None = None) -> dict[str, np.ndarray]:

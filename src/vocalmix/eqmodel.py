@@ -59,7 +59,6 @@ before correction; and the distance added to held-out vocals that were not EQ'd.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -301,8 +300,6 @@ class EqModel:
         ``check_x``: feature rows stored with their training-time predictions, so a
         loaded model can be checked against them.
         """
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
         arrays = {"mean": self.mean, "precision": self.precision,
                   "bank": self.bank.astype(np.float16),  # 0.01 dB steps: plenty
                   "prior_clean": np.array(self.prior_clean),
@@ -313,12 +310,9 @@ class EqModel:
         if check_x is not None:
             arrays["check_x"] = np.asarray(check_x, dtype=np.float64)
             arrays["check_y"] = self.predict(check_x)
-        tmp = folder / (WEIGHTS + ".tmp.npz")
-        np.savez_compressed(tmp, **arrays)
-        tmp.replace(folder / WEIGHTS)
-        tmpj = folder / (META + ".tmp")
-        tmpj.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-        tmpj.replace(folder / META)
+        from .audio import write_model_files
+
+        write_model_files(folder, WEIGHTS, arrays, META, meta, compressed=True)
 
     @staticmethod
     def load(folder: str | Path | None = None) -> EqModel:

@@ -58,7 +58,6 @@ SHA-256, feature version, date, seeds, cross-validated metrics), written by
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -244,8 +243,6 @@ class LevelModel:
         ``check_x``: a few training feature rows stored with their predictions, so that
         a loaded model can be checked against what training computed.
         """
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
         arrays: dict[str, np.ndarray] = {
             "feature_version": np.array(self.feature_version),
             "feature_names": np.array(self.feature_names),
@@ -260,10 +257,9 @@ class LevelModel:
         if check_x is not None:
             arrays["check_x"] = np.asarray(check_x, dtype=np.float64)
             arrays["check_y"] = self.predict_matrix(check_x)
-        tmp = folder / (WEIGHTS + ".tmp.npz")
-        np.savez(tmp, **arrays)
-        tmp.replace(folder / WEIGHTS)
-        (folder / META).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        from .audio import write_model_files
+
+        write_model_files(folder, WEIGHTS, arrays, META, meta)
 
     @staticmethod
     def load(folder: str | Path | None = None) -> LevelModel:

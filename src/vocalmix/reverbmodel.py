@@ -969,8 +969,6 @@ class ReverbModel:
         """Write :data:`WEIGHTS` and :data:`META` into ``folder``, with check rows:
         estimator feature rows ``check_x`` and choice feature rows ``check_f``, stored with
         the predictions training computed for them."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
         arrays = {"version": np.array(self.version), "feature_names": np.array(self.feature_names),
                   "choice_features": np.array(CHOICE_FEATURES),
                   "check_x": np.asarray(check_x, dtype=np.float64),
@@ -979,10 +977,9 @@ class ReverbModel:
                   "check_t": self.choice.predict_targets(check_f)}
         arrays.update(self.estimator.arrays("estimator"))
         arrays.update(self.choice.arrays())
-        tmp = folder / (WEIGHTS + ".tmp.npz")
-        np.savez(tmp, **arrays)
-        tmp.replace(folder / WEIGHTS)
-        (folder / META).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        from .audio import write_model_files
+
+        write_model_files(folder, WEIGHTS, arrays, META, meta)
 
     @staticmethod
     def load(folder: str | Path | None = None) -> ReverbModel:
