@@ -143,39 +143,24 @@ def _safe(f: Callable[[], float]) -> float:
 
 def _lead_pad(sample_rate: int) -> int:
     """Zeros put before an IR before it is measured: 50 ms. A send's dry impulse sits at
-    sample 0, where the band filter's odd-extension edge padding
-    (``scipy.signal.sosfiltfilt``) would smear it into a long low-frequency transient
-    and ruin the low bands' EDT; leading silence is ignored by the onset detection, so
-    the padding changes nothing else."""
+    sample 0, and the octave filters run forward and backward (zero phase), so a filtered
+    impulse rings before it; :func:`vocalmix.reverb.band_filter` returns the IR's own
+    span, which would cut that ringing off and bend the low bands' EDT. Leading silence
+    is otherwise ignored by the onset detection."""
     return int(round(0.05 * sample_rate))
 
 
 def _times(x: np.ndarray, sample_rate: int) -> tuple[float, float, np.ndarray]:
-    """(T30, EDT, EDC dB) from one Schroeder EDC: the computation of
-    :func:`vocalmix.reverb.reverberation_time` (the tests check they agree exactly),
-    done once for both kinds."""
-    from .reverb import _FITS, _edc_db, _line
+    """(T30, EDT, EDC dB) from one Schroeder EDC, computed once for both kinds by
+    :mod:`vocalmix.reverb` (the tests check they equal :func:`reverberation_time`'s)."""
+    from .reverb import _edc_db, _time_from_edc
 
     try:
         edc, decays = _edc_db(x, sample_rate)
     except ValueError:
         return math.nan, math.nan, np.zeros(0)
-    out = []
-    for kind in ("T30", "EDT"):
-        top, bottom = _FITS[kind]
-        if not decays:
-            out.append(math.nan)
-            continue
-        i_top = int(np.argmax(edc <= top))
-        reached = np.flatnonzero(edc <= bottom)
-        if not reached.size or int(reached[0]) + 1 - i_top < 3:
-            out.append(math.nan)
-            continue
-        i_bot = int(reached[0]) + 1
-        slope, _ = _line(np.arange(i_top, i_bot, dtype=np.float64) / sample_rate,
-                         edc[i_top:i_bot])
-        out.append(float(-60.0 / slope) if slope < 0 else math.nan)
-    return out[0], out[1], edc
+    return (_time_from_edc(edc, decays, sample_rate, "T30"),
+            _time_from_edc(edc, decays, sample_rate, "EDT"), edc)
 
 
 def _band(x: np.ndarray, sample_rate: int, band_hz: float) -> np.ndarray:
@@ -782,10 +767,10 @@ def report_markdown(doc: dict) -> str:
               + (": " + ", ".join(capped) if capped else "") + ".", ""]
     lines += ["## Method notes", "",
               "- Every IR is measured after 50 ms of leading zeros. A send's dry impulse sits "
-              "at sample 0, where `scipy.signal.sosfiltfilt`'s odd-extension edge padding "
-              "(inside `vocalmix.reverb.band_filter`) smears it into a long transient: without "
-              "the padding the 125-1000 Hz EDT of a send came out 0.005-0.04 s instead of "
-              "about 1 s. Leading silence is otherwise ignored by the onset detection.",
+              "at sample 0, and the zero-phase octave filters (`vocalmix.reverb.band_filter`, "
+              "run forward and backward) make a filtered impulse ring before it; the leading "
+              "zeros keep that ringing, which the IR's own span would cut off, bending the "
+              "low bands' EDT. Leading silence is otherwise ignored by the onset detection.",
               "- Candidates are rendered at the target's own rate and resampled to the fit "
               "rate like the target, so the fitted figures at the IR's rate come from the "
               "same noise as in the fit; differences between the fit-rate and own-rate "

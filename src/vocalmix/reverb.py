@@ -353,6 +353,13 @@ def reverberation_time(
     sr = _check_rate(sample_rate)
     x = band_filter(ir, sr, band_hz) if band_hz is not None else ir
     edc, decays = _edc_db(x, sr)
+    return _time_from_edc(edc, decays, sr, kind)
+
+
+def _time_from_edc(edc: np.ndarray, decays: bool, sample_rate: int, kind: str) -> float:
+    """The ``kind`` reverberation time (s) from an EDC of :func:`_edc_db`: least-squares
+    line over its fit range, extrapolated to 60 dB; ``nan`` as in
+    :func:`reverberation_time`. Several kinds can share one EDC this way."""
     if not decays:
         return float("nan")
     top, bottom = _FITS[kind]
@@ -363,7 +370,7 @@ def reverberation_time(
     i_bot = int(reached[0]) + 1
     if i_bot - i_top < 3:
         return float("nan")
-    t = np.arange(i_top, i_bot, dtype=np.float64) / sr
+    t = np.arange(i_top, i_bot, dtype=np.float64) / sample_rate
     slope, _ = _line(t, edc[i_top:i_bot])
     return float(-60.0 / slope) if slope < 0 else float("nan")
 
