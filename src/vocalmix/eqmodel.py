@@ -94,18 +94,18 @@ def _quiet(_msg: str) -> None:
 # --- spectra and features ---------------------------------------------------------------
 
 
-@lru_cache(maxsize=4)
-def _band_matrix_cached(n_fft: int, sample_rate: int) -> np.ndarray:
-    freqs = np.fft.rfftfreq(n_fft, 1 / sample_rate)
-    lo, hi = CENTRES_HZ * 2 ** (-1 / 6), CENTRES_HZ * 2 ** (1 / 6)
-    m = ((freqs[:, None] >= lo[None, :]) & (freqs[:, None] < hi[None, :])).astype(np.float64)
-    m.setflags(write=False)
-    return m
-
-
 def _band_matrix(freqs: np.ndarray) -> np.ndarray:
+    """``(bins, 19)``: 1 where an FFT bin falls in a 1/3-octave band of :data:`CENTRES_HZ`."""
     lo, hi = CENTRES_HZ * 2 ** (-1 / 6), CENTRES_HZ * 2 ** (1 / 6)
     return ((freqs[:, None] >= lo[None, :]) & (freqs[:, None] < hi[None, :])).astype(float)
+
+
+@lru_cache(maxsize=4)
+def _band_matrix_cached(n_fft: int, sample_rate: int) -> np.ndarray:
+    """:func:`_band_matrix` of an FFT grid, built once (read-only)."""
+    m = _band_matrix(np.fft.rfftfreq(n_fft, 1 / sample_rate))
+    m.setflags(write=False)
+    return m
 
 
 def frame_spectra(x: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
@@ -435,12 +435,6 @@ def correct(vocal: np.ndarray, sample_rate: int, model: EqModel | None = None, *
     return Correction(bands, raw, float(p_clean[0]), applied and bool(bands))
 
 
-def corrective_bands(vocal: np.ndarray, sample_rate: int, model: EqModel | None = None,
-                     **kw) -> Bands:
-    """The editable bands of :func:`correct` (empty when the gate holds it back)."""
-    return correct(vocal, sample_rate, model, **kw).bands
-
-
 # --- training data -------------------------------------------------------------------------
 
 
@@ -498,10 +492,6 @@ def collect_vocals(folders: list[str | Path], *, keep_audio: bool = False,
     if len({i.singer for i in items}) < 2:
         raise ModelError("the corrective-EQ model needs vocals of at least 2 singers")
     return items
-
-
-def _damaged_features(item: VocalItem, bands: Bands) -> np.ndarray:
-    return features_from_frames(item.frames * _response_power(bands)[None, :])
 
 
 def _ltas(frames: np.ndarray) -> np.ndarray:
