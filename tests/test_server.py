@@ -262,10 +262,9 @@ def test_presets_in_the_old_and_the_new_format(client, pair, monkeypatch):
     assert old["room_size"] == 0.2 and old["damping"] == 0.4 and old["band_decay_ratios"] is None
     assert old["decay_s"] == pytest.approx(decay_for_room_size(0.2, 0.4))
     assert old["wet_level_db"] == 6.0 and old["pre_delay_ms"] == 3.0  # as applied: at most 6
-    if not hasattr(presets_mod, "preset_reverb"):  # this presets module reads the old format
-        r = client.put(mix["links"]["edit"], json={"reverb_preset": "small_room"})
-        assert r.status_code == 200, r.text
-        assert r.json()["params"]["vocal"]["reverb"]["room_size"] == pytest.approx(0.2, abs=0.01)
+    r = client.put(mix["links"]["edit"], json={"reverb_preset": "small_room"})
+    assert r.status_code == 200, r.text
+    assert r.json()["params"]["vocal"]["reverb"]["room_size"] == pytest.approx(0.2, abs=0.01)
 
     monkeypatch.setattr(presets_mod, "presets", lambda: NEW_PRESETS)
     r = client.get("/api/presets")
@@ -278,11 +277,10 @@ def test_presets_in_the_old_and_the_new_format(client, pair, monkeypatch):
     assert hall["band_decay_ratios"] == want["band_decay_ratios"]
     assert (hall["wet_level_db"], hall["pre_delay_ms"], hall["width"]) == (-6.0, 12.0, 0.9)
     assert hall["room_size"] is None and hall["damping"] is None
-    if hasattr(presets_mod, "preset_reverb"):  # this presets module reads the new format
-        r = client.put(mix["links"]["edit"], json={"reverb_preset": "big_hall"})
-        assert r.status_code == 200, r.text
-        rv = r.json()["params"]["vocal"]["reverb"]
-        assert rv["type"] == "synthetic" and rv["band_decay_ratios"] == want["band_decay_ratios"]
+    r = client.put(mix["links"]["edit"], json={"reverb_preset": "big_hall"})
+    assert r.status_code == 200, r.text
+    rv = r.json()["params"]["vocal"]["reverb"]
+    assert rv["type"] == "synthetic" and rv["band_decay_ratios"] == want["band_decay_ratios"]
 
     # the response is documented, units included
     schema = client.get("/openapi.json").json()["components"]["schemas"]["Preset"]["properties"]

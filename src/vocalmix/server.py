@@ -442,30 +442,14 @@ def _check_preset(name: str | None) -> str | None:
     return name
 
 
-def _preset_reverb(presets_mod: Any, name: str, entry: Any) -> Reverb | None:
-    """The reverb a preset sets, read with ``presets.preset_reverb`` where it exists, else
-    from the entry: ``{"reverb": {...}}`` (any type) or the older freeverb format
-    ``{"params": {"room_size", "damping", "wet_level_db", "pre_delay_ms"}}``. ``None`` for
-    an entry that is neither."""
-    read = getattr(presets_mod, "preset_reverb", None)
-    if read is not None:
-        with contextlib.suppress(KeyError, TypeError, ValueError, ParamsError):
-            rv = read(name)
-            if isinstance(rv, Reverb):
-                return rv
-    if not isinstance(entry, dict):
-        return None
-    try:
-        if isinstance(entry.get("reverb"), dict):
-            return MixParams.from_dict({"vocal": {"reverb": entry["reverb"]}}).vocal.reverb
-        q = entry["params"]
-        from .reverb import decay_for_room_size
+def _preset_reverb(name: str) -> Reverb | None:
+    """The reverb a preset sets (:func:`vocalmix.presets.preset_reverb`, which reads the
+    synthetic and the older freeverb format); ``None`` for an entry it cannot read."""
+    from .presets import preset_reverb
 
-        decay = decay_for_room_size(q["room_size"], q["damping"])
-        return Reverb(type="freeverb", room_size=q["room_size"], damping=q["damping"],
-                      wet_level_db=min(6.0, q["wet_level_db"]),
-                      pre_delay_ms=q["pre_delay_ms"], decay_s=float(np.clip(decay, 0.1, 30)))
-    except (KeyError, TypeError, ValueError, ParamsError):
+    try:
+        return preset_reverb(name)
+    except ParamsError:
         return None
 
 
@@ -1229,7 +1213,7 @@ def create_app(
 
         out = []
         for name, entry in sorted(presets_mod.presets().items()):
-            rv = _preset_reverb(presets_mod, name, entry)
+            rv = _preset_reverb(name)
             if rv is None:
                 continue  # an entry this vocalmix cannot read: not offered
             synthetic = rv.type == "synthetic"
