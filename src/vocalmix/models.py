@@ -492,13 +492,11 @@ def _eq_correction(ctx: Context) -> tuple[object, list[str]]:
 
 
 def _reverb_model(ctx: Context) -> tuple[object, list[str]]:
-    """The learned reverb (:mod:`vocalmix.reverbmodel`), when it is available."""
-    from . import reverbmodel
+    """The learned reverb (:func:`vocalmix.reverbmodel.reverb_provider`, imported only
+    when the model method runs); :class:`ModelError` when its weights are missing."""
+    from .reverbmodel import reverb_provider
 
-    provider = getattr(reverbmodel, "reverb_provider", None)
-    if provider is None:
-        raise ModelError("no reverb model in this vocalmix")
-    return provider(ctx)
+    return reverb_provider(ctx)
 
 
 # (name, provider, required). Required providers raise ModelError when unusable; the

@@ -106,19 +106,10 @@ def reverb_wet(x: np.ndarray, sample_rate: int, reverb: Reverb) -> np.ndarray:
     src = x if d == 0 else np.concatenate([np.zeros((d, x.shape[1]), x.dtype), x[: x.shape[0] - d]])
     if reverb.type == "synthetic":
         wet = _synthetic_wet(src, sample_rate, reverb)
-        return wet * np.float32(db_to_gain(reverb.wet_level_db))
-    board = pb.Pedalboard(
-        [
-            pb.Reverb(
-                room_size=reverb.room_size,
-                damping=reverb.damping,
-                wet_level=1.0,
-                dry_level=0.0,
-                width=reverb.width,
-            )
-        ]
-    )
-    wet = _run(board, src, sample_rate)
+    else:
+        board = pb.Pedalboard([pb.Reverb(room_size=reverb.room_size, damping=reverb.damping,
+                                         wet_level=1.0, dry_level=0.0, width=reverb.width)])
+        wet = _run(board, src, sample_rate)
     return wet * np.float32(db_to_gain(reverb.wet_level_db))
 
 
