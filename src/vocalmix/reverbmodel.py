@@ -67,10 +67,6 @@ stale file raises :class:`~vocalmix.errors.ModelError`).
 --method model``; :func:`train_reverb_model` retrains and writes the weights;
 :func:`reverb_report` and :func:`write_reverb_report` produce
 ``docs/evaluation/reverb_report.md``.
-
-The first attempt (a ridge regression of log T30 on decay-rate percentiles,
-:func:`reverb_features`, :func:`fit_reverb_time_model`) is kept for comparison and its
-test.
 """
 
 from __future__ import annotations
@@ -1801,99 +1797,6 @@ def write_reverb_report(res: dict, out: str | Path) -> Path:
     p = out / "reverb_report.md"
     p.write_text("\n".join(L) + "\n", encoding="utf-8")
     return p
-
-
-# --- the first attempt (kept for comparison and its test) ------------------------------------
-
-_LEGACY_BANDS_HZ = ((100.0, 8000.0), (300.0, 1200.0), (1200.0, 5000.0))
-_LEGACY_PCTS = (5, 10, 25, 50)
-
-
-def _legacy_envelopes_db(x: np.ndarray, sample_rate: int) -> np.ndarray:
-    from .dsp import mono_at
-
-    y = mono_at(x, sample_rate, _SR)
-    hop, nfft = 160, 512
-    n = (len(y) - nfft) // hop
-    if n < 20:
-        raise ValueError("signal too short for a reverberation estimate")
-    idx = np.arange(nfft)[None, :] + hop * np.arange(n)[:, None]
-    s = scipy.fft.rfft(y[idx] * np.hanning(nfft).astype(np.float32), axis=1)
-    p = s.real**2 + s.imag**2
-    f = np.fft.rfftfreq(nfft, 1 / _SR)
-    env = np.stack([p[:, (f >= lo) & (f < hi)].sum(axis=1) for lo, hi in _LEGACY_BANDS_HZ])
-    return 10 * np.log10(env + 1e-12)
-
-
-def _legacy_decay_rates(env_db: np.ndarray, min_frames: int = 8,
-                        min_drop_db: float = 10.0) -> np.ndarray:
-    """Slopes (dB/s, positive) of monotonically falling runs of an envelope."""
-    floor = np.percentile(env_db, 5) + 6.0
-    falling = np.diff(env_db) < 0
-    rates = []
-    i, n = 0, len(falling)
-    while i < n:
-        if not falling[i]:
-            i += 1
-            continue
-        j = i
-        while j < n and falling[j]:
-            j += 1
-        seg = env_db[i: j + 1]
-        seg = seg[seg > floor]
-        if len(seg) >= min_frames and seg[0] - seg[-1] >= min_drop_db:
-            t = np.arange(len(seg)) * (160 / _SR)
-            slope = -np.polyfit(t, seg, 1)[0]
-            if slope > 0:
-                rates.append(slope)
-        i = j
-    return np.array(rates)
-
-
-def reverb_features(x: np.ndarray, sample_rate: int) -> np.ndarray:
-    """First attempt's features: log decay-rate percentiles of the free decays in three
-    bands (``3 * 4`` values)."""
-    out = []
-    for e in _legacy_envelopes_db(x, sample_rate):
-        r = _legacy_decay_rates(e)
-        if r.size < 3:
-            out.extend([np.log(60.0)] * len(_LEGACY_PCTS))
-        else:
-            out.extend(np.log(np.percentile(r, [100 - p for p in _LEGACY_PCTS])))
-    return np.array(out)
-
-
-@dataclass(frozen=True)
-class ReverbTimeModel:
-    """First attempt: ridge regression from :func:`reverb_features` to log T30."""
-
-    mean: np.ndarray
-    coef: np.ndarray
-    intercept: float
-
-    def predict_t30(self, feats: np.ndarray) -> np.ndarray:
-        """T30 (s) for feature rows (numpy only)."""
-        return np.exp((np.atleast_2d(feats) - self.mean) @ self.coef + self.intercept)
-
-
-def fit_reverb_time_model(x: np.ndarray, t30_s: np.ndarray, alpha: float = 0.1
-                          ) -> ReverbTimeModel:
-    """Fit the first attempt on features ``x`` and measured T30 (s)."""
-    mean = x.mean(axis=0)
-    xc = x - mean
-    y = np.log(t30_s)
-    coef = np.linalg.solve(xc.T @ xc + alpha * len(x) * np.eye(x.shape[1]), xc.T @ (y - y.mean()))
-    return ReverbTimeModel(mean, coef, float(y.mean()))
-
-
-def convolve_ir(dry: np.ndarray, ir: np.ndarray) -> np.ndarray:
-    """Mono dry signal convolved with a (mono-summed) IR, by FFT, peak-normalised to 0.5."""
-    d = dry if dry.ndim == 1 else dry.mean(axis=1)
-    h = ir if ir.ndim == 1 else ir.mean(axis=1)
-    n = len(d) + len(h) - 1
-    nf = 1 << int(np.ceil(np.log2(n)))
-    y = scipy.fft.irfft(scipy.fft.rfft(d, nf) * scipy.fft.rfft(h, nf), nf)[: len(d)]
-    return (y / (np.abs(y).max() + 1e-12) * 0.5).astype(np.float32)
 
 
 __all__ = [
