@@ -287,37 +287,27 @@ class SendRenderer:
     """Fast renders of the synthetic reverb's send at one rate, for the optimiser.
 
     The synthetic wet IR is ``sum_b env_b(t) * noise_b(t)`` per channel, where only the
-    envelopes depend on the parameters: the band-filtered noises of both channels
-    (:func:`vocalmix.reverb.render_synthetic_ir`'s seeds and band weights) are computed
-    once for the longest IR needed, and every candidate is their envelope-weighted sum,
-    cut to the synthetic reverb's own length (72 dB of decay of its longest band),
-    normalised and mixed to width 1 exactly as the renderer does.
+    envelopes depend on the parameters: the band-filtered noises
+    (:func:`vocalmix.reverb.synthetic_band_noise`) are computed once for the longest IR
+    needed, and every candidate is made from them by the renderer's own
+    :func:`vocalmix.reverb.synthetic_ir_from_noise`, cut to the synthetic reverb's own
+    length (72 dB of decay of its longest band), at width 1.
     """
 
     def __init__(self, sample_rate: int, max_length_s: float):
-        from .reverb import _SYNTH_SEEDS, synthetic_band_weights
+        from .reverb import synthetic_band_noise
 
         self.sr = int(sample_rate)
         self.n_max = max(2, int(round(max_length_s * self.sr)))
-        nfft = 1 << int(math.ceil(math.log2(self.n_max)))
-        w = synthetic_band_weights(np.fft.rfftfreq(nfft, 1.0 / self.sr), DECAY_BANDS_HZ)
-        self.parts = []
-        for seed in _SYNTH_SEEDS:
-            spec = np.fft.rfft(np.random.default_rng(seed).standard_normal(self.n_max), nfft)
-            self.parts.append(np.stack([np.fft.irfft(spec * wb, nfft)[: self.n_max]
-                                        for wb in w]))
-        self.t = np.arange(self.n_max, dtype=np.float64) / self.sr
+        self.noise = synthetic_band_noise(self.sr, self.n_max)
 
     def wet(self, band_decays_s: np.ndarray) -> np.ndarray:
         """Wet IR ``(n, 2)`` float32 for the per-band decays (s), width 1, energy 1."""
+        from .reverb import synthetic_ir_from_noise
+
         d = np.asarray(band_decays_s, np.float64)
         n = min(self.n_max, max(2, int(round((1.2 * d.max() + 0.05) * self.sr))))
-        env = 10.0 ** (-3.0 * self.t[None, :n] / d[:, None])
-        n1, n2 = ((p[:, :n] * env).sum(axis=0) for p in self.parts)
-        c = s = math.sqrt(0.5)  # cos and sin of pi/4 (width 1)
-        ir = np.stack([c * n1 + s * n2, c * n1 - s * n2], axis=1)
-        ir /= np.sqrt((ir**2).sum(axis=0, keepdims=True))
-        return ir.astype(np.float32)
+        return synthetic_ir_from_noise(self.noise, d, 1.0, self.sr, n)
 
     def send(self, band_decays_s: np.ndarray, wet_level_db: float,
              pre_delay_ms: float) -> np.ndarray:

@@ -92,7 +92,9 @@ __all__ = [
     "onset_index",
     "render_freeverb_ir",
     "render_synthetic_ir",
+    "synthetic_band_noise",
     "synthetic_band_weights",
+    "synthetic_ir_from_noise",
     "reverberation_time",
     "room_size_for_decay",
     "schroeder_edc_db",
@@ -485,32 +487,45 @@ def synthetic_band_weights(freqs_hz: np.ndarray, bands_hz: tuple[float, ...]) ->
     return w
 
 
-@lru_cache(maxsize=8)
-def _synthetic_ir_cached(decays: tuple[float, ...], width: float, sample_rate: int,
-                         n: int) -> np.ndarray:
+def synthetic_band_noise(sample_rate: int, n: int) -> tuple[np.ndarray, ...]:
+    """The synthetic reverb's raw material: per channel seed, its Gaussian noise of ``n``
+    samples split into the octave bands of ``DECAY_BANDS_HZ`` by
+    :func:`synthetic_band_weights`, float64 ``(bands, n)``. The parameters only weight
+    these by envelopes (:func:`synthetic_ir_from_noise`), so a caller rendering many
+    candidates (the reverb fit) computes them once."""
     from .params import DECAY_BANDS_HZ
 
-    t = np.arange(n, dtype=np.float64) / sample_rate
     nfft = 1 << int(math.ceil(math.log2(max(n, 2))))
-    freqs = np.fft.rfftfreq(nfft, 1.0 / sample_rate)
-    weights = synthetic_band_weights(freqs, DECAY_BANDS_HZ)
-    # amplitude envelopes: energy falls 60 dB in T seconds -> amplitude 10^(-3 t / T)
-    env = 10.0 ** (-3.0 * t[None, :] / np.asarray(decays)[:, None])
-    chans = []
+    weights = synthetic_band_weights(np.fft.rfftfreq(nfft, 1.0 / sample_rate), DECAY_BANDS_HZ)
+    out = []
     for seed in _SYNTH_SEEDS:
-        noise = np.random.default_rng(seed).standard_normal(n)
-        spec = np.fft.rfft(noise, nfft)
-        y = np.zeros(n)
-        for b in range(len(decays)):
-            y += np.fft.irfft(spec * weights[b], nfft)[:n] * env[b]
-        chans.append(y)
-    n1, n2 = chans
+        spec = np.fft.rfft(np.random.default_rng(seed).standard_normal(n), nfft)
+        out.append(np.stack([np.fft.irfft(spec * wb, nfft)[:n] for wb in weights]))
+    return tuple(out)
+
+
+def synthetic_ir_from_noise(noise: tuple[np.ndarray, ...], decays: np.ndarray, width: float,
+                            sample_rate: int, n: int) -> np.ndarray:
+    """The wet IR ``(n, 2)`` float32 from :func:`synthetic_band_noise` (at least ``n``
+    samples long): each band times its exponential decay (``decays``: T30 per band, s),
+    summed, the two channels mixed to ``width`` and each normalised to energy 1."""
+    t = np.arange(n, dtype=np.float64) / sample_rate
+    # amplitude envelopes: energy falls 60 dB in T seconds -> amplitude 10^(-3 t / T)
+    env = 10.0 ** (-3.0 * t[None, :] / np.asarray(decays, np.float64)[:, None])
+    n1, n2 = ((bands[:, :n] * env).sum(axis=0) for bands in noise)
     theta = 0.25 * math.pi * width  # width 0: both channels n1; 1: uncorrelated
     left = math.cos(theta) * n1 + math.sin(theta) * n2
     right = math.cos(theta) * n1 - math.sin(theta) * n2
     ir = np.stack([left, right], axis=1)
     ir /= np.sqrt((ir**2).sum(axis=0, keepdims=True))
-    ir = ir.astype(np.float32)
+    return ir.astype(np.float32)
+
+
+@lru_cache(maxsize=8)
+def _synthetic_ir_cached(decays: tuple[float, ...], width: float, sample_rate: int,
+                         n: int) -> np.ndarray:
+    ir = synthetic_ir_from_noise(synthetic_band_noise(sample_rate, n), np.asarray(decays),
+                                 width, sample_rate, n)
     ir.setflags(write=False)
     return ir
 
