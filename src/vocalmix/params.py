@@ -32,6 +32,10 @@ EQ_KINDS = ("peak", "low_shelf", "high_shelf")
 REVERB_TYPES = ("freeverb", "synthetic")
 #: octave bands (Hz) of ``Reverb.band_decay_ratios``; the 1 kHz entry is the reference
 DECAY_BANDS_HZ = (125.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0, 8000.0)
+#: allowed reverb decay settings (``Reverb.decay_s``, and any band's decay), s
+REVERB_DECAY_RANGE_S = (0.1, 30.0)
+#: allowed reverb decay targets (``Targets.reverb_decay_s``), s
+TARGET_DECAY_RANGE_S = (0.2, 12.0)
 METHODS = ("baseline", "model", "manual")
 
 
@@ -142,7 +146,7 @@ class Reverb:
         _coerce(self)
         if self.type not in REVERB_TYPES:
             raise ParamsError(f"reverb type {self.type!r} is not one of {REVERB_TYPES}")
-        _check("vocal.reverb.decay_s", self.decay_s, 0.1, 30.0)
+        _check("vocal.reverb.decay_s", self.decay_s, *REVERB_DECAY_RANGE_S)
         _check("vocal.reverb.room_size", self.room_size, 0.0, 1.0)
         _check("vocal.reverb.damping", self.damping, 0.0, 1.0)
         _check("vocal.reverb.width", self.width, 0.0, 1.0)
@@ -160,10 +164,11 @@ class Reverb:
                 "vocal.reverb.band_decay_ratios[3] (1000 Hz) is the reference and must be 1.0 "
                 f"(got {r[3]}): change decay_s to scale every band")
         object.__setattr__(self, "band_decay_ratios", tuple(float(v) for v in r))
-        if self.type == "synthetic" and self.decay_s * max(r) > 30.0:
+        longest = REVERB_DECAY_RANGE_S[1]
+        if self.type == "synthetic" and self.decay_s * max(r) > longest:
             raise ParamsError(
                 f"vocal.reverb: decay_s x the largest band ratio = {self.decay_s * max(r):.1f} s"
-                " is out of range: allowed up to 30 s")
+                f" is out of range: allowed up to {longest:g} s")
 
 
 @dataclass(frozen=True)
@@ -228,7 +233,7 @@ class Targets:
         _coerce(self)
         _check("targets.vocal_to_mix_lu", self.vocal_to_mix_lu, -20.0, -0.5)
         _check("targets.vocal_lra_lu", self.vocal_lra_lu, 1.0, 30.0)
-        _check("targets.reverb_decay_s", self.reverb_decay_s, 0.2, 12.0)
+        _check("targets.reverb_decay_s", self.reverb_decay_s, *TARGET_DECAY_RANGE_S)
 
 
 @dataclass(frozen=True)

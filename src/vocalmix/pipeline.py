@@ -112,11 +112,13 @@ def _resolve(
     notes.append(comp.note)
     rv = vc.reverb
     if rv.type == "synthetic":  # its decay is exact: T30 at 1 kHz = the target
-        longest = max(rv.band_decay_ratios)
-        decay = min(t.reverb_decay_s, 30.0 / longest)
+        from .params import REVERB_DECAY_RANGE_S
+
+        limit = REVERB_DECAY_RANGE_S[1]
+        decay = min(t.reverb_decay_s, limit / max(rv.band_decay_ratios))
         if decay != t.reverb_decay_s:
             notes.append(f"reverb decay {t.reverb_decay_s:.2f} s would make a band decay "
-                         f"longer than 30 s: using {decay:.2f} s")
+                         f"longer than {limit:g} s: using {decay:.2f} s")
         rv = replace(rv, decay_s=float(decay))
     else:
         lo, hi = decay_range_s(rv.damping)

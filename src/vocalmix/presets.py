@@ -28,10 +28,8 @@ from dataclasses import replace
 from functools import lru_cache
 
 from .errors import ParamsError
-from .params import MixParams, Reverb
+from .params import TARGET_DECAY_RANGE_S, MixParams, Reverb
 
-#: the params' limits of ``targets.reverb_decay_s``
-TARGET_DECAY_RANGE_S = (0.2, 12.0)
 WET_LEVEL_MAX_DB = 6.0
 
 

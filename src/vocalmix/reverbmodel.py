@@ -1513,7 +1513,10 @@ def reverb_provider(ctx) -> tuple[object, list[str]]:
     p = predict_reverb(m, ctx.backing, ctx.sample_rate)
     hf = float(np.clip(p["hf_ratio"], 0.1, 4.0))
     ratios = band_ratios_for_hf(hf)
-    decay = float(np.clip(p["decay_s"], 0.2, min(12.0, 30.0 / max(ratios))))
+    from .params import REVERB_DECAY_RANGE_S, TARGET_DECAY_RANGE_S
+
+    lo, hi = TARGET_DECAY_RANGE_S
+    decay = float(np.clip(p["decay_s"], lo, min(hi, REVERB_DECAY_RANGE_S[1] / max(ratios))))
     pre = float(np.clip(p["pre_delay_ms"], 0.0, 500.0))
     wet = float(np.clip(p["wet_level_db"], -80.0, 6.0))
     params = ctx.params
