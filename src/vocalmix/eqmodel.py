@@ -285,14 +285,16 @@ class EqModel:
         """Corrective curves ``(n, 19)``, dB: minus the posterior mean of the applied EQ."""
         return -self.posterior(x)[0]
 
+    def gate_open(self, curve: np.ndarray, p_clean: np.ndarray) -> np.ndarray:
+        """Whether the gate lets each corrective curve through (:func:`_gate_open`)."""
+        return _gate_open(p_clean, _rms_db(curve), self.gate_p_clean, self.gate_min_rms_db)
+
     def gated(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Corrective curves with the gate applied (zero where it is not confident), and
         P(no EQ)."""
         applied, p_clean = self.posterior(x)
         curve = -applied
-        rms = np.sqrt(np.mean((curve - curve.mean(axis=1, keepdims=True)) ** 2, axis=1))
-        keep = (p_clean < self.gate_p_clean) & (rms >= self.gate_min_rms_db)
-        return np.where(keep[:, None], curve, 0.0), p_clean
+        return np.where(self.gate_open(curve, p_clean)[:, None], curve, 0.0), p_clean
 
     def save(self, folder: str | Path, meta: dict, check_x: np.ndarray | None = None) -> None:
         """Write ``eq_model.npz`` and ``eq_model.json`` into ``folder`` (atomically).
@@ -346,6 +348,18 @@ class EqModel:
                              f"version {version}, this vocalmix computes "
                              f"{EQ_FEATURE_VERSION}); retrain with 'vocalmix train --eq'")
         return m
+
+
+def _rms_db(curve: np.ndarray) -> np.ndarray:
+    """RMS over bands of a curve (or of each row), its mean removed, dB."""
+    c = np.asarray(curve, dtype=np.float64)
+    return np.sqrt(np.mean((c - c.mean(axis=-1, keepdims=True)) ** 2, axis=-1))
+
+
+def _gate_open(p_clean, rms_db, gate_p_clean: float, gate_min_rms_db: float):
+    """The gate: a correction passes when P(no EQ) is under ``gate_p_clean`` and the
+    curve's RMS is at least ``gate_min_rms_db`` (elementwise)."""
+    return (np.asarray(p_clean) < gate_p_clean) & (np.asarray(rms_db) >= gate_min_rms_db)
 
 
 def fit_eq_model(features: np.ndarray, bank: np.ndarray, *, inflate: float = 1.5,
@@ -426,13 +440,12 @@ def correct(vocal: np.ndarray, sample_rate: int, model: EqModel | None = None, *
             max_bands: int = 6, max_gain_db: float = 12.0) -> Correction:
     """Predict a vocal's corrective EQ and fit it to editable bands (numpy only)."""
     m = model or shipped()
-    x = vocal_features(vocal, sample_rate)
-    raw = m.predict(x)[0]
-    gated, p_clean = m.gated(x)
-    applied = bool(np.any(gated[0] != 0.0))
-    bands = curve_to_bands(gated[0], max_bands=max_bands, max_gain_db=max_gain_db,
+    applied_eq, p_clean = m.posterior(vocal_features(vocal, sample_rate))
+    raw, p = -applied_eq[0], float(p_clean[0])
+    applied = bool(m.gate_open(raw, p)) and bool(np.any(raw != 0.0))
+    bands = curve_to_bands(raw, max_bands=max_bands, max_gain_db=max_gain_db,
                            sample_rate=sample_rate) if applied else []
-    return Correction(bands, raw, float(p_clean[0]), applied and bool(bands))
+    return Correction(bands, raw, p, applied and bool(bands))
 
 
 # --- training data -------------------------------------------------------------------------
@@ -526,7 +539,7 @@ def _band_domain_trials(items, train_idx, test_idx, bank, inflate, rng, per_item
         xc = features_from_frames(it.frames)
         cur, pc = m.posterior(xc)
         c = -cur[0]
-        clean.append((float(np.sqrt(np.mean(c**2))), float(pc[0]),
+        clean.append((float(_rms_db(c)), float(pc[0]),
                       log_spectral_distance(c, np.zeros_like(c))))
         for _ in range(per_item):
             bands = random_eq(rng)
@@ -536,7 +549,7 @@ def _band_domain_trials(items, train_idx, test_idx, bank, inflate, rng, per_item
             c = -cur[0]
             damaged.append((log_spectral_distance(obs, base),
                             log_spectral_distance(obs + c, base), float(pc[0]),
-                            float(np.sqrt(np.mean((c - c.mean()) ** 2)))))
+                            float(_rms_db(c))))
     return np.array(damaged), np.array(clean)
 
 
@@ -564,10 +577,10 @@ def choose_gate(items: list[VocalItem], bank: np.ndarray, *, seed: int = 0, n_fo
         d, c = np.concatenate(dam), np.concatenate(cln)
         for gp in GATE_GRID_P:
             for gr in GATE_GRID_RMS:
-                on = (d[:, 2] < gp) & (d[:, 3] >= gr)
+                on = _gate_open(d[:, 2], d[:, 3], gp, gr)
                 after = np.where(on, d[:, 1], d[:, 0])
                 removed = 1.0 - after.mean() / d[:, 0].mean()
-                on_c = (c[:, 1] < gp) & (c[:, 0] >= gr)
+                on_c = _gate_open(c[:, 1], c[:, 0], gp, gr)
                 harm = float(np.where(on_c, c[:, 2], 0.0).mean())
                 row = {"inflate": inflate, "gate_p_clean": gp, "gate_min_rms_db": gr,
                        "fraction_removed": round(float(removed), 4),
