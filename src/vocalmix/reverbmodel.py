@@ -318,20 +318,21 @@ def load_dry_clips(root: str | Path, max_clip_s: float = 10.0) -> list[DryClip]:
     (right) channel, singer = the file name's first field, and the dry solo recordings
     of ``dry_vocals/`` cut into clips of at most ``max_clip_s`` (the anechoic operatic
     voice counts as a validation singer, ``vocadito`` as a training one)."""
-    import soundfile as sf
     import soxr
+
+    from .audio import read_audio
 
     root = Path(root)
     clips: list[DryClip] = []
     for p in sorted((root / "karaoke" / "mir1k").glob("*.flac")):
-        x, sr = sf.read(str(p), dtype="float32", always_2d=True)
-        v = x[:, 1]
+        a = read_audio(p)  # karaoke clip: left backing, right vocal
+        v, sr = a.samples[:, 1], a.sample_rate
         if sr != _SR:
             v = soxr.resample(v, sr, _SR, quality="HQ")
         clips.append(DryClip(p.stem, p.stem.split("_")[0], np.ascontiguousarray(v)))
     for p in sorted((root / "dry_vocals").glob("*.wav")):
-        x, sr = sf.read(str(p), dtype="float32", always_2d=True)
-        v = x.mean(axis=1)
+        a = read_audio(p)
+        v, sr = a.samples.mean(axis=1), a.sample_rate
         if sr != _SR:
             v = soxr.resample(v, sr, _SR, quality="HQ")
         singer = "openair" if "anechoic" in p.name else p.stem.split("_")[0]
