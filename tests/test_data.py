@@ -233,10 +233,10 @@ def test_real_karaoke_clips_carry_no_level_information():
     assert v.shape == b.shape and sr in (16000, 44100)
 
 
-def test_whole_data_root_yields_only_stems_and_karaoke():
+def test_whole_data_root_yields_only_song_layouts():
     root = require_data()
     songs = find_songs([root])
-    assert {s.source for s in songs} <= {"musdb_hq", "karaoke"}
+    assert {s.source for s in songs} <= {"musdb_hq", "musdb_stem", "karaoke"}
     # the Saraga multitrack (mix is not the sum of its tracks), IRs and dry vocals are
     # not songs with a vocal/backing pair
     assert not any("saraga" in str(s.vocal).lower() or "/ir/" in str(s.vocal)
