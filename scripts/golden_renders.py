@@ -1,0 +1,87 @@
+"""Write the golden renders the regression test compares against.
+
+For the demo song and every song of ``$VOCALMIX_DATA/stems`` (default
+``../shared/data/stems``), with each method, this estimates a params document and stores
+it in ``tests/golden/`` with the SHA-256 of ``render`` of it (mix and stems). The test
+``tests/test_golden_renders.py`` renders each stored document again and compares.
+
+Run it only when a change of the rendered sound is deliberate, and say why in the commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+GOLDEN = REPO / "tests" / "golden"
+
+
+def digest(x) -> str:
+    import numpy as np
+
+    return hashlib.sha256(np.ascontiguousarray(x, dtype=np.float32).tobytes()).hexdigest()
+
+
+def cases():
+    """(name, loader) pairs; each loader returns (vocal, backing, sample_rate)."""
+    from vocalmix.synth import synthesize_song
+
+    yield "demo", lambda: (*synthesize_song(sample_rate=44100, duration_s=8.0), 44100)
+    data = Path(os.environ.get("VOCALMIX_DATA", REPO.parent / "shared" / "data")) / "stems"
+    if data.exists():
+        for song in sorted(p for p in data.iterdir() if p.is_dir()):
+            yield song.name, (lambda song=song: load_stem_song(song))
+
+
+def load_stem_song(folder: Path):
+    from vocalmix.audio import prepare_pair, read_audio
+
+    def find(name):
+        for ext in (".wav", ".flac", ".mp3", ".ogg"):
+            if (folder / f"{name}{ext}").exists():
+                return folder / f"{name}{ext}"
+        return None
+
+    v = read_audio(find("vocals"))
+    acc = find("accompaniment")
+    if acc is not None:
+        b = read_audio(acc)
+    else:
+        import numpy as np
+
+        from vocalmix.audio import Audio
+
+        parts = [read_audio(find(n)) for n in ("drums", "bass", "other")]
+        b = Audio(np.sum([p.samples for p in parts], axis=0).astype(np.float32),
+                  parts[0].sample_rate)
+    vs, bs, sr, _ = prepare_pair(v, b)
+    return vs, bs, sr
+
+
+def main() -> int:
+    from vocalmix.pipeline import mix, render_params
+
+    GOLDEN.mkdir(parents=True, exist_ok=True)
+    index = {}
+    for name, load in cases():
+        vocal, backing, sr = load()
+        for method in ("baseline", "model"):
+            params, _rendered, _ = mix(vocal, backing, sr, method=method)
+            key = f"{name}__{method}".replace(" ", "_")
+            doc = GOLDEN / f"{key}.json"
+            doc.write_text(params.to_json())
+            _, r = render_params(vocal, backing, sr, params)
+            index[key] = {"song": name, "method": method, "sample_rate": sr,
+                          "mix": digest(r.mix), "vocal": digest(r.vocal),
+                          "vocal_dry": digest(r.vocal_dry), "backing": digest(r.backing)}
+            print(key, index[key]["mix"][:12], file=sys.stderr)
+    (GOLDEN / "renders.json").write_text(json.dumps(index, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
