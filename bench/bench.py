@@ -49,9 +49,10 @@ def main() -> int:
 
     import numpy as np
 
-    from vocalmix import baseline, pipeline
-    from vocalmix.audio import prepare_pair, read_audio, write_audio, write_params
-    from vocalmix.measure import measure
+    from vocalmix import pipeline
+    from vocalmix.core.audio import prepare_pair, read_audio, write_audio, write_params
+    from vocalmix.core.measure import measure
+    from vocalmix.estimators import baseline
     from vocalmix.synth import synthesize_song
 
     sr, dur = 44100, args.duration_s
@@ -77,7 +78,7 @@ def main() -> int:
     t_res, (resolved, _n2, cache) = _time(
         lambda: pipeline._resolve(vocal, backing, sr, params), r)
     rows.append(("resolve (compressor threshold, reverb size, vocal gain)", t_res))
-    from vocalmix.render import assemble
+    from vocalmix.core.render import assemble
 
     def render_mix():
         rendered = assemble(cache.parts, backing, sr, resolved)
@@ -106,7 +107,7 @@ def main() -> int:
     in_process = t_read + t_est + t_res + t_ren + t_wr
 
     # the whole command, as a user runs it
-    exe = [sys.executable, "-m", "vocalmix.cli"]
+    exe = [sys.executable, "-m", "vocalmix.frontends.cli"]
     cmd = exe + ["mix", str(vp), str(bp), "-o", str(tmp / "cli_mix.wav"), "--params-out",
                  str(tmp / "cli_params.json"), "--method", args.method, "--force", "-q"]
     taskset = ["taskset", "-c", "0"] if shutil.which("taskset") else []
@@ -117,7 +118,7 @@ def main() -> int:
         whole.append(time.perf_counter() - t)
     first, warm = whole[0], min(whole[1:])
     t = time.perf_counter()
-    subprocess.run(taskset + exe[:1] + ["-c", "import vocalmix.pipeline, vocalmix.cli"],
+    subprocess.run(taskset + exe[:1] + ["-c", "import vocalmix.pipeline, vocalmix.frontends.cli"],
                    check=True, env=env)
     t_import = time.perf_counter() - t
 

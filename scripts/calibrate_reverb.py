@@ -2,14 +2,14 @@
 
     PYTHONPATH=src python scripts/calibrate_reverb.py [-o PATH]
 
-Renders the wet-only stereo impulse response (:func:`vocalmix.reverb.render_freeverb_ir`,
+Renders the wet-only stereo impulse response (:func:`vocalmix.core.reverb.render_freeverb_ir`,
 default length, width 1, 44.1 kHz) at every room_size 0, 0.025, ..., 1 and damping
 0 to 1 (23 values, dense near 0 where T30 changes fastest), measures its broadband T30
-(:func:`vocalmix.reverb.reverberation_time`: Schroeder integration with Lundeby-style
+(:func:`vocalmix.core.reverb.reverberation_time`: Schroeder integration with Lundeby-style
 noise subtraction, truncation and compensation, least-squares fit -5..-35 dB) and
 writes the table to
 ``src/vocalmix/assets/freeverb_calibration.json`` (package data read by
-:func:`vocalmix.reverb.calibration`).
+:func:`vocalmix.core.reverb.calibration`).
 
 It also records two checks in the JSON and prints them:
 
@@ -17,7 +17,7 @@ It also records two checks in the JSON and prints them:
   (Freeverb rescales its delay lines to the rate; only the per-sample damping filter
   could make the rate matter).
 * ``interpolation_check``: T30 rendered half-way between grid points (room_size and
-  damping) against :func:`vocalmix.reverb.decay_for_room_size` from the new table.
+  damping) against :func:`vocalmix.core.reverb.decay_for_room_size` from the new table.
 
 Takes about half a minute on one core.
 """
@@ -37,7 +37,7 @@ import pedalboard
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from vocalmix import reverb  # noqa: E402
+from vocalmix.core import reverb  # noqa: E402
 
 ROOM = [round(0.025 * k, 3) for k in range(41)]
 # T30 falls steeply with the first bit of damping (at room_size 1: 11.3 s at damping 0,
@@ -91,9 +91,9 @@ def main(argv: list[str] | None = None) -> int:
                   "ISO 3382-1 T30: Schroeder backward integration from the onset "
                   "(first sample within 20 dB of the peak), Lundeby-style noise-floor "
                   "subtraction, truncation and compensation, least-squares fit -5..-35 dB "
-                  "(vocalmix.reverb.reverberation_time)",
+                  "(vocalmix.core.reverb.reverberation_time)",
         "interpolation": "log T30 linear in damping, piecewise linear in "
-                         "log(-log(0.7 + 0.28 room_size)) (vocalmix.reverb)",
+                         "log(-log(0.7 + 0.28 room_size)) (vocalmix.core.reverb)",
         "pedalboard_version": pedalboard.__version__,
         "date": dt.date.today().isoformat(),
         "sample_rate_hz": SR,

@@ -38,7 +38,7 @@ def cases():
 
 
 def load_stem_song(folder: Path):
-    from vocalmix.audio import prepare_pair, read_audio
+    from vocalmix.core.audio import prepare_pair, read_audio
 
     def find(name):
         for ext in (".wav", ".flac", ".mp3", ".ogg"):
@@ -53,7 +53,7 @@ def load_stem_song(folder: Path):
     else:
         import numpy as np
 
-        from vocalmix.audio import Audio
+        from vocalmix.core.audio import Audio
 
         parts = [read_audio(find(n)) for n in ("drums", "bass", "other")]
         b = Audio(np.sum([p.samples for p in parts], axis=0).astype(np.float32),

@@ -6,16 +6,16 @@ import numpy as np
 import pedalboard as pb
 import pytest
 
-from vocalmix.masking import analyse_masking, biquad_response_db, masking_eq
-from vocalmix.reverb import (
+from vocalmix.core.reverb import (
     decay_for_room_size,
     decay_range_s,
     render_freeverb_ir,
     reverberation_time,
     room_size_for_decay,
 )
+from vocalmix.estimators.masking import analyse_masking, biquad_response_db, masking_eq
+from vocalmix.estimators.tempo import estimate_tempo
 from vocalmix.synth import synthesize_song
-from vocalmix.tempo import estimate_tempo
 
 from conftest import find_stem, stem_songs
 
@@ -36,7 +36,7 @@ def test_tempo_too_short_is_nan():
 def test_tempo_agrees_with_librosa_on_real_backings():
     """Cross-check against librosa (its first call compiles for ~30 s; not on our path)."""
     librosa = pytest.importorskip("librosa")
-    from vocalmix.audio import read_audio
+    from vocalmix.core.audio import read_audio
 
     songs = stem_songs()
     if not songs:

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from vocalmix import errors
-from vocalmix.audio import prepare_pair, read_audio, write_audio
-from vocalmix.cli import main
+from vocalmix.core import errors
+from vocalmix.core.audio import prepare_pair, read_audio, write_audio
+from vocalmix.frontends.cli import main
 
 SR = 16000
 

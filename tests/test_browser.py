@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from vocalmix.params import MixParams
+from vocalmix.core.params import MixParams
 from vocalmix.synth import synthesize_song
 
 pytestmark = pytest.mark.browser
@@ -43,7 +43,7 @@ def _free_port() -> int:
 def server(tmp_path_factory):
     uvicorn = pytest.importorskip("uvicorn", reason="server extras not installed")
     pytest.importorskip("fastapi", reason="server extras not installed")
-    from vocalmix.server import create_app
+    from vocalmix.frontends.server.app import create_app
 
     app = create_app(tmp_path_factory.mktemp("store"), cleanup_interval_s=0)
     port = _free_port()

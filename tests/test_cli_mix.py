@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from vocalmix.cli import main
-from vocalmix.measure import integrated_loudness, loudness_range, true_peak_dbtp
+from vocalmix.core.measure import integrated_loudness, loudness_range, true_peak_dbtp
+from vocalmix.frontends.cli import main
 from vocalmix.synth import synthesize_song
 
 from conftest import find_stem, require_data, stem_songs
@@ -109,7 +109,7 @@ def test_demo_command(tmp_path, capsys):
 
 
 def _backing_of(song: Path):
-    from vocalmix.audio import Audio, read_audio
+    from vocalmix.core.audio import Audio, read_audio
 
     acc = find_stem(song, "accompaniment")
     if acc is not None:

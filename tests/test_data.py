@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from vocalmix import data
-from vocalmix.data import (
+from vocalmix.core.errors import DataError
+from vocalmix.training import data
+from vocalmix.training.data import (
     file_hash,
     find_songs,
     group_folds,
@@ -22,7 +23,6 @@ from vocalmix.data import (
     read_manifest,
     song_folds,
 )
-from vocalmix.errors import DataError
 
 from conftest import require_data
 

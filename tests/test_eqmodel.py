@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vocalmix import eqmodel as E
-from vocalmix.errors import ModelError
-from vocalmix.masking import bands_response_db
+from vocalmix.core.errors import ModelError
+from vocalmix.estimators import eq as E
+from vocalmix.estimators.masking import bands_response_db
 from vocalmix.synth import synthesize_song
 
 SR = 44100
@@ -158,7 +158,7 @@ def test_correction_then_masking_stays_within_the_total_bound():
 def test_model_method_puts_correction_bands_first(monkeypatch):
     """With a model that is sure of an EQ, ``--method model`` writes the correction bands
     (source "correction") before the masking bands, all editable MixParams bands."""
-    from vocalmix import models
+    from vocalmix.estimators import level as models
     from vocalmix.pipeline import mix
 
     if not models.weights_available():

@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vocalmix.data import find_songs, load_song
-from vocalmix.features import (
+from vocalmix.core.measure import loudness_range
+from vocalmix.estimators.features import (
     FEATURE_NAMES,
     Perturbation,
     apply_perturbation,
@@ -21,8 +21,8 @@ from vocalmix.features import (
     perturb_vocal,
     vocal_excerpts,
 )
-from vocalmix.measure import loudness_range
 from vocalmix.synth import synthesize_song
+from vocalmix.training.data import find_songs, load_song
 
 from conftest import require_data
 

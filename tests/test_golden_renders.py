@@ -11,14 +11,14 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, data_root
 
-from vocalmix.params import MixParams
+from vocalmix.core.params import MixParams
 from vocalmix.pipeline import mix, render_params
+
+from conftest import REPO, data_root
 
 GOLDEN = REPO / "tests" / "golden"
 INDEX = json.loads((GOLDEN / "renders.json").read_text())

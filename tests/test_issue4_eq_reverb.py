@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vocalmix.eqmodel import apply_eq, inverse_eq, long_term_spectrum, random_eq
-from vocalmix.fitreverb import render_send_ir
-from vocalmix.masking import bands_response_db, fit_parametric_bands
-from vocalmix.reverb import reverberation_time
+from vocalmix.core.reverb import reverberation_time
+from vocalmix.estimators.eq import apply_eq, inverse_eq, long_term_spectrum, random_eq
+from vocalmix.estimators.masking import bands_response_db, fit_parametric_bands
+from vocalmix.training.fitreverb import render_send_ir
 
 SR = 44100
 
@@ -54,10 +54,10 @@ def test_reverberation_time_of_a_synthetic_exponential_decay(t60):
 
 
 def test_preset_applies_and_unknown_preset_is_a_clear_error(monkeypatch):
-    from vocalmix import presets as pr
-    from vocalmix.errors import ParamsError
-    from vocalmix.params import MixParams
-    from vocalmix.reverb import decay_for_room_size
+    from vocalmix.core.errors import ParamsError
+    from vocalmix.core.params import MixParams
+    from vocalmix.core.reverb import decay_for_room_size
+    from vocalmix.estimators import presets as pr
 
     fake = {"hall": {"params": {"room_size": 0.8, "damping": 0.4, "wet_level_db": -9.0,
                                 "pre_delay_ms": 30.0}}}
@@ -74,7 +74,7 @@ def test_fit_reverb_command(tmp_path, capsys):
 
     import soundfile as sf
 
-    from vocalmix.cli import main
+    from vocalmix.frontends.cli import main
 
     ir = render_send_ir({"room_size": 0.4, "damping": 0.5, "wet_level_db": -3.0,
                          "pre_delay_ms": 10.0}, SR, 2.0)

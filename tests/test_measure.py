@@ -6,8 +6,8 @@ import numpy as np
 import pyloudnorm as pyln
 import pytest
 
-from vocalmix import measure as m
-from vocalmix.audio import read_audio
+from vocalmix.core import measure as m
+from vocalmix.core.audio import read_audio
 
 from conftest import find_stem, require_data, sine, stem_songs
 

@@ -7,9 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from vocalmix import models, pipeline
-from vocalmix.errors import ModelError
-from vocalmix.features import FEATURE_NAMES, FEATURE_VERSION
+from vocalmix import pipeline
+from vocalmix.core.errors import ModelError
+from vocalmix.estimators import level as models
+from vocalmix.estimators.features import FEATURE_NAMES, FEATURE_VERSION
 from vocalmix.synth import synthesize_song
 
 from conftest import require_data
@@ -151,7 +152,7 @@ def test_shipped_weights_load_reproduce_training_and_drive_estimate():
 
 
 def test_shipped_metadata_hashes_match_the_shared_stems():
-    from vocalmix.data import file_hash
+    from vocalmix.training.data import file_hash
 
     stems = require_data("stems")
     meta = models.shipped_metadata()
@@ -167,7 +168,7 @@ def test_shipped_metadata_hashes_match_the_shared_stems():
 def test_model_runs_on_real_raw_karaoke_takes():
     """MIR-1K's amateur takes (16 kHz) are no level targets, but they are realistic raw
     input: the model must give valid targets for them."""
-    from vocalmix.data import find_songs, load_song
+    from vocalmix.training.data import find_songs, load_song
 
     root = require_data("karaoke", "mir1k")
     if not models.weights_available():

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from vocalmix.errors import ParamsError
-from vocalmix.params import (
+from vocalmix.core.errors import ParamsError
+from vocalmix.core.params import (
     Achieved,
     Compressor,
     EqBand,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vocalmix.measure import integrated_loudness, loudness_range, true_peak_dbtp
-from vocalmix.params import Compressor, EqBand, HighPass, Master, MixParams, Reverb, VocalChain
-from vocalmix.render import compressor_stage, eq_stage, master_stage, render
-from vocalmix.resolve import CompressorProxy, resolve_compressor, resolve_vocal_gain
+from vocalmix.core.measure import integrated_loudness, loudness_range, true_peak_dbtp
+from vocalmix.core.params import Compressor, EqBand, HighPass, Master, MixParams, Reverb, VocalChain
+from vocalmix.core.render import compressor_stage, eq_stage, master_stage, render
+from vocalmix.core.resolve import CompressorProxy, resolve_compressor, resolve_vocal_gain
 
 from conftest import find_stem, require_data, stem_songs
 
@@ -87,7 +87,7 @@ def test_gain_resolver_exact_on_noise(rng):
 def test_proxy_tracks_real_compressor():
     """The proxy's LRA follows the real render within 0.3 LU over a range of thresholds."""
     path = require_data("dry_vocals", "vocadito_1_CC-BY4.wav")
-    from vocalmix.audio import read_audio
+    from vocalmix.core.audio import read_audio
 
     a = read_audio(path)
     x, sr = a.samples, a.sample_rate
@@ -102,7 +102,7 @@ def _real_vocals():
     songs = stem_songs()
     if not songs:
         require_data("stems")
-    from vocalmix.audio import read_audio
+    from vocalmix.core.audio import read_audio
 
     out = [read_audio(find_stem(s, "vocals")) for s in songs]
     p = require_data("dry_vocals", "vocadito_1_CC-BY4.wav")
@@ -135,14 +135,14 @@ def test_gain_resolver_on_real_stems():
     songs = stem_songs()
     if not songs:
         require_data("stems")
-    from vocalmix.audio import prepare_pair, read_audio
+    from vocalmix.core.audio import prepare_pair, read_audio
 
     song = songs[0]
     v = read_audio(find_stem(song, "vocals"))
     bpath = find_stem(song, "accompaniment")
     if bpath is None:
         parts = [read_audio(find_stem(song, n)).samples for n in ("drums", "bass", "other")]
-        from vocalmix.audio import Audio
+        from vocalmix.core.audio import Audio
 
         b = Audio(sum(parts), v.sample_rate, "sum")
     else:

@@ -9,8 +9,8 @@ from importlib.resources import files
 import numpy as np
 import pytest
 
-from vocalmix.errors import ParamsError
-from vocalmix.reverb import (
+from vocalmix.core.errors import ParamsError
+from vocalmix.core.reverb import (
     CALIBRATION_RESOURCE,
     clarity_c50_db,
     decay_for_room_size,

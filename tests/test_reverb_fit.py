@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from vocalmix import fitreverb as fr
-from vocalmix import irlib
-from vocalmix.params import DECAY_BANDS_HZ, MixParams, Reverb
-from vocalmix.reverb import band_filter, render_synthetic_ir, reverberation_time
+from vocalmix.core.params import DECAY_BANDS_HZ, MixParams, Reverb
+from vocalmix.core.reverb import band_filter, render_synthetic_ir, reverberation_time
+from vocalmix.training import fitreverb as fr
+from vocalmix.training import irlib
 
 SR = 44100
 
@@ -141,7 +141,7 @@ def test_real_irs_leave_out_the_cabinets_and_fold_true_stereo():
 
 
 def test_read_ir_errors_are_audio_errors(tmp_path):
-    from vocalmix.errors import AudioError
+    from vocalmix.core.errors import AudioError
 
     (tmp_path / "bad.wav").write_bytes(b"not audio")
     sf.write(tmp_path / "silent.wav", np.zeros((100, 2)), SR)
@@ -154,7 +154,7 @@ def test_read_ir_errors_are_audio_errors(tmp_path):
 
 
 def test_fit_reverb_command_writes_presets_and_report(tmp_path, capsys):
-    from vocalmix.cli import main
+    from vocalmix.frontends.cli import main
 
     ir = fr.render_send_ir(Reverb(type="synthetic", decay_s=0.5, wet_level_db=-3.0,
                                   pre_delay_ms=10.0), SR)
@@ -187,7 +187,7 @@ def test_fit_reverb_command_writes_presets_and_report(tmp_path, capsys):
 
 
 def test_shipped_presets_are_valid_synthetic_reverbs():
-    from vocalmix import presets as pr
+    from vocalmix.estimators import presets as pr
 
     all_ = pr.presets()
     assert len(all_) > 50
@@ -204,8 +204,8 @@ def test_shipped_presets_are_valid_synthetic_reverbs():
 
 
 def test_apply_preset_sets_the_reverb_and_the_decay_target(monkeypatch):
-    from vocalmix import presets as pr
-    from vocalmix.errors import ParamsError
+    from vocalmix.core.errors import ParamsError
+    from vocalmix.estimators import presets as pr
 
     fake = {"hall": {"source": "x.wav", "origin": "real", "reverb": {
         "type": "synthetic", "decay_s": 2.5, "band_decay_ratios": [1.2, 1.1, 1, 1, .9, .8, .6],
@@ -229,8 +229,8 @@ def test_apply_preset_sets_the_reverb_and_the_decay_target(monkeypatch):
 
 
 def test_mix_with_a_reverb_preset_on_a_synthesised_song(tmp_path):
-    from vocalmix import presets as pr
-    from vocalmix.cli import main
+    from vocalmix.estimators import presets as pr
+    from vocalmix.frontends.cli import main
     from vocalmix.synth import synthesize_song
 
     name = next(k for k, e in sorted(pr.presets().items()) if e["origin"] == "real"
@@ -252,7 +252,7 @@ def test_mix_with_a_reverb_preset_on_a_synthesised_song(tmp_path):
 
 
 def test_fit_reverb_with_no_readable_ir_fails_and_writes_nothing(tmp_path, capsys):
-    from vocalmix.cli import main
+    from vocalmix.frontends.cli import main
 
     (tmp_path / "bad.wav").write_text("not audio")
     out = tmp_path / "presets.json"

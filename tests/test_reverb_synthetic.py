@@ -7,9 +7,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from vocalmix.params import DECAY_BANDS_HZ, MixParams, Reverb, VocalChain
-from vocalmix.render import reverb_wet
-from vocalmix.reverb import render_synthetic_ir, reverberation_time, synthetic_band_weights
+from vocalmix.core.params import DECAY_BANDS_HZ, MixParams, Reverb, VocalChain
+from vocalmix.core.render import reverb_wet
+from vocalmix.core.reverb import render_synthetic_ir, reverberation_time, synthetic_band_weights
 
 SR = 44100
 
@@ -46,7 +46,7 @@ def test_energy_width_and_determinism():
     assert abs(np.corrcoef(h[:, 0], h[:, 1])[0, 1]) < 0.1  # width 1: uncorrelated
     h0 = render_synthetic_ir(1.2, None, 0.0, SR)
     assert np.array_equal(h0[:, 0], h0[:, 1])  # width 0: mono
-    from vocalmix.reverb import _synthetic_ir_cached
+    from vocalmix.core.reverb import _synthetic_ir_cached
 
     _synthetic_ir_cached.cache_clear()
     assert np.array_equal(render_synthetic_ir(1.2, None, 1.0, SR), h)  # bit-identical

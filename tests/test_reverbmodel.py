@@ -1,4 +1,4 @@
-"""The reverb parameter model (vocalmix.reverbmodel): estimator, choice model, provider."""
+"""The reverb parameter model (vocalmix.estimators.reverb): estimator, choice model, provider."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from vocalmix import reverbmodel as rm
-from vocalmix.errors import ModelError
-from vocalmix.params import DECAY_BANDS_HZ, MixParams, Reverb
+from vocalmix.core.errors import ModelError
+from vocalmix.core.params import DECAY_BANDS_HZ, MixParams, Reverb
+from vocalmix.estimators import reverb as rm
 from vocalmix.synth import synthesize_song
 
 from conftest import require_data
@@ -131,14 +131,14 @@ def test_choice_model_shrinks_toward_the_prior_and_clips():
     np.testing.assert_allclose(far, edge)  # features clipped to the training range
     empty = rm.fit_choice_model(np.zeros((0, 3)), np.zeros((0, 4)))
     p = empty.predict(np.zeros(3), 120.0)
-    from vocalmix.baseline import reverb_decay_for_tempo
+    from vocalmix.estimators.baseline import reverb_decay_for_tempo
 
     assert p["decay_s"] == pytest.approx(reverb_decay_for_tempo(120.0))
     assert p["wet_level_db"] == pytest.approx(rm.CHOICE_PRIOR["wet_level_db"])
 
 
 def test_provider_gives_valid_synthetic_params(monkeypatch, tiny_set):
-    from vocalmix.models import Context
+    from vocalmix.estimators.level import Context
 
     m = _tiny_model(tiny_set)
     monkeypatch.setattr(rm, "shipped_model", lambda: m)
@@ -154,7 +154,7 @@ def test_provider_gives_valid_synthetic_params(monkeypatch, tiny_set):
 
 
 def test_provider_without_weights_is_a_model_error(monkeypatch, tmp_path):
-    from vocalmix.models import Context
+    from vocalmix.estimators.level import Context
 
     def missing():
         return rm.ReverbModel.load(tmp_path)
@@ -202,7 +202,7 @@ def test_model_method_applies_the_learned_reverb(monkeypatch, tiny_set):
     """With the provider registered (as the lead does in models.PROVIDERS), the model
     method's params carry the synthetic reverb the provider chose, resolved to its
     decay target, and the document round-trips."""
-    from vocalmix import models
+    from vocalmix.estimators import level as models
     from vocalmix.pipeline import estimate_params
 
     if not models.weights_available():

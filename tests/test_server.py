@@ -20,9 +20,9 @@ import soundfile as sf
 pytest.importorskip("fastapi", reason="server extras not installed")
 from fastapi.testclient import TestClient  # noqa: E402
 
-from vocalmix.errors import VocalmixError  # noqa: E402
-from vocalmix.measure import integrated_loudness  # noqa: E402
-from vocalmix.server import ID_RE, create_app, waveform_peaks  # noqa: E402
+from vocalmix.core.errors import VocalmixError  # noqa: E402
+from vocalmix.core.measure import integrated_loudness  # noqa: E402
+from vocalmix.frontends.server.app import ID_RE, create_app, waveform_peaks  # noqa: E402
 from vocalmix.synth import synthesize_song  # noqa: E402
 
 SR = 16000
@@ -182,7 +182,7 @@ SYNTHETIC = {"enabled": True, "type": "synthetic", "decay_s": 2.5,
 
 
 def test_synthetic_reverb_is_rendered_as_written(client, pair):
-    from vocalmix.reverb import decay_for_room_size
+    from vocalmix.core.reverb import decay_for_room_size
 
     body = post_mix(client, pair)
     links = body.json()["links"]
@@ -249,8 +249,8 @@ NEW_PRESETS = {  # the synthetic format: reverb.type...
 
 
 def test_presets_in_the_old_and_the_new_format(client, pair, monkeypatch):
-    import vocalmix.presets as presets_mod
-    from vocalmix.reverb import decay_for_room_size
+    import vocalmix.estimators.presets as presets_mod
+    from vocalmix.core.reverb import decay_for_room_size
 
     mix = post_mix(client, pair).json()
     monkeypatch.setattr(presets_mod, "presets", lambda: OLD_PRESETS)
@@ -389,7 +389,7 @@ def test_wait_false_reports_progress_then_the_result(client, pair, monkeypatch):
 
 def test_wait_false_failure_is_reported(client, pair, monkeypatch):
     import vocalmix.pipeline as pipeline
-    from vocalmix.errors import TargetUnreachableError
+    from vocalmix.core.errors import TargetUnreachableError
 
     def failing_mix(*a, **kw):
         raise TargetUnreachableError("the vocal cannot get that loud; lower the target")
@@ -735,7 +735,7 @@ def test_settings_from_the_environment(tmp_path, monkeypatch):
 
 
 def test_serve_command(tmp_path):
-    from vocalmix.cli import build_parser, main
+    from vocalmix.frontends.cli import build_parser, main
 
     args = build_parser().parse_args(["serve"])
     assert (args.host, args.port) == ("127.0.0.1", 8000) and callable(args.func)
@@ -745,7 +745,7 @@ def test_serve_command(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "vocalmix.cli", "serve", "--port", str(port), "--storage",
+        [sys.executable, "-m", "vocalmix.frontends.cli", "serve", "--port", str(port), "--storage",
          str(tmp_path / "cli-store"), "--max-upload-mb", "3", "--ttl-s", "60"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

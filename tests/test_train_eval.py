@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from vocalmix import models
-from vocalmix.cli import main
-from vocalmix.errors import DataError
-from vocalmix.measure import integrated_loudness, loudness_range
+from vocalmix.core.errors import DataError
+from vocalmix.core.measure import integrated_loudness, loudness_range
+from vocalmix.estimators import level as models
+from vocalmix.frontends.cli import main
 from vocalmix.synth import synthesize_song
 
 from conftest import require_data
@@ -47,7 +47,7 @@ def musdb(tmp_path_factory) -> Path:
 
 
 def test_train_is_deterministic_and_writes_weights_with_provenance(musdb, tmp_path):
-    from vocalmix.train import train
+    from vocalmix.training.train import train
 
     m1, meta = train([str(musdb)], tmp_path / "m1", seed=1, augment=2)
     assert meta["n_songs"] == 3 and meta["feature_version"] == models.FEATURE_VERSION
@@ -72,9 +72,9 @@ def test_train_is_deterministic_and_writes_weights_with_provenance(musdb, tmp_pa
 
 
 def test_examples_are_built_from_perturbed_inputs_and_measured_targets(musdb):
-    from vocalmix.data import find_songs, load_song
-    from vocalmix.features import FEATURE_NAMES
-    from vocalmix.train import song_record
+    from vocalmix.estimators.features import FEATURE_NAMES
+    from vocalmix.training.data import find_songs, load_song
+    from vocalmix.training.train import song_record
 
     song = find_songs([musdb])[0]
     rec = song_record(song, seed=0, augment=2, draws=2)
@@ -97,8 +97,8 @@ def test_examples_are_built_from_perturbed_inputs_and_measured_targets(musdb):
 
 
 def test_cross_validation_never_trains_on_the_held_out_song(musdb, monkeypatch):
-    import vocalmix.evaluate as ev
-    from vocalmix.train import build_examples, level_songs
+    import vocalmix.training.evaluate as ev
+    from vocalmix.training.train import build_examples, level_songs
 
     ex = build_examples(level_songs([str(musdb)]), seed=0, augment=1, draws=1)
     seen = []
@@ -122,7 +122,7 @@ def test_cross_validation_never_trains_on_the_held_out_song(musdb, monkeypatch):
 
 
 def test_evaluate_needs_two_songs_with_level_information(musdb, tmp_path):
-    from vocalmix.evaluate import evaluate
+    from vocalmix.training.evaluate import evaluate
 
     with pytest.raises(DataError, match="at least 2 songs"):
         evaluate([str(musdb / "test")])
@@ -159,7 +159,7 @@ def test_estimate_command_with_the_model_method(musdb, tmp_path, capsys):
 
 def test_evaluate_on_the_shared_stems_writes_the_report(tmp_path):
     stems = require_data("stems")
-    from vocalmix.evaluate import evaluate, write_report
+    from vocalmix.training.evaluate import evaluate, write_report
 
     t0 = time.perf_counter()
     res = evaluate([str(stems)], augment=2, draws=2)
@@ -172,7 +172,7 @@ def test_evaluate_on_the_shared_stems_writes_the_report(tmp_path):
         assert set(r["predicted"]) == {"baseline", "constant", "model"}
         assert all(np.isfinite(v) for v in r["human"].values())
     # the human truth is measured on the stems, not taken from anywhere
-    from vocalmix.data import find_songs, load_song
+    from vocalmix.training.data import find_songs, load_song
 
     s = find_songs([stems])[0]
     v, b, sr = load_song(s)

@@ -1,3 +1,5 @@
 """vocalmix: mix a vocal into a backing track and hand back editable parameters."""
 
-__version__ = "0.1.0"
+from vocalmix._version import __version__
+
+__all__ = ["__version__"]

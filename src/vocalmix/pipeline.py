@@ -3,7 +3,7 @@
 :func:`estimate_params` chooses targets (by the baseline or the model) and resolves them
 into settings; :func:`render_params` renders exactly what a params document says and
 fills in its ``achieved`` figures; :func:`mix` does both. Every function takes float32
-``(n, 2)`` arrays of one rate and length (see :func:`vocalmix.audio.prepare_pair`).
+``(n, 2)`` arrays of one rate and length (see :func:`vocalmix.core.audio.prepare_pair`).
 """
 
 from __future__ import annotations
@@ -14,10 +14,18 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .measure import integrated_loudness, loudness_range
-from .params import Achieved, MixParams, Provenance
-from .render import Rendered, VocalParts, assemble, compressor_stage, eq_stage, render, reverb_wet
-from .resolve import GainSolution, resolve_compressor, resolve_vocal_gain
+from vocalmix.core.measure import integrated_loudness, loudness_range
+from vocalmix.core.params import Achieved, MixParams, Provenance
+from vocalmix.core.render import (
+    Rendered,
+    VocalParts,
+    assemble,
+    compressor_stage,
+    eq_stage,
+    render,
+    reverb_wet,
+)
+from vocalmix.core.resolve import GainSolution, resolve_compressor, resolve_vocal_gain
 
 Progress = Callable[[str], None]
 METHODS = ("baseline", "model")
@@ -54,16 +62,16 @@ def choose_targets(
     progress: Progress = _quiet,
 ) -> tuple[MixParams, list[str]]:
     """Targets and unresolved settings from an estimator (``baseline`` or ``model``)."""
-    from . import baseline
+    from vocalmix.estimators import baseline
 
     notes: list[str] = []
     if method not in METHODS:
-        from .errors import ParamsError
+        from vocalmix.core.errors import ParamsError
 
         raise ParamsError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
     if method == "model":
         try:
-            from . import models
+            from vocalmix.estimators import level as models
 
             progress("model: predicting targets")
             params, model_notes = models.estimate(vocal, backing, sample_rate)
@@ -71,7 +79,7 @@ def choose_targets(
         except (ImportError, AttributeError):
             notes.append("model weights are not available: fell back to the baseline")
         except Exception as e:  # a broken model must not stop a mix
-            from .errors import ModelError
+            from vocalmix.core.errors import ModelError
 
             if not isinstance(e, ModelError):
                 raise
@@ -101,7 +109,7 @@ def _resolve(
     params: MixParams,
     progress: Progress = _quiet,
 ) -> tuple[MixParams, list[str], Resolved]:
-    from .reverb import decay_for_room_size, decay_range_s, room_size_for_decay
+    from vocalmix.core.reverb import decay_for_room_size, decay_range_s, room_size_for_decay
 
     notes: list[str] = []
     t = params.targets
@@ -112,7 +120,7 @@ def _resolve(
     notes.append(comp.note)
     rv = vc.reverb
     if rv.type == "synthetic":  # its decay is exact: T30 at 1 kHz = the target
-        from .params import REVERB_DECAY_RANGE_S
+        from vocalmix.core.params import REVERB_DECAY_RANGE_S
 
         limit = REVERB_DECAY_RANGE_S[1]
         decay = min(t.reverb_decay_s, limit / max(rv.band_decay_ratios))

@@ -3,7 +3,7 @@ what reverb to put on a vocal for a given backing.
 
 Two stages, both shipped as numpy weights in ``assets/reverb_model.npz`` (metadata in
 ``assets/reverb_model.json``) and loaded lazily (:func:`shipped_model`; a missing or
-stale file raises :class:`~vocalmix.errors.ModelError`).
+stale file raises :class:`~vocalmix.core.errors.ModelError`).
 
 1. The estimator: from a wet vocal, the four parameters of MixParams' ``synthetic``
    reverb (:data:`PARAMS`):
@@ -37,8 +37,8 @@ stale file raises :class:`~vocalmix.errors.ModelError`).
    Training examples: dry vocals (the MIR-1K karaoke vocal channels, right channel,
    and the two dry solo recordings) cleaned of their noise floor by a random downward
    expander, through (a) the ``synthetic`` reverb rendered by
-   :func:`vocalmix.render.reverb_wet` at random parameters (exact labels), and (b) the
-   IR library of :mod:`vocalmix.irlib` (the real impulse responses of the shared data,
+   :func:`vocalmix.core.render.reverb_wet` at random parameters (exact labels), and (b) the
+   IR library of :mod:`vocalmix.training.irlib` (the real impulse responses of the shared data,
    ``ir/`` minus ``direct_cabinet_*``, and the rendered pedalboard, Calf and TAP reverbs
    where those plug-ins are installed) used as a send: the IR's reverberant part after
    its direct sound (a plug-in's wet-only response), normalised to unit energy, at a
@@ -46,7 +46,7 @@ stale file raises :class:`~vocalmix.errors.ModelError`).
    onset after the direct sound; the decay and damping labels are the IR's fitted
    synthetic parameters from ``docs/evaluation/reverb_fit.json`` when that file has
    them, otherwise its T30 at 1 and 4 kHz measured by the ISO 3382 routine of
-   :mod:`vocalmix.reverb`; the rendered examples do not depend on those labels, so the
+   :mod:`vocalmix.core.reverb`; the rendered examples do not depend on those labels, so the
    example cache survives a new fit). Every wet
    example is then processed like a vocal stem in a mix (:func:`mixing_augment`: random
    EQ, compression, gating or expansion, noise floor and level) so that the estimator
@@ -60,7 +60,7 @@ stale file raises :class:`~vocalmix.errors.ModelError`).
    onset density, and the backing's own reverberance as read by the same estimator),
    with the intercept shrunk toward a prior (:data:`PRIOR_SONGS` songs' worth: the
    baseline's tempo rule for the decay, :data:`CHOICE_PRIOR` for the rest) and features
-   clipped to the training range, as :mod:`vocalmix.models` does for the level model.
+   clipped to the training range, as :mod:`vocalmix.estimators.level` does for the level model.
    With the three songs available here it cannot show skill, and says so.
 
 :func:`reverb_provider` applies both to a new vocal/backing pair for ``vocalmix mix
@@ -82,7 +82,7 @@ from pathlib import Path
 import numpy as np
 import scipy.fft
 
-from .errors import ModelError
+from vocalmix.core.errors import ModelError
 
 Progress = Callable[[str], None]
 
@@ -144,10 +144,10 @@ FEATURE_NAMES: tuple[str, ...] = _feature_names()
 
 
 def band_ratios_for_hf(hf_ratio: float) -> tuple[float, ...]:
-    """``band_decay_ratios`` (one per :data:`vocalmix.params.DECAY_BANDS_HZ`) of the
+    """``band_decay_ratios`` (one per :data:`vocalmix.core.params.DECAY_BANDS_HZ`) of the
     one-parameter damping family: 1 at and below 1 kHz, ``hf_ratio ** (log2(f/1k) / 2)``
     above (so ``hf_ratio`` itself at 4 kHz), each clipped to the params' 0.1..4."""
-    from .params import DECAY_BANDS_HZ
+    from vocalmix.core.params import DECAY_BANDS_HZ
 
     h = float(np.clip(hf_ratio, 0.05, 4.0))
     out = []
@@ -320,7 +320,7 @@ def load_dry_clips(root: str | Path, max_clip_s: float = 10.0) -> list[DryClip]:
     voice counts as a validation singer, ``vocadito`` as a training one)."""
     import soxr
 
-    from .audio import read_audio
+    from vocalmix.core.audio import read_audio
 
     root = Path(root)
     clips: list[DryClip] = []
@@ -460,11 +460,11 @@ def draw_synthetic_label(rng: np.random.Generator) -> dict[str, float]:
 def render_synthetic_send(dry: np.ndarray, label: dict[str, float],
                           rng: np.random.Generator | None = None) -> np.ndarray:
     """``dry`` (mono, :data:`_SR`) plus its ``synthetic`` reverb send exactly as
-    MixParams renders it (:func:`vocalmix.render.reverb_wet`), with the damping family's
+    MixParams renders it (:func:`vocalmix.core.render.reverb_wet`), with the damping family's
     band ratios; with ``rng``, the bands below 1 kHz get a random extra ratio (0.7 to
     1.6), which the estimator does not predict but must tolerate."""
-    from .params import Reverb
-    from .render import reverb_wet
+    from vocalmix.core.params import Reverb
+    from vocalmix.core.render import reverb_wet
 
     ratios = list(band_ratios_for_hf(label["hf_ratio"]))
     if rng is not None:
@@ -517,7 +517,7 @@ def fitted_labels(path: str | Path | None = None) -> dict[str, dict]:
     reverb_fit.json`` (entries whose ``reverb`` or ``params`` has ``type: synthetic`` or
     ``decay_s`` and ``band_decay_ratios``); empty when the file or such entries are
     absent."""
-    p = Path(path) if path is not None else (Path(__file__).resolve().parents[2] / "docs"
+    p = Path(path) if path is not None else (Path(__file__).resolve().parents[3] / "docs"
                                               / "evaluation" / "reverb_fit.json")
     try:
         d = json.loads(p.read_text(encoding="utf-8"))
@@ -550,13 +550,13 @@ def prepare_send_ir(name: str, collection: str, ir: np.ndarray, sample_rate: int
                     fitted: dict | None = None) -> SendIR | None:
     """A :class:`SendIR` from a recorded IR (``None`` when its T30 at 1 or 4 kHz cannot
     be measured). The direct sound is the IR's onset (first sample within 20 dB of the
-    maximum, :func:`vocalmix.reverb.onset_index`) plus 2.5 ms; the tail after it, faded
+    maximum, :func:`vocalmix.core.reverb.onset_index`) plus 2.5 ms; the tail after it, faded
     in over 1 ms, is the send. Labels: the fit's ``decay_s`` and 4 kHz ratio when given,
     else T30 at 1 and 4 kHz of the tail measured at the IR's own rate; ``gap_ms``: the
     tail's own onset after the direct sound (an inherent pre-delay)."""
     import soxr
 
-    from .reverb import onset_index, reverberation_time
+    from vocalmix.core.reverb import onset_index, reverberation_time
 
     h = np.asarray(ir, dtype=np.float64)
     if h.ndim == 2:
@@ -808,10 +808,10 @@ def fit_mlp(x: np.ndarray, y: np.ndarray, hidden: int = 32, l2: float = 1e-3,
 #: decay read on the backing: an index, the estimator was trained on vocals)
 CHOICE_FEATURES: tuple[str, ...] = ("tempo_oct", "log_onsets_per_s", "backing_log_decay")
 #: priors of the choice model's intercepts (the decay's prior is the baseline's tempo
-#: rule, :func:`vocalmix.baseline.reverb_decay_for_tempo`): the baseline's wet level and
+#: rule, :func:`vocalmix.estimators.baseline.reverb_decay_for_tempo`): the baseline's wet level and
 #: pre-delay, and a moderate damping (the median 4 kHz ratio of the real IRs is ~0.8)
 CHOICE_PRIOR: dict[str, float] = {"hf_ratio": 0.8, "pre_delay_ms": 20.0, "wet_level_db": -14.0}
-CHOICE_ALPHA = 1.0  # ridge penalty, in songs (as vocalmix.models.DEFAULT_ALPHA)
+CHOICE_ALPHA = 1.0  # ridge penalty, in songs (as vocalmix.estimators.level.DEFAULT_ALPHA)
 PRIOR_SONGS = 1.0  # weight of the prior on each intercept, in songs
 EXCERPT_S, HOP_S, MAX_EXCERPTS = 8.0, 4.0, 12
 
@@ -819,8 +819,8 @@ EXCERPT_S, HOP_S, MAX_EXCERPTS = 8.0, 4.0, 12
 def backing_features(backing: np.ndarray, sample_rate: int, estimator: MLP
                      ) -> tuple[np.ndarray, float]:
     """(:data:`CHOICE_FEATURES` row, tempo in BPM) of a backing track."""
-    from .baseline import BaselineConfig
-    from .tempo import estimate_tempo, onset_strength
+    from vocalmix.estimators.baseline import BaselineConfig
+    from vocalmix.estimators.tempo import estimate_tempo, onset_strength
 
     tempo = float(estimate_tempo(backing, sample_rate))
     if not math.isfinite(tempo):
@@ -841,9 +841,9 @@ def estimate_song(estimator: MLP, audio: np.ndarray, sample_rate: int,
                   use_excerpts: bool = True) -> dict[str, float]:
     """The estimator's reading of a whole (wet) signal: the mean encoded prediction over
     up to :data:`MAX_EXCERPTS` excerpts of 8 s (every 4 s) in which it is active (the
-    windows :func:`vocalmix.features.vocal_excerpts` chooses), decoded; plus the spread
+    windows :func:`vocalmix.estimators.features.vocal_excerpts` chooses), decoded; plus the spread
     (sd over excerpts, encoded units) and the number of excerpts."""
-    from .features import vocal_excerpts
+    from vocalmix.estimators.features import vocal_excerpts
 
     a = np.asarray(audio, dtype=np.float32)
     if a.ndim == 1:
@@ -871,7 +871,7 @@ def estimate_song(estimator: MLP, audio: np.ndarray, sample_rate: int,
 def choice_targets(est: dict[str, float], tempo_bpm: float) -> np.ndarray:
     """The choice model's regression targets for one song: log(decay / tempo rule),
     log damping ratio, pre-delay (ms), wet level (dB)."""
-    from .baseline import reverb_decay_for_tempo
+    from vocalmix.estimators.baseline import reverb_decay_for_tempo
 
     return np.array([math.log(est["decay_s"] / reverb_decay_for_tempo(tempo_bpm)),
                      math.log(est["hf_ratio"]), est["pre_delay_ms"], est["wet_level_db"]])
@@ -904,7 +904,7 @@ class ChoiceModel:
 
     def predict(self, f: np.ndarray, tempo_bpm: float) -> dict[str, float]:
         """Predicted parameters (:data:`PARAMS`) for one backing's feature row."""
-        from .baseline import reverb_decay_for_tempo
+        from vocalmix.estimators.baseline import reverb_decay_for_tempo
 
         t = self.predict_targets(f)[0]
         return {"decay_s": float(reverb_decay_for_tempo(tempo_bpm) * math.exp(t[0])),
@@ -974,7 +974,7 @@ class ReverbModel:
                   "check_t": self.choice.predict_targets(check_f)}
         arrays.update(self.estimator.arrays("estimator"))
         arrays.update(self.choice.arrays())
-        from .audio import write_model_files
+        from vocalmix.core.audio import write_model_files
 
         write_model_files(folder, WEIGHTS, arrays, META, meta)
 
@@ -983,9 +983,9 @@ class ReverbModel:
         """Load from ``folder`` (default: the package's ``assets``). :class:`ModelError`
         when missing, unreadable, or written for other features (stale)."""
         where = "the package" if folder is None else str(folder)
-        hint = "train them with 'vocalmix train' (vocalmix.reverbmodel.train_reverb_model)"
+        hint = "train them with 'vocalmix train' (vocalmix.estimators.reverb.train_reverb_model)"
         try:
-            from .audio import load_arrays
+            from vocalmix.core.audio import load_arrays
 
             d = load_arrays(WEIGHTS, folder)
             meta_text = _meta_text(folder)
@@ -1034,7 +1034,7 @@ def load_check_rows(folder: str | Path | None = None) -> dict[str, np.ndarray]:
     """The check rows stored with the weights (``check_x``/``check_y``: estimator
     features and encoded predictions; ``check_f``/``check_t``: choice features and
     targets), for the test that numpy inference equals the training-time predictions."""
-    from .audio import load_arrays
+    from vocalmix.core.audio import load_arrays
 
     d = load_arrays(WEIGHTS, folder)
     return {k: d[k] for k in ("check_x", "check_y", "check_f", "check_t")}
@@ -1047,7 +1047,7 @@ DEFAULT_COUNTS: dict[str, int] = {"synthetic_train": 5000, "synthetic_val": 1000
                                   "per_ir_train": 24, "per_ir_val": 8}
 MLP_HIDDEN, MLP_L2, MLP_MAXITER = 16, 1e-2, 600
 N_IR_FOLDS = 4
-#: IR sources (:mod:`vocalmix.irlib`); plug-ins missing on a machine are skipped
+#: IR sources (:mod:`vocalmix.training.irlib`); plug-ins missing on a machine are skipped
 IR_ORIGINS: tuple[str, ...] = ("real", "pedalboard", "calf", "tap")
 AUGMENT_VERSION = 1  # bump when clean_dry / mixing_augment / the example recipe change
 
@@ -1061,13 +1061,13 @@ def load_library_irs(root: str | Path, origins: tuple[str, ...] = IR_ORIGINS,
                      progress: Progress | None = None) -> list[SendIR]:
     """IRs to train and test on, prepared as sends (:func:`prepare_send_ir`): the real IRs
     under ``root/ir`` and, with more ``origins`` (``pedalboard``, ``calf``, ``tap``), the
-    rendered IRs of :func:`vocalmix.irlib.library` (their wet-only response, left
+    rendered IRs of :func:`vocalmix.training.irlib.library` (their wet-only response, left
     channel). Labels come from ``fitted`` (default :func:`fitted_labels`) where present."""
     fitted = fitted_labels() if fitted is None else fitted
     progress = progress or _quiet
     out: list[SendIR] = []
     try:
-        from . import irlib
+        from vocalmix.training import irlib
     except ImportError:
         irlib = None  # type: ignore[assignment]
     if irlib is None:
@@ -1097,7 +1097,7 @@ def load_library_irs(root: str | Path, origins: tuple[str, ...] = IR_ORIGINS,
 def _cache_key(root: Path, irs: list[SendIR], counts: dict, seed: int) -> str:
     import hashlib
 
-    from .data import file_hash
+    from vocalmix.training.data import file_hash
 
     h = hashlib.sha256(json.dumps([ESTIMATOR_VERSION, AUGMENT_VERSION, seed, counts,
                                    FEATURE_NAMES]).encode())
@@ -1117,7 +1117,7 @@ def build_examples(root: str | Path, irs: list[SendIR], counts: dict[str, int] |
     IR sends on the training singers' clips and, separately seeded, on the validation
     singers' clips. Cached under ``cache_dir()/reverb`` keyed by the data's content, the
     IR labels, ``counts``, ``seed`` and the feature and recipe versions."""
-    from .data import cache_dir
+    from vocalmix.training.data import cache_dir
 
     root = Path(root)
     counts = dict(DEFAULT_COUNTS if counts is None else counts)
@@ -1302,8 +1302,8 @@ def stem_choices(estimator: MLP, stem_folders: list, progress: Progress | None =
     """Per song with level information: the reverb the estimator reads on the mixed
     vocal stem (the engineers' choice, as far as the estimator can tell) and the
     backing's features."""
-    from .baseline import reverb_decay_for_tempo
-    from .data import find_songs, load_song
+    from vocalmix.estimators.baseline import reverb_decay_for_tempo
+    from vocalmix.training.data import find_songs, load_song
 
     progress = progress or _quiet
     out = []
@@ -1335,7 +1335,7 @@ def loso_choice(records: list[dict], alpha: float = CHOICE_ALPHA,
     (tempo rule for the decay, :data:`CHOICE_PRIOR` for the rest) and a constant (the
     other songs' mean, geometric for decay and damping), each against the estimated
     choice of the held-out song."""
-    from .baseline import reverb_decay_for_tempo
+    from vocalmix.estimators.baseline import reverb_decay_for_tempo
 
     f, t = _record_arrays(records)
     n = len(records)
@@ -1372,7 +1372,7 @@ def loso_choice(records: list[dict], alpha: float = CHOICE_ALPHA,
 
 
 def _training_files(root: Path) -> list[dict]:
-    from .data import file_hash
+    from vocalmix.training.data import file_hash
 
     files = sorted((root / "karaoke" / "mir1k").glob("*.flac")) + sorted(
         (root / "dry_vocals").glob("*.wav")) + sorted(
@@ -1389,8 +1389,8 @@ def run_reverb_model(root: str | Path | None = None, stem_folders: list | None =
     shipped estimator on all examples, read the engineers' choices on the stems, fit the
     choice model and cross-validate it by song. Returns the model and the results (the
     metadata document and the report's data)."""
-    from . import __version__
-    from .data import data_root
+    from vocalmix._version import __version__
+    from vocalmix.training.data import data_root
 
     progress = progress or _quiet
     root = Path(root) if root is not None else data_root()
@@ -1460,7 +1460,7 @@ def train_reverb_model(out: str | Path, data: list | None = None, root: str | Pa
         data: folders of mixed stems whose vocals give the engineers' choices (the
             ``--data`` of ``vocalmix train``; default ``<data root>/stems``).
         root: the data root with ``karaoke/mir1k``, ``dry_vocals`` and ``ir`` (default
-            :func:`vocalmix.data.data_root`, which honours ``$VOCALMIX_DATA``).
+            :func:`vocalmix.training.data.data_root`, which honours ``$VOCALMIX_DATA``).
         seed: random seed of the examples and the network's initialisation.
         validate: also evaluate the estimator on held-out IRs (4 more fits) for the
             metadata.
@@ -1492,7 +1492,7 @@ def reverb_report(stem_folders: list, root: str | Path | None = None,
 def predict_reverb(model: ReverbModel, backing: np.ndarray, sample_rate: int) -> dict:
     """The choice model's reverb for a backing: :data:`PARAMS` (not clipped) plus the
     tempo (BPM), the tempo rule's decay and the backing features it used."""
-    from .baseline import reverb_decay_for_tempo
+    from vocalmix.estimators.baseline import reverb_decay_for_tempo
 
     f, tempo = backing_features(backing, sample_rate, model.estimator)
     out = model.choice.predict(f, tempo)
@@ -1502,7 +1502,7 @@ def predict_reverb(model: ReverbModel, backing: np.ndarray, sample_rate: int) ->
 
 
 def reverb_provider(ctx) -> tuple[object, list[str]]:
-    """Target provider (:data:`vocalmix.models.PROVIDERS`): the vocal's reverb becomes the
+    """Target provider (:data:`vocalmix.estimators.level.PROVIDERS`): the vocal's reverb becomes the
     ``synthetic`` type with the choice model's decay (also ``targets.reverb_decay_s``),
     damping (:func:`band_ratios_for_hf`), pre-delay and wet level, each clipped to what
     MixParams accepts; width and the on/off switch are kept. Raises :class:`ModelError`
@@ -1514,7 +1514,7 @@ def reverb_provider(ctx) -> tuple[object, list[str]]:
     p = predict_reverb(m, ctx.backing, ctx.sample_rate)
     hf = float(np.clip(p["hf_ratio"], 0.1, 4.0))
     ratios = band_ratios_for_hf(hf)
-    from .params import REVERB_DECAY_RANGE_S, TARGET_DECAY_RANGE_S
+    from vocalmix.core.params import REVERB_DECAY_RANGE_S, TARGET_DECAY_RANGE_S
 
     lo, hi = TARGET_DECAY_RANGE_S
     decay = float(np.clip(p["decay_s"], lo, min(hi, REVERB_DECAY_RANGE_S[1] / max(ratios))))
@@ -1657,7 +1657,7 @@ def write_reverb_report(res: dict, out: str | Path) -> Path:
     plots = _plots(res, out)
     meta, h, lo = res["meta"], res.get("held_out"), res.get("loso")
     L = ["# Reverb: what the engineers chose, and predicting it", "",
-         "Generated by `vocalmix evaluate --reverb` (module `vocalmix.reverbmodel`, "
+         "Generated by `vocalmix evaluate --reverb` (module `vocalmix.estimators.reverb`, "
          f"seed {meta['seed']}, {meta['date']}).", ""]
     if h:
         pe = h["per_example"]

@@ -13,7 +13,7 @@ Two implementations live here, on purpose:
 
 All signals are float arrays shaped ``(n_samples, n_channels)`` with an explicit sample
 rate in Hz. Channel weights are 1.0 (left/right); vocalmix only handles mono and stereo,
-and a mono signal is measured as stereo with both channels equal (see :mod:`vocalmix.audio`).
+and a mono signal is measured as stereo with both channels equal (see :mod:`vocalmix.core.audio`).
 """
 
 from __future__ import annotations

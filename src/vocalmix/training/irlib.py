@@ -5,7 +5,7 @@
 ``pedalboard``
     pedalboard's built-in ``Reverb`` (JUCE's Freeverb) on a grid of ``room_size``
     (0.2, 0.5, 0.8, 0.95) x ``damping`` (0, 0.5, 1), width 1, rendered by
-    :func:`vocalmix.reverb.render_freeverb_ir` (wet only; bit-identical across runs).
+    :func:`vocalmix.core.reverb.render_freeverb_ir` (wet only; bit-identical across runs).
 ``calf``
     Calf Reverb (Debian ``calf-plugins``), an LV2 plug-in, run by ffmpeg's ``lv2``
     filter. URI ``http://calf.sourceforge.net/plugins/Reverb`` (``lv2ls``; ports from
@@ -44,7 +44,7 @@
     send's "direct sound" is partly wet.
 ``real``
     Every audio file under ``<data root>/ir`` (all sub-folders; see
-    :func:`vocalmix.data.data_root`) except the guitar-cabinet IRs ``direct_cabinet_*``;
+    :func:`vocalmix.training.data.data_root`) except the guitar-cabinet IRs ``direct_cabinet_*``;
     files with more than two channels (true-stereo IRs) are folded to the mean of their
     channels, as ``vocalmix fit-reverb`` does.
 
@@ -80,7 +80,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import AudioError
+from vocalmix.core.errors import AudioError
 
 __all__ = [
     "CALF_GRID",
@@ -187,15 +187,15 @@ class LibraryIR:
 
 
 def read_ir(path: str | Path) -> tuple[np.ndarray, int]:
-    """An impulse response file: :func:`vocalmix.audio.read_impulse_response`."""
-    from .audio import read_impulse_response
+    """An impulse response file: :func:`vocalmix.core.audio.read_impulse_response`."""
+    from vocalmix.core.audio import read_impulse_response
 
     return read_impulse_response(path, max_duration_s=MAX_IR_S)
 
 
 def real_ir_paths(root: str | Path | None = None) -> list[Path]:
     """The real IR files under ``root/ir`` (default: the data root), sorted, cabinets out."""
-    from .data import AUDIO_EXT, data_root
+    from vocalmix.training.data import AUDIO_EXT, data_root
 
     base = (Path(root) if root is not None else data_root()) / "ir"
     if not base.is_dir():
@@ -330,7 +330,7 @@ def _slug(text: str) -> str:
 
 
 def _measure(wet: np.ndarray, sample_rate: int) -> float:
-    from .reverb import reverberation_time
+    from vocalmix.core.reverb import reverberation_time
 
     return reverberation_time(wet, sample_rate, "T30")
 
@@ -338,7 +338,7 @@ def _measure(wet: np.ndarray, sample_rate: int) -> float:
 def _pedalboard_items(sample_rate: int, verify: bool, log: Log) -> Iterator[LibraryIR]:
     import pedalboard
 
-    from .reverb import render_freeverb_ir
+    from vocalmix.core.reverb import render_freeverb_ir
 
     for room, damp in PEDALBOARD_GRID:
         wet = _trim_tail(render_freeverb_ir(room, damp, 1.0, sample_rate))
@@ -408,7 +408,7 @@ def library(
     Args:
         origins: which of ``pedalboard``, ``calf``, ``tap``, ``real`` to include.
         sample_rate: rate of the rendered IRs, Hz (real IRs keep their own rate).
-        data_dir: the data root holding ``ir/`` (default :func:`vocalmix.data.data_root`).
+        data_dir: the data root holding ``ir/`` (default :func:`vocalmix.training.data.data_root`).
         verify: render every rendered IR (pedalboard and plug-ins) twice and record
             whether the two are bit-identical (``info["deterministic"]``).
         log: where one-line notes go (a skipped source or file, a non-deterministic
@@ -435,7 +435,7 @@ def library(
                 except (RuntimeError, OSError) as e:
                     log(f"skipping a {origin} IR ({settings}): {e}")
         else:
-            from .data import data_root
+            from vocalmix.training.data import data_root
 
             root = Path(data_dir) if data_dir is not None else data_root()
             paths = real_ir_paths(root)
@@ -456,6 +456,6 @@ def library(
 
 
 def _channels(p: Path) -> int:
-    from .audio import channel_count
+    from vocalmix.core.audio import channel_count
 
     return channel_count(p)

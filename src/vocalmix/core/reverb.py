@@ -77,7 +77,7 @@ from typing import Any
 import numpy as np
 from scipy.signal import butter, sosfiltfilt
 
-from .errors import ParamsError
+from vocalmix.core.errors import ParamsError
 
 __all__ = [
     "CALIBRATION_RESOURCE",
@@ -493,7 +493,7 @@ def synthetic_band_noise(sample_rate: int, n: int) -> tuple[np.ndarray, ...]:
     :func:`synthetic_band_weights`, float64 ``(bands, n)``. The parameters only weight
     these by envelopes (:func:`synthetic_ir_from_noise`), so a caller rendering many
     candidates (the reverb fit) computes them once."""
-    from .params import DECAY_BANDS_HZ
+    from vocalmix.core.params import DECAY_BANDS_HZ
 
     nfft = 1 << int(math.ceil(math.log2(max(n, 2))))
     weights = synthetic_band_weights(np.fft.rfftfreq(nfft, 1.0 / sample_rate), DECAY_BANDS_HZ)
@@ -552,7 +552,7 @@ def render_synthetic_ir(
         float32 ``(n, 2)``, read-only, each channel with energy (sum of squares) 1;
         bit-identical for the same arguments.
     """
-    from .params import DECAY_BANDS_HZ
+    from vocalmix.core.params import DECAY_BANDS_HZ
 
     sr = _check_rate(sample_rate)
     ratios = tuple(float(r) for r in (band_decay_ratios or (1.0,) * len(DECAY_BANDS_HZ)))

@@ -7,7 +7,7 @@ Vocal gain
     ``g * V + B``. K-weighting is linear too, so every 100 ms segment energy of the mix is
     ``g^2 * VV + 2 g * VB + BB`` with the segment sums ``VV``, ``VB``, ``BB`` computed
     once. BS.1770-4 integrated loudness, gating included, then follows exactly for any
-    ``g`` (:func:`vocalmix.measure.integrated_from_segments`), and a bracketing root
+    ``g`` (:func:`vocalmix.core.measure.integrated_from_segments`), and a bracketing root
     finder solves ``I(g V) - I(g V + B) = target``.
 
 Compressor threshold
@@ -36,15 +36,15 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy.optimize import brentq
 
-from .errors import TargetUnreachableError
-from .measure import (
+from vocalmix.core.errors import TargetUnreachableError
+from vocalmix.core.measure import (
     BlockStats,
     integrated_from_segments,
     k_weight,
     loudness_range,
     lra_from_short_term,
 )
-from .params import Compressor
+from vocalmix.core.params import Compressor
 
 RATIO_STEPS = (3.0, 4.0, 6.0, 10.0, 20.0, 40.0)
 LRA_TOLERANCE_LU = 0.3
@@ -296,8 +296,8 @@ def resolve_compressor(
     ``base`` supplies attack, release and the starting ratio. Make-up gain is set so the
     compressed vocal keeps its integrated loudness. See the module doc for the method.
     """
-    from .measure import integrated_loudness
-    from .render import compressor_stage
+    from vocalmix.core.measure import integrated_loudness
+    from vocalmix.core.render import compressor_stage
 
     base = base or Compressor(ratio=4.0)
     input_lra = loudness_range(x, sample_rate)

@@ -3,18 +3,18 @@
     vocalmix evaluate --data DIR [DIR...] --report OUTDIR
 
 Every song with level information is held out in turn; the model is trained on the
-*other* songs' examples (:mod:`vocalmix.train`), and three methods predict the held-out
+*other* songs' examples (:mod:`vocalmix.training.train`), and three methods predict the held-out
 song's targets from its whole stems, the vocal first made to look like a raw take
-(:func:`vocalmix.features.perturb_vocal`, several seeded draws whose predictions are
+(:func:`vocalmix.estimators.features.perturb_vocal`, several seeded draws whose predictions are
 averaged):
 
-* **baseline** (:mod:`vocalmix.baseline`): vocal-to-mix -3 LU; its vocal-to-backing is
+* **baseline** (:mod:`vocalmix.estimators.baseline`): vocal-to-mix -3 LU; its vocal-to-backing is
   what -3 LU vocal-to-mix gives on the song's own stems (the resolver's exact
   BS.1770-4 computation; the power-addition formula would say +0.02 LU for every song);
   vocal LRA = the input's LRA capped at 14 LU, because the baseline compresses to 14 LU
   and never expands;
 * **constant**: the training songs' mean of each figure (song-level truth);
-* **model**: the level model (:mod:`vocalmix.models`), exactly as ``vocalmix mix
+* **model**: the level model (:mod:`vocalmix.estimators.level`), exactly as ``vocalmix mix
   --method model`` runs it, on up to 16 excerpts of the held-out input.
 
 The human truth is measured on the stems as mixed: vocal-to-mix and vocal-to-backing
@@ -35,8 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError
-from .models import (
+from vocalmix.core.errors import DataError
+from vocalmix.estimators.level import (
     ALPHA_GRID,
     DEFAULT_ALPHA,
     LEVEL_FEATURES,
@@ -46,7 +46,13 @@ from .models import (
     predict_from_features,
     song_weights,
 )
-from .train import DEFAULT_AUGMENT, DEFAULT_DRAWS, Examples, build_examples, level_songs
+from vocalmix.training.train import (
+    DEFAULT_AUGMENT,
+    DEFAULT_DRAWS,
+    Examples,
+    build_examples,
+    level_songs,
+)
 
 METHODS = ("baseline", "constant", "model")
 KEYS = ("vocal_to_mix_lu", "vocal_to_backing_lu", "vocal_lra_lu")
@@ -107,7 +113,7 @@ def _sensitivity(ex: Examples) -> dict:
     """How the model's held-out errors move with alpha and with single level features."""
     truth_v2m = np.array([r.truth["vocal_to_mix_lu"] for r in ex.records])
     truth_lra = np.array([r.truth["vocal_lra_lu"] for r in ex.records])
-    from .models import HEAD_FEATURES
+    from vocalmix.estimators.level import HEAD_FEATURES
 
     by_alpha = {}
     for a in ALPHA_GRID:
@@ -145,7 +151,7 @@ def cross_validate(ex: Examples, seed: int = 0, alpha: float | None = None,
                  f"{rec.truth['vocal_to_mix_lu']:+.2f} LU, model "
                  f"{pred['model']['vocal_to_mix_lu']:+.2f}, constant "
                  f"{pred['constant']['vocal_to_mix_lu']:+.2f}, baseline -3.00")
-    from .features import FEATURE_NAMES
+    from vocalmix.estimators.features import FEATURE_NAMES
 
     lra_in = ex.x[:, FEATURE_NAMES.index("v_lra_lu")]
     lra_mixed = (lra_in + 1.0) * np.exp(ex.y[:, 2]) - 1.0
@@ -180,7 +186,7 @@ def evaluate(folders: list[str], seed: int = 0, augment: int = DEFAULT_AUGMENT,
                         f"found {len(songs)} under {', '.join(map(str, folders))}")
     ex = build_examples(songs, seed, augment, progress, use_cache, draws, jobs)
     res = cross_validate(ex, seed, alpha, progress)
-    from .data import find_songs
+    from vocalmix.training.data import find_songs
 
     skipped = sum(not s.has_level_info for s in find_songs(folders))
     res.update({"augment": augment, "draws": draws, "skipped_without_level_info": skipped,
@@ -467,7 +473,7 @@ def write_eq_report(res: dict, out: Path) -> Path:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        from .eqmodel import CENTRES_HZ
+        from vocalmix.estimators.eq import CENTRES_HZ
 
         fig, axes = plt.subplots(1, 3, figsize=(15, 4))
         ax = axes[0]
@@ -526,14 +532,14 @@ def _cmd(args: argparse.Namespace) -> int:
         print(p.read_text(encoding="utf-8").split("\n## Per song")[0])
         print(f"wrote {p}")
     if args.eq or args.all:
-        from .eqmodel import evaluate_eq
+        from vocalmix.estimators.eq import evaluate_eq
 
         p = write_eq_report(evaluate_eq(args.data, seed=args.seed, progress=progress), out)
         print(p.read_text(encoding="utf-8"))
         print(f"wrote {p}")
     if args.reverb or args.all:
-        from .data import data_root
-        from .reverbmodel import reverb_report, write_reverb_report
+        from vocalmix.estimators.reverb import reverb_report, write_reverb_report
+        from vocalmix.training.data import data_root
 
         res = reverb_report(args.data, data_root(), progress, seed=args.seed,
                             use_cache=not args.no_cache)

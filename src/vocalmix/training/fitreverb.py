@@ -5,9 +5,9 @@
 
 What is fitted
     The vocal chain's reverb send for a unit impulse: the dry impulse plus the
-    ``synthetic`` reverb's wet IR (:func:`vocalmix.reverb.render_synthetic_ir`, width 1)
+    ``synthetic`` reverb's wet IR (:func:`vocalmix.core.reverb.render_synthetic_ir`, width 1)
     delayed by ``pre_delay_ms`` and scaled by ``wet_level_db``
-    (:func:`render_send_ir`, the same operations as :func:`vocalmix.render.reverb_wet`).
+    (:func:`render_send_ir`, the same operations as :func:`vocalmix.core.render.reverb_wet`).
     Its free parameters are ``decay_s`` (T30 at 1 kHz), the six non-reference
     ``band_decay_ratios`` (125, 250, 500, 2000, 4000, 8000 Hz), ``wet_level_db``
     (-40 to +6 dB: the params' maximum is +6, so a room wetter than that is fitted at
@@ -29,7 +29,7 @@ How
     log(ratios) within a factor 1.35 of the guess and the full wet and pre-delay ranges.
 
     The cost compares target and candidate as measured by the same ISO 3382 routine
-    (:mod:`vocalmix.reverb`: Schroeder integration with noise handling, octave bands by
+    (:mod:`vocalmix.core.reverb`: Schroeder integration with noise handling, octave bands by
     zero-phase Butterworth band-passes; :func:`describe`): per octave band 125 Hz-8 kHz,
     T30 (relative error in units of 2 %: the dominant term) and EDT (units of 10 %,
     weight 1/4); broadband EDT (units of 10 %); C50 (units of 1 dB); the broadband energy
@@ -43,7 +43,7 @@ How
     that; its upper edge is capped at 10.8 kHz): the target is resampled (soxr HQ), and
     each candidate is rendered at the *target's* rate and resampled the same way
     (:class:`SendRenderer`: the synthetic reverb's own seeds, band weights and envelopes;
-    bit-identical to :func:`vocalmix.reverb.render_synthetic_ir` at the same length,
+    bit-identical to :func:`vocalmix.core.reverb.render_synthetic_ir` at the same length,
     within 1e-5 at another, from FFT end effects). The synthetic reverb's noise differs
     from rate to rate, and so does the share of its energy above 11 kHz (its wet IR is
     normalised over the whole band), so this is the preset as it sounds at the IR's rate:
@@ -60,7 +60,7 @@ What is reported
     fitted T30 is within 10 % of the target's in each of the 500 Hz, 1, 2 and 4 kHz bands
     (false where the target's cannot be measured).
 
-Each fitted IR becomes a named preset (:mod:`vocalmix.presets`; ``vocalmix mix
+Each fitted IR becomes a named preset (:mod:`vocalmix.estimators.presets`; ``vocalmix mix
 --reverb-preset NAME``).
 """
 
@@ -78,8 +78,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .params import DECAY_BANDS_HZ, Reverb
-from .reverb import clarity_c50_db
+from vocalmix.core.params import DECAY_BANDS_HZ, Reverb
+from vocalmix.core.reverb import clarity_c50_db
 
 FIT_SR = 22050
 BANDS_HZ: tuple[float, ...] = DECAY_BANDS_HZ
@@ -144,7 +144,7 @@ def _safe(f: Callable[[], float]) -> float:
 def _lead_pad(sample_rate: int) -> int:
     """Zeros put before an IR before it is measured: 50 ms. A send's dry impulse sits at
     sample 0, and the octave filters run forward and backward (zero phase), so a filtered
-    impulse rings before it; :func:`vocalmix.reverb.band_filter` returns the IR's own
+    impulse rings before it; :func:`vocalmix.core.reverb.band_filter` returns the IR's own
     span, which would cut that ringing off and bend the low bands' EDT. Leading silence
     is otherwise ignored by the onset detection."""
     return int(round(0.05 * sample_rate))
@@ -152,8 +152,8 @@ def _lead_pad(sample_rate: int) -> int:
 
 def _times(x: np.ndarray, sample_rate: int) -> tuple[float, float, np.ndarray]:
     """(T30, EDT, EDC dB) from one Schroeder EDC, computed once for both kinds by
-    :mod:`vocalmix.reverb` (the tests check they equal :func:`reverberation_time`'s)."""
-    from .reverb import _edc_db, _time_from_edc
+    :mod:`vocalmix.core.reverb` (the tests check they equal :func:`reverberation_time`'s)."""
+    from vocalmix.core.reverb import _edc_db, _time_from_edc
 
     try:
         edc, decays = _edc_db(x, sample_rate)
@@ -164,8 +164,8 @@ def _times(x: np.ndarray, sample_rate: int) -> tuple[float, float, np.ndarray]:
 
 
 def _band(x: np.ndarray, sample_rate: int, band_hz: float) -> np.ndarray:
-    """:func:`vocalmix.reverb.band_filter` (its filter design is cached there)."""
-    from .reverb import band_filter
+    """:func:`vocalmix.core.reverb.band_filter` (its filter design is cached there)."""
+    from vocalmix.core.reverb import band_filter
 
     return band_filter(x, sample_rate, band_hz)
 
@@ -174,7 +174,7 @@ def describe(ir: np.ndarray, sample_rate: int, bands: tuple[float, ...] = BANDS_
              ) -> Descriptors:
     """T30/EDT per octave band, broadband T30/EDT, C50 and early EDC points of an IR.
 
-    Measured by :mod:`vocalmix.reverb` (``band_filter``'s octave filters, the EDC of
+    Measured by :mod:`vocalmix.core.reverb` (``band_filter``'s octave filters, the EDC of
     ``reverberation_time``, ``clarity_c50_db``) after 50 ms of leading silence
     (:func:`_lead_pad`). ``nan`` where a figure cannot be measured.
     """
@@ -201,7 +201,7 @@ def describe(ir: np.ndarray, sample_rate: int, bands: tuple[float, ...] = BANDS_
 
 def _arrival_ms(x: np.ndarray, sample_rate: int) -> dict[float, float]:
     """See :class:`Descriptors` (``nan`` if nothing follows the direct sound)."""
-    from .reverb import onset_index
+    from vocalmix.core.reverb import onset_index
 
     try:
         i0 = onset_index(x)
@@ -253,8 +253,8 @@ def render_send_ir(params: Reverb | dict, sample_rate: int = FIT_SR,
                    length_s: float | None = None) -> np.ndarray:
     """The vocal chain's reverb send for a unit impulse: dry impulse + delayed wet.
 
-    Rendered by :func:`vocalmix.render.reverb_wet` (the mixing code) from a
-    :class:`~vocalmix.params.Reverb` or a dict of its fields (``type`` defaults to
+    Rendered by :func:`vocalmix.core.render.reverb_wet` (the mixing code) from a
+    :class:`~vocalmix.core.params.Reverb` or a dict of its fields (``type`` defaults to
     ``freeverb`` when the dict has ``room_size``, else ``synthetic``).
 
     Args:
@@ -266,8 +266,8 @@ def render_send_ir(params: Reverb | dict, sample_rate: int = FIT_SR,
     Returns:
         float32 ``(n, 2)``; sample 0 holds the dry impulse.
     """
-    from .render import reverb_wet
-    from .reverb import freeverb_t60_estimate_s
+    from vocalmix.core.render import reverb_wet
+    from vocalmix.core.reverb import freeverb_t60_estimate_s
 
     rv, wet_db = _as_reverb(params)
     if length_s is None:
@@ -288,14 +288,14 @@ class SendRenderer:
 
     The synthetic wet IR is ``sum_b env_b(t) * noise_b(t)`` per channel, where only the
     envelopes depend on the parameters: the band-filtered noises
-    (:func:`vocalmix.reverb.synthetic_band_noise`) are computed once for the longest IR
+    (:func:`vocalmix.core.reverb.synthetic_band_noise`) are computed once for the longest IR
     needed, and every candidate is made from them by the renderer's own
-    :func:`vocalmix.reverb.synthetic_ir_from_noise`, cut to the synthetic reverb's own
+    :func:`vocalmix.core.reverb.synthetic_ir_from_noise`, cut to the synthetic reverb's own
     length (72 dB of decay of its longest band), at width 1.
     """
 
     def __init__(self, sample_rate: int, max_length_s: float):
-        from .reverb import synthetic_band_noise
+        from vocalmix.core.reverb import synthetic_band_noise
 
         self.sr = int(sample_rate)
         self.n_max = max(2, int(round(max_length_s * self.sr)))
@@ -303,7 +303,7 @@ class SendRenderer:
 
     def wet(self, band_decays_s: np.ndarray) -> np.ndarray:
         """Wet IR ``(n, 2)`` float32 for the per-band decays (s), width 1, energy 1."""
-        from .reverb import synthetic_ir_from_noise
+        from vocalmix.core.reverb import synthetic_ir_from_noise
 
         d = np.asarray(band_decays_s, np.float64)
         n = min(self.n_max, max(2, int(round((1.2 * d.max() + 0.05) * self.sr))))
@@ -585,7 +585,8 @@ def t30_within(result: dict, tolerance: float = 0.10,
 
 def preset_entry(name: str, result: dict, *, source: str, origin: str,
                  settings: dict | None = None, info: dict | None = None) -> dict:
-    """One preset of ``assets/reverb_presets.json`` from a fit (see :mod:`vocalmix.presets`)."""
+    """One preset of ``assets/reverb_presets.json`` from a fit
+    (see :mod:`vocalmix.estimators.presets`)."""
     entry = {
         "source": source, "origin": origin, "reverb": dict(result["reverb"]),
         "t30_s_target": result["target"]["t30_s"], "t30_s_fitted": result["fitted"]["t30_s"],
@@ -682,7 +683,7 @@ def report_markdown(doc: dict) -> str:
         "`synthetic` reverb's send (dry impulse + pre-delayed wet at `wet_level_db`: "
         "`decay_s`, six band ratios, wet level, pre-delay) to each IR, at "
         f"{meta['fit']['sample_rate_hz']} Hz. Target and fitted figures below are measured "
-        "again at the IR's own rate with the ISO 3382 routine of `vocalmix.reverb` "
+        "again at the IR's own rate with the ISO 3382 routine of `vocalmix.core.reverb` "
         "(Schroeder integration with noise handling; octave bands by zero-phase Butterworth "
         "band-passes), the fitted side on the send as the mixing code renders it. Total "
         f"fitting time {meta['seconds_total'] / 60:.1f} min of wall time, one process on a 2-core "
@@ -722,7 +723,7 @@ def report_markdown(doc: dict) -> str:
                 + ". pyroomacoustics takes the two points where the curve, integrated noise "
                 "and all, crosses -5 and -35 dB; ours fits a least-squares line over that "
                 "range after truncating at the noise floor and compensating (see "
-                "`vocalmix.reverb`). They part where the broadband EDC is curved (the Calf "
+                "`vocalmix.core.reverb`). They part where the broadband EDC is curved (the Calf "
                 "sends: their octave bands decay between 0.4 and 6 s, and with the wet 17 dB "
                 "below the dry the -5 dB point lies right after the direct sound) or the "
                 "noise floor is high.",
@@ -757,7 +758,7 @@ def report_markdown(doc: dict) -> str:
               + (": " + ", ".join(capped) if capped else "") + ".", ""]
     lines += ["## Method notes", "",
               "- Every IR is measured after 50 ms of leading zeros. A send's dry impulse sits "
-              "at sample 0, and the zero-phase octave filters (`vocalmix.reverb.band_filter`, "
+              "at sample 0, and the zero-phase octave filters (`vocalmix.core.reverb.band_filter`, "
               "run forward and backward) make a filtered impulse ring before it; the leading "
               "zeros keep that ringing, which the IR's own span would cut off, bending the "
               "low bands' EDT. Leading silence is otherwise ignored by the onset detection.",
@@ -861,7 +862,7 @@ def _plot(doc: dict) -> bytes:
 
 
 def _write_bytes(path: Path, data: bytes, force: bool) -> None:
-    from .audio import _atomic_path, check_outputs
+    from vocalmix.core.audio import _atomic_path, check_outputs
 
     check_outputs([path], force=force)
     with _atomic_path(path, path.suffix) as tmp, open(tmp, "wb") as f:
@@ -871,7 +872,7 @@ def _write_bytes(path: Path, data: bytes, force: bool) -> None:
 def write_report(folder: str | Path, doc: dict, *, force: bool = False) -> list[Path]:
     """Write ``reverb_fit.json``, ``reverb_fit.md`` and (with matplotlib)
     ``reverb_fit.png`` into ``folder``, each atomically."""
-    from .audio import write_text
+    from vocalmix.core.audio import write_text
 
     d = Path(folder)
     out = [d / "reverb_fit.json", d / "reverb_fit.md"]
@@ -892,7 +893,7 @@ def build_document(results: dict[str, dict], *, command: str, fit: dict,
     determinism) and ``irs`` (every fit, by name)."""
     import scipy
 
-    from . import __version__
+    from vocalmix._version import __version__
 
     try:
         import pyroomacoustics
@@ -959,7 +960,7 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
                                           "(writes presets)")
     p.add_argument("irs", nargs="*", help="impulse response files")
     p.add_argument("--library", action="store_true",
-                   help="fit the IR library (vocalmix.irlib): pedalboard grid, Calf and TAP "
+                   help="fit the IR library (vocalmix.training.irlib): pedalboard grid, Calf, TAP "
                         "plug-ins where ffmpeg has them, and the real IRs of the data folder")
     p.add_argument("--origins", default="pedalboard,calf,tap,real",
                    help="with --library: which sources, comma-separated")
@@ -986,8 +987,8 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
 
 def _items(args: argparse.Namespace, log: Progress):
     """(name, origin, source, settings, ir, sample_rate, info) for each IR to fit."""
-    from .errors import AudioError
-    from .irlib import library, read_ir
+    from vocalmix.core.errors import AudioError
+    from vocalmix.training.irlib import library, read_ir
 
     for path in args.irs:
         try:
@@ -1007,8 +1008,8 @@ def _items(args: argparse.Namespace, log: Progress):
 
 
 def _cmd(args: argparse.Namespace) -> int:
-    from .audio import check_outputs, write_text
-    from .errors import ParamsError
+    from vocalmix.core.audio import check_outputs, write_text
+    from vocalmix.core.errors import ParamsError
 
     if not args.irs and not args.library:
         raise ParamsError("give impulse response files, or --library")
@@ -1061,7 +1062,7 @@ def _cmd(args: argparse.Namespace) -> int:
             f"{'within' if r['within_10pct_500_4k'] else 'NOT within'} 10 %; "
             f"{r['seconds']:.0f} s")
     if not results:
-        from .errors import AudioError
+        from vocalmix.core.errors import AudioError
 
         raise AudioError("no impulse response could be read: nothing fitted, nothing written")
     write_text(args.output, json.dumps(_json_safe(presets), indent=1) + "\n", force=args.force)
@@ -1077,7 +1078,7 @@ def _cmd(args: argparse.Namespace) -> int:
             + ([f"--seed {args.seed}"] if args.seed else [])
             + ([f"--maxiter {args.maxiter}"] if args.maxiter != DEFAULTS["maxiter"] else [])
             + ([f"--popsize {args.popsize}"] if args.popsize != DEFAULTS["popsize"] else []))
-        from .irlib import plugin_status
+        from vocalmix.training.irlib import plugin_status
 
         status = plugin_status() if args.library else {}
         for k, why in status.items():

@@ -72,7 +72,7 @@ class MaskingAnalysis:
 
 def _power_spectra(x: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
     """Frame power spectra ``(frames, bins)`` of a downmix at 32 kHz, and bin freqs."""
-    from .dsp import mono_at
+    from vocalmix.core.dsp import mono_at
 
     y = mono_at(x, sample_rate, _SR)
     hop = _N_FFT  # non-overlapping frames: a long-term spectrum needs no overlap

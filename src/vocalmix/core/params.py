@@ -5,7 +5,7 @@ A :class:`MixParams` is a tree of frozen dataclasses with units in every field n
 follow pedalboard's where pedalboard has the same knob. It serialises to one versioned
 JSON document (:meth:`MixParams.to_json`) and back without loss
 (:meth:`MixParams.from_json`); every value is range-checked on construction, so an edited
-file with an absurd value fails with a :class:`~vocalmix.errors.ParamsError` naming the
+file with an absurd value fails with a :class:`~vocalmix.core.errors.ParamsError` naming the
 field, its value and the allowed range.
 
 Editing: change a *setting* (e.g. ``vocal.gain_db``) and run ``vocalmix render`` to hear
@@ -21,7 +21,7 @@ import numbers
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from typing import Any
 
-from .errors import ParamsError
+from vocalmix.core.errors import ParamsError
 
 FORMAT = "vocalmix.params"
 SCHEMA_VERSION = 2
@@ -119,7 +119,7 @@ class Reverb:
 
     * ``freeverb``: pedalboard's ``Reverb`` with ``room_size``, ``damping`` and ``width``;
       ``decay_s`` is the broadband T30 those knobs give (from a calibration of its
-      rendered impulse responses, see :mod:`vocalmix.reverb`), and ``wet_level_db`` the
+      rendered impulse responses, see :mod:`vocalmix.core.reverb`), and ``wet_level_db`` the
       gain applied to its output.
     * ``synthetic``: convolution with a synthesised impulse response, exponentially
       decaying noise whose T30 is ``decay_s`` at 1 kHz and ``decay_s x
@@ -127,7 +127,7 @@ class Reverb:
       the 1 kHz entry is the reference, 1.0), interpolated in between; ``width``
       decorrelates the channels (0 mono, 1 uncorrelated). Its wet energy is normalised,
       so ``wet_level_db`` is the reverberant-to-direct energy ratio of the send, dB.
-      Every value is rendered as written (see :func:`vocalmix.reverb.render_synthetic_ir`).
+      Every value is rendered as written (see :func:`vocalmix.core.reverb.render_synthetic_ir`).
 
     ``pre_delay_ms`` delays the wet signal in both types.
     """

@@ -1,7 +1,7 @@
 """Named reverb presets: the ``synthetic`` reverb fitted to impulse responses.
 
 ``assets/reverb_presets.json`` is written by ``vocalmix fit-reverb --library`` (see
-:mod:`vocalmix.fitreverb` and :mod:`vocalmix.irlib`): one preset per measured room
+:mod:`vocalmix.training.fitreverb` and :mod:`vocalmix.training.irlib`): one preset per measured room
 (``origin`` ``real``), per setting of the Calf and TAP plug-in reverbs (``calf``,
 ``tap``) and per point of a grid of pedalboard's built-in reverb (``pedalboard``). Each
 entry::
@@ -27,8 +27,8 @@ import json
 from dataclasses import replace
 from functools import lru_cache
 
-from .errors import ParamsError
-from .params import TARGET_DECAY_RANGE_S, MixParams, Reverb
+from vocalmix.core.errors import ParamsError
+from vocalmix.core.params import TARGET_DECAY_RANGE_S, MixParams, Reverb
 
 WET_LEVEL_MAX_DB = 6.0
 
@@ -54,9 +54,9 @@ def _entry(name: str) -> dict:
 
 
 def preset_reverb(name: str) -> Reverb:
-    """The :class:`~vocalmix.params.Reverb` of preset ``name`` (enabled).
+    """The :class:`~vocalmix.core.params.Reverb` of preset ``name`` (enabled).
 
-    Raises :class:`~vocalmix.errors.ParamsError` for an unknown name (listing the known
+    Raises :class:`~vocalmix.core.errors.ParamsError` for an unknown name (listing the known
     ones) or an entry that is not a valid reverb. ``wet_level_db`` is capped at +6 dB.
     An entry in the older format (``"params"``: Freeverb ``room_size``, ``damping``,
     ``wet_level_db``, ``pre_delay_ms``) gives a ``freeverb`` reverb.
@@ -69,7 +69,7 @@ def preset_reverb(name: str) -> Reverb:
             d["wet_level_db"] = min(WET_LEVEL_MAX_DB, float(d["wet_level_db"]))
             d.setdefault("type", "synthetic")
             return Reverb(enabled=True, **d)
-        from .reverb import decay_for_room_size
+        from vocalmix.core.reverb import decay_for_room_size
 
         q = e["params"]
         decay = decay_for_room_size(q["room_size"], q["damping"])

@@ -15,8 +15,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__
-from .errors import VocalmixError
+from vocalmix._version import __version__
+from vocalmix.core.errors import VocalmixError
 
 
 class _Progress:
@@ -122,7 +122,8 @@ def _register_extra(sub: argparse._SubParsersAction) -> None:
     """Subcommands of optional capabilities (training, evaluation, server...)."""
     import importlib
 
-    for mod in ("vocalmix.train", "vocalmix.evaluate", "vocalmix.server", "vocalmix.fitreverb"):
+    for mod in ("vocalmix.training.train", "vocalmix.training.evaluate",
+                "vocalmix.frontends.server.app", "vocalmix.training.fitreverb"):
         try:
             m = importlib.import_module(mod)
         except ImportError:
@@ -134,7 +135,7 @@ def _register_extra(sub: argparse._SubParsersAction) -> None:
 
 def _default_method() -> str:
     try:
-        from . import models
+        from vocalmix.estimators import level as models
 
         return models.default_method()
     except ImportError:
@@ -149,7 +150,7 @@ def _stem_paths(folder: str | None) -> list[Path]:
 
 
 def _load_pair(args: argparse.Namespace, progress: _Progress):
-    from .audio import prepare_pair, read_audio
+    from vocalmix.core.audio import prepare_pair, read_audio
 
     progress(f"reading {args.vocal} and {args.backing}")
     v = read_audio(args.vocal, label=f"vocal {args.vocal}", fold=args.fold)
@@ -161,7 +162,7 @@ def _load_pair(args: argparse.Namespace, progress: _Progress):
 
 
 def _write_results(args, params, rendered, inputs, progress) -> list[Path]:
-    from .audio import write_audio, write_params
+    from vocalmix.core.audio import write_audio, write_params
 
     sr = rendered.sample_rate
     written = [write_audio(args.output, rendered.mix, sr, force=args.force, inputs=inputs)]
@@ -218,14 +219,14 @@ def _summary(params, written: Sequence[Path] = ()) -> str:
 def _apply_preset(params, name: str | None):
     if not name:
         return params
-    from .presets import apply_preset
+    from vocalmix.estimators.presets import apply_preset
 
     return apply_preset(params, name)
 
 
 def cmd_mix(args: argparse.Namespace) -> int:
-    from .audio import check_outputs, read_params
-    from .pipeline import mix
+    from vocalmix.core.audio import check_outputs, read_params
+    from vocalmix.pipeline import mix
 
     progress = _Progress(args.quiet)
     inputs = [args.vocal, args.backing] + ([args.params_in] if args.params_in else [])
@@ -233,15 +234,15 @@ def cmd_mix(args: argparse.Namespace) -> int:
     check_outputs(outs + _stem_paths(args.stems_out), inputs, force=args.force)
     base = read_params(args.params_in) if args.params_in else None
     if args.reverb_preset:  # fail before any work on an unknown name
-        from .params import MixParams
-        from .presets import apply_preset
+        from vocalmix.core.params import MixParams
+        from vocalmix.estimators.presets import apply_preset
 
         apply_preset(MixParams(), args.reverb_preset)
     vocal, backing, sr, _ = _load_pair(args, progress)
     method = args.method or _default_method()
     if args.reverb_preset:
         if base is None:
-            from .pipeline import choose_targets
+            from vocalmix.pipeline import choose_targets
 
             base, _n = choose_targets(vocal, backing, sr, method, progress)
         base = _apply_preset(base, args.reverb_preset)
@@ -259,8 +260,8 @@ def cmd_mix(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from .audio import check_outputs, read_params
-    from .pipeline import render_params
+    from vocalmix.core.audio import check_outputs, read_params
+    from vocalmix.pipeline import render_params
 
     progress = _Progress(args.quiet)
     inputs = [args.vocal, args.backing, args.params]
@@ -275,8 +276,8 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_estimate(args: argparse.Namespace) -> int:
-    from .audio import check_outputs, write_params
-    from .pipeline import estimate_params
+    from vocalmix.core.audio import check_outputs, write_params
+    from vocalmix.pipeline import estimate_params
 
     progress = _Progress(args.quiet)
     inputs = [args.vocal, args.backing]
@@ -296,8 +297,8 @@ def cmd_estimate(args: argparse.Namespace) -> int:
 
 def analyze_file(path: str, fold: str = "error") -> dict:
     """The ``analyze`` figures of one file, as a JSON-ready dict."""
-    from .audio import read_audio
-    from .measure import measure
+    from vocalmix.core.audio import read_audio
+    from vocalmix.core.measure import measure
 
     a = read_audio(path, fold=fold)
     m = measure(a.samples, a.sample_rate)
@@ -335,9 +336,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .audio import check_outputs, write_audio, write_params
-    from .pipeline import mix
-    from .synth import synthesize_song
+    from vocalmix.core.audio import check_outputs, write_audio, write_params
+    from vocalmix.pipeline import mix
+    from vocalmix.synth import synthesize_song
 
     progress = _Progress(args.quiet)
     out = Path(args.output_dir)

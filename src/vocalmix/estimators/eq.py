@@ -49,7 +49,7 @@ An EQ adds its band-averaged curve to both. Training examples are exact in the s
 domain: the frames' power spectra times the EQ's power response, then banded.
 
 The curve is finally fitted to at most six editable parametric bands
-(:func:`vocalmix.masking.fit_parametric_bands`), tagged ``source: "correction"``.
+(:func:`vocalmix.estimators.masking.fit_parametric_bands`), tagged ``source: "correction"``.
 
 Evaluation (``vocalmix evaluate --eq``): on held-out singers, the log-spectral distance
 (1/3-octave, level-normalised) between the original and the corrected vocal, each random
@@ -67,8 +67,8 @@ from pathlib import Path
 import numpy as np
 import scipy.fft
 
-from .errors import ModelError
-from .masking import bands_response_db, fit_parametric_bands
+from vocalmix.core.errors import ModelError
+from vocalmix.estimators.masking import bands_response_db, fit_parametric_bands
 
 EQ_FEATURE_VERSION = 2
 CENTRES_HZ = 1000.0 * 2.0 ** (np.arange(-10, 9) / 3.0)  # 99 Hz .. 6.3 kHz, 19 bands
@@ -114,7 +114,7 @@ def frame_spectra(x: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarr
     Mono downmix at 44.1 kHz (soxr), Hann-windowed 4096-point frames with 50 % overlap;
     a frame is active when its energy is within 30 dB of the loudest frame's.
     """
-    from .dsp import mono_at
+    from vocalmix.core.dsp import mono_at
 
     y = mono_at(x, sample_rate, _SR, quality="HQ")
     n = len(y) // (_N // 2) - 1
@@ -196,8 +196,8 @@ def inverse_eq(bands: Bands) -> Bands:
 
 def apply_eq(x: np.ndarray, sample_rate: int, bands: Bands) -> np.ndarray:
     """Render EQ bands with pedalboard (the filters MixParams renders)."""
-    from .params import EqBand, HighPass
-    from .render import eq_stage
+    from vocalmix.core.params import EqBand, HighPass
+    from vocalmix.core.render import eq_stage
 
     eb = tuple(EqBand(kind=k, freq_hz=min(f, 20000.0), gain_db=float(np.clip(g, -24, 24)),
                       q=float(np.clip(q, 0.1, 20))) for k, f, g, q in bands)
@@ -312,7 +312,7 @@ class EqModel:
         if check_x is not None:
             arrays["check_x"] = np.asarray(check_x, dtype=np.float64)
             arrays["check_y"] = self.predict(check_x)
-        from .audio import write_model_files
+        from vocalmix.core.audio import write_model_files
 
         write_model_files(folder, WEIGHTS, arrays, META, meta, compressed=True)
 
@@ -323,7 +323,7 @@ class EqModel:
         Raises :class:`ModelError` when missing, unreadable or stale (another feature
         version or grid).
         """
-        from .audio import load_arrays
+        from vocalmix.core.audio import load_arrays
 
         where = "the package" if folder is None else str(folder)
         try:
@@ -396,7 +396,7 @@ def weights_available() -> bool:
 
 def shipped_metadata() -> dict:
     """The shipped EQ model's metadata (empty if none)."""
-    from .audio import read_package_json
+    from vocalmix.core.audio import read_package_json
 
     return read_package_json(META)
 
@@ -471,15 +471,16 @@ def _excerpts(x: np.ndarray, sample_rate: int) -> list[np.ndarray]:
 
 def collect_vocals(folders: list[str | Path], *, keep_audio: bool = False,
                    progress: Progress = _quiet) -> list[VocalItem]:
-    """Every vocal under ``folders``: the vocal of each song :func:`vocalmix.data.find_songs`
+    """Every vocal under ``folders``: the vocal of each song
+    :func:`vocalmix.training.data.find_songs`
     recognises (stems, karaoke clips, manifests) and any other mono audio file in a folder
     named ``dry_vocals``; long vocals are cut into 10 s excerpts of the same song.
 
     Singers: a MIR-1K clip ``singer_song_NN`` belongs to ``singer``; any other song is its
     own singer (the safe assumption for held-out splits).
     """
-    from .audio import read_audio
-    from .data import AUDIO_EXT, find_songs, load_song
+    from vocalmix.core.audio import read_audio
+    from vocalmix.training.data import AUDIO_EXT, find_songs, load_song
 
     items: list[VocalItem] = []
     songs = find_songs([str(f) for f in folders])
@@ -756,8 +757,8 @@ def combine_with_masking(vocal: np.ndarray, backing: np.ndarray, sample_rate: in
 
     Returns ``(correction, masking, highpass_hz, notes)``, bands as ``(kind, Hz, dB, Q)``.
     """
-    from .baseline import BaselineConfig
-    from .masking import masking_eq
+    from vocalmix.estimators.baseline import BaselineConfig
+    from vocalmix.estimators.masking import masking_eq
 
     c = config or BaselineConfig()
     notes: list[str] = []

@@ -7,7 +7,7 @@ Rules, all set in one :class:`BaselineConfig`:
   -3 LU against the mix is the vocal about as loud as the backing.
 * **Dynamics**: compression to a target vocal loudness range of ``vocal_lra_lu`` = 14 LU
   (EBU Tech 3342); a vocal already below it is left alone.
-* **EQ**: masking reduction (:mod:`vocalmix.masking`): in critical bands where the
+* **EQ**: masking reduction (:mod:`vocalmix.estimators.masking`): in critical bands where the
   backing masks the vocal and the band matters to the vocal, a bounded boost, after
   Hafezi & Reiss, "Autonomous multitrack equalization based on masking reduction",
   JAES 63(5), 2015; plus a high-pass below the vocal's range.
@@ -17,7 +17,7 @@ Rules, all set in one :class:`BaselineConfig`:
   usual engineering habit of letting the tail fit between beats. Note that on 100
   MUSDB18 songs the prototype found no correlation between reverb time and tempo
   (r = -0.03): this is a rule of thumb, not a finding. Tempo comes from an
-  onset-autocorrelation estimate in numpy (:mod:`vocalmix.tempo`), 120 BPM if unclear.
+  onset-autocorrelation estimate in numpy (:mod:`vocalmix.estimators.tempo`), 120 BPM if unclear.
 """
 
 from __future__ import annotations
@@ -27,7 +27,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .params import Compressor, EqBand, HighPass, MixParams, Provenance, Reverb, Targets, VocalChain
+from vocalmix.core.params import (
+    Compressor,
+    EqBand,
+    HighPass,
+    MixParams,
+    Provenance,
+    Reverb,
+    Targets,
+    VocalChain,
+)
 
 
 @dataclass(frozen=True)
@@ -80,8 +89,8 @@ def analyse(
     vocal: np.ndarray, backing: np.ndarray, sample_rate: int, config: BaselineConfig | None = None
 ) -> BaselineAnalysis:
     """Tempo of the backing and masking EQ of the vocal."""
-    from .masking import masking_eq
-    from .tempo import estimate_tempo
+    from vocalmix.estimators.masking import masking_eq
+    from vocalmix.estimators.tempo import estimate_tempo
 
     c = config or BaselineConfig()
     try:
@@ -115,7 +124,7 @@ def estimate(
     config: BaselineConfig | None = None,
 ) -> tuple[MixParams, BaselineAnalysis]:
     """Baseline targets and unresolved settings (resolve with :mod:`vocalmix.pipeline`)."""
-    from . import __version__
+    from vocalmix._version import __version__
 
     c = config or BaselineConfig()
     a = analyse(vocal, backing, sample_rate, c)

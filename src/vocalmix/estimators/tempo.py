@@ -27,7 +27,7 @@ _HOP = 256
 
 def onset_strength(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, float]:
     """Onset-strength envelope and its frame rate (Hz)."""
-    from .dsp import mono_at
+    from vocalmix.core.dsp import mono_at
 
     x = mono_at(audio, sample_rate, _SR)
     n_frames = 1 + (len(x) - _N_FFT) // _HOP

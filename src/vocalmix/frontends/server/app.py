@@ -41,16 +41,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import __version__
-from .audio import prepare_pair, read_audio, write_audio, write_text
-from .errors import (
+from vocalmix._version import __version__
+from vocalmix.core.audio import prepare_pair, read_audio, write_audio, write_text
+from vocalmix.core.errors import (
     AudioError,
     ParamsError,
     TargetUnreachableError,
     UnreadableAudioError,
     VocalmixError,
 )
-from .params import DECAY_BANDS_HZ, MixParams, Reverb
+from vocalmix.core.params import DECAY_BANDS_HZ, MixParams, Reverb
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -321,8 +321,8 @@ def _plain_sum(d: Path, params: MixParams, meta: dict[str, Any]) -> Path:
     gain is corrected until its loudness is within 0.1 LU of the mix's. Cached until the
     next render.
     """
-    from .measure import integrated_loudness
-    from .render import db_to_gain, master_stage
+    from vocalmix.core.measure import integrated_loudness
+    from vocalmix.core.render import db_to_gain, master_stage
 
     out = d / "plain.wav"
     info_path = d / "plain.json"
@@ -354,7 +354,7 @@ def _vocal_eq_response_db(params: MixParams, freqs_hz: np.ndarray, sample_rate: 
     """Magnitude response (dB) of the vocal's high-pass and EQ bands at ``freqs_hz``."""
     from scipy.signal import butter, sosfreqz
 
-    from .masking import bands_response_db
+    from vocalmix.estimators.masking import bands_response_db
 
     nyq_safe = 0.45 * sample_rate
     bands = [(e.kind, min(e.freq_hz, nyq_safe), e.gain_db, e.q)
@@ -371,7 +371,7 @@ def _vocal_eq_response_db(params: MixParams, freqs_hz: np.ndarray, sample_rate: 
 
 def _analysis(d: Path, params: MixParams) -> dict[str, Any]:
     """Masking of the vocal by the backing per critical band, and the vocal EQ's curve."""
-    from .masking import analyse_masking
+    from vocalmix.estimators.masking import analyse_masking
 
     cache = d / "analysis.json"
     try:
@@ -433,7 +433,7 @@ def _parse_targets(raw: dict[str, Any], where: str) -> dict[str, float]:
 def _check_preset(name: str | None) -> str | None:
     if not name:
         return None
-    from .presets import apply_preset
+    from vocalmix.estimators.presets import apply_preset
 
     try:
         apply_preset(MixParams(), name)
@@ -443,9 +443,9 @@ def _check_preset(name: str | None) -> str | None:
 
 
 def _preset_reverb(name: str) -> Reverb | None:
-    """The reverb a preset sets (:func:`vocalmix.presets.preset_reverb`, which reads the
+    """The reverb a preset sets (:func:`vocalmix.estimators.presets.preset_reverb`, which reads the
     synthetic and the older freeverb format); ``None`` for an entry it cannot read."""
-    from .presets import preset_reverb
+    from vocalmix.estimators.presets import preset_reverb
 
     try:
         return preset_reverb(name)
@@ -728,7 +728,7 @@ def create_app(
         lifespan=lifespan,
         description=(
             "Mix a vocal into a backing track and get the mix, its stems and the editable "
-            "mixing parameters (a `vocalmix.params` document, schema `MixParams`) back.\n\n"
+            "mixing parameters (a `vocalmix.core.params` document, schema `MixParams`) back.\n\n"
             "`POST /api/mixes` with the two files; edit with `PUT /api/mixes/{id}/params`; "
             "fetch audio from the `links`. Every error is JSON `{\"detail\": \"...\"}` with "
             "a message that says what to do: 404 unknown or expired id, 409 the mix is "
@@ -873,8 +873,8 @@ def create_app(
                 base: MixParams | None, preset: str | None, targets: dict[str, float],
                 notes: list[str]) -> None:
         """Estimate, resolve, render and save one new mix (in a worker thread)."""
-        from .pipeline import choose_targets, mix
-        from .presets import apply_preset
+        from vocalmix.estimators.presets import apply_preset
+        from vocalmix.pipeline import choose_targets, mix
 
         def progress(msg: str) -> None:
             store.set_progress(mid, msg)
@@ -932,7 +932,7 @@ def create_app(
 
     def default_method() -> str:
         try:
-            from .models import default_method as dm
+            from vocalmix.estimators.level import default_method as dm
 
             return dm()
         except ImportError:  # pragma: no cover - models always ships with the core
@@ -1026,7 +1026,7 @@ def create_app(
                          revision=0, sample_rate=DEMO_SAMPLE_RATE, duration_s=duration_s)
 
         def job() -> None:
-            from .synth import synthesize_song
+            from vocalmix.synth import synthesize_song
 
             store.set_progress(mid, "synthesising the demo song")
             v, b = synthesize_song(sample_rate=DEMO_SAMPLE_RATE, duration_s=duration_s,
@@ -1100,8 +1100,8 @@ def create_app(
         exact = given is not None and not (targets or preset or resolve)
 
         def work() -> dict[str, Any]:
-            from .pipeline import mix, render_params
-            from .presets import apply_preset
+            from vocalmix.estimators.presets import apply_preset
+            from vocalmix.pipeline import mix, render_params
 
             require_done(store.path(mid))  # don't queue behind a mix being made: 409
             with store.locked(mid) as d:
@@ -1209,7 +1209,7 @@ def create_app(
                  "sets the `reverb_decay_s` target to its decay (within the target's 0.2 to "
                  "12 s) and re-resolves."))
     def get_presets() -> Any:
-        from . import presets as presets_mod
+        from vocalmix.estimators import presets as presets_mod
 
         out = []
         for name, entry in sorted(presets_mod.presets().items()):
@@ -1306,7 +1306,7 @@ def _sync_reverb_decay(new: MixParams, current: MixParams, sample_rate: int) -> 
     size or damping changed, or that was of another type before (for ``freeverb``,
     ``decay_s`` documents what those knobs give; it does not drive the render). A
     ``synthetic`` reverb is returned as it is: its ``decay_s`` is the setting itself."""
-    from .reverb import decay_for_room_size
+    from vocalmix.core.reverb import decay_for_room_size
 
     rn, rc = new.vocal.reverb, current.vocal.reverb
     if rn.type != "freeverb":

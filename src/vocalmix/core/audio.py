@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from .errors import (
+from vocalmix.core.errors import (
     AudioFileNotFoundError,
     ChannelLayoutError,
     DurationError,
@@ -76,7 +76,7 @@ def validate_signal(
 ) -> tuple[np.ndarray, tuple[str, ...], int]:
     """Check a signal and return it as float32 stereo, with notes and source channels.
 
-    Raises the specific :mod:`vocalmix.errors` class for: zero length, NaN/Inf, more than
+    Raises the specific :mod:`vocalmix.core.errors` class for: zero length, NaN/Inf, more than
     two channels (unless ``fold`` is ``mean`` or ``first2``), a duration under
     ``MIN_DURATION_S`` or over ``max_duration_s``, or a sample rate outside 8-384 kHz.
     """
@@ -327,7 +327,7 @@ def write_text(
 
 def read_params(path: str | os.PathLike[str]):  # -> MixParams
     """Read a params JSON document (raises :class:`ParamsError` with the reason)."""
-    from .params import MixParams
+    from vocalmix.core.params import MixParams
 
     p = Path(path)
     if not p.exists():
@@ -344,7 +344,7 @@ def read_params(path: str | os.PathLike[str]):  # -> MixParams
 
 def write_params(path: str | os.PathLike[str], params, *, force: bool = False,
                  inputs: Iterable[str | os.PathLike[str]] = ()) -> Path:
-    """Write a :class:`~vocalmix.params.MixParams` as JSON, atomically."""
+    """Write a :class:`~vocalmix.core.params.MixParams` as JSON, atomically."""
     return write_text(path, params.to_json(), force=force, inputs=inputs)
 
 
@@ -357,7 +357,7 @@ def read_impulse_response(path: str | os.PathLike[str], *, max_duration_s: float
 
     More than two channels (a true-stereo IR) are folded to their mean (one channel).
     Any length from one sample to ``max_duration_s`` is accepted (IRs may be shorter than
-    the 0.5 s that mixing needs). Raises the :mod:`vocalmix.errors` audio errors:
+    the 0.5 s that mixing needs). Raises the :mod:`vocalmix.core.errors` audio errors:
     missing, undecodable, empty, NaN/Inf, silent, too long.
     """
     p = Path(path)

@@ -24,8 +24,8 @@ b_flatness_db          backing spectral flatness (geometric / arithmetic mean of
                        spectrum, mean over frames), dB: near 0 noise-like (distorted
                        guitars, dense mixes), very negative tonal (sparse, acoustic)
 b_onsets_per_s         backing onset density, onsets per second (peaks of the onset
-                       strength of :mod:`vocalmix.tempo` above mean + 1 sd)
-b_tempo_oct            backing tempo (:func:`vocalmix.tempo.estimate_tempo`), octaves re
+                       strength of :mod:`vocalmix.estimators.tempo` above mean + 1 sd)
+b_tempo_oct            backing tempo (:func:`vocalmix.estimators.tempo.estimate_tempo`), octaves re
                        120 BPM; 0 when no clear pulse
 b_crest_db             backing sample peak minus integrated loudness, dB (limiting/density)
 b_lra_lu               backing loudness range, LU (EBU Tech 3342)
@@ -68,7 +68,7 @@ _SHAPE_EDGES_HZ = np.geomspace(150.0, 8000.0, 13)  # 12 bands for vb_shape_dist_
 
 
 def _mono(x: np.ndarray, sample_rate: int) -> np.ndarray:
-    from .dsp import mono_at
+    from vocalmix.core.dsp import mono_at
 
     return np.asarray(mono_at(x, sample_rate, _SR), dtype=np.float32)
 
@@ -131,8 +131,8 @@ def _shape_db(s: _Spectrum) -> np.ndarray:
 def _loudness_stats(x: np.ndarray, sample_rate: int) -> dict[str, float]:
     """Integrated loudness (LUFS), LRA (LU), momentary spread (LU) and sample peak (dBFS)
     of ``x`` from one K-weighting pass (BS.1770-4 / EBU Tech 3342 on 100 ms segment
-    energies, as :mod:`vocalmix.measure` computes them)."""
-    from .measure import (
+    energies, as :mod:`vocalmix.core.measure` computes them)."""
+    from vocalmix.core.measure import (
         BlockStats,
         integrated_from_segments,
         lra_from_short_term,
@@ -166,7 +166,7 @@ def momentary_spread_lu(x: np.ndarray, sample_rate: int) -> float:
 
 
 def _onset_rate(yb: np.ndarray) -> float:
-    from .tempo import onset_strength
+    from vocalmix.estimators.tempo import onset_strength
 
     try:
         env, fps = onset_strength(yb, _SR)
@@ -206,7 +206,7 @@ def features(vocal: np.ndarray, backing: np.ndarray, sample_rate: int) -> np.nda
     Raises:
         ValueError: when an input holds NaN or infinite samples.
     """
-    from .tempo import estimate_tempo
+    from vocalmix.estimators.tempo import estimate_tempo
 
     for x, what in ((vocal, "vocal"), (backing, "backing")):
         if not np.all(np.isfinite(x)):
@@ -353,7 +353,7 @@ def vocal_excerpts(vocal: np.ndarray, sample_rate: int, length_s: float = 6.0,
     ``max_n``, at most that many qualifying windows, evenly spaced (inference on long
     songs). Training and inference use the same rule.
     """
-    from .measure import BlockStats, integrated_from_segments
+    from vocalmix.core.measure import BlockStats, integrated_from_segments
 
     wins = excerpts(vocal.shape[0], sample_rate, length_s, hop_s)
     st = BlockStats.of(vocal, sample_rate)

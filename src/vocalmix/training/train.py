@@ -4,15 +4,15 @@
 
 Training examples teach mixing, not reading:
 
-1. Every song with level information (:mod:`vocalmix.data`; karaoke clips are listed and
+1. Every song with level information (:mod:`vocalmix.training.data`; karaoke clips are listed and
    skipped) is cut into 6 s excerpts every 3 s in which the vocal sings
-   (:func:`vocalmix.features.vocal_excerpts`; at most :data:`MAX_TRAIN_EXCERPTS` per
+   (:func:`vocalmix.estimators.features.vocal_excerpts`; at most :data:`MAX_TRAIN_EXCERPTS` per
    song, evenly spaced: every song weighs the same in the fit anyway).
 2. The targets are measured on the excerpt's stems *as mixed*: vocal-to-mix and
    vocal-to-backing (BS.1770-4 integrated loudness) and the mixed vocal's LRA (EBU Tech
    3342).
 3. The vocal is then made to look like a raw take, ``--augment`` times with different
-   draws (:func:`vocalmix.features.perturb_vocal`: a random gain of +-12 dB, gain
+   draws (:func:`vocalmix.estimators.features.perturb_vocal`: a random gain of +-12 dB, gain
    riding, upward expansion; the backing gets a random gain of +-6 dB), and the
    level-invariant features are computed on *that*. The LRA head learns
    ``ln((LRA_mixed + 1) / (LRA_input + 1))`` from the perturbed input's LRA.
@@ -20,12 +20,12 @@ Training examples teach mixing, not reading:
 Every random draw comes from a generator seeded by ``--seed`` and the song's content
 hash, so a song gets the same draws whatever other songs are listed, and training twice
 gives identical weights. Per-song results (examples, the song-level truth and the
-held-out inputs :mod:`vocalmix.evaluate` needs) are cached under
+held-out inputs :mod:`vocalmix.training.evaluate` needs) are cached under
 ``$VOCALMIX_CACHE/features`` (default ``~/.cache/vocalmix``), keyed by the files' content,
 the feature version and these settings; ``--no-cache`` recomputes them.
 
 With two songs or more, the written metadata carries the leave-one-song-out results of
-:func:`vocalmix.evaluate.cross_validate` on the same examples.
+:func:`vocalmix.training.evaluate.cross_validate` on the same examples.
 """
 
 from __future__ import annotations
@@ -40,9 +40,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import Song, cache_dir, file_hash, find_songs, load_song, song_key
-from .errors import DataError
-from .features import (
+from vocalmix.core.errors import DataError
+from vocalmix.core.measure import integrated_loudness, loudness_range
+from vocalmix.estimators.features import (
     FEATURE_NAMES,
     FEATURE_VERSION,
     PERTURBATION_VERSION,
@@ -50,8 +50,7 @@ from .features import (
     perturb_vocal,
     vocal_excerpts,
 )
-from .measure import integrated_loudness, loudness_range
-from .models import (
+from vocalmix.estimators.level import (
     EXCERPT_S,
     HOP_S,
     MAX_EXCERPTS,
@@ -61,6 +60,7 @@ from .models import (
     fit_level_model,
     lra_log_ratio,
 )
+from vocalmix.training.data import Song, cache_dir, file_hash, find_songs, load_song, song_key
 
 Progress = Callable[[str], None]
 MAX_TRAIN_EXCERPTS = 32
@@ -91,7 +91,8 @@ class SongRecord:
 
     Attributes:
         truth: song-level human figures (:func:`human_truth` on the whole stems).
-        x, y: training examples: feature rows and targets (:data:`~vocalmix.models.TARGETS`).
+        x, y: training examples: feature rows and targets
+            (:data:`~vocalmix.estimators.level.TARGETS`).
         test_x: feature rows of the held-out input, one block per draw; ``test_draw``
             gives each row's draw.
         test_lra_in: LRA of each draw's whole perturbed vocal, LU.
@@ -129,14 +130,14 @@ _TRUTH_KEYS = ("vocal_to_mix_lu", "vocal_to_backing_lu", "vocal_lra_lu")
 
 
 def _baseline_v2b(vocal: np.ndarray, backing: np.ndarray, sample_rate: int) -> float:
-    from .errors import TargetUnreachableError
-    from .resolve import resolve_vocal_gain
+    from vocalmix.core.errors import TargetUnreachableError
+    from vocalmix.core.resolve import resolve_vocal_gain
 
     try:
         return float(resolve_vocal_gain(vocal, backing, sample_rate, BASELINE_V2M_LU)
                      .vocal_to_backing_lu)
     except TargetUnreachableError:
-        from .models import v2m_to_v2b
+        from vocalmix.estimators.level import v2m_to_v2b
 
         return v2m_to_v2b(BASELINE_V2M_LU)
 
@@ -272,8 +273,8 @@ def level_songs(folders: list[str], progress: Progress | None = None) -> list[So
 def training_metadata(ex: Examples, model: LevelModel, choice: dict, seed: int, augment: int,
                       cv: dict | None) -> dict:
     """The ``level_model.json`` document."""
-    from . import __version__
-    from .models import HEAD_FEATURES
+    from vocalmix._version import __version__
+    from vocalmix.estimators.level import HEAD_FEATURES
 
     return {
         "model": "ridge regression per target on standardised level-invariant features, "
@@ -309,7 +310,7 @@ def train(folders: list[str], out: str | Path, seed: int = 0, augment: int = DEF
     model, choice = fit_level_model(ex.x, ex.y, ex.song, alpha, progress)
     cv = None
     if cross_validate and len(songs) >= 2:
-        from .evaluate import cross_validate as loso
+        from vocalmix.training.evaluate import cross_validate as loso
 
         progress("leave-one-song-out cross-validation for the metadata")
         res = loso(ex, seed=seed, alpha=alpha, progress=progress)
@@ -379,7 +380,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                   f"{s['baseline']['vocal_to_mix_lu']['mae']:.2f} LU, constant "
                   f"{s['constant']['vocal_to_mix_lu']['mae']:.2f} LU")
     if "eq" in kinds:
-        from .eqmodel import train_eq
+        from vocalmix.estimators.eq import train_eq
 
         _m, meta = train_eq(args.data, out, seed=args.seed, progress=progress)
         cv = meta["cross_validated"]
@@ -391,7 +392,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
               f"(gate: P(no EQ) < {cv['gate_p_clean']:g}, curve RMS >= "
               f"{cv['gate_min_rms_db']:g} dB)")
     if "reverb" in kinds:
-        from .reverbmodel import train_reverb_model
+        from vocalmix.estimators.reverb import train_reverb_model
 
         train_reverb_model(out, data=args.data, seed=args.seed, progress=progress,
                            use_cache=not args.no_cache)

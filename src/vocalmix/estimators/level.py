@@ -2,7 +2,7 @@
 package.
 
 What it predicts
-    From level-invariant features (:mod:`vocalmix.features`) of 6 s excerpts of the vocal
+    From level-invariant features (:mod:`vocalmix.estimators.features`) of 6 s excerpts of the vocal
     and the backing, three *heads* (one ridge regression each):
 
     * ``vocal_to_mix_lu``: the human mix's vocal-to-mix ratio (BS.1770-4 integrated
@@ -17,7 +17,7 @@ What it predicts
       loudness range of the whole input vocal.
 
     Per-excerpt predictions are averaged over up to :data:`MAX_EXCERPTS` excerpts in
-    which the vocal sings (:func:`vocalmix.features.vocal_excerpts`), the same rule the
+    which the vocal sings (:func:`vocalmix.estimators.features.vocal_excerpts`), the same rule the
     training examples were cut by.
 
 How it is fitted
@@ -40,7 +40,7 @@ Converting between the two balances
     :func:`v2b_to_v2m` and :func:`v2m_to_v2b` implement it. Real songs differ from it by
     up to ~0.6 LU (BS.1770 gating and vocal pauses: on "So Easy" the rule says -2.58 LU,
     the stems measure -2.00 LU), which is why the model predicts vocal-to-mix directly
-    and the evaluation converts on the song's own stems (:mod:`vocalmix.evaluate`).
+    and the evaluation converts on the song's own stems (:mod:`vocalmix.training.evaluate`).
 
 Extending
     :func:`estimate` starts from the baseline's parameters and applies every entry of
@@ -65,8 +65,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ModelError
-from .features import FEATURE_NAMES, FEATURE_VERSION, features, vocal_excerpts
+from vocalmix.core.errors import ModelError
+from vocalmix.estimators.features import FEATURE_NAMES, FEATURE_VERSION, features, vocal_excerpts
 
 WEIGHTS = "level_model.npz"
 META = "level_model.json"
@@ -204,7 +204,7 @@ def choose_alpha(target: str, x: np.ndarray, y: np.ndarray, groups: np.ndarray,
                  grid: tuple[float, ...] = ALPHA_GRID, n_folds: int = 5) -> tuple[float, dict]:
     """Ridge ``alpha`` by grouped cross-validation: the song-level mean absolute error of
     each song's mean prediction against its mean target, folds by song."""
-    from .data import group_folds
+    from vocalmix.training.data import group_folds
 
     scores = {}
     for alpha in grid:
@@ -257,7 +257,7 @@ class LevelModel:
         if check_x is not None:
             arrays["check_x"] = np.asarray(check_x, dtype=np.float64)
             arrays["check_y"] = self.predict_matrix(check_x)
-        from .audio import write_model_files
+        from vocalmix.core.audio import write_model_files
 
         write_model_files(folder, WEIGHTS, arrays, META, meta)
 
@@ -290,7 +290,7 @@ class LevelModel:
 
 
 def _load_arrays(folder: str | Path | None) -> dict[str, np.ndarray]:
-    from .audio import load_arrays
+    from vocalmix.core.audio import load_arrays
 
     where = "the package" if folder is None else str(folder)
     try:
@@ -362,7 +362,7 @@ def predict_song(model: LevelModel, vocal: np.ndarray, backing: np.ndarray,
                  sample_rate: int) -> dict[str, float]:
     """The model's targets for a whole input pair (numpy only); see
     :func:`predict_from_features`."""
-    from .measure import loudness_range
+    from vocalmix.core.measure import loudness_range
 
     x = excerpt_features(vocal, backing, sample_rate)
     return predict_from_features(model, x, loudness_range(vocal, sample_rate))
@@ -383,7 +383,7 @@ def shipped_model() -> LevelModel:
 
 def weights_available() -> bool:
     """Whether usable weights ship with this installation (present and trained on the
-    current :data:`~vocalmix.features.FEATURE_VERSION`)."""
+    current :data:`~vocalmix.estimators.features.FEATURE_VERSION`)."""
     try:
         _shipped()
         return True
@@ -393,7 +393,7 @@ def weights_available() -> bool:
 
 def shipped_metadata() -> dict:
     """The shipped model's metadata (empty if none)."""
-    from .audio import read_package_json
+    from vocalmix.core.audio import read_package_json
 
     return read_package_json(META)
 
@@ -454,12 +454,12 @@ def _level_targets(ctx: Context) -> tuple[object, list[str]]:
 
 def _eq_correction(ctx: Context) -> tuple[object, list[str]]:
     """Learned corrective EQ first, then the masking reduction on the corrected vocal
-    (:func:`vocalmix.eqmodel.combine_with_masking`); the baseline's masking bands, which
+    (:func:`vocalmix.estimators.eq.combine_with_masking`); the baseline's masking bands, which
     were computed on the uncorrected vocal, are replaced."""
     import math
 
-    from . import eqmodel
-    from .params import EqBand
+    from vocalmix.core.params import EqBand
+    from vocalmix.estimators import eq as eqmodel
 
     m = eqmodel.shipped()
     c = eqmodel.correct(ctx.vocal, ctx.sample_rate, m)
@@ -492,9 +492,9 @@ def _eq_correction(ctx: Context) -> tuple[object, list[str]]:
 
 
 def _reverb_model(ctx: Context) -> tuple[object, list[str]]:
-    """The learned reverb (:func:`vocalmix.reverbmodel.reverb_provider`, imported only
+    """The learned reverb (:func:`vocalmix.estimators.reverb.reverb_provider`, imported only
     when the model method runs); :class:`ModelError` when its weights are missing."""
-    from .reverbmodel import reverb_provider
+    from vocalmix.estimators.reverb import reverb_provider
 
     return reverb_provider(ctx)
 
@@ -511,13 +511,13 @@ PROVIDERS: list[tuple[str, Provider, bool]] = [
 def estimate(vocal: np.ndarray, backing: np.ndarray, sample_rate: int):
     """Model targets on top of the baseline's settings: ``(MixParams, notes)``.
 
-    EQ, reverb and compressor ballistics come from :func:`vocalmix.baseline.estimate`;
+    EQ, reverb and compressor ballistics come from :func:`vocalmix.estimators.baseline.estimate`;
     each provider of :data:`PROVIDERS` then replaces what it predicts (the level provider:
     ``targets.vocal_to_mix_lu`` and ``targets.vocal_lra_lu``, clipped to the ranges
     MixParams accepts). Raises :class:`ModelError` when the level weights are missing or
     stale, before any analysis.
     """
-    from . import baseline
+    from vocalmix.estimators import baseline
 
     _shipped()  # fail fast: the pipeline falls back to the baseline with this message
     params, _analysis = baseline.estimate(vocal, backing, sample_rate)

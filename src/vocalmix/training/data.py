@@ -8,7 +8,7 @@
   ``mixture`` nor ``accompaniment`` is summed into the backing. WAV, FLAC, MP3, OGG or
   AIFF. Carries level information: the stems are the professional mix's own.
 * **MUSDB18 ``*.stem.mp4``** files (streams: mixture, drums, bass, other, vocals),
-  decoded with ffmpeg; a :class:`~vocalmix.errors.DataError` saying how to get ffmpeg
+  decoded with ffmpeg; a :class:`~vocalmix.core.errors.DataError` saying how to get ffmpeg
   when it is missing. Carries level information.
 * **Karaoke clips** (MIR-1K, iKala): stereo files, backing on the left channel, vocal on
   the right, recognised by a folder named ``mir1k``/``MIR-1K``/``ikala`` on the path or a
@@ -46,7 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError
+from vocalmix.core.errors import DataError
 
 AUDIO_EXT = (".wav", ".flac", ".mp3", ".ogg", ".aiff", ".aif")
 KARAOKE_DIR_RE = re.compile(r"(mir-?1k|ikala)", re.IGNORECASE)
@@ -91,7 +91,7 @@ def data_root() -> Path:
     env = os.environ.get("VOCALMIX_DATA")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[3] / "shared" / "data"
+    return Path(__file__).resolve().parents[4] / "shared" / "data"
 
 
 def _audio_files(folder: Path) -> dict[str, Path]:
@@ -235,7 +235,7 @@ def read_manifest(path: str | os.PathLike[str]) -> list[Song]:
 def load_song(song: Song) -> tuple[np.ndarray, np.ndarray, int]:
     """Decode a song: ``(vocal, backing, sample_rate)``, float32 ``(n, 2)`` each, one
     rate and length (backing parts resampled to the vocal's rate and summed)."""
-    from .audio import Audio, prepare_pair, read_audio, resample, validate_signal
+    from vocalmix.core.audio import Audio, prepare_pair, read_audio, resample, validate_signal
 
     if song.source == "karaoke":
         import soundfile as sf

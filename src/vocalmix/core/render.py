@@ -21,8 +21,8 @@ import numpy as np
 import pedalboard as pb
 from scipy.ndimage import minimum_filter1d, uniform_filter1d
 
-from .measure import sample_peak, true_peak_dbtp
-from .params import Compressor, EqBand, HighPass, Master, MixParams, Reverb, VocalChain
+from vocalmix.core.measure import sample_peak, true_peak_dbtp
+from vocalmix.core.params import Compressor, EqBand, HighPass, Master, MixParams, Reverb, VocalChain
 
 
 def db_to_gain(db: float) -> float:
@@ -85,7 +85,7 @@ def _synthetic_wet(src: np.ndarray, sample_rate: int, reverb: Reverb) -> np.ndar
     """``src`` convolved channel by channel with the synthetic reverb's impulse response."""
     from scipy.signal import fftconvolve
 
-    from .reverb import render_synthetic_ir
+    from vocalmix.core.reverb import render_synthetic_ir
 
     h = render_synthetic_ir(reverb.decay_s, reverb.band_decay_ratios, reverb.width, sample_rate)
     if src.shape[1] != 2:
@@ -98,7 +98,7 @@ def reverb_wet(x: np.ndarray, sample_rate: int, reverb: Reverb) -> np.ndarray:
     """The wet reverb signal for a send fed with ``x``: pre-delay, reverb, wet level.
 
     ``freeverb``: pedalboard's ``Reverb``; ``synthetic``: exact convolution (scipy's
-    ``fftconvolve``) with :func:`vocalmix.reverb.render_synthetic_ir`.
+    ``fftconvolve``) with :func:`vocalmix.core.reverb.render_synthetic_ir`.
     """
     if not reverb.enabled:
         return np.zeros_like(x)
