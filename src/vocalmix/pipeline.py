@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from vocalmix.core.measure import integrated_loudness, loudness_range
-from vocalmix.core.params import Achieved, MixParams, Provenance
+from vocalmix.core.params import Achieved, MixParams, Provenance, Reverb, clip
 from vocalmix.core.render import (
     Rendered,
     VocalParts,
@@ -137,7 +137,7 @@ def _resolve(
                 f"reverb decay {t.reverb_decay_s:.2f} s is outside what the reverb reaches at "
                 f"damping {rv.damping:g} ({lo:.2f} to {hi:.2f} s): using {decay:.2f} s"
             )
-        rv = replace(rv, room_size=float(room), decay_s=float(np.clip(decay, 0.1, 30.0)))
+        rv = replace(rv, room_size=float(room), decay_s=clip(Reverb, "decay_s", decay))
     progress("resolving the vocal gain for the vocal-to-mix target")
     dry = np.asarray(compressor_stage(x_eq, sample_rate, comp.compressor), dtype=np.float32)
     parts = VocalParts(dry=dry, wet=reverb_wet(dry, sample_rate, rv))

@@ -19,7 +19,7 @@ import json
 import math
 import numbers
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
-from typing import Any
+from typing import Any, ClassVar
 
 from vocalmix.core.errors import ParamsError
 
@@ -39,76 +39,132 @@ TARGET_DECAY_RANGE_S = (0.2, 12.0)
 METHODS = ("baseline", "model", "manual")
 
 
-def _coerce(obj: object) -> None:
-    """Store numpy scalars and ints given for float fields as plain Python floats."""
-    for f in fields(obj):  # type: ignore[arg-type]
-        v = getattr(obj, f.name)
-        if f.type in ("float", "float | None") and isinstance(v, numbers.Real):
-            if not isinstance(v, bool):
-                object.__setattr__(obj, f.name, float(v))
+# --- ranges, declared once ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Spec:
+    """The declared range and unit of one numeric parameter: the one place it is written.
+
+    Validation (:func:`_validate`), the estimators' clipping (:func:`clip`), the HTTP API's
+    schema and the page's controls (:func:`param_specs`) all read it from here.
+
+    Attributes:
+        lo, hi: the allowed closed range, in ``unit``.
+        unit: ``dB``, ``LU``, ``Hz``, ``ms``, ``s``, ``dBTP``, ``ratio`` or ``""``.
+        label: a short name for a person.
+        doc: one sentence on what the value does.
+        step: a sensible editing step, in ``unit``.
+        log: whether the value is best edited on a logarithmic scale.
+        view: the range a control shows by default (``None``: the whole range).
+    """
+
+    lo: float
+    hi: float
+    unit: str
+    label: str
+    doc: str = ""
+    step: float = 0.1
+    log: bool = False
+    view: tuple[float, float] | None = None
+
+
+def num(default: float, lo: float, hi: float, unit: str, label: str, doc: str = "",
+        **kw: Any) -> Any:
+    """A float dataclass field whose range and unit are declared in its metadata."""
+    return field(default=default, metadata={"spec": Spec(lo, hi, unit, label, doc, **kw)})
+
+
+def spec_of(cls: type, name: str) -> Spec:
+    """The :class:`Spec` of field ``name`` of a params dataclass ``cls``."""
+    for f in fields(cls):
+        if f.name == name and "spec" in f.metadata:
+            return f.metadata["spec"]
+    raise KeyError(f"{cls.__name__}.{name} has no declared range")
+
+
+def clip(cls: type, name: str, value: float) -> float:
+    """``value`` clipped to the declared range of ``cls.name`` (for estimators)."""
+    s = spec_of(cls, name)
+    return float(min(max(float(value), s.lo), s.hi))
 
 
 def _check(name: str, value: float, lo: float, hi: float) -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ParamsError(f"{name} must be a number, got {value!r}")
     if not math.isfinite(value) or not (lo <= value <= hi):
-        raise ParamsError(f"{name} = {value} is out of range: allowed {lo} to {hi}")
+        raise ParamsError(f"{name} = {value} is out of range: allowed {lo:g} to {hi:g}")
 
 
-def _check_opt(name: str, value: float | None, lo: float, hi: float) -> None:
-    if value is not None:
-        _check(name, value, lo, hi)
+def _validate(obj: Any) -> None:
+    """Store numbers given for float fields as Python floats and check declared ranges.
+
+    Field paths in messages come from the class's ``PATH`` (e.g. ``vocal.compressor``).
+    """
+    prefix = getattr(obj, "PATH", "")
+    for f in fields(obj):
+        v = getattr(obj, f.name)
+        if f.type in ("float", "float | None") and isinstance(v, numbers.Real):
+            if not isinstance(v, bool):
+                v = float(v)
+                object.__setattr__(obj, f.name, v)
+        spec = f.metadata.get("spec")
+        if spec is None or (v is None and f.type == "float | None"):
+            continue
+        _check(f"{prefix}.{f.name}" if prefix else f.name, v, spec.lo, spec.hi)
 
 
 @dataclass(frozen=True)
 class HighPass:
     """Vocal high-pass filter (pedalboard ``HighpassFilter``, 12 dB/octave)."""
 
+    PATH: ClassVar[str] = "vocal.highpass"
     enabled: bool = True
-    cutoff_frequency_hz: float = 80.0
+    cutoff_frequency_hz: float = num(80.0, 10.0, 1000.0, "Hz", "Cut-off", "high-pass corner",
+                                     step=1.0, log=True, view=(20.0, 400.0))
 
     def __post_init__(self) -> None:
-        _coerce(self)
-        _check("vocal.highpass.cutoff_frequency_hz", self.cutoff_frequency_hz, 10.0, 1000.0)
+        _validate(self)
 
 
 @dataclass(frozen=True)
 class EqBand:
     """One parametric EQ band: ``kind`` is ``peak``, ``low_shelf`` or ``high_shelf``."""
 
+    PATH: ClassVar[str] = "vocal.eq_bands[]"
     kind: str = "peak"
-    freq_hz: float = 1000.0
-    gain_db: float = 0.0
-    q: float = 0.707
+    freq_hz: float = num(1000.0, 20.0, 20000.0, "Hz", "Frequency", step=1.0, log=True)
+    gain_db: float = num(0.0, -24.0, 24.0, "dB", "Gain", view=(-12.0, 12.0))
+    q: float = num(0.707, 0.1, 20.0, "", "Q", "bandwidth: higher is narrower", step=0.01,
+                   log=True, view=(0.3, 8.0))
     source: str = "manual"  # who chose it: "masking", "correction" or "manual"
 
     def __post_init__(self) -> None:
-        _coerce(self)
         if self.kind not in EQ_KINDS:
             raise ParamsError(f"EQ band kind {self.kind!r} is not one of {', '.join(EQ_KINDS)}")
-        _check("EQ band freq_hz", self.freq_hz, 20.0, 20000.0)
-        _check("EQ band gain_db", self.gain_db, -24.0, 24.0)
-        _check("EQ band q", self.q, 0.1, 20.0)
+        _validate(self)
 
 
 @dataclass(frozen=True)
 class Compressor:
     """Vocal compressor (pedalboard ``Compressor``) plus make-up gain after it."""
 
+    PATH: ClassVar[str] = "vocal.compressor"
     enabled: bool = True
-    threshold_db: float = 0.0
-    ratio: float = 1.0
-    attack_ms: float = 10.0
-    release_ms: float = 120.0
-    makeup_db: float = 0.0
+    threshold_db: float = num(0.0, -80.0, 0.0, "dB", "Threshold", step=0.5, view=(-60.0, 0.0))
+    ratio: float = num(1.0, 1.0, 50.0, "ratio", "Ratio", log=True, view=(1.0, 20.0))
+    attack_ms: float = num(10.0, 0.1, 500.0, "ms", "Attack", log=True, view=(0.1, 200.0))
+    release_ms: float = num(120.0, 1.0, 5000.0, "ms", "Release", step=1.0, log=True,
+                            view=(5.0, 2000.0))
+    makeup_db: float = num(0.0, -24.0, 48.0, "dB", "Make-up", view=(-12.0, 36.0))
 
     def __post_init__(self) -> None:
-        _coerce(self)
-        _check("vocal.compressor.threshold_db", self.threshold_db, -80.0, 0.0)
-        _check("vocal.compressor.ratio", self.ratio, 1.0, 50.0)
-        _check("vocal.compressor.attack_ms", self.attack_ms, 0.1, 500.0)
-        _check("vocal.compressor.release_ms", self.release_ms, 1.0, 5000.0)
-        _check("vocal.compressor.makeup_db", self.makeup_db, -24.0, 48.0)
+        _validate(self)
+
+
+#: allowed ratio of an octave band's decay to the 1 kHz decay (``band_decay_ratios``)
+BAND_DECAY_RATIO = Spec(0.1, 4.0, "ratio", "Band decay", "decay time in this octave band "
+                        "over the one at 1 kHz", step=0.01, log=True)
 
 
 @dataclass(frozen=True)
@@ -132,33 +188,34 @@ class Reverb:
     ``pre_delay_ms`` delays the wet signal in both types.
     """
 
+    PATH: ClassVar[str] = "vocal.reverb"
     enabled: bool = True
     type: str = "freeverb"
-    decay_s: float = 1.5
-    room_size: float = 0.3
-    damping: float = 0.5
-    width: float = 1.0
-    wet_level_db: float = -14.0
-    pre_delay_ms: float = 20.0
+    decay_s: float = num(1.5, REVERB_DECAY_RANGE_S[0], REVERB_DECAY_RANGE_S[1], "s",
+                         "Decay time", "T30: how long the reverb takes to fade by 60 dB",
+                         step=0.01, log=True, view=(0.1, 12.0))
+    room_size: float = num(0.3, 0.0, 1.0, "", "Room size", step=0.01)
+    damping: float = num(0.5, 0.0, 1.0, "", "Damping", step=0.01)
+    width: float = num(1.0, 0.0, 1.0, "", "Width", "0 mono, 1 fully decorrelated channels",
+                       step=0.01)
+    wet_level_db: float = num(-14.0, -80.0, 6.0, "dB", "Wet level", step=0.5,
+                              view=(-60.0, 6.0))
+    pre_delay_ms: float = num(20.0, 0.0, 500.0, "ms", "Pre-delay", "delay of the wet signal",
+                              step=1.0, view=(0.0, 200.0))
     band_decay_ratios: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0)
 
     def __post_init__(self) -> None:
-        _coerce(self)
         if self.type not in REVERB_TYPES:
             raise ParamsError(f"reverb type {self.type!r} is not one of {REVERB_TYPES}")
-        _check("vocal.reverb.decay_s", self.decay_s, *REVERB_DECAY_RANGE_S)
-        _check("vocal.reverb.room_size", self.room_size, 0.0, 1.0)
-        _check("vocal.reverb.damping", self.damping, 0.0, 1.0)
-        _check("vocal.reverb.width", self.width, 0.0, 1.0)
-        _check("vocal.reverb.wet_level_db", self.wet_level_db, -80.0, 6.0)
-        _check("vocal.reverb.pre_delay_ms", self.pre_delay_ms, 0.0, 500.0)
+        _validate(self)
         r = tuple(self.band_decay_ratios)
         if len(r) != len(DECAY_BANDS_HZ):
             raise ParamsError(
                 f"vocal.reverb.band_decay_ratios must have {len(DECAY_BANDS_HZ)} values (one per "
                 f"octave band {', '.join(f'{b:g}' for b in DECAY_BANDS_HZ)} Hz), got {len(r)}")
         for i, (b, v) in enumerate(zip(DECAY_BANDS_HZ, r, strict=True)):
-            _check(f"vocal.reverb.band_decay_ratios[{i}] ({b:g} Hz)", v, 0.1, 4.0)
+            _check(f"vocal.reverb.band_decay_ratios[{i}] ({b:g} Hz)", v, BAND_DECAY_RATIO.lo,
+                   BAND_DECAY_RATIO.hi)
         if float(r[3]) != 1.0:
             raise ParamsError(
                 "vocal.reverb.band_decay_ratios[3] (1000 Hz) is the reference and must be 1.0 "
@@ -171,47 +228,51 @@ class Reverb:
                 f" is out of range: allowed up to {longest:g} s")
 
 
+#: the most EQ bands a vocal chain may have
+MAX_EQ_BANDS = 12
+
+
 @dataclass(frozen=True)
 class VocalChain:
     """The vocal chain, in render order: high-pass, EQ, compressor, gain, reverb."""
 
+    PATH: ClassVar[str] = "vocal"
     highpass: HighPass = field(default_factory=HighPass)
     eq_bands: tuple[EqBand, ...] = ()
     compressor: Compressor = field(default_factory=Compressor)
-    gain_db: float = 0.0
+    gain_db: float = num(0.0, -60.0, 60.0, "dB", "Vocal gain", view=(-40.0, 40.0))
     reverb: Reverb = field(default_factory=Reverb)
 
     def __post_init__(self) -> None:
-        _coerce(self)
-        if len(self.eq_bands) > 12:
-            raise ParamsError(f"at most 12 EQ bands are allowed, got {len(self.eq_bands)}")
-        _check("vocal.gain_db", self.gain_db, -60.0, 60.0)
+        if len(self.eq_bands) > MAX_EQ_BANDS:
+            raise ParamsError(
+                f"at most {MAX_EQ_BANDS} EQ bands are allowed, got {len(self.eq_bands)}")
+        _validate(self)
 
 
 @dataclass(frozen=True)
 class BackingChain:
     """The backing track: a gain only."""
 
-    gain_db: float = 0.0
+    PATH: ClassVar[str] = "backing"
+    gain_db: float = num(0.0, -60.0, 24.0, "dB", "Backing gain", view=(-30.0, 12.0))
 
     def __post_init__(self) -> None:
-        _coerce(self)
-        _check("backing.gain_db", self.gain_db, -60.0, 24.0)
+        _validate(self)
 
 
 @dataclass(frozen=True)
 class Master:
     """Master stage: a true-peak limiter that is transparent below ``ceiling_dbtp``."""
 
-    ceiling_dbtp: float = -1.0
-    lookahead_ms: float = 5.0
-    release_ms: float = 80.0
+    PATH: ClassVar[str] = "master"
+    ceiling_dbtp: float = num(-1.0, -20.0, 0.0, "dBTP", "Limiter ceiling", view=(-12.0, 0.0))
+    lookahead_ms: float = num(5.0, 0.5, 50.0, "ms", "Look-ahead", step=0.5)
+    release_ms: float = num(80.0, 1.0, 2000.0, "ms", "Limiter release", step=1.0, log=True,
+                            view=(5.0, 1000.0))
 
     def __post_init__(self) -> None:
-        _coerce(self)
-        _check("master.ceiling_dbtp", self.ceiling_dbtp, -20.0, 0.0)
-        _check("master.lookahead_ms", self.lookahead_ms, 0.5, 50.0)
-        _check("master.release_ms", self.release_ms, 1.0, 2000.0)
+        _validate(self)
 
 
 @dataclass(frozen=True)
@@ -225,36 +286,33 @@ class Targets:
     follow through ``band_decay_ratios``).
     """
 
-    vocal_to_mix_lu: float = -3.0
-    vocal_lra_lu: float = 14.0
-    reverb_decay_s: float = 1.5
+    PATH: ClassVar[str] = "targets"
+    vocal_to_mix_lu: float = num(-3.0, -20.0, -0.5, "LU", "Vocal vs mix",
+                                 "vocal loudness against the whole mix")
+    vocal_lra_lu: float = num(14.0, 1.0, 30.0, "LU", "Loudness range",
+                              "the vocal's loudness range after compression", step=0.5)
+    reverb_decay_s: float = num(1.5, TARGET_DECAY_RANGE_S[0], TARGET_DECAY_RANGE_S[1], "s",
+                                "Reverb time", "T30 the resolver finds a reverb setting for",
+                                step=0.05)
 
     def __post_init__(self) -> None:
-        _coerce(self)
-        _check("targets.vocal_to_mix_lu", self.vocal_to_mix_lu, -20.0, -0.5)
-        _check("targets.vocal_lra_lu", self.vocal_lra_lu, 1.0, 30.0)
-        _check("targets.reverb_decay_s", self.reverb_decay_s, *TARGET_DECAY_RANGE_S)
+        _validate(self)
 
 
 @dataclass(frozen=True)
 class Achieved:
     """Measurements of the rendered mix (all pre-master except the ``mix_*`` figures)."""
 
-    vocal_to_mix_lu: float | None = None
-    vocal_to_backing_lu: float | None = None
-    vocal_lra_lu: float | None = None
-    mix_integrated_lufs: float | None = None
-    mix_true_peak_dbtp: float | None = None
-    master_gain_reduction_db: float | None = None
+    PATH: ClassVar[str] = "achieved"
+    vocal_to_mix_lu: float | None = num(None, -200.0, 200.0, "LU", "Vocal vs mix")
+    vocal_to_backing_lu: float | None = num(None, -200.0, 200.0, "LU", "Vocal vs backing")
+    vocal_lra_lu: float | None = num(None, 0.0, 200.0, "LU", "Vocal loudness range")
+    mix_integrated_lufs: float | None = num(None, -200.0, 30.0, "LUFS", "Mix loudness")
+    mix_true_peak_dbtp: float | None = num(None, -400.0, 30.0, "dBTP", "Mix true peak")
+    master_gain_reduction_db: float | None = num(None, 0.0, 200.0, "dB", "Limiter reduction")
 
     def __post_init__(self) -> None:
-        _coerce(self)
-        _check_opt("achieved.vocal_to_mix_lu", self.vocal_to_mix_lu, -200.0, 200.0)
-        _check_opt("achieved.vocal_to_backing_lu", self.vocal_to_backing_lu, -200.0, 200.0)
-        _check_opt("achieved.vocal_lra_lu", self.vocal_lra_lu, 0.0, 200.0)
-        _check_opt("achieved.mix_integrated_lufs", self.mix_integrated_lufs, -200.0, 30.0)
-        _check_opt("achieved.mix_true_peak_dbtp", self.mix_true_peak_dbtp, -400.0, 30.0)
-        _check_opt("achieved.master_gain_reduction_db", self.master_gain_reduction_db, 0, 200)
+        _validate(self)
 
 
 @dataclass(frozen=True)
@@ -266,7 +324,6 @@ class Provenance:
     notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        _coerce(self)
         if self.method not in METHODS:
             raise ParamsError(f"method {self.method!r} is not one of {', '.join(METHODS)}")
 
@@ -284,7 +341,6 @@ class MixParams:
     version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
-        _coerce(self)
         if self.version not in READABLE_VERSIONS:
             raise ParamsError(
                 f"params version {self.version} is not supported: this vocalmix reads "
@@ -330,6 +386,40 @@ class MixParams:
         """A copy with some targets changed (``None`` values are ignored)."""
         changes = {k: v for k, v in changes.items() if v is not None}
         return replace(self, targets=replace(self.targets, **changes))
+
+
+def param_specs() -> dict[str, dict[str, Any]]:
+    """Every declared numeric parameter, by its path in the JSON document.
+
+    ``{"vocal.compressor.threshold_db": {"min": -80.0, "max": 0.0, "unit": "dB",
+    "label": "Threshold", "doc": ..., "step": 0.5, "log": false, "view": [-60.0, 0.0],
+    "default": 0.0}, ...}``; list items are written ``[]`` (``vocal.eq_bands[].gain_db``,
+    ``vocal.reverb.band_decay_ratios[]``). The HTTP API serves this to the page, and its
+    schema's ``minimum``/``maximum`` come from it.
+    """
+    import typing
+
+    out: dict[str, dict[str, Any]] = {}
+
+    def entry(spec: Spec, default: Any) -> dict[str, Any]:
+        return {"min": spec.lo, "max": spec.hi, "unit": spec.unit, "label": spec.label,
+                "doc": spec.doc, "step": spec.step, "log": spec.log,
+                "view": list(spec.view or (spec.lo, spec.hi)), "default": default}
+
+    def walk(cls: type, path: str) -> None:
+        hints = typing.get_type_hints(cls)
+        for f in fields(cls):
+            where = f"{path}.{f.name}" if path else f.name
+            hint = hints[f.name]
+            if "spec" in f.metadata:
+                out[where] = entry(f.metadata["spec"], f.default)
+            elif is_dataclass(hint):
+                walk(hint, where)  # type: ignore[arg-type]
+            elif typing.get_origin(hint) is tuple and is_dataclass(typing.get_args(hint)[0]):
+                walk(typing.get_args(hint)[0], where + "[]")
+    walk(MixParams, "")
+    out["vocal.reverb.band_decay_ratios[]"] = entry(BAND_DECAY_RATIO, 1.0)
+    return out
 
 
 _NESTED: dict[tuple[type, str], type] = {}
@@ -397,6 +487,10 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
 
 __all__ = [
     "Achieved",
+    "Spec",
+    "clip",
+    "param_specs",
+    "spec_of",
     "BackingChain",
     "Compressor",
     "DECAY_BANDS_HZ",

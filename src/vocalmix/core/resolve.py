@@ -44,7 +44,7 @@ from vocalmix.core.measure import (
     loudness_range,
     lra_from_short_term,
 )
-from vocalmix.core.params import Compressor
+from vocalmix.core.params import Compressor, clip
 
 RATIO_STEPS = (3.0, 4.0, 6.0, 10.0, 20.0, 40.0)
 LRA_TOLERANCE_LU = 0.3
@@ -340,7 +340,7 @@ def resolve_compressor(
     assert best is not None
     err, comp, real = best
     makeup = i_in - integrated_loudness(compressor_stage(x, sample_rate, comp), sample_rate)
-    comp = replace(comp, makeup_db=float(np.clip(makeup, -24.0, 48.0)))
+    comp = replace(comp, makeup_db=clip(Compressor, "makeup_db", makeup))
     note = (
         f"compressor {comp.threshold_db:.1f} dB threshold, ratio {comp.ratio:g}: vocal LRA "
         f"{input_lra:.1f} -> {real:.1f} LU (target {target_lra_lu:.1f}, {renders} renders)"

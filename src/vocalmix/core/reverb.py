@@ -552,7 +552,7 @@ def render_synthetic_ir(
         float32 ``(n, 2)``, read-only, each channel with energy (sum of squares) 1;
         bit-identical for the same arguments.
     """
-    from vocalmix.core.params import DECAY_BANDS_HZ
+    from vocalmix.core.params import BAND_DECAY_RATIO, DECAY_BANDS_HZ, REVERB_DECAY_RANGE_S
 
     sr = _check_rate(sample_rate)
     ratios = tuple(float(r) for r in (band_decay_ratios or (1.0,) * len(DECAY_BANDS_HZ)))
@@ -560,10 +560,13 @@ def render_synthetic_ir(
         raise ParamsError(
             f"band_decay_ratios needs {len(DECAY_BANDS_HZ)} values, got {len(ratios)}")
     d = float(decay_s)
-    if not (math.isfinite(d) and 0.01 <= d <= 30.0):
-        raise ParamsError(f"decay_s = {decay_s} is out of range: allowed 0.01 to 30 s")
-    if not all(math.isfinite(r) and 0.05 <= r <= 10.0 for r in ratios):
-        raise ParamsError(f"band_decay_ratios {ratios} out of range: allowed 0.05 to 10")
+    lo, hi = REVERB_DECAY_RANGE_S
+    if not (math.isfinite(d) and lo <= d <= hi):
+        raise ParamsError(f"decay_s = {decay_s} is out of range: allowed {lo:g} to {hi:g} s")
+    rlo, rhi = BAND_DECAY_RATIO.lo, BAND_DECAY_RATIO.hi
+    if not all(math.isfinite(r) and rlo <= r <= rhi for r in ratios):
+        raise ParamsError(
+            f"band_decay_ratios {ratios} out of range: allowed {rlo:g} to {rhi:g}")
     decays = tuple(d * r for r in ratios)
     wid = _check_unit("width", width)
     if length_s is None:

@@ -196,11 +196,12 @@ def inverse_eq(bands: Bands) -> Bands:
 
 def apply_eq(x: np.ndarray, sample_rate: int, bands: Bands) -> np.ndarray:
     """Render EQ bands with pedalboard (the filters MixParams renders)."""
-    from vocalmix.core.params import EqBand, HighPass
+    from vocalmix.core.params import EqBand, HighPass, clip
     from vocalmix.core.render import eq_stage
 
-    eb = tuple(EqBand(kind=k, freq_hz=min(f, 20000.0), gain_db=float(np.clip(g, -24, 24)),
-                      q=float(np.clip(q, 0.1, 20))) for k, f, g, q in bands)
+    eb = tuple(EqBand(kind=k, freq_hz=clip(EqBand, "freq_hz", f),
+                      gain_db=clip(EqBand, "gain_db", g), q=clip(EqBand, "q", q))
+               for k, f, g, q in bands)
     return eq_stage(np.asarray(x, np.float32), sample_rate, HighPass(enabled=False), eb)
 
 

@@ -104,8 +104,6 @@ ALPHA_GRID = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 MIN_SONGS_FOR_CV = 8
 MAX_EXCERPTS = 16
 EXCERPT_S, HOP_S = 6.0, 3.0
-V2M_RANGE_LU = (-20.0, -0.5)  # MixParams validation range of vocal_to_mix_lu
-LRA_RANGE_LU = (1.0, 30.0)  # MixParams validation range of vocal_lra_lu
 
 
 def v2b_to_v2m(v2b_lu: float) -> float:
@@ -435,8 +433,10 @@ def _level_targets(ctx: Context) -> tuple[object, list[str]]:
     """Replace the level and dynamics targets by the level model's predictions."""
     m = _shipped()
     p = predict_song(m, ctx.vocal, ctx.backing, ctx.sample_rate)
-    v2m = float(np.clip(p["vocal_to_mix_lu"], *V2M_RANGE_LU))
-    lra = float(np.clip(p["vocal_lra_lu"], *LRA_RANGE_LU))
+    from vocalmix.core.params import Targets, clip
+
+    v2m = clip(Targets, "vocal_to_mix_lu", p["vocal_to_mix_lu"])
+    lra = clip(Targets, "vocal_lra_lu", p["vocal_lra_lu"])
     meta = shipped_metadata()
     n = meta.get("n_songs", "?")
     notes = [
@@ -458,7 +458,7 @@ def _eq_correction(ctx: Context) -> tuple[object, list[str]]:
     were computed on the uncorrected vocal, are replaced."""
     import math
 
-    from vocalmix.core.params import EqBand
+    from vocalmix.core.params import EqBand, clip
     from vocalmix.estimators import eq as eqmodel
 
     m = eqmodel.shipped()
@@ -475,8 +475,8 @@ def _eq_correction(ctx: Context) -> tuple[object, list[str]]:
                                                         ctx.sample_rate, c.bands)
     p = ctx.params
     hp_hz = hp if math.isfinite(hp) else p.vocal.highpass.cutoff_frequency_hz  # type: ignore[attr-defined]
-    bands = tuple(EqBand(kind=k, freq_hz=float(np.clip(f, 20, 20000)),
-                         gain_db=float(np.clip(g, -24, 24)), q=float(np.clip(q, 0.1, 20)),
+    bands = tuple(EqBand(kind=k, freq_hz=clip(EqBand, "freq_hz", f),
+                         gain_db=clip(EqBand, "gain_db", g), q=clip(EqBand, "q", q),
                          source=src)
                   for src, group in (("correction", corr), ("masking", mask))
                   for k, f, g, q in group)

@@ -28,9 +28,9 @@ from dataclasses import replace
 from functools import lru_cache
 
 from vocalmix.core.errors import ParamsError
-from vocalmix.core.params import TARGET_DECAY_RANGE_S, MixParams, Reverb
+from vocalmix.core.params import TARGET_DECAY_RANGE_S, MixParams, Reverb, clip, spec_of
 
-WET_LEVEL_MAX_DB = 6.0
+WET_LEVEL_MAX_DB = spec_of(Reverb, "wet_level_db").hi
 
 
 @lru_cache(maxsize=1)
@@ -76,7 +76,7 @@ def preset_reverb(name: str) -> Reverb:
         return Reverb(enabled=True, type="freeverb", room_size=q["room_size"],
                       damping=q["damping"], pre_delay_ms=q["pre_delay_ms"],
                       wet_level_db=min(WET_LEVEL_MAX_DB, q["wet_level_db"]),
-                      decay_s=min(max(decay, 0.1), 30.0))
+                      decay_s=clip(Reverb, "decay_s", decay))
     except (KeyError, TypeError, ValueError) as ex:
         raise ParamsError(f"reverb preset {name!r} is malformed: {ex}") from None
 

@@ -147,13 +147,14 @@ def band_ratios_for_hf(hf_ratio: float) -> tuple[float, ...]:
     """``band_decay_ratios`` (one per :data:`vocalmix.core.params.DECAY_BANDS_HZ`) of the
     one-parameter damping family: 1 at and below 1 kHz, ``hf_ratio ** (log2(f/1k) / 2)``
     above (so ``hf_ratio`` itself at 4 kHz), each clipped to the params' 0.1..4."""
-    from vocalmix.core.params import DECAY_BANDS_HZ
+    from vocalmix.core.params import BAND_DECAY_RATIO, DECAY_BANDS_HZ
 
-    h = float(np.clip(hf_ratio, 0.05, 4.0))
+    lo, hi = BAND_DECAY_RATIO.lo, BAND_DECAY_RATIO.hi
+    h = float(np.clip(hf_ratio, lo, hi))  # the 4 kHz band's ratio
     out = []
     for f in DECAY_BANDS_HZ:
         r = 1.0 if f <= 1000.0 else h ** (math.log2(f / 1000.0) / 2.0)
-        out.append(round(float(np.clip(r, 0.1, 4.0)), 4))
+        out.append(round(float(np.clip(r, lo, hi)), 4))
     return tuple(out)
 
 
@@ -1512,14 +1513,20 @@ def reverb_provider(ctx) -> tuple[object, list[str]]:
 
     m = shipped_model()
     p = predict_reverb(m, ctx.backing, ctx.sample_rate)
-    hf = float(np.clip(p["hf_ratio"], 0.1, 4.0))
-    ratios = band_ratios_for_hf(hf)
-    from vocalmix.core.params import REVERB_DECAY_RANGE_S, TARGET_DECAY_RANGE_S
+    from vocalmix.core.params import (
+        BAND_DECAY_RATIO,
+        REVERB_DECAY_RANGE_S,
+        TARGET_DECAY_RANGE_S,
+        Reverb,
+        clip,
+    )
 
+    hf = float(np.clip(p["hf_ratio"], BAND_DECAY_RATIO.lo, BAND_DECAY_RATIO.hi))
+    ratios = band_ratios_for_hf(hf)
     lo, hi = TARGET_DECAY_RANGE_S
     decay = float(np.clip(p["decay_s"], lo, min(hi, REVERB_DECAY_RANGE_S[1] / max(ratios))))
-    pre = float(np.clip(p["pre_delay_ms"], 0.0, 500.0))
-    wet = float(np.clip(p["wet_level_db"], -80.0, 6.0))
+    pre = clip(Reverb, "pre_delay_ms", p["pre_delay_ms"])
+    wet = clip(Reverb, "wet_level_db", p["wet_level_db"])
     params = ctx.params
     rv = replace(params.vocal.reverb, type="synthetic", decay_s=decay,
                  band_decay_ratios=ratios, pre_delay_ms=pre, wet_level_db=wet)

@@ -78,7 +78,13 @@ from pathlib import Path
 
 import numpy as np
 
-from vocalmix.core.params import DECAY_BANDS_HZ, Reverb
+from vocalmix.core.params import (
+    BAND_DECAY_RATIO,
+    DECAY_BANDS_HZ,
+    REVERB_DECAY_RANGE_S,
+    Reverb,
+    clip,
+)
 from vocalmix.core.reverb import clarity_c50_db
 
 FIT_SR = 22050
@@ -91,8 +97,8 @@ DIRECT_MS = 1.0  # the direct sound's extent after the onset, left out of the ar
 WET_DB_BOUNDS = (-40.0, 6.0)
 PRE_DELAY_MS_BOUNDS = (0.0, 100.0)
 SEARCH_FACTOR = 1.35  # log(decay) and log(ratio) are searched within x0 / 1.35 .. x0 * 1.35
-DECAY_LIMITS_S = (0.1, 30.0)  # params.Reverb.decay_s
-RATIO_LIMITS = (0.1, 4.0)  # params.Reverb.band_decay_ratios
+DECAY_LIMITS_S = REVERB_DECAY_RANGE_S  # params.Reverb.decay_s
+RATIO_LIMITS = (BAND_DECAY_RATIO.lo, BAND_DECAY_RATIO.hi)  # params.Reverb.band_decay_ratios
 DEFAULTS = {"popsize": 5, "maxiter": 12, "tol": 0.005, "long_ir_s": 4.0}
 
 Progress = Callable[[str], None]
@@ -427,7 +433,7 @@ def _band_decays_to_reverb(d: np.ndarray, wet_db: float, pre_ms: float) -> tuple
     ratios = np.minimum(ratios, 30.0 / decay)
     rv = Reverb(enabled=True, type="synthetic", decay_s=round(decay, 4),
                 band_decay_ratios=tuple(round(float(r), 4) for r in ratios), width=1.0,
-                wet_level_db=round(float(np.clip(wet_db, -80.0, 6.0)), 3),
+                wet_level_db=round(clip(Reverb, "wet_level_db", wet_db), 3),
                 pre_delay_ms=round(float(np.clip(pre_ms, 0.0, 500.0)), 3))
     return rv, notes
 
