@@ -358,8 +358,10 @@ def test_wait_false_reports_progress_then_the_result(client, pair, monkeypatch):
     gate = threading.Event()
     real_mix = pipeline.mix
 
+    from vocalmix.core.progress import ProgressEvent
+
     def slow_mix(*a, **kw):
-        kw["progress"]("resolving the vocal gain for the vocal-to-mix target")
+        kw["progress"](ProgressEvent("resolve.gain", 0.6, "resolving the vocal gain"))
         assert gate.wait(30)
         return real_mix(*a, **kw)
 
@@ -737,7 +739,7 @@ def test_settings_from_the_environment(tmp_path, monkeypatch):
 def test_serve_command(tmp_path):
     from vocalmix.frontends.cli import build_parser, main
 
-    args = build_parser().parse_args(["serve"])
+    args = build_parser(["serve"]).parse_args(["serve"])
     assert (args.host, args.port) == ("127.0.0.1", 8000) and callable(args.func)
     assert main(["serve", "--ttl-s", "-1"]) == 2  # one-line error, no server started
 

@@ -9,13 +9,13 @@ fills in its ``achieved`` figures; :func:`mix` does both. Every function takes f
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from vocalmix.core.measure import integrated_loudness, loudness_range
 from vocalmix.core.params import Achieved, MixParams, Provenance, Reverb, clip
+from vocalmix.core.progress import Progress, ProgressEvent, no_progress
 from vocalmix.core.render import (
     Rendered,
     VocalParts,
@@ -27,12 +27,8 @@ from vocalmix.core.render import (
 )
 from vocalmix.core.resolve import GainSolution, resolve_compressor, resolve_vocal_gain
 
-Progress = Callable[[str], None]
 METHODS = ("baseline", "model")
-
-
-def _quiet(_msg: str) -> None:
-    pass
+_quiet = no_progress
 
 
 @dataclass(frozen=True)
@@ -73,7 +69,7 @@ def choose_targets(
         try:
             from vocalmix.estimators import level as models
 
-            progress("model: predicting targets")
+            progress(ProgressEvent("estimate.model", 0.05, "model: predicting targets"))
             params, model_notes = models.estimate(vocal, backing, sample_rate)
             return params, list(model_notes)
         except (ImportError, AttributeError):
@@ -84,7 +80,7 @@ def choose_targets(
             if not isinstance(e, ModelError):
                 raise
             notes.append(f"{e}: fell back to the baseline")
-    progress("baseline: tempo and masking analysis")
+    progress(ProgressEvent("estimate.baseline", 0.05, "baseline: tempo and masking analysis"))
     params, _analysis = baseline.estimate(vocal, backing, sample_rate)
     notes.extend(params.provenance.notes)
     return params, notes
@@ -114,7 +110,8 @@ def _resolve(
     notes: list[str] = []
     t = params.targets
     vc = params.vocal
-    progress("resolving the compressor threshold for the vocal LRA target")
+    progress(ProgressEvent("resolve.compressor", 0.3,
+                           "resolving the compressor threshold for the vocal LRA target"))
     x_eq = eq_stage(vocal, sample_rate, vc.highpass, vc.eq_bands)
     comp = resolve_compressor(x_eq, sample_rate, t.vocal_lra_lu, vc.compressor)
     notes.append(comp.note)
@@ -138,7 +135,8 @@ def _resolve(
                 f"damping {rv.damping:g} ({lo:.2f} to {hi:.2f} s): using {decay:.2f} s"
             )
         rv = replace(rv, room_size=float(room), decay_s=clip(Reverb, "decay_s", decay))
-    progress("resolving the vocal gain for the vocal-to-mix target")
+    progress(ProgressEvent("resolve.gain", 0.6,
+                           "resolving the vocal gain for the vocal-to-mix target"))
     dry = np.asarray(compressor_stage(x_eq, sample_rate, comp.compressor), dtype=np.float32)
     parts = VocalParts(dry=dry, wet=reverb_wet(dry, sample_rate, rv))
     b = backing * np.float32(10.0 ** (params.backing.gain_db / 20.0))
@@ -198,9 +196,9 @@ def render_params(
     progress: Progress = _quiet,
 ) -> tuple[MixParams, Rendered]:
     """Render exactly ``params`` and return them with ``achieved`` filled in."""
-    progress("rendering")
+    progress(ProgressEvent("render", 0.0, "rendering"))
     r = render(vocal, backing, sample_rate, params)
-    progress("measuring the result")
+    progress(ProgressEvent("measure", 0.7, "measuring the result"))
     return replace(params, achieved=measure_achieved(r)), r
 
 
@@ -259,7 +257,7 @@ def mix(
     progress: Progress = kwargs.get("progress", _quiet)
     est = estimate_params(vocal, backing, sample_rate, **kwargs)
     t = time.perf_counter()
-    progress("rendering")
+    progress(ProgressEvent("render", 0.8, "rendering"))
     # the resolvers rendered the vocal parts at unity gain already: reuse them. This is
     # bit-identical to render() of the same params (same operations, same order).
     assert est.resolved is not None

@@ -25,6 +25,7 @@ from vocalmix.core.errors import (
     DurationError,
     EmptyAudioError,
     NonFiniteAudioError,
+    OutputError,
     OutputExistsError,
     OverwriteInputError,
     ParamsError,
@@ -119,8 +120,8 @@ def validate_signal(
             notes.append(f"{label}: kept the first 2 of {ch} channels")
         else:
             raise ChannelLayoutError(
-                f"{label}: has {ch} channels; vocalmix mixes mono or stereo. Pass "
-                "--fold mean (average all channels) or --fold first2 (keep channels 1-2)"
+                f"{label}: has {ch} channels; vocalmix mixes mono or stereo: fold them "
+                "to mono by averaging ('mean') or keep channels 1-2 ('first2')"
             )
     elif ch == 1:
         x = np.concatenate([x, x], axis=1)
@@ -265,9 +266,9 @@ def check_outputs(
             if _same_file(po, pi):
                 raise OverwriteInputError(f"{po}: is an input file; vocalmix never overwrites one")
         if po.exists() and not force:
-            raise OutputExistsError(f"{po}: already exists; pass --force to replace it")
+            raise OutputExistsError(f"{po}: already exists")
         if po.exists() and po.is_dir():
-            raise OutputExistsError(f"{po}: is a folder; give a file name")
+            raise OutputError(f"{po}: is a folder, not a file name")
 
 
 @contextlib.contextmanager

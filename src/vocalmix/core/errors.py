@@ -1,74 +1,143 @@
 """Exception classes.
 
-Every error that a user can cause has its own class and a one-line message that says
-what is wrong and what to do about it. The command line prints ``str(error)`` and exits
-with a non-zero code; it never shows a traceback for these.
+Every error that a user can cause has its own class, a stable machine-readable ``code``
+and a one-line message that says what is wrong. Messages describe the problem in the
+library's terms and never name a command-line flag or a form field: each front end adds
+its own hint for the classes it can help with (the CLI's ``--fold``, the server's form
+field ``fold``), by class, not by rewriting the text.
 """
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 
 class VocalmixError(Exception):
-    """Base class of every error vocalmix raises on purpose."""
+    """Base class of every error vocalmix raises on purpose.
 
-    exit_code: int = 2
+    Attributes:
+        code: a stable identifier of the kind of error (``audio.unreadable``...), for
+            programs (the HTTP API returns it; the batch results table stores it).
+        exit_code: the command line's exit status for it.
+    """
+
+    code: ClassVar[str] = "error"
+    exit_code: ClassVar[int] = 2
 
 
 class AudioError(VocalmixError):
     """Something is wrong with an input audio file or signal."""
 
+    code = "audio.invalid"
+
 
 class AudioFileNotFoundError(AudioError):
     """The input path does not exist."""
+
+    code = "audio.not_found"
 
 
 class UnreadableAudioError(AudioError):
     """The file exists but cannot be decoded as audio."""
 
+    code = "audio.unreadable"
+
 
 class EmptyAudioError(AudioError):
     """The audio has no samples."""
+
+    code = "audio.empty"
 
 
 class SilentAudioError(AudioError):
     """The audio is digital silence (or too quiet to measure)."""
 
+    code = "audio.silent"
+
 
 class NonFiniteAudioError(AudioError):
     """The audio contains NaN or infinite samples."""
 
+    code = "audio.non_finite"
+
 
 class ChannelLayoutError(AudioError):
-    """The audio has more channels than vocalmix can use without being told how."""
+    """The audio has more channels than vocalmix can use without being told how to fold
+    them (to mono by averaging, or by keeping the first two)."""
+
+    code = "audio.channels"
 
 
 class DurationError(AudioError):
     """The audio is absurdly short or long."""
 
+    code = "audio.duration"
+
 
 class SampleRateError(AudioError):
     """The sample rate is unsupported."""
 
-
-class OutputExistsError(VocalmixError):
-    """An output file already exists and ``--force`` was not given."""
+    code = "audio.sample_rate"
 
 
-class OverwriteInputError(VocalmixError):
+class OutputError(VocalmixError):
+    """An output cannot be written where it was asked for."""
+
+    code = "output.invalid"
+
+
+class OutputExistsError(OutputError):
+    """An output file already exists and replacing it was not allowed."""
+
+    code = "output.exists"
+
+
+class OverwriteInputError(OutputError):
     """An output path names one of the input files."""
+
+    code = "output.is_input"
 
 
 class ParamsError(VocalmixError):
     """A MixParams document or value is invalid."""
 
+    code = "params.invalid"
+
 
 class TargetUnreachableError(VocalmixError):
     """A resolver could not reach its target."""
+
+    code = "target.unreachable"
 
 
 class ModelError(VocalmixError):
     """Model weights are missing, stale or unreadable."""
 
+    code = "model.unavailable"
+
 
 class DataError(VocalmixError):
     """A data set folder or manifest is malformed."""
+
+    code = "data.invalid"
+
+
+__all__ = [
+    "AudioError",
+    "AudioFileNotFoundError",
+    "ChannelLayoutError",
+    "DataError",
+    "DurationError",
+    "EmptyAudioError",
+    "ModelError",
+    "NonFiniteAudioError",
+    "OutputError",
+    "OutputExistsError",
+    "OverwriteInputError",
+    "ParamsError",
+    "SampleRateError",
+    "SilentAudioError",
+    "TargetUnreachableError",
+    "UnreadableAudioError",
+    "VocalmixError",
+]

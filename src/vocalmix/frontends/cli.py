@@ -14,9 +14,31 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vocalmix._version import __version__
-from vocalmix.core.errors import VocalmixError
+from vocalmix.core.errors import (
+    ChannelLayoutError,
+    OutputExistsError,
+    OverwriteInputError,
+    VocalmixError,
+)
+
+if TYPE_CHECKING:
+    from vocalmix.core.progress import ProgressEvent
+
+#: what the command line adds to a library error's message, by class
+HINTS: dict[type[VocalmixError], str] = {
+    ChannelLayoutError: " (pass --fold mean or --fold first2)",
+    OutputExistsError: "; pass --force to replace it",
+    OverwriteInputError: "; choose another output path",
+}
+
+
+def error_line(e: VocalmixError) -> str:
+    """The one line the command line prints for a library error, with its hint."""
+    hint = next((h for cls, h in HINTS.items() if isinstance(e, cls)), "")
+    return f"vocalmix: error: {e}{hint}"
 
 
 class _Progress:
@@ -26,9 +48,11 @@ class _Progress:
         self.quiet = quiet
         self.t0 = time.perf_counter()
 
-    def __call__(self, msg: str) -> None:
-        if not self.quiet:
-            print(f"[{time.perf_counter() - self.t0:6.2f} s] {msg}", file=sys.stderr, flush=True)
+    def __call__(self, event: ProgressEvent | str) -> None:
+        if self.quiet:
+            return
+        msg = event if isinstance(event, str) else event.message
+        print(f"[{time.perf_counter() - self.t0:6.2f} s] {msg}", file=sys.stderr, flush=True)
 
 
 def _fmt(v: float | None, unit: str, nd: int = 2) -> str:
@@ -60,8 +84,33 @@ def _add_inputs(p: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (exposed for documentation and tests)."""
+#: Subcommands whose parser lives with the code they run, imported only when that
+#: subcommand is the one asked for: (name, one-line help, module with ``register_cli``).
+EXTRA_COMMANDS: tuple[tuple[str, str, str], ...] = (
+    ("train", "fit the learned models (level, EQ, reverb)", "vocalmix.training.train"),
+    ("evaluate", "measure the learned models on held-out data", "vocalmix.training.evaluate"),
+    ("fit-reverb", "fit the synthetic reverb to impulse responses (writes presets)",
+     "vocalmix.training.fitreverb"),
+    ("serve", "run the web page and HTTP API (vocalmix studio)",
+     "vocalmix.frontends.server.app"),
+)
+
+
+def _command_of(argv: Sequence[str] | None) -> str | None:
+    """The subcommand named in ``argv`` (the first argument that is not an option)."""
+    for a in sys.argv[1:] if argv is None else argv:
+        if not a.startswith("-"):
+            return a
+    return None
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The argument parser (exposed for documentation and tests).
+
+    Building it imports nothing beyond the standard library: the subcommands in
+    :data:`EXTRA_COMMANDS` get their full parser (and import their module) only when
+    ``argv`` names them, so ``vocalmix --help`` and ``--version`` start at once.
+    """
     ap = argparse.ArgumentParser(
         prog="vocalmix",
         description="Mix a vocal into a backing track and hand back editable parameters.",
@@ -114,23 +163,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace existing files")
     _add_common(p)
 
-    _register_extra(sub)
+    _register_extra(sub, _command_of(argv))
     return ap
 
 
-def _register_extra(sub: argparse._SubParsersAction) -> None:
-    """Subcommands of optional capabilities (training, evaluation, server...)."""
+def _register_extra(sub: argparse._SubParsersAction, command: str | None) -> None:
+    """Add the :data:`EXTRA_COMMANDS`: the named one in full, the others as a name and
+    a help line (enough for ``vocalmix --help``). An import error of the named one's
+    module is a bug and propagates."""
     import importlib
 
-    for mod in ("vocalmix.training.train", "vocalmix.training.evaluate",
-                "vocalmix.frontends.server.app", "vocalmix.training.fitreverb"):
-        try:
-            m = importlib.import_module(mod)
-        except ImportError:
-            continue
-        reg = getattr(m, "register_cli", None)
-        if reg is not None:
-            reg(sub)
+    for name, help_, module in EXTRA_COMMANDS:
+        if name == command:
+            importlib.import_module(module).register_cli(sub)
+        else:
+            sub.add_parser(name, help=help_)
 
 
 def _default_method() -> str:
@@ -407,13 +454,13 @@ def _tune_malloc() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``vocalmix`` console script; returns the exit code."""
     _tune_malloc()
-    parser = build_parser()
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     func = getattr(args, "func", None) or _COMMANDS[args.command]
     try:
         return int(func(args) or 0)
     except VocalmixError as e:
-        print(f"vocalmix: error: {e}", file=sys.stderr)
+        print(error_line(e), file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("vocalmix: interrupted", file=sys.stderr)

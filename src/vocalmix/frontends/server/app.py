@@ -51,6 +51,7 @@ from vocalmix.core.errors import (
     VocalmixError,
 )
 from vocalmix.core.params import DECAY_BANDS_HZ, MixParams, Reverb
+from vocalmix.core.progress import ProgressEvent
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -187,11 +188,12 @@ class Store:
         return meta
 
     # live progress of a job
-    def set_progress(self, mid: str, stage: str) -> None:
-        """Record the stage a job reached (the fraction comes from the stage's name)."""
+    def set_progress(self, mid: str, stage: str, fraction: float | None = None) -> None:
+        """Record the stage a job reached and the fraction of the work done (given, or
+        from the server's own stage names)."""
         with self._guard:
             old = self._progress.get(mid, ("", 0.0))[1]
-            f = _fraction(stage)
+            f = _fraction(stage) if fraction is None else fraction
             self._progress[mid] = (stage, old if f is None else max(old, f))
 
     def progress(self, mid: str) -> tuple[str, float] | None:
@@ -846,8 +848,8 @@ def create_app(
         def scrub(msg: str) -> str:
             """The message without the server's own paths (labels instead)."""
             msg = re.sub(r"Error opening '[^']*': ?", "", msg)
-            msg = msg.replace("Pass --fold mean", "Send the form field fold=mean")
-            msg = msg.replace("--fold first2", "fold=first2")
+            if "fold them" in msg:  # a ChannelLayoutError: say how to fold, in form terms
+                msg += " (send the form field fold=mean or fold=first2)"
             for k in FORM_FILES:
                 msg = msg.replace(str(d / f"upload_{k}"), labels[k])
             return msg.replace(str(store.root), "<storage>")
@@ -876,8 +878,11 @@ def create_app(
         from vocalmix.estimators.presets import apply_preset
         from vocalmix.pipeline import choose_targets, mix
 
-        def progress(msg: str) -> None:
-            store.set_progress(mid, msg)
+        def progress(ev: ProgressEvent) -> None:
+            # the pipeline's fractions span 0.05..0.85 of the job: decoding comes before,
+            # writing the files after
+            f = None if ev.fraction is None else 0.05 + 0.8 * ev.fraction
+            store.set_progress(mid, ev.message, f)
 
         store.set_progress(mid, "waiting for a free worker")
         with slots, store.lock(mid):
@@ -892,7 +897,8 @@ def create_app(
                                             progress=progress, **targets)
             except (ParamsError, TargetUnreachableError) as e:
                 raise ApiError(422, str(e)) from None
-            _save_result(store, d, params, rendered, notes + list(est.notes), progress)
+            _save_result(store, d, params, rendered, notes + list(est.notes),
+                         lambda msg: store.set_progress(mid, msg))
             store.clear_progress(mid)
 
     def start_mix(mid: str, d: Path, wait: bool, job: Callable[[], None]) -> dict[str, Any]:
