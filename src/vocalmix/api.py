@@ -1,0 +1,165 @@
+"""The public Python API: mix, estimate and render, from files or arrays.
+
+These functions are what ``import vocalmix`` offers (see :mod:`vocalmix`); they wrap
+:mod:`vocalmix.pipeline` (which works on prepared arrays) with input handling: each
+input may be a path, an :class:`~vocalmix.core.audio.Audio`, or a float array shaped
+``(n,)`` or ``(n, channels)`` with ``sample_rate`` given. Inputs are validated as files
+are (length, channels, NaN, silence), brought to one rate (the backing is resampled to
+the vocal's with soxr) and length (the shorter padded with silence), exactly as the
+command line does, so ``vocalmix.mix("take.wav", "backing.wav")`` gives the same samples
+as ``vocalmix mix take.wav backing.wav``.
+
+A karaoke app mixes a take in-process with::
+
+    import vocalmix
+
+    result = vocalmix.mix("take.wav", "instrumental.wav")
+    vocalmix.write_audio("mix.wav", result.mix, result.sample_rate)
+    print(result.params.targets.vocal_to_mix_lu, result.params.achieved.mix_integrated_lufs)
+    edited = result.params.with_targets(vocal_to_mix_lu=-5.0)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vocalmix.core.audio import Audio, prepare_pair, read_audio, validate_signal
+from vocalmix.core.errors import ParamsError
+from vocalmix.core.params import MixParams
+from vocalmix.core.progress import Progress, no_progress
+
+#: what an input may be: a file path, decoded :class:`Audio`, or samples (with a rate)
+AudioInput = str | os.PathLike[str] | Audio | np.ndarray
+
+
+@dataclass(frozen=True)
+class MixResult:
+    """A rendered mix and the parameters that made it.
+
+    Attributes:
+        params: every setting, target and achieved figure (edit and re-render it).
+        mix: the master output, float32 ``(n, 2)``.
+        vocal: the vocal as it sits in the mix (reverb included), pre-master.
+        vocal_dry: the vocal after EQ, compressor and gain, before reverb.
+        backing: the backing after its gain, pre-master.
+        sample_rate: Hz.
+        notes: what was done to the inputs and what the estimator and resolvers did.
+    """
+
+    params: MixParams
+    mix: np.ndarray
+    vocal: np.ndarray
+    vocal_dry: np.ndarray
+    backing: np.ndarray
+    sample_rate: int
+    notes: tuple[str, ...] = ()
+
+
+def _as_audio(x: AudioInput, sample_rate: int | None, what: str) -> Audio:
+    if isinstance(x, Audio):
+        return x
+    if isinstance(x, (str, os.PathLike)):
+        return read_audio(x, label=f"{what} {Path(x)}")
+    if isinstance(x, np.ndarray):
+        if sample_rate is None:
+            raise ParamsError(f"the {what} is an array: give its sample_rate in Hz")
+        samples, notes, ch = validate_signal(x, int(sample_rate), label=what)
+        return Audio(samples, int(sample_rate), f"<{what} array>", ch, notes)
+    raise ParamsError(f"the {what} must be a path, an Audio or a numpy array, "
+                      f"not {type(x).__name__}")
+
+
+def _pair(vocal: AudioInput, backing: AudioInput, sample_rate: int | None
+          ) -> tuple[np.ndarray, np.ndarray, int, list[str]]:
+    return prepare_pair(_as_audio(vocal, sample_rate, "vocal"),
+                        _as_audio(backing, sample_rate, "backing"))
+
+
+def default_method() -> str:
+    """The estimator used when none is named: the one that measures best (see the
+    shipped models' metadata), ``baseline`` otherwise."""
+    from vocalmix.estimators.level import default_method as best
+
+    return best()
+
+
+def mix(
+    vocal: AudioInput,
+    backing: AudioInput,
+    sample_rate: int | None = None,
+    *,
+    method: str | None = None,
+    params: MixParams | None = None,
+    vocal_to_mix_lu: float | None = None,
+    vocal_lra_lu: float | None = None,
+    reverb_decay_s: float | None = None,
+    progress: Progress = no_progress,
+) -> MixResult:
+    """Estimate the parameters, resolve them and render the mix.
+
+    Args:
+        vocal, backing: paths, :class:`Audio`, or arrays (then ``sample_rate``, Hz).
+        method: ``baseline`` or ``model``; default :func:`default_method`.
+        params: start from this document's settings and targets instead of estimating
+            (only the resolved settings are recomputed).
+        vocal_to_mix_lu, vocal_lra_lu, reverb_decay_s: target overrides (LU, LU, s).
+        progress: called with :class:`~vocalmix.core.progress.ProgressEvent` values.
+    """
+    from vocalmix import pipeline
+
+    v, b, sr, notes = _pair(vocal, backing, sample_rate)
+    p, r, est = pipeline.mix(
+        v, b, sr, method=method or default_method(), base=params,
+        vocal_to_mix_lu=vocal_to_mix_lu, vocal_lra_lu=vocal_lra_lu,
+        reverb_decay_s=reverb_decay_s, progress=progress)
+    return MixResult(p, r.mix, r.vocal, r.vocal_dry, r.backing, sr,
+                     tuple(notes) + tuple(est.notes))
+
+
+def estimate(
+    vocal: AudioInput,
+    backing: AudioInput,
+    sample_rate: int | None = None,
+    *,
+    method: str | None = None,
+    vocal_to_mix_lu: float | None = None,
+    vocal_lra_lu: float | None = None,
+    reverb_decay_s: float | None = None,
+    progress: Progress = no_progress,
+) -> MixParams:
+    """The resolved parameters of a mix, without rendering it (see :func:`mix`)."""
+    from vocalmix import pipeline
+
+    v, b, sr, _ = _pair(vocal, backing, sample_rate)
+    return pipeline.estimate_params(
+        v, b, sr, method=method or default_method(), vocal_to_mix_lu=vocal_to_mix_lu,
+        vocal_lra_lu=vocal_lra_lu, reverb_decay_s=reverb_decay_s, progress=progress).params
+
+
+def render(
+    vocal: AudioInput,
+    backing: AudioInput,
+    params: MixParams | dict | str | os.PathLike,
+    sample_rate: int | None = None,
+    *,
+    progress: Progress = no_progress,
+) -> MixResult:
+    """Render exactly what ``params`` says (a :class:`MixParams`, its dict, or the path
+    of a params JSON document); ``achieved`` is measured on the result."""
+    from vocalmix import pipeline
+    from vocalmix.core.audio import read_params
+
+    if isinstance(params, dict):
+        params = MixParams.from_dict(params)
+    elif isinstance(params, (str, os.PathLike)):
+        params = read_params(params)
+    v, b, sr, notes = _pair(vocal, backing, sample_rate)
+    p, r = pipeline.render_params(v, b, sr, params, progress)
+    return MixResult(p, r.mix, r.vocal, r.vocal_dry, r.backing, sr, tuple(notes))
+
+
+__all__ = ["AudioInput", "MixResult", "default_method", "estimate", "mix", "render"]
