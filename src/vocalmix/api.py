@@ -154,11 +154,13 @@ def render(
     from vocalmix.core.audio import read_params
 
     if isinstance(params, dict):
-        params = MixParams.from_dict(params)
+        doc = MixParams.from_dict(params)
     elif isinstance(params, (str, os.PathLike)):
-        params = read_params(params)
+        doc = read_params(params)
+    else:
+        doc = params
     v, b, sr, notes = _pair(vocal, backing, sample_rate)
-    p, r = pipeline.render_params(v, b, sr, params, progress)
+    p, r = pipeline.render_params(v, b, sr, doc, progress)
     return MixResult(p, r.mix, r.vocal, r.vocal_dry, r.backing, sr, tuple(notes))
 
 

@@ -405,7 +405,8 @@ def write_model_files(folder: str | os.PathLike[str], weights_name: str,
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / (weights_name + ".tmp.npz")
-    (np.savez_compressed if compressed else np.savez)(tmp, **arrays)
+    save = np.savez_compressed if compressed else np.savez
+    save(tmp, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as bool
     tmp.replace(folder / weights_name)
     tmpj = folder / (meta_name + ".tmp")
     tmpj.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")

@@ -69,7 +69,7 @@ class Spec:
     view: tuple[float, float] | None = None
 
 
-def num(default: float, lo: float, hi: float, unit: str, label: str, doc: str = "",
+def num(default: float | None, lo: float, hi: float, unit: str, label: str, doc: str = "",
         **kw: Any) -> Any:
     """A float dataclass field whose range and unit are declared in its metadata."""
     return field(default=default, metadata={"spec": Spec(lo, hi, unit, label, doc, **kw)})
@@ -384,8 +384,8 @@ class MixParams:
     # --- edits -----------------------------------------------------------------------
     def with_targets(self, **changes: float | None) -> MixParams:
         """A copy with some targets changed (``None`` values are ignored)."""
-        changes = {k: v for k, v in changes.items() if v is not None}
-        return replace(self, targets=replace(self.targets, **changes))
+        given: dict[str, Any] = {k: v for k, v in changes.items() if v is not None}
+        return replace(self, targets=replace(self.targets, **given))
 
 
 def param_specs() -> dict[str, dict[str, Any]]:
@@ -458,7 +458,7 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
 
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
-    if is_dataclass(hint):
+    if isinstance(hint, type) and is_dataclass(hint):
         return _build(hint, value, where)
     if origin is tuple:
         if not isinstance(value, (list, tuple)):

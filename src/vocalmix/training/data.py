@@ -253,16 +253,16 @@ def load_song(song: Song) -> tuple[np.ndarray, np.ndarray, int]:
         return np.ascontiguousarray(v), np.ascontiguousarray(b), int(sr)
     if song.source == "musdb_stem":
         return load_stem_mp4(song.vocal)
-    v = read_audio(song.vocal)
+    va = read_audio(song.vocal)
     parts = [read_audio(p) for p in song.backing]
-    sr = v.sample_rate
+    sr = va.sample_rate
     chunks = [p.samples if p.sample_rate == sr else resample(p.samples, p.sample_rate, sr)
               for p in parts]
     n = max(c.shape[0] for c in chunks)
     b = np.zeros((n, 2), np.float32)
     for c in chunks:
         b[: c.shape[0]] += c
-    vs, bs, sr, _ = prepare_pair(v, Audio(b, sr, f"backing of {song.song_id}"))
+    vs, bs, sr, _ = prepare_pair(va, Audio(b, sr, f"backing of {song.song_id}"))
     return vs, bs, sr
 
 
