@@ -30,6 +30,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.signal import butter, sosfilt
 
+from vocalmix.core.dsp import max_filter_hz
+
 _TABLE = 4096  # wavetable length, samples per period
 _KEY_HZ = 220.0  # A3: the song is in A major
 # melody pitches, semitones above A3: A3 B3 C#4 D4 E4 F#4 G#4 A4 B4 (220-494 Hz)
@@ -101,7 +103,7 @@ def _voice_table(f0_hz: float, vowel: str, sr: int) -> np.ndarray:
 
     Glottal source at -12 dB/octave, lip radiation +6 dB/octave, formant envelope.
     """
-    top_hz = min(0.45 * sr, 10000.0) / 1.05  # headroom for the vibrato and the scoop
+    top_hz = min(max_filter_hz(sr), 10000.0) / 1.05  # headroom for the vibrato and the scoop
     k = np.arange(1, max(1, int(top_hz // f0_hz)) + 1)
     amps = _formant_envelope(k * f0_hz, vowel) / k
     return _wavetable(amps / np.sqrt(0.5 * np.sum(amps**2)))
@@ -198,7 +200,7 @@ def _vocal(sr: int, n: int, beat_s: float, rng: np.random.Generator) -> np.ndarr
         m = min(voice.size, n - i0)
         out[i0 : i0 + m] += gain * voice[:m]
         breath_env[i0 : i0 + m] += 0.03 * gain * env[:m]  # aspiration under the voice
-    band = butter(2, [1200.0, min(7000.0, 0.45 * sr)], "bandpass", fs=sr, output="sos")
+    band = butter(2, [1200.0, min(7000.0, max_filter_hz(sr))], "bandpass", fs=sr, output="sos")
     breath = sosfilt(band, rng.standard_normal(n))
     breath_env /= max(float(np.sqrt(np.mean(breath**2))), 1e-12)  # noise of unit RMS
     breath *= breath_env
@@ -218,7 +220,7 @@ def _kick(sr: int) -> np.ndarray:
 def _snare(sr: int, rng: np.random.Generator) -> np.ndarray:
     """Snare: band-passed noise (1-8 kHz, 0.07 s decay) over a 185 Hz tone (0.05 s)."""
     t = np.arange(int(0.3 * sr)) / sr
-    band = butter(2, [1000.0, min(8000.0, 0.45 * sr)], "bandpass", fs=sr, output="sos")
+    band = butter(2, [1000.0, min(8000.0, max_filter_hz(sr))], "bandpass", fs=sr, output="sos")
     noise = sosfilt(band, rng.standard_normal(t.size)) * np.exp(-t / 0.07)
     tone = np.sin(2 * np.pi * 185.0 * t) * np.exp(-t / 0.05)
     return (1.2 * noise + 0.5 * tone) * _fade(t.size, sr, 0.001, 0.02)

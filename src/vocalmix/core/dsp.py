@@ -4,6 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
+#: filters are tuned at most this fraction of the sample rate (0.45: 90% of Nyquist),
+#: where a biquad's response is still the analog prototype's shape
+NYQUIST_GUARD = 0.45
+
+
+def max_filter_hz(sample_rate: int) -> float:
+    """The highest frequency (Hz) a filter is tuned to at ``sample_rate`` Hz."""
+    return NYQUIST_GUARD * float(sample_rate)
+
 
 def mono(x: np.ndarray) -> np.ndarray:
     """Downmix ``(n,)`` or ``(n, channels)`` to mono float32 (mean of the channels)."""

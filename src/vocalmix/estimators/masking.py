@@ -37,6 +37,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.fft
 
+from vocalmix.core.dsp import max_filter_hz
+
 # Zwicker critical band edges (Hz)
 BARK_EDGES_HZ = np.array(
     [20, 100, 200, 300, 400, 510, 630, 770, 920, 1080, 1270, 1480, 1720, 2000, 2320, 2700,
@@ -178,7 +180,7 @@ def biquad_coefficients(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(b, a)`` of a peak or shelf band, RBJ cookbook (JUCE's ``IIR::Coefficients``)."""
     big_a = 10 ** (gain_db / 40.0)
-    w = 2 * np.pi * min(freq_hz, 0.45 * sample_rate) / sample_rate
+    w = 2 * np.pi * min(freq_hz, max_filter_hz(sample_rate)) / sample_rate
     cw, sw = np.cos(w), np.sin(w)
     if kind == "peak":
         alpha = sw / (2 * q)
@@ -240,7 +242,7 @@ def fit_parametric_bands(
 
     f = np.asarray(freqs_hz, dtype=np.float64)
     target = np.asarray(gain_db_curve, dtype=np.float64)
-    nyq_lim = 0.45 * sample_rate
+    nyq_lim = max_filter_hz(sample_rate)
     lo_f, hi_f = max(20.0, f.min()), min(nyq_lim, f.max())
     kinds: list[str] = []
     x: list[float] = []  # per band: log(freq), gain, log(q)
