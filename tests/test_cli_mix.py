@@ -121,7 +121,7 @@ def _backing_of(song: Path):
 
 @pytest.mark.slow
 def test_baseline_on_every_real_song_meets_targets(tmp_path):
-    """Issue 3: each song of stems/ mixed with the baseline: vocal-to-mix within +-0.3 LU of
+    """Each song of stems/ mixed with the baseline: vocal-to-mix within +-0.3 LU of
     -3 and vocal LRA at or below 14.3 LU, in the params file AND measured independently
     (pyloudnorm) on the written stems."""
     import pyloudnorm as pyln
