@@ -1,0 +1,209 @@
+"""A split-band de-esser, and the measurement of a vocal's sibilance that sets it.
+
+The de-esser (:func:`deess`) turns down only the band above ``freq_hz`` while that band
+is loud: the vocal is split by a 4th-order Linkwitz-Riley crossover at ``freq_hz`` (two
+cascaded 2nd-order Butterworth sections per side, whose low and high outputs sum to an
+all-pass of the input: flat magnitude, a phase turn around ``freq_hz``), and ``y =
+low(x) + g * high(x)`` with ``g`` the gain the detector asks for. A plain difference
+``x + (g - 1) * highpass(x)`` would keep the input exactly at ``g = 1``, but the
+high-pass's phase shift leaves much of the band in ``x - highpass(x)``: measured on a dry
+take, it removed a quarter of the reduction asked for. A disabled de-esser is not run at
+all, so it is bit-transparent.
+
+Detector, per sample (stereo linked):
+
+* ``p[n] = mean_c h_c(x)[n]^2`` smoothed by a one-pole filter of ``detector_ms``
+  (the band's short-term power), in dBFS: ``e[n]``;
+* the wanted reduction ``r[n] = min(depth_db, max(0, e[n] - threshold_db))`` dB (a
+  limiter on the band, at most ``depth_db`` deep);
+* ``r`` held at its maximum over the last ``release_ms`` (a trailing sliding maximum),
+  then smoothed by a one-pole filter of :data:`SMOOTH_MS`: the gain falls within a few
+  ms of a sibilant's onset and recovers ``release_ms`` after it ends; ``g = 10^(-r/20)``.
+
+Every step is a linear recursive filter (``scipy.signal.lfilter``), a trailing sliding
+maximum or a per-sample function, so a whole file is processed vectorised and a stream
+block by block with the states carried (:class:`DeEsser`: the filters' states and the
+last ``release_ms`` of wanted reduction), giving the same samples either way.
+
+Sibilance (:func:`sibilance`): the 99.5th percentile of the 5-10 kHz band's short-term
+level (5 ms) in the vocal's active frames, minus the median short-term level of the whole
+vocal in the same frames, dB. Sung vowels put little energy above 5 kHz (an operatic
+voice here: -13 dB); "s", "sh" and "t" put bursts there that reach the level of the
+vowels (a dry amateur take here: +0.8 dB; professionally mixed vocals of MUSDB18, already
+de-essed by their engineers: -21 to +5 dB, median about -7 dB).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from vocalmix.core.dsp import max_filter_hz
+
+#: the band a de-esser listens to when measuring sibilance, Hz
+SIBILANT_BAND_HZ = (5000.0, 10000.0)
+#: short-term level window of the measurement and of the detector, ms
+DETECTOR_MS = 5.0
+#: frames within this many dB of the vocal's loudest short-term level count as active
+ACTIVE_RANGE_DB = 40.0
+#: the automatic setting keeps sibilant peaks this far under the vowels' median level, dB
+SIBILANCE_TARGET_DB = -6.0
+#: ...and acts only when the peaks exceed that by at least this much, dB
+ACT_MARGIN_DB = 1.5
+#: smoothing of the gain after the hold, ms
+SMOOTH_MS = 3.0
+#: automatic depth is clipped to this range, dB
+AUTO_DEPTH_DB = (3.0, 12.0)
+
+
+def _one_pole(ms: float, sample_rate: int) -> float:
+    """Feedback coefficient of a one-pole smoother with time constant ``ms``."""
+    return float(np.exp(-1.0 / max(ms * 1e-3 * sample_rate, 1e-9)))
+
+
+def crossover_sos(freq_hz: float, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """Linkwitz-Riley 4th-order low and high sides at ``freq_hz`` (each ``(2, 6)``)."""
+    from scipy.signal import butter
+
+    f = min(float(freq_hz), max_filter_hz(sample_rate))
+    lo = np.asarray(butter(2, f, "lowpass", fs=sample_rate, output="sos"))
+    hi = np.asarray(butter(2, f, "highpass", fs=sample_rate, output="sos"))
+    return np.concatenate([lo, lo]), np.concatenate([hi, hi])
+
+
+def short_term_db(x: np.ndarray, sample_rate: int, ms: float = DETECTOR_MS) -> np.ndarray:
+    """Short-term power (channels averaged) in dBFS, one-pole smoothed over ``ms``."""
+    from scipy.signal import lfilter
+
+    a = _one_pole(ms, sample_rate)
+    p = np.mean(np.square(np.asarray(x, dtype=np.float64).reshape(len(x), -1)), axis=1)
+    e = lfilter([1.0 - a], [1.0, -a], p)
+    return 10.0 * np.log10(np.maximum(e, 1e-20))
+
+
+@dataclass(frozen=True)
+class Sibilance:
+    """How sibilant a vocal is.
+
+    Attributes:
+        index_db: 99.5th percentile of the sibilant band's short-term level minus the
+            median short-term level of the whole vocal, both over the active frames, dB.
+        band_peak_dbfs: that 99.5th percentile, dBFS.
+        body_dbfs: that median, dBFS.
+    """
+
+    index_db: float
+    band_peak_dbfs: float
+    body_dbfs: float
+
+
+def sibilance(x: np.ndarray, sample_rate: int) -> Sibilance:
+    """Measure the sibilance of a vocal ``(n, channels)`` at ``sample_rate`` Hz."""
+    from scipy.signal import butter, sosfilt
+
+    lo, hi = SIBILANT_BAND_HZ
+    hi = min(hi, max_filter_hz(sample_rate))
+    full = short_term_db(x, sample_rate)
+    if lo >= hi:  # a narrow-band take (e.g. 8-11 kHz sampling) has no sibilant band
+        return Sibilance(-np.inf, -np.inf, float(np.median(full)))
+    sos = butter(2, [lo, hi], "bandpass", fs=sample_rate, output="sos")
+    band = short_term_db(sosfilt(sos, np.asarray(x, np.float64), axis=0), sample_rate)
+    active = full > full.max() - ACTIVE_RANGE_DB
+    peak = float(np.percentile(band[active], 99.5))
+    body = float(np.median(full[active]))
+    return Sibilance(peak - body, peak, body)
+
+
+@dataclass(frozen=True)
+class DeEsserSettings:
+    """What :func:`deess` needs (``MixParams``' de-esser fields, in these units).
+
+    Attributes:
+        threshold_db: band level (dBFS, short-term power) above which it acts.
+        freq_hz: the split frequency: only content above it is turned down, Hz.
+        depth_db: the most it turns the band down, dB.
+        release_ms: smoothing of the gain, ms.
+    """
+
+    threshold_db: float
+    freq_hz: float
+    depth_db: float
+    release_ms: float = 40.0
+
+
+def auto_settings(x: np.ndarray, sample_rate: int, freq_hz: float = 5000.0
+                  ) -> tuple[DeEsserSettings | None, Sibilance]:
+    """Settings that keep the sibilant peaks of ``x`` about :data:`SIBILANCE_TARGET_DB`
+    under the vowels' median level, or ``None`` when they already are (nothing to tame).
+    """
+    s = sibilance(x, sample_rate)
+    threshold = s.body_dbfs + SIBILANCE_TARGET_DB
+    excess = s.band_peak_dbfs - threshold
+    if not np.isfinite(excess) or excess < ACT_MARGIN_DB:
+        return None, s
+    depth = float(np.clip(excess, *AUTO_DEPTH_DB))
+    return DeEsserSettings(float(threshold), float(freq_hz), depth), s
+
+
+class DeEsser:
+    """A de-esser with its state: :meth:`process` takes consecutive blocks of a signal.
+
+    Processing a signal whole or in consecutive blocks gives the same samples (to float
+    rounding); the filters' coefficients are computed once, here.
+    """
+
+    def __init__(self, settings: DeEsserSettings, sample_rate: int, channels: int = 2) -> None:
+        self.settings = settings
+        self.sample_rate = int(sample_rate)
+        self._lo_sos, self._hi_sos = crossover_sos(settings.freq_hz, sample_rate)
+        self._a = _one_pole(DETECTOR_MS, sample_rate)
+        self._r = _one_pole(SMOOTH_MS, sample_rate)
+        self._hold = max(1, int(round(settings.release_ms * 1e-3 * sample_rate)))
+        self._low_zi = np.zeros((2, 2, channels))
+        self._band_zi = np.zeros((2, 2, channels))
+        self._power_zi = np.zeros(1)
+        self._gain_zi = np.zeros(1)
+        self._history = np.zeros(0)
+
+    def process(self, x: np.ndarray) -> np.ndarray:
+        """De-ess the next block ``(n, channels)``; returns float32 ``(n, channels)``."""
+        from scipy.signal import lfilter, sosfilt
+
+        s = self.settings
+        xd = np.asarray(x, dtype=np.float64)
+        low, self._low_zi = sosfilt(self._lo_sos, xd, axis=0, zi=self._low_zi)
+        band, self._band_zi = sosfilt(self._hi_sos, xd, axis=0, zi=self._band_zi)
+        a = self._a
+        power, self._power_zi = lfilter([1.0 - a], [1.0, -a], np.mean(band * band, axis=1),
+                                        zi=self._power_zi)
+        level = 10.0 * np.log10(np.maximum(power, 1e-20))
+        wanted = np.minimum(s.depth_db, np.maximum(0.0, level - s.threshold_db))
+        held, self._history = _trailing_max(self._history, wanted, self._hold)
+        r = self._r
+        red, self._gain_zi = lfilter([1.0 - r], [1.0, -r], held, zi=self._gain_zi)
+        g = 10.0 ** (-red / 20.0)
+        return (low + g[:, None] * band).astype(np.float32)
+
+
+def _trailing_max(history: np.ndarray, x: np.ndarray, hold: int) -> tuple[np.ndarray,
+                                                                           np.ndarray]:
+    """``out[n] = max(x[n - hold + 1 .. n])`` across blocks (``history``: the previous
+    ``hold - 1`` values, fewer at the start, which count as 0); returns (out, history)."""
+    from scipy.ndimage import maximum_filter1d
+
+    past = history[len(history) - (hold - 1):] if hold > 1 else history[:0]
+    h = np.concatenate([np.zeros(max(0, hold - 1 - len(past))), past, x])
+    # a window of `hold` ending at each sample: origin shifts the centred window back
+    m = maximum_filter1d(h, size=hold, origin=(hold - 1) // 2, mode="nearest")
+    return m[len(h) - len(x):], h[len(h) - (hold - 1):] if hold > 1 else h[:0]
+
+
+def deess(x: np.ndarray, sample_rate: int, settings: DeEsserSettings) -> np.ndarray:
+    """De-ess a whole signal ``(n, channels)``; float32 out (see :class:`DeEsser`)."""
+    x = np.asarray(x)
+    return DeEsser(settings, sample_rate, x.shape[1]).process(x)
+
+
+__all__ = ["DeEsser", "DeEsserSettings", "Sibilance", "auto_settings", "deess", "sibilance",
+           "short_term_db"]
