@@ -13,8 +13,8 @@ from vocalmix.core import params as P
 from vocalmix.core.errors import ParamsError
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "vocalmix"
-CLASSES = (P.HighPass, P.EqBand, P.Compressor, P.Reverb, P.VocalChain, P.BackingChain,
-           P.Master, P.Targets, P.Achieved)
+CLASSES = (P.HighPass, P.EqBand, P.Compressor, P.Reverb, P.DeEsser, P.Delay, P.VocalChain,
+           P.BackingChain, P.Master, P.Targets, P.Achieved, P.MixParams)
 
 
 def test_every_numeric_field_declares_its_range_and_unit():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -44,7 +45,7 @@ def test_json_round_trip_is_lossless():
     assert q == p
     assert q.to_json() == text  # byte-identical second trip
     d = json.loads(text)
-    assert d["format"] == "vocalmix.params" and d["version"] == 2
+    assert d["format"] == "vocalmix.params" and d["version"] == 3
     assert d["vocal"]["compressor"]["threshold_db"] == -23.4567891234
 
 
@@ -97,13 +98,48 @@ def test_unknown_key_and_bad_kind_and_version():
         MixParams.from_json(json.dumps(d))
 
 
-def test_version_1_documents_are_read_as_version_2():
+def test_version_1_documents_are_read_as_the_current_version():
     d = full_params().to_dict()
     d["version"] = 1
     del d["vocal"]["reverb"]["band_decay_ratios"]  # version 1 had no such field
     q = MixParams.from_dict(d)
-    assert q.version == 2 and q.vocal.reverb.band_decay_ratios == (1.0,) * 7
-    assert json.loads(q.to_json())["version"] == 2
+    assert q.version == 3 and q.vocal.reverb.band_decay_ratios == (1.0,) * 7
+    assert json.loads(q.to_json())["version"] == 3
+
+
+def test_version_2_documents_get_neutral_new_settings():
+    d = full_params().to_dict()
+    d["version"] = 2
+    for k in ("amount", "locks", "reasons"):
+        del d[k]
+    for k in ("deesser", "delay"):
+        del d["vocal"][k]
+    del d["master"]["gain_db"]
+    del d["targets"]["mix_lufs"]
+    q = MixParams.from_dict(d)
+    assert q == full_params()
+    assert not q.vocal.deesser.enabled and not q.vocal.delay.enabled and q.amount == 1.0
+    assert q.master.gain_db == 0.0 and q.targets.mix_lufs is None
+
+
+def test_locks_reasons_and_delay_round_trip_and_are_checked():
+    from vocalmix.core.params import Delay, Reason
+
+    p = replace(full_params(), locks=("vocal.gain_db", "vocal.eq_bands", "targets.vocal_lra_lu"),
+                reasons=(Reason("targets.vocal_to_mix_lu", "model", "predicted",
+                                (("tempo_bpm", 96.0),), 0.7),))
+    assert MixParams.from_json(p.to_json()) == p
+    with pytest.raises(ParamsError, match="locks.*vocal.gian_db"):
+        replace(p, locks=("vocal.gian_db",))
+    with pytest.raises(ParamsError, match="source"):
+        Reason("vocal.gain_db", "guess")
+    with pytest.raises(ParamsError, match="note"):
+        Delay(note="1/7")
+    # a tempo-synced delay: a dotted eighth at 100 BPM is 450 ms, an eighth triplet at
+    # 120 BPM 166.7 ms, free has no note length
+    assert Delay(note="1/8.", tempo_bpm=100.0).note_ms() == pytest.approx(450.0)
+    assert Delay(note="1/8t", tempo_bpm=120.0).note_ms() == pytest.approx(500.0 / 3.0)
+    assert Delay(note="free").note_ms() is None
 
 
 @pytest.mark.parametrize(

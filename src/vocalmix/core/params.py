@@ -19,14 +19,17 @@ import json
 import math
 import numbers
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
+from functools import lru_cache
 from typing import Any, ClassVar
 
 from vocalmix.core.errors import ParamsError
 
 FORMAT = "vocalmix.params"
-SCHEMA_VERSION = 2
-#: versions this vocalmix reads; version 1 (no ``band_decay_ratios``) is a subset of 2
-READABLE_VERSIONS = (1, 2)
+SCHEMA_VERSION = 3
+#: versions this vocalmix reads: each older one is a subset of the next (version 1 has no
+#: ``band_decay_ratios``; version 2 no de-esser, delay, amount, locks, mix loudness or
+#: reasons), read with the defaults for what it lacks, which render as it did
+READABLE_VERSIONS = (1, 2, 3)
 
 EQ_KINDS = ("peak", "low_shelf", "high_shelf")
 REVERB_TYPES = ("freeverb", "synthetic")
@@ -36,7 +39,11 @@ DECAY_BANDS_HZ = (125.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0, 8000.0)
 REVERB_DECAY_RANGE_S = (0.1, 30.0)
 #: allowed reverb decay targets (``Targets.reverb_decay_s``), s
 TARGET_DECAY_RANGE_S = (0.2, 12.0)
-METHODS = ("baseline", "model", "manual")
+METHODS = ("baseline", "model", "manual", "reference")
+#: musical lengths a tempo-synced delay can take (``Delay.note``); "free" uses ``time_ms``
+DELAY_NOTES = ("free", "1/4", "1/8", "1/8.", "1/8t", "1/16", "1/4.", "1/2")
+#: who made an automatic choice (``Reason.source``)
+REASON_SOURCES = ("rule", "model", "reference", "user", "preset", "resolver")
 
 
 # --- ranges, declared once ------------------------------------------------------------
@@ -228,13 +235,75 @@ class Reverb:
                 f" is out of range: allowed up to {longest:g} s")
 
 
+@dataclass(frozen=True)
+class DeEsser:
+    """Split-band de-esser after the EQ, before the compressor (:mod:`vocalmix.core.deesser`):
+    while the band above ``freq_hz`` is louder than ``threshold_db`` (short-term power,
+    dBFS), that band is turned down by up to ``depth_db``."""
+
+    PATH: ClassVar[str] = "vocal.deesser"
+    enabled: bool = False
+    threshold_db: float = num(-30.0, -80.0, 0.0, "dB", "Threshold",
+                              "band level above which it acts", step=0.5)
+    freq_hz: float = num(5000.0, 2000.0, 12000.0, "Hz", "Frequency",
+                         "only content above this is turned down", step=10.0, log=True)
+    depth_db: float = num(6.0, 0.0, 24.0, "dB", "Depth", "the most it turns the band down",
+                          view=(0.0, 12.0))
+    release_ms: float = num(40.0, 5.0, 500.0, "ms", "Release", step=1.0, log=True)
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+
+@dataclass(frozen=True)
+class Delay:
+    """A delay send (echo) fed by the vocal after its gain, like the reverb's.
+
+    ``note`` ties the delay time to the song's tempo (``1/4`` a beat, ``1/8.`` a dotted
+    eighth, ``1/8t`` an eighth triplet...); the resolver then sets ``time_ms`` from
+    ``tempo_bpm``. With ``note = "free"`` ``time_ms`` is used as written. Each repeat is
+    ``feedback`` times the previous one and passes a low-pass at ``highcut_hz``;
+    ``wet_level_db`` is the level of the first repeat against the dry vocal.
+    """
+
+    PATH: ClassVar[str] = "vocal.delay"
+    enabled: bool = False
+    note: str = "1/4"
+    tempo_bpm: float = num(120.0, 30.0, 300.0, "BPM", "Tempo", step=0.1)
+    time_ms: float = num(500.0, 1.0, 2000.0, "ms", "Time", step=1.0, log=True,
+                         view=(20.0, 1500.0))
+    feedback: float = num(0.3, 0.0, 0.95, "", "Feedback",
+                          "each repeat's level over the previous one's", step=0.01)
+    wet_level_db: float = num(-18.0, -80.0, 6.0, "dB", "Level", step=0.5, view=(-60.0, 0.0))
+    highcut_hz: float = num(6000.0, 500.0, 20000.0, "Hz", "High cut", step=10.0, log=True)
+
+    def __post_init__(self) -> None:
+        if self.note not in DELAY_NOTES:
+            raise ParamsError(f"vocal.delay.note {self.note!r} is not one of "
+                              f"{', '.join(DELAY_NOTES)}")
+        _validate(self)
+
+    def note_ms(self) -> float | None:
+        """The length of ``note`` at ``tempo_bpm``, ms (``None`` for ``free``)."""
+        if self.note == "free":
+            return None
+        num_, _, den = self.note.rstrip(".t").partition("/")
+        beats = 4.0 * float(num_) / float(den)  # in quarter notes
+        if self.note.endswith("."):
+            beats *= 1.5
+        elif self.note.endswith("t"):
+            beats *= 2.0 / 3.0
+        return 60000.0 / self.tempo_bpm * beats
+
+
 #: the most EQ bands a vocal chain may have
 MAX_EQ_BANDS = 12
 
 
 @dataclass(frozen=True)
 class VocalChain:
-    """The vocal chain, in render order: high-pass, EQ, compressor, gain, reverb."""
+    """The vocal chain, in render order: high-pass, EQ, de-esser, compressor, gain, then
+    the reverb and delay sends (fed in parallel by the vocal after its gain)."""
 
     PATH: ClassVar[str] = "vocal"
     highpass: HighPass = field(default_factory=HighPass)
@@ -242,6 +311,8 @@ class VocalChain:
     compressor: Compressor = field(default_factory=Compressor)
     gain_db: float = num(0.0, -60.0, 60.0, "dB", "Vocal gain", view=(-40.0, 40.0))
     reverb: Reverb = field(default_factory=Reverb)
+    deesser: DeEsser = field(default_factory=DeEsser)
+    delay: Delay = field(default_factory=Delay)
 
     def __post_init__(self) -> None:
         if len(self.eq_bands) > MAX_EQ_BANDS:
@@ -266,6 +337,8 @@ class Master:
     """Master stage: a true-peak limiter that is transparent below ``ceiling_dbtp``."""
 
     PATH: ClassVar[str] = "master"
+    gain_db: float = num(0.0, -40.0, 40.0, "dB", "Master gain",
+                         "gain on the sum before the limiter", view=(-20.0, 20.0))
     ceiling_dbtp: float = num(-1.0, -20.0, 0.0, "dBTP", "Limiter ceiling", view=(-12.0, 0.0))
     lookahead_ms: float = num(5.0, 0.5, 50.0, "ms", "Look-ahead", step=0.5)
     release_ms: float = num(80.0, 1.0, 2000.0, "ms", "Limiter release", step=1.0, log=True,
@@ -283,7 +356,9 @@ class Targets:
     minus that of the pre-master mix, LU. ``vocal_lra_lu``: loudness range of the vocal
     after the compressor, before reverb, LU. ``reverb_decay_s``: reverb T30, s (the
     broadband T30 for ``freeverb``, the T30 at 1 kHz for ``synthetic``, whose other bands
-    follow through ``band_decay_ratios``).
+    follow through ``band_decay_ratios``). ``mix_lufs``: integrated loudness of the
+    master, LUFS, reached by ``master.gain_db`` under the limiter's ceiling; ``None``
+    leaves the master at unity gain.
     """
 
     PATH: ClassVar[str] = "targets"
@@ -294,6 +369,8 @@ class Targets:
     reverb_decay_s: float = num(1.5, TARGET_DECAY_RANGE_S[0], TARGET_DECAY_RANGE_S[1], "s",
                                 "Reverb time", "T30 the resolver finds a reverb setting for",
                                 step=0.05)
+    mix_lufs: float | None = num(None, -40.0, -5.0, "LUFS", "Mix loudness",
+                                 "integrated loudness of the master (none: leave it)")
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -329,6 +406,32 @@ class Provenance:
 
 
 @dataclass(frozen=True)
+class Reason:
+    """Why an automatic choice was made.
+
+    Attributes:
+        path: the setting or target it explains (``targets.vocal_to_mix_lu``...).
+        source: ``rule``, ``model``, ``reference``, ``user``, ``preset`` or ``resolver``.
+        text: one sentence for a person.
+        inputs: what it was computed from (names and values, e.g. ``tempo_bpm``).
+        confidence: 0-1 where the source has one (a model's), else ``None``.
+    """
+
+    path: str
+    source: str = "rule"
+    text: str = ""
+    inputs: tuple[tuple[str, float], ...] = ()
+    confidence: float | None = num(None, 0.0, 1.0, "", "Confidence")
+
+    def __post_init__(self) -> None:
+        if self.source not in REASON_SOURCES:
+            raise ParamsError(f"reason source {self.source!r} is not one of "
+                              f"{', '.join(REASON_SOURCES)}")
+        object.__setattr__(self, "inputs", tuple((str(k), float(v)) for k, v in self.inputs))
+        _validate(self)
+
+
+@dataclass(frozen=True)
 class MixParams:
     """Every setting of one mix, plus its targets, achieved figures and provenance."""
 
@@ -339,6 +442,10 @@ class MixParams:
     achieved: Achieved = field(default_factory=Achieved)
     provenance: Provenance = field(default_factory=Provenance)
     version: int = SCHEMA_VERSION
+    amount: float = num(1.0, 0.0, 2.0, "", "Amount", "how much of the chosen processing "
+                        "to apply: 0 none, 1 as chosen, 2 twice as much", step=0.01)
+    locks: tuple[str, ...] = ()
+    reasons: tuple[Reason, ...] = ()
 
     def __post_init__(self) -> None:
         if self.version not in READABLE_VERSIONS:
@@ -348,6 +455,15 @@ class MixParams:
             )
         # an older document is a subset of this schema: it is read as the current version
         object.__setattr__(self, "version", SCHEMA_VERSION)
+        _validate(self)
+        object.__setattr__(self, "locks", tuple(str(p) for p in self.locks))
+        known = lockable_paths()
+        for p in self.locks:
+            if p not in known:
+                raise ParamsError(
+                    f"locks: {p!r} is not a setting or target of the document (e.g. "
+                    "'vocal.gain_db', 'vocal.compressor', 'vocal.eq_bands', "
+                    "'targets.vocal_lra_lu')")
 
     # --- JSON ------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -386,6 +502,29 @@ class MixParams:
         """A copy with some targets changed (``None`` values are ignored)."""
         given: dict[str, Any] = {k: v for k, v in changes.items() if v is not None}
         return replace(self, targets=replace(self.targets, **given))
+
+
+@lru_cache(maxsize=1)
+def lockable_paths() -> frozenset[str]:
+    """Every path a lock may name: each setting and target (leaf or group) of the
+    document's ``vocal``, ``backing``, ``master`` and ``targets``."""
+    import typing
+
+    out: set[str] = set()
+
+    def walk(cls: type, path: str) -> None:
+        hints = typing.get_type_hints(cls)
+        for f in fields(cls):
+            where = f"{path}.{f.name}"
+            out.add(where)
+            if is_dataclass(hints[f.name]):
+                walk(hints[f.name], where)
+
+    for f in fields(MixParams):
+        if f.name in ("vocal", "backing", "master", "targets"):
+            out.add(f.name)
+            walk(typing.get_type_hints(MixParams)[f.name], f.name)
+    return frozenset(out)
 
 
 def param_specs() -> dict[str, dict[str, Any]]:
@@ -463,7 +602,12 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             raise ParamsError(f"{where} must be a list")
-        return tuple(_convert(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_convert(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise ParamsError(f"{where} must have {len(args)} items, got {len(value)}")
+        return tuple(_convert(t, v, f"{where}[{i}]") for i, (t, v) in
+                     enumerate(zip(args, value, strict=True)))
     if hint is bool:
         if not isinstance(value, bool):
             raise ParamsError(f"{where} must be true or false, got {value!r}")
@@ -487,6 +631,10 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
 
 __all__ = [
     "Achieved",
+    "DeEsser",
+    "Delay",
+    "Reason",
+    "lockable_paths",
     "Spec",
     "clip",
     "param_specs",
