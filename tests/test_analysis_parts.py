@@ -13,7 +13,13 @@ from vocalmix.core.reverb import (
     reverberation_time,
     room_size_for_decay,
 )
-from vocalmix.estimators.masking import analyse_masking, biquad_response_db, masking_eq
+from vocalmix.estimators.masking import (
+    analyse_masking,
+    bands_response_db,
+    biquad_response_db,
+    fit_parametric_bands,
+    masking_eq,
+)
 from vocalmix.estimators.tempo import estimate_tempo
 from vocalmix.synth import synthesize_song
 
@@ -63,6 +69,17 @@ def test_biquads_match_pedalboard():
             measured = 20 * np.log10(np.abs(np.fft.rfft(y))[keep])
             ours = biquad_response_db(kind, fc, g, q, f[keep], SR)
             assert np.abs(measured - ours).max() < 0.01
+
+
+def test_parametric_fit_of_a_target_curve():
+    f = 1000 * 2 ** (np.arange(-14, 14) / 3)
+    bands = [("peak", 800.0, 6.0, 1.2), ("peak", 4000.0, -5.0, 2.0),
+             ("high_shelf", 9000.0, 3.0, 0.7)]
+    target = bands_response_db(bands, f, SR)
+    fitted = fit_parametric_bands(f, target, max_bands=6)
+    assert len(fitted) <= 6
+    rms = np.sqrt(np.mean((bands_response_db(fitted, f, SR) - target) ** 2))
+    assert rms < 0.5
 
 
 def _band_noise(rng, lo, hi, seconds=6.0, db=-20.0):

@@ -1,4 +1,4 @@
-"""Fitting the synthetic reverb (issue 4, reverb): the IR library, the genetic fit, presets."""
+"""Fitting the synthetic reverb: the IR library, the genetic fit, presets."""
 
 from __future__ import annotations
 
@@ -226,6 +226,19 @@ def test_apply_preset_sets_the_reverb_and_the_decay_target(monkeypatch):
     assert pr.preset_reverb("hall") == rv
     with pytest.raises(ParamsError, match="unknown reverb preset 'nope'.*hall, tiny"):
         pr.apply_preset(base, "nope")
+
+
+def test_a_preset_in_the_older_freeverb_format_applies(monkeypatch):
+    from vocalmix.core.reverb import decay_for_room_size
+    from vocalmix.estimators import presets as pr
+
+    fake = {"hall": {"params": {"room_size": 0.8, "damping": 0.4, "wet_level_db": -9.0,
+                                "pre_delay_ms": 30.0}}}
+    monkeypatch.setattr(pr, "presets", lambda: fake)
+    p = pr.apply_preset(MixParams(), "hall")
+    assert p.vocal.reverb.type == "freeverb"
+    assert p.vocal.reverb.room_size == 0.8 and p.vocal.reverb.pre_delay_ms == 30.0
+    assert p.targets.reverb_decay_s == pytest.approx(decay_for_room_size(0.8, 0.4))
 
 
 def test_mix_with_a_reverb_preset_on_a_synthesised_song(tmp_path):

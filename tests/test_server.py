@@ -191,7 +191,7 @@ def test_synthetic_reverb_is_rendered_as_written(client, pair):
     r = client.put(links["edit"], json={"params": p})
     assert r.status_code == 200, r.text
     got = r.json()["params"]
-    assert got["version"] == 2
+    assert got["version"] == 3
     assert got["vocal"]["reverb"] == p["vocal"]["reverb"]  # decay_s is the setting itself
     assert not any("decay_s" in n for n in r.json()["notes"])
     assert client.get(links["self"]).json()["params"] == got

@@ -1,5 +1,6 @@
-"""Training and leave-one-song-out evaluation (issue 5), on synthetic MUSDB18-HQ folders
-made here and on the shared stems when present."""
+"""Training and leave-one-song-out evaluation of the level model (vocalmix.training.level)
+and the ``train`` and ``evaluate`` commands, on synthetic MUSDB18-HQ folders made here and
+on the shared stems."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import soundfile as sf
 
 from vocalmix.core.errors import DataError
 from vocalmix.core.measure import integrated_loudness, loudness_range
-from vocalmix.estimators import level as models
+from vocalmix.estimators import level
+from vocalmix.estimators.features import FEATURE_VERSION
 from vocalmix.frontends.cli import main
 from vocalmix.synth import synthesize_song
 
@@ -47,26 +49,27 @@ def musdb(tmp_path_factory) -> Path:
 
 
 def test_train_is_deterministic_and_writes_weights_with_provenance(musdb, tmp_path):
-    from vocalmix.training.train import train
+    from vocalmix.training.level import train_level_model
 
-    m1, meta = train([str(musdb)], tmp_path / "m1", seed=1, augment=2)
-    assert meta["n_songs"] == 3 and meta["feature_version"] == models.FEATURE_VERSION
+    m1, meta = train_level_model([str(musdb)], tmp_path / "m1", seed=1, augment=2)
+    assert meta["n_songs"] == 3 and meta["feature_version"] == FEATURE_VERSION
     assert meta["seed"] == 1 and meta["augment"] == 2
     assert meta["cross_validated"]["n_songs"] == 3
     names = {f["name"] for s in meta["training_data"] for f in s["files"]}
     assert names == {"vocals.wav", "drums.wav", "bass.wav", "other.wav"}  # no mixture
     assert json.loads((tmp_path / "m1" / "level_model.json").read_text())["seed"] == 1
-    loaded = models.LevelModel.load(tmp_path / "m1")
-    with np.load(tmp_path / "m1" / "level_model.npz") as z:
-        np.testing.assert_allclose(loaded.predict_matrix(z["check_x"]), z["check_y"],
-                                   atol=1e-12)
+    loaded = level.LevelModel.load(tmp_path / "m1")
+    arrays, _meta = level.FILES.load(tmp_path / "m1")
+    np.testing.assert_allclose(loaded.predict_matrix(arrays["check_x"]), arrays["check_y"],
+                               atol=1e-12)
     # the same seed without the cache gives the same weights; another seed does not
-    m2, _ = train([str(musdb)], tmp_path / "m2", seed=1, augment=2, use_cache=False,
-                  cross_validate=False)
-    for t in models.TARGETS:
+    m2, _ = train_level_model([str(musdb)], tmp_path / "m2", seed=1, augment=2,
+                              use_cache=False, cross_validate=False)
+    for t in level.TARGETS:
         np.testing.assert_array_equal(m2.heads[t].coef, m1.heads[t].coef)
         assert m2.heads[t].intercept == m1.heads[t].intercept
-    m3, _ = train([str(musdb)], tmp_path / "m3", seed=2, augment=2, cross_validate=False)
+    m3, _ = train_level_model([str(musdb)], tmp_path / "m3", seed=2, augment=2,
+                              cross_validate=False)
     assert not np.array_equal(m3.heads["vocal_to_mix_lu"].coef,
                               m1.heads["vocal_to_mix_lu"].coef)
 
@@ -74,7 +77,7 @@ def test_train_is_deterministic_and_writes_weights_with_provenance(musdb, tmp_pa
 def test_examples_are_built_from_perturbed_inputs_and_measured_targets(musdb):
     from vocalmix.estimators.features import FEATURE_NAMES
     from vocalmix.training.data import find_songs, load_song
-    from vocalmix.training.train import song_record
+    from vocalmix.training.level import song_record
 
     song = find_songs([musdb])[0]
     rec = song_record(song, seed=0, augment=2, draws=2)
@@ -97,10 +100,9 @@ def test_examples_are_built_from_perturbed_inputs_and_measured_targets(musdb):
 
 
 def test_cross_validation_never_trains_on_the_held_out_song(musdb, monkeypatch):
-    import vocalmix.training.evaluate as ev
-    from vocalmix.training.train import build_examples, level_songs
+    import vocalmix.training.level as ev
 
-    ex = build_examples(level_songs([str(musdb)]), seed=0, augment=1, draws=1)
+    ex = ev.build_examples(ev.level_songs([str(musdb)]), seed=0, augment=1, draws=1)
     seen = []
     real_fit = ev.fit_level_model
 
@@ -109,7 +111,7 @@ def test_cross_validation_never_trains_on_the_held_out_song(musdb, monkeypatch):
         return real_fit(x, y, groups, alpha, progress)
 
     monkeypatch.setattr(ev, "fit_level_model", spy)
-    res = ev.cross_validate(ex, sensitivity=False)
+    res = ev.leave_one_song_out(ex, sensitivity=False)
     assert seen == [{1, 2}, {0, 2}, {0, 1}]
     for i, r in enumerate(res["songs"]):
         others = [ex.records[j].truth for j in range(3) if j != i]
@@ -122,13 +124,13 @@ def test_cross_validation_never_trains_on_the_held_out_song(musdb, monkeypatch):
 
 
 def test_evaluate_needs_two_songs_with_level_information(musdb, tmp_path):
-    from vocalmix.training.evaluate import evaluate
+    from vocalmix.training.level import evaluate_level_model
 
     with pytest.raises(DataError, match="at least 2 songs"):
-        evaluate([str(musdb / "test")])
+        evaluate_level_model([str(musdb / "test")])
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no songs with vocal and backing"):
-        evaluate([str(tmp_path / "empty")])
+        evaluate_level_model([str(tmp_path / "empty")])
 
 
 def test_cli_train_estimate_and_evaluate(musdb, tmp_path, capsys):
@@ -146,8 +148,6 @@ def test_cli_train_estimate_and_evaluate(musdb, tmp_path, capsys):
 
 
 def test_estimate_command_with_the_model_method(musdb, tmp_path, capsys):
-    if not models.weights_available():
-        pytest.skip("no shipped level model weights")
     song = musdb / "test" / "Artist 2 - Song 2"
     out = tmp_path / "p.json"
     assert main(["estimate", str(song / "vocals.wav"), str(song / "mixture.wav"), "-o",
@@ -159,11 +159,12 @@ def test_estimate_command_with_the_model_method(musdb, tmp_path, capsys):
 
 def test_evaluate_on_the_shared_stems_writes_the_report(tmp_path):
     stems = require_data("stems")
-    from vocalmix.training.evaluate import evaluate, write_report
+    from vocalmix.training.level import evaluate_level_model
+    from vocalmix.training.reports import write_level_report
 
     t0 = time.perf_counter()
-    res = evaluate([str(stems)], augment=2, draws=2)
-    p = write_report(res, tmp_path / "report")
+    res = evaluate_level_model([str(stems)], augment=2, draws=2)
+    p = write_level_report(res, tmp_path / "report")
     elapsed = time.perf_counter() - t0
     assert elapsed < 60, f"evaluate took {elapsed:.0f} s"
     folders = [d for d in stems.iterdir() if d.is_dir()]

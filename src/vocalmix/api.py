@@ -82,7 +82,7 @@ def _pair(vocal: AudioInput, backing: AudioInput, sample_rate: int | None
 def default_method() -> str:
     """The estimator used when none is named: the one that measures best (see the
     shipped models' metadata), ``baseline`` otherwise."""
-    from vocalmix.estimators.level import default_method as best
+    from vocalmix.estimators.registry import default_method as best
 
     return best()
 

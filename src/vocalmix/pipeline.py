@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from vocalmix.core.errors import ModelError
 from vocalmix.core.measure import integrated_loudness, loudness_range
 from vocalmix.core.params import Achieved, MixParams, Provenance, Reverb, clip
 from vocalmix.core.progress import Progress, ProgressEvent, no_progress
@@ -27,7 +28,6 @@ from vocalmix.core.render import (
 )
 from vocalmix.core.resolve import GainSolution, resolve_compressor, resolve_vocal_gain
 
-METHODS = ("baseline", "model")
 _quiet = no_progress
 
 
@@ -57,33 +57,28 @@ def choose_targets(
     method: str = "baseline",
     progress: Progress = _quiet,
 ) -> tuple[MixParams, list[str]]:
-    """Targets and unresolved settings from an estimator (``baseline`` or ``model``)."""
-    from vocalmix.estimators import baseline
+    """Targets and unresolved settings from an estimator (``baseline`` or ``model``,
+    :func:`vocalmix.estimators.registry.estimate`).
+
+    When the model is unavailable (its weights are missing, unreadable or stale:
+    :class:`~vocalmix.core.errors.ModelError`), the baseline's targets are used with a
+    note saying why. Any other error is a bug and propagates.
+    """
+    from vocalmix.estimators import registry
 
     notes: list[str] = []
-    if method not in METHODS:
-        from vocalmix.core.errors import ParamsError
-
-        raise ParamsError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
     if method == "model":
+        progress(ProgressEvent("estimate.model", 0.05, "model: predicting targets"))
         try:
-            from vocalmix.estimators import level as models
-
-            progress(ProgressEvent("estimate.model", 0.05, "model: predicting targets"))
-            params, model_notes = models.estimate(vocal, backing, sample_rate)
-            return params, list(model_notes)
-        except (ImportError, AttributeError):
-            notes.append("model weights are not available: fell back to the baseline")
-        except Exception as e:  # a broken model must not stop a mix
-            from vocalmix.core.errors import ModelError
-
-            if not isinstance(e, ModelError):
-                raise
+            return registry.estimate(vocal, backing, sample_rate, "model")
+        except ModelError as e:
             notes.append(f"{e}: fell back to the baseline")
-    progress(ProgressEvent("estimate.baseline", 0.05, "baseline: tempo and masking analysis"))
-    params, _analysis = baseline.estimate(vocal, backing, sample_rate)
-    notes.extend(params.provenance.notes)
-    return params, notes
+            method = "baseline"
+    if method == "baseline":
+        progress(ProgressEvent("estimate.baseline", 0.05,
+                               "baseline: tempo and masking analysis"))
+    params, more = registry.estimate(vocal, backing, sample_rate, method)
+    return params, notes + more
 
 
 def resolve_params(
@@ -269,7 +264,6 @@ def mix(
 
 __all__ = [
     "Estimate",
-    "METHODS",
     "Provenance",
     "choose_targets",
     "estimate_params",

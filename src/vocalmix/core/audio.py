@@ -384,17 +384,6 @@ def channel_count(path: str | os.PathLike[str]) -> int:
         return 0
 
 
-def read_package_json(name: str) -> dict:
-    """A JSON document shipped in ``vocalmix/assets`` (empty dict if missing or invalid)."""
-    import json
-    from importlib.resources import files
-
-    try:
-        return json.loads(files("vocalmix").joinpath("assets", name).read_text("utf-8"))
-    except (FileNotFoundError, ModuleNotFoundError, OSError, ValueError):
-        return {}
-
-
 def write_model_files(folder: str | os.PathLike[str], weights_name: str,
                       arrays: dict[str, np.ndarray], meta_name: str, meta: dict, *,
                       compressed: bool = False) -> None:
@@ -416,14 +405,41 @@ def write_model_files(folder: str | os.PathLike[str], weights_name: str,
 def load_arrays(name: str, folder: str | os.PathLike[str] | None = None) -> dict[str, np.ndarray]:
     """The arrays of an ``.npz`` file: ``folder / name``, or the package's
     ``vocalmix/assets/name`` when ``folder`` is None. Raises FileNotFoundError when it is
-    absent and OSError/ValueError when unreadable (callers turn those into ModelError)."""
+    absent and OSError/ValueError when unreadable: not an npz, truncated, damaged, or
+    holding pickled objects (callers turn those into ModelError)."""
+    import zipfile
+    import zlib
+
+    def read(p: Path) -> dict[str, np.ndarray]:
+        try:
+            with np.load(p, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        except (EOFError, zipfile.BadZipFile, zlib.error) as e:
+            raise ValueError(f"{p.name} is damaged ({e})") from None
+
     if folder is None:
         from importlib.resources import as_file, files
 
         with as_file(files("vocalmix").joinpath("assets", name)) as p:
             if not Path(p).exists():
                 raise FileNotFoundError(str(p))
-            with np.load(p, allow_pickle=False) as z:
-                return {k: z[k] for k in z.files}
-    with np.load(Path(folder) / name, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
+            return read(Path(p))
+    return read(Path(folder) / name)
+
+
+def load_json(name: str, folder: str | os.PathLike[str] | None = None) -> dict:
+    """A JSON object: ``folder / name``, or the package's ``vocalmix/assets/name`` when
+    ``folder`` is None. Raises FileNotFoundError when it is absent and OSError/ValueError
+    when unreadable or not a JSON object (callers turn those into ModelError)."""
+    import json
+
+    if folder is None:
+        from importlib.resources import files
+
+        text = files("vocalmix").joinpath("assets", name).read_text("utf-8")
+    else:
+        text = (Path(folder) / name).read_text("utf-8")
+    d = json.loads(text)
+    if not isinstance(d, dict):
+        raise ValueError(f"{name} holds no JSON object")
+    return d

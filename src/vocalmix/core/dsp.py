@@ -1,8 +1,16 @@
-"""Small signal helpers shared by the analysis modules."""
+"""Signal helpers shared by the analysis modules and the render chain: downmix,
+resampling, and the EQ filter stage (pedalboard's filters, as MixParams renders them)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    import pedalboard as pb
+
+    from vocalmix.core.params import EqBand, HighPass
 
 #: filters are tuned at most this fraction of the sample rate (0.45: 90% of Nyquist),
 #: where a biquad's response is still the analog prototype's shape
@@ -30,3 +38,39 @@ def mono_at(x: np.ndarray, sample_rate: int, target_rate: int, quality: str = "L
     if sample_rate != target_rate:
         y = soxr.resample(y, sample_rate, target_rate, quality=quality)
     return y
+
+
+def run_board(board: pb.Pedalboard, x: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Run a pedalboard chain (reset first) on ``(samples, channels)``; an empty chain
+    returns ``x`` itself."""
+    if len(board) == 0:
+        return x
+    # pedalboard takes (channels, samples); vocalmix keeps (samples, channels)
+    y = board(np.ascontiguousarray(x.T, dtype=np.float32), float(sample_rate), reset=True)
+    return np.ascontiguousarray(y.T)
+
+
+def _eq_plugin(band: EqBand, sample_rate: int) -> pb.Plugin:
+    import pedalboard as pb
+
+    freq = min(band.freq_hz, 0.45 * sample_rate)
+    if band.kind == "peak":
+        return pb.PeakFilter(cutoff_frequency_hz=freq, gain_db=band.gain_db, q=band.q)
+    if band.kind == "low_shelf":
+        return pb.LowShelfFilter(cutoff_frequency_hz=freq, gain_db=band.gain_db, q=band.q)
+    return pb.HighShelfFilter(cutoff_frequency_hz=freq, gain_db=band.gain_db, q=band.q)
+
+
+def eq_stage(
+    x: np.ndarray, sample_rate: int, highpass: HighPass, bands: tuple[EqBand, ...]
+) -> np.ndarray:
+    """High-pass then the parametric bands (zero-gain bands are skipped)."""
+    import pedalboard as pb
+
+    board = pb.Pedalboard()
+    if highpass.enabled:
+        board.append(pb.HighpassFilter(cutoff_frequency_hz=highpass.cutoff_frequency_hz))
+    for band in bands:
+        if band.gain_db != 0.0:
+            board.append(_eq_plugin(band, sample_rate))
+    return run_board(board, x, sample_rate)

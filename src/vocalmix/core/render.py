@@ -1,7 +1,8 @@
 """The render chain: vocal effects, backing gain, sum and a true-peak-safe master.
 
-Order (issue #3): vocal -> high-pass -> EQ bands -> compressor (+ make-up) -> gain ->
-reverb on a send (wet added to the dry vocal); backing -> gain; sum; master.
+Order: vocal -> high-pass -> EQ bands -> compressor (+ make-up) -> gain ->
+reverb on a send (wet added to the dry vocal); backing -> gain; sum; master. The EQ
+stage is :func:`vocalmix.core.dsp.eq_stage`, which the corrective-EQ estimator uses too.
 
 Effects are pedalboard's (``HighpassFilter``, ``PeakFilter``, ``LowShelfFilter``,
 ``HighShelfFilter``, ``Compressor``, ``Reverb``), and the ``synthetic`` reverb is an
@@ -21,43 +22,14 @@ import numpy as np
 import pedalboard as pb
 from scipy.ndimage import minimum_filter1d, uniform_filter1d
 
+from vocalmix.core.dsp import eq_stage, run_board
 from vocalmix.core.measure import sample_peak, true_peak_dbtp
-from vocalmix.core.params import Compressor, EqBand, HighPass, Master, MixParams, Reverb, VocalChain
+from vocalmix.core.params import Compressor, Master, MixParams, Reverb, VocalChain
 
 
 def db_to_gain(db: float) -> float:
     """Linear amplitude factor of a level in dB."""
     return float(10.0 ** (db / 20.0))
-
-
-def _run(board: pb.Pedalboard, x: np.ndarray, sample_rate: int) -> np.ndarray:
-    if len(board) == 0:
-        return x
-    # pedalboard takes (channels, samples); vocalmix keeps (samples, channels)
-    y = board(np.ascontiguousarray(x.T, dtype=np.float32), float(sample_rate), reset=True)
-    return np.ascontiguousarray(y.T)
-
-
-def _eq_plugin(band: EqBand, sample_rate: int) -> pb.Plugin:
-    freq = min(band.freq_hz, 0.45 * sample_rate)
-    if band.kind == "peak":
-        return pb.PeakFilter(cutoff_frequency_hz=freq, gain_db=band.gain_db, q=band.q)
-    if band.kind == "low_shelf":
-        return pb.LowShelfFilter(cutoff_frequency_hz=freq, gain_db=band.gain_db, q=band.q)
-    return pb.HighShelfFilter(cutoff_frequency_hz=freq, gain_db=band.gain_db, q=band.q)
-
-
-def eq_stage(
-    x: np.ndarray, sample_rate: int, highpass: HighPass, bands: tuple[EqBand, ...]
-) -> np.ndarray:
-    """High-pass then the parametric bands (zero-gain bands are skipped)."""
-    board = pb.Pedalboard()
-    if highpass.enabled:
-        board.append(pb.HighpassFilter(cutoff_frequency_hz=highpass.cutoff_frequency_hz))
-    for band in bands:
-        if band.gain_db != 0.0:
-            board.append(_eq_plugin(band, sample_rate))
-    return _run(board, x, sample_rate)
 
 
 def compressor_stage(x: np.ndarray, sample_rate: int, comp: Compressor) -> np.ndarray:
@@ -75,7 +47,7 @@ def compressor_stage(x: np.ndarray, sample_rate: int, comp: Compressor) -> np.nd
                 )
             ]
         )
-        y = _run(board, x, sample_rate)
+        y = run_board(board, x, sample_rate)
     if comp.enabled and comp.makeup_db != 0.0:
         y = y * np.float32(db_to_gain(comp.makeup_db))
     return y
@@ -109,7 +81,7 @@ def reverb_wet(x: np.ndarray, sample_rate: int, reverb: Reverb) -> np.ndarray:
     else:
         board = pb.Pedalboard([pb.Reverb(room_size=reverb.room_size, damping=reverb.damping,
                                          wet_level=1.0, dry_level=0.0, width=reverb.width)])
-        wet = _run(board, src, sample_rate)
+        wet = run_board(board, src, sample_rate)
     return wet * np.float32(db_to_gain(reverb.wet_level_db))
 
 

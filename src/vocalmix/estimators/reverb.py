@@ -1,9 +1,9 @@
-"""Reverb parameter model (issue 4, "Reverb" item 3): what reverb is on a wet vocal, and
-what reverb to put on a vocal for a given backing.
+"""The reverb model's inference: what reverb is on a wet vocal, and what reverb to put
+on a vocal for a given backing.
 
-Two stages, both shipped as numpy weights in ``assets/reverb_model.npz`` (metadata in
-``assets/reverb_model.json``) and loaded lazily (:func:`shipped_model`; a missing or
-stale file raises :class:`~vocalmix.core.errors.ModelError`).
+Two stages, both shipped as numpy weights (:data:`FILES`: ``assets/reverb_model.npz``,
+metadata in ``assets/reverb_model.json``) and loaded once (:func:`shipped_model`; a
+missing or stale file raises :class:`~vocalmix.core.errors.ModelError`).
 
 1. The estimator: from a wet vocal, the four parameters of MixParams' ``synthetic``
    reverb (:data:`PARAMS`):
@@ -30,51 +30,25 @@ stale file raises :class:`~vocalmix.core.errors.ModelError`).
    steepest falls are bounded by the decay, after Eaton et al.'s spectral decay
    distribution); and the median broadband envelope after the clearest phrase ends (the
    drop at an offset is the wet level, the plateau after it the pre-delay, the slope the
-   decay). A small MLP (:class:`MLP`: one hidden tanh layer, trained by L-BFGS with an L2
-   penalty, numpy and scipy only) maps the features, clipped to the training range and
-   standardised, to the standardised targets.
+   decay). A small MLP (:class:`MLP`: one hidden tanh layer) maps the features, clipped
+   to the training range and standardised, to the standardised targets.
 
-   Training examples: dry vocals (the MIR-1K karaoke vocal channels, right channel,
-   and the two dry solo recordings) cleaned of their noise floor by a random downward
-   expander, through (a) the ``synthetic`` reverb rendered by
-   :func:`vocalmix.core.render.reverb_wet` at random parameters (exact labels), and (b) the
-   IR library of :mod:`vocalmix.training.irlib` (the real impulse responses of the shared data,
-   ``ir/`` minus ``direct_cabinet_*``, and the rendered pedalboard, Calf and TAP reverbs
-   where those plug-ins are installed) used as a send: the IR's reverberant part after
-   its direct sound (a plug-in's wet-only response), normalised to unit energy, at a
-   random wet level and added pre-delay (exact labels for those two, plus the IR's own
-   onset after the direct sound; the decay and damping labels are the IR's fitted
-   synthetic parameters from ``docs/evaluation/reverb_fit.json`` when that file has
-   them, otherwise its T30 at 1 and 4 kHz measured by the ISO 3382 routine of
-   :mod:`vocalmix.core.reverb`; the rendered examples do not depend on those labels, so the
-   example cache survives a new fit). Every wet
-   example is then processed like a vocal stem in a mix (:func:`mixing_augment`: random
-   EQ, compression, gating or expansion, noise floor and level) so that the estimator
-   sees what it will be applied to. Splits: validation singers (every fourth MIR-1K
-   singer in sorted order, and the anechoic operatic voice) and held-out IR rooms
-   (:func:`ir_group`: IRs of one room stay together), never seen in training.
-
-2. The choice model: the estimator, applied to the mixed vocal stems of the songs with
-   level information, recovers the reverb the engineers chose; a ridge regression per
-   parameter predicts that choice from the backing (:data:`CHOICE_FEATURES`: tempo,
+2. The choice model (:class:`ChoiceModel`): ridge regressions, one per parameter, that
+   predict the reverb engineers chose from the backing (:data:`CHOICE_FEATURES`: tempo,
    onset density, and the backing's own reverberance as read by the same estimator),
-   with the intercept shrunk toward a prior (:data:`PRIOR_SONGS` songs' worth: the
-   baseline's tempo rule for the decay, :data:`CHOICE_PRIOR` for the rest) and features
-   clipped to the training range, as :mod:`vocalmix.estimators.level` does for the level model.
-   With the three songs available here it cannot show skill, and says so.
+   features clipped to the training range, as :mod:`vocalmix.estimators.level` does for
+   the level model.
 
-:func:`reverb_provider` applies both to a new vocal/backing pair for ``vocalmix mix
---method model``; :func:`train_reverb_model` retrains and writes the weights;
-:func:`reverb_report` and :func:`write_reverb_report` produce
+:func:`predict_reverb` applies both to a backing; the ``model`` method's reverb provider
+(:func:`vocalmix.estimators.registry.reverb_provider`) turns that into MixParams.
+Training (the wet examples, the network's fit, reading the engineers' choices on mixed
+stems) is :mod:`vocalmix.training.reverb`; the held-out figures are in
 ``docs/evaluation/reverb_report.md``.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -82,23 +56,15 @@ from pathlib import Path
 import numpy as np
 import scipy.fft
 
-from vocalmix.core.errors import ModelError
-
-Progress = Callable[[str], None]
+from vocalmix.estimators.weights import ModelFiles
 
 #: bump when the features, the label definitions or the weight format change
 ESTIMATOR_VERSION = 1
-WEIGHTS = "reverb_model.npz"
-META = "reverb_model.json"
+FILES = ModelFiles("reverb model", "reverb_model.npz", "reverb_model.json", "reverb")
 
 PARAMS: tuple[str, ...] = ("decay_s", "hf_ratio", "pre_delay_ms", "wet_level_db")
-#: ranges of the synthetic training labels (and of the estimator's trusted outputs)
-LABEL_RANGES: dict[str, tuple[float, float]] = {
-    "decay_s": (0.2, 6.0), "hf_ratio": (0.35, 1.15), "pre_delay_ms": (0.0, 120.0),
-    "wet_level_db": (-30.0, 3.0),
-}
 
-_SR = 16000
+ANALYSIS_SR = 16000  # Hz, the rate the envelopes are computed at
 _NFFT = 256  # 16 ms
 _HOP = 80  # 5 ms
 _FLOOR_DB = -80.0
@@ -183,8 +149,8 @@ def _envelopes_db(x: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarr
     p = None
     for c in range(a.shape[1]):
         y = a[:, c]
-        if sample_rate != _SR:
-            y = soxr.resample(y, sample_rate, _SR, quality="LQ")
+        if sample_rate != ANALYSIS_SR:
+            y = soxr.resample(y, sample_rate, ANALYSIS_SR, quality="LQ")
         n = (len(y) - _NFFT) // _HOP
         if n < 400:
             raise ValueError("signal too short for a reverb estimate (need 2 s at least)")
@@ -193,7 +159,7 @@ def _envelopes_db(x: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarr
         pc = s.real.astype(np.float64) ** 2 + s.imag.astype(np.float64) ** 2
         p = pc if p is None else p + pc
     assert p is not None
-    f = np.fft.rfftfreq(_NFFT, 1.0 / _SR)
+    f = np.fft.rfftfreq(_NFFT, 1.0 / ANALYSIS_SR)
     env = np.stack([p[:, (f >= lo) & (f < hi)].sum(axis=1) for lo, hi in _BANDS.values()])
     e = _SLOPE_EDGES_HZ
     half = np.stack([env[0]] + [p[:, (f >= lo) & (f < hi)].sum(axis=1)
@@ -245,7 +211,7 @@ def estimator_features(x: np.ndarray, sample_rate: int) -> np.ndarray:
     """
     env, half = _envelopes_db(x, sample_rate)
     nb, n = env.shape
-    fr = _SR / _HOP
+    fr = ANALYSIS_SR / _HOP
     out: list[float] = []
     nfft = 1 << int(math.ceil(math.log2(n)))
     mf = np.fft.rfftfreq(nfft, 1.0 / fr)
@@ -265,7 +231,7 @@ def estimator_features(x: np.ndarray, sample_rate: int) -> np.ndarray:
         tot = float(s[all_sel].sum()) + 1e-12
         out += [10.0 * math.log10(float(s[m].sum()) / tot + 1e-9) for m in sel]
     for k in _SLOPE_FRAMES:
-        tt = (np.arange(k) - (k - 1) / 2.0) * (_HOP / _SR)
+        tt = (np.arange(k) - (k - 1) / 2.0) * (_HOP / ANALYSIS_SR)
         ker = tt / (tt**2).sum()
         for e in half:
             sl = np.convolve(e, ker[::-1], mode="valid")  # dB/s
@@ -292,410 +258,6 @@ def estimator_features(x: np.ndarray, sample_rate: int) -> np.ndarray:
         out += [-30.0] * len(lags)
     out.append(math.log((ends.size + 1.0) / (n / fr)))
     return np.asarray(out, dtype=np.float64)
-
-
-# --- training examples -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DryClip:
-    """A dry vocal for training: mono float32 at :data:`_SR`, and who sings it."""
-
-    name: str
-    singer: str
-    audio: np.ndarray
-
-
-#: MIR-1K singers held out for validation (every fourth in sorted order), and the other
-#: dry recordings that are validation material
-def validation_singers(singers: list[str]) -> set[str]:
-    """Every fourth singer in case-insensitive sorted order, from the second on."""
-    s = sorted(set(singers), key=str.lower)
-    return set(s[1::4])
-
-
-def load_dry_clips(root: str | Path, max_clip_s: float = 10.0) -> list[DryClip]:
-    """The dry training material under the data root: every MIR-1K clip's vocal
-    (right) channel, singer = the file name's first field, and the dry solo recordings
-    of ``dry_vocals/`` cut into clips of at most ``max_clip_s`` (the anechoic operatic
-    voice counts as a validation singer, ``vocadito`` as a training one)."""
-    import soxr
-
-    from vocalmix.core.audio import read_audio
-
-    root = Path(root)
-    clips: list[DryClip] = []
-    for p in sorted((root / "karaoke" / "mir1k").glob("*.flac")):
-        a = read_audio(p)  # karaoke clip: left backing, right vocal
-        v, sr = a.samples[:, 1], a.sample_rate
-        if sr != _SR:
-            v = soxr.resample(v, sr, _SR, quality="HQ")
-        clips.append(DryClip(p.stem, p.stem.split("_")[0], np.ascontiguousarray(v)))
-    for p in sorted((root / "dry_vocals").glob("*.wav")):
-        a = read_audio(p)
-        v, sr = a.samples.mean(axis=1), a.sample_rate
-        if sr != _SR:
-            v = soxr.resample(v, sr, _SR, quality="HQ")
-        singer = "openair" if "anechoic" in p.name else p.stem.split("_")[0]
-        k = int(max_clip_s * _SR)
-        for i in range(0, max(1, len(v) - _SR * 3), k):
-            clips.append(DryClip(f"{p.stem}@{i // _SR}s", singer,
-                                 np.ascontiguousarray(v[i: i + k])))
-    return clips
-
-
-def is_validation_singer(singer: str, singers: list[str]) -> bool:
-    """Whether ``singer`` is validation material (see :func:`validation_singers`)."""
-    return singer == "openair" or singer in validation_singers(
-        [s for s in singers if s != "openair"])
-
-
-def _frame_gain_expander(x: np.ndarray, sr: int, threshold_db: float, ratio: float,
-                         floor_db: float = -60.0) -> np.ndarray:
-    """Downward expander on a 10 ms RMS envelope (dB re the signal's max), gain
-    interpolated per sample: below the threshold the level falls ``ratio`` dB per dB."""
-    hop = max(1, sr // 100)
-    nf = max(1, len(x) // hop)
-    e = (x[: nf * hop].astype(np.float64).reshape(nf, hop) ** 2).mean(axis=1)
-    e = np.convolve(e, np.ones(3) / 3, mode="same")
-    db = 10.0 * np.log10(e / (e.max() + 1e-30) + 1e-12)
-    g = np.minimum(0.0, (db - threshold_db) * (ratio - 1.0))
-    g = np.maximum(g, floor_db)
-    # release-like smoothing of the gain (fast attack of the opening, slower closing)
-    for i in range(1, nf):
-        g[i] = max(g[i], g[i - 1] - 3.0)
-    t = (np.arange(nf) + 0.5) * hop
-    gs = np.interp(np.arange(len(x)), t, g)
-    return (x * 10.0 ** (gs / 20.0)).astype(np.float32)
-
-
-def clean_dry(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """What an engineer does to a dry take before the reverb send, at random: remove
-    the recording's noise floor with a downward expander (most of the time), sometimes
-    compress it (pedalboard's compressor)."""
-    import pedalboard as pb
-
-    y = x
-    if rng.random() < 0.85:
-        hop = _SR // 100
-        nf = len(y) // hop
-        e = (y[: nf * hop].astype(np.float64).reshape(nf, hop) ** 2).mean(axis=1)
-        floor = 10.0 * np.log10(np.percentile(e, 10) / (e.max() + 1e-30) + 1e-12)
-        y = _frame_gain_expander(y, _SR, float(floor + rng.uniform(6.0, 14.0)),
-                                 float(rng.uniform(2.0, 6.0)))
-    if rng.random() < 0.4:
-        peak = 20.0 * math.log10(float(np.abs(y).max()) + 1e-12)
-        c = pb.Compressor(threshold_db=peak - float(rng.uniform(6.0, 20.0)),
-                          ratio=float(rng.uniform(2.0, 6.0)),
-                          attack_ms=float(rng.uniform(1.0, 20.0)),
-                          release_ms=float(rng.uniform(40.0, 250.0)))
-        y = c(y[None, :].astype(np.float32), float(_SR), reset=True)[0]
-    return np.ascontiguousarray(y, dtype=np.float32)
-
-
-def mixing_augment(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """What a mix does to a vocal stem after its reverb, at random: EQ (shelves, a peak,
-    a high-pass), compression, a gate or downward expander, a noise floor, a level.
-    ``x``: mono float32 at :data:`_SR`."""
-    import pedalboard as pb
-
-    fx: list = []
-    if rng.random() < 0.7:
-        if rng.random() < 0.5:
-            fx.append(pb.HighpassFilter(cutoff_frequency_hz=float(rng.uniform(60.0, 200.0))))
-        if rng.random() < 0.6:
-            fx.append(pb.LowShelfFilter(cutoff_frequency_hz=float(rng.uniform(100.0, 300.0)),
-                                        gain_db=float(rng.uniform(-6.0, 6.0))))
-        if rng.random() < 0.6:
-            fx.append(pb.PeakFilter(cutoff_frequency_hz=float(np.exp(rng.uniform(
-                np.log(300.0), np.log(5000.0)))), gain_db=float(rng.uniform(-6.0, 6.0)),
-                q=float(rng.uniform(0.5, 2.0))))
-        if rng.random() < 0.6:
-            fx.append(pb.HighShelfFilter(cutoff_frequency_hz=float(rng.uniform(3000.0, 7000.0)),
-                                         gain_db=float(rng.uniform(-6.0, 6.0))))
-    y = np.asarray(x, dtype=np.float32)
-    if fx:
-        y = pb.Pedalboard(fx)(y[None, :], float(_SR), reset=True)[0]
-    peak = 20.0 * math.log10(float(np.abs(y).max()) + 1e-12)
-    if rng.random() < 0.6:
-        c = pb.Compressor(threshold_db=peak - float(rng.uniform(6.0, 24.0)),
-                          ratio=float(rng.uniform(2.0, 10.0)),
-                          attack_ms=float(rng.uniform(0.5, 30.0)),
-                          release_ms=float(rng.uniform(30.0, 300.0)))
-        y = c(y[None, :], float(_SR), reset=True)[0]
-        peak = 20.0 * math.log10(float(np.abs(y).max()) + 1e-12)
-    u = rng.random()
-    if u < 0.3:
-        g = pb.NoiseGate(threshold_db=peak - float(rng.uniform(25.0, 50.0)),
-                         ratio=float(rng.uniform(2.0, 20.0)), attack_ms=1.0,
-                         release_ms=float(rng.uniform(20.0, 200.0)))
-        y = g(y[None, :], float(_SR), reset=True)[0]
-    elif u < 0.5:
-        y = _frame_gain_expander(y, _SR, -float(rng.uniform(25.0, 45.0)),
-                                 float(rng.uniform(1.5, 4.0)))
-    if rng.random() < 0.8:
-        noise = rng.standard_normal(len(y)).astype(np.float32)
-        if rng.random() < 0.5:  # pinkish: one-pole low-pass
-            from scipy.signal import lfilter
-
-            noise = lfilter([0.1], [1.0, -0.9], noise).astype(np.float32)
-        rms = float(np.sqrt(np.mean(noise**2))) + 1e-12
-        y = y + noise / rms * np.float32(10.0 ** ((peak - rng.uniform(50.0, 90.0)) / 20.0))
-    y = y * np.float32(10.0 ** (rng.uniform(-20.0, 0.0) / 20.0) / (np.abs(y).max() + 1e-12))
-    return np.ascontiguousarray(y, dtype=np.float32)
-
-
-def draw_synthetic_label(rng: np.random.Generator) -> dict[str, float]:
-    """Random synthetic-reverb parameters over :data:`LABEL_RANGES` (decay and damping
-    log-uniform, pre-delay and wet level uniform)."""
-    lo, hi = LABEL_RANGES["decay_s"]
-    hlo, hhi = LABEL_RANGES["hf_ratio"]
-    return {
-        "decay_s": float(np.exp(rng.uniform(np.log(lo), np.log(hi)))),
-        "hf_ratio": float(np.exp(rng.uniform(np.log(hlo), np.log(hhi)))),
-        "pre_delay_ms": float(rng.uniform(*LABEL_RANGES["pre_delay_ms"])),
-        "wet_level_db": float(rng.uniform(*LABEL_RANGES["wet_level_db"])),
-    }
-
-
-def render_synthetic_send(dry: np.ndarray, label: dict[str, float],
-                          rng: np.random.Generator | None = None) -> np.ndarray:
-    """``dry`` (mono, :data:`_SR`) plus its ``synthetic`` reverb send exactly as
-    MixParams renders it (:func:`vocalmix.core.render.reverb_wet`), with the damping family's
-    band ratios; with ``rng``, the bands below 1 kHz get a random extra ratio (0.7 to
-    1.6), which the estimator does not predict but must tolerate."""
-    from vocalmix.core.params import Reverb
-    from vocalmix.core.render import reverb_wet
-
-    ratios = list(band_ratios_for_hf(label["hf_ratio"]))
-    if rng is not None:
-        lf = float(np.exp(rng.uniform(np.log(0.7), np.log(1.6))))
-        ratios[:3] = [round(float(np.clip(lf ** ((3 - i) / 3.0), 0.1, 4.0)), 4)
-                      for i in range(3)]
-    rv = Reverb(type="synthetic", decay_s=label["decay_s"], band_decay_ratios=tuple(ratios),
-                width=1.0, wet_level_db=label["wet_level_db"],
-                pre_delay_ms=label["pre_delay_ms"])
-    x = dry[:, None].astype(np.float32)
-    return (x + reverb_wet(x, _SR, rv))[:, 0]
-
-
-@dataclass(frozen=True)
-class SendIR:
-    """A real impulse response prepared as a reverb send: its reverberant part after the
-    direct sound, mono, unit energy, at :data:`_SR`; its labels; the room group."""
-
-    name: str
-    group: str
-    tail: np.ndarray
-    decay_s: float
-    hf_ratio: float
-    gap_ms: float
-    label_source: str
-
-
-_DIRECT_MS = 2.5
-
-
-def ir_group(name: str, collection: str) -> str:
-    """The room an IR belongs to, so that held-out IRs are held-out rooms: the warehouse
-    IRs are one room, the house IRs one room per name's first word, Voxengo's variants
-    of one space (``_1``/``_2``, ``_long``, ``_revised``) one room, ``seminar_room_*``
-    one room."""
-    import re
-
-    if "warehouse" in collection:
-        return "warehouse"
-    if "house" in collection:
-        return "house-" + name.split("-")[0]
-    base = re.sub(r"(_\d+|_long|_revised)$", "", name)
-    if base.startswith("seminar_room"):
-        base = "seminar_room"
-    return f"{collection}-{base}"
-
-
-def fitted_labels(path: str | Path | None = None) -> dict[str, dict]:
-    """Fitted ``synthetic`` parameters per IR name from ``docs/evaluation/
-    reverb_fit.json`` (entries whose ``reverb`` or ``params`` has ``type: synthetic`` or
-    ``decay_s`` and ``band_decay_ratios``); empty when the file or such entries are
-    absent."""
-    p = Path(path) if path is not None else (Path(__file__).resolve().parents[3] / "docs"
-                                              / "evaluation" / "reverb_fit.json")
-    try:
-        d = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    out = {}
-    if not isinstance(d, dict):
-        return {}
-    items = d.get("irs", d) if isinstance(d.get("irs", d), dict) else d
-    for name, e in items.items():
-        if not isinstance(e, dict):
-            continue
-        if isinstance(e.get("result"), dict):
-            e = e["result"]
-        for key in ("reverb", "params", "fitted_params"):
-            r = e.get(key)
-            if isinstance(r, dict) and "decay_s" in r and "band_decay_ratios" in r:
-                try:
-                    out[str(name)] = {"decay_s": float(r["decay_s"]),
-                                      "hf_ratio": hf_ratio_of(tuple(r["band_decay_ratios"])),
-                                      "pre_delay_ms": float(r.get("pre_delay_ms", 0.0)),
-                                      "wet_level_db": float(r.get("wet_level_db", 0.0))}
-                except (TypeError, ValueError, IndexError):
-                    pass
-                break
-    return out
-
-
-def prepare_send_ir(name: str, collection: str, ir: np.ndarray, sample_rate: int,
-                    fitted: dict | None = None) -> SendIR | None:
-    """A :class:`SendIR` from a recorded IR (``None`` when its T30 at 1 or 4 kHz cannot
-    be measured). The direct sound is the IR's onset (first sample within 20 dB of the
-    maximum, :func:`vocalmix.core.reverb.onset_index`) plus 2.5 ms; the tail after it, faded
-    in over 1 ms, is the send. Labels: the fit's ``decay_s`` and 4 kHz ratio when given,
-    else T30 at 1 and 4 kHz of the tail measured at the IR's own rate; ``gap_ms``: the
-    tail's own onset after the direct sound (an inherent pre-delay)."""
-    import soxr
-
-    from vocalmix.core.reverb import onset_index, reverberation_time
-
-    h = np.asarray(ir, dtype=np.float64)
-    if h.ndim == 2:
-        h = h.mean(axis=1)
-    o = onset_index(h)
-    d = o + int(round(_DIRECT_MS * 1e-3 * sample_rate))
-    tail = h[d:].copy()
-    if tail.size < sample_rate // 10:
-        return None
-    fade = int(0.001 * sample_rate)
-    tail[:fade] *= np.linspace(0.0, 1.0, fade)
-    try:
-        gap = onset_index(tail) / sample_rate * 1000.0 + _DIRECT_MS
-    except ValueError:
-        return None
-    if fitted:
-        decay, hf, src = fitted["decay_s"], fitted["hf_ratio"], "fitted"
-    else:
-        try:
-            t1 = reverberation_time(tail, sample_rate, "T30", 1000.0)
-            t4 = reverberation_time(tail, sample_rate, "T30", 4000.0)
-        except ValueError:
-            return None
-        if not (np.isfinite(t1) and np.isfinite(t4) and t1 > 0 and t4 > 0):
-            return None
-        decay, hf, src = float(t1), float(t4 / t1), "measured"
-    t16 = soxr.resample(tail.astype(np.float32), sample_rate, _SR, quality="HQ")
-    t16 = t16 / np.sqrt(float((t16.astype(np.float64) ** 2).sum()))
-    return SendIR(name, ir_group(name, collection), np.ascontiguousarray(t16, np.float32),
-                  float(decay), float(hf), float(gap), src)
-
-
-def load_send_irs(root: str | Path, fitted: dict[str, dict] | None = None,
-                  progress: Progress | None = None) -> list[SendIR]:
-    """Every IR under ``root/ir/*/`` except ``direct_cabinet_*``, prepared as a send."""
-    import soundfile as sf
-
-    fitted = fitted_labels() if fitted is None else fitted
-    out = []
-    for p in sorted(Path(root, "ir").glob("*/*.wav")):
-        if p.name.startswith("direct_cabinet"):
-            continue
-        h, sr = sf.read(str(p), dtype="float32", always_2d=True)
-        s = prepare_send_ir(p.stem, p.parent.name, h, sr, fitted.get(p.stem))
-        if s is not None:
-            out.append(s)
-    if progress:
-        progress(f"reverb: {len(out)} impulse responses usable as sends")
-    return out
-
-
-def render_ir_send(dry: np.ndarray, ir: SendIR, wet_level_db: float,
-                   pre_delay_ms: float) -> np.ndarray:
-    """``dry`` plus the IR's tail as a send (pre-delay, then the wet level)."""
-    from scipy.signal import fftconvolve
-
-    d = int(round(pre_delay_ms * 1e-3 * _SR))
-    src = np.concatenate([np.zeros(d, np.float32), dry[: len(dry) - d]]) if d else dry
-    wet = fftconvolve(src, ir.tail)[: len(dry)]
-    return (dry + wet * np.float32(10.0 ** (wet_level_db / 20.0))).astype(np.float32)
-
-
-@dataclass
-class Examples:
-    """Feature rows, labels (:data:`PARAMS` order, natural units) and provenance."""
-
-    x: np.ndarray
-    y: np.ndarray
-    kind: np.ndarray  # "synthetic" or "ir"
-    singer: np.ndarray
-    ir: np.ndarray  # IR name ("" for synthetic)
-    group: np.ndarray  # IR room group ("" for synthetic)
-
-    def subset(self, m: np.ndarray) -> Examples:
-        return Examples(self.x[m], self.y[m], self.kind[m], self.singer[m], self.ir[m],
-                        self.group[m])
-
-    @staticmethod
-    def concat(parts: list[Examples]) -> Examples:
-        return Examples(*(np.concatenate([getattr(p, f) for p in parts]) for f in
-                          ("x", "y", "kind", "singer", "ir", "group")))
-
-
-def _crop(rng: np.random.Generator, v: np.ndarray, lo_s: float = 4.0, hi_s: float = 10.0
-          ) -> np.ndarray:
-    n = int(rng.uniform(lo_s, hi_s) * _SR)
-    if len(v) <= n:
-        return v
-    s = int(rng.integers(0, len(v) - n))
-    return v[s: s + n]
-
-
-def _example_rng(seed: int, kind: int, i: int) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence([seed, kind, i]))
-
-
-def make_examples(clips: list[DryClip], n_synthetic: int, irs: list[SendIR] | None = None,
-                  per_ir: int = 0, seed: int = 0, augment: bool = True,
-                  progress: Progress | None = None) -> Examples:
-    """Wet vocals with labels: ``n_synthetic`` through the synthetic reverb at random
-    parameters, and ``per_ir`` through each IR of ``irs`` as a send at a random wet level
-    (:data:`LABEL_RANGES`) and an added pre-delay of 0 to 100 ms; each on a random clip
-    of ``clips`` (4 to 10 s of it), cleaned (:func:`clean_dry`) and, with ``augment``,
-    processed like a mixed stem (:func:`mixing_augment`). Deterministic in ``seed``."""
-    rows, ys, kinds, singers, names, groups = [], [], [], [], [], []
-    jobs: list[tuple[str, int, SendIR | None]] = [("synthetic", i, None)
-                                                   for i in range(n_synthetic)]
-    for k, ir in enumerate(irs or []):
-        jobs += [("ir", k * 1000 + j, ir) for j in range(per_ir)]
-    for done, (kind, i, ir) in enumerate(jobs):
-        rng = _example_rng(seed, 0 if kind == "synthetic" else 1, i)
-        c = clips[int(rng.integers(len(clips)))]
-        dry = clean_dry(_crop(rng, c.audio), rng)
-        if ir is None:
-            lab = draw_synthetic_label(rng)
-            wet = render_synthetic_send(dry, lab, rng)
-        else:
-            w = float(rng.uniform(*LABEL_RANGES["wet_level_db"]))
-            pd = float(rng.uniform(0.0, 100.0))
-            wet = render_ir_send(dry, ir, w, pd)
-            lab = {"decay_s": ir.decay_s, "hf_ratio": ir.hf_ratio,
-                   "pre_delay_ms": pd + ir.gap_ms, "wet_level_db": w}
-        if augment:
-            wet = mixing_augment(wet, rng)
-        try:
-            f = estimator_features(wet, _SR)
-        except ValueError:
-            continue
-        rows.append(f)
-        ys.append([lab[p] for p in PARAMS])
-        kinds.append(kind)
-        singers.append(c.singer)
-        names.append(ir.name if ir else "")
-        groups.append(ir.group if ir else "")
-        if progress and (done + 1) % 500 == 0:
-            progress(f"reverb: {done + 1}/{len(jobs)} wet examples")
-    return Examples(np.asarray(rows), np.asarray(ys, dtype=np.float64), np.asarray(kinds),
-                    np.asarray(singers), np.asarray(names), np.asarray(groups))
 
 
 # --- the estimator's network ---------------------------------------------------------------
@@ -750,70 +312,12 @@ class MLP:
                       for k in MLP.__dataclass_fields__})
 
 
-def fit_mlp(x: np.ndarray, y: np.ndarray, hidden: int = 32, l2: float = 1e-3,
-            seed: int = 0, maxiter: int = 600, weights: np.ndarray | None = None) -> MLP:
-    """Fit an :class:`MLP` to features ``x`` and labels ``y`` (:data:`PARAMS` order,
-    natural units) by L-BFGS (scipy) on the mean squared error of the standardised
-    encoded targets plus ``l2`` times the squared weights; deterministic in ``seed``."""
-    from scipy.optimize import minimize
-
-    x = np.asarray(x, dtype=np.float64)
-    t = encode_targets(y)
-    w = np.ones(len(x)) if weights is None else np.asarray(weights, dtype=np.float64)
-    w = w / w.mean()
-    xm, xs = x.mean(axis=0), x.std(axis=0)
-    xs = np.where(xs > 1e-9, xs, 1.0)
-    z = (x - xm) / xs
-    ym, ysd = t.mean(axis=0), t.std(axis=0)
-    ysd = np.where(ysd > 1e-9, ysd, 1.0)
-    tz = (t - ym) / ysd
-    n, d = z.shape
-    k = tz.shape[1]
-    rng = np.random.default_rng(seed)
-    shapes = [(d, hidden), (hidden,), (hidden, k), (k,)]
-    sizes = [int(np.prod(s)) for s in shapes]
-    p0 = np.concatenate([rng.standard_normal(sizes[0]) / math.sqrt(d), np.zeros(sizes[1]),
-                         rng.standard_normal(sizes[2]) / math.sqrt(hidden), np.zeros(sizes[3])])
-
-    def unpack(p: np.ndarray) -> list[np.ndarray]:
-        out, i = [], 0
-        for s, m in zip(shapes, sizes, strict=True):
-            out.append(p[i: i + m].reshape(s))
-            i += m
-        return out
-
-    def loss(p: np.ndarray) -> tuple[float, np.ndarray]:
-        w1, b1, w2, b2 = unpack(p)
-        h = np.tanh(z @ w1 + b1)
-        r = h @ w2 + b2 - tz
-        wr = r * w[:, None] / (n * k)
-        val = float((r * wr).sum()) + l2 * float((w1**2).sum() + (w2**2).sum())
-        g_out = 2.0 * wr
-        gw2 = h.T @ g_out + 2.0 * l2 * w2
-        gb2 = g_out.sum(axis=0)
-        gh = (g_out @ w2.T) * (1.0 - h**2)
-        gw1 = z.T @ gh + 2.0 * l2 * w1
-        gb1 = gh.sum(axis=0)
-        return val, np.concatenate([gw1.ravel(), gb1, gw2.ravel(), gb2])
-
-    res = minimize(loss, p0, jac=True, method="L-BFGS-B",
-                   options={"maxiter": maxiter, "maxfun": 2 * maxiter})
-    w1, b1, w2, b2 = unpack(res.x)
-    return MLP(xm, xs, x.min(axis=0), x.max(axis=0), w1, b1, w2, b2, ym, ysd)
-
-
 # --- stage 2: the engineers' choice from the backing ----------------------------------------
 
 #: backing features of the choice model: tempo (octaves re 120 BPM), onset density
 #: (log onsets per second) and the backing's own reverberance (log of the estimator's
 #: decay read on the backing: an index, the estimator was trained on vocals)
 CHOICE_FEATURES: tuple[str, ...] = ("tempo_oct", "log_onsets_per_s", "backing_log_decay")
-#: priors of the choice model's intercepts (the decay's prior is the baseline's tempo
-#: rule, :func:`vocalmix.estimators.baseline.reverb_decay_for_tempo`): the baseline's wet level and
-#: pre-delay, and a moderate damping (the median 4 kHz ratio of the real IRs is ~0.8)
-CHOICE_PRIOR: dict[str, float] = {"hf_ratio": 0.8, "pre_delay_ms": 20.0, "wet_level_db": -14.0}
-CHOICE_ALPHA = 1.0  # ridge penalty, in songs (as vocalmix.estimators.level.DEFAULT_ALPHA)
-PRIOR_SONGS = 1.0  # weight of the prior on each intercept, in songs
 EXCERPT_S, HOP_S, MAX_EXCERPTS = 8.0, 4.0, 12
 
 
@@ -878,16 +382,12 @@ def choice_targets(est: dict[str, float], tempo_bpm: float) -> np.ndarray:
                      math.log(est["hf_ratio"]), est["pre_delay_ms"], est["wet_level_db"]])
 
 
-def _choice_prior() -> np.ndarray:
-    return np.array([0.0, math.log(CHOICE_PRIOR["hf_ratio"]), CHOICE_PRIOR["pre_delay_ms"],
-                     CHOICE_PRIOR["wet_level_db"]])
-
-
 @dataclass(frozen=True)
 class ChoiceModel:
     """Ridge regressions (one per target of :func:`choice_targets`) on the standardised
     :data:`CHOICE_FEATURES`, clipped to the training range; intercepts shrunk toward the
-    prior. ``n_songs``: how many songs it rests on."""
+    prior. ``n_songs``: how many songs it rests on; ``alpha`` and ``prior_songs``: the
+    ridge penalty and the prior's weight it was fitted with (in songs)."""
 
     mean: np.ndarray
     scale: np.ndarray
@@ -896,8 +396,8 @@ class ChoiceModel:
     coef: np.ndarray  # (features, 4)
     intercept: np.ndarray  # (4,)
     n_songs: int
-    alpha: float = CHOICE_ALPHA
-    prior_songs: float = PRIOR_SONGS
+    alpha: float
+    prior_songs: float
 
     def predict_targets(self, f: np.ndarray) -> np.ndarray:
         z = (np.clip(np.atleast_2d(f), self.lo, self.hi) - self.mean) / self.scale
@@ -924,37 +424,13 @@ class ChoiceModel:
         return ChoiceModel(**kw)
 
 
-def fit_choice_model(f: np.ndarray, t: np.ndarray, alpha: float = CHOICE_ALPHA,
-                     prior_songs: float = PRIOR_SONGS) -> ChoiceModel:
-    """Fit on one row per song: features ``f`` ``(songs, len(CHOICE_FEATURES))`` and
-    targets ``t`` ``(songs, 4)`` (:func:`choice_targets`). Minimises, per target,
-    ``sum (t - b - z beta)^2 + alpha |beta|^2 + prior_songs (b - prior)^2``. With no song
-    at all it is the prior."""
-    f = np.atleast_2d(np.asarray(f, dtype=np.float64)).reshape(-1, len(CHOICE_FEATURES))
-    t = np.atleast_2d(np.asarray(t, dtype=np.float64)).reshape(-1, 4)
-    n = len(f)
-    prior = _choice_prior()
-    k = len(CHOICE_FEATURES)
-    if n == 0:
-        return ChoiceModel(np.zeros(k), np.ones(k), np.zeros(k), np.zeros(k),
-                           np.zeros((k, 4)), prior, 0, alpha, prior_songs)
-    mean = f.mean(axis=0)
-    scale = f.std(axis=0)
-    scale = np.where(scale > 1e-9, scale, 1.0)
-    z = (f - mean) / scale
-    tm = t.mean(axis=0)
-    intercept = (n * tm + prior_songs * prior) / (n + prior_songs)
-    coef = np.linalg.solve(z.T @ z + alpha * np.eye(k), z.T @ (t - tm))
-    return ChoiceModel(mean, scale, f.min(axis=0), f.max(axis=0), coef, intercept, n, alpha,
-                       prior_songs)
-
-
 # --- the shipped model --------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class ReverbModel:
-    """The estimator and the choice model, as shipped."""
+    """The estimator and the choice model, as shipped, with the metadata training wrote
+    (empty for a model not loaded from files)."""
 
     estimator: MLP
     choice: ChoiceModel
@@ -964,7 +440,7 @@ class ReverbModel:
 
     def save(self, folder: str | Path, meta: dict, check_x: np.ndarray,
              check_f: np.ndarray) -> None:
-        """Write :data:`WEIGHTS` and :data:`META` into ``folder``, with check rows:
+        """Write the weights and ``meta`` (:data:`FILES`) into ``folder``, with check rows:
         estimator feature rows ``check_x`` and choice feature rows ``check_f``, stored with
         the predictions training computed for them."""
         arrays = {"version": np.array(self.version), "feature_names": np.array(self.feature_names),
@@ -975,519 +451,36 @@ class ReverbModel:
                   "check_t": self.choice.predict_targets(check_f)}
         arrays.update(self.estimator.arrays("estimator"))
         arrays.update(self.choice.arrays())
-        from vocalmix.core.audio import write_model_files
-
-        write_model_files(folder, WEIGHTS, arrays, META, meta)
+        FILES.save(folder, arrays, meta)
 
     @staticmethod
     def load(folder: str | Path | None = None) -> ReverbModel:
-        """Load from ``folder`` (default: the package's ``assets``). :class:`ModelError`
-        when missing, unreadable, or written for other features (stale)."""
-        where = "the package" if folder is None else str(folder)
-        hint = "train them with 'vocalmix train' (vocalmix.estimators.reverb.train_reverb_model)"
-        try:
-            from vocalmix.core.audio import load_arrays
-
-            d = load_arrays(WEIGHTS, folder)
-            meta_text = _meta_text(folder)
-        except (FileNotFoundError, ModuleNotFoundError):
-            raise ModelError(f"no reverb model weights in {where}; {hint}") from None
-        except (OSError, ValueError) as e:
-            raise ModelError(f"the reverb model weights in {where} are unreadable ({e}); "
-                             f"{hint}") from None
+        """Load from ``folder`` (default: the package's ``assets``).
+        :class:`~vocalmix.core.errors.ModelError` when missing, unreadable, incomplete,
+        or written for other features (stale)."""
+        d, meta = FILES.load(folder)
         try:
             version = int(d["version"])
             names = tuple(str(s) for s in d["feature_names"])
             cf = tuple(str(s) for s in d["choice_features"])
             est = MLP.from_arrays(d, "estimator")
             choice = ChoiceModel.from_arrays(d)
-            meta = json.loads(meta_text)
         except (KeyError, ValueError, TypeError) as e:
-            raise ModelError(f"the reverb model weights in {where} are incomplete ({e}); "
-                             f"{hint}") from None
+            raise FILES.incomplete(folder, e) from None
         if version != ESTIMATOR_VERSION or names != FEATURE_NAMES or cf != CHOICE_FEATURES:
-            raise ModelError(f"the reverb model weights in {where} are stale (version "
-                             f"{version}, this vocalmix computes version {ESTIMATOR_VERSION});"
-                             f" {hint}")
+            raise FILES.stale(folder, f"version {version}, this vocalmix computes version "
+                                      f"{ESTIMATOR_VERSION}")
         return ReverbModel(est, choice, version, names, meta)
 
 
-
 @lru_cache(maxsize=1)
-def _shipped() -> ReverbModel:
+def shipped_model() -> ReverbModel:
+    """The shipped reverb model, loaded once; :class:`~vocalmix.core.errors.ModelError`
+    when missing or stale."""
     return ReverbModel.load()
 
 
-def shipped_model() -> ReverbModel:
-    """The shipped reverb model (loaded once); :class:`ModelError` when missing/stale."""
-    return _shipped()
-
-
-def _meta_text(folder: str | Path | None) -> str:
-    if folder is None:
-        from importlib.resources import files
-
-        return files("vocalmix").joinpath("assets", META).read_text("utf-8")
-    return (Path(folder) / META).read_text("utf-8")
-
-
-def load_check_rows(folder: str | Path | None = None) -> dict[str, np.ndarray]:
-    """The check rows stored with the weights (``check_x``/``check_y``: estimator
-    features and encoded predictions; ``check_f``/``check_t``: choice features and
-    targets), for the test that numpy inference equals the training-time predictions."""
-    from vocalmix.core.audio import load_arrays
-
-    d = load_arrays(WEIGHTS, folder)
-    return {k: d[k] for k in ("check_x", "check_y", "check_f", "check_t")}
-
-
-# --- training and evaluation ----------------------------------------------------------------
-
-#: example counts of a full training run (``vocalmix train``)
-DEFAULT_COUNTS: dict[str, int] = {"synthetic_train": 5000, "synthetic_val": 1000,
-                                  "per_ir_train": 24, "per_ir_val": 8}
-MLP_HIDDEN, MLP_L2, MLP_MAXITER = 16, 1e-2, 600
-N_IR_FOLDS = 4
-#: IR sources (:mod:`vocalmix.training.irlib`); plug-ins missing on a machine are skipped
-IR_ORIGINS: tuple[str, ...] = ("real", "pedalboard", "calf", "tap")
-AUGMENT_VERSION = 1  # bump when clean_dry / mixing_augment / the example recipe change
-
-
-def _quiet(_msg: str) -> None:
-    pass
-
-
-def load_library_irs(root: str | Path, origins: tuple[str, ...] = IR_ORIGINS,
-                     fitted: dict[str, dict] | None = None,
-                     progress: Progress | None = None) -> list[SendIR]:
-    """IRs to train and test on, prepared as sends (:func:`prepare_send_ir`): the real IRs
-    under ``root/ir`` and, with more ``origins`` (``pedalboard``, ``calf``, ``tap``), the
-    rendered IRs of :func:`vocalmix.training.irlib.library` (their wet-only response, left
-    channel). Labels come from ``fitted`` (default :func:`fitted_labels`) where present."""
-    fitted = fitted_labels() if fitted is None else fitted
-    progress = progress or _quiet
-    out: list[SendIR] = []
-    try:
-        from vocalmix.training import irlib
-    except ImportError:
-        irlib = None  # type: ignore[assignment]
-    if irlib is None:
-        return load_send_irs(root, fitted, progress)
-    for item in irlib.library(origins, data_dir=root, log=progress):
-        if item.origin == "real":
-            coll = Path(item.source).parent.name
-            s = prepare_send_ir(item.name, coll, item.ir, item.sample_rate,
-                                fitted.get(item.name))
-        else:
-            wet = np.asarray(item.wet if item.wet is not None else item.ir)
-            wet = wet[:, 0] if wet.ndim == 2 else wet
-            pad = np.concatenate([[1.0], np.zeros(int(_DIRECT_MS * 1e-3 * item.sample_rate)),
-                                  wet]).astype(np.float32)  # a unit direct, then the wet
-            s = prepare_send_ir(item.name, item.origin, pad, item.sample_rate,
-                                fitted.get(item.name))
-            if s is not None:
-                key = item.settings.get("type", item.settings.get("room_size", ""))
-                s = SendIR(s.name, f"{item.origin}-{key}", s.tail, s.decay_s, s.hf_ratio,
-                           max(0.0, s.gap_ms - _DIRECT_MS), s.label_source)
-        if s is not None and np.isfinite(s.decay_s) and s.decay_s > 0:
-            out.append(s)
-    progress(f"reverb: {len(out)} impulse responses usable as sends ({', '.join(origins)})")
-    return out
-
-
-def _cache_key(root: Path, irs: list[SendIR], counts: dict, seed: int) -> str:
-    import hashlib
-
-    from vocalmix.training.data import file_hash
-
-    h = hashlib.sha256(json.dumps([ESTIMATOR_VERSION, AUGMENT_VERSION, seed, counts,
-                                   FEATURE_NAMES]).encode())
-    for p in sorted((root / "karaoke" / "mir1k").glob("*.flac")) + sorted(
-            (root / "dry_vocals").glob("*.wav")):
-        h.update(file_hash(p).encode())
-    for s in irs:
-        h.update(f"{s.name}|{s.group}|{s.gap_ms:.4f}".encode())  # labels: see _relabel
-        h.update(hashlib.sha256(s.tail.tobytes()).digest())
-    return h.hexdigest()[:32]
-
-
-def build_examples(root: str | Path, irs: list[SendIR], counts: dict[str, int] | None = None,
-                   seed: int = 0, use_cache: bool = True, progress: Progress | None = None
-                   ) -> Examples:
-    """Every wet training/validation example (see :func:`make_examples`): synthetic and
-    IR sends on the training singers' clips and, separately seeded, on the validation
-    singers' clips. Cached under ``cache_dir()/reverb`` keyed by the data's content, the
-    IR labels, ``counts``, ``seed`` and the feature and recipe versions."""
-    from vocalmix.training.data import cache_dir
-
-    root = Path(root)
-    counts = dict(DEFAULT_COUNTS if counts is None else counts)
-    progress = progress or _quiet
-    key = _cache_key(root, irs, counts, seed)
-    path = cache_dir() / "reverb" / f"examples_{key}.npz"
-    if use_cache and path.exists():
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                progress(f"reverb: examples from the cache ({path})")
-                return _relabel(Examples(*(z[f] for f in ("x", "y", "kind", "singer", "ir",
-                                                         "group"))), irs)
-        except (OSError, ValueError, KeyError):
-            pass
-    clips = load_dry_clips(root)
-    if not clips:
-        raise ModelError(f"no dry vocals under {root} (karaoke/mir1k, dry_vocals)")
-    singers = [c.singer for c in clips]
-    train = [c for c in clips if not is_validation_singer(c.singer, singers)]
-    val = [c for c in clips if is_validation_singer(c.singer, singers)]
-    progress(f"reverb: {len(train)} training and {len(val)} validation dry clips "
-             f"({len(set(c.singer for c in val))} validation singers)")
-    parts = [make_examples(train, counts["synthetic_train"], irs, counts["per_ir_train"],
-                           seed, progress=progress)]
-    if val:
-        parts.append(make_examples(val, counts["synthetic_val"], irs, counts["per_ir_val"],
-                                   seed + 7919, progress=progress))
-    ex = Examples.concat(parts)
-    if use_cache:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp.npz")
-            np.savez(tmp, x=ex.x, y=ex.y, kind=ex.kind, singer=ex.singer, ir=ex.ir,
-                     group=ex.group)
-            tmp.replace(path)
-        except OSError:
-            pass
-    return ex
-
-
-def _relabel(ex: Examples, irs: list[SendIR]) -> Examples:
-    """Decay and damping labels of the IR examples from ``irs`` (the audio, and so the
-    cache, does not depend on them: a new ``reverb_fit.json`` needs no new renders)."""
-    lab = {s.name: (s.decay_s, s.hf_ratio) for s in irs}
-    y = ex.y.copy()
-    for i in np.flatnonzero(ex.kind == "ir"):
-        y[i, 0], y[i, 1] = lab[str(ex.ir[i])]
-    return Examples(ex.x, y, ex.kind, ex.singer, ex.ir, ex.group)
-
-
-def _validation_mask(ex: Examples) -> np.ndarray:
-    singers = sorted(set(ex.singer.tolist()))
-    return np.array([is_validation_singer(s, singers) for s in ex.singer])
-
-
-def ir_folds(groups: list[str], n_folds: int = N_IR_FOLDS, seed: int = 0) -> list[set[str]]:
-    """The IR room groups dealt into ``n_folds`` held-out sets (a seeded shuffle)."""
-    g = sorted(set(groups))
-    order = np.random.default_rng(seed).permutation(len(g))
-    return [{g[i] for i in order[k::n_folds]} for k in range(n_folds)]
-
-
-def _errors(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
-    """Mean absolute errors per parameter (decay in s and in log, damping in log)."""
-    return {
-        "decay_s": float(np.mean(np.abs(pred[:, 0] - true[:, 0]))),
-        "log_decay": float(np.mean(np.abs(np.log(pred[:, 0] / true[:, 0])))),
-        "log_hf_ratio": float(np.mean(np.abs(np.log(pred[:, 1] / true[:, 1])))),
-        "pre_delay_ms": float(np.mean(np.abs(pred[:, 2] - true[:, 2]))),
-        "wet_level_db": float(np.mean(np.abs(pred[:, 3] - true[:, 3]))),
-    }
-
-
-def evaluate_estimator(ex: Examples, n_folds: int = N_IR_FOLDS, seed: int = 0,
-                       hidden: int = MLP_HIDDEN, l2: float = MLP_L2,
-                       maxiter: int = MLP_MAXITER, progress: Progress | None = None,
-                       dry_rows: np.ndarray | None = None) -> dict:
-    """Held-out skill of the estimator, next to a constant predictor.
-
-    The IR room groups are dealt into ``n_folds`` folds; for each, the estimator is
-    trained on the training singers' synthetic examples and their IR examples outside the
-    fold, and tested on the *validation* singers' examples through the fold's IRs (new
-    rooms, new voices). The constant predicts the training labels' mean (in the encoded
-    space: geometric mean for decay and damping). Errors are given per wet example and
-    per IR (predictions averaged over its examples first), overall, for wet levels of
-    -15 dB and more (where a reverb is clearly audible), per true wet level and per IR
-    origin; plus the synthetic validation examples (validation singers) through fold 0's
-    model, and, given ``dry_rows`` (features of the validation singers' dry clips, no
-    reverb added), what fold 0's model reads on them."""
-    progress = progress or _quiet
-    val = _validation_mask(ex)
-    is_ir = ex.kind == "ir"
-    folds = ir_folds(list(ex.group[is_ir]), n_folds, seed)
-    pred = np.full_like(ex.y, np.nan)
-    const = np.full_like(ex.y, np.nan)
-    synth_pred = synth_const = dry_pred = None
-    for k, held in enumerate(folds):
-        in_fold = np.isin(ex.group, list(held)) & is_ir
-        tr = ~val & ~in_fold
-        te = val & in_fold
-        progress(f"reverb: fold {k + 1}/{len(folds)}: training on {int(tr.sum())} examples, "
-                 f"testing on {int(te.sum())} (IRs of {len(held)} rooms)")
-        m = fit_mlp(ex.x[tr], ex.y[tr], hidden, l2, seed, maxiter)
-        c = decode_targets(encode_targets(ex.y[tr]).mean(axis=0))[0]
-        pred[te] = m.predict(ex.x[te])
-        const[te] = c
-        if k == 0:
-            sv = val & (ex.kind == "synthetic")
-            synth_pred, synth_const = m.predict(ex.x[sv]), np.tile(c, (int(sv.sum()), 1))
-            dry_pred = m.predict(dry_rows) if dry_rows is not None and len(dry_rows) else None
-    te = val & is_ir
-    out: dict = {"n_examples": int(len(ex.y)), "n_train_singers": int(len(set(ex.singer[~val]))),
-                 "n_val_singers": int(len(set(ex.singer[val]))),
-                 "n_irs": int(len(set(ex.ir[is_ir]))), "n_rooms": int(len(set(ex.group[is_ir]))),
-                 "n_folds": len(folds), "n_test_examples": int(te.sum())}
-    out["per_example"] = {"estimator": _errors(pred[te], ex.y[te]),
-                          "constant": _errors(const[te], ex.y[te])}
-    audible = te & (ex.y[:, 3] >= -15.0)
-    out["wet_ge_minus15db"] = {"n": int(audible.sum()),
-                               "estimator": _errors(pred[audible], ex.y[audible]),
-                               "constant": _errors(const[audible], ex.y[audible])}
-    by_wet = []
-    for lo, hi in ((-30.0, -20.0), (-20.0, -10.0), (-10.0, 3.0)):
-        m = te & (ex.y[:, 3] >= lo) & (ex.y[:, 3] < hi + (1e-9 if hi == 3.0 else 0.0))
-        if m.any():
-            by_wet.append({"wet_from_db": lo, "wet_to_db": hi, "n": int(m.sum()),
-                           "estimator": _errors(pred[m], ex.y[m]),
-                           "constant": _errors(const[m], ex.y[m])})
-    out["by_wet_level"] = by_wet
-    names = sorted(set(ex.ir[te]))
-    per_ir = []
-    for nme in names:
-        m = te & (ex.ir == nme)
-        enc = encode_targets(pred[m]).mean(axis=0)
-        per_ir.append({"ir": nme, "group": str(ex.group[m][0]), "n": int(m.sum()),
-                       "true": dict(zip(PARAMS, ex.y[m][0].tolist(), strict=True)),
-                       "true_decay_s": float(ex.y[m][0, 0]), "true_hf_ratio": float(ex.y[m][0, 1]),
-                       "pred_decay_s": float(math.exp(enc[0])),
-                       "pred_hf_ratio": float(math.exp(enc[1])),
-                       "const_decay_s": float(const[m][0, 0]),
-                       "const_hf_ratio": float(const[m][0, 1])})
-    if per_ir:
-        pt = np.array([[r["pred_decay_s"], r["pred_hf_ratio"], 0, 0] for r in per_ir])
-        ct = np.array([[r["const_decay_s"], r["const_hf_ratio"], 0, 0] for r in per_ir])
-        tt = np.array([[r["true_decay_s"], r["true_hf_ratio"], 0, 0] for r in per_ir])
-        e1, e2 = _errors(pt, tt), _errors(ct, tt)
-        keep = ("decay_s", "log_decay", "log_hf_ratio")
-        out["per_ir"] = {"n_irs": len(per_ir), "estimator": {k: e1[k] for k in keep},
-                         "constant": {k: e2[k] for k in keep}}
-    out["irs"] = per_ir
-    by_origin = {}
-    for origin in sorted({_origin_of(g) for g in ex.group[te]}):
-        m = te & np.array([_origin_of(g) == origin for g in ex.group])
-        by_origin[origin] = {"n_examples": int(m.sum()), "n_irs": int(len(set(ex.ir[m]))),
-                             "estimator": _errors(pred[m], ex.y[m]),
-                             "constant": _errors(const[m], ex.y[m])}
-    out["by_origin"] = by_origin
-    if synth_pred is not None and len(synth_pred):
-        sv = val & (ex.kind == "synthetic")
-        out["synthetic_validation"] = {"n": int(sv.sum()),
-                                       "estimator": _errors(synth_pred, ex.y[sv]),
-                                       "constant": _errors(synth_const, ex.y[sv])}
-    if dry_pred is not None:
-        out["dry_validation_clips"] = {
-            "n": int(len(dry_pred)),
-            "median": dict(zip(PARAMS, np.median(dry_pred, axis=0).tolist(), strict=True)),
-            "p10": dict(zip(PARAMS, np.percentile(dry_pred, 10, axis=0).tolist(), strict=True)),
-            "p90": dict(zip(PARAMS, np.percentile(dry_pred, 90, axis=0).tolist(), strict=True))}
-    out["scatter"] = {"true": ex.y[te].round(3).tolist(), "pred": pred[te].round(3).tolist()}
-    return out
-
-
-def _origin_of(group: str) -> str:
-    for o in ("pedalboard", "calf", "tap"):
-        if group.startswith(o + "-"):
-            return o
-    return "real"
-
-
-def stem_choices(estimator: MLP, stem_folders: list, progress: Progress | None = None
-                 ) -> list[dict]:
-    """Per song with level information: the reverb the estimator reads on the mixed
-    vocal stem (the engineers' choice, as far as the estimator can tell) and the
-    backing's features."""
-    from vocalmix.estimators.baseline import reverb_decay_for_tempo
-    from vocalmix.training.data import find_songs, load_song
-
-    progress = progress or _quiet
-    out = []
-    for s in [s for s in find_songs(stem_folders) if s.has_level_info]:
-        v, b, sr = load_song(s)
-        est = estimate_song(estimator, v, sr)
-        f, tempo = backing_features(b, sr, estimator)
-        progress(f"reverb: {s.song_id}: decay {est['decay_s']:.2f} s, wet "
-                 f"{est['wet_level_db']:+.1f} dB, tempo {tempo:.0f} BPM")
-        out.append({"song": s.song_id, "duration_s": round(v.shape[0] / sr, 2),
-                    "choice": {p: est[p] for p in PARAMS},
-                    "n_excerpts": est["n_excerpts"],
-                    "spread": {k: est[k] for k in est if k.startswith("sd_")},
-                    "tempo_bpm": tempo, "tempo_rule_decay_s": reverb_decay_for_tempo(tempo),
-                    "features": dict(zip(CHOICE_FEATURES, f.tolist(), strict=True))})
-    return out
-
-
-def _record_arrays(records: list[dict]) -> tuple[np.ndarray, np.ndarray]:
-    f = np.array([[r["features"][k] for k in CHOICE_FEATURES] for r in records]).reshape(
-        -1, len(CHOICE_FEATURES))
-    t = np.array([choice_targets(r["choice"], r["tempo_bpm"]) for r in records]).reshape(-1, 4)
-    return f, t
-
-
-def loso_choice(records: list[dict], alpha: float = CHOICE_ALPHA,
-                prior_songs: float = PRIOR_SONGS, sensitivity: bool = True) -> dict:
-    """Leave-one-song-out: the choice model fitted on the other songs, the baseline's rule
-    (tempo rule for the decay, :data:`CHOICE_PRIOR` for the rest) and a constant (the
-    other songs' mean, geometric for decay and damping), each against the estimated
-    choice of the held-out song."""
-    from vocalmix.estimators.baseline import reverb_decay_for_tempo
-
-    f, t = _record_arrays(records)
-    n = len(records)
-    rows = []
-    for i, r in enumerate(records):
-        others = [j for j in range(n) if j != i]
-        m = fit_choice_model(f[others], t[others], alpha, prior_songs)
-        model = m.predict(f[i], r["tempo_bpm"])
-        shift = np.abs(m.predict_targets(f[i])[0] - m.intercept)  # what the features add
-        rule = {"decay_s": reverb_decay_for_tempo(r["tempo_bpm"]), **CHOICE_PRIOR}
-        if others:
-            enc = encode_targets(np.array([[records[j]["choice"][p] for p in PARAMS]
-                                           for j in others])).mean(axis=0)
-            const = dict(zip(PARAMS, decode_targets(enc)[0].tolist(), strict=True))
-        else:
-            const = {p: float("nan") for p in PARAMS}
-        rows.append({"song": r["song"], "truth": r["choice"], "model": model, "rule": rule,
-                     "constant": const, "feature_shift": {
-                         "log_decay": float(shift[0]), "log_hf_ratio": float(shift[1]),
-                         "pre_delay_ms": float(shift[2]), "wet_level_db": float(shift[3])}})
-    summary: dict = {}
-    for meth in ("model", "rule", "constant"):
-        p = np.array([[row[meth][q] for q in PARAMS] for row in rows]).reshape(-1, 4)
-        tr = np.array([[row["truth"][q] for q in PARAMS] for row in rows]).reshape(-1, 4)
-        summary[meth] = _errors(p, tr) if n and np.all(np.isfinite(p)) else None
-    out = {"protocol": "leave-one-song-out", "n_songs": n, "songs": rows, "summary": summary,
-           "alpha": alpha, "prior_songs": prior_songs}
-    if sensitivity:
-        out["sensitivity"] = [
-            {"alpha": a, "prior_songs": ps,
-             "model": loso_choice(records, a, ps, False)["summary"]["model"]}
-            for a in (0.3, 1.0, 3.0, 10.0) for ps in (1.0, 3.0)]
-    return out
-
-
-def _training_files(root: Path) -> list[dict]:
-    from vocalmix.training.data import file_hash
-
-    files = sorted((root / "karaoke" / "mir1k").glob("*.flac")) + sorted(
-        (root / "dry_vocals").glob("*.wav")) + sorted(
-        p for p in (root / "ir").glob("*/*.wav") if not p.name.startswith("direct_cabinet"))
-    return [{"name": str(p.relative_to(root)), "sha256": file_hash(p)} for p in files]
-
-
-def run_reverb_model(root: str | Path | None = None, stem_folders: list | None = None,
-                     seed: int = 0, counts: dict[str, int] | None = None,
-                     origins: tuple[str, ...] = IR_ORIGINS, validate: bool = True,
-                     use_cache: bool = True, progress: Progress | None = None
-                     ) -> tuple[ReverbModel, dict]:
-    """Build the examples, evaluate the estimator on held-out IRs (``validate``), fit the
-    shipped estimator on all examples, read the engineers' choices on the stems, fit the
-    choice model and cross-validate it by song. Returns the model and the results (the
-    metadata document and the report's data)."""
-    from vocalmix._version import __version__
-    from vocalmix.training.data import data_root
-
-    progress = progress or _quiet
-    root = Path(root) if root is not None else data_root()
-    stem_folders = list(stem_folders) if stem_folders else [root / "stems"]
-    counts = dict(DEFAULT_COUNTS if counts is None else counts)
-    fitted = fitted_labels()
-    irs = load_library_irs(root, origins, fitted, progress)
-    ex = build_examples(root, irs, counts, seed, use_cache, progress)
-    held = None
-    if validate:
-        clips = load_dry_clips(root)
-        singers = [c.singer for c in clips]
-        dry_rows = []
-        for c in clips:
-            if is_validation_singer(c.singer, singers):
-                try:
-                    dry_rows.append(estimator_features(c.audio, _SR))
-                except ValueError:
-                    pass
-        held = evaluate_estimator(ex, seed=seed, progress=progress,
-                                  dry_rows=np.array(dry_rows).reshape(-1, len(FEATURE_NAMES)))
-    progress(f"reverb: fitting the estimator on all {len(ex.y)} examples")
-    est = fit_mlp(ex.x, ex.y, MLP_HIDDEN, MLP_L2, seed, MLP_MAXITER)
-    records = stem_choices(est, stem_folders, progress)
-    f, t = _record_arrays(records)
-    choice = fit_choice_model(f, t)
-    loso = loso_choice(records) if len(records) >= 2 else None
-    meta = {
-        "model": "reverb parameter model: MLP estimator of the synthetic reverb's parameters "
-                 "in a wet vocal, and ridge regressions of the engineers' choice on backing "
-                 "features, intercepts shrunk toward the baseline's rule",
-        "vocalmix_version": __version__, "version": ESTIMATOR_VERSION,
-        "augment_version": AUGMENT_VERSION, "date": dt.date.today().isoformat(),
-        "seed": seed, "counts": counts, "origins": list(origins),
-        "mlp": {"hidden": MLP_HIDDEN, "l2": MLP_L2, "maxiter": MLP_MAXITER},
-        "params": list(PARAMS), "label_ranges": LABEL_RANGES,
-        "damping_family": "band_decay_ratios = 1 up to 1 kHz, hf_ratio ** (log2(f/1k)/2) above",
-        "feature_names": list(FEATURE_NAMES), "choice_features": list(CHOICE_FEATURES),
-        "choice_prior": {"decay_s": "baseline tempo rule", **CHOICE_PRIOR},
-        "choice_alpha": CHOICE_ALPHA, "prior_songs": PRIOR_SONGS,
-        "n_examples": int(len(ex.y)), "n_songs": len(records),
-        "irs": [{"name": s.name, "group": s.group, "decay_s": round(s.decay_s, 4),
-                 "hf_ratio": round(s.hf_ratio, 4), "gap_ms": round(s.gap_ms, 2),
-                 "labels": s.label_source} for s in irs],
-        "training_files": _training_files(root),
-        "songs": records,
-        "estimator_held_out": ({k: v for k, v in held.items() if k not in ("scatter", "irs")}
-                               if held else None),
-        "choice_cross_validated": ({"n_songs": loso["n_songs"], "summary": loso["summary"]}
-                                   if loso else None),
-    }
-    model = ReverbModel(est, choice, meta=meta)
-    results = {"meta": meta, "held_out": held, "loso": loso, "check_x": ex.x[:6],
-               "check_f": f if len(f) else np.zeros((1, len(CHOICE_FEATURES)))}
-    return model, results
-
-
-def train_reverb_model(out: str | Path, data: list | None = None, root: str | Path | None = None,
-                       seed: int = 0, progress: Progress | None = None, use_cache: bool = True,
-                       validate: bool = True, counts: dict[str, int] | None = None,
-                       origins: tuple[str, ...] = IR_ORIGINS) -> tuple[ReverbModel, dict]:
-    """``vocalmix train``'s hook: (re)train the reverb model and write
-    ``reverb_model.npz`` and ``reverb_model.json`` into ``out``.
-
-    Args:
-        out: folder to write to (``src/vocalmix/assets`` to ship the weights).
-        data: folders of mixed stems whose vocals give the engineers' choices (the
-            ``--data`` of ``vocalmix train``; default ``<data root>/stems``).
-        root: the data root with ``karaoke/mir1k``, ``dry_vocals`` and ``ir`` (default
-            :func:`vocalmix.training.data.data_root`, which honours ``$VOCALMIX_DATA``).
-        seed: random seed of the examples and the network's initialisation.
-        validate: also evaluate the estimator on held-out IRs (4 more fits) for the
-            metadata.
-        counts, origins: example counts (:data:`DEFAULT_COUNTS`) and IR origins.
-    Returns the model and its metadata.
-    """
-    model, res = run_reverb_model(root, data, seed, counts, origins, validate, use_cache,
-                                  progress)
-    model.save(out, res["meta"], res["check_x"], res["check_f"])
-    _shipped.cache_clear()
-    return model, res["meta"]
-
-
-def reverb_report(stem_folders: list, root: str | Path | None = None,
-                  progress: Progress | None = None, seed: int = 0, use_cache: bool = True,
-                  origins: tuple[str, ...] = IR_ORIGINS) -> dict:
-    """Everything the reverb report shows (held-out IR errors, the engineers' choices,
-    leave-one-song-out results), computed from scratch the way training does."""
-    _model, res = run_reverb_model(root, stem_folders, seed, None, origins, True, use_cache,
-                                   progress)
-    meta = dict(res["meta"])
-    meta["training_files"] = f"{len(meta['training_files'])} files (see assets/{META})"
-    return {"meta": meta, "held_out": res["held_out"], "loso": res["loso"]}
-
-
-# --- the provider for ``vocalmix mix --method model`` -----------------------------------------
+# --- the prediction for ``vocalmix mix --method model`` --------------------------------------
 
 
 def predict_reverb(model: ReverbModel, backing: np.ndarray, sample_rate: int) -> dict:
@@ -1502,318 +495,10 @@ def predict_reverb(model: ReverbModel, backing: np.ndarray, sample_rate: int) ->
     return out
 
 
-def reverb_provider(ctx) -> tuple[object, list[str]]:
-    """Target provider (:data:`vocalmix.estimators.level.PROVIDERS`): the vocal's reverb becomes the
-    ``synthetic`` type with the choice model's decay (also ``targets.reverb_decay_s``),
-    damping (:func:`band_ratios_for_hf`), pre-delay and wet level, each clipped to what
-    MixParams accepts; width and the on/off switch are kept. Raises :class:`ModelError`
-    when the shipped weights are missing or stale (an optional provider: the pipeline
-    then keeps the baseline's reverb with a note)."""
-    from dataclasses import replace
-
-    m = shipped_model()
-    p = predict_reverb(m, ctx.backing, ctx.sample_rate)
-    from vocalmix.core.params import (
-        BAND_DECAY_RATIO,
-        REVERB_DECAY_RANGE_S,
-        TARGET_DECAY_RANGE_S,
-        Reverb,
-        clip,
-    )
-
-    hf = float(np.clip(p["hf_ratio"], BAND_DECAY_RATIO.lo, BAND_DECAY_RATIO.hi))
-    ratios = band_ratios_for_hf(hf)
-    lo, hi = TARGET_DECAY_RANGE_S
-    decay = float(np.clip(p["decay_s"], lo, min(hi, REVERB_DECAY_RANGE_S[1] / max(ratios))))
-    pre = clip(Reverb, "pre_delay_ms", p["pre_delay_ms"])
-    wet = clip(Reverb, "wet_level_db", p["wet_level_db"])
-    params = ctx.params
-    rv = replace(params.vocal.reverb, type="synthetic", decay_s=decay,
-                 band_decay_ratios=ratios, pre_delay_ms=pre, wet_level_db=wet)
-    params = replace(params, vocal=replace(params.vocal, reverb=rv)).with_targets(
-        reverb_decay_s=decay)
-    n = m.choice.n_songs
-    feats = p["features"]
-    notes = [
-        f"reverb model: synthetic reverb, decay {decay:.2f} s at 1 kHz (the tempo rule says "
-        f"{p['tempo_rule_decay_s']:.2f} s at {p['tempo_bpm']:.0f} BPM), 4 kHz decay ratio "
-        f"{hf:.2f}, pre-delay {pre:.0f} ms, reverberant-to-direct {wet:+.1f} dB",
-        f"reverb model: predicted from the backing's tempo, onset density "
-        f"({math.exp(feats['log_onsets_per_s']) - 0.1:.1f}/s) and own reverberance (reads "
-        f"{math.exp(feats['backing_log_decay']):.2f} s), learned from the reverb read on "
-        f"{n} engineer-mixed vocal(s) and shrunk toward the tempo rule: {n} songs cannot "
-        "show skill",
-    ]
-    if (decay, hf, pre, wet) != (p["decay_s"], p["hf_ratio"], p["pre_delay_ms"],
-                                 p["wet_level_db"]):
-        notes.append("reverb model: a prediction was clipped to the valid range")
-    return params, notes
-
-
-# --- the report ------------------------------------------------------------------------------
-
-
-_ROWS = (("decay_s", "decay (T30 at 1 kHz), s", "{:.2f}"),
-         ("log_decay", "decay, abs log ratio", "{:.2f}"),
-         ("log_hf_ratio", "damping (4 kHz / 1 kHz decay), abs log ratio", "{:.2f}"),
-         ("pre_delay_ms", "pre-delay, ms", "{:.1f}"),
-         ("wet_level_db", "wet level (reverberant-to-direct), dB", "{:.1f}"))
-
-
-def _table(block: dict, keys=None) -> list[str]:
-    lines = ["| parameter | estimator MAE | constant MAE |", "| --- | ---: | ---: |"]
-    for k, label, fmt in _ROWS:
-        if keys is not None and k not in keys:
-            continue
-        e, c = block["estimator"].get(k), block["constant"].get(k)
-        if e is None:
-            continue
-        lines.append(f"| {label} | {fmt.format(e)} | {fmt.format(c)} |")
-    return lines
-
-
-def _plots(res: dict, out: Path) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    made = []
-    h = res.get("held_out")
-    if h and h.get("scatter", {}).get("true"):
-        t, p = np.array(h["scatter"]["true"]), np.array(h["scatter"]["pred"])
-        fig, axes = plt.subplots(2, 2, figsize=(9.5, 8), layout="constrained")
-        spec = [(0, "decay (T30 at 1 kHz), s", True), (1, "damping: 4 kHz / 1 kHz decay", True),
-                (2, "pre-delay, ms", False), (3, "wet level, dB", False)]
-        for ax, (j, label, log) in zip(axes.ravel(), spec, strict=True):
-            sc = ax.scatter(t[:, j], p[:, j], s=6, alpha=0.5, c=t[:, 3], cmap="viridis")
-            lo, hi = float(min(t[:, j].min(), p[:, j].min())), float(max(t[:, j].max(),
-                                                                        p[:, j].max()))
-            ax.plot([lo, hi], [lo, hi], "k--", lw=1)
-            if log:
-                from matplotlib.ticker import NullFormatter, ScalarFormatter
-
-                ax.set_xscale("log")
-                ax.set_yscale("log")
-                ticks = [0.3, 0.5, 1.0, 2.0, 4.0] if j == 0 else [0.3, 0.5, 0.7, 1.0]
-                for axis in (ax.xaxis, ax.yaxis):
-                    axis.set_major_formatter(ScalarFormatter())
-                    axis.set_minor_formatter(NullFormatter())
-                    axis.set_ticks(ticks)
-            ax.set_xlabel(f"true {label}")
-            ax.set_ylabel("estimated")
-        fig.suptitle(f"Estimator on held-out IRs ({h['n_test_examples']} wet vocals of "
-                     f"validation singers; colour: true wet level, dB)")
-        fig.colorbar(sc, ax=axes, shrink=0.6)
-        fig.savefig(out / "reverb_estimator.png", dpi=80)
-        plt.close(fig)
-        made.append("reverb_estimator.png")
-    lo = res.get("loso")
-    if lo and lo["songs"]:
-        rows = lo["songs"]
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-        x = np.arange(len(rows))
-        for ax, key, label in ((axes[0], "decay_s", "decay, s"),
-                               (axes[1], "wet_level_db", "wet level, dB")):
-            for i, (meth, name) in enumerate((("truth", "engineers (estimated)"),
-                                              ("rule", "baseline rule"),
-                                              ("constant", "constant"), ("model", "model"))):
-                ax.bar(x + (i - 1.5) * 0.2, [r[meth][key] for r in rows], 0.2, label=name)
-            ax.set_xticks(x, [r["song"][:22] for r in rows], fontsize=8)
-            ax.set_ylabel(label)
-        axes[0].legend(fontsize=8)
-        fig.suptitle(f"Reverb chosen by the engineers vs predictions, leave-one-song-out "
-                     f"({len(rows)} songs)")
-        fig.tight_layout()
-        fig.savefig(out / "reverb_songs.png", dpi=80)
-        plt.close(fig)
-        made.append("reverb_songs.png")
-    return made
-
-
-def _rule_sentence(lo: dict) -> str:
-    rows = lo["songs"]
-    below = all(r["truth"]["decay_s"] < r["rule"]["decay_s"] for r in rows)
-    lo_s, hi_s = (min(r["rule"]["decay_s"] for r in rows), max(r["rule"]["decay_s"]
-                                                                for r in rows))
-    if below:
-        return ("Every decay read on these stems lies below the tempo rule's "
-                f"({lo_s:.1f}-{hi_s:.1f} s for their tempi), which the intercepts of the model "
-                "and the constant learn from the other songs; ")
-    return "The intercepts of the model and the constant are learned from the other songs; "
-
-
-def _label_sources(meta: dict) -> str:
-    from collections import Counter
-
-    c = Counter(i.get("labels", "?") for i in meta.get("irs", []))
-    return ", ".join(f"{v} IRs {k}" for k, v in sorted(c.items())) or "no IRs"
-
-
-def write_reverb_report(res: dict, out: str | Path) -> Path:
-    """Write ``reverb_report.md``, ``reverb_results.json`` and the plots
-    (``reverb_estimator.png``, ``reverb_songs.png``) into ``out``; returns the report."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    import re
-
-    text = json.dumps(res, indent=1)
-    text = re.sub(r"\[\s*([-0-9.eE+,\s]+?)\s*\]",  # numeric arrays on one line
-                  lambda m: "[" + ", ".join(v.strip() for v in m.group(1).split(",")) + "]", text)
-    (out / "reverb_results.json").write_text(text + "\n", "utf-8")
-    plots = _plots(res, out)
-    meta, h, lo = res["meta"], res.get("held_out"), res.get("loso")
-    L = ["# Reverb: what the engineers chose, and predicting it", "",
-         "Generated by `vocalmix evaluate --reverb` (module `vocalmix.estimators.reverb`, "
-         f"seed {meta['seed']}, {meta['date']}).", ""]
-    if h:
-        pe = h["per_example"]
-        L += ["## 1. The estimator on held-out impulse responses", "",
-              f"{h['n_examples']} wet vocals in all: dry vocals of {h['n_train_singers']} "
-              f"training and {h['n_val_singers']} validation singers through the synthetic "
-              f"reverb at random parameters and through {h['n_irs']} impulse responses "
-              f"({h['n_rooms']} rooms or plug-in settings groups) used as a send, then "
-              "processed like a mixed stem (random EQ, compression, gate/expander, noise). "
-              f"The IR groups are dealt into {h['n_folds']} folds; each fold's IRs are "
-              "tested on validation singers only, with an estimator trained without those "
-              f"IRs and singers: {h['n_test_examples']} held-out wet vocals. The constant "
-              "predicts the training labels' mean. Labels: exact for the synthetic reverb; "
-              "for an IR, the wet level and the added pre-delay are exact by construction "
-              "(plus the IR's own onset after its direct sound), the decay and damping are "
-              "the IR's fitted synthetic parameters where `docs/evaluation/reverb_fit.json` "
-              f"has them, else its T30 at 1 and 4 kHz measured (ISO 3382, Schroeder): "
-              f"{_label_sources(meta)}. The network's size and penalty (16 tanh units, "
-              "L2 0.01) were picked among five settings on these same folds (they all "
-              "scored within 0.02 of each other in decay abs log ratio).", "",
-              "Per held-out wet vocal:", ""] + _table(pe) + [""]
-        a = h["wet_ge_minus15db"]
-        L += [f"Wet level -15 dB or more ({a['n']} of them, a clearly audible reverb):", ""]
-        L += _table(a) + [""]
-        if h.get("per_ir"):
-            pi = h["per_ir"]
-            each = h["n_test_examples"] // max(1, pi["n_irs"])
-            L += [f"Per IR (predictions averaged over its {each} or so vocals; "
-                  f"{pi['n_irs']} IRs):", ""]
-            L += _table(pi, ("decay_s", "log_decay", "log_hf_ratio")) + [""]
-        L += ["By true wet level (per wet vocal): the decay and damping of a faint reverb "
-              "cannot be read, the estimator then falls back toward the middle of its range:",
-              "", "| wet level, dB | vocals | decay est., s | decay const., s | decay est., "
-              "abs log | decay const., abs log | pre-delay est., ms | wet est., dB "
-              "| wet const., dB |",
-              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-        for b in h.get("by_wet_level", []):
-            e, c = b["estimator"], b["constant"]
-            L.append(f"| {b['wet_from_db']:+.0f} to {b['wet_to_db']:+.0f} | {b['n']} | "
-                     f"{e['decay_s']:.2f} | {c['decay_s']:.2f} | {e['log_decay']:.2f} | "
-                     f"{c['log_decay']:.2f} | {e['pre_delay_ms']:.1f} | "
-                     f"{e['wet_level_db']:.1f} | {c['wet_level_db']:.1f} |")
-        L += ["", "By IR origin (per wet vocal; decay abs log ratio, wet level dB):", "",
-              "| origin | IRs | vocals | decay est. | decay const. | wet est. | wet const. |",
-              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
-        for o, b in h["by_origin"].items():
-            L.append(f"| {o} | {b['n_irs']} | {b['n_examples']} | "
-                     f"{b['estimator']['log_decay']:.2f} | {b['constant']['log_decay']:.2f} | "
-                     f"{b['estimator']['wet_level_db']:.1f} | "
-                     f"{b['constant']['wet_level_db']:.1f} |")
-        if h.get("dry_validation_clips"):
-            d = h["dry_validation_clips"]
-            md, p10, p90 = d["median"], d["p10"], d["p90"]
-            L += ["", f"On the validation singers' dry clips as recorded ({d['n']} clips, no "
-                      "reverb added; karaoke takes are close to dry, not anechoic) it reads a "
-                      f"wet level of {md['wet_level_db']:+.1f} dB (10th-90th percentile "
-                      f"{p10['wet_level_db']:+.1f} to {p90['wet_level_db']:+.1f}) and a decay "
-                      f"of {md['decay_s']:.2f} s ({p10['decay_s']:.2f} to {p90['decay_s']:.2f})."]
-        if h.get("synthetic_validation"):
-            sv = h["synthetic_validation"]
-            L += ["", f"Synthetic reverb at random parameters on validation singers "
-                      f"({sv['n']} vocals, exact labels):", ""] + _table(sv)
-        L += [""]
-        if "reverb_estimator.png" in plots:
-            L += ["![estimator on held-out IRs](reverb_estimator.png)", ""]
-    dry = (h or {}).get("dry_validation_clips")
-    faint = dry["p90"]["wet_level_db"] + 3.0 if dry else None
-    L += ["## 2. The reverb the engineers chose", "",
-          f"The estimator (trained on all {meta['n_examples']} examples) read on the mixed "
-          f"vocal stems of the {meta['n_songs']} songs with level information (mean over "
-          "8 s excerpts in which the voice sings). These are estimates with the errors "
-          "above, not measurements.", "",
-          "| song | excerpts | decay, s | 4 kHz ratio | pre-delay, ms | wet, dB | tempo, BPM "
-          "| tempo rule, s |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    n_faint = 0
-    for r in meta["songs"]:
-        c = r["choice"]
-        mark = ""
-        if faint is not None and c["wet_level_db"] <= faint:
-            mark, n_faint = " *", n_faint + 1
-        L.append(f"| {r['song']}{mark} | {r['n_excerpts']} | {c['decay_s']:.2f} | "
-                 f"{c['hf_ratio']:.2f} | {c['pre_delay_ms']:.0f} | {c['wet_level_db']:+.1f} | "
-                 f"{r['tempo_bpm']:.0f} | {r['tempo_rule_decay_s']:.2f} |")
-    if n_faint:
-        L += ["", f"\\* {n_faint} of the {meta['n_songs']} stems read no wetter than a dry take "
-                  f"does (at most {faint:+.1f} dB, 3 dB above the 90th percentile of the dry "
-                  "clips): for them the estimator cannot tell a faint reverb from none, and "
-                  "the decay, damping and pre-delay it reads are in the range where it is "
-                  "little better than a constant (first row of the wet-level table)."]
-    L += [""]
-    if lo:
-        n = lo["n_songs"]
-        L += ["## 3. Predicting the choice from the backing", "",
-              f"Ridge regressions on the backing's tempo, onset density and own reverberance, "
-              f"intercepts shrunk toward the baseline's rule ({PRIOR_SONGS:g} song's worth), "
-              f"features clipped to the training range; leave-one-song-out over **{n} "
-              f"songs** (each prediction learned from {n - 1}). Errors against the estimated "
-              "choice above:", "",
-              "| method | decay, s | decay, abs log ratio | damping, abs log ratio | pre-delay, ms "
-              "| wet, dB |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
-        names = {"model": "model", "rule": "baseline (tempo rule; -14 dB, 20 ms)",
-                 "constant": "constant (other songs' mean)"}
-        for meth in ("rule", "constant", "model"):
-            s = lo["summary"].get(meth)
-            if s:
-                L.append(f"| {names[meth]} | {s['decay_s']:.2f} | {s['log_decay']:.2f} | "
-                         f"{s['log_hf_ratio']:.2f} | {s['pre_delay_ms']:.1f} | "
-                         f"{s['wet_level_db']:.1f} |")
-        L += ["", "| song | engineers (est.), s | rule, s | constant, s | model, s |",
-              "| --- | ---: | ---: | ---: | ---: |"]
-        for r in lo["songs"]:
-            L.append(f"| {r['song']} | {r['truth']['decay_s']:.2f} | {r['rule']['decay_s']:.2f}"
-                     f" | {r['constant']['decay_s']:.2f} | {r['model']['decay_s']:.2f} |")
-        if lo.get("sensitivity"):
-            L += ["", "The model's leave-one-song-out error as the ridge penalty (alpha, in "
-                      "songs) and the prior's weight on the intercepts (in songs) change "
-                      f"(shipped: alpha {lo['alpha']:g}, prior {lo['prior_songs']:g}, as the "
-                      "level model):", "",
-                  "| alpha | prior | decay, s | decay, abs log | wet, dB |",
-                  "| ---: | ---: | ---: | ---: | ---: |"]
-            for r in lo["sensitivity"]:
-                e = r["model"]
-                L.append(f"| {r['alpha']:g} | {r['prior_songs']:g} | {e['decay_s']:.2f} | "
-                         f"{e['log_decay']:.2f} | {e['wet_level_db']:.1f} |")
-        L += ["", f"**{n} songs cannot show skill**: with so few, a single song decides any "
-              "ranking, and the 'truth' itself carries the estimator's error, large for the "
-              "stems marked * above. " + _rule_sentence(lo) +
-              f"the backing features moved the held-out predictions by at most "
-              f"{max(r['feature_shift']['log_decay'] for r in lo['songs']):.2f} in log decay "
-              f"and {max(r['feature_shift']['wet_level_db'] for r in lo['songs']):.1f} dB in "
-              "wet level" + (", and on the wet level the rule's -14 dB is closer"
-                             if lo["summary"]["rule"]["wet_level_db"]
-                             < lo["summary"]["model"]["wet_level_db"] else "") +
-              ". The earlier prototype found "
-              "reverb time and tempo uncorrelated on 100 MUSDB18 songs (r = -0.03), so the "
-              "tempo rule is no ground truth either. What would settle it: the same "
-              "estimator read on many mixed stems (MUSDB18-HQ's 150 songs: "
-              "`train_reverb_model(out, data=[folder])`).", ""]
-        if "reverb_songs.png" in plots:
-            L += ["![per song](reverb_songs.png)", ""]
-    p = out / "reverb_report.md"
-    p.write_text("\n".join(L) + "\n", encoding="utf-8")
-    return p
-
-
 __all__ = [
     "CHOICE_FEATURES",
-    "CHOICE_PRIOR",
     "FEATURE_NAMES",
+    "FILES",
     "PARAMS",
     "ChoiceModel",
     "MLP",
@@ -1821,14 +506,6 @@ __all__ = [
     "band_ratios_for_hf",
     "estimate_song",
     "estimator_features",
-    "evaluate_estimator",
-    "fit_choice_model",
-    "fit_mlp",
-    "make_examples",
     "predict_reverb",
-    "reverb_provider",
-    "reverb_report",
     "shipped_model",
-    "train_reverb_model",
-    "write_reverb_report",
 ]

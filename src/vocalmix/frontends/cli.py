@@ -182,9 +182,9 @@ def _register_extra(sub: argparse._SubParsersAction, command: str | None) -> Non
 
 def _default_method() -> str:
     try:
-        from vocalmix.estimators import level as models
+        from vocalmix.estimators.registry import default_method
 
-        return models.default_method()
+        return default_method()
     except ImportError:
         return "baseline"
 

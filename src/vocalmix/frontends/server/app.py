@@ -938,7 +938,7 @@ def create_app(
 
     def default_method() -> str:
         try:
-            from vocalmix.estimators.level import default_method as dm
+            from vocalmix.estimators.registry import default_method as dm
 
             return dm()
         except ImportError:  # pragma: no cover - models always ships with the core

@@ -1,4 +1,6 @@
-"""The corrective-EQ model: features, the posterior estimator, the gate, shipping."""
+"""The corrective-EQ model: features, the posterior estimator, the gate and the weight
+files (vocalmix.estimators.eq); the random EQs, the bank, training and its determinism
+(vocalmix.training.eq); the shipped weights; the model method's EQ."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from vocalmix.core.errors import ModelError
 from vocalmix.estimators import eq as E
 from vocalmix.estimators.masking import bands_response_db
 from vocalmix.synth import synthesize_song
+from vocalmix.training import eq as T
 
 SR = 44100
 
@@ -25,7 +28,7 @@ def test_an_eq_shifts_both_statistics_by_its_band_curve():
     bands = [("peak", 1500.0, 9.0, 1.5), ("high_shelf", 4000.0, -6.0, 0.7)]
     f0 = E.vocal_features(x, SR)
     f1 = E.vocal_features(E.apply_eq(x, SR, bands), SR)
-    curve = E.eq_band_curve(bands)
+    curve = T.eq_band_curve(bands)
     assert np.abs((f1 - f0)[:19] - curve).max() < 0.3
     assert np.abs((f1 - f0)[19:] - curve).max() < 0.3
 
@@ -33,7 +36,7 @@ def test_an_eq_shifts_both_statistics_by_its_band_curve():
 def test_posterior_recovers_a_bank_curve_when_natural_spread_is_tiny():
     """Closed-form case: natural vocals all alike (precision huge) and the applied EQ in
     the bank -> the posterior mean is that EQ, P(no EQ) is ~0; the clean vocal -> ~1."""
-    bank = E.eq_bank(200, seed=3)
+    bank = T.eq_bank(200, seed=3)
     mean = np.zeros(38)
     m = E.EqModel(mean, np.eye(38) / 0.01, bank, 0.5, 0.2, 0.5)
     applied = bank[17].astype(np.float64)
@@ -48,62 +51,57 @@ def test_posterior_recovers_a_bank_curve_when_natural_spread_is_tiny():
 
 
 def test_curve_to_bands_follows_the_curve():
-    target = E.eq_band_curve([("peak", 800.0, -7.0, 1.2), ("peak", 3500.0, 5.0, 2.0)])
+    target = T.eq_band_curve([("peak", 800.0, -7.0, 1.2), ("peak", 3500.0, 5.0, 2.0)])
     bands = E.curve_to_bands(target)
     assert 1 <= len(bands) <= 6
-    got = E.eq_band_curve(bands)
+    got = T.eq_band_curve(bands)
     assert np.sqrt(np.mean((got - target) ** 2)) < 0.6
     assert E.curve_to_bands(np.zeros(19)) == []
 
 
-def _toy_items(n_singers: int = 4) -> list[E.VocalItem]:
+def _toy_items(n_singers: int = 4) -> list[T.VocalItem]:
     items = []
     for s in range(n_singers):
         for k in range(2):
             v, _b = synthesize_song(sample_rate=SR, duration_s=3.0, seed=10 * s + k)
             v = E.apply_eq(v, SR, [("peak", 500.0 * (s + 1), 3.0 * (s - 1.5), 1.0)])
-            items.append(E.VocalItem(f"song{s}_{k}", f"singer{s}", E.frame_spectra(v, SR)[1]))
+            items.append(T.VocalItem(f"song{s}_{k}", f"singer{s}", E.frame_spectra(v, SR)[1]))
     return items
 
 
 def test_train_save_load_numpy_inference_matches_training_time(tmp_path):
     items = _toy_items()
-    bank = E.eq_bank(300, seed=5)
-    model, meta = E.train_eq([], tmp_path, items=items, bank=bank, seed=0)
+    bank = T.eq_bank(300, seed=5)
+    model, meta = T.train_eq([], tmp_path, items=items, bank=bank, seed=0)
     assert meta["n_singers"] == 4 and meta["n_excerpts"] == 8
     loaded = E.EqModel.load(tmp_path)
-    with np.load(tmp_path / E.WEIGHTS) as z:
-        check_x, check_y = z["check_x"], z["check_y"]
+    arrays, _meta = E.FILES.load(tmp_path)
+    check_x, check_y = arrays["check_x"], arrays["check_y"]
     np.testing.assert_allclose(loaded.predict(check_x), check_y, atol=1e-9)
     np.testing.assert_allclose(model.predict(check_x), check_y, atol=1e-12)
     assert loaded.gate_p_clean == model.gate_p_clean
-    again, _ = E.train_eq([], None, items=items, bank=bank, seed=0)
+    again, _ = T.train_eq([], None, items=items, bank=bank, seed=0)
     np.testing.assert_array_equal(again.precision, model.precision)  # deterministic
 
 
 def test_missing_and_stale_weights_are_clear_errors(tmp_path):
-    with pytest.raises(ModelError, match="no corrective-EQ weights"):
+    with pytest.raises(ModelError, match="no corrective-EQ model weights"):
         E.EqModel.load(tmp_path)
-    m = E.fit_eq_model(np.random.default_rng(0).standard_normal((10, 38)), E.eq_bank(20, 1))
+    m = T.fit_eq_model(np.random.default_rng(0).standard_normal((10, 38)), T.eq_bank(20, 1))
     m.save(tmp_path, {})
-    with np.load(tmp_path / E.WEIGHTS) as z:
-        d = {k: z[k] for k in z.files}
+    d, _meta = E.FILES.load(tmp_path)
     d["version"] = np.array(1)
-    np.savez(tmp_path / E.WEIGHTS, **d)
+    np.savez(tmp_path / E.FILES.weights, **d)
     with pytest.raises(ModelError, match="stale"):
         E.EqModel.load(tmp_path)
 
 
 def test_shipped_model_reproduces_its_training_time_predictions():
-    if not E.weights_available():
-        pytest.skip("no corrective-EQ weights shipped in this checkout")
-    from importlib.resources import as_file, files
-
-    with as_file(files("vocalmix").joinpath("assets", E.WEIGHTS)) as p, np.load(p) as z:
-        check_x, check_y = z["check_x"], z["check_y"]
-    np.testing.assert_allclose(E.shipped().predict(check_x), check_y, atol=1e-9)
-    meta = E.shipped_metadata()
+    arrays, meta = E.FILES.load()
+    np.testing.assert_allclose(E.shipped_model().predict(arrays["check_x"]), arrays["check_y"],
+                               atol=1e-9)
     assert meta["feature_version"] == E.EQ_FEATURE_VERSION and meta["n_singers"] >= 2
+    assert E.shipped_model().meta == meta
 
 
 def test_correct_returns_editable_bands_for_a_strongly_eqd_vocal():
@@ -111,8 +109,8 @@ def test_correct_returns_editable_bands_for_a_strongly_eqd_vocal():
     and cuts there."""
     v, _b = synthesize_song(sample_rate=SR, duration_s=4.0, seed=1)
     f = E.vocal_features(v, SR)
-    bank = np.vstack([E.eq_bank(300, seed=2),
-                      E.eq_band_curve([("peak", 2000.0, 10.0, 2.0)])[None, :]])
+    bank = np.vstack([T.eq_bank(300, seed=2),
+                      T.eq_band_curve([("peak", 2000.0, 10.0, 2.0)])[None, :]])
     m = E.EqModel(f, np.eye(38) / 0.25, bank.astype(np.float32), 0.5, 0.2, 0.5)
     damaged = E.apply_eq(v, SR, [("peak", 2000.0, 10.0, 2.0)])
     c = E.correct(damaged, SR, m)
@@ -120,9 +118,9 @@ def test_correct_returns_editable_bands_for_a_strongly_eqd_vocal():
     near = [b for b in c.bands if 1400 < b[1] < 2900]
     assert near and min(b[2] for b in near) < -6.0  # a cut at the boost
     fixed = E.apply_eq(damaged, SR, c.bands)
-    orig = E.spectrum_db(v, SR)
-    assert E.log_spectral_distance(orig, E.spectrum_db(fixed, SR)) < \
-        0.5 * E.log_spectral_distance(orig, E.spectrum_db(damaged, SR))
+    orig = T.spectrum_db(v, SR)
+    assert T.log_spectral_distance(orig, T.spectrum_db(fixed, SR)) < \
+        0.5 * T.log_spectral_distance(orig, T.spectrum_db(damaged, SR))
     assert E.correct(v, SR, m).bands == []  # the clean vocal is left alone
 
 
@@ -131,11 +129,11 @@ def test_bank_response_matches_rendered_eq_on_noise():
     x = _noise(4.0, seed=3)
     rng = np.random.default_rng(7)
     for _ in range(3):
-        bands = E.random_eq(rng)
-        d = E.spectrum_db(E.apply_eq(x, SR, bands), SR) - E.spectrum_db(x, SR)
-        assert np.abs((d - d.mean()) - E.eq_band_curve(bands)).max() < 0.5
+        bands = T.random_eq(rng)
+        d = T.spectrum_db(E.apply_eq(x, SR, bands), SR) - T.spectrum_db(x, SR)
+        assert np.abs((d - d.mean()) - T.eq_band_curve(bands)).max() < 0.5
     f = np.geomspace(100, 8000, 50)
-    assert np.allclose(bands_response_db(E.inverse_eq(bands), f, SR),
+    assert np.allclose(bands_response_db(T.inverse_eq(bands), f, SR),
                        -bands_response_db(bands, f, SR))
 
 
@@ -158,20 +156,34 @@ def test_correction_then_masking_stays_within_the_total_bound():
 def test_model_method_puts_correction_bands_first(monkeypatch):
     """With a model that is sure of an EQ, ``--method model`` writes the correction bands
     (source "correction") before the masking bands, all editable MixParams bands."""
-    from vocalmix.estimators import level as models
     from vocalmix.pipeline import mix
 
-    if not models.weights_available():
-        pytest.skip("no shipped level model weights")
     v, b = synthesize_song(sample_rate=SR, duration_s=4.0, seed=1)
     f = E.vocal_features(v, SR)
     resonance = [("peak", 2000.0, 10.0, 2.0)]
-    bank = np.vstack([E.eq_bank(300, seed=2), E.eq_band_curve(resonance)[None, :]])
+    bank = np.vstack([T.eq_bank(300, seed=2), T.eq_band_curve(resonance)[None, :]])
     m = E.EqModel(f, np.eye(38) / 0.25, bank.astype(np.float16), 0.5, 0.2, 0.5)
-    monkeypatch.setattr(E, "shipped", lambda: m)
+    monkeypatch.setattr(E, "shipped_model", lambda: m)
     damaged = E.apply_eq(v, SR, resonance)
     params, _r, est = mix(damaged, b, SR, method="model")
     sources = [band.source for band in params.vocal.eq_bands]
     assert sources and sources[0] == "correction"
     assert sources == sorted(sources, key=lambda s: s != "correction")
     assert any(n.startswith("model EQ:") for n in est.notes)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_random_eq_then_exact_inverse_is_identity(seed):
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal((SR * 2, 2)) * 0.05).astype(np.float32)
+    bands = T.random_eq(rng)
+    y = E.apply_eq(E.apply_eq(x, SR, bands), SR, T.inverse_eq(bands))
+    fx, px = T.long_term_spectrum(x, SR)
+    _, py = T.long_term_spectrum(y, SR)
+    keep = (fx > 50) & (fx < 16000)
+    diff_db = 10 * np.log10(py[keep] / px[keep])
+    assert np.abs(diff_db).max() < 0.1
+    # and the responses cancel exactly on paper
+    f = np.geomspace(20, 20000, 300)
+    total = bands_response_db(bands, f, SR) + bands_response_db(T.inverse_eq(bands), f, SR)
+    assert np.abs(total).max() < 1e-9

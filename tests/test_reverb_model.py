@@ -1,4 +1,7 @@
-"""The reverb parameter model (vocalmix.estimators.reverb): estimator, choice model, provider."""
+"""The reverb parameter model: the estimator's features, the damping family, the choice
+model and the weight files (vocalmix.estimators.reverb); fitting both stages on tiny
+sets (vocalmix.training.reverb); the shipped weights; the model method's reverb
+(vocalmix.estimators.registry.reverb_provider)."""
 
 from __future__ import annotations
 
@@ -10,11 +13,13 @@ import pytest
 from vocalmix.core.errors import ModelError
 from vocalmix.core.params import DECAY_BANDS_HZ, MixParams, Reverb
 from vocalmix.estimators import reverb as rm
+from vocalmix.estimators.registry import Context, reverb_provider
 from vocalmix.synth import synthesize_song
+from vocalmix.training import reverb as rt
 
 from conftest import require_data
 
-SR = rm._SR
+SR = rm.ANALYSIS_SR
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +36,7 @@ def _label(decay: float, wet: float = -6.0) -> dict[str, float]:
 def tiny_set(dry):
     """Wet renders of one synthetic vocal at 14 decays (no mixing augmentation)."""
     decays = np.geomspace(0.25, 5.0, 14)
-    x = np.stack([rm.estimator_features(rm.render_synthetic_send(dry, _label(d)), SR)
+    x = np.stack([rm.estimator_features(rt.render_synthetic_send(dry, _label(d)), SR)
                   for d in decays])
     y = np.array([[_label(d)[p] for p in rm.PARAMS] for d in decays])
     return x, y
@@ -39,10 +44,10 @@ def tiny_set(dry):
 
 def _tiny_model(tiny_set) -> rm.ReverbModel:
     x, y = tiny_set
-    est = rm.fit_mlp(x, y, hidden=6, l2=1e-3, maxiter=300)
+    est = rt.fit_mlp(x, y, hidden=6, l2=1e-3, maxiter=300)
     f = np.array([[0.0, 1.0, 0.0], [0.3, 1.5, 0.4], [-0.2, 0.8, -0.3]])
     t = np.array([[0.1, -0.2, 25.0, -12.0], [-0.1, -0.3, 15.0, -9.0], [0.0, -0.1, 30.0, -16.0]])
-    return rm.ReverbModel(est, rm.fit_choice_model(f, t))
+    return rm.ReverbModel(est, rt.fit_choice_model(f, t))
 
 
 def test_damping_family():
@@ -55,7 +60,7 @@ def test_damping_family():
 
 
 def test_features_are_level_invariant_and_named(dry):
-    wet = rm.render_synthetic_send(dry, _label(1.0))
+    wet = rt.render_synthetic_send(dry, _label(1.0))
     f1 = rm.estimator_features(wet, SR)
     f2 = rm.estimator_features(wet * 0.01, SR)
     assert f1.shape == (len(rm.FEATURE_NAMES),) and np.all(np.isfinite(f1))
@@ -68,10 +73,10 @@ def test_estimator_trained_on_a_tiny_synthetic_set_recovers_decay(tiny_set, dry)
     """Trained on 14 renders, it reads held-out renders (another seed's noise and in
     between the training decays) within a factor of 1.6, and in order."""
     x, y = tiny_set
-    est = rm.fit_mlp(x, y, hidden=6, l2=1e-3, maxiter=300)
+    est = rt.fit_mlp(x, y, hidden=6, l2=1e-3, maxiter=300)
     v2, _b = synthesize_song(sample_rate=SR, duration_s=6.0, seed=3)
     test = [0.4, 1.2, 3.0]
-    xt = np.stack([rm.estimator_features(rm.render_synthetic_send(v2[:, 0], _label(d)), SR)
+    xt = np.stack([rm.estimator_features(rt.render_synthetic_send(v2[:, 0], _label(d)), SR)
                    for d in test])
     got = est.predict(xt)[:, 0]
     assert np.all(np.diff(got) > 0), got
@@ -86,17 +91,15 @@ def test_numpy_inference_matches_training_time_predictions(tmp_path, tiny_set):
     f = np.array([[0.1, 1.2, 0.1]])
     m.save(tmp_path, {"test": True}, x[:4], f)
     loaded = rm.ReverbModel.load(tmp_path)
-    rows = rm.load_check_rows(tmp_path)
+    rows, meta = rm.FILES.load(tmp_path)
+    assert meta == {"test": True} and loaded.meta == meta
     np.testing.assert_allclose(loaded.estimator.predict_encoded(rows["check_x"]),
                                rows["check_y"], rtol=0, atol=1e-12)
     np.testing.assert_allclose(loaded.choice.predict_targets(rows["check_f"]), rows["check_t"],
                                rtol=0, atol=1e-12)
     np.testing.assert_allclose(loaded.estimator.predict(x), m.estimator.predict(x), atol=1e-12)
-    try:
-        shipped = rm.shipped_model()
-    except ModelError:
-        pytest.skip("no shipped reverb weights")
-    rows = rm.load_check_rows()
+    shipped = rm.shipped_model()
+    rows, _meta = rm.FILES.load()
     np.testing.assert_allclose(shipped.estimator.predict_encoded(rows["check_x"]),
                                rows["check_y"], rtol=0, atol=1e-9)
     np.testing.assert_allclose(shipped.choice.predict_targets(rows["check_f"]), rows["check_t"],
@@ -109,13 +112,12 @@ def test_missing_or_stale_weights_are_a_model_error(tmp_path, tiny_set):
         rm.ReverbModel.load(tmp_path / "nowhere")
     m = _tiny_model(tiny_set)
     m.save(tmp_path, {}, tiny_set[0][:2], np.zeros((1, 3)))
-    with np.load(tmp_path / rm.WEIGHTS) as z:
-        d = {k: z[k] for k in z.files}
+    d, _meta = rm.FILES.load(tmp_path)
     d["version"] = np.array(rm.ESTIMATOR_VERSION + 1)
-    np.savez(tmp_path / rm.WEIGHTS, **d)
+    np.savez(tmp_path / rm.FILES.weights, **d)
     with pytest.raises(ModelError, match="stale"):
         rm.ReverbModel.load(tmp_path)
-    (tmp_path / rm.WEIGHTS).write_bytes(b"not an npz")
+    (tmp_path / rm.FILES.weights).write_bytes(b"not an npz")
     with pytest.raises(ModelError, match="unreadable"):
         rm.ReverbModel.load(tmp_path)
 
@@ -123,27 +125,25 @@ def test_missing_or_stale_weights_are_a_model_error(tmp_path, tiny_set):
 def test_choice_model_shrinks_toward_the_prior_and_clips():
     f = np.array([[0.0, 1.0, 0.0], [0.5, 2.0, 0.5]])
     t = np.array([[0.4, -0.1, 40.0, -6.0], [0.2, -0.3, 60.0, -10.0]])
-    m = rm.fit_choice_model(f, t)
-    prior = rm._choice_prior()
+    m = rt.fit_choice_model(f, t)
+    prior = rt.choice_prior()
     np.testing.assert_allclose(m.intercept, (2 * t.mean(axis=0) + prior) / 3)
     far = m.predict_targets(np.array([[9.0, 9.0, 9.0]]))
     edge = m.predict_targets(f.max(axis=0))
     np.testing.assert_allclose(far, edge)  # features clipped to the training range
-    empty = rm.fit_choice_model(np.zeros((0, 3)), np.zeros((0, 4)))
+    empty = rt.fit_choice_model(np.zeros((0, 3)), np.zeros((0, 4)))
     p = empty.predict(np.zeros(3), 120.0)
     from vocalmix.estimators.baseline import reverb_decay_for_tempo
 
     assert p["decay_s"] == pytest.approx(reverb_decay_for_tempo(120.0))
-    assert p["wet_level_db"] == pytest.approx(rm.CHOICE_PRIOR["wet_level_db"])
+    assert p["wet_level_db"] == pytest.approx(rt.CHOICE_PRIOR["wet_level_db"])
 
 
 def test_provider_gives_valid_synthetic_params(monkeypatch, tiny_set):
-    from vocalmix.estimators.level import Context
-
     m = _tiny_model(tiny_set)
     monkeypatch.setattr(rm, "shipped_model", lambda: m)
     v, b = synthesize_song(sample_rate=22050, duration_s=8.0, seed=5)
-    params, notes = rm.reverb_provider(Context(v, b, 22050, MixParams()))
+    params, notes = reverb_provider(Context(v, b, 22050, MixParams()))
     rv = params.vocal.reverb
     assert rv.type == "synthetic" and rv.band_decay_ratios[3] == 1.0
     assert params.targets.reverb_decay_s == pytest.approx(rv.decay_s)
@@ -154,15 +154,13 @@ def test_provider_gives_valid_synthetic_params(monkeypatch, tiny_set):
 
 
 def test_provider_without_weights_is_a_model_error(monkeypatch, tmp_path):
-    from vocalmix.estimators.level import Context
-
     def missing():
         return rm.ReverbModel.load(tmp_path)
 
     monkeypatch.setattr(rm, "shipped_model", missing)
     v, b = synthesize_song(sample_rate=22050, duration_s=3.0, seed=1)
     with pytest.raises(ModelError):
-        rm.reverb_provider(Context(v, b, 22050, MixParams()))
+        reverb_provider(Context(v, b, 22050, MixParams()))
 
 
 def test_shipped_estimator_orders_real_reverbs():
@@ -170,27 +168,21 @@ def test_shipped_estimator_orders_real_reverbs():
     reverb: a long reverb reads longer and wetter than a short, faint one (a sanity check
     of the shipped weights; held-out skill is in docs/evaluation/reverb_report.md)."""
     mir = require_data("karaoke", "mir1k")
-    try:
-        m = rm.shipped_model()
-    except ModelError:
-        pytest.skip("no shipped reverb weights")
+    m = rm.shipped_model()
     import soundfile as sf
 
     x, sr = sf.read(str(sorted(mir.glob("Kenshin_*.flac"))[0]), dtype="float32")
     assert sr == SR
     v = x[:, 1]
-    short = rm.render_synthetic_send(v, _label(0.4, -20.0))
-    long = rm.render_synthetic_send(v, _label(3.0, -6.0))
+    short = rt.render_synthetic_send(v, _label(0.4, -20.0))
+    long = rt.render_synthetic_send(v, _label(3.0, -6.0))
     p = m.estimator.predict(np.stack([rm.estimator_features(short, SR),
                                       rm.estimator_features(long, SR)]))
     assert p[1, 0] > 1.5 * p[0, 0] and p[1, 3] > p[0, 3] + 5.0, p
 
 
 def test_shipped_metadata_is_honest():
-    try:
-        m = rm.shipped_model()
-    except ModelError:
-        pytest.skip("no shipped reverb weights")
+    m = rm.shipped_model()
     meta = m.meta
     assert meta["version"] == rm.ESTIMATOR_VERSION and meta["training_files"]
     ho = meta["estimator_held_out"]
@@ -199,19 +191,12 @@ def test_shipped_metadata_is_honest():
 
 
 def test_model_method_applies_the_learned_reverb(monkeypatch, tiny_set):
-    """With the provider registered (as the lead does in models.PROVIDERS), the model
-    method's params carry the synthetic reverb the provider chose, resolved to its
-    decay target, and the document round-trips."""
-    from vocalmix.estimators import level as models
+    """The model method's params carry the synthetic reverb the provider chose, resolved
+    to its decay target, and the document round-trips."""
     from vocalmix.pipeline import estimate_params
 
-    if not models.weights_available():
-        pytest.skip("no shipped level model weights")
     m = _tiny_model(tiny_set)
     monkeypatch.setattr(rm, "shipped_model", lambda: m)
-    if not any(name == "reverb" for name, _p, _r in models.PROVIDERS):
-        monkeypatch.setattr(models, "PROVIDERS",
-                            [*models.PROVIDERS, ("reverb", rm.reverb_provider, False)])
     v, b = synthesize_song(sample_rate=22050, duration_s=8.0, seed=7)
     est = estimate_params(v, b, 22050, method="model")
     rv = est.params.vocal.reverb

@@ -1,0 +1,224 @@
+"""The estimators behind one entry point: :func:`estimate` with a method from
+:data:`METHODS`.
+
+``baseline``
+    :func:`vocalmix.estimators.baseline.estimate`: rules from the literature, no weights.
+
+``model``
+    The baseline's parameters, then every entry of :data:`PROVIDERS` in turn; each is a
+    function ``(context) -> (params, notes)`` that replaces what its learned model
+    predicts:
+
+    * ``level`` (:func:`level_provider`, required): the vocal-to-mix and vocal LRA
+      targets of the level model (:mod:`vocalmix.estimators.level`). Without its weights
+      the method is unavailable: :func:`estimate` raises
+      :class:`~vocalmix.core.errors.ModelError` before any analysis, and the pipeline
+      falls back to the baseline with a note.
+    * ``EQ`` (:func:`eq_provider`, optional): the corrective EQ
+      (:mod:`vocalmix.estimators.eq`), then the masking reduction on the corrected vocal.
+    * ``reverb`` (:func:`reverb_provider`, optional): the synthetic reverb of the reverb
+      model (:mod:`vocalmix.estimators.reverb`).
+
+    An optional provider whose weights are missing or stale is skipped with a note and
+    the baseline's choice is kept.
+
+:func:`default_method` says which method ``vocalmix mix`` uses when none is given.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from vocalmix.core.errors import ModelError, ParamsError
+from vocalmix.core.params import (
+    BAND_DECAY_RATIO,
+    REVERB_DECAY_RANGE_S,
+    TARGET_DECAY_RANGE_S,
+    EqBand,
+    MixParams,
+    Reverb,
+    Targets,
+    clip,
+)
+from vocalmix.estimators import baseline, eq, level, reverb
+
+METHODS = ("baseline", "model")
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a target provider sees: the input pair and the parameters so far."""
+
+    vocal: np.ndarray
+    backing: np.ndarray
+    sample_rate: int
+    params: MixParams
+
+
+Provider = Callable[[Context], tuple[MixParams, list[str]]]
+
+
+def level_provider(ctx: Context) -> tuple[MixParams, list[str]]:
+    """Replace the level and dynamics targets by the level model's predictions, clipped
+    to the ranges MixParams accepts."""
+    m = level.shipped_model()
+    p = level.predict_song(m, ctx.vocal, ctx.backing, ctx.sample_rate)
+    v2m = clip(Targets, "vocal_to_mix_lu", p["vocal_to_mix_lu"])
+    lra = clip(Targets, "vocal_lra_lu", p["vocal_lra_lu"])
+    n = m.meta.get("n_songs", "?")
+    notes = [
+        f"model: vocal-to-mix {v2m:+.2f} LU (vocal-to-backing "
+        f"{p['vocal_to_backing_lu']:+.2f} LU) predicted from the backing's brightness, "
+        f"density and the vocal's activity over {p['n_excerpts']} excerpt(s)",
+        f"model: vocal LRA {lra:.1f} LU (input {p['input_lra_lu']:.1f} LU times the "
+        f"predicted mixing ratio); trained on {n} song(s)",
+    ]
+    if v2m != p["vocal_to_mix_lu"] or lra != p["vocal_lra_lu"]:
+        notes.append("model: a prediction was clipped to the valid range")
+    return ctx.params.with_targets(vocal_to_mix_lu=v2m, vocal_lra_lu=lra), notes
+
+
+def eq_provider(ctx: Context) -> tuple[MixParams, list[str]]:
+    """Learned corrective EQ first, then the masking reduction on the corrected vocal
+    (:func:`vocalmix.estimators.eq.combine_with_masking`); the baseline's masking bands,
+    which were computed on the uncorrected vocal, are replaced."""
+    m = eq.shipped_model()
+    c = eq.correct(ctx.vocal, ctx.sample_rate, m)
+    cv = m.meta.get("cross_validated") or {}
+    notes = []
+    if not c.bands:
+        notes.append(f"model EQ: no correction (P(no EQ) = {c.p_clean:.2f}; the model "
+                     f"corrects only when P(no EQ) < {m.gate_p_clean:g} and the correction's "
+                     f"RMS is at least {m.gate_min_rms_db:g} dB)")
+        return ctx.params, notes
+    corr, mask, hp, more = eq.combine_with_masking(ctx.vocal, ctx.backing, ctx.sample_rate,
+                                                   c.bands)
+    p = ctx.params
+    hp_hz = hp if math.isfinite(hp) else p.vocal.highpass.cutoff_frequency_hz
+    bands = tuple(EqBand(kind=k, freq_hz=clip(EqBand, "freq_hz", f),
+                         gain_db=clip(EqBand, "gain_db", g), q=clip(EqBand, "q", q),
+                         source=src)
+                  for src, group in (("correction", corr), ("masking", mask))
+                  for k, f, g, q in group)
+    vocal = replace(p.vocal, eq_bands=bands,
+                    highpass=replace(p.vocal.highpass, cutoff_frequency_hz=float(hp_hz)))
+    notes.append(
+        f"model EQ: {len(corr)} corrective band(s) (P(no EQ) = {c.p_clean:.2f}), then "
+        f"{len(mask)} masking band(s) on the corrected vocal; on held-out singers this "
+        f"model removed {100 * float(cv.get('fraction_removed', float('nan'))):.0f}% of a "
+        "random EQ's damage")
+    return replace(p, vocal=vocal), notes + more
+
+
+def reverb_provider(ctx: Context) -> tuple[MixParams, list[str]]:
+    """The vocal's reverb becomes the ``synthetic`` type with the reverb model's decay
+    (also ``targets.reverb_decay_s``), damping
+    (:func:`vocalmix.estimators.reverb.band_ratios_for_hf`), pre-delay and wet level
+    (:func:`vocalmix.estimators.reverb.predict_reverb`), each clipped to what MixParams
+    accepts; width and the on/off switch are kept."""
+    m = reverb.shipped_model()
+    p = reverb.predict_reverb(m, ctx.backing, ctx.sample_rate)
+    hf = float(np.clip(p["hf_ratio"], BAND_DECAY_RATIO.lo, BAND_DECAY_RATIO.hi))
+    ratios = reverb.band_ratios_for_hf(hf)
+    lo, hi = TARGET_DECAY_RANGE_S
+    decay = float(np.clip(p["decay_s"], lo, min(hi, REVERB_DECAY_RANGE_S[1] / max(ratios))))
+    pre = clip(Reverb, "pre_delay_ms", p["pre_delay_ms"])
+    wet = clip(Reverb, "wet_level_db", p["wet_level_db"])
+    params = ctx.params
+    rv = replace(params.vocal.reverb, type="synthetic", decay_s=decay,
+                 band_decay_ratios=ratios, pre_delay_ms=pre, wet_level_db=wet)
+    params = replace(params, vocal=replace(params.vocal, reverb=rv)).with_targets(
+        reverb_decay_s=decay)
+    n = m.choice.n_songs
+    feats = p["features"]
+    notes = [
+        f"reverb model: synthetic reverb, decay {decay:.2f} s at 1 kHz (the tempo rule says "
+        f"{p['tempo_rule_decay_s']:.2f} s at {p['tempo_bpm']:.0f} BPM), 4 kHz decay ratio "
+        f"{hf:.2f}, pre-delay {pre:.0f} ms, reverberant-to-direct {wet:+.1f} dB",
+        f"reverb model: predicted from the backing's tempo, onset density "
+        f"({math.exp(feats['log_onsets_per_s']) - 0.1:.1f}/s) and own reverberance (reads "
+        f"{math.exp(feats['backing_log_decay']):.2f} s), learned from the reverb read on "
+        f"{n} engineer-mixed vocal(s) and shrunk toward the tempo rule: {n} songs cannot "
+        "show skill",
+    ]
+    if (decay, hf, pre, wet) != (p["decay_s"], p["hf_ratio"], p["pre_delay_ms"],
+                                 p["wet_level_db"]):
+        notes.append("reverb model: a prediction was clipped to the valid range")
+    return params, notes
+
+
+# (name, provider, required). Required providers raise ModelError when unusable; the
+# pipeline then falls back to the baseline. Optional ones are skipped with a note.
+PROVIDERS: list[tuple[str, Provider, bool]] = [
+    ("level", level_provider, True),
+    ("EQ", eq_provider, False),
+    ("reverb", reverb_provider, False),
+]
+
+
+def default_method() -> str:
+    """``model`` when usable level weights ship *and* their leave-one-song-out
+    vocal-to-mix error (recorded in the metadata by ``vocalmix train``) is below both the
+    baseline's and the constant predictor's; otherwise ``baseline``. A model that loses
+    to the rule it is meant to improve on is not made the default."""
+    try:
+        meta = level.shipped_model().meta
+    except ModelError:
+        return "baseline"
+    s = (meta.get("cross_validated") or {}).get("summary") or {}
+    try:
+        m = s["model"]["vocal_to_mix_lu"]["mae"]
+        better = m < s["baseline"]["vocal_to_mix_lu"]["mae"] and m < s["constant"][
+            "vocal_to_mix_lu"]["mae"]
+    except (KeyError, TypeError):
+        return "baseline"
+    return "model" if better else "baseline"
+
+
+def estimate(vocal: np.ndarray, backing: np.ndarray, sample_rate: int,
+             method: str = "baseline") -> tuple[MixParams, list[str]]:
+    """Targets and unresolved settings by ``method``: ``(MixParams, notes)``.
+
+    ``baseline``: :func:`vocalmix.estimators.baseline.estimate`. ``model``: the
+    baseline's settings, then each provider of :data:`PROVIDERS` replaces what it
+    predicts. Raises :class:`~vocalmix.core.errors.ParamsError` for an unknown method and
+    :class:`~vocalmix.core.errors.ModelError` when the level weights are missing or
+    stale (before any analysis).
+    """
+    if method not in METHODS:
+        raise ParamsError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
+    if method == "baseline":
+        params, _analysis = baseline.estimate(vocal, backing, sample_rate)
+        return params, list(params.provenance.notes)
+    level.shipped_model()  # fail fast: the pipeline falls back to the baseline
+    params, _analysis = baseline.estimate(vocal, backing, sample_rate)
+    notes: list[str] = []
+    for name, provider, required in PROVIDERS:
+        try:
+            params, more = provider(Context(vocal, backing, sample_rate, params))
+        except ModelError as e:
+            if required:
+                raise
+            more = [f"{name}: {e}; kept the baseline's choice"]
+        notes.extend(more)
+    notes.extend(params.provenance.notes)
+    params = replace(params, provenance=replace(params.provenance, method="model",
+                                                notes=tuple(notes)))
+    return params, notes
+
+
+__all__ = [
+    "METHODS",
+    "PROVIDERS",
+    "Context",
+    "Provider",
+    "default_method",
+    "eq_provider",
+    "estimate",
+    "level_provider",
+    "reverb_provider",
+]

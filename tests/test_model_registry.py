@@ -1,0 +1,142 @@
+"""The estimator registry (vocalmix.estimators.registry), the model method's fallback in
+the pipeline, and the one loader of shipped weights (vocalmix.estimators.weights)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vocalmix import pipeline
+from vocalmix.core.errors import ModelError, ParamsError
+from vocalmix.estimators import eq, level, registry, reverb
+from vocalmix.estimators.features import FEATURE_NAMES
+from vocalmix.estimators.weights import ModelFiles
+from vocalmix.synth import synthesize_song
+from vocalmix.training.level import fit_level_model
+
+SR = 22050
+
+
+def _level_model(rng: np.random.Generator, meta: dict | None = None) -> level.LevelModel:
+    x = rng.normal(size=(9, len(FEATURE_NAMES)))
+    y = np.stack([-3.0 + 0.1 * x[:, 0], 0.1 * x[:, 0], 0.05 * x[:, 1]], 1)
+    m, _ = fit_level_model(x, y, np.repeat(np.arange(3), 3))
+    return level.LevelModel(m.heads, meta=meta or {})
+
+
+def _missing():
+    raise ModelError("no level model weights in the package; train them")
+
+
+def test_fallback_to_the_baseline_when_level_weights_are_missing(monkeypatch):
+    monkeypatch.setattr(level, "shipped_model", _missing)
+    assert registry.default_method() == "baseline"
+    v, b = synthesize_song(sample_rate=SR, duration_s=5.0, seed=0)
+    with pytest.raises(ModelError):
+        registry.estimate(v, b, SR, "model")
+    params, notes = pipeline.choose_targets(v, b, SR, "model")
+    assert params.provenance.method == "baseline"
+    assert any("no level model weights" in n and "fell back to the baseline" in n
+               for n in notes)
+    # the fallback gives exactly the baseline's targets
+    base, _ = pipeline.choose_targets(v, b, SR, "baseline")
+    assert params.targets == base.targets and params.vocal == base.vocal
+
+
+@pytest.mark.parametrize("error", [AttributeError("a bug"), ImportError("a typo"),
+                                   KeyError("a bug")])
+def test_a_bug_in_the_model_method_is_not_a_fallback(monkeypatch, rng, error):
+    """Only ModelError means "model unavailable"; any other exception propagates."""
+    monkeypatch.setattr(level, "shipped_model", lambda: _level_model(rng))
+
+    def broken(ctx):
+        raise error
+
+    monkeypatch.setattr(registry, "PROVIDERS", [("level", broken, True)])
+    v, b = synthesize_song(sample_rate=SR, duration_s=5.0, seed=1)
+    with pytest.raises(type(error)):
+        pipeline.choose_targets(v, b, SR, "model")
+
+
+def test_optional_providers_are_skipped_with_a_note(monkeypatch, rng):
+    monkeypatch.setattr(level, "shipped_model", lambda: _level_model(rng))
+
+    def eq_provider(ctx):
+        raise ModelError("EQ weights missing")
+
+    monkeypatch.setattr(registry, "PROVIDERS",
+                        [registry.PROVIDERS[0], ("eq", eq_provider, False)])
+    v, b = synthesize_song(sample_rate=SR, duration_s=6.0, seed=4)
+    params, notes = registry.estimate(v, b, SR, "model")
+    assert params.provenance.method == "model"
+    assert any(n.startswith("eq: EQ weights missing; kept the baseline's choice")
+               for n in notes)
+    assert any(n.startswith("model: vocal-to-mix") for n in notes)
+
+
+def test_unknown_method_is_a_params_error():
+    v, b = synthesize_song(sample_rate=SR, duration_s=3.0, seed=2)
+    with pytest.raises(ParamsError, match="unknown method 'magic'"):
+        registry.estimate(v, b, SR, "magic")
+    with pytest.raises(ParamsError, match="unknown method 'magic'"):
+        pipeline.choose_targets(v, b, SR, "magic")
+
+
+def _summary(model: float, baseline: float, constant: float) -> dict:
+    return {"cross_validated": {"summary": {
+        m: {"vocal_to_mix_lu": {"mae": v}}
+        for m, v in (("model", model), ("baseline", baseline), ("constant", constant))}}}
+
+
+@pytest.mark.parametrize("meta, expected", [
+    (_summary(0.9, 1.2, 2.0), "model"),
+    (_summary(1.3, 1.2, 2.0), "baseline"),  # loses to the rule
+    (_summary(1.1, 1.2, 1.0), "baseline"),  # loses to the constant
+    ({}, "baseline"),  # no cross-validated figures
+])
+def test_default_method_is_the_model_only_when_it_beats_both(monkeypatch, rng, meta,
+                                                             expected):
+    monkeypatch.setattr(level, "shipped_model", lambda: _level_model(rng, meta))
+    assert registry.default_method() == expected
+
+
+# --- the weights loader --------------------------------------------------------------------
+
+FILES = ModelFiles("test model", "t.npz", "t.json", "level")
+
+
+def test_weight_files_round_trip(tmp_path):
+    FILES.save(tmp_path, {"a": np.arange(3.0)}, {"seed": 1}, compressed=True)
+    arrays, meta = FILES.load(tmp_path)
+    np.testing.assert_array_equal(arrays["a"], [0.0, 1.0, 2.0])
+    assert meta == {"seed": 1}
+
+
+def test_every_unusable_file_is_a_model_error_that_says_how_to_retrain(tmp_path):
+    retrain = "vocalmix train --only level --data DIR -o MODELDIR"
+    with pytest.raises(ModelError, match=r"no test model weights .*t\.npz is missing") as e:
+        FILES.load(tmp_path)
+    assert retrain in str(e.value)
+    FILES.save(tmp_path, {"a": np.arange(1000.0)}, {"seed": 1})
+    (tmp_path / "t.json").unlink()
+    with pytest.raises(ModelError, match=r"no test model weights .*t\.json is missing"):
+        FILES.load(tmp_path)
+    (tmp_path / "t.json").write_text("{not json")
+    with pytest.raises(ModelError, match="unreadable"):
+        FILES.load(tmp_path)
+    (tmp_path / "t.json").write_text("{}")
+    data = (tmp_path / "t.npz").read_bytes()
+    for damaged in (b"", data[: len(data) // 2], b"PK\x03\x04junk", b"not an npz"):
+        (tmp_path / "t.npz").write_bytes(damaged)
+        with pytest.raises(ModelError, match="unreadable") as e:
+            FILES.load(tmp_path)
+        assert retrain in str(e.value)
+
+
+def test_every_shipped_model_loads_and_names_a_real_retrain_command():
+    from vocalmix.training.train import MODEL_KINDS
+
+    for model in (level, eq, reverb):
+        m = model.shipped_model()
+        assert m.meta, model.__name__
+    assert sorted(m.FILES.only for m in (level, eq, reverb)) == sorted(MODEL_KINDS)
