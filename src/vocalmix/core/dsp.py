@@ -60,8 +60,8 @@ def biquad_coefficients(
             a = [ap - am * cw + beta, 2 * (am - ap * cw), ap - am * cw - beta]
     else:
         raise ValueError(f"unknown band kind {kind!r}")
-    b, a = np.asarray(b, dtype=np.float64), np.asarray(a, dtype=np.float64)
-    return b / a[0], a / a[0]
+    bb, aa = np.asarray(b, dtype=np.float64), np.asarray(a, dtype=np.float64)
+    return bb / aa[0], aa / aa[0]
 
 
 def biquad_response_db(
