@@ -772,3 +772,58 @@ def test_serve_command(tmp_path):
         proc.terminate()
         out = proc.communicate(timeout=15)[0]
     assert f"http://127.0.0.1:{port}/" in out
+
+
+# --- the server and the command line do the same thing -------------------------------------
+
+
+def test_render_writes_the_same_decay_as_the_server(client, pair, tmp_path):
+    """An edited freeverb room size: ``PUT .../params`` and ``vocalmix render`` of the same
+    document on the same inputs write the same ``decay_s`` (and render the same mix)."""
+    from vocalmix.frontends.cli import main
+
+    body = post_mix(client, pair).json()
+    edited = body["params"]
+    edited["vocal"]["reverb"].update(type="freeverb", room_size=0.85, damping=0.3)
+    stale = edited["vocal"]["reverb"]["decay_s"]
+    r = client.put(body["links"]["edit"], json={"params": edited})
+    assert r.status_code == 200, r.text
+    server_decay = r.json()["params"]["vocal"]["reverb"]["decay_s"]
+    assert server_decay != pytest.approx(stale, abs=0.05)
+
+    (tmp_path / "v.wav").write_bytes(pair[0])
+    (tmp_path / "b.wav").write_bytes(pair[1])
+    (tmp_path / "edited.json").write_text(json.dumps(edited))
+    code = main(["render", str(tmp_path / "v.wav"), str(tmp_path / "b.wav"),
+                 str(tmp_path / "edited.json"), "-o", str(tmp_path / "mix.wav"),
+                 "--params-out", str(tmp_path / "out.json"), "-q"])
+    assert code == 0
+    cli = json.loads((tmp_path / "out.json").read_text())
+    assert cli["vocal"]["reverb"]["decay_s"] == server_decay
+    cli_mix, _ = sf.read(tmp_path / "mix.wav", dtype="float32", always_2d=True)
+    server_mix, _ = read_wav(client.get(body["links"]["mix"]).content)
+    assert np.abs(cli_mix - server_mix).max() < 1e-6  # both 24-bit PCM of one render
+
+
+def test_a_preset_is_applied_the_same_by_the_server_and_the_command_line(client, pair,
+                                                                          tmp_path):
+    from vocalmix.frontends.cli import main
+
+    name = sorted(client.get("/api/presets").json(), key=lambda p: p["name"])[1]["name"]
+    r = post_mix(client, pair, method="baseline", reverb_preset=name, vocal_lra_lu=10)
+    assert r.status_code == 201, r.text
+    server = r.json()["params"]
+    (tmp_path / "v.wav").write_bytes(pair[0])
+    (tmp_path / "b.wav").write_bytes(pair[1])
+    code = main(["mix", str(tmp_path / "v.wav"), str(tmp_path / "b.wav"), "--method",
+                 "baseline", "--reverb-preset", name, "--vocal-lra-lu", "10", "-o",
+                 str(tmp_path / "mix.wav"), "--params-out", str(tmp_path / "p.json"), "-q"])
+    assert code == 0
+    cli = json.loads((tmp_path / "p.json").read_text())
+    preset = next(p for p in client.get("/api/presets").json() if p["name"] == name)
+    assert server["vocal"]["reverb"]["type"] == preset["type"]
+    assert server["vocal"]["reverb"]["pre_delay_ms"] == preset["pre_delay_ms"]
+    assert server["targets"]["vocal_lra_lu"] == 10.0  # the override after the preset
+    for d in (server, cli):
+        d.pop("provenance")
+    assert cli == server

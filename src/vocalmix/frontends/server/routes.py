@@ -110,8 +110,11 @@ def check_preset(name: Any) -> str | None:
     if not isinstance(name, str):
         raise ApiError(422, f"reverb_preset must be a preset's name, got {short_repr(name)}",
                        code="params.invalid")
-    from vocalmix.estimators.presets import preset_reverb
+    from vocalmix.estimators.presets import preset_reverb, presets
 
+    if name not in presets():  # the API lists the names: no need to repeat them all here
+        raise ApiError(422, f"unknown reverb preset {short_repr(name, 80)}; "
+                            "GET /api/presets lists them", code="params.invalid")
     try:
         preset_reverb(name)
     except ParamsError as e:
