@@ -242,7 +242,8 @@ def register_cli(sub: Any) -> None:
     """Add ``vocalmix serve`` to the command line (``sub``: argparse subparsers)."""
     p = sub.add_parser("serve", help="run the web page and HTTP API (vocalmix studio)",
                        description="Serve the vocalmix studio page at / and the HTTP API "
-                                   "under /api (its reference, offline, at /api).")
+                                   "under /api/...; the API's reference, readable offline, "
+                                   "is at /api.")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1; the API has no "
                         "authentication, so expose it only on networks you trust)")

@@ -591,7 +591,8 @@ function init() {
     if (ev.target.value) queueEdit("vocal.reverb.preset", () => ({ reverb_preset: ev.target.value }));
   });
   $("eq-add").addEventListener("click", () => queueEdit("eq.add", (p) => {
-    p.vocal.eq_bands.push({ kind: "peak", freq_hz: 1000, gain_db: 0, q: 1, source: "manual" });
+    const d = (f) => SPEC.params[`vocal.eq_bands[].${f}`].default;  // a new document's band
+    p.vocal.eq_bands.push({ kind: SPEC.eq_kinds[0], freq_hz: d("freq_hz"), gain_db: d("gain_db"), q: d("q"), source: "manual" });
     return { params: p };
   }));
   $("params-file").addEventListener("change", async () => {
