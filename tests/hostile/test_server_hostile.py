@@ -523,6 +523,8 @@ def check_waiting_clients(client, pair, monkeypatch) -> None:
     while client.get("/api/health").json()["waiting"] < 44:
         assert time.time() < deadline
         time.sleep(0.05)
+    workers = [t for t in threading.enumerate() if t.name.startswith("vocalmix-job")]
+    assert len(workers) == 1  # the waiting jobs hold no thread of their own
     for url in ("/api/health", done["links"]["self"], "/"):
         t0 = time.perf_counter()
         assert client.get(url).status_code == 200

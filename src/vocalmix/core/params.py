@@ -38,7 +38,8 @@ REVERB_DECAY_RANGE_S = (0.1, 30.0)
 #: allowed reverb decay targets (``Targets.reverb_decay_s``), s
 TARGET_DECAY_RANGE_S = (0.2, 12.0)
 METHODS = ("baseline", "model", "manual")
-#: the most notes a document's provenance keeps, and the longest text value read, characters
+#: the most notes a document's provenance keeps (and the longest list read), and the
+#: longest text value read, characters
 MAX_NOTES = 64
 MAX_TEXT_CHARS = 2000
 
@@ -476,6 +477,8 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             raise ParamsError(f"{where} must be a list")
+        if len(value) > MAX_NOTES:  # no list of a document is longer (checked before reading)
+            raise ParamsError(f"{where} has {len(value)} items; at most {MAX_NOTES} are read")
         return tuple(_convert(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
     if hint is bool:
         if not isinstance(value, bool):

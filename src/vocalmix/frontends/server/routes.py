@@ -199,7 +199,8 @@ async def create_mix(request: Request, studio: StudioDep) -> Any:
             targets = parse_targets({k: fields[k] for k in TARGET_NAMES if k in fields},
                                     "the form")
             preset = check_preset(fields.get("reverb_preset"))
-            base = parse_params(fields["params"], "params") if fields.get("params") else None
+            base = (await run_in_threadpool(parse_params, fields["params"], "params")
+                    if fields.get("params") else None)
             wait = parse_wait(fields.get("wait"))
             fold = fields.get("fold") or "error"
             if fold not in FOLD_MODES:
@@ -297,7 +298,18 @@ def get_mix(mid: str, studio: StudioDep) -> Any:
 )
 async def put_params(mid: str, request: Request, studio: StudioDep) -> Any:
     d = studio.store.path(mid)
-    body = parse_json(await read_body(request), "the body")
+    # parsing a megabyte of JSON takes a while: off the event loop
+    given, targets, preset, resolve = await run_in_threadpool(parse_edit,
+                                                              await read_body(request))
+    studio.require_done(d)  # don't queue behind a mix being made: 409
+    return await finished(studio.submit(mid, lambda: studio.edit(
+        mid, given=given, targets=targets, preset=preset, resolve=resolve)))
+
+
+def parse_edit(raw: bytes) -> tuple[MixParams | None, dict[str, float], str | None, bool]:
+    """``(params, targets, reverb_preset, resolve)`` of an edit's JSON body; 422 with
+    the reason."""
+    body = parse_json(raw, "the body")
     if not isinstance(body, dict):
         raise ApiError(422, "the body must be a JSON object: {\"params\": {...}} or "
                             "{\"targets\": {...}}")
@@ -320,9 +332,7 @@ async def put_params(mid: str, request: Request, studio: StudioDep) -> Any:
     if given is None and not targets and not preset:
         raise ApiError(422, "nothing to change: send params (a MixParams document), "
                             "targets or reverb_preset")
-    studio.require_done(d)  # don't queue behind a mix being made: 409
-    return await finished(studio.submit(mid, lambda: studio.edit(
-        mid, given=given, targets=targets, preset=preset, resolve=resolve)))
+    return given, targets, preset, resolve
 
 
 @router.delete("/api/mixes/{mid}", status_code=204, response_class=Response,

@@ -84,10 +84,13 @@ def private_root(path: str | os.PathLike[str]) -> Path:
     by this user, mode 0700 (tightened if it was looser). Raises
     :class:`~vocalmix.core.errors.OutputError` otherwise."""
     p = Path(path).expanduser().absolute()
-    p.parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(FileExistsError):
-        os.mkdir(p, 0o700)
-    st = os.lstat(p)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(p, 0o700)
+        st = os.lstat(p)
+    except OSError as e:
+        raise OutputError(f"storage folder {p} cannot be made: {e.strerror or e}") from None
     if stat.S_ISLNK(st.st_mode):
         raise OutputError(f"storage folder {p} is a symbolic link; give a real folder "
                           "(another user could point it anywhere)")
