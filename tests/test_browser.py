@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from vocalmix.core.params import MixParams
+from vocalmix.core.params import MixParams, param_specs
 from vocalmix.synth import synthesize_song
 
 pytestmark = pytest.mark.browser
@@ -218,6 +218,13 @@ def test_demo_button_and_errors(server, page):
     doc = shown_params(page)
     assert doc["provenance"]["method"] in ("baseline", "model")
     assert any("mixing" in t for t in page.evaluate("window.__progress"))
+    # the controls take their ranges and steps from the server's declaration
+    spec = param_specs()
+    for path in ("vocal.compressor.ratio", "vocal.gain_db", "targets.vocal_lra_lu"):
+        box = "#c-" + path.replace(".", "-") + "-num"
+        assert float(page.get_attribute(box, "min")) == spec[path]["min"], path
+        assert float(page.get_attribute(box, "max")) == spec[path]["max"], path
+        assert float(page.get_attribute(box, "step")) == spec[path]["step"], path
     # an out-of-range value typed in a box: the server's message shows, the mix stays
     page.fill("#c-vocal-compressor-ratio-num", "99")
     page.press("#c-vocal-compressor-ratio-num", "Enter")

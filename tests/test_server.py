@@ -22,11 +22,14 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from vocalmix.core.errors import VocalmixError  # noqa: E402
 from vocalmix.core.measure import integrated_loudness  # noqa: E402
-from vocalmix.frontends.server.app import ID_RE, create_app, waveform_peaks  # noqa: E402
+from vocalmix.frontends.server.app import create_app  # noqa: E402
+from vocalmix.frontends.server.storage import ID_RE  # noqa: E402
+from vocalmix.frontends.server.studio import waveform_peaks  # noqa: E402
 from vocalmix.synth import synthesize_song  # noqa: E402
 
 SR = 16000
 LIMIT = 2_000_000
+BASE_URL = "http://127.0.0.1:8000"  # the server answers to its loopback names only
 
 
 def wav_bytes(x: np.ndarray, sr: int = SR, subtype: str = "FLOAT") -> bytes:
@@ -48,12 +51,12 @@ def pair() -> tuple[bytes, bytes]:
 @pytest.fixture
 def app(tmp_path):
     return create_app(tmp_path / "store", max_upload_bytes=LIMIT, ttl_s=3600,
-                      cleanup_interval_s=0, max_concurrent_mixes=8)
+                      cleanup_interval_s=0, workers=8)
 
 
 @pytest.fixture
 def client(app):
-    return TestClient(app)
+    return TestClient(app, base_url=BASE_URL)
 
 
 def post_mix(client, pair, **form):
@@ -68,7 +71,8 @@ def read_wav(content: bytes) -> tuple[np.ndarray, int]:
 
 
 def folders(app) -> list[str]:
-    return sorted(p.name for p in app.state.store.root.iterdir())
+    """The mix folders in the storage (not its lock file)."""
+    return sorted(p.name for p in app.state.store.root.iterdir() if not p.name.startswith("."))
 
 
 # --- the endpoints -----------------------------------------------------------------------
@@ -80,7 +84,7 @@ def test_create_get_audio_edit_delete(client, pair, app):
     body = r.json()
     mid = body["id"]
     assert ID_RE.fullmatch(mid) and body["status"] == "done" and body["revision"] == 1
-    assert body["progress"] == {"stage": "done", "fraction": 1.0}
+    assert body["progress"] == {"stage": "done", "fraction": 1.0, "message": "done"}
     assert body["name"] == "take" and body["sample_rate"] == SR and body["duration_s"] == 4.0
     p = body["params"]
     assert p["format"] == "vocalmix.params" and p["targets"]["vocal_to_mix_lu"] == -4.0
@@ -117,7 +121,7 @@ def test_create_get_audio_edit_delete(client, pair, app):
     for k in ("vocal_db", "backing_db", "masking_db", "weight", "vocal_after_eq_db"):
         assert len(an[k]) == n, k
     assert len(an["eq_response_db"]) == len(an["eq_freqs_hz"]) == 240
-    assert an["eq_response_db"][0] < -20  # the high-pass
+    assert an["eq_response_db"][0] < -6  # the high-pass (first order) below its corner
     assert [b["source"] for b in an["eq_bands"]] == [b["source"] for b in p["vocal"]["eq_bands"]]
 
     # targets: the settings are re-resolved
@@ -376,7 +380,8 @@ def test_wait_false_reports_progress_then_the_result(client, pair, monkeypatch):
         assert time.time() < deadline
         time.sleep(0.02)
     g = client.get(links["self"]).json()
-    assert g["status"] == "mixing" and g["progress"]["stage"].startswith("resolving the vocal")
+    assert g["status"] == "mixing" and g["progress"]["stage"] == "resolve.gain"
+    assert g["progress"]["message"].startswith("resolving the vocal")
     r = client.get(links["mix"])
     assert r.status_code == 409 and "still being made" in r.json()["detail"]
     assert client.put(links["edit"], json={"targets": {"vocal_lra_lu": 5}}).status_code == 409
@@ -403,7 +408,7 @@ def test_wait_false_failure_is_reported(client, pair, monkeypatch):
         assert time.time() < deadline
         time.sleep(0.02)
     assert g["status"] == "failed"
-    assert g["error"] == {"status": 422,
+    assert g["error"] == {"status": 422, "code": "target.unreachable",
                           "detail": "the vocal cannot get that loud; lower the target"}
     r = client.get(body["links"]["mix"])
     assert r.status_code == 409 and "lower the target" in r.json()["detail"]
@@ -534,7 +539,7 @@ def test_422_audio_params_and_targets(client, pair, app):
         assert r.status_code == 422, (body, r.text)
         assert text in r.json()["detail"], (text, r.json())
     r = client.put(url, content=b"{nope", headers={"content-type": "application/json"})
-    assert r.status_code == 422 and "must be JSON" in r.json()["detail"]
+    assert r.status_code == 422 and "not valid JSON" in r.json()["detail"]
     # none of that changed the mix
     assert client.get(f"/api/mixes/{mid}").json()["params"] == p
     assert client.get(f"/api/mixes/{mid}").json()["revision"] == 1
@@ -585,8 +590,7 @@ def test_path_traversal_is_refused(client, pair, app, tmp_path, bad):
     for r in (client.put(f"/api/mixes/{bad}/params", json={"targets": {}}),
               client.delete(f"/api/mixes/{bad}")):
         assert r.status_code in (404, 405)
-    root = app.state.store.root
-    assert [p.name for p in root.iterdir()] == [mid]  # nothing deleted, nothing created
+    assert folders(app) == [mid]  # nothing deleted, nothing created
     assert secret.read_text() == "root:x:0:0"
     with pytest.raises(Exception, match="no mix"):
         app.state.store.path(bad)
@@ -630,7 +634,7 @@ def test_time_to_live_cleanup(client, pair, app):
 
 def test_the_sweeper_thread_runs_while_served(tmp_path, pair):
     app = create_app(tmp_path / "s", ttl_s=0.3, cleanup_interval_s=0.1)
-    with TestClient(app) as client:  # runs the lifespan, which starts the sweeper
+    with TestClient(app, base_url=BASE_URL) as client:  # runs the lifespan: the sweeper
         mid = post_mix(client, pair).json()["id"]
         deadline = time.time() + 10
         while client.get(f"/api/mixes/{mid}").status_code == 200:
@@ -768,3 +772,58 @@ def test_serve_command(tmp_path):
         proc.terminate()
         out = proc.communicate(timeout=15)[0]
     assert f"http://127.0.0.1:{port}/" in out
+
+
+# --- the server and the command line do the same thing -------------------------------------
+
+
+def test_render_writes_the_same_decay_as_the_server(client, pair, tmp_path):
+    """An edited freeverb room size: ``PUT .../params`` and ``vocalmix render`` of the same
+    document on the same inputs write the same ``decay_s`` (and render the same mix)."""
+    from vocalmix.frontends.cli import main
+
+    body = post_mix(client, pair).json()
+    edited = body["params"]
+    edited["vocal"]["reverb"].update(type="freeverb", room_size=0.85, damping=0.3)
+    stale = edited["vocal"]["reverb"]["decay_s"]
+    r = client.put(body["links"]["edit"], json={"params": edited})
+    assert r.status_code == 200, r.text
+    server_decay = r.json()["params"]["vocal"]["reverb"]["decay_s"]
+    assert server_decay != pytest.approx(stale, abs=0.05)
+
+    (tmp_path / "v.wav").write_bytes(pair[0])
+    (tmp_path / "b.wav").write_bytes(pair[1])
+    (tmp_path / "edited.json").write_text(json.dumps(edited))
+    code = main(["render", str(tmp_path / "v.wav"), str(tmp_path / "b.wav"),
+                 str(tmp_path / "edited.json"), "-o", str(tmp_path / "mix.wav"),
+                 "--params-out", str(tmp_path / "out.json"), "-q"])
+    assert code == 0
+    cli = json.loads((tmp_path / "out.json").read_text())
+    assert cli["vocal"]["reverb"]["decay_s"] == server_decay
+    cli_mix, _ = sf.read(tmp_path / "mix.wav", dtype="float32", always_2d=True)
+    server_mix, _ = read_wav(client.get(body["links"]["mix"]).content)
+    assert np.abs(cli_mix - server_mix).max() < 1e-6  # both 24-bit PCM of one render
+
+
+def test_a_preset_is_applied_the_same_by_the_server_and_the_command_line(client, pair,
+                                                                          tmp_path):
+    from vocalmix.frontends.cli import main
+
+    name = sorted(client.get("/api/presets").json(), key=lambda p: p["name"])[1]["name"]
+    r = post_mix(client, pair, method="baseline", reverb_preset=name, vocal_lra_lu=10)
+    assert r.status_code == 201, r.text
+    server = r.json()["params"]
+    (tmp_path / "v.wav").write_bytes(pair[0])
+    (tmp_path / "b.wav").write_bytes(pair[1])
+    code = main(["mix", str(tmp_path / "v.wav"), str(tmp_path / "b.wav"), "--method",
+                 "baseline", "--reverb-preset", name, "--vocal-lra-lu", "10", "-o",
+                 str(tmp_path / "mix.wav"), "--params-out", str(tmp_path / "p.json"), "-q"])
+    assert code == 0
+    cli = json.loads((tmp_path / "p.json").read_text())
+    preset = next(p for p in client.get("/api/presets").json() if p["name"] == name)
+    assert server["vocal"]["reverb"]["type"] == preset["type"]
+    assert server["vocal"]["reverb"]["pre_delay_ms"] == preset["pre_delay_ms"]
+    assert server["targets"]["vocal_lra_lu"] == 10.0  # the override after the preset
+    for d in (server, cli):
+        d.pop("provenance")
+    assert cli == server

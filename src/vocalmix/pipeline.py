@@ -204,23 +204,38 @@ def estimate_params(
     *,
     method: str = "baseline",
     base: MixParams | None = None,
+    reverb_preset: str | None = None,
     vocal_to_mix_lu: float | None = None,
     vocal_lra_lu: float | None = None,
     reverb_decay_s: float | None = None,
     progress: Progress = _quiet,
 ) -> Estimate:
-    """Choose targets (or take them from ``base``), apply overrides, resolve settings.
+    """Choose targets (or take them from ``base``), apply a preset and overrides, resolve
+    settings.
 
     ``base``: an existing params document whose settings (EQ, reverb character,
     compressor ballistics, backing gain, master) and targets are kept; only the resolved
     settings (threshold, ratio, make-up, room size, vocal gain) are recomputed.
+    ``reverb_preset``: the name of a reverb preset
+    (:func:`vocalmix.estimators.presets.apply_preset`): its reverb replaces the chosen
+    (or given) one and its decay becomes the reverb-time target, before the overrides.
+    Raises :class:`~vocalmix.core.errors.ParamsError` for an unknown preset before any
+    analysis.
     """
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
+    if reverb_preset is not None:
+        from vocalmix.estimators.presets import apply_preset, preset_reverb
+
+        preset_reverb(reverb_preset)  # an unknown name fails before the work
     if base is None:
         params, notes = choose_targets(vocal, backing, sample_rate, method, progress)
     else:
         params, notes = base, ["targets and settings taken from the given params"]
+    if reverb_preset is not None:
+        params = apply_preset(params, reverb_preset)
+        notes.append(f"reverb preset {reverb_preset!r}: its reverb, and its decay as the "
+                     "reverb-time target")
     timings["estimate"] = time.perf_counter() - t0
     overrides = {
         "vocal_to_mix_lu": vocal_to_mix_lu,
@@ -262,13 +277,74 @@ def mix(
     return params, rendered, est
 
 
+# --- the plain sum: the A of an A/B comparison ------------------------------------------
+
+#: how far the plain sum's gain may move to reach the mix's loudness, dB
+PLAIN_GAIN_RANGE_DB = (-40.0, 40.0)
+#: how close the plain sum's loudness gets to the mix's, LU
+PLAIN_TOLERANCE_LU = 0.1
+
+
+@dataclass(frozen=True)
+class PlainSum:
+    """The two inputs simply added, at the mix's integrated loudness.
+
+    Attributes:
+        samples: float32 ``(n, 2)``, through the mix's master stage.
+        gain_db: the gain applied to the sum before the master, dB.
+        integrated_lufs: its integrated loudness, LUFS (``None``: not measurable).
+        target_lufs: the mix's integrated loudness it was matched to, LUFS (``None``:
+            the mix had none; the sum is then at unity gain).
+        master_gain_reduction_db: what the master stage took off, dB.
+    """
+
+    samples: np.ndarray
+    gain_db: float
+    integrated_lufs: float | None
+    target_lufs: float | None
+    master_gain_reduction_db: float
+
+
+def plain_sum(vocal: np.ndarray, backing: np.ndarray, sample_rate: int,
+              params: MixParams) -> PlainSum:
+    """The plain sum ``vocal + backing`` at the integrated loudness of the mix ``params``
+    describes (``params.achieved.mix_integrated_lufs``): the fair "before" to compare a
+    mix with, since louder sounds better.
+
+    It goes through the same master stage as the mix (so it cannot clip either), and its
+    gain is corrected until its loudness is within :data:`PLAIN_TOLERANCE_LU` of the
+    mix's (at most four renders; the master can make the loudness move less than the
+    gain).
+    """
+    from vocalmix.core.render import db_to_gain, master_stage
+
+    lo, hi = PLAIN_GAIN_RANGE_DB
+    plain = vocal + backing
+    target = params.achieved.mix_integrated_lufs
+    i0 = integrated_loudness(plain, sample_rate)
+    g = 0.0 if target is None or not np.isfinite(i0) else float(np.clip(target - i0, lo, hi))
+    y, i, red = plain, i0, 0.0
+    for _ in range(4):
+        y, red, _tp = master_stage(plain * np.float32(db_to_gain(g)), sample_rate,
+                                   params.master)
+        i = integrated_loudness(y, sample_rate)
+        if target is None or not np.isfinite(i) or abs(i - target) < PLAIN_TOLERANCE_LU:
+            break
+        g = float(np.clip(g + (target - i), lo, hi))
+    return PlainSum(samples=np.asarray(y, dtype=np.float32), gain_db=g,
+                    integrated_lufs=float(i) if np.isfinite(i) else None, target_lufs=target,
+                    master_gain_reduction_db=float(red))
+
+
 __all__ = [
     "Estimate",
+    "PlainSum",
     "Provenance",
     "choose_targets",
     "estimate_params",
     "measure_achieved",
     "mix",
+    "plain_sum",
     "render_params",
     "resolve_params",
 ]

@@ -21,6 +21,7 @@ import soundfile as sf
 
 from vocalmix.core.errors import (
     AudioFileNotFoundError,
+    AudioTooLargeError,
     ChannelLayoutError,
     DurationError,
     EmptyAudioError,
@@ -36,6 +37,10 @@ from vocalmix.core.errors import (
 
 MIN_DURATION_S = 0.5
 MAX_DURATION_S = 3600.0
+#: largest decoded input accepted by default, MB of float32 samples (2**20 bytes): 23 min
+#: of stereo at 48 kHz, 5.8 min at 192 kHz. Mixing needs about 11 times this in memory.
+MAX_DECODED_MB = 512.0
+MB = 2**20
 MIN_RATE_HZ = 8000
 MAX_RATE_HZ = 384000
 FOLD_MODES = ("error", "mean", "first2")
@@ -53,6 +58,7 @@ class Audio:
         path: where it came from (or a label).
         source_channels: channel count of the source before any fold or upmix.
         notes: what was done to it on the way in (fold, upmix, clipping found...).
+        label: how messages name it (default: ``path``).
     """
 
     samples: np.ndarray
@@ -60,6 +66,7 @@ class Audio:
     path: str = "<array>"
     source_channels: int = 2
     notes: tuple[str, ...] = field(default=())
+    label: str = ""
 
     @property
     def duration_s(self) -> float:
@@ -154,20 +161,56 @@ def max_duration_limit_s() -> float:
         return MAX_DURATION_S
 
 
+def max_decoded_limit_bytes() -> int:
+    """The largest decoded input accepted, bytes of float32 samples:
+    ``$VOCALMIX_MAX_DECODED_MB`` MB or :data:`MAX_DECODED_MB`."""
+    try:
+        mb = float(os.environ.get("VOCALMIX_MAX_DECODED_MB", MAX_DECODED_MB))
+    except ValueError:
+        mb = MAX_DECODED_MB
+    return int((mb if mb > 0 else MAX_DECODED_MB) * MB)
+
+
+def decoded_bytes(frames: int, channels: int) -> int:
+    """Memory of ``frames`` decoded as float32 stereo (or more channels, before a fold),
+    bytes: what one input costs before any processing."""
+    return int(frames) * max(int(channels), 2) * 4
+
+
+def _too_large(label: str, frames: int, channels: int, sample_rate: int, limit: int) -> str:
+    fixes = ["trim it"]
+    if sample_rate > 48000:
+        fixes.insert(0, "resample it to 48 kHz")
+    if channels > 2:
+        fixes.insert(0, "mix it down to stereo")
+    return (f"{label}: {frames / sample_rate:.1f} s of {channels} channel(s) at "
+            f"{sample_rate} Hz decodes to {decoded_bytes(frames, channels) / MB:.3g} MB, "
+            f"more than the limit of {limit / MB:.3g} MB; {' or '.join(fixes)}")
+
+
 def read_audio(
     path: str | os.PathLike[str],
     *,
     label: str | None = None,
     fold: str = "error",
     max_duration_s: float | None = None,
+    max_decoded_bytes: int | None = None,
 ) -> Audio:
     """Read an audio file (WAV, FLAC, OGG, MP3...) as float32 stereo.
 
-    Raises :class:`AudioFileNotFoundError`, :class:`UnreadableAudioError` and the errors of
-    :func:`validate_signal`.
+    The header is checked before anything is decoded: a file whose frames x channels
+    would decode to more than ``max_decoded_bytes`` (default
+    :func:`max_decoded_limit_bytes`) of float32 raises :class:`AudioTooLargeError`, one
+    longer than ``max_duration_s`` :class:`DurationError`, so a small compressed file
+    cannot make the reader allocate gigabytes.
+
+    Raises :class:`AudioFileNotFoundError`, :class:`UnreadableAudioError`,
+    :class:`AudioTooLargeError` and the errors of :func:`validate_signal`.
     """
     if max_duration_s is None:
         max_duration_s = max_duration_limit_s()
+    if max_decoded_bytes is None:
+        max_decoded_bytes = max_decoded_limit_bytes()
     p = Path(path)
     label = label or str(p)
 
@@ -175,14 +218,19 @@ def read_audio(
         return (f"{label}: {seconds / 60:.1f} min is longer than the limit of "
                 f"{max_duration_s / 60:.0f} min; trim it or raise the limit")
 
-    data, sr = _decode(p, label, max_duration_s, too_long)
+    data, sr = _decode(p, label, max_duration_s, too_long, max_decoded_bytes)
     x, notes, ch = validate_signal(data, sr, label=label, fold=fold, max_duration_s=max_duration_s)
-    return Audio(samples=x, sample_rate=sr, path=str(p), source_channels=ch, notes=notes)
+    return Audio(samples=x, sample_rate=sr, path=str(p), source_channels=ch, notes=notes,
+                 label=label)
 
 
-def _decode(p: Path, label: str, max_duration_s: float, too_long) -> tuple[np.ndarray, int]:
+def _decode(p: Path, label: str, max_duration_s: float, too_long,
+            max_decoded_bytes: int | None = None) -> tuple[np.ndarray, int]:
     """``(samples (n, channels) float32, rate)`` of an audio file, checked for existence,
-    decodability and length (``too_long(seconds)`` words the :class:`DurationError`)."""
+    decodability, length (``too_long(seconds)`` words the :class:`DurationError`) and
+    decoded size (frames x channels from the header, before decoding)."""
+    if max_decoded_bytes is None:
+        max_decoded_bytes = max_decoded_limit_bytes()
     if not p.exists():
         raise AudioFileNotFoundError(f"{label}: no such file")
     if p.is_dir():
@@ -190,16 +238,23 @@ def _decode(p: Path, label: str, max_duration_s: float, too_long) -> tuple[np.nd
     try:
         with sf.SoundFile(str(p)) as f:
             sr = int(f.samplerate)
-            frames = f.frames
+            frames, channels = int(f.frames), int(f.channels)
+            if sr <= 0 or channels <= 0:
+                raise UnreadableAudioError(
+                    f"{label}: the header says {channels} channel(s) at {sr} Hz")
+            if decoded_bytes(frames, channels) > max_decoded_bytes:
+                raise AudioTooLargeError(_too_large(label, frames, channels, sr,
+                                                    max_decoded_bytes))
             if frames > 0 and frames / sr > max_duration_s:
                 raise DurationError(too_long(frames / sr))
             data = f.read(dtype="float32", always_2d=True)
-    except DurationError:
+    except (DurationError, AudioTooLargeError, UnreadableAudioError):
         raise
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
+        # libsndfile's own text, without the path it prefixes (the label names the file)
+        why = (getattr(e, "error_string", None) or str(e)).strip() or type(e).__name__
         raise UnreadableAudioError(
-            f"{label}: cannot be decoded as audio ({str(e).strip() or type(e).__name__}); "
-            "supported: WAV, FLAC, OGG, MP3, AIFF"
+            f"{label}: cannot be decoded as audio ({why}); supported: WAV, FLAC, OGG, MP3, AIFF"
         ) from None
     return data, sr
 
@@ -213,20 +268,34 @@ def resample(x: np.ndarray, from_hz: int, to_hz: int) -> np.ndarray:
     return np.ascontiguousarray(soxr.resample(x, from_hz, to_hz, quality="HQ"), dtype=np.float32)
 
 
-def prepare_pair(vocal: Audio, backing: Audio) -> tuple[np.ndarray, np.ndarray, int, list[str]]:
+def prepare_pair(
+    vocal: Audio, backing: Audio, *, max_decoded_bytes: int | None = None
+) -> tuple[np.ndarray, np.ndarray, int, list[str]]:
     """Bring a vocal and a backing to one rate and length.
 
     The backing is resampled to the vocal's rate with soxr when they differ; the shorter
     signal is padded with silence at its end. Raises :class:`SilentAudioError` if either
-    is digital silence. Returns ``(vocal, backing, sample_rate, notes)``.
+    is digital silence, :class:`AudioTooLargeError` (before resampling) if the backing at
+    the vocal's rate, or either signal padded to the longer one, would be larger than
+    ``max_decoded_bytes`` (default :func:`max_decoded_limit_bytes`).
+    Returns ``(vocal, backing, sample_rate, notes)``.
     """
     notes = list(vocal.notes) + list(backing.notes)
     for a, what in ((vocal, "vocal"), (backing, "backing")):
         if float(np.abs(a.samples).max()) < SILENCE_PEAK:
             raise SilentAudioError(
-                f"{a.path}: the {what} is silent (peak below -90 dBFS); nothing to mix"
+                f"{a.label or a.path}: the {what} is silent (peak below -90 dBFS); "
+                "nothing to mix"
             )
+    if max_decoded_bytes is None:
+        max_decoded_bytes = max_decoded_limit_bytes()
     sr = vocal.sample_rate
+    nb = -(-backing.samples.shape[0] * sr // backing.sample_rate)
+    n_out = max(vocal.samples.shape[0], nb)
+    if decoded_bytes(n_out, 2) > max_decoded_bytes:
+        raise AudioTooLargeError(_too_large(
+            f"{backing.label or backing.path} at the vocal's rate" if nb >= vocal.samples.shape[0]
+            else vocal.label or vocal.path, n_out, 2, sr, max_decoded_bytes))
     b = backing.samples
     if backing.sample_rate != sr:
         b = resample(b, backing.sample_rate, sr)
@@ -328,13 +397,19 @@ def write_text(
 
 def read_params(path: str | os.PathLike[str]):  # -> MixParams
     """Read a params JSON document (raises :class:`ParamsError` with the reason)."""
+    from vocalmix.core.jsondoc import MAX_TEXT_CHARS
     from vocalmix.core.params import MixParams
 
     p = Path(path)
     if not p.exists():
         raise ParamsError(f"{p}: no such params file")
     try:
-        text = p.read_text(encoding="utf-8")
+        with open(p, "rb") as f:
+            raw = f.read(MAX_TEXT_CHARS + 1)
+        if len(raw) > MAX_TEXT_CHARS:
+            raise ParamsError(f"{p}: is larger than a params document can be "
+                              f"({MAX_TEXT_CHARS // 2**20} MB)")
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise ParamsError(f"{p}: cannot be read ({e})") from None
     try:

@@ -1,5 +1,7 @@
 """Signal helpers shared by the analysis modules and the render chain: downmix,
-resampling, and the EQ filter stage (pedalboard's filters, as MixParams renders them)."""
+resampling, the EQ filter stage (pedalboard's filters, as MixParams renders them) and
+the EQ's frequency response (the RBJ cookbook biquads that JUCE, and so pedalboard,
+renders)."""
 
 from __future__ import annotations
 
@@ -10,10 +12,11 @@ import numpy as np
 if TYPE_CHECKING:
     import pedalboard as pb
 
-    from vocalmix.core.params import EqBand, HighPass
+    from vocalmix.core.params import EqBand, HighPass, VocalChain
 
 #: filters are tuned at most this fraction of the sample rate (0.45: 90% of Nyquist),
-#: where a biquad's response is still the analog prototype's shape
+#: where a biquad's response is still the analog prototype's shape; the renderer moves
+#: an EQ band above it down to it
 NYQUIST_GUARD = 0.45
 
 
@@ -53,7 +56,7 @@ def run_board(board: pb.Pedalboard, x: np.ndarray, sample_rate: int) -> np.ndarr
 def _eq_plugin(band: EqBand, sample_rate: int) -> pb.Plugin:
     import pedalboard as pb
 
-    freq = min(band.freq_hz, 0.45 * sample_rate)
+    freq = min(band.freq_hz, max_filter_hz(sample_rate))
     if band.kind == "peak":
         return pb.PeakFilter(cutoff_frequency_hz=freq, gain_db=band.gain_db, q=band.q)
     if band.kind == "low_shelf":
@@ -74,3 +77,88 @@ def eq_stage(
         if band.gain_db != 0.0:
             board.append(_eq_plugin(band, sample_rate))
     return run_board(board, x, sample_rate)
+
+
+# --- the EQ's frequency response ----------------------------------------------------------
+
+def biquad_coefficients(
+    kind: str, freq_hz: float, gain_db: float, q: float, sample_rate: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(b, a)`` of a peak or shelf band, RBJ cookbook (JUCE's ``IIR::Coefficients``)."""
+    big_a = 10 ** (gain_db / 40.0)
+    w = 2 * np.pi * min(freq_hz, max_filter_hz(sample_rate)) / sample_rate
+    cw, sw = np.cos(w), np.sin(w)
+    if kind == "peak":
+        alpha = sw / (2 * q)
+        b = [1 + alpha * big_a, -2 * cw, 1 - alpha * big_a]
+        a = [1 + alpha / big_a, -2 * cw, 1 - alpha / big_a]
+    elif kind in ("low_shelf", "high_shelf"):
+        beta = sw * np.sqrt(big_a) / q
+        ap, am = big_a + 1, big_a - 1
+        if kind == "low_shelf":
+            b = [big_a * (ap - am * cw + beta), 2 * big_a * (am - ap * cw),
+                 big_a * (ap - am * cw - beta)]
+            a = [ap + am * cw + beta, -2 * (am + ap * cw), ap + am * cw - beta]
+        else:
+            b = [big_a * (ap + am * cw + beta), -2 * big_a * (am + ap * cw),
+                 big_a * (ap + am * cw - beta)]
+            a = [ap - am * cw + beta, 2 * (am - ap * cw), ap - am * cw - beta]
+    else:
+        raise ValueError(f"unknown band kind {kind!r}")
+    bb, aa = np.asarray(b, dtype=np.float64), np.asarray(a, dtype=np.float64)
+    return bb / aa[0], aa / aa[0]
+
+
+def biquad_response_db(
+    kind: str, freq_hz: float, gain_db: float, q: float, freqs_hz: np.ndarray, sample_rate: int
+) -> np.ndarray:
+    """Magnitude response (dB) of one band at ``freqs_hz``."""
+    b, a = biquad_coefficients(kind, freq_hz, gain_db, q, sample_rate)
+    z = np.exp(-1j * 2 * np.pi * np.asarray(freqs_hz, dtype=np.float64) / sample_rate)
+    h = (b[0] + b[1] * z + b[2] * z * z) / (a[0] + a[1] * z + a[2] * z * z)
+    return 20 * np.log10(np.maximum(np.abs(h), 1e-12))
+
+
+def bands_response_db(
+    bands: list[tuple[str, float, float, float]], freqs_hz: np.ndarray, sample_rate: int
+) -> np.ndarray:
+    """Summed response (dB) of several bands ``(kind, freq_hz, gain_db, q)``."""
+    out = np.zeros(len(freqs_hz))
+    for k, f, g, q in bands:
+        out += biquad_response_db(k, f, g, q, freqs_hz, sample_rate)
+    return out
+
+
+def highpass_response_db(cutoff_hz: float, freqs_hz: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Magnitude response (dB) of pedalboard's ``HighpassFilter``: JUCE's first-order
+    high-pass (bilinear transform, prewarped corner), 6 dB/octave below ``cutoff_hz``."""
+    k = np.tan(np.pi * cutoff_hz / sample_rate)
+    z = np.exp(-1j * 2 * np.pi * np.asarray(freqs_hz, dtype=np.float64) / sample_rate)
+    h = (1 - z) / ((1 + k) + (k - 1) * z)
+    return 20 * np.log10(np.maximum(np.abs(h), 1e-12))
+
+
+def eq_response_db(chain: VocalChain, freqs_hz: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Magnitude response (dB) at ``freqs_hz`` of a vocal chain's EQ stage: its high-pass
+    (when enabled) and its EQ bands, as :func:`vocalmix.core.render.eq_stage` renders them
+    at ``sample_rate`` (Hz). Zero-gain bands are skipped, as the renderer skips them."""
+    bands = [(e.kind, e.freq_hz, e.gain_db, e.q) for e in chain.eq_bands if e.gain_db != 0.0]
+    out = bands_response_db(bands, freqs_hz, sample_rate)
+    if chain.highpass.enabled:
+        out = out + highpass_response_db(chain.highpass.cutoff_frequency_hz, freqs_hz,
+                                         sample_rate)
+    return np.asarray(out, dtype=np.float64)
+
+
+def eq_band_gain_db(chain: VocalChain, edges_hz: np.ndarray, sample_rate: int,
+                    points: int = 16) -> np.ndarray:
+    """The EQ stage's mean power gain (dB) over each band between consecutive
+    ``edges_hz``, from :func:`eq_response_db` at ``points`` log-spaced frequencies per
+    band (bands reaching past the EQ's top frequency stop there)."""
+    edges = np.asarray(edges_hz, dtype=np.float64)
+    top = max_filter_hz(sample_rate)
+    out = np.empty(len(edges) - 1)
+    for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:], strict=True)):
+        r = eq_response_db(chain, np.geomspace(lo, min(hi, top), points), sample_rate)
+        out[i] = 10 * np.log10(np.mean(10 ** (r / 10)))
+    return out

@@ -74,6 +74,13 @@ class DurationError(AudioError):
     code = "audio.duration"
 
 
+class AudioTooLargeError(AudioError):
+    """The audio would decode to more samples (frames x channels) than allowed: refused
+    from its header, before decoding."""
+
+    code = "audio.too_large"
+
+
 class SampleRateError(AudioError):
     """The sample rate is unsupported."""
 
@@ -125,6 +132,7 @@ class DataError(VocalmixError):
 __all__ = [
     "AudioError",
     "AudioFileNotFoundError",
+    "AudioTooLargeError",
     "ChannelLayoutError",
     "DataError",
     "DurationError",

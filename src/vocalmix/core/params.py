@@ -23,6 +23,7 @@ from functools import lru_cache
 from typing import Any, ClassVar
 
 from vocalmix.core.errors import ParamsError
+from vocalmix.core.jsondoc import short_repr
 
 FORMAT = "vocalmix.params"
 SCHEMA_VERSION = 3
@@ -44,6 +45,10 @@ METHODS = ("baseline", "model", "manual", "reference")
 DELAY_NOTES = ("free", "1/4", "1/8", "1/8.", "1/8t", "1/16", "1/4.", "1/2")
 #: who made an automatic choice (``Reason.source``)
 REASON_SOURCES = ("rule", "model", "reference", "user", "preset", "resolver")
+#: the most notes a document's provenance keeps (and the longest list read), and the
+#: longest text value read, characters
+MAX_NOTES = 64
+MAX_TEXT_CHARS = 2000
 
 
 # --- ranges, declared once ------------------------------------------------------------
@@ -98,7 +103,7 @@ def clip(cls: type, name: str, value: float) -> float:
 
 def _check(name: str, value: float, lo: float, hi: float) -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ParamsError(f"{name} must be a number, got {value!r}")
+        raise ParamsError(f"{name} must be a number, got {short_repr(value)}")
     if not math.isfinite(value) or not (lo <= value <= hi):
         raise ParamsError(f"{name} = {value} is out of range: allowed {lo:g} to {hi:g}")
 
@@ -123,7 +128,7 @@ def _validate(obj: Any) -> None:
 
 @dataclass(frozen=True)
 class HighPass:
-    """Vocal high-pass filter (pedalboard ``HighpassFilter``, 12 dB/octave)."""
+    """Vocal high-pass filter (pedalboard ``HighpassFilter``: first order, 6 dB/octave)."""
 
     PATH: ClassVar[str] = "vocal.highpass"
     enabled: bool = True
@@ -148,7 +153,8 @@ class EqBand:
 
     def __post_init__(self) -> None:
         if self.kind not in EQ_KINDS:
-            raise ParamsError(f"EQ band kind {self.kind!r} is not one of {', '.join(EQ_KINDS)}")
+            raise ParamsError(f"EQ band kind {short_repr(self.kind)} is not one of "
+                              f"{', '.join(EQ_KINDS)}")
         _validate(self)
 
 
@@ -213,7 +219,7 @@ class Reverb:
 
     def __post_init__(self) -> None:
         if self.type not in REVERB_TYPES:
-            raise ParamsError(f"reverb type {self.type!r} is not one of {REVERB_TYPES}")
+            raise ParamsError(f"reverb type {short_repr(self.type)} is not one of {REVERB_TYPES}")
         _validate(self)
         r = tuple(self.band_decay_ratios)
         if len(r) != len(DECAY_BANDS_HZ):
@@ -402,7 +408,11 @@ class Provenance:
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
-            raise ParamsError(f"method {self.method!r} is not one of {', '.join(METHODS)}")
+            raise ParamsError(f"method {short_repr(self.method)} is not one of "
+                              f"{', '.join(METHODS)}")
+        if len(self.notes) > MAX_NOTES:
+            raise ParamsError(f"provenance.notes has {len(self.notes)} notes; at most "
+                              f"{MAX_NOTES} are kept")
 
 
 @dataclass(frozen=True)
@@ -485,17 +495,19 @@ class MixParams:
         d = dict(d)
         fmt = d.pop("format", FORMAT)
         if fmt != FORMAT:
-            raise ParamsError(f"not a vocalmix params document (format {fmt!r})")
+            raise ParamsError(f"not a vocalmix params document (format {short_repr(fmt)})")
         return _build(cls, d, "")
 
     @classmethod
-    def from_json(cls, text: str) -> MixParams:
-        """Parse a JSON document written by :meth:`to_json` (or edited by a person)."""
-        try:
-            d = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ParamsError(f"params file is not valid JSON: {e}") from None
-        return cls.from_dict(d)
+    def from_json(cls, text: str | bytes) -> MixParams:
+        """Parse a JSON document written by :meth:`to_json` (or edited by a person).
+
+        Read by :func:`vocalmix.core.jsondoc.loads`: absurd numbers and nesting are a
+        :class:`ParamsError` like any other invalid value.
+        """
+        from vocalmix.core.jsondoc import loads
+
+        return cls.from_dict(loads(text, what="the params document"))
 
     # --- edits -----------------------------------------------------------------------
     def with_targets(self, **changes: float | None) -> MixParams:
@@ -578,7 +590,9 @@ def _build(cls: type, d: Any, path: str) -> Any:
     unknown = set(d) - names
     if unknown:
         raise ParamsError(
-            f"unknown key(s) in {path or 'params'}: {', '.join(sorted(unknown))} "
+            f"unknown key(s) in {path or 'params'}: "
+            f"{', '.join(short_repr(k, 40).strip(chr(39)) for k in sorted(unknown)[:5])}"
+            f"{f' and {len(unknown) - 5} more' if len(unknown) > 5 else ''} "
             f"(known: {', '.join(sorted(names))})"
         )
     kwargs: dict[str, Any] = {}
@@ -602,6 +616,8 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             raise ParamsError(f"{where} must be a list")
+        if len(value) > MAX_NOTES:  # no list of a document is longer (checked before reading)
+            raise ParamsError(f"{where} has {len(value)} items; at most {MAX_NOTES} are read")
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(_convert(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
         if len(value) != len(args):
@@ -610,21 +626,27 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
                      enumerate(zip(args, value, strict=True)))
     if hint is bool:
         if not isinstance(value, bool):
-            raise ParamsError(f"{where} must be true or false, got {value!r}")
+            raise ParamsError(f"{where} must be true or false, got {short_repr(value)}")
         return value
     if hint is float or (args and float in args):
         if value is None and type(None) in args:
             return None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ParamsError(f"{where} must be a number, got {value!r}")
-        return float(value)
+            raise ParamsError(f"{where} must be a number, got {short_repr(value)}")
+        try:
+            return float(value)
+        except OverflowError:
+            raise ParamsError(f"{where} = {short_repr(value)} is out of range") from None
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ParamsError(f"{where} must be an integer, got {value!r}")
+            raise ParamsError(f"{where} must be an integer, got {short_repr(value)}")
         return value
     if hint is str:
         if not isinstance(value, str):
-            raise ParamsError(f"{where} must be a string, got {value!r}")
+            raise ParamsError(f"{where} must be a string, got {short_repr(value)}")
+        if len(value) > MAX_TEXT_CHARS:
+            raise ParamsError(f"{where} is {len(value)} characters long; at most "
+                              f"{MAX_TEXT_CHARS} are allowed")
         return value
     return value
 

@@ -44,7 +44,7 @@ from vocalmix.core.measure import (
     loudness_range,
     lra_from_short_term,
 )
-from vocalmix.core.params import Compressor, clip
+from vocalmix.core.params import Compressor, MixParams, Reverb, clip
 
 RATIO_STEPS = (3.0, 4.0, 6.0, 10.0, 20.0, 40.0)
 LRA_TOLERANCE_LU = 0.3
@@ -348,3 +348,29 @@ def resolve_compressor(
     if err > tolerance_lu:
         note += f"; missed the target by {err:.2f} LU"
     return CompressorSolution(comp, input_lra, real, renders, note)
+
+
+# --- the freeverb's documented decay ----------------------------------------------------
+
+
+def sync_freeverb_decay(params: MixParams, sample_rate: int) -> MixParams:
+    """``params`` with a ``freeverb``'s ``decay_s`` set to the T30 its room size and
+    damping give at ``sample_rate`` (Hz).
+
+    For ``freeverb``, ``decay_s`` documents what the knobs give; it does not drive the
+    render, so an edited document whose room size or damping changed (or whose reverb
+    was of another type before) would otherwise carry a stale figure. The resolver
+    writes the same value, so a document straight from it is returned unchanged. A
+    ``synthetic`` reverb is returned as it is: its ``decay_s`` is the setting itself.
+    Every front end calls this before rendering an edited document, so all of them
+    write the same ``decay_s`` for it.
+    """
+    from vocalmix.core.reverb import decay_for_room_size
+
+    rv = params.vocal.reverb
+    if rv.type != "freeverb":
+        return params
+    decay = clip(Reverb, "decay_s", decay_for_room_size(rv.room_size, rv.damping, sample_rate))
+    if decay == rv.decay_s:
+        return params
+    return replace(params, vocal=replace(params.vocal, reverb=replace(rv, decay_s=decay)))

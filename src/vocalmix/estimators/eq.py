@@ -56,6 +56,7 @@ from pathlib import Path
 import numpy as np
 import scipy.fft
 
+from vocalmix.core.dsp import max_filter_hz
 from vocalmix.estimators.masking import bands_response_db, fit_parametric_bands
 from vocalmix.estimators.weights import ModelFiles
 
@@ -345,7 +346,7 @@ def combine_with_masking(vocal: np.ndarray, backing: np.ndarray, sample_rate: in
                              max_gain_db=c.eq_max_gain_db,
                              max_total_gain_db=c.eq_max_total_gain_db,
                              threshold_db=c.eq_masking_threshold_db)
-    f = np.geomspace(50.0, min(16000.0, 0.45 * sample_rate), 400)
+    f = np.geomspace(50.0, min(16000.0, max_filter_hz(sample_rate)), 400)
 
     def peak(bands: Bands) -> float:
         return float(np.abs(bands_response_db(bands, f, sample_rate)).max()) if bands else 0.0

@@ -25,9 +25,10 @@ loudness loss", AES 141, 2016, simplified to a bounded, explainable form:
 The vocal also gets a high-pass just below its range: at 0.7x the frequency under which
 it holds 1% of its energy, clipped to 60-150 Hz.
 
-:func:`fit_parametric_bands` (fit a gain curve with peak/shelf biquads) and
-:func:`biquad_response_db` (the response of one band, the RBJ cookbook formulas that
-JUCE, and so pedalboard, use) are shared with the learned corrective EQ.
+:func:`fit_parametric_bands` (fit a gain curve with peak/shelf biquads) is shared with
+the learned corrective EQ; the band responses it fits with
+(:func:`vocalmix.core.dsp.biquad_response_db`, the RBJ cookbook formulas that JUCE, and
+so pedalboard, use) live in the core, beside the EQ stage's whole response.
 """
 
 from __future__ import annotations
@@ -37,7 +38,12 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.fft
 
-from vocalmix.core.dsp import max_filter_hz
+from vocalmix.core.dsp import (  # noqa: F401 - re-exported for the learned EQ
+    bands_response_db,
+    biquad_coefficients,
+    biquad_response_db,
+    max_filter_hz,
+)
 
 # Zwicker critical band edges (Hz)
 BARK_EDGES_HZ = np.array(
@@ -172,56 +178,7 @@ def masking_eq(
     return bands, a.highpass_hz
 
 
-# --- biquads ----------------------------------------------------------------------------
-
-
-def biquad_coefficients(
-    kind: str, freq_hz: float, gain_db: float, q: float, sample_rate: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """``(b, a)`` of a peak or shelf band, RBJ cookbook (JUCE's ``IIR::Coefficients``)."""
-    big_a = 10 ** (gain_db / 40.0)
-    w = 2 * np.pi * min(freq_hz, max_filter_hz(sample_rate)) / sample_rate
-    cw, sw = np.cos(w), np.sin(w)
-    if kind == "peak":
-        alpha = sw / (2 * q)
-        b = [1 + alpha * big_a, -2 * cw, 1 - alpha * big_a]
-        a = [1 + alpha / big_a, -2 * cw, 1 - alpha / big_a]
-    elif kind in ("low_shelf", "high_shelf"):
-        beta = sw * np.sqrt(big_a) / q
-        ap, am = big_a + 1, big_a - 1
-        if kind == "low_shelf":
-            b = [big_a * (ap - am * cw + beta), 2 * big_a * (am - ap * cw),
-                 big_a * (ap - am * cw - beta)]
-            a = [ap + am * cw + beta, -2 * (am + ap * cw), ap + am * cw - beta]
-        else:
-            b = [big_a * (ap + am * cw + beta), -2 * big_a * (am + ap * cw),
-                 big_a * (ap + am * cw - beta)]
-            a = [ap - am * cw + beta, 2 * (am - ap * cw), ap - am * cw - beta]
-    else:
-        raise ValueError(f"unknown band kind {kind!r}")
-    bb, aa = np.asarray(b, dtype=np.float64), np.asarray(a, dtype=np.float64)
-    return bb / aa[0], aa / aa[0]
-
-
-def biquad_response_db(
-    kind: str, freq_hz: float, gain_db: float, q: float, freqs_hz: np.ndarray, sample_rate: int
-) -> np.ndarray:
-    """Magnitude response (dB) of one band at ``freqs_hz``."""
-    b, a = biquad_coefficients(kind, freq_hz, gain_db, q, sample_rate)
-    z = np.exp(-1j * 2 * np.pi * np.asarray(freqs_hz, dtype=np.float64) / sample_rate)
-    h = (b[0] + b[1] * z + b[2] * z * z) / (a[0] + a[1] * z + a[2] * z * z)
-    return 20 * np.log10(np.maximum(np.abs(h), 1e-12))
-
-
-def bands_response_db(
-    bands: list[tuple[str, float, float, float]], freqs_hz: np.ndarray, sample_rate: int
-) -> np.ndarray:
-    """Summed response (dB) of several bands."""
-    out = np.zeros(len(freqs_hz))
-    for k, f, g, q in bands:
-        out += biquad_response_db(k, f, g, q, freqs_hz, sample_rate)
-    return out
-
+# --- biquads: the RBJ cookbook bands, defined once in vocalmix.core.dsp ---------------------
 
 def fit_parametric_bands(
     freqs_hz: np.ndarray,

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from vocalmix._version import __version__
 from vocalmix.core.errors import (
+    AudioTooLargeError,
     ChannelLayoutError,
     OutputExistsError,
     OverwriteInputError,
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 #: what the command line adds to a library error's message, by class
 HINTS: dict[type[VocalmixError], str] = {
+    AudioTooLargeError: " (or raise the limit: $VOCALMIX_MAX_DECODED_MB)",
     ChannelLayoutError: " (pass --fold mean or --fold first2)",
     OutputExistsError: "; pass --force to replace it",
     OverwriteInputError: "; choose another output path",
@@ -181,12 +183,9 @@ def _register_extra(sub: argparse._SubParsersAction, command: str | None) -> Non
 
 
 def _default_method() -> str:
-    try:
-        from vocalmix.estimators.registry import default_method
+    from vocalmix.estimators.registry import default_method
 
-        return default_method()
-    except ImportError:
-        return "baseline"
+    return default_method()
 
 
 def _stem_paths(folder: str | None) -> list[Path]:
@@ -263,14 +262,6 @@ def _summary(params, written: Sequence[Path] = ()) -> str:
     return "\n".join(lines)
 
 
-def _apply_preset(params, name: str | None):
-    if not name:
-        return params
-    from vocalmix.estimators.presets import apply_preset
-
-    return apply_preset(params, name)
-
-
 def cmd_mix(args: argparse.Namespace) -> int:
     from vocalmix.core.audio import check_outputs, read_params
     from vocalmix.pipeline import mix
@@ -281,21 +272,14 @@ def cmd_mix(args: argparse.Namespace) -> int:
     check_outputs(outs + _stem_paths(args.stems_out), inputs, force=args.force)
     base = read_params(args.params_in) if args.params_in else None
     if args.reverb_preset:  # fail before any work on an unknown name
-        from vocalmix.core.params import MixParams
-        from vocalmix.estimators.presets import apply_preset
+        from vocalmix.estimators.presets import preset_reverb
 
-        apply_preset(MixParams(), args.reverb_preset)
+        preset_reverb(args.reverb_preset)
     vocal, backing, sr, _ = _load_pair(args, progress)
-    method = args.method or _default_method()
-    if args.reverb_preset:
-        if base is None:
-            from vocalmix.pipeline import choose_targets
-
-            base, _n = choose_targets(vocal, backing, sr, method, progress)
-        base = _apply_preset(base, args.reverb_preset)
     params, rendered, est = mix(
         vocal, backing, sr,
-        method=method, base=base,
+        method=args.method or _default_method(), base=base,
+        reverb_preset=args.reverb_preset or None,
         vocal_to_mix_lu=args.vocal_to_mix_lu, vocal_lra_lu=args.vocal_lra_lu,
         reverb_decay_s=args.reverb_decay_s, progress=progress,
     )
@@ -308,6 +292,7 @@ def cmd_mix(args: argparse.Namespace) -> int:
 
 def cmd_render(args: argparse.Namespace) -> int:
     from vocalmix.core.audio import check_outputs, read_params
+    from vocalmix.core.resolve import sync_freeverb_decay
     from vocalmix.pipeline import render_params
 
     progress = _Progress(args.quiet)
@@ -316,7 +301,11 @@ def cmd_render(args: argparse.Namespace) -> int:
     check_outputs(outs + _stem_paths(args.stems_out), inputs, force=args.force)
     params = read_params(args.params)
     vocal, backing, sr, _ = _load_pair(args, progress)
-    params, rendered = render_params(vocal, backing, sr, params, progress)
+    synced = sync_freeverb_decay(params, sr)
+    if synced is not params:
+        progress(f"reverb decay_s set to {synced.vocal.reverb.decay_s:.2f} s, what the "
+                 "freeverb's room size and damping give")
+    params, rendered = render_params(vocal, backing, sr, synced, progress)
     written = _write_results(args, params, rendered, inputs, progress)
     print(_summary(params, written))
     return 0

@@ -1,4 +1,4 @@
-"""The local web page and HTTP API (FastAPI)."""
+"""The local web page and HTTP API (FastAPI); see :mod:`vocalmix.frontends.server.app`."""
 
 from vocalmix.frontends.server.app import create_app
 

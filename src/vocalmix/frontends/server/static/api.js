@@ -11,6 +11,7 @@ function typeOf(schema, spec) {
   if (schema.anyOf) return schema.anyOf.map((s) => typeOf(s, spec)).join(" | ");
   if (schema.type === "array") return `${typeOf(schema.items, spec)}[]`;
   if (schema.enum) return schema.enum.map((v) => JSON.stringify(v)).join(" | ");
+  if (schema.minimum !== undefined && schema.maximum !== undefined) return `${schema.type || "number"}, ${schema.minimum} to ${schema.maximum}`;
   return schema.format === "binary" ? "file" : (schema.type || "object");
 }
 

@@ -5,65 +5,62 @@
 const $ = (id) => document.getElementById(id);
 const state = { mix: null, ab: "mix", presets: [] };
 
-// --- control specs: [path, label, slider min, max, step, unit, options] --------------------
+// --- controls from the server's parameter declaration ------------------------------------
+// GET /api/params/spec gives every numeric parameter's range, unit, label, step, log scale
+// and default view: the page writes no range of its own. A control is
+// [path, label, slider min, max, step, unit, options] in *shown* units, where
 // options.scale: shown value = stored value * scale; options.log: logarithmic slider;
 // options.lo/hi: what the params document allows (the number box accepts all of it);
 // options.title: a tooltip; options.fixed: shown but not editable.
-const TARGETS = [
-  ["targets.vocal_to_mix_lu", "Vocal vs mix", -20, -0.5, 0.1, "LU", { lo: -20, hi: -0.5 }],
-  ["targets.vocal_lra_lu", "Loudness range", 1, 30, 0.5, "LU", { lo: 1, hi: 30 }],
-];
-// the reverb-time target: the slider spans what each reverb type reaches
-const DECAY_TARGET = {
-  freeverb: ["targets.reverb_decay_s", "Reverb time", 0.55, 9.7, 0.05, "s", { lo: 0.2, hi: 12, title: "T30 the resolver finds a room size for" }],
-  synthetic: ["targets.reverb_decay_s", "Reverb time", 0.2, 12, 0.05, "s", { lo: 0.2, hi: 12, title: "T30 at 1 kHz; the resolver sets the decay time to it" }],
+let SPEC = null;  // the body of GET /api/params/spec
+const UNIT_SHOWN = { ratio: ": 1" };  // how a unit reads beside a number
+// presentation only: labels, tooltips and percent display of some parameters
+const SHOWN = {
+  "vocal.reverb.room_size": { unit: "%", scale: 100 },
+  "vocal.reverb.damping": { unit: "%", scale: 100 },
+  "vocal.reverb.width": { unit: "%", scale: 100, title: "0 % mono, 100 % fully decorrelated channels" },
+  "vocal.eq_bands[].q": { label: "Width", unit: "Q" },
+  "vocal.reverb.band_decay_ratios[]": { unit: "×" },
 };
-const LEVELS = [
-  ["vocal.gain_db", "Vocal gain", -40, 40, 0.1, "dB", { lo: -60, hi: 60 }],
-  ["backing.gain_db", "Backing gain", -30, 12, 0.1, "dB", { lo: -60, hi: 24 }],
-  ["master.ceiling_dbtp", "Limiter ceiling", -12, 0, 0.1, "dBTP", { lo: -20, hi: 0 }],
-  ["master.lookahead_ms", "Look-ahead", 0.5, 50, 0.5, "ms", { lo: 0.5, hi: 50 }],
-  ["master.release_ms", "Limiter release", 5, 1000, 1, "ms", { lo: 1, hi: 2000, log: true }],
-];
-const COMPRESSOR = [
-  ["vocal.compressor.threshold_db", "Threshold", -60, 0, 0.5, "dB", { lo: -80, hi: 0 }],
-  ["vocal.compressor.ratio", "Ratio", 1, 20, 0.1, ": 1", { lo: 1, hi: 50, log: true }],
-  ["vocal.compressor.attack_ms", "Attack", 0.1, 200, 0.1, "ms", { lo: 0.1, hi: 500, log: true }],
-  ["vocal.compressor.release_ms", "Release", 5, 2000, 1, "ms", { lo: 1, hi: 5000, log: true }],
-  ["vocal.compressor.makeup_db", "Make-up", -12, 36, 0.1, "dB", { lo: -24, hi: 48 }],
-];
-const REVERB_WIDTH = ["vocal.reverb.width", "Width", 0, 100, 1, "%", { scale: 100, lo: 0, hi: 100, title: "0 % mono, 100 % fully decorrelated channels" }];
-const REVERB_PREDELAY = ["vocal.reverb.pre_delay_ms", "Pre-delay", 0, 200, 1, "ms", { lo: 0, hi: 500, title: "delay of the wet signal" }];
-const REVERB = {
-  freeverb: [
-    ["vocal.reverb.wet_level_db", "Level", -60, 6, 0.5, "dB", { lo: -80, hi: 6, title: "gain on the reverb's output" }],
-    ["vocal.reverb.room_size", "Room size", 0, 100, 1, "%", { scale: 100, lo: 0, hi: 100 }],
-    ["vocal.reverb.damping", "Damping", 0, 100, 1, "%", { scale: 100, lo: 0, hi: 100 }],
-    REVERB_WIDTH, REVERB_PREDELAY,
-  ],
-  synthetic: [
-    ["vocal.reverb.decay_s", "Decay time", 0.1, 12, 0.01, "s", { lo: 0.1, hi: 30, log: true, title: "T30 at 1 kHz: how long the reverb takes to fade by 60 dB" }],
-    ["vocal.reverb.wet_level_db", "Wet vs dry", -60, 6, 0.5, "dB", { lo: -80, hi: 6, title: "energy of the reverb against the dry vocal's (reverberant-to-direct ratio)" }],
-    REVERB_WIDTH, REVERB_PREDELAY,
-  ],
-};
-// the synthetic reverb's octave bands (params.DECAY_BANDS_HZ); 1 kHz is the reference
-const DECAY_BANDS_HZ = [125, 250, 500, 1000, 2000, 4000, 8000];
-const REF_BAND = 3;
+
+function control(path, key, more = {}) {
+  const s = SPEC.params[key || path];
+  if (!s) throw new Error(`the server declares no parameter ${key || path}`);
+  const o = { ...SHOWN[key || path], ...more };
+  const k = o.scale || 1;
+  return [path, o.label || s.label, s.view[0] * k, s.view[1] * k, s.step * k,
+    o.unit ?? (UNIT_SHOWN[s.unit] ?? s.unit),
+    { scale: o.scale, log: s.log, lo: (o.lo ?? s.min) * k, hi: (o.hi ?? s.max) * k, title: o.title ?? s.doc, fixed: o.fixed }];
+}
+
 function bandName(f) { return f >= 1000 ? `${f / 1000} kHz` : `${f} Hz`; }
-const BAND_RATIOS = DECAY_BANDS_HZ.map((f, i) => [`vocal.reverb.band_decay_ratios.${i}`, bandName(f), 0.1, 4, 0.01, "×",
-  i === REF_BAND ? { lo: 1, hi: 1, fixed: true, title: "the reference band: its decay time is the decay time above" }
-    : { lo: 0.1, hi: 4, log: true, title: `decay time at ${bandName(f)} over the one at 1 kHz` }]);
-const REVERB_TYPES = ["freeverb", "synthetic"];
-const HIGHPASS = [
-  ["vocal.highpass.cutoff_frequency_hz", "Cut-off", 20, 400, 1, "Hz", { lo: 10, hi: 1000, log: true }],
-];
-const BAND = [
-  ["freq_hz", "Frequency", 20, 16000, 1, "Hz", { lo: 20, hi: 20000, log: true }],
-  ["gain_db", "Gain", -12, 12, 0.1, "dB", { lo: -24, hi: 24 }],
-  ["q", "Width", 0.1, 8, 0.01, "Q", { lo: 0.1, hi: 20, log: true }],
-];
-const KINDS = [["peak", "peak"], ["low_shelf", "low shelf"], ["high_shelf", "high shelf"]];
+const REVERB_TITLES = {
+  freeverb: { target: "T30 the resolver finds a room size for", wet: ["Level", "gain on the reverb's output"] },
+  synthetic: { target: "T30 at 1 kHz; the resolver sets the decay time to it", wet: ["Wet vs dry", "energy of the reverb against the dry vocal's (reverberant-to-direct ratio)"] },
+};
+const specs = {
+  targets: (type) => [control("targets.vocal_to_mix_lu"), control("targets.vocal_lra_lu"),
+    control("targets.reverb_decay_s", null, { title: REVERB_TITLES[type].target })],
+  levels: () => ["vocal.gain_db", "backing.gain_db", "master.ceiling_dbtp", "master.lookahead_ms", "master.release_ms"].map((p) => control(p)),
+  compressor: () => ["threshold_db", "ratio", "attack_ms", "release_ms", "makeup_db"].map((f) => control(`vocal.compressor.${f}`)),
+  reverb: (type) => {
+    const [wetLabel, wetTitle] = REVERB_TITLES[type].wet;
+    const wet = control("vocal.reverb.wet_level_db", null, { label: wetLabel, title: wetTitle });
+    const common = [control("vocal.reverb.width"), control("vocal.reverb.pre_delay_ms")];
+    return type === "synthetic" ? [control("vocal.reverb.decay_s", null, { title: "T30 at 1 kHz: how long the reverb takes to fade by 60 dB" }), wet, ...common]
+      : [wet, control("vocal.reverb.room_size"), control("vocal.reverb.damping"), ...common];
+  },
+  // the synthetic reverb's octave bands; the reference band (1 kHz) is fixed at 1
+  bandRatios: () => SPEC.decay_bands_hz.map((f, i) => control(`vocal.reverb.band_decay_ratios.${i}`, "vocal.reverb.band_decay_ratios[]",
+    i === SPEC.reference_band ? { label: bandName(f), lo: 1, hi: 1, fixed: true, title: "the reference band: its decay time is the decay time above" }
+      : { label: bandName(f), title: `decay time at ${bandName(f)} over the one at 1 kHz` })),
+  highpass: () => [control("vocal.highpass.cutoff_frequency_hz")],
+  band: () => ["freq_hz", "gain_db", "q"].map((f) => control(f, `vocal.eq_bands[].${f}`)),
+};
+const specReady = fetch("/api/params/spec").then((r) => {
+  if (!r.ok) throw new Error(`the server answered ${r.status} for its parameter ranges`);
+  return r.json();
+}).then((body) => { SPEC = body; });
 // who chose an EQ band: [label, tooltip, colour of its marker on the spectrum]
 const SOURCES = {
   masking: ["against masking", "chosen by the masking rule: lifts the vocal where the backing covers it", "#ffd166"],
@@ -137,8 +134,9 @@ async function startMix(formData) {
       showProgress("synthesising the demo song…", 0.04);
       res = await request("POST", "/api/demo?wait=false");
     }
+    await specReady;  // the controls are built from the server's parameter ranges
     while (res.status === "mixing") {
-      showProgress(`mixing: ${res.progress.stage}…`, res.progress.fraction);
+      showProgress(`mixing: ${res.progress.message || res.progress.stage}…`, res.progress.fraction);
       await sleep(250);
       res = await request("GET", res.links.self);
     }
@@ -221,7 +219,8 @@ function fromSlider(s, spec) {
 }
 
 function makeControl(key, spec, onCommit) {
-  const [, label, lo, hi, step, unit, o = {}] = spec;
+  const [, rawLabel, lo, hi, step, rawUnit, o = {}] = spec;
+  const label = esc(rawLabel), unit = esc(rawUnit);
   const id = `c-${key.replace(/\./g, "-")}`;
   const div = document.createElement("div"); div.className = "ctl";
   const nd = decimals(step);
@@ -274,16 +273,16 @@ function settingEdit(path) {
 function buildControls(p) {
   controls.clear();
   reverbType = p.vocal.reverb.type;
-  const type = REVERB[reverbType] ? reverbType : "freeverb";
-  const add = (el, specs, commit) => { el.innerHTML = ""; for (const s of specs) el.appendChild(makeControl(s[0], s, commit(s[0]))); };
-  add($("targets"), [...TARGETS, DECAY_TARGET[type]], (path) => (v) => queueEdit(path, () => ({ targets: { [path.split(".")[1]]: v } })));
-  add($("levels"), LEVELS, settingEdit);
-  add($("compressor"), COMPRESSOR, settingEdit);
-  add($("reverb"), REVERB[type], settingEdit);
-  add($("reverb-band-ctls"), type === "synthetic" ? BAND_RATIOS : [], settingEdit);
+  const type = REVERB_TITLES[reverbType] ? reverbType : "freeverb";
+  const add = (el, list, commit) => { el.innerHTML = ""; for (const s of list) el.appendChild(makeControl(s[0], s, commit(s[0]))); };
+  add($("targets"), specs.targets(type), (path) => (v) => queueEdit(path, () => ({ targets: { [path.split(".")[1]]: v } })));
+  add($("levels"), specs.levels(), settingEdit);
+  add($("compressor"), specs.compressor(), settingEdit);
+  add($("reverb"), specs.reverb(type), settingEdit);
+  add($("reverb-band-ctls"), type === "synthetic" ? specs.bandRatios() : [], settingEdit);
   $("reverb-bands").hidden = type !== "synthetic";
   $("reverb").dataset.type = type;
-  add($("highpass"), HIGHPASS, settingEdit);
+  add($("highpass"), specs.highpass(), settingEdit);
 }
 
 function buildEq(p) {
@@ -298,7 +297,7 @@ function buildEq(p) {
   bands.forEach((b, i) => {
     const box = document.createElement("div"); box.className = "band";
     const head = document.createElement("div"); head.className = "band-head";
-    head.innerHTML = `<h4>Band ${i + 1}</h4><select id="eq-${i}-kind" aria-label="band ${i + 1} type">${KINDS.map(([k, n]) => `<option value="${k}"${k === b.kind ? " selected" : ""}>${n}</option>`).join("")}</select>
+    head.innerHTML = `<h4>Band ${i + 1}</h4><select id="eq-${i}-kind" aria-label="band ${i + 1} type">${SPEC.eq_kinds.map((k) => `<option value="${esc(k)}"${k === b.kind ? " selected" : ""}>${esc(pretty(k))}</option>`).join("")}</select>
       <span class="src src-${SOURCES[b.source] ? b.source : "other"}" title="${esc(sourceInfo(b.source)[1])}">${esc(sourceInfo(b.source)[0])}</span>
       <button type="button" class="icon" title="remove this band" aria-label="remove band ${i + 1}">✕</button>`;
     head.querySelector("select").addEventListener("change", (ev) => queueEdit(`eq.${i}.kind`, (q) => {
@@ -308,7 +307,7 @@ function buildEq(p) {
       q.vocal.eq_bands.splice(i, 1); return { params: q };
     }));
     box.appendChild(head);
-    for (const spec of BAND) {
+    for (const spec of specs.band()) {
       const key = `eq.${i}.${spec[0]}`;
       box.appendChild(makeControl(key, spec, (v) => queueEdit(key, (q) => {
         if (q.vocal.eq_bands[i]) q.vocal.eq_bands[i][spec[0]] = v; return { params: q };
@@ -316,7 +315,7 @@ function buildEq(p) {
     }
     grid.appendChild(box);
   });
-  $("eq-add").disabled = bands.length >= 12;
+  $("eq-add").disabled = bands.length >= SPEC.max_eq_bands;
 }
 
 function shapeOf(bands) { return bands.map((b) => `${b.kind}:${b.source}`).join(","); }
@@ -336,7 +335,7 @@ function syncControls(p, fresh) {
   $("reverb-note").textContent = !rv.enabled ? "Off: a dry vocal."
     : rv.type === "synthetic"
       ? `Fades by 60 dB in ${rv.decay_s.toFixed(2)} s at 1 kHz (${rv.band_decay_ratios.every((r) => r === 1) ? "the same in every band"
-        : `T30 per band: ${rv.band_decay_ratios.map((r, i) => `${bandName(DECAY_BANDS_HZ[i])} ${(r * rv.decay_s).toFixed(2)} s`).join(" · ")}`}); its energy is ${wet} the dry vocal's, after a ${rv.pre_delay_ms.toFixed(0)} ms pre-delay.`
+        : `T30 per band: ${rv.band_decay_ratios.map((r, i) => `${bandName(SPEC.decay_bands_hz[i])} ${(r * rv.decay_s).toFixed(2)} s`).join(" · ")}`}); its energy is ${wet} the dry vocal's, after a ${rv.pre_delay_ms.toFixed(0)} ms pre-delay.`
       : `These settings give a reverb time (T30) of ${rv.decay_s.toFixed(2)} s, ${wet} the dry vocal, after a ${rv.pre_delay_ms.toFixed(0)} ms pre-delay.`;
   $("reverb-type").value = rv.type;
   $("sw-compressor").checked = p.vocal.compressor.enabled;
@@ -520,8 +519,10 @@ function paintSpectrum() {
   });
   $("eq-sources").innerHTML = shownSources.size ? ` · bands: ${[...shownSources].map((src) => {
     const [label, tip, color] = sourceInfo(src);
-    return `<span title="${esc(tip)}"><i class="l-dot" style="background:${color}"></i>${esc(label)}</span>`;
+    return `<span title="${esc(tip)}"><i class="l-dot" data-color="${esc(color)}"></i>${esc(label)}</span>`;
   }).join(" ")}` : "";
+  // colours through the CSSOM: the page's Content-Security-Policy allows no inline styles
+  for (const dot of $("eq-sources").querySelectorAll("i.l-dot")) dot.style.background = dot.dataset.color;
 }
 
 // --- presets ------------------------------------------------------------------------------
@@ -583,14 +584,15 @@ function init() {
   }
   $("reverb-type").addEventListener("change", (ev) => {
     const type = ev.target.value;
-    if (!REVERB_TYPES.includes(type)) return;
+    if (!SPEC || !SPEC.reverb_types.includes(type)) return;
     queueEdit("vocal.reverb.type", (p) => { p.vocal.reverb.type = type; p.vocal.reverb.enabled = true; return { params: p }; });
   });
   $("reverb-preset").addEventListener("change", (ev) => {
     if (ev.target.value) queueEdit("vocal.reverb.preset", () => ({ reverb_preset: ev.target.value }));
   });
   $("eq-add").addEventListener("click", () => queueEdit("eq.add", (p) => {
-    p.vocal.eq_bands.push({ kind: "peak", freq_hz: 1000, gain_db: 0, q: 1, source: "manual" });
+    const d = (f) => SPEC.params[`vocal.eq_bands[].${f}`].default;  // a new document's band
+    p.vocal.eq_bands.push({ kind: SPEC.eq_kinds[0], freq_hz: d("freq_hz"), gain_db: d("gain_db"), q: d("q"), source: "manual" });
     return { params: p };
   }));
   $("params-file").addEventListener("change", async () => {

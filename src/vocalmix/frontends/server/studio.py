@@ -1,0 +1,406 @@
+"""What the server's jobs do, and the views of a mix that the routes return.
+
+:class:`Studio` ties the storage (:class:`~vocalmix.frontends.server.storage.Store`) to
+the job queue (:class:`~vocalmix.frontends.server.jobs.JobQueue`). Each job calls the
+library (:mod:`vocalmix.pipeline`, :mod:`vocalmix.core`) and writes its result into the
+mix's folder; no signal processing happens here beyond drawing data for the page
+(waveform peaks).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vocalmix.core.audio import prepare_pair, read_audio, write_audio, write_text
+from vocalmix.core.errors import AudioError
+from vocalmix.core.params import MixParams
+from vocalmix.core.progress import ProgressEvent
+from vocalmix.frontends.server.errors import ApiError, busy, from_exception, not_found
+from vocalmix.frontends.server.jobs import JobQueue, QueueFull, Reservation
+from vocalmix.frontends.server.storage import REV_RE, Store
+from vocalmix.frontends.server.uploads import FORM_FILES, NAME_LIMIT
+
+log = logging.getLogger("vocalmix.server")
+
+STEM_KINDS = ("mix", "vocal", "vocal_dry", "backing")
+AUDIO_KINDS = (*STEM_KINDS, "plain")
+PEAK_COLUMNS = 1200
+EQ_CURVE_POINTS = 240
+DEMO_SAMPLE_RATE = 44100
+#: the most notes a mix keeps (the params document's own bound)
+MAX_NOTES = 64
+#: the share of a new mix's work done when the pipeline starts and when it ends
+PIPELINE_SPAN = (0.05, 0.85)
+
+
+def write_wav(path: Path, x: np.ndarray, sample_rate: int) -> None:
+    """24-bit PCM WAV, or 32-bit float when a sample reaches full scale (never clip)."""
+    peak = float(np.abs(x).max()) if x.size else 0.0
+    write_audio(path, x, sample_rate, force=True, subtype="FLOAT" if peak >= 1.0 else "PCM_24")
+
+
+def waveform_peaks(x: np.ndarray, columns: int = PEAK_COLUMNS) -> dict[str, list[float]]:
+    """Per-column peak and RMS of ``|x|`` (the louder channel), for drawing a waveform.
+
+    ``x``: float ``(n, channels)``. Returns ``{"peak": [...], "rms": [...]}``, linear
+    full-scale amplitude, ``min(columns, n)`` values each.
+    """
+    a = np.abs(np.asarray(x, dtype=np.float32)).max(axis=1)
+    n = len(a)
+    cols = max(1, min(columns, n))
+    starts = np.linspace(0, n, cols + 1).astype(np.int64)[:-1]
+    counts = np.diff(np.append(starts, n)).astype(np.float64)
+    peak = np.maximum.reduceat(a, starts)
+    rms = np.sqrt(np.add.reduceat(a.astype(np.float64) ** 2, starts) / counts)
+    return {"peak": np.round(peak, 4).tolist(), "rms": np.round(rms, 4).tolist()}
+
+
+def upload_label(kind: str, filename: str | None) -> str:
+    """``vocal take.wav``: how messages name an upload (printable, at most
+    :data:`NAME_LIMIT` characters of its name)."""
+    name = Path((filename or "").replace("\\", "/")).name
+    name = "".join(c if c.isprintable() else "?" for c in name)[:NAME_LIMIT]
+    return f"{kind} {name}".strip()
+
+
+class Studio:
+    """The server's work: making, editing and deriving mixes, as queued jobs.
+
+    Args:
+        store: the mix folders.
+        jobs: the queue every heavy job goes through.
+        max_decoded_bytes: largest decoded upload, bytes of float32 samples (see
+            :func:`vocalmix.core.audio.read_audio`).
+    """
+
+    def __init__(self, store: Store, jobs: JobQueue, *, max_decoded_bytes: int) -> None:
+        self.store = store
+        self.jobs = jobs
+        self.max_decoded_bytes = int(max_decoded_bytes)
+
+    # --- views ---------------------------------------------------------------------------
+    @staticmethod
+    def links(mid: str) -> dict[str, str]:
+        base = f"/api/mixes/{mid}"
+        out = {k: f"{base}/audio/{k}" for k in AUDIO_KINDS}
+        out.update(self=base, params_file=f"{base}/params.json", edit=f"{base}/params",
+                   analysis=f"{base}/analysis", peaks=f"{base}/peaks")
+        return out
+
+    def view(self, mid: str, d: Path) -> dict[str, Any]:
+        """What ``GET /api/mixes/{id}`` answers."""
+        meta = self.store.meta(d)
+        status = meta.get("status")
+        status = status if status in ("mixing", "done", "failed") else "failed"
+        rev = int(meta.get("revision") or 0)
+        params = (self.store.read_json(self.store.rev_dir(d, rev), "params.json")
+                  if status == "done" else None)
+        live = self.store.progress(mid)
+        if status == "done":
+            prog = {"stage": "done", "fraction": 1.0, "message": "done"}
+        elif live is not None:
+            prog = live
+        else:
+            stage = str(meta.get("stage") or status)
+            prog = {"stage": stage, "fraction": 0.0, "message": stage}
+        return {"id": mid, "status": status, "revision": rev, "progress": prog,
+                "params": params, "notes": list(meta.get("notes") or [])[:MAX_NOTES],
+                "error": meta.get("error"), "name": meta.get("name", "vocalmix"),
+                "sample_rate": meta.get("sample_rate"), "duration_s": meta.get("duration_s"),
+                "links": self.links(mid)}
+
+    def require_done(self, d: Path) -> dict[str, Any]:
+        """The meta of a finished mix; 409 while it is being made or if it failed."""
+        meta = self.store.meta(d)
+        if meta.get("status") == "mixing":
+            raise ApiError(409, "the mix is still being made: poll GET /api/mixes/{id} "
+                                "until its status is done", code="mix.not_ready")
+        if meta.get("status") != "done":
+            err = (meta.get("error") or {}).get("detail", "unknown reason")
+            raise ApiError(409, f"this mix failed ({err}); upload the files again",
+                           code="mix.failed")
+        return meta
+
+    def current_params(self, d: Path, meta: dict[str, Any]) -> MixParams:
+        rd = self.store.rev_dir(d, int(meta.get("revision") or 0))
+        return MixParams.from_dict(self.store.read_json(rd, "params.json"))
+
+    # --- the queue -------------------------------------------------------------------------
+    def submit(self, mid: str, fn: Callable[[], Any], *,
+               reservation: Reservation | None = None) -> Future:
+        """Queue ``fn`` as a job of mix ``mid`` (after any job of the same mix); the mix
+        is pinned (not expired, not recovered) until the job ends. 503 when full."""
+        self.store.pin(mid)
+        try:
+            fut = (reservation.submit(fn, key=mid) if reservation is not None
+                   else self.jobs.submit(fn, key=mid))
+        except QueueFull as e:
+            self.store.unpin(mid)
+            raise busy(e.queued) from None
+        fut.add_done_callback(lambda _f: self.store.unpin(mid))
+        return fut
+
+    def reserve(self) -> Reservation:
+        """A place in the queue for a job to come; 503 when full."""
+        try:
+            return self.jobs.reserve()
+        except QueueFull as e:
+            raise busy(e.queued) from None
+
+    def _progress(self, mid: str, span: tuple[float, float] = PIPELINE_SPAN
+                  ) -> Callable[[ProgressEvent], None]:
+        lo, hi = span
+
+        def report(ev: ProgressEvent) -> None:
+            f = None if ev.fraction is None else lo + (hi - lo) * ev.fraction
+            self.store.set_progress(mid, ev.stage, f, ev.message)
+
+        return report
+
+    # --- making a mix --------------------------------------------------------------------
+    def _recording_failure(self, mid: str, d: Path, body: Callable[[], dict[str, Any]]
+                           ) -> dict[str, Any]:
+        """Run the job of a new mix; a failure is written to its meta (for GET) and
+        raised as an :class:`ApiError`."""
+        try:
+            return body()
+        except Exception as e:
+            err = from_exception(e)
+            if err.status >= 500:
+                log.error("mix %s failed", mid, exc_info=e)
+            with contextlib.suppress(Exception):
+                if d.is_dir():
+                    self.store.write_meta(d, status="failed", stage="failed", job=None,
+                                          error={"status": err.status, "code": err.code,
+                                                 "detail": err.detail})
+            self.store.clear_progress(mid)
+            raise err from None
+
+    def make_mix(self, mid: str, d: Path, *, filenames: dict[str, str], fold: str,
+                 method: str, base: MixParams | None, preset: str | None,
+                 targets: dict[str, float]) -> dict[str, Any]:
+        """The job of ``POST /api/mixes``: decode the uploads, mix, save."""
+
+        def body() -> dict[str, Any]:
+            with self.store.lock(mid):
+                if not d.is_dir():
+                    raise not_found(mid)
+                self.store.write_meta(d, stage="decode")
+                self.store.set_progress(mid, "decode", 0.02, "decoding the uploads")
+                v, b, sr, notes = self.decode_uploads(d, filenames, fold)
+                self.store_inputs(d, v, b, sr)
+                return self._mix_and_save(mid, d, v, b, sr, method=method, base=base,
+                                          preset=preset, targets=targets, notes=notes)
+
+        return self._recording_failure(mid, d, body)
+
+    def make_demo(self, mid: str, d: Path, *, duration_s: float, seed: int,
+                  method: str) -> dict[str, Any]:
+        """The job of ``POST /api/demo``: synthesise the song, mix, save."""
+
+        def body() -> dict[str, Any]:
+            from vocalmix.synth import synthesize_song
+
+            with self.store.lock(mid):
+                if not d.is_dir():
+                    raise not_found(mid)
+                self.store.set_progress(mid, "synthesise", 0.02, "synthesising the demo song")
+                v, b = synthesize_song(sample_rate=DEMO_SAMPLE_RATE, duration_s=duration_s,
+                                       seed=seed)
+                self.store_inputs(d, v, b, DEMO_SAMPLE_RATE)
+                return self._mix_and_save(mid, d, v, b, DEMO_SAMPLE_RATE, method=method,
+                                          base=None, preset=None, targets={},
+                                          notes=["the synthesised demo song"])
+
+        return self._recording_failure(mid, d, body)
+
+    def decode_uploads(self, d: Path, filenames: dict[str, str], fold: str
+                       ) -> tuple[np.ndarray, np.ndarray, int, list[str]]:
+        """Decode and pair the two uploads (limits checked from their headers first)."""
+        audio = [read_audio(d / f"upload_{k}", label=upload_label(k, filenames.get(k)),
+                            fold=fold, max_decoded_bytes=self.max_decoded_bytes)
+                 for k in FORM_FILES]
+        return prepare_pair(audio[0], audio[1], max_decoded_bytes=self.max_decoded_bytes)
+
+    def store_inputs(self, d: Path, v: np.ndarray, b: np.ndarray, sr: int) -> None:
+        write_audio(d / "vocal_in.wav", v, sr, force=True, subtype="FLOAT")
+        write_audio(d / "backing_in.wav", b, sr, force=True, subtype="FLOAT")
+        for k in FORM_FILES:
+            with contextlib.suppress(FileNotFoundError):
+                (d / f"upload_{k}").unlink()
+        self.store.write_meta(d, sample_rate=sr, duration_s=v.shape[0] / sr)
+
+    def inputs(self, d: Path) -> tuple[np.ndarray, np.ndarray, int]:
+        """The stored inputs of a mix (404 if they are gone)."""
+        try:
+            v, b = (read_audio(d / f"{k}_in.wav", label=f"stored {k}",
+                               max_decoded_bytes=self.max_decoded_bytes)
+                    for k in FORM_FILES)
+        except AudioError as e:  # the folder vanished or was tampered with
+            raise ApiError(404, f"the inputs of mix {d.name!r} are gone ({e})",
+                           code="mix.inputs_gone") from None
+        return v.samples, b.samples, v.sample_rate
+
+    def _mix_and_save(self, mid: str, d: Path, v: np.ndarray, b: np.ndarray, sr: int, *,
+                      method: str, base: MixParams | None, preset: str | None,
+                      targets: dict[str, float], notes: list[str]) -> dict[str, Any]:
+        from vocalmix.pipeline import mix
+
+        params, rendered, est = mix(v, b, sr, method=method, base=base, reverb_preset=preset,
+                                    progress=self._progress(mid), **targets)
+        return self.save(mid, d, params, rendered, notes + list(est.notes))
+
+    # --- editing a mix --------------------------------------------------------------------
+    def edit(self, mid: str, *, given: MixParams | None, targets: dict[str, float],
+             preset: str | None, resolve: bool) -> dict[str, Any]:
+        """The job of ``PUT /api/mixes/{id}/params``: render ``given`` exactly, or
+        re-resolve (new targets, a preset, ``resolve``) and render; save as the next
+        revision."""
+        from vocalmix.core.resolve import sync_freeverb_decay
+        from vocalmix.pipeline import mix, render_params
+
+        with self.store.locked(mid) as d:
+            meta = self.require_done(d)
+            v, b, sr = self.inputs(d)
+            self.store.write_meta(d, job={"kind": "edit", "started": time.time()})
+            try:
+                if given is not None and not (targets or preset or resolve):
+                    new = sync_freeverb_decay(given, sr)
+                    params, rendered = render_params(v, b, sr, new)
+                    notes = ["rendered the edited settings"]
+                    if new is not given:
+                        notes.append(f"reverb decay_s set to {new.vocal.reverb.decay_s:.2f}"
+                                     " s, what the freeverb's room size and damping give")
+                else:
+                    base = given if given is not None else self.current_params(d, meta)
+                    params, rendered, est = mix(v, b, sr, base=base, reverb_preset=preset,
+                                                **targets)
+                    notes = list(est.notes)
+                return self.save(mid, d, params, rendered, notes)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    self.store.write_meta(d, job=None)
+                raise
+
+    # --- saving a render -------------------------------------------------------------------
+    def save(self, mid: str, d: Path, params: MixParams, rendered: Any,
+             notes: list[str]) -> dict[str, Any]:
+        """Write a render as the next revision folder, then make it current (meta), then
+        drop revisions older than the one before; returns the mix's view."""
+        self.store.set_progress(mid, "write", PIPELINE_SPAN[1], "writing the audio files")
+        rev = int(self.store.meta(d).get("revision") or 0) + 1
+        rd = self.store.rev_dir(d, rev)
+        if rd.exists():  # left by an interrupted render
+            shutil.rmtree(rd)
+        os.mkdir(rd, 0o700)
+        sr = rendered.sample_rate
+        peaks: dict[str, Any] = {"sample_rate": sr, "duration_s": rendered.mix.shape[0] / sr,
+                                 "columns": 0}
+        for kind in STEM_KINDS:
+            x = getattr(rendered, kind)
+            write_wav(rd / f"{kind}.wav", x, sr)
+            if kind != "vocal_dry":
+                peaks[kind] = waveform_peaks(x)
+                peaks["columns"] = len(peaks[kind]["peak"])
+        write_text(rd / "peaks.json", json_text(peaks), force=True)
+        write_text(rd / "params.json", params.to_json(), force=True)
+        self.store.write_meta(d, status="done", stage="done", error=None, job=None,
+                              notes=notes[:MAX_NOTES], revision=rev)
+        for p in d.iterdir():
+            m = REV_RE.fullmatch(p.name)
+            if m and int(m.group(1)) < rev - 1 and p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+        os.utime(d)  # the time to live counts from the last change
+        self.store.clear_progress(mid)
+        return self.view(mid, d)
+
+    # --- derived views ----------------------------------------------------------------------
+    def cached_plain(self, d: Path, meta: dict[str, Any]) -> Path | None:
+        p = self.store.rev_dir(d, int(meta.get("revision") or 0)) / "plain.wav"
+        return p if p.is_file() and not p.is_symlink() else None
+
+    def make_plain(self, mid: str) -> Path:
+        """The job behind ``GET .../audio/plain``: the loudness-matched plain sum of the
+        inputs (:func:`vocalmix.pipeline.plain_sum`), cached in the revision's folder."""
+        from vocalmix.pipeline import plain_sum
+
+        with self.store.locked(mid) as d:
+            meta = self.require_done(d)
+            cached = self.cached_plain(d, meta)
+            if cached is not None:
+                return cached
+            params = self.current_params(d, meta)
+            v, b, sr = self.inputs(d)
+            p = plain_sum(v, b, sr, params)
+            out = self.store.rev_dir(d, int(meta.get("revision") or 0)) / "plain.wav"
+            write_wav(out, p.samples, sr)
+            return out
+
+    def masking(self, mid: str) -> dict[str, Any]:
+        """The job behind ``GET .../analysis`` when not cached: the masking analysis of
+        the inputs (:func:`vocalmix.estimators.masking.analyse_masking`)."""
+        from vocalmix.estimators.masking import analyse_masking
+
+        with self.store.locked(mid) as d:
+            self.require_done(d)
+            with contextlib.suppress(ApiError, OSError):
+                return dict(self.store.read_json(d, "analysis.json"))
+            v, b, sr = self.inputs(d)
+            m = analyse_masking(v, b, sr)
+            a = {"sample_rate": sr, "band_edges_hz": m.band_edges_hz.tolist(),
+                 "band_centres_hz": m.band_centres_hz.tolist(), "vocal_db": m.vocal_db.tolist(),
+                 "backing_db": m.backing_db.tolist(), "masking_db": m.masking_db.tolist(),
+                 "weight": m.weight.tolist(), "proposed_gain_db": m.gain_db.tolist(),
+                 "suggested_highpass_hz": m.highpass_hz}
+            write_text(d / "analysis.json", json_text(a), force=True)
+            return a
+
+    @staticmethod
+    def analysis(masking: dict[str, Any], params: MixParams) -> dict[str, Any]:
+        """The masking analysis with the vocal EQ's response
+        (:func:`vocalmix.core.dsp.eq_response_db`) and the vocal's band levels after it."""
+        from vocalmix.core.dsp import eq_band_gain_db, eq_response_db, max_filter_hz
+
+        sr = int(masking["sample_rate"])
+        chain = params.vocal
+        freqs = np.geomspace(20.0, min(20000.0, max_filter_hz(sr)), EQ_CURVE_POINTS)
+        curve = eq_response_db(chain, freqs, sr)
+        gains = eq_band_gain_db(chain, np.asarray(masking["band_edges_hz"]), sr)
+        after = [round(float(lvl + g), 3) for lvl, g in zip(masking["vocal_db"], gains,
+                                                            strict=True)]
+        hp = chain.highpass
+        return {**masking, "vocal_after_eq_db": after, "eq_freqs_hz": freqs.tolist(),
+                "eq_response_db": np.round(curve, 3).tolist(),
+                "eq_bands": [{"kind": e.kind, "freq_hz": e.freq_hz, "gain_db": e.gain_db,
+                              "q": e.q, "source": e.source} for e in chain.eq_bands],
+                "highpass_hz": hp.cutoff_frequency_hz if hp.enabled else None}
+
+
+def json_text(obj: Any) -> str:
+    """Compact JSON with non-finite numbers written as null (never ``NaN``)."""
+    import json
+
+    def clean(x: Any) -> Any:
+        if isinstance(x, float):
+            return x if math.isfinite(x) else None
+        if isinstance(x, dict):
+            return {k: clean(v) for k, v in x.items()}
+        if isinstance(x, list):
+            return [clean(v) for v in x]
+        return x
+
+    return json.dumps(clean(obj), allow_nan=False)
+
+
+__all__ = ["AUDIO_KINDS", "STEM_KINDS", "Studio", "waveform_peaks", "write_wav"]

@@ -1,0 +1,249 @@
+"""Request bodies: streamed multipart uploads, size limits, small JSON bodies.
+
+Uploads are parsed as they stream in and written straight into the mix's folder (nothing
+is spooled to the system's temp folder); the request body is counted as it arrives and
+refused with 413 past the limit, whatever Content-Length says (:class:`UploadLimit`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from vocalmix.frontends.server.errors import ApiError
+
+MB = 2**20
+FORM_FILES = ("vocal", "backing")
+TARGET_NAMES = ("vocal_to_mix_lu", "vocal_lra_lu", "reverb_decay_s")
+FORM_FIELDS = ("method", "params", "reverb_preset", "fold", "wait", *TARGET_NAMES)
+#: longest form text field, bytes (the params document may be longer)
+FIELD_LIMIT = 1024
+#: largest JSON body (an edit) and form field ``params``, bytes
+JSON_LIMIT = 1 * MB
+#: longest upload file name kept for labels and downloads, characters
+NAME_LIMIT = 60
+
+
+def safe_name(filename: str | None, fallback: str) -> str:
+    """A file name's stem, reduced to harmless characters, for labels and downloads."""
+    stem = Path((filename or "").replace("\\", "/")).name.rsplit(".", 1)[0]
+    stem = re.sub(r"[^A-Za-z0-9 _.-]+", "_", stem).strip(" ._")[:NAME_LIMIT]
+    return stem or fallback
+
+
+async def read_multipart(request: Any, d: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """Stream a ``multipart/form-data`` body: files ``vocal`` and ``backing`` go straight
+    to ``d/upload_<name>``; the other fields are small text values.
+
+    Returns ``(fields, filenames)``. Raises :class:`ApiError` 415 (not multipart) or 422
+    (malformed, unknown, repeated or missing fields).
+    """
+    try:
+        from python_multipart.exceptions import FormParserError
+        from python_multipart.multipart import MultipartParser, parse_options_header
+    except ImportError:  # python-multipart before 0.0.13 names its module "multipart"
+        from multipart.exceptions import (  # type: ignore[no-redef,import-untyped]
+            FormParserError,
+        )
+        from multipart.multipart import (  # type: ignore[no-redef,import-untyped]
+            MultipartParser,
+            parse_options_header,
+        )
+
+    ctype, opts = parse_options_header(request.headers.get("content-type", ""))
+    if ctype != b"multipart/form-data":
+        raise ApiError(415, "send the files as multipart/form-data with the parts 'vocal' "
+                            "and 'backing' (e.g. curl -F vocal=@take.wav -F backing=@track.wav)",
+                       code="upload.not_multipart")
+    boundary = opts.get(b"boundary")
+    if not boundary or len(boundary) > 200:
+        raise ApiError(422, "the multipart upload has no usable boundary in its Content-Type",
+                       code="upload.malformed")
+
+    fields: dict[str, str] = {}
+    filenames: dict[str, str] = {}
+    cur: dict[str, Any] = {}
+    headers: dict[bytes, bytes] = {}
+    hname = bytearray()
+    hvalue = bytearray()
+    text_limit = {"params": JSON_LIMIT}
+
+    def on_part_begin() -> None:
+        cur.clear()
+        headers.clear()
+
+    def on_header_field(data: bytes, start: int, end: int) -> None:
+        hname.extend(data[start:end])
+        if len(hname) > 256:
+            raise ApiError(422, "a multipart header name is too long", code="upload.malformed")
+
+    def on_header_value(data: bytes, start: int, end: int) -> None:
+        hvalue.extend(data[start:end])
+        if len(hvalue) > 4096:
+            raise ApiError(422, "a multipart header is too long", code="upload.malformed")
+
+    def on_header_end() -> None:
+        headers[bytes(hname).lower()] = bytes(hvalue)
+        hname.clear()
+        hvalue.clear()
+        if len(headers) > 16:
+            raise ApiError(422, "a multipart part has too many headers",
+                           code="upload.malformed")
+
+    def on_headers_finished() -> None:
+        _disp, o = parse_options_header(headers.get(b"content-disposition", b""))
+        name = o.get(b"name", b"").decode("utf-8", "replace")
+        if name in FORM_FILES:
+            if name in filenames:
+                raise ApiError(422, f"the form has two '{name}' parts: send one of each")
+            filenames[name] = o.get(b"filename", b"").decode("utf-8", "replace")
+            cur["file"] = open(d / f"upload_{name}", "wb")  # closed on part end
+        elif name in FORM_FIELDS:
+            if name in fields:
+                raise ApiError(422, f"the form has two '{name}' parts: send it once")
+            cur["text"] = bytearray()
+            cur["limit"] = text_limit.get(name, FIELD_LIMIT)
+        else:
+            shown = name if len(name) <= 40 else name[:40] + "..."
+            raise ApiError(422, f"unknown form field {shown!r}: send the files 'vocal' and "
+                                f"'backing', optionally {', '.join(FORM_FIELDS)}")
+        cur["name"] = name
+
+    def on_part_data(data: bytes, start: int, end: int) -> None:
+        if "file" in cur:
+            cur["file"].write(data[start:end])
+        elif "text" in cur:
+            cur["text"].extend(data[start:end])
+            if len(cur["text"]) > cur["limit"]:
+                raise ApiError(422, f"form field {cur['name']!r} is too long (at most "
+                                    f"{cur['limit']} bytes)")
+
+    def on_part_end() -> None:
+        if "file" in cur:
+            cur.pop("file").close()
+        elif "text" in cur:
+            fields[cur["name"]] = bytes(cur["text"]).decode("utf-8", "replace").strip()
+
+    parser = MultipartParser(boundary, {
+        "on_part_begin": on_part_begin, "on_part_data": on_part_data,
+        "on_part_end": on_part_end, "on_header_field": on_header_field,
+        "on_header_value": on_header_value, "on_header_end": on_header_end,
+        "on_headers_finished": on_headers_finished,
+    })
+    try:
+        async for chunk in request.stream():
+            parser.write(chunk)
+        parser.finalize()
+    except FormParserError:
+        raise ApiError(422, "the multipart upload is malformed; send it with a standard "
+                            "HTTP client (curl -F, requests, fetch with FormData)",
+                       code="upload.malformed") from None
+    finally:
+        f = cur.pop("file", None)
+        if f is not None:
+            f.close()
+    missing = [k for k in FORM_FILES if k not in filenames]
+    if missing:
+        raise ApiError(422, f"missing file(s): {' and '.join(missing)}; send both 'vocal' "
+                            "and 'backing' as multipart/form-data file parts",
+                       code="upload.missing_file")
+    return fields, filenames
+
+
+async def read_body(request: Any, limit: int = JSON_LIMIT) -> bytes:
+    """The request body, refused with 413 past ``limit`` bytes (counted as it arrives)."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > limit:
+            raise ApiError(413, f"the body is larger than {limit // 1024} kB; a params "
+                                "document is a few kB", code="upload.too_large")
+    return bytes(body)
+
+
+class UploadLimit:
+    """ASGI middleware: 413 JSON once a request body passes ``max_bytes``.
+
+    A declared Content-Length over the limit is refused before anything is read; the
+    body is also counted as it streams in (chunked uploads, lying headers): past the
+    limit the 413 goes out at once, the application sees a disconnected client, and its
+    own response is dropped.
+    """
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = int(max_bytes)
+
+    def _message(self) -> bytes:
+        mb = self.max_bytes / MB
+        size = f"{mb:.0f} MB" if mb >= 1 else f"{self.max_bytes} bytes"
+        return json.dumps({"detail": (
+            f"the upload is larger than this server's limit of {size}: send a shorter "
+            "take, a compressed file (FLAC, OGG, MP3), or start the server with a higher "
+            "--max-upload-mb"), "code": "upload.too_large"}).encode()
+
+    async def _refuse(self, send: Any) -> None:
+        body = self._message()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode()),
+                                (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        for k, v in scope.get("headers") or []:
+            if k == b"content-length" and v.isdigit() and int(v) > self.max_bytes:
+                await self._refuse(send)
+                return
+        seen = 0
+        refused = False
+        started = False
+
+        async def limited_receive() -> Any:
+            nonlocal seen, refused
+            if refused:
+                return {"type": "http.disconnect"}
+            msg = await receive()
+            if msg["type"] == "http.request":
+                seen += len(msg.get("body", b""))
+                if seen > self.max_bytes:
+                    refused = True
+                    if not started:
+                        await self._refuse(send)
+                    return {"type": "http.disconnect"}
+            return msg
+
+        async def tracking_send(msg: Any) -> None:
+            nonlocal started
+            if refused:
+                return  # the 413 has been sent: drop the application's own response
+            if msg["type"] == "http.response.start":
+                started = True
+            await send(msg)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except Exception:
+            if not refused:
+                raise
+
+
+def parse_json(raw: bytes, what: str) -> Any:
+    """A JSON body or field by the core's bounded reader
+    (:func:`vocalmix.core.jsondoc.loads`): 422 with the reason."""
+    from vocalmix.core.errors import ParamsError
+    from vocalmix.core.jsondoc import loads
+
+    try:
+        return loads(raw, what=what)
+    except ParamsError as e:
+        raise ApiError(422, str(e), code=e.code) from None
+
+
+__all__ = ["FORM_FIELDS", "FORM_FILES", "JSON_LIMIT", "TARGET_NAMES", "UploadLimit",
+           "parse_json", "read_body", "read_multipart", "safe_name"]
