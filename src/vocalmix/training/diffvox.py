@@ -1239,7 +1239,9 @@ def report_markdown(prior: Mapping, extras: Mapping | None = None) -> str:
                             ("gr_median_db", "gr_p95_db", "threshold_re_loudness_db",
                              "eq_loudness_change_db", "lra_in_lu", "lra_out_lu",
                              "lra_change_lu", "loudness_change_db")])
-    L += ["## Delay", "", "![effects](diffvox_fx.png)", ""]
+    L += ["## Delay", "", "![effects](diffvox_fx.png)", "",
+          "(Histograms: share of each set's presets per bin, 1st-99th percentile of both sets "
+          "shown, values beyond in the end bins.)", ""]
     for n in names:
         du = sets[n]["delay_used"]
         L += [f"**{n}**: {100 * (du['fraction'] or 0):.0f} % of the presets have a delay whose "
@@ -1369,8 +1371,9 @@ def _plots(chains: Mapping[str, Chains]) -> tuple[bytes, bytes]:
                    label=f"{name} ({v.size})")
         a.set(title=title, xscale="log" if log else "linear", ylabel="share of presets")
         if log:
-            ticks = [t for t in (0.1, 0.3, 1, 2, 3, 5, 10, 20, 30, 100, 300, 1000, 3000)
-                     if bins[0] <= t <= bins[-1]]
+            marks = (1, 2, 3, 5, 10, 20) if key == "comp_ratio" else \
+                (0.1, 0.3, 1, 3, 10, 30, 100, 300, 1000, 3000)
+            ticks = [t for t in marks if bins[0] <= t <= bins[-1]]
             a.set_xticks(ticks, [f"{t:g}" for t in ticks])
             a.minorticks_off()
         a.legend(fontsize=8)
