@@ -93,6 +93,8 @@ EXTRA_COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("evaluate", "measure the learned models on held-out data", "vocalmix.training.evaluate"),
     ("fit-reverb", "fit the synthetic reverb to impulse responses (writes presets)",
      "vocalmix.training.fitreverb"),
+    ("diffvox-prior", "summarise engineers' vocal chains (DiffVox presets) as a prior",
+     "vocalmix.training.diffvox"),
     ("serve", "run the web page and HTTP API (vocalmix studio)",
      "vocalmix.frontends.server.app"),
 )
