@@ -708,8 +708,6 @@ def _write_scratch(tmp: Path, dest: Path, content: str | bytes | AudioData, exis
 
 def _write_journal(path: Path, doc: dict) -> None:
     tmp = path.with_name(path.name[: -len(".journal")] + ".tmp")
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(tmp)
     _write_scratch(tmp, path, json.dumps(doc, indent=1), existed=False)
     os.replace(tmp, path)
     _fsync_path(path.parent, directory=True)
@@ -733,7 +731,10 @@ def _backup(e: _Entry) -> None:
 def _undo(e: _Entry, renamed: bool) -> None:
     """Put back what ``e.dest`` held before the commit, delete its scratch files."""
     if os.path.lexists(e.bak):
-        os.replace(e.bak, e.dest)
+        if os.path.lexists(e.dest) and os.path.samefile(e.bak, e.dest):
+            os.unlink(e.bak)  # still linked: renaming a link over itself does nothing
+        else:
+            os.replace(e.bak, e.dest)
     elif renamed and not e.existed and os.path.lexists(e.dest):
         os.unlink(e.dest)
     if os.path.lexists(e.tmp):
@@ -844,7 +845,7 @@ def _valid_journal(doc: dict, pid: int, tok: str) -> list[_Entry] | None:
 
     def ours(p: Path) -> bool:
         m = _SCRATCH_RE.match(p.name)
-        return bool(m) and int(m[1]) == pid and m[2] == tok
+        return m is not None and int(m[1]) == pid and m[2] == tok
 
     try:
         entries = [_Entry(Path(d["dest"]), Path(d["tmp"]), Path(d["bak"]), bool(d["existed"]))

@@ -192,7 +192,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
     p = sub.add_parser("presets", help="list the reverb presets (name, type, decay)")
     p.add_argument("file", nargs="?", help="a presets file that vocalmix fit-reverb wrote "
-                   "(default: the presets vocalmix ships)")
+                   "(default: the shipped presets)")
     p.add_argument("--json", action="store_true", help="print a JSON list")
     _add_common(p)
 
@@ -508,10 +508,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
                                 progress=progress)
     for n in est.notes:
         progress(n)
-    data = [vocal, backing, rendered.mix, params.to_json(), rendered.vocal, rendered.vocal_dry,
-            rendered.backing]
-    plan.commit({p: d if isinstance(d, str) else AudioData(d, sr)
-                 for p, d in zip(paths, data, strict=True)})
+    data: list[AudioData | str] = [AudioData(x, sr) for x in (vocal, backing, rendered.mix)]
+    data += [params.to_json()]
+    data += [AudioData(x, sr) for x in (rendered.vocal, rendered.vocal_dry, rendered.backing)]
+    plan.commit(dict(zip(paths, data, strict=True)))
     digests = {n: file_sha256(p) for n, p in zip(DEMO_FILES, paths, strict=True)}
     write_text(out / DEMO_MARKER, json.dumps({"format": DEMO_FORMAT, "files": digests},
                                              indent=1) + "\n", force=True)
