@@ -177,6 +177,8 @@ def test_an_argument_that_looks_like_an_option_gets_one_line(tmp_path, capfd, pa
     code, _, err = run(capfd, "mix", "-vocal.wav", str(pair[1]), "-o", str(tmp_path / "m.wav"))
     assert_one_line_error(code, err, r"^vocalmix mix: error: .*'-vocal\.wav' was read as an "
                                      r"option: write \./-vocal\.wav .*\(see vocalmix mix --help\)$")
+    code, _, err = run(capfd, "mix", str(pair[0]), str(pair[1]), "--vocal-to-mix-lu", "-3.5")
+    assert_one_line_error(code, err, r"required: -o/--output \(see vocalmix mix --help\)$")
     code, _, err = run(capfd, "mixx")
     assert_one_line_error(code, err, r"invalid choice: 'mixx'.*\(see vocalmix --help\)$")
     code, _, err = run(capfd, "mix", str(pair[0]), str(pair[1]), "--vocal-to-mix-lu", "loud",
@@ -402,6 +404,30 @@ def test_a_read_only_folder_is_refused_before_the_work(pair, no_mixing):
         shutil.rmtree(base)
 
 
+def test_a_read_only_output_replaced_with_force_keeps_its_mode(pair):
+    base = Path(tempfile.mkdtemp(prefix="vocalmix-mode-"))
+    try:
+        base.chmod(0o777)
+        for p in pair:
+            shutil.copy(p, base / p.name)
+            (base / p.name).chmod(0o644)
+        out = base / "m.wav"
+        out.write_bytes(b"old")
+        out.chmod(0o444)
+        if os.geteuid() == 0:
+            os.chown(out, 65534, 65534)
+
+        def attempt() -> tuple[int, str]:
+            return main(["mix", str(base / "vocal.wav"), str(base / "backing.wav"), "-o",
+                         str(out), "--force", "-q"]), ""
+
+        code, _ = as_unprivileged(attempt)
+        assert code == 0
+        assert stat.S_IMODE(out.stat().st_mode) == 0o444 and sf.info(str(out)).frames == SR
+    finally:
+        shutil.rmtree(base)
+
+
 def test_outputs_get_the_umask_mode_and_a_replaced_file_keeps_its_own(tmp_path, capfd, pair):
     old_umask = os.umask(0o022)
     try:
@@ -597,6 +623,33 @@ def test_stale_scratch_files_of_a_dead_process_are_cleaned_and_live_ones_kept(tm
     mine.write_text("not a scratch name")
     audio.write_text(tmp_path / "out.txt", "hello")
     assert not stale.exists() and live.exists() and mine.exists()
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
+                    reason="planting another user's files needs root")
+def test_another_users_planted_journal_is_never_acted_on(tmp_path):
+    victim = tmp_path / "victim.wav"
+    victim.write_bytes(b"mine")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    tok = f"{int(dead.stdout)}-0123456789ab"
+    journal = tmp_path / f".vocalmix-{tok}-j0.journal"
+    bak = tmp_path / f".vocalmix-{tok}-e0.bak"
+    bak.write_bytes(b"planted")
+    journal.write_text(json.dumps({
+        "format": "vocalmix.output-journal", "version": 1, "state": "committing",
+        "primary": str(journal), "journals": [str(journal)],
+        "entries": [{"dest": str(victim), "tmp": str(tmp_path / f".vocalmix-{tok}-e0.tmp"),
+                     "bak": str(bak), "existed": True}]}))
+    for p in (journal, bak):
+        os.chown(p, 65534, 65534)
+    audio.write_text(tmp_path / "out.txt", "hello")
+    assert victim.read_bytes() == b"mine" and journal.exists() and bak.exists()
+    # the same journal, ours, is acted on: the backup is restored
+    for p in (journal, bak):
+        os.chown(p, 0, 0)
+    assert recover_outputs(tmp_path)
+    assert victim.read_bytes() == b"planted" and not journal.exists() and not bak.exists()
 
 
 # --- friction ------------------------------------------------------------------------------

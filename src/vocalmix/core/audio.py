@@ -683,26 +683,25 @@ def _write_scratch(tmp: Path, dest: Path, content: str | bytes | AudioData, exis
                 mode = stat.S_IMODE(st.st_mode) & 0o777
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
     try:
-        if mode is not None:
-            os.fchmod(fd, mode)
         if not isinstance(content, AudioData):
             data = content.encode("utf-8") if isinstance(content, str) else bytes(content)
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view):]
-            os.fsync(fd)
-            return
     finally:
         os.close(fd)
-    ext = dest.suffix.lower()
-    fmt = AUDIO_FORMATS[ext]
-    sub = content.subtype or _SUBTYPES.get(ext, "VORBIS")
-    try:
-        sf.write(str(tmp), np.asarray(content.samples, dtype=np.float32),
-                 int(content.sample_rate), subtype=sub, format=fmt)
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
-        raise OutputError(f"{dest}: cannot be written as {fmt} {sub} "
-                          f"({str(e).strip() or type(e).__name__})") from None
+    if isinstance(content, AudioData):
+        ext = dest.suffix.lower()
+        fmt = AUDIO_FORMATS[ext]
+        sub = content.subtype or _SUBTYPES.get(ext, "VORBIS")
+        try:
+            sf.write(str(tmp), np.asarray(content.samples, dtype=np.float32),
+                     int(content.sample_rate), subtype=sub, format=fmt)
+        except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
+            raise OutputError(f"{dest}: cannot be written as {fmt} {sub} "
+                              f"({str(e).strip() or type(e).__name__})") from None
+    if mode is not None:  # after writing: the mode may forbid it
+        os.chmod(tmp, mode)
     _fsync_path(tmp)
 
 
@@ -818,6 +817,15 @@ def _commit(items: list[tuple[PlannedOutput, str | bytes | AudioData]]) -> None:
             _fsync_path(f, directory=True)
 
 
+def _owned_by_me(p: Path) -> bool:
+    """Whether this user owns ``p`` (in a shared folder, another user's scratch files and
+    journals are never acted on: a planted journal must not move or delete our files)."""
+    try:
+        return os.lstat(p).st_uid == os.geteuid() if hasattr(os, "geteuid") else True
+    except OSError:
+        return False
+
+
 def _writer_alive(pid: int, folder: Path, names: Iterable[str]) -> bool:
     """Whether the process that wrote these scratch files may still be writing them."""
     if pid == os.getpid():
@@ -874,6 +882,8 @@ def _recover_journal(path: Path, pid: int, tok: str) -> tuple[bool, str | None]:
         return False, None
     journals = [Path(j) for j in doc["journals"]]
     primary = Path(doc["primary"])
+    if os.path.lexists(primary) and not _owned_by_me(primary):
+        return False, None
     pdoc = doc if path == primary else _read_journal(primary)
     if pdoc is None and not os.path.isdir(primary.parent):
         return False, None  # the primary's folder is not reachable now: leave it all
@@ -913,7 +923,7 @@ def recover_outputs(*folders: str | os.PathLike[str]) -> list[str]:
         groups: dict[tuple[int, str], list[str]] = {}
         for n in names:
             m = _SCRATCH_RE.match(n)
-            if m:
+            if m and _owned_by_me(folder / n):
                 groups.setdefault((int(m[1]), m[2]), []).append(n)
         for (pid, tok), ns in sorted(groups.items()):
             if _writer_alive(pid, folder, ns):

@@ -70,13 +70,22 @@ def _fmt(v: float | None, unit: str, nd: int = 2) -> str:
 _ARGV: list[str] = []
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 class _Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line and a pointer to ``--help``."""
 
     def error(self, message: str) -> typing.NoReturn:
         hint = ""
         for a in _ARGV:
-            if a.startswith("-") and len(a) > 2 and ("." in a or "/" in a) and "=" not in a:
+            if (a.startswith("-") and len(a) > 2 and ("." in a or "/" in a) and "=" not in a
+                    and not _is_number(a)):
                 hint = (f"; {a!r} was read as an option: write ./{a} for a file of that "
                         "name")
                 break
