@@ -621,8 +621,15 @@ def test_stale_scratch_files_of_a_dead_process_are_cleaned_and_live_ones_kept(tm
     live.write_bytes(b"y")
     mine = tmp_path / ".vocalmix-notes.txt"
     mine.write_text("not a scratch name")
+    # what earlier versions left when killed (".<stem>.<8 random><suffix>"), if old
+    legacy = tmp_path / ".out.k3j4h2l1.txt"
+    legacy.write_bytes(b"z" * 1000)
+    os.utime(legacy, (0, 1e9))
+    recent = tmp_path / ".out.a1b2c3d4.txt"
+    recent.write_bytes(b"z")
     audio.write_text(tmp_path / "out.txt", "hello")
     assert not stale.exists() and live.exists() and mine.exists()
+    assert not legacy.exists() and recent.exists()
 
 
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
