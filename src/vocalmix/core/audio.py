@@ -2,9 +2,12 @@
 
 Reading goes through ``soundfile`` (libsndfile: WAV, FLAC, OGG/Vorbis, MP3 and more);
 samples are float32 shaped ``(n_samples, 2)`` (mono is duplicated to both channels).
-Writing is atomic: the data goes to a temporary file in the destination folder, which is
-then renamed over the destination, so a crash never leaves a half-written output, and an
-existing file is never replaced unless ``force`` is set, and never if it is an input.
+Writing goes through an :class:`OutputPlan`: all outputs of a command are checked before
+any work (an existing file is never replaced unless ``force`` is set, and never if it is
+an input), then written together: each to a scratch file in its destination folder,
+synced, renamed into place under a journal, so that a kill leaves either the previous
+files or the new ones once :func:`recover_outputs` (which every plan runs) has seen the
+folder. :func:`write_audio` and :func:`write_text` are plans of one file.
 """
 
 from __future__ import annotations

@@ -521,6 +521,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     data += [params.to_json()]
     data += [AudioData(x, sr) for x in (rendered.vocal, rendered.vocal_dry, rendered.backing)]
     plan.commit(dict(zip(paths, data, strict=True)))
+    # the marker follows the group: a kill between the two leaves the old marker, and the
+    # next demo then refuses the files it cannot vouch for (--force replaces them)
     digests = {n: file_sha256(p) for n, p in zip(DEMO_FILES, paths, strict=True)}
     write_text(out / DEMO_MARKER, json.dumps({"format": DEMO_FORMAT, "files": digests},
                                              indent=1) + "\n", force=True)
