@@ -101,11 +101,21 @@ def test_demo_command(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "-o", str(out), "--duration-s", "6", "-q"]) == 0
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["backing_in.wav", "mix.wav", "params.json", "stems", "vocal_in.wav"]
+    assert names == [".vocalmix-demo.json", "backing_in.wav", "mix.wav", "params.json", "stems",
+                     "vocal_in.wav"]
     text = capsys.readouterr().out
     assert "vocalmix render" in text and "achieved:" in text
-    # a second run refuses to overwrite without --force
+    # a second run replaces the files the first one wrote (the README's first command
+    # works twice in a row)...
+    assert main(["demo", "-o", str(out), "--duration-s", "6", "-q"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == names
+    # ... but not a file somebody changed since, without --force
+    edited = (out / "params.json").read_text() + " "
+    (out / "params.json").write_text(edited)
+    capsys.readouterr()
     assert main(["demo", "-o", str(out), "--duration-s", "6", "-q"]) == 2
+    assert "params.json: already exists" in capsys.readouterr().err
+    assert (out / "params.json").read_text() == edited
 
 
 def _backing_of(song: Path):

@@ -9,6 +9,7 @@ fills in its ``achieved`` figures; :func:`mix` does both. Every function takes f
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -205,6 +206,7 @@ def estimate_params(
     method: str = "baseline",
     base: MixParams | None = None,
     reverb_preset: str | None = None,
+    preset_library: Mapping[str, dict] | None = None,
     vocal_to_mix_lu: float | None = None,
     vocal_lra_lu: float | None = None,
     reverb_decay_s: float | None = None,
@@ -218,7 +220,9 @@ def estimate_params(
     settings (threshold, ratio, make-up, room size, vocal gain) are recomputed.
     ``reverb_preset``: the name of a reverb preset
     (:func:`vocalmix.estimators.presets.apply_preset`): its reverb replaces the chosen
-    (or given) one and its decay becomes the reverb-time target, before the overrides.
+    (or given) one and its decay becomes the reverb-time target, before the overrides;
+    ``preset_library``: the presets to look it up in (a file's, see
+    :func:`vocalmix.estimators.presets.presets_from_file`; default the shipped ones).
     Raises :class:`~vocalmix.core.errors.ParamsError` for an unknown preset before any
     analysis.
     """
@@ -227,13 +231,13 @@ def estimate_params(
     if reverb_preset is not None:
         from vocalmix.estimators.presets import apply_preset, preset_reverb
 
-        preset_reverb(reverb_preset)  # an unknown name fails before the work
+        preset_reverb(reverb_preset, preset_library)  # an unknown name fails at once
     if base is None:
         params, notes = choose_targets(vocal, backing, sample_rate, method, progress)
     else:
         params, notes = base, ["targets and settings taken from the given params"]
     if reverb_preset is not None:
-        params = apply_preset(params, reverb_preset)
+        params = apply_preset(params, reverb_preset, preset_library)
         notes.append(f"reverb preset {reverb_preset!r}: its reverb, and its decay as the "
                      "reverb-time target")
     timings["estimate"] = time.perf_counter() - t0

@@ -2,17 +2,28 @@
 
 Reading goes through ``soundfile`` (libsndfile: WAV, FLAC, OGG/Vorbis, MP3 and more);
 samples are float32 shaped ``(n_samples, 2)`` (mono is duplicated to both channels).
-Writing is atomic: the data goes to a temporary file in the destination folder, which is
-then renamed over the destination, so a crash never leaves a half-written output, and an
-existing file is never replaced unless ``force`` is set, and never if it is an input.
+Writing goes through an :class:`OutputPlan`: all outputs of a command are checked before
+any work (an existing file is never replaced unless ``force`` is set, and never if it is
+an input), then written together: each to a scratch file in its destination folder,
+synced, renamed into place under a journal, so that a kill leaves either the previous
+files or the new ones once :func:`recover_outputs` (which every plan runs) has seen the
+folder. :func:`write_audio` and :func:`write_text` are plans of one file.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import json
 import os
+import re
+import secrets
+import shutil
+import stat
+import sys
 import tempfile
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +32,7 @@ import soundfile as sf
 
 from vocalmix.core.errors import (
     AudioFileNotFoundError,
+    AudioLevelError,
     AudioTooLargeError,
     ChannelLayoutError,
     DurationError,
@@ -46,6 +58,12 @@ MAX_RATE_HZ = 384000
 FOLD_MODES = ("error", "mean", "first2")
 CLIP_LEVEL = 0.999
 SILENCE_PEAK = 10 ** (-90 / 20)  # -90 dBFS peak: nothing audible
+#: the highest sample peak accepted, dBFS: float files may go above full scale, but a
+#: peak this far above it means the samples are scaled wrongly (or are not audio)
+MAX_PEAK_DBFS = 60.0
+#: a constant (DC) offset at or above this, dBFS, is taken out of a vocal or backing
+#: before mixing (with a note): inaudible, it would still take headroom from the mix
+DC_OFFSET_DBFS = -40.0
 
 
 @dataclass(frozen=True)
@@ -84,9 +102,10 @@ def validate_signal(
 ) -> tuple[np.ndarray, tuple[str, ...], int]:
     """Check a signal and return it as float32 stereo, with notes and source channels.
 
-    Raises the specific :mod:`vocalmix.core.errors` class for: zero length, NaN/Inf, more than
-    two channels (unless ``fold`` is ``mean`` or ``first2``), a duration under
-    ``MIN_DURATION_S`` or over ``max_duration_s``, or a sample rate outside 8-384 kHz.
+    Raises the specific :mod:`vocalmix.core.errors` class for: zero length, NaN/Inf, a
+    peak above ``MAX_PEAK_DBFS`` (:class:`AudioLevelError`), more than two channels
+    (unless ``fold`` is ``mean`` or ``first2``), a duration under ``MIN_DURATION_S`` or
+    over ``max_duration_s``, or a sample rate outside 8-384 kHz.
     """
     notes: list[str] = []
     if not (MIN_RATE_HZ <= int(sample_rate) <= MAX_RATE_HZ):
@@ -106,6 +125,13 @@ def validate_signal(
         bad = int((~np.isfinite(x)).sum())
         raise NonFiniteAudioError(
             f"{label}: {bad} samples are NaN or infinite; re-export the file from your editor"
+        )
+    peak_in = float(np.abs(x).max())
+    if peak_in > 10 ** (MAX_PEAK_DBFS / 20):
+        raise AudioLevelError(
+            f"{label}: its peak is {20 * np.log10(peak_in):+.1f} dBFS, far above full scale "
+            f"(at most {MAX_PEAK_DBFS:+.0f} dBFS is accepted): the samples are scaled wrongly; "
+            "re-export the file from your editor"
         )
     dur = n / float(sample_rate)
     if dur < MIN_DURATION_S:
@@ -133,8 +159,7 @@ def validate_signal(
     elif ch == 1:
         x = np.concatenate([x, x], axis=1)
         notes.append(f"{label}: mono, placed in the centre of the stereo image")
-    peak = float(np.abs(x).max())
-    if peak >= CLIP_LEVEL:
+    if peak_in >= CLIP_LEVEL:
         run = _longest_clipped_run(x)
         if run >= 3:
             notes.append(
@@ -218,10 +243,65 @@ def read_audio(
         return (f"{label}: {seconds / 60:.1f} min is longer than the limit of "
                 f"{max_duration_s / 60:.0f} min; trim it or raise the limit")
 
-    data, sr = _decode(p, label, max_duration_s, too_long, max_decoded_bytes)
+    data, sr = _decode_regular(p, label, max_duration_s, too_long, max_decoded_bytes)
     x, notes, ch = validate_signal(data, sr, label=label, fold=fold, max_duration_s=max_duration_s)
     return Audio(samples=x, sample_rate=sr, path=str(p), source_channels=ch, notes=notes,
                  label=label)
+
+
+def _refuse_special_file(p: Path, label: str) -> None:
+    """Refuse a path that exists but is neither a regular file nor a folder (a FIFO, a
+    device, a socket): reading one could block forever or never end."""
+    try:
+        st = os.stat(p)
+    except OSError:
+        return  # missing or unreachable: the reader says so
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+        raise UnreadableAudioError(f"{label}: is not a regular file (a pipe, device or "
+                                   "socket); give the path of an audio file")
+
+
+def _decode_regular(p: Path, label: str, max_duration_s: float, too_long,
+                    max_decoded_bytes: int | None = None) -> tuple[np.ndarray, int]:
+    """:func:`_decode` of a regular file. libsndfile words every failure to open a
+    damaged file as "does not exist or is not a regular file (possibly a pipe?)"; the
+    file was checked to be a regular one, so that becomes what it means."""
+    _refuse_special_file(p, label)
+    try:
+        return _decode(p, label, max_duration_s, too_long, max_decoded_bytes)
+    except UnreadableAudioError as e:
+        if "not a regular file" not in str(e):
+            raise
+        raise UnreadableAudioError(
+            f"{label}: cannot be decoded as audio (damaged, or in no format this reader "
+            "knows); supported: WAV, FLAC, OGG, MP3, AIFF"
+        ) from None
+
+
+@contextlib.contextmanager
+def captured_native_stderr() -> Iterator[list[str]]:
+    """Capture what native code (libsndfile's MP3 decoder, mpg123...) prints to file
+    descriptor 2 while the block runs; the yielded list gets its lines afterwards.
+
+    File descriptor 2 belongs to the whole process: this is for single-threaded use
+    such as the command line (a server's other threads would lose their log lines).
+    """
+    lines: list[str] = []
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no stderr at all
+        yield lines
+        return
+    with tempfile.TemporaryFile() as buf:
+        os.dup2(buf.fileno(), 2)
+        try:
+            yield lines
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            buf.seek(0)
+            lines.extend(buf.read().decode("utf-8", "replace").splitlines())
 
 
 def _decode(p: Path, label: str, max_duration_s: float, too_long,
@@ -274,19 +354,24 @@ def prepare_pair(
     """Bring a vocal and a backing to one rate and length.
 
     The backing is resampled to the vocal's rate with soxr when they differ; the shorter
-    signal is padded with silence at its end. Raises :class:`SilentAudioError` if either
-    is digital silence, :class:`AudioTooLargeError` (before resampling) if the backing at
-    the vocal's rate, or either signal padded to the longer one, would be larger than
-    ``max_decoded_bytes`` (default :func:`max_decoded_limit_bytes`).
+    signal is padded with silence at its end. A constant (DC) offset of
+    ``DC_OFFSET_DBFS`` or more is subtracted (each channel's mean), with a note: it is
+    inaudible, but it would take headroom from the mix and pass into it. Raises
+    :class:`SilentAudioError` if either holds no audible sound: its peak, once its mean is
+    taken out, is below -90 dBFS (digital silence, or a constant offset and nothing else);
+    :class:`AudioTooLargeError` (before resampling) if the backing at the vocal's rate, or
+    either signal padded to the longer one, would be larger than ``max_decoded_bytes``
+    (default :func:`max_decoded_limit_bytes`).
     Returns ``(vocal, backing, sample_rate, notes)``.
     """
     notes = list(vocal.notes) + list(backing.notes)
+    signals = []
     for a, what in ((vocal, "vocal"), (backing, "backing")):
-        if float(np.abs(a.samples).max()) < SILENCE_PEAK:
-            raise SilentAudioError(
-                f"{a.label or a.path}: the {what} is silent (peak below -90 dBFS); "
-                "nothing to mix"
-            )
+        x, note = _without_dc(a, what)
+        signals.append(x)
+        if note:
+            notes.append(note)
+    v, b = signals
     if max_decoded_bytes is None:
         max_decoded_bytes = max_decoded_limit_bytes()
     sr = vocal.sample_rate
@@ -296,11 +381,9 @@ def prepare_pair(
         raise AudioTooLargeError(_too_large(
             f"{backing.label or backing.path} at the vocal's rate" if nb >= vocal.samples.shape[0]
             else vocal.label or vocal.path, n_out, 2, sr, max_decoded_bytes))
-    b = backing.samples
     if backing.sample_rate != sr:
         b = resample(b, backing.sample_rate, sr)
         notes.append(f"backing resampled from {backing.sample_rate} Hz to {sr} Hz")
-    v = vocal.samples
     n = max(v.shape[0], b.shape[0])
     if v.shape[0] != b.shape[0]:
         shorter = "vocal" if v.shape[0] < n else "backing"
@@ -311,14 +394,654 @@ def prepare_pair(
     return v, b, sr, notes
 
 
+def _without_dc(a: Audio, what: str) -> tuple[np.ndarray, str | None]:
+    """``a.samples`` with a DC offset of ``DC_OFFSET_DBFS`` or more removed, and the note
+    saying so; raises :class:`SilentAudioError` when nothing audible is left."""
+    x = a.samples
+    mean = x.mean(axis=0, dtype=np.float64)
+    dc = float(np.abs(mean).max())
+    ac_peak = float(max((x.max(axis=0) - mean).max(), (mean - x.min(axis=0)).max()))
+    if ac_peak < SILENCE_PEAK:
+        if dc >= SILENCE_PEAK:
+            raise SilentAudioError(
+                f"{a.label or a.path}: the {what} holds no sound, only a constant (DC) offset of "
+                f"{20 * np.log10(dc):+.1f} dBFS; nothing to mix"
+            )
+        raise SilentAudioError(
+            f"{a.label or a.path}: the {what} is silent (peak below -90 dBFS); nothing to mix"
+        )
+    if dc < 10 ** (DC_OFFSET_DBFS / 20):
+        return x, None
+    y = np.ascontiguousarray(x - mean.astype(np.float32), dtype=np.float32)
+    return y, (f"{what}: removed a constant (DC) offset of {20 * np.log10(dc):+.1f} dBFS "
+               "(inaudible, but it would take headroom from the mix)")
+
+
 # --- output ------------------------------------------------------------------------------
+#
+# Every output goes through an :class:`OutputPlan`: the outputs of one command are checked
+# together before any work, then written together so that a kill at any point leaves
+# either all the previous files or all the new ones.
+#
+# Writing a group (``OutputPlan.commit``):
+#   1. each output is written to a scratch file in its own folder and fsync'ed;
+#   2. a journal (the list of outputs, their scratch and backup names) is written into
+#      every folder concerned, the first folder's copy (the primary) last: from the moment
+#      it exists the group is "committing";
+#   3. each existing output is hard-linked to a backup (renamed where links are not
+#      supported), then each scratch file is renamed over its output; folders fsync'ed;
+#   4. the primary journal is replaced by one that says "committed": the commit point;
+#   5. backups, the other journal copies, then the primary are deleted.
+# A later plan touching one of those folders finds the scratch files of a process that is
+# gone (:func:`recover_outputs`): it restores the backups of a group that never reached
+# step 4, finishes the clean-up of one that did, and deletes any other scratch file.
+# A group of one output needs no journal: one rename is atomic.
+
+#: audio output formats by file extension
+AUDIO_FORMATS = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG", ".aiff": "AIFF", ".aif": "AIFF"}
+_SUBTYPES = {".wav": "PCM_24", ".flac": "PCM_24", ".aiff": "PCM_24", ".aif": "PCM_24"}
+#: bytes per sample an audio output takes at most, by libsndfile subtype (an estimate)
+_SAMPLE_BYTES = {"PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8, "VORBIS": 1}
+#: bytes a non-audio output (a params document, a report) is assumed to need at most
+FILE_ESTIMATE_BYTES = 1 << 20
+#: free space kept beyond the estimate of the outputs, bytes
+SPACE_MARGIN_BYTES = 8 << 20
+#: scratch files older than this are stale even when a process with their writer's id is
+#: running (process ids are reused), s
+STALE_AFTER_S = 24 * 3600.0
+
+_SCRATCH_RE = re.compile(
+    r"^\.vocalmix-(\d+)-([0-9a-f]{12})-(e\d+|j\d+|probe)\.(tmp|bak|journal)(\.[A-Za-z0-9]{1,8})?$"
+)
+_JOURNAL_FORMAT = "vocalmix.output-journal"
+
+
+@dataclass(frozen=True)
+class AudioData:
+    """Audio to write: float samples ``(n_samples, channels)`` at ``sample_rate`` Hz.
+
+    ``subtype`` is libsndfile's sample format; by default 24-bit PCM for WAV, FLAC and
+    AIFF, Vorbis for OGG.
+    """
+
+    samples: np.ndarray
+    sample_rate: int
+    subtype: str | None = None
+
+
+@dataclass(frozen=True)
+class PlannedOutput:
+    """One output of a plan: ``path`` as given, ``kind`` ``audio`` or ``file``."""
+
+    path: Path
+    kind: str
+
+    @property
+    def absolute(self) -> Path:
+        return Path(os.path.abspath(self.path))
+
+
+@dataclass
+class _Entry:
+    dest: Path
+    tmp: Path
+    bak: Path
+    existed: bool
+
+
+def _identity(p: str | os.PathLike[str]) -> Path:
+    """What a path names: its folder with symlinks resolved, and its own name."""
+    a = Path(os.path.abspath(p))
+    return Path(os.path.realpath(a.parent)) / a.name
 
 
 def _same_file(a: Path, b: Path) -> bool:
     try:
-        return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
+        if _identity(a) == _identity(b) or Path(os.path.realpath(a)) == Path(os.path.realpath(b)):
+            return True
+        return a.exists() and b.exists() and os.path.samefile(a, b)
     except OSError:
         return False
+
+
+def _nearest_existing(folder: Path) -> Path:
+    q = Path(os.path.abspath(folder))
+    while not os.path.lexists(q) and q != q.parent:
+        q = q.parent
+    return q
+
+
+def _pathconf(folder: Path, name: str, default: int) -> int:
+    try:
+        v = os.pathconf(folder, name)
+    except (OSError, ValueError, AttributeError):
+        return default
+    return int(v) if v and v > 0 else default
+
+
+def _why(e: OSError) -> str:
+    """An OSError in a few words a user can act on."""
+    return {
+        errno.EACCES: "permission denied",
+        errno.EPERM: "permission denied",
+        errno.EROFS: "read-only file system",
+        errno.ENOSPC: "no space left on the device",
+        errno.EDQUOT: "disk quota exceeded",
+        errno.ENAMETOOLONG: "file name too long",
+    }.get(e.errno or 0, e.strerror or str(e))
+
+
+def _short(p: Path) -> str:
+    """``p`` with an absurdly long file name shortened for a one-line message."""
+    n = p.name
+    return str(p) if len(n) <= 80 else str(p.parent / (n[:40] + "..." + n[-12:]))
+
+
+def _probe_writable(folder: Path) -> None:
+    """Create and delete a file in ``folder``; raise :class:`OutputError` if that fails."""
+    probe = folder / f".vocalmix-{os.getpid()}-{secrets.token_hex(6)}-probe.tmp"
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as e:
+        raise OutputError(f"{folder}: cannot write in this folder ({_why(e)})") from None
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
+
+
+def _fsync_path(path: Path, directory: bool = False) -> None:
+    flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        if directory:
+            return  # some systems cannot open folders; the renames still happened
+        raise
+    try:
+        os.fsync(fd)
+    except OSError:
+        if not directory:
+            raise
+    finally:
+        os.close(fd)
+
+
+class OutputPlan:
+    """The outputs of one command, checked as a whole before any work, written as a whole.
+
+    Constructing a plan first recovers what a killed earlier run left in the output
+    folders (:func:`recover_outputs`; what it did is in :attr:`notes`), then refuses,
+    with :class:`~vocalmix.core.errors.OutputError` and its subclasses: two outputs that
+    name the same file, or one that needs the other as a folder; an output that is an
+    input (:class:`OverwriteInputError`); an output that exists, unless ``force`` or it is
+    in ``replaceable`` (:class:`OutputExistsError`); a folder, device or pipe where an
+    output goes; a file where a folder must be; a folder that cannot be written (probed
+    by creating a file); a name longer than the file system allows; an audio extension
+    libsndfile cannot write. :meth:`require_space` checks the free space once the length
+    of the audio is known; :meth:`commit` writes everything.
+
+    Outputs get the mode the umask gives; a replaced file keeps its permission bits.
+    """
+
+    def __init__(
+        self,
+        audio: Iterable[str | os.PathLike[str]] = (),
+        files: Iterable[str | os.PathLike[str]] = (),
+        *,
+        inputs: Iterable[str | os.PathLike[str]] = (),
+        force: bool = False,
+        replaceable: Iterable[str | os.PathLike[str]] = (),
+    ) -> None:
+        self.force = force
+        self.outputs: tuple[PlannedOutput, ...] = tuple(
+            [PlannedOutput(Path(p), "audio") for p in audio]
+            + [PlannedOutput(Path(p), "file") for p in files]
+        )
+        self._replaceable = {_identity(r) for r in replaceable}
+        folders = {_nearest_existing(o.absolute.parent) for o in self.outputs}
+        self.notes: list[str] = recover_outputs(*sorted(folders))
+        for o in self.outputs:
+            _remove_legacy_scratch(o.absolute)
+        self._check([Path(i) for i in inputs])
+
+    @property
+    def paths(self) -> list[Path]:
+        """The outputs' paths, as given, in order."""
+        return [o.path for o in self.outputs]
+
+    def _may_replace(self, p: Path) -> bool:
+        return self.force or _identity(p) in self._replaceable
+
+    def _check(self, inputs: list[Path]) -> None:
+        seen: dict[Path, Path] = {}
+        probed: set[Path] = set()
+        for o in self.outputs:
+            p = o.path
+            ident = _identity(p)
+            if not p.name or p.name in (".", ".."):
+                raise OutputError(f"{p}: is not a file name")
+            if ident in seen:
+                also = f" (also given as {seen[ident]})" if str(seen[ident]) != str(p) else ""
+                raise OutputError(f"{p}: two outputs would be written to this file{also}; "
+                                  "each output needs its own path")
+            seen[ident] = p
+            if o.kind == "audio" and p.suffix.lower() not in AUDIO_FORMATS:
+                raise OutputError(f"{p}: unsupported output format {p.suffix or '(none)'!r}; "
+                                  "use .wav, .flac, .ogg or .aiff")
+            for pi in inputs:
+                if _same_file(p, pi):
+                    raise OverwriteInputError(f"{p}: is an input file; vocalmix never "
+                                              "overwrites one")
+            self._check_folder(p, probed)
+            self._check_existing(p)
+        idents = list(seen)
+        for a in idents:
+            for b in idents:
+                if a in b.parents:
+                    raise OutputError(f"{seen[a]}: is planned as a file, but {seen[b]} needs a "
+                                      "folder there")
+
+    def _check_existing(self, p: Path) -> None:
+        try:
+            st = os.lstat(p)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        except OSError as e:
+            raise OutputError(f"{_short(p)}: cannot be checked ({_why(e)})") from None
+        if os.path.isdir(p):
+            raise OutputError(f"{p}: is a folder, not a file name")
+        if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+            raise OutputError(f"{p}: is not a regular file (a device, pipe or socket); "
+                              "outputs must be files")
+        if not self._may_replace(p):
+            raise OutputExistsError(f"{p}: already exists")
+
+    def _check_folder(self, p: Path, probed: set[Path]) -> None:
+        a = Path(os.path.abspath(p))
+        q, missing = a.parent, []
+        while not os.path.lexists(q) and q != q.parent:
+            missing.append(q.name)
+            q = q.parent
+        if not os.path.isdir(q):
+            raise OutputError(f"{q}: is a file, but {p} needs a folder there")
+        name_max = _pathconf(q, "PC_NAME_MAX", 255)
+        for name in [*missing, a.name]:
+            try:
+                n = len(os.fsencode(name))
+            except UnicodeError:
+                raise OutputError(f"{_short(p)}: the name cannot be encoded for this file "
+                                  "system") from None
+            if n > name_max:
+                raise OutputError(f"{_short(p)}: a name of {n} bytes is longer than this file "
+                                  f"system allows ({name_max} bytes)")
+        path_max = _pathconf(q, "PC_PATH_MAX", 4096)
+        if len(os.fsencode(str(a))) >= path_max:
+            raise OutputError(f"{_short(p)}: the path is longer than this file system allows "
+                              f"({path_max} bytes)")
+        if q not in probed:
+            _probe_writable(q)
+            probed.add(q)
+
+    def estimate_bytes(self, n_frames: int, channels: int = 2) -> int:
+        """The space the outputs need at most, bytes, for audio of ``n_frames`` frames."""
+        return sum(self._estimate(o, n_frames, channels) for o in self.outputs)
+
+    @staticmethod
+    def _estimate(o: PlannedOutput, n_frames: int, channels: int) -> int:
+        if o.kind != "audio":
+            return FILE_ESTIMATE_BYTES
+        sub = _SUBTYPES.get(o.path.suffix.lower(), "VORBIS")
+        return int(n_frames) * int(channels) * _SAMPLE_BYTES.get(sub, 4) + (64 << 10)
+
+    def require_space(self, n_frames: int, channels: int = 2) -> None:
+        """Refuse (:class:`OutputError`) when a file system lacks the space the outputs
+        need for audio of ``n_frames`` frames (an estimate, plus a margin). The space of
+        files being replaced is not counted: they stay until the new ones are in place."""
+        need: dict[int, tuple[int, Path]] = {}
+        for o in self.outputs:
+            q = _nearest_existing(o.absolute.parent)
+            try:
+                dev = os.stat(q).st_dev
+            except OSError:
+                continue
+            n, _ = need.get(dev, (0, q))
+            need[dev] = (n + self._estimate(o, n_frames, channels), q)
+        for nbytes, q in need.values():
+            try:
+                free = shutil.disk_usage(q).free
+            except OSError:
+                continue
+            if free < nbytes + SPACE_MARGIN_BYTES:
+                raise OutputError(
+                    f"{q}: not enough free space for the outputs: about "
+                    f"{(nbytes + SPACE_MARGIN_BYTES) / 1e6:.0f} MB needed, {free / 1e6:.0f} MB "
+                    "free"
+                )
+
+    def commit(self, contents: Mapping[str | os.PathLike[str], str | bytes | AudioData]
+               ) -> list[Path]:
+        """Write every output (``contents`` maps each planned path to its text, bytes or
+        :class:`AudioData`) all at once: on any failure, or a kill followed by a later
+        plan, the previous files are back. Returns the paths as given.
+
+        Raises :class:`OutputError` (a full disk, a folder that became unwritable...)
+        after restoring the previous files."""
+        by_ident = {_identity(k): v for k, v in contents.items()}
+        items: list[tuple[PlannedOutput, str | bytes | AudioData]] = []
+        for o in self.outputs:
+            ident = _identity(o.path)
+            if ident not in by_ident:
+                raise ValueError(f"no content given for the planned output {o.path}")
+            content = by_ident.pop(ident)
+            if (o.kind == "audio") != isinstance(content, AudioData):
+                raise TypeError(f"{o.path}: planned as {o.kind}, given {type(content).__name__}")
+            if os.path.lexists(o.path) and not self._may_replace(o.path):
+                raise OutputExistsError(f"{o.path}: already exists")
+            items.append((o, content))
+        if by_ident:
+            raise ValueError(f"not planned as outputs: {', '.join(map(str, by_ident))}")
+        _commit(items)
+        return self.paths
+
+
+def _write_scratch(tmp: Path, dest: Path, content: str | bytes | AudioData, existed: bool
+                   ) -> None:
+    """Write ``content`` to the new file ``tmp`` and fsync it. Its mode is the umask's,
+    or the permission bits of ``dest`` when that is a file being replaced."""
+    mode = None
+    if existed:
+        with contextlib.suppress(OSError):
+            st = os.stat(dest)
+            if stat.S_ISREG(st.st_mode):
+                mode = stat.S_IMODE(st.st_mode) & 0o777
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+    try:
+        if not isinstance(content, AudioData):
+            data = content.encode("utf-8") if isinstance(content, str) else bytes(content)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+    if isinstance(content, AudioData):
+        ext = dest.suffix.lower()
+        fmt = AUDIO_FORMATS[ext]
+        sub = content.subtype or _SUBTYPES.get(ext, "VORBIS")
+        try:
+            sf.write(str(tmp), np.asarray(content.samples, dtype=np.float32),
+                     int(content.sample_rate), subtype=sub, format=fmt)
+        except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
+            raise OutputError(f"{dest}: cannot be written as {fmt} {sub} "
+                              f"({str(e).strip() or type(e).__name__})") from None
+    if mode is not None:  # after writing: the mode may forbid it
+        os.chmod(tmp, mode)
+    _fsync_path(tmp)
+
+
+def _write_journal(path: Path, doc: dict) -> None:
+    tmp = path.with_name(path.name[: -len(".journal")] + ".tmp")
+    _write_scratch(tmp, path, json.dumps(doc, indent=1), existed=False)
+    os.replace(tmp, path)
+    _fsync_path(path.parent, directory=True)
+
+
+def _read_journal(path: Path) -> dict | None:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) and doc.get("format") == _JOURNAL_FORMAT else None
+
+
+def _backup(e: _Entry) -> None:
+    try:
+        os.link(e.dest, e.bak, follow_symlinks=False)
+    except OSError:  # no hard links here (or a FAT drive...): move it aside instead
+        os.replace(e.dest, e.bak)
+
+
+def _undo(e: _Entry, renamed: bool) -> None:
+    """Put back what ``e.dest`` held before the commit, delete its scratch files."""
+    if os.path.lexists(e.bak):
+        if os.path.lexists(e.dest) and os.path.samefile(e.bak, e.dest):
+            os.unlink(e.bak)  # still linked: renaming a link over itself does nothing
+        else:
+            os.replace(e.bak, e.dest)
+    elif renamed and not e.existed and os.path.lexists(e.dest):
+        os.unlink(e.dest)
+    if os.path.lexists(e.tmp):
+        os.unlink(e.tmp)
+
+
+def _unlink_all(paths: Iterable[Path]) -> None:
+    for p in paths:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(p)
+
+
+def _commit(items: list[tuple[PlannedOutput, str | bytes | AudioData]]) -> None:
+    pid, tok = os.getpid(), secrets.token_hex(6)
+    entries: list[_Entry] = []
+    renamed: set[int] = set()
+    created: list[Path] = []
+    journals: list[Path] = []
+    where = items[0][0].path if items else Path(".")
+    try:
+        for i, (o, content) in enumerate(items):
+            where = o.path
+            dest = o.absolute
+            folder = dest.parent
+            missing = []
+            q = folder
+            while not os.path.lexists(q):
+                missing.append(q)
+                q = q.parent
+            for d in reversed(missing):
+                os.mkdir(d)
+                created.append(d)
+            e = _Entry(dest, folder / f".vocalmix-{pid}-{tok}-e{i}.tmp",
+                       folder / f".vocalmix-{pid}-{tok}-e{i}.bak", os.path.lexists(dest))
+            entries.append(e)
+            _write_scratch(e.tmp, dest, content, e.existed)
+        if len(entries) == 1:
+            e = entries[0]
+            os.replace(e.tmp, e.dest)
+            renamed.add(0)
+            _fsync_path(e.dest.parent, directory=True)
+            return
+        folders = list(dict.fromkeys(e.dest.parent for e in entries))
+        for f in folders:
+            _fsync_path(f, directory=True)
+        journals = [f / f".vocalmix-{pid}-{tok}-j{k}.journal" for k, f in enumerate(folders)]
+        doc = {"format": _JOURNAL_FORMAT, "version": 1, "state": "committing",
+               "primary": str(journals[0]), "journals": [str(j) for j in journals],
+               "entries": [{"dest": str(e.dest), "tmp": str(e.tmp), "bak": str(e.bak),
+                            "existed": e.existed} for e in entries]}
+        for j in journals[1:] + journals[:1]:  # the primary last: it starts the commit
+            _write_journal(j, doc)
+        for i, e in enumerate(entries):
+            where = items[i][0].path
+            if e.existed:
+                _backup(e)
+            os.replace(e.tmp, e.dest)
+            renamed.add(i)
+        for f in folders:
+            _fsync_path(f, directory=True)
+        _write_journal(journals[0], {**doc, "state": "committed"})  # the commit point
+    except BaseException as ex:
+        for i, e in reversed(list(enumerate(entries))):
+            with contextlib.suppress(OSError):
+                _undo(e, i in renamed)
+        with contextlib.suppress(OSError):
+            _unlink_all(j.with_name(j.name[: -len(".journal")] + ".tmp") for j in journals)
+            _unlink_all(journals[1:] + journals[:1])
+        for d in reversed(created):
+            with contextlib.suppress(OSError):
+                os.rmdir(d)
+        if isinstance(ex, OSError):
+            raise OutputError(f"{where}: cannot be written ({_why(ex)}); the previous "
+                              "files are unchanged") from None
+        raise
+    with contextlib.suppress(OSError):  # after the commit point: tidying only
+        _unlink_all(e.bak for e in entries)
+        _unlink_all(journals[1:])
+        _unlink_all(journals[:1])
+        for f in folders:
+            _fsync_path(f, directory=True)
+
+
+def _owned_by_me(p: Path) -> bool:
+    """Whether this user owns ``p`` (in a shared folder, another user's scratch files and
+    journals are never acted on: a planted journal must not move or delete our files)."""
+    try:
+        return os.lstat(p).st_uid == os.geteuid() if hasattr(os, "geteuid") else True
+    except OSError:
+        return False
+
+
+def _writer_alive(pid: int, folder: Path, names: Iterable[str]) -> bool:
+    """Whether the process that wrote these scratch files may still be writing them."""
+    if pid == os.getpid():
+        return True
+    newest = 0.0
+    for n in names:
+        with contextlib.suppress(OSError):
+            newest = max(newest, os.lstat(folder / n).st_mtime)
+    if time.time() - newest > STALE_AFTER_S:
+        return False
+    if os.name != "posix":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: alive, someone else's
+        return True
+    return True
+
+
+def _valid_journal(doc: dict, pid: int, tok: str) -> list[_Entry] | None:
+    """The entries of a journal whose names are all this group's scratch names, each
+    beside its output (anything else is not ours to act on)."""
+
+    def ours(p: Path) -> bool:
+        m = _SCRATCH_RE.match(p.name)
+        return m is not None and int(m[1]) == pid and m[2] == tok
+
+    try:
+        entries = [_Entry(Path(d["dest"]), Path(d["tmp"]), Path(d["bak"]), bool(d["existed"]))
+                   for d in doc["entries"]]
+        journals = [Path(j) for j in doc["journals"]]
+        primary = Path(doc["primary"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    for e in entries:
+        if not (ours(e.tmp) and ours(e.bak) and e.tmp.parent == e.dest.parent == e.bak.parent
+                and e.dest.is_absolute()):
+            return None
+    if primary not in journals or not all(ours(j) and j.is_absolute() for j in journals):
+        return None
+    return entries
+
+
+def _recover_journal(path: Path, pid: int, tok: str) -> tuple[bool, str | None]:
+    """Finish or undo the commit of ``path`` (one copy of its journal). Returns whether
+    this group's remaining scratch files may be deleted, and a note."""
+    doc = _read_journal(path)
+    if doc is None:
+        return True, None  # torn or foreign: written before any rename, if ours
+    entries = _valid_journal(doc, pid, tok)
+    if entries is None:
+        return False, None
+    journals = [Path(j) for j in doc["journals"]]
+    primary = Path(doc["primary"])
+    if os.path.lexists(primary) and not _owned_by_me(primary):
+        return False, None
+    pdoc = doc if path == primary else _read_journal(primary)
+    if pdoc is None and not os.path.isdir(primary.parent):
+        return False, None  # the primary's folder is not reachable now: leave it all
+    state = pdoc.get("state") if pdoc is not None else "not started"
+    if state == "committed":
+        _unlink_all(e.bak for e in entries)
+        _unlink_all(e.tmp for e in entries)
+        note = "kept the new files"
+    else:
+        for e in reversed(entries):
+            _undo(e, renamed=state == "committing" and not os.path.lexists(e.tmp))
+        note = "restored the previous files"
+    for f in dict.fromkeys(e.dest.parent for e in entries):
+        _fsync_path(f, directory=True)
+    _unlink_all(j for j in journals if j != primary)
+    _unlink_all([primary])
+    outs = ", ".join(str(e.dest) for e in entries)
+    return True, f"an earlier run was interrupted while writing {outs}: {note}"
+
+
+def recover_outputs(*folders: str | os.PathLike[str]) -> list[str]:
+    """Clean up after output commits that a killed process left in ``folders``.
+
+    Scratch files (``.vocalmix-<pid>-<token>-...``) of a process that is no longer
+    running (or older than :data:`STALE_AFTER_S`) are dealt with: a group whose journal
+    shows it reached its commit point keeps the new files, any other gets its previous
+    files back; then the group's scratch files are deleted. Files of running processes,
+    and anything not named like a scratch file, are left alone. Returns one note per
+    recovered group.
+    """
+    notes: list[str] = []
+    for folder in map(Path, folders):
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            continue
+        groups: dict[tuple[int, str], list[str]] = {}
+        for n in names:
+            m = _SCRATCH_RE.match(n)
+            if m and _owned_by_me(folder / n):
+                groups.setdefault((int(m[1]), m[2]), []).append(n)
+        for (pid, tok), ns in sorted(groups.items()):
+            if _writer_alive(pid, folder, ns):
+                continue
+            may_delete = True
+            try:
+                for n in sorted(ns):
+                    if n.endswith(".journal") and os.path.lexists(folder / n):
+                        may_delete, note = _recover_journal(folder / n, pid, tok)
+                        if note:
+                            notes.append(note)
+                        break
+                if may_delete:
+                    for n in ns:
+                        if os.path.isfile(folder / n) or os.path.islink(folder / n):
+                            with contextlib.suppress(FileNotFoundError):
+                                os.unlink(folder / n)
+            except OSError:
+                continue  # not ours to fix now (permissions...); a later run may
+    return notes
+
+
+#: how old a scratch file of an earlier vocalmix (``.<stem>.<8 random characters><suffix>``
+#: beside its output) must be before a plan for that output deletes it, s
+LEGACY_SCRATCH_AGE_S = 3600.0
+
+
+def _remove_legacy_scratch(dest: Path) -> None:
+    """Delete what earlier versions of vocalmix left beside ``dest`` when killed while
+    writing it (their scratch names: ``.<stem>.`` + 8 of ``[a-z0-9_]`` + its suffix, or
+    ``.txt``), if this user owns it and it is over an hour old."""
+    suffix = dest.suffix or ".txt"
+    pattern = re.compile(rf"^\.{re.escape(dest.stem)}\.[a-z0-9_]{{8}}{re.escape(suffix)}$")
+    try:
+        names = os.listdir(dest.parent)
+    except OSError:
+        return
+    for n in names:
+        p = dest.parent / n
+        if not pattern.match(n) or not _owned_by_me(p):
+            continue
+        with contextlib.suppress(OSError):
+            st = os.lstat(p)
+            if stat.S_ISREG(st.st_mode) and time.time() - st.st_mtime > LEGACY_SCRATCH_AGE_S:
+                os.unlink(p)
 
 
 def check_outputs(
@@ -327,34 +1050,28 @@ def check_outputs(
     *,
     force: bool = False,
 ) -> None:
-    """Refuse, before any work, outputs that name an input or exist without ``force``."""
-    ins = [Path(i) for i in inputs]
-    for o in outputs:
-        po = Path(o)
-        for pi in ins:
-            if _same_file(po, pi):
-                raise OverwriteInputError(f"{po}: is an input file; vocalmix never overwrites one")
-        if po.exists() and not force:
-            raise OutputExistsError(f"{po}: already exists")
-        if po.exists() and po.is_dir():
-            raise OutputError(f"{po}: is a folder, not a file name")
+    """Refuse, before any work, outputs that cannot be written as planned (see
+    :class:`OutputPlan`, which this builds and drops)."""
+    OutputPlan(files=outputs, inputs=inputs, force=force)
 
 
 @contextlib.contextmanager
 def _atomic_path(path: Path, suffix: str):
+    """A scratch path beside ``path`` for a writer that needs a path; renamed over
+    ``path`` (after an fsync) when the block succeeds, deleted when it fails."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix, dir=path.parent)
+    tmp = path.parent / f".vocalmix-{os.getpid()}-{secrets.token_hex(6)}-e0.tmp{suffix}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     os.close(fd)
     try:
-        yield tmp
+        yield str(tmp)
+        _fsync_path(tmp)
         os.replace(tmp, path)
+        _fsync_path(path.parent, directory=True)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-
-
-_SUBTYPES = {".wav": "PCM_24", ".flac": "PCM_24", ".aiff": "PCM_24", ".aif": "PCM_24"}
 
 
 def write_audio(
@@ -366,18 +1083,10 @@ def write_audio(
     inputs: Iterable[str | os.PathLike[str]] = (),
     subtype: str | None = None,
 ) -> Path:
-    """Write audio atomically (24-bit PCM for WAV/FLAC/AIFF unless ``subtype`` is given)."""
-    p = Path(path)
-    check_outputs([p], inputs, force=force)
-    ext = p.suffix.lower()
-    fmt = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG", ".aiff": "AIFF", ".aif": "AIFF"}.get(ext)
-    if fmt is None:
-        raise UnreadableAudioError(f"{p}: unsupported output format; use .wav, .flac or .ogg")
-    sub = subtype or _SUBTYPES.get(ext, "VORBIS")
-    with _atomic_path(p, ext) as tmp:
-        sf.write(tmp, np.asarray(samples, dtype=np.float32), int(sample_rate), subtype=sub,
-                 format=fmt)
-    return p
+    """Write one audio file atomically (24-bit PCM for WAV/FLAC/AIFF unless ``subtype``
+    is given), after the checks of :class:`OutputPlan`."""
+    plan = OutputPlan(audio=[path], inputs=inputs, force=force)
+    return plan.commit({path: AudioData(samples, int(sample_rate), subtype)})[0]
 
 
 def write_text(
@@ -387,35 +1096,72 @@ def write_text(
     force: bool = False,
     inputs: Iterable[str | os.PathLike[str]] = (),
 ) -> Path:
-    """Write a text file (e.g. a params document) atomically."""
-    p = Path(path)
-    check_outputs([p], inputs, force=force)
-    with _atomic_path(p, p.suffix or ".txt") as tmp, open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    return p
+    """Write a text file (UTF-8) atomically, after the checks of :class:`OutputPlan`."""
+    plan = OutputPlan(files=[path], inputs=inputs, force=force)
+    return plan.commit({path: text})[0]
 
 
 def read_params(path: str | os.PathLike[str]):  # -> MixParams
     """Read a params JSON document (raises :class:`ParamsError` with the reason)."""
-    from vocalmix.core.jsondoc import MAX_TEXT_CHARS
-    from vocalmix.core.params import MixParams
+    from vocalmix.core.params import FORMAT, MixParams
 
     p = Path(path)
-    if not p.exists():
-        raise ParamsError(f"{p}: no such params file")
+    text = read_json_text(p, "params file")
+    try:
+        params = MixParams.from_json(text)
+    except ParamsError as e:
+        raise ParamsError(f"{p}: {e}") from None
+    doc = json.loads(text)  # valid: from_json read it
+    missing = [k for k in ("format", "version") if k not in doc]
+    if missing:
+        raise ParamsError(
+            f"{p}: not a params document: it has no {' and no '.join(map(repr, missing))} "
+            f"(a document names its format, \"format\": \"{FORMAT}\", and its version); "
+            "start from a document that vocalmix wrote"
+        )
+    return params
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str | None:
+    """The SHA-256 (hex) of a regular file's bytes; ``None`` if it is missing, not a
+    regular file, or unreadable."""
+    import hashlib
+
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return None
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    except OSError:
+        return None
+    return h.hexdigest()
+
+
+def read_json_text(path: str | os.PathLike[str], what: str = "file") -> str:
+    """The text of a JSON document a user gives (a params file, a presets file): UTF-8,
+    with or without a byte-order mark. Raises :class:`ParamsError` for a missing path, a
+    folder, a pipe or device, or undecodable bytes."""
+    p = Path(path)
+    try:
+        st = os.stat(p)
+    except OSError:
+        raise ParamsError(f"{p}: no such {what}") from None
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+        raise ParamsError(f"{p}: is {kind}; give the path of a JSON {what}")
+    from vocalmix.core.jsondoc import MAX_TEXT_CHARS
+
     try:
         with open(p, "rb") as f:
             raw = f.read(MAX_TEXT_CHARS + 1)
         if len(raw) > MAX_TEXT_CHARS:
-            raise ParamsError(f"{p}: is larger than a params document can be "
+            raise ParamsError(f"{p}: is larger than a JSON {what} can be "
                               f"({MAX_TEXT_CHARS // 2**20} MB)")
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8-sig")
     except (OSError, UnicodeDecodeError) as e:
         raise ParamsError(f"{p}: cannot be read ({e})") from None
-    try:
-        return MixParams.from_json(text)
-    except ParamsError as e:
-        raise ParamsError(f"{p}: {e}") from None
 
 
 def write_params(path: str | os.PathLike[str], params, *, force: bool = False,
@@ -437,7 +1183,7 @@ def read_impulse_response(path: str | os.PathLike[str], *, max_duration_s: float
     missing, undecodable, empty, NaN/Inf, silent, too long.
     """
     p = Path(path)
-    x, sr = _decode(p, str(p), max_duration_s,
+    x, sr = _decode_regular(p, str(p), max_duration_s,
                     lambda seconds: f"{p}: {seconds:.1f} s is longer than an impulse "
                                     f"response may be ({max_duration_s:g} s)")
     if x.size == 0:

@@ -61,6 +61,13 @@ class NonFiniteAudioError(AudioError):
     code = "audio.non_finite"
 
 
+class AudioLevelError(AudioError):
+    """The samples reach levels no real recording has (far above full scale): the file's
+    scaling is wrong."""
+
+    code = "audio.level"
+
+
 class ChannelLayoutError(AudioError):
     """The audio has more channels than vocalmix can use without being told how to fold
     them (to mono by averaging, or by keeping the first two)."""
@@ -133,6 +140,7 @@ __all__ = [
     "AudioError",
     "AudioFileNotFoundError",
     "AudioTooLargeError",
+    "AudioLevelError",
     "ChannelLayoutError",
     "DataError",
     "DurationError",

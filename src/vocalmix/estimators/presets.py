@@ -18,12 +18,17 @@ entry::
 at most +6 dB, the params' maximum: the fit is bounded there, so a room wetter than that
 is a little drier as a preset (its ``c50_db_fitted`` shows by how much).
 
-``vocalmix mix --reverb-preset NAME`` applies one (:func:`apply_preset`).
+``vocalmix mix --reverb-preset NAME`` applies one (:func:`apply_preset`); ``vocalmix
+presets`` lists them (:func:`preset_rows`). A presets file that ``vocalmix fit-reverb``
+wrote has the same layout: ``FILE.json#NAME`` names one of its presets, ``FILE.json``
+alone its only one (:func:`resolve_preset_ref`, :func:`presets_from_file`).
 """
 
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Mapping
 from dataclasses import replace
 from functools import lru_cache
 
@@ -45,23 +50,82 @@ def presets() -> dict[str, dict]:
     return json.loads(text)
 
 
-def _entry(name: str) -> dict:
-    all_ = presets()
+def presets_from_file(path: str | os.PathLike[str]) -> dict[str, dict]:
+    """The presets of a file in the layout of ``assets/reverb_presets.json`` (what
+    ``vocalmix fit-reverb`` writes), by name. Raises
+    :class:`~vocalmix.core.errors.ParamsError` when it cannot be read or is not such a
+    file; its entries are checked when used (:func:`preset_reverb`)."""
+    from vocalmix.core.audio import read_json_text
+
+    text = read_json_text(path, "presets file")
+    try:
+        doc = json.loads(text)
+    except (ValueError, RecursionError) as e:
+        raise ParamsError(f"{path}: presets file is not valid JSON ({e})") from None
+    if (not isinstance(doc, dict) or not doc
+            or not all(isinstance(e, dict) and ("reverb" in e or "params" in e)
+                       for e in doc.values())):
+        raise ParamsError(f"{path}: not a presets file (a JSON object of named presets, each "
+                          "with its \"reverb\", as vocalmix fit-reverb writes)")
+    return doc
+
+
+def resolve_preset_ref(ref: str) -> tuple[str, Mapping[str, dict] | None]:
+    """``(name, library)`` for a preset reference: ``NAME`` (a shipped preset; library
+    ``None``), ``FILE.json#NAME``, or ``FILE.json`` holding one preset. Raises
+    :class:`~vocalmix.core.errors.ParamsError` for an unreadable file or a file of several
+    presets without a name (listing them)."""
+    if "#" in ref:
+        path, name = ref.rsplit("#", 1)
+        return name, presets_from_file(path)
+    if ref.lower().endswith(".json") or "/" in ref or os.sep in ref:
+        library = presets_from_file(ref)
+        if len(library) != 1:
+            names = ", ".join(sorted(library))
+            raise ParamsError(f"{ref}: holds {len(library)} presets; name one as "
+                              f"{ref}#NAME (one of: {names})")
+        return next(iter(library)), library
+    return ref, None
+
+
+def _entry(name: str, library: Mapping[str, dict] | None = None) -> dict:
+    all_ = presets() if library is None else library
     if name not in all_:
         known = ", ".join(sorted(all_)) or "none shipped"
         raise ParamsError(f"unknown reverb preset {name!r}; known: {known}")
     return all_[name]
 
 
-def preset_reverb(name: str) -> Reverb:
+def preset_rows(library: Mapping[str, dict] | None = None) -> list[dict]:
+    """One row per preset (the shipped ones, or ``library``'s), sorted by name: ``name``,
+    ``type`` (the reverb's), ``origin``, ``decay_s`` (at 1 kHz), ``wet_level_db``,
+    ``pre_delay_ms``, ``source``; an entry that is not a valid reverb gets ``type``
+    ``"invalid"`` and ``None`` figures."""
+    rows = []
+    for name in sorted(presets() if library is None else library):
+        e = _entry(name, library)
+        try:
+            rv = preset_reverb(name, library)
+            fig: dict = {"type": rv.type, "decay_s": round(rv.decay_s, 3),
+                         "wet_level_db": round(rv.wet_level_db, 2),
+                         "pre_delay_ms": round(rv.pre_delay_ms, 1)}
+        except ParamsError:
+            fig = {"type": "invalid", "decay_s": None, "wet_level_db": None, "pre_delay_ms": None}
+        rows.append({"name": name, **fig, "origin": str(e.get("origin", "")),
+                     "source": str(e.get("source", ""))})
+    return rows
+
+
+def preset_reverb(name: str, library: Mapping[str, dict] | None = None) -> Reverb:
     """The :class:`~vocalmix.core.params.Reverb` of preset ``name`` (enabled).
 
     Raises :class:`~vocalmix.core.errors.ParamsError` for an unknown name (listing the known
     ones) or an entry that is not a valid reverb. ``wet_level_db`` is capped at +6 dB.
     An entry in the older format (``"params"``: Freeverb ``room_size``, ``damping``,
-    ``wet_level_db``, ``pre_delay_ms``) gives a ``freeverb`` reverb.
+    ``wet_level_db``, ``pre_delay_ms``) gives a ``freeverb`` reverb. ``library``: the
+    presets to look in (e.g. :func:`presets_from_file`); default the shipped ones.
     """
-    e = _entry(name)
+    e = _entry(name, library)
     try:
         if "reverb" in e:
             d = dict(e["reverb"])
@@ -81,14 +145,16 @@ def preset_reverb(name: str) -> Reverb:
         raise ParamsError(f"reverb preset {name!r} is malformed: {ex}") from None
 
 
-def apply_preset(params: MixParams, name: str) -> MixParams:
+def apply_preset(params: MixParams, name: str,
+                 library: Mapping[str, dict] | None = None) -> MixParams:
     """``params`` with the reverb of preset ``name`` and ``targets.reverb_decay_s`` set to
     its decay (clipped to the target's 0.2 to 12 s).
 
-    The synthetic reverb's other fields (``room_size``, ``damping``: Freeverb's knobs)
-    keep their values; they are ignored by the ``synthetic`` type.
+    ``library``: as for :func:`preset_reverb`. The synthetic reverb's other fields
+    (``room_size``, ``damping``: Freeverb's knobs) keep their values; they are ignored by
+    the ``synthetic`` type.
     """
-    rv = preset_reverb(name)
+    rv = preset_reverb(name, library)
     cur = params.vocal.reverb
     if rv.type == "synthetic":
         rv = replace(rv, room_size=cur.room_size, damping=cur.damping)

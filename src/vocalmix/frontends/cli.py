@@ -1,7 +1,11 @@
 """The ``vocalmix`` command line: a thin wrapper over :mod:`vocalmix.pipeline`.
 
-Errors a user can cause print one line (``vocalmix: error: ...``) and exit with code 2;
-progress goes to stderr (``--quiet`` silences it); results go to stdout.
+Errors a user can cause print one line (``vocalmix: error: ...``) and exit with code 2,
+a mistyped command line too (``vocalmix mix: error: ... (see vocalmix mix --help)``);
+progress goes to stderr (``--quiet`` silences it, and what native decoders print there
+is kept out of it); results go to stdout. Every command that writes plans its outputs
+first (:class:`vocalmix.core.audio.OutputPlan`): all are checked before any work and
+written together, so an interrupted run leaves the previous files.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import math
 import os
 import sys
 import time
+import typing
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -61,6 +66,32 @@ def _fmt(v: float | None, unit: str, nd: int = 2) -> str:
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "n/a"
     return f"{v:+.{nd}f} {unit}" if unit in ("LU", "dB") else f"{v:.{nd}f} {unit}"
+
+
+#: the arguments being parsed (for the hints of :meth:`_Parser.error`)
+_ARGV: list[str] = []
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line and a pointer to ``--help``."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        hint = ""
+        for a in _ARGV:
+            if (a.startswith("-") and len(a) > 2 and ("." in a or "/" in a) and "=" not in a
+                    and not _is_number(a)):
+                hint = (f"; {a!r} was read as an option: write ./{a} for a file of that "
+                        "name")
+                break
+        self.exit(2, f"{self.prog}: error: {message}{hint} (see {self.prog} --help)\n")
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -115,7 +146,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     :data:`EXTRA_COMMANDS` get their full parser (and import their module) only when
     ``argv`` names them, so ``vocalmix --help`` and ``--version`` start at once.
     """
-    ap = argparse.ArgumentParser(
+    ap = _Parser(
         prog="vocalmix",
         description="Mix a vocal into a backing track and hand back editable parameters.",
     )
@@ -132,7 +163,10 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     p.add_argument("--method", choices=("baseline", "model"), default=None,
                    help="estimator (default: model when its shipped weights beat the "
                    "baseline in their cross-validation, else baseline)")
-    p.add_argument("--reverb-preset", help="use a named reverb preset (see vocalmix presets)")
+    p.add_argument("--reverb-preset", metavar="PRESET",
+                   help="use a reverb preset: a shipped one by name (see vocalmix presets), "
+                   "or one that vocalmix fit-reverb wrote, as FILE.json#NAME (or FILE.json "
+                   "when it holds one)")
     p.add_argument("--force", action="store_true", help="replace existing outputs")
     _add_targets(p)
     _add_common(p)
@@ -161,10 +195,18 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     _add_common(p)
 
     p = sub.add_parser("demo", help="synthesise a short song, mix it, explain what it did")
-    p.add_argument("-o", "--output-dir", default="vocalmix-demo", help="folder for the files")
+    p.add_argument("-o", "--output-dir", default="vocalmix-demo",
+                   help="folder for the files (a later demo replaces the files an earlier "
+                   "one wrote there, unless they were changed)")
     p.add_argument("--duration-s", type=float, default=12.0, help="song length, s")
     p.add_argument("--method", choices=("baseline", "model"), default=None)
     p.add_argument("--force", action="store_true", help="replace existing files")
+    _add_common(p)
+
+    p = sub.add_parser("presets", help="list the reverb presets (name, type, decay)")
+    p.add_argument("file", nargs="?", help="a presets file that vocalmix fit-reverb wrote "
+                   "(default: the shipped presets)")
+    p.add_argument("--json", action="store_true", help="print a JSON list")
     _add_common(p)
 
     _register_extra(sub, _command_of(argv))
@@ -197,30 +239,62 @@ def _stem_paths(folder: str | None) -> list[Path]:
     return [d / "vocal.wav", d / "vocal_dry.wav", d / "backing.wav"]
 
 
+def _read(path: str, args: argparse.Namespace, label: str | None = None):
+    """:func:`vocalmix.core.audio.read_audio`, with what native decoders print on the
+    process's stderr kept off the terminal (shown with ``--debug``)."""
+    from vocalmix.core.audio import captured_native_stderr, read_audio
+
+    noise: list[str] = []
+    try:
+        with captured_native_stderr() as noise:
+            return read_audio(path, label=label, fold=args.fold)
+    finally:
+        if getattr(args, "debug", False):
+            for line in noise:
+                print(f"vocalmix: decoder: {line}", file=sys.stderr)
+
+
 def _load_pair(args: argparse.Namespace, progress: _Progress):
-    from vocalmix.core.audio import prepare_pair, read_audio
+    from vocalmix.core.audio import prepare_pair
 
     progress(f"reading {args.vocal} and {args.backing}")
-    v = read_audio(args.vocal, label=f"vocal {args.vocal}", fold=args.fold)
-    b = read_audio(args.backing, label=f"backing {args.backing}", fold=args.fold)
+    v = _read(args.vocal, args, label=f"vocal {args.vocal}")
+    b = _read(args.backing, args, label=f"backing {args.backing}")
     vs, bs, sr, notes = prepare_pair(v, b)
     for n in notes:
         progress(n)
     return vs, bs, sr, notes
 
 
-def _write_results(args, params, rendered, inputs, progress) -> list[Path]:
-    from vocalmix.core.audio import write_audio, write_params
+def _plan_results(args: argparse.Namespace, inputs: Sequence[str], progress: _Progress):
+    """The :class:`~vocalmix.core.audio.OutputPlan` of ``mix`` and ``render``: the mix,
+    the stems, the params document; checked now, before any work."""
+    from vocalmix.core.audio import OutputPlan
+
+    plan = OutputPlan(audio=[args.output, *_stem_paths(args.stems_out)],
+                      files=[args.params_out] if args.params_out else [],
+                      inputs=inputs, force=args.force)
+    for n in plan.notes:
+        progress(n)
+    return plan
+
+
+def _write_results(plan, args, params, rendered, progress) -> list[Path]:
+    from vocalmix.core.audio import AudioData
 
     sr = rendered.sample_rate
-    written = [write_audio(args.output, rendered.mix, sr, force=args.force, inputs=inputs)]
-    if getattr(args, "params_out", None):
-        written.append(write_params(args.params_out, params, force=args.force, inputs=inputs))
-    stems = _stem_paths(getattr(args, "stems_out", None))
+    contents: dict[str | Path, AudioData | str] = {args.output: AudioData(rendered.mix, sr)}
+    written: list[Path] = [Path(args.output)]
+    if args.params_out:
+        contents[args.params_out] = params.to_json()
+        written.append(Path(args.params_out))
+    stems = _stem_paths(args.stems_out)
     if stems:
         for path, data in zip(stems, (rendered.vocal, rendered.vocal_dry, rendered.backing),
                               strict=True):
-            written.append(write_audio(path, data, sr, force=args.force, inputs=inputs))
+            contents[path] = AudioData(data, sr)
+            written.append(path)
+    plan.commit(contents)
     progress("wrote " + ", ".join(str(p) for p in written))
     return written
 
@@ -264,63 +338,79 @@ def _summary(params, written: Sequence[Path] = ()) -> str:
     return "\n".join(lines)
 
 
+def _preset(ref: str):
+    """``(name, library)`` of a ``--reverb-preset`` value, checked before any work."""
+    from vocalmix.core.params import MixParams
+    from vocalmix.estimators.presets import apply_preset, resolve_preset_ref
+
+    name, library = resolve_preset_ref(ref)
+    apply_preset(MixParams(), name, library)  # an unknown or malformed preset fails now
+    return name, library
+
+
 def cmd_mix(args: argparse.Namespace) -> int:
-    from vocalmix.core.audio import check_outputs, read_params
+    from vocalmix.core.audio import read_params
     from vocalmix.pipeline import mix
 
     progress = _Progress(args.quiet)
     inputs = [args.vocal, args.backing] + ([args.params_in] if args.params_in else [])
-    outs = [args.output] + ([args.params_out] if args.params_out else [])
-    check_outputs(outs + _stem_paths(args.stems_out), inputs, force=args.force)
+    preset = None
+    if args.reverb_preset:
+        ref = args.reverb_preset
+        if "#" in ref or ref.lower().endswith(".json"):
+            inputs.append(ref.rsplit("#", 1)[0] if "#" in ref else ref)
+        preset = _preset(ref)
+    plan = _plan_results(args, inputs, progress)
     base = read_params(args.params_in) if args.params_in else None
-    if args.reverb_preset:  # fail before any work on an unknown name
-        from vocalmix.estimators.presets import preset_reverb
-
-        preset_reverb(args.reverb_preset)
     vocal, backing, sr, _ = _load_pair(args, progress)
+    plan.require_space(vocal.shape[0])
     params, rendered, est = mix(
         vocal, backing, sr,
         method=args.method or _default_method(), base=base,
-        reverb_preset=args.reverb_preset or None,
+        reverb_preset=preset[0] if preset else None,
+        preset_library=preset[1] if preset else None,
         vocal_to_mix_lu=args.vocal_to_mix_lu, vocal_lra_lu=args.vocal_lra_lu,
         reverb_decay_s=args.reverb_decay_s, progress=progress,
     )
     for n in est.notes:
         progress(n)
-    written = _write_results(args, params, rendered, inputs, progress)
+    written = _write_results(plan, args, params, rendered, progress)
     print(_summary(params, written))
     return 0
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from vocalmix.core.audio import check_outputs, read_params
+    from vocalmix.core.audio import read_params
     from vocalmix.core.resolve import sync_freeverb_decay
     from vocalmix.pipeline import render_params
 
     progress = _Progress(args.quiet)
     inputs = [args.vocal, args.backing, args.params]
-    outs = [args.output] + ([args.params_out] if args.params_out else [])
-    check_outputs(outs + _stem_paths(args.stems_out), inputs, force=args.force)
+    plan = _plan_results(args, inputs, progress)
     params = read_params(args.params)
     vocal, backing, sr, _ = _load_pair(args, progress)
+    plan.require_space(vocal.shape[0])
     synced = sync_freeverb_decay(params, sr)
     if synced is not params:
         progress(f"reverb decay_s set to {synced.vocal.reverb.decay_s:.2f} s, what the "
                  "freeverb's room size and damping give")
     params, rendered = render_params(vocal, backing, sr, synced, progress)
-    written = _write_results(args, params, rendered, inputs, progress)
+    written = _write_results(plan, args, params, rendered, progress)
     print(_summary(params, written))
     return 0
 
 
 def cmd_estimate(args: argparse.Namespace) -> int:
-    from vocalmix.core.audio import check_outputs, write_params
+    from vocalmix.core.audio import OutputPlan
     from vocalmix.pipeline import estimate_params
 
     progress = _Progress(args.quiet)
     inputs = [args.vocal, args.backing]
-    check_outputs([args.output], inputs, force=args.force)
+    plan = OutputPlan(files=[args.output], inputs=inputs, force=args.force)
+    for n in plan.notes:
+        progress(n)
     vocal, backing, sr, _ = _load_pair(args, progress)
+    plan.require_space(vocal.shape[0])
     est = estimate_params(
         vocal, backing, sr, method=args.method or _default_method(),
         vocal_to_mix_lu=args.vocal_to_mix_lu, vocal_lra_lu=args.vocal_lra_lu,
@@ -328,17 +418,16 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     )
     for n in est.notes:
         progress(n)
-    p = write_params(args.output, est.params, force=args.force, inputs=inputs)
-    print(_summary(est.params, [p]))
+    plan.commit({args.output: est.params.to_json()})
+    print(_summary(est.params, [Path(args.output)]))
     return 0
 
 
-def analyze_file(path: str, fold: str = "error") -> dict:
+def analyze_file(path: str, fold: str = "error", debug: bool = False) -> dict:
     """The ``analyze`` figures of one file, as a JSON-ready dict."""
-    from vocalmix.core.audio import read_audio
     from vocalmix.core.measure import measure
 
-    a = read_audio(path, fold=fold)
+    a = _read(path, argparse.Namespace(fold=fold, debug=debug))
     m = measure(a.samples, a.sample_rate)
 
     def num(v: float) -> float | None:
@@ -360,7 +449,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     rows = []
     for f in args.files:
         progress(f"measuring {f}")
-        rows.append(analyze_file(f, args.fold))
+        rows.append(analyze_file(f, args.fold, args.debug))
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
@@ -373,32 +462,70 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+#: the file ``vocalmix demo`` leaves in its folder: the SHA-256 of each file it wrote, so
+#: that the next demo replaces exactly those, and only while nobody changed them
+DEMO_MARKER = ".vocalmix-demo.json"
+DEMO_FORMAT = "vocalmix.demo-outputs"
+DEMO_FILES = ("vocal_in.wav", "backing_in.wav", "mix.wav", "params.json",
+              "stems/vocal.wav", "stems/vocal_dry.wav", "stems/backing.wav")
+
+
+def _demo_replaceable(out: Path) -> tuple[list[Path], bool]:
+    """The files of ``out`` that the last demo wrote and nobody changed since, and
+    whether ``out``'s marker file (if any) is the demo's own."""
+    from vocalmix.core.audio import file_sha256, read_json_text
+
+    marker = out / DEMO_MARKER
+    if not os.path.lexists(marker):
+        return [], True
+    try:
+        doc = json.loads(read_json_text(marker))
+    except (VocalmixError, ValueError, RecursionError):
+        return [], False
+    if not isinstance(doc, dict) or doc.get("format") != DEMO_FORMAT:
+        return [], False
+    files = doc.get("files")
+    if not isinstance(files, dict):
+        return [], False
+    return [out / n for n in DEMO_FILES
+            if isinstance(files.get(n), str) and file_sha256(out / n) == files[n]], True
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
-    from vocalmix.core.audio import check_outputs, write_audio, write_params
+    from vocalmix.core.audio import AudioData, OutputPlan, file_sha256, write_text
+    from vocalmix.core.errors import OutputExistsError
     from vocalmix.pipeline import mix
     from vocalmix.synth import synthesize_song
 
     progress = _Progress(args.quiet)
     out = Path(args.output_dir)
-    names = ["vocal_in.wav", "backing_in.wav", "mix.wav", "params.json"]
-    stems = [out / "stems" / n for n in ("vocal.wav", "vocal_dry.wav", "backing.wav")]
-    check_outputs([out / n for n in names] + stems, force=args.force)
+    ours, marker_ok = _demo_replaceable(out)
+    if not marker_ok and not args.force:
+        raise OutputExistsError(f"{out / DEMO_MARKER}: already exists, and vocalmix demo did "
+                                "not write it")
+    paths = [out / n for n in DEMO_FILES]
+    plan = OutputPlan(audio=[p for p in paths if p.suffix == ".wav"],
+                      files=[out / "params.json"], force=args.force, replaceable=ours)
+    for n in plan.notes:
+        progress(n)
     sr = 44100
+    plan.require_space(int(args.duration_s * sr) + 1)
     progress(f"synthesising a {args.duration_s:g} s song (vocal line, drums, bass, chords)")
     vocal, backing = synthesize_song(sample_rate=sr, duration_s=args.duration_s)
     params, rendered, est = mix(vocal, backing, sr, method=args.method or _default_method(),
                                 progress=progress)
     for n in est.notes:
         progress(n)
-    written = [
-        write_audio(out / "vocal_in.wav", vocal, sr, force=args.force),
-        write_audio(out / "backing_in.wav", backing, sr, force=args.force),
-        write_audio(out / "mix.wav", rendered.mix, sr, force=args.force),
-        write_params(out / "params.json", params, force=args.force),
-    ]
-    for path, data in zip(stems, (rendered.vocal, rendered.vocal_dry, rendered.backing),
-                          strict=True):
-        written.append(write_audio(path, data, sr, force=args.force))
+    data: list[AudioData | str] = [AudioData(x, sr) for x in (vocal, backing, rendered.mix)]
+    data += [params.to_json()]
+    data += [AudioData(x, sr) for x in (rendered.vocal, rendered.vocal_dry, rendered.backing)]
+    plan.commit(dict(zip(paths, data, strict=True)))
+    # the marker follows the group: a kill between the two leaves the old marker, and the
+    # next demo then refuses the files it cannot vouch for (--force replaces them)
+    digests = {n: file_sha256(p) for n, p in zip(DEMO_FILES, paths, strict=True)}
+    write_text(out / DEMO_MARKER, json.dumps({"format": DEMO_FORMAT, "files": digests},
+                                             indent=1) + "\n", force=True)
+    written = paths
     print(_summary(params, written))
     print(
         f"\nEdit {out / 'params.json'} (e.g. vocal.gain_db) and re-render with:\n"
@@ -411,6 +538,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_presets(args: argparse.Namespace) -> int:
+    from vocalmix.estimators.presets import preset_rows, presets_from_file
+
+    rows = preset_rows(presets_from_file(args.file) if args.file else None)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("no presets")
+    width = max((len(r["name"]) for r in rows), default=0)
+    for r in rows:
+        decay = "n/a" if r["decay_s"] is None else f"{r['decay_s']:.2f} s"
+        wet = "" if r["wet_level_db"] is None else f", wet {r['wet_level_db']:+.1f} dB"
+        print(f"{r['name']:<{width}}  {r['type']:<9} {r['origin'] or '-':<10} decay {decay}{wet}")
+    return 0
+
+
 _COMMANDS = {
     "mix": cmd_mix,
     "render": cmd_render,
@@ -418,6 +562,7 @@ _COMMANDS = {
     "analyze": cmd_analyze,
     "analyse": cmd_analyze,
     "demo": cmd_demo,
+    "presets": cmd_presets,
 }
 
 
@@ -445,6 +590,7 @@ def _tune_malloc() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``vocalmix`` console script; returns the exit code."""
     _tune_malloc()
+    _ARGV[:] = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     func = getattr(args, "func", None) or _COMMANDS[args.command]
