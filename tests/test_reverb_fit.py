@@ -83,11 +83,12 @@ def test_t30_correction_scales_the_bands_that_are_off():
                             c50_db=0.0, edc_db={}, arrival_ms={})
     lay = fr._layout(target)
     assert lay.ref == fr.REF_BAND and len(lay.free) == 6
-    assert fr._t30_correction(target, target, lay) is None
-    close = replace(target, t30={**t30, 500.0: 1.015})  # within CHECK_T30_TOL
-    assert fr._t30_correction(target, close, lay) is None
+    assert fr._t30_correction(target, target, lay, 0.02) is None
+    close = replace(target, t30={**t30, 500.0: 1.015})
+    assert fr._t30_correction(target, close, lay, 0.02) is None
+    assert fr._t30_correction(target, close, lay, 0.01) is not None
     off = replace(target, t30={**t30, 1000.0: 1.05, 4000.0: 0.9})
-    fix = fr._t30_correction(target, off, lay)
+    fix = fr._t30_correction(target, off, lay, 0.02)
     assert fix is not None and fix[0] == pytest.approx(np.log(1 / 1.05))
     d = lay.band_decays(np.zeros(7) + fix)  # the band decays scale by target / fitted
     np.testing.assert_allclose(d[[3, 5]], [1 / 1.05, 1 / 0.9])
