@@ -107,7 +107,8 @@ DEFAULTS = {"popsize": 5, "maxiter": 12, "tol": 0.005}
 CHECK_T30_TOL = 0.02  # the rendered result's T30 may be off the target's by this much
 CHECK_ROUNDS = 2  # corrections of the band decays on the rendered result, at most
 MODEL_T30_TOL = 0.005  # the same on the decay model, before rendering
-MODEL_POLISH_ROUNDS = 3
+MODEL_POLISH_ROUNDS = 4
+LOCAL_EVALS = 300  # the local search's candidates, at most
 
 Progress = Callable[[str], None]
 
@@ -339,15 +340,15 @@ class SendRenderer:
 # --- the decay model: the optimiser's fast stand-in for render + describe -----------------
 
 #: Layout of the model's time grid (see :class:`DecayModel`).
-MODEL_FINE_MS = 10.0  # full rate from this long before the dry impulse; also the wet's
+MODEL_FINE_MS = 10.0  # fine cells from this long before the dry impulse; also the wet's
 #                       zero-phase pre-ringing kept before the wet starts
-MODEL_EARLY_MS = 25.0  # full rate over the wet's first 25 ms
+MODEL_EARLY_MS = 10.0  # fine cells over the wet's first 10 ms
 MODEL_DRY_TAIL_MS = 150.0  # the band-filtered dry impulse is followed this long
 MODEL_FULL_MS = 2.0  # one cell per sample within 2 ms of the dry impulse
 MODEL_COARSE = 4  # samples per cell elsewhere in the early part
 MODEL_LEAD_COARSE = 16  # samples per cell in the leading silence (the dry's pre-ringing)
-MODEL_CELLS_PER_DECAY = 500  # late cells per shortest band decay searched
-MODEL_LATE_RESOLUTION = 300  # late cells are at most 1/300 of their time after the wet's start
+MODEL_CELLS_PER_DECAY = 400  # late cells per shortest band decay searched
+MODEL_LATE_RESOLUTION = 200  # late cells are at most 1/200 of their time after the wet's start
 _LN10 = math.log(10.0)
 
 
@@ -381,9 +382,8 @@ class DecayModel:
     rings before it), one cell per sample within :data:`MODEL_FULL_MS` of the impulse,
     cells of :data:`MODEL_COARSE` samples elsewhere up to :data:`MODEL_EARLY_MS` after the
     wet's start (where dry and wet overlap, their interference included), then cells of
-    ``block`` samples growing with time (at most :data:`MODEL_LATE_RESOLUTION` per the
-    time since the wet's start) to the send's end, holding the wet's energy plus the
-    dry's.
+    ``block`` samples widening with time (to 1/:data:`MODEL_LATE_RESOLUTION` of the time
+    since the wet's start) to the send's end, holding the wet's energy plus the dry's.
 
     :meth:`describe` measures these energies as :func:`describe` measures an IR (onset
     20 dB below the peak, Schroeder integral from the onset, T30 and EDT by least squares,
@@ -406,9 +406,9 @@ class DecayModel:
         self.early = e = int(round(MODEL_EARLY_MS * 1e-3 * sr))
         self.full = min(f, int(round(MODEL_FULL_MS * 1e-3 * sr)))
         self.block = b = int(block)
-        # late cells from the wet's start + e: b samples wide, growing with time to
-        # 1/MODEL_LATE_RESOLUTION of it (a band's decay still matters at time t only if it
-        # is longer than about 1.7 t, so its T30 range keeps ~MODEL_CELLS_PER_DECAY cells)
+        # late cells from the wet's start + e: b samples wide, widening with time to
+        # 1/MODEL_LATE_RESOLUTION of it (a band's T30 range, -5 to -35 dB, ends at 0.58 x
+        # its decay, so every band keeps a few hundred cells there)
         edges = [e]
         while edges[-1] < n_max:
             edges.append(edges[-1] + max(b, int(edges[-1] / MODEL_LATE_RESOLUTION)))
@@ -812,20 +812,33 @@ def fit_ir(ir: np.ndarray, sample_rate: int, *, seed: int = 0,
     lo_d, hi_d = math.log(DECAY_LIMITS_S[0]), math.log(DECAY_LIMITS_S[1])
     x0 = [math.log(d0[lay.ref])] + [math.log(d0[b] / d0[lay.ref]) for b in lay.free]
     bounds = [(max(lo_d, x0[0] - span), min(hi_d, x0[0] + span))]
-    bounds += [(v - span, v + span) for v in x0[1:]]
+    # band ratios: within the params' range too (a ratio beyond it would be clipped in the
+    # preset); a guess beyond it gets a narrow box at the range's end
+    r_lo, r_hi = math.log(RATIO_LIMITS[0]), math.log(RATIO_LIMITS[1])
+    for v in x0[1:]:
+        lo, hi = max(r_lo, v - span), min(r_hi, v + span)
+        bounds.append((lo, hi) if hi - lo > 0.05 else
+                      ((r_lo, r_lo + 0.05) if v < r_lo + 0.05 else (r_hi - 0.05, r_hi)))
     bounds += [WET_DB_BOUNDS, PRE_DELAY_MS_BOUNDS]
     x0 = [float(np.clip(v, lo, hi)) for v, (lo, hi) in zip(x0, bounds[:-2], strict=True)]
-    ratio_b = bounds[1:-2]
-    longest = max(math.exp(bounds[0][1] + max([b[1] for b in ratio_b] + [0.0])),
-                  float(d0.max()) * SEARCH_FACTOR)
-    shortest = math.exp(bounds[0][0] + min([b[0] for b in ratio_b] + [0.0]))
+    shortest = math.exp(bounds[0][0] + min([b[0] for b in bounds[1:-2]] + [0.0]))
     # every candidate is measured on the decay model at the IR's own rate: the synthetic
     # reverb's noise differs from rate to rate, and so does the share of its energy in the
-    # top octave, so this is what the preset sounds like there
+    # top octave, so this is what the preset sounds like there. The model spans the send
+    # of a candidate whose longest band is up to SEARCH_FACTOR x the target's longest T30;
+    # one longer (the search allows SEARCH_FACTOR^2) is measured over that span, which
+    # misses less than 0.1 dB of its EDC at -35 dB
+    longest = float(d0.max()) * SEARCH_FACTOR
     model = DecayModel(sr, min(36.0, 1.2 * longest + 0.05), model_block(sr, shortest))
 
+    calls = [0]  # candidates measured on the model
+
+    def measured(z: np.ndarray, bands: tuple[float, ...] = BANDS_HZ) -> Descriptors:
+        calls[0] += 1
+        return model.describe(lay.band_decays(z), z[-2], z[-1], bands)
+
     def objective(z: np.ndarray) -> float:
-        return _loss(target, model.describe(lay.band_decays(z), z[-2], z[-1]), BANDS_HZ)
+        return _loss(target, measured(z), BANDS_HZ)
 
     # stage 1: wet level and pre-delay on a grid, the band decays at the guess, scored on
     # the broadband terms alone (EDT, C50, early EDC, arrival times)
@@ -835,6 +848,7 @@ def fit_ir(ir: np.ndarray, sample_rate: int, *, seed: int = 0,
     d_guess = lay.band_decays(np.asarray(x0))
 
     def broadband(w: float, pd: float) -> float:
+        calls[0] += 1
         return _loss(target, model.describe(d_guess, w, pd, ()), ())
 
     scores = [broadband(w, pd) for w, pd in grid]
@@ -845,7 +859,6 @@ def fit_ir(ir: np.ndarray, sample_rate: int, *, seed: int = 0,
     w0 = float(ws[int(np.argmin([broadband(w, p0) for w in ws]))])
     ps = np.clip(p0 + np.linspace(-0.5, 0.5, 7) * max(1.0, 0.5 * p0), *PRE_DELAY_MS_BOUNDS)
     p0 = float(ps[int(np.argmin([broadband(w0, pd) for pd in ps]))])
-    n_stage1 = len(grid) + len(ws) + len(ps)
     x0 = np.array([*x0, w0, p0])
     # stage 2: differential evolution over all parameters, its population seeded as a
     # cloud around that guess (x0 itself included)
@@ -863,19 +876,37 @@ def fit_ir(ir: np.ndarray, sample_rate: int, *, seed: int = 0,
                                  polish=False, updating="immediate", callback=callback)
     z, loss_model = np.asarray(res.x), float(res.fun)
     # then each band's decay scaled by target / model T30 where that is off by more than
-    # MODEL_T30_TOL (kept while the cost falls): cheap, and it leaves stage 3 less to do
+    # MODEL_T30_TOL (kept while the cost falls): cheap, and it leaves stage 3 less to do.
+    # This may leave the search box (for a band that a slower neighbour's leakage makes
+    # measure longer than its own decay, the box around the target's T30 can be too
+    # narrow), though not the params' ranges
+    z_lo = np.array([lo_d] + [r_lo] * len(lay.free))
+    z_hi = np.array([hi_d] + [r_hi] * len(lay.free))
     for _ in range(MODEL_POLISH_ROUNDS):
-        fix = _t30_correction(target, model.describe(lay.band_decays(z), z[-2], z[-1]), lay,
-                              MODEL_T30_TOL)
+        fix = _t30_correction(target, measured(z), lay, MODEL_T30_TOL)
         if fix is None:
             break
         z_try = z.copy()
-        z_try[:-2] += fix
-        z_try = np.clip(z_try, lo_b, hi_b)
+        z_try[:-2] = np.clip(z[:-2] + fix, z_lo, z_hi)
         loss_try = objective(z_try)
         if not loss_try < loss_model:
             break
         z, loss_model = z_try, loss_try
+    # and a local search (Nelder-Mead, LOCAL_EVALS candidates) from there: it settles the
+    # trade-offs between neighbouring bands that leak into each other, which the
+    # evolution leaves unfinished
+    from scipy.optimize import minimize
+
+    lo_l = np.concatenate([z_lo, [WET_DB_BOUNDS[0], PRE_DELAY_MS_BOUNDS[0]]])
+    hi_l = np.concatenate([z_hi, [WET_DB_BOUNDS[1], PRE_DELAY_MS_BOUNDS[1]]])
+    steps = np.array([0.03] * (len(z) - 2) + [1.0, max(0.5, 0.1 * z[-1])])
+    steps = np.where(z + steps <= hi_l, steps, -steps)  # away from an upper bound
+    simplex = np.clip(np.vstack([z, z + np.diag(steps)]), lo_l, hi_l)
+    loc = minimize(objective, simplex[0], method="Nelder-Mead",
+                   bounds=list(zip(lo_l, hi_l, strict=True)),
+                   options={"maxfev": LOCAL_EVALS, "initial_simplex": simplex})
+    if loc.fun < loss_model:
+        z, loss_model = np.asarray(loc.x), float(loc.fun)
     # stage 3: the result rendered by the mixing code and measured like the target; where
     # a band's T30 there is off the target's by more than CHECK_T30_TOL, its decay is
     # scaled by the ratio and the render measured again (kept only if the cost falls)
@@ -911,10 +942,10 @@ def fit_ir(ir: np.ndarray, sample_rate: int, *, seed: int = 0,
                    "wet_level_db": rv.wet_level_db, "pre_delay_ms": rv.pre_delay_ms},
         "loss": round(float(loss), 4), "loss_model": round(loss_model, 4),
         "loss_initial_guess": round(float(loss0), 4),
-        "evaluations": int(res.nfev) + n_stage1 + 1, "renders": renders,
+        "evaluations": calls[0], "renders": renders,
         "generations": int(res.nit), "notes": notes,
         "target_fit_sr": target.as_dict(),
-        "fitted_fit_sr": model.describe(lay.band_decays(z), z[-2], z[-1]).as_dict(),
+        "fitted_fit_sr": measured(z).as_dict(),
     }
     if report:
         out.update(_report_figures(x, sr, target, fitted_ir, fitted))
