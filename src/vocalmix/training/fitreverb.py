@@ -26,7 +26,13 @@ How
     generations, seed 0) over the nine numbers, its population seeded as a cloud around
     that guess (the guess itself included; 4 % in log decay and log ratios, 1.5 dB, 20 %
     of the pre-delay), searching log(decay_s) and log(ratios) within a factor 1.35 of the
-    guess and the full wet and pre-delay ranges.
+    guess (and the params' ratio range, 0.1 to 4) and the full wet and pre-delay ranges.
+    Then, on the same decay model, each band's decay scaled by target / fitted T30 where
+    they differ by more than 0.5 % (up to 4 times, while the cost falls), and a local
+    search (Nelder-Mead, 300 candidates) from there, both free to leave the search box
+    within the params' ranges: where a slower neighbouring band leaks into a band, its
+    measured T30 is not monotonic in its own decay and the best trade-off between the
+    two can lie outside the box around the target's T30.
     Stage 3, the check on the real thing: the result is rendered by the mixing code
     (:func:`render_send_ir`) and measured like the target; where a band's T30 there is
     more than 2 % off the target's, the band decays are scaled by target / rendered T30
@@ -46,13 +52,13 @@ How
 
     Everything is measured at the IR's own rate (the report's figures are too): the
     synthetic reverb's noise differs from rate to rate, and so does the share of its
-    energy in the top octave, so this is the preset as it sounds there. The optimiser's
-    candidates (about 750 per IR) are not rendered: :class:`DecayModel` gives their
+    energy in the top octave, so this is the preset as it sounds there. The candidates of
+    stages 1 and 2 (about 1 200 per IR) are not rendered: :class:`DecayModel` gives their
     energy decay curves per octave band from the synthetic reverb's fixed noise, band
     filtered once per IR, and its closed-form exponential envelopes, summed over cells
-    of time that grow with the decay (about 1 to 2 ms of CPU per candidate); its T30
-    agree with the rendered send's within 1.5 % (0.5 % for 95 % of the bands, on the
-    fits of the real IRs). A fit takes 1 to 3 s of CPU per IR.
+    of time that widen with time (about 1.5 ms of CPU per candidate); its T30 agree with
+    the rendered send's within 1.5 % on the fits of the real IRs (within 0.5 % for 95 %
+    of the bands). A fit takes 1 to 4 s of CPU per IR.
 
 What is reported
     Target and fitted figures are those of stage 3, at the IR's own rate, the fitted side
@@ -1191,13 +1197,14 @@ def report_markdown(doc: dict) -> str:
               "run forward and backward) make a filtered impulse ring before it; the leading "
               "zeros keep that ringing, which the IR's own span would cut off, bending the "
               "low bands' EDT. Leading silence is otherwise ignored by the onset detection.",
-              "- The optimiser's candidates are measured on the decay model, the energy of the "
-              "synthetic send per octave band from its fixed noise (band-filtered once per "
-              "IR) under closed-form exponential envelopes, summed over cells of time; its "
-              "T30 agree with the rendered send's within 1.5 %. The result is rendered by "
-              "the mixing code and measured like the target; where a band's T30 there is "
-              "more than 2 % off, the band decays are scaled by target / rendered T30 and "
-              "rendered again (at most twice, kept only if the cost falls). "
+              "- The optimiser's candidates (the evolution's, then a T30 correction and a "
+              "Nelder-Mead search from its result) are measured on the decay model: the "
+              "energy of the synthetic send per octave band from its fixed noise "
+              "(band-filtered once per IR) under closed-form exponential envelopes, summed "
+              "over cells of time; its T30 agree with the rendered send's within 1.5 %. The "
+              "result is rendered by the mixing code and measured like the target; where a "
+              "band's T30 there is more than 2 % off, the band decays are scaled by target / "
+              "rendered T30 and rendered again (at most twice, kept only if the cost falls). "
               "`fitted_fit_sr` in the JSON holds the model's figures for the result, "
               "`fitted` the render's.",
               "- A band whose target T30 is not measurable takes the decay of the nearest "
