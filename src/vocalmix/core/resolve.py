@@ -374,3 +374,41 @@ def sync_freeverb_decay(params: MixParams, sample_rate: int) -> MixParams:
     if decay == rv.decay_s:
         return params
     return replace(params, vocal=replace(params.vocal, reverb=replace(rv, decay_s=decay)))
+
+
+def sync_delay_time(params: MixParams) -> MixParams:
+    """``params`` with a tempo-synced delay's ``time_ms`` set to its note's length at its
+    ``tempo_bpm`` (:meth:`~vocalmix.core.params.Delay.note_ms`); a ``free`` delay keeps
+    the ``time_ms`` written."""
+    from vocalmix.core.params import Delay
+
+    dl = params.vocal.delay
+    ms = dl.note_ms()
+    if ms is None:
+        return params
+    ms = clip(Delay, "time_ms", ms)
+    if ms == dl.time_ms:
+        return params
+    return replace(params, vocal=replace(params.vocal, delay=replace(dl, time_ms=ms)))
+
+
+def sync_derived(params: MixParams, sample_rate: int) -> MixParams:
+    """``params`` with every setting that follows from others brought in line: the
+    freeverb's ``decay_s`` (:func:`sync_freeverb_decay`) and a tempo-synced delay's
+    ``time_ms`` (:func:`sync_delay_time`). Front ends call this before rendering an
+    edited document; the resolvers write the same values."""
+    return sync_delay_time(sync_freeverb_decay(params, sample_rate))
+
+
+def sync_notes(before: MixParams, after: MixParams) -> list[str]:
+    """What :func:`sync_derived` changed, one line each, for a person."""
+    notes = []
+    rb, ra = before.vocal.reverb, after.vocal.reverb
+    if ra.decay_s != rb.decay_s:
+        notes.append(f"reverb decay_s set to {ra.decay_s:.2f} s, what the freeverb's room "
+                     "size and damping give")
+    db, da = before.vocal.delay, after.vocal.delay
+    if da.time_ms != db.time_ms:
+        notes.append(f"delay time_ms set to {da.time_ms:.1f} ms, a {da.note} note at "
+                     f"{da.tempo_bpm:g} BPM")
+    return notes

@@ -381,7 +381,7 @@ def cmd_mix(args: argparse.Namespace) -> int:
 
 def cmd_render(args: argparse.Namespace) -> int:
     from vocalmix.core.audio import read_params
-    from vocalmix.core.resolve import sync_freeverb_decay
+    from vocalmix.core.resolve import sync_derived, sync_notes
     from vocalmix.pipeline import render_params
 
     progress = _Progress(args.quiet)
@@ -390,10 +390,9 @@ def cmd_render(args: argparse.Namespace) -> int:
     params = read_params(args.params)
     vocal, backing, sr, _ = _load_pair(args, progress)
     plan.require_space(vocal.shape[0])
-    synced = sync_freeverb_decay(params, sr)
-    if synced is not params:
-        progress(f"reverb decay_s set to {synced.vocal.reverb.decay_s:.2f} s, what the "
-                 "freeverb's room size and damping give")
+    synced = sync_derived(params, sr)
+    for note in sync_notes(params, synced):
+        progress(note)
     params, rendered = render_params(vocal, backing, sr, synced, progress)
     written = _write_results(plan, args, params, rendered, progress)
     print(_summary(params, written))

@@ -267,7 +267,7 @@ class Studio:
         """The job of ``PUT /api/mixes/{id}/params``: render ``given`` exactly, or
         re-resolve (new targets, a preset, ``resolve``) and render; save as the next
         revision."""
-        from vocalmix.core.resolve import sync_freeverb_decay
+        from vocalmix.core.resolve import sync_derived, sync_notes
         from vocalmix.pipeline import mix, render_params
 
         with self.store.locked(mid) as d:
@@ -276,12 +276,9 @@ class Studio:
             self.store.write_meta(d, job={"kind": "edit", "started": time.time()})
             try:
                 if given is not None and not (targets or preset or resolve):
-                    new = sync_freeverb_decay(given, sr)
+                    new = sync_derived(given, sr)
                     params, rendered = render_params(v, b, sr, new)
-                    notes = ["rendered the edited settings"]
-                    if new is not given:
-                        notes.append(f"reverb decay_s set to {new.vocal.reverb.decay_s:.2f}"
-                                     " s, what the freeverb's room size and damping give")
+                    notes = ["rendered the edited settings", *sync_notes(given, new)]
                 else:
                     base = given if given is not None else self.current_params(d, meta)
                     params, rendered, est = mix(v, b, sr, base=base, reverb_preset=preset,
