@@ -70,3 +70,18 @@ def test_bad_input_raises_the_specific_error(tmp_path, song):
     assert e.value.code == "audio.not_found"
     with pytest.raises(vocalmix.AudioError, match="silent"):
         vocalmix.mix(np.zeros_like(v), b, 44100)
+
+
+def test_a_phone_vocal_over_a_cd_backing_mixes_at_the_backing_rate(song):
+    """16 kHz vocal over a 44.1 kHz backing: a 44.1 kHz mix whose backing is the file's
+    samples times the backing gain (no resampling of the backing)."""
+    import soxr
+
+    v, b = song
+    v16 = soxr.resample(v, 44100, 16000).astype(np.float32)
+    r = vocalmix.mix(vocalmix.Audio(v16, 16000), vocalmix.Audio(b, 44100),
+                     method="baseline")
+    assert r.sample_rate == 44100 and r.mix.shape[0] == b.shape[0]
+    g = np.float32(10.0 ** (r.params.backing.gain_db / 20.0))
+    assert np.array_equal(r.backing, (b * g).astype(np.float32))
+    assert any("vocal resampled from 16000 Hz to 44100 Hz" in n for n in r.notes)

@@ -139,10 +139,13 @@ def test_mono_rates_lengths_and_clipping_are_handled_and_said(tmp_path):
     va, ba = read_audio(v), read_audio(b)
     assert va.samples.shape[1] == 2 and va.source_channels == 1
     assert any("clipped" in n for n in ba.notes)
-    vs, bs, sr, notes = prepare_pair(va, ba)
-    assert sr == SR and vs.shape == bs.shape and vs.shape[0] == 3 * SR
-    assert any("resampled from 22050 Hz to 16000 Hz" in n for n in notes)
+    vs, bs, sr, notes = prepare_pair(va, ba)  # the mix takes the higher rate
+    assert sr == 22050 and vs.shape == bs.shape and vs.shape[0] == 3 * 22050
+    assert any("vocal resampled from 16000 Hz to 22050 Hz" in n for n in notes)
     assert any("vocal was 1.00 s shorter" in n for n in notes)
+    vs, bs, sr, notes = prepare_pair(va, ba, sample_rate=SR)  # or the rate asked for
+    assert sr == SR and vs.shape == bs.shape and vs.shape[0] == 3 * SR
+    assert any("backing resampled from 22050 Hz to 16000 Hz" in n for n in notes)
 
 
 @pytest.mark.parametrize("fmt,subtype", [("wav", "PCM_16"), ("flac", "PCM_24"), ("ogg", "VORBIS"),

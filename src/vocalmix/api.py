@@ -4,10 +4,10 @@ These functions are what ``import vocalmix`` offers (see :mod:`vocalmix`); they 
 :mod:`vocalmix.pipeline` (which works on prepared arrays) with input handling: each
 input may be a path, an :class:`~vocalmix.core.audio.Audio`, or a float array shaped
 ``(n,)`` or ``(n, channels)`` with ``sample_rate`` given. Inputs are validated as files
-are (length, channels, NaN, silence), brought to one rate (the backing is resampled to
-the vocal's with soxr) and length (the shorter padded with silence), exactly as the
-command line does, so ``vocalmix.mix("take.wav", "backing.wav")`` gives the same samples
-as ``vocalmix mix take.wav backing.wav``.
+are (length, channels, NaN, silence), brought to one rate (the higher of the two
+inputs' rates, or ``mix_rate``; soxr resamples the other) and length (the shorter padded
+with silence), exactly as the command line does, so ``vocalmix.mix("take.wav",
+"backing.wav")`` gives the same samples as ``vocalmix mix take.wav backing.wav``.
 
 A karaoke app mixes a take in-process with::
 
@@ -73,10 +73,10 @@ def _as_audio(x: AudioInput, sample_rate: int | None, what: str) -> Audio:
                       f"not {type(x).__name__}")
 
 
-def _pair(vocal: AudioInput, backing: AudioInput, sample_rate: int | None
-          ) -> tuple[np.ndarray, np.ndarray, int, list[str]]:
+def _pair(vocal: AudioInput, backing: AudioInput, sample_rate: int | None,
+          mix_rate: int | None = None) -> tuple[np.ndarray, np.ndarray, int, list[str]]:
     return prepare_pair(_as_audio(vocal, sample_rate, "vocal"),
-                        _as_audio(backing, sample_rate, "backing"))
+                        _as_audio(backing, sample_rate, "backing"), sample_rate=mix_rate)
 
 
 def default_method() -> str:
@@ -94,6 +94,7 @@ def mix(
     *,
     method: str | None = None,
     params: MixParams | None = None,
+    mix_rate: int | None = None,
     vocal_to_mix_lu: float | None = None,
     vocal_lra_lu: float | None = None,
     reverb_decay_s: float | None = None,
@@ -106,12 +107,13 @@ def mix(
         method: ``baseline`` or ``model``; default :func:`default_method`.
         params: start from this document's settings and targets instead of estimating
             (only the resolved settings are recomputed).
+        mix_rate: the mix's sample rate, Hz (default: the higher of the inputs' rates).
         vocal_to_mix_lu, vocal_lra_lu, reverb_decay_s: target overrides (LU, LU, s).
         progress: called with :class:`~vocalmix.core.progress.ProgressEvent` values.
     """
     from vocalmix import pipeline
 
-    v, b, sr, notes = _pair(vocal, backing, sample_rate)
+    v, b, sr, notes = _pair(vocal, backing, sample_rate, mix_rate)
     p, r, est = pipeline.mix(
         v, b, sr, method=method or default_method(), base=params,
         vocal_to_mix_lu=vocal_to_mix_lu, vocal_lra_lu=vocal_lra_lu,

@@ -78,7 +78,7 @@ def test_a_backing_upsampled_past_the_limit_is_refused_before_resampling(monkeyp
         raise AssertionError("resampled before the size check")
 
     monkeypatch.setattr(audio, "resample", no_resampling)
-    with pytest.raises(AudioTooLargeError, match="backing b.wav at the vocal's rate: 10.0 s"):
+    with pytest.raises(AudioTooLargeError, match="backing b.wav at 96000 Hz: 10.0 s"):
         prepare_pair(v, b, max_decoded_bytes=96000 * 10 * 8 - 1)
 
 

@@ -349,19 +349,23 @@ def resample(x: np.ndarray, from_hz: int, to_hz: int) -> np.ndarray:
 
 
 def prepare_pair(
-    vocal: Audio, backing: Audio, *, max_decoded_bytes: int | None = None
+    vocal: Audio, backing: Audio, *, sample_rate: int | None = None,
+    max_decoded_bytes: int | None = None
 ) -> tuple[np.ndarray, np.ndarray, int, list[str]]:
     """Bring a vocal and a backing to one rate and length.
 
-    The backing is resampled to the vocal's rate with soxr when they differ; the shorter
-    signal is padded with silence at its end. A constant (DC) offset of
-    ``DC_OFFSET_DBFS`` or more is subtracted (each channel's mean), with a note: it is
-    inaudible, but it would take headroom from the mix and pass into it. Raises
-    :class:`SilentAudioError` if either holds no audible sound: its peak, once its mean is
-    taken out, is below -90 dBFS (digital silence, or a constant offset and nothing else);
-    :class:`AudioTooLargeError` (before resampling) if the backing at the vocal's rate, or
-    either signal padded to the longer one, would be larger than ``max_decoded_bytes``
-    (default :func:`max_decoded_limit_bytes`).
+    The mix is made at ``sample_rate`` (Hz), by default the higher of the two inputs'
+    rates, so neither loses its top octave: a 16 kHz phone vocal over a 44.1 kHz backing
+    gives a 44.1 kHz mix whose backing is the file's samples. An input at another rate
+    is resampled with soxr; the shorter signal is padded with silence at its end. A
+    constant (DC) offset of ``DC_OFFSET_DBFS`` or more is subtracted (each channel's
+    mean), with a note: it is inaudible, but it would take headroom from the mix and pass
+    into it. Raises :class:`SilentAudioError` if either holds no audible sound: its peak,
+    once its mean is taken out, is below -90 dBFS (digital silence, or a constant offset
+    and nothing else); :class:`AudioTooLargeError` (before resampling) if either signal
+    at the mix's rate, padded to the longer one, would be larger than
+    ``max_decoded_bytes`` (default :func:`max_decoded_limit_bytes`); and
+    :class:`SampleRateError` for a ``sample_rate`` outside the supported range.
     Returns ``(vocal, backing, sample_rate, notes)``.
     """
     notes = list(vocal.notes) + list(backing.notes)
@@ -374,16 +378,27 @@ def prepare_pair(
     v, b = signals
     if max_decoded_bytes is None:
         max_decoded_bytes = max_decoded_limit_bytes()
-    sr = vocal.sample_rate
+    sr = int(sample_rate) if sample_rate else max(vocal.sample_rate, backing.sample_rate)
+    if not (MIN_RATE_HZ <= sr <= MAX_RATE_HZ):
+        raise SampleRateError(f"output sample rate {sr} Hz is unsupported "
+                              f"({MIN_RATE_HZ} to {MAX_RATE_HZ} Hz)")
+    nv = -(-vocal.samples.shape[0] * sr // vocal.sample_rate)
     nb = -(-backing.samples.shape[0] * sr // backing.sample_rate)
-    n_out = max(vocal.samples.shape[0], nb)
+    n_out = max(nv, nb)
     if decoded_bytes(n_out, 2) > max_decoded_bytes:
-        raise AudioTooLargeError(_too_large(
-            f"{backing.label or backing.path} at the vocal's rate" if nb >= vocal.samples.shape[0]
-            else vocal.label or vocal.path, n_out, 2, sr, max_decoded_bytes))
-    if backing.sample_rate != sr:
-        b = resample(b, backing.sample_rate, sr)
-        notes.append(f"backing resampled from {backing.sample_rate} Hz to {sr} Hz")
+        big = backing if nb >= nv else vocal
+        what = big.label or big.path
+        if big.sample_rate != sr:
+            what += f" at {sr} Hz"
+        raise AudioTooLargeError(_too_large(what, n_out, 2, sr, max_decoded_bytes))
+    for name, a in (("vocal", vocal), ("backing", backing)):
+        if a.sample_rate != sr:
+            x = resample(v if name == "vocal" else b, a.sample_rate, sr)
+            if name == "vocal":
+                v = x
+            else:
+                b = x
+            notes.append(f"{name} resampled from {a.sample_rate} Hz to {sr} Hz")
     n = max(v.shape[0], b.shape[0])
     if v.shape[0] != b.shape[0]:
         shorter = "vocal" if v.shape[0] < n else "backing"

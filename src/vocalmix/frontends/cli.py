@@ -115,6 +115,9 @@ def _add_inputs(p: argparse.ArgumentParser) -> None:
         default="error",
         help="what to do with files of more than 2 channels (default: refuse)",
     )
+    p.add_argument("--sample-rate", type=int, default=None, metavar="HZ",
+                   help="rate of the mix, Hz (default: the higher of the two inputs' rates; "
+                        "the other input is resampled with soxr)")
 
 
 #: Subcommands whose parser lives with the code they run, imported only when that
@@ -260,7 +263,7 @@ def _load_pair(args: argparse.Namespace, progress: _Progress):
     progress(f"reading {args.vocal} and {args.backing}")
     v = _read(args.vocal, args, label=f"vocal {args.vocal}")
     b = _read(args.backing, args, label=f"backing {args.backing}")
-    vs, bs, sr, notes = prepare_pair(v, b)
+    vs, bs, sr, notes = prepare_pair(v, b, sample_rate=args.sample_rate)
     for n in notes:
         progress(n)
     return vs, bs, sr, notes
