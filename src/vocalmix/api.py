@@ -94,6 +94,7 @@ def mix(
     *,
     method: str | None = None,
     params: MixParams | None = None,
+    genre: str | None = None,
     vocal_to_mix_lu: float | None = None,
     vocal_lra_lu: float | None = None,
     reverb_decay_s: float | None = None,
@@ -106,6 +107,8 @@ def mix(
         method: ``baseline`` or ``model``; default :func:`default_method`.
         params: start from this document's settings and targets instead of estimating
             (only the resolved settings are recomputed).
+        genre: the song's genre if known (MUSDB18's genre names or ``other``), used by the
+            ``model`` method's level head.
         vocal_to_mix_lu, vocal_lra_lu, reverb_decay_s: target overrides (LU, LU, s).
         progress: called with :class:`~vocalmix.core.progress.ProgressEvent` values.
     """
@@ -113,7 +116,7 @@ def mix(
 
     v, b, sr, notes = _pair(vocal, backing, sample_rate)
     p, r, est = pipeline.mix(
-        v, b, sr, method=method or default_method(), base=params,
+        v, b, sr, method=method or default_method(), base=params, genre=genre,
         vocal_to_mix_lu=vocal_to_mix_lu, vocal_lra_lu=vocal_lra_lu,
         reverb_decay_s=reverb_decay_s, progress=progress)
     return MixResult(p, r.mix, r.vocal, r.vocal_dry, r.backing, sr,
@@ -126,6 +129,7 @@ def estimate(
     sample_rate: int | None = None,
     *,
     method: str | None = None,
+    genre: str | None = None,
     vocal_to_mix_lu: float | None = None,
     vocal_lra_lu: float | None = None,
     reverb_decay_s: float | None = None,
@@ -136,8 +140,9 @@ def estimate(
 
     v, b, sr, _ = _pair(vocal, backing, sample_rate)
     return pipeline.estimate_params(
-        v, b, sr, method=method or default_method(), vocal_to_mix_lu=vocal_to_mix_lu,
-        vocal_lra_lu=vocal_lra_lu, reverb_decay_s=reverb_decay_s, progress=progress).params
+        v, b, sr, method=method or default_method(), genre=genre,
+        vocal_to_mix_lu=vocal_to_mix_lu, vocal_lra_lu=vocal_lra_lu,
+        reverb_decay_s=reverb_decay_s, progress=progress).params
 
 
 def render(
