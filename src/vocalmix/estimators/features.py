@@ -42,15 +42,16 @@ vb_shape_dist_db       RMS difference of the level-normalised spectra of vocal a
                        the backing competes with the voice across its range)
 b_mid_db               backing energy 250 Hz-2 kHz re its total, dB (body, where most
                        instruments and the voice's fundamentals live)
-b_perc_db              backing percussive-to-harmonic energy ratio, dB: the power
-                       spectrogram median-filtered across frequency (percussive) against
-                       across time (harmonic), 17 bins/frames each (drums vs sustained)
+b_perc_db              backing percussive-to-harmonic energy ratio below 5.5 kHz, dB: the
+                       power spectrogram (93 ms frames, 46 ms hop) median-filtered across
+                       9 bins (percussive) against across 9 frames (harmonic): drums vs
+                       sustained instruments
 v_pitch_oct            vocal register: median fundamental of the voiced frames, octaves
                        re 220 Hz (normalised square difference function, 70-1000 Hz)
 v_voiced_frac          voiced share of the vocal's active 46 ms frames (periodicity >= 0.7):
                        high for singing, lower for speech and rap
-v_pitch_stability      share of consecutive voiced frames (11.6 ms apart) whose pitch moves
-                       by less than 0.3 semitone: held notes (singing) vs glides (speech)
+v_pitch_stability      share of consecutive voiced frames (23 ms apart) whose pitch moves
+                       by less than 0.5 semitone: held notes (singing) vs glides (speech)
 v_syllables_per_s      vocal syllable rate: peaks of its 10 ms envelope at least 4 dB
                        prominent, 80 ms apart, per second of active vocal
 v_periodicity          mean periodicity (peak of the normalised square difference
@@ -69,7 +70,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.fft
 
-FEATURE_VERSION = 3
+FEATURE_VERSION = 4
 PERTURBATION_VERSION = 2  # bump when the raw-take perturbation changes (cache keys use it)
 FEATURE_NAMES: tuple[str, ...] = (
     "b_centroid_oct", "b_low_db", "b_high_db", "b_air_db", "b_flatness_db",
@@ -209,7 +210,7 @@ def _activity(yv: np.ndarray) -> tuple[np.ndarray, float]:
     return act, float(act.mean())
 
 
-_PITCH_WIN, _PITCH_HOP = 1024, 256  # pitch frames: 46 ms every 11.6 ms at _SR
+_PITCH_WIN, _PITCH_HOP = 1024, 512  # pitch frames: 46 ms every 23 ms at _SR
 _PITCH_RANGE_HZ = (70.0, 1000.0)
 _VOICED_PERIODICITY = 0.7
 
@@ -219,7 +220,7 @@ def pitch_track(y: np.ndarray, sample_rate: int = _SR) -> tuple[np.ndarray, np.n
     """Fundamental (Hz), periodicity (0-1) and energy of every pitch frame of ``y``.
 
     The normalised square difference function (McLeod and Wyvill, 2005) of 46 ms frames
-    every 11.6 ms: ``2 r(tau) / m(tau)`` with ``r`` the autocorrelation and ``m`` the
+    every 23 ms: ``2 r(tau) / m(tau)`` with ``r`` the autocorrelation and ``m`` the
     sum of the two overlapping parts' energies, 1 for a perfectly periodic frame. The
     period is the first local maximum within 90% of the highest one between 1 ms and
     14 ms (70-1000 Hz), refined by a parabola. Level-invariant.
@@ -271,7 +272,7 @@ def _voice_features(yv: np.ndarray) -> tuple[float, float, float, float, float]:
             pitch_oct = float(np.median(lf[voiced]))
         both = voiced[1:] & voiced[:-1]
         if both.sum() >= 5:
-            stability = float((np.abs(12.0 * np.diff(lf))[both] < 0.3).mean())
+            stability = float((np.abs(12.0 * np.diff(lf))[both] < 0.5).mean())
     return pitch_oct, voiced_frac, stability, _syllable_rate(yv), periodicity
 
 
@@ -296,14 +297,15 @@ def _syllable_rate(yv: np.ndarray) -> float:
 def _percussive_db(yb: np.ndarray) -> float:
     from scipy.ndimage import median_filter
 
-    n = len(yb) // (_N // 2) - 1
+    hop = _N // 2
+    n = len(yb) // hop - 1
     if n < 3:
         return 0.0
-    idx = np.arange(_N)[None, :] + (_N // 2) * np.arange(n)[:, None]
-    s = scipy.fft.rfft(yb[idx] * np.hanning(_N).astype(np.float32), axis=1)
-    p = (s.real**2 + s.imag**2).astype(np.float64)  # (frames, bins)
-    harmonic = median_filter(p, size=(17, 1), mode="nearest").sum()
-    percussive = median_filter(p, size=(1, 17), mode="nearest").sum()
+    idx = np.arange(_N)[None, :] + hop * np.arange(n)[:, None]
+    s = scipy.fft.rfft(yb[idx] * np.hanning(_N).astype(np.float32), axis=1)[:, : _N // 4]
+    p = (s.real**2 + s.imag**2).astype(np.float64)  # (frames, bins below 5.5 kHz)
+    harmonic = median_filter(p, size=(9, 1), mode="nearest").sum()
+    percussive = median_filter(p, size=(1, 9), mode="nearest").sum()
     if harmonic <= 0 or percussive <= 0:
         return 0.0
     return float(10.0 * np.log10(percussive / harmonic))

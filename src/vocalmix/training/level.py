@@ -780,7 +780,8 @@ def training_metadata(ex: Examples, choice: dict, seed: int, augment: int,
 def train_level_model(folders: list[str], out: str | Path, seed: int = 0,
                       augment: int = DEFAULT_AUGMENT, progress: Progress | None = None,
                       use_cache: bool = True, cross_validate_: bool = True, jobs: int = 1,
-                      repeats: int = DEFAULT_REPEATS) -> tuple[LevelModel, dict]:
+                      repeats: int = DEFAULT_REPEATS, draws: int = DEFAULT_DRAWS
+                      ) -> tuple[LevelModel, dict]:
     """Fit the level model on every song with level information under ``folders``
     (MUSDB18's test split left out), write ``level_model.npz`` and ``level_model.json``
     into ``out``; returns both. With ``cross_validate_`` the metadata records the
@@ -788,7 +789,7 @@ def train_level_model(folders: list[str], out: str | Path, seed: int = 0,
     <vocalmix.estimators.registry.default_method>` reads."""
     progress = progress or _quiet
     songs = level_songs(folders, progress)
-    ex = build_examples(songs, seed, augment, progress, use_cache, DEFAULT_DRAWS, jobs)
+    ex = build_examples(songs, seed, augment, progress, use_cache, draws, jobs)
     model, choice = fit_level_model(ex, seed, progress)
     cv = None
     if cross_validate_ and len(np.unique(ex.artists)) >= 2:
