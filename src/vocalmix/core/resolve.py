@@ -137,7 +137,11 @@ def solve_gain_from_segments(
         raise TargetUnreachableError("the processed vocal is silent; cannot set its level")
 
     def ratio(gain_db: float) -> float:
-        return float(_ratio_rows(np.array([gain_db]), vv, vb, bb, seg, measure, iv0)[0])
+        if measure == "singing":
+            return float(_ratio_rows(np.array([gain_db]), vv, vb, bb, seg, measure, iv0)[0])
+        g = 10.0 ** (gain_db / 20.0)  # scalar arithmetic, as the integrated resolver has
+        mix = integrated_from_segments(g * g * vv + 2.0 * g * vb + bb, seg)  # always done
+        return float(iv0 + gain_db - mix)
 
     lo, hi = gain_range_db
     grid = np.linspace(lo, hi, 49)
