@@ -131,8 +131,8 @@ def solve_gain_from_segments(
     if measure not in V2M_MEASURES:
         raise ValueError(f"unknown vocal-to-mix measure {measure!r}")
     seg = segment_len
-    iv0 = integrated_from_segments(vv, seg)
-    ib = integrated_from_segments(bb, seg)
+    iv0 = float(integrated_from_segments(vv, seg))
+    ib = float(integrated_from_segments(bb, seg))
     if not np.isfinite(iv0):
         raise TargetUnreachableError("the processed vocal is silent; cannot set its level")
 
