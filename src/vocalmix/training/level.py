@@ -41,11 +41,12 @@ How it is fitted (:func:`fit_head`, :func:`select_head`, :func:`fit_level_model`
     a prior worth one song of evidence along a unit-variance direction, so a genre seen
     in 3 songs with ``genre_alpha = 3`` gets half its residual mean as offset); the
     intercept is shrunk toward the baseline's rule (:data:`PRIOR`) by a prior worth
-    :data:`PRIOR_SONGS` song. The feature set (:data:`FEATURE_SETS`: the backing's
-    features alone, or with the vocal's) and the penalties are chosen per head by
-    cross-validation *inside the training songs*, folds grouped by artist
+    :data:`PRIOR_SONGS` song. The feature set (:data:`FEATURE_SETS`: none, i.e. a robust
+    constant, or with the genre a shrunk level per genre; the backing's features; the
+    backing's and the vocal's) and the penalties are chosen per head, the genre head on
+    its own, by cross-validation *inside the training songs*, folds grouped by artist
     (:func:`select_head`); with fewer than :data:`MIN_SONGS_FOR_CV` songs they are the
-    defaults. The LRA head uses the squared loss and a fixed feature set.
+    defaults (the backing's features, :data:`DEFAULT_ALPHA`). The LRA head uses the squared loss and a fixed feature set.
 
 Evaluation (:func:`cross_validate`, :func:`evaluate_level_model`)
     Folds grouped by **artist** (:func:`vocalmix.training.data.artist_folds`: no artist
@@ -144,6 +145,7 @@ VOCAL_FEATURES: tuple[str, ...] = (
     "v_activity", "vb_shape_dist_db",
 )
 FEATURE_SETS: dict[str, tuple[str, ...]] = {
+    "none": (),  # a robust constant (with the genre: a shrunk per-genre level)
     "backing": BACKING_FEATURES,
     "backing+vocal": BACKING_FEATURES + VOCAL_FEATURES,
 }
@@ -204,8 +206,9 @@ def fit_head(target: str, x: np.ndarray, y: np.ndarray, weights: np.ndarray,
     (:func:`song_weights`). ``genres``: each example's genre (``None``: no genre term);
     examples of ``other`` or ``unknown`` genre get no offset. Deterministic.
     """
-    feats = feature_subset or (FEATURE_SETS["backing"] if target == "vocal_to_mix_lu"
-                               else LRA_FEATURES)
+    if feature_subset is None:
+        feature_subset = BACKING_FEATURES if target == "vocal_to_mix_lu" else LRA_FEATURES
+    feats = feature_subset
     loss = loss or HEAD_LOSS[target]
     cols = np.array([FEATURE_NAMES.index(f) for f in feats], dtype=int)
     xs = np.asarray(x, dtype=np.float64)[:, cols]
@@ -312,14 +315,17 @@ def select_head(target: str, ex: Examples, *, seed: int = 0, with_genre: bool = 
     gas = genre_alphas if with_genre else (0.0,)
     if fixed is not None:
         grid = [(fixed[0], fixed[1], ga) for ga in gas]
-    else:
-        grid = [(fs, a, ga) for fs in feature_sets for a in alphas for ga in gas]
+    else:  # a feature set without features has no slope to penalise: one alpha
+        grid = [(fs, a, ga) for fs in feature_sets
+                for a in (alphas if feature_sets[fs] else alphas[:1]) for ga in gas]
     scores: dict[str, float] = {}
     if len(grid) == 1:
         fs, a, ga = grid[0]
         how = "given"
     elif n_songs < MIN_SONGS_FOR_CV:
-        fs, a = fixed if fixed is not None else (next(iter(feature_sets)), DEFAULT_ALPHA)
+        fs, a = fixed if fixed is not None else (
+            "backing" if "backing" in feature_sets else next(iter(feature_sets)),
+            DEFAULT_ALPHA)
         ga = DEFAULT_GENRE_ALPHA
         how = f"default (fewer than {MIN_SONGS_FOR_CV} songs to choose by cross-validation)"
     else:
@@ -362,9 +368,8 @@ def fit_level_model(ex: Examples, seed: int = 0, progress: Progress | None = Non
                      f"{report[t]['alpha']:g} ({report[t]['chosen_by']})")
     for t in GENRE_TARGETS:
         if any(g != OTHER_GENRE for g in ex.genres):
-            fixed = (report[t]["feature_set"], report[t]["alpha"])
             genre_heads[t], report[f"{t}+genre"] = select_head(t, ex, seed=seed,
-                                                               with_genre=True, fixed=fixed)
+                                                               with_genre=True)
     return LevelModel(heads, genre_heads), report
 
 
@@ -821,7 +826,7 @@ def sensitivity(ex: Examples, *, repeats: int, n_folds: int, seed: int) -> dict:
 
     table = {}
     for fs in FEATURE_SETS:
-        for a in ALPHA_GRID:
+        for a in ALPHA_GRID if FEATURE_SETS[fs] else ALPHA_GRID[:1]:
             cv = cross_validate(ex, repeats=repeats, n_folds=n_folds, seed=seed,
                                 fit=_fixed_fit(fs, a))
             s = cv["summary"]["model"]["vocal_to_mix_lu"]

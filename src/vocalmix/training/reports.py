@@ -262,7 +262,10 @@ def write_level_report(res: dict, out: str | Path) -> Path:
     """``report.md``, ``results.json``, ``scatter.png`` and ``errors.png`` into ``out``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(res, indent=1) + "\n", encoding="utf-8")
+    lean = dict(res, rows=[[{k: v for k, v in r.items() if k != "error"} for r in rows]
+                           for rows in res["rows"]])  # errors follow from the rows
+    (out / "results.json").write_text(json.dumps(_rounded(lean), separators=(",", ":"))
+                                      + "\n", encoding="utf-8")
     text = level_report_markdown(res)
     try:
         _level_plots(res, out)
@@ -271,6 +274,17 @@ def write_level_report(res: dict, out: str | Path) -> Path:
     p = out / "report.md"
     p.write_text(text, encoding="utf-8")
     return p
+
+
+def _rounded(obj: object, nd: int = 4) -> object:
+    """``obj`` with every float rounded to ``nd`` decimals (a smaller results file)."""
+    if isinstance(obj, float):
+        return round(obj, nd)
+    if isinstance(obj, dict):
+        return {k: _rounded(v, nd) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_rounded(v, nd) for v in obj]
+    return obj
 
 
 _COLORS = {"rule": "tab:blue", "constant": "tab:gray", "median": "tab:olive",
