@@ -46,7 +46,8 @@ How it is fitted (:func:`fit_head`, :func:`select_head`, :func:`fit_level_model`
     backing's and the vocal's) and the penalties are chosen per head, the genre head on
     its own, by cross-validation *inside the training songs*, folds grouped by artist
     (:func:`select_head`); with fewer than :data:`MIN_SONGS_FOR_CV` songs they are the
-    defaults (the backing's features, :data:`DEFAULT_ALPHA`). The LRA head uses the squared loss and a fixed feature set.
+    defaults (the backing's features, :data:`DEFAULT_ALPHA`). The LRA head uses the
+    squared loss and a fixed feature set.
 
 Evaluation (:func:`cross_validate`, :func:`evaluate_level_model`)
     Folds grouped by **artist** (:func:`vocalmix.training.data.artist_folds`: no artist
