@@ -46,3 +46,33 @@ def sine(freq_hz: float, db: float, dur_s: float, sr: int, channels: int = 2) ->
     t = np.arange(int(round(dur_s * sr))) / sr
     x = (10 ** (db / 20) * np.sin(2 * np.pi * freq_hz * t)).astype(np.float32)
     return np.repeat(x[:, None], channels, axis=1)
+
+
+def ebur128_singing_v2m(vocal: np.ndarray, backing: np.ndarray, sr: int) -> tuple[float, float]:
+    """``(while singing, integrated)`` vocal-to-mix ratios (LU) of ``vocal`` in ``vocal +
+    backing``, measured independently of vocalmix's numpy BS.1770 code: libebur128
+    (pyebur128) gives the 400 ms momentary loudness every 100 ms, which are BS.1770-4's
+    gating blocks; the vocal's blocks are gated (-70 LUFS, then -10 LU), and the mix's
+    power is averaged over the same blocks."""
+    import pyebur128
+
+    def blocks(x: np.ndarray) -> np.ndarray:
+        st = pyebur128.R128State(2, sr, pyebur128.MeasurementMode.MODE_M)
+        hop = sr // 10
+        out = []
+        for i in range(x.shape[0] // hop):
+            chunk = np.ascontiguousarray(x[i * hop:(i + 1) * hop], dtype=np.float32)
+            st.add_frames(chunk.ravel(), hop)
+            if i >= 3:
+                out.append(pyebur128.get_loudness_momentary(st))
+        return np.array(out)
+
+    lv, lm = blocks(vocal), blocks(vocal + backing)
+    pv, pm = 10 ** ((lv + 0.691) / 10), 10 ** ((lm + 0.691) / 10)
+    gate = lv > -70
+    gate &= lv > 10 * np.log10(pv[gate].mean()) - 0.691 - 10
+    singing = 10 * np.log10(pv[gate].mean() / pm[gate].mean())
+    gm = lm > -70
+    gm &= lm > 10 * np.log10(pm[gm].mean()) - 0.691 - 10
+    integrated = 10 * np.log10(pv[gate].mean() / pm[gm].mean())
+    return float(singing), float(integrated)

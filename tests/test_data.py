@@ -1,4 +1,5 @@
-"""Data layer (issue 5): readers on every layout, provenance, splits by song, hashing."""
+"""Data layer: readers on every layout, provenance and genres, MUSDB18 test-split marks,
+splits by song and by artist, hashing."""
 
 from __future__ import annotations
 
@@ -241,3 +242,85 @@ def test_whole_data_root_yields_only_song_layouts():
     # not songs with a vocal/backing pair
     assert not any("saraga" in str(s.vocal).lower() or "/ir/" in str(s.vocal)
                    or "dry_vocals" in str(s.vocal) for s in songs)
+
+
+# --- genres, artists, MUSDB18's test split ------------------------------------------------
+
+
+def test_catalogue_genres_and_the_test_split_are_marked(layouts, tmp_path):
+    songs = {s.song_id: s for s in find_songs([layouts])}
+    # MUSDB18-HQ layout: a song folder in test/ next to train/ is a test-split song
+    assert songs["Artist 1 - Song"].test_split and not songs["Artist 0 - Song"].test_split
+    assert songs["Artist 0 - Song"].genre == data.UNKNOWN_GENRE
+    # a catalogue beside the song folders (or above them) gives genre and provenance;
+    # a song named in MUSDB18's test list is marked whatever its folder
+    root = tmp_path / "set"
+    (root / "train").mkdir(parents=True)
+    (root / "train" / "Leaf - Wicked.stem.mp4").write_bytes(b"\0" * 64)
+    (root / "train" / "Mu - Too Bright.stem.mp4").write_bytes(b"\0" * 64)
+    (root / "tracks.csv").write_text(
+        'song,genre,source,licence\n"Jokers, Jacks - X",Pop,DSD,Restricted\n'
+        "Leaf - Wicked,Pop/Rock,DSD,Restricted\n")
+    by = {s.song_id: s for s in find_songs([root])}
+    assert by["Leaf - Wicked"].genre == "Pop/Rock" and not by["Leaf - Wicked"].test_split
+    assert dict(by["Leaf - Wicked"].provenance) == {
+        "catalogue": "set/tracks.csv", "source": "DSD", "licence": "Restricted"}
+    assert by["Mu - Too Bright"].test_split and by["Mu - Too Bright"].genre == "unknown"
+    assert by["Leaf - Wicked"].describe()["genre"] == "Pop/Rock"
+
+
+def test_artist_keys():
+    assert data.artist_of("Music Delta - Beatles") == "music delta"
+    assert data.artist_of("Triviul feat. The Fiend - Widow") == data.artist_of(
+        "Triviul - Angelsaint")
+    assert data.artist_of("The Easton Ellises (Baumi) - SDRNR") == data.artist_of(
+        "The Easton Ellises - Falcon 69")
+    assert data.artist_of("no dash here") == "no dash here"
+
+
+def test_artist_folds_never_split_an_artist_and_change_with_the_seed():
+    rng = np.random.default_rng(0)
+    artists = [f"a{k}" for k in rng.integers(0, 30, size=88)] + ["big"] * 7
+    partitions = []
+    for seed in range(4):
+        folds = data.artist_folds(artists, 5, seed)
+        assert len(folds) == 5
+        assert np.all(np.sum(folds, axis=0) == 1)  # every song in exactly one fold
+        for f in folds:
+            inside = {a for a, m in zip(artists, f, strict=True) if m}
+            outside = {a for a, m in zip(artists, f, strict=True) if not m}
+            assert not inside & outside  # no artist on both sides
+        sizes = [int(f.sum()) for f in folds]
+        assert max(sizes) - min(sizes) <= 7  # as even as the largest artist allows
+        partitions.append(tuple(tuple(np.flatnonzero(f)) for f in folds))
+        assert data.artist_folds(artists, 5, seed)[0].tolist() == folds[0].tolist()
+    assert len(set(partitions)) > 1
+
+
+def test_real_stem_mp4_files_decode_to_vocal_and_backing():
+    """The 88 MUSDB18 ``.stem.mp4`` files of the shared data through the real reader:
+    catalogue genres and provenance, and backing = drums + bass + other, checked against
+    the file's own mixture stream."""
+    import shutil
+    import subprocess
+
+    root = require_data("musdb18-7s")
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg is not installed (needed to read .stem.mp4)")
+    songs = find_songs([root])
+    assert len(songs) == 88 and all(s.source == "musdb_stem" for s in songs)
+    assert all(s.genre != data.UNKNOWN_GENRE for s in songs)
+    assert not any(s.test_split for s in songs)
+    assert all(dict(s.provenance)["source"] in ("DSD", "MedleyDB") for s in songs)
+    assert len({s.artist for s in songs}) < len(songs)  # several songs share an artist
+    for s in (songs[0], songs[47]):
+        v, b, sr = load_song(s)
+        assert sr == 44100 and v.shape == b.shape and v.shape[1] == 2
+        assert 6.0 < v.shape[0] / sr < 7.5
+        r = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(s.vocal), "-map",
+                            "0:a:0", "-f", "f32le", "-ac", "2", "-ar", "44100", "-"],
+                           capture_output=True, check=True)
+        mix = np.frombuffer(r.stdout, np.float32).reshape(-1, 2)[: v.shape[0]]
+        resid = np.sum((v + b - mix) ** 2) / np.sum(mix**2)
+        assert 10 * np.log10(resid) < -15, s.song_id  # AAC coding noise only
+        assert np.sum(b**2) > 0.05 * np.sum(mix**2) and np.sum(v**2) > 1e-4 * np.sum(mix**2)

@@ -1,4 +1,4 @@
-"""Level-invariant features and the raw-take perturbation (issue 5).
+"""Level-invariant features and the raw-take perturbation.
 
 The central property: the features do not change when the vocal (or the backing) is
 made louder or quieter, so a model trained on them cannot read the human mix's balance
@@ -117,3 +117,34 @@ def test_excerpts_cover_the_signal_and_follow_the_vocal():
     assert sel and all(x.stop > 9 * SR for x in sel)
     assert vocal_excerpts(v * _db(15), SR) == sel  # the rule is relative
     assert len(vocal_excerpts(v, SR, max_n=2)) == 2
+
+
+def test_voice_features_tell_a_held_note_from_noise_and_count_syllables():
+    from vocalmix.estimators.features import pitch_track
+
+    t = np.arange(3 * SR) / SR
+    tone = 0.3 * np.sin(2 * np.pi * 220 * t)  # A3, held
+    f0, per, _e = pitch_track(tone.astype(np.float32))
+    assert np.median(f0) == pytest.approx(220.0, rel=0.01) and per.mean() > 0.95
+    # syllables: a 5 Hz envelope (never silent) on the tone; noise is unvoiced
+    env = 0.55 + 0.45 * np.sin(2 * np.pi * 5 * t)
+    sung = np.stack([tone * env] * 2, 1).astype(np.float32)
+    noise = (0.1 * np.random.default_rng(0).standard_normal((t.size, 2))).astype(np.float32)
+    i = FEATURE_NAMES.index
+    fs, fn = features(sung, noise, SR), features(noise, noise, SR)
+    assert fs[i("v_pitch_oct")] == pytest.approx(0.0, abs=0.02)  # 220 Hz
+    assert fs[i("v_syllables_per_s")] == pytest.approx(5.0, abs=1.0)
+    assert fs[i("v_voiced_frac")] > 0.8 > 0.2 > fn[i("v_voiced_frac")]
+    assert fs[i("v_pitch_stability")] > 0.9
+    assert fs[i("v_periodicity")] > fn[i("v_periodicity")] + 0.3
+
+
+def test_percussive_ratio_rises_with_drums(song):
+    v, b = song
+    n = b.shape[0]
+    clicks = np.zeros_like(b)
+    clicks[:: SR // 4] = 1.0  # four clicks a second
+    i = FEATURE_NAMES.index("b_perc_db")
+    t = np.arange(n) / SR
+    pad = np.stack([0.2 * np.sin(2 * np.pi * 330 * t)] * 2, 1).astype(np.float32)
+    assert features(v, clicks + 0.01 * pad, SR)[i] > features(v, pad, SR)[i] + 10

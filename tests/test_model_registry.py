@@ -12,16 +12,17 @@ from vocalmix.estimators import eq, level, registry, reverb
 from vocalmix.estimators.features import FEATURE_NAMES
 from vocalmix.estimators.weights import ModelFiles
 from vocalmix.synth import synthesize_song
-from vocalmix.training.level import fit_level_model
+from vocalmix.training.level import fit_head, song_weights
 
 SR = 22050
 
 
 def _level_model(rng: np.random.Generator, meta: dict | None = None) -> level.LevelModel:
     x = rng.normal(size=(9, len(FEATURE_NAMES)))
-    y = np.stack([-3.0 + 0.1 * x[:, 0], 0.1 * x[:, 0], 0.05 * x[:, 1]], 1)
-    m, _ = fit_level_model(x, y, np.repeat(np.arange(3), 3))
-    return level.LevelModel(m.heads, meta=meta or {})
+    y = np.stack([-3.0 + 0.1 * x[:, 0], 0.05 * x[:, 1]], 1)
+    g = np.repeat(np.arange(3), 3)
+    h = {t: fit_head(t, x, y[:, j], song_weights(g), 1.0) for j, t in enumerate(level.TARGETS)}
+    return level.LevelModel(h, meta=meta or {})
 
 
 def _missing():
@@ -82,22 +83,32 @@ def test_unknown_method_is_a_params_error():
         pipeline.choose_targets(v, b, SR, "magic")
 
 
-def _summary(model: float, baseline: float, constant: float) -> dict:
+def _summary(model: float, rule: float, constant: float = 1.0) -> dict:
     return {"cross_validated": {"summary": {
         m: {"vocal_to_mix_lu": {"mae": v}}
-        for m, v in (("model", model), ("baseline", baseline), ("constant", constant))}}}
+        for m, v in (("model", model), ("rule", rule), ("constant", constant))}}}
 
 
 @pytest.mark.parametrize("meta, expected", [
-    (_summary(0.9, 1.2, 2.0), "model"),
-    (_summary(1.3, 1.2, 2.0), "baseline"),  # loses to the rule
-    (_summary(1.1, 1.2, 1.0), "baseline"),  # loses to the constant
+    (_summary(0.9, 1.2), "model"),
+    (_summary(1.3, 1.2), "baseline"),  # the rule measures better
+    (_summary(1.2, 1.2), "baseline"),  # a tie keeps the rule
+    (_summary(1.1, 1.2, constant=1.0), "model"),  # a constant is no method one can run
+    (_summary(float("nan"), 1.2), "baseline"),
+    ({"cross_validated": {"summary": {"model": {}}}}, "baseline"),
     ({}, "baseline"),  # no cross-validated figures
 ])
-def test_default_method_is_the_model_only_when_it_beats_both(monkeypatch, rng, meta,
-                                                             expected):
+def test_default_method_is_the_runnable_method_that_measures_best(monkeypatch, rng, meta,
+                                                                  expected):
     monkeypatch.setattr(level, "shipped_model", lambda: _level_model(rng, meta))
     assert registry.default_method() == expected
+
+
+def test_default_method_reads_the_shipped_cross_validated_figures():
+    s = level.shipped_model().meta["cross_validated"]["summary"]
+    best = min(("baseline", "model"),
+               key=lambda m: (s[registry.RUNNABLE[m]]["vocal_to_mix_lu"]["mae"], m != "baseline"))
+    assert registry.default_method() == best
 
 
 # --- the weights loader --------------------------------------------------------------------

@@ -170,7 +170,7 @@ def test_create_get_audio_edit_delete(client, pair, app):
 
 
 def test_room_size_edit_updates_the_documented_decay(client, pair):
-    body = post_mix(client, pair).json()
+    body = post_mix(client, pair, method="baseline").json()  # a freeverb to edit
     p = body["params"]
     p["vocal"]["reverb"]["room_size"] = 0.9
     r = client.put(body["links"]["edit"], json={"params": p})

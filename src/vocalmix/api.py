@@ -95,6 +95,7 @@ def mix(
     method: str | None = None,
     params: MixParams | None = None,
     mix_rate: int | None = None,
+    genre: str | None = None,
     vocal_to_mix_lu: float | None = None,
     vocal_lra_lu: float | None = None,
     reverb_decay_s: float | None = None,
@@ -108,6 +109,8 @@ def mix(
         params: start from this document's settings and targets instead of estimating
             (only the resolved settings are recomputed).
         mix_rate: the mix's sample rate, Hz (default: the higher of the inputs' rates).
+        genre: the song's genre if known (MUSDB18's genre names or ``other``), used by the
+            ``model`` method's level head.
         vocal_to_mix_lu, vocal_lra_lu, reverb_decay_s: target overrides (LU, LU, s).
         progress: called with :class:`~vocalmix.core.progress.ProgressEvent` values.
     """
@@ -115,7 +118,7 @@ def mix(
 
     v, b, sr, notes = _pair(vocal, backing, sample_rate, mix_rate)
     p, r, est = pipeline.mix(
-        v, b, sr, method=method or default_method(), base=params,
+        v, b, sr, method=method or default_method(), base=params, genre=genre,
         vocal_to_mix_lu=vocal_to_mix_lu, vocal_lra_lu=vocal_lra_lu,
         reverb_decay_s=reverb_decay_s, progress=progress)
     return MixResult(p, r.mix, r.vocal, r.vocal_dry, r.backing, sr,
@@ -128,6 +131,7 @@ def estimate(
     sample_rate: int | None = None,
     *,
     method: str | None = None,
+    genre: str | None = None,
     vocal_to_mix_lu: float | None = None,
     vocal_lra_lu: float | None = None,
     reverb_decay_s: float | None = None,
@@ -138,8 +142,9 @@ def estimate(
 
     v, b, sr, _ = _pair(vocal, backing, sample_rate)
     return pipeline.estimate_params(
-        v, b, sr, method=method or default_method(), vocal_to_mix_lu=vocal_to_mix_lu,
-        vocal_lra_lu=vocal_lra_lu, reverb_decay_s=reverb_decay_s, progress=progress).params
+        v, b, sr, method=method or default_method(), genre=genre,
+        vocal_to_mix_lu=vocal_to_mix_lu, vocal_lra_lu=vocal_lra_lu,
+        reverb_decay_s=reverb_decay_s, progress=progress).params
 
 
 def render(

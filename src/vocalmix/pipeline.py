@@ -57,9 +57,11 @@ def choose_targets(
     sample_rate: int,
     method: str = "baseline",
     progress: Progress = _quiet,
+    genre: str | None = None,
 ) -> tuple[MixParams, list[str]]:
     """Targets and unresolved settings from an estimator (``baseline`` or ``model``,
-    :func:`vocalmix.estimators.registry.estimate`).
+    :func:`vocalmix.estimators.registry.estimate`); ``genre`` (MUSDB18's genre names or
+    ``other``) is used by the model's level head.
 
     When the model is unavailable (its weights are missing, unreadable or stale:
     :class:`~vocalmix.core.errors.ModelError`), the baseline's targets are used with a
@@ -71,14 +73,14 @@ def choose_targets(
     if method == "model":
         progress(ProgressEvent("estimate.model", 0.05, "model: predicting targets"))
         try:
-            return registry.estimate(vocal, backing, sample_rate, "model")
+            return registry.estimate(vocal, backing, sample_rate, "model", genre)
         except ModelError as e:
             notes.append(f"{e}: fell back to the baseline")
             method = "baseline"
     if method == "baseline":
         progress(ProgressEvent("estimate.baseline", 0.05,
                                "baseline: tempo and masking analysis"))
-    params, more = registry.estimate(vocal, backing, sample_rate, method)
+    params, more = registry.estimate(vocal, backing, sample_rate, method, genre)
     return params, notes + more
 
 
@@ -136,23 +138,28 @@ def _resolve(
     dry = np.asarray(compressor_stage(x_eq, sample_rate, comp.compressor), dtype=np.float32)
     parts = VocalParts(dry=dry, wet=reverb_wet(dry, sample_rate, rv))
     b = backing * np.float32(10.0 ** (params.backing.gain_db / 20.0))
-    g = resolve_vocal_gain(parts.dry + parts.wet, b, sample_rate, t.vocal_to_mix_lu)
+    g = resolve_vocal_gain(parts.dry + parts.wet, b, sample_rate, t.vocal_to_mix_lu,
+                           measure=t.vocal_to_mix_measure)
+    how = " while it sings" if g.measure == "singing" else ""
     notes.append(
         f"vocal gain {g.gain_db:+.2f} dB puts the vocal at {g.vocal_to_mix_lu:+.2f} LU "
-        f"against the mix ({g.vocal_to_backing_lu:+.2f} LU against the backing)"
+        f"against the mix{how} ({g.vocal_to_backing_lu:+.2f} LU against the backing)"
     )
     new_vocal = replace(vc, compressor=comp.compressor, reverb=rv, gain_db=float(g.gain_db))
     resolved = Resolved(parts=parts, gain=g, vocal_lra_lu=comp.achieved_lra_lu)
     return replace(params, vocal=new_vocal, achieved=Achieved()), notes, resolved
 
 
-def measure_achieved(rendered: Rendered, resolved: Resolved | None = None) -> Achieved:
+def measure_achieved(rendered: Rendered, resolved: Resolved | None = None,
+                     measure: str = "integrated") -> Achieved:
     """Measure a render: vocal-to-mix (pre-master), vocal LRA, mix loudness and peak.
 
     With ``resolved`` (a render straight after resolving), the figures the resolvers
     already measured exactly on the same signals are reused: the vocal-to-mix and
-    vocal-to-backing ratios (BS.1770-4 on the same block sums) and the vocal LRA; the
-    mix's loudness is then measured only if the master changed it.
+    vocal-to-backing ratios (BS.1770-4 on the same block sums, in the measure the
+    resolver solved for) and the vocal LRA; the mix's loudness is then measured only if
+    the master changed it. Without it, the vocal-to-mix ratio is measured as
+    ``measure`` says (``targets.vocal_to_mix_measure`` of the rendered document).
     """
     sr = rendered.sample_rate
     if resolved is not None:
@@ -173,12 +180,17 @@ def measure_achieved(rendered: Rendered, resolved: Resolved | None = None) -> Ac
     ib = integrated_loudness(rendered.backing, sr)
     ipre = integrated_loudness(rendered.premaster, sr)
     imix = integrated_loudness(rendered.mix, sr)
+    v2m = iv - ipre
+    if measure != "integrated":
+        from vocalmix.core.measure import vocal_to_mix_lu
+
+        v2m = vocal_to_mix_lu(rendered.vocal, rendered.backing, sr, measure)
 
     def fin(v: float) -> float | None:
         return float(v) if np.isfinite(v) else None
 
     return Achieved(
-        vocal_to_mix_lu=fin(iv - ipre),
+        vocal_to_mix_lu=fin(v2m),
         vocal_to_backing_lu=fin(iv - ib),
         vocal_lra_lu=fin(loudness_range(rendered.vocal_dry, sr)),
         mix_integrated_lufs=fin(imix),
@@ -195,7 +207,8 @@ def render_params(
     progress(ProgressEvent("render", 0.0, "rendering"))
     r = render(vocal, backing, sample_rate, params)
     progress(ProgressEvent("measure", 0.7, "measuring the result"))
-    return replace(params, achieved=measure_achieved(r)), r
+    return replace(params, achieved=measure_achieved(
+        r, measure=params.targets.vocal_to_mix_measure)), r
 
 
 def estimate_params(
@@ -210,6 +223,7 @@ def estimate_params(
     vocal_to_mix_lu: float | None = None,
     vocal_lra_lu: float | None = None,
     reverb_decay_s: float | None = None,
+    genre: str | None = None,
     progress: Progress = _quiet,
 ) -> Estimate:
     """Choose targets (or take them from ``base``), apply a preset and overrides, resolve
@@ -224,7 +238,9 @@ def estimate_params(
     ``preset_library``: the presets to look it up in (a file's, see
     :func:`vocalmix.estimators.presets.presets_from_file`; default the shipped ones).
     Raises :class:`~vocalmix.core.errors.ParamsError` for an unknown preset before any
-    analysis.
+    analysis. ``genre``: what the caller knows of the song (MUSDB18's genre names or
+    ``other``), used by the ``model`` method's level head; an unknown name is a
+    :class:`~vocalmix.core.errors.ParamsError` before any analysis.
     """
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -232,8 +248,12 @@ def estimate_params(
         from vocalmix.estimators.presets import apply_preset, preset_reverb
 
         preset_reverb(reverb_preset, preset_library)  # an unknown name fails at once
+    if genre is not None:
+        from vocalmix.estimators.level import normalise_genre
+
+        genre = normalise_genre(genre)  # likewise
     if base is None:
-        params, notes = choose_targets(vocal, backing, sample_rate, method, progress)
+        params, notes = choose_targets(vocal, backing, sample_rate, method, progress, genre)
     else:
         params, notes = base, ["targets and settings taken from the given params"]
     if reverb_preset is not None:

@@ -1224,14 +1224,27 @@ def write_model_files(folder: str | os.PathLike[str], weights_name: str,
                       arrays: dict[str, np.ndarray], meta_name: str, meta: dict, *,
                       compressed: bool = False) -> None:
     """Write a model's weights (``.npz``) and its metadata (JSON) into ``folder``, each
-    atomically (a temporary file renamed into place); the folder is created if needed."""
+    atomically (a temporary file renamed into place); the folder is created if needed.
+
+    The bytes depend on the arrays and the metadata only: the ``.npz`` is written with
+    fixed zip timestamps (``numpy.savez`` stamps the current time), so training twice
+    writes identical files."""
+    import io
     import json
+    import zipfile
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / (weights_name + ".tmp.npz")
-    save = np.savez_compressed if compressed else np.savez
-    save(tmp, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as bool
+    method = zipfile.ZIP_DEFLATED if compressed else zipfile.ZIP_STORED
+    with zipfile.ZipFile(tmp, "w", compression=method, allowZip64=True) as zf:
+        for name, value in arrays.items():
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, np.asanyarray(value), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = method
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, buf.getvalue())
     tmp.replace(folder / weights_name)
     tmpj = folder / (meta_name + ".tmp")
     tmpj.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")

@@ -130,6 +130,14 @@ class ModelError(VocalmixError):
     code = "model.unavailable"
 
 
+class AnalysisError(VocalmixError):
+    """An input is too short, too quiet or too plain for an analysis an estimator wants
+    (a reverb read needs phrase ends, a level read needs singing): that estimate is
+    skipped and the rule's choice kept."""
+
+    code = "analysis.unavailable"
+
+
 class DataError(VocalmixError):
     """A data set folder or manifest is malformed."""
 
@@ -137,6 +145,7 @@ class DataError(VocalmixError):
 
 
 __all__ = [
+    "AnalysisError",
     "AudioError",
     "AudioFileNotFoundError",
     "AudioTooLargeError",

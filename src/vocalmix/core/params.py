@@ -41,6 +41,12 @@ REVERB_DECAY_RANGE_S = (0.1, 30.0)
 #: allowed reverb decay targets (``Targets.reverb_decay_s``), s
 TARGET_DECAY_RANGE_S = (0.2, 12.0)
 METHODS = ("baseline", "model", "manual", "reference")
+#: how ``Targets.vocal_to_mix_lu`` is measured: ``integrated`` (BS.1770-4 integrated
+#: loudness of the vocal minus that of the pre-master mix, over the whole song) or
+#: ``singing`` (the same balance over only the 400 ms blocks in which the vocal sings,
+#: i.e. those that pass the vocal's own BS.1770-4 gates;
+#: :func:`vocalmix.core.measure.singing_ratio_from_segments`)
+V2M_MEASURES = ("integrated", "singing")
 #: musical lengths a tempo-synced delay can take (``Delay.note``); "free" uses ``time_ms``
 DELAY_NOTES = ("free", "1/4", "1/8", "1/8.", "1/8t", "1/16", "1/4.", "1/2")
 #: who made an automatic choice (``Reason.source``)
@@ -358,8 +364,13 @@ class Master:
 class Targets:
     """What the estimator aimed for; the resolvers turn these into settings.
 
-    ``vocal_to_mix_lu``: integrated loudness of the processed vocal (reverb included)
-    minus that of the pre-master mix, LU. ``vocal_lra_lu``: loudness range of the vocal
+    ``vocal_to_mix_lu``: loudness of the processed vocal (reverb included) against the
+    pre-master mix, LU, measured as ``vocal_to_mix_measure`` says (:data:`V2M_MEASURES`):
+    ``integrated`` (the default, and the only measure of documents before it existed)
+    compares the two integrated loudnesses over the whole song; ``singing`` compares them
+    over only the blocks in which the vocal sings, the balance a listener hears while it
+    sings, whatever the backing does in instrumental passages (the level model's
+    measure). ``vocal_lra_lu``: loudness range of the vocal
     after the compressor, before reverb, LU. ``reverb_decay_s``: reverb T30, s (the
     broadband T30 for ``freeverb``, the T30 at 1 kHz for ``synthetic``, whose other bands
     follow through ``band_decay_ratios``). ``mix_lufs``: integrated loudness of the
@@ -377,14 +388,23 @@ class Targets:
                                 step=0.05)
     mix_lufs: float | None = num(None, -40.0, -5.0, "LUFS", "Mix loudness",
                                  "integrated loudness of the master (none: leave it)")
+    vocal_to_mix_measure: str = "integrated"
 
     def __post_init__(self) -> None:
+        if self.vocal_to_mix_measure not in V2M_MEASURES:
+            raise ParamsError("targets.vocal_to_mix_measure "
+                              f"{short_repr(self.vocal_to_mix_measure)} is not one of "
+                              f"{', '.join(V2M_MEASURES)}")
         _validate(self)
 
 
 @dataclass(frozen=True)
 class Achieved:
-    """Measurements of the rendered mix (all pre-master except the ``mix_*`` figures)."""
+    """Measurements of the rendered mix (all pre-master except the ``mix_*`` figures).
+
+    ``vocal_to_mix_lu`` is measured as the document's ``targets.vocal_to_mix_measure``
+    says, so it compares with its target; ``vocal_to_backing_lu`` is always the
+    difference of the two integrated loudnesses."""
 
     PATH: ClassVar[str] = "achieved"
     vocal_to_mix_lu: float | None = num(None, -200.0, 200.0, "LU", "Vocal vs mix")
@@ -671,5 +691,6 @@ __all__ = [
     "Provenance",
     "Reverb",
     "Targets",
+    "V2M_MEASURES",
     "VocalChain",
 ]

@@ -8,7 +8,10 @@ Vocal gain
     ``g^2 * VV + 2 g * VB + BB`` with the segment sums ``VV``, ``VB``, ``BB`` computed
     once. BS.1770-4 integrated loudness, gating included, then follows exactly for any
     ``g`` (:func:`vocalmix.core.measure.integrated_from_segments`), and a bracketing root
-    finder solves ``I(g V) - I(g V + B) = target``.
+    finder solves ``I(g V) - I(g V + B) = target``. The ``singing`` measure
+    (``Targets.vocal_to_mix_measure``) is solved the same way on the same block sums:
+    the vocal's gated blocks at gain ``g`` and the mix's mean power over those blocks
+    (:func:`vocalmix.core.measure.singing_ratio_from_segments`).
 
 Compressor threshold
     The hot loop. Rendering pedalboard's compressor and measuring LRA costs ~0.45 s per
@@ -43,8 +46,9 @@ from vocalmix.core.measure import (
     k_weight,
     loudness_range,
     lra_from_short_term,
+    singing_ratio_from_segments,
 )
-from vocalmix.core.params import Compressor, MixParams, Reverb, clip
+from vocalmix.core.params import V2M_MEASURES, Compressor, MixParams, Reverb, clip
 
 RATIO_STEPS = (3.0, 4.0, 6.0, 10.0, 20.0, 40.0)
 LRA_TOLERANCE_LU = 0.3
@@ -59,15 +63,31 @@ class GainSolution:
 
     Attributes:
         gain_db: the vocal gain, dB.
-        vocal_to_mix_lu: the ratio it gives (numpy BS.1770-4 on block sums), LU.
+        vocal_to_mix_lu: the ratio it gives in the requested measure (numpy BS.1770-4 on
+            block sums), LU.
         vocal_to_backing_lu: vocal minus backing integrated loudness at that gain, LU.
         premaster_lufs: integrated loudness of ``g * vocal + backing``, LUFS.
+        measure: the vocal-to-mix measure solved for (``integrated`` or ``singing``).
     """
 
     gain_db: float
     vocal_to_mix_lu: float
     vocal_to_backing_lu: float
     premaster_lufs: float
+    measure: str = "integrated"
+
+
+def _ratio_rows(gains_db: np.ndarray, vv: np.ndarray, vb: np.ndarray, bb: np.ndarray,
+                seg: int, measure: str, iv0: float) -> np.ndarray:
+    """Vocal-to-mix ratio (LU) of ``g V + B`` for each gain (dB), from block sums
+    (``iv0``: the integrated loudness of ``V``, LUFS)."""
+    gains_db = np.asarray(gains_db, dtype=np.float64)
+    g = 10.0 ** (gains_db / 20.0)
+    ev = (g * g)[:, None] * vv[None, :]
+    em = ev + (2.0 * g)[:, None] * vb[None, :] + bb[None, :]
+    if measure == "singing":
+        return np.asarray(singing_ratio_from_segments(ev, em, seg))
+    return iv0 + gains_db - np.asarray(integrated_from_segments(em, seg))
 
 
 def resolve_vocal_gain(
@@ -76,41 +96,64 @@ def resolve_vocal_gain(
     sample_rate: int,
     target_lu: float,
     *,
+    measure: str = "integrated",
     gain_range_db: tuple[float, float] = (-60.0, 60.0),
 ) -> GainSolution:
     """The vocal gain (dB) that puts ``g * vocal_unity`` at ``target_lu`` below the mix.
 
     ``vocal_unity`` is the processed vocal (reverb included) at 0 dB gain; ``backing``
-    the backing after its own gain. Exact for BS.1770-4 with gating (see module doc).
-    Raises :class:`TargetUnreachableError` when no gain in ``gain_range_db`` reaches it.
+    the backing after its own gain; ``measure`` how the ratio is measured
+    (:data:`~vocalmix.core.params.V2M_MEASURES`). Exact for BS.1770-4 with gating (see
+    module doc). Raises :class:`TargetUnreachableError` when no gain in
+    ``gain_range_db`` reaches it.
     """
     yv = k_weight(vocal_unity, sample_rate)
     yb = k_weight(backing, sample_rate)
     vv, bb, vb = BlockStats.cross(yv, yb, sample_rate)
     seg = int(round(sample_rate / 10.0))
-    iv0 = integrated_from_segments(vv, seg)
-    ib = integrated_from_segments(bb, seg)
+    return solve_gain_from_segments(vv, vb, bb, seg, target_lu, measure=measure,
+                                    gain_range_db=gain_range_db)
+
+
+def solve_gain_from_segments(
+    vv: np.ndarray,
+    vb: np.ndarray,
+    bb: np.ndarray,
+    segment_len: int,
+    target_lu: float,
+    *,
+    measure: str = "integrated",
+    gain_range_db: tuple[float, float] = (-60.0, 60.0),
+) -> GainSolution:
+    """:func:`resolve_vocal_gain` on precomputed 100 ms sums of the K-weighted vocal
+    (``vv``), backing (``bb``) and their product (``vb``): the same answer without the
+    signals (the level model's evaluation places every method's target this way)."""
+    if measure not in V2M_MEASURES:
+        raise ValueError(f"unknown vocal-to-mix measure {measure!r}")
+    seg = segment_len
+    iv0 = float(integrated_from_segments(vv, seg))
+    ib = float(integrated_from_segments(bb, seg))
     if not np.isfinite(iv0):
         raise TargetUnreachableError("the processed vocal is silent; cannot set its level")
 
     def ratio(gain_db: float) -> float:
-        g = 10.0 ** (gain_db / 20.0)
-        mix = integrated_from_segments(g * g * vv + 2.0 * g * vb + bb, seg)
+        if measure == "singing":
+            return float(_ratio_rows(np.array([gain_db]), vv, vb, bb, seg, measure, iv0)[0])
+        g = 10.0 ** (gain_db / 20.0)  # scalar arithmetic, as the integrated resolver has
+        mix = integrated_from_segments(g * g * vv + 2.0 * g * vb + bb, seg)  # always done
         return float(iv0 + gain_db - mix)
 
     lo, hi = gain_range_db
     grid = np.linspace(lo, hi, 49)
-    g = 10.0 ** (grid / 20.0)
-    mixes = integrated_from_segments(
-        (g * g)[:, None] * vv[None, :] + (2.0 * g)[:, None] * vb[None, :] + bb[None, :], seg
-    )
-    vals = iv0 + grid - mixes - target_lu
-    idx = np.flatnonzero(np.diff(np.sign(vals)) != 0)
+    vals = _ratio_rows(grid, vv, vb, bb, seg, measure, iv0) - target_lu
+    ok = np.isfinite(vals)
+    idx = np.flatnonzero(ok[:-1] & ok[1:] & (np.diff(np.sign(vals)) != 0))
     if idx.size == 0:
+        fin = vals[ok] if ok.any() else np.array([np.nan])
         raise TargetUnreachableError(
             f"no vocal gain between {lo:+.0f} and {hi:+.0f} dB puts the vocal at "
-            f"{target_lu:+.1f} LU against the mix (reachable {vals.min() + target_lu:+.1f} "
-            f"to {vals.max() + target_lu:+.1f} LU)"
+            f"{target_lu:+.1f} LU against the mix (reachable {fin.min() + target_lu:+.1f} "
+            f"to {fin.max() + target_lu:+.1f} LU)"
         )
     i = int(idx[0])
     gain = brentq(lambda d: ratio(d) - target_lu, grid[i], grid[i + 1], xtol=1e-6)
@@ -120,6 +163,7 @@ def resolve_vocal_gain(
         vocal_to_mix_lu=ratio(gain),
         vocal_to_backing_lu=float(iv0 + gain - ib),
         premaster_lufs=float(integrated_from_segments(gl * gl * vv + 2 * gl * vb + bb, seg)),
+        measure=measure,
     )
 
 

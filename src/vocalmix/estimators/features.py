@@ -40,6 +40,23 @@ v_mom_spread_lu        input vocal momentary-loudness spread, LU (as for the bac
 vb_shape_dist_db       RMS difference of the level-normalised spectra of vocal and
                        backing in 12 log-spaced bands from 150 Hz to 8 kHz, dB (small:
                        the backing competes with the voice across its range)
+b_mid_db               backing energy 250 Hz-2 kHz re its total, dB (body, where most
+                       instruments and the voice's fundamentals live)
+b_perc_db              backing percussive-to-harmonic energy ratio below 5.5 kHz, dB: the
+                       power spectrogram (93 ms frames, 46 ms hop) median-filtered across
+                       9 bins (percussive) against across 9 frames (harmonic): drums vs
+                       sustained instruments
+v_pitch_oct            vocal register: median fundamental of the voiced frames, octaves
+                       re 220 Hz (normalised square difference function, 70-1000 Hz)
+v_voiced_frac          voiced share of the vocal's active 46 ms frames (periodicity >= 0.7):
+                       high for singing, lower for speech and rap
+v_pitch_stability      share of consecutive voiced frames (23 ms apart) whose pitch moves
+                       by less than 0.5 semitone: held notes (singing) vs glides (speech)
+v_syllables_per_s      vocal syllable rate: peaks of its 10 ms envelope at least 4 dB
+                       prominent, 80 ms apart, per second of active vocal
+v_periodicity          mean periodicity (peak of the normalised square difference
+                       function, 0-1) of the active vocal frames: low for breathy or noisy
+                       voices
 =====================  ===================================================================
 
 Bump :data:`FEATURE_VERSION` whenever any of these changes: cached features and shipped
@@ -53,13 +70,14 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.fft
 
-FEATURE_VERSION = 2
+FEATURE_VERSION = 4
 PERTURBATION_VERSION = 2  # bump when the raw-take perturbation changes (cache keys use it)
 FEATURE_NAMES: tuple[str, ...] = (
     "b_centroid_oct", "b_low_db", "b_high_db", "b_air_db", "b_flatness_db",
     "b_onsets_per_s", "b_tempo_oct", "b_crest_db", "b_lra_lu", "b_mom_spread_lu",
     "v_centroid_oct", "v_flatness_db", "v_activity", "v_lra_lu", "v_mom_spread_lu",
-    "vb_shape_dist_db",
+    "vb_shape_dist_db", "b_mid_db", "b_perc_db", "v_pitch_oct", "v_voiced_frac",
+    "v_pitch_stability", "v_syllables_per_s", "v_periodicity",
 )
 _SR = 22050  # analysis rate of the spectral features, Hz
 _N = 2048  # spectral frame, samples at _SR (93 ms)
@@ -192,6 +210,107 @@ def _activity(yv: np.ndarray) -> tuple[np.ndarray, float]:
     return act, float(act.mean())
 
 
+_PITCH_WIN, _PITCH_HOP = 1024, 512  # pitch frames: 46 ms every 23 ms at _SR
+_PITCH_RANGE_HZ = (70.0, 1000.0)
+_VOICED_PERIODICITY = 0.7
+
+
+def pitch_track(y: np.ndarray, sample_rate: int = _SR) -> tuple[np.ndarray, np.ndarray,
+                                                                  np.ndarray]:
+    """Fundamental (Hz), periodicity (0-1) and energy of every pitch frame of ``y``.
+
+    The normalised square difference function (McLeod and Wyvill, 2005) of 46 ms frames
+    every 23 ms: ``2 r(tau) / m(tau)`` with ``r`` the autocorrelation and ``m`` the
+    sum of the two overlapping parts' energies, 1 for a perfectly periodic frame. The
+    period is the first local maximum within 90% of the highest one between 1 ms and
+    14 ms (70-1000 Hz), refined by a parabola. Level-invariant.
+    """
+    w, h = _PITCH_WIN, _PITCH_HOP
+    n = 1 + (len(y) - w) // h if len(y) >= w else 0
+    if n < 1:
+        z = np.zeros(0)
+        return z, z, z
+    idx = np.arange(w)[None, :] + h * np.arange(n)[:, None]
+    fr = y[idx].astype(np.float64)
+    fr -= fr.mean(axis=1, keepdims=True)
+    energy = (fr * fr).sum(axis=1)
+    spec = scipy.fft.rfft(fr, 2 * w, axis=1)
+    r = scipy.fft.irfft(spec.real**2 + spec.imag**2, axis=1)[:, :w]
+    c = np.concatenate([np.zeros((n, 1)), np.cumsum(fr * fr, axis=1)], axis=1)
+    tau = np.arange(w)
+    m = c[:, w - tau] + (c[:, w:w + 1] - c[:, tau])
+    nsdf = 2.0 * r / np.maximum(m, 1e-30)
+    t_lo = int(sample_rate / _PITCH_RANGE_HZ[1])
+    t_hi = int(sample_rate / _PITCH_RANGE_HZ[0])
+    seg = nsdf[:, t_lo:t_hi + 1]
+    peak = np.zeros(seg.shape, bool)
+    peak[:, 1:-1] = (seg[:, 1:-1] >= seg[:, :-2]) & (seg[:, 1:-1] > seg[:, 2:])
+    best = np.where(peak, seg, -1.0).max(axis=1)
+    j = np.argmax(peak & (seg >= 0.9 * best[:, None]), axis=1)
+    j = np.clip(j, 1, seg.shape[1] - 2)
+    rows = np.arange(n)
+    a, b, cc = seg[rows, j - 1], seg[rows, j], seg[rows, j + 1]
+    den = a - 2.0 * b + cc
+    off = np.zeros(n)
+    np.divide(0.5 * (a - cc), den, out=off, where=np.abs(den) > 1e-12)
+    f0 = sample_rate / (t_lo + j + np.clip(off, -1.0, 1.0))
+    return f0, np.clip(best, 0.0, 1.0), energy
+
+
+def _voice_features(yv: np.ndarray) -> tuple[float, float, float, float, float]:
+    """``v_pitch_oct``, ``v_voiced_frac``, ``v_pitch_stability``, ``v_syllables_per_s``
+    and ``v_periodicity`` of a mono vocal at _SR (see the table above)."""
+    f0, per, e = pitch_track(yv)
+    pitch_oct = voiced_frac = stability = periodicity = 0.0
+    if e.size and e.max() > 0:
+        active = e > e.max() * 10 ** (-_ACTIVE_DB / 10)
+        voiced = active & (per >= _VOICED_PERIODICITY)
+        periodicity = float(per[active].mean())
+        voiced_frac = float(voiced.sum() / max(active.sum(), 1))
+        lf = np.log2(f0 / 220.0)
+        if voiced.sum() >= 5:
+            pitch_oct = float(np.median(lf[voiced]))
+        both = voiced[1:] & voiced[:-1]
+        if both.sum() >= 5:
+            stability = float((np.abs(12.0 * np.diff(lf))[both] < 0.5).mean())
+    return pitch_oct, voiced_frac, stability, _syllable_rate(yv), periodicity
+
+
+def _syllable_rate(yv: np.ndarray) -> float:
+    from scipy.signal import find_peaks
+
+    hop = _SR // 100
+    nf = len(yv) // hop
+    if nf < 10:
+        return 0.0
+    env = (yv[: nf * hop].astype(np.float64).reshape(nf, hop) ** 2).mean(axis=1)
+    if env.max() <= 0:
+        return 0.0
+    win = np.hanning(7)
+    env = np.convolve(env, win / win.sum(), mode="same")
+    db = 10.0 * np.log10(env + env.max() * 1e-6)
+    peaks, _ = find_peaks(db, prominence=4.0, distance=8)
+    loud = db > db.max() - _ACTIVE_DB
+    return float((loud[peaks]).sum() / max(loud.sum() / 100.0, 0.5))
+
+
+def _percussive_db(yb: np.ndarray) -> float:
+    from scipy.ndimage import median_filter
+
+    hop = _N // 2
+    n = len(yb) // hop - 1
+    if n < 3:
+        return 0.0
+    idx = np.arange(_N)[None, :] + hop * np.arange(n)[:, None]
+    s = scipy.fft.rfft(yb[idx] * np.hanning(_N).astype(np.float32), axis=1)[:, : _N // 4]
+    p = (s.real**2 + s.imag**2).astype(np.float64)  # (frames, bins below 5.5 kHz)
+    harmonic = median_filter(p, size=(9, 1), mode="nearest").sum()
+    percussive = median_filter(p, size=(1, 9), mode="nearest").sum()
+    if harmonic <= 0 or percussive <= 0:
+        return 0.0
+    return float(10.0 * np.log10(percussive / harmonic))
+
+
 def features(vocal: np.ndarray, backing: np.ndarray, sample_rate: int) -> np.ndarray:
     """The feature vector (:data:`FEATURE_NAMES`) of one vocal/backing pair.
 
@@ -229,6 +348,7 @@ def features(vocal: np.ndarray, backing: np.ndarray, sample_rate: int) -> np.nda
         _share_db(b, 6000, _SR / 2), b.flatness_db,
         _onset_rate(yb), tempo_oct, crest, lb["lra"], lb["spread"],
         _centroid_oct(v), v.flatness_db, activity, lv["lra"], lv["spread"], shape,
+        _share_db(b, 250, 2000), _percussive_db(yb), *_voice_features(yv),
     ], dtype=np.float64)
     return np.where(np.isfinite(out), out, 0.0)
 
@@ -383,5 +503,6 @@ __all__ = [
     "features",
     "momentary_spread_lu",
     "perturb_vocal",
+    "pitch_track",
     "vocal_excerpts",
 ]

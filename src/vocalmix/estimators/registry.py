@@ -9,8 +9,10 @@
     function ``(context) -> (params, notes)`` that replaces what its learned model
     predicts:
 
-    * ``level`` (:func:`level_provider`, required): the vocal-to-mix and vocal LRA
-      targets of the level model (:mod:`vocalmix.estimators.level`). Without its weights
+    * ``level`` (:func:`level_provider`, required): the vocal-to-mix (measured while the
+      vocal sings: ``targets.vocal_to_mix_measure = "singing"``) and vocal LRA targets of
+      the level model (:mod:`vocalmix.estimators.level`), from the genre head when the
+      caller gives a genre. Without its weights
       the method is unavailable: :func:`estimate` raises
       :class:`~vocalmix.core.errors.ModelError` before any analysis, and the pipeline
       falls back to the baseline with a note.
@@ -33,7 +35,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from vocalmix.core.errors import ModelError, ParamsError
+from vocalmix.core.errors import AnalysisError, ModelError, ParamsError
 from vocalmix.core.params import (
     BAND_DECAY_RATIO,
     REVERB_DECAY_RANGE_S,
@@ -51,12 +53,15 @@ METHODS = ("baseline", "model")
 
 @dataclass(frozen=True)
 class Context:
-    """What a target provider sees: the input pair and the parameters so far."""
+    """What a target provider sees: the input pair, the parameters so far and what the
+    caller knows of the song (``genre``: canonical, see
+    :func:`vocalmix.estimators.level.normalise_genre`, or ``None``)."""
 
     vocal: np.ndarray
     backing: np.ndarray
     sample_rate: int
     params: MixParams
+    genre: str | None = None
 
 
 Provider = Callable[[Context], tuple[MixParams, list[str]]]
@@ -64,22 +69,31 @@ Provider = Callable[[Context], tuple[MixParams, list[str]]]
 
 def level_provider(ctx: Context) -> tuple[MixParams, list[str]]:
     """Replace the level and dynamics targets by the level model's predictions, clipped
-    to the ranges MixParams accepts."""
+    to the ranges MixParams accepts; the vocal-to-mix target is measured while the vocal
+    sings (the model's measure), which the resolver honours."""
     m = level.shipped_model()
-    p = level.predict_song(m, ctx.vocal, ctx.backing, ctx.sample_rate)
-    v2m = clip(Targets, "vocal_to_mix_lu", p["vocal_to_mix_lu"])
-    lra = clip(Targets, "vocal_lra_lu", p["vocal_lra_lu"])
+    p = level.predict_song(m, ctx.vocal, ctx.backing, ctx.sample_rate, ctx.genre)
+    v2m = clip(Targets, "vocal_to_mix_lu", p.vocal_to_mix_lu)
+    lra = clip(Targets, "vocal_lra_lu", p.vocal_lra_lu)
     n = m.meta.get("n_songs", "?")
+    if ctx.genre is None:
+        basis = "the backing's density, brightness, balance and dynamics"
+    else:
+        off = m.head("vocal_to_mix_lu", ctx.genre).genre_offset(ctx.genre)
+        basis = (f"the genre {ctx.genre!r} ({off:+.2f} LU against the average) and the "
+                 "backing's density, brightness, balance and dynamics")
     notes = [
-        f"model: vocal-to-mix {v2m:+.2f} LU (vocal-to-backing "
-        f"{p['vocal_to_backing_lu']:+.2f} LU) predicted from the backing's brightness, "
-        f"density and the vocal's activity over {p['n_excerpts']} excerpt(s)",
-        f"model: vocal LRA {lra:.1f} LU (input {p['input_lra_lu']:.1f} LU times the "
-        f"predicted mixing ratio); trained on {n} song(s)",
+        f"model: vocal-to-mix {v2m:+.2f} LU while the vocal sings, predicted from {basis} "
+        f"over {p.n_excerpts} excerpt(s)",
+        f"model: vocal LRA {lra:.1f} LU (input {p.input_lra_lu:.1f} LU times the predicted "
+        f"mixing ratio); trained on {n} song(s)",
     ]
-    if v2m != p["vocal_to_mix_lu"] or lra != p["vocal_lra_lu"]:
+    if v2m != p.vocal_to_mix_lu or lra != p.vocal_lra_lu:
         notes.append("model: a prediction was clipped to the valid range")
-    return ctx.params.with_targets(vocal_to_mix_lu=v2m, vocal_lra_lu=lra), notes
+    params = ctx.params.with_targets(vocal_to_mix_lu=v2m, vocal_lra_lu=lra)
+    params = replace(params, targets=replace(params.targets,
+                                             vocal_to_mix_measure=level.LEVEL_MEASURE))
+    return params, notes
 
 
 def eq_provider(ctx: Context) -> tuple[MixParams, list[str]]:
@@ -161,46 +175,59 @@ PROVIDERS: list[tuple[str, Provider, bool]] = [
 
 
 def default_method() -> str:
-    """``model`` when usable level weights ship *and* their leave-one-song-out
-    vocal-to-mix error (recorded in the metadata by ``vocalmix train``) is below both the
-    baseline's and the constant predictor's; otherwise ``baseline``. A model that loses
-    to the rule it is meant to improve on is not made the default."""
+    """The runnable method (``baseline`` or ``model``) whose cross-validated vocal-to-mix
+    error, recorded in the shipped level model's metadata by ``vocalmix train``, is
+    lowest; ``baseline`` when the weights are missing or stale, when the metadata holds
+    no cross-validated figures, and on a tie. Both errors are measured the same way
+    (the human balance while the vocal sings, against where each method puts the vocal
+    on the same held-out songs)."""
     try:
         meta = level.shipped_model().meta
     except ModelError:
         return "baseline"
     s = (meta.get("cross_validated") or {}).get("summary") or {}
     try:
-        m = s["model"]["vocal_to_mix_lu"]["mae"]
-        better = m < s["baseline"]["vocal_to_mix_lu"]["mae"] and m < s["constant"][
-            "vocal_to_mix_lu"]["mae"]
-    except (KeyError, TypeError):
+        maes = {name: float(s[RUNNABLE[name]]["vocal_to_mix_lu"]["mae"])
+                for name in RUNNABLE}
+    except (KeyError, TypeError, ValueError):
         return "baseline"
-    return "model" if better else "baseline"
+    if not all(math.isfinite(v) for v in maes.values()):
+        return "baseline"
+    return "model" if maes["model"] < maes["baseline"] else "baseline"
+
+
+#: each runnable method's name in the level model's cross-validated summary
+RUNNABLE = {"baseline": "rule", "model": "model"}
 
 
 def estimate(vocal: np.ndarray, backing: np.ndarray, sample_rate: int,
-             method: str = "baseline") -> tuple[MixParams, list[str]]:
+             method: str = "baseline", genre: str | None = None
+             ) -> tuple[MixParams, list[str]]:
     """Targets and unresolved settings by ``method``: ``(MixParams, notes)``.
 
-    ``baseline``: :func:`vocalmix.estimators.baseline.estimate`. ``model``: the
-    baseline's settings, then each provider of :data:`PROVIDERS` replaces what it
-    predicts. Raises :class:`~vocalmix.core.errors.ParamsError` for an unknown method and
-    :class:`~vocalmix.core.errors.ModelError` when the level weights are missing or
-    stale (before any analysis).
+    ``baseline``: :func:`vocalmix.estimators.baseline.estimate` (a ``genre`` is not
+    used). ``model``: the baseline's settings, then each provider of :data:`PROVIDERS`
+    replaces what it predicts; ``genre`` (MUSDB18's genre names or ``other``) feeds the
+    level model's genre head. Raises :class:`~vocalmix.core.errors.ParamsError` for an
+    unknown method or genre and :class:`~vocalmix.core.errors.ModelError` when the level
+    weights are missing or stale (before any analysis).
     """
     if method not in METHODS:
         raise ParamsError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
+    g = level.normalise_genre(genre)
     if method == "baseline":
         params, _analysis = baseline.estimate(vocal, backing, sample_rate)
-        return params, list(params.provenance.notes)
+        notes = list(params.provenance.notes)
+        if g is not None:
+            notes.append(f"genre {g!r} given: the baseline's rules do not use it")
+        return params, notes
     level.shipped_model()  # fail fast: the pipeline falls back to the baseline
     params, _analysis = baseline.estimate(vocal, backing, sample_rate)
-    notes: list[str] = []
+    notes = []
     for name, provider, required in PROVIDERS:
         try:
-            params, more = provider(Context(vocal, backing, sample_rate, params))
-        except ModelError as e:
+            params, more = provider(Context(vocal, backing, sample_rate, params, g))
+        except (ModelError, AnalysisError) as e:
             if required:
                 raise
             more = [f"{name}: {e}; kept the baseline's choice"]
@@ -214,6 +241,7 @@ def estimate(vocal: np.ndarray, backing: np.ndarray, sample_rate: int,
 __all__ = [
     "METHODS",
     "PROVIDERS",
+    "RUNNABLE",
     "Context",
     "Provider",
     "default_method",

@@ -362,7 +362,9 @@ def estimate_song(estimator: MLP, audio: np.ndarray, sample_rate: int,
         except ValueError:
             continue
     if not rows:
-        raise ValueError("signal too short or silent for a reverb estimate")
+        from vocalmix.core.errors import AnalysisError
+
+        raise AnalysisError("the signal is too short or quiet for a reverb estimate")
     enc = estimator.predict_encoded(np.stack(rows))
     mean = decode_targets(enc.mean(axis=0))[0]
     out = {p: float(v) for p, v in zip(PARAMS, mean, strict=True)}

@@ -106,6 +106,13 @@ def _add_targets(p: argparse.ArgumentParser) -> None:
     g.add_argument("--reverb-decay-s", type=float, help="reverb decay time T30, s")
 
 
+def _add_genre(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--genre", default=None,
+                   help="the song's genre, if known: one of MUSDB18's genre names (Country, "
+                   "Electronic, Heavy Metal, Jazz, Pop, Pop/Rock, Rap, Reggae, Rock, "
+                   "Singer/Songwriter) or 'other'; the model method's level head uses it")
+
+
 def _add_inputs(p: argparse.ArgumentParser) -> None:
     p.add_argument("vocal", help="vocal take (WAV, FLAC, OGG, MP3)")
     p.add_argument("backing", help="backing track (WAV, FLAC, OGG, MP3)")
@@ -171,6 +178,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
                    "or one that vocalmix fit-reverb wrote, as FILE.json#NAME (or FILE.json "
                    "when it holds one)")
     p.add_argument("--force", action="store_true", help="replace existing outputs")
+    _add_genre(p)
     _add_targets(p)
     _add_common(p)
 
@@ -188,6 +196,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="params document (JSON)")
     p.add_argument("--method", choices=("baseline", "model"), default=None)
     p.add_argument("--force", action="store_true", help="replace an existing output")
+    _add_genre(p)
     _add_targets(p)
     _add_common(p)
 
@@ -317,7 +326,8 @@ def _summary(params, written: Sequence[Path] = ()) -> str:
     t, a, v = params.targets, params.achieved, params.vocal
     lines = [
         f"method: {params.provenance.method}",
-        f"targets:  vocal-to-mix {_fmt(t.vocal_to_mix_lu, 'LU')}, vocal LRA "
+        f"targets:  vocal-to-mix {_fmt(t.vocal_to_mix_lu, 'LU')}"
+        f"{' while singing' if t.vocal_to_mix_measure == 'singing' else ''}, vocal LRA "
         f"{_fmt(t.vocal_lra_lu, 'LU', 1)}, reverb decay {_fmt(t.reverb_decay_s, 's')}",
         f"settings: vocal gain {_fmt(v.gain_db, 'dB')}, compressor "
         f"{v.compressor.threshold_db:.1f} dB / {v.compressor.ratio:g}:1 (make-up "
@@ -372,6 +382,7 @@ def cmd_mix(args: argparse.Namespace) -> int:
         method=args.method or _default_method(), base=base,
         reverb_preset=preset[0] if preset else None,
         preset_library=preset[1] if preset else None,
+        genre=args.genre,
         vocal_to_mix_lu=args.vocal_to_mix_lu, vocal_lra_lu=args.vocal_lra_lu,
         reverb_decay_s=args.reverb_decay_s, progress=progress,
     )
@@ -414,7 +425,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     vocal, backing, sr, _ = _load_pair(args, progress)
     plan.require_space(vocal.shape[0])
     est = estimate_params(
-        vocal, backing, sr, method=args.method or _default_method(),
+        vocal, backing, sr, method=args.method or _default_method(), genre=args.genre,
         vocal_to_mix_lu=args.vocal_to_mix_lu, vocal_lra_lu=args.vocal_lra_lu,
         reverb_decay_s=args.reverb_decay_s, progress=progress,
     )

@@ -26,8 +26,19 @@ the tracks, such as the Saraga Carnatic excerpt in the shared data (its vocal mi
 explains under half of the mix's energy even with per-track delays, so the vocal's level
 in the mix cannot be measured).
 
-Splits are always by song (:func:`song_folds`): all excerpts and clips of one song id
-stay on one side. Nothing here copies audio anywhere; features are cached separately
+Catalogues: a ``tracks.csv`` (columns ``song`` and ``genre``, optionally ``source``
+and ``licence``, as in the shared MUSDB18 7 s sample) in a song's folder or up to three
+folders above it gives the song its genre and provenance; a song no catalogue names has
+the genre ``unknown``. A manifest may carry ``genre`` and ``artist`` columns itself.
+
+MUSDB18's test split: the 50 songs of :data:`MUSDB18_TEST_SONGS` (and any song folder
+inside a folder named ``test`` next to a ``train`` folder, MUSDB18-HQ's layout) are
+marked ``test_split``; the level model never trains or tunes on them
+(:func:`vocalmix.training.level.level_songs`) and reports them apart.
+
+Splits are by song (:func:`song_folds`) or by artist (:func:`artist_folds`,
+:func:`artist_of`): all excerpts and clips of one song, or all songs of one artist, stay
+on one side. Nothing here copies audio anywhere; features are cached separately
 (:func:`cache_dir`), keyed by the files' content hashes.
 """
 
@@ -53,6 +64,35 @@ KARAOKE_DIR_RE = re.compile(r"(mir-?1k|ikala)", re.IGNORECASE)
 NOT_BACKING = ("vocals", "mixture", "accompaniment")
 STEM_MP4_STREAMS = ("mixture", "drums", "bass", "other", "vocals")
 STEM_MP4_RATE = 44100
+UNKNOWN_GENRE = "unknown"
+CATALOGUE_NAME = "tracks.csv"
+
+#: MUSDB18's test split (the 50 songs of its ``test`` folder; the sigsep track list,
+#: github.com/sigsep/website, content/datasets/assets/tracklist.csv, and the ``musdb``
+#: package's split). Never used to train or tune the level model.
+MUSDB18_TEST_SONGS: frozenset[str] = frozenset({
+    "Al James - Schoolboy Facination", "AM Contra - Heart Peripheral",
+    "Angels In Amplifiers - I'm Alright", "Arise - Run Run Run",
+    "Ben Carrigan - We'll Talk About It All Tonight", "BKS - Bulldozer", "BKS - Too Much",
+    "Bobby Nobody - Stitch Up", "Buitraker - Revo X", "Carlos Gonzalez - A Place For Us",
+    "Cristina Vane - So Easy", "Detsky Sad - Walkie Talkie",
+    "Enda Reilly - Cur An Long Ag Seol", "Forkupines - Semantics", "Georgia Wonder - Siren",
+    "Girls Under Glass - We Feel Alright", "Hollow Ground - Ill Fate",
+    "James Elder & Mark M Thompson - The English Actor", "Juliet's Rescue - Heartbeats",
+    "Little Chicago's Finest - My Own", "Louis Cressy Band - Good Time",
+    "Lyndsey Ollard - Catching Up", "M.E.R.C. Music - Knockout",
+    "Moosmusic - Big Dummy Shake", "Motor Tapes - Shore", "Mu - Too Bright",
+    "Nerve 9 - Pray For The Rain", "PR - Happy Daze", "PR - Oh No",
+    "Punkdisco - Oral Hygiene", "Raft Monk - Tiring", "Sambasevam Shanmugam - Kaathaadi",
+    "Secretariat - Borderline", "Secretariat - Over The Top",
+    "Side Effects Project - Sing With Me", "Signe Jakobsen - What Have You Done To Me",
+    "Skelpolu - Resurrection", "Speak Softly - Broken Man", "Speak Softly - Like Horses",
+    "The Doppler Shift - Atrophy", "The Easton Ellises (Baumi) - SDRNR",
+    "The Easton Ellises - Falcon 69", "The Long Wait - Dark Horses",
+    "The Mountaineering Club - Mallory", "The Sunshine Garcia Band - For I Am The Moon",
+    "Timboz - Pony", "Tom McKenzie - Directions", "Triviul feat. The Fiend - Widow",
+    "We Fell From The Sky - Not You", "Zeno - Signs",
+})
 
 Progress = Callable[[str], None]
 
@@ -67,6 +107,11 @@ class Song:
         vocal: path of the vocal (for karaoke and ``.stem.mp4``: the one file).
         backing: paths summed into the backing (empty for karaoke and stem files).
         has_level_info: whether the vocal-to-backing balance is a human mixing choice.
+        genre: the catalogue's genre (MUSDB18's names), ``unknown`` when none says.
+        provenance: ``(key, value)`` pairs from the catalogue (``catalogue``, ``source``,
+            ``licence``).
+        test_split: one of MUSDB18's test songs (never trained or tuned on).
+        artist_name: the artist, when a manifest gives it (else :func:`artist_of`).
     """
 
     song_id: str
@@ -74,6 +119,15 @@ class Song:
     vocal: Path
     backing: tuple[Path, ...] = field(default=())
     has_level_info: bool = True
+    genre: str = UNKNOWN_GENRE
+    provenance: tuple[tuple[str, str], ...] = ()
+    test_split: bool = False
+    artist_name: str = ""
+
+    @property
+    def artist(self) -> str:
+        """The artist key splits group by (:func:`artist_of`)."""
+        return artist_of(self.artist_name or self.song_id)
 
     def files(self) -> tuple[Path, ...]:
         """Every file this song is read from."""
@@ -83,7 +137,20 @@ class Song:
         """Provenance as a JSON-ready dict (no hashes; see :func:`file_hash`)."""
         return {"song": self.song_id, "source": self.source,
                 "files": [str(p) for p in self.files()],
-                "has_level_info": self.has_level_info}
+                "has_level_info": self.has_level_info, "genre": self.genre,
+                "artist": self.artist, "test_split": self.test_split,
+                **dict(self.provenance)}
+
+
+def artist_of(song_id: str) -> str:
+    """The artist of a song id ``Artist - Title`` as a grouping key: lower case, without a
+    ``feat.``/``ft.`` guest or a parenthesised remixer (``Triviul feat. The Fiend`` and
+    ``Triviul`` are one artist). Ids without `` - `` are their own artist."""
+    name = song_id.split(" - ", 1)[0] if " - " in song_id else song_id
+    name = re.split(r"\s+(?:feat\.?|ft\.?|featuring)\s+", name, maxsplit=1,
+                    flags=re.IGNORECASE)[0]
+    name = re.sub(r"\s*\(.*?\)\s*", " ", name)
+    return " ".join(name.lower().split())
 
 
 def data_root() -> Path:
@@ -199,11 +266,61 @@ def find_songs(folders: Iterable[str | os.PathLike[str]],
                 elif p.suffix.lower() in AUDIO_EXT and _is_karaoke(p, top):
                     karaoke.setdefault(p.resolve(), Song(karaoke_song_id(p), "karaoke", p,
                                                          (), False))
-    return sorted(songs.values(), key=lambda s: s.song_id) + list(karaoke.values())
+    catalogues: dict[Path, dict[str, dict[str, str]] | None] = {}
+    level = [_with_catalogue(s, catalogues) for s in songs.values()]
+    return sorted(level, key=lambda s: s.song_id) + list(karaoke.values())
+
+
+def _song_folder(song: Song) -> Path:
+    """The folder a song lives in (a song folder, or the folder of a single file)."""
+    return song.vocal.parent
+
+
+def _read_catalogue(path: Path) -> dict[str, dict[str, str]] | None:
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None
+    if not rows or "song" not in rows[0] or "genre" not in rows[0]:
+        return None
+    return {(r.get("song") or "").strip(): {k: (v or "").strip() for k, v in r.items()
+                                            if k is not None} for r in rows}
+
+
+def _with_catalogue(song: Song, cache: dict[Path, dict[str, dict[str, str]] | None]) -> Song:
+    """``song`` with its catalogue genre and provenance and its MUSDB18 test mark."""
+    from dataclasses import replace
+
+    test = song.song_id in MUSDB18_TEST_SONGS or _in_musdb_test_folder(song)
+    folder = _song_folder(song)
+    if song.source == "musdb_hq":
+        folder = folder.parent  # a catalogue sits beside the song folders or above them
+    for d in (folder, *list(folder.parents)[:3]):
+        cpath = d / CATALOGUE_NAME
+        if cpath not in cache:
+            cache[cpath] = _read_catalogue(cpath) if cpath.is_file() else None
+        cat = cache[cpath]
+        if cat and song.song_id in cat:
+            row = cat[song.song_id]
+            prov = (("catalogue", f"{cpath.parent.name}/{cpath.name}"),
+                    *((k, row[k]) for k in ("source", "licence") if row.get(k)))
+            return replace(song, genre=row.get("genre") or song.genre,
+                           provenance=prov, test_split=test)
+    return replace(song, test_split=test)
+
+
+def _in_musdb_test_folder(song: Song) -> bool:
+    """A song folder inside ``test/`` next to a ``train/`` folder (MUSDB18-HQ)."""
+    d = _song_folder(song)
+    for up in (d, d.parent):
+        if up.name.lower() == "test" and (up.parent / "train").is_dir():
+            return True
+    return False
 
 
 def read_manifest(path: str | os.PathLike[str]) -> list[Song]:
-    """Songs listed in a CSV manifest (``song,vocal,backing[,level_info]``)."""
+    """Songs listed in a CSV manifest (``song,vocal,backing[,level_info,genre,artist]``)."""
     path = Path(path)
     out = []
     try:
@@ -228,7 +345,10 @@ def read_manifest(path: str | os.PathLike[str]) -> list[Song]:
                     raise DataError(f"{path}:{i}: {p} does not exist")
             level = str(row.get("level_info") or "1").strip().lower() not in ("0", "false",
                                                                               "no")
-            out.append(Song(row["song"].strip(), "manifest", v, bs, level))
+            genre = (row.get("genre") or "").strip() or UNKNOWN_GENRE
+            out.append(Song(row["song"].strip(), "manifest", v, bs, level, genre=genre,
+                            provenance=(("catalogue", path.name),),
+                            artist_name=(row.get("artist") or "").strip()))
     return out
 
 
@@ -326,6 +446,31 @@ def group_folds(groups: np.ndarray, n_folds: int | None = None
     return out
 
 
+def artist_folds(artists: list[str] | np.ndarray, n_folds: int, seed: int = 0
+                 ) -> list[np.ndarray]:
+    """Test masks of ``n_folds`` folds over songs whose artist keys are ``artists``:
+    every song of an artist is in the same fold, so no fold tests an artist it also
+    trains on.
+
+    Artists are dealt largest first (ties and order shuffled by ``seed``), each to the
+    fold with the fewest songs so far, so the folds hold about equally many songs and
+    another ``seed`` gives another partition. Deterministic for a given ``seed``.
+    """
+    a = np.asarray(artists)
+    names, counts = np.unique(a, return_counts=True)
+    n_folds = max(1, min(n_folds, len(names)))
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(names))
+    order = order[np.argsort(-counts[order], kind="stable")]
+    sizes = np.zeros(n_folds, int)
+    fold_of = {}
+    for i in order:
+        k = int(np.argmin(sizes + rng.random(n_folds) * 0.5))  # ties broken at random
+        fold_of[names[i]] = k
+        sizes[k] += counts[i]
+    return [np.array([fold_of[x] == k for x in a]) for k in range(n_folds)]
+
+
 # --- hashing and the feature cache ------------------------------------------------------
 
 
@@ -387,7 +532,11 @@ def song_key(song: Song, extra: str) -> str:
 
 
 __all__ = [
+    "MUSDB18_TEST_SONGS",
+    "UNKNOWN_GENRE",
     "Song",
+    "artist_folds",
+    "artist_of",
     "cache_dir",
     "data_root",
     "file_hash",

@@ -3,12 +3,14 @@
     vocalmix train --data DIR [DIR...] -o MODELDIR [--only level|eq|reverb] [--seed 0]
 
 The level model (:func:`vocalmix.training.level.train_level_model`; ``--augment``,
-``--alpha``, ``--no-cv``, ``--jobs``), the corrective EQ
+``--repeats``, ``--no-cv``, ``--jobs``), the corrective EQ
 (:func:`vocalmix.training.eq.train_eq`) and the reverb model
 (:func:`vocalmix.training.reverb.train_reverb_model`). Each writes its ``.npz`` and
 ``.json`` into MODELDIR; copy them into ``src/vocalmix/assets`` to ship them. Cached
 features and examples live under ``$VOCALMIX_CACHE`` (default ``~/.cache/vocalmix``);
-``--no-cache`` recomputes them.
+``--no-cache`` recomputes them. The same data and seed give byte-identical level-model
+files (``vocalmix train --only level --data ../shared/data -o DIR`` reproduces the
+shipped ``level_model.npz`` and ``level_model.json``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import sys
 from pathlib import Path
 
 from vocalmix.core.errors import DataError
-from vocalmix.training.level import DEFAULT_AUGMENT, train_level_model
+from vocalmix.training.level import DEFAULT_AUGMENT, DEFAULT_REPEATS, train_level_model
 
 MODEL_KINDS = ("level", "eq", "reverb")
 
@@ -44,11 +46,12 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--augment", type=int, default=DEFAULT_AUGMENT,
                    help=f"level model: perturbed copies per excerpt (default {DEFAULT_AUGMENT})")
-    p.add_argument("--alpha", type=float, default=None,
-                   help="level model: fixed ridge penalty in songs (default: by CV with 8+ "
-                   "songs, else 1)")
+    p.add_argument("--repeats", type=int, default=DEFAULT_REPEATS,
+                   help="level model: fold seeds of the artist-grouped cross-validation "
+                   f"recorded in the metadata (default {DEFAULT_REPEATS})")
     p.add_argument("--no-cv", action="store_true",
-                   help="level model: skip the leave-one-song-out metrics in the metadata")
+                   help="level model: skip the cross-validated metrics in the metadata "
+                   "(then vocalmix mix keeps the baseline as its default method)")
     p.add_argument("--no-cache", action="store_true", help="recompute cached features")
     p.add_argument("-j", "--jobs", type=int, default=1,
                    help="songs analysed in parallel processes (same result; default 1)")
@@ -62,22 +65,22 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(msg, file=sys.stderr, flush=True)
 
-    if args.augment < 1:
-        raise DataError("--augment must be at least 1")
+    if args.augment < 1 or args.repeats < 1:
+        raise DataError("--augment and --repeats must be at least 1")
     kinds = args.only or list(MODEL_KINDS)
     out = Path(args.output)
     if "level" in kinds:
-        _model, meta = train_level_model(args.data, out, args.seed, args.augment, args.alpha,
-                                         progress, not args.no_cache, not args.no_cv,
-                                         max(1, args.jobs))
+        _model, meta = train_level_model(args.data, out, args.seed, args.augment, progress,
+                                         not args.no_cache, not args.no_cv, max(1, args.jobs),
+                                         args.repeats)
         print(f"level model: trained on {meta['n_songs']} song(s), {meta['n_examples']} "
               f"examples; wrote {out / 'level_model.npz'} and {out / 'level_model.json'}")
         cv = meta.get("cross_validated")
         if cv:
             s = cv["summary"]
-            print(f"  leave-one-song-out vocal-to-mix MAE over {cv['n_songs']} songs: model "
-                  f"{s['model']['vocal_to_mix_lu']['mae']:.2f} LU, baseline "
-                  f"{s['baseline']['vocal_to_mix_lu']['mae']:.2f} LU, constant "
+            print(f"  {cv['protocol']}, {cv['n_songs']} songs: vocal-to-mix (while singing) "
+                  f"MAE model {s['model']['vocal_to_mix_lu']['mae']:.2f} LU, -3 LU rule "
+                  f"{s['rule']['vocal_to_mix_lu']['mae']:.2f} LU, constant "
                   f"{s['constant']['vocal_to_mix_lu']['mae']:.2f} LU")
     if "eq" in kinds:
         from vocalmix.training.eq import train_eq
