@@ -530,6 +530,21 @@ class MixParams:
         return cls.from_dict(loads(text, what="the params document"))
 
     # --- edits -----------------------------------------------------------------------
+    def with_reasons(self, *reasons: Reason) -> MixParams:
+        """A copy with these reasons, each replacing any earlier one for the same path."""
+        paths = {r.path for r in reasons}
+        kept = tuple(r for r in self.reasons if r.path not in paths)
+        return replace(self, reasons=kept + tuple(reasons))
+
+    def reason_for(self, path: str) -> Reason | None:
+        """The reason recorded for ``path`` or for the group holding it, if any."""
+        best: Reason | None = None
+        for r in self.reasons:
+            if path == r.path or path.startswith(r.path + "."):
+                if best is None or len(r.path) > len(best.path):
+                    best = r
+        return best
+
     def with_targets(self, **changes: float | None) -> MixParams:
         """A copy with some targets changed (``None`` values are ignored)."""
         given: dict[str, Any] = {k: v for k, v in changes.items() if v is not None}

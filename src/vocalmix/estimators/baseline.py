@@ -33,6 +33,7 @@ from vocalmix.core.params import (
     HighPass,
     MixParams,
     Provenance,
+    Reason,
     Reverb,
     Targets,
     VocalChain,
@@ -154,5 +155,34 @@ def estimate(
             vocalmix_version=__version__,
             notes=(f"backing tempo {a.tempo_bpm:.1f} BPM -> reverb decay {decay:.2f} s",),
         ),
+        reasons=reasons(a, decay, c),
     )
     return params, a
+
+
+def reasons(a: BaselineAnalysis, decay_s: float, config: BaselineConfig | None = None
+            ) -> tuple[Reason, ...]:
+    """Why the baseline chose what it chose, one :class:`Reason` per choice."""
+    c = config or BaselineConfig()
+    eq = ", ".join(f"{b.freq_hz:.0f} Hz {b.gain_db:+.1f} dB" for b in a.eq_bands)
+    return (
+        Reason("targets.vocal_to_mix_lu", "rule",
+               f"the seed's rule: the vocal {c.vocal_to_mix_lu:+g} LU against the whole mix "
+               "(integrated loudness)"),
+        Reason("targets.vocal_lra_lu", "rule",
+               f"the seed's rule: compress the vocal to a loudness range of "
+               f"{c.vocal_lra_lu:g} LU (a vocal already narrower is left alone)"),
+        Reason("targets.reverb_decay_s", "rule",
+               f"the tempo rule RT = {c.reverb_intercept_s:.2f} - tempo/"
+               f"{c.reverb_tempo_divisor_bpm:g} s at the backing's {a.tempo_bpm:.0f} BPM, "
+               f"clipped to {c.reverb_decay_range_s[0]:g}-{c.reverb_decay_range_s[1]:g} s",
+               (("tempo_bpm", a.tempo_bpm), ("decay_s", decay_s))),
+        Reason("vocal.eq_bands", "rule",
+               (f"masking reduction: boosts where the backing masks the vocal ({eq})" if eq
+                else "masking reduction: the backing masks no band of the vocal enough to "
+                     "boost it"),
+               (("bands", float(len(a.eq_bands))),)),
+        Reason("vocal.highpass", "rule",
+               f"a high-pass at {a.highpass_hz:.0f} Hz, below the voice's lowest energy",
+               (("cutoff_hz", a.highpass_hz),)),
+    )

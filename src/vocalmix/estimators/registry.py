@@ -42,6 +42,7 @@ from vocalmix.core.params import (
     TARGET_DECAY_RANGE_S,
     EqBand,
     MixParams,
+    Reason,
     Reverb,
     Targets,
     clip,
@@ -93,6 +94,21 @@ def level_provider(ctx: Context) -> tuple[MixParams, list[str]]:
     params = ctx.params.with_targets(vocal_to_mix_lu=v2m, vocal_lra_lu=lra)
     params = replace(params, targets=replace(params.targets,
                                              vocal_to_mix_measure=level.LEVEL_MEASURE))
+    cv = (m.meta.get("cross_validated") or {}).get("summary") or {}
+    mae = ((cv.get("model") or {}).get("vocal_to_mix_lu") or {}).get("mae")
+    inputs: list[tuple[str, float]] = [("excerpts", float(p.n_excerpts)),
+                                       ("training_songs", float(n) if n != "?" else 0.0)]
+    if mae is not None:
+        inputs.append(("cv_mae_lu", float(mae)))
+    params = params.with_reasons(
+        Reason("targets.vocal_to_mix_lu", "model",
+               f"the level model: {v2m:+.1f} LU while the vocal sings, predicted from {basis}",
+               tuple(inputs)),
+        Reason("targets.vocal_lra_lu", "model",
+               f"the level model: the input's {p.input_lra_lu:.1f} LU times the mixing ratio "
+               f"it predicts from the take's and the backing's dynamics",
+               (("input_lra_lu", p.input_lra_lu),)),
+    )
     return params, notes
 
 
