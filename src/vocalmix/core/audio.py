@@ -271,6 +271,15 @@ def check_outputs(
 
 
 @contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str], suffix: str = ""):
+    """A temporary file name beside ``path`` that is renamed over ``path`` when the
+    ``with`` block ends without an error (and deleted when it raises): for writers that
+    take a file name (e.g. pyarrow's Parquet writer). No ``force`` check: callers decide."""
+    with _atomic_path(Path(path), suffix or Path(path).suffix) as tmp:
+        yield tmp
+
+
+@contextlib.contextmanager
 def _atomic_path(path: Path, suffix: str):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix, dir=path.parent)

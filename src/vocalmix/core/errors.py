@@ -72,3 +72,8 @@ class ModelError(VocalmixError):
 
 class DataError(VocalmixError):
     """A data set folder or manifest is malformed."""
+
+
+class DependencyError(VocalmixError):
+    """An optional feature needs a package that is not installed (the message names the
+    extra to install, e.g. ``pip install 'vocalmix[batch]'``)."""
