@@ -982,18 +982,21 @@ class _Tracker:
 _WORKER: dict[str, Any] = {}
 
 
+JobFn = Callable[[Mapping[str, Any], BatchConfig, Mapping[str, str]], "dict[str, Any] | None"]
+
+
 def _pool_init(config: BatchConfig, done: dict[str, str],
-               worker_init: Callable[[], None] | None) -> None:
+               worker_init: Callable[[], None] | None, job: JobFn | None = None) -> None:
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")  # one core per worker (as Ray's num_cpus=1)
     if worker_init is not None:
         worker_init()
-    _WORKER.update(config=config, done=done)
+    _WORKER.update(config=config, done=done, job=job or run_or_skip)
     warm_up()
 
 
 def _pool_job(row: dict[str, Any]) -> dict[str, Any] | None:
-    return run_or_skip(row, _WORKER["config"], _WORKER["done"])
+    return _WORKER["job"](row, _WORKER["config"], _WORKER["done"])
 
 
 MAX_CRASHES = 2
@@ -1011,7 +1014,7 @@ def _failed_in_driver(r: Mapping[str, Any], config: BatchConfig, code: str,
 
 def _run_local(rows: Sequence[dict[str, Any]], config: BatchConfig, done: dict[str, str],
                tracker: _Tracker, workers: int,
-               worker_init: Callable[[], None] | None) -> None:
+               worker_init: Callable[[], None] | None, job: JobFn | None = None) -> None:
     """Rows through a pool of ``workers`` processes (spawned; each warms up once).
 
     A worker that dies (out of memory, a crash in native code) breaks the pool: the rows
@@ -1028,7 +1031,7 @@ def _run_local(rows: Sequence[dict[str, Any]], config: BatchConfig, done: dict[s
     def new_pool() -> ProcessPoolExecutor:
         return ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
                                    initializer=_pool_init,
-                                   initargs=(config, done, worker_init))
+                                   initargs=(config, done, worker_init, job))
 
     pending: deque[dict[str, Any]] = deque(rows)
     suspects: set[str] = set()  # in flight when a worker died: retried one at a time
