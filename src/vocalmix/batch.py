@@ -1155,11 +1155,11 @@ def _run_ray(manifest: Manifest, config: BatchConfig, done: dict[str, str],
         ctx.enable_progress_bars = False
         n_workers = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
         n_rows = len(manifest.rows)
-        ds = _ray_read(manifest).repartition(max(1, min(n_rows, MAX_RAY_BLOCKS)))
-        # an actor pool that starts at one actor and grows to n_workers: a pool of fixed
-        # size would take every CPU before the manifest's read and repartition tasks got
-        # one (a deadlock on a local Ray with as many CPUs as workers)
-        pool = ray.data.ActorPoolStrategy(min_size=1, max_size=max(1, min(n_workers, n_rows)))
+        # the manifest is read and split into blocks (one row each, up to MAX_RAY_BLOCKS)
+        # before the actors start: a pool holding every CPU would otherwise leave none for
+        # the read and repartition tasks (a deadlock when workers = CPUs)
+        ds = _ray_read(manifest).repartition(max(1, min(n_rows, MAX_RAY_BLOCKS))).materialize()
+        pool = ray.data.ActorPoolStrategy(size=max(1, min(n_workers, n_rows)))
         ds = ds.map_batches(
             _RayMixer, batch_size=1, batch_format="pyarrow", num_cpus=1, compute=pool,
             fn_constructor_kwargs={"config": config, "done": done, "worker_init": worker_init},
