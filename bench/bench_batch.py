@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -53,6 +52,32 @@ def _synth(folder: Path, n: int, duration_s: float, sr: int) -> Path:
     return m
 
 
+def _tree_cpu_s() -> float:
+    """CPU seconds (user + system) used by this process and all its descendants, live
+    or reaped (Linux /proc; a reaped process counts in its parent's cutime/cstime)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, tuple[int, float]] = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            text = Path("/proc", d, "stat").read_text()
+        except OSError:
+            continue
+        f = text[text.rindex(")") + 2:].split()
+        # fields after the name: state ppid ... utime(12) stime(13) cutime(14) cstime(15)
+        stats[int(d)] = (int(f[1]), sum(int(x) for x in f[11:15]) / tick)
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in stats.items():
+        children.setdefault(ppid, []).append(pid)
+    total, todo = 0.0, [os.getpid()]
+    while todo:
+        pid = todo.pop()
+        total += stats.get(pid, (0, 0.0))[1]
+        todo += children.get(pid, [])
+    return total
+
+
 class _Stamps:
     """Times at which rows finished (a run_batch progress callback)."""
 
@@ -73,56 +98,57 @@ def _batch_run(manifest: Path, out: Path, workers: int, engine: str, method: str
     from vocalmix.frontends.cli import _tune_malloc
 
     stamps = _Stamps()
-    t = time.perf_counter()
+    c, t = _tree_cpu_s(), time.perf_counter()
     s = batch.run_batch(manifest, out, workers=workers, engine=engine, method=method,
                         progress=stamps, worker_init=_tune_malloc)
-    wall = time.perf_counter() - t
+    wall, cpu = time.perf_counter() - t, _tree_cpu_s() - c
     assert s.status.ok == s.status.total, s.failures
-    table = batch.read_results(out)
-    job_s = statistics.mean(r["total_s"] for r in table)
-    d = stamps.done
-    # steady state: songs finish every (job time / workers) once every worker is busy
-    steady = (d[-1] - d[workers - 1]) / (len(d) - workers) if len(d) > workers else float("nan")
-    return {"wall_s": wall, "job_s": job_s, "first_s": d[0], "steady_s": steady,
-            "overhead_s": steady * workers - job_s}
+    # the same batch again: every row is skipped, so this is the fixed cost of a run
+    # (start the workers, warm them up, hash the inputs, read the journal)
+    c = _tree_cpu_s()
+    s = batch.run_batch(manifest, out, workers=workers, engine=engine, method=method,
+                        worker_init=_tune_malloc)
+    assert s.status.skipped == s.status.total
+    return {"wall_s": wall, "cpu_s": cpu, "first_s": stamps.done[0],
+            "fixed_cpu_s": _tree_cpu_s() - c}
 
 
 def _process_run(manifest: Path, out: Path, workers: int, method: str) -> dict:
     import csv
 
-    rows = list(csv.DictReader(open(manifest, newline="")))
+    with open(manifest, newline="") as f:
+        rows = list(csv.DictReader(f))
     out.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
 
-    def one(r: dict) -> float:
-        t = time.perf_counter()
+    def one(r: dict) -> None:
         subprocess.run([sys.executable, "-m", "vocalmix", "mix", r["vocal"], r["backing"],
                         "-o", str(out / f"{r['id']}.wav"), "--params-out",
                         str(out / f"{r['id']}.json"), "--method", method, "-q"],
-                       check=True, env=env, stdout=subprocess.DEVNULL)
-        return time.perf_counter() - t
+                       check=True, stdout=subprocess.DEVNULL)
 
-    t = time.perf_counter()
+    c, t = _tree_cpu_s(), time.perf_counter()
     with ThreadPoolExecutor(workers) as ex:
-        times = list(ex.map(one, rows))
-    wall = time.perf_counter() - t
-    return {"wall_s": wall, "process_s": statistics.mean(times)}
+        list(ex.map(one, rows))
+    return {"wall_s": time.perf_counter() - t, "cpu_s": _tree_cpu_s() - c}
 
 
-def _warm_inprocess(manifest: Path, out: Path, method: str) -> float:
-    """Mean time of mix_job per song in this process after a warm-up."""
+def _warm_inprocess(manifest: Path, out: Path, method: str) -> dict:
+    """mix_job per song in this process after a warm-up (the first song not counted)."""
     from vocalmix import batch
 
     m = batch.read_manifest(manifest)
     config = batch.BatchConfig(out_dir=str(out), base_dir=m.base_dir, method=method)
     batch.warm_up()
-    times = []
-    for row in m.rows:
-        t = time.perf_counter()
+    batch.mix_job(m.rows[0], config)
+    c, t = time.process_time(), time.perf_counter()
+    hash_s = 0.0
+    for row in m.rows[1:]:
         r = batch.mix_job(row, config)
-        times.append(time.perf_counter() - t)
         assert r["status"] == "ok", r["error"]
-    return statistics.mean(times[1:]) if len(times) > 1 else times[0]
+        hash_s += r["hash_s"]
+    n = max(1, len(m.rows) - 1)
+    return {"wall_s": (time.perf_counter() - t) / n * len(m.rows),
+            "cpu_s": (time.process_time() - c) / n * len(m.rows), "hash_s": hash_s / n}
 
 
 def main() -> int:
@@ -134,6 +160,8 @@ def main() -> int:
     ap.add_argument("--no-ray", action="store_true")
     ap.add_argument("--md", help="also write the markdown table to this file")
     args = ap.parse_args()
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = "1"  # every configuration: one BLAS thread per process
 
     from vocalmix.frontends.cli import _tune_malloc
 
@@ -143,22 +171,21 @@ def main() -> int:
           file=sys.stderr)
     manifest = _synth(tmp, args.songs, args.duration_s, 44100)
     n = args.songs
-    # (engine, workers, wall s, steady-state s per song per worker, overhead)
-    res: list[tuple[str, int, float, float, str]] = []
+    res: list[tuple[str, int, dict]] = []
+    load0 = os.getloadavg()[0]
     try:
         print("in-process, warm", file=sys.stderr, flush=True)
         warm = _warm_inprocess(manifest, tmp / "warm", args.method)
-        res.append(("one process, warm, no pool (pure mixing time)", 1, warm * n, warm, "0"))
+        res.append(("one warm process, no pool (the mixing alone)", 1, warm))
         for w in args.workers:
             print(f"local pool, {w} worker(s)", file=sys.stderr, flush=True)
             r = _batch_run(manifest, tmp / f"pool{w}", w, "local", args.method)
-            res.append((f"`vocalmix batch` local pool (first song after {r['first_s']:.1f} s)",
-                        w, r["wall_s"], r["steady_s"] * w, f"{r['overhead_s'] * 1000:+.0f} ms"))
+            res.append((f"`vocalmix batch`, local pool (first song after "
+                        f"{r['first_s']:.0f} s)", w, r))
         for w in args.workers:
             print(f"process per song, {w} at a time", file=sys.stderr, flush=True)
-            r = _process_run(manifest, tmp / f"proc{w}", w, args.method)
-            res.append(("`vocalmix mix` process per song", w, r["wall_s"], r["process_s"],
-                        f"{r['process_s'] - warm:+.2f} s"))
+            res.append(("`vocalmix mix`, one process per song", w,
+                        _process_run(manifest, tmp / f"proc{w}", w, args.method)))
         if not args.no_ray:
             try:
                 import logging
@@ -177,24 +204,34 @@ def main() -> int:
                         r = _batch_run(manifest, tmp / f"ray{w}", w, "ray", args.method)
                     finally:
                         ray.shutdown()
-                    res.append((f"`vocalmix batch --engine ray` (+{init_s:.1f} s ray.init; "
-                                f"first song after {r['first_s']:.1f} s)", w, r["wall_s"],
-                                r["steady_s"] * w, f"{r['overhead_s'] * 1000:+.0f} ms"))
+                    res.append((f"`vocalmix batch --engine ray` (ray.init {init_s:.0f} s "
+                                f"not counted; first song after {r['first_s']:.0f} s)", w, r))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    warm_cpu = warm["cpu_s"] / n
+    warm_mix_cpu = warm_cpu - warm["hash_s"]  # what a song costs beyond hashing its inputs
     head = (f"{n} songs of {args.duration_s:g} s, stereo 44.1 kHz (synthesised), method "
-            f"`{args.method}`, {cores} cores; warm in-process mix: {warm:.2f} s per song. "
-            f"Load average at the end: {os.getloadavg()[0]:.1f}.")
+            f"`{args.method}`, one BLAS thread per process, {cores} cores; load average "
+            f"{load0:.1f} at the start, {os.getloadavg()[0]:.1f} at the end. CPU = user + "
+            "system time of every process involved (workers, driver, Ray's daemons).")
     lines = [head, "",
-             "| engine | workers | wall (s) | songs/hour | songs/hour/core | songs/hour/core, "
-             "steady state | per-song overhead over a warm worker |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for name, w, wall, per_song, over in res:
-        sph = n / wall * 3600
-        lines.append(f"| {name} | {w} | {wall:.1f} | {sph:.0f} | {sph / w:.0f} | "
-                     f"{3600 / per_song:.0f} | {over} |")
+             "| engine | workers | CPU s per song | songs/hour/core (by CPU) | fixed start-up "
+             "CPU per run | per-song overhead over a warm worker (CPU) | wall (s) | "
+             "songs/hour (wall) |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for name, w, r in res:
+        cpu = r["cpu_s"] / n
+        if "fixed_cpu_s" in r:  # a pool: the marginal cost of one more song
+            fixed = f"{r['fixed_cpu_s']:.1f} s"
+            over = f"{((r['cpu_s'] - r['fixed_cpu_s']) / n - warm_mix_cpu) * 1000:+.0f} ms"
+        elif r is warm:
+            fixed, over = "-", "0"
+        else:  # a process per song pays its start-up every time
+            fixed, over = "every song", f"{(cpu - warm_cpu) * 1000:+.0f} ms"
+        lines.append(f"| {name} | {w} | {cpu:.2f} | {3600 / cpu:.0f} | {fixed} | {over} | "
+                     f"{r['wall_s']:.0f} | {n / r['wall_s'] * 3600:.0f} |")
     text = "\n".join(lines)
     print(text)
     if args.md:

@@ -135,6 +135,32 @@ def test_manifest_problems_stop_the_batch_before_any_work(tmp_path):
     assert not (tmp_path / "out" / "mix").exists()
 
 
+def test_parquet_and_csv_manifests_give_the_same_jobs(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    (tmp_path / "sub").mkdir()
+    pq.write_table(pa.table({"ID": [7, 8], "vocal": ["v.wav", "/abs/v.wav"],
+                             "backing": ["sub/b.wav", "b.wav"],
+                             "vocal_to_mix_lu": [-4.5, None], "genre": ["pop", "rock"]}),
+                   tmp_path / "m.parquet")
+    (tmp_path / "m.csv").write_text("\ufeffID,vocal,backing,vocal_to_mix_lu,genre\n"
+                                    "7,v.wav,sub/b.wav,-4.5,pop\n8,/abs/v.wav,b.wav,,rock\n",
+                                    encoding="utf-8")
+    jobs = {}
+    for name in ("m.parquet", "m.csv"):
+        m = batch.read_manifest(tmp_path / name)
+        assert m.ids == ["7", "8"] and m.unknown_columns == ("genre",)
+        config = batch.BatchConfig(out_dir=str(tmp_path / "out"), base_dir=m.base_dir,
+                                   method="baseline")
+        jobs[name] = [batch.parse_row(r, config) for r in m.rows]
+    assert jobs["m.parquet"] == jobs["m.csv"]
+    j = jobs["m.csv"][0]
+    assert (j.vocal, j.backing) == (str(tmp_path / "v.wav"), str(tmp_path / "sub" / "b.wav"))
+    assert j.vocal_to_mix_lu == -4.5 and jobs["m.csv"][1].vocal_to_mix_lu is None
+    assert jobs["m.csv"][1].vocal == "/abs/v.wav"
+
+
 def test_broken_rows_fail_with_clear_messages_and_the_rest_match_single_mixes(
         catalogue, local_run):
     table, out = local_run["table"], local_run["out"]

@@ -239,7 +239,7 @@ class JobSpec:
 
 
 def _key(name: Any) -> str:
-    return str(name).strip().lower()
+    return str(name).strip().lstrip("\ufeff").strip().lower()
 
 
 def _cell(row: Mapping[str, Any], name: str) -> str | None:
@@ -586,10 +586,10 @@ def _read_table(path: Path) -> tuple[list[dict[str, Any]], list[str], str]:
             raise DataError(f"{path}: cannot be read as Parquet ({e})") from None
         return table.to_pylist(), list(table.column_names), "parquet"
     try:
-        with open(path, newline="", encoding="utf-8") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:  # a spreadsheet's BOM
             text = f.read()
     except (OSError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: cannot read the manifest ({e})") from None
+        raise DataError(f"{path}: cannot read the manifest as UTF-8 CSV ({e})") from None
     reader = csv.DictReader(io.StringIO(text))
     header = list(reader.fieldnames or [])
     rows = [dict(r) for r in reader]
@@ -1082,8 +1082,10 @@ def _run_local(rows: Sequence[dict[str, Any]], config: BatchConfig, done: dict[s
                 pending.extendleft(reversed(crashed))
                 pool = new_pool()
             tracker.tick()
-    finally:
+    except BaseException:
         pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)  # every worker exits before the batch returns
 
 
 # Ray Data
