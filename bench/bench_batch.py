@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -78,6 +79,59 @@ def _tree_cpu_s() -> float:
     return total
 
 
+class _TreeSampler:
+    """CPU of this process's descendants by sampling /proc 4 times a second: Ray's
+    workers are children of its raylet, which reaps them out of sight of this process,
+    so reaped-children accounting misses them. Each process counts with the last value
+    seen (user + system, its own, not its children's); a process ending between two
+    samples loses at most 0.25 s."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.first = self._sample()
+        self.last = dict(self.first)
+        self.self0 = time.process_time()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def _sample() -> dict[int, float]:
+        tick = os.sysconf("SC_CLK_TCK")
+        stats: dict[int, tuple[int, float]] = {}
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                text = Path("/proc", d, "stat").read_text()
+            except OSError:
+                continue
+            f = text[text.rindex(")") + 2:].split()
+            stats[int(d)] = (int(f[1]), (int(f[11]) + int(f[12])) / tick)
+        children: dict[int, list[int]] = {}
+        for pid, (ppid, _) in stats.items():
+            children.setdefault(ppid, []).append(pid)
+        out, todo = {}, list(children.get(os.getpid(), []))
+        while todo:
+            pid = todo.pop()
+            out[pid] = stats[pid][1]
+            todo += children.get(pid, [])
+        return out
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.25):
+            self.last.update(self._sample())
+
+    def stop(self) -> float:
+        """CPU seconds used since the start by this process and its descendants."""
+        self._stop.set()
+        self._thread.join()
+        self.last.update(self._sample())
+        kids = sum(v - self.first.get(pid, 0.0) for pid, v in self.last.items())
+        return kids + time.process_time() - self.self0
+
+
 class _Stamps:
     """Times at which rows finished (a run_batch progress callback)."""
 
@@ -97,20 +151,29 @@ def _batch_run(manifest: Path, out: Path, workers: int, engine: str, method: str
     from vocalmix import batch
     from vocalmix.frontends.cli import _tune_malloc
 
+    def cpu_meter() -> Callable[[], float]:
+        if engine == "ray":
+            return _TreeSampler().stop
+        c = _tree_cpu_s()  # the pool's workers are reaped children: exact
+        return lambda: _tree_cpu_s() - c
+
     stamps = _Stamps()
-    c, t = _tree_cpu_s(), time.perf_counter()
+    meter, t = cpu_meter(), time.perf_counter()
     s = batch.run_batch(manifest, out, workers=workers, engine=engine, method=method,
                         progress=stamps, worker_init=_tune_malloc)
-    wall, cpu = time.perf_counter() - t, _tree_cpu_s() - c
+    wall, cpu = time.perf_counter() - t, meter()
     assert s.status.ok == s.status.total, s.failures
     # the same batch again: every row is skipped, so this is the fixed cost of a run
     # (start the workers, warm them up, hash the inputs, read the journal)
-    c = _tree_cpu_s()
+    meter, t = cpu_meter(), time.perf_counter()
     s = batch.run_batch(manifest, out, workers=workers, engine=engine, method=method,
                         worker_init=_tune_malloc)
+    fixed_wall, fixed_cpu = time.perf_counter() - t, meter()
     assert s.status.skipped == s.status.total
-    return {"wall_s": wall, "cpu_s": cpu, "first_s": stamps.done[0],
-            "fixed_cpu_s": _tree_cpu_s() - c}
+    d = stamps.done
+    steady = (d[-1] - d[workers - 1]) / (len(d) - workers) if len(d) > workers else None
+    return {"wall_s": wall, "cpu_s": cpu, "first_s": d[0], "fixed_cpu_s": fixed_cpu,
+            "fixed_wall_s": fixed_wall, "steady_s": steady}
 
 
 def _process_run(manifest: Path, out: Path, workers: int, method: str) -> dict:
@@ -151,6 +214,61 @@ def _warm_inprocess(manifest: Path, out: Path, method: str) -> dict:
             "cpu_s": (time.process_time() - c) / n * len(m.rows), "hash_s": hash_s / n}
 
 
+def _overhead(tmp: Path, n: int, duration_s: float, method: str, use_ray: bool) -> str:
+    """Per-song overhead over a warm worker, by wall time, on short songs (where it is
+    largest relative to the work): the steady-state interval between two finished songs
+    with one worker, minus the time of the same job called in a warm process."""
+    import csv
+
+    folder = tmp / "short"
+    folder.mkdir()
+    manifest = _synth(folder, n, duration_s, 44100)
+    with open(manifest, newline="") as f:
+        rows = list(csv.DictReader(f))
+
+    def inproc() -> float:
+        return _warm_inprocess(manifest, folder / f"warm{time.monotonic_ns()}",
+                               method)["wall_s"] / n
+
+    def steady(engine: str) -> float:
+        stamps = _Stamps()
+        batch_mod.run_batch(manifest, folder / f"{engine}{time.monotonic_ns()}", workers=1,
+                            engine=engine, method=method, progress=stamps)
+        d = stamps.done
+        return (d[-1] - d[0]) / (len(d) - 1)
+
+    from vocalmix import batch as batch_mod
+
+    warm_a = inproc()
+    results = [("local pool, 1 worker", steady("local"))]
+    if use_ray:
+        import logging
+
+        import ray
+
+        ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False,
+                 logging_level=logging.ERROR)
+        try:
+            results.append(("Ray Data, 1 actor", steady("ray")))
+        finally:
+            ray.shutdown()
+    k = min(n, 8)
+    t = time.perf_counter()
+    for r in rows[:k]:
+        subprocess.run([sys.executable, "-m", "vocalmix", "mix", r["vocal"], r["backing"],
+                        "-o", str(folder / f"{r['id']}.wav"), "--method", method, "-q",
+                        "--force"], check=True, stdout=subprocess.DEVNULL)
+    results.append(("`vocalmix mix`, one process per song", (time.perf_counter() - t) / k))
+    warm = (warm_a + inproc()) / 2  # before and after: the machine's load drifts
+    lines = [f"Per-song overhead over a warm worker ({n} songs of {duration_s:g} s, wall "
+             f"time; the job itself takes {warm * 1000:.0f} ms in a warm process):", "",
+             "| how | s per song | overhead per song |", "| --- | ---: | ---: |",
+             f"| mix_job in a warm process | {warm:.3f} | 0 |"]
+    for name, per in results:
+        lines.append(f"| {name} | {per:.3f} | {(per - warm) * 1000:+.0f} ms |")
+    return "\n".join(lines)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--songs", type=int, default=6)
@@ -158,6 +276,9 @@ def main() -> int:
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--method", default="baseline")
     ap.add_argument("--no-ray", action="store_true")
+    ap.add_argument("--short-songs", type=int, default=30,
+                    help="songs of --short-duration-s for the per-song overhead (0: skip)")
+    ap.add_argument("--short-duration-s", type=float, default=1.0)
     ap.add_argument("--md", help="also write the markdown table to this file")
     args = ap.parse_args()
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -206,6 +327,16 @@ def main() -> int:
                         ray.shutdown()
                     res.append((f"`vocalmix batch --engine ray` (ray.init {init_s:.0f} s "
                                 f"not counted; first song after {r['first_s']:.0f} s)", w, r))
+        overhead = ""
+        if args.short_songs:
+            print("per-song overhead on short songs", file=sys.stderr, flush=True)
+            try:
+                import ray  # noqa: F401
+                use_ray = not args.no_ray
+            except ImportError:
+                use_ray = False
+            overhead = _overhead(tmp, args.short_songs, args.short_duration_s, args.method,
+                                 use_ray)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -232,6 +363,8 @@ def main() -> int:
             fixed, over = "every song", f"{(cpu - warm_cpu) * 1000:+.0f} ms"
         lines.append(f"| {name} | {w} | {cpu:.2f} | {3600 / cpu:.0f} | {fixed} | {over} | "
                      f"{r['wall_s']:.0f} | {n / r['wall_s'] * 3600:.0f} |")
+    if overhead:
+        lines += ["", overhead]
     text = "\n".join(lines)
     print(text)
     if args.md:

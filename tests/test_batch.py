@@ -117,6 +117,16 @@ def test_safe_name_keeps_every_id_inside_the_output_folder():
     assert batch.safe_name("CON") != "CON"
 
 
+def test_a_worker_sets_its_thread_count_before_numpy_loads():
+    # the pool's workers unpickle vocalmix.batch and the CLI's worker_init before
+    # _pool_init asks for one BLAS thread: neither may have loaded numpy by then
+    code = ("import sys, vocalmix.batch, vocalmix.frontends.cli; "
+            "print(sorted(m for m in ('numpy', 'scipy', 'soundfile') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=dict(os.environ, PYTHONPATH=str(REPO / "src")), check=True)
+    assert out.stdout.strip() == "[]"
+
+
 def test_manifest_problems_stop_the_batch_before_any_work(tmp_path):
     def bad(rows, cols=None) -> str:
         p = tmp_path / "m.csv"

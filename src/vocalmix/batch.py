@@ -67,7 +67,6 @@ REQUIRED_COLUMNS = ("id", "vocal", "backing")
 SETTING_COLUMNS = ("method", "vocal_to_mix_lu", "vocal_lra_lu", "reverb_decay_s",
                    "reverb_preset", "params_in", "fold")
 TARGET_COLUMNS = ("vocal_to_mix_lu", "vocal_lra_lu", "reverb_decay_s")
-FOLD_MODES = ("error", "mean", "first2")
 AUDIO_EXT = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 JOURNAL = "results.jsonl"
 RESULTS_PARQUET = "results.parquet"
@@ -293,6 +292,7 @@ def parse_row(row: Mapping[str, Any], config: BatchConfig) -> JobSpec:
     """Check a manifest row and resolve it against ``config``; raises
     :class:`~vocalmix.core.errors.DataError` (no id, no vocal, no backing) or
     :class:`~vocalmix.core.errors.ParamsError` (a setting that is not valid)."""
+    from vocalmix.core.audio import FOLD_MODES
     from vocalmix.core.errors import ParamsError
     from vocalmix.pipeline import METHODS
 
@@ -1209,6 +1209,7 @@ def run_batch(
     Raises :class:`~vocalmix.core.errors.DataError` for a manifest that cannot be used
     (the rows are not started), never for a bad song.
     """
+    from vocalmix.core.audio import FOLD_MODES
     from vocalmix.core.errors import ParamsError
     from vocalmix.pipeline import METHODS
 
