@@ -20,7 +20,7 @@ from vocalmix.core.errors import DataError
 from vocalmix.frontends.cli import main
 from vocalmix.synth import synthesize_song
 
-from conftest import REPO
+from conftest import REPO, require_data
 
 SR = 22050
 N_GOOD = 4
@@ -60,7 +60,8 @@ def catalogue(tmp_path_factory) -> dict:
     rows: list[dict[str, str]] = []
     single_args: dict[str, list[str]] = {}
     for i in range(N_GOOD):
-        vp, bp = _song(d / "audio", f"song{i}", seed=10 + i)
+        # the model's reverb estimate needs a few seconds of vocal: song 3 is longer
+        vp, bp = _song(d / "audio", f"song{i}", seed=10 + i, duration_s=4.0 if i == 3 else 2.0)
         row = {"id": f"song {i}", "vocal": f"audio/{vp.name}", "backing": str(bp)}
         args = [str(vp), str(bp)]
         if i == 1:
@@ -69,6 +70,9 @@ def catalogue(tmp_path_factory) -> dict:
         if i == 2:
             row["reverb_preset"] = _preset_name()
             args += ["--reverb-preset", _preset_name()]
+        if i == 3:
+            row["method"] = "model"
+            args += ["--method", "model"]
         rows.append(row)
         single_args[row["id"]] = args
     # broken rows: a missing file, an undecodable one, a silent vocal, a bad setting
@@ -115,16 +119,6 @@ def test_safe_name_keeps_every_id_inside_the_output_folder():
     assert batch.safe_name("ANiMAL - Clinic A") == "ANiMAL - Clinic A"  # plain ids kept
     assert batch.safe_name("Björk - Jóga") == "Björk - Jóga"
     assert batch.safe_name("CON") != "CON"
-
-
-def test_a_worker_sets_its_thread_count_before_numpy_loads():
-    # the pool's workers unpickle vocalmix.batch and the CLI's worker_init before
-    # _pool_init asks for one BLAS thread: neither may have loaded numpy by then
-    code = ("import sys, vocalmix.batch, vocalmix.frontends.cli; "
-            "print(sorted(m for m in ('numpy', 'scipy', 'soundfile') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env=dict(os.environ, PYTHONPATH=str(REPO / "src")), check=True)
-    assert out.stdout.strip() == "[]"
 
 
 def test_manifest_problems_stop_the_batch_before_any_work(tmp_path):
@@ -267,6 +261,31 @@ def test_folder_of_pairs_by_naming_convention(tmp_path):
         "failed", "AudioFileNotFoundError")
     assert "lonely.backing.*: no such file" in res["lonely"]["error"]
     assert (out / res["nested"]["mix_path"]).exists()
+
+
+@pytest.mark.slow
+def test_a_real_song_in_a_worker_matches_a_single_mix_to_the_last_digit(tmp_path):
+    # the estimators' matrix products round differently with another BLAS thread count:
+    # a worker that ran with one thread (as Ray would set) wrote params differing in their
+    # 11th digit from a `vocalmix mix` of this song
+    from vocalmix.training.data import load_song, musdb_folder
+
+    song = musdb_folder(require_data("stems", "Mu - Too Bright"))
+    assert song is not None
+    v, b, sr = load_song(song)
+    sf.write(tmp_path / "v.wav", v, sr, subtype="FLOAT")
+    sf.write(tmp_path / "b.wav", b, sr, subtype="FLOAT")
+    manifest = _write_manifest(tmp_path / "m.csv", [{"id": "mu", "vocal": "v.wav",
+                                                     "backing": "b.wav"}])
+    s = batch.run_batch(manifest, tmp_path / "out", workers=1)
+    assert s.status.ok == 1, s.failures
+    assert main(["mix", str(tmp_path / "v.wav"), str(tmp_path / "b.wav"), "-o",
+                 str(tmp_path / "single.wav"), "--params-out", str(tmp_path / "single.json"),
+                 "-q"]) == 0
+    assert (tmp_path / "out" / "params" / "mu.json").read_text() == (
+        tmp_path / "single.json").read_text()
+    assert (tmp_path / "out" / "mix" / "mu.wav").read_bytes() == (
+        tmp_path / "single.wav").read_bytes()
 
 
 def _crash_on_boom(row, config, done):

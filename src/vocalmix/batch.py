@@ -981,14 +981,19 @@ class _Tracker:
 
 _WORKER: dict[str, Any] = {}
 
+#: The BLAS thread settings a worker keeps from the driver. The estimators' matrix
+#: products round differently with another number of BLAS threads (params differ in their
+#: 11th digit; the mixes, 24-bit, do not), so a worker runs with the thread count a
+#: ``vocalmix mix`` started from the same shell would: the pool's processes inherit the
+#: driver's environment, and Ray's actors get it explicitly (Ray would set 1 thread).
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
 
 JobFn = Callable[[Mapping[str, Any], BatchConfig, Mapping[str, str]], "dict[str, Any] | None"]
 
 
 def _pool_init(config: BatchConfig, done: dict[str, str],
                worker_init: Callable[[], None] | None, job: JobFn | None = None) -> None:
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(var, "1")  # one core per worker (as Ray's num_cpus=1)
     if worker_init is not None:
         worker_init()
     _WORKER.update(config=config, done=done, job=job or run_or_skip)
@@ -1162,9 +1167,12 @@ def _run_ray(manifest: Manifest, config: BatchConfig, done: dict[str, str],
         # the read and repartition tasks (a deadlock when workers = CPUs)
         ds = _ray_read(manifest).repartition(max(1, min(n_rows, MAX_RAY_BLOCKS))).materialize()
         pool = ray.data.ActorPoolStrategy(size=max(1, min(n_workers, n_rows)))
+        # an empty value reads as unset: the BLAS library's default, as in a plain process
+        threads = {v: os.environ.get(v, "") for v in THREAD_VARS}
         ds = ds.map_batches(
             _RayMixer, batch_size=1, batch_format="pyarrow", num_cpus=1, compute=pool,
             fn_constructor_kwargs={"config": config, "done": done, "worker_init": worker_init},
+            runtime_env={"env_vars": threads},
         )
         for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
             for text in batch.column("result").to_pylist():

@@ -143,9 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 BATCH_HELP = """\
 Mix every (vocal, backing) pair of a manifest into OUT: OUT/mix/<id>.wav and
-OUT/params/<id>.json per row, and the table OUT/results.parquet (with pyarrow) and
-OUT/results.csv, one row per manifest row (id, status ok/failed, error_code, error,
-mix_path, params_json, achieved figures, timings, input SHA-256, code version).
+OUT/params/<id>.json per row (the id made safe as a file name), and the table
+OUT/results.parquet (with pyarrow) and OUT/results.csv, one row per manifest row (id,
+status ok/failed, error_code, error, mix_path, params_json, achieved figures, timings,
+input SHA-256, code version).
 Rows finish into OUT/results.jsonl as they go: run the same command again after an
 interruption and it skips every row whose inputs, settings and code version are
 unchanged. Exit code 0 when every row is ok, 1 when some failed.
