@@ -7,11 +7,21 @@ Synthesises N stereo 44.1 kHz songs (3 minutes by default) and mixes all of them
 * Ray Data (``--engine ray``) on a local Ray with 1 and 2 CPUs, when Ray is installed
   (its start-up, ``ray.init``, is timed separately and left out of the rate);
 
-plus one song at a time in this process, warm (the pure mixing time). Reported: wall
-time, songs per hour, songs per hour per core, and the **per-song overhead** over a warm
-worker: for the pool and Ray, the steady-state interval between two finished songs minus
-the time the job itself measured (IPC, scheduling, journal); for a process per song, the
-process's wall time minus the warm in-process time (interpreter start, imports, models).
+plus the same songs one at a time in this process, warm (the mixing alone). Every
+process runs with one BLAS thread. Reported per configuration:
+
+* **CPU s per song** and **songs/hour/core** from the user + system time of every process
+  involved (workers, driver, Ray's daemons; Ray's by sampling its process tree): on a
+  machine shared with other work this is steadier than wall time;
+* the **fixed start-up CPU per run** (start and warm the workers, hash the inputs, read
+  the journal), measured by running the same batch again with every row skipped, and the
+  marginal **per-song overhead over a warm worker** (CPU per song without the fixed
+  part, minus the warm in-process mixing);
+* wall time and songs/hour by wall time;
+* and, on ``--short-songs`` songs of 1 s (where overhead shows most), the wall-time
+  per-song overhead over a warm worker: the steady-state interval between two finished
+  songs with one worker (pool or Ray actor), or a ``vocalmix mix`` process's wall time,
+  minus the time of the same job in a warm process.
 
     python bench/bench_batch.py [--songs 6] [--duration-s 180] [--workers 1 2] [--md FILE]
 """
@@ -201,7 +211,7 @@ def _warm_inprocess(manifest: Path, out: Path, method: str) -> dict:
 
     m = batch.read_manifest(manifest)
     config = batch.BatchConfig(out_dir=str(out), base_dir=m.base_dir, method=method)
-    batch.warm_up()
+    batch.warm_up(method)
     batch.mix_job(m.rows[0], config)
     c, t = time.process_time(), time.perf_counter()
     hash_s = 0.0
@@ -287,6 +297,10 @@ def main() -> int:
     from vocalmix.frontends.cli import _tune_malloc
 
     _tune_malloc()  # as the command line does, so in-process figures are comparable
+    try:  # the driver imports pyarrow at its first results snapshot: not a per-song cost
+        import pyarrow.parquet  # noqa: F401
+    except ImportError:
+        pass
     tmp = Path(tempfile.mkdtemp(prefix="vocalmix-bench-batch-"))
     print(f"synthesising {args.songs} songs of {args.duration_s:g} s in {tmp}",
           file=sys.stderr)

@@ -165,6 +165,7 @@ def test_parquet_and_csv_manifests_give_the_same_jobs(tmp_path):
     assert jobs["m.csv"][1].vocal == "/abs/v.wav"
 
 
+@pytest.mark.slow  # a process pool and the catalogue: over 5 s
 def test_broken_rows_fail_with_clear_messages_and_the_rest_match_single_mixes(
         catalogue, local_run):
     table, out = local_run["table"], local_run["out"]
@@ -199,6 +200,7 @@ def test_broken_rows_fail_with_clear_messages_and_the_rest_match_single_mixes(
     assert batch.read_results_csv(out / "results.csv") == table
 
 
+@pytest.mark.slow  # a process pool and the catalogue: over 5 s
 def test_a_rerun_skips_finished_rows_and_redoes_changed_ones(catalogue, local_run,
                                                              tmp_path):
     import shutil
@@ -225,6 +227,7 @@ def test_a_rerun_skips_finished_rows_and_redoes_changed_ones(catalogue, local_ru
     assert len(journal) == len(rows)  # compacted: one line per id
 
 
+@pytest.mark.slow  # a process pool and the catalogue: over 5 s
 def test_a_torn_journal_line_is_ignored(catalogue, local_run, tmp_path):
     import shutil
 
