@@ -1071,6 +1071,15 @@ def check_outputs(
 
 
 @contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str], suffix: str = ""):
+    """A temporary file name beside ``path`` that is renamed over ``path`` when the
+    ``with`` block ends without an error (and deleted when it raises): for writers that
+    take a file name (e.g. pyarrow's Parquet writer). No ``force`` check: callers decide."""
+    with _atomic_path(Path(path), suffix or Path(path).suffix) as tmp:
+        yield tmp
+
+
+@contextlib.contextmanager
 def _atomic_path(path: Path, suffix: str):
     """A scratch path beside ``path`` for a writer that needs a path; renamed over
     ``path`` (after an fsync) when the block succeeds, deleted when it fails."""

@@ -144,6 +144,13 @@ class DataError(VocalmixError):
     code = "data.invalid"
 
 
+class DependencyError(VocalmixError):
+    """An optional feature needs a package that is not installed (the message names the
+    extra to install, e.g. ``pip install 'vocalmix[batch]'``)."""
+
+    code = "dependency.missing"
+
+
 __all__ = [
     "AnalysisError",
     "AudioError",
@@ -152,6 +159,7 @@ __all__ = [
     "AudioLevelError",
     "ChannelLayoutError",
     "DataError",
+    "DependencyError",
     "DurationError",
     "EmptyAudioError",
     "ModelError",

@@ -221,8 +221,55 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print a JSON list")
     _add_common(p)
 
+    p = sub.add_parser(
+        "batch", help="mix every pair of a manifest or folder, resumably",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=BATCH_HELP,
+    )
+    p.add_argument("source", help="manifest (.csv or .parquet) or a folder of pairs")
+    p.add_argument("--out", required=True, help="output folder (mixes, params, results)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes (local) or Ray actors at once, one core each "
+                   "(default: all cores; with --address: the cluster's CPUs)")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: a process pool on this machine; ray: Ray Data "
+                   "(pip install 'vocalmix[ray]')")
+    p.add_argument("--address", help="Ray cluster to run on (e.g. ray://head:10001 or auto; "
+                   "default: start a local Ray)")
+    p.add_argument("--method", choices=("baseline", "model"), default=None,
+                   help="estimator of rows without a method cell (default: as vocalmix mix)")
+    p.add_argument("--fold", choices=("error", "mean", "first2"), default="error",
+                   help="files of more than 2 channels, for rows without a fold cell")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="mix failed rows again even if nothing about them changed")
+    _add_common(p)
+
     _register_extra(sub, _command_of(argv))
     return ap
+
+
+BATCH_HELP = """\
+Mix every (vocal, backing) pair of a manifest into OUT: OUT/mix/<id>.wav and
+OUT/params/<id>.json per row (the id made safe as a file name), and the table
+OUT/results.parquet (with pyarrow) and OUT/results.csv, one row per manifest row (id,
+status ok/failed, error_code, error, mix_path, params_json, achieved figures, timings,
+input SHA-256, code version).
+Rows finish into OUT/results.jsonl as they go: run the same command again after an
+interruption and it skips every row whose inputs, settings and code version are
+unchanged. Exit code 0 when every row is ok, 1 when some failed.
+
+manifest (CSV or Parquet), one row per song:
+  id, vocal, backing     required; paths absolute or relative to the manifest
+  method                 baseline | model
+  vocal_to_mix_lu, vocal_lra_lu, reverb_decay_s   target overrides
+  reverb_preset          a named reverb preset
+  params_in              a params document to start from
+  fold                   error | mean | first2
+  (an empty cell: the batch default; other columns are ignored)
+
+folder of pairs: <id>.vocal.wav + <id>.backing.wav, or <id>/vocal.wav + <id>/backing.wav
+(any of .wav .flac .ogg .mp3 .aiff); its manifest is written to OUT/manifest.csv.
+"""
 
 
 def _register_extra(sub: argparse._SubParsersAction, command: str | None) -> None:
@@ -568,7 +615,86 @@ def cmd_presets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _clock(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "--:--"
+    s = int(round(seconds))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
+class _BatchBar:
+    """The batch's progress on stderr: a bar redrawn in place on a terminal, a line
+    every 10 s (and at the end) otherwise."""
+
+    WIDTH = 24
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.tty = sys.stderr.isatty()
+        self.last_print = -1e9
+        self.last = ""
+        self.drawn = False
+
+    def line(self, s) -> str:
+        finished = s.ok + s.failed + s.skipped
+        frac = finished / s.total if s.total else 1.0
+        fill = int(round(self.WIDTH * frac))
+        return (f"[{'#' * fill}{'.' * (self.WIDTH - fill)}] {finished}/{s.total} "
+                f"done, {s.failed} failed, {s.skipped} skipped | "
+                f"{s.songs_per_min:.1f} songs/min | ETA {_clock(s.eta_s)}")
+
+    def __call__(self, s) -> None:
+        if self.quiet:
+            return
+        now = time.perf_counter()
+        if self.tty:
+            print("\r" + self.line(s) + "\x1b[K", end="", file=sys.stderr, flush=True)
+            self.drawn = True
+        else:
+            text = self.line(s)
+            if (now - self.last_print >= 10.0 or s.remaining == 0) and text != self.last:
+                self.last_print, self.last = now, text
+                print(text, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.drawn:
+            print(file=sys.stderr, flush=True)
+            self.drawn = False
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    from vocalmix.batch import run_batch
+    from vocalmix.core.errors import ParamsError
+
+    if args.address and args.engine != "ray":
+        raise ParamsError("--address names a Ray cluster: use it with --engine ray")
+    bar = _BatchBar(args.quiet)
+    try:
+        summary = run_batch(
+            args.source, args.out, workers=args.workers, engine=args.engine,
+            address=args.address, method=args.method, fold=args.fold,
+            retry_failed=args.retry_failed, progress=bar, worker_init=_tune_malloc,
+        )
+    finally:
+        bar.close()
+    s = summary.status
+    lines = [f"{s.total} rows: {s.total - len(summary.failures)} ok, {len(summary.failures)} "
+             f"failed ({s.ok + s.failed} mixed now, {s.skipped} already done) in "
+             f"{_clock(s.elapsed_s)}"]
+    if summary.unknown_columns:
+        lines.append("ignored manifest columns: " + ", ".join(summary.unknown_columns))
+    for rid, code, msg in summary.failures[:20]:
+        lines.append(f"failed {rid}: {code}: {msg}")
+    if len(summary.failures) > 20:
+        lines.append(f"... and {len(summary.failures) - 20} more failed rows (see the table)")
+    lines += [f"note: {n}" for n in summary.notes]
+    lines += [f"wrote {p}" for p in summary.results]
+    print("\n".join(lines))
+    return 1 if summary.failures else 0
+
+
 _COMMANDS = {
+    "batch": cmd_batch,
     "mix": cmd_mix,
     "render": cmd_render,
     "estimate": cmd_estimate,

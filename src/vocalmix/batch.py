@@ -1,0 +1,1314 @@
+"""Batch mode: mix a catalogue of (vocal, backing) pairs, resumably, on a local process
+pool or on Ray Data.
+
+The unit of work is :func:`mix_job`: one manifest row in, one result row out. It is pure
+per song (what it writes depends only on the row, the settings and the code version),
+never raises for a bad song (a missing, undecodable or silent file becomes a ``failed``
+row with the error's stable code as ``error_code`` and its message as ``error``), and
+makes exactly the library calls of ``vocalmix mix``, so a batch mix is bit-identical to
+a single one.
+
+**Manifest** (CSV or Parquet; column names are case-insensitive):
+
+========================  ===========================================================
+``id`` (required)         unique name of the row; the outputs are named after it
+``vocal``, ``backing``    audio files (WAV, FLAC, OGG, MP3, AIFF), absolute or
+                          relative to the manifest's folder
+``method``                ``baseline`` or ``model`` (default: the batch's ``--method``)
+``vocal_to_mix_lu``       target overrides, as ``vocalmix mix --vocal-to-mix-lu`` etc.
+``vocal_lra_lu``
+``reverb_decay_s``
+``reverb_preset``         a named reverb preset (``vocalmix mix --reverb-preset``)
+``genre``                 the song's genre, for the level model (``vocalmix mix --genre``)
+``params_in``             a params document to start from (``vocalmix mix --params-in``)
+``fold``                  ``error``, ``mean`` or ``first2`` for files of > 2 channels
+========================  ===========================================================
+
+An empty cell means "not set". Other columns are ignored (the driver lists them).
+
+**A folder of pairs** is read as a manifest by naming convention: ``<id>.vocal.<ext>``
+beside ``<id>.backing.<ext>``, or a sub-folder ``<id>/`` holding ``vocal.<ext>`` and
+``backing.<ext>``. The manifest it makes is written to ``OUT/manifest.csv``.
+
+**Outputs** under the output folder ``OUT``: ``mix/<name>.wav`` (24-bit, as ``vocalmix
+mix``) and ``params/<name>.json`` where ``<name>`` is :func:`safe_name` of the id;
+``results.jsonl`` (the append-only journal: one JSON line per finished row, written as
+each row finishes), and ``results.parquet`` (with pyarrow) and ``results.csv``: the
+table, one row per manifest row in manifest order, rewritten atomically from the journal
+every few seconds and at the end. A run killed at any point loses no finished row; the
+next run reads the journal and skips every row whose inputs (content SHA-256), settings
+and code version hash to the ``job_key`` of its finished result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import io
+import json
+import math
+import os
+import re
+import time
+import unicodedata
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from vocalmix._version import __version__
+from vocalmix.core.errors import DataError, DependencyError, VocalmixError
+
+#: Bumped when the outputs' layout or the result columns change (part of every job key).
+BATCH_FORMAT = 1
+REQUIRED_COLUMNS = ("id", "vocal", "backing")
+SETTING_COLUMNS = ("method", "vocal_to_mix_lu", "vocal_lra_lu", "reverb_decay_s",
+                   "reverb_preset", "genre", "params_in", "fold")
+TARGET_COLUMNS = ("vocal_to_mix_lu", "vocal_lra_lu", "reverb_decay_s")
+AUDIO_EXT = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
+JOURNAL = "results.jsonl"
+RESULTS_PARQUET = "results.parquet"
+RESULTS_CSV = "results.csv"
+FOLDER_MANIFEST = "manifest.csv"
+LOCK = ".batch.lock"
+
+#: Result columns and their types (``str``, ``float``, ``int``); all but ``id``,
+#: ``status``, ``job_key`` and ``code_version`` may be empty.
+RESULT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("id", "str"),
+    ("status", "str"),  # ok | failed
+    ("error_code", "str"),  # the vocalmix.core.errors code (audio.unreadable...), or internal
+    ("error", "str"),  # a message a person can act on
+    ("vocal", "str"),  # input paths as resolved
+    ("backing", "str"),
+    ("vocal_sha256", "str"),
+    ("backing_sha256", "str"),
+    ("settings_json", "str"),  # the effective per-row settings
+    ("method", "str"),  # the estimator that made the targets (after any fallback)
+    ("mix_path", "str"),  # relative to the output folder
+    ("params_path", "str"),
+    ("params_json", "str"),  # the params document, as written to params_path
+    ("sample_rate_hz", "int"),
+    ("duration_s", "float"),
+    ("target_vocal_to_mix_lu", "float"),
+    ("target_vocal_lra_lu", "float"),
+    ("target_reverb_decay_s", "float"),
+    ("vocal_to_mix_lu", "float"),  # achieved figures
+    ("vocal_to_backing_lu", "float"),
+    ("vocal_lra_lu", "float"),
+    ("mix_integrated_lufs", "float"),
+    ("mix_true_peak_dbtp", "float"),
+    ("master_gain_reduction_db", "float"),
+    ("notes", "str"),  # JSON list
+    ("job_key", "str"),
+    ("code_version", "str"),
+    ("model_version", "str"),
+    ("hash_s", "float"),  # timings, s
+    ("read_s", "float"),
+    ("estimate_s", "float"),
+    ("resolve_s", "float"),
+    ("render_s", "float"),
+    ("write_s", "float"),
+    ("total_s", "float"),
+)
+COLUMN_NAMES = tuple(c for c, _ in RESULT_COLUMNS)
+#: Columns that differ between two runs of the same job (timings); every other column
+#: is a function of the row, its inputs and the code version.
+VOLATILE_COLUMNS = ("hash_s", "read_s", "estimate_s", "resolve_s", "render_s", "write_s",
+                    "total_s")
+
+
+# --- code version and names -------------------------------------------------------------
+
+_OUTPUT_SOURCES = ("core", "estimators", "pipeline.py", "_version.py", "assets")
+_DEPENDENCIES = ("numpy", "scipy", "soundfile", "soxr", "pyebur128", "pedalboard")
+
+
+def _tree_hash(parts: Iterable[str]) -> hashlib._Hash:
+    root = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for part in parts:
+        p = root / part
+        files = sorted(q for q in p.rglob("*") if q.is_file()) if p.is_dir() else [p]
+        for f in files:
+            if f.suffix in (".pyc", ".pyo") or "__pycache__" in f.parts:
+                continue
+            h.update(str(f.relative_to(root).as_posix()).encode() + b"\0")
+            h.update(f.read_bytes())
+    return h
+
+
+@lru_cache(maxsize=1)
+def model_version() -> str:
+    """SHA-256 (12 hex digits) of the shipped model and preset files (``assets/``)."""
+    return _tree_hash(["assets"]).hexdigest()[:12]
+
+
+@lru_cache(maxsize=1)
+def code_version() -> str:
+    """``<version>+<12 hex digits>``: the package version and a hash of everything a mix
+    depends on (the sources of core, estimators and pipeline, the shipped models, the
+    versions of the numeric libraries, :data:`BATCH_FORMAT`). A change to any of them
+    changes every job key, so a re-run mixes again."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    h = _tree_hash(_OUTPUT_SOURCES)
+    h.update(f"batch-format {BATCH_FORMAT}".encode())
+    for dep in _DEPENDENCIES:
+        try:
+            h.update(f"{dep} {version(dep)}".encode())
+        except PackageNotFoundError:
+            h.update(f"{dep} ?".encode())
+    return f"{__version__}+{h.hexdigest()[:12]}"
+
+
+_UNSAFE = re.compile(r"[^\w .()+,-]+")
+_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)),
+             *(f"lpt{i}" for i in range(10))}
+MAX_NAME_BYTES = 120
+
+
+def safe_name(row_id: str) -> str:
+    """A file name for a row id: the id itself when it is a plain name, else the id with
+    every character outside letters, digits, space and ``._-()+,`` replaced by ``_``,
+    leading/trailing dots and spaces removed, cut to 120 bytes, plus ``-`` and 10 hex
+    digits of the id's SHA-256 (so two ids never share a name). No id can name a path
+    outside the output folder (``../x``, ``/etc/x``, ``a\\b`` all become plain names)."""
+    nfc = unicodedata.normalize("NFC", row_id)
+    s = _UNSAFE.sub("_", nfc).strip(" .")
+    while len(s.encode("utf-8")) > MAX_NAME_BYTES:
+        s = s[:-1]
+    s = s.rstrip(" .")
+    if s and s == row_id and s.split(".")[0].lower() not in _RESERVED:
+        return s
+    digest = hashlib.sha256(row_id.encode("utf-8")).hexdigest()[:10]
+    return f"{s or 'song'}-{digest}"
+
+
+def output_paths(row_id: str) -> tuple[str, str]:
+    """``(mix_path, params_path)`` of a row, relative to the output folder."""
+    n = safe_name(row_id)
+    return f"mix/{n}.wav", f"params/{n}.json"
+
+
+# --- rows ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BatchConfig:
+    """What every job of a batch shares.
+
+    Attributes:
+        out_dir: the output folder (absolute).
+        base_dir: the folder relative input paths are resolved against (the manifest's).
+        method: the estimator of rows without a ``method`` cell (``baseline``/``model``);
+            ``None``: the shipped default (:func:`vocalmix.estimators.registry.default_method`).
+        fold: what to do with files of more than 2 channels, for rows without ``fold``.
+    """
+
+    out_dir: str
+    base_dir: str = ""
+    method: str | None = None
+    fold: str = "error"
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One row, checked and resolved against its :class:`BatchConfig`."""
+
+    id: str
+    vocal: str
+    backing: str
+    method: str
+    fold: str
+    vocal_to_mix_lu: float | None = None
+    vocal_lra_lu: float | None = None
+    reverb_decay_s: float | None = None
+    reverb_preset: str | None = None
+    params_in: str | None = None
+    genre: str | None = None
+
+    def settings(self) -> dict[str, Any]:
+        """The settings that shape the mix, as a JSON-ready dict."""
+        return {"method": self.method, "fold": self.fold,
+                "vocal_to_mix_lu": self.vocal_to_mix_lu, "vocal_lra_lu": self.vocal_lra_lu,
+                "reverb_decay_s": self.reverb_decay_s, "reverb_preset": self.reverb_preset,
+                "params_in": self.params_in, "genre": self.genre}
+
+
+def _key(name: Any) -> str:
+    return str(name).strip().lstrip("\ufeff").strip().lower()
+
+
+def _cell(row: Mapping[str, Any], name: str) -> str | None:
+    """A cell as a stripped string; ``None`` when absent, empty or NaN."""
+    for k, v in row.items():
+        if _key(k) != name:
+            continue
+        if v is None:
+            return None
+        if hasattr(v, "item") and not isinstance(v, str | bytes):
+            v = v.item()  # numpy scalars (Ray batches)
+        if isinstance(v, float) and math.isnan(v):
+            return None
+        if isinstance(v, bytes):
+            v = v.decode("utf-8", errors="replace")
+        s = str(v).strip()
+        return s or None
+    return None
+
+
+def row_id(row: Mapping[str, Any]) -> str:
+    """The id of a manifest row (``""`` when it has none)."""
+    return _cell(row, "id") or ""
+
+
+@lru_cache(maxsize=1)
+def _shipped_default_method() -> str:
+    from vocalmix.estimators.registry import default_method as best
+
+    return best()
+
+
+def default_method(method: str | None = None) -> str:
+    """``method`` or, when ``None``, the shipped default estimator."""
+    return method or _shipped_default_method()
+
+
+def _path(value: str | None, base_dir: str) -> str | None:
+    if value is None:
+        return None
+    p = Path(os.path.expanduser(value))
+    if not p.is_absolute() and base_dir:
+        p = Path(base_dir) / p
+    return os.path.abspath(p)
+
+
+def parse_row(row: Mapping[str, Any], config: BatchConfig) -> JobSpec:
+    """Check a manifest row and resolve it against ``config``; raises
+    :class:`~vocalmix.core.errors.DataError` (no id, no vocal, no backing) or
+    :class:`~vocalmix.core.errors.ParamsError` (a setting that is not valid)."""
+    from vocalmix.core.audio import FOLD_MODES
+    from vocalmix.core.errors import ParamsError
+    from vocalmix.estimators.registry import METHODS
+
+    rid = row_id(row)
+    if not rid:
+        raise DataError("the row has no id")
+    paths = {}
+    for col in ("vocal", "backing"):
+        v = _path(_cell(row, col), config.base_dir)
+        if v is None:
+            raise DataError(f"row {rid!r}: the {col} cell is empty; give the {col} file's path")
+        paths[col] = v
+    method = default_method(_cell(row, "method") or config.method)
+    if method not in METHODS:
+        raise ParamsError(f"row {rid!r}: method {method!r} is not one of "
+                          f"{', '.join(METHODS)}")
+    fold = _cell(row, "fold") or config.fold
+    if fold not in FOLD_MODES:
+        raise ParamsError(f"row {rid!r}: fold {fold!r} is not one of {', '.join(FOLD_MODES)}")
+    targets: dict[str, float | None] = {}
+    for col in TARGET_COLUMNS:
+        s = _cell(row, col)
+        if s is None:
+            targets[col] = None
+            continue
+        try:
+            x = float(s)
+        except ValueError:
+            raise ParamsError(f"row {rid!r}: {col} {s!r} is not a number") from None
+        if not math.isfinite(x):
+            raise ParamsError(f"row {rid!r}: {col} {s!r} is not a finite number")
+        targets[col] = x
+    return JobSpec(id=rid, vocal=paths["vocal"], backing=paths["backing"], method=method,
+                   fold=fold, reverb_preset=_cell(row, "reverb_preset"),
+                   params_in=_path(_cell(row, "params_in"), config.base_dir),
+                   genre=_cell(row, "genre"), **targets)
+
+
+def _sha256_file(path: str | None) -> str | None:
+    """SHA-256 of a file's bytes, ``None`` when it is absent or unreadable."""
+    if path is None:
+        return None
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    except OSError:
+        return None
+    return h.hexdigest()
+
+
+def _job_key(settings: Mapping[str, Any], hashes: Mapping[str, str | None],
+             paths: Mapping[str, str | None]) -> str:
+    """The key of a job: content hashes of the inputs (a missing file counts by its
+    path), the settings, the code version and :data:`BATCH_FORMAT`."""
+    inputs = {k: (hashes[k] if hashes[k] is not None else f"missing:{paths[k]}")
+              for k in sorted(hashes)}
+    doc = {"format": BATCH_FORMAT, "code": code_version(), "settings": dict(settings),
+           "inputs": inputs}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def _blank(rid: str) -> dict[str, Any]:
+    r: dict[str, Any] = dict.fromkeys(COLUMN_NAMES)
+    r.update(id=rid, code_version=code_version(), model_version=model_version())
+    return r
+
+
+def _fin(v: float | None) -> float | None:
+    return float(v) if v is not None and math.isfinite(v) else None
+
+
+def _error_fields(e: BaseException) -> tuple[str, str]:
+    if isinstance(e, VocalmixError):
+        return e.code, str(e)
+    if isinstance(e, MemoryError):
+        return "internal.out_of_memory", ("out of memory while mixing this song; run fewer "
+                                          "--workers at once")
+    return "internal", (f"{type(e).__name__}: {e} (an internal error: please report "
+                        "it with this song)")
+
+
+@dataclass
+class _Prepared:
+    """A row after parsing and hashing: enough to key it, and to run or skip it."""
+
+    rid: str
+    row: dict[str, Any]  # the result row so far
+    spec: JobSpec | None
+    problem: BaseException | None
+    key: str
+    t0: float
+
+
+def _prepare(row: Mapping[str, Any], config: BatchConfig) -> _Prepared:
+    t0 = time.perf_counter()
+    rid = row_id(row)
+    out = _blank(rid)
+    out["vocal"] = _path(_cell(row, "vocal"), config.base_dir)
+    out["backing"] = _path(_cell(row, "backing"), config.base_dir)
+    spec: JobSpec | None = None
+    problem: BaseException | None = None
+    try:
+        spec = parse_row(row, config)
+    except Exception as e:  # a bad row is a failed result, never an exception
+        problem = e
+    if spec is not None:
+        settings: dict[str, Any] = spec.settings()
+        paths = {"vocal": spec.vocal, "backing": spec.backing}
+        if spec.params_in:
+            paths["params_in"] = spec.params_in
+        out["settings_json"] = json.dumps(settings, sort_keys=True)
+    else:
+        settings = {"unparsed_row": {_key(k): _cell(row, _key(k)) for k in row}}
+        paths = {"vocal": out["vocal"], "backing": out["backing"]}
+    hashes = {k: _sha256_file(p) for k, p in paths.items()}
+    out["vocal_sha256"], out["backing_sha256"] = hashes["vocal"], hashes["backing"]
+    out["job_key"] = _job_key(settings, hashes, paths)
+    out["hash_s"] = time.perf_counter() - t0
+    return _Prepared(rid, out, spec, problem, out["job_key"], t0)
+
+
+def mix_job(row: Mapping[str, Any], config: BatchConfig) -> dict[str, Any]:
+    """Mix one manifest row into ``config.out_dir`` and return its result row.
+
+    Reads the vocal and backing the row names, mixes them with exactly the library calls
+    of ``vocalmix mix`` (the row's method, targets, preset and params document), writes
+    ``mix/<name>.wav`` and ``params/<name>.json`` atomically (``<name>`` = :func:`safe_name`
+    of the id; an earlier output of the same row is replaced, an input never) and returns
+    a dict with the columns of :data:`RESULT_COLUMNS`. Never raises for a bad song: the
+    row comes back with ``status`` ``failed``, ``error_code`` (the ``code`` of the
+    :mod:`vocalmix.core.errors` error, or ``internal``) and ``error`` (its message).
+    """
+    return _execute(_prepare(row, config), config)
+
+
+def _execute(prep: _Prepared, config: BatchConfig) -> dict[str, Any]:
+    out = prep.row
+    timings = {"read_s": 0.0, "estimate_s": 0.0, "resolve_s": 0.0, "render_s": 0.0,
+               "write_s": 0.0}
+    try:
+        if prep.problem is not None:
+            raise prep.problem
+        assert prep.spec is not None
+        _mix_into(prep.spec, config, out, timings)
+        out["status"] = "ok"
+    except Exception as e:  # never raise for a bad song: it becomes a failed row
+        out["status"] = "failed"
+        out["error_code"], out["error"] = _error_fields(e)
+        for k in ("mix_path", "params_path", "params_json"):
+            out[k] = None
+    out.update(timings)
+    out["total_s"] = time.perf_counter() - prep.t0
+    return out
+
+
+def _mix_into(spec: JobSpec, config: BatchConfig, out: dict[str, Any],
+              timings: dict[str, float]) -> None:
+    """The body of ``vocalmix mix`` for one row (same calls, same order)."""
+    from vocalmix.core.audio import (
+        check_outputs,
+        prepare_pair,
+        read_audio,
+        read_params,
+        write_audio,
+        write_params,
+    )
+    from vocalmix.estimators.presets import preset_reverb, resolve_preset_ref
+    from vocalmix.pipeline import mix
+
+    root = Path(config.out_dir)
+    mix_rel, params_rel = output_paths(spec.id)
+    inputs = [spec.vocal, spec.backing] + ([spec.params_in] if spec.params_in else [])
+    preset = None
+    if spec.reverb_preset:  # an unknown preset fails before any work
+        preset = resolve_preset_ref(spec.reverb_preset)
+        preset_reverb(*preset)
+        ref = spec.reverb_preset
+        if "#" in ref or ref.lower().endswith(".json"):
+            inputs.append(ref.rsplit("#", 1)[0])
+    check_outputs([root / mix_rel, root / params_rel], inputs, force=True)
+    t = time.perf_counter()
+    base = read_params(spec.params_in) if spec.params_in else None
+    v = read_audio(spec.vocal, label=f"vocal {spec.vocal}", fold=spec.fold)
+    b = read_audio(spec.backing, label=f"backing {spec.backing}", fold=spec.fold)
+    vocal, backing, sr, notes = prepare_pair(v, b)
+    timings["read_s"] = time.perf_counter() - t
+    params, rendered, est = mix(
+        vocal, backing, sr, method=spec.method, base=base,
+        reverb_preset=preset[0] if preset else None,
+        preset_library=preset[1] if preset else None, genre=spec.genre,
+        vocal_to_mix_lu=spec.vocal_to_mix_lu, vocal_lra_lu=spec.vocal_lra_lu,
+        reverb_decay_s=spec.reverb_decay_s,
+    )
+    timings["estimate_s"] = est.timings_s.get("estimate", 0.0)
+    timings["resolve_s"] = est.timings_s.get("resolve", 0.0)
+    timings["render_s"] = est.timings_s.get("render", 0.0)
+    t = time.perf_counter()
+    write_audio(root / mix_rel, rendered.mix, sr, force=True, inputs=inputs)
+    write_params(root / params_rel, params, force=True, inputs=inputs)
+    timings["write_s"] = time.perf_counter() - t
+    a, tg = params.achieved, params.targets
+    out.update(
+        method=params.provenance.method, mix_path=mix_rel, params_path=params_rel,
+        params_json=params.to_json(), sample_rate_hz=int(sr),
+        duration_s=vocal.shape[0] / float(sr),
+        target_vocal_to_mix_lu=_fin(tg.vocal_to_mix_lu),
+        target_vocal_lra_lu=_fin(tg.vocal_lra_lu),
+        target_reverb_decay_s=_fin(tg.reverb_decay_s),
+        vocal_to_mix_lu=_fin(a.vocal_to_mix_lu), vocal_to_backing_lu=_fin(a.vocal_to_backing_lu),
+        vocal_lra_lu=_fin(a.vocal_lra_lu), mix_integrated_lufs=_fin(a.mix_integrated_lufs),
+        mix_true_peak_dbtp=_fin(a.mix_true_peak_dbtp),
+        master_gain_reduction_db=_fin(a.master_gain_reduction_db),
+        notes=json.dumps(list(notes) + list(est.notes)),
+    )
+
+
+def run_or_skip(row: Mapping[str, Any], config: BatchConfig,
+                done: Mapping[str, str]) -> dict[str, Any] | None:
+    """:func:`mix_job`, or ``None`` when ``done`` maps the row's id to its job key (the
+    row's inputs, settings and code version are those of a finished result)."""
+    prep = _prepare(row, config)
+    if prep.rid and done.get(prep.rid) == prep.key:
+        return None
+    return _execute(prep, config)
+
+
+WARM_UP_SONG_S = 5.0
+
+
+def warm_up(method: str | None = None) -> None:
+    """Make a worker process warm, once, so that no song pays for it: import the mixing
+    code, load the shipped models and presets, and mix a short synthesised song in
+    memory with ``method`` (default: the shipped default), which imports what the first
+    mix would import lazily (about 200 modules) and fills the filter caches. Caches hold
+    pure functions' results, so a warm worker mixes bit for bit like a cold process."""
+    import numpy as np
+
+    from vocalmix import pipeline
+    from vocalmix.core.errors import ModelError
+    from vocalmix.estimators import eq, level, presets, reverb
+
+    for load in (level.shipped_model, eq.shipped_model, reverb.shipped_model):
+        with contextlib.suppress(ModelError):
+            load()
+    presets.presets()
+    code_version()
+    sr = 44100
+    t = np.arange(int(WARM_UP_SONG_S * sr)) / sr
+    rng = np.random.default_rng(0)
+    # a sung-like tone that comes and goes, over noise that pulses at 120 BPM
+    v = 0.2 * np.sin(2 * np.pi * 220 * t) * (np.sin(2 * np.pi * 0.7 * t) > 0)
+    b = 0.1 * rng.standard_normal(t.size) * np.exp(-8 * ((t * 2) % 1))
+    vocal = np.repeat(v[:, None], 2, axis=1).astype(np.float32)
+    backing = np.repeat(b[:, None], 2, axis=1).astype(np.float32)
+    with contextlib.suppress(Exception):  # a warm-up never stops a worker
+        pipeline.mix(vocal, backing, sr, method=default_method(method))
+
+
+# --- manifests ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A manifest as read: rows as dicts (raw cells), in file order.
+
+    Attributes:
+        path: the manifest file (for a folder: the ``manifest.csv`` written for it).
+        kind: ``csv`` or ``parquet``.
+        rows: the rows, cells as read (strings for CSV).
+        header: column names as written in the file.
+        unknown_columns: columns that are neither required nor settings (ignored).
+    """
+
+    path: str
+    kind: str
+    rows: tuple[dict[str, Any], ...]
+    header: tuple[str, ...]
+    unknown_columns: tuple[str, ...] = ()
+
+    @property
+    def base_dir(self) -> str:
+        """The folder relative paths are resolved against."""
+        return str(Path(self.path).parent)
+
+    @property
+    def ids(self) -> list[str]:
+        """Row ids in file order."""
+        return [row_id(r) for r in self.rows]
+
+
+def _require_pyarrow(what: str):
+    try:
+        import pyarrow
+    except ImportError:
+        raise DependencyError(f"{what} needs pyarrow: pip install 'vocalmix[batch]'") from None
+    return pyarrow
+
+
+def _read_table(path: Path) -> tuple[list[dict[str, Any]], list[str], str]:
+    if path.suffix.lower() in (".parquet", ".pq"):
+        _require_pyarrow(f"{path}: reading a Parquet manifest")
+        import pyarrow.parquet as pq
+
+        try:
+            table = pq.read_table(str(path))
+        except Exception as e:  # pyarrow raises several types for a bad file
+            raise DataError(f"{path}: cannot be read as Parquet ({e})") from None
+        return table.to_pylist(), list(table.column_names), "parquet"
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:  # a spreadsheet's BOM
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: cannot read the manifest as UTF-8 CSV ({e})") from None
+    reader = csv.DictReader(io.StringIO(text))
+    header = list(reader.fieldnames or [])
+    rows = [dict(r) for r in reader]
+    for i, r in enumerate(rows, start=2):
+        if None in r:
+            raise DataError(f"{path}:{i}: more cells than columns in the header")
+    return rows, header, "csv"
+
+
+def read_manifest(path: str | os.PathLike[str]) -> Manifest:
+    """Read and check a CSV or Parquet manifest (see the module's docstring).
+
+    Raises :class:`~vocalmix.core.errors.DataError` when the file is missing or
+    unreadable, lacks a required column, or has an empty, duplicate or colliding id (two
+    ids whose output names differ only in case).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"{p}: no such manifest file")
+    rows, header, kind = _read_table(p)
+    names = [_key(h) for h in header]
+    missing = [c for c in REQUIRED_COLUMNS if c not in names]
+    if missing:
+        raise DataError(f"{p}: a manifest needs the columns id, vocal, backing (missing "
+                        f"{', '.join(missing)}; found {', '.join(header) or 'none'})")
+    if len(set(names)) != len(names):
+        raise DataError(f"{p}: a column name appears twice: {', '.join(header)}")
+    seen: dict[str, int] = {}
+    by_name: dict[str, str] = {}
+    first_line = 2 if kind == "csv" else 1
+    for i, r in enumerate(rows, start=first_line):
+        rid = row_id(r)
+        where = f"{p}:{i}" if kind == "csv" else f"{p} row {i}"
+        if not rid:
+            raise DataError(f"{where}: empty id; every row needs a unique id")
+        if rid in seen:
+            raise DataError(f"{where}: id {rid!r} already used on row {seen[rid]}; ids "
+                            "must be unique")
+        seen[rid] = i
+        folded = safe_name(rid).casefold()
+        if folded in by_name:
+            raise DataError(f"{where}: ids {by_name[folded]!r} and {rid!r} would name the "
+                            "same output files on a case-insensitive disk; rename one")
+        by_name[folded] = rid
+    known = set(REQUIRED_COLUMNS) | set(SETTING_COLUMNS)
+    unknown = tuple(h for h, n in zip(header, names, strict=True) if n not in known)
+    return Manifest(str(p.resolve()), kind, tuple(rows), tuple(header), unknown)
+
+
+def scan_folder(folder: str | os.PathLike[str]) -> list[dict[str, str]]:
+    """Manifest rows of a folder of pairs: ``<id>.vocal.<ext>`` + ``<id>.backing.<ext>``
+    files, and sub-folders ``<id>/`` with ``vocal.<ext>`` + ``backing.<ext>``.
+
+    A vocal without its backing (or the reverse) still gives a row, naming the file it
+    expected, so that the batch reports it as failed instead of skipping it silently.
+    Rows are sorted by id.
+    """
+    root = Path(folder).resolve()
+    pairs: dict[str, dict[str, str]] = {}
+
+    def pick(existing: str | None, cand: Path) -> str:
+        if existing is None:
+            return str(cand)
+        old = Path(existing)  # two formats of one file: the first of AUDIO_EXT wins
+        return existing if AUDIO_EXT.index(old.suffix.lower()) <= AUDIO_EXT.index(
+            cand.suffix.lower()) else str(cand)
+
+    for p in sorted(root.iterdir()):
+        if p.name.startswith("."):
+            continue
+        if p.is_file() and p.suffix.lower() in AUDIO_EXT:
+            stem = p.name[: -len(p.suffix)]
+            for role in ("vocal", "backing"):
+                if stem.lower().endswith("." + role) and len(stem) > len(role) + 1:
+                    rid = stem[: -len(role) - 1]
+                    d = pairs.setdefault(rid, {})
+                    d[role] = pick(d.get(role), p)
+        elif p.is_dir():
+            for q in sorted(p.iterdir()):
+                if q.is_file() and q.suffix.lower() in AUDIO_EXT:
+                    role = q.name[: -len(q.suffix)].lower()
+                    if role in ("vocal", "backing"):
+                        d = pairs.setdefault(p.name, {})
+                        d[role] = pick(d.get(role), q)
+    rows = []
+    for rid in sorted(pairs):
+        d = pairs[rid]
+        for role, other in (("vocal", "backing"), ("backing", "vocal")):
+            if role not in d:
+                q = Path(d[other])
+                d[role] = (str(q.parent / f"{role}.*") if q.name.lower().startswith(other)
+                           else str(q.parent / f"{rid}.{role}.*"))
+        rows.append({"id": rid, "vocal": d["vocal"], "backing": d["backing"]})
+    return rows
+
+
+def manifest_for(source: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> Manifest:
+    """The manifest of ``source``: a CSV/Parquet file, or a folder of pairs (whose rows
+    are written to ``out_dir/manifest.csv`` first, atomically)."""
+    src = Path(source)
+    if src.is_dir():
+        rows = scan_folder(src)
+        if not rows:
+            raise DataError(f"{src}: no pairs found; name them <id>.vocal.wav and "
+                            "<id>.backing.wav, or <id>/vocal.wav and <id>/backing.wav, or "
+                            "pass a manifest (CSV or Parquet with id, vocal, backing)")
+        from vocalmix.core.audio import write_text
+
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=list(REQUIRED_COLUMNS), lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+        target = Path(out_dir) / FOLDER_MANIFEST
+        write_text(target, buf.getvalue(), force=True)
+        return read_manifest(target)
+    return read_manifest(src)
+
+
+# --- results: the journal and the table ---------------------------------------------------
+
+
+def _format_csv(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return repr(v)
+    return str(v)
+
+
+def results_csv_text(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The CSV text of result rows (floats as their shortest exact repr; empty = none)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(COLUMN_NAMES)
+    for r in rows:
+        w.writerow([_format_csv(r.get(c)) for c in COLUMN_NAMES])
+    return buf.getvalue()
+
+
+def read_results_csv(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Result rows from a ``results.csv``, typed as :data:`RESULT_COLUMNS` says."""
+    types = dict(RESULT_COLUMNS)
+    conv: dict[str, Callable[[str], Any]] = {"str": str, "float": float, "int": int}
+    out = []
+    with open(path, newline="", encoding="utf-8") as f:
+        for r in csv.DictReader(f):
+            out.append({c: (conv[types[c]](v) if v != "" else None) for c, v in r.items()
+                        if c in types})
+    return out
+
+
+def parquet_schema():
+    """The pyarrow schema of ``results.parquet``."""
+    pa = _require_pyarrow("results.parquet")
+    t = {"str": pa.string(), "float": pa.float64(), "int": pa.int64()}
+    return pa.schema([(c, t[k]) for c, k in RESULT_COLUMNS])
+
+
+def _lock(fd: int, folder: Path) -> None:
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no guard against two batches in one folder
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        raise DataError(f"{folder}: another vocalmix batch is writing its results here; "
+                        "wait for it to finish or choose another --out") from None
+
+
+class ResultStore:
+    """The results of a batch in its output folder.
+
+    ``results.jsonl`` is the journal: :meth:`add` appends one line per finished row
+    (one ``write`` call, then ``fsync``), so a kill at any moment keeps every row
+    finished before it (a torn last line is ignored on reading). The table files
+    (:meth:`snapshot`) are rewritten atomically from the journal, the latest row of
+    each id. One batch at a time may use a folder (an advisory lock).
+    """
+
+    def __init__(self, out_dir: str | os.PathLike[str]) -> None:
+        self.dir = Path(out_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = os.open(self.dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            _lock(self._lock_fd, self.dir)
+        except BaseException:
+            os.close(self._lock_fd)
+            raise
+        self.latest: dict[str, dict[str, Any]] = {}
+        self.torn_lines = 0
+        jpath = self.dir / JOURNAL
+        if jpath.exists():
+            for line in jpath.read_bytes().split(b"\n"):
+                if not line.strip():
+                    continue
+                try:
+                    r = json.loads(line)
+                except ValueError:
+                    self.torn_lines += 1
+                    continue
+                if isinstance(r, dict) and r.get("id") and r.get("job_key"):
+                    self.latest[str(r["id"])] = r
+        self._fd = os.open(jpath, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        size = os.fstat(self._fd).st_size
+        if size:
+            with open(jpath, "rb") as f:
+                f.seek(size - 1)
+                if f.read(1) != b"\n":  # a torn last line: end it, never extend it
+                    os.write(self._fd, b"\n")
+        self._last_snapshot = 0.0
+        self._snapshot_cost = 0.0
+        self.parquet_written = False
+
+    def done_keys(self, ids: Iterable[str], retry_failed: bool = False) -> dict[str, str]:
+        """``{id: job_key}`` of the finished rows a run may skip: ``ok`` rows whose mix is
+        still on disk, and ``failed`` rows unless ``retry_failed``."""
+        out = {}
+        for i in ids:
+            r = self.latest.get(i)
+            if r is None:
+                continue
+            if r.get("status") == "ok":
+                if not (r.get("mix_path") and (self.dir / str(r["mix_path"])).is_file()):
+                    continue
+            elif retry_failed or r.get("status") != "failed":
+                continue
+            out[i] = str(r["job_key"])
+        return out
+
+    def add(self, row: Mapping[str, Any]) -> None:
+        """Append a finished row to the journal (durably) and remember it."""
+        data = (json.dumps({c: row.get(c) for c in COLUMN_NAMES}, allow_nan=False,
+                           separators=(",", ":")) + "\n").encode("utf-8")
+        view = memoryview(data)
+        while view:
+            n = os.write(self._fd, view)
+            view = view[n:]
+        os.fsync(self._fd)
+        self.latest[str(row["id"])] = dict(row)
+
+    def table(self, ids: Sequence[str]) -> list[dict[str, Any]]:
+        """The latest row of each of ``ids`` that has one, in the order of ``ids``."""
+        return [self.latest[i] for i in ids if i in self.latest]
+
+    def snapshot(self, ids: Sequence[str], *, force: bool = True) -> None:
+        """Rewrite ``results.csv`` and (with pyarrow) ``results.parquet`` for ``ids``.
+        Without ``force``, only when the last one is old enough (at least 10 s, and 20
+        times what writing it took), so that big tables do not slow the batch."""
+        now = time.monotonic()
+        if not force and now - self._last_snapshot < max(10.0, 20 * self._snapshot_cost):
+            return
+        rows = self.table(ids)
+        from vocalmix.core.audio import atomic_path, write_text
+
+        write_text(self.dir / RESULTS_CSV, results_csv_text(rows), force=True)
+        try:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+        except ImportError:
+            pass
+        else:
+            t = pa.Table.from_pylist([{c: r.get(c) for c in COLUMN_NAMES} for r in rows],
+                                     schema=parquet_schema())
+            with atomic_path(self.dir / RESULTS_PARQUET) as tmp:
+                pq.write_table(t, tmp)
+            self.parquet_written = True
+        self._snapshot_cost = time.monotonic() - now
+        self._last_snapshot = time.monotonic()
+
+    def compact(self) -> None:
+        """Rewrite the journal with one line per id (atomically)."""
+        from vocalmix.core.audio import atomic_path
+
+        with atomic_path(self.dir / JOURNAL, ".jsonl") as tmp, open(tmp, "wb") as f:
+            for r in self.latest.values():
+                f.write((json.dumps({c: r.get(c) for c in COLUMN_NAMES}, allow_nan=False,
+                                    separators=(",", ":")) + "\n").encode("utf-8"))
+            f.flush()
+            os.fsync(f.fileno())
+        os.close(self._fd)
+        self._fd = os.open(self.dir / JOURNAL, os.O_WRONLY | os.O_APPEND)
+
+    def close(self) -> None:
+        """Release the journal and the folder's lock."""
+        for fd in (self._fd, self._lock_fd):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def __enter__(self) -> ResultStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def read_results(out_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The results table of a batch folder: ``results.parquet`` when pyarrow is
+    installed, else ``results.csv``."""
+    d = Path(out_dir)
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        return read_results_csv(d / RESULTS_CSV)
+    return pq.read_table(str(d / RESULTS_PARQUET)).to_pylist()
+
+
+# --- engines ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BatchStatus:
+    """Where a batch is: rows in the manifest, finished this run (``ok``, ``failed``),
+    skipped as already done, seconds since the run started."""
+
+    total: int
+    ok: int = 0
+    failed: int = 0
+    skipped: int = 0
+    elapsed_s: float = 0.0
+    last: str = ""
+
+    @property
+    def remaining(self) -> int:
+        """Rows not yet finished or skipped."""
+        return max(0, self.total - self.ok - self.failed - self.skipped)
+
+    @property
+    def songs_per_min(self) -> float:
+        """Rows mixed (ok or failed) per minute this run."""
+        n = self.ok + self.failed
+        return 60.0 * n / self.elapsed_s if self.elapsed_s > 0 and n else 0.0
+
+    @property
+    def eta_s(self) -> float | None:
+        """Seconds left at the current rate (``None`` before the first row)."""
+        r = self.songs_per_min
+        return 60.0 * self.remaining / r if r > 0 else None
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    """What a batch run did."""
+
+    status: BatchStatus
+    out_dir: str
+    failures: tuple[tuple[str, str, str], ...] = ()  # (id, error_code, error)
+    results: tuple[str, ...] = ()  # the table files written
+    unknown_columns: tuple[str, ...] = ()
+    notes: tuple[str, ...] = field(default=())
+
+
+ProgressFn = Callable[[BatchStatus], None]
+ENGINES = ("local", "ray")
+
+
+class _Tracker:
+    """Counts, the journal, periodic snapshots and progress calls of one run."""
+
+    def __init__(self, store: ResultStore, ids: Sequence[str], progress: ProgressFn | None,
+                 ) -> None:
+        self.store, self.ids, self.progress = store, list(ids), progress
+        self.t0 = time.perf_counter()
+        self.status = BatchStatus(total=len(ids))
+        self._last_tick = 0.0
+
+    def record(self, row: Mapping[str, Any] | None, rid: str = "") -> None:
+        s = self.status
+        if row is None:
+            self.status = replace(s, skipped=s.skipped + 1, last=rid)
+        else:
+            self.store.add(row)
+            if row.get("status") == "ok":
+                self.status = replace(s, ok=s.ok + 1, last=str(row["id"]))
+            else:
+                self.status = replace(s, failed=s.failed + 1, last=str(row["id"]))
+            self.store.snapshot(self.ids, force=False)
+        self.tick(force=True)
+
+    def tick(self, force: bool = False) -> None:
+        now = time.perf_counter()
+        self.status = replace(self.status, elapsed_s=now - self.t0)
+        if self.progress is not None and (force or now - self._last_tick >= 1.0):
+            self._last_tick = now
+            self.progress(self.status)
+
+
+# local process pool
+
+_WORKER: dict[str, Any] = {}
+
+#: The BLAS thread settings a worker keeps from the driver. The estimators' matrix
+#: products round differently with another number of BLAS threads (params differ in their
+#: 11th digit; the mixes, 24-bit, do not), so a worker runs with the thread count a
+#: ``vocalmix mix`` started from the same shell would: the pool's processes inherit the
+#: driver's environment, and Ray's actors get it explicitly (Ray would set 1 thread).
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+JobFn = Callable[[Mapping[str, Any], BatchConfig, Mapping[str, str]], "dict[str, Any] | None"]
+
+
+def _pool_init(config: BatchConfig, done: dict[str, str],
+               worker_init: Callable[[], None] | None, job: JobFn | None = None) -> None:
+    if worker_init is not None:
+        worker_init()
+    _WORKER.update(config=config, done=done, job=job or run_or_skip)
+    warm_up(config.method)
+
+
+def _pool_job(row: dict[str, Any]) -> dict[str, Any] | None:
+    return _WORKER["job"](row, _WORKER["config"], _WORKER["done"])
+
+
+MAX_CRASHES = 2
+
+
+def _failed_in_driver(r: Mapping[str, Any], config: BatchConfig, code: str,
+                      message: str) -> dict[str, Any]:
+    """A failed result made by the driver (the worker could not return one), keyed like
+    the worker would have keyed it so that a re-run treats it as finished."""
+    prep = _prepare(r, config)
+    out = prep.row
+    out.update(status="failed", error_code=code, error=message, total_s=0.0)
+    return out
+
+
+def _run_local(rows: Sequence[dict[str, Any]], config: BatchConfig, done: dict[str, str],
+               tracker: _Tracker, workers: int,
+               worker_init: Callable[[], None] | None, job: JobFn | None = None) -> None:
+    """Rows through a pool of ``workers`` processes (spawned; each warms up once).
+
+    A worker that dies (out of memory, a crash in native code) breaks the pool: the rows
+    that were in flight are retried in a new pool one at a time, so the song that kills
+    a worker is found; after :data:`MAX_CRASHES` crashes alone it becomes a failed row
+    (``worker.crashed``) and the batch goes on.
+    """
+    import multiprocessing as mp
+    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    ctx = mp.get_context("spawn")  # no fork of a threaded parent; the same on every OS
+
+    def new_pool() -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
+                                   initializer=_pool_init,
+                                   initargs=(config, done, worker_init, job))
+
+    pending: deque[dict[str, Any]] = deque(rows)
+    suspects: set[str] = set()  # in flight when a worker died: retried one at a time
+    crashes: dict[str, int] = {}
+    inflight: dict[Future, dict[str, Any]] = {}
+    pool = new_pool()
+    try:
+        while pending or inflight:
+            limit = 1 if suspects else 2 * workers
+            while pending and len(inflight) < limit:
+                r = pending.popleft()
+                inflight[pool.submit(_pool_job, r)] = r
+            finished, _ = wait(list(inflight), timeout=1.0, return_when=FIRST_COMPLETED)
+            crashed: list[dict[str, Any]] = []
+            for f in finished:
+                r = inflight.pop(f)
+                rid = row_id(r)
+                try:
+                    res = f.result()
+                except BrokenProcessPool:
+                    crashed.append(r)
+                    continue
+                except Exception as e:  # e.g. a row that cannot be sent to a worker
+                    code, msg = _error_fields(e)
+                    res = _failed_in_driver(r, config, code, msg)
+                suspects.discard(rid)
+                tracker.record(res, rid)
+            if crashed:
+                crashed += list(inflight.values())
+                inflight.clear()
+                pool.shutdown(wait=True, cancel_futures=True)
+                if len(crashed) == 1:  # alone in flight: this song killed the worker
+                    r = crashed[0]
+                    rid = row_id(r)
+                    crashes[rid] = crashes.get(rid, 0) + 1
+                    if crashes[rid] >= MAX_CRASHES:
+                        suspects.discard(rid)
+                        tracker.record(_failed_in_driver(
+                            r, config, "worker.crashed",
+                            f"the worker process died {crashes[rid]} times while mixing "
+                            "this song (out of memory, or a crash in a decoder); check its "
+                            "files, or mix it alone with vocalmix mix"), rid)
+                        crashed = []
+                    else:
+                        suspects.add(rid)
+                else:
+                    suspects.update(row_id(r) for r in crashed)
+                pending.extendleft(reversed(crashed))
+                pool = new_pool()
+            tracker.tick()
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)  # every worker exits before the batch returns
+
+
+# Ray Data
+
+
+class _RayMixer:
+    """A Ray Data actor (one per worker): warms up once, then mixes one row per call and
+    returns each result as one JSON string (so the driver gets the row exactly)."""
+
+    def __init__(self, config: BatchConfig, done: dict[str, str],
+                 worker_init: Callable[[], None] | None) -> None:
+        _pool_init(config, done, worker_init)
+        self.config, self.done = config, done
+
+    def __call__(self, batch: Any) -> Any:
+        import pyarrow as pa
+
+        out = []
+        for r in batch.to_pylist():
+            res = run_or_skip(r, self.config, self.done)
+            out.append(json.dumps({"id": row_id(r), "result": res}, allow_nan=False))
+        return pa.table({"result": pa.array(out, type=pa.string())})
+
+
+def _ray_read(manifest: Manifest) -> Any:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import ray.data
+
+    if manifest.kind == "parquet":
+        return ray.data.read_parquet(manifest.path)
+    # every cell as text, as the local engine's csv reader gives it: an id "007" stays
+    # "007", an empty cell stays empty
+    opts = pacsv.ConvertOptions(column_types={h: pa.string() for h in manifest.header},
+                                strings_can_be_null=False, quoted_strings_can_be_null=False)
+    return ray.data.read_csv(manifest.path, convert_options=opts)
+
+
+MAX_RAY_BLOCKS = 4096
+
+
+def _run_ray(manifest: Manifest, config: BatchConfig, done: dict[str, str],
+             tracker: _Tracker, workers: int | None, address: str | None,
+             worker_init: Callable[[], None] | None) -> None:
+    """Rows through Ray Data: ``read_csv``/``read_parquet`` -> ``map_batches`` over an
+    actor pool (``num_cpus=1`` each; one actor per worker, warmed up once) -> results
+    streamed back to the driver's journal as each row finishes. Against the cluster at
+    ``address``, or a local Ray started (and stopped) here with ``workers`` CPUs."""
+    try:
+        import ray
+        import ray.data
+    except ImportError:
+        raise DependencyError("--engine ray needs Ray Data: pip install 'vocalmix[ray]'"
+                              ) from None
+    import logging
+
+    started = False
+    if not ray.is_initialized():
+        kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                              "logging_level": logging.ERROR}
+        if address:
+            ray.init(address=address, **kw)
+        else:
+            ray.init(num_cpus=workers or default_workers(), **kw)
+        started = True
+    try:
+        logging.getLogger("ray.data").setLevel(logging.ERROR)
+        ctx = ray.data.DataContext.get_current()
+        ctx.enable_progress_bars = False
+        n_workers = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        n_rows = len(manifest.rows)
+        # the manifest is read and split into blocks (one row each, up to MAX_RAY_BLOCKS)
+        # before the actors start: a pool holding every CPU would otherwise leave none for
+        # the read and repartition tasks (a deadlock when workers = CPUs)
+        ds = _ray_read(manifest).repartition(max(1, min(n_rows, MAX_RAY_BLOCKS))).materialize()
+        pool = ray.data.ActorPoolStrategy(size=max(1, min(n_workers, n_rows)))
+        # an empty value reads as unset: the BLAS library's default, as in a plain process
+        threads = {v: os.environ.get(v, "") for v in THREAD_VARS}
+        ds = ds.map_batches(
+            _RayMixer, batch_size=1, batch_format="pyarrow", num_cpus=1, compute=pool,
+            fn_constructor_kwargs={"config": config, "done": done, "worker_init": worker_init},
+            runtime_env={"env_vars": threads},
+        )
+        for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+            for text in batch.column("result").to_pylist():
+                item = json.loads(text)
+                tracker.record(item["result"], item["id"])
+            tracker.tick()
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def default_workers() -> int:
+    """The cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+def run_batch(
+    source: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    workers: int | None = None,
+    engine: str = "local",
+    address: str | None = None,
+    method: str | None = None,
+    fold: str = "error",
+    retry_failed: bool = False,
+    progress: ProgressFn | None = None,
+    worker_init: Callable[[], None] | None = None,
+) -> BatchSummary:
+    """Mix every row of a manifest (CSV or Parquet file, or a folder of pairs) into
+    ``out_dir``, skipping rows already finished there, and write the results table.
+
+    ``engine``: ``local`` (a pool of ``workers`` processes, default: all cores) or
+    ``ray`` (Ray Data on the cluster at ``address``, or on a local Ray started with
+    ``workers`` CPUs). ``method`` and ``fold``: defaults for rows that do not set them.
+    ``retry_failed``: mix failed rows again even when nothing about them changed.
+    ``progress`` is called with a :class:`BatchStatus` after every row and about once a
+    second. ``worker_init`` runs once in every worker process before it warms up.
+    Raises :class:`~vocalmix.core.errors.DataError` for a manifest that cannot be used
+    (the rows are not started), never for a bad song.
+    """
+    from vocalmix.core.audio import FOLD_MODES
+    from vocalmix.core.errors import ParamsError
+    from vocalmix.estimators.registry import METHODS
+
+    if engine not in ENGINES:
+        raise ParamsError(f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}")
+    if method is not None and method not in METHODS:
+        raise ParamsError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
+    if fold not in FOLD_MODES:
+        raise ParamsError(f"unknown fold {fold!r}: use one of {', '.join(FOLD_MODES)}")
+    if workers is not None and workers < 1:
+        raise ParamsError(f"--workers {workers}: give at least 1")
+    out = Path(out_dir).resolve()
+    with ResultStore(out) as store:
+        manifest = manifest_for(source, out)
+        config = BatchConfig(out_dir=str(out), base_dir=manifest.base_dir,
+                             method=default_method(method), fold=fold)
+        ids = manifest.ids
+        done = store.done_keys(ids, retry_failed)
+        tracker = _Tracker(store, ids, progress)
+        tracker.tick(force=True)
+        try:
+            if engine == "local":
+                n = max(1, min(workers or default_workers(), len(ids)))
+                _run_local(list(manifest.rows), config, done, tracker, n, worker_init)
+            else:
+                _run_ray(manifest, config, done, tracker, workers, address, worker_init)
+        finally:
+            store.snapshot(ids)
+        store.compact()
+        tracker.tick(force=True)
+        table = store.table(ids)
+        files = [str(out / RESULTS_CSV)]
+        if store.parquet_written:
+            files.insert(0, str(out / RESULTS_PARQUET))
+        notes = []
+        if not store.parquet_written:
+            notes.append("results.parquet not written: pyarrow is not installed "
+                         "(pip install 'vocalmix[batch]')")
+        if store.torn_lines:
+            notes.append(f"{store.torn_lines} torn line(s) in the journal (a run killed "
+                         "while writing) were ignored; their rows were mixed again")
+        return BatchSummary(
+            status=tracker.status, out_dir=str(out),
+            failures=tuple((str(r["id"]), str(r["error_code"]), str(r["error"]))
+                           for r in table if r.get("status") == "failed"),
+            results=tuple(files), unknown_columns=manifest.unknown_columns,
+            notes=tuple(notes),
+        )
+
+
+__all__ = [
+    "BatchConfig",
+    "BatchStatus",
+    "BatchSummary",
+    "COLUMN_NAMES",
+    "ENGINES",
+    "JobSpec",
+    "Manifest",
+    "RESULT_COLUMNS",
+    "ResultStore",
+    "VOLATILE_COLUMNS",
+    "code_version",
+    "default_workers",
+    "manifest_for",
+    "mix_job",
+    "model_version",
+    "output_paths",
+    "parse_row",
+    "read_manifest",
+    "read_results",
+    "read_results_csv",
+    "run_batch",
+    "run_or_skip",
+    "safe_name",
+    "scan_folder",
+    "warm_up",
+]
