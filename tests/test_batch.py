@@ -148,8 +148,8 @@ def test_parquet_and_csv_manifests_give_the_same_jobs(tmp_path):
                              "backing": ["sub/b.wav", "b.wav"],
                              "vocal_to_mix_lu": [-4.5, None], "mood": ["sad", "glad"]}),
                    tmp_path / "m.parquet")
-    (tmp_path / "m.csv").write_text("\ufeffID,vocal,backing,vocal_to_mix_lu,genre\n"
-                                    "7,v.wav,sub/b.wav,-4.5,pop\n8,/abs/v.wav,b.wav,,rock\n",
+    (tmp_path / "m.csv").write_text("\ufeffID,vocal,backing,vocal_to_mix_lu,mood\n"
+                                    "7,v.wav,sub/b.wav,-4.5,sad\n8,/abs/v.wav,b.wav,,glad\n",
                                     encoding="utf-8")
     jobs = {}
     for name in ("m.parquet", "m.csv"):
