@@ -106,7 +106,7 @@ _TP_FACTOR = 4
 
 
 @lru_cache(maxsize=1)
-def _true_peak_filter() -> np.ndarray:
+def true_peak_filter() -> np.ndarray:
     """4x interpolation low-pass, 21 taps per phase (84 in all).
 
     BS.1770-4 Annex 2 asks for at least 4x oversampling with a 48-tap interpolator; its
@@ -141,7 +141,7 @@ def true_peak_dbtp(x: np.ndarray, sample_rate: int) -> float:
     peak = float(ax.max())
     if peak == 0.0:
         return -np.inf
-    h = _true_peak_filter()
+    h = true_peak_filter()
     phases = h.reshape(-1, _TP_FACTOR).T.astype(np.float32)  # (4, taps)
     taps = phases.shape[1]
     l1 = float(np.abs(phases).sum(axis=1).max())
@@ -375,4 +375,5 @@ __all__ = [
     "short_term_from_segments",
     "short_term_loudness",
     "true_peak_dbtp",
+    "true_peak_filter",
 ]
