@@ -18,19 +18,20 @@ attack length and ``H`` the hold (``Master.release_ms``):
    phase ``p`` at sample ``m`` is the signal at time ``m - 10 + p/4``. ``tpv[t]`` is the
    largest magnitude over channels of the four interpolated values in ``[t, t + 1)``
    (phase 0 is ``x[t]`` itself, times 1.0006): it needs ``x`` up to ``t + 10``.
-2. **Spread over the interpolator's support.** An inter-sample value depends on the 21
-   samples around it, so all of them must be turned down: ``tpw[k]`` is the largest
-   ``tpv`` within ``k +- 10`` (needs ``x`` up to ``k + 20``).
-3. **Needed gain.** ``need[k] = 1`` if ``tpw[k] <= ceiling`` (transparent), else
-   ``aim / tpw[k]`` with ``aim`` :data:`MARGIN_DB` under the ceiling: once the limiter
+2. **Needed gain.** ``q[t] = 1`` if ``tpv[t] <= ceiling`` (transparent), else
+   ``aim / tpv[t]`` with ``aim`` :data:`MARGIN_DB` under the ceiling: once the limiter
    acts it leaves room for the small overshoot a gain that changes under the
-   interpolator's 21 taps can cause.
-4. **Hold and look-ahead.** ``spread[n] = min(need[n - H .. n + A - 1])``.
-5. **Attack ramp.** ``gain[n] = mean(spread[n - A + 1 .. n])``. Every term of the mean
-   covers sample ``n``, so ``gain[n] <= need[n]``: the ramp starts ``A`` samples before a
+   interpolator's taps can cause.
+3. **Spread: interpolator support, hold and look-ahead.** ``spread[n] = min(q[n - H - 10
+   .. n + A + 9])``. An inter-sample value depends on the 21 samples around it, so all of
+   them are turned down with it (the ``+- 10``); the gain then holds for ``H`` samples
+   after a peak and is down ``A`` samples before it.
+4. **Attack ramp.** ``gain[n] = mean(spread[n - A + 1 .. n])``. Every term of the mean
+   covers the samples within 10 of ``n``, so ``gain[n]`` is at most the ``q`` of every
+   true peak whose interpolation reads ``x[n]``: the ramp starts ``A`` samples before a
    peak and reaches its full depth on it; the gain recovers linearly over ``A`` samples
    once the hold has passed.
-6. ``y[n] = x[n] * gain[n]``; ``gain`` is exactly 1.0 where no ``need`` below 1 lies in
+5. ``y[n] = x[n] * gain[n]``; ``gain`` is exactly 1.0 where no ``q`` below 1 lies in
    reach, so those samples pass unchanged.
 
 ``gain[n]`` depends on ``x`` up to ``n + A + 19 = n + L``: a streaming limiter outputs
@@ -100,46 +101,30 @@ class StreamingLimiter:
         from vocalmix.core.streambuf import History, MovingMean, TrailingMin
 
         self.ceiling, self.aim = _levels(master)
-        self.latency_samples = latency_samples(master, sample_rate)
-        att = self.latency_samples - DETECTOR_LOOKAHEAD + 1
+        self.latency_samples = lat = latency_samples(master, sample_rate)
+        att = lat - DETECTOR_LOOKAHEAD + 1
         hold = _hold_samples(master, sample_rate)
         nb = max_block
+        self.channels = channels
         self._taps = np.ascontiguousarray(interpolator_phases()[::-1].T)  # (4, taps)
-        self._x = History(TP_TAPS - 1, nb, (channels,), np.float64)
+        # one history serves the interpolator (its last 20 samples) and the delay (all)
+        self._x = History(lat, nb, (channels,), np.float64)
         self._z = np.zeros((4 * channels, nb))
         self._conv = np.zeros((channels, TP_TAPS - 1 + nb))
-        self._tpv = History(2 * TP_SUPPORT, nb, dtype=np.float64)
-        self._tpv_new = np.zeros(nb)
-        self._scratch = np.zeros(nb + 2 * TP_SUPPORT)
-        self._tpw = np.zeros(nb)
+        self._q = np.zeros(nb)
         self._mask = np.zeros(nb, dtype=bool)
-        self._need = np.zeros(nb)
-        self._min = TrailingMin(hold + att, 1.0)
+        self._min = TrailingMin(hold + att + 2 * TP_SUPPORT, 1.0)
         self._spread = np.zeros(nb)
         self._mean = MovingMean(att, nb, 1.0)
         self.gain = np.zeros(nb)  #: the gain of the last block's output samples
-        self._delay = History(self.latency_samples, nb, (channels,), np.float32)
         self._y64 = np.zeros((channels, nb))
-        self.channels = channels
-
-    def _window_max(self, v: np.ndarray, out: np.ndarray) -> None:
-        """``out[i] = max(v[i .. i + 20])`` by doubling windows (1, 2, 4, 8, 16; then
-        16 and 16 shifted by 5 cover 21)."""
-        m = self._scratch
-        k = v.shape[0]
-        np.maximum(v[: k - 1], v[1:], out=m[: k - 1])  # width 2
-        np.maximum(m[: k - 3], m[2 : k - 1], out=m[: k - 3])  # 4
-        np.maximum(m[: k - 7], m[4 : k - 3], out=m[: k - 7])  # 8
-        np.maximum(m[: k - 15], m[8 : k - 7], out=m[: k - 15])  # 16
-        n = k - 2 * TP_SUPPORT
-        np.maximum(m[:n], m[5 : n + 5], out=out[:n])  # 21
 
     def process(self, x: np.ndarray, out: np.ndarray) -> np.ndarray:
         """Limit a block ``x`` ``(channels, n)``; writes and returns ``out[:, :n]`` (float32),
         the limited input of ``latency_samples`` earlier."""
         n = x.shape[1]
         c = self.channels
-        win = self._x.push(x)  # times m0 - 20 .. m0 + n - 1
+        win = self._x.push(x)  # times m0 - L .. m0 + n - 1
         z = self._z[:, :n]
         zz = z.reshape(c, 4, n)
         if n <= MATMUL_MAX:  # small blocks: one product over windows ending at each sample
@@ -148,34 +133,27 @@ class StreamingLimiter:
         else:  # large ones (the offline run): a C loop per phase, no strided product
             from scipy.ndimage import correlate1d
 
-            cb = self._conv[:, : win.shape[1]]
+            w = win[:, self.latency_samples - (TP_TAPS - 1) :]
+            cb = self._conv[:, : w.shape[1]]
             for p in range(4):  # output i is z at window position i + 10
-                correlate1d(win, self._taps[p], axis=1, output=cb, mode="constant")
+                correlate1d(w, self._taps[p], axis=1, output=cb, mode="constant")
                 zz[:, p, :] = cb[:, TP_DELAY : TP_DELAY + n]
         np.abs(z, out=z)
-        tpv = self._tpv_new[:n]
-        np.maximum.reduce(z, axis=0, out=tpv)  # values in [t, t + 1) for t = m - 10
-        self._x.advance()
-        tw = self._tpv.push(tpv)  # tpv at t = m0 - 30 .. m0 - 11 + n
-        tpw = self._tpw[:n]
-        self._window_max(tw, tpw)  # tpw at k = m - 20
-        self._tpv.advance()
-        need = self._need[:n]
-        np.maximum(tpw, self.ceiling, out=need)
-        np.divide(self.aim, need, out=need)
+        q = self._q[:n]
+        np.maximum.reduce(z, axis=0, out=q)  # tpv in [t, t + 1) for t = m - 10
         mask = self._mask[:n]
-        np.less_equal(tpw, self.ceiling, out=mask)
-        np.copyto(need, 1.0, where=mask)
-        spread = self._min.push(need, self._spread)  # spread at m - L
+        np.greater(q, self.ceiling, out=mask)
+        np.divide(self.aim, q, out=q, where=mask)
+        np.logical_not(mask, out=mask)
+        np.copyto(q, 1.0, where=mask)
+        spread = self._min.push(q, self._spread)  # spread at m - L
         gain = self._mean.push(spread, self.gain)  # gain at m - L
-        d = self._delay.push(x)
         y = self._y64[:, :n]
-        np.multiply(d[:, :n], gain, out=y)
-        self._delay.advance()
+        np.multiply(win[:, :n], gain, out=y)
+        self._x.advance()
         o = out[:, :n]
         np.copyto(o, y, casting="same_kind")
         return o
-
 
 #: block size of the offline run (samples): large enough to be vectorised, small
 #: enough to keep its buffers in a few MB

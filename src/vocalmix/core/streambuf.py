@@ -26,7 +26,7 @@ class History:
             raise ValueError("keep must be >= 0 and max_block >= 1")
         self.keep = keep
         self.max_block = max_block
-        self._a = np.full((*lead, keep + max_block), fill, dtype=dtype)
+        self._a: np.ndarray = np.full((*lead, keep + max_block), fill, dtype=dtype)
         self._b = np.full_like(self._a, fill)
         self._n = 0
         self._flip = 0  # which of the two buffers is _a: 0 the first, 1 the second

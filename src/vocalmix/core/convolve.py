@@ -1,0 +1,220 @@
+"""Zero-latency partitioned convolution, block by block, for the ``synthetic`` reverb.
+
+The offline render convolves the whole send with the impulse response at once
+(:func:`vocalmix.core.render.reverb_wet`); a live send has to produce each output block
+as its input block arrives, with a work load that stays flat from block to block.
+:class:`PartitionedConvolver` splits the impulse response ``h`` (taps ``0 .. N-1``)
+into levels of growing partition size (non-uniform partitioning, after Gardner,
+"Efficient convolution without input-output delay", JAES 43(3), 1995):
+
+* taps before the first non-zero one (the pre-delay, folded into ``h``) cost nothing;
+* a **head** of at most :data:`HEAD` taps, when the response starts within them, is a
+  direct FIR over the block (no latency);
+* **level 0** convolves partitions of ``Q0`` taps (``Q0`` <= the offset ``s0`` of its
+  first tap) by overlap-save FFTs of ``2 Q0`` points with a frequency-domain delay line:
+  the job for input block ``j`` (samples ``j Q .. (j+1) Q - 1``) runs as soon as the
+  block is complete and its output starts at ``j Q + s0 >= (j+1) Q``: just in time;
+* each **further level** has ``RATIO`` times larger partitions (at most :data:`Q_MAX`) and
+  starts at an offset ``s >= 2 Q``, so its job for block ``j`` may take a whole block
+  period ``Q`` to finish. Its work (per-channel FFTs, multiply-accumulates over chunks
+  of partitions, inverse FFTs) is split into steps spread evenly over that period, so
+  no audio block pays for a large FFT and a long delay line at once.
+
+Arithmetic is float64 / complex128 (numpy's float32 FFT allocates a work array per call;
+the float64 one with ``out=`` allocates nothing); the offline render's float32
+``fftconvolve`` and this agree to about -120 dB of the send's level. Nothing is allocated
+per block: every FFT writes into a preallocated array.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+#: longest direct-FIR head (taps), and the smallest partition
+HEAD = 64
+#: largest first partition when the response starts late (a long pre-delay)
+FIRST_MAX = 1024
+#: partition growth factor from one level to the next
+RATIO = 8
+#: largest partition (taps); its FFTs are 2 Q_MAX points, one channel per step
+Q_MAX = 4096
+#: complex multiply-accumulates per spread step (partitions x bins x channels)
+MAC_STEP = 1 << 15
+
+
+class _Ring:
+    """A ``(channels, size)`` ring indexed by absolute sample time."""
+
+    def __init__(self, channels: int, size: int, dtype: type = np.float32) -> None:
+        self.size = size
+        self.buf: np.ndarray = np.zeros((channels, size), dtype=dtype)
+
+    def _parts(self, t: int, n: int) -> list[tuple[int, int, int]]:
+        """(ring start, ring end, offset in the block) pieces for times ``t .. t+n-1``."""
+        i = t % self.size
+        first = min(n, self.size - i)
+        parts = [(i, i + first, 0)]
+        if first < n:
+            parts.append((0, n - first, first))
+        return parts
+
+    def write(self, t: int, x: np.ndarray) -> None:
+        for a, b, o in self._parts(t, x.shape[1]):
+            self.buf[:, a:b] = x[:, o : o + b - a]
+
+    def read(self, t: int, out: np.ndarray) -> None:
+        for a, b, o in self._parts(t, out.shape[1]):
+            out[:, o : o + b - a] = self.buf[:, a:b]
+
+    def add(self, t: int, x: np.ndarray) -> None:
+        for a, b, o in self._parts(t, x.shape[1]):
+            self.buf[:, a:b] += x[:, o : o + b - a]
+
+    def take(self, t: int, out: np.ndarray) -> None:
+        """Add times ``t ..`` into ``out`` and clear them."""
+        for a, b, o in self._parts(t, out.shape[1]):
+            out[:, o : o + b - a] += self.buf[:, a:b]
+            self.buf[:, a:b] = 0.0
+
+
+class _Level:
+    """One uniformly partitioned level: ``K`` partitions of ``Q`` taps from offset ``s``."""
+
+    def __init__(self, h: np.ndarray, q: int, s: int, spread: bool) -> None:
+        c = h.shape[0]
+        k = -(-h.shape[1] // q)
+        self.q, self.s, self.k, self.spread, self.channels = q, s, k, spread, c
+        parts = np.zeros((k, c, 2 * q))
+        for i in range(k):
+            seg = h[:, i * q : (i + 1) * q]
+            parts[i, :, : seg.shape[1]] = seg
+        self.h = np.fft.rfft(parts, axis=2)  # (K, C, Q+1)
+        self.x = np.zeros((2 * k, c, q + 1), dtype=np.complex128)  # spectra, written twice
+        self.pos = 0
+        self.fin = np.zeros((c, 2 * q))
+        self.fout = np.zeros((c, 2 * q))
+        self.acc = np.zeros((c, q + 1), dtype=np.complex128)
+        self.part = np.zeros((c, q + 1), dtype=np.complex128)
+        per = max(1, MAC_STEP // (c * (q + 1))) if spread else k
+        self.chunks = [(a, min(k, a + per)) for a in range(0, k, per)]
+        self.tmp = np.zeros((per, c, q + 1), dtype=np.complex128)
+        # steps: an FFT per channel, the MAC chunks, an inverse FFT per channel
+        self.n_steps = 2 * c + len(self.chunks)
+        self.job = 0  # next input block to convolve
+        self.active = False
+        self.done = 0
+
+    def _step(self, i: int, inp: _Ring, out: _Ring) -> None:
+        c, q = self.channels, self.q
+        if i == 0:
+            inp.read(self.job * q - q, self.fin)
+        if i < c:
+            np.fft.rfft(self.fin[i], out=self.part[i])
+            if i == c - 1:
+                self.pos = (self.pos - 1) % self.k
+                self.x[self.pos] = self.part
+                self.x[self.pos + self.k] = self.part
+                self.acc.fill(0.0)
+            return
+        i -= c
+        if i < len(self.chunks):
+            a, b = self.chunks[i]
+            t = self.tmp[: b - a]
+            np.multiply(self.x[self.pos + a : self.pos + b], self.h[a:b], out=t)
+            np.sum(t, axis=0, out=self.part)
+            self.acc += self.part
+            return
+        ch = i - len(self.chunks)
+        np.fft.irfft(self.acc[ch], 2 * q, out=self.fout[ch])
+        if ch == c - 1:
+            out.add(self.job * q + self.s, self.fout[:, q:])
+
+    def run(self, t_end: int, inp: _Ring, out: _Ring) -> None:
+        """Do the work due once input up to time ``t_end - 1`` has arrived."""
+        q = self.q
+        while True:
+            if not self.active:
+                if (self.job + 1) * q > t_end:
+                    return
+                self.active, self.done = True, 0
+            elapsed = t_end - (self.job + 1) * q
+            if not self.spread or elapsed >= q:
+                due = self.n_steps
+            else:
+                due = max(1, math.ceil(self.n_steps * elapsed / q))
+            while self.done < due:
+                self._step(self.done, inp, out)
+                self.done += 1
+            if self.done < self.n_steps:
+                return
+            self.active = False
+            self.job += 1
+
+
+class PartitionedConvolver:
+    """Convolve ``(channels, n)`` float32 blocks with ``ir`` (``(taps, channels)``) with
+    no latency: output sample ``t`` is ``sum_k ir[k] x[t - k]`` (see the module doc)."""
+
+    def __init__(self, ir: np.ndarray, max_block: int) -> None:
+        h = np.ascontiguousarray(np.asarray(ir, dtype=np.float32).T)  # (C, N)
+        c, n = h.shape
+        self.channels, self.max_block = c, max_block
+        nz = np.flatnonzero(np.abs(h).max(axis=0) > 0)
+        first = int(nz[0]) if nz.size else n
+        n = int(nz[-1]) + 1 if nz.size else 0
+        self.head: np.ndarray | None = None
+        if first < HEAD:
+            self.head = np.ascontiguousarray(h[:, : min(HEAD, n)][:, ::-1],
+                                             dtype=np.float64)[:, None, :]
+            start, q = HEAD, HEAD
+        else:
+            start = first
+            q = max(HEAD, min(FIRST_MAX, 1 << int(math.floor(math.log2(first)))))
+        self.levels: list[_Level] = []
+        s = start
+        while s < n:
+            nxt = min(q * RATIO, Q_MAX)
+            k = -(-(n - s) // q)
+            if q < Q_MAX:
+                k = min(k, max(1, -(-(2 * nxt - s) // q)))
+            self.levels.append(_Level(h[:, s : s + k * q], q, s, spread=bool(self.levels)))
+            s += k * q
+            q = nxt
+        big = max([lv.q for lv in self.levels], default=HEAD)
+        reach = max([lv.s + lv.q for lv in self.levels], default=HEAD)
+        self._in = _Ring(c, 1 << math.ceil(math.log2(3 * big + max_block + HEAD)), np.float64)
+        self._out = _Ring(c, 1 << math.ceil(math.log2(reach + 2 * max_block)), np.float64)
+        self._t = 0
+        hk = 0 if self.head is None else self.head.shape[2]
+        from vocalmix.core.streambuf import History
+
+        self._hist = History(max(hk - 1, 0), max_block, (c,), np.float64)
+        self._views: dict[int, np.ndarray] = {}
+        self._y = np.zeros((c, max_block))
+        self._y32 = np.zeros((c, max_block), dtype=np.float32)
+        self._fir = np.zeros((c, max_block, 1))
+
+    def process(self, x: np.ndarray) -> np.ndarray:
+        """Convolve one block ``(channels, n)``; returns a view valid until the next call."""
+        n = x.shape[1]
+        t0 = self._t
+        self._t += n
+        self._in.write(t0, x)
+        y = self._y[:, :n]
+        if self.head is not None:
+            self._hist.push(x)
+            f = self._fir[:, :n]
+            np.matmul(self._hist.sliding(self.head.shape[2]), self.head.transpose(0, 2, 1),
+                      out=f)
+            y[:] = f[:, :, 0]
+            self._hist.advance()
+        else:
+            y.fill(0.0)
+        for lv in self.levels:
+            lv.run(self._t, self._in, self._out)
+        self._out.take(t0, y)
+        y32 = self._y32[:, :n]
+        np.copyto(y32, y, casting="same_kind")
+        return y32
