@@ -102,6 +102,35 @@ def resolve_params(
     return p, notes
 
 
+def resolve_reverb(reverb: Reverb, decay_target_s: float, sample_rate: int,
+                   notes: list[str] | None = None) -> Reverb:
+    """The reverb setting for a decay target (s): the ``synthetic`` type's decay is exact
+    (T30 at 1 kHz), capped so no band decays longer than allowed; ``freeverb``'s
+    ``room_size`` comes from its calibration. What could not be met goes to ``notes``."""
+    from vocalmix.core.reverb import decay_for_room_size, decay_range_s, room_size_for_decay
+
+    notes = notes if notes is not None else []
+    rv = reverb
+    if rv.type == "synthetic":  # its decay is exact: T30 at 1 kHz = the target
+        from vocalmix.core.params import REVERB_DECAY_RANGE_S
+
+        limit = REVERB_DECAY_RANGE_S[1]
+        decay = min(decay_target_s, limit / max(rv.band_decay_ratios))
+        if decay != decay_target_s:
+            notes.append(f"reverb decay {decay_target_s:.2f} s would make a band decay "
+                         f"longer than {limit:g} s: using {decay:.2f} s")
+        return replace(rv, decay_s=float(decay))
+    lo, hi = decay_range_s(rv.damping)
+    room = room_size_for_decay(decay_target_s, rv.damping, sample_rate)
+    decay = decay_for_room_size(room, rv.damping, sample_rate)
+    if not (lo <= decay_target_s <= hi):
+        notes.append(
+            f"reverb decay {decay_target_s:.2f} s is outside what the reverb reaches at "
+            f"damping {rv.damping:g} ({lo:.2f} to {hi:.2f} s): using {decay:.2f} s"
+        )
+    return replace(rv, room_size=float(room), decay_s=clip(Reverb, "decay_s", decay))
+
+
 def _resolve(
     vocal: np.ndarray,
     backing: np.ndarray,
@@ -109,8 +138,6 @@ def _resolve(
     params: MixParams,
     progress: Progress = _quiet,
 ) -> tuple[MixParams, list[str], Resolved]:
-    from vocalmix.core.reverb import decay_for_room_size, decay_range_s, room_size_for_decay
-
     notes: list[str] = []
     t = params.targets
     vc = params.vocal
@@ -118,26 +145,7 @@ def _resolve(
     x_eq = eq_stage(vocal, sample_rate, vc.highpass, vc.eq_bands)
     comp = resolve_compressor(x_eq, sample_rate, t.vocal_lra_lu, vc.compressor)
     notes.append(comp.note)
-    rv = vc.reverb
-    if rv.type == "synthetic":  # its decay is exact: T30 at 1 kHz = the target
-        from vocalmix.core.params import REVERB_DECAY_RANGE_S
-
-        limit = REVERB_DECAY_RANGE_S[1]
-        decay = min(t.reverb_decay_s, limit / max(rv.band_decay_ratios))
-        if decay != t.reverb_decay_s:
-            notes.append(f"reverb decay {t.reverb_decay_s:.2f} s would make a band decay "
-                         f"longer than {limit:g} s: using {decay:.2f} s")
-        rv = replace(rv, decay_s=float(decay))
-    else:
-        lo, hi = decay_range_s(rv.damping)
-        room = room_size_for_decay(t.reverb_decay_s, rv.damping, sample_rate)
-        decay = decay_for_room_size(room, rv.damping, sample_rate)
-        if not (lo <= t.reverb_decay_s <= hi):
-            notes.append(
-                f"reverb decay {t.reverb_decay_s:.2f} s is outside what the reverb reaches at "
-                f"damping {rv.damping:g} ({lo:.2f} to {hi:.2f} s): using {decay:.2f} s"
-            )
-        rv = replace(rv, room_size=float(room), decay_s=clip(Reverb, "decay_s", decay))
+    rv = resolve_reverb(vc.reverb, t.reverb_decay_s, sample_rate, notes)
     progress("resolving the vocal gain for the vocal-to-mix target")
     dry = np.asarray(compressor_stage(x_eq, sample_rate, comp.compressor), dtype=np.float32)
     parts = VocalParts(dry=dry, wet=reverb_wet(dry, sample_rate, rv))
@@ -279,4 +287,5 @@ __all__ = [
     "mix",
     "render_params",
     "resolve_params",
+    "resolve_reverb",
 ]

@@ -70,6 +70,25 @@ class GainSolution:
     premaster_lufs: float
 
 
+def vocal_to_mix_on_grid(vv: np.ndarray, vb: np.ndarray, bb: np.ndarray, segment_len: int,
+                         gains_db: np.ndarray, vocal_lufs: float | None = None) -> np.ndarray:
+    """Vocal-to-mix (LU) of ``g V`` against ``g V + B`` for each gain of ``gains_db``.
+
+    ``vv``, ``vb``, ``bb``: 100 ms segment sums of the K-weighted vocal (at 0 dB), their
+    cross term and the backing (:meth:`vocalmix.core.measure.BlockStats.cross`);
+    ``vocal_lufs``: the vocal's integrated loudness at 0 dB if already known. Exact for
+    BS.1770-4 with gating (see the module doc); vectorised over the gains.
+    """
+    iv0 = integrated_from_segments(vv, segment_len) if vocal_lufs is None else vocal_lufs
+    grid = np.asarray(gains_db, dtype=np.float64)
+    g = 10.0 ** (grid / 20.0)
+    mixes = integrated_from_segments(
+        (g * g)[:, None] * vv[None, :] + (2.0 * g)[:, None] * vb[None, :] + bb[None, :],
+        segment_len
+    )
+    return iv0 + grid - mixes
+
+
 def resolve_vocal_gain(
     vocal_unity: np.ndarray,
     backing: np.ndarray,
@@ -100,11 +119,7 @@ def resolve_vocal_gain(
 
     lo, hi = gain_range_db
     grid = np.linspace(lo, hi, 49)
-    g = 10.0 ** (grid / 20.0)
-    mixes = integrated_from_segments(
-        (g * g)[:, None] * vv[None, :] + (2.0 * g)[:, None] * vb[None, :] + bb[None, :], seg
-    )
-    vals = iv0 + grid - mixes - target_lu
+    vals = vocal_to_mix_on_grid(vv, vb, bb, seg, grid, float(iv0)) - target_lu
     idx = np.flatnonzero(np.diff(np.sign(vals)) != 0)
     if idx.size == 0:
         raise TargetUnreachableError(
