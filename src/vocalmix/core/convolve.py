@@ -20,10 +20,11 @@ into levels of growing partition size (non-uniform partitioning, after Gardner,
   of partitions, inverse FFTs) is split into steps spread evenly over that period, so
   no audio block pays for a large FFT and a long delay line at once.
 
-Arithmetic is float64 / complex128 (numpy's float32 FFT allocates a work array per call;
-the float64 one with ``out=`` allocates nothing); the offline render's float32
-``fftconvolve`` and this agree to about -120 dB of the send's level. Nothing is allocated
-per block: every FFT writes into a preallocated array.
+The FFTs are float64 (numpy's float32 FFT allocates a work array per call; the float64
+one with ``out=`` allocates nothing) and the spectra and multiply-accumulates complex64
+(half the memory traffic of the hot loop); the offline render's float32 ``fftconvolve``
+and this agree to about -120 dB of the send's level. Nothing is allocated per block:
+every FFT and product writes into a preallocated array.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ RATIO = 8
 #: largest partition (taps); its FFTs are 2 Q_MAX points, one channel per step
 Q_MAX = 4096
 #: complex multiply-accumulates per spread step (partitions x bins x channels)
-MAC_STEP = 1 << 15
+MAC_STEP = 1 << 14
 
 
 class _Ring:
@@ -90,16 +91,17 @@ class _Level:
         for i in range(k):
             seg = h[:, i * q : (i + 1) * q]
             parts[i, :, : seg.shape[1]] = seg
-        self.h = np.fft.rfft(parts, axis=2)  # (K, C, Q+1)
-        self.x = np.zeros((2 * k, c, q + 1), dtype=np.complex128)  # spectra, written twice
+        self.h = np.fft.rfft(parts, axis=2).astype(np.complex64)  # (K, C, Q+1)
+        self.x = np.zeros((2 * k, c, q + 1), dtype=np.complex64)  # spectra, written twice
         self.pos = 0
         self.fin = np.zeros((c, 2 * q))
         self.fout = np.zeros((c, 2 * q))
-        self.acc = np.zeros((c, q + 1), dtype=np.complex128)
-        self.part = np.zeros((c, q + 1), dtype=np.complex128)
+        self.spec = np.zeros((c, q + 1), dtype=np.complex128)  # FFT in and out (float64)
+        self.acc = np.zeros((c, q + 1), dtype=np.complex64)
+        self.part = np.zeros((c, q + 1), dtype=np.complex64)
         per = max(1, MAC_STEP // (c * (q + 1))) if spread else k
         self.chunks = [(a, min(k, a + per)) for a in range(0, k, per)]
-        self.tmp = np.zeros((per, c, q + 1), dtype=np.complex128)
+        self.tmp = np.zeros((per, c, q + 1), dtype=np.complex64)
         # steps: an FFT per channel, the MAC chunks, an inverse FFT per channel
         self.n_steps = 2 * c + len(self.chunks)
         self.job = 0  # next input block to convolve
@@ -111,11 +113,11 @@ class _Level:
         if i == 0:
             inp.read(self.job * q - q, self.fin)
         if i < c:
-            np.fft.rfft(self.fin[i], out=self.part[i])
+            np.fft.rfft(self.fin[i], out=self.spec[i])
             if i == c - 1:
                 self.pos = (self.pos - 1) % self.k
-                self.x[self.pos] = self.part
-                self.x[self.pos + self.k] = self.part
+                np.copyto(self.x[self.pos], self.spec, casting="same_kind")
+                np.copyto(self.x[self.pos + self.k], self.x[self.pos])
                 self.acc.fill(0.0)
             return
         i -= c
@@ -127,7 +129,8 @@ class _Level:
             self.acc += self.part
             return
         ch = i - len(self.chunks)
-        np.fft.irfft(self.acc[ch], 2 * q, out=self.fout[ch])
+        np.copyto(self.spec[ch], self.acc[ch])
+        np.fft.irfft(self.spec[ch], 2 * q, out=self.fout[ch])
         if ch == c - 1:
             out.add(self.job * q + self.s, self.fout[:, q:])
 
