@@ -365,8 +365,13 @@ class LiveSession:
     def __init__(self, plan: LivePlan, block_size: int, *, ride: RideConfig | None = None,
                  settle: SettleConfig | None = None, background: bool = False,
                  stems: bool = False) -> None:
-        from vocalmix.core.measure import k_weighting_sos
+        # imported here, not on first use inside an audio block
+        from scipy.signal import lfilter
 
+        from vocalmix.core.measure import k_weighting_sos
+        from vocalmix.core.resolve import vocal_to_mix_on_grid
+
+        self._lfilter, self._on_grid = lfilter, vocal_to_mix_on_grid
         self.plan = plan
         self.ride = ride or RideConfig()
         self.settle = settle or SettleConfig()
@@ -425,12 +430,10 @@ class LiveSession:
                 self._segment_done()
 
     def _segment_done(self) -> None:
-        from scipy.signal import lfilter
-
         y = self._segbuf
         for j in range(self._sos.shape[0]):  # the two K-weighting biquads, state kept
-            y, self._zi[j] = lfilter(self._sos[j, :3], self._sos[j, 3:], y, axis=1,
-                                     zi=self._zi[j])
+            y, self._zi[j] = self._lfilter(self._sos[j, :3], self._sos[j, 3:], y, axis=1,
+                                           zi=self._zi[j])
         a, c = y[:2], y[2:]
         if self._n_seg == self._stats.shape[1]:
             self._stats = np.concatenate([self._stats, np.zeros_like(self._stats)], axis=1)
@@ -442,7 +445,6 @@ class LiveSession:
         """The gain (dB) within the ride's range whose vocal-to-mix on the take so far
         is the target, or ``None`` while there is too little vocal."""
         from vocalmix.core.measure import ABS_GATE_LUFS, LOUDNESS_OFFSET_DB
-        from vocalmix.core.resolve import vocal_to_mix_on_grid
 
         ns = self._n_seg
         if ns < 4:
@@ -455,7 +457,7 @@ class LiveSession:
             return None
         r = self.ride.range_db
         grid = self.centre_db + np.linspace(-r, r, int(round(4 * r)) + 1)  # 0.5 dB steps
-        vals = vocal_to_mix_on_grid(vv, vb, bb, self._seg, grid) - self.target_lu
+        vals = self._on_grid(vv, vb, bb, self._seg, grid) - self.target_lu
         if not np.isfinite(vals).all():
             return None
         if vals[0] >= 0.0:
@@ -585,24 +587,6 @@ class LiveSession:
                         provenance=replace(p.provenance, notes=tuple(self.notes)))
         return LiveLog(self.sample_rate, self.mixer.block_size, self.plan.params,
                        tuple(self.mixer.events), final, tuple(self.notes))
-
-
-def settings_summary(chain: VocalChain) -> dict[str, Any]:
-    """A few figures of a vocal chain for a report."""
-    return {"highpass_hz": chain.highpass.cutoff_frequency_hz, "eq_bands": len(chain.eq_bands),
-            "threshold_db": chain.compressor.threshold_db, "ratio": chain.compressor.ratio,
-            "makeup_db": chain.compressor.makeup_db, "gain_db": chain.gain_db}
-
-
-__all__ = [
-    "LiveLog",
-    "LivePlan",
-    "LiveSession",
-    "RideConfig",
-    "SettleConfig",
-    "plan_live",
-    "replay_log",
-]
 
 
 # --- running a session: from files, or on a sound device -----------------------------------
@@ -752,3 +736,18 @@ def run_on_device(sd: Any, session: LiveSession, backing: np.ndarray,
                    latency="low", callback=callback):
         done.wait(timeout=n / sr + 10.0)
     return mix, take[: backing.shape[0]]
+
+
+__all__ = [
+    "LiveLog",
+    "LivePlan",
+    "LiveSession",
+    "RideConfig",
+    "SettleConfig",
+    "Simulation",
+    "plan_live",
+    "replay_log",
+    "run_on_device",
+    "simulate",
+    "sound_device",
+]

@@ -12,13 +12,15 @@ into levels of growing partition size (non-uniform partitioning, after Gardner,
   direct FIR over the block (no latency);
 * **level 0** convolves partitions of ``Q0`` taps (``Q0`` <= the offset ``s0`` of its
   first tap) by overlap-save FFTs of ``2 Q0`` points with a frequency-domain delay line:
-  the job for input block ``j`` (samples ``j Q .. (j+1) Q - 1``) runs as soon as the
+  the job for input block ``j`` (samples ``j Q .. (j+1) Q - 1``) can run as soon as the
   block is complete and its output starts at ``j Q + s0 >= (j+1) Q``: just in time;
 * each **further level** has ``RATIO`` times larger partitions (at most :data:`Q_MAX`) and
   starts at an offset ``s >= 2 Q``, so its job for block ``j`` may take a whole block
   period ``Q`` to finish. Its work (per-channel FFTs, multiply-accumulates over chunks
   of partitions, inverse FFTs) is split into steps spread evenly over that period, so
-  no audio block pays for a large FFT and a long delay line at once.
+  no audio block pays for a large FFT and a long delay line at once. With a pre-delay
+  of at least ``2 HEAD`` taps, level 0 is chosen small enough (``2 Q0 <= s0``) to be
+  spread the same way.
 
 The FFTs are float64 (numpy's float32 FFT allocates a work array per call; the float64
 one with ``out=`` allocates nothing) and the spectra and multiply-accumulates complex64
@@ -43,6 +45,9 @@ RATIO = 8
 Q_MAX = 4096
 #: complex multiply-accumulates per spread step (partitions x bins x channels)
 MAC_STEP = 1 << 14
+#: the cost of one channel's FFT of a spread level, in spread MAC steps (measured: an
+#: 8192-point FFT takes about three times a 4097-bin x 2-channel multiply-accumulate)
+FFT_WEIGHT = 3.0
 
 
 class _Ring:
@@ -100,43 +105,65 @@ class _Level:
         self.acc = np.zeros((c, q + 1), dtype=np.complex64)
         self.part = np.zeros((c, q + 1), dtype=np.complex64)
         per = max(1, MAC_STEP // (c * (q + 1))) if spread else k
-        self.chunks = [(a, min(k, a + per)) for a in range(0, k, per)]
         self.tmp = np.zeros((per, c, q + 1), dtype=np.complex64)
-        # steps: an FFT per channel, the MAC chunks, an inverse FFT per channel
-        self.n_steps = 2 * c + len(self.chunks)
+        macs = [("mac", a, min(k, a + per)) for a in range(0, k, per)]
+        if spread:  # an FFT per channel, the MAC chunks, an inverse FFT per channel
+            self.steps = ([("fft", ch, 0) for ch in range(c)] + macs
+                          + [("ifft", ch, 0) for ch in range(c)])
+        else:  # all at once: both channels in one FFT call each way
+            self.steps = [("fft", -1, 0), *macs, ("ifft", -1, 0)]
+        # work before each step, in MAC-chunk units (an FFT of 2 Q points costs about
+        # FFT_WEIGHT chunks), so that a spread job's steps share the blocks evenly
+        w = [FFT_WEIGHT if kind != "mac" else 1.0 for kind, _, _ in self.steps]
+        self.before = np.concatenate([[0.0], np.cumsum(w)[:-1]]).tolist()
+        self.total = float(sum(w))
         self.job = 0  # next input block to convolve
         self.active = False
         self.done = 0
+        # plan the FFTs now (numpy plans a size on its first use), not in an audio block
+        np.fft.rfft(self.fin, axis=1, out=self.spec)
+        np.fft.rfft(self.fin[0], out=self.spec[0])
+        np.fft.irfft(self.spec, 2 * q, axis=1, out=self.fout)
+        np.fft.irfft(self.spec[0], 2 * q, out=self.fout[0])
+        self.spec.fill(0.0)
+        self.fout.fill(0.0)
 
     def _step(self, i: int, inp: _Ring, out: _Ring) -> None:
-        c, q = self.channels, self.q
-        if i == 0:
-            inp.read(self.job * q - q, self.fin)
-        if i < c:
-            np.fft.rfft(self.fin[i], out=self.spec[i])
-            if i == c - 1:
+        q = self.q
+        kind, a, b = self.steps[i]
+        if kind == "fft":
+            if a <= 0:
+                inp.read(self.job * q - q, self.fin)
+            if a < 0:
+                np.fft.rfft(self.fin, axis=1, out=self.spec)
+            else:
+                np.fft.rfft(self.fin[a], out=self.spec[a])
+            if a < 0 or a == self.channels - 1:
                 self.pos = (self.pos - 1) % self.k
                 np.copyto(self.x[self.pos], self.spec, casting="same_kind")
                 np.copyto(self.x[self.pos + self.k], self.x[self.pos])
                 self.acc.fill(0.0)
-            return
-        i -= c
-        if i < len(self.chunks):
-            a, b = self.chunks[i]
+        elif kind == "mac":
             t = self.tmp[: b - a]
             np.multiply(self.x[self.pos + a : self.pos + b], self.h[a:b], out=t)
             np.sum(t, axis=0, out=self.part)
             self.acc += self.part
-            return
-        ch = i - len(self.chunks)
-        np.copyto(self.spec[ch], self.acc[ch])
-        np.fft.irfft(self.spec[ch], 2 * q, out=self.fout[ch])
-        if ch == c - 1:
-            out.add(self.job * q + self.s, self.fout[:, q:])
+        else:
+            if a < 0:
+                np.copyto(self.spec, self.acc)
+                np.fft.irfft(self.spec, 2 * q, axis=1, out=self.fout)
+            else:
+                np.copyto(self.spec[a], self.acc[a])
+                np.fft.irfft(self.spec[a], 2 * q, out=self.fout[a])
+            if a < 0 or a == self.channels - 1:
+                out.add(self.job * q + self.s, self.fout[:, q:])
 
     def run(self, t_end: int, inp: _Ring, out: _Ring) -> None:
-        """Do the work due once input up to time ``t_end - 1`` has arrived."""
+        """Do the work due once input up to time ``t_end - 1`` has arrived: all of a
+        job at once for the first level, a share proportional to the time since the
+        job's input was complete for the spread ones."""
         q = self.q
+        n = len(self.steps)
         while True:
             if not self.active:
                 if (self.job + 1) * q > t_end:
@@ -144,13 +171,13 @@ class _Level:
                 self.active, self.done = True, 0
             elapsed = t_end - (self.job + 1) * q
             if not self.spread or elapsed >= q:
-                due = self.n_steps
+                due = self.total
             else:
-                due = max(1, math.ceil(self.n_steps * elapsed / q))
-            while self.done < due:
+                due = max(1e-9, self.total * elapsed / q)
+            while self.done < n and self.before[self.done] < due:
                 self._step(self.done, inp, out)
                 self.done += 1
-            if self.done < self.n_steps:
+            if self.done < n:
                 return
             self.active = False
             self.job += 1
@@ -172,9 +199,11 @@ class PartitionedConvolver:
             self.head = np.ascontiguousarray(h[:, : min(HEAD, n)][:, ::-1],
                                              dtype=np.float64)[:, None, :]
             start, q = HEAD, HEAD
-        else:
+        elif first < 2 * HEAD:
+            start, q = first, HEAD
+        else:  # a pre-delay: the first level can start late enough to be spread too
             start = first
-            q = max(HEAD, min(FIRST_MAX, 1 << int(math.floor(math.log2(first)))))
+            q = max(HEAD, min(FIRST_MAX, 1 << int(math.floor(math.log2(first // 2)))))
         self.levels: list[_Level] = []
         s = start
         while s < n:
@@ -182,7 +211,7 @@ class PartitionedConvolver:
             k = -(-(n - s) // q)
             if q < Q_MAX:
                 k = min(k, max(1, -(-(2 * nxt - s) // q)))
-            self.levels.append(_Level(h[:, s : s + k * q], q, s, spread=bool(self.levels)))
+            self.levels.append(_Level(h[:, s : s + k * q], q, s, spread=s >= 2 * q))
             s += k * q
             q = nxt
         big = max([lv.q for lv in self.levels], default=HEAD)

@@ -69,7 +69,7 @@ import pedalboard as pb
 
 from vocalmix.core.errors import ChannelLayoutError, ParamsError
 from vocalmix.core.limiter import StreamingLimiter
-from vocalmix.core.params import MixParams, VocalChain
+from vocalmix.core.params import MixParams, VocalChain, clip
 from vocalmix.core.render import db_to_gain, eq_plugin
 
 CHANNELS = 2
@@ -396,8 +396,6 @@ class LiveMixer:
     def set_vocal_gain(self, gain_db: float, rate_db_per_s: float | None = None) -> None:
         """Move the vocal gain to ``gain_db`` from the next block on, at most
         ``rate_db_per_s`` dB per second (``None``: at once)."""
-        from vocalmix.core.params import VocalChain, clip
-
         g = clip(VocalChain, "gain_db", gain_db)
         self.fader.set_target(g, rate_db_per_s)
         self.events.append(Event(self.samples_processed, "gain",
@@ -529,8 +527,6 @@ def replay(vocal: np.ndarray, backing: np.ndarray, sample_rate: int,
     event is applied at its sample. Returns the mix float32 ``(n, 2)``, or with
     ``stems`` a :class:`Stems` of whole signals.
     """
-    from vocalmix.core.params import VocalChain as _VC
-
     events = sorted(events or [], key=lambda e: e.sample)
     n = vocal.shape[0]
     m = LiveMixer(params, sample_rate, block_size, stems=stems)
@@ -548,7 +544,6 @@ def replay(vocal: np.ndarray, backing: np.ndarray, sample_rate: int,
                 m.set_vocal_gain(e.value["gain_db"], e.value["rate_db_per_s"])
             elif e.kind == "inserts":
                 chain = MixParams.from_dict({"vocal": e.value["vocal"]}).vocal
-                assert isinstance(chain, _VC)
                 m.change_inserts(chain, warmup_s=e.value["warmup_samples"] / sample_rate,
                                  fade_s=e.value["fade_samples"] / sample_rate)
             i += 1

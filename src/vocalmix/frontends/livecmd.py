@@ -34,6 +34,19 @@ def _ms(samples: float, sr: int) -> str:
     return f"{1e3 * samples / sr:.2f} ms"
 
 
+def _load_note() -> str:
+    """A warning when other processes compete for the CPU (the timings then show them)."""
+    import os
+
+    if not hasattr(os, "getloadavg"):
+        return ""
+    load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    if load <= cores:
+        return ""
+    return (f"; load average {load:.1f} on {cores} cores: other processes shared the CPU, "
+            "see bench/bench_live.py for timings without them")
+
+
 def run_live(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
     from vocalmix.core.audio import (
         check_outputs,
@@ -120,7 +133,8 @@ def run_live(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
             f"block time: mean {ms.mean():.3f} ms, 99th percentile {np.percentile(ms, 99):.3f} "
             f"ms, worst {ms.max():.3f} ms = {100 * r.mean():.1f}% / "
             f"{100 * np.percentile(r, 99):.1f}% / {100 * r.max():.1f}% of the block's "
-            f"{_ms(bs, sr)}; {1.0 / r.mean():.1f}x real time ({r.size} blocks, stems kept)")
+            f"{_ms(bs, sr)}; {1.0 / r.mean():.1f}x real time ({r.size} blocks, stems kept)"
+            + _load_note())
         mix = sim.mix
         assert sim.log is not None and sim.vocal is not None and sim.backing is not None
         log = sim.log
