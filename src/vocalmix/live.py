@@ -20,8 +20,7 @@ Before the song, :func:`plan_live`
 
 While singing, :class:`LiveSession` wraps a :class:`~vocalmix.core.stream.LiveMixer`:
     * **Gain ride.** The pre-master vocal (divided by the fader's gain, so at 0 dB) and the
-      backing are K-weighted and summed per 100 ms segment as they are mixed (one filter
-      call per segment, so that no audio block pays for it twice). Every
+      backing are K-weighted and summed per 100 ms segment as they are mixed. Every
       ``update_s`` the resolver's exact BS.1770-4 solution on the take so far
       (:func:`vocalmix.core.resolve.vocal_to_mix_on_grid`, gating included) gives the gain
       that puts the vocal at the target, and the fader moves towards it at no more than
@@ -381,11 +380,15 @@ class LiveSession:
         self.target_lu = plan.params.targets.vocal_to_mix_lu
         self.centre_db = plan.params.vocal.gain_db
         self.notes: list[str] = list(plan.notes)
-        self._sos = k_weighting_sos(sr)
+        sos = k_weighting_sos(sr)
+        self._kb = np.convolve(sos[0, :3], sos[1, :3])
+        self._ka = np.convolve(sos[0, 3:], sos[1, 3:])
         self._seg = int(round(sr / 10.0))
-        # the current 100 ms segment: vocal at 0 dB fader gain (rows 0-1), backing (2-3)
-        self._segbuf = np.zeros((4, self._seg))
-        self._zi = np.zeros((self._sos.shape[0], 4, 2))
+        # the block's vocal at 0 dB fader gain (rows 0-1) and backing (2-3), and the
+        # filter state; the current segment's sums (vv, bb, vb) and length
+        self._kin = np.zeros((4, block_size))
+        self._zi = np.zeros((4, 4))
+        self._cur = np.zeros(3)
         self._cur_n = 0
         self._stats = np.zeros((3, 1024))
         self._n_seg = 0
@@ -411,35 +414,36 @@ class LiveSession:
     # --- measurement and ride ---------------------------------------------------------
 
     def _measure(self) -> None:
-        """Collect the last block's vocal at 0 dB fader gain and backing; K-weight and sum
-        each completed 100 ms segment (one filter call per segment, not per block)."""
+        """K-weight the last block's vocal (at 0 dB fader gain) and backing, and add
+        their energies and cross term to the current 100 ms segment. One 4th-order filter
+        call per block (the two K-weighting biquads multiplied out; in float64 it agrees
+        with them to 1e-9 even at 192 kHz), so the cost is the same in every block."""
         vox, b = self.mixer.last_vocal, self.mixer.last_backing
         n = vox.shape[1]
+        if n == 0:
+            return
         g = self._gains[:n]
         np.multiply(self.mixer.fader.last_db[:n], -math.log(10.0) / 20.0, out=g)
         np.exp(g, out=g)
+        x = self._kin[:, :n]
+        np.multiply(vox, g, out=x[:2])
+        x[2:] = b
+        y, self._zi = self._lfilter(self._kb, self._ka, x, axis=1, zi=self._zi)
         i = 0
         while i < n:
             k = min(n - i, self._seg - self._cur_n)
-            seg = self._segbuf[:, self._cur_n : self._cur_n + k]
-            np.multiply(vox[:, i : i + k], g[i : i + k], out=seg[:2])
-            seg[2:] = b[:, i : i + k]
+            a, c = y[:2, i : i + k], y[2:, i : i + k]
+            self._cur += (np.vdot(a, a), np.vdot(c, c), np.vdot(a, c))
             self._cur_n += k
             i += k
             if self._cur_n == self._seg:
-                self._segment_done()
-
-    def _segment_done(self) -> None:
-        y = self._segbuf
-        for j in range(self._sos.shape[0]):  # the two K-weighting biquads, state kept
-            y, self._zi[j] = self._lfilter(self._sos[j, :3], self._sos[j, 3:], y, axis=1,
-                                           zi=self._zi[j])
-        a, c = y[:2], y[2:]
-        if self._n_seg == self._stats.shape[1]:
-            self._stats = np.concatenate([self._stats, np.zeros_like(self._stats)], axis=1)
-        self._stats[:, self._n_seg] = (np.vdot(a, a), np.vdot(c, c), np.vdot(a, c))
-        self._n_seg += 1
-        self._cur_n = 0
+                if self._n_seg == self._stats.shape[1]:
+                    self._stats = np.concatenate([self._stats, np.zeros_like(self._stats)],
+                                                 axis=1)
+                self._stats[:, self._n_seg] = self._cur
+                self._n_seg += 1
+                self._cur[:] = 0.0
+                self._cur_n = 0
 
     def _solve_gain(self) -> float | None:
         """The gain (dB) within the ride's range whose vocal-to-mix on the take so far
