@@ -277,8 +277,8 @@ def test_ride_keeps_its_rate_and_lands_within_1_lu_of_offline(song):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("song,method,rehearsal_s", [
-    ("SoEasy", "baseline", None), ("SoEasy", "model", None), ("SoEasy", "model", 3.0),
-    ("Mu", "model", 3.0), ("Falcon", "model", 3.0)])
+    ("SoEasy", "baseline", None), ("SoEasy", "model", None), ("Mu", "model", 3.0),
+    ("Falcon", "model", 3.0)])
 def test_ride_lands_within_1_lu_of_offline_with_the_model_or_no_rehearsal(song, method,
                                                                          rehearsal_s):
     _v, _b, sr, plan, session, sim, off = _ride_case(song, method, rehearsal_s)
