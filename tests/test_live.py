@@ -153,10 +153,15 @@ def test_live_equals_offline_render_on_real_stems(song, method, block):
     assert _peak_db(live.backing, off.backing) < -90.0
 
 
-def test_latency_is_the_limiters_lookahead_and_at_most_10_ms():
+def test_latency_is_the_limiters_lookahead_and_at_most_10_ms(tmp_path):
     for block in (37, 64, 512):
         m = LiveMixer(MixParams(), 48000, block)
         assert m.latency_samples == 240 <= 480  # 5 ms of look-ahead; 10 ms at 48 kHz
+    # params as a dict or a JSON file are the same params
+    p = replace(MixParams(), vocal=replace(MixParams().vocal, gain_db=3.0))
+    (tmp_path / "p.json").write_text(p.to_json())
+    assert LiveMixer(p.to_dict(), 48000, 64).params == p
+    assert LiveMixer(str(tmp_path / "p.json"), 48000, 64).params == p
 
 
 def test_mixer_output_is_the_offline_mix_delayed_by_its_latency(rng):
