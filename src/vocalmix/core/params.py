@@ -116,7 +116,7 @@ def _validate(obj: Any) -> None:
 
 @dataclass(frozen=True)
 class HighPass:
-    """Vocal high-pass filter (pedalboard ``HighpassFilter``, 12 dB/octave)."""
+    """Vocal high-pass filter (pedalboard's ``HighpassFilter``: first order, 6 dB/octave)."""
 
     PATH: ClassVar[str] = "vocal.highpass"
     enabled: bool = True

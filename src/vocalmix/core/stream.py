@@ -15,7 +15,7 @@ size, odd ones included.
 
 Chain (the order of :mod:`vocalmix.core.render`)::
 
-    vocal -> inserts: high-pass + EQ bands | compressor | make-up gain
+    vocal -> inserts: high-pass + EQ bands (float64) | compressor | make-up gain
           -> fader (vocal gain; may ramp, see set_vocal_gain)
           -> dry + sends: reverb (pre-delay, reverb, wet level)
     backing -> gain
@@ -25,8 +25,11 @@ Stages
     A stage is an object with ``process(x) -> y`` taking and returning ``(channels, n)``
     float32 blocks (the layout pedalboard uses) with zero latency; it may return a view of
     a buffer it reuses on the next call. :class:`PedalboardStage` runs pedalboard plugins
-    with ``reset=False`` after the first block (block-wise output equals the whole-signal
-    output bit for bit; tested); :class:`GainStage` multiplies; :class:`DelayStage` delays
+    (the compressor, freeverb) with ``reset=False`` after the first block (block-wise output
+    equals the whole-signal output bit for bit; tested); :class:`BiquadStage` is the EQ
+    section in float64 (pedalboard's float32 filters round differently when the signal is
+    cut into blocks: -70 dB for a resonant low band); :class:`GainStage` multiplies;
+    :class:`DelayStage` delays
     by whole samples; :class:`ConvolutionStage` is the ``synthetic`` reverb's zero-latency
     partitioned convolution (:mod:`vocalmix.core.convolve`), with the pre-delay folded into
     the impulse response as leading zeros, which cost nothing.
@@ -70,7 +73,7 @@ import pedalboard as pb
 from vocalmix.core.errors import ChannelLayoutError, ParamsError
 from vocalmix.core.limiter import StreamingLimiter
 from vocalmix.core.params import MixParams, VocalChain, clip
-from vocalmix.core.render import db_to_gain, eq_plugin
+from vocalmix.core.render import db_to_gain, eq_sos
 
 CHANNELS = 2
 
@@ -107,6 +110,31 @@ class PedalboardStage(Stage):
         y = self.board(x, self.sample_rate, reset=self._first)
         self._first = False
         return y
+
+
+class BiquadStage(Stage):
+    """Second-order sections in float64 with their state kept across blocks: the EQ
+    section of :func:`vocalmix.core.render.eq_stage` (which runs the same filters over the
+    whole signal), equal to it up to float64 rounding whatever the blocks."""
+
+    def __init__(self, sos: np.ndarray, max_block: int) -> None:
+        from scipy.signal import lfilter
+
+        self._lfilter = lfilter
+        self.sos = np.asarray(sos, dtype=np.float64)
+        self._zi = [np.zeros((CHANNELS, 2)) for _ in range(self.sos.shape[0])]
+        self._x = np.zeros((CHANNELS, max_block))
+        self._y = np.zeros((CHANNELS, max_block), np.float32)
+
+    def process(self, x: np.ndarray) -> np.ndarray:
+        n = x.shape[1]
+        y = self._x[:, :n]
+        y[:] = x
+        for j, s in enumerate(self.sos):
+            y, self._zi[j] = self._lfilter(s[:3], s[3:], y, axis=1, zi=self._zi[j])
+        o = self._y[:, :n]
+        np.copyto(o, y, casting="same_kind")
+        return o
 
 
 class GainStage(Stage):
@@ -166,12 +194,9 @@ def insert_stages(chain: VocalChain, sample_rate: int, max_block: int) -> list[S
     compressor (skipped when off or at ratio 1) and its make-up gain; exactly what
     :func:`vocalmix.core.render.eq_stage` and ``compressor_stage`` run."""
     stages: list[Stage] = []
-    eq: list[pb.Plugin] = []
-    if chain.highpass.enabled:
-        eq.append(pb.HighpassFilter(cutoff_frequency_hz=chain.highpass.cutoff_frequency_hz))
-    eq += [eq_plugin(b, sample_rate) for b in chain.eq_bands if b.gain_db != 0.0]
-    if eq:
-        stages.append(PedalboardStage(eq, sample_rate, max_block))
+    sos = eq_sos(chain.highpass, chain.eq_bands, sample_rate)
+    if sos is not None:
+        stages.append(BiquadStage(sos, max_block))
     comp = chain.compressor
     if comp.enabled and comp.ratio != 1.0:
         stages.append(PedalboardStage(
@@ -492,7 +517,7 @@ class LiveMixer:
                 o[:, :n] = h.push(x)[:, :n]
                 h.advance()
         if out is None:
-            return np.ascontiguousarray(y.T)
+            return y.T.copy()  # a copy even for n = 1 (then y.T already counts as contiguous)
         np.copyto(out, y.T)
         return out
 
@@ -502,7 +527,7 @@ class LiveMixer:
             raise ParamsError("this mixer was built with stems=False")
         mix = self.process(vocal_block, backing_block)
         n = mix.shape[0]
-        vox, dry, b = (np.ascontiguousarray(s[:, :n].T) for s in self._stem_blocks)
+        vox, dry, b = (s[:, :n].T.copy() for s in self._stem_blocks)
         g = self._limiter.gain[:n]
         red = float(-20.0 * math.log10(max(float(g.min()), 1e-12))) if n else 0.0
         return Stems(mix, vox, dry, b, max(red, 0.0))
@@ -576,6 +601,7 @@ __all__ = [
     "Fader",
     "GainStage",
     "LiveMixer",
+    "BiquadStage",
     "PedalboardStage",
     "Stage",
     "Stems",

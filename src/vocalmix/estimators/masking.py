@@ -37,6 +37,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.fft
 
+from vocalmix.core.dsp import biquad_coefficients  # the render's own band filters
+
 # Zwicker critical band edges (Hz)
 BARK_EDGES_HZ = np.array(
     [20, 100, 200, 300, 400, 510, 630, 770, 920, 1080, 1270, 1480, 1720, 2000, 2320, 2700,
@@ -171,34 +173,6 @@ def masking_eq(
 
 
 # --- biquads ----------------------------------------------------------------------------
-
-
-def biquad_coefficients(
-    kind: str, freq_hz: float, gain_db: float, q: float, sample_rate: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """``(b, a)`` of a peak or shelf band, RBJ cookbook (JUCE's ``IIR::Coefficients``)."""
-    big_a = 10 ** (gain_db / 40.0)
-    w = 2 * np.pi * min(freq_hz, 0.45 * sample_rate) / sample_rate
-    cw, sw = np.cos(w), np.sin(w)
-    if kind == "peak":
-        alpha = sw / (2 * q)
-        b = [1 + alpha * big_a, -2 * cw, 1 - alpha * big_a]
-        a = [1 + alpha / big_a, -2 * cw, 1 - alpha / big_a]
-    elif kind in ("low_shelf", "high_shelf"):
-        beta = sw * np.sqrt(big_a) / q
-        ap, am = big_a + 1, big_a - 1
-        if kind == "low_shelf":
-            b = [big_a * (ap - am * cw + beta), 2 * big_a * (am - ap * cw),
-                 big_a * (ap - am * cw - beta)]
-            a = [ap + am * cw + beta, -2 * (am + ap * cw), ap + am * cw - beta]
-        else:
-            b = [big_a * (ap + am * cw + beta), -2 * big_a * (am + ap * cw),
-                 big_a * (ap + am * cw - beta)]
-            a = [ap - am * cw + beta, 2 * (am - ap * cw), ap - am * cw - beta]
-    else:
-        raise ValueError(f"unknown band kind {kind!r}")
-    b, a = np.asarray(b, dtype=np.float64), np.asarray(a, dtype=np.float64)
-    return b / a[0], a / a[0]
 
 
 def biquad_response_db(
