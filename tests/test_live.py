@@ -167,6 +167,22 @@ def test_live_equals_offline_with_a_resonant_low_eq_at_tiny_blocks(block, second
     assert _peak_db(live.mix, off.mix) < -90.0
 
 
+def test_eq_stage_without_scipys_private_kernel_is_the_same(rng, monkeypatch):
+    from vocalmix.core import stream
+    from vocalmix.core.render import eq_sos
+
+    x = (rng.standard_normal((2, 3000)) * 0.3).astype(np.float32)
+    ch = VocalChain(eq_bands=(EqBand("peak", 60.0, 12.0, 4.0),))
+    sos = eq_sos(ch.highpass, ch.eq_bands, SR)
+    fast = stream.BiquadStage(sos, 64)
+    assert fast.kernel is not None  # the compiled loop is found in this scipy
+    monkeypatch.setattr(stream, "_sosfilt_kernel", lambda: None)
+    slow = stream.BiquadStage(sos, 64)
+    a = np.concatenate([fast.process(x[:, t : t + 64]).copy() for t in range(0, 3000, 64)], 1)
+    b = np.concatenate([slow.process(x[:, t : t + 64]).copy() for t in range(0, 3000, 64)], 1)
+    np.testing.assert_array_equal(a, b)
+
+
 def test_latency_is_the_limiters_lookahead_and_at_most_10_ms(tmp_path):
     for block in (37, 64, 512):
         m = LiveMixer(MixParams(), 48000, block)
