@@ -113,7 +113,7 @@ def test_true_peak_matches_libebur128(rng):
     # the shortcut equals full oversampling
     from scipy.signal import upfirdn
 
-    h = m._true_peak_filter()
+    h = m.true_peak_filter()
     full = max(np.abs(upfirdn(h, x[:, c].astype(np.float64), 4)).max() for c in range(2))
     assert m.true_peak_dbtp(x, sr) == pytest.approx(20 * np.log10(full), abs=1e-5)
 

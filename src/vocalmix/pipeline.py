@@ -16,7 +16,7 @@ import numpy as np
 
 from vocalmix.core.errors import ModelError
 from vocalmix.core.measure import integrated_loudness, loudness_range
-from vocalmix.core.params import Achieved, MixParams, Provenance, Reverb, clip
+from vocalmix.core.params import Achieved, MixParams, Provenance
 from vocalmix.core.progress import Progress, ProgressEvent, no_progress
 from vocalmix.core.render import (
     Rendered,
@@ -27,7 +27,12 @@ from vocalmix.core.render import (
     render,
     reverb_wet,
 )
-from vocalmix.core.resolve import GainSolution, resolve_compressor, resolve_vocal_gain
+from vocalmix.core.resolve import (
+    GainSolution,
+    resolve_compressor,
+    resolve_reverb,
+    resolve_vocal_gain,
+)
 
 _quiet = no_progress
 
@@ -103,8 +108,6 @@ def _resolve(
     params: MixParams,
     progress: Progress = _quiet,
 ) -> tuple[MixParams, list[str], Resolved]:
-    from vocalmix.core.reverb import decay_for_room_size, decay_range_s, room_size_for_decay
-
     notes: list[str] = []
     t = params.targets
     vc = params.vocal
@@ -113,26 +116,7 @@ def _resolve(
     x_eq = eq_stage(vocal, sample_rate, vc.highpass, vc.eq_bands)
     comp = resolve_compressor(x_eq, sample_rate, t.vocal_lra_lu, vc.compressor)
     notes.append(comp.note)
-    rv = vc.reverb
-    if rv.type == "synthetic":  # its decay is exact: T30 at 1 kHz = the target
-        from vocalmix.core.params import REVERB_DECAY_RANGE_S
-
-        limit = REVERB_DECAY_RANGE_S[1]
-        decay = min(t.reverb_decay_s, limit / max(rv.band_decay_ratios))
-        if decay != t.reverb_decay_s:
-            notes.append(f"reverb decay {t.reverb_decay_s:.2f} s would make a band decay "
-                         f"longer than {limit:g} s: using {decay:.2f} s")
-        rv = replace(rv, decay_s=float(decay))
-    else:
-        lo, hi = decay_range_s(rv.damping)
-        room = room_size_for_decay(t.reverb_decay_s, rv.damping, sample_rate)
-        decay = decay_for_room_size(room, rv.damping, sample_rate)
-        if not (lo <= t.reverb_decay_s <= hi):
-            notes.append(
-                f"reverb decay {t.reverb_decay_s:.2f} s is outside what the reverb reaches at "
-                f"damping {rv.damping:g} ({lo:.2f} to {hi:.2f} s): using {decay:.2f} s"
-            )
-        rv = replace(rv, room_size=float(room), decay_s=clip(Reverb, "decay_s", decay))
+    rv = resolve_reverb(vc.reverb, t.reverb_decay_s, sample_rate, notes)
     progress(ProgressEvent("resolve.gain", 0.6,
                            "resolving the vocal gain for the vocal-to-mix target"))
     dry = np.asarray(compressor_stage(x_eq, sample_rate, comp.compressor), dtype=np.float32)

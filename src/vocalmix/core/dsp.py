@@ -53,38 +53,52 @@ def run_board(board: pb.Pedalboard, x: np.ndarray, sample_rate: int) -> np.ndarr
     return np.ascontiguousarray(y.T)
 
 
-def _eq_plugin(band: EqBand, sample_rate: int) -> pb.Plugin:
-    import pedalboard as pb
+def eq_sos(highpass: HighPass, bands: tuple[EqBand, ...], sample_rate: int) -> np.ndarray | None:
+    """The EQ section as second-order sections ``(n, 6)`` float64: the high-pass (if
+    enabled), then each band with a non-zero gain; ``None`` when there is nothing to do.
 
-    freq = min(band.freq_hz, max_filter_hz(sample_rate))
-    if band.kind == "peak":
-        return pb.PeakFilter(cutoff_frequency_hz=freq, gain_db=band.gain_db, q=band.q)
-    if band.kind == "low_shelf":
-        return pb.LowShelfFilter(cutoff_frequency_hz=freq, gain_db=band.gain_db, q=band.q)
-    return pb.HighShelfFilter(cutoff_frequency_hz=freq, gain_db=band.gain_db, q=band.q)
+    The coefficients are those of pedalboard's ``HighpassFilter`` (first order) and
+    ``PeakFilter`` / ``LowShelfFilter`` / ``HighShelfFilter`` (JUCE's RBJ biquads).
+    """
+    sections = []
+    if highpass.enabled:
+        sections.append(np.concatenate(
+            highpass_coefficients(highpass.cutoff_frequency_hz, sample_rate)))
+    for band in bands:
+        if band.gain_db != 0.0:
+            sections.append(np.concatenate(
+                biquad_coefficients(band.kind, band.freq_hz, band.gain_db, band.q, sample_rate)))
+    return np.array(sections) if sections else None
 
 
 def eq_stage(
     x: np.ndarray, sample_rate: int, highpass: HighPass, bands: tuple[EqBand, ...]
 ) -> np.ndarray:
-    """High-pass then the parametric bands (zero-gain bands are skipped)."""
-    import pedalboard as pb
+    """High-pass then the parametric bands (zero-gain bands are skipped).
 
-    board = pb.Pedalboard()
-    if highpass.enabled:
-        board.append(pb.HighpassFilter(cutoff_frequency_hz=highpass.cutoff_frequency_hz))
-    for band in bands:
-        if band.gain_db != 0.0:
-            board.append(_eq_plugin(band, sample_rate))
-    return run_board(board, x, sample_rate)
+    The filters are pedalboard's (:func:`eq_sos`) but run in float64 with scipy:
+    pedalboard's float32 recursion has a noise floor near -80 dB for a resonant
+    low-frequency band (a 60 Hz peak at Q 4), and where it rounds depends on how the
+    signal is cut into blocks, so a live mixer could not match it; in float64 block
+    boundaries change nothing above -250 dB. Output float32.
+    """
+    sos = eq_sos(highpass, bands, sample_rate)
+    if sos is None:
+        return x
+    from scipy.signal import sosfilt
+
+    return sosfilt(sos, np.asarray(x, dtype=np.float64), axis=0).astype(np.float32)
 
 
-# --- the EQ's frequency response ----------------------------------------------------------
+# --- the EQ section's filters --------------------------------------------------------------
+
 
 def biquad_coefficients(
     kind: str, freq_hz: float, gain_db: float, q: float, sample_rate: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(b, a)`` of a peak or shelf band, RBJ cookbook (JUCE's ``IIR::Coefficients``)."""
+    """``(b, a)`` of a peak or shelf band, RBJ cookbook (JUCE's ``IIR::Coefficients``, which
+    pedalboard's ``PeakFilter``, ``LowShelfFilter`` and ``HighShelfFilter`` use); the
+    frequency is kept under 0.45 x the rate."""
     big_a = 10 ** (gain_db / 40.0)
     w = 2 * np.pi * min(freq_hz, max_filter_hz(sample_rate)) / sample_rate
     cw, sw = np.cos(w), np.sin(w)
@@ -162,3 +176,13 @@ def eq_band_gain_db(chain: VocalChain, edges_hz: np.ndarray, sample_rate: int,
         r = eq_response_db(chain, np.geomspace(lo, min(hi, top), points), sample_rate)
         out[i] = 10 * np.log10(np.mean(10 ** (r / 10)))
     return out
+
+
+def highpass_coefficients(cutoff_hz: float, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(b, a)`` of the first-order (6 dB/octave) high-pass of JUCE's
+    ``makeFirstOrderHighPass``, which pedalboard's ``HighpassFilter`` is (checked
+    against it to -115 dB), padded to a biquad."""
+    n = np.tan(np.pi * cutoff_hz / sample_rate)
+    b = np.array([1.0 / (n + 1.0), -1.0 / (n + 1.0), 0.0])
+    a = np.array([1.0, (n - 1.0) / (n + 1.0), 0.0])
+    return b, a

@@ -106,7 +106,7 @@ _TP_FACTOR = 4
 
 
 @lru_cache(maxsize=1)
-def _true_peak_filter() -> np.ndarray:
+def true_peak_filter() -> np.ndarray:
     """4x interpolation low-pass, 21 taps per phase (84 in all).
 
     BS.1770-4 Annex 2 asks for at least 4x oversampling with a 48-tap interpolator; its
@@ -141,7 +141,7 @@ def true_peak_dbtp(x: np.ndarray, sample_rate: int) -> float:
     peak = float(ax.max())
     if peak == 0.0:
         return -np.inf
-    h = _true_peak_filter()
+    h = true_peak_filter()
     phases = h.reshape(-1, _TP_FACTOR).T.astype(np.float32)  # (4, taps)
     taps = phases.shape[1]
     l1 = float(np.abs(phases).sum(axis=1).max())
@@ -193,6 +193,21 @@ def measure(x: np.ndarray, sample_rate: int) -> Measurement:
 def loudness_ratio_lu(part: np.ndarray, whole: np.ndarray, sample_rate: int) -> float:
     """Integrated loudness of ``part`` minus that of ``whole``, LU (e.g. vocal-to-mix)."""
     return integrated_loudness(part, sample_rate) - integrated_loudness(whole, sample_rate)
+
+
+def v2b_to_v2m(v2b_lu: float) -> float:
+    """Vocal-to-mix (LU) of a vocal at ``v2b_lu`` against an uncorrelated backing that
+    is always present: ``v2b - 10 log10(10^(v2b/10) + 1)`` (power addition)."""
+    return float(v2b_lu - 10.0 * np.log10(10.0 ** (v2b_lu / 10.0) + 1.0))
+
+
+def v2m_to_v2b(v2m_lu: float) -> float:
+    """Inverse of :func:`v2b_to_v2m`, for ``v2m_lu < 0``: ``10 log10(r / (1 - r))`` with
+    ``r = 10^(v2m/10)``."""
+    if v2m_lu >= 0:
+        raise ValueError("a vocal-to-mix ratio must be negative")
+    r = 10.0 ** (v2m_lu / 10.0)
+    return float(10.0 * np.log10(r / (1.0 - r)))
 
 
 # --- vectorised BS.1770 on block statistics -------------------------------------------
@@ -447,4 +462,5 @@ __all__ = [
     "singing_ratio_from_segments",
     "true_peak_dbtp",
     "vocal_to_mix_lu",
+    "true_peak_filter",
 ]

@@ -4,14 +4,17 @@ Order: vocal -> high-pass -> EQ bands -> compressor (+ make-up) -> gain ->
 reverb on a send (wet added to the dry vocal); backing -> gain; sum; master. The EQ
 stage is :func:`vocalmix.core.dsp.eq_stage`, which the corrective-EQ estimator uses too.
 
-Effects are pedalboard's (``HighpassFilter``, ``PeakFilter``, ``LowShelfFilter``,
-``HighShelfFilter``, ``Compressor``, ``Reverb``), and the ``synthetic`` reverb is an
+Effects are pedalboard's: ``Compressor`` and ``Reverb`` as plugins, and the EQ section's
+``HighpassFilter``, ``PeakFilter``, ``LowShelfFilter`` and ``HighShelfFilter`` as their
+coefficients run in float64 (:func:`eq_stage`). The ``synthetic`` reverb is an
 exact FFT convolution with a synthesised impulse response (pedalboard's ``Convolution``
 normalises and trims its impulse response, so its level would not be what MixParams
 says); each is created fresh for every render
 and run with ``reset=True``, so the same inputs and params give bit-identical output.
-The master is a look-ahead limiter written with vectorised numpy (see
-:func:`master_stage`): pedalboard's ``Limiter`` has no true-peak mode.
+The master is a causal look-ahead true-peak limiter (:mod:`vocalmix.core.limiter`, run
+vectorised over the whole signal by :func:`master_stage`; pedalboard's ``Limiter`` has no
+true-peak mode). It is the one the live mixer runs block by block
+(:mod:`vocalmix.core.stream`), so a live mix equals this render delayed by its look-ahead.
 """
 
 from __future__ import annotations
@@ -20,10 +23,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pedalboard as pb
-from scipy.ndimage import minimum_filter1d, uniform_filter1d
 
 from vocalmix.core.dsp import eq_stage, run_board
-from vocalmix.core.measure import sample_peak, true_peak_dbtp
+from vocalmix.core.measure import true_peak_dbtp
 from vocalmix.core.params import Compressor, Master, MixParams, Reverb, VocalChain
 
 
@@ -90,41 +92,23 @@ def master_stage(
 ) -> tuple[np.ndarray, float, float]:
     """Keep ``x`` at or below ``master.ceiling_dbtp``; transparent when it already is.
 
-    A linked look-ahead limiter, vectorised: the gain each sample needs,
-    ``min(1, ceiling / |x|)``, is spread by a minimum filter over the look-ahead and hold
-    window and smoothed by a moving average no longer than the look-ahead. Every gain
-    value is then at most the gain that sample needs, so no sample peak passes the
-    ceiling. Sample peaks are aimed 0.5 dB under the ceiling; if the 4x-oversampled true
-    peak still exceeds the ceiling, a static trim removes the rest.
+    The causal look-ahead true-peak limiter of :mod:`vocalmix.core.limiter`, run over the
+    whole signal and time-aligned with it: the live mixer (:mod:`vocalmix.core.stream`)
+    runs the same limiter block by block and outputs the same samples
+    ``master.lookahead_ms`` later. When no 4x-oversampled true peak exceeds the ceiling,
+    ``x`` itself is returned.
 
     Returns the output, the largest gain reduction applied (dB, 0.0 if none) and the
     output's true peak (dBTP).
     """
-    if float(sample_peak(x).max()) <= db_to_gain(master.ceiling_dbtp):
-        tp_in = true_peak_dbtp(x, sample_rate)  # sample peaks pass; inter-sample peaks?
-        if tp_in <= master.ceiling_dbtp:
-            return x, 0.0, tp_in
-    ceil = np.float32(db_to_gain(master.ceiling_dbtp - 0.5))
-    look = max(1, int(round(master.lookahead_ms * 1e-3 * sample_rate)))
-    hold = max(1, int(round(master.release_ms * 1e-3 * sample_rate)))
-    peak = sample_peak(x)
-    need = np.minimum(np.float32(1.0), ceil / np.maximum(peak, np.float32(1e-12)))
-    # window covering [n - hold, n + look - 1]: look-ahead before a peak, hold after it
-    size = hold + look
-    origin = (hold - look) // 2
-    spread = minimum_filter1d(need, size=size, origin=origin, mode="nearest")
-    # moving average over [n - look + 1, n]: each term's window contains n, so <= need[n]
-    smooth = uniform_filter1d(spread, size=look, origin=(look - 1) // 2, mode="nearest")
-    gain = np.minimum(smooth, need)
-    y = (x * gain[:, None]).astype(np.float32)
+    from vocalmix.core.limiter import limit
+
+    y, gain = limit(x, sample_rate, master)
     tp = true_peak_dbtp(y, sample_rate)
-    if tp > master.ceiling_dbtp:
-        trim = master.ceiling_dbtp - tp - 0.01
-        y = (y * np.float32(db_to_gain(trim))).astype(np.float32)
-        gain = gain * db_to_gain(trim)
-        tp += trim
+    if gain is None:
+        return y, 0.0, tp
     reduction = float(-20.0 * np.log10(max(float(gain.min()), 1e-12)))
-    return y, reduction, tp
+    return y, max(reduction, 0.0), tp
 
 
 @dataclass(frozen=True)

@@ -90,6 +90,22 @@ def _ratio_rows(gains_db: np.ndarray, vv: np.ndarray, vb: np.ndarray, bb: np.nda
     return iv0 + gains_db - np.asarray(integrated_from_segments(em, seg))
 
 
+def vocal_to_mix_on_grid(vv: np.ndarray, vb: np.ndarray, bb: np.ndarray, segment_len: int,
+                         gains_db: np.ndarray, vocal_lufs: float | None = None,
+                         measure: str = "integrated") -> np.ndarray:
+    """Vocal-to-mix (LU) of ``g V`` against ``g V + B`` for each gain of ``gains_db``.
+
+    ``vv``, ``vb``, ``bb``: 100 ms segment sums of the K-weighted vocal (at 0 dB), their
+    cross term and the backing (:meth:`vocalmix.core.measure.BlockStats.cross`);
+    ``vocal_lufs``: the vocal's integrated loudness at 0 dB if already known; ``measure``:
+    ``integrated`` or ``singing`` (see :class:`vocalmix.core.params.Targets`). Exact for
+    BS.1770-4 with gating (see the module doc); vectorised over the gains.
+    """
+    iv0 = integrated_from_segments(vv, segment_len) if vocal_lufs is None else vocal_lufs
+    return _ratio_rows(np.asarray(gains_db, dtype=np.float64), vv, vb, bb, segment_len,
+                       measure, float(iv0))
+
+
 def resolve_vocal_gain(
     vocal_unity: np.ndarray,
     backing: np.ndarray,
@@ -456,3 +472,32 @@ def sync_notes(before: MixParams, after: MixParams) -> list[str]:
         notes.append(f"delay time_ms set to {da.time_ms:.1f} ms, a {da.note} note at "
                      f"{da.tempo_bpm:g} BPM")
     return notes
+
+
+def resolve_reverb(reverb: Reverb, decay_target_s: float, sample_rate: int,
+                   notes: list[str] | None = None) -> Reverb:
+    """The reverb setting for a decay target (s): the ``synthetic`` type's decay is exact
+    (T30 at 1 kHz), capped so no band decays longer than allowed; ``freeverb``'s
+    ``room_size`` comes from its calibration. What could not be met goes to ``notes``."""
+    from vocalmix.core.reverb import decay_for_room_size, decay_range_s, room_size_for_decay
+
+    notes = notes if notes is not None else []
+    rv = reverb
+    if rv.type == "synthetic":  # its decay is exact: T30 at 1 kHz = the target
+        from vocalmix.core.params import REVERB_DECAY_RANGE_S
+
+        limit = REVERB_DECAY_RANGE_S[1]
+        decay = min(decay_target_s, limit / max(rv.band_decay_ratios))
+        if decay != decay_target_s:
+            notes.append(f"reverb decay {decay_target_s:.2f} s would make a band decay "
+                         f"longer than {limit:g} s: using {decay:.2f} s")
+        return replace(rv, decay_s=float(decay))
+    lo, hi = decay_range_s(rv.damping)
+    room = room_size_for_decay(decay_target_s, rv.damping, sample_rate)
+    decay = decay_for_room_size(room, rv.damping, sample_rate)
+    if not (lo <= decay_target_s <= hi):
+        notes.append(
+            f"reverb decay {decay_target_s:.2f} s is outside what the reverb reaches at "
+            f"damping {rv.damping:g} ({lo:.2f} to {hi:.2f} s): using {decay:.2f} s"
+        )
+    return replace(rv, room_size=float(room), decay_s=clip(Reverb, "decay_s", decay))

@@ -86,11 +86,9 @@ class BaselineAnalysis:
     highpass_hz: float
 
 
-def analyse(
-    vocal: np.ndarray, backing: np.ndarray, sample_rate: int, config: BaselineConfig | None = None
-) -> BaselineAnalysis:
-    """Tempo of the backing and masking EQ of the vocal."""
-    from vocalmix.estimators.masking import masking_eq
+def backing_tempo(backing: np.ndarray, sample_rate: int,
+                  config: BaselineConfig | None = None) -> float:
+    """The backing's tempo (BPM), ``default_tempo_bpm`` when it is unclear."""
     from vocalmix.estimators.tempo import estimate_tempo
 
     c = config or BaselineConfig()
@@ -98,8 +96,25 @@ def analyse(
         tempo = float(estimate_tempo(backing, sample_rate))
     except ValueError:
         tempo = float("nan")
-    if not math.isfinite(tempo):
-        tempo = c.default_tempo_bpm
+    return tempo if math.isfinite(tempo) else c.default_tempo_bpm
+
+
+def reverb_for_decay(decay_s: float, config: BaselineConfig | None = None) -> Reverb:
+    """The baseline's (unresolved) reverb for a decay target, s: freeverb with the
+    configured damping, width, wet level and pre-delay (the resolver sets its room size)."""
+    c = config or BaselineConfig()
+    return Reverb(decay_s=decay_s, damping=c.reverb_damping, width=c.reverb_width,
+                  wet_level_db=c.reverb_wet_level_db, pre_delay_ms=c.reverb_pre_delay_ms)
+
+
+def analyse(
+    vocal: np.ndarray, backing: np.ndarray, sample_rate: int, config: BaselineConfig | None = None
+) -> BaselineAnalysis:
+    """Tempo of the backing and masking EQ of the vocal."""
+    from vocalmix.estimators.masking import masking_eq
+
+    c = config or BaselineConfig()
+    tempo = backing_tempo(backing, sample_rate, c)
     bands, hp = masking_eq(
         vocal,
         backing,
@@ -139,13 +154,7 @@ def estimate(
                 attack_ms=c.compressor_attack_ms,
                 release_ms=c.compressor_release_ms,
             ),
-            reverb=Reverb(
-                decay_s=decay,
-                damping=c.reverb_damping,
-                width=c.reverb_width,
-                wet_level_db=c.reverb_wet_level_db,
-                pre_delay_ms=c.reverb_pre_delay_ms,
-            ),
+            reverb=reverb_for_decay(decay, c),
         ),
         targets=Targets(
             vocal_to_mix_lu=c.vocal_to_mix_lu, vocal_lra_lu=c.vocal_lra_lu, reverb_decay_s=decay

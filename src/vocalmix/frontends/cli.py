@@ -244,6 +244,28 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
                    help="mix failed rows again even if nothing about them changed")
     _add_common(p)
 
+    p = sub.add_parser("live", help="mix block by block as a live session would, and "
+                       "report latency, block timing and the difference from offline")
+    _add_inputs(p)
+    p.add_argument("-o", "--output", required=True,
+                   help="the live mix (.wav, .flac, .ogg), time-aligned with the inputs")
+    p.add_argument("--block-size", type=int, default=128, help="samples per block (default 128)")
+    p.add_argument("--params", help="mix with exactly these settings (no estimation, no ride)")
+    p.add_argument("--rehearsal", help="a sound check sung over the backing (vocal file): "
+                   "settings are estimated on it before the song")
+    p.add_argument("--rehearsal-start-s", type=float, default=0.0,
+                   help="where in the backing the rehearsal was sung, s (default 0)")
+    p.add_argument("--method", choices=("baseline", "model"), default=None)
+    p.add_argument("--no-ride", action="store_true", help="keep the vocal gain fixed")
+    p.add_argument("--log-out", help="write the live log (every change and when) here")
+    p.add_argument("--params-out", help="write the settings the session ended with here")
+    p.add_argument("--stems-out", help="folder for vocal.wav, vocal_dry.wav, backing.wav")
+    p.add_argument("--device", action="store_true",
+                   help="run on the default sound device (needs sounddevice); VOCAL '-' "
+                   "takes the vocal from the input device")
+    p.add_argument("--force", action="store_true", help="replace existing outputs")
+    _add_common(p)
+
     _register_extra(sub, _command_of(argv))
     return ap
 
@@ -693,6 +715,12 @@ def cmd_batch(args: argparse.Namespace) -> int:
     return 1 if summary.failures else 0
 
 
+def cmd_live(args: argparse.Namespace) -> int:
+    from vocalmix.frontends.livecmd import run_live
+
+    return run_live(args, _Progress(args.quiet))
+
+
 _COMMANDS = {
     "batch": cmd_batch,
     "mix": cmd_mix,
@@ -702,6 +730,7 @@ _COMMANDS = {
     "analyse": cmd_analyze,
     "demo": cmd_demo,
     "presets": cmd_presets,
+    "live": cmd_live,
 }
 
 

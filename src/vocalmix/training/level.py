@@ -169,21 +169,6 @@ PRIOR_SONGS = 1.0
 PRIOR: dict[str, float] = {"vocal_to_mix_lu": -3.0, "vocal_lra_log_ratio": 0.0}
 
 
-def v2b_to_v2m(v2b_lu: float) -> float:
-    """Vocal-to-mix (LU) of a vocal at ``v2b_lu`` against an uncorrelated backing that
-    is always present: ``v2b - 10 log10(10^(v2b/10) + 1)`` (power addition)."""
-    return float(v2b_lu - 10.0 * np.log10(10.0 ** (v2b_lu / 10.0) + 1.0))
-
-
-def v2m_to_v2b(v2m_lu: float) -> float:
-    """Inverse of :func:`v2b_to_v2m`, for ``v2m_lu < 0``: ``10 log10(r / (1 - r))`` with
-    ``r = 10^(v2m/10)``."""
-    if v2m_lu >= 0:
-        raise ValueError("a vocal-to-mix ratio must be negative")
-    r = 10.0 ** (v2m_lu / 10.0)
-    return float(10.0 * np.log10(r / (1.0 - r)))
-
-
 # --- fitting ---------------------------------------------------------------------------
 
 
@@ -920,6 +905,4 @@ __all__ = [
     "song_record",
     "song_weights",
     "train_level_model",
-    "v2b_to_v2m",
-    "v2m_to_v2b",
 ]

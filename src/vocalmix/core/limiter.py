@@ -1,0 +1,205 @@
+"""The master's true-peak limiter: one causal design, run offline and block by block.
+
+The limiter keeps the 4x-oversampled true peak of the mix (BS.1770-4 Annex 2, the
+interpolator of :func:`vocalmix.core.measure.true_peak_dbtp`) at or below
+``Master.ceiling_dbtp`` and is bit-transparent wherever it does not need to act. Every
+step is causal with a fixed look-ahead, so a streaming implementation
+(:class:`StreamingLimiter`, used by :mod:`vocalmix.core.stream`) and a vectorised one over
+a whole signal (:func:`limit`, used by :func:`vocalmix.core.render.master_stage`) compute
+the same gain: the offline render is the live output advanced by
+:func:`latency_samples`. (An earlier master added a static trim after measuring the whole
+output's true peak; no streaming limiter can do that, so the offline one no longer does.)
+
+For a signal ``x`` (samples, channels), with ``L`` = the look-ahead in samples
+(``Master.lookahead_ms``, at least :data:`DETECTOR_LOOKAHEAD` + 1), ``A = L - 19`` the
+attack length and ``H`` the hold (``Master.release_ms``):
+
+1. **True-peak detector.** The four phases of the interpolator are causal 21-tap FIRs;
+   phase ``p`` at sample ``m`` is the signal at time ``m - 10 + p/4``. ``tpv[t]`` is the
+   largest magnitude over channels of the four interpolated values in ``[t, t + 1)``
+   (phase 0 is ``x[t]`` itself, times 1.0006): it needs ``x`` up to ``t + 10``.
+2. **Needed gain.** ``q[t] = 1`` if ``tpv[t] <= ceiling`` (transparent), else
+   ``aim / tpv[t]`` with ``aim`` :data:`MARGIN_DB` under the ceiling: once the limiter
+   acts it leaves room for the small overshoot a gain that changes under the
+   interpolator's taps can cause.
+3. **Spread: interpolator support, hold and look-ahead.** ``spread[n] = min(q[n - H - 10
+   .. n + A + 9])``. An inter-sample value depends on the 21 samples around it, so all of
+   them are turned down with it (the ``+- 10``); the gain then holds for ``H`` samples
+   after a peak and is down ``A`` samples before it.
+4. **Attack ramp.** ``gain[n] = mean(spread[n - A + 1 .. n])``. Every term of the mean
+   covers the samples within 10 of ``n``, so ``gain[n]`` is at most the ``q`` of every
+   true peak whose interpolation reads ``x[n]``: the ramp starts ``A`` samples before a
+   peak and reaches its full depth on it; the gain recovers linearly over ``A`` samples
+   once the hold has passed.
+5. ``y[n] = x[n] * gain[n]``; ``gain`` is exactly 1.0 where no ``q`` below 1 lies in
+   reach, so those samples pass unchanged.
+
+``gain[n]`` depends on ``x`` up to ``n + A + 19 = n + L``: a streaming limiter outputs
+``y[n]`` when ``x[n + L]`` arrives, a latency of ``L`` samples (240 at 48 kHz with the
+default 5 ms). Before the start and after the end the signal is taken as silence.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from vocalmix.core.params import Master
+
+#: interpolator taps per phase, and the delay (samples) of its phase 0
+TP_TAPS = 21
+TP_DELAY = 10
+#: samples either side of an inter-sample peak whose gain is turned down with it
+TP_SUPPORT = 10
+#: samples of look-ahead the detector uses before the attack ramp can begin
+DETECTOR_LOOKAHEAD = TP_DELAY + TP_SUPPORT
+#: how far under the ceiling the limiter aims once it acts, dB
+MARGIN_DB = 0.5
+#: blocks up to this size interpolate with one matrix product, larger ones per phase
+MATMUL_MAX = 1024
+
+
+@lru_cache(maxsize=1)
+def interpolator_phases() -> np.ndarray:
+    """The 4x true-peak interpolator as ``(TP_TAPS, 4)`` float64: column ``p`` is phase
+    ``p`` (taps ``h[4k + p]`` of :func:`vocalmix.core.measure.true_peak_filter`)."""
+    from vocalmix.core.measure import true_peak_filter
+
+    ph = np.ascontiguousarray(true_peak_filter().reshape(-1, 4))
+    ph.setflags(write=False)
+    return ph
+
+
+def latency_samples(master: Master, sample_rate: int) -> int:
+    """The limiter's look-ahead ``L`` in samples: ``lookahead_ms`` rounded, at least
+    ``DETECTOR_LOOKAHEAD + 1`` (the detector alone needs 20 samples)."""
+    return max(DETECTOR_LOOKAHEAD + 1, int(round(master.lookahead_ms * 1e-3 * sample_rate)))
+
+
+def _hold_samples(master: Master, sample_rate: int) -> int:
+    return max(1, int(round(master.release_ms * 1e-3 * sample_rate)))
+
+
+def _levels(master: Master) -> tuple[float, float]:
+    """(ceiling, aim) as linear amplitudes."""
+    return 10.0 ** (master.ceiling_dbtp / 20.0), 10.0 ** ((master.ceiling_dbtp - MARGIN_DB) / 20.0)
+
+
+# --- streaming: block by block ---------------------------------------------------------
+
+
+class StreamingLimiter:
+    """The limiter of :func:`limit`, block by block, with a latency of
+    :attr:`latency_samples` (``L``): the output of a block is the input of ``L`` samples
+    earlier times its gain. Blocks are ``(channels, n)`` float32 with ``n <=
+    max_block``; nothing is allocated per block apart from numpy's small scalars.
+    """
+
+    def __init__(self, master: Master, sample_rate: int, max_block: int, channels: int = 2
+                 ) -> None:
+        from vocalmix.core.streambuf import History, MovingMean, TrailingMin
+
+        self.ceiling, self.aim = _levels(master)
+        self.latency_samples = lat = latency_samples(master, sample_rate)
+        att = lat - DETECTOR_LOOKAHEAD + 1
+        hold = _hold_samples(master, sample_rate)
+        nb = max_block
+        self.channels = channels
+        self._taps = np.ascontiguousarray(interpolator_phases()[::-1].T)  # (4, taps)
+        # one history serves the interpolator (its last 20 samples) and the delay (all)
+        self._x = History(lat, nb, (channels,), np.float64)
+        self._z = np.zeros((4 * channels, nb))
+        self._conv = np.zeros((channels, TP_TAPS - 1 + nb))
+        self._q = np.zeros(nb)
+        self._mask = np.zeros(nb, dtype=bool)
+        self._min = TrailingMin(hold + att + 2 * TP_SUPPORT, 1.0)
+        self._spread = np.zeros(nb)
+        self._mean = MovingMean(att, nb, 1.0)
+        self.gain = np.zeros(nb)  #: the gain of the last block's output samples
+        self._y64 = np.zeros((channels, nb))
+
+    def process(self, x: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Limit a block ``x`` ``(channels, n)``; writes and returns ``out[:, :n]`` (float32),
+        the limited input of ``latency_samples`` earlier."""
+        n = x.shape[1]
+        c = self.channels
+        win = self._x.push(x)  # times m0 - L .. m0 + n - 1
+        z = self._z[:, :n]
+        zz = z.reshape(c, 4, n)
+        if n <= MATMUL_MAX:  # small blocks: one product over windows ending at each sample
+            sw = self._x.sliding(TP_TAPS)  # (C, n, taps)
+            np.matmul(self._taps, sw.transpose(0, 2, 1), out=zz)
+        else:  # large ones (the offline run): a C loop per phase, no strided product
+            from scipy.ndimage import correlate1d
+
+            w = win[:, self.latency_samples - (TP_TAPS - 1) :]
+            cb = self._conv[:, : w.shape[1]]
+            for p in range(4):  # output i is z at window position i + 10
+                correlate1d(w, self._taps[p], axis=1, output=cb, mode="constant")
+                zz[:, p, :] = cb[:, TP_DELAY : TP_DELAY + n]
+        np.abs(z, out=z)
+        q = self._q[:n]
+        np.maximum.reduce(z, axis=0, out=q)  # tpv in [t, t + 1) for t = m - 10
+        mask = self._mask[:n]
+        np.greater(q, self.ceiling, out=mask)
+        np.divide(self.aim, q, out=q, where=mask)
+        np.logical_not(mask, out=mask)
+        np.copyto(q, 1.0, where=mask)
+        spread = self._min.push(q, self._spread)  # spread at m - L
+        gain = self._mean.push(spread, self.gain)  # gain at m - L
+        y = self._y64[:, :n]
+        np.multiply(win[:, :n], gain, out=y)
+        self._x.advance()
+        o = out[:, :n]
+        np.copyto(o, y, casting="same_kind")
+        return o
+
+#: block size of the offline run (samples): large enough to be vectorised, small
+#: enough to keep its buffers in a few MB
+OFFLINE_BLOCK = 1 << 15
+
+
+def limit(x: np.ndarray, sample_rate: int, master: Master) -> tuple[np.ndarray, np.ndarray | None]:
+    """Run the limiter over a whole signal, time-aligned with it (no latency).
+
+    This is :class:`StreamingLimiter` itself, fed in blocks of :data:`OFFLINE_BLOCK`
+    samples (each vectorised) and then ``L`` samples of silence, its output advanced by
+    ``L``: offline and live are one implementation. Returns ``(y, gain)`` with ``y``
+    float32 ``(n, channels)`` and ``gain`` float64 ``(n,)``; when no sample needs a
+    reduction, ``(x, None)`` with ``x`` itself (bit-transparent). A signal whose sample
+    peak times the interpolator's largest absolute tap sum stays under the ceiling
+    cannot have a true peak over it and is returned at once.
+    """
+    from vocalmix.core.measure import sample_peak
+
+    x = np.asarray(x)
+    n = x.shape[0]
+    ceiling, _aim = _levels(master)
+    l1 = float(np.abs(interpolator_phases()).sum(axis=0).max())
+    if n == 0 or float(sample_peak(x).max()) * l1 <= ceiling:
+        return x, None
+    c = x.shape[1]
+    blk = min(OFFLINE_BLOCK, n + latency_samples(master, sample_rate))
+    lim = StreamingLimiter(master, sample_rate, blk, c)
+    lat = lim.latency_samples
+    y = np.empty((n, c), np.float32)
+    gain = np.empty(n)
+    out = np.zeros((c, blk), np.float32)
+    silence = np.zeros((c, blk), np.float32)
+    t = 0
+    while t < n + lat:
+        k = min(blk, n + lat - t)
+        src = x[t : t + k].T if t < n else silence[:, :0]
+        if src.shape[1] < k:
+            src = np.concatenate([src, silence[:, : k - src.shape[1]]], axis=1)
+        o = lim.process(src, out)
+        a = t - lat  # the block's output is the input at times a .. a + k - 1
+        lo, hi = max(a, 0), min(a + k, n)
+        if hi > lo:
+            y[lo:hi] = o[:, lo - a : hi - a].T
+            gain[lo:hi] = lim.gain[lo - a : hi - a]
+        t += k
+    if float(gain.min()) >= 1.0:
+        return x, None
+    return y, gain

@@ -1,0 +1,142 @@
+"""Preallocated buffers for block-by-block processing (no allocation per block).
+
+Streams are laid out with time on the last axis (``(channels, samples)`` for audio, as
+pedalboard takes them, or ``(samples,)`` for a control signal). Every class takes the
+largest block it will see at construction and allocates nothing afterwards; blocks of
+any length up to that maximum, odd or changing, give the same result as one long block.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class History:
+    """The last ``keep`` samples of a stream followed by the newest block, contiguous.
+
+    :meth:`push` writes a block after the kept samples and returns the window
+    ``[keep + n]`` (time on the last axis) as a view; :meth:`advance` then keeps the
+    window's last ``keep`` samples for the next block. Two buffers alternate, so the
+    copy never overlaps itself (numpy would allocate a temporary for that).
+    """
+
+    def __init__(self, keep: int, max_block: int, lead: tuple[int, ...] = (),
+                 dtype: type = np.float32, fill: float = 0.0) -> None:
+        if keep < 0 or max_block < 1:
+            raise ValueError("keep must be >= 0 and max_block >= 1")
+        self.keep = keep
+        self.max_block = max_block
+        self._a: np.ndarray = np.full((*lead, keep + max_block), fill, dtype=dtype)
+        self._b = np.full_like(self._a, fill)
+        self._n = 0
+        self._flip = 0  # which of the two buffers is _a: 0 the first, 1 the second
+        self._views: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def push(self, block: np.ndarray) -> np.ndarray:
+        """Write ``block`` (time last, at most ``max_block`` samples); the window view."""
+        n = block.shape[-1]
+        if n > self.max_block:
+            raise ValueError(f"block of {n} samples exceeds the maximum of {self.max_block}")
+        self._a[..., self.keep : self.keep + n] = block
+        self._n = n
+        return self._a[..., : self.keep + n]
+
+    def sliding(self, width: int) -> np.ndarray:
+        """Sliding windows of ``width`` samples over the window of the last push:
+        ``[..., i, :]`` holds the samples up to the ``i``-th of the block (``width <=
+        keep + 1``); a view built once per buffer."""
+        from numpy.lib.stride_tricks import sliding_window_view
+
+        views = self._views.get(width)
+        if views is None:
+            off = self.keep + 1 - width
+            first, second = (self._a, self._b) if self._flip == 0 else (self._b, self._a)
+            views = (sliding_window_view(first[..., off:], width, axis=-1),
+                     sliding_window_view(second[..., off:], width, axis=-1))
+            self._views[width] = views
+        return views[self._flip][..., : self._n, :]
+
+    def window(self) -> np.ndarray:
+        """The window of the last :meth:`push` (kept samples then the block)."""
+        return self._a[..., : self.keep + self._n]
+
+    def advance(self) -> None:
+        """Keep the last ``keep`` samples of the window for the next block."""
+        n, k = self._n, self.keep
+        if k:
+            self._b[..., :k] = self._a[..., n : n + k]
+        self._a, self._b = self._b, self._a
+        self._flip ^= 1
+        self._n = 0
+
+
+class TrailingMin:
+    """``out[i] = min`` of the last ``width`` values pushed (``fill`` before the first).
+
+    The streaming form of van Herk / Gil-Werman: values fall into segments of ``width``;
+    the window ending at offset ``o`` of a segment is the suffix of the previous segment
+    from ``o + 1`` plus the prefix of the current one up to ``o``. Suffix minima are
+    computed once per completed segment, prefix minima block by block: O(1) per value,
+    exact (a minimum does not round).
+    """
+
+    def __init__(self, width: int, fill: float = 1.0) -> None:
+        if width < 1:
+            raise ValueError("width must be >= 1")
+        self.width = width
+        self._cur = np.full(width, fill)
+        self._suf = np.full(width + 1, fill)
+        self._suf[width] = np.inf
+        self._pos = 0
+        self._run = np.inf
+
+    def push(self, v: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Trailing minima of the values ``v`` (float64 ``(n,)``) into ``out[:n]``."""
+        w = self.width
+        n = v.shape[0]
+        i = 0
+        while i < n:
+            k = min(n - i, w - self._pos)
+            p = self._pos
+            seg = self._cur[p : p + k]
+            seg[:] = v[i : i + k]
+            pre = out[i : i + k]
+            np.minimum.accumulate(seg, out=pre)
+            np.minimum(pre, self._run, out=pre)
+            self._run = float(pre[k - 1])
+            np.minimum(pre, self._suf[p + 1 : p + k + 1], out=pre)
+            self._pos += k
+            i += k
+            if self._pos == w:
+                np.minimum.accumulate(self._cur[::-1], out=self._suf[w - 1 :: -1])
+                self._pos = 0
+                self._run = np.inf
+        return out[:n]
+
+
+class MovingMean:
+    """``out[i]`` = mean of the last ``width`` values pushed (``fill`` before the first).
+
+    Each block's sums are a fresh cumulative sum over the kept ``width - 1`` values and
+    the block, so no rounding error accumulates over a long stream and a run of equal
+    values averages to exactly that value.
+    """
+
+    def __init__(self, width: int, max_block: int, fill: float = 1.0) -> None:
+        if width < 1:
+            raise ValueError("width must be >= 1")
+        self.width = width
+        self._hist = History(width - 1, max_block, dtype=np.float64, fill=fill)
+        self._cs = np.zeros(width + max_block)
+
+    def push(self, v: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Trailing means of the values ``v`` (float64 ``(n,)``) into ``out[:n]``."""
+        n = v.shape[0]
+        w = self._hist.push(v)
+        cs = self._cs
+        np.cumsum(w, out=cs[1 : w.shape[0] + 1])
+        o = out[:n]
+        np.subtract(cs[self.width : self.width + n], cs[:n], out=o)
+        o /= self.width
+        self._hist.advance()
+        return o

@@ -1,0 +1,190 @@
+"""``vocalmix live``: a live session from files (or on a sound device), with its figures.
+
+From files, the session runs block by block as an audio callback would and the command
+reports the latency, the processing time per block against the block's duration, and how
+the live mix differs from the offline one:
+
+* with ``--params``, the settings are fixed and the live mix is compared sample by sample
+  with ``vocalmix render`` of the same settings (latency aligned);
+* without, the session plans from the backing (and ``--rehearsal``), rides the vocal gain
+  and settles its EQ and compressor (:mod:`vocalmix.live`); its log is replayed offline
+  (the same mix, sample for sample) and its vocal-to-mix is compared with ``vocalmix mix``
+  on the whole take.
+
+Imported only when the command runs (the parser stays light).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from vocalmix.core.errors import AudioError
+
+
+def _dbfs(x: float) -> str:
+    return "-inf dBFS (identical)" if x == 0.0 else f"{20.0 * math.log10(x):.1f} dBFS"
+
+
+def _ms(samples: float, sr: int) -> str:
+    return f"{1e3 * samples / sr:.2f} ms"
+
+
+def _load_note() -> str:
+    """A warning when other processes compete for the CPU (the timings then show them)."""
+    import os
+
+    if not hasattr(os, "getloadavg"):
+        return ""
+    load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    if load <= cores:
+        return ""
+    return (f"; load average {load:.1f} on {cores} cores: other processes shared the CPU, "
+            "see bench/bench_live.py for timings without them")
+
+
+def run_live(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
+    from vocalmix.core.audio import (
+        check_outputs,
+        prepare_pair,
+        read_audio,
+        read_params,
+        write_audio,
+        write_params,
+        write_text,
+    )
+    from vocalmix.core.measure import integrated_loudness
+    from vocalmix.live import (
+        LiveSession,
+        RideConfig,
+        plan_live,
+        replay_log,
+        simulate,
+        sound_device,
+    )
+
+    if args.block_size < 1 or args.block_size > 65536:
+        from vocalmix.core.errors import ParamsError
+
+        raise ParamsError(f"--block-size {args.block_size} is out of range: 1 to 65536 samples")
+    from_device = args.vocal == "-"
+    inputs = [p for p in (args.vocal, args.backing, args.params, args.rehearsal)
+              if p and p != "-"]
+    stems = ([Path(args.stems_out) / n for n in ("vocal.wav", "vocal_dry.wav", "backing.wav")]
+             if args.stems_out else [])
+    outs = [args.output] + [p for p in (args.log_out, args.params_out) if p] + stems
+    check_outputs(outs, inputs, force=args.force)
+    sd = None
+    if args.device or from_device:
+        sd, why = sound_device()
+        if sd is None:
+            if from_device:
+                raise AudioError(f"VOCAL '-' needs a sound device: {why}")
+            print(f"vocalmix live: no sound device: {why}; simulating from the files")
+    progress(f"reading {args.backing}" + ("" if from_device else f" and {args.vocal}"))
+    b_audio = read_audio(args.backing, label=f"backing {args.backing}", fold=args.fold)
+    if from_device:
+        vocal, backing, sr = None, b_audio.samples, b_audio.sample_rate
+    else:
+        v_audio = read_audio(args.vocal, label=f"vocal {args.vocal}", fold=args.fold)
+        vocal, backing, sr, notes = prepare_pair(v_audio, b_audio)
+        for n in notes:
+            progress(n)
+    bs = args.block_size
+    params = read_params(args.params) if args.params else None
+    rehearsal = None
+    if args.rehearsal:
+        from vocalmix.core.audio import resample
+
+        reh = read_audio(args.rehearsal, label=f"rehearsal {args.rehearsal}", fold=args.fold)
+        rehearsal = resample(reh.samples, reh.sample_rate, sr)
+    plan = plan_live(backing, sr, rehearsal=rehearsal, params=params, method=args.method,
+                     rehearsal_start_s=args.rehearsal_start_s, progress=progress)
+    for n in plan.notes:
+        progress(n)
+    ride = RideConfig(enabled=params is None and not args.no_ride)
+    session = LiveSession(plan, bs, ride=ride, stems=True, background=sd is not None)
+    lines = [f"live: {sr} Hz, block {bs} samples ({_ms(bs, sr)}), latency "
+             f"{session.mixer.latency_samples} samples ({_ms(session.mixer.latency_samples, sr)},"
+             " the limiter's look-ahead)"]
+    if sd is not None:
+        from vocalmix.live import run_on_device
+
+        mix_played, take = run_on_device(sd, session, backing, vocal, progress=progress)
+        lat = session.mixer.latency_samples
+        mix = mix_played[lat : lat + backing.shape[0]]
+        log = session.log()
+        written = [write_audio(args.output, mix, sr, force=args.force, inputs=inputs)]
+        if from_device:
+            written.append(write_audio(Path(args.output).with_suffix(".take.wav"), take, sr,
+                                       force=args.force, inputs=inputs))
+        lines.append("ran on the sound device (per-block timings are the device's callbacks)")
+    else:
+        assert vocal is not None
+        progress(f"simulating the live session block by block ({bs} samples)")
+        sim = simulate(vocal, backing, session)
+        r = sim.block_ratios(sr)
+        ms = 1e3 * sim.block_times_s
+        lines.append(
+            f"block time: mean {ms.mean():.3f} ms, 99th percentile {np.percentile(ms, 99):.3f} "
+            f"ms, worst {ms.max():.3f} ms = {100 * r.mean():.1f}% / "
+            f"{100 * np.percentile(r, 99):.1f}% / {100 * r.max():.1f}% of the block's "
+            f"{_ms(bs, sr)}; {1.0 / r.mean():.1f}x real time ({r.size} blocks, stems kept)"
+            + _load_note())
+        mix = sim.mix
+        assert sim.log is not None and sim.vocal is not None and sim.backing is not None
+        log = sim.log
+        if params is not None:
+            from vocalmix.core.render import render
+
+            progress("rendering the same settings offline")
+            off = render(vocal, backing, sr, params)
+            d = float(np.abs(mix - off.mix).max())
+            dv = float(np.abs(sim.vocal - off.vocal).max())
+            lines.append(f"vs the offline render of the same settings: peak difference "
+                         f"{_dbfs(d)} in the mix, {_dbfs(dv)} in the vocal stem (live output "
+                         f"advanced by the latency)")
+        else:
+            from vocalmix.pipeline import mix as offline_mix
+
+            progress("replaying the session's log offline")
+            rep = replay_log(vocal, backing, log)
+            d = float(np.abs(mix - rep.mix).max())
+            gains = sim.gain_db
+            rate = float(np.abs(np.diff(gains)).max() * sr) if gains.size > 1 else 0.0
+            lines.append(
+                f"ride: vocal gain {plan.params.vocal.gain_db:+.2f} -> "
+                f"{session.mixer.fader.current_db:+.2f} dB (range {gains.min():+.2f} to "
+                f"{gains.max():+.2f} dB), fastest {rate:.2f} dB/s (limit "
+                f"{session.ride.rate_db_per_s:g} dB/s), {len(log.events)} change(s)"
+                + (f"; settle estimate {sim.background_s:.2f} s (background)"
+                   if sim.background_s else ""))
+            lines.append(f"vs the offline replay of the log: peak difference {_dbfs(d)}")
+            progress("mixing the whole take offline (vocalmix mix) for comparison")
+            p_off, r_off, _ = offline_mix(vocal, backing, sr, method=plan.method)
+            v2m_live = integrated_loudness(sim.vocal, sr) - integrated_loudness(
+                sim.vocal + sim.backing, sr)
+            v2m_off = float(p_off.achieved.vocal_to_mix_lu or float("nan"))
+            lines.append(
+                f"vs `vocalmix mix` of the whole take ({plan.method}): vocal-to-mix live "
+                f"{v2m_live:+.2f} LU, offline {v2m_off:+.2f} LU (difference "
+                f"{v2m_live - v2m_off:+.2f} LU); vocal gain offline {p_off.vocal.gain_db:+.2f} dB;"
+                f" mix peak difference {_dbfs(float(np.abs(mix - r_off.mix).max()))}")
+        written = [write_audio(args.output, mix, sr, force=args.force, inputs=inputs)]
+        for path, data in zip(stems, (sim.vocal, sim.vocal_dry, sim.backing), strict=False):
+            assert data is not None
+            written.append(write_audio(path, data, sr, force=args.force, inputs=inputs))
+    if args.log_out:
+        written.append(write_text(args.log_out, log.to_json(), force=args.force, inputs=inputs))
+    if args.params_out:
+        written.append(write_params(args.params_out, log.final_params, force=args.force,
+                                    inputs=inputs))
+    for n in session.notes[len(plan.notes):]:
+        progress(n)
+    lines += [f"wrote {p}" for p in written]
+    print("\n".join(lines))
+    return 0
