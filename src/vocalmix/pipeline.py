@@ -14,24 +14,36 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from vocalmix.core.amount import effective, effective_level_target, effective_vocal
 from vocalmix.core.errors import ModelError
 from vocalmix.core.measure import integrated_loudness, loudness_range
-from vocalmix.core.params import Achieved, MixParams, Provenance
+from vocalmix.core.params import (
+    RULE_VOCAL_TO_MIX_LU,
+    Achieved,
+    MixParams,
+    Provenance,
+    Reason,
+)
 from vocalmix.core.progress import Progress, ProgressEvent, no_progress
 from vocalmix.core.render import (
     Rendered,
     VocalParts,
     assemble,
-    compressor_stage,
+    deesser_stage,
     eq_stage,
     render,
-    reverb_wet,
+    sends_wet,
+    vocal_inserts,
 )
 from vocalmix.core.resolve import (
     GainSolution,
+    gain_solution_at,
+    is_locked,
     resolve_compressor,
+    resolve_master_gain,
     resolve_reverb,
     resolve_vocal_gain,
+    sync_delay_time,
 )
 
 _quiet = no_progress
@@ -39,11 +51,21 @@ _quiet = no_progress
 
 @dataclass(frozen=True)
 class Resolved:
-    """What the resolvers rendered and measured on the way, reusable by the render."""
+    """What the resolvers rendered and measured on the way, reusable by the render.
+
+    Attributes:
+        parts: the vocal chain at unity gain, as the document renders at its amount.
+        gain: the vocal-gain solution for the document's gain (exact block-sum figures).
+        vocal_lra_lu: the vocal's LRA after the compressor, LU (``None``: not measured on
+            the way, e.g. at an amount other than 1).
+        mix_lufs: the limited master's integrated loudness when the mix-loudness
+            resolver measured it, LUFS.
+    """
 
     parts: VocalParts
     gain: GainSolution
-    vocal_lra_lu: float
+    vocal_lra_lu: float | None
+    mix_lufs: float | None = None
 
 
 @dataclass(frozen=True)
@@ -108,34 +130,114 @@ def _resolve(
     params: MixParams,
     progress: Progress = _quiet,
 ) -> tuple[MixParams, list[str], Resolved]:
+    """Targets -> settings: compressor (vocal LRA), reverb (decay), delay time (note and
+    tempo), vocal gain (vocal-to-mix, on the chain as rendered at the document's amount)
+    and master gain (mix loudness). A locked setting (:func:`~vocalmix.core.resolve.
+    is_locked`) is kept as it is and said so."""
     notes: list[str] = []
+    reasons: list[Reason] = []
     t = params.targets
     vc = params.vocal
     progress(ProgressEvent("resolve.compressor", 0.3,
                            "resolving the compressor threshold for the vocal LRA target"))
-    x_eq = eq_stage(vocal, sample_rate, vc.highpass, vc.eq_bands)
-    comp = resolve_compressor(x_eq, sample_rate, t.vocal_lra_lu, vc.compressor)
-    notes.append(comp.note)
-    rv = resolve_reverb(vc.reverb, t.reverb_decay_s, sample_rate, notes)
+    lra: float | None = None
+    if is_locked(params, "vocal.compressor"):
+        comp = vc.compressor
+        notes.append("compressor locked: kept as it is")
+    else:
+        x_in = deesser_stage(eq_stage(vocal, sample_rate, vc.highpass, vc.eq_bands),
+                             sample_rate, vc.deesser)
+        sol = resolve_compressor(x_in, sample_rate, t.vocal_lra_lu, vc.compressor)
+        comp, lra = sol.compressor, sol.achieved_lra_lu
+        notes.append(sol.note)
+        reasons.append(Reason("vocal.compressor", "resolver", sol.note,
+                              (("target_lra_lu", t.vocal_lra_lu),
+                               ("input_lra_lu", sol.input_lra_lu))))
+    rv = vc.reverb
+    if is_locked(params, "vocal.reverb"):
+        notes.append("reverb locked: kept as it is")
+    else:
+        rv = resolve_reverb(vc.reverb, t.reverb_decay_s, sample_rate, notes)
+        what = ("its decay time" if rv.type == "synthetic"
+                else f"room size {rv.room_size:.3f} (calibrated T30 {rv.decay_s:.2f} s)")
+        reasons.append(Reason("vocal.reverb.decay_s" if rv.type == "synthetic"
+                              else "vocal.reverb.room_size", "resolver",
+                              f"{what} for the {t.reverb_decay_s:.2f} s decay target",
+                              (("target_decay_s", t.reverb_decay_s),)))
+    new = replace(params, vocal=replace(vc, compressor=comp, reverb=rv), achieved=Achieved())
+    if not is_locked(params, "vocal.delay"):
+        new = sync_delay_time(new)
     progress(ProgressEvent("resolve.gain", 0.6,
                            "resolving the vocal gain for the vocal-to-mix target"))
-    dry = np.asarray(compressor_stage(x_eq, sample_rate, comp.compressor), dtype=np.float32)
-    parts = VocalParts(dry=dry, wet=reverb_wet(dry, sample_rate, rv))
+    eff = effective_vocal(new.vocal, new.amount)
+    dry = vocal_inserts(vocal, sample_rate, eff)
+    parts = VocalParts(dry=dry, wet=sends_wet(dry, sample_rate, eff))
+    if new.amount != 1.0:
+        lra = None  # the compressor rendered is not the one the LRA was measured on
     b = backing * np.float32(10.0 ** (params.backing.gain_db / 20.0))
-    g = resolve_vocal_gain(parts.dry + parts.wet, b, sample_rate, t.vocal_to_mix_lu,
-                           measure=t.vocal_to_mix_measure)
-    how = " while it sings" if g.measure == "singing" else ""
-    notes.append(
-        f"vocal gain {g.gain_db:+.2f} dB puts the vocal at {g.vocal_to_mix_lu:+.2f} LU "
-        f"against the mix{how} ({g.vocal_to_backing_lu:+.2f} LU against the backing)"
-    )
-    new_vocal = replace(vc, compressor=comp.compressor, reverb=rv, gain_db=float(g.gain_db))
-    resolved = Resolved(parts=parts, gain=g, vocal_lra_lu=comp.achieved_lra_lu)
-    return replace(params, vocal=new_vocal, achieved=Achieved()), notes, resolved
+    target = effective_level_target(t.vocal_to_mix_lu, RULE_VOCAL_TO_MIX_LU, new.amount)
+    if is_locked(params, "vocal.gain_db"):
+        g = gain_solution_at(parts.dry + parts.wet, b, sample_rate, vc.gain_db,
+                             measure=t.vocal_to_mix_measure)
+        notes.append(f"vocal gain locked at {vc.gain_db:+.2f} dB: the vocal sits at "
+                     f"{g.vocal_to_mix_lu:+.2f} LU against the mix (target {target:+.2f})")
+    else:
+        g = resolve_vocal_gain(parts.dry + parts.wet, b, sample_rate, target,
+                               measure=t.vocal_to_mix_measure)
+        how = " while it sings" if g.measure == "singing" else ""
+        at = f" (the target at amount {new.amount:g})" if new.amount != 1.0 else ""
+        notes.append(
+            f"vocal gain {g.gain_db:+.2f} dB puts the vocal at {g.vocal_to_mix_lu:+.2f} LU "
+            f"against the mix{how}{at} ({g.vocal_to_backing_lu:+.2f} LU against the backing)"
+        )
+        reasons.append(Reason("vocal.gain_db", "resolver", notes[-1],
+                              (("target_vocal_to_mix_lu", target),)))
+        new = replace(new, vocal=replace(new.vocal, gain_db=float(g.gain_db)))
+    mix_lufs = None
+    if t.mix_lufs is not None and not is_locked(params, "master.gain_db"):
+        progress(ProgressEvent("resolve.master", 0.7,
+                               "resolving the master gain for the mix-loudness target"))
+        gv = np.float32(10.0 ** (new.vocal.gain_db / 20.0))
+        pre = (parts.dry * gv + parts.wet * gv) + b.astype(np.float32)
+        m = resolve_master_gain(pre, sample_rate, t.mix_lufs, new.master)
+        new = replace(new, master=replace(new.master, gain_db=m.gain_db))
+        mix_lufs = m.mix_lufs
+        notes.append(f"master gain {m.gain_db:+.2f} dB puts the mix at {m.mix_lufs:.1f} LUFS "
+                     f"(target {t.mix_lufs:g}) under the {new.master.ceiling_dbtp:g} dBTP "
+                     "ceiling")
+        reasons.append(Reason("master.gain_db", "resolver", notes[-1],
+                              (("target_mix_lufs", t.mix_lufs),)))
+    elif t.mix_lufs is None and new.master.gain_db != 0.0 and not is_locked(
+            params, "master.gain_db"):
+        new = replace(new, master=replace(new.master, gain_db=0.0))
+        notes.append("no mix-loudness target: master gain back to 0 dB")
+    new = new.with_reasons(*reasons)
+    return new, notes, Resolved(parts=parts, gain=g, vocal_lra_lu=lra, mix_lufs=mix_lufs)
+
+
+def moved_settings(before: MixParams, after: MixParams) -> list[str]:
+    """The settings the resolvers changed, one line each (``path: old -> new``)."""
+    out = []
+    pairs = [("vocal.gain_db", before.vocal.gain_db, after.vocal.gain_db),
+             ("vocal.compressor.threshold_db", before.vocal.compressor.threshold_db,
+              after.vocal.compressor.threshold_db),
+             ("vocal.compressor.ratio", before.vocal.compressor.ratio,
+              after.vocal.compressor.ratio),
+             ("vocal.compressor.makeup_db", before.vocal.compressor.makeup_db,
+              after.vocal.compressor.makeup_db),
+             ("vocal.reverb.decay_s", before.vocal.reverb.decay_s, after.vocal.reverb.decay_s),
+             ("vocal.reverb.room_size", before.vocal.reverb.room_size,
+              after.vocal.reverb.room_size),
+             ("vocal.delay.time_ms", before.vocal.delay.time_ms, after.vocal.delay.time_ms),
+             ("master.gain_db", before.master.gain_db, after.master.gain_db)]
+    for path, a, b in pairs:
+        if abs(a - b) > 1e-9:
+            out.append(f"{path}: {a:g} -> {b:g}")
+    return out
 
 
 def measure_achieved(rendered: Rendered, resolved: Resolved | None = None,
-                     measure: str = "integrated") -> Achieved:
+                     measure: str = "integrated", master_gain_db: float = 0.0) -> Achieved:
     """Measure a render: vocal-to-mix (pre-master), vocal LRA, mix loudness and peak.
 
     With ``resolved`` (a render straight after resolving), the figures the resolvers
@@ -148,14 +250,19 @@ def measure_achieved(rendered: Rendered, resolved: Resolved | None = None,
     sr = rendered.sample_rate
     if resolved is not None:
         g = resolved.gain
-        if rendered.master_gain_reduction_db == 0.0:
-            mix_i = g.premaster_lufs
+        if resolved.mix_lufs is not None:
+            mix_i = resolved.mix_lufs
+        elif rendered.master_gain_reduction_db == 0.0:
+            mix_i = g.premaster_lufs + master_gain_db
         else:
             mix_i = integrated_loudness(rendered.mix, sr)
+        lra = resolved.vocal_lra_lu
+        if lra is None:
+            lra = loudness_range(rendered.vocal_dry, sr)
         return Achieved(
             vocal_to_mix_lu=float(g.vocal_to_mix_lu),
             vocal_to_backing_lu=float(g.vocal_to_backing_lu),
-            vocal_lra_lu=float(resolved.vocal_lra_lu),
+            vocal_lra_lu=float(lra),
             mix_integrated_lufs=float(mix_i) if np.isfinite(mix_i) else None,
             mix_true_peak_dbtp=float(rendered.mix_true_peak_dbtp),
             master_gain_reduction_db=float(rendered.master_gain_reduction_db),
@@ -207,7 +314,12 @@ def estimate_params(
     vocal_to_mix_lu: float | None = None,
     vocal_lra_lu: float | None = None,
     reverb_decay_s: float | None = None,
+    mix_lufs: float | None = None,
+    amount: float | None = None,
+    locks: tuple[str, ...] = (),
     genre: str | None = None,
+    reference: tuple[np.ndarray, np.ndarray] | None = None,
+    reference_label: str = "the reference",
     progress: Progress = _quiet,
 ) -> Estimate:
     """Choose targets (or take them from ``base``), apply a preset and overrides, resolve
@@ -224,7 +336,12 @@ def estimate_params(
     Raises :class:`~vocalmix.core.errors.ParamsError` for an unknown preset before any
     analysis. ``genre``: what the caller knows of the song (MUSDB18's genre names or
     ``other``), used by the ``model`` method's level head; an unknown name is a
-    :class:`~vocalmix.core.errors.ParamsError` before any analysis.
+    :class:`~vocalmix.core.errors.ParamsError` before any analysis. ``reference``: a
+    reference mix's vocal and backing stems at ``sample_rate`` (one length): its level,
+    dynamics, spectral balance and reverb become the targets and settings
+    (:mod:`vocalmix.estimators.reference`). ``mix_lufs`` (LUFS), ``amount`` (0-2) and
+    ``locks`` (paths added to the document's) are set before resolving; every override
+    is recorded as a reason of source ``user``.
     """
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -240,10 +357,21 @@ def estimate_params(
         params, notes = choose_targets(vocal, backing, sample_rate, method, progress, genre)
     else:
         params, notes = base, ["targets and settings taken from the given params"]
+    if reference is not None:
+        from vocalmix.estimators.reference import apply_reference, read_reference
+
+        progress(ProgressEvent("estimate.reference", 0.15, "reading the reference mix"))
+        ref = read_reference(reference[0], reference[1], sample_rate)
+        params, more = apply_reference(params, ref, vocal, sample_rate, reference_label)
+        notes.extend(more)
     if reverb_preset is not None:
         params = apply_preset(params, reverb_preset, preset_library)
         notes.append(f"reverb preset {reverb_preset!r}: its reverb, and its decay as the "
                      "reverb-time target")
+        params = params.with_reasons(
+            Reason("vocal.reverb", "preset", f"the reverb preset {reverb_preset!r}"),
+            Reason("targets.reverb_decay_s", "preset",
+                   f"the decay of the reverb preset {reverb_preset!r}"))
     timings["estimate"] = time.perf_counter() - t0
     overrides = {
         "vocal_to_mix_lu": vocal_to_mix_lu,
@@ -256,6 +384,18 @@ def estimate_params(
             "targets overridden: "
             + ", ".join(f"{k} = {v:g}" for k, v in overrides.items() if v is not None)
         )
+        params = params.with_reasons(*(
+            Reason(f"targets.{k}", "user", f"given by the user: {v:g}")
+            for k, v in overrides.items() if v is not None))
+    if mix_lufs is not None:
+        params = replace(params, targets=replace(params.targets, mix_lufs=float(mix_lufs)))
+        params = params.with_reasons(Reason("targets.mix_lufs", "user",
+                                            f"given by the user: {mix_lufs:g} LUFS"))
+    if amount is not None:
+        params = replace(params, amount=float(amount))
+        params = params.with_reasons(Reason("amount", "user", f"given by the user: {amount:g}"))
+    if locks:
+        params = replace(params, locks=tuple(dict.fromkeys((*params.locks, *locks))))
     t1 = time.perf_counter()
     params, rnotes, resolved = _resolve(vocal, backing, sample_rate, params, progress)
     timings["resolve"] = time.perf_counter() - t1
@@ -279,8 +419,10 @@ def mix(
     # the resolvers rendered the vocal parts at unity gain already: reuse them. This is
     # bit-identical to render() of the same params (same operations, same order).
     assert est.resolved is not None
-    rendered = assemble(est.resolved.parts, backing, sample_rate, est.params)
-    params = replace(est.params, achieved=measure_achieved(rendered, est.resolved))
+    rendered = assemble(est.resolved.parts, backing, sample_rate,
+                        effective(est.params))
+    params = replace(est.params, achieved=measure_achieved(
+        rendered, est.resolved, master_gain_db=est.params.master.gain_db))
     est.timings_s["render"] = time.perf_counter() - t
     return params, rendered, est
 
@@ -352,6 +494,7 @@ __all__ = [
     "estimate_params",
     "measure_achieved",
     "mix",
+    "moved_settings",
     "plain_sum",
     "render_params",
     "resolve_params",

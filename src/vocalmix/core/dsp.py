@@ -186,3 +186,32 @@ def highpass_coefficients(cutoff_hz: float, sample_rate: int) -> tuple[np.ndarra
     b = np.array([1.0 / (n + 1.0), -1.0 / (n + 1.0), 0.0])
     a = np.array([1.0, (n - 1.0) / (n + 1.0), 0.0])
     return b, a
+
+
+# --- spectra --------------------------------------------------------------------------------
+
+#: 1/3-octave centres (Hz) from 100 Hz to 10 kHz (IEC 61260 base-10 series, rounded)
+THIRD_OCTAVE_HZ = tuple(float(f) for f in 1000.0 * 10.0 ** (np.arange(-10, 11) / 10.0))
+
+
+def band_levels_db(x: np.ndarray, sample_rate: int,
+                   centres_hz: tuple[float, ...] = THIRD_OCTAVE_HZ,
+                   n_fft: int = 4096) -> np.ndarray:
+    """Long-term power of ``x`` (channels averaged) in bands a third of an octave wide
+    around ``centres_hz``, dB (Welch's average of Hann-windowed ``n_fft`` frames, half
+    overlapping; bands above the Nyquist frequency read ``-inf``)."""
+    from scipy.signal import welch
+
+    m = np.asarray(x, dtype=np.float64)
+    if m.ndim == 2:
+        m = m.mean(axis=1)
+    n = min(n_fft, len(m))
+    f, p = welch(m, fs=sample_rate, nperseg=n, noverlap=n // 2)
+    c = np.asarray(centres_hz, dtype=np.float64)
+    lo, hi = c * 2.0 ** (-1.0 / 6.0), c * 2.0 ** (1.0 / 6.0)
+    out = np.full(len(c), -np.inf)
+    for i, (a, b) in enumerate(zip(lo, hi, strict=True)):
+        sel = (f >= a) & (f < b)
+        if sel.any():
+            out[i] = 10.0 * np.log10(max(float(p[sel].mean()), 1e-30))
+    return out

@@ -47,6 +47,10 @@ METHODS = ("baseline", "model", "manual", "reference")
 #: i.e. those that pass the vocal's own BS.1770-4 gates;
 #: :func:`vocalmix.core.measure.singing_ratio_from_segments`)
 V2M_MEASURES = ("integrated", "singing")
+#: the seed's rules, the baseline's targets (and the neutral point of ``amount``'s level
+#: offset): the vocal 3 LU under the whole mix, and a vocal loudness range of 14 LU
+RULE_VOCAL_TO_MIX_LU = -3.0
+RULE_VOCAL_LRA_LU = 14.0
 #: musical lengths a tempo-synced delay can take (``Delay.note``); "free" uses ``time_ms``
 DELAY_NOTES = ("free", "1/4", "1/8", "1/8.", "1/8t", "1/16", "1/4.", "1/2")
 #: who made an automatic choice (``Reason.source``)
@@ -379,9 +383,9 @@ class Targets:
     """
 
     PATH: ClassVar[str] = "targets"
-    vocal_to_mix_lu: float = num(-3.0, -20.0, -0.5, "LU", "Vocal vs mix",
+    vocal_to_mix_lu: float = num(RULE_VOCAL_TO_MIX_LU, -20.0, -0.5, "LU", "Vocal vs mix",
                                  "vocal loudness against the whole mix")
-    vocal_lra_lu: float = num(14.0, 1.0, 30.0, "LU", "Loudness range",
+    vocal_lra_lu: float = num(RULE_VOCAL_LRA_LU, 1.0, 30.0, "LU", "Loudness range",
                               "the vocal's loudness range after compression", step=0.5)
     reverb_decay_s: float = num(1.5, TARGET_DECAY_RANGE_S[0], TARGET_DECAY_RANGE_S[1], "s",
                                 "Reverb time", "T30 the resolver finds a reverb setting for",

@@ -1,8 +1,11 @@
 """The render chain: vocal effects, backing gain, sum and a true-peak-safe master.
 
-Order: vocal -> high-pass -> EQ bands -> compressor (+ make-up) -> gain ->
-reverb on a send (wet added to the dry vocal); backing -> gain; sum; master. The EQ
-stage is :func:`vocalmix.core.dsp.eq_stage`, which the corrective-EQ estimator uses too.
+Order: vocal -> high-pass -> EQ bands -> de-esser -> compressor (+ make-up) -> gain ->
+reverb and delay sends (their wet signals added to the dry vocal); backing -> gain; sum;
+master gain; true-peak limiter. The EQ stage is :func:`vocalmix.core.dsp.eq_stage`, which
+the corrective-EQ estimator uses too; the de-esser is :mod:`vocalmix.core.deesser`, the
+delay :mod:`vocalmix.core.delay`. What is rendered is :func:`vocalmix.core.amount.effective`
+of a document: its settings at its ``amount``.
 
 Effects are pedalboard's: ``Compressor`` and ``Reverb`` as plugins, and the EQ section's
 ``HighpassFilter``, ``PeakFilter``, ``LowShelfFilter`` and ``HighShelfFilter`` as their
@@ -26,7 +29,7 @@ import pedalboard as pb
 
 from vocalmix.core.dsp import eq_stage, run_board
 from vocalmix.core.measure import true_peak_dbtp
-from vocalmix.core.params import Compressor, Master, MixParams, Reverb, VocalChain
+from vocalmix.core.params import Compressor, DeEsser, Master, MixParams, Reverb, VocalChain
 
 
 def db_to_gain(db: float) -> float:
@@ -111,14 +114,37 @@ def master_stage(
     return y, max(reduction, 0.0), tp
 
 
+def deesser_stage(x: np.ndarray, sample_rate: int, deesser: DeEsser) -> np.ndarray:
+    """The split-band de-esser (:class:`vocalmix.core.deesser.DeEsser`); ``x`` itself
+    when it is off or has no depth."""
+    if not deesser.enabled or deesser.depth_db == 0.0:
+        return x
+    from vocalmix.core.deesser import DeEsser as Stage
+    from vocalmix.core.deesser import DeEsserSettings
+
+    s = DeEsserSettings(deesser.threshold_db, deesser.freq_hz, deesser.depth_db,
+                        deesser.release_ms)
+    return Stage(s, sample_rate, x.shape[1]).process(x)
+
+
+def sends_wet(dry: np.ndarray, sample_rate: int, chain: VocalChain) -> np.ndarray:
+    """The sends' wet signals for a dry vocal: the reverb, plus the delay when it is on."""
+    wet = reverb_wet(dry, sample_rate, chain.reverb)
+    if chain.delay.enabled:
+        from vocalmix.core.delay import delay_wet
+
+        wet = wet + delay_wet(dry, sample_rate, chain.delay)
+    return wet
+
+
 @dataclass(frozen=True)
 class Rendered:
     """The result of a render.
 
     Attributes:
         mix: the master output, float32 ``(n, 2)``.
-        vocal: the vocal exactly as it sits in the mix (reverb included), pre-master.
-        vocal_dry: the vocal after EQ, compressor and gain, before reverb.
+        vocal: the vocal exactly as it sits in the mix (sends included), pre-master.
+        vocal_dry: the vocal after EQ, de-esser, compressor and gain, before the sends.
         backing: the backing after its gain, pre-master.
         sample_rate: Hz.
         master_gain_reduction_db: largest gain reduction of the master, dB.
@@ -135,25 +161,30 @@ class Rendered:
 
     @property
     def premaster(self) -> np.ndarray:
-        """The sum of the vocal and backing stems, before the master stage."""
+        """The sum of the vocal and backing stems, before the master gain and limiter."""
         return self.vocal + self.backing
 
 
 @dataclass(frozen=True)
 class VocalParts:
-    """The vocal chain at 0 dB vocal gain: ``dry`` (after EQ, compressor and make-up) and
-    ``wet`` (the reverb send's output for that dry signal)."""
+    """The vocal chain at 0 dB vocal gain: ``dry`` (after EQ, de-esser, compressor and
+    make-up) and ``wet`` (the sends' output for that dry signal)."""
 
     dry: np.ndarray
     wet: np.ndarray
 
 
+def vocal_inserts(x: np.ndarray, sample_rate: int, chain: VocalChain) -> np.ndarray:
+    """The vocal's inserts up to the gain stage: EQ, de-esser, compressor and make-up."""
+    y = deesser_stage(eq_stage(x, sample_rate, chain.highpass, chain.eq_bands), sample_rate,
+                      chain.deesser)
+    return np.asarray(compressor_stage(y, sample_rate, chain.compressor), dtype=np.float32)
+
+
 def vocal_parts(x: np.ndarray, sample_rate: int, chain: VocalChain) -> VocalParts:
-    """Render the vocal chain up to the gain stage, and its reverb, at unity gain."""
-    dry = compressor_stage(eq_stage(x, sample_rate, chain.highpass, chain.eq_bands),
-                           sample_rate, chain.compressor)
-    dry = np.asarray(dry, dtype=np.float32)
-    return VocalParts(dry=dry, wet=reverb_wet(dry, sample_rate, chain.reverb))
+    """Render the vocal chain up to the gain stage, and its sends, at unity gain."""
+    dry = vocal_inserts(x, sample_rate, chain)
+    return VocalParts(dry=dry, wet=sends_wet(dry, sample_rate, chain))
 
 
 def assemble(
@@ -161,20 +192,28 @@ def assemble(
 ) -> Rendered:
     """Apply the vocal and backing gains to rendered parts, sum, and master.
 
-    The vocal gain multiplies the dry vocal and its reverb alike. The reverb is linear,
-    so this equals gain-then-reverb (the chain's order) while letting the resolvers
-    render the reverb once at unity gain and reuse it.
+    The vocal gain multiplies the dry vocal and its sends alike. The sends are linear,
+    so this equals gain-then-sends (the chain's order) while letting the resolvers
+    render the sends once at unity gain and reuse them. The master gain multiplies the
+    sum before the limiter.
     """
     g = np.float32(db_to_gain(params.vocal.gain_db))
     dry = parts.dry * g
     v = dry + parts.wet * g
     b = (backing * np.float32(db_to_gain(params.backing.gain_db))).astype(np.float32)
-    mix, reduction, tp = master_stage(v + b, sample_rate, params.master)
+    pre = v + b
+    if params.master.gain_db != 0.0:
+        pre = pre * np.float32(db_to_gain(params.master.gain_db))
+    mix, reduction, tp = master_stage(pre, sample_rate, params.master)
     return Rendered(mix, v, dry, b, sample_rate, reduction, tp)
 
 
 def render(vocal: np.ndarray, backing: np.ndarray, sample_rate: int, params: MixParams) -> Rendered:
-    """Render a mix of two float32 ``(n, 2)`` signals of one rate and length."""
+    """Render a mix of two float32 ``(n, 2)`` signals of one rate and length, at the
+    document's ``amount`` (:func:`vocalmix.core.amount.effective`)."""
+    from vocalmix.core.amount import effective
+
     if vocal.shape != backing.shape:
         raise ValueError(f"vocal {vocal.shape} and backing {backing.shape} differ in shape")
-    return assemble(vocal_parts(vocal, sample_rate, params.vocal), backing, sample_rate, params)
+    p = effective(params)
+    return assemble(vocal_parts(vocal, sample_rate, p.vocal), backing, sample_rate, p)

@@ -48,7 +48,7 @@ from vocalmix.core.measure import (
     lra_from_short_term,
     singing_ratio_from_segments,
 )
-from vocalmix.core.params import V2M_MEASURES, Compressor, MixParams, Reverb, clip
+from vocalmix.core.params import V2M_MEASURES, Compressor, Master, MixParams, Reverb, clip
 
 RATIO_STEPS = (3.0, 4.0, 6.0, 10.0, 20.0, 40.0)
 LRA_TOLERANCE_LU = 0.3
@@ -178,6 +178,34 @@ def solve_gain_from_segments(
         gain_db=float(gain),
         vocal_to_mix_lu=ratio(gain),
         vocal_to_backing_lu=float(iv0 + gain - ib),
+        premaster_lufs=float(integrated_from_segments(gl * gl * vv + 2 * gl * vb + bb, seg)),
+        measure=measure,
+    )
+
+
+def gain_solution_at(
+    vocal_unity: np.ndarray,
+    backing: np.ndarray,
+    sample_rate: int,
+    gain_db: float,
+    *,
+    measure: str = "integrated",
+) -> GainSolution:
+    """The figures of :class:`GainSolution` for a given vocal gain (a locked one): where
+    ``gain_db`` puts ``g * vocal_unity`` against the mix, exactly as the resolver
+    measures it."""
+    yv = k_weight(vocal_unity, sample_rate)
+    yb = k_weight(backing, sample_rate)
+    vv, bb, vb = BlockStats.cross(yv, yb, sample_rate)
+    seg = int(round(sample_rate / 10.0))
+    iv0 = float(integrated_from_segments(vv, seg))
+    ib = float(integrated_from_segments(bb, seg))
+    gl = 10.0 ** (gain_db / 20.0)
+    return GainSolution(
+        gain_db=float(gain_db),
+        vocal_to_mix_lu=float(_ratio_rows(np.array([gain_db]), vv, vb, bb, seg, measure,
+                                          iv0)[0]),
+        vocal_to_backing_lu=float(iv0 + gain_db - ib),
         premaster_lufs=float(integrated_from_segments(gl * gl * vv + 2 * gl * vb + bb, seg)),
         measure=measure,
     )
@@ -501,3 +529,68 @@ def resolve_reverb(reverb: Reverb, decay_target_s: float, sample_rate: int,
             f"damping {rv.damping:g} ({lo:.2f} to {hi:.2f} s): using {decay:.2f} s"
         )
     return replace(rv, room_size=float(room), decay_s=clip(Reverb, "decay_s", decay))
+
+
+# --- mix loudness -------------------------------------------------------------------------
+
+MIX_LUFS_TOLERANCE_LU = 0.1
+
+
+@dataclass(frozen=True)
+class MasterGainSolution:
+    """Result of :func:`resolve_master_gain`.
+
+    Attributes:
+        gain_db: the master gain, dB.
+        mix_lufs: integrated loudness of the limited master at that gain, LUFS.
+        renders: how many limiter passes the search took.
+    """
+
+    gain_db: float
+    mix_lufs: float
+    renders: int
+
+
+def resolve_master_gain(premaster: np.ndarray, sample_rate: int, target_lufs: float,
+                        master: Master, *, max_renders: int = 5) -> MasterGainSolution:
+    """The master gain (dB) that puts the limited master at ``target_lufs``.
+
+    The gain is first the difference between the target and the pre-master sum's
+    integrated loudness (BS.1770-4); the true-peak limiter then takes some loudness off
+    when the gain pushes peaks past the ceiling, so the gain is raised by what the last
+    limited render missed, until it is within :data:`MIX_LUFS_TOLERANCE_LU` (a few
+    passes; louder than the ceiling allows is reported, not forced).
+    """
+    from vocalmix.core.measure import integrated_loudness
+    from vocalmix.core.params import Master as MasterParams
+    from vocalmix.core.render import master_stage
+
+    i0 = integrated_loudness(premaster, sample_rate)
+    if not np.isfinite(i0):
+        raise TargetUnreachableError("the mix is silent; cannot set its loudness")
+    gain = clip(MasterParams, "gain_db", target_lufs - i0)
+    achieved, renders = i0 + gain, 0
+    for _ in range(max_renders):
+        y, _red, _tp = master_stage(premaster * np.float32(10.0 ** (gain / 20.0)),
+                                    sample_rate, master)
+        achieved, renders = integrated_loudness(y, sample_rate), renders + 1
+        miss = target_lufs - achieved
+        if abs(miss) <= MIX_LUFS_TOLERANCE_LU:
+            break
+        new = clip(MasterParams, "gain_db", gain + miss)
+        if new == gain:
+            break
+        gain = new
+    return MasterGainSolution(float(gain), float(achieved), renders)
+
+
+# --- locks ----------------------------------------------------------------------------------
+
+
+def is_locked(params: MixParams, path: str) -> bool:
+    """Whether the resolvers must keep the setting at ``path``: a lock names it, a group
+    holding it (``vocal.compressor`` locks its threshold), or a part of it (locking
+    ``vocal.compressor.ratio`` keeps the whole compressor, whose knobs are solved
+    together)."""
+    return any(path == lk or path.startswith(lk + ".") or lk.startswith(path + ".")
+               for lk in params.locks)

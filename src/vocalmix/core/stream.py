@@ -70,6 +70,7 @@ from typing import Any
 import numpy as np
 import pedalboard as pb
 
+from vocalmix.core.amount import effective, effective_vocal
 from vocalmix.core.dsp import eq_sos
 from vocalmix.core.errors import ChannelLayoutError, ParamsError
 from vocalmix.core.limiter import StreamingLimiter
@@ -206,14 +207,31 @@ def _chain(stages: list[Stage], x: np.ndarray) -> np.ndarray:
 # --- the vocal chain as stages ------------------------------------------------------------
 
 
+class RowsStage(Stage):
+    """A stage of :mod:`vocalmix.core` that takes ``(n, channels)`` blocks with its own
+    state (the de-esser, the delay line), run on this module's ``(channels, n)`` blocks."""
+
+    def __init__(self, processor: Any) -> None:
+        self.processor = processor
+
+    def process(self, x: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(self.processor.process(x.T).T)
+
+
 def insert_stages(chain: VocalChain, sample_rate: int, max_block: int) -> list[Stage]:
     """The vocal's inserts in render order: high-pass and EQ bands (skipped when flat),
-    compressor (skipped when off or at ratio 1) and its make-up gain; exactly what
-    :func:`vocalmix.core.render.eq_stage` and ``compressor_stage`` run."""
+    de-esser (skipped when off), compressor (skipped when off or at ratio 1) and its
+    make-up gain; exactly what :func:`vocalmix.core.render.vocal_inserts` runs."""
     stages: list[Stage] = []
     sos = eq_sos(chain.highpass, chain.eq_bands, sample_rate)
     if sos is not None:
         stages.append(BiquadStage(sos, max_block))
+    de = chain.deesser
+    if de.enabled and de.depth_db != 0.0:
+        from vocalmix.core.deesser import DeEsser, DeEsserSettings
+
+        stages.append(RowsStage(DeEsser(DeEsserSettings(
+            de.threshold_db, de.freq_hz, de.depth_db, de.release_ms), sample_rate, CHANNELS)))
     comp = chain.compressor
     if comp.enabled and comp.ratio != 1.0:
         stages.append(PedalboardStage(
@@ -227,7 +245,17 @@ def insert_stages(chain: VocalChain, sample_rate: int, max_block: int) -> list[S
 
 def send_stages(chain: VocalChain, sample_rate: int, max_block: int) -> list[list[Stage]]:
     """The vocal's sends, each a list of stages fed with the faded dry vocal: the reverb
-    (pre-delay, reverb, wet level), as :func:`vocalmix.core.render.reverb_wet`."""
+    (pre-delay, reverb, wet level), as :func:`vocalmix.core.render.reverb_wet`, and the
+    delay (:class:`vocalmix.core.delay.DelayLine`) when it is on."""
+    sends = _reverb_send(chain, sample_rate, max_block)
+    if chain.delay.enabled:
+        from vocalmix.core.delay import DelayLine
+
+        sends.append([RowsStage(DelayLine(chain.delay, sample_rate, CHANNELS))])
+    return sends
+
+
+def _reverb_send(chain: VocalChain, sample_rate: int, max_block: int) -> list[list[Stage]]:
     rv = chain.reverb
     if not rv.enabled:
         return []
@@ -406,11 +434,13 @@ class LiveMixer:
             raise ParamsError(f"block size must be at least 1 sample, got {block_size}")
         self.sample_rate = sr
         self.block_size = nb = int(block_size)
-        p = self.params
+        p = effective(self.params)  # the settings at the document's amount, as rendered
         self._inserts = insert_stages(p.vocal, sr, nb)
         self._sends = send_stages(p.vocal, sr, nb)
         self.fader = Fader(p.vocal.gain_db, sr, nb)
         self._backing_gain = np.float32(db_to_gain(p.backing.gain_db))
+        self._master_gain = (np.float32(db_to_gain(p.master.gain_db))
+                             if p.master.gain_db != 0.0 else None)
         self._limiter = StreamingLimiter(p.master, sr, nb, CHANNELS)
         self.latency_samples = self._limiter.latency_samples
         self.samples_processed = 0
@@ -453,7 +483,8 @@ class LiveMixer:
         way replaces the pending one."""
         warm = max(0, int(round(warmup_s * self.sample_rate)))
         fade = max(1, int(round(fade_s * self.sample_rate)))
-        self._swap = _Swap(insert_stages(chain, self.sample_rate, self.block_size), chain,
+        at_amount = effective_vocal(chain, self.params.amount)
+        self._swap = _Swap(insert_stages(at_amount, self.sample_rate, self.block_size), chain,
                            self.samples_processed, warm, fade)
         value = {"vocal": _chain_dict(chain), "warmup_samples": warm, "fade_samples": fade}
         self.events.append(Event(self.samples_processed, "inserts", value))
@@ -492,7 +523,7 @@ class LiveMixer:
             self._inserts = sw.stages
             self.params = replace(self.params, vocal=replace(
                 self.params.vocal, highpass=sw.chain.highpass, eq_bands=sw.chain.eq_bands,
-                compressor=sw.chain.compressor))
+                deesser=sw.chain.deesser, compressor=sw.chain.compressor))
             self._swap = None
         return y
 
@@ -510,6 +541,8 @@ class LiveMixer:
         np.multiply(backing.T, self._backing_gain, out=b, casting="same_kind")
         s = self._sum[:, :n]
         np.add(vox, b, out=s)
+        if self._master_gain is not None:
+            s *= self._master_gain
         y = self._limiter.process(s, self._y)
         self.samples_processed += n
         self.last_vocal, self.last_backing = vox, b

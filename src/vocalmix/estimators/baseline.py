@@ -28,6 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from vocalmix.core.params import (
+    RULE_VOCAL_LRA_LU,
+    RULE_VOCAL_TO_MIX_LU,
     Compressor,
     EqBand,
     HighPass,
@@ -44,8 +46,8 @@ from vocalmix.core.params import (
 class BaselineConfig:
     """Every default of the baseline rules (units in the names)."""
 
-    vocal_to_mix_lu: float = -3.0
-    vocal_lra_lu: float = 14.0
+    vocal_to_mix_lu: float = RULE_VOCAL_TO_MIX_LU
+    vocal_lra_lu: float = RULE_VOCAL_LRA_LU
     # reverb time from tempo: decay_s = intercept - tempo_bpm / divisor, clipped
     reverb_intercept_s: float = 40.0 / 9.0
     reverb_tempo_divisor_bpm: float = 45.0
@@ -191,6 +193,10 @@ def reasons(a: BaselineAnalysis, decay_s: float, config: BaselineConfig | None =
                 else "masking reduction: the backing masks no band of the vocal enough to "
                      "boost it"),
                (("bands", float(len(a.eq_bands))),)),
+        Reason("vocal.reverb", "rule",
+               f"a {c.reverb_wet_level_db:g} dB send of pedalboard's reverb, damping "
+               f"{c.reverb_damping:g}, {c.reverb_pre_delay_ms:g} ms pre-delay (the seed's "
+               "defaults); its size follows the decay target"),
         Reason("vocal.highpass", "rule",
                f"a high-pass at {a.highpass_hz:.0f} Hz, below the voice's lowest energy",
                (("cutoff_hz", a.highpass_hz),)),

@@ -104,6 +104,22 @@ def _add_targets(p: argparse.ArgumentParser) -> None:
     g.add_argument("--vocal-to-mix-lu", type=float, help="vocal loudness against the mix, LU")
     g.add_argument("--vocal-lra-lu", type=float, help="vocal loudness range after compression, LU")
     g.add_argument("--reverb-decay-s", type=float, help="reverb decay time T30, s")
+    g.add_argument("--mix-lufs", type=float, metavar="LUFS",
+                   help="integrated loudness of the master, LUFS (e.g. -14 for streaming); "
+                        "the true-peak limiter keeps the ceiling (default: leave it)")
+    s = p.add_argument_group("steering")
+    s.add_argument("--amount", type=float, default=None,
+                   help="how much of the chosen processing to apply: 0 none, 1 as chosen "
+                        "(default), 2 twice as much")
+    s.add_argument("--lock", action="append", default=[], metavar="PATH",
+                   help="keep this setting or target as it is when re-resolving (e.g. "
+                        "vocal.gain_db, vocal.compressor); repeatable")
+    s.add_argument("--reference-vocal", metavar="FILE",
+                   help="a reference mix's vocal stem: mix like it (with --reference-backing)")
+    s.add_argument("--reference-backing", metavar="FILE",
+                   help="the reference mix's backing stem")
+    s.add_argument("--explain", action="store_true",
+                   help="print why each setting and target was chosen, one line each")
 
 
 def _add_genre(p: argparse.ArgumentParser) -> None:
@@ -420,6 +436,39 @@ def _summary(params, written: Sequence[Path] = ()) -> str:
     return "\n".join(lines)
 
 
+def _reference(args: argparse.Namespace, sample_rate: int, progress: _Progress):
+    """The reference stems at the mix's rate (one length), or ``None``."""
+    rv, rb = getattr(args, "reference_vocal", None), getattr(args, "reference_backing", None)
+    if rv is None and rb is None:
+        return None
+    from vocalmix.core.audio import prepare_pair
+    from vocalmix.core.errors import ParamsError
+
+    if rv is None or rb is None:
+        raise ParamsError("a reference needs both its vocal and its backing stem")
+    progress(f"reading the reference {rv} and {rb}")
+    v = _read(rv, args, label=f"reference vocal {rv}")
+    b = _read(rb, args, label=f"reference backing {rb}")
+    vs, bs, _sr, _notes = prepare_pair(v, b, sample_rate=sample_rate)
+    return vs, bs
+
+
+def _explain(params) -> str:
+    """Each reason of a params document on one line."""
+    lines = []
+    for r in params.reasons:
+        conf = f", confidence {r.confidence:.2f}" if r.confidence is not None else ""
+        lines.append(f"why {r.path}: [{r.source}{conf}] {r.text}")
+    return "\n".join(lines)
+
+
+def _steering(args: argparse.Namespace) -> dict:
+    """The pipeline's keyword arguments from the target and steering options."""
+    return dict(vocal_to_mix_lu=args.vocal_to_mix_lu, vocal_lra_lu=args.vocal_lra_lu,
+                reverb_decay_s=args.reverb_decay_s, mix_lufs=args.mix_lufs,
+                amount=args.amount, locks=tuple(args.lock))
+
+
 def _preset(ref: str):
     """``(name, library)`` of a ``--reverb-preset`` value, checked before any work."""
     from vocalmix.core.params import MixParams
@@ -436,6 +485,7 @@ def cmd_mix(args: argparse.Namespace) -> int:
 
     progress = _Progress(args.quiet)
     inputs = [args.vocal, args.backing] + ([args.params_in] if args.params_in else [])
+    inputs += [f for f in (args.reference_vocal, args.reference_backing) if f]
     preset = None
     if args.reverb_preset:
         ref = args.reverb_preset
@@ -446,19 +496,27 @@ def cmd_mix(args: argparse.Namespace) -> int:
     base = read_params(args.params_in) if args.params_in else None
     vocal, backing, sr, _ = _load_pair(args, progress)
     plan.require_space(vocal.shape[0])
+    reference = _reference(args, sr, progress)
     params, rendered, est = mix(
         vocal, backing, sr,
         method=args.method or _default_method(), base=base,
         reverb_preset=preset[0] if preset else None,
         preset_library=preset[1] if preset else None,
-        genre=args.genre,
-        vocal_to_mix_lu=args.vocal_to_mix_lu, vocal_lra_lu=args.vocal_lra_lu,
-        reverb_decay_s=args.reverb_decay_s, progress=progress,
+        genre=args.genre, reference=reference,
+        reference_label=f"the reference {args.reference_vocal}" if reference else "",
+        progress=progress, **_steering(args),
     )
     for n in est.notes:
         progress(n)
     written = _write_results(plan, args, params, rendered, progress)
     print(_summary(params, written))
+    if base is not None:
+        from vocalmix.pipeline import moved_settings
+
+        moved = moved_settings(base, params)
+        print("moved: " + ("; ".join(moved) if moved else "nothing (every setting kept)"))
+    if args.explain:
+        print(_explain(params))
     return 0
 
 
@@ -488,20 +546,25 @@ def cmd_estimate(args: argparse.Namespace) -> int:
 
     progress = _Progress(args.quiet)
     inputs = [args.vocal, args.backing]
+    inputs += [f for f in (args.reference_vocal, args.reference_backing) if f]
     plan = OutputPlan(files=[args.output], inputs=inputs, force=args.force)
     for n in plan.notes:
         progress(n)
     vocal, backing, sr, _ = _load_pair(args, progress)
     plan.require_space(vocal.shape[0])
+    reference = _reference(args, sr, progress)
     est = estimate_params(
         vocal, backing, sr, method=args.method or _default_method(), genre=args.genre,
-        vocal_to_mix_lu=args.vocal_to_mix_lu, vocal_lra_lu=args.vocal_lra_lu,
-        reverb_decay_s=args.reverb_decay_s, progress=progress,
+        reference=reference,
+        reference_label=f"the reference {args.reference_vocal}" if reference else "",
+        progress=progress, **_steering(args),
     )
     for n in est.notes:
         progress(n)
     plan.commit({args.output: est.params.to_json()})
     print(_summary(est.params, [Path(args.output)]))
+    if args.explain:
+        print(_explain(est.params))
     return 0
 
 

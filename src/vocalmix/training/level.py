@@ -91,6 +91,7 @@ from vocalmix.core.measure import (
     singing_ratio_from_segments,
     vocal_to_mix_lu,
 )
+from vocalmix.core.params import RULE_VOCAL_TO_MIX_LU
 from vocalmix.estimators.features import (
     FEATURE_NAMES,
     FEATURE_VERSION,
@@ -166,7 +167,7 @@ INNER_FOLDS = 5
 # The intercepts are shrunk toward the baseline's rules, a prior worth PRIOR_SONGS songs:
 # vocal-to-mix -3 LU and an LRA log ratio of 0 (keep the input's loudness range).
 PRIOR_SONGS = 1.0
-PRIOR: dict[str, float] = {"vocal_to_mix_lu": -3.0, "vocal_lra_log_ratio": 0.0}
+PRIOR: dict[str, float] = {"vocal_to_mix_lu": RULE_VOCAL_TO_MIX_LU, "vocal_lra_log_ratio": 0.0}
 
 
 # --- fitting ---------------------------------------------------------------------------
@@ -366,7 +367,7 @@ DEFAULT_AUGMENT = 3
 DEFAULT_DRAWS = 3  # perturbed versions of each whole song, for held-out evaluation
 DEFAULT_REPEATS = 5
 DEFAULT_FOLDS = 5
-BASELINE_V2M_LU = -3.0
+BASELINE_V2M_LU = RULE_VOCAL_TO_MIX_LU
 CACHE_TAG = "level-r2"  # bump when what a record holds changes
 TRUTH_KEYS = ("vocal_to_mix_lu", "vocal_to_mix_integrated_lu", "vocal_to_backing_lu",
               "vocal_lra_lu")
