@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     )
     from vocalmix.core.params import MixParams
     from vocalmix.core.progress import ProgressEvent
+    from vocalmix.core.stream import LiveMixer
 
 _EXPORTS = {
     "mix": "vocalmix.api",
@@ -45,6 +46,7 @@ _EXPORTS = {
     "Audio": "vocalmix.core.audio",
     "MixParams": "vocalmix.core.params",
     "ProgressEvent": "vocalmix.core.progress",
+    "LiveMixer": "vocalmix.core.stream",
     "VocalmixError": "vocalmix.core.errors",
     "AudioError": "vocalmix.core.errors",
     "ParamsError": "vocalmix.core.errors",
@@ -56,6 +58,7 @@ _EXPORTS = {
 __all__ = [
     "Audio",
     "AudioError",
+    "LiveMixer",
     "MixParams",
     "MixResult",
     "ModelError",
