@@ -86,6 +86,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -110,7 +111,8 @@ PRE_DELAY_MS_BOUNDS = (0.0, 100.0)
 SEARCH_FACTOR = 1.35  # log(decay) and log(ratio) are searched within x0 / 1.35 .. x0 * 1.35
 DECAY_LIMITS_S = REVERB_DECAY_RANGE_S  # params.Reverb.decay_s
 RATIO_LIMITS = (BAND_DECAY_RATIO.lo, BAND_DECAY_RATIO.hi)  # params.Reverb.band_decay_ratios
-DEFAULTS = {"popsize": 5, "maxiter": 12, "tol": 0.005}
+DEFAULTS: dict[str, int] = {"popsize": 5, "maxiter": 12}
+DEFAULT_TOL = 0.005
 CHECK_T30_TOL = 0.02  # the rendered result's T30 may be off the target's by this much
 CHECK_ROUNDS = 2  # corrections of the band decays on the rendered result, at most
 MODEL_T30_TOL = 0.005  # the same on the decay model, before rendering
@@ -752,7 +754,10 @@ def _layout(target: Descriptors) -> _Layout:
     if not ok:
         return _Layout(ref=REF_BAND, free=[], copy_from=[REF_BAND] * len(BANDS_HZ))
     ref = min(ok, key=lambda i: abs(logf[i] - logf[REF_BAND]))
-    near = [min(ok, key=lambda j, i=i: (abs(logf[j] - logf[i]), j)) for i in range(len(BANDS_HZ))]
+    def nearest(i: int) -> int:
+        return min(ok, key=lambda j: (float(abs(logf[j] - logf[i])), j))
+
+    near = [nearest(i) for i in range(len(BANDS_HZ))]
     near[ref] = ref
     return _Layout(ref=ref, free=[i for i in ok if i != ref], copy_from=near)
 
@@ -776,7 +781,7 @@ def _band_decays_to_reverb(d: np.ndarray, wet_db: float, pre_ms: float) -> tuple
 
 def fit_ir(ir: np.ndarray, sample_rate: int, *, seed: int = 0,
            popsize: int = DEFAULTS["popsize"], maxiter: int = DEFAULTS["maxiter"],
-           tol: float = DEFAULTS["tol"], report: bool = True,
+           tol: float = DEFAULT_TOL, report: bool = True,
            callback: Callable | None = None,
            long_ir_s: float | None = None) -> dict:
     """Fit the synthetic reverb's send to one IR (see the module docstring).
@@ -869,15 +874,15 @@ def fit_ir(ir: np.ndarray, sample_rate: int, *, seed: int = 0,
     w0 = float(ws[int(np.argmin([broadband(w, p0) for w in ws]))])
     ps = np.clip(p0 + np.linspace(-0.5, 0.5, 7) * max(1.0, 0.5 * p0), *PRE_DELAY_MS_BOUNDS)
     p0 = float(ps[int(np.argmin([broadband(w0, pd) for pd in ps]))])
-    x0 = np.array([*x0, w0, p0])
+    x0_all = np.array([*x0, w0, p0])
     # stage 2: differential evolution over all parameters, its population seeded as a
     # cloud around that guess (x0 itself included)
     rng = np.random.default_rng(seed)
-    m = max(5, popsize * len(x0))
-    sigma = np.array([0.04] * (len(x0) - 2) + [1.5, max(1.0, 0.2 * x0[-1])])
+    m = max(5, popsize * len(x0_all))
+    sigma = np.array([0.04] * (len(x0_all) - 2) + [1.5, max(1.0, 0.2 * x0_all[-1])])
     lo_b, hi_b = np.array([b[0] for b in bounds]), np.array([b[1] for b in bounds])
-    init = np.clip(x0 + rng.standard_normal((m, len(x0))) * sigma, lo_b, hi_b)
-    init[0] = np.clip(x0, lo_b, hi_b)
+    init = np.clip(x0_all + rng.standard_normal((m, len(x0_all))) * sigma, lo_b, hi_b)
+    init[0] = np.clip(x0_all, lo_b, hi_b)
     loss0 = objective(init[0])
     gens = maxiter if long_ir_s is None else int(np.clip(
         round(maxiter * long_ir_s / (1.2 * float(d0.max()) + 0.05)), min(4, maxiter), maxiter))
@@ -993,7 +998,7 @@ def _report_figures(x: np.ndarray, sample_rate: int, target: Descriptors,
     tgt, fit = target.as_dict(), fitted.as_dict()
     tgt["t30_broadband_pra_s"] = _r(pra_t30(x, sample_rate))
     fit["t30_broadband_pra_s"] = _r(pra_t30(fitted_ir, sample_rate))
-    r = {"target": tgt, "fitted": fit}
+    r: dict[str, Any] = {"target": tgt, "fitted": fit}
     r["within_10pct_500_4k"] = t30_within(r)
     return r
 
@@ -1261,7 +1266,7 @@ def _plot(doc: dict) -> bytes:
     colors = {"real": "tab:blue", "calf": "tab:orange", "tap": "tab:green",
               "pedalboard": "tab:red"}
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 5.2))
-    lim = [0.05, 20.0]
+    lim = (0.05, 20.0)
     for origin, col in colors.items():
         xs, ys = [], []
         for r in doc["irs"].values():
@@ -1282,7 +1287,7 @@ def _plot(doc: dict) -> bytes:
            ylabel="fitted T30 (s)", title="T30 per octave band, 125 Hz-8 kHz, every IR")
     a1.legend(fontsize=8)
     for origin, col in colors.items():
-        errs = []
+        worst = []
         for r in doc["irs"].values():
             if r["origin"] != origin:
                 continue
@@ -1290,9 +1295,9 @@ def _plot(doc: dict) -> bytes:
             for b in HEADLINE_BANDS_HZ:
                 t, f = (r["target"]["t30_s"][str(int(b))], r["fitted"]["t30_s"][str(int(b))])
                 e.append(abs(f / t - 1) if t is not None and f is not None else np.inf)
-            errs.append(100 * max(e))
-        if errs:
-            errs = np.sort(np.minimum(errs, 1e3))
+            worst.append(100 * max(e))
+        if worst:
+            errs = np.sort(np.minimum(worst, 1e3))
             a2.step(errs, np.arange(1, errs.size + 1) / errs.size, where="post", color=col,
                     label=f"{origin} (n={errs.size})")
     a2.axvline(10, color="k", ls=":", lw=0.8)
@@ -1532,7 +1537,7 @@ def _cmd(args: argparse.Namespace) -> int:
                 notes.append(f"{k} IRs skipped: {why}")
         doc = build_document(results, command=cmd, seconds_total=time.perf_counter() - t0,
                              fit={"sample_rate": "each IR's own", "popsize": args.popsize,
-                                  "maxiter": args.maxiter, "tol": DEFAULTS["tol"],
+                                  "maxiter": args.maxiter, "tol": DEFAULT_TOL,
                                   "seed": args.seed, "wet_level_db_bounds": WET_DB_BOUNDS,
                                   "pre_delay_ms_bounds": PRE_DELAY_MS_BOUNDS,
                                   "search_factor": SEARCH_FACTOR,
