@@ -15,7 +15,11 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from vocalmix.core.errors import ModelError
-from vocalmix.core.measure import integrated_loudness, loudness_range
+from vocalmix.core.measure import (
+    integrated_loudness,
+    loudness_range,
+    momentary_loudness_range,
+)
 from vocalmix.core.params import Achieved, MixParams, Provenance, Reverb, clip
 from vocalmix.core.progress import Progress, ProgressEvent, no_progress
 from vocalmix.core.render import (
@@ -39,6 +43,7 @@ class Resolved:
     parts: VocalParts
     gain: GainSolution
     vocal_lra_lu: float
+    vocal_momentary_range_lu: float | None = None
 
 
 @dataclass(frozen=True)
@@ -107,9 +112,13 @@ def _resolve(
     t = params.targets
     vc = params.vocal
     progress(ProgressEvent("resolve.compressor", 0.3,
-                           "resolving the compressor threshold for the vocal LRA target"))
+                           "resolving the compressor threshold for the vocal dynamics target"))
     x_eq = eq_stage(vocal, sample_rate, vc.highpass, vc.eq_bands)
-    comp = resolve_compressor(x_eq, sample_rate, t.vocal_lra_lu, vc.compressor)
+    if t.vocal_momentary_range_lu is not None:
+        comp = resolve_compressor(x_eq, sample_rate, t.vocal_momentary_range_lu,
+                                  vc.compressor, statistic="momentary_range")
+    else:
+        comp = resolve_compressor(x_eq, sample_rate, t.vocal_lra_lu, vc.compressor)
     notes.append(comp.note)
     rv = vc.reverb
     if rv.type == "synthetic":  # its decay is exact: T30 at 1 kHz = the target
@@ -142,7 +151,9 @@ def _resolve(
         f"against the mix ({g.vocal_to_backing_lu:+.2f} LU against the backing)"
     )
     new_vocal = replace(vc, compressor=comp.compressor, reverb=rv, gain_db=float(g.gain_db))
-    resolved = Resolved(parts=parts, gain=g, vocal_lra_lu=comp.achieved_lra_lu)
+    resolved = Resolved(parts=parts, gain=g, vocal_lra_lu=comp.achieved_lra_lu,
+                        vocal_momentary_range_lu=comp.achieved_value
+                        if comp.statistic == "momentary_range" else None)
     return replace(params, vocal=new_vocal, achieved=Achieved()), notes, resolved
 
 
@@ -165,6 +176,9 @@ def measure_achieved(rendered: Rendered, resolved: Resolved | None = None) -> Ac
             vocal_to_mix_lu=float(g.vocal_to_mix_lu),
             vocal_to_backing_lu=float(g.vocal_to_backing_lu),
             vocal_lra_lu=float(resolved.vocal_lra_lu),
+            vocal_momentary_range_lu=(float(resolved.vocal_momentary_range_lu)
+                                      if resolved.vocal_momentary_range_lu is not None
+                                      else momentary_loudness_range(rendered.vocal_dry, sr)),
             mix_integrated_lufs=float(mix_i) if np.isfinite(mix_i) else None,
             mix_true_peak_dbtp=float(rendered.mix_true_peak_dbtp),
             master_gain_reduction_db=float(rendered.master_gain_reduction_db),
@@ -181,6 +195,7 @@ def measure_achieved(rendered: Rendered, resolved: Resolved | None = None) -> Ac
         vocal_to_mix_lu=fin(iv - ipre),
         vocal_to_backing_lu=fin(iv - ib),
         vocal_lra_lu=fin(loudness_range(rendered.vocal_dry, sr)),
+        vocal_momentary_range_lu=fin(momentary_loudness_range(rendered.vocal_dry, sr)),
         mix_integrated_lufs=fin(imix),
         mix_true_peak_dbtp=fin(rendered.mix_true_peak_dbtp),
         master_gain_reduction_db=float(rendered.master_gain_reduction_db),
