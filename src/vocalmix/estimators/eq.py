@@ -319,7 +319,7 @@ def correct(vocal: np.ndarray, sample_rate: int, model: EqModel | None = None, *
     m = model or shipped_model()
     applied_eq, p_clean = m.posterior(vocal_features(vocal, sample_rate))
     raw, p = -applied_eq[0], float(p_clean[0])
-    applied = bool(m.gate_open(raw, p)) and bool(np.any(raw != 0.0))
+    applied = bool(m.gate_open(raw, np.asarray(p))) and bool(np.any(raw != 0.0))
     bands = curve_to_bands(raw, max_bands=max_bands, max_gain_db=max_gain_db,
                            sample_rate=sample_rate) if applied else []
     return Correction(bands, raw, p, applied and bool(bands))

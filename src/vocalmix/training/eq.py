@@ -417,19 +417,19 @@ def evaluate_eq(folders: list[str | Path], *, seeds: tuple[int, ...] = EVAL_SEED
                     c = correct(damaged, sr, model)
                     fixed = apply_eq(damaged, sr, c.bands) if c.bands else damaged
                     f_db = spectrum_db(fixed, sr)
-                    before = log_spectral_distance(orig, d_db)
-                    after = log_spectral_distance(orig, f_db)
-                    row = {"before_db": before, "after_db": after, "applied": c.applied,
+                    lsd_b = log_spectral_distance(orig, d_db)
+                    lsd_a = log_spectral_distance(orig, f_db)
+                    row = {"before_db": lsd_b, "after_db": lsd_a, "applied": c.applied,
                            "p_clean": c.p_clean, "song": it.song, "artist": it.artist,
                            "seed": sd}
                     rows.append(row)
                     seed_rows.append(row)
                     if c.applied:
-                        candidates.append((before - after, {
+                        candidates.append((lsd_b - lsd_a, {
                             "original": orig.tolist(), "damaged": d_db.tolist(),
                             "corrected": f_db.tolist(), "eq": bands, "correction": c.bands,
                             "song": it.song, "curve_db": c.curve_db.tolist(),
-                            "lsd_before_db": before, "lsd_after_db": after}))
+                            "lsd_before_db": lsd_b, "lsd_after_db": lsd_a}))
         b = np.array([r["before_db"] for r in seed_rows])
         a = np.array([r["after_db"] for r in seed_rows])
         per_seed.append({"seed": sd, "n_tests": len(seed_rows),
