@@ -137,8 +137,9 @@ class DynamicsModel:
         try:
             version = int(d["version"])
             names = tuple(str(s) for s in d["features"])
-            m = DynamicsModel(*(np.asarray(d[k], dtype=np.float64) for k in
-                                ("mean", "scale", "lo", "hi", "coef")),
+            a = {k: np.asarray(d[k], dtype=np.float64) for k in
+                 ("mean", "scale", "lo", "hi", "coef")}
+            m = DynamicsModel(a["mean"], a["scale"], a["lo"], a["hi"], a["coef"],
                               float(d["intercept"]), float(d["residual_sd"]), version, meta)
         except (KeyError, ValueError, TypeError) as e:
             raise FILES.incomplete(folder, e) from None

@@ -69,7 +69,7 @@ def compressor_base():
     from vocalmix.estimators.vocalprior import engineers, juce_ms_from_diffvox
 
     e = engineers()
-    return Compressor(ratio=clip(Compressor, "ratio", e.comp_ratio.p50),
+    return Compressor(ratio=clip(Compressor, "ratio", round(e.comp_ratio.p50, 2)),
                       attack_ms=clip(Compressor, "attack_ms",
                                      round(juce_ms_from_diffvox(e.attack_ms.p50), 1)),
                       release_ms=clip(Compressor, "release_ms",
@@ -293,7 +293,8 @@ def evaluate_dynamics(folders: list[str | Path], *, seeds: tuple[int, ...] = EVA
         seeds = (seed,)
     songs = load_songs(folders, progress)
     rule_lra = BaselineConfig().vocal_lra_lu
-    rows, finished_rows = [], []
+    rows: list[dict] = []
+    finished_rows: list[dict] = []
     for sd in seeds:
         folds = artist_folds([s.artist for s in songs], N_FOLDS, sd)
         for k, te in enumerate(folds):
@@ -326,8 +327,8 @@ def evaluate_dynamics(folders: list[str | Path], *, seeds: tuple[int, ...] = EVA
                                       "out_lra_lu": lra0})
     summary = {}
     for meth in ("rule", "constant", "model"):
-        e = np.array([r[f"{meth}_lu"] - r["human_lu"] for r in rows])
-        per_artist = {}
+        e = np.array([float(r[f"{meth}_lu"]) - float(r["human_lu"]) for r in rows])
+        per_artist: dict[str, list[float]] = {}
         for r, v in zip(rows, e, strict=True):
             per_artist.setdefault(r["artist"], []).append(abs(v))
         summary[meth] = {"mae_lu": float(np.mean(np.abs(e))), "bias_lu": float(np.mean(e)),

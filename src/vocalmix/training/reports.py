@@ -359,7 +359,7 @@ def write_dynamics_report(res: dict, out: str | Path) -> Path:
         "",
         f"Protocol: {res['protocol']}. **{res['n_songs']} professionally mixed songs** by "
         f"{res['n_artists']} artists (MUSDB18's test songs left out), {res['n_tests']} "
-        f"tests. Compressor: ratio {comp['ratio']:g} (raised by the resolver when it "
+        f"tests. Compressor: ratio {comp['ratio']:.2f} (raised by the resolver when it "
         f"cannot reach a target), attack {comp['attack_ms']:g} ms, release "
         f"{comp['release_ms']:g} ms: the engineers' medians (DiffVox), converted to "
         "pedalboard's time constants; hard knee (pedalboard's compressor has none). "
@@ -411,7 +411,11 @@ def write_dynamics_report(res: dict, out: str | Path) -> Path:
                   f"{rs['real_raw_p90_lu']:.1f})")
     L[-1] += (". The simulation is this report's weak point: there are no raw takes of "
               "these songs, so how raw a raw take is comes from the engineers' typical "
-              "compression, checked only against other singers' raw takes.")
+              "compression, checked only against other singers' raw takes. The model's "
+              "lead rests partly on it: the model reads the input's own momentary range "
+              "and peak-to-loudness ratio and has learned how this expander maps a "
+              "finished vocal to a raw-like one; on real raw takes it is as right as the "
+              "expander is realistic. The constant and the rule do not depend on it.")
     L += ["",
           "## A finished vocal fed in",
           "",
