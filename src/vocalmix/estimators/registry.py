@@ -123,8 +123,11 @@ def eq_provider(ctx: Context) -> tuple[MixParams, list[str]]:
     notes = []
     if c.bands:
         notes.append(f"model EQ: correction (P(no EQ) = {c.p_clean:.2f}): in "
-                     f"cross-validation over artists this model removed {removed:.0f}% of a "
-                     "random EQ's damage")
+                     f"cross-validation over artists (band domain) this model removed "
+                     f"{removed:.0f}% of a random EQ's damage")
+    elif m.gate_open(c.curve_db, np.asarray(c.p_clean)):
+        notes.append(f"model EQ: no correction (P(no EQ) = {c.p_clean:.2f}; the corrective "
+                     "curve is too small to need a band)")
     else:
         notes.append(f"model EQ: no correction (P(no EQ) = {c.p_clean:.2f}; the model "
                      f"corrects only when P(no EQ) < {m.gate_p_clean:g} and the correction's "
@@ -144,8 +147,9 @@ def eq_provider(ctx: Context) -> tuple[MixParams, list[str]]:
                  "band(s) on the corrected vocal, held within finished vocals' and "
                  "engineers' usual range")
     text = (f"{len(corr)} corrective band(s) toward a finished vocal (P(no EQ) "
-            f"{c.p_clean:.2f}; it removed {removed:.0f}% of random EQs' damage on held-out "
-            f"artists), then {len(mask)} masking band(s) where the backing covers the "
+            f"{c.p_clean:.2f}; in cross-validation over artists it removed {removed:.0f}% of "
+            f"random EQs' damage, band domain), then {len(mask)} masking band(s) where the "
+            "backing covers the "
             "vocal, never lifting a band past finished vocals' upper quartile or where "
             "the vocal is rolled off")
     r = Reason("vocal.eq_bands", "model", text,
