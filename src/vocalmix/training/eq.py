@@ -387,6 +387,7 @@ def evaluate_eq(folders: list[str | Path], *, seeds: tuple[int, ...] = EVAL_SEED
     rows, clean_rows, damage = [], [], []
     candidates: list[tuple[float, dict]] = []
     per_seed = []
+    inner: list[float] = []  # each fold's own band-domain cross-validated figure
     for sd in seeds:
         rng = np.random.default_rng(sd + 1)
         folds = _artist_folds(items, n_folds, sd)
@@ -394,6 +395,7 @@ def evaluate_eq(folders: list[str | Path], *, seeds: tuple[int, ...] = EVAL_SEED
         for k, te in enumerate(folds):
             tr = np.setdiff1d(np.arange(len(items)), te)
             model, meta = train_eq([], None, seed=sd, items=[items[i] for i in tr], bank=bank)
+            inner.append(float(meta["cross_validated"]["fraction_removed"]))
             progress(f"EQ evaluation seed {sd} fold {k + 1}/{len(folds)}: {len(tr)} training "
                      f"excerpts, {len(te)} held out; inflation "
                      f"{meta['cross_validated']['inflate']}, gate "
@@ -467,6 +469,7 @@ def evaluate_eq(folders: list[str | Path], *, seeds: tuple[int, ...] = EVAL_SEED
         "fraction_removed": float(1 - after.mean() / before.mean()),
         "fraction_removed_per_seed": per_seed,
         "fraction_removed_seed_sd": float(fr.std()) if len(fr) > 1 else 0.0,
+        "band_domain_fraction_removed": float(np.mean(inner)),
         "fraction_applied": float(applied.mean()),
         "fraction_removed_when_applied": float(1 - after[applied].mean()
                                                / before[applied].mean()) if applied.any()
