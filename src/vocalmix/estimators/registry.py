@@ -183,7 +183,9 @@ def dynamics_provider(ctx: Context) -> tuple[MixParams, list[str]]:
     notes = [
         f"dynamics model: momentary loudness range {target:.1f} LU (the vocal has "
         f"{choice.input_lu:.1f} LU{': left alone' if left else ''}), predicted from the "
-        f"vocal's and the backing's dynamics; learned from {n} professionally mixed vocals",
+        f"vocal's and the backing's dynamics; learned from {n} professionally mixed vocals "
+        f"(the compressor is resolved to this, not to the LRA target "
+        f"{p.targets.vocal_lra_lu:.1f} LU)",
         f"compressor: ratio {comp.ratio:g}, attack {comp.attack_ms:g} ms, release "
         f"{comp.release_ms:g} ms: the median of {eng.n_presets} engineers' vocal chains "
         "(DiffVox; their attack and release are 2.2 time constants on the gain, "

@@ -5,7 +5,12 @@ Data
     MUSDB18's test songs). Each finished vocal stem is an example as it is (features of
     the stem, target: its own momentary loudness range, so that a finished vocal is
     left alone), and :data:`N_RAW` versions of it made to look like raw takes
-    (:func:`simulate_raw`; target: still the finished range).
+    (:func:`simulate_raw`; target: still the finished range). The finished example
+    weighs as much as its raw-like versions together (the model should assume neither
+    that an input is raw nor that it is finished: in the evaluation below, weighting it
+    as one raw-like version gave 1.38 LU of error on raw-like inputs instead of 1.46, but
+    changed the momentary range of 61 % of the finished vocals by more than 1 LU, against
+    41 %).
 
 Raw takes from finished vocals
     There are no raw takes of these songs, so their compression is undone, roughly: an
@@ -136,51 +141,59 @@ def _rng(seed: int, *key: int) -> np.random.Generator:
 
 
 def examples(songs: list[Song], seed: int = 0, n_raw: int = N_RAW
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Feature rows, log targets and each row's song index: per song the finished vocal
-    and ``n_raw`` raw-like versions (deterministic in ``seed``)."""
-    x, y, idx = [], [], []
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Feature rows, log targets, each row's song index and weight: per song the
+    finished vocal (weight ``n_raw``) and ``n_raw`` raw-like versions (weight 1 each);
+    deterministic in ``seed``."""
+    x, y, idx, w = [], [], [], []
     for i, s in enumerate(songs):
         t = math.log(max(s.human_lu, 0.5))
         x.append(features(s.vocal, s.backing, s.sample_rate))
         y.append(t)
         idx.append(i)
+        w.append(float(max(n_raw, 1)))
         for j in range(n_raw):
             raw = simulate_raw(s.vocal, s.sample_rate, _rng(seed, i, j))
             x.append(features(raw, s.backing, s.sample_rate))
             y.append(t)
             idx.append(i)
-    return np.array(x), np.array(y), np.array(idx)
+            w.append(1.0)
+    return np.array(x), np.array(y), np.array(idx), np.array(w)
 
 
-def fit_ridge(x: np.ndarray, y: np.ndarray, alpha: float) -> DynamicsModel:
-    """Ridge regression on standardised features (the model's form)."""
-    mean, scale = x.mean(axis=0), x.std(axis=0)
+def fit_ridge(x: np.ndarray, y: np.ndarray, alpha: float,
+              weights: np.ndarray | None = None) -> DynamicsModel:
+    """Weighted ridge regression on standardised features (the model's form)."""
+    w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=np.float64)
+    mean = np.average(x, axis=0, weights=w)
+    scale = np.sqrt(np.average((x - mean) ** 2, axis=0, weights=w))
     scale = np.where(scale > 1e-9, scale, 1.0)
     z = (x - mean) / scale
-    ym = float(y.mean())
-    coef = np.linalg.solve(z.T @ z + alpha * np.eye(z.shape[1]), z.T @ (y - ym))
+    ym = float(np.average(y, weights=w))
+    zw = z * w[:, None]
+    coef = np.linalg.solve(zw.T @ z + alpha * np.eye(z.shape[1]), zw.T @ (y - ym))
     return DynamicsModel(mean, scale, x.min(axis=0), x.max(axis=0), coef, ym)
 
 
-def choose_alpha(x: np.ndarray, y: np.ndarray, artists: np.ndarray, seed: int = 0
-                 ) -> tuple[float, float, list[dict]]:
-    """The ridge penalty with the lowest artist-grouped cross-validated log error on the
-    raw-like rows; returns (alpha, residual sd of the log errors there, table)."""
+def choose_alpha(x: np.ndarray, y: np.ndarray, artists: np.ndarray, seed: int = 0,
+                 weights: np.ndarray | None = None) -> tuple[float, float, list[dict]]:
+    """The ridge penalty with the lowest artist-grouped cross-validated log error
+    (weighted like the fit); returns (alpha, residual sd of the log errors, table)."""
     from vocalmix.training.stems import artist_folds
 
+    w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=np.float64)
     folds = artist_folds(artists, N_FOLDS, seed)
     table = []
     best = None
     for a in ALPHA_GRID:
         err = np.zeros(len(y))
         for te in folds:
-            m = fit_ridge(x[~te], y[~te], a)
+            m = fit_ridge(x[~te], y[~te], a, w[~te])
             err[te] = m.predict_log(x[te]) - y[te]
-        mae = float(np.mean(np.abs(err)))
+        mae = float(np.average(np.abs(err), weights=w))
         table.append({"alpha": a, "mae_log": round(mae, 4)})
         if best is None or mae < best[1]:
-            best = (a, mae, float(np.std(err)))
+            best = (a, mae, float(np.sqrt(np.average(err**2, weights=w))))
     assert best is not None
     return best[0], best[2], table
 
@@ -193,10 +206,10 @@ def train_dynamics(folders: list[str | Path], out: str | Path | None = None, *,
     from vocalmix._version import __version__
 
     songs = songs if songs is not None else load_songs(folders, progress)
-    x, y, idx = examples(songs, seed)
+    x, y, idx, w = examples(songs, seed)
     artists = np.array([songs[i].artist for i in idx])
-    alpha, resid, table = choose_alpha(x, y, artists, seed)
-    m = fit_ridge(x, y, alpha)
+    alpha, resid, table = choose_alpha(x, y, artists, seed, w)
+    m = fit_ridge(x, y, alpha, w)
     model = DynamicsModel(m.mean, m.scale, m.lo, m.hi, m.coef, m.intercept, resid)
     base = compressor_base()
     meta = {
@@ -205,6 +218,7 @@ def train_dynamics(folders: list[str | Path], out: str | Path | None = None, *,
         "vocalmix_version": __version__, "version": DYNAMICS_VERSION, "seed": seed,
         "features": list(FEATURES), "alpha": alpha, "alpha_search": table,
         "residual_sd_log": round(resid, 4), "n_raw_per_song": N_RAW,
+        "finished_weight": float(max(N_RAW, 1)),
         "expander": {"ratio": list(EXPAND_RATIO), "lift_db": list(EXPAND_LIFT_DB),
                      "ride_sd_db": RIDE_SD_DB, "ride_step_s": RIDE_STEP_S,
                      "attack_ms": base.attack_ms, "release_ms": base.release_ms},
