@@ -11,13 +11,21 @@ writes the table to
 ``src/vocalmix/assets/freeverb_calibration.json`` (package data read by
 :func:`vocalmix.core.reverb.calibration`).
 
-It also records two checks in the JSON and prints them:
+From the same renders it stores Freeverb's wet energy for a finished vocal's spectrum
+(:func:`vocalmix.core.reverb.freeverb_wet_energy`): ``wet_energy_db`` (mean vocal-weighted
+energy of the two channels at width 1, dB) and ``wet_cross`` (their weighted
+cross-energy over that mean), from which :func:`vocalmix.core.reverb.freeverb_wet_offset_db`
+gives the gain that makes ``wet_level_db`` the reverberant-to-direct ratio at any width.
+
+It also records these checks in the JSON and prints them:
 
 * ``sample_rate_check``: T30 at 22.05, 48 and 96 kHz against 44.1 kHz at a few points
   (Freeverb rescales its delay lines to the rate; only the per-sample damping filter
   could make the rate matter).
 * ``interpolation_check``: T30 rendered half-way between grid points (room_size and
   damping) against :func:`vocalmix.core.reverb.decay_for_room_size` from the new table.
+* ``wet_energy_check``: the vocal-weighted wet energy rendered half-way between grid
+  points, at widths 0, 0.5 and 1, and at other rates, against the table's prediction, dB.
 
 Takes about half a minute on one core.
 """
@@ -57,19 +65,36 @@ def t30(room: float, damping: float, sample_rate: int = SR) -> float:
     return reverb.reverberation_time(ir, sample_rate, "T30")
 
 
+def t30_and_energy(room: float, damping: float) -> tuple[float, float, float]:
+    """(T30 s, wet energy dB, cross-energy ratio) of the width-1 wet IR at 44.1 kHz."""
+    ir = reverb.render_freeverb_ir(room, damping, 1.0, SR)
+    e, c = reverb.freeverb_wet_energy(ir, SR)
+    return reverb.reverberation_time(ir, SR, "T30"), 10.0 * np.log10(e), c
+
+
+def wet_db(room: float, damping: float, width: float, sample_rate: int = SR) -> float:
+    """Mean vocal-weighted wet energy (dB) of the two channels, rendered."""
+    ir = reverb.render_freeverb_ir(room, damping, width, sample_rate)
+    return float(10.0 * np.log10(reverb.vocal_weighted_energy(ir, sample_rate).mean()))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("-o", "--output", type=Path, default=OUT, help=f"default {OUT}")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
 
-    table = []
+    table, wet_e, wet_c = [], [], []
     for d in DAMPING:
-        row = [round(t30(r, d), 5) for r in ROOM]
+        cells = [t30_and_energy(r, d) for r in ROOM]
+        row = [round(c[0], 5) for c in cells]
         if not all(np.isfinite(row)) or not np.all(np.diff(row) > 0):
             raise SystemExit(f"damping {d}: T30 not finite and increasing in room_size: {row}")
-        print(f"damping {d:6}: T30 {row[0]:.3f} s (room 0) .. {row[-1]:.3f} s (room 1)")
+        print(f"damping {d:6}: T30 {row[0]:.3f} s (room 0) .. {row[-1]:.3f} s (room 1); "
+              f"wet energy {cells[0][1]:+.2f} .. {cells[-1][1]:+.2f} dB")
         table.append(row)
+        wet_e.append([round(float(c[1]), 4) for c in cells])
+        wet_c.append([round(float(c[2]), 5) for c in cells])
 
     rate_check = []
     for d in RATE_CHECK_DAMPING:
@@ -101,6 +126,13 @@ def main(argv: list[str] | None = None) -> int:
         "room_size": ROOM,
         "damping": DAMPING,
         "t30_s": table,
+        "wet_energy_description": "wet_energy_db[i][j]: mean over the two channels of the "
+                                  "width-1 wet IR's energy weighted by the reference vocal "
+                                  "spectrum (vocalmix.core.reverb.vocal_weighted_energy), "
+                                  "dB; wet_cross[i][j]: the channels' weighted "
+                                  "cross-energy over that mean",
+        "wet_energy_db": wet_e,
+        "wet_cross": wet_c,
         "sample_rate_check": {"worst_rel": round(worst_rate, 5), "points": rate_check},
     }
 
@@ -125,6 +157,20 @@ def main(argv: list[str] | None = None) -> int:
     print(f"interpolation: worst error {worst:.2%} over {len(checks)} off-grid points "
           f"(damping 0.5 alone: {max(d05):.2%})")
     doc["interpolation_check"] = {"worst_rel": round(worst, 5), "points": checks}
+    wchecks = []
+    for d in (0.0, 0.0125, 0.35, 0.5, 0.95):
+        for r in (0.0125, 0.3125, 0.6125, 0.8875, 0.9875):
+            for w in (0.0, 0.5, 1.0):
+                for sr in ((SR, 48000) if w == 1.0 else (SR,)):
+                    v = wet_db(r, d, w, sr)
+                    p = -reverb.freeverb_wet_offset_db(r, d, w, sr)
+                    wchecks.append({"room_size": r, "damping": d, "width": w,
+                                    "sample_rate_hz": sr, "wet_energy_db": round(v, 4),
+                                    "predicted_db": round(p, 4), "error_db": round(p - v, 4)})
+    wworst = max(abs(c["error_db"]) for c in wchecks)
+    print(f"wet energy: worst error {wworst:.2f} dB over {len(wchecks)} off-grid points, "
+          "widths 0-1, 44.1 and 48 kHz")
+    doc["wet_energy_check"] = {"worst_db": round(wworst, 4), "points": wchecks}
     args.output.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
     reverb.calibration.cache_clear()
     print(f"wrote {args.output} in {time.perf_counter() - t0:.0f} s")

@@ -21,29 +21,30 @@ def _noise(seconds: float = 3.0, seed: int = 0) -> np.ndarray:
     return (rng.standard_normal((int(seconds * SR), 2)) * 0.05).astype(np.float32)
 
 
-def test_an_eq_shifts_both_statistics_by_its_band_curve():
-    """On white noise an EQ adds its band-averaged curve to the LTAS and to the p10
-    statistic alike (the model's assumption), within 0.3 dB."""
+def test_an_eq_shifts_the_features_by_its_band_curve():
+    """On white noise an EQ adds its band-averaged curve to the long-term spectrum (the
+    model's assumption), within 0.3 dB, on the 21 bands from 99 Hz to 10 kHz."""
     x = _noise()
     bands = [("peak", 1500.0, 9.0, 1.5), ("high_shelf", 4000.0, -6.0, 0.7)]
     f0 = E.vocal_features(x, SR)
     f1 = E.vocal_features(E.apply_eq(x, SR, bands), SR)
     curve = T.eq_band_curve(bands)
-    assert np.abs((f1 - f0)[:19] - curve).max() < 0.3
-    assert np.abs((f1 - f0)[19:] - curve).max() < 0.3
+    assert f0.shape == (21,) and E.CENTRES_HZ[0] < 100 < E.CENTRES_HZ[1]
+    assert 9900 < E.CENTRES_HZ[-1] < 10200
+    assert np.abs((f1 - f0) - curve).max() < 0.3
 
 
 def test_posterior_recovers_a_bank_curve_when_natural_spread_is_tiny():
     """Closed-form case: natural vocals all alike (precision huge) and the applied EQ in
     the bank -> the posterior mean is that EQ, P(no EQ) is ~0; the clean vocal -> ~1."""
     bank = T.eq_bank(200, seed=3)
-    mean = np.zeros(38)
-    m = E.EqModel(mean, np.eye(38) / 0.01, bank, 0.5, 0.2, 0.5)
+    mean = np.zeros(21)
+    m = E.EqModel(mean, np.eye(21) / 0.01, bank, 0.5, 0.2, 0.5)
     applied = bank[17].astype(np.float64)
-    post, p_clean = m.posterior(np.tile(applied, 2))
+    post, p_clean = m.posterior(applied)
     np.testing.assert_allclose(post[0], applied, atol=1e-6)
     assert p_clean[0] < 1e-6
-    np.testing.assert_allclose(m.predict(np.tile(applied, 2))[0], -applied, atol=1e-6)
+    np.testing.assert_allclose(m.predict(applied)[0], -applied, atol=1e-6)
     post0, p0 = m.posterior(mean)
     assert p0[0] > 0.99 and np.abs(post0).max() < 0.05  # (a few bank EQs are tiny)
     gated, _ = m.gated(mean)
@@ -56,16 +57,16 @@ def test_curve_to_bands_follows_the_curve():
     assert 1 <= len(bands) <= 6
     got = T.eq_band_curve(bands)
     assert np.sqrt(np.mean((got - target) ** 2)) < 0.6
-    assert E.curve_to_bands(np.zeros(19)) == []
+    assert E.curve_to_bands(np.zeros(21)) == []
 
 
-def _toy_items(n_singers: int = 4) -> list[T.VocalItem]:
+def _toy_items(n_artists: int = 4) -> list[T.VocalItem]:
     items = []
-    for s in range(n_singers):
+    for s in range(n_artists):
         for k in range(2):
             v, _b = synthesize_song(sample_rate=SR, duration_s=3.0, seed=10 * s + k)
             v = E.apply_eq(v, SR, [("peak", 500.0 * (s + 1), 3.0 * (s - 1.5), 1.0)])
-            items.append(T.VocalItem(f"song{s}_{k}", f"singer{s}", E.frame_spectra(v, SR)[1]))
+            items.append(T.VocalItem(f"song{s}_{k}", f"artist{s}", E.frame_spectra(v, SR)[1]))
     return items
 
 
@@ -73,7 +74,7 @@ def test_train_save_load_numpy_inference_matches_training_time(tmp_path):
     items = _toy_items()
     bank = T.eq_bank(300, seed=5)
     model, meta = T.train_eq([], tmp_path, items=items, bank=bank, seed=0)
-    assert meta["n_singers"] == 4 and meta["n_excerpts"] == 8
+    assert meta["n_artists"] == 4 and meta["n_excerpts"] == 8
     loaded = E.EqModel.load(tmp_path)
     arrays, _meta = E.FILES.load(tmp_path)
     check_x, check_y = arrays["check_x"], arrays["check_y"]
@@ -82,12 +83,13 @@ def test_train_save_load_numpy_inference_matches_training_time(tmp_path):
     assert loaded.gate_p_clean == model.gate_p_clean
     again, _ = T.train_eq([], None, items=items, bank=bank, seed=0)
     np.testing.assert_array_equal(again.precision, model.precision)  # deterministic
+    assert loaded.finished_db is not None and loaded.finished_db.shape == (5, 21)
 
 
 def test_missing_and_stale_weights_are_clear_errors(tmp_path):
     with pytest.raises(ModelError, match="no corrective-EQ model weights"):
         E.EqModel.load(tmp_path)
-    m = T.fit_eq_model(np.random.default_rng(0).standard_normal((10, 38)), T.eq_bank(20, 1))
+    m = T.fit_eq_model(np.random.default_rng(0).standard_normal((10, 21)), T.eq_bank(20, 1))
     m.save(tmp_path, {})
     d, _meta = E.FILES.load(tmp_path)
     d["version"] = np.array(1)
@@ -100,7 +102,8 @@ def test_shipped_model_reproduces_its_training_time_predictions():
     arrays, meta = E.FILES.load()
     np.testing.assert_allclose(E.shipped_model().predict(arrays["check_x"]), arrays["check_y"],
                                atol=1e-9)
-    assert meta["feature_version"] == E.EQ_FEATURE_VERSION and meta["n_singers"] >= 2
+    assert meta["feature_version"] == E.EQ_FEATURE_VERSION and meta["n_artists"] >= 2
+    assert meta["cross_validated"]["clean_lsd_added_db"] <= T.HARM_BUDGET_DB
     assert E.shipped_model().meta == meta
 
 
@@ -111,7 +114,7 @@ def test_correct_returns_editable_bands_for_a_strongly_eqd_vocal():
     f = E.vocal_features(v, SR)
     bank = np.vstack([T.eq_bank(300, seed=2),
                       T.eq_band_curve([("peak", 2000.0, 10.0, 2.0)])[None, :]])
-    m = E.EqModel(f, np.eye(38) / 0.25, bank.astype(np.float32), 0.5, 0.2, 0.5)
+    m = E.EqModel(f, np.eye(21) / 0.25, bank.astype(np.float32), 0.5, 0.2, 0.5)
     damaged = E.apply_eq(v, SR, [("peak", 2000.0, 10.0, 2.0)])
     c = E.correct(damaged, SR, m)
     assert c.applied and c.p_clean < 0.01 and 1 <= len(c.bands) <= 6
@@ -162,7 +165,7 @@ def test_model_method_puts_correction_bands_first(monkeypatch):
     f = E.vocal_features(v, SR)
     resonance = [("peak", 2000.0, 10.0, 2.0)]
     bank = np.vstack([T.eq_bank(300, seed=2), T.eq_band_curve(resonance)[None, :]])
-    m = E.EqModel(f, np.eye(38) / 0.25, bank.astype(np.float16), 0.5, 0.2, 0.5)
+    m = E.EqModel(f, np.eye(21) / 0.25, bank.astype(np.float16), 0.5, 0.2, 0.5)
     monkeypatch.setattr(E, "shipped_model", lambda: m)
     damaged = E.apply_eq(v, SR, resonance)
     params, _r, est = mix(damaged, b, SR, method="model")
@@ -170,6 +173,32 @@ def test_model_method_puts_correction_bands_first(monkeypatch):
     assert sources and sources[0] == "correction"
     assert sources == sorted(sources, key=lambda s: s != "correction")
     assert any(n.startswith("model EQ:") for n in est.notes)
+    assert "vocal.eq_bands" in {r.path for r in params.reasons}
+
+
+def test_masking_never_lifts_a_rolled_off_band_or_past_finished_vocals():
+    """A vocal its engineer rolled off above 4.5 kHz: the masking rule alone lifts it
+    around 5 kHz, where a bright backing covers it; with finished vocals' percentiles
+    that say it is rolled off there (under their 10th percentile), that lift is held
+    back, and elsewhere no lift goes past their upper quartile."""
+    v, b = synthesize_song(sample_rate=SR, duration_s=4.0, seed=4)
+    rolled = E.apply_eq(v, SR, [("high_shelf", 4500.0, -6.0, 0.7)])
+    bright = E.apply_eq(b, SR, [("high_shelf", 3000.0, 12.0, 0.7)])
+    free, _hp, = E.combine_with_masking(rolled, bright, SR, [])[1:3]
+    lifted = [band for band in free if band[1] > 4000]
+    assert lifted, "the test needs the plain masking rule to lift the rolled-off band"
+    level = E.vocal_features(rolled, SR)
+    fin = np.tile(level, (5, 1)) + np.array([-3.0, -1.5, 0.0, 1.5, 3.0])[:, None]
+    hi = E.CENTRES_HZ > 4000
+    fin[:, hi] += 12.0  # finished vocals are far brighter than this one up there
+    model = E.EqModel(np.zeros(21), np.eye(21), np.zeros((1, 21)), finished_db=fin)
+    corr, mask, _hp, notes = E.combine_with_masking(rolled, bright, SR, [], model=model)
+    resp = bands_response_db(mask, E.CENTRES_HZ, SR) if mask else np.zeros(21)
+    assert np.all(resp[hi] < 0.25 + 1e-6)
+    assert any("rolled off" in n for n in notes)
+    lim = E.masking_limits(rolled, SR, model)
+    assert np.all(lim.allowed_db[hi] == 0.0)
+    assert np.all(lim.allowed_db[~hi] <= 1.5 + 1e-9)  # up to the upper quartile only
 
 
 @pytest.mark.parametrize("seed", range(5))

@@ -145,9 +145,10 @@ def test_every_unusable_file_is_a_model_error_that_says_how_to_retrain(tmp_path)
 
 
 def test_every_shipped_model_loads_and_names_a_real_retrain_command():
+    from vocalmix.estimators import dynamics
     from vocalmix.training.train import MODEL_KINDS
 
-    for model in (level, eq, reverb):
+    for model in (level, eq, dynamics, reverb):
         m = model.shipped_model()
         assert m.meta, model.__name__
-    assert sorted(m.FILES.only for m in (level, eq, reverb)) == sorted(MODEL_KINDS)
+    assert sorted(m.FILES.only for m in (level, eq, dynamics, reverb)) == sorted(MODEL_KINDS)

@@ -54,7 +54,7 @@ def test_fast_candidate_renderer_is_the_synthetic_reverb():
 @pytest.mark.parametrize("sr, decay, ratios, wet_db, pre_ms", [
     (44100, 0.6, (1.4, 1.25, 1.1, 1.0, 0.85, 0.7, 0.5), -6.0, 20.0),
     (44100, 1.5, (0.8, 0.9, 1.0, 1.0, 1.1, 1.2, 0.9), 3.0, 0.0),  # dry and wet overlap
-    (44100, 0.25, (2.0, 1.5, 1.2, 1.0, 0.9, 0.8, 0.6), -20.0, 60.0),  # a long gap
+    (44100, 0.25, (2.0, 1.5, 1.2, 1.0, 0.9, 0.8, 0.6), -17.0, 60.0),  # a long gap
     (48000, 0.9, (1.2, 1.1, 1.0, 1.0, 0.9, 0.7, 0.5), -10.0, 4.0),
 ])
 def test_decay_model_measures_what_describe_measures_on_the_render(sr, decay, ratios,

@@ -132,11 +132,15 @@ def test_choice_model_shrinks_toward_the_prior_and_clips():
     edge = m.predict_targets(f.max(axis=0))
     np.testing.assert_allclose(far, edge)  # features clipped to the training range
     empty = rt.fit_choice_model(np.zeros((0, 3)), np.zeros((0, 4)))
-    p = empty.predict(np.zeros(3), 120.0)
-    from vocalmix.estimators.baseline import reverb_decay_for_tempo
+    p = empty.predict(np.zeros(3))
+    # with no song at all it is the engineers' own sends (the pooled DiffVox presets)
+    from vocalmix.estimators.vocalprior import REVERB_ONSET_MS, engineers
 
-    assert p["decay_s"] == pytest.approx(reverb_decay_for_tempo(120.0))
-    assert p["wet_level_db"] == pytest.approx(rt.CHOICE_PRIOR["wet_level_db"])
+    e = engineers()
+    assert p["decay_s"] == pytest.approx(e.reverb_t60_s.p50)
+    assert p["hf_ratio"] == pytest.approx(e.band_decay_ratios[5])
+    assert p["pre_delay_ms"] == pytest.approx(REVERB_ONSET_MS)
+    assert p["wet_level_db"] == pytest.approx(e.reverb_level_db.p50)
 
 
 def test_provider_gives_valid_synthetic_params(monkeypatch, tiny_set):
@@ -148,9 +152,16 @@ def test_provider_gives_valid_synthetic_params(monkeypatch, tiny_set):
     assert rv.type == "synthetic" and rv.band_decay_ratios[3] == 1.0
     assert params.targets.reverb_decay_s == pytest.approx(rv.decay_s)
     assert 0.2 <= rv.decay_s <= 12.0 and 0.0 <= rv.pre_delay_ms <= 500.0
-    assert any("songs cannot show skill" in n for n in notes)
+    assert any("engineers' own sends" in n for n in notes)
     again = MixParams.from_json(params.to_json())
     assert again.vocal.reverb == rv
+    # below 1 kHz the band ratios are the engineers' medians; a structured reason says why
+    from vocalmix.estimators.vocalprior import engineers
+
+    assert rv.band_decay_ratios[:3] == pytest.approx(engineers().band_decay_ratios[:3],
+                                                     abs=1e-4)
+    r = {x.path: x for x in params.reasons}["vocal.reverb"]
+    assert r.source == "model" and "tempo_bpm" in dict(r.inputs)
 
 
 def test_provider_without_weights_is_a_model_error(monkeypatch, tmp_path):

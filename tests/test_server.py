@@ -105,7 +105,9 @@ def test_create_get_audio_edit_delete(client, pair, app):
         audio[kind] = x
     # the stems add up to the mix (but for what the limiter took off)
     premaster = audio["vocal"] + audio["backing"]
-    assert np.corrcoef(premaster.ravel(), audio["mix"].ravel())[0, 1] > 0.999
+    # (the limiter takes at most a dB or two off this loud synthetic song)
+    assert p["achieved"]["master_gain_reduction_db"] < 3.0
+    assert np.corrcoef(premaster.ravel(), audio["mix"].ravel())[0, 1] > 0.998
     if p["achieved"]["master_gain_reduction_db"] == 0.0:
         assert np.abs(premaster - audio["mix"]).max() < 1e-3
 

@@ -154,16 +154,14 @@ def _backing_reverb(backing: np.ndarray, sample_rate: int, method: str, params: 
     p = params
     done = False
     if method == "model":
-        try:
-            from vocalmix.estimators.level import Context
-            from vocalmix.estimators.reverb import reverb_provider
+        from vocalmix.estimators.registry import Context, reverb_provider
 
+        try:
             ctx = Context(np.zeros((0, 2), np.float32), backing, sample_rate, p)
-            p2, more = reverb_provider(ctx)
-            assert isinstance(p2, MixParams)
-            p, done = p2, True
+            p, more = reverb_provider(ctx)
+            done = True
             notes.extend(more)
-        except (ModelError, ImportError) as e:
+        except ModelError as e:
             notes.append(f"reverb model unavailable ({e}): the baseline's tempo rule instead")
     if not done:
         tempo = baseline.backing_tempo(backing, sample_rate)
@@ -673,7 +671,7 @@ def simulate(vocal: np.ndarray, backing: np.ndarray, runner: LiveSession | LiveM
 def sound_device() -> tuple[Any | None, str]:
     """``(sounddevice module, "")`` when a sound device can be used, else ``(None, why)``."""
     try:
-        import sounddevice as sd  # type: ignore[import-not-found]
+        import sounddevice as sd
     except ImportError:
         return None, "sounddevice is not installed (pip install 'vocalmix[live]')"
     except OSError as e:  # the PortAudio library is missing

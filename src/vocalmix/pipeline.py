@@ -16,7 +16,11 @@ import numpy as np
 
 from vocalmix.core.amount import effective, effective_level_target, effective_vocal
 from vocalmix.core.errors import ModelError
-from vocalmix.core.measure import integrated_loudness, loudness_range
+from vocalmix.core.measure import (
+    integrated_loudness,
+    loudness_range,
+    momentary_loudness_range,
+)
 from vocalmix.core.params import (
     RULE_VOCAL_TO_MIX_LU,
     Achieved,
@@ -66,6 +70,7 @@ class Resolved:
     gain: GainSolution
     vocal_lra_lu: float | None
     mix_lufs: float | None = None
+    vocal_momentary_range_lu: float | None = None
 
 
 @dataclass(frozen=True)
@@ -139,20 +144,28 @@ def _resolve(
     t = params.targets
     vc = params.vocal
     progress(ProgressEvent("resolve.compressor", 0.3,
-                           "resolving the compressor threshold for the vocal LRA target"))
+                           "resolving the compressor threshold for the vocal dynamics target"))
     lra: float | None = None
+    mrange: float | None = None
     if is_locked(params, "vocal.compressor"):
         comp = vc.compressor
         notes.append("compressor locked: kept as it is")
     else:
         x_in = deesser_stage(eq_stage(vocal, sample_rate, vc.highpass, vc.eq_bands),
                              sample_rate, vc.deesser)
-        sol = resolve_compressor(x_in, sample_rate, t.vocal_lra_lu, vc.compressor)
+        if t.vocal_momentary_range_lu is not None:
+            sol = resolve_compressor(x_in, sample_rate, t.vocal_momentary_range_lu,
+                                     vc.compressor, statistic="momentary_range")
+            mrange = sol.achieved_value
+            why: tuple[tuple[str, float], ...] = (
+                ("target_momentary_range_lu", t.vocal_momentary_range_lu),
+                ("input_momentary_range_lu", sol.input_value))
+        else:
+            sol = resolve_compressor(x_in, sample_rate, t.vocal_lra_lu, vc.compressor)
+            why = (("target_lra_lu", t.vocal_lra_lu), ("input_lra_lu", sol.input_lra_lu))
         comp, lra = sol.compressor, sol.achieved_lra_lu
         notes.append(sol.note)
-        reasons.append(Reason("vocal.compressor", "resolver", sol.note,
-                              (("target_lra_lu", t.vocal_lra_lu),
-                               ("input_lra_lu", sol.input_lra_lu))))
+        reasons.append(Reason("vocal.compressor", "resolver", sol.note, why))
     rv = vc.reverb
     if is_locked(params, "vocal.reverb"):
         notes.append("reverb locked: kept as it is")
@@ -173,7 +186,7 @@ def _resolve(
     dry = vocal_inserts(vocal, sample_rate, eff)
     parts = VocalParts(dry=dry, wet=sends_wet(dry, sample_rate, eff))
     if new.amount != 1.0:
-        lra = None  # the compressor rendered is not the one the LRA was measured on
+        lra = mrange = None  # the compressor rendered is not the one they were measured on
     b = backing * np.float32(10.0 ** (params.backing.gain_db / 20.0))
     target = effective_level_target(t.vocal_to_mix_lu, RULE_VOCAL_TO_MIX_LU, new.amount)
     if is_locked(params, "vocal.gain_db"):
@@ -212,7 +225,8 @@ def _resolve(
         new = replace(new, master=replace(new.master, gain_db=0.0))
         notes.append("no mix-loudness target: master gain back to 0 dB")
     new = new.with_reasons(*reasons)
-    return new, notes, Resolved(parts=parts, gain=g, vocal_lra_lu=lra, mix_lufs=mix_lufs)
+    return new, notes, Resolved(parts=parts, gain=g, vocal_lra_lu=lra, mix_lufs=mix_lufs,
+                                     vocal_momentary_range_lu=mrange)
 
 
 def moved_settings(before: MixParams, after: MixParams) -> list[str]:
@@ -263,6 +277,9 @@ def measure_achieved(rendered: Rendered, resolved: Resolved | None = None,
             vocal_to_mix_lu=float(g.vocal_to_mix_lu),
             vocal_to_backing_lu=float(g.vocal_to_backing_lu),
             vocal_lra_lu=float(lra),
+            vocal_momentary_range_lu=(float(resolved.vocal_momentary_range_lu)
+                                      if resolved.vocal_momentary_range_lu is not None
+                                      else momentary_loudness_range(rendered.vocal_dry, sr)),
             mix_integrated_lufs=float(mix_i) if np.isfinite(mix_i) else None,
             mix_true_peak_dbtp=float(rendered.mix_true_peak_dbtp),
             master_gain_reduction_db=float(rendered.master_gain_reduction_db),
@@ -284,6 +301,7 @@ def measure_achieved(rendered: Rendered, resolved: Resolved | None = None,
         vocal_to_mix_lu=fin(v2m),
         vocal_to_backing_lu=fin(iv - ib),
         vocal_lra_lu=fin(loudness_range(rendered.vocal_dry, sr)),
+        vocal_momentary_range_lu=fin(momentary_loudness_range(rendered.vocal_dry, sr)),
         mix_integrated_lufs=fin(imix),
         mix_true_peak_dbtp=fin(rendered.mix_true_peak_dbtp),
         master_gain_reduction_db=float(rendered.master_gain_reduction_db),

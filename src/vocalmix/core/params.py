@@ -375,7 +375,12 @@ class Targets:
     over only the blocks in which the vocal sings, the balance a listener hears while it
     sings, whatever the backing does in instrumental passages (the level model's
     measure). ``vocal_lra_lu``: loudness range of the vocal
-    after the compressor, before reverb, LU. ``reverb_decay_s``: reverb T30, s (the
+    after the compressor, before reverb, LU. ``vocal_momentary_range_lu``: the same
+    spread on 400 ms momentary loudness (:func:`vocalmix.core.measure.momentary_loudness_range`),
+    LU; when set, the compressor is resolved to it and ``vocal_lra_lu`` is not used
+    (``None``, the default and what older documents read as, resolves to the LRA): a
+    few seconds of singing carry a momentary range but hardly an LRA. A vocal already at
+    or under its target is left uncompressed. ``reverb_decay_s``: reverb T30, s (the
     broadband T30 for ``freeverb``, the T30 at 1 kHz for ``synthetic``, whose other bands
     follow through ``band_decay_ratios``). ``mix_lufs``: integrated loudness of the
     master, LUFS, reached by ``master.gain_db`` under the limiter's ceiling; ``None``
@@ -393,6 +398,10 @@ class Targets:
     mix_lufs: float | None = num(None, -40.0, -5.0, "LUFS", "Mix loudness",
                                  "integrated loudness of the master (none: leave it)")
     vocal_to_mix_measure: str = "integrated"
+    vocal_momentary_range_lu: float | None = num(
+        None, 1.0, 40.0, "LU", "Momentary loudness range",
+        "the vocal's spread of 400 ms loudness while it sings after compression (none: "
+        "use the loudness range)", step=0.5, view=(2.0, 20.0))
 
     def __post_init__(self) -> None:
         if self.vocal_to_mix_measure not in V2M_MEASURES:
@@ -414,6 +423,8 @@ class Achieved:
     vocal_to_mix_lu: float | None = num(None, -200.0, 200.0, "LU", "Vocal vs mix")
     vocal_to_backing_lu: float | None = num(None, -200.0, 200.0, "LU", "Vocal vs backing")
     vocal_lra_lu: float | None = num(None, 0.0, 200.0, "LU", "Vocal loudness range")
+    vocal_momentary_range_lu: float | None = num(None, 0.0, 200.0, "LU",
+                                                 "Vocal momentary loudness range")
     mix_integrated_lufs: float | None = num(None, -200.0, 30.0, "LUFS", "Mix loudness")
     mix_true_peak_dbtp: float | None = num(None, -400.0, 30.0, "dBTP", "Mix true peak")
     master_gain_reduction_db: float | None = num(None, 0.0, 200.0, "dB", "Limiter reduction")

@@ -75,8 +75,12 @@ def reverb_wet(x: np.ndarray, sample_rate: int, reverb: Reverb) -> np.ndarray:
     """The wet reverb signal for a send fed with ``x``: pre-delay, reverb, wet level.
 
     ``freeverb``: pedalboard's ``Reverb``; ``synthetic``: exact convolution (scipy's
-    ``fftconvolve``) with :func:`vocalmix.core.reverb.render_synthetic_ir`.
+    ``fftconvolve``) with :func:`vocalmix.core.reverb.render_synthetic_ir`. The gain is
+    :func:`vocalmix.core.reverb.wet_gain_db`, so that ``wet_level_db`` is the send's
+    reverberant-to-direct energy ratio for a vocal in both types.
     """
+    from vocalmix.core.reverb import wet_gain_db
+
     if not reverb.enabled:
         return np.zeros_like(x)
     d = int(round(reverb.pre_delay_ms * 1e-3 * sample_rate))
@@ -87,7 +91,7 @@ def reverb_wet(x: np.ndarray, sample_rate: int, reverb: Reverb) -> np.ndarray:
         board = pb.Pedalboard([pb.Reverb(room_size=reverb.room_size, damping=reverb.damping,
                                          wet_level=1.0, dry_level=0.0, width=reverb.width)])
         wet = run_board(board, src, sample_rate)
-    return wet * np.float32(db_to_gain(reverb.wet_level_db))
+    return wet * np.float32(db_to_gain(wet_gain_db(reverb, sample_rate)))
 
 
 def master_stage(

@@ -1,5 +1,6 @@
-"""Resolvers: turn targets (``vocal_to_mix_lu``, ``vocal_lra_lu``, ``reverb_decay_s``) into
-settings (vocal gain, compressor threshold and ratio, reverb room size).
+"""Resolvers: turn targets (``vocal_to_mix_lu``, ``vocal_lra_lu`` or
+``vocal_momentary_range_lu``, ``reverb_decay_s``) into settings (vocal gain, compressor
+threshold and ratio, reverb room size).
 
 Vocal gain
     The vocal in the mix is ``g * V`` (``V``: the processed vocal, reverb included, at
@@ -30,6 +31,12 @@ Compressor threshold
     reachable LRA bottoms out near input LRA / ratio), the ratio is raised step by step.
     A vocal already at or below the target LRA is left uncompressed (ratio 1): the
     resolver never expands.
+
+    The same search serves a second statistic (``statistic="momentary_range"``): the
+    momentary loudness range (:func:`vocalmix.core.measure.momentary_loudness_range`,
+    LRA's recipe on 400 ms windows), which the proxy computes from the same 100 ms
+    segments with 4-segment windows instead of 30. ``Targets.vocal_momentary_range_lu``
+    selects it.
 """
 
 from __future__ import annotations
@@ -46,12 +53,28 @@ from vocalmix.core.measure import (
     k_weight,
     loudness_range,
     lra_from_short_term,
+    momentary_loudness_range,
     singing_ratio_from_segments,
 )
 from vocalmix.core.params import V2M_MEASURES, Compressor, Master, MixParams, Reverb, clip
 
 RATIO_STEPS = (3.0, 4.0, 6.0, 10.0, 20.0, 40.0)
 LRA_TOLERANCE_LU = 0.3
+#: the dynamics statistics the compressor can be resolved to: EBU Tech 3342 LRA (3 s
+#: windows) and the momentary loudness range (the same on 400 ms windows)
+DYNAMICS_STATISTICS = ("lra", "momentary_range")
+#: proxy windows (100 ms segments) per statistic
+_WINDOW_SEGMENTS = {"lra": 30, "momentary_range": 4}
+
+
+def dynamics_statistic(x: np.ndarray, sample_rate: int, statistic: str = "lra") -> float:
+    """LRA or momentary loudness range of ``x``, LU (:data:`DYNAMICS_STATISTICS`)."""
+    if statistic == "lra":
+        return float(loudness_range(x, sample_rate))
+    if statistic == "momentary_range":
+        return momentary_loudness_range(x, sample_rate)
+    raise ValueError(f"unknown dynamics statistic {statistic!r}: use one of "
+                     f"{', '.join(DYNAMICS_STATISTICS)}")
 
 
 # --- vocal gain -----------------------------------------------------------------------
@@ -275,6 +298,13 @@ class CompressorProxy:
 
     def lra(self, thresholds_db: np.ndarray, ratio: float) -> np.ndarray:
         """Proxy LRA (LU) after compression, for each threshold (dBFS)."""
+        return self.statistic(thresholds_db, ratio, "lra")
+
+    def statistic(self, thresholds_db: np.ndarray, ratio: float,
+                  statistic: str = "lra") -> np.ndarray:
+        """Proxy LRA or momentary loudness range (LU) after compression, for each
+        threshold (dBFS)."""
+        w = _WINDOW_SEGMENTS[statistic]
         t = np.asarray(thresholds_db, dtype=np.float64)[:, None, None]
         over = np.maximum(self.env_db[None] - t, 0.0)
         gain_db = over * (1.0 / ratio - 1.0)
@@ -284,7 +314,7 @@ class CompressorProxy:
         n_seg = e.shape[1] // f
         seg = e[:, : n_seg * f].reshape(e.shape[0], n_seg, f).sum(axis=2)
         c = np.cumsum(np.concatenate([np.zeros((seg.shape[0], 1)), seg], axis=1), axis=1)
-        win = (c[:, 30:] - c[:, :-30]) / (30 * f * self.frame_len)
+        win = (c[:, w:] - c[:, :-w]) / (w * f * self.frame_len)
         with np.errstate(divide="ignore"):
             st = -0.691 + 10.0 * np.log10(win)
         return np.atleast_1d(lra_from_short_term(st))
@@ -300,6 +330,9 @@ class CompressorSolution:
         achieved_lra_lu: LRA of the real rendered output, LU.
         renders: how many real renders the search needed.
         note: what happened, for the user.
+        statistic: what was resolved (:data:`DYNAMICS_STATISTICS`).
+        input_value, achieved_value: that statistic of the input and the output, LU
+            (the LRA figures again for ``lra``).
     """
 
     compressor: Compressor
@@ -307,10 +340,14 @@ class CompressorSolution:
     achieved_lra_lu: float
     renders: int
     note: str
+    statistic: str = "lra"
+    input_value: float = float("nan")
+    achieved_value: float = float("nan")
 
 
 def _solve_proxy(
-    proxy: CompressorProxy, target: float, ratio: float, t_lo: float, t_hi: float
+    proxy: CompressorProxy, target: float, ratio: float, t_lo: float, t_hi: float,
+    statistic: str = "lra",
 ) -> tuple[float, float]:
     """Threshold (dB) whose proxy LRA is ``target``; returns (threshold, proxy_lra).
 
@@ -319,7 +356,7 @@ def _solve_proxy(
     that reaches the target: the least compression that does the job.
     """
     grid = np.linspace(t_lo, t_hi, 33)
-    vals = proxy.lra(grid, ratio)
+    vals = proxy.statistic(grid, ratio, statistic)
     for _ in range(3):  # refine the bracket around the crossing
         below = vals <= target
         if not below.any():
@@ -329,7 +366,7 @@ def _solve_proxy(
         if j == len(grid) - 1:
             return float(grid[j]), float(vals[j])
         grid = np.linspace(grid[j], grid[j + 1], 17)
-        vals = proxy.lra(grid, ratio)
+        vals = proxy.statistic(grid, ratio, statistic)
     j = int(np.argmin(np.abs(vals - target)))
     return float(grid[j]), float(vals[j])
 
@@ -341,8 +378,9 @@ def _next_threshold(
     ratio: float,
     t_lo: float,
     t_hi: float,
+    statistic: str = "lra",
 ) -> float:
-    """Next threshold to render, from the real (threshold, LRA) points so far.
+    """Next threshold to render, from the real (threshold, statistic) points so far.
 
     With one point, the proxy is corrected by its offset there and solved again in a
     +-12 dB neighbourhood; with a pair of points on both sides of the target, regula
@@ -350,9 +388,9 @@ def _next_threshold(
     """
     last_t, last_r = pts[-1]
     if len(pts) == 1:
-        offset = last_r - float(proxy.lra(np.array([last_t]), ratio)[0])
+        offset = last_r - float(proxy.statistic(np.array([last_t]), ratio, statistic)[0])
         lo, hi = max(t_lo, last_t - 12.0), min(t_hi, last_t + 12.0)
-        t, _ = _solve_proxy(proxy, target - offset, ratio, lo, hi)
+        t, _ = _solve_proxy(proxy, target - offset, ratio, lo, hi, statistic)
         return t
     below = [p for p in pts if p[1] < target]
     above = [p for p in pts if p[1] > target]
@@ -377,24 +415,32 @@ def resolve_compressor(
     *,
     tolerance_lu: float = LRA_TOLERANCE_LU,
     max_verify: int = 6,
+    statistic: str = "lra",
 ) -> CompressorSolution:
-    """Find the threshold (and if needed a higher ratio) that gives ``x`` the target LRA.
+    """Find the threshold (and if needed a higher ratio) that gives ``x`` the target
+    dynamics: its LRA (``statistic="lra"``) or its momentary loudness range
+    (``"momentary_range"``) is ``target_lra_lu``.
 
     ``x`` is the compressor's input (the vocal after high-pass and EQ), float32 ``(n, 2)``.
     ``base`` supplies attack, release and the starting ratio. Make-up gain is set so the
     compressed vocal keeps its integrated loudness. See the module doc for the method.
+    A vocal whose statistic is already at or below the target is left alone.
     """
     from vocalmix.core.measure import integrated_loudness
     from vocalmix.core.render import compressor_stage
 
+    name = {"lra": "LRA", "momentary_range": "momentary loudness range"}[statistic]
     base = base or Compressor(ratio=4.0)
     input_lra = loudness_range(x, sample_rate)
-    if input_lra <= target_lra_lu + 1e-9:
+    input_val = input_lra if statistic == "lra" else dynamics_statistic(x, sample_rate,
+                                                                       statistic)
+    if input_val <= target_lra_lu + 1e-9:
         comp = replace(base, enabled=True, threshold_db=0.0, ratio=1.0, makeup_db=0.0)
         return CompressorSolution(
             comp, input_lra, input_lra, 0,
-            f"vocal LRA {input_lra:.1f} LU already at or below the target "
-            f"{target_lra_lu:.1f} LU: no compression (never expand)",
+            f"vocal {name} {input_val:.1f} LU already at or below the target "
+            f"{target_lra_lu:.1f} LU: no compression (never expand)", statistic, input_val,
+            input_val,
         )
     proxy = CompressorProxy.of(x, sample_rate, base.attack_ms, base.release_ms)
     env_ok = proxy.env_db[np.isfinite(proxy.env_db)]
@@ -406,17 +452,19 @@ def resolve_compressor(
     ratio = ratios[0]
     for r in ratios:
         ratio = r
-        if proxy.lra(np.array([t_lo]), r)[0] <= target_lra_lu - 0.5 * tolerance_lu:
+        if proxy.statistic(np.array([t_lo]), r, statistic)[0] <= \
+                target_lra_lu - 0.5 * tolerance_lu:
             break
     i_in = integrated_loudness(x, sample_rate)
     best: tuple[float, Compressor, float] | None = None
-    pts: list[tuple[float, float]] = []  # (threshold, real LRA)
+    pts: list[tuple[float, float]] = []  # (threshold, real statistic)
     renders = 0
-    thr, _p = _solve_proxy(proxy, target_lra_lu, ratio, t_lo, t_hi)
+    thr, _p = _solve_proxy(proxy, target_lra_lu, ratio, t_lo, t_hi, statistic)
     for it in range(max_verify):
         comp = replace(base, enabled=True, threshold_db=float(thr), ratio=float(ratio),
                        makeup_db=0.0)
-        real = loudness_range(compressor_stage(x, sample_rate, comp), sample_rate)
+        real = dynamics_statistic(compressor_stage(x, sample_rate, comp), sample_rate,
+                                  statistic)
         renders += 1
         pts.append((thr, real))
         err = abs(real - target_lra_lu)
@@ -424,18 +472,22 @@ def resolve_compressor(
             best = (err, comp, real)
         if err <= tolerance_lu or it == max_verify - 1:
             break
-        thr = _next_threshold(proxy, pts, target_lra_lu, ratio, t_lo, t_hi)
+        thr = _next_threshold(proxy, pts, target_lra_lu, ratio, t_lo, t_hi, statistic)
     assert best is not None
     err, comp, real = best
-    makeup = i_in - integrated_loudness(compressor_stage(x, sample_rate, comp), sample_rate)
+    y = compressor_stage(x, sample_rate, comp)
+    makeup = i_in - integrated_loudness(y, sample_rate)
     comp = replace(comp, makeup_db=clip(Compressor, "makeup_db", makeup))
+    out_lra = real if statistic == "lra" else loudness_range(y, sample_rate)
     note = (
-        f"compressor {comp.threshold_db:.1f} dB threshold, ratio {comp.ratio:g}: vocal LRA "
-        f"{input_lra:.1f} -> {real:.1f} LU (target {target_lra_lu:.1f}, {renders} renders)"
+        f"compressor {comp.threshold_db:.1f} dB threshold, ratio {comp.ratio:g}: vocal "
+        f"{name} {input_val:.1f} -> {real:.1f} LU (target {target_lra_lu:.1f}, {renders} "
+        "renders)"
     )
     if err > tolerance_lu:
         note += f"; missed the target by {err:.2f} LU"
-    return CompressorSolution(comp, input_lra, real, renders, note)
+    return CompressorSolution(comp, input_lra, out_lra, renders, note, statistic, input_val,
+                              real)
 
 
 # --- the freeverb's documented decay ----------------------------------------------------

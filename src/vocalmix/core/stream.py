@@ -274,7 +274,9 @@ def _reverb_send(chain: VocalChain, sample_rate: int, max_block: int) -> list[li
         send.append(PedalboardStage(
             [pb.Reverb(room_size=rv.room_size, damping=rv.damping, wet_level=1.0,
                        dry_level=0.0, width=rv.width)], sample_rate, max_block))
-    send.append(GainStage(rv.wet_level_db, max_block))
+    from vocalmix.core.reverb import wet_gain_db
+
+    send.append(GainStage(wet_gain_db(rv, sample_rate), max_block))
     return [send]
 
 

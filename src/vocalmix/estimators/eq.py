@@ -2,13 +2,14 @@
 
 The model
 ---------
-A vocal's spectrum is the singer's timbre plus whatever EQ was applied, and only what
-vocals usually look like can tell the two apart. So the estimator models both parts
-explicitly, and computes the optimal answer under that model rather than regressing:
+A vocal's spectrum is the singer's timbre and the engineer's choices plus whatever EQ
+was applied, and only what finished vocals usually look like can tell them apart. So the
+estimator models both parts explicitly, and computes the optimal answer under that model
+rather than regressing:
 
-* **natural vocals**: a Gaussian over the features of un-EQ'd vocals (mean and
-  precision learned from training vocals, the covariance inflated and floored so that a
-  new singer is not "impossible");
+* **finished vocals**: a Gaussian over the features of professionally mixed vocal stems
+  (mean and precision learned from them, the covariance inflated and floored so that a
+  new artist is not "impossible");
 * **EQs**: a bank of random-EQ curves (one to four peak or shelf bands, +-12 dB, drawn
   with a fixed seed by :func:`vocalmix.training.eq.random_eq`), plus "no EQ" with prior
   probability :data:`PRIOR_CLEAN`.
@@ -22,27 +23,23 @@ both so that vocals that were not EQ'd are left alone.
 
 Features
 --------
-On a fixed 1/3-octave grid (:data:`CENTRES_HZ`, 99 Hz-6.3 kHz, 19 bands: the karaoke
-takes are sampled at 16 kHz), from 4096-point frames at 44.1 kHz of the vocal's active
-part (within 30 dB of its loudest frame), both level-normalised (mean over bands
-removed), dB:
-
-* ``ltas``: the long-term average power spectrum;
-* ``p10``: per band, the 10th percentile over frames of the frame's band level relative
-  to that frame's mean over bands (the spectrum of the vocal's quietest moments in each
-  band, which varies less between singers than the average).
-
-An EQ adds its band-averaged curve to both.
+On a fixed 1/3-octave grid (:data:`CENTRES_HZ`, 99 Hz-10 kHz, 21 bands), from
+8192-point frames (hop 4096) at 44.1 kHz of the vocal's active part (within 30 dB of
+its loudest frame): ``ltas``, the long-term average power spectrum, level-normalised
+(mean over bands removed), dB. An EQ adds its band-averaged curve to it. (A second
+statistic, the per-band 10th percentile of the frames' relative levels, was tried on the
+finished vocals and removed less damage.)
 
 In the mix
 ----------
 The curve is fitted to at most six editable parametric bands (:func:`curve_to_bands`,
 :func:`vocalmix.estimators.masking.fit_parametric_bands`), tagged ``source:
 "correction"``; :func:`combine_with_masking` then computes the baseline's masking
-reduction on the corrected vocal, within a joint bound.
+reduction on the corrected vocal, within a joint bound, and never pushes a band past
+what finished vocals and engineers' EQs make usual (:func:`masking_limits`).
 
-Training (the bank, the Gaussian, the gate's cross-validation over singers) is
-:mod:`vocalmix.training.eq`; how well it does on held-out singers, and why, is
+Training (the bank, the Gaussian, the gate's cross-validation over artists) is
+:mod:`vocalmix.training.eq`; how well it does on held-out artists, and why, is
 ``docs/evaluation/eq_report.md``. Files: :data:`FILES` (``assets/eq_model.npz`` and
 ``assets/eq_model.json``).
 """
@@ -60,14 +57,16 @@ from vocalmix.core.dsp import max_filter_hz
 from vocalmix.estimators.masking import bands_response_db, fit_parametric_bands
 from vocalmix.estimators.weights import ModelFiles
 
-EQ_FEATURE_VERSION = 2
-CENTRES_HZ = 1000.0 * 2.0 ** (np.arange(-10, 9) / 3.0)  # 99 Hz .. 6.3 kHz, 19 bands
-STATS = ("ltas", "p10")
+EQ_FEATURE_VERSION = 3
+CENTRES_HZ = 1000.0 * 2.0 ** (np.arange(-10, 11) / 3.0)  # 99 Hz .. 10.1 kHz, 21 bands
+STATS = ("ltas",)
+#: percentiles of finished vocals' spectra the model keeps (:attr:`EqModel.finished_db`)
+FINISHED_PCTS = (10, 25, 50, 75, 90)
 N_BANDS = len(CENTRES_HZ)
 PRIOR_CLEAN = 0.5
 FILES = ModelFiles("corrective-EQ model", "eq_model.npz", "eq_model.json", "eq")
 ANALYSIS_SR = 44100  # Hz, the rate of the analysis frames
-N_FFT = 4096  # points per analysis frame
+N_FFT = 8192  # points per analysis frame (hop: half of it)
 Bands = list[tuple[str, float, float, float]]
 
 
@@ -75,7 +74,7 @@ Bands = list[tuple[str, float, float, float]]
 
 
 def band_matrix(freqs: np.ndarray) -> np.ndarray:
-    """``(bins, 19)``: 1 where an FFT bin falls in a 1/3-octave band of :data:`CENTRES_HZ`."""
+    """``(bins, 21)``: 1 where an FFT bin falls in a 1/3-octave band of :data:`CENTRES_HZ`."""
     lo, hi = CENTRES_HZ * 2 ** (-1 / 6), CENTRES_HZ * 2 ** (1 / 6)
     return ((freqs[:, None] >= lo[None, :]) & (freqs[:, None] < hi[None, :])).astype(float)
 
@@ -91,7 +90,7 @@ def fft_band_matrix(n_fft: int, sample_rate: int) -> np.ndarray:
 def frame_spectra(x: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
     """Power spectra of the vocal's active frames: ``(freqs_hz, power (frames, bins))``.
 
-    Mono downmix at 44.1 kHz (soxr), Hann-windowed 4096-point frames with 50 % overlap;
+    Mono downmix at 44.1 kHz (soxr), Hann-windowed 8192-point frames with 50 % overlap;
     a frame is active when its energy is within 30 dB of the loudest frame's.
     """
     from vocalmix.core.dsp import mono_at
@@ -99,7 +98,7 @@ def frame_spectra(x: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarr
     y = mono_at(x, sample_rate, ANALYSIS_SR, quality="HQ")
     n = len(y) // (N_FFT // 2) - 1
     if n < 1:
-        raise ValueError("vocal too short for a spectrum (needs 0.1 s at least)")
+        raise ValueError("vocal too short for a spectrum (needs 0.3 s at least)")
     idx = np.arange(N_FFT)[None, :] + (N_FFT // 2) * np.arange(n)[:, None]
     s = scipy.fft.rfft(y[idx] * np.hanning(N_FFT).astype(np.float32), axis=1)
     p = (s.real**2 + s.imag**2).astype(np.float64)
@@ -111,15 +110,11 @@ def frame_spectra(x: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarr
 
 
 def features_from_frames(frames: np.ndarray) -> np.ndarray:
-    """The model's input from frame power spectra ``(frames, 2049)`` at 44.1 kHz:
-    ``ltas`` then ``p10`` (see the module docstring), ``2 x 19`` values in dB."""
+    """The model's input from frame power spectra ``(frames, 4097)`` at 44.1 kHz:
+    ``ltas`` (see the module docstring), 21 values in dB."""
     m = fft_band_matrix(N_FFT, ANALYSIS_SR)
-    bands = frames @ m
-    ltas = 10 * np.log10(bands.mean(axis=0) + 1e-20)
-    rel = 10 * np.log10(bands + 1e-20)
-    rel -= rel.mean(axis=1, keepdims=True)
-    p10 = np.percentile(rel, 10, axis=0)
-    return np.concatenate([ltas - ltas.mean(), p10 - p10.mean()])
+    ltas = 10 * np.log10(frames.mean(axis=0) @ m + 1e-20)
+    return ltas - ltas.mean()
 
 
 def vocal_features(x: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -148,14 +143,18 @@ class EqModel:
     """Posterior-mean corrective EQ (see the module docstring); numpy only.
 
     Attributes:
-        mean: mean features of natural vocals, ``(38,)`` dB.
-        precision: inverse covariance of natural vocals' features, ``(38, 38)`` 1/dB^2.
-        bank: random-EQ curves, ``(K, 19)`` dB, float16 (the EQ adds each to both
-            statistics).
+        mean: mean features of finished vocals, ``(21,)`` dB.
+        precision: inverse covariance of finished vocals' features, ``(21, 21)`` 1/dB^2.
+        bank: random-EQ curves, ``(K, 21)`` dB, float16 (the EQ adds each to the
+            features).
         prior_clean: prior probability that a vocal carries no EQ.
         gate_p_clean: apply a correction only when P(no EQ | vocal) is below this.
         gate_min_rms_db: ... and when the corrective curve's RMS is at least this, dB.
         version: :data:`EQ_FEATURE_VERSION` the model was trained for.
+        finished_db: percentiles (:data:`FINISHED_PCTS`) over the training vocals of
+            their level-normalised 1/3-octave spectra, ``(5, 21)`` dB: what finished
+            vocals look like, band by band (the masking EQ's limits); ``None`` for a
+            model built without them (no limits from it).
         meta: the metadata training wrote (empty for a model not loaded from files).
     """
 
@@ -166,6 +165,7 @@ class EqModel:
     gate_p_clean: float = 0.2
     gate_min_rms_db: float = 1.0
     version: int = EQ_FEATURE_VERSION
+    finished_db: np.ndarray | None = field(default=None, compare=False, repr=False)
     meta: dict = field(default_factory=dict, compare=False, repr=False)
     _cache: dict = field(default_factory=dict, compare=False, repr=False)
 
@@ -182,8 +182,8 @@ class EqModel:
         return self._cache["prep"]
 
     def posterior(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Posterior mean of the applied EQ curve ``(n, 19)`` (dB on :data:`CENTRES_HZ`)
-        and the posterior probability of "no EQ" ``(n,)``, for feature rows ``(n, 38)``."""
+        """Posterior mean of the applied EQ curve ``(n, 21)`` (dB on :data:`CENTRES_HZ`)
+        and the posterior probability of "no EQ" ``(n,)``, for feature rows ``(n, 21)``."""
         x = np.atleast_2d(np.asarray(x, dtype=np.float64))
         atoms, ts, quad, log_prior = self._prepared()
         r = x - self.mean
@@ -195,7 +195,7 @@ class EqModel:
         return w @ atoms, w[:, 0]
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        """Corrective curves ``(n, 19)``, dB: minus the posterior mean of the applied EQ."""
+        """Corrective curves ``(n, 21)``, dB: minus the posterior mean of the applied EQ."""
         return -self.posterior(x)[0]
 
     def gate_open(self, curve: np.ndarray, p_clean: np.ndarray) -> np.ndarray:
@@ -223,6 +223,9 @@ class EqModel:
                   "gate_min_rms_db": np.array(self.gate_min_rms_db),
                   "version": np.array(self.version),
                   "centres_hz": CENTRES_HZ, "stats": np.array(STATS)}
+        if self.finished_db is not None:
+            arrays["finished_db"] = np.asarray(self.finished_db, dtype=np.float64)
+            arrays["finished_pcts"] = np.array(FINISHED_PCTS)
         if check_x is not None:
             arrays["check_x"] = np.asarray(check_x, dtype=np.float64)
             arrays["check_y"] = self.predict(check_x)
@@ -238,10 +241,16 @@ class EqModel:
         d, meta = FILES.load(folder)
         try:
             version = int(d["version"])
-            same_grid = np.allclose(d["centres_hz"], CENTRES_HZ)
+            same_grid = d["centres_hz"].shape == CENTRES_HZ.shape and bool(
+                np.allclose(d["centres_hz"], CENTRES_HZ))
             same_stats = tuple(str(s) for s in d["stats"]) == STATS
+            fin = d["finished_db"] if "finished_db" in d else None
+            if fin is not None and (fin.shape != (len(FINISHED_PCTS), N_BANDS) or tuple(
+                    int(v) for v in d["finished_pcts"]) != FINISHED_PCTS):
+                raise ValueError("finished_db has another shape or other percentiles")
             m = EqModel(d["mean"], d["precision"], d["bank"], float(d["prior_clean"]),
-                        float(d["gate_p_clean"]), float(d["gate_min_rms_db"]), version, meta)
+                        float(d["gate_p_clean"]), float(d["gate_min_rms_db"]), version, fin,
+                        meta)
         except (KeyError, ValueError, TypeError) as e:
             raise FILES.incomplete(folder, e) from None
         if version != EQ_FEATURE_VERSION or not same_grid or not same_stats:
@@ -310,7 +319,7 @@ def correct(vocal: np.ndarray, sample_rate: int, model: EqModel | None = None, *
     m = model or shipped_model()
     applied_eq, p_clean = m.posterior(vocal_features(vocal, sample_rate))
     raw, p = -applied_eq[0], float(p_clean[0])
-    applied = bool(m.gate_open(raw, p)) and bool(np.any(raw != 0.0))
+    applied = bool(m.gate_open(raw, np.asarray(p))) and bool(np.any(raw != 0.0))
     bands = curve_to_bands(raw, max_bands=max_bands, max_gain_db=max_gain_db,
                            sample_rate=sample_rate) if applied else []
     return Correction(bands, raw, p, applied and bool(bands))
@@ -319,20 +328,115 @@ def correct(vocal: np.ndarray, sample_rate: int, model: EqModel | None = None, *
 # --- in the mix: correction first, then masking reduction ----------------------------------
 
 MAX_TOTAL_GAIN_DB = 12.0
+#: the masking EQ may lift a band of the corrected vocal up to this percentile of finished
+#: vocals' level there, and not at all where the vocal lies under the lower one
+MASKING_CEILING_PCT, MASKING_FLOOR_PCT = 75, 10
+
+
+@dataclass(frozen=True)
+class MaskingLimits:
+    """How far the masking EQ may lift each band of :data:`CENTRES_HZ` (dB, >= 0), and why.
+
+    Attributes:
+        allowed_db: the most the masking bands may add at each centre.
+        level_db: the corrected vocal's level-normalised 1/3-octave spectrum, dB.
+        reasons: per band, ``"ok"``, ``"above"`` (already at or over the finished vocals'
+            upper quartile there), ``"rolled off"`` (under their 10th percentile: an
+            engineer's roll-off, or no content, which a boost would fight) or
+            ``"engineers"`` (capped by how far engineers move that band).
+    """
+
+    allowed_db: np.ndarray
+    level_db: np.ndarray
+    reasons: tuple[str, ...]
+
+
+def masking_limits(corrected: np.ndarray, sample_rate: int, model: EqModel,
+                   engineers_shape_db: dict[str, np.ndarray] | None = None,
+                   max_gain_db: float = 4.0) -> MaskingLimits:
+    """The masking EQ's ceiling per band for a corrected vocal (see :class:`MaskingLimits`).
+
+    At each 1/3-octave centre the vocal's level-normalised level ``v`` is compared with
+    finished vocals' (``model.finished_db``): under their :data:`MASKING_FLOOR_PCT` th
+    percentile no lift is allowed (the band is deliberately rolled off, or empty);
+    otherwise up to their :data:`MASKING_CEILING_PCT` th percentile minus ``v``, so the
+    lift never makes the band louder than three finished vocals in four. With
+    ``engineers_shape_db`` (the DiffVox EQ shape percentiles on the same grid,
+    :class:`vocalmix.estimators.vocalprior.EngineersPrior`), the lift is also at most the
+    engineers' p95 move there minus their median move (a bigger lift is a move few
+    engineers make). All capped at ``max_gain_db``.
+    """
+    level = features_from_frames(frame_spectra(corrected, sample_rate)[1])
+    allowed = np.full(N_BANDS, float(max_gain_db))
+    why = ["ok"] * N_BANDS
+    if model.finished_db is not None:
+        pct = dict(zip(FINISHED_PCTS, np.asarray(model.finished_db), strict=True))
+        room = pct[MASKING_CEILING_PCT] - level
+        for b in range(N_BANDS):
+            if level[b] < pct[MASKING_FLOOR_PCT][b]:
+                allowed[b], why[b] = 0.0, "rolled off"
+            elif room[b] < allowed[b]:
+                allowed[b], why[b] = max(0.0, float(room[b])), "above"
+    if engineers_shape_db is not None:
+        move = np.asarray(engineers_shape_db["p95"]) - np.asarray(engineers_shape_db["p50"])
+        for b in range(N_BANDS):
+            if move[b] < allowed[b]:
+                allowed[b], why[b] = max(0.0, float(move[b])), "engineers"
+    return MaskingLimits(allowed, level, tuple(why))
+
+
+def limit_masking_bands(bands: Bands, limits: MaskingLimits, sample_rate: int = 44100
+                        ) -> tuple[Bands, list[str]]:
+    """Each masking band scaled down (bisection on its gain, as a biquad's dB response is
+    not proportional to it) until its response at every centre where it adds 0.25 dB or
+    more stays within ``limits.allowed_db``; bands left under 0.5 dB are dropped. Returns
+    the bands and a note per band that was held back."""
+    out: Bands = []
+    notes: list[str] = []
+    def over(kind: str, f: float, gain: float, q: float) -> bool:
+        r = bands_response_db([(kind, f, gain, q)], CENTRES_HZ, sample_rate)
+        return bool(np.any((r >= 0.25) & (r > limits.allowed_db + 1e-6)))
+
+    for k, f, g, q in bands:
+
+        if not over(k, f, g, q):
+            out.append((k, f, g, q))
+            continue
+        lo, hi = 0.0, 1.0
+        for _ in range(25):
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if not over(k, f, g * mid, q) else (lo, mid)
+        g2 = float(np.trunc(g * lo * 100) / 100)
+        r = bands_response_db([(k, f, g, q)], CENTRES_HZ, sample_rate)
+        worst = int(np.argmax(np.where(r >= 0.25, r - limits.allowed_db, -np.inf)))
+        why = {"above": "the vocal is already as loud there as most finished vocals",
+               "rolled off": "the vocal is rolled off there, as an engineer would leave it",
+               "engineers": "engineers rarely lift a vocal more there",
+               "ok": "the limit"}[limits.reasons[worst]]
+        notes.append(f"EQ: masking boost at {f:.0f} Hz held to {max(g2, 0.0):+.1f} dB "
+                     f"(was {g:+.1f}): {why} ({CENTRES_HZ[worst]:.0f} Hz band)")
+        if g2 >= 0.5:
+            out.append((k, f, g2, q))
+    return out, notes
 
 
 def combine_with_masking(vocal: np.ndarray, backing: np.ndarray, sample_rate: int,
                          correction: Bands, *, max_total_gain_db: float = MAX_TOTAL_GAIN_DB,
-                         config=None) -> tuple[Bands, Bands, float, list[str]]:
+                         config=None, model: EqModel | None = None,
+                         engineers_shape_db: dict[str, np.ndarray] | None = None
+                         ) -> tuple[Bands, Bands, float, list[str]]:
     """The vocal's EQ for ``--method model``: the learned correction first, then the
     baseline's masking reduction computed on the *corrected* vocal.
 
     Bounds: the correction's bands are each within +-12 dB (its fit's limit); the masking
-    bands keep the baseline's own bounds (at most 4 dB each, 6 dB together); and the two
-    together may not exceed ``max_total_gain_db`` of boost or cut at any frequency from
-    50 Hz to 16 kHz: where they would, the masking bands are scaled down (the correction
-    repairs the vocal, the masking reduction only helps it through the backing), and if
-    the correction alone exceeds it, the correction is scaled down too.
+    bands keep the baseline's own bounds (at most 4 dB each, 6 dB together) and, given
+    ``model`` (its finished vocals' spectra) and/or ``engineers_shape_db``, the limits of
+    :func:`masking_limits` (never lifting a band past what finished vocals and engineers'
+    EQs make usual); and the two together may not exceed ``max_total_gain_db`` of boost
+    or cut at any frequency from 50 Hz to 16 kHz: where they would, the masking bands are
+    scaled down (the correction repairs the vocal, the masking reduction only helps it
+    through the backing), and if the correction alone exceeds it, the correction is
+    scaled down too.
 
     Returns ``(correction, masking, highpass_hz, notes)``, bands as ``(kind, Hz, dB, Q)``.
     """
@@ -346,6 +450,12 @@ def combine_with_masking(vocal: np.ndarray, backing: np.ndarray, sample_rate: in
                              max_gain_db=c.eq_max_gain_db,
                              max_total_gain_db=c.eq_max_total_gain_db,
                              threshold_db=c.eq_masking_threshold_db)
+    if masking and (model is not None or engineers_shape_db is not None):
+        limits = masking_limits(corrected, sample_rate, model or EqModel(
+            np.zeros(N_BANDS), np.eye(N_BANDS), np.zeros((1, N_BANDS))), engineers_shape_db,
+            c.eq_max_gain_db)
+        masking, more = limit_masking_bands(masking, limits, sample_rate)
+        notes += more
     f = np.geomspace(50.0, min(16000.0, max_filter_hz(sample_rate)), 400)
 
     def peak(bands: Bands) -> float:
@@ -381,6 +491,9 @@ __all__ = [
     "FILES",
     "Correction",
     "EqModel",
+    "MaskingLimits",
+    "limit_masking_bands",
+    "masking_limits",
     "apply_eq",
     "combine_with_masking",
     "correct",

@@ -17,9 +17,22 @@
       :class:`~vocalmix.core.errors.ModelError` before any analysis, and the pipeline
       falls back to the baseline with a note.
     * ``EQ`` (:func:`eq_provider`, optional): the corrective EQ
-      (:mod:`vocalmix.estimators.eq`), then the masking reduction on the corrected vocal.
+      (:mod:`vocalmix.estimators.eq`), then the masking reduction on the corrected vocal,
+      held within what finished vocals and engineers' EQs make usual.
+    * ``dynamics`` (:func:`dynamics_provider`, optional): the momentary-loudness-range
+      target of the dynamics model (:mod:`vocalmix.estimators.dynamics`) and the
+      compressor's ratio and ballistics from the engineers' chains
+      (:mod:`vocalmix.estimators.vocalprior`).
     * ``reverb`` (:func:`reverb_provider`, optional): the synthetic reverb of the reverb
       model (:mod:`vocalmix.estimators.reverb`).
+    * ``delay`` (:func:`delay_provider`, optional): a tempo-synced delay send with the
+      engineers' level, feedback and tone, when the song has a clear tempo and the vocal
+      leaves room for echoes.
+    * ``de-esser`` (:func:`deesser_provider`, optional): the de-esser's automatic setting
+      (:func:`vocalmix.core.deesser.auto_settings`) on the EQ'd vocal, or none.
+
+    Each of these writes ordinary editable settings and targets, a note, and a
+    structured :class:`~vocalmix.core.params.Reason` per choice (``params.reasons``).
 
     An optional provider whose weights are missing or stale is skipped with a note and
     the baseline's choice is kept.
@@ -38,8 +51,12 @@ import numpy as np
 from vocalmix.core.errors import AnalysisError, ModelError, ParamsError
 from vocalmix.core.params import (
     BAND_DECAY_RATIO,
+    DELAY_NOTES,
     REVERB_DECAY_RANGE_S,
     TARGET_DECAY_RANGE_S,
+    Compressor,
+    DeEsser,
+    Delay,
     EqBand,
     MixParams,
     Reason,
@@ -47,7 +64,7 @@ from vocalmix.core.params import (
     Targets,
     clip,
 )
-from vocalmix.estimators import baseline, eq, level, reverb
+from vocalmix.estimators import baseline, dynamics, eq, level, reverb, vocalprior
 
 METHODS = ("baseline", "model")
 
@@ -112,21 +129,40 @@ def level_provider(ctx: Context) -> tuple[MixParams, list[str]]:
     return params, notes
 
 
+def with_reasons(params: MixParams, *reasons: Reason) -> MixParams:
+    """``params`` with ``reasons`` replacing any earlier reason for the same path."""
+    paths = {r.path for r in reasons}
+    kept = tuple(r for r in params.reasons if r.path not in paths)
+    return replace(params, reasons=kept + tuple(reasons))
+
+
 def eq_provider(ctx: Context) -> tuple[MixParams, list[str]]:
     """Learned corrective EQ first, then the masking reduction on the corrected vocal
-    (:func:`vocalmix.estimators.eq.combine_with_masking`); the baseline's masking bands,
-    which were computed on the uncorrected vocal, are replaced."""
+    (:func:`vocalmix.estimators.eq.combine_with_masking`), held within what finished
+    vocals and engineers' EQs make usual; the baseline's masking bands, which were
+    computed on the uncorrected vocal, are replaced."""
     m = eq.shipped_model()
     c = eq.correct(ctx.vocal, ctx.sample_rate, m)
     cv = m.meta.get("cross_validated") or {}
+    removed = 100 * float(cv.get("fraction_removed", float("nan")))
+    try:
+        shape = vocalprior.engineers().eq_shape_db
+    except ModelError:
+        shape = None
     notes = []
-    if not c.bands:
+    if c.bands:
+        notes.append(f"model EQ: correction (P(no EQ) = {c.p_clean:.2f}): in "
+                     f"cross-validation over artists (band domain) this model removed "
+                     f"{removed:.0f}% of a random EQ's damage")
+    elif m.gate_open(c.curve_db, np.asarray(c.p_clean)):
+        notes.append(f"model EQ: no correction (P(no EQ) = {c.p_clean:.2f}; the corrective "
+                     "curve is too small to need a band)")
+    else:
         notes.append(f"model EQ: no correction (P(no EQ) = {c.p_clean:.2f}; the model "
                      f"corrects only when P(no EQ) < {m.gate_p_clean:g} and the correction's "
                      f"RMS is at least {m.gate_min_rms_db:g} dB)")
-        return ctx.params, notes
     corr, mask, hp, more = eq.combine_with_masking(ctx.vocal, ctx.backing, ctx.sample_rate,
-                                                   c.bands)
+                                                   c.bands, model=m, engineers_shape_db=shape)
     p = ctx.params
     hp_hz = hp if math.isfinite(hp) else p.vocal.highpass.cutoff_frequency_hz
     bands = tuple(EqBand(kind=k, freq_hz=clip(EqBand, "freq_hz", f),
@@ -136,24 +172,97 @@ def eq_provider(ctx: Context) -> tuple[MixParams, list[str]]:
                   for k, f, g, q in group)
     vocal = replace(p.vocal, eq_bands=bands,
                     highpass=replace(p.vocal.highpass, cutoff_frequency_hz=float(hp_hz)))
-    notes.append(
-        f"model EQ: {len(corr)} corrective band(s) (P(no EQ) = {c.p_clean:.2f}), then "
-        f"{len(mask)} masking band(s) on the corrected vocal; on held-out singers this "
-        f"model removed {100 * float(cv.get('fraction_removed', float('nan'))):.0f}% of a "
-        "random EQ's damage")
-    return replace(p, vocal=vocal), notes + more
+    notes.append(f"model EQ: {len(corr)} corrective band(s), then {len(mask)} masking "
+                 "band(s) on the corrected vocal, held within finished vocals' and "
+                 "engineers' usual range")
+    text = (f"{len(corr)} corrective band(s) toward a finished vocal (P(no EQ) "
+            f"{c.p_clean:.2f}; in cross-validation over artists it removed {removed:.0f}% of "
+            f"random EQs' damage, band domain), then {len(mask)} masking band(s) where the "
+            "backing covers the "
+            "vocal, never lifting a band past finished vocals' upper quartile or where "
+            "the vocal is rolled off")
+    r = Reason("vocal.eq_bands", "model", text,
+               (("p_no_eq", c.p_clean), ("correction_bands", float(len(corr))),
+                ("masking_bands", float(len(mask)))), 1.0 - c.p_clean if corr else None)
+    return with_reasons(replace(p, vocal=vocal), r), notes + more
+
+
+def dynamics_provider(ctx: Context) -> tuple[MixParams, list[str]]:
+    """The dynamics model's momentary-loudness-range target
+    (``targets.vocal_momentary_range_lu``, which the resolver then honours instead of
+    the LRA target) and the compressor's ratio, attack and release from the engineers'
+    chains (the DiffVox medians; attack and release converted to JUCE's time
+    constants). pedalboard's compressor has a hard knee: there is no knee to choose."""
+    m = dynamics.shipped_model()
+    eng = vocalprior.engineers()
+    p = ctx.params
+    x_eq = _eq_vocal(ctx)
+    choice = dynamics.predict_dynamics(m, x_eq, ctx.backing, ctx.sample_rate)
+    target = clip(Targets, "vocal_momentary_range_lu", choice.target_lu)
+    comp = replace(p.vocal.compressor,
+                   ratio=clip(Compressor, "ratio", round(eng.comp_ratio.p50, 2)),
+                   attack_ms=clip(Compressor, "attack_ms",
+                                  round(vocalprior.juce_ms_from_diffvox(eng.attack_ms.p50), 1)),
+                   release_ms=clip(Compressor, "release_ms",
+                                   round(vocalprior.juce_ms_from_diffvox(eng.release_ms.p50))))
+    params = replace(p, vocal=replace(p.vocal, compressor=comp),
+                     targets=replace(p.targets, vocal_momentary_range_lu=target))
+    n = m.meta.get("n_songs", "?")
+    left = choice.input_lu <= target
+    notes = [
+        f"dynamics model: momentary loudness range {target:.1f} LU (the vocal has "
+        f"{choice.input_lu:.1f} LU{': left alone' if left else ''}), predicted from the "
+        f"vocal's and the backing's dynamics; learned from {n} professionally mixed vocals "
+        f"(the compressor is resolved to this, not to the LRA target "
+        f"{p.targets.vocal_lra_lu:.1f} LU)",
+        f"compressor: ratio {comp.ratio:g}, attack {comp.attack_ms:g} ms, release "
+        f"{comp.release_ms:g} ms: the median of {eng.n_presets} engineers' vocal chains "
+        "(DiffVox; their attack and release are 2.2 time constants on the gain, "
+        "pedalboard's 2 pi on the level: x2.86); hard knee (pedalboard has no knee)",
+    ]
+    feats = tuple((k, round(v, 4)) for k, v in choice.features.items())
+    reasons = [
+        Reason("targets.vocal_momentary_range_lu", "model",
+               f"a finished vocal of this kind keeps about {target:.1f} LU of momentary "
+               f"loudness range (the vocal has {choice.input_lu:.1f} LU"
+               f"{'; already within: no compression' if left else ''})",
+               feats, None),
+        Reason("vocal.compressor", "preset",
+               f"ratio {comp.ratio:g}:1, attack {comp.attack_ms:g} ms, release "
+               f"{comp.release_ms:g} ms: the median engineer's compressor "
+               f"({eng.n_presets} DiffVox vocal chains), times converted to pedalboard's "
+               "convention; hard knee",
+               (("diffvox_ratio", eng.comp_ratio.p50), ("diffvox_attack_ms", eng.attack_ms.p50),
+                ("diffvox_release_ms", eng.release_ms.p50))),
+    ]
+    return with_reasons(params, *reasons), notes
+
+
+def _eq_vocal(ctx: Context) -> np.ndarray:
+    """The vocal after the parameters' high-pass and EQ (what the de-esser and the
+    compressor will see)."""
+    from vocalmix.core.dsp import eq_stage
+
+    v = ctx.params.vocal
+    return eq_stage(ctx.vocal, ctx.sample_rate, v.highpass, v.eq_bands)
 
 
 def reverb_provider(ctx: Context) -> tuple[MixParams, list[str]]:
     """The vocal's reverb becomes the ``synthetic`` type with the reverb model's decay
-    (also ``targets.reverb_decay_s``), damping
-    (:func:`vocalmix.estimators.reverb.band_ratios_for_hf`), pre-delay and wet level
-    (:func:`vocalmix.estimators.reverb.predict_reverb`), each clipped to what MixParams
-    accepts; width and the on/off switch are kept."""
+    (also ``targets.reverb_decay_s``), damping (above 1 kHz:
+    :func:`vocalmix.estimators.reverb.band_ratios_for_hf`; below, the engineers' median
+    band ratios), pre-delay and wet level (:func:`vocalmix.estimators.reverb.predict_reverb`),
+    each clipped to what MixParams accepts; width and the on/off switch are kept."""
     m = reverb.shipped_model()
     p = reverb.predict_reverb(m, ctx.backing, ctx.sample_rate)
     hf = float(np.clip(p["hf_ratio"], BAND_DECAY_RATIO.lo, BAND_DECAY_RATIO.hi))
     ratios = reverb.band_ratios_for_hf(hf)
+    try:
+        low = vocalprior.engineers().band_decay_ratios[:3]
+        ratios = tuple(round(float(np.clip(r, BAND_DECAY_RATIO.lo, BAND_DECAY_RATIO.hi)), 4)
+                       for r in low) + ratios[3:]
+    except ModelError:
+        pass
     lo, hi = TARGET_DECAY_RANGE_S
     decay = float(np.clip(p["decay_s"], lo, min(hi, REVERB_DECAY_RANGE_S[1] / max(ratios))))
     pre = clip(Reverb, "pre_delay_ms", p["pre_delay_ms"])
@@ -165,6 +274,7 @@ def reverb_provider(ctx: Context) -> tuple[MixParams, list[str]]:
         reverb_decay_s=decay)
     n = m.choice.n_songs
     feats = p["features"]
+    cv = (m.meta.get("choice_cross_validated") or {}).get("summary") or {}
     notes = [
         f"reverb model: synthetic reverb, decay {decay:.2f} s at 1 kHz (the tempo rule says "
         f"{p['tempo_rule_decay_s']:.2f} s at {p['tempo_bpm']:.0f} BPM), 4 kHz decay ratio "
@@ -172,13 +282,114 @@ def reverb_provider(ctx: Context) -> tuple[MixParams, list[str]]:
         f"reverb model: predicted from the backing's tempo, onset density "
         f"({math.exp(feats['log_onsets_per_s']) - 0.1:.1f}/s) and own reverberance (reads "
         f"{math.exp(feats['backing_log_decay']):.2f} s), learned from the reverb read on "
-        f"{n} engineer-mixed vocal(s) and shrunk toward the tempo rule: {n} songs cannot "
-        "show skill",
+        f"{n} engineer-mixed vocal(s), shrunk toward the engineers' own sends (DiffVox)",
     ]
     if (decay, hf, pre, wet) != (p["decay_s"], p["hf_ratio"], p["pre_delay_ms"],
                                  p["wet_level_db"]):
         notes.append("reverb model: a prediction was clipped to the valid range")
-    return params, notes
+    inputs = (("tempo_bpm", round(p["tempo_bpm"], 2)),
+              *((k, round(v, 4)) for k, v in feats.items()))
+    err = (cv.get("model") or {}).get("log_decay")
+    r = Reason("vocal.reverb", "model",
+               f"a {decay:.2f} s synthetic reverb {-wet:.1f} dB under the dry vocal, "
+               f"{pre:.0f} ms after it: the reverb engineers chose on {n} mixed vocals "
+               "with a backing like this one (tempo, density, its own reverb)"
+               + (f"; cross-validated decay error {100 * (math.exp(err) - 1):.0f}%"
+                  if err is not None else ""), inputs)
+    return with_reasons(params, r, Reason("targets.reverb_decay_s", "model",
+                                          "the reverb model's decay", inputs[:1])), notes
+
+
+#: the musical note values a delay may take when synced (``Delay.note``), longest first
+_SYNC_NOTES = tuple(n for n in DELAY_NOTES if n != "free")
+
+
+def choose_delay_note(tempo_bpm: float, want_ms: float) -> tuple[str, float]:
+    """The note value whose length at ``tempo_bpm`` is closest (in log time) to
+    ``want_ms``, and that length, ms."""
+    lengths = {n: float(Delay(note=n, tempo_bpm=tempo_bpm).note_ms() or want_ms)
+               for n in _SYNC_NOTES}
+    note = min(_SYNC_NOTES, key=lambda n: abs(math.log(lengths[n] / want_ms)))
+    return note, lengths[note]
+
+
+def delay_provider(ctx: Context) -> tuple[MixParams, list[str]]:
+    """A delay send as engineers use one (:mod:`vocalmix.estimators.vocalprior`: 57 % of
+    the DiffVox chains have a delay whose echoes carry at least -30 dB): on when the
+    backing has a clear tempo (the echoes can sit on the beat) and the vocal leaves
+    room between its notes (its activity, the share of 400 ms blocks within 20 LU of its
+    loudest, is under the threshold that gives the engineers' share on the training
+    songs); the note value whose length at the backing's tempo is closest to the
+    engineers' median delay time; their median first-echo level, feedback and low-pass.
+    (DiffVox's delays are not shown to be tempo-synced; syncing them is vocalmix's
+    choice, and the note is editable, ``free`` included.) Otherwise the delay is left
+    off, with a reason."""
+    from vocalmix.estimators.tempo import estimate_tempo
+
+    eng = vocalprior.engineers()
+    m = dynamics.shipped_model()
+    thr = m.meta.get("delay_activity_threshold")
+    if thr is None:
+        raise ModelError("the dynamics model's metadata has no delay_activity_threshold: "
+                         "retrain it with 'vocalmix train --only dynamics'")
+    tempo = float(estimate_tempo(ctx.backing, ctx.sample_rate))
+    activity = dynamics.vocal_activity(ctx.vocal, ctx.sample_rate)
+    p = ctx.params
+    inputs = (("tempo_bpm", round(tempo, 2) if math.isfinite(tempo) else -1.0),
+              ("vocal_activity", round(activity, 4)), ("activity_threshold", float(thr)))
+    if not math.isfinite(tempo) or activity > float(thr):
+        why = ("the backing has no clear tempo to sync echoes to" if not math.isfinite(tempo)
+               else f"the vocal leaves little room for echoes (active {100 * activity:.0f}% "
+                    f"of the time; a delay is chosen under {100 * float(thr):.0f}%)")
+        d = replace(p.vocal.delay, enabled=False)
+        r = Reason("vocal.delay", "model", f"no delay send: {why}", inputs)
+        return with_reasons(replace(p, vocal=replace(p.vocal, delay=d)), r), [
+            f"delay: off ({why})"]
+    tempo_c = clip(Delay, "tempo_bpm", tempo)
+    note, ms = choose_delay_note(tempo_c, eng.delay_time_ms.p50)
+    d = Delay(enabled=True, note=note, tempo_bpm=tempo_c,
+              time_ms=clip(Delay, "time_ms", ms),
+              feedback=clip(Delay, "feedback", round(eng.delay_feedback.p50, 3)),
+              wet_level_db=clip(Delay, "wet_level_db", round(eng.delay_level_db.p50, 1)),
+              highcut_hz=clip(Delay, "highcut_hz", round(eng.delay_lowpass_hz.p50)))
+    text = (f"a {note} delay ({ms:.0f} ms at {tempo_c:.1f} BPM), first echo "
+            f"{d.wet_level_db:+.1f} dB, feedback {d.feedback:.2f}, high cut "
+            f"{d.highcut_hz:.0f} Hz: {100 * eng.delay_fraction:.0f}% of {eng.n_presets} "
+            f"engineers' vocal chains use a delay (median {eng.delay_time_ms.p50:.0f} ms, "
+            "its level, feedback and tone are theirs); the vocal leaves room for echoes "
+            f"(active {100 * activity:.0f}% of the time)")
+    r = Reason("vocal.delay", "model", text, inputs + (
+        ("diffvox_delay_ms", eng.delay_time_ms.p50),
+        ("diffvox_delay_share", eng.delay_fraction)))
+    return with_reasons(replace(p, vocal=replace(p.vocal, delay=d)), r), [f"delay: {text}"]
+
+
+def deesser_provider(ctx: Context) -> tuple[MixParams, list[str]]:
+    """The de-esser's automatic setting on the vocal after its EQ
+    (:func:`vocalmix.core.deesser.auto_settings`): on, with its threshold, frequency and
+    depth, when the sibilant peaks stand out; otherwise off."""
+    from vocalmix.core.deesser import SIBILANCE_TARGET_DB, auto_settings
+
+    x = _eq_vocal(ctx)
+    s, sib = auto_settings(x, ctx.sample_rate)
+    p = ctx.params
+    inputs = tuple((k, round(float(v), 3)) for k, v in
+                   (("sibilant_peak_dbfs", sib.band_peak_dbfs), ("vowel_level_dbfs",
+                                                                 sib.body_dbfs))
+                   if math.isfinite(float(v)))
+    if s is None:
+        d = replace(p.vocal.deesser, enabled=False)
+        text = ("no de-esser: the sibilant peaks are already within "
+                f"{-SIBILANCE_TARGET_DB:g} dB of the vowels")
+    else:
+        d = DeEsser(enabled=True, threshold_db=clip(DeEsser, "threshold_db", s.threshold_db),
+                    freq_hz=clip(DeEsser, "freq_hz", s.freq_hz),
+                    depth_db=clip(DeEsser, "depth_db", s.depth_db),
+                    release_ms=p.vocal.deesser.release_ms)
+        text = (f"de-esser above {d.freq_hz:.0f} Hz, threshold {d.threshold_db:.1f} dBFS, up "
+                f"to {d.depth_db:.1f} dB: the sibilant peaks stand out of the vowels")
+    r = Reason("vocal.deesser", "rule", text, inputs)
+    return with_reasons(replace(p, vocal=replace(p.vocal, deesser=d)), r), [f"de-esser: {text}"]
 
 
 # (name, provider, required). Required providers raise ModelError when unusable; the
@@ -186,7 +397,10 @@ def reverb_provider(ctx: Context) -> tuple[MixParams, list[str]]:
 PROVIDERS: list[tuple[str, Provider, bool]] = [
     ("level", level_provider, True),
     ("EQ", eq_provider, False),
+    ("de-esser", deesser_provider, False),
+    ("dynamics", dynamics_provider, False),
     ("reverb", reverb_provider, False),
+    ("delay", delay_provider, False),
 ]
 
 
@@ -261,8 +475,12 @@ __all__ = [
     "Context",
     "Provider",
     "default_method",
+    "deesser_provider",
+    "delay_provider",
+    "dynamics_provider",
     "eq_provider",
     "estimate",
     "level_provider",
     "reverb_provider",
+    "with_reasons",
 ]

@@ -36,8 +36,11 @@ missing or stale file raises :class:`~vocalmix.core.errors.ModelError`).
 2. The choice model (:class:`ChoiceModel`): ridge regressions, one per parameter, that
    predict the reverb engineers chose from the backing (:data:`CHOICE_FEATURES`: tempo,
    onset density, and the backing's own reverberance as read by the same estimator),
-   features clipped to the training range, as :mod:`vocalmix.estimators.level` does for
-   the level model.
+   features clipped to the training range, intercepts shrunk toward the engineers' own
+   sends (the DiffVox presets: :mod:`vocalmix.estimators.vocalprior`). Its targets are
+   the log decay, log damping figure, pre-delay and wet level
+   (:func:`choice_targets`). The vocal is not a feature: the mixed stems it learns from
+   carry the engineers' reverb, so anything read on them would read the answer.
 
 :func:`predict_reverb` applies both to a backing; the ``model`` method's reverb provider
 (:func:`vocalmix.estimators.registry.reverb_provider`) turns that into MixParams.
@@ -52,14 +55,17 @@ import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import scipy.fft
 
 from vocalmix.estimators.weights import ModelFiles
 
-#: bump when the features, the label definitions or the weight format change
-ESTIMATOR_VERSION = 1
+#: bump when the features, the label definitions or the weight format change (2: wet
+#: level as a vocal-weighted reverberant-to-direct ratio; the choice model's decay target
+#: is the log decay itself, not its ratio to the tempo rule)
+ESTIMATOR_VERSION = 2
 FILES = ModelFiles("reverb model", "reverb_model.npz", "reverb_model.json", "reverb")
 
 PARAMS: tuple[str, ...] = ("decay_s", "hf_ratio", "pre_delay_ms", "wet_level_db")
@@ -375,13 +381,12 @@ def estimate_song(estimator: MLP, audio: np.ndarray, sample_rate: int,
     return out
 
 
-def choice_targets(est: dict[str, float], tempo_bpm: float) -> np.ndarray:
-    """The choice model's regression targets for one song: log(decay / tempo rule),
-    log damping ratio, pre-delay (ms), wet level (dB)."""
-    from vocalmix.estimators.baseline import reverb_decay_for_tempo
-
-    return np.array([math.log(est["decay_s"] / reverb_decay_for_tempo(tempo_bpm)),
-                     math.log(est["hf_ratio"]), est["pre_delay_ms"], est["wet_level_db"]])
+def choice_targets(est: dict[str, float], tempo_bpm: float | None = None) -> np.ndarray:
+    """The choice model's regression targets for one song: log decay (s), log damping
+    ratio, pre-delay (ms), wet level (dB). (``tempo_bpm`` is not used: the tempo is a
+    feature.)"""
+    return np.array([math.log(est["decay_s"]), math.log(est["hf_ratio"]),
+                     est["pre_delay_ms"], est["wet_level_db"]])
 
 
 @dataclass(frozen=True)
@@ -405,22 +410,20 @@ class ChoiceModel:
         z = (np.clip(np.atleast_2d(f), self.lo, self.hi) - self.mean) / self.scale
         return z @ self.coef + self.intercept
 
-    def predict(self, f: np.ndarray, tempo_bpm: float) -> dict[str, float]:
-        """Predicted parameters (:data:`PARAMS`) for one backing's feature row."""
-        from vocalmix.estimators.baseline import reverb_decay_for_tempo
-
+    def predict(self, f: np.ndarray, tempo_bpm: float | None = None) -> dict[str, float]:
+        """Predicted parameters (:data:`PARAMS`) for one backing's feature row (the tempo
+        is in the row; ``tempo_bpm`` is not used)."""
         t = self.predict_targets(f)[0]
-        return {"decay_s": float(reverb_decay_for_tempo(tempo_bpm) * math.exp(t[0])),
-                "hf_ratio": float(math.exp(t[1])), "pre_delay_ms": float(t[2]),
-                "wet_level_db": float(t[3])}
+        return {"decay_s": float(math.exp(t[0])), "hf_ratio": float(math.exp(t[1])),
+                "pre_delay_ms": float(t[2]), "wet_level_db": float(t[3])}
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {f"choice.{k}": np.asarray(getattr(self, k)) for k in self.__dataclass_fields__}
 
     @staticmethod
     def from_arrays(d: dict[str, np.ndarray]) -> ChoiceModel:
-        kw = {k: np.asarray(d[f"choice.{k}"], dtype=np.float64)
-              for k in ChoiceModel.__dataclass_fields__}
+        kw: dict[str, Any] = {k: np.asarray(d[f"choice.{k}"], dtype=np.float64)
+                              for k in ChoiceModel.__dataclass_fields__}
         kw["n_songs"] = int(kw["n_songs"])
         kw["alpha"], kw["prior_songs"] = float(kw["alpha"]), float(kw["prior_songs"])
         return ChoiceModel(**kw)
@@ -485,13 +488,14 @@ def shipped_model() -> ReverbModel:
 # --- the prediction for ``vocalmix mix --method model`` --------------------------------------
 
 
-def predict_reverb(model: ReverbModel, backing: np.ndarray, sample_rate: int) -> dict:
+def predict_reverb(model: ReverbModel, backing: np.ndarray,
+                   sample_rate: int) -> dict[str, Any]:
     """The choice model's reverb for a backing: :data:`PARAMS` (not clipped) plus the
     tempo (BPM), the tempo rule's decay and the backing features it used."""
     from vocalmix.estimators.baseline import reverb_decay_for_tempo
 
     f, tempo = backing_features(backing, sample_rate, model.estimator)
-    out = model.choice.predict(f, tempo)
+    out: dict[str, Any] = dict(model.choice.predict(f, tempo))
     out.update({"tempo_bpm": tempo, "tempo_rule_decay_s": reverb_decay_for_tempo(tempo),
                 "features": dict(zip(CHOICE_FEATURES, f.tolist(), strict=True))})
     return out

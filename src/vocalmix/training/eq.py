@@ -2,37 +2,40 @@
 
 Self-generated data
 -------------------
-No raw vocals are needed: take vocals as they are (mixed stems, dry vocals, karaoke
-takes), apply a random EQ (one to four RBJ peak or shelf bands, +-12 dB, random frequency
-and Q: :func:`random_eq`) and keep the exact inverse as the label (the same bands with
-their gains negated: :func:`inverse_eq`). If a vocal was boosted at some frequency, the
-model must cut there. Training examples are exact in the spectral domain: the frames'
-power spectra times the EQ's power response (:func:`eq_band_curve`), then banded.
+Take finished vocals (the professionally mixed vocal stems of
+:func:`vocalmix.training.stems.training_songs`: what a vocal should end up like), apply
+a random EQ (one to four RBJ peak or shelf bands, +-12 dB, random frequency and Q:
+:func:`random_eq`) and keep the exact inverse as the label (the same bands with their
+gains negated: :func:`inverse_eq`). If a vocal was boosted at some frequency, the model
+must cut there. Training examples are exact in the spectral domain: the frames' power
+spectra times the EQ's power response (:func:`eq_band_curve`), then banded.
 
 Why a Bayesian estimator and not a regression
 ----------------------------------------------
 Whatever the model, it sees the EQ only through the vocal's spectrum, in which the EQ
-adds to the singer's own timbre. A held-out singer's level-normalised spectrum differs
-from the other singers' mean by more than the random EQs' damage, so a regression learns
-the training singers' timbres rather than the EQ (a ridge map and an MLP were tried and
-did not generalise to new singers). The estimator instead models natural vocals (a
-Gaussian, :func:`fit_eq_model`) and the EQs (the generator itself, as a bank of
+adds to the singer's timbre and the engineer's own EQ. A held-out artist's
+level-normalised spectrum differs from the other finished vocals' mean by more than the
+random EQs' damage, so a regression learns the training songs' timbres rather than the
+EQ (a ridge map and an MLP were tried on karaoke takes and did not generalise to new
+singers). The estimator instead models finished vocals (a Gaussian,
+:func:`fit_eq_model`) and the EQs (the generator itself, as a bank of
 :data:`BANK_SIZE` curves with a fixed seed: :func:`eq_bank`) and computes the posterior
 mean.
 
 The gate
 --------
 :func:`choose_gate` picks the covariance inflation and the gate ``(gate_p_clean,
-gate_min_rms_db)`` by cross-validation over singers, in the band domain: the gate that
+gate_min_rms_db)`` by cross-validation over artists, in the band domain: the gate that
 removes the largest fraction of damage while adding at most :data:`HARM_BUDGET_DB` of
 distance, on average, to held-out vocals that were not EQ'd. :func:`train_eq` fits the
 shipped model with it.
 
-Evaluation (``vocalmix evaluate --eq``, :func:`evaluate_eq`): on held-out singers, the
-log-spectral distance (1/3-octave, level-normalised) between the original and the
-corrected vocal, each random EQ and each fitted correction rendered with pedalboard, as
-a fraction of the distance before correction; and the distance added to held-out vocals
-that were not EQ'd. The figures are in ``docs/evaluation/eq_report.md``.
+Evaluation (``vocalmix evaluate --eq``, :func:`evaluate_eq`): on held-out artists
+(5 folds, repeated over seeds), the log-spectral distance (1/3-octave, 99 Hz-10 kHz,
+level-normalised) between the original and the corrected vocal, each random EQ and each
+fitted correction rendered with pedalboard, as a fraction of the distance before
+correction; and the distance added to held-out vocals that were not EQ'd. The figures,
+and why they are what they are, are in ``docs/evaluation/eq_report.md``.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from vocalmix.estimators.eq import (
     ANALYSIS_SR,
     CENTRES_HZ,
     EQ_FEATURE_VERSION,
+    FINISHED_PCTS,
     N_BANDS,
     N_FFT,
     PRIOR_CLEAN,
@@ -67,8 +71,14 @@ from vocalmix.estimators.masking import bands_response_db
 
 BANK_SIZE = 8000
 BANK_SEED = 20261201
-HARM_BUDGET_DB = 0.1
+#: the most distance the correction may add, on average, to vocals that were not EQ'd, dB
+HARM_BUDGET_DB = 0.5
+#: the share of that budget the gate search spends in the band domain, leaving room for
+#: what fitting the curve to bands and rendering add
+GATE_BUDGET_SHARE = 1.0
 EXCERPT_S = 10.0
+N_FOLDS = 5
+EVAL_SEEDS = (0, 1, 2)
 Progress = Callable[[str], None]
 
 
@@ -133,14 +143,15 @@ def _response_power(bands: Bands) -> np.ndarray:
 
 
 def eq_band_curve(bands: Bands) -> np.ndarray:
-    """What an EQ adds to a flat spectrum's level-normalised 1/3-octave levels, dB."""
+    """What an EQ adds to a flat spectrum's level-normalised 1/3-octave levels, dB
+    (:data:`CENTRES_HZ`, at the analysis FFT's resolution)."""
     m = fft_band_matrix(N_FFT, ANALYSIS_SR)
     b = 10 * np.log10((_response_power(bands) @ m) / m.sum(axis=0))
     return b - b.mean()
 
 
 def eq_bank(n: int = BANK_SIZE, seed: int = BANK_SEED) -> np.ndarray:
-    """``n`` random-EQ curves (:func:`random_eq`, :func:`eq_band_curve`), float32 ``(n, 19)``."""
+    """``n`` random-EQ curves (:func:`random_eq`, :func:`eq_band_curve`), float32 ``(n, 21)``."""
     rng = np.random.default_rng(seed)
     return np.array([eq_band_curve(random_eq(rng)) for _ in range(n)], dtype=np.float32)
 
@@ -154,18 +165,20 @@ def log_spectral_distance(a_db: np.ndarray, b_db: np.ndarray) -> float:
 def fit_eq_model(features: np.ndarray, bank: np.ndarray, *, inflate: float = 1.5,
                  floor_db: float = 0.5, prior_clean: float = PRIOR_CLEAN,
                  gate_p_clean: float = 0.2, gate_min_rms_db: float = 1.0) -> EqModel:
-    """The natural-vocal Gaussian from un-EQ'd vocals' features ``(n, 38)``.
+    """The finished-vocal Gaussian from un-EQ'd vocals' features ``(n, 21)``, with their
+    percentiles per band (:attr:`EqModel.finished_db`).
 
     Covariance: the sample covariance times ``inflate`` plus ``floor_db``^2 on the
-    diagonal (a new singer differs from the training singers more than they differ among
+    diagonal (a new artist differs from the training artists more than they differ among
     themselves; the floor keeps the precision finite with few vocals).
     """
     x = np.asarray(features, dtype=np.float64)
     if x.ndim != 2 or x.shape[1] != N_BANDS * len(STATS) or len(x) < 2:
         raise ModelError(f"need at least 2 vocals' features of {N_BANDS * len(STATS)} values")
     cov = np.cov(x.T) * inflate + floor_db**2 * np.eye(x.shape[1])
+    fin = np.percentile(x[:, :N_BANDS], FINISHED_PCTS, axis=0)
     return EqModel(x.mean(axis=0), np.linalg.inv(cov), np.asarray(bank, np.float16),
-                   prior_clean, gate_p_clean, gate_min_rms_db)
+                   prior_clean, gate_p_clean, gate_min_rms_db, finished_db=fin)
 
 
 # --- training data -------------------------------------------------------------------------
@@ -173,11 +186,11 @@ def fit_eq_model(features: np.ndarray, bank: np.ndarray, *, inflate: float = 1.5
 
 @dataclass(frozen=True)
 class VocalItem:
-    """One vocal excerpt for EQ training: frames, and the groups that splits keep whole."""
+    """One vocal excerpt for EQ training: frames, and the artist that splits keep whole."""
 
     song: str
-    singer: str
-    frames: np.ndarray  # active-frame power spectra (frames, 2049) at 44.1 kHz
+    artist: str
+    frames: np.ndarray  # active-frame power spectra (frames, 4097) at 44.1 kHz
     audio: np.ndarray | None = None  # the excerpt (for rendered tests), float32 (n, 2)
     sample_rate: int = ANALYSIS_SR
 
@@ -191,40 +204,29 @@ def _excerpts(x: np.ndarray, sample_rate: int) -> list[np.ndarray]:
 
 def collect_vocals(folders: list[str | Path], *, keep_audio: bool = False,
                    progress: Progress = _quiet) -> list[VocalItem]:
-    """Every vocal under ``folders``: the vocal of each song
-    :func:`vocalmix.training.data.find_songs`
-    recognises (stems, karaoke clips, manifests) and any other mono audio file in a folder
-    named ``dry_vocals``; long vocals are cut into 10 s excerpts of the same song.
-
-    Singers: a MIR-1K clip ``singer_song_NN`` belongs to ``singer``; any other song is its
-    own singer (the safe assumption for held-out splits).
-    """
-    from vocalmix.core.audio import read_audio
-    from vocalmix.training.data import AUDIO_EXT, find_songs, load_song
+    """The finished vocals under ``folders``: the vocal stem of every professionally
+    mixed song (:func:`vocalmix.training.stems.training_songs`: level information, not
+    one of MUSDB18's test songs), long ones cut into 10 s excerpts of the same song, each
+    with its artist. Karaoke takes and dry vocals are not finished vocals and are left
+    out."""
+    from vocalmix.training.data import load_song
+    from vocalmix.training.stems import training_songs
 
     items: list[VocalItem] = []
-    songs = find_songs([str(f) for f in folders])
-    for s in songs:
-        v, _b, sr = load_song(s)
-        singer = s.song_id.split("_")[0] if s.source == "karaoke" and "_" in s.song_id \
-            else s.song_id
+    for m in training_songs(folders):
+        v, _b, sr = load_song(m.song)  # type: ignore[arg-type]
         for seg in _excerpts(v, sr):
             try:
                 fr = frame_spectra(seg, sr)[1]
             except ValueError:
                 continue
-            items.append(VocalItem(s.song_id, singer, fr, seg if keep_audio else None, sr))
-    for folder in folders:
-        for p in sorted(Path(folder).rglob("*")):
-            if p.suffix.lower() in AUDIO_EXT and "dry_vocals" in p.parts:
-                a = read_audio(p, max_duration_s=600.0)
-                for seg in _excerpts(a.samples, a.sample_rate):
-                    items.append(VocalItem(p.stem, p.stem, frame_spectra(seg, a.sample_rate)[1],
-                                           seg if keep_audio else None, a.sample_rate))
-    progress(f"EQ data: {len(items)} vocal excerpts of {len({i.song for i in items})} songs, "
-             f"{len({i.singer for i in items})} singers")
-    if len({i.singer for i in items}) < 2:
-        raise ModelError("the corrective-EQ model needs vocals of at least 2 singers")
+            items.append(VocalItem(m.song_id, m.artist, fr, seg if keep_audio else None, sr))
+    progress(f"EQ data: {len(items)} finished vocal excerpts of "
+             f"{len({i.song for i in items})} songs by {len({i.artist for i in items})} "
+             "artists")
+    if len({i.artist for i in items}) < 2:
+        raise ModelError("the corrective-EQ model needs the mixed vocals of at least 2 "
+                         "artists (MUSDB18-style stems)")
     return items
 
 
@@ -234,18 +236,15 @@ def _ltas(frames: np.ndarray) -> np.ndarray:
     return b - b.mean()
 
 
-def _singer_folds(items: list[VocalItem], n_folds: int, seed: int) -> list[np.ndarray]:
-    singers = sorted({i.singer for i in items})
-    order = np.random.default_rng(seed).permutation(len(singers))
-    k = min(n_folds, len(singers))
-    fold_of = {singers[j]: n % k for n, j in enumerate(order)}
-    labels = np.array([fold_of[i.singer] for i in items])
-    return [np.flatnonzero(labels == f) for f in range(k)]
+def _artist_folds(items: list[VocalItem], n_folds: int, seed: int) -> list[np.ndarray]:
+    from vocalmix.training.stems import artist_folds
+
+    return [np.flatnonzero(m) for m in artist_folds([i.artist for i in items], n_folds, seed)]
 
 
-GATE_GRID_P = (0.05, 0.1, 0.2, 0.3, 0.5, 1.01)
-GATE_GRID_RMS = (0.5, 1.0, 1.5, 2.0, 3.0)
-INFLATE_GRID = (2.5, 4.0, 6.0, 10.0)
+GATE_GRID_P = (0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.01)
+GATE_GRID_RMS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
+INFLATE_GRID = (1.0, 1.5, 2.0, 3.0, 4.0)
 
 
 def _band_domain_trials(items, train_idx, test_idx, bank, inflate, rng, per_item):
@@ -274,12 +273,13 @@ def _band_domain_trials(items, train_idx, test_idx, bank, inflate, rng, per_item
     return np.array(damaged), np.array(clean)
 
 
-def choose_gate(items: list[VocalItem], bank: np.ndarray, *, seed: int = 0, n_folds: int = 5,
-                per_item: int = 4, harm_budget_db: float = HARM_BUDGET_DB,
+def choose_gate(items: list[VocalItem], bank: np.ndarray, *, seed: int = 0,
+                n_folds: int = N_FOLDS, per_item: int = 4,
+                harm_budget_db: float = HARM_BUDGET_DB * GATE_BUDGET_SHARE,
                 progress: Progress = _quiet) -> dict:
-    """Covariance inflation and gate by cross-validation over singers.
+    """Covariance inflation and gate by cross-validation over artists.
 
-    For each inflation, every fold's singers are held out in turn; on them, random EQs
+    For each inflation, every fold's artists are held out in turn; on them, random EQs
     are applied in the band domain and corrected. The gate ``(p_clean, min_rms)`` with
     the largest fraction of damage removed whose mean distance added to the held-out
     clean vocals is at most ``harm_budget_db`` wins.
@@ -287,7 +287,7 @@ def choose_gate(items: list[VocalItem], bank: np.ndarray, *, seed: int = 0, n_fo
     rng = np.random.default_rng(seed)
     best = None
     table = []
-    folds = _singer_folds(items, n_folds, seed)
+    folds = _artist_folds(items, n_folds, seed)
     for inflate in INFLATE_GRID:
         dam, cln = [], []
         for te in folds:
@@ -323,12 +323,8 @@ def choose_gate(items: list[VocalItem], bank: np.ndarray, *, seed: int = 0, n_fo
 def train_eq(folders: list[str | Path], out: str | Path | None = None, *, seed: int = 0,
              items: list[VocalItem] | None = None, bank: np.ndarray | None = None,
              progress: Progress = _quiet) -> tuple[EqModel, dict]:
-    """Fit the corrective-EQ model on every vocal under ``folders``; write it to ``out``.
-
-    Deterministic for a given ``seed`` (the bank has its own fixed seed).
-    """
-    import datetime
-
+    """Fit the corrective-EQ model on the finished vocals under ``folders``; write it to
+    ``out``. Deterministic for a given ``seed`` (the bank has its own fixed seed)."""
     items = items if items is not None else collect_vocals(folders, progress=progress)
     bank = bank if bank is not None else eq_bank()
     cv = choose_gate(items, bank, seed=seed, progress=progress)
@@ -337,14 +333,16 @@ def train_eq(folders: list[str | Path], out: str | Path | None = None, *, seed: 
     model = fit_eq_model(feats, bank, inflate=ch["inflate"], gate_p_clean=ch["gate_p_clean"],
                          gate_min_rms_db=ch["gate_min_rms_db"])
     meta = {
-        "what": "vocalmix corrective-EQ model (posterior mean over a random-EQ bank)",
+        "what": "vocalmix corrective-EQ model (posterior mean over a random-EQ bank, "
+                "finished vocals as the prior)",
         "feature_version": EQ_FEATURE_VERSION, "stats": list(STATS),
         "centres_hz": [round(float(c), 2) for c in CENTRES_HZ],
         "bank_size": int(len(bank)), "bank_seed": BANK_SEED, "seed": seed,
-        "prior_clean": PRIOR_CLEAN, "date": datetime.date.today().isoformat(),
+        "prior_clean": PRIOR_CLEAN,
         "n_excerpts": len(items), "n_songs": len({i.song for i in items}),
-        "n_singers": len({i.singer for i in items}),
-        "cross_validated": {"protocol": f"{cv['n_folds']}-fold over singers, band domain",
+        "n_artists": len({i.artist for i in items}),
+        "finished_pcts": list(FINISHED_PCTS),
+        "cross_validated": {"protocol": f"{cv['n_folds']}-fold over artists, band domain",
                             **ch, "harm_budget_db": cv["harm_budget_db"]},
         "songs": sorted({i.song for i in items}),
     }
@@ -356,62 +354,88 @@ def train_eq(folders: list[str | Path], out: str | Path | None = None, *, seed: 
 # --- evaluation ----------------------------------------------------------------------------
 
 
-def evaluate_eq(folders: list[str | Path], *, seed: int = 0, n_folds: int = 5,
-                per_item: int = 2, max_tests: int = 400,
-                progress: Progress = _quiet) -> dict:
-    """Held-out evaluation, rendered: folds over singers; each fold's model (gate chosen
-    by an inner cross-validation on its training singers only) corrects held-out vocals
-    given a random EQ rendered by pedalboard, the correction fitted to editable bands and
-    rendered too.
+def wiener_bound(natural_sd_db: np.ndarray, damage_rms_db: np.ndarray) -> float:
+    """The fraction of damage a linear-Gaussian estimator could remove if every band were
+    independent, each with natural spread ``natural_sd_db`` and damage ``damage_rms_db``
+    (per band, dB): ``1 - sqrt(mean(n^2 d^2 / (n^2 + d^2)) / mean(d^2))``. An indication
+    of how much the finished vocals' spread leaves to find, not a hard limit (the
+    bands' correlations and the EQs' shapes carry a little more)."""
+    n2, d2 = np.square(natural_sd_db), np.square(damage_rms_db)
+    return float(1.0 - np.sqrt(np.mean(n2 * d2 / (n2 + d2)) / np.mean(d2)))
+
+
+def evaluate_eq(folders: list[str | Path], *, seeds: tuple[int, ...] = EVAL_SEEDS,
+                n_folds: int = N_FOLDS, per_item: int = 2,
+                progress: Progress = _quiet, seed: int | None = None) -> dict:
+    """Held-out evaluation, rendered: ``n_folds`` folds over artists, repeated for each
+    of ``seeds`` (another deal of artists and other random EQs); each fold's model (gate
+    chosen by an inner cross-validation on its training artists only) corrects held-out
+    vocals given a random EQ rendered by pedalboard, the correction fitted to editable
+    bands and rendered too.
 
     Reports the log-spectral distance to the original before and after, the fraction of
-    damage removed (overall and by how much damage there was), the distance added to
-    held-out vocals that were not EQ'd, how often the gate let a correction through, and
-    one example's curves; also how much natural vocals differ (the reason the figures
-    are what they are).
+    damage removed (overall, per seed, and by how much damage there was), the distance
+    added to held-out vocals that were not EQ'd, how often the gate let a correction
+    through, and one example's curves; also how much finished vocals differ from each
+    other per band against the damage (the reason the figures are what they are).
+    ``seed`` (when given) replaces ``seeds`` by that one seed.
     """
-    rng = np.random.default_rng(seed + 1)
+    if seed is not None:
+        seeds = (seed,)
     items = collect_vocals(folders, keep_audio=True, progress=progress)
     bank = eq_bank()
-    folds = _singer_folds(items, n_folds, seed)
     rows, clean_rows, damage = [], [], []
     candidates: list[tuple[float, dict]] = []
-    per_fold_tests = max(1, max_tests // max(1, len(folds)))
-    for k, te in enumerate(folds):
-        tr = np.setdiff1d(np.arange(len(items)), te)
-        model, meta = train_eq([], None, seed=seed, items=[items[i] for i in tr], bank=bank)
-        progress(f"EQ evaluation fold {k + 1}/{len(folds)}: {len(tr)} training excerpts, "
-                 f"{len(te)} held out; gate {meta['cross_validated']['gate_p_clean']}/"
-                 f"{meta['cross_validated']['gate_min_rms_db']} dB")
-        for n, i in enumerate(te):
-            if n * per_item >= per_fold_tests:
-                break
-            it = items[i]
-            v, sr = it.audio, it.sample_rate
-            orig = spectrum_db(v, sr)
-            c0 = correct(v, sr, model)
-            fixed0 = apply_eq(v, sr, c0.bands) if c0.bands else v
-            clean_rows.append({"lsd_added_db": log_spectral_distance(orig, spectrum_db(fixed0, sr))
-                               if c0.bands else 0.0, "applied": c0.applied,
-                               "p_clean": c0.p_clean})
-            for _ in range(per_item):
-                bands = random_eq(rng)
-                damaged = apply_eq(v, sr, bands)
-                d_db = spectrum_db(damaged, sr)
-                damage.append(d_db - orig)
-                c = correct(damaged, sr, model)
-                fixed = apply_eq(damaged, sr, c.bands) if c.bands else damaged
-                f_db = spectrum_db(fixed, sr)
-                before = log_spectral_distance(orig, d_db)
-                after = log_spectral_distance(orig, f_db)
-                rows.append({"before_db": before, "after_db": after, "applied": c.applied,
-                             "p_clean": c.p_clean, "song": it.song, "singer": it.singer})
-                if c.applied:
-                    candidates.append((before - after, {
-                        "original": orig.tolist(), "damaged": d_db.tolist(),
-                        "corrected": f_db.tolist(), "eq": bands, "correction": c.bands,
-                        "song": it.song, "curve_db": c.curve_db.tolist(),
-                        "lsd_before_db": before, "lsd_after_db": after}))
+    per_seed = []
+    inner: list[float] = []  # each fold's own band-domain cross-validated figure
+    for sd in seeds:
+        rng = np.random.default_rng(sd + 1)
+        folds = _artist_folds(items, n_folds, sd)
+        seed_rows = []
+        for k, te in enumerate(folds):
+            tr = np.setdiff1d(np.arange(len(items)), te)
+            model, meta = train_eq([], None, seed=sd, items=[items[i] for i in tr], bank=bank)
+            inner.append(float(meta["cross_validated"]["fraction_removed"]))
+            progress(f"EQ evaluation seed {sd} fold {k + 1}/{len(folds)}: {len(tr)} training "
+                     f"excerpts, {len(te)} held out; inflation "
+                     f"{meta['cross_validated']['inflate']}, gate "
+                     f"{meta['cross_validated']['gate_p_clean']}/"
+                     f"{meta['cross_validated']['gate_min_rms_db']} dB")
+            for i in te:
+                it = items[i]
+                v, sr = it.audio, it.sample_rate
+                orig = spectrum_db(v, sr)
+                c0 = correct(v, sr, model)
+                fixed0 = apply_eq(v, sr, c0.bands) if c0.bands else v
+                clean_rows.append({
+                    "lsd_added_db": log_spectral_distance(orig, spectrum_db(fixed0, sr))
+                    if c0.bands else 0.0, "applied": c0.applied, "p_clean": c0.p_clean,
+                    "song": it.song, "seed": sd})
+                for _ in range(per_item):
+                    bands = random_eq(rng)
+                    damaged = apply_eq(v, sr, bands)
+                    d_db = spectrum_db(damaged, sr)
+                    damage.append(d_db - orig)
+                    c = correct(damaged, sr, model)
+                    fixed = apply_eq(damaged, sr, c.bands) if c.bands else damaged
+                    f_db = spectrum_db(fixed, sr)
+                    lsd_b = log_spectral_distance(orig, d_db)
+                    lsd_a = log_spectral_distance(orig, f_db)
+                    row = {"before_db": lsd_b, "after_db": lsd_a, "applied": c.applied,
+                           "p_clean": c.p_clean, "song": it.song, "artist": it.artist,
+                           "seed": sd}
+                    rows.append(row)
+                    seed_rows.append(row)
+                    if c.applied:
+                        candidates.append((lsd_b - lsd_a, {
+                            "original": orig.tolist(), "damaged": d_db.tolist(),
+                            "corrected": f_db.tolist(), "eq": bands, "correction": c.bands,
+                            "song": it.song, "curve_db": c.curve_db.tolist(),
+                            "lsd_before_db": lsd_b, "lsd_after_db": lsd_a}))
+        b = np.array([r["before_db"] for r in seed_rows])
+        a = np.array([r["after_db"] for r in seed_rows])
+        per_seed.append({"seed": sd, "n_tests": len(seed_rows),
+                         "fraction_removed": float(1 - a.mean() / b.mean())})
     before = np.array([r["before_db"] for r in rows])
     after = np.array([r["after_db"] for r in rows])
     applied = np.array([r["applied"] for r in rows])
@@ -427,17 +451,25 @@ def evaluate_eq(folders: list[str | Path], *, seed: int = 0, n_folds: int = 5,
                        "lsd_after_db": float(after[m].mean()),
                        "fraction_removed": float(1 - after[m].mean() / before[m].mean())})
     nat = np.array([_ltas(i.frames) for i in items])
-    singers = np.array([i.singer for i in items])
-    dev = np.concatenate([nat[singers == s] - nat[singers != s].mean(axis=0)
-                          for s in np.unique(singers)])
+    artists = np.array([i.artist for i in items])
+    dev = np.concatenate([nat[artists == s] - nat[artists != s].mean(axis=0)
+                          for s in np.unique(artists)])
+    nat_sd = dev.std(axis=0)
+    dmg = np.sqrt(np.mean(np.square(np.array(damage)), axis=0))
+    fr = np.array([r["fraction_removed"] for r in per_seed])
     return {
-        "protocol": f"{len(folds)}-fold over singers; EQ and correction rendered with "
-                    "pedalboard; gate chosen inside each fold's training singers",
+        "protocol": f"{n_folds}-fold over artists, repeated for seeds "
+                    f"{', '.join(map(str, seeds))}; EQ and correction rendered with "
+                    "pedalboard; inflation and gate chosen inside each fold's training "
+                    "artists; 1/3-octave bands 99 Hz-10 kHz, level-normalised",
         "n_excerpts": len(items), "n_songs": len({i.song for i in items}),
-        "n_singers": len(np.unique(singers)), "n_tests": len(rows),
-        "n_clean_tests": len(clean_rows),
+        "n_artists": len(np.unique(artists)), "n_tests": len(rows),
+        "n_clean_tests": len(clean_rows), "seeds": list(seeds),
         "lsd_before_db": float(before.mean()), "lsd_after_db": float(after.mean()),
         "fraction_removed": float(1 - after.mean() / before.mean()),
+        "fraction_removed_per_seed": per_seed,
+        "fraction_removed_seed_sd": float(fr.std()) if len(fr) > 1 else 0.0,
+        "band_domain_fraction_removed": float(np.mean(inner)),
         "fraction_applied": float(applied.mean()),
         "fraction_removed_when_applied": float(1 - after[applied].mean()
                                                / before[applied].mean()) if applied.any()
@@ -447,9 +479,10 @@ def evaluate_eq(folders: list[str | Path], *, seed: int = 0, n_folds: int = 5,
         "clean_fraction_touched": float(np.mean([r["applied"] for r in clean_rows])),
         "by_damage": by,
         "natural_rms_deviation_db": float(np.sqrt(np.mean(dev**2))),
-        "natural_sd_per_band_db": [round(float(s), 2) for s in dev.std(axis=0)],
-        "damage_rms_per_band_db": [round(float(v), 2) for v in
-                                   np.sqrt(np.mean(np.square(np.array(damage)), axis=0))],
+        "natural_sd_per_band_db": [round(float(v), 2) for v in nat_sd],
+        "damage_rms_per_band_db": [round(float(v), 2) for v in dmg],
+        "damage_rms_db": float(np.sqrt(np.mean(np.square(np.array(damage))))),
+        "wiener_bound": wiener_bound(nat_sd, dmg),
         "centres_hz": [round(float(c), 1) for c in CENTRES_HZ],
         "tests": [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()}
                   for r in rows],
@@ -472,4 +505,5 @@ __all__ = [
     "random_eq",
     "spectrum_db",
     "train_eq",
+    "wiener_bound",
 ]

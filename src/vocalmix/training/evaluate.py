@@ -1,12 +1,15 @@
 """``vocalmix evaluate``: measure the learned models on held-out data and write the reports.
 
-    vocalmix evaluate --data DIR [DIR...] --report OUTDIR [--level] [--eq] [--reverb] [--all]
+    vocalmix evaluate --data DIR [DIR...] --report OUTDIR [--level] [--eq] [--dynamics]
+                      [--reverb] [--all]
 
 The level model by repeated cross-validation grouped by artist against the human mixes
 (:func:`vocalmix.training.level.evaluate_level_model`, the default), the corrective EQ on
-held-out singers (:func:`vocalmix.training.eq.evaluate_eq`) and the reverb model on
-held-out impulse responses and songs (:func:`vocalmix.training.reverb.reverb_report`);
-the reports are written by :mod:`vocalmix.training.reports`.
+held-out artists (:func:`vocalmix.training.eq.evaluate_eq`), the dynamics model on
+held-out artists (:func:`vocalmix.training.dynamics.evaluate_dynamics`) and the reverb
+model on held-out impulse responses and artists
+(:func:`vocalmix.training.reverb.reverb_report`); the reports are written by
+:mod:`vocalmix.training.reports`.
 """
 
 from __future__ import annotations
@@ -34,9 +37,10 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
                        "vocal-to-mix (while singing and integrated), vocal-to-backing and "
                        "vocal LRA measured on the stems; MUSDB18 test-split songs are never "
                        "trained on and reported apart. --eq: the "
-                       "corrective EQ on held-out singers given random EQs. --reverb: the "
+                       "corrective EQ on held-out artists given random EQs. --dynamics: the "
+                       "vocal's momentary loudness range after compression. --reverb: the "
                        "reverb estimator on held-out impulse responses and the reverb choice "
-                       "model over songs. Each writes a markdown report and plots.")
+                       "model over artists. Each writes a markdown report and plots.")
     p.add_argument("--data", nargs="+", required=True, metavar="DIR",
                    help="folders (walked recursively), manifests or stem files")
     p.add_argument("--report", required=True, metavar="OUTDIR",
@@ -59,8 +63,11 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
                    help="evaluate the level and dynamics model (the default when no other "
                         "evaluation is chosen)")
     p.add_argument("--eq", action="store_true",
-                   help="evaluate the corrective EQ on held-out singers (the vocals of every "
-                        "song under --data, karaoke takes and dry_vocals included)")
+                   help="evaluate the corrective EQ on held-out artists' mixed vocal stems "
+                        "given random EQs")
+    p.add_argument("--dynamics", action="store_true",
+                   help="evaluate the dynamics model on held-out artists' mixed vocals made "
+                        "to look raw, against the 14 LU rule and a constant")
     p.add_argument("--reverb", action="store_true",
                    help="evaluate the reverb estimator on held-out impulse responses, read "
                         "the reverb of the mixed vocals, and the choice model over songs")
@@ -76,10 +83,15 @@ def _cmd(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(msg, file=sys.stderr, flush=True)
 
-    from vocalmix.training.reports import write_eq_report, write_level_report, write_reverb_report
+    from vocalmix.training.reports import (
+        write_dynamics_report,
+        write_eq_report,
+        write_level_report,
+        write_reverb_report,
+    )
 
-    level = args.level or args.all or not (args.eq or args.reverb)
-    if level and min(args.augment, args.draws, args.repeats) < 1 or args.folds < 2:
+    level = args.level or args.all or not (args.eq or args.reverb or args.dynamics)
+    if level and (min(args.augment, args.draws, args.repeats) < 1 or args.folds < 2):
         raise DataError("--augment, --draws and --repeats must be at least 1, --folds at "
                         "least 2")
     out = Path(args.report)
@@ -93,7 +105,13 @@ def _cmd(args: argparse.Namespace) -> int:
     if args.eq or args.all:
         from vocalmix.training.eq import evaluate_eq
 
-        p = write_eq_report(evaluate_eq(args.data, seed=args.seed, progress=progress), out)
+        p = write_eq_report(evaluate_eq(args.data, progress=progress), out)
+        print(p.read_text(encoding="utf-8"))
+        print(f"wrote {p}")
+    if args.dynamics or args.all:
+        from vocalmix.training.dynamics import evaluate_dynamics
+
+        p = write_dynamics_report(evaluate_dynamics(args.data, progress=progress), out)
         print(p.read_text(encoding="utf-8"))
         print(f"wrote {p}")
     if args.reverb or args.all:

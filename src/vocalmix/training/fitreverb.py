@@ -409,7 +409,7 @@ class DecayModel:
     def __init__(self, sample_rate: int, max_length_s: float, block: int):
         from scipy.fft import irfft, next_fast_len, rfft
 
-        from vocalmix.core.reverb import _SYNTH_SEEDS, synthetic_band_weights
+        from vocalmix.core.reverb import _SYNTH_SEEDS, synthetic_band_weights, vocal_weights
 
         sr = self.sr = int(sample_rate)
         self.n_max = n_max = max(2, int(round(max_length_s * sr)))
@@ -437,6 +437,12 @@ class DecayModel:
         nfft = next_fast_len(n_max + f + int(round(0.1 * sr)), real=True)
         freqs = np.fft.rfftfreq(nfft, 1.0 / sr)
         weights = synthetic_band_weights(freqs, BANDS_HZ)
+        # the wet IR is normalised to a vocal-weighted energy of 1
+        # (:func:`vocalmix.core.reverb.vocal_weighted_energy`): the energy of the noise
+        # bands through a filter whose power response is the reference vocal's density
+        # over its mean, the envelope moved out of that filter as out of the band filters
+        vw = vocal_weights(freqs)
+        vgain = np.sqrt(vw / vw.mean()).astype(np.float32)
         spec = np.stack([rfft(np.random.default_rng(s).standard_normal(n_max), nfft)
                          for s in _SYNTH_SEEDS])  # (2, nfft // 2 + 1)
         # rows: 0 broadband, 1.. octave bands; slots: a band's noise neighbours b-1, b, b+1
@@ -470,7 +476,19 @@ class DecayModel:
         raw = irfft(spec[:, None, :] * wts[None], nfft, axis=-1)[..., :n_max]  # (2, 7, n)
         self.wet_early_bb[..., f:] = raw[..., :e]
         self.late_bb = cell_products(raw, self.bi, self.bj)
+        # the same through the vocal weighting, and the two noises' cross products there
+        # band pair by band pair (both orders summed): the renderer mixes the noises into
+        # its channels before normalising each channel
         del raw
+        vraw = irfft(spec[:, None, :] * (wts * vgain)[None], nfft, axis=-1)[..., :n_max]
+        self.vw_early = vraw[..., :e].astype(np.float64)  # (2, 7, e)
+        self.vw_late = cell_products(vraw, self.bi, self.bj)  # (2, pairs, cells)
+        y0, y1 = vraw[0, :, e:n_max], vraw[1, :, e:n_max]
+        self.vw_late_x = np.empty((self.bi.size, j))
+        for p, (ip, kp) in enumerate(zip(self.bi, self.bj, strict=True)):
+            prod = y0[ip] * y1[kp] + (y0[kp] * y1[ip] if ip != kp else 0.0)
+            self.vw_late_x[p] = np.add.reduceat(prod, self.cell_lo - e, dtype=np.float64)
+        del vraw
         for k, fc in enumerate(BANDS_HZ):
             try:
                 gain = _zero_phase_gain(sr, fc, nfft)
@@ -528,8 +546,21 @@ class DecayModel:
             return ecell[slots[:, i]] * ecell[slots[:, k]]
 
         w_bb = np.einsum("bu,cbu->cu", env, self.wet_early_bb)  # (2, f + e), unnormalised
-        late_c = np.einsum("pj,cpj->cj", cell_mean(self.bi, self.bj), self.late_bb[..., :jn])
-        scale = g / np.sqrt((w_bb**2).sum(axis=1) + late_c.sum(axis=1))  # (2,)
+        pair_cells = cell_mean(self.bi, self.bj)[None] * self.late_bb[..., :jn]  # (2, p, j)
+        late_c = pair_cells.sum(axis=1)
+        # the vocal-weighted energy of each noise's wet IR and their cross-energy
+        xv = env[None, :, f:] * self.vw_early  # (2, 7, e)
+        em = cell_mean(self.bi, self.bj)
+        e_seed = (xv.sum(axis=1) ** 2).sum(axis=-1) \
+            + np.einsum("pj,cpj->c", em, self.vw_late[..., :jn])  # (2,)
+        c12 = float((xv[0].sum(axis=0) * xv[1].sum(axis=0)).sum()
+                    + np.einsum("pj,pj->", em, self.vw_late_x[:, :jn]))
+        # width 1 mixes the noises, (n1 +- n2) / sqrt 2, and normalises each channel: the
+        # energy summed over channels is then (n1^2 + n2^2) / 2 * (1 / E_L + 1 / E_R) (the
+        # n1 n2 product averages out), the same scale for both noises
+        e_sum = float(e_seed.sum())
+        e_l, e_r = 0.5 * e_sum + c12, 0.5 * e_sum - c12
+        scale = np.full(2, g * math.sqrt(0.5 * (1.0 / e_l + 1.0 / e_r)))
         rows = 1 + (len(BANDS_HZ) if bands else 0)
         lead0 = self.lead  # index of s = 0 in self.dry
         # full-rate energy from s = -f to the end of the wet's early stretch, kp + e

@@ -9,11 +9,12 @@ The estimator's examples
     :mod:`vocalmix.training.irlib` (the real impulse responses of the shared data,
     ``ir/`` minus ``direct_cabinet_*``, and the rendered pedalboard, Calf and TAP reverbs
     where those plug-ins are installed) used as a send: the IR's reverberant part after
-    its direct sound (a plug-in's wet-only response), normalised to unit energy, at a
-    random wet level and added pre-delay (:func:`prepare_send_ir`,
-    :func:`render_ir_send`: exact labels for those two, plus the IR's own onset after
-    the direct sound; the decay and damping labels are the IR's fitted synthetic
-    parameters from ``docs/evaluation/reverb_fit.json`` when that file has them,
+    its direct sound (a plug-in's wet-only response), normalised to unit vocal-weighted
+    energy (the meaning of ``wet_level_db``), at a random wet level and added pre-delay
+    (:func:`prepare_send_ir`, :func:`render_ir_send`: exact labels for those two, plus
+    the IR's own onset after the direct sound; the decay and damping labels are the IR's
+    fitted synthetic parameters from ``docs/evaluation/reverb_fit.json`` when that file
+    has them,
     otherwise its T30 at 1 and 4 kHz measured by the ISO 3382 routine of
     :mod:`vocalmix.core.reverb`; the rendered examples do not depend on those labels, so
     the example cache survives a new fit). Every wet example is then processed like a
@@ -29,13 +30,16 @@ The estimator's fit
     a constant predictor.
 
 The choice model
-    The estimator, applied to the mixed vocal stems of the songs with level information
-    (:func:`stem_choices`), recovers the reverb the engineers chose; a ridge regression
+    The estimator, applied to the mixed vocal stems of the professionally mixed songs
+    (:func:`stem_choices`; :func:`vocalmix.training.stems.training_songs`, never
+    MUSDB18's test songs), recovers the reverb the engineers chose; a ridge regression
     per parameter predicts that choice from the backing (:func:`fit_choice_model`), with
-    the intercept shrunk toward a prior (:data:`PRIOR_SONGS` songs' worth: the
-    baseline's tempo rule for the decay, :data:`CHOICE_PRIOR` for the rest) and features
-    clipped to the training range. :func:`loso_choice` cross-validates it by song; with
-    a handful of songs it cannot show skill, and the report says so.
+    the intercept shrunk toward the engineers' own sends (:data:`PRIOR_SONGS` songs'
+    worth of :func:`choice_prior`: the DiffVox presets' median T60, 4 kHz decay ratio,
+    onset and level) and features clipped to the training range. :func:`cv_choice`
+    cross-validates it with folds grouped by artist, repeated over seeds, against the
+    baseline's rule (the tempo rule's decay, -14 dB, 20 ms) and a constant (the
+    training songs' mean).
 
 :func:`train_reverb_model` retrains and writes the weights; :func:`reverb_report`
 computes what ``docs/evaluation/reverb_report.md`` shows
@@ -82,11 +86,10 @@ LABEL_RANGES: dict[str, tuple[float, float]] = {
     "decay_s": (0.2, 6.0), "hf_ratio": (0.35, 1.15), "pre_delay_ms": (0.0, 120.0),
     "wet_level_db": (-30.0, 3.0),
 }
-#: priors of the choice model's intercepts (the decay's prior is the baseline's tempo
-#: rule, :func:`vocalmix.estimators.baseline.reverb_decay_for_tempo`): the baseline's wet
-#: level and pre-delay, and a moderate damping (the median 4 kHz ratio of the real IRs is
-#: about 0.8)
-CHOICE_PRIOR: dict[str, float] = {"hf_ratio": 0.8, "pre_delay_ms": 20.0, "wet_level_db": -14.0}
+#: the baseline's reverb, as the choice model's "rule" in the cross-validation (its decay
+#: is the tempo rule, :func:`vocalmix.estimators.baseline.reverb_decay_for_tempo`)
+CHOICE_RULE: dict[str, float] = {"hf_ratio": 0.8, "pre_delay_ms": 20.0, "wet_level_db": -14.0}
+CV_FOLDS, CV_SEEDS = 5, (0, 1, 2)
 CHOICE_ALPHA = 1.0  # ridge penalty, in songs (as the level model's DEFAULT_ALPHA)
 PRIOR_SONGS = 1.0  # weight of the prior on each intercept, in songs
 
@@ -280,7 +283,8 @@ def render_synthetic_send(dry: np.ndarray, label: dict[str, float],
 @dataclass(frozen=True)
 class SendIR:
     """A real impulse response prepared as a reverb send: its reverberant part after the
-    direct sound, mono, unit energy, at :data:`ANALYSIS_SR`; its labels; the room group."""
+    direct sound, mono, unit vocal-weighted energy, at :data:`ANALYSIS_SR`; its labels;
+    the room group."""
 
     name: str
     group: str
@@ -355,7 +359,7 @@ def prepare_send_ir(name: str, collection: str, ir: np.ndarray, sample_rate: int
     tail's own onset after the direct sound (an inherent pre-delay)."""
     import soxr
 
-    from vocalmix.core.reverb import onset_index, reverberation_time
+    from vocalmix.core.reverb import onset_index, reverberation_time, vocal_weighted_energy
 
     h = np.asarray(ir, dtype=np.float64)
     if h.ndim == 2:
@@ -383,7 +387,9 @@ def prepare_send_ir(name: str, collection: str, ir: np.ndarray, sample_rate: int
             return None
         decay, hf, src = float(t1), float(t4 / t1), "measured"
     t16 = soxr.resample(tail.astype(np.float32), sample_rate, ANALYSIS_SR, quality="HQ")
-    t16 = t16 / np.sqrt(float((t16.astype(np.float64) ** 2).sum()))
+    # the send's level means what MixParams' wet_level_db means: the reverberant-to-direct
+    # energy ratio for a vocal's spectrum (vocalmix.core.reverb.vocal_weighted_energy)
+    t16 = t16 / np.sqrt(float(vocal_weighted_energy(t16, ANALYSIS_SR)[0]))
     return SendIR(name, ir_group(name, collection), np.ascontiguousarray(t16, np.float32),
                   float(decay), float(hf), float(gap), src)
 
@@ -463,8 +469,8 @@ def make_examples(clips: list[DryClip], n_synthetic: int, irs: list[SendIR] | No
     rows, ys, kinds, singers, names, groups = [], [], [], [], [], []
     jobs: list[tuple[str, int, SendIR | None]] = [("synthetic", i, None)
                                                    for i in range(n_synthetic)]
-    for k, ir in enumerate(irs or []):
-        jobs += [("ir", k * 1000 + j, ir) for j in range(per_ir)]
+    for k, send_ir in enumerate(irs or []):
+        jobs += [("ir", k * 1000 + j, send_ir) for j in range(per_ir)]
     for done, (kind, i, ir) in enumerate(jobs):
         rng = _example_rng(seed, 0 if kind == "synthetic" else 1, i)
         c = clips[int(rng.integers(len(clips)))]
@@ -555,10 +561,16 @@ def fit_mlp(x: np.ndarray, y: np.ndarray, hidden: int = 32, l2: float = 1e-3,
 
 
 def choice_prior() -> np.ndarray:
-    """:data:`CHOICE_PRIOR` (and the tempo rule for the decay) as choice-model targets
-    (:func:`vocalmix.estimators.reverb.choice_targets`)."""
-    return np.array([0.0, math.log(CHOICE_PRIOR["hf_ratio"]), CHOICE_PRIOR["pre_delay_ms"],
-                     CHOICE_PRIOR["wet_level_db"]])
+    """The engineers' own sends (the pooled DiffVox presets that use a reverb,
+    :func:`vocalmix.estimators.vocalprior.engineers`) as choice-model targets
+    (:func:`vocalmix.estimators.reverb.choice_targets`): median T60, median 4 kHz / 1 kHz
+    decay ratio, the reverb's onset after the dry sound (22.6 ms, DiffVox's shortest
+    delay line) and median level against the dry sound (500 Hz-2 kHz)."""
+    from vocalmix.estimators.vocalprior import REVERB_ONSET_MS, engineers
+
+    e = engineers()
+    return np.array([math.log(e.reverb_t60_s.p50), math.log(e.band_decay_ratios[5]),
+                     REVERB_ONSET_MS, e.reverb_level_db.p50])
 
 
 def fit_choice_model(f: np.ndarray, t: np.ndarray, alpha: float = CHOICE_ALPHA,
@@ -595,7 +607,8 @@ MLP_HIDDEN, MLP_L2, MLP_MAXITER = 16, 1e-2, 600
 N_IR_FOLDS = 4
 #: IR sources (:mod:`vocalmix.training.irlib`); plug-ins missing on a machine are skipped
 IR_ORIGINS: tuple[str, ...] = ("real", "pedalboard", "calf", "tap")
-AUGMENT_VERSION = 1  # bump when clean_dry / mixing_augment / the example recipe change
+AUGMENT_VERSION = 2  # bump when clean_dry / mixing_augment / the example recipe change
+# (2: sends normalised to a vocal-weighted energy, the meaning of wet_level_db)
 
 
 def _quiet(_msg: str) -> None:
@@ -821,7 +834,7 @@ def evaluate_estimator(ex: Examples, n_folds: int = N_IR_FOLDS, seed: int = 0,
                              "estimator": _errors(pred[m], ex.y[m]),
                              "constant": _errors(const[m], ex.y[m])}
     out["by_origin"] = by_origin
-    if synth_pred is not None and len(synth_pred):
+    if synth_pred is not None and synth_const is not None and len(synth_pred):
         sv = val & (ex.kind == "synthetic")
         out["synthetic_validation"] = {"n": int(sv.sum()),
                                        "estimator": _errors(synth_pred, ex.y[sv]),
@@ -845,21 +858,25 @@ def _origin_of(group: str) -> str:
 
 def stem_choices(estimator: MLP, stem_folders: list, progress: Progress | None = None
                  ) -> list[dict]:
-    """Per song with level information: the reverb the estimator reads on the mixed
-    vocal stem (the engineers' choice, as far as the estimator can tell) and the
-    backing's features."""
+    """Per professionally mixed song (:func:`vocalmix.training.stems.mixed_songs`): the
+    reverb the estimator reads on the mixed vocal stem (the engineers' choice, as far as
+    the estimator can tell), the backing's features, the artist, genre and whether it
+    is one of MUSDB18's test songs (``test_split``: read and reported, never fitted)."""
     from vocalmix.estimators.baseline import reverb_decay_for_tempo
-    from vocalmix.training.data import find_songs, load_song
+    from vocalmix.training.data import load_song
+    from vocalmix.training.stems import mixed_songs
 
     progress = progress or _quiet
     out = []
-    for s in [s for s in find_songs(stem_folders) if s.has_level_info]:
-        v, b, sr = load_song(s)
+    for m in mixed_songs(stem_folders):
+        v, b, sr = load_song(m.song)  # type: ignore[arg-type]
         est = estimate_song(estimator, v, sr)
         f, tempo = backing_features(b, sr, estimator)
-        progress(f"reverb: {s.song_id}: decay {est['decay_s']:.2f} s, wet "
+        progress(f"reverb: {m.song_id}: decay {est['decay_s']:.2f} s, wet "
                  f"{est['wet_level_db']:+.1f} dB, tempo {tempo:.0f} BPM")
-        out.append({"song": s.song_id, "duration_s": round(v.shape[0] / sr, 2),
+        out.append({"song": m.song_id, "artist": m.artist, "genre": m.genre,
+                    "test_split": m.test_split,
+                    "duration_s": round(v.shape[0] / sr, 2),
                     "choice": {p: est[p] for p in PARAMS},
                     "n_excerpts": est["n_excerpts"],
                     "spread": {k: est[k] for k in est if k.startswith("sd_")},
@@ -875,45 +892,68 @@ def _record_arrays(records: list[dict]) -> tuple[np.ndarray, np.ndarray]:
     return f, t
 
 
-def loso_choice(records: list[dict], alpha: float = CHOICE_ALPHA,
-                prior_songs: float = PRIOR_SONGS, sensitivity: bool = True) -> dict:
-    """Leave-one-song-out: the choice model fitted on the other songs, the baseline's rule
-    (tempo rule for the decay, :data:`CHOICE_PRIOR` for the rest) and a constant (the
-    other songs' mean, geometric for decay and damping), each against the estimated
-    choice of the held-out song."""
+def cv_choice(records: list[dict], alpha: float = CHOICE_ALPHA,
+              prior_songs: float = PRIOR_SONGS, seeds: tuple[int, ...] = CV_SEEDS,
+              n_folds: int = CV_FOLDS, sensitivity: bool = True) -> dict:
+    """Cross-validation with folds grouped by artist, repeated over ``seeds``: the choice
+    model fitted on the other artists' songs, the baseline's rule (tempo rule for the
+    decay, :data:`CHOICE_RULE` for the rest) and a constant (the training songs' mean,
+    geometric for decay and damping), each against the estimated choice of every
+    held-out song. Errors per song are averaged over the seeds first."""
     from vocalmix.estimators.baseline import reverb_decay_for_tempo
+    from vocalmix.training.stems import artist_folds
 
     f, t = _record_arrays(records)
     n = len(records)
+    preds: dict[str, list[list[np.ndarray]]] = {m: [[] for _ in range(n)]
+                                                for m in ("model", "constant")}
+    shifts: list[list[np.ndarray]] = [[] for _ in range(n)]
+    for sd in seeds:
+        for te in artist_folds([r.get("artist", r["song"]) for r in records], n_folds, sd):
+            tr = ~te
+            m = fit_choice_model(f[tr], t[tr], alpha, prior_songs)
+            enc = encode_targets(np.array([[records[j]["choice"][p] for p in PARAMS]
+                                           for j in np.flatnonzero(tr)])).mean(axis=0)
+            for j in np.flatnonzero(te).tolist():
+                pt = m.predict_targets(f[j])[0]
+                preds["model"][j].append(np.array([math.exp(pt[0]), math.exp(pt[1]),
+                                                   pt[2], pt[3]]))
+                preds["constant"][j].append(decode_targets(enc)[0])
+                shifts[j].append(np.abs(pt - m.intercept))
     rows = []
     for i, r in enumerate(records):
-        others = [j for j in range(n) if j != i]
-        m = fit_choice_model(f[others], t[others], alpha, prior_songs)
-        model = m.predict(f[i], r["tempo_bpm"])
-        shift = np.abs(m.predict_targets(f[i])[0] - m.intercept)  # what the features add
-        rule = {"decay_s": reverb_decay_for_tempo(r["tempo_bpm"]), **CHOICE_PRIOR}
-        if others:
-            enc = encode_targets(np.array([[records[j]["choice"][p] for p in PARAMS]
-                                           for j in others])).mean(axis=0)
-            const = dict(zip(PARAMS, decode_targets(enc)[0].tolist(), strict=True))
-        else:
-            const = {p: float("nan") for p in PARAMS}
-        rows.append({"song": r["song"], "truth": r["choice"], "model": model, "rule": rule,
-                     "constant": const, "feature_shift": {
-                         "log_decay": float(shift[0]), "log_hf_ratio": float(shift[1]),
-                         "pre_delay_ms": float(shift[2]), "wet_level_db": float(shift[3])}})
+        model = dict(zip(PARAMS, decode_targets(encode_targets(np.array(
+            preds["model"][i])).mean(axis=0))[0].tolist(), strict=True))
+        const = dict(zip(PARAMS, decode_targets(encode_targets(np.array(
+            preds["constant"][i])).mean(axis=0))[0].tolist(), strict=True))
+        rule = {"decay_s": reverb_decay_for_tempo(r["tempo_bpm"]), **CHOICE_RULE}
+        sh = np.mean(shifts[i], axis=0)
+        rows.append({"song": r["song"], "artist": r.get("artist", ""), "truth": r["choice"],
+                     "model": model, "rule": rule, "constant": const,
+                     "feature_shift": {"log_decay": float(sh[0]), "log_hf_ratio": float(sh[1]),
+                                       "pre_delay_ms": float(sh[2]),
+                                       "wet_level_db": float(sh[3])}})
     summary: dict = {}
+    tr_all = np.array([[row["truth"][q] for q in PARAMS] for row in rows]).reshape(-1, 4)
     for meth in ("model", "rule", "constant"):
         p = np.array([[row[meth][q] for q in PARAMS] for row in rows]).reshape(-1, 4)
-        tr = np.array([[row["truth"][q] for q in PARAMS] for row in rows]).reshape(-1, 4)
-        summary[meth] = _errors(p, tr) if n and np.all(np.isfinite(p)) else None
-    out = {"protocol": "leave-one-song-out", "n_songs": n, "songs": rows, "summary": summary,
-           "alpha": alpha, "prior_songs": prior_songs}
+        summary[meth] = _errors(p, tr_all) if n and np.all(np.isfinite(p)) else None
+        if summary[meth] is not None:
+            by_artist: dict[str, list[float]] = {}
+            for row, pi, ti in zip(rows, p, tr_all, strict=True):
+                by_artist.setdefault(row["artist"], []).append(abs(math.log(pi[0] / ti[0])))
+            summary[meth]["log_decay_by_artist"] = float(np.mean([np.mean(v) for v in
+                                                                  by_artist.values()]))
+    out = {"protocol": f"{n_folds}-fold over artists, seeds {', '.join(map(str, seeds))}",
+           "n_songs": n, "n_artists": len({r.get("artist", r["song"]) for r in records}),
+           "songs": rows, "summary": summary, "alpha": alpha, "prior_songs": prior_songs,
+           "prior": dict(zip(("log_decay", "log_hf_ratio", "pre_delay_ms", "wet_level_db"),
+                             choice_prior().round(4).tolist(), strict=True))}
     if sensitivity:
         out["sensitivity"] = [
             {"alpha": a, "prior_songs": ps,
-             "model": loso_choice(records, a, ps, False)["summary"]["model"]}
-            for a in (0.3, 1.0, 3.0, 10.0) for ps in (1.0, 3.0)]
+             "model": cv_choice(records, a, ps, seeds[:1], n_folds, False)["summary"]["model"]}
+            for a in (1.0, 3.0, 10.0, 30.0) for ps in (1.0, 10.0)]
     return out
 
 
@@ -940,7 +980,7 @@ def run_reverb_model(root: str | Path | None = None, stem_folders: list | None =
 
     progress = progress or _quiet
     root = Path(root) if root is not None else data_root()
-    stem_folders = list(stem_folders) if stem_folders else [root / "stems"]
+    stem_folders = list(stem_folders) if stem_folders else [root]
     counts = dict(DEFAULT_COUNTS if counts is None else counts)
     fitted = fitted_labels()
     irs = load_library_irs(root, origins, fitted, progress)
@@ -960,22 +1000,26 @@ def run_reverb_model(root: str | Path | None = None, stem_folders: list | None =
                                   dry_rows=np.array(dry_rows).reshape(-1, len(FEATURE_NAMES)))
     progress(f"reverb: fitting the estimator on all {len(ex.y)} examples")
     est = fit_mlp(ex.x, ex.y, MLP_HIDDEN, MLP_L2, seed, MLP_MAXITER)
-    records = stem_choices(est, stem_folders, progress)
+    read = stem_choices(est, stem_folders, progress)
+    records = [r for r in read if not r["test_split"]]
     f, t = _record_arrays(records)
     choice = fit_choice_model(f, t)
-    loso = loso_choice(records) if len(records) >= 2 else None
+    loso = cv_choice(records) if len({r["artist"] for r in records}) >= 2 else None
     meta = {
         "model": "reverb parameter model: MLP estimator of the synthetic reverb's parameters "
                  "in a wet vocal, and ridge regressions of the engineers' choice on backing "
                  "features, intercepts shrunk toward the baseline's rule",
         "vocalmix_version": __version__, "version": ESTIMATOR_VERSION,
-        "augment_version": AUGMENT_VERSION, "date": dt.date.today().isoformat(),
+        "augment_version": AUGMENT_VERSION,
         "seed": seed, "counts": counts, "origins": list(origins),
         "mlp": {"hidden": MLP_HIDDEN, "l2": MLP_L2, "maxiter": MLP_MAXITER},
         "params": list(PARAMS), "label_ranges": LABEL_RANGES,
         "damping_family": "band_decay_ratios = 1 up to 1 kHz, hf_ratio ** (log2(f/1k)/2) above",
         "feature_names": list(FEATURE_NAMES), "choice_features": list(CHOICE_FEATURES),
-        "choice_prior": {"decay_s": "baseline tempo rule", **CHOICE_PRIOR},
+        "choice_prior": dict(zip(("log_decay", "log_hf_ratio", "pre_delay_ms",
+                                  "wet_level_db"), choice_prior().round(4).tolist(),
+                                 strict=True)),
+        "choice_prior_source": "pooled DiffVox presets with a reverb (assets/diffvox_prior.json)",
         "choice_alpha": CHOICE_ALPHA, "prior_songs": PRIOR_SONGS,
         "n_examples": int(len(ex.y)), "n_songs": len(records),
         "irs": [{"name": s.name, "group": s.group, "decay_s": round(s.decay_s, 4),
@@ -983,6 +1027,7 @@ def run_reverb_model(root: str | Path | None = None, stem_folders: list | None =
                  "labels": s.label_source} for s in irs],
         "training_files": _training_files(root),
         "songs": records,
+        "test_split_songs": [r for r in read if r["test_split"]],
         "estimator_held_out": ({k: v for k, v in held.items() if k not in ("scatter", "irs")}
                                if held else None),
         "choice_cross_validated": ({"n_songs": loso["n_songs"], "summary": loso["summary"]}
@@ -990,6 +1035,7 @@ def run_reverb_model(root: str | Path | None = None, stem_folders: list | None =
     }
     model = ReverbModel(est, choice, meta=meta)
     results = {"meta": meta, "held_out": held, "loso": loso, "check_x": ex.x[:6],
+               "date": dt.date.today().isoformat(),
                "check_f": f if len(f) else np.zeros((1, len(CHOICE_FEATURES)))}
     return model, results
 
@@ -1029,18 +1075,19 @@ def reverb_report(stem_folders: list, root: str | Path | None = None,
                                    progress)
     meta = dict(res["meta"])
     meta["training_files"] = f"{len(meta['training_files'])} files (see assets/{FILES.meta})"
+    meta["date"] = res["date"]
     return {"meta": meta, "held_out": res["held_out"], "loso": res["loso"]}
 
 
 __all__ = [
     "CHOICE_ALPHA",
-    "CHOICE_PRIOR",
+    "CHOICE_RULE",
     "LABEL_RANGES",
     "PRIOR_SONGS",
     "evaluate_estimator",
     "fit_choice_model",
     "fit_mlp",
-    "loso_choice",
+    "cv_choice",
     "make_examples",
     "render_synthetic_send",
     "reverb_report",

@@ -1,10 +1,12 @@
 """``vocalmix train``: fit the learned models and write their weights, deterministically.
 
-    vocalmix train --data DIR [DIR...] -o MODELDIR [--only level|eq|reverb] [--seed 0]
+    vocalmix train --data DIR [DIR...] -o MODELDIR [--only level|eq|dynamics|reverb]
+                   [--seed 0]
 
 The level model (:func:`vocalmix.training.level.train_level_model`; ``--augment``,
 ``--repeats``, ``--no-cv``, ``--jobs``), the corrective EQ
-(:func:`vocalmix.training.eq.train_eq`) and the reverb model
+(:func:`vocalmix.training.eq.train_eq`), the dynamics model
+(:func:`vocalmix.training.dynamics.train_dynamics`) and the reverb model
 (:func:`vocalmix.training.reverb.train_reverb_model`). Each writes its ``.npz`` and
 ``.json`` into MODELDIR; copy them into ``src/vocalmix/assets`` to ship them. Cached
 features and examples live under ``$VOCALMIX_CACHE`` (default ``~/.cache/vocalmix``);
@@ -22,17 +24,18 @@ from pathlib import Path
 from vocalmix.core.errors import DataError
 from vocalmix.training.level import DEFAULT_AUGMENT, DEFAULT_REPEATS, train_level_model
 
-MODEL_KINDS = ("level", "eq", "reverb")
+MODEL_KINDS = ("level", "eq", "dynamics", "reverb")
 
 
 def register_cli(sub: argparse._SubParsersAction) -> None:
     """Add ``vocalmix train``."""
-    p = sub.add_parser("train", help="fit the learned models (level, EQ, reverb)",
+    p = sub.add_parser("train", help="fit the learned models (level, EQ, dynamics, reverb)",
                        description="Fit the learned models: the level and dynamics model on "
                        "professionally mixed vocal and backing stems (MUSDB18-HQ folders, "
                        ".stem.mp4 with ffmpeg, or a manifest.csv), the corrective-EQ model "
-                       "on any vocals (random EQ, exact inverse as the label), and the "
-                       "reverb model. Deterministic for a given --seed.")
+                       "on the mixed vocal stems (random EQ, exact inverse as the label), the "
+                       "dynamics model on the mixed vocal stems, and the reverb model. "
+                       "Deterministic for a given --seed.")
     p.add_argument("--data", nargs="+", required=True, metavar="DIR",
                    help="folders (walked recursively), manifests or stem files")
     p.add_argument("-o", "--output", required=True, metavar="MODELDIR",
@@ -87,13 +90,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
         _m, meta = train_eq(args.data, out, seed=args.seed, progress=progress)
         cv = meta["cross_validated"]
-        print(f"corrective-EQ model: {meta['n_excerpts']} vocal excerpts of "
-              f"{meta['n_singers']} singers; wrote {out / 'eq_model.npz'} and "
-              f"{out / 'eq_model.json'}")
+        print(f"corrective-EQ model: {meta['n_excerpts']} finished vocal excerpts of "
+              f"{meta['n_songs']} songs by {meta['n_artists']} artists; wrote "
+              f"{out / 'eq_model.npz'} and {out / 'eq_model.json'}")
         print(f"  {cv['protocol']}: {100 * cv['fraction_removed']:.1f}% of the damage "
               f"removed, {cv['clean_lsd_added_db']:.2f} dB added to un-EQ'd vocals "
               f"(gate: P(no EQ) < {cv['gate_p_clean']:g}, curve RMS >= "
               f"{cv['gate_min_rms_db']:g} dB)")
+    if "dynamics" in kinds:
+        from vocalmix.training.dynamics import train_dynamics
+
+        _d, meta = train_dynamics(args.data, out, seed=args.seed, progress=progress)
+        print(f"dynamics model: {meta['n_songs']} mixed songs by {meta['n_artists']} "
+              f"artists, {meta['n_examples']} examples (ridge alpha {meta['alpha']:g}); "
+              f"wrote {out / 'dynamics_model.npz'} and {out / 'dynamics_model.json'}")
     if "reverb" in kinds:
         from vocalmix.training.reverb import train_reverb_model
 

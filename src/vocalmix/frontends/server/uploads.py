@@ -44,10 +44,10 @@ async def read_multipart(request: Any, d: Path) -> tuple[dict[str, str], dict[st
         from python_multipart.exceptions import FormParserError
         from python_multipart.multipart import MultipartParser, parse_options_header
     except ImportError:  # python-multipart before 0.0.13 names its module "multipart"
-        from multipart.exceptions import (  # type: ignore[no-redef,import-untyped]
+        from multipart.exceptions import (  # type: ignore[no-redef]
             FormParserError,
         )
-        from multipart.multipart import (  # type: ignore[no-redef,import-untyped]
+        from multipart.multipart import (  # type: ignore[no-redef]
             MultipartParser,
             parse_options_header,
         )
