@@ -9,18 +9,22 @@ own browser download is not used). Run alone: ``python -m pytest -m browser``.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
 import socket
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 import soundfile as sf
 
-from vocalmix.core.params import MixParams, param_specs
+from vocalmix.core.amount import effective_level_target
+from vocalmix.core.measure import integrated_loudness
+from vocalmix.core.params import RULE_VOCAL_TO_MIX_LU, MixParams, param_specs
 from vocalmix.synth import synthesize_song
 
 pytestmark = pytest.mark.browser
@@ -120,19 +124,32 @@ def test_upload_mix_adjust_download(server, page, tmp_path):
     vp, bp = tmp_path / "demo vocal.wav", tmp_path / "demo backing.wav"
     sf.write(vp, v, 44100, subtype="PCM_16")
     sf.write(bp, b, 44100, subtype="PCM_16")
+    rv, rb = synthesize_song(sample_rate=22050, duration_s=6.0, seed=4)
+    rvp, rbp = tmp_path / "ref vocal.wav", tmp_path / "ref backing.wav"
+    sf.write(rvp, rv, 22050, subtype="PCM_16")
+    sf.write(rbp, rb, 22050, subtype="PCM_16")
     page.goto(server + "/")
     assert page.title() == "vocalmix studio"
 
-    # upload the demo files and wait for the mix
+    # upload the demo files with a reference mix's stems, and wait for the mix
     page.set_input_files("#vocal-file", str(vp))
     page.set_input_files("#backing-file", str(bp))
     assert "demo vocal.wav" in page.text_content("#vocal-name")
+    page.click("#reference-box summary")
+    page.set_input_files("#reference_vocal-file", str(rvp))
+    page.click("#mix-button")  # one stem of the reference is not enough
+    assert "both its stems" in page.text_content("#error")
+    page.set_input_files("#reference_backing-file", str(rbp))
     page.click("#mix-button")
     wait_revision(page, 1)
     progress = page.evaluate("window.__progress")
     assert any(t.startswith("mixing") for t in progress), progress
     before = shown_params(page)
     assert before["format"] == "vocalmix.params"
+    assert before["provenance"]["method"] == "reference"
+    assert "reference" in page.text_content("#made-by")
+    assert any(r["source"] == "reference" and "ref vocal.wav" in r["text"]
+               for r in before["reasons"])
     assert before["achieved"]["vocal_to_mix_lu"] == pytest.approx(
         before["targets"]["vocal_to_mix_lu"], abs=0.05)
     page.wait_for_function("document.querySelector('#wave-mix').width > 100")
@@ -145,6 +162,7 @@ def test_upload_mix_adjust_download(server, page, tmp_path):
 
     # move the vocal level control (the vocal-to-mix target) with the mouse
     slider = page.locator("#c-targets-vocal_to_mix_lu")
+    slider.scroll_into_view_if_needed()
     box = slider.bounding_box()
     assert box is not None
     page.mouse.click(box["x"] + 0.25 * box["width"], box["y"] + box["height"] / 2)
@@ -198,12 +216,156 @@ def test_upload_mix_adjust_download(server, page, tmp_path):
     page.set_input_files("#params-file", str(edited))
     wait_revision(page, 5)
     page.wait_for_timeout(800)  # waveforms and spectrum of the last render
-    out = (REPO / "docs" / "screenshot.png" if os.environ.get("VOCALMIX_SCREENSHOT")
-           else tmp_path / "screenshot.png")
-    out.parent.mkdir(exist_ok=True)
+    out = tmp_path / "screenshot.png"
     page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=str(out), full_page=True)
     assert out.stat().st_size > 50_000
+    assert not page.errors, page.errors
+
+
+def fetch_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=30) as r:
+        return json.loads(r.read())
+
+
+def fetch_loudness(url: str) -> float:
+    with urllib.request.urlopen(url, timeout=60) as r:
+        x, sr = sf.read(io.BytesIO(r.read()), dtype="float32", always_2d=True)
+    return integrated_loudness(x, sr)
+
+
+def test_method_locks_amount_reasons_and_links(server, page):
+    """The method selector, a lock that survives a target change, the amount, the
+    reasons beside the controls, this browser's mixes and the URL of a mix."""
+    methods = fetch_json(server + "/api/methods")
+    page.goto(server + "/")
+    page.wait_for_function("() => document.querySelectorAll('#method option').length >= 2")
+    # the selector starts at the server's default method, and says which it is
+    assert page.input_value("#method") == methods["default"]
+    assert "(default)" in page.text_content(f"#method option[value='{methods['default']}']")
+
+    # pick the baseline: the demo is made by it, and the page says so
+    page.select_option("#method", "baseline")
+    page.click("#demo-button")
+    wait_revision(page, 1)
+    first = shown_params(page)
+    first_id = page.get_attribute("body", "data-mix-id")
+    assert first["provenance"]["method"] == "baseline"
+    assert page.text_content("#made-by") == "made by baseline"
+    assert page.url.endswith(f"/?mix={first_id}")
+    # the default method for the next one
+    page.select_option("#method", methods["default"])
+    page.click("#demo-button")
+    page.wait_for_function("(first) => document.body.dataset.mixId !== first && "
+                           "document.body.dataset.revision === '1' && !document.body.dataset.busy",
+                           arg=first_id, timeout=SLOW_MS)
+    mid = page.get_attribute("body", "data-mix-id")
+    p = shown_params(page)
+    assert p["provenance"]["method"] in (methods["default"], "baseline")  # model: or its fallback
+    assert page.text_content("#made-by") == f"made by {p['provenance']['method']}"
+
+    # the reasons: beside each control, matched by its path (or its group's)
+    by_path = {r["path"]: r for r in p["reasons"]}
+    why = page.text_content("#c-targets-vocal_to_mix_lu ~ .why")
+    r = by_path["targets.vocal_to_mix_lu"]
+    assert why.startswith(r["source"]) and r["text"][:40] in why
+    assert page.text_content("#c-vocal-gain_db ~ .why").startswith("resolver")
+    assert page.text_content("fieldset[data-group='vocal.eq_bands'] > .group-why").startswith(
+        by_path["vocal.eq_bands"]["source"])
+    assert page.locator("#reasons-list li").count() == len(p["reasons"])
+
+    # move the vocal gain by hand: it is locked, visibly
+    lock = page.locator(".ctl:has(#c-vocal-gain_db) button.lock")
+    assert lock.get_attribute("aria-pressed") == "false"
+    gain = round(p["vocal"]["gain_db"] + 3.0, 1)
+    page.fill("#c-vocal-gain_db-num", str(gain))
+    page.press("#c-vocal-gain_db-num", "Enter")
+    wait_revision(page, 2)
+    p = shown_params(page)
+    assert p["vocal"]["gain_db"] == gain and "vocal.gain_db" in p["locks"]
+    assert lock.get_attribute("aria-pressed") == "true" and "on" in lock.get_attribute("class")
+    assert page.text_content("#c-vocal-gain_db ~ .why").startswith("user")
+
+    # a target change re-resolves the rest and keeps the locked gain
+    page.fill("#c-targets-vocal_to_mix_lu-num", "-9")
+    page.press("#c-targets-vocal_to_mix_lu-num", "Enter")
+    wait_revision(page, 3)
+    p = shown_params(page)
+    assert p["targets"]["vocal_to_mix_lu"] == -9.0 and p["vocal"]["gain_db"] == gain
+    moved = page.text_content("#moved")
+    assert "Kept (locked): Vocal gain" in moved
+    assert page.locator("#moved .moved-item[data-path='vocal.gain_db']").count() == 0
+    assert p["achieved"]["vocal_to_mix_lu"] > -9.0 + 1.0  # held above the new target
+
+    # unlock it: the resolver takes it back and the page says what moved
+    lock.click()
+    wait_revision(page, 4)
+    p = shown_params(page)
+    assert "vocal.gain_db" not in p["locks"] and p["vocal"]["gain_db"] < gain - 1.0
+    assert p["achieved"]["vocal_to_mix_lu"] == pytest.approx(-9.0, abs=0.05)
+    assert page.locator("#moved .moved-item[data-path='vocal.gain_db']").count() == 1
+    assert lock.get_attribute("aria-pressed") == "false"
+
+    # the amount slider: half of the chosen processing, re-rendered, A/B at one loudness
+    slider = page.locator("#c-amount")
+    slider.scroll_into_view_if_needed()
+    box = slider.bounding_box()
+    assert box is not None
+    page.mouse.click(box["x"] + 0.25 * box["width"], box["y"] + box["height"] / 2)
+    wait_revision(page, 5)
+    p = shown_params(page)
+    assert 0.3 < p["amount"] < 0.7
+    assert p["amount"] == pytest.approx(float(page.input_value("#c-amount-num")), abs=1e-9)
+    assert page.text_content("#c-amount ~ .why").startswith("user")
+    # the level target at this amount lies between the rule's and the chosen one
+    assert p["achieved"]["vocal_to_mix_lu"] == pytest.approx(effective_level_target(
+        -9.0, RULE_VOCAL_TO_MIX_LU, p["amount"]), abs=0.05)
+    mix_lufs = p["achieved"]["mix_integrated_lufs"]
+    assert fetch_loudness(f"{server}/api/mixes/{mid}/audio/plain") == pytest.approx(
+        mix_lufs, abs=0.15)
+    assert fetch_loudness(f"{server}/api/mixes/{mid}/audio/mix") == pytest.approx(
+        mix_lufs, abs=0.05)
+    # lock it by its button: a re-resolve that keeps it where it is
+    gain = p["vocal"]["gain_db"]
+    lock.click()
+    wait_revision(page, 6)
+    p = shown_params(page)
+    assert "vocal.gain_db" in p["locks"] and p["vocal"]["gain_db"] == gain
+    assert lock.get_attribute("aria-pressed") == "true"
+    assert "Nothing moved" in page.text_content("#moved")
+    page.wait_for_timeout(700)  # waveforms and spectrum of the last render
+    if os.environ.get("VOCALMIX_SCREENSHOT"):
+        page.evaluate("window.scrollTo(0, 0)")
+        page.screenshot(path=str(REPO / "docs" / "screenshot.png"), full_page=True)
+
+    # this browser's mixes: both, newest first, each with its name, method and link
+    items = page.locator("#mix-list li")
+    assert items.count() == 2
+    assert items.nth(0).get_attribute("data-id") == mid
+    assert items.nth(1).get_attribute("data-id") == first_id
+    assert items.nth(1).locator("a").get_attribute("href") == f"/?mix={first_id}"
+    assert "baseline" in items.nth(1).text_content()
+    assert "vocalmix-demo" in items.nth(1).text_content()
+
+    # a URL per mix: /?mix=<id> and #<id> open it as it is now
+    page.goto(f"{server}/?mix={first_id}")
+    wait_revision(page, 1)
+    assert page.get_attribute("body", "data-mix-id") == first_id
+    assert shown_params(page) == first
+    page.goto(f"{server}/#{mid}")
+    wait_revision(page, 6)
+    assert page.get_attribute("body", "data-mix-id") == mid
+    assert shown_params(page)["amount"] == p["amount"]
+    # a mix the server no longer has is dropped from the list
+    gone = urllib.request.Request(f"{server}/api/mixes/{first_id}", method="DELETE")
+    with urllib.request.urlopen(gone, timeout=30) as r:
+        assert r.status == 204
+    page.goto(f"{server}/?mix={first_id}")
+    page.wait_for_selector("#error:not([hidden])", timeout=SLOW_MS)
+    assert "gone" in page.text_content("#error")
+    page.wait_for_function("() => document.querySelectorAll('#mix-list li').length === 1")
+    assert page.locator("#mix-list li").get_attribute("data-id") == mid
+    page.errors[:] = [e for e in page.errors if "404" not in e]  # the gone mix's GET
     assert not page.errors, page.errors
 
 

@@ -433,9 +433,20 @@ def test_openapi_documents_every_endpoint(client):
     post = paths["/api/mixes"]["post"]
     form = post["requestBody"]["content"]["multipart/form-data"]["schema"]
     assert form["required"] == ["vocal", "backing"]
+    for k in ("reference_vocal", "reference_backing", "amount", "mix_lufs", "locks", "genre"):
+        assert form["properties"][k]["description"], k
+    spec_amount = client.get("/api/params/spec").json()["params"]["amount"]
+    assert form["properties"]["amount"]["maximum"] == spec_amount["max"]
+    put = paths["/api/mixes/{mid}/params"]["put"]["requestBody"]["content"][
+        "application/json"]["schema"]["properties"]
+    assert {"params", "targets", "amount", "locks", "reverb_preset", "resolve"} <= set(put)
+    lufs = put["targets"]["properties"]["mix_lufs"]
+    assert {"type": "null"} in lufs["anyOf"] and "LUFS" in lufs["description"]
+    assert "/api/methods" in paths
     assert {"413", "415", "422", "201", "202"} <= set(post["responses"])
     schemas = spec["components"]["schemas"]
     assert "MixParams" in schemas and "Compressor" in schemas
+    assert "moved" in schemas["Mix"]["properties"] and "Moved" in schemas
     assert "threshold_db" in schemas["Compressor"]["properties"]
     assert client.get("/docs").status_code == 200
 
@@ -498,6 +509,16 @@ def test_422_audio_params_and_targets(client, pair, app):
         (post_mix(client, pair, vocal_lra_lu=99), "targets.vocal_lra_lu = 99.0 is out of range"),
         (post_mix(client, pair, vocal_to_mix_lu="loud"), "must be a number"),
         (post_mix(client, pair, method="magic"), "baseline or model"),
+        (post_mix(client, pair, amount=3), "amount = 3 is out of range"),
+        (post_mix(client, pair, amount="lots"), "amount must be a number"),
+        (post_mix(client, pair, mix_lufs=-60), "mix_lufs = -60 is out of range"),
+        (post_mix(client, pair, locks="vocal.gain_db, vocal.nope"), "'vocal.nope' is not a"),
+        (post_mix(client, pair, locks="[1]"), "1 is not a setting"),
+        (post_mix(client, pair, genre="polka"), "unknown genre"),
+        (client.post("/api/mixes", files={"vocal": ("v.wav", pair[0]),
+                                          "backing": ("b.wav", pair[1]),
+                                          "reference_vocal": ("r.wav", pair[0])}),
+         "a reference needs both its stems"),
         (post_mix(client, pair, reverb_preset="no_such_room"), "unknown reverb preset"),
         (post_mix(client, pair, params="{nope"), "not valid JSON"),
         (post_mix(client, pair, wait="maybe"), "wait must be true or false"),
@@ -509,6 +530,7 @@ def test_422_audio_params_and_targets(client, pair, app):
     for r, text in cases:
         assert r.status_code == 422, (text, r.status_code, r.text)
         assert text in r.json()["detail"], (text, r.json())
+        assert r.json()["code"], text
     # the 3-channel message tells an API client what to send
     r = upload(wav_bytes(np.full((SR * 3, 3), 0.1, np.float32)))
     assert "fold=mean" in r.json()["detail"]
@@ -535,11 +557,19 @@ def test_422_audio_params_and_targets(client, pair, app):
         ({}, "nothing to change"),
         ([1, 2, 3], "JSON object"),
         ({"reverb_preset": "no_such_room"}, "unknown reverb preset"),
+        ({"amount": 2.5}, "amount = 2.5 is out of range"),
+        ({"amount": "x"}, "amount must be a number"),
+        ({"amount": None}, "amount must be a number"),
+        ({"locks": ["vocal.gain"]}, "'vocal.gain' is not a setting"),
+        ({"locks": "vocal.gain_db"}, "locks must be a list"),
+        ({"targets": {"mix_lufs": 0}}, "mix_lufs = 0 is out of range"),
+        ({"targets": {"mix_lufs": [1]}}, "mix_lufs must be a number"),
     ]
     for body, text in puts:
         r = client.put(url, json=body)
         assert r.status_code == 422, (body, r.text)
         assert text in r.json()["detail"], (text, r.json())
+        assert r.json()["code"], text
     r = client.put(url, content=b"{nope", headers={"content-type": "application/json"})
     assert r.status_code == 422 and "not valid JSON" in r.json()["detail"]
     # none of that changed the mix
@@ -829,3 +859,131 @@ def test_a_preset_is_applied_the_same_by_the_server_and_the_command_line(client,
     for d in (server, cli):
         d.pop("provenance")
     assert cli == server
+
+
+def test_reference_amount_loudness_and_locks_as_the_command_line_does(client, pair,
+                                                                     tmp_path):
+    """A new mix with a reference mix's stems (at another rate), an amount, a mix loudness
+    and locks: the same params as ``vocalmix mix`` with the same options."""
+    from vocalmix.frontends.cli import main
+
+    rv, rb = synthesize_song(sample_rate=22050, duration_s=3.0, seed=8)
+    ref = (wav_bytes(rv, 22050, "PCM_16"), wav_bytes(rb, 22050, "PCM_16"))  # under 2 MB in all
+    v, b = pair
+    files = {"vocal": ("take.wav", v), "backing": ("track.wav", b),
+             "reference_vocal": ("ref vocal.wav", ref[0]),
+             "reference_backing": ("ref backing.wav", ref[1])}
+    r = client.post("/api/mixes", files=files, data={
+        "method": "baseline", "amount": "0.6", "mix_lufs": "-16",
+        "locks": "vocal.reverb, targets.vocal_lra_lu"})
+    assert r.status_code == 201, r.text
+    body = r.json()
+    server = body["params"]
+    assert body["sample_rate"] == SR and body["moved"] == []
+    assert server["provenance"]["method"] == "reference"
+    assert server["amount"] == 0.6 and server["targets"]["mix_lufs"] == -16.0
+    assert server["locks"] == ["vocal.reverb", "targets.vocal_lra_lu"]
+    assert server["achieved"]["mix_integrated_lufs"] == pytest.approx(-16.0, abs=0.3)
+    sources = {x["path"]: x["source"] for x in server["reasons"]}
+    assert sources["targets.vocal_to_mix_lu"] == "reference"
+    assert sources["targets.mix_lufs"] == sources["amount"] == "user"
+    assert any("ref vocal.wav" in x["text"] for x in server["reasons"])
+    # the uploads of the reference are not kept
+    assert not [p for p in (client.app.state.store.root / body["id"]).iterdir()
+                if p.name.startswith("upload_")]
+    # the locks as a JSON list work the same
+    r = client.post("/api/mixes", files=files, data={
+        "method": "baseline", "amount": "0.6", "mix_lufs": "-16",
+        "locks": '["vocal.reverb", "targets.vocal_lra_lu"]'})
+    assert r.status_code == 201 and r.json()["params"]["locks"] == server["locks"]
+
+    for name, data in (("v.wav", v), ("b.wav", b), ("rv.wav", ref[0]), ("rb.wav", ref[1])):
+        (tmp_path / name).write_bytes(data)
+    code = main(["mix", str(tmp_path / "v.wav"), str(tmp_path / "b.wav"), "--method",
+                 "baseline", "--reference-vocal", str(tmp_path / "rv.wav"),
+                 "--reference-backing", str(tmp_path / "rb.wav"), "--amount", "0.6",
+                 "--mix-lufs", "-16", "--lock", "vocal.reverb", "--lock",
+                 "targets.vocal_lra_lu", "-o", str(tmp_path / "mix.wav"), "--params-out",
+                 str(tmp_path / "p.json"), "-q"])
+    assert code == 0
+    cli = json.loads((tmp_path / "p.json").read_text())
+    for d in (server, cli):  # the reference is named by its file: a path, an upload's name
+        d.pop("provenance")
+        for x in d["reasons"]:
+            x.pop("text")
+    assert cli == server
+
+
+def test_locks_amount_and_mix_loudness_edits_say_what_moved(client, pair):
+    from vocalmix.core.amount import effective_level_target
+    from vocalmix.core.params import RULE_VOCAL_TO_MIX_LU
+
+    body = post_mix(client, pair, method="baseline").json()
+    links, p = body["links"], body["params"]
+    # a hand edit, locked: rendered exactly, nothing moved, the reason is the user's
+    gain = p["vocal"]["gain_db"] + 3.0
+    edited = dict(p, vocal=dict(p["vocal"], gain_db=gain), locks=["vocal.gain_db"])
+    r = client.put(links["edit"], json={"params": edited})
+    assert r.status_code == 200, r.text
+    got = r.json()
+    assert got["moved"] == [] and got["params"]["vocal"]["gain_db"] == gain
+    why = {x["path"]: x for x in got["params"]["reasons"]}
+    assert why["vocal.gain_db"]["source"] == "user"
+    assert why["vocal.compressor"] == next(x for x in p["reasons"]
+                                           if x["path"] == "vocal.compressor")
+    # a target change keeps the locked gain
+    r = client.put(links["edit"], json={"targets": {"vocal_to_mix_lu": -8.0}})
+    got = r.json()
+    assert r.status_code == 200 and got["params"]["vocal"]["gain_db"] == gain
+    assert "vocal.gain_db" not in [m["path"] for m in got["moved"]]
+    assert got["params"]["achieved"]["vocal_to_mix_lu"] > -8.0 + 1.0
+    # unlocked: re-resolved, and the answer (and GET) say what moved
+    r = client.put(links["edit"], json={"locks": []})
+    got = r.json()
+    assert r.status_code == 200 and got["params"]["locks"] == []
+    assert got["params"]["achieved"]["vocal_to_mix_lu"] == pytest.approx(-8.0, abs=0.05)
+    (m,) = [m for m in got["moved"] if m["path"] == "vocal.gain_db"]
+    assert m["before"] == gain and m["after"] == got["params"]["vocal"]["gain_db"]
+    assert m["text"].startswith("vocal.gain_db: ")
+    assert client.get(links["self"]).json()["moved"] == got["moved"]
+    # the amount: none of the chosen processing, the level at the rule's; A/B matched
+    r = client.put(links["edit"], json={"amount": 0})
+    got = r.json()
+    assert r.status_code == 200 and got["params"]["amount"] == 0.0
+    assert got["params"]["achieved"]["vocal_to_mix_lu"] == pytest.approx(
+        effective_level_target(-8.0, RULE_VOCAL_TO_MIX_LU, 0.0), abs=0.05)
+    assert [m["path"] for m in got["moved"]] == ["vocal.gain_db"]
+    x, sr = read_wav(client.get(links["plain"]).content)
+    assert integrated_loudness(x, sr) == pytest.approx(
+        got["params"]["achieved"]["mix_integrated_lufs"], abs=0.15)
+    # the mix loudness: on, then off (the master back to unity gain)
+    r = client.put(links["edit"], json={"targets": {"mix_lufs": -20}, "amount": 1})
+    got = r.json()
+    assert r.status_code == 200, r.text
+    assert got["params"]["achieved"]["mix_integrated_lufs"] == pytest.approx(-20.0, abs=0.3)
+    assert "master.gain_db" in [m["path"] for m in got["moved"]]
+    r = client.put(links["edit"], json={"targets": {"mix_lufs": None}})
+    got = r.json()
+    assert got["params"]["targets"]["mix_lufs"] is None
+    assert got["params"]["master"]["gain_db"] == 0.0
+    (m,) = [m for m in got["moved"] if m["path"] == "master.gain_db"]
+    assert m["after"] == 0.0 and m["before"] != 0.0
+    assert "targets.mix_lufs" not in [x["path"] for x in got["params"]["reasons"]]
+
+
+def test_methods_and_the_demo_with_a_method(client):
+    from vocalmix.estimators.registry import default_method
+
+    m = client.get("/api/methods").json()
+    assert m["default"] == default_method()
+    assert [x["name"] for x in m["methods"]] == ["baseline", "model"]
+    assert all(x["description"] for x in m["methods"])
+    assert "Pop" in m["genres"] and "other" in m["genres"]
+    r = client.post("/api/demo?duration_s=3&method=baseline")
+    assert r.status_code == 201 and r.json()["params"]["provenance"]["method"] == "baseline"
+    r = client.post("/api/demo?duration_s=3&method=magic")
+    assert r.status_code == 422 and r.json()["code"] == "params.invalid"
+    spec = client.get("/api/params/spec").json()
+    assert "vocal.gain_db" in spec["resolved_paths"]
+    assert set(spec["resolved_paths"]) <= set(spec["lockable_paths"])
+    assert "free" in spec["delay_notes"] and "resolver" in spec["reason_sources"]

@@ -229,22 +229,32 @@ def _resolve(
                                      vocal_momentary_range_lu=mrange)
 
 
+#: the settings the resolvers write (what :func:`moved_settings` compares); a lock on one
+#: of them (or on its group) keeps it through a re-resolve
+RESOLVED_SETTINGS = (
+    "vocal.gain_db",
+    "vocal.compressor.threshold_db",
+    "vocal.compressor.ratio",
+    "vocal.compressor.makeup_db",
+    "vocal.reverb.decay_s",
+    "vocal.reverb.room_size",
+    "vocal.delay.time_ms",
+    "master.gain_db",
+)
+
+
+def _setting(params: MixParams, path: str) -> float:
+    obj: object = params
+    for k in path.split("."):
+        obj = getattr(obj, k)
+    return float(obj)  # type: ignore[arg-type]
+
+
 def moved_settings(before: MixParams, after: MixParams) -> list[str]:
     """The settings the resolvers changed, one line each (``path: old -> new``)."""
     out = []
-    pairs = [("vocal.gain_db", before.vocal.gain_db, after.vocal.gain_db),
-             ("vocal.compressor.threshold_db", before.vocal.compressor.threshold_db,
-              after.vocal.compressor.threshold_db),
-             ("vocal.compressor.ratio", before.vocal.compressor.ratio,
-              after.vocal.compressor.ratio),
-             ("vocal.compressor.makeup_db", before.vocal.compressor.makeup_db,
-              after.vocal.compressor.makeup_db),
-             ("vocal.reverb.decay_s", before.vocal.reverb.decay_s, after.vocal.reverb.decay_s),
-             ("vocal.reverb.room_size", before.vocal.reverb.room_size,
-              after.vocal.reverb.room_size),
-             ("vocal.delay.time_ms", before.vocal.delay.time_ms, after.vocal.delay.time_ms),
-             ("master.gain_db", before.master.gain_db, after.master.gain_db)]
-    for path, a, b in pairs:
+    for path in RESOLVED_SETTINGS:
+        a, b = _setting(before, path), _setting(after, path)
         if abs(a - b) > 1e-9:
             out.append(f"{path}: {a:g} -> {b:g}")
     return out
@@ -508,6 +518,7 @@ __all__ = [
     "Estimate",
     "PlainSum",
     "Provenance",
+    "RESOLVED_SETTINGS",
     "choose_targets",
     "estimate_params",
     "measure_achieved",

@@ -119,6 +119,30 @@ PUT_BODIES = {
     "a string": '"params"',
     "a number": "12",
     "nothing to change": "{}",
+    "amount NaN": '{"amount": NaN}',
+    "amount 1e400": '{"amount": 1e400}',
+    "amount 10^400": '{"amount": ' + TEN_TO_400 + "}",
+    "amount negative": '{"amount": -0.01}',
+    "amount over 2": '{"amount": 2.0000001}',
+    "amount string": '{"amount": "half"}',
+    "amount bool": '{"amount": true}',
+    "amount list": '{"amount": [0.5]}',
+    "amount null": '{"amount": null}',
+    "mix_lufs Infinity": '{"targets": {"mix_lufs": Infinity}}',
+    "mix_lufs bool": '{"targets": {"mix_lufs": false}}',
+    "mix_lufs object": '{"targets": {"mix_lufs": {"v": -14}}}',
+    "mix_lufs too loud": '{"targets": {"mix_lufs": 0}}',
+    "mix_lufs text": '{"targets": {"mix_lufs": "-14 please"}}',
+    "locks string": '{"locks": "vocal.gain_db"}',
+    "locks object": '{"locks": {"vocal.gain_db": true}}',
+    "locks numbers": '{"locks": [1, 2]}',
+    "locks nested": '{"locks": [["vocal.gain_db"]]}',
+    "locks deep": '{"locks": ' + DEEP + "}",
+    "locks unknown": '{"locks": ["vocal.gain_db", "../../etc/passwd"]}',
+    "locks many": json.dumps({"locks": ["vocal.gain_db"] * 100_000}),
+    "locks long path": json.dumps({"locks": ["vocal." + "x" * 100_000]}),
+    "locks null byte": json.dumps({"locks": ["vocal.gain_db\u0000"]}),
+    "locks in params": json.dumps({"vocal": {}, "locks": ["nope"]}),
 }
 
 
@@ -173,6 +197,23 @@ FORM_CASES = {
     "wait maybe": {"wait": "maybe"},
     "unknown field": {"colour": "blue"},
     "unicode field name": {"vöcal_tö_mix": "1"},
+    "amount nan": {"amount": "nan"},
+    "amount 10^400": {"amount": TEN_TO_400[:900]},
+    "amount out of range": {"amount": "2.5"},
+    "amount words": {"amount": "a lot"},
+    "mix_lufs inf": {"mix_lufs": "-inf"},
+    "mix_lufs out of range": {"mix_lufs": "3"},
+    "mix_lufs words": {"mix_lufs": "streaming"},
+    "locks unknown": {"locks": "vocal.gain_db,vocal.nope"},
+    "locks deep JSON": {"locks": "[" * 4000 + "]" * 4000},
+    "locks JSON object": {"locks": '{"vocal.gain_db": 1}'},
+    "locks JSON numbers": {"locks": "[1e400]"},
+    "locks too long": {"locks": "vocal.gain_db," * 700},
+    "locks many": {"locks": ",".join(["vocal.gain_db"] * 500)},
+    "genre unknown": {"genre": "polka"},
+    "genre long": {"genre": "p" * 1000},
+    "genre with NUL": {"genre": "Pop\x00"},
+    "genre unicode": {"genre": "Pöp/Röck"},
 }
 
 
@@ -232,6 +273,16 @@ def test_crafted_uploads_are_client_errors(crafted, pair):
         {"vocal": ("\x00\n\r.wav", pair[0]), "backing": ("b.wav", b"")},
         {"vocal": ("v" * 5000 + ".wav", b"\x00" * 100), "backing": ("b.wav", pair[1])},
         {"vocal": ("v.wav", pair[0])},
+        {**files(pair), "reference_vocal": ("rv.wav", pair[0])},
+        {**files(pair), "reference_backing": ("rb.wav", pair[1])},
+        {**files(pair), "reference_vocal": ("rv.wav", b"RIFF not audio"),
+         "reference_backing": ("rb.wav", pair[1])},
+        {**files(pair), "reference_vocal": ("../../rv.wav", pair[0]),
+         "reference_backing": ("rb.wav", b"")},
+        {**files(pair), "reference_vocal": ("rv.wav", wav_bytes(np.zeros((SR * 2, 2)))),
+         "reference_backing": ("rb.wav", pair[1])},
+        {**files(pair), "reference_vocal": ("rv.wav", wav_bytes(np.full((SR, 3), 0.1))),
+         "reference_backing": ("rb.wav", pair[1])},
     ]
     for f in cases:
         body = assert_refused(client.post("/api/mixes", files=f), (415, 422))
@@ -346,6 +397,27 @@ def test_the_decode_bomb_is_refused_before_decoding(tmp_path, bomb, pair):
         assert on_disk < 64 * 1024  # the uploads were discarded with the refused mix
     finally:
         srv.stop()
+
+
+def test_a_reference_is_held_to_the_same_decode_limits(tmp_path, bomb, pair):
+    """The reference's stems are refused from their headers like the inputs, and again
+    when they would pass the limit once resampled to the mix's rate; nothing stays."""
+    app = create_app(tmp_path / "store", max_upload_bytes=8 * MB, max_decoded_bytes=2 * MB,
+                     cleanup_interval_s=0, workers=1)
+    client = TestClient(app, base_url=BASE, raise_server_exceptions=False)
+    data = bomb.read_bytes()
+    r = client.post("/api/mixes", files={**files(pair), "reference_vocal": ("bomb.flac", data),
+                                         "reference_backing": ("rb.wav", pair[1])})
+    body = assert_refused(r, 413)
+    assert body["code"] == "audio.too_large" and "reference vocal bomb.flac" in body["detail"]
+    # 1.9 MB decoded at its own 8 kHz (mono counts as stereo), 3.8 MB at the mix's 16 kHz
+    noise = np.random.default_rng(0).normal(0.0, 0.1, (8000 * 30, 1)).astype(np.float32)
+    slow = wav_bytes(noise, 8000)
+    r = client.post("/api/mixes", files={**files(pair), "reference_vocal": ("slow.wav", slow),
+                                         "reference_backing": ("rb.wav", pair[1])})
+    body = assert_refused(r, 413)
+    assert "16000 Hz" in body["detail"]
+    assert mix_folders(app) == []
 
 
 # --- cross-site requests and foreign hosts ------------------------------------------------

@@ -23,8 +23,8 @@ from vocalmix.core.jsondoc import parse_number, short_repr
 from vocalmix.core.params import MixParams
 from vocalmix.frontends.server import schemas
 from vocalmix.frontends.server.errors import ApiError, from_exception, from_library
-from vocalmix.frontends.server.schemas import Mix, ParamsSpec, Preset
-from vocalmix.frontends.server.studio import AUDIO_KINDS, Studio
+from vocalmix.frontends.server.schemas import Methods, Mix, ParamsSpec, Preset
+from vocalmix.frontends.server.studio import AUDIO_KINDS, Steering, Studio
 from vocalmix.frontends.server.uploads import (
     FORM_FILES,
     TARGET_NAMES,
@@ -88,7 +88,7 @@ def parse_targets(raw: dict[str, Any], where: str) -> dict[str, float]:
     if unknown:
         shown = ", ".join(short_repr(k, 40) for k in sorted(unknown)[:5])
         raise ApiError(422, f"unknown target(s) in {where}: {shown}; the targets are "
-                            f"{', '.join(TARGET_NAMES)}")
+                            f"{', '.join(TARGET_NAMES)} and mix_lufs")
     out: dict[str, float] = {}
     try:
         for k, v in raw.items():
@@ -101,6 +101,101 @@ def parse_targets(raw: dict[str, Any], where: str) -> dict[str, float]:
     except ParamsError as e:
         raise from_library(e) from None
     return out
+
+
+#: how a form says "no mix-loudness target" (JSON says null)
+MIX_LUFS_OFF = ("", "off", "none", "null")
+
+
+def ranged_number(v: Any, path: str, name: str) -> float:
+    """A finite number within the range :func:`~vocalmix.core.params.param_specs`
+    declares for ``path``; 422 (``params.invalid``) with the range."""
+    from vocalmix.core.params import param_specs
+
+    if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+        raise ApiError(422, f"{name} must be a number, got {short_repr(v)}",
+                       code="params.invalid")
+    try:
+        x = parse_number(str(v), name=name)
+    except ParamsError as e:
+        raise from_library(e) from None
+    spec = param_specs()[path]
+    if not spec["min"] <= x <= spec["max"]:
+        unit = f" {spec['unit']}" if spec["unit"] else ""
+        raise ApiError(422, f"{name} = {x:g} is out of range: allowed {spec['min']:g} to "
+                            f"{spec['max']:g}{unit}", code="params.invalid")
+    return x
+
+
+def parse_mix_lufs(v: Any) -> tuple[float | None, bool]:
+    """``(mix_lufs, off)`` of a mix-loudness value: a number in LUFS, or null / ``off``
+    (turn the target off)."""
+    if v is None or (isinstance(v, str) and v.strip().lower() in MIX_LUFS_OFF):
+        return None, True
+    return ranged_number(v, "targets.mix_lufs", "mix_lufs"), False
+
+
+def parse_amount(v: Any) -> float | None:
+    """How much of the chosen processing to apply (0-2), or ``None`` when not given."""
+    if v is None or v == "":
+        return None
+    return ranged_number(v, "amount", "amount")
+
+
+def parse_locks(raw: Any, *, form: bool = False) -> tuple[str, ...]:
+    """Locked paths from a JSON list, or (``form``) a form field's JSON list or
+    comma-separated text; each must be a setting or target of the document
+    (:func:`~vocalmix.core.params.lockable_paths`). 422 (``params.invalid``)
+    otherwise."""
+    from vocalmix.core.params import lockable_paths
+
+    known = lockable_paths()
+    if form and isinstance(raw, str):
+        text = raw.strip()
+        if text.startswith("["):
+            raw = parse_json(text.encode(), "locks")
+        else:
+            raw = [p.strip() for p in text.split(",") if p.strip()]
+    if not isinstance(raw, list):
+        raise ApiError(422, "locks must be a list of paths, e.g. [\"vocal.gain_db\", "
+                            "\"vocal.compressor\"]", code="params.invalid")
+    if len(raw) > len(known):
+        raise ApiError(422, f"locks names {len(raw)} paths; the document has "
+                            f"{len(known)} lockable ones", code="params.invalid")
+    out = []
+    for p in raw:
+        if not isinstance(p, str) or p not in known:
+            raise ApiError(422, f"locks: {short_repr(p)} is not a setting or target of the "
+                                "document (e.g. 'vocal.gain_db', 'vocal.compressor', "
+                                "'targets.vocal_lra_lu'; GET /api/params/spec lists them)",
+                           code="params.invalid")
+        out.append(p)
+    return tuple(dict.fromkeys(out))
+
+
+def parse_genre(raw: Any) -> str | None:
+    """The song's genre in its canonical spelling, or ``None``; 422 if unknown."""
+    if raw is None or raw == "":
+        return None
+    from vocalmix.estimators.level import GENRES, OTHER_GENRE, normalise_genre
+
+    if not isinstance(raw, str) or len(raw) > 40:
+        raise ApiError(422, f"unknown genre {short_repr(raw)}: use one of "
+                            f"{', '.join(GENRES)} or {OTHER_GENRE!r}", code="params.invalid")
+    try:
+        return normalise_genre(raw)
+    except ParamsError as e:
+        raise from_library(e) from None
+
+
+def check_method(raw: Any) -> str:
+    """A method of :data:`METHODS` (the server's default for none)."""
+    if raw is None or raw == "":
+        return default_method()
+    if raw not in METHODS:
+        raise ApiError(422, f"method must be baseline or model, got {short_repr(raw)}",
+                       code="params.invalid")
+    return str(raw)
 
 
 def check_preset(name: Any) -> str | None:
@@ -153,8 +248,20 @@ def default_method() -> str:
 _FORM_SCHEMA = {"type": "object", "required": list(FORM_FILES), "properties": {
     "vocal": {"type": "string", "format": "binary", "description": "vocal take"},
     "backing": {"type": "string", "format": "binary", "description": "backing track"},
-    "method": {"type": "string", "enum": list(METHODS)},
+    "reference_vocal": {"type": "string", "format": "binary",
+                        "description": "a reference mix's vocal stem (with "
+                                       "`reference_backing`): mix like it"},
+    "reference_backing": {"type": "string", "format": "binary",
+                          "description": "the reference mix's backing stem"},
+    "method": {"type": "string", "enum": list(METHODS),
+               "description": "who chooses the targets (default: GET /api/methods)"},
+    "genre": {"type": "string", "description": "the song's genre, used by the model "
+                                               "method (GET /api/methods lists them)"},
     **schemas.target_properties(TARGET_NAMES),
+    "mix_lufs": schemas.mix_lufs_property(form=True),
+    "amount": schemas.amount_property(),
+    "locks": {"type": "string", "description": schemas.LOCKS_DOC + " A JSON list or "
+                                               "comma-separated paths."},
     "reverb_preset": {"type": "string", "description": "a name from GET /api/presets"},
     "params": {"type": "string", "description": "params document (JSON)"},
     "fold": {"type": "string", "enum": list(FOLD_MODES), "default": "error"},
@@ -168,9 +275,16 @@ _FORM_SCHEMA = {"type": "object", "required": list(FORM_FILES), "properties": {
                          "links to the audio",
     description=(
         "multipart/form-data: files `vocal` and `backing` (WAV, FLAC, OGG, MP3, AIFF; "
-        "mono or stereo; the backing is resampled to the vocal's rate), optional "
-        f"`method` (`baseline` or `model`), target overrides "
-        f"{schemas.target_summary(TARGET_NAMES)}, "
+        "mono or stereo; the mix is made at the higher of their rates), optional "
+        "`reference_vocal` and `reference_backing` (the stems of a reference mix, "
+        "resampled to the mix's rate: its vocal level, dynamics, spectral balance and "
+        "reverb become the targets; the params' `provenance.method` is then "
+        "`reference`), `method` (`baseline` or `model`; default: the server's, see "
+        "`GET /api/methods`), `genre` (for the model method), target overrides "
+        f"{schemas.target_summary(TARGET_NAMES)}, `mix_lufs` (the master's integrated "
+        "loudness, LUFS, under the true-peak ceiling; `off` or empty: leave it), "
+        "`amount` (0 none of the chosen processing, 1 as chosen, 2 twice as much), "
+        "`locks` (paths kept as they are when re-resolving, added to those of `params`), "
         "`reverb_preset` (a name from `GET /api/presets`), `params` (a params document "
         "whose settings and targets to start from), `fold` (files of more than two "
         "channels: `mean` averages them, `first2` keeps channels 1-2; default: refuse) "
@@ -192,13 +306,17 @@ async def create_mix(request: Request, studio: StudioDep) -> Any:
         try:
             store.write_meta(d, status="mixing", stage="upload", name="vocalmix", revision=0)
             fields, filenames = await read_multipart(request, d)
-            method = fields.get("method") or default_method()
-            if method not in METHODS:
-                raise ApiError(422, f"method must be baseline or model, got "
-                                    f"{short_repr(method)}")
+            method = check_method(fields.get("method"))
             targets = parse_targets({k: fields[k] for k in TARGET_NAMES if k in fields},
                                     "the form")
-            preset = check_preset(fields.get("reverb_preset"))
+            mix_lufs, mix_lufs_off = (parse_mix_lufs(fields["mix_lufs"]) if "mix_lufs" in fields
+                                      else (None, False))
+            steering = Steering(
+                targets=targets, mix_lufs=mix_lufs, mix_lufs_off=mix_lufs_off,
+                amount=parse_amount(fields.get("amount")),
+                locks=parse_locks(fields["locks"], form=True) if fields.get("locks") else None,
+                genre=parse_genre(fields.get("genre")),
+                preset=check_preset(fields.get("reverb_preset")))
             base = (await run_in_threadpool(parse_params, fields["params"], "params")
                     if fields.get("params") else None)
             wait = parse_wait(fields.get("wait"))
@@ -211,7 +329,7 @@ async def create_mix(request: Request, studio: StudioDep) -> Any:
             store.set_progress(mid, "queued", 0.0, "waiting for a free worker")
             fut = studio.submit(mid, lambda: studio.make_mix(
                 mid, d, filenames=filenames, fold=fold, method=method, base=base,
-                preset=preset, targets=targets), reservation=reservation)
+                steering=steering), reservation=reservation)
             if wait:
                 return JSONResponse(await finished(fut), status_code=201)
             return JSONResponse(studio.view(mid, d), status_code=202)
@@ -237,7 +355,11 @@ async def create_demo(
     seed: int = Query(0, ge=0, le=2**32 - 1, description="random seed of the song"),
     wait: bool = Query(True, description="false: answer 202 at once and mix in the "
                                          "background (poll GET /api/mixes/{id})"),
+    method: str | None = Query(None, max_length=40,
+                               description="`baseline` or `model` (default: the server's, "
+                                           "see GET /api/methods)"),
 ) -> Any:
+    method = check_method(method)
     lo, hi = DEMO_DURATION_S
     if not lo <= duration_s <= hi:
         raise ApiError(422, f"duration_s must be between {lo:g} and {hi:g} s, got "
@@ -249,7 +371,6 @@ async def create_demo(
         store.write_meta(d, status="mixing", stage="queued", name="vocalmix-demo",
                          revision=0)
         store.set_progress(mid, "queued", 0.0, "waiting for a free worker")
-        method = default_method()
         fut = studio.submit(mid, lambda: studio.make_demo(mid, d, duration_s=duration_s,
                                                           seed=seed, method=method))
         if wait:
@@ -284,7 +405,18 @@ def get_mix(mid: str, studio: StudioDep) -> Any:
         "* `{\"reverb_preset\": \"<name>\"}`: the preset's reverb (type included), "
         "then re-resolve;\n"
         "* `{\"params\": ..., \"resolve\": true}` (optionally with `targets`): take the "
-        "document's settings and targets and re-resolve for this mix's inputs.\n\n"
+        "document's settings and targets and re-resolve for this mix's inputs;\n"
+        "* `{\"targets\": {\"mix_lufs\": -14}}`: the master's integrated loudness, "
+        "LUFS, under the true-peak ceiling (`null` turns it off: master gain 0 dB);\n"
+        "* `{\"amount\": 0.5}`: apply half of the chosen processing (0 none, 1 as "
+        "chosen, 2 twice as much), the vocal gain re-resolved for it;\n"
+        "* `{\"locks\": [\"vocal.gain_db\", ...]}`: the locked paths (replaces the "
+        "document's list), then re-resolve.\n\n"
+        "These combine (e.g. `{\"targets\": ..., \"locks\": ...}`). A re-resolve keeps "
+        "every locked setting (a lock on a group, e.g. `vocal.compressor`, keeps all of "
+        "it; a lock on one of the compressor's, reverb's or delay's settings keeps that "
+        "whole group, whose settings are solved together) and answers with `moved`: "
+        "the settings it changed, each with its value before and after.\n\n"
         "A `freeverb`'s `decay_s` is set to what its room size and damping give "
         "(`vocalmix render` does the same); a `synthetic` reverb's `decay_s` is rendered "
         "as written. Answers with the new params and their `achieved` figures."),
@@ -292,47 +424,62 @@ def get_mix(mid: str, studio: StudioDep) -> Any:
         "schema": {"type": "object", "properties": {
             "params": {"$ref": "#/components/schemas/MixParams"},
             "targets": {"type": "object",
-                        "properties": schemas.target_properties(TARGET_NAMES)},
+                        "properties": {**schemas.target_properties(TARGET_NAMES),
+                                       "mix_lufs": schemas.mix_lufs_property()}},
+            "amount": schemas.amount_property(),
+            "locks": {"type": "array", "items": {"type": "string"},
+                      "description": schemas.LOCKS_DOC},
             "reverb_preset": {"type": "string"},
             "resolve": {"type": "boolean", "default": False}}}}}}},
 )
 async def put_params(mid: str, request: Request, studio: StudioDep) -> Any:
     d = studio.store.path(mid)
     # parsing a megabyte of JSON takes a while: off the event loop
-    given, targets, preset, resolve = await run_in_threadpool(parse_edit,
-                                                              await read_body(request))
+    given, steering, resolve = await run_in_threadpool(parse_edit, await read_body(request))
     studio.require_done(d)  # don't queue behind a mix being made: 409
     return await finished(studio.submit(mid, lambda: studio.edit(
-        mid, given=given, targets=targets, preset=preset, resolve=resolve)))
+        mid, given=given, steering=steering, resolve=resolve)))
 
 
-def parse_edit(raw: bytes) -> tuple[MixParams | None, dict[str, float], str | None, bool]:
-    """``(params, targets, reverb_preset, resolve)`` of an edit's JSON body; 422 with
-    the reason."""
+EDIT_KEYS = ("params", "targets", "amount", "locks", "reverb_preset", "resolve")
+
+
+def parse_edit(raw: bytes) -> tuple[MixParams | None, Steering, bool]:
+    """``(params, steering, resolve)`` of an edit's JSON body; 422 with the reason."""
     body = parse_json(raw, "the body")
     if not isinstance(body, dict):
         raise ApiError(422, "the body must be a JSON object: {\"params\": {...}} or "
                             "{\"targets\": {...}}")
     if "format" in body or "vocal" in body:
         body = {"params": body}
-    unknown = set(body) - {"params", "targets", "reverb_preset", "resolve"}
+    unknown = set(body) - set(EDIT_KEYS)
     if unknown:
         shown = ", ".join(short_repr(k, 40) for k in sorted(unknown)[:5])
-        raise ApiError(422, f"unknown key(s) {shown}: send params, targets, reverb_preset "
+        raise ApiError(422, f"unknown key(s) {shown}: send {', '.join(EDIT_KEYS[:-1])} "
                             "and/or resolve")
     given = parse_params(body["params"], "params") if "params" in body else None
     targets_raw = body.get("targets") or {}
     if not isinstance(targets_raw, dict):
         raise ApiError(422, "targets must be an object, e.g. {\"vocal_to_mix_lu\": -6}")
+    targets_raw = dict(targets_raw)
+    has_lufs = "mix_lufs" in targets_raw
+    mix_lufs, off = parse_mix_lufs(targets_raw.pop("mix_lufs")) if has_lufs else (None, False)
     targets = parse_targets(targets_raw, "targets")
-    preset = check_preset(body.get("reverb_preset"))
+    amount = body.get("amount")
+    if "amount" in body and amount is None:
+        raise ApiError(422, "amount must be a number from 0 to 2", code="params.invalid")
+    steering = Steering(
+        targets=targets, mix_lufs=mix_lufs, mix_lufs_off=off,
+        amount=None if amount is None else ranged_number(amount, "amount", "amount"),
+        locks=parse_locks(body["locks"]) if "locks" in body else None,
+        preset=check_preset(body.get("reverb_preset")))
     resolve = body.get("resolve", False)
     if not isinstance(resolve, bool):
         raise ApiError(422, "resolve must be true or false")
-    if given is None and not targets and not preset:
+    if given is None and not steering.resolves():
         raise ApiError(422, "nothing to change: send params (a MixParams document), "
-                            "targets or reverb_preset")
-    return given, targets, preset, resolve
+                            "targets, amount, locks or reverb_preset")
+    return given, steering, resolve
 
 
 @router.delete("/api/mixes/{mid}", status_code=204, response_class=Response,
@@ -459,6 +606,19 @@ def get_presets() -> Any:
                 "schema's `minimum`/`maximum` come from the same declaration."))
 def get_params_spec() -> Any:
     return schemas.params_spec()
+
+
+@router.get("/api/methods", response_model=Methods,
+            summary="The methods that choose a mix's targets, and the server's default",
+            description=(
+                "`method` of `POST /api/mixes` and `POST /api/demo`: each method with a "
+                "sentence and its cross-validated vocal-to-mix error where the shipped "
+                "level model recorded one; `default` is what a mix without `method` uses "
+                "(the one whose error is lowest). A mix made with reference stems says "
+                "`reference` in its `provenance.method`. `genres`: the names `genre` "
+                "accepts."))
+def get_methods() -> Any:
+    return schemas.methods()
 
 
 @router.get("/api/health", summary="Liveness, limits and the job queue")

@@ -29,6 +29,13 @@ class ErrorInfo(BaseModel):
     detail: str
 
 
+class Moved(BaseModel):
+    path: str = Field(description="the setting, e.g. `vocal.gain_db`")
+    before: float | None = Field(description="its value before the re-resolve")
+    after: float | None = Field(description="its value after")
+    text: str = Field(description="the same, for a person: `path: before -> after`")
+
+
 class Mix(BaseModel):
     id: str = Field(description="unguessable id of the mix (24 characters)")
     status: str = Field(description="mixing, done or failed")
@@ -38,6 +45,11 @@ class Mix(BaseModel):
         None, description="the MixParams document (see the MixParams schema), with "
                           "`achieved` figures; null until the mix is done")
     notes: list[str] = Field(default_factory=list, description="what the pipeline did")
+    moved: list[Moved] = Field(
+        default_factory=list, description="the settings the last re-resolve changed (an "
+                                          "edit of targets, amount or locks, or a new mix "
+                                          "from a params document); empty after an exact "
+                                          "render")
     error: ErrorInfo | None = Field(None, description="why the mix failed")
     name: str = Field(description="label for downloads (from the vocal's file name)")
     sample_rate: int | None = Field(None, description="Hz")
@@ -105,15 +117,105 @@ class ParamsSpec(BaseModel):
     eq_kinds: list[str] = Field(description="kinds of an EQ band")
     max_eq_bands: int = Field(description="the most EQ bands a document may have")
     reverb_types: list[str] = Field(description="reverb types")
+    delay_notes: list[str] = Field(description="values of `vocal.delay.note`: a note "
+                                               "length at the tempo, or `free` (the delay "
+                                               "time as written)")
+    lockable_paths: list[str] = Field(description="every path `locks` may name")
+    resolved_paths: list[str] = Field(
+        description="the settings a re-resolve writes: a hand edit of one of them is "
+                    "kept through a target change only if it (or its group) is locked")
+    reason_sources: list[str] = Field(description="values of a reason's `source`")
+
+
+class MethodInfo(BaseModel):
+    name: str = Field(description="the value of `method`")
+    description: str = Field(description="what it does, for a person")
+    vocal_to_mix_mae_lu: float | None = Field(
+        None, description="its cross-validated vocal-to-mix error on the training songs "
+                          "(mean absolute, LU, grouped by artist), as the shipped level "
+                          "model recorded it; null if not recorded")
+
+
+class Methods(BaseModel):
+    default: str = Field(description="the method a mix without `method` uses")
+    methods: list[MethodInfo]
+    genres: list[str] = Field(description="the names `genre` accepts")
+
+
+LOCKS_DOC = ("paths of settings or targets to keep as they are when re-resolving (e.g. "
+             "`vocal.gain_db`, `vocal.compressor`, `targets.vocal_lra_lu`; "
+             "`lockable_paths` of GET /api/params/spec lists them)")
+
+METHOD_TEXT = {
+    "baseline": "rules from the literature: the vocal at a fixed level against the mix, "
+                "EQ against masking, a reverb time from the tempo",
+    "model": "the baseline's settings, with the level and dynamics (and, where its "
+             "models are shipped, EQ and reverb) learned from professionally mixed songs",
+}
+
+
+def methods() -> dict[str, Any]:
+    """The body of ``GET /api/methods``."""
+    from vocalmix.core.errors import ModelError
+    from vocalmix.estimators.level import GENRES, OTHER_GENRE, shipped_model
+    from vocalmix.estimators.registry import METHODS, RUNNABLE, default_method
+
+    try:
+        summary = (shipped_model().meta.get("cross_validated") or {}).get("summary") or {}
+    except ModelError:
+        summary = {}
+
+    def mae(name: str) -> float | None:
+        try:
+            v = float(summary[RUNNABLE[name]]["vocal_to_mix_lu"]["mae"])
+        except (KeyError, TypeError, ValueError):
+            return None
+        return v if v == v and abs(v) != float("inf") else None
+
+    return {"default": default_method(),
+            "methods": [{"name": m, "description": METHOD_TEXT.get(m, ""),
+                         "vocal_to_mix_mae_lu": mae(m)} for m in METHODS],
+            "genres": [*GENRES, OTHER_GENRE]}
 
 
 def params_spec() -> dict[str, Any]:
     """The body of ``GET /api/params/spec``."""
-    from vocalmix.core.params import EQ_KINDS, MAX_EQ_BANDS, REVERB_TYPES
+    from vocalmix.core.params import (
+        DELAY_NOTES,
+        EQ_KINDS,
+        MAX_EQ_BANDS,
+        REASON_SOURCES,
+        REVERB_TYPES,
+        lockable_paths,
+    )
+    from vocalmix.pipeline import RESOLVED_SETTINGS
 
     return {"params": param_specs(), "decay_bands_hz": list(DECAY_BANDS_HZ),
             "reference_band": DECAY_BANDS_HZ.index(1000.0), "eq_kinds": list(EQ_KINDS),
-            "max_eq_bands": MAX_EQ_BANDS, "reverb_types": list(REVERB_TYPES)}
+            "max_eq_bands": MAX_EQ_BANDS, "reverb_types": list(REVERB_TYPES),
+            "delay_notes": list(DELAY_NOTES), "lockable_paths": sorted(lockable_paths()),
+            "resolved_paths": list(RESOLVED_SETTINGS),
+            "reason_sources": list(REASON_SOURCES)}
+
+
+def mix_lufs_property(form: bool = False) -> dict[str, Any]:
+    """JSON-schema property of the mix-loudness target (range from the declaration): a
+    number or null in JSON, text (a number or ``off``) in a form."""
+    s = param_specs()["targets.mix_lufs"]
+    doc = (f"target: integrated loudness of the master, LUFS ({s['min']:g} to "
+           f"{s['max']:g}), reached under the true-peak ceiling; "
+           f"{'`off` or empty' if form else 'null'} turns it off")
+    number = {"type": "number", "minimum": s["min"], "maximum": s["max"]}
+    if form:
+        return {"type": "string", "description": doc}
+    return {"anyOf": [number, {"type": "null"}], "description": doc}
+
+
+def amount_property() -> dict[str, Any]:
+    """JSON-schema property of ``amount`` (range from the declaration)."""
+    s = param_specs()["amount"]
+    return {"type": "number", "minimum": s["min"], "maximum": s["max"],
+            "description": f"{s['doc']} ({s['min']:g} to {s['max']:g})"}
 
 
 def target_properties(names: tuple[str, ...]) -> dict[str, dict[str, Any]]:
@@ -184,5 +286,7 @@ def mix_params_schemas() -> dict[str, dict[str, Any]]:
     return comps
 
 
-__all__ = ["Error", "ErrorInfo", "Mix", "ParamSpec", "ParamsSpec", "Preset", "Progress",
-           "mix_params_schemas", "params_spec", "target_properties", "target_summary"]
+__all__ = ["LOCKS_DOC", "Error", "ErrorInfo", "MethodInfo", "Methods", "Mix", "Moved",
+           "ParamSpec", "ParamsSpec", "Preset", "Progress", "amount_property", "methods",
+           "mix_lufs_property", "mix_params_schemas", "params_spec", "target_properties",
+           "target_summary"]

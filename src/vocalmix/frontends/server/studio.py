@@ -17,6 +17,7 @@ import shutil
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +25,12 @@ import numpy as np
 
 from vocalmix.core.audio import prepare_pair, read_audio, write_audio, write_text
 from vocalmix.core.errors import AudioError
-from vocalmix.core.params import MixParams
+from vocalmix.core.params import MixParams, Reason
 from vocalmix.core.progress import ProgressEvent
 from vocalmix.frontends.server.errors import ApiError, busy, from_exception, not_found
 from vocalmix.frontends.server.jobs import JobQueue, QueueFull, Reservation
 from vocalmix.frontends.server.storage import REV_RE, Store
-from vocalmix.frontends.server.uploads import FORM_FILES, NAME_LIMIT
+from vocalmix.frontends.server.uploads import FORM_FILES, NAME_LIMIT, REFERENCE_FILES
 
 log = logging.getLogger("vocalmix.server")
 
@@ -64,6 +65,106 @@ def waveform_peaks(x: np.ndarray, columns: int = PEAK_COLUMNS) -> dict[str, list
     peak = np.maximum.reduceat(a, starts)
     rms = np.sqrt(np.add.reduceat(a.astype(np.float64) ** 2, starts) / counts)
     return {"peak": np.round(peak, 4).tolist(), "rms": np.round(rms, 4).tolist()}
+
+
+@dataclass(frozen=True)
+class Steering:
+    """What a request asks of the resolvers besides a params document.
+
+    Attributes:
+        targets: target overrides by name (``vocal_to_mix_lu``, ``vocal_lra_lu``,
+            ``reverb_decay_s``), in their units.
+        mix_lufs: the mix-loudness target, LUFS (``None``: unchanged, unless
+            ``mix_lufs_off``).
+        mix_lufs_off: turn the mix-loudness target off (the master back to unity gain).
+        amount: how much of the chosen processing to apply, 0-2 (``None``: unchanged).
+        locks: the locked paths; ``None`` leaves the document's as they are. A new mix
+            adds them to its starting document's; an edit replaces the document's list.
+        genre: the song's genre, for the model method (canonical name or ``None``).
+        preset: a reverb preset's name.
+    """
+
+    targets: dict[str, float] = field(default_factory=dict)
+    mix_lufs: float | None = None
+    mix_lufs_off: bool = False
+    amount: float | None = None
+    locks: tuple[str, ...] | None = None
+    genre: str | None = None
+    preset: str | None = None
+
+    def resolves(self) -> bool:
+        """Whether it asks for a re-resolve (anything but nothing)."""
+        return bool(self.targets or self.mix_lufs is not None or self.mix_lufs_off
+                    or self.amount is not None or self.locks is not None or self.preset)
+
+    def apply(self, base: MixParams, *, add_locks: bool) -> MixParams:
+        """``base`` with the locks (added or replacing) and the mix-loudness target off
+        if asked; the rest goes to :func:`vocalmix.pipeline.mix` (:meth:`kwargs`)."""
+        if self.locks is not None:
+            locks = (*base.locks, *self.locks) if add_locks else self.locks
+            base = replace(base, locks=tuple(dict.fromkeys(locks)))
+        if self.mix_lufs_off:
+            base = replace(base, targets=replace(base.targets, mix_lufs=None),
+                           reasons=tuple(r for r in base.reasons
+                                         if r.path not in ("targets.mix_lufs",
+                                                           "master.gain_db")))
+        return base
+
+    def kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`vocalmix.pipeline.mix` it sets."""
+        return {**self.targets, "mix_lufs": self.mix_lufs, "amount": self.amount,
+                "genre": self.genre, "reverb_preset": self.preset}
+
+
+def _leaves(obj: Any, path: str, out: dict[str, Any]) -> dict[str, Any]:
+    """The settings of a part of a params document by path (a list is one value)."""
+    for f in fields(obj):
+        v = getattr(obj, f.name)
+        where = f"{path}.{f.name}"
+        if is_dataclass(v):
+            _leaves(v, where, out)
+        else:
+            out[where] = v
+    return out
+
+
+def hand_reasons(before: MixParams, after: MixParams) -> MixParams:
+    """``after`` with a reason of source ``user`` for each setting that differs from
+    ``before`` (an edit rendered exactly), unless the client changed the reasons itself
+    (then they are its own)."""
+    if after.reasons != before.reasons:
+        return after
+    old: dict[str, Any] = {}
+    new: dict[str, Any] = {}
+    for part in ("vocal", "backing", "master"):
+        _leaves(getattr(before, part), part, old)
+        _leaves(getattr(after, part), part, new)
+    reasons = []
+    for path, v in new.items():
+        if old.get(path) == v:
+            continue
+        if isinstance(v, tuple):
+            text = "edited by hand"
+        elif isinstance(v, float):
+            text = f"set by hand: {v:g}"
+        else:
+            text = f"set by hand: {v}"
+        reasons.append(Reason(path, "user", text))
+    return after.with_reasons(*reasons) if reasons else after
+
+
+def moved_entries(before: MixParams, after: MixParams) -> list[dict[str, Any]]:
+    """What a re-resolve moved (:func:`vocalmix.pipeline.moved_settings`), as
+    ``{"path", "before", "after", "text"}`` entries."""
+    from vocalmix.pipeline import moved_settings
+
+    a = _leaves(before.vocal, "vocal", _leaves(before.master, "master", {}))
+    b = _leaves(after.vocal, "vocal", _leaves(after.master, "master", {}))
+    out = []
+    for line in moved_settings(before, after):
+        path = line.split(":", 1)[0]
+        out.append({"path": path, "before": a.get(path), "after": b.get(path), "text": line})
+    return out
 
 
 def upload_label(kind: str, filename: str | None) -> str:
@@ -114,8 +215,10 @@ class Studio:
         else:
             stage = str(meta.get("stage") or status)
             prog = {"stage": stage, "fraction": 0.0, "message": stage}
+        moved = meta.get("moved") if status == "done" else None
         return {"id": mid, "status": status, "revision": rev, "progress": prog,
                 "params": params, "notes": list(meta.get("notes") or [])[:MAX_NOTES],
+                "moved": list(moved)[:MAX_NOTES] if isinstance(moved, list) else [],
                 "error": meta.get("error"), "name": meta.get("name", "vocalmix"),
                 "sample_rate": meta.get("sample_rate"), "duration_s": meta.get("duration_s"),
                 "links": self.links(mid)}
@@ -188,9 +291,9 @@ class Studio:
             raise err from None
 
     def make_mix(self, mid: str, d: Path, *, filenames: dict[str, str], fold: str,
-                 method: str, base: MixParams | None, preset: str | None,
-                 targets: dict[str, float]) -> dict[str, Any]:
-        """The job of ``POST /api/mixes``: decode the uploads, mix, save."""
+                 method: str, base: MixParams | None, steering: Steering) -> dict[str, Any]:
+        """The job of ``POST /api/mixes``: decode the uploads (and the reference's
+        stems, at the mix's rate), mix, save."""
 
         def body() -> dict[str, Any]:
             with self.store.lock(mid):
@@ -199,9 +302,13 @@ class Studio:
                 self.store.write_meta(d, stage="decode")
                 self.store.set_progress(mid, "decode", 0.02, "decoding the uploads")
                 v, b, sr, notes = self.decode_uploads(d, filenames, fold)
+                reference = self.decode_reference(d, filenames, fold, sr)
                 self.store_inputs(d, v, b, sr)
+                label = ("the " + upload_label("reference", filenames.get(REFERENCE_FILES[0]))
+                         if reference is not None else "")
                 return self._mix_and_save(mid, d, v, b, sr, method=method, base=base,
-                                          preset=preset, targets=targets, notes=notes)
+                                          steering=steering, notes=notes,
+                                          reference=reference, reference_label=label)
 
         return self._recording_failure(mid, d, body)
 
@@ -220,7 +327,7 @@ class Studio:
                                        seed=seed)
                 self.store_inputs(d, v, b, DEMO_SAMPLE_RATE)
                 return self._mix_and_save(mid, d, v, b, DEMO_SAMPLE_RATE, method=method,
-                                          base=None, preset=None, targets={},
+                                          base=None, steering=Steering(),
                                           notes=["the synthesised demo song"])
 
         return self._recording_failure(mid, d, body)
@@ -233,10 +340,25 @@ class Studio:
                  for k in FORM_FILES]
         return prepare_pair(audio[0], audio[1], max_decoded_bytes=self.max_decoded_bytes)
 
+    def decode_reference(self, d: Path, filenames: dict[str, str], fold: str, sr: int
+                         ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The reference mix's stems at the mix's rate ``sr`` (Hz), one length, or
+        ``None`` when none was sent (limits checked from their headers first, and again
+        at the mix's rate)."""
+        if not all(k in filenames for k in REFERENCE_FILES):
+            return None
+        audio = [read_audio(d / f"upload_{k}",
+                            label=upload_label(k.replace("_", " "), filenames.get(k)),
+                            fold=fold, max_decoded_bytes=self.max_decoded_bytes)
+                 for k in REFERENCE_FILES]
+        rv, rb, _sr, _notes = prepare_pair(audio[0], audio[1], sample_rate=sr,
+                                           max_decoded_bytes=self.max_decoded_bytes)
+        return rv, rb
+
     def store_inputs(self, d: Path, v: np.ndarray, b: np.ndarray, sr: int) -> None:
         write_audio(d / "vocal_in.wav", v, sr, force=True, subtype="FLOAT")
         write_audio(d / "backing_in.wav", b, sr, force=True, subtype="FLOAT")
-        for k in FORM_FILES:
+        for k in (*FORM_FILES, *REFERENCE_FILES):
             with contextlib.suppress(FileNotFoundError):
                 (d / f"upload_{k}").unlink()
         self.store.write_meta(d, sample_rate=sr, duration_s=v.shape[0] / sr)
@@ -253,20 +375,28 @@ class Studio:
         return v.samples, b.samples, v.sample_rate
 
     def _mix_and_save(self, mid: str, d: Path, v: np.ndarray, b: np.ndarray, sr: int, *,
-                      method: str, base: MixParams | None, preset: str | None,
-                      targets: dict[str, float], notes: list[str]) -> dict[str, Any]:
+                      method: str, base: MixParams | None, steering: Steering,
+                      notes: list[str], reference: tuple[np.ndarray, np.ndarray] | None = None,
+                      reference_label: str = "") -> dict[str, Any]:
         from vocalmix.pipeline import mix
 
-        params, rendered, est = mix(v, b, sr, method=method, base=base, reverb_preset=preset,
-                                    progress=self._progress(mid), **targets)
-        return self.save(mid, d, params, rendered, notes + list(est.notes))
+        if base is not None:
+            base = steering.apply(base, add_locks=True)
+        locks = steering.locks if base is None and steering.locks else ()
+        params, rendered, est = mix(v, b, sr, method=method, base=base, locks=locks,
+                                    reference=reference,
+                                    reference_label=reference_label or "the reference",
+                                    progress=self._progress(mid), **steering.kwargs())
+        moved = moved_entries(base, params) if base is not None else []
+        return self.save(mid, d, params, rendered, notes + list(est.notes), moved)
 
     # --- editing a mix --------------------------------------------------------------------
-    def edit(self, mid: str, *, given: MixParams | None, targets: dict[str, float],
-             preset: str | None, resolve: bool) -> dict[str, Any]:
+    def edit(self, mid: str, *, given: MixParams | None, steering: Steering,
+             resolve: bool) -> dict[str, Any]:
         """The job of ``PUT /api/mixes/{id}/params``: render ``given`` exactly, or
-        re-resolve (new targets, a preset, ``resolve``) and render; save as the next
-        revision."""
+        re-resolve (new targets, amount, locks, mix loudness, a preset, ``resolve``)
+        keeping the locked settings, and render; save as the next revision with what
+        the re-resolve moved."""
         from vocalmix.core.resolve import sync_derived, sync_notes
         from vocalmix.pipeline import mix, render_params
 
@@ -275,16 +405,19 @@ class Studio:
             v, b, sr = self.inputs(d)
             self.store.write_meta(d, job={"kind": "edit", "started": time.time()})
             try:
-                if given is not None and not (targets or preset or resolve):
-                    new = sync_derived(given, sr)
+                current = self.current_params(d, meta)
+                moved: list[dict[str, Any]] = []
+                if given is not None and not (steering.resolves() or resolve):
+                    new = sync_derived(hand_reasons(current, given), sr)
                     params, rendered = render_params(v, b, sr, new)
                     notes = ["rendered the edited settings", *sync_notes(given, new)]
                 else:
-                    base = given if given is not None else self.current_params(d, meta)
-                    params, rendered, est = mix(v, b, sr, base=base, reverb_preset=preset,
-                                                **targets)
+                    base = steering.apply(given if given is not None else current,
+                                          add_locks=False)
+                    params, rendered, est = mix(v, b, sr, base=base, **steering.kwargs())
                     notes = list(est.notes)
-                return self.save(mid, d, params, rendered, notes)
+                    moved = moved_entries(base, params)
+                return self.save(mid, d, params, rendered, notes, moved)
             except BaseException:
                 with contextlib.suppress(Exception):
                     self.store.write_meta(d, job=None)
@@ -292,9 +425,10 @@ class Studio:
 
     # --- saving a render -------------------------------------------------------------------
     def save(self, mid: str, d: Path, params: MixParams, rendered: Any,
-             notes: list[str]) -> dict[str, Any]:
-        """Write a render as the next revision folder, then make it current (meta), then
-        drop revisions older than the one before; returns the mix's view."""
+             notes: list[str], moved: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """Write a render as the next revision folder, then make it current (meta, with
+        what a re-resolve ``moved``), then drop revisions older than the one before;
+        returns the mix's view."""
         self.store.set_progress(mid, "write", PIPELINE_SPAN[1], "writing the audio files")
         rev = int(self.store.meta(d).get("revision") or 0) + 1
         rd = self.store.rev_dir(d, rev)
@@ -313,7 +447,8 @@ class Studio:
         write_text(rd / "peaks.json", json_text(peaks), force=True)
         write_text(rd / "params.json", params.to_json(), force=True)
         self.store.write_meta(d, status="done", stage="done", error=None, job=None,
-                              notes=notes[:MAX_NOTES], revision=rev)
+                              notes=notes[:MAX_NOTES], moved=json_safe(moved or []),
+                              revision=rev)
         for p in d.iterdir():
             m = REV_RE.fullmatch(p.name)
             if m and int(m.group(1)) < rev - 1 and p.is_dir() and not p.is_symlink():
@@ -384,20 +519,23 @@ class Studio:
                 "highpass_hz": hp.cutoff_frequency_hz if hp.enabled else None}
 
 
+def json_safe(x: Any) -> Any:
+    """``x`` with non-finite numbers as ``None`` and tuples as lists (JSON-ready)."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [json_safe(v) for v in x]
+    return x
+
+
 def json_text(obj: Any) -> str:
     """Compact JSON with non-finite numbers written as null (never ``NaN``)."""
     import json
 
-    def clean(x: Any) -> Any:
-        if isinstance(x, float):
-            return x if math.isfinite(x) else None
-        if isinstance(x, dict):
-            return {k: clean(v) for k, v in x.items()}
-        if isinstance(x, list):
-            return [clean(v) for v in x]
-        return x
-
-    return json.dumps(clean(obj), allow_nan=False)
+    return json.dumps(json_safe(obj), allow_nan=False)
 
 
-__all__ = ["AUDIO_KINDS", "STEM_KINDS", "Studio", "waveform_peaks", "write_wav"]
+__all__ = ["AUDIO_KINDS", "STEM_KINDS", "Steering", "Studio", "hand_reasons", "moved_entries",
+           "waveform_peaks", "write_wav"]

@@ -16,10 +16,15 @@ from vocalmix.frontends.server.errors import ApiError
 
 MB = 2**20
 FORM_FILES = ("vocal", "backing")
+#: the stems of a reference mix: optional, both or neither
+REFERENCE_FILES = ("reference_vocal", "reference_backing")
 TARGET_NAMES = ("vocal_to_mix_lu", "vocal_lra_lu", "reverb_decay_s")
-FORM_FIELDS = ("method", "params", "reverb_preset", "fold", "wait", *TARGET_NAMES)
-#: longest form text field, bytes (the params document may be longer)
+FORM_FIELDS = ("method", "params", "reverb_preset", "fold", "wait", *TARGET_NAMES, "mix_lufs",
+               "amount", "locks", "genre")
+#: longest form text field, bytes (the params document and the locks may be longer)
 FIELD_LIMIT = 1024
+#: longest ``locks`` field, bytes (every lockable path, quoted, fits)
+LOCKS_LIMIT = 8192
 #: largest JSON body (an edit) and form field ``params``, bytes
 JSON_LIMIT = 1 * MB
 #: longest upload file name kept for labels and downloads, characters
@@ -34,8 +39,9 @@ def safe_name(filename: str | None, fallback: str) -> str:
 
 
 async def read_multipart(request: Any, d: Path) -> tuple[dict[str, str], dict[str, str]]:
-    """Stream a ``multipart/form-data`` body: files ``vocal`` and ``backing`` go straight
-    to ``d/upload_<name>``; the other fields are small text values.
+    """Stream a ``multipart/form-data`` body: files ``vocal`` and ``backing`` (and the
+    optional ``reference_vocal`` and ``reference_backing``) go straight to
+    ``d/upload_<name>``; the other fields are small text values.
 
     Returns ``(fields, filenames)``. Raises :class:`ApiError` 415 (not multipart) or 422
     (malformed, unknown, repeated or missing fields).
@@ -68,7 +74,7 @@ async def read_multipart(request: Any, d: Path) -> tuple[dict[str, str], dict[st
     headers: dict[bytes, bytes] = {}
     hname = bytearray()
     hvalue = bytearray()
-    text_limit = {"params": JSON_LIMIT}
+    text_limit = {"params": JSON_LIMIT, "locks": LOCKS_LIMIT}
 
     def on_part_begin() -> None:
         cur.clear()
@@ -95,7 +101,7 @@ async def read_multipart(request: Any, d: Path) -> tuple[dict[str, str], dict[st
     def on_headers_finished() -> None:
         _disp, o = parse_options_header(headers.get(b"content-disposition", b""))
         name = o.get(b"name", b"").decode("utf-8", "replace")
-        if name in FORM_FILES:
+        if name in FORM_FILES or name in REFERENCE_FILES:
             if name in filenames:
                 raise ApiError(422, f"the form has two '{name}' parts: send one of each")
             filenames[name] = o.get(b"filename", b"").decode("utf-8", "replace")
@@ -108,7 +114,8 @@ async def read_multipart(request: Any, d: Path) -> tuple[dict[str, str], dict[st
         else:
             shown = name if len(name) <= 40 else name[:40] + "..."
             raise ApiError(422, f"unknown form field {shown!r}: send the files 'vocal' and "
-                                f"'backing', optionally {', '.join(FORM_FIELDS)}")
+                                f"'backing', optionally {', '.join(REFERENCE_FILES)}, "
+                                f"{', '.join(FORM_FIELDS)}")
         cur["name"] = name
 
     def on_part_data(data: bytes, start: int, end: int) -> None:
@@ -149,6 +156,11 @@ async def read_multipart(request: Any, d: Path) -> tuple[dict[str, str], dict[st
         raise ApiError(422, f"missing file(s): {' and '.join(missing)}; send both 'vocal' "
                             "and 'backing' as multipart/form-data file parts",
                        code="upload.missing_file")
+    refs = [k for k in REFERENCE_FILES if k in filenames]
+    if len(refs) == 1:
+        other = next(k for k in REFERENCE_FILES if k not in filenames)
+        raise ApiError(422, f"a reference needs both its stems: '{refs[0]}' was sent without "
+                            f"'{other}'", code="upload.missing_file")
     return fields, filenames
 
 
@@ -245,5 +257,6 @@ def parse_json(raw: bytes, what: str) -> Any:
         raise ApiError(422, str(e), code=e.code) from None
 
 
-__all__ = ["FORM_FIELDS", "FORM_FILES", "JSON_LIMIT", "TARGET_NAMES", "UploadLimit",
+__all__ = ["FORM_FIELDS", "FORM_FILES", "JSON_LIMIT", "REFERENCE_FILES", "TARGET_NAMES",
+           "UploadLimit",
            "parse_json", "read_body", "read_multipart", "safe_name"]

@@ -3,7 +3,7 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { mix: null, ab: "mix", presets: [] };
+const state = { mix: null, ab: "mix", presets: [], methods: null };
 
 // --- controls from the server's parameter declaration ------------------------------------
 // GET /api/params/spec gives every numeric parameter's range, unit, label, step, log scale
@@ -41,7 +41,13 @@ const REVERB_TITLES = {
 const specs = {
   targets: (type) => [control("targets.vocal_to_mix_lu"), control("targets.vocal_lra_lu"),
     control("targets.reverb_decay_s", null, { title: REVERB_TITLES[type].target })],
-  levels: () => ["vocal.gain_db", "backing.gain_db", "master.ceiling_dbtp", "master.lookahead_ms", "master.release_ms"].map((p) => control(p)),
+  levels: () => ["vocal.gain_db", "backing.gain_db", "master.gain_db", "master.ceiling_dbtp", "master.lookahead_ms", "master.release_ms"].map((p) => control(p)),
+  mixLufs: () => [control("targets.mix_lufs")],
+  amount: () => [control("amount")],
+  deesser: () => ["threshold_db", "freq_hz", "depth_db", "release_ms"].map((f) => control(`vocal.deesser.${f}`)),
+  delay: () => [control("vocal.delay.tempo_bpm"),
+    control("vocal.delay.time_ms", null, { title: "the delay time; set by the note and the tempo unless the note is free" }),
+    ...["feedback", "wet_level_db", "highcut_hz"].map((f) => control(`vocal.delay.${f}`))],
   compressor: () => ["threshold_db", "ratio", "attack_ms", "release_ms", "makeup_db"].map((f) => control(`vocal.compressor.${f}`)),
   reverb: (type) => {
     const [wetLabel, wetTitle] = REVERB_TITLES[type].wet;
@@ -69,7 +75,78 @@ const SOURCES = {
 };
 function sourceInfo(src) { return SOURCES[src] || [String(src || "unknown"), "", "#c3cdda"]; }
 const GROUP_SWITCH = { "vocal.compressor.": "vocal.compressor.enabled",
-  "vocal.reverb.": "vocal.reverb.enabled", "vocal.highpass.": "vocal.highpass.enabled" };
+  "vocal.reverb.": "vocal.reverb.enabled", "vocal.highpass.": "vocal.highpass.enabled",
+  "vocal.deesser.": "vocal.deesser.enabled", "vocal.delay.": "vocal.delay.enabled" };
+// what made a mix (params.provenance.method), for a person
+const MADE_BY = {
+  baseline: "rules from the literature",
+  model: "learned from professionally mixed songs",
+  reference: "matched to the reference mix's stems",
+  manual: "settings given by hand",
+};
+
+// --- locks and reasons ----------------------------------------------------------------------
+// A lock names a setting or target (or a group of them); the server keeps it through a
+// re-resolve. A resolved setting of a group solved together (the compressor's threshold,
+// ratio and make-up; the reverb's decay) is also kept when another of the group is locked.
+function lockedBy(locks, path) { return locks.filter((lk) => path === lk || path.startsWith(`${lk}.`)); }
+function heldBy(locks, path) {
+  if (!SPEC.resolved_paths.includes(path)) return [];
+  const group = path.slice(0, path.lastIndexOf("."));
+  if (!group.includes(".")) return [];  // a setting of its own (vocal.gain_db, master.gain_db)
+  return locks.filter((lk) => lk !== path && (lk === group || lk.startsWith(`${group}.`)));
+}
+function lockable(path) { return SPEC.lockable_paths.includes(path); }
+
+function lockButton(path) {
+  const b = document.createElement("button");
+  b.type = "button"; b.className = "lock"; b.dataset.path = path;
+  b.setAttribute("aria-pressed", "false"); b.setAttribute("aria-label", `lock ${path}`);
+  b.addEventListener("click", () => toggleLock(path));
+  locks.set(path, b);
+  return b;
+}
+
+function toggleLock(path) {
+  queueEdit(`lock ${path}`, (p) => {
+    const by = lockedBy(p.locks, path);
+    return { locks: by.length ? p.locks.filter((lk) => !by.includes(lk)) : [...p.locks, path] };
+  });
+}
+
+function showLock(b, p) {
+  const path = b.dataset.path, by = lockedBy(p.locks, path), held = heldBy(p.locks, path);
+  b.classList.toggle("on", by.length > 0);
+  b.classList.toggle("held", !by.length && held.length > 0);
+  b.setAttribute("aria-pressed", String(by.length > 0));
+  b.title = by.length ? `locked${by[0] !== path ? ` (with ${by[0]})` : ""}: a target change keeps it; click to let vocalmix choose it again`
+    : held.length ? `kept: ${held[0]} is locked, and these settings are solved together; click to lock this one too`
+      : "unlocked: a target change may move it; click to lock it";
+}
+
+// the reason of a setting: its own, or its nearest group's unless the group shows it
+function reasonFor(p, path, shownByGroup) {
+  let best = null;
+  for (const r of p.reasons || []) {
+    if (path !== r.path && !path.startsWith(`${r.path}.`)) continue;
+    if (r.path !== path && shownByGroup.has(r.path)) continue;
+    if (!best || r.path.length > best.path.length) best = r;
+  }
+  return best;
+}
+function reasonHtml(r) {
+  const src = SPEC.reason_sources.includes(r.source) ? r.source : "other";
+  const conf = r.confidence == null ? "" : ` · ${Math.round(100 * r.confidence)} %`;
+  return `<span class="why-src s-${src}">${esc(r.source)}${conf}</span> <span class="why-text">${esc(r.text)}</span>`;
+}
+function reasonTitle(r) {
+  const inputs = (r.inputs || []).map(([k, v]) => `${k} = ${Number(v).toPrecision(4)}`).join(", ");
+  return `${r.source}: ${r.text}${inputs ? ` (from ${inputs})` : ""}`;
+}
+function showReason(el, r) {
+  el.hidden = !r;
+  if (r) { el.innerHTML = reasonHtml(r); el.title = reasonTitle(r); }
+}
 
 // --- small helpers ------------------------------------------------------------------------
 function get(obj, path) { return path.split(".").reduce((o, k) => (o == null ? o : o[k]), obj); }
@@ -132,7 +209,8 @@ async function startMix(formData) {
       });
     } else {
       showProgress("synthesising the demo song…", 0.04);
-      res = await request("POST", "/api/demo?wait=false");
+      const method = $("method").value;
+      res = await request("POST", `/api/demo?wait=false${method ? `&method=${encodeURIComponent(method)}` : ""}`);
     }
     await specReady;  // the controls are built from the server's parameter ranges
     while (res.status === "mixing") {
@@ -158,11 +236,21 @@ function show(res, fresh) {
   $("result").hidden = false; $("controls").hidden = false;
   const p = res.params;
   $("mix-name").textContent = `${res.name} · ${res.sample_rate} Hz · ${fmtTime(res.duration_s)}`;
+  const method = p.provenance.method;
+  $("made-by").innerHTML = `made by <b>${esc(method)}</b>`;
+  $("made-by").dataset.method = method;
+  $("made-by").title = MADE_BY[method] || "";
+  $("mix-link").href = mixUrl(res.id);
+  if (location.pathname !== "/" || new URLSearchParams(location.search).get("mix") !== res.id) {
+    history.replaceState(null, "", mixUrl(res.id));
+  }
+  remember(res);
   $("params-json").textContent = JSON.stringify(p, null, 2);
   $("notes").textContent = (res.notes || []).join(" · ");
   $("ab-note").textContent = p.achieved.mix_integrated_lufs == null ? ""
     : `A and B both at ${p.achieved.mix_integrated_lufs.toFixed(1).replace("-", "−")} LUFS`;
   showAchieved(p);
+  showReasons(p);
   for (const k of ["mix", "vocal", "vocal_dry", "backing"]) $(`dl-${k}`).href = audioUrl(k);
   $("dl-params").href = `${res.links.params_file}?rev=${res.revision}`;
   syncControls(p, fresh);
@@ -206,6 +294,7 @@ function setAB(which) {
 
 // --- controls -----------------------------------------------------------------------------
 const controls = new Map();  // key -> {input, num, spec, value(setter)}
+const locks = new Map();  // locked path -> its button
 let eqShape = "";
 let reverbType = "";
 
@@ -232,16 +321,21 @@ function makeControl(key, spec, onCommit) {
       aria-label="${label} in ${unit}"><span class="unit">${unit}</span></span>`;
   const range = div.querySelector("input[type=range]"); const num = div.querySelector("input[type=number]");
   if (o.title) div.title = o.title;
-  if (o.fixed) { range.disabled = true; num.disabled = true; div.classList.add("fixed"); }
+  const lockPath = key.startsWith("eq.") ? null : key;
+  if (lockPath && lockable(lockPath)) div.appendChild(lockButton(lockPath));
+  else div.appendChild(document.createElement("span"));
+  const why = document.createElement("p"); why.className = "why"; why.hidden = true; div.appendChild(why);
   const scale = o.scale || 1;
   const shown = (v) => Number(v).toFixed(nd);
   const ctl = {
-    range, num, spec,
+    range, num, spec, why, div,
     set(v) {
       if (document.activeElement === num || range.dataset.dragging) return;
       range.value = toSlider(v, spec); num.value = shown(v * scale);
     },
+    enable(on) { range.disabled = !on; num.disabled = !on; div.classList.toggle("fixed", !on); },
   };
+  if (o.fixed) ctl.enable(false);
   range.addEventListener("pointerdown", () => { range.dataset.dragging = "1"; });
   for (const ev of ["pointerup", "pointercancel", "blur"]) range.addEventListener(ev, () => { delete range.dataset.dragging; });
   range.addEventListener("input", () => { num.value = shown(fromSlider(range.value, spec)); });
@@ -261,22 +355,30 @@ function makeControl(key, spec, onCommit) {
   return div;
 }
 
+// a setting moved by hand: rendered exactly, and locked if a re-resolve would move it
 function settingEdit(path) {
   return (v) => queueEdit(path, (p) => {
     put(p, path, v);
     for (const [prefix, sw] of Object.entries(GROUP_SWITCH)) if (path.startsWith(prefix)) put(p, sw, true);
+    if (SPEC.resolved_paths.includes(path) && !lockedBy(p.locks, path).length) p.locks.push(path);
     return { params: p };
   });
 }
+const targetEdit = (path) => (v) => queueEdit(path, () => ({ targets: { [path.split(".")[1]]: v } }));
 
 // all controls but the EQ bands'; the reverb's depend on its type
 function buildControls(p) {
-  controls.clear();
+  controls.clear(); locks.clear();
   reverbType = p.vocal.reverb.type;
   const type = REVERB_TITLES[reverbType] ? reverbType : "freeverb";
   const add = (el, list, commit) => { el.innerHTML = ""; for (const s of list) el.appendChild(makeControl(s[0], s, commit(s[0]))); };
-  add($("targets"), specs.targets(type), (path) => (v) => queueEdit(path, () => ({ targets: { [path.split(".")[1]]: v } })));
+  add($("amount"), specs.amount(), () => (v) => queueEdit("amount", () => ({ amount: v })));
+  add($("targets"), specs.targets(type), targetEdit);
+  add($("mix-lufs"), specs.mixLufs(), targetEdit);
   add($("levels"), specs.levels(), settingEdit);
+  add($("deesser"), specs.deesser(), settingEdit);
+  add($("delay"), specs.delay(), settingEdit);
+  $("eq-lock").innerHTML = ""; $("eq-lock").appendChild(lockButton("vocal.eq_bands"));
   add($("compressor"), specs.compressor(), settingEdit);
   add($("reverb"), specs.reverb(type), settingEdit);
   add($("reverb-band-ctls"), type === "synthetic" ? specs.bandRatios() : [], settingEdit);
@@ -323,10 +425,32 @@ function shapeOf(bands) { return bands.map((b) => `${b.kind}:${b.source}`).join(
 function syncControls(p, fresh) {
   if (fresh || !controls.size || reverbType !== p.vocal.reverb.type) { buildControls(p); buildEq(p); }
   else if (eqShape !== shapeOf(p.vocal.eq_bands)) buildEq(p);
+  const byGroup = new Set([...document.querySelectorAll("fieldset[data-group]")].map((f) => f.dataset.group));
   for (const [key, ctl] of controls) {
     const v = key.startsWith("eq.") ? get(p.vocal.eq_bands, key.slice(3)) : get(p, key);
     if (v != null) ctl.set(v);
+    showReason(ctl.why, reasonFor(p, key.startsWith("eq.") ? `vocal.eq_bands.${key.slice(3)}` : key, byGroup));
   }
+  for (const b of locks.values()) showLock(b, p);
+  for (const f of document.querySelectorAll("fieldset[data-group]")) {
+    let el = f.querySelector(":scope > .group-why");
+    if (!el) { el = document.createElement("p"); el.className = "why group-why"; f.querySelector("legend").after(el); }
+    showReason(el, (p.reasons || []).find((r) => r.path === f.dataset.group));
+  }
+  // the mix loudness: off (null) shows where the mix is and waits for the switch
+  const lufs = controls.get("targets.mix_lufs"), ls = SPEC.params["targets.mix_lufs"];
+  const on = p.targets.mix_lufs != null;
+  $("sw-mix_lufs").checked = on;
+  lufs.enable(on);
+  if (!on && p.achieved.mix_integrated_lufs != null) lufs.set(Math.min(ls.max, Math.max(ls.min, p.achieved.mix_integrated_lufs)));
+  // the delay: its time follows the note and the tempo unless the note is free
+  const dl = p.vocal.delay;
+  controls.get("vocal.delay.time_ms").enable(dl.note === "free");
+  $("delay-note").value = dl.note;
+  $("sw-delay").checked = dl.enabled;
+  $("sw-deesser").checked = p.vocal.deesser.enabled;
+  $("delay-note-text").textContent = !dl.enabled ? "Off: no echo."
+    : `${dl.note === "free" ? "Free time" : `A ${dl.note} note at ${dl.tempo_bpm.toFixed(1)} BPM`}: repeats every ${dl.time_ms.toFixed(0)} ms, the first ${Math.abs(dl.wet_level_db).toFixed(0)} dB ${dl.wet_level_db <= 0 ? "under" : "over"} the dry vocal.`;
   const c = p.vocal.compressor, rv = p.vocal.reverb;
   $("compressor-note").textContent = !c.enabled ? "Off: the vocal keeps its own dynamics."
     : c.ratio <= 1 ? "Ratio 1 : 1, so not compressing: the vocal's loudness range is already within the target."
@@ -364,6 +488,7 @@ async function flush() {
       const body = makeBody(structuredClone(state.mix.params));
       const res = await request("PUT", state.mix.links.edit, body);
       show(res, false);
+      showMoved(res, !("params" in body) || body.resolve);
       // the preset menu names the room only until a reverb knob moves away from it
       if (key !== "vocal.reverb.preset" && (key.startsWith("vocal.reverb.") || key === "load")) $("reverb-preset").value = "";
     } catch (e) {
@@ -372,6 +497,138 @@ async function flush() {
     }
   }
   flushing = false; $("busy").hidden = true; delete document.body.dataset.busy;
+}
+
+// what a re-resolve moved: listed, and the controls flash
+function showMoved(res, resolved) {
+  const el = $("moved");
+  if (!resolved) { el.hidden = true; return; }
+  const moved = res.moved || [];
+  const fmt = (path, v) => {
+    const s = SPEC.params[path];
+    if (v == null || !s) return "n/a";
+    return `${signed(v, decimals(s.step))} ${UNIT_SHOWN[s.unit] ?? s.unit}`.trim();
+  };
+  const p = res.params;
+  const kept = SPEC.resolved_paths.filter((path) => lockedBy(p.locks, path).length || heldBy(p.locks, path).length);
+  const label = (path) => esc(SPEC.params[path] ? SPEC.params[path].label : path);
+  el.hidden = false;
+  el.innerHTML = (moved.length ? `<b>Moved by this change:</b> ${moved.map((m) => `<span class="moved-item" data-path="${esc(m.path)}">${label(m.path)} ${esc(fmt(m.path, m.before))} → ${esc(fmt(m.path, m.after))}</span>`).join(" · ")}`
+    : "<b>Nothing moved</b> by this change.")
+    + (kept.length ? ` <span class="kept"><b>Kept (locked):</b> ${kept.map((path) => `<span class="kept-item" data-path="${esc(path)}">${label(path)}</span>`).join(", ")}</span>` : "");
+  for (const m of moved) {
+    const ctl = controls.get(m.path);
+    if (ctl) { ctl.div.classList.remove("flash"); void ctl.div.offsetWidth; ctl.div.classList.add("flash"); }
+  }
+}
+
+function showReasons(p) {
+  $("reasons-list").innerHTML = (p.reasons || []).map((r) => `<li><code>${esc(r.path)}</code> ${reasonHtml(r)}</li>`).join("")
+    || "<li>No reasons recorded.</li>";
+}
+
+// --- this browser's mixes, and a URL per mix ------------------------------------------------
+const MIXES_KEY = "vocalmix.mixes";
+const ID_RE = /^[A-Za-z0-9_-]{24}$/;  // the server's ids (secrets.token_urlsafe(18))
+const MIXES_KEPT = 30;
+function mixUrl(id) { return `/?mix=${encodeURIComponent(id)}`; }
+function listMixes() {
+  try {
+    const list = JSON.parse(localStorage.getItem(MIXES_KEY) || "[]");
+    return Array.isArray(list) ? list.filter((e) => e && typeof e.id === "string" && ID_RE.test(e.id)).slice(0, MIXES_KEPT) : [];
+  } catch (e) { return []; }
+}
+function saveMixes(list) {
+  try { localStorage.setItem(MIXES_KEY, JSON.stringify(list.slice(0, MIXES_KEPT))); } catch (e) { /* storage full or off */ }
+  renderMixes();
+}
+function remember(res) {
+  const list = listMixes();
+  const entry = { id: res.id, name: String(res.name || "vocalmix"), method: res.params.provenance.method, made: Date.now() };
+  const i = list.findIndex((e) => e.id === res.id);
+  if (i >= 0) list[i] = { ...list[i], name: entry.name, method: entry.method };
+  else list.unshift(entry);
+  saveMixes(list);
+}
+function forget(id) { saveMixes(listMixes().filter((e) => e.id !== id)); }
+function renderMixes() {
+  const list = listMixes();
+  $("my-mixes").hidden = !list.length;
+  const current = state.mix && state.mix.id;
+  $("mix-list").innerHTML = list.map((e) => `<li class="${e.id === current ? "current" : ""}" data-id="${esc(e.id)}">
+    <a href="${esc(mixUrl(e.id))}">${esc(e.name)}</a>
+    <span class="badge" data-method="${esc(e.method || "")}">${esc(e.method || "?")}</span>
+    <span class="when">${esc(new Date(Number(e.made) || 0).toLocaleString())}</span>
+    <button type="button" class="icon" title="forget this mix on this browser" aria-label="forget ${esc(e.name)}">✕</button></li>`).join("");
+  for (const li of $("mix-list").querySelectorAll("li")) {
+    li.querySelector("button").addEventListener("click", () => forget(li.dataset.id));
+    li.querySelector("a").addEventListener("click", (ev) => {
+      if (ev.button !== 0 || ev.ctrlKey || ev.metaKey || ev.shiftKey) return;  // a new tab: the browser's
+      ev.preventDefault(); openMix(li.dataset.id);
+    });
+  }
+}
+// drop the mixes the server no longer has (expired or deleted)
+async function pruneMixes() {
+  for (const e of listMixes()) {
+    try {
+      const r = await fetch(`/api/mixes/${encodeURIComponent(e.id)}`, { method: "GET" });
+      if (r.status === 404) forget(e.id);
+    } catch (err) { return; }  // the server is away: keep the list as it is
+  }
+}
+
+function idFromUrl() {
+  const q = new URLSearchParams(location.search).get("mix");
+  const h = location.hash.replace(/^#/, "");
+  const id = q || h;
+  return id && ID_RE.test(id) ? id : null;
+}
+
+async function openMix(id) {
+  showError("", "start");
+  try {
+    await specReady;
+    let res = await fetchMix(id);
+    while (res.status === "mixing") {
+      showProgress(`mixing: ${res.progress.message || res.progress.stage}…`, res.progress.fraction);
+      await sleep(250);
+      res = await fetchMix(id);
+    }
+    hideProgress();
+    if (res.status === "failed") throw new Error(res.error ? res.error.detail : "this mix failed");
+    show(res, true);
+  } catch (e) { hideProgress(); showError(e.message, "start"); }
+}
+
+async function fetchMix(id) {
+  const r = await fetch(`/api/mixes/${encodeURIComponent(id)}`);
+  if (r.status === 404) {
+    forget(id);
+    if (state.mix && state.mix.id === id) state.mix = null;
+    throw new Error("That mix is gone: it expired or was deleted (mixes are kept for a while after their last change). Make it again from its files.");
+  }
+  const body = await r.json();
+  if (!r.ok) throw new Error(body.detail || `the server answered ${r.status}`);
+  return body;
+}
+
+// --- methods --------------------------------------------------------------------------------
+async function loadMethods() {
+  try {
+    const m = await (await fetch("/api/methods")).json();
+    state.methods = m;
+    const sel = $("method");
+    for (const x of m.methods) {
+      const o = document.createElement("option"); o.value = x.name;
+      o.textContent = `${x.name}${x.name === m.default ? " (default)" : ""}`;
+      o.title = `${x.description}${x.vocal_to_mix_mae_lu == null ? "" : ` · cross-validated level error ${x.vocal_to_mix_mae_lu.toFixed(2)} LU`}`;
+      sel.appendChild(o);
+    }
+    sel.value = m.default;
+    const g = $("genre");
+    for (const name of m.genres) { const o = document.createElement("option"); o.value = name; o.textContent = name; g.appendChild(o); }
+  } catch (e) { /* the server's default method is used */ }
 }
 
 // --- waveforms ----------------------------------------------------------------------------
@@ -562,7 +819,7 @@ function init() {
   const toast = document.createElement("div"); toast.id = "toast"; toast.className = "toast error";
   toast.setAttribute("role", "alert"); toast.hidden = true; document.body.appendChild(toast);
 
-  for (const kind of ["vocal", "backing"]) {
+  for (const kind of ["vocal", "backing", "reference_vocal", "reference_backing"]) {
     $(`${kind}-file`).addEventListener("change", () => pickFile(kind));
     const drop = $(`drop-${kind}`);
     drop.addEventListener("dragenter", () => drop.classList.add("over"));
@@ -573,15 +830,34 @@ function init() {
     ev.preventDefault();
     const v = $("vocal-file").files[0], b = $("backing-file").files[0];
     if (!v || !b) { showError("Choose a vocal and a backing file first (or press Try the demo).", "start"); return; }
+    const rv = $("reference_vocal-file").files[0], rb = $("reference_backing-file").files[0];
+    if (!!rv !== !!rb) { showError("A reference needs both its stems: choose its vocal and its backing (or clear them).", "start"); return; }
     const fd = new FormData(); fd.append("vocal", v); fd.append("backing", b);
+    if (rv) { fd.append("reference_vocal", rv); fd.append("reference_backing", rb); }
+    if ($("method").value) fd.append("method", $("method").value);
+    if ($("genre").value) fd.append("genre", $("genre").value);
     startMix(fd);
   });
   $("demo-button").addEventListener("click", () => startMix(null));
+  $("reference-clear").addEventListener("click", () => {
+    for (const kind of ["reference_vocal", "reference_backing"]) { $(`${kind}-file`).value = ""; pickFile(kind); }
+  });
   $("ab-mix").addEventListener("click", () => setAB("mix"));
   $("ab-plain").addEventListener("click", () => setAB("plain"));
-  for (const [sw, path] of [["sw-compressor", "vocal.compressor.enabled"], ["sw-reverb", "vocal.reverb.enabled"], ["sw-highpass", "vocal.highpass.enabled"]]) {
+  for (const [sw, path] of [["sw-compressor", "vocal.compressor.enabled"], ["sw-reverb", "vocal.reverb.enabled"],
+    ["sw-highpass", "vocal.highpass.enabled"], ["sw-deesser", "vocal.deesser.enabled"], ["sw-delay", "vocal.delay.enabled"]]) {
     $(sw).addEventListener("change", (ev) => queueEdit(path, (p) => { put(p, path, ev.target.checked); return { params: p }; }));
   }
+  $("sw-mix_lufs").addEventListener("change", (ev) => {
+    const ctl = controls.get("targets.mix_lufs");
+    const v = ev.target.checked ? Number(ctl.num.value) : null;
+    queueEdit("targets.mix_lufs", () => ({ targets: { mix_lufs: v } }));
+  });
+  $("delay-note").addEventListener("change", (ev) => {
+    const note = ev.target.value;
+    if (!SPEC || !SPEC.delay_notes.includes(note)) return;
+    queueEdit("vocal.delay.note", (p) => { p.vocal.delay.note = note; p.vocal.delay.enabled = true; return { params: p }; });
+  });
   $("reverb-type").addEventListener("change", (ev) => {
     const type = ev.target.value;
     if (!SPEC || !SPEC.reverb_types.includes(type)) return;
@@ -613,6 +889,15 @@ function init() {
   let resizeTimer = null;
   window.addEventListener("resize", () => { clearTimeout(resizeTimer); resizeTimer = setTimeout(() => { paintWaves(); paintSpectrum(); }, 100); });
   loadPresets();
+  loadMethods();
+  specReady.then(() => {
+    for (const n of SPEC.delay_notes) { const o = document.createElement("option"); o.value = n; o.textContent = n; $("delay-note").appendChild(o); }
+  });
+  renderMixes();
+  const id = idFromUrl();
+  if (id) openMix(id);
+  pruneMixes();
+  window.addEventListener("hashchange", () => { const h = idFromUrl(); if (h && (!state.mix || state.mix.id !== h)) openMix(h); });
   requestAnimationFrame(movePlayhead);
 }
 
