@@ -1,4 +1,4 @@
-"""Fit the ``synthetic`` reverb to measured or rendered impulse responses (issue 4, reverb).
+"""Fit the ``synthetic`` reverb to measured or rendered impulse responses.
 
 ``vocalmix fit-reverb IR.wav [...] -o presets.json [--report DIR]``
 ``vocalmix fit-reverb --library -o presets.json --report DIR``

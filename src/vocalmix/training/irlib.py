@@ -1,4 +1,4 @@
-"""A library of named impulse responses to fit the reverb to (issue 4, reverb).
+"""A library of named impulse responses to fit the reverb to.
 
 :func:`library` yields :class:`LibraryIR` items from four origins, in this order:
 

@@ -40,7 +40,7 @@ def _pm(d: dict, stat: str, nd: int = 2) -> str:
 
 
 def goal_check(summary: dict, method: str = "model") -> dict[str, dict]:
-    """The issue's goals for ``method``'s vocal-to-mix figures: each with the measured
+    """The project's goals for ``method``'s vocal-to-mix figures: each with the measured
     value, the bar and whether it is met."""
     m = summary[method]["vocal_to_mix_lu"]
     c = summary["constant"]["vocal_to_mix_lu"]["mae"]
