@@ -198,17 +198,18 @@ class Reverb:
 
     * ``freeverb``: pedalboard's ``Reverb`` with ``room_size``, ``damping`` and ``width``;
       ``decay_s`` is the broadband T30 those knobs give (from a calibration of its
-      rendered impulse responses, see :mod:`vocalmix.core.reverb`), and ``wet_level_db`` the
-      gain applied to its output.
+      rendered impulse responses, see :mod:`vocalmix.core.reverb`).
     * ``synthetic``: convolution with a synthesised impulse response, exponentially
       decaying noise whose T30 is ``decay_s`` at 1 kHz and ``decay_s x
       band_decay_ratios[i]`` in the octave band ``DECAY_BANDS_HZ[i]`` (125 Hz to 8 kHz;
       the 1 kHz entry is the reference, 1.0), interpolated in between; ``width``
-      decorrelates the channels (0 mono, 1 uncorrelated). Its wet energy is normalised,
-      so ``wet_level_db`` is the reverberant-to-direct energy ratio of the send, dB.
+      decorrelates the channels (0 mono, 1 uncorrelated).
       Every value is rendered as written (see :func:`vocalmix.core.reverb.render_synthetic_ir`).
 
-    ``pre_delay_ms`` delays the wet signal in both types.
+    In both types ``wet_level_db`` is the send's reverberant-to-direct energy ratio for a
+    vocal, dB (:func:`vocalmix.core.reverb.wet_gain_db`: the synthetic impulse response is
+    normalised, Freeverb's wet output is calibrated), up to +12 dB (a room heard from far
+    off); ``pre_delay_ms`` delays the wet signal.
     """
 
     PATH: ClassVar[str] = "vocal.reverb"
@@ -221,8 +222,8 @@ class Reverb:
     damping: float = num(0.5, 0.0, 1.0, "", "Damping", step=0.01)
     width: float = num(1.0, 0.0, 1.0, "", "Width", "0 mono, 1 fully decorrelated channels",
                        step=0.01)
-    wet_level_db: float = num(-14.0, -80.0, 6.0, "dB", "Wet level", step=0.5,
-                              view=(-60.0, 6.0))
+    wet_level_db: float = num(-14.0, -80.0, 12.0, "dB", "Wet level", step=0.5,
+                              view=(-60.0, 12.0))
     pre_delay_ms: float = num(20.0, 0.0, 500.0, "ms", "Pre-delay", "delay of the wet signal",
                               step=1.0, view=(0.0, 200.0))
     band_decay_ratios: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0)

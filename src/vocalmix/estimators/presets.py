@@ -15,7 +15,7 @@ entry::
      "settings": {...}  (plug-in presets only: the plug-in's parameters)}
 
 (T30 per octave band in s, ``null`` where not measurable; C50 in dB.) ``wet_level_db`` is
-at most +6 dB, the params' maximum: the fit is bounded there, so a room wetter than that
+at most the params' maximum (+12 dB): the fit is bounded there, so a room wetter than that
 is a little drier as a preset (its ``c50_db_fitted`` shows by how much).
 
 ``vocalmix mix --reverb-preset NAME`` applies one (:func:`apply_preset`); ``vocalmix
@@ -120,7 +120,7 @@ def preset_reverb(name: str, library: Mapping[str, dict] | None = None) -> Rever
     """The :class:`~vocalmix.core.params.Reverb` of preset ``name`` (enabled).
 
     Raises :class:`~vocalmix.core.errors.ParamsError` for an unknown name (listing the known
-    ones) or an entry that is not a valid reverb. ``wet_level_db`` is capped at +6 dB.
+    ones) or an entry that is not a valid reverb. ``wet_level_db`` is capped at the params' maximum.
     An entry in the older format (``"params"``: Freeverb ``room_size``, ``damping``,
     ``wet_level_db``, ``pre_delay_ms``) gives a ``freeverb`` reverb. ``library``: the
     presets to look in (e.g. :func:`presets_from_file`); default the shipped ones.

@@ -10,14 +10,14 @@ What is fitted
     (:func:`render_send_ir`, the same operations as :func:`vocalmix.core.render.reverb_wet`).
     Its free parameters are ``decay_s`` (T30 at 1 kHz), the six non-reference
     ``band_decay_ratios`` (125, 250, 500, 2000, 4000, 8000 Hz), ``wet_level_db``
-    (-40 to +6 dB: the params' maximum is +6, so a room wetter than that is fitted at
-    +6 dB and its C50 comes out higher than the target's) and ``pre_delay_ms``
+    (-40 dB to the params' maximum, +12 dB: a room wetter than that is fitted at the
+    maximum and its C50 comes out higher than the target's) and ``pre_delay_ms``
     (0 to 100 ms).
 
 How
     Stage 1, an initial guess measured on the target: each band's decay = its T30 (a band
     whose T30 cannot be measured takes the nearest measurable band's), then wet level
-    (-30 to +6 dB in 3 dB steps, plus the level that gives the target's C50 for an
+    (-30 dB to the maximum in 3 dB steps, plus the level that gives the target's C50 for an
     exponential decay) x pre-delay (0 to 70 ms, 10 values) on a grid, scored on the
     broadband terms below, then refined one at a time (wet +-1.5 dB in 0.5 dB steps,
     pre-delay in 7 steps over half the distance to its grid neighbours).
@@ -96,6 +96,7 @@ from vocalmix.core.params import (
     REVERB_DECAY_RANGE_S,
     Reverb,
     clip,
+    spec_of,
 )
 from vocalmix.core.reverb import clarity_c50_db
 
@@ -106,7 +107,8 @@ REF_BAND = 3  # DECAY_BANDS_HZ[3] = 1 kHz, the reference of band_decay_ratios
 EDC_TIMES_MS = (2.0, 5.0, 10.0, 20.0, 40.0, 80.0)
 ARRIVAL_FRACTIONS = (0.02, 0.1, 0.3)  # of the energy after the direct sound
 DIRECT_MS = 1.0  # the direct sound's extent after the onset, left out of the arrival times
-WET_DB_BOUNDS = (-40.0, 6.0)
+#: the wet levels searched, dB: from a faint send to the params' maximum
+WET_DB_BOUNDS = (-40.0, spec_of(Reverb, "wet_level_db").hi)
 PRE_DELAY_MS_BOUNDS = (0.0, 100.0)
 SEARCH_FACTOR = 1.35  # log(decay) and log(ratio) are searched within x0 / 1.35 .. x0 * 1.35
 DECAY_LIMITS_S = REVERB_DECAY_RANGE_S  # params.Reverb.decay_s
@@ -262,7 +264,7 @@ def pra_t30(ir: np.ndarray, sample_rate: int) -> float | None:
 
 def _as_reverb(params: Reverb | dict) -> tuple[Reverb, float]:
     """(the reverb at 0 dB wet, the wet level in dB): a dict may hold a wet level above
-    the params' +6 dB (the fit never proposes one, older presets did)."""
+    the params' maximum (the fit never proposes one)."""
     if isinstance(params, Reverb):
         return replace(params, wet_level_db=0.0, enabled=True), params.wet_level_db
     d = dict(params)
@@ -889,7 +891,7 @@ def fit_ir(ir: np.ndarray, sample_rate: int, *, seed: int = 0,
     # stage 1: wet level and pre-delay on a grid, the band decays at the guess, scored on
     # the broadband terms alone (EDT, C50, early EDC, arrival times)
     wet_c50 = float(np.clip(_wet_guess_db(target.c50_db, d0[REF_BAND]), *WET_DB_BOUNDS))
-    grid = [(w, pd) for w in sorted({*np.arange(-30.0, 6.01, 3.0), wet_c50})
+    grid = [(w, pd) for w in sorted({*np.arange(-30.0, WET_DB_BOUNDS[1] + 0.01, 3.0), wet_c50})
             for pd in (0.0, 1.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 70.0)]
     d_guess = lay.band_decays(np.asarray(x0))
 
@@ -976,7 +978,8 @@ def fit_ir(ir: np.ndarray, sample_rate: int, *, seed: int = 0,
             break
         z, rv, notes, fitted_ir, fitted, loss = z_try, rv_try, notes_try, ir_try, d_try, loss_try
     if rv.wet_level_db >= WET_DB_BOUNDS[1] - 0.05:
-        notes.append("wet level at the params' maximum of +6 dB: the target is wetter, so "
+        notes.append(f"wet level at the params' maximum of {WET_DB_BOUNDS[1]:+g} dB: the "
+                     "target is wetter, so "
                      "the fitted C50 is higher than the target's")
     missing = [f"{b:g}" for b in BANDS_HZ if not math.isfinite(target.t30[b])]
     if missing:
@@ -1228,7 +1231,8 @@ def report_markdown(doc: dict) -> str:
         lines.append("None.")
     capped = sorted(k for k, r in results.items()
                     if r["reverb"]["wet_level_db"] >= WET_DB_BOUNDS[1] - 0.05)
-    lines += ["", f"Wet level at the +6 dB bound (the params' maximum; the room is wetter than "
+    lines += ["", f"Wet level at the {WET_DB_BOUNDS[1]:+g} dB bound (the params' maximum; "
+              "the room is wetter than "
               f"the preset, so its fitted C50 is higher than the target's): {len(capped)} IR(s)"
               + (": " + ", ".join(capped) if capped else "") + ".", ""]
     lines += ["## Method notes", "",
