@@ -239,7 +239,7 @@ def test_synthetic_reverb_is_rendered_as_written(client, pair):
 
 OLD_PRESETS = {  # the freeverb format: params.room_size...
     "small_room": {"source": "small_room.wav", "params": {
-        "room_size": 0.2, "damping": 0.4, "wet_level_db": 8.0, "pre_delay_ms": 3.0},
+        "room_size": 0.2, "damping": 0.4, "wet_level_db": 15.0, "pre_delay_ms": 3.0},
         "within_10pct_500_4k": False, "t30_s_target": {"1000": 0.7}},
 }
 NEW_PRESETS = {  # the synthetic format: reverb.type...
@@ -267,7 +267,8 @@ def test_presets_in_the_old_and_the_new_format(client, pair, monkeypatch):
     assert old["origin"] is None and old["source"] == "small_room.wav"
     assert old["room_size"] == 0.2 and old["damping"] == 0.4 and old["band_decay_ratios"] is None
     assert old["decay_s"] == pytest.approx(decay_for_room_size(0.2, 0.4))
-    assert old["wet_level_db"] == 6.0 and old["pre_delay_ms"] == 3.0  # as applied: at most 6
+    assert old["wet_level_db"] == presets_mod.WET_LEVEL_MAX_DB  # as applied: capped
+    assert old["pre_delay_ms"] == 3.0
     r = client.put(mix["links"]["edit"], json={"reverb_preset": "small_room"})
     assert r.status_code == 200, r.text
     assert r.json()["params"]["vocal"]["reverb"]["room_size"] == pytest.approx(0.2, abs=0.01)
