@@ -374,11 +374,23 @@ def test_demo_button_and_errors(server, page):
     # a mix without files explains what to do
     page.click("#mix-button")
     assert "Choose a vocal and a backing" in page.text_content("#error")
+    page.wait_for_function("() => document.querySelectorAll('#method option').length >= 2")
+    page.select_option("#method", "model")
     page.click("#demo-button")
     wait_revision(page, 1)
     assert page.is_hidden("#error")
     doc = shown_params(page)
-    assert doc["provenance"]["method"] in ("baseline", "model")
+    assert doc["provenance"]["method"] == "model"
+    # the model aims the compressor at the vocal's momentary loudness range: switch on
+    mr = doc["targets"]["vocal_momentary_range_lu"]
+    assert mr is not None and page.is_checked("#sw-momentary")
+    assert float(page.input_value("#c-targets-vocal_momentary_range_lu-num")) == pytest.approx(
+        mr, abs=0.06)
+    assert page.is_enabled("#c-targets-vocal_momentary_range_lu-num")
+    assert page.is_disabled("#c-targets-vocal_lra_lu-num")
+    assert "follows the momentary range" in page.text_content("#dynamics-note")
+    assert "vocal momentary range" in page.text_content("#achieved")
+    assert page.text_content("#c-targets-vocal_momentary_range_lu ~ .why").startswith("model")
     assert any("mixing" in t for t in page.evaluate("window.__progress"))
     # the controls take their ranges and steps from the server's declaration
     spec = param_specs()
@@ -439,6 +451,34 @@ def test_demo_button_and_errors(server, page):
     wait_revision(page, rev)
     assert shown_params(page)["vocal"]["reverb"]["type"] == "freeverb"
     assert page.is_visible("#c-vocal-reverb-room_size") and page.is_hidden("#reverb-bands")
+    # the momentary range switched off: the compressor follows the LRA target, whose
+    # control is the active one; the momentary control shows the mix's, rounded
+    page.uncheck("#sw-momentary")
+    rev += 1
+    wait_revision(page, rev)
+    off = shown_params(page)
+    assert off["targets"]["vocal_momentary_range_lu"] is None
+    why = {r["path"]: r for r in off["reasons"]}
+    assert dict(why["vocal.compressor"]["inputs"])["target_lra_lu"] == off["targets"][
+        "vocal_lra_lu"]
+    assert not page.is_checked("#sw-momentary")
+    assert page.is_enabled("#c-targets-vocal_lra_lu-num")
+    assert page.is_disabled("#c-targets-vocal_momentary_range_lu-num")
+    assert "follows the loudness range" in page.text_content("#dynamics-note")
+    assert "vocal loudness range" in page.text_content("#achieved")
+    assert page.is_visible("#moved")
+    step = param_specs()["targets.vocal_momentary_range_lu"]["step"]
+    shown = round(off["achieved"]["vocal_momentary_range_lu"] / step) * step
+    assert float(page.input_value("#c-targets-vocal_momentary_range_lu-num")) == pytest.approx(
+        shown, abs=1e-9)
+    # and on again: the target is what the momentary control showed
+    page.check("#sw-momentary")
+    rev += 1
+    wait_revision(page, rev)
+    assert shown_params(page)["targets"]["vocal_momentary_range_lu"] == pytest.approx(
+        shown, abs=1e-9)
+    assert page.is_disabled("#c-targets-vocal_lra_lu-num")
+    assert page.text_content("#c-targets-vocal_momentary_range_lu ~ .why").startswith("user")
     assert not page.errors, page.errors
 
 

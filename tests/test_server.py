@@ -988,3 +988,43 @@ def test_methods_and_the_demo_with_a_method(client):
     assert "vocal.gain_db" in spec["resolved_paths"]
     assert set(spec["resolved_paths"]) <= set(spec["lockable_paths"])
     assert "free" in spec["delay_notes"] and "resolver" in spec["reason_sources"]
+
+
+def test_the_momentary_range_target_is_set_and_cleared_by_an_edit(client, pair):
+    """``targets.vocal_momentary_range_lu``: a value re-resolves the compressor to the
+    vocal's momentary loudness range (the LRA target unused); null, to the LRA again."""
+    body = post_mix(client, pair, method="baseline").json()
+    links, p = body["links"], body["params"]
+    assert p["targets"]["vocal_momentary_range_lu"] is None
+    target = 4.0
+    assert p["achieved"]["vocal_momentary_range_lu"] > target + 1.0  # compression needed
+    r = client.put(links["edit"], json={"targets": {"vocal_momentary_range_lu": target}})
+    assert r.status_code == 200, r.text
+    got = r.json()["params"]
+    assert got["targets"]["vocal_momentary_range_lu"] == target
+    assert got["targets"]["vocal_lra_lu"] == p["targets"]["vocal_lra_lu"]
+    why = {x["path"]: x for x in got["reasons"]}
+    assert why["targets.vocal_momentary_range_lu"]["source"] == "user"
+    note = why["vocal.compressor"]["text"]
+    assert "momentary loudness range" in note, note
+    assert dict(why["vocal.compressor"]["inputs"])["target_momentary_range_lu"] == target
+    achieved = got["achieved"]["vocal_momentary_range_lu"]
+    assert abs(achieved - target) <= 0.3 or "already at or below" in note, (achieved, note)
+    moved = [m["path"] for m in r.json()["moved"]]
+    assert "vocal.compressor.threshold_db" in moved
+    # out of range: the server's message names the range, the mix stays
+    r = client.put(links["edit"], json={"targets": {"vocal_momentary_range_lu": 0.1}})
+    assert r.status_code == 422 and "vocal_momentary_range_lu" in r.json()["detail"]
+    # null: the LRA target again, the momentary range only measured
+    r = client.put(links["edit"], json={"targets": {"vocal_momentary_range_lu": None}})
+    assert r.status_code == 200, r.text
+    off = r.json()["params"]
+    assert off["targets"]["vocal_momentary_range_lu"] is None
+    why = {x["path"]: x for x in off["reasons"]}
+    assert "targets.vocal_momentary_range_lu" not in why
+    assert dict(why["vocal.compressor"]["inputs"])["target_lra_lu"] == p["targets"]["vocal_lra_lu"]
+    assert "LRA" in why["vocal.compressor"]["text"]
+    assert off["vocal"]["compressor"] == p["vocal"]["compressor"]  # as first resolved
+    assert off["achieved"]["vocal_momentary_range_lu"] == pytest.approx(
+        p["achieved"]["vocal_momentary_range_lu"], abs=1e-6)
+    assert r.json()["revision"] == 3

@@ -82,13 +82,15 @@ def discard_when_done(studio: Studio, mid: str, fut: Future | None) -> None:
 # --- request parsing ------------------------------------------------------------------------
 
 
-def parse_targets(raw: dict[str, Any], where: str) -> dict[str, float]:
-    """Target overrides from a form or JSON object, range-checked (422 with the range)."""
+def parse_targets(raw: dict[str, Any], where: str,
+                  nullable: tuple[str, ...] = ("mix_lufs",)) -> dict[str, float]:
+    """Target overrides from a form or JSON object, range-checked (422 with the range);
+    ``nullable``: the other targets ``where`` takes (named in the message)."""
     unknown = set(raw) - set(TARGET_NAMES)
     if unknown:
         shown = ", ".join(short_repr(k, 40) for k in sorted(unknown)[:5])
         raise ApiError(422, f"unknown target(s) in {where}: {shown}; the targets are "
-                            f"{', '.join(TARGET_NAMES)} and mix_lufs")
+                            f"{', '.join(TARGET_NAMES + nullable[:-1])} and {nullable[-1]}")
     out: dict[str, float] = {}
     try:
         for k, v in raw.items():
@@ -105,6 +107,9 @@ def parse_targets(raw: dict[str, Any], where: str) -> dict[str, float]:
 
 #: how a form says "no mix-loudness target" (JSON says null)
 MIX_LUFS_OFF = ("", "off", "none", "null")
+#: the target an edit may set (LU) or turn off (null): the compressor then follows the
+#: vocal's momentary loudness range instead of its LRA, or the LRA again
+MOMENTARY = "vocal_momentary_range_lu"
 
 
 def ranged_number(v: Any, path: str, name: str) -> float:
@@ -127,12 +132,18 @@ def ranged_number(v: Any, path: str, name: str) -> float:
     return x
 
 
+def parse_nullable_target(v: Any, name: str) -> tuple[float | None, bool]:
+    """``(value, off)`` of a target that may be off (``targets.<name>`` is nullable): a
+    number in its unit and range, or null / ``off`` (turn the target off)."""
+    if v is None or (isinstance(v, str) and v.strip().lower() in MIX_LUFS_OFF):
+        return None, True
+    return ranged_number(v, f"targets.{name}", name), False
+
+
 def parse_mix_lufs(v: Any) -> tuple[float | None, bool]:
     """``(mix_lufs, off)`` of a mix-loudness value: a number in LUFS, or null / ``off``
     (turn the target off)."""
-    if v is None or (isinstance(v, str) and v.strip().lower() in MIX_LUFS_OFF):
-        return None, True
-    return ranged_number(v, "targets.mix_lufs", "mix_lufs"), False
+    return parse_nullable_target(v, "mix_lufs")
 
 
 def parse_amount(v: Any) -> float | None:
@@ -408,6 +419,9 @@ def get_mix(mid: str, studio: StudioDep) -> Any:
         "document's settings and targets and re-resolve for this mix's inputs;\n"
         "* `{\"targets\": {\"mix_lufs\": -14}}`: the master's integrated loudness, "
         "LUFS, under the true-peak ceiling (`null` turns it off: master gain 0 dB);\n"
+        "* `{\"targets\": {\"vocal_momentary_range_lu\": 8}}`: resolve the compressor to "
+        "the vocal's momentary loudness range (EBU 3342's spread on 400 ms loudness), LU, "
+        "instead of `vocal_lra_lu` (`null` turns it off: the LRA target again);\n"
         "* `{\"amount\": 0.5}`: apply half of the chosen processing (0 none, 1 as "
         "chosen, 2 twice as much), the vocal gain re-resolved for it;\n"
         "* `{\"locks\": [\"vocal.gain_db\", ...]}`: the locked paths (replaces the "
@@ -425,7 +439,9 @@ def get_mix(mid: str, studio: StudioDep) -> Any:
             "params": {"$ref": "#/components/schemas/MixParams"},
             "targets": {"type": "object",
                         "properties": {**schemas.target_properties(TARGET_NAMES),
-                                       "mix_lufs": schemas.mix_lufs_property()}},
+                                       "mix_lufs": schemas.mix_lufs_property(),
+                                       MOMENTARY: schemas.nullable_target_property(
+                                           MOMENTARY, "the LRA target again")}},
             "amount": schemas.amount_property(),
             "locks": {"type": "array", "items": {"type": "string"},
                       "description": schemas.LOCKS_DOC},
@@ -464,12 +480,15 @@ def parse_edit(raw: bytes) -> tuple[MixParams | None, Steering, bool]:
     targets_raw = dict(targets_raw)
     has_lufs = "mix_lufs" in targets_raw
     mix_lufs, off = parse_mix_lufs(targets_raw.pop("mix_lufs")) if has_lufs else (None, False)
-    targets = parse_targets(targets_raw, "targets")
+    mr, mr_off = (parse_nullable_target(targets_raw.pop(MOMENTARY), MOMENTARY)
+                  if MOMENTARY in targets_raw else (None, False))
+    targets = parse_targets(targets_raw, "targets", ("mix_lufs", MOMENTARY))
     amount = body.get("amount")
     if "amount" in body and amount is None:
         raise ApiError(422, "amount must be a number from 0 to 2", code="params.invalid")
     steering = Steering(
         targets=targets, mix_lufs=mix_lufs, mix_lufs_off=off,
+        momentary_range_lu=mr, momentary_range_off=mr_off,
         amount=None if amount is None else ranged_number(amount, "amount", "amount"),
         locks=parse_locks(body["locks"]) if "locks" in body else None,
         preset=check_preset(body.get("reverb_preset")))

@@ -211,6 +211,16 @@ def mix_lufs_property(form: bool = False) -> dict[str, Any]:
     return {"anyOf": [number, {"type": "null"}], "description": doc}
 
 
+def nullable_target_property(name: str, off: str) -> dict[str, Any]:
+    """JSON-schema property of a target that may be off (range from the declaration): a
+    number or null, which turns it off (``off`` says what then applies)."""
+    s = param_specs()[f"targets.{name}"]
+    return {"anyOf": [{"type": "number", "minimum": s["min"], "maximum": s["max"]},
+                      {"type": "null"}],
+            "description": f"target: {s['doc'] or s['label']}, {s['unit']} ({s['min']:g} to "
+                           f"{s['max']:g}); null turns it off: {off}"}
+
+
 def amount_property() -> dict[str, Any]:
     """JSON-schema property of ``amount`` (range from the declaration)."""
     s = param_specs()["amount"]

@@ -77,6 +77,11 @@ class Steering:
         mix_lufs: the mix-loudness target, LUFS (``None``: unchanged, unless
             ``mix_lufs_off``).
         mix_lufs_off: turn the mix-loudness target off (the master back to unity gain).
+        momentary_range_lu: the vocal's momentary-loudness-range target, LU: the
+            compressor is resolved to it instead of the LRA target (``None``: unchanged,
+            unless ``momentary_range_off``).
+        momentary_range_off: turn the momentary-range target off (the compressor follows
+            ``targets.vocal_lra_lu`` again).
         amount: how much of the chosen processing to apply, 0-2 (``None``: unchanged).
         locks: the locked paths; ``None`` leaves the document's as they are. A new mix
             adds them to its starting document's; an edit replaces the document's list.
@@ -87,6 +92,8 @@ class Steering:
     targets: dict[str, float] = field(default_factory=dict)
     mix_lufs: float | None = None
     mix_lufs_off: bool = False
+    momentary_range_lu: float | None = None
+    momentary_range_off: bool = False
     amount: float | None = None
     locks: tuple[str, ...] | None = None
     genre: str | None = None
@@ -95,11 +102,13 @@ class Steering:
     def resolves(self) -> bool:
         """Whether it asks for a re-resolve (anything but nothing)."""
         return bool(self.targets or self.mix_lufs is not None or self.mix_lufs_off
+                    or self.momentary_range_lu is not None or self.momentary_range_off
                     or self.amount is not None or self.locks is not None or self.preset)
 
     def apply(self, base: MixParams, *, add_locks: bool) -> MixParams:
-        """``base`` with the locks (added or replacing) and the mix-loudness target off
-        if asked; the rest goes to :func:`vocalmix.pipeline.mix` (:meth:`kwargs`)."""
+        """``base`` with the locks (added or replacing), the mix-loudness target off if
+        asked and the momentary-range target set or off (a value set is the user's
+        reason); the rest goes to :func:`vocalmix.pipeline.mix` (:meth:`kwargs`)."""
         if self.locks is not None:
             locks = (*base.locks, *self.locks) if add_locks else self.locks
             base = replace(base, locks=tuple(dict.fromkeys(locks)))
@@ -108,6 +117,13 @@ class Steering:
                            reasons=tuple(r for r in base.reasons
                                          if r.path not in ("targets.mix_lufs",
                                                            "master.gain_db")))
+        if self.momentary_range_lu is not None or self.momentary_range_off:
+            path = "targets.vocal_momentary_range_lu"
+            v = self.momentary_range_lu
+            base = replace(base, targets=replace(base.targets, vocal_momentary_range_lu=v),
+                           reasons=tuple(r for r in base.reasons if r.path != path))
+            if v is not None:
+                base = base.with_reasons(Reason(path, "user", f"given by the user: {v:g} LU"))
         return base
 
     def kwargs(self) -> dict[str, Any]:

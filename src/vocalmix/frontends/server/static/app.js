@@ -21,6 +21,7 @@ const SHOWN = {
   "vocal.reverb.width": { unit: "%", scale: 100, title: "0 % mono, 100 % fully decorrelated channels" },
   "vocal.eq_bands[].q": { label: "Width", unit: "Q" },
   "vocal.reverb.band_decay_ratios[]": { unit: "×" },
+  "targets.vocal_momentary_range_lu": { label: "Momentary range" },
 };
 
 function control(path, key, more = {}) {
@@ -39,8 +40,10 @@ const REVERB_TITLES = {
   synthetic: { target: "T30 at 1 kHz; the resolver sets the decay time to it", wet: ["Wet vs dry", "energy of the reverb against the dry vocal's (reverberant-to-direct ratio)"] },
 };
 const specs = {
-  targets: (type) => [control("targets.vocal_to_mix_lu"), control("targets.vocal_lra_lu"),
-    control("targets.reverb_decay_s", null, { title: REVERB_TITLES[type].target })],
+  targets: () => [control("targets.vocal_to_mix_lu")],
+  // the vocal's dynamics: the momentary range (when on) or the loudness range (LRA)
+  dynamics: () => [control("targets.vocal_momentary_range_lu"), control("targets.vocal_lra_lu")],
+  decay: (type) => [control("targets.reverb_decay_s", null, { title: REVERB_TITLES[type].target })],
   levels: () => ["vocal.gain_db", "backing.gain_db", "master.gain_db", "master.ceiling_dbtp", "master.lookahead_ms", "master.release_ms"].map((p) => control(p)),
   mixLufs: () => [control("targets.mix_lufs")],
   amount: () => [control("amount")],
@@ -267,7 +270,11 @@ function showAchieved(p) {
   $("achieved").innerHTML = [
     tile(lu(a.vocal_to_mix_lu, "LU"), "vocal vs mix", `target ${signed(t.vocal_to_mix_lu, 1)} LU`),
     tile(lu(a.vocal_to_backing_lu, "LU"), "vocal vs backing", ""),
-    tile(a.vocal_lra_lu == null ? "n/a" : `${a.vocal_lra_lu.toFixed(1)} LU`, "vocal loudness range", `target ${t.vocal_lra_lu.toFixed(1)} LU`),
+    // the dynamics the compressor was resolved to: the momentary range when it is the target
+    t.vocal_momentary_range_lu != null
+      ? tile(a.vocal_momentary_range_lu == null ? "n/a" : `${a.vocal_momentary_range_lu.toFixed(1)} LU`, "vocal momentary range",
+        `target ${t.vocal_momentary_range_lu.toFixed(1)} LU · LRA ${a.vocal_lra_lu == null ? "n/a" : a.vocal_lra_lu.toFixed(1)}`)
+      : tile(a.vocal_lra_lu == null ? "n/a" : `${a.vocal_lra_lu.toFixed(1)} LU`, "vocal loudness range", `target ${t.vocal_lra_lu.toFixed(1)} LU`),
     tile(`${p.vocal.reverb.decay_s.toFixed(2)} s`, p.vocal.reverb.type === "synthetic" ? "reverb T30 at 1 kHz" : "reverb time (T30)", `target ${t.reverb_decay_s.toFixed(2)} s`),
     tile(lu(a.mix_integrated_lufs, "LUFS", 1), "mix loudness", ""),
     tile(lu(a.mix_true_peak_dbtp, "dBTP"), "mix true peak", a.master_gain_reduction_db ? `limiter ${signed(-a.master_gain_reduction_db, 1)} dB` : "limiter idle"),
@@ -366,6 +373,14 @@ function settingEdit(path) {
 }
 const targetEdit = (path) => (v) => queueEdit(path, () => ({ targets: { [path.split(".")[1]]: v } }));
 
+// a nullable target switched on: what the mix measures now, on the control's step and
+// within its range; the declared default, or the middle of its view, if nothing was measured
+function switchedOn(key, measured) {
+  const s = SPEC.params[key];
+  const v = measured ?? s.default ?? (s.view[0] + s.view[1]) / 2;
+  return Math.min(s.max, Math.max(s.min, Math.round(v / s.step) * s.step));
+}
+
 // all controls but the EQ bands'; the reverb's depend on its type
 function buildControls(p) {
   controls.clear(); locks.clear();
@@ -373,7 +388,9 @@ function buildControls(p) {
   const type = REVERB_TITLES[reverbType] ? reverbType : "freeverb";
   const add = (el, list, commit) => { el.innerHTML = ""; for (const s of list) el.appendChild(makeControl(s[0], s, commit(s[0]))); };
   add($("amount"), specs.amount(), () => (v) => queueEdit("amount", () => ({ amount: v })));
-  add($("targets"), specs.targets(type), targetEdit);
+  add($("targets"), specs.targets(), targetEdit);
+  add($("dynamics-targets"), specs.dynamics(), targetEdit);
+  add($("decay-target"), specs.decay(type), targetEdit);
   add($("mix-lufs"), specs.mixLufs(), targetEdit);
   add($("levels"), specs.levels(), settingEdit);
   add($("deesser"), specs.deesser(), settingEdit);
@@ -443,6 +460,18 @@ function syncControls(p, fresh) {
   $("sw-mix_lufs").checked = on;
   lufs.enable(on);
   if (!on && p.achieved.mix_integrated_lufs != null) lufs.set(Math.min(ls.max, Math.max(ls.min, p.achieved.mix_integrated_lufs)));
+  // the vocal's dynamics: the compressor follows the momentary range (on) or the LRA (off);
+  // off shows the momentary range the mix has and waits for the switch
+  const mr = controls.get("targets.vocal_momentary_range_lu"), lra = controls.get("targets.vocal_lra_lu");
+  const momentary = p.targets.vocal_momentary_range_lu != null;
+  $("sw-momentary").checked = momentary;
+  mr.enable(momentary); lra.enable(!momentary);
+  if (!momentary && p.achieved.vocal_momentary_range_lu != null) {
+    mr.set(switchedOn("targets.vocal_momentary_range_lu", p.achieved.vocal_momentary_range_lu));
+  }
+  $("dynamics-note").textContent = momentary
+    ? "The compressor follows the momentary range; the loudness range target is not used."
+    : "The compressor follows the loudness range; switch the momentary range on to follow it instead.";
   // the delay: its time follows the note and the tempo unless the note is free
   const dl = p.vocal.delay;
   controls.get("vocal.delay.time_ms").enable(dl.note === "free");
@@ -453,7 +482,7 @@ function syncControls(p, fresh) {
     : `${dl.note === "free" ? "Free time" : `A ${dl.note} note at ${dl.tempo_bpm.toFixed(1)} BPM`}: repeats every ${dl.time_ms.toFixed(0)} ms, the first ${Math.abs(dl.wet_level_db).toFixed(0)} dB ${dl.wet_level_db <= 0 ? "under" : "over"} the dry vocal.`;
   const c = p.vocal.compressor, rv = p.vocal.reverb;
   $("compressor-note").textContent = !c.enabled ? "Off: the vocal keeps its own dynamics."
-    : c.ratio <= 1 ? "Ratio 1 : 1, so not compressing: the vocal's loudness range is already within the target."
+    : c.ratio <= 1 ? `Ratio 1 : 1, so not compressing: the vocal's ${momentary ? "momentary range" : "loudness range"} is already within the target.`
       : `Turns the vocal down above ${c.threshold_db.toFixed(1)} dB by ${c.ratio.toFixed(1)} : 1, then ${signed(c.makeup_db, 1)} dB make-up.`;
   const wet = `${Math.abs(rv.wet_level_db).toFixed(0)} dB ${rv.wet_level_db <= 0 ? "under" : "over"}`;
   $("reverb-note").textContent = !rv.enabled ? "Off: a dry vocal."
@@ -852,6 +881,11 @@ function init() {
     const ctl = controls.get("targets.mix_lufs");
     const v = ev.target.checked ? Number(ctl.num.value) : null;
     queueEdit("targets.mix_lufs", () => ({ targets: { mix_lufs: v } }));
+  });
+  $("sw-momentary").addEventListener("change", (ev) => {
+    const key = "targets.vocal_momentary_range_lu";
+    const v = ev.target.checked ? switchedOn(key, state.mix.params.achieved.vocal_momentary_range_lu) : null;
+    queueEdit(key, () => ({ targets: { vocal_momentary_range_lu: v } }));
   });
   $("delay-note").addEventListener("change", (ev) => {
     const note = ev.target.value;
