@@ -5,7 +5,14 @@ renders)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import contextlib
+import ctypes
+import ctypes.util
+import platform
+import sys
+from collections.abc import Iterator
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -18,6 +25,76 @@ if TYPE_CHECKING:
 #: where a biquad's response is still the analog prototype's shape; the renderer moves
 #: an EQ band above it down to it
 NYQUIST_GUARD = 0.45
+
+
+# --- subnormal numbers ---------------------------------------------------------------------
+
+#: the MXCSR bits "flush to zero" (bit 15) and "denormals are zero" (bit 6)
+_FTZ_DAZ = 0x8040
+
+
+class _FenvX86(ctypes.Structure):
+    """glibc's ``fenv_t`` on x86-64: the x87 environment (28 bytes), then MXCSR."""
+
+    _fields_ = [("x87", ctypes.c_ushort * 14), ("mxcsr", ctypes.c_uint)]
+
+
+@lru_cache(maxsize=1)
+def _libm() -> Any:
+    """glibc's libm where ``fegetenv``/``fesetenv`` reach SSE's MXCSR (Linux x86-64);
+    ``None`` elsewhere (then :func:`flush_denormals` does nothing)."""
+    if not (sys.platform.startswith("linux") and platform.machine() in ("x86_64", "AMD64")):
+        return None
+    try:
+        lib = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
+        if ctypes.sizeof(_FenvX86) != 32:
+            return None
+        return lib
+    except OSError:
+        return None
+
+
+@contextlib.contextmanager
+def flush_denormals() -> Iterator[None]:
+    """Run the block with subnormal numbers flushed to zero (SSE's FTZ and DAZ) in this
+    thread, then restore the previous floating-point environment.
+
+    A recursive filter fed with digital silence decays through the subnormal range
+    (below 1.2e-38 in float32, 2.2e-308 in float64), where every multiplication costs
+    about a hundred times more: on a vocal that is silent a third of the time the
+    K-weighting ran 15 times slower. Values that small are zero for every purpose here
+    (a float64 one is zero once stored as float32), so flushing them changes no rendered
+    sample. A no-op where the floating-point environment is not reachable.
+    """
+    lib = _libm()
+    if lib is None:
+        yield
+        return
+    env = _FenvX86()
+    if lib.fegetenv(ctypes.byref(env)) != 0:
+        yield
+        return
+    old = env.mxcsr
+    if old & _FTZ_DAZ == _FTZ_DAZ:
+        yield
+        return
+    env.mxcsr = old | _FTZ_DAZ
+    lib.fesetenv(ctypes.byref(env))
+    try:
+        yield
+    finally:
+        lib.fegetenv(ctypes.byref(env))
+        env.mxcsr = (env.mxcsr & ~_FTZ_DAZ) | (old & _FTZ_DAZ)
+        lib.fesetenv(ctypes.byref(env))
+
+
+def sosfilt_fast(sos: np.ndarray, x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """``scipy.signal.sosfilt(sos, x, axis=axis)`` with subnormals flushed to zero
+    (:func:`flush_denormals`): the same result, without the slow tail in silences."""
+    from scipy.signal import sosfilt
+
+    with flush_denormals():
+        return np.asarray(sosfilt(sos, x, axis=axis))
 
 
 def max_filter_hz(sample_rate: int) -> float:
@@ -85,9 +162,7 @@ def eq_stage(
     sos = eq_sos(highpass, bands, sample_rate)
     if sos is None:
         return x
-    from scipy.signal import sosfilt
-
-    return sosfilt(sos, np.asarray(x, dtype=np.float64), axis=0).astype(np.float32)
+    return sosfilt_fast(sos, np.asarray(x, dtype=np.float64), axis=0).astype(np.float32)
 
 
 # --- the EQ section's filters --------------------------------------------------------------

@@ -241,12 +241,12 @@ def k_weighting_sos(sample_rate: int) -> np.ndarray:
 
 def k_weight(x: np.ndarray, sample_rate: int) -> np.ndarray:
     """K-weighted copy of ``x`` (same shape; float32 stays float32, else float64)."""
-    from scipy.signal import sosfilt
+    from vocalmix.core.dsp import sosfilt_fast
 
     x = _as_2d(x)
     if x.dtype != np.float32:
         x = x.astype(np.float64, copy=False)
-    return sosfilt(k_weighting_sos(sample_rate).astype(x.dtype), x, axis=0)
+    return sosfilt_fast(k_weighting_sos(sample_rate).astype(x.dtype), x, axis=0)
 
 
 def _segment_len(sample_rate: int) -> int:
