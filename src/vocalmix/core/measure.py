@@ -18,14 +18,13 @@ and a mono signal is measured as stereo with both channels equal (see :mod:`voca
 
 from __future__ import annotations
 
-import hashlib
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 import pyebur128
+
+from vocalmix.core.dsp import LruCache, content_key
 
 # BS.1770-4 section 2.1, eq. (2): loudness offset of the K-weighting, in dB
 LOUDNESS_OFFSET_DB = -0.691
@@ -286,40 +285,8 @@ def segment_energies(y: np.ndarray, segment_len: int) -> np.ndarray:
                      dtype=np.float64)
 
 
-def _content_key(x: np.ndarray, sample_rate: int) -> tuple:
-    """What identifies a signal's analysis: its rate, shape, type and a SHA-1 of its
-    samples (about 60 ms for a 3-minute stereo float32 signal, a third of a
-    K-weighting)."""
-    h = hashlib.sha1(usedforsecurity=False)
-    h.update(np.ascontiguousarray(x).view(np.uint8).ravel().data)
-    return (int(sample_rate), x.shape, x.dtype.str, h.digest())
-
-
-class _LruCache:
-    """A small thread-safe least-recently-used map (the per-signal analyses)."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._d: OrderedDict[tuple, np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple) -> np.ndarray | None:
-        with self._lock:
-            v = self._d.get(key)
-            if v is not None:
-                self._d.move_to_end(key)
-            return v
-
-    def put(self, key: tuple, value: np.ndarray) -> None:
-        with self._lock:
-            self._d[key] = value
-            self._d.move_to_end(key)
-            while len(self._d) > self.size:
-                self._d.popitem(last=False)
-
-
 #: 100 ms segment energies by signal content (a few KB each)
-_ENERGY_CACHE = _LruCache(64)
+_ENERGY_CACHE = LruCache(64)
 
 
 @dataclass(frozen=True)
@@ -342,13 +309,13 @@ class BlockStats:
 
         The energies of a signal are remembered by its content (:func:`_content_key`):
         the loudness, LRA, momentary range and features of one signal, asked for by
-        several analyses, K-weight it once."""
+        several analyses, K-weight it once (:func:`vocalmix.core.dsp.content_key`)."""
         seg = _segment_len(sample_rate)
         if weighted is not None:
             return BlockStats(energy=segment_energies(weighted, seg), segment_len=seg,
                               sample_rate=sample_rate)
         x = _as_2d(x)
-        key = _content_key(x, sample_rate)
+        key = content_key(x, sample_rate, "k-weighted segment energies")
         e = _ENERGY_CACHE.get(key)
         if e is None:
             e = segment_energies(k_weight(x, sample_rate), seg)
