@@ -7,7 +7,7 @@ processes: ``vocalmix mix`` (default method and ``--method baseline``), ``vocalm
 --method model``, ``vocalmix estimate``, ``vocalmix --version`` and ``python -c "import
 numpy"``, and matchering mastering the same plain sum (vocal + backing) to the backing
 as its reference (``pip install matchering``). Each command's peak resident memory
-comes from the kernel (``resource.getrusage`` of the child). Times are the median of
+comes from the kernel (``os.wait4`` of that child). Times are the median of
 ``--repeats`` runs; the table gives the ratio to matchering's time in the same run first
 (what the machine's load cancels out of), then seconds and peak MB.
 
@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -76,29 +75,25 @@ PIN: list[str] = ["taskset", "-c", "0"]
 
 
 def run(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """Wall seconds and peak resident MB of one run of ``cmd`` (pinned as asked)."""
+    """Wall seconds and peak resident MB of one run of ``cmd`` (pinned as asked); the
+    peak is this child's own (``os.wait4``), KB on Linux."""
     t = time.perf_counter()
-    proc = subprocess.run([*PIN, *cmd], env=env, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([*PIN, *cmd], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - t
     if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed: {proc.stderr.strip()[-500:]}")
-    # ru_maxrss of the children so far: the largest of any child (KB on Linux)
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
-    return wall, rss
+        raise RuntimeError(f"{' '.join(cmd)} failed: {err.strip()[-500:]}")
+    return wall, usage.ru_maxrss / 1024.0
 
 
 def measure(cmd: list[str], env: dict[str, str], repeats: int) -> tuple[float, float]:
-    """Median wall seconds over ``repeats`` runs and the peak MB of one of them, alone."""
-    walls = []
-    for _ in range(repeats):
-        walls.append(run(cmd, env)[0])
-    # peak memory of this command alone: a fresh interpreter that runs it once
-    probe = (f"import resource, subprocess, sys; subprocess.run({cmd!r}, "
-             "stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True); "
-             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
-    out = subprocess.run([PY, "-c", probe], env=env, capture_output=True, text=True, check=True)
-    return statistics.median(walls), int(out.stdout.strip()) / 1024.0
+    """Median wall seconds over ``repeats`` runs and the largest peak MB of them."""
+    runs = [run(cmd, env) for _ in range(repeats)]
+    return statistics.median(w for w, _ in runs), max(m for _, m in runs)
 
 
 def stage_profile(vp: Path, bp: Path, out: Path, method: str,
