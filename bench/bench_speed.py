@@ -1,24 +1,37 @@
 """Whole-process speed and memory of vocalmix against matchering, on the same song and in
 the same run (a script, not a test).
 
-For a synthesised stereo 44.1 kHz song of each length asked for, it times, as fresh
-processes pinned to one core: ``vocalmix mix`` (default method and ``--method
-baseline``), ``vocalmix mix --method model``, ``vocalmix estimate``, ``vocalmix
---version`` and ``python -c "import numpy"``, and matchering mastering the same plain sum
-(vocal + backing) to the backing as its reference (``pip install matchering``). Each
-command's peak resident memory comes from the kernel (``resource.getrusage`` of the
-child). Times are the median of ``--repeats`` runs; the table gives seconds, peak MB and
-the ratio to matchering's time in the same run, which is what the machine's load cancels
-out of.
+For a synthesised stereo 44.1 kHz song of each length asked for (default 30 s, 3 min
+and 10 min; ``--durations 30,180,600,3600`` adds an hour), it times, as fresh
+processes: ``vocalmix mix`` (default method and ``--method baseline``), ``vocalmix mix
+--method model``, ``vocalmix estimate``, ``vocalmix --version`` and ``python -c "import
+numpy"``, and matchering mastering the same plain sum (vocal + backing) to the backing
+as its reference (``pip install matchering``). Each command's peak resident memory
+comes from the kernel (``os.wait4`` of that child). Times are the median of
+``--repeats`` runs; the table gives the ratio to matchering's time in the same run first
+(what the machine's load cancels out of), then seconds and peak MB.
 
-    python bench/bench_speed.py [--durations 30,180] [--repeats 3] [--md FILE]
+A stage profile follows for each method: a fresh process imports the library, reads
+both files, runs :func:`vocalmix.pipeline.mix` with a progress callback that timestamps
+each stage (estimate, resolve.compressor, resolve.gain, resolve.master, render), and
+writes the mix as the command line does.
+
+Every process is pinned to one core (``taskset -c 0``) unless ``--cores all``: vocalmix
+then runs as it would on the machine (matchering too).
+
+Songs longer than 10 minutes are written by repeating a synthesised 3-minute song (the
+bench process itself would otherwise hold the whole song several times); the decode
+limit (``VOCALMIX_MAX_DECODED_MB``) is raised for them.
+
+    python bench/bench_speed.py [--durations 30,180,600] [--repeats 3] [--cores 0|all]
+                                [--md FILE] [--no-matchering] [--no-stages]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -35,46 +48,105 @@ mg.process(target=sys.argv[1], reference=sys.argv[2], results=[mg.pcm24(sys.argv
 """
 
 
+STAGES = """
+import json, sys, time
+t0 = time.perf_counter()
+from vocalmix.core.audio import AudioData, OutputPlan, prepare_pair, read_audio
+from vocalmix.pipeline import mix
+marks = [("import", t0), ("read", time.perf_counter())]
+v, b = read_audio(sys.argv[1]), read_audio(sys.argv[2])
+vs, bs, sr, _ = prepare_pair(v, b)
+del v, b
+def progress(ev):
+    marks.append((ev.stage.split(".")[0] if ev.stage.startswith("estimate") else ev.stage,
+                  time.perf_counter()))
+marks.append(("estimate", time.perf_counter()))
+params, rendered, est = mix(vs, bs, sr, method=sys.argv[4], progress=progress)
+marks.append(("write", time.perf_counter()))
+OutputPlan(audio=[sys.argv[3]], force=True).commit({sys.argv[3]: AudioData(rendered.mix, sr)})
+marks.append(("end", time.perf_counter()))
+out = {}
+for (name, t), (_n, t1) in zip(marks[:-1], marks[1:]):
+    out[name] = out.get(name, 0.0) + t1 - t
+print(json.dumps(out))
+"""
+
+PIN: list[str] = ["taskset", "-c", "0"]
+
+
 def run(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """Wall seconds and peak resident MB of one run of ``cmd`` (pinned to one core)."""
+    """Wall seconds and peak resident MB of one run of ``cmd`` (pinned as asked); the
+    peak is this child's own (``os.wait4``), KB on Linux."""
     t = time.perf_counter()
-    proc = subprocess.run(["taskset", "-c", "0", *cmd], env=env, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([*PIN, *cmd], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - t
     if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed: {proc.stderr.strip()[-500:]}")
-    # ru_maxrss of the children so far: the largest of any child (KB on Linux)
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
-    return wall, rss
+        raise RuntimeError(f"{' '.join(cmd)} failed: {err.strip()[-500:]}")
+    return wall, usage.ru_maxrss / 1024.0
 
 
 def measure(cmd: list[str], env: dict[str, str], repeats: int) -> tuple[float, float]:
-    """Median wall seconds over ``repeats`` runs and the peak MB of one of them, alone."""
-    walls = []
-    for _ in range(repeats):
-        walls.append(run(cmd, env)[0])
-    # peak memory of this command alone: a fresh interpreter that runs it once
-    probe = (f"import resource, subprocess, sys; subprocess.run({cmd!r}, "
-             "stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True); "
-             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
-    out = subprocess.run([PY, "-c", probe], env=env, capture_output=True, text=True, check=True)
-    return statistics.median(walls), int(out.stdout.strip()) / 1024.0
+    """Median wall seconds over ``repeats`` runs and the largest peak MB of them."""
+    runs = [run(cmd, env) for _ in range(repeats)]
+    return statistics.median(w for w, _ in runs), max(m for _, m in runs)
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--durations", default="30,180", help="song lengths, s, comma-separated")
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--md", help="also write the markdown table to this file")
-    ap.add_argument("--no-matchering", action="store_true")
-    args = ap.parse_args()
+def stage_profile(vp: Path, bp: Path, out: Path, method: str,
+                  env: dict[str, str]) -> dict[str, float]:
+    """Seconds per stage of one library mix in a fresh process (see the module doc)."""
+    proc = subprocess.run([*PIN, PY, "-c", STAGES, str(vp), str(bp), str(out), method],
+                          env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"stage profile failed: {proc.stderr.strip()[-500:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
-    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    vocalmix = [PY, "-m", "vocalmix"]
+
+def write_song(dur: float, vp: Path, bp: Path, sp: Path, sr: int = 44100) -> None:
+    """Synthesise the song (a 3-minute one repeated beyond 10 minutes) and write the
+    vocal, the backing and their plain sum (scaled under full scale) as 24-bit WAVs."""
     import numpy as np
     import soundfile as sf
 
     from vocalmix.synth import synthesize_song
+
+    piece = dur if dur <= 600 else 180.0
+    v, b = synthesize_song(sample_rate=sr, duration_s=piece)
+    s = v + b
+    scale = 1.0 / max(1.0, float(np.abs(s).max()) * 1.01)
+    n = int(round(dur * sr))
+    with sf.SoundFile(vp, "w", sr, 2, "PCM_24") as fv, \
+            sf.SoundFile(bp, "w", sr, 2, "PCM_24") as fb, \
+            sf.SoundFile(sp, "w", sr, 2, "PCM_24") as fs:
+        done = 0
+        while done < n:
+            k = min(len(v), n - done)
+            fv.write(v[:k])
+            fb.write(b[:k])
+            fs.write(s[:k] * scale)
+            done += k
+
+
+def main() -> int:
+    global PIN
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--durations", default="30,180,600", help="song lengths, s, comma-separated")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--cores", default="0", help="taskset core list, or 'all' (no pinning)")
+    ap.add_argument("--md", help="also write the markdown tables to this file")
+    ap.add_argument("--no-matchering", action="store_true")
+    ap.add_argument("--no-stages", action="store_true")
+    args = ap.parse_args()
+    PIN = [] if args.cores == "all" else ["taskset", "-c", args.cores]
+
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    if args.cores == "all":
+        env = dict(os.environ)
+    vocalmix = [PY, "-m", "vocalmix"]
 
     have_mg = not args.no_matchering
     if have_mg:
@@ -85,51 +157,64 @@ def main() -> int:
                   file=sys.stderr)
             have_mg = False
     rows = []
+    stages: list[tuple[str, str, dict[str, float]]] = []
     tmp = Path(tempfile.mkdtemp(prefix="vocalmix-speed-"))
     try:
         t_version = measure([*vocalmix, "--version"], env, max(args.repeats, 5))
         t_numpy = measure([PY, "-c", "import numpy"], env, max(args.repeats, 5))
         for dur in (float(d) for d in args.durations.split(",")):
-            sr = 44100
             print(f"synthesising a {dur:g} s song", file=sys.stderr)
-            v, b = synthesize_song(sample_rate=sr, duration_s=dur)
             vp, bp, sp = tmp / "vocal.wav", tmp / "backing.wav", tmp / "sum.wav"
-            sf.write(vp, v, sr, subtype="PCM_24")
-            sf.write(bp, b, sr, subtype="PCM_24")
-            s = v + b
-            sf.write(sp, (s / max(1.0, float(np.abs(s).max()) * 1.01)), sr, subtype="PCM_24")
+            write_song(dur, vp, bp, sp)
+            denv = dict(env)
+            if dur > 600:
+                denv["VOCALMIX_MAX_DECODED_MB"] = str(int(dur / 60 * 25) + 64)
             out = tmp / "out.wav"
-            cmds = {
-                "vocalmix mix (default method)": [*vocalmix, "mix", str(vp), str(bp), "-o",
-                                                  str(out), "--force", "-q"],
-                "vocalmix mix --method baseline": [*vocalmix, "mix", str(vp), str(bp), "-o",
-                                                   str(out), "--force", "-q", "--method",
-                                                   "baseline"],
-                "vocalmix mix --method model": [*vocalmix, "mix", str(vp), str(bp), "-o",
-                                                str(out), "--force", "-q", "--method", "model"],
-                "vocalmix estimate": [*vocalmix, "estimate", str(vp), str(bp), "-o",
-                                      str(tmp / "p.json"), "--force", "-q"],
-            }
+            mixcmd = [*vocalmix, "mix", str(vp), str(bp), "-o", str(out), "--force", "-q"]
+            cmds = {}
             if have_mg:
                 cmds["matchering (same song)"] = [PY, "-c", MATCHERING, str(sp), str(bp),
                                                   str(tmp / "mg.wav")]
+            cmds.update({
+                "vocalmix mix (default method)": mixcmd,
+                "vocalmix mix --method baseline": [*mixcmd, "--method", "baseline"],
+                "vocalmix mix --method model": [*mixcmd, "--method", "model"],
+                "vocalmix estimate": [*vocalmix, "estimate", str(vp), str(bp), "-o",
+                                      str(tmp / "p.json"), "--force", "-q"],
+            })
             res = {}
             for name, cmd in cmds.items():
                 print(f"  {dur:g} s: {name}", file=sys.stderr)
-                res[name] = measure(cmd, env, args.repeats)
+                res[name] = measure(cmd, denv, args.repeats)
             ref = res.get("matchering (same song)", (float("nan"), 0.0))[0]
             for name, (wall, mb) in res.items():
                 rows.append((f"{dur:g} s", name, wall, mb, wall / ref, dur / wall))
+            if not args.no_stages:
+                for method in ("baseline", "model"):
+                    print(f"  {dur:g} s: stage profile, {method}", file=sys.stderr)
+                    stages.append((f"{dur:g} s", method,
+                                   stage_profile(vp, bp, out, method, denv)))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    lines = [f"Machine: {os.cpu_count()} cores, one core used, median of {args.repeats} "
+    how = ("one core (taskset -c " + args.cores + ")" if args.cores != "all"
+           else "every core, not pinned")
+    lines = [f"Machine: {os.cpu_count()} cores, {how}, median of {args.repeats} "
              "runs, fresh processes.", "",
-             "| song | command | wall s | peak MB | x matchering | x real time |",
+             "| song | command | x matchering | wall s | peak MB | x real time |",
              "| --- | --- | ---: | ---: | ---: | ---: |"]
     for song, name, wall, mb, ratio, rt in rows:
-        lines.append(f"| {song} | {name} | {wall:.2f} | {mb:.0f} | {ratio:.2f} | {rt:.0f} |")
+        lines.append(f"| {song} | {name} | {ratio:.2f} | {wall:.2f} | {mb:.0f} | {rt:.0f} |")
     lines += ["", f"`vocalmix --version`: {t_version[0]:.3f} s; `python -c \"import numpy\"`: "
               f"{t_numpy[0]:.3f} s (ratio {t_version[0] / t_numpy[0]:.2f})."]
+    if stages:
+        names = list(dict.fromkeys(k for _s, _m, d in stages for k in d))
+        lines += ["", "Stage profile (s, one run each, in-process library call):", "",
+                  "| song | method | " + " | ".join(names) + " | total |",
+                  "| --- | --- | " + " | ".join("---:" for _ in names) + " | ---: |"]
+        for song, method, d in stages:
+            lines.append(f"| {song} | {method} | "
+                         + " | ".join(f"{d.get(k, 0.0):.2f}" for k in names)
+                         + f" | {sum(d.values()):.2f} |")
     text = "\n".join(lines)
     print(text)
     if args.md:

@@ -27,12 +27,15 @@ from vocalmix.core.params import (
     MixParams,
     Provenance,
     Reason,
+    VocalChain,
 )
 from vocalmix.core.progress import Progress, ProgressEvent, no_progress
 from vocalmix.core.render import (
     Rendered,
     VocalParts,
     assemble,
+    compressor_stage,
+    db_to_gain,
     deesser_stage,
     eq_stage,
     render,
@@ -147,6 +150,10 @@ def _resolve(
                            "resolving the compressor threshold for the vocal dynamics target"))
     lra: float | None = None
     mrange: float | None = None
+    # what the compressor resolver rendered, reused by the vocal chain below when the
+    # chain rendered at the document's amount is the one it resolved
+    x_in: np.ndarray | None = None
+    comp_out: np.ndarray | None = None
     if is_locked(params, "vocal.compressor"):
         comp = vc.compressor
         notes.append("compressor locked: kept as it is")
@@ -164,6 +171,7 @@ def _resolve(
             sol = resolve_compressor(x_in, sample_rate, t.vocal_lra_lu, vc.compressor)
             why = (("target_lra_lu", t.vocal_lra_lu), ("input_lra_lu", sol.input_lra_lu))
         comp, lra = sol.compressor, sol.achieved_lra_lu
+        comp_out = sol.output
         notes.append(sol.note)
         reasons.append(Reason("vocal.compressor", "resolver", sol.note, why))
     rv = vc.reverb
@@ -183,7 +191,8 @@ def _resolve(
     progress(ProgressEvent("resolve.gain", 0.6,
                            "resolving the vocal gain for the vocal-to-mix target"))
     eff = effective_vocal(new.vocal, new.amount)
-    dry = vocal_inserts(vocal, sample_rate, eff)
+    dry = _inserts(vocal, sample_rate, eff, new.vocal, x_in, comp_out)
+    del x_in, comp_out
     parts = VocalParts(dry=dry, wet=sends_wet(dry, sample_rate, eff))
     if new.amount != 1.0:
         lra = mrange = None  # the compressor rendered is not the one they were measured on
@@ -227,6 +236,29 @@ def _resolve(
     new = new.with_reasons(*reasons)
     return new, notes, Resolved(parts=parts, gain=g, vocal_lra_lu=lra, mix_lufs=mix_lufs,
                                      vocal_momentary_range_lu=mrange)
+
+
+def _inserts(vocal: np.ndarray, sample_rate: int, eff: VocalChain, resolved_on: VocalChain,
+             x_in: np.ndarray | None, comp_out: np.ndarray | None) -> np.ndarray:
+    """:func:`~vocalmix.core.render.vocal_inserts` of ``eff``, reusing the compressor
+    resolver's input ``x_in`` (EQ and de-esser of ``resolved_on``) and its output
+    ``comp_out`` (the compressor without make-up) when ``eff`` renders the same stages:
+    the same operations on the same samples, so the same result, without rendering the
+    chain again."""
+    same_input = (x_in is not None and eff.highpass == resolved_on.highpass
+                  and eff.eq_bands == resolved_on.eq_bands
+                  and eff.deesser == resolved_on.deesser)
+    if not same_input:
+        return vocal_inserts(vocal, sample_rate, eff)
+    assert x_in is not None
+    c = eff.compressor
+    if comp_out is None or replace(c, makeup_db=0.0) != replace(resolved_on.compressor,
+                                                               makeup_db=0.0):
+        return np.asarray(compressor_stage(x_in, sample_rate, c), dtype=np.float32)
+    y = comp_out
+    if c.makeup_db != 0.0:
+        y = y * np.float32(db_to_gain(c.makeup_db))
+    return np.asarray(y, dtype=np.float32)
 
 
 #: the settings the resolvers write (what :func:`moved_settings` compares); a lock on one

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vocalmix.core.dsp import max_filter_hz
+from vocalmix.core.dsp import flush_denormals, max_filter_hz, sosfilt_fast
 
 #: the band a de-esser listens to when measuring sibilance, Hz
 SIBILANT_BAND_HZ = (5000.0, 10000.0)
@@ -78,7 +78,8 @@ def short_term_db(x: np.ndarray, sample_rate: int, ms: float = DETECTOR_MS) -> n
 
     a = _one_pole(ms, sample_rate)
     p = np.mean(np.square(np.asarray(x, dtype=np.float64).reshape(len(x), -1)), axis=1)
-    e = lfilter([1.0 - a], [1.0, -a], p)
+    with flush_denormals():
+        e = lfilter([1.0 - a], [1.0, -a], p)
     return 10.0 * np.log10(np.maximum(e, 1e-20))
 
 
@@ -100,7 +101,7 @@ class Sibilance:
 
 def sibilance(x: np.ndarray, sample_rate: int) -> Sibilance:
     """Measure the sibilance of a vocal ``(n, channels)`` at ``sample_rate`` Hz."""
-    from scipy.signal import butter, sosfilt
+    from scipy.signal import butter
 
     lo, hi = SIBILANT_BAND_HZ
     hi = min(hi, max_filter_hz(sample_rate))
@@ -108,7 +109,7 @@ def sibilance(x: np.ndarray, sample_rate: int) -> Sibilance:
     if lo >= hi:  # a narrow-band take (e.g. 8-11 kHz sampling) has no sibilant band
         return Sibilance(-np.inf, -np.inf, float(np.median(full)))
     sos = butter(2, [lo, hi], "bandpass", fs=sample_rate, output="sos")
-    band = short_term_db(sosfilt(sos, np.asarray(x, np.float64), axis=0), sample_rate)
+    band = short_term_db(sosfilt_fast(sos, np.asarray(x, np.float64), axis=0), sample_rate)
     active = full > full.max() - ACTIVE_RANGE_DB
     peak = float(np.percentile(band[active], 99.5))
     body = float(np.median(full[active]))
@@ -168,6 +169,10 @@ class DeEsser:
 
     def process(self, x: np.ndarray) -> np.ndarray:
         """De-ess the next block ``(n, channels)``; returns float32 ``(n, channels)``."""
+        with flush_denormals():
+            return self._process(x)
+
+    def _process(self, x: np.ndarray) -> np.ndarray:
         from scipy.signal import lfilter, sosfilt
 
         s = self.settings

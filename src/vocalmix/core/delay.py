@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vocalmix.core.dsp import max_filter_hz
+from vocalmix.core.dsp import flush_denormals, max_filter_hz
 from vocalmix.core.params import Delay
 
 
@@ -52,6 +52,10 @@ class DelayLine:
 
     def process(self, x: np.ndarray) -> np.ndarray:
         """The echo of the next block ``x``, same shape, float32."""
+        with flush_denormals():
+            return self._process(x)
+
+    def _process(self, x: np.ndarray) -> np.ndarray:
         from scipy.signal import sosfilt
 
         x = np.asarray(x, dtype=np.float64)

@@ -203,12 +203,17 @@ def assemble(
     """
     g = np.float32(db_to_gain(params.vocal.gain_db))
     dry = parts.dry * g
-    v = dry + parts.wet * g
-    b = (backing * np.float32(db_to_gain(params.backing.gain_db))).astype(np.float32)
+    v = parts.wet * g
+    v += dry  # in place: the same sum as dry + wet * g, one full-length array fewer
+    if params.backing.gain_db == 0.0 and backing.dtype == np.float32:
+        b = backing  # times 1.0 would be an identical copy
+    else:
+        b = (backing * np.float32(db_to_gain(params.backing.gain_db))).astype(np.float32)
     pre = v + b
     if params.master.gain_db != 0.0:
-        pre = pre * np.float32(db_to_gain(params.master.gain_db))
+        pre *= np.float32(db_to_gain(params.master.gain_db))
     mix, reduction, tp = master_stage(pre, sample_rate, params.master)
+    del pre
     return Rendered(mix, v, dry, b, sample_rate, reduction, tp)
 
 

@@ -41,7 +41,7 @@ Compressor threshold
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy.optimize import brentq
@@ -343,6 +343,10 @@ class CompressorSolution:
     statistic: str = "lra"
     input_value: float = float("nan")
     achieved_value: float = float("nan")
+    #: the compressor's output for ``compressor`` without its make-up gain (the
+    #: verification render kept, so the caller need not render it again); ``None`` when
+    #: the compressor does nothing
+    output: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
 def _solve_proxy(
@@ -456,26 +460,27 @@ def resolve_compressor(
                 target_lra_lu - 0.5 * tolerance_lu:
             break
     i_in = integrated_loudness(x, sample_rate)
-    best: tuple[float, Compressor, float] | None = None
+    best: tuple[float, Compressor, float, np.ndarray] | None = None
     pts: list[tuple[float, float]] = []  # (threshold, real statistic)
     renders = 0
     thr, _p = _solve_proxy(proxy, target_lra_lu, ratio, t_lo, t_hi, statistic)
     for it in range(max_verify):
         comp = replace(base, enabled=True, threshold_db=float(thr), ratio=float(ratio),
                        makeup_db=0.0)
-        real = dynamics_statistic(compressor_stage(x, sample_rate, comp), sample_rate,
-                                  statistic)
+        out = compressor_stage(x, sample_rate, comp)
+        real = dynamics_statistic(out, sample_rate, statistic)
         renders += 1
         pts.append((thr, real))
         err = abs(real - target_lra_lu)
         if best is None or err < best[0]:
-            best = (err, comp, real)
+            best = (err, comp, real, out)
+        del out
         if err <= tolerance_lu or it == max_verify - 1:
             break
         thr = _next_threshold(proxy, pts, target_lra_lu, ratio, t_lo, t_hi, statistic)
     assert best is not None
-    err, comp, real = best
-    y = compressor_stage(x, sample_rate, comp)
+    err, comp, real, y = best
+    best = None
     makeup = i_in - integrated_loudness(y, sample_rate)
     comp = replace(comp, makeup_db=clip(Compressor, "makeup_db", makeup))
     out_lra = real if statistic == "lra" else loudness_range(y, sample_rate)
@@ -487,7 +492,7 @@ def resolve_compressor(
     if err > tolerance_lu:
         note += f"; missed the target by {err:.2f} LU"
     return CompressorSolution(comp, input_lra, out_lra, renders, note, statistic, input_val,
-                              real)
+                              real, output=y)
 
 
 # --- the freeverb's documented decay ----------------------------------------------------

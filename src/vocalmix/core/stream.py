@@ -71,7 +71,7 @@ import numpy as np
 import pedalboard as pb
 
 from vocalmix.core.amount import effective, effective_vocal
-from vocalmix.core.dsp import eq_sos
+from vocalmix.core.dsp import eq_sos, flush_denormals
 from vocalmix.core.errors import ChannelLayoutError, ParamsError
 from vocalmix.core.limiter import StreamingLimiter
 from vocalmix.core.params import MixParams, VocalChain, clip
@@ -142,14 +142,15 @@ class BiquadStage(Stage):
         n = x.shape[1]
         y = self._flat[: CHANNELS * n].reshape(CHANNELS, n)
         y[:] = x
-        if self.kernel is not None:
-            self.kernel(self.sos, y, self._zi)  # in place, state updated in place
-        else:
-            from scipy.signal import sosfilt
+        with flush_denormals():  # as eq_stage runs it
+            if self.kernel is not None:
+                self.kernel(self.sos, y, self._zi)  # in place, state updated in place
+            else:
+                from scipy.signal import sosfilt
 
-            out, zf = sosfilt(self.sos, y, axis=1, zi=self._zi.transpose(1, 0, 2))
-            y[:] = out
-            self._zi[:] = zf.transpose(1, 0, 2)
+                out, zf = sosfilt(self.sos, y, axis=1, zi=self._zi.transpose(1, 0, 2))
+                y[:] = out
+                self._zi[:] = zf.transpose(1, 0, 2)
         o = self._y[:, :n]
         np.copyto(o, y, casting="same_kind")
         return o

@@ -51,7 +51,6 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import scipy.fft
 
 from vocalmix.core.dsp import max_filter_hz
 from vocalmix.estimators.masking import bands_response_db, fit_parametric_bands
@@ -93,15 +92,13 @@ def frame_spectra(x: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarr
     Mono downmix at 44.1 kHz (soxr), Hann-windowed 8192-point frames with 50 % overlap;
     a frame is active when its energy is within 30 dB of the loudest frame's.
     """
-    from vocalmix.core.dsp import mono_at
+    from vocalmix.core.dsp import frame_power, mono_at
 
     y = mono_at(x, sample_rate, ANALYSIS_SR, quality="HQ")
     n = len(y) // (N_FFT // 2) - 1
     if n < 1:
         raise ValueError("vocal too short for a spectrum (needs 0.3 s at least)")
-    idx = np.arange(N_FFT)[None, :] + (N_FFT // 2) * np.arange(n)[:, None]
-    s = scipy.fft.rfft(y[idx] * np.hanning(N_FFT).astype(np.float32), axis=1)
-    p = (s.real**2 + s.imag**2).astype(np.float64)
+    p = frame_power(y, N_FFT, N_FFT // 2, n_frames=n)
     e = p.sum(axis=1)
     if not e.max() > 0:
         raise ValueError("vocal is silent")

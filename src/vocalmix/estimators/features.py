@@ -70,6 +70,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.fft
 
+from vocalmix.core.dsp import frame_power
+
 FEATURE_VERSION = 4
 PERTURBATION_VERSION = 2  # bump when the raw-take perturbation changes (cache keys use it)
 FEATURE_NAMES: tuple[str, ...] = (
@@ -105,9 +107,7 @@ def _spectrum(y: np.ndarray, active: np.ndarray | None = None) -> _Spectrum:
     if n < 1:
         y = np.pad(y, (0, _N - len(y)))
         n = 1
-    fr = y[: n * _N].reshape(n, _N) * np.hanning(_N).astype(np.float32)
-    s = scipy.fft.rfft(fr, axis=1)
-    p = (s.real**2 + s.imag**2).astype(np.float64)
+    p = frame_power(y, _N, _N, n_frames=n)
     e = p.sum(axis=1)
     if active is None:
         keep = e > e.max() * 10 ** (-_ACTIVE_DB / 10) if e.max() > 0 else np.ones(n, bool)
@@ -301,9 +301,7 @@ def _percussive_db(yb: np.ndarray) -> float:
     n = len(yb) // hop - 1
     if n < 3:
         return 0.0
-    idx = np.arange(_N)[None, :] + hop * np.arange(n)[:, None]
-    s = scipy.fft.rfft(yb[idx] * np.hanning(_N).astype(np.float32), axis=1)[:, : _N // 4]
-    p = (s.real**2 + s.imag**2).astype(np.float64)  # (frames, bins below 5.5 kHz)
+    p = frame_power(yb, _N, hop, n_frames=n, bins=_N // 4)  # (frames, bins below 5.5 kHz)
     harmonic = median_filter(p, size=(9, 1), mode="nearest").sum()
     percussive = median_filter(p, size=(1, 9), mode="nearest").sum()
     if harmonic <= 0 or percussive <= 0:

@@ -257,7 +257,15 @@ def excerpt_features(vocal: np.ndarray, backing: np.ndarray, sample_rate: int,
                      max_excerpts: int | None = MAX_EXCERPTS) -> np.ndarray:
     """Feature rows of the excerpts of a song in which the vocal sings."""
     wins = vocal_excerpts(vocal, sample_rate, EXCERPT_S, HOP_S, max_excerpts)
-    return np.stack([features(vocal[w], backing[w], sample_rate) for w in wins])
+    if len(wins) < 2:
+        return np.stack([features(vocal[w], backing[w], sample_rate) for w in wins])
+    from concurrent.futures import ThreadPoolExecutor
+
+    # the excerpts are independent and their FFTs, filters and resampling release the
+    # GIL: two threads (the rows come back in order, each computed as before)
+    with ThreadPoolExecutor(2) as pool:
+        rows = list(pool.map(lambda w: features(vocal[w], backing[w], sample_rate), wins))
+    return np.stack(rows)
 
 
 @dataclass(frozen=True)

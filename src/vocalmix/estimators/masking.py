@@ -36,7 +36,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.fft
 
 from vocalmix.core.dsp import (  # noqa: F401 - re-exported for the learned EQ
     bands_response_db,
@@ -80,16 +79,13 @@ class MaskingAnalysis:
 
 def _power_spectra(x: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
     """Frame power spectra ``(frames, bins)`` of a downmix at 32 kHz, and bin freqs."""
-    from vocalmix.core.dsp import mono_at
+    from vocalmix.core.dsp import frame_power, mono_at
 
     y = mono_at(x, sample_rate, _SR)
     hop = _N_FFT  # non-overlapping frames: a long-term spectrum needs no overlap
-    n = len(y) // hop
-    if n < 1:
+    if len(y) // hop < 1:
         raise ValueError("audio too short for a spectrum (need at least 64 ms)")
-    frames = y[: n * hop].reshape(n, hop) * np.hanning(_N_FFT).astype(np.float32)
-    spec = scipy.fft.rfft(frames, axis=1)
-    return (spec.real**2 + spec.imag**2).astype(np.float64), np.fft.rfftfreq(_N_FFT, 1 / _SR)
+    return frame_power(y, _N_FFT, hop), np.fft.rfftfreq(_N_FFT, 1 / _SR)
 
 
 def analyse_masking(

@@ -43,8 +43,10 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -80,9 +82,40 @@ class Context:
     sample_rate: int
     params: MixParams
     genre: str | None = None
+    #: analyses of the input pair started ahead on another thread (see :func:`estimate`),
+    #: by name; a provider takes its result from here, or computes it when absent
+    ahead: Mapping[str, Future[Any]] = field(default_factory=dict)
 
 
 Provider = Callable[[Context], tuple[MixParams, list[str]]]
+
+
+def _ahead(ctx: Context, name: str, compute: Callable[[], Any]) -> Any:
+    """The result of the analysis ``name``: the one started ahead (its exception
+    re-raised here), or ``compute()``."""
+    f = ctx.ahead.get(name)
+    return f.result() if f is not None else compute()
+
+
+def _engineers_eq_shape() -> dict[str, np.ndarray] | None:
+    try:
+        return vocalprior.engineers().eq_shape_db
+    except ModelError:
+        return None
+
+
+def _eq_analysis(vocal: np.ndarray, backing: np.ndarray, sample_rate: int) -> tuple[Any, Any]:
+    """The EQ provider's analysis of the input pair: the corrective EQ and the masking
+    bands on the corrected vocal (see :func:`eq_provider`)."""
+    m = eq.shipped_model()
+    c = eq.correct(vocal, sample_rate, m)
+    return c, eq.combine_with_masking(vocal, backing, sample_rate, c.bands, model=m,
+                                      engineers_shape_db=_engineers_eq_shape())
+
+
+def _reverb_analysis(backing: np.ndarray, sample_rate: int) -> dict[str, Any]:
+    """The reverb provider's prediction from the backing (see :func:`reverb_provider`)."""
+    return reverb.predict_reverb(reverb.shipped_model(), backing, sample_rate)
 
 
 def level_provider(ctx: Context) -> tuple[MixParams, list[str]]:
@@ -142,13 +175,10 @@ def eq_provider(ctx: Context) -> tuple[MixParams, list[str]]:
     vocals and engineers' EQs make usual; the baseline's masking bands, which were
     computed on the uncorrected vocal, are replaced."""
     m = eq.shipped_model()
-    c = eq.correct(ctx.vocal, ctx.sample_rate, m)
+    c, combined = _ahead(ctx, "eq",
+                         lambda: _eq_analysis(ctx.vocal, ctx.backing, ctx.sample_rate))
     cv = m.meta.get("cross_validated") or {}
     removed = 100 * float(cv.get("fraction_removed", float("nan")))
-    try:
-        shape = vocalprior.engineers().eq_shape_db
-    except ModelError:
-        shape = None
     notes = []
     if c.bands:
         notes.append(f"model EQ: correction (P(no EQ) = {c.p_clean:.2f}): in "
@@ -161,8 +191,7 @@ def eq_provider(ctx: Context) -> tuple[MixParams, list[str]]:
         notes.append(f"model EQ: no correction (P(no EQ) = {c.p_clean:.2f}; the model "
                      f"corrects only when P(no EQ) < {m.gate_p_clean:g} and the correction's "
                      f"RMS is at least {m.gate_min_rms_db:g} dB)")
-    corr, mask, hp, more = eq.combine_with_masking(ctx.vocal, ctx.backing, ctx.sample_rate,
-                                                   c.bands, model=m, engineers_shape_db=shape)
+    corr, mask, hp, more = combined
     p = ctx.params
     hp_hz = hp if math.isfinite(hp) else p.vocal.highpass.cutoff_frequency_hz
     bands = tuple(EqBand(kind=k, freq_hz=clip(EqBand, "freq_hz", f),
@@ -254,7 +283,7 @@ def reverb_provider(ctx: Context) -> tuple[MixParams, list[str]]:
     band ratios), pre-delay and wet level (:func:`vocalmix.estimators.reverb.predict_reverb`),
     each clipped to what MixParams accepts; width and the on/off switch are kept."""
     m = reverb.shipped_model()
-    p = reverb.predict_reverb(m, ctx.backing, ctx.sample_rate)
+    p = _ahead(ctx, "reverb", lambda: _reverb_analysis(ctx.backing, ctx.sample_rate))
     hf = float(np.clip(p["hf_ratio"], BAND_DECAY_RATIO.lo, BAND_DECAY_RATIO.hi))
     ratios = reverb.band_ratios_for_hf(hf)
     try:
@@ -452,16 +481,27 @@ def estimate(vocal: np.ndarray, backing: np.ndarray, sample_rate: int,
             notes.append(f"genre {g!r} given: the baseline's rules do not use it")
         return params, notes
     level.shipped_model()  # fail fast: the pipeline falls back to the baseline
-    params, _analysis = baseline.estimate(vocal, backing, sample_rate)
-    notes = []
-    for name, provider, required in PROVIDERS:
-        try:
-            params, more = provider(Context(vocal, backing, sample_rate, params, g))
-        except (ModelError, AnalysisError) as e:
-            if required:
-                raise
-            more = [f"{name}: {e}; kept the baseline's choice"]
-        notes.extend(more)
+    # the EQ's and the reverb's analyses depend on the input pair only: a second thread
+    # runs them while this one runs the baseline and the level model (their FFTs,
+    # filters and resampling release the GIL); the providers then take the results
+    pool = ThreadPoolExecutor(1)
+    try:
+        ahead: dict[str, Future[Any]] = {
+            "eq": pool.submit(_eq_analysis, vocal, backing, sample_rate),
+            "reverb": pool.submit(_reverb_analysis, backing, sample_rate)}
+        params, _analysis = baseline.estimate(vocal, backing, sample_rate)
+        notes = []
+        for name, provider, required in PROVIDERS:
+            try:
+                params, more = provider(Context(vocal, backing, sample_rate, params, g,
+                                                ahead))
+            except (ModelError, AnalysisError) as e:
+                if required:
+                    raise
+                more = [f"{name}: {e}; kept the baseline's choice"]
+            notes.extend(more)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
     notes.extend(params.provenance.notes)
     params = replace(params, provenance=replace(params.provenance, method="model",
                                                 notes=tuple(notes)))

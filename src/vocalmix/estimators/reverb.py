@@ -58,8 +58,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import scipy.fft
 
+from vocalmix.core.dsp import frame_power
 from vocalmix.estimators.weights import ModelFiles
 
 #: bump when the features, the label definitions or the weight format change (2: wet
@@ -151,7 +151,6 @@ def _envelopes_db(x: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarr
         k = int(_MAX_ANALYSIS_S * sample_rate)
         s = (a.shape[0] - k) // 2
         a = a[s: s + k]
-    win = np.hanning(_NFFT).astype(np.float32)
     p = None
     for c in range(a.shape[1]):
         y = a[:, c]
@@ -160,9 +159,7 @@ def _envelopes_db(x: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarr
         n = (len(y) - _NFFT) // _HOP
         if n < 400:
             raise ValueError("signal too short for a reverb estimate (need 2 s at least)")
-        idx = np.arange(_NFFT)[None, :] + _HOP * np.arange(n)[:, None]
-        s = scipy.fft.rfft(y[idx] * win, axis=1)
-        pc = s.real.astype(np.float64) ** 2 + s.imag.astype(np.float64) ** 2
+        pc = frame_power(y, _NFFT, _HOP, n_frames=n, square_after_cast=True)
         p = pc if p is None else p + pc
     assert p is not None
     f = np.fft.rfftfreq(_NFFT, 1.0 / ANALYSIS_SR)

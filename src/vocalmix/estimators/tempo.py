@@ -18,25 +18,37 @@ Tests compare it with ``librosa.feature.tempo`` on real stems and click tracks.
 from __future__ import annotations
 
 import numpy as np
-import scipy.fft
+
+from vocalmix.core.dsp import LruCache, content_key, frame_power, mono_at
 
 _SR = 11025
 _N_FFT = 1024
 _HOP = 256
 
 
-def onset_strength(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, float]:
-    """Onset-strength envelope and its frame rate (Hz)."""
-    from vocalmix.core.dsp import mono_at
+#: onset envelopes by signal content (the backing's is asked for by the baseline, the
+#: reverb model and the delay)
+_ONSETS = LruCache(16)
 
+
+def onset_strength(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, float]:
+    """Onset-strength envelope and its frame rate (Hz); remembered by the signal's
+    content (:func:`vocalmix.core.dsp.content_key`), read-only."""
+    key = content_key(audio, sample_rate, "onset strength")
+    env = _ONSETS.get(key)
+    if env is None:
+        env = _onset_strength(audio, sample_rate)
+        env.flags.writeable = False
+        _ONSETS.put(key, env)
+    return env, _SR / _HOP
+
+
+def _onset_strength(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     x = mono_at(audio, sample_rate, _SR)
     n_frames = 1 + (len(x) - _N_FFT) // _HOP
     if n_frames < 8:
         raise ValueError("audio too short for a tempo estimate (need a few seconds)")
-    idx = np.arange(_N_FFT)[None, :] + _HOP * np.arange(n_frames)[:, None]
-    frames = x[idx] * np.hanning(_N_FFT).astype(np.float32)
-    spec = scipy.fft.rfft(frames, axis=1)
-    mag = (spec.real**2 + spec.imag**2).astype(np.float32)
+    mag = frame_power(x, _N_FFT, _HOP, dtype=np.float32)
     freqs = np.fft.rfftfreq(_N_FFT, 1.0 / _SR)
     edges = np.geomspace(60.0, 5000.0, 25)
     band = np.digitize(freqs, edges) - 1
@@ -45,7 +57,7 @@ def onset_strength(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, flo
     logb = np.log1p(1000.0 * energies / (energies.max() + 1e-12))
     flux = np.maximum(np.diff(logb, axis=0), 0.0).sum(axis=1)
     flux = flux - np.convolve(flux, np.ones(16) / 16.0, mode="same")  # detrend
-    return np.maximum(flux, 0.0), _SR / _HOP
+    return np.asarray(np.maximum(flux, 0.0))
 
 
 def estimate_tempo(

@@ -351,12 +351,32 @@ def _read(path: str, args: argparse.Namespace, label: str | None = None):
                 print(f"vocalmix: decoder: {line}", file=sys.stderr)
 
 
+def _read_both(args: argparse.Namespace):
+    """The vocal and the backing (:func:`_read`), decoded on two threads (libsndfile
+    releases the GIL); the vocal's error first when both fail."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from vocalmix.core.audio import captured_native_stderr, read_audio
+
+    noise: list[str] = []
+    try:
+        with captured_native_stderr() as noise, ThreadPoolExecutor(2) as pool:
+            fv = pool.submit(read_audio, args.vocal, label=f"vocal {args.vocal}",
+                             fold=args.fold)
+            fb = pool.submit(read_audio, args.backing, label=f"backing {args.backing}",
+                             fold=args.fold)
+            return fv.result(), fb.result()
+    finally:
+        if getattr(args, "debug", False):
+            for line in noise:
+                print(f"vocalmix: decoder: {line}", file=sys.stderr)
+
+
 def _load_pair(args: argparse.Namespace, progress: _Progress):
     from vocalmix.core.audio import prepare_pair
 
     progress(f"reading {args.vocal} and {args.backing}")
-    v = _read(args.vocal, args, label=f"vocal {args.vocal}")
-    b = _read(args.backing, args, label=f"backing {args.backing}")
+    v, b = _read_both(args)
     vs, bs, sr, notes = prepare_pair(v, b, sample_rate=args.sample_rate)
     for n in notes:
         progress(n)

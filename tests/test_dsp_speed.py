@@ -1,0 +1,96 @@
+"""The helpers that make the mixing path fast change no result: subnormal flushing, the
+shared framed spectrum and the per-signal analyses remembered by content."""
+
+from __future__ import annotations
+
+import platform
+import sys
+
+import numpy as np
+import pytest
+import scipy.fft
+from scipy.signal import sosfilt
+
+from vocalmix.core import dsp
+from vocalmix.core.measure import BlockStats, k_weight, segment_energies
+
+X86_LINUX = sys.platform.startswith("linux") and platform.machine() in ("x86_64", "AMD64")
+
+
+@pytest.mark.skipif(not X86_LINUX, reason="flushing is implemented for Linux x86-64 only")
+def test_flush_denormals_flushes_inside_and_restores_after():
+    tiny = np.array([1e-300])
+    assert (tiny * 1e-10)[0] != 0.0  # a subnormal result, kept
+    with dsp.flush_denormals():
+        assert (tiny * 1e-10)[0] == 0.0
+    assert (tiny * 1e-10)[0] != 0.0
+
+
+def test_sosfilt_fast_gives_sosfilt_float32_output_through_long_silences():
+    rng = np.random.default_rng(1)
+    sr = 44100
+    x = np.zeros((6 * sr, 2))
+    x[: sr // 2] = rng.standard_normal((sr // 2, 2)) * 0.1  # a note, then 5.5 s silence
+    x[-sr // 4 :] = rng.standard_normal((sr // 4, 2)) * 0.1  # and another note
+    sos = dsp.eq_sos(*_eq(sr))
+    assert sos is not None
+    want = sosfilt(sos, x, axis=0).astype(np.float32)
+    got = dsp.sosfilt_fast(sos, x, axis=0).astype(np.float32)
+    assert np.array_equal(got, want)  # same values (zeros' signs aside)
+
+
+def _eq(sr):
+    from vocalmix.core.params import EqBand, HighPass
+
+    return (HighPass(enabled=True, cutoff_frequency_hz=150.0),
+            (EqBand(kind="peak", freq_hz=300.0, gain_db=-3.0, q=1.0),), sr)
+
+
+def test_frame_power_is_the_hann_windowed_framed_spectrum():
+    rng = np.random.default_rng(2)
+    y = rng.standard_normal(10_000).astype(np.float32)
+    n_fft, hop = 1024, 256
+    n = 1 + (len(y) - n_fft) // hop
+    frames = np.stack([y[i * hop : i * hop + n_fft] for i in range(n)])
+    s = scipy.fft.rfft(frames * np.hanning(n_fft).astype(np.float32), axis=1)
+    want = (s.real**2 + s.imag**2).astype(np.float64)
+    got = dsp.frame_power(y, n_fft, hop)
+    assert got.shape == (n, n_fft // 2 + 1)
+    assert np.array_equal(got, want)
+    assert np.array_equal(dsp.frame_power(y, n_fft, hop, bins=100), want[:, :100])
+    # non-overlapping frames take the reshape path: the same values
+    m = len(y) // n_fft
+    s = scipy.fft.rfft(y[: m * n_fft].reshape(m, n_fft) * np.hanning(n_fft).astype(np.float32),
+                       axis=1)
+    assert np.array_equal(dsp.frame_power(y, n_fft, n_fft),
+                          (s.real**2 + s.imag**2).astype(np.float64))
+    with pytest.raises(ValueError):
+        dsp.frame_power(y[:100], n_fft, hop)
+
+
+def test_segment_energies_are_remembered_by_content_not_by_array():
+    rng = np.random.default_rng(3)
+    sr = 8000
+    x = (rng.standard_normal((5 * sr, 2)) * 0.1).astype(np.float32)
+    seg = sr // 10
+    want = segment_energies(k_weight(x, sr), seg)
+    a = BlockStats.of(x, sr).energy
+    b = BlockStats.of(x.copy(), sr).energy  # another array, same samples: remembered
+    assert np.array_equal(a, want) and b is a
+    y = x.copy()
+    y[0, 0] += 0.5  # one sample differs: measured anew
+    c = BlockStats.of(y, sr).energy
+    assert not np.array_equal(c, a)
+    assert np.array_equal(c, segment_energies(k_weight(y, sr), seg))
+    with pytest.raises(ValueError):
+        a[0] = 1.0  # what is shared cannot be changed by one caller
+
+
+def test_content_key_tells_signals_rates_and_layouts_apart():
+    x = np.arange(12, dtype=np.float32).reshape(6, 2)
+    k = dsp.content_key(x, 44100)
+    assert k == dsp.content_key(x.copy(), 44100)
+    assert k != dsp.content_key(x, 48000)
+    assert k != dsp.content_key(x.reshape(3, 4), 44100)
+    assert k != dsp.content_key(x.astype(np.float64), 44100)
+    assert k == dsp.content_key(np.asfortranarray(x), 44100)  # layout is not content
