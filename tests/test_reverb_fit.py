@@ -268,7 +268,8 @@ def test_shipped_presets_are_valid_synthetic_reverbs():
                 "within_10pct_500_4k"} <= set(e), name
         rv = pr.preset_reverb(name)
         assert isinstance(rv, Reverb) and rv.type == "synthetic" and rv.enabled
-        assert rv.wet_level_db <= spec_of(Reverb, "wet_level_db").hi and rv.band_decay_ratios[3] == 1.0
+        assert rv.wet_level_db <= spec_of(Reverb, "wet_level_db").hi
+        assert rv.band_decay_ratios[3] == 1.0
         assert e["reverb"]["type"] == "synthetic" and len(e["reverb"]["band_decay_ratios"]) == 7
     assert {e["origin"] for e in all_.values()} >= {"real", "pedalboard"}
 

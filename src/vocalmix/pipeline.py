@@ -163,6 +163,10 @@ def _resolve(
         if t.vocal_momentary_range_lu is not None:
             sol = resolve_compressor(x_in, sample_rate, t.vocal_momentary_range_lu,
                                      vc.compressor, statistic="momentary_range")
+            notes.append(f"the compressor follows the momentary-range target "
+                         f"({t.vocal_momentary_range_lu:g} LU); targets.vocal_lra_lu "
+                         f"({t.vocal_lra_lu:g} LU) is not used while it is set (null "
+                         "turns it off)")
             mrange = sol.achieved_value
             why: tuple[tuple[str, float], ...] = (
                 ("target_momentary_range_lu", t.vocal_momentary_range_lu),
@@ -287,7 +291,7 @@ def moved_settings(before: MixParams, after: MixParams) -> list[str]:
     out = []
     for path in RESOLVED_SETTINGS:
         a, b = _setting(before, path), _setting(after, path)
-        if abs(a - b) > 1e-9:
+        if abs(a - b) > 1e-4:  # dB, ms, LU: below that nothing moved audibly
             out.append(f"{path}: {a:g} -> {b:g}")
     return out
 
@@ -447,6 +451,14 @@ def estimate_params(
         params = params.with_reasons(*(
             Reason(f"targets.{k}", "user", f"given by the user: {v:g}")
             for k, v in overrides.items() if v is not None))
+        if vocal_lra_lu is not None and params.targets.vocal_momentary_range_lu is not None:
+            # an LRA asked for is the compressor's target: the momentary range is not
+            params = replace(params, targets=replace(params.targets,
+                                                     vocal_momentary_range_lu=None),
+                             reasons=tuple(r for r in params.reasons if r.path
+                                           != "targets.vocal_momentary_range_lu"))
+            notes.append("the LRA target given replaces the momentary-range target: the "
+                         "compressor follows the LRA")
     if mix_lufs is not None:
         params = replace(params, targets=replace(params.targets, mix_lufs=float(mix_lufs)))
         params = params.with_reasons(Reason("targets.mix_lufs", "user",

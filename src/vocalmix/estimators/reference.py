@@ -61,6 +61,8 @@ class ReferenceFigures:
     Attributes:
         vocal_to_mix_lu: the vocal against the mix while it sings, LU.
         vocal_lra_lu: the vocal's loudness range, LU.
+        vocal_momentary_range_lu: the vocal's momentary loudness range (EBU 3342's recipe
+            on 400 ms loudness), LU.
         vocal_bands_db: the vocal's level-normalised 1/3-octave spectrum at
             :data:`~vocalmix.core.dsp.THIRD_OCTAVE_HZ`, dB.
         reverb: the reverb estimator's reading (``decay_s``, ``hf_ratio``,
@@ -70,6 +72,7 @@ class ReferenceFigures:
 
     vocal_to_mix_lu: float
     vocal_lra_lu: float
+    vocal_momentary_range_lu: float
     vocal_bands_db: np.ndarray
     reverb: dict[str, float] | None
     duration_s: float
@@ -90,7 +93,7 @@ def normalised_bands_db(x: np.ndarray, sample_rate: int) -> np.ndarray:
 def read_reference(vocal: np.ndarray, backing: np.ndarray, sample_rate: int
                    ) -> ReferenceFigures:
     """Measure a reference mix's vocal and backing stems (one rate and length)."""
-    from vocalmix.core.measure import loudness_range, vocal_to_mix_lu
+    from vocalmix.core.measure import loudness_range, momentary_loudness_range, vocal_to_mix_lu
 
     v2m = float(vocal_to_mix_lu(vocal, backing, sample_rate, "singing"))
     if not np.isfinite(v2m):
@@ -105,6 +108,7 @@ def read_reference(vocal: np.ndarray, backing: np.ndarray, sample_rate: int
     return ReferenceFigures(
         vocal_to_mix_lu=v2m,
         vocal_lra_lu=float(loudness_range(vocal, sample_rate)),
+        vocal_momentary_range_lu=float(momentary_loudness_range(vocal, sample_rate)),
         vocal_bands_db=normalised_bands_db(vocal, sample_rate),
         reverb=reverb,
         duration_s=vocal.shape[0] / float(sample_rate),
@@ -146,7 +150,12 @@ def apply_reference(params: MixParams, ref: ReferenceFigures, vocal: np.ndarray,
     v2m = clip(Targets, "vocal_to_mix_lu", ref.vocal_to_mix_lu)
     lra = clip(Targets, "vocal_lra_lu", max(ref.vocal_lra_lu, 1.0))
     p = params.with_targets(vocal_to_mix_lu=v2m, vocal_lra_lu=lra)
-    p = replace(p, targets=replace(p.targets, vocal_to_mix_measure="singing"))
+    # the compressor follows the reference's momentary range (what the model method's
+    # dynamics target is; a few seconds of singing carry it, hardly an LRA)
+    mr = (clip(Targets, "vocal_momentary_range_lu", ref.vocal_momentary_range_lu)
+          if np.isfinite(ref.vocal_momentary_range_lu) else None)
+    p = replace(p, targets=replace(p.targets, vocal_to_mix_measure="singing",
+                                   vocal_momentary_range_lu=mr))
     reasons = [
         Reason("targets.vocal_to_mix_lu", "reference",
                f"{label}'s vocal sits {ref.vocal_to_mix_lu:+.1f} LU against its mix while "
@@ -156,8 +165,16 @@ def apply_reference(params: MixParams, ref: ReferenceFigures, vocal: np.ndarray,
                (("reference_lra_lu", ref.vocal_lra_lu),
                 ("reference_duration_s", ref.duration_s))),
     ]
+    if mr is not None:
+        reasons.append(Reason(
+            "targets.vocal_momentary_range_lu", "reference",
+            f"{label}'s vocal has a momentary loudness range of "
+            f"{ref.vocal_momentary_range_lu:.1f} LU", (("reference_momentary_range_lu",
+                                                         ref.vocal_momentary_range_lu),)))
     notes.append(f"reference: vocal {v2m:+.2f} LU against the mix while it sings, LRA "
-                 f"{lra:.1f} LU")
+                 f"{lra:.1f} LU, momentary range "
+                 + (f"{mr:.1f} LU (the compressor's target)" if mr is not None
+                    else "not measurable"))
     bands = balance_bands(ref.vocal_bands_db, normalised_bands_db(vocal, sample_rate),
                           sample_rate)
     eq = tuple(EqBand(kind=k, freq_hz=clip(EqBand, "freq_hz", f),

@@ -183,7 +183,8 @@ def eq_provider(ctx: Context) -> tuple[MixParams, list[str]]:
     if c.bands:
         notes.append(f"model EQ: correction (P(no EQ) = {c.p_clean:.2f}): in "
                      f"cross-validation over artists (band domain) this model removed "
-                     f"{removed:.0f}% of a random EQ's damage")
+                     f"{removed:.0f}% of a random EQ's damage (about half that once fitted "
+                     "to bands and rendered)")
     elif m.gate_open(c.curve_db, np.asarray(c.p_clean)):
         notes.append(f"model EQ: no correction (P(no EQ) = {c.p_clean:.2f}; the corrective "
                      "curve is too small to need a band)")
@@ -408,8 +409,8 @@ def deesser_provider(ctx: Context) -> tuple[MixParams, list[str]]:
                    if math.isfinite(float(v)))
     if s is None:
         d = replace(p.vocal.deesser, enabled=False)
-        text = ("no de-esser: the sibilant peaks are already within "
-                f"{-SIBILANCE_TARGET_DB:g} dB of the vowels")
+        text = ("no de-esser: the sibilant peaks are already at least "
+                f"{-SIBILANCE_TARGET_DB:g} dB under the vowels' level")
     else:
         d = DeEsser(enabled=True, threshold_db=clip(DeEsser, "threshold_db", s.threshold_db),
                     freq_hz=clip(DeEsser, "freq_hz", s.freq_hz),

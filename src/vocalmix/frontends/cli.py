@@ -146,7 +146,7 @@ def _add_inputs(p: argparse.ArgumentParser) -> None:
 #: Subcommands whose parser lives with the code they run, imported only when that
 #: subcommand is the one asked for: (name, one-line help, module with ``register_cli``).
 EXTRA_COMMANDS: tuple[tuple[str, str, str], ...] = (
-    ("train", "fit the learned models (level, EQ, reverb)", "vocalmix.training.train"),
+    ("train", "fit the learned models (level, EQ, dynamics, reverb)", "vocalmix.training.train"),
     ("evaluate", "measure the learned models on held-out data", "vocalmix.training.evaluate"),
     ("fit-reverb", "fit the synthetic reverb to impulse responses (writes presets)",
      "vocalmix.training.fitreverb"),
@@ -696,7 +696,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"\nEdit {out / 'params.json'} (e.g. vocal.gain_db) and re-render with:\n"
         f"  vocalmix render {out / 'vocal_in.wav'} {out / 'backing_in.wav'} "
         f"{out / 'params.json'} -o {out / 'mix_edited.wav'}\n"
-        f"or change a target (e.g. targets.vocal_lra_lu) and re-resolve with:\n"
+        f"or change a target (e.g. targets.vocal_to_mix_lu) and re-resolve with:\n"
         f"  vocalmix mix {out / 'vocal_in.wav'} {out / 'backing_in.wav'} --params-in "
         f"{out / 'params.json'} -o {out / 'mix_retargeted.wav'}"
     )

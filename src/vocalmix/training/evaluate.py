@@ -72,7 +72,8 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
                    help="evaluate the reverb estimator on held-out impulse responses, read "
                         "the reverb of the mixed vocals, and the choice model over songs")
     p.add_argument("--all", action="store_true",
-                   help="all three into the same report folder (e.g. --data ../shared/data)")
+                   help="all four (level, EQ, dynamics, reverb) into the same report folder "
+                   "(e.g. --data ../shared/data)")
     p.add_argument("-q", "--quiet", action="store_true")
     p.add_argument("--debug", action="store_true")
     p.set_defaults(func=_cmd)
