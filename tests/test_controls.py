@@ -54,6 +54,18 @@ def test_a_locked_gain_survives_a_target_re_resolve(song):
     assert unlocked.vocal.gain_db != edited.vocal.gain_db
 
 
+def test_an_lra_target_given_replaces_the_momentary_range_target(song):
+    v, b = song
+    p, _, est = mix(v, b, SR, method="model")
+    assert p.targets.vocal_momentary_range_lu is not None  # the model method's target
+    assert any("is not used while it is set" in n for n in est.notes)
+    again, _, est2 = mix(v, b, SR, base=p, vocal_lra_lu=3.0)
+    assert again.targets.vocal_momentary_range_lu is None and again.targets.vocal_lra_lu == 3.0
+    assert any("replaces the momentary-range target" in n for n in est2.notes)
+    assert any("vocal LRA" in n and "target 3.0" in n for n in est2.notes)
+    assert not any(r.path == "targets.vocal_momentary_range_lu" for r in again.reasons)
+
+
 def full_chain() -> VocalChain:
     return VocalChain(
         eq_bands=(EqBand("peak", 3000.0, 4.0, 1.0), EqBand("high_shelf", 8000.0, -3.0, 0.7)),
