@@ -85,3 +85,17 @@ def test_a_phone_vocal_over_a_cd_backing_mixes_at_the_backing_rate(song):
     g = np.float32(10.0 ** (r.params.backing.gain_db / 20.0))
     assert np.array_equal(r.backing, (b * g).astype(np.float32))
     assert any("vocal resampled from 16000 Hz to 44100 Hz" in n for n in r.notes)
+
+
+def test_the_steering_controls_are_keyword_arguments_of_the_api(song):
+    from vocalmix.estimators.presets import preset_reverb, presets
+
+    v, b = song
+    r = vocalmix.mix(v, b, 44100, method="baseline", mix_lufs=-14.0, amount=0.5)
+    assert r.params.amount == 0.5 and r.params.targets.mix_lufs == -14.0
+    assert r.params.achieved.mix_integrated_lufs == pytest.approx(-14.0, abs=0.3)
+    name = sorted(presets())[0]
+    p = vocalmix.estimate(v, b, 44100, method="baseline", reverb_preset=name,
+                          locks=("vocal.gain_db",))
+    assert p.locks == ("vocal.gain_db",)
+    assert p.vocal.reverb.decay_s == preset_reverb(name).decay_s

@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -87,6 +88,17 @@ def default_method() -> str:
     return best()
 
 
+def _preset_kwargs(ref: str | None) -> dict[str, Any]:
+    """``reverb_preset`` and ``preset_library`` for the pipeline from a preset reference
+    (a shipped preset's name, ``FILE.json#NAME`` or a one-preset ``FILE.json``)."""
+    if ref is None:
+        return {}
+    from vocalmix.estimators.presets import resolve_preset_ref
+
+    name, library = resolve_preset_ref(ref)
+    return {"reverb_preset": name, "preset_library": library}
+
+
 def mix(
     vocal: AudioInput,
     backing: AudioInput,
@@ -99,6 +111,10 @@ def mix(
     vocal_to_mix_lu: float | None = None,
     vocal_lra_lu: float | None = None,
     reverb_decay_s: float | None = None,
+    mix_lufs: float | None = None,
+    amount: float | None = None,
+    locks: tuple[str, ...] = (),
+    reverb_preset: str | None = None,
     progress: Progress = no_progress,
 ) -> MixResult:
     """Estimate the parameters, resolve them and render the mix.
@@ -111,7 +127,12 @@ def mix(
         mix_rate: the mix's sample rate, Hz (default: the higher of the inputs' rates).
         genre: the song's genre if known (MUSDB18's genre names or ``other``), used by the
             ``model`` method's level head.
-        vocal_to_mix_lu, vocal_lra_lu, reverb_decay_s: target overrides (LU, LU, s).
+        vocal_to_mix_lu, vocal_lra_lu, reverb_decay_s: target overrides (LU, LU, s); an
+            LRA given replaces the model method's momentary-range target.
+        mix_lufs: the master's integrated loudness, LUFS, under the true-peak ceiling.
+        amount: how much of the chosen processing to apply (0 none, 1 as chosen, 2 twice).
+        locks: setting or target paths (e.g. ``"vocal.gain_db"``) a re-resolve keeps.
+        reverb_preset: a reverb preset's name (``vocalmix presets``) or ``FILE.json#name``.
         progress: called with :class:`~vocalmix.core.progress.ProgressEvent` values.
     """
     from vocalmix import pipeline
@@ -120,7 +141,8 @@ def mix(
     p, r, est = pipeline.mix(
         v, b, sr, method=method or default_method(), base=params, genre=genre,
         vocal_to_mix_lu=vocal_to_mix_lu, vocal_lra_lu=vocal_lra_lu,
-        reverb_decay_s=reverb_decay_s, progress=progress)
+        reverb_decay_s=reverb_decay_s, mix_lufs=mix_lufs, amount=amount,
+        locks=tuple(locks), **_preset_kwargs(reverb_preset), progress=progress)
     return MixResult(p, r.mix, r.vocal, r.vocal_dry, r.backing, sr,
                      tuple(notes) + tuple(est.notes))
 
@@ -135,6 +157,10 @@ def estimate(
     vocal_to_mix_lu: float | None = None,
     vocal_lra_lu: float | None = None,
     reverb_decay_s: float | None = None,
+    mix_lufs: float | None = None,
+    amount: float | None = None,
+    locks: tuple[str, ...] = (),
+    reverb_preset: str | None = None,
     progress: Progress = no_progress,
 ) -> MixParams:
     """The resolved parameters of a mix, without rendering it (see :func:`mix`)."""
@@ -144,7 +170,8 @@ def estimate(
     return pipeline.estimate_params(
         v, b, sr, method=method or default_method(), genre=genre,
         vocal_to_mix_lu=vocal_to_mix_lu, vocal_lra_lu=vocal_lra_lu,
-        reverb_decay_s=reverb_decay_s, progress=progress).params
+        reverb_decay_s=reverb_decay_s, mix_lufs=mix_lufs, amount=amount,
+        locks=tuple(locks), **_preset_kwargs(reverb_preset), progress=progress).params
 
 
 def render(
