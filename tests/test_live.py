@@ -469,3 +469,30 @@ def test_live_subcommand_is_in_the_parser_without_heavy_imports():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.split()
     assert out == ["False", "False"]
+
+
+def test_the_background_settle_runs_in_another_process_and_applies_the_same_chain():
+    import time
+
+    from vocalmix.synth import synthesize_song
+
+    sr = 44100
+    v, b = synthesize_song(sample_rate=sr, duration_s=9.0, seed=3)
+    plan = plan_live(b, sr, method="baseline")
+    inline = LiveSession(plan, 1024)
+    bg = LiveSession(plan, 1024, background=True)
+    for t in range(0, v.shape[0] - 1024, 1024):
+        inline.process(v[t : t + 1024], b[t : t + 1024])
+    deadline = time.monotonic() + 60.0  # a spawned worker imports vocalmix first
+    t = 0
+    while not any("settle applied" in n for n in bg.notes):
+        assert time.monotonic() < deadline, bg.notes
+        bg.process(v[t % (v.shape[0] - 1024):][:1024], b[t % (b.shape[0] - 1024):][:1024])
+        t += 1024
+        if t > 8 * sr:
+            time.sleep(0.01)  # the estimate runs in the other process meanwhile
+    for _ in range(4 * sr // 1024):  # past the new inserts' warm-up and crossfade
+        bg.process(v[:1024], b[:1024])
+    assert bg.take_background_s() == 0.0  # none of it ran inside process()
+    assert bg.mixer.params.vocal.eq_bands == inline.mixer.params.vocal.eq_bands
+    assert bg.mixer.params.vocal.compressor == inline.mixer.params.vocal.compressor

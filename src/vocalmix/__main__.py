@@ -4,4 +4,5 @@ import sys
 
 from vocalmix.frontends.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # a worker process (live's settle estimate) imports this too
+    sys.exit(main())

@@ -51,7 +51,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -333,6 +333,26 @@ class _Settled:
     seconds: float = 0.0
 
 
+def settle_estimate(vocal: np.ndarray, backing: np.ndarray, sample_rate: int,
+                    method: str) -> _Settled:
+    """The settle estimate on the first seconds of a take (module level, so that a
+    worker process can run it)."""
+    from vocalmix.core.errors import VocalmixError
+    from vocalmix.pipeline import estimate_params
+
+    t = time.perf_counter()
+    try:
+        est = estimate_params(vocal, backing, sample_rate, method=method)
+    except VocalmixError as e:
+        return _Settled(None, None, None, [f"settle: {e}; settings kept"],
+                        time.perf_counter() - t)
+    p = est.params
+    notes = [f"settle on the first {vocal.shape[0] / sample_rate:.1f} s: {n}"
+             for n in est.notes]
+    return _Settled(p.vocal, p.targets.vocal_to_mix_lu, p.vocal.gain_db, notes,
+                    time.perf_counter() - t)
+
+
 class LiveSession:
     """A live mix with the gain ride and the settle (see the module doc).
 
@@ -340,10 +360,13 @@ class LiveSession:
         plan: from :func:`plan_live`.
         block_size: the largest block :meth:`process` will be given, samples.
         ride, settle: their settings.
-        background: run the settle estimate in a worker thread (for a real audio
-            callback). Without it, the estimate runs inside the :meth:`process` call that
-            reaches ``settle_s`` (its time is in :attr:`background_s`, so a simulation
-            can leave it out of the block timings) and takes effect exactly
+        background: run the settle estimate in a worker process (for a real audio
+            callback: a thread would hold the interpreter's lock for long stretches and
+            delay blocks; the process is spawned, so the program's main module must guard
+            its work with ``if __name__ == "__main__"``). Without it, the estimate runs
+            inside the :meth:`process` call that reaches ``settle_s`` (its time is in
+            :attr:`background_s`, so a simulation can leave it out of the block timings)
+            and takes effect exactly
             ``apply_after_s`` later, which makes a simulation reproducible.
         stems: keep stems for :meth:`process_stems`.
 
@@ -401,7 +424,7 @@ class LiveSession:
         self._apply_at = -1
         self._future: Future[_Settled] | None = None
         self._result: _Settled | None = None
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: ProcessPoolExecutor | None = None
         self.background_s = 0.0
         self._last_target: float | None = None
 
@@ -479,28 +502,21 @@ class LiveSession:
     # --- settle ---------------------------------------------------------------------
 
     def _estimate(self, vocal: np.ndarray, backing: np.ndarray) -> _Settled:
-        from vocalmix.core.errors import VocalmixError
-        from vocalmix.pipeline import estimate_params
-
-        t = time.perf_counter()
-        try:
-            est = estimate_params(vocal, backing, self.sample_rate, method=self.plan.method)
-        except VocalmixError as e:
-            return _Settled(None, None, None, [f"settle: {e}; settings kept"],
-                            time.perf_counter() - t)
-        p = est.params
-        notes = [f"settle on the first {vocal.shape[0] / self.sample_rate:.1f} s: {n}"
-                 for n in est.notes]
-        return _Settled(p.vocal, p.targets.vocal_to_mix_lu, p.vocal.gain_db, notes,
-                        time.perf_counter() - t)
+        return settle_estimate(vocal, backing, self.sample_rate, self.plan.method)
 
     def _start_estimate(self) -> None:
         assert self._capture is not None
         v, b = self._capture[0], self._capture[1]
         self._apply_at = self.mixer.samples_processed + self._apply_after
         if self.background:
-            self._pool = ThreadPoolExecutor(max_workers=1)
-            self._future = self._pool.submit(self._estimate, v.copy(), b.copy())
+            # another process, not a thread: the estimate holds the GIL for long stretches
+            # (pyebur128, Python loops), which would delay the audio callback's blocks
+            import multiprocessing
+
+            self._pool = ProcessPoolExecutor(
+                max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+            self._future = self._pool.submit(settle_estimate, v.copy(), b.copy(),
+                                             self.sample_rate, self.plan.method)
         else:
             self._result = self._estimate(v, b)
             self.background_s += self._result.seconds
