@@ -432,8 +432,12 @@ def _summary(params, written: Sequence[Path] = ()) -> str:
     lines = [
         f"method: {params.provenance.method}",
         f"targets:  vocal-to-mix {_fmt(t.vocal_to_mix_lu, 'LU')}"
-        f"{' while singing' if t.vocal_to_mix_measure == 'singing' else ''}, vocal LRA "
-        f"{_fmt(t.vocal_lra_lu, 'LU', 1)}, reverb decay {_fmt(t.reverb_decay_s, 's')}",
+        f"{' while singing' if t.vocal_to_mix_measure == 'singing' else ''}, "
+        + (f"vocal momentary range {_fmt(t.vocal_momentary_range_lu, 'LU', 1)} (the "
+           "compressor's target; LRA not used)"
+           if t.vocal_momentary_range_lu is not None
+           else f"vocal LRA {_fmt(t.vocal_lra_lu, 'LU', 1)}")
+        + f", reverb decay {_fmt(t.reverb_decay_s, 's')}",
         f"settings: vocal gain {_fmt(v.gain_db, 'dB')}, compressor "
         f"{v.compressor.threshold_db:.1f} dB / {v.compressor.ratio:g}:1 (make-up "
         f"{_fmt(v.compressor.makeup_db, 'dB')}), "
@@ -446,7 +450,10 @@ def _summary(params, written: Sequence[Path] = ()) -> str:
     if a.vocal_to_mix_lu is not None:
         lines.append(
             f"achieved: vocal-to-mix {_fmt(a.vocal_to_mix_lu, 'LU')} (vocal-to-backing "
-            f"{_fmt(a.vocal_to_backing_lu, 'LU')}), vocal LRA {_fmt(a.vocal_lra_lu, 'LU', 1)}, "
+            f"{_fmt(a.vocal_to_backing_lu, 'LU')}), vocal LRA {_fmt(a.vocal_lra_lu, 'LU', 1)}"
+            + (f", momentary range {_fmt(a.vocal_momentary_range_lu, 'LU', 1)}"
+               if t.vocal_momentary_range_lu is not None else "")
+            + ", "
             f"mix {_fmt(a.mix_integrated_lufs, 'LUFS', 1)}, true peak "
             f"{_fmt(a.mix_true_peak_dbtp, 'dBTP')}, master gain reduction "
             f"{_fmt(a.master_gain_reduction_db, 'dB')}"
