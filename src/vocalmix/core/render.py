@@ -67,8 +67,12 @@ def _synthetic_wet(src: np.ndarray, sample_rate: int, reverb: Reverb) -> np.ndar
     h = render_synthetic_ir(reverb.decay_s, reverb.band_decay_ratios, reverb.width, sample_rate)
     if src.shape[1] != 2:
         h = h[:, : src.shape[1]]
-    y = fftconvolve(np.asarray(src, np.float32), h, axes=0)[: src.shape[0]]
-    return np.ascontiguousarray(y, dtype=np.float32)
+    x = np.asarray(src, np.float32)
+    n = x.shape[0]
+    out = np.empty((n, x.shape[1]), np.float32)
+    for c in range(x.shape[1]):  # one channel at a time: half the spectra alive at once
+        out[:, c] = fftconvolve(x[:, c : c + 1], h[:, c : c + 1], axes=0)[:n, 0]
+    return out
 
 
 def reverb_wet(x: np.ndarray, sample_rate: int, reverb: Reverb) -> np.ndarray:
@@ -91,6 +95,10 @@ def reverb_wet(x: np.ndarray, sample_rate: int, reverb: Reverb) -> np.ndarray:
         board = pb.Pedalboard([pb.Reverb(room_size=reverb.room_size, damping=reverb.damping,
                                          wet_level=1.0, dry_level=0.0, width=reverb.width)])
         wet = run_board(board, src, sample_rate)
+    del src
+    if wet.dtype == np.float32 and wet.flags.writeable and not np.may_share_memory(wet, x):
+        wet *= np.float32(db_to_gain(wet_gain_db(reverb, sample_rate)))  # its own array
+        return wet
     return wet * np.float32(db_to_gain(wet_gain_db(reverb, sample_rate)))
 
 
