@@ -38,6 +38,7 @@ from vocalmix.core.render import (
     db_to_gain,
     deesser_stage,
     eq_stage,
+    parts_owned,
     render,
     sends_wet,
     vocal_inserts,
@@ -200,7 +201,10 @@ def _resolve(
     parts = VocalParts(dry=dry, wet=sends_wet(dry, sample_rate, eff))
     if new.amount != 1.0:
         lra = mrange = None  # the compressor rendered is not the one they were measured on
-    b = backing * np.float32(10.0 ** (params.backing.gain_db / 20.0))
+    if params.backing.gain_db == 0.0 and backing.dtype == np.float32:
+        b = backing  # times 1.0 would be an identical copy
+    else:
+        b = backing * np.float32(10.0 ** (params.backing.gain_db / 20.0))
     target = effective_level_target(t.vocal_to_mix_lu, RULE_VOCAL_TO_MIX_LU, new.amount)
     if is_locked(params, "vocal.gain_db"):
         g = gain_solution_at(parts.dry + parts.wet, b, sample_rate, vc.gain_db,
@@ -224,7 +228,12 @@ def _resolve(
         progress(ProgressEvent("resolve.master", 0.7,
                                "resolving the master gain for the mix-loudness target"))
         gv = np.float32(10.0 ** (new.vocal.gain_db / 20.0))
-        pre = (parts.dry * gv + parts.wet * gv) + b.astype(np.float32)
+        # (dry * gv + wet * gv) + b, summed in place: the same operations in the same order
+        pre = parts.dry * gv
+        wet = parts.wet * gv
+        pre += wet
+        del wet
+        pre += b.astype(np.float32, copy=False)
         m = resolve_master_gain(pre, sample_rate, t.mix_lufs, new.master)
         new = replace(new, master=replace(new.master, gain_db=m.gain_db))
         mix_lufs = m.mix_lufs
@@ -483,18 +492,28 @@ def mix(
     sample_rate: int,
     **kwargs,
 ) -> tuple[MixParams, Rendered, Estimate]:
-    """Estimate, resolve and render; returns ``(params_with_achieved, rendered, estimate)``."""
+    """Estimate, resolve and render; returns ``(params_with_achieved, rendered, estimate)``.
+
+    The resolvers' unity-gain vocal parts become the rendered stems (scaled in place), so
+    the estimate returned has ``resolved`` ``None`` unless they were shared with an input.
+    """
     progress: Progress = kwargs.get("progress", _quiet)
     est = estimate_params(vocal, backing, sample_rate, **kwargs)
     t = time.perf_counter()
     progress(ProgressEvent("render", 0.8, "rendering"))
     # the resolvers rendered the vocal parts at unity gain already: reuse them. This is
     # bit-identical to render() of the same params (same operations, same order).
-    assert est.resolved is not None
-    rendered = assemble(est.resolved.parts, backing, sample_rate,
-                        effective(est.params))
+    resolved = est.resolved
+    assert resolved is not None
+    # the parts are this call's own: scaled in place they become the vocal stems, and the
+    # estimate handed back no longer holds them (its ``resolved`` is dropped)
+    owned = parts_owned(resolved.parts, vocal, backing)
+    if owned:
+        est = replace(est, resolved=None)
+    rendered = assemble(resolved.parts, backing, sample_rate, effective(est.params),
+                        in_place=owned)
     params = replace(est.params, achieved=measure_achieved(
-        rendered, est.resolved, master_gain_db=est.params.master.gain_db))
+        rendered, resolved, master_gain_db=est.params.master.gain_db))
     est.timings_s["render"] = time.perf_counter() - t
     return params, rendered, est
 

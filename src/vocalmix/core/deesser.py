@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vocalmix.core.dsp import flush_denormals, max_filter_hz, sosfilt_fast
+from vocalmix.core.dsp import flush_denormals, max_filter_hz
 
 #: the band a de-esser listens to when measuring sibilance, Hz
 SIBILANT_BAND_HZ = (5000.0, 10000.0)
@@ -83,6 +83,35 @@ def short_term_db(x: np.ndarray, sample_rate: int, ms: float = DETECTOR_MS) -> n
     return 10.0 * np.log10(np.maximum(e, 1e-20))
 
 
+#: samples analysed at a time by :func:`_short_term_db_blocks`
+_BLOCK = 1 << 16
+
+
+def _short_term_db_blocks(x: np.ndarray, sample_rate: int, sos: np.ndarray | None = None,
+                          ms: float = DETECTOR_MS) -> np.ndarray:
+    """``short_term_db(x)`` (of ``x`` through the float64 filter ``sos`` when given),
+    :data:`_BLOCK` samples at a time with the filters' states carried: the same
+    recursions on the same samples, so the same values, without full-length float64
+    copies of ``x``."""
+    from scipy.signal import lfilter, sosfilt
+
+    a = _one_pole(ms, sample_rate)
+    n = len(x)
+    out = np.empty(n)
+    zs = None if sos is None else np.zeros((sos.shape[0], 2, *np.shape(x)[1:]))
+    zp = np.zeros(1)
+    for i in range(0, n, _BLOCK):
+        xb = np.asarray(x[i : i + _BLOCK], dtype=np.float64)
+        if sos is not None:
+            with flush_denormals():
+                xb, zs = sosfilt(sos, xb, axis=0, zi=zs)
+        p = np.mean(np.square(np.asarray(xb, dtype=np.float64).reshape(len(xb), -1)), axis=1)
+        with flush_denormals():
+            e, zp = lfilter([1.0 - a], [1.0, -a], p, zi=zp)
+        out[i : i + _BLOCK] = 10.0 * np.log10(np.maximum(e, 1e-20))
+    return out
+
+
 @dataclass(frozen=True)
 class Sibilance:
     """How sibilant a vocal is.
@@ -105,11 +134,11 @@ def sibilance(x: np.ndarray, sample_rate: int) -> Sibilance:
 
     lo, hi = SIBILANT_BAND_HZ
     hi = min(hi, max_filter_hz(sample_rate))
-    full = short_term_db(x, sample_rate)
+    full = _short_term_db_blocks(x, sample_rate)
     if lo >= hi:  # a narrow-band take (e.g. 8-11 kHz sampling) has no sibilant band
         return Sibilance(-np.inf, -np.inf, float(np.median(full)))
     sos = butter(2, [lo, hi], "bandpass", fs=sample_rate, output="sos")
-    band = short_term_db(sosfilt_fast(sos, np.asarray(x, np.float64), axis=0), sample_rate)
+    band = _short_term_db_blocks(x, sample_rate, sos)
     active = full > full.max() - ACTIVE_RANGE_DB
     peak = float(np.percentile(band[active], 99.5))
     body = float(np.median(full[active]))

@@ -107,10 +107,18 @@ def content_key(x: np.ndarray, *extra: Hashable) -> tuple:
     """What identifies an analysis of ``x``: its shape, type, a SHA-1 of its samples
     (about 60 ms for a 3-minute stereo float32 signal, a third of a K-weighting) and
     ``extra`` (the rate, the analysis' name and parameters)."""
-    a = np.ascontiguousarray(x)
+    a = np.asarray(x)
     h = hashlib.sha1(usedforsecurity=False)
-    h.update(a.view(np.uint8).ravel().data)
+    if a.flags.c_contiguous or a.ndim == 0:
+        h.update(np.ascontiguousarray(a).view(np.uint8).ravel().data)
+    else:  # the same bytes in C order, a block of rows at a time (no full-length copy)
+        for i in range(0, a.shape[0], _HASH_ROWS):
+            h.update(np.ascontiguousarray(a[i : i + _HASH_ROWS]).view(np.uint8).ravel().data)
     return (a.shape, a.dtype.str, h.digest(), *extra)
+
+
+#: rows hashed at a time by :func:`content_key` for an array not in C order
+_HASH_ROWS = 1 << 16
 
 
 class LruCache:
@@ -167,7 +175,9 @@ def run_board(board: pb.Pedalboard, x: np.ndarray, sample_rate: int) -> np.ndarr
     if len(board) == 0:
         return x
     # pedalboard takes (channels, samples); vocalmix keeps (samples, channels)
-    y = board(np.ascontiguousarray(x.T, dtype=np.float32), float(sample_rate), reset=True)
+    xt = np.ascontiguousarray(x.T, dtype=np.float32)
+    y = board(xt, float(sample_rate), reset=True)
+    del xt  # before the output's copy: one full-length array fewer at once
     return np.ascontiguousarray(y.T)
 
 
@@ -203,7 +213,31 @@ def eq_stage(
     sos = eq_sos(highpass, bands, sample_rate)
     if sos is None:
         return x
-    return sosfilt_fast(sos, np.asarray(x, dtype=np.float64), axis=0).astype(np.float32)
+    return sosfilt_blocks(sos, x, np.float64, np.float32)
+
+
+#: samples filtered at a time by :func:`sosfilt_blocks`
+FILTER_BLOCK = 1 << 16
+
+
+def sosfilt_blocks(sos: np.ndarray, x: np.ndarray, work: type[np.floating],
+                   out: type[np.floating]) -> np.ndarray:
+    """``sosfilt_fast(sos, x.astype(work), axis=0).astype(out)`` computed
+    :data:`FILTER_BLOCK` samples at a time, the filter state carried from block to block:
+    the same recursion on the same samples, so the same result to the bit (in the same
+    memory order), without full-length copies of ``x`` in ``work`` precision."""
+    from scipy.signal import sosfilt
+
+    x = np.asarray(x)
+    n = x.shape[0]
+    y = np.empty(x.shape, out, order="F")
+    zi = np.zeros((sos.shape[0], 2, *x.shape[1:]), work)
+    for i in range(0, n, FILTER_BLOCK):
+        xb = np.asarray(x[i : i + FILTER_BLOCK], dtype=work)
+        with flush_denormals():  # the filter only: the cast to ``out`` keeps subnormals
+            yb, zi = sosfilt(sos, xb, axis=0, zi=zi)
+        y[i : i + FILTER_BLOCK] = yb
+    return y
 
 
 # --- the EQ section's filters --------------------------------------------------------------

@@ -161,30 +161,49 @@ OFFLINE_BLOCK = 1 << 15
 
 
 def limit(x: np.ndarray, sample_rate: int, master: Master) -> tuple[np.ndarray, np.ndarray | None]:
+    """Run the limiter over a whole signal, time-aligned with it: :func:`limit_min_gain`
+    that also returns the gain of every sample, float64 ``(n,)`` (``None`` when no sample
+    needs a reduction)."""
+    return _limit(x, sample_rate, master, keep_gain=True)[:2]
+
+
+def limit_min_gain(x: np.ndarray, sample_rate: int,
+                   master: Master) -> tuple[np.ndarray, float | None]:
+    """:func:`limit` returning only the smallest gain applied (linear; ``None`` when no
+    sample needs a reduction, ``x`` itself is then returned): the same output without a
+    full-length gain array."""
+    y, _gain, gmin = _limit(x, sample_rate, master, keep_gain=False)
+    return y, gmin
+
+
+def _limit(x: np.ndarray, sample_rate: int, master: Master, keep_gain: bool
+           ) -> tuple[np.ndarray, np.ndarray | None, float | None]:
     """Run the limiter over a whole signal, time-aligned with it (no latency).
 
     This is :class:`StreamingLimiter` itself, fed in blocks of :data:`OFFLINE_BLOCK`
     samples (each vectorised) and then ``L`` samples of silence, its output advanced by
-    ``L``: offline and live are one implementation. Returns ``(y, gain)`` with ``y``
-    float32 ``(n, channels)`` and ``gain`` float64 ``(n,)``; when no sample needs a
-    reduction, ``(x, None)`` with ``x`` itself (bit-transparent). A signal whose sample
+    ``L``: offline and live are one implementation. Returns ``(y, gain, min_gain)`` with
+    ``y`` float32 ``(n, channels)``, ``gain`` float64 ``(n,)`` (``None`` unless
+    ``keep_gain``) and its smallest value; when no sample needs a reduction,
+    ``(x, None, None)`` with ``x`` itself (bit-transparent). A signal whose sample
     peak times the interpolator's largest absolute tap sum stays under the ceiling
     cannot have a true peak over it and is returned at once.
     """
-    from vocalmix.core.measure import sample_peak
+    from vocalmix.core.measure import peak_abs
 
     x = np.asarray(x)
     n = x.shape[0]
     ceiling, _aim = _levels(master)
     l1 = float(np.abs(interpolator_phases()).sum(axis=0).max())
-    if n == 0 or float(sample_peak(x).max()) * l1 <= ceiling:
-        return x, None
+    if n == 0 or peak_abs(x) * l1 <= ceiling:
+        return x, None, None
     c = x.shape[1]
     blk = min(OFFLINE_BLOCK, n + latency_samples(master, sample_rate))
     lim = StreamingLimiter(master, sample_rate, blk, c)
     lat = lim.latency_samples
     y = np.empty((n, c), np.float32)
-    gain = np.empty(n)
+    gain = np.empty(n) if keep_gain else None
+    gmin = np.inf
     out = np.zeros((c, blk), np.float32)
     silence = np.zeros((c, blk), np.float32)
     t = 0
@@ -198,8 +217,11 @@ def limit(x: np.ndarray, sample_rate: int, master: Master) -> tuple[np.ndarray, 
         lo, hi = max(a, 0), min(a + k, n)
         if hi > lo:
             y[lo:hi] = o[:, lo - a : hi - a].T
-            gain[lo:hi] = lim.gain[lo - a : hi - a]
+            g = lim.gain[lo - a : hi - a]
+            gmin = min(gmin, float(g.min()))
+            if gain is not None:
+                gain[lo:hi] = g
         t += k
-    if float(gain.min()) >= 1.0:
-        return x, None
-    return y, gain
+    if gmin >= 1.0:
+        return x, None, None
+    return y, gain, gmin

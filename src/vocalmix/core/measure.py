@@ -166,31 +166,47 @@ def true_peak_dbtp(x: np.ndarray, sample_rate: int) -> float:
     n = x.shape[0]
     if n == 0:
         return -np.inf
-    ax = sample_peak(x)
-    peak = float(ax.max())
-    if peak == 0.0:
-        return -np.inf
     mat, l1 = _tp_matrix()
     b = _TP_BLOCK
     ctx = mat.shape[0] - b  # taps - 1 samples of context before each block
     nb = -(-(n + ctx) // b)  # blocks covering every full-convolution output
-    bmax = np.zeros(nb * b, dtype=np.float32)
-    bmax[:n] = ax
-    bmax = bmax.reshape(nb, b).max(axis=1)
+    bmax = np.zeros(nb, dtype=np.float32)  # the sample peak of each block
+    rows = _TP_CHUNK * b
+    peak = 0.0
+    for i in range(0, n, rows):
+        ax = sample_peak(x[i : i + rows])
+        peak = max(peak, float(ax.max()))  # in the signal's precision
+        k = -(-ax.shape[0] // b)
+        if ax.shape[0] < k * b:
+            ax = np.concatenate([ax, np.zeros(k * b - ax.shape[0], np.float32)])
+        bmax[i // b : i // b + k] = ax.reshape(k, b).max(axis=1)
+    if peak == 0.0:
+        return -np.inf
     ext = bmax.copy()  # a block's window reaches back into the previous block
     ext[1:] = np.maximum(ext[1:], bmax[:-1])
     cand = np.flatnonzero(ext >= peak / l1)
     best = peak
+    offsets = np.arange(b + ctx) - ctx
     for c in range(x.shape[1]):
-        padded = np.zeros(ctx + nb * b, dtype=np.float32)
-        padded[ctx : ctx + n] = x[:, c]
-        win = np.lib.stride_tricks.as_strided(
-            padded, shape=(nb, b + ctx), strides=(b * padded.strides[0], padded.strides[0]),
-            writeable=False)
         for i in range(0, len(cand), _TP_CHUNK):
-            y = win[cand[i : i + _TP_CHUNK]] @ mat
+            # each candidate block's window of samples, zero before the start and after
+            # the end (gathered here rather than from a zero-padded full-length copy)
+            idx = cand[i : i + _TP_CHUNK, None] * b + offsets
+            inside = (idx >= 0) & (idx < n)
+            w = np.where(inside, x[np.clip(idx, 0, n - 1), c], np.float32(0.0))
+            y = np.ascontiguousarray(w, dtype=np.float32) @ mat
             best = max(best, float(np.abs(y).max()))
     return float(20.0 * np.log10(best))
+
+
+def peak_abs(x: np.ndarray) -> float:
+    """The largest ``|x|`` over samples and channels (0.0 for an empty signal), a block
+    of samples at a time."""
+    x = _as_2d(x)
+    peak = 0.0
+    for i in range(0, x.shape[0], _TP_CHUNK * _TP_BLOCK):
+        peak = max(peak, float(sample_peak(x[i : i + _TP_CHUNK * _TP_BLOCK]).max()))
+    return peak
 
 
 def sample_peak(x: np.ndarray) -> np.ndarray:
@@ -529,6 +545,7 @@ __all__ = [
     "measure",
     "momentary_from_segments",
     "momentary_loudness_range",
+    "peak_abs",
     "short_term_from_segments",
     "short_term_loudness",
     "singing_ratio_from_segments",

@@ -67,8 +67,12 @@ def _synthetic_wet(src: np.ndarray, sample_rate: int, reverb: Reverb) -> np.ndar
     h = render_synthetic_ir(reverb.decay_s, reverb.band_decay_ratios, reverb.width, sample_rate)
     if src.shape[1] != 2:
         h = h[:, : src.shape[1]]
-    y = fftconvolve(np.asarray(src, np.float32), h, axes=0)[: src.shape[0]]
-    return np.ascontiguousarray(y, dtype=np.float32)
+    x = np.asarray(src, np.float32)
+    n = x.shape[0]
+    out = np.empty((n, x.shape[1]), np.float32)
+    for c in range(x.shape[1]):  # one channel at a time: half the spectra alive at once
+        out[:, c] = fftconvolve(x[:, c : c + 1], h[:, c : c + 1], axes=0)[:n, 0]
+    return out
 
 
 def reverb_wet(x: np.ndarray, sample_rate: int, reverb: Reverb) -> np.ndarray:
@@ -91,6 +95,10 @@ def reverb_wet(x: np.ndarray, sample_rate: int, reverb: Reverb) -> np.ndarray:
         board = pb.Pedalboard([pb.Reverb(room_size=reverb.room_size, damping=reverb.damping,
                                          wet_level=1.0, dry_level=0.0, width=reverb.width)])
         wet = run_board(board, src, sample_rate)
+    del src
+    if wet.dtype == np.float32 and wet.flags.writeable and not np.may_share_memory(wet, x):
+        wet *= np.float32(db_to_gain(wet_gain_db(reverb, sample_rate)))  # its own array
+        return wet
     return wet * np.float32(db_to_gain(wet_gain_db(reverb, sample_rate)))
 
 
@@ -108,13 +116,13 @@ def master_stage(
     Returns the output, the largest gain reduction applied (dB, 0.0 if none) and the
     output's true peak (dBTP).
     """
-    from vocalmix.core.limiter import limit
+    from vocalmix.core.limiter import limit_min_gain
 
-    y, gain = limit(x, sample_rate, master)
+    y, gmin = limit_min_gain(x, sample_rate, master)
     tp = true_peak_dbtp(y, sample_rate)
-    if gain is None:
+    if gmin is None:
         return y, 0.0, tp
-    reduction = float(-20.0 * np.log10(max(float(gain.min()), 1e-12)))
+    reduction = float(-20.0 * np.log10(max(gmin, 1e-12)))
     return y, max(reduction, 0.0), tp
 
 
@@ -191,8 +199,18 @@ def vocal_parts(x: np.ndarray, sample_rate: int, chain: VocalChain) -> VocalPart
     return VocalParts(dry=dry, wet=sends_wet(dry, sample_rate, chain))
 
 
+def parts_owned(parts: VocalParts, *inputs: np.ndarray) -> bool:
+    """Whether ``parts``' two arrays are writeable and share no memory with each other or
+    with any of ``inputs`` (so :func:`assemble` may scale them in place)."""
+    arrays = (parts.dry, parts.wet)
+    return (all(isinstance(a, np.ndarray) and a.flags.writeable for a in arrays)
+            and not np.may_share_memory(parts.dry, parts.wet)
+            and not any(np.may_share_memory(a, x) for a in arrays for x in inputs))
+
+
 def assemble(
-    parts: VocalParts, backing: np.ndarray, sample_rate: int, params: MixParams
+    parts: VocalParts, backing: np.ndarray, sample_rate: int, params: MixParams,
+    *, in_place: bool = False,
 ) -> Rendered:
     """Apply the vocal and backing gains to rendered parts, sum, and master.
 
@@ -200,10 +218,18 @@ def assemble(
     so this equals gain-then-sends (the chain's order) while letting the resolvers
     render the sends once at unity gain and reuse them. The master gain multiplies the
     sum before the limiter.
+
+    ``in_place``: ``parts.dry`` and ``parts.wet`` are scaled in place and become the
+    stems ``vocal_dry`` and ``vocal`` (the same samples, two full-length arrays fewer);
+    only for parts the caller owns and no longer needs (:func:`parts_owned`).
     """
     g = np.float32(db_to_gain(params.vocal.gain_db))
-    dry = parts.dry * g
-    v = parts.wet * g
+    if in_place:
+        dry = np.multiply(parts.dry, g, out=parts.dry)
+        v = np.multiply(parts.wet, g, out=parts.wet)
+    else:
+        dry = parts.dry * g
+        v = parts.wet * g
     v += dry  # in place: the same sum as dry + wet * g, one full-length array fewer
     if params.backing.gain_db == 0.0 and backing.dtype == np.float32:
         b = backing  # times 1.0 would be an identical copy
@@ -225,4 +251,6 @@ def render(vocal: np.ndarray, backing: np.ndarray, sample_rate: int, params: Mix
     if vocal.shape != backing.shape:
         raise ValueError(f"vocal {vocal.shape} and backing {backing.shape} differ in shape")
     p = effective(params)
-    return assemble(vocal_parts(vocal, sample_rate, p.vocal), backing, sample_rate, p)
+    parts = vocal_parts(vocal, sample_rate, p.vocal)
+    return assemble(parts, backing, sample_rate, p,
+                    in_place=parts_owned(parts, vocal, backing))

@@ -252,6 +252,15 @@ def compressor_envelope_db(
     Samples too close to zero to divide by take the probe level (they carry no energy).
     A centre-panned vocal (both channels equal) is probed once.
     """
+    src, y, mono = _envelope_probe(x, sample_rate, attack_ms, release_ms)
+    env = _envelope_of(src, y)
+    return np.repeat(env, 2, axis=1) if mono else env
+
+
+def _envelope_probe(x: np.ndarray, sample_rate: int, attack_ms: float, release_ms: float
+                    ) -> tuple[np.ndarray, np.ndarray, bool]:
+    """The probe render of :func:`compressor_envelope_db`: ``(src, y, mono)``, the
+    channels probed, the compressor's output for them and whether one stood for two."""
     import pedalboard as pb
 
     mono = bool(np.array_equal(x[:, 0], x[:, 1])) if x.shape[1] == 2 else False
@@ -259,6 +268,12 @@ def compressor_envelope_db(
     comp = pb.Compressor(threshold_db=_ENV_PROBE_DB, ratio=2.0, attack_ms=attack_ms,
                          release_ms=release_ms)
     y = comp(np.ascontiguousarray(src.T, dtype=np.float32), float(sample_rate), reset=True).T
+    return src, y, mono
+
+
+def _envelope_of(src: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The envelope (dBFS) read off the probe's input ``src`` and output ``y``, sample by
+    sample (so any run of samples can be read on its own)."""
     xs = src.astype(np.float64)
     ok = np.abs(xs) > 1e-7
     ratio = np.ones_like(xs)
@@ -266,7 +281,29 @@ def compressor_envelope_db(
     ratio = np.clip(ratio, 1e-30, 1.0)
     env = _ENV_PROBE_DB - 40.0 * np.log10(ratio)
     env[~ok | (ratio >= 1.0)] = _ENV_PROBE_DB
-    return np.repeat(env, 2, axis=1) if mono else env
+    return env
+
+
+#: frames of the compressor proxy read at a time (float64 temporaries of a few MB)
+_PROXY_FRAMES = 1 << 11
+
+
+def _envelope_frames_db(x: np.ndarray, sample_rate: int, attack_ms: float,
+                        release_ms: float, frame_len: int) -> np.ndarray:
+    """``compressor_envelope_db(x, ...)`` averaged over frames of ``frame_len`` samples,
+    ``(len(x) // frame_len, channels)``: the same values, read off the probe render
+    :data:`_PROXY_FRAMES` frames at a time instead of as full-length float64 arrays."""
+    n = x.shape[0] // frame_len
+    src, y, mono = _envelope_probe(x[: n * frame_len], sample_rate, attack_ms, release_ms)
+    out = np.empty((n, x.shape[1]))
+    rows = _PROXY_FRAMES * frame_len
+    for f in range(0, n, _PROXY_FRAMES):
+        env = _envelope_of(src[f * frame_len : f * frame_len + rows],
+                           y[f * frame_len : f * frame_len + rows])
+        if mono:
+            env = np.repeat(env, 2, axis=1)
+        out[f : f + _PROXY_FRAMES] = env.reshape(-1, frame_len, env.shape[1]).mean(axis=1)
+    return out
 
 
 @dataclass(frozen=True)
@@ -292,8 +329,7 @@ class CompressorProxy:
         n = x.shape[0] // flen
         y = k_weight(x, sample_rate)[: n * flen]
         energy = (y * y).reshape(n, flen, -1).sum(axis=1)
-        env = compressor_envelope_db(x[: n * flen], sample_rate, attack_ms, release_ms)
-        env_db = env.reshape(n, flen, -1).mean(axis=1)
+        env_db = _envelope_frames_db(x, sample_rate, attack_ms, release_ms, flen)
         return CompressorProxy(energy=energy, env_db=env_db, frame_len=flen)
 
     def lra(self, thresholds_db: np.ndarray, ratio: float) -> np.ndarray:
