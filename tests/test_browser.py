@@ -27,7 +27,7 @@ from vocalmix.core.measure import integrated_loudness
 from vocalmix.core.params import RULE_VOCAL_TO_MIX_LU, MixParams, param_specs
 from vocalmix.synth import synthesize_song
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]  # ~30 s: in the slow run
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = (os.environ.get("VOCALMIX_CHROMIUM") or shutil.which("chromium")
             or "/usr/bin/chromium")

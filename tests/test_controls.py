@@ -170,6 +170,7 @@ def test_every_automatic_choice_has_a_reason(song, method):
     assert MixParams.from_json(p.to_json()).reasons == p.reasons
 
 
+@pytest.mark.slow  # several seconds: the slow run (.ci/run) keeps it
 def test_the_real_stems_render_live_and_offline_with_every_new_stage():
     """De-esser, delay, master gain and amount in the live mixer equal the offline render."""
     from vocalmix.core.params import DeEsser

@@ -318,6 +318,7 @@ def test_plain_sum_is_at_the_mix_loudness(client, pair):
     assert np.abs(k * plain - x).max() < 1e-3
 
 
+@pytest.mark.slow  # several seconds: the slow run (.ci/run) keeps it
 def test_options_method_params_preset_and_rates(client, pair):
     base = post_mix(client, pair, vocal_lra_lu=9, reverb_decay_s=1.2).json()["params"]
     assert base["targets"]["vocal_lra_lu"] == 9.0
@@ -676,6 +677,7 @@ def test_the_sweeper_thread_runs_while_served(tmp_path, pair):
         assert not (app.state.store.root / mid).exists()
 
 
+@pytest.mark.slow  # several seconds: the slow run (.ci/run) keeps it
 def test_eight_concurrent_mixes_each_get_their_own_result(client):
     """Eight uploads at once, each with its own song (length, seed) and its own target:
     every result has its own id, its own target reached, and audio as long as its input."""

@@ -522,6 +522,7 @@ def fresh_copy(old_dir: Path, d: Path) -> Path:
     return d
 
 
+@pytest.mark.slow  # several seconds: the slow run (.ci/run) keeps it
 def test_a_kill_at_any_step_leaves_all_old_or_all_new_outputs(tmp_path, capfd, monkeypatch,
                                                               old_and_new):
     argv, old, new, old_dir = old_and_new

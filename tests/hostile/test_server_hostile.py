@@ -535,6 +535,7 @@ class Gate:
             time.sleep(0.01)
 
 
+@pytest.mark.slow  # several seconds: the slow run (.ci/run) keeps it
 def test_workers_run_at_most_n_and_the_queue_refuses_past_its_size(tmp_path, pair,
                                                                     monkeypatch):
     import vocalmix.pipeline as pipeline
@@ -687,6 +688,7 @@ def test_a_second_server_on_the_same_storage_does_not_fail_the_first_ones_jobs(
     assert g["status"] == "done"
 
 
+@pytest.mark.slow  # several seconds: the slow run (.ci/run) keeps it
 def test_an_expired_mix_is_gone_at_once(tmp_path, pair, monkeypatch):
     """ttl 5 s, no sweeper: a mix unchanged for 10 s answers 404 on every read at once
     (and is removed); a mix still being made never expires."""
