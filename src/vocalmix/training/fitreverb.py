@@ -548,11 +548,10 @@ class DecayModel:
             return ecell[slots[:, i]] * ecell[slots[:, k]]
 
         w_bb = np.einsum("bu,cbu->cu", env, self.wet_early_bb)  # (2, f + e), unnormalised
-        pair_cells = cell_mean(self.bi, self.bj)[None] * self.late_bb[..., :jn]  # (2, p, j)
-        late_c = pair_cells.sum(axis=1)
+        em = cell_mean(self.bi, self.bj)  # (pairs, jn)
+        late_c = np.einsum("pj,cpj->cj", em, self.late_bb[..., :jn])
         # the vocal-weighted energy of each noise's wet IR and their cross-energy
         xv = env[None, :, f:] * self.vw_early  # (2, 7, e)
-        em = cell_mean(self.bi, self.bj)
         e_seed = (xv.sum(axis=1) ** 2).sum(axis=-1) \
             + np.einsum("pj,cpj->c", em, self.vw_late[..., :jn])  # (2,)
         c12 = float((xv[0].sum(axis=0) * xv[1].sum(axis=0)).sum()
