@@ -127,7 +127,7 @@ def load_songs(folders: list[str | Path], progress: Progress = _quiet,
     for m in mixed_songs(folders):
         if m.test_split and not include_test:
             continue
-        v, b, sr = load_song(m.song)  # type: ignore[arg-type]
+        v, b, sr = load_song(m.song)
         out.append(Song(m.song_id, m.artist, m.genre, v, b, sr,
                         momentary_loudness_range(v, sr)))
     progress(f"dynamics: {len(out)} mixed songs by {len({s.artist for s in out})} artists")

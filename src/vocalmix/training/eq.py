@@ -214,7 +214,7 @@ def collect_vocals(folders: list[str | Path], *, keep_audio: bool = False,
 
     items: list[VocalItem] = []
     for m in training_songs(folders):
-        v, _b, sr = load_song(m.song)  # type: ignore[arg-type]
+        v, _b, sr = load_song(m.song)
         for seg in _excerpts(v, sr):
             try:
                 fr = frame_spectra(seg, sr)[1]

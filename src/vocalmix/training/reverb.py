@@ -869,7 +869,7 @@ def stem_choices(estimator: MLP, stem_folders: list, progress: Progress | None =
     progress = progress or _quiet
     out = []
     for m in mixed_songs(stem_folders):
-        v, b, sr = load_song(m.song)  # type: ignore[arg-type]
+        v, b, sr = load_song(m.song)
         est = estimate_song(estimator, v, sr)
         f, tempo = backing_features(b, sr, estimator)
         progress(f"reverb: {m.song_id}: decay {est['decay_s']:.2f} s, wet "
