@@ -63,11 +63,12 @@ def _synth(folder: Path, n: int, duration_s: float, sr: int) -> Path:
     return m
 
 
-def _tree_cpu_s() -> float:
-    """CPU seconds (user + system) used by this process and all its descendants, live
-    or reaped (Linux /proc; a reaped process counts in its parent's cutime/cstime)."""
+def _proc_table() -> tuple[dict[int, tuple[float, float]], dict[int, list[int]]]:
+    """Every process's ``(own CPU s, reaped children's CPU s)`` (user + system, Linux
+    /proc) and the child pids of each pid."""
     tick = os.sysconf("SC_CLK_TCK")
-    stats: dict[int, tuple[int, float]] = {}
+    cpu: dict[int, tuple[float, float]] = {}
+    children: dict[int, list[int]] = {}
     for d in os.listdir("/proc"):
         if not d.isdigit():
             continue
@@ -77,16 +78,27 @@ def _tree_cpu_s() -> float:
             continue
         f = text[text.rindex(")") + 2:].split()
         # fields after the name: state ppid ... utime(12) stime(13) cutime(14) cstime(15)
-        stats[int(d)] = (int(f[1]), sum(int(x) for x in f[11:15]) / tick)
-    children: dict[int, list[int]] = {}
-    for pid, (ppid, _) in stats.items():
-        children.setdefault(ppid, []).append(pid)
-    total, todo = 0.0, [os.getpid()]
+        cpu[int(d)] = ((int(f[11]) + int(f[12])) / tick, (int(f[13]) + int(f[14])) / tick)
+        children.setdefault(int(f[1]), []).append(int(d))
+    return cpu, children
+
+
+def _descendants(children: dict[int, list[int]], pid: int) -> list[int]:
+    """The pids below ``pid`` in the process tree."""
+    out, todo = [], list(children.get(pid, []))
     while todo:
-        pid = todo.pop()
-        total += stats.get(pid, (0, 0.0))[1]
-        todo += children.get(pid, [])
-    return total
+        p = todo.pop()
+        out.append(p)
+        todo += children.get(p, [])
+    return out
+
+
+def _tree_cpu_s() -> float:
+    """CPU seconds (user + system) used by this process and all its descendants, live
+    or reaped (a reaped process counts in its parent's cutime/cstime)."""
+    cpu, children = _proc_table()
+    me = os.getpid()
+    return sum(sum(cpu.get(p, (0.0, 0.0))) for p in (me, *_descendants(children, me)))
 
 
 class _TreeSampler:
@@ -108,26 +120,8 @@ class _TreeSampler:
 
     @staticmethod
     def _sample() -> dict[int, float]:
-        tick = os.sysconf("SC_CLK_TCK")
-        stats: dict[int, tuple[int, float]] = {}
-        for d in os.listdir("/proc"):
-            if not d.isdigit():
-                continue
-            try:
-                text = Path("/proc", d, "stat").read_text()
-            except OSError:
-                continue
-            f = text[text.rindex(")") + 2:].split()
-            stats[int(d)] = (int(f[1]), (int(f[11]) + int(f[12])) / tick)
-        children: dict[int, list[int]] = {}
-        for pid, (ppid, _) in stats.items():
-            children.setdefault(ppid, []).append(pid)
-        out, todo = {}, list(children.get(os.getpid(), []))
-        while todo:
-            pid = todo.pop()
-            out[pid] = stats[pid][1]
-            todo += children.get(pid, [])
-        return out
+        cpu, children = _proc_table()
+        return {p: cpu[p][0] for p in _descendants(children, os.getpid()) if p in cpu}
 
     def _run(self) -> None:
         while not self._stop.wait(0.25):
