@@ -501,9 +501,6 @@ class LiveSession:
 
     # --- settle ---------------------------------------------------------------------
 
-    def _estimate(self, vocal: np.ndarray, backing: np.ndarray) -> _Settled:
-        return settle_estimate(vocal, backing, self.sample_rate, self.plan.method)
-
     def _start_estimate(self) -> None:
         assert self._capture is not None
         v, b = self._capture[0], self._capture[1]
@@ -518,7 +515,7 @@ class LiveSession:
             self._future = self._pool.submit(settle_estimate, v.copy(), b.copy(),
                                              self.sample_rate, self.plan.method)
         else:
-            self._result = self._estimate(v, b)
+            self._result = settle_estimate(v, b, self.sample_rate, self.plan.method)
             self.background_s += self._result.seconds
         self._capture = None
         self._settle_state = "running"
