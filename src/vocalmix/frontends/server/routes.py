@@ -105,8 +105,9 @@ def parse_targets(raw: dict[str, Any], where: str,
     return out
 
 
-#: how a form says "no mix-loudness target" (JSON says null)
-MIX_LUFS_OFF = ("", "off", "none", "null")
+#: how a form says "this nullable target is off" (mix loudness, momentary range; JSON
+#: says null)
+TARGET_OFF = ("", "off", "none", "null")
 #: the target an edit may set (LU) or turn off (null): the compressor then follows the
 #: vocal's momentary loudness range instead of its LRA, or the LRA again
 MOMENTARY = "vocal_momentary_range_lu"
@@ -135,7 +136,7 @@ def ranged_number(v: Any, path: str, name: str) -> float:
 def parse_nullable_target(v: Any, name: str) -> tuple[float | None, bool]:
     """``(value, off)`` of a target that may be off (``targets.<name>`` is nullable): a
     number in its unit and range, or null / ``off`` (turn the target off)."""
-    if v is None or (isinstance(v, str) and v.strip().lower() in MIX_LUFS_OFF):
+    if v is None or (isinstance(v, str) and v.strip().lower() in TARGET_OFF):
         return None, True
     return ranged_number(v, f"targets.{name}", name), False
 
