@@ -45,6 +45,9 @@ RATIO = 8
 Q_MAX = 4096
 #: complex multiply-accumulates per spread step (partitions x bins x channels)
 MAC_STEP = 1 << 14
+#: smallest partition whose spread jobs take one FFT per channel per step; below it both
+#: channels share one FFT call each way (the call, not the arithmetic, is then the cost)
+SPLIT_MIN = 1024
 #: the cost of one channel's FFT of a spread level, in spread MAC steps (measured: an
 #: 8192-point FFT takes about three times a 4097-bin x 2-channel multiply-accumulate)
 FFT_WEIGHT = 3.0
@@ -67,6 +70,10 @@ class _Ring:
         return parts
 
     def write(self, t: int, x: np.ndarray) -> None:
+        i = t % self.size
+        if i + x.shape[1] <= self.size:  # the usual case: no wrap
+            self.buf[:, i : i + x.shape[1]] = x
+            return
         for a, b, o in self._parts(t, x.shape[1]):
             self.buf[:, a:b] = x[:, o : o + b - a]
 
@@ -82,6 +89,12 @@ class _Ring:
         """Add times ``t ..`` into ``out`` and clear them."""
         for a, b, o in self._parts(t, out.shape[1]):
             out[:, o : o + b - a] += self.buf[:, a:b]
+            self.buf[:, a:b] = 0.0
+
+    def move(self, t: int, out: np.ndarray) -> None:
+        """Copy times ``t ..`` into ``out`` and clear them."""
+        for a, b, o in self._parts(t, out.shape[1]):
+            out[:, o : o + b - a] = self.buf[:, a:b]
             self.buf[:, a:b] = 0.0
 
 
@@ -107,14 +120,15 @@ class _Level:
         per = max(1, MAC_STEP // (c * (q + 1))) if spread else k
         self.tmp = np.zeros((per, c, q + 1), dtype=np.complex64)
         macs = [("mac", a, min(k, a + per)) for a in range(0, k, per)]
-        if spread:  # an FFT per channel, the MAC chunks, an inverse FFT per channel
+        if spread and q >= SPLIT_MIN:  # an FFT per channel, the MACs, an inverse per channel
             self.steps = ([("fft", ch, 0) for ch in range(c)] + macs
                           + [("ifft", ch, 0) for ch in range(c)])
         else:  # all at once: both channels in one FFT call each way
             self.steps = [("fft", -1, 0), *macs, ("ifft", -1, 0)]
         # work before each step, in MAC-chunk units (an FFT of 2 Q points costs about
         # FFT_WEIGHT chunks), so that a spread job's steps share the blocks evenly
-        w = [FFT_WEIGHT if kind != "mac" else 1.0 for kind, _, _ in self.steps]
+        w = [1.0 if kind == "mac" else FFT_WEIGHT * (c if a < 0 else 1)
+             for kind, a, _ in self.steps]
         self.before = np.concatenate([[0.0], np.cumsum(w)[:-1]]).tolist()
         self.total = float(sum(w))
         self.job = 0  # next input block to convolve
@@ -185,9 +199,11 @@ class _Level:
 
 class PartitionedConvolver:
     """Convolve ``(channels, n)`` float32 blocks with ``ir`` (``(taps, channels)``) with
-    no latency: output sample ``t`` is ``sum_k ir[k] x[t - k]`` (see the module doc)."""
+    no latency: output sample ``t`` is ``gain * sum_k ir[k] x[t - k]`` (see the module
+    doc); ``gain`` (linear) is applied in float64 before the output is rounded to float32."""
 
-    def __init__(self, ir: np.ndarray, max_block: int) -> None:
+    def __init__(self, ir: np.ndarray, max_block: int, gain: float = 1.0) -> None:
+        self.gain = float(gain)
         h = np.ascontiguousarray(np.asarray(ir, dtype=np.float32).T)  # (C, N)
         c, n = h.shape
         self.channels, self.max_block = c, max_block
@@ -242,11 +258,15 @@ class PartitionedConvolver:
                       out=f)
             y[:] = f[:, :, 0]
             self._hist.advance()
-        else:
-            y.fill(0.0)
         for lv in self.levels:
             lv.run(self._t, self._in, self._out)
-        self._out.take(t0, y)
+        if self.head is not None:
+            self._out.take(t0, y)
+        else:
+            self._out.move(t0, y)
         y32 = self._y32[:, :n]
-        np.copyto(y32, y, casting="same_kind")
+        if self.gain == 1.0:
+            np.copyto(y32, y, casting="same_kind")
+        else:
+            np.multiply(y, self.gain, out=y32, casting="same_kind")
         return y32

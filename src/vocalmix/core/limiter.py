@@ -71,6 +71,13 @@ def interpolator_phases() -> np.ndarray:
     return ph
 
 
+@lru_cache(maxsize=1)
+def interpolator_gain_bound() -> float:
+    """The largest sum of absolute taps over the interpolator's phases: no interpolated
+    value exceeds the sample peak times this."""
+    return float(np.abs(interpolator_phases()).sum(axis=0).max())
+
+
 def latency_samples(master: Master, sample_rate: int) -> int:
     """The limiter's look-ahead ``L`` in samples: ``lookahead_ms`` rounded, at least
     ``DETECTOR_LOOKAHEAD + 1`` (the detector alone needs 20 samples)."""
@@ -117,14 +124,33 @@ class StreamingLimiter:
         self._spread = np.zeros(nb)
         self._mean = MovingMean(att, nb, 1.0)
         self.gain = np.zeros(nb)  #: the gain of the last block's output samples
-        self._y64 = np.zeros((channels, nb))
+        # below this sample peak no interpolated value can reach the ceiling: the sum of a
+        # phase's absolute taps bounds its gain (with a margin for the product's rounding)
+        self._quiet_peak = self.ceiling / (interpolator_gain_bound() * (1.0 + 1e-9))
 
     def process(self, x: np.ndarray, out: np.ndarray) -> np.ndarray:
         """Limit a block ``x`` ``(channels, n)``; writes and returns ``out[:, :n]`` (float32),
         the limited input of ``latency_samples`` earlier."""
         n = x.shape[1]
-        c = self.channels
         win = self._x.push(x)  # times m0 - L .. m0 + n - 1
+        q = self._q[:n]
+        read = win[:, self.latency_samples - (TP_TAPS - 1) :]  # what the detector reads
+        if max(float(read.max()), -float(read.min())) <= self._quiet_peak:
+            q.fill(1.0)  # what the detector below gives for a block this quiet
+        else:
+            self._detect(win, q)
+        spread = self._min.push(q, self._spread)  # spread at m - L
+        gain = self._mean.push(spread, self.gain)  # gain at m - L
+        o = out[:, :n]
+        np.multiply(win[:, :n], gain, out=o, casting="same_kind")  # in float64, then rounded
+        self._x.advance()
+        return o
+
+    def _detect(self, win: np.ndarray, q: np.ndarray) -> None:
+        """The needed gain ``q`` (steps 1-2 of the module doc) of the block just pushed,
+        whose window (kept samples, then the block) is ``win``."""
+        n = q.shape[0]
+        c = self.channels
         z = self._z[:, :n]
         zz = z.reshape(c, 4, n)
         if n <= MATMUL_MAX:  # small blocks: one product over windows ending at each sample
@@ -139,21 +165,12 @@ class StreamingLimiter:
                 correlate1d(w, self._taps[p], axis=1, output=cb, mode="constant")
                 zz[:, p, :] = cb[:, TP_DELAY : TP_DELAY + n]
         np.abs(z, out=z)
-        q = self._q[:n]
         np.maximum.reduce(z, axis=0, out=q)  # tpv in [t, t + 1) for t = m - 10
         mask = self._mask[:n]
         np.greater(q, self.ceiling, out=mask)
         np.divide(self.aim, q, out=q, where=mask)
         np.logical_not(mask, out=mask)
         np.copyto(q, 1.0, where=mask)
-        spread = self._min.push(q, self._spread)  # spread at m - L
-        gain = self._mean.push(spread, self.gain)  # gain at m - L
-        y = self._y64[:, :n]
-        np.multiply(win[:, :n], gain, out=y)
-        self._x.advance()
-        o = out[:, :n]
-        np.copyto(o, y, casting="same_kind")
-        return o
 
 #: block size of the offline run (samples): large enough to be vectorised, small
 #: enough to keep its buffers in a few MB
@@ -194,8 +211,7 @@ def _limit(x: np.ndarray, sample_rate: int, master: Master, keep_gain: bool
     x = np.asarray(x)
     n = x.shape[0]
     ceiling, _aim = _levels(master)
-    l1 = float(np.abs(interpolator_phases()).sum(axis=0).max())
-    if n == 0 or peak_abs(x) * l1 <= ceiling:
+    if n == 0 or peak_abs(x) * interpolator_gain_bound() <= ceiling:
         return x, None, None
     c = x.shape[1]
     blk = min(OFFLINE_BLOCK, n + latency_samples(master, sample_rate))

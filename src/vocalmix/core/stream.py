@@ -188,12 +188,13 @@ class DelayStage(Stage):
 
 
 class ConvolutionStage(Stage):
-    """Convolution with an impulse response ``(taps, 2)`` with no latency."""
+    """Convolution with an impulse response ``(taps, 2)`` with no latency, then a gain
+    (dB) applied before the output is rounded to float32 (one pass, not a further stage)."""
 
-    def __init__(self, ir: np.ndarray, max_block: int) -> None:
+    def __init__(self, ir: np.ndarray, max_block: int, gain_db: float = 0.0) -> None:
         from vocalmix.core.convolve import PartitionedConvolver
 
-        self.conv = PartitionedConvolver(ir, max_block)
+        self.conv = PartitionedConvolver(ir, max_block, db_to_gain(gain_db))
 
     def process(self, x: np.ndarray) -> np.ndarray:
         return self.conv.process(x)
@@ -260,7 +261,10 @@ def _reverb_send(chain: VocalChain, sample_rate: int, max_block: int) -> list[li
     rv = chain.reverb
     if not rv.enabled:
         return []
+    from vocalmix.core.reverb import wet_gain_db
+
     d = int(round(rv.pre_delay_ms * 1e-3 * sample_rate))
+    wet_db = wet_gain_db(rv, sample_rate)
     send: list[Stage] = []
     if rv.type == "synthetic":
         from vocalmix.core.reverb import render_synthetic_ir
@@ -268,16 +272,14 @@ def _reverb_send(chain: VocalChain, sample_rate: int, max_block: int) -> list[li
         h = render_synthetic_ir(rv.decay_s, rv.band_decay_ratios, rv.width, sample_rate)
         ir = np.zeros((d + h.shape[0], CHANNELS), np.float32)
         ir[d:] = h
-        send.append(ConvolutionStage(ir, max_block))
+        send.append(ConvolutionStage(ir, max_block, wet_db))  # the wet gain in its last pass
     else:
         if d:
             send.append(DelayStage(d, max_block))
         send.append(PedalboardStage(
             [pb.Reverb(room_size=rv.room_size, damping=rv.damping, wet_level=1.0,
                        dry_level=0.0, width=rv.width)], sample_rate, max_block))
-    from vocalmix.core.reverb import wet_gain_db
-
-    send.append(GainStage(wet_gain_db(rv, sample_rate), max_block))
+        send.append(GainStage(wet_db, max_block))
     return [send]
 
 
