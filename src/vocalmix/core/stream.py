@@ -129,19 +129,27 @@ def _sosfilt_kernel() -> Any:
 class BiquadStage(Stage):
     """Second-order sections in float64 with their state kept across blocks: the EQ
     section of :func:`vocalmix.core.render.eq_stage` (``sosfilt`` over the whole signal),
-    computed by the same loop sample for sample, so equal to it whatever the blocks."""
+    computed by the same loop sample for sample, so equal to it whatever the blocks.
 
-    def __init__(self, sos: np.ndarray, max_block: int) -> None:
+    ``signals`` rows are filtered (2 for a stereo stage; the live gain ride K-weights four
+    at once through :meth:`input` and :meth:`filter_input`, in float64, with no copy).
+    """
+
+    def __init__(self, sos: np.ndarray, max_block: int, signals: int = CHANNELS) -> None:
         self.sos = np.ascontiguousarray(sos, dtype=np.float64)
         self.kernel = _sosfilt_kernel()
-        self._zi = np.zeros((CHANNELS, self.sos.shape[0], 2))  # (signals, sections, 2)
-        self._flat = np.zeros(CHANNELS * max_block)  # a C-contiguous (2, n) for any n
-        self._y = np.zeros((CHANNELS, max_block), np.float32)
+        self.signals = signals
+        self._zi = np.zeros((signals, self.sos.shape[0], 2))  # (signals, sections, 2)
+        self._flat = np.zeros(signals * max_block)  # a C-contiguous (signals, n) for any n
+        self._y = np.zeros((signals, max_block), np.float32)
 
-    def process(self, x: np.ndarray) -> np.ndarray:
-        n = x.shape[1]
-        y = self._flat[: CHANNELS * n].reshape(CHANNELS, n)
-        y[:] = x
+    def input(self, n: int) -> np.ndarray:
+        """The float64 ``(signals, n)`` array the next :meth:`filter_input` filters."""
+        return self._flat[: self.signals * n].reshape(self.signals, n)
+
+    def filter_input(self, n: int) -> np.ndarray:
+        """Filter :meth:`input` of ``n`` samples in place and return it (float64)."""
+        y = self.input(n)
         with flush_denormals():  # as eq_stage runs it
             if self.kernel is not None:
                 self.kernel(self.sos, y, self._zi)  # in place, state updated in place
@@ -151,8 +159,13 @@ class BiquadStage(Stage):
                 out, zf = sosfilt(self.sos, y, axis=1, zi=self._zi.transpose(1, 0, 2))
                 y[:] = out
                 self._zi[:] = zf.transpose(1, 0, 2)
+        return y
+
+    def process(self, x: np.ndarray) -> np.ndarray:
+        n = x.shape[1]
+        self.input(n)[:] = x
         o = self._y[:, :n]
-        np.copyto(o, y, casting="same_kind")
+        np.copyto(o, self.filter_input(n), casting="same_kind")
         return o
 
 
@@ -305,6 +318,7 @@ class Fader:
         self._curve = np.zeros(max_block, np.float32)
         self._y = np.zeros((CHANNELS, max_block), np.float32)
         self.last_db = np.zeros(max_block)  #: the gain (dB) of each sample of the last block
+        self.last_constant = True  #: whether the last block had one gain throughout
 
     def set_target(self, gain_db: float, rate_db_per_s: float | None) -> None:
         """Move towards ``gain_db`` at ``rate_db_per_s`` (``None``: at once)."""
@@ -321,7 +335,9 @@ class Fader:
         y = self._y[:, :n]
         if self.current_db == self.target_db:
             self.last_db[:n] = self.current_db
+            self.last_constant = True
             return np.multiply(x, self._g, out=y)
+        self.last_constant = False
         db = self._db[:n]
         np.multiply(self._ramp[:n], self.step_db, out=db)
         if self.target_db > self.current_db:
