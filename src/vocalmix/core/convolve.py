@@ -24,7 +24,7 @@ into levels of growing partition size (non-uniform partitioning, after Gardner,
 
 The FFTs are float64 (numpy's float32 FFT allocates a work array per call; the float64
 one with ``out=`` allocates nothing) and the spectra and multiply-accumulates complex64
-(half the memory traffic of the hot loop); the offline render's float32 ``fftconvolve``
+(half the memory traffic of the hot loop); the offline render's overlap-add
 and this agree to about -120 dB of the send's level. Nothing is allocated per block:
 every FFT and product writes into a preallocated array.
 """
