@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from vocalmix.core.amount import effective, effective_level_target, effective_vocal
+from vocalmix.core.dsp import frozen
 from vocalmix.core.errors import ModelError
 from vocalmix.core.measure import (
     integrated_loudness,
@@ -368,6 +369,7 @@ def render_params(
     progress: Progress = _quiet,
 ) -> tuple[MixParams, Rendered]:
     """Render exactly ``params`` and return them with ``achieved`` filled in."""
+    vocal, backing = frozen(vocal), frozen(backing)
     progress(ProgressEvent("render", 0.0, "rendering"))
     r = render(vocal, backing, sample_rate, params)
     progress(ProgressEvent("measure", 0.7, "measuring the result"))
@@ -416,6 +418,8 @@ def estimate_params(
     ``locks`` (paths added to the document's) are set before resolving; every override
     is recorded as a reason of source ``user``.
     """
+    # read-only views: every analysis of one input hashes it once (core.dsp.content_key)
+    vocal, backing = frozen(vocal), frozen(backing)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     if reverb_preset is not None:
@@ -498,6 +502,7 @@ def mix(
     the estimate returned has ``resolved`` ``None`` unless they were shared with an input.
     """
     progress: Progress = kwargs.get("progress", _quiet)
+    vocal, backing = frozen(vocal), frozen(backing)
     est = estimate_params(vocal, backing, sample_rate, **kwargs)
     t = time.perf_counter()
     progress(ProgressEvent("render", 0.8, "rendering"))

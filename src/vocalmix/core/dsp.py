@@ -12,6 +12,7 @@ import hashlib
 import platform
 import sys
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Hashable, Iterator
 from functools import lru_cache
@@ -106,15 +107,60 @@ def sosfilt_fast(sos: np.ndarray, x: np.ndarray, axis: int = -1) -> np.ndarray:
 def content_key(x: np.ndarray, *extra: Hashable) -> tuple:
     """What identifies an analysis of ``x``: its shape, type, a SHA-1 of its samples
     (about 60 ms for a 3-minute stereo float32 signal, a third of a K-weighting) and
-    ``extra`` (the rate, the analysis' name and parameters)."""
+    ``extra`` (the rate, the analysis' name and parameters).
+
+    The SHA-1 of a read-only array (``x.flags.writeable`` false: see :func:`frozen`) is
+    computed once and remembered for as long as that array object lives, so the several
+    analyses of one signal hash it once. A read-only array must not change underneath
+    (through a writeable array it views) while vocalmix works on it."""
     a = np.asarray(x)
+    return (a.shape, a.dtype.str, _digest(a), *extra)
+
+
+def frozen(x: np.ndarray) -> np.ndarray:
+    """``x`` as a read-only array: ``x`` itself when it is one, else a read-only view of it
+    (``x`` keeps its own flags). Its content digest is then computed once (see
+    :func:`content_key`)."""
+    a = np.asarray(x)
+    if not a.flags.writeable:
+        return a
+    v = a.view()
+    v.flags.writeable = False
+    return v
+
+
+#: content digests of live read-only arrays, by ``id``: (weak reference, digest)
+_DIGESTS: dict[int, tuple[weakref.ref, bytes]] = {}
+_DIGESTS_LOCK = threading.Lock()
+
+
+def _forget_digest(key: int, ref: weakref.ref) -> None:
+    with _DIGESTS_LOCK:
+        if key in _DIGESTS and _DIGESTS[key][0] is ref:
+            del _DIGESTS[key]
+
+
+def _digest(a: np.ndarray) -> bytes:
+    """SHA-1 of ``a``'s samples in C order (remembered for a read-only ``a``)."""
+    remember = not a.flags.writeable
+    if remember:
+        with _DIGESTS_LOCK:
+            hit = _DIGESTS.get(id(a))
+        if hit is not None and hit[0]() is a:
+            return hit[1]
     h = hashlib.sha1(usedforsecurity=False)
     if a.flags.c_contiguous or a.ndim == 0:
         h.update(np.ascontiguousarray(a).view(np.uint8).ravel().data)
     else:  # the same bytes in C order, a block of rows at a time (no full-length copy)
         for i in range(0, a.shape[0], _HASH_ROWS):
             h.update(np.ascontiguousarray(a[i : i + _HASH_ROWS]).view(np.uint8).ravel().data)
-    return (a.shape, a.dtype.str, h.digest(), *extra)
+    d = h.digest()
+    if remember:
+        key = id(a)
+        ref = weakref.ref(a, lambda r, key=key: _forget_digest(key, r))
+        with _DIGESTS_LOCK:
+            _DIGESTS[key] = (ref, d)
+    return d
 
 
 #: rows hashed at a time by :func:`content_key` for an array not in C order

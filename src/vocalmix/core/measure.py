@@ -72,10 +72,23 @@ def _r128_state(x: np.ndarray, sample_rate: int, mode: int) -> pyebur128.R128Sta
 
 
 def integrated_loudness(x: np.ndarray, sample_rate: int) -> float:
-    """Integrated loudness in LUFS per ITU-R BS.1770-4 (libebur128); ``-inf`` if silent."""
+    """Integrated loudness in LUFS per ITU-R BS.1770-4 (libebur128); ``-inf`` if silent.
+
+    Remembered by content for a read-only ``x`` (whose digest is computed once, see
+    :func:`vocalmix.core.dsp.frozen`): the estimators and resolvers measuring one input
+    run libebur128 over it once."""
+    key = None
+    if not np.asarray(x).flags.writeable:
+        key = content_key(x, sample_rate, "integrated loudness")
+        hit = _LOUDNESS_CACHE.get(key)
+        if hit is not None:
+            return float(hit)
     state = _r128_state(x, sample_rate, pyebur128.MeasurementMode.MODE_I)
     value = float(pyebur128.get_loudness_global(state))
-    return value if np.isfinite(value) else SILENCE_LUFS
+    value = value if np.isfinite(value) else SILENCE_LUFS
+    if key is not None:
+        _LOUDNESS_CACHE.put(key, value)
+    return value
 
 
 def loudness_range(x: np.ndarray, sample_rate: int) -> float:
@@ -303,6 +316,8 @@ def segment_energies(y: np.ndarray, segment_len: int) -> np.ndarray:
 
 #: 100 ms segment energies by signal content (a few KB each)
 _ENERGY_CACHE = LruCache(64)
+#: integrated loudness (LUFS) by content
+_LOUDNESS_CACHE = LruCache(64)
 
 
 @dataclass(frozen=True)
@@ -320,17 +335,23 @@ class BlockStats:
     sample_rate: int
 
     @staticmethod
-    def of(x: np.ndarray, sample_rate: int, *, weighted: np.ndarray | None = None) -> BlockStats:
+    def of(x: np.ndarray, sample_rate: int, *, weighted: np.ndarray | None = None,
+           remember: bool = True) -> BlockStats:
         """Segment energies of ``x`` (or of an already K-weighted ``weighted``).
 
         The energies of a signal are remembered by its content (:func:`_content_key`):
         the loudness, LRA, momentary range and features of one signal, asked for by
-        several analyses, K-weight it once (:func:`vocalmix.core.dsp.content_key`)."""
+        several analyses, K-weight it once (:func:`vocalmix.core.dsp.content_key`).
+        ``remember=False`` neither looks up nor stores them (a one-off excerpt: hashing
+        it would cost a third of its K-weighting for nothing)."""
         seg = _segment_len(sample_rate)
         if weighted is not None:
             return BlockStats(energy=segment_energies(weighted, seg), segment_len=seg,
                               sample_rate=sample_rate)
         x = _as_2d(x)
+        if not remember:
+            return BlockStats(energy=segment_energies(k_weight(x, sample_rate), seg),
+                              segment_len=seg, sample_rate=sample_rate)
         key = content_key(x, sample_rate, "k-weighted segment energies")
         e = _ENERGY_CACHE.get(key)
         if e is None:

@@ -46,6 +46,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from scipy.optimize import brentq
 
+from vocalmix.core.dsp import frozen
 from vocalmix.core.errors import TargetUnreachableError
 from vocalmix.core.measure import (
     BlockStats,
@@ -503,23 +504,27 @@ def resolve_compressor(
     for it in range(max_verify):
         comp = replace(base, enabled=True, threshold_db=float(thr), ratio=float(ratio),
                        makeup_db=0.0)
+        # measured through one read-only view, hashed once for all its measurements (the
+        # render itself stays writeable: it becomes the dry vocal stem, scaled in place)
         out = compressor_stage(x, sample_rate, comp)
-        real = dynamics_statistic(out, sample_rate, statistic)
+        seen = frozen(out)
+        real = dynamics_statistic(seen, sample_rate, statistic)
         renders += 1
         pts.append((thr, real))
         err = abs(real - target_lra_lu)
         if best is None or err < best[0]:
-            best = (err, comp, real, out)
-        del out
+            best = (err, comp, real, out, seen)
+        del out, seen
         if err <= tolerance_lu or it == max_verify - 1:
             break
         thr = _next_threshold(proxy, pts, target_lra_lu, ratio, t_lo, t_hi, statistic)
     assert best is not None
-    err, comp, real, y = best
+    err, comp, real, y, y_seen = best
     best = None
-    makeup = i_in - integrated_loudness(y, sample_rate)
+    makeup = i_in - integrated_loudness(y_seen, sample_rate)
     comp = replace(comp, makeup_db=clip(Compressor, "makeup_db", makeup))
-    out_lra = real if statistic == "lra" else loudness_range(y, sample_rate)
+    out_lra = real if statistic == "lra" else loudness_range(y_seen, sample_rate)
+    del y_seen
     note = (
         f"compressor {comp.threshold_db:.1f} dB threshold, ratio {comp.ratio:g}: vocal "
         f"{name} {input_val:.1f} -> {real:.1f} LU (target {target_lra_lu:.1f}, {renders} "

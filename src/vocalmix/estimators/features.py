@@ -70,7 +70,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.fft
 
-from vocalmix.core.dsp import frame_power
+from vocalmix.core.dsp import frame_power, frozen
 
 FEATURE_VERSION = 4
 PERTURBATION_VERSION = 2  # bump when the raw-take perturbation changes (cache keys use it)
@@ -158,7 +158,7 @@ def _loudness_stats(x: np.ndarray, sample_rate: int) -> dict[str, float]:
         short_term_from_segments,
     )
 
-    st = BlockStats.of(x, sample_rate)
+    st = BlockStats.of(x, sample_rate, remember=False)  # an excerpt, analysed once
     e, seg = st.energy, st.segment_len
     integrated = float(integrated_from_segments(e, seg)) if e.size >= 4 else -np.inf
     lra = float(lra_from_short_term(short_term_from_segments(e, seg))) if e.size >= 30 else 0.0
@@ -328,7 +328,8 @@ def features(vocal: np.ndarray, backing: np.ndarray, sample_rate: int) -> np.nda
     for x, what in ((vocal, "vocal"), (backing, "backing")):
         if not np.all(np.isfinite(x)):
             raise ValueError(f"features: the {what} contains NaN or infinite samples")
-    yv, yb = _mono(vocal, sample_rate), _mono(backing, sample_rate)
+    # read-only: the tempo and onset analyses of one track hash it once
+    yv, yb = frozen(_mono(vocal, sample_rate)), frozen(_mono(backing, sample_rate))
     b = _spectrum(yb)
     act, activity = _activity(yv)
     hop = _SR // 10

@@ -1,0 +1,75 @@
+"""Analyses remembered by content: a read-only array is hashed once, and a changed
+signal is never served another's result."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vocalmix.core import dsp, measure
+
+
+def _signal(seed: int = 0, n: int = 48000) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (0.1 * rng.standard_normal((n, 2))).astype(np.float32)
+
+
+def test_frozen_is_a_read_only_view_and_leaves_the_input_alone():
+    x = _signal()
+    f = dsp.frozen(x)
+    assert not f.flags.writeable and np.shares_memory(f, x)
+    assert x.flags.writeable
+    assert dsp.frozen(f) is f
+
+
+def test_a_read_only_array_is_hashed_once_and_forgotten_with_it(monkeypatch):
+    calls = []
+    real = dsp.hashlib.sha1
+
+    class Counting:
+        @staticmethod
+        def sha1(**kw):
+            calls.append(1)
+            return real(**kw)
+
+    monkeypatch.setattr(dsp, "hashlib", Counting)
+    f = dsp.frozen(_signal())
+    k1 = dsp.content_key(f, 48000, "a")
+    k2 = dsp.content_key(f, 48000, "b")
+    assert len(calls) == 1 and k1[:3] == k2[:3]
+    w = _signal()  # writeable arrays are hashed every time: they may change
+    dsp.content_key(w)
+    dsp.content_key(w)
+    assert len(calls) == 3
+    key = id(f)
+    del f
+    assert key not in dsp._DIGESTS
+
+
+def test_changed_content_gets_a_new_key_and_its_own_loudness():
+    x = _signal(1)
+    a = dsp.frozen(x.copy())
+    b = x.copy()
+    b[100:200] *= 4.0
+    b = dsp.frozen(b)
+    assert dsp.content_key(a, 1) != dsp.content_key(b, 1)
+    la, lb = measure.integrated_loudness(a, 48000), measure.integrated_loudness(b, 48000)
+    assert la != lb
+    assert la == measure.integrated_loudness(x, 48000)  # the same as measured uncached
+
+
+def test_integrated_loudness_of_a_read_only_input_runs_libebur128_once(monkeypatch):
+    runs = []
+    real = measure._r128_state
+
+    def counting(*a, **k):
+        runs.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(measure, "_r128_state", counting)
+    f = dsp.frozen(_signal(2))
+    v1 = measure.integrated_loudness(f, 48000)
+    v2 = measure.integrated_loudness(f, 48000)
+    assert v1 == v2 and len(runs) == 1
+    w = _signal(2)
+    assert measure.integrated_loudness(w, 48000) == v1
+    assert len(runs) == 2  # a writeable array is measured, not looked up
