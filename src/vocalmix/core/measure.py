@@ -18,11 +18,14 @@ and a mono signal is measured as stereo with both channels equal (see :mod:`voca
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any, cast
 
 import numpy as np
 import pyebur128
+from numpy.typing import DTypeLike
 
 from vocalmix.core.dsp import LruCache, content_key
 
@@ -220,6 +223,137 @@ def peak_abs(x: np.ndarray) -> float:
     for i in range(0, x.shape[0], _TP_CHUNK * _TP_BLOCK):
         peak = max(peak, float(sample_peak(x[i : i + _TP_CHUNK * _TP_BLOCK]).max()))
     return peak
+
+
+#: below this many values :func:`upper_quantile` is :func:`numpy.quantile` itself
+_UQ_MIN_SIZE = 1 << 16
+#: about this many values of the strided subsample the threshold is read from
+_UQ_SAMPLE = 1 << 16
+#: about this many values per block of the counting pass (256 KB of float32)
+_UQ_BLOCK = 1 << 16
+#: the largest share of the values above the quantile that is still "close to 1"
+_UQ_MAX_SHARE = 1.0 / 64.0
+#: numpy 2's promotion rules (NEP 50) and quantile interpolation, which
+#: :func:`upper_quantile` reproduces (under numpy 1 it is :func:`numpy.quantile` itself)
+_NUMPY_2 = int(np.__version__.split(".")[0]) >= 2
+
+
+def _exact_quantile(x: np.ndarray, q: float, absolute: bool, dt: np.dtype) -> np.floating:
+    """:func:`upper_quantile` by :func:`numpy.quantile` (full-length copies and a
+    partition of all values)."""
+    v = np.asarray(x, dtype=dt)
+    return np.quantile(np.abs(v) if absolute else v, q)
+
+
+def upper_quantile(a: np.ndarray, q: float, *, absolute: bool = False,
+                   dtype: DTypeLike | None = None) -> np.floating:
+    """``np.quantile(v, q)`` (default ``linear`` method, ``q`` a Python float) of the
+    values ``v = np.asarray(a, dtype)`` (``|v|`` when ``absolute``), bit for bit, for a
+    ``q`` close to 1 without sorting or copying the whole array.
+
+    Only the order statistics at ranks ``floor(q (n - 1))`` and the next one matter, and
+    they lie in the top ``n - floor(q (n - 1))`` values. A threshold ``t`` is read from a
+    strided subsample of about :data:`_UQ_SAMPLE` values (an order statistic a safety
+    margin below the one ``q`` asks for); one pass over the array, a block of
+    :data:`_UQ_BLOCK` values at a time (each converted and made absolute in a reused
+    buffer), counts the values equal to ``t`` and keeps the ones above it. When those
+    hold the ranks needed (they are exactly the top ranks: every other value is below
+    ``t``), the two order statistics are picked from them and interpolated with numpy's
+    own formula and types (``b - (b - a)(1 - g)`` for a weight ``g >= 0.5``, else ``a +
+    (b - a) g``, in the array's precision, as numpy 2 does). Otherwise (a subsample that
+    did not represent the array, NaNs, a ``q`` not close to 1, fewer than
+    :data:`_UQ_MIN_SIZE` values, an array of more than two dimensions or not of floating
+    point, numpy 1) it calls :func:`numpy.quantile`. Tests check it against the numpy
+    installed.
+
+    Returns the same numpy scalar type as :func:`numpy.quantile`. With ``absolute=False``
+    a tie between ``-0.0`` and ``0.0`` at the quantile compares equal but may carry the
+    other sign (numpy's own choice depends on its partition's order).
+    """
+    q = float(q)
+    x = np.asarray(a)
+    dt = x.dtype if dtype is None else np.dtype(dtype)
+    n = x.size
+
+    def exact() -> np.floating:
+        return _exact_quantile(x, q, absolute, dt)
+
+    if (not _NUMPY_2 or n < _UQ_MIN_SIZE or dt.kind != "f" or x.ndim not in (1, 2)
+            or not 0.0 <= q <= 1.0):
+        return exact()
+    # numpy's 'linear' method: virtual index (n - 1) q in float64, its floor and the next
+    # rank, both the last rank when the index reaches it (the weight then is index + 1)
+    v = (n - 1) * q
+    if v >= n - 1:
+        ranks, gamma = (n - 1, n - 1), v + 1.0
+    else:
+        lo = math.floor(v)
+        ranks, gamma = (lo, lo + 1), v - lo
+    need = n - ranks[0]  # values from the top that hold both ranks
+    if need > _UQ_MAX_SHARE * n:
+        return exact()
+    x2 = x.reshape(x.shape[0], -1)  # a view (one or two dimensions)
+    rows, cols = x2.shape
+
+    def values(blk: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """``blk`` in ``dt``, absolute when asked, in ``out`` when given."""
+        if out is None:
+            out = np.empty(blk.shape, dt)
+        if absolute and blk.dtype == dt:
+            np.abs(blk, out=out)
+        else:
+            np.copyto(out, blk, casting="unsafe")  # as np.asarray(blk, dtype) converts
+            if absolute:
+                np.abs(out, out=out)
+        return out
+
+    step = max(1, rows * cols // _UQ_SAMPLE)
+    s = values(x2[:: step | 1]).ravel()  # an odd stride
+    m = s.size
+    mu = m * need / n  # expected sample values at or above the quantile
+    r = math.ceil(2.0 * mu + 8.0 * math.sqrt(mu) + 16.0)
+    t = s.min() if r >= m else np.partition(s, m - r)[m - r]
+    if np.isnan(t):
+        return exact()
+
+    block_rows = max(1, _UQ_BLOCK // cols)
+    buf = np.empty((min(block_rows, rows), cols), dt)
+    mask = np.empty(buf.shape, bool)
+    kept: list[np.ndarray] = []
+    n_kept = n_eq = 0
+    cap = n // 8 + _UQ_BLOCK  # values kept before giving up (a far too low threshold)
+    for i in range(0, rows, block_rows):
+        blk = x2[i : i + block_rows]
+        k = blk.shape[0]
+        if absolute or blk.dtype != dt:
+            blk = values(blk, buf[:k])
+        below = np.less(blk, t, out=mask[:k])
+        rest = blk[np.logical_not(below, out=below)]  # >= t, or NaN
+        eq = rest == t
+        ties = int(np.count_nonzero(eq))
+        if ties:
+            n_eq += ties
+            rest = rest[~eq]
+        if rest.size:
+            n_kept += rest.size
+            if n_kept > cap:
+                return exact()
+            kept.append(rest)  # boolean indexing copies
+    cand = np.concatenate(kept) if kept else np.empty(0, dt)
+    top = n_eq + n_kept  # the values >= t (and NaNs) hold the ranks n - top .. n - 1
+    if top < need or np.isnan(cand).any():
+        return exact()
+    first = n - top
+    idx = sorted({rk - first - n_eq for rk in ranks if rk - first >= n_eq})
+    if idx:
+        cand = np.partition(cand, idx)
+    lo_v, hi_v = (t if rk - first < n_eq else cand[rk - first - n_eq] for rk in ranks)
+    a_: Any = dt.type(lo_v)
+    b_: Any = dt.type(hi_v)
+    diff = b_ - a_
+    # numpy's _lerp, a Python float weight (weak promotion: the array's precision)
+    out = b_ - diff * (1.0 - gamma) if gamma >= 0.5 else a_ + diff * gamma
+    return cast(np.floating, dt.type(out))
 
 
 def sample_peak(x: np.ndarray) -> np.ndarray:
@@ -571,6 +705,7 @@ __all__ = [
     "short_term_loudness",
     "singing_ratio_from_segments",
     "true_peak_dbtp",
+    "upper_quantile",
     "vocal_to_mix_lu",
     "true_peak_filter",
 ]

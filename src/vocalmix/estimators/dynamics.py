@@ -52,12 +52,18 @@ _MLR_FLOOR_LU = 0.5
 
 def peak_to_loudness_db(x: np.ndarray, sample_rate: int) -> float:
     """The 99.9th percentile of ``|x|`` in dBFS minus the integrated loudness (LUFS):
-    a peak-to-loudness ratio robust to a few stray samples, dB (``nan`` when silent)."""
-    from vocalmix.core.measure import integrated_loudness
+    a peak-to-loudness ratio robust to a few stray samples, dB (``nan`` when silent).
+
+    The percentile is ``np.quantile(np.abs(np.asarray(x, dtype=np.float32)), 0.999)``
+    (the model was trained on it), computed bit for bit from the top values only by
+    :func:`vocalmix.core.measure.upper_quantile`."""
+    from vocalmix.core.measure import integrated_loudness, upper_quantile
 
     i = integrated_loudness(x, sample_rate)
-    q = float(np.quantile(np.abs(np.asarray(x, dtype=np.float32)), 0.999))
-    if not (np.isfinite(i) and q > 0):
+    if not np.isfinite(i):
+        return float("nan")
+    q = float(upper_quantile(x, 0.999, absolute=True, dtype=np.float32))
+    if not q > 0:
         return float("nan")
     return 20.0 * math.log10(q) - float(i)
 
