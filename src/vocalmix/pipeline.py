@@ -160,8 +160,8 @@ def _resolve(
         comp = vc.compressor
         notes.append("compressor locked: kept as it is")
     else:
-        x_in = deesser_stage(eq_stage(vocal, sample_rate, vc.highpass, vc.eq_bands),
-                             sample_rate, vc.deesser)
+        x_in = frozen(deesser_stage(eq_stage(vocal, sample_rate, vc.highpass, vc.eq_bands),
+                                    sample_rate, vc.deesser))  # hashed once, measured often
         if t.vocal_momentary_range_lu is not None:
             sol = resolve_compressor(x_in, sample_rate, t.vocal_momentary_range_lu,
                                      vc.compressor, statistic="momentary_range")

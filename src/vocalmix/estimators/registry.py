@@ -85,6 +85,8 @@ class Context:
     #: analyses of the input pair started ahead on another thread (see :func:`estimate`),
     #: by name; a provider takes its result from here, or computes it when absent
     ahead: Mapping[str, Future[Any]] = field(default_factory=dict)
+    #: intermediate signals the providers of one estimate share (see :func:`_eq_vocal`)
+    memo: dict[Any, Any] = field(default_factory=dict)
 
 
 Provider = Callable[[Context], tuple[MixParams, list[str]]]
@@ -271,10 +273,15 @@ def dynamics_provider(ctx: Context) -> tuple[MixParams, list[str]]:
 def _eq_vocal(ctx: Context) -> np.ndarray:
     """The vocal after the parameters' high-pass and EQ (what the de-esser and the
     compressor will see)."""
-    from vocalmix.core.dsp import eq_stage
+    from vocalmix.core.dsp import eq_stage, frozen
 
     v = ctx.params.vocal
-    return eq_stage(ctx.vocal, ctx.sample_rate, v.highpass, v.eq_bands)
+    key = ("eq vocal", v.highpass, v.eq_bands)
+    x = ctx.memo.get(key)
+    if x is None:  # the dynamics and de-esser providers both ask; read-only, hashed once
+        x = ctx.memo[key] = frozen(eq_stage(ctx.vocal, ctx.sample_rate, v.highpass,
+                                            v.eq_bands))
+    return x
 
 
 def reverb_provider(ctx: Context) -> tuple[MixParams, list[str]]:
@@ -492,10 +499,11 @@ def estimate(vocal: np.ndarray, backing: np.ndarray, sample_rate: int,
             "reverb": pool.submit(_reverb_analysis, backing, sample_rate)}
         params, _analysis = baseline.estimate(vocal, backing, sample_rate)
         notes = []
+        memo: dict[Any, Any] = {}
         for name, provider, required in PROVIDERS:
             try:
                 params, more = provider(Context(vocal, backing, sample_rate, params, g,
-                                                ahead))
+                                                ahead, memo))
             except (ModelError, AnalysisError) as e:
                 if required:
                     raise
