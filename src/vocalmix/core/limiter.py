@@ -58,6 +58,9 @@ DETECTOR_LOOKAHEAD = TP_DELAY + TP_SUPPORT
 MARGIN_DB = 0.5
 #: blocks up to this size interpolate with one matrix product, larger ones per phase
 MATMUL_MAX = 1024
+#: larger blocks are gated in sub-blocks of this many samples: the interpolator runs only
+#: over those loud enough to reach the ceiling
+GATE_BLOCK = 512
 
 
 @lru_cache(maxsize=1)
@@ -127,6 +130,17 @@ class StreamingLimiter:
         # below this sample peak no interpolated value can reach the ceiling: the sum of a
         # phase's absolute taps bounds its gain (with a margin for the product's rounding)
         self._quiet_peak = self.ceiling / (interpolator_gain_bound() * (1.0 + 1e-9))
+        # the sub-block gate of blocks over MATMUL_MAX: the sample peak over channels, the
+        # peak of each sub-block, of the TP_TAPS - 1 samples after it, and whether loud
+        from numpy.lib.stride_tricks import sliding_window_view
+
+        self._peak = np.zeros(TP_TAPS - 1 + nb)
+        k = -(-nb // GATE_BLOCK)
+        self._starts = np.arange(0, k * GATE_BLOCK, GATE_BLOCK, dtype=np.intp)
+        self._sub = np.zeros(k)
+        self._head = np.zeros(k)
+        self._heads = sliding_window_view(self._peak, TP_TAPS - 1)[GATE_BLOCK::GATE_BLOCK]
+        self._loud = np.zeros(k, dtype=bool)
 
     def process(self, x: np.ndarray, out: np.ndarray) -> np.ndarray:
         """Limit a block ``x`` ``(channels, n)``; writes and returns ``out[:, :n]`` (float32),
@@ -134,11 +148,17 @@ class StreamingLimiter:
         n = x.shape[1]
         win = self._x.push(x)  # times m0 - L .. m0 + n - 1
         q = self._q[:n]
-        read = win[:, self.latency_samples - (TP_TAPS - 1) :]  # what the detector reads
-        if max(float(read.max()), -float(read.min())) <= self._quiet_peak:
+        # what the detector reads: the block and the TP_TAPS - 1 samples before it
+        read = win[:, self.latency_samples - (TP_TAPS - 1) :]
+        if n > MATMUL_MAX:
+            self._detect_large(read, q)  # gates sub-block by sub-block
+        elif max(float(read.max()), -float(read.min())) <= self._quiet_peak:
             q.fill(1.0)  # what the detector below gives for a block this quiet
         else:
-            self._detect(win, q)
+            z = self._z[:, :n]
+            sw = self._x.sliding(TP_TAPS)  # (C, n, taps): the windows ending at each sample
+            np.matmul(self._taps, sw.transpose(0, 2, 1), out=z.reshape(self.channels, 4, n))
+            self._needed_gain(z, q)
         spread = self._min.push(q, self._spread)  # spread at m - L
         gain = self._mean.push(spread, self.gain)  # gain at m - L
         o = out[:, :n]
@@ -146,31 +166,72 @@ class StreamingLimiter:
         self._x.advance()
         return o
 
-    def _detect(self, win: np.ndarray, q: np.ndarray) -> None:
-        """The needed gain ``q`` (steps 1-2 of the module doc) of the block just pushed,
-        whose window (kept samples, then the block) is ``win``."""
-        n = q.shape[0]
-        c = self.channels
-        z = self._z[:, :n]
-        zz = z.reshape(c, 4, n)
-        if n <= MATMUL_MAX:  # small blocks: one product over windows ending at each sample
-            sw = self._x.sliding(TP_TAPS)  # (C, n, taps)
-            np.matmul(self._taps, sw.transpose(0, 2, 1), out=zz)
-        else:  # large ones (the offline run): a C loop per phase, no strided product
-            from scipy.ndimage import correlate1d
+    def _detect_large(self, read: np.ndarray, q: np.ndarray) -> None:
+        """The needed gain ``q`` (steps 1-2 of the module doc) of a block of more than
+        :data:`MATMUL_MAX` samples (the offline run), from ``read``, the block and the
+        ``TP_TAPS - 1`` samples before it ``(C, n + TP_TAPS - 1)``.
 
-            w = win[:, self.latency_samples - (TP_TAPS - 1) :]
-            cb = self._conv[:, : w.shape[1]]
-            for p in range(4):  # output i is z at window position i + 10
-                correlate1d(w, self._taps[p], axis=1, output=cb, mode="constant")
-                zz[:, p, :] = cb[:, TP_DELAY : TP_DELAY + n]
+        The block is gated in sub-blocks of :data:`GATE_BLOCK` samples: a sub-block whose
+        detector windows (the sub-block and the ``TP_TAPS - 1`` samples before it) have a
+        sample peak of at most ``_quiet_peak`` has ``q`` exactly 1.0; the interpolator runs
+        once per run of contiguous loud sub-blocks, a C loop per phase. Its value at a
+        sample reads only that sample's window, so a run gives the same values as the
+        whole block would.
+        """
+        n = q.shape[0]
+        h = TP_TAPS - 1
+        k = -(-n // GATE_BLOCK)  # sub-blocks, the last one possibly short
+        peak = self._peak[: n + h]
+        np.abs(read, out=self._conv[:, : n + h])
+        np.maximum.reduce(self._conv[:, : n + h], axis=0, out=peak)  # over channels
+        sub = self._sub[:k]
+        np.maximum.reduceat(peak[:n], self._starts[:k], out=sub)  # read[s : s + GATE_BLOCK]
+        head = self._head[:k]  # the TP_TAPS - 1 samples after each: the next one's history
+        np.maximum.reduce(self._heads[: k - 1], axis=1, out=head[: k - 1])
+        head[k - 1] = peak[n:].max()
+        np.maximum(sub, head, out=sub)
+        loud = self._loud[:k]
+        np.less_equal(sub, self._quiet_peak, out=loud)
+        np.logical_not(loud, out=loud)  # a NaN sample is loud, as the full detector sees it
+        q.fill(1.0)
+        b = 0
+        while b < k:
+            if not loud[b]:
+                b += 1
+                continue
+            e = b + 1
+            while e < k and loud[e]:
+                e += 1
+            t0, t1 = b * GATE_BLOCK, min(e * GATE_BLOCK, n)
+            self._interpolate_run(read[:, t0 : t1 + h], q[t0:t1])
+            b = e
+
+    def _interpolate_run(self, w: np.ndarray, q: np.ndarray) -> None:
+        """``q`` (length ``m``) of the samples whose windows are in ``w`` ``(C, m +
+        TP_TAPS - 1)``: the detector's last samples and the ``TP_TAPS - 1`` before them."""
+        from scipy.ndimage import correlate1d
+
+        m = q.shape[0]
+        cb = self._conv[:, : w.shape[1]]
+        z = self._z[:, :m]
+        zz = z.reshape(self.channels, 4, m)
+        for p in range(4):  # output i is z at window position i + 10: the first and last
+            # 10 outputs, which read the zero padding of mode="constant", are not used
+            correlate1d(w, self._taps[p], axis=1, output=cb, mode="constant")
+            zz[:, p, :] = cb[:, TP_DELAY : TP_DELAY + m]
+        self._needed_gain(z, q)
+
+    def _needed_gain(self, z: np.ndarray, q: np.ndarray) -> None:
+        """``q`` from the interpolated values ``z`` ``(4 C, m)`` (overwritten): 1 where the
+        largest magnitude is within the ceiling, else ``aim`` over it."""
         np.abs(z, out=z)
-        np.maximum.reduce(z, axis=0, out=q)  # tpv in [t, t + 1) for t = m - 10
-        mask = self._mask[:n]
+        np.maximum.reduce(z, axis=0, out=q)  # tpv in [t, t + 1), t 10 before the newest read
+        mask = self._mask[: q.shape[0]]
         np.greater(q, self.ceiling, out=mask)
         np.divide(self.aim, q, out=q, where=mask)
         np.logical_not(mask, out=mask)
         np.copyto(q, 1.0, where=mask)
+
 
 #: block size of the offline run (samples): large enough to be vectorised, small
 #: enough to keep its buffers in a few MB
