@@ -401,7 +401,8 @@ class LiveSession:
         self._kw = BiquadStage(k_weighting_sos(sr), block_size, signals=4)
         self._seg = int(round(sr / 10.0))
         # the current segment's sums (vv, bb, vb) and length
-        self._cur = np.zeros(3)
+        self._gram = np.zeros((4, 4))  # the segment's sums of products of the four rows
+        self._g4 = np.zeros((4, 4))
         self._cur_n = 0
         self._stats = np.zeros((3, 1024))
         self._n_seg = 0
@@ -449,17 +450,20 @@ class LiveSession:
         i = 0
         while i < n:
             k = min(n - i, self._seg - self._cur_n)
-            a, c = y[:2, i : i + k], y[2:, i : i + k]
-            self._cur += (np.vdot(a, a), np.vdot(c, c), np.vdot(a, c))
+            piece = y[:, i : i + k]
+            np.matmul(piece, piece.T, out=self._g4)  # every row's products, one call
+            self._gram += self._g4
             self._cur_n += k
             i += k
             if self._cur_n == self._seg:
                 if self._n_seg == self._stats.shape[1]:
                     self._stats = np.concatenate([self._stats, np.zeros_like(self._stats)],
                                                  axis=1)
-                self._stats[:, self._n_seg] = self._cur
+                g = self._gram  # rows: vocal L, R, backing L, R
+                self._stats[:, self._n_seg] = (g[0, 0] + g[1, 1], g[2, 2] + g[3, 3],
+                                               g[0, 2] + g[1, 3])
                 self._n_seg += 1
-                self._cur[:] = 0.0
+                self._gram.fill(0.0)
                 self._cur_n = 0
 
     def _solve_gain(self) -> float | None:
