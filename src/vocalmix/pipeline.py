@@ -208,12 +208,12 @@ def _resolve(
         b = backing * np.float32(10.0 ** (params.backing.gain_db / 20.0))
     target = effective_level_target(t.vocal_to_mix_lu, RULE_VOCAL_TO_MIX_LU, new.amount)
     if is_locked(params, "vocal.gain_db"):
-        g = gain_solution_at(parts.dry + parts.wet, b, sample_rate, vc.gain_db,
+        g = gain_solution_at((parts.dry, parts.wet), b, sample_rate, vc.gain_db,
                              measure=t.vocal_to_mix_measure)
         notes.append(f"vocal gain locked at {vc.gain_db:+.2f} dB: the vocal sits at "
                      f"{g.vocal_to_mix_lu:+.2f} LU against the mix (target {target:+.2f})")
     else:
-        g = resolve_vocal_gain(parts.dry + parts.wet, b, sample_rate, target,
+        g = resolve_vocal_gain((parts.dry, parts.wet), b, sample_rate, target,
                                measure=t.vocal_to_mix_measure)
         how = " while it sings" if g.measure == "singing" else ""
         at = f" (the target at amount {new.amount:g})" if new.amount != 1.0 else ""

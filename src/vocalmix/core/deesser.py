@@ -91,13 +91,14 @@ def _short_term_db_blocks(x: np.ndarray, sample_rate: int, sos: np.ndarray | Non
                           ms: float = DETECTOR_MS) -> np.ndarray:
     """``short_term_db(x)`` (of ``x`` through the float64 filter ``sos`` when given),
     :data:`_BLOCK` samples at a time with the filters' states carried: the same
-    recursions on the same samples, so the same values, without full-length float64
-    copies of ``x``."""
+    recursions on the same samples, without full-length float64 copies of ``x``. The
+    levels are computed in float64 and stored in float32 (dB to about 1e-5 dB: half the
+    memory of a per-sample level track, which only its percentiles are read from)."""
     from scipy.signal import lfilter, sosfilt
 
     a = _one_pole(ms, sample_rate)
     n = len(x)
-    out = np.empty(n)
+    out = np.empty(n, np.float32)
     zs = None if sos is None else np.zeros((sos.shape[0], 2, *np.shape(x)[1:]))
     zp = np.zeros(1)
     for i in range(0, n, _BLOCK):
@@ -140,8 +141,11 @@ def sibilance(x: np.ndarray, sample_rate: int) -> Sibilance:
     sos = butter(2, [lo, hi], "bandpass", fs=sample_rate, output="sos")
     band = _short_term_db_blocks(x, sample_rate, sos)
     active = full > full.max() - ACTIVE_RANGE_DB
-    peak = float(np.percentile(band[active], 99.5))
-    body = float(np.median(full[active]))
+    # percentile and median of fresh copies, partitioned in place (the same values
+    # without a second copy each); each full-length array goes once it is used
+    peak = float(np.percentile(band[active], 99.5, overwrite_input=True))
+    del band
+    body = float(np.median(full[active], overwrite_input=True))
     return Sibilance(peak - body, peak, body)
 
 

@@ -19,6 +19,7 @@ and a mono signal is measured as stereo with both channels equal (see :mod:`voca
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, cast
@@ -440,6 +441,75 @@ def _segment_len(sample_rate: int) -> int:
     return int(round(sample_rate / 10.0))  # 100 ms hop, as libebur128
 
 
+#: 100 ms segments K-weighted at a time by the block-wise analyses (at 44.1 kHz stereo
+#: float32 a block is 2.8 MB: the whole-signal copies of the filter are never made)
+KW_SEGMENTS = 64
+
+
+def _k_weight_stream(blocks: Iterable[np.ndarray], sample_rate: int) -> Iterator[np.ndarray]:
+    """:func:`k_weight` of the signal the consecutive ``blocks`` make up, block by block,
+    the filter state carried: the same recursion on the same samples in the same precision
+    (float32 for float32 blocks, else float64), so the same values to the bit."""
+    from scipy.signal import sosfilt
+
+    from vocalmix.core.dsp import flush_denormals
+
+    sos: np.ndarray | None = None
+    zi: np.ndarray | None = None
+    for blk in blocks:
+        xb = _as_2d(blk)
+        dt = np.float32 if xb.dtype == np.float32 else np.float64
+        if sos is None or zi is None:
+            sos = k_weighting_sos(sample_rate).astype(dt)
+            zi = np.zeros((sos.shape[0], 2, xb.shape[1]), dt)
+        with flush_denormals():
+            y, zi = sosfilt(sos, np.asarray(xb, dtype=dt), axis=0, zi=zi)
+        yield y
+
+
+def _kw_blocks(x: np.ndarray, sample_rate: int, n: int | None = None) -> Iterator[np.ndarray]:
+    """The first ``n`` samples of ``x`` (all by default) in blocks of :data:`KW_SEGMENTS`
+    whole 100 ms segments (the last block shorter)."""
+    block = _segment_len(sample_rate) * KW_SEGMENTS
+    n = x.shape[0] if n is None else n
+    for i in range(0, n, block):
+        yield x[i : min(i + block, n)]
+
+
+def k_weighted_energies(x: np.ndarray, sample_rate: int) -> np.ndarray:
+    """:func:`segment_energies` of :func:`k_weight` of ``x`` (float64, one per whole 100 ms
+    segment), K-weighting a block at a time: the same values, in a few MB."""
+    seg = _segment_len(sample_rate)
+    parts = [segment_energies(y, seg)
+             for y in _k_weight_stream(_kw_blocks(_as_2d(x), sample_rate), sample_rate)]
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def k_weighted_cross(x: np.ndarray | tuple[np.ndarray, ...], y: np.ndarray, sample_rate: int
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:meth:`BlockStats.cross` of the K-weighted ``x`` and ``y``, a block at a time (the
+    same values without full-length filtered copies). ``x`` may be a tuple of arrays of
+    one shape: their sum ``x[0] + x[1] + ...`` is weighted, summed block by block."""
+    parts = x if isinstance(x, tuple) else (x,)
+    n = min(min(p.shape[0] for p in parts), y.shape[0])
+
+    def summed() -> Iterator[np.ndarray]:
+        for blocks in zip(*(_kw_blocks(p, sample_rate, n) for p in parts), strict=True):
+            acc = blocks[0]
+            for b in blocks[1:]:
+                acc = acc + b
+            yield acc
+
+    rows = [BlockStats.cross(a, b, sample_rate) for a, b in zip(
+        _k_weight_stream(summed(), sample_rate),
+        _k_weight_stream(_kw_blocks(y, sample_rate, n), sample_rate), strict=True)]
+    if not rows:
+        z = np.zeros(0)
+        return z, z, z
+    vv, bb, vb = (np.concatenate([r[i] for r in rows]) for i in range(3))
+    return vv, bb, vb
+
+
 def segment_energies(y: np.ndarray, segment_len: int) -> np.ndarray:
     """``sum_c sum_{n in segment s} y_c[n]^2`` of a K-weighted ``y`` ``(n, channels)``
     for each whole segment of ``segment_len`` samples, float64."""
@@ -484,12 +554,12 @@ class BlockStats:
                               sample_rate=sample_rate)
         x = _as_2d(x)
         if not remember:
-            return BlockStats(energy=segment_energies(k_weight(x, sample_rate), seg),
+            return BlockStats(energy=k_weighted_energies(x, sample_rate),
                               segment_len=seg, sample_rate=sample_rate)
         key = content_key(x, sample_rate, "k-weighted segment energies")
         e = _ENERGY_CACHE.get(key)
         if e is None:
-            e = segment_energies(k_weight(x, sample_rate), seg)
+            e = k_weighted_energies(x, sample_rate)
             e.flags.writeable = False
             _ENERGY_CACHE.put(key, e)
         return BlockStats(energy=e, segment_len=seg, sample_rate=sample_rate)

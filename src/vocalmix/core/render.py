@@ -62,8 +62,11 @@ def compressor_stage(x: np.ndarray, sample_rate: int, comp: Compressor) -> np.nd
 OLA_MIN_FFT = 1 << 15
 
 
-def _synthetic_wet(src: np.ndarray, sample_rate: int, reverb: Reverb) -> np.ndarray:
-    """``src`` convolved channel by channel with the synthetic reverb's impulse response.
+def _synthetic_wet(x: np.ndarray, sample_rate: int, reverb: Reverb, delay: int = 0
+                   ) -> np.ndarray:
+    """``src`` convolved channel by channel with the synthetic reverb's impulse response,
+    where ``src`` is ``x`` delayed by ``delay`` samples (the pre-delay; silence first, the
+    length of ``x``): its blocks are cut from ``x`` as they are needed, not copied whole.
 
     Overlap-add in float64 with FFTs of the power of two at least twice the response's
     length: each block of ``nfft - taps + 1`` input samples is transformed once for all
@@ -76,7 +79,7 @@ def _synthetic_wet(src: np.ndarray, sample_rate: int, reverb: Reverb) -> np.ndar
     from vocalmix.core.reverb import render_synthetic_ir
 
     h = render_synthetic_ir(reverb.decay_s, reverb.band_decay_ratios, reverb.width, sample_rate)
-    x = np.asarray(src, np.float32)
+    x = np.asarray(x, np.float32)
     n, c = x.shape
     h = h[:, :c] if c != 2 else h
     taps = h.shape[0]
@@ -84,9 +87,14 @@ def _synthetic_wet(src: np.ndarray, sample_rate: int, reverb: Reverb) -> np.ndar
     step = nfft - taps + 1
     spec = sfft.rfft(np.asarray(h, np.float64), nfft, axis=0)  # (nfft // 2 + 1, c)
     out = np.zeros((n, c), np.float32)
+    blk = np.zeros((step, c))
     for s in range(0, n, step):
-        y = sfft.irfft(sfft.rfft(x[s : s + step].astype(np.float64), nfft, axis=0) * spec,
-                       nfft, axis=0)
+        k = min(step, n - s)
+        a = s - delay  # the block src[s : s + k] is x[a : a + k], zero before x starts
+        blk[: k].fill(0.0)
+        if a + k > 0:
+            blk[max(0, -a) : k] = x[max(0, a) : a + k]
+        y = sfft.irfft(sfft.rfft(blk[:k], nfft, axis=0) * spec, nfft, axis=0)
         e = min(n, s + nfft)
         out[s:e] += y[: e - s]
     return out
@@ -105,14 +113,15 @@ def reverb_wet(x: np.ndarray, sample_rate: int, reverb: Reverb) -> np.ndarray:
     if not reverb.enabled:
         return np.zeros_like(x)
     d = int(round(reverb.pre_delay_ms * 1e-3 * sample_rate))
-    src = x if d == 0 else np.concatenate([np.zeros((d, x.shape[1]), x.dtype), x[: x.shape[0] - d]])
     if reverb.type == "synthetic":
-        wet = _synthetic_wet(src, sample_rate, reverb)
+        wet = _synthetic_wet(x, sample_rate, reverb, d)
     else:
+        src = x if d == 0 else np.concatenate([np.zeros((d, x.shape[1]), x.dtype),
+                                               x[: x.shape[0] - d]])
         board = pb.Pedalboard([pb.Reverb(room_size=reverb.room_size, damping=reverb.damping,
                                          wet_level=1.0, dry_level=0.0, width=reverb.width)])
         wet = run_board(board, src, sample_rate)
-    del src
+        del src
     if wet.dtype == np.float32 and wet.flags.writeable and not np.may_share_memory(wet, x):
         wet *= np.float32(db_to_gain(wet_gain_db(reverb, sample_rate)))  # its own array
         return wet

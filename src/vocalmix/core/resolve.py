@@ -49,9 +49,9 @@ from scipy.optimize import brentq
 from vocalmix.core.dsp import frozen
 from vocalmix.core.errors import TargetUnreachableError
 from vocalmix.core.measure import (
-    BlockStats,
     integrated_from_segments,
     k_weight,
+    k_weighted_cross,
     loudness_range,
     lra_from_short_term,
     momentary_loudness_range,
@@ -131,7 +131,7 @@ def vocal_to_mix_on_grid(vv: np.ndarray, vb: np.ndarray, bb: np.ndarray, segment
 
 
 def resolve_vocal_gain(
-    vocal_unity: np.ndarray,
+    vocal_unity: np.ndarray | tuple[np.ndarray, ...],
     backing: np.ndarray,
     sample_rate: int,
     target_lu: float,
@@ -141,15 +141,14 @@ def resolve_vocal_gain(
 ) -> GainSolution:
     """The vocal gain (dB) that puts ``g * vocal_unity`` at ``target_lu`` below the mix.
 
-    ``vocal_unity`` is the processed vocal (reverb included) at 0 dB gain; ``backing``
+    ``vocal_unity`` is the processed vocal (reverb included) at 0 dB gain, or its parts
+    (dry, sends) to be summed, block by block, without a full-length sum; ``backing``
     the backing after its own gain; ``measure`` how the ratio is measured
     (:data:`~vocalmix.core.params.V2M_MEASURES`). Exact for BS.1770-4 with gating (see
     module doc). Raises :class:`TargetUnreachableError` when no gain in
     ``gain_range_db`` reaches it.
     """
-    yv = k_weight(vocal_unity, sample_rate)
-    yb = k_weight(backing, sample_rate)
-    vv, bb, vb = BlockStats.cross(yv, yb, sample_rate)
+    vv, bb, vb = k_weighted_cross(vocal_unity, backing, sample_rate)
     seg = int(round(sample_rate / 10.0))
     return solve_gain_from_segments(vv, vb, bb, seg, target_lu, measure=measure,
                                     gain_range_db=gain_range_db)
@@ -208,7 +207,7 @@ def solve_gain_from_segments(
 
 
 def gain_solution_at(
-    vocal_unity: np.ndarray,
+    vocal_unity: np.ndarray | tuple[np.ndarray, ...],
     backing: np.ndarray,
     sample_rate: int,
     gain_db: float,
@@ -218,9 +217,7 @@ def gain_solution_at(
     """The figures of :class:`GainSolution` for a given vocal gain (a locked one): where
     ``gain_db`` puts ``g * vocal_unity`` against the mix, exactly as the resolver
     measures it."""
-    yv = k_weight(vocal_unity, sample_rate)
-    yb = k_weight(backing, sample_rate)
-    vv, bb, vb = BlockStats.cross(yv, yb, sample_rate)
+    vv, bb, vb = k_weighted_cross(vocal_unity, backing, sample_rate)
     seg = int(round(sample_rate / 10.0))
     iv0 = float(integrated_from_segments(vv, seg))
     ib = float(integrated_from_segments(bb, seg))

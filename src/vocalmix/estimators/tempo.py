@@ -27,8 +27,12 @@ _HOP = 256
 
 
 #: onset envelopes by signal content (the backing's is asked for by the baseline, the
-#: reverb model and the delay)
-_ONSETS = LruCache(16)
+#: reverb model and the delay; the level model's excerpts, up to MAX_EXCERPTS of them,
+#: each ask twice and must not push the backing's out). A 3-minute envelope is 60 KB.
+_ONSETS = LruCache(64)
+#: frames transformed at a time by the onset envelope (a few MB instead of the whole
+#: spectrogram, 127 MB for a 3-minute song)
+_FRAME_CHUNK = 2048
 
 
 def onset_strength(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, float]:
@@ -48,12 +52,15 @@ def _onset_strength(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     n_frames = 1 + (len(x) - _N_FFT) // _HOP
     if n_frames < 8:
         raise ValueError("audio too short for a tempo estimate (need a few seconds)")
-    mag = frame_power(x, _N_FFT, _HOP, dtype=np.float32)
     freqs = np.fft.rfftfreq(_N_FFT, 1.0 / _SR)
     edges = np.geomspace(60.0, 5000.0, 25)
     band = np.digitize(freqs, edges) - 1
     bands = (band[:, None] == np.arange(24)[None, :]).astype(np.float32)  # (bins, 24)
-    energies = mag @ bands
+    energies = np.empty((n_frames, 24), np.float32)
+    for a in range(0, n_frames, _FRAME_CHUNK):
+        c = min(_FRAME_CHUNK, n_frames - a)
+        seg = x[a * _HOP : (a + c - 1) * _HOP + _N_FFT]
+        energies[a : a + c] = frame_power(seg, _N_FFT, _HOP, n_frames=c, dtype=np.float32) @ bands
     logb = np.log1p(1000.0 * energies / (energies.max() + 1e-12))
     flux = np.maximum(np.diff(logb, axis=0), 0.0).sum(axis=1)
     flux = flux - np.convolve(flux, np.ones(16) / 16.0, mode="same")  # detrend
