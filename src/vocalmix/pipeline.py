@@ -160,10 +160,13 @@ def _resolve(
         comp = vc.compressor
         notes.append("compressor locked: kept as it is")
     else:
-        x_in = frozen(deesser_stage(eq_stage(vocal, sample_rate, vc.highpass, vc.eq_bands),
-                                    sample_rate, vc.deesser))  # hashed once, measured often
+        x_in = deesser_stage(eq_stage(vocal, sample_rate, vc.highpass, vc.eq_bands),
+                             sample_rate, vc.deesser)
+        # the resolver measures it through a read-only view (hashed once, measured often);
+        # x_in itself stays writeable: uncompressed, it becomes the dry stem, scaled in place
+        seen = frozen(x_in)
         if t.vocal_momentary_range_lu is not None:
-            sol = resolve_compressor(x_in, sample_rate, t.vocal_momentary_range_lu,
+            sol = resolve_compressor(seen, sample_rate, t.vocal_momentary_range_lu,
                                      vc.compressor, statistic="momentary_range")
             notes.append(f"the compressor follows the momentary-range target "
                          f"({t.vocal_momentary_range_lu:g} LU); targets.vocal_lra_lu "
@@ -174,10 +177,11 @@ def _resolve(
                 ("target_momentary_range_lu", t.vocal_momentary_range_lu),
                 ("input_momentary_range_lu", sol.input_value))
         else:
-            sol = resolve_compressor(x_in, sample_rate, t.vocal_lra_lu, vc.compressor)
+            sol = resolve_compressor(seen, sample_rate, t.vocal_lra_lu, vc.compressor)
             why = (("target_lra_lu", t.vocal_lra_lu), ("input_lra_lu", sol.input_lra_lu))
         comp, lra = sol.compressor, sol.achieved_lra_lu
         comp_out = sol.output
+        del seen
         notes.append(sol.note)
         reasons.append(Reason("vocal.compressor", "resolver", sol.note, why))
     rv = vc.reverb

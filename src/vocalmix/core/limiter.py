@@ -245,17 +245,19 @@ def limit(x: np.ndarray, sample_rate: int, master: Master) -> tuple[np.ndarray, 
     return _limit(x, sample_rate, master, keep_gain=True)[:2]
 
 
-def limit_min_gain(x: np.ndarray, sample_rate: int,
-                   master: Master) -> tuple[np.ndarray, float | None]:
+def limit_min_gain(x: np.ndarray, sample_rate: int, master: Master, *,
+                   in_place: bool = False) -> tuple[np.ndarray, float | None]:
     """:func:`limit` returning only the smallest gain applied (linear; ``None`` when no
     sample needs a reduction, ``x`` itself is then returned): the same output without a
-    full-length gain array."""
-    y, _gain, gmin = _limit(x, sample_rate, master, keep_gain=False)
+    full-length gain array. ``in_place``: the output overwrites ``x`` (a writeable
+    float32 ``(n, channels)`` array in C order the caller no longer needs): each output
+    block lands where the input was already read, ``L`` samples behind it."""
+    y, _gain, gmin = _limit(x, sample_rate, master, keep_gain=False, in_place=in_place)
     return y, gmin
 
 
-def _limit(x: np.ndarray, sample_rate: int, master: Master, keep_gain: bool
-           ) -> tuple[np.ndarray, np.ndarray | None, float | None]:
+def _limit(x: np.ndarray, sample_rate: int, master: Master, keep_gain: bool,
+           in_place: bool = False) -> tuple[np.ndarray, np.ndarray | None, float | None]:
     """Run the limiter over a whole signal, time-aligned with it (no latency).
 
     This is :class:`StreamingLimiter` itself, fed in blocks of :data:`OFFLINE_BLOCK`
@@ -278,7 +280,9 @@ def _limit(x: np.ndarray, sample_rate: int, master: Master, keep_gain: bool
     blk = min(OFFLINE_BLOCK, n + latency_samples(master, sample_rate))
     lim = StreamingLimiter(master, sample_rate, blk, c)
     lat = lim.latency_samples
-    y = np.empty((n, c), np.float32)
+    own = (in_place and x.dtype == np.float32 and x.flags.c_contiguous
+           and x.flags.writeable)
+    y = x if own else np.empty((n, c), np.float32)
     gain = np.empty(n) if keep_gain else None
     gmin = np.inf
     out = np.zeros((c, blk), np.float32)

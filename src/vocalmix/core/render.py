@@ -54,7 +54,10 @@ def compressor_stage(x: np.ndarray, sample_rate: int, comp: Compressor) -> np.nd
         )
         y = run_board(board, x, sample_rate)
     if comp.enabled and comp.makeup_db != 0.0:
-        y = y * np.float32(db_to_gain(comp.makeup_db))
+        if y is x:
+            y = y * np.float32(db_to_gain(comp.makeup_db))
+        else:  # the board's own output: scaled in place, the same products
+            y *= np.float32(db_to_gain(comp.makeup_db))
     return y
 
 
@@ -116,12 +119,9 @@ def reverb_wet(x: np.ndarray, sample_rate: int, reverb: Reverb) -> np.ndarray:
     if reverb.type == "synthetic":
         wet = _synthetic_wet(x, sample_rate, reverb, d)
     else:
-        src = x if d == 0 else np.concatenate([np.zeros((d, x.shape[1]), x.dtype),
-                                               x[: x.shape[0] - d]])
         board = pb.Pedalboard([pb.Reverb(room_size=reverb.room_size, damping=reverb.damping,
                                          wet_level=1.0, dry_level=0.0, width=reverb.width)])
-        wet = run_board(board, src, sample_rate)
-        del src
+        wet = run_board(board, x, sample_rate, delay=d)
     if wet.dtype == np.float32 and wet.flags.writeable and not np.may_share_memory(wet, x):
         wet *= np.float32(db_to_gain(wet_gain_db(reverb, sample_rate)))  # its own array
         return wet
@@ -129,7 +129,7 @@ def reverb_wet(x: np.ndarray, sample_rate: int, reverb: Reverb) -> np.ndarray:
 
 
 def master_stage(
-    x: np.ndarray, sample_rate: int, master: Master
+    x: np.ndarray, sample_rate: int, master: Master, *, in_place: bool = False
 ) -> tuple[np.ndarray, float, float]:
     """Keep ``x`` at or below ``master.ceiling_dbtp``; transparent when it already is.
 
@@ -140,11 +140,12 @@ def master_stage(
     ``x`` itself is returned.
 
     Returns the output, the largest gain reduction applied (dB, 0.0 if none) and the
-    output's true peak (dBTP).
+    output's true peak (dBTP). ``in_place``: the output may overwrite ``x`` (the caller's
+    own float32 sum, no longer needed).
     """
     from vocalmix.core.limiter import limit_min_gain
 
-    y, gmin = limit_min_gain(x, sample_rate, master)
+    y, gmin = limit_min_gain(x, sample_rate, master, in_place=in_place)
     tp = true_peak_dbtp(y, sample_rate)
     if gmin is None:
         return y, 0.0, tp
@@ -260,11 +261,12 @@ def assemble(
     if params.backing.gain_db == 0.0 and backing.dtype == np.float32:
         b = backing  # times 1.0 would be an identical copy
     else:
-        b = (backing * np.float32(db_to_gain(params.backing.gain_db))).astype(np.float32)
+        b = (backing * np.float32(db_to_gain(params.backing.gain_db))).astype(np.float32,
+                                                                              copy=False)
     pre = v + b
     if params.master.gain_db != 0.0:
         pre *= np.float32(db_to_gain(params.master.gain_db))
-    mix, reduction, tp = master_stage(pre, sample_rate, params.master)
+    mix, reduction, tp = master_stage(pre, sample_rate, params.master, in_place=True)
     del pre
     return Rendered(mix, v, dry, b, sample_rate, reduction, tp)
 
