@@ -262,7 +262,8 @@ def _inserts(vocal: np.ndarray, sample_rate: int, eff: VocalChain, resolved_on: 
     resolver's input ``x_in`` (EQ and de-esser of ``resolved_on``) and its output
     ``comp_out`` (the compressor without make-up) when ``eff`` renders the same stages:
     the same operations on the same samples, so the same result, without rendering the
-    chain again."""
+    chain again. ``comp_out``, when it is the resolver's own array, is scaled by the
+    make-up gain in place: the caller drops it afterwards."""
     same_input = (x_in is not None and eff.highpass == resolved_on.highpass
                   and eff.eq_bands == resolved_on.eq_bands
                   and eff.deesser == resolved_on.deesser)
@@ -275,7 +276,10 @@ def _inserts(vocal: np.ndarray, sample_rate: int, eff: VocalChain, resolved_on: 
         return np.asarray(compressor_stage(x_in, sample_rate, c), dtype=np.float32)
     y = comp_out
     if c.makeup_db != 0.0:
-        y = y * np.float32(db_to_gain(c.makeup_db))
+        if y.dtype == np.float32 and y.flags.writeable and not np.may_share_memory(y, vocal):
+            y *= np.float32(db_to_gain(c.makeup_db))  # the resolver's own render, not kept
+        else:
+            y = y * np.float32(db_to_gain(c.makeup_db))
     return np.asarray(y, dtype=np.float32)
 
 

@@ -74,11 +74,22 @@ class DelayLine:
         return (out * self.wet).astype(np.float32)
 
 
+#: samples the whole-signal echo is computed at a time (float64 work arrays of a block,
+#: not of the song)
+WET_BLOCK = 1 << 16
+
+
 def delay_wet(x: np.ndarray, sample_rate: int, delay: Delay) -> np.ndarray:
-    """The delay send's echo of a whole signal ``(n, channels)`` (zeros when disabled)."""
+    """The delay send's echo of a whole signal ``(n, channels)`` (zeros when disabled),
+    float32: one :class:`DelayLine` fed :data:`WET_BLOCK` samples at a time, as a live
+    send is, so the same samples as one call over the whole signal."""
     if not delay.enabled:
         return np.zeros_like(x, dtype=np.float32)
-    return DelayLine(delay, sample_rate, x.shape[1]).process(x)
+    line = DelayLine(delay, sample_rate, x.shape[1])
+    out = np.empty(x.shape, np.float32)
+    for i in range(0, x.shape[0], WET_BLOCK):
+        out[i : i + WET_BLOCK] = line.process(x[i : i + WET_BLOCK])
+    return out
 
 
 __all__ = ["DelayLine", "delay_samples", "delay_wet"]

@@ -467,13 +467,22 @@ def _k_weight_stream(blocks: Iterable[np.ndarray], sample_rate: int) -> Iterator
         yield y
 
 
-def _kw_blocks(x: np.ndarray, sample_rate: int, n: int | None = None) -> Iterator[np.ndarray]:
-    """The first ``n`` samples of ``x`` (all by default) in blocks of :data:`KW_SEGMENTS`
-    whole 100 ms segments (the last block shorter)."""
-    block = _segment_len(sample_rate) * KW_SEGMENTS
+def _kw_blocks(x: np.ndarray, sample_rate: int, n: int | None = None,
+               block: int | None = None) -> Iterator[np.ndarray]:
+    """The first ``n`` samples of ``x`` (all by default) in blocks of ``block`` samples
+    (default :data:`KW_SEGMENTS` whole 100 ms segments; the last block shorter)."""
+    block = _segment_len(sample_rate) * KW_SEGMENTS if block is None else block
     n = x.shape[0] if n is None else n
     for i in range(0, n, block):
         yield x[i : min(i + block, n)]
+
+
+def k_weighted_blocks(x: np.ndarray, sample_rate: int, block: int | None = None
+                      ) -> Iterator[np.ndarray]:
+    """:func:`k_weight` of ``x`` as consecutive blocks of ``block`` samples (default
+    :data:`KW_SEGMENTS` whole 100 ms segments; the last shorter): the same values, a few
+    MB at a time."""
+    return _k_weight_stream(_kw_blocks(_as_2d(x), sample_rate, block=block), sample_rate)
 
 
 def k_weighted_energies(x: np.ndarray, sample_rate: int) -> np.ndarray:

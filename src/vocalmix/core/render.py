@@ -172,7 +172,11 @@ def sends_wet(dry: np.ndarray, sample_rate: int, chain: VocalChain) -> np.ndarra
     if chain.delay.enabled:
         from vocalmix.core.delay import delay_wet
 
-        wet = wet + delay_wet(dry, sample_rate, chain.delay)
+        echo = delay_wet(dry, sample_rate, chain.delay)
+        if wet.dtype == echo.dtype and wet.flags.writeable and not np.may_share_memory(wet, dry):
+            wet += echo  # the reverb's own array: the same sum, one array fewer
+        else:
+            wet = wet + echo
     return wet
 
 

@@ -50,7 +50,7 @@ from vocalmix.core.dsp import frozen
 from vocalmix.core.errors import TargetUnreachableError
 from vocalmix.core.measure import (
     integrated_from_segments,
-    k_weight,
+    k_weighted_blocks,
     k_weighted_cross,
     loudness_range,
     lra_from_short_term,
@@ -291,13 +291,22 @@ def _envelope_frames_db(x: np.ndarray, sample_rate: int, attack_ms: float,
     """``compressor_envelope_db(x, ...)`` averaged over frames of ``frame_len`` samples,
     ``(len(x) // frame_len, channels)``: the same values, read off the probe render
     :data:`_PROXY_FRAMES` frames at a time instead of as full-length float64 arrays."""
+    import pedalboard as pb
+
     n = x.shape[0] // frame_len
-    src, y, mono = _envelope_probe(x[: n * frame_len], sample_rate, attack_ms, release_ms)
+    mono = bool(np.array_equal(x[:, 0], x[:, 1])) if x.shape[1] == 2 else False
+    comp = pb.Compressor(threshold_db=_ENV_PROBE_DB, ratio=2.0, attack_ms=attack_ms,
+                         release_ms=release_ms)
     out = np.empty((n, x.shape[1]))
     rows = _PROXY_FRAMES * frame_len
     for f in range(0, n, _PROXY_FRAMES):
-        env = _envelope_of(src[f * frame_len : f * frame_len + rows],
-                           y[f * frame_len : f * frame_len + rows])
+        # the probe render streamed a chunk at a time (its state kept), as _envelope_probe
+        # renders it whole: the same samples without the whole signal's copies
+        a, b = f * frame_len, min(n * frame_len, f * frame_len + rows)
+        src = x[a:b, :1] if mono else x[a:b]
+        y = comp(np.ascontiguousarray(src.T, dtype=np.float32), float(sample_rate),
+                 reset=f == 0).T
+        env = _envelope_of(src, y)
         if mono:
             env = np.repeat(env, 2, axis=1)
         out[f : f + _PROXY_FRAMES] = env.reshape(-1, frame_len, env.shape[1]).mean(axis=1)
@@ -325,8 +334,12 @@ class CompressorProxy:
         """Frame statistics of ``x`` for a compressor with these ballistics."""
         flen = max(1, int(round(sample_rate / (_FRAMES_PER_SEG * 10))))
         n = x.shape[0] // flen
-        y = k_weight(x, sample_rate)[: n * flen]
-        energy = (y * y).reshape(n, flen, -1).sum(axis=1)
+        # K-weighted 1024 whole frames at a time: the same energies without full-length
+        # copies
+        energy = np.concatenate([
+            (y * y).reshape(y.shape[0] // flen, flen, -1).sum(axis=1)
+            for y in k_weighted_blocks(x[: n * flen], sample_rate, block=1024 * flen)
+        ]) if n else np.zeros((0, x.shape[1]))
         env_db = _envelope_frames_db(x, sample_rate, attack_ms, release_ms, flen)
         return CompressorProxy(energy=energy, env_db=env_db, frame_len=flen)
 

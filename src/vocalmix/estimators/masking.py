@@ -77,15 +77,42 @@ class MaskingAnalysis:
     highpass_hz: float
 
 
-def _power_spectra(x: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
-    """Frame power spectra ``(frames, bins)`` of a downmix at 32 kHz, and bin freqs."""
+#: frames transformed at a time by :func:`_active_mean_spectra`
+FRAME_CHUNK = 1024
+
+
+def _active_mean_spectra(vocal: np.ndarray, backing: np.ndarray, sample_rate: int
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The mean power spectra of the vocal and of the backing over the frames where the
+    vocal is within 30 dB of its loudest frame, and the bin frequencies. Frame power
+    spectra of a mono downmix at 32 kHz, Hann-windowed non-overlapping 2048-point frames
+    (a long-term spectrum needs no overlap), :data:`FRAME_CHUNK` frames at a time (a
+    first pass for the vocal's frame energies, a second for the sums) instead of holding
+    both spectrograms."""
     from vocalmix.core.dsp import frame_power, mono_at
 
-    y = mono_at(x, sample_rate, _SR)
-    hop = _N_FFT  # non-overlapping frames: a long-term spectrum needs no overlap
-    if len(y) // hop < 1:
+    yv, yb = mono_at(vocal, sample_rate, _SR), mono_at(backing, sample_rate, _SR)
+    n = min(len(yv), len(yb)) // _N_FFT  # non-overlapping frames
+    if n < 1:
         raise ValueError("audio too short for a spectrum (need at least 64 ms)")
-    return frame_power(y, _N_FFT, hop), np.fft.rfftfreq(_N_FFT, 1 / _SR)
+
+    def power(y: np.ndarray, a: int) -> np.ndarray:
+        c = min(FRAME_CHUNK, n - a)
+        return frame_power(y[a * _N_FFT : (a + c) * _N_FFT], _N_FFT, _N_FFT)
+
+    fe = np.concatenate([power(yv, a).sum(axis=1) for a in range(0, n, FRAME_CHUNK)])
+    if not np.any(fe > 0):
+        raise ValueError("the vocal is silent: nothing to analyse")
+    active = fe > fe.max() * 10 ** (-30 / 10)  # vocal within 30 dB of its loudest frame
+    sv = np.zeros(_N_FFT // 2 + 1)
+    sb = np.zeros(_N_FFT // 2 + 1)
+    for a in range(0, n, FRAME_CHUNK):
+        on = active[a : a + FRAME_CHUNK]
+        if on.any():
+            sv += power(yv, a)[on].sum(axis=0)
+            sb += power(yb, a)[on].sum(axis=0)
+    k = int(active.sum())
+    return sv / k, sb / k, np.fft.rfftfreq(_N_FFT, 1 / _SR)
 
 
 def analyse_masking(
@@ -97,15 +124,7 @@ def analyse_masking(
     max_gain_db: float = 4.0,
 ) -> MaskingAnalysis:
     """Band-wise masking analysis and the proposed per-band vocal gain (module doc)."""
-    pv, freqs = _power_spectra(vocal, sample_rate)
-    pb, _ = _power_spectra(backing, sample_rate)
-    n = min(len(pv), len(pb))
-    pv, pb = pv[:n], pb[:n]
-    fe = pv.sum(axis=1)
-    if not np.any(fe > 0):
-        raise ValueError("the vocal is silent: nothing to analyse")
-    active = fe > fe.max() * 10 ** (-30 / 10)  # vocal within 30 dB of its loudest frame
-    sv, sb = pv[active].mean(axis=0), pb[active].mean(axis=0)
+    sv, sb, freqs = _active_mean_spectra(vocal, backing, sample_rate)
     edges = BARK_EDGES_HZ[BARK_EDGES_HZ <= _SR / 2]
     centres = np.sqrt(edges[:-1] * edges[1:])
     idx = np.digitize(freqs, edges) - 1
