@@ -15,7 +15,7 @@ import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Hashable, Iterator
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -157,7 +157,7 @@ def _digest(a: np.ndarray) -> bytes:
     d = h.digest()
     if remember:
         key = id(a)
-        ref = weakref.ref(a, lambda r, key=key: _forget_digest(key, r))
+        ref = weakref.ref(a, partial(_forget_digest, key))
         with _DIGESTS_LOCK:
             _DIGESTS[key] = (ref, d)
     return d

@@ -507,7 +507,7 @@ def resolve_compressor(
                 target_lra_lu - 0.5 * tolerance_lu:
             break
     i_in = integrated_loudness(x, sample_rate)
-    best: tuple[float, Compressor, float, np.ndarray] | None = None
+    best: tuple[float, Compressor, float, np.ndarray, np.ndarray] | None = None
     pts: list[tuple[float, float]] = []  # (threshold, real statistic)
     renders = 0
     thr, _p = _solve_proxy(proxy, target_lra_lu, ratio, t_lo, t_hi, statistic)
