@@ -165,7 +165,14 @@ def main() -> int:
         for dur in (float(d) for d in args.durations.split(",")):
             print(f"synthesising a {dur:g} s song", file=sys.stderr)
             vp, bp, sp = tmp / "vocal.wav", tmp / "backing.wav", tmp / "sum.wav"
-            write_song(dur, vp, bp, sp)
+            # in a child process: Linux counts the peak resident memory of a forked
+            # child from its parent's high-water mark (exec keeps it), so a parent that
+            # had held the synthesised song would lift every child's figure to its own
+            subprocess.run([PY, "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
+                            "from bench_speed import write_song; from pathlib import Path; "
+                            "write_song(float(sys.argv[2]), *map(Path, sys.argv[3:6]))",
+                            str(Path(__file__).resolve().parent), str(dur), str(vp), str(bp),
+                            str(sp)], check=True)
             denv = dict(env)
             if dur > 600:
                 denv["VOCALMIX_MAX_DECODED_MB"] = str(int(dur / 60 * 25) + 64)
