@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -76,3 +77,22 @@ def ebur128_singing_v2m(vocal: np.ndarray, backing: np.ndarray, sr: int) -> tupl
     gm &= lm > 10 * np.log10(pm[gm].mean()) - 0.691 - 10
     integrated = 10 * np.log10(pv[gate].mean() / pm[gm].mean())
     return float(singing), float(integrated)
+
+
+def json_differences(now, ref, close: Callable[[str, float, float], bool],
+                     path: str = "") -> list[str]:
+    """Where the JSON-like ``now`` differs from ``ref``: keys, lengths and non-numbers
+    exactly, two numbers (not both integers) by ``close(path, now, ref)``."""
+    if isinstance(ref, dict) and isinstance(now, dict):
+        if set(now) != set(ref):
+            return [f"{path}: keys {sorted(set(now) ^ set(ref))}"]
+        return [d for k in ref for d in json_differences(now[k], ref[k], close, f"{path}.{k}")]
+    if isinstance(ref, list) and isinstance(now, list):
+        if len(now) != len(ref):
+            return [f"{path}: {len(now)} items, expected {len(ref)}"]
+        return [d for i, (a, b) in enumerate(zip(now, ref, strict=True))
+                for d in json_differences(a, b, close, f"{path}[{i}]")]
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (now, ref))
+    if numbers and not (isinstance(now, int) and isinstance(ref, int)):
+        return [] if close(path, float(now), float(ref)) else [f"{path}: {now} (expected {ref})"]
+    return [] if now == ref else [f"{path}: {now!r} (expected {ref!r})"]

@@ -19,7 +19,7 @@ import pytest
 from vocalmix.core.params import MixParams
 from vocalmix.pipeline import mix, render_params
 
-from conftest import REPO, data_root
+from conftest import REPO, data_root, json_differences
 
 GOLDEN = REPO / "tests" / "golden"
 INDEX = json.loads((GOLDEN / "renders.json").read_text())
@@ -62,24 +62,15 @@ RELATIVE_TOL = 1e-3
 LEVEL_SUFFIXES = ("_db", "_lu", "_lufs", "_dbtp")
 
 
-def _drift(now, stored, path: str = "") -> list[str]:
+def _close(path: str, now: float, stored: float) -> bool:
+    tol = (LEVEL_TOL if path.endswith(LEVEL_SUFFIXES)
+           else RELATIVE_TOL * max(abs(now), abs(stored), 1e-9))
+    return abs(now - stored) <= tol
+
+
+def _drift(now, stored) -> list[str]:
     """Where ``now`` differs from ``stored`` by more than the tolerances above."""
-    if isinstance(stored, dict) and isinstance(now, dict):
-        if set(now) != set(stored):
-            return [f"{path}: keys {sorted(set(now) ^ set(stored))}"]
-        return [d for k in stored for d in _drift(now[k], stored[k], f"{path}.{k}")]
-    if isinstance(stored, list) and isinstance(now, list):
-        if len(now) != len(stored):
-            return [f"{path}: {len(now)} items, stored {len(stored)}"]
-        return [d for i, (a, b) in enumerate(zip(now, stored, strict=True))
-                for d in _drift(a, b, f"{path}[{i}]")]
-    both_numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                       for v in (now, stored))
-    if both_numbers and not (isinstance(now, int) and isinstance(stored, int)):
-        tol = (LEVEL_TOL if path.endswith(LEVEL_SUFFIXES)
-               else RELATIVE_TOL * max(abs(now), abs(stored), 1e-9))
-        return [] if abs(now - stored) <= tol else [f"{path}: {now} (stored {stored})"]
-    return [] if now == stored else [f"{path}: {now!r} (stored {stored!r})"]
+    return json_differences(now, stored, _close)
 
 
 def test_drift_tolerances_are_not_vacuous():

@@ -20,7 +20,7 @@ from vocalmix.estimators.features import FEATURE_VERSION
 from vocalmix.frontends.cli import main
 from vocalmix.synth import synthesize_song
 
-from conftest import require_data
+from conftest import json_differences, require_data
 
 SR = 22050
 # (split, artist, vocal gain dB, genre): artist B has two songs, which must stay together
@@ -236,21 +236,10 @@ def real_cache(monkeypatch):
 RETRAIN_RTOL = 1e-7
 
 
-def _same_within_rounding(a, b, path: str = "") -> list[str]:
+def _same_within_rounding(a, b) -> list[str]:
     """Where the JSON-like values ``a`` and ``b`` differ beyond :data:`RETRAIN_RTOL`."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        if set(a) != set(b):
-            return [f"{path}: keys {sorted(set(a) ^ set(b))}"]
-        return [d for k in a for d in _same_within_rounding(a[k], b[k], f"{path}.{k}")]
-    if isinstance(a, list) and isinstance(b, list):
-        if len(a) != len(b):
-            return [f"{path}: {len(a)} items, shipped {len(b)}"]
-        return [d for i, (u, v) in enumerate(zip(a, b, strict=True))
-                for d in _same_within_rounding(u, v, f"{path}[{i}]")]
-    if isinstance(a, float) and isinstance(b, float):
-        ok = math.isclose(a, b, rel_tol=RETRAIN_RTOL, abs_tol=1e-9)
-        return [] if ok else [f"{path}: {a} (shipped {b})"]
-    return [] if a == b else [f"{path}: {a!r} (shipped {b!r})"]
+    return json_differences(a, b, lambda _path, u, v: math.isclose(
+        u, v, rel_tol=RETRAIN_RTOL, abs_tol=1e-9))
 
 
 @pytest.mark.slow
