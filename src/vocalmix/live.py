@@ -400,8 +400,8 @@ class LiveSession:
         # in place with its state kept (the EQ's second-order-section loop)
         self._kw = BiquadStage(k_weighting_sos(sr), block_size, signals=4)
         self._seg = int(round(sr / 10.0))
-        # the current segment's sums (vv, bb, vb) and length
-        self._gram = np.zeros((4, 4))  # the segment's sums of products of the four rows
+        # the current segment's sums of products of the four rows, and its length
+        self._gram = np.zeros((4, 4))
         self._g4 = np.zeros((4, 4))
         self._cur_n = 0
         self._stats = np.zeros((3, 1024))

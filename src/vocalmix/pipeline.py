@@ -35,6 +35,7 @@ from vocalmix.core.render import (
     Rendered,
     VocalParts,
     assemble,
+    backing_at_gain,
     compressor_stage,
     db_to_gain,
     deesser_stage,
@@ -206,10 +207,7 @@ def _resolve(
     parts = VocalParts(dry=dry, wet=sends_wet(dry, sample_rate, eff))
     if new.amount != 1.0:
         lra = mrange = None  # the compressor rendered is not the one they were measured on
-    if params.backing.gain_db == 0.0 and backing.dtype == np.float32:
-        b = backing  # times 1.0 would be an identical copy
-    else:
-        b = backing * np.float32(10.0 ** (params.backing.gain_db / 20.0))
+    b = backing_at_gain(backing, params.backing.gain_db)
     target = effective_level_target(t.vocal_to_mix_lu, RULE_VOCAL_TO_MIX_LU, new.amount)
     if is_locked(params, "vocal.gain_db"):
         g = gain_solution_at((parts.dry, parts.wet), b, sample_rate, vc.gain_db,

@@ -94,19 +94,19 @@ def _short_term_db_blocks(x: np.ndarray, sample_rate: int, sos: np.ndarray | Non
     recursions on the same samples, without full-length float64 copies of ``x``. The
     levels are computed in float64 and stored in float32 (dB to about 1e-5 dB: half the
     memory of a per-sample level track, which only its percentiles are read from)."""
-    from scipy.signal import lfilter, sosfilt
+    from scipy.signal import lfilter
+
+    from vocalmix.core.dsp import row_blocks, sosfilt_stream
 
     a = _one_pole(ms, sample_rate)
     n = len(x)
     out = np.empty(n, np.float32)
-    zs = None if sos is None else np.zeros((sos.shape[0], 2, *np.shape(x)[1:]))
     zp = np.zeros(1)
-    for i in range(0, n, _BLOCK):
-        xb = np.asarray(x[i : i + _BLOCK], dtype=np.float64)
-        if sos is not None:
-            with flush_denormals():
-                xb, zs = sosfilt(sos, xb, axis=0, zi=zs)
-        p = np.mean(np.square(np.asarray(xb, dtype=np.float64).reshape(len(xb), -1)), axis=1)
+    blocks = row_blocks(np.asarray(x), _BLOCK)
+    src = (sosfilt_stream(sos, blocks, np.float64) if sos is not None
+           else (np.asarray(b, dtype=np.float64) for b in blocks))
+    for i, xb in zip(range(0, n, _BLOCK), src, strict=True):
+        p = np.mean(np.square(xb.reshape(len(xb), -1)), axis=1)
         with flush_denormals():
             e, zp = lfilter([1.0 - a], [1.0, -a], p, zi=zp)
         out[i : i + _BLOCK] = 10.0 * np.log10(np.maximum(e, 1e-20))

@@ -14,7 +14,7 @@ import sys
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Hashable, Iterator
+from collections.abc import Hashable, Iterable, Iterator
 from functools import lru_cache, partial
 from typing import TYPE_CHECKING, Any
 
@@ -234,17 +234,13 @@ def run_board(board: pb.Pedalboard, x: np.ndarray, sample_rate: int, delay: int 
         return x
     n, c = x.shape
     out = np.empty((n, c), np.float32)
-    blk = np.zeros((c, BOARD_BLOCK), np.float32)  # pedalboard takes (channels, samples)
+    blk = np.zeros((BOARD_BLOCK, c), np.float32)
     for i in range(0, n, BOARD_BLOCK):
         k = min(BOARD_BLOCK, n - i)
-        a = i - delay  # the block is x[a : a + k], silence before x starts
-        b = blk[:, :k]
-        b.fill(0.0)
-        if a + k > 0:
-            b[:, max(0, -a) :] = x[max(0, a) : a + k].T
-        y = board(np.ascontiguousarray(b), float(sample_rate), reset=i == 0) if len(board) \
-            else b
-        out[i : i + k] = y.T
+        b = delayed_rows(x, i, delay, blk[:k])
+        # pedalboard takes (channels, samples); vocalmix keeps (samples, channels)
+        out[i : i + k] = board(np.ascontiguousarray(b.T), float(sample_rate),
+                               reset=i == 0).T if len(board) else b
     return out
 
 
@@ -287,24 +283,57 @@ def eq_stage(
 FILTER_BLOCK = 1 << 16
 
 
+def sosfilt_stream(sos: np.ndarray, blocks: Iterable[np.ndarray],
+                   work: type[np.floating]) -> Iterator[np.ndarray]:
+    """``sosfilt_fast(sos, x.astype(work), axis=0)`` of the signal that the consecutive
+    ``blocks`` (time on axis 0) make up, a block at a time, the filter state carried from
+    one to the next: the same recursion on the same samples, so the same values to the
+    bit, without full-length copies. Each filtered block is ``work`` precision, subnormals
+    flushed (:func:`flush_denormals`)."""
+    from scipy.signal import sosfilt
+
+    zi: np.ndarray | None = None
+    for blk in blocks:
+        xb = np.asarray(blk, dtype=work)
+        if zi is None:
+            zi = np.zeros((sos.shape[0], 2, *xb.shape[1:]), work)
+        with flush_denormals():
+            y, zi = sosfilt(sos, xb, axis=0, zi=zi)
+        yield y
+
+
+def row_blocks(x: np.ndarray, block: int, n: int | None = None) -> Iterator[np.ndarray]:
+    """The first ``n`` rows of ``x`` (all by default) as views of ``block`` rows (the last
+    one shorter)."""
+    n = x.shape[0] if n is None else n
+    for i in range(0, n, block):
+        yield x[i : min(i + block, n)]
+
+
 def sosfilt_blocks(sos: np.ndarray, x: np.ndarray, work: type[np.floating],
                    out: type[np.floating]) -> np.ndarray:
     """``sosfilt_fast(sos, x.astype(work), axis=0).astype(out)`` computed
-    :data:`FILTER_BLOCK` samples at a time, the filter state carried from block to block:
-    the same recursion on the same samples, so the same result to the bit (in the same
-    memory order), without full-length copies of ``x`` in ``work`` precision."""
-    from scipy.signal import sosfilt
-
+    :data:`FILTER_BLOCK` samples at a time (:func:`sosfilt_stream`): the same result to
+    the bit (in the same memory order), without full-length copies of ``x`` in ``work``
+    precision. The cast to ``out`` keeps subnormals."""
     x = np.asarray(x)
-    n = x.shape[0]
     y = np.empty(x.shape, out, order="F")
-    zi = np.zeros((sos.shape[0], 2, *x.shape[1:]), work)
-    for i in range(0, n, FILTER_BLOCK):
-        xb = np.asarray(x[i : i + FILTER_BLOCK], dtype=work)
-        with flush_denormals():  # the filter only: the cast to ``out`` keeps subnormals
-            yb, zi = sosfilt(sos, xb, axis=0, zi=zi)
+    for i, yb in zip(range(0, x.shape[0], FILTER_BLOCK),
+                     sosfilt_stream(sos, row_blocks(x, FILTER_BLOCK), work), strict=True):
         y[i : i + FILTER_BLOCK] = yb
     return y
+
+
+def delayed_rows(x: np.ndarray, start: int, delay: int, out: np.ndarray) -> np.ndarray:
+    """Rows ``start .. start + len(out) - 1`` of ``x`` delayed by ``delay`` rows (silence
+    before ``x`` starts) written into ``out`` (which must not run past ``x``'s end once
+    delayed) and returned: a block of a pre-delayed signal without the delayed copy."""
+    k = out.shape[0]
+    a = start - delay  # the block is x[a : a + k], zero before x starts
+    out.fill(0.0)
+    if a + k > 0:
+        out[max(0, -a) :] = x[max(0, a) : a + k]
+    return out
 
 
 # --- the EQ section's filters --------------------------------------------------------------
@@ -414,6 +443,46 @@ def hann_f32(n: int) -> np.ndarray:
     w = np.hanning(n).astype(np.float32)
     w.setflags(write=False)
     return w
+
+
+def frame_power_at(y: np.ndarray, n_fft: int, hop: int, first: int, count: int,
+                   **kw: Any) -> np.ndarray:
+    """:func:`frame_power` of frames ``first .. first + count - 1`` of ``y`` only: the
+    same spectra as those rows of one call over all frames (each frame is transformed on
+    its own). ``kw``: as :func:`frame_power`."""
+    return frame_power(y[first * hop : (first + count - 1) * hop + n_fft], n_fft, hop,
+                       n_frames=count, **kw)
+
+
+def frame_power_chunks(y: np.ndarray, n_fft: int, hop: int, n_frames: int, chunk: int,
+                       **kw: Any) -> Iterator[tuple[int, np.ndarray]]:
+    """:func:`frame_power_at` of frames ``0 .. n_frames - 1``, ``chunk`` frames at a time:
+    ``(first frame, power (frames, bins))`` pairs, without the whole spectrogram."""
+    for a in range(0, n_frames, chunk):
+        yield a, frame_power_at(y, n_fft, hop, a, min(chunk, n_frames - a), **kw)
+
+
+def active_mean_power(signals: tuple[np.ndarray, ...], n_fft: int, hop: int,
+                      n_frames: int, chunk: int, range_db: float = 30.0
+                      ) -> tuple[np.ndarray, ...] | None:
+    """The mean power spectra of each of the mono ``signals`` over the frames where the
+    first one is within ``range_db`` of its loudest frame (frame energy: the sum of its
+    power spectrum), :func:`frame_power_chunks` at a time: a first pass for the first
+    signal's frame energies, a second for the sums (the same means as of the whole
+    spectrograms up to the summation order). ``None`` when the first signal is silent."""
+    e = np.concatenate([p.sum(axis=1) for _a, p in
+                        frame_power_chunks(signals[0], n_fft, hop, n_frames, chunk)])
+    if not e.max() > 0:
+        return None
+    active = e > e.max() * 10 ** (-range_db / 10)
+    sums = [np.zeros(n_fft // 2 + 1) for _ in signals]
+    for a in range(0, n_frames, chunk):
+        on = active[a : a + chunk]
+        if on.any():
+            for y, total in zip(signals, sums, strict=True):
+                total += frame_power_at(y, n_fft, hop, a, len(on))[on].sum(axis=0)
+    k = int(active.sum())
+    return tuple(total / k for total in sums)
 
 
 def frame_power(y: np.ndarray, n_fft: int, hop: int, *, n_frames: int | None = None,

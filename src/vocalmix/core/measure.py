@@ -446,35 +446,20 @@ def _segment_len(sample_rate: int) -> int:
 KW_SEGMENTS = 64
 
 
-def _k_weight_stream(blocks: Iterable[np.ndarray], sample_rate: int) -> Iterator[np.ndarray]:
-    """:func:`k_weight` of the signal the consecutive ``blocks`` make up, block by block,
-    the filter state carried: the same recursion on the same samples in the same precision
-    (float32 for float32 blocks, else float64), so the same values to the bit."""
-    from scipy.signal import sosfilt
+def _k_weight_stream(blocks: Iterable[np.ndarray], sample_rate: int, dtype: type
+                     ) -> Iterator[np.ndarray]:
+    """:func:`k_weight` of the signal the consecutive ``(n, channels)`` ``blocks`` make
+    up, block by block in ``dtype`` (float32 for a float32 signal, else float64, as
+    :func:`k_weight` filters it), the state carried: the same values to the bit."""
+    from vocalmix.core.dsp import sosfilt_stream
 
-    from vocalmix.core.dsp import flush_denormals
-
-    sos: np.ndarray | None = None
-    zi: np.ndarray | None = None
-    for blk in blocks:
-        xb = _as_2d(blk)
-        dt = np.float32 if xb.dtype == np.float32 else np.float64
-        if sos is None or zi is None:
-            sos = k_weighting_sos(sample_rate).astype(dt)
-            zi = np.zeros((sos.shape[0], 2, xb.shape[1]), dt)
-        with flush_denormals():
-            y, zi = sosfilt(sos, np.asarray(xb, dtype=dt), axis=0, zi=zi)
-        yield y
+    return sosfilt_stream(k_weighting_sos(sample_rate).astype(dtype),
+                          (_as_2d(b) for b in blocks), dtype)
 
 
-def _kw_blocks(x: np.ndarray, sample_rate: int, n: int | None = None,
-               block: int | None = None) -> Iterator[np.ndarray]:
-    """The first ``n`` samples of ``x`` (all by default) in blocks of ``block`` samples
-    (default :data:`KW_SEGMENTS` whole 100 ms segments; the last block shorter)."""
-    block = _segment_len(sample_rate) * KW_SEGMENTS if block is None else block
-    n = x.shape[0] if n is None else n
-    for i in range(0, n, block):
-        yield x[i : min(i + block, n)]
+def _kw_dtype(dt: np.dtype) -> type:
+    """The precision :func:`k_weight` filters a signal of type ``dt`` in."""
+    return np.float32 if dt == np.float32 else np.float64
 
 
 def k_weighted_blocks(x: np.ndarray, sample_rate: int, block: int | None = None
@@ -482,15 +467,18 @@ def k_weighted_blocks(x: np.ndarray, sample_rate: int, block: int | None = None
     """:func:`k_weight` of ``x`` as consecutive blocks of ``block`` samples (default
     :data:`KW_SEGMENTS` whole 100 ms segments; the last shorter): the same values, a few
     MB at a time."""
-    return _k_weight_stream(_kw_blocks(_as_2d(x), sample_rate, block=block), sample_rate)
+    from vocalmix.core.dsp import row_blocks
+
+    x = _as_2d(x)
+    block = _segment_len(sample_rate) * KW_SEGMENTS if block is None else block
+    return _k_weight_stream(row_blocks(x, block), sample_rate, _kw_dtype(x.dtype))
 
 
 def k_weighted_energies(x: np.ndarray, sample_rate: int) -> np.ndarray:
     """:func:`segment_energies` of :func:`k_weight` of ``x`` (float64, one per whole 100 ms
     segment), K-weighting a block at a time: the same values, in a few MB."""
     seg = _segment_len(sample_rate)
-    parts = [segment_energies(y, seg)
-             for y in _k_weight_stream(_kw_blocks(_as_2d(x), sample_rate), sample_rate)]
+    parts = [segment_energies(y, seg) for y in k_weighted_blocks(x, sample_rate)]
     return np.concatenate(parts) if parts else np.zeros(0)
 
 
@@ -499,19 +487,23 @@ def k_weighted_cross(x: np.ndarray | tuple[np.ndarray, ...], y: np.ndarray, samp
     """:meth:`BlockStats.cross` of the K-weighted ``x`` and ``y``, a block at a time (the
     same values without full-length filtered copies). ``x`` may be a tuple of arrays of
     one shape: their sum ``x[0] + x[1] + ...`` is weighted, summed block by block."""
+    from vocalmix.core.dsp import row_blocks
+
     parts = x if isinstance(x, tuple) else (x,)
     n = min(min(p.shape[0] for p in parts), y.shape[0])
+    block = _segment_len(sample_rate) * KW_SEGMENTS
 
     def summed() -> Iterator[np.ndarray]:
-        for blocks in zip(*(_kw_blocks(p, sample_rate, n) for p in parts), strict=True):
+        for blocks in zip(*(row_blocks(p, block, n) for p in parts), strict=True):
             acc = blocks[0]
             for b in blocks[1:]:
                 acc = acc + b
             yield acc
 
+    dx = _kw_dtype(np.result_type(*parts))
     rows = [BlockStats.cross(a, b, sample_rate) for a, b in zip(
-        _k_weight_stream(summed(), sample_rate),
-        _k_weight_stream(_kw_blocks(y, sample_rate, n), sample_rate), strict=True)]
+        _k_weight_stream(summed(), sample_rate, dx),
+        _k_weight_stream(row_blocks(y, block, n), sample_rate, _kw_dtype(y.dtype)), strict=True)]
     if not rows:
         z = np.zeros(0)
         return z, z, z

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import pedalboard as pb
 
-from vocalmix.core.dsp import eq_stage, run_board
+from vocalmix.core.dsp import delayed_rows, eq_stage, run_board
 from vocalmix.core.measure import true_peak_dbtp
 from vocalmix.core.params import Compressor, DeEsser, Master, MixParams, Reverb, VocalChain
 
@@ -92,12 +92,8 @@ def _synthetic_wet(x: np.ndarray, sample_rate: int, reverb: Reverb, delay: int =
     out = np.zeros((n, c), np.float32)
     blk = np.zeros((step, c))
     for s in range(0, n, step):
-        k = min(step, n - s)
-        a = s - delay  # the block src[s : s + k] is x[a : a + k], zero before x starts
-        blk[: k].fill(0.0)
-        if a + k > 0:
-            blk[max(0, -a) : k] = x[max(0, a) : a + k]
-        y = sfft.irfft(sfft.rfft(blk[:k], nfft, axis=0) * spec, nfft, axis=0)
+        src = delayed_rows(x, s, delay, blk[: min(step, n - s)])
+        y = sfft.irfft(sfft.rfft(src, nfft, axis=0) * spec, nfft, axis=0)
         e = min(n, s + nfft)
         out[s:e] += y[: e - s]
     return out
@@ -239,6 +235,14 @@ def parts_owned(parts: VocalParts, *inputs: np.ndarray) -> bool:
             and not any(np.may_share_memory(a, x) for a in arrays for x in inputs))
 
 
+def backing_at_gain(backing: np.ndarray, gain_db: float) -> np.ndarray:
+    """The backing times its gain (dB) as a float32 factor; a float32 backing at 0 dB is
+    returned itself (times 1.0 would be an identical copy)."""
+    if gain_db == 0.0 and backing.dtype == np.float32:
+        return backing
+    return backing * np.float32(db_to_gain(gain_db))
+
+
 def assemble(
     parts: VocalParts, backing: np.ndarray, sample_rate: int, params: MixParams,
     *, in_place: bool = False,
@@ -262,11 +266,7 @@ def assemble(
         dry = parts.dry * g
         v = parts.wet * g
     v += dry  # in place: the same sum as dry + wet * g, one full-length array fewer
-    if params.backing.gain_db == 0.0 and backing.dtype == np.float32:
-        b = backing  # times 1.0 would be an identical copy
-    else:
-        b = (backing * np.float32(db_to_gain(params.backing.gain_db))).astype(np.float32,
-                                                                              copy=False)
+    b = backing_at_gain(backing, params.backing.gain_db).astype(np.float32, copy=False)
     pre = v + b
     if params.master.gain_db != 0.0:
         pre *= np.float32(db_to_gain(params.master.gain_db))

@@ -42,6 +42,7 @@ Compressor threshold
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 from scipy.optimize import brentq
@@ -255,16 +256,22 @@ def compressor_envelope_db(
     return np.repeat(env, 2, axis=1) if mono else env
 
 
+def _probe(x: np.ndarray, attack_ms: float, release_ms: float) -> tuple[Any, bool]:
+    """The probe compressor of :func:`compressor_envelope_db` and whether ``x`` is
+    centre-panned (both channels equal: one channel is probed for both)."""
+    import pedalboard as pb
+
+    mono = bool(np.array_equal(x[:, 0], x[:, 1])) if x.shape[1] == 2 else False
+    return pb.Compressor(threshold_db=_ENV_PROBE_DB, ratio=2.0, attack_ms=attack_ms,
+                         release_ms=release_ms), mono
+
+
 def _envelope_probe(x: np.ndarray, sample_rate: int, attack_ms: float, release_ms: float
                     ) -> tuple[np.ndarray, np.ndarray, bool]:
     """The probe render of :func:`compressor_envelope_db`: ``(src, y, mono)``, the
     channels probed, the compressor's output for them and whether one stood for two."""
-    import pedalboard as pb
-
-    mono = bool(np.array_equal(x[:, 0], x[:, 1])) if x.shape[1] == 2 else False
+    comp, mono = _probe(x, attack_ms, release_ms)
     src = x[:, :1] if mono else x
-    comp = pb.Compressor(threshold_db=_ENV_PROBE_DB, ratio=2.0, attack_ms=attack_ms,
-                         release_ms=release_ms)
     y = comp(np.ascontiguousarray(src.T, dtype=np.float32), float(sample_rate), reset=True).T
     return src, y, mono
 
@@ -291,12 +298,8 @@ def _envelope_frames_db(x: np.ndarray, sample_rate: int, attack_ms: float,
     """``compressor_envelope_db(x, ...)`` averaged over frames of ``frame_len`` samples,
     ``(len(x) // frame_len, channels)``: the same values, read off the probe render
     :data:`_PROXY_FRAMES` frames at a time instead of as full-length float64 arrays."""
-    import pedalboard as pb
-
     n = x.shape[0] // frame_len
-    mono = bool(np.array_equal(x[:, 0], x[:, 1])) if x.shape[1] == 2 else False
-    comp = pb.Compressor(threshold_db=_ENV_PROBE_DB, ratio=2.0, attack_ms=attack_ms,
-                         release_ms=release_ms)
+    comp, mono = _probe(x, attack_ms, release_ms)
     out = np.empty((n, x.shape[1]))
     rows = _PROXY_FRAMES * frame_len
     for f in range(0, n, _PROXY_FRAMES):

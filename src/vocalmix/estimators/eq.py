@@ -112,32 +112,21 @@ FRAME_CHUNK = 256
 
 def mean_active_spectrum(x: np.ndarray, sample_rate: int) -> np.ndarray:
     """``frame_spectra(x, sample_rate)[1].mean(axis=0)`` (the mean power spectrum of the
-    active frames, ``(4097,)``) without holding every frame's spectrum: a first pass over
-    :data:`FRAME_CHUNK` frames at a time finds each frame's energy (the same values),
-    a second sums the active frames' spectra (the same mean up to the summation order,
-    about 1e-16 relative). A 3-minute vocal's spectra took about 250 MB at once."""
-    from vocalmix.core.dsp import frame_power, mono_at
+    active frames, ``(4097,)``) without holding every frame's spectrum
+    (:func:`vocalmix.core.dsp.active_mean_power`, :data:`FRAME_CHUNK` frames at a time:
+    the same mean up to the summation order, about 1e-16 relative). A 3-minute vocal's
+    spectra took about 250 MB at once."""
+    from vocalmix.core.dsp import active_mean_power, mono_at
 
     y = mono_at(x, sample_rate, ANALYSIS_SR, quality="HQ")
     hop = N_FFT // 2
     n = len(y) // hop - 1
     if n < 1:
         raise ValueError("vocal too short for a spectrum (needs 0.3 s at least)")
-
-    def chunk(a: int) -> np.ndarray:
-        c = min(FRAME_CHUNK, n - a)
-        return frame_power(y[a * hop : (a + c - 1) * hop + N_FFT], N_FFT, hop, n_frames=c)
-
-    e = np.concatenate([chunk(a).sum(axis=1) for a in range(0, n, FRAME_CHUNK)])
-    if not e.max() > 0:
+    means = active_mean_power((y,), N_FFT, hop, n, FRAME_CHUNK)
+    if means is None:
         raise ValueError("vocal is silent")
-    active = e > e.max() * 10 ** (-30 / 10)
-    total = np.zeros(N_FFT // 2 + 1)
-    for a in range(0, n, FRAME_CHUNK):
-        on = active[a : a + FRAME_CHUNK]
-        if on.any():
-            total += chunk(a)[on].sum(axis=0)
-    return total / int(active.sum())
+    return means[0]
 
 
 def features_from_mean(power: np.ndarray) -> np.ndarray:

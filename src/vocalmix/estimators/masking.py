@@ -89,30 +89,17 @@ def _active_mean_spectra(vocal: np.ndarray, backing: np.ndarray, sample_rate: in
     (a long-term spectrum needs no overlap), :data:`FRAME_CHUNK` frames at a time (a
     first pass for the vocal's frame energies, a second for the sums) instead of holding
     both spectrograms."""
-    from vocalmix.core.dsp import frame_power, mono_at
+    from vocalmix.core.dsp import active_mean_power, mono_at
 
     yv, yb = mono_at(vocal, sample_rate, _SR), mono_at(backing, sample_rate, _SR)
     n = min(len(yv), len(yb)) // _N_FFT  # non-overlapping frames
     if n < 1:
         raise ValueError("audio too short for a spectrum (need at least 64 ms)")
-
-    def power(y: np.ndarray, a: int) -> np.ndarray:
-        c = min(FRAME_CHUNK, n - a)
-        return frame_power(y[a * _N_FFT : (a + c) * _N_FFT], _N_FFT, _N_FFT)
-
-    fe = np.concatenate([power(yv, a).sum(axis=1) for a in range(0, n, FRAME_CHUNK)])
-    if not np.any(fe > 0):
+    means = active_mean_power((yv, yb), _N_FFT, _N_FFT, n, FRAME_CHUNK)
+    if means is None:
         raise ValueError("the vocal is silent: nothing to analyse")
-    active = fe > fe.max() * 10 ** (-30 / 10)  # vocal within 30 dB of its loudest frame
-    sv = np.zeros(_N_FFT // 2 + 1)
-    sb = np.zeros(_N_FFT // 2 + 1)
-    for a in range(0, n, FRAME_CHUNK):
-        on = active[a : a + FRAME_CHUNK]
-        if on.any():
-            sv += power(yv, a)[on].sum(axis=0)
-            sb += power(yb, a)[on].sum(axis=0)
-    k = int(active.sum())
-    return sv / k, sb / k, np.fft.rfftfreq(_N_FFT, 1 / _SR)
+    sv, sb = means
+    return sv, sb, np.fft.rfftfreq(_N_FFT, 1 / _SR)
 
 
 def analyse_masking(

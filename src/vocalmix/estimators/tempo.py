@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vocalmix.core.dsp import LruCache, content_key, frame_power, mono_at
+from vocalmix.core.dsp import LruCache, content_key, frame_power_chunks, mono_at
 
 _SR = 11025
 _N_FFT = 1024
@@ -57,10 +57,8 @@ def _onset_strength(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     band = np.digitize(freqs, edges) - 1
     bands = (band[:, None] == np.arange(24)[None, :]).astype(np.float32)  # (bins, 24)
     energies = np.empty((n_frames, 24), np.float32)
-    for a in range(0, n_frames, _FRAME_CHUNK):
-        c = min(_FRAME_CHUNK, n_frames - a)
-        seg = x[a * _HOP : (a + c - 1) * _HOP + _N_FFT]
-        energies[a : a + c] = frame_power(seg, _N_FFT, _HOP, n_frames=c, dtype=np.float32) @ bands
+    for a, p in frame_power_chunks(x, _N_FFT, _HOP, n_frames, _FRAME_CHUNK, dtype=np.float32):
+        energies[a : a + p.shape[0]] = p @ bands
     logb = np.log1p(1000.0 * energies / (energies.max() + 1e-12))
     flux = np.maximum(np.diff(logb, axis=0), 0.0).sum(axis=1)
     flux = flux - np.convolve(flux, np.ones(16) / 16.0, mode="same")  # detrend
