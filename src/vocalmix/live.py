@@ -57,6 +57,7 @@ from typing import Any
 
 import numpy as np
 
+from vocalmix.core.dsp import flush_denormals
 from vocalmix.core.params import (
     Compressor,
     HighPass,
@@ -583,15 +584,17 @@ class LiveSession:
                 out: np.ndarray | None = None) -> np.ndarray:
         """Mix one block (see :meth:`LiveMixer.process`), then measure and ride."""
         self._before(vocal_block, backing_block)
-        y = self.mixer.process(vocal_block, backing_block, out=out)
-        self._after()
+        with flush_denormals():  # once for the mixer's filters and the ride's K-weighting
+            y = self.mixer.process(vocal_block, backing_block, out=out)
+            self._after()
         return y
 
     def process_stems(self, vocal_block: np.ndarray, backing_block: np.ndarray) -> Stems:
         """Like :meth:`process`, with the stems (see :meth:`LiveMixer.process_stems`)."""
         self._before(vocal_block, backing_block)
-        s = self.mixer.process_stems(vocal_block, backing_block)
-        self._after()
+        with flush_denormals():
+            s = self.mixer.process_stems(vocal_block, backing_block)
+            self._after()
         return s
 
     def log(self) -> LiveLog:

@@ -15,12 +15,19 @@ into levels of growing partition size (non-uniform partitioning, after Gardner,
   the job for input block ``j`` (samples ``j Q .. (j+1) Q - 1``) can run as soon as the
   block is complete and its output starts at ``j Q + s0 >= (j+1) Q``: just in time;
 * each **further level** has ``RATIO`` times larger partitions (at most :data:`Q_MAX`) and
-  starts at an offset ``s >= 2 Q``, so its job for block ``j`` may take a whole block
-  period ``Q`` to finish. Its work (per-channel FFTs, multiply-accumulates over chunks
-  of partitions, inverse FFTs) is split into steps spread evenly over that period, so
-  no audio block pays for a large FFT and a long delay line at once. With a pre-delay
-  of at least ``2 HEAD`` taps, level 0 is chosen small enough (``2 Q0 <= s0``) to be
-  spread the same way.
+  starts at an offset ``s >= 2 Q``, so its job for block ``j`` may take until output time
+  ``j Q + s`` to finish. A job is a list of steps (an FFT of both channels, chunks of
+  the frequency-domain multiply-accumulates, an inverse FFT), each with an estimated cost
+  (:func:`_fft_cost`, :func:`_mac_cost`). Every audio block earns the convolver's
+  average cost per sample times its length in credit and spends it on the pending steps
+  of all levels in earliest-deadline-first order, so each block does about the average
+  work (give or take half a step) instead of one block paying for the first level's
+  job, a large FFT and a long delay line at once; a step whose output is due in the
+  current block runs whatever the credit. With a pre-delay of at least ``2 HEAD`` taps,
+  level 0 is chosen small enough (``2 Q0 <= s0``) to be spread the same way.
+
+The schedule decides only when a step runs, never what it computes: the output is the
+same for any block sizes.
 
 The FFTs are float64 (numpy's float32 FFT allocates a work array per call; the float64
 one with ``out=`` allocates nothing) and the spectra and multiply-accumulates complex64
@@ -41,16 +48,24 @@ HEAD = 64
 FIRST_MAX = 1024
 #: partition growth factor from one level to the next
 RATIO = 8
-#: largest partition (taps); its FFTs are 2 Q_MAX points, one channel per step
+#: largest partition (taps); its FFTs are 2 Q_MAX points
 Q_MAX = 4096
 #: complex multiply-accumulates per spread step (partitions x bins x channels)
 MAC_STEP = 1 << 14
-#: smallest partition whose spread jobs take one FFT per channel per step; below it both
-#: channels share one FFT call each way (the call, not the arithmetic, is then the cost)
-SPLIT_MIN = 1024
-#: the cost of one channel's FFT of a spread level, in spread MAC steps (measured: an
-#: 8192-point FFT takes about three times a 4097-bin x 2-channel multiply-accumulate)
-FFT_WEIGHT = 3.0
+
+
+def _fft_cost(points: int) -> float:
+    """Estimated time (us) of a real FFT (or inverse) of ``points`` points on both channels
+    with its copies, in an audio block (cold caches): a fixed call cost plus a cost per
+    point (fitted on numpy 2's pocketfft, which transforms both channels together in SIMD
+    lanes, at 512-8192 points). Only the balance of work between blocks depends on it."""
+    return 13.0 + 0.0137 * points
+
+
+def _mac_cost(macs: int) -> float:
+    """Estimated time (us) of a chunk of ``macs`` complex64 multiply-accumulates (memory
+    bound: the delay line and the partitions do not stay in cache)."""
+    return 5.0 + 1.0e-3 * macs
 
 
 class _Ring:
@@ -99,12 +114,16 @@ class _Ring:
 
 
 class _Level:
-    """One uniformly partitioned level: ``K`` partitions of ``Q`` taps from offset ``s``."""
+    """One uniformly partitioned level: ``K`` partitions of ``Q`` taps from offset ``s``.
 
-    def __init__(self, h: np.ndarray, q: int, s: int, spread: bool) -> None:
+    Its job for input block ``j`` (samples ``j Q .. (j+1) Q - 1``) is :attr:`steps`, run
+    one at a time by :meth:`step` once the block is complete, and finished before output
+    time ``j Q + s`` (:attr:`due`)."""
+
+    def __init__(self, h: np.ndarray, q: int, s: int) -> None:
         c = h.shape[0]
         k = -(-h.shape[1] // q)
-        self.q, self.s, self.k, self.spread, self.channels = q, s, k, spread, c
+        self.q, self.s, self.k, self.channels = q, s, k, c
         parts = np.zeros((k, c, 2 * q))
         for i in range(k):
             seg = h[:, i * q : (i + 1) * q]
@@ -116,85 +135,61 @@ class _Level:
         self.fout = np.zeros((c, 2 * q))
         self.spec = np.zeros((c, q + 1), dtype=np.complex128)  # FFT in and out (float64)
         self.acc = np.zeros((c, q + 1), dtype=np.complex64)
-        self.part = np.zeros((c, q + 1), dtype=np.complex64)
-        per = max(1, MAC_STEP // (c * (q + 1))) if spread else k
+        per = max(1, MAC_STEP // (c * (q + 1)))
         self.tmp = np.zeros((per, c, q + 1), dtype=np.complex64)
+        self.part = np.zeros((c, q + 1), dtype=np.complex64)
         macs = [("mac", a, min(k, a + per)) for a in range(0, k, per)]
-        if spread and q >= SPLIT_MIN:  # an FFT per channel, the MACs, an inverse per channel
-            self.steps = ([("fft", ch, 0) for ch in range(c)] + macs
-                          + [("ifft", ch, 0) for ch in range(c)])
-        else:  # all at once: both channels in one FFT call each way
-            self.steps = [("fft", -1, 0), *macs, ("ifft", -1, 0)]
-        # work before each step, in MAC-chunk units (an FFT of 2 Q points costs about
-        # FFT_WEIGHT chunks), so that a spread job's steps share the blocks evenly
-        w = [1.0 if kind == "mac" else FFT_WEIGHT * (c if a < 0 else 1)
-             for kind, a, _ in self.steps]
-        self.before = np.concatenate([[0.0], np.cumsum(w)[:-1]]).tolist()
-        self.total = float(sum(w))
-        self.job = 0  # next input block to convolve
-        self.active = False
-        self.done = 0
+        self.steps = [("fft", 0, 0), *macs, ("ifft", 0, 0)]
+        costs = {"fft": _fft_cost(2 * q), "ifft": _fft_cost(2 * q)}
+        self.costs = [costs[kind] if kind != "mac" else _mac_cost((b - a) * c * (q + 1))
+                      for kind, a, b in self.steps]
+        #: average cost per input sample (us)
+        self.rate = sum(self.costs) / q
+        self.job = 0  # the input block whose job is under way (or next)
+        self.done = 0  # its steps done
+        #: the job can start once input up to this time (exclusive) has arrived
+        self.ready_at = q
+        #: output time of the job's first sample: it must be done before then
+        self.due = s
         # plan the FFTs now (numpy plans a size on its first use), not in an audio block
         np.fft.rfft(self.fin, axis=1, out=self.spec)
-        np.fft.rfft(self.fin[0], out=self.spec[0])
         np.fft.irfft(self.spec, 2 * q, axis=1, out=self.fout)
-        np.fft.irfft(self.spec[0], 2 * q, out=self.fout[0])
         self.spec.fill(0.0)
         self.fout.fill(0.0)
 
-    def _step(self, i: int, inp: _Ring, out: _Ring) -> None:
+    def step(self, inp: _Ring, out: _Ring) -> float:
+        """Run the current job's next step; returns its estimated cost (us)."""
+        i = self.done
+        self._run(*self.steps[i], inp, out)
+        self.done += 1
+        if self.done == len(self.steps):
+            self.done = 0
+            self.job += 1
+            self.ready_at += self.q
+            self.due += self.q
+        return self.costs[i]
+
+    def _run(self, kind: str, a: int, b: int, inp: _Ring, out: _Ring) -> None:
         q = self.q
-        kind, a, b = self.steps[i]
         if kind == "fft":
-            if a <= 0:
-                inp.read(self.job * q - q, self.fin)
-            if a < 0:
-                np.fft.rfft(self.fin, axis=1, out=self.spec)
-            else:
-                np.fft.rfft(self.fin[a], out=self.spec[a])
-            if a < 0 or a == self.channels - 1:
-                self.pos = (self.pos - 1) % self.k
-                np.copyto(self.x[self.pos], self.spec, casting="same_kind")
-                np.copyto(self.x[self.pos + self.k], self.x[self.pos])
-                self.acc.fill(0.0)
+            inp.read(self.job * q - q, self.fin)
+            np.fft.rfft(self.fin, axis=1, out=self.spec)
+            self.pos = (self.pos - 1) % self.k
+            np.copyto(self.x[self.pos], self.spec, casting="same_kind")
+            np.copyto(self.x[self.pos + self.k], self.x[self.pos])
+            self.acc.fill(0.0)
         elif kind == "mac":
             t = self.tmp[: b - a]
             np.multiply(self.x[self.pos + a : self.pos + b], self.h[a:b], out=t)
-            np.sum(t, axis=0, out=self.part)
-            self.acc += self.part
+            if b - a == 1:
+                self.acc += t[0]
+            else:
+                np.sum(t, axis=0, out=self.part)
+                self.acc += self.part
         else:
-            if a < 0:
-                np.copyto(self.spec, self.acc)
-                np.fft.irfft(self.spec, 2 * q, axis=1, out=self.fout)
-            else:
-                np.copyto(self.spec[a], self.acc[a])
-                np.fft.irfft(self.spec[a], 2 * q, out=self.fout[a])
-            if a < 0 or a == self.channels - 1:
-                out.add(self.job * q + self.s, self.fout[:, q:])
-
-    def run(self, t_end: int, inp: _Ring, out: _Ring) -> None:
-        """Do the work due once input up to time ``t_end - 1`` has arrived: all of a
-        job at once for the first level, a share proportional to the time since the
-        job's input was complete for the spread ones."""
-        q = self.q
-        n = len(self.steps)
-        while True:
-            if not self.active:
-                if (self.job + 1) * q > t_end:
-                    return
-                self.active, self.done = True, 0
-            elapsed = t_end - (self.job + 1) * q
-            if not self.spread or elapsed >= q:
-                due = self.total
-            else:
-                due = max(1e-9, self.total * elapsed / q)
-            while self.done < n and self.before[self.done] < due:
-                self._step(self.done, inp, out)
-                self.done += 1
-            if self.done < n:
-                return
-            self.active = False
-            self.job += 1
+            np.copyto(self.spec, self.acc)
+            np.fft.irfft(self.spec, 2 * q, axis=1, out=self.fout)
+            out.add(self.job * q + self.s, self.fout[:, q:])
 
 
 class PartitionedConvolver:
@@ -227,12 +222,18 @@ class PartitionedConvolver:
             k = -(-(n - s) // q)
             if q < Q_MAX:
                 k = min(k, max(1, -(-(2 * nxt - s) // q)))
-            self.levels.append(_Level(h[:, s : s + k * q], q, s, spread=s >= 2 * q))
+            self.levels.append(_Level(h[:, s : s + k * q], q, s))
             s += k * q
             q = nxt
         big = max([lv.q for lv in self.levels], default=HEAD)
         reach = max([lv.s + lv.q for lv in self.levels], default=HEAD)
-        self._in = _Ring(c, 1 << math.ceil(math.log2(3 * big + max_block + HEAD)), np.float64)
+        # a job reads its 2 Q input samples as late as the block holding its deadline
+        late = max([lv.s + lv.q for lv in self.levels] + [3 * big + HEAD])
+        self._in = _Ring(c, 1 << math.ceil(math.log2(late + max_block)), np.float64)
+        #: average cost (us) per input sample; the credit (us) a block may spend
+        self.rate = sum(lv.rate for lv in self.levels)
+        self._credit = 0.0
+        self._t_done = 0
         self._out = _Ring(c, 1 << math.ceil(math.log2(reach + 2 * max_block)), np.float64)
         self._t = 0
         hk = 0 if self.head is None else self.head.shape[2]
@@ -243,6 +244,29 @@ class PartitionedConvolver:
         self._y = np.zeros((c, max_block))
         self._y32 = np.zeros((c, max_block), dtype=np.float32)
         self._fir = np.zeros((c, max_block, 1))
+
+    def _schedule(self, t_end: int) -> None:
+        """Run the levels' steps once input up to ``t_end - 1`` has arrived: every step of
+        a job whose output starts before ``t_end`` (due in this block), then, while the
+        block's credit lasts, the pending step with the earliest deadline."""
+        inp, out, levels = self._in, self._out, self.levels
+        credit = self._credit + self.rate * (t_end - self._t_done)
+        self._t_done = t_end
+        for lv in levels:
+            while lv.due < t_end:
+                credit -= lv.step(inp, out)
+        while True:
+            best = None
+            for lv in levels:
+                if lv.ready_at <= t_end and (best is None or lv.due < best.due):
+                    best = lv
+            if best is None:  # all caught up: no credit is saved for a later burst
+                credit = min(credit, 0.0)
+                break
+            if credit < 0.5 * best.costs[best.done]:  # nearer the block's share without it
+                break
+            credit -= best.step(inp, out)
+        self._credit = credit
 
     def process(self, x: np.ndarray) -> np.ndarray:
         """Convolve one block ``(channels, n)``; returns a view valid until the next call."""
@@ -258,8 +282,7 @@ class PartitionedConvolver:
                       out=f)
             y[:] = f[:, :, 0]
             self._hist.advance()
-        for lv in self.levels:
-            lv.run(self._t, self._in, self._out)
+        self._schedule(self._t)
         if self.head is not None:
             self._out.take(t0, y)
         else:

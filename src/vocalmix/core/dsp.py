@@ -5,7 +5,6 @@ renders)."""
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import ctypes.util
 import hashlib
@@ -58,38 +57,63 @@ def _libm() -> Any:
         return None
 
 
-@contextlib.contextmanager
-def flush_denormals() -> Iterator[None]:
-    """Run the block with subnormal numbers flushed to zero (SSE's FTZ and DAZ) in this
-    thread, then restore the previous floating-point environment.
+class _FlushDenormals:
+    """The context manager :func:`flush_denormals` returns (one, shared): its state is
+    per thread, and a section inside another costs a counter, not the four calls into
+    libm that enter and leave the outermost one (the live mixer flushes once per block
+    around every stage, instead of once per filter)."""
+
+    _local = threading.local()
+
+    def __enter__(self) -> None:
+        st = self._local
+        depth = getattr(st, "depth", 0)
+        st.depth = depth + 1
+        if depth:
+            return
+        st.restore = False
+        lib = _libm()
+        if lib is None:
+            return
+        if not hasattr(st, "env"):
+            st.env = _FenvX86()
+            st.ref = ctypes.byref(st.env)
+        env = st.env
+        if lib.fegetenv(st.ref) != 0 or env.mxcsr & _FTZ_DAZ == _FTZ_DAZ:
+            return
+        st.old = env.mxcsr & _FTZ_DAZ
+        env.mxcsr |= _FTZ_DAZ
+        lib.fesetenv(st.ref)
+        st.restore = True
+
+    def __exit__(self, *_exc: object) -> None:
+        st = self._local
+        st.depth -= 1
+        if st.depth or not st.restore:
+            return
+        lib, env = _libm(), st.env
+        lib.fegetenv(st.ref)
+        env.mxcsr = (env.mxcsr & ~_FTZ_DAZ) | st.old
+        lib.fesetenv(st.ref)
+        st.restore = False
+
+
+_FLUSH = _FlushDenormals()
+
+
+def flush_denormals() -> _FlushDenormals:
+    """A context manager: run the block with subnormal numbers flushed to zero (SSE's FTZ
+    and DAZ) in this thread, then restore the previous floating-point environment.
 
     A recursive filter fed with digital silence decays through the subnormal range
     (below 1.2e-38 in float32, 2.2e-308 in float64), where every multiplication costs
     about a hundred times more: on a vocal that is silent a third of the time the
     K-weighting ran 15 times slower. Values that small are zero for every purpose here
     (a float64 one is zero once stored as float32), so flushing them changes no rendered
-    sample. A no-op where the floating-point environment is not reachable.
+    sample. Sections nest (only the outermost one touches the environment). A no-op
+    where the floating-point environment is not reachable.
     """
-    lib = _libm()
-    if lib is None:
-        yield
-        return
-    env = _FenvX86()
-    if lib.fegetenv(ctypes.byref(env)) != 0:
-        yield
-        return
-    old = env.mxcsr
-    if old & _FTZ_DAZ == _FTZ_DAZ:
-        yield
-        return
-    env.mxcsr = old | _FTZ_DAZ
-    lib.fesetenv(ctypes.byref(env))
-    try:
-        yield
-    finally:
-        lib.fegetenv(ctypes.byref(env))
-        env.mxcsr = (env.mxcsr & ~_FTZ_DAZ) | (old & _FTZ_DAZ)
-        lib.fesetenv(ctypes.byref(env))
+    return _FLUSH
 
 
 def sosfilt_fast(sos: np.ndarray, x: np.ndarray, axis: int = -1) -> np.ndarray:

@@ -582,7 +582,8 @@ class LiveMixer:
         if v.shape != b.shape:
             raise ChannelLayoutError(f"vocal {v.shape} and backing {b.shape} blocks differ")
         n = v.shape[0]
-        y, vox, dry, bb = self._run(v, b)
+        with flush_denormals():  # once for every filter of the block
+            y, vox, dry, bb = self._run(v, b)
         if self._stems:  # delay the stems by the latency so that they line up with the mix
             for h, x, o in zip(self._delays, (vox, dry, bb), self._stem_blocks, strict=True):
                 o[:, :n] = h.push(x)[:, :n]
