@@ -8,32 +8,32 @@ into levels of growing partition size (non-uniform partitioning, after Gardner,
 "Efficient convolution without input-output delay", JAES 43(3), 1995):
 
 * taps before the first non-zero one (the pre-delay, folded into ``h``) cost nothing;
-* a **head** of at most :data:`HEAD` taps, when the response starts within them, is a
-  direct FIR over the block (no latency);
-* **level 0** convolves partitions of ``Q0`` taps (``Q0`` <= the offset ``s0`` of its
-  first tap) by overlap-save FFTs of ``2 Q0`` points with a frequency-domain delay line:
-  the job for input block ``j`` (samples ``j Q .. (j+1) Q - 1``) can run as soon as the
-  block is complete and its output starts at ``j Q + s0 >= (j+1) Q``: just in time;
-* each **further level** has ``RATIO`` times larger partitions (at most :data:`Q_MAX`) and
-  starts at an offset ``s >= 2 Q``, so its job for block ``j`` may take until output time
-  ``j Q + s`` to finish. A job is a list of steps (an FFT of both channels, chunks of
-  the frequency-domain multiply-accumulates, an inverse FFT), each with an estimated cost
-  (:func:`_fft_cost`, :func:`_mac_cost`). Every audio block earns the convolver's
-  average cost per sample times its length in credit and spends it on the pending steps
-  of all levels in earliest-deadline-first order, so each block does about the average
-  work (give or take half a step) instead of one block paying for the first level's
-  job, a large FFT and a long delay line at once; a step whose output is due in the
-  current block runs whatever the credit. With a pre-delay of at least ``2 HEAD`` taps,
-  level 0 is chosen small enough (``2 Q0 <= s0``) to be spread the same way.
+* a **head** of :data:`HEAD` taps, when the response starts within them, is a direct
+  FIR over the block (no latency);
+* the rest is cut into **levels** of partitions, each level ``RATIO`` times the previous
+  one's partition up to :data:`Q_MAX`. The first level's partition ``Q0`` is at most
+  half its offset ``s0`` (the head's end or the first non-zero tap), and each further
+  level starts at an offset ``s >= 2 Q``. A level convolves its partitions by
+  overlap-save FFTs of ``2 Q`` points with a frequency-domain delay line; its job for
+  input block ``j`` (samples ``j Q .. (j+1) Q - 1``) can start when that block is
+  complete, at ``(j+1) Q``, and has until output time ``j Q + s >= (j+2) Q`` to finish.
 
-The schedule decides only when a step runs, never what it computes: the output is the
-same for any block sizes.
+A job is a list of steps (an FFT of both channels, chunks of the frequency-domain
+multiply-accumulates, an inverse FFT), each with an estimated cost (:func:`_fft_cost`,
+:func:`_mac_cost`). Every audio block earns the convolver's average cost per sample
+times its length in credit and spends it on the pending steps of all levels in
+earliest-deadline-first order, so each block does about the average work (give or take
+half a step) instead of one block paying for the first level's job, a large FFT and a
+long delay line at once; a step whose output is due in the current block runs whatever
+the credit. The schedule decides only when a step runs, never what it computes: the
+output is the same for any block sizes.
 
 The FFTs are float64 (numpy's float32 FFT allocates a work array per call; the float64
 one with ``out=`` allocates nothing) and the spectra and multiply-accumulates complex64
-(half the memory traffic of the hot loop); the offline render's overlap-add
-and this agree to about -120 dB of the send's level. Nothing is allocated per block:
-every FFT and product writes into a preallocated array.
+(half the memory traffic of the hot loop); the offline render's overlap-add and this
+agree to about -120 dB of the send's level. Nothing is allocated per block but the
+head's correlation (a new array of one block per channel, freed at once): every FFT and
+product writes into a preallocated array.
 """
 
 from __future__ import annotations
@@ -42,14 +42,18 @@ import math
 
 import numpy as np
 
-#: longest direct-FIR head (taps), and the smallest partition
-HEAD = 64
+#: longest direct-FIR head (taps): a response that starts within it (a short or no
+#: pre-delay) is convolved directly for its first HEAD taps, by numpy's correlation loop
+#: (about 9 us per 128-sample stereo block), and by partitions from there on
+HEAD = 512
+#: smallest partition (taps)
+Q_MIN = 64
 #: largest first partition when the response starts late (a long pre-delay)
 FIRST_MAX = 1024
 #: partition growth factor from one level to the next
 RATIO = 8
 #: largest partition (taps); its FFTs are 2 Q_MAX points
-Q_MAX = 4096
+Q_MAX = 2048
 #: complex multiply-accumulates per spread step (partitions x bins x channels)
 MAC_STEP = 1 << 14
 
@@ -66,6 +70,27 @@ def _mac_cost(macs: int) -> float:
     """Estimated time (us) of a chunk of ``macs`` complex64 multiply-accumulates (memory
     bound: the delay line and the partitions do not stay in cache)."""
     return 5.0 + 1.0e-3 * macs
+
+
+def _first_partition(first: int) -> int:
+    """The first level's partition (taps) when it starts at tap ``first`` (the first
+    non-zero one, or the end of the direct head): the largest ``2^a 3^b 5^c`` (an FFT
+    size pocketfft does at full speed) from :data:`Q_MIN` to :data:`FIRST_MAX` with
+    ``2 Q <= first``, so that the level's jobs are spread (a 20 ms pre-delay at 48 kHz,
+    960 taps, gives 480)."""
+    limit = min(FIRST_MAX, first // 2)
+    best = Q_MIN
+    a = 1
+    while a <= limit:
+        b = a
+        while b <= limit:
+            c = b
+            while c <= limit:
+                best = max(best, c)
+                c *= 5
+            b *= 3
+        a *= 2
+    return best
 
 
 class _Ring:
@@ -206,26 +231,25 @@ class PartitionedConvolver:
         first = int(nz[0]) if nz.size else n
         n = int(nz[-1]) + 1 if nz.size else 0
         self.head: np.ndarray | None = None
-        if first < HEAD:
-            self.head = np.ascontiguousarray(h[:, : min(HEAD, n)][:, ::-1],
-                                             dtype=np.float64)[:, None, :]
-            start, q = HEAD, HEAD
-        elif first < 2 * HEAD:
-            start, q = first, HEAD
+        if first < HEAD:  # the first HEAD taps directly (time-reversed for a correlation)
+            self.head = np.ascontiguousarray(h[:, : min(HEAD, n)][:, ::-1], dtype=np.float64)
+            start = HEAD
         else:  # a pre-delay: the first level can start late enough to be spread too
             start = first
-            q = max(HEAD, min(FIRST_MAX, 1 << int(math.floor(math.log2(first // 2)))))
+        q = _first_partition(start)
         self.levels: list[_Level] = []
         s = start
         while s < n:
             nxt = min(q * RATIO, Q_MAX)
+            if 2 * nxt > Q_MAX:  # not a level of nearly Q_MAX before one of Q_MAX
+                nxt = Q_MAX
             k = -(-(n - s) // q)
             if q < Q_MAX:
                 k = min(k, max(1, -(-(2 * nxt - s) // q)))
             self.levels.append(_Level(h[:, s : s + k * q], q, s))
             s += k * q
             q = nxt
-        big = max([lv.q for lv in self.levels], default=HEAD)
+        big = max([lv.q for lv in self.levels], default=Q_MIN)
         reach = max([lv.s + lv.q for lv in self.levels], default=HEAD)
         # a job reads its 2 Q input samples as late as the block holding its deadline
         late = max([lv.s + lv.q for lv in self.levels] + [3 * big + HEAD])
@@ -236,14 +260,12 @@ class PartitionedConvolver:
         self._t_done = 0
         self._out = _Ring(c, 1 << math.ceil(math.log2(reach + 2 * max_block)), np.float64)
         self._t = 0
-        hk = 0 if self.head is None else self.head.shape[2]
+        hk = 0 if self.head is None else self.head.shape[1]
         from vocalmix.core.streambuf import History
 
         self._hist = History(max(hk - 1, 0), max_block, (c,), np.float64)
-        self._views: dict[int, np.ndarray] = {}
         self._y = np.zeros((c, max_block))
         self._y32 = np.zeros((c, max_block), dtype=np.float32)
-        self._fir = np.zeros((c, max_block, 1))
 
     def _schedule(self, t_end: int) -> None:
         """Run the levels' steps once input up to ``t_end - 1`` has arrived: every step of
@@ -276,11 +298,9 @@ class PartitionedConvolver:
         self._in.write(t0, x)
         y = self._y[:, :n]
         if self.head is not None:
-            self._hist.push(x)
-            f = self._fir[:, :n]
-            np.matmul(self._hist.sliding(self.head.shape[2]), self.head.transpose(0, 2, 1),
-                      out=f)
-            y[:] = f[:, :, 0]
+            w = self._hist.push(x)  # the block and the head's taps - 1 samples before it
+            for c in range(self.channels):  # numpy's C loop; it returns a new array of n
+                y[c] = np.correlate(w[c], self.head[c], "valid")
             self._hist.advance()
         self._schedule(self._t)
         if self.head is not None:
