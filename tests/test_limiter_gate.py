@@ -209,3 +209,34 @@ def test_streaming_large_blocks_and_nan(block: int, probe: _Probe) -> None:
     assert (ref[1] < 1.0).any() and np.isnan(ref[0]).any()
     _assert_same(ref, got)
     assert got[3] < n / 2
+
+
+@pytest.mark.parametrize("block", [128, 37, 1000])
+def test_settled_quiet_blocks_skip_the_gain_stages_bit_for_bit(block):
+    """Once the spread's and the ramp's windows hold only needed gains of 1, a quiet
+    block is passed through delayed without running them: output, gain and the state
+    the next loud block starts from are those of the full path, bit for bit."""
+    rng = np.random.default_rng(block)
+    n = 60000
+    x = (rng.standard_normal((2, n)) * 0.05).astype(np.float32)  # quiet
+    for a in (5000, 21000, 21800, 40000):  # loud bursts, two close together
+        x[:, a : a + 700] *= 40.0
+    runs = {}
+    for fast in (True, False):
+        lim = StreamingLimiter(MASTER, SR, block, 2)
+        if not fast:
+            lim._settled = n + 1  # never settled: every block runs every stage
+        outs, gains, skipped = [], [], 0
+        out = np.zeros((2, block), np.float32)
+        for t in range(0, n, block):
+            before = lim._ones >= lim._settled
+            o = lim.process(x[:, t : t + block], out)
+            skipped += before and float(np.abs(x[:, t : t + block]).max()) < 0.3
+            outs.append(o.copy())
+            gains.append(lim.gain[: o.shape[1]].copy())
+        runs[fast] = (np.concatenate(outs, axis=1), np.concatenate(gains), skipped)
+    assert runs[True][2] > n // block // 2  # most quiet blocks took the short path
+    assert runs[False][2] == 0
+    np.testing.assert_array_equal(runs[True][0], runs[False][0])
+    np.testing.assert_array_equal(runs[True][1], runs[False][1])
+    assert runs[True][1].min() < 0.9  # the bursts were limited

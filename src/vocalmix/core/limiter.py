@@ -127,6 +127,10 @@ class StreamingLimiter:
         self._spread = np.zeros(nb)
         self._mean = MovingMean(att, nb, 1.0)
         self.gain = np.zeros(nb)  #: the gain of the last block's output samples
+        # needed gains of exactly 1 pushed last in a row: once they fill the spread's and
+        # the ramp's windows, the gain is exactly 1 until a needed gain under 1 arrives
+        self._ones = 0
+        self._settled = self._min.width + self._mean.width
         # below this sample peak no interpolated value can reach the ceiling: the sum of a
         # phase's absolute taps bounds its gain (with a margin for the product's rounding)
         self._quiet_peak = self.ceiling / (interpolator_gain_bound() * (1.0 + 1e-9))
@@ -150,18 +154,26 @@ class StreamingLimiter:
         q = self._q[:n]
         # what the detector reads: the block and the TP_TAPS - 1 samples before it
         read = win[:, self.latency_samples - (TP_TAPS - 1) :]
+        o = out[:, :n]
         if n > MATMUL_MAX:
             self._detect_large(read, q)  # gates sub-block by sub-block
         elif max(float(read.max()), -float(read.min())) <= self._quiet_peak:
+            if self._ones >= self._settled:  # gain exactly 1 here: the delayed input
+                self._min.push_constant(1.0, n)
+                self._mean.push_constant(1.0, n)
+                self.gain[:n] = 1.0
+                np.copyto(o, win[:, :n], casting="same_kind")
+                self._x.advance()
+                return o
             q.fill(1.0)  # what the detector below gives for a block this quiet
         else:
             z = self._z[:, :n]
             sw = self._x.sliding(TP_TAPS)  # (C, n, taps): the windows ending at each sample
             np.matmul(self._taps, sw.transpose(0, 2, 1), out=z.reshape(self.channels, 4, n))
             self._needed_gain(z, q)
+        self._ones = self._ones + n if float(q.min(initial=1.0)) >= 1.0 else 0
         spread = self._min.push(q, self._spread)  # spread at m - L
         gain = self._mean.push(spread, self.gain)  # gain at m - L
-        o = out[:, :n]
         np.multiply(win[:, :n], gain, out=o, casting="same_kind")  # in float64, then rounded
         self._x.advance()
         return o

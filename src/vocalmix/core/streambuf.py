@@ -41,6 +41,14 @@ class History:
         self._n = n
         return self._a[..., : self.keep + n]
 
+    def push_constant(self, value: float, n: int) -> np.ndarray:
+        """:meth:`push` of a block of ``n`` samples all equal to ``value``."""
+        if n > self.max_block:
+            raise ValueError(f"block of {n} samples exceeds the maximum of {self.max_block}")
+        self._a[..., self.keep : self.keep + n] = value
+        self._n = n
+        return self._a[..., : self.keep + n]
+
     def sliding(self, width: int) -> np.ndarray:
         """Sliding windows of ``width`` samples over the window of the last push:
         ``[..., i, :]`` holds the samples up to the ``i``-th of the block (``width <=
@@ -114,6 +122,22 @@ class TrailingMin:
         return out[:n]
 
 
+    def push_constant(self, value: float, n: int) -> None:
+        """The state :meth:`push` of ``n`` values all equal to ``value`` leaves, without
+        the output (a few array writes per segment, not the minima)."""
+        w = self.width
+        while n > 0:
+            k = min(n, w - self._pos)
+            self._cur[self._pos : self._pos + k] = value
+            self._run = min(self._run, value)
+            self._pos += k
+            n -= k
+            if self._pos == w:
+                np.minimum.accumulate(self._cur[::-1], out=self._suf[w - 1 :: -1])
+                self._pos = 0
+                self._run = np.inf
+
+
 class MovingMean:
     """``out[i]`` = mean of the last ``width`` values pushed (``fill`` before the first).
 
@@ -140,3 +164,9 @@ class MovingMean:
         o /= self.width
         self._hist.advance()
         return o
+
+    def push_constant(self, value: float, n: int) -> None:
+        """The state :meth:`push` of ``n`` values all equal to ``value`` leaves, without
+        the output."""
+        self._hist.push_constant(value, n)
+        self._hist.advance()
