@@ -3,7 +3,9 @@
 For block sizes 64, 128, 256 and 512 samples, runs :class:`vocalmix.core.stream.LiveMixer`
 with the full chain (high-pass, four EQ bands, compressor and make-up, vocal gain, a
 reverb send, backing gain, true-peak limiter) over a synthesised song, one block at a
-time as an audio callback would, pinned to one core with one BLAS thread. Each block's
+time as an audio callback would, pinned to one core with one BLAS thread, with the
+processors kept out of deep idle states where permitted (as ``vocalmix live`` does on a
+sound device: :class:`vocalmix.live.LowLatencyCpu`). Each block's
 processing time is divided by the block's duration: the mean of that ratio is the
 inverse real-time factor; the 99th percentile and the worst block say whether a callback
 would meet its deadline. Both reverb types are measured, and the ``vocalmix live`` gain
@@ -53,6 +55,10 @@ def main() -> int:
             priority = "SCHED_FIFO 10, blocks paced in real time"
         except (OSError, AttributeError):
             priority = "normal (real-time priority was refused), blocks paced in real time"
+        from vocalmix.live import LowLatencyCpu
+
+        cpu = LowLatencyCpu().__enter__()  # held until the process ends, as a device run does
+        priority += "; " + cpu.note
     else:
         try:
             os.setpriority(os.PRIO_PROCESS, 0, -20)

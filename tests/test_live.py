@@ -496,3 +496,20 @@ def test_the_background_settle_runs_in_another_process_and_applies_the_same_chai
     assert bg.take_background_s() == 0.0  # none of it ran inside process()
     assert bg.mixer.params.vocal.eq_bands == inline.mixer.params.vocal.eq_bands
     assert bg.mixer.params.vocal.compressor == inline.mixer.params.vocal.compressor
+
+
+def test_low_latency_cpu_request_is_held_while_open_and_optional(tmp_path, monkeypatch):
+    """The PM QoS request writes 0 us (int32) and lasts while the file is open; where
+    the file cannot be opened nothing changes and the note says so."""
+    from vocalmix.live import LowLatencyCpu
+
+    fake = tmp_path / "cpu_dma_latency"
+    fake.write_bytes(b"")
+    monkeypatch.setattr(LowLatencyCpu, "PATH", str(fake))
+    with LowLatencyCpu() as cpu:
+        assert cpu.held and "PM QoS" in cpu.note
+        assert fake.read_bytes() == (0).to_bytes(4, sys.byteorder)
+    assert not cpu.held
+    monkeypatch.setattr(LowLatencyCpu, "PATH", str(tmp_path / "absent"))
+    with LowLatencyCpu() as cpu:
+        assert not cpu.held and "left as they are" in cpu.note

@@ -705,6 +705,53 @@ def sound_device() -> tuple[Any | None, str]:
     return sd, ""
 
 
+class LowLatencyCpu:
+    """Ask Linux to keep the processors out of deep idle states while held (the PM QoS
+    request ``/dev/cpu_dma_latency`` = 0 us, as low-latency audio setups and
+    ``cyclictest`` do): waking from them between audio blocks makes each block's first
+    instructions slow. Needs permission to write that file (root, or a udev rule);
+    without it, or off Linux, nothing changes and :attr:`note` says why.
+
+    Use as a context manager; :attr:`held` tells whether the request is in force.
+    """
+
+    PATH = "/dev/cpu_dma_latency"
+
+    def __init__(self) -> None:
+        self._fd: int | None = None
+        self.note = ""
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def __enter__(self) -> LowLatencyCpu:
+        import os
+        import struct
+
+        try:
+            fd = os.open(self.PATH, os.O_WRONLY)
+        except OSError as e:
+            self.note = f"processor idle states left as they are ({self.PATH}: {e.strerror})"
+            return self
+        try:
+            os.write(fd, struct.pack("i", 0))
+        except OSError as e:
+            os.close(fd)
+            self.note = f"processor idle states left as they are ({e.strerror})"
+            return self
+        self._fd = fd  # the request lasts while the file is open
+        self.note = "processors kept out of deep idle states (PM QoS, cpu_dma_latency 0 us)"
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        import os
+
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
 def run_on_device(sd: Any, session: LiveSession, backing: np.ndarray,
                   vocal: np.ndarray | None = None, *, input_channels: int = 1,
                   progress: Progress = _quiet) -> tuple[np.ndarray, np.ndarray]:
@@ -748,11 +795,13 @@ def run_on_device(sd: Any, session: LiveSession, backing: np.ndarray,
             done.set()
             raise sd.CallbackStop
 
-    progress(f"playing {backing.shape[0] / sr:.1f} s on the sound device, block {bs}")
     channels = (input_channels if vocal is None else 1, 2)
-    with sd.Stream(samplerate=sr, blocksize=bs, channels=channels, dtype="float32",
-                   latency="low", callback=callback):
-        done.wait(timeout=n / sr + 10.0)
+    with LowLatencyCpu() as cpu:
+        progress(f"playing {backing.shape[0] / sr:.1f} s on the sound device, block {bs}; "
+                 f"{cpu.note}")
+        with sd.Stream(samplerate=sr, blocksize=bs, channels=channels, dtype="float32",
+                       latency="low", callback=callback):
+            done.wait(timeout=n / sr + 10.0)
     return mix, take[: backing.shape[0]]
 
 
@@ -760,6 +809,7 @@ __all__ = [
     "LiveLog",
     "LivePlan",
     "LiveSession",
+    "LowLatencyCpu",
     "RideConfig",
     "SettleConfig",
     "Simulation",
