@@ -513,3 +513,31 @@ def test_low_latency_cpu_request_is_held_while_open_and_optional(tmp_path, monke
     monkeypatch.setattr(LowLatencyCpu, "PATH", str(tmp_path / "absent"))
     with LowLatencyCpu() as cpu:
         assert not cpu.held and "left as they are" in cpu.note
+
+
+def test_ride_solve_is_sliced_and_equals_the_resolvers_solution():
+    """The ride's solve runs a slice per block (two gating passes of SOLVE_BLOCKS
+    loudness blocks each) and finds the gain the resolver's whole-take computation
+    gives (vocal_to_mix_on_grid, interpolated at the target)."""
+    from vocalmix import live as live_mod
+    from vocalmix.core.resolve import vocal_to_mix_on_grid
+    from vocalmix.synth import synthesize_song
+
+    sr = 44100
+    v, b = synthesize_song(sample_rate=sr, duration_s=40.0, seed=5)
+    plan = plan_live(b, sr, method="baseline")
+    session = LiveSession(plan, 256, settle=live_mod.SettleConfig(enabled=False),
+                          ride=live_mod.RideConfig(update_s=1000.0))  # no solve on its own
+    simulate(v, b, session)
+    ns = session._n_seg
+    set_to: list[float] = []
+    session.mixer.set_vocal_gain = lambda g, rate=None: set_to.append(g)  # type: ignore
+    session._last_target = None
+    steps = sum(1 for _ in session._solve_steps())
+    assert steps == 2 * -(-(ns - 3) // live_mod.SOLVE_BLOCKS) > 10
+    vv, bb, vb = session._stats[:, :ns]
+    r = session.ride.range_db
+    grid = session.centre_db + np.linspace(-r, r, int(round(4 * r)) + 1)
+    vals = vocal_to_mix_on_grid(vv, vb, bb, session._seg, grid) - session.target_lu
+    want = float(np.interp(0.0, vals, grid))  # vals rises with the gain
+    assert len(set_to) == 1 and set_to[0] == pytest.approx(want, abs=1e-6)

@@ -21,9 +21,10 @@ Before the song, :func:`plan_live`
 While singing, :class:`LiveSession` wraps a :class:`~vocalmix.core.stream.LiveMixer`:
     * **Gain ride.** The pre-master vocal (divided by the fader's gain, so at 0 dB) and the
       backing are K-weighted and summed per 100 ms segment as they are mixed. Every
-      ``update_s`` the resolver's exact BS.1770-4 solution on the take so far
-      (:func:`vocalmix.core.resolve.vocal_to_mix_on_grid`, gating included) gives the gain
-      that puts the vocal at the target, and the fader moves towards it at no more than
+      ``update_s`` the exact BS.1770-4 solution on the take so far (the resolver's, as
+      :func:`vocalmix.core.resolve.vocal_to_mix_on_grid` computes it, gating included,
+      worked out a slice per block over the following blocks) gives the gain that puts
+      the vocal at the target, and the fader moves towards it at no more than
       ``rate_db_per_s`` (linear in dB, sample by sample), never further than
       ``range_db`` from the centre gain. It waits for ``min_vocal_s`` of vocal before it
       moves.
@@ -50,7 +51,7 @@ import json
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -70,6 +71,11 @@ from vocalmix.core.params import (
 from vocalmix.core.stream import Event, LiveMixer, Stems, replay
 
 Progress = Callable[[str], None]
+
+
+#: 400 ms loudness blocks a step of the ride's solve gates (26 rows each)
+SOLVE_BLOCKS = 64
+_DONE = object()
 
 
 def _quiet(_msg: str) -> None:
@@ -383,11 +389,10 @@ class LiveSession:
                  settle: SettleConfig | None = None, background: bool = False,
                  stems: bool = False) -> None:
         # imported here, not on first use inside an audio block
-        from vocalmix.core.measure import k_weighting_sos
-        from vocalmix.core.resolve import vocal_to_mix_on_grid
+        from vocalmix.core import measure
         from vocalmix.core.stream import BiquadStage
 
-        self._on_grid = vocal_to_mix_on_grid
+        k_weighting_sos = measure.k_weighting_sos
         self.plan = plan
         self.ride = ride or RideConfig()
         self.settle = settle or SettleConfig()
@@ -425,6 +430,7 @@ class LiveSession:
         self._pool: ProcessPoolExecutor | None = None
         self.background_s = 0.0
         self._last_target: float | None = None
+        self._solver: Iterator[None] | None = None  # a ride solve under way
 
     # --- measurement and ride ---------------------------------------------------------
 
@@ -467,42 +473,76 @@ class LiveSession:
                 self._gram.fill(0.0)
                 self._cur_n = 0
 
-    def _solve_gain(self) -> float | None:
-        """The gain (dB) within the ride's range whose vocal-to-mix on the take so far
-        is the target, or ``None`` while there is too little vocal."""
-        from vocalmix.core.measure import ABS_GATE_LUFS, LOUDNESS_OFFSET_DB
+    def _solve_steps(self) -> Iterator[None]:
+        """Solve the ride's gain on the take so far, a slice at a time: a generator that
+        :meth:`_after` advances once per block, so no block pays for the whole solve
+        (at three minutes the take has 1800 segments, and 25 candidate gains of them
+        cost milliseconds: more than a block). Sets the fader's target when done.
 
-        ns = self._n_seg
+        The gain (dB) within the ride's range whose vocal-to-mix on the take so far is the
+        target: BS.1770-4's two gating passes over the 400 ms blocks of the vocal alone
+        and of the mix at each candidate gain (0.5 dB apart), :data:`SOLVE_BLOCKS` blocks
+        per step, then the crossing interpolated. Nothing is set while there is too
+        little vocal.
+        """
+        from vocalmix.core.measure import (
+            ABS_GATE_LUFS,
+            LOUDNESS_OFFSET_DB,
+            gated_loudness,
+            gated_sums,
+            relative_gate,
+        )
+
+        ns, seg = self._n_seg, self._seg
         if ns < 4:
-            return None
-        vv, bb, vb = self._stats[0, :ns], self._stats[1, :ns], self._stats[2, :ns]
+            return
+        stats = self._stats  # the segments so far; a longer take moves to a new array
+        vv = stats[0, :ns]
         with np.errstate(divide="ignore"):
-            seg_lufs = LOUDNESS_OFFSET_DB + 10.0 * np.log10(vv / self._seg)
+            seg_lufs = LOUDNESS_OFFSET_DB + 10.0 * np.log10(vv / seg)
         active = (seg_lufs > ABS_GATE_LUFS) & (seg_lufs > seg_lufs.max() - 20.0)
         if int(active.sum()) < self.ride.min_vocal_s * 10:
-            return None
+            return
         r = self.ride.range_db
         grid = self.centre_db + np.linspace(-r, r, int(round(4 * r)) + 1)  # 0.5 dB steps
-        vals = self._on_grid(vv, vb, bb, self._seg, grid) - self.target_lu
+        g = 10.0 ** (grid / 20.0)
+        # rows: the vocal alone (0 dB), then the mix g V + B at each candidate gain
+        coef = np.zeros((grid.size + 1, 3))  # times the stats' rows (vv, bb, vb)
+        coef[0, 0] = 1.0
+        coef[1:] = np.stack([g * g, np.ones_like(g), 2.0 * g], axis=1)
+        n_blocks = ns - 3
+        gate = np.full(coef.shape[0], ABS_GATE_LUFS)
+        for _pass in range(2):
+            total = np.zeros(coef.shape[0])
+            count = np.zeros(coef.shape[0], dtype=np.int64)
+            for a in range(0, n_blocks, SOLVE_BLOCKS):
+                b = min(n_blocks, a + SOLVE_BLOCKS)
+                e = coef @ stats[:, a : b + 3]  # segment energies of every row
+                z = (e[:, :-3] + e[:, 1:-2] + e[:, 2:-1] + e[:, 3:]) / (4 * seg)  # eq. (1)
+                with np.errstate(divide="ignore"):
+                    lj = LOUDNESS_OFFSET_DB + 10.0 * np.log10(z)  # eq. (4)
+                part, k = gated_sums(z, lj, gate)
+                total += part
+                count += k
+                yield
+            if _pass == 0:
+                gate = relative_gate(total, count)
+        loud = gated_loudness(total, count)
+        vals = loud[0] + grid - loud[1:] - self.target_lu  # vocal-to-mix minus the target
         if not np.isfinite(vals).all():
-            return None
-        if vals[0] >= 0.0:
-            return float(grid[0])
-        if vals[-1] <= 0.0:
-            return float(grid[-1])
-        j = int(np.flatnonzero(vals >= 0.0)[0])
-        a, b = vals[j - 1], vals[j]
-        return float(grid[j - 1] + (grid[j] - grid[j - 1]) * (-a) / (b - a))
-
-    def _ride(self) -> None:
-        g = self._solve_gain()
-        if g is None:
             return
-        g = float(np.clip(g, self.centre_db - self.ride.range_db,
-                          self.centre_db + self.ride.range_db))
-        if self._last_target is None or abs(g - self._last_target) >= 0.01:
-            self.mixer.set_vocal_gain(g, self.ride.rate_db_per_s)
-            self._last_target = g
+        if vals[0] >= 0.0:
+            gain = float(grid[0])
+        elif vals[-1] <= 0.0:
+            gain = float(grid[-1])
+        else:
+            j = int(np.flatnonzero(vals >= 0.0)[0])
+            lo, hi = vals[j - 1], vals[j]
+            gain = float(grid[j - 1] + (grid[j] - grid[j - 1]) * (-lo) / (hi - lo))
+        gain = float(np.clip(gain, self.centre_db - r, self.centre_db + r))
+        if self._last_target is None or abs(gain - self._last_target) >= 0.01:
+            self.mixer.set_vocal_gain(gain, self.ride.rate_db_per_s)
+            self._last_target = gain
 
     # --- settle ---------------------------------------------------------------------
 
@@ -574,9 +614,11 @@ class LiveSession:
         t = self.mixer.samples_processed
         if self.ride.enabled:
             self._measure()
-            if t >= self._next_update:
-                self._ride()
+            if self._solver is None and t >= self._next_update:
+                self._solver = self._solve_steps()
                 self._next_update += self._update * (1 + (t - self._next_update) // self._update)
+            if self._solver is not None and next(self._solver, _DONE) is _DONE:
+                self._solver = None
         if self._capture is not None and self._captured == self._capture.shape[1]:
             self._start_estimate()
 

@@ -161,7 +161,6 @@ class _Level:
         self.spec = np.zeros((c, q + 1), dtype=np.complex128)  # FFT in and out (float64)
         self.acc = np.zeros((c, q + 1), dtype=np.complex64)
         per = max(1, MAC_STEP // (c * (q + 1)))
-        self.tmp = np.zeros((per, c, q + 1), dtype=np.complex64)
         self.part = np.zeros((c, q + 1), dtype=np.complex64)
         macs = [("mac", a, min(k, a + per)) for a in range(0, k, per)]
         self.steps = [("fft", 0, 0), *macs, ("ifft", 0, 0)]
@@ -203,14 +202,11 @@ class _Level:
             np.copyto(self.x[self.pos], self.spec, casting="same_kind")
             np.copyto(self.x[self.pos + self.k], self.x[self.pos])
             self.acc.fill(0.0)
-        elif kind == "mac":
-            t = self.tmp[: b - a]
-            np.multiply(self.x[self.pos + a : self.pos + b], self.h[a:b], out=t)
-            if b - a == 1:
-                self.acc += t[0]
-            else:
-                np.sum(t, axis=0, out=self.part)
-                self.acc += self.part
+        elif kind == "mac":  # partition by partition: no product array larger than one
+            x, h, part, acc = self.x, self.h, self.part, self.acc
+            for i in range(a, b):
+                np.multiply(x[self.pos + i], h[i], out=part)
+                acc += part
         else:
             np.copyto(self.spec, self.acc)
             np.fft.irfft(self.spec, 2 * q, axis=1, out=self.fout)

@@ -590,6 +590,35 @@ def _windows(energy: np.ndarray, n_seg: int) -> np.ndarray:
     return c[..., n_seg:] - c[..., :-n_seg]
 
 
+def gated_sums(z: np.ndarray, lj: np.ndarray, gate_lufs: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Sums of the 400 ms block mean squares ``z`` ``(rows, blocks)`` whose loudness
+    ``lj`` (LUFS, same shape) is above each row's gate ``gate_lufs`` ``(rows,)``, and
+    how many there are: the numerator and denominator of BS.1770-4 eqs. (5)-(7), which a
+    caller may also add up over successive runs of blocks."""
+    gate = lj > gate_lufs[:, None]
+    return np.where(gate, z, 0.0).sum(axis=1), gate.sum(axis=1)
+
+
+def relative_gate(gated_sum: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """The gate (LUFS) of BS.1770-4's second pass: the relative gate, eq. (6), from the
+    sums and counts over the absolutely gated blocks, and the absolute gate with it
+    (a block must pass both)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gamma_r = (LOUDNESS_OFFSET_DB + 10.0 * np.log10(gated_sum / np.maximum(count, 1))
+                   + REL_GATE_INTEGRATED_LU)  # eq. (6)
+    return np.maximum(gamma_r, ABS_GATE_LUFS)
+
+
+def gated_loudness(gated_sum: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """Integrated loudness (LUFS), eq. (7), from the second pass's sums and counts;
+    -inf where no block passed."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(count > 0,
+                        LOUDNESS_OFFSET_DB + 10.0 * np.log10(gated_sum / np.maximum(count, 1)),
+                        -np.inf)  # eq. (7)
+
+
 def integrated_from_segments(energy: np.ndarray, segment_len: int) -> np.ndarray | float:
     """BS.1770-4 integrated loudness (LUFS) from 100 ms segment energies.
 
@@ -600,16 +629,10 @@ def integrated_from_segments(energy: np.ndarray, segment_len: int) -> np.ndarray
     z = _windows(e, 4) / (4 * segment_len)  # eq. (1): mean square over a 400 ms block
     with np.errstate(divide="ignore"):
         lj = LOUDNESS_OFFSET_DB + 10.0 * np.log10(z)  # eq. (4): block loudness
-    gate_abs = lj > ABS_GATE_LUFS  # eq. (5): absolute gate
-    n_abs = gate_abs.sum(axis=1)
-    mean_abs = np.where(gate_abs, z, 0.0).sum(axis=1) / np.maximum(n_abs, 1)
-    with np.errstate(divide="ignore"):
-        gamma_r = LOUDNESS_OFFSET_DB + 10.0 * np.log10(mean_abs) + REL_GATE_INTEGRATED_LU  # eq. 6
-    gate = gate_abs & (lj > gamma_r[:, None])
-    n = gate.sum(axis=1)
-    mean = np.where(gate, z, 0.0).sum(axis=1) / np.maximum(n, 1)
-    with np.errstate(divide="ignore"):
-        out = np.where(n > 0, LOUDNESS_OFFSET_DB + 10.0 * np.log10(mean), -np.inf)  # eq. (7)
+    rows = e.shape[0]
+    s_abs, n_abs = gated_sums(z, lj, np.full(rows, ABS_GATE_LUFS))  # eq. (5): absolute gate
+    s, n = gated_sums(z, lj, relative_gate(s_abs, n_abs))
+    out = gated_loudness(s, n)
     return out if np.ndim(energy) == 2 else float(out[0])
 
 
