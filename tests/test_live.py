@@ -516,9 +516,10 @@ def test_low_latency_cpu_request_is_held_while_open_and_optional(tmp_path, monke
 
 
 def test_ride_solve_is_sliced_and_equals_the_resolvers_solution():
-    """The ride's solve runs a slice per block (two gating passes of SOLVE_BLOCKS
-    loudness blocks each) and finds the gain the resolver's whole-take computation
-    gives (vocal_to_mix_on_grid, interpolated at the target)."""
+    """The ride's solve runs a slice per block (the vocal check, the candidates, two
+    gating passes of SOLVE_BLOCKS loudness blocks a step, the crossing) and finds the
+    gain the resolver's whole-take computation gives (vocal_to_mix_on_grid, interpolated
+    at the target)."""
     from vocalmix import live as live_mod
     from vocalmix.core.resolve import vocal_to_mix_on_grid
     from vocalmix.synth import synthesize_song
@@ -533,8 +534,8 @@ def test_ride_solve_is_sliced_and_equals_the_resolvers_solution():
     set_to: list[float] = []
     session.mixer.set_vocal_gain = lambda g, rate=None: set_to.append(g)  # type: ignore
     session._last_target = None
-    steps = sum(1 for _ in session._solve_steps())
-    assert steps == 2 * -(-(ns - 3) // live_mod.SOLVE_BLOCKS) > 10
+    steps = sum(1 for _ in session._solve_steps())  # the check, the set-up, the
+    assert steps == 3 + 2 * -(-(ns - 3) // live_mod.SOLVE_BLOCKS) > 10  # passes, the end
     vv, bb, vb = session._stats[:, :ns]
     r = session.ride.range_db
     grid = session.centre_db + np.linspace(-r, r, int(round(4 * r)) + 1)

@@ -431,6 +431,11 @@ class LiveSession:
         self.background_s = 0.0
         self._last_target: float | None = None
         self._solver: Iterator[None] | None = None  # a ride solve under way
+        r = self.ride.range_db
+        self._offsets = np.linspace(-r, r, int(round(4 * r)) + 1)  # candidate gains, dB
+        self._coef = np.zeros((self._offsets.size + 1, 3))
+        self._coef[0, 0] = 1.0
+        self._coef[1:, 1] = 1.0
 
     # --- measurement and ride ---------------------------------------------------------
 
@@ -497,19 +502,20 @@ class LiveSession:
         if ns < 4:
             return
         stats = self._stats  # the segments so far; a longer take moves to a new array
-        vv = stats[0, :ns]
         with np.errstate(divide="ignore"):
-            seg_lufs = LOUDNESS_OFFSET_DB + 10.0 * np.log10(vv / seg)
+            seg_lufs = LOUDNESS_OFFSET_DB + 10.0 * np.log10(stats[0, :ns] / seg)
         active = (seg_lufs > ABS_GATE_LUFS) & (seg_lufs > seg_lufs.max() - 20.0)
         if int(active.sum()) < self.ride.min_vocal_s * 10:
             return
+        yield
         r = self.ride.range_db
-        grid = self.centre_db + np.linspace(-r, r, int(round(4 * r)) + 1)  # 0.5 dB steps
+        grid = self.centre_db + self._offsets  # 0.5 dB steps
         g = 10.0 ** (grid / 20.0)
         # rows: the vocal alone (0 dB), then the mix g V + B at each candidate gain
-        coef = np.zeros((grid.size + 1, 3))  # times the stats' rows (vv, bb, vb)
-        coef[0, 0] = 1.0
-        coef[1:] = np.stack([g * g, np.ones_like(g), 2.0 * g], axis=1)
+        coef = self._coef  # times the stats' rows (vv, bb, vb)
+        np.multiply(g, g, out=coef[1:, 0])
+        np.multiply(g, 2.0, out=coef[1:, 2])
+        yield
         n_blocks = ns - 3
         gate = np.full(coef.shape[0], ABS_GATE_LUFS)
         for _pass in range(2):
@@ -531,6 +537,7 @@ class LiveSession:
         vals = loud[0] + grid - loud[1:] - self.target_lu  # vocal-to-mix minus the target
         if not np.isfinite(vals).all():
             return
+        yield
         if vals[0] >= 0.0:
             gain = float(grid[0])
         elif vals[-1] <= 0.0:
