@@ -66,12 +66,20 @@ class Measurement:
     duration_s: float
 
 
+#: frames handed to libebur128 at a time by :func:`_r128_state`
+_R128_BLOCK = 1 << 16
+
+
 def _r128_state(x: np.ndarray, sample_rate: int, mode: int) -> pyebur128.R128State:
+    """libebur128's state after every frame of ``x``, fed :data:`_R128_BLOCK` frames at a
+    time: it filters and gates sample by sample, so the figures are the same to the bit
+    as from one call, and a signal that is not C-ordered float32 (the EQ stage's output
+    is in Fortran order) is converted a block at a time instead of copied whole."""
     x = _as_2d(x)
     state = pyebur128.R128State(x.shape[1], int(sample_rate), mode)
-    data = np.ascontiguousarray(x, dtype=np.float32).ravel()
-    if data.size:
-        state.add_frames(data, x.shape[0])
+    for i in range(0, x.shape[0], _R128_BLOCK):
+        block = np.ascontiguousarray(x[i : i + _R128_BLOCK], dtype=np.float32)
+        state.add_frames(block.ravel(), block.shape[0])
     return state
 
 
