@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from vocalmix.core.amount import effective, effective_level_target, effective_vocal
-from vocalmix.core.dsp import frozen
+from vocalmix.core.dsp import FILTER_BLOCK, frozen
 from vocalmix.core.errors import ModelError
 from vocalmix.core.measure import (
     integrated_loudness,
@@ -231,11 +231,11 @@ def _resolve(
         progress(ProgressEvent("resolve.master", 0.7,
                                "resolving the master gain for the mix-loudness target"))
         gv = np.float32(10.0 ** (new.vocal.gain_db / 20.0))
-        # (dry * gv + wet * gv) + b, summed in place: the same operations in the same order
+        # (dry * gv + wet * gv) + b, summed in place, the scaled sends a block at a time:
+        # the same operations in the same order, without a scaled copy of the sends
         pre = parts.dry * gv
-        wet = parts.wet * gv
-        pre += wet
-        del wet
+        for i in range(0, len(pre), FILTER_BLOCK):
+            pre[i : i + FILTER_BLOCK] += parts.wet[i : i + FILTER_BLOCK] * gv
         pre += b.astype(np.float32, copy=False)
         m = resolve_master_gain(pre, sample_rate, t.mix_lufs, new.master)
         new = replace(new, master=replace(new.master, gain_db=m.gain_db))
