@@ -22,6 +22,7 @@ from vocalmix.core.measure import (
     loudness_range,
     momentary_loudness_range,
 )
+from vocalmix.core.memory import release_free_memory
 from vocalmix.core.params import (
     RULE_VOCAL_TO_MIX_LU,
     Achieved,
@@ -436,6 +437,10 @@ def estimate_params(
         from vocalmix.estimators.level import normalise_genre
 
         genre = normalise_genre(genre)  # likewise
+    # the C allocator's free memory goes back between stages whose working sets differ
+    # (vocalmix.core.memory): here what the caller freed (the decoders' buffers), then
+    # the estimators' analyses (two threads, two allocator arenas) once they are done
+    release_free_memory()
     if base is None:
         params, notes = choose_targets(vocal, backing, sample_rate, method, progress, genre)
     else:
@@ -488,6 +493,7 @@ def estimate_params(
     if locks:
         params = replace(params, locks=tuple(dict.fromkeys((*params.locks, *locks))))
     t1 = time.perf_counter()
+    release_free_memory()
     params, rnotes, resolved = _resolve(vocal, backing, sample_rate, params, progress)
     timings["resolve"] = time.perf_counter() - t1
     prov = params.provenance
@@ -519,6 +525,7 @@ def mix(
     # the parts are this call's own: scaled in place they become the vocal stems, and the
     # estimate handed back no longer holds them (its ``resolved`` is dropped)
     owned = parts_owned(resolved.parts, vocal, backing)
+    release_free_memory()  # the resolvers' renders that were not kept
     if owned:
         est = replace(est, resolved=None)
     rendered = assemble(resolved.parts, backing, sample_rate, effective(est.params),
