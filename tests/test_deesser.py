@@ -73,3 +73,25 @@ def test_the_crossover_sums_to_flat_magnitude(freq):
     w, h_lo = sosfreqz(lo, worN=2048, fs=44100)
     _, h_hi = sosfreqz(hi, worN=2048, fs=44100)
     assert np.max(np.abs(20 * np.log10(np.abs(h_lo + h_hi)))) < 0.01
+
+
+def test_the_render_stage_runs_in_blocks_and_gives_the_one_call_samples():
+    """The render's de-esser stage (blocks of ``FILTER_BLOCK`` samples, state carried) and
+    the sibilance measurement (the band's levels kept over the active samples only) give
+    the same samples and figures as one call over the whole signal."""
+    from vocalmix.core.dsp import FILTER_BLOCK
+    from vocalmix.core.params import DeEsser as DeEsserParams
+    from vocalmix.core.render import deesser_stage
+
+    sr = 44100
+    rng = np.random.default_rng(3)
+    n = 2 * FILTER_BLOCK + 1234
+    x = (rng.standard_normal((n, 2)) * np.linspace(0.01, 0.5, n)[:, None]).astype(np.float32)
+    p = DeEsserParams(enabled=True, threshold_db=-30.0, freq_hz=5000.0, depth_db=8.0)
+    want = D.deess(x, sr, D.DeEsserSettings(p.threshold_db, p.freq_hz, p.depth_db,
+                                            p.release_ms))
+    assert np.array_equal(deesser_stage(x, sr, p), want)
+    sos = butter(2, [5000, 10000], "bandpass", fs=sr, output="sos")
+    full = D._short_term_db_blocks(x, sr, sos)
+    keep = full > np.median(full)
+    assert np.array_equal(D._short_term_db_blocks(x, sr, sos, keep=keep), full[keep])

@@ -68,6 +68,26 @@ def test_frame_power_is_the_hann_windowed_framed_spectrum():
         dsp.frame_power(y[:100], n_fft, hop)
 
 
+def test_the_eq_stage_downmix_made_in_blocks_is_the_downmix_of_the_eq_stage():
+    rng = np.random.default_rng(4)
+    x = (rng.standard_normal((3 * dsp.FILTER_BLOCK + 17, 2)) * 0.2).astype(np.float32)
+    hp, bands, sr = _eq(44100)
+    y = dsp.eq_stage(x, sr, hp, bands)
+    want = 0.5 * (y[:, 0] + y[:, 1])
+    assert np.array_equal(dsp.mono(y), want)
+    assert np.array_equal(dsp.eq_stage_mono(x, sr, hp, bands), want)
+
+
+def test_release_free_memory_leaves_live_arrays_alone():
+    from vocalmix.core.memory import release_free_memory
+
+    a = np.arange(1 << 20, dtype=np.float64)
+    b = np.ones(1 << 22)
+    del b
+    release_free_memory()
+    assert np.array_equal(a, np.arange(1 << 20, dtype=np.float64))
+
+
 def test_segment_energies_are_remembered_by_content_not_by_array():
     rng = np.random.default_rng(3)
     sr = 8000

@@ -81,6 +81,24 @@ def test_mono_is_measured_as_stereo():
     assert m.integrated_loudness(mono, SR) == pytest.approx(m.integrated_loudness(stereo, SR))
 
 
+def test_libebur128_fed_in_blocks_gives_the_one_call_figures(rng):
+    """libebur128 filters and gates sample by sample: the loudness and range of a signal
+    handed over a block at a time (and in Fortran order) are those of one call."""
+    import pyebur128
+
+    sr = 44100
+    n = 3 * m._R128_BLOCK + 999
+    x = (rng.standard_normal((n, 2)) * np.linspace(0.001, 0.3, n)[:, None]).astype(np.float32)
+    for mode, get, ours in ((pyebur128.MeasurementMode.MODE_I, pyebur128.get_loudness_global,
+                             m.integrated_loudness),
+                            (pyebur128.MeasurementMode.MODE_LRA, pyebur128.get_loudness_range,
+                             m.libebur128_loudness_range)):
+        st = pyebur128.R128State(2, sr, mode)
+        st.add_frames(np.ascontiguousarray(x).ravel(), n)
+        assert ours(x, sr) == get(st)
+        assert ours(np.asfortranarray(x), sr) == get(st)
+
+
 def test_true_peak_intersample():
     """A sine at fs/4 sampled at 45 degrees reads 3.01 dB above its sample peak."""
     sr = 48000

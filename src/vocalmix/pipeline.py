@@ -15,13 +15,14 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from vocalmix.core.amount import effective, effective_level_target, effective_vocal
-from vocalmix.core.dsp import frozen
+from vocalmix.core.dsp import FILTER_BLOCK, frozen
 from vocalmix.core.errors import ModelError
 from vocalmix.core.measure import (
     integrated_loudness,
     loudness_range,
     momentary_loudness_range,
 )
+from vocalmix.core.memory import release_free_memory
 from vocalmix.core.params import (
     RULE_VOCAL_TO_MIX_LU,
     Achieved,
@@ -231,11 +232,11 @@ def _resolve(
         progress(ProgressEvent("resolve.master", 0.7,
                                "resolving the master gain for the mix-loudness target"))
         gv = np.float32(10.0 ** (new.vocal.gain_db / 20.0))
-        # (dry * gv + wet * gv) + b, summed in place: the same operations in the same order
+        # (dry * gv + wet * gv) + b, summed in place, the scaled sends a block at a time:
+        # the same operations in the same order, without a scaled copy of the sends
         pre = parts.dry * gv
-        wet = parts.wet * gv
-        pre += wet
-        del wet
+        for i in range(0, len(pre), FILTER_BLOCK):
+            pre[i : i + FILTER_BLOCK] += parts.wet[i : i + FILTER_BLOCK] * gv
         pre += b.astype(np.float32, copy=False)
         m = resolve_master_gain(pre, sample_rate, t.mix_lufs, new.master)
         new = replace(new, master=replace(new.master, gain_db=m.gain_db))
@@ -436,6 +437,10 @@ def estimate_params(
         from vocalmix.estimators.level import normalise_genre
 
         genre = normalise_genre(genre)  # likewise
+    # the C allocator's free memory goes back between stages whose working sets differ
+    # (vocalmix.core.memory): here what the caller freed (the decoders' buffers), then
+    # the estimators' analyses (two threads, two allocator arenas) once they are done
+    release_free_memory()
     if base is None:
         params, notes = choose_targets(vocal, backing, sample_rate, method, progress, genre)
     else:
@@ -488,6 +493,7 @@ def estimate_params(
     if locks:
         params = replace(params, locks=tuple(dict.fromkeys((*params.locks, *locks))))
     t1 = time.perf_counter()
+    release_free_memory()
     params, rnotes, resolved = _resolve(vocal, backing, sample_rate, params, progress)
     timings["resolve"] = time.perf_counter() - t1
     prov = params.provenance
@@ -519,6 +525,7 @@ def mix(
     # the parts are this call's own: scaled in place they become the vocal stems, and the
     # estimate handed back no longer holds them (its ``resolved`` is dropped)
     owned = parts_owned(resolved.parts, vocal, backing)
+    release_free_memory()  # the resolvers' renders that were not kept
     if owned:
         est = replace(est, resolved=None)
     rendered = assemble(resolved.parts, backing, sample_rate, effective(est.params),

@@ -88,28 +88,38 @@ _BLOCK = 1 << 16
 
 
 def _short_term_db_blocks(x: np.ndarray, sample_rate: int, sos: np.ndarray | None = None,
-                          ms: float = DETECTOR_MS) -> np.ndarray:
+                          ms: float = DETECTOR_MS, keep: np.ndarray | None = None
+                          ) -> np.ndarray:
     """``short_term_db(x)`` (of ``x`` through the float64 filter ``sos`` when given),
     :data:`_BLOCK` samples at a time with the filters' states carried: the same
     recursions on the same samples, without full-length float64 copies of ``x``. The
     levels are computed in float64 and stored in float32 (dB to about 1e-5 dB: half the
-    memory of a per-sample level track, which only its percentiles are read from)."""
+    memory of a per-sample level track, which only its percentiles are read from).
+    ``keep``: a boolean mask over the samples; only the levels where it is true are
+    stored, in order (``result[keep]`` without the whole track)."""
     from scipy.signal import lfilter
 
     from vocalmix.core.dsp import row_blocks, sosfilt_stream
 
     a = _one_pole(ms, sample_rate)
     n = len(x)
-    out = np.empty(n, np.float32)
+    out = np.empty(n if keep is None else int(np.count_nonzero(keep)), np.float32)
     zp = np.zeros(1)
     blocks = row_blocks(np.asarray(x), _BLOCK)
     src = (sosfilt_stream(sos, blocks, np.float64) if sos is not None
            else (np.asarray(b, dtype=np.float64) for b in blocks))
+    j = 0  # where the next kept level goes
     for i, xb in zip(range(0, n, _BLOCK), src, strict=True):
         p = np.mean(np.square(xb.reshape(len(xb), -1)), axis=1)
         with flush_denormals():
             e, zp = lfilter([1.0 - a], [1.0, -a], p, zi=zp)
-        out[i : i + _BLOCK] = 10.0 * np.log10(np.maximum(e, 1e-20))
+        db = 10.0 * np.log10(np.maximum(e, 1e-20))
+        if keep is None:
+            out[i : i + _BLOCK] = db
+        else:
+            kept = db[keep[i : i + _BLOCK]]
+            out[j : j + len(kept)] = kept
+            j += len(kept)
     return out
 
 
@@ -139,13 +149,15 @@ def sibilance(x: np.ndarray, sample_rate: int) -> Sibilance:
     if lo >= hi:  # a narrow-band take (e.g. 8-11 kHz sampling) has no sibilant band
         return Sibilance(-np.inf, -np.inf, float(np.median(full)))
     sos = butter(2, [lo, hi], "bandpass", fs=sample_rate, output="sos")
-    band = _short_term_db_blocks(x, sample_rate, sos)
     active = full > full.max() - ACTIVE_RANGE_DB
-    # percentile and median of fresh copies, partitioned in place (the same values
-    # without a second copy each); each full-length array goes once it is used
-    peak = float(np.percentile(band[active], 99.5, overwrite_input=True))
+    # the band's levels kept over the active samples only, and the whole vocal's cut down
+    # to them before its median: the same values, partitioned in place, with one
+    # per-sample level track held at a time next to the active samples' ones
+    band = _short_term_db_blocks(x, sample_rate, sos, keep=active)
+    peak = float(np.percentile(band, 99.5, overwrite_input=True))
     del band
-    body = float(np.median(full[active], overwrite_input=True))
+    full = full[active]
+    body = float(np.median(full, overwrite_input=True))
     return Sibilance(peak - body, peak, body)
 
 

@@ -222,10 +222,17 @@ def max_filter_hz(sample_rate: int) -> float:
 
 
 def mono(x: np.ndarray) -> np.ndarray:
-    """Downmix ``(n,)`` or ``(n, channels)`` to mono float32 (mean of the channels)."""
+    """Downmix ``(n,)`` or ``(n, channels)`` to mono float32 (mean of the channels).
+
+    A stereo pair is summed into a new array which is then halved in place: the values
+    of ``0.5 * (left + right)`` without a second full-length temporary."""
     y = np.asarray(x, dtype=np.float32)
     if y.ndim == 2:
-        y = 0.5 * (y[:, 0] + y[:, 1]) if y.shape[1] == 2 else y.mean(axis=1)
+        if y.shape[1] == 2:
+            y = np.add(y[:, 0], y[:, 1])
+            y *= np.float32(0.5)
+        else:
+            y = y.mean(axis=1)
     return y
 
 
@@ -301,6 +308,24 @@ def eq_stage(
     if sos is None:
         return x
     return sosfilt_blocks(sos, x, np.float64, np.float32)
+
+
+def eq_stage_mono(
+    x: np.ndarray, sample_rate: int, highpass: HighPass, bands: tuple[EqBand, ...]
+) -> np.ndarray:
+    """:func:`mono` of :func:`eq_stage` of ``x``, filtered and downmixed
+    :data:`FILTER_BLOCK` samples at a time: the same float32 values (each filtered block
+    rounded to float32, as :func:`eq_stage` returns it, then downmixed) without the
+    filtered multichannel copy, for analyses that only read the downmix."""
+    x = np.asarray(x)
+    sos = eq_sos(highpass, bands, sample_rate)
+    if sos is None or x.ndim == 1:
+        return mono(eq_stage(x, sample_rate, highpass, bands))
+    out = np.empty(x.shape[0], np.float32)
+    for i, yb in zip(range(0, x.shape[0], FILTER_BLOCK),
+                     sosfilt_stream(sos, row_blocks(x, FILTER_BLOCK), np.float64), strict=True):
+        out[i : i + FILTER_BLOCK] = mono(yb.astype(np.float32))
+    return out
 
 
 #: samples filtered at a time by :func:`sosfilt_blocks`
@@ -528,10 +553,15 @@ def frame_power(y: np.ndarray, n_fft: int, hop: int, *, n_frames: int | None = N
     if n < 1:
         raise ValueError(f"signal of {len(y)} samples is shorter than one {n_fft}-sample frame")
     if hop == n_fft:
-        frames = y[: n * n_fft].reshape(n, n_fft) * hann_f32(n_fft)
-    else:
-        idx = np.arange(n_fft)[None, :] + hop * np.arange(n)[:, None]
-        frames = y[idx] * hann_f32(n_fft)
+        framed = y[: n * n_fft].reshape(n, n_fft)
+    else:  # overlapping frames as a strided view: no index array, no gathered copy
+        from numpy.lib.stride_tricks import sliding_window_view
+
+        need = (n - 1) * hop + n_fft
+        if len(y) < need:
+            raise ValueError(f"{n} frames need {need} samples, the signal has {len(y)}")
+        framed = sliding_window_view(y[:need], n_fft)[::hop]
+    frames = framed * hann_f32(n_fft)
     s = scipy.fft.rfft(frames, axis=1)
     del frames
     if bins is not None:

@@ -66,12 +66,20 @@ class Measurement:
     duration_s: float
 
 
+#: frames handed to libebur128 at a time by :func:`_r128_state`
+_R128_BLOCK = 1 << 16
+
+
 def _r128_state(x: np.ndarray, sample_rate: int, mode: int) -> pyebur128.R128State:
+    """libebur128's state after every frame of ``x``, fed :data:`_R128_BLOCK` frames at a
+    time: it filters and gates sample by sample, so the figures are the same to the bit
+    as from one call, and a signal that is not C-ordered float32 (the EQ stage's output
+    is in Fortran order) is converted a block at a time instead of copied whole."""
     x = _as_2d(x)
     state = pyebur128.R128State(x.shape[1], int(sample_rate), mode)
-    data = np.ascontiguousarray(x, dtype=np.float32).ravel()
-    if data.size:
-        state.add_frames(data, x.shape[0])
+    for i in range(0, x.shape[0], _R128_BLOCK):
+        block = np.ascontiguousarray(x[i : i + _R128_BLOCK], dtype=np.float32)
+        state.add_frames(block.ravel(), block.shape[0])
     return state
 
 
@@ -142,8 +150,11 @@ def true_peak_filter() -> np.ndarray:
 
 #: block length (samples) of the true-peak check's matrix product
 _TP_BLOCK = 64
-#: blocks per matrix product (bounds the work arrays to a few MB)
+#: blocks per pass of the sample-peak scan (bounds its work arrays to a few MB)
 _TP_CHUNK = 8192
+#: candidate blocks per matrix product (their windows, indices and interpolated values
+#: take about 4 MB; 8192 of them took over 30 MB)
+_TP_CAND_CHUNK = 1024
 
 
 @lru_cache(maxsize=1)
@@ -205,14 +216,14 @@ def true_peak_dbtp(x: np.ndarray, sample_rate: int) -> float:
     best = peak
     offsets = np.arange(b + ctx) - ctx
     for c in range(x.shape[1]):
-        for i in range(0, len(cand), _TP_CHUNK):
+        for i in range(0, len(cand), _TP_CAND_CHUNK):
             # each candidate block's window of samples, zero before the start and after
             # the end (gathered here rather than from a zero-padded full-length copy)
-            idx = cand[i : i + _TP_CHUNK, None] * b + offsets
+            idx = cand[i : i + _TP_CAND_CHUNK, None] * b + offsets
             inside = (idx >= 0) & (idx < n)
             w = np.where(inside, x[np.clip(idx, 0, n - 1), c], np.float32(0.0))
             y = np.ascontiguousarray(w, dtype=np.float32) @ mat
-            best = max(best, float(np.abs(y).max()))
+            best = max(best, float(y.max()), -float(y.min()))  # max |y| without |y|
     return float(20.0 * np.log10(best))
 
 

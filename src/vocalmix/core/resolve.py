@@ -682,8 +682,9 @@ def resolve_master_gain(premaster: np.ndarray, sample_rate: int, target_lufs: fl
     gain = clip(MasterParams, "gain_db", target_lufs - i0)
     achieved, renders = i0 + gain, 0
     for _ in range(max_renders):
+        # the scaled copy is this loop's own: the limiter writes over it
         y, _red, _tp = master_stage(premaster * np.float32(10.0 ** (gain / 20.0)),
-                                    sample_rate, master)
+                                    sample_rate, master, in_place=True)
         achieved, renders = integrated_loudness(y, sample_rate), renders + 1
         miss = target_lufs - achieved
         if abs(miss) <= MIX_LUFS_TOLERANCE_LU:

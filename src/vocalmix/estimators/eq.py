@@ -161,6 +161,19 @@ def apply_eq(x: np.ndarray, sample_rate: int, bands: Bands) -> np.ndarray:
     return eq_stage(np.asarray(x, np.float32), sample_rate, HighPass(enabled=False), eb)
 
 
+def apply_eq_mono(x: np.ndarray, sample_rate: int, bands: Bands) -> np.ndarray:
+    """:func:`vocalmix.core.dsp.mono` of :func:`apply_eq` ``(x, sample_rate, bands)``: the
+    same float32 downmix, filtered a block at a time (:func:`vocalmix.core.dsp.
+    eq_stage_mono`) without the whole filtered stereo signal (60 MB for 3 minutes)."""
+    from vocalmix.core.dsp import eq_stage_mono
+    from vocalmix.core.params import EqBand, HighPass, clip
+
+    eb = tuple(EqBand(kind=k, freq_hz=clip(EqBand, "freq_hz", f),
+                      gain_db=clip(EqBand, "gain_db", g), q=clip(EqBand, "q", q))
+               for k, f, g, q in bands)
+    return eq_stage_mono(np.asarray(x, np.float32), sample_rate, HighPass(enabled=False), eb)
+
+
 
 # --- the model ---------------------------------------------------------------------------
 
@@ -467,12 +480,15 @@ def combine_with_masking(vocal: np.ndarray, backing: np.ndarray, sample_rate: in
 
     Returns ``(correction, masking, highpass_hz, notes)``, bands as ``(kind, Hz, dB, Q)``.
     """
+    from vocalmix.core.dsp import mono
     from vocalmix.estimators.baseline import BaselineConfig
     from vocalmix.estimators.masking import masking_eq
 
     c = config or BaselineConfig()
     notes: list[str] = []
-    corrected = apply_eq(vocal, sample_rate, correction) if correction else vocal
+    # both analyses below read only the corrected vocal's downmix (a mono signal is its
+    # own downmix): made once, a block at a time, instead of the filtered stereo signal
+    corrected = apply_eq_mono(vocal, sample_rate, correction) if correction else mono(vocal)
     masking, hp = masking_eq(corrected, backing, sample_rate, max_bands=c.eq_max_bands,
                              max_gain_db=c.eq_max_gain_db,
                              max_total_gain_db=c.eq_max_total_gain_db,
@@ -522,6 +538,7 @@ __all__ = [
     "limit_masking_bands",
     "masking_limits",
     "apply_eq",
+    "apply_eq_mono",
     "combine_with_masking",
     "correct",
     "curve_to_bands",
