@@ -11,7 +11,8 @@ inverse real-time factor; the 99th percentile and the worst block say whether a 
 would meet its deadline. Both reverb types are measured, and the ``vocalmix live`` gain
 ride (a :class:`vocalmix.live.LiveSession`) on top of the synthetic one.
 
-    python bench/bench_live.py [--duration-s 20] [--repeats 1] [--mode callback|batch] [--md FILE]
+    python bench/bench_live.py [--duration-s 20] [--repeats 1] [--mode callback|batch]
+                               [--no-pm-qos] [--md FILE]
     python bench/bench_live.py --ride-table   # the gain ride on the real stems instead
 
 ``--ride-table`` runs a live session (block 256) on each song of ``$VOCALMIX_DATA/stems``
@@ -37,6 +38,8 @@ def main() -> int:
                     help="callback (default): blocks arrive in real time and are processed "
                     "at real-time priority (SCHED_FIFO), as an audio callback is; batch: "
                     "back to back at the highest normal priority (nice -20), faster to run")
+    ap.add_argument("--no-pm-qos", action="store_true",
+                    help="callback mode without the PM QoS request (idle states as they are)")
     ap.add_argument("--ride-table", action="store_true",
                     help="the gain ride on the real stems instead of the block timings")
     args = ap.parse_args()
@@ -55,10 +58,13 @@ def main() -> int:
             priority = "SCHED_FIFO 10, blocks paced in real time"
         except (OSError, AttributeError):
             priority = "normal (real-time priority was refused), blocks paced in real time"
-        from vocalmix.live import LowLatencyCpu
+        if args.no_pm_qos:
+            priority += "; processor idle states as they are (--no-pm-qos)"
+        else:
+            from vocalmix.live import LowLatencyCpu
 
-        cpu = LowLatencyCpu().__enter__()  # held until the process ends, as a device run does
-        priority += "; " + cpu.note
+            cpu = LowLatencyCpu().__enter__()  # held until the process ends, as on a device
+            priority += "; " + cpu.note
     else:
         try:
             os.setpriority(os.PRIO_PROCESS, 0, -20)
