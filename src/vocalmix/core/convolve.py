@@ -125,16 +125,14 @@ class _Ring:
         for a, b, o in self._parts(t, x.shape[1]):
             self.buf[:, a:b] += x[:, o : o + b - a]
 
-    def take(self, t: int, out: np.ndarray) -> None:
-        """Add times ``t ..`` into ``out`` and clear them."""
+    def drain(self, t: int, out: np.ndarray, add: bool) -> None:
+        """Copy (``add`` false) or add (``add`` true) times ``t ..`` into ``out``, and
+        clear them."""
         for a, b, o in self._parts(t, out.shape[1]):
-            out[:, o : o + b - a] += self.buf[:, a:b]
-            self.buf[:, a:b] = 0.0
-
-    def move(self, t: int, out: np.ndarray) -> None:
-        """Copy times ``t ..`` into ``out`` and clear them."""
-        for a, b, o in self._parts(t, out.shape[1]):
-            out[:, o : o + b - a] = self.buf[:, a:b]
+            if add:
+                out[:, o : o + b - a] += self.buf[:, a:b]
+            else:
+                out[:, o : o + b - a] = self.buf[:, a:b]
             self.buf[:, a:b] = 0.0
 
 
@@ -299,10 +297,7 @@ class PartitionedConvolver:
                 y[c] = np.correlate(w[c], self.head[c], "valid")
             self._hist.advance()
         self._schedule(self._t)
-        if self.head is not None:
-            self._out.take(t0, y)
-        else:
-            self._out.move(t0, y)
+        self._out.drain(t0, y, add=self.head is not None)  # onto the head's output
         y32 = self._y32[:, :n]
         if self.gain == 1.0:
             np.copyto(y32, y, casting="same_kind")
