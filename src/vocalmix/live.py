@@ -389,10 +389,9 @@ class LiveSession:
                  settle: SettleConfig | None = None, background: bool = False,
                  stems: bool = False) -> None:
         # imported here, not on first use inside an audio block
-        from vocalmix.core import measure
+        from vocalmix.core.measure import k_weighting_sos
         from vocalmix.core.stream import BiquadStage
 
-        k_weighting_sos = measure.k_weighting_sos
         self.plan = plan
         self.ride = ride or RideConfig()
         self.settle = settle or SettleConfig()

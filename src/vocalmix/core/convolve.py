@@ -146,7 +146,7 @@ class _Level:
     def __init__(self, h: np.ndarray, q: int, s: int) -> None:
         c = h.shape[0]
         k = -(-h.shape[1] // q)
-        self.q, self.s, self.k, self.channels = q, s, k, c
+        self.q, self.s, self.k = q, s, k
         parts = np.zeros((k, c, 2 * q))
         for i in range(k):
             seg = h[:, i * q : (i + 1) * q]
@@ -246,7 +246,7 @@ class PartitionedConvolver:
         big = max([lv.q for lv in self.levels], default=Q_MIN)
         reach = max([lv.s + lv.q for lv in self.levels], default=HEAD)
         # a job reads its 2 Q input samples as late as the block holding its deadline
-        late = max([lv.s + lv.q for lv in self.levels] + [3 * big + HEAD])
+        late = max(reach, 3 * big + HEAD)
         self._in = _Ring(c, 1 << math.ceil(math.log2(late + max_block)), np.float64)
         #: average cost (us) per input sample; the credit (us) a block may spend
         self.rate = sum(lv.rate for lv in self.levels)

@@ -34,18 +34,16 @@ class History:
 
     def push(self, block: np.ndarray) -> np.ndarray:
         """Write ``block`` (time last, at most ``max_block`` samples); the window view."""
-        n = block.shape[-1]
-        if n > self.max_block:
-            raise ValueError(f"block of {n} samples exceeds the maximum of {self.max_block}")
-        self._a[..., self.keep : self.keep + n] = block
-        self._n = n
-        return self._a[..., : self.keep + n]
+        return self._write(block, block.shape[-1])
 
     def push_constant(self, value: float, n: int) -> np.ndarray:
         """:meth:`push` of a block of ``n`` samples all equal to ``value``."""
+        return self._write(value, n)
+
+    def _write(self, block: np.ndarray | float, n: int) -> np.ndarray:
         if n > self.max_block:
             raise ValueError(f"block of {n} samples exceeds the maximum of {self.max_block}")
-        self._a[..., self.keep : self.keep + n] = value
+        self._a[..., self.keep : self.keep + n] = block
         self._n = n
         return self._a[..., : self.keep + n]
 
@@ -113,29 +111,29 @@ class TrailingMin:
             np.minimum(pre, self._run, out=pre)
             self._run = float(pre[k - 1])
             np.minimum(pre, self._suf[p + 1 : p + k + 1], out=pre)
-            self._pos += k
+            self._advance(k)
             i += k
-            if self._pos == w:
-                np.minimum.accumulate(self._cur[::-1], out=self._suf[w - 1 :: -1])
-                self._pos = 0
-                self._run = np.inf
         return out[:n]
-
 
     def push_constant(self, value: float, n: int) -> None:
         """The state :meth:`push` of ``n`` values all equal to ``value`` leaves, without
         the output (a few array writes per segment, not the minima)."""
-        w = self.width
         while n > 0:
-            k = min(n, w - self._pos)
+            k = min(n, self.width - self._pos)
             self._cur[self._pos : self._pos + k] = value
             self._run = min(self._run, value)
-            self._pos += k
+            self._advance(k)
             n -= k
-            if self._pos == w:
-                np.minimum.accumulate(self._cur[::-1], out=self._suf[w - 1 :: -1])
-                self._pos = 0
-                self._run = np.inf
+
+    def _advance(self, k: int) -> None:
+        """Move past ``k`` values written into the current segment; a completed segment's
+        suffix minima are computed and a new one begins."""
+        w = self.width
+        self._pos += k
+        if self._pos == w:
+            np.minimum.accumulate(self._cur[::-1], out=self._suf[w - 1 :: -1])
+            self._pos = 0
+            self._run = np.inf
 
 
 class MovingMean:
