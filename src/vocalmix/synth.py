@@ -28,9 +28,9 @@ The last 0.15 s fade out, so the song ends without a click.
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import butter, sosfilt
 
-from vocalmix.core.dsp import max_filter_hz
+from vocalmix.core.dsp import butterworth2_sos, max_filter_hz
+from vocalmix.core.kernels import sosfilt
 
 _TABLE = 4096  # wavetable length, samples per period
 _KEY_HZ = 220.0  # A3: the song is in A major
@@ -200,7 +200,7 @@ def _vocal(sr: int, n: int, beat_s: float, rng: np.random.Generator) -> np.ndarr
         m = min(voice.size, n - i0)
         out[i0 : i0 + m] += gain * voice[:m]
         breath_env[i0 : i0 + m] += 0.03 * gain * env[:m]  # aspiration under the voice
-    band = butter(2, [1200.0, min(7000.0, max_filter_hz(sr))], "bandpass", fs=sr, output="sos")
+    band = butterworth2_sos((1200.0, min(7000.0, max_filter_hz(sr))), "bandpass", sr)
     breath = sosfilt(band, rng.standard_normal(n))
     breath_env /= max(float(np.sqrt(np.mean(breath**2))), 1e-12)  # noise of unit RMS
     breath *= breath_env
@@ -220,7 +220,7 @@ def _kick(sr: int) -> np.ndarray:
 def _snare(sr: int, rng: np.random.Generator) -> np.ndarray:
     """Snare: band-passed noise (1-8 kHz, 0.07 s decay) over a 185 Hz tone (0.05 s)."""
     t = np.arange(int(0.3 * sr)) / sr
-    band = butter(2, [1000.0, min(8000.0, max_filter_hz(sr))], "bandpass", fs=sr, output="sos")
+    band = butterworth2_sos((1000.0, min(8000.0, max_filter_hz(sr))), "bandpass", sr)
     noise = sosfilt(band, rng.standard_normal(t.size)) * np.exp(-t / 0.07)
     tone = np.sin(2 * np.pi * 185.0 * t) * np.exp(-t / 0.05)
     return (1.2 * noise + 0.5 * tone) * _fade(t.size, sr, 0.001, 0.02)
@@ -229,7 +229,7 @@ def _snare(sr: int, rng: np.random.Generator) -> np.ndarray:
 def _hat(sr: int, rng: np.random.Generator, length_s: float = 0.07) -> np.ndarray:
     """Hi-hat tick (or, longer, a crash): noise high-passed at 7 kHz (0.4 sr at most)."""
     t = np.arange(int(length_s * sr)) / sr
-    hp = butter(2, min(7000.0, 0.4 * sr), "highpass", fs=sr, output="sos")
+    hp = butterworth2_sos(min(7000.0, 0.4 * sr), "highpass", sr)
     return sosfilt(hp, rng.standard_normal(t.size)) * np.exp(-t / (length_s / 4))
 
 

@@ -20,7 +20,7 @@ Detector, per sample (stereo linked):
   then smoothed by a one-pole filter of :data:`SMOOTH_MS`: the gain falls within a few
   ms of a sibilant's onset and recovers ``release_ms`` after it ends; ``g = 10^(-r/20)``.
 
-Every step is a linear recursive filter (``scipy.signal.lfilter``), a trailing sliding
+Every step is a linear recursive filter (SciPy's ``lfilter``), a trailing sliding
 maximum or a per-sample function, so a whole file is processed vectorised and a stream
 block by block with the states carried (:class:`DeEsser`: the filters' states and the
 last ``release_ms`` of wanted reduction), giving the same samples either way.
@@ -39,7 +39,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vocalmix.core.dsp import flush_denormals, max_filter_hz
+from vocalmix.core.dsp import butterworth2_sos, flush_denormals, max_filter_hz
+from vocalmix.core.kernels import lfilter, maximum_filter1d, sosfilt
 
 #: the band a de-esser listens to when measuring sibilance, Hz
 SIBILANT_BAND_HZ = (5000.0, 10000.0)
@@ -64,18 +65,14 @@ def _one_pole(ms: float, sample_rate: int) -> float:
 
 def crossover_sos(freq_hz: float, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
     """Linkwitz-Riley 4th-order low and high sides at ``freq_hz`` (each ``(2, 6)``)."""
-    from scipy.signal import butter
-
     f = min(float(freq_hz), max_filter_hz(sample_rate))
-    lo = np.asarray(butter(2, f, "lowpass", fs=sample_rate, output="sos"))
-    hi = np.asarray(butter(2, f, "highpass", fs=sample_rate, output="sos"))
+    lo = butterworth2_sos(f, "lowpass", sample_rate)
+    hi = butterworth2_sos(f, "highpass", sample_rate)
     return np.concatenate([lo, lo]), np.concatenate([hi, hi])
 
 
 def short_term_db(x: np.ndarray, sample_rate: int, ms: float = DETECTOR_MS) -> np.ndarray:
     """Short-term power (channels averaged) in dBFS, one-pole smoothed over ``ms``."""
-    from scipy.signal import lfilter
-
     a = _one_pole(ms, sample_rate)
     p = np.mean(np.square(np.asarray(x, dtype=np.float64).reshape(len(x), -1)), axis=1)
     with flush_denormals():
@@ -97,8 +94,6 @@ def _short_term_db_blocks(x: np.ndarray, sample_rate: int, sos: np.ndarray | Non
     memory of a per-sample level track, which only its percentiles are read from).
     ``keep``: a boolean mask over the samples; only the levels where it is true are
     stored, in order (``result[keep]`` without the whole track)."""
-    from scipy.signal import lfilter
-
     from vocalmix.core.dsp import row_blocks, sosfilt_stream
 
     a = _one_pole(ms, sample_rate)
@@ -141,14 +136,12 @@ class Sibilance:
 
 def sibilance(x: np.ndarray, sample_rate: int) -> Sibilance:
     """Measure the sibilance of a vocal ``(n, channels)`` at ``sample_rate`` Hz."""
-    from scipy.signal import butter
-
     lo, hi = SIBILANT_BAND_HZ
     hi = min(hi, max_filter_hz(sample_rate))
     full = _short_term_db_blocks(x, sample_rate)
     if lo >= hi:  # a narrow-band take (e.g. 8-11 kHz sampling) has no sibilant band
         return Sibilance(-np.inf, -np.inf, float(np.median(full)))
-    sos = butter(2, [lo, hi], "bandpass", fs=sample_rate, output="sos")
+    sos = butterworth2_sos((lo, hi), "bandpass", sample_rate)
     active = full > full.max() - ACTIVE_RANGE_DB
     # the band's levels kept over the active samples only, and the whole vocal's cut down
     # to them before its median: the same values, partitioned in place, with one
@@ -218,8 +211,6 @@ class DeEsser:
             return self._process(x)
 
     def _process(self, x: np.ndarray) -> np.ndarray:
-        from scipy.signal import lfilter, sosfilt
-
         s = self.settings
         xd = np.asarray(x, dtype=np.float64)
         low, self._low_zi = sosfilt(self._lo_sos, xd, axis=0, zi=self._low_zi)
@@ -240,8 +231,6 @@ def _trailing_max(history: np.ndarray, x: np.ndarray, hold: int) -> tuple[np.nda
                                                                            np.ndarray]:
     """``out[n] = max(x[n - hold + 1 .. n])`` across blocks (``history``: the previous
     ``hold - 1`` values, fewer at the start, which count as 0); returns (out, history)."""
-    from scipy.ndimage import maximum_filter1d
-
     past = history[len(history) - (hold - 1):] if hold > 1 else history[:0]
     h = np.concatenate([np.zeros(max(0, hold - 1 - len(past))), past, x])
     # a window of `hold` ending at each sample: origin shifts the centred window back

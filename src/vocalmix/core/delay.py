@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from vocalmix.core.dsp import flush_denormals, max_filter_hz
+from vocalmix.core.dsp import butterworth2_sos, flush_denormals, max_filter_hz
+from vocalmix.core.kernels import sosfilt
 from vocalmix.core.params import Delay
 
 
@@ -38,13 +39,11 @@ class DelayLine:
     signal that feeds it, ``(n, channels)``, and returns the wet echo (float32)."""
 
     def __init__(self, delay: Delay, sample_rate: int, channels: int = 2) -> None:
-        from scipy.signal import butter
-
         self.d = delay_samples(delay, sample_rate)
         self.feedback = float(delay.feedback)
         self.wet = np.float64(10.0 ** (delay.wet_level_db / 20.0))
         f = min(float(delay.highcut_hz), max_filter_hz(sample_rate))
-        self._sos = np.asarray(butter(2, f, "lowpass", fs=sample_rate, output="sos"))
+        self._sos = butterworth2_sos(f, "lowpass", sample_rate)
         self._zi = np.zeros((self._sos.shape[0], 2, channels))
         # the last d samples of the input and of the loop's output (ring, oldest first)
         self._x = np.zeros((self.d, channels))
@@ -56,8 +55,6 @@ class DelayLine:
             return self._process(x)
 
     def _process(self, x: np.ndarray) -> np.ndarray:
-        from scipy.signal import sosfilt
-
         x = np.asarray(x, dtype=np.float64)
         out = np.empty_like(x)
         d = self.d

@@ -8,6 +8,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import hashlib
+import math
 import platform
 import sys
 import threading
@@ -119,7 +120,7 @@ def flush_denormals() -> _FlushDenormals:
 def sosfilt_fast(sos: np.ndarray, x: np.ndarray, axis: int = -1) -> np.ndarray:
     """``scipy.signal.sosfilt(sos, x, axis=axis)`` with subnormals flushed to zero
     (:func:`flush_denormals`): the same result, without the slow tail in silences."""
-    from scipy.signal import sosfilt
+    from vocalmix.core.kernels import sosfilt
 
     with flush_denormals():
         return np.asarray(sosfilt(sos, x, axis=axis))
@@ -339,7 +340,7 @@ def sosfilt_stream(sos: np.ndarray, blocks: Iterable[np.ndarray],
     one to the next: the same recursion on the same samples, so the same values to the
     bit, without full-length copies. Each filtered block is ``work`` precision, subnormals
     flushed (:func:`flush_denormals`)."""
-    from scipy.signal import sosfilt
+    from vocalmix.core.kernels import sosfilt
 
     zi: np.ndarray | None = None
     for blk in blocks:
@@ -386,6 +387,46 @@ def delayed_rows(x: np.ndarray, start: int, delay: int, out: np.ndarray) -> np.n
 
 
 # --- the EQ section's filters --------------------------------------------------------------
+
+
+def butterworth2_sos(freq_hz: float | tuple[float, float], btype: str, sample_rate: float
+                     ) -> np.ndarray:
+    """Second-order sections of a 2nd-order Butterworth filter by the bilinear transform
+    with pre-warped edges, as ``scipy.signal.butter(2, freq_hz, btype, fs=sample_rate,
+    output="sos")`` designs it (the same poles, zeros and gain, rounded differently in
+    the last bits: ``tests/test_kernels.py``): ``"lowpass"`` and ``"highpass"`` give one
+    section at ``freq_hz`` (Hz), ``"bandpass"`` two between the edges ``(lo, hi)`` (Hz).
+    Written here because ``scipy.signal`` takes about 0.9 s to import."""
+    fs2 = 2.0 * float(sample_rate)
+
+    def warp(f: float) -> float:  # the analog edge that the bilinear transform maps to f
+        return fs2 * math.tan(math.pi * float(f) / float(sample_rate))
+
+    proto = np.exp(1j * np.pi * np.array([3.0, 5.0]) / 4.0)  # Butterworth poles, |p| = 1
+    if btype == "lowpass":
+        wc = warp(float(freq_hz))  # type: ignore[arg-type]
+        z, p, k = np.zeros(0, complex), proto * wc, wc * wc
+    elif btype == "highpass":
+        wc = warp(float(freq_hz))  # type: ignore[arg-type]
+        z, p, k = np.zeros(2, complex), wc / proto, 1.0
+    elif btype == "bandpass":
+        lo, hi = (warp(f) for f in freq_hz)  # type: ignore[union-attr]
+        wo2, half = lo * hi, proto * (hi - lo) / 2.0
+        root = np.sqrt(half * half - wo2)
+        z, p, k = np.zeros(2, complex), np.concatenate([half + root, half - root]), (hi - lo) ** 2
+    else:
+        raise ValueError(f"unknown filter type {btype!r}")
+    # bilinear transform: s -> fs2 (z - 1) / (z + 1); zeros at infinity land on z = -1
+    zd = np.concatenate([(fs2 + z) / (fs2 - z), -np.ones(len(p) - len(z))])
+    pd = (fs2 + p) / (fs2 - p)
+    gain = k * float(np.real(np.prod(fs2 - z) / np.prod(fs2 - p)))
+    upper = pd[np.imag(pd) > 0]  # one pole of each conjugate pair: one section each
+    zeros = np.sort_complex(np.real_if_close(zd)).real.reshape(len(upper), 2)
+    sos = np.zeros((len(upper), 6))
+    for i, (pole, (z1, z2)) in enumerate(zip(upper, zeros, strict=True)):
+        sos[i] = [1.0, -(z1 + z2), z1 * z2, 1.0, -2.0 * pole.real, abs(pole) ** 2]
+    sos[0, :3] *= gain
+    return sos
 
 
 def biquad_coefficients(
@@ -542,12 +583,13 @@ def frame_power(y: np.ndarray, n_fft: int, hop: int, *, n_frames: int | None = N
 
     ``y``: float32 ``(n,)``; frames of ``n_fft`` samples every ``hop`` samples, frame
     ``i`` starting at ``i * hop``; ``n_frames`` of them (default all that fit, ``1 +
-    (n - n_fft) // hop``). The window is float32 (:func:`hann_f32`), the FFT scipy's.
+    (n - n_fft) // hop``). The window is float32 (:func:`hann_f32`), the FFT scipy's
+    (:func:`vocalmix.core.kernels.rfft`).
     ``bins``: keep the first ``bins`` frequency bins (default ``n_fft // 2 + 1``).
     The power ``re^2 + im^2`` is computed in the FFT's precision and stored as ``dtype``,
     or, with ``square_after_cast``, computed from ``re`` and ``im`` cast to ``dtype``.
     """
-    import scipy.fft
+    from vocalmix.core.kernels import rfft
 
     n = 1 + (len(y) - n_fft) // hop if n_frames is None else n_frames
     if n < 1:
@@ -562,7 +604,7 @@ def frame_power(y: np.ndarray, n_fft: int, hop: int, *, n_frames: int | None = N
             raise ValueError(f"{n} frames need {need} samples, the signal has {len(y)}")
         framed = sliding_window_view(y[:need], n_fft)[::hop]
     frames = framed * hann_f32(n_fft)
-    s = scipy.fft.rfft(frames, axis=1)
+    s = rfft(frames, axis=1)
     del frames
     if bins is not None:
         s = s[:, :bins]

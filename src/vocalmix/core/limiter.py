@@ -221,7 +221,7 @@ class StreamingLimiter:
     def _interpolate_run(self, w: np.ndarray, q: np.ndarray) -> None:
         """``q`` (length ``m``) of the samples whose windows are in ``w`` ``(C, m +
         TP_TAPS - 1)``: the detector's last samples and the ``TP_TAPS - 1`` before them."""
-        from scipy.ndimage import correlate1d
+        from vocalmix.core.kernels import correlate1d
 
         m = q.shape[0]
         cb = self._conv[:, : w.shape[1]]

@@ -77,8 +77,7 @@ def _synthetic_wet(x: np.ndarray, sample_rate: int, reverb: Reverb, delay: int =
     float32 output. About 2.5 times faster than one FFT of the whole song (whose spectra
     took 130 MB per channel for 3 minutes), the same convolution to about -130 dB.
     """
-    import scipy.fft as sfft
-
+    from vocalmix.core import kernels as sfft
     from vocalmix.core.reverb import render_synthetic_ir
 
     h = render_synthetic_ir(reverb.decay_s, reverb.band_decay_ratios, reverb.width, sample_rate)

@@ -45,10 +45,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
-from scipy.optimize import brentq
 
 from vocalmix.core.dsp import frozen
 from vocalmix.core.errors import TargetUnreachableError
+from vocalmix.core.kernels import brentq
 from vocalmix.core.measure import (
     integrated_from_segments,
     k_weighted_blocks,

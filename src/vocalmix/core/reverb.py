@@ -107,7 +107,6 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
-from scipy.signal import butter, sosfiltfilt
 
 from vocalmix.core.errors import ParamsError
 
@@ -227,6 +226,8 @@ def _band_sos(sample_rate: int, band_hz: float) -> np.ndarray:
     if lo >= hi:
         raise ValueError(
             f"octave band {band_hz:g} Hz lies above the Nyquist frequency ({sample_rate / 2:g} Hz)")
+    from scipy.signal import butter  # IR analysis only: not on the mixing path
+
     sos = butter(3, [lo, hi], btype="bandpass", fs=sample_rate, output="sos")
     return sos
 
@@ -252,6 +253,8 @@ def band_filter(ir: np.ndarray, sample_rate: int, band_hz: float) -> np.ndarray:
         raise ValueError(f"impulse response too short to band-filter: {x.shape[0]} samples")
     pad = max(padlen, int(round(0.05 * sr)))
     widths = [(pad, pad)] + [(0, 0)] * (x.ndim - 1)
+    from scipy.signal import sosfiltfilt
+
     y = sosfiltfilt(sos, np.pad(x, widths), axis=0, padtype=None)
     return y[pad:pad + x.shape[0]]
 

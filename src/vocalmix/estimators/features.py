@@ -68,9 +68,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.fft
 
 from vocalmix.core.dsp import frame_power, frozen
+from vocalmix.core.kernels import find_peaks, irfft, median_filter1d, rfft
 
 FEATURE_VERSION = 4
 PERTURBATION_VERSION = 2  # bump when the raw-take perturbation changes (cache keys use it)
@@ -234,8 +234,8 @@ def pitch_track(y: np.ndarray, sample_rate: int = _SR) -> tuple[np.ndarray, np.n
     fr = y[idx].astype(np.float64)
     fr -= fr.mean(axis=1, keepdims=True)
     energy = (fr * fr).sum(axis=1)
-    spec = scipy.fft.rfft(fr, 2 * w, axis=1)
-    r = scipy.fft.irfft(spec.real**2 + spec.imag**2, axis=1)[:, :w]
+    spec = rfft(fr, 2 * w, axis=1)
+    r = irfft(spec.real**2 + spec.imag**2, axis=1)[:, :w]
     c = np.concatenate([np.zeros((n, 1)), np.cumsum(fr * fr, axis=1)], axis=1)
     tau = np.arange(w)
     m = c[:, w - tau] + (c[:, w:w + 1] - c[:, tau])
@@ -277,8 +277,6 @@ def _voice_features(yv: np.ndarray) -> tuple[float, float, float, float, float]:
 
 
 def _syllable_rate(yv: np.ndarray) -> float:
-    from scipy.signal import find_peaks
-
     hop = _SR // 100
     nf = len(yv) // hop
     if nf < 10:
@@ -289,21 +287,20 @@ def _syllable_rate(yv: np.ndarray) -> float:
     win = np.hanning(7)
     env = np.convolve(env, win / win.sum(), mode="same")
     db = 10.0 * np.log10(env + env.max() * 1e-6)
-    peaks, _ = find_peaks(db, prominence=4.0, distance=8)
+    peaks = find_peaks(db, prominence=4.0, distance=8)
     loud = db > db.max() - _ACTIVE_DB
     return float((loud[peaks]).sum() / max(loud.sum() / 100.0, 0.5))
 
 
 def _percussive_db(yb: np.ndarray) -> float:
-    from scipy.ndimage import median_filter
-
     hop = _N // 2
     n = len(yb) // hop - 1
     if n < 3:
         return 0.0
     p = frame_power(yb, _N, hop, n_frames=n, bins=_N // 4)  # (frames, bins below 5.5 kHz)
-    harmonic = median_filter(p, size=(9, 1), mode="nearest").sum()
-    percussive = median_filter(p, size=(1, 9), mode="nearest").sum()
+    # scipy.ndimage.median_filter(p, size=(9, 1) or (1, 9), mode="nearest")
+    harmonic = median_filter1d(p, 9, axis=0).sum()
+    percussive = median_filter1d(p, 9, axis=1).sum()
     if harmonic <= 0 or percussive <= 0:
         return 0.0
     return float(10.0 * np.log10(percussive / harmonic))

@@ -1,0 +1,300 @@
+"""SciPy's compiled signal loops, reached without importing SciPy's subpackages.
+
+``import scipy.signal`` takes about 0.9 s (SciPy 1.17 parses every public function's
+docstring as it imports, and ``scipy.signal`` pulls in ``scipy.stats``); ``scipy.optimize``,
+``scipy.ndimage`` and ``scipy.fft`` add 0.3 s each. A mix runs only a handful of SciPy's
+compiled loops, which import in milliseconds on their own. This module loads those
+extension modules from SciPy's installed files (:func:`compiled`) and calls them the way
+SciPy's public wrappers do, argument for argument, so every function below returns the
+same values to the bit as the public function it names (``tests/test_kernels.py`` checks
+each against it). The extension modules are private to SciPy: where one cannot be loaded
+(a SciPy that moved or renamed it), each function falls back to the public one, which is
+slower to import and otherwise the same.
+
+Only the loops that the mixing path runs are here; analysis and training code that runs
+rarely imports SciPy as usual.
+"""
+
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+import math
+import sys
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+#: ``scipy.ndimage``'s codes of the boundary modes used here
+_NDIMAGE_MODE = {"nearest": 0, "wrap": 1, "reflect": 2, "mirror": 3, "constant": 4}
+
+
+@cache
+def compiled(qualname: str) -> ModuleType | None:
+    """The SciPy extension module ``qualname`` (e.g. ``"scipy.signal._sosfilt"``), loaded
+    from its file without running its package's ``__init__``; ``None`` when it cannot be
+    (then the callers use SciPy's public function). A module SciPy already imported is
+    reused, and one loaded here is registered under its own name, so SciPy reuses it."""
+    parts = qualname.split(".")
+    if parts[0] != "scipy" or len(parts) < 3:
+        return None
+    mod = sys.modules.get(qualname)
+    if mod is not None:
+        return mod
+    try:
+        import scipy
+
+        folder = Path(scipy.__file__).parent.joinpath(*parts[1:-1])
+        path = next((folder / (parts[-1] + s) for s in importlib.machinery.EXTENSION_SUFFIXES
+                     if (folder / (parts[-1] + s)).is_file()), None)
+        if path is None:
+            return None
+        loader = importlib.machinery.ExtensionFileLoader(qualname, str(path))
+        spec = importlib.util.spec_from_file_location(qualname, path, loader=loader)
+        if spec is None:
+            return None
+        mod = importlib.util.module_from_spec(spec)
+        loader.exec_module(mod)
+    except Exception:  # noqa: BLE001 - any failure means: use the public function
+        return None
+    sys.modules[qualname] = mod
+    return mod
+
+
+def _attr(qualname: str, name: str) -> Any:
+    mod = compiled(qualname)
+    return getattr(mod, name, None) if mod is not None else None
+
+
+# --- IIR filters (scipy.signal) ------------------------------------------------------------
+
+
+def sosfilt(sos: np.ndarray, x: np.ndarray, axis: int = -1, zi: np.ndarray | None = None
+            ) -> Any:
+    """``scipy.signal.sosfilt(sos, x, axis=axis, zi=zi)``: ``y``, or ``(y, zf)`` when
+    ``zi`` is given. Computed in ``np.result_type(sos, x, zi)`` as SciPy does."""
+    kernel = _attr("scipy.signal._sosfilt", "_sosfilt")
+    if kernel is None:
+        from scipy.signal import sosfilt as public
+
+        return public(sos, x, axis=axis, zi=zi)
+    x = np.asarray(x)
+    sos = np.atleast_2d(np.asarray(sos))
+    n_sections = sos.shape[0]
+    inputs = [sos, x] if zi is None else [sos, x, np.asarray(zi)]
+    dtype = np.result_type(*inputs)
+    zshape = list(x.shape)
+    zshape[axis] = 2
+    zshape = [n_sections, *zshape]
+    if zi is None:
+        z = np.zeros(zshape, dtype)
+    else:
+        z = np.array(zi, dtype=dtype)  # a copy: the kernel works in place
+        if list(z.shape) != zshape:
+            raise ValueError(f"zi has shape {z.shape}, expected {tuple(zshape)}")
+    axis = axis % x.ndim
+    xm = np.moveaxis(x, axis, -1)
+    zm = np.moveaxis(z, (0, axis + 1), (-2, -1))
+    x_shape, z_shape = xm.shape, zm.shape
+    y = np.array(xm.reshape(-1, xm.shape[-1]), dtype, order="C")
+    zc = np.ascontiguousarray(zm.reshape(-1, n_sections, 2))
+    kernel(sos.astype(dtype, copy=False), y, zc)
+    out = np.moveaxis(y.reshape(x_shape), -1, axis)
+    if zi is None:
+        return out
+    return out, np.moveaxis(zc.reshape(z_shape), (-2, -1), (0, axis + 1))
+
+
+def lfilter(b: Any, a: Any, x: np.ndarray, axis: int = -1, zi: np.ndarray | None = None
+            ) -> Any:
+    """``scipy.signal.lfilter(b, a, x, axis=axis, zi=zi)`` for a recursive filter
+    (``len(a) > 1``): ``y``, or ``(y, zf)`` when ``zi`` is given."""
+    b, a = np.atleast_1d(b), np.atleast_1d(a)
+    kernel = _attr("scipy.signal._sigtools", "_linear_filter")
+    if kernel is None or len(a) < 2:
+        from scipy.signal import lfilter as public
+
+        return public(b, a, x, axis=axis, zi=zi)
+    x = np.asarray(x)
+    if zi is None:
+        return kernel(b, a, x, axis)
+    return kernel(b, a, x, axis, np.asarray(zi))
+
+
+# --- FFTs (scipy.fft) ----------------------------------------------------------------------
+
+
+def _fix_length(x: np.ndarray, n: int, axis: int) -> np.ndarray:
+    """``x`` cut or zero-padded to ``n`` along ``axis`` (``scipy.fft``'s ``_fix_shape``)."""
+    if x.shape[axis] >= n:
+        index = [slice(None)] * x.ndim
+        index[axis] = slice(0, n)
+        return x[tuple(index)]
+    shape = list(x.shape)
+    shape[axis] = n
+    z = np.zeros(shape, x.dtype)
+    index = [slice(None)] * x.ndim
+    index[axis] = slice(0, x.shape[axis])
+    z[tuple(index)] = x
+    return z
+
+
+def _float(x: np.ndarray) -> np.ndarray:
+    """``x`` as SciPy's FFTs take it: float32/64 (complex) kept, anything else float64."""
+    x = np.asarray(x)
+    if x.dtype in (np.float32, np.float64, np.complex64, np.complex128):
+        return x
+    return x.astype(np.complex128 if np.iscomplexobj(x) else np.float64)
+
+
+def rfft(x: np.ndarray, n: int | None = None, axis: int = -1) -> np.ndarray:
+    """``scipy.fft.rfft(x, n, axis)``: float32 in, complex64 out (NumPy's rounds
+    differently in single precision)."""
+    r2c = _attr("scipy.fft._pocketfft.pypocketfft", "r2c")
+    if r2c is None:
+        import scipy.fft
+
+        return np.asarray(scipy.fft.rfft(x, n, axis=axis))
+    x = _float(x)
+    if n is not None:
+        x = _fix_length(x, n, axis)
+    return np.asarray(r2c(x, (axis % x.ndim,), True, 0, None, 1))
+
+
+def irfft(x: np.ndarray, n: int | None = None, axis: int = -1) -> np.ndarray:
+    """``scipy.fft.irfft(x, n, axis)``."""
+    c2r = _attr("scipy.fft._pocketfft.pypocketfft", "c2r")
+    if c2r is None:
+        import scipy.fft
+
+        return np.asarray(scipy.fft.irfft(x, n, axis=axis))
+    x = _float(x)
+    if not np.iscomplexobj(x):
+        x = x + 0.0j
+    axis = axis % x.ndim
+    if n is None:
+        n = (x.shape[axis] - 1) * 2
+    else:
+        x = _fix_length(x, n // 2 + 1, axis)
+    return np.asarray(c2r(x, (axis,), n, False, 2, None, 1))
+
+
+# --- 1-D filters (scipy.ndimage) -----------------------------------------------------------
+
+
+def correlate1d(x: np.ndarray, weights: np.ndarray, axis: int = -1,
+                output: np.ndarray | None = None, mode: str = "reflect",
+                cval: float = 0.0, origin: int = 0) -> np.ndarray:
+    """``scipy.ndimage.correlate1d`` for real ``x`` (``output``: an array to write into,
+    or ``None``)."""
+    fn = _attr("scipy.ndimage._nd_image", "correlate1d")
+    if fn is None:
+        from scipy.ndimage import correlate1d as public
+
+        return np.asarray(public(x, weights, axis=axis, output=output, mode=mode,
+                                 cval=cval, origin=origin))
+    x = np.asarray(x)
+    out = np.zeros(x.shape, x.dtype) if output is None else output
+    w = np.ascontiguousarray(weights, dtype=np.float64)
+    fn(x, w, axis % x.ndim, out, _NDIMAGE_MODE[mode], cval, origin)
+    return out
+
+
+def maximum_filter1d(x: np.ndarray, size: int, axis: int = -1, mode: str = "reflect",
+                     cval: float = 0.0, origin: int = 0) -> np.ndarray:
+    """``scipy.ndimage.maximum_filter1d`` for real ``x``."""
+    fn = _attr("scipy.ndimage._nd_image", "min_or_max_filter1d")
+    if fn is None:
+        from scipy.ndimage import maximum_filter1d as public
+
+        return np.asarray(public(x, size, axis=axis, mode=mode, cval=cval, origin=origin))
+    if size < 1 or not 0 <= size // 2 + origin < size:
+        raise ValueError(f"invalid size {size} or origin {origin}")
+    x = np.asarray(x)
+    out = np.zeros(x.shape, x.dtype)
+    fn(x, size, axis % x.ndim, out, _NDIMAGE_MODE[mode], cval, origin, 0)
+    return out
+
+
+def median_filter1d(x: np.ndarray, size: int, axis: int) -> np.ndarray:
+    """``scipy.ndimage.median_filter`` of ``x`` with a window of odd ``size`` along
+    ``axis`` only and ``mode="nearest"``: the median of the same ``size`` values, which is
+    one of them, so equal to SciPy's to the bit."""
+    if size % 2 != 1:
+        raise ValueError("the window must be odd")
+    x = np.asarray(x)
+    h = size // 2
+    pad = [(0, 0)] * x.ndim
+    pad[axis] = (h, h)
+    win = np.lib.stride_tricks.sliding_window_view(np.pad(x, pad, mode="edge"), size,
+                                                   axis=axis)
+    return np.median(win, axis=-1).astype(x.dtype, copy=False)
+
+
+# --- peaks (scipy.signal.find_peaks) -------------------------------------------------------
+
+
+def find_peaks(x: np.ndarray, prominence: float, distance: float) -> np.ndarray:
+    """The indices ``scipy.signal.find_peaks(x, prominence=prominence,
+    distance=distance)[0]`` returns (local maxima at least ``distance`` samples apart,
+    the higher kept first, then those at least ``prominence`` above their bases)."""
+    maxima = _attr("scipy.signal._peak_finding_utils", "_local_maxima_1d")
+    by_distance = _attr("scipy.signal._peak_finding_utils", "_select_by_peak_distance")
+    prominences = _attr("scipy.signal._peak_finding_utils", "_peak_prominences")
+    if maxima is None or by_distance is None or prominences is None:
+        from scipy.signal import find_peaks as public
+
+        return np.asarray(public(x, prominence=prominence, distance=distance)[0])
+    if distance < 1:
+        raise ValueError("distance must be at least 1")
+    x = np.ascontiguousarray(x, dtype=np.float64).reshape(-1)
+    peaks = np.asarray(maxima(x)[0])
+    peaks = peaks[np.asarray(by_distance(peaks, x[peaks], float(distance)), dtype=bool)]
+    prom = np.asarray(prominences(x, peaks, np.intp(-1))[0])
+    return peaks[prominence <= prom]
+
+
+# --- root finding (scipy.optimize.brentq) --------------------------------------------------
+
+#: ``scipy.optimize.brentq``'s default relative tolerance
+_BRENTQ_RTOL = 4 * np.finfo(float).eps
+
+
+def brentq(f: Callable[[float], float], a: float, b: float, xtol: float = 2e-12,
+           maxiter: int = 100) -> float:
+    """``scipy.optimize.brentq(f, a, b, xtol=xtol, maxiter=maxiter)``: a root of ``f`` in
+    ``[a, b]`` where ``f(a)`` and ``f(b)`` differ in sign (``ValueError`` otherwise,
+    ``RuntimeError`` when it does not converge)."""
+    fn = _attr("scipy.optimize._zeros", "_brentq")
+    if fn is None:
+        from scipy.optimize import brentq as public
+
+        return float(public(f, a, b, xtol=xtol, maxiter=maxiter))
+    if xtol <= 0:
+        raise ValueError(f"xtol too small ({xtol:g} <= 0)")
+
+    def checked(v: float) -> float:
+        y = f(v)
+        if math.isnan(y):
+            raise ValueError("the function value is NaN")
+        return y
+
+    return float(fn(checked, a, b, xtol, _BRENTQ_RTOL, int(maxiter), (), False, True))
+
+
+__all__ = [
+    "brentq",
+    "compiled",
+    "correlate1d",
+    "find_peaks",
+    "irfft",
+    "lfilter",
+    "maximum_filter1d",
+    "median_filter1d",
+    "rfft",
+    "sosfilt",
+]

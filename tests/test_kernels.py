@@ -1,0 +1,151 @@
+"""SciPy's compiled loops reached without SciPy's subpackage imports
+(:mod:`vocalmix.core.kernels`) give what SciPy's public functions give, to the bit; the
+hand-written designs (2nd-order Butterworth, the true-peak interpolator) match SciPy's
+within float rounding; and a mix imports none of SciPy's slow subpackages."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import scipy.fft
+import scipy.ndimage
+import scipy.optimize
+import scipy.signal
+
+from vocalmix.core import kernels
+from vocalmix.core.dsp import butterworth2_sos
+from vocalmix.core.measure import true_peak_filter
+
+RNG = np.random.default_rng(7)
+
+
+def test_every_kernel_is_loaded_from_scipy_files():
+    for name in ("scipy.signal._sosfilt", "scipy.signal._sigtools",
+                 "scipy.signal._peak_finding_utils", "scipy.ndimage._nd_image",
+                 "scipy.optimize._zeros", "scipy.fft._pocketfft.pypocketfft"):
+        assert kernels.compiled(name) is not None, name
+    assert kernels.compiled("scipy.signal.no_such_module") is None
+    assert kernels.compiled("numpy.core") is None
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("axis", [0, -1])
+def test_sosfilt_equals_scipy(dtype, axis):
+    sos = np.concatenate([butterworth2_sos(300.0, "highpass", 44100),
+                          butterworth2_sos((2000.0, 6000.0), "bandpass", 44100)])
+    x = RNG.standard_normal((3000, 2) if axis == 0 else (2, 3000)).astype(dtype)
+    assert np.array_equal(kernels.sosfilt(sos, x, axis=axis),
+                          scipy.signal.sosfilt(sos, x, axis=axis))
+    zshape = (sos.shape[0], 2, 2) if axis == 0 else (sos.shape[0], 2, 2)
+    zi = RNG.standard_normal(zshape)
+    y, zf = kernels.sosfilt(sos, x, axis=axis, zi=zi)
+    y_ref, zf_ref = scipy.signal.sosfilt(sos, x, axis=axis, zi=zi)
+    assert np.array_equal(y, y_ref) and np.array_equal(zf, zf_ref)
+    assert y.dtype == y_ref.dtype
+
+
+def test_lfilter_equals_scipy():
+    x = RNG.standard_normal(5000)
+    b, a = [0.1], [1.0, -0.9]
+    assert np.array_equal(kernels.lfilter(b, a, x), scipy.signal.lfilter(b, a, x))
+    y, zf = kernels.lfilter(b, a, x, zi=np.array([0.3]))
+    y_ref, zf_ref = scipy.signal.lfilter(b, a, x, zi=np.array([0.3]))
+    assert np.array_equal(y, y_ref) and np.array_equal(zf, zf_ref)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_ffts_equal_scipy(dtype):
+    x = RNG.standard_normal((7, 1000)).astype(dtype)
+    for n in (None, 800, 2048):
+        s = kernels.rfft(x, n, axis=1)
+        ref = scipy.fft.rfft(x, n, axis=1)
+        assert np.array_equal(s, ref) and s.dtype == ref.dtype
+        for m in (None, 1500, 4096):
+            assert np.array_equal(kernels.irfft(s, m, axis=1), scipy.fft.irfft(s, m, axis=1))
+    y = RNG.standard_normal((1000, 2)).astype(dtype)
+    assert np.array_equal(kernels.rfft(y, 4096, axis=0), scipy.fft.rfft(y, 4096, axis=0))
+
+
+def test_ndimage_filters_equal_scipy():
+    x = RNG.standard_normal((2, 4000))
+    w = RNG.standard_normal(21)
+    out = np.empty_like(x)
+    kernels.correlate1d(x, w, axis=1, output=out, mode="constant")
+    assert np.array_equal(out, scipy.ndimage.correlate1d(x, w, axis=1, mode="constant"))
+    for size in (1, 2, 9, 64):
+        origin = (size - 1) // 2
+        assert np.array_equal(
+            kernels.maximum_filter1d(x[0], size, origin=origin, mode="nearest"),
+            scipy.ndimage.maximum_filter1d(x[0], size=size, origin=origin, mode="nearest"))
+    p = RNG.random((50, 40)).astype(np.float32)
+    assert np.array_equal(kernels.median_filter1d(p, 9, axis=0),
+                          scipy.ndimage.median_filter(p, size=(9, 1), mode="nearest"))
+    assert np.array_equal(kernels.median_filter1d(p, 9, axis=1),
+                          scipy.ndimage.median_filter(p, size=(1, 9), mode="nearest"))
+
+
+def test_find_peaks_equals_scipy():
+    for seed in range(5):
+        x = np.convolve(np.random.default_rng(seed).standard_normal(3000), np.hanning(9), "same")
+        assert np.array_equal(kernels.find_peaks(x, prominence=0.8, distance=8),
+                              scipy.signal.find_peaks(x, prominence=0.8, distance=8)[0])
+
+
+def test_brentq_equals_scipy():
+    def f(v: float) -> float:
+        return v**3 - 2 * v - 5
+
+    assert kernels.brentq(f, 1.0, 3.0, xtol=1e-6) == scipy.optimize.brentq(f, 1.0, 3.0, xtol=1e-6)
+    with pytest.raises(ValueError):
+        kernels.brentq(f, 3.0, 4.0)
+
+
+@pytest.mark.parametrize("args", [(3000.0, "lowpass", 44100), (50.0, "highpass", 44100),
+                                  (18000.0, "highpass", 48000),
+                                  ((5000.0, 10000.0), "bandpass", 44100),
+                                  ((1200.0, 7000.0), "bandpass", 22050)])
+def test_butterworth_design_matches_scipy(args):
+    freq, btype, sr = args
+    ref = scipy.signal.butter(2, list(freq) if isinstance(freq, tuple) else freq, btype,
+                              fs=sr, output="sos")
+    sos = butterworth2_sos(freq, btype, sr)
+    assert sos.shape == ref.shape
+    _, h = scipy.signal.freqz_sos(sos, 2048)
+    _, h_ref = scipy.signal.freqz_sos(ref, 2048)
+    assert np.max(np.abs(h - h_ref)) < 1e-12
+    x = RNG.standard_normal(20000)
+    y, y_ref = scipy.signal.sosfilt(sos, x), scipy.signal.sosfilt(ref, x)
+    assert np.max(np.abs(y - y_ref)) < 1e-12 * np.max(np.abs(y_ref))
+
+
+def test_true_peak_interpolator_matches_scipy_firwin():
+    h = scipy.signal.firwin(81, 0.25, window=("kaiser", 5.0))
+    h = np.concatenate([h, np.zeros(3)])
+    ref = h * 4 / h.sum()
+    assert np.max(np.abs(true_peak_filter() - ref)) < 1e-16
+
+
+def test_a_mix_imports_no_scipy_subpackage(tmp_path):
+    """SciPy's signal, ndimage, fft and optimize packages take 0.3-0.9 s each to import:
+    the baseline's mix runs none of them, the model's only scipy.optimize (the EQ fit)."""
+    code = (
+        "import json, sys\n"
+        "from vocalmix.synth import synthesize_song\n"
+        "from vocalmix.pipeline import mix\n"
+        "v, b = synthesize_song(sample_rate=44100, duration_s=6.0)\n"
+        "out = {}\n"
+        "for m in ('baseline', 'model'):\n"
+        "    mix(v, b, 44100, method=m)\n"
+        "    out[m] = sorted(k for k in sys.modules if k.count('.') == 1\n"
+        "                    and k.startswith('scipy.') and not k.startswith('scipy._'))\n"
+        "print(json.dumps(out))\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=300)
+    got = json.loads(res.stdout.strip().splitlines()[-1])
+    assert not {"scipy.signal", "scipy.ndimage", "scipy.fft", "scipy.optimize",
+                "scipy.stats"} & set(got["baseline"]), got["baseline"]
+    assert not {"scipy.signal", "scipy.ndimage", "scipy.stats"} & set(got["model"]), got["model"]
