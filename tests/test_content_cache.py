@@ -73,3 +73,50 @@ def test_integrated_loudness_of_a_read_only_input_is_k_weighted_once(monkeypatch
     w = _signal(2)
     assert measure.integrated_loudness(w, 48000) == v1
     assert len(runs) == 2  # a writeable array is measured, not looked up
+
+
+def test_the_eq_stage_of_a_read_only_input_is_filtered_once_and_handed_over(monkeypatch):
+    """The estimators' EQ'd vocal is the compressor resolver's input: the second request
+    for the same input and settings takes the first one's samples (read-only), once."""
+    from vocalmix.core.params import EqBand, HighPass
+
+    runs = []
+    real = dsp.sosfilt_blocks
+
+    def counting(*a, **k):
+        runs.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(dsp, "sosfilt_blocks", counting)
+    dsp.EQ_HANDOFF.clear()
+    x = dsp.frozen(_signal(3))
+    hp = HighPass(cutoff_frequency_hz=120.0)
+    bands = (EqBand(kind="peak", freq_hz=3000.0, gain_db=3.0, q=1.0),)
+    a = dsp.eq_stage(x, 48000, hp, bands)
+    assert not a.flags.writeable and len(runs) == 1
+    b = dsp.eq_stage(x, 48000, hp, bands)
+    assert b is a and len(runs) == 1
+    c = dsp.eq_stage(x, 48000, hp, bands)  # handed over once: filtered again, the same
+    assert len(runs) == 2 and np.array_equal(c, a)
+    w = dsp.eq_stage(_signal(3), 48000, hp, bands)  # a writeable input: its own array
+    assert w.flags.writeable and np.array_equal(w, a) and len(runs) == 3
+    dsp.EQ_HANDOFF.clear()
+
+
+def test_a_unique_signal_is_not_hashed_and_its_analyses_are_remembered(monkeypatch):
+    import hashlib
+
+    hashed = []
+    real = hashlib.sha1
+
+    def counting(*a, **k):
+        hashed.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(dsp.hashlib, "sha1", counting)
+    x = dsp.frozen(_signal(4), unique=True)
+    k1, k2 = dsp.content_key(x, 1), dsp.content_key(x, 1)
+    assert k1 == k2 and not hashed
+    y = dsp.frozen(_signal(4), unique=True)  # the same samples, another computation's
+    assert dsp.content_key(y, 1) != k1 and not hashed
+    assert measure.integrated_loudness(x, 48000) == measure.integrated_loudness(y, 48000)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from vocalmix.core.amount import effective, effective_level_target, effective_vocal
-from vocalmix.core.dsp import FILTER_BLOCK, frozen
+from vocalmix.core.dsp import EQ_HANDOFF, FILTER_BLOCK, frozen
 from vocalmix.core.errors import ModelError
 from vocalmix.core.measure import (
     integrated_loudness,
@@ -166,7 +166,7 @@ def _resolve(
                              sample_rate, vc.deesser)
         # the resolver measures it through a read-only view (hashed once, measured often);
         # x_in itself stays writeable: uncompressed, it becomes the dry stem, scaled in place
-        seen = frozen(x_in)
+        seen = frozen(x_in, unique=True)
         if t.vocal_momentary_range_lu is not None:
             sol = resolve_compressor(seen, sample_rate, t.vocal_momentary_range_lu,
                                      vc.compressor, statistic="momentary_range")
@@ -494,7 +494,10 @@ def estimate_params(
         params = replace(params, locks=tuple(dict.fromkeys((*params.locks, *locks))))
     t1 = time.perf_counter()
     release_free_memory()
-    params, rnotes, resolved = _resolve(vocal, backing, sample_rate, params, progress)
+    try:
+        params, rnotes, resolved = _resolve(vocal, backing, sample_rate, params, progress)
+    finally:
+        EQ_HANDOFF.clear()  # an EQ'd vocal the resolver did not ask for (other settings)
     timings["resolve"] = time.perf_counter() - t1
     prov = params.provenance
     params = replace(params, provenance=replace(prov, notes=tuple(notes + rnotes)))

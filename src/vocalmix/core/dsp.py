@@ -9,6 +9,7 @@ import ctypes
 import ctypes.util
 import hashlib
 import math
+import os
 import platform
 import sys
 import threading
@@ -142,15 +143,24 @@ def content_key(x: np.ndarray, *extra: Hashable) -> tuple:
     return (a.shape, a.dtype.str, _digest(a), *extra)
 
 
-def frozen(x: np.ndarray) -> np.ndarray:
+def frozen(x: np.ndarray, *, unique: bool = False) -> np.ndarray:
     """``x`` as a read-only array: ``x`` itself when it is one, else a read-only view of it
     (``x`` keeps its own flags). Its content digest is then computed once (see
-    :func:`content_key`)."""
+    :func:`content_key`).
+
+    ``unique``: a signal made inside one computation (an EQ'd vocal, a compressor's
+    output), which no other array will ever equal by chance of content, gets a random
+    digest instead of a SHA-1 of its samples (which costs a third of a K-weighting): its
+    analyses are still remembered for as long as it lives, only never shared with an
+    equal array made elsewhere."""
     a = np.asarray(x)
     if not a.flags.writeable:
-        return a
-    v = a.view()
-    v.flags.writeable = False
+        v = a
+    else:
+        v = a.view()
+        v.flags.writeable = False
+    if unique:
+        _remember_digest(v, b"unique:" + os.urandom(16))
     return v
 
 
@@ -181,11 +191,19 @@ def _digest(a: np.ndarray) -> bytes:
             h.update(np.ascontiguousarray(a[i : i + _HASH_ROWS]).view(np.uint8).ravel().data)
     d = h.digest()
     if remember:
-        key = id(a)
-        ref = weakref.ref(a, partial(_forget_digest, key))
-        with _DIGESTS_LOCK:
-            _DIGESTS[key] = (ref, d)
+        _remember_digest(a, d)
     return d
+
+
+def _remember_digest(a: np.ndarray, d: bytes) -> None:
+    """Remember ``d`` as the digest of the read-only ``a`` for as long as ``a`` lives
+    (unless it has one already)."""
+    key = id(a)
+    with _DIGESTS_LOCK:
+        hit = _DIGESTS.get(key)
+        if hit is not None and hit[0]() is a:
+            return
+        _DIGESTS[key] = (weakref.ref(a, partial(_forget_digest, key)), d)
 
 
 #: rows hashed at a time by :func:`content_key` for an array not in C order
@@ -216,6 +234,15 @@ class LruCache:
             while len(self._d) > self.size:
                 self._d.popitem(last=False)
 
+    def take(self, key: tuple) -> Any:
+        """The value stored under ``key``, removed from the map (``None`` if absent)."""
+        with self._lock:
+            return self._d.pop(key, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._d.clear()
+
 
 def max_filter_hz(sample_rate: int) -> float:
     """The highest frequency (Hz) a filter is tuned to at ``sample_rate`` Hz."""
@@ -237,13 +264,31 @@ def mono(x: np.ndarray) -> np.ndarray:
     return y
 
 
+#: the last two resampled downmixes of read-only inputs (:func:`mono_at`)
+_MONO_AT = LruCache(2)
+
+
 def mono_at(x: np.ndarray, sample_rate: int, target_rate: int, quality: str = "LQ") -> np.ndarray:
-    """Mono downmix resampled (soxr) from ``sample_rate`` to ``target_rate`` Hz."""
+    """Mono downmix resampled (soxr) from ``sample_rate`` to ``target_rate`` Hz.
+
+    For a read-only ``x`` (:func:`frozen`) the result is read-only and remembered by
+    content (the last two): the baseline's and the EQ's masking analyses read the same
+    32 kHz downmix of the backing."""
     import soxr
 
+    x = np.asarray(x)
+    key = None
+    if not x.flags.writeable and sample_rate != target_rate:
+        key = content_key(x, sample_rate, "mono at", target_rate, quality)
+        hit = _MONO_AT.get(key)
+        if hit is not None:
+            return np.asarray(hit)
     y = mono(x)
     if sample_rate != target_rate:
         y = soxr.resample(y, sample_rate, target_rate, quality=quality)
+    if key is not None:
+        y.flags.writeable = False
+        _MONO_AT.put(key, y)
     return y
 
 
@@ -294,6 +339,11 @@ def eq_sos(highpass: HighPass, bands: tuple[EqBand, ...], sample_rate: int) -> n
     return np.array(sections) if sections else None
 
 
+#: the EQ stage's output for a read-only input, kept until it is asked for once more
+#: (:func:`eq_stage`); :func:`vocalmix.pipeline.estimate_params` empties it when done
+EQ_HANDOFF = LruCache(1)
+
+
 def eq_stage(
     x: np.ndarray, sample_rate: int, highpass: HighPass, bands: tuple[EqBand, ...]
 ) -> np.ndarray:
@@ -304,11 +354,26 @@ def eq_stage(
     low-frequency band (a 60 Hz peak at Q 4), and where it rounds depends on how the
     signal is cut into blocks, so a live mixer could not match it; in float64 block
     boundaries change nothing above -250 dB. Output float32.
+
+    For a read-only ``x`` (:func:`frozen`) the output is read-only too and is handed
+    over once more (:data:`EQ_HANDOFF`): the estimators' EQ'd vocal (the de-esser's and
+    the dynamics model's input) is the compressor resolver's input, filtered once.
     """
     sos = eq_sos(highpass, bands, sample_rate)
     if sos is None:
         return x
-    return sosfilt_blocks(sos, x, np.float64, np.float32)
+    x = np.asarray(x)
+    key = None if x.flags.writeable else content_key(x, sample_rate, "eq stage", highpass,
+                                                     bands)
+    if key is not None:
+        y = EQ_HANDOFF.take(key)
+        if y is not None:
+            return np.asarray(y)
+    y = sosfilt_blocks(sos, x, np.float64, np.float32)
+    if key is not None:
+        y = frozen(y, unique=True)
+        EQ_HANDOFF.put(key, y)
+    return y
 
 
 def eq_stage_mono(

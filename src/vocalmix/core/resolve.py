@@ -520,7 +520,7 @@ def resolve_compressor(
         # measured through one read-only view, hashed once for all its measurements (the
         # render itself stays writeable: it becomes the dry vocal stem, scaled in place)
         out = compressor_stage(x, sample_rate, comp)
-        seen = frozen(out)
+        seen = frozen(out, unique=True)
         real = dynamics_statistic(seen, sample_rate, statistic)
         renders += 1
         pts.append((thr, real))
