@@ -92,8 +92,11 @@ def test_the_eq_stage_of_a_read_only_input_is_filtered_once_and_handed_over(monk
     x = dsp.frozen(_signal(3))
     hp = HighPass(cutoff_frequency_hz=120.0)
     bands = (EqBand(kind="peak", freq_hz=3000.0, gain_db=3.0, q=1.0),)
-    a = dsp.eq_stage(x, 48000, hp, bands)
-    assert not a.flags.writeable and len(runs) == 1
+    own = dsp.eq_stage(x, 48000, hp, bands)  # not handed over: the caller's own array
+    assert own.flags.writeable and len(runs) == 1
+    runs.clear()
+    a = dsp.eq_stage(x, 48000, hp, bands, hand_over=True)
+    assert not a.flags.writeable and len(runs) == 1 and np.array_equal(a, own)
     b = dsp.eq_stage(x, 48000, hp, bands)
     assert b is a and len(runs) == 1
     c = dsp.eq_stage(x, 48000, hp, bands)  # handed over once: filtered again, the same

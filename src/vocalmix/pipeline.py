@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from vocalmix.core.amount import effective, effective_level_target, effective_vocal
-from vocalmix.core.dsp import EQ_HANDOFF, FILTER_BLOCK, frozen
+from vocalmix.core.dsp import FILTER_BLOCK, forget_signals, frozen
 from vocalmix.core.errors import ModelError
 from vocalmix.core.measure import (
     integrated_loudness,
@@ -497,7 +497,7 @@ def estimate_params(
     try:
         params, rnotes, resolved = _resolve(vocal, backing, sample_rate, params, progress)
     finally:
-        EQ_HANDOFF.clear()  # an EQ'd vocal the resolver did not ask for (other settings)
+        forget_signals()  # downmixes, an EQ'd vocal the resolver did not ask for
     timings["resolve"] = time.perf_counter() - t1
     prov = params.provenance
     params = replace(params, provenance=replace(prov, notes=tuple(notes + rnotes)))

@@ -286,7 +286,7 @@ def mono_at(x: np.ndarray, sample_rate: int, target_rate: int, quality: str = "L
     y = mono(x)
     if sample_rate != target_rate:
         y = soxr.resample(y, sample_rate, target_rate, quality=quality)
-    if key is not None:
+    if key is not None:  # (dropped by forget_signals)
         y.flags.writeable = False
         _MONO_AT.put(key, y)
     return y
@@ -340,12 +340,22 @@ def eq_sos(highpass: HighPass, bands: tuple[EqBand, ...], sample_rate: int) -> n
 
 
 #: the EQ stage's output for a read-only input, kept until it is asked for once more
-#: (:func:`eq_stage`); :func:`vocalmix.pipeline.estimate_params` empties it when done
+#: (:func:`eq_stage`)
 EQ_HANDOFF = LruCache(1)
 
 
+def forget_signals() -> None:
+    """Drop the whole signals kept for reuse (:data:`EQ_HANDOFF` and :func:`mono_at`'s
+    downmixes), keeping only small analyses: :func:`vocalmix.pipeline.estimate_params`
+    calls it once the estimate is resolved, so that the render's peak memory does not
+    carry them."""
+    EQ_HANDOFF.clear()
+    _MONO_AT.clear()
+
+
 def eq_stage(
-    x: np.ndarray, sample_rate: int, highpass: HighPass, bands: tuple[EqBand, ...]
+    x: np.ndarray, sample_rate: int, highpass: HighPass, bands: tuple[EqBand, ...],
+    *, hand_over: bool = False,
 ) -> np.ndarray:
     """High-pass then the parametric bands (zero-gain bands are skipped).
 
@@ -355,9 +365,11 @@ def eq_stage(
     signal is cut into blocks, so a live mixer could not match it; in float64 block
     boundaries change nothing above -250 dB. Output float32.
 
-    For a read-only ``x`` (:func:`frozen`) the output is read-only too and is handed
-    over once more (:data:`EQ_HANDOFF`): the estimators' EQ'd vocal (the de-esser's and
-    the dynamics model's input) is the compressor resolver's input, filtered once.
+    ``hand_over``: for a read-only ``x`` (:func:`frozen`), the output is read-only too
+    and is kept for the next call with the same input and settings, which takes it
+    (:data:`EQ_HANDOFF`): the estimators' EQ'd vocal (the de-esser's and the dynamics
+    model's input) is the compressor resolver's input, filtered once. Without it the
+    output is the caller's own (writeable) array.
     """
     sos = eq_sos(highpass, bands, sample_rate)
     if sos is None:
@@ -370,7 +382,7 @@ def eq_stage(
         if y is not None:
             return np.asarray(y)
     y = sosfilt_blocks(sos, x, np.float64, np.float32)
-    if key is not None:
+    if key is not None and hand_over:
         y = frozen(y, unique=True)
         EQ_HANDOFF.put(key, y)
     return y

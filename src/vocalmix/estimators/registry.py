@@ -280,7 +280,7 @@ def _eq_vocal(ctx: Context) -> np.ndarray:
     x = ctx.memo.get(key)
     if x is None:  # the dynamics and de-esser providers both ask; read-only, hashed once
         x = ctx.memo[key] = frozen(eq_stage(ctx.vocal, ctx.sample_rate, v.highpass,
-                                            v.eq_bands))
+                                            v.eq_bands, hand_over=True))
     return x
 
 
