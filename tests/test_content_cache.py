@@ -123,3 +123,39 @@ def test_a_unique_signal_is_not_hashed_and_its_analyses_are_remembered(monkeypat
     y = dsp.frozen(_signal(4), unique=True)  # the same samples, another computation's
     assert dsp.content_key(y, 1) != k1 and not hashed
     assert measure.integrated_loudness(x, 48000) == measure.integrated_loudness(y, 48000)
+
+
+def test_frame_energies_give_the_segment_energies_of_the_same_pass():
+    """The compressor proxy's 10 ms frame energies and the loudness figures' 100 ms
+    segment energies come from one K-weighting, to the bit."""
+    for sr in (44100, 48000):
+        x = _signal(5, n=7 * sr + 123)
+        ref = measure.BlockStats.of(x, sr, remember=False).energy
+        f = dsp.frozen(x.copy())
+        flen = sr // 100
+        frames = measure.k_weighted_frame_energies(f, sr, flen)
+        assert frames.shape == (x.shape[0] // flen, 2)
+        seg = measure.BlockStats.of(f, sr).energy  # remembered from that pass
+        assert np.array_equal(seg, ref)
+        n = len(seg) * 10
+        np.testing.assert_allclose(frames[:n].reshape(len(seg), 10, 2).sum(axis=(1, 2)), ref,
+                                   rtol=1e-12)
+
+
+def test_the_compressor_resolver_k_weights_its_input_once(monkeypatch):
+    from vocalmix.core.params import Compressor
+    from vocalmix.core.resolve import resolve_compressor
+
+    seen = []
+    real = measure.k_weighted_blocks
+
+    def counting(x, *a, **k):
+        seen.append(x.shape[0])
+        return real(x, *a, **k)
+
+    monkeypatch.setattr(measure, "k_weighted_blocks", counting)
+    x = dsp.frozen(_signal(6, n=48000 * 8) * np.linspace(0.05, 1.0, 48000 * 8)[:, None]
+                   .astype(np.float32))
+    sol = resolve_compressor(x, 48000, 3.0, Compressor(ratio=4.0), statistic="lra")
+    assert sol.renders >= 1
+    assert sum(1 for n in seen if n >= x.shape[0] - 480) == 1 + sol.renders  # input, outputs

@@ -71,6 +71,8 @@ class Resolved:
             the way, e.g. at an amount other than 1).
         mix_lufs: the limited master's integrated loudness when the mix-loudness
             resolver measured it, LUFS.
+        vocal_momentary_range_lu: the vocal's momentary loudness range after the
+            compressor, LU (``None`` as for ``vocal_lra_lu``).
     """
 
     parts: VocalParts
@@ -174,7 +176,6 @@ def _resolve(
                          f"({t.vocal_momentary_range_lu:g} LU); targets.vocal_lra_lu "
                          f"({t.vocal_lra_lu:g} LU) is not used while it is set (null "
                          "turns it off)")
-            mrange = sol.achieved_value
             why: tuple[tuple[str, float], ...] = (
                 ("target_momentary_range_lu", t.vocal_momentary_range_lu),
                 ("input_momentary_range_lu", sol.input_value))
@@ -182,6 +183,7 @@ def _resolve(
             sol = resolve_compressor(seen, sample_rate, t.vocal_lra_lu, vc.compressor)
             why = (("target_lra_lu", t.vocal_lra_lu), ("input_lra_lu", sol.input_lra_lu))
         comp, lra = sol.compressor, sol.achieved_lra_lu
+        mrange = sol.achieved_momentary_range_lu  # either statistic: the achieved figures
         comp_out = sol.output
         del seen
         notes.append(sol.note)

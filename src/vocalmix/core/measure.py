@@ -503,6 +503,37 @@ def k_weighted_energies(x: np.ndarray, sample_rate: int) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros(0)
 
 
+def k_weighted_frame_energies(x: np.ndarray, sample_rate: int, frame_len: int
+                              ) -> np.ndarray:
+    """The K-weighted energy of each whole frame of ``frame_len`` samples, per channel,
+    ``(n_frames, channels)`` float64, K-weighting a block at a time.
+
+    When ``x`` is read-only and a 100 ms segment is a whole number of frames, the same
+    pass also yields its segment energies, which are remembered as :meth:`BlockStats.of`
+    would compute them (the same blocks of whole segments, the same sums): the signal's
+    loudness figures then need no second K-weighting."""
+    x = _as_2d(x)
+    seg = _segment_len(sample_rate)
+    n = x.shape[0] // frame_len
+    whole = seg % frame_len == 0
+    key = None
+    if whole and not x.flags.writeable:
+        key = content_key(x, sample_rate, "k-weighted segment energies")
+        if _ENERGY_CACHE.get(key) is not None:
+            key = None
+    frames, segs = [], []
+    for y in k_weighted_blocks(x[: n * frame_len], sample_rate,
+                               block=seg * KW_SEGMENTS if whole else 1024 * frame_len):
+        frames.append((y * y).reshape(y.shape[0] // frame_len, frame_len, -1).sum(axis=1))
+        if key is not None:
+            segs.append(segment_energies(y, seg))
+    if key is not None:
+        e = np.concatenate(segs) if segs else np.zeros(0)
+        e.flags.writeable = False
+        _ENERGY_CACHE.put(key, e)
+    return np.concatenate(frames) if frames else np.zeros((0, x.shape[1]))
+
+
 def k_weighted_cross(x: np.ndarray | tuple[np.ndarray, ...], y: np.ndarray, sample_rate: int
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:meth:`BlockStats.cross` of the K-weighted ``x`` and ``y``, a block at a time (the
@@ -803,6 +834,7 @@ __all__ = [
     "gated_blocks",
     "integrated_from_segments",
     "integrated_loudness",
+    "k_weighted_frame_energies",
     "libebur128_integrated_loudness",
     "libebur128_loudness_range",
     "k_weight",

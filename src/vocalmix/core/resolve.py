@@ -51,8 +51,8 @@ from vocalmix.core.errors import TargetUnreachableError
 from vocalmix.core.kernels import brentq
 from vocalmix.core.measure import (
     integrated_from_segments,
-    k_weighted_blocks,
     k_weighted_cross,
+    k_weighted_frame_energies,
     loudness_range,
     lra_from_short_term,
     momentary_loudness_range,
@@ -236,6 +236,11 @@ def gain_solution_at(
 # --- compressor threshold --------------------------------------------------------------
 
 _FRAMES_PER_SEG = 10  # proxy frames of 10 ms, 10 per 100 ms segment
+
+
+def _proxy_frame_len(sample_rate: int) -> int:
+    """Samples per compressor-proxy frame (10 ms)."""
+    return max(1, int(round(sample_rate / (_FRAMES_PER_SEG * 10))))
 _ENV_PROBE_DB = -120.0  # threshold of the envelope probe: below any audible level
 
 
@@ -332,17 +337,15 @@ class CompressorProxy:
 
     @staticmethod
     def of(
-        x: np.ndarray, sample_rate: int, attack_ms: float = 10.0, release_ms: float = 120.0
+        x: np.ndarray, sample_rate: int, attack_ms: float = 10.0, release_ms: float = 120.0,
+        energy: np.ndarray | None = None,
     ) -> CompressorProxy:
-        """Frame statistics of ``x`` for a compressor with these ballistics."""
-        flen = max(1, int(round(sample_rate / (_FRAMES_PER_SEG * 10))))
-        n = x.shape[0] // flen
-        # K-weighted 1024 whole frames at a time: the same energies without full-length
-        # copies
-        energy = np.concatenate([
-            (y * y).reshape(y.shape[0] // flen, flen, -1).sum(axis=1)
-            for y in k_weighted_blocks(x[: n * flen], sample_rate, block=1024 * flen)
-        ]) if n else np.zeros((0, x.shape[1]))
+        """Frame statistics of ``x`` for a compressor with these ballistics; ``energy``:
+        its :func:`~vocalmix.core.measure.k_weighted_frame_energies` when already
+        computed."""
+        flen = _proxy_frame_len(sample_rate)
+        if energy is None:
+            energy = k_weighted_frame_energies(x, sample_rate, flen)
         env_db = _envelope_frames_db(x, sample_rate, attack_ms, release_ms, flen)
         return CompressorProxy(energy=energy, env_db=env_db, frame_len=flen)
 
@@ -397,6 +400,9 @@ class CompressorSolution:
     #: verification render kept, so the caller need not render it again); ``None`` when
     #: the compressor does nothing
     output: np.ndarray | None = field(default=None, repr=False, compare=False)
+    #: the momentary loudness range of that output, LU (read off the same K-weighted
+    #: energies as the statistic resolved)
+    achieved_momentary_range_lu: float = float("nan")
 
 
 def _solve_proxy(
@@ -485,6 +491,9 @@ def resolve_compressor(
 
     name = {"lra": "LRA", "momentary_range": "momentary loudness range"}[statistic]
     base = base or Compressor(ratio=4.0)
+    # the proxy's frame energies first: the same pass gives the figures below their
+    # segment energies (one K-weighting of the input)
+    frames = k_weighted_frame_energies(x, sample_rate, _proxy_frame_len(sample_rate))
     input_lra = loudness_range(x, sample_rate)
     input_val = input_lra if statistic == "lra" else dynamics_statistic(x, sample_rate,
                                                                        statistic)
@@ -494,9 +503,10 @@ def resolve_compressor(
             comp, input_lra, input_lra, 0,
             f"vocal {name} {input_val:.1f} LU already at or below the target "
             f"{target_lra_lu:.1f} LU: no compression (never expand)", statistic, input_val,
-            input_val,
+            input_val, achieved_momentary_range_lu=dynamics_statistic(
+                x, sample_rate, "momentary_range"),
         )
-    proxy = CompressorProxy.of(x, sample_rate, base.attack_ms, base.release_ms)
+    proxy = CompressorProxy.of(x, sample_rate, base.attack_ms, base.release_ms, frames)
     env_ok = proxy.env_db[np.isfinite(proxy.env_db)]
     t_hi = float(min(0.0, env_ok.max()))
     t_lo = max(-80.0, t_hi - 60.0)
@@ -537,6 +547,8 @@ def resolve_compressor(
     makeup = i_in - integrated_loudness(y_seen, sample_rate)
     comp = replace(comp, makeup_db=clip(Compressor, "makeup_db", makeup))
     out_lra = real if statistic == "lra" else loudness_range(y_seen, sample_rate)
+    out_mrange = real if statistic == "momentary_range" else dynamics_statistic(
+        y_seen, sample_rate, "momentary_range")
     del y_seen
     note = (
         f"compressor {comp.threshold_db:.1f} dB threshold, ratio {comp.ratio:g}: vocal "
@@ -546,7 +558,7 @@ def resolve_compressor(
     if err > tolerance_lu:
         note += f"; missed the target by {err:.2f} LU"
     return CompressorSolution(comp, input_lra, out_lra, renders, note, statistic, input_val,
-                              real, output=y)
+                              real, output=y, achieved_momentary_range_lu=out_mrange)
 
 
 # --- the freeverb's documented decay ----------------------------------------------------
