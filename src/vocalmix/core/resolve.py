@@ -41,6 +41,7 @@ Compressor threshold
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -338,15 +339,16 @@ class CompressorProxy:
     @staticmethod
     def of(
         x: np.ndarray, sample_rate: int, attack_ms: float = 10.0, release_ms: float = 120.0,
-        energy: np.ndarray | None = None,
+        energy: np.ndarray | None = None, env_db: np.ndarray | None = None,
     ) -> CompressorProxy:
-        """Frame statistics of ``x`` for a compressor with these ballistics; ``energy``:
-        its :func:`~vocalmix.core.measure.k_weighted_frame_energies` when already
-        computed."""
+        """Frame statistics of ``x`` for a compressor with these ballistics; ``energy``
+        (:func:`~vocalmix.core.measure.k_weighted_frame_energies`) and ``env_db``
+        (:func:`_envelope_frames_db`): those already computed."""
         flen = _proxy_frame_len(sample_rate)
         if energy is None:
             energy = k_weighted_frame_energies(x, sample_rate, flen)
-        env_db = _envelope_frames_db(x, sample_rate, attack_ms, release_ms, flen)
+        if env_db is None:
+            env_db = _envelope_frames_db(x, sample_rate, attack_ms, release_ms, flen)
         return CompressorProxy(energy=energy, env_db=env_db, frame_len=flen)
 
     def lra(self, thresholds_db: np.ndarray, ratio: float) -> np.ndarray:
@@ -491,12 +493,22 @@ def resolve_compressor(
 
     name = {"lra": "LRA", "momentary_range": "momentary loudness range"}[statistic]
     base = base or Compressor(ratio=4.0)
-    # the proxy's frame energies first: the same pass gives the figures below their
-    # segment energies (one K-weighting of the input)
-    frames = k_weighted_frame_energies(x, sample_rate, _proxy_frame_len(sample_rate))
-    input_lra = loudness_range(x, sample_rate)
-    input_val = input_lra if statistic == "lra" else dynamics_statistic(x, sample_rate,
-                                                                       statistic)
+    flen = _proxy_frame_len(sample_rate)
+    env_db: np.ndarray | None = None
+    with ThreadPoolExecutor(1) as pool:
+        # the probe render of the envelope (pedalboard's compressor, which lets go of the
+        # GIL) on a second thread, while this one K-weights the input: the proxy's frame
+        # energies, and from the same pass the segment energies of the figures below
+        probe = pool.submit(_envelope_frames_db, x, sample_rate, base.attack_ms,
+                            base.release_ms, flen)
+        frames = k_weighted_frame_energies(x, sample_rate, flen)
+        input_lra = loudness_range(x, sample_rate)
+        input_val = input_lra if statistic == "lra" else dynamics_statistic(x, sample_rate,
+                                                                           statistic)
+        if input_val <= target_lra_lu + 1e-9:
+            probe.cancel()
+        else:
+            env_db = probe.result()
     if input_val <= target_lra_lu + 1e-9:
         comp = replace(base, enabled=True, threshold_db=0.0, ratio=1.0, makeup_db=0.0)
         return CompressorSolution(
@@ -506,7 +518,7 @@ def resolve_compressor(
             input_val, achieved_momentary_range_lu=dynamics_statistic(
                 x, sample_rate, "momentary_range"),
         )
-    proxy = CompressorProxy.of(x, sample_rate, base.attack_ms, base.release_ms, frames)
+    proxy = CompressorProxy.of(x, sample_rate, base.attack_ms, base.release_ms, frames, env_db)
     env_ok = proxy.env_db[np.isfinite(proxy.env_db)]
     t_hi = float(min(0.0, env_ok.max()))
     t_lo = max(-80.0, t_hi - 60.0)
