@@ -75,6 +75,23 @@ def test_optional_providers_are_skipped_with_a_note(monkeypatch, rng):
     assert any(n.startswith("model: vocal-to-mix") for n in notes)
 
 
+def test_missing_dynamics_weights_keep_the_baseline_compressor_target(monkeypatch):
+    """The dynamics model's analysis runs ahead on the second thread; its ModelError
+    still reaches the provider, which keeps the baseline's choice with a note."""
+    from vocalmix.estimators import dynamics
+
+    def missing():
+        raise ModelError("no dynamics model weights")
+
+    monkeypatch.setattr(dynamics, "shipped_model", missing)
+    v, b = synthesize_song(sample_rate=SR, duration_s=6.0, seed=5)
+    params, notes = registry.estimate(v, b, SR, "model")
+    assert params.provenance.method == "model"
+    assert params.targets.vocal_momentary_range_lu is None
+    assert any(n.startswith("dynamics: no dynamics model weights; kept the baseline's")
+               for n in notes)
+
+
 def test_unknown_method_is_a_params_error():
     v, b = synthesize_song(sample_rate=SR, duration_s=3.0, seed=2)
     with pytest.raises(ParamsError, match="unknown method 'magic'"):

@@ -82,9 +82,9 @@ class Context:
     sample_rate: int
     params: MixParams
     genre: str | None = None
-    #: analyses of the input pair started ahead on another thread (see :func:`estimate`),
-    #: by name; a provider takes its result from here, or computes it when absent
-    ahead: Mapping[str, Future[Any]] = field(default_factory=dict)
+    #: analyses started ahead on another thread (see :func:`estimate`), by name; a
+    #: provider takes its result from here, or computes it when absent
+    ahead: Mapping[Any, Future[Any]] = field(default_factory=dict)
     #: intermediate signals the providers of one estimate share (see :func:`_eq_vocal`)
     memo: dict[Any, Any] = field(default_factory=dict)
 
@@ -92,7 +92,7 @@ class Context:
 Provider = Callable[[Context], tuple[MixParams, list[str]]]
 
 
-def _ahead(ctx: Context, name: str, compute: Callable[[], Any]) -> Any:
+def _ahead(ctx: Context, name: Any, compute: Callable[[], Any]) -> Any:
     """The result of the analysis ``name``: the one started ahead (its exception
     re-raised here), or ``compute()``."""
     f = ctx.ahead.get(name)
@@ -228,8 +228,7 @@ def dynamics_provider(ctx: Context) -> tuple[MixParams, list[str]]:
     m = dynamics.shipped_model()
     eng = vocalprior.engineers()
     p = ctx.params
-    x_eq = _eq_vocal(ctx)
-    choice = dynamics.predict_dynamics(m, x_eq, ctx.backing, ctx.sample_rate)
+    choice = _ahead(ctx, _dynamics_key(ctx), lambda: _dynamics_analysis(ctx))
     target = clip(Targets, "vocal_momentary_range_lu", choice.target_lu)
     comp = replace(p.vocal.compressor,
                    ratio=clip(Compressor, "ratio", round(eng.comp_ratio.p50, 2)),
@@ -401,6 +400,19 @@ def delay_provider(ctx: Context) -> tuple[MixParams, list[str]]:
     return with_reasons(replace(p, vocal=replace(p.vocal, delay=d)), r), [f"delay: {text}"]
 
 
+def _dynamics_key(ctx: Context) -> tuple:
+    """The name of the dynamics analysis started ahead for the EQ of ``ctx.params``."""
+    v = ctx.params.vocal
+    return ("dynamics", v.highpass, v.eq_bands)
+
+
+def _dynamics_analysis(ctx: Context) -> dynamics.DynamicsChoice:
+    """The dynamics model's reading of the vocal after the parameters' EQ and of the
+    backing (:func:`dynamics_provider`)."""
+    return dynamics.predict_dynamics(dynamics.shipped_model(), _eq_vocal(ctx), ctx.backing,
+                                     ctx.sample_rate)
+
+
 def deesser_provider(ctx: Context) -> tuple[MixParams, list[str]]:
     """The de-esser's automatic setting on the vocal after its EQ
     (:func:`vocalmix.core.deesser.auto_settings`): on, with its threshold, frequency and
@@ -494,7 +506,7 @@ def estimate(vocal: np.ndarray, backing: np.ndarray, sample_rate: int,
     # filters and resampling release the GIL); the providers then take the results
     pool = ThreadPoolExecutor(1)
     try:
-        ahead: dict[str, Future[Any]] = {
+        ahead: dict[Any, Future[Any]] = {
             "eq": pool.submit(_eq_analysis, vocal, backing, sample_rate),
             "reverb": pool.submit(_reverb_analysis, backing, sample_rate)}
         params, _analysis = baseline.estimate(vocal, backing, sample_rate)
@@ -509,6 +521,13 @@ def estimate(vocal: np.ndarray, backing: np.ndarray, sample_rate: int,
                     raise
                 more = [f"{name}: {e}; kept the baseline's choice"]
             notes.extend(more)
+            if name == "EQ":
+                # the EQ is settled: the dynamics model's analysis of the EQ'd vocal goes
+                # to the second thread (after the reverb's), while this one measures the
+                # de-esser's sibilance on the same EQ'd vocal
+                ctx = Context(vocal, backing, sample_rate, params, g, ahead, memo)
+                _eq_vocal(ctx)  # made here, once, before both threads read it
+                ahead[_dynamics_key(ctx)] = pool.submit(_dynamics_analysis, ctx)
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
     notes.extend(params.provenance.notes)
