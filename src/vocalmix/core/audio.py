@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import math
 import os
 import re
 import secrets
@@ -121,12 +122,15 @@ def validate_signal(
     if n == 0 or ch == 0:
         raise EmptyAudioError(f"{label}: the file holds no audio samples (zero length)")
     x = x.astype(np.float32, copy=False)
-    if not np.isfinite(x).all():
+    # two reductions instead of whole-signal temporaries: the largest and the smallest
+    # sample are NaN when any sample is, infinite when any is, and give the peak |x|
+    hi, lo = float(x.max()), float(x.min())
+    if not (math.isfinite(hi) and math.isfinite(lo)):
         bad = int((~np.isfinite(x)).sum())
         raise NonFiniteAudioError(
             f"{label}: {bad} samples are NaN or infinite; re-export the file from your editor"
         )
-    peak_in = float(np.abs(x).max())
+    peak_in = max(hi, -lo)
     if peak_in > 10 ** (MAX_PEAK_DBFS / 20):
         raise AudioLevelError(
             f"{label}: its peak is {20 * np.log10(peak_in):+.1f} dBFS, far above full scale "
