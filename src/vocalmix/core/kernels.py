@@ -21,6 +21,7 @@ import importlib.machinery
 import importlib.util
 import math
 import sys
+import threading
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
@@ -33,12 +34,21 @@ import numpy as np
 _NDIMAGE_MODE = {"nearest": 0, "wrap": 1, "reflect": 2, "mirror": 3, "constant": 4}
 
 
+#: one loader at a time: two threads asking for one module at once load it once
+_LOADING = threading.Lock()
+
+
 @cache
 def compiled(qualname: str) -> ModuleType | None:
     """The SciPy extension module ``qualname`` (e.g. ``"scipy.signal._sosfilt"``), loaded
     from its file without running its package's ``__init__``; ``None`` when it cannot be
     (then the callers use SciPy's public function). A module SciPy already imported is
     reused, and one loaded here is registered under its own name, so SciPy reuses it."""
+    with _LOADING:
+        return _load(qualname)
+
+
+def _load(qualname: str) -> ModuleType | None:
     parts = qualname.split(".")
     if parts[0] != "scipy" or len(parts) < 3:
         return None
