@@ -158,3 +158,14 @@ def test_reads_common_formats(tmp_path, fmt, subtype):
         pytest.skip(f"this libsndfile cannot write {fmt}: {e}")
     a = read_audio(p)
     assert a.samples.dtype == np.float32 and a.samples.shape[1] == 2
+
+
+def test_channel_stats_read_in_blocks_equal_the_whole_signal_figures():
+    from vocalmix.core import audio
+
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal((3 * audio._STATS_ROWS + 17, 2)) * 0.1 + [0.01, -0.02]
+         ).astype(np.float32)
+    mean, hi, lo = audio._channel_stats(x)
+    np.testing.assert_allclose(mean, x.mean(axis=0, dtype=np.float64), rtol=1e-12)
+    assert np.array_equal(hi, x.max(axis=0)) and np.array_equal(lo, x.min(axis=0))
