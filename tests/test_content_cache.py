@@ -13,6 +13,20 @@ def _signal(seed: int = 0, n: int = 48000) -> np.ndarray:
     return (0.1 * rng.standard_normal((n, 2))).astype(np.float32)
 
 
+def _count_calls(monkeypatch, owner, name: str) -> list:
+    """Replace ``owner.name`` by a wrapper that records each call's first argument's
+    length (or ``None``) in the returned list, then calls the original."""
+    calls: list = []
+    real = getattr(owner, name)
+
+    def counting(*a, **k):
+        calls.append(len(a[0]) if a and hasattr(a[0], "__len__") else None)
+        return real(*a, **k)
+
+    monkeypatch.setattr(owner, name, counting)
+    return calls
+
+
 def test_frozen_is_a_read_only_view_and_leaves_the_input_alone():
     x = _signal()
     f = dsp.frozen(x)
@@ -58,14 +72,7 @@ def test_changed_content_gets_a_new_key_and_its_own_loudness():
 
 
 def test_integrated_loudness_of_a_read_only_input_is_k_weighted_once(monkeypatch):
-    runs = []
-    real = measure.k_weighted_energies
-
-    def counting(*a, **k):
-        runs.append(1)
-        return real(*a, **k)
-
-    monkeypatch.setattr(measure, "k_weighted_energies", counting)
+    runs = _count_calls(monkeypatch, measure, "k_weighted_energies")
     f = dsp.frozen(_signal(2))
     v1 = measure.integrated_loudness(f, 48000)
     v2 = measure.integrated_loudness(f, 48000)
@@ -80,14 +87,7 @@ def test_the_eq_stage_of_a_read_only_input_is_filtered_once_and_handed_over(monk
     for the same input and settings takes the first one's samples (read-only), once."""
     from vocalmix.core.params import EqBand, HighPass
 
-    runs = []
-    real = dsp.sosfilt_blocks
-
-    def counting(*a, **k):
-        runs.append(1)
-        return real(*a, **k)
-
-    monkeypatch.setattr(dsp, "sosfilt_blocks", counting)
+    runs = _count_calls(monkeypatch, dsp, "sosfilt_blocks")
     dsp.EQ_HANDOFF.clear()
     x = dsp.frozen(_signal(3))
     hp = HighPass(cutoff_frequency_hz=120.0)
@@ -107,16 +107,7 @@ def test_the_eq_stage_of_a_read_only_input_is_filtered_once_and_handed_over(monk
 
 
 def test_a_unique_signal_is_not_hashed_and_its_analyses_are_remembered(monkeypatch):
-    import hashlib
-
-    hashed = []
-    real = hashlib.sha1
-
-    def counting(*a, **k):
-        hashed.append(1)
-        return real(*a, **k)
-
-    monkeypatch.setattr(dsp.hashlib, "sha1", counting)
+    hashed = _count_calls(monkeypatch, dsp.hashlib, "sha1")
     x = dsp.frozen(_signal(4), unique=True)
     k1, k2 = dsp.content_key(x, 1), dsp.content_key(x, 1)
     assert k1 == k2 and not hashed
@@ -146,14 +137,7 @@ def test_the_compressor_resolver_k_weights_its_input_once(monkeypatch):
     from vocalmix.core.params import Compressor
     from vocalmix.core.resolve import resolve_compressor
 
-    seen = []
-    real = measure.k_weighted_blocks
-
-    def counting(x, *a, **k):
-        seen.append(x.shape[0])
-        return real(x, *a, **k)
-
-    monkeypatch.setattr(measure, "k_weighted_blocks", counting)
+    seen = _count_calls(monkeypatch, measure, "k_weighted_blocks")
     x = dsp.frozen(_signal(6, n=48000 * 8) * np.linspace(0.05, 1.0, 48000 * 8)[:, None]
                    .astype(np.float32))
     sol = resolve_compressor(x, 48000, 3.0, Compressor(ratio=4.0), statistic="lra")
