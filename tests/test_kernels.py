@@ -32,6 +32,33 @@ def test_every_kernel_is_loaded_from_scipy_files():
     assert kernels.compiled("numpy.core") is None
 
 
+def test_every_private_loop_gives_its_known_answer():
+    for key in kernels._CHECKS:
+        qualname, _, name = key.rpartition(".")
+        assert kernels._attr(qualname, name) is not None, key
+
+
+def test_a_private_loop_that_changed_is_refused_and_scipy_public_function_used(monkeypatch):
+    """A SciPy whose private loop takes other arguments or means something else: the
+    known-answer check refuses it, and the public function gives the result."""
+    import types
+
+    fake = types.SimpleNamespace(_sosfilt=lambda sos, x, zi: None)  # filters nothing
+    real = kernels.compiled
+    monkeypatch.setattr(kernels, "compiled",
+                        lambda q: fake if q == "scipy.signal._sosfilt" else real(q))
+    kernels._attr.cache_clear()
+    try:
+        assert kernels.sosfilt_kernel() is None
+        sos = butterworth2_sos(1000.0, "lowpass", 44100)
+        x = RNG.standard_normal(500)
+        assert np.array_equal(kernels.sosfilt(sos, x), scipy.signal.sosfilt(sos, x))
+    finally:
+        monkeypatch.undo()
+        kernels._attr.cache_clear()
+    assert kernels.sosfilt_kernel() is not None
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("axis", [0, -1])
 def test_sosfilt_equals_scipy(dtype, axis):

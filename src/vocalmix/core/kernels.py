@@ -75,12 +75,120 @@ def _load(qualname: str) -> ModuleType | None:
     return mod
 
 
+@cache
 def _attr(qualname: str, name: str) -> Any:
+    """``qualname.name`` from :func:`compiled`, once it has given the known answer of a
+    small case (:data:`_CHECKS`: a SciPy whose private loop changed its arguments or its
+    meaning is caught here, not in a mix); ``None`` otherwise."""
     mod = compiled(qualname)
-    return getattr(mod, name, None) if mod is not None else None
+    fn = getattr(mod, name, None) if mod is not None else None
+    if fn is None:
+        return None
+    try:
+        ok = bool(_CHECKS[f"{qualname}.{name}"](fn))
+    except Exception:  # noqa: BLE001 - any failure means: use the public function
+        ok = False
+    return fn if ok else None
+
+
+def _biquad(c: list[float], xs: list[float]) -> list[float]:
+    """One second-order section ``(b0, b1, b2, 1, a1, a2)`` over ``xs``, transposed
+    direct form II, in plain Python: the known answer of the filter checks."""
+    b0, b1, b2, _, a1, a2 = c
+    z1 = z2 = 0.0
+    out = []
+    for v in xs:
+        y = b0 * v + z1
+        z1, z2 = b1 * v - a1 * y + z2, b2 * v - a2 * y
+        out.append(y)
+    return out
+
+
+_IMPULSE = [1.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+
+
+def _check_sosfilt(fn: Any) -> bool:
+    c = [0.5, 0.25, 0.125, 1.0, -0.5, 0.25]
+    x = np.array([_IMPULSE])
+    fn(np.array([c]), x, np.zeros((1, 1, 2)))  # in place
+    return bool(np.allclose(x[0], _biquad(c, _IMPULSE), rtol=1e-12, atol=1e-15))
+
+
+def _check_lfilter(fn: Any) -> bool:
+    y = fn(np.array([0.5]), np.array([1.0, -0.5]), np.array(_IMPULSE), 0)
+    return bool(np.allclose(y, _biquad([0.5, 0.0, 0.0, 1.0, -0.5, 0.0], _IMPULSE),
+                            rtol=1e-12, atol=1e-15))
+
+
+def _check_r2c(fn: Any) -> bool:
+    s = fn(np.array([1.0, 2.0, 3.0, 4.0]), (0,), True, 0, None, 1)
+    return bool(np.allclose(s, [10.0, -2.0 + 2.0j, -2.0]))
+
+
+def _check_c2r(fn: Any) -> bool:
+    y = fn(np.array([10.0, -2.0 + 2.0j, -2.0]), (0,), 4, False, 2, None, 1)
+    return bool(np.allclose(y, [1.0, 2.0, 3.0, 4.0]))
+
+
+def _check_correlate1d(fn: Any) -> bool:
+    out = np.zeros(5)
+    fn(np.array([0.0, 0.0, 1.0, 0.0, 0.0]), np.array([1.0, 2.0, 3.0]), 0, out,
+       _NDIMAGE_MODE["constant"], 0.0, 0)
+    return bool(np.array_equal(out, [0.0, 3.0, 2.0, 1.0, 0.0]))
+
+
+def _check_max_filter(fn: Any) -> bool:
+    out = np.zeros(4)
+    fn(np.array([1.0, 3.0, 2.0, 0.0]), 2, 0, out, _NDIMAGE_MODE["nearest"], 0.0, 0, 0)
+    return bool(np.array_equal(out, [1.0, 3.0, 3.0, 2.0]))
+
+
+_PEAKS_X = np.array([0.0, 1.0, 0.0, 2.0, 0.0])
+
+
+def _check_maxima(fn: Any) -> bool:
+    return bool(np.array_equal(fn(_PEAKS_X)[0], [1, 3]))
+
+
+def _check_distance(fn: Any) -> bool:
+    keep = fn(np.array([1, 3], dtype=np.intp), np.array([1.0, 2.0]), 3.0)
+    return bool(np.array_equal(np.asarray(keep, dtype=bool), [False, True]))
+
+
+def _check_prominences(fn: Any) -> bool:
+    prom = fn(_PEAKS_X, np.array([1, 3], dtype=np.intp), np.intp(-1))[0]
+    return bool(np.array_equal(prom, [1.0, 2.0]))
+
+
+def _check_brentq(fn: Any) -> bool:
+    r = fn(lambda v: v - 0.25, 0.0, 1.0, 1e-12, _BRENTQ_RTOL, 100, (), False, True)
+    return abs(float(r) - 0.25) < 1e-9
+
+
+#: the known answer each private loop must give before it is used
+_CHECKS: dict[str, Callable[[Any], bool]] = {
+    "scipy.signal._sosfilt._sosfilt": _check_sosfilt,
+    "scipy.signal._sigtools._linear_filter": _check_lfilter,
+    "scipy.fft._pocketfft.pypocketfft.r2c": _check_r2c,
+    "scipy.fft._pocketfft.pypocketfft.c2r": _check_c2r,
+    "scipy.ndimage._nd_image.correlate1d": _check_correlate1d,
+    "scipy.ndimage._nd_image.min_or_max_filter1d": _check_max_filter,
+    "scipy.signal._peak_finding_utils._local_maxima_1d": _check_maxima,
+    "scipy.signal._peak_finding_utils._select_by_peak_distance": _check_distance,
+    "scipy.signal._peak_finding_utils._peak_prominences": _check_prominences,
+    "scipy.optimize._zeros._brentq": _check_brentq,
+}
 
 
 # --- IIR filters (scipy.signal) ------------------------------------------------------------
+
+
+def sosfilt_kernel() -> Any:
+    """SciPy's checked second-order-section loop itself, ``kernel(sos, x, zi)`` filtering
+    a C-contiguous ``(signals, n)`` ``x`` in place with the state ``zi`` ``(signals,
+    sections, 2)`` (for the live chain, whose blocks cannot pay :func:`sosfilt`'s
+    argument handling); ``None`` when it cannot be used."""
+    return _attr("scipy.signal._sosfilt", "_sosfilt")
 
 
 def sosfilt(sos: np.ndarray, x: np.ndarray, axis: int = -1, zi: np.ndarray | None = None
@@ -307,4 +415,5 @@ __all__ = [
     "median_filter1d",
     "rfft",
     "sosfilt",
+    "sosfilt_kernel",
 ]

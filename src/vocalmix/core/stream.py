@@ -119,9 +119,9 @@ def _sosfilt_kernel() -> Any:
     after validating its arguments (that validation costs about 90 us per call, the loop
     itself 7 us for a 128-sample block). Private to scipy: ``None`` if it moved, and
     :class:`BiquadStage` then calls ``sosfilt`` (the same arithmetic, slower)."""
-    from vocalmix.core.kernels import compiled
+    from vocalmix.core.kernels import sosfilt_kernel
 
-    return getattr(compiled("scipy.signal._sosfilt"), "_sosfilt", None)
+    return sosfilt_kernel()
 
 
 class BiquadStage(Stage):
