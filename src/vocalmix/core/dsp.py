@@ -240,6 +240,7 @@ class LruCache:
             return self._d.pop(key, None)
 
     def clear(self) -> None:
+        """Drop every entry."""
         with self._lock:
             self._d.clear()
 

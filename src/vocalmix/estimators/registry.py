@@ -521,7 +521,7 @@ def estimate(vocal: np.ndarray, backing: np.ndarray, sample_rate: int,
                     raise
                 more = [f"{name}: {e}; kept the baseline's choice"]
             notes.extend(more)
-            if name == "EQ":
+            if name == "EQ" and any(n == "dynamics" for n, _p, _r in PROVIDERS):
                 # the EQ is settled: the dynamics model's analysis of the EQ'd vocal goes
                 # to the second thread (after the reverb's), while this one measures the
                 # de-esser's sibilance on the same EQ'd vocal
