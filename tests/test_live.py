@@ -168,7 +168,7 @@ def test_live_equals_offline_with_a_resonant_low_eq_at_tiny_blocks(block, second
 
 
 def test_eq_stage_without_scipys_private_kernel_is_the_same(rng, monkeypatch):
-    from vocalmix.core import stream
+    from vocalmix.core import kernels, stream
     from vocalmix.core.dsp import eq_sos
 
     x = (rng.standard_normal((2, 3000)) * 0.3).astype(np.float32)
@@ -176,7 +176,7 @@ def test_eq_stage_without_scipys_private_kernel_is_the_same(rng, monkeypatch):
     sos = eq_sos(ch.highpass, ch.eq_bands, SR)
     fast = stream.BiquadStage(sos, 64)
     assert fast.kernel is not None  # the compiled loop is found in this scipy
-    monkeypatch.setattr(stream, "_sosfilt_kernel", lambda: None)
+    monkeypatch.setattr(kernels, "sosfilt_kernel", lambda: None)
     slow = stream.BiquadStage(sos, 64)
     a = np.concatenate([fast.process(x[:, t : t + 64]).copy() for t in range(0, 3000, 64)], 1)
     b = np.concatenate([slow.process(x[:, t : t + 64]).copy() for t in range(0, 3000, 64)], 1)

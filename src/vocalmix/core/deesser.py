@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vocalmix.core.dsp import butterworth2_sos, flush_denormals, max_filter_hz
+from vocalmix.core.dsp import butterworth2_sos, channel_mean, flush_denormals, max_filter_hz
 from vocalmix.core.kernels import lfilter, maximum_filter1d, sosfilt
 
 #: the band a de-esser listens to when measuring sibilance, Hz
@@ -63,17 +63,6 @@ def _one_pole(ms: float, sample_rate: int) -> float:
     return float(np.exp(-1.0 / max(ms * 1e-3 * sample_rate, 1e-9)))
 
 
-def _channel_mean(p: np.ndarray) -> np.ndarray:
-    """``np.mean(p, axis=1)`` of ``(n, channels)`` float64: for two channels ``(left +
-    right) * 0.5``, the same sum and the same exact halving, without numpy's strided
-    reduction (which took a quarter of the sibilance measurement)."""
-    if p.ndim == 2 and p.shape[1] == 2:
-        m = np.add(p[:, 0], p[:, 1])
-        m *= 0.5
-        return m
-    return np.mean(p, axis=1)
-
-
 def crossover_sos(freq_hz: float, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
     """Linkwitz-Riley 4th-order low and high sides at ``freq_hz`` (each ``(2, 6)``)."""
     f = min(float(freq_hz), max_filter_hz(sample_rate))
@@ -85,7 +74,7 @@ def crossover_sos(freq_hz: float, sample_rate: int) -> tuple[np.ndarray, np.ndar
 def short_term_db(x: np.ndarray, sample_rate: int, ms: float = DETECTOR_MS) -> np.ndarray:
     """Short-term power (channels averaged) in dBFS, one-pole smoothed over ``ms``."""
     a = _one_pole(ms, sample_rate)
-    p = _channel_mean(np.square(np.asarray(x, dtype=np.float64).reshape(len(x), -1)))
+    p = channel_mean(np.square(np.asarray(x, dtype=np.float64).reshape(len(x), -1)))
     with flush_denormals():
         e = lfilter([1.0 - a], [1.0, -a], p)
     return 10.0 * np.log10(np.maximum(e, 1e-20))
@@ -116,7 +105,7 @@ def _short_term_db_blocks(x: np.ndarray, sample_rate: int, sos: np.ndarray | Non
            else (np.asarray(b, dtype=np.float64) for b in blocks))
     j = 0  # where the next kept level goes
     for i, xb in zip(range(0, n, _BLOCK), src, strict=True):
-        p = _channel_mean(np.square(xb.reshape(len(xb), -1)))
+        p = channel_mean(np.square(xb.reshape(len(xb), -1)))
         with flush_denormals():
             e, zp = lfilter([1.0 - a], [1.0, -a], p, zi=zp)
         db = 10.0 * np.log10(np.maximum(e, 1e-20))
@@ -227,7 +216,7 @@ class DeEsser:
         low, self._low_zi = sosfilt(self._lo_sos, xd, axis=0, zi=self._low_zi)
         band, self._band_zi = sosfilt(self._hi_sos, xd, axis=0, zi=self._band_zi)
         a = self._a
-        power, self._power_zi = lfilter([1.0 - a], [1.0, -a], _channel_mean(band * band),
+        power, self._power_zi = lfilter([1.0 - a], [1.0, -a], channel_mean(band * band),
                                         zi=self._power_zi)
         level = 10.0 * np.log10(np.maximum(power, 1e-20))
         wanted = np.minimum(s.depth_db, np.maximum(0.0, level - s.threshold_db))

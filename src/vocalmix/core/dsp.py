@@ -234,6 +234,10 @@ class LruCache:
             while len(self._d) > self.size:
                 self._d.popitem(last=False)
 
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._d)
+
     def take(self, key: tuple) -> Any:
         """The value stored under ``key``, removed from the map (``None`` if absent)."""
         with self._lock:
@@ -250,19 +254,24 @@ def max_filter_hz(sample_rate: int) -> float:
     return NYQUIST_GUARD * float(sample_rate)
 
 
-def mono(x: np.ndarray) -> np.ndarray:
-    """Downmix ``(n,)`` or ``(n, channels)`` to mono float32 (mean of the channels).
-
-    A stereo pair is summed into a new array which is then halved in place: the values
-    of ``0.5 * (left + right)`` without a second full-length temporary."""
-    y = np.asarray(x, dtype=np.float32)
+def channel_mean(x: np.ndarray) -> np.ndarray:
+    """The mean of the channels of ``(n, channels)`` (``x`` itself for ``(n,)``), in
+    ``x``'s precision: ``np.mean(x, axis=1)``. A stereo pair is summed into a new array
+    which is then halved in place: the same sum and the same exact halving, without
+    numpy's strided reduction or a second full-length temporary."""
+    y = np.asarray(x)
     if y.ndim == 2:
         if y.shape[1] == 2:
             y = np.add(y[:, 0], y[:, 1])
-            y *= np.float32(0.5)
+            y *= 0.5
         else:
             y = y.mean(axis=1)
     return y
+
+
+def mono(x: np.ndarray) -> np.ndarray:
+    """Downmix ``(n,)`` or ``(n, channels)`` to mono float32 (:func:`channel_mean`)."""
+    return channel_mean(np.asarray(x, dtype=np.float32))
 
 
 #: the last two resampled downmixes of read-only inputs (:func:`mono_at`)
@@ -376,8 +385,9 @@ def eq_stage(
     if sos is None:
         return x
     x = np.asarray(x)
-    key = None if x.flags.writeable else content_key(x, sample_rate, "eq stage", highpass,
-                                                     bands)
+    key = None  # hashed only to hand over or to take what was handed over
+    if not x.flags.writeable and (hand_over or len(EQ_HANDOFF)):
+        key = content_key(x, sample_rate, "eq stage", highpass, bands)
     if key is not None:
         y = EQ_HANDOFF.take(key)
         if y is not None:

@@ -449,7 +449,7 @@ def k_weighting_sos(sample_rate: int) -> np.ndarray:
 
 
 def k_weight(x: np.ndarray, sample_rate: int) -> np.ndarray:
-    """K-weighted copy of ``x`` (same shape, float64: see :func:`_kw_dtype`)."""
+    """K-weighted copy of ``x`` (same shape, float64: see :data:`KW_DTYPE`)."""
     from vocalmix.core.dsp import sosfilt_fast
 
     x = _as_2d(x).astype(np.float64, copy=False)
@@ -476,11 +476,10 @@ def _k_weight_stream(blocks: Iterable[np.ndarray], sample_rate: int, dtype: type
                           (_as_2d(b) for b in blocks), dtype)
 
 
-def _kw_dtype(dt: np.dtype) -> type:
-    """The precision a signal of type ``dt`` is K-weighted in: float64 always (float32
-    coefficients move the 38 Hz high-pass enough to read a bass up to 1e-3 LU low, and
-    float64 filters a block as fast)."""
-    return np.float64
+#: the precision every signal is K-weighted in, whatever its own: float32 coefficients
+#: move the 38 Hz high-pass enough to read a bass up to 1e-3 LU low, and float64 filters a
+#: block as fast
+KW_DTYPE = np.float64
 
 
 def k_weighted_blocks(x: np.ndarray, sample_rate: int, block: int | None = None
@@ -492,7 +491,7 @@ def k_weighted_blocks(x: np.ndarray, sample_rate: int, block: int | None = None
 
     x = _as_2d(x)
     block = _segment_len(sample_rate) * KW_SEGMENTS if block is None else block
-    return _k_weight_stream(row_blocks(x, block), sample_rate, _kw_dtype(x.dtype))
+    return _k_weight_stream(row_blocks(x, block), sample_rate, KW_DTYPE)
 
 
 def k_weighted_energies(x: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -552,10 +551,9 @@ def k_weighted_cross(x: np.ndarray | tuple[np.ndarray, ...], y: np.ndarray, samp
                 acc = acc + b
             yield acc
 
-    dx = _kw_dtype(np.result_type(*parts))
     rows = [BlockStats.cross(a, b, sample_rate) for a, b in zip(
-        _k_weight_stream(summed(), sample_rate, dx),
-        _k_weight_stream(row_blocks(y, block, n), sample_rate, _kw_dtype(y.dtype)), strict=True)]
+        _k_weight_stream(summed(), sample_rate, KW_DTYPE),
+        _k_weight_stream(row_blocks(y, block, n), sample_rate, KW_DTYPE), strict=True)]
     if not rows:
         z = np.zeros(0)
         return z, z, z

@@ -70,6 +70,7 @@ from typing import Any
 import numpy as np
 import pedalboard as pb
 
+from vocalmix.core import kernels
 from vocalmix.core.amount import effective, effective_vocal
 from vocalmix.core.dsp import eq_sos, flush_denormals
 from vocalmix.core.errors import ChannelLayoutError, ParamsError
@@ -114,16 +115,6 @@ class PedalboardStage(Stage):
         return y
 
 
-def _sosfilt_kernel() -> Any:
-    """scipy's compiled second-order-section loop, the one ``scipy.signal.sosfilt`` runs
-    after validating its arguments (that validation costs about 90 us per call, the loop
-    itself 7 us for a 128-sample block). Private to scipy: ``None`` if it moved, and
-    :class:`BiquadStage` then calls ``sosfilt`` (the same arithmetic, slower)."""
-    from vocalmix.core.kernels import sosfilt_kernel
-
-    return sosfilt_kernel()
-
-
 class BiquadStage(Stage):
     """Second-order sections in float64 with their state kept across blocks: the EQ
     section of :func:`vocalmix.core.render.eq_stage` (``sosfilt`` over the whole signal),
@@ -135,7 +126,9 @@ class BiquadStage(Stage):
 
     def __init__(self, sos: np.ndarray, max_block: int, signals: int = CHANNELS) -> None:
         self.sos = np.ascontiguousarray(sos, dtype=np.float64)
-        self.kernel = _sosfilt_kernel()
+        # scipy's loop without sosfilt's argument handling (about 90 us per call, the loop
+        # itself 7 us for a 128-sample block); None: sosfilt itself, the same arithmetic
+        self.kernel = kernels.sosfilt_kernel()
         self.signals = signals
         self._zi = np.zeros((signals, self.sos.shape[0], 2))  # (signals, sections, 2)
         self._flat = np.zeros(signals * max_block)  # a C-contiguous (signals, n) for any n
