@@ -517,7 +517,7 @@ def k_weighted_frame_energies(x: np.ndarray, sample_rate: int, frame_len: int
     whole = seg % frame_len == 0
     key = None
     if whole and not x.flags.writeable:
-        key = content_key(x, sample_rate, "k-weighted segment energies")
+        key = _energy_key(x, sample_rate)
         if _ENERGY_CACHE.get(key) is not None:
             key = None
     frames, segs = [], []
@@ -527,9 +527,7 @@ def k_weighted_frame_energies(x: np.ndarray, sample_rate: int, frame_len: int
         if key is not None:
             segs.append(segment_energies(y, seg))
     if key is not None:
-        e = np.concatenate(segs) if segs else np.zeros(0)
-        e.flags.writeable = False
-        _ENERGY_CACHE.put(key, e)
+        _remember_energies(key, np.concatenate(segs) if segs else np.zeros(0))
     return np.concatenate(frames) if frames else np.zeros((0, x.shape[1]))
 
 
@@ -573,6 +571,18 @@ def segment_energies(y: np.ndarray, segment_len: int) -> np.ndarray:
 _ENERGY_CACHE = LruCache(64)
 
 
+def _energy_key(x: np.ndarray, sample_rate: int) -> tuple:
+    """What the segment energies of ``x`` are remembered under (:func:`content_key`)."""
+    return content_key(x, sample_rate, "k-weighted segment energies")
+
+
+def _remember_energies(key: tuple, e: np.ndarray) -> np.ndarray:
+    """Remember the segment energies ``e`` (made read-only) under ``key``; returns them."""
+    e.flags.writeable = False
+    _ENERGY_CACHE.put(key, e)
+    return e
+
+
 @dataclass(frozen=True)
 class BlockStats:
     """Per-100-ms sums of products of K-weighted signals (summed over channels).
@@ -605,12 +615,10 @@ class BlockStats:
         if not remember:
             return BlockStats(energy=k_weighted_energies(x, sample_rate),
                               segment_len=seg, sample_rate=sample_rate)
-        key = content_key(x, sample_rate, "k-weighted segment energies")
+        key = _energy_key(x, sample_rate)
         e = _ENERGY_CACHE.get(key)
         if e is None:
-            e = k_weighted_energies(x, sample_rate)
-            e.flags.writeable = False
-            _ENERGY_CACHE.put(key, e)
+            e = _remember_energies(key, k_weighted_energies(x, sample_rate))
         return BlockStats(energy=e, segment_len=seg, sample_rate=sample_rate)
 
     @staticmethod
