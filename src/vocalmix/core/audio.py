@@ -24,7 +24,7 @@ import stat
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -122,6 +122,31 @@ def validate_signal(
     if n == 0 or ch == 0:
         raise EmptyAudioError(f"{label}: the file holds no audio samples (zero length)")
     x = x.astype(np.float32, copy=False)
+    peak_in = _checked_peak(x, label)
+    dur = n / float(sample_rate)
+    if dur < MIN_DURATION_S:
+        raise DurationError(
+            f"{label}: {dur:.3f} s is too short to mix (at least {MIN_DURATION_S} s needed)"
+        )
+    if dur > max_duration_s:
+        raise DurationError(
+            f"{label}: {dur / 60:.1f} min is longer than the limit of "
+            f"{max_duration_s / 60:.0f} min; trim it or raise the limit"
+        )
+    x = _as_stereo(x, fold, label, notes)
+    if peak_in >= CLIP_LEVEL:
+        run = _longest_clipped_run(x)
+        if run >= 3:
+            notes.append(
+                f"{label}: appears clipped ({run} consecutive samples at full scale); "
+                "the mix will carry that distortion"
+            )
+    return np.ascontiguousarray(x, dtype=np.float32), tuple(notes), ch
+
+
+def _checked_peak(x: np.ndarray, label: str) -> float:
+    """The peak ``|x|`` of float32 samples; raises :class:`NonFiniteAudioError` for a NaN
+    or infinite sample and :class:`AudioLevelError` for a peak above ``MAX_PEAK_DBFS``."""
     # two reductions instead of whole-signal temporaries: the largest and the smallest
     # sample are NaN when any sample is, infinite when any is, and give the peak |x|
     hi, lo = float(x.max()), float(x.min())
@@ -137,24 +162,23 @@ def validate_signal(
             f"(at most {MAX_PEAK_DBFS:+.0f} dBFS is accepted): the samples are scaled wrongly; "
             "re-export the file from your editor"
         )
-    dur = n / float(sample_rate)
-    if dur < MIN_DURATION_S:
-        raise DurationError(
-            f"{label}: {dur:.3f} s is too short to mix (at least {MIN_DURATION_S} s needed)"
-        )
-    if dur > max_duration_s:
-        raise DurationError(
-            f"{label}: {dur / 60:.1f} min is longer than the limit of "
-            f"{max_duration_s / 60:.0f} min; trim it or raise the limit"
-        )
+    return peak_in
+
+
+def _as_stereo(x: np.ndarray, fold: str, label: str, notes: list[str] | None = None
+               ) -> np.ndarray:
+    """``x`` ``(n, channels)`` as two channels: mono duplicated, more than two folded as
+    ``fold`` says (``mean`` or ``first2``; ``error`` raises :class:`ChannelLayoutError`).
+    What was done is appended to ``notes``."""
+    ch = x.shape[1]
     if ch > 2:
         if fold == "mean":
             m = x.mean(axis=1, keepdims=True)
             x = np.concatenate([m, m], axis=1)
-            notes.append(f"{label}: folded {ch} channels to mono by averaging")
+            note = f"{label}: folded {ch} channels to mono by averaging"
         elif fold == "first2":
             x = np.ascontiguousarray(x[:, :2])
-            notes.append(f"{label}: kept the first 2 of {ch} channels")
+            note = f"{label}: kept the first 2 of {ch} channels"
         else:
             raise ChannelLayoutError(
                 f"{label}: has {ch} channels; vocalmix mixes mono or stereo: fold them "
@@ -162,15 +186,12 @@ def validate_signal(
             )
     elif ch == 1:
         x = np.concatenate([x, x], axis=1)
-        notes.append(f"{label}: mono, placed in the centre of the stereo image")
-    if peak_in >= CLIP_LEVEL:
-        run = _longest_clipped_run(x)
-        if run >= 3:
-            notes.append(
-                f"{label}: appears clipped ({run} consecutive samples at full scale); "
-                "the mix will carry that distortion"
-            )
-    return np.ascontiguousarray(x, dtype=np.float32), tuple(notes), ch
+        note = f"{label}: mono, placed in the centre of the stereo image"
+    else:
+        return x
+    if notes is not None:
+        notes.append(note)
+    return x
 
 
 def _longest_clipped_run(x: np.ndarray) -> int:
@@ -321,26 +342,41 @@ def _decode(p: Path, label: str, max_duration_s: float, too_long,
         raise UnreadableAudioError(f"{label}: is a folder, not an audio file")
     try:
         with sf.SoundFile(str(p)) as f:
-            sr = int(f.samplerate)
-            frames, channels = int(f.frames), int(f.channels)
-            if sr <= 0 or channels <= 0:
-                raise UnreadableAudioError(
-                    f"{label}: the header says {channels} channel(s) at {sr} Hz")
-            if decoded_bytes(frames, channels) > max_decoded_bytes:
-                raise AudioTooLargeError(_too_large(label, frames, channels, sr,
-                                                    max_decoded_bytes))
-            if frames > 0 and frames / sr > max_duration_s:
-                raise DurationError(too_long(frames / sr))
+            sr, _, _ = _checked_header(f, label, max_duration_s, too_long, max_decoded_bytes)
             data = f.read(dtype="float32", always_2d=True)
     except (DurationError, AudioTooLargeError, UnreadableAudioError):
         raise
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
-        # libsndfile's own text, without the path it prefixes (the label names the file)
-        why = (getattr(e, "error_string", None) or str(e)).strip() or type(e).__name__
-        raise UnreadableAudioError(
-            f"{label}: cannot be decoded as audio ({why}); supported: WAV, FLAC, OGG, MP3, AIFF"
-        ) from None
+    except _DECODER_ERRORS as e:
+        raise _undecodable(label, e) from None
     return data, sr
+
+
+#: what libsndfile (through soundfile) raises for a file it cannot decode
+_DECODER_ERRORS = (sf.LibsndfileError, RuntimeError, TypeError, ValueError)
+
+
+def _undecodable(label: str, e: BaseException) -> UnreadableAudioError:
+    """The error for a file the decoder refused, in libsndfile's own words without the
+    path it prefixes (the label names the file)."""
+    why = (getattr(e, "error_string", None) or str(e)).strip() or type(e).__name__
+    return UnreadableAudioError(
+        f"{label}: cannot be decoded as audio ({why}); supported: WAV, FLAC, OGG, MP3, AIFF")
+
+
+def _checked_header(f: sf.SoundFile, label: str, max_duration_s: float, too_long,
+                    max_decoded_bytes: int | None) -> tuple[int, int, int]:
+    """``(rate Hz, frames, channels)`` of an open file, checked before anything is
+    decoded: a sane rate and channel count, a length within ``max_duration_s`` and, unless
+    ``max_decoded_bytes`` is ``None``, a decoded size within it."""
+    sr = int(f.samplerate)
+    frames, channels = int(f.frames), int(f.channels)
+    if sr <= 0 or channels <= 0:
+        raise UnreadableAudioError(f"{label}: the header says {channels} channel(s) at {sr} Hz")
+    if max_decoded_bytes is not None and decoded_bytes(frames, channels) > max_decoded_bytes:
+        raise AudioTooLargeError(_too_large(label, frames, channels, sr, max_decoded_bytes))
+    if frames > 0 and frames / sr > max_duration_s:
+        raise DurationError(too_long(frames / sr))
+    return sr, frames, channels
 
 
 def resample(x: np.ndarray, from_hz: int, to_hz: int) -> np.ndarray:
@@ -413,6 +449,179 @@ def prepare_pair(
     return v, b, sr, notes
 
 
+# --- inputs read a block at a time ---------------------------------------------------
+
+#: frames an :class:`AudioReader` decodes at a time (1.5 s at 44.1 kHz: 0.5 MB of stereo)
+READ_BLOCK = 1 << 16
+
+
+class AudioReader:
+    """An audio file read a block at a time: for inputs too long to hold whole in memory.
+
+    Opening it checks what :func:`read_audio` checks before decoding (a regular file in a
+    format libsndfile decodes, a length within ``max_duration_s``, a supported rate, a
+    channel layout that ``fold`` allows) but not the decoded size: nothing is held whole.
+    :meth:`scan` then decodes the file once and applies :func:`validate_signal`'s and
+    :func:`prepare_pair`'s checks to all of it (NaN or infinite samples, an absurd peak,
+    silence, a constant offset to take out, clipping to note); :meth:`read` and
+    :meth:`blocks` return float32 stereo, folded as :func:`validate_signal` folds, with the
+    offset :meth:`scan` found subtracted as :func:`prepare_pair` subtracts it, so the
+    samples are those the whole-file path would mix.
+
+    Attributes: ``path``, ``label``, ``sample_rate`` (Hz), ``frames``, ``channels`` (the
+    file's), ``notes``, ``activity`` and ``activity_hop`` (after :meth:`scan`).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, label: str | None = None,
+                 fold: str = "error", max_duration_s: float | None = None) -> None:
+        p = Path(path)
+        self.path = str(p)
+        self.label = label or str(p)
+        self.fold = fold
+        limit = max_duration_limit_s() if max_duration_s is None else max_duration_s
+        _refuse_special_file(p, self.label)
+        if not p.exists():
+            raise AudioFileNotFoundError(f"{self.label}: no such file")
+        if p.is_dir():
+            raise UnreadableAudioError(f"{self.label}: is a folder, not an audio file")
+
+        def too_long(seconds: float) -> str:
+            return (f"{self.label}: {seconds / 60:.1f} min is longer than the limit of "
+                    f"{limit / 60:.0f} min; trim it or raise the limit")
+
+        try:
+            with sf.SoundFile(str(p)) as f:
+                sr, frames, channels = _checked_header(f, self.label, limit, too_long, None)
+                seekable = bool(f.seekable())
+        except (DurationError, UnreadableAudioError):
+            raise
+        except _DECODER_ERRORS as e:
+            raise _undecodable(self.label, e) from None
+        if not seekable:
+            raise UnreadableAudioError(f"{self.label}: this file cannot be read in parts "
+                                       "(its format does not allow seeking); convert it to "
+                                       "WAV or FLAC")
+        if frames == 0:
+            raise EmptyAudioError(f"{self.label}: the file holds no audio samples "
+                                  "(zero length)")
+        validate_signal(np.zeros((int(MIN_DURATION_S * sr) + 1, min(channels, 3)),
+                        np.float32), sr, label=self.label, fold=fold)  # rate, layout
+        self.sample_rate, self.frames, self.channels = sr, frames, channels
+        self.notes: tuple[str, ...] = ()
+        self.activity = np.zeros(0, dtype=bool)
+        self.activity_hop = READ_BLOCK
+        self._offset: np.ndarray | None = None
+
+    @property
+    def duration_s(self) -> float:
+        """Length in seconds."""
+        return self.frames / float(self.sample_rate)
+
+    def _raw(self, f: sf.SoundFile, count: int) -> np.ndarray:
+        try:
+            x = f.read(count, dtype="float32", always_2d=True)
+        except _DECODER_ERRORS as e:
+            raise _undecodable(self.label, e) from None
+        return _as_stereo(x, self.fold, self.label)
+
+    def scan(self, what: str, activity_dbfs: float | None = None) -> AudioReader:
+        """Decode the whole file once (:data:`READ_BLOCK` frames at a time) and check it
+        as :func:`read_audio` and :func:`prepare_pair` do; ``what`` names the part in the
+        messages (``vocal``, ``backing``). Sets :attr:`notes` and, with ``activity_dbfs``,
+        :attr:`activity`: whether each block of :attr:`activity_hop` frames has an RMS
+        (its own mean taken out) above that level, dBFS. Returns the reader."""
+        notes: list[str] = []
+        active: list[bool] = []
+        floor = None if activity_dbfs is None else 10.0 ** (activity_dbfs / 20.0)
+        _as_stereo(np.zeros((1, self.channels), np.float32), self.fold, self.label, notes)
+        total, hi, lo = np.zeros(2), np.full(2, -np.inf), np.full(2, np.inf)
+        run, longest, seen = 0, 0, 0
+        with sf.SoundFile(self.path) as f:
+            while True:
+                x = self._raw(f, READ_BLOCK)
+                if x.shape[0] == 0:
+                    break
+                seen += x.shape[0]
+                if _checked_peak(x, self.label) >= CLIP_LEVEL:
+                    # a run of clipped samples may go on across blocks: the run that ends
+                    # the block is carried into the next one
+                    at = (np.abs(x) >= CLIP_LEVEL).any(axis=1)
+                    if at.all():
+                        run += at.size
+                        longest = max(longest, run)
+                    else:
+                        first_clean = int(np.argmin(at))
+                        longest = max(longest, run + first_clean, _longest_clipped_run(x))
+                        run = int(at.size - 1 - np.flatnonzero(~at)[-1])
+                else:
+                    run = 0
+                m, h, lo_ = _channel_stats(x)
+                total += m * x.shape[0]
+                if floor is not None:
+                    active.append(bool(x.std(axis=0).max() > floor))
+                np.maximum(hi, h, out=hi)
+                np.minimum(lo, lo_, out=lo)
+        longest = max(longest, run)
+        if seen == 0:
+            raise EmptyAudioError(f"{self.label}: the file holds no audio samples "
+                                  "(zero length)")
+        if seen / self.sample_rate < MIN_DURATION_S:
+            raise DurationError(f"{self.label}: {seen / self.sample_rate:.3f} s is too short "
+                                f"to mix (at least {MIN_DURATION_S} s needed)")
+        self.frames = seen  # what decodes, should the header have said otherwise
+        if longest >= 3:
+            notes.append(f"{self.label}: appears clipped ({longest} consecutive samples at "
+                         "full scale); the mix will carry that distortion")
+        self._offset, note = _dc_offset(total / seen, hi, lo, self.label, what)
+        if note:
+            notes.append(note)
+        self.notes = tuple(notes)
+        self.activity = np.array(active, dtype=bool)
+        return self
+
+    def _clean(self, x: np.ndarray) -> np.ndarray:
+        if self._offset is None:
+            return np.ascontiguousarray(x, dtype=np.float32)
+        return np.ascontiguousarray(x - self._offset, dtype=np.float32)
+
+    def read(self, start: int, count: int) -> np.ndarray:
+        """Frames ``start`` to ``start + count`` (at the file's rate) as float32 ``(n,
+        2)``; silence past the end of the file."""
+        out = np.zeros((max(int(count), 0), 2), np.float32)
+        start = max(int(start), 0)
+        if start < self.frames and count > 0:
+            with sf.SoundFile(self.path) as f:
+                f.seek(start)
+                x = self._clean(self._raw(f, min(int(count), self.frames - start)))
+            out[: x.shape[0]] = x
+        return out
+
+    def blocks(self, sample_rate: int | None = None, block: int = READ_BLOCK
+               ) -> Iterator[np.ndarray]:
+        """The whole file as consecutive float32 ``(n, 2)`` blocks, resampled to
+        ``sample_rate`` (Hz; default the file's) with a streaming soxr resampler (the
+        quality of :func:`resample`) when that differs. The blocks are of any length; the
+        caller pads or cuts the end."""
+        rs = None
+        if sample_rate is not None and int(sample_rate) != self.sample_rate:
+            import soxr
+
+            rs = soxr.ResampleStream(self.sample_rate, int(sample_rate), 2,
+                                     dtype="float32", quality="HQ")
+        with sf.SoundFile(self.path) as f:
+            while True:
+                x = self._raw(f, block)
+                last = x.shape[0] < block
+                y = self._clean(x)
+                if rs is not None:
+                    y = np.ascontiguousarray(rs.resample_chunk(y, last=last),
+                                             dtype=np.float32)
+                if y.shape[0]:
+                    yield y
+                if last:
+                    return
+
+
 #: rows reduced at a time by :func:`_channel_stats`
 _STATS_ROWS = 1 << 16
 
@@ -432,27 +641,39 @@ def _channel_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return total / max(x.shape[0], 1), hi, lo
 
 
-def _without_dc(a: Audio, what: str) -> tuple[np.ndarray, str | None]:
-    """``a.samples`` with a DC offset of ``DC_OFFSET_DBFS`` or more removed, and the note
-    saying so; raises :class:`SilentAudioError` when nothing audible is left."""
-    x = a.samples
-    mean, hi, lo = _channel_stats(x)
+def _dc_offset(mean: np.ndarray, hi: np.ndarray, lo: np.ndarray, name: str, what: str
+               ) -> tuple[np.ndarray | None, str | None]:
+    """From each channel's mean, largest and smallest sample: the constant (DC) offset to
+    subtract (float32 per channel; ``None`` below ``DC_OFFSET_DBFS``) and the note saying
+    so. Raises :class:`SilentAudioError` when nothing audible is left once it is out (a
+    peak below -90 dBFS). ``name`` is how the message names the file, ``what`` the part
+    (``vocal``, ``backing``)."""
     dc = float(np.abs(mean).max())
     ac_peak = float(max((hi - mean).max(), (mean - lo).max()))
     if ac_peak < SILENCE_PEAK:
         if dc >= SILENCE_PEAK:
             raise SilentAudioError(
-                f"{a.label or a.path}: the {what} holds no sound, only a constant (DC) offset of "
+                f"{name}: the {what} holds no sound, only a constant (DC) offset of "
                 f"{20 * np.log10(dc):+.1f} dBFS; nothing to mix"
             )
         raise SilentAudioError(
-            f"{a.label or a.path}: the {what} is silent (peak below -90 dBFS); nothing to mix"
+            f"{name}: the {what} is silent (peak below -90 dBFS); nothing to mix"
         )
     if dc < 10 ** (DC_OFFSET_DBFS / 20):
+        return None, None
+    return mean.astype(np.float32), (
+        f"{what}: removed a constant (DC) offset of {20 * np.log10(dc):+.1f} dBFS "
+        "(inaudible, but it would take headroom from the mix)")
+
+
+def _without_dc(a: Audio, what: str) -> tuple[np.ndarray, str | None]:
+    """``a.samples`` with a DC offset of ``DC_OFFSET_DBFS`` or more removed, and the note
+    saying so; raises :class:`SilentAudioError` when nothing audible is left."""
+    x = a.samples
+    offset, note = _dc_offset(*_channel_stats(x), a.label or a.path, what)
+    if offset is None:
         return x, None
-    y = np.ascontiguousarray(x - mean.astype(np.float32), dtype=np.float32)
-    return y, (f"{what}: removed a constant (DC) offset of {20 * np.log10(dc):+.1f} dBFS "
-               "(inaudible, but it would take headroom from the mix)")
+    return np.ascontiguousarray(x - offset, dtype=np.float32), note
 
 
 # --- output ------------------------------------------------------------------------------
@@ -505,6 +726,39 @@ class AudioData:
     samples: np.ndarray
     sample_rate: int
     subtype: str | None = None
+
+
+class BlockSource:
+    """Several audio outputs made together a block at a time (a render too long to hold
+    whole): ``blocks`` yields tuples of float32 ``(n, channels)`` arrays, one per output,
+    at ``sample_rate`` Hz. :meth:`output` names one of them as the content of a planned
+    output; :meth:`OutputPlan.commit` runs the blocks once, writing every output named
+    as it goes."""
+
+    def __init__(self, blocks: Iterable[tuple[np.ndarray, ...]], sample_rate: int) -> None:
+        self.blocks = blocks
+        self.sample_rate = int(sample_rate)
+        self.used = False
+
+    def output(self, index: int, subtype: str | None = None) -> AudioStream:
+        """Output ``index`` of each tuple, as an audio content for :meth:`OutputPlan.commit`
+        (``subtype`` as for :class:`AudioData`)."""
+        return AudioStream(self, int(index), subtype)
+
+
+@dataclass(frozen=True)
+class AudioStream:
+    """One output of a :class:`BlockSource`, to write as it is made."""
+
+    source: BlockSource
+    index: int
+    subtype: str | None = None
+
+
+#: what :meth:`OutputPlan.commit` writes: text, bytes, audio (whole or made block by
+#: block), or a function giving text or bytes, called once the audio is written (a
+#: document holding figures measured while the audio was made)
+Content = str | bytes | AudioData | AudioStream | Callable[[], str | bytes]
 
 
 @dataclass(frozen=True)
@@ -756,22 +1010,23 @@ class OutputPlan:
                     "free"
                 )
 
-    def commit(self, contents: Mapping[str | os.PathLike[str], str | bytes | AudioData]
-               ) -> list[Path]:
-        """Write every output (``contents`` maps each planned path to its text, bytes or
-        :class:`AudioData`) all at once: on any failure, or a kill followed by a later
-        plan, the previous files are back. Returns the paths as given.
+    def commit(self, contents: Mapping[str | os.PathLike[str], Content]) -> list[Path]:
+        """Write every output (``contents`` maps each planned path to its
+        :data:`Content`) all at once: on any failure, or a kill followed by a later plan,
+        the previous files are back. Audio made block by block (:class:`AudioStream`) is
+        written first, every output of one :class:`BlockSource` in one run of its blocks;
+        a function is called after that. Returns the paths as given.
 
         Raises :class:`OutputError` (a full disk, a folder that became unwritable...)
         after restoring the previous files."""
         by_ident = {_identity(k): v for k, v in contents.items()}
-        items: list[tuple[PlannedOutput, str | bytes | AudioData]] = []
+        items: list[tuple[PlannedOutput, Content]] = []
         for o in self.outputs:
             ident = _identity(o.path)
             if ident not in by_ident:
                 raise ValueError(f"no content given for the planned output {o.path}")
             content = by_ident.pop(ident)
-            if (o.kind == "audio") != isinstance(content, AudioData):
+            if (o.kind == "audio") != isinstance(content, AudioData | AudioStream):
                 raise TypeError(f"{o.path}: planned as {o.kind}, given {type(content).__name__}")
             if os.path.lexists(o.path) and not self._may_replace(o.path):
                 raise OutputExistsError(f"{o.path}: already exists")
@@ -782,16 +1037,28 @@ class OutputPlan:
         return self.paths
 
 
-def _write_scratch(tmp: Path, dest: Path, content: str | bytes | AudioData, existed: bool
-                   ) -> None:
-    """Write ``content`` to the new file ``tmp`` and fsync it. Its mode is the umask's,
-    or the permission bits of ``dest`` when that is a file being replaced."""
-    mode = None
+def _kept_mode(dest: Path, existed: bool) -> int | None:
+    """The permission bits of ``dest`` when it is a file being replaced, else ``None``
+    (a new file gets the umask's)."""
     if existed:
         with contextlib.suppress(OSError):
             st = os.stat(dest)
             if stat.S_ISREG(st.st_mode):
-                mode = stat.S_IMODE(st.st_mode) & 0o777
+                return stat.S_IMODE(st.st_mode) & 0o777
+    return None
+
+
+def _audio_format(dest: Path, subtype: str | None) -> tuple[str, str]:
+    """libsndfile's ``(format, subtype)`` for an audio output."""
+    ext = dest.suffix.lower()
+    return AUDIO_FORMATS[ext], subtype or _SUBTYPES.get(ext, "VORBIS")
+
+
+def _write_scratch(tmp: Path, dest: Path, content: str | bytes | AudioData, existed: bool
+                   ) -> None:
+    """Write ``content`` to the new file ``tmp`` and fsync it. Its mode is the umask's,
+    or the permission bits of ``dest`` when that is a file being replaced."""
+    mode = _kept_mode(dest, existed)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
     try:
         if not isinstance(content, AudioData):
@@ -802,18 +1069,54 @@ def _write_scratch(tmp: Path, dest: Path, content: str | bytes | AudioData, exis
     finally:
         os.close(fd)
     if isinstance(content, AudioData):
-        ext = dest.suffix.lower()
-        fmt = AUDIO_FORMATS[ext]
-        sub = content.subtype or _SUBTYPES.get(ext, "VORBIS")
+        fmt, sub = _audio_format(dest, content.subtype)
         try:
             sf.write(str(tmp), np.asarray(content.samples, dtype=np.float32),
                      int(content.sample_rate), subtype=sub, format=fmt)
-        except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
+        except _DECODER_ERRORS as e:
             raise OutputError(f"{dest}: cannot be written as {fmt} {sub} "
                               f"({str(e).strip() or type(e).__name__})") from None
     if mode is not None:  # after writing: the mode may forbid it
         os.chmod(tmp, mode)
     _fsync_path(tmp)
+
+
+def _write_streams(streams: list[tuple[_Entry, AudioStream]]) -> None:
+    """Write every :class:`AudioStream` to its entry's scratch file: the blocks of each
+    :class:`BlockSource` are run once, each tuple's parts appended to their files."""
+    sources: dict[int, list[tuple[_Entry, AudioStream]]] = {}
+    for e, a in streams:
+        sources.setdefault(id(a.source), []).append((e, a))
+    for group in sources.values():
+        src = group[0][1].source
+        if src.used:
+            raise ValueError("a BlockSource's blocks run once: it was written already")
+        src.used = True
+        files: list[sf.SoundFile | None] = [None] * len(group)
+        try:
+            for parts in src.blocks:
+                for k, (e, a) in enumerate(group):
+                    x = np.asarray(parts[a.index], dtype=np.float32)
+                    f = files[k]
+                    if f is None:
+                        fmt, sub = _audio_format(e.dest, a.subtype)
+                        try:
+                            f = files[k] = sf.SoundFile(str(e.tmp), "w", src.sample_rate,
+                                                        x.shape[1], sub, format=fmt)
+                        except _DECODER_ERRORS as ex:
+                            raise OutputError(
+                                f"{e.dest}: cannot be written as {fmt} {sub} "
+                                f"({str(ex).strip() or type(ex).__name__})") from None
+                    f.write(x)
+        finally:
+            for f in files:
+                if f is not None:
+                    f.close()
+        for e, _a in group:
+            mode = _kept_mode(e.dest, e.existed)
+            if mode is not None:
+                os.chmod(e.tmp, mode)
+            _fsync_path(e.tmp)
 
 
 def _write_journal(path: Path, doc: dict) -> None:
@@ -857,12 +1160,14 @@ def _unlink_all(paths: Iterable[Path]) -> None:
             os.unlink(p)
 
 
-def _commit(items: list[tuple[PlannedOutput, str | bytes | AudioData]]) -> None:
+def _commit(items: list[tuple[PlannedOutput, Content]]) -> None:
     pid, tok = os.getpid(), secrets.token_hex(6)
     entries: list[_Entry] = []
     renamed: set[int] = set()
     created: list[Path] = []
     journals: list[Path] = []
+    streams: list[tuple[_Entry, AudioStream]] = []
+    later: list[tuple[_Entry, Callable[[], str | bytes]]] = []
     where = items[0][0].path if items else Path(".")
     try:
         for i, (o, content) in enumerate(items):
@@ -880,7 +1185,16 @@ def _commit(items: list[tuple[PlannedOutput, str | bytes | AudioData]]) -> None:
             e = _Entry(dest, folder / f".vocalmix-{pid}-{tok}-e{i}.tmp",
                        folder / f".vocalmix-{pid}-{tok}-e{i}.bak", os.path.lexists(dest))
             entries.append(e)
-            _write_scratch(e.tmp, dest, content, e.existed)
+            if isinstance(content, AudioStream):
+                streams.append((e, content))
+            elif callable(content):
+                later.append((e, content))
+            else:
+                _write_scratch(e.tmp, dest, content, e.existed)
+        _write_streams(streams)
+        for e, make in later:
+            where = e.dest
+            _write_scratch(e.tmp, e.dest, make(), e.existed)
         if len(entries) == 1:
             e = entries[0]
             os.replace(e.tmp, e.dest)

@@ -237,6 +237,78 @@ def true_peak_dbtp(x: np.ndarray, sample_rate: int) -> float:
     return float(20.0 * np.log10(best))
 
 
+
+#: no candidate block (a silent stretch)
+_NO_BLOCKS = np.zeros(0, np.int64)
+
+
+class TruePeakMeter:
+    """The true peak (dBTP) of a signal given a block at a time: :func:`true_peak_dbtp`
+    of the whole signal, computed the same way (4 x 64 interpolated values per block of
+    :data:`_TP_BLOCK` samples from one matrix product, only for blocks loud enough to
+    matter) with the sample peak so far as the bound: a block skipped cannot exceed the
+    final peak either. Equal to the whole-signal figure to float32 rounding."""
+
+    def __init__(self) -> None:
+        mat, self._l1 = _tp_matrix()
+        self._mat = mat
+        self._ctx = mat.shape[0] - _TP_BLOCK
+        self._before: np.ndarray | None = None  # the ctx samples before the pending ones
+        self._pending: np.ndarray | None = None  # samples short of a whole block
+        self._prev_bmax = 0.0
+        self.peak = 0.0
+        self._best = 0.0
+        self._done: float | None = None
+
+    def add(self, x: np.ndarray) -> None:
+        """Take the next ``(n, channels)`` block."""
+        if self._done is not None:
+            raise ValueError("this meter has given its figure already")
+        x = np.asarray(_as_2d(x), dtype=np.float32)
+        if self._before is None:
+            self._before = np.zeros((self._ctx, x.shape[1]), np.float32)
+        if self._pending is not None and self._pending.shape[0]:
+            x = np.concatenate([self._pending, x])
+        k = x.shape[0] // _TP_BLOCK * _TP_BLOCK
+        for i in range(0, k, _TP_CHUNK * _TP_BLOCK):
+            self._blocks(x[i : min(k, i + _TP_CHUNK * _TP_BLOCK)])
+        self._pending = x[k:].copy()
+
+    def _blocks(self, y: np.ndarray) -> None:
+        b, ctx = _TP_BLOCK, self._ctx
+        assert self._before is not None
+        ax = sample_peak(y)
+        self.peak = max(self.peak, float(ax.max()))
+        bmax = ax.reshape(-1, b).max(axis=1)
+        ext = bmax.copy()  # a block's window reaches back into the previous block
+        ext[0] = max(ext[0], self._prev_bmax)
+        ext[1:] = np.maximum(ext[1:], bmax[:-1])
+        self._prev_bmax = float(bmax[-1])
+        cand = np.flatnonzero(ext >= self.peak / self._l1) if self.peak > 0.0 else _NO_BLOCKS
+        w = np.concatenate([self._before, y])  # block j's window is w[j b : j b + b + ctx]
+        offsets = np.arange(b + ctx)
+        for c in range(y.shape[1]):
+            for i in range(0, len(cand), _TP_CAND_CHUNK):
+                idx = cand[i : i + _TP_CAND_CHUNK, None] * b + offsets
+                v = np.ascontiguousarray(w[idx, c]) @ self._mat
+                self._best = max(self._best, float(v.max()), -float(v.min()))
+        self._before = w[w.shape[0] - ctx :].copy()
+
+    def dbtp(self) -> float:
+        """The true peak of everything given, dBTP (``-inf`` for silence); the meter
+        takes no more blocks after this."""
+        if self._done is None:
+            if self._before is not None:
+                rest = self._pending if self._pending is not None else self._before[:0]
+                n = -(-(rest.shape[0] + self._ctx) // _TP_BLOCK) * _TP_BLOCK
+                tail = np.zeros((n, rest.shape[1]), np.float32)  # silence after the end
+                tail[: rest.shape[0]] = rest
+                self._blocks(tail)
+            best = max(self.peak, self._best)
+            self._done = float(20.0 * np.log10(best)) if best > 0.0 else -np.inf
+        return self._done
+
+
 def peak_abs(x: np.ndarray) -> float:
     """The largest ``|x|`` over samples and channels (0.0 for an empty signal), a block
     of samples at a time."""
@@ -637,6 +709,43 @@ class BlockStats:
 
         return dot(a, a), dot(b, b), dot(a, b)
 
+
+
+class SegmentMeter:
+    """The 100 ms K-weighted segment energies of a signal given a block at a time, for
+    signals too long to hold whole: :func:`k_weighted_energies` of the whole signal (the
+    same filter in float64, its state carried from block to block; equal to float
+    rounding). Blocks may be of any length; :meth:`stats` gives the figures so far."""
+
+    def __init__(self, sample_rate: int) -> None:
+        self.sample_rate = int(sample_rate)
+        self.segment_len = _segment_len(self.sample_rate)
+        self._sos = k_weighting_sos(self.sample_rate)
+        self._zi: np.ndarray | None = None
+        self._rest: np.ndarray | None = None  # K-weighted samples short of a segment
+        self._parts: list[np.ndarray] = []
+
+    def add(self, x: np.ndarray) -> None:
+        """K-weight the next ``(n, channels)`` block (channels as the first block's)."""
+        from vocalmix.core.dsp import flush_denormals
+        from vocalmix.core.kernels import sosfilt
+
+        xb = np.asarray(_as_2d(x), dtype=KW_DTYPE)
+        if self._zi is None:
+            self._zi = np.zeros((self._sos.shape[0], 2, xb.shape[1]), KW_DTYPE)
+        with flush_denormals():
+            y, self._zi = sosfilt(self._sos, xb, axis=0, zi=self._zi)
+        if self._rest is not None and self._rest.shape[0]:
+            y = np.concatenate([self._rest, y])
+        k = y.shape[0] // self.segment_len * self.segment_len
+        if k:
+            self._parts.append(segment_energies(y[:k], self.segment_len))
+        self._rest = y[k:].copy()
+
+    def stats(self) -> BlockStats:
+        """The segment energies of every whole segment so far."""
+        e = np.concatenate(self._parts) if self._parts else np.zeros(0)
+        return BlockStats(energy=e, segment_len=self.segment_len, sample_rate=self.sample_rate)
 
 def _windows(energy: np.ndarray, n_seg: int) -> np.ndarray:
     """Sums of ``n_seg`` consecutive segment energies, hop one segment."""

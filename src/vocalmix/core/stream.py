@@ -427,9 +427,9 @@ class LiveMixer:
         samples_processed: input samples consumed so far.
         events: the automation applied so far (see :func:`replay`).
         keeps_stems: whether :meth:`process_stems` is available.
-        last_vocal, last_backing: the pre-master vocal (sends included) and backing of the
-            last block, ``(2, n)`` float32 views, not delayed (for meters; overwritten by
-            the next block).
+        last_vocal, last_backing, last_dry: the pre-master vocal (sends included), backing
+            and dry vocal (after the fader, before the sends) of the last block, ``(2, n)``
+            float32 views, not delayed (for meters; overwritten by the next block).
         fader: the vocal gain; ``fader.last_db`` holds each sample's gain (dB) of the
             last block.
     """
@@ -468,6 +468,7 @@ class LiveMixer:
         self._ramp = np.arange(1, nb + 1, dtype=np.float32)
         self.last_vocal = self._vox[:, :0]
         self.last_backing = self._b[:, :0]
+        self.last_dry = self._vox[:, :0]
         self._stems = stems
         self.keeps_stems = stems
         if stems:
@@ -557,7 +558,7 @@ class LiveMixer:
             s *= self._master_gain
         y = self._limiter.process(s, self._y)
         self.samples_processed += n
-        self.last_vocal, self.last_backing = vox, b
+        self.last_vocal, self.last_backing, self.last_dry = vox, b, dry
         return y, vox, dry, b
 
     def process(self, vocal_block: np.ndarray, backing_block: np.ndarray, *,
@@ -591,9 +592,14 @@ class LiveMixer:
         mix = self.process(vocal_block, backing_block)
         n = mix.shape[0]
         vox, dry, b = (s[:, :n].T.copy() for s in self._stem_blocks)
+        return Stems(mix, vox, dry, b, self.gain_reduction_db(n))
+
+    def gain_reduction_db(self, n: int) -> float:
+        """The limiter's largest gain reduction over the first ``n`` samples of the last
+        block, dB (0.0 when it did not act)."""
         g = self._limiter.gain[:n]
         red = float(-20.0 * math.log10(max(float(g.min()), 1e-12))) if n else 0.0
-        return Stems(mix, vox, dry, b, max(red, 0.0))
+        return max(red, 0.0)
 
 
 def _chain_dict(chain: VocalChain) -> dict[str, Any]:
