@@ -18,9 +18,15 @@ from vocalmix.core.amount import effective, effective_level_target, effective_vo
 from vocalmix.core.dsp import FILTER_BLOCK, forget_signals, frozen
 from vocalmix.core.errors import ModelError
 from vocalmix.core.measure import (
+    BlockStats,
+    integrated_from_segments,
     integrated_loudness,
     loudness_range,
+    lra_from_short_term,
+    momentary_from_segments,
     momentary_loudness_range,
+    short_term_from_segments,
+    singing_ratio_from_segments,
 )
 from vocalmix.core.memory import release_free_memory
 from vocalmix.core.params import (
@@ -349,27 +355,45 @@ def measure_achieved(rendered: Rendered, resolved: Resolved | None = None,
             mix_true_peak_dbtp=float(rendered.mix_true_peak_dbtp),
             master_gain_reduction_db=float(rendered.master_gain_reduction_db),
         )
-    iv = integrated_loudness(rendered.vocal, sr)
-    ib = integrated_loudness(rendered.backing, sr)
-    ipre = integrated_loudness(rendered.premaster, sr)
-    imix = integrated_loudness(rendered.mix, sr)
-    v2m = iv - ipre
-    if measure != "integrated":
-        from vocalmix.core.measure import vocal_to_mix_lu
+    def stats(x: np.ndarray) -> BlockStats:
+        return BlockStats.of(x, sr, remember=not x.flags.writeable)
 
-        v2m = vocal_to_mix_lu(rendered.vocal, rendered.backing, sr, measure)
+    return achieved_from_stats(
+        stats(rendered.vocal), stats(rendered.backing), stats(rendered.premaster),
+        stats(rendered.mix), stats(rendered.vocal_dry), measure=measure,
+        true_peak_dbtp=rendered.mix_true_peak_dbtp,
+        gain_reduction_db=rendered.master_gain_reduction_db)
 
-    def fin(v: float) -> float | None:
+
+def achieved_from_stats(vocal: BlockStats, backing: BlockStats, premaster: BlockStats,
+                        mix: BlockStats, vocal_dry: BlockStats, *, measure: str,
+                        true_peak_dbtp: float, gain_reduction_db: float) -> Achieved:
+    """The achieved figures of a render from its signals' 100 ms K-weighted segment
+    energies (BS.1770-4 integrated loudness, Tech 3342 LRA at 10 Hz, the momentary
+    range), the mix's true peak (dBTP) and the master's largest gain reduction (dB):
+    ``vocal`` with its sends, ``backing`` after its gain, ``premaster`` their sum,
+    ``mix`` the master's output, ``vocal_dry`` before the sends. ``measure``: the
+    vocal-to-mix measure (``targets.vocal_to_mix_measure``)."""
+    seg = vocal.segment_len
+    iv = float(integrated_from_segments(vocal.energy, seg))
+    ib = float(integrated_from_segments(backing.energy, seg))
+    ipre = float(integrated_from_segments(premaster.energy, seg))
+    v2m = iv - ipre if np.isfinite(iv) and np.isfinite(ipre) else -np.inf
+    if measure == "singing":
+        v2m = float(singing_ratio_from_segments(vocal.energy, premaster.energy, seg))
+
+    def fin(v: float | np.ndarray) -> float | None:
         return float(v) if np.isfinite(v) else None
 
     return Achieved(
         vocal_to_mix_lu=fin(v2m),
         vocal_to_backing_lu=fin(iv - ib),
-        vocal_lra_lu=fin(loudness_range(rendered.vocal_dry, sr)),
-        vocal_momentary_range_lu=fin(momentary_loudness_range(rendered.vocal_dry, sr)),
-        mix_integrated_lufs=fin(imix),
-        mix_true_peak_dbtp=fin(rendered.mix_true_peak_dbtp),
-        master_gain_reduction_db=float(rendered.master_gain_reduction_db),
+        vocal_lra_lu=fin(lra_from_short_term(short_term_from_segments(vocal_dry.energy, seg))),
+        vocal_momentary_range_lu=fin(lra_from_short_term(
+            momentary_from_segments(vocal_dry.energy, seg))),
+        mix_integrated_lufs=fin(integrated_from_segments(mix.energy, seg)),
+        mix_true_peak_dbtp=fin(true_peak_dbtp),
+        master_gain_reduction_db=float(gain_reduction_db),
     )
 
 

@@ -11,13 +11,14 @@ written together, so an interrupted run leaves the previous files.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import sys
 import time
 import typing
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -336,19 +337,30 @@ def _stem_paths(folder: str | None) -> list[Path]:
     return [d / "vocal.wav", d / "vocal_dry.wav", d / "backing.wav"]
 
 
-def _read(path: str, args: argparse.Namespace, label: str | None = None):
-    """:func:`vocalmix.core.audio.read_audio`, with what native decoders print on the
-    process's stderr kept off the terminal (shown with ``--debug``)."""
-    from vocalmix.core.audio import captured_native_stderr, read_audio
+@contextlib.contextmanager
+def _decoder_noise(args: argparse.Namespace) -> Iterator[None]:
+    """Keep what native decoders print on the process's stderr off the terminal while the
+    block runs (:func:`vocalmix.core.audio.captured_native_stderr`); shown with
+    ``--debug``."""
+    from vocalmix.core.audio import captured_native_stderr
 
     noise: list[str] = []
     try:
         with captured_native_stderr() as noise:
-            return read_audio(path, label=label, fold=args.fold)
+            yield
     finally:
         if getattr(args, "debug", False):
             for line in noise:
                 print(f"vocalmix: decoder: {line}", file=sys.stderr)
+
+
+def _read(path: str, args: argparse.Namespace, label: str | None = None):
+    """:func:`vocalmix.core.audio.read_audio`, the decoders' noise kept off the
+    terminal."""
+    from vocalmix.core.audio import read_audio
+
+    with _decoder_noise(args):
+        return read_audio(path, label=label, fold=args.fold)
 
 
 def _read_both(args: argparse.Namespace):
@@ -356,20 +368,13 @@ def _read_both(args: argparse.Namespace):
     releases the GIL); the vocal's error first when both fail."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from vocalmix.core.audio import captured_native_stderr, read_audio
+    from vocalmix.core.audio import read_audio
 
-    noise: list[str] = []
-    try:
-        with captured_native_stderr() as noise, ThreadPoolExecutor(2) as pool:
-            fv = pool.submit(read_audio, args.vocal, label=f"vocal {args.vocal}",
-                             fold=args.fold)
-            fb = pool.submit(read_audio, args.backing, label=f"backing {args.backing}",
-                             fold=args.fold)
-            return fv.result(), fb.result()
-    finally:
-        if getattr(args, "debug", False):
-            for line in noise:
-                print(f"vocalmix: decoder: {line}", file=sys.stderr)
+    with _decoder_noise(args), ThreadPoolExecutor(2) as pool:
+        fv = pool.submit(read_audio, args.vocal, label=f"vocal {args.vocal}", fold=args.fold)
+        fb = pool.submit(read_audio, args.backing, label=f"backing {args.backing}",
+                         fold=args.fold)
+        return fv.result(), fb.result()
 
 
 def _load_pair(args: argparse.Namespace, progress: _Progress):
@@ -414,6 +419,29 @@ def _write_results(plan, args, params, rendered, progress) -> list[Path]:
     plan.commit(contents)
     progress("wrote " + ", ".join(str(p) for p in written))
     return written
+
+
+def _long_pair(args: argparse.Namespace, progress: _Progress):
+    """The inputs as a :class:`vocalmix.longform.LongPair` when they are too long to mix
+    whole (checked a block at a time), else ``None``."""
+    from vocalmix.longform import open_long_pair
+
+    with _decoder_noise(args):
+        return open_long_pair(args.vocal, args.backing, fold=args.fold,
+                              sample_rate=args.sample_rate, progress=progress)
+
+
+def _write_long(plan, args, pair, params, progress):
+    """Render a long pair a block at a time into the planned outputs; returns the params
+    with the whole mix's achieved figures, and the paths written."""
+    from vocalmix.longform import LongRender
+
+    stems = _stem_paths(args.stems_out)
+    lr = LongRender(pair, params, stems=bool(stems), progress=progress)
+    # (not under _decoder_noise: it would hide the progress lines written meanwhile)
+    written = plan.commit(lr.contents(args.output, stems, args.params_out))
+    progress("wrote " + ", ".join(str(p) for p in written))
+    return lr.params(), written
 
 
 def _reverb_summary(rv) -> str:
@@ -521,11 +549,15 @@ def cmd_mix(args: argparse.Namespace) -> int:
         preset = _preset(ref)
     plan = _plan_results(args, inputs, progress)
     base = read_params(args.params_in) if args.params_in else None
-    vocal, backing, sr, _ = _load_pair(args, progress)
-    plan.require_space(vocal.shape[0])
+    pair = _long_pair(args, progress)
+    loaded = _load_pair(args, progress) if pair is None else None
+    if loaded is not None:
+        sr, frames = loaded[2], loaded[0].shape[0]
+    else:
+        sr, frames = pair.sample_rate, pair.frames
+    plan.require_space(frames)
     reference = _reference(args, sr, progress)
-    params, rendered, est = mix(
-        vocal, backing, sr,
+    kwargs = dict(
         method=args.method or _default_method(), base=base,
         reverb_preset=preset[0] if preset else None,
         preset_library=preset[1] if preset else None,
@@ -533,9 +565,18 @@ def cmd_mix(args: argparse.Namespace) -> int:
         reference_label=f"the reference {args.reference_vocal}" if reference else "",
         progress=progress, **_steering(args),
     )
-    for n in est.notes:
-        progress(n)
-    written = _write_results(plan, args, params, rendered, progress)
+    if loaded is not None:
+        params, rendered, est = mix(loaded[0], loaded[1], sr, **kwargs)
+        for n in est.notes:
+            progress(n)
+        written = _write_results(plan, args, params, rendered, progress)
+    else:
+        from vocalmix.longform import estimate_long
+
+        est = estimate_long(pair, **kwargs)
+        for n in est.notes:
+            progress(n)
+        params, written = _write_long(plan, args, pair, est.params, progress)
     print(_summary(params, written))
     if base is not None:
         from vocalmix.pipeline import moved_settings
@@ -556,6 +597,15 @@ def cmd_render(args: argparse.Namespace) -> int:
     inputs = [args.vocal, args.backing, args.params]
     plan = _plan_results(args, inputs, progress)
     params = read_params(args.params)
+    pair = _long_pair(args, progress)
+    if pair is not None:
+        plan.require_space(pair.frames)
+        synced = sync_derived(params, pair.sample_rate)
+        for note in (*pair.notes, *sync_notes(params, synced)):
+            progress(note)
+        params, written = _write_long(plan, args, pair, synced, progress)
+        print(_summary(params, written))
+        return 0
     vocal, backing, sr, _ = _load_pair(args, progress)
     plan.require_space(vocal.shape[0])
     synced = sync_derived(params, sr)
@@ -577,15 +627,23 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     plan = OutputPlan(files=[args.output], inputs=inputs, force=args.force)
     for n in plan.notes:
         progress(n)
-    vocal, backing, sr, _ = _load_pair(args, progress)
-    plan.require_space(vocal.shape[0])
+    pair = _long_pair(args, progress)
+    if pair is None:
+        vocal, backing, sr, _ = _load_pair(args, progress)
+    else:
+        sr = pair.sample_rate
     reference = _reference(args, sr, progress)
-    est = estimate_params(
-        vocal, backing, sr, method=args.method or _default_method(), genre=args.genre,
-        reference=reference,
+    kwargs = dict(
+        method=args.method or _default_method(), genre=args.genre, reference=reference,
         reference_label=f"the reference {args.reference_vocal}" if reference else "",
         progress=progress, **_steering(args),
     )
+    if pair is None:
+        est = estimate_params(vocal, backing, sr, **kwargs)
+    else:
+        from vocalmix.longform import estimate_long
+
+        est = estimate_long(pair, **kwargs)
     for n in est.notes:
         progress(n)
     plan.commit({args.output: est.params.to_json()})

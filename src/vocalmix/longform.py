@@ -1,0 +1,261 @@
+"""Long inputs (a DJ set, a live recording, an album side): mixed in bounded memory.
+
+The whole-file path (:func:`vocalmix.pipeline.mix` on two decoded arrays) holds about
+five full-length stereo arrays at once: 1.1 GB for 10 minutes, 6 GB for an hour. Inputs
+whose decoded size (stereo float32 at the mix's rate, the longer of the two) is above
+:func:`long_input_bytes` (320 MB by default: 15 minutes at 44.1 kHz) take this path:
+
+1. both files are opened and checked from their headers, then decoded once, a block at a
+   time (:class:`vocalmix.core.audio.AudioReader`), for the checks of the whole-file
+   path (NaN, absurd peaks, silence, constant offsets, clipping) and the vocal's activity;
+2. the settings are estimated and resolved on :data:`EXCERPTS` excerpts of
+   :data:`EXCERPT_S` seconds (6 minutes in all), spread over the song where the vocal
+   sings, joined with :data:`JOIN_FADE_S` fades: the estimators and resolvers see a
+   6-minute song;
+3. the mix is rendered a block at a time (:class:`vocalmix.core.longrender.BlockRender`,
+   the live chain: the offline render's samples within float rounding) and written as it
+   is made; the achieved figures are measured on the whole render on the way.
+
+So the settings come from a sample of the song, and the figures the params document
+reports under ``achieved`` are the whole song's: where the excerpts differ from the whole
+(the vocal-to-mix ratio is solved on them), ``achieved`` says by how much.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from vocalmix.core.audio import MB, AudioReader, BlockSource, decoded_bytes, resample
+from vocalmix.core.errors import SampleRateError
+from vocalmix.core.params import MixParams
+from vocalmix.core.progress import Progress, ProgressEvent, no_progress
+from vocalmix.pipeline import Estimate, achieved_from_stats, estimate_params
+
+#: decoded size (MB of stereo float32 at the mix's rate) above which an input is long
+LONG_INPUT_MB = 320.0
+#: excerpts the settings of a long input are estimated on
+EXCERPTS = 12
+#: length of each excerpt, s
+EXCERPT_S = 30.0
+#: fade in and out at each end of an excerpt, s (the joins would otherwise click)
+JOIN_FADE_S = 0.01
+#: a stretch of the vocal counts as singing when its RMS is above this, dBFS
+ACTIVE_RMS_DBFS = -50.0
+
+
+def long_input_bytes() -> int:
+    """The decoded size above which an input is long, bytes: ``$VOCALMIX_LONG_INPUT_MB``
+    MB or :data:`LONG_INPUT_MB`."""
+    try:
+        mb = float(os.environ.get("VOCALMIX_LONG_INPUT_MB", LONG_INPUT_MB))
+    except ValueError:
+        mb = LONG_INPUT_MB
+    return int((mb if mb > 0 else LONG_INPUT_MB) * MB)
+
+
+@dataclass(frozen=True)
+class LongPair:
+    """A vocal and a backing read a block at a time, mixed at ``sample_rate`` Hz over
+    ``frames`` samples (the longer input's length at that rate; the shorter one is padded
+    with silence). ``notes`` says what was done to them on the way in."""
+
+    vocal: AudioReader
+    backing: AudioReader
+    sample_rate: int
+    frames: int
+    notes: tuple[str, ...]
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames / float(self.sample_rate)
+
+
+def _frames_at(r: AudioReader, sample_rate: int) -> int:
+    return -(-r.frames * sample_rate // r.sample_rate)
+
+
+def open_long_pair(vocal: str | os.PathLike[str], backing: str | os.PathLike[str], *,
+                   fold: str = "error", sample_rate: int | None = None,
+                   progress: Progress = no_progress, force: bool = False) -> LongPair | None:
+    """The two files as a :class:`LongPair` when they are long (see the module doc), or
+    ``None`` when they are not (or cannot be read in parts: the whole-file reader then
+    says why). ``force``: take the long path whatever their length. Checks both files
+    before returning (:meth:`AudioReader.scan`), with the errors of the whole-file
+    path."""
+    from vocalmix.core.audio import MAX_RATE_HZ, MIN_RATE_HZ
+    from vocalmix.core.errors import VocalmixError
+
+    try:
+        rv = AudioReader(vocal, label=f"vocal {vocal}", fold=fold)
+        rb = AudioReader(backing, label=f"backing {backing}", fold=fold)
+    except VocalmixError:
+        return None  # the whole-file path reads it again and words the error
+    sr = int(sample_rate) if sample_rate else max(rv.sample_rate, rb.sample_rate)
+    if not (MIN_RATE_HZ <= sr <= MAX_RATE_HZ):
+        raise SampleRateError(f"output sample rate {sr} Hz is unsupported "
+                              f"({MIN_RATE_HZ} to {MAX_RATE_HZ} Hz)")
+    n = max(_frames_at(rv, sr), _frames_at(rb, sr))
+    if not force and decoded_bytes(n, 2) <= long_input_bytes():
+        return None
+    progress(ProgressEvent("read", 0.0, f"long inputs ({n / sr / 60:.1f} min): checking "
+                           "them a block at a time"))
+    rv.scan("vocal", activity_dbfs=ACTIVE_RMS_DBFS)
+    rb.scan("backing")
+    notes = list(rv.notes) + list(rb.notes)
+    for name, r in (("vocal", rv), ("backing", rb)):
+        if r.sample_rate != sr:
+            notes.append(f"{name} resampled from {r.sample_rate} Hz to {sr} Hz")
+    n = max(_frames_at(rv, sr), _frames_at(rb, sr))  # the lengths the decoders found
+    for name, r in (("vocal", rv), ("backing", rb)):
+        if _frames_at(r, sr) < n:
+            diff = (n - _frames_at(r, sr)) / sr
+            notes.append(f"{name} was {diff:.2f} s shorter: padded with silence at its end")
+    return LongPair(rv, rb, sr, n, tuple(notes))
+
+
+def excerpt_starts(activity: np.ndarray, hop: int, n: int, length: int, count: int
+                   ) -> list[int]:
+    """Where the excerpts start (samples at the mix's rate): ``count`` windows of
+    ``length`` samples out of ``n``, not overlapping, spread evenly over the windows in
+    which the vocal sings (``activity``: one flag per ``hop`` samples); evenly over the
+    whole song when it sings in fewer windows than ``count``."""
+    slots = n // length
+    if slots <= count:
+        return [i * length for i in range(slots)]
+    sings = []
+    for i in range(slots):
+        a, b = i * length // hop, max(i * length // hop + 1, (i + 1) * length // hop)
+        sings.append(bool(activity[a:b].any()) if a < activity.size else False)
+    pool = [i for i in range(slots) if sings[i]]
+    if len(pool) < count:
+        pool = list(range(slots))
+    pick = np.unique(np.round(np.linspace(0, len(pool) - 1, count)).astype(int))
+    return [pool[int(k)] * length for k in pick]
+
+
+def _excerpt(r: AudioReader, start: int, length: int, sample_rate: int) -> np.ndarray:
+    """``length`` samples at ``sample_rate`` from ``start`` (at that rate) of ``r``."""
+    if r.sample_rate == sample_rate:
+        return r.read(start, length)
+    s0 = start * r.sample_rate // sample_rate
+    x = resample(r.read(s0, -(-length * r.sample_rate // sample_rate) + 1), r.sample_rate,
+                 sample_rate)
+    out = np.zeros((length, 2), np.float32)
+    out[: min(length, x.shape[0])] = x[:length]
+    return out
+
+
+def excerpts(pair: LongPair, *, count: int = EXCERPTS, excerpt_s: float = EXCERPT_S
+             ) -> tuple[np.ndarray, np.ndarray, str]:
+    """The vocal and the backing excerpts the settings are estimated on, joined (float32
+    ``(k, 2)`` each, at the pair's rate), and a note saying which. Each excerpt fades in
+    and out over :data:`JOIN_FADE_S`."""
+    sr = pair.sample_rate
+    length = min(int(round(excerpt_s * sr)), pair.frames)
+    act = pair.vocal.activity
+    hop = -(-pair.vocal.activity_hop * sr // pair.vocal.sample_rate)
+    starts = excerpt_starts(act, hop, pair.frames, length, count)
+    fade = np.ones(length, np.float32)
+    k = min(int(round(JOIN_FADE_S * sr)), length // 2)
+    if k:
+        ramp = np.linspace(0.0, 1.0, k + 2, dtype=np.float32)[1:-1]
+        fade[:k], fade[length - k :] = ramp, ramp[::-1]
+    parts_v, parts_b = [], []
+    for s in starts:
+        parts_v.append(_excerpt(pair.vocal, s, length, sr) * fade[:, None])
+        parts_b.append(_excerpt(pair.backing, s, length, sr) * fade[:, None])
+    v, b = np.concatenate(parts_v), np.concatenate(parts_b)
+    minutes = ", ".join(f"{s / sr / 60:.1f}" for s in starts)
+    note = (f"long inputs ({pair.duration_s / 60:.1f} min): the settings were estimated on "
+            f"{len(starts)} excerpts of {length / sr:g} s where the vocal sings (starting at "
+            f"minutes {minutes}) and the mix rendered a block at a time; the achieved "
+            "figures are measured on the whole mix")
+    return v, b, note
+
+
+def estimate_long(pair: LongPair, *, count: int = EXCERPTS, excerpt_s: float = EXCERPT_S,
+                  **kwargs: Any) -> Estimate:
+    """:func:`vocalmix.pipeline.estimate_params` (same keyword arguments) on the
+    :func:`excerpts` of a long pair; the resolvers' renders of the excerpts are dropped
+    (``resolved`` is ``None``)."""
+    progress: Progress = kwargs.get("progress", no_progress)
+    progress(ProgressEvent("estimate", 0.05, "reading the excerpts to estimate on"))
+    v, b, note = excerpts(pair, count=count, excerpt_s=excerpt_s)
+    est = estimate_params(v, b, pair.sample_rate, **kwargs)
+    notes = (*pair.notes, note, *est.notes)
+    params = replace(est.params, provenance=replace(est.params.provenance, notes=notes))
+    return Estimate(params=params, notes=notes, timings_s=est.timings_s, resolved=None)
+
+
+class LongRender:
+    """A render of a long pair, made as it is written: :attr:`source` is the
+    :class:`vocalmix.core.audio.BlockSource` whose outputs are the mix (0) and, with
+    ``stems``, the vocal (1), the dry vocal (2) and the backing (3), as
+    :class:`vocalmix.core.render.Rendered` names them. Once it has been written,
+    :meth:`params` is the document with the whole mix's achieved figures."""
+
+    def __init__(self, pair: LongPair, params: MixParams, *, stems: bool = False,
+                 progress: Progress = no_progress) -> None:
+        from vocalmix.core.longrender import BlockRender
+
+        sr = pair.sample_rate
+        self._params = params
+        shown = [-1.0]
+
+        def step(fraction: float) -> None:
+            if fraction - shown[0] >= 0.05 or fraction >= 1.0:
+                shown[0] = fraction
+                progress(ProgressEvent("render", 0.8 + 0.2 * fraction,
+                                       f"rendering {fraction:.0%} of "
+                                       f"{pair.duration_s / 60:.1f} min"))
+
+        self._render = BlockRender(pair.vocal.blocks(sr), pair.backing.blocks(sr),
+                                   pair.frames, sr, params, stems=stems, progress=step)
+        self.source = BlockSource(self._render.blocks(), sr)
+        self._done: MixParams | None = None
+
+    def params(self) -> MixParams:
+        """The params with the achieved figures of the whole mix (after it was written)."""
+        if self._done is None:
+            r = self._render
+            if not r.done:
+                raise ValueError("the long render has not been written yet")
+            achieved = achieved_from_stats(
+                r.vocal.stats(), r.backing.stats(), r.premaster.stats(), r.mix.stats(),
+                r.vocal_dry.stats(), measure=self._params.targets.vocal_to_mix_measure,
+                true_peak_dbtp=r.true_peak.dbtp(), gain_reduction_db=r.gain_reduction_db)
+            self._done = replace(self._params, achieved=achieved)
+        return self._done
+
+    def contents(self, output: str | os.PathLike[str], stems: list[Any],
+                 params_out: str | os.PathLike[str] | None
+                 ) -> Mapping[str | os.PathLike[str], Any]:
+        """What :meth:`vocalmix.core.audio.OutputPlan.commit` writes: the mix at
+        ``output``, the three stems at ``stems`` (paths, or none) and the params document
+        at ``params_out`` (written last, with the figures measured while writing)."""
+        out: dict[str | os.PathLike[str], Any] = {output: self.source.output(0)}
+        for i, path in enumerate(stems, start=1):
+            out[path] = self.source.output(i)
+        if params_out:
+            make: Callable[[], str] = lambda: self.params().to_json()  # noqa: E731
+            out[params_out] = make
+        return out
+
+
+__all__ = [
+    "EXCERPTS",
+    "EXCERPT_S",
+    "LONG_INPUT_MB",
+    "LongPair",
+    "LongRender",
+    "estimate_long",
+    "excerpt_starts",
+    "excerpts",
+    "long_input_bytes",
+    "open_long_pair",
+]
