@@ -40,8 +40,10 @@ from vocalmix.pipeline import Estimate, achieved_from_stats, estimate_params
 LONG_INPUT_MB = 320.0
 #: excerpts the settings of a long input are estimated on
 EXCERPTS = 12
-#: length of each excerpt, s
+#: length of each excerpt at up to :data:`EXCERPT_RATE_HZ`, s (shorter above that rate, so
+#: that the excerpts never take more memory than 6 minutes at 48 kHz)
 EXCERPT_S = 30.0
+EXCERPT_RATE_HZ = 48000
 #: fade in and out at each end of an excerpt, s (the joins would otherwise click)
 JOIN_FADE_S = 0.01
 #: a stretch of the vocal counts as singing when its RMS is above this, dBFS
@@ -178,11 +180,14 @@ def excerpts(pair: LongPair, *, count: int = EXCERPTS, excerpt_s: float = EXCERP
     return v, b, note
 
 
-def estimate_long(pair: LongPair, *, count: int = EXCERPTS, excerpt_s: float = EXCERPT_S,
+def estimate_long(pair: LongPair, *, count: int = EXCERPTS, excerpt_s: float | None = None,
                   **kwargs: Any) -> Estimate:
     """:func:`vocalmix.pipeline.estimate_params` (same keyword arguments) on the
-    :func:`excerpts` of a long pair; the resolvers' renders of the excerpts are dropped
-    (``resolved`` is ``None``)."""
+    :func:`excerpts` of a long pair (``excerpt_s`` long each, s; by default
+    :data:`EXCERPT_S`, shortened above :data:`EXCERPT_RATE_HZ`); the resolvers' renders of
+    the excerpts are dropped (``resolved`` is ``None``)."""
+    if excerpt_s is None:
+        excerpt_s = EXCERPT_S * min(1.0, EXCERPT_RATE_HZ / pair.sample_rate)
     progress: Progress = kwargs.get("progress", no_progress)
     progress(ProgressEvent("estimate", 0.05, "reading the excerpts to estimate on"))
     v, b, note = excerpts(pair, count=count, excerpt_s=excerpt_s)
