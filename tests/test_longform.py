@@ -266,3 +266,20 @@ def test_reader_resamples_as_the_whole_file_path(tmp_path, monkeypatch):
     want = resample(read_audio(p).samples, 16000, SR)
     assert got.shape == want.shape
     assert np.abs(got - want).max() < 1e-6
+
+
+def test_batch_row_of_long_inputs_matches_the_command_line(tmp_path, pair_files, monkeypatch,
+                                                           capsys):
+    from vocalmix import batch
+
+    v, b = pair_files
+    monkeypatch.setenv("VOCALMIX_LONG_INPUT_MB", "0.5")
+    out = tmp_path / "out"
+    config = batch.BatchConfig(out_dir=str(out), base_dir=str(tmp_path), method="baseline")
+    res = batch.mix_job({"id": "long", "vocal": str(v), "backing": str(b)}, config)
+    assert res["status"] == "ok", res.get("error")
+    assert res["duration_s"] == pytest.approx(12.0)
+    assert any("long inputs" in n for n in json.loads(res["notes"]))
+    cli = tmp_path / "cli.wav"
+    assert main(["mix", str(v), str(b), "-o", str(cli), "-q", "--method", "baseline"]) == 0
+    assert (out / res["mix_path"]).read_bytes() == cli.read_bytes()

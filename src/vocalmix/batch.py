@@ -453,6 +453,7 @@ def _mix_into(spec: JobSpec, config: BatchConfig, out: dict[str, Any],
               timings: dict[str, float]) -> None:
     """The body of ``vocalmix mix`` for one row (same calls, same order)."""
     from vocalmix.core.audio import (
+        OutputPlan,
         check_outputs,
         prepare_pair,
         read_audio,
@@ -461,6 +462,7 @@ def _mix_into(spec: JobSpec, config: BatchConfig, out: dict[str, Any],
         write_params,
     )
     from vocalmix.estimators.presets import preset_reverb, resolve_preset_ref
+    from vocalmix.longform import LongRender, estimate_long, open_long_pair
     from vocalmix.pipeline import mix
 
     root = Path(config.out_dir)
@@ -476,29 +478,44 @@ def _mix_into(spec: JobSpec, config: BatchConfig, out: dict[str, Any],
     check_outputs([root / mix_rel, root / params_rel], inputs, force=True)
     t = time.perf_counter()
     base = read_params(spec.params_in) if spec.params_in else None
-    v = read_audio(spec.vocal, label=f"vocal {spec.vocal}", fold=spec.fold)
-    b = read_audio(spec.backing, label=f"backing {spec.backing}", fold=spec.fold)
-    vocal, backing, sr, notes = prepare_pair(v, b)
-    timings["read_s"] = time.perf_counter() - t
-    params, rendered, est = mix(
-        vocal, backing, sr, method=spec.method, base=base,
-        reverb_preset=preset[0] if preset else None,
+    kwargs: dict[str, Any] = dict(
+        method=spec.method, base=base, reverb_preset=preset[0] if preset else None,
         preset_library=preset[1] if preset else None, genre=spec.genre,
         vocal_to_mix_lu=spec.vocal_to_mix_lu, vocal_lra_lu=spec.vocal_lra_lu,
         reverb_decay_s=spec.reverb_decay_s,
     )
+    pair = open_long_pair(spec.vocal, spec.backing, fold=spec.fold)
+    if pair is not None:  # too long to hold whole: estimated on excerpts, written as made
+        timings["read_s"] = time.perf_counter() - t
+        est = estimate_long(pair, **kwargs)
+        notes: list[str] = []  # the pair's notes are in est.notes
+        sr, duration_s = pair.sample_rate, pair.duration_s
+        t = time.perf_counter()
+        lr = LongRender(pair, est.params)
+        OutputPlan(audio=[root / mix_rel], files=[root / params_rel], inputs=inputs,
+                   force=True).commit(lr.contents(root / mix_rel, [], root / params_rel))
+        params = lr.params()
+        timings["render_s"] = timings["write_s"] = time.perf_counter() - t
+    else:
+        v = read_audio(spec.vocal, label=f"vocal {spec.vocal}", fold=spec.fold)
+        b = read_audio(spec.backing, label=f"backing {spec.backing}", fold=spec.fold)
+        vocal, backing, sr, notes = prepare_pair(v, b)
+        del v, b
+        duration_s = vocal.shape[0] / float(sr)
+        timings["read_s"] = time.perf_counter() - t
+        params, rendered, est = mix(vocal, backing, sr, **kwargs)
+        timings["render_s"] = est.timings_s.get("render", 0.0)
+        t = time.perf_counter()
+        write_audio(root / mix_rel, rendered.mix, sr, force=True, inputs=inputs)
+        write_params(root / params_rel, params, force=True, inputs=inputs)
+        timings["write_s"] = time.perf_counter() - t
     timings["estimate_s"] = est.timings_s.get("estimate", 0.0)
     timings["resolve_s"] = est.timings_s.get("resolve", 0.0)
-    timings["render_s"] = est.timings_s.get("render", 0.0)
-    t = time.perf_counter()
-    write_audio(root / mix_rel, rendered.mix, sr, force=True, inputs=inputs)
-    write_params(root / params_rel, params, force=True, inputs=inputs)
-    timings["write_s"] = time.perf_counter() - t
     a, tg = params.achieved, params.targets
     out.update(
         method=params.provenance.method, mix_path=mix_rel, params_path=params_rel,
         params_json=params.to_json(), sample_rate_hz=int(sr),
-        duration_s=vocal.shape[0] / float(sr),
+        duration_s=duration_s,
         target_vocal_to_mix_lu=_fin(tg.vocal_to_mix_lu),
         target_vocal_lra_lu=_fin(tg.vocal_lra_lu),
         target_reverb_decay_s=_fin(tg.reverb_decay_s),
