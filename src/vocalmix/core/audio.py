@@ -1191,6 +1191,8 @@ def _commit(items: list[tuple[PlannedOutput, Content]]) -> None:
                 later.append((e, content))
             else:
                 _write_scratch(e.tmp, dest, content, e.existed)
+        if streams:
+            where = streams[0][0].dest  # (the audio written block by block)
         _write_streams(streams)
         for e, make in later:
             where = e.dest
