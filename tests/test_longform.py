@@ -283,3 +283,22 @@ def test_batch_row_of_long_inputs_matches_the_command_line(tmp_path, pair_files,
     cli = tmp_path / "cli.wav"
     assert main(["mix", str(v), str(b), "-o", str(cli), "-q", "--method", "baseline"]) == 0
     assert (out / res["mix_path"]).read_bytes() == cli.read_bytes()
+
+
+def test_library_recipe_for_a_long_pair(tmp_path, pair_files):
+    from vocalmix.longform import estimate_long, write_long
+
+    v, b = pair_files
+    pair = open_long_pair(v, b, force=True)  # whatever its length
+    assert pair is not None
+    out, doc = tmp_path / "mix.flac", tmp_path / "params.json"
+    stems = [tmp_path / "s" / f"{k}.wav" for k in ("vocal", "vocal_dry", "backing")]
+    plan = OutputPlan(audio=[out, *stems], files=[doc])
+    est = estimate_long(pair, method="baseline", excerpt_s=4.0, count=2)
+    params, written = write_long(plan, pair, est.params, out, stems=stems, params_out=doc)
+    assert written == [out, *stems, doc]
+    assert params.achieved.mix_integrated_lufs is not None
+    assert json.loads(doc.read_text())["achieved"] == json.loads(params.to_json())["achieved"]
+    assert any("2 excerpts of 4 s" in n for n in params.provenance.notes)
+    y, sr = sf.read(stems[1])
+    assert sr == SR and y.shape == (12 * SR, 2)

@@ -462,7 +462,7 @@ def _mix_into(spec: JobSpec, config: BatchConfig, out: dict[str, Any],
         write_params,
     )
     from vocalmix.estimators.presets import preset_reverb, resolve_preset_ref
-    from vocalmix.longform import LongRender, estimate_long, open_long_pair
+    from vocalmix.longform import estimate_long, open_long_pair, write_long
     from vocalmix.pipeline import mix
 
     root = Path(config.out_dir)
@@ -491,10 +491,10 @@ def _mix_into(spec: JobSpec, config: BatchConfig, out: dict[str, Any],
         notes: list[str] = []  # the pair's notes are in est.notes
         sr, duration_s = pair.sample_rate, pair.duration_s
         t = time.perf_counter()
-        lr = LongRender(pair, est.params)
-        OutputPlan(audio=[root / mix_rel], files=[root / params_rel], inputs=inputs,
-                   force=True).commit(lr.contents(root / mix_rel, [], root / params_rel))
-        params = lr.params()
+        plan = OutputPlan(audio=[root / mix_rel], files=[root / params_rel], inputs=inputs,
+                          force=True)
+        params, _ = write_long(plan, pair, est.params, root / mix_rel,
+                               params_out=root / params_rel)
         timings["render_s"] = timings["write_s"] = time.perf_counter() - t
     else:
         v = read_audio(spec.vocal, label=f"vocal {spec.vocal}", fold=spec.fold)

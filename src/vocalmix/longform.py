@@ -26,11 +26,19 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from vocalmix.core.audio import MB, AudioReader, BlockSource, decoded_bytes, resample
+from vocalmix.core.audio import (
+    MB,
+    AudioReader,
+    BlockSource,
+    OutputPlan,
+    decoded_bytes,
+    resample,
+)
 from vocalmix.core.errors import SampleRateError
 from vocalmix.core.params import MixParams
 from vocalmix.core.progress import Progress, ProgressEvent, no_progress
@@ -252,6 +260,28 @@ class LongRender:
         return out
 
 
+def write_long(plan: OutputPlan, pair: LongPair, params: MixParams,
+               output: str | os.PathLike[str], *, stems: list[Any] | None = None,
+               params_out: str | os.PathLike[str] | None = None,
+               progress: Progress = no_progress) -> tuple[MixParams, list[Path]]:
+    """Render ``params`` over a long pair a block at a time into the outputs ``plan``
+    holds (the mix at ``output``, the three stems at ``stems``, the params document at
+    ``params_out``; :class:`vocalmix.core.audio.OutputPlan` checked them before any work).
+    Returns the params with the whole mix's achieved figures, and the paths written.
+
+    From a library, a long pair mixes like this::
+
+        pair = open_long_pair("set_vocal.wav", "set_backing.wav", force=True)
+        plan = OutputPlan(audio=["mix.wav"], files=["params.json"])
+        est = estimate_long(pair, method="model")
+        params, written = write_long(plan, pair, est.params, "mix.wav",
+                                     params_out="params.json")
+    """
+    lr = LongRender(pair, params, stems=bool(stems), progress=progress)
+    written = plan.commit(lr.contents(output, list(stems or []), params_out))
+    return lr.params(), written
+
+
 __all__ = [
     "EXCERPTS",
     "EXCERPT_S",
@@ -263,4 +293,5 @@ __all__ = [
     "excerpts",
     "long_input_bytes",
     "open_long_pair",
+    "write_long",
 ]

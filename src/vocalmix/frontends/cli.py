@@ -454,14 +454,14 @@ def _long_pair(args: argparse.Namespace, progress: _Progress):
 def _write_long(plan, args, pair, params, progress):
     """Render a long pair a block at a time into the planned outputs; returns the params
     with the whole mix's achieved figures, and the paths written."""
-    from vocalmix.longform import LongRender
+    from vocalmix.longform import write_long
 
-    stems = _stem_paths(args.stems_out)
-    lr = LongRender(pair, params, stems=bool(stems), progress=progress)
     # (not under _decoder_noise: it would hide the progress lines written meanwhile)
-    written = plan.commit(lr.contents(args.output, stems, args.params_out))
+    params, written = write_long(plan, pair, params, args.output,
+                                 stems=_stem_paths(args.stems_out),
+                                 params_out=args.params_out, progress=progress)
     progress("wrote " + ", ".join(str(p) for p in written))
-    return lr.params(), written
+    return params, written
 
 
 def _reverb_summary(rv) -> str:
