@@ -17,7 +17,8 @@ each stage (estimate, resolve.compressor, resolve.gain, resolve.master, render),
 writes the mix as the command line does.
 
 Every process is pinned to one core (``taskset -c 0``) unless ``--cores all``: vocalmix
-then runs as it would on the machine (matchering too).
+then runs as it would on the machine (matchering too). The vocalmix package is
+byte-compiled first (``compileall``), as an installed package is.
 
 Songs longer than 10 minutes are written by repeating a synthesised 3-minute song (the
 bench process itself would otherwise hold the whole song several times); the decode
@@ -147,6 +148,13 @@ def main() -> int:
     if args.cores == "all":
         env = dict(os.environ)
     vocalmix = [PY, "-m", "vocalmix"]
+    # byte-compile the package first, as pip does when it installs one: matchering's
+    # modules are compiled in site-packages, and an editable install run with
+    # PYTHONDONTWRITEBYTECODE would otherwise compile vocalmix's in every process
+    import vocalmix
+
+    subprocess.run([PY, "-m", "compileall", "-q", str(Path(vocalmix.__file__).parent)],
+                   check=True, stdout=subprocess.DEVNULL)
 
     have_mg = not args.no_matchering
     if have_mg:
