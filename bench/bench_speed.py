@@ -151,9 +151,11 @@ def main() -> int:
     # byte-compile the package first, as pip does when it installs one: matchering's
     # modules are compiled in site-packages, and an editable install run with
     # PYTHONDONTWRITEBYTECODE would otherwise compile vocalmix's in every process
-    import vocalmix
+    import importlib.util
 
-    subprocess.run([PY, "-m", "compileall", "-q", str(Path(vocalmix.__file__).parent)],
+    spec = importlib.util.find_spec("vocalmix")
+    assert spec is not None and spec.origin is not None
+    subprocess.run([PY, "-m", "compileall", "-q", str(Path(spec.origin).parent)],
                    check=True, stdout=subprocess.DEVNULL)
 
     have_mg = not args.no_matchering
