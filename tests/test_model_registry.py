@@ -73,6 +73,33 @@ def test_optional_providers_are_skipped_with_a_note(monkeypatch, rng):
     assert any(n.startswith("eq: EQ weights missing; kept the baseline's choice")
                for n in notes)
     assert any(n.startswith("model: vocal-to-mix") for n in notes)
+    # the baseline's masking EQ, skipped while the EQ provider might replace it, is back
+    base, _ = pipeline.choose_targets(v, b, SR, "baseline")
+    assert params.vocal.eq_bands == base.vocal.eq_bands
+    assert params.vocal.highpass == base.vocal.highpass
+    by_path = {r.path: r for r in params.reasons}
+    assert by_path["vocal.eq_bands"] == next(r for r in base.reasons
+                                             if r.path == "vocal.eq_bands")
+
+
+def test_the_model_method_analyses_the_baseline_masking_only_when_it_keeps_it(monkeypatch):
+    """The EQ provider replaces the baseline's masking EQ: its analysis of the uncorrected
+    vocal is not run; the high-pass and its reason are the EQ provider's."""
+    from vocalmix.estimators import baseline
+
+    calls = []
+    real = baseline.masking_analysis
+    monkeypatch.setattr(baseline, "masking_analysis",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    v, b = synthesize_song(sample_rate=SR, duration_s=6.0, seed=4)
+    params, _notes = registry.estimate(v, b, SR, "model")
+    assert not calls
+    hp = [r for r in params.reasons if r.path == "vocal.highpass"]
+    assert len(hp) == 1
+    assert f"{params.vocal.highpass.cutoff_frequency_hz:.0f} Hz" in hp[0].text
+    assert any(r.path == "vocal.eq_bands" and r.source == "model" for r in params.reasons)
+    baseline_params, _ = registry.estimate(v, b, SR, "baseline")
+    assert calls  # the baseline method still analyses it
 
 
 def test_missing_dynamics_weights_keep_the_baseline_compressor_target(monkeypatch):

@@ -109,14 +109,14 @@ def reverb_for_decay(decay_s: float, config: BaselineConfig | None = None) -> Re
                   wet_level_db=c.reverb_wet_level_db, pre_delay_ms=c.reverb_pre_delay_ms)
 
 
-def analyse(
-    vocal: np.ndarray, backing: np.ndarray, sample_rate: int, config: BaselineConfig | None = None
-) -> BaselineAnalysis:
-    """Tempo of the backing and masking EQ of the vocal."""
+def masking_analysis(vocal: np.ndarray, backing: np.ndarray, sample_rate: int,
+                     config: BaselineConfig | None = None
+                     ) -> tuple[tuple[EqBand, ...], float]:
+    """The masking EQ of the vocal against the backing and the high-pass below the
+    vocal's range (Hz; ``highpass_default_hz`` when the vocal shows none)."""
     from vocalmix.estimators.masking import masking_eq
 
     c = config or BaselineConfig()
-    tempo = backing_tempo(backing, sample_rate, c)
     bands, hp = masking_eq(
         vocal,
         backing,
@@ -130,9 +130,39 @@ def analyse(
         EqBand(kind=k, freq_hz=float(f), gain_db=float(g), q=float(q), source="masking")
         for k, f, g, q in bands
     )
-    if not math.isfinite(hp):
-        hp = c.highpass_default_hz
-    return BaselineAnalysis(tempo_bpm=tempo, eq_bands=eq, highpass_hz=float(hp))
+    return eq, float(hp) if math.isfinite(hp) else c.highpass_default_hz
+
+
+def analyse(
+    vocal: np.ndarray, backing: np.ndarray, sample_rate: int,
+    config: BaselineConfig | None = None, masking: bool = True,
+) -> BaselineAnalysis:
+    """Tempo of the backing and masking EQ of the vocal (:func:`masking_analysis`;
+    ``masking=False``: no bands and the default high-pass, for an estimator that
+    chooses the EQ itself)."""
+    c = config or BaselineConfig()
+    tempo = backing_tempo(backing, sample_rate, c)
+    if not masking:
+        return BaselineAnalysis(tempo_bpm=tempo, eq_bands=(), highpass_hz=c.highpass_default_hz)
+    eq, hp = masking_analysis(vocal, backing, sample_rate, c)
+    return BaselineAnalysis(tempo_bpm=tempo, eq_bands=eq, highpass_hz=hp)
+
+
+def with_masking_eq(params: MixParams, analysis: BaselineAnalysis,
+                    config: BaselineConfig | None = None) -> MixParams:
+    """``params`` with the EQ bands, high-pass and their reasons of ``analysis`` (the
+    baseline's EQ, for an estimate made with ``masking=False``)."""
+    from dataclasses import replace
+
+    c = config or BaselineConfig()
+    vocal = replace(params.vocal, eq_bands=analysis.eq_bands,
+                    highpass=replace(params.vocal.highpass,
+                                     cutoff_frequency_hz=analysis.highpass_hz))
+    paths = {"vocal.eq_bands", "vocal.highpass"}
+    new = tuple(r for r in reasons(analysis, params.targets.reverb_decay_s, c)
+                if r.path in paths)
+    kept = tuple(r for r in params.reasons if r.path not in paths)
+    return replace(params, vocal=vocal, reasons=kept + new)
 
 
 def estimate(
@@ -140,12 +170,16 @@ def estimate(
     backing: np.ndarray,
     sample_rate: int,
     config: BaselineConfig | None = None,
+    masking: bool = True,
 ) -> tuple[MixParams, BaselineAnalysis]:
-    """Baseline targets and unresolved settings (resolve with :mod:`vocalmix.pipeline`)."""
+    """Baseline targets and unresolved settings (resolve with :mod:`vocalmix.pipeline`).
+    ``masking=False`` skips the masking analysis (no EQ bands, the default high-pass):
+    for an estimator that replaces the EQ, which then adds the baseline's with
+    :func:`with_masking_eq` only if it must fall back to it."""
     from vocalmix._version import __version__
 
     c = config or BaselineConfig()
-    a = analyse(vocal, backing, sample_rate, c)
+    a = analyse(vocal, backing, sample_rate, c, masking)
     decay = reverb_decay_for_tempo(a.tempo_bpm, c)
     params = MixParams(
         vocal=VocalChain(

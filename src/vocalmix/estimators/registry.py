@@ -196,7 +196,7 @@ def eq_provider(ctx: Context) -> tuple[MixParams, list[str]]:
                      f"RMS is at least {m.gate_min_rms_db:g} dB)")
     corr, mask, hp, more = combined
     p = ctx.params
-    hp_hz = hp if math.isfinite(hp) else p.vocal.highpass.cutoff_frequency_hz
+    hp_hz = hp if math.isfinite(hp) else _baseline_masking(ctx).highpass_hz
     bands = tuple(EqBand(kind=k, freq_hz=clip(EqBand, "freq_hz", f),
                          gain_db=clip(EqBand, "gain_db", g), q=clip(EqBand, "q", q),
                          source=src)
@@ -216,7 +216,23 @@ def eq_provider(ctx: Context) -> tuple[MixParams, list[str]]:
     r = Reason("vocal.eq_bands", "model", text,
                (("p_no_eq", c.p_clean), ("correction_bands", float(len(corr))),
                 ("masking_bands", float(len(mask)))), 1.0 - c.p_clean if corr else None)
-    return with_reasons(replace(p, vocal=vocal), r), notes + more
+    where = ("below the corrected vocal's lowest energy" if math.isfinite(hp) else
+             "the baseline's (the corrected vocal shows no low roll-off)")
+    r_hp = Reason("vocal.highpass", "rule", f"a high-pass at {hp_hz:.0f} Hz, {where}",
+                  (("cutoff_hz", float(hp_hz)),))
+    return with_reasons(replace(p, vocal=vocal), r, r_hp), notes + more
+
+
+def _baseline_masking(ctx: Context) -> baseline.BaselineAnalysis:
+    """The baseline's masking EQ and high-pass of the input pair (what the model keeps
+    when its EQ is unavailable), computed once per estimate and only when asked: the
+    model's estimate starts from a baseline without it (``masking=False``)."""
+    key = "baseline masking"
+    a = ctx.memo.get(key)
+    if a is None:
+        bands, hp = baseline.masking_analysis(ctx.vocal, ctx.backing, ctx.sample_rate)
+        a = ctx.memo[key] = baseline.BaselineAnalysis(float("nan"), bands, hp)
+    return a
 
 
 def dynamics_provider(ctx: Context) -> tuple[MixParams, list[str]]:
@@ -453,6 +469,11 @@ PROVIDERS: list[tuple[str, Provider, bool]] = [
 ]
 
 
+#: the providers that neither read nor replace the vocal's EQ before the EQ provider
+#: settles it (see :func:`estimate`)
+_BEFORE_EQ = frozenset({"level", "EQ"})
+
+
 def default_method() -> str:
     """The runnable method (``baseline`` or ``model``) whose cross-validated vocal-to-mix
     error, recorded in the shipped level model's metadata by ``vocalmix train``, is
@@ -509,10 +530,17 @@ def estimate(vocal: np.ndarray, backing: np.ndarray, sample_rate: int,
         ahead: dict[Any, Future[Any]] = {
             "eq": pool.submit(_eq_analysis, vocal, backing, sample_rate),
             "reverb": pool.submit(_reverb_analysis, backing, sample_rate)}
-        params, _analysis = baseline.estimate(vocal, backing, sample_rate)
+        # the baseline's masking EQ is replaced by the EQ provider's: it is analysed only
+        # if a provider after the EQ's place runs before the EQ is settled
+        params, _analysis = baseline.estimate(vocal, backing, sample_rate, masking=False)
         notes = []
         memo: dict[Any, Any] = {}
+        eq_settled = False
         for name, provider, required in PROVIDERS:
+            if not eq_settled and name not in _BEFORE_EQ:
+                params = baseline.with_masking_eq(params, _baseline_masking(
+                    Context(vocal, backing, sample_rate, params, g, ahead, memo)))
+                eq_settled = True
             try:
                 params, more = provider(Context(vocal, backing, sample_rate, params, g,
                                                 ahead, memo))
@@ -520,6 +548,8 @@ def estimate(vocal: np.ndarray, backing: np.ndarray, sample_rate: int,
                 if required:
                     raise
                 more = [f"{name}: {e}; kept the baseline's choice"]
+            else:
+                eq_settled = eq_settled or name == "EQ"
             notes.extend(more)
             if name == "EQ" and any(n == "dynamics" for n, _p, _r in PROVIDERS):
                 # the EQ is settled: the dynamics model's analysis of the EQ'd vocal goes
@@ -528,6 +558,9 @@ def estimate(vocal: np.ndarray, backing: np.ndarray, sample_rate: int,
                 ctx = Context(vocal, backing, sample_rate, params, g, ahead, memo)
                 _eq_vocal(ctx)  # made here, once, before both threads read it
                 ahead[_dynamics_key(ctx)] = pool.submit(_dynamics_analysis, ctx)
+        if not eq_settled:
+            params = baseline.with_masking_eq(params, _baseline_masking(
+                Context(vocal, backing, sample_rate, params, g, ahead, memo)))
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
     notes.extend(params.provenance.notes)
