@@ -3,6 +3,7 @@ bit for bit the needed gain, gain and output of the interpolator run over every 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -46,6 +47,7 @@ class _Probe:
         self.q: list[np.ndarray] = []
         self.interpolated = 0
         self.ungated = False
+        self.lock = threading.Lock()
 
     def take(self) -> tuple[np.ndarray, int]:
         q, k = np.concatenate(self.q), self.interpolated
@@ -67,9 +69,11 @@ def probe(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Probe]:
     def detect_(self: StreamingLimiter, read: np.ndarray, q: np.ndarray) -> None:
         (_full_detect if pr.ungated else detect)(self, read, q)
 
-    def run_(self: StreamingLimiter, w: np.ndarray, q: np.ndarray) -> None:
-        pr.interpolated += q.shape[0]
-        run(self, w, q)
+    def run_(self: StreamingLimiter, w: np.ndarray, q: np.ndarray,
+             scratch: tuple[np.ndarray, ...]) -> None:
+        with pr.lock:  # the offline run interpolates on two threads
+            pr.interpolated += q.shape[0]
+        run(self, w, q, scratch)
 
     monkeypatch.setattr(StreamingLimiter, "process", process_)
     monkeypatch.setattr(StreamingLimiter, "_detect_large", detect_)

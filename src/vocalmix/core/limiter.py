@@ -41,6 +41,7 @@ default 5 ms). Before the start and after the end the signal is taken as silence
 
 from __future__ import annotations
 
+from concurrent.futures import Executor, ThreadPoolExecutor
 from functools import lru_cache
 
 import numpy as np
@@ -61,6 +62,9 @@ MATMUL_MAX = 1024
 #: larger blocks are gated in sub-blocks of this many samples: the interpolator runs only
 #: over those loud enough to reach the ceiling
 GATE_BLOCK = 512
+#: loud samples of a block from which the offline run shares the interpolation with a
+#: second thread
+SPLIT_MIN = 8 * GATE_BLOCK
 
 
 @lru_cache(maxsize=1)
@@ -114,7 +118,7 @@ class StreamingLimiter:
         self.latency_samples = lat = latency_samples(master, sample_rate)
         att = lat - DETECTOR_LOOKAHEAD + 1
         hold = _hold_samples(master, sample_rate)
-        nb = max_block
+        nb = self.max_block = max_block
         self.channels = channels
         self._taps = np.ascontiguousarray(interpolator_phases()[::-1].T)  # (4, taps)
         # one history serves the interpolator (its last 20 samples) and the delay (all)
@@ -145,6 +149,13 @@ class StreamingLimiter:
         self._head = np.zeros(k)
         self._heads = sliding_window_view(self._peak, TP_TAPS - 1)[GATE_BLOCK::GATE_BLOCK]
         self._loud = np.zeros(k, dtype=bool)
+        #: a thread that takes half of a large block's interpolation (see :func:`_limit`),
+        #: or ``None``
+        self.helper: Executor | None = None
+        self._scratch = [(self._conv, self._z, self._mask)]
+        if nb > MATMUL_MAX:  # a second set for the helper
+            self._scratch.append((np.zeros_like(self._conv), np.zeros_like(self._z),
+                                  np.zeros_like(self._mask)))
 
     def process(self, x: np.ndarray, out: np.ndarray) -> np.ndarray:
         """Limit a block ``x`` ``(channels, n)``; writes and returns ``out[:, :n]`` (float32),
@@ -206,6 +217,7 @@ class StreamingLimiter:
         np.less_equal(sub, self._quiet_peak, out=loud)
         np.logical_not(loud, out=loud)  # a NaN sample is loud, as the full detector sees it
         q.fill(1.0)
+        runs: list[tuple[int, int]] = []
         b = 0
         while b < k:
             if not loud[b]:
@@ -214,31 +226,63 @@ class StreamingLimiter:
             e = b + 1
             while e < k and loud[e]:
                 e += 1
-            t0, t1 = b * GATE_BLOCK, min(e * GATE_BLOCK, n)
-            self._interpolate_run(read[:, t0 : t1 + h], q[t0:t1])
+            runs.append((b * GATE_BLOCK, min(e * GATE_BLOCK, n)))
             b = e
+        total = sum(t1 - t0 for t0, t1 in runs)
+        if self.helper is None or total < SPLIT_MIN:
+            for t0, t1 in runs:
+                self._interpolate_run(read[:, t0 : t1 + h], q[t0:t1], self._scratch[0])
+            return
+        # the interpolator's loop lets go of the GIL: the helper thread takes the second
+        # half of the loud samples (each value reads only its own window, so a run cut in
+        # two gives the same values), this thread the first
+        first: list[tuple[int, int]] = []
+        second: list[tuple[int, int]] = []
+        half = total // 2
+        seen = 0
+        for t0, t1 in runs:
+            cut = min(max(t0 + half - seen, t0), t1)
+            if cut > t0:
+                first.append((t0, cut))
+            if t1 > cut:
+                second.append((cut, t1))
+            seen += t1 - t0
 
-    def _interpolate_run(self, w: np.ndarray, q: np.ndarray) -> None:
+        def interpolate(part: list[tuple[int, int]], scratch: tuple[np.ndarray, ...]) -> None:
+            for t0, t1 in part:
+                self._interpolate_run(read[:, t0 : t1 + h], q[t0:t1], scratch)
+
+        later = self.helper.submit(interpolate, second, self._scratch[1])
+        try:
+            interpolate(first, self._scratch[0])
+        finally:
+            later.result()
+
+    def _interpolate_run(self, w: np.ndarray, q: np.ndarray,
+                         scratch: tuple[np.ndarray, ...]) -> None:
         """``q`` (length ``m``) of the samples whose windows are in ``w`` ``(C, m +
-        TP_TAPS - 1)``: the detector's last samples and the ``TP_TAPS - 1`` before them."""
+        TP_TAPS - 1)``: the detector's last samples and the ``TP_TAPS - 1`` before them.
+        ``scratch``: the interpolator's and the mask's buffers, one set per thread."""
         from vocalmix.core.kernels import correlate1d
 
+        conv, zbuf, maskbuf = scratch
         m = q.shape[0]
-        cb = self._conv[:, : w.shape[1]]
-        z = self._z[:, :m]
+        cb = conv[:, : w.shape[1]]
+        z = zbuf[:, :m]
         zz = z.reshape(self.channels, 4, m)
         for p in range(4):  # output i is z at window position i + 10: the first and last
             # 10 outputs, which read the zero padding of mode="constant", are not used
             correlate1d(w, self._taps[p], axis=1, output=cb, mode="constant")
             zz[:, p, :] = cb[:, TP_DELAY : TP_DELAY + m]
-        self._needed_gain(z, q)
+        self._needed_gain(z, q, maskbuf)
 
-    def _needed_gain(self, z: np.ndarray, q: np.ndarray) -> None:
+    def _needed_gain(self, z: np.ndarray, q: np.ndarray, maskbuf: np.ndarray | None = None
+                     ) -> None:
         """``q`` from the interpolated values ``z`` ``(4 C, m)`` (overwritten): 1 where the
         largest magnitude is within the ceiling, else ``aim`` over it."""
         np.abs(z, out=z)
         np.maximum.reduce(z, axis=0, out=q)  # tpv in [t, t + 1), t 10 before the newest read
-        mask = self._mask[: q.shape[0]]
+        mask = (self._mask if maskbuf is None else maskbuf)[: q.shape[0]]
         np.greater(q, self.ceiling, out=mask)
         np.divide(self.aim, q, out=q, where=mask)
         np.logical_not(mask, out=mask)
@@ -291,6 +335,17 @@ def _limit(x: np.ndarray, sample_rate: int, master: Master, keep_gain: bool,
     c = x.shape[1]
     blk = min(OFFLINE_BLOCK, n + latency_samples(master, sample_rate))
     lim = StreamingLimiter(master, sample_rate, blk, c)
+    with ThreadPoolExecutor(1, thread_name_prefix="vocalmix-limiter") as helper:
+        if blk > MATMUL_MAX:
+            lim.helper = helper
+        return _run_offline(lim, x, keep_gain, in_place)
+
+
+def _run_offline(lim: StreamingLimiter, x: np.ndarray, keep_gain: bool, in_place: bool
+                 ) -> tuple[np.ndarray, np.ndarray | None, float | None]:
+    """:func:`_limit`'s run of ``lim`` over ``x`` (see there)."""
+    n, c = x.shape
+    blk = lim.max_block
     lat = lim.latency_samples
     own = (in_place and x.dtype == np.float32 and x.flags.c_contiguous
            and x.flags.writeable)
