@@ -179,3 +179,34 @@ def test_block_stats_linearity(rng):
     g = 0.7
     direct = m.BlockStats.of(g * v + b, sr).energy
     np.testing.assert_allclose(g * g * vv + 2 * g * vb + bb, direct, rtol=1e-9)
+
+
+def test_k_weighted_cross_in_blocks_on_two_threads_is_the_whole_signal_one(rng):
+    """The gain resolver's sums, made a block at a time with the backing's filter on a
+    helper thread, equal the sums of the whole K-weighted signals (segments whole in
+    every block, so to rounding of the block-wise segment sums only)."""
+    sr = 44100
+    n = sr * 40 + 123  # several blocks, the last one short
+    dry = (rng.standard_normal((n, 2)) * 0.1).astype(np.float32)
+    wet = (rng.standard_normal((n, 2)) * 0.02).astype(np.float32)
+    back = (rng.standard_normal((n, 2)) * 0.2).astype(np.float32)
+    vv, bb, vb = m.k_weighted_cross((dry, wet), back, sr)
+    ref = m.BlockStats.cross(m.k_weight(dry + wet, sr), m.k_weight(back, sr), sr)
+    for got, want in zip((vv, bb, vb), ref, strict=True):
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_zip_on_two_threads_is_zip_strict():
+    assert list(m.zip_on_two_threads(iter(range(5)), iter("abcde"))) == list(
+        zip(range(5), "abcde", strict=True))
+    assert list(m.zip_on_two_threads(iter(()), iter(()))) == []
+    with pytest.raises(ValueError, match="differ in length"):
+        list(m.zip_on_two_threads(iter(range(3)), iter(range(4))))
+
+    def broken():
+        yield 1
+        raise RuntimeError("a filter failed")
+
+    with pytest.raises(RuntimeError, match="a filter failed"):
+        list(m.zip_on_two_threads(iter(range(3)), broken()))

@@ -603,6 +603,29 @@ def k_weighted_frame_energies(x: np.ndarray, sample_rate: int, frame_len: int
     return np.concatenate(frames) if frames else np.zeros((0, x.shape[1]))
 
 
+_END = object()
+
+
+def zip_on_two_threads(a: Iterator[Any], b: Iterator[Any]) -> Iterator[tuple[Any, Any]]:
+    """``zip(a, b, strict=True)`` with each item of ``b`` made on a helper thread while
+    this one makes ``a``'s: for two streams whose work lets go of the GIL (SciPy's
+    filters, numpy's arithmetic), the same items in about half the time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1, thread_name_prefix="vocalmix-zip") as pool:
+        while True:
+            later = pool.submit(next, b, _END)
+            try:
+                xa = next(a, _END)
+            finally:
+                xb = later.result()
+            if xa is _END and xb is _END:
+                return
+            if xa is _END or xb is _END:
+                raise ValueError("zip_on_two_threads: the streams differ in length")
+            yield xa, xb
+
+
 def k_weighted_cross(x: np.ndarray | tuple[np.ndarray, ...], y: np.ndarray, sample_rate: int
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:meth:`BlockStats.cross` of the K-weighted ``x`` and ``y``, a block at a time (the
@@ -621,9 +644,9 @@ def k_weighted_cross(x: np.ndarray | tuple[np.ndarray, ...], y: np.ndarray, samp
                 acc = acc + b
             yield acc
 
-    rows = [BlockStats.cross(a, b, sample_rate) for a, b in zip(
+    rows = [BlockStats.cross(a, b, sample_rate) for a, b in zip_on_two_threads(
         _k_weight_stream(summed(), sample_rate, KW_DTYPE),
-        _k_weight_stream(row_blocks(y, block, n), sample_rate, KW_DTYPE), strict=True)]
+        _k_weight_stream(row_blocks(y, block, n), sample_rate, KW_DTYPE))]
     if not rows:
         z = np.zeros(0)
         return z, z, z
