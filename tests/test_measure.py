@@ -196,17 +196,3 @@ def test_k_weighted_cross_in_blocks_on_two_threads_is_the_whole_signal_one(rng):
         assert got.shape == want.shape
         np.testing.assert_allclose(got, want, rtol=1e-12)
 
-
-def test_zip_on_two_threads_is_zip_strict():
-    assert list(m.zip_on_two_threads(iter(range(5)), iter("abcde"))) == list(
-        zip(range(5), "abcde", strict=True))
-    assert list(m.zip_on_two_threads(iter(()), iter(()))) == []
-    with pytest.raises(ValueError, match="differ in length"):
-        list(m.zip_on_two_threads(iter(range(3)), iter(range(4))))
-
-    def broken():
-        yield 1
-        raise RuntimeError("a filter failed")
-
-    with pytest.raises(RuntimeError, match="a filter failed"):
-        list(m.zip_on_two_threads(iter(range(3)), broken()))

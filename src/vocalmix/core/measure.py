@@ -603,35 +603,13 @@ def k_weighted_frame_energies(x: np.ndarray, sample_rate: int, frame_len: int
     return np.concatenate(frames) if frames else np.zeros((0, x.shape[1]))
 
 
-_END = object()
-
-
-def zip_on_two_threads(a: Iterator[Any], b: Iterator[Any]) -> Iterator[tuple[Any, Any]]:
-    """``zip(a, b, strict=True)`` with each item of ``b`` made on a helper thread while
-    this one makes ``a``'s: for two streams whose work lets go of the GIL (SciPy's
-    filters, numpy's arithmetic), the same items in about half the time."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(1, thread_name_prefix="vocalmix-zip") as pool:
-        while True:
-            later = pool.submit(next, b, _END)
-            try:
-                xa = next(a, _END)
-            finally:
-                xb = later.result()
-            if xa is _END and xb is _END:
-                return
-            if xa is _END or xb is _END:
-                raise ValueError("zip_on_two_threads: the streams differ in length")
-            yield xa, xb
-
-
 def k_weighted_cross(x: np.ndarray | tuple[np.ndarray, ...], y: np.ndarray, sample_rate: int
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:meth:`BlockStats.cross` of the K-weighted ``x`` and ``y``, a block at a time (the
     same values without full-length filtered copies). ``x`` may be a tuple of arrays of
     one shape: their sum ``x[0] + x[1] + ...`` is weighted, summed block by block."""
     from vocalmix.core.dsp import row_blocks
+    from vocalmix.core.parallel import zip_on_two_threads
 
     parts = x if isinstance(x, tuple) else (x,)
     n = min(min(p.shape[0] for p in parts), y.shape[0])
