@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -339,6 +340,37 @@ def test_a_disk_that_fills_while_writing_leaves_the_old_outputs(tmp_path, capfd,
     assert_one_line_error(code, err, r"cannot be written \(no space left on the device\); the "
                                      "previous files are unchanged")
     assert snapshot(tmp_path) == old
+    assert not scratch_files(tmp_path, tmp_path / "stems")
+
+
+def test_ctrl_c_while_the_outputs_are_written_leaves_the_old_ones(tmp_path, capfd, pair,
+                                                                  monkeypatch):
+    """The audio outputs are written on parallel threads: an interrupt while they are
+    written stops the writes not yet started, waits for the running ones, and then puts
+    the previous files back; no scratch file is created after that."""
+    import signal
+
+    v, b = map(str, pair)
+    argv = ["mix", v, b, "-o", str(tmp_path / "m.wav"), "--params-out",
+            str(tmp_path / "p.json"), "--stems-out", str(tmp_path / "stems"), "-q"]
+    assert main(argv + ["--vocal-to-mix-lu", "-8"]) == 0
+    old = snapshot(tmp_path)
+    real_write = sf.write
+    calls = []
+
+    def interrupted(file, *a, **k):
+        calls.append(file)
+        if len(calls) == 1:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the outputs are written
+            time.sleep(0.3)
+        return real_write(file, *a, **k)
+
+    monkeypatch.setattr(sf, "write", interrupted)
+    capfd.readouterr()
+    code, _, err = run(capfd, *argv, "--force")
+    assert code == 130 and "interrupted" in err
+    assert snapshot(tmp_path) == old
+    time.sleep(0.5)  # a write started after the clean-up would have made its file by now
     assert not scratch_files(tmp_path, tmp_path / "stems")
 
 

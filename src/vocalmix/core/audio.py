@@ -1091,7 +1091,7 @@ def _write_all(items: list[tuple[Path, _Entry, str | bytes | AudioData]]
     """Write each content to its entry's scratch file, the audio ones on up to
     :data:`WRITE_THREADS` threads; every write runs to its end. Returns the first
     failure in the plan's order, ``(planned path, exception)``, or ``None``."""
-    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import Future, ThreadPoolExecutor
 
     audio = [(path, e, c) for path, e, c in items if isinstance(c, AudioData)]
     for path, e, c in items:
@@ -1108,9 +1108,28 @@ def _write_all(items: list[tuple[Path, _Entry, str | bytes | AudioData]]
             except Exception as ex:
                 return path, ex
         return None
-    with ThreadPoolExecutor(workers, thread_name_prefix="vocalmix-write") as pool:
-        futures = [pool.submit(_write_scratch, e.tmp, e.dest, c, e.existed)
-                   for _p, e, c in audio]
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="vocalmix-write")
+    futures: list[Future[None]] = []
+    stopped: BaseException | None = None
+    try:
+        for _p, e, c in audio:
+            futures.append(pool.submit(_write_scratch, e.tmp, e.dest, c, e.existed))
+        for f in futures:
+            f.exception()  # waits
+    except BaseException as ex:  # Ctrl-C: stop here, but not before the running writes
+        stopped = ex
+    # no write starts now and the running ones end before the caller removes the scratch
+    # files (so none is created after that), however often the user presses Ctrl-C
+    for f in futures:
+        f.cancel()
+    while True:
+        try:
+            pool.shutdown(wait=True)
+            break
+        except KeyboardInterrupt as ex:
+            stopped = stopped or ex
+    if stopped is not None:
+        raise stopped
     for (path, _e, _c), f in zip(audio, futures, strict=True):
         failure = f.exception()
         if failure is not None:
