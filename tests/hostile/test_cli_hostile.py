@@ -317,8 +317,12 @@ def test_a_full_disk_is_found_before_the_work(tmp_path, capfd, pair, monkeypatch
     assert not started and not out.exists()
 
 
-def test_a_disk_that_fills_while_writing_leaves_the_old_outputs(tmp_path, capfd, pair,
-                                                                monkeypatch):
+def remix_while_writing(tmp_path, capfd, pair, monkeypatch,
+                        on_write: Callable[[int, str], None]) -> tuple[int, str, dict]:
+    """Mix ``pair`` into ``tmp_path`` (outputs, stems and params), then mix it again with
+    other targets and ``--force``, ``on_write(n, file)`` running before the n-th audio
+    file is written; returns that second run's exit code and stderr and the first run's
+    outputs (see :func:`snapshot`)."""
     v, b = map(str, pair)
     argv = ["mix", v, b, "-o", str(tmp_path / "m.wav"), "--params-out",
             str(tmp_path / "p.json"), "--stems-out", str(tmp_path / "stems"), "-q"]
@@ -327,16 +331,25 @@ def test_a_disk_that_fills_while_writing_leaves_the_old_outputs(tmp_path, capfd,
     real_write = sf.write
     calls = []
 
-    def fill_up(file, *a, **k):
+    def write(file, *a, **k):
         calls.append(file)
-        if len(calls) == 3:
-            Path(file).write_bytes(b"partial")
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        on_write(len(calls), file)
         return real_write(file, *a, **k)
 
-    monkeypatch.setattr(sf, "write", fill_up)
+    monkeypatch.setattr(sf, "write", write)
     capfd.readouterr()
     code, _, err = run(capfd, *argv, "--force")
+    return code, err, old
+
+
+def test_a_disk_that_fills_while_writing_leaves_the_old_outputs(tmp_path, capfd, pair,
+                                                                monkeypatch):
+    def fill_up(n: int, file: str) -> None:
+        if n == 3:
+            Path(file).write_bytes(b"partial")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    code, err, old = remix_while_writing(tmp_path, capfd, pair, monkeypatch, fill_up)
     assert_one_line_error(code, err, r"cannot be written \(no space left on the device\); the "
                                      "previous files are unchanged")
     assert snapshot(tmp_path) == old
@@ -350,24 +363,12 @@ def test_ctrl_c_while_the_outputs_are_written_leaves_the_old_ones(tmp_path, capf
     the previous files back; no scratch file is created after that."""
     import signal
 
-    v, b = map(str, pair)
-    argv = ["mix", v, b, "-o", str(tmp_path / "m.wav"), "--params-out",
-            str(tmp_path / "p.json"), "--stems-out", str(tmp_path / "stems"), "-q"]
-    assert main(argv + ["--vocal-to-mix-lu", "-8"]) == 0
-    old = snapshot(tmp_path)
-    real_write = sf.write
-    calls = []
-
-    def interrupted(file, *a, **k):
-        calls.append(file)
-        if len(calls) == 1:
+    def interrupt(n: int, file: str) -> None:
+        if n == 1:
             os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the outputs are written
             time.sleep(0.3)
-        return real_write(file, *a, **k)
 
-    monkeypatch.setattr(sf, "write", interrupted)
-    capfd.readouterr()
-    code, _, err = run(capfd, *argv, "--force")
+    code, err, old = remix_while_writing(tmp_path, capfd, pair, monkeypatch, interrupt)
     assert code == 130 and "interrupted" in err
     assert snapshot(tmp_path) == old
     time.sleep(0.5)  # a write started after the clean-up would have made its file by now

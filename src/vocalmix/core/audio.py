@@ -1093,20 +1093,19 @@ def _write_all(items: list[tuple[Path, _Entry, str | bytes | AudioData]]
     failure in the plan's order, ``(planned path, exception)``, or ``None``."""
     from concurrent.futures import Future, ThreadPoolExecutor
 
-    audio = [(path, e, c) for path, e, c in items if isinstance(c, AudioData)]
-    for path, e, c in items:
-        if not isinstance(c, AudioData):
-            try:
-                _write_scratch(e.tmp, e.dest, c, e.existed)
-            except Exception as ex:
-                return path, ex
+    Item = tuple[Path, _Entry, str | bytes | AudioData]
+    audio: list[Item] = [(path, e, c) for path, e, c in items if isinstance(c, AudioData)]
+    serial: list[Item] = [(path, e, c) for path, e, c in items
+                          if not isinstance(c, AudioData)]
     workers = min(len(audio), WRITE_THREADS, os.cpu_count() or 1)
-    if workers <= 1:
-        for path, e, c in audio:
-            try:
-                _write_scratch(e.tmp, e.dest, c, e.existed)
-            except Exception as ex:
-                return path, ex
+    if workers <= 1:  # one audio file (or one core): written here, after the others
+        serial, audio = serial + audio, []
+    for path, e, c in serial:
+        try:
+            _write_scratch(e.tmp, e.dest, c, e.existed)
+        except Exception as ex:
+            return path, ex
+    if not audio:
         return None
     pool = ThreadPoolExecutor(workers, thread_name_prefix="vocalmix-write")
     futures: list[Future[None]] = []

@@ -228,10 +228,14 @@ class StreamingLimiter:
                 e += 1
             runs.append((b * GATE_BLOCK, min(e * GATE_BLOCK, n)))
             b = e
+
+        def interpolate(part: list[tuple[int, int]], scratch: tuple[np.ndarray, ...]) -> None:
+            for t0, t1 in part:
+                self._interpolate_run(read[:, t0 : t1 + h], q[t0:t1], scratch)
+
         total = sum(t1 - t0 for t0, t1 in runs)
         if self.helper is None or total < SPLIT_MIN:
-            for t0, t1 in runs:
-                self._interpolate_run(read[:, t0 : t1 + h], q[t0:t1], self._scratch[0])
+            interpolate(runs, self._scratch[0])
             return
         # the interpolator's loop lets go of the GIL: the helper thread takes the second
         # half of the loud samples (each value reads only its own window, so a run cut in
@@ -247,11 +251,6 @@ class StreamingLimiter:
             if t1 > cut:
                 second.append((cut, t1))
             seen += t1 - t0
-
-        def interpolate(part: list[tuple[int, int]], scratch: tuple[np.ndarray, ...]) -> None:
-            for t0, t1 in part:
-                self._interpolate_run(read[:, t0 : t1 + h], q[t0:t1], scratch)
-
         later = self.helper.submit(interpolate, second, self._scratch[1])
         try:
             interpolate(first, self._scratch[0])

@@ -536,10 +536,14 @@ def estimate(vocal: np.ndarray, backing: np.ndarray, sample_rate: int,
         notes = []
         memo: dict[Any, Any] = {}
         eq_settled = False
+
+        def with_baseline_eq(p: MixParams) -> MixParams:
+            return baseline.with_masking_eq(p, _baseline_masking(
+                Context(vocal, backing, sample_rate, p, g, ahead, memo)))
+
         for name, provider, required in PROVIDERS:
             if not eq_settled and name not in _BEFORE_EQ:
-                params = baseline.with_masking_eq(params, _baseline_masking(
-                    Context(vocal, backing, sample_rate, params, g, ahead, memo)))
+                params = with_baseline_eq(params)
                 eq_settled = True
             try:
                 params, more = provider(Context(vocal, backing, sample_rate, params, g,
@@ -559,8 +563,7 @@ def estimate(vocal: np.ndarray, backing: np.ndarray, sample_rate: int,
                 _eq_vocal(ctx)  # made here, once, before both threads read it
                 ahead[_dynamics_key(ctx)] = pool.submit(_dynamics_analysis, ctx)
         if not eq_settled:
-            params = baseline.with_masking_eq(params, _baseline_masking(
-                Context(vocal, backing, sample_rate, params, g, ahead, memo)))
+            params = with_baseline_eq(params)
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
     notes.extend(params.provenance.notes)
