@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vocalmix.core import dsp, measure
+from vocalmix.core import dsp, measure, resolve
 
 
 def _signal(seed: int = 0, n: int = 48000) -> np.ndarray:
@@ -138,8 +138,51 @@ def test_the_compressor_resolver_k_weights_its_input_once(monkeypatch):
     from vocalmix.core.resolve import resolve_compressor
 
     seen = _count_calls(monkeypatch, measure, "k_weighted_blocks")
+    streamed = _count_calls(monkeypatch, resolve, "k_weighted_energies_of_blocks")
     x = dsp.frozen(_signal(6, n=48000 * 8) * np.linspace(0.05, 1.0, 48000 * 8)[:, None]
                    .astype(np.float32))
     sol = resolve_compressor(x, 48000, 3.0, Compressor(ratio=4.0), statistic="lra")
     assert sol.renders >= 1
-    assert sum(1 for n in seen if n >= x.shape[0] - 480) == 1 + sol.renders  # input, outputs
+    # the input once; each verification render once, block by block as it renders
+    assert sum(1 for n in seen if n >= x.shape[0] - 480) == 1
+    assert len(streamed) == sol.renders
+
+
+def test_a_render_measured_as_it_renders_gives_the_same_samples_and_energies():
+    """The compressor resolver's verification render, K-weighted block by block while the
+    next blocks render, equals the render and the measurement done one after the other,
+    to the bit, whatever the length against the render's and the K-weighting's blocks."""
+    from vocalmix.core.params import Compressor
+    from vocalmix.core.render import compressor_stage
+
+    sr = 44100
+    kw, board = measure.kw_block_len(sr), dsp.BOARD_BLOCK
+    comp = Compressor(enabled=True, threshold_db=-24.0, ratio=4.0, makeup_db=0.0)
+    base = _signal(7, n=2 * kw + board + 17)
+    for n in (len(base), kw, kw + 1, board, 3 * board, 4410 * 2 + 5, 100):
+        x = dsp.frozen(base[:n])
+        out, seen = resolve._render_measured(x, sr, comp)
+        ref = compressor_stage(x, sr, comp)
+        assert np.array_equal(out, ref) and out.flags.writeable and not seen.flags.writeable
+        assert np.shares_memory(out, seen)
+        assert np.array_equal(measure.BlockStats.of(seen, sr).energy,
+                              measure.k_weighted_energies(ref, sr))
+
+
+def test_run_board_blocks_yields_each_block_once_rendered_and_stops_when_closed():
+    from vocalmix.core.params import Compressor
+    from vocalmix.core.render import compressor_board
+
+    sr, block = 44100, 100_000
+    x = _signal(8, n=5 * dsp.BOARD_BLOCK + 3)
+    board = compressor_board(Compressor(enabled=True, threshold_db=-20.0, ratio=3.0))
+    out, blocks = dsp.run_board_blocks(board, x, sr, block)
+    got = list(blocks)
+    assert [len(b) for b in got] == [block] * 3 + [len(x) - 3 * block]
+    assert all(np.shares_memory(b, out) for b in got)
+    assert np.array_equal(np.concatenate(got), dsp.run_board(board, x, sr))
+    # closed after the first block: the render stops without error
+    out2, blocks2 = dsp.run_board_blocks(board, x, sr, block)
+    first = next(blocks2)
+    blocks2.close()
+    assert np.array_equal(first, out[:block])

@@ -15,7 +15,7 @@ import sys
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Hashable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from functools import lru_cache, partial
 from typing import TYPE_CHECKING, Any
 
@@ -319,16 +319,57 @@ def run_board(board: pb.Pedalboard, x: np.ndarray, sample_rate: int, delay: int 
     transposed copies in and out. The output is float32 ``(samples, channels)``."""
     if len(board) == 0 and delay == 0:
         return x
+    out = np.empty(x.shape, np.float32)
+    render = _board_rows(board, x, sample_rate, delay, out)
+    for i in range(0, x.shape[0], BOARD_BLOCK):
+        render(i)
+    return out
+
+
+def _board_rows(board: pb.Pedalboard, x: np.ndarray, sample_rate: int, delay: int,
+                out: np.ndarray) -> Callable[[int], int]:
+    """The step of :func:`run_board`: a function that renders the :data:`BOARD_BLOCK`
+    rows from ``i`` (a multiple of it, called in order from 0) into ``out`` and returns
+    the row it stopped at."""
     n, c = x.shape
-    out = np.empty((n, c), np.float32)
     blk = np.zeros((BOARD_BLOCK, c), np.float32)
-    for i in range(0, n, BOARD_BLOCK):
+
+    def render(i: int) -> int:
         k = min(BOARD_BLOCK, n - i)
         b = delayed_rows(x, i, delay, blk[:k])
         # pedalboard takes (channels, samples); vocalmix keeps (samples, channels)
         out[i : i + k] = board(np.ascontiguousarray(b.T), float(sample_rate),
                                reset=i == 0).T if len(board) else b
-    return out
+        return i + k
+
+    return render
+
+
+def run_board_blocks(board: pb.Pedalboard, x: np.ndarray, sample_rate: int, block: int,
+                     out: np.ndarray | None = None) -> tuple[np.ndarray, Iterator[np.ndarray]]:
+    """:func:`run_board` (no delay) rendered on a helper thread: ``(out, blocks)``, where
+    ``blocks`` yields the rows of ``out`` as consecutive views of ``block`` rows (the last
+    one shorter) as soon as the chain has rendered them, so that the caller measures one
+    block while the next renders. ``out`` holds the same samples as :func:`run_board`'s
+    output (the same chain on the same :data:`BOARD_BLOCK` blocks) once ``blocks`` is
+    exhausted; the render stops early if ``blocks`` is closed. An error of the render is
+    raised where its block would have been yielded."""
+    from vocalmix.core.parallel import ordered_map
+
+    n = x.shape[0]
+    out = np.empty(x.shape, np.float32) if out is None else out
+    render = _board_rows(board, x, sample_rate, 0, out)
+
+    def ready() -> Iterator[np.ndarray]:
+        start = 0
+        # one worker: the blocks render in order, the chain's state carried between them
+        for done in ordered_map(render, range(0, n, BOARD_BLOCK), workers=1, ahead=4):
+            while done - start >= block or (done == n and start < n):
+                stop = min(start + block, n)
+                yield out[start:stop]
+                start = stop
+
+    return out, ready()
 
 
 def eq_sos(highpass: HighPass, bands: tuple[EqBand, ...], sample_rate: int) -> np.ndarray | None:

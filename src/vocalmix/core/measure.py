@@ -554,24 +554,50 @@ def _k_weight_stream(blocks: Iterable[np.ndarray], sample_rate: int, dtype: type
 KW_DTYPE = np.float64
 
 
+def kw_block_len(sample_rate: int) -> int:
+    """Samples K-weighted at a time by the block-wise analyses: :data:`KW_SEGMENTS` whole
+    100 ms segments."""
+    return _segment_len(sample_rate) * KW_SEGMENTS
+
+
 def k_weighted_blocks(x: np.ndarray, sample_rate: int, block: int | None = None
                       ) -> Iterator[np.ndarray]:
     """:func:`k_weight` of ``x`` as consecutive blocks of ``block`` samples (default
-    :data:`KW_SEGMENTS` whole 100 ms segments; the last shorter): the same values, a few
-    MB at a time."""
+    :func:`kw_block_len`; the last shorter): the same values, a few MB at a time."""
     from vocalmix.core.dsp import row_blocks
 
     x = _as_2d(x)
-    block = _segment_len(sample_rate) * KW_SEGMENTS if block is None else block
+    block = kw_block_len(sample_rate) if block is None else block
     return _k_weight_stream(row_blocks(x, block), sample_rate, KW_DTYPE)
 
 
 def k_weighted_energies(x: np.ndarray, sample_rate: int) -> np.ndarray:
     """:func:`segment_energies` of :func:`k_weight` of ``x`` (float64, one per whole 100 ms
     segment), K-weighting a block at a time: the same values, in a few MB."""
+    from vocalmix.core.dsp import row_blocks
+
+    return k_weighted_energies_of_blocks(row_blocks(_as_2d(x), kw_block_len(sample_rate)),
+                                         sample_rate)
+
+
+def k_weighted_energies_of_blocks(blocks: Iterable[np.ndarray], sample_rate: int
+                                  ) -> np.ndarray:
+    """:func:`k_weighted_energies` of the signal that the consecutive ``(n, channels)``
+    ``blocks`` make up, each of :func:`kw_block_len` samples but the last: the same
+    values to the bit, for a signal that arrives a block at a time (a render)."""
     seg = _segment_len(sample_rate)
-    parts = [segment_energies(y, seg) for y in k_weighted_blocks(x, sample_rate)]
+    parts = [segment_energies(y, seg) for y in _k_weight_stream(blocks, sample_rate,
+                                                                 KW_DTYPE)]
     return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def remember_segment_energies(x: np.ndarray, sample_rate: int, energy: np.ndarray) -> None:
+    """Remember ``energy`` (:func:`k_weighted_energies` of the read-only ``x``, computed as
+    it was made) as :meth:`BlockStats.of` would: the loudness figures of ``x`` then need
+    no K-weighting of their own."""
+    if x.flags.writeable:
+        raise ValueError("remember_segment_energies: x must be read-only (dsp.frozen)")
+    _remember_energies(_energy_key(_as_2d(x), sample_rate), energy)
 
 
 def k_weighted_frame_energies(x: np.ndarray, sample_rate: int, frame_len: int
@@ -636,6 +662,8 @@ def segment_energies(y: np.ndarray, segment_len: int) -> np.ndarray:
     """``sum_c sum_{n in segment s} y_c[n]^2`` of a K-weighted ``y`` ``(n, channels)``
     for each whole segment of ``segment_len`` samples, float64."""
     n = y.shape[0] // segment_len
+    if n == 0:  # shorter than one segment (reshape cannot infer the channels of nothing)
+        return np.zeros(0)
     return np.einsum("ijk,ijk->i", *(2 * [y[: n * segment_len].reshape(n, segment_len, -1)]),
                      dtype=np.float64)
 
@@ -950,7 +978,9 @@ __all__ = [
     "gated_blocks",
     "integrated_from_segments",
     "integrated_loudness",
+    "k_weighted_energies_of_blocks",
     "k_weighted_frame_energies",
+    "kw_block_len",
     "libebur128_integrated_loudness",
     "libebur128_loudness_range",
     "k_weight",
@@ -963,6 +993,7 @@ __all__ = [
     "momentary_from_segments",
     "momentary_loudness_range",
     "peak_abs",
+    "remember_segment_energies",
     "short_term_from_segments",
     "short_term_loudness",
     "singing_ratio_from_segments",

@@ -38,22 +38,20 @@ def db_to_gain(db: float) -> float:
     return float(10.0 ** (db / 20.0))
 
 
+def compressor_board(comp: Compressor) -> pb.Pedalboard | None:
+    """The compressor stage's pedalboard chain without its make-up gain; ``None`` when the
+    stage compresses nothing (disabled, or ratio 1)."""
+    if not comp.enabled or comp.ratio == 1.0:
+        return None
+    return pb.Pedalboard([pb.Compressor(threshold_db=comp.threshold_db, ratio=comp.ratio,
+                                        attack_ms=comp.attack_ms,
+                                        release_ms=comp.release_ms)])
+
+
 def compressor_stage(x: np.ndarray, sample_rate: int, comp: Compressor) -> np.ndarray:
     """pedalboard ``Compressor`` (hard knee, peak detector) followed by make-up gain, dB."""
-    if not comp.enabled or comp.ratio == 1.0:
-        y = x
-    else:
-        board = pb.Pedalboard(
-            [
-                pb.Compressor(
-                    threshold_db=comp.threshold_db,
-                    ratio=comp.ratio,
-                    attack_ms=comp.attack_ms,
-                    release_ms=comp.release_ms,
-                )
-            ]
-        )
-        y = run_board(board, x, sample_rate)
+    board = compressor_board(comp)
+    y = x if board is None else run_board(board, x, sample_rate)
     if comp.enabled and comp.makeup_db != 0.0:
         if y is x:
             y = y * np.float32(db_to_gain(comp.makeup_db))

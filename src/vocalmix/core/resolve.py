@@ -53,10 +53,13 @@ from vocalmix.core.kernels import brentq
 from vocalmix.core.measure import (
     integrated_from_segments,
     k_weighted_cross,
+    k_weighted_energies_of_blocks,
     k_weighted_frame_energies,
+    kw_block_len,
     loudness_range,
     lra_from_short_term,
     momentary_loudness_range,
+    remember_segment_energies,
     singing_ratio_from_segments,
 )
 from vocalmix.core.params import V2M_MEASURES, Compressor, Master, MixParams, Reverb, clip
@@ -303,18 +306,29 @@ def _envelope_frames_db(x: np.ndarray, sample_rate: int, attack_ms: float,
                         release_ms: float, frame_len: int) -> np.ndarray:
     """``compressor_envelope_db(x, ...)`` averaged over frames of ``frame_len`` samples,
     ``(len(x) // frame_len, channels)``: the same values, read off the probe render
-    :data:`_PROXY_FRAMES` frames at a time instead of as full-length float64 arrays."""
+    :data:`_PROXY_FRAMES` frames at a time instead of as full-length float64 arrays.
+
+    The probe renders each chunk on a helper thread while this one reads the envelope
+    off the chunk before (pedalboard and numpy's arithmetic let go of the GIL)."""
+    from vocalmix.core.parallel import ordered_map
+
     n = x.shape[0] // frame_len
     comp, mono = _probe(x, attack_ms, release_ms)
     out = np.empty((n, x.shape[1]))
     rows = _PROXY_FRAMES * frame_len
-    for f in range(0, n, _PROXY_FRAMES):
-        # the probe render streamed a chunk at a time (its state kept), as _envelope_probe
-        # renders it whole: the same samples without the whole signal's copies
+
+    def render(f: int) -> tuple[np.ndarray, np.ndarray]:
+        # the probe render streamed a chunk at a time (its state kept: one worker renders
+        # the chunks in order), as _envelope_probe renders it whole: the same samples
+        # without the whole signal's copies
         a, b = f * frame_len, min(n * frame_len, f * frame_len + rows)
         src = x[a:b, :1] if mono else x[a:b]
-        y = comp(np.ascontiguousarray(src.T, dtype=np.float32), float(sample_rate),
-                 reset=f == 0).T
+        return src, comp(np.ascontiguousarray(src.T, dtype=np.float32), float(sample_rate),
+                         reset=f == 0).T
+
+    starts = range(0, n, _PROXY_FRAMES)
+    for f, (src, y) in zip(starts, ordered_map(render, starts, workers=1, ahead=2),
+                           strict=True):
         env = _envelope_of(src, y)
         if mono:
             env = np.repeat(env, 2, axis=1)
@@ -469,6 +483,29 @@ def _next_threshold(
     return float(np.clip(t2 + step, t_lo, t_hi))
 
 
+def _render_measured(x: np.ndarray, sample_rate: int, comp: Compressor
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """``(out, seen)``: the compressor stage of ``x`` (``comp`` without make-up gain) and
+    a read-only view of it whose loudness figures are computed without another pass.
+
+    The render runs on a helper thread while this one K-weights each finished block
+    (:func:`vocalmix.core.dsp.run_board_blocks`): the same samples and the same segment
+    energies as rendering first and measuring after, in about the time of the render.
+    The render itself stays writeable: it becomes the dry vocal stem, scaled in place."""
+    from vocalmix.core.dsp import run_board_blocks
+    from vocalmix.core.render import compressor_board, compressor_stage
+
+    board = compressor_board(comp)
+    if board is None or comp.makeup_db != 0.0 or x.ndim != 2:
+        out = compressor_stage(x, sample_rate, comp)
+        return out, frozen(out, unique=True)
+    out, blocks = run_board_blocks(board, x, sample_rate, kw_block_len(sample_rate))
+    energy = k_weighted_energies_of_blocks(blocks, sample_rate)
+    seen = frozen(out, unique=True)
+    remember_segment_energies(seen, sample_rate, energy)
+    return out, seen
+
+
 def resolve_compressor(
     x: np.ndarray,
     sample_rate: int,
@@ -489,7 +526,6 @@ def resolve_compressor(
     A vocal whose statistic is already at or below the target is left alone.
     """
     from vocalmix.core.measure import integrated_loudness
-    from vocalmix.core.render import compressor_stage
 
     name = {"lra": "LRA", "momentary_range": "momentary loudness range"}[statistic]
     base = base or Compressor(ratio=4.0)
@@ -539,10 +575,7 @@ def resolve_compressor(
     for it in range(max_verify):
         comp = replace(base, enabled=True, threshold_db=float(thr), ratio=float(ratio),
                        makeup_db=0.0)
-        # measured through one read-only view, hashed once for all its measurements (the
-        # render itself stays writeable: it becomes the dry vocal stem, scaled in place)
-        out = compressor_stage(x, sample_rate, comp)
-        seen = frozen(out, unique=True)
+        out, seen = _render_measured(x, sample_rate, comp)
         real = dynamics_statistic(seen, sample_rate, statistic)
         renders += 1
         pts.append((thr, real))
