@@ -108,11 +108,17 @@ def test_ndimage_filters_equal_scipy():
         assert np.array_equal(
             kernels.maximum_filter1d(x[0], size, origin=origin, mode="nearest"),
             scipy.ndimage.maximum_filter1d(x[0], size=size, origin=origin, mode="nearest"))
-    p = RNG.random((50, 40)).astype(np.float32)
-    assert np.array_equal(kernels.median_filter1d(p, 9, axis=0),
-                          scipy.ndimage.median_filter(p, size=(9, 1), mode="nearest"))
-    assert np.array_equal(kernels.median_filter1d(p, 9, axis=1),
-                          scipy.ndimage.median_filter(p, size=(1, 9), mode="nearest"))
+    # the 9-point network and the sorted windows, on shapes shorter than the window, ties
+    # (small integers), float32 and float64
+    for shape in [(50, 40), (1, 7), (3, 12), (9, 1), (128, 257)]:
+        for p in (RNG.random(shape).astype(np.float32), RNG.integers(0, 4, shape) * 1.0,
+                  RNG.random(shape) ** 4):
+            for size in (3, 9):
+                for axis, window in ((0, (size, 1)), (1, (1, size))):
+                    assert np.array_equal(
+                        kernels.median_filter1d(p, size, axis=axis),
+                        scipy.ndimage.median_filter(p, size=window, mode="nearest"),
+                    ), (shape, size, axis)
 
 
 def test_find_peaks_equals_scipy():

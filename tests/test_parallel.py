@@ -6,9 +6,10 @@ from __future__ import annotations
 import threading
 import time
 
+import numpy as np
 import pytest
 
-from vocalmix.core.parallel import ordered_map, zip_on_two_threads
+from vocalmix.core.parallel import Filling, ordered_map, zip_on_two_threads
 
 
 def test_zip_on_two_threads_is_zip_strict():
@@ -63,3 +64,55 @@ def test_ordered_map_raises_where_the_failed_item_would_be():
         for v in ordered_map(fail_at_five, range(10)):
             got.append(v)
     assert got == [0, 1, 2, 3, 4]
+
+
+def test_filling_lets_the_caller_read_the_rows_already_final():
+    out = np.zeros(10)
+    step = threading.Event()
+
+    def rows():
+        for i in range(0, 10, 2):
+            out[i : i + 2] = i + 1
+            yield i + 2
+            if i == 2:
+                step.wait(5)  # the filler stops after row 4 until the caller has read it
+
+    f = Filling(out, rows)
+    f.wait(4)
+    assert list(out[:4]) == [1, 1, 3, 3]
+    step.set()
+    assert list(f.result()) == [1, 1, 3, 3, 5, 5, 7, 7, 9, 9]
+
+
+def test_filling_raises_the_fillers_error_in_the_caller():
+    def rows():
+        yield 3
+        raise ValueError("render failed")
+
+    f = Filling(np.zeros(6), rows)
+    f.wait(3)
+    with pytest.raises(ValueError, match="render failed"):
+        f.wait(6)
+    with pytest.raises(ValueError, match="render failed"):
+        f.result()
+
+
+def test_filling_cancel_stops_the_filler_after_its_step():
+    made: list[int] = []
+    closed = threading.Event()
+
+    def rows():
+        try:
+            for i in range(1, 1000):
+                made.append(i)
+                yield i
+                time.sleep(0.001)
+        finally:
+            closed.set()
+
+    f = Filling(np.zeros(1000), rows)
+    f.wait(2)
+    f.cancel()
+    assert closed.is_set() and len(made) < 1000
+    with pytest.raises(RuntimeError, match="stopped at row"):
+        f.wait(1000)

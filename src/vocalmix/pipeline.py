@@ -29,6 +29,7 @@ from vocalmix.core.measure import (
     singing_ratio_from_segments,
 )
 from vocalmix.core.memory import release_free_memory
+from vocalmix.core.parallel import Filling
 from vocalmix.core.params import (
     RULE_VOCAL_TO_MIX_LU,
     Achieved,
@@ -49,7 +50,7 @@ from vocalmix.core.render import (
     eq_stage,
     parts_owned,
     render,
-    sends_wet,
+    sends_wet_rows,
     vocal_inserts,
 )
 from vocalmix.core.resolve import (
@@ -213,19 +214,29 @@ def _resolve(
     eff = effective_vocal(new.vocal, new.amount)
     dry = _inserts(vocal, sample_rate, eff, new.vocal, x_in, comp_out)
     del x_in, comp_out
-    parts = VocalParts(dry=dry, wet=sends_wet(dry, sample_rate, eff))
+    # the sends render on a helper thread while the gain resolver measures each block of
+    # the vocal as soon as it is final: the same sums in about the time of the render
+    wet_out = np.zeros(dry.shape, np.float32)
+    wet = Filling(wet_out, lambda: sends_wet_rows(dry, sample_rate, eff, wet_out))
     if new.amount != 1.0:
         lra = mrange = None  # the compressor rendered is not the one they were measured on
     b = backing_at_gain(backing, params.backing.gain_db)
     target = effective_level_target(t.vocal_to_mix_lu, RULE_VOCAL_TO_MIX_LU, new.amount)
+    try:
+        if is_locked(params, "vocal.gain_db"):
+            g = gain_solution_at((dry, wet.array), b, sample_rate, vc.gain_db,
+                                 measure=t.vocal_to_mix_measure, ready=wet.wait)
+        else:
+            g = resolve_vocal_gain((dry, wet.array), b, sample_rate, target,
+                                   measure=t.vocal_to_mix_measure, ready=wet.wait)
+        parts = VocalParts(dry=dry, wet=wet.result())
+    except BaseException:
+        wet.cancel()
+        raise
     if is_locked(params, "vocal.gain_db"):
-        g = gain_solution_at((parts.dry, parts.wet), b, sample_rate, vc.gain_db,
-                             measure=t.vocal_to_mix_measure)
         notes.append(f"vocal gain locked at {vc.gain_db:+.2f} dB: the vocal sits at "
                      f"{g.vocal_to_mix_lu:+.2f} LU against the mix (target {target:+.2f})")
     else:
-        g = resolve_vocal_gain((parts.dry, parts.wet), b, sample_rate, target,
-                               measure=t.vocal_to_mix_measure)
         how = " while it sings" if g.measure == "singing" else ""
         at = f" (the target at amount {new.amount:g})" if new.amount != 1.0 else ""
         notes.append(

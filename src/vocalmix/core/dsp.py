@@ -320,10 +320,18 @@ def run_board(board: pb.Pedalboard, x: np.ndarray, sample_rate: int, delay: int 
     if len(board) == 0 and delay == 0:
         return x
     out = np.empty(x.shape, np.float32)
+    for _done in board_rows(board, x, sample_rate, out, delay):
+        pass
+    return out
+
+
+def board_rows(board: pb.Pedalboard, x: np.ndarray, sample_rate: int, out: np.ndarray,
+               delay: int = 0) -> Iterator[int]:
+    """:func:`run_board` into ``out`` (``x``'s shape, float32), yielding after each
+    :data:`BOARD_BLOCK` rows how many rows of ``out`` are rendered."""
     render = _board_rows(board, x, sample_rate, delay, out)
     for i in range(0, x.shape[0], BOARD_BLOCK):
-        render(i)
-    return out
+        yield render(i)
 
 
 def _board_rows(board: pb.Pedalboard, x: np.ndarray, sample_rate: int, delay: int,

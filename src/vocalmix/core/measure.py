@@ -21,7 +21,7 @@ and a mono signal is measured as stereo with both channels equal (see :mod:`voca
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, cast
@@ -629,11 +629,16 @@ def k_weighted_frame_energies(x: np.ndarray, sample_rate: int, frame_len: int
     return np.concatenate(frames) if frames else np.zeros((0, x.shape[1]))
 
 
-def k_weighted_cross(x: np.ndarray | tuple[np.ndarray, ...], y: np.ndarray, sample_rate: int
+def k_weighted_cross(x: np.ndarray | tuple[np.ndarray, ...], y: np.ndarray, sample_rate: int,
+                     *, ready: Callable[[int], None] | None = None
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:meth:`BlockStats.cross` of the K-weighted ``x`` and ``y``, a block at a time (the
     same values without full-length filtered copies). ``x`` may be a tuple of arrays of
-    one shape: their sum ``x[0] + x[1] + ...`` is weighted, summed block by block."""
+    one shape: their sum ``x[0] + x[1] + ...`` is weighted, summed block by block.
+
+    ``ready(rows)``, when given, is called before the rows of ``x`` up to ``rows`` are
+    read: for parts still being rendered on another thread
+    (:class:`vocalmix.core.parallel.Filling`), measured as they are finished."""
     from vocalmix.core.dsp import row_blocks
     from vocalmix.core.parallel import zip_on_two_threads
 
@@ -642,7 +647,10 @@ def k_weighted_cross(x: np.ndarray | tuple[np.ndarray, ...], y: np.ndarray, samp
     block = _segment_len(sample_rate) * KW_SEGMENTS
 
     def summed() -> Iterator[np.ndarray]:
-        for blocks in zip(*(row_blocks(p, block, n) for p in parts), strict=True):
+        for i, blocks in enumerate(zip(*(row_blocks(p, block, n) for p in parts),
+                                       strict=True)):
+            if ready is not None:
+                ready(min(n, (i + 1) * block))
             acc = blocks[0]
             for b in blocks[1:]:
                 acc = acc + b

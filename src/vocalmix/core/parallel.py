@@ -4,10 +4,13 @@ so that what they feed computes the same values to the bit."""
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
+
+import numpy as np
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -54,4 +57,68 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], *, workers: int = 2,
                 f.cancel()
 
 
-__all__ = ["ordered_map", "zip_on_two_threads"]
+class Filling:
+    """An array that a helper thread fills in row order while the caller reads the rows
+    already filled: ``rows`` (made by the helper) yields, after each step, how many rows
+    of ``array`` are final, ``len(array)`` last.
+
+    :meth:`wait` blocks until a number of rows are final, :meth:`result` until all are
+    (an error of the filler is raised there, in the caller's thread); :meth:`cancel`
+    stops the filler after its current step (for a caller that gave up)."""
+
+    def __init__(self, array: np.ndarray, rows: Callable[[], Iterator[int]]) -> None:
+        self.array = array
+        self._done = 0
+        self._finished = False
+        self._error: BaseException | None = None
+        self._cancelled = threading.Event()
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._fill, args=(rows,),
+                                        name="vocalmix-filling", daemon=True)
+        self._thread.start()
+
+    def _fill(self, rows: Callable[[], Iterator[int]]) -> None:
+        steps = rows()
+        try:
+            for done in steps:
+                with self._cond:
+                    self._done = done
+                    self._cond.notify_all()
+                if self._cancelled.is_set():
+                    break
+        except BaseException as e:  # noqa: BLE001 - raised again in the caller's thread
+            self._error = e
+        finally:
+            close = getattr(steps, "close", None)
+            if close is not None:
+                close()  # a generator stopped early lets go of its own helpers now
+            with self._cond:
+                self._finished = True
+                self._cond.notify_all()
+
+    def wait(self, rows: int) -> None:
+        """Return once at least ``rows`` rows are final; the filler's error if it failed
+        before them."""
+        with self._cond:
+            while self._done < rows and not self._finished:
+                self._cond.wait()
+            if self._done >= rows:
+                return  # final, whatever happened to the rows after them
+            if self._error is not None:
+                raise self._error
+            raise RuntimeError(f"Filling: stopped at row {self._done} of {rows}")
+
+    def result(self) -> np.ndarray:
+        """The whole array, once every row is final."""
+        self.wait(len(self.array))
+        self._thread.join()
+        return self.array
+
+    def cancel(self) -> None:
+        """Stop the filler after its current step and wait for it (its rows are then
+        incomplete: do not read them)."""
+        self._cancelled.set()
+        self._thread.join()
+
+
+__all__ = ["Filling", "ordered_map", "zip_on_two_threads"]

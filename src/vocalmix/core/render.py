@@ -23,12 +23,13 @@ true-peak mode). It is the one the live mixer runs block by block
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import pedalboard as pb
 
-from vocalmix.core.dsp import delayed_rows, eq_stage, run_board
+from vocalmix.core.dsp import board_rows, delayed_rows, eq_stage, run_board
 from vocalmix.core.measure import true_peak_dbtp
 from vocalmix.core.params import Compressor, DeEsser, Master, MixParams, Reverb, VocalChain
 
@@ -66,6 +67,16 @@ OLA_MIN_FFT = 1 << 15
 
 def _synthetic_wet(x: np.ndarray, sample_rate: int, reverb: Reverb, delay: int = 0
                    ) -> np.ndarray:
+    """``src`` convolved channel by channel with the synthetic reverb's impulse response
+    (:func:`_synthetic_wet_rows`, run to its end)."""
+    out = np.zeros(np.shape(x), np.float32)
+    for _done in _synthetic_wet_rows(x, sample_rate, reverb, delay, out):
+        pass
+    return out
+
+
+def _synthetic_wet_rows(x: np.ndarray, sample_rate: int, reverb: Reverb, delay: int,
+                        out: np.ndarray) -> Iterator[int]:
     """``src`` convolved channel by channel with the synthetic reverb's impulse response,
     where ``src`` is ``x`` delayed by ``delay`` samples (the pre-delay; silence first, the
     length of ``x``): its blocks are cut from ``x`` as they are needed, not copied whole.
@@ -75,6 +86,9 @@ def _synthetic_wet(x: np.ndarray, sample_rate: int, reverb: Reverb, delay: int =
     channels, multiplied by the response's spectrum (computed once) and added into the
     float32 output. About 2.5 times faster than one FFT of the whole song (whose spectra
     took 130 MB per channel for 3 minutes), the same convolution to about -130 dB.
+
+    Adds into ``out`` (zeros, ``x``'s shape) and yields, after each block, how many rows
+    of it are final (no later block adds to them), ``len(x)`` last.
     """
     from vocalmix.core import kernels as sfft
     from vocalmix.core.parallel import ordered_map
@@ -88,7 +102,6 @@ def _synthetic_wet(x: np.ndarray, sample_rate: int, reverb: Reverb, delay: int =
     nfft = max(OLA_MIN_FFT, 1 << int(np.ceil(np.log2(2 * taps))))
     step = nfft - taps + 1
     spec = sfft.rfft(np.asarray(h, np.float64), nfft, axis=0)  # (nfft // 2 + 1, c)
-    out = np.zeros((n, c), np.float32)
     scratch = threading.local()
 
     def block(s: int) -> np.ndarray:
@@ -104,7 +117,7 @@ def _synthetic_wet(x: np.ndarray, sample_rate: int, reverb: Reverb, delay: int =
     for s, y in zip(range(0, n, step), ordered_map(block, range(0, n, step)), strict=True):
         e = min(n, s + nfft)
         out[s:e] += y[: e - s]
-    return out
+        yield min(n, s + step)
 
 
 def reverb_wet(x: np.ndarray, sample_rate: int, reverb: Reverb) -> np.ndarray:
@@ -115,21 +128,33 @@ def reverb_wet(x: np.ndarray, sample_rate: int, reverb: Reverb) -> np.ndarray:
     :func:`vocalmix.core.reverb.wet_gain_db`, so that ``wet_level_db`` is the send's
     reverberant-to-direct energy ratio for a vocal in both types.
     """
-    from vocalmix.core.reverb import wet_gain_db
-
     if not reverb.enabled:
         return np.zeros_like(x)
+    out = np.zeros(np.shape(x), np.float32)
+    for _done in _reverb_wet_rows(x, sample_rate, reverb, out):
+        pass
+    return out
+
+
+def _reverb_wet_rows(x: np.ndarray, sample_rate: int, reverb: Reverb, out: np.ndarray
+                     ) -> Iterator[int]:
+    """:func:`reverb_wet` of an enabled reverb rendered into ``out`` (zeros, ``x``'s shape,
+    float32), yielding how many rows are final (wet level applied) as the render goes."""
+    from vocalmix.core.reverb import wet_gain_db
+
     d = int(round(reverb.pre_delay_ms * 1e-3 * sample_rate))
     if reverb.type == "synthetic":
-        wet = _synthetic_wet(x, sample_rate, reverb, d)
+        rows = _synthetic_wet_rows(x, sample_rate, reverb, d, out)
     else:
         board = pb.Pedalboard([pb.Reverb(room_size=reverb.room_size, damping=reverb.damping,
                                          wet_level=1.0, dry_level=0.0, width=reverb.width)])
-        wet = run_board(board, x, sample_rate, delay=d)
-    if wet.dtype == np.float32 and wet.flags.writeable and not np.may_share_memory(wet, x):
-        wet *= np.float32(db_to_gain(wet_gain_db(reverb, sample_rate)))  # its own array
-        return wet
-    return wet * np.float32(db_to_gain(wet_gain_db(reverb, sample_rate)))
+        rows = board_rows(board, x, sample_rate, out, delay=d)
+    g = np.float32(db_to_gain(wet_gain_db(reverb, sample_rate)))
+    start = 0
+    for done in rows:
+        out[start:done] *= g  # the same products as scaling the whole render at its end
+        start = done
+        yield done
 
 
 def master_stage(
@@ -182,17 +207,35 @@ def deesser_stage(x: np.ndarray, sample_rate: int, deesser: DeEsser) -> np.ndarr
 
 
 def sends_wet(dry: np.ndarray, sample_rate: int, chain: VocalChain) -> np.ndarray:
-    """The sends' wet signals for a dry vocal: the reverb, plus the delay when it is on."""
-    wet = reverb_wet(dry, sample_rate, chain.reverb)
+    """The sends' wet signals for a float32 dry vocal: the reverb, plus the delay when it
+    is on (:func:`sends_wet_rows`, run to its end)."""
+    out = np.zeros(np.shape(dry), np.float32)
+    for _done in sends_wet_rows(dry, sample_rate, chain, out):
+        pass
+    return out
+
+
+def sends_wet_rows(dry: np.ndarray, sample_rate: int, chain: VocalChain, out: np.ndarray
+                   ) -> Iterator[int]:
+    """:func:`sends_wet` rendered into ``out`` (zeros, ``dry``'s shape, float32), yielding
+    how many rows of it are final as the reverb renders: a caller on another thread can
+    measure the finished rows while the next ones render (:class:`~vocalmix.core.
+    parallel.Filling`). The echo of the delay, when it is on, is rendered first and added
+    to each range of rows as the reverb finishes it: the same sums as adding it whole."""
+    echo = None
     if chain.delay.enabled:
         from vocalmix.core.delay import delay_wet
 
         echo = delay_wet(dry, sample_rate, chain.delay)
-        if wet.dtype == echo.dtype and wet.flags.writeable and not np.may_share_memory(wet, dry):
-            wet += echo  # the reverb's own array: the same sum, one array fewer
-        else:
-            wet = wet + echo
-    return wet
+    n = int(np.shape(dry)[0])
+    rows = (_reverb_wet_rows(dry, sample_rate, chain.reverb, out) if chain.reverb.enabled
+            else iter([n]))
+    start = 0
+    for done in rows:
+        if echo is not None:
+            out[start:done] += echo[start:done]
+        start = done
+        yield done
 
 
 @dataclass(frozen=True)

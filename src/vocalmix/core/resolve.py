@@ -41,6 +41,7 @@ Compressor threshold
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -142,6 +143,7 @@ def resolve_vocal_gain(
     target_lu: float,
     *,
     measure: str = "integrated",
+    ready: Callable[[int], None] | None = None,
     gain_range_db: tuple[float, float] = (-60.0, 60.0),
 ) -> GainSolution:
     """The vocal gain (dB) that puts ``g * vocal_unity`` at ``target_lu`` below the mix.
@@ -151,9 +153,10 @@ def resolve_vocal_gain(
     the backing after its own gain; ``measure`` how the ratio is measured
     (:data:`~vocalmix.core.params.V2M_MEASURES`). Exact for BS.1770-4 with gating (see
     module doc). Raises :class:`TargetUnreachableError` when no gain in
-    ``gain_range_db`` reaches it.
+    ``gain_range_db`` reaches it. ``ready``: see :func:`~vocalmix.core.measure.
+    k_weighted_cross` (parts still rendering on another thread).
     """
-    vv, bb, vb = k_weighted_cross(vocal_unity, backing, sample_rate)
+    vv, bb, vb = k_weighted_cross(vocal_unity, backing, sample_rate, ready=ready)
     seg = int(round(sample_rate / 10.0))
     return solve_gain_from_segments(vv, vb, bb, seg, target_lu, measure=measure,
                                     gain_range_db=gain_range_db)
@@ -218,11 +221,12 @@ def gain_solution_at(
     gain_db: float,
     *,
     measure: str = "integrated",
+    ready: Callable[[int], None] | None = None,
 ) -> GainSolution:
     """The figures of :class:`GainSolution` for a given vocal gain (a locked one): where
     ``gain_db`` puts ``g * vocal_unity`` against the mix, exactly as the resolver
-    measures it."""
-    vv, bb, vb = k_weighted_cross(vocal_unity, backing, sample_rate)
+    measures it (``ready``: as for :func:`resolve_vocal_gain`)."""
+    vv, bb, vb = k_weighted_cross(vocal_unity, backing, sample_rate, ready=ready)
     seg = int(round(sample_rate / 10.0))
     iv0 = float(integrated_from_segments(vv, seg))
     ib = float(integrated_from_segments(bb, seg))
