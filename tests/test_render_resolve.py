@@ -26,6 +26,29 @@ def test_master_is_transparent_below_ceiling(rng):
     assert red == 0.0 and y is x
 
 
+def test_master_measured_gives_the_true_peak_and_energies_of_its_output(rng):
+    """The master's output measured on two threads: the same true peak and the same
+    K-weighted segment energies as measuring the output afterwards, to the bit; the
+    energies only when asked (``limited``: only when the limiter changed the signal)."""
+    from vocalmix.core.measure import k_weighted_energies
+    from vocalmix.core.render import master_stage_measured
+
+    loud = noise(rng, db=-26)
+    loud[SR : SR + 200] *= 30.0
+    quiet = noise(rng, db=-30)
+    m = Master(ceiling_dbtp=-1.0)
+    y, red, tp, e = master_stage_measured(loud.copy(), SR, m, energy="limited")
+    assert red > 10.0 and tp == true_peak_dbtp(y, SR)
+    assert e is not None and np.array_equal(e, k_weighted_energies(y, SR))
+    assert np.array_equal(y, master_stage(loud.copy(), SR, m)[0])
+    y, red, tp, e = master_stage_measured(quiet, SR, m, energy="limited")
+    assert y is quiet and red == 0.0 and e is None and tp == true_peak_dbtp(quiet, SR)
+    y, red, tp, e = master_stage_measured(quiet, SR, m, true_peak=False, energy="always")
+    assert np.isnan(tp) and np.array_equal(e, k_weighted_energies(quiet, SR))
+    y, red, tp, e = master_stage_measured(loud.copy(), SR, m, true_peak=False)
+    assert np.isnan(tp) and e is None and red > 10.0
+
+
 def test_master_keeps_true_peak_under_ceiling(rng):
     x = noise(rng, db=-26)  # sample peaks around -21 dBFS
     x[SR : SR + 200] *= 30.0  # a burst far over the ceiling

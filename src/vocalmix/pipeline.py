@@ -21,6 +21,7 @@ from vocalmix.core.measure import (
     BlockStats,
     integrated_from_segments,
     integrated_loudness,
+    integrated_loudness_of,
     loudness_range,
     lra_from_short_term,
     momentary_from_segments,
@@ -351,7 +352,7 @@ def measure_achieved(rendered: Rendered, resolved: Resolved | None = None,
         elif rendered.master_gain_reduction_db == 0.0:
             mix_i = g.premaster_lufs + master_gain_db
         else:
-            mix_i = integrated_loudness(rendered.mix, sr)
+            mix_i = integrated_loudness_of(_mix_stats(rendered))
         lra = resolved.vocal_lra_lu
         if lra is None:
             lra = loudness_range(rendered.vocal_dry, sr)
@@ -371,9 +372,19 @@ def measure_achieved(rendered: Rendered, resolved: Resolved | None = None,
 
     return achieved_from_stats(
         stats(rendered.vocal), stats(rendered.backing), stats(rendered.premaster),
-        stats(rendered.mix), stats(rendered.vocal_dry), measure=measure,
+        _mix_stats(rendered), stats(rendered.vocal_dry), measure=measure,
         true_peak_dbtp=rendered.mix_true_peak_dbtp,
         gain_reduction_db=rendered.master_gain_reduction_db)
+
+
+def _mix_stats(rendered: Rendered) -> BlockStats:
+    """The segment energies of the rendered mix: those the master measured beside its
+    true peak, or measured now."""
+    sr = rendered.sample_rate
+    if rendered.mix_energy is not None:
+        return BlockStats(rendered.mix_energy, int(round(sr / 10.0)), sr)
+    mix = rendered.mix
+    return BlockStats.of(mix, sr, remember=not mix.flags.writeable)
 
 
 def achieved_from_stats(vocal: BlockStats, backing: BlockStats, premaster: BlockStats,
@@ -615,7 +626,7 @@ def plain_sum(vocal: np.ndarray, backing: np.ndarray, sample_rate: int,
     mix's (at most four renders; the master can make the loudness move less than the
     gain).
     """
-    from vocalmix.core.render import db_to_gain, master_stage
+    from vocalmix.core.render import db_to_gain, master_stage_measured
 
     lo, hi = PLAIN_GAIN_RANGE_DB
     plain = vocal + backing
@@ -624,9 +635,13 @@ def plain_sum(vocal: np.ndarray, backing: np.ndarray, sample_rate: int,
     g = 0.0 if target is None or not np.isfinite(i0) else float(np.clip(target - i0, lo, hi))
     y, i, red = plain, i0, 0.0
     for _ in range(4):
-        y, red, _tp = master_stage(plain * np.float32(db_to_gain(g)), sample_rate,
-                                   params.master)
-        i = integrated_loudness(y, sample_rate)
+        # its true peak is not reported: only the limiter and the loudness are needed
+        y, red, _tp, e = master_stage_measured(plain * np.float32(db_to_gain(g)),
+                                               sample_rate, params.master, in_place=True,
+                                               true_peak=False, energy="always")
+        assert e is not None
+        i = integrated_loudness_of(BlockStats(e, int(round(sample_rate / 10.0)),
+                                              sample_rate))
         if target is None or not np.isfinite(i) or abs(i - target) < PLAIN_TOLERANCE_LU:
             break
         g = float(np.clip(g + (target - i), lo, hi))

@@ -95,8 +95,12 @@ def integrated_loudness(x: np.ndarray, sample_rate: int) -> float:
     :func:`vocalmix.core.dsp.frozen`). Equal to libebur128's figure
     (:func:`libebur128_integrated_loudness`) within 1e-5 LU (tests)."""
     x = np.asarray(x)
-    st = BlockStats.of(x, sample_rate, remember=not x.flags.writeable)
-    value = float(integrated_from_segments(st.energy, st.segment_len))
+    return integrated_loudness_of(BlockStats.of(x, sample_rate, remember=not x.flags.writeable))
+
+
+def integrated_loudness_of(stats: BlockStats) -> float:
+    """:func:`integrated_loudness` of the signal whose segment energies ``stats`` holds."""
+    value = float(integrated_from_segments(stats.energy, stats.segment_len))
     return value if np.isfinite(value) else SILENCE_LUFS
 
 
@@ -986,6 +990,7 @@ __all__ = [
     "gated_blocks",
     "integrated_from_segments",
     "integrated_loudness",
+    "integrated_loudness_of",
     "k_weighted_energies_of_blocks",
     "k_weighted_frame_energies",
     "kw_block_len",

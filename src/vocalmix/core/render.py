@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pedalboard as pb
@@ -172,14 +174,41 @@ def master_stage(
     output's true peak (dBTP). ``in_place``: the output may overwrite ``x`` (the caller's
     own float32 sum, no longer needed).
     """
+    y, reduction, tp, _energy = master_stage_measured(x, sample_rate, master,
+                                                      in_place=in_place)
+    return y, reduction, tp
+
+
+def master_stage_measured(
+    x: np.ndarray, sample_rate: int, master: Master, *, in_place: bool = False,
+    true_peak: bool = True, energy: Literal["never", "limited", "always"] = "never",
+) -> tuple[np.ndarray, float, float, np.ndarray | None]:
+    """:func:`master_stage` and, per ``energy``, the output's K-weighted 100 ms segment
+    energies (:func:`~vocalmix.core.measure.k_weighted_energies`: its loudness figures),
+    ``None`` when not measured: ``"limited"`` only when the limiter changed the signal
+    (otherwise the output is the input, whose figures the caller has). The true peak and
+    the energies are measured on two threads at once (both let go of the GIL).
+    ``true_peak=False`` skips the true peak (``nan``) for a caller that needs only the
+    loudness."""
     from vocalmix.core.limiter import limit_min_gain
+    from vocalmix.core.measure import k_weighted_energies
 
     y, gmin = limit_min_gain(x, sample_rate, master, in_place=in_place)
-    tp = true_peak_dbtp(y, sample_rate)
+    want = energy == "always" or (energy == "limited" and gmin is not None)
+    tp, e = float("nan"), None
+    if true_peak and want:
+        with ThreadPoolExecutor(1, thread_name_prefix="vocalmix-master") as pool:
+            peak = pool.submit(true_peak_dbtp, y, sample_rate)
+            e = k_weighted_energies(y, sample_rate)
+            tp = peak.result()
+    elif true_peak:
+        tp = true_peak_dbtp(y, sample_rate)
+    elif want:
+        e = k_weighted_energies(y, sample_rate)
     if gmin is None:
-        return y, 0.0, tp
+        return y, 0.0, tp, e
     reduction = float(-20.0 * np.log10(max(gmin, 1e-12)))
-    return y, max(reduction, 0.0), tp
+    return y, max(reduction, 0.0), tp, e
 
 
 def deesser_stage(x: np.ndarray, sample_rate: int, deesser: DeEsser) -> np.ndarray:
@@ -259,6 +288,9 @@ class Rendered:
     sample_rate: int
     master_gain_reduction_db: float
     mix_true_peak_dbtp: float
+    #: ``mix``'s K-weighted 100 ms segment energies when the master measured them
+    #: (:func:`master_stage_measured`), else ``None``
+    mix_energy: np.ndarray | None = None
 
     @property
     def premaster(self) -> np.ndarray:
@@ -332,9 +364,12 @@ def assemble(
     pre = v + b
     if params.master.gain_db != 0.0:
         pre *= np.float32(db_to_gain(params.master.gain_db))
-    mix, reduction, tp = master_stage(pre, sample_rate, params.master, in_place=True)
+    # the mix's loudness figures are measured beside its true peak when the limiter
+    # changed it (otherwise they are the pre-master sum's, which the resolver measured)
+    mix, reduction, tp, energy = master_stage_measured(pre, sample_rate, params.master,
+                                                       in_place=True, energy="limited")
     del pre
-    return Rendered(mix, v, dry, b, sample_rate, reduction, tp)
+    return Rendered(mix, v, dry, b, sample_rate, reduction, tp, mix_energy=energy)
 
 
 def render(vocal: np.ndarray, backing: np.ndarray, sample_rate: int, params: MixParams) -> Rendered:

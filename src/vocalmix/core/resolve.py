@@ -733,9 +733,9 @@ def resolve_master_gain(premaster: np.ndarray, sample_rate: int, target_lufs: fl
     limited render missed, until it is within :data:`MIX_LUFS_TOLERANCE_LU` (a few
     passes; louder than the ceiling allows is reported, not forced).
     """
-    from vocalmix.core.measure import integrated_loudness
+    from vocalmix.core.measure import BlockStats, integrated_loudness, integrated_loudness_of
     from vocalmix.core.params import Master as MasterParams
-    from vocalmix.core.render import master_stage
+    from vocalmix.core.render import master_stage_measured
 
     i0 = integrated_loudness(premaster, sample_rate)
     if not np.isfinite(i0):
@@ -744,9 +744,13 @@ def resolve_master_gain(premaster: np.ndarray, sample_rate: int, target_lufs: fl
     achieved, renders = i0 + gain, 0
     for _ in range(max_renders):
         # the scaled copy is this loop's own: the limiter writes over it
-        y, _red, _tp = master_stage(premaster * np.float32(10.0 ** (gain / 20.0)),
-                                    sample_rate, master, in_place=True)
-        achieved, renders = integrated_loudness(y, sample_rate), renders + 1
+        # (the true peak is not needed here, only the limiter's effect on the loudness)
+        _y, _red, _tp, e = master_stage_measured(
+            premaster * np.float32(10.0 ** (gain / 20.0)), sample_rate, master,
+            in_place=True, true_peak=False, energy="always")
+        assert e is not None
+        stats = BlockStats(e, int(round(sample_rate / 10.0)), sample_rate)
+        achieved, renders = integrated_loudness_of(stats), renders + 1
         miss = target_lufs - achieved
         if abs(miss) <= MIX_LUFS_TOLERANCE_LU:
             break
