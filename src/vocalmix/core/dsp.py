@@ -278,17 +278,19 @@ def mono(x: np.ndarray) -> np.ndarray:
 _MONO_AT = LruCache(2)
 
 
-def mono_at(x: np.ndarray, sample_rate: int, target_rate: int, quality: str = "LQ") -> np.ndarray:
+def mono_at(x: np.ndarray, sample_rate: int, target_rate: int, quality: str = "LQ", *,
+            remember: bool = True) -> np.ndarray:
     """Mono downmix resampled (soxr) from ``sample_rate`` to ``target_rate`` Hz.
 
     For a read-only ``x`` (:func:`frozen`) the result is read-only and remembered by
     content (the last two): the baseline's and the EQ's masking analyses read the same
-    32 kHz downmix of the backing."""
+    32 kHz downmix of the backing. ``remember=False`` neither looks up nor stores it (an
+    excerpt analysed once: hashing it would cost a third of its downmix)."""
     import soxr
 
     x = np.asarray(x)
     key = None
-    if not x.flags.writeable and sample_rate != target_rate:
+    if remember and not x.flags.writeable and sample_rate != target_rate:
         key = content_key(x, sample_rate, "mono at", target_rate, quality)
         hit = _MONO_AT.get(key)
         if hit is not None:

@@ -90,7 +90,7 @@ _SHAPE_EDGES_HZ = np.geomspace(150.0, 8000.0, 13)  # 12 bands for vb_shape_dist_
 def _mono(x: np.ndarray, sample_rate: int) -> np.ndarray:
     from vocalmix.core.dsp import mono_at
 
-    return np.asarray(mono_at(x, sample_rate, _SR), dtype=np.float32)
+    return np.asarray(mono_at(x, sample_rate, _SR, remember=False), dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -325,8 +325,10 @@ def features(vocal: np.ndarray, backing: np.ndarray, sample_rate: int) -> np.nda
     for x, what in ((vocal, "vocal"), (backing, "backing")):
         if not np.all(np.isfinite(x)):
             raise ValueError(f"features: the {what} contains NaN or infinite samples")
-    # read-only: the tempo and onset analyses of one track hash it once
-    yv, yb = frozen(_mono(vocal, sample_rate)), frozen(_mono(backing, sample_rate))
+    # read-only: the tempo and onset analyses of one track share one onset envelope
+    # (remembered under a digest of its own: an excerpt's downmix is never met again)
+    yv = frozen(_mono(vocal, sample_rate), unique=True)
+    yb = frozen(_mono(backing, sample_rate), unique=True)
     b = _spectrum(yb)
     act, activity = _activity(yv)
     hop = _SR // 10
