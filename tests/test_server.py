@@ -358,6 +358,30 @@ def test_demo(client):
     assert client.get(body["links"]["mix"]).status_code == 200
 
 
+def test_a_new_mix_whose_job_fails_while_the_request_waits_leaves_nothing(client, app,
+                                                                          pair, monkeypatch):
+    """Upload and demo alike: the failure is the answer's status and the mix's folder is
+    gone; a refused request before the job leaves nothing either."""
+    import vocalmix.pipeline as pipeline
+    from vocalmix.core.errors import TargetUnreachableError
+
+    def failing_mix(*a, **kw):
+        raise TargetUnreachableError("the vocal cannot get that loud; lower the target")
+
+    monkeypatch.setattr(pipeline, "mix", failing_mix)
+    before = folders(app)
+    r = post_mix(client, pair)
+    assert r.status_code == 422 and "lower the target" in r.json()["detail"]
+    r = client.post("/api/demo?duration_s=3")
+    assert r.status_code == 422 and "lower the target" in r.json()["detail"]
+    assert client.post("/api/demo?duration_s=0.01").status_code == 422
+    assert post_mix(client, pair, fold="sideways").status_code == 422
+    deadline = time.time() + 10
+    while folders(app) != before:  # discarded once the failed jobs have ended
+        assert time.time() < deadline
+        time.sleep(0.02)
+
+
 def test_wait_false_reports_progress_then_the_result(client, pair, monkeypatch):
     """``wait=false``: 202 at once, GET shows the stage while it works, 409 for audio
     and edits until it is done."""

@@ -9,6 +9,7 @@ awaits it without holding a thread. What the jobs do is in
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,6 +24,7 @@ from vocalmix.core.jsondoc import parse_number, short_repr
 from vocalmix.core.params import MixParams
 from vocalmix.frontends.server import schemas
 from vocalmix.frontends.server.errors import ApiError, from_exception, from_library
+from vocalmix.frontends.server.jobs import Reservation
 from vocalmix.frontends.server.schemas import Methods, Mix, ParamsSpec, Preset
 from vocalmix.frontends.server.studio import AUDIO_KINDS, Steering, Studio
 from vocalmix.frontends.server.uploads import (
@@ -77,6 +79,37 @@ def discard_when_done(studio: Studio, mid: str, fut: Future | None) -> None:
         studio.store.discard(mid)
     else:
         fut.add_done_callback(lambda _f: studio.store.discard(mid))
+
+
+class NewMix:
+    """The making of a new mix, from its folder to the answer: :meth:`answer` queues its
+    job and answers 201 with the mix once done (``wait``) or 202 at once; a request that
+    fails or is abandoned before that (or whose job fails while it waits) discards the
+    mix once its job, if any, ends. The mix is unpinned either way. Use as a context
+    manager around everything that may fail."""
+
+    def __init__(self, studio: Studio, mid: str, folder: Path) -> None:
+        self.studio, self.mid, self.folder = studio, mid, folder
+        self.fut: Future | None = None
+
+    def __enter__(self) -> NewMix:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_exc: object) -> None:
+        try:
+            if kind is not None:
+                discard_when_done(self.studio, self.mid, self.fut)
+        finally:
+            self.studio.store.unpin(self.mid)
+
+    async def answer(self, job: Callable[[], Any], wait: bool, *,
+                     reservation: Reservation | None = None) -> JSONResponse:
+        """Queue ``job`` (503 when the queue is full); the finished mix (201) or its
+        status (202)."""
+        self.fut = self.studio.submit(self.mid, job, reservation=reservation)
+        if wait:
+            return JSONResponse(await finished(self.fut), status_code=201)
+        return JSONResponse(self.studio.view(self.mid, self.folder), status_code=202)
 
 
 # --- request parsing ------------------------------------------------------------------------
@@ -314,8 +347,7 @@ async def create_mix(request: Request, studio: StudioDep) -> Any:
     store = studio.store
     with studio.reserve() as reservation:  # 503 before the upload is read
         mid, d = store.new()
-        fut: Future | None = None
-        try:
+        with NewMix(studio, mid, d) as new:
             store.write_meta(d, status="mixing", stage="upload", name="vocalmix", revision=0)
             fields, filenames = await read_multipart(request, d)
             method = check_method(fields.get("method"))
@@ -339,17 +371,9 @@ async def create_mix(request: Request, studio: StudioDep) -> Any:
             store.write_meta(d, stage="queued", name=safe_name(filenames.get("vocal"),
                                                                "vocalmix"))
             store.set_progress(mid, "queued", 0.0, "waiting for a free worker")
-            fut = studio.submit(mid, lambda: studio.make_mix(
+            return await new.answer(lambda: studio.make_mix(
                 mid, d, filenames=filenames, fold=fold, method=method, base=base,
-                steering=steering), reservation=reservation)
-            if wait:
-                return JSONResponse(await finished(fut), status_code=201)
-            return JSONResponse(studio.view(mid, d), status_code=202)
-        except BaseException:
-            discard_when_done(studio, mid, fut)
-            raise
-        finally:
-            store.unpin(mid)
+                steering=steering), wait, reservation=reservation)
 
 
 @router.post(
@@ -378,21 +402,12 @@ async def create_demo(
                             f"{duration_s:g}")
     store = studio.store
     mid, d = store.new()
-    fut: Future | None = None
-    try:
+    with NewMix(studio, mid, d) as new:
         store.write_meta(d, status="mixing", stage="queued", name="vocalmix-demo",
                          revision=0)
         store.set_progress(mid, "queued", 0.0, "waiting for a free worker")
-        fut = studio.submit(mid, lambda: studio.make_demo(mid, d, duration_s=duration_s,
-                                                          seed=seed, method=method))
-        if wait:
-            return JSONResponse(await finished(fut), status_code=201)
-        return JSONResponse(studio.view(mid, d), status_code=202)
-    except BaseException:
-        discard_when_done(studio, mid, fut)
-        raise
-    finally:
-        store.unpin(mid)
+        return await new.answer(lambda: studio.make_demo(mid, d, duration_s=duration_s,
+                                                         seed=seed, method=method), wait)
 
 
 # --- reading and editing mixes ----------------------------------------------------------------
