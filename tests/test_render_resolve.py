@@ -176,3 +176,20 @@ def test_gain_resolver_on_real_stems():
         vv = vs * np.float32(10 ** (sol.gain_db / 20))
         got = integrated_loudness(vv, sr) - integrated_loudness(vv + bs, sr)
         assert got == pytest.approx(target, abs=0.05)
+
+
+def test_the_resolvers_premaster_sum_is_the_renders_to_the_bit(rng):
+    """The master-gain resolver measures the same pre-master sum the render makes."""
+    from dataclasses import replace
+
+    from vocalmix.core.render import VocalParts, assemble, backing_at_gain, premaster_sum
+
+    dry, wet, backing = noise(rng, db=-18), noise(rng, db=-30), noise(rng, db=-14)
+    p = MixParams()
+    for gain_db, backing_db in ((3.7, 0.0), (-11.3, -2.5)):
+        q = replace(p, vocal=replace(p.vocal, gain_db=gain_db),
+                    backing=replace(p.backing, gain_db=backing_db))
+        b = backing_at_gain(backing, backing_db)
+        rendered = assemble(VocalParts(dry=dry, wet=wet), backing, SR, q)
+        assert np.array_equal(premaster_sum(VocalParts(dry=dry, wet=wet), b, gain_db),
+                              rendered.premaster)

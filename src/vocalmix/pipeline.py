@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from vocalmix.core.amount import effective, effective_level_target, effective_vocal
-from vocalmix.core.dsp import FILTER_BLOCK, forget_signals, frozen
+from vocalmix.core.dsp import forget_signals, frozen
 from vocalmix.core.errors import ModelError
 from vocalmix.core.measure import (
     BlockStats,
@@ -50,6 +50,7 @@ from vocalmix.core.render import (
     deesser_stage,
     eq_stage,
     parts_owned,
+    premaster_sum,
     render,
     sends_wet_rows,
     vocal_inserts,
@@ -251,13 +252,7 @@ def _resolve(
     if t.mix_lufs is not None and not is_locked(params, "master.gain_db"):
         progress(ProgressEvent("resolve.master", 0.7,
                                "resolving the master gain for the mix-loudness target"))
-        gv = np.float32(10.0 ** (new.vocal.gain_db / 20.0))
-        # (dry * gv + wet * gv) + b, summed in place, the scaled sends a block at a time:
-        # the same operations in the same order, without a scaled copy of the sends
-        pre = parts.dry * gv
-        for i in range(0, len(pre), FILTER_BLOCK):
-            pre[i : i + FILTER_BLOCK] += parts.wet[i : i + FILTER_BLOCK] * gv
-        pre += b.astype(np.float32, copy=False)
+        pre = premaster_sum(parts, b, new.vocal.gain_db)  # what the render will sum
         m = resolve_master_gain(pre, sample_rate, t.mix_lufs, new.master)
         new = replace(new, master=replace(new.master, gain_db=m.gain_db))
         mix_lufs = m.mix_lufs

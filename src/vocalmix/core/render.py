@@ -372,6 +372,23 @@ def assemble(
     return Rendered(mix, v, dry, b, sample_rate, reduction, tp, mix_energy=energy)
 
 
+def premaster_sum(parts: VocalParts, backing: np.ndarray, vocal_gain_db: float) -> np.ndarray:
+    """The pre-master sum :func:`assemble` makes (``Rendered.premaster``: the dry vocal and
+    its sends at ``vocal_gain_db``, plus ``backing``, already at its own gain), to the
+    bit, without keeping the vocal's stems: ``(dry * g + wet * g) + backing`` summed in
+    place, the sends scaled a block at a time (the same products and sums; addition is
+    commutative in floating point, so ``dry * g + wet * g`` equals assemble's
+    ``wet * g + dry * g``). Float32, a new array."""
+    from vocalmix.core.dsp import FILTER_BLOCK
+
+    g = np.float32(db_to_gain(vocal_gain_db))
+    pre = parts.dry * g
+    for i in range(0, len(pre), FILTER_BLOCK):
+        pre[i : i + FILTER_BLOCK] += parts.wet[i : i + FILTER_BLOCK] * g
+    pre += backing.astype(np.float32, copy=False)
+    return pre
+
+
 def render(vocal: np.ndarray, backing: np.ndarray, sample_rate: int, params: MixParams) -> Rendered:
     """Render a mix of two float32 ``(n, 2)`` signals of one rate and length, at the
     document's ``amount`` (:func:`vocalmix.core.amount.effective`)."""
