@@ -23,7 +23,7 @@ true-peak mode). It is the one the live mixer runs block by block
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
@@ -71,8 +71,16 @@ def _synthetic_wet(x: np.ndarray, sample_rate: int, reverb: Reverb, delay: int =
                    ) -> np.ndarray:
     """``src`` convolved channel by channel with the synthetic reverb's impulse response
     (:func:`_synthetic_wet_rows`, run to its end)."""
-    out = np.zeros(np.shape(x), np.float32)
-    for _done in _synthetic_wet_rows(x, sample_rate, reverb, delay, out):
+    return _filled(np.shape(x), lambda out: _synthetic_wet_rows(x, sample_rate, reverb,
+                                                               delay, out))
+
+
+def _filled(shape: tuple[int, ...], rows: Callable[[np.ndarray], Iterator[int]]
+            ) -> np.ndarray:
+    """A float32 array of zeros of ``shape`` that ``rows(out)`` fills (run to its end):
+    a whole signal from a renderer that reports its rows as it goes."""
+    out = np.zeros(shape, np.float32)
+    for _done in rows(out):
         pass
     return out
 
@@ -132,10 +140,7 @@ def reverb_wet(x: np.ndarray, sample_rate: int, reverb: Reverb) -> np.ndarray:
     """
     if not reverb.enabled:
         return np.zeros_like(x)
-    out = np.zeros(np.shape(x), np.float32)
-    for _done in _reverb_wet_rows(x, sample_rate, reverb, out):
-        pass
-    return out
+    return _filled(np.shape(x), lambda out: _reverb_wet_rows(x, sample_rate, reverb, out))
 
 
 def _reverb_wet_rows(x: np.ndarray, sample_rate: int, reverb: Reverb, out: np.ndarray
@@ -238,10 +243,7 @@ def deesser_stage(x: np.ndarray, sample_rate: int, deesser: DeEsser) -> np.ndarr
 def sends_wet(dry: np.ndarray, sample_rate: int, chain: VocalChain) -> np.ndarray:
     """The sends' wet signals for a float32 dry vocal: the reverb, plus the delay when it
     is on (:func:`sends_wet_rows`, run to its end)."""
-    out = np.zeros(np.shape(dry), np.float32)
-    for _done in sends_wet_rows(dry, sample_rate, chain, out):
-        pass
-    return out
+    return _filled(np.shape(dry), lambda out: sends_wet_rows(dry, sample_rate, chain, out))
 
 
 def sends_wet_rows(dry: np.ndarray, sample_rate: int, chain: VocalChain, out: np.ndarray
