@@ -235,14 +235,14 @@ def pitch_track(y: np.ndarray, sample_rate: int = _SR) -> tuple[np.ndarray, np.n
     fr -= fr.mean(axis=1, keepdims=True)
     energy = (fr * fr).sum(axis=1)
     spec = rfft(fr, 2 * w, axis=1)
-    r = irfft(spec.real**2 + spec.imag**2, axis=1)[:, :w]
-    c = np.concatenate([np.zeros((n, 1)), np.cumsum(fr * fr, axis=1)], axis=1)
-    tau = np.arange(w)
-    m = c[:, w - tau] + (c[:, w:w + 1] - c[:, tau])
-    nsdf = 2.0 * r / np.maximum(m, 1e-30)
     t_lo = int(sample_rate / _PITCH_RANGE_HZ[1])
     t_hi = int(sample_rate / _PITCH_RANGE_HZ[0])
-    seg = nsdf[:, t_lo:t_hi + 1]
+    # the function at the lags searched only (each lag's value is computed on its own)
+    tau = np.arange(t_lo, min(t_hi + 1, w))
+    r = irfft(spec.real**2 + spec.imag**2, axis=1)[:, tau]
+    c = np.concatenate([np.zeros((n, 1)), np.cumsum(fr * fr, axis=1)], axis=1)
+    m = c[:, w - tau] + (c[:, w:w + 1] - c[:, tau])
+    seg = 2.0 * r / np.maximum(m, 1e-30)
     peak = np.zeros(seg.shape, bool)
     peak[:, 1:-1] = (seg[:, 1:-1] >= seg[:, :-2]) & (seg[:, 1:-1] > seg[:, 2:])
     best = np.where(peak, seg, -1.0).max(axis=1)
