@@ -364,20 +364,21 @@ def run_board_blocks(board: pb.Pedalboard, x: np.ndarray, sample_rate: int, bloc
     output (the same chain on the same :data:`BOARD_BLOCK` blocks) once ``blocks`` is
     exhausted; the render stops early if ``blocks`` is closed. An error of the render is
     raised where its block would have been yielded."""
-    from vocalmix.core.parallel import ordered_map
+    from vocalmix.core.parallel import Filling
 
     n = x.shape[0]
     out = np.empty(x.shape, np.float32) if out is None else out
-    render = _board_rows(board, x, sample_rate, 0, out)
+    rendering = Filling(out, lambda: board_rows(board, x, sample_rate, out))
 
     def ready() -> Iterator[np.ndarray]:
-        start = 0
-        # one worker: the blocks render in order, the chain's state carried between them
-        for done in ordered_map(render, range(0, n, BOARD_BLOCK), workers=1, ahead=4):
-            while done - start >= block or (done == n and start < n):
+        try:
+            for start in range(0, n, block):
                 stop = min(start + block, n)
+                rendering.wait(stop)
                 yield out[start:stop]
-                start = stop
+            rendering.result()
+        finally:
+            rendering.cancel()  # closed early or failed: the render stops (else a no-op)
 
     return out, ready()
 
