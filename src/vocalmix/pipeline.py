@@ -377,7 +377,7 @@ def _mix_stats(rendered: Rendered) -> BlockStats:
     true peak, or measured now."""
     sr = rendered.sample_rate
     if rendered.mix_energy is not None:
-        return BlockStats(rendered.mix_energy, int(round(sr / 10.0)), sr)
+        return BlockStats.of_energy(rendered.mix_energy, sr)
     mix = rendered.mix
     return BlockStats.of(mix, sr, remember=not mix.flags.writeable)
 
@@ -635,8 +635,7 @@ def plain_sum(vocal: np.ndarray, backing: np.ndarray, sample_rate: int,
                                                sample_rate, params.master, in_place=True,
                                                true_peak=False, energy="always")
         assert e is not None
-        i = integrated_loudness_of(BlockStats(e, int(round(sample_rate / 10.0)),
-                                              sample_rate))
+        i = integrated_loudness_of(BlockStats.of_energy(e, sample_rate))
         if target is None or not np.isfinite(i) or abs(i - target) < PLAIN_TOLERANCE_LU:
             break
         g = float(np.clip(g + (target - i), lo, hi))

@@ -735,6 +735,13 @@ class BlockStats:
         return BlockStats(energy=e, segment_len=seg, sample_rate=sample_rate)
 
     @staticmethod
+    def of_energy(energy: np.ndarray, sample_rate: int) -> BlockStats:
+        """The statistics of a signal whose 100 ms segment energies ``energy`` were
+        measured already (e.g. by :func:`k_weighted_energies` while it was rendered)."""
+        return BlockStats(energy=energy, segment_len=_segment_len(sample_rate),
+                          sample_rate=sample_rate)
+
+    @staticmethod
     def cross(
         yx: np.ndarray, yy: np.ndarray, sample_rate: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -749,8 +749,8 @@ def resolve_master_gain(premaster: np.ndarray, sample_rate: int, target_lufs: fl
             premaster * np.float32(10.0 ** (gain / 20.0)), sample_rate, master,
             in_place=True, true_peak=False, energy="always")
         assert e is not None
-        stats = BlockStats(e, int(round(sample_rate / 10.0)), sample_rate)
-        achieved, renders = integrated_loudness_of(stats), renders + 1
+        achieved = integrated_loudness_of(BlockStats.of_energy(e, sample_rate))
+        renders += 1
         miss = target_lufs - achieved
         if abs(miss) <= MIX_LUFS_TOLERANCE_LU:
             break
