@@ -362,24 +362,25 @@ def measure_achieved(rendered: Rendered, resolved: Resolved | None = None,
             mix_true_peak_dbtp=float(rendered.mix_true_peak_dbtp),
             master_gain_reduction_db=float(rendered.master_gain_reduction_db),
         )
-    def stats(x: np.ndarray) -> BlockStats:
-        return BlockStats.of(x, sr, remember=not x.flags.writeable)
-
     return achieved_from_stats(
-        stats(rendered.vocal), stats(rendered.backing), stats(rendered.premaster),
-        _mix_stats(rendered), stats(rendered.vocal_dry), measure=measure,
+        _stats(rendered.vocal, sr), _stats(rendered.backing, sr),
+        _stats(rendered.premaster, sr), _mix_stats(rendered), _stats(rendered.vocal_dry, sr),
+        measure=measure,
         true_peak_dbtp=rendered.mix_true_peak_dbtp,
         gain_reduction_db=rendered.master_gain_reduction_db)
+
+
+def _stats(x: np.ndarray, sample_rate: int) -> BlockStats:
+    """The segment energies of a rendered signal (remembered when it is read-only)."""
+    return BlockStats.of(x, sample_rate, remember=not x.flags.writeable)
 
 
 def _mix_stats(rendered: Rendered) -> BlockStats:
     """The segment energies of the rendered mix: those the master measured beside its
     true peak, or measured now."""
-    sr = rendered.sample_rate
     if rendered.mix_energy is not None:
-        return BlockStats.of_energy(rendered.mix_energy, sr)
-    mix = rendered.mix
-    return BlockStats.of(mix, sr, remember=not mix.flags.writeable)
+        return BlockStats.of_energy(rendered.mix_energy, rendered.sample_rate)
+    return _stats(rendered.mix, rendered.sample_rate)
 
 
 def achieved_from_stats(vocal: BlockStats, backing: BlockStats, premaster: BlockStats,
@@ -621,7 +622,7 @@ def plain_sum(vocal: np.ndarray, backing: np.ndarray, sample_rate: int,
     mix's (at most four renders; the master can make the loudness move less than the
     gain).
     """
-    from vocalmix.core.render import db_to_gain, master_stage_measured
+    from vocalmix.core.render import db_to_gain, master_loudness
 
     lo, hi = PLAIN_GAIN_RANGE_DB
     plain = vocal + backing
@@ -630,12 +631,8 @@ def plain_sum(vocal: np.ndarray, backing: np.ndarray, sample_rate: int,
     g = 0.0 if target is None or not np.isfinite(i0) else float(np.clip(target - i0, lo, hi))
     y, i, red = plain, i0, 0.0
     for _ in range(4):
-        # its true peak is not reported: only the limiter and the loudness are needed
-        y, red, _tp, e = master_stage_measured(plain * np.float32(db_to_gain(g)),
-                                               sample_rate, params.master, in_place=True,
-                                               true_peak=False, energy="always")
-        assert e is not None
-        i = integrated_loudness_of(BlockStats.of_energy(e, sample_rate))
+        y, red, i = master_loudness(plain * np.float32(db_to_gain(g)), sample_rate,
+                                    params.master, in_place=True)
         if target is None or not np.isfinite(i) or abs(i - target) < PLAIN_TOLERANCE_LU:
             break
         g = float(np.clip(g + (target - i), lo, hi))

@@ -355,8 +355,8 @@ def _board_rows(board: pb.Pedalboard, x: np.ndarray, sample_rate: int, delay: in
     return render
 
 
-def run_board_blocks(board: pb.Pedalboard, x: np.ndarray, sample_rate: int, block: int,
-                     out: np.ndarray | None = None) -> tuple[np.ndarray, Iterator[np.ndarray]]:
+def run_board_blocks(board: pb.Pedalboard, x: np.ndarray, sample_rate: int, block: int
+                     ) -> tuple[np.ndarray, Iterator[np.ndarray]]:
     """:func:`run_board` (no delay) rendered on a helper thread: ``(out, blocks)``, where
     ``blocks`` yields the rows of ``out`` as consecutive views of ``block`` rows (the last
     one shorter) as soon as the chain has rendered them, so that the caller measures one
@@ -367,7 +367,7 @@ def run_board_blocks(board: pb.Pedalboard, x: np.ndarray, sample_rate: int, bloc
     from vocalmix.core.parallel import Filling
 
     n = x.shape[0]
-    out = np.empty(x.shape, np.float32) if out is None else out
+    out = np.empty(x.shape, np.float32)
     rendering = Filling(out, lambda: board_rows(board, x, sample_rate, out))
 
     def ready() -> Iterator[np.ndarray]:

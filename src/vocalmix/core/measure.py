@@ -648,7 +648,7 @@ def k_weighted_cross(x: np.ndarray | tuple[np.ndarray, ...], y: np.ndarray, samp
 
     parts = x if isinstance(x, tuple) else (x,)
     n = min(min(p.shape[0] for p in parts), y.shape[0])
-    block = _segment_len(sample_rate) * KW_SEGMENTS
+    block = kw_block_len(sample_rate)
 
     def summed() -> Iterator[np.ndarray]:
         for i, blocks in enumerate(zip(*(row_blocks(p, block, n) for p in parts),

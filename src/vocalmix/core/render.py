@@ -67,14 +67,6 @@ def compressor_stage(x: np.ndarray, sample_rate: int, comp: Compressor) -> np.nd
 OLA_MIN_FFT = 1 << 15
 
 
-def _synthetic_wet(x: np.ndarray, sample_rate: int, reverb: Reverb, delay: int = 0
-                   ) -> np.ndarray:
-    """``src`` convolved channel by channel with the synthetic reverb's impulse response
-    (:func:`_synthetic_wet_rows`, run to its end)."""
-    return _filled(np.shape(x), lambda out: _synthetic_wet_rows(x, sample_rate, reverb,
-                                                               delay, out))
-
-
 def _filled(shape: tuple[int, ...], rows: Callable[[np.ndarray], Iterator[int]]
             ) -> np.ndarray:
     """A float32 array of zeros of ``shape`` that ``rows(out)`` fills (run to its end):
@@ -214,6 +206,19 @@ def master_stage_measured(
         return y, 0.0, tp, e
     reduction = float(-20.0 * np.log10(max(gmin, 1e-12)))
     return y, max(reduction, 0.0), tp, e
+
+
+def master_loudness(x: np.ndarray, sample_rate: int, master: Master, *,
+                    in_place: bool = False) -> tuple[np.ndarray, float, float]:
+    """:func:`master_stage` for a caller that needs the output's integrated loudness
+    (LUFS, BS.1770-4) instead of its true peak: ``(output, reduction dB, loudness)``."""
+    from vocalmix.core.measure import BlockStats, integrated_loudness_of
+
+    y, reduction, _tp, energy = master_stage_measured(x, sample_rate, master,
+                                                      in_place=in_place, true_peak=False,
+                                                      energy="always")
+    assert energy is not None  # always measured
+    return y, reduction, integrated_loudness_of(BlockStats.of_energy(energy, sample_rate))
 
 
 def deesser_stage(x: np.ndarray, sample_rate: int, deesser: DeEsser) -> np.ndarray:

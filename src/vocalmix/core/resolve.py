@@ -733,9 +733,9 @@ def resolve_master_gain(premaster: np.ndarray, sample_rate: int, target_lufs: fl
     limited render missed, until it is within :data:`MIX_LUFS_TOLERANCE_LU` (a few
     passes; louder than the ceiling allows is reported, not forced).
     """
-    from vocalmix.core.measure import BlockStats, integrated_loudness, integrated_loudness_of
+    from vocalmix.core.measure import integrated_loudness
     from vocalmix.core.params import Master as MasterParams
-    from vocalmix.core.render import master_stage_measured
+    from vocalmix.core.render import master_loudness
 
     i0 = integrated_loudness(premaster, sample_rate)
     if not np.isfinite(i0):
@@ -744,12 +744,8 @@ def resolve_master_gain(premaster: np.ndarray, sample_rate: int, target_lufs: fl
     achieved, renders = i0 + gain, 0
     for _ in range(max_renders):
         # the scaled copy is this loop's own: the limiter writes over it
-        # (the true peak is not needed here, only the limiter's effect on the loudness)
-        _y, _red, _tp, e = master_stage_measured(
-            premaster * np.float32(10.0 ** (gain / 20.0)), sample_rate, master,
-            in_place=True, true_peak=False, energy="always")
-        assert e is not None
-        achieved = integrated_loudness_of(BlockStats.of_energy(e, sample_rate))
+        _y, _red, achieved = master_loudness(premaster * np.float32(10.0 ** (gain / 20.0)),
+                                             sample_rate, master, in_place=True)
         renders += 1
         miss = target_lufs - achieved
         if abs(miss) <= MIX_LUFS_TOLERANCE_LU:
