@@ -61,6 +61,7 @@ from typing import Any
 
 from vocalmix._version import __version__
 from vocalmix.core.errors import DataError, DependencyError, VocalmixError
+from vocalmix.core.threads import BLAS_THREAD_VARS
 
 #: Bumped when the outputs' layout or the result columns change (part of every job key).
 BATCH_FORMAT = 1
@@ -1015,13 +1016,6 @@ class _Tracker:
 
 _WORKER: dict[str, Any] = {}
 
-#: The BLAS thread settings a worker keeps from the driver. The estimators' matrix
-#: products round differently with another number of BLAS threads (params differ in their
-#: 11th digit; the mixes, 24-bit, do not), so a worker runs with the thread count a
-#: ``vocalmix mix`` started from the same shell would: the pool's processes inherit the
-#: driver's environment, and Ray's actors get it explicitly (Ray would set 1 thread).
-THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-
 
 JobFn = Callable[[Mapping[str, Any], BatchConfig, Mapping[str, str]], "dict[str, Any] | None"]
 
@@ -1201,8 +1195,11 @@ def _run_ray(manifest: Manifest, config: BatchConfig, done: dict[str, str],
         # the read and repartition tasks (a deadlock when workers = CPUs)
         ds = _ray_read(manifest).repartition(max(1, min(n_rows, MAX_RAY_BLOCKS))).materialize()
         pool = ray.data.ActorPoolStrategy(size=max(1, min(n_workers, n_rows)))
-        # an empty value reads as unset: the BLAS library's default, as in a plain process
-        threads = {v: os.environ.get(v, "") for v in THREAD_VARS}
+        # a worker keeps the driver's BLAS thread count (the estimators' matrix products
+        # round differently with another, vocalmix.core.threads): the pool's processes
+        # inherit the driver's environment, and Ray's actors get it here. An empty value
+        # reads as unset: the BLAS library's default, as in a plain process.
+        threads = {v: os.environ.get(v, "") for v in BLAS_THREAD_VARS}
         ds = ds.map_batches(
             _RayMixer, batch_size=1, batch_format="pyarrow", num_cpus=1, compute=pool,
             fn_constructor_kwargs={"config": config, "done": done, "worker_init": worker_init},
