@@ -6,7 +6,6 @@ renders)."""
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import hashlib
 import math
 import os
@@ -50,13 +49,12 @@ def _libm() -> Any:
     ``None`` elsewhere (then :func:`flush_denormals` does nothing)."""
     if not (sys.platform.startswith("linux") and platform.machine() in ("x86_64", "AMD64")):
         return None
-    try:
-        lib = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
-        if ctypes.sizeof(_FenvX86) != 32:
-            return None
-        return lib
-    except OSError:
+    from vocalmix.core.memory import c_library
+
+    lib = c_library("m")
+    if lib is None or ctypes.sizeof(_FenvX86) != 32:
         return None
+    return lib
 
 
 class _FlushDenormals:

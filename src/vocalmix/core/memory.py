@@ -21,10 +21,28 @@ plus the page faults of the memory mapped again afterwards.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import sys
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
+
+
+@cache
+def c_library(name: str) -> Any:
+    """The C library ``name`` (``"c"``, ``"m"``) through ctypes: glibc's file name
+    (``libc.so.6``) first, then where ``ctypes.util.find_library`` finds it (importing
+    ``ctypes.util`` and asking it takes about 25 ms, which every process would pay);
+    ``None`` when neither loads."""
+    try:
+        return ctypes.CDLL(f"lib{name}.so.6")
+    except OSError:
+        pass
+    from ctypes.util import find_library
+
+    found = find_library(name)
+    try:
+        return ctypes.CDLL(found) if found else None
+    except OSError:
+        return None
 
 
 @lru_cache(maxsize=1)
@@ -34,8 +52,8 @@ def _malloc_trim() -> Any:
     if not sys.platform.startswith("linux"):
         return None
     try:
-        trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-    except (OSError, AttributeError):
+        trim = c_library("c").malloc_trim
+    except AttributeError:  # no such library, or no malloc_trim in it
         return None
     trim.argtypes = [ctypes.c_size_t]
     trim.restype = ctypes.c_int

@@ -925,11 +925,10 @@ def _tune_malloc(single_arena: bool = True) -> None:
     Only the command-line process (and its batch workers) does this; importing vocalmix
     as a library does not.
     """
-    import ctypes
-    import ctypes.util
+    from vocalmix.core.memory import c_library
 
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = c_library("c")
         m_trim_threshold, m_mmap_threshold, m_arena_max = -1, -3, -8
         libc.mallopt(m_mmap_threshold, 1 << 30)
         libc.mallopt(m_trim_threshold, 1 << 31)
