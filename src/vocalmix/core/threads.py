@@ -19,8 +19,16 @@ thread, they do not depend on the core count.
 
 :func:`pin_blas_threads` sets the thread count to 1 unless the user chose one. The
 command line calls it first, so its batch workers (which inherit its environment) and
-its server do the same. Importing vocalmix as a library does not: set
-``OPENBLAS_NUM_THREADS=1`` before numpy is imported to get the command line's digits.
+its server do the same.
+
+Importing vocalmix as a library does not: a caller's process has imported numpy before
+vocalmix could say anything. Set ``OPENBLAS_NUM_THREADS=1`` before numpy is imported to
+get the command line's speed and digits (measured in-process on 2 cores, the model's
+estimate of a 3-minute song: 3.7-3.9 s against 4.1-4.9 s). Lowering the count for the
+duration of each library call (``threadpoolctl``) was tried and not kept: with the
+OpenBLAS of numpy's wheels (0.3.31), a count set from one thread after another thread
+had set one did not take effect, so a call made on a server's worker thread would run
+unlimited, or leave the caller's process on one thread.
 """
 
 from __future__ import annotations
