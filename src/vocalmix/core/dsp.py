@@ -482,7 +482,11 @@ def sosfilt_stream(sos: np.ndarray, blocks: Iterable[np.ndarray],
 
     zi: np.ndarray | None = None
     for blk in blocks:
-        xb = np.asarray(blk, dtype=work)
+        xb = np.asarray(blk)
+        if not (xb.dtype == np.float32 and work == np.float64):
+            xb = np.asarray(xb, dtype=work)
+        # (float32 samples go to the filter as they are: it casts them to float64, exactly,
+        # in the copy it makes of each channel anyway, one pass over the block instead of two)
         if zi is None:
             zi = np.zeros((sos.shape[0], 2, *xb.shape[1:]), work)
         with flush_denormals():
