@@ -296,9 +296,15 @@ def _envelope_of(src: np.ndarray, y: np.ndarray) -> np.ndarray:
     ok = np.abs(xs) > 1e-7
     ratio = np.ones_like(xs)
     np.divide(y, xs, out=ratio, where=ok)
-    ratio = np.clip(ratio, 1e-30, 1.0)
-    env = _ENV_PROBE_DB - 40.0 * np.log10(ratio)
-    env[~ok | (ratio >= 1.0)] = _ENV_PROBE_DB
+    np.clip(ratio, 1e-30, 1.0, out=ratio)
+    flat = ratio >= 1.0
+    flat |= ~ok
+    # _ENV_PROBE_DB - 40 log10(ratio), each step in place (the same operations in the
+    # same order as with temporaries, so the same values)
+    env = np.log10(ratio, out=ratio)
+    env *= 40.0
+    np.subtract(_ENV_PROBE_DB, env, out=env)
+    env[flat] = _ENV_PROBE_DB
     return env
 
 
