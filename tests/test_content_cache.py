@@ -197,3 +197,23 @@ def test_an_excerpts_features_hash_no_samples(monkeypatch):
     song = dsp.frozen(_signal(9, n=44100 * 8))
     row = features(song[44100:44100 * 7], song[: 44100 * 6], 44100)
     assert np.all(np.isfinite(row)) and not hashed
+
+
+def test_a_backings_reverb_prediction_is_made_once_for_many_takes(monkeypatch):
+    # karaoke: many takes over one instrumental, each decoded anew (an equal array, not
+    # the same object); a changed or writeable backing is analysed again
+    from vocalmix.estimators import registry, reverb
+    from vocalmix.synth import synthesize_song
+
+    calls = _count_calls(monkeypatch, reverb, "backing_features")
+    _v, b = synthesize_song(sample_rate=22050, duration_s=10.0)
+    first = registry._reverb_analysis(dsp.frozen(b.copy()), 22050)
+    first["tempo_bpm"] = -1.0  # a caller's change must not reach the next one
+    first["features"].clear()
+    again = registry._reverb_analysis(dsp.frozen(b.copy()), 22050)
+    assert len(calls) == 1
+    fresh = reverb.predict_reverb(reverb.shipped_model(), b, 22050)
+    assert again == fresh and again["features"]
+    registry._reverb_analysis(dsp.frozen(b * np.float32(0.5)), 22050)
+    registry._reverb_analysis(b.copy(), 22050)  # writeable: not remembered
+    assert len(calls) == 1 + 1 + 1 + 1  # the fresh prediction above, then both misses
