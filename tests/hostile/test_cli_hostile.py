@@ -375,6 +375,41 @@ def test_ctrl_c_while_the_outputs_are_written_leaves_the_old_ones(tmp_path, capf
     assert not scratch_files(tmp_path, tmp_path / "stems")
 
 
+def test_ctrl_c_inside_the_write_pool_still_waits_for_every_started_write(tmp_path,
+                                                                          monkeypatch):
+    """A Ctrl-C can land inside the thread pool's own bookkeeping, after a worker thread
+    has started but before the pool has recorded it (so the pool's shutdown does not wait
+    for it): its write must still end before the clean-up, leaving no scratch file."""
+    from concurrent.futures import thread as pool_module
+
+    real_adjust = pool_module.ThreadPoolExecutor._adjust_thread_count
+
+    def interrupted_adjust(self):
+        before = set(self._threads)
+        real_adjust(self)
+        for t in set(self._threads) - before:  # as if interrupted between start and add
+            self._threads.discard(t)
+            raise KeyboardInterrupt
+
+    real_write = audio._write_scratch
+
+    def slow_write(*a, **k):
+        time.sleep(0.3)
+        return real_write(*a, **k)
+
+    monkeypatch.setattr(pool_module.ThreadPoolExecutor, "_adjust_thread_count",
+                        interrupted_adjust)
+    monkeypatch.setattr(audio, "_write_scratch", slow_write)
+    monkeypatch.setattr(audio.os, "cpu_count", lambda: 4)  # the audio goes to the pool
+    x = np.zeros((4410, 2), np.float32)
+    a, b = tmp_path / "a.wav", tmp_path / "b.wav"
+    plan = audio.OutputPlan(audio=[a, b])
+    with pytest.raises(KeyboardInterrupt):
+        plan.commit({a: audio.AudioData(x, 44100), b: audio.AudioData(x, 44100)})
+    time.sleep(0.6)  # a write that outlived the clean-up would have made its file by now
+    assert os.listdir(tmp_path) == []
+
+
 def as_unprivileged(fn: Callable[[], tuple[int, str]]) -> tuple[int, str]:
     """``fn()`` in a child process without root's right to write anywhere (as ``nobody``)
     when the tests run as root; directly otherwise."""

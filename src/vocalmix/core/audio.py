@@ -23,6 +23,7 @@ import shutil
 import stat
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -1107,26 +1108,46 @@ def _write_all(items: list[tuple[Path, _Entry, str | bytes | AudioData]]
             return path, ex
     if not audio:
         return None
+    # which writes have begun and not ended, and whether new ones may begin: counted by
+    # the writes themselves, so that a Ctrl-C at any point (even inside the pool's own
+    # bookkeeping, where a started worker thread can go unrecorded) waits for them all
+    gate = threading.Condition()
+    state = {"stop": False, "running": 0}
+
+    def write(e: _Entry, c: AudioData) -> None:
+        with gate:
+            if state["stop"]:
+                return
+            state["running"] += 1
+        try:
+            _write_scratch(e.tmp, e.dest, c, e.existed)
+        finally:
+            with gate:
+                state["running"] -= 1
+                gate.notify_all()
+
     pool = ThreadPoolExecutor(workers, thread_name_prefix="vocalmix-write")
     futures: list[Future[None]] = []
     stopped: BaseException | None = None
     try:
         for _p, e, c in audio:
-            futures.append(pool.submit(_write_scratch, e.tmp, e.dest, c, e.existed))
+            futures.append(pool.submit(write, e, c))
         for f in futures:
             f.exception()  # waits
     except BaseException as ex:  # Ctrl-C: stop here, but not before the running writes
         stopped = ex
-    # no write starts now and the running ones end before the caller removes the scratch
+    # no write begins now and the running ones end before the caller removes the scratch
     # files (so none is created after that), however often the user presses Ctrl-C
-    for f in futures:
-        f.cancel()
     while True:
         try:
-            pool.shutdown(wait=True)
+            with gate:
+                state["stop"] = True
+                while state["running"]:
+                    gate.wait()
             break
         except KeyboardInterrupt as ex:
             stopped = stopped or ex
+    pool.shutdown(wait=False, cancel_futures=True)
     if stopped is not None:
         raise stopped
     for (path, _e, _c), f in zip(audio, futures, strict=True):
