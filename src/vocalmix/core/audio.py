@@ -1114,7 +1114,7 @@ def _write_all(items: list[tuple[Path, _Entry, str | bytes | AudioData]]
     gate = threading.Condition()
     state = {"stop": False, "running": 0}
 
-    def write(e: _Entry, c: AudioData) -> None:
+    def write(e: _Entry, c: str | bytes | AudioData) -> None:
         with gate:
             if state["stop"]:
                 return
