@@ -114,3 +114,46 @@ def test_content_key_tells_signals_rates_and_layouts_apart():
     assert k != dsp.content_key(x.reshape(3, 4), 44100)
     assert k != dsp.content_key(x.astype(np.float64), 44100)
     assert k == dsp.content_key(np.asfortranarray(x), 44100)  # layout is not content
+
+
+def _stream(sos, x, block, twins: bool):
+    """The blocks of dsp.sosfilt_stream over ``x``, with or without the mono-take path."""
+    if not twins:
+        real = dsp._twin_channels
+        dsp._twin_channels = lambda *_a: False
+    try:
+        return list(dsp.sosfilt_stream(sos, dsp.row_blocks(x, block), np.float64))
+    finally:
+        if not twins:
+            dsp._twin_channels = real
+
+
+def test_a_mono_take_read_as_stereo_is_filtered_once_with_the_same_values_and_layout():
+    # equal channels, then a stretch where they part (the states part with them), then
+    # equal again (the states stay apart: both channels are filtered from there on)
+    rng = np.random.default_rng(3)
+    m = (0.2 * rng.standard_normal(9000)).astype(np.float32)
+    x = np.stack([m, m], axis=1)
+    x[4000:5000, 1] *= np.float32(0.5)
+    sos = np.array([[0.2, 0.4, 0.2, 1.0, -0.5, 0.3], [1.0, -2.0, 1.0, 1.0, -1.9, 0.91]])
+    fast, slow = _stream(sos, x, 1000, True), _stream(sos, x, 1000, False)
+    assert len(fast) == len(slow) == 9
+    for a, b in zip(fast, slow, strict=True):
+        assert a.dtype == b.dtype and a.strides == b.strides and np.array_equal(a, b)
+        # sums over a block read it in memory order: the same sums
+        assert np.array_equal(segment_energies(a, 100), segment_energies(b, 100))
+    whole = sosfilt(sos, x.astype(np.float64), axis=0)
+    assert np.array_equal(np.concatenate(fast), whole)
+
+
+def test_twin_channels_needs_equal_samples_and_states():
+    x = np.ones((50, 2), np.float32)
+    zi = np.zeros((2, 2, 2))
+    assert dsp._twin_channels(x, zi)
+    zi[1, 0, 1] = 1e-20
+    assert not dsp._twin_channels(x, zi)
+    y = x.copy()
+    y[40, 1] = 0.0
+    assert not dsp._twin_channels(y, np.zeros((2, 2, 2)))
+    assert not dsp._twin_channels(np.ones((50, 1), np.float32), np.zeros((2, 2, 1)))
+    assert not dsp._twin_channels(np.ones(50, np.float32), np.zeros((2, 2)))

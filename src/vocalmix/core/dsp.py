@@ -490,8 +490,39 @@ def sosfilt_stream(sos: np.ndarray, blocks: Iterable[np.ndarray],
         if zi is None:
             zi = np.zeros((sos.shape[0], 2, *xb.shape[1:]), work)
         with flush_denormals():
-            y, zi = sosfilt(sos, xb, axis=0, zi=zi)
+            if _twin_channels(xb, zi):
+                y, zi = _sosfilt_twins(sos, xb, zi)
+            else:
+                y, zi = sosfilt(sos, xb, axis=0, zi=zi)
         yield y
+
+
+def _twin_channels(x: np.ndarray, zi: np.ndarray) -> bool:
+    """Whether a stereo block ``x`` ``(n, 2)`` has two equal channels and the filter state
+    ``zi`` ``(sections, 2, 2)`` two equal channel states: a mono take read as stereo (a
+    few samples are compared first, so a real stereo signal costs almost nothing)."""
+    if x.ndim != 2 or x.shape[1] != 2 or x.shape[0] == 0:
+        return False
+    head = x[:16]
+    return bool(np.array_equal(head[:, 0], head[:, 1])
+                and np.array_equal(zi[..., 0], zi[..., 1])
+                and np.array_equal(x[:, 0], x[:, 1]))
+
+
+def _sosfilt_twins(sos: np.ndarray, x: np.ndarray, zi: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """``sosfilt(sos, x, axis=0, zi=zi)`` of a block whose two channels and states are
+    equal (:func:`_twin_channels`): one channel filtered and copied to the other. The
+    filter runs each channel on its own, so the values are those of filtering both, to
+    the bit; the result has the layout the two-channel call returns (``(2, n)`` in
+    memory, seen as ``(n, 2)``), as sums over it depend on the order it is read in."""
+    from vocalmix.core.kernels import sosfilt
+
+    y1, z1 = sosfilt(sos, x[:, :1], axis=0, zi=zi[..., :1])
+    rows = np.empty((2, x.shape[0]), y1.dtype)
+    rows[0] = y1[:, 0]
+    rows[1] = y1[:, 0]
+    return rows.T, np.concatenate([z1, z1], axis=-1)
 
 
 def row_blocks(x: np.ndarray, block: int, n: int | None = None) -> Iterator[np.ndarray]:
