@@ -157,3 +157,41 @@ def test_twin_channels_needs_equal_samples_and_states():
     assert not dsp._twin_channels(y, np.zeros((2, 2, 2)))
     assert not dsp._twin_channels(np.ones((50, 1), np.float32), np.zeros((2, 2, 1)))
     assert not dsp._twin_channels(np.ones(50, np.float32), np.zeros((2, 2)))
+
+
+@pytest.mark.parametrize("threshold_db, ratio, attack_ms, release_ms",
+                         [(-20.0, 3.3, 5.0, 80.0), (-35.0, 8.0, 0.5, 400.0)])
+def test_a_mono_take_through_the_compressor_is_rendered_once_with_the_same_samples(
+        monkeypatch, threshold_db, ratio, attack_ms, release_ms):
+    import pedalboard as pb
+
+    rng = np.random.default_rng(4)
+    m = (rng.standard_normal(3 * dsp.BOARD_BLOCK + 1234)
+         * np.repeat(rng.uniform(0.01, 0.8, 40), 5000)[: 3 * dsp.BOARD_BLOCK + 1234]
+         ).astype(np.float32)
+    x = np.stack([m, m], axis=1)
+
+    def board() -> pb.Pedalboard:
+        return pb.Pedalboard([pb.Compressor(threshold_db=threshold_db, ratio=ratio,
+                                            attack_ms=attack_ms, release_ms=release_ms)])
+
+    assert dsp._twin_render(board(), x)
+    once = dsp.run_board(board(), x, 44100, delay=123)
+    out, blocks = dsp.run_board_blocks(board(), x, 44100, 10000)
+    for _b in blocks:
+        pass
+    monkeypatch.setattr(dsp, "_twin_render", lambda *_a: False)
+    both = dsp.run_board(board(), x, 44100, delay=123)
+    assert np.array_equal(once, both) and np.array_equal(out, dsp.run_board(board(), x, 44100))
+
+
+def test_effects_that_mix_channels_or_unequal_channels_are_rendered_in_stereo():
+    import pedalboard as pb
+
+    x = np.ones((100, 2), np.float32)
+    assert not dsp._twin_render(pb.Pedalboard([pb.Reverb()]), x)
+    assert not dsp._twin_render(pb.Pedalboard([pb.Compressor(), pb.Reverb()]), x)
+    assert not dsp._twin_render(pb.Pedalboard([]), x)
+    y = x.copy()
+    y[50, 1] = 0.5
+    assert not dsp._twin_render(pb.Pedalboard([pb.Compressor()]), y)

@@ -340,17 +340,37 @@ def _board_rows(board: pb.Pedalboard, x: np.ndarray, sample_rate: int, delay: in
     rows from ``i`` (a multiple of it, called in order from 0) into ``out`` and returns
     the row it stopped at."""
     n, c = x.shape
-    blk = np.zeros((BOARD_BLOCK, c), np.float32)
+    # a mono take read as stereo through effects that treat each channel on its own: one
+    # channel rendered, written to both (the same samples as rendering both)
+    src = x[:, :1] if _twin_render(board, x) else x
+    blk = np.zeros((BOARD_BLOCK, src.shape[1]), np.float32)
 
     def render(i: int) -> int:
         k = min(BOARD_BLOCK, n - i)
-        b = delayed_rows(x, i, delay, blk[:k])
+        b = delayed_rows(src, i, delay, blk[:k])
         # pedalboard takes (channels, samples); vocalmix keeps (samples, channels)
         out[i : i + k] = board(np.ascontiguousarray(b.T), float(sample_rate),
                                reset=i == 0).T if len(board) else b
         return i + k
 
     return render
+
+
+#: pedalboard effects (by class name) that process each channel on its own (JUCE's
+#: compressor keeps a level detector per channel), so that two equal channels come out
+#: equal, each as a one-channel render would give it (``tests/test_dsp_speed.py`` checks
+#: it); not the reverb, whose width mixes the channels
+PER_CHANNEL_EFFECTS = ("Compressor",)
+
+
+def _twin_render(board: pb.Pedalboard, x: np.ndarray) -> bool:
+    """Whether ``board`` may render one of the two equal channels of ``x`` for both."""
+    import pedalboard as pb
+
+    return (x.ndim == 2 and x.shape[1] == 2 and len(board) > 0
+            and all(type(p).__name__ in PER_CHANNEL_EFFECTS
+                    and type(p).__module__.startswith(pb.__name__) for p in board)
+            and bool(np.array_equal(x[:, 0], x[:, 1])))
 
 
 def run_board_blocks(board: pb.Pedalboard, x: np.ndarray, sample_rate: int, block: int

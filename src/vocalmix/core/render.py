@@ -111,6 +111,10 @@ def _synthetic_wet_rows(x: np.ndarray, sample_rate: int, reverb: Reverb, delay: 
         if blk is None:
             blk = scratch.blk = np.zeros((step, c))
         src = delayed_rows(x, s, delay, blk[: min(step, n - s)])
+        if c == 2 and np.array_equal(src[:, 0], src[:, 1]):
+            # a mono take's send: its two channels have one spectrum, transformed once
+            # (each column is transformed on its own: the same values as both at once)
+            return sfft.irfft(sfft.rfft(src[:, :1], nfft, axis=0) * spec, nfft, axis=0)
         return sfft.irfft(sfft.rfft(src, nfft, axis=0) * spec, nfft, axis=0)
 
     # the blocks' transforms (pocketfft and numpy let go of the GIL) run on two threads a
