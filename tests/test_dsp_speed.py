@@ -195,3 +195,24 @@ def test_effects_that_mix_channels_or_unequal_channels_are_rendered_in_stereo():
     y = x.copy()
     y[50, 1] = 0.5
     assert not dsp._twin_render(pb.Pedalboard([pb.Compressor()]), y)
+
+
+def test_a_mono_take_is_de_essed_with_one_filter_pass_and_the_same_samples(monkeypatch):
+    from vocalmix.core.deesser import DeEsser, DeEsserSettings
+
+    rng = np.random.default_rng(5)
+    m = (0.3 * rng.standard_normal(20000)).astype(np.float32)
+    x = np.stack([m, m], axis=1)
+    s = DeEsserSettings(threshold_db=-30.0, freq_hz=5000.0, depth_db=6.0)
+
+    def blocks() -> np.ndarray:
+        d = DeEsser(s, 44100, 2)
+        return np.concatenate([d.process(x[i : i + 3000]) for i in range(0, len(x), 3000)])
+
+    calls = []
+    real = dsp._sosfilt_twins
+    monkeypatch.setattr(dsp, "_sosfilt_twins", lambda *a: calls.append(1) or real(*a))
+    once = blocks()
+    assert calls
+    monkeypatch.setattr(dsp, "_twin_channels", lambda *_a: False)
+    assert np.array_equal(once, blocks())

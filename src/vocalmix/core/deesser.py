@@ -39,8 +39,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vocalmix.core.dsp import butterworth2_sos, channel_mean, flush_denormals, max_filter_hz
-from vocalmix.core.kernels import lfilter, maximum_filter1d, sosfilt
+from vocalmix.core.dsp import (
+    butterworth2_sos,
+    channel_mean,
+    flush_denormals,
+    max_filter_hz,
+    sosfilt_block,
+)
+from vocalmix.core.kernels import lfilter, maximum_filter1d
 
 #: the band a de-esser listens to when measuring sibilance, Hz
 SIBILANT_BAND_HZ = (5000.0, 10000.0)
@@ -213,8 +219,9 @@ class DeEsser:
     def _process(self, x: np.ndarray) -> np.ndarray:
         s = self.settings
         xd = np.asarray(x, dtype=np.float64)
-        low, self._low_zi = sosfilt(self._lo_sos, xd, axis=0, zi=self._low_zi)
-        band, self._band_zi = sosfilt(self._hi_sos, xd, axis=0, zi=self._band_zi)
+        # (a mono take read as stereo is filtered once: the same values)
+        low, self._low_zi = sosfilt_block(self._lo_sos, xd, self._low_zi)
+        band, self._band_zi = sosfilt_block(self._hi_sos, xd, self._band_zi)
         a = self._a
         power, self._power_zi = lfilter([1.0 - a], [1.0, -a], channel_mean(band * band),
                                         zi=self._power_zi)

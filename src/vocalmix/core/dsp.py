@@ -498,8 +498,6 @@ def sosfilt_stream(sos: np.ndarray, blocks: Iterable[np.ndarray],
     one to the next: the same recursion on the same samples, so the same values to the
     bit, without full-length copies. Each filtered block is ``work`` precision, subnormals
     flushed (:func:`flush_denormals`)."""
-    from vocalmix.core.kernels import sosfilt
-
     zi: np.ndarray | None = None
     for blk in blocks:
         xb = np.asarray(blk)
@@ -510,11 +508,21 @@ def sosfilt_stream(sos: np.ndarray, blocks: Iterable[np.ndarray],
         if zi is None:
             zi = np.zeros((sos.shape[0], 2, *xb.shape[1:]), work)
         with flush_denormals():
-            if _twin_channels(xb, zi):
-                y, zi = _sosfilt_twins(sos, xb, zi)
-            else:
-                y, zi = sosfilt(sos, xb, axis=0, zi=zi)
+            y, zi = sosfilt_block(sos, xb, zi)
         yield y
+
+
+def sosfilt_block(sos: np.ndarray, x: np.ndarray, zi: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """``sosfilt(sos, x, axis=0, zi=zi)`` (:func:`vocalmix.core.kernels.sosfilt`) of one
+    block ``(n, channels)`` from the state ``zi``: ``(y, zf)``. A block whose two
+    channels and states are equal (a mono take read as stereo) is filtered once
+    (:func:`_sosfilt_twins`), with the same values and layout."""
+    from vocalmix.core.kernels import sosfilt
+
+    if _twin_channels(x, zi):
+        return _sosfilt_twins(sos, x, zi)
+    return sosfilt(sos, x, axis=0, zi=zi)
 
 
 def _twin_channels(x: np.ndarray, zi: np.ndarray) -> bool:
