@@ -217,3 +217,27 @@ def test_a_backings_reverb_prediction_is_made_once_for_many_takes(monkeypatch):
     registry._reverb_analysis(dsp.frozen(b * np.float32(0.5)), 22050)
     registry._reverb_analysis(b.copy(), 22050)  # writeable: not remembered
     assert len(calls) == 1 + 1 + 1 + 1  # the fresh prediction above, then both misses
+
+
+def test_a_backings_share_of_the_level_features_is_made_once_per_window(monkeypatch):
+    # the takes of a karaoke batch over one instrumental: each window's backing share is
+    # computed once; a writeable or changed backing is analysed again; the rows are the
+    # same either way
+    from vocalmix.estimators import features, level
+    from vocalmix.synth import synthesize_song
+
+    v, b = synthesize_song(sample_rate=22050, duration_s=16.0)
+    calls = _count_calls(monkeypatch, level, "backing_part")
+    first = level.excerpt_features(dsp.frozen(v), dsp.frozen(b.copy()), 22050)
+    n = len(calls)
+    assert n == len(first) >= 2
+    again = level.excerpt_features(dsp.frozen(v), dsp.frozen(b.copy()), 22050)
+    assert len(calls) == n and np.array_equal(first, again)
+    plain = level.excerpt_features(v, b.copy(), 22050)  # writeable: never remembered
+    assert len(calls) == n and np.array_equal(first, plain)
+    level.excerpt_features(dsp.frozen(v), dsp.frozen(b * np.float32(0.5)), 22050)
+    assert len(calls) == 2 * n
+    w = slice(0, 6 * 22050)
+    assert np.array_equal(features.features(v[w], b[w], 22050),
+                          features.features(v[w], b[w], 22050,
+                                            part=features.backing_part(b[w], 22050)))

@@ -306,12 +306,55 @@ def _percussive_db(yb: np.ndarray) -> float:
     return float(10.0 * np.log10(percussive / harmonic))
 
 
-def features(vocal: np.ndarray, backing: np.ndarray, sample_rate: int) -> np.ndarray:
+@dataclass(frozen=True)
+class BackingPart:
+    """What :func:`features` reads of the backing alone (an excerpt's): its spectrum, and
+    the values of the backing's features that do not involve the vocal, in
+    :data:`FEATURE_NAMES` order (``b_shape`` aside: the vocal/backing shape distance
+    also needs the vocal's spectrum). A batch of takes over one instrumental, whose
+    excerpts fall on the same windows, computes it once per window
+    (:func:`vocalmix.estimators.level.excerpt_features`)."""
+
+    spectrum: _Spectrum
+    #: b_centroid_oct, b_low_db, b_high_db, b_air_db, b_flatness_db, b_onsets_per_s,
+    #: b_tempo_oct, b_crest_db, b_lra_lu, b_mom_spread_lu
+    head: tuple[float, ...]
+    #: b_mid_db, b_perc_db
+    tail: tuple[float, ...]
+
+
+def backing_part(backing: np.ndarray, sample_rate: int) -> BackingPart:
+    """The backing's share of :func:`features` (see :class:`BackingPart`).
+
+    Raises:
+        ValueError: when the backing holds NaN or infinite samples.
+    """
+    from vocalmix.estimators.tempo import estimate_tempo
+
+    if not np.all(np.isfinite(backing)):
+        raise ValueError("features: the backing contains NaN or infinite samples")
+    # read-only: the tempo and onset analyses of one track share one onset envelope
+    # (remembered under a digest of its own: an excerpt's downmix is never met again)
+    yb = frozen(_mono(backing, sample_rate), unique=True)
+    b = _spectrum(yb)
+    tempo = estimate_tempo(yb, _SR)
+    tempo_oct = float(np.log2(tempo / 120.0)) if np.isfinite(tempo) and tempo > 0 else 0.0
+    lb = _loudness_stats(backing, sample_rate)
+    crest = lb["peak_db"] - lb["integrated"] if np.isfinite(lb["integrated"]) else 0.0
+    head = (_centroid_oct(b), _share_db(b, 0, 250), _share_db(b, 2000, 6000),
+            _share_db(b, 6000, _SR / 2), b.flatness_db,
+            _onset_rate(yb), tempo_oct, crest, lb["lra"], lb["spread"])
+    return BackingPart(b, head, (_share_db(b, 250, 2000), _percussive_db(yb)))
+
+
+def features(vocal: np.ndarray, backing: np.ndarray, sample_rate: int, *,
+             part: BackingPart | None = None) -> np.ndarray:
     """The feature vector (:data:`FEATURE_NAMES`) of one vocal/backing pair.
 
     Args:
         vocal, backing: float arrays ``(n, channels)`` (or ``(n,)``), same rate.
         sample_rate: Hz.
+        part: :func:`backing_part` of ``backing``, when it was computed already.
 
     Returns:
         float64 ``(len(FEATURE_NAMES),)``, every value finite (a figure that cannot be
@@ -320,33 +363,22 @@ def features(vocal: np.ndarray, backing: np.ndarray, sample_rate: int) -> np.nda
     Raises:
         ValueError: when an input holds NaN or infinite samples.
     """
-    from vocalmix.estimators.tempo import estimate_tempo
-
-    for x, what in ((vocal, "vocal"), (backing, "backing")):
-        if not np.all(np.isfinite(x)):
-            raise ValueError(f"features: the {what} contains NaN or infinite samples")
-    # read-only: the tempo and onset analyses of one track share one onset envelope
-    # (remembered under a digest of its own: an excerpt's downmix is never met again)
+    if not np.all(np.isfinite(vocal)):
+        raise ValueError("features: the vocal contains NaN or infinite samples")
+    if part is None:
+        part = backing_part(backing, sample_rate)
     yv = frozen(_mono(vocal, sample_rate), unique=True)
-    yb = frozen(_mono(backing, sample_rate), unique=True)
-    b = _spectrum(yb)
     act, activity = _activity(yv)
     hop = _SR // 10
     nspec = max(len(yv) // _N, 1)
     idx = np.minimum((np.arange(nspec) * _N + _N // 2) // hop, len(act) - 1)
     v = _spectrum(yv, act[idx])
-    tempo = estimate_tempo(yb, _SR)
-    tempo_oct = float(np.log2(tempo / 120.0)) if np.isfinite(tempo) and tempo > 0 else 0.0
-    lb = _loudness_stats(backing, sample_rate)
     lv = _loudness_stats(vocal, sample_rate)
-    crest = lb["peak_db"] - lb["integrated"] if np.isfinite(lb["integrated"]) else 0.0
-    shape = float(np.sqrt(np.mean((_shape_db(v) - _shape_db(b)) ** 2)))
+    shape = float(np.sqrt(np.mean((_shape_db(v) - _shape_db(part.spectrum)) ** 2)))
     out = np.array([
-        _centroid_oct(b), _share_db(b, 0, 250), _share_db(b, 2000, 6000),
-        _share_db(b, 6000, _SR / 2), b.flatness_db,
-        _onset_rate(yb), tempo_oct, crest, lb["lra"], lb["spread"],
+        *part.head,
         _centroid_oct(v), v.flatness_db, activity, lv["lra"], lv["spread"], shape,
-        _share_db(b, 250, 2000), _percussive_db(yb), *_voice_features(yv),
+        *part.tail, *_voice_features(yv),
     ], dtype=np.float64)
     return np.where(np.isfinite(out), out, 0.0)
 
@@ -494,8 +526,10 @@ __all__ = [
     "FEATURE_NAMES",
     "FEATURE_VERSION",
     "PERTURBATION_VERSION",
+    "BackingPart",
     "Perturbation",
     "apply_perturbation",
+    "backing_part",
     "draw_perturbation",
     "excerpts",
     "features",

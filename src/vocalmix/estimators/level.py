@@ -49,8 +49,15 @@ from pathlib import Path
 
 import numpy as np
 
+from vocalmix.core.dsp import LruCache, content_key
 from vocalmix.core.errors import ParamsError
-from vocalmix.estimators.features import FEATURE_NAMES, FEATURE_VERSION, features, vocal_excerpts
+from vocalmix.estimators.features import (
+    FEATURE_NAMES,
+    FEATURE_VERSION,
+    backing_part,
+    features,
+    vocal_excerpts,
+)
 from vocalmix.estimators.weights import ModelFiles
 
 FILES = ModelFiles("level model", "level_model.npz", "level_model.json", "level")
@@ -253,18 +260,39 @@ class LevelModel:
 # --- inference on a whole song ----------------------------------------------------------
 
 
+#: the backing's share of an excerpt's features (:func:`~vocalmix.estimators.features.
+#: backing_part`, a few KB) by the backing's content and the excerpt's window: the takes
+#: of a batch or a server over one instrumental mostly sing in the same windows
+_BACKING_PARTS = LruCache(64)
+
+
 def excerpt_features(vocal: np.ndarray, backing: np.ndarray, sample_rate: int,
                      max_excerpts: int | None = MAX_EXCERPTS) -> np.ndarray:
-    """Feature rows of the excerpts of a song in which the vocal sings."""
+    """Feature rows of the excerpts of a song in which the vocal sings. The backing's
+    share of each row is remembered by the content of a read-only backing
+    (:func:`~vocalmix.core.dsp.frozen`) and the excerpt's window."""
     wins = vocal_excerpts(vocal, sample_rate, EXCERPT_S, HOP_S, max_excerpts)
+    base = (content_key(backing, sample_rate, "level backing part", FEATURE_VERSION)
+            if not np.asarray(backing).flags.writeable else None)
+
+    def row(w: slice) -> np.ndarray:
+        if base is None:
+            return features(vocal[w], backing[w], sample_rate)
+        key = (base, w.start, w.stop)
+        part = _BACKING_PARTS.get(key)
+        if part is None:
+            part = backing_part(backing[w], sample_rate)
+            _BACKING_PARTS.put(key, part)
+        return features(vocal[w], backing[w], sample_rate, part=part)
+
     if len(wins) < 2:
-        return np.stack([features(vocal[w], backing[w], sample_rate) for w in wins])
+        return np.stack([row(w) for w in wins])
     from concurrent.futures import ThreadPoolExecutor
 
     # the excerpts are independent and their FFTs, filters and resampling release the
     # GIL: two threads (the rows come back in order, each computed as before)
     with ThreadPoolExecutor(2) as pool:
-        rows = list(pool.map(lambda w: features(vocal[w], backing[w], sample_rate), wins))
+        rows = list(pool.map(row, wins))
     return np.stack(rows)
 
 
