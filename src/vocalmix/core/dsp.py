@@ -367,10 +367,10 @@ def _twin_render(board: pb.Pedalboard, x: np.ndarray) -> bool:
     """Whether ``board`` may render one of the two equal channels of ``x`` for both."""
     import pedalboard as pb
 
-    return (x.ndim == 2 and x.shape[1] == 2 and len(board) > 0
+    return (len(board) > 0
             and all(type(p).__name__ in PER_CHANNEL_EFFECTS
                     and type(p).__module__.startswith(pb.__name__) for p in board)
-            and bool(np.array_equal(x[:, 0], x[:, 1])))
+            and equal_channels(x))
 
 
 def run_board_blocks(board: pb.Pedalboard, x: np.ndarray, sample_rate: int, block: int
@@ -525,16 +525,20 @@ def sosfilt_block(sos: np.ndarray, x: np.ndarray, zi: np.ndarray
     return sosfilt(sos, x, axis=0, zi=zi)
 
 
-def _twin_channels(x: np.ndarray, zi: np.ndarray) -> bool:
-    """Whether a stereo block ``x`` ``(n, 2)`` has two equal channels and the filter state
-    ``zi`` ``(sections, 2, 2)`` two equal channel states: a mono take read as stereo (a
-    few samples are compared first, so a real stereo signal costs almost nothing)."""
+def equal_channels(x: np.ndarray) -> bool:
+    """Whether ``x`` is ``(n, 2)`` with two equal channels: a mono take read as stereo,
+    which the filters, the per-channel effects and the reverb process once (a few samples
+    are compared first, so a real stereo signal costs almost nothing)."""
     if x.ndim != 2 or x.shape[1] != 2 or x.shape[0] == 0:
         return False
     head = x[:16]
-    return bool(np.array_equal(head[:, 0], head[:, 1])
-                and np.array_equal(zi[..., 0], zi[..., 1])
-                and np.array_equal(x[:, 0], x[:, 1]))
+    return bool(np.array_equal(head[:, 0], head[:, 1]) and np.array_equal(x[:, 0], x[:, 1]))
+
+
+def _twin_channels(x: np.ndarray, zi: np.ndarray) -> bool:
+    """Whether a block ``x`` has two equal channels (:func:`equal_channels`) and the
+    filter state ``zi`` ``(sections, 2, 2)`` two equal channel states."""
+    return equal_channels(x) and bool(np.array_equal(zi[..., 0], zi[..., 1]))
 
 
 def _sosfilt_twins(sos: np.ndarray, x: np.ndarray, zi: np.ndarray

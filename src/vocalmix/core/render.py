@@ -31,7 +31,13 @@ from typing import Literal
 import numpy as np
 import pedalboard as pb
 
-from vocalmix.core.dsp import board_rows, delayed_rows, eq_stage, run_board
+from vocalmix.core.dsp import (
+    board_rows,
+    delayed_rows,
+    eq_stage,
+    equal_channels,
+    run_board,
+)
 from vocalmix.core.measure import true_peak_dbtp
 from vocalmix.core.params import Compressor, DeEsser, Master, MixParams, Reverb, VocalChain
 
@@ -111,7 +117,7 @@ def _synthetic_wet_rows(x: np.ndarray, sample_rate: int, reverb: Reverb, delay: 
         if blk is None:
             blk = scratch.blk = np.zeros((step, c))
         src = delayed_rows(x, s, delay, blk[: min(step, n - s)])
-        if c == 2 and np.array_equal(src[:, 0], src[:, 1]):
+        if equal_channels(src):
             # a mono take's send: its two channels have one spectrum, transformed once
             # (each column is transformed on its own: the same values as both at once)
             return sfft.irfft(sfft.rfft(src[:, :1], nfft, axis=0) * spec, nfft, axis=0)

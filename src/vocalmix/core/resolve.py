@@ -48,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from vocalmix.core.dsp import frozen
+from vocalmix.core.dsp import equal_channels, frozen
 from vocalmix.core.errors import TargetUnreachableError
 from vocalmix.core.kernels import brentq
 from vocalmix.core.measure import (
@@ -274,7 +274,7 @@ def _probe(x: np.ndarray, attack_ms: float, release_ms: float) -> tuple[Any, boo
     centre-panned (both channels equal: one channel is probed for both)."""
     import pedalboard as pb
 
-    mono = bool(np.array_equal(x[:, 0], x[:, 1])) if x.shape[1] == 2 else False
+    mono = equal_channels(x)
     return pb.Compressor(threshold_db=_ENV_PROBE_DB, ratio=2.0, attack_ms=attack_ms,
                          release_ms=release_ms), mono
 
