@@ -308,14 +308,15 @@ def _percussive_db(yb: np.ndarray) -> float:
 
 @dataclass(frozen=True)
 class BackingPart:
-    """What :func:`features` reads of the backing alone (an excerpt's): its spectrum, and
-    the values of the backing's features that do not involve the vocal, in
-    :data:`FEATURE_NAMES` order (``b_shape`` aside: the vocal/backing shape distance
-    also needs the vocal's spectrum). A batch of takes over one instrumental, whose
+    """What :func:`features` reads of the backing alone (an excerpt's): its spectral shape
+    in the 12 shape bands, and the values of the backing's features that do not involve
+    the vocal, in :data:`FEATURE_NAMES` order (the vocal/backing shape distance also
+    needs the vocal's shape). A batch of takes over one instrumental, whose
     excerpts fall on the same windows, computes it once per window
     (:func:`vocalmix.estimators.level.excerpt_features`)."""
 
-    spectrum: _Spectrum
+    #: the backing's level-normalised shape band levels, dB (:func:`_shape_db`)
+    shape_db: np.ndarray
     #: b_centroid_oct, b_low_db, b_high_db, b_air_db, b_flatness_db, b_onsets_per_s,
     #: b_tempo_oct, b_crest_db, b_lra_lu, b_mom_spread_lu
     head: tuple[float, ...]
@@ -344,7 +345,7 @@ def backing_part(backing: np.ndarray, sample_rate: int) -> BackingPart:
     head = (_centroid_oct(b), _share_db(b, 0, 250), _share_db(b, 2000, 6000),
             _share_db(b, 6000, _SR / 2), b.flatness_db,
             _onset_rate(yb), tempo_oct, crest, lb["lra"], lb["spread"])
-    return BackingPart(b, head, (_share_db(b, 250, 2000), _percussive_db(yb)))
+    return BackingPart(_shape_db(b), head, (_share_db(b, 250, 2000), _percussive_db(yb)))
 
 
 def features(vocal: np.ndarray, backing: np.ndarray, sample_rate: int, *,
@@ -374,7 +375,7 @@ def features(vocal: np.ndarray, backing: np.ndarray, sample_rate: int, *,
     idx = np.minimum((np.arange(nspec) * _N + _N // 2) // hop, len(act) - 1)
     v = _spectrum(yv, act[idx])
     lv = _loudness_stats(vocal, sample_rate)
-    shape = float(np.sqrt(np.mean((_shape_db(v) - _shape_db(part.spectrum)) ** 2)))
+    shape = float(np.sqrt(np.mean((_shape_db(v) - part.shape_db) ** 2)))
     out = np.array([
         *part.head,
         _centroid_oct(v), v.flatness_db, activity, lv["lra"], lv["spread"], shape,
