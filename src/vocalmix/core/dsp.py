@@ -232,6 +232,15 @@ class LruCache:
             while len(self._d) > self.size:
                 self._d.popitem(last=False)
 
+    def get_or_make(self, key: tuple, make: Callable[[], Any]) -> Any:
+        """The value stored under ``key``, or ``make()`` stored there and returned (two
+        threads asking at once may both make it; either result is kept)."""
+        v = self.get(key)
+        if v is None:
+            v = make()
+            self.put(key, v)
+        return v
+
     def __len__(self) -> int:
         with self._lock:
             return len(self._d)

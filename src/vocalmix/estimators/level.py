@@ -278,11 +278,8 @@ def excerpt_features(vocal: np.ndarray, backing: np.ndarray, sample_rate: int,
     def row(w: slice) -> np.ndarray:
         if base is None:
             return features(vocal[w], backing[w], sample_rate)
-        key = (base, w.start, w.stop)
-        part = _BACKING_PARTS.get(key)
-        if part is None:
-            part = backing_part(backing[w], sample_rate)
-            _BACKING_PARTS.put(key, part)
+        part = _BACKING_PARTS.get_or_make((base, w.start, w.stop),
+                                          lambda: backing_part(backing[w], sample_rate))
         return features(vocal[w], backing[w], sample_rate, part=part)
 
     if len(wins) < 2:

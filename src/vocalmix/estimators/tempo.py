@@ -38,13 +38,12 @@ _FRAME_CHUNK = 2048
 def onset_strength(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, float]:
     """Onset-strength envelope and its frame rate (Hz); remembered by the signal's
     content (:func:`vocalmix.core.dsp.content_key`), read-only."""
-    key = content_key(audio, sample_rate, "onset strength")
-    env = _ONSETS.get(key)
-    if env is None:
+    def make() -> np.ndarray:
         env = _onset_strength(audio, sample_rate)
         env.flags.writeable = False
-        _ONSETS.put(key, env)
-    return env, _SR / _HOP
+        return env
+
+    return _ONSETS.get_or_make(content_key(audio, sample_rate, "onset strength"), make), _SR / _HOP
 
 
 def _onset_strength(audio: np.ndarray, sample_rate: int) -> np.ndarray:
