@@ -233,13 +233,16 @@ def estimator_features(x: np.ndarray, sample_rate: int) -> np.ndarray:
         s = np.abs(np.fft.rfft(e * hann, nfft)) ** 2
         tot = float(s[all_sel].sum()) + 1e-12
         out += [10.0 * math.log10(float(s[m].sum()) / tot + 1e-9) for m in sel]
+    # each row's 95th percentile, once for every slope length (one call over the rows:
+    # the same order statistics and interpolation as a call per row)
+    half_top = np.percentile(half, 95, axis=1)
     for k in _SLOPE_FRAMES:
         tt = (np.arange(k) - (k - 1) / 2.0) * (_HOP / ANALYSIS_SR)
         ker = tt / (tt**2).sum()
-        for e in half:
+        for e, top in zip(half, half_top, strict=True):
             sl = np.convolve(e, ker[::-1], mode="valid")  # dB/s
             lev = np.convolve(e, np.ones(k) / k, mode="valid")
-            act = lev > np.percentile(e, 95) - 40.0
+            act = lev > top - 40.0
             neg = -sl[act & (sl < 0)]
             pos = sl[act & (sl > 0)]
             if neg.size >= 10 and pos.size >= 10:
@@ -247,9 +250,9 @@ def estimator_features(x: np.ndarray, sample_rate: int) -> np.ndarray:
                 out.append(math.log(float(np.percentile(pos, 80)) + 1.0))
             else:
                 out += [math.log(61.0)] * (len(_FALL_PCTS) + 1)
+    levels = np.percentile(env, (*_LEVEL_PCTS, 95), axis=1)  # (percentiles, bands)
     for b in range(nb):
-        e = env[b]
-        out += list(np.percentile(e, _LEVEL_PCTS) - np.percentile(e, 95))
+        out += list(levels[:-1, b] - levels[-1, b])
     ends = phrase_ends(env[0])
     lags = np.array([int(round(m / 5.0)) for m in _OFFSET_LAGS_MS])
     ends = ends[ends + lags.max() < n]
