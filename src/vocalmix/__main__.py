@@ -1,8 +1,6 @@
 """``python -m vocalmix``: the command line."""
 
-import sys
-
-from vocalmix.frontends.cli import main
+from vocalmix.frontends.cli import run
 
 if __name__ == "__main__":  # a worker process (live's settle estimate) imports this too
-    sys.exit(main())
+    run()
