@@ -68,6 +68,61 @@ def test_frame_power_is_the_hann_windowed_framed_spectrum():
         dsp.frame_power(y[:100], n_fft, hop)
 
 
+def _two_pass_active_mean(signals, n_fft, hop, n_frames, chunk, range_db=30.0):
+    """The active frames' mean spectra by two passes (energies first, then the sums)."""
+    e = np.concatenate([p.sum(axis=1) for _a, p in
+                        dsp.frame_power_chunks(signals[0], n_fft, hop, n_frames, chunk)])
+    active = e > e.max() * 10 ** (-range_db / 10)
+    sums = [np.zeros(n_fft // 2 + 1) for _ in signals]
+    for a in range(0, n_frames, chunk):
+        on = active[a : a + chunk]
+        if on.any():
+            for y, total in zip(signals, sums, strict=True):
+                total += dsp.frame_power_at(y, n_fft, hop, a, len(on))[on].sum(axis=0)
+    return tuple(t / int(active.sum()) for t in sums), active
+
+
+def _phrases(seed, n=60_000):
+    """A signal whose frame levels spread over 60 dB (phrases, gaps, a loud end)."""
+    rng = np.random.default_rng(seed)
+    y = rng.standard_normal(n).astype(np.float32)
+    level = np.repeat(10 ** (rng.uniform(-3, 0, n // 500 + 1)), 500)[:n]
+    return (y * level.astype(np.float32)).astype(np.float32)
+
+
+@pytest.mark.parametrize("n_fft, hop, chunk", [(1024, 512, 7), (512, 512, 16), (1024, 256, 1)])
+def test_the_one_pass_active_mean_is_the_two_pass_one_to_the_bit(n_fft, hop, chunk):
+    signals = (_phrases(3), _phrases(4))
+    n = 1 + (len(signals[0]) - n_fft) // hop
+    want, active = _two_pass_active_mean(signals, n_fft, hop, n, chunk)
+    assert 0.2 < active.mean() < 0.95  # some frames out, so the threshold matters
+    got = dsp.active_mean_power(signals, n_fft, hop, n, chunk)
+    assert got is not None and all(np.array_equal(g, w) for g, w in zip(got, want, strict=True))
+
+
+@pytest.mark.parametrize("wrong", [0.0, 0.5, 0.999999, 1.000001, 2.0, 1e9])
+def test_a_wrong_guess_of_the_loudest_frame_changes_nothing(monkeypatch, wrong):
+    """Chunks whose active frames differ from the guessed ones are transformed again."""
+    signals = (_phrases(5), _phrases(6))
+    n_fft, hop, chunk = 1024, 512, 5
+    n = 1 + (len(signals[0]) - n_fft) // hop
+    want, _ = _two_pass_active_mean(signals, n_fft, hop, n, chunk)
+    true = float(max(p.sum(axis=1).max() for _a, p in
+                     dsp.frame_power_chunks(signals[0], n_fft, hop, n, chunk)))
+    guess = dsp._loudest_frame_energy(signals[0], n_fft, hop, n, chunk)
+    # the guess, from the frames' energy in time, leaves out half the DC and Nyquist bins'
+    # power (2 of 513 bins of white noise here)
+    assert 0.99 < guess / true < 1.0 + 1e-6
+    monkeypatch.setattr(dsp, "_loudest_frame_energy", lambda *a: true * wrong)
+    got = dsp.active_mean_power(signals, n_fft, hop, n, chunk)
+    assert got is not None and all(np.array_equal(g, w) for g, w in zip(got, want, strict=True))
+
+
+def test_the_active_mean_of_a_silent_signal_is_none():
+    z = np.zeros(8192, np.float32)
+    assert dsp.active_mean_power((z, _phrases(7, 8192)), 1024, 512, 15, 4) is None
+
+
 def test_the_eq_stage_downmix_made_in_blocks_is_the_downmix_of_the_eq_stage():
     rng = np.random.default_rng(4)
     x = (rng.standard_normal((3 * dsp.FILTER_BLOCK + 17, 2)) * 0.2).astype(np.float32)

@@ -771,22 +771,67 @@ def active_mean_power(signals: tuple[np.ndarray, ...], n_fft: int, hop: int,
                       ) -> tuple[np.ndarray, ...] | None:
     """The mean power spectra of each of the mono ``signals`` over the frames where the
     first one is within ``range_db`` of its loudest frame (frame energy: the sum of its
-    power spectrum), :func:`frame_power_chunks` at a time: a first pass for the first
-    signal's frame energies, a second for the sums (the same means as of the whole
-    spectrograms up to the summation order). ``None`` when the first signal is silent."""
-    e = np.concatenate([p.sum(axis=1) for _a, p in
-                        frame_power_chunks(signals[0], n_fft, hop, n_frames, chunk)])
+    power spectrum), :func:`frame_power_chunks` at a time (the same means as of the whole
+    spectrograms up to the summation order). ``None`` when the first signal is silent.
+
+    One pass: each chunk's spectra are summed over the frames above a threshold guessed
+    beforehand from the frames' energies in time (:func:`_loudest_frame_energy`); a
+    chunk whose active frames, by the true loudest frame, differ from the guessed ones
+    (a frame within a rounding error of the threshold) is transformed again. The sums
+    are those of a second pass over the active frames, to the bit."""
+    fraction = 10 ** (-range_db / 10)
+    guess = _loudest_frame_energy(signals[0], n_fft, hop, n_frames, chunk) * fraction
+    energies: list[np.ndarray] = []
+    guessed: list[tuple[np.ndarray, list[np.ndarray] | None]] = []
+    for a, p in frame_power_chunks(signals[0], n_fft, hop, n_frames, chunk):
+        e = p.sum(axis=1)
+        energies.append(e)
+        on = e > guess
+        part = None
+        if on.any():
+            part = [p[on].sum(axis=0)] + [frame_power_at(y, n_fft, hop, a, len(on))[on]
+                                          .sum(axis=0) for y in signals[1:]]
+        guessed.append((on, part))
+        del p
+    e = np.concatenate(energies)
     if not e.max() > 0:
         return None
-    active = e > e.max() * 10 ** (-range_db / 10)
+    active = e > e.max() * fraction
     sums = [np.zeros(n_fft // 2 + 1) for _ in signals]
-    for a in range(0, n_frames, chunk):
+    for a, (on_guess, part) in zip(range(0, n_frames, chunk), guessed, strict=True):
         on = active[a : a + chunk]
-        if on.any():
-            for y, total in zip(signals, sums, strict=True):
-                total += frame_power_at(y, n_fft, hop, a, len(on))[on].sum(axis=0)
+        if not on.any():
+            continue
+        if part is None or not np.array_equal(on, on_guess):
+            part = [frame_power_at(y, n_fft, hop, a, len(on))[on].sum(axis=0)
+                    for y in signals]
+        for total, s in zip(sums, part, strict=True):
+            total += s
     k = int(active.sum())
     return tuple(total / k for total in sums)
+
+
+def _loudest_frame_energy(y: np.ndarray, n_fft: int, hop: int, n_frames: int,
+                          chunk: int) -> float:
+    """About the largest frame energy of :func:`frame_power` (the sum of a frame's power
+    spectrum) among ``y``'s first ``n_frames`` frames, from the windowed frames' energy
+    in time (Parseval: a one-sided power spectrum sums to ``n_fft / 2`` times it, plus
+    half the DC and Nyquist bins' power, which a guess leaves out): a few elementwise
+    passes instead of the transforms."""
+    w2 = hann_f32(n_fft).astype(np.float32) ** 2
+    top = 0.0
+    for a in range(0, n_frames, chunk):
+        count = min(chunk, n_frames - a)
+        seg = y[a * hop : (a + count - 1) * hop + n_fft]
+        sq = np.square(seg, dtype=np.float32)
+        if hop == n_fft:
+            framed = sq.reshape(count, n_fft)
+        else:
+            from numpy.lib.stride_tricks import sliding_window_view
+
+            framed = sliding_window_view(sq, n_fft)[::hop]
+        top = max(top, float(np.einsum("ij,j->i", framed, w2).max()))
+    return top * (n_fft / 2)
 
 
 def frame_power(y: np.ndarray, n_fft: int, hop: int, *, n_frames: int | None = None,
