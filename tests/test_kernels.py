@@ -115,10 +115,22 @@ def test_ndimage_filters_equal_scipy():
                   RNG.random(shape) ** 4):
             for size in (3, 9):
                 for axis, window in ((0, (size, 1)), (1, (1, size))):
+                    got = kernels.median_filter1d(p, size, axis=axis)
                     assert np.array_equal(
-                        kernels.median_filter1d(p, size, axis=axis),
-                        scipy.ndimage.median_filter(p, size=window, mode="nearest"),
+                        got, scipy.ndimage.median_filter(p, size=window, mode="nearest"),
                     ), (shape, size, axis)
+                    # laid out as the middle of the sorted windows: sums over it round alike
+                    sorted_mid = _sorted_windows_middle(p, size, axis)
+                    assert got.strides == sorted_mid.strides, (shape, size, axis)
+                    assert got.sum() == sorted_mid.sum(), (shape, size, axis)
+
+
+def _sorted_windows_middle(p, size, axis):
+    pad = [(0, 0)] * p.ndim
+    pad[axis] = (size // 2, size // 2)
+    win = np.lib.stride_tricks.sliding_window_view(np.pad(p, pad, mode="edge"), size,
+                                                   axis=axis)
+    return np.sort(win, axis=-1)[..., size // 2]
 
 
 def test_find_peaks_equals_scipy():

@@ -339,18 +339,45 @@ def maximum_filter1d(x: np.ndarray, size: int, axis: int = -1, mode: str = "refl
     return out
 
 
+#: the compare-exchanges of a median-of-9 selection network (N. Devillard, "Fast median
+#: search: an ANSI C implementation", 1998, ``opt_med9``): after them, element 4 holds the
+#: median of the nine
+_MEDIAN_OF_9 = ((1, 2), (4, 5), (7, 8), (0, 1), (3, 4), (6, 7), (1, 2), (4, 5), (7, 8),
+                (0, 3), (5, 8), (4, 7), (3, 6), (1, 4), (2, 5), (4, 7), (4, 2), (6, 4), (4, 2))
+
+
 def median_filter1d(x: np.ndarray, size: int, axis: int) -> np.ndarray:
-    """``scipy.ndimage.median_filter`` of ``x`` with a window of odd ``size`` along
-    ``axis`` only and ``mode="nearest"``: the median of the same ``size`` values, which is
-    one of them, so equal to SciPy's to the bit."""
+    """``scipy.ndimage.median_filter`` of ``x`` (without NaNs) with a window of odd
+    ``size`` along ``axis`` only and ``mode="nearest"``: the median of the same ``size``
+    values, which is one of them, so equal to SciPy's to the bit.
+
+    A window of 9 goes through a selection network (:data:`_MEDIAN_OF_9`: 19
+    minimum/maximum pairs over shifted views of the whole array, 4-5 times faster than
+    sorting every window); other sizes sort each window. Either way the result is laid
+    out as the middle column of the sorted windows (a view with their strides), so that
+    a sum over it adds in the same order and rounds the same."""
     if size % 2 != 1:
         raise ValueError("the window must be odd")
     x = np.asarray(x)
     h = size // 2
     pad = [(0, 0)] * x.ndim
     pad[axis] = (h, h)
-    win = np.lib.stride_tricks.sliding_window_view(np.pad(x, pad, mode="edge"), size,
-                                                   axis=axis)
+    padded = np.pad(x, pad, mode="edge")
+    win = np.lib.stride_tricks.sliding_window_view(padded, size, axis=axis)
+    if size == 9:
+        n = x.shape[axis]
+        at: list[Any] = [slice(None)] * x.ndim
+        v = []
+        for i in range(size):
+            at[axis] = slice(i, i + n)
+            v.append(padded[tuple(at)])
+        for a, b in _MEDIAN_OF_9:
+            lo = np.minimum(v[a], v[b])
+            v[b] = np.maximum(v[a], v[b])
+            v[a] = lo
+        out = np.empty_like(win)[..., h]  # (np.sort copies its input as empty_like does)
+        out[...] = v[4]
+        return out
     return np.sort(win, axis=-1)[..., h]  # the middle of each sorted window
 
 
