@@ -328,7 +328,7 @@ def remix_while_writing(tmp_path, capfd, pair, monkeypatch,
             str(tmp_path / "p.json"), "--stems-out", str(tmp_path / "stems"), "-q"]
     assert main(argv + ["--vocal-to-mix-lu", "-8"]) == 0
     old = snapshot(tmp_path)
-    real_write = sf.write
+    real_write = audio._write_audio_file
     calls = []
 
     def write(file, *a, **k):
@@ -336,7 +336,7 @@ def remix_while_writing(tmp_path, capfd, pair, monkeypatch,
         on_write(len(calls), file)
         return real_write(file, *a, **k)
 
-    monkeypatch.setattr(sf, "write", write)
+    monkeypatch.setattr(audio, "_write_audio_file", write)
     capfd.readouterr()
     code, _, err = run(capfd, *argv, "--force")
     return code, err, old
@@ -530,8 +530,8 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 def count_steps(monkeypatch, on_step: Callable[[int], None],
                 kinds: tuple[str, ...] = CHANGES) -> list[str]:
-    """Wrap the file-system calls of ``kinds`` (``write`` is ``os.write`` and
-    ``soundfile.write``; ``open`` counts only when it creates) so that ``on_step(n)`` runs
+    """Wrap the file-system calls of ``kinds`` (``write`` is ``os.write`` and the writing
+    of an audio file; ``open`` counts only when it creates) so that ``on_step(n)`` runs
     before the n-th one; returns the list of calls counted. ``fsync`` is never done: it
     matters for a power cut, not for a killed process, and it is slow."""
     made: list[str] = []
@@ -550,7 +550,7 @@ def count_steps(monkeypatch, on_step: Callable[[int], None],
 
     for name in (*CHANGES, "fsync"):
         wrap(os, name)
-    wrap(sf, "write")
+    wrap(audio, "_write_audio_file")
     return made
 
 

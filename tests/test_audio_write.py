@@ -1,0 +1,70 @@
+"""Audio outputs are the files libsndfile writes from the float samples, to the byte,
+whether vocalmix or libsndfile converts 24-bit WAV and AIFF samples."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from vocalmix.core import audio
+from vocalmix.core.audio import AudioData, BlockSource, OutputPlan, pcm24_samples
+
+RNG = np.random.default_rng(11)
+
+
+def _samples(n: int, channels: int = 2) -> np.ndarray:
+    """Music-like values, rounding ties at 24 bits, both clipping edges and values past
+    them, zeros of both signs."""
+    x = RNG.uniform(-1.05, 1.05, (n, channels))
+    x[: n // 4] = RNG.integers(-2**23, 2**23, (n // 4, channels)) / 2**23 + 0.5 / 2**23
+    edges = [0.0, -0.0, 1.0, -1.0, 1 - 2.0**-24, -1 + 2.0**-24, 3e38, -3e38, 1e-40]
+    x[: len(edges), 0] = edges
+    return x.astype(np.float32)
+
+
+def _libsndfile_bytes(x: np.ndarray, fmt: str, subtype: str = "PCM_24") -> bytes:
+    b = io.BytesIO()
+    sf.write(b, x, 44100, subtype=subtype, format=fmt)
+    return b.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["WAV", "AIFF"])
+@pytest.mark.parametrize("channels", [1, 2])
+def test_the_24_bit_samples_are_those_libsndfile_writes_from_floats(fmt, channels):
+    x = _samples(30_000, channels)
+    got = io.BytesIO()
+    sf.write(got, pcm24_samples(x), 44100, subtype="PCM_24", format=fmt)
+    assert got.getvalue() == _libsndfile_bytes(x, fmt)
+    assert audio._pcm24_is_libsndfiles()  # so the writes below take the fast path
+
+
+@pytest.mark.parametrize("ext, fmt, subtype", [(".wav", "WAV", "PCM_24"),
+                                                (".aiff", "AIFF", "PCM_24"),
+                                                (".flac", "FLAC", "PCM_24"),
+                                                (".wav", "WAV", "PCM_16")])
+@pytest.mark.parametrize("checked", [True, False])
+def test_a_planned_output_is_the_file_libsndfile_writes(tmp_path, monkeypatch, ext, fmt,
+                                                       subtype, checked):
+    monkeypatch.setattr(audio, "WRITE_BLOCK", 1000)  # several blocks, a short last one
+    if not checked:  # a libsndfile that converts otherwise: it converts, as before
+        monkeypatch.setattr(audio, "_pcm24_is_libsndfiles", lambda: False)
+    x = np.clip(_samples(4321), -1.0, 1.0) if fmt == "FLAC" else _samples(4321)
+    x[2500:2600] = np.nan  # a block that is not finite is left to libsndfile
+    if fmt == "FLAC":
+        x[2500:2600] = 0.0
+    out = tmp_path / f"mix{ext}"
+    plan = OutputPlan([out])
+    plan.commit({out: AudioData(x, 44100, None if subtype == "PCM_24" else subtype)})
+    assert out.read_bytes() == _libsndfile_bytes(x, fmt, subtype)
+
+
+def test_outputs_written_a_block_at_a_time_are_the_files_libsndfile_writes(tmp_path):
+    x, y = _samples(5000), _samples(5000)
+    src = BlockSource(iter([(x[:3000], y[:3000]), (x[3000:], y[3000:])]), 44100)
+    a, b = tmp_path / "a.wav", tmp_path / "b.aiff"
+    OutputPlan([a, b]).commit({a: src.output(0), b: src.output(1)})
+    assert a.read_bytes() == _libsndfile_bytes(x, "WAV")
+    assert b.read_bytes() == _libsndfile_bytes(y, "AIFF")
