@@ -169,3 +169,21 @@ def test_channel_stats_read_in_blocks_equal_the_whole_signal_figures():
     mean, hi, lo = audio._channel_stats(x)
     np.testing.assert_allclose(mean, x.mean(axis=0, dtype=np.float64), rtol=1e-12)
     assert np.array_equal(hi, x.max(axis=0)) and np.array_equal(lo, x.min(axis=0))
+
+
+@pytest.mark.parametrize("blocks, extra", [(0, 5), (1, 0), (16, 0), (17, 3), (33, 1)])
+def test_channel_stats_sum_block_by_block_whatever_the_blocks_reduced_together(blocks, extra):
+    """The sum is that of each block of rows reduced on its own and added in order, to the
+    bit, also across the groups of blocks transposed together."""
+    from vocalmix.core import audio
+
+    rows = audio._STATS_ROWS
+    rng = np.random.default_rng(blocks)
+    x = (rng.standard_normal((blocks * rows + extra, 2)) * 0.3 + [0.02, -0.01]
+         ).astype(np.float32)
+    total = np.zeros(2)
+    for i in range(0, len(x), rows):
+        total += np.ascontiguousarray(x[i : i + rows].T).sum(axis=1, dtype=np.float64)
+    mean, hi, lo = audio._channel_stats(x)
+    assert np.array_equal(mean, total / len(x))
+    assert np.array_equal(hi, x.max(axis=0)) and np.array_equal(lo, x.min(axis=0))
