@@ -230,17 +230,19 @@ def pitch_track(y: np.ndarray, sample_rate: int = _SR) -> tuple[np.ndarray, np.n
     if n < 1:
         z = np.zeros(0)
         return z, z, z
-    idx = np.arange(w)[None, :] + h * np.arange(n)[:, None]
-    fr = y[idx].astype(np.float64)
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    fr = sliding_window_view(y, w)[::h][:n].astype(np.float64)  # the frames, copied once
     fr -= fr.mean(axis=1, keepdims=True)
-    energy = (fr * fr).sum(axis=1)
+    sq = fr * fr
+    energy = sq.sum(axis=1)
     spec = rfft(fr, 2 * w, axis=1)
     t_lo = int(sample_rate / _PITCH_RANGE_HZ[1])
     t_hi = int(sample_rate / _PITCH_RANGE_HZ[0])
     # the function at the lags searched only (each lag's value is computed on its own)
     tau = np.arange(t_lo, min(t_hi + 1, w))
     r = irfft(spec.real**2 + spec.imag**2, axis=1)[:, tau]
-    c = np.concatenate([np.zeros((n, 1)), np.cumsum(fr * fr, axis=1)], axis=1)
+    c = np.concatenate([np.zeros((n, 1)), np.cumsum(sq, axis=1)], axis=1)
     m = c[:, w - tau] + (c[:, w:w + 1] - c[:, tau])
     seg = 2.0 * r / np.maximum(m, 1e-30)
     peak = np.zeros(seg.shape, bool)
