@@ -1,4 +1,5 @@
-"""The command line runs numpy's BLAS on one thread unless the user chose a count."""
+"""The command line runs numpy's BLAS on one thread unless the user chose a count, and
+numpy's arrays in ordinary pages unless the user chose huge pages."""
 
 from __future__ import annotations
 
@@ -25,12 +26,17 @@ else:
         cli.main(["--version"])
     except SystemExit:
         pass
-print(json.dumps({"took": took, "env": {v: os.environ.get(v) for v in BLAS_THREAD_VARS}}))
+import numpy
+from numpy._core.multiarray import _get_madvise_hugepage
+print(json.dumps({"took": took, "env": {v: os.environ.get(v) for v in BLAS_THREAD_VARS},
+                  "hugepage_var": os.environ.get("NUMPY_MADVISE_HUGEPAGE"),
+                  "hugepages": bool(_get_madvise_hugepage())}))
 """
 
 
 def _run(mode: str, **env: str) -> dict:
-    base = {k: v for k, v in os.environ.items() if k not in BLAS_THREAD_VARS}
+    base = {k: v for k, v in os.environ.items()
+            if k not in BLAS_THREAD_VARS and k != "NUMPY_MADVISE_HUGEPAGE"}
     out = subprocess.run([sys.executable, "-c", _SCRIPT, mode], env={**base, **env},
                          capture_output=True, text=True, check=True, timeout=60)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -55,3 +61,12 @@ def test_after_numpy_is_imported_nothing_is_changed():
     r = _run("numpy-first")
     assert r["took"] is False
     assert r["env"] == {v: None for v in BLAS_THREAD_VARS}
+
+
+def test_the_command_line_keeps_numpy_off_huge_pages_unless_the_user_chose():
+    r = _run("cli")
+    assert r["hugepage_var"] == "0" and r["hugepages"] is False
+    r = _run("cli", NUMPY_MADVISE_HUGEPAGE="1")
+    assert r["hugepage_var"] == "1" and r["hugepages"] is True
+    r = _run("numpy-first")  # too late: nothing is set
+    assert r["hugepage_var"] is None

@@ -30,7 +30,7 @@ from vocalmix.core.errors import (
     OverwriteInputError,
     VocalmixError,
 )
-from vocalmix.core.threads import pin_blas_threads
+from vocalmix.core.threads import no_numpy_hugepages, pin_blas_threads
 
 if TYPE_CHECKING:
     from vocalmix.core.progress import ProgressEvent
@@ -941,6 +941,7 @@ def _tune_malloc(single_arena: bool = True) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``vocalmix`` console script; returns the exit code."""
     pin_blas_threads()  # before anything imports numpy
+    no_numpy_hugepages()
     _tune_malloc(single_arena=_command_of(argv) not in ("live", "serve"))
     _ARGV[:] = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(argv)
