@@ -27,7 +27,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -42,7 +42,11 @@ from vocalmix.core.audio import (
 from vocalmix.core.errors import SampleRateError
 from vocalmix.core.params import MixParams
 from vocalmix.core.progress import Progress, ProgressEvent, no_progress
-from vocalmix.pipeline import Estimate, achieved_from_stats, estimate_params
+
+if TYPE_CHECKING:
+    # (imported where used: deciding whether an input is long, the command line's first
+    # step, needs none of the mixing path, which then loads while the inputs decode)
+    from vocalmix.pipeline import Estimate
 
 #: decoded size (MB of stereo float32 at the mix's rate) above which an input is long
 LONG_INPUT_MB = 320.0
@@ -194,6 +198,8 @@ def estimate_long(pair: LongPair, *, count: int = EXCERPTS, excerpt_s: float | N
     :func:`excerpts` of a long pair (``excerpt_s`` long each, s; by default
     :data:`EXCERPT_S`, shortened above :data:`EXCERPT_RATE_HZ`); the resolvers' renders of
     the excerpts are dropped (``resolved`` is ``None``)."""
+    from vocalmix.pipeline import Estimate, estimate_params
+
     if excerpt_s is None:
         excerpt_s = EXCERPT_S * min(1.0, EXCERPT_RATE_HZ / pair.sample_rate)
     progress: Progress = kwargs.get("progress", no_progress)
@@ -235,6 +241,8 @@ class LongRender:
     def params(self) -> MixParams:
         """The params with the achieved figures of the whole mix (after it was written)."""
         if self._done is None:
+            from vocalmix.pipeline import achieved_from_stats
+
             r = self._render
             if not r.done:
                 raise ValueError("the long render has not been written yet")

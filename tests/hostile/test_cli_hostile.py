@@ -825,3 +825,15 @@ def test_help_and_version_import_nothing_heavy():
         heavy = {m for m in imported if m.split(".")[0] in ("numpy", "scipy", "soundfile",
                                                              "pedalboard", "soxr", "pyebur128")}
         assert not heavy, f"vocalmix {arg} imports {sorted(heavy)}"
+
+
+def test_deciding_whether_inputs_are_long_imports_no_mixing_path():
+    """The command line decides whether the inputs are long (vocalmix.longform) and
+    starts decoding them before it imports the mixing path, which a helper thread imports
+    meanwhile: the decision must not import it."""
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    r = subprocess.run([sys.executable, "-c", "import sys, vocalmix.longform; "
+                        "print(sorted(m for m in sys.modules if m.startswith("
+                        "('vocalmix.pipeline', 'vocalmix.estimators', 'scipy'))))"],
+                       env=env, capture_output=True, text=True, timeout=60, check=True)
+    assert r.stdout.strip() == "[]"

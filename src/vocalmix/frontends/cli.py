@@ -422,22 +422,23 @@ def _write_results(plan, args, params, rendered, progress) -> list[Path]:
     return written
 
 
-def _prefetch(method: str) -> None:
+def _prefetch(method: str | None) -> None:
     """Import, on a daemon thread, the modules the estimate will need, while the inputs
-    are decoded (the decoders release the GIL; the imports are Python work): the model
-    method's EQ fit imports ``scipy.optimize`` (0.3-0.4 s), which otherwise stalls the
-    analyses' threads half way through."""
+    are decoded (the decoders release the GIL; the imports are Python work): the mixing
+    path and the estimators, and for the model method (``None``: the default method,
+    looked up on that thread) ``scipy.optimize`` for its EQ fit (0.3-0.4 s), which
+    otherwise stalls the analyses' threads half way through. The command imports what it
+    uses again once the inputs are read (an import finished here is then a look-up; an
+    error here is raised there)."""
     import importlib
     import threading
 
-    names = ["vocalmix.estimators.registry"]
-    if method == "model":
-        names.append("scipy.optimize")
-
     def run() -> None:
-        for name in names:
-            with contextlib.suppress(Exception):  # the caller's own import says why
+        with contextlib.suppress(Exception):  # the caller's own import says why
+            for name in ("vocalmix.pipeline", "vocalmix.estimators.registry"):
                 importlib.import_module(name)
+            if (method or _default_method()) == "model":
+                importlib.import_module("scipy.optimize")
 
     threading.Thread(target=run, name="vocalmix-prefetch", daemon=True).start()
 
@@ -557,7 +558,6 @@ def _preset(ref: str):
 
 def cmd_mix(args: argparse.Namespace) -> int:
     from vocalmix.core.audio import read_params
-    from vocalmix.pipeline import mix
 
     progress = _Progress(args.quiet)
     inputs = [args.vocal, args.backing] + ([args.params_in] if args.params_in else [])
@@ -570,9 +570,11 @@ def cmd_mix(args: argparse.Namespace) -> int:
         preset = _preset(ref)
     plan = _plan_results(args, inputs, progress)
     base = read_params(args.params_in) if args.params_in else None
-    _prefetch(args.method or _default_method())
+    _prefetch(args.method)
     pair = _long_pair(args, progress)
     loaded = _load_pair(args, progress) if pair is None else None
+    from vocalmix.pipeline import mix
+
     if loaded is not None:
         sr, frames = loaded[2], loaded[0].shape[0]
     else:
@@ -641,7 +643,6 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 def cmd_estimate(args: argparse.Namespace) -> int:
     from vocalmix.core.audio import OutputPlan
-    from vocalmix.pipeline import estimate_params
 
     progress = _Progress(args.quiet)
     inputs = [args.vocal, args.backing]
@@ -649,12 +650,14 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     plan = OutputPlan(files=[args.output], inputs=inputs, force=args.force)
     for n in plan.notes:
         progress(n)
-    _prefetch(args.method or _default_method())
+    _prefetch(args.method)
     pair = _long_pair(args, progress)
     if pair is None:
         vocal, backing, sr, _ = _load_pair(args, progress)
     else:
         sr = pair.sample_rate
+    from vocalmix.pipeline import estimate_params
+
     reference = _reference(args, sr, progress)
     kwargs = dict(
         method=args.method or _default_method(), genre=args.genre, reference=reference,
