@@ -171,7 +171,8 @@ def test_channel_stats_read_in_blocks_equal_the_whole_signal_figures():
     assert np.array_equal(hi, x.max(axis=0)) and np.array_equal(lo, x.min(axis=0))
 
 
-@pytest.mark.parametrize("blocks, extra", [(0, 5), (1, 0), (16, 0), (17, 3), (33, 1)])
+@pytest.mark.parametrize("blocks, extra", [(0, 5), (1, 0), (16, 0), (17, 3), (64, 0),
+                                           (65, 2)])
 def test_channel_stats_sum_block_by_block_whatever_the_blocks_reduced_together(blocks, extra):
     """The sum is that of each block of rows reduced on its own and added in order, to the
     bit, also across the groups of blocks transposed together."""
