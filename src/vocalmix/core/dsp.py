@@ -818,7 +818,7 @@ def _loudest_frame_energy(y: np.ndarray, n_fft: int, hop: int, n_frames: int,
     in time (Parseval: a one-sided power spectrum sums to ``n_fft / 2`` times it, plus
     half the DC and Nyquist bins' power, which a guess leaves out): a few elementwise
     passes instead of the transforms."""
-    w2 = hann_f32(n_fft).astype(np.float32) ** 2
+    w2 = hann_f32(n_fft) ** 2  # float32, a new array
     top = 0.0
     for a in range(0, n_frames, chunk):
         count = min(chunk, n_frames - a)

@@ -48,11 +48,17 @@ def pin_blas_threads() -> bool:
     Only before numpy is imported, as the BLAS library reads them when it loads; a value
     the user set is kept. Returns whether the settings could still take effect (numpy
     was not imported yet)."""
+    return _set_before_numpy(dict.fromkeys(BLAS_THREAD_VARS, "1"))
+
+
+def _set_before_numpy(values: dict[str, str]) -> bool:
+    """Set each environment variable of ``values`` that is unset (or empty) to its value,
+    if numpy is not imported yet (it reads them as it loads); returns whether it was not."""
     if "numpy" in sys.modules:
         return False
-    for var in BLAS_THREAD_VARS:
+    for var, value in values.items():
         if not os.environ.get(var):
-            os.environ[var] = "1"
+            os.environ[var] = value
     return True
 
 
@@ -75,11 +81,7 @@ def no_numpy_hugepages() -> bool:
     time against 1.0 s), the estimate 2.93 s against 3.19 s, the baseline's mix about
     the same; peak memory the same. The values computed do not change. Only before numpy
     is imported; returns whether it could still take effect."""
-    if "numpy" in sys.modules:
-        return False
-    if not os.environ.get(NUMPY_HUGEPAGE_VAR):
-        os.environ[NUMPY_HUGEPAGE_VAR] = "0"
-    return True
+    return _set_before_numpy({NUMPY_HUGEPAGE_VAR: "0"})
 
 
 __all__ = ["BLAS_THREAD_VARS", "NUMPY_HUGEPAGE_VAR", "no_numpy_hugepages", "pin_blas_threads"]
