@@ -170,16 +170,22 @@ def test_gate_is_bit_identical(make, n: int, channels: int, probe: _Probe) -> No
         assert got[3] < q_ref.shape[0] / 2  # the gate skips most of a sparse signal
 
 
+@pytest.mark.parametrize("screen", [True, False])
 @pytest.mark.parametrize("channels", [1, 2])
-def test_all_quiet_blocks_between_loud_ones(channels: int, probe: _Probe) -> None:
-    """Whole offline blocks under the gate's bound, one loud sample in the middle one."""
+def test_all_quiet_blocks_between_loud_ones(channels: int, screen: bool, probe: _Probe,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whole offline blocks under the gate's bound, one loud sample in the middle one:
+    the sample-peak gate interpolates both sub-blocks that read it, the screen only the
+    one whose own detector values reach the ceiling (the other reads only the
+    interpolator's small outer taps times it)."""
+    monkeypatch.setattr(StreamingLimiter, "screen", screen)
     n = 3 * OFFLINE_BLOCK
     x = _quiet(n, channels, np.random.default_rng(1), level=0.02)
     x[OFFLINE_BLOCK + 2 * GATE_BLOCK - 5, 0] = 1.5  # read by sub-blocks 1 and 2
     ref, got = _both(probe, lambda: limit(x, SR, MASTER))
     assert ref[1] is not None and ref[1].min() < 0.7
     _assert_same(ref, got)
-    assert got[3] == 2 * GATE_BLOCK
+    assert got[3] == (1 if screen else 2) * GATE_BLOCK
     np.testing.assert_array_equal(got[0][: OFFLINE_BLOCK // 2], x[: OFFLINE_BLOCK // 2])
 
 
@@ -215,13 +221,14 @@ def test_streaming_large_blocks_and_nan(block: int, probe: _Probe) -> None:
     assert got[3] < n / 2
 
 
-@pytest.mark.parametrize("block", [128, 37, 1000])
+@pytest.mark.parametrize("block", [128, 37, 1000, MATMUL_MAX + 1, 3000])
 def test_settled_quiet_blocks_skip_the_gain_stages_bit_for_bit(block):
     """Once the spread's and the ramp's windows hold only needed gains of 1, a quiet
     block is passed through delayed without running them: output, gain and the state
-    the next loud block starts from are those of the full path, bit for bit."""
+    the next loud block starts from are those of the full path, bit for bit (blocks
+    over MATMUL_MAX: once the gated detector finds no needed gain under 1)."""
     rng = np.random.default_rng(block)
-    n = 60000
+    n = 60000 if block <= MATMUL_MAX else 120000
     x = (rng.standard_normal((2, n)) * 0.05).astype(np.float32)  # quiet
     for a in (5000, 21000, 21800, 40000):  # loud bursts, two close together
         x[:, a : a + 700] *= 40.0
@@ -244,3 +251,45 @@ def test_settled_quiet_blocks_skip_the_gain_stages_bit_for_bit(block):
     np.testing.assert_array_equal(runs[True][0], runs[False][0])
     np.testing.assert_array_equal(runs[True][1], runs[False][1])
     assert runs[True][1].min() < 0.9  # the bursts were limited
+
+
+def _exact_tpv(x: np.ndarray) -> float:
+    """The largest detector value of ``x`` ``(n, channels)``: every phase, float64."""
+    taps = StreamingLimiter(MASTER, SR, 4096, x.shape[1])._taps
+    w = np.concatenate([np.zeros((TP_DELAY, x.shape[1])), x, np.zeros((TP_DELAY,
+                                                                        x.shape[1]))])
+    return max(float(np.abs(correlate1d(w, t, axis=0, mode="constant")).max())
+               for t in taps)
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_screen_near_the_ceiling_is_bit_identical(channels: int, probe: _Probe) -> None:
+    """Tone bursts with inter-sample peaks whose true peaks lie from 3e-4 under to 1e-4
+    over the ceiling, one per sub-block, where the float32 screen's rounding matters:
+    its decisions give the ungated output bit for bit, and it leaves the exact
+    interpolator fewer samples than the sample-peak gate does."""
+    n = 2 * OFFLINE_BLOCK
+    t = np.arange(400) / SR
+    unit = np.sin(2 * np.pi * 11025.0 * t + 0.7) * np.hanning(400)
+    peak1 = _exact_tpv(unit[:, None])
+    x = np.zeros((n, channels), np.float32)
+    rel = (-3e-4, -1e-4, -3e-5, -1e-5, -1e-6, -1e-7, 0.0, 1e-7, 1e-6, 1e-5, 1e-4)
+    for i, d in enumerate(rel):
+        a = (3 + 2 * i) * GATE_BLOCK + 50  # a burst in every other sub-block
+        x[a : a + 400, i % channels] = (unit * (CEILING * (1.0 + d) / peak1)).astype(
+            np.float32)
+    ref, got = _both(probe, lambda: limit(x, SR, MASTER))
+    assert ref[1] is not None and ref[1].min() < 1.0
+    _assert_same(ref, got)
+    y_ref = ref[0]
+    for i, d in enumerate(rel):  # the lowest bursts pass unchanged, the highest do not
+        a = (3 + 2 * i) * GATE_BLOCK + 50
+        if d <= -3e-5:
+            np.testing.assert_array_equal(y_ref[a : a + 400], x[a : a + 400])
+        if d >= 1e-5:
+            assert not np.array_equal(y_ref[a : a + 400], x[a : a + 400])
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(StreamingLimiter, "screen", False)
+        gated = _both(probe, lambda: limit(x, SR, MASTER))[1]
+    _assert_same(ref, gated)
+    assert got[3] < gated[3]
