@@ -106,6 +106,21 @@ def test_a_stream_that_cannot_be_flushed_ends_the_usual_way(ending, monkeypatch)
     assert (e.how, e.code) == ("sys.exit", 7)
 
 
+@pytest.mark.parametrize("command", [["presets"], ["--help"]])
+def test_a_reader_that_goes_away_ends_it_quietly(command):
+    """``vocalmix presets | head -1``: the pipe's reader closes it before vocalmix writes;
+    the process ends without a message, with the code of a program killed by SIGPIPE
+    (a one-shot command that writes to it) or with 0 (``--help``, which argparse ends)."""
+    p = subprocess.Popen([sys.executable, "-m", "vocalmix", *command],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert p.stdout is not None and p.stderr is not None
+    p.stdout.close()  # before the interpreter has even imported vocalmix
+    err = p.stderr.read().decode()
+    code = p.wait(timeout=120)
+    assert err == ""
+    assert code == (cli.CLOSED_PIPE_EXIT if command == ["presets"] else 0)
+
+
 def test_the_console_script_and_python_m_go_through_run():
     eps = [e for e in entry_points(group="console_scripts") if e.name == "vocalmix"]
     if eps:  # (an installed checkout; the metadata may predate a rename otherwise)

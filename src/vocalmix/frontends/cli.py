@@ -958,6 +958,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("vocalmix: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of the output went away (`vocalmix ... | head`)
+        _stdout_gone()
+        return CLOSED_PIPE_EXIT
     except Exception as e:  # an internal error: one line unless --debug
         if getattr(args, "debug", False) or os.environ.get("VOCALMIX_DEBUG"):
             raise
@@ -967,6 +970,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 3
+
+
+#: the exit code when the output's reader went away: a program killed by SIGPIPE, as
+#: the shell reports it (128 + 13)
+CLOSED_PIPE_EXIT = 141
+
+
+def _stdout_gone() -> None:
+    """Point the standard output at the null device: its reader closed the pipe, and the
+    interpreter's flush at exit would report the same error again."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 #: the one-shot commands whose process ends as soon as they return (:func:`run`)
@@ -987,13 +1003,17 @@ def run() -> typing.NoReturn:
     whose results are no longer wanted (an analysis cancelled by an error; a prefetch),
     which the normal exit would wait for. Other commands (``batch``, ``serve``,
     ``live``, training) end the usual way: their pools and servers shut down through it.
-    A stream that cannot be flushed (a closed pipe) also ends the usual way, which
-    reports it."""
+    A stream that cannot be flushed also ends the usual way, which reports it; when
+    the reader of the output has gone away (``vocalmix presets | head -1``), without a
+    message and with :data:`CLOSED_PIPE_EXIT`, as a program killed by SIGPIPE."""
     code = main()
     if _command_of(None) in QUICK_EXIT_COMMANDS:
         try:
             sys.stdout.flush()
             sys.stderr.flush()
+        except BrokenPipeError:  # what was left for a reader that went away
+            _stdout_gone()
+            sys.exit(code or CLOSED_PIPE_EXIT)
         except (OSError, ValueError):
             sys.exit(code)
         os._exit(code)
