@@ -837,3 +837,19 @@ def test_deciding_whether_inputs_are_long_imports_no_mixing_path():
                         "('vocalmix.pipeline', 'vocalmix.estimators', 'scipy'))))"],
                        env=env, capture_output=True, text=True, timeout=60, check=True)
     assert r.stdout.strip() == "[]"
+
+
+def test_render_prefetches_the_mixing_path_only():
+    """``vocalmix render`` imports the mixing path on a helper thread while its inputs
+    decode, and neither the estimators nor SciPy's optimiser, which only an estimate
+    runs."""
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    code = ("import sys, threading\n"
+            "from vocalmix.frontends import cli\n"
+            "cli._prefetch(None, estimate=False)\n"
+            "[t.join() for t in threading.enumerate() if t.name == 'vocalmix-prefetch']\n"
+            "print(sorted(m for m in ('vocalmix.pipeline', 'vocalmix.estimators.registry',\n"
+            "                         'scipy.optimize') if m in sys.modules))\n")
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                       text=True, timeout=60, check=True)
+    assert r.stdout.strip() == "['vocalmix.pipeline']"

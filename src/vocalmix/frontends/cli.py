@@ -422,21 +422,23 @@ def _write_results(plan, args, params, rendered, progress) -> list[Path]:
     return written
 
 
-def _prefetch(method: str | None) -> None:
-    """Import, on a daemon thread, the modules the estimate will need, while the inputs
+def _prefetch(method: str | None, *, estimate: bool = True) -> None:
+    """Import, on a daemon thread, the modules the command will need, while the inputs
     are decoded (the decoders release the GIL; the imports are Python work): the mixing
-    path and the estimators, and for the model method (``None``: the default method,
-    looked up on that thread) ``scipy.optimize`` for its EQ fit (0.3-0.4 s), which
-    otherwise stalls the analyses' threads half way through. The command imports what it
-    uses again once the inputs are read (an import finished here is then a look-up; an
-    error here is raised there)."""
+    path, and when ``estimate``, the estimators and for the model method (``None``: the
+    default method, looked up on that thread) ``scipy.optimize`` for its EQ fit (0.3-0.4
+    s), which otherwise stalls the analyses' threads half way through. The command
+    imports what it uses again once the inputs are read (an import finished here is then
+    a look-up; an error here is raised there)."""
     import importlib
     import threading
 
     def run() -> None:
         with contextlib.suppress(Exception):  # the caller's own import says why
-            for name in ("vocalmix.pipeline", "vocalmix.estimators.registry"):
-                importlib.import_module(name)
+            importlib.import_module("vocalmix.pipeline")
+            if not estimate:
+                return
+            importlib.import_module("vocalmix.estimators.registry")
             if (method or _default_method()) == "model":
                 importlib.import_module("scipy.optimize")
 
@@ -614,15 +616,16 @@ def cmd_mix(args: argparse.Namespace) -> int:
 
 def cmd_render(args: argparse.Namespace) -> int:
     from vocalmix.core.audio import read_params
-    from vocalmix.core.resolve import sync_derived, sync_notes
-    from vocalmix.pipeline import render_params
 
     progress = _Progress(args.quiet)
     inputs = [args.vocal, args.backing, args.params]
     plan = _plan_results(args, inputs, progress)
     params = read_params(args.params)
+    _prefetch(None, estimate=False)
     pair = _long_pair(args, progress)
     if pair is not None:
+        from vocalmix.core.resolve import sync_derived, sync_notes
+
         plan.require_space(pair.frames)
         synced = sync_derived(params, pair.sample_rate)
         for note in (*pair.notes, *sync_notes(params, synced)):
@@ -631,6 +634,9 @@ def cmd_render(args: argparse.Namespace) -> int:
         print(_summary(params, written))
         return 0
     vocal, backing, sr, _ = _load_pair(args, progress)
+    from vocalmix.core.resolve import sync_derived, sync_notes
+    from vocalmix.pipeline import render_params
+
     plan.require_space(vocal.shape[0])
     synced = sync_derived(params, sr)
     for note in sync_notes(params, synced):
