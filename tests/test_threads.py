@@ -70,3 +70,19 @@ def test_the_command_line_keeps_numpy_off_huge_pages_unless_the_user_chose():
     assert r["hugepage_var"] == "1" and r["hugepages"] is True
     r = _run("numpy-first")  # too late: nothing is set
     assert r["hugepage_var"] is None
+
+
+def test_worker_env_passes_the_thread_counts_and_a_set_huge_page_choice(monkeypatch):
+    from vocalmix.core.threads import NUMPY_HUGEPAGE_VAR, worker_env
+
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setenv(NUMPY_HUGEPAGE_VAR, "0")
+    env = worker_env()
+    assert env["OPENBLAS_NUM_THREADS"] == "1" and env["OMP_NUM_THREADS"] == ""
+    assert env[NUMPY_HUGEPAGE_VAR] == "0"
+    monkeypatch.setenv(NUMPY_HUGEPAGE_VAR, "")  # numpy refuses an empty value: not passed
+    assert NUMPY_HUGEPAGE_VAR not in worker_env()
+    monkeypatch.delenv(NUMPY_HUGEPAGE_VAR)
+    assert NUMPY_HUGEPAGE_VAR not in worker_env()
+    assert set(worker_env()) == set(BLAS_THREAD_VARS)

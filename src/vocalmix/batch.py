@@ -61,7 +61,7 @@ from typing import Any
 
 from vocalmix._version import __version__
 from vocalmix.core.errors import DataError, DependencyError, VocalmixError
-from vocalmix.core.threads import BLAS_THREAD_VARS
+from vocalmix.core.threads import worker_env
 
 #: Bumped when the outputs' layout or the result columns change (part of every job key).
 BATCH_FORMAT = 1
@@ -1196,10 +1196,10 @@ def _run_ray(manifest: Manifest, config: BatchConfig, done: dict[str, str],
         ds = _ray_read(manifest).repartition(max(1, min(n_rows, MAX_RAY_BLOCKS))).materialize()
         pool = ray.data.ActorPoolStrategy(size=max(1, min(n_workers, n_rows)))
         # a worker keeps the driver's BLAS thread count (the estimators' matrix products
-        # round differently with another, vocalmix.core.threads): the pool's processes
-        # inherit the driver's environment, and Ray's actors get it here. An empty value
-        # reads as unset: the BLAS library's default, as in a plain process.
-        threads = {v: os.environ.get(v, "") for v in BLAS_THREAD_VARS}
+        # round differently with another, vocalmix.core.threads) and numpy's huge-page
+        # setting: the pool's processes inherit the driver's environment, and Ray's
+        # actors get them here
+        threads = worker_env()
         ds = ds.map_batches(
             _RayMixer, batch_size=1, batch_format="pyarrow", num_cpus=1, compute=pool,
             fn_constructor_kwargs={"config": config, "done": done, "worker_init": worker_init},

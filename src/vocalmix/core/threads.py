@@ -84,4 +84,16 @@ def no_numpy_hugepages() -> bool:
     return _set_before_numpy({NUMPY_HUGEPAGE_VAR: "0"})
 
 
-__all__ = ["BLAS_THREAD_VARS", "NUMPY_HUGEPAGE_VAR", "no_numpy_hugepages", "pin_blas_threads"]
+def worker_env() -> dict[str, str]:
+    """The settings above, as a worker process started by something other than this
+    process (a Ray actor) must be given them: each of :data:`BLAS_THREAD_VARS` (an empty
+    value reads as unset, the BLAS library's default, as in a plain process), and
+    :data:`NUMPY_HUGEPAGE_VAR` when it is set (numpy refuses an empty one)."""
+    env = {v: os.environ.get(v, "") for v in BLAS_THREAD_VARS}
+    if os.environ.get(NUMPY_HUGEPAGE_VAR):
+        env[NUMPY_HUGEPAGE_VAR] = os.environ[NUMPY_HUGEPAGE_VAR]
+    return env
+
+
+__all__ = ["BLAS_THREAD_VARS", "NUMPY_HUGEPAGE_VAR", "no_numpy_hugepages", "pin_blas_threads",
+           "worker_env"]
