@@ -193,3 +193,23 @@ def test_the_resolvers_premaster_sum_is_the_renders_to_the_bit(rng):
         rendered = assemble(VocalParts(dry=dry, wet=wet), backing, SR, q)
         assert np.array_equal(premaster_sum(VocalParts(dry=dry, wet=wet), b, gain_db),
                               rendered.premaster)
+
+
+@pytest.mark.parametrize("frame_len", [441, 480, 1])
+@pytest.mark.parametrize("channels", [1, 2])
+def test_the_proxy_frame_means_add_rows_one_after_another(frame_len, channels, rng):
+    """The compressor proxy's frame means: each frame's rows added in order, then
+    divided by their number, which is how numpy reduces a two-channel signal's frames
+    (and the proxy read a mono take as its two equal channels): the same values to the
+    bit, for one channel too, where numpy itself would add pairwise."""
+    from vocalmix.core.resolve import _frame_means
+
+    env = rng.standard_normal((37 * frame_len, channels)) * 20.0 - 40.0
+    got = _frame_means(env, frame_len)
+    two = np.repeat(env, 2, axis=1) if channels == 1 else env
+    want = two.reshape(-1, frame_len, 2).mean(axis=1)
+    np.testing.assert_array_equal(np.repeat(got, 2, axis=1) if channels == 1 else got, want)
+    seq = env.reshape(-1, frame_len, channels)[:, 0].copy()
+    for i in range(1, frame_len):
+        seq += env.reshape(-1, frame_len, channels)[:, i]
+    np.testing.assert_array_equal(got, seq / frame_len)

@@ -339,11 +339,26 @@ def _envelope_frames_db(x: np.ndarray, sample_rate: int, attack_ms: float,
     starts = range(0, n, _PROXY_FRAMES)
     for f, (src, y) in zip(starts, ordered_map(render, starts, workers=1, ahead=2),
                            strict=True):
-        env = _envelope_of(src, y)
-        if mono:
-            env = np.repeat(env, 2, axis=1)
-        out[f : f + _PROXY_FRAMES] = env.reshape(-1, frame_len, env.shape[1]).mean(axis=1)
+        m = _frame_means(_envelope_of(src, y), frame_len)
+        out[f : f + _PROXY_FRAMES] = np.repeat(m, 2, axis=1) if mono else m
     return out
+
+
+def _frame_means(env: np.ndarray, frame_len: int) -> np.ndarray:
+    """The mean of each frame of ``frame_len`` rows of ``env`` ``(frames * frame_len,
+    channels)``: the rows added one after another, then divided by their number.
+
+    That is the order ``env.reshape(-1, frame_len, 2).mean(axis=1)`` adds a two-channel
+    signal's rows in (its inner loop runs over the channels); here in ``frame_len``
+    vectorised steps instead of a strided reduction (13 ms -> 1-2 ms per 2048 frames),
+    and the same for a single channel, where numpy's own reduction would add pairwise,
+    rounding differently."""
+    frames = env.reshape(-1, frame_len, env.shape[1])
+    acc = frames[:, 0].copy()
+    for i in range(1, frame_len):
+        acc += frames[:, i]
+    acc /= frame_len
+    return acc
 
 
 @dataclass(frozen=True)
