@@ -121,6 +121,25 @@ def test_a_reader_that_goes_away_ends_it_quietly(command):
     assert code == (cli.CLOSED_PIPE_EXIT if command == ["presets"] else 0)
 
 
+def test_another_broken_pipe_is_an_internal_error(monkeypatch, capsys):
+    """A broken pipe that is not the standard output's (a worker's, a socket's) is
+    reported as the internal error it is."""
+    def broken(args):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setitem(cli._COMMANDS, "presets", broken)
+    monkeypatch.setattr(cli, "build_parser", lambda argv=None: _Parser())
+    assert cli.main(["presets"]) == 3
+    assert "internal error: BrokenPipeError" in capsys.readouterr().err
+
+
+class _Parser:
+    def parse_args(self, argv):
+        import argparse
+
+        return argparse.Namespace(command="presets", debug=False)
+
+
 def test_the_console_script_and_python_m_go_through_run():
     eps = [e for e in entry_points(group="console_scripts") if e.name == "vocalmix"]
     if eps:  # (an installed checkout; the metadata may predate a rename otherwise)

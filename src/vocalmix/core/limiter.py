@@ -228,8 +228,10 @@ class StreamingLimiter:
 
         The block is gated in sub-blocks of :data:`GATE_BLOCK` samples: a sub-block whose
         detector windows (the sub-block and the ``TP_TAPS - 1`` samples before it) have a
-        sample peak of at most ``_quiet_peak`` has ``q`` exactly 1.0; the interpolator runs
-        once per run of contiguous loud sub-blocks, a C loop per phase. Its value at a
+        sample peak of at most ``_quiet_peak`` has ``q`` exactly 1.0, and so has one that
+        the float32 screen (:meth:`_screen`) finds certainly within the ceiling; the
+        interpolator runs once per run of contiguous sub-blocks left loud, a C loop per
+        phase. Its value at a
         sample reads only that sample's window, so a run gives the same values as the
         whole block would.
         """

@@ -964,10 +964,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("vocalmix: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # the reader of the output went away (`vocalmix ... | head`)
-        _stdout_gone()
-        return CLOSED_PIPE_EXIT
     except Exception as e:  # an internal error: one line unless --debug
+        if isinstance(e, BrokenPipeError) and _reader_gone():
+            _stdout_gone()  # the output's reader went away (`vocalmix ... | head`)
+            return CLOSED_PIPE_EXIT
         if getattr(args, "debug", False) or os.environ.get("VOCALMIX_DEBUG"):
             raise
         print(
@@ -981,6 +981,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 #: the exit code when the output's reader went away: a program killed by SIGPIPE, as
 #: the shell reports it (128 + 13)
 CLOSED_PIPE_EXIT = 141
+
+
+def _reader_gone() -> bool:
+    """Whether the standard output is a pipe whose reader has closed it (``poll`` reports
+    an error on its write end), as opposed to another pipe of the program breaking."""
+    import select
+
+    try:
+        p = select.poll()
+        p.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(ev & select.POLLERR for _fd, ev in p.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _stdout_gone() -> None:
