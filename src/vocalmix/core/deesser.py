@@ -91,36 +91,26 @@ _BLOCK = 1 << 16
 
 
 def _short_term_db_blocks(x: np.ndarray, sample_rate: int, sos: np.ndarray | None = None,
-                          ms: float = DETECTOR_MS, keep: np.ndarray | None = None
-                          ) -> np.ndarray:
+                          ms: float = DETECTOR_MS) -> np.ndarray:
     """``short_term_db(x)`` (of ``x`` through the float64 filter ``sos`` when given),
     :data:`_BLOCK` samples at a time with the filters' states carried: the same
     recursions on the same samples, without full-length float64 copies of ``x``. The
     levels are computed in float64 and stored in float32 (dB to about 1e-5 dB: half the
-    memory of a per-sample level track, which only its percentiles are read from).
-    ``keep``: a boolean mask over the samples; only the levels where it is true are
-    stored, in order (``result[keep]`` without the whole track)."""
+    memory of a per-sample level track, which only its percentiles are read from)."""
     from vocalmix.core.dsp import row_blocks, sosfilt_stream
 
     a = _one_pole(ms, sample_rate)
     n = len(x)
-    out = np.empty(n if keep is None else int(np.count_nonzero(keep)), np.float32)
+    out = np.empty(n, np.float32)
     zp = np.zeros(1)
     blocks = row_blocks(np.asarray(x), _BLOCK)
     src = (sosfilt_stream(sos, blocks, np.float64) if sos is not None
            else (np.asarray(b, dtype=np.float64) for b in blocks))
-    j = 0  # where the next kept level goes
     for i, xb in zip(range(0, n, _BLOCK), src, strict=True):
         p = channel_mean(np.square(xb.reshape(len(xb), -1)))
         with flush_denormals():
             e, zp = lfilter([1.0 - a], [1.0, -a], p, zi=zp)
-        db = 10.0 * np.log10(np.maximum(e, 1e-20))
-        if keep is None:
-            out[i : i + _BLOCK] = db
-        else:
-            kept = db[keep[i : i + _BLOCK]]
-            out[j : j + len(kept)] = kept
-            j += len(kept)
+        out[i : i + _BLOCK] = 10.0 * np.log10(np.maximum(e, 1e-20))
     return out
 
 
@@ -142,17 +132,25 @@ class Sibilance:
 
 def sibilance(x: np.ndarray, sample_rate: int) -> Sibilance:
     """Measure the sibilance of a vocal ``(n, channels)`` at ``sample_rate`` Hz."""
+    from concurrent.futures import ThreadPoolExecutor
+
     lo, hi = SIBILANT_BAND_HZ
     hi = min(hi, max_filter_hz(sample_rate))
-    full = _short_term_db_blocks(x, sample_rate)
     if lo >= hi:  # a narrow-band take (e.g. 8-11 kHz sampling) has no sibilant band
+        full = _short_term_db_blocks(x, sample_rate)
         return Sibilance(-np.inf, -np.inf, float(np.median(full)))
     sos = butterworth2_sos((lo, hi), "bandpass", sample_rate)
+    # the band's level track on a second thread while this one makes the whole vocal's
+    # (their filters and arithmetic let go of the GIL)
+    with ThreadPoolExecutor(1, thread_name_prefix="vocalmix-sibilance") as pool:
+        band_all = pool.submit(_short_term_db_blocks, x, sample_rate, sos)
+        full = _short_term_db_blocks(x, sample_rate)
+        whole_band = band_all.result()
     active = full > full.max() - ACTIVE_RANGE_DB
-    # the band's levels kept over the active samples only, and the whole vocal's cut down
-    # to them before its median: the same values, partitioned in place, with one
-    # per-sample level track held at a time next to the active samples' ones
-    band = _short_term_db_blocks(x, sample_rate, sos, keep=active)
+    # the band's levels over the active samples, and the whole vocal's cut down to them
+    # before its median: the values partitioned in place
+    band = whole_band[active]
+    del whole_band
     peak = float(np.percentile(band, 99.5, overwrite_input=True))
     del band
     full = full[active]
