@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from vocalmix.core.parallel import Filling, ordered_map, zip_on_two_threads
+from vocalmix.core.parallel import Filling, beside, ordered_map, zip_on_two_threads
 
 
 def test_zip_on_two_threads_is_zip_strict():
@@ -116,3 +116,32 @@ def test_filling_cancel_stops_the_filler_after_its_step():
     assert closed.is_set() and len(made) < 1000
     with pytest.raises(RuntimeError, match="stopped at row"):
         f.wait(1000)
+
+
+def test_beside_returns_both_results_in_order_and_raises_after_both_end():
+    where = {}
+
+    def there():
+        where["there"] = threading.current_thread().name
+        return 1
+
+    def here():
+        where["here"] = threading.current_thread().name
+        return 2
+
+    assert beside(there, here) == (1, 2)
+    assert where["there"] != where["here"] == threading.current_thread().name
+
+    ended = []
+
+    def slow():
+        time.sleep(0.05)
+        ended.append("there")
+        return 1
+
+    def fails():
+        raise RuntimeError("here")
+
+    with pytest.raises(RuntimeError, match="here"):
+        beside(slow, fails)
+    assert ended == ["there"]  # the helper's work ended before the error came out

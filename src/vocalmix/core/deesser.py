@@ -132,7 +132,7 @@ class Sibilance:
 
 def sibilance(x: np.ndarray, sample_rate: int) -> Sibilance:
     """Measure the sibilance of a vocal ``(n, channels)`` at ``sample_rate`` Hz."""
-    from concurrent.futures import ThreadPoolExecutor
+    from vocalmix.core.parallel import beside
 
     lo, hi = SIBILANT_BAND_HZ
     hi = min(hi, max_filter_hz(sample_rate))
@@ -142,10 +142,8 @@ def sibilance(x: np.ndarray, sample_rate: int) -> Sibilance:
     sos = butterworth2_sos((lo, hi), "bandpass", sample_rate)
     # the band's level track on a second thread while this one makes the whole vocal's
     # (their filters and arithmetic let go of the GIL)
-    with ThreadPoolExecutor(1, thread_name_prefix="vocalmix-sibilance") as pool:
-        band_all = pool.submit(_short_term_db_blocks, x, sample_rate, sos)
-        full = _short_term_db_blocks(x, sample_rate)
-        whole_band = band_all.result()
+    whole_band, full = beside(lambda: _short_term_db_blocks(x, sample_rate, sos),
+                              lambda: _short_term_db_blocks(x, sample_rate))
     active = full > full.max() - ACTIVE_RANGE_DB
     # the band's levels over the active samples, and the whole vocal's cut down to them
     # before its median: the values partitioned in place

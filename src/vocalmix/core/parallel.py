@@ -36,6 +36,16 @@ def zip_on_two_threads(a: Iterator[Any], b: Iterator[Any]) -> Iterator[tuple[Any
             yield xa, xb
 
 
+def beside(there: Callable[[], T], here: Callable[[], R]) -> tuple[T, R]:
+    """``(there(), here())``, ``there`` run on a helper thread while this one runs ``here``:
+    two computations that let go of the GIL, in about the time of the longer one. An
+    exception of either is raised here once both have ended."""
+    with ThreadPoolExecutor(1, thread_name_prefix="vocalmix-beside") as pool:
+        later = pool.submit(there)
+        mine = here()
+        return later.result(), mine
+
+
 def ordered_map(fn: Callable[[T], R], items: Iterable[T], *, workers: int = 2,
                 ahead: int = 4) -> Iterator[R]:
     """``map(fn, items)`` computed on ``workers`` threads, at most ``ahead`` results

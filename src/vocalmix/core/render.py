@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
@@ -199,15 +198,14 @@ def master_stage_measured(
     loudness."""
     from vocalmix.core.limiter import limit_min_gain
     from vocalmix.core.measure import k_weighted_energies
+    from vocalmix.core.parallel import beside
 
     y, gmin = limit_min_gain(x, sample_rate, master, in_place=in_place)
     want = energy == "always" or (energy == "limited" and gmin is not None)
     tp, e = float("nan"), None
     if true_peak and want:
-        with ThreadPoolExecutor(1, thread_name_prefix="vocalmix-master") as pool:
-            peak = pool.submit(true_peak_dbtp, y, sample_rate)
-            e = k_weighted_energies(y, sample_rate)
-            tp = peak.result()
+        tp, e = beside(lambda: true_peak_dbtp(y, sample_rate),
+                       lambda: k_weighted_energies(y, sample_rate))
     elif true_peak:
         tp = true_peak_dbtp(y, sample_rate)
     elif want:
