@@ -161,18 +161,14 @@ class StreamingLimiter:
         self._heads = sliding_window_view(self._peak, TP_TAPS - 1)[GATE_BLOCK::GATE_BLOCK]
         self._loud = np.zeros(k, dtype=bool)
         # the screen's inputs (the block in float32, zeros after it up to a whole
-        # sub-block and its look-ahead) and its matrix: column p B + j of row j + k is
-        # phase p's tap k, so a row of B + TP_TAPS - 1 samples gives the B detector values
-        # of its first B samples, every phase
+        # sub-block and its look-ahead) and the true-peak meter's interpolation matrix: a
+        # row of B + TP_TAPS - 1 samples gives the B detector values of its first B
+        # samples, every phase
+        from vocalmix.core.measure import true_peak_matrix
+
         self._read32 = np.zeros((channels, k * GATE_BLOCK + TP_TAPS - 1), np.float32)
-        sb = SCREEN_BLOCK
-        mat = np.zeros((sb + TP_TAPS - 1, 4 * sb))
-        for p in range(4):
-            for j in range(sb):
-                mat[j : j + TP_TAPS, p * sb + j] = self._taps[p]
-        self._screen_mat = mat.astype(np.float32)
-        self._screen_rows = np.arange(0, GATE_BLOCK, sb, dtype=np.intp)
-        self._l1 = interpolator_gain_bound()
+        self._screen_mat, self._l1 = true_peak_matrix(SCREEN_BLOCK)
+        self._screen_rows = np.arange(0, GATE_BLOCK, SCREEN_BLOCK, dtype=np.intp)
         #: a thread that takes half of a large block's interpolation (see :func:`_limit`),
         #: or ``None``
         self.helper: Executor | None = None

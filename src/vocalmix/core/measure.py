@@ -171,18 +171,19 @@ _TP_CHUNK = 8192
 _TP_CAND_CHUNK = 1024
 
 
-@lru_cache(maxsize=1)
-def _tp_matrix() -> tuple[np.ndarray, float]:
-    """The 4x interpolation of one block as a matrix, and the filter's largest absolute
-    tap sum over its phases (``l1``).
+@lru_cache(maxsize=2)
+def true_peak_matrix(block: int = _TP_BLOCK) -> tuple[np.ndarray, float]:
+    """The 4x interpolation of one block of ``block`` samples (``B``) as a float32
+    matrix, and the filter's largest absolute tap sum over its phases (``l1``).
 
     Row ``i`` of a window holds the input sample ``b B + i - (taps - 1)`` (zeros outside
     the signal); column ``p B + j`` is phase ``p``'s output at time ``b B + j``: the
-    ``mode="full"`` convolution of each phase with the signal, every output once."""
+    ``mode="full"`` convolution of each phase with the signal, every output once. (The
+    limiter's float32 screen reads its detector values off the same matrix.)"""
     h = true_peak_filter()
     phases = h.reshape(-1, _TP_FACTOR).T  # (4, taps)
     taps = phases.shape[1]
-    b = _TP_BLOCK
+    b = block
     m = np.zeros((b + taps - 1, _TP_FACTOR * b))
     for p in range(_TP_FACTOR):
         for j in range(b):
@@ -208,7 +209,7 @@ def true_peak_dbtp(x: np.ndarray, sample_rate: int) -> float:
     n = x.shape[0]
     if n == 0:
         return -np.inf
-    mat, l1 = _tp_matrix()
+    mat, l1 = true_peak_matrix()
     b = _TP_BLOCK
     ctx = mat.shape[0] - b  # taps - 1 samples of context before each block
     nb = -(-(n + ctx) // b)  # blocks covering every full-convolution output
@@ -254,7 +255,7 @@ class TruePeakMeter:
     final peak either. Equal to the whole-signal figure to float32 rounding."""
 
     def __init__(self) -> None:
-        mat, self._l1 = _tp_matrix()
+        mat, self._l1 = true_peak_matrix()
         self._mat = mat
         self._ctx = mat.shape[0] - _TP_BLOCK
         self._before: np.ndarray | None = None  # the ctx samples before the pending ones
@@ -1021,4 +1022,5 @@ __all__ = [
     "upper_quantile",
     "vocal_to_mix_lu",
     "true_peak_filter",
+    "true_peak_matrix",
 ]
