@@ -113,6 +113,22 @@ def test_masking_ignores_the_vocal_gaps(rng):
     np.testing.assert_allclose(a1.vocal_db, a2.vocal_db, atol=0.5)
 
 
+def test_baseline_analysis_on_two_threads_equals_its_parts():
+    """The baseline's analysis runs the tempo beside the masking analysis: the same
+    figures as each part run alone, for a read-only and a writeable backing."""
+    from vocalmix.core.dsp import forget_signals, frozen
+    from vocalmix.estimators import baseline
+
+    vocal, backing = synthesize_song(sample_rate=SR, duration_s=12.0, seed=5)
+    tempo = baseline.backing_tempo(backing, SR)
+    eq, hp = baseline.masking_analysis(vocal, backing, SR)
+    for v, b in ((vocal, backing), (frozen(vocal), frozen(backing))):
+        forget_signals()
+        a = baseline.analyse(v, b, SR)
+        assert (a.tempo_bpm, a.eq_bands, a.highpass_hz) == (tempo, eq, hp)
+        assert a.eq_bands  # the synthesised backing masks the vocal somewhere
+
+
 def test_synth_is_deterministic_and_sane():
     v1, b1 = synthesize_song(sample_rate=22050, duration_s=5.0, seed=3)
     v2, b2 = synthesize_song(sample_rate=22050, duration_s=5.0, seed=3)

@@ -154,6 +154,72 @@ def test_compressor_resolver_never_expands():
     assert sol.compressor.ratio == 1.0 and sol.renders == 0
 
 
+def test_envelope_probe_stops_when_asked(rng, monkeypatch):
+    """The compressor resolver's envelope probe: unstopped, the same frames as ever; once
+    its ``stop`` is set (the input needs no compression), it ends after the chunk being
+    rendered instead of rendering the rest of the vocal, and returns ``None``."""
+    import threading
+
+    import vocalmix.core.resolve as R
+
+    monkeypatch.setattr(R, "_PROXY_FRAMES", 64)  # many chunks in a few seconds
+    x = noise(rng, seconds=12.0)
+    flen = R._proxy_frame_len(SR)
+    whole = R._envelope_frames_db(x, SR, 10.0, 120.0, flen)
+    assert whole is not None
+    assert np.array_equal(whole, R._envelope_frames_db(x, SR, 10.0, 120.0, flen,
+                                                       threading.Event()))
+    renders = []
+    probe = R._probe
+
+    def counted(*a):
+        comp, mono = probe(*a)
+
+        def run(*b, **k):
+            renders.append(1)
+            return comp(*b, **k)
+        return run, mono
+
+    monkeypatch.setattr(R, "_probe", counted)
+    stop = threading.Event()
+    stop.set()
+    assert R._envelope_frames_db(x, SR, 10.0, 120.0, flen, stop) is None
+    chunks = -(-whole.shape[0] // 64)
+    assert chunks >= 15 and len(renders) <= 3
+
+
+def test_compressor_resolver_leaves_a_narrow_vocal_alone_without_the_whole_probe(
+        rng, monkeypatch):
+    """A vocal already within its target: no compression, and the probe started beside
+    the input's measurement is stopped rather than waited for to the end."""
+    import vocalmix.core.resolve as R
+
+    monkeypatch.setattr(R, "_PROXY_FRAMES", 64)
+    seen = []
+    frames, probe = R._envelope_frames_db, R._probe
+    stops = []
+
+    def spy(*a):
+        stops.append(a[5])
+        out = frames(*a)
+        seen.append(out)
+        return out
+
+    def held(*a):  # each chunk's render waits until the resolver stops the probe
+        comp, mono = probe(*a)
+
+        def run(*b, **k):
+            stops[0].wait(10.0)
+            return comp(*b, **k)
+        return run, mono
+
+    monkeypatch.setattr(R, "_envelope_frames_db", spy)
+    monkeypatch.setattr(R, "_probe", held)
+    sol = resolve_compressor(noise(rng, seconds=12.0), SR, 25.0)
+    assert sol.compressor.ratio == 1.0 and sol.renders == 0
+    assert stops[0].is_set() and seen == [None]  # stopped, not rendered to the end
+
+
 def test_gain_resolver_on_real_stems():
     songs = stem_songs()
     if not songs:

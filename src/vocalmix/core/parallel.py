@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -47,7 +47,7 @@ def beside(there: Callable[[], T], here: Callable[[], R]) -> tuple[T, R]:
 
 
 def ordered_map(fn: Callable[[T], R], items: Iterable[T], *, workers: int = 2,
-                ahead: int = 4) -> Iterator[R]:
+                ahead: int = 4) -> Generator[R, None, None]:
     """``map(fn, items)`` computed on ``workers`` threads, at most ``ahead`` results
     waiting (memory stays bounded whatever the number of items), yielded in order. An
     exception of ``fn`` is raised where its result would have been yielded; the items

@@ -41,6 +41,8 @@ Compressor threshold
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -313,13 +315,17 @@ _PROXY_FRAMES = 1 << 11
 
 
 def _envelope_frames_db(x: np.ndarray, sample_rate: int, attack_ms: float,
-                        release_ms: float, frame_len: int) -> np.ndarray:
+                        release_ms: float, frame_len: int,
+                        stop: threading.Event | None = None) -> np.ndarray | None:
     """``compressor_envelope_db(x, ...)`` averaged over frames of ``frame_len`` samples,
     ``(len(x) // frame_len, channels)``: the same values, read off the probe render
     :data:`_PROXY_FRAMES` frames at a time instead of as full-length float64 arrays.
 
     The probe renders each chunk on a helper thread while this one reads the envelope
-    off the chunk before (pedalboard and numpy's arithmetic let go of the GIL)."""
+    off the chunk before (pedalboard and numpy's arithmetic let go of the GIL).
+
+    ``stop``: once set, the probe ends after the chunk being rendered and returns
+    ``None`` (for a caller that found it needs no envelope)."""
     from vocalmix.core.parallel import ordered_map
 
     n = x.shape[0] // frame_len
@@ -337,10 +343,12 @@ def _envelope_frames_db(x: np.ndarray, sample_rate: int, attack_ms: float,
                          reset=f == 0).T
 
     starts = range(0, n, _PROXY_FRAMES)
-    for f, (src, y) in zip(starts, ordered_map(render, starts, workers=1, ahead=2),
-                           strict=True):
-        m = _frame_means(_envelope_of(src, y), frame_len)
-        out[f : f + _PROXY_FRAMES] = np.repeat(m, 2, axis=1) if mono else m
+    with contextlib.closing(ordered_map(render, starts, workers=1, ahead=2)) as chunks:
+        for f, (src, y) in zip(starts, chunks, strict=True):
+            if stop is not None and stop.is_set():
+                return None
+            m = _frame_means(_envelope_of(src, y), frame_len)
+            out[f : f + _PROXY_FRAMES] = np.repeat(m, 2, axis=1) if mono else m
     return out
 
 
@@ -388,6 +396,7 @@ class CompressorProxy:
             energy = k_weighted_frame_energies(x, sample_rate, flen)
         if env_db is None:
             env_db = _envelope_frames_db(x, sample_rate, attack_ms, release_ms, flen)
+            assert env_db is not None  # (never stopped)
         return CompressorProxy(energy=energy, env_db=env_db, frame_len=flen)
 
     def lra(self, thresholds_db: np.ndarray, ratio: float) -> np.ndarray:
@@ -556,17 +565,21 @@ def resolve_compressor(
     base = base or Compressor(ratio=4.0)
     flen = _proxy_frame_len(sample_rate)
     env_db: np.ndarray | None = None
+    stop = threading.Event()
     with ThreadPoolExecutor(1) as pool:
         # the probe render of the envelope (pedalboard's compressor, which lets go of the
         # GIL) on a second thread, while this one K-weights the input: the proxy's frame
         # energies, and from the same pass the segment energies of the figures below
         probe = pool.submit(_envelope_frames_db, x, sample_rate, base.attack_ms,
-                            base.release_ms, flen)
+                            base.release_ms, flen, stop)
         frames = k_weighted_frame_energies(x, sample_rate, flen)
         input_lra = loudness_range(x, sample_rate)
         input_val = input_lra if statistic == "lra" else dynamics_statistic(x, sample_rate,
                                                                            statistic)
         if input_val <= target_lra_lu + 1e-9:
+            # no compression: the probe stops after its current chunk instead of
+            # rendering the rest of the vocal, which leaving the pool would wait for
+            stop.set()
             probe.cancel()
         else:
             env_db = probe.result()

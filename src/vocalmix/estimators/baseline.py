@@ -140,11 +140,19 @@ def analyse(
     """Tempo of the backing and masking EQ of the vocal (:func:`masking_analysis`;
     ``masking=False``: no bands and the default high-pass, for an estimator that
     chooses the EQ itself)."""
+    from vocalmix.core.dsp import content_key
+    from vocalmix.core.parallel import beside
+
     c = config or BaselineConfig()
-    tempo = backing_tempo(backing, sample_rate, c)
     if not masking:
+        tempo = backing_tempo(backing, sample_rate, c)
         return BaselineAnalysis(tempo_bpm=tempo, eq_bands=(), highpass_hz=c.highpass_default_hz)
-    eq, hp = masking_analysis(vocal, backing, sample_rate, c)
+    if not np.asarray(backing).flags.writeable:
+        content_key(backing)  # a read-only backing hashed once, before both threads ask
+    # the tempo on a helper thread while this one analyses the masking: their resampling,
+    # FFTs and band sums let go of the GIL, and neither reads the other's result
+    tempo, (eq, hp) = beside(lambda: backing_tempo(backing, sample_rate, c),
+                             lambda: masking_analysis(vocal, backing, sample_rate, c))
     return BaselineAnalysis(tempo_bpm=tempo, eq_bands=eq, highpass_hz=hp)
 
 
