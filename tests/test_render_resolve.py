@@ -220,6 +220,44 @@ def test_compressor_resolver_leaves_a_narrow_vocal_alone_without_the_whole_probe
     assert stops[0].is_set() and seen == [None]  # stopped, not rendered to the end
 
 
+def test_compressor_input_measured_once_for_the_dynamics_model_and_the_resolver(
+        rng, monkeypatch):
+    """A read-only compressor input measured first (as the dynamics model reads it): the
+    resolver's own measurement is then a look-up, with the same solution to the bit, and
+    the frame energies come back read-only."""
+    import vocalmix.core.measure as M
+    from vocalmix.core.dsp import frozen
+    from vocalmix.core.resolve import measure_compressor_input
+
+    x = noise(rng, seconds=12.0)
+    for i, db in enumerate((-18.0, -6.0, -12.0, 0.0)):  # a range of levels to compress
+        x[i * 3 * SR : (i + 1) * 3 * SR] *= np.float32(10 ** (db / 20))
+    base = Compressor(ratio=3.0, attack_ms=10.0, release_ms=120.0)
+    assert loudness_range(x, SR) > 10.0
+    plain = resolve_compressor(frozen(x.copy(), unique=True), SR, 6.0, base)
+    passes = []
+    blocks = M.k_weighted_blocks
+
+    def counted(y, *a, **k):
+        passes.append(y.shape[0])
+        return blocks(y, *a, **k)
+
+    monkeypatch.setattr(M, "k_weighted_blocks", counted)
+    seen = frozen(x.copy(), unique=True)
+    measure_compressor_input(seen, SR)
+    assert len(passes) == 1
+    primed = resolve_compressor(seen, SR, 6.0, base)
+    assert len(passes) == 1  # the input was not K-weighted again
+    assert primed.compressor == plain.compressor and primed.renders == plain.renders >= 1
+    assert primed.achieved_lra_lu == plain.achieved_lra_lu
+    frames = M.k_weighted_frame_energies(seen, SR, 441)
+    assert not frames.flags.writeable and len(passes) == 1
+    # a writeable signal is measured each time, nothing remembered
+    M.k_weighted_frame_energies(x, SR, 441)
+    M.k_weighted_frame_energies(x, SR, 441)
+    assert len(passes) == 3
+
+
 def test_gain_resolver_on_real_stems():
     songs = stem_songs()
     if not songs:

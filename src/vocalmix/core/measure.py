@@ -610,19 +610,27 @@ def k_weighted_frame_energies(x: np.ndarray, sample_rate: int, frame_len: int
     """The K-weighted energy of each whole frame of ``frame_len`` samples, per channel,
     ``(n_frames, channels)`` float64, K-weighting a block at a time.
 
-    When ``x`` is read-only and a 100 ms segment is a whole number of frames, the same
-    pass also yields its segment energies, which are remembered as :meth:`BlockStats.of`
-    would compute them (the same blocks of whole segments, the same sums): the signal's
-    loudness figures then need no second K-weighting."""
+    When ``x`` is read-only, the result is read-only and remembered by content (the
+    dynamics model reads the compressor resolver's input first and measures it here,
+    so the resolver's own call is a look-up), and when a 100 ms segment is a whole
+    number of frames the same pass also yields its segment energies, which are
+    remembered as :meth:`BlockStats.of` would compute them (the same blocks of whole
+    segments, the same sums): the signal's loudness figures then need no second
+    K-weighting."""
     x = _as_2d(x)
     seg = _segment_len(sample_rate)
     n = x.shape[0] // frame_len
     whole = seg % frame_len == 0
-    key = None
-    if whole and not x.flags.writeable:
-        key = _energy_key(x, sample_rate)
-        if _ENERGY_CACHE.get(key) is not None:
-            key = None
+    key = fkey = None
+    if not x.flags.writeable:
+        fkey = content_key(x, sample_rate, "k-weighted frame energies", frame_len)
+        hit = _FRAME_CACHE.get(fkey)
+        if hit is not None:
+            return cast(np.ndarray, hit)
+        if whole:
+            key = _energy_key(x, sample_rate)
+            if _ENERGY_CACHE.get(key) is not None:
+                key = None
     frames, segs = [], []
     for y in k_weighted_blocks(x[: n * frame_len], sample_rate,
                                block=seg * KW_SEGMENTS if whole else 1024 * frame_len):
@@ -631,7 +639,11 @@ def k_weighted_frame_energies(x: np.ndarray, sample_rate: int, frame_len: int
             segs.append(segment_energies(y, seg))
     if key is not None:
         _remember_energies(key, np.concatenate(segs) if segs else np.zeros(0))
-    return np.concatenate(frames) if frames else np.zeros((0, x.shape[1]))
+    out = np.concatenate(frames) if frames else np.zeros((0, x.shape[1]))
+    if fkey is not None:
+        out.flags.writeable = False
+        _FRAME_CACHE.put(fkey, out)
+    return out
 
 
 def k_weighted_cross(x: np.ndarray | tuple[np.ndarray, ...], y: np.ndarray, sample_rate: int,
@@ -683,6 +695,9 @@ def segment_energies(y: np.ndarray, segment_len: int) -> np.ndarray:
 
 #: 100 ms segment energies by signal content (a few KB each)
 _ENERGY_CACHE = LruCache(64)
+#: frame energies of read-only signals (:func:`k_weighted_frame_energies`), by content and
+#: frame length: a compressor input's 10 ms frames, 1.4 MB for 3 minutes of stereo
+_FRAME_CACHE = LruCache(4)
 
 
 def _energy_key(x: np.ndarray, sample_rate: int) -> tuple:

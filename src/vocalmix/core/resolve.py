@@ -251,6 +251,15 @@ _FRAMES_PER_SEG = 10  # proxy frames of 10 ms, 10 per 100 ms segment
 def _proxy_frame_len(sample_rate: int) -> int:
     """Samples per compressor-proxy frame (10 ms)."""
     return max(1, int(round(sample_rate / (_FRAMES_PER_SEG * 10))))
+
+
+def measure_compressor_input(x: np.ndarray, sample_rate: int) -> None:
+    """K-weight ``x`` once as :func:`resolve_compressor` will measure it (its proxy's
+    10 ms frame energies and, from the same pass, the 100 ms segment energies of every
+    loudness figure), remembered by content for a read-only ``x``: for an analysis that
+    reads the resolver's input before it (the dynamics model), so that neither filters
+    it again."""
+    k_weighted_frame_energies(x, sample_rate, _proxy_frame_len(sample_rate))
 _ENV_PROBE_DB = -120.0  # threshold of the envelope probe: below any audible level
 
 

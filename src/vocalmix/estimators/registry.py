@@ -448,8 +448,13 @@ def _dynamics_key(ctx: Context) -> tuple:
 
 def _dynamics_analysis(ctx: Context) -> dynamics.DynamicsChoice:
     """The dynamics model's reading of the vocal after the parameters' EQ and of the
-    backing (:func:`dynamics_provider`)."""
-    return dynamics.predict_dynamics(dynamics.shipped_model(), _eq_vocal(ctx), ctx.backing,
+    backing (:func:`dynamics_provider`). That vocal is the compressor resolver's input
+    (when no de-esser changes it): it is K-weighted once for both."""
+    from vocalmix.core.resolve import measure_compressor_input
+
+    x = _eq_vocal(ctx)
+    measure_compressor_input(x, ctx.sample_rate)
+    return dynamics.predict_dynamics(dynamics.shipped_model(), x, ctx.backing,
                                      ctx.sample_rate)
 
 
