@@ -49,6 +49,71 @@ def test_master_measured_gives_the_true_peak_and_energies_of_its_output(rng):
     assert np.isnan(tp) and e is None and red > 10.0
 
 
+@pytest.mark.parametrize("in_place", [False, True])
+def test_limiter_read_while_it_limits_sees_the_final_output(rng, in_place):
+    """``limit_min_gain_reading``: the reader, run while a helper thread limits, reads
+    each row once the limiter has finished it: what it read is the output to the bit, and
+    the output and smallest gain are :func:`limit_min_gain`'s."""
+    from vocalmix.core.limiter import limit_min_gain, limit_min_gain_reading
+
+    x = noise(rng, seconds=6.0, db=-26)
+    x[SR : SR + 200] *= 30.0
+    x[4 * SR : 4 * SR + 50] *= 20.0
+    m = Master(ceiling_dbtp=-1.0)
+    want, gmin = limit_min_gain(x.copy(), SR, m)
+    steps = []
+
+    def read(y, ready):
+        got = []
+        for i in range(0, y.shape[0], 20000):
+            hi = min(y.shape[0], i + 20000)
+            ready(hi)
+            steps.append(hi)
+            got.append(y[i:hi].copy())
+        return np.concatenate(got)
+
+    src = x.copy()
+    y, g, seen = limit_min_gain_reading(src, SR, m, read, in_place=in_place)
+    assert (y is src) == in_place and g == gmin and g < 0.5
+    assert np.array_equal(y, want) and np.array_equal(seen, want)
+    assert len(steps) > 10
+    quiet = noise(rng, db=-40)
+    assert limit_min_gain_reading(quiet, SR, m, read) == (quiet, None, None)
+
+
+def test_master_measured_near_the_ceiling_leaves_the_signal_alone(rng):
+    """A signal whose sample peaks could reach the ceiling but whose true peak does not:
+    the limiter runs, changes nothing, and the master measures the input's true peak
+    (the energies, not asked for then, are not returned)."""
+    from vocalmix.core.render import master_stage_measured
+
+    x = noise(rng, db=-20)
+    x *= np.float32(10 ** (-2.0 / 20) / float(np.abs(x).max()))  # sample peak -2 dBFS
+    m = Master(ceiling_dbtp=-1.0)
+    assert true_peak_dbtp(x, SR) < -1.0
+    for in_place in (False, True):
+        src = x.copy()
+        y, red, tp, e = master_stage_measured(src, SR, m, in_place=in_place, energy="limited")
+        assert red == 0.0 and e is None and np.array_equal(y, x)
+        assert tp == true_peak_dbtp(x, SR)
+
+
+def test_true_peak_on_two_threads_is_the_same_figure(rng, monkeypatch):
+    """Two channels' interpolation on two threads gives the one-thread figure to the
+    bit, whichever channel holds the peak."""
+    import vocalmix.core.measure as M
+
+    x = noise(rng, seconds=6.0, db=-12)
+    for ch in (0, 1):
+        y = x.copy()
+        y[2 * SR + 7, ch] = 0.9
+        y[2 * SR + 8, ch] = 0.9  # an inter-sample peak over 0.9
+        monkeypatch.setattr(M, "_TP_TWO_THREADS", 1 << 40)
+        one = M.true_peak_dbtp(y, SR)
+        monkeypatch.setattr(M, "_TP_TWO_THREADS", 0)
+        assert M.true_peak_dbtp(y, SR) == one > 20 * np.log10(0.9)
+
+
 def test_master_keeps_true_peak_under_ceiling(rng):
     x = noise(rng, db=-26)  # sample peaks around -21 dBFS
     x[SR : SR + 200] *= 30.0  # a burst far over the ceiling

@@ -41,12 +41,16 @@ default 5 ms). Before the start and after the end the signal is taken as silence
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, ThreadPoolExecutor
 from functools import lru_cache
+from typing import TypeVar
 
 import numpy as np
 
 from vocalmix.core.params import Master
+
+T = TypeVar("T")
 
 #: interpolator taps per phase, and the delay (samples) of its phase 0
 TP_TAPS = 21
@@ -360,7 +364,8 @@ def limit(x: np.ndarray, sample_rate: int, master: Master) -> tuple[np.ndarray, 
     """Run the limiter over a whole signal, time-aligned with it: :func:`limit_min_gain`
     that also returns the gain of every sample, float64 ``(n,)`` (``None`` when no sample
     needs a reduction)."""
-    return _limit(x, sample_rate, master, keep_gain=True)[:2]
+    y, gain, _gmin, _read = _limit(x, sample_rate, master, keep_gain=True)
+    return y, gain
 
 
 def limit_min_gain(x: np.ndarray, sample_rate: int, master: Master, *,
@@ -370,50 +375,87 @@ def limit_min_gain(x: np.ndarray, sample_rate: int, master: Master, *,
     full-length gain array. ``in_place``: the output overwrites ``x`` (a writeable
     float32 ``(n, channels)`` array in C order the caller no longer needs): each output
     block lands where the input was already read, ``L`` samples behind it."""
-    y, _gain, gmin = _limit(x, sample_rate, master, keep_gain=False, in_place=in_place)
+    y, _gain, gmin, _read = _limit(x, sample_rate, master, keep_gain=False, in_place=in_place)
     return y, gmin
 
 
+def limit_min_gain_reading(
+    x: np.ndarray, sample_rate: int, master: Master,
+    read: Callable[[np.ndarray, Callable[[int], None]], T], *, in_place: bool = False,
+) -> tuple[np.ndarray, float | None, T | None]:
+    """:func:`limit_min_gain`, with ``read(y, ready)`` run on this thread while a helper
+    thread limits ``x`` into ``y``: ``read`` calls ``ready(rows)`` before it reads the
+    rows of ``y`` up to ``rows``, so that it measures the output as it is made (the
+    limiter runs on one core). Returns ``(output, min_gain, read's result)``; the result
+    is ``None`` when the limiter had nothing to do at once (no sample could reach the
+    ceiling: ``read`` is not called). When the gain stayed 1 the output is ``x`` itself,
+    and ``read`` saw the same samples (the limiter is bit-transparent there)."""
+    y, _gain, gmin, got = _limit(x, sample_rate, master, keep_gain=False, in_place=in_place,
+                                 read=read)
+    return y, gmin, got
+
+
 def _limit(x: np.ndarray, sample_rate: int, master: Master, keep_gain: bool,
-           in_place: bool = False) -> tuple[np.ndarray, np.ndarray | None, float | None]:
+           in_place: bool = False,
+           read: Callable[[np.ndarray, Callable[[int], None]], T] | None = None,
+           ) -> tuple[np.ndarray, np.ndarray | None, float | None, T | None]:
     """Run the limiter over a whole signal, time-aligned with it (no latency).
 
     This is :class:`StreamingLimiter` itself, fed in blocks of :data:`OFFLINE_BLOCK`
     samples (each vectorised) and then ``L`` samples of silence, its output advanced by
-    ``L``: offline and live are one implementation. Returns ``(y, gain, min_gain)`` with
-    ``y`` float32 ``(n, channels)``, ``gain`` float64 ``(n,)`` (``None`` unless
-    ``keep_gain``) and its smallest value; when no sample needs a reduction,
-    ``(x, None, None)`` with ``x`` itself (bit-transparent). A signal whose sample
-    peak times the interpolator's largest absolute tap sum stays under the ceiling
-    cannot have a true peak over it and is returned at once.
+    ``L``: offline and live are one implementation. Returns ``(y, gain, min_gain,
+    read's result)`` with ``y`` float32 ``(n, channels)``, ``gain`` float64 ``(n,)``
+    (``None`` unless ``keep_gain``) and its smallest value; when no sample needs a
+    reduction, ``(x, None, None, ...)`` with ``x`` itself (bit-transparent). A signal
+    whose sample peak times the interpolator's largest absolute tap sum stays under the
+    ceiling cannot have a true peak over it and is returned at once. ``read``: see
+    :func:`limit_min_gain_reading`.
     """
     from vocalmix.core.measure import peak_abs
+    from vocalmix.core.parallel import Filling
 
     x = np.asarray(x)
     n = x.shape[0]
     ceiling, _aim = _levels(master)
     if n == 0 or peak_abs(x) * interpolator_gain_bound() <= ceiling:
-        return x, None, None
+        return x, None, None, None
     c = x.shape[1]
     blk = min(OFFLINE_BLOCK, n + latency_samples(master, sample_rate))
     lim = StreamingLimiter(master, sample_rate, blk, c)
-    with ThreadPoolExecutor(1, thread_name_prefix="vocalmix-limiter") as helper:
-        if blk > MATMUL_MAX:
-            lim.helper = helper
-        return _run_offline(lim, x, keep_gain, in_place)
-
-
-def _run_offline(lim: StreamingLimiter, x: np.ndarray, keep_gain: bool, in_place: bool
-                 ) -> tuple[np.ndarray, np.ndarray | None, float | None]:
-    """:func:`_limit`'s run of ``lim`` over ``x`` (see there)."""
-    n, c = x.shape
-    blk = lim.max_block
-    lat = lim.latency_samples
     own = (in_place and x.dtype == np.float32 and x.flags.c_contiguous
            and x.flags.writeable)
     y = x if own else np.empty((n, c), np.float32)
     gain = np.empty(n) if keep_gain else None
-    gmin = np.inf
+    gmin = [np.inf]
+    got: T | None = None
+    with ThreadPoolExecutor(1, thread_name_prefix="vocalmix-limiter") as helper:
+        if blk > MATMUL_MAX:
+            lim.helper = helper
+        if read is None:
+            for _rows in _offline_rows(lim, x, y, gain, gmin):
+                pass
+        else:
+            # the limiter on a helper thread, the reader here on the rows it has finished
+            filling = Filling(y, lambda: _offline_rows(lim, x, y, gain, gmin))
+            try:
+                got = read(y, filling.wait)
+                filling.result()
+            except BaseException:
+                filling.cancel()
+                raise
+    if gmin[0] >= 1.0:
+        return x, None, None, got
+    return y, gain, gmin[0], got
+
+
+def _offline_rows(lim: StreamingLimiter, x: np.ndarray, y: np.ndarray,
+                  gain: np.ndarray | None, gmin: list[float]) -> Iterator[int]:
+    """:func:`_limit`'s run of ``lim`` over ``x`` into ``y`` (``x`` itself when in place)
+    and ``gain``, the smallest gain kept in ``gmin[0]``; yields, after each block, how
+    many rows of ``y`` are final (``len(y)`` last)."""
+    n, c = x.shape
+    blk = lim.max_block
+    lat = lim.latency_samples
     out = np.zeros((c, blk), np.float32)
     silence = np.zeros((c, blk), np.float32)
     t = 0
@@ -428,10 +470,8 @@ def _run_offline(lim: StreamingLimiter, x: np.ndarray, keep_gain: bool, in_place
         if hi > lo:
             y[lo:hi] = o[:, lo - a : hi - a].T
             g = lim.gain[lo - a : hi - a]
-            gmin = min(gmin, float(g.min()))
+            gmin[0] = min(gmin[0], float(g.min()))
             if gain is not None:
                 gain[lo:hi] = g
+            yield hi
         t += k
-    if gmin >= 1.0:
-        return x, None, None
-    return y, gain, gmin

@@ -192,24 +192,45 @@ def master_stage_measured(
     """:func:`master_stage` and, per ``energy``, the output's K-weighted 100 ms segment
     energies (:func:`~vocalmix.core.measure.k_weighted_energies`: its loudness figures),
     ``None`` when not measured: ``"limited"`` only when the limiter changed the signal
-    (otherwise the output is the input, whose figures the caller has). The true peak and
-    the energies are measured on two threads at once (both let go of the GIL).
-    ``true_peak=False`` skips the true peak (``nan``) for a caller that needs only the
-    loudness."""
-    from vocalmix.core.limiter import limit_min_gain
-    from vocalmix.core.measure import k_weighted_energies
+    (otherwise the output is the input, whose figures the caller has). With
+    ``"limited"``, the energies are measured on this thread while a helper limits (the
+    limiter runs on one core), each block as soon as the limiter has finished it, then
+    the true peak; otherwise the true peak and the energies are measured on two threads
+    at once after it (both let go of the GIL). ``true_peak=False`` skips the true peak
+    (``nan``) for a caller that needs only the loudness."""
+    from vocalmix.core.limiter import limit_min_gain, limit_min_gain_reading
+    from vocalmix.core.measure import (
+        k_weighted_energies,
+        k_weighted_energies_of_blocks,
+        kw_block_len,
+    )
     from vocalmix.core.parallel import beside
 
-    y, gmin = limit_min_gain(x, sample_rate, master, in_place=in_place)
-    want = energy == "always" or (energy == "limited" and gmin is not None)
-    tp, e = float("nan"), None
-    if true_peak and want:
-        tp, e = beside(lambda: true_peak_dbtp(y, sample_rate),
-                       lambda: k_weighted_energies(y, sample_rate))
-    elif true_peak:
+    if true_peak and energy == "limited":
+        def read(y: np.ndarray, ready: Callable[[int], None]) -> np.ndarray:
+            n, block = y.shape[0], kw_block_len(sample_rate)
+
+            def blocks() -> Iterator[np.ndarray]:
+                for i in range(0, n, block):
+                    ready(min(n, i + block))
+                    yield y[i : i + block]
+            return k_weighted_energies_of_blocks(blocks(), sample_rate)
+
+        y, gmin, e = limit_min_gain_reading(x, sample_rate, master, read, in_place=in_place)
         tp = true_peak_dbtp(y, sample_rate)
-    elif want:
-        e = k_weighted_energies(y, sample_rate)
+        if gmin is None:
+            e = None  # the output is the input
+    else:
+        y, gmin = limit_min_gain(x, sample_rate, master, in_place=in_place)
+        want = energy == "always" or (energy == "limited" and gmin is not None)
+        tp, e = float("nan"), None
+        if true_peak and want:
+            tp, e = beside(lambda: true_peak_dbtp(y, sample_rate),
+                           lambda: k_weighted_energies(y, sample_rate))
+        elif true_peak:
+            tp = true_peak_dbtp(y, sample_rate)
+        elif want:
+            e = k_weighted_energies(y, sample_rate)
     if gmin is None:
         return y, 0.0, tp, e
     reduction = float(-20.0 * np.log10(max(gmin, 1e-12)))
