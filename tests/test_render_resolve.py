@@ -85,6 +85,7 @@ def test_master_measured_near_the_ceiling_leaves_the_signal_alone(rng):
     """A signal whose sample peaks could reach the ceiling but whose true peak does not:
     the limiter runs, changes nothing, and the master measures the input's true peak
     (the energies, not asked for then, are not returned)."""
+    from vocalmix.core.limiter import limit_min_gain_reading
     from vocalmix.core.render import master_stage_measured
 
     x = noise(rng, db=-20)
@@ -96,6 +97,11 @@ def test_master_measured_near_the_ceiling_leaves_the_signal_alone(rng):
         y, red, tp, e = master_stage_measured(src, SR, m, in_place=in_place, energy="limited")
         assert red == 0.0 and e is None and np.array_equal(y, x)
         assert tp == true_peak_dbtp(x, SR)
+        # what a reader saw while the limiter ran is the input, to the bit
+        src = x.copy()
+        y, gmin, seen = limit_min_gain_reading(
+            src, SR, m, lambda out, ready: (ready(len(out)), out.copy())[1], in_place=in_place)
+        assert y is src and gmin is None and np.array_equal(seen, x)
 
 
 def test_true_peak_on_two_threads_is_the_same_figure(rng, monkeypatch):
