@@ -96,3 +96,19 @@ def json_differences(now, ref, close: Callable[[str, float, float], bool],
     if numbers and not (isinstance(now, int) and isinstance(ref, int)):
         return [] if close(path, float(now), float(ref)) else [f"{path}: {now} (expected {ref})"]
     return [] if now == ref else [f"{path}: {now!r} (expected {ref!r})"]
+
+
+def fail_the_limiter(monkeypatch, after_blocks: int) -> None:
+    """Make the offline limiter raise ``RuntimeError("the limiter failed")`` after it has
+    finished ``after_blocks`` blocks (for tests of what a failing render leaves)."""
+    import vocalmix.core.limiter as limiter
+
+    rows = limiter._offline_rows
+
+    def failing(*a):
+        for i, r in enumerate(rows(*a)):
+            if i == after_blocks:
+                raise RuntimeError("the limiter failed")
+            yield r
+
+    monkeypatch.setattr(limiter, "_offline_rows", failing)

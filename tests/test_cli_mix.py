@@ -13,7 +13,7 @@ from vocalmix.core.measure import integrated_loudness, loudness_range, true_peak
 from vocalmix.frontends.cli import main
 from vocalmix.synth import synthesize_song
 
-from conftest import find_stem, require_data, stem_songs
+from conftest import fail_the_limiter, find_stem, require_data, stem_songs
 
 SR = 22050
 
@@ -40,6 +40,42 @@ def test_mix_then_render_unchanged_params_is_bit_identical(tmp_path, demo_pair, 
     assert mix1.read_bytes() == mix2.read_bytes()
     out = capsys.readouterr().out
     assert "achieved: vocal-to-mix -3.00 LU" in out
+
+
+@pytest.mark.parametrize("ext", ["wav", "flac"])
+def test_mix_written_as_the_limiter_makes_it_equals_the_whole_mix(tmp_path, demo_pair, ext):
+    """``vocalmix mix`` writes the mix while the limiter makes it: the same file as the
+    library's finished mix written whole, and the same params document and stems."""
+    from vocalmix.core.audio import AudioData, OutputPlan, prepare_pair, read_audio
+    from vocalmix.pipeline import mix
+
+    v, b = demo_pair
+    out, p = tmp_path / f"mix.{ext}", tmp_path / "p.json"
+    assert main(["mix", str(v), str(b), "-o", str(out), "--params-out", str(p), "-q",
+                 "--stems-out", str(tmp_path / "stems")]) == 0
+    vs, bs, sr, _ = prepare_pair(read_audio(v), read_audio(b))
+    params, rendered, _est = mix(vs, bs, sr, method="model")
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    want = ref / f"mix.{ext}"
+    OutputPlan(audio=[want, ref / "vocal.wav"]).commit(
+        {want: AudioData(rendered.mix, sr), ref / "vocal.wav": AudioData(rendered.vocal, sr)})
+    assert out.read_bytes() == want.read_bytes()
+    assert (tmp_path / "stems" / "vocal.wav").read_bytes() == (ref / "vocal.wav").read_bytes()
+    got = json.loads(p.read_text())
+    assert got["achieved"] == json.loads(params.to_json())["achieved"]
+
+
+def test_a_failing_render_leaves_no_output(tmp_path, demo_pair, monkeypatch):
+    """The limiter failing while the mix is being written: the command fails, and
+    neither the mix nor the stems nor a scratch file is left behind."""
+    fail_the_limiter(monkeypatch, after_blocks=2)
+    v, b = demo_pair
+    out = tmp_path / "out"
+    assert main(["mix", str(v), str(b), "-o", str(out / "mix.wav"), "-q",
+                 "--stems-out", str(out / "stems"), "--params-out", str(out / "p.json"),
+                 "--method", "baseline"]) != 0
+    assert not out.exists() or not any(out.rglob("*"))
 
 
 def test_edit_params_and_rerender(tmp_path, demo_pair):

@@ -10,7 +10,7 @@ from vocalmix.core.params import Compressor, EqBand, HighPass, Master, MixParams
 from vocalmix.core.render import compressor_stage, eq_stage, master_stage, render
 from vocalmix.core.resolve import CompressorProxy, resolve_compressor, resolve_vocal_gain
 
-from conftest import find_stem, require_data, stem_songs
+from conftest import fail_the_limiter, find_stem, require_data, stem_songs
 
 SR = 44100
 
@@ -118,6 +118,45 @@ def test_true_peak_on_two_threads_is_the_same_figure(rng, monkeypatch):
         one = M.true_peak_dbtp(y, SR)
         monkeypatch.setattr(M, "_TP_TWO_THREADS", 0)
         assert M.true_peak_dbtp(y, SR) == one > 20 * np.log10(0.9)
+
+
+@pytest.mark.parametrize("case", ["limited", "quiet", "near"])
+def test_pending_master_hands_out_its_final_rows_while_it_runs(rng, case):
+    """The master stage running on helper threads: the rows a writer takes while it runs
+    are the output to the bit, in any block size, and its figures are those of the
+    master measured at once."""
+    from vocalmix.core.render import PendingMaster, master_stage_measured
+
+    x = noise(rng, seconds=5.0, db={"limited": -26, "quiet": -40, "near": -20}[case])
+    if case == "limited":
+        x[SR : SR + 200] *= 30.0
+    if case == "near":  # the limiter runs and changes nothing
+        x *= np.float32(10 ** (-2.0 / 20) / float(np.abs(x).max()))
+    m = Master(ceiling_dbtp=-1.0)
+    want = master_stage_measured(x.copy(), SR, m, energy="limited")
+    pending = PendingMaster(x.copy(), SR, m, in_place=True)
+    taken = np.concatenate(list(pending.blocks(30001)))
+    y, red, tp, e = pending.result()
+    assert np.array_equal(taken, want[0]) and np.array_equal(y, want[0])
+    assert (red, tp) == (want[1], want[2])
+    assert (e is None) == (want[3] is None) == (case != "limited")
+    if e is not None:
+        assert np.array_equal(e, want[3])
+
+
+def test_pending_master_raises_the_limiters_error_to_its_reader(rng, monkeypatch):
+    from vocalmix.core.render import PendingMaster
+
+    fail_the_limiter(monkeypatch, after_blocks=3)
+    x = noise(rng, seconds=5.0, db=-26)
+    x[SR : SR + 200] *= 30.0
+    pending = PendingMaster(x, SR, Master(ceiling_dbtp=-1.0))
+    with pytest.raises(RuntimeError, match="the limiter failed"):
+        for _b in pending.blocks(4096):
+            pass
+    with pytest.raises(RuntimeError, match="the limiter failed"):
+        pending.result()
+    pending.close()
 
 
 def test_master_keeps_true_peak_under_ceiling(rng):

@@ -9,7 +9,7 @@ fills in its ``achieved`` figures; :func:`mix` does both. Every function takes f
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -41,9 +41,10 @@ from vocalmix.core.params import (
 )
 from vocalmix.core.progress import Progress, ProgressEvent, no_progress
 from vocalmix.core.render import (
+    PendingRender,
     Rendered,
     VocalParts,
-    assemble,
+    assemble_pending,
     backing_at_gain,
     compressor_stage,
     db_to_gain,
@@ -560,6 +561,51 @@ def mix(
     The resolvers' unity-gain vocal parts become the rendered stems (scaled in place), so
     the estimate returned has ``resolved`` ``None`` unless they were shared with an input.
     """
+    return mix_pending(vocal, backing, sample_rate, **kwargs).result()
+
+
+class PendingMix:
+    """A :func:`mix` whose estimate is made and whose master stage is still running:
+    :attr:`estimate` (its params without the achieved figures) and the stems are final,
+    :meth:`mix_blocks` gives the mix's rows as the limiter finishes them (a writer can
+    write them meanwhile), :meth:`result` what :func:`mix` returns."""
+
+    def __init__(self, render: PendingRender, estimate: Estimate, resolved: Resolved,
+                 started: float) -> None:
+        self.render = render
+        self.estimate = estimate
+        self._resolved = resolved
+        self._started = started
+        self._result: tuple[MixParams, Rendered, Estimate] | None = None
+
+    def mix_blocks(self, block: int) -> Iterator[np.ndarray]:
+        """The mix's consecutive rows, ``block`` at a time, each once it is final."""
+        return self.render.mix_blocks(block)
+
+    def result(self) -> tuple[MixParams, Rendered, Estimate]:
+        """``(params_with_achieved, rendered, estimate)``, once the render has ended."""
+        if self._result is None:
+            rendered = self.render.result()
+            est = self.estimate
+            params = replace(est.params, achieved=measure_achieved(
+                rendered, self._resolved, master_gain_db=est.params.master.gain_db))
+            est.timings_s["render"] = time.perf_counter() - self._started
+            self._result = params, rendered, est
+        return self._result
+
+    def close(self) -> None:
+        """Wait for the render's helper threads to end (for a caller that gave up)."""
+        self.render.master.close()
+
+
+def mix_pending(
+    vocal: np.ndarray,
+    backing: np.ndarray,
+    sample_rate: int,
+    **kwargs,
+) -> PendingMix:
+    """:func:`mix` up to its master stage, which keeps running (see :class:`PendingMix`):
+    for a caller that writes the mix while the limiter makes it."""
     progress: Progress = kwargs.get("progress", _quiet)
     vocal, backing = frozen(vocal), frozen(backing)
     est = estimate_params(vocal, backing, sample_rate, **kwargs)
@@ -575,12 +621,9 @@ def mix(
     release_free_memory()  # the resolvers' renders that were not kept
     if owned:
         est = replace(est, resolved=None)
-    rendered = assemble(resolved.parts, backing, sample_rate, effective(est.params),
-                        in_place=owned)
-    params = replace(est.params, achieved=measure_achieved(
-        rendered, resolved, master_gain_db=est.params.master.gain_db))
-    est.timings_s["render"] = time.perf_counter() - t
-    return params, rendered, est
+    pending = assemble_pending(resolved.parts, backing, sample_rate, effective(est.params),
+                               in_place=owned)
+    return PendingMix(pending, est, resolved, t)
 
 
 # --- the plain sum: the A of an A/B comparison ------------------------------------------

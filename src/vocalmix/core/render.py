@@ -198,43 +198,101 @@ def master_stage_measured(
     the true peak; otherwise the true peak and the energies are measured on two threads
     at once after it (both let go of the GIL). ``true_peak=False`` skips the true peak
     (``nan``) for a caller that needs only the loudness."""
-    from vocalmix.core.limiter import limit_min_gain, limit_min_gain_reading
-    from vocalmix.core.measure import (
-        k_weighted_energies,
-        k_weighted_energies_of_blocks,
-        kw_block_len,
-    )
+    from vocalmix.core.limiter import limit_min_gain
+    from vocalmix.core.measure import k_weighted_energies
     from vocalmix.core.parallel import beside
 
     if true_peak and energy == "limited":
-        def read(y: np.ndarray, ready: Callable[[int], None]) -> np.ndarray:
-            n, block = y.shape[0], kw_block_len(sample_rate)
-
-            def blocks() -> Iterator[np.ndarray]:
-                for i in range(0, n, block):
-                    ready(min(n, i + block))
-                    yield y[i : i + block]
-            return k_weighted_energies_of_blocks(blocks(), sample_rate)
-
-        y, gmin, e = limit_min_gain_reading(x, sample_rate, master, read, in_place=in_place)
+        return PendingMaster(x, sample_rate, master, in_place=in_place).result()
+    y, gmin = limit_min_gain(x, sample_rate, master, in_place=in_place)
+    want = energy == "always" or (energy == "limited" and gmin is not None)
+    tp, e = float("nan"), None
+    if true_peak and want:
+        tp, e = beside(lambda: true_peak_dbtp(y, sample_rate),
+                       lambda: k_weighted_energies(y, sample_rate))
+    elif true_peak:
         tp = true_peak_dbtp(y, sample_rate)
-        if gmin is None:
-            e = None  # the output is the input
-    else:
-        y, gmin = limit_min_gain(x, sample_rate, master, in_place=in_place)
-        want = energy == "always" or (energy == "limited" and gmin is not None)
-        tp, e = float("nan"), None
-        if true_peak and want:
-            tp, e = beside(lambda: true_peak_dbtp(y, sample_rate),
-                           lambda: k_weighted_energies(y, sample_rate))
-        elif true_peak:
-            tp = true_peak_dbtp(y, sample_rate)
-        elif want:
-            e = k_weighted_energies(y, sample_rate)
+    elif want:
+        e = k_weighted_energies(y, sample_rate)
+    return y, _reduction_db(gmin), tp, e
+
+
+def _reduction_db(gmin: float | None) -> float:
+    """The largest gain reduction (dB, 0.0 when none) of a smallest linear gain."""
     if gmin is None:
-        return y, 0.0, tp, e
-    reduction = float(-20.0 * np.log10(max(gmin, 1e-12)))
-    return y, max(reduction, 0.0), tp, e
+        return 0.0
+    return max(float(-20.0 * np.log10(max(gmin, 1e-12))), 0.0)
+
+
+class PendingMaster:
+    """:func:`master_stage_measured` with ``energy="limited"``, running: the limiter on a
+    helper thread, the K-weighting of its output on another, each block as soon as the
+    limiter has finished it (the limiter runs on one core). :meth:`blocks` hands the
+    output's finished rows to a third party meanwhile (a writer); :meth:`result` waits,
+    measures the true peak and gives ``(output, reduction dB, true peak dBTP, segment
+    energies or None)``, the same figures to the bit as measuring the output afterwards.
+    """
+
+    def __init__(self, x: np.ndarray, sample_rate: int, master: Master, *,
+                 in_place: bool = False) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        from vocalmix.core.limiter import limit_min_gain_reading
+
+        self.sample_rate = sample_rate
+        self._n = int(np.asarray(x).shape[0])
+        self._reading = threading.Event()  # the limiter runs: its output and readiness
+        self._out: tuple[np.ndarray, Callable[[int], None]] | None = None
+        self._result: tuple[np.ndarray, float, float, np.ndarray | None] | None = None
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="vocalmix-master")
+        self._run = self._pool.submit(limit_min_gain_reading, x, sample_rate, master,
+                                      self._read, in_place=in_place)
+        self._run.add_done_callback(lambda _f: self._reading.set())
+
+    def _read(self, y: np.ndarray, ready: Callable[[int], None]) -> np.ndarray:
+        from vocalmix.core.measure import k_weighted_energies_of_blocks, kw_block_len
+
+        self._out = (y, ready)
+        self._reading.set()
+        return k_weighted_energies_of_blocks(self._ready_blocks(y, ready,
+                                                                kw_block_len(self.sample_rate)),
+                                             self.sample_rate)
+
+    def _ready_blocks(self, y: np.ndarray, ready: Callable[[int], None], block: int
+                      ) -> Iterator[np.ndarray]:
+        for i in range(0, self._n, block):
+            ready(min(self._n, i + block))
+            yield y[i : i + block]
+
+    def blocks(self, block: int) -> Iterator[np.ndarray]:
+        """The output's consecutive rows, ``block`` at a time, each once it is final (an
+        error of the limiter is raised here)."""
+        self._reading.wait()
+        if self._out is not None:
+            y, ready = self._out
+        else:  # nothing to limit (or the limiter failed before its first row)
+            y = self._run.result()[0]
+
+            def ready(_rows: int) -> None:
+                return None
+        return self._ready_blocks(y, ready, block)
+
+    def result(self) -> tuple[np.ndarray, float, float, np.ndarray | None]:
+        """``(output, reduction dB, true peak dBTP, energies)`` once the limiter and the
+        K-weighting have ended (the energies ``None`` when the limiter changed nothing)."""
+        if self._result is None:
+            try:
+                y, gmin, e = self._run.result()
+            finally:
+                self._pool.shutdown()
+            self._result = (y, _reduction_db(gmin), true_peak_dbtp(y, self.sample_rate),
+                            e if gmin is not None else None)
+        return self._result
+
+    def close(self) -> None:
+        """Wait for the helper threads to end, whatever happened to them (for a caller
+        that gave up on the result)."""
+        self._pool.shutdown(wait=True)
 
 
 def master_loudness(x: np.ndarray, sample_rate: int, master: Master, *,
@@ -388,6 +446,17 @@ def assemble(
     stems ``vocal_dry`` and ``vocal`` (the same samples, two full-length arrays fewer);
     only for parts the caller owns and no longer needs (:func:`parts_owned`).
     """
+    return assemble_pending(parts, backing, sample_rate, params, in_place=in_place).result()
+
+
+def assemble_pending(
+    parts: VocalParts, backing: np.ndarray, sample_rate: int, params: MixParams,
+    *, in_place: bool = False,
+) -> PendingRender:
+    """:func:`assemble` with its master stage still running (:class:`PendingMaster`):
+    the stems are final when this returns, the mix's rows as the limiter finishes them
+    (:meth:`PendingRender.mix_blocks`, for a writer), the whole :class:`Rendered` from
+    :meth:`PendingRender.result`."""
     g = np.float32(db_to_gain(params.vocal.gain_db))
     if in_place:
         dry = np.multiply(parts.dry, g, out=parts.dry)
@@ -400,12 +469,31 @@ def assemble(
     pre = v + b
     if params.master.gain_db != 0.0:
         pre *= np.float32(db_to_gain(params.master.gain_db))
-    # the mix's loudness figures are measured beside its true peak when the limiter
-    # changed it (otherwise they are the pre-master sum's, which the resolver measured)
-    mix, reduction, tp, energy = master_stage_measured(pre, sample_rate, params.master,
-                                                       in_place=True, energy="limited")
-    del pre
-    return Rendered(mix, v, dry, b, sample_rate, reduction, tp, mix_energy=energy)
+    # the mix's loudness figures are measured as the limiter goes when it changed the
+    # signal (otherwise they are the pre-master sum's, which the resolver measured)
+    master = PendingMaster(pre, sample_rate, params.master, in_place=True)
+    return PendingRender(master, v, dry, b, sample_rate)
+
+
+class PendingRender:
+    """A render whose stems are final and whose master stage is running (see
+    :func:`assemble_pending`)."""
+
+    def __init__(self, master: PendingMaster, vocal: np.ndarray, vocal_dry: np.ndarray,
+                 backing: np.ndarray, sample_rate: int) -> None:
+        self.master = master
+        self.vocal, self.vocal_dry, self.backing = vocal, vocal_dry, backing
+        self.sample_rate = sample_rate
+
+    def mix_blocks(self, block: int) -> Iterator[np.ndarray]:
+        """The mix's consecutive rows, ``block`` at a time, each once it is final."""
+        return self.master.blocks(block)
+
+    def result(self) -> Rendered:
+        """The whole render, once the master stage has ended."""
+        mix, reduction, tp, energy = self.master.result()
+        return Rendered(mix, self.vocal, self.vocal_dry, self.backing, self.sample_rate,
+                        reduction, tp, mix_energy=energy)
 
 
 def premaster_sum(parts: VocalParts, backing: np.ndarray, vocal_gain_db: float) -> np.ndarray:

@@ -403,19 +403,42 @@ def _plan_results(args: argparse.Namespace, inputs: Sequence[str], progress: _Pr
 
 
 def _write_results(plan, args, params, rendered, progress) -> list[Path]:
+    """Commit a finished render's outputs: the mix, the params document, the stems."""
     from vocalmix.core.audio import AudioData
 
-    sr = rendered.sample_rate
-    contents: dict[str | Path, AudioData | str] = {args.output: AudioData(rendered.mix, sr)}
+    return _commit_results(plan, args, AudioData(rendered.mix, rendered.sample_rate),
+                           params.to_json(), rendered, progress)
+
+
+def _write_pending(plan, args, pending, progress) -> list[Path]:
+    """Commit the outputs of a :class:`vocalmix.pipeline.PendingMix`: the stems (final)
+    first, then the mix a block at a time as the limiter finishes it, in the blocks a
+    whole mix is written in (the same file), then the params document with the achieved
+    figures."""
+    from vocalmix.core.audio import WRITE_BLOCK, BlockSource
+
+    r = pending.render
+    mix = BlockSource(((b,) for b in pending.mix_blocks(WRITE_BLOCK)), r.sample_rate)
+    return _commit_results(plan, args, mix.output(0),
+                           lambda: pending.result()[0].to_json(), r, progress)
+
+
+def _commit_results(plan, args, mix, params_json, parts, progress) -> list[Path]:
+    """Commit ``mix`` (audio content), ``params_json`` (text, or a function giving it once
+    the audio is written) and the stems of ``parts`` (``vocal``, ``vocal_dry``,
+    ``backing``, ``sample_rate``) to the outputs the arguments name."""
+    from vocalmix.core.audio import AudioData
+
+    contents: dict[str | Path, typing.Any] = {args.output: mix}
     written: list[Path] = [Path(args.output)]
     if args.params_out:
-        contents[args.params_out] = params.to_json()
+        contents[args.params_out] = params_json
         written.append(Path(args.params_out))
     stems = _stem_paths(args.stems_out)
     if stems:
-        for path, data in zip(stems, (rendered.vocal, rendered.vocal_dry, rendered.backing),
+        for path, data in zip(stems, (parts.vocal, parts.vocal_dry, parts.backing),
                               strict=True):
-            contents[path] = AudioData(data, sr)
+            contents[path] = AudioData(data, parts.sample_rate)
             written.append(path)
     plan.commit(contents)
     progress("wrote " + ", ".join(str(p) for p in written))
@@ -575,7 +598,7 @@ def cmd_mix(args: argparse.Namespace) -> int:
     _prefetch(args.method)
     pair = _long_pair(args, progress)
     loaded = _load_pair(args, progress) if pair is None else None
-    from vocalmix.pipeline import mix
+    from vocalmix.pipeline import mix_pending
 
     if loaded is not None:
         sr, frames = loaded[2], loaded[0].shape[0]
@@ -592,10 +615,15 @@ def cmd_mix(args: argparse.Namespace) -> int:
         progress=progress, **_steering(args),
     )
     if loaded is not None:
-        params, rendered, est = mix(loaded[0], loaded[1], sr, **kwargs)
-        for n in est.notes:
-            progress(n)
-        written = _write_results(plan, args, params, rendered, progress)
+        # the mix is written as the limiter makes it (the stems first, they are final)
+        pending = mix_pending(loaded[0], loaded[1], sr, **kwargs)
+        try:
+            for n in pending.estimate.notes:
+                progress(n)
+            written = _write_pending(plan, args, pending, progress)
+        finally:
+            pending.close()
+        params = pending.result()[0]
     else:
         from vocalmix.longform import estimate_long
 
