@@ -64,6 +64,18 @@ def test_mix_written_as_the_limiter_makes_it_equals_the_whole_mix(tmp_path, demo
     assert (tmp_path / "stems" / "vocal.wav").read_bytes() == (ref / "vocal.wav").read_bytes()
     got = json.loads(p.read_text())
     assert got["achieved"] == json.loads(params.to_json())["achieved"]
+    # vocalmix render writes its mix the same way: the library's render written whole
+    from vocalmix.core.audio import read_params
+    from vocalmix.pipeline import render_params
+
+    out2, p2 = tmp_path / f"render.{ext}", tmp_path / "p2.json"
+    assert main(["render", str(v), str(b), str(p), "-o", str(out2), "--params-out",
+                 str(p2), "-q"]) == 0
+    params2, rendered2 = render_params(vs, bs, sr, read_params(p))
+    want2 = ref / f"render.{ext}"
+    OutputPlan(audio=[want2]).commit({want2: AudioData(rendered2.mix, sr)})
+    assert out2.read_bytes() == want2.read_bytes()
+    assert json.loads(p2.read_text())["achieved"] == json.loads(params2.to_json())["achieved"]
 
 
 def test_a_failing_render_leaves_no_output(tmp_path, demo_pair, monkeypatch):

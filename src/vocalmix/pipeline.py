@@ -9,8 +9,9 @@ fills in its ``achieved`` figures; :func:`mix` does both. Every function takes f
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from typing import Generic, TypeVar, cast
 
 import numpy as np
 
@@ -52,7 +53,7 @@ from vocalmix.core.render import (
     eq_stage,
     parts_owned,
     premaster_sum,
-    render,
+    render_pending,
     sends_wet_rows,
     vocal_inserts,
 )
@@ -68,6 +69,7 @@ from vocalmix.core.resolve import (
 )
 
 _quiet = no_progress
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -421,12 +423,25 @@ def render_params(
     progress: Progress = _quiet,
 ) -> tuple[MixParams, Rendered]:
     """Render exactly ``params`` and return them with ``achieved`` filled in."""
+    return render_params_pending(vocal, backing, sample_rate, params, progress).result()
+
+
+def render_params_pending(
+    vocal: np.ndarray, backing: np.ndarray, sample_rate: int, params: MixParams,
+    progress: Progress = _quiet,
+) -> Pending[tuple[MixParams, Rendered]]:
+    """:func:`render_params` with its master stage still running (see :class:`Pending`):
+    for a caller that writes the mix while the limiter makes it."""
     vocal, backing = frozen(vocal), frozen(backing)
     progress(ProgressEvent("render", 0.0, "rendering"))
-    r = render(vocal, backing, sample_rate, params)
-    progress(ProgressEvent("measure", 0.7, "measuring the result"))
-    return replace(params, achieved=measure_achieved(
-        r, measure=params.targets.vocal_to_mix_measure)), r
+    r = render_pending(vocal, backing, sample_rate, params)
+
+    def finish(rendered: Rendered) -> tuple[MixParams, Rendered]:
+        progress(ProgressEvent("measure", 0.7, "measuring the result"))
+        return replace(params, achieved=measure_achieved(
+            rendered, measure=params.targets.vocal_to_mix_measure)), rendered
+
+    return Pending(r, finish)
 
 
 def estimate_params(
@@ -564,34 +579,36 @@ def mix(
     return mix_pending(vocal, backing, sample_rate, **kwargs).result()
 
 
-class PendingMix:
-    """A :func:`mix` whose estimate is made and whose master stage is still running:
-    :attr:`estimate` (its params without the achieved figures) and the stems are final,
-    :meth:`mix_blocks` gives the mix's rows as the limiter finishes them (a writer can
-    write them meanwhile), :meth:`result` what :func:`mix` returns."""
+class Pending(Generic[T]):
+    """A render whose stems are final and whose master stage is still running (see
+    :func:`mix_pending` and :func:`render_params_pending`): :meth:`mix_blocks` gives the
+    mix's rows as the limiter finishes them (a writer can write them meanwhile),
+    :meth:`result` the finished result, ``params_with_achieved`` first.
 
-    def __init__(self, render: PendingRender, estimate: Estimate, resolved: Resolved,
-                 started: float) -> None:
+    Attributes:
+        render: the running render (its stems: ``vocal``, ``vocal_dry``, ``backing``).
+        estimate: the estimate made (its params without the achieved figures; ``None``
+            for a render of given params).
+    """
+
+    def __init__(self, render: PendingRender, finish: Callable[[Rendered], T],
+                 estimate: Estimate | None = None) -> None:
         self.render = render
         self.estimate = estimate
-        self._resolved = resolved
-        self._started = started
-        self._result: tuple[MixParams, Rendered, Estimate] | None = None
+        self._finish = finish
+        self._result: T | None = None
+        self._done = False
 
     def mix_blocks(self, block: int) -> Iterator[np.ndarray]:
         """The mix's consecutive rows, ``block`` at a time, each once it is final."""
         return self.render.mix_blocks(block)
 
-    def result(self) -> tuple[MixParams, Rendered, Estimate]:
-        """``(params_with_achieved, rendered, estimate)``, once the render has ended."""
-        if self._result is None:
-            rendered = self.render.result()
-            est = self.estimate
-            params = replace(est.params, achieved=measure_achieved(
-                rendered, self._resolved, master_gain_db=est.params.master.gain_db))
-            est.timings_s["render"] = time.perf_counter() - self._started
-            self._result = params, rendered, est
-        return self._result
+    def result(self) -> T:
+        """The finished result, once the render has ended."""
+        if not self._done:
+            self._result = self._finish(self.render.result())
+            self._done = True
+        return cast(T, self._result)
 
     def close(self) -> None:
         """Wait for the render's helper threads to end (for a caller that gave up)."""
@@ -603,8 +620,8 @@ def mix_pending(
     backing: np.ndarray,
     sample_rate: int,
     **kwargs,
-) -> PendingMix:
-    """:func:`mix` up to its master stage, which keeps running (see :class:`PendingMix`):
+) -> Pending[tuple[MixParams, Rendered, Estimate]]:
+    """:func:`mix` up to its master stage, which keeps running (see :class:`Pending`):
     for a caller that writes the mix while the limiter makes it."""
     progress: Progress = kwargs.get("progress", _quiet)
     vocal, backing = frozen(vocal), frozen(backing)
@@ -623,7 +640,15 @@ def mix_pending(
         est = replace(est, resolved=None)
     pending = assemble_pending(resolved.parts, backing, sample_rate, effective(est.params),
                                in_place=owned)
-    return PendingMix(pending, est, resolved, t)
+    done = est
+
+    def finish(rendered: Rendered) -> tuple[MixParams, Rendered, Estimate]:
+        params = replace(done.params, achieved=measure_achieved(
+            rendered, resolved, master_gain_db=done.params.master.gain_db))
+        done.timings_s["render"] = time.perf_counter() - t
+        return params, rendered, done
+
+    return Pending(pending, finish, est)
 
 
 # --- the plain sum: the A of an A/B comparison ------------------------------------------

@@ -516,11 +516,17 @@ def premaster_sum(parts: VocalParts, backing: np.ndarray, vocal_gain_db: float) 
 def render(vocal: np.ndarray, backing: np.ndarray, sample_rate: int, params: MixParams) -> Rendered:
     """Render a mix of two float32 ``(n, 2)`` signals of one rate and length, at the
     document's ``amount`` (:func:`vocalmix.core.amount.effective`)."""
+    return render_pending(vocal, backing, sample_rate, params).result()
+
+
+def render_pending(vocal: np.ndarray, backing: np.ndarray, sample_rate: int,
+                   params: MixParams) -> PendingRender:
+    """:func:`render` with its master stage still running (see :func:`assemble_pending`)."""
     from vocalmix.core.amount import effective
 
     if vocal.shape != backing.shape:
         raise ValueError(f"vocal {vocal.shape} and backing {backing.shape} differ in shape")
     p = effective(params)
     parts = vocal_parts(vocal, sample_rate, p.vocal)
-    return assemble(parts, backing, sample_rate, p,
-                    in_place=parts_owned(parts, vocal, backing))
+    return assemble_pending(parts, backing, sample_rate, p,
+                            in_place=parts_owned(parts, vocal, backing))

@@ -402,43 +402,24 @@ def _plan_results(args: argparse.Namespace, inputs: Sequence[str], progress: _Pr
     return plan
 
 
-def _write_results(plan, args, params, rendered, progress) -> list[Path]:
-    """Commit a finished render's outputs: the mix, the params document, the stems."""
-    from vocalmix.core.audio import AudioData
-
-    return _commit_results(plan, args, AudioData(rendered.mix, rendered.sample_rate),
-                           params.to_json(), rendered, progress)
-
-
 def _write_pending(plan, args, pending, progress) -> list[Path]:
-    """Commit the outputs of a :class:`vocalmix.pipeline.PendingMix`: the stems (final)
+    """Commit the outputs of a :class:`vocalmix.pipeline.Pending` render: the stems (final)
     first, then the mix a block at a time as the limiter finishes it, in the blocks a
     whole mix is written in (the same file), then the params document with the achieved
-    figures."""
-    from vocalmix.core.audio import WRITE_BLOCK, BlockSource
+    figures (a function the commit calls once the audio is written)."""
+    from vocalmix.core.audio import WRITE_BLOCK, AudioData, BlockSource
 
     r = pending.render
     mix = BlockSource(((b,) for b in pending.mix_blocks(WRITE_BLOCK)), r.sample_rate)
-    return _commit_results(plan, args, mix.output(0),
-                           lambda: pending.result()[0].to_json(), r, progress)
-
-
-def _commit_results(plan, args, mix, params_json, parts, progress) -> list[Path]:
-    """Commit ``mix`` (audio content), ``params_json`` (text, or a function giving it once
-    the audio is written) and the stems of ``parts`` (``vocal``, ``vocal_dry``,
-    ``backing``, ``sample_rate``) to the outputs the arguments name."""
-    from vocalmix.core.audio import AudioData
-
-    contents: dict[str | Path, typing.Any] = {args.output: mix}
+    contents: dict[str | Path, typing.Any] = {args.output: mix.output(0)}
     written: list[Path] = [Path(args.output)]
     if args.params_out:
-        contents[args.params_out] = params_json
+        contents[args.params_out] = lambda: pending.result()[0].to_json()
         written.append(Path(args.params_out))
     stems = _stem_paths(args.stems_out)
     if stems:
-        for path, data in zip(stems, (parts.vocal, parts.vocal_dry, parts.backing),
-                              strict=True):
-            contents[path] = AudioData(data, parts.sample_rate)
+        for path, data in zip(stems, (r.vocal, r.vocal_dry, r.backing), strict=True):
+            contents[path] = AudioData(data, r.sample_rate)
             written.append(path)
     plan.commit(contents)
     progress("wrote " + ", ".join(str(p) for p in written))
@@ -618,7 +599,7 @@ def cmd_mix(args: argparse.Namespace) -> int:
         # the mix is written as the limiter makes it (the stems first, they are final)
         pending = mix_pending(loaded[0], loaded[1], sr, **kwargs)
         try:
-            for n in pending.estimate.notes:
+            for n in pending.estimate.notes if pending.estimate is not None else ():
                 progress(n)
             written = _write_pending(plan, args, pending, progress)
         finally:
@@ -663,14 +644,19 @@ def cmd_render(args: argparse.Namespace) -> int:
         return 0
     vocal, backing, sr, _ = _load_pair(args, progress)
     from vocalmix.core.resolve import sync_derived, sync_notes
-    from vocalmix.pipeline import render_params
+    from vocalmix.pipeline import render_params_pending
 
     plan.require_space(vocal.shape[0])
     synced = sync_derived(params, sr)
     for note in sync_notes(params, synced):
         progress(note)
-    params, rendered = render_params(vocal, backing, sr, synced, progress)
-    written = _write_results(plan, args, params, rendered, progress)
+    # the mix is written as the limiter makes it (the stems first, they are final)
+    pending = render_params_pending(vocal, backing, sr, synced, progress)
+    try:
+        written = _write_pending(plan, args, pending, progress)
+    finally:
+        pending.close()
+    params = pending.result()[0]
     print(_summary(params, written))
     return 0
 
