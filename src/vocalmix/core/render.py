@@ -193,11 +193,11 @@ def master_stage_measured(
     energies (:func:`~vocalmix.core.measure.k_weighted_energies`: its loudness figures),
     ``None`` when not measured: ``"limited"`` only when the limiter changed the signal
     (otherwise the output is the input, whose figures the caller has). With
-    ``"limited"``, the energies are measured on this thread while a helper limits (the
-    limiter runs on one core), each block as soon as the limiter has finished it, then
-    the true peak; otherwise the true peak and the energies are measured on two threads
-    at once after it (both let go of the GIL). ``true_peak=False`` skips the true peak
-    (``nan``) for a caller that needs only the loudness."""
+    ``"limited"`` (and the true peak), the energies are measured while the limiter runs,
+    each block as soon as it has finished it (:class:`PendingMaster`), then the true
+    peak; otherwise the true peak and the energies are measured on two threads at once
+    after it (both let go of the GIL). ``true_peak=False`` skips the true peak (``nan``)
+    for a caller that needs only the loudness."""
     from vocalmix.core.limiter import limit_min_gain
     from vocalmix.core.measure import k_weighted_energies
     from vocalmix.core.parallel import beside
