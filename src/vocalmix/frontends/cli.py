@@ -402,11 +402,13 @@ def _plan_results(args: argparse.Namespace, inputs: Sequence[str], progress: _Pr
     return plan
 
 
-def _write_pending(plan, args, pending, progress) -> list[Path]:
+def _write_pending(plan, args, pending, progress):
     """Commit the outputs of a :class:`vocalmix.pipeline.Pending` render: the stems (final)
     first, then the mix a block at a time as the limiter finishes it, in the blocks a
     whole mix is written in (the same file), then the params document with the achieved
-    figures (a function the commit calls once the audio is written)."""
+    figures (a function the commit calls once the audio is written). Returns ``(params
+    with the achieved figures, the paths written)``; the render's helper threads have
+    ended when it returns or raises."""
     from vocalmix.core.audio import WRITE_BLOCK, AudioData, BlockSource
 
     r = pending.render
@@ -421,9 +423,12 @@ def _write_pending(plan, args, pending, progress) -> list[Path]:
         for path, data in zip(stems, (r.vocal, r.vocal_dry, r.backing), strict=True):
             contents[path] = AudioData(data, r.sample_rate)
             written.append(path)
-    plan.commit(contents)
+    try:
+        plan.commit(contents)
+    finally:
+        pending.close()
     progress("wrote " + ", ".join(str(p) for p in written))
-    return written
+    return pending.result()[0], written
 
 
 def _prefetch(method: str | None, *, estimate: bool = True) -> None:
@@ -598,13 +603,9 @@ def cmd_mix(args: argparse.Namespace) -> int:
     if loaded is not None:
         # the mix is written as the limiter makes it (the stems first, they are final)
         pending = mix_pending(loaded[0], loaded[1], sr, **kwargs)
-        try:
-            for n in pending.estimate.notes if pending.estimate is not None else ():
-                progress(n)
-            written = _write_pending(plan, args, pending, progress)
-        finally:
-            pending.close()
-        params = pending.result()[0]
+        for n in pending.estimate.notes if pending.estimate is not None else ():
+            progress(n)
+        params, written = _write_pending(plan, args, pending, progress)
     else:
         from vocalmix.longform import estimate_long
 
@@ -652,11 +653,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         progress(note)
     # the mix is written as the limiter makes it (the stems first, they are final)
     pending = render_params_pending(vocal, backing, sr, synced, progress)
-    try:
-        written = _write_pending(plan, args, pending, progress)
-    finally:
-        pending.close()
-    params = pending.result()[0]
+    params, written = _write_pending(plan, args, pending, progress)
     print(_summary(params, written))
     return 0
 
