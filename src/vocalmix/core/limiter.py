@@ -47,6 +47,7 @@ from functools import lru_cache
 from typing import TypeVar
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from vocalmix.core.params import Master
 
@@ -155,8 +156,6 @@ class StreamingLimiter:
         self._quiet_peak = self.ceiling / (interpolator_gain_bound() * (1.0 + 1e-9))
         # the sub-block gate of blocks over MATMUL_MAX: the sample peak over channels, the
         # peak of each sub-block, of the TP_TAPS - 1 samples after it, and whether loud
-        from numpy.lib.stride_tricks import sliding_window_view
-
         self._peak = np.zeros(TP_TAPS - 1 + nb)
         k = -(-nb // GATE_BLOCK)
         self._starts = np.arange(0, k * GATE_BLOCK, GATE_BLOCK, dtype=np.intp)
@@ -305,8 +304,6 @@ class StreamingLimiter:
         the exact float64 filter) and kept loud unless its largest magnitude lies
         :data:`SCREEN_TOL` of its bound under the ceiling, far more than the float32
         result can be off. A NaN or infinite value keeps it loud."""
-        from numpy.lib.stride_tricks import sliding_window_view
-
         idx = np.flatnonzero(loud)
         if idx.size == 0:
             return
