@@ -33,6 +33,7 @@ from vocalmix.core.errors import (
 from vocalmix.core.threads import no_numpy_hugepages, pin_blas_threads
 
 if TYPE_CHECKING:
+    from vocalmix.core.params import MixParams
     from vocalmix.core.progress import ProgressEvent
 
 #: what the command line adds to a library error's message, by class
@@ -402,7 +403,7 @@ def _plan_results(args: argparse.Namespace, inputs: Sequence[str], progress: _Pr
     return plan
 
 
-def _write_pending(plan, args, pending, progress):
+def _write_pending(plan, args, pending, progress) -> tuple[MixParams, list[Path]]:
     """Commit the outputs of a :class:`vocalmix.pipeline.Pending` render: the stems (final)
     first, then the mix a block at a time as the limiter finishes it, in the blocks a
     whole mix is written in (the same file), then the params document with the achieved
