@@ -368,7 +368,14 @@ DEFAULT_DRAWS = 3  # perturbed versions of each whole song, for held-out evaluat
 DEFAULT_REPEATS = 5
 DEFAULT_FOLDS = 5
 BASELINE_V2M_LU = RULE_VOCAL_TO_MIX_LU
-CACHE_TAG = "level-r2"  # bump when what a record holds changes
+#: part of each song's cache key, which also seeds the song's random draws: bump when what
+#: a record holds changes in kind (the draws then change too)
+CACHE_TAG = "level-r2"
+#: how a record's figures are measured, in its cache file's name only: bump when a
+#: measurement changes their values, so that a record cached before is not read, while
+#: the draws stay the same. 2: the while-singing truth and the features read off
+#: K-weighting in float64 (0.0002-0.0006 LU from the float32 filter's)
+RECORD_REVISION = 2
 TRUTH_KEYS = ("vocal_to_mix_lu", "vocal_to_mix_integrated_lu", "vocal_to_backing_lu",
               "vocal_lra_lu")
 
@@ -468,7 +475,7 @@ def song_record(song: Song, seed: int = 0, augment: int = DEFAULT_AUGMENT,
     key = song_key(song, f"{CACHE_TAG}-f{FEATURE_VERSION}-p{PERTURBATION_VERSION}-"
                          f"e{EXCERPT_S}-{HOP_S}-"
                          f"m{MAX_TRAIN_EXCERPTS}-{MAX_EXCERPTS}-a{augment}-d{draws}-s{seed}")
-    cpath = cache_dir() / "features" / f"{key}.npz"
+    cpath = cache_dir() / "features" / f"{key}-m{RECORD_REVISION}.npz"
     if use_cache and cpath.exists():
         try:
             return SongRecord.load(cpath)
