@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -96,6 +98,44 @@ def json_differences(now, ref, close: Callable[[str, float, float], bool],
     if numbers and not (isinstance(now, int) and isinstance(ref, int)):
         return [] if close(path, float(now), float(ref)) else [f"{path}: {now} (expected {ref})"]
     return [] if now == ref else [f"{path}: {now!r} (expected {ref!r})"]
+
+
+#: how far a retrained weight or figure may be from the shipped one: the features' FFTs,
+#: filters and resampling round differently from one numpy / scipy build to the next (by
+#: about 1e-10 relative); anything beyond that is a change of the training or of a
+#: measurement the models learn from
+RETRAIN_RTOL = 1e-7
+
+
+def same_within_rounding(a, b) -> list[str]:
+    """Where the JSON-like values ``a`` and ``b`` differ beyond :data:`RETRAIN_RTOL`."""
+    return json_differences(a, b, lambda _path, u, v: math.isclose(
+        u, v, rel_tol=RETRAIN_RTOL, abs_tol=1e-9))
+
+
+def assert_shipped_model_files(folder: Path, weights: str, meta: str) -> None:
+    """A model trained into ``folder`` is the shipped one: the arrays of ``weights``
+    (``.npz``) and the metadata ``meta`` (``.json``) equal to the files of the same names
+    in ``vocalmix/assets`` to the numeric libraries' rounding (:data:`RETRAIN_RTOL`;
+    a near-zero entry to that fraction of its array's largest)."""
+    from importlib.resources import as_file, files
+
+    with as_file(files("vocalmix").joinpath("assets", weights)) as shipped:
+        new, old = np.load(folder / weights), np.load(shipped)
+        assert sorted(new.files) == sorted(old.files), weights
+        for k in old.files:
+            a, b = new[k], old[k]
+            assert a.shape == b.shape and a.dtype == b.dtype, (weights, k)
+            if a.dtype.kind in "fc":
+                scale = float(np.abs(b).max()) if b.size else 0.0
+                np.testing.assert_allclose(a, b, rtol=RETRAIN_RTOL,
+                                           atol=RETRAIN_RTOL * scale + 1e-12,
+                                           err_msg=f"{weights}: {k}")
+            else:
+                assert np.array_equal(a, b), (weights, k)
+    with as_file(files("vocalmix").joinpath("assets", meta)) as shipped:
+        now = json.loads((folder / meta).read_text())
+        assert same_within_rounding(now, json.loads(Path(shipped).read_text())) == [], meta
 
 
 def fail_the_limiter(monkeypatch, after_blocks: int) -> None:

@@ -6,7 +6,6 @@ data."""
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,11 @@ from vocalmix.estimators.features import FEATURE_VERSION
 from vocalmix.frontends.cli import main
 from vocalmix.synth import synthesize_song
 
-from conftest import json_differences, require_data
+from conftest import (
+    assert_shipped_model_files,
+    require_data,
+    same_within_rounding,
+)
 
 SR = 22050
 # (split, artist, vocal gain dB, genre): artist B has two songs, which must stay together
@@ -230,53 +233,25 @@ def real_cache(monkeypatch):
     monkeypatch.delenv("VOCALMIX_CACHE", raising=False)
 
 
-#: how far a retrained weight or figure may be from the shipped one: the features' FFTs,
-#: filters and resampling round differently from one numpy / scipy build to the next (by
-#: about 1e-10 relative); anything beyond that is a change of the training
-RETRAIN_RTOL = 1e-7
-
-
-def _same_within_rounding(a, b) -> list[str]:
-    """Where the JSON-like values ``a`` and ``b`` differ beyond :data:`RETRAIN_RTOL`."""
-    return json_differences(a, b, lambda _path, u, v: math.isclose(
-        u, v, rel_tol=RETRAIN_RTOL, abs_tol=1e-9))
-
-
 @pytest.mark.slow
 def test_train_reproduces_the_shipped_weights(tmp_path, real_cache):
     """``vocalmix train --only level --data <shared data>`` writes the shipped files: the
     same arrays and metadata to the numeric libraries' rounding (:data:`RETRAIN_RTOL`;
     bit for bit in the environment that trained them, and twice in a row anywhere, see
     the tests above). 6 min with an empty feature cache, seconds with it."""
-    from importlib.resources import as_file, files
-
     root = require_data()
     require_data("musdb18-7s", "train")
     assert main(["train", "--only", "level", "--data", str(root), "-o", str(tmp_path),
                  "-q", "-j", "2"]) == 0
-    with as_file(files("vocalmix").joinpath("assets", level.FILES.weights)) as shipped:
-        new, old = np.load(tmp_path / level.FILES.weights), np.load(shipped)
-        assert sorted(new.files) == sorted(old.files)
-        for k in old.files:
-            a, b = new[k], old[k]
-            assert a.shape == b.shape and a.dtype == b.dtype, k
-            if a.dtype.kind in "fc":
-                scale = float(np.abs(b).max()) if b.size else 0.0  # near-zero entries: of it
-                np.testing.assert_allclose(a, b, rtol=RETRAIN_RTOL,
-                                           atol=RETRAIN_RTOL * scale + 1e-12, err_msg=k)
-            else:
-                assert np.array_equal(a, b), k
-    with as_file(files("vocalmix").joinpath("assets", level.FILES.meta)) as shipped:
-        new_meta = json.loads((tmp_path / level.FILES.meta).read_text())
-        assert _same_within_rounding(new_meta, json.loads(Path(shipped).read_text())) == []
+    assert_shipped_model_files(tmp_path, level.FILES.weights, level.FILES.meta)
 
 
 def test_the_retrain_comparison_is_not_vacuous():
     shipped = {"mae": 1.2617599770004049, "genres": ["Pop", "Rap"], "n": 88}
-    assert _same_within_rounding(dict(shipped, mae=1.261759977034109), shipped) == []
-    assert _same_within_rounding(dict(shipped, mae=1.2618), shipped) != []
-    assert _same_within_rounding(dict(shipped, genres=["Pop"]), shipped) != []
-    assert _same_within_rounding(dict(shipped, n=87), shipped) != []
+    assert same_within_rounding(dict(shipped, mae=1.261759977034109), shipped) == []
+    assert same_within_rounding(dict(shipped, mae=1.2618), shipped) != []
+    assert same_within_rounding(dict(shipped, genres=["Pop"]), shipped) != []
+    assert same_within_rounding(dict(shipped, n=87), shipped) != []
 
 
 @pytest.mark.slow

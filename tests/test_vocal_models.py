@@ -163,45 +163,19 @@ def test_shipped_dynamics_model_reproduces_its_check_rows():
                                      "The Easton Ellises - Falcon 69"}  # test split
 
 
-#: how far a retrained weight or figure may be from the shipped one: the numeric libraries
-#: round differently from one build to the next (by about 1e-10 relative); anything beyond
-#: that is a change of the training or of a measurement the models learn from
-RETRAIN_RTOL = 1e-7
-
-
 @pytest.mark.slow
 def test_retraining_on_the_shared_data_gives_the_shipped_eq_and_dynamics_models(tmp_path):
     """``vocalmix train --only eq --only dynamics --data <shared data>`` writes the shipped
     files: the same arrays and metadata to the numeric libraries' rounding. A change of a
     measurement these models learn from shows here, and must retrain them. About 2
     minutes."""
-    import json
-    from importlib.resources import as_file, files
-
     from vocalmix.frontends.cli import main
 
-    from conftest import json_differences
+    from conftest import assert_shipped_model_files
 
     root = require_data()
     require_data("musdb18-7s", "train")
     assert main(["train", "--data", str(root), "-o", str(tmp_path), "--only", "eq",
                  "--only", "dynamics", "-q"]) == 0
     for name in ("eq_model", "dynamics_model"):
-        with as_file(files("vocalmix").joinpath("assets", f"{name}.npz")) as shipped:
-            new, old = np.load(tmp_path / f"{name}.npz"), np.load(shipped)
-            assert sorted(new.files) == sorted(old.files), name
-            for k in old.files:
-                a, b = new[k], old[k]
-                assert a.shape == b.shape and a.dtype == b.dtype, (name, k)
-                if a.dtype.kind in "fc":
-                    scale = float(np.abs(b).max()) if b.size else 0.0
-                    np.testing.assert_allclose(a, b, rtol=RETRAIN_RTOL,
-                                               atol=RETRAIN_RTOL * scale + 1e-12,
-                                               err_msg=f"{name}: {k}")
-                else:
-                    assert np.array_equal(a, b), (name, k)
-        with as_file(files("vocalmix").joinpath("assets", f"{name}.json")) as shipped:
-            now = json.loads((tmp_path / f"{name}.json").read_text())
-            ref = json.loads(shipped.read_text())
-            assert json_differences(now, ref, lambda _p, u, v: math.isclose(
-                u, v, rel_tol=RETRAIN_RTOL, abs_tol=1e-9)) == [], name
+        assert_shipped_model_files(tmp_path, f"{name}.npz", f"{name}.json")
