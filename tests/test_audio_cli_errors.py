@@ -129,6 +129,28 @@ def test_atomic_write_leaves_no_temporary_files(tmp_path):
     assert sorted(x.name for x in tmp_path.iterdir()) == ["a.wav"]
 
 
+
+def test_a_folder_another_writer_makes_meanwhile_is_used_not_an_error(tmp_path, monkeypatch):
+    """A batch's workers write into the same new folders: the one that loses the race to
+    make ``mix/`` must write into it, not fail with "File exists" (and, should its own
+    write fail, must not remove a folder it did not make)."""
+    import os
+
+    real_mkdir = os.mkdir
+
+    def beaten_to_it(path, *args, **kwargs):  # another process makes it first
+        real_mkdir(path, *args, **kwargs)
+        raise FileExistsError(17, "File exists", str(path))
+
+    monkeypatch.setattr(os, "mkdir", beaten_to_it)
+    p = write_audio(tmp_path / "mix" / "a.wav", tone(), SR)
+    assert p.is_file() and sorted(x.name for x in p.parent.iterdir()) == ["a.wav"]
+    monkeypatch.setattr(os, "mkdir", real_mkdir)
+    (tmp_path / "file").write_bytes(b"")
+    with pytest.raises(errors.OutputError):  # a file where the folder must be stays one
+        write_audio(tmp_path / "file" / "a.wav", tone(), SR)
+
+
 def test_mono_rates_lengths_and_clipping_are_handled_and_said(tmp_path):
     v = tmp_path / "v.wav"
     b = tmp_path / "b.flac"

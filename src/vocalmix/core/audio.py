@@ -1342,7 +1342,12 @@ def _commit(items: list[tuple[PlannedOutput, Content]]) -> None:
                 missing.append(q)
                 q = q.parent
             for d in reversed(missing):
-                os.mkdir(d)
+                try:
+                    os.mkdir(d)
+                except FileExistsError:  # made meanwhile by another writer (a batch's
+                    if not os.path.isdir(d):  # workers): theirs to keep, ours to use
+                        raise
+                    continue
                 created.append(d)
             e = _Entry(dest, folder / f".vocalmix-{pid}-{tok}-e{i}.tmp",
                        folder / f".vocalmix-{pid}-{tok}-e{i}.bak", os.path.lexists(dest))
