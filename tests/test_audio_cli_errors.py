@@ -151,6 +151,37 @@ def test_a_folder_another_writer_makes_meanwhile_is_used_not_an_error(tmp_path, 
         write_audio(tmp_path / "file" / "a.wav", tone(), SR)
 
 
+
+def _commit_pair(k: int, folder: str, barrier) -> None:  # (a child process)
+    from vocalmix.core.audio import OutputPlan
+
+    d = Path(folder)
+    plan = OutputPlan(files=[d / "mix.txt", d / "params.json"], force=True)
+    barrier.wait()
+    plan.commit({d / "mix.txt": f"run {k}", d / "params.json": f"run {k}"})
+
+
+def test_writers_committing_the_same_outputs_at_once_leave_one_writers_whole_set(tmp_path):
+    """Two runs with --force writing the same mix and params at the same moment: the
+    folder ends with one run's pair, never one run's mix beside another's params (without
+    the commit's folder lock about one trial in ten mixed them)."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    for t in range(30):
+        d = tmp_path / f"t{t}"
+        d.mkdir()
+        barrier = ctx.Barrier(3)
+        procs = [ctx.Process(target=_commit_pair, args=(k, str(d), barrier)) for k in range(3)]
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            proc.join(30)
+        assert [proc.exitcode for proc in procs] == [0, 0, 0]
+        assert (d / "mix.txt").read_text() == (d / "params.json").read_text()
+        assert sorted(x.name for x in d.iterdir()) == ["mix.txt", "params.json"]
+
+
 def test_mono_rates_lengths_and_clipping_are_handled_and_said(tmp_path):
     v = tmp_path / "v.wav"
     b = tmp_path / "b.flac"

@@ -714,6 +714,9 @@ def _without_dc(a: Audio, what: str) -> tuple[np.ndarray, str | None]:
 # gone (:func:`recover_outputs`): it restores the backups of a group that never reached
 # step 4, finishes the clean-up of one that did, and deletes any other scratch file.
 # A group of one output needs no journal: one rename is atomic.
+# Steps 2-5 (and the undo of a group that fails in them) run with every folder of the group
+# locked (:func:`_folders_locked`), so that two writers committing the same outputs at once
+# (two runs with --force) leave one writer's whole group, never a mixture of both.
 
 #: audio output formats by file extension
 AUDIO_FORMATS = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG", ".aiff": "AIFF", ".aif": "AIFF"}
@@ -1321,6 +1324,33 @@ def _unlink_all(paths: Iterable[Path]) -> None:
             os.unlink(p)
 
 
+@contextlib.contextmanager
+def _folders_locked(folders: Iterable[Path]) -> Iterator[None]:
+    """Hold an exclusive advisory lock (``flock``) on each of ``folders`` themselves, taken
+    in one order (their real paths sorted) so that writers sharing some folders cannot
+    deadlock. Where folders cannot be opened or locked (no ``fcntl``, some network file
+    systems) the commit goes on unlocked, as before."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        yield
+        return
+    fds: list[int] = []
+    try:
+        for f in sorted({os.path.realpath(f) for f in folders}):
+            try:
+                fd = os.open(f, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+            except OSError:
+                continue
+            fds.append(fd)
+            with contextlib.suppress(OSError):
+                fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        for fd in reversed(fds):
+            os.close(fd)  # (closing the descriptor releases its lock)
+
+
 def _commit(items: list[tuple[PlannedOutput, Content]]) -> None:
     pid, tok = os.getpid(), secrets.token_hex(6)
     entries: list[_Entry] = []
@@ -1331,6 +1361,7 @@ def _commit(items: list[tuple[PlannedOutput, Content]]) -> None:
     later: list[tuple[_Entry, Callable[[], str | bytes]]] = []
     now: list[tuple[Path, _Entry, str | bytes | AudioData]] = []
     where = items[0][0].path if items else Path(".")
+    locks = contextlib.ExitStack()
     try:
         for i, (o, content) in enumerate(items):
             where = o.path
@@ -1377,6 +1408,9 @@ def _commit(items: list[tuple[PlannedOutput, Content]]) -> None:
         folders = list(dict.fromkeys(e.dest.parent for e in entries))
         for f in folders:
             _fsync_path(f, directory=True)
+        locks.enter_context(_folders_locked(folders))
+        for e in entries:  # as found once this writer holds the folders
+            e.existed = os.path.lexists(e.dest)
         journals = [f / f".vocalmix-{pid}-{tok}-j{k}.journal" for k, f in enumerate(folders)]
         doc = {"format": _JOURNAL_FORMAT, "version": 1, "state": "committing",
                "primary": str(journals[0]), "journals": [str(j) for j in journals],
@@ -1400,6 +1434,7 @@ def _commit(items: list[tuple[PlannedOutput, Content]]) -> None:
         with contextlib.suppress(OSError):
             _unlink_all(j.with_name(j.name[: -len(".journal")] + ".tmp") for j in journals)
             _unlink_all(journals[1:] + journals[:1])
+        locks.close()
         for d in reversed(created):
             with contextlib.suppress(OSError):
                 os.rmdir(d)
@@ -1407,7 +1442,7 @@ def _commit(items: list[tuple[PlannedOutput, Content]]) -> None:
             raise OutputError(f"{where}: cannot be written ({_why(ex)}); the previous "
                               "files are unchanged") from None
         raise
-    with contextlib.suppress(OSError):  # after the commit point: tidying only
+    with locks, contextlib.suppress(OSError):  # after the commit point: tidying only
         _unlink_all(e.bak for e in entries)
         _unlink_all(journals[1:])
         _unlink_all(journals[:1])
