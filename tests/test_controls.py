@@ -54,6 +54,22 @@ def test_a_locked_gain_survives_a_target_re_resolve(song):
     assert unlocked.vocal.gain_db != edited.vocal.gain_db
 
 
+
+def test_a_backing_turned_below_the_gate_re_resolves_and_its_ratio_is_null(song):
+    """The backing at -60 dB (inside its range) is gated out of the loudness measure: the
+    document's vocal-to-backing ratio is then null, and re-resolving that document for a
+    new target works (it failed on an infinite ratio it could not store)."""
+    v, b = song
+    p, _, _ = mix(v, b, SR, method="baseline")
+    quiet = replace(p, backing=replace(p.backing, gain_db=-60.0))
+    again, _, _ = mix(v, b, SR, base=quiet, vocal_lra_lu=8.0)
+    assert again.achieved.vocal_to_backing_lu is None
+    assert again.achieved.vocal_to_mix_lu == pytest.approx(p.targets.vocal_to_mix_lu, abs=0.05)
+    assert MixParams.from_json(again.to_json()) == again
+    twice, _, _ = mix(v, b, SR, base=again, vocal_lra_lu=6.0)  # and once more from it
+    assert twice.achieved.vocal_to_backing_lu is None
+
+
 def test_an_lra_target_given_replaces_the_momentary_range_target(song):
     v, b = song
     p, _, est = mix(v, b, SR, method="model")

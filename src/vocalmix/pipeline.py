@@ -331,6 +331,13 @@ def moved_settings(before: MixParams, after: MixParams) -> list[str]:
     return out
 
 
+def _finite(v: float | np.ndarray) -> float | None:
+    """An achieved figure as the document holds it: ``None`` where it is not finite (a
+    silent or gated-out signal has no loudness, a backing turned down below the gate no
+    vocal-to-backing ratio)."""
+    return float(v) if np.isfinite(v) else None
+
+
 def measure_achieved(rendered: Rendered, resolved: Resolved | None = None,
                      measure: str = "integrated", master_gain_db: float = 0.0) -> Achieved:
     """Measure a render: vocal-to-mix (pre-master), vocal LRA, mix loudness and peak.
@@ -355,14 +362,15 @@ def measure_achieved(rendered: Rendered, resolved: Resolved | None = None,
         if lra is None:
             lra = loudness_range(rendered.vocal_dry, sr)
         return Achieved(
-            vocal_to_mix_lu=float(g.vocal_to_mix_lu),
-            vocal_to_backing_lu=float(g.vocal_to_backing_lu),
-            vocal_lra_lu=float(lra),
-            vocal_momentary_range_lu=(float(resolved.vocal_momentary_range_lu)
-                                      if resolved.vocal_momentary_range_lu is not None
-                                      else momentary_loudness_range(rendered.vocal_dry, sr)),
-            mix_integrated_lufs=float(mix_i) if np.isfinite(mix_i) else None,
-            mix_true_peak_dbtp=float(rendered.mix_true_peak_dbtp),
+            vocal_to_mix_lu=_finite(g.vocal_to_mix_lu),
+            vocal_to_backing_lu=_finite(g.vocal_to_backing_lu),
+            vocal_lra_lu=_finite(lra),
+            vocal_momentary_range_lu=_finite(
+                resolved.vocal_momentary_range_lu
+                if resolved.vocal_momentary_range_lu is not None
+                else momentary_loudness_range(rendered.vocal_dry, sr)),
+            mix_integrated_lufs=_finite(mix_i),
+            mix_true_peak_dbtp=_finite(rendered.mix_true_peak_dbtp),
             master_gain_reduction_db=float(rendered.master_gain_reduction_db),
         )
     return achieved_from_stats(
@@ -403,9 +411,7 @@ def achieved_from_stats(vocal: BlockStats, backing: BlockStats, premaster: Block
     if measure == "singing":
         v2m = float(singing_ratio_from_segments(vocal.energy, premaster.energy, seg))
 
-    def fin(v: float | np.ndarray) -> float | None:
-        return float(v) if np.isfinite(v) else None
-
+    fin = _finite
     return Achieved(
         vocal_to_mix_lu=fin(v2m),
         vocal_to_backing_lu=fin(iv - ib),
