@@ -142,6 +142,21 @@ def test_locks_reasons_and_delay_round_trip_and_are_checked():
     assert Delay(note="free").note_ms() is None
 
 
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity", "1e400"])
+def test_a_reason_input_that_is_not_finite_is_refused_on_reading(value):
+    """Every document that loads must save again: JSON has no nan or infinity, so a
+    reason's input that is not a finite number is refused where it is read, naming it."""
+    from vocalmix.core.params import Reason
+
+    p = replace(full_params(), reasons=(Reason("vocal.gain_db", "rule", "x", (("a", 1.0),)),))
+    doc = json.loads(p.to_json())
+    doc["reasons"][0]["inputs"][0][1] = 12345.5
+    text = json.dumps(doc).replace("12345.5", value)
+    with pytest.raises(ParamsError, match=r"reason 'vocal.gain_db': inputs\[0\] 'a'"):
+        MixParams.from_json(text)
+
+
 @pytest.mark.parametrize(
     "ratios,match",
     [

@@ -473,7 +473,12 @@ class Reason:
         if self.source not in REASON_SOURCES:
             raise ParamsError(f"reason source {self.source!r} is not one of "
                               f"{', '.join(REASON_SOURCES)}")
-        object.__setattr__(self, "inputs", tuple((str(k), float(v)) for k, v in self.inputs))
+        inputs = tuple((str(k), float(v)) for k, v in self.inputs)
+        for i, (k, v) in enumerate(inputs):
+            if not math.isfinite(v):  # a document that loads must save (JSON has no nan)
+                raise ParamsError(f"reason {self.path!r}: inputs[{i}] {k!r} = {v} is not a "
+                                  "finite number")
+        object.__setattr__(self, "inputs", inputs)
         _validate(self)
 
 
