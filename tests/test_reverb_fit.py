@@ -312,6 +312,33 @@ def test_a_preset_in_the_older_freeverb_format_applies(monkeypatch):
     assert p.targets.reverb_decay_s == pytest.approx(decay_for_room_size(0.8, 0.4))
 
 
+
+@pytest.mark.parametrize("entry,match", [
+    ({"reverb": {"decay_s": 1.2, "wet_level_db": "NaN"}}, r"reverb.wet_level_db = nan is not"),
+    ({"reverb": {"decay_s": 1.2, "wet_level_db": "Infinity"}}, r"reverb.wet_level_db = inf is not"),
+    ({"reverb": {"decay_s": 1.2, "wet_level_db": True}}, r"reverb.wet_level_db = True is not"),
+    ({"reverb": {"decay_s": 1.2}}, r"reverb.wet_level_db is missing"),
+    ({"reverb": {"decay_s": 1.2, "wet_level_db": -9, "size": 1}}, r"reverb.size is not a rev"),
+    ({"reverb": {"decay_s": 1.2, "wet_level_db": -9, "band_decay_ratios": 2}},
+     r"reverb.band_decay_ratios = 2 is not a list"),
+    ({"params": {"room_size": 0.5, "damping": 0.5, "pre_delay_ms": 9, "wet_level_db": "NaN"}},
+     r"params.wet_level_db = nan is not"),
+])
+def test_a_malformed_preset_file_entry_is_refused_naming_the_field(tmp_path, entry, match):
+    """A preset's wet level that is not a finite number was once capped to the loudest
+    allowed (+12 dB) without a word; every malformed entry names its field now."""
+    import json
+
+    from vocalmix.core.errors import ParamsError
+    from vocalmix.estimators.presets import preset_reverb, presets_from_file
+
+    f = tmp_path / "room.json"
+    text = json.dumps({"room": entry})
+    f.write_text(text.replace('"NaN"', "NaN").replace('"Infinity"', "Infinity"))
+    with pytest.raises(ParamsError, match="reverb preset 'room': " + match):
+        preset_reverb("room", presets_from_file(f))
+
+
 def test_mix_with_a_reverb_preset_on_a_synthesised_song(tmp_path):
     from vocalmix.estimators import presets as pr
     from vocalmix.frontends.cli import main

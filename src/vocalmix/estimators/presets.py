@@ -27,6 +27,7 @@ alone its only one (:func:`resolve_preset_ref`, :func:`presets_from_file`).
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import replace
@@ -56,12 +57,10 @@ def presets_from_file(path: str | os.PathLike[str]) -> dict[str, dict]:
     :class:`~vocalmix.core.errors.ParamsError` when it cannot be read or is not such a
     file; its entries are checked when used (:func:`preset_reverb`)."""
     from vocalmix.core.audio import read_json_text
+    from vocalmix.core.jsondoc import loads
 
     text = read_json_text(path, "presets file")
-    try:
-        doc = json.loads(text)
-    except (ValueError, RecursionError) as e:
-        raise ParamsError(f"{path}: presets file is not valid JSON ({e})") from None
+    doc = loads(text, what=f"{path}: presets file")  # bounded numbers and nesting
     if (not isinstance(doc, dict) or not doc
             or not all(isinstance(e, dict) and ("reverb" in e or "params" in e)
                        for e in doc.values())):
@@ -126,23 +125,52 @@ def preset_reverb(name: str, library: Mapping[str, dict] | None = None) -> Rever
     presets to look in (e.g. :func:`presets_from_file`); default the shipped ones.
     """
     e = _entry(name, library)
+    where = f"reverb preset {name!r}"
+    key = "reverb" if "reverb" in e else "params"
+    d = e.get(key)
+    if not isinstance(d, dict):
+        raise ParamsError(f"{where}: {key!r} is not a JSON object of reverb settings")
+
+    def number(field: str) -> float:  # a finite number, never a bool, a string or null
+        if field not in d:
+            raise ParamsError(f"{where}: {key}.{field} is missing")
+        v = d[field]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ParamsError(f"{where}: {key}.{field} = {v!r} is not a finite number")
+        return float(v)
+
     try:
-        if "reverb" in e:
-            d = dict(e["reverb"])
-            d["band_decay_ratios"] = tuple(d.get("band_decay_ratios", (1.0,) * 7))
-            d["wet_level_db"] = min(WET_LEVEL_MAX_DB, float(d["wet_level_db"]))
+        if key == "reverb":
+            from dataclasses import fields
+
+            known = {f.name for f in fields(Reverb)} - {"enabled"}
+            unknown = sorted(set(d) - known)
+            if unknown:
+                raise ParamsError(f"{where}: reverb.{unknown[0]} is not a reverb setting "
+                                  f"(known: {', '.join(sorted(known))})")
+            d = dict(d)
+            ratios = d.get("band_decay_ratios", (1.0,) * 7)
+            if not isinstance(ratios, (list, tuple)):
+                raise ParamsError(f"{where}: reverb.band_decay_ratios = {ratios!r} is not a "
+                                  "list of numbers")
+            d["band_decay_ratios"] = tuple(ratios)
+            d["wet_level_db"] = min(WET_LEVEL_MAX_DB, number("wet_level_db"))
             d.setdefault("type", "synthetic")
             return Reverb(enabled=True, **d)
         from vocalmix.core.reverb import decay_for_room_size
 
-        q = e["params"]
-        decay = decay_for_room_size(q["room_size"], q["damping"])
-        return Reverb(enabled=True, type="freeverb", room_size=q["room_size"],
-                      damping=q["damping"], pre_delay_ms=q["pre_delay_ms"],
-                      wet_level_db=min(WET_LEVEL_MAX_DB, q["wet_level_db"]),
+        room, damping = number("room_size"), number("damping")
+        decay = decay_for_room_size(room, damping)
+        return Reverb(enabled=True, type="freeverb", room_size=room, damping=damping,
+                      pre_delay_ms=number("pre_delay_ms"),
+                      wet_level_db=min(WET_LEVEL_MAX_DB, number("wet_level_db")),
                       decay_s=clip(Reverb, "decay_s", decay))
-    except (KeyError, TypeError, ValueError) as ex:
-        raise ParamsError(f"reverb preset {name!r} is malformed: {ex}") from None
+    except ParamsError as ex:
+        if str(ex).startswith(where):
+            raise
+        raise ParamsError(f"{where}: {ex}") from None  # a setting out of its range
+    except (TypeError, ValueError) as ex:  # a field Reverb does not take, a wrong type
+        raise ParamsError(f"{where} is malformed: {ex}") from None
 
 
 def apply_preset(params: MixParams, name: str,
