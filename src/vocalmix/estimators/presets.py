@@ -32,6 +32,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import replace
 from functools import lru_cache
+from typing import Any
 
 from vocalmix.core.errors import ParamsError
 from vocalmix.core.params import TARGET_DECAY_RANGE_S, MixParams, Reverb, clip, spec_of
@@ -127,9 +128,10 @@ def preset_reverb(name: str, library: Mapping[str, dict] | None = None) -> Rever
     e = _entry(name, library)
     where = f"reverb preset {name!r}"
     key = "reverb" if "reverb" in e else "params"
-    d = e.get(key)
-    if not isinstance(d, dict):
+    got = e.get(key)
+    if not isinstance(got, dict):
         raise ParamsError(f"{where}: {key!r} is not a JSON object of reverb settings")
+    d: dict[str, Any] = dict(got)
 
     def number(field: str) -> float:  # a finite number, never a bool, a string or null
         if field not in d:
@@ -148,7 +150,6 @@ def preset_reverb(name: str, library: Mapping[str, dict] | None = None) -> Rever
             if unknown:
                 raise ParamsError(f"{where}: reverb.{unknown[0]} is not a reverb setting "
                                   f"(known: {', '.join(sorted(known))})")
-            d = dict(d)
             ratios = d.get("band_decay_ratios", (1.0,) * 7)
             if not isinstance(ratios, (list, tuple)):
                 raise ParamsError(f"{where}: reverb.band_decay_ratios = {ratios!r} is not a "
