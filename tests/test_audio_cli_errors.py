@@ -182,6 +182,58 @@ def test_writers_committing_the_same_outputs_at_once_leave_one_writers_whole_set
         assert sorted(x.name for x in d.iterdir()) == ["mix.txt", "params.json"]
 
 
+
+def test_a_disk_that_fills_up_during_the_write_is_said_and_leaves_nothing(tmp_path, monkeypatch):
+    """libsndfile says only "System error." when the disk fills up mid-write (after the
+    free-space check before any work): the error names the full disk, is an OutputError
+    (not an internal error), and no scratch file or partial output is left."""
+    import shutil
+    from collections import namedtuple
+
+    from vocalmix.core import audio
+
+    def full(*_args, **_kwargs):
+        raise RuntimeError("System error.")
+
+    usage = namedtuple("usage", "total used free")
+    real_usage = shutil.disk_usage
+    write_audio(tmp_path / "before.wav", tone(), SR)  # (the check before any work passes)
+    monkeypatch.setattr(audio, "_write_samples", full)
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(1 << 30, (1 << 30) - 4096, 4096))
+    with pytest.raises(errors.OutputError, match=r"a.wav: .*the disk is full: System error"):
+        audio._commit([(audio.PlannedOutput(tmp_path / "a.wav", "audio"),
+                        audio.AudioData(tone(), SR))])
+    monkeypatch.setattr(shutil, "disk_usage", real_usage)
+    with pytest.raises(errors.OutputError, match=r"a.wav: cannot be written as WAV PCM_24 "
+                                                  r"\(System error.\)$"):
+        write_audio(tmp_path / "a.wav", tone(), SR)  # room left: the library's words only
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["before.wav"]
+
+
+
+def test_an_input_that_cannot_be_opened_is_not_called_a_format_problem(tmp_path, monkeypatch):
+    """libsndfile says "System error." for a file it may not open; the error says what
+    the system said (permission denied), not "cannot be decoded as audio"."""
+    from vocalmix.core import audio
+
+    p = tmp_path / "take.wav"
+    sf.write(p, tone(), SR)
+
+    def denied(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    def decoder(path, *args, **kwargs):
+        raise RuntimeError("Error opening 'take.wav': System error.")
+
+    monkeypatch.setattr(audio.sf, "SoundFile", decoder)
+    with pytest.raises(errors.UnreadableAudioError, match="cannot be decoded as audio"):
+        read_audio(p)  # openable: the decoder's words
+    monkeypatch.setattr(audio, "open", denied, raising=False)
+    with pytest.raises(errors.UnreadableAudioError, match=r"take.wav: cannot be read "
+                                                          r"\(permission denied\)$"):
+        read_audio(p)
+
+
 def test_mono_rates_lengths_and_clipping_are_handled_and_said(tmp_path):
     v = tmp_path / "v.wav"
     b = tmp_path / "b.flac"

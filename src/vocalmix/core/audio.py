@@ -350,7 +350,7 @@ def _decode(p: Path, label: str, max_duration_s: float, too_long,
     except (DurationError, AudioTooLargeError, UnreadableAudioError):
         raise
     except _DECODER_ERRORS as e:
-        raise _undecodable(label, e) from None
+        raise _undecodable(label, e, p) from None
     return data, sr
 
 
@@ -358,9 +358,18 @@ def _decode(p: Path, label: str, max_duration_s: float, too_long,
 _DECODER_ERRORS = (sf.LibsndfileError, RuntimeError, TypeError, ValueError)
 
 
-def _undecodable(label: str, e: BaseException) -> UnreadableAudioError:
+def _undecodable(label: str, e: BaseException, path: Path | None = None
+                 ) -> UnreadableAudioError:
     """The error for a file the decoder refused, in libsndfile's own words without the
-    path it prefixes (the label names the file)."""
+    path it prefixes (the label names the file); when ``path`` cannot even be opened
+    (permission denied...), that is said instead: libsndfile calls it "System error."
+    and a format problem would be the wrong lead."""
+    if path is not None:
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as oe:
+            return UnreadableAudioError(f"{label}: cannot be read ({_why(oe)})")
     why = (getattr(e, "error_string", None) or str(e)).strip() or type(e).__name__
     return UnreadableAudioError(
         f"{label}: cannot be decoded as audio ({why}); supported: WAV, FLAC, OGG, MP3, AIFF")
@@ -499,7 +508,7 @@ class AudioReader:
         except (DurationError, UnreadableAudioError):
             raise
         except _DECODER_ERRORS as e:
-            raise _undecodable(self.label, e) from None
+            raise _undecodable(self.label, e, p) from None
         if not seekable:
             raise UnreadableAudioError(f"{self.label}: this file cannot be read in parts "
                                        "(its format does not allow seeking); convert it to "
@@ -523,7 +532,7 @@ class AudioReader:
     def _raw(self, f: sf.SoundFile, count: int) -> np.ndarray:
         try:
             x = f.read(count, dtype="float32", always_2d=True)
-        except _DECODER_ERRORS as e:
+        except _DECODER_ERRORS as e:  # (the file is open: its words are the cause)
             raise _undecodable(self.label, e) from None
         return _as_stereo(x, self.fold, self.label)
 
@@ -1143,6 +1152,20 @@ def _write_audio_file(path: str, x: np.ndarray, sample_rate: int, subtype: str, 
         _write_samples(f, x)
 
 
+def _audio_write_error(dest: Path, fmt: str, sub: str, e: BaseException) -> OutputError:
+    """The error for libsndfile failing to create or write ``dest``'s scratch file. It
+    says only "System error." when the disk fills up during the write (the free-space
+    check before any work cannot see another program filling it): a folder left with less
+    than :data:`SPACE_MARGIN_BYTES` free is then named as the cause."""
+    why = str(e).strip() or type(e).__name__
+    with contextlib.suppress(OSError):
+        if shutil.disk_usage(dest.parent).free < SPACE_MARGIN_BYTES:
+            why = f"the disk is full: {why}"
+    return OutputError(f"{dest}: cannot be written as {fmt} {sub} ({why}); free some space "
+                       "or write elsewhere" if why.startswith("the disk is full")
+                       else f"{dest}: cannot be written as {fmt} {sub} ({why})")
+
+
 def _write_scratch(tmp: Path, dest: Path, content: str | bytes | AudioData, existed: bool
                    ) -> None:
     """Write ``content`` to the new file ``tmp`` and fsync it. Its mode is the umask's,
@@ -1163,8 +1186,7 @@ def _write_scratch(tmp: Path, dest: Path, content: str | bytes | AudioData, exis
             _write_audio_file(str(tmp), np.asarray(content.samples, dtype=np.float32),
                               int(content.sample_rate), sub, fmt)
         except _DECODER_ERRORS as e:
-            raise OutputError(f"{dest}: cannot be written as {fmt} {sub} "
-                              f"({str(e).strip() or type(e).__name__})") from None
+            raise _audio_write_error(dest, fmt, sub, e) from None
     if mode is not None:  # after writing: the mode may forbid it
         os.chmod(tmp, mode)
     _fsync_path(tmp)
@@ -1268,10 +1290,12 @@ def _write_streams(streams: list[tuple[_Entry, AudioStream]]) -> None:
                             f = files[k] = sf.SoundFile(str(e.tmp), "w", src.sample_rate,
                                                         x.shape[1], sub, format=fmt)
                         except _DECODER_ERRORS as ex:
-                            raise OutputError(
-                                f"{e.dest}: cannot be written as {fmt} {sub} "
-                                f"({str(ex).strip() or type(ex).__name__})") from None
-                    _write_samples(f, x)
+                            raise _audio_write_error(e.dest, fmt, sub, ex) from None
+                    try:
+                        _write_samples(f, x)
+                    except _DECODER_ERRORS as ex:
+                        raise _audio_write_error(e.dest, *_audio_format(e.dest, a.subtype),
+                                                 ex) from None
         finally:
             for f in files:
                 if f is not None:
