@@ -234,6 +234,31 @@ def test_an_input_that_cannot_be_opened_is_not_called_a_format_problem(tmp_path,
         read_audio(p)
 
 
+
+def test_write_audio_scales_integers_and_refuses_what_a_file_cannot_hold(tmp_path):
+    """NaN was written as full-scale DC and int16 samples unscaled (every sample clipped);
+    integers are now read at their type's full scale, as soundfile reads them back, and
+    non-finite samples or rates are refused before any file exists."""
+    x = tone(db=-6.0)
+    ints = np.round(x * 32767).astype(np.int16)
+    write_audio(tmp_path / "i16.wav", ints, SR)
+    y, _ = sf.read(tmp_path / "i16.wav", dtype="float32")
+    np.testing.assert_allclose(y, ints / 32768.0, atol=1e-6)
+    u8 = np.full((100, 2), 192, np.uint8)  # unsigned: 128 is silence
+    write_audio(tmp_path / "u8.wav", u8, SR)
+    np.testing.assert_allclose(sf.read(tmp_path / "u8.wav")[0], 0.5, atol=1e-6)
+    bad = x.copy()
+    bad[5, 1] = np.nan
+    with pytest.raises(errors.NonFiniteAudioError, match="NaN or infinite"):
+        write_audio(tmp_path / "nan.wav", bad, SR)
+    for rate in (float("nan"), 44100.5, 0, 10**7):
+        with pytest.raises(errors.SampleRateError):
+            write_audio(tmp_path / "rate.wav", x, rate)  # type: ignore[arg-type]
+    with pytest.raises(errors.AudioError, match="float or integer"):
+        write_audio(tmp_path / "c.wav", x.astype(np.complex64), SR)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["i16.wav", "u8.wav"]
+
+
 def test_mono_rates_lengths_and_clipping_are_handled_and_said(tmp_path):
     v = tmp_path / "v.wav"
     b = tmp_path / "b.flac"

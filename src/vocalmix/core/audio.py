@@ -35,6 +35,7 @@ import numpy as np
 import soundfile as sf
 
 from vocalmix.core.errors import (
+    AudioError,
     AudioFileNotFoundError,
     AudioLevelError,
     AudioTooLargeError,
@@ -1677,9 +1678,29 @@ def write_audio(
     subtype: str | None = None,
 ) -> Path:
     """Write one audio file atomically (24-bit PCM for WAV/FLAC/AIFF unless ``subtype``
-    is given), after the checks of :class:`OutputPlan`."""
+    is given), after the checks of :class:`OutputPlan`.
+
+    ``samples``: ``(n_samples, channels)`` or ``(n_samples,)``, floats at full scale 1.0,
+    or integers at their type's full scale (an int16 array is divided by 32768, as
+    soundfile reads it). Raises :class:`NonFiniteAudioError` for NaN or infinite samples
+    (a PCM file would hold them as full-scale DC) and :class:`SampleRateError` for a rate
+    that is not a whole number of Hz in the supported range, both before any output."""
+    x = np.asarray(samples)
+    if x.dtype.kind in "iu":
+        info = np.iinfo(x.dtype)
+        x = ((x.astype(np.float64) - (info.max + 1 + info.min) / 2.0)
+             / (-float(info.min) if info.min < 0 else (info.max + 1) / 2.0)).astype(np.float32)
+    elif x.dtype.kind != "f":
+        raise AudioError(f"{path}: samples must be a float or integer array, not {x.dtype}")
+    if x.size and not np.isfinite(x).all():
+        raise NonFiniteAudioError(f"{path}: the samples hold NaN or infinite values; "
+                                  "nothing written")
+    rate = float(sample_rate)
+    if not (math.isfinite(rate) and rate == int(rate) and MIN_RATE_HZ <= rate <= MAX_RATE_HZ):
+        raise SampleRateError(f"{path}: sample rate {sample_rate!r} Hz is unsupported "
+                              f"(a whole number of Hz, {MIN_RATE_HZ} to {MAX_RATE_HZ})")
     plan = OutputPlan(audio=[path], inputs=inputs, force=force)
-    return plan.commit({path: AudioData(samples, int(sample_rate), subtype)})[0]
+    return plan.commit({path: AudioData(x, int(rate), subtype)})[0]
 
 
 def write_text(
