@@ -99,3 +99,34 @@ def test_the_steering_controls_are_keyword_arguments_of_the_api(song):
                           locks=("vocal.gain_db",))
     assert p.locks == ("vocal.gain_db",)
     assert p.vocal.reverb.decay_s == preset_reverb(name).decay_s
+
+
+def test_wrong_arguments_are_vocalmix_errors_that_say_what_to_give(song):
+    """Each mistake a caller can make at the API boundary is a VocalmixError naming the
+    argument, raised before any analysis: no AttributeError, int(nan) or format-code
+    error from deep inside."""
+    v, b = song
+    sr = 44100
+    bad = [
+        (dict(sample_rate=float("nan")), vocalmix.AudioError, r"sample rate nan Hz"),
+        (dict(sample_rate=0), vocalmix.AudioError, r"sample rate 0 Hz"),
+        (dict(params={}), vocalmix.ParamsError, r"params must be a MixParams"),
+        (dict(amount="1"), vocalmix.ParamsError, r"amount must be a number, not str"),
+        (dict(vocal_to_mix_lu=True), vocalmix.ParamsError, r"vocal_to_mix_lu must be a num"),
+        (dict(locks=[1]), vocalmix.ParamsError, r"locks must be a list of setting paths"),
+        (dict(mix_rate=0), vocalmix.AudioError, r"output sample rate 0 Hz"),
+    ]
+    for kwargs, err, match in bad:
+        args = {"sample_rate": sr, **kwargs}
+        with pytest.raises(err, match=match):
+            vocalmix.mix(v, b, **args)
+    with pytest.raises(vocalmix.AudioError, match=r"looks like \(channels, samples\).*x\.T"):
+        vocalmix.mix(v, b.T, sr)
+    with pytest.raises(vocalmix.AudioError, match="float or integer array"):
+        vocalmix.mix(v.astype(np.complex64), b, sr)
+    with pytest.raises(vocalmix.ParamsError, match="params must be a MixParams, its dict"):
+        vocalmix.render(v, b, None, sr)  # type: ignore[arg-type]
+    # a single lock may be given as its path; None is no locks
+    p = vocalmix.estimate(v, b, sr, method="baseline", locks="vocal.gain_db")
+    assert p.locks == ("vocal.gain_db",)
+    assert vocalmix.estimate(v, b, sr, method="baseline", locks=None).locks == ()  # type: ignore[arg-type]

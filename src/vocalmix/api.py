@@ -29,9 +29,13 @@ from typing import Any
 import numpy as np
 
 from vocalmix.core.audio import Audio, prepare_pair, read_audio, validate_signal
-from vocalmix.core.errors import ParamsError
+from vocalmix.core.errors import ChannelLayoutError, ParamsError
 from vocalmix.core.params import MixParams
 from vocalmix.core.progress import Progress, no_progress
+
+#: an array of at most this many rows and more columns than that is taken for a
+#: (channels, samples) array given the wrong way round
+MAX_CHANNELS_GUESS = 64
 
 #: what an input may be: a file path, decoded :class:`Audio`, or samples (with a rate)
 AudioInput = str | os.PathLike[str] | Audio | np.ndarray
@@ -68,10 +72,36 @@ def _as_audio(x: AudioInput, sample_rate: int | None, what: str) -> Audio:
     if isinstance(x, np.ndarray):
         if sample_rate is None:
             raise ParamsError(f"the {what} is an array: give its sample_rate in Hz")
-        samples, notes, ch = validate_signal(x, int(sample_rate), label=what)
+        a = np.asarray(x)
+        if a.ndim == 2 and 0 < a.shape[0] <= MAX_CHANNELS_GUESS < a.shape[1]:
+            raise ChannelLayoutError(
+                f"the {what} array's shape {a.shape} looks like (channels, samples); "
+                "vocalmix takes (samples, channels): pass it transposed (x.T)")
+        samples, notes, ch = validate_signal(a, sample_rate, label=what)  # (checks the rate)
         return Audio(samples, int(sample_rate), f"<{what} array>", ch, notes)
     raise ParamsError(f"the {what} must be a path, an Audio or a numpy array, "
                       f"not {type(x).__name__}")
+
+
+def _number(name: str, v: object) -> float | None:
+    """An optional number argument (``None``, or an int or float: not a bool or a
+    string), as a float; its range is checked where it is used."""
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+        raise ParamsError(f"{name} must be a number, not {type(v).__name__} {v!r}")
+    return float(v)
+
+
+def _locks(locks: object) -> tuple[str, ...]:
+    """``locks`` as a tuple of setting paths: one path may be given as a string."""
+    if locks is None:
+        return ()
+    if isinstance(locks, str):
+        return (locks,)
+    if not isinstance(locks, (list, tuple)) or not all(isinstance(k, str) for k in locks):
+        raise ParamsError("locks must be a list of setting paths such as 'vocal.gain_db'")
+    return tuple(locks)
 
 
 def _pair(vocal: AudioInput, backing: AudioInput, sample_rate: int | None,
@@ -137,12 +167,20 @@ def mix(
     """
     from vocalmix import pipeline
 
+    if params is not None and not isinstance(params, MixParams):
+        raise ParamsError("params must be a MixParams (read a document with "
+                          "vocalmix.core.audio.read_params or MixParams.from_dict), not "
+                          f"{type(params).__name__}")
+    lk = _locks(locks)
+    v2m, lra, decay = (_number("vocal_to_mix_lu", vocal_to_mix_lu),
+                       _number("vocal_lra_lu", vocal_lra_lu),
+                       _number("reverb_decay_s", reverb_decay_s))
+    lufs, amt = _number("mix_lufs", mix_lufs), _number("amount", amount)
     v, b, sr, notes = _pair(vocal, backing, sample_rate, mix_rate)
     p, r, est = pipeline.mix(
         v, b, sr, method=method or default_method(), base=params, genre=genre,
-        vocal_to_mix_lu=vocal_to_mix_lu, vocal_lra_lu=vocal_lra_lu,
-        reverb_decay_s=reverb_decay_s, mix_lufs=mix_lufs, amount=amount,
-        locks=tuple(locks), **_preset_kwargs(reverb_preset), progress=progress)
+        vocal_to_mix_lu=v2m, vocal_lra_lu=lra, reverb_decay_s=decay, mix_lufs=lufs,
+        amount=amt, locks=lk, **_preset_kwargs(reverb_preset), progress=progress)
     return MixResult(p, r.mix, r.vocal, r.vocal_dry, r.backing, sr,
                      tuple(notes) + tuple(est.notes))
 
@@ -166,12 +204,16 @@ def estimate(
     """The resolved parameters of a mix, without rendering it (see :func:`mix`)."""
     from vocalmix import pipeline
 
+    lk = _locks(locks)
+    v2m, lra, decay = (_number("vocal_to_mix_lu", vocal_to_mix_lu),
+                       _number("vocal_lra_lu", vocal_lra_lu),
+                       _number("reverb_decay_s", reverb_decay_s))
+    lufs, amt = _number("mix_lufs", mix_lufs), _number("amount", amount)
     v, b, sr, _ = _pair(vocal, backing, sample_rate)
     return pipeline.estimate_params(
-        v, b, sr, method=method or default_method(), genre=genre,
-        vocal_to_mix_lu=vocal_to_mix_lu, vocal_lra_lu=vocal_lra_lu,
-        reverb_decay_s=reverb_decay_s, mix_lufs=mix_lufs, amount=amount,
-        locks=tuple(locks), **_preset_kwargs(reverb_preset), progress=progress).params
+        v, b, sr, method=method or default_method(), genre=genre, vocal_to_mix_lu=v2m,
+        vocal_lra_lu=lra, reverb_decay_s=decay, mix_lufs=lufs, amount=amt, locks=lk,
+        **_preset_kwargs(reverb_preset), progress=progress).params
 
 
 def render(
@@ -191,8 +233,11 @@ def render(
         doc = MixParams.from_dict(params)
     elif isinstance(params, (str, os.PathLike)):
         doc = read_params(params)
-    else:
+    elif isinstance(params, MixParams):
         doc = params
+    else:
+        raise ParamsError("params must be a MixParams, its dict or the path of a params "
+                          f"JSON document, not {type(params).__name__}")
     v, b, sr, notes = _pair(vocal, backing, sample_rate)
     p, r = pipeline.render_params(v, b, sr, doc, progress)
     return MixResult(p, r.mix, r.vocal, r.vocal_dry, r.backing, sr, tuple(notes))

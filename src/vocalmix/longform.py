@@ -39,7 +39,6 @@ from vocalmix.core.audio import (
     decoded_bytes,
     resample,
 )
-from vocalmix.core.errors import SampleRateError
 from vocalmix.core.params import MixParams
 from vocalmix.core.progress import Progress, ProgressEvent, no_progress
 
@@ -101,7 +100,7 @@ def open_long_pair(vocal: str | os.PathLike[str], backing: str | os.PathLike[str
     says why). ``force``: take the long path whatever their length. Checks both files
     before returning (:meth:`AudioReader.scan`), with the errors of the whole-file
     path."""
-    from vocalmix.core.audio import MAX_RATE_HZ, MIN_RATE_HZ
+    from vocalmix.core.audio import checked_rate
     from vocalmix.core.errors import VocalmixError
 
     try:
@@ -109,10 +108,8 @@ def open_long_pair(vocal: str | os.PathLike[str], backing: str | os.PathLike[str
         rb = AudioReader(backing, label=f"backing {backing}", fold=fold)
     except VocalmixError:
         return None  # the whole-file path reads it again and words the error
-    sr = int(sample_rate) if sample_rate else max(rv.sample_rate, rb.sample_rate)
-    if not (MIN_RATE_HZ <= sr <= MAX_RATE_HZ):
-        raise SampleRateError(f"output sample rate {sr} Hz is unsupported "
-                              f"({MIN_RATE_HZ} to {MAX_RATE_HZ} Hz)")
+    sr = (checked_rate(sample_rate, "output sample rate") if sample_rate is not None
+          else max(rv.sample_rate, rb.sample_rate))
     n = max(_frames_at(rv, sr), _frames_at(rb, sr))
     if not force and decoded_bytes(n, 2) <= long_input_bytes():
         return None

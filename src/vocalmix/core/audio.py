@@ -97,6 +97,19 @@ class Audio:
         return self.samples.shape[0] / float(self.sample_rate)
 
 
+def checked_rate(sample_rate: object, what: str = "sample rate") -> int:
+    """``sample_rate`` as an int, Hz; raises :class:`SampleRateError` unless it is a whole
+    number of Hz from :data:`MIN_RATE_HZ` to :data:`MAX_RATE_HZ` (NaN, 0, 44100.5, a
+    string and a bool are refused, not rounded or taken for a default)."""
+    ok = (isinstance(sample_rate, (int, float, np.integer, np.floating))
+          and not isinstance(sample_rate, (bool, np.bool_)))
+    rate = float(sample_rate) if ok else math.nan  # type: ignore[arg-type]
+    if not (math.isfinite(rate) and rate == int(rate) and MIN_RATE_HZ <= rate <= MAX_RATE_HZ):
+        raise SampleRateError(f"{what} {sample_rate!r} Hz is unsupported (a whole number of "
+                              f"Hz, {MIN_RATE_HZ} to {MAX_RATE_HZ})")
+    return int(rate)
+
+
 def validate_signal(
     x: np.ndarray,
     sample_rate: int,
@@ -113,11 +126,10 @@ def validate_signal(
     over ``max_duration_s``, or a sample rate outside 8-384 kHz.
     """
     notes: list[str] = []
-    if not (MIN_RATE_HZ <= int(sample_rate) <= MAX_RATE_HZ):
-        raise SampleRateError(
-            f"{label}: sample rate {sample_rate} Hz is unsupported (8000 to 384000 Hz)"
-        )
+    sample_rate = checked_rate(sample_rate, f"{label}: sample rate")
     x = np.asarray(x)
+    if x.dtype.kind not in "fiu":
+        raise AudioError(f"{label}: samples must be a float or integer array, not {x.dtype}")
     if x.ndim == 1:
         x = x[:, None]
     if x.ndim != 2:
@@ -431,10 +443,8 @@ def prepare_pair(
     v, b = signals
     if max_decoded_bytes is None:
         max_decoded_bytes = max_decoded_limit_bytes()
-    sr = int(sample_rate) if sample_rate else max(vocal.sample_rate, backing.sample_rate)
-    if not (MIN_RATE_HZ <= sr <= MAX_RATE_HZ):
-        raise SampleRateError(f"output sample rate {sr} Hz is unsupported "
-                              f"({MIN_RATE_HZ} to {MAX_RATE_HZ} Hz)")
+    sr = (checked_rate(sample_rate, "output sample rate") if sample_rate is not None
+          else max(vocal.sample_rate, backing.sample_rate))  # (0 is refused, not a default)
     nv = -(-vocal.samples.shape[0] * sr // vocal.sample_rate)
     nb = -(-backing.samples.shape[0] * sr // backing.sample_rate)
     n_out = max(nv, nb)
@@ -1695,12 +1705,9 @@ def write_audio(
     if x.size and not np.isfinite(x).all():
         raise NonFiniteAudioError(f"{path}: the samples hold NaN or infinite values; "
                                   "nothing written")
-    rate = float(sample_rate)
-    if not (math.isfinite(rate) and rate == int(rate) and MIN_RATE_HZ <= rate <= MAX_RATE_HZ):
-        raise SampleRateError(f"{path}: sample rate {sample_rate!r} Hz is unsupported "
-                              f"(a whole number of Hz, {MIN_RATE_HZ} to {MAX_RATE_HZ})")
+    rate = checked_rate(sample_rate, f"{path}: sample rate")
     plan = OutputPlan(audio=[path], inputs=inputs, force=force)
-    return plan.commit({path: AudioData(x, int(rate), subtype)})[0]
+    return plan.commit({path: AudioData(x, rate, subtype)})[0]
 
 
 def write_text(
