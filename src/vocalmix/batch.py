@@ -38,6 +38,14 @@ table, one row per manifest row in manifest order, rewritten atomically from the
 every few seconds and at the end. A run killed at any point loses no finished row; the
 next run reads the journal and skips every row whose inputs (content SHA-256), settings
 and code version hash to the ``job_key`` of its finished result.
+
+**Inputs are never overwritten.** The manifest, the output folder and every row's
+planned outputs are checked before anything is made in ``OUT``: a manifest that is one of
+the results files is refused, and a row whose outputs would replace a file that another
+row reads (say, a second pass that reads ``OUT/mix/a.wav`` as a backing while its row
+``a`` would write it again) is not mixed: it fails with ``output.is_input``, and the rows
+that read the file get it intact (:func:`plan_conflicts`). The local pool's workers end
+with the driver, even one killed with SIGKILL.
 """
 
 from __future__ import annotations
@@ -50,6 +58,8 @@ import json
 import math
 import os
 import re
+import stat
+import threading
 import time
 import unicodedata
 from collections import deque
@@ -208,12 +218,18 @@ class BatchConfig:
         method: the estimator of rows without a ``method`` cell (``baseline``/``model``);
             ``None``: the shipped default (:func:`vocalmix.estimators.registry.default_method`).
         fold: what to do with files of more than 2 channels, for rows without ``fold``.
+        refused: ``(id, message)`` of the rows not to mix because their outputs would
+            replace a file that another row (or the batch itself) reads
+            (:func:`plan_conflicts`); each becomes a failed row with the code
+            ``output.is_input`` and the message, unless it is skipped as already done
+            (then it writes nothing either).
     """
 
     out_dir: str
     base_dir: str = ""
     method: str | None = None
     fold: str = "error"
+    refused: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -331,16 +347,46 @@ def parse_row(row: Mapping[str, Any], config: BatchConfig) -> JobSpec:
                    genre=_cell(row, "genre"), **targets)
 
 
+def _preset_file(ref: str | None) -> str | None:
+    """The file a ``reverb_preset`` cell reads (``FILE.json#NAME``, ``FILE.json`` or a path,
+    as :func:`~vocalmix.estimators.presets.resolve_preset_ref` tells them apart); ``None``
+    for the name of a shipped preset."""
+    if not ref:
+        return None
+    if "#" in ref:
+        return ref.rsplit("#", 1)[0]
+    if ref.lower().endswith(".json") or "/" in ref or os.sep in ref:
+        return ref
+    return None
+
+
+def _input_files(spec: JobSpec) -> list[tuple[str, str]]:
+    """``(what, path)`` of every file a row reads: its ``vocal`` and ``backing`` and, when
+    set, its ``params_in`` and its ``reverb_preset`` file."""
+    out = [("vocal", spec.vocal), ("backing", spec.backing)]
+    if spec.params_in:
+        out.append(("params_in", spec.params_in))
+    preset = _preset_file(spec.reverb_preset)
+    if preset:
+        out.append(("reverb_preset", preset))
+    return out
+
+
 def _sha256_file(path: str | None) -> str | None:
-    """SHA-256 of a file's bytes, ``None`` when it is absent or unreadable."""
+    """SHA-256 of a regular file's bytes, ``None`` when it is absent, unreadable or not a
+    regular file. A pipe, device or socket is never opened (``os.stat`` first): opening a
+    named pipe blocks until a writer comes, and ``/dev/zero`` never ends; such a row then
+    fails with the readers' error."""
     if path is None:
         return None
     h = hashlib.sha256()
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return None
         with open(path, "rb") as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 h.update(chunk)
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a NUL in the path
         return None
     return h.hexdigest()
 
@@ -455,6 +501,7 @@ def _mix_into(spec: JobSpec, config: BatchConfig, out: dict[str, Any],
     """The body of ``vocalmix mix`` for one row (same calls, same order)."""
     from vocalmix.core.audio import (
         OutputPlan,
+        _refuse_special_file,
         check_outputs,
         prepare_pair,
         read_audio,
@@ -462,20 +509,24 @@ def _mix_into(spec: JobSpec, config: BatchConfig, out: dict[str, Any],
         write_audio,
         write_params,
     )
+    from vocalmix.core.errors import OverwriteInputError
     from vocalmix.estimators.presets import preset_reverb, resolve_preset_ref
     from vocalmix.longform import estimate_long, open_long_pair, write_long
     from vocalmix.pipeline import mix
 
+    for rid, message in config.refused:  # its outputs would replace another row's input
+        if rid == spec.id:
+            raise OverwriteInputError(message)
+    for what in ("vocal", "backing"):  # a pipe or a device: refused, never opened
+        path = getattr(spec, what)
+        _refuse_special_file(Path(path), f"{what} {path}")
     root = Path(config.out_dir)
     mix_rel, params_rel = output_paths(spec.id)
-    inputs = [spec.vocal, spec.backing] + ([spec.params_in] if spec.params_in else [])
+    inputs = [path for _, path in _input_files(spec)]
     preset = None
     if spec.reverb_preset:  # an unknown preset fails before any work
         preset = resolve_preset_ref(spec.reverb_preset)
         preset_reverb(*preset)
-        ref = spec.reverb_preset
-        if "#" in ref or ref.lower().endswith(".json"):
-            inputs.append(ref.rsplit("#", 1)[0])
     check_outputs([root / mix_rel, root / params_rel], inputs, force=True)
     t = time.perf_counter()
     base = read_params(spec.params_in) if spec.params_in else None
@@ -610,7 +661,39 @@ def _require_pyarrow(what: str):
     return pyarrow
 
 
-def _read_table(path: Path) -> tuple[list[dict[str, Any]], list[str], str]:
+def _read_csv(text: str, path: Path) -> tuple[list[dict[str, Any]], list[str], list[int]]:
+    """The rows of a CSV manifest's text as :class:`csv.DictReader` makes them (blank lines
+    skipped, missing cells ``None``), its header, and the line of the file each row starts
+    on (1 = the header; a blank line or a quoted cell of several lines moves the rows below
+    it). Raises :class:`~vocalmix.core.errors.DataError` for a row with more cells than the
+    header has columns, or text the CSV reader refuses."""
+    reader = csv.reader(io.StringIO(text))
+    rows: list[dict[str, Any]] = []
+    lines: list[int] = []
+    try:
+        header = next(reader, [])
+        while True:
+            first_line = reader.line_num + 1
+            cells = next(reader, None)
+            if cells is None:
+                break
+            if not cells:  # a blank line
+                continue
+            if len(cells) > len(header):
+                raise DataError(f"{path}:{first_line}: more cells than columns in the header")
+            row: dict[str, Any] = dict(zip(header, cells, strict=False))
+            for name in header[len(cells):]:
+                row[name] = None
+            rows.append(row)
+            lines.append(first_line)
+    except csv.Error as e:
+        raise DataError(f"{path}:{reader.line_num}: not valid CSV ({e})") from None
+    return rows, header, lines
+
+
+def _read_table(path: Path) -> tuple[list[dict[str, Any]], list[str], str, list[int]]:
+    """``(rows, header, kind, where)``: ``where`` is each row's line in a CSV file, or its
+    number (from 1) in a Parquet file."""
     if path.suffix.lower() in (".parquet", ".pq"):
         _require_pyarrow(f"{path}: reading a Parquet manifest")
         import pyarrow.parquet as pq
@@ -619,19 +702,15 @@ def _read_table(path: Path) -> tuple[list[dict[str, Any]], list[str], str]:
             table = pq.read_table(str(path))
         except Exception as e:  # pyarrow raises several types for a bad file
             raise DataError(f"{path}: cannot be read as Parquet ({e})") from None
-        return table.to_pylist(), list(table.column_names), "parquet"
+        rows = table.to_pylist()
+        return rows, list(table.column_names), "parquet", list(range(1, len(rows) + 1))
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:  # a spreadsheet's BOM
             text = f.read()
     except (OSError, UnicodeDecodeError) as e:
         raise DataError(f"{path}: cannot read the manifest as UTF-8 CSV ({e})") from None
-    reader = csv.DictReader(io.StringIO(text))
-    header = list(reader.fieldnames or [])
-    rows = [dict(r) for r in reader]
-    for i, r in enumerate(rows, start=2):
-        if None in r:
-            raise DataError(f"{path}:{i}: more cells than columns in the header")
-    return rows, header, "csv"
+    rows, header, lines = _read_csv(text, path)
+    return rows, header, "csv", lines
 
 
 def read_manifest(path: str | os.PathLike[str]) -> Manifest:
@@ -639,12 +718,18 @@ def read_manifest(path: str | os.PathLike[str]) -> Manifest:
 
     Raises :class:`~vocalmix.core.errors.DataError` when the file is missing or
     unreadable, lacks a required column, or has an empty, duplicate or colliding id (two
-    ids whose output names differ only in case).
+    ids whose output names differ only in case). A CSV file's messages name the line a
+    row starts on (``m.csv:4: empty id``); a Parquet file's, the row's number from 1.
     """
     p = Path(path)
     if not p.is_file():
         raise DataError(f"{p}: no such manifest file")
-    rows, header, kind = _read_table(p)
+    return _checked_manifest(p, *_read_table(p))
+
+
+def _checked_manifest(p: Path, rows: list[dict[str, Any]], header: list[str], kind: str,
+                      where: list[int]) -> Manifest:
+    """:func:`read_manifest`'s checks of a table read from ``p``."""
     names = [_key(h) for h in header]
     missing = [c for c in REQUIRED_COLUMNS if c not in names]
     if missing:
@@ -654,19 +739,18 @@ def read_manifest(path: str | os.PathLike[str]) -> Manifest:
         raise DataError(f"{p}: a column name appears twice: {', '.join(header)}")
     seen: dict[str, int] = {}
     by_name: dict[str, str] = {}
-    first_line = 2 if kind == "csv" else 1
-    for i, r in enumerate(rows, start=first_line):
+    for i, r in zip(where, rows, strict=True):  # i: a CSV file's line, a Parquet row
         rid = row_id(r)
-        where = f"{p}:{i}" if kind == "csv" else f"{p} row {i}"
+        at = f"{p}:{i}" if kind == "csv" else f"{p} row {i}"
         if not rid:
-            raise DataError(f"{where}: empty id; every row needs a unique id")
+            raise DataError(f"{at}: empty id; every row needs a unique id")
         if rid in seen:
-            raise DataError(f"{where}: id {rid!r} already used on row {seen[rid]}; ids "
+            raise DataError(f"{at}: id {rid!r} already used on row {seen[rid]}; ids "
                             "must be unique")
         seen[rid] = i
         folded = safe_name(rid).casefold()
         if folded in by_name:
-            raise DataError(f"{where}: ids {by_name[folded]!r} and {rid!r} would name the "
+            raise DataError(f"{at}: ids {by_name[folded]!r} and {rid!r} would name the "
                             "same output files on a case-insensitive disk; rename one")
         by_name[folded] = rid
     known = set(REQUIRED_COLUMNS) | set(SETTING_COLUMNS)
@@ -721,24 +805,34 @@ def scan_folder(folder: str | os.PathLike[str]) -> list[dict[str, str]]:
     return rows
 
 
+def _folder_manifest_text(src: Path, target: Path) -> str:
+    """The CSV text of the manifest of the folder of pairs ``src``, checked as
+    :func:`read_manifest` checks a file (as if it were ``target``), in memory: a folder
+    whose pairs cannot make a manifest is refused before anything is written."""
+    rows = scan_folder(src)
+    if not rows:
+        raise DataError(f"{src}: no pairs found; name them <id>.vocal.wav and "
+                        "<id>.backing.wav, or <id>/vocal.wav and <id>/backing.wav, or "
+                        "pass a manifest (CSV or Parquet with id, vocal, backing)")
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(REQUIRED_COLUMNS), lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    text = buf.getvalue()
+    table, header, lines = _read_csv(text, target)
+    _checked_manifest(target, table, header, "csv", lines)
+    return text
+
+
 def manifest_for(source: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> Manifest:
     """The manifest of ``source``: a CSV/Parquet file, or a folder of pairs (whose rows
-    are written to ``out_dir/manifest.csv`` first, atomically)."""
+    are checked, then written to ``out_dir/manifest.csv``, atomically)."""
     src = Path(source)
     if src.is_dir():
-        rows = scan_folder(src)
-        if not rows:
-            raise DataError(f"{src}: no pairs found; name them <id>.vocal.wav and "
-                            "<id>.backing.wav, or <id>/vocal.wav and <id>/backing.wav, or "
-                            "pass a manifest (CSV or Parquet with id, vocal, backing)")
         from vocalmix.core.audio import write_text
 
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=list(REQUIRED_COLUMNS), lineterminator="\n")
-        w.writeheader()
-        w.writerows(rows)
         target = Path(out_dir) / FOLDER_MANIFEST
-        write_text(target, buf.getvalue(), force=True)
+        write_text(target, _folder_manifest_text(src, target), force=True)
         return read_manifest(target)
     return read_manifest(src)
 
@@ -806,9 +900,16 @@ class ResultStore:
     """
 
     def __init__(self, out_dir: str | os.PathLike[str]) -> None:
+        from vocalmix.core.audio import _why
+        from vocalmix.core.errors import OutputError
+
         self.dir = Path(out_dir)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self._lock_fd = os.open(self.dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self._lock_fd = os.open(self.dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise OutputError(f"{self.dir}: cannot hold the batch's outputs ({_why(e)})"
+                              ) from None
         try:
             _lock(self._lock_fd, self.dir)
         except BaseException:
@@ -841,7 +942,12 @@ class ResultStore:
 
     def done_keys(self, ids: Iterable[str], retry_failed: bool = False) -> dict[str, str]:
         """``{id: job_key}`` of the finished rows a run may skip: ``ok`` rows whose mix is
-        still on disk, and ``failed`` rows unless ``retry_failed``."""
+        still on disk, and ``failed`` rows unless ``retry_failed``. A row that failed
+        because its outputs would replace an input (``output.is_input``) is never
+        skipped: that depends on the other rows and the files around it, not on the row,
+        so every run checks it again."""
+        from vocalmix.core.errors import OverwriteInputError
+
         out = {}
         for i in ids:
             r = self.latest.get(i)
@@ -850,7 +956,8 @@ class ResultStore:
             if r.get("status") == "ok":
                 if not (r.get("mix_path") and (self.dir / str(r["mix_path"])).is_file()):
                     continue
-            elif retry_failed or r.get("status") != "failed":
+            elif (retry_failed or r.get("status") != "failed"
+                  or r.get("error_code") == OverwriteInputError.code):
                 continue
             out[i] = str(r["job_key"])
         return out
@@ -1020,8 +1127,68 @@ _WORKER: dict[str, Any] = {}
 JobFn = Callable[[Mapping[str, Any], BatchConfig, Mapping[str, str]], "dict[str, Any] | None"]
 
 
+#: how often a pool worker checks that the batch driver that started it still runs, s
+PARENT_POLL_S = 0.2
+#: the exit status of a pool worker that ended because its driver was gone
+PARENT_GONE_EXIT = 70
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _set_parent_death_signal() -> None:
+    """Linux: have the kernel send this process SIGKILL when the thread that spawned it
+    ends (``prctl(PR_SET_PDEATHSIG)``). The pool's workers are spawned by the thread that
+    runs :func:`run_batch` (``ProcessPoolExecutor.submit`` starts them, as the pool has
+    no ``max_tasks_per_child``, whose replacements its manager thread would start), which
+    outlives the pool: the signal comes when the driver process dies. Elsewhere, or when
+    the call fails, nothing happens (the polling of :func:`_exit_with_parent` remains)."""
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    import signal
+
+    from vocalmix.core.memory import c_library
+
+    with contextlib.suppress(OSError, AttributeError):
+        libc = c_library("c")
+        if libc is not None:
+            libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """End this process (``os._exit``) as soon as ``parent_pid``, the batch driver that
+    spawned it, is gone.
+
+    A driver killed by SIGKILL (``kill -9``, the out-of-memory killer) cannot shut its
+    pool down: its workers would wait for work forever, holding their warm models, and
+    one in the middle of a song would still write that song's outputs after the driver
+    is gone (while a resumed batch may be writing the same song). A daemon thread checks
+    every :data:`PARENT_POLL_S` seconds that ``parent_pid`` is still this process's parent
+    (an orphan is adopted by another process); on Linux the kernel's parent-death signal
+    (:func:`_set_parent_death_signal`) also ends it at once, even while native code holds
+    the interpreter. A song cut short leaves only scratch files, which the next run in
+    that folder removes."""
+    _set_parent_death_signal()
+    if os.getppid() != parent_pid:  # gone before the watch began
+        os._exit(PARENT_GONE_EXIT)
+
+    def watch() -> None:
+        while True:
+            time.sleep(PARENT_POLL_S)
+            if os.getppid() != parent_pid:
+                os._exit(PARENT_GONE_EXIT)
+
+    threading.Thread(target=watch, name="vocalmix-parent-watch", daemon=True).start()
+
+
 def _pool_init(config: BatchConfig, done: dict[str, str],
-               worker_init: Callable[[], None] | None, job: JobFn | None = None) -> None:
+               worker_init: Callable[[], None] | None, job: JobFn | None = None,
+               parent_pid: int | None = None) -> None:
+    """Set up a worker process: end it with its driver (``parent_pid``, the local pool's
+    driver; ``None`` under Ray, whose actors live in Ray's processes), run
+    ``worker_init``, warm up."""
+    if parent_pid is not None:
+        _exit_with_parent(parent_pid)
     if worker_init is not None:
         worker_init()
     _WORKER.update(config=config, done=done, job=job or run_or_skip)
@@ -1064,7 +1231,7 @@ def _run_local(rows: Sequence[dict[str, Any]], config: BatchConfig, done: dict[s
     def new_pool() -> ProcessPoolExecutor:
         return ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
                                    initializer=_pool_init,
-                                   initargs=(config, done, worker_init, job))
+                                   initargs=(config, done, worker_init, job, os.getpid()))
 
     pending: deque[dict[str, Any]] = deque(rows)
     suspects: set[str] = set()  # in flight when a worker died: retried one at a time
@@ -1223,6 +1390,99 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def _file_keys(path: str | os.PathLike[str]) -> set[Any]:
+    """What a path names, in each of the ways :class:`~vocalmix.core.audio.OutputPlan`
+    compares an output with an input: the path with its folder's symlinks resolved, the
+    path with every symlink resolved, and, when it exists, its device and inode (a hard
+    link). Two paths name the same file when their keys meet."""
+    from vocalmix.core.audio import _identity
+
+    try:
+        keys: set[Any] = {str(_identity(path)), os.path.realpath(path)}
+    except (OSError, ValueError):  # ValueError: a NUL in the path
+        return {os.path.abspath(path)}
+    with contextlib.suppress(OSError, ValueError):
+        st = os.stat(path)
+        keys.add((st.st_dev, st.st_ino))
+    return keys
+
+
+def plan_conflicts(manifest: Manifest, config: BatchConfig) -> dict[str, str]:
+    """``{id: message}`` of the rows whose outputs (``mix/<name>.wav``,
+    ``params/<name>.json`` under ``config.out_dir``) would replace a file that another
+    row reads (its vocal, backing, params_in or reverb preset file, compared as
+    :class:`~vocalmix.core.audio.OutputPlan` compares paths: through symlinks and hard
+    links), or the manifest itself. Such a row is not mixed: it fails with
+    ``output.is_input``, and the rows that read the file get it intact. (A row whose
+    outputs are its own inputs is refused by its own output check.) Only stats files;
+    reads none."""
+    # key -> [(row id, what, path)] of whatever reads that file
+    readers: dict[Any, list[tuple[str | None, str, str]]] = {}
+    for k in _file_keys(manifest.path):
+        readers[k] = [(None, "manifest", manifest.path)]
+    specs = []
+    for r in manifest.rows:
+        try:
+            spec = parse_row(r, config)
+        except Exception:  # a row that cannot be parsed fails alone; it reads nothing
+            continue
+        specs.append(spec)
+        for what, path in _input_files(spec):
+            for k in _file_keys(path):
+                readers.setdefault(k, []).append((spec.id, what, path))
+    root = Path(config.out_dir)
+    refused: dict[str, str] = {}
+    for spec in specs:
+        for rel, output in zip(output_paths(spec.id), ("mix", "params document"),
+                               strict=True):
+            dest = root / rel
+            hit = next((h for k in _file_keys(dest) for h in readers.get(k, ())
+                        if h[0] != spec.id), None)
+            if hit is None:
+                continue
+            rid, what, path = hit
+            whose = ("the manifest of this batch" if rid is None
+                     else f"the {what} of row {rid!r}")
+            shown = "" if os.path.abspath(path) == str(dest) else f" (as {path})"
+            refused[spec.id] = (
+                f"{dest}: is {whose}{shown}, and this row would write its {output} there; "
+                "vocalmix never overwrites an input file, so this row is not mixed: move "
+                "that file out of the output folder, or give the batch another output "
+                "folder")
+            break
+    return refused
+
+
+def _check_out_dir(out: Path, given: str | os.PathLike[str]) -> None:
+    """Refuse (:class:`~vocalmix.core.errors.OutputError`) an output folder that is a
+    file, or lies under one, before anything is made."""
+    from vocalmix.core.errors import OutputError
+
+    q = out
+    while not os.path.lexists(q) and q != q.parent:
+        q = q.parent
+    if os.path.isdir(q):
+        return
+    if q == out:
+        raise OutputError(f"{given}: is a file; give a folder for the batch's outputs")
+    raise OutputError(f"{q}: is a file, but the output folder {given} needs a folder there")
+
+
+def _refuse_results_over_manifest(source: Path, out: Path) -> None:
+    """Refuse (:class:`~vocalmix.core.errors.OverwriteInputError`) a manifest that is one
+    of the files the batch writes in ``out`` (``results.csv`` and ``results.parquet`` are
+    manifests too), through symlinks and hard links, before anything is written."""
+    from vocalmix.core.audio import _same_file
+    from vocalmix.core.errors import OverwriteInputError
+
+    for name in (RESULTS_CSV, RESULTS_PARQUET, JOURNAL, LOCK):
+        if _same_file(out / name, source):
+            raise OverwriteInputError(
+                f"{source}: is the manifest this batch reads, and the batch would write "
+                f"its results over it ({out / name}); vocalmix never overwrites an input "
+                "file (copy the manifest out of the output folder)")
+
+
 def run_batch(
     source: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
@@ -1245,8 +1505,13 @@ def run_batch(
     ``retry_failed``: mix failed rows again even when nothing about them changed.
     ``progress`` is called with a :class:`BatchStatus` after every row and about once a
     second. ``worker_init`` runs once in every worker process before it warms up.
-    Raises :class:`~vocalmix.core.errors.DataError` for a manifest that cannot be used
-    (the rows are not started), never for a bad song.
+
+    Everything is checked before anything is made in ``out_dir``: raises
+    :class:`~vocalmix.core.errors.DataError` for a manifest that cannot be used,
+    :class:`~vocalmix.core.errors.OutputError` for an ``out_dir`` that is a file, and
+    :class:`~vocalmix.core.errors.OverwriteInputError` for a manifest that is one of the
+    results files the batch writes there; never for a bad song. A row whose outputs would
+    replace a file another row reads is not mixed (:func:`plan_conflicts`).
     """
     from vocalmix.core.audio import FOLD_MODES
     from vocalmix.core.errors import ParamsError
@@ -1261,10 +1526,23 @@ def run_batch(
     if workers is not None and workers < 1:
         raise ParamsError(f"--workers {workers}: give at least 1")
     out = Path(out_dir).resolve()
+    _check_out_dir(out, out_dir)
+    src = Path(source)
+    folder_text = None
+    if src.is_dir():  # its manifest is written once the folder is ours (the lock)
+        folder_text = _folder_manifest_text(src, out / FOLDER_MANIFEST)
+    else:
+        manifest = read_manifest(src)  # reads only
+        _refuse_results_over_manifest(src, out)
     with ResultStore(out) as store:
-        manifest = manifest_for(source, out)
+        if folder_text is not None:
+            from vocalmix.core.audio import write_text
+
+            write_text(out / FOLDER_MANIFEST, folder_text, force=True)
+            manifest = read_manifest(out / FOLDER_MANIFEST)
         config = BatchConfig(out_dir=str(out), base_dir=manifest.base_dir,
                              method=default_method(method), fold=fold)
+        config = replace(config, refused=tuple(plan_conflicts(manifest, config).items()))
         ids = manifest.ids
         done = store.done_keys(ids, retry_failed)
         tracker = _Tracker(store, ids, progress)
@@ -1317,6 +1595,7 @@ __all__ = [
     "model_version",
     "output_paths",
     "parse_row",
+    "plan_conflicts",
     "read_manifest",
     "read_results",
     "read_results_csv",

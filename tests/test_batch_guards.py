@@ -1,0 +1,399 @@
+"""Batch mode's guards: no input is ever overwritten (by another row's outputs, or by the
+results table over its own manifest), everything is checked before anything is made in
+the output folder, a pipe or device fails its row instead of hanging the batch, manifest
+messages name the right line, and the pool's workers end with their driver."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from vocalmix import batch
+from vocalmix.core.errors import DataError, OutputError, OverwriteInputError
+from vocalmix.frontends.cli import main
+
+from conftest import REPO
+
+SR = 22050
+
+
+def _pair(folder: Path, name: str, seed: int, duration_s: float = 1.5) -> tuple[Path, Path]:
+    """A sung-like tone that comes and goes, and a pulsing noise backing (stereo WAV)."""
+    t = np.arange(int(duration_s * SR)) / SR
+    rng = np.random.default_rng(seed)
+    v = 0.2 * np.sin(2 * np.pi * (200 + 20 * seed) * t) * (np.sin(2 * np.pi * 1.3 * t) > 0)
+    b = 0.1 * rng.standard_normal(t.size) * np.exp(-8 * ((t * 2) % 1))
+    vp, bp = folder / f"{name}.vocal.wav", folder / f"{name}.backing.wav"
+    sf.write(vp, np.repeat(v[:, None], 2, axis=1).astype(np.float32), SR)
+    sf.write(bp, np.repeat(b[:, None], 2, axis=1).astype(np.float32), SR)
+    return vp, bp
+
+
+def _csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
+    import csv
+
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@contextlib.contextmanager
+def _deadline(seconds: int):
+    """Fail (instead of hanging the test run) when the block takes longer than this."""
+    def expired(*_):
+        raise TimeoutError(f"still running after {seconds} s")
+
+    old = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+# --- one row's outputs, another row's inputs ----------------------------------------------
+
+
+def test_a_row_whose_outputs_another_row_reads_is_not_mixed_and_the_file_is_kept(tmp_path):
+    v, b = _pair(tmp_path, "a", seed=1)
+    v2, _ = _pair(tmp_path, "b", seed=2)
+    out = tmp_path / "out"
+    (out / "mix").mkdir(parents=True)
+    # the user's own vocal where row "other" would write its mix (a second pass that
+    # reads a first pass's output), and a file hard-linked to where "third" writes
+    shutil.copy(v2, out / "mix" / "other.wav")
+    keep = tmp_path / "keep.wav"
+    shutil.copy(b, keep)
+    os.link(keep, out / "mix" / "third.wav")
+    before = {p: _sha(p) for p in (out / "mix" / "other.wav", keep)}
+    rows = [["other", str(v), str(b)],
+            ["reads_other", "out/mix/other.wav", str(b)],
+            ["third", str(v2), str(b)],
+            ["via_link", str(v), "keep.wav"]]
+    manifest = _csv(tmp_path / "m.csv", ["id", "vocal", "backing"], rows)
+
+    s = batch.run_batch(manifest, out, workers=1, method="baseline")
+    table = {r["id"]: r for r in batch.read_results(out)}
+    for writer, reader in (("other", "reads_other"), ("third", "via_link")):
+        r = table[writer]
+        assert (r["status"], r["error_code"]) == ("failed", OverwriteInputError.code), r
+        assert f"row {reader!r}" in r["error"] and "never overwrites" in r["error"]
+        assert r["mix_path"] is None
+        assert not (out / "params" / f"{writer}.json").exists()  # nothing written
+        assert table[reader]["status"] == "ok", table[reader]
+    assert {p: _sha(p) for p in before} == before  # the inputs are untouched
+    assert table["reads_other"]["vocal_sha256"] == before[out / "mix" / "other.wav"]
+    assert table["via_link"]["backing_sha256"] == before[keep]
+    assert (s.status.ok, s.status.failed) == (2, 2)
+
+    # once no row reads it any more, the refused row is mixed (not skipped as failed)
+    _csv(manifest, ["id", "vocal", "backing"], rows[:1] + rows[2:])
+    os.unlink(out / "mix" / "third.wav")  # the hard link goes; keep.wav stays
+    s = batch.run_batch(manifest, out, workers=1, method="baseline")
+    table = {r["id"]: r for r in batch.read_results(out)}
+    assert table["other"]["status"] == table["third"]["status"] == "ok"
+    assert (s.status.ok, s.status.skipped) == (2, 1)
+    assert _sha(keep) == before[keep]
+
+    # a second pass reading a finished row's mix: that row is done, so it is skipped (it
+    # writes nothing), and the reader gets the mix
+    _csv(manifest, ["id", "vocal", "backing"], rows)
+    mixed = _sha(out / "mix" / "other.wav")
+    s = batch.run_batch(manifest, out, workers=1, method="baseline")
+    table = {r["id"]: r for r in batch.read_results(out)}
+    assert table["other"]["status"] == table["reads_other"]["status"] == "ok"
+    assert table["reads_other"]["vocal_sha256"] == mixed == _sha(out / "mix" / "other.wav")
+    assert s.status.skipped == 3 and s.status.ok == 1  # reads_other's vocal changed
+
+
+def test_conflicts_are_found_through_symlinks_presets_and_the_manifest(tmp_path):
+    v, b = _pair(tmp_path, "a", seed=1)
+    out = tmp_path / "out"
+    (out / "params").mkdir(parents=True)
+    (tmp_path / "sym.wav").symlink_to(out / "mix" / "linked.wav")  # not made yet
+    rows = [["linked", str(v), str(b), ""],
+            ["reads_link", str(tmp_path / "sym.wav"), str(b), ""],
+            ["presets", str(v), str(b), ""],
+            ["uses_preset", str(v), str(b), f"{out / 'params' / 'presets.json'}#x"],
+            ["m", str(v), str(b), ""],
+            ["self", str(out / "mix" / "self.wav"), str(b), ""],  # its own output
+            ["plain", str(v), str(b), ""]]
+    # the manifest itself lies where row "m" writes its params document
+    manifest = _csv(out / "params" / "m.json", ["id", "vocal", "backing", "reverb_preset"],
+                    rows)
+    m = batch.read_manifest(manifest)
+    config = batch.BatchConfig(out_dir=str(out), base_dir=m.base_dir, method="baseline")
+    refused = batch.plan_conflicts(m, config)
+    assert sorted(refused) == ["linked", "m", "presets"]
+    assert "the vocal of row 'reads_link' (as " in refused["linked"]
+    assert "the reverb_preset of row 'uses_preset'" in refused["presets"]
+    assert "the manifest of this batch" in refused["m"]
+    assert all(str(out) in msg for msg in refused.values())
+
+    # a refused row fails before it reads or writes anything
+    config = batch.BatchConfig(out_dir=str(out), base_dir=m.base_dir, method="baseline",
+                               refused=tuple(refused.items()))
+    manifest_bytes = manifest.read_bytes()
+    r = batch.mix_job(m.rows[4], config)  # row "m"
+    assert (r["status"], r["error_code"], r["error"]) == (
+        "failed", OverwriteInputError.code, refused["m"])
+    assert manifest.read_bytes() == manifest_bytes
+    assert not (out / "mix" / "m.wav").exists()
+    # its own output as its input: still refused by the row's own check
+    r = batch.mix_job(m.rows[5], config)
+    assert (r["status"], r["error_code"]) == ("failed", OverwriteInputError.code)
+
+
+# --- the manifest and the output folder ----------------------------------------------------
+
+
+def test_a_results_file_of_the_batch_is_never_its_manifest(tmp_path, capsys):
+    v, b = _pair(tmp_path, "a", seed=1)
+    out = tmp_path / "out"
+    out.mkdir()
+    results = _csv(out / "results.csv", ["id", "vocal", "backing"], [["a", str(v), str(b)]])
+    original = results.read_bytes()
+    os.link(results, tmp_path / "hard.csv")
+    (tmp_path / "soft.csv").symlink_to(results)
+    for source in (results, tmp_path / "hard.csv", tmp_path / "soft.csv"):
+        assert main(["batch", str(source), "--out", str(out), "-q"]) == 2
+        err = capsys.readouterr().err
+        assert "is the manifest this batch reads" in err and "results.csv" in err, err
+        assert "internal error" not in err
+        with pytest.raises(OverwriteInputError):
+            batch.run_batch(source, out, workers=1)
+    assert results.read_bytes() == original
+    assert sorted(p.name for p in out.iterdir()) == ["results.csv"]  # nothing else made
+
+
+def test_an_output_folder_that_is_a_file_is_refused_before_any_work(tmp_path, capsys):
+    v, b = _pair(tmp_path, "a", seed=1)
+    manifest = _csv(tmp_path / "m.csv", ["id", "vocal", "backing"], [["a", str(v), str(b)]])
+    original = v.read_bytes()
+    with pytest.raises(OutputError, match="is a file; give a folder"):
+        batch.run_batch(manifest, v, workers=1)
+    assert main(["batch", str(manifest), "--out", str(v), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert f"{v}: is a file; give a folder" in err and "internal error" not in err
+    assert main(["batch", str(manifest), "--out", str(v / "sub"), "-q"]) == 2
+    assert "is a file, but the output folder" in capsys.readouterr().err
+    assert v.read_bytes() == original
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["a.vocal.wav", "a.backing.wav", "m.csv"])
+
+
+def test_a_manifest_that_fails_its_checks_leaves_no_output_folder(tmp_path):
+    v, b = _pair(tmp_path, "a", seed=1)
+    pairs = tmp_path / "pairs"  # ids that differ only in case: one name on some disks
+    pairs.mkdir()
+    shutil.copy(v, pairs / "Song.vocal.wav")
+    shutil.copy(b, pairs / "Song.backing.wav")
+    (pairs / "song").mkdir()
+    shutil.copy(v, pairs / "song" / "vocal.wav")
+    shutil.copy(b, pairs / "song" / "backing.wav")
+    cases = {
+        tmp_path / "missing.csv": "no such manifest file",
+        _csv(tmp_path / "dup.csv", ["id", "vocal", "backing"],
+             [["x", str(v), str(b)], ["x", str(v), str(b)]]): "already used",
+        _csv(tmp_path / "empty.csv", ["id", "vocal", "backing"],
+             [["", str(v), str(b)]]): "empty id",
+        pairs: "same output files",
+    }
+    for source, text in cases.items():
+        out = tmp_path / f"out-{source.stem}"
+        with pytest.raises(DataError, match=text):
+            batch.run_batch(source, out, workers=1)
+        assert not out.exists(), source
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    # a blank line 3 moves the row without an id to line 4
+    ("id,vocal,backing\na,v.wav,b.wav\n\n,,\nb,v.wav,b.wav\n", "m.csv:4: empty id"),
+    # a quoted cell over two lines, then a blank line
+    ('id,vocal,backing\na,"v\n.wav",b.wav\n\nb,v.wav,b.wav\na,v.wav,b.wav\n',
+     "m.csv:6: id 'a' already used on row 2"),
+    ("id,vocal,backing\n\n\na,v.wav,b.wav\nb,v.wav,b.wav\nc,v.wav,b.wav\na,v,b\n",
+     "m.csv:7: id 'a' already used on row 4"),
+    ("id,vocal,backing\na,v.wav,b.wav\r\n\r\nb,v.wav,b.wav,extra\r\n",
+     "m.csv:4: more cells than columns"),
+])
+def test_manifest_messages_name_the_line_the_row_starts_on(tmp_path, text, message):
+    p = tmp_path / "m.csv"
+    p.write_bytes(text.encode())
+    with pytest.raises(DataError) as e:
+        batch.read_manifest(p)
+    assert str(e.value).startswith(f"{tmp_path}/{message}"), str(e.value)
+
+
+def test_a_manifest_read_line_by_line_keeps_its_cells(tmp_path):
+    p = tmp_path / "m.csv"
+    p.write_text('id,vocal,backing,genre\n\na,"v 1.wav",b.wav\nb,v.wav\n', encoding="utf-8")
+    m = batch.read_manifest(p)
+    assert m.rows == ({"id": "a", "vocal": "v 1.wav", "backing": "b.wav", "genre": None},
+                      {"id": "b", "vocal": "v.wav", "backing": None, "genre": None})
+
+
+# --- pipes and devices --------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo") or not os.path.exists("/dev/zero"),
+                    reason="needs named pipes and /dev/zero")
+def test_a_pipe_or_device_fails_its_row_and_the_batch_goes_on(tmp_path):
+    v, b = _pair(tmp_path, "a", seed=1)
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    manifest = _csv(tmp_path / "m.csv", ["id", "vocal", "backing", "params_in"], [
+        ["zero", "/dev/zero", str(b), ""],
+        ["pipe_vocal", str(fifo), str(b), ""],
+        ["pipe_backing", str(v), str(fifo), ""],
+        ["pipe_params", str(v), str(b), str(fifo)],
+        ["good", str(v), str(b), ""],
+    ])
+    with _deadline(60):  # the pipe has no writer: opening it would block for ever
+        s = batch.run_batch(manifest, tmp_path / "out", workers=1, method="baseline")
+    table = {r["id"]: r for r in batch.read_results(tmp_path / "out")}
+    for rid, what, path in (("zero", "vocal", "/dev/zero"), ("pipe_vocal", "vocal", fifo),
+                            ("pipe_backing", "backing", fifo)):
+        r = table[rid]
+        assert (r["status"], r["error_code"]) == ("failed", "audio.unreadable"), r
+        assert r["error"] == (f"{what} {path}: is not a regular file (a pipe, device or "
+                              "socket); give the path of an audio file")
+    r = table["pipe_params"]
+    assert (r["status"], r["error_code"]) == ("failed", "params.invalid"), r
+    assert "is not a regular file" in r["error"]
+    assert table["good"]["status"] == "ok"
+    assert (s.status.ok, s.status.failed) == (1, 4)
+
+
+# --- the pool's workers end with their driver ---------------------------------------------
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process runs (a zombie nobody has reaped yet counts as ended)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        out.append(int(d))
+            except (OSError, IndexError, ValueError):
+                continue
+    return out
+
+
+def _env() -> dict[str, str]:
+    return dict(os.environ, PYTHONPATH=str(REPO / "src") + os.pathsep
+                + os.environ.get("PYTHONPATH", ""))
+
+
+def _wait_gone(pids: list[int], timeout_s: float) -> list[int]:
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end and any(_alive(p) for p in pids):
+        time.sleep(0.05)
+    return [p for p in pids if _alive(p)]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("death_signal", [True, False], ids=["pdeathsig", "polling"])
+def test_a_worker_ends_soon_after_its_driver_is_killed(death_signal):
+    worker = textwrap.dedent(f"""
+        import os, time
+        from vocalmix import batch
+        if not {death_signal}:
+            batch._set_parent_death_signal = lambda: None  # the polling thread alone
+        batch._exit_with_parent(os.getppid())
+        print(os.getpid(), flush=True)
+        time.sleep(60)
+    """)
+    driver = textwrap.dedent(f"""
+        import subprocess, sys, time
+        subprocess.Popen([sys.executable, "-c", {worker!r}])
+        time.sleep(60)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", driver], env=_env(),
+                            stdout=subprocess.PIPE, text=True)
+    child = None
+    try:
+        assert proc.stdout is not None
+        child = int(proc.stdout.readline())  # the worker watches its driver now
+        assert _alive(child)
+        proc.kill()  # SIGKILL: the driver can clean nothing up
+        proc.wait()
+        t0 = time.monotonic()
+        assert _wait_gone([child], 5.0) == []
+        assert time.monotonic() - t0 < 1.0 + batch.PARENT_POLL_S
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if child is not None and _alive(child):
+            os.kill(child, signal.SIGKILL)
+
+
+@pytest.mark.slow  # a real batch of a few songs on a pool of two workers
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_killing_the_batch_driver_ends_its_workers(tmp_path):
+    rows = []
+    for i in range(8):
+        v, b = _pair(tmp_path, f"s{i}", seed=i, duration_s=4.0)
+        rows.append([f"s{i}", str(v), str(b)])
+    manifest = _csv(tmp_path / "m.csv", ["id", "vocal", "backing"], rows)
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vocalmix", "batch", str(manifest), "--out", str(out),
+         "--workers", "2", "-q", "--method", "baseline"],
+        env=_env(), start_new_session=True, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    journal = out / batch.JOURNAL
+    kids: list[int] = []
+    try:
+        deadline = time.monotonic() + 120
+        while not (journal.exists() and journal.read_bytes().count(b"\n") >= 1):
+            assert proc.poll() is None, "the batch ended before it could be killed"
+            assert time.monotonic() < deadline, "no row finished in 120 s"
+            time.sleep(0.05)
+        kids = _children(proc.pid)  # the workers (mid-song) and the resource tracker
+        assert len(kids) >= 2, kids
+        proc.kill()  # the driver alone, as the out-of-memory killer would
+        proc.wait()
+        assert _wait_gone(kids, 3.0) == []
+        finished = journal.read_bytes().count(b"\n")
+        written = sorted(p.name for p in (out / "mix").iterdir())
+        time.sleep(2 * batch.PARENT_POLL_S + 1.0)  # nobody is left to write anything
+        assert journal.read_bytes().count(b"\n") == finished < len(rows)
+        assert sorted(p.name for p in (out / "mix").iterdir()) == written
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for k in kids:
+            if _alive(k):
+                os.kill(k, signal.SIGKILL)
