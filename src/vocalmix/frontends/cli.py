@@ -83,8 +83,53 @@ def _is_number(text: str) -> bool:
     return True
 
 
+#: where an option's help names the audio formats an output may have; filled in from
+#: :data:`vocalmix.core.audio.AUDIO_FORMATS` when the help is shown (building the parser
+#: imports nothing beyond the standard library)
+AUDIO_OUT = "{audio formats}"
+
+
+def audio_output_formats() -> str:
+    """The file extensions an audio output may have, as the help lists them:
+    ``.wav, .flac, .ogg, .aiff, .aif``."""
+    from vocalmix.core.audio import AUDIO_FORMATS
+
+    return ", ".join(AUDIO_FORMATS)
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's help, with :data:`AUDIO_OUT` replaced by the audio output formats."""
+
+    def _expand_help(self, action: argparse.Action) -> str:
+        text = super()._expand_help(action)
+        return text.replace(AUDIO_OUT, audio_output_formats()) if AUDIO_OUT in text else text
+
+
+#: the song lengths ``vocalmix demo`` makes, s: from the shortest input vocalmix mixes
+#: (:data:`vocalmix.core.audio.MIN_DURATION_S`, so that the files it writes can be mixed
+#: and rendered again as it suggests) to five minutes, the length of a song
+DEMO_DURATION_S = (0.5, 300.0)
+
+
+def _demo_duration(text: str) -> float:
+    """``--duration-s`` of ``vocalmix demo``, s: a number in :data:`DEMO_DURATION_S`."""
+    lo, hi = DEMO_DURATION_S
+    try:
+        v = float(text)
+    except ValueError:
+        v = math.nan
+    if not lo <= v <= hi:  # NaN and the infinities too
+        raise argparse.ArgumentTypeError(
+            f"the song's length must be a number of seconds from {lo:g} to {hi:g}, got {text!r}")
+    return v
+
+
 class _Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line and a pointer to ``--help``."""
+
+    def __init__(self, *args: typing.Any, **kwargs: typing.Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> typing.NoReturn:
         hint = ""
@@ -184,8 +229,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
     p = sub.add_parser("mix", help="estimate parameters, render the mix")
     _add_inputs(p)
-    p.add_argument("-o", "--output", required=True, help="the mix (.wav, .flac, .ogg)")
-    p.add_argument("--params-out", help="write the params document (JSON) here")
+    p.add_argument("-o", "--output", required=True, help=f"the mix ({AUDIO_OUT})")
+    p.add_argument("--params-out", help="write the params document here (a .json file)")
     p.add_argument("--params-in", help="start from this params document's settings and "
                    "targets, re-resolving gain, compressor and reverb size")
     p.add_argument("--stems-out", help="folder for vocal.wav, vocal_dry.wav, backing.wav")
@@ -204,15 +249,16 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     p = sub.add_parser("render", help="render exactly the settings of a params document")
     _add_inputs(p)
     p.add_argument("params", help="params document (JSON)")
-    p.add_argument("-o", "--output", required=True, help="the mix (.wav, .flac, .ogg)")
-    p.add_argument("--params-out", help="write the params with achieved figures here")
+    p.add_argument("-o", "--output", required=True, help=f"the mix ({AUDIO_OUT})")
+    p.add_argument("--params-out", help="write the params with achieved figures here (a "
+                   ".json file)")
     p.add_argument("--stems-out", help="folder for vocal.wav, vocal_dry.wav, backing.wav")
     p.add_argument("--force", action="store_true", help="replace existing outputs")
     _add_common(p)
 
     p = sub.add_parser("estimate", help="parameters only, no rendering")
     _add_inputs(p)
-    p.add_argument("-o", "--output", required=True, help="params document (JSON)")
+    p.add_argument("-o", "--output", required=True, help="params document (a .json file)")
     p.add_argument("--method", choices=("baseline", "model"), default=None)
     p.add_argument("--force", action="store_true", help="replace an existing output")
     _add_genre(p)
@@ -229,7 +275,9 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     p.add_argument("-o", "--output-dir", default="vocalmix-demo",
                    help="folder for the files (a later demo replaces the files an earlier "
                    "one wrote there, unless they were changed)")
-    p.add_argument("--duration-s", type=float, default=12.0, help="song length, s")
+    p.add_argument("--duration-s", type=_demo_duration, default=12.0,
+                   help=f"song length, s ({DEMO_DURATION_S[0]:g} to {DEMO_DURATION_S[1]:g}; "
+                   "default 12)")
     p.add_argument("--method", choices=("baseline", "model"), default=None)
     p.add_argument("--force", action="store_true", help="replace existing files")
     _add_common(p)
@@ -267,17 +315,20 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
                        "report latency, block timing and the difference from offline")
     _add_inputs(p)
     p.add_argument("-o", "--output", required=True,
-                   help="the live mix (.wav, .flac, .ogg), time-aligned with the inputs")
+                   help=f"the live mix ({AUDIO_OUT}), time-aligned with the inputs")
     p.add_argument("--block-size", type=int, default=128, help="samples per block (default 128)")
     p.add_argument("--params", help="mix with exactly these settings (no estimation, no ride)")
     p.add_argument("--rehearsal", help="a sound check sung over the backing (vocal file): "
                    "settings are estimated on it before the song")
-    p.add_argument("--rehearsal-start-s", type=float, default=0.0,
-                   help="where in the backing the rehearsal was sung, s (default 0)")
+    p.add_argument("--rehearsal-start-s", type=float, default=None,
+                   help="where in the backing the rehearsal was sung, s (default 0; at "
+                   "least half a second before the backing ends)")
     p.add_argument("--method", choices=("baseline", "model"), default=None)
     p.add_argument("--no-ride", action="store_true", help="keep the vocal gain fixed")
-    p.add_argument("--log-out", help="write the live log (every change and when) here")
-    p.add_argument("--params-out", help="write the settings the session ended with here")
+    p.add_argument("--log-out", help="write the live log (every change and when) here (a "
+                   ".json file)")
+    p.add_argument("--params-out", help="write the settings the session ended with here (a "
+                   ".json file)")
     p.add_argument("--stems-out", help="folder for vocal.wav, vocal_dry.wav, backing.wav")
     p.add_argument("--device", action="store_true",
                    help="run on the default sound device (needs sounddevice); VOCAL '-' "
@@ -377,6 +428,38 @@ def _read_both(args: argparse.Namespace):
         fb = pool.submit(read_audio, args.backing, label=f"backing {args.backing}",
                          fold=args.fold)
         return fv.result(), fb.result()
+
+
+def check_sample_rate(rate: int | None) -> None:
+    """Refuse a ``--sample-rate`` (Hz) outside the supported range before any work, with
+    the message the mixing itself gives (:func:`vocalmix.core.audio.checked_rate`;
+    ``None``: the inputs' rate; 0 is refused like 1, not taken for that)."""
+    from vocalmix.core.audio import checked_rate
+
+    if rate is not None:
+        checked_rate(rate, "output sample rate")
+
+
+def check_json_outputs(*outputs: tuple[str, str | os.PathLike[str] | None]) -> None:
+    """Refuse, before any work, a JSON output (``(option, path)``; ``None``: not given)
+    whose name does not end in ``.json``: a params document written to ``mix.wav``
+    would take the place of the audio a user expects there (with ``--force``, replace
+    it). Called once the outputs are planned, whose checks (an input, a device, a
+    folder, two outputs on one path) say more about such a path."""
+    from vocalmix.core.audio import AUDIO_FORMATS
+    from vocalmix.core.errors import OutputError
+
+    for option, path in outputs:
+        if path is None:
+            continue
+        suffix = Path(path).suffix.lower()
+        if suffix == ".json":
+            continue
+        if suffix in AUDIO_FORMATS:
+            raise OutputError(f"{path}: {option} writes a JSON document, not audio; give it "
+                              "a file name ending in .json")
+        raise OutputError(f"{path}: {option} writes a JSON document; give it a file name "
+                          f"ending in .json (not {suffix or 'no extension'!r})")
 
 
 def _load_pair(args: argparse.Namespace, progress: _Progress):
@@ -572,6 +655,7 @@ def cmd_mix(args: argparse.Namespace) -> int:
     from vocalmix.core.audio import read_params
 
     progress = _Progress(args.quiet)
+    check_sample_rate(args.sample_rate)
     inputs = [args.vocal, args.backing] + ([args.params_in] if args.params_in else [])
     inputs += [f for f in (args.reference_vocal, args.reference_backing) if f]
     preset = None
@@ -581,6 +665,7 @@ def cmd_mix(args: argparse.Namespace) -> int:
             inputs.append(ref.rsplit("#", 1)[0] if "#" in ref else ref)
         preset = _preset(ref)
     plan = _plan_results(args, inputs, progress)
+    check_json_outputs(("--params-out", args.params_out))
     base = read_params(args.params_in) if args.params_in else None
     _prefetch(args.method)
     pair = _long_pair(args, progress)
@@ -629,8 +714,10 @@ def cmd_render(args: argparse.Namespace) -> int:
     from vocalmix.core.audio import read_params
 
     progress = _Progress(args.quiet)
+    check_sample_rate(args.sample_rate)
     inputs = [args.vocal, args.backing, args.params]
     plan = _plan_results(args, inputs, progress)
+    check_json_outputs(("--params-out", args.params_out))
     params = read_params(args.params)
     _prefetch(None, estimate=False)
     pair = _long_pair(args, progress)
@@ -663,9 +750,11 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     from vocalmix.core.audio import OutputPlan
 
     progress = _Progress(args.quiet)
+    check_sample_rate(args.sample_rate)
     inputs = [args.vocal, args.backing]
     inputs += [f for f in (args.reference_vocal, args.reference_backing) if f]
     plan = OutputPlan(files=[args.output], inputs=inputs, force=args.force)
+    check_json_outputs(("-o", args.output))
     for n in plan.notes:
         progress(n)
     _prefetch(args.method)
@@ -887,7 +976,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
         summary = run_batch(
             args.source, args.out, workers=args.workers, engine=args.engine,
             address=args.address, method=args.method, fold=args.fold,
-            retry_failed=args.retry_failed, progress=bar, worker_init=_tune_malloc,
+            retry_failed=args.retry_failed, progress=bar, worker_init=_batch_worker_init,
         )
     finally:
         bar.close()
@@ -959,8 +1048,84 @@ def _tune_malloc(single_arena: bool = True) -> None:
         pass
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread while a command runs (:func:`_sigterm_raises`).
+
+    A :class:`KeyboardInterrupt`, so that whatever an interrupt (Ctrl-C) cleans up is
+    cleaned up for it too: the outputs being written are rolled back (the previous files
+    stay, no scratch file is left), the batch's pool is shut down."""
+
+
+#: the exit code after SIGTERM: a program ended by it, as the shell reports it (128 + 15)
+TERMINATED_EXIT = 143
+#: the exit code after SIGINT (Ctrl-C), 128 + 2
+INTERRUPTED_EXIT = 130
+
+
+def _stop_children() -> None:
+    """Pass SIGTERM on to this process's multiprocessing children (the batch's pool
+    workers, the live session's background estimate), which would otherwise finish
+    their work first: the workers roll their writes back as the command does
+    (:func:`_batch_worker_init`)."""
+    mp = sys.modules.get("multiprocessing")
+    if mp is None:
+        return
+    with contextlib.suppress(Exception):  # a child gone meanwhile; nothing to stop
+        for child in mp.active_children():
+            child.terminate()
+
+
+def _raise_terminated(_signum: int, _frame: object) -> None:
+    """The SIGTERM handler: pass the signal on to the children, raise
+    :class:`Terminated`; a second SIGTERM is ignored, so that it does not cut the
+    clean-up short (SIGKILL still ends the process at once)."""
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _stop_children()
+    raise Terminated
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """While the block runs, SIGTERM (what ``kill``, ``timeout``, systemd and ``docker
+    stop`` send) raises :class:`Terminated` in the main thread, as SIGINT raises
+    :class:`KeyboardInterrupt`; the previous handler is put back afterwards. Nothing is
+    changed when called outside the main thread."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _batch_worker_init() -> None:
+    """What every worker process of ``vocalmix batch`` runs first: the allocator's
+    settings (:func:`_tune_malloc`) and SIGTERM raising :class:`Terminated`, so that a
+    worker told to stop (by the batch, :func:`_stop_children`, or with its whole process
+    group) rolls back the outputs it is writing instead of leaving scratch files."""
+    import signal
+
+    _tune_malloc()
+    signal.signal(signal.SIGTERM, _raise_terminated)
+
+
+#: commands that handle SIGTERM themselves: the server (uvicorn shuts down gracefully)
+OWN_SIGTERM_COMMANDS = frozenset({"serve"})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``vocalmix`` console script; returns the exit code."""
+    """Entry point of the ``vocalmix`` console script; returns the exit code.
+
+    SIGTERM ends a command as Ctrl-C does (what it was writing is rolled back), with
+    :data:`TERMINATED_EXIT` instead of :data:`INTERRUPTED_EXIT`; ``serve`` handles it
+    itself (uvicorn's graceful shutdown)."""
     pin_blas_threads()  # before anything imports numpy
     no_numpy_hugepages()
     _tune_malloc(single_arena=_command_of(argv) not in ("live", "serve"))
@@ -968,14 +1133,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     func = getattr(args, "func", None) or _COMMANDS[args.command]
+    on_sigterm = (contextlib.nullcontext() if args.command in OWN_SIGTERM_COMMANDS
+                  else _sigterm_raises())
     try:
-        return int(func(args) or 0)
+        with on_sigterm:
+            return int(func(args) or 0)
     except VocalmixError as e:
         print(error_line(e), file=sys.stderr)
         return e.exit_code
+    except Terminated:
+        print("vocalmix: terminated", file=sys.stderr)
+        return TERMINATED_EXIT
     except KeyboardInterrupt:
         print("vocalmix: interrupted", file=sys.stderr)
-        return 130
+        return INTERRUPTED_EXIT
     except Exception as e:  # an internal error: one line unless --debug
         if isinstance(e, BrokenPipeError) and _reader_gone():
             _stdout_gone()  # the output's reader went away (`vocalmix ... | head`)

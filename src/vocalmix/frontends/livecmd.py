@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vocalmix.core.errors import AudioError
+from vocalmix.core.errors import AudioError, ParamsError
 
 
 def _dbfs(x: float) -> str:
@@ -47,17 +47,72 @@ def _load_note() -> str:
             "see bench/bench_live.py for timings without them")
 
 
+def _rehearsal_start_s(args: argparse.Namespace) -> float:
+    """``--rehearsal-start-s``, s: a finite number of 0 or more, given with
+    ``--rehearsal`` (where in the backing it begins is checked once the backing is read:
+    :func:`_rehearsal`)."""
+    start = args.rehearsal_start_s
+    if start is None:
+        return 0.0
+    if not args.rehearsal:
+        raise ParamsError("--rehearsal-start-s says where in the backing the --rehearsal take "
+                          "was sung: give --rehearsal FILE too, or leave it out")
+    if not (math.isfinite(start) and start >= 0.0):
+        raise ParamsError(f"--rehearsal-start-s {start:g} is out of range: give where in the "
+                          "backing the rehearsal begins, in seconds from its start (0 or more)")
+    return float(start)
+
+
+def _rehearsal(args: argparse.Namespace, backing: np.ndarray, sample_rate: int,
+               start_s: float, progress: Callable[[str], None]) -> np.ndarray:
+    """The ``--rehearsal`` take at the session's rate (Hz), float32 ``(m, 2)``, checked as
+    the vocal is (:func:`vocalmix.core.audio.prepare_pair`: a silent or DC-only take is
+    refused, a DC offset is taken out), and so is the part of ``backing`` (the session's,
+    ``(n, 2)``) it was sung over, from ``start_s`` (s): it must begin at least
+    :data:`~vocalmix.core.audio.MIN_DURATION_S` before the backing ends and hold sound."""
+    from vocalmix.core.audio import MIN_DURATION_S, Audio, prepare_pair, read_audio, resample
+
+    length_s = backing.shape[0] / sample_rate
+    latest = length_s - MIN_DURATION_S
+    if start_s > latest:
+        raise ParamsError(
+            f"--rehearsal-start-s {start_s:g} is out of range: the backing {args.backing} is "
+            f"{length_s:.2f} s long, so the rehearsal must begin between 0 and {latest:.2f} s "
+            f"(at least {MIN_DURATION_S:g} s before its end)")
+    reh = read_audio(args.rehearsal, label=f"rehearsal {args.rehearsal}", fold=args.fold)
+    x = resample(reh.samples, reh.sample_rate, sample_rate)
+    start = int(round(start_s * sample_rate))
+    under = backing[start : start + x.shape[0]]
+    take = Audio(x, sample_rate, path=args.rehearsal, notes=reh.notes, label=reh.label)
+    part = Audio(under, sample_rate, path=args.backing,
+                 label=f"backing {args.backing} from {start_s:g} s (under the rehearsal)")
+    checked, _under, _sr, notes = prepare_pair(take, part, sample_rate=sample_rate)
+    for n in notes:
+        if n.startswith("vocal: "):  # the take's DC offset, taken out
+            progress("rehearsal: " + n.removeprefix("vocal: "))
+        elif n in reh.notes:
+            progress(n)
+    if reh.sample_rate != sample_rate:
+        progress(f"rehearsal resampled from {reh.sample_rate} Hz to {sample_rate} Hz")
+    past = (x.shape[0] - under.shape[0]) / sample_rate
+    if past > 0:
+        progress(f"rehearsal: runs {past:.2f} s past the end of the backing (silence there)")
+    return checked[: x.shape[0]]
+
+
 def run_live(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
     from vocalmix.core.audio import (
         check_outputs,
         prepare_pair,
         read_audio,
         read_params,
+        resample,
         write_audio,
         write_params,
         write_text,
     )
     from vocalmix.core.measure import integrated_loudness
+    from vocalmix.frontends.cli import check_json_outputs, check_sample_rate
     from vocalmix.live import (
         LiveSession,
         RideConfig,
@@ -68,9 +123,9 @@ def run_live(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
     )
 
     if args.block_size < 1 or args.block_size > 65536:
-        from vocalmix.core.errors import ParamsError
-
         raise ParamsError(f"--block-size {args.block_size} is out of range: 1 to 65536 samples")
+    check_sample_rate(args.sample_rate)
+    rehearsal_start_s = _rehearsal_start_s(args)
     from_device = args.vocal == "-"
     inputs = [p for p in (args.vocal, args.backing, args.params, args.rehearsal)
               if p and p != "-"]
@@ -78,6 +133,7 @@ def run_live(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
              if args.stems_out else [])
     outs = [args.output] + [p for p in (args.log_out, args.params_out) if p] + stems
     check_outputs(outs, inputs, force=args.force)
+    check_json_outputs(("--log-out", args.log_out), ("--params-out", args.params_out))
     sd = None
     if args.device or from_device:
         sd, why = sound_device()
@@ -88,22 +144,22 @@ def run_live(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
     progress(f"reading {args.backing}" + ("" if from_device else f" and {args.vocal}"))
     b_audio = read_audio(args.backing, label=f"backing {args.backing}", fold=args.fold)
     if from_device:
-        vocal, backing, sr = None, b_audio.samples, b_audio.sample_rate
+        vocal, sr = None, args.sample_rate or b_audio.sample_rate
+        backing = resample(b_audio.samples, b_audio.sample_rate, sr)
+        if sr != b_audio.sample_rate:
+            progress(f"backing resampled from {b_audio.sample_rate} Hz to {sr} Hz")
     else:
         v_audio = read_audio(args.vocal, label=f"vocal {args.vocal}", fold=args.fold)
-        vocal, backing, sr, notes = prepare_pair(v_audio, b_audio)
+        vocal, backing, sr, notes = prepare_pair(v_audio, b_audio, sample_rate=args.sample_rate)
         for n in notes:
             progress(n)
     bs = args.block_size
     params = read_params(args.params) if args.params else None
     rehearsal = None
     if args.rehearsal:
-        from vocalmix.core.audio import resample
-
-        reh = read_audio(args.rehearsal, label=f"rehearsal {args.rehearsal}", fold=args.fold)
-        rehearsal = resample(reh.samples, reh.sample_rate, sr)
+        rehearsal = _rehearsal(args, backing, sr, rehearsal_start_s, progress)
     plan = plan_live(backing, sr, rehearsal=rehearsal, params=params, method=args.method,
-                     rehearsal_start_s=args.rehearsal_start_s, progress=progress)
+                     rehearsal_start_s=rehearsal_start_s, progress=progress)
     for n in plan.notes:
         progress(n)
     ride = RideConfig(enabled=params is None and not args.no_ride)
