@@ -116,7 +116,7 @@ def create_app(
     from vocalmix.frontends.server.security import Guard
     from vocalmix.frontends.server.storage import Store, default_root
     from vocalmix.frontends.server.studio import Studio
-    from vocalmix.frontends.server.uploads import UploadLimit
+    from vocalmix.frontends.server.uploads import ClientGone, UploadLimit
 
     if max_upload_bytes is None:
         max_upload_bytes = int(_env_float("VOCALMIX_MAX_UPLOAD_MB", DEFAULT_MAX_UPLOAD_MB) * MB)
@@ -231,6 +231,7 @@ def create_app(
 
     app.openapi = openapi  # type: ignore[method-assign]
     app.add_middleware(UploadLimit, max_bytes=int(max_upload_bytes))
+    app.add_middleware(ClientGone)  # outside UploadLimit: its 413 is no disconnect
     app.add_middleware(Guard, allowed_hosts=allowed_hosts)
     return app
 
@@ -308,6 +309,22 @@ def serve(args: Any) -> int:
         print(f"vocalmix studio on http://{host}:{args.port}/ (API reference at /api; "
               f"{q.workers} worker(s), queue of {q.queue_size}; storage "
               f"{app.state.store.root}; Ctrl-C to stop)", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port,
-                log_level="debug" if args.debug else ("warning" if args.quiet else "info"))
+    level = "debug" if args.debug else ("warning" if args.quiet else "info")
+    uvicorn.run(app, host=args.host, port=args.port, log_level=level,
+                log_config=log_config(level))
     return 0
+
+
+def log_config(level: str) -> dict[str, Any]:
+    """uvicorn's logging configuration, with the server's own lines (logger
+    ``vocalmix.server``: a client gone mid-upload, a mix interrupted by a stop, internal
+    errors) in the same format on the same stream, from ``level`` (``debug``, ``info``,
+    ``warning``...) up."""
+    import copy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"][log.name] = {"handlers": ["default"], "level": level.upper(),
+                                   "propagate": False}
+    return config

@@ -2,12 +2,15 @@
 
 Uploads are parsed as they stream in and written straight into the mix's folder (nothing
 is spooled to the system's temp folder); the request body is counted as it arrives and
-refused with 413 past the limit, whatever Content-Length says (:class:`UploadLimit`).
+refused with 413 past the limit, whatever Content-Length says (:class:`UploadLimit`). A
+client that goes away before its request is answered ends the request quietly
+(:class:`ClientGone`).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 from pathlib import Path
 from typing import Any
@@ -15,6 +18,7 @@ from typing import Any
 from vocalmix.frontends.server.errors import ApiError
 
 MB = 2**20
+log = logging.getLogger("vocalmix.server")
 FORM_FILES = ("vocal", "backing")
 #: the stems of a reference mix: optional, both or neither
 REFERENCE_FILES = ("reference_vocal", "reference_backing")
@@ -245,6 +249,37 @@ class UploadLimit:
                 raise
 
 
+class ClientGone:
+    """ASGI middleware: a client that goes away before its request is answered (an
+    upload cancelled half way, a closed page) is the normal end of that request, not an
+    error: one info line in the log, no traceback, and no answer, since nobody is left to
+    read it. What the request had started is undone on the way out as for any request
+    that fails (a new mix's folder is removed).
+
+    Starlette raises ``ClientDisconnect`` when the body is read after the client has
+    gone, or when a streamed response can no longer be sent. Installed outside
+    :class:`UploadLimit`, whose own refusal (413) also ends the body early.
+    """
+
+    def __init__(self, app: Any) -> None:
+        from starlette.requests import ClientDisconnect
+
+        self.app = app
+        self.gone = ClientDisconnect
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        try:
+            await self.app(scope, receive, send)
+        except self.gone:
+            client = scope.get("client")
+            by = f" from {client[0]}:{client[1]}" if client else ""
+            log.info("%s %s%s: the client went away before the answer; request dropped",
+                     scope.get("method"), scope.get("path"), by)
+
+
 def parse_json(raw: bytes, what: str) -> Any:
     """A JSON body or field by the core's bounded reader
     (:func:`vocalmix.core.jsondoc.loads`): 422 with the reason."""
@@ -258,5 +293,5 @@ def parse_json(raw: bytes, what: str) -> Any:
 
 
 __all__ = ["FORM_FIELDS", "FORM_FILES", "JSON_LIMIT", "REFERENCE_FILES", "TARGET_NAMES",
-           "UploadLimit",
+           "ClientGone", "UploadLimit",
            "parse_json", "read_body", "read_multipart", "safe_name"]
