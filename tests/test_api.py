@@ -130,3 +130,15 @@ def test_wrong_arguments_are_vocalmix_errors_that_say_what_to_give(song):
     p = vocalmix.estimate(v, b, sr, method="baseline", locks="vocal.gain_db")
     assert p.locks == ("vocal.gain_db",)
     assert vocalmix.estimate(v, b, sr, method="baseline", locks=None).locks == ()  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("method", ["baseline", "model"])
+def test_a_backing_below_the_loudness_gate_is_a_clear_error_for_both_methods(song, method):
+    """Noise at -86 dBFS is not silence (its peak passes the input check) but is below
+    BS.1770-4's -70 LUFS gate: no vocal level can be set against it. Both methods say
+    so; the model's dynamics analysis raised a bare ValueError (an internal error)."""
+    v, _ = song
+    quiet = (np.random.default_rng(0).standard_normal(v.shape) * 10 ** (-86 / 20))
+    with pytest.raises(vocalmix.TargetUnreachableError, match="below BS.1770-4's absolute"
+                                                               " gate of -70 LUFS"):
+        vocalmix.mix(v, quiet.astype(np.float32), 44100, method=method)

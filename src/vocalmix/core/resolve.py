@@ -199,10 +199,14 @@ def solve_gain_from_segments(
     idx = np.flatnonzero(ok[:-1] & ok[1:] & (np.diff(np.sign(vals)) != 0))
     if idx.size == 0:
         fin = vals[ok] if ok.any() else np.array([np.nan])
+        why = ("" if np.isfinite(ib) else
+               "; the backing, at its gain, is below BS.1770-4's absolute gate of -70 LUFS "
+               "(it has no loudness to set the vocal against): raise backing.gain_db, or "
+               "check the backing file")
         raise TargetUnreachableError(
             f"no vocal gain between {lo:+.0f} and {hi:+.0f} dB puts the vocal at "
             f"{target_lu:+.1f} LU against the mix (reachable {fin.min() + target_lu:+.1f} "
-            f"to {fin.max() + target_lu:+.1f} LU)"
+            f"to {fin.max() + target_lu:+.1f} LU){why}"
         )
     i = int(idx[0])
     gain = brentq(lambda d: ratio(d) - target_lu, grid[i], grid[i + 1], xtol=1e-6)

@@ -79,8 +79,10 @@ def vocal_activity(x: np.ndarray, sample_rate: int) -> float:
 
 
 def features(vocal: np.ndarray, backing: np.ndarray, sample_rate: int) -> np.ndarray:
-    """The model's input (:data:`FEATURES`) for a vocal and its backing; ``ValueError``
-    when either is silent."""
+    """The model's input (:data:`FEATURES`) for a vocal and its backing; raises
+    :class:`~vocalmix.core.errors.AnalysisError` when either has no loudness to read
+    (silent, or below BS.1770-4's absolute gate of -70 LUFS): the model method then keeps
+    the baseline's dynamics target."""
     from vocalmix.core.measure import momentary_loudness_range
 
     row = np.array([
@@ -91,7 +93,10 @@ def features(vocal: np.ndarray, backing: np.ndarray, sample_rate: int) -> np.nda
         peak_to_loudness_db(backing, sample_rate),
     ])
     if not np.all(np.isfinite(row)):
-        raise ValueError("the vocal or the backing is silent: no dynamics to read")
+        from vocalmix.core.errors import AnalysisError
+
+        raise AnalysisError("the vocal or the backing has no loudness to read (silent, or "
+                            "below the -70 LUFS gate): no dynamics to read")
     return row
 
 
