@@ -318,3 +318,20 @@ def test_channel_stats_sum_block_by_block_whatever_the_blocks_reduced_together(b
     mean, hi, lo = audio._channel_stats(x)
     assert np.array_equal(mean, total / len(x))
     assert np.array_equal(hi, x.max(axis=0)) and np.array_equal(lo, x.min(axis=0))
+
+
+def test_a_backing_much_shorter_than_the_vocal_is_warned_about_even_when_quiet(tmp_path, capsys):
+    """The vocal's level is set over the whole vocal: where a short backing has ended the
+    vocal sings alone, which pulls its level down where the backing plays. That is said
+    as a warning (-q shows it), with what to do; a second's difference is only a note."""
+    v, b = tmp_path / "v.wav", tmp_path / "b.wav"
+    sf.write(v, tone(seconds=5.0), SR)
+    sf.write(b, tone(seconds=1.0, db=-18.0), SR)
+    code, err = run_mix(capsys, v, b, tmp_path / "m.wav", "--method", "baseline")
+    assert code == 0
+    warned = [line for line in err.splitlines() if "warning:" in line]
+    assert len(warned) == 1 and "ends 4.0 s before the vocal" in warned[0]
+    assert "trim the vocal" in warned[0]
+    sf.write(b, tone(seconds=4.0, db=-18.0), SR)
+    code, err = run_mix(capsys, v, b, tmp_path / "m2.wav", "--method", "baseline")
+    assert code == 0 and "warning:" not in err

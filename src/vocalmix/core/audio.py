@@ -413,6 +413,16 @@ def resample(x: np.ndarray, from_hz: int, to_hz: int) -> np.ndarray:
     return np.ascontiguousarray(soxr.resample(x, from_hz, to_hz, quality="HQ"), dtype=np.float32)
 
 
+#: a backing this much shorter than the vocal (s, and a tenth of the song) is warned about
+SHORT_BACKING_WARN_S = 2.0
+#: the warning (a note that starts with ``warning:``, which the command line shows even
+#: when quiet)
+SHORT_BACKING_WARNING = (
+    "warning: the backing ends {diff:.1f} s before the vocal; the vocal's level is set "
+    "over all of the vocal, its unaccompanied end included, so it may sit too low where "
+    "the backing plays: give the whole backing, or trim the vocal to it")
+
+
 def prepare_pair(
     vocal: Audio, backing: Audio, *, sample_rate: int | None = None,
     max_decoded_bytes: int | None = None
@@ -467,6 +477,8 @@ def prepare_pair(
         shorter = "vocal" if v.shape[0] < n else "backing"
         diff = abs(v.shape[0] - b.shape[0]) / sr
         notes.append(f"{shorter} was {diff:.2f} s shorter: padded with silence at its end")
+        if shorter == "backing" and diff > max(SHORT_BACKING_WARN_S, 0.1 * n / sr):
+            notes.append(SHORT_BACKING_WARNING.format(diff=diff))
         v = np.pad(v, ((0, n - v.shape[0]), (0, 0)))
         b = np.pad(b, ((0, n - b.shape[0]), (0, 0)))
     return v, b, sr, notes

@@ -469,7 +469,10 @@ def _load_pair(args: argparse.Namespace, progress: _Progress):
     v, b = _read_both(args)
     vs, bs, sr, notes = prepare_pair(v, b, sample_rate=args.sample_rate)
     for n in notes:
-        progress(n)
+        if n.startswith("warning:"):  # shown even with -q
+            print(f"vocalmix: {n}", file=sys.stderr, flush=True)
+        else:
+            progress(n)
     return vs, bs, sr, notes
 
 
