@@ -103,8 +103,13 @@ def test_too_long_is_refused(tmp_path, capsys, good, monkeypatch):
     v, b = good
     code, err = run_mix(capsys, v, b, tmp_path / "m.wav")
     assert code == 2 and "longer than the limit" in err
+    assert "VOCALMIX_MAX_DURATION_S" in err  # how to raise it
     with pytest.raises(errors.DurationError):
         read_audio(v, max_duration_s=1.0)
+    for typo in ("nan", "inf", "-1", "0", "abc"):  # never lifts the limit, never all inputs
+        monkeypatch.setenv("VOCALMIX_MAX_DURATION_S", typo)
+        code, err = run_mix(capsys, v, b, tmp_path / "m.wav")
+        assert code == 2 and f"VOCALMIX_MAX_DURATION_S={typo!r}: give" in err
 
 
 def test_existing_output_needs_force_and_inputs_are_never_overwritten(tmp_path, capsys, good):

@@ -147,7 +147,8 @@ def validate_signal(
     if dur > max_duration_s:
         raise DurationError(
             f"{label}: {dur / 60:.1f} min is longer than the limit of "
-            f"{max_duration_s / 60:.0f} min; trim it or raise the limit"
+            f"{max_duration_s / 60:.0f} min; trim it, or raise the limit "
+            f"(the environment variable VOCALMIX_MAX_DURATION_S, in seconds)"
         )
     x = _as_stereo(x, fold, label, notes)
     if peak_in >= CLIP_LEVEL:
@@ -220,11 +221,20 @@ def _longest_clipped_run(x: np.ndarray) -> int:
 
 
 def max_duration_limit_s() -> float:
-    """The longest input accepted, s: ``$VOCALMIX_MAX_DURATION_S`` or one hour."""
-    try:
-        return float(os.environ.get("VOCALMIX_MAX_DURATION_S", MAX_DURATION_S))
-    except ValueError:
+    """The longest input accepted, s: ``$VOCALMIX_MAX_DURATION_S`` (a positive number of
+    seconds) or one hour. Raises :class:`~vocalmix.core.errors.DurationError` for a value
+    that is not one (a typo must not lift the limit or refuse every input)."""
+    text = os.environ.get("VOCALMIX_MAX_DURATION_S")
+    if text is None:
         return MAX_DURATION_S
+    try:
+        v = float(text)
+    except ValueError:
+        v = math.nan
+    if not (math.isfinite(v) and v > 0):
+        raise DurationError(f"VOCALMIX_MAX_DURATION_S={text!r}: give the longest input to "
+                            "accept as a positive number of seconds (or unset it: one hour)")
+    return v
 
 
 def max_decoded_limit_bytes() -> int:
@@ -282,7 +292,8 @@ def read_audio(
 
     def too_long(seconds: float) -> str:
         return (f"{label}: {seconds / 60:.1f} min is longer than the limit of "
-                f"{max_duration_s / 60:.0f} min; trim it or raise the limit")
+                f"{max_duration_s / 60:.0f} min; trim it, or raise the limit "
+                f"(the environment variable VOCALMIX_MAX_DURATION_S, in seconds)")
 
     data, sr = _decode_regular(p, label, max_duration_s, too_long, max_decoded_bytes)
     x, notes, ch = validate_signal(data, sr, label=label, fold=fold, max_duration_s=max_duration_s)
@@ -522,7 +533,8 @@ class AudioReader:
 
         def too_long(seconds: float) -> str:
             return (f"{self.label}: {seconds / 60:.1f} min is longer than the limit of "
-                    f"{limit / 60:.0f} min; trim it or raise the limit")
+                    f"{limit / 60:.0f} min; trim it, or raise the limit "
+                    f"(the environment variable VOCALMIX_MAX_DURATION_S, in seconds)")
 
         try:
             with sf.SoundFile(str(p)) as f:
