@@ -442,3 +442,17 @@ def test_sigterm_stops_a_batch_and_its_workers(tmp_path):
         time.sleep(0.1)
     assert not [k for k in kids if _running(k)]
     assert not scratch_files(out)
+
+
+@pytest.mark.parametrize("name", ["live.mp3", "live.txt", "live"])
+def test_a_live_output_the_writer_cannot_make_is_refused_before_the_session(
+        tmp_path, capsys, pair, name):
+    """live's -o is planned as audio like mix's: an extension it cannot write is refused
+    before the session runs (it was refused only when the file came to be written)."""
+    v, b = pair
+    v.write_text("not audio")  # read only after the outputs are planned
+    code = main(["live", str(v), str(b), "-o", str(tmp_path / name), "-q"])
+    err = capsys.readouterr().err
+    assert code == 2 and f"{tmp_path / name}:" in err and "not audio" not in err
+    assert "internal" not in err and "decoded" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([v.name, b.name])

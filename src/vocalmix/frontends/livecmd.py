@@ -102,7 +102,7 @@ def _rehearsal(args: argparse.Namespace, backing: np.ndarray, sample_rate: int,
 
 def run_live(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
     from vocalmix.core.audio import (
-        check_outputs,
+        OutputPlan,
         prepare_pair,
         read_audio,
         read_params,
@@ -131,8 +131,9 @@ def run_live(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
               if p and p != "-"]
     stems = ([Path(args.stems_out) / n for n in ("vocal.wav", "vocal_dry.wav", "backing.wav")]
              if args.stems_out else [])
-    outs = [args.output] + [p for p in (args.log_out, args.params_out) if p] + stems
-    check_outputs(outs, inputs, force=args.force)
+    files = [p for p in (args.log_out, args.params_out) if p]
+    OutputPlan(audio=[args.output, *stems], files=files, inputs=inputs, force=args.force)
+    # (planned as audio, so an -o the writer cannot make is refused before the session)
     check_json_outputs(("--log-out", args.log_out), ("--params-out", args.params_out))
     sd = None
     if args.device or from_device:
