@@ -262,15 +262,6 @@ def test_the_output_help_lists_every_audio_format_accepted(capsys, command):
     assert set(re.findall(r"\.[a-z0-9]+", help_o)) == set(audio.AUDIO_FORMATS)
 
 
-def test_building_the_parser_still_imports_nothing_heavy():
-    code = ("import sys; from vocalmix.frontends.cli import build_parser; "
-            "build_parser(['mix']).parse_args(['mix', 'v.wav', 'b.wav', '-o', 'm.wav']); "
-            "print('numpy' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout.split()
-    assert out == ["False"]
-
-
 # --- SIGTERM ---------------------------------------------------------------------------------
 
 
