@@ -340,3 +340,19 @@ def test_a_backing_much_shorter_than_the_vocal_is_warned_about_even_when_quiet(t
     sf.write(b, tone(seconds=4.0, db=-18.0), SR)
     code, err = run_mix(capsys, v, b, tmp_path / "m2.wav", "--method", "baseline")
     assert code == 0 and "warning:" not in err
+
+
+def test_a_wav_cut_off_before_its_header_says_is_read_with_a_note(tmp_path):
+    """libsndfile reads what a cut-off WAV holds and says so only in its log: the read
+    carries a note (the audio there is used), an intact file none."""
+    p = tmp_path / "take.wav"
+    sf.write(p, tone(seconds=3.0), SR, subtype="PCM_16")
+    whole = read_audio(p)
+    assert not any("ends before" in n for n in whole.notes)
+    data = p.read_bytes()
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(data[: len(data) // 3])
+    a = read_audio(cut)
+    assert a.samples.shape[0] < whole.samples.shape[0] // 2
+    assert any("ends before its header says it should" in n and "cut off?" in n
+               for n in a.notes)

@@ -297,8 +297,26 @@ def read_audio(
 
     data, sr = _decode_regular(p, label, max_duration_s, too_long, max_decoded_bytes)
     x, notes, ch = validate_signal(data, sr, label=label, fold=fold, max_duration_s=max_duration_s)
-    return Audio(samples=x, sample_rate=sr, path=str(p), source_channels=ch, notes=notes,
-                 label=label)
+    cut = _cut_off_note(p, label, x.shape[0] / sr)
+    return Audio(samples=x, sample_rate=sr, path=str(p), source_channels=ch,
+                 notes=notes + ((cut,) if cut else ()), label=label)
+
+
+def _cut_off_note(p: Path, label: str, duration_s: float) -> str | None:
+    """A note when a WAV file ends before its header says its audio does (a copy or a
+    recording cut off): libsndfile reads what is there and says so only in its log
+    (``data : <header's size> (should be <size found>)``)."""
+    if p.suffix.lower() not in (".wav", ".wave"):
+        return None
+    try:
+        log = sf.info(str(p)).extra_info
+    except _DECODER_ERRORS:
+        return None
+    m = re.search(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", log, re.MULTILINE)
+    if m is None or int(m[2]) >= int(m[1]):
+        return None
+    return (f"{label}: the file ends before its header says it should ({int(m[2])} of "
+            f"{int(m[1])} bytes of audio: cut off?); its {duration_s:.2f} s are used")
 
 
 def _refuse_special_file(p: Path, label: str) -> None:
