@@ -153,8 +153,21 @@ def test_a_reason_input_that_is_not_finite_is_refused_on_reading(value):
     doc = json.loads(p.to_json())
     doc["reasons"][0]["inputs"][0][1] = 12345.5
     text = json.dumps(doc).replace("12345.5", value)
-    with pytest.raises(ParamsError, match=r"reason 'vocal.gain_db': inputs\[0\] 'a'"):
+    with pytest.raises(ParamsError, match=r"reasons\[0\].inputs\[0\] of reason "
+                                          r"'vocal.gain_db': 'a' = (nan|inf|-inf) is not"):
         MixParams.from_json(text)
+
+
+def test_a_reason_made_with_an_unknown_input_records_only_the_known_ones():
+    """An estimator's reason may carry a figure it could not measure (a tempo of NaN):
+    the reason keeps its finite inputs, and the document saves and loads."""
+    from vocalmix.core.params import Reason
+
+    r = Reason("targets.reverb_decay_s", "rule", "x", (("tempo_bpm", float("nan")),
+                                                       ("decay_s", 1.5)))
+    assert r.inputs == (("decay_s", 1.5),)
+    p = replace(full_params(), reasons=(r,))
+    assert MixParams.from_json(p.to_json()) == p
 
 
 @pytest.mark.parametrize(

@@ -473,13 +473,28 @@ class Reason:
         if self.source not in REASON_SOURCES:
             raise ParamsError(f"reason source {self.source!r} is not one of "
                               f"{', '.join(REASON_SOURCES)}")
+        # an input that is not a finite number (a tempo that could not be read) is not
+        # recorded: JSON holds none, and a document must save as it loads (a document
+        # read with one is refused: MixParams.from_dict)
         inputs = tuple((str(k), float(v)) for k, v in self.inputs)
-        for i, (k, v) in enumerate(inputs):
-            if not math.isfinite(v):  # a document that loads must save (JSON has no nan)
-                raise ParamsError(f"reason {self.path!r}: inputs[{i}] {k!r} = {v} is not a "
-                                  "finite number")
-        object.__setattr__(self, "inputs", inputs)
+        object.__setattr__(self, "inputs", tuple((k, v) for k, v in inputs if math.isfinite(v)))
         _validate(self)
+
+
+def _refuse_non_finite_reason_inputs(reasons: Any) -> None:
+    """Refuse a document's reason input that is a number but not a finite one (NaN,
+    Infinity, 1e400): it would not be saved again; other shapes are left to the
+    document's type checks."""
+    if not isinstance(reasons, list):
+        return
+    for i, r in enumerate(reasons):
+        inputs = r.get("inputs") if isinstance(r, dict) else None
+        for j, pair in enumerate(inputs if isinstance(inputs, list) else ()):
+            v = pair[1] if isinstance(pair, list) and len(pair) == 2 else None
+            if isinstance(v, float) and not math.isfinite(v):
+                path = r.get("path")
+                raise ParamsError(f"reasons[{i}].inputs[{j}] of reason {path!r}: {pair[0]!r} "
+                                  f"= {v} is not a finite number")
 
 
 @dataclass(frozen=True)
@@ -537,6 +552,7 @@ class MixParams:
         fmt = d.pop("format", FORMAT)
         if fmt != FORMAT:
             raise ParamsError(f"not a vocalmix params document (format {short_repr(fmt)})")
+        _refuse_non_finite_reason_inputs(d.get("reasons"))
         return _build(cls, d, "")
 
     @classmethod

@@ -31,6 +31,7 @@ from vocalmix.core.errors import (
     VocalmixError,
 )
 from vocalmix.core.threads import no_numpy_hugepages, pin_blas_threads
+from vocalmix.frontends.checks import check_json_outputs, check_sample_rate
 
 if TYPE_CHECKING:
     from vocalmix.core.params import MixParams
@@ -428,38 +429,6 @@ def _read_both(args: argparse.Namespace):
         fb = pool.submit(read_audio, args.backing, label=f"backing {args.backing}",
                          fold=args.fold)
         return fv.result(), fb.result()
-
-
-def check_sample_rate(rate: int | None) -> None:
-    """Refuse a ``--sample-rate`` (Hz) outside the supported range before any work, with
-    the message the mixing itself gives (:func:`vocalmix.core.audio.checked_rate`;
-    ``None``: the inputs' rate; 0 is refused like 1, not taken for that)."""
-    from vocalmix.core.audio import checked_rate
-
-    if rate is not None:
-        checked_rate(rate, "output sample rate")
-
-
-def check_json_outputs(*outputs: tuple[str, str | os.PathLike[str] | None]) -> None:
-    """Refuse, before any work, a JSON output (``(option, path)``; ``None``: not given)
-    whose name does not end in ``.json``: a params document written to ``mix.wav``
-    would take the place of the audio a user expects there (with ``--force``, replace
-    it). Called once the outputs are planned, whose checks (an input, a device, a
-    folder, two outputs on one path) say more about such a path."""
-    from vocalmix.core.audio import AUDIO_FORMATS
-    from vocalmix.core.errors import OutputError
-
-    for option, path in outputs:
-        if path is None:
-            continue
-        suffix = Path(path).suffix.lower()
-        if suffix == ".json":
-            continue
-        if suffix in AUDIO_FORMATS:
-            raise OutputError(f"{path}: {option} writes a JSON document, not audio; give it "
-                              "a file name ending in .json")
-        raise OutputError(f"{path}: {option} writes a JSON document; give it a file name "
-                          f"ending in .json (not {suffix or 'no extension'!r})")
 
 
 def _load_pair(args: argparse.Namespace, progress: _Progress):

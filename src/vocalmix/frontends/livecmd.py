@@ -112,7 +112,7 @@ def run_live(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
         write_text,
     )
     from vocalmix.core.measure import integrated_loudness
-    from vocalmix.frontends.cli import check_json_outputs, check_sample_rate
+    from vocalmix.frontends.checks import check_json_outputs, check_sample_rate
     from vocalmix.live import (
         LiveSession,
         RideConfig,

@@ -1,0 +1,39 @@
+"""Checks of the command line's options shared by its commands (``mix``, ``render``,
+``estimate``, ``live``), made before any work."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def check_sample_rate(rate: int | None) -> None:
+    """Refuse a ``--sample-rate`` (Hz) outside the supported range before any work, with
+    the message the mixing itself gives (:func:`vocalmix.core.audio.checked_rate`;
+    ``None``: the inputs' rate; 0 is refused like 1, not taken for that)."""
+    from vocalmix.core.audio import checked_rate
+
+    if rate is not None:
+        checked_rate(rate, "output sample rate")
+
+
+def check_json_outputs(*outputs: tuple[str, str | os.PathLike[str] | None]) -> None:
+    """Refuse, before any work, a JSON output (``(option, path)``; ``None``: not given)
+    whose name does not end in ``.json``: a params document written to ``mix.wav``
+    would take the place of the audio a user expects there (with ``--force``, replace
+    it). Called once the outputs are planned, whose checks (an input, a device, a
+    folder, two outputs on one path) say more about such a path."""
+    from vocalmix.core.audio import AUDIO_FORMATS
+    from vocalmix.core.errors import OutputError
+
+    for option, path in outputs:
+        if path is None:
+            continue
+        suffix = Path(path).suffix.lower()
+        if suffix == ".json":
+            continue
+        if suffix in AUDIO_FORMATS:
+            raise OutputError(f"{path}: {option} writes a JSON document, not audio; give it "
+                              "a file name ending in .json")
+        raise OutputError(f"{path}: {option} writes a JSON document; give it a file name "
+                          f"ending in .json (not {suffix or 'no extension'!r})")
