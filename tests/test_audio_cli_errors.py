@@ -354,5 +354,64 @@ def test_a_wav_cut_off_before_its_header_says_is_read_with_a_note(tmp_path):
     cut.write_bytes(data[: len(data) // 3])
     a = read_audio(cut)
     assert a.samples.shape[0] < whole.samples.shape[0] // 2
-    assert any("ends before its header says it should" in n and "cut off?" in n
-               for n in a.notes)
+    assert any(n.startswith("warning:") and "ends before its header says it should" in n
+               and "cut off?" in n for n in a.notes)  # (shown even with -q)
+
+
+def test_an_interrupt_after_the_commit_point_still_removes_the_backups(tmp_path, monkeypatch):
+    """A Ctrl-C or SIGTERM a few ms after a group's commit point used to stop its tidying
+    up: the new outputs were in place, beside full-size backups and journals until a
+    later run into that folder. The tidying now finishes before the interrupt goes on."""
+    from vocalmix.core import audio
+
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    audio.OutputPlan(files=[a, b]).commit({a: "old a", b: "old b"})
+    real = audio._unlink_all
+    calls = []
+
+    def interrupted_once(paths):
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        real(paths)
+
+    monkeypatch.setattr(audio, "_unlink_all", interrupted_once)
+    with pytest.raises(KeyboardInterrupt):
+        audio.OutputPlan(files=[a, b], force=True).commit({a: "new a", b: "new b"})
+    assert (a.read_text(), b.read_text()) == ("new a", "new b")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.txt"]
+
+
+def test_an_input_behind_a_folder_that_may_not_be_searched_is_said_plainly(tmp_path):
+    """A file inside a folder this user may not enter: "cannot be read (permission
+    denied)" for audio (it was an internal PermissionError) and for a params document
+    (it was "no such params file"). Run as a user without root's override powers."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    prefix: list[str] = []
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("running as root without setpriv: permissions cannot be tested")
+        caps = "-dac_override,-dac_read_search"
+        prefix = [setpriv, f"--inh-caps={caps}", f"--bounding-set={caps}"]
+    v, b = tmp_path / "v.wav", tmp_path / "b.wav"
+    sf.write(v, tone(), SR)
+    sf.write(b, tone(db=-18.0), SR)
+    shut = tmp_path / "shut"
+    shut.mkdir()
+    sf.write(shut / "v.wav", tone(), SR)
+    (shut / "p.json").write_text("{}")
+    shut.chmod(0)
+    try:
+        for argv, who in ((["mix", str(shut / "v.wav"), str(b)], "v.wav"),
+                          (["render", str(v), str(b), str(shut / "p.json")], "p.json")):
+            r = subprocess.run([*prefix, sys.executable, "-m", "vocalmix", *argv, "-q",
+                                "-o", str(tmp_path / "m.wav")], capture_output=True, text=True)
+            assert r.returncode == 2, r.stderr
+            assert f"{who}: cannot be read (permission denied)" in r.stderr
+    finally:
+        shut.chmod(0o755)

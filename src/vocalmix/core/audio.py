@@ -315,8 +315,9 @@ def _cut_off_note(p: Path, label: str, duration_s: float) -> str | None:
     m = re.search(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", log, re.MULTILINE)
     if m is None or int(m[2]) >= int(m[1]):
         return None
-    return (f"{label}: the file ends before its header says it should ({int(m[2])} of "
-            f"{int(m[1])} bytes of audio: cut off?); its {duration_s:.2f} s are used")
+    return (f"warning: {label}: the file ends before its header says it should "
+            f"({int(m[2])} of {int(m[1])} bytes of audio: cut off?); its {duration_s:.2f} s "
+            "are used")
 
 
 def _refuse_special_file(p: Path, label: str) -> None:
@@ -329,6 +330,20 @@ def _refuse_special_file(p: Path, label: str) -> None:
     if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
         raise UnreadableAudioError(f"{label}: is not a regular file (a pipe, device or "
                                    "socket); give the path of an audio file")
+
+
+def _refuse_missing_or_folder(p: Path, label: str) -> None:
+    """Refuse an input path that names nothing (:class:`AudioFileNotFoundError`), a
+    folder, or a file behind a folder this user may not search (what the system says,
+    e.g. permission denied)."""
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        raise AudioFileNotFoundError(f"{label}: no such file") from None
+    except OSError as e:
+        raise UnreadableAudioError(f"{label}: cannot be read ({_why(e)})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise UnreadableAudioError(f"{label}: is a folder, not an audio file")
 
 
 def _decode_regular(p: Path, label: str, max_duration_s: float, too_long,
@@ -381,10 +396,7 @@ def _decode(p: Path, label: str, max_duration_s: float, too_long,
     decoded size (frames x channels from the header, before decoding)."""
     if max_decoded_bytes is None:
         max_decoded_bytes = max_decoded_limit_bytes()
-    if not p.exists():
-        raise AudioFileNotFoundError(f"{label}: no such file")
-    if p.is_dir():
-        raise UnreadableAudioError(f"{label}: is a folder, not an audio file")
+    _refuse_missing_or_folder(p, label)
     try:
         with sf.SoundFile(str(p)) as f:
             sr, _, _ = _checked_header(f, label, max_duration_s, too_long, max_decoded_bytes)
@@ -544,10 +556,7 @@ class AudioReader:
         self.fold = fold
         limit = max_duration_limit_s() if max_duration_s is None else max_duration_s
         _refuse_special_file(p, self.label)
-        if not p.exists():
-            raise AudioFileNotFoundError(f"{self.label}: no such file")
-        if p.is_dir():
-            raise UnreadableAudioError(f"{self.label}: is a folder, not an audio file")
+        _refuse_missing_or_folder(p, self.label)
 
         def too_long(seconds: float) -> str:
             return (f"{self.label}: {seconds / 60:.1f} min is longer than the limit of "
@@ -1519,12 +1528,20 @@ def _commit(items: list[tuple[PlannedOutput, Content]]) -> None:
             raise OutputError(f"{where}: cannot be written ({_why(ex)}); the previous "
                               "files are unchanged") from None
         raise
-    with locks, contextlib.suppress(OSError):  # after the commit point: tidying only
-        _unlink_all(e.bak for e in entries)
-        _unlink_all(journals[1:])
-        _unlink_all(journals[:1])
-        for f in folders:
-            _fsync_path(f, directory=True)
+    def tidy() -> None:  # after the commit point: the backups and journals go
+        with contextlib.suppress(OSError):
+            _unlink_all(e.bak for e in entries)
+            _unlink_all(journals[1:])
+            _unlink_all(journals[:1])
+            for f in folders:
+                _fsync_path(f, directory=True)
+
+    with locks:
+        try:
+            tidy()
+        except BaseException:  # an interrupt: the outputs are written; finish, then stop
+            tidy()
+            raise
 
 
 def _owned_by_me(p: Path) -> bool:
@@ -1809,8 +1826,10 @@ def read_json_text(path: str | os.PathLike[str], what: str = "file") -> str:
     p = Path(path)
     try:
         st = os.stat(p)
-    except OSError:
+    except FileNotFoundError:
         raise ParamsError(f"{p}: no such {what}") from None
+    except OSError as e:  # a folder on the way that may not be searched...
+        raise ParamsError(f"{p}: cannot be read ({_why(e)})") from None
     if not stat.S_ISREG(st.st_mode):
         kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file"
         raise ParamsError(f"{p}: is {kind}; give the path of a JSON {what}")
