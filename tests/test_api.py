@@ -126,7 +126,8 @@ def test_wrong_arguments_are_vocalmix_errors_that_say_what_to_give(song):
         vocalmix.mix(v.astype(np.complex64), b, sr)
     with pytest.raises(vocalmix.ParamsError, match="params must be a MixParams, its dict"):
         vocalmix.render(v, b, None, sr)  # type: ignore[arg-type]
-    # a single lock may be given as its path; None is no locks
+    # a single lock may be given as its path; None is no locks, or no progress
+    assert vocalmix.mix(v, b, sr, method="baseline", progress=None).params is not None
     p = vocalmix.estimate(v, b, sr, method="baseline", locks="vocal.gain_db")
     assert p.locks == ("vocal.gain_db",)
     assert vocalmix.estimate(v, b, sr, method="baseline", locks=None).locks == ()  # type: ignore[arg-type]

@@ -217,6 +217,7 @@ def test_a_manifest_that_fails_its_checks_leaves_no_output_folder(tmp_path):
         _csv(tmp_path / "empty.csv", ["id", "vocal", "backing"],
              [["", str(v), str(b)]]): "empty id",
         pairs: "same output files",
+        Path("/dev/null"): r"is not a regular file \(a folder, pipe or device\)",
     }
     for source, text in cases.items():
         out = tmp_path / f"out-{source.stem}"

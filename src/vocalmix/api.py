@@ -145,7 +145,7 @@ def mix(
     amount: float | None = None,
     locks: tuple[str, ...] = (),
     reverb_preset: str | None = None,
-    progress: Progress = no_progress,
+    progress: Progress | None = no_progress,
 ) -> MixResult:
     """Estimate the parameters, resolve them and render the mix.
 
@@ -180,7 +180,8 @@ def mix(
     p, r, est = pipeline.mix(
         v, b, sr, method=method or default_method(), base=params, genre=genre,
         vocal_to_mix_lu=v2m, vocal_lra_lu=lra, reverb_decay_s=decay, mix_lufs=lufs,
-        amount=amt, locks=lk, **_preset_kwargs(reverb_preset), progress=progress)
+        amount=amt, locks=lk, **_preset_kwargs(reverb_preset),
+        progress=progress or no_progress)
     return MixResult(p, r.mix, r.vocal, r.vocal_dry, r.backing, sr,
                      tuple(notes) + tuple(est.notes))
 
@@ -199,7 +200,7 @@ def estimate(
     amount: float | None = None,
     locks: tuple[str, ...] = (),
     reverb_preset: str | None = None,
-    progress: Progress = no_progress,
+    progress: Progress | None = no_progress,
 ) -> MixParams:
     """The resolved parameters of a mix, without rendering it (see :func:`mix`)."""
     from vocalmix import pipeline
@@ -213,7 +214,7 @@ def estimate(
     return pipeline.estimate_params(
         v, b, sr, method=method or default_method(), genre=genre, vocal_to_mix_lu=v2m,
         vocal_lra_lu=lra, reverb_decay_s=decay, mix_lufs=lufs, amount=amt, locks=lk,
-        **_preset_kwargs(reverb_preset), progress=progress).params
+        **_preset_kwargs(reverb_preset), progress=progress or no_progress).params
 
 
 def render(
@@ -222,7 +223,7 @@ def render(
     params: MixParams | dict | str | os.PathLike,
     sample_rate: int | None = None,
     *,
-    progress: Progress = no_progress,
+    progress: Progress | None = no_progress,
 ) -> MixResult:
     """Render exactly what ``params`` says (a :class:`MixParams`, its dict, or the path
     of a params JSON document); ``achieved`` is measured on the result."""
@@ -239,7 +240,7 @@ def render(
         raise ParamsError("params must be a MixParams, its dict or the path of a params "
                           f"JSON document, not {type(params).__name__}")
     v, b, sr, notes = _pair(vocal, backing, sample_rate)
-    p, r = pipeline.render_params(v, b, sr, doc, progress)
+    p, r = pipeline.render_params(v, b, sr, doc, progress or no_progress)
     return MixResult(p, r.mix, r.vocal, r.vocal_dry, r.backing, sr, tuple(notes))
 
 

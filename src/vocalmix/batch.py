@@ -723,7 +723,9 @@ def read_manifest(path: str | os.PathLike[str]) -> Manifest:
     """
     p = Path(path)
     if not p.is_file():
-        raise DataError(f"{p}: no such manifest file")
+        what = ("is not a regular file (a folder, pipe or device); give a CSV or Parquet "
+                "file" if os.path.lexists(p) else "no such manifest file")
+        raise DataError(f"{p}: {what}")
     return _checked_manifest(p, *_read_table(p))
 
 
