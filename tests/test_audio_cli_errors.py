@@ -104,6 +104,7 @@ def test_too_long_is_refused(tmp_path, capsys, good, monkeypatch):
     code, err = run_mix(capsys, v, b, tmp_path / "m.wav")
     assert code == 2 and "longer than the limit" in err
     assert "VOCALMIX_MAX_DURATION_S" in err  # how to raise it
+    assert "2.0 s is longer than the limit of 1.5 s" in err  # (not "0 min")
     with pytest.raises(errors.DurationError):
         read_audio(v, max_duration_s=1.0)
     for typo in ("nan", "inf", "-1", "0", "abc"):  # never lifts the limit, never all inputs

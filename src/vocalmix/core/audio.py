@@ -146,8 +146,8 @@ def validate_signal(
         )
     if dur > max_duration_s:
         raise DurationError(
-            f"{label}: {dur / 60:.1f} min is longer than the limit of "
-            f"{max_duration_s / 60:.0f} min; trim it, or raise the limit "
+            f"{label}: {_span(dur)} is longer than the limit of "
+            f"{_span(max_duration_s)}; trim it, or raise the limit "
             f"(the environment variable VOCALMIX_MAX_DURATION_S, in seconds)"
         )
     x = _as_stereo(x, fold, label, notes)
@@ -218,6 +218,11 @@ def _longest_clipped_run(x: np.ndarray) -> int:
     d = np.diff(np.concatenate([[0], clipped, [0]]))
     starts, ends = np.flatnonzero(d == 1), np.flatnonzero(d == -1)
     return int((ends - starts).max())
+
+
+def _span(seconds: float) -> str:
+    """A length for a message: minutes from two minutes up, else seconds."""
+    return f"{seconds / 60:.1f} min" if seconds >= 120 else f"{seconds:.1f} s"
 
 
 def max_duration_limit_s() -> float:
@@ -291,8 +296,8 @@ def read_audio(
     label = label or str(p)
 
     def too_long(seconds: float) -> str:
-        return (f"{label}: {seconds / 60:.1f} min is longer than the limit of "
-                f"{max_duration_s / 60:.0f} min; trim it, or raise the limit "
+        return (f"{label}: {_span(seconds)} is longer than the limit of "
+                f"{_span(max_duration_s)}; trim it, or raise the limit "
                 f"(the environment variable VOCALMIX_MAX_DURATION_S, in seconds)")
 
     data, sr = _decode_regular(p, label, max_duration_s, too_long, max_decoded_bytes)
@@ -559,8 +564,8 @@ class AudioReader:
         _refuse_missing_or_folder(p, self.label)
 
         def too_long(seconds: float) -> str:
-            return (f"{self.label}: {seconds / 60:.1f} min is longer than the limit of "
-                    f"{limit / 60:.0f} min; trim it, or raise the limit "
+            return (f"{self.label}: {_span(seconds)} is longer than the limit of "
+                    f"{_span(limit)}; trim it, or raise the limit "
                     f"(the environment variable VOCALMIX_MAX_DURATION_S, in seconds)")
 
         try:

@@ -954,7 +954,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
         bar.close()
     s = summary.status
     lines = [f"{s.total} rows: {s.total - len(summary.failures)} ok, {len(summary.failures)} "
-             f"failed ({s.ok + s.failed} mixed now, {s.skipped} already done) in "
+             f"failed ({s.ok + s.failed} run now, {s.skipped} already done) in "
              f"{_clock(s.elapsed_s)}"]
     if summary.unknown_columns:
         lines.append("ignored manifest columns: " + ", ".join(summary.unknown_columns))
