@@ -1392,23 +1392,6 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _file_keys(path: str | os.PathLike[str]) -> set[Any]:
-    """What a path names, in each of the ways :class:`~vocalmix.core.audio.OutputPlan`
-    compares an output with an input: the path with its folder's symlinks resolved, the
-    path with every symlink resolved, and, when it exists, its device and inode (a hard
-    link). Two paths name the same file when their keys meet."""
-    from vocalmix.core.audio import _identity
-
-    try:
-        keys: set[Any] = {str(_identity(path)), os.path.realpath(path)}
-    except (OSError, ValueError):  # ValueError: a NUL in the path
-        return {os.path.abspath(path)}
-    with contextlib.suppress(OSError, ValueError):
-        st = os.stat(path)
-        keys.add((st.st_dev, st.st_ino))
-    return keys
-
-
 def plan_conflicts(manifest: Manifest, config: BatchConfig) -> dict[str, str]:
     """``{id: message}`` of the rows whose outputs (``mix/<name>.wav``,
     ``params/<name>.json`` under ``config.out_dir``) would replace a file that another
@@ -1418,9 +1401,11 @@ def plan_conflicts(manifest: Manifest, config: BatchConfig) -> dict[str, str]:
     ``output.is_input``, and the rows that read the file get it intact. (A row whose
     outputs are its own inputs is refused by its own output check.) Only stats files;
     reads none."""
+    from vocalmix.core.audio import _path_keys
+
     # key -> [(row id, what, path)] of whatever reads that file
     readers: dict[Any, list[tuple[str | None, str, str]]] = {}
-    for k in _file_keys(manifest.path):
+    for k in _path_keys(manifest.path):
         readers[k] = [(None, "manifest", manifest.path)]
     specs = []
     for r in manifest.rows:
@@ -1430,7 +1415,7 @@ def plan_conflicts(manifest: Manifest, config: BatchConfig) -> dict[str, str]:
             continue
         specs.append(spec)
         for what, path in _input_files(spec):
-            for k in _file_keys(path):
+            for k in _path_keys(path):
                 readers.setdefault(k, []).append((spec.id, what, path))
     root = Path(config.out_dir)
     refused: dict[str, str] = {}
@@ -1438,7 +1423,7 @@ def plan_conflicts(manifest: Manifest, config: BatchConfig) -> dict[str, str]:
         for rel, output in zip(output_paths(spec.id), ("mix", "params document"),
                                strict=True):
             dest = root / rel
-            hit = next((h for k in _file_keys(dest) for h in readers.get(k, ())
+            hit = next((h for k in _path_keys(dest) for h in readers.get(k, ())
                         if h[0] != spec.id), None)
             if hit is None:
                 continue

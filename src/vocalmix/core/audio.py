@@ -885,13 +885,24 @@ def _identity(p: str | os.PathLike[str]) -> Path:
     return Path(os.path.realpath(a.parent)) / a.name
 
 
-def _same_file(a: Path, b: Path) -> bool:
+def _path_keys(path: str | os.PathLike[str]) -> set[object]:
+    """What a path names, in each of the ways two paths may name one file: the path with
+    its folder's symlinks resolved (:func:`_identity`), the path with every symlink
+    resolved, and, when it exists, its device and inode (a hard link). Two paths name the
+    same file when their keys meet (:func:`_same_file`); a set of them is a table of
+    files to look paths up in (the batch's outputs against its inputs)."""
     try:
-        if _identity(a) == _identity(b) or Path(os.path.realpath(a)) == Path(os.path.realpath(b)):
-            return True
-        return a.exists() and b.exists() and os.path.samefile(a, b)
-    except OSError:
-        return False
+        keys: set[object] = {str(_identity(path)), os.path.realpath(path)}
+    except (OSError, ValueError):  # ValueError: a NUL in the path
+        return {os.path.abspath(path)}
+    with contextlib.suppress(OSError, ValueError):
+        st = os.stat(path)
+        keys.add((st.st_dev, st.st_ino))
+    return keys
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    return bool(_path_keys(a) & _path_keys(b))
 
 
 def _nearest_existing(folder: Path) -> Path:
