@@ -30,7 +30,7 @@ import numpy as np
 
 from vocalmix.core.audio import Audio, prepare_pair, read_audio, validate_signal
 from vocalmix.core.errors import ChannelLayoutError, ParamsError
-from vocalmix.core.params import MixParams
+from vocalmix.core.params import MixParams, is_number
 from vocalmix.core.progress import Progress, no_progress
 
 #: an array of at most this many rows and more columns than that is taken for a
@@ -88,7 +88,7 @@ def _number(name: str, v: object) -> float | None:
     string), as a float; its range is checked where it is used."""
     if v is None:
         return None
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+    if not is_number(v):
         raise ParamsError(f"{name} must be a number, not {type(v).__name__} {v!r}")
     return float(v)
 

@@ -101,9 +101,9 @@ def checked_rate(sample_rate: object, what: str = "sample rate") -> int:
     """``sample_rate`` as an int, Hz; raises :class:`SampleRateError` unless it is a whole
     number of Hz from :data:`MIN_RATE_HZ` to :data:`MAX_RATE_HZ` (NaN, 0, 44100.5, a
     string and a bool are refused, not rounded or taken for a default)."""
-    ok = (isinstance(sample_rate, (int, float, np.integer, np.floating))
-          and not isinstance(sample_rate, (bool, np.bool_)))
-    rate = float(sample_rate) if ok else math.nan  # type: ignore[arg-type]
+    from vocalmix.core.params import is_number
+
+    rate = float(sample_rate) if is_number(sample_rate) else math.nan
     if not (math.isfinite(rate) and rate == int(rate) and MIN_RATE_HZ <= rate <= MAX_RATE_HZ):
         raise SampleRateError(f"{what} {sample_rate!r} Hz is unsupported (a whole number of "
                               f"Hz, {MIN_RATE_HZ} to {MAX_RATE_HZ})")

@@ -20,7 +20,7 @@ import math
 import numbers
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from functools import lru_cache
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeGuard
 
 from vocalmix.core.errors import ParamsError
 from vocalmix.core.jsondoc import short_repr
@@ -111,8 +111,14 @@ def clip(cls: type, name: str, value: float) -> float:
     return float(min(max(float(value), s.lo), s.hi))
 
 
+def is_number(value: object) -> TypeGuard[float]:
+    """Whether ``value`` is a real number (an int or a float, numpy's too), never a bool
+    (``True`` is an int to Python, not a setting's value; numpy's bool is no number)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def _check(name: str, value: float, lo: float, hi: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    if not is_number(value):
         raise ParamsError(f"{name} must be a number, got {short_repr(value)}")
     if not math.isfinite(value) or not (lo <= value <= hi):
         raise ParamsError(f"{name} = {value} is out of range: allowed {lo:g} to {hi:g}")

@@ -35,7 +35,14 @@ from functools import lru_cache
 from typing import Any
 
 from vocalmix.core.errors import ParamsError
-from vocalmix.core.params import TARGET_DECAY_RANGE_S, MixParams, Reverb, clip, spec_of
+from vocalmix.core.params import (
+    TARGET_DECAY_RANGE_S,
+    MixParams,
+    Reverb,
+    clip,
+    is_number,
+    spec_of,
+)
 
 WET_LEVEL_MAX_DB = spec_of(Reverb, "wet_level_db").hi
 
@@ -137,7 +144,7 @@ def preset_reverb(name: str, library: Mapping[str, dict] | None = None) -> Rever
         if field not in d:
             raise ParamsError(f"{where}: {key}.{field} is missing")
         v = d[field]
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        if not (is_number(v) and math.isfinite(v)):
             raise ParamsError(f"{where}: {key}.{field} = {v!r} is not a finite number")
         return float(v)
 
