@@ -93,6 +93,13 @@ def _number(name: str, v: object) -> float | None:
     return float(v)
 
 
+def _overrides(locks: object, **targets: object) -> dict[str, Any]:
+    """The target overrides (``targets``: a number or ``None`` each; their ranges are
+    checked where they are used) and ``locks`` of :func:`mix` and :func:`estimate`,
+    checked, as :mod:`vocalmix.pipeline`'s keyword arguments."""
+    return {"locks": _locks(locks), **{k: _number(k, v) for k, v in targets.items()}}
+
+
 def _locks(locks: object) -> tuple[str, ...]:
     """``locks`` as a tuple of setting paths: one path may be given as a string."""
     if locks is None:
@@ -171,17 +178,12 @@ def mix(
         raise ParamsError("params must be a MixParams (read a document with "
                           "vocalmix.core.audio.read_params or MixParams.from_dict), not "
                           f"{type(params).__name__}")
-    lk = _locks(locks)
-    v2m, lra, decay = (_number("vocal_to_mix_lu", vocal_to_mix_lu),
-                       _number("vocal_lra_lu", vocal_lra_lu),
-                       _number("reverb_decay_s", reverb_decay_s))
-    lufs, amt = _number("mix_lufs", mix_lufs), _number("amount", amount)
+    o = _overrides(locks, vocal_to_mix_lu=vocal_to_mix_lu, vocal_lra_lu=vocal_lra_lu,
+                   reverb_decay_s=reverb_decay_s, mix_lufs=mix_lufs, amount=amount)
     v, b, sr, notes = _pair(vocal, backing, sample_rate, mix_rate)
     p, r, est = pipeline.mix(
         v, b, sr, method=method or default_method(), base=params, genre=genre,
-        vocal_to_mix_lu=v2m, vocal_lra_lu=lra, reverb_decay_s=decay, mix_lufs=lufs,
-        amount=amt, locks=lk, **_preset_kwargs(reverb_preset),
-        progress=progress or no_progress)
+        **o, **_preset_kwargs(reverb_preset), progress=progress or no_progress)
     return MixResult(p, r.mix, r.vocal, r.vocal_dry, r.backing, sr,
                      tuple(notes) + tuple(est.notes))
 
@@ -205,15 +207,11 @@ def estimate(
     """The resolved parameters of a mix, without rendering it (see :func:`mix`)."""
     from vocalmix import pipeline
 
-    lk = _locks(locks)
-    v2m, lra, decay = (_number("vocal_to_mix_lu", vocal_to_mix_lu),
-                       _number("vocal_lra_lu", vocal_lra_lu),
-                       _number("reverb_decay_s", reverb_decay_s))
-    lufs, amt = _number("mix_lufs", mix_lufs), _number("amount", amount)
+    o = _overrides(locks, vocal_to_mix_lu=vocal_to_mix_lu, vocal_lra_lu=vocal_lra_lu,
+                   reverb_decay_s=reverb_decay_s, mix_lufs=mix_lufs, amount=amount)
     v, b, sr, _ = _pair(vocal, backing, sample_rate)
     return pipeline.estimate_params(
-        v, b, sr, method=method or default_method(), genre=genre, vocal_to_mix_lu=v2m,
-        vocal_lra_lu=lra, reverb_decay_s=decay, mix_lufs=lufs, amount=amt, locks=lk,
+        v, b, sr, method=method or default_method(), genre=genre, **o,
         **_preset_kwargs(reverb_preset), progress=progress or no_progress).params
 
 
