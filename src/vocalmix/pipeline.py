@@ -411,15 +411,14 @@ def achieved_from_stats(vocal: BlockStats, backing: BlockStats, premaster: Block
     if measure == "singing":
         v2m = float(singing_ratio_from_segments(vocal.energy, premaster.energy, seg))
 
-    fin = _finite
     return Achieved(
-        vocal_to_mix_lu=fin(v2m),
-        vocal_to_backing_lu=fin(iv - ib),
-        vocal_lra_lu=fin(lra_from_short_term(short_term_from_segments(vocal_dry.energy, seg))),
-        vocal_momentary_range_lu=fin(lra_from_short_term(
+        vocal_to_mix_lu=_finite(v2m),
+        vocal_to_backing_lu=_finite(iv - ib),
+        vocal_lra_lu=_finite(lra_from_short_term(short_term_from_segments(vocal_dry.energy, seg))),
+        vocal_momentary_range_lu=_finite(lra_from_short_term(
             momentary_from_segments(vocal_dry.energy, seg))),
-        mix_integrated_lufs=fin(integrated_from_segments(mix.energy, seg)),
-        mix_true_peak_dbtp=fin(true_peak_dbtp),
+        mix_integrated_lufs=_finite(integrated_from_segments(mix.energy, seg)),
+        mix_true_peak_dbtp=_finite(true_peak_dbtp),
         master_gain_reduction_db=float(gain_reduction_db),
     )
 
