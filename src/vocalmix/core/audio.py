@@ -145,11 +145,7 @@ def validate_signal(
             f"{label}: {dur:.3f} s is too short to mix (at least {MIN_DURATION_S} s needed)"
         )
     if dur > max_duration_s:
-        raise DurationError(
-            f"{label}: {_span(dur)} is longer than the limit of "
-            f"{_span(max_duration_s)}; trim it, or raise the limit "
-            f"(the environment variable VOCALMIX_MAX_DURATION_S, in seconds)"
-        )
+        raise DurationError(_too_long(label, dur, max_duration_s))
     x = _as_stereo(x, fold, label, notes)
     if peak_in >= CLIP_LEVEL:
         run = _longest_clipped_run(x)
@@ -225,6 +221,13 @@ def _span(seconds: float) -> str:
     return f"{seconds / 60:.1f} min" if seconds >= 120 else f"{seconds:.1f} s"
 
 
+def _too_long(label: str, seconds: float, limit_s: float) -> str:
+    """The message for an input of ``seconds`` over the limit of ``limit_s`` (s)."""
+    return (f"{label}: {_span(seconds)} is longer than the limit of {_span(limit_s)}; "
+            "trim it, or raise the limit (the environment variable VOCALMIX_MAX_DURATION_S, "
+            "in seconds)")
+
+
 def max_duration_limit_s() -> float:
     """The longest input accepted, s: ``$VOCALMIX_MAX_DURATION_S`` (a positive number of
     seconds) or one hour. Raises :class:`~vocalmix.core.errors.DurationError` for a value
@@ -296,9 +299,7 @@ def read_audio(
     label = label or str(p)
 
     def too_long(seconds: float) -> str:
-        return (f"{label}: {_span(seconds)} is longer than the limit of "
-                f"{_span(max_duration_s)}; trim it, or raise the limit "
-                f"(the environment variable VOCALMIX_MAX_DURATION_S, in seconds)")
+        return _too_long(label, seconds, max_duration_s)
 
     data, sr = _decode_regular(p, label, max_duration_s, too_long, max_decoded_bytes)
     x, notes, ch = validate_signal(data, sr, label=label, fold=fold, max_duration_s=max_duration_s)
@@ -564,9 +565,7 @@ class AudioReader:
         _refuse_missing_or_folder(p, self.label)
 
         def too_long(seconds: float) -> str:
-            return (f"{self.label}: {_span(seconds)} is longer than the limit of "
-                    f"{_span(limit)}; trim it, or raise the limit "
-                    f"(the environment variable VOCALMIX_MAX_DURATION_S, in seconds)")
+            return _too_long(self.label, seconds, limit)
 
         try:
             with sf.SoundFile(str(p)) as f:
@@ -1236,12 +1235,13 @@ def _audio_write_error(dest: Path, fmt: str, sub: str, e: BaseException) -> Outp
     check before any work cannot see another program filling it): a folder left with less
     than :data:`SPACE_MARGIN_BYTES` free is then named as the cause."""
     why = str(e).strip() or type(e).__name__
+    full = False
     with contextlib.suppress(OSError):
-        if shutil.disk_usage(dest.parent).free < SPACE_MARGIN_BYTES:
-            why = f"the disk is full: {why}"
-    return OutputError(f"{dest}: cannot be written as {fmt} {sub} ({why}); free some space "
-                       "or write elsewhere" if why.startswith("the disk is full")
-                       else f"{dest}: cannot be written as {fmt} {sub} ({why})")
+        full = shutil.disk_usage(dest.parent).free < SPACE_MARGIN_BYTES
+    if full:
+        return OutputError(f"{dest}: cannot be written as {fmt} {sub} (the disk is full: "
+                           f"{why}); free some space or write elsewhere")
+    return OutputError(f"{dest}: cannot be written as {fmt} {sub} ({why})")
 
 
 def _write_scratch(tmp: Path, dest: Path, content: str | bytes | AudioData, existed: bool
