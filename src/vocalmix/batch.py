@@ -831,12 +831,18 @@ def manifest_for(source: str | os.PathLike[str], out_dir: str | os.PathLike[str]
     are checked, then written to ``out_dir/manifest.csv``, atomically)."""
     src = Path(source)
     if src.is_dir():
-        from vocalmix.core.audio import write_text
-
         target = Path(out_dir) / FOLDER_MANIFEST
-        write_text(target, _folder_manifest_text(src, target), force=True)
-        return read_manifest(target)
+        return _written_manifest(_folder_manifest_text(src, target), target)
     return read_manifest(src)
+
+
+def _written_manifest(text: str, target: Path) -> Manifest:
+    """The manifest ``text`` of a folder of pairs (:func:`_folder_manifest_text`),
+    written to ``target`` atomically and read back from it."""
+    from vocalmix.core.audio import write_text
+
+    write_text(target, text, force=True)
+    return read_manifest(target)
 
 
 # --- results: the journal and the table ---------------------------------------------------
@@ -1523,10 +1529,7 @@ def run_batch(
         _refuse_results_over_manifest(src, out)
     with ResultStore(out) as store:
         if folder_text is not None:
-            from vocalmix.core.audio import write_text
-
-            write_text(out / FOLDER_MANIFEST, folder_text, force=True)
-            manifest = read_manifest(out / FOLDER_MANIFEST)
+            manifest = _written_manifest(folder_text, out / FOLDER_MANIFEST)
         config = BatchConfig(out_dir=str(out), base_dir=manifest.base_dir,
                              method=default_method(method), fold=fold)
         config = replace(config, refused=tuple(plan_conflicts(manifest, config).items()))
