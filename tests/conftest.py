@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -152,3 +153,27 @@ def fail_the_limiter(monkeypatch, after_blocks: int) -> None:
             yield r
 
     monkeypatch.setattr(limiter, "_offline_rows", failing)
+
+
+def run_cli(capture, *argv: str | Path) -> tuple[int, str, str]:
+    """``vocalmix argv`` in this process: exit code, stdout, stderr (argparse's exits
+    included). ``capture``: pytest's ``capsys``, or ``capfd`` to see what native code
+    prints to the file descriptors too."""
+    from vocalmix.frontends.cli import main
+
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as e:  # argparse
+        code = int(e.code or 0)
+    out, err = capture.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code: int, err: str, pattern: str) -> None:
+    """Exit code 2 and one line on stderr matching ``pattern``: no internal error, no
+    traceback, no library warning."""
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "internal error" not in err and "Traceback" not in err and "Warning" not in err
+    assert re.search(pattern, lines[0]), lines[0]

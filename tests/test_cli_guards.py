@@ -23,6 +23,9 @@ from vocalmix.core import audio
 from vocalmix.frontends import cli
 from vocalmix.frontends.cli import main
 
+from conftest import assert_one_line_error
+from conftest import run_cli as run
+
 SR = 16000
 SCRATCH = re.compile(r"^\.vocalmix-")
 
@@ -46,22 +49,8 @@ def pair(tmp_path: Path) -> tuple[Path, Path]:
     return v, b
 
 
-def run(capsys, *argv: str | Path) -> tuple[int, str, str]:
-    """``vocalmix argv``: exit code, stdout, stderr (argparse's exits included)."""
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as e:
-        code = int(e.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
-def assert_one_line_error(code: int, err: str, pattern: str) -> None:
-    assert code == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert "internal error" not in err and "Traceback" not in err
-    assert re.search(pattern, lines[0]), lines[0]
 
 
 def files_in(folder: Path) -> list[str]:

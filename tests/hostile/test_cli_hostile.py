@@ -29,7 +29,8 @@ from vocalmix.core.audio import captured_native_stderr, prepare_pair, read_audio
 from vocalmix.core.errors import AudioLevelError, SilentAudioError
 from vocalmix.frontends.cli import main
 
-from conftest import REPO, sine
+from conftest import REPO, assert_one_line_error, sine
+from conftest import run_cli as run
 
 SR = 16000
 SCRATCH = re.compile(r"^\.vocalmix-\d+-")
@@ -51,23 +52,8 @@ def pair(tmp_path: Path) -> tuple[Path, Path]:
     return v, b
 
 
-def run(capfd, *argv: str) -> tuple[int, str, str]:
-    """``vocalmix argv``: exit code, stdout, stderr (file-descriptor level, so what native
-    code prints shows up too)."""
-    try:
-        code = main(list(argv))
-    except SystemExit as e:  # argparse
-        code = int(e.code or 0)
-    out, err = capfd.readouterr()
-    return code, out, err
 
 
-def assert_one_line_error(code: int, err: str, pattern: str) -> None:
-    assert code == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert "internal error" not in err and "Traceback" not in err and "Warning" not in err
-    assert re.search(pattern, lines[0]), lines[0]
 
 
 def scratch_files(*folders: Path) -> list[str]:
