@@ -343,6 +343,24 @@ def test_a_backing_much_shorter_than_the_vocal_is_warned_about_even_when_quiet(t
     assert code == 0 and "warning:" not in err
 
 
+@pytest.mark.parametrize("command", ["mix", "estimate", "live"])
+def test_the_short_backing_warning_is_shown_quiet_by_every_path(tmp_path, capsys, monkeypatch,
+                                                               command):
+    """The same warning from the long-input path (mixed a block at a time, its notes
+    carried by the estimate) and from live as from a whole-file mix."""
+    v, b = tmp_path / "v.wav", tmp_path / "b.wav"
+    sf.write(v, tone(seconds=6.0), SR)
+    sf.write(b, tone(seconds=1.0, db=-18.0), SR)
+    out = tmp_path / ("p.json" if command == "estimate" else "m.wav")
+    if command != "live":
+        monkeypatch.setenv("VOCALMIX_LONG_INPUT_MB", "0.1")  # these inputs count as long
+    code = main([command, str(v), str(b), "-o", str(out), "-q", "--method", "baseline"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    warned = [line for line in err.splitlines() if "warning:" in line]
+    assert len(warned) == 1 and "ends 5.0 s before the vocal" in warned[0], err
+
+
 def test_a_wav_cut_off_before_its_header_says_is_read_with_a_note(tmp_path):
     """libsndfile reads what a cut-off WAV holds and says so only in its log: the read
     carries a note (the audio there is used), an intact file none."""

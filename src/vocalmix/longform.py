@@ -100,7 +100,7 @@ def open_long_pair(vocal: str | os.PathLike[str], backing: str | os.PathLike[str
     says why). ``force``: take the long path whatever their length. Checks both files
     before returning (:meth:`AudioReader.scan`), with the errors of the whole-file
     path."""
-    from vocalmix.core.audio import checked_rate
+    from vocalmix.core.audio import checked_rate, padding_notes
     from vocalmix.core.errors import VocalmixError
 
     try:
@@ -124,8 +124,7 @@ def open_long_pair(vocal: str | os.PathLike[str], backing: str | os.PathLike[str
     n = max(_frames_at(rv, sr), _frames_at(rb, sr))  # the lengths the decoders found
     for name, r in (("vocal", rv), ("backing", rb)):
         if _frames_at(r, sr) < n:
-            diff = (n - _frames_at(r, sr)) / sr
-            notes.append(f"{name} was {diff:.2f} s shorter: padded with silence at its end")
+            notes += padding_notes(name, (n - _frames_at(r, sr)) / sr, n / sr)
     return LongPair(rv, rb, sr, n, tuple(notes))
 
 

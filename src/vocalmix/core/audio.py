@@ -470,6 +470,16 @@ SHORT_BACKING_WARNING = (
     "the backing plays: give the whole backing, or trim the vocal to it")
 
 
+def padding_notes(shorter: str, diff_s: float, total_s: float) -> list[str]:
+    """What is said when the ``shorter`` input (``vocal`` or ``backing``) is padded with
+    ``diff_s`` s of silence to the mix's ``total_s`` s: a note, and the
+    :data:`SHORT_BACKING_WARNING` when a backing ends well before the vocal."""
+    notes = [f"{shorter} was {diff_s:.2f} s shorter: padded with silence at its end"]
+    if shorter == "backing" and diff_s > max(SHORT_BACKING_WARN_S, 0.1 * total_s):
+        notes.append(SHORT_BACKING_WARNING.format(diff=diff_s))
+    return notes
+
+
 def prepare_pair(
     vocal: Audio, backing: Audio, *, sample_rate: int | None = None,
     max_decoded_bytes: int | None = None
@@ -522,10 +532,7 @@ def prepare_pair(
     n = max(v.shape[0], b.shape[0])
     if v.shape[0] != b.shape[0]:
         shorter = "vocal" if v.shape[0] < n else "backing"
-        diff = abs(v.shape[0] - b.shape[0]) / sr
-        notes.append(f"{shorter} was {diff:.2f} s shorter: padded with silence at its end")
-        if shorter == "backing" and diff > max(SHORT_BACKING_WARN_S, 0.1 * n / sr):
-            notes.append(SHORT_BACKING_WARNING.format(diff=diff))
+        notes += padding_notes(shorter, abs(v.shape[0] - b.shape[0]) / sr, n / sr)
         v = np.pad(v, ((0, n - v.shape[0]), (0, 0)))
         b = np.pad(b, ((0, n - b.shape[0]), (0, 0)))
     return v, b, sr, notes

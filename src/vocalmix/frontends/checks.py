@@ -1,9 +1,12 @@
-"""Checks of the command line's options shared by its commands (``mix``, ``render``,
-``estimate``, ``live``), made before any work."""
+"""What the command line's commands (``mix``, ``render``, ``estimate``, ``live``) share:
+the checks of their options, made before any work, and how they say the notes of their
+inputs and estimates."""
 
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 
@@ -37,3 +40,14 @@ def check_json_outputs(*outputs: tuple[str, str | os.PathLike[str] | None]) -> N
                               "a file name ending in .json")
         raise OutputError(f"{path}: {option} writes a JSON document; give it a file name "
                           f"ending in .json (not {suffix or 'no extension'!r})")
+
+
+def show_notes(notes: Iterable[str], progress: Callable[[str], None]) -> None:
+    """Say ``notes``: one that starts with ``warning:`` (an input that makes the mix
+    worse than asked, see :func:`vocalmix.core.audio.padding_notes`) on stderr even when
+    the command is quiet, the others as progress lines."""
+    for n in notes:
+        if n.startswith("warning:"):
+            print(f"vocalmix: {n}", file=sys.stderr, flush=True)
+        else:
+            progress(n)

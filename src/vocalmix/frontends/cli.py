@@ -31,7 +31,7 @@ from vocalmix.core.errors import (
     VocalmixError,
 )
 from vocalmix.core.threads import no_numpy_hugepages, pin_blas_threads
-from vocalmix.frontends.checks import check_json_outputs, check_sample_rate
+from vocalmix.frontends.checks import check_json_outputs, check_sample_rate, show_notes
 
 if TYPE_CHECKING:
     from vocalmix.core.params import MixParams
@@ -437,11 +437,7 @@ def _load_pair(args: argparse.Namespace, progress: _Progress):
     progress(f"reading {args.vocal} and {args.backing}")
     v, b = _read_both(args)
     vs, bs, sr, notes = prepare_pair(v, b, sample_rate=args.sample_rate)
-    for n in notes:
-        if n.startswith("warning:"):  # shown even with -q
-            print(f"vocalmix: {n}", file=sys.stderr, flush=True)
-        else:
-            progress(n)
+    show_notes(notes, progress)
     return vs, bs, sr, notes
 
 
@@ -661,15 +657,13 @@ def cmd_mix(args: argparse.Namespace) -> int:
     if loaded is not None:
         # the mix is written as the limiter makes it (the stems first, they are final)
         pending = mix_pending(loaded[0], loaded[1], sr, **kwargs)
-        for n in pending.estimate.notes if pending.estimate is not None else ():
-            progress(n)
+        show_notes(pending.estimate.notes if pending.estimate is not None else (), progress)
         params, written = _write_pending(plan, args, pending, progress)
     else:
         from vocalmix.longform import estimate_long
 
         est = estimate_long(pair, **kwargs)
-        for n in est.notes:
-            progress(n)
+        show_notes(est.notes, progress)
         params, written = _write_long(plan, args, pair, est.params, progress)
     print(_summary(params, written))
     if base is not None:
@@ -698,8 +692,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
         plan.require_space(pair.frames)
         synced = sync_derived(params, pair.sample_rate)
-        for note in (*pair.notes, *sync_notes(params, synced)):
-            progress(note)
+        show_notes((*pair.notes, *sync_notes(params, synced)), progress)
         params, written = _write_long(plan, args, pair, synced, progress)
         print(_summary(params, written))
         return 0
@@ -749,8 +742,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         from vocalmix.longform import estimate_long
 
         est = estimate_long(pair, **kwargs)
-    for n in est.notes:
-        progress(n)
+    show_notes(est.notes, progress)
     plan.commit({args.output: est.params.to_json()})
     print(_summary(est.params, [Path(args.output)]))
     if args.explain:

@@ -112,7 +112,7 @@ def run_live(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
         write_text,
     )
     from vocalmix.core.measure import integrated_loudness
-    from vocalmix.frontends.checks import check_json_outputs, check_sample_rate
+    from vocalmix.frontends.checks import check_json_outputs, check_sample_rate, show_notes
     from vocalmix.live import (
         LiveSession,
         RideConfig,
@@ -152,8 +152,7 @@ def run_live(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
     else:
         v_audio = read_audio(args.vocal, label=f"vocal {args.vocal}", fold=args.fold)
         vocal, backing, sr, notes = prepare_pair(v_audio, b_audio, sample_rate=args.sample_rate)
-        for n in notes:
-            progress(n)
+        show_notes(notes, progress)
     bs = args.block_size
     params = read_params(args.params) if args.params else None
     rehearsal = None
