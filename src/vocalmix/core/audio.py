@@ -301,23 +301,20 @@ def read_audio(
     def too_long(seconds: float) -> str:
         return _too_long(label, seconds, max_duration_s)
 
-    data, sr = _decode_regular(p, label, max_duration_s, too_long, max_decoded_bytes)
+    data, sr, read_notes = _decode_regular(p, label, max_duration_s, too_long,
+                                           max_decoded_bytes)
     x, notes, ch = validate_signal(data, sr, label=label, fold=fold, max_duration_s=max_duration_s)
-    cut = _cut_off_note(p, label, x.shape[0] / sr)
     return Audio(samples=x, sample_rate=sr, path=str(p), source_channels=ch,
-                 notes=notes + ((cut,) if cut else ()), label=label)
+                 notes=notes + read_notes, label=label)
 
 
-def _cut_off_note(p: Path, label: str, duration_s: float) -> str | None:
-    """A note when a WAV file ends before its header says its audio does (a copy or a
-    recording cut off): libsndfile reads what is there and says so only in its log
-    (``data : <header's size> (should be <size found>)``)."""
+def _cut_off_note(p: Path, f: sf.SoundFile, label: str, duration_s: float) -> str | None:
+    """A note when the WAV file ``p``, open as ``f``, ends before its header says its
+    audio does (a copy or a recording cut off): libsndfile reads what is there and says
+    so only in its log (``data : <header's size> (should be <size found>)``)."""
     if p.suffix.lower() not in (".wav", ".wave"):
         return None
-    try:
-        log = sf.info(str(p)).extra_info
-    except _DECODER_ERRORS:
-        return None
+    log = f.extra_info
     m = re.search(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", log, re.MULTILINE)
     if m is None or int(m[2]) >= int(m[1]):
         return None
@@ -353,7 +350,8 @@ def _refuse_missing_or_folder(p: Path, label: str) -> None:
 
 
 def _decode_regular(p: Path, label: str, max_duration_s: float, too_long,
-                    max_decoded_bytes: int | None = None) -> tuple[np.ndarray, int]:
+                    max_decoded_bytes: int | None = None
+                    ) -> tuple[np.ndarray, int, tuple[str, ...]]:
     """:func:`_decode` of a regular file. libsndfile words every failure to open a
     damaged file as "does not exist or is not a regular file (possibly a pipe?)"; the
     file was checked to be a regular one, so that becomes what it means."""
@@ -396,10 +394,13 @@ def captured_native_stderr() -> Iterator[list[str]]:
 
 
 def _decode(p: Path, label: str, max_duration_s: float, too_long,
-            max_decoded_bytes: int | None = None) -> tuple[np.ndarray, int]:
-    """``(samples (n, channels) float32, rate)`` of an audio file, checked for existence,
-    decodability, length (``too_long(seconds)`` words the :class:`DurationError`) and
-    decoded size (frames x channels from the header, before decoding)."""
+            max_decoded_bytes: int | None = None
+            ) -> tuple[np.ndarray, int, tuple[str, ...]]:
+    """``(samples (n, channels) float32, rate, notes)`` of an audio file, checked for
+    existence, decodability, length (``too_long(seconds)`` words the
+    :class:`DurationError`) and decoded size (frames x channels from the header, before
+    decoding); ``notes``: a WAV file cut off before its header's end
+    (:func:`_cut_off_note`)."""
     if max_decoded_bytes is None:
         max_decoded_bytes = max_decoded_limit_bytes()
     _refuse_missing_or_folder(p, label)
@@ -407,11 +408,12 @@ def _decode(p: Path, label: str, max_duration_s: float, too_long,
         with sf.SoundFile(str(p)) as f:
             sr, _, _ = _checked_header(f, label, max_duration_s, too_long, max_decoded_bytes)
             data = f.read(dtype="float32", always_2d=True)
+            cut = _cut_off_note(p, f, label, data.shape[0] / sr)
     except (DurationError, AudioTooLargeError, UnreadableAudioError):
         raise
     except _DECODER_ERRORS as e:
         raise _undecodable(label, e, p) from None
-    return data, sr
+    return data, sr, (cut,) if cut else ()
 
 
 #: what libsndfile (through soundfile) raises for a file it cannot decode
@@ -1888,7 +1890,7 @@ def read_impulse_response(path: str | os.PathLike[str], *, max_duration_s: float
     missing, undecodable, empty, NaN/Inf, silent, too long.
     """
     p = Path(path)
-    x, sr = _decode_regular(p, str(p), max_duration_s,
+    x, sr, _notes = _decode_regular(p, str(p), max_duration_s,
                     lambda seconds: f"{p}: {seconds:.1f} s is longer than an impulse "
                                     f"response may be ({max_duration_s:g} s)")
     if x.size == 0:
