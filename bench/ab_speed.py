@@ -1,0 +1,141 @@
+"""Interleaved whole-process timing of two versions of vocalmix on one song (a script, not
+a test): the comparison that a shared machine's load does not swamp.
+
+A single run of a command moves by 10-20 % with the load of a shared VM, more than most
+changes to the mixing path are worth. Running the two versions alternately, round after
+round, exposes both to the same load; the medians and the paired differences then say
+which is faster. This script does that:
+
+- each version's ``src`` is taken from git (``git archive REV src``) into a temporary
+  folder and byte-compiled, as an installed package is; ``--b worktree`` (the default)
+  uses this checkout's ``src`` as it is on disk;
+- the song is the speed bench's synthesised one (``bench_speed.write_song``), written
+  once per length into the temporary folder;
+- each round runs ``python -m vocalmix <command> VOCAL BACKING -o OUT --force -q`` with
+  ``PYTHONPATH`` pointing at version A, then at version B (the order alternates between
+  rounds), timing the wall clock and the child's CPU (user + system, from ``wait4``);
+- the outputs of the last round are compared by SHA-256: a speed change that is meant to
+  keep the output says so, and one that moves it is reported.
+
+    python bench/ab_speed.py --a 0360af1 [--b worktree|REV] [--rounds 8]
+                             [--command "mix --method model"] [--duration 180]
+
+Output: one line per version (median wall and CPU seconds, their spread), the median of
+the paired differences B - A, in how many rounds B was faster, and whether the outputs
+are the same to the bit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from io import BytesIO
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PY = sys.executable
+
+
+def export_src(rev: str, into: Path) -> Path:
+    """``src`` of ``rev`` (a commit, tag or branch) unpacked under ``into``; its path."""
+    blob = subprocess.run(["git", "-C", str(REPO), "archive", rev, "src"], check=True,
+                          capture_output=True).stdout
+    with tarfile.open(fileobj=BytesIO(blob)) as tar:
+        tar.extractall(into, filter="data")
+    return into / "src"
+
+
+def compile_src(src: Path) -> None:
+    """Byte-compile a version's package, as ``pip install`` does (an editable checkout run
+    with ``PYTHONDONTWRITEBYTECODE`` would otherwise compile it in every process)."""
+    subprocess.run([PY, "-m", "compileall", "-q", str(src / "vocalmix")], check=True,
+                   stdout=subprocess.DEVNULL)
+
+
+def run_once(src: Path, args: list[str]) -> tuple[float, float]:
+    """Wall and CPU seconds (user + system) of one ``python -m vocalmix`` process."""
+    env = dict(os.environ, PYTHONPATH=str(src))
+    t = time.perf_counter()
+    proc = subprocess.Popen([PY, "-m", "vocalmix", *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t
+    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"vocalmix {' '.join(args)} failed with PYTHONPATH={src}:\n{err}")
+    return wall, usage.ru_utime + usage.ru_stime
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--a", required=True, help="version A: a git revision")
+    ap.add_argument("--b", default="worktree",
+                    help="version B: a git revision, or 'worktree' (this checkout's src)")
+    ap.add_argument("--rounds", type=int, default=8)
+    ap.add_argument("--command", default="mix --method model",
+                    help="the vocalmix command and its options (mix, estimate, ...)")
+    ap.add_argument("--duration", type=float, default=180.0, help="song length, s")
+    args = ap.parse_args()
+    if args.rounds < 1 or not args.duration > 0:
+        ap.error("--rounds must be at least 1 and --duration positive")
+    words = shlex.split(args.command)
+    if not words or words[0] not in ("mix", "estimate"):
+        ap.error("--command must start with mix or estimate")
+    ext = ".json" if words[0] == "estimate" else ".wav"
+
+    with tempfile.TemporaryDirectory(prefix="vocalmix-ab-") as tmp_s:
+        tmp = Path(tmp_s)
+        sys.path.insert(0, str(Path(__file__).parent))
+        from bench_speed import write_song
+
+        vp, bp, sp = tmp / "vocal.wav", tmp / "backing.wav", tmp / "sum.wav"
+        print(f"writing a {args.duration:g} s song ...", file=sys.stderr)
+        write_song(args.duration, vp, bp, sp)
+        srcs = {"A": export_src(args.a, tmp / "a")}
+        srcs["B"] = (REPO / "src" if args.b == "worktree"
+                     else export_src(args.b, tmp / "b"))
+        for src in srcs.values():
+            compile_src(src)
+        times: dict[str, list[tuple[float, float]]] = {"A": [], "B": []}
+        outs = {k: tmp / f"out_{k}{ext}" for k in srcs}
+        for r in range(args.rounds):
+            order = ("A", "B") if r % 2 == 0 else ("B", "A")
+            for k in order:
+                cmd = [*words[:1], str(vp), str(bp), "-o", str(outs[k]), "--force", "-q",
+                       *words[1:]]
+                times[k].append(run_once(srcs[k], cmd))
+            print(f"round {r + 1}/{args.rounds}: A {times['A'][-1][0]:.2f} s, "
+                  f"B {times['B'][-1][0]:.2f} s", file=sys.stderr)
+        label = {"A": args.a, "B": args.b}
+        print(f"vocalmix {args.command}, {args.duration:g} s song, {args.rounds} interleaved "
+              "rounds (wall s / CPU s, median [min-max])")
+        for k in ("A", "B"):
+            w = [t[0] for t in times[k]]
+            c = [t[1] for t in times[k]]
+            print(f"  {k} {label[k]}: {statistics.median(w):.3f} [{min(w):.2f}-{max(w):.2f}]"
+                  f" / {statistics.median(c):.3f}")
+        diffs = [b[0] - a[0] for a, b in zip(times["A"], times["B"], strict=True)]
+        cdiffs = [b[1] - a[1] for a, b in zip(times["A"], times["B"], strict=True)]
+        faster = sum(d < 0 for d in diffs)
+        print(f"  B - A: {statistics.median(diffs):+.3f} s wall (B faster in {faster} of "
+              f"{len(diffs)} rounds), {statistics.median(cdiffs):+.3f} s CPU")
+        same = digest(outs["A"]) == digest(outs["B"])
+        print(f"  outputs: {'the same to the bit' if same else 'DIFFERENT'} "
+              f"({digest(outs['A'])} / {digest(outs['B'])})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
