@@ -56,7 +56,8 @@ def ebur128_singing_v2m(vocal: np.ndarray, backing: np.ndarray, sr: int) -> tupl
     """``(while singing, integrated)`` vocal-to-mix ratios (LU) of ``vocal`` in ``vocal +
     backing``, measured independently of vocalmix's numpy BS.1770 code: libebur128
     (pyebur128) gives the 400 ms momentary loudness every 100 ms, which are BS.1770-4's
-    gating blocks; the vocal's blocks are gated (-70 LUFS, then -10 LU), and the mix's
+    gating blocks; the vocal's blocks are gated (-70 LUFS, then -10 LU), those where the
+    backing is under -70 LUFS (ended, or digitally silent) are left out, and the mix's
     power is averaged over the same blocks."""
     import pyebur128
 
@@ -71,10 +72,11 @@ def ebur128_singing_v2m(vocal: np.ndarray, backing: np.ndarray, sr: int) -> tupl
                 out.append(pyebur128.get_loudness_momentary(st))
         return np.array(out)
 
-    lv, lm = blocks(vocal), blocks(vocal + backing)
+    lv, lm, lb = blocks(vocal), blocks(vocal + backing), blocks(backing)
     pv, pm = 10 ** ((lv + 0.691) / 10), 10 ** ((lm + 0.691) / 10)
     gate = lv > -70
     gate &= lv > 10 * np.log10(pv[gate].mean()) - 0.691 - 10
+    gate &= lb > -70  # where both play: the backing above the absolute gate too
     singing = 10 * np.log10(pv[gate].mean() / pm[gate].mean())
     gm = lm > -70
     gm &= lm > 10 * np.log10(pm[gm].mean()) - 0.691 - 10

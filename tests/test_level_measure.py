@@ -58,6 +58,50 @@ def test_the_singing_measure_ignores_the_instrumental_passages():
         vocal_to_mix_lu(v, b, SR, "peak")
 
 
+def _over_a_short_backing(end_s: float = 2.5) -> tuple[np.ndarray, np.ndarray]:
+    """A vocal that sings all 10 s over a backing that ends after ``end_s`` s (the rest
+    silence, as a shorter backing is padded)."""
+    v, b = _song(3)
+    b = b.copy()
+    b[int(end_s * SR):] = 0.0
+    return v, b
+
+
+def test_the_singing_measure_counts_only_where_both_play():
+    v, b = _over_a_short_backing()
+    n = int(2.5 * SR)
+    both = vocal_to_mix_lu(v, b, SR, "singing")
+    # libebur128's blocks gated the same way, and the part where both play measured alone
+    # (the vocal's relative gate is set over all of it: a few tenths of an LU)
+    assert both == pytest.approx(ebur128_singing_v2m(v, b, SR)[0], abs=0.02)
+    assert both == pytest.approx(vocal_to_mix_lu(v[:n], b[:n], SR, "singing"), abs=0.3)
+    # the unaccompanied 7.5 s, if they counted, would pull the ratio towards 0 LU
+    from vocalmix.core.measure import BlockStats, singing_ratio_from_segments
+
+    sv, sm = BlockStats.of(v, SR), BlockStats.of(v + b, SR)
+    assert singing_ratio_from_segments(sv.energy, sm.energy, sv.segment_len) > both + 0.8
+    # so the resolver puts the vocal about where it would sit over that part alone
+    g = resolve_vocal_gain(v, b, SR, -4.0, measure="singing")
+    assert g.vocal_to_mix_lu == pytest.approx(-4.0, abs=1e-3)
+    alone = resolve_vocal_gain(v[:n], b[:n], SR, -4.0, measure="singing")
+    assert g.gain_db == pytest.approx(alone.gain_db, abs=0.5)
+
+
+def test_the_level_model_reads_only_excerpts_where_the_backing_plays():
+    from vocalmix.estimators.features import vocal_excerpts
+
+    v, b = _song(3)
+    v = np.concatenate([v, v, v])  # 30 s of singing over a backing that ends after 10 s
+    b = np.concatenate([b, np.zeros_like(b), np.zeros_like(b)])
+    every = vocal_excerpts(v, SR, 6.0, 3.0)
+    played = vocal_excerpts(v, SR, 6.0, 3.0, backing=b)
+    assert max(w.stop for w in every) > 20 * SR
+    assert played and max(w.stop for w in played) <= 12 * SR  # at least half within 10 s
+    assert set((w.start, w.stop) for w in played) <= set((w.start, w.stop) for w in every)
+    # a backing that plays throughout changes nothing
+    assert vocal_excerpts(v, SR, 6.0, 3.0, backing=np.concatenate([b[:10 * SR]] * 3)) == every
+
+
 def test_the_numpy_measures_agree_with_libebur128():
     v, b = _verse_and_solo(4.0)
     singing, integrated = ebur128_singing_v2m(v, b, SR)
@@ -111,3 +155,24 @@ def test_pipeline_resolves_and_reports_the_documents_measure():
     # the same target as an integrated one lands elsewhere
     p2, _r2, _e2 = pipeline.mix(v, b, SR, base=MixParams(targets=Targets(vocal_to_mix_lu=-5.0)))
     assert p2.vocal.gain_db != pytest.approx(params.vocal.gain_db, abs=0.5)
+
+
+def test_a_vocal_longer_than_its_backing_sits_where_both_play():
+    """The model method over a backing that ends 16 s before the vocal: where both play,
+    the vocal sits as it does when the vocal is trimmed to the backing (it sat about
+    4 LU lower while the unaccompanied end counted)."""
+    from vocalmix import pipeline
+    from vocalmix.core.measure import integrated_loudness
+
+    v, b = _song(3)
+    n = v.shape[0]
+    long_v = np.concatenate([v, v, v])[: n + 16 * SR]
+    padded = np.concatenate([b, np.zeros((16 * SR, 2), np.float32)])
+    _p, long_r, _e = pipeline.mix(long_v, padded, SR, method="model")
+    _p2, trim_r, _e2 = pipeline.mix(v, b, SR, method="model")
+
+    def v2b(r) -> float:
+        return (integrated_loudness(r.vocal[:n], SR)
+                - integrated_loudness(r.backing[:n], SR))
+
+    assert v2b(long_r) == pytest.approx(v2b(trim_r), abs=1.0)

@@ -409,7 +409,8 @@ def achieved_from_stats(vocal: BlockStats, backing: BlockStats, premaster: Block
     ipre = float(integrated_from_segments(premaster.energy, seg))
     v2m = iv - ipre if np.isfinite(iv) and np.isfinite(ipre) else -np.inf
     if measure == "singing":
-        v2m = float(singing_ratio_from_segments(vocal.energy, premaster.energy, seg))
+        v2m = float(singing_ratio_from_segments(vocal.energy, premaster.energy, seg,
+                                                backing.energy))
 
     return Achieved(
         vocal_to_mix_lu=_finite(v2m),

@@ -467,9 +467,11 @@ SHORT_BACKING_WARN_S = 2.0
 #: the warning (a note that starts with ``warning:``, which the command line shows even
 #: when quiet)
 SHORT_BACKING_WARNING = (
-    "warning: the backing ends {diff:.1f} s before the vocal; the vocal's level is set "
-    "over all of the vocal, its unaccompanied end included, so it may sit too low where "
-    "the backing plays: give the whole backing, or trim the vocal to it")
+    "warning: the backing ends {diff:.1f} s before the vocal, which sings alone for the "
+    "rest of the mix: give the whole backing, or trim the vocal to it (the level while "
+    "the vocal sings is set where both play; the integrated measure of --method baseline "
+    "counts the unaccompanied end too, so there the vocal may sit too low where the "
+    "backing plays)")
 
 
 def padding_notes(shorter: str, diff_s: float, total_s: float) -> list[str]:

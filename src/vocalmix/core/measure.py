@@ -881,6 +881,19 @@ def integrated_from_segments(energy: np.ndarray, segment_len: int) -> np.ndarray
     return out if np.ndim(energy) == 2 else float(out[0])
 
 
+def audible_blocks(energy: np.ndarray, segment_len: int) -> np.ndarray:
+    """Which 400 ms blocks (hop 100 ms) of a signal lie above BS.1770-4's absolute gate
+    of -70 LUFS (eq. (5)'s threshold on the block loudness of eq. (4)): where it plays.
+
+    ``energy``: 100 ms segment energies ``(n_segments,)`` or ``(rows, n_segments)``;
+    returns booleans ``(n_blocks,)`` or ``(rows, n_blocks)``, ``n_blocks = n_segments - 3``.
+    """
+    z = _windows(np.atleast_2d(energy), 4) / (4 * segment_len)  # eq. (1)
+    with np.errstate(divide="ignore"):
+        out = LOUDNESS_OFFSET_DB + 10.0 * np.log10(z) > ABS_GATE_LUFS  # eqs. (4), (5)
+    return out if np.ndim(energy) == 2 else out[0]
+
+
 def gated_blocks(energy: np.ndarray, segment_len: int) -> np.ndarray:
     """Which 400 ms blocks (hop 100 ms) pass BS.1770-4's absolute (-70 LUFS) and relative
     (-10 LU) gates: the blocks integrated loudness averages.
@@ -903,7 +916,8 @@ def gated_blocks(energy: np.ndarray, segment_len: int) -> np.ndarray:
 
 
 def singing_ratio_from_segments(vocal_energy: np.ndarray, mix_energy: np.ndarray,
-                                segment_len: int) -> np.ndarray | float:
+                                segment_len: int, backing_energy: np.ndarray | None = None
+                                ) -> np.ndarray | float:
     """Vocal-to-mix ratio *while the vocal sings*, LU, from 100 ms segment energies.
 
     The blocks where the vocal sings are the 400 ms blocks that pass the vocal's own
@@ -913,13 +927,24 @@ def singing_ratio_from_segments(vocal_energy: np.ndarray, mix_energy: np.ndarray
     ``10 log10(mean_S z_vocal / mean_S z_mix)``. For a vocal that sings throughout it
     equals the integrated ratio up to the mix's own gating; for one that sings part of
     the time it is the balance a listener hears while it sings, whatever the backing
-    does in the instrumental passages. ``-inf`` when the vocal is silent.
+    does in the instrumental passages. ``-inf`` when the vocal is silent (or, given
+    ``backing_energy``, never sings over the backing).
 
-    Both inputs ``(n_segments,)`` or ``(rows, n_segments)`` (vectorised over rows, e.g.
-    candidate vocal gains).
+    ``backing_energy`` (the backing's segment energies, ``(n_segments,)``): the blocks
+    also need the backing to play, its block loudness above the absolute gate of -70
+    LUFS (eq. (5)'s threshold), so that the ratio is the balance where both play. Where
+    the backing has ended (a backing shorter than the vocal, padded with silence) or
+    falls to digital silence, the mix is the vocal alone: counting those blocks would
+    pull the ratio towards 0 LU and a resolver aiming at it would bury the vocal under
+    the part of the backing that plays.
+
+    ``vocal_energy`` and ``mix_energy`` ``(n_segments,)`` or ``(rows, n_segments)``
+    (vectorised over rows, e.g. candidate vocal gains).
     """
     ev, em = np.atleast_2d(vocal_energy), np.atleast_2d(mix_energy)
     s = gated_blocks(ev, segment_len)
+    if backing_energy is not None:
+        s = s & audible_blocks(np.atleast_2d(backing_energy), segment_len)
     zv = _windows(ev, 4)
     zm = _windows(em, 4)
     n = s.sum(axis=1)
@@ -944,7 +969,9 @@ def vocal_to_mix_lu(vocal: np.ndarray, backing: np.ndarray, sample_rate: int,
     sv = BlockStats.of(vocal, sample_rate)
     sm = BlockStats.of(vocal + backing, sample_rate)
     if measure == "singing":
-        return float(singing_ratio_from_segments(sv.energy, sm.energy, sv.segment_len))
+        sb = BlockStats.of(backing, sample_rate)
+        return float(singing_ratio_from_segments(sv.energy, sm.energy, sv.segment_len,
+                                                 sb.energy))
     iv = integrated_from_segments(sv.energy, sv.segment_len)
     im = integrated_from_segments(sm.energy, sm.segment_len)
     return float(iv - im) if np.isfinite(iv) and np.isfinite(im) else -np.inf

@@ -117,8 +117,8 @@ def _ratio_rows(gains_db: np.ndarray, vv: np.ndarray, vb: np.ndarray, bb: np.nda
     g = 10.0 ** (gains_db / 20.0)
     ev = (g * g)[:, None] * vv[None, :]
     em = ev + (2.0 * g)[:, None] * vb[None, :] + bb[None, :]
-    if measure == "singing":
-        return np.asarray(singing_ratio_from_segments(ev, em, seg))
+    if measure == "singing":  # (where both play: the backing's own blocks gate too)
+        return np.asarray(singing_ratio_from_segments(ev, em, seg, bb))
     return iv0 + gains_db - np.asarray(integrated_from_segments(em, seg))
 
 

@@ -497,27 +497,37 @@ def excerpts(n: int, sample_rate: int, length_s: float = 6.0, hop_s: float = 3.0
 
 def vocal_excerpts(vocal: np.ndarray, sample_rate: int, length_s: float = 6.0,
                    hop_s: float = 3.0, max_n: int | None = None,
-                   min_rel_lu: float = -15.0) -> list[slice]:
+                   min_rel_lu: float = -15.0, backing: np.ndarray | None = None
+                   ) -> list[slice]:
     """Excerpt windows (:func:`excerpts`) in which the vocal sings.
 
     A window qualifies when the integrated loudness (BS.1770-4) of its vocal is at least
     ``min_rel_lu`` LU re that of the whole vocal: a relative rule, so the same windows
-    are chosen at any vocal gain. Falls back to every window when none qualifies. With
-    ``max_n``, at most that many qualifying windows, evenly spaced (inference on long
-    songs). Training and inference use the same rule.
+    are chosen at any vocal gain. Given the ``backing`` (same length), the backing must
+    also play in at least half of the window's 400 ms blocks (above the absolute gate of
+    -70 LUFS: :func:`~vocalmix.core.measure.audible_blocks`): a window after a shorter
+    backing has ended (padded with silence) shows the vocal over nothing, which is not
+    what the level model was trained on. Falls back to every window when none
+    qualifies. With ``max_n``, at most that many qualifying windows, evenly spaced
+    (inference on long songs). Training and inference use the same rule.
     """
-    from vocalmix.core.measure import BlockStats, integrated_from_segments
+    from vocalmix.core.measure import BlockStats, audible_blocks, integrated_from_segments
 
     wins = excerpts(vocal.shape[0], sample_rate, length_s, hop_s)
     st = BlockStats.of(vocal, sample_rate)
     whole = float(integrated_from_segments(st.energy, st.segment_len))
     if np.isfinite(whole) and len(wins) > 1:
+        plays = (None if backing is None else
+                 audible_blocks(BlockStats.of(backing, sample_rate).energy, st.segment_len))
         keep = []
         for w in wins:
             a, b = w.start // st.segment_len, w.stop // st.segment_len
             i = float(integrated_from_segments(st.energy[a:b], st.segment_len))
-            if np.isfinite(i) and i >= whole + min_rel_lu:
-                keep.append(w)
+            if not (np.isfinite(i) and i >= whole + min_rel_lu):
+                continue
+            if plays is not None and not plays[a: max(a + 1, b - 3)].mean() >= 0.5:
+                continue  # (the blocks wholly inside the window)
+            keep.append(w)
         wins = keep or wins
     if max_n is not None and len(wins) > max_n:
         pick = np.unique(np.round(np.linspace(0, len(wins) - 1, max_n)).astype(int))

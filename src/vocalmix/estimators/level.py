@@ -271,7 +271,8 @@ def excerpt_features(vocal: np.ndarray, backing: np.ndarray, sample_rate: int,
     """Feature rows of the excerpts of a song in which the vocal sings. The backing's
     share of each row is remembered by the content of a read-only backing
     (:func:`~vocalmix.core.dsp.frozen`) and the excerpt's window."""
-    wins = vocal_excerpts(vocal, sample_rate, EXCERPT_S, HOP_S, max_excerpts)
+    wins = vocal_excerpts(vocal, sample_rate, EXCERPT_S, HOP_S, max_excerpts,
+                          backing=backing)
     base = (content_key(backing, sample_rate, "level backing part", FEATURE_VERSION)
             if not np.asarray(backing).flags.writeable else None)
 

@@ -464,7 +464,7 @@ def place(rec: SongRecord, target_lu: float, measure: str) -> dict[str, float]:
     seg = rec.segment_len
     iv = float(integrated_from_segments(ev, seg))
     return {"gain_db": float(gain),
-            "vocal_to_mix_lu": float(singing_ratio_from_segments(ev, em, seg)),
+            "vocal_to_mix_lu": float(singing_ratio_from_segments(ev, em, seg, rec.bb)),
             "vocal_to_mix_integrated_lu": iv - float(integrated_from_segments(em, seg)),
             "vocal_to_backing_lu": iv - float(integrated_from_segments(rec.bb, seg))}
 
@@ -488,7 +488,7 @@ def song_record(song: Song, seed: int = 0, augment: int = DEFAULT_AUGMENT,
                         "to learn (remove the song or fix its files)")
     rng = np.random.default_rng([seed, int(key[:12], 16)])
     xs, ys = [], []
-    for w in vocal_excerpts(v, sr, EXCERPT_S, HOP_S, MAX_TRAIN_EXCERPTS):
+    for w in vocal_excerpts(v, sr, EXCERPT_S, HOP_S, MAX_TRAIN_EXCERPTS, backing=b):
         ve, be = v[w], b[w]
         v2m = vocal_to_mix_lu(ve, be, sr, LEVEL_MEASURE)
         if not np.isfinite(v2m):
