@@ -91,11 +91,11 @@ def _synthetic_wet_rows(x: np.ndarray, sample_rate: int, reverb: Reverb, delay: 
     Overlap-add in single precision with FFTs of the power of two at least twice the
     response's length: each block of ``nfft - taps + 1`` input samples is transformed once
     for all channels, multiplied by the response's spectrum (computed once) and added into
-    the float32 output. Single-precision transforms take half the time of double ones
-    (a 3-minute send 0.2-0.45 s against 0.7-0.9 s), and the output is float32 anyway: the
-    send differs from the double-precision convolution by about -130 dB RMS (a few units
-    in the last place of its float32 samples; ``tests/test_render_ola.py`` checks it
-    against ``numpy.convolve``).
+    the float32 output. Single-precision transforms take about half the time of double
+    ones (a 3-minute send 0.19-0.36 s against 0.30-0.64 s on two threads), and the output
+    is float32 anyway: the send differs from the double-precision convolution by about
+    -130 dB RMS (a few units in the last place of its float32 samples;
+    ``tests/test_reverb_synthetic.py`` checks it against ``numpy.convolve``).
 
     Adds into ``out`` (zeros, ``x``'s shape) and yields, after each block, how many rows
     of it are final (no later block adds to them), ``len(x)`` last.

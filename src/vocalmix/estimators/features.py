@@ -525,8 +525,10 @@ def vocal_excerpts(vocal: np.ndarray, sample_rate: int, length_s: float = 6.0,
             i = float(integrated_from_segments(st.energy[a:b], st.segment_len))
             if not (np.isfinite(i) and i >= whole + min_rel_lu):
                 continue
-            if plays is not None and not plays[a: max(a + 1, b - 3)].mean() >= 0.5:
-                continue  # (the blocks wholly inside the window)
+            if plays is not None:
+                inside = plays[a: max(a + 1, b - 3)]  # the blocks wholly inside the window
+                if not (inside.size and inside.mean() >= 0.5):
+                    continue
             keep.append(w)
         wins = keep or wins
     if max_n is not None and len(wins) > max_n:
