@@ -434,3 +434,44 @@ def test_an_input_behind_a_folder_that_may_not_be_searched_is_said_plainly(tmp_p
             assert f"{who}: cannot be read (permission denied)" in r.stderr
     finally:
         shut.chmod(0o755)
+
+
+def test_samples_past_full_scale_are_kept_not_clipped(tmp_path):
+    """A WAV or AIFF whose samples pass full scale is written as 32-bit float (24-bit PCM
+    would clip them); one within full scale stays 24-bit; a FLAC has no float samples."""
+    loud = tone(db=6.0)  # peaks at +9.5 dBFS
+    for ext in (".wav", ".aiff"):
+        p = write_audio(tmp_path / f"loud{ext}", loud, SR)
+        assert sf.info(p).subtype == "FLOAT"
+        assert np.array_equal(sf.read(p, dtype="float32")[0], loud)
+    assert sf.info(write_audio(tmp_path / "quiet.wav", tone(), SR)).subtype == "PCM_24"
+    edge = tone()
+    edge[0] = -1.0  # 24-bit PCM holds -1.0 exactly, +1.0 not
+    assert sf.info(write_audio(tmp_path / "minus.wav", edge, SR)).subtype == "PCM_24"
+    edge[0] = 1.0
+    assert sf.info(write_audio(tmp_path / "plus.wav", edge, SR)).subtype == "FLOAT"
+    assert sf.info(write_audio(tmp_path / "loud.flac", loud, SR)).subtype == "PCM_24"
+    # asked for, a subtype is written as asked
+    p = write_audio(tmp_path / "asked.wav", loud, SR, subtype="PCM_16")
+    assert sf.info(p).subtype == "PCM_16"
+
+
+def test_a_vocal_stem_past_full_scale_under_a_loud_backing_is_kept(tmp_path, capsys):
+    """The limiter acts on the mix only: under a loud, dense backing a peaky vocal's
+    pre-master stem passes full scale, and its file keeps those peaks."""
+    rng = np.random.default_rng(5)
+    n = 6 * SR
+    backing = np.tanh(8.0 * rng.standard_normal((n, 2))).astype(np.float32) * 0.9
+    t = np.arange(n) / SR
+    bursts = (np.sin(2 * np.pi * 2.0 * t) > 0.95).astype(np.float32)  # short, peaky notes
+    vocal = np.repeat((0.5 * bursts * np.sin(2 * np.pi * 440 * t))[:, None], 2, axis=1)
+    v, b = tmp_path / "v.wav", tmp_path / "b.wav"
+    sf.write(v, vocal.astype(np.float32), SR, subtype="PCM_24")
+    sf.write(b, backing, SR, subtype="PCM_24")
+    code, err = run_mix(capsys, v, b, tmp_path / "mix.wav", "--method", "baseline",
+                        "--stems-out", str(tmp_path / "stems"))
+    assert code == 0, err
+    stem = tmp_path / "stems" / "vocal.wav"
+    x, _ = sf.read(stem, dtype="float32")
+    assert np.abs(x).max() > 1.0 and sf.info(stem).subtype == "FLOAT"
+    assert np.abs(sf.read(tmp_path / "mix.wav")[0]).max() < 1.0  # the mix itself is limited

@@ -302,3 +302,6 @@ def test_library_recipe_for_a_long_pair(tmp_path, pair_files):
     assert any("2 excerpts of 4 s" in n for n in params.provenance.notes)
     y, sr = sf.read(stems[1])
     assert sr == SR and y.shape == (12 * SR, 2)
+    # the pre-master stems, written before their peaks are known, in 32-bit float
+    assert {sf.info(s).subtype for s in stems} == {"FLOAT"}
+    assert sf.info(out).subtype == "PCM_24"

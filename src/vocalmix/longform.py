@@ -257,7 +257,9 @@ class LongRender:
         at ``params_out`` (written last, with the figures measured while writing)."""
         out: dict[str | os.PathLike[str], Any] = {output: self.source.output(0)}
         for i, path in enumerate(stems, start=1):
-            out[path] = self.source.output(i)
+            # 32-bit float: a pre-master stem may pass full scale (the limiter acts on the
+            # mix only), and written a block at a time its peak is not known beforehand
+            out[path] = self.source.output(i, "FLOAT")
         if params_out:
             make: Callable[[], str] = lambda: self.params().to_json()  # noqa: E731
             out[params_out] = make

@@ -828,7 +828,8 @@ class AudioData:
     """Audio to write: float samples ``(n_samples, channels)`` at ``sample_rate`` Hz.
 
     ``subtype`` is libsndfile's sample format; by default 24-bit PCM for WAV, FLAC and
-    AIFF, Vorbis for OGG.
+    AIFF (32-bit float for a WAV or AIFF whose samples reach full scale:
+    :func:`past_full_scale`), Vorbis for OGG.
     """
 
     samples: np.ndarray
@@ -1101,7 +1102,9 @@ class OutputPlan:
     def _estimate(o: PlannedOutput, n_frames: int, channels: int) -> int:
         if o.kind != "audio":
             return FILE_ESTIMATE_BYTES
-        sub = _SUBTYPES.get(o.path.suffix.lower(), "VORBIS")
+        ext = o.path.suffix.lower()
+        # (a WAV or AIFF past full scale is written as 32-bit float)
+        sub = "FLOAT" if ext in _FLOAT_WHEN_LOUD else _SUBTYPES.get(ext, "VORBIS")
         return int(n_frames) * int(channels) * _SAMPLE_BYTES.get(sub, 4) + (64 << 10)
 
     def require_space(self, n_frames: int, channels: int = 2) -> None:
@@ -1167,10 +1170,31 @@ def _kept_mode(dest: Path, existed: bool) -> int | None:
     return None
 
 
-def _audio_format(dest: Path, subtype: str | None) -> tuple[str, str]:
-    """libsndfile's ``(format, subtype)`` for an audio output."""
+def _audio_format(dest: Path, subtype: str | None, samples: np.ndarray | None = None
+                  ) -> tuple[str, str]:
+    """libsndfile's ``(format, subtype)`` for an audio output: ``subtype`` when given,
+    else 24-bit PCM (WAV, FLAC, AIFF) or Vorbis (OGG), except that a WAV or AIFF whose
+    ``samples`` (the whole signal, when known before writing) reach full scale is
+    written as 32-bit float (:func:`past_full_scale`): 24-bit PCM would clip them."""
     ext = dest.suffix.lower()
+    if (subtype is None and samples is not None and ext in _FLOAT_WHEN_LOUD
+            and past_full_scale(samples)):
+        return AUDIO_FORMATS[ext], "FLOAT"
     return AUDIO_FORMATS[ext], subtype or _SUBTYPES.get(ext, "VORBIS")
+
+
+#: the formats whose outputs are written as 32-bit float when their samples reach full
+#: scale (FLAC has no float samples; Vorbis keeps them as they are)
+_FLOAT_WHEN_LOUD = frozenset({".wav", ".aiff", ".aif"})
+
+
+def past_full_scale(x: np.ndarray) -> bool:
+    """Whether float samples ``x`` reach beyond what 24-bit PCM holds: a sample at or above
+    +1.0 (whose largest code is 1 - 2**-23) or below -1.0. A pre-master stem can (the
+    limiter acts on the mix only): under a loud backing the vocal's peaks pass full
+    scale."""
+    a = np.asarray(x)
+    return bool(a.size) and (float(a.max()) >= 1.0 or float(a.min()) < -1.0)
 
 
 #: libsndfile's formats whose 24-bit samples are converted from float as
@@ -1270,10 +1294,10 @@ def _write_scratch(tmp: Path, dest: Path, content: str | bytes | AudioData, exis
     finally:
         os.close(fd)
     if isinstance(content, AudioData):
-        fmt, sub = _audio_format(dest, content.subtype)
+        x = np.asarray(content.samples, dtype=np.float32)
+        fmt, sub = _audio_format(dest, content.subtype, x)
         try:
-            _write_audio_file(str(tmp), np.asarray(content.samples, dtype=np.float32),
-                              int(content.sample_rate), sub, fmt)
+            _write_audio_file(str(tmp), x, int(content.sample_rate), sub, fmt)
         except _DECODER_ERRORS as e:
             raise _audio_write_error(dest, fmt, sub, e) from None
     if mode is not None:  # after writing: the mode may forbid it
@@ -1774,7 +1798,9 @@ def write_audio(
     subtype: str | None = None,
 ) -> Path:
     """Write one audio file atomically (24-bit PCM for WAV/FLAC/AIFF unless ``subtype``
-    is given), after the checks of :class:`OutputPlan`.
+    is given; a WAV or AIFF whose samples reach full scale as 32-bit float, which keeps
+    them, where 24-bit PCM would clip them; a FLAC clips them), after the checks of
+    :class:`OutputPlan`.
 
     ``samples``: ``(n_samples, channels)`` or ``(n_samples,)``, floats at full scale 1.0,
     or integers at their type's full scale (an int16 array is divided by 32768, as

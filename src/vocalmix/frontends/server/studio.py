@@ -46,9 +46,9 @@ PIPELINE_SPAN = (0.05, 0.85)
 
 
 def write_wav(path: Path, x: np.ndarray, sample_rate: int) -> None:
-    """24-bit PCM WAV, or 32-bit float when a sample reaches full scale (never clip)."""
-    peak = float(np.abs(x).max()) if x.size else 0.0
-    write_audio(path, x, sample_rate, force=True, subtype="FLOAT" if peak >= 1.0 else "PCM_24")
+    """24-bit PCM WAV, or 32-bit float when a sample reaches full scale (never clip:
+    :func:`~vocalmix.core.audio.write_audio` chooses)."""
+    write_audio(path, x, sample_rate, force=True)
 
 
 def waveform_peaks(x: np.ndarray, columns: int = PEAK_COLUMNS) -> dict[str, list[float]]:
