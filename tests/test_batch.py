@@ -133,7 +133,7 @@ def test_manifest_problems_stop_the_batch_before_any_work(tmp_path):
         return str(e.value)
 
     assert "missing backing" in bad([["a", "v.wav"]], ["id", "vocal"])
-    assert "'a' already used on row 2" in bad([["a", "v", "b"], ["a", "v", "b"]])
+    assert "'a' already used on line 2" in bad([["a", "v", "b"], ["a", "v", "b"]])
     assert "empty id" in bad([["", "v", "b"]])
     assert "same output files" in bad([["Song", "v", "b"], ["song", "v", "b"]])
     assert not (tmp_path / "out" / "mix").exists()

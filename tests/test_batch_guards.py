@@ -231,9 +231,9 @@ def test_a_manifest_that_fails_its_checks_leaves_no_output_folder(tmp_path):
     ("id,vocal,backing\na,v.wav,b.wav\n\n,,\nb,v.wav,b.wav\n", "m.csv:4: empty id"),
     # a quoted cell over two lines, then a blank line
     ('id,vocal,backing\na,"v\n.wav",b.wav\n\nb,v.wav,b.wav\na,v.wav,b.wav\n',
-     "m.csv:6: id 'a' already used on row 2"),
+     "m.csv:6: id 'a' already used on line 2"),
     ("id,vocal,backing\n\n\na,v.wav,b.wav\nb,v.wav,b.wav\nc,v.wav,b.wav\na,v,b\n",
-     "m.csv:7: id 'a' already used on row 4"),
+     "m.csv:7: id 'a' already used on line 4"),
     ("id,vocal,backing\na,v.wav,b.wav\r\n\r\nb,v.wav,b.wav,extra\r\n",
      "m.csv:4: more cells than columns"),
 ])

@@ -747,8 +747,9 @@ def _checked_manifest(p: Path, rows: list[dict[str, Any]], header: list[str], ki
         if not rid:
             raise DataError(f"{at}: empty id; every row needs a unique id")
         if rid in seen:
-            raise DataError(f"{at}: id {rid!r} already used on row {seen[rid]}; ids "
-                            "must be unique")
+            first = f"line {seen[rid]}" if kind == "csv" else f"row {seen[rid]}"
+            raise DataError(f"{at}: id {rid!r} already used on {first}; ids must be "
+                            "unique")
         seen[rid] = i
         folded = safe_name(rid).casefold()
         if folded in by_name:
