@@ -375,6 +375,13 @@ def test_a_wav_cut_off_before_its_header_says_is_read_with_a_note(tmp_path):
     assert a.samples.shape[0] < whole.samples.shape[0] // 2
     assert any(n.startswith("warning:") and "ends before its header says it should" in n
                and "cut off?" in n for n in a.notes)  # (shown even with -q)
+    # the long-input path's reader, which decodes a block at a time, says it too
+    from vocalmix.core.audio import AudioReader
+
+    r = AudioReader(cut).scan("vocal")
+    assert r.frames == a.samples.shape[0]
+    assert [n for n in r.notes if "cut off?" in n] == [n for n in a.notes if "cut off?" in n]
+    assert not any("cut off?" in n for n in AudioReader(p).scan("vocal").notes)
 
 
 def test_an_interrupt_after_the_commit_point_still_removes_the_backups(tmp_path, monkeypatch):

@@ -650,6 +650,7 @@ class AudioReader:
                     active.append(bool(x.std(axis=0).max() > floor))
                 np.maximum(hi, h, out=hi)
                 np.minimum(lo, lo_, out=lo)
+            cut = _cut_off_note(Path(self.path), f, self.label, seen / self.sample_rate)
         longest = max(longest, run)
         if seen == 0:
             raise EmptyAudioError(f"{self.label}: the file holds no audio samples "
@@ -664,6 +665,8 @@ class AudioReader:
         self._offset, note = _dc_offset(total / seen, hi, lo, self.label, what)
         if note:
             notes.append(note)
+        if cut:
+            notes.append(cut)
         self.notes = tuple(notes)
         self.activity = np.array(active, dtype=bool)
         return self
