@@ -51,3 +51,30 @@ def test_no_reverb_gives_the_echo_alone_or_silence():
     d = Delay(enabled=True, note="free", time_ms=120.0)
     assert np.array_equal(sends_wet(dry, SR, VocalChain(reverb=off, delay=d)),
                           delay_wet(dry, SR, d))
+
+
+@pytest.mark.parametrize("method", ["baseline", "model"])
+def test_sends_started_before_the_compressor_resolves_give_the_same_mix(monkeypatch, method):
+    """The sends of a vocal that needs no compression start as soon as that is known,
+    beside the rest of the compressor's resolver; told wrongly (the early sends then do
+    not match the dry vocal and are dropped) or never, the mix is the same to the bit."""
+    from vocalmix import pipeline
+    from vocalmix.core.resolve import needs_compression
+    from vocalmix.synth import synthesize_song
+
+    v, b = synthesize_song(sample_rate=22050, duration_s=6.0, seed=2)
+    calls: list[bool] = []
+
+    def spy(*a, **k):
+        calls.append(needs_compression(*a, **k))
+        return calls[-1]
+
+    monkeypatch.setattr(pipeline, "needs_compression", spy)
+    ref_params, ref, _e = pipeline.mix(v, b, 22050, method=method)
+    assert calls  # the check ran (its answer decides whether the sends start early)
+    for answer in (True, False):
+        monkeypatch.setattr(pipeline, "needs_compression", lambda *a, _r=answer, **k: _r)
+        p, r, _e = pipeline.mix(v, b, 22050, method=method)
+        assert p == ref_params
+        for name in ("mix", "vocal", "vocal_dry", "backing"):
+            assert np.array_equal(getattr(r, name), getattr(ref, name)), (answer, name)

@@ -61,6 +61,7 @@ from vocalmix.core.resolve import (
     GainSolution,
     gain_solution_at,
     is_locked,
+    needs_compression,
     resolve_compressor,
     resolve_master_gain,
     resolve_reverb,
@@ -168,10 +169,30 @@ def _resolve(
                            "resolving the compressor threshold for the vocal dynamics target"))
     lra: float | None = None
     mrange: float | None = None
+    # the reverb and the delay do not depend on the compressor: resolved first, so that
+    # the sends of a vocal that needs no compression can start before its resolver ends
+    # (their notes and reasons keep their place after the compressor's)
+    rv = vc.reverb
+    rv_notes: list[str] = []
+    rv_reason: Reason | None = None
+    if is_locked(params, "vocal.reverb"):
+        rv_notes.append("reverb locked: kept as it is")
+    else:
+        rv = resolve_reverb(vc.reverb, t.reverb_decay_s, sample_rate, rv_notes)
+        what = ("its decay time" if rv.type == "synthetic"
+                else f"room size {rv.room_size:.3f} (calibrated T30 {rv.decay_s:.2f} s)")
+        rv_reason = Reason("vocal.reverb.decay_s" if rv.type == "synthetic"
+                           else "vocal.reverb.room_size", "resolver",
+                           f"{what} for the {t.reverb_decay_s:.2f} s decay target",
+                           (("target_decay_s", t.reverb_decay_s),))
+    sends = replace(params, vocal=replace(vc, reverb=rv))
+    if not is_locked(params, "vocal.delay"):
+        sends = sync_delay_time(sends)
     # what the compressor resolver rendered, reused by the vocal chain below when the
     # chain rendered at the document's amount is the one it resolved
     x_in: np.ndarray | None = None
     comp_out: np.ndarray | None = None
+    early: tuple[np.ndarray, VocalChain, Filling] | None = None  # (dry, chain, wet)
     if is_locked(params, "vocal.compressor"):
         comp = vc.compressor
         notes.append("compressor locked: kept as it is")
@@ -181,18 +202,36 @@ def _resolve(
         # the resolver measures it through a read-only view (hashed once, measured often);
         # x_in itself stays writeable: uncompressed, it becomes the dry stem, scaled in place
         seen = frozen(x_in, unique=True)
-        if t.vocal_momentary_range_lu is not None:
-            sol = resolve_compressor(seen, sample_rate, t.vocal_momentary_range_lu,
-                                     vc.compressor, statistic="momentary_range")
+        statistic, target_lu = (("momentary_range", t.vocal_momentary_range_lu)
+                                if t.vocal_momentary_range_lu is not None
+                                else ("lra", t.vocal_lra_lu))
+        if params.amount == 1.0 and not needs_compression(seen, sample_rate, target_lu,
+                                                          statistic):
+            # uncompressed, x_in is the dry vocal: its sends (the reverb, the longest
+            # render of a mix) start now, beside the resolver's own figures
+            out = np.zeros(x_in.shape, np.float32)
+            chain, src = sends.vocal, x_in
+            early = (src, chain, Filling(
+                out, lambda: sends_wet_rows(src, sample_rate, chain, out)))
+        try:
+            if statistic == "momentary_range":
+                sol = resolve_compressor(seen, sample_rate, target_lu, vc.compressor,
+                                         statistic="momentary_range")
+            else:
+                sol = resolve_compressor(seen, sample_rate, target_lu, vc.compressor)
+        except BaseException:
+            if early is not None:
+                early[2].cancel()
+            raise
+        if statistic == "momentary_range":
             notes.append(f"the compressor follows the momentary-range target "
                          f"({t.vocal_momentary_range_lu:g} LU); targets.vocal_lra_lu "
                          f"({t.vocal_lra_lu:g} LU) is not used while it is set (null "
                          "turns it off)")
             why: tuple[tuple[str, float], ...] = (
-                ("target_momentary_range_lu", t.vocal_momentary_range_lu),
+                ("target_momentary_range_lu", target_lu),
                 ("input_momentary_range_lu", sol.input_value))
         else:
-            sol = resolve_compressor(seen, sample_rate, t.vocal_lra_lu, vc.compressor)
             why = (("target_lra_lu", t.vocal_lra_lu), ("input_lra_lu", sol.input_lra_lu))
         comp, lra = sol.compressor, sol.achieved_lra_lu
         mrange = sol.achieved_momentary_range_lu  # either statistic: the achieved figures
@@ -200,29 +239,32 @@ def _resolve(
         del seen
         notes.append(sol.note)
         reasons.append(Reason("vocal.compressor", "resolver", sol.note, why))
-    rv = vc.reverb
-    if is_locked(params, "vocal.reverb"):
-        notes.append("reverb locked: kept as it is")
-    else:
-        rv = resolve_reverb(vc.reverb, t.reverb_decay_s, sample_rate, notes)
-        what = ("its decay time" if rv.type == "synthetic"
-                else f"room size {rv.room_size:.3f} (calibrated T30 {rv.decay_s:.2f} s)")
-        reasons.append(Reason("vocal.reverb.decay_s" if rv.type == "synthetic"
-                              else "vocal.reverb.room_size", "resolver",
-                              f"{what} for the {t.reverb_decay_s:.2f} s decay target",
-                              (("target_decay_s", t.reverb_decay_s),)))
-    new = replace(params, vocal=replace(vc, compressor=comp, reverb=rv), achieved=Achieved())
-    if not is_locked(params, "vocal.delay"):
-        new = sync_delay_time(new)
+    notes.extend(rv_notes)
+    if rv_reason is not None:
+        reasons.append(rv_reason)
+    new = replace(sends, vocal=replace(sends.vocal, compressor=comp), achieved=Achieved())
     progress(ProgressEvent("resolve.gain", 0.6,
                            "resolving the vocal gain for the vocal-to-mix target"))
     eff = effective_vocal(new.vocal, new.amount)
-    dry = _inserts(vocal, sample_rate, eff, new.vocal, x_in, comp_out)
+    try:
+        dry = _inserts(vocal, sample_rate, eff, new.vocal, x_in, comp_out)
+    except BaseException:
+        if early is not None:
+            early[2].cancel()
+        raise
     del x_in, comp_out
     # the sends render on a helper thread while the gain resolver measures each block of
     # the vocal as soon as it is final: the same sums in about the time of the render
-    wet_out = np.zeros(dry.shape, np.float32)
-    wet = Filling(wet_out, lambda: sends_wet_rows(dry, sample_rate, eff, wet_out))
+    # (those started early on the uncompressed vocal, when that is the dry vocal here)
+    if (early is not None and dry is early[0] and early[1].reverb == eff.reverb
+            and early[1].delay == eff.delay):
+        wet = early[2]
+    else:
+        if early is not None:
+            early[2].cancel()
+        wet_out = np.zeros(dry.shape, np.float32)
+        wet = Filling(wet_out, lambda: sends_wet_rows(dry, sample_rate, eff, wet_out))
+    early = None
     if new.amount != 1.0:
         lra = mrange = None  # the compressor rendered is not the one they were measured on
     b = backing_at_gain(backing, params.backing.gain_db)

@@ -553,6 +553,29 @@ def _render_measured(x: np.ndarray, sample_rate: int, comp: Compressor
     return out, seen
 
 
+def _input_statistics(x: np.ndarray, sample_rate: int, statistic: str
+                      ) -> tuple[float, float]:
+    """``(LRA, the resolved statistic)`` of the compressor's input ``x``, LU."""
+    input_lra = loudness_range(x, sample_rate)
+    return input_lra, (input_lra if statistic == "lra"
+                       else dynamics_statistic(x, sample_rate, statistic))
+
+
+def needs_compression(x: np.ndarray, sample_rate: int, target_lu: float,
+                      statistic: str = "lra") -> bool:
+    """Whether :func:`resolve_compressor` will compress ``x`` to ``target_lu`` (LU): its
+    ``statistic`` is above the target (it never expands). Measured as the resolver
+    measures it, in the same pass (:func:`~vocalmix.core.measure.
+    k_weighted_frame_energies`), so that for a read-only ``x`` the resolver then finds
+    the figures remembered: for a caller that starts work on an uncompressed vocal
+    before the resolver has returned."""
+    if statistic not in DYNAMICS_STATISTICS:
+        raise ValueError(f"unknown dynamics statistic {statistic!r}: use one of "
+                         f"{', '.join(DYNAMICS_STATISTICS)}")
+    k_weighted_frame_energies(x, sample_rate, _proxy_frame_len(sample_rate))
+    return not _input_statistics(x, sample_rate, statistic)[1] <= target_lu + 1e-9
+
+
 def resolve_compressor(
     x: np.ndarray,
     sample_rate: int,
@@ -586,9 +609,7 @@ def resolve_compressor(
         probe = pool.submit(_envelope_frames_db, x, sample_rate, base.attack_ms,
                             base.release_ms, flen, stop)
         frames = k_weighted_frame_energies(x, sample_rate, flen)
-        input_lra = loudness_range(x, sample_rate)
-        input_val = input_lra if statistic == "lra" else dynamics_statistic(x, sample_rate,
-                                                                           statistic)
+        input_lra, input_val = _input_statistics(x, sample_rate, statistic)
         if input_val <= target_lra_lu + 1e-9:
             # no compression: the probe stops after its current chunk instead of
             # rendering the rest of the vocal, which leaving the pool would wait for
