@@ -78,3 +78,27 @@ def test_sends_started_before_the_compressor_resolves_give_the_same_mix(monkeypa
         assert p == ref_params
         for name in ("mix", "vocal", "vocal_dry", "backing"):
             assert np.array_equal(getattr(r, name), getattr(ref, name)), (answer, name)
+
+
+def test_early_sends_stop_when_the_resolve_fails_after_they_started(monkeypatch):
+    """A progress callback that raises after the early sends started (a client gone)
+    leaves no send rendering on in the background."""
+    import threading
+
+    from vocalmix import pipeline
+    from vocalmix.synth import synthesize_song
+
+    v, b = synthesize_song(sample_rate=22050, duration_s=6.0, seed=2)
+    v, b = np.tile(v, (10, 1)), np.tile(b, (10, 1))  # a minute: its sends take a while
+    monkeypatch.setattr(pipeline, "needs_compression", lambda *a, **k: False)
+
+    class Gone(Exception):
+        pass
+
+    def progress(ev):
+        if ev.stage == "resolve.gain":
+            raise Gone
+
+    with pytest.raises(Gone):
+        pipeline.mix(v, b, 22050, method="baseline", progress=progress)
+    assert not [t for t in threading.enumerate() if t.name == "vocalmix-filling"]

@@ -193,60 +193,55 @@ def _resolve(
     x_in: np.ndarray | None = None
     comp_out: np.ndarray | None = None
     early: tuple[np.ndarray, VocalChain, Filling] | None = None  # (dry, chain, wet)
-    if is_locked(params, "vocal.compressor"):
-        comp = vc.compressor
-        notes.append("compressor locked: kept as it is")
-    else:
-        x_in = deesser_stage(eq_stage(vocal, sample_rate, vc.highpass, vc.eq_bands),
-                             sample_rate, vc.deesser)
-        # the resolver measures it through a read-only view (hashed once, measured often);
-        # x_in itself stays writeable: uncompressed, it becomes the dry stem, scaled in place
-        seen = frozen(x_in, unique=True)
-        statistic, target_lu = (("momentary_range", t.vocal_momentary_range_lu)
-                                if t.vocal_momentary_range_lu is not None
-                                else ("lra", t.vocal_lra_lu))
-        if params.amount == 1.0 and not needs_compression(seen, sample_rate, target_lu,
-                                                          statistic):
-            # uncompressed, x_in is the dry vocal: its sends (the reverb, the longest
-            # render of a mix) start now, beside the resolver's own figures
-            out = np.zeros(x_in.shape, np.float32)
-            chain, src = sends.vocal, x_in
-            early = (src, chain, Filling(
-                out, lambda: sends_wet_rows(src, sample_rate, chain, out)))
-        try:
+    try:  # (early sends, once started, are stopped if anything below fails)
+        if is_locked(params, "vocal.compressor"):
+            comp = vc.compressor
+            notes.append("compressor locked: kept as it is")
+        else:
+            x_in = deesser_stage(eq_stage(vocal, sample_rate, vc.highpass, vc.eq_bands),
+                                 sample_rate, vc.deesser)
+            # the resolver measures it through a read-only view (hashed once, measured often);
+            # x_in itself stays writeable: uncompressed, it becomes the dry stem, scaled in place
+            seen = frozen(x_in, unique=True)
+            statistic, target_lu = (("momentary_range", t.vocal_momentary_range_lu)
+                                    if t.vocal_momentary_range_lu is not None
+                                    else ("lra", t.vocal_lra_lu))
+            if params.amount == 1.0 and not needs_compression(seen, sample_rate, target_lu,
+                                                              statistic):
+                # uncompressed, x_in is the dry vocal: its sends (the reverb, the longest
+                # render of a mix) start now, beside the resolver's own figures
+                out = np.zeros(x_in.shape, np.float32)
+                chain, src = sends.vocal, x_in
+                early = (src, chain, Filling(
+                    out, lambda: sends_wet_rows(src, sample_rate, chain, out)))
             if statistic == "momentary_range":
                 sol = resolve_compressor(seen, sample_rate, target_lu, vc.compressor,
                                          statistic="momentary_range")
             else:
                 sol = resolve_compressor(seen, sample_rate, target_lu, vc.compressor)
-        except BaseException:
-            if early is not None:
-                early[2].cancel()
-            raise
-        if statistic == "momentary_range":
-            notes.append(f"the compressor follows the momentary-range target "
-                         f"({t.vocal_momentary_range_lu:g} LU); targets.vocal_lra_lu "
-                         f"({t.vocal_lra_lu:g} LU) is not used while it is set (null "
-                         "turns it off)")
-            why: tuple[tuple[str, float], ...] = (
-                ("target_momentary_range_lu", target_lu),
-                ("input_momentary_range_lu", sol.input_value))
-        else:
-            why = (("target_lra_lu", t.vocal_lra_lu), ("input_lra_lu", sol.input_lra_lu))
-        comp, lra = sol.compressor, sol.achieved_lra_lu
-        mrange = sol.achieved_momentary_range_lu  # either statistic: the achieved figures
-        comp_out = sol.output
-        del seen
-        notes.append(sol.note)
-        reasons.append(Reason("vocal.compressor", "resolver", sol.note, why))
-    notes.extend(rv_notes)
-    if rv_reason is not None:
-        reasons.append(rv_reason)
-    new = replace(sends, vocal=replace(sends.vocal, compressor=comp), achieved=Achieved())
-    progress(ProgressEvent("resolve.gain", 0.6,
-                           "resolving the vocal gain for the vocal-to-mix target"))
-    eff = effective_vocal(new.vocal, new.amount)
-    try:
+            if statistic == "momentary_range":
+                notes.append(f"the compressor follows the momentary-range target "
+                             f"({t.vocal_momentary_range_lu:g} LU); targets.vocal_lra_lu "
+                             f"({t.vocal_lra_lu:g} LU) is not used while it is set (null "
+                             "turns it off)")
+                why: tuple[tuple[str, float], ...] = (
+                    ("target_momentary_range_lu", target_lu),
+                    ("input_momentary_range_lu", sol.input_value))
+            else:
+                why = (("target_lra_lu", t.vocal_lra_lu), ("input_lra_lu", sol.input_lra_lu))
+            comp, lra = sol.compressor, sol.achieved_lra_lu
+            mrange = sol.achieved_momentary_range_lu  # either statistic: the achieved figures
+            comp_out = sol.output
+            del seen
+            notes.append(sol.note)
+            reasons.append(Reason("vocal.compressor", "resolver", sol.note, why))
+        notes.extend(rv_notes)
+        if rv_reason is not None:
+            reasons.append(rv_reason)
+        new = replace(sends, vocal=replace(sends.vocal, compressor=comp), achieved=Achieved())
+        progress(ProgressEvent("resolve.gain", 0.6,
+                               "resolving the vocal gain for the vocal-to-mix target"))
+        eff = effective_vocal(new.vocal, new.amount)
         dry = _inserts(vocal, sample_rate, eff, new.vocal, x_in, comp_out)
     except BaseException:
         if early is not None:
