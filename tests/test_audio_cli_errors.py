@@ -482,3 +482,24 @@ def test_a_vocal_stem_past_full_scale_under_a_loud_backing_is_kept(tmp_path, cap
     x, _ = sf.read(stem, dtype="float32")
     assert np.abs(x).max() > 1.0 and sf.info(stem).subtype == "FLOAT"
     assert np.abs(sf.read(tmp_path / "mix.wav")[0]).max() < 1.0  # the mix itself is limited
+
+
+def test_a_take_heard_for_a_moment_only_is_mixed_with_a_warning(tmp_path, capsys):
+    """Three clicks over -80 dBFS hiss (a take with the microphone off) pass the silence
+    check, and their level is set on the 1.2 s they are heard: the mix makes them loud,
+    and says so even with -q. A sung take gets no such warning."""
+    n = 12 * SR
+    rng = np.random.default_rng(1)
+    clicks = np.repeat(1e-4 * rng.standard_normal((n, 1)), 2, axis=1).astype(np.float32)
+    for t in (2.0, 6.0, 9.0):
+        clicks[int(t * SR): int(t * SR) + 20] += 0.3
+    v, b = tmp_path / "clicks.wav", tmp_path / "backing.wav"
+    sf.write(v, clicks, SR, subtype="PCM_24")
+    sf.write(b, tone(seconds=12.0, db=-18.0), SR)
+    code, err = run_mix(capsys, v, b, tmp_path / "mix.wav", "--method", "baseline")
+    assert code == 0
+    assert "warning: the vocal is heard for only 1.2 s of the 12 s mix" in err
+    sung = tmp_path / "sung.wav"
+    sf.write(sung, tone(seconds=12.0), SR)
+    code, err = run_mix(capsys, sung, b, tmp_path / "mix2.wav", "--method", "baseline")
+    assert code == 0 and "heard for only" not in err

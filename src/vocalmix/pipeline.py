@@ -58,6 +58,9 @@ from vocalmix.core.render import (
     vocal_inserts,
 )
 from vocalmix.core.resolve import (
+    BARELY_HEARD_MIX_S,
+    BARELY_HEARD_S,
+    BARELY_HEARD_WARNING,
     GainSolution,
     gain_solution_at,
     is_locked,
@@ -288,6 +291,9 @@ def _resolve(
         reasons.append(Reason("vocal.gain_db", "resolver", notes[-1],
                               (("target_vocal_to_mix_lu", target),)))
         new = replace(new, vocal=replace(new.vocal, gain_db=float(g.gain_db)))
+    mix_s = dry.shape[0] / sample_rate
+    if mix_s >= BARELY_HEARD_MIX_S and g.heard_s < BARELY_HEARD_S:
+        notes.append(BARELY_HEARD_WARNING.format(heard=g.heard_s, mix=mix_s))
     mix_lufs = None
     if t.mix_lufs is not None and not is_locked(params, "master.gain_db"):
         progress(ProgressEvent("resolve.master", 0.7,

@@ -54,6 +54,7 @@ from vocalmix.core.dsp import equal_channels, frozen
 from vocalmix.core.errors import TargetUnreachableError
 from vocalmix.core.kernels import brentq
 from vocalmix.core.measure import (
+    gated_blocks,
     integrated_from_segments,
     k_weighted_cross,
     k_weighted_energies_of_blocks,
@@ -100,6 +101,9 @@ class GainSolution:
         vocal_to_backing_lu: vocal minus backing integrated loudness at that gain, LU.
         premaster_lufs: integrated loudness of ``g * vocal + backing``, LUFS.
         measure: the vocal-to-mix measure solved for (``integrated`` or ``singing``).
+        heard_s: how long the vocal is heard, s: its 400 ms blocks that pass its own
+            BS.1770-4 gates (those its loudness is set on), at their 100 ms hop
+            (:func:`heard_seconds`).
     """
 
     gain_db: float
@@ -107,6 +111,26 @@ class GainSolution:
     vocal_to_backing_lu: float
     premaster_lufs: float
     measure: str = "integrated"
+    heard_s: float = float("nan")
+
+
+#: a vocal heard for less than this long (s) in a mix of at least
+#: :data:`BARELY_HEARD_MIX_S` is warned about (:data:`BARELY_HEARD_WARNING`): its level is
+#: set on those seconds alone, and a take with the microphone off (a few clicks or
+#: noises) is then made loud (+22 dB for three clicks over -80 dBFS hiss in 30 s)
+BARELY_HEARD_S = 2.0
+BARELY_HEARD_MIX_S = 10.0
+BARELY_HEARD_WARNING = (
+    "warning: the vocal is heard for only {heard:.1f} s of the {mix:.0f} s mix, and its "
+    "level is set on those seconds alone: a take recorded with the microphone off, "
+    "holding a few clicks or noises, is made loud; check the vocal file")
+
+
+def heard_seconds(vocal_energy: np.ndarray, segment_len: int) -> float:
+    """How long a vocal is heard, s, from its 100 ms segment energies: its 400 ms blocks
+    that pass BS.1770-4's absolute and relative gates (:func:`~vocalmix.core.measure.
+    gated_blocks`), one 100 ms hop each."""
+    return 0.1 * float(gated_blocks(vocal_energy, segment_len).sum())
 
 
 def _ratio_rows(gains_db: np.ndarray, vv: np.ndarray, vb: np.ndarray, bb: np.ndarray,
@@ -217,6 +241,7 @@ def solve_gain_from_segments(
         vocal_to_backing_lu=float(iv0 + gain - ib),
         premaster_lufs=float(integrated_from_segments(gl * gl * vv + 2 * gl * vb + bb, seg)),
         measure=measure,
+        heard_s=heard_seconds(vv, seg),
     )
 
 
@@ -244,6 +269,7 @@ def gain_solution_at(
         vocal_to_backing_lu=float(iv0 + gain_db - ib),
         premaster_lufs=float(integrated_from_segments(gl * gl * vv + 2 * gl * vb + bb, seg)),
         measure=measure,
+        heard_s=heard_seconds(vv, seg),
     )
 
 
