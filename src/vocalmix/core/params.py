@@ -44,8 +44,8 @@ METHODS = ("baseline", "model", "manual", "reference")
 #: how ``Targets.vocal_to_mix_lu`` is measured: ``integrated`` (BS.1770-4 integrated
 #: loudness of the vocal minus that of the pre-master mix, over the whole song) or
 #: ``singing`` (the same balance over only the 400 ms blocks in which the vocal sings,
-#: i.e. those that pass the vocal's own BS.1770-4 gates;
-#: :func:`vocalmix.core.measure.singing_ratio_from_segments`)
+#: i.e. those that pass the vocal's own BS.1770-4 gates, while the backing plays (above
+#: -70 LUFS); :func:`vocalmix.core.measure.singing_ratio_from_segments`)
 V2M_MEASURES = ("integrated", "singing")
 #: the seed's rules, the baseline's targets (and the neutral point of ``amount``'s level
 #: offset): the vocal 3 LU under the whole mix, and a vocal loudness range of 14 LU
@@ -379,9 +379,9 @@ class Targets:
     pre-master mix, LU, measured as ``vocal_to_mix_measure`` says (:data:`V2M_MEASURES`):
     ``integrated`` (the default, and the only measure of documents before it existed)
     compares the two integrated loudnesses over the whole song; ``singing`` compares them
-    over only the blocks in which the vocal sings, the balance a listener hears while it
-    sings, whatever the backing does in instrumental passages (the level model's
-    measure). ``vocal_lra_lu``: loudness range of the vocal
+    over only the blocks in which the vocal sings over the backing, the balance a
+    listener hears while it sings, whatever the backing does in instrumental passages
+    (the level model's measure). ``vocal_lra_lu``: loudness range of the vocal
     after the compressor, before reverb, LU. ``vocal_momentary_range_lu``: the same
     spread on 400 ms momentary loudness (:func:`vocalmix.core.measure.momentary_loudness_range`),
     LU; when set, the compressor is resolved to it and ``vocal_lra_lu`` is not used

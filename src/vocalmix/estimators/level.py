@@ -7,7 +7,8 @@ What it predicts
 
     * ``vocal_to_mix_lu``: the human mix's vocal-to-mix ratio **while the vocal sings**
       (:data:`LEVEL_MEASURE`, ``singing``: the vocal's loudness against the mix's over
-      the 400 ms blocks that pass the vocal's own BS.1770-4 gates;
+      the 400 ms blocks that pass the vocal's own BS.1770-4 gates while the backing
+      plays;
       :func:`vocalmix.core.measure.singing_ratio_from_segments`), LU. Engineers set the
       balance a listener hears while the voice sings; over a whole song the integrated
       ratio also depends on how loud the instrumental passages are, which says nothing
