@@ -864,6 +864,15 @@ def gated_loudness(gated_sum: np.ndarray, count: np.ndarray) -> np.ndarray:
                         -np.inf)  # eq. (7)
 
 
+def _block_loudness(e: np.ndarray, segment_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(z, l)`` of the 400 ms gating blocks (hop 100 ms) of 2-D segment energies ``e``
+    ``(rows, n_segments)``: each block's mean square and its loudness, LUFS."""
+    z = _windows(e, 4) / (4 * segment_len)  # eq. (1): mean square over a 400 ms block
+    with np.errstate(divide="ignore"):
+        lj = LOUDNESS_OFFSET_DB + 10.0 * np.log10(z)  # eq. (4): block loudness
+    return z, lj
+
+
 def integrated_from_segments(energy: np.ndarray, segment_len: int) -> np.ndarray | float:
     """BS.1770-4 integrated loudness (LUFS) from 100 ms segment energies.
 
@@ -871,9 +880,7 @@ def integrated_from_segments(energy: np.ndarray, segment_len: int) -> np.ndarray
     vectorised over candidates.
     """
     e = np.atleast_2d(energy)
-    z = _windows(e, 4) / (4 * segment_len)  # eq. (1): mean square over a 400 ms block
-    with np.errstate(divide="ignore"):
-        lj = LOUDNESS_OFFSET_DB + 10.0 * np.log10(z)  # eq. (4): block loudness
+    z, lj = _block_loudness(e, segment_len)
     rows = e.shape[0]
     s_abs, n_abs = gated_sums(z, lj, np.full(rows, ABS_GATE_LUFS))  # eq. (5): absolute gate
     s, n = gated_sums(z, lj, relative_gate(s_abs, n_abs))
@@ -888,9 +895,7 @@ def audible_blocks(energy: np.ndarray, segment_len: int) -> np.ndarray:
     ``energy``: 100 ms segment energies ``(n_segments,)`` or ``(rows, n_segments)``;
     returns booleans ``(n_blocks,)`` or ``(rows, n_blocks)``, ``n_blocks = n_segments - 3``.
     """
-    z = _windows(np.atleast_2d(energy), 4) / (4 * segment_len)  # eq. (1)
-    with np.errstate(divide="ignore"):
-        out = LOUDNESS_OFFSET_DB + 10.0 * np.log10(z) > ABS_GATE_LUFS  # eqs. (4), (5)
+    out = _block_loudness(np.atleast_2d(energy), segment_len)[1] > ABS_GATE_LUFS  # eq. (5)
     return out if np.ndim(energy) == 2 else out[0]
 
 
@@ -902,10 +907,7 @@ def gated_blocks(energy: np.ndarray, segment_len: int) -> np.ndarray:
     Returns a boolean array ``(n_blocks,)`` or ``(rows, n_blocks)``, ``n_blocks =
     n_segments - 3``.
     """
-    e = np.atleast_2d(energy)
-    z = _windows(e, 4) / (4 * segment_len)
-    with np.errstate(divide="ignore"):
-        lj = LOUDNESS_OFFSET_DB + 10.0 * np.log10(z)
+    z, lj = _block_loudness(np.atleast_2d(energy), segment_len)
     gate_abs = lj > ABS_GATE_LUFS
     n_abs = gate_abs.sum(axis=1)
     mean_abs = np.where(gate_abs, z, 0.0).sum(axis=1) / np.maximum(n_abs, 1)
