@@ -195,7 +195,7 @@ def _resolve(
     # chain rendered at the document's amount is the one it resolved
     x_in: np.ndarray | None = None
     comp_out: np.ndarray | None = None
-    early: tuple[np.ndarray, VocalChain, Filling] | None = None  # (dry, chain, wet)
+    early: tuple[np.ndarray, Filling] | None = None  # (the dry vocal, its sends)
     try:  # (early sends, once started, are stopped if anything below fails)
         if is_locked(params, "vocal.compressor"):
             comp = vc.compressor
@@ -215,13 +215,10 @@ def _resolve(
                 # render of a mix) start now, beside the resolver's own figures
                 out = np.zeros(x_in.shape, np.float32)
                 chain, src = sends.vocal, x_in
-                early = (src, chain, Filling(
+                early = (src, Filling(
                     out, lambda: sends_wet_rows(src, sample_rate, chain, out)))
-            if statistic == "momentary_range":
-                sol = resolve_compressor(seen, sample_rate, target_lu, vc.compressor,
-                                         statistic="momentary_range")
-            else:
-                sol = resolve_compressor(seen, sample_rate, target_lu, vc.compressor)
+            sol = resolve_compressor(seen, sample_rate, target_lu, vc.compressor,
+                                     statistic=statistic)
             if statistic == "momentary_range":
                 notes.append(f"the compressor follows the momentary-range target "
                              f"({t.vocal_momentary_range_lu:g} LU); targets.vocal_lra_lu "
@@ -248,21 +245,20 @@ def _resolve(
         dry = _inserts(vocal, sample_rate, eff, new.vocal, x_in, comp_out)
     except BaseException:
         if early is not None:
-            early[2].cancel()
+            early[1].cancel()
         raise
     del x_in, comp_out
     # the sends render on a helper thread while the gain resolver measures each block of
     # the vocal as soon as it is final: the same sums in about the time of the render
-    # (those started early on the uncompressed vocal, when that is the dry vocal here)
-    if (early is not None and dry is early[0] and early[1].reverb == eff.reverb
-            and early[1].delay == eff.delay):
-        wet = early[2]
+    # (those started early on the uncompressed vocal, when that is the dry vocal here; at
+    # amount 1, the only one they start at, eff's sends are those they render)
+    if early is not None and dry is early[0]:
+        wet = early[1]
     else:
         if early is not None:
-            early[2].cancel()
+            early[1].cancel()
         wet_out = np.zeros(dry.shape, np.float32)
         wet = Filling(wet_out, lambda: sends_wet_rows(dry, sample_rate, eff, wet_out))
-    early = None
     if new.amount != 1.0:
         lra = mrange = None  # the compressor rendered is not the one they were measured on
     b = backing_at_gain(backing, params.backing.gain_db)

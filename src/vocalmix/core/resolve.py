@@ -587,6 +587,12 @@ def _input_statistics(x: np.ndarray, sample_rate: int, statistic: str
                        else dynamics_statistic(x, sample_rate, statistic))
 
 
+def _within(input_lu: float, target_lu: float) -> bool:
+    """Whether a statistic of ``input_lu`` needs no compression to reach ``target_lu``
+    (LU): the resolver never expands."""
+    return input_lu <= target_lu + 1e-9
+
+
 def needs_compression(x: np.ndarray, sample_rate: int, target_lu: float,
                       statistic: str = "lra") -> bool:
     """Whether :func:`resolve_compressor` will compress ``x`` to ``target_lu`` (LU): its
@@ -599,7 +605,7 @@ def needs_compression(x: np.ndarray, sample_rate: int, target_lu: float,
         raise ValueError(f"unknown dynamics statistic {statistic!r}: use one of "
                          f"{', '.join(DYNAMICS_STATISTICS)}")
     k_weighted_frame_energies(x, sample_rate, _proxy_frame_len(sample_rate))
-    return not _input_statistics(x, sample_rate, statistic)[1] <= target_lu + 1e-9
+    return not _within(_input_statistics(x, sample_rate, statistic)[1], target_lu)
 
 
 def resolve_compressor(
@@ -636,14 +642,14 @@ def resolve_compressor(
                             base.release_ms, flen, stop)
         frames = k_weighted_frame_energies(x, sample_rate, flen)
         input_lra, input_val = _input_statistics(x, sample_rate, statistic)
-        if input_val <= target_lra_lu + 1e-9:
+        if _within(input_val, target_lra_lu):
             # no compression: the probe stops after its current chunk instead of
             # rendering the rest of the vocal, which leaving the pool would wait for
             stop.set()
             probe.cancel()
         else:
             env_db = probe.result()
-    if input_val <= target_lra_lu + 1e-9:
+    if _within(input_val, target_lra_lu):
         comp = replace(base, enabled=True, threshold_db=0.0, ratio=1.0, makeup_db=0.0)
         return CompressorSolution(
             comp, input_lra, input_lra, 0,
