@@ -503,3 +503,31 @@ def test_a_take_heard_for_a_moment_only_is_mixed_with_a_warning(tmp_path, capsys
     sf.write(sung, tone(seconds=12.0), SR)
     code, err = run_mix(capsys, sung, b, tmp_path / "mix2.wav", "--method", "baseline")
     assert code == 0 and "heard for only" not in err
+
+
+def test_a_take_of_steady_noise_or_hum_is_mixed_with_a_warning(tmp_path, capsys):
+    """A take recorded with nobody singing (steady hiss, or mains hum with its harmonics)
+    is heard throughout, so the barely-heard check passes it: its loudness, which hardly
+    moves, gets a warning of its own, with either method and even with -q. A take whose
+    loudness moves as a voice's does (syllables, phrases and pauses) gets none."""
+    n = 12 * SR
+    t = np.arange(n) / SR
+    rng = np.random.default_rng(2)
+    hum = sum(0.02 / k * np.sin(2 * np.pi * 50 * k * t) for k in range(1, 8))
+    takes = {"hiss": 0.003 * rng.standard_normal(n),
+             "hum": hum + 1e-4 * rng.standard_normal(n)}
+    syllables = 0.5 + 0.5 * np.sin(2 * np.pi * 3.0 * t) ** 2  # 6 syllables a second
+    phrases = (np.sin(2 * np.pi * t / 4.0) > -0.5) * np.exp(-(t % 4.0) / 3.0)
+    takes["sung"] = 0.1 * syllables * phrases * np.sin(2 * np.pi * 220 * t)
+    b = tmp_path / "backing.wav"
+    sf.write(b, tone(seconds=12.0, db=-18.0), SR)
+    for name, x in takes.items():
+        v = tmp_path / f"{name}.wav"
+        sf.write(v, np.repeat(x[:, None], 2, axis=1).astype(np.float32), SR, subtype="PCM_24")
+        for method in ("baseline", "model"):
+            code, err = run_mix(capsys, v, b, tmp_path / f"{name}-{method}.wav",
+                                "--method", method)
+            assert code == 0, (name, method, err)
+            warned = "warning: the vocal's loudness hardly moves" in err
+            assert warned == (name != "sung"), (name, method, err)
+            assert "heard for only" not in err

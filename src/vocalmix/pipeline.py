@@ -61,6 +61,7 @@ from vocalmix.core.resolve import (
     BARELY_HEARD_MIX_S,
     BARELY_HEARD_S,
     BARELY_HEARD_WARNING,
+    STEADY_WARNING,
     GainSolution,
     gain_solution_at,
     is_locked,
@@ -69,6 +70,7 @@ from vocalmix.core.resolve import (
     resolve_master_gain,
     resolve_reverb,
     resolve_vocal_gain,
+    sounds_steady,
     sync_delay_time,
 )
 
@@ -196,6 +198,7 @@ def _resolve(
     x_in: np.ndarray | None = None
     comp_out: np.ndarray | None = None
     early: tuple[np.ndarray, Filling] | None = None  # (the dry vocal, its sends)
+    steady_lu: float | None = None  # the momentary loudness range of the vocal's input, LU
     try:  # (early sends, once started, are stopped if anything below fails)
         if is_locked(params, "vocal.compressor"):
             comp = vc.compressor
@@ -229,6 +232,9 @@ def _resolve(
                     ("input_momentary_range_lu", sol.input_value))
             else:
                 why = (("target_lra_lu", t.vocal_lra_lu), ("input_lra_lu", sol.input_lra_lu))
+            # the input's spread while it sings, for the steady-noise check below (the
+            # resolver's figures, remembered: no second pass)
+            steady_lu = momentary_loudness_range(seen, sample_rate)
             comp, lra = sol.compressor, sol.achieved_lra_lu
             mrange = sol.achieved_momentary_range_lu  # either statistic: the achieved figures
             comp_out = sol.output
@@ -290,6 +296,11 @@ def _resolve(
     mix_s = dry.shape[0] / sample_rate
     if mix_s >= BARELY_HEARD_MIX_S and g.heard_s < BARELY_HEARD_S:
         notes.append(BARELY_HEARD_WARNING.format(heard=g.heard_s, mix=mix_s))
+    if mix_s >= BARELY_HEARD_MIX_S and g.heard_s >= BARELY_HEARD_S:
+        if steady_lu is None:  # (a locked compressor: its input was not measured)
+            steady_lu = momentary_loudness_range(vocal, sample_rate)
+        if sounds_steady(steady_lu, g.heard_s, mix_s):
+            notes.append(STEADY_WARNING.format(heard=g.heard_s, spread=steady_lu))
     mix_lufs = None
     if t.mix_lufs is not None and not is_locked(params, "master.gain_db"):
         progress(ProgressEvent("resolve.master", 0.7,

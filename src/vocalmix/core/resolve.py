@@ -126,6 +126,31 @@ BARELY_HEARD_WARNING = (
     "holding a few clicks or noises, is made loud; check the vocal file")
 
 
+#: a vocal heard for at least :data:`BARELY_HEARD_S` whose input's momentary loudness
+#: range (:func:`~vocalmix.core.measure.momentary_loudness_range`) stays under this (LU)
+#: in a mix of at least :data:`BARELY_HEARD_MIX_S` is warned about
+#: (:data:`STEADY_WARNING`): steady noise or hum measures 0-0.3 LU (white and pink noise,
+#: mains hum with its harmonics), while the takes and the mixed vocal stems of the shared
+#: data measure 1.4-22 LU (the most compressed mixed stems 1.4, the amateur karaoke takes
+#: 3.7 and up), so a take recorded with nobody singing is told apart with a margin
+STEADY_LU = 1.0
+STEADY_WARNING = (
+    "warning: the vocal's loudness hardly moves over the {heard:.0f} s it is heard (a "
+    "momentary loudness range of {spread:.2f} LU, where a voice moves by several LU): it "
+    "sounds like steady noise or hum, not singing, and it is mixed as a vocal; check the "
+    "vocal file")
+
+
+def sounds_steady(momentary_range_lu: float, heard_s: float, mix_s: float) -> bool:
+    """Whether a vocal heard for ``heard_s`` (s) of a mix of ``mix_s`` (s), whose input has
+    a momentary loudness range of ``momentary_range_lu`` (LU), is to be warned about as
+    steady noise or hum (:data:`STEADY_LU`); a vocal barely heard at all is the subject
+    of :data:`BARELY_HEARD_WARNING` instead, and a range that could not be measured
+    (NaN) is not warned about."""
+    return (mix_s >= BARELY_HEARD_MIX_S and heard_s >= BARELY_HEARD_S
+            and bool(momentary_range_lu < STEADY_LU))
+
+
 def heard_seconds(vocal_energy: np.ndarray, segment_len: int) -> float:
     """How long a vocal is heard, s, from its 100 ms segment energies: its 400 ms blocks
     that pass BS.1770-4's absolute and relative gates (:func:`~vocalmix.core.measure.
