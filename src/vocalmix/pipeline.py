@@ -52,6 +52,7 @@ from vocalmix.core.render import (
     deesser_stage,
     eq_stage,
     parts_owned,
+    premaster_peaks,
     premaster_sum,
     render_pending,
     sends_wet_rows,
@@ -61,6 +62,7 @@ from vocalmix.core.resolve import (
     BARELY_HEARD_MIX_S,
     BARELY_HEARD_S,
     BARELY_HEARD_WARNING,
+    MAX_LIMITER_LOSS_LU,
     STEADY_WARNING,
     GainSolution,
     gain_solution_at,
@@ -68,6 +70,7 @@ from vocalmix.core.resolve import (
     needs_compression,
     resolve_compressor,
     resolve_master_gain,
+    resolve_master_headroom,
     resolve_reverb,
     resolve_vocal_gain,
     sounds_steady,
@@ -314,10 +317,25 @@ def _resolve(
                      "ceiling")
         reasons.append(Reason("master.gain_db", "resolver", notes[-1],
                               (("target_mix_lufs", t.mix_lufs),)))
-    elif t.mix_lufs is None and new.master.gain_db != 0.0 and not is_locked(
-            params, "master.gain_db"):
-        new = replace(new, master=replace(new.master, gain_db=0.0))
-        notes.append("no mix-loudness target: master gain back to 0 dB")
+    elif t.mix_lufs is None and not is_locked(params, "master.gain_db"):
+        # no loudness target: unity gain, unless the limiter would then squash the mix
+        seg = int(round(sample_rate / 10.0))
+        energy = g.premaster_energy if g.premaster_energy is not None else np.zeros(0)
+        h = resolve_master_headroom(energy,
+                                    premaster_peaks(parts, b, new.vocal.gain_db, seg), seg,
+                                    new.master)
+        if h.gain_db != 0.0:
+            notes.append(
+                f"master gain {h.gain_db:+.2f} dB: at 0 dB the limiter would take about "
+                f"{h.loss_at_unity_lu:.1f} LU off the mix's loudness (the backing is loud "
+                f"and the vocal adds peaks); turned down to lose at most "
+                f"{MAX_LIMITER_LOSS_LU:g} LU (--mix-lufs sets a loudness instead)")
+            reasons.append(Reason("master.gain_db", "resolver", notes[-1],
+                                  (("limiter_loss_at_unity_lu", h.loss_at_unity_lu),
+                                   ("max_limiter_loss_lu", MAX_LIMITER_LOSS_LU))))
+        elif new.master.gain_db != 0.0:
+            notes.append("no mix-loudness target: master gain back to 0 dB")
+        new = replace(new, master=replace(new.master, gain_db=h.gain_db))
     new = new.with_reasons(*reasons)
     return new, notes, Resolved(parts=parts, gain=g, vocal_lra_lu=lra, mix_lufs=mix_lufs,
                                      vocal_momentary_range_lu=mrange)

@@ -391,7 +391,9 @@ class Targets:
     broadband T30 for ``freeverb``, the T30 at 1 kHz for ``synthetic``, whose other bands
     follow through ``band_decay_ratios``). ``mix_lufs``: integrated loudness of the
     master, LUFS, reached by ``master.gain_db`` under the limiter's ceiling; ``None``
-    leaves the master at unity gain.
+    leaves the master at unity gain, or turns it down as far as keeps the limiter from
+    taking more than 0.5 LU off the mix's loudness
+    (:func:`vocalmix.core.resolve.resolve_master_headroom`: a loud backing).
     """
 
     PATH: ClassVar[str] = "targets"
@@ -403,7 +405,8 @@ class Targets:
                                 "Reverb time", "T30 the resolver finds a reverb setting for",
                                 step=0.05)
     mix_lufs: float | None = num(None, -40.0, -5.0, "LUFS", "Mix loudness",
-                                 "integrated loudness of the master (none: leave it)")
+                                 "integrated loudness of the master (none: leave it, "
+                                 "turned down only where the limiter would squash it)")
     vocal_to_mix_measure: str = "integrated"
     vocal_momentary_range_lu: float | None = num(
         None, 1.0, 40.0, "LU", "Momentary loudness range",

@@ -516,6 +516,29 @@ def premaster_sum(parts: VocalParts, backing: np.ndarray, vocal_gain_db: float) 
     return pre
 
 
+def premaster_peaks(parts: VocalParts, backing: np.ndarray, vocal_gain_db: float,
+                    segment_len: int) -> np.ndarray:
+    """The sample peak (linear, over the channels) of each whole ``segment_len`` segment
+    of the pre-master sum :func:`premaster_sum` makes, summed a block at a time without
+    a full-length array (for the master's headroom,
+    :func:`~vocalmix.core.resolve.resolve_master_headroom`)."""
+    from vocalmix.core.dsp import FILTER_BLOCK
+
+    g = np.float32(db_to_gain(vocal_gain_db))
+    n = parts.dry.shape[0] // segment_len
+    out = np.zeros(n, np.float32)
+    step = max(1, FILTER_BLOCK // segment_len) * segment_len
+    for i in range(0, n * segment_len, step):
+        j = min(i + step, n * segment_len)
+        x = parts.dry[i:j] * g
+        x += parts.wet[i:j] * g
+        x += backing[i:j]
+        np.abs(x, out=x)
+        out[i // segment_len : j // segment_len] = x.reshape(
+            (j - i) // segment_len, -1).max(axis=1)
+    return out
+
+
 def render(vocal: np.ndarray, backing: np.ndarray, sample_rate: int, params: MixParams) -> Rendered:
     """Render a mix of two float32 ``(n, 2)`` signals of one rate and length, at the
     document's ``amount`` (:func:`vocalmix.core.amount.effective`)."""

@@ -66,7 +66,15 @@ from vocalmix.core.measure import (
     remember_segment_energies,
     singing_ratio_from_segments,
 )
-from vocalmix.core.params import V2M_MEASURES, Compressor, Master, MixParams, Reverb, clip
+from vocalmix.core.params import (
+    V2M_MEASURES,
+    Compressor,
+    Master,
+    MixParams,
+    Reverb,
+    clip,
+    spec_of,
+)
 
 RATIO_STEPS = (3.0, 4.0, 6.0, 10.0, 20.0, 40.0)
 LRA_TOLERANCE_LU = 0.3
@@ -112,6 +120,9 @@ class GainSolution:
     premaster_lufs: float
     measure: str = "integrated"
     heard_s: float = float("nan")
+    #: the pre-master sum's K-weighted 100 ms segment energies at ``gain_db``
+    #: (``g^2 vv + 2 g vb + bb``), for :func:`resolve_master_headroom`
+    premaster_energy: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
 #: a vocal heard for less than this long (s) in a mix of at least
@@ -260,13 +271,15 @@ def solve_gain_from_segments(
     i = int(idx[0])
     gain = brentq(lambda d: ratio(d) - target_lu, grid[i], grid[i + 1], xtol=1e-6)
     gl = 10.0 ** (gain / 20.0)
+    em = gl * gl * vv + 2 * gl * vb + bb
     return GainSolution(
         gain_db=float(gain),
         vocal_to_mix_lu=ratio(gain),
         vocal_to_backing_lu=float(iv0 + gain - ib),
-        premaster_lufs=float(integrated_from_segments(gl * gl * vv + 2 * gl * vb + bb, seg)),
+        premaster_lufs=float(integrated_from_segments(em, seg)),
         measure=measure,
         heard_s=heard_seconds(vv, seg),
+        premaster_energy=em,
     )
 
 
@@ -287,14 +300,16 @@ def gain_solution_at(
     iv0 = float(integrated_from_segments(vv, seg))
     ib = float(integrated_from_segments(bb, seg))
     gl = 10.0 ** (gain_db / 20.0)
+    em = gl * gl * vv + 2 * gl * vb + bb
     return GainSolution(
         gain_db=float(gain_db),
         vocal_to_mix_lu=float(_ratio_rows(np.array([gain_db]), vv, vb, bb, seg, measure,
                                           iv0)[0]),
         vocal_to_backing_lu=float(iv0 + gain_db - ib),
-        premaster_lufs=float(integrated_from_segments(gl * gl * vv + 2 * gl * vb + bb, seg)),
+        premaster_lufs=float(integrated_from_segments(em, seg)),
         measure=measure,
         heard_s=heard_seconds(vv, seg),
+        premaster_energy=em,
     )
 
 
@@ -880,6 +895,85 @@ def resolve_master_gain(premaster: np.ndarray, sample_rate: int, target_lufs: fl
             break
         gain = new
     return MasterGainSolution(float(gain), float(achieved), renders)
+
+
+#: without a mix-loudness target, the most loudness (LU) the master's limiter may take off
+#: the mix (:func:`resolve_master_headroom`): a vocal added to a loud, already limited
+#: backing pushes the sum's peaks far past the ceiling, and at unity gain the limiter
+#: then took 2.0 LU off a -10 LUFS backing's mix and 3.2 LU off a -8 LUFS one (6-8 dB of
+#: gain reduction on every beat, the mix quieter than the backing alone); turned down
+#: to lose at most this much, the mix keeps its transients and about the backing's
+#: loudness
+MAX_LIMITER_LOSS_LU = 0.5
+
+
+def limiter_loss_lu(energy: np.ndarray, peaks: np.ndarray, segment_len: int,
+                    gain_db: float | np.ndarray, ceiling_dbtp: float) -> np.ndarray:
+    """The loudness (LU) the master's limiter takes off the pre-master sum at a master gain
+    of ``gain_db`` (dB; an array gives one figure each), estimated from the sum's 100 ms
+    segments: each segment's K-weighted ``energy`` is reduced by as many dB as its sample
+    ``peaks`` (linear) at that gain exceed ``ceiling_dbtp``, and the loss is the
+    difference of the two BS.1770-4 integrated loudnesses (gated as the standard says).
+
+    An estimate, not a render: the limiter's release spreads each reduction past its
+    segment and true peaks sit a little above sample peaks, so it reads 70-90 % of the
+    rendered loss on loud backings (0.41 for 0.58 LU, 0.53 for 0.76 LU); monotone in the
+    gain, which is what :func:`resolve_master_headroom` needs."""
+    g = np.atleast_1d(np.asarray(gain_db, dtype=np.float64))
+    n = min(len(energy), len(peaks))
+    e = np.asarray(energy[:n], dtype=np.float64)
+    over = 20.0 * np.log10(np.maximum(np.asarray(peaks[:n], dtype=np.float64), 1e-12))
+    reduction_db = np.maximum(0.0, over[None, :] + g[:, None] - ceiling_dbtp)
+    lin = np.asarray(integrated_from_segments(np.broadcast_to(e, reduction_db.shape),
+                                              segment_len))
+    lim = np.asarray(integrated_from_segments(e[None, :] * 10.0 ** (-reduction_db / 10.0),
+                                              segment_len))
+    loss = np.where(np.isfinite(lin) & np.isfinite(lim), lin - lim, 0.0)
+    return np.asarray(np.maximum(loss, 0.0)).reshape(np.shape(gain_db))
+
+
+@dataclass(frozen=True)
+class MasterHeadroom:
+    """Result of :func:`resolve_master_headroom`.
+
+    Attributes:
+        gain_db: the master gain, dB (0 or below).
+        loss_at_unity_lu: the limiter's estimated loudness loss at 0 dB, LU.
+        loss_lu: its estimated loss at ``gain_db``, LU.
+    """
+
+    gain_db: float
+    loss_at_unity_lu: float
+    loss_lu: float
+
+
+def resolve_master_headroom(energy: np.ndarray, peaks: np.ndarray, segment_len: int,
+                            master: Master, max_loss_lu: float = MAX_LIMITER_LOSS_LU
+                            ) -> MasterHeadroom:
+    """The master gain (dB) for a mix with no loudness target: 0 dB when the limiter
+    takes at most ``max_loss_lu`` (LU) off the pre-master sum there
+    (:func:`limiter_loss_lu`, from the sum's segment ``energy`` and sample ``peaks``),
+    else the highest gain at which it takes that much (bisection to 0.01 dB; the
+    master gain's lowest value when even that is not enough)."""
+    ceiling = master.ceiling_dbtp
+
+    def loss(gain_db: float) -> float:
+        return float(limiter_loss_lu(energy, peaks, segment_len, gain_db, ceiling))
+
+    at_unity = loss(0.0)
+    if at_unity <= max_loss_lu:
+        return MasterHeadroom(0.0, at_unity, at_unity)
+    lo, hi = float(spec_of(Master, "gain_db").lo), 0.0
+    if loss(lo) > max_loss_lu:
+        return MasterHeadroom(lo, at_unity, loss(lo))
+    while hi - lo > 0.01:  # loss(lo) within the limit, loss(hi) over it
+        mid = 0.5 * (lo + hi)
+        if loss(mid) <= max_loss_lu:
+            lo = mid
+        else:
+            hi = mid
+    gain = float(np.floor(lo * 100.0) / 100.0)  # (rounded down: still within the limit)
+    return MasterHeadroom(gain, at_unity, loss(gain))
 
 
 # --- locks ----------------------------------------------------------------------------------

@@ -155,7 +155,9 @@ def _add_targets(p: argparse.ArgumentParser) -> None:
     g.add_argument("--reverb-decay-s", type=float, help="reverb decay time T30, s")
     g.add_argument("--mix-lufs", type=float, metavar="LUFS",
                    help="integrated loudness of the master, LUFS (e.g. -14 for streaming); "
-                        "the true-peak limiter keeps the ceiling (default: leave it)")
+                        "the true-peak limiter keeps the ceiling (default: leave it, turned "
+                        "down only as far as keeps the limiter from taking more than "
+                        "0.5 LU off it)")
     s = p.add_argument_group("steering")
     s.add_argument("--amount", type=float, default=None,
                    help="how much of the chosen processing to apply: 0 none, 1 as chosen "

@@ -76,7 +76,8 @@ class Steering:
             ``reverb_decay_s``), in their units.
         mix_lufs: the mix-loudness target, LUFS (``None``: unchanged, unless
             ``mix_lufs_off``).
-        mix_lufs_off: turn the mix-loudness target off (the master back to unity gain).
+        mix_lufs_off: turn the mix-loudness target off (the master back to unity gain,
+            or as far down as keeps the limiter from taking more than 0.5 LU off it).
         momentary_range_lu: the vocal's momentary-loudness-range target, LU: the
             compressor is resolved to it instead of the LRA target (``None``: unchanged,
             unless ``momentary_range_off``).

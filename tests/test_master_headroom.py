@@ -1,0 +1,125 @@
+"""The master's headroom without a loudness target: unity gain, unless the limiter would
+take more than :data:`~vocalmix.core.resolve.MAX_LIMITER_LOSS_LU` off the mix's loudness
+(a vocal over a loud, already limited backing); the estimate checked against the
+limiter's own renders."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+import vocalmix
+from vocalmix.core.measure import integrated_loudness, k_weighted_energies
+from vocalmix.core.params import Master
+from vocalmix.core.render import VocalParts, master_loudness, premaster_peaks
+from vocalmix.core.resolve import (
+    MAX_LIMITER_LOSS_LU,
+    limiter_loss_lu,
+    resolve_master_headroom,
+)
+
+SR = 44100
+SEG = SR // 10
+
+
+def _loud_backing(seconds: float, lufs: float, rng: np.random.Generator) -> np.ndarray:
+    """A dense instrumental (a decaying noise hit every 0.25 s over a held chord) pushed
+    to ``lufs`` through the master's own limiter at -1 dBTP, as a loud master is."""
+    n = int(seconds * SR)
+    t = np.arange(n) / SR
+    hits = rng.standard_normal(n) * np.exp(-(t % 0.25) / 0.03)
+    chord = sum(np.sin(2 * np.pi * f * t) for f in (110.0, 164.8, 220.0, 277.2))
+    x = np.repeat((0.3 * hits + 0.1 * chord)[:, None], 2, axis=1).astype(np.float32)
+    m = Master(ceiling_dbtp=-1.0)
+    gain = lufs - integrated_loudness(x, SR)
+    for _ in range(6):  # raise the gain by what the limiter took, until at the target
+        _y, _r, got = master_loudness(x * np.float32(10 ** (gain / 20)), SR, m, in_place=True)
+        gain += lufs - got
+    y, _r, _got = master_loudness(x * np.float32(10 ** (gain / 20)), SR, m, in_place=True)
+    return np.ascontiguousarray(y, dtype=np.float32)
+
+
+def _sung(seconds: float) -> np.ndarray:
+    t = np.arange(int(seconds * SR)) / SR
+    syllables = 0.5 + 0.5 * np.sin(2 * np.pi * 3.0 * t) ** 2
+    phrases = (np.sin(2 * np.pi * t / 4.0) > -0.5) * np.exp(-(t % 4.0) / 3.0)
+    x = 0.3 * syllables * phrases * np.sin(2 * np.pi * 220 * t)
+    return np.repeat(x[:, None], 2, axis=1).astype(np.float32)
+
+
+def _rendered_loss(pre: np.ndarray, gain_db: float, master: Master) -> float:
+    """The loudness (LU) the limiter takes off ``pre`` at ``gain_db``, by rendering it."""
+    _y, _r, got = master_loudness(pre * np.float32(10 ** (gain_db / 20)), SR, master,
+                                  in_place=True)
+    return integrated_loudness(pre, SR) + gain_db - got
+
+
+@pytest.fixture(scope="module")
+def loud_pair():
+    rng = np.random.default_rng(7)
+    vocal = _sung(12.0)  # at -10 LUFS: 2 LU under the backing, as a mix puts it
+    vocal *= np.float32(10 ** ((-10.0 - integrated_loudness(vocal, SR)) / 20))
+    return vocal, _loud_backing(12.0, -8.0, rng)
+
+
+def test_the_estimate_follows_the_limiters_rendered_loss(loud_pair):
+    """On a sum past the ceiling, the estimate from segment peaks reads 60-100 % of what
+    the limiter's render takes off, and both fall as the gain falls."""
+    vocal, backing = loud_pair
+    pre = (backing + vocal).astype(np.float32)
+    parts = VocalParts(dry=vocal, wet=np.zeros_like(vocal))
+    peaks = premaster_peaks(parts, backing, 0.0, SEG)
+    n = pre.shape[0] // SEG
+    assert np.array_equal(peaks, np.abs(pre[: n * SEG]).reshape(n, -1).max(axis=1))
+    energy = k_weighted_energies(pre, SR)
+    master = Master(ceiling_dbtp=-1.0)
+    gains = np.array([0.0, -1.0, -2.0, -3.0, -4.0])
+    est = limiter_loss_lu(energy, peaks, SEG, gains, master.ceiling_dbtp)
+    rendered = np.array([_rendered_loss(pre, float(g), master) for g in gains])
+    assert rendered[0] > 1.5  # the case: a squashed mix
+    assert np.all(np.diff(est) < 0) and np.all(np.diff(rendered) < 0)
+    big = rendered > 0.3
+    ratio = est[big] / rendered[big]
+    assert np.all((ratio > 0.6) & (ratio <= 1.0)), (est, rendered)
+
+
+def test_the_headroom_is_the_highest_gain_within_the_limit(loud_pair):
+    vocal, backing = loud_pair
+    pre = (backing + vocal).astype(np.float32)
+    energy = k_weighted_energies(pre, SR)
+    peaks = premaster_peaks(VocalParts(dry=vocal, wet=np.zeros_like(vocal)), backing, 0.0,
+                            SEG)
+    master = Master(ceiling_dbtp=-1.0)
+    h = resolve_master_headroom(energy, peaks, SEG, master)
+    assert h.gain_db < 0 and h.loss_at_unity_lu > MAX_LIMITER_LOSS_LU
+    assert h.loss_lu <= MAX_LIMITER_LOSS_LU
+    assert limiter_loss_lu(energy, peaks, SEG, h.gain_db + 0.02, -1.0) > MAX_LIMITER_LOSS_LU
+    # a quiet sum is left at unity gain
+    quiet = resolve_master_headroom(energy / 100.0, peaks / 10.0, SEG, master)
+    assert quiet.gain_db == 0.0 and quiet.loss_lu == quiet.loss_at_unity_lu
+
+
+def test_a_vocal_over_a_loud_backing_is_not_squashed_by_the_master(loud_pair):
+    """With either method, a mix over a -8 LUFS limited backing turns the master down
+    (with a note and a reason), and the rendered mix loses under 0.8 LU to the limiter,
+    where at 0 dB it lost more than 1 LU; a locked master gain and a mix-loudness
+    target are kept to; a quiet backing keeps the master at 0 dB."""
+    vocal, backing = loud_pair
+    for method in ("baseline", "model"):
+        r = vocalmix.mix(vocal, backing, SR, method=method)
+        p = r.params
+        assert p.master.gain_db < -0.5, method
+        assert any(n.startswith("master gain") and "limiter" in n for n in r.notes)
+        assert any(x.path == "master.gain_db" and x.source == "resolver" for x in p.reasons)
+        pre = (r.vocal + r.backing).astype(np.float32)  # the pre-master sum
+        assert _rendered_loss(pre, p.master.gain_db, p.master) < 0.8
+        assert _rendered_loss(pre, 0.0, p.master) > 1.0
+    unity = replace(p, master=replace(p.master, gain_db=0.0))
+    locked = vocalmix.mix(vocal, backing, SR, params=unity, locks=("master.gain_db",))
+    assert locked.params.master.gain_db == 0.0
+    loud = vocalmix.mix(vocal, backing, SR, method="baseline", mix_lufs=-9.0)
+    assert abs(loud.params.achieved.mix_integrated_lufs + 9.0) < 0.2
+    quiet = vocalmix.mix(vocal, backing * np.float32(0.1), SR, method="baseline")
+    assert quiet.params.master.gain_db == 0.0
