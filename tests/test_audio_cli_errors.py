@@ -531,3 +531,7 @@ def test_a_take_of_steady_noise_or_hum_is_mixed_with_a_warning(tmp_path, capsys)
             warned = "warning: the vocal's loudness hardly moves" in err
             assert warned == (name != "sung"), (name, method, err)
             assert "heard for only" not in err
+    # a locked compressor (its input is not measured by its resolver): the same check
+    code, err = run_mix(capsys, tmp_path / "hum.wav", b, tmp_path / "hum-locked.wav",
+                        "--method", "baseline", "--lock", "vocal.compressor")
+    assert code == 0 and "warning: the vocal's loudness hardly moves" in err

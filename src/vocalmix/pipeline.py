@@ -299,7 +299,7 @@ def _resolve(
     mix_s = dry.shape[0] / sample_rate
     if mix_s >= BARELY_HEARD_MIX_S and g.heard_s < BARELY_HEARD_S:
         notes.append(BARELY_HEARD_WARNING.format(heard=g.heard_s, mix=mix_s))
-    if mix_s >= BARELY_HEARD_MIX_S and g.heard_s >= BARELY_HEARD_S:
+    elif mix_s >= BARELY_HEARD_MIX_S:  # heard long enough to judge how it moves
         if steady_lu is None:  # (a locked compressor: its input was not measured)
             steady_lu = momentary_loudness_range(vocal, sample_rate)
         if sounds_steady(steady_lu, g.heard_s, mix_s):
@@ -329,7 +329,7 @@ def _resolve(
                 f"master gain {h.gain_db:+.2f} dB: at 0 dB the limiter would take about "
                 f"{h.loss_at_unity_lu:.1f} LU off the mix's loudness (the backing is loud "
                 f"and the vocal adds peaks); turned down to lose at most "
-                f"{MAX_LIMITER_LOSS_LU:g} LU (--mix-lufs sets a loudness instead)")
+                f"{MAX_LIMITER_LOSS_LU:g} LU (a mix-loudness target sets a loudness instead)")
             reasons.append(Reason("master.gain_db", "resolver", notes[-1],
                                   (("limiter_loss_at_unity_lu", h.loss_at_unity_lu),
                                    ("max_limiter_loss_lu", MAX_LIMITER_LOSS_LU))))
