@@ -143,6 +143,35 @@ def features_from_frames(frames: np.ndarray) -> np.ndarray:
     return features_from_mean(frames.mean(axis=0))
 
 
+#: a vocal's content ends where its spectrum (the active frames' mean, each bin's
+#: greatest power within 1/6 octave) stays this far below its loudest bin, dB: a take
+#: recorded at 16 kHz (or low-passed) and resampled measures -140 to -160 dB above its
+#: old Nyquist frequency, while the top of the real vocals of the shared data (at 19
+#: kHz, an MP3's 16 kHz low-pass aside) stays within -70 dB
+BAND_LIMIT_DB = -100.0
+
+
+def band_limit_hz(power: np.ndarray) -> float:
+    """Where a vocal's content ends, Hz, from the active frames' mean power spectrum at
+    :data:`ANALYSIS_SR` (:func:`mean_active_spectrum`): the highest frequency whose
+    1/6-octave neighbourhood reaches :data:`BAND_LIMIT_DB` re the loudest bin (the
+    analysis Nyquist frequency for a full-band vocal)."""
+    f = np.fft.rfftfreq(N_FFT, 1 / ANALYSIS_SR)
+    p = np.asarray(power, dtype=np.float64)
+    top = float(p.max())
+    if not top > 0.0:
+        return 0.0
+    loud = np.flatnonzero(p >= top * 10.0 ** (BAND_LIMIT_DB / 10.0))
+    # a bin's 1/6-octave neighbourhood reaches the level when a loud bin lies within it
+    return float(min(f[-1], f[loud[-1]] * 2.0 ** (1 / 12)))
+
+
+def observed_bands(limit_hz: float) -> np.ndarray:
+    """Which bands of :data:`CENTRES_HZ` a vocal whose content ends at ``limit_hz`` (Hz)
+    fills: those whose upper edge lies below it, ``(21,)`` bool."""
+    return np.asarray(CENTRES_HZ * 2 ** (1 / 6) <= limit_hz)
+
+
 def vocal_features(x: np.ndarray, sample_rate: int) -> np.ndarray:
     """The model's input for a vocal (see :func:`features_from_frames`), computed from
     :func:`mean_active_spectrum`."""
@@ -228,6 +257,38 @@ class EqModel:
         atoms, ts, quad, log_prior = self._prepared()
         r = x - self.mean
         # Mahalanobis^2 of (r - atom) = r'Pr - 2 r'P atom + atom'P atom; r'Pr is common
+        log_w = log_prior[None, :] - 0.5 * (quad[None, :] - 2.0 * r @ ts.T)
+        log_w -= log_w.max(axis=1, keepdims=True)
+        w = np.exp(log_w)
+        w /= w.sum(axis=1, keepdims=True)
+        return w @ atoms, w[:, 0]
+
+    def posterior_observed(self, x: np.ndarray, observed: np.ndarray
+                           ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`posterior` for vocals that fill only the ``observed`` bands (a
+        band-limited take: recorded at 16 kHz, or low-passed): the features' level
+        normalisation is redone over those bands, and the likelihood is that of their
+        values alone, each band's level relative to their mean (the Gaussian of finished
+        vocals marginalised over the empty bands and that mean's offset: the covariance
+        ``A C A'`` of the centred observed bands, inverted as a pseudo-inverse, ``A``
+        centring and ``C`` the inverse of :attr:`precision`). The applied EQ's
+        posterior mean is still given on all 21 bands. With every band observed this is
+        :meth:`posterior`."""
+        obs = np.asarray(observed, dtype=bool)
+        if obs.all():
+            return self.posterior(x)
+        x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+        idx = np.flatnonzero(obs)
+        if idx.size < 3:
+            raise ValueError("too few bands observed to judge a vocal's EQ")
+        atoms, _ts, _quad, log_prior = self._prepared()
+        centre = np.eye(idx.size) - 1.0 / idx.size
+        cov = np.linalg.inv(self.precision)[np.ix_(idx, idx)]
+        prec = np.linalg.pinv(centre @ cov @ centre, hermitian=True)
+        r = (x[:, idx] - self.mean[idx]) @ centre  # (centre is symmetric)
+        a = atoms[:, idx] @ centre
+        ts = a @ prec
+        quad = np.einsum("ij,ij->i", ts, a)
         log_w = log_prior[None, :] - 0.5 * (quad[None, :] - 2.0 * r @ ts.T)
         log_w -= log_w.max(axis=1, keepdims=True)
         w = np.exp(log_w)
@@ -332,6 +393,9 @@ def curve_to_bands(curve_db: np.ndarray, *, max_bands: int = 6, max_gain_db: flo
     fine = np.geomspace(CENTRES_HZ[0], CENTRES_HZ[-1], 4 * (N_BANDS - 1) + 1)
     target = np.interp(np.log2(fine), np.log2(CENTRES_HZ), np.clip(c, -max_gain_db,
                                                                     max_gain_db))
+    # only where a filter at this rate can act (a 16 kHz mix has no 10 kHz to fit)
+    keep = fine <= max_filter_hz(sample_rate)
+    fine, target = fine[keep], target[keep]
     return fit_parametric_bands(fine, target, max_bands=max_bands, max_gain_db=max_gain_db,
                                 sample_rate=sample_rate, tolerance_db=0.5)
 
@@ -357,8 +421,16 @@ def correct(vocal: np.ndarray, sample_rate: int, model: EqModel | None = None, *
             max_bands: int = 6, max_gain_db: float = 12.0) -> Correction:
     """Predict a vocal's corrective EQ and fit it to editable bands (numpy only)."""
     m = model or shipped_model()
-    applied_eq, p_clean = m.posterior(vocal_features(vocal, sample_rate))
+    power = mean_active_spectrum(vocal, sample_rate)
+    observed = observed_bands(band_limit_hz(power))
+    if observed.sum() < 3:  # (nothing but the lowest bands: nothing to judge it by)
+        return Correction([], np.zeros(N_BANDS), 1.0, False)
+    applied_eq, p_clean = m.posterior_observed(features_from_mean(power), observed)
     raw, p = -applied_eq[0], float(p_clean[0])
+    if not observed.all():
+        # above where the vocal's content ends there is nothing to correct: the curve is
+        # held at its last observed value, so that no band boosts an empty range
+        raw[~observed] = raw[np.flatnonzero(observed)[-1]]
     applied = bool(m.gate_open(raw, np.asarray(p))) and bool(np.any(raw != 0.0))
     bands = curve_to_bands(raw, max_bands=max_bands, max_gain_db=max_gain_db,
                            sample_rate=sample_rate) if applied else []
