@@ -279,6 +279,8 @@ class EqModel:
             return self.posterior(x)
         x = np.atleast_2d(np.asarray(x, dtype=np.float64))
         idx = np.flatnonzero(obs)
+        if self.precision.shape != (N_BANDS, N_BANDS):  # (one statistic per band only)
+            raise ValueError("band-limited inference needs one feature per band")
         if idx.size < 3:
             raise ValueError("too few bands observed to judge a vocal's EQ")
         atoms, _ts, _quad, log_prior = self._prepared()
