@@ -123,3 +123,18 @@ def test_a_vocal_over_a_loud_backing_is_not_squashed_by_the_master(loud_pair):
     assert abs(loud.params.achieved.mix_integrated_lufs + 9.0) < 0.2
     quiet = vocalmix.mix(vocal, backing * np.float32(0.1), SR, method="baseline")
     assert quiet.params.master.gain_db == 0.0
+
+
+def test_a_live_settle_does_not_announce_a_master_gain_it_does_not_apply(loud_pair):
+    """The live settle adopts the estimate's vocal chain and level target only; over a loud
+    backing its estimate turns the master down, and that note is left out of the settle's
+    notes (the master keeps the plan's gain)."""
+    from vocalmix.live import settle_estimate
+    from vocalmix.pipeline import estimate_params
+
+    vocal, backing = loud_pair
+    est = estimate_params(vocal, backing, SR, method="baseline")
+    assert any(n.startswith("master gain") for n in est.notes)
+    settled = settle_estimate(vocal, backing, SR, "baseline")
+    assert settled.chain is not None and settled.notes
+    assert not any("master gain" in n for n in settled.notes)

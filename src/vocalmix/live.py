@@ -354,8 +354,10 @@ def settle_estimate(vocal: np.ndarray, backing: np.ndarray, sample_rate: int,
         return _Settled(None, None, None, [f"settle: {e}; settings kept"],
                         time.perf_counter() - t)
     p = est.params
+    # (the settle adopts the vocal chain and the level target; the master keeps the
+    # plan's gain, so the estimate's own master-gain note would mislead)
     notes = [f"settle on the first {vocal.shape[0] / sample_rate:.1f} s: {n}"
-             for n in est.notes]
+             for n in est.notes if not n.startswith("master gain")]
     return _Settled(p.vocal, p.targets.vocal_to_mix_lu, p.vocal.gain_db, notes,
                     time.perf_counter() - t)
 
