@@ -115,7 +115,7 @@ def open_long_pair(vocal: str | os.PathLike[str], backing: str | os.PathLike[str
         return None
     progress(ProgressEvent("read", 0.0, f"long inputs ({n / sr / 60:.1f} min): checking "
                            "them a block at a time"))
-    rv.scan("vocal", activity_dbfs=ACTIVE_RMS_DBFS)
+    rv.scan("vocal", activity_dbfs=ACTIVE_RMS_DBFS, vocal_channels=True)
     rb.scan("backing")
     notes = list(rv.notes) + list(rb.notes)
     for name, r in (("vocal", rv), ("backing", rb)):

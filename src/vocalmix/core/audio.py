@@ -69,6 +69,20 @@ MAX_PEAK_DBFS = 60.0
 #: a constant (DC) offset at or above this, dBFS, is taken out of a vocal or backing
 #: before mixing (with a note): inaudible, it would still take headroom from the mix
 DC_OFFSET_DBFS = -40.0
+#: a stereo vocal whose quieter channel holds this much less energy (dB) than its louder
+#: one is a microphone recorded on one channel of a stereo file (an audio interface's
+#: input 1 of 2): its louder channel is used on both sides, so that the voice sits in the
+#: centre instead of in one ear (:func:`vocal_channel_fix`)
+ONE_SIDED_DB = 30.0
+#: a stereo vocal whose channels correlate at or below this is one signal with a
+#: channel's polarity inverted (a channel wired or recorded inverted): it cancels in a
+#: mono downmix (a phone, a club system), so that channel's polarity is flipped
+ANTIPHASE_CORRELATION = -0.99
+#: a stereo vocal whose channels correlate at or below this (but above
+#: :data:`ANTIPHASE_CORRELATION`) partly cancels in mono: it is warned about and left as
+#: it is, since a produced vocal may be made so (one of the 91 mixed vocal stems of the
+#: shared data correlates -0.92)
+OUT_OF_PHASE_WARN_CORRELATION = -0.5
 
 
 @dataclass(frozen=True)
@@ -486,7 +500,7 @@ def padding_notes(shorter: str, diff_s: float, total_s: float) -> list[str]:
 
 def prepare_pair(
     vocal: Audio, backing: Audio, *, sample_rate: int | None = None,
-    max_decoded_bytes: int | None = None
+    max_decoded_bytes: int | None = None, vocal_channels: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, int, list[str]]:
     """Bring a vocal and a backing to one rate and length.
 
@@ -502,6 +516,10 @@ def prepare_pair(
     at the mix's rate, padded to the longer one, would be larger than
     ``max_decoded_bytes`` (default :func:`max_decoded_limit_bytes`); and
     :class:`SampleRateError` for a ``sample_rate`` outside the supported range.
+    ``vocal_channels``: a stereo vocal recorded on one channel only is centred, and one
+    whose channels are in opposite polarity has one flipped, with a note
+    (:func:`vocal_channel_fix`; ``False`` keeps the channels as they are, as training
+    keeps a mixed song's stems).
     Returns ``(vocal, backing, sample_rate, notes)``.
     """
     notes = list(vocal.notes) + list(backing.notes)
@@ -512,6 +530,11 @@ def prepare_pair(
         if note:
             notes.append(note)
     v, b = signals
+    if vocal_channels:
+        fix, note = vocal_channel_fix(*_channel_gram(v), v.shape[0], vocal.label or vocal.path)
+        v = apply_channel_fix(v, fix)
+        if note:
+            notes.append(note)
     if max_decoded_bytes is None:
         max_decoded_bytes = max_decoded_limit_bytes()
     sr = (checked_rate(sample_rate, "output sample rate") if sample_rate is not None
@@ -600,6 +623,7 @@ class AudioReader:
         self.activity = np.zeros(0, dtype=bool)
         self.activity_hop = READ_BLOCK
         self._offset: np.ndarray | None = None
+        self._channels: tuple[str, int] | None = None  # (vocal_channel_fix)
 
     @property
     def duration_s(self) -> float:
@@ -613,17 +637,21 @@ class AudioReader:
             raise _undecodable(self.label, e) from None
         return _as_stereo(x, self.fold, self.label)
 
-    def scan(self, what: str, activity_dbfs: float | None = None) -> AudioReader:
+    def scan(self, what: str, activity_dbfs: float | None = None, *,
+             vocal_channels: bool = False) -> AudioReader:
         """Decode the whole file once (:data:`READ_BLOCK` frames at a time) and check it
         as :func:`read_audio` and :func:`prepare_pair` do; ``what`` names the part in the
         messages (``vocal``, ``backing``). Sets :attr:`notes` and, with ``activity_dbfs``,
         :attr:`activity`: whether each block of :attr:`activity_hop` frames has an RMS
-        (its own mean taken out) above that level, dBFS. Returns the reader."""
+        (its own mean taken out) above that level, dBFS. ``vocal_channels``: find what a
+        vocal's channels need, as :func:`prepare_pair` does (applied by :meth:`read` and
+        :meth:`blocks`). Returns the reader."""
         notes: list[str] = []
         active: list[bool] = []
         floor = None if activity_dbfs is None else 10.0 ** (activity_dbfs / 20.0)
         _as_stereo(np.zeros((1, self.channels), np.float32), self.fold, self.label, notes)
         total, hi, lo = np.zeros(2), np.full(2, -np.inf), np.full(2, np.inf)
+        gram = np.zeros((2, 2))
         run, longest, seen = 0, 0, 0
         with sf.SoundFile(self.path) as f:
             while True:
@@ -646,6 +674,8 @@ class AudioReader:
                     run = 0
                 m, h, lo_ = _channel_stats(x)
                 total += m * x.shape[0]
+                if vocal_channels:
+                    gram += _channel_gram(x)[0]
                 if floor is not None:
                     active.append(bool(x.std(axis=0).max() > floor))
                 np.maximum(hi, h, out=hi)
@@ -665,6 +695,10 @@ class AudioReader:
         self._offset, note = _dc_offset(total / seen, hi, lo, self.label, what)
         if note:
             notes.append(note)
+        if vocal_channels:
+            self._channels, note = vocal_channel_fix(gram, total, seen, self.label)
+            if note:
+                notes.append(note)
         if cut:
             notes.append(cut)
         self.notes = tuple(notes)
@@ -673,8 +707,10 @@ class AudioReader:
 
     def _clean(self, x: np.ndarray) -> np.ndarray:
         if self._offset is None:
-            return np.ascontiguousarray(x, dtype=np.float32)
-        return np.ascontiguousarray(x - self._offset, dtype=np.float32)
+            y = np.ascontiguousarray(x, dtype=np.float32)
+        else:
+            y = np.ascontiguousarray(x - self._offset, dtype=np.float32)
+        return apply_channel_fix(y, self._channels)
 
     def read(self, start: int, count: int) -> np.ndarray:
         """Frames ``start`` to ``start + count`` (at the file's rate) as float32 ``(n,
@@ -772,6 +808,73 @@ def _dc_offset(mean: np.ndarray, hi: np.ndarray, lo: np.ndarray, name: str, what
     return mean.astype(np.float32), (
         f"{what}: removed a constant (DC) offset of {20 * np.log10(dc):+.1f} dBFS "
         "(inaudible, but it would take headroom from the mix)")
+
+
+def _channel_gram(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(x' x, the column sums)`` of ``x`` ``(n, channels)``, float64, a group of rows at
+    a time (float32 products within a group)."""
+    c = x.shape[1]
+    gram, sums = np.zeros((c, c)), np.zeros(c)
+    step = _STATS_ROWS * _STATS_BLOCKS
+    for i in range(0, x.shape[0], step):
+        bt = np.ascontiguousarray(x[i : i + step].T)
+        gram += (bt @ bt.T).astype(np.float64)
+        sums += bt.sum(axis=1, dtype=np.float64)
+    return gram, sums
+
+
+def vocal_channel_fix(gram: np.ndarray, sums: np.ndarray, n: int, name: str
+                      ) -> tuple[tuple[str, int] | None, str | None]:
+    """What a stereo vocal's channels need, from their sums of products ``gram``
+    (``x' x``), their sums and the number of frames ``n`` (the energies and correlation
+    are those of the channels with their means taken out): ``(("one", k), note)`` for a
+    vocal recorded on channel ``k`` only (the other :data:`ONE_SIDED_DB` or more
+    quieter), ``(("flip", 1), note)`` for one signal with a channel inverted
+    (:data:`ANTIPHASE_CORRELATION`), ``(None, warning)`` for channels largely in
+    opposite polarity (:data:`OUT_OF_PHASE_WARN_CORRELATION`), ``(None, None)`` otherwise
+    (:func:`apply_channel_fix` applies it)."""
+    if gram.shape != (2, 2) or n <= 0:
+        return None, None
+    m = sums / n
+    g = gram - n * np.outer(m, m)  # centred: a constant offset is not a channel's content
+    e = np.maximum(np.diag(g), 0.0)
+    loud = int(np.argmax(e))
+    if e[loud] <= 0.0:
+        return None, None
+    sides = ("left", "right")
+    quiet = 1 - loud
+    if e[quiet] <= e[loud] * 10.0 ** (-ONE_SIDED_DB / 10.0):
+        how = ("is silent" if e[quiet] == 0.0 else
+               f"is {10.0 * np.log10(e[loud] / e[quiet]):.0f} dB below the {sides[loud]}")
+        return ("one", loud), (
+            f"{name}: the {sides[quiet]} channel {how} (a microphone recorded on one "
+            f"channel of a stereo file): the {sides[loud]} channel is used on both sides, "
+            "so that the vocal sits in the centre")
+    rho = float(g[0, 1] / np.sqrt(e[0] * e[1]))
+    if rho <= ANTIPHASE_CORRELATION:
+        return ("flip", 1), (
+            f"{name}: its channels are one signal in opposite polarity (correlation "
+            f"{rho:+.3f}: a channel wired or recorded inverted), which cancels in mono: "
+            "the right channel's polarity is flipped")
+    if rho <= OUT_OF_PHASE_WARN_CORRELATION:
+        return None, (
+            f"warning: {name}: its channels are largely in opposite polarity (correlation "
+            f"{rho:+.2f}), so the vocal partly cancels in mono (a phone, a club system); "
+            "left as it is: if a channel was recorded inverted, flip it")
+    return None, None
+
+
+def apply_channel_fix(x: np.ndarray, fix: tuple[str, int] | None) -> np.ndarray:
+    """``x`` ``(n, 2)`` with :func:`vocal_channel_fix`'s ``fix`` applied (``x`` itself for
+    ``None``): one channel copied to both, or one channel's polarity flipped (exact)."""
+    if fix is None:
+        return x
+    kind, k = fix
+    if kind == "one":
+        return np.ascontiguousarray(np.repeat(x[:, k : k + 1], 2, axis=1), dtype=np.float32)
+    y = np.array(x, dtype=np.float32, copy=True)
+    y[:, k] *= np.float32(-1.0)
+    return y
 
 
 def _without_dc(a: Audio, what: str) -> tuple[np.ndarray, str | None]:

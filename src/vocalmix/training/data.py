@@ -382,7 +382,9 @@ def load_song(song: Song) -> tuple[np.ndarray, np.ndarray, int]:
     b = np.zeros((n, 2), np.float32)
     for c in chunks:
         b[: c.shape[0]] += c
-    vs, bs, sr, _ = prepare_pair(va, Audio(b, sr, f"backing of {song.song_id}"))
+    # (a mixed song's vocal stem is the engineer's, channels and all)
+    vs, bs, sr, _ = prepare_pair(va, Audio(b, sr, f"backing of {song.song_id}"),
+                                 vocal_channels=False)
     return vs, bs, sr
 
 
