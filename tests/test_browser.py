@@ -379,6 +379,7 @@ def test_demo_button_and_errors(server, page):
     page.click("#demo-button")
     wait_revision(page, 1)
     assert page.is_hidden("#error")
+    assert page.is_hidden("#warnings")  # nothing wrong with the demo's inputs
     doc = shown_params(page)
     assert doc["provenance"]["method"] == "model"
     # the model aims the compressor at the vocal's momentary loudness range: switch on
@@ -490,3 +491,26 @@ def test_api_reference_page_works_offline(server, page):
         assert path in text
     assert "413" in text and "415" in text
     assert not page.errors, page.errors
+
+
+def test_a_warning_about_the_inputs_is_shown_above_the_player(server, page, tmp_path):
+    """A take of steady hiss (recorded with nobody singing) is mixed, and the warning
+    about it stands above the player, not only in the notes line."""
+    import numpy as np
+
+    sr = 22050
+    rng = np.random.default_rng(4)
+    vp, bp = tmp_path / "hiss.wav", tmp_path / "backing.wav"
+    sf.write(vp, (0.003 * rng.standard_normal((12 * sr, 1))).astype("float32"), sr)
+    _v, b = synthesize_song(sample_rate=sr, duration_s=12.0, seed=2)
+    sf.write(bp, b, sr, subtype="PCM_16")
+    page.goto(server + "/")
+    page.set_input_files("#vocal-file", str(vp))
+    page.set_input_files("#backing-file", str(bp))
+    page.click("#mix-button")
+    wait_revision(page, 1)
+    assert page.is_visible("#warnings")
+    text = page.text_content("#warnings")
+    assert "loudness hardly moves" in text and not text.startswith("warning:")
+    assert "warning: the vocal's loudness hardly moves" in page.text_content("#notes")
+    assert not page.errors  # type: ignore[attr-defined]

@@ -250,6 +250,15 @@ function show(res, fresh) {
   remember(res);
   $("params-json").textContent = JSON.stringify(p, null, 2);
   $("notes").textContent = (res.notes || []).join(" · ");
+  // what may be wrong with the inputs (a take of noise, a vocal heard for a moment, a
+  // backing that ends early...) is shown above the player, not only in the notes line
+  const warnings = (res.notes || []).filter((n) => n.startsWith("warning:"));
+  $("warnings").replaceChildren(...warnings.map((n) => {
+    const li = document.createElement("li");
+    li.textContent = n.slice("warning:".length).trim();
+    return li;
+  }));
+  $("warnings").hidden = warnings.length === 0;
   $("ab-note").textContent = p.achieved.mix_integrated_lufs == null ? ""
     : `A and B both at ${p.achieved.mix_integrated_lufs.toFixed(1).replace("-", "−")} LUFS`;
   showAchieved(p);
