@@ -143,3 +143,16 @@ def test_a_backing_below_the_loudness_gate_is_a_clear_error_for_both_methods(son
     with pytest.raises(vocalmix.TargetUnreachableError, match="below BS.1770-4's absolute"
                                                                " gate of -70 LUFS"):
         vocalmix.mix(v, quiet.astype(np.float32), 44100, method=method)
+
+
+def test_a_mix_result_lists_its_warnings():
+    import vocalmix
+
+    sr = 16000
+    rng = np.random.default_rng(8)
+    hiss = (0.003 * rng.standard_normal((12 * sr, 2))).astype(np.float32)
+    t = np.arange(12 * sr) / sr
+    backing = np.repeat((0.1 * np.sin(2 * np.pi * 110 * t))[:, None], 2, 1).astype(np.float32)
+    r = vocalmix.mix(hiss, backing, sr, method="baseline")
+    assert any("loudness hardly moves" in w for w in r.warnings)
+    assert all(("warning: " + w) in r.notes for w in r.warnings)

@@ -192,6 +192,10 @@ def test_broken_rows_fail_with_clear_messages_and_the_rest_match_single_mixes(
         p = json.loads(params_text)
         assert r["vocal_to_mix_lu"] == p["achieved"]["vocal_to_mix_lu"]
         assert r["vocal_sha256"] and r["job_key"] and r["code_version"].startswith("0.")
+        # the warnings column: the notes that begin with "warning:", without it
+        assert json.loads(r["warnings"]) == [n[len("warning:"):].strip()
+                                             for n in json.loads(r["notes"])
+                                             if n.startswith("warning:")]
     assert by_id["song 1"]["target_vocal_to_mix_lu"] == -6.5
     # outputs stay inside the folder, named after the ids
     assert sorted(p.name for p in (out / "mix").iterdir()) == [

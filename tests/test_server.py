@@ -1054,3 +1054,25 @@ def test_the_momentary_range_target_is_set_and_cleared_by_an_edit(client, pair):
     assert off["achieved"]["vocal_momentary_range_lu"] == pytest.approx(
         p["achieved"]["vocal_momentary_range_lu"], abs=1e-6)
     assert r.json()["revision"] == 3
+
+
+def test_warnings_about_the_inputs_are_a_field_of_their_own(client):
+    """A karaoke app reads what may be wrong with a take without parsing the notes: a take
+    of steady hiss gets a warning (also among the notes, with its prefix); a sung take
+    gets none."""
+    rng = np.random.default_rng(8)
+    _v, b = synthesize_song(sample_rate=SR, duration_s=12.0, seed=3)
+    hiss = (0.003 * rng.standard_normal((12 * SR, 1))).astype(np.float32)
+    r = post_mix(client, (wav_bytes(hiss, subtype="PCM_16"), wav_bytes(b, subtype="PCM_16")),
+                 method="baseline")
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert any("loudness hardly moves" in w for w in body["warnings"])
+    assert not any(w.startswith("warning:") for w in body["warnings"])
+    assert [n for n in body["notes"] if n.startswith("warning:")] == [
+        "warning: " + w for w in body["warnings"]]
+    assert client.get(f"/api/mixes/{body['id']}").json()["warnings"] == body["warnings"]
+    v, b = synthesize_song(sample_rate=SR, duration_s=12.0, seed=3)
+    sung = post_mix(client, (wav_bytes(v, subtype="PCM_16"), wav_bytes(b, subtype="PCM_16")),
+                    method="baseline").json()
+    assert sung["warnings"] == []

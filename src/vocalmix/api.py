@@ -31,7 +31,7 @@ import numpy as np
 from vocalmix.core.audio import Audio, prepare_pair, read_audio, validate_signal
 from vocalmix.core.errors import ChannelLayoutError, ParamsError
 from vocalmix.core.params import MixParams, is_number
-from vocalmix.core.progress import Progress, no_progress
+from vocalmix.core.progress import Progress, no_progress, warnings_of
 
 #: an array of at most this many rows and more columns than that is taken for a
 #: (channels, samples) array given the wrong way round
@@ -62,6 +62,13 @@ class MixResult:
     backing: np.ndarray
     sample_rate: int
     notes: tuple[str, ...] = ()
+
+    @property
+    def warnings(self) -> list[str]:
+        """What may be wrong with the inputs, for a person to check (a take of steady
+        noise, a vocal heard for a moment, a backing that ends early, a vocal out of
+        phase...): the notes that begin with ``warning:``, without that word."""
+        return warnings_of(self.notes)
 
 
 def _as_audio(x: AudioInput, sample_rate: int | None, what: str) -> Audio:

@@ -71,6 +71,7 @@ from typing import Any
 
 from vocalmix._version import __version__
 from vocalmix.core.errors import DataError, DependencyError, VocalmixError
+from vocalmix.core.progress import warnings_of
 from vocalmix.core.threads import worker_env
 
 #: Bumped when the outputs' layout or the result columns change (part of every job key).
@@ -114,6 +115,7 @@ RESULT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("mix_true_peak_dbtp", "float"),
     ("master_gain_reduction_db", "float"),
     ("notes", "str"),  # JSON list
+    ("warnings", "str"),  # JSON list: the notes that begin with "warning:", without it
     ("job_key", "str"),
     ("code_version", "str"),
     ("model_version", "str"),
@@ -576,6 +578,7 @@ def _mix_into(spec: JobSpec, config: BatchConfig, out: dict[str, Any],
         mix_true_peak_dbtp=_fin(a.mix_true_peak_dbtp),
         master_gain_reduction_db=_fin(a.master_gain_reduction_db),
         notes=json.dumps(list(notes) + list(est.notes)),
+        warnings=json.dumps(warnings_of(list(notes) + list(est.notes))),
     )
 
 

@@ -9,7 +9,7 @@ command line prints the message, the server forwards stage and fraction to the p
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 
@@ -50,4 +50,15 @@ def scaled(progress: Progress, start: float, end: float) -> Progress:
     return sub
 
 
-__all__ = ["Progress", "ProgressEvent", "no_progress", "scaled"]
+#: how a note that a person should check begins (an input that makes the mix worse than
+#: asked: a take of steady noise, a vocal heard for a moment, a backing that ends early...)
+WARNING_PREFIX = "warning:"
+
+
+def warnings_of(notes: Iterable[str]) -> list[str]:
+    """The notes that begin with :data:`WARNING_PREFIX`, without it, in order."""
+    return [n[len(WARNING_PREFIX):].strip() for n in notes if n.startswith(WARNING_PREFIX)]
+
+
+__all__ = ["WARNING_PREFIX", "Progress", "ProgressEvent", "no_progress", "scaled",
+           "warnings_of"]

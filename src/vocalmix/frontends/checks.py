@@ -9,6 +9,8 @@ import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from vocalmix.core.progress import WARNING_PREFIX
+
 
 def check_sample_rate(rate: int | None) -> None:
     """Refuse a ``--sample-rate`` (Hz) outside the supported range before any work, with
@@ -47,7 +49,7 @@ def show_notes(notes: Iterable[str], progress: Callable[[str], None]) -> None:
     worse than asked, see :func:`vocalmix.core.audio.padding_notes`) on stderr even when
     the command is quiet, the others as progress lines."""
     for n in notes:
-        if n.startswith("warning:"):
+        if n.startswith(WARNING_PREFIX):
             print(f"vocalmix: {n}", file=sys.stderr, flush=True)
         else:
             progress(n)

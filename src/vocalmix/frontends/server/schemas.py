@@ -45,6 +45,12 @@ class Mix(BaseModel):
         None, description="the MixParams document (see the MixParams schema), with "
                           "`achieved` figures; null until the mix is done")
     notes: list[str] = Field(default_factory=list, description="what the pipeline did")
+    warnings: list[str] = Field(
+        default_factory=list, description="what may be wrong with the inputs, for a person "
+                                          "to check (a take of steady noise, a vocal heard "
+                                          "for a moment, a backing that ends early, a vocal "
+                                          "out of phase...): the notes that begin with "
+                                          "`warning:`, without that word")
     moved: list[Moved] = Field(
         default_factory=list, description="the settings the last re-resolve changed (an "
                                           "edit of targets, amount or locks, or a new mix "

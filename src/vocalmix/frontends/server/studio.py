@@ -26,7 +26,7 @@ import numpy as np
 from vocalmix.core.audio import prepare_pair, read_audio, write_audio, write_text
 from vocalmix.core.errors import AudioError
 from vocalmix.core.params import MixParams, Reason
-from vocalmix.core.progress import ProgressEvent
+from vocalmix.core.progress import ProgressEvent, warnings_of
 from vocalmix.frontends.server.errors import ApiError, busy, from_exception, not_found
 from vocalmix.frontends.server.jobs import JobQueue, QueueFull, Reservation
 from vocalmix.frontends.server.storage import REV_RE, Store
@@ -233,8 +233,9 @@ class Studio:
             stage = str(meta.get("stage") or status)
             prog = {"stage": stage, "fraction": 0.0, "message": stage}
         moved = meta.get("moved") if status == "done" else None
+        notes = [str(n) for n in list(meta.get("notes") or [])[:MAX_NOTES]]
         return {"id": mid, "status": status, "revision": rev, "progress": prog,
-                "params": params, "notes": list(meta.get("notes") or [])[:MAX_NOTES],
+                "params": params, "notes": notes, "warnings": warnings_of(notes),
                 "moved": list(moved)[:MAX_NOTES] if isinstance(moved, list) else [],
                 "error": meta.get("error"), "name": meta.get("name", "vocalmix"),
                 "sample_rate": meta.get("sample_rate"), "duration_s": meta.get("duration_s"),

@@ -252,10 +252,10 @@ function show(res, fresh) {
   $("notes").textContent = (res.notes || []).join(" · ");
   // what may be wrong with the inputs (a take of noise, a vocal heard for a moment, a
   // backing that ends early...) is shown above the player, not only in the notes line
-  const warnings = (res.notes || []).filter((n) => n.startsWith("warning:"));
+  const warnings = res.warnings || [];
   $("warnings").replaceChildren(...warnings.map((n) => {
     const li = document.createElement("li");
-    li.textContent = n.slice("warning:".length).trim();
+    li.textContent = n;
     return li;
   }));
   $("warnings").hidden = warnings.length === 0;
