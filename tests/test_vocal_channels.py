@@ -132,3 +132,33 @@ def test_a_correlation_above_the_bounds_is_left_alone_without_a_word(rho):
     a, n = rng.standard_normal((2, 40000))
     x = np.stack([a, rho * a + np.sqrt(1 - rho**2) * n], 1).astype(np.float32)
     assert _fix(x) == (None, None)
+
+
+def test_a_reference_mixs_vocal_stem_keeps_its_channels(tmp_path):
+    """A reference is a human mix: its vocal stem is read as the engineer left it (its
+    balance is measured from it), even when it is on one channel only."""
+    import argparse
+
+    from vocalmix.frontends.cli import _reference
+
+    m = _voice()
+    rv, rb = tmp_path / "ref_vocal.wav", tmp_path / "ref_backing.wav"
+    left = np.stack([m, np.zeros_like(m)], 1)
+    sf.write(rv, left, SR, subtype="FLOAT")
+    sf.write(rb, np.stack([m, m], 1), SR, subtype="FLOAT")
+    args = argparse.Namespace(reference_vocal=str(rv), reference_backing=str(rb),
+                              fold="error", debug=False)
+    v, _b = _reference(args, SR, lambda _m: None)
+    assert np.array_equal(v, left)
+
+
+def test_the_summary_names_a_master_gain_that_is_not_zero():
+    from dataclasses import replace
+
+    from vocalmix.core.params import MixParams
+    from vocalmix.frontends.cli import _summary
+
+    p = MixParams()
+    assert "master gain" not in _summary(p).split("achieved")[0]
+    down = replace(p, master=replace(p.master, gain_db=-1.83))
+    assert "master gain -1.83 dB" in _summary(down)

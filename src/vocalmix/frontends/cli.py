@@ -557,7 +557,9 @@ def _summary(params, written: Sequence[Path] = ()) -> str:
         f"{v.compressor.threshold_db:.1f} dB / {v.compressor.ratio:g}:1 (make-up "
         f"{_fmt(v.compressor.makeup_db, 'dB')}), "
         f"high-pass {v.highpass.cutoff_frequency_hz:.0f} Hz, "
-        f"{len(v.eq_bands)} EQ band(s), {_reverb_summary(v.reverb)}",
+        f"{len(v.eq_bands)} EQ band(s), {_reverb_summary(v.reverb)}"
+        + (f", master gain {_fmt(params.master.gain_db, 'dB')}"
+           if params.master.gain_db != 0.0 else ""),
     ]
     for b in v.eq_bands:
         lines.append(f"          EQ {b.kind} {b.freq_hz:.0f} Hz {b.gain_db:+.1f} dB Q {b.q:.2f}"
@@ -591,7 +593,8 @@ def _reference(args: argparse.Namespace, sample_rate: int, progress: _Progress):
     progress(f"reading the reference {rv} and {rb}")
     v = _read(rv, args, label=f"reference vocal {rv}")
     b = _read(rb, args, label=f"reference backing {rb}")
-    vs, bs, _sr, _notes = prepare_pair(v, b, sample_rate=sample_rate)
+    # (a reference is a human mix: its vocal stem is the engineer's, channels and all)
+    vs, bs, _sr, _notes = prepare_pair(v, b, sample_rate=sample_rate, vocal_channels=False)
     return vs, bs
 
 

@@ -369,8 +369,10 @@ class Studio:
                             label=upload_label(k.replace("_", " "), filenames.get(k)),
                             fold=fold, max_decoded_bytes=self.max_decoded_bytes)
                  for k in REFERENCE_FILES]
+        # (a reference is a human mix: its vocal stem is the engineer's, channels and all)
         rv, rb, _sr, _notes = prepare_pair(audio[0], audio[1], sample_rate=sr,
-                                           max_decoded_bytes=self.max_decoded_bytes)
+                                           max_decoded_bytes=self.max_decoded_bytes,
+                                           vocal_channels=False)
         return rv, rb
 
     def store_inputs(self, d: Path, v: np.ndarray, b: np.ndarray, sr: int) -> None:
