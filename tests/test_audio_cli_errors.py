@@ -296,20 +296,26 @@ def test_reads_common_formats(tmp_path, fmt, subtype):
     assert a.samples.dtype == np.float32 and a.samples.shape[1] == 2
 
 
-def test_channel_stats_read_in_blocks_equal_the_whole_signal_figures():
+def test_channel_figures_read_in_blocks_equal_the_whole_signal_figures():
     from vocalmix.core import audio
 
     rng = np.random.default_rng(3)
     x = (rng.standard_normal((3 * audio._STATS_ROWS + 17, 2)) * 0.1 + [0.01, -0.02]
          ).astype(np.float32)
-    mean, hi, lo = audio._channel_stats(x)
+    mean, hi, lo, products = audio._channel_pass(x, gram=False)
     np.testing.assert_allclose(mean, x.mean(axis=0, dtype=np.float64), rtol=1e-12)
     assert np.array_equal(hi, x.max(axis=0)) and np.array_equal(lo, x.min(axis=0))
+    assert products is None
+    # the channels' products come from the same pass, the other figures unchanged
+    m2, hi2, lo2, products = audio._channel_pass(x, gram=True)
+    assert np.array_equal(m2, mean) and np.array_equal(hi2, hi) and np.array_equal(lo2, lo)
+    x64 = x.astype(np.float64)
+    np.testing.assert_allclose(products, x64.T @ x64, rtol=1e-5)
 
 
 @pytest.mark.parametrize("blocks, extra", [(0, 5), (1, 0), (16, 0), (17, 3), (64, 0),
                                            (65, 2)])
-def test_channel_stats_sum_block_by_block_whatever_the_blocks_reduced_together(blocks, extra):
+def test_channel_sums_add_block_by_block_whatever_the_blocks_reduced_together(blocks, extra):
     """The sum is that of each block of rows reduced on its own and added in order, to the
     bit, also across the groups of blocks transposed together."""
     from vocalmix.core import audio
@@ -321,7 +327,7 @@ def test_channel_stats_sum_block_by_block_whatever_the_blocks_reduced_together(b
     total = np.zeros(2)
     for i in range(0, len(x), rows):
         total += np.ascontiguousarray(x[i : i + rows].T).sum(axis=1, dtype=np.float64)
-    mean, hi, lo = audio._channel_stats(x)
+    mean, hi, lo, _products = audio._channel_pass(x, gram=False)
     assert np.array_equal(mean, total / len(x))
     assert np.array_equal(hi, x.max(axis=0)) and np.array_equal(lo, x.min(axis=0))
 

@@ -524,17 +524,23 @@ def prepare_pair(
     """
     notes = list(vocal.notes) + list(backing.notes)
     signals = []
+    fix: tuple[str, int] | None = None
     for a, what in ((vocal, "vocal"), (backing, "backing")):
-        x, note = _without_dc(a, what)
+        # one pass for the offset and, for the vocal, what its channels need (their
+        # products are centred there, so the offset taken out changes nothing)
+        mean, hi, lo, products = _channel_pass(a.samples,
+                                               gram=vocal_channels and what == "vocal")
+        x, note = _without_dc(a, what, mean, hi, lo)
         signals.append(x)
         if note:
             notes.append(note)
+        if products is not None:
+            fix, note = vocal_channel_fix(products, mean * a.samples.shape[0],
+                                          a.samples.shape[0], a.label or a.path)
+            if note:
+                notes.append(note)
     v, b = signals
-    if vocal_channels:
-        fix, note = vocal_channel_fix(*_channel_gram(v), v.shape[0], vocal.label or vocal.path)
-        v = apply_channel_fix(v, fix)
-        if note:
-            notes.append(note)
+    v = apply_channel_fix(v, fix)
     if max_decoded_bytes is None:
         max_decoded_bytes = max_decoded_limit_bytes()
     sr = (checked_rate(sample_rate, "output sample rate") if sample_rate is not None
@@ -672,10 +678,10 @@ class AudioReader:
                         run = int(at.size - 1 - np.flatnonzero(~at)[-1])
                 else:
                     run = 0
-                m, h, lo_ = _channel_stats(x)
+                m, h, lo_, products = _channel_pass(x, gram=vocal_channels)
                 total += m * x.shape[0]
-                if vocal_channels:
-                    gram += _channel_gram(x)[0]
+                if products is not None:
+                    gram += products
                 if floor is not None:
                     active.append(bool(x.std(axis=0).max() > floor))
                 np.maximum(hi, h, out=hi)
@@ -750,16 +756,18 @@ class AudioReader:
                     return
 
 
-#: rows summed at a time by :func:`_channel_stats`
+#: rows summed at a time by :func:`_channel_pass`
 _STATS_ROWS = 1 << 16
 #: blocks of :data:`_STATS_ROWS` rows transposed and reduced together (32 MB of stereo
 #: float32, a transient copy: far below a mix's peak)
 _STATS_BLOCKS = 64
 
 
-def _channel_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _channel_pass(x: np.ndarray, gram: bool
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """Per channel of ``x`` ``(n, channels)``: the mean (float64), the largest and the
-    smallest sample.
+    smallest sample, and with ``gram`` the channels' sums of products ``x' x`` (float64;
+    float32 products within a group of rows), all in one pass.
 
     The sum is of blocks of :data:`_STATS_ROWS` samples, each reduced on a contiguous row
     (numpy reduces a ``(n, 2)`` array along axis 0 a sample at a time, ten times slower),
@@ -771,6 +779,7 @@ def _channel_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     0.08-0.11 s with 64)."""
     n, c = x.shape
     total, hi, lo = np.zeros(c), np.full(c, -np.inf), np.full(c, np.inf)
+    products = np.zeros((c, c)) if gram else None
     rows = _STATS_ROWS
     for i in range(0, n, rows * _STATS_BLOCKS):
         bt = np.ascontiguousarray(x[i : i + rows * _STATS_BLOCKS].T)  # (c, a group's rows)
@@ -782,7 +791,9 @@ def _channel_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             total += bt[:, whole * rows :].sum(axis=1, dtype=np.float64)
         np.maximum(hi, bt.max(axis=1), out=hi)
         np.minimum(lo, bt.min(axis=1), out=lo)
-    return total / max(n, 1), hi, lo
+        if products is not None:
+            products += (bt @ bt.T).astype(np.float64)
+    return total / max(n, 1), hi, lo, products
 
 
 def _dc_offset(mean: np.ndarray, hi: np.ndarray, lo: np.ndarray, name: str, what: str
@@ -808,19 +819,6 @@ def _dc_offset(mean: np.ndarray, hi: np.ndarray, lo: np.ndarray, name: str, what
     return mean.astype(np.float32), (
         f"{what}: removed a constant (DC) offset of {20 * np.log10(dc):+.1f} dBFS "
         "(inaudible, but it would take headroom from the mix)")
-
-
-def _channel_gram(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(x' x, the column sums)`` of ``x`` ``(n, channels)``, float64, a group of rows at
-    a time (float32 products within a group)."""
-    c = x.shape[1]
-    gram, sums = np.zeros((c, c)), np.zeros(c)
-    step = _STATS_ROWS * _STATS_BLOCKS
-    for i in range(0, x.shape[0], step):
-        bt = np.ascontiguousarray(x[i : i + step].T)
-        gram += (bt @ bt.T).astype(np.float64)
-        sums += bt.sum(axis=1, dtype=np.float64)
-    return gram, sums
 
 
 def vocal_channel_fix(gram: np.ndarray, sums: np.ndarray, n: int, name: str
@@ -877,11 +875,14 @@ def apply_channel_fix(x: np.ndarray, fix: tuple[str, int] | None) -> np.ndarray:
     return y
 
 
-def _without_dc(a: Audio, what: str) -> tuple[np.ndarray, str | None]:
+def _without_dc(a: Audio, what: str, mean: np.ndarray, hi: np.ndarray, lo: np.ndarray
+                ) -> tuple[np.ndarray, str | None]:
     """``a.samples`` with a DC offset of ``DC_OFFSET_DBFS`` or more removed, and the note
-    saying so; raises :class:`SilentAudioError` when nothing audible is left."""
+    saying so, from its channels' ``mean``, largest (``hi``) and smallest (``lo``) sample
+    (:func:`_channel_pass`); raises :class:`SilentAudioError` when nothing audible is
+    left."""
     x = a.samples
-    offset, note = _dc_offset(*_channel_stats(x), a.label or a.path, what)
+    offset, note = _dc_offset(mean, hi, lo, a.label or a.path, what)
     if offset is None:
         return x, None
     return np.ascontiguousarray(x - offset, dtype=np.float32), note
