@@ -924,11 +924,11 @@ def limiter_loss_lu(energy: np.ndarray, peaks: np.ndarray, segment_len: int,
     e = np.asarray(energy[:n], dtype=np.float64)
     over = 20.0 * np.log10(np.maximum(np.asarray(peaks[:n], dtype=np.float64), 1e-12))
     reduction_db = np.maximum(0.0, over[None, :] + g[:, None] - ceiling_dbtp)
-    lin = np.asarray(integrated_from_segments(np.broadcast_to(e, reduction_db.shape),
-                                              segment_len))
+    lin = float(integrated_from_segments(e, segment_len))  # (the same for every gain)
     lim = np.asarray(integrated_from_segments(e[None, :] * 10.0 ** (-reduction_db / 10.0),
                                               segment_len))
-    loss = np.where(np.isfinite(lin) & np.isfinite(lim), lin - lim, 0.0)
+    with np.errstate(invalid="ignore"):  # (-inf - -inf for a sum under the gates)
+        loss = np.where(np.isfinite(lin) & np.isfinite(lim), lin - lim, 0.0)
     return np.asarray(np.maximum(loss, 0.0)).reshape(np.shape(gain_db))
 
 
