@@ -345,7 +345,7 @@ def settle_estimate(vocal: np.ndarray, backing: np.ndarray, sample_rate: int,
     """The settle estimate on the first seconds of a take (module level, so that a
     worker process can run it)."""
     from vocalmix.core.errors import VocalmixError
-    from vocalmix.pipeline import estimate_params
+    from vocalmix.pipeline import MASTER_NOTE_PREFIX, estimate_params
 
     t = time.perf_counter()
     try:
@@ -357,7 +357,7 @@ def settle_estimate(vocal: np.ndarray, backing: np.ndarray, sample_rate: int,
     # (the settle adopts the vocal chain and the level target; the master keeps the
     # plan's gain, so the estimate's own master-gain note would mislead)
     notes = [f"settle on the first {vocal.shape[0] / sample_rate:.1f} s: {n}"
-             for n in est.notes if not n.startswith("master gain")]
+             for n in est.notes if not n.startswith(MASTER_NOTE_PREFIX)]
     return _Settled(p.vocal, p.targets.vocal_to_mix_lu, p.vocal.gain_db, notes,
                     time.perf_counter() - t)
 

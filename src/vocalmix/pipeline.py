@@ -78,6 +78,9 @@ from vocalmix.core.resolve import (
 )
 
 _quiet = no_progress
+#: how the resolver's notes on the master gain begin (the live settle leaves them out: it
+#: keeps the plan's master)
+MASTER_NOTE_PREFIX = "master gain "
 T = TypeVar("T")
 
 
@@ -312,9 +315,9 @@ def _resolve(
         m = resolve_master_gain(pre, sample_rate, t.mix_lufs, new.master)
         new = replace(new, master=replace(new.master, gain_db=m.gain_db))
         mix_lufs = m.mix_lufs
-        notes.append(f"master gain {m.gain_db:+.2f} dB puts the mix at {m.mix_lufs:.1f} LUFS "
-                     f"(target {t.mix_lufs:g}) under the {new.master.ceiling_dbtp:g} dBTP "
-                     "ceiling")
+        notes.append(f"{MASTER_NOTE_PREFIX}{m.gain_db:+.2f} dB puts the mix at "
+                     f"{m.mix_lufs:.1f} LUFS (target {t.mix_lufs:g}) under the "
+                     f"{new.master.ceiling_dbtp:g} dBTP ceiling")
         reasons.append(Reason("master.gain_db", "resolver", notes[-1],
                               (("target_mix_lufs", t.mix_lufs),)))
     elif t.mix_lufs is None and not is_locked(params, "master.gain_db"):
@@ -326,8 +329,8 @@ def _resolve(
                                     new.master)
         if h.gain_db != 0.0:
             notes.append(
-                f"master gain {h.gain_db:+.2f} dB: at 0 dB the limiter would take about "
-                f"{h.loss_at_unity_lu:.1f} LU off the mix's loudness (the backing is loud "
+                f"{MASTER_NOTE_PREFIX}{h.gain_db:+.2f} dB: at 0 dB the limiter would take "
+                f"about {h.loss_at_unity_lu:.1f} LU off the mix's loudness (the backing is loud "
                 f"and the vocal adds peaks); turned down to lose at most "
                 f"{MAX_LIMITER_LOSS_LU:g} LU (a mix-loudness target sets a loudness instead)")
             reasons.append(Reason("master.gain_db", "resolver", notes[-1],
