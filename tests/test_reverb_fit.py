@@ -27,9 +27,10 @@ def test_describe_uses_exactly_the_reverberation_time_routine():
     for b in (125.0, 1000.0, 8000.0):
         xb = fr._band(x, 22050, b)
         assert np.array_equal(xb, band_filter(x, 22050, b))
-        t30, edt, _ = fr._times(xb, 22050)
+        t30, edt, t20, _ = fr._times(xb, 22050)
         assert t30 == reverberation_time(x, 22050, "T30", b)
         assert edt == reverberation_time(x, 22050, "EDT", b)
+        assert t20 == reverberation_time(x, 22050, "T20", b)
 
 
 def test_fast_candidate_renderer_is_the_synthetic_reverb():
@@ -119,6 +120,56 @@ def test_genetic_fit_recovers_a_synthetic_reverb_with_known_parameters():
     assert r["loss"] == pytest.approx(fr._loss(fr.describe(ir, SR),
                                                fr.describe(fr.render_send_ir(got, SR), SR),
                                                fr.BANDS_HZ), abs=1e-3)
+
+
+def _room(decay_s: float = 0.5) -> np.ndarray:
+    """A send IR of known decays (the synthetic reverb itself), 22.05 kHz stereo."""
+    ratios = (1.3, 1.2, 1.1, 1.0, 0.9, 0.8, 0.7)
+    return fr.render_send_ir(Reverb(type="synthetic", decay_s=decay_s, band_decay_ratios=ratios,
+                                    wet_level_db=-3.0, pre_delay_ms=10.0), SR)
+
+
+def test_a_constant_offset_is_taken_out_and_only_a_real_one():
+    ir = _room()
+    same, note = fr._without_offset(ir)
+    assert same is ir and note is None  # a clean IR is left as it is
+    faint = (ir + np.float32(1e-5)).astype(np.float32)  # -100 dB: cannot matter
+    assert fr._without_offset(faint)[1] is None
+    off = (ir + np.float32([0.01, -0.02])).astype(np.float32)
+    fixed, note = fr._without_offset(off)
+    assert note is not None and "-34 dB" in note  # 0.02 against a peak of about 1
+    tail = slice(int(0.9 * len(ir)), None)
+    np.testing.assert_allclose(fixed[tail].mean(axis=0), ir[tail].mean(axis=0), atol=1e-6)
+
+
+def test_an_ir_with_a_dc_offset_is_fitted_as_the_ir_without_it():
+    ir = _room()
+    clean = fr.fit_ir(ir, SR, report=False)
+    off = (ir + np.float32(0.01)).astype(np.float32)  # a -40 dBFS offset under the whole file
+    t = fr.describe(off, SR)
+    assert not np.isfinite(t.t30[500.0])  # left in, it breaks the measurement
+    got = fr.fit_ir(off, SR)
+    assert got["within_10pct_500_4k"] and any("DC" in n for n in got["notes"])
+    assert got["reverb"]["decay_s"] == pytest.approx(clean["reverb"]["decay_s"], rel=0.03)
+
+
+def test_a_noisy_ir_is_fitted_to_its_t20_where_its_t30_cannot_be_measured():
+    ir = _room()
+    true = fr.describe(ir, SR)
+    noisy = (ir + np.random.default_rng(0).standard_normal(ir.shape) * 1e-3).astype(np.float32)
+    t = fr.describe(noisy, SR)
+    heads = fr.HEADLINE_BANDS_HZ
+    assert not any(np.isfinite(t.t30[b]) for b in heads)  # under 35 dB above the noise
+    assert all(np.isfinite(t.t20[b]) for b in heads)
+    aim, swapped = t.t20_fallback()
+    assert set(heads) <= set(swapped) and all(aim.t30[b] == t.t20[b] for b in heads)
+    assert fr.describe(ir, SR).t20_fallback()[1] == []  # nothing to replace when measurable
+    r = fr.fit_ir(noisy, SR)
+    assert any("fitted to the T20" in n for n in r["notes"])
+    assert not r["within_10pct_500_4k"]  # the headline stays on measured T30s
+    assert fr.t30_within(r, use_t20=True)
+    for b in heads:  # and the fit follows the room's decay, not the noise
+        assert r["fitted"]["t30_s"][str(int(b))] == pytest.approx(true.t30[b], rel=0.12)
 
 
 @pytest.mark.slow

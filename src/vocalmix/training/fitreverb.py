@@ -84,7 +84,7 @@ import math
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -146,17 +146,34 @@ class Descriptors:
     c50_db: float
     edc_db: dict[float, float]
     arrival_ms: dict[float, float]
+    #: per octave band T20 (s): measured by :func:`describe`, empty for a candidate
+    t20: dict[float, float] = field(default_factory=dict)
+
+    def t20_fallback(self) -> tuple[Descriptors, list[float]]:
+        """These figures with each band's T30 that cannot be measured (its decay above
+        the noise spans less than the 35 dB T30 needs) replaced by its T20 where that
+        can (ISO 3382-1's shorter range, for a noisier IR), and the bands replaced: the
+        decays a fit aims at."""
+        swap = [b for b, v in self.t30.items()
+                if not math.isfinite(v) and math.isfinite(self.t20.get(b, math.nan))]
+        if not swap:
+            return self, []
+        return replace(self, t30={b: self.t20[b] if b in swap else v
+                                  for b, v in self.t30.items()}), swap
 
     def as_dict(self) -> dict:
         def r(v: float, nd: int = 4) -> float | None:
             return round(float(v), nd) if math.isfinite(v) else None
 
-        return {"t30_s": {str(int(k)): r(v) for k, v in self.t30.items()},
+        out = {"t30_s": {str(int(k)): r(v) for k, v in self.t30.items()},
                 "edt_s": {str(int(k)): r(v) for k, v in self.edt.items()},
                 "t30_broadband_s": r(self.t30_broadband),
                 "edt_broadband_s": r(self.edt_broadband), "c50_db": r(self.c50_db, 3),
                 "edc_db": {f"{k:g}": r(v, 3) for k, v in self.edc_db.items()},
                 "arrival_ms": {f"{k:g}": r(v, 3) for k, v in self.arrival_ms.items()}}
+        if self.t20:
+            out["t20_s"] = {str(int(k)): r(v) for k, v in self.t20.items()}
+        return out
 
 
 def _safe(f: Callable[[], float]) -> float:
@@ -176,17 +193,18 @@ def _lead_pad(sample_rate: int) -> int:
     return int(round(0.05 * sample_rate))
 
 
-def _times(x: np.ndarray, sample_rate: int) -> tuple[float, float, np.ndarray]:
-    """(T30, EDT, EDC dB) from one Schroeder EDC, computed once for both kinds by
+def _times(x: np.ndarray, sample_rate: int) -> tuple[float, float, float, np.ndarray]:
+    """(T30, EDT, T20, EDC dB) from one Schroeder EDC, computed once for all kinds by
     :mod:`vocalmix.core.reverb` (the tests check they equal :func:`reverberation_time`'s)."""
     from vocalmix.core.reverb import _edc_db, _time_from_edc
 
     try:
         edc, decays = _edc_db(x, sample_rate)
     except ValueError:
-        return math.nan, math.nan, np.zeros(0)
+        return math.nan, math.nan, math.nan, np.zeros(0)
     return (_time_from_edc(edc, decays, sample_rate, "T30"),
-            _time_from_edc(edc, decays, sample_rate, "EDT"), edc)
+            _time_from_edc(edc, decays, sample_rate, "EDT"),
+            _time_from_edc(edc, decays, sample_rate, "T20"), edc)
 
 
 def _band(x: np.ndarray, sample_rate: int, band_hz: float) -> np.ndarray:
@@ -207,22 +225,22 @@ def describe(ir: np.ndarray, sample_rate: int, bands: tuple[float, ...] = BANDS_
     x = np.asarray(ir, np.float64)
     x = x[:, None] if x.ndim == 1 else x
     x = np.concatenate([np.zeros((_lead_pad(sample_rate), x.shape[1])), x])
-    t30, edt = {}, {}
+    t30, edt, t20 = {}, {}, {}
     for b in bands:
         try:
             xb = _band(x, sample_rate, b)
         except ValueError:
-            t30[b] = edt[b] = math.nan
+            t30[b] = edt[b] = t20[b] = math.nan
             continue
-        t30[b], edt[b], _ = _times(xb, sample_rate)
-    t30_bb, edt_bb, edc = _times(x, sample_rate)
+        t30[b], edt[b], t20[b], _ = _times(xb, sample_rate)
+    t30_bb, edt_bb, _t20_bb, edc = _times(x, sample_rate)
     pts = {}
     for ms in EDC_TIMES_MS:
         k = int(round(ms * 1e-3 * sample_rate))
         pts[ms] = float(edc[k]) if k < edc.size and np.isfinite(edc[k]) else math.nan
     return Descriptors(t30=t30, edt=edt, t30_broadband=t30_bb, edt_broadband=edt_bb,
                        c50_db=_safe(lambda: clarity_c50_db(x, sample_rate)), edc_db=pts,
-                       arrival_ms=_arrival_ms(x, sample_rate))
+                       arrival_ms=_arrival_ms(x, sample_rate), t20=t20)
 
 
 def _arrival_ms(x: np.ndarray, sample_rate: int) -> dict[float, float]:
@@ -754,6 +772,39 @@ def _as_2d(ir: np.ndarray) -> np.ndarray:
     return x[:, None] if x.ndim == 1 else x
 
 
+#: the share of an IR's end whose mean is read as a constant offset (:func:`_without_offset`)
+OFFSET_TAIL = 0.1
+#: an offset is taken out when its mean is this many standard errors from zero
+OFFSET_SIGMAS = 4.0
+#: and at least this loud against the IR's peak, dB (one below is left: it cannot matter)
+OFFSET_MIN_DB = -80.0
+
+
+def _without_offset(x: np.ndarray) -> tuple[np.ndarray, str | None]:
+    """``x`` ``(n, channels)`` with a constant (DC) offset taken out, and a note saying so
+    (``None`` when there is none). A recording interface's offset runs under the whole
+    file: it is read as the mean of each channel's last :data:`OFFSET_TAIL` (the noise
+    floor or the decay's end, which average to zero), and subtracted where that mean is
+    more than :data:`OFFSET_SIGMAS` standard errors from zero and no quieter than
+    :data:`OFFSET_MIN_DB` under the IR's peak. Left in, it would fill the
+    energy decay curve like a noise floor and ring in the octave filters at the file's
+    ends (a -40 dBFS offset made a hall's 500 Hz T30 and its C50 unmeasurable)."""
+    n = x.shape[0]
+    k = max(int(n * OFFSET_TAIL), 1)
+    tail = np.asarray(x[n - k:], np.float64)
+    mean = tail.mean(axis=0)
+    err = tail.std(axis=0) / math.sqrt(k)
+    peak = float(np.abs(x).max())
+    floor = peak * 10.0 ** (OFFSET_MIN_DB / 20.0)
+    off = np.where((np.abs(mean) > OFFSET_SIGMAS * err) & (np.abs(mean) >= floor), mean, 0.0)
+    if k < 32 or not np.any(off):
+        return x, None
+    level = 20.0 * math.log10(float(np.abs(off).max()) / peak)
+    return (x - off).astype(np.float32), (
+        f"took out a constant (DC) offset {level:.0f} dB under the IR's peak (the mean of "
+        "its last tenth), which would read as a noise floor")
+
+
 def _wet_guess_db(c50_db: float, decay_s: float) -> float:
     """Wet level (dB) whose exponential decay of ``decay_s`` gives ``c50_db`` after a
     unit dry impulse: C50 = (1 + W f) / (W (1 - f)), f the share of the first 50 ms."""
@@ -847,8 +898,10 @@ def fit_ir(ir: np.ndarray, sample_rate: int, *, seed: int = 0,
 
     t0 = time.perf_counter()
     sr = int(sample_rate)
-    x = _as_2d(ir)
-    target = describe(x, sr)
+    x, offset_note = _without_offset(_as_2d(ir))
+    measured_target = describe(x, sr)
+    # where a band's T30 cannot be measured (a noisy IR) its T20 is the decay to fit
+    target, by_t20 = measured_target.t20_fallback()
     lay = _layout(target)
     fallback = next((v for v in (target.t30_broadband, target.edt_broadband,
                                  target.edt[BANDS_HZ[REF_BAND]]) if math.isfinite(v)), 0.5)
@@ -980,10 +1033,16 @@ def fit_ir(ir: np.ndarray, sample_rate: int, *, seed: int = 0,
         notes.append(f"wet level at the params' maximum of {WET_DB_BOUNDS[1]:+g} dB: the "
                      "target is wetter, so "
                      "the fitted C50 is higher than the target's")
+    if offset_note:
+        notes.insert(0, offset_note)
+    if by_t20:
+        notes.append(f"target T30 not measurable at {', '.join(f'{b:g}' for b in by_t20)} "
+                     "Hz (the decay above the noise floor spans less than the 35 dB it "
+                     "needs): fitted to the T20 there")
     missing = [f"{b:g}" for b in BANDS_HZ if not math.isfinite(target.t30[b])]
     if missing:
-        notes.append(f"target T30 not measurable at {', '.join(missing)} Hz: those bands "
-                     "take the nearest measurable band's decay")
+        notes.append(f"target T30 and T20 not measurable at {', '.join(missing)} Hz: those "
+                     "bands take the nearest measurable band's decay")
     out = {
         "reverb": {"type": "synthetic", "decay_s": rv.decay_s,
                    "band_decay_ratios": list(rv.band_decay_ratios), "width": rv.width,
@@ -996,7 +1055,7 @@ def fit_ir(ir: np.ndarray, sample_rate: int, *, seed: int = 0,
         "fitted_fit_sr": measured(z).as_dict(),
     }
     if report:
-        out.update(_report_figures(x, sr, target, fitted_ir, fitted))
+        out.update(_report_figures(x, sr, measured_target, fitted_ir, fitted))
     out["seconds"] = round(time.perf_counter() - t0, 2)
     return out
 
@@ -1041,11 +1100,16 @@ def _r(v: float | None) -> float | None:
 
 
 def t30_within(result: dict, tolerance: float = 0.10,
-               bands: tuple[float, ...] = HEADLINE_BANDS_HZ) -> bool:
+               bands: tuple[float, ...] = HEADLINE_BANDS_HZ, *, use_t20: bool = False
+               ) -> bool:
     """Whether the fitted T30 is within ``tolerance`` of the target's in every band
-    (false where either cannot be measured)."""
+    (false where either cannot be measured). ``use_t20``: where the target's T30 cannot
+    be measured, its T20 (the decay the fit aims at there) stands in for it."""
+    t20 = result["target"].get("t20_s") or {}
     for b in bands:
         t = result["target"]["t30_s"].get(str(int(b)))
+        if t is None and use_t20:
+            t = t20.get(str(int(b)))
         f = result["fitted"]["t30_s"].get(str(int(b)))
         if t is None or f is None or not (math.isfinite(t) and math.isfinite(f)):
             return False
@@ -1124,10 +1188,14 @@ def _pra_agreement(results: dict[str, dict]) -> dict:
 
 def _miss_reason(r: dict) -> str:
     parts = []
+    t20 = r["target"].get("t20_s") or {}
     for b in HEADLINE_BANDS_HZ:
         t = r["target"]["t30_s"].get(str(int(b)))
         f = r["fitted"]["t30_s"].get(str(int(b)))
-        if t is None:
+        if t is None and t20.get(str(int(b))) is not None and f is not None:
+            parts.append(f"{b:g} Hz: target T30 not measurable (fitted {f:.2f} s to its "
+                         f"T20 of {t20[str(int(b))]:.2f} s)")
+        elif t is None:
             parts.append(f"{b:g} Hz: target not measurable")
         elif f is None:
             parts.append(f"{b:g} Hz: fitted not measurable")
@@ -1492,6 +1560,29 @@ def _items(args: argparse.Namespace, log: Progress):
             yield it.name, it.origin, it.source, it.settings, it.ir, it.sample_rate, info
 
 
+def _fit_line(r: dict) -> str:
+    """The progress line of one fit: target and fitted T30 in the headline bands (the
+    target's T20 where its T30 cannot be measured, marked), C50, the verdict, the time."""
+    tt, ft = r["target"]["t30_s"], r["fitted"]["t30_s"]
+    t20 = r["target"].get("t20_s") or {}
+
+    def aim(b: str) -> str:
+        if tt[b] is None and t20.get(b) is not None:
+            return f"{_fmt(t20[b])} (T20)"
+        return _fmt(tt[b])
+
+    if r["within_10pct_500_4k"]:
+        verdict = "within 10 %"
+    elif t30_within(r, use_t20=True):
+        verdict = "within 10 % of the T20 where the target's T30 is not measurable"
+    else:
+        verdict = "NOT within 10 %"
+    return ("   T30 target/fitted (s): " + ", ".join(
+        f"{b} Hz {aim(b)}/{_fmt(ft[b])}" for b in ("500", "1000", "2000", "4000"))
+        + f"; C50 {_fmt(r['target']['c50_db'], 1)}/{_fmt(r['fitted']['c50_db'], 1)} dB; "
+        f"{verdict}; {r['seconds']:.0f} s")
+
+
 def _cmd(args: argparse.Namespace) -> int:
     from vocalmix.core.audio import check_outputs, write_text
     from vocalmix.core.errors import ParamsError
@@ -1540,12 +1631,10 @@ def _cmd(args: argparse.Namespace) -> int:
         results[name] = r
         presets[name] = preset_entry(name, r, source=source, origin=origin,
                                      settings=settings or None)
-        tt, ft = r["target"]["t30_s"], r["fitted"]["t30_s"]
-        progress("   T30 target/fitted (s): " + ", ".join(
-            f"{b} Hz {_fmt(tt[b])}/{_fmt(ft[b])}" for b in ("500", "1000", "2000", "4000"))
-            + f"; C50 {_fmt(r['target']['c50_db'], 1)}/{_fmt(r['fitted']['c50_db'], 1)} dB; "
-            f"{'within' if r['within_10pct_500_4k'] else 'NOT within'} 10 %; "
-            f"{r['seconds']:.0f} s")
+        progress(_fit_line(r))
+        for n in r.get("notes") or ():
+            if n.startswith(("took out", "target T30 not measurable")):
+                progress(f"   {n}")
     if not results:
         from vocalmix.core.errors import AudioError
 
