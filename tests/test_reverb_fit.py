@@ -172,6 +172,13 @@ def test_a_noisy_ir_is_fitted_to_its_t20_where_its_t30_cannot_be_measured():
         assert r["fitted"]["t30_s"][str(int(b))] == pytest.approx(true.t30[b], rel=0.12)
 
 
+def test_a_file_with_no_decay_is_fitted_with_a_warning():
+    ir = _room()
+    r = fr.fit_ir(ir[::-1].copy(), SR, report=False)  # reversed: it rises to its end
+    assert r["notes"][0] == fr.NO_DECAY_NOTE
+    assert fr.NO_DECAY_NOTE not in fr.fit_ir(ir, SR, report=False)["notes"]
+
+
 @pytest.mark.slow
 def test_fit_of_real_irs_is_within_10pct_in_seconds():
     import time

@@ -772,6 +772,13 @@ def _as_2d(ir: np.ndarray) -> np.ndarray:
     return x[:, None] if x.ndim == 1 else x
 
 
+#: said of an IR in which no decay can be measured at all
+NO_DECAY_NOTE = (
+    "no decay could be measured in this file (no octave band falls by the 25 dB a T20 "
+    "needs above its noise, and the whole does not fall by 10 dB from its loudest point): "
+    "it may not be an impulse response (a reversed one, a recording of steady sound) or "
+    "be too short; the preset fitted to it is a guess")
+
 #: the share of an IR's end whose mean is read as a constant offset (:func:`_without_offset`)
 OFFSET_TAIL = 0.1
 #: an offset is taken out when its mean is this many standard errors from zero
@@ -1040,7 +1047,9 @@ def fit_ir(ir: np.ndarray, sample_rate: int, *, seed: int = 0,
                      "Hz (the decay above the noise floor spans less than the 35 dB it "
                      "needs): fitted to the T20 there")
     missing = [f"{b:g}" for b in BANDS_HZ if not math.isfinite(target.t30[b])]
-    if missing:
+    if len(missing) == len(BANDS_HZ) and not math.isfinite(target.edt_broadband):
+        notes.insert(0, NO_DECAY_NOTE)
+    elif missing:
         notes.append(f"target T30 and T20 not measurable at {', '.join(missing)} Hz: those "
                      "bands take the nearest measurable band's decay")
     out = {
@@ -1633,7 +1642,7 @@ def _cmd(args: argparse.Namespace) -> int:
                                      settings=settings or None)
         progress(_fit_line(r))
         for n in r.get("notes") or ():
-            if n.startswith(("took out", "target T30 not measurable")):
+            if n.startswith(("took out", "target T30 not measurable", "no decay")):
                 progress(f"   {n}")
     if not results:
         from vocalmix.core.errors import AudioError
