@@ -139,6 +139,11 @@ def _reverb_analysis(backing: np.ndarray, sample_rate: int) -> dict[str, Any]:
     return out
 
 
+def _take_reverb(vocal: np.ndarray, sample_rate: int) -> tuple[float, int] | None:
+    """The reverb the take already carries (:func:`vocalmix.estimators.reverb.take_reverb_db`)."""
+    return reverb.take_reverb_db(reverb.shipped_model(), vocal, sample_rate)
+
+
 def _copy_reading(r: dict[str, Any]) -> dict[str, Any]:
     """A copy of a reverb prediction that shares no mutable part with ``r``."""
     return {k: dict(v) if isinstance(v, dict) else v for k, v in r.items()}
@@ -344,8 +349,19 @@ def reverb_provider(ctx: Context) -> tuple[MixParams, list[str]]:
     pre = clip(Reverb, "pre_delay_ms", p["pre_delay_ms"])
     wet = clip(Reverb, "wet_level_db", p["wet_level_db"])
     params = ctx.params
+    # the model's level is the finished vocal's reverberant-to-direct ratio: a take that
+    # carries reverb already (a wet stem, an app's echo, a live room) gets only the rest
+    present = _ahead(ctx, "take_reverb", lambda: _take_reverb(ctx.vocal, ctx.sample_rate))
+    send: float | None = wet
+    if present is not None:
+        send = reverb.send_for_total_db(wet, present[0])
+        if send is not None:
+            send = clip(Reverb, "wet_level_db", send)
     rv = replace(params.vocal.reverb, type="synthetic", decay_s=decay,
-                 band_decay_ratios=ratios, pre_delay_ms=pre, wet_level_db=wet)
+                 band_decay_ratios=ratios, pre_delay_ms=pre,
+                 wet_level_db=wet if send is None else send)
+    if send is None:
+        rv = replace(rv, enabled=False)
     params = replace(params, vocal=replace(params.vocal, reverb=rv)).with_targets(
         reverb_decay_s=decay)
     n = m.choice.n_songs
@@ -363,15 +379,28 @@ def reverb_provider(ctx: Context) -> tuple[MixParams, list[str]]:
     if (decay, hf, pre, wet) != (p["decay_s"], p["hf_ratio"], p["pre_delay_ms"],
                                  p["wet_level_db"]):
         notes.append("reverb model: a prediction was clipped to the valid range")
+    if present is not None:
+        heard = (f"the take carries reverb already (the reverb estimator reads "
+                 f"{present[0]:+.1f} dB reverberant-to-direct on {present[1]} excerpt(s))")
+        notes.append(
+            f"reverb model: {heard}: the send is {send:+.1f} dB, so that the two reach the "
+            f"model's {wet:+.1f} dB together" if send is not None else
+            f"reverb model: {heard}, as much as the model's {wet:+.1f} dB or nearly: no "
+            "reverb is added (vocal.reverb.enabled turns it back on)")
     inputs = (("tempo_bpm", round(p["tempo_bpm"], 2)),
               *((k, round(v, 4)) for k, v in feats.items()))
     err = (cv.get("model") or {}).get("log_decay")
+    if present is not None:
+        inputs = (*inputs, ("take_reverb_db", round(present[0], 2)))
     r = Reason("vocal.reverb", "model",
                f"a {decay:.2f} s synthetic reverb {-wet:.1f} dB under the dry vocal, "
                f"{pre:.0f} ms after it: the reverb engineers chose on {n} mixed vocals "
                "with a backing like this one (tempo, density, its own reverb)"
                + (f"; cross-validated decay error {100 * (math.exp(err) - 1):.0f}%"
-                  if err is not None else ""), inputs)
+                  if err is not None else "")
+               + ("" if present is None else
+                  f"; less the {present[0]:+.1f} dB of reverb the take carries already"),
+               inputs)
     return with_reasons(params, r, Reason("targets.reverb_decay_s", "model",
                                           "the reverb model's decay", inputs[:1])), notes
 
@@ -560,7 +589,9 @@ def estimate(vocal: np.ndarray, backing: np.ndarray, sample_rate: int,
     try:
         ahead: dict[Any, Future[Any]] = {
             "eq": pool.submit(_eq_analysis, vocal, backing, sample_rate),
-            "reverb": pool.submit(_reverb_analysis, backing, sample_rate)}
+            "reverb": pool.submit(_reverb_analysis, backing, sample_rate),
+            # the take's own reverb, on the thread that waits for the EQ until then
+            "take_reverb": side.submit(_take_reverb, vocal, sample_rate)}
         # the baseline's masking EQ is replaced by the EQ provider's: it is analysed only
         # if a provider after the EQ's place runs before the EQ is settled
         params, _analysis = baseline.estimate(vocal, backing, sample_rate, masking=False)
