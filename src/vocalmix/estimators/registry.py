@@ -333,7 +333,10 @@ def reverb_provider(ctx: Context) -> tuple[MixParams, list[str]]:
     (also ``targets.reverb_decay_s``), damping (above 1 kHz:
     :func:`vocalmix.estimators.reverb.band_ratios_for_hf`; below, the engineers' median
     band ratios), pre-delay and wet level (:func:`vocalmix.estimators.reverb.predict_reverb`),
-    each clipped to what MixParams accepts; width and the on/off switch are kept."""
+    each clipped to what MixParams accepts; width is kept. The wet level is the finished
+    vocal's: a take that carries reverb already gets a send of what it lacks
+    (:func:`vocalmix.estimators.reverb.send_for_total_db`), and none (the reverb switched
+    off) when it lacks nothing; otherwise the on/off switch is kept."""
     m = reverb.shipped_model()
     p = _ahead(ctx, "reverb", lambda: _reverb_analysis(ctx.backing, ctx.sample_rate))
     hf = float(np.clip(p["hf_ratio"], BAND_DECAY_RATIO.lo, BAND_DECAY_RATIO.hi))
