@@ -84,3 +84,11 @@ def test_the_model_adds_less_reverb_to_a_take_that_carries_some():
     # the baseline keeps the seed's rule whatever the take carries
     base, _ = registry.estimate(_wet(take, sr, target + 6.0), backing, sr, method="baseline")
     assert base.vocal.reverb.enabled and base.vocal.reverb.wet_level_db == -14.0
+
+
+def test_a_mono_take_read_as_stereo_is_analysed_once_with_the_same_features(monkeypatch):
+    take, sr = _dry_take()
+    x = take[: 8 * sr]
+    once = reverb.estimator_features(x, sr)
+    monkeypatch.setattr(reverb, "equal_channels", lambda _x: False)  # both channels, as before
+    assert np.array_equal(reverb.estimator_features(x, sr), once)

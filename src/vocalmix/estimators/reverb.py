@@ -59,7 +59,7 @@ from typing import Any
 
 import numpy as np
 
-from vocalmix.core.dsp import frame_power
+from vocalmix.core.dsp import equal_channels, frame_power
 from vocalmix.estimators.weights import ModelFiles
 
 #: bump when the features, the label definitions or the weight format change (2: wet
@@ -152,7 +152,10 @@ def _envelopes_db(x: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarr
         s = (a.shape[0] - k) // 2
         a = a[s: s + k]
     p = None
-    for c in range(a.shape[1]):
+    # a mono take read as stereo: its second channel's power is the first's, added as is
+    # (the same sum to the bit) without resampling and transforming it again
+    twin = equal_channels(a)
+    for c in range(1 if twin else a.shape[1]):
         y = a[:, c]
         if sample_rate != ANALYSIS_SR:
             y = soxr.resample(y, sample_rate, ANALYSIS_SR, quality="LQ")
@@ -162,6 +165,8 @@ def _envelopes_db(x: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarr
         pc = frame_power(y, _NFFT, _HOP, n_frames=n, square_after_cast=True)
         p = pc if p is None else p + pc
     assert p is not None
+    if twin:
+        p = p + p
     f = np.fft.rfftfreq(_NFFT, 1.0 / ANALYSIS_SR)
     env = np.stack([p[:, (f >= lo) & (f < hi)].sum(axis=1) for lo, hi in _BANDS.values()])
     e = _SLOPE_EDGES_HZ
