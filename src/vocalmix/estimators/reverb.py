@@ -506,7 +506,7 @@ DRY_READING_DB = -15.0
 #: excerpts a take's own reverb is read on (:func:`take_reverb_db`): one number, on the
 #: mixing path, so fewer than the backing's :data:`MAX_EXCERPTS`. Not fewer: with 3 the
 #: demo's dry synthesised vocal read -13.5 dB on a 30 s song (-16.0 with 6); 6 cost a
-#: 30 s song 0.11 s of wall time (10 interleaved rounds), a 3-minute one 0.04 s
+#: 30 s song 0.09 s of wall time (12 interleaved rounds), a 3-minute one 0.02 s
 TAKE_EXCERPTS = 6
 #: a send that would be this far or more under the reverb the take already carries is
 #: left off (its share of the total would be under 1 %)
