@@ -1,0 +1,53 @@
+"""The vocal's activity (a feature of the dynamics model and the delay's choice) reads
+room tone as the silence it is, as the mixed stems the model learned on read their
+digital zeros."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vocalmix.core.measure import BlockStats, momentary_from_segments
+from vocalmix.estimators import dynamics
+from vocalmix.synth import synthesize_song
+
+SR = 44100
+
+
+def _top_lu(x: np.ndarray) -> float:
+    st = BlockStats.of(x, SR, remember=False)
+    m = np.asarray(momentary_from_segments(st.energy, st.segment_len))
+    return float(m[np.isfinite(m)].max())
+
+
+def _room_tone(n: int, level_lu: float, rng: np.random.Generator) -> np.ndarray:
+    """White noise whose momentary loudness is ``level_lu`` (stereo, equal channels)."""
+    x = rng.standard_normal(n).astype(np.float32)
+    x = np.stack([x, x], axis=1)
+    return (x * 10 ** ((level_lu - _top_lu(x)) / 20)).astype(np.float32)
+
+
+def test_room_tone_through_an_intro_reads_as_the_silence_it_is():
+    vocal, _backing = synthesize_song(sample_rate=SR, duration_s=12.0)
+    intro = np.zeros((10 * SR, 2), np.float32)
+    over_zeros = np.concatenate([intro, vocal])
+    rng = np.random.default_rng(0)
+    tone = _room_tone(over_zeros.shape[0], _top_lu(vocal) - 35.0, rng)  # a quiet take
+    over_tone = over_zeros + tone
+    a_zeros = dynamics.vocal_activity(over_zeros, SR)
+    a_tone = dynamics.vocal_activity(over_tone, SR)
+    assert a_zeros > 0.8
+    assert abs(a_tone - a_zeros) < 0.05  # counting every block with sound read about 0.5
+    # the floor is gain-invariant, like every feature of the model
+    assert dynamics.vocal_activity(over_tone * np.float32(0.01), SR) == a_tone
+
+
+def test_the_dynamics_target_hardly_moves_with_room_tone():
+    vocal, backing = synthesize_song(sample_rate=SR, duration_s=12.0)
+    vocal = np.concatenate([np.zeros((8 * SR, 2), np.float32), vocal])  # waits 8 s
+    backing = np.concatenate([backing[: 8 * SR], backing])
+    m = dynamics.shipped_model()
+    rng = np.random.default_rng(1)
+    tone = _room_tone(vocal.shape[0], _top_lu(vocal) - 45.0, rng)
+    clean = dynamics.predict_dynamics(m, vocal, backing, SR).target_lu
+    toned = dynamics.predict_dynamics(m, vocal + tone, backing, SR).target_lu
+    assert abs(np.log(toned / clean)) < 0.1  # it moved by a third when the tone counted
