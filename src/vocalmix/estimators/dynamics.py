@@ -42,7 +42,7 @@ import numpy as np
 
 from vocalmix.estimators.weights import ModelFiles
 
-DYNAMICS_VERSION = 1
+DYNAMICS_VERSION = 2  # 2: the activity feature counts room tone as silence
 FILES = ModelFiles("dynamics model", "dynamics_model.npz", "dynamics_model.json", "dynamics")
 FEATURES: tuple[str, ...] = ("log_vocal_mlr", "vocal_plr_db", "vocal_activity",
                              "log_backing_mlr", "backing_plr_db")
