@@ -51,3 +51,29 @@ def test_the_dynamics_target_hardly_moves_with_room_tone():
     clean = dynamics.predict_dynamics(m, vocal, backing, SR).target_lu
     toned = dynamics.predict_dynamics(m, vocal + tone, backing, SR).target_lu
     assert abs(np.log(toned / clean)) < 0.1  # it moved by a third when the tone counted
+
+
+def test_a_take_over_room_tone_is_not_compressed_down_into_the_noise():
+    """Compressing a take whose pauses are room tone lowers its level and lifts the tone
+    over the relative gate: its loudness range grows again as the threshold comes down.
+    A target reached only down there was reached by compressing the noise with the voice
+    (-47 dB and +15 dB of make-up gain on this take); the resolver stays above the turn."""
+    import soundfile as sf
+
+    from vocalmix.pipeline import mix
+
+    from conftest import require_data
+
+    x, sr = sf.read(require_data("dry_vocals", "vocadito_1_CC-BY4.wav"), dtype="float32")
+    b, _ = sf.read(require_data("stems", "Cristina Vane - So Easy", "accompaniment.mp3"),
+                   dtype="float32")
+    n = b.shape[0]
+    take = x[:n].copy()
+    take[8 * sr : 14 * sr] = 0.0  # six bars rest
+    take += (np.random.default_rng(3).standard_normal(n) * 10 ** (-62 / 20)).astype(np.float32)
+    take = np.stack([take, take], axis=1)
+    params, _rendered, _notes = mix(take, b, sr, method="model")
+    comp = params.vocal.compressor
+    assert comp.threshold_db > -35.0
+    assert comp.makeup_db < 6.0
+    assert comp.ratio == 3.3  # the engineers' ratio, not a limiter's

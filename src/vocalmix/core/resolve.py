@@ -536,28 +536,60 @@ class CompressorSolution:
 
 def _solve_proxy(
     proxy: CompressorProxy, target: float, ratio: float, t_lo: float, t_hi: float,
-    statistic: str = "lra",
+    statistic: str = "lra", floor: float | None = None,
 ) -> tuple[float, float]:
     """Threshold (dB) whose proxy LRA is ``target``; returns (threshold, proxy_lra).
 
     LRA is not monotone in the threshold far down (compressing everything lifts quiet
     passages above the relative gate), so the crossing taken is the highest threshold
-    that reaches the target: the least compression that does the job.
+    that reaches the target: the least compression that does the job. ``floor``: no
+    threshold under it is taken (:func:`_upper_branch_floor`); when none over it reaches
+    the target, the one over it that comes closest.
     """
     grid = np.linspace(t_lo, t_hi, 33)
     vals = proxy.statistic(grid, ratio, statistic)
+    allowed = np.ones(grid.size, bool) if floor is None else grid >= floor - 1e-9
+    if not allowed.any():
+        allowed[-1] = True
     for _ in range(3):  # refine the bracket around the crossing
-        below = vals <= target
+        below = (vals <= target) & allowed
         if not below.any():
-            j = int(np.argmin(vals))
+            j = int(np.flatnonzero(allowed)[np.argmin(vals[allowed])])
             return float(grid[j]), float(vals[j])
         j = int(np.flatnonzero(below)[-1])
         if j == len(grid) - 1:
             return float(grid[j]), float(vals[j])
         grid = np.linspace(grid[j], grid[j + 1], 17)
         vals = proxy.statistic(grid, ratio, statistic)
+        allowed = np.ones(grid.size, bool)  # (the bracket lies over the floor)
     j = int(np.argmin(np.abs(vals - target)))
     return float(grid[j]), float(vals[j])
+
+
+#: how far (LU) the proxy statistic may rise again, as the threshold comes down, before
+#: the search stops there (:func:`_upper_branch_floor`)
+TURN_LU = 1.0
+
+
+def _upper_branch_floor(proxy: CompressorProxy, ratio: float, t_lo: float, t_hi: float,
+                        statistic: str) -> tuple[float, float]:
+    """The lowest threshold (dB) the search may use, and the lowest proxy statistic (LU)
+    above it: where, coming down from ``t_hi`` in 1 dB steps, the proxy statistic first
+    rises :data:`TURN_LU` over its lowest value so far (``t_lo`` when it never does).
+
+    Below that turn the statistic grows with more compression: the vocal's level falls
+    and what it does not compress (room tone and hiss in the pauses, breaths) comes over
+    the relative gate. A target reached only down there is reached by compressing the
+    noise with the voice: a quiet take over room tone 28 LU under its loudest block was
+    given a -47 dB threshold and +15 dB of make-up gain. The search stays above the turn,
+    and the note says how far the target was missed."""
+    grid = np.arange(t_hi, t_lo - 0.5, -1.0)
+    vals = proxy.statistic(grid, ratio, statistic)
+    low = np.minimum.accumulate(vals)
+    turned = np.flatnonzero(vals > low + TURN_LU)
+    if not turned.size:
+        return t_lo, float(low[-1])
+    return float(grid[turned[0]]), float(low[turned[0]])
 
 
 def _next_threshold(
@@ -568,6 +600,7 @@ def _next_threshold(
     t_lo: float,
     t_hi: float,
     statistic: str = "lra",
+    floor: float | None = None,
 ) -> float:
     """Next threshold to render, from the real (threshold, statistic) points so far.
 
@@ -579,21 +612,22 @@ def _next_threshold(
     if len(pts) == 1:
         offset = last_r - float(proxy.statistic(np.array([last_t]), ratio, statistic)[0])
         lo, hi = max(t_lo, last_t - 12.0), min(t_hi, last_t + 12.0)
-        t, _ = _solve_proxy(proxy, target - offset, ratio, lo, hi, statistic)
+        t, _ = _solve_proxy(proxy, target - offset, ratio, lo, hi, statistic, floor)
         return t
     below = [p for p in pts if p[1] < target]
     above = [p for p in pts if p[1] > target]
     if below and above:
         (t1, r1) = max(below, key=lambda p: p[0])  # closest from the compressed side
         (t2, r2) = min(above, key=lambda p: abs(p[0] - t1))
-        return t1 + (target - r1) * (t2 - t1) / (r2 - r1)
+        t = t1 + (target - r1) * (t2 - t1) / (r2 - r1)
+        return t if floor is None else max(t, floor)
     (t1, r1), (t2, r2) = pts[-2], pts[-1]
     slope = (r2 - r1) / (t2 - t1) if t2 != t1 else 0.0
     if slope <= 1e-3:
         step = 3.0 if r2 < target else -3.0  # LRA rises with the threshold
     else:
         step = float(np.clip((target - r2) / slope, -12.0, 12.0))
-    return float(np.clip(t2 + step, t_lo, t_hi))
+    return float(np.clip(t2 + step, t_lo if floor is None else max(t_lo, floor), t_hi))
 
 
 def _render_measured(x: np.ndarray, sample_rate: int, comp: Compressor
@@ -706,16 +740,21 @@ def resolve_compressor(
     if base.ratio not in ratios:
         ratios.insert(0, base.ratio)
     ratio = ratios[0]
+    floor = t_lo
     for r in ratios:
-        ratio = r
-        if proxy.statistic(np.array([t_lo]), r, statistic)[0] <= \
-                target_lra_lu - 0.5 * tolerance_lu:
+        f, least = _upper_branch_floor(proxy, r, t_lo, t_hi, statistic)
+        if r == ratios[0]:
+            floor = f
+        if least <= target_lra_lu - 0.5 * tolerance_lu:
+            ratio, floor = r, f
             break
+    # (no ratio reaches it above its turn: the base ratio, and a missed target, rather
+    # than a limiter's ratio on the voice)
     i_in = integrated_loudness(x, sample_rate)
     best: tuple[float, Compressor, float, np.ndarray, np.ndarray] | None = None
     pts: list[tuple[float, float]] = []  # (threshold, real statistic)
     renders = 0
-    thr, _p = _solve_proxy(proxy, target_lra_lu, ratio, t_lo, t_hi, statistic)
+    thr, _p = _solve_proxy(proxy, target_lra_lu, ratio, t_lo, t_hi, statistic, floor)
     for it in range(max_verify):
         comp = replace(base, enabled=True, threshold_db=float(thr), ratio=float(ratio),
                        makeup_db=0.0)
@@ -729,7 +768,8 @@ def resolve_compressor(
         del out, seen
         if err <= tolerance_lu or it == max_verify - 1:
             break
-        thr = _next_threshold(proxy, pts, target_lra_lu, ratio, t_lo, t_hi, statistic)
+        thr = _next_threshold(proxy, pts, target_lra_lu, ratio, t_lo, t_hi, statistic,
+                              floor)
     assert best is not None
     err, comp, real, y, y_seen = best
     best = None
