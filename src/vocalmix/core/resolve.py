@@ -536,7 +536,7 @@ class CompressorSolution:
 
 def _solve_proxy(
     proxy: CompressorProxy, target: float, ratio: float, t_lo: float, t_hi: float,
-    statistic: str = "lra", floor: float | None = None,
+    statistic: str = "lra", floor: float | None = None, vals: np.ndarray | None = None,
 ) -> tuple[float, float]:
     """Threshold (dB) whose proxy LRA is ``target``; returns (threshold, proxy_lra).
 
@@ -544,10 +544,12 @@ def _solve_proxy(
     passages above the relative gate), so the crossing taken is the highest threshold
     that reaches the target: the least compression that does the job. ``floor``: no
     threshold under it is taken (:func:`_upper_branch_floor`); when none over it reaches
-    the target, the one over it that comes closest.
+    the target, the one over it that comes closest. ``vals``: the proxy's values on this
+    first grid (:data:`SEARCH_POINTS` from ``t_lo`` to ``t_hi``), when already computed.
     """
-    grid = np.linspace(t_lo, t_hi, 33)
-    vals = proxy.statistic(grid, ratio, statistic)
+    grid = np.linspace(t_lo, t_hi, SEARCH_POINTS)
+    if vals is None:
+        vals = proxy.statistic(grid, ratio, statistic)
     allowed = np.ones(grid.size, bool) if floor is None else grid >= floor - 1e-9
     if not allowed.any():
         allowed[-1] = True
@@ -569,13 +571,15 @@ def _solve_proxy(
 #: how far (LU) the proxy statistic may rise again, as the threshold comes down, before
 #: the search stops there (:func:`_upper_branch_floor`)
 TURN_LU = 1.0
+#: thresholds of the search's first grid (:func:`_solve_proxy`), 1.9 dB apart over 60 dB
+SEARCH_POINTS = 33
 
 
-def _upper_branch_floor(proxy: CompressorProxy, ratio: float, t_lo: float, t_hi: float,
-                        statistic: str) -> tuple[float, float]:
+def _upper_branch_floor(grid: np.ndarray, vals: np.ndarray) -> tuple[float, float]:
     """The lowest threshold (dB) the search may use, and the lowest proxy statistic (LU)
-    above it: where, coming down from ``t_hi`` in 1 dB steps, the proxy statistic first
-    rises :data:`TURN_LU` over its lowest value so far (``t_lo`` when it never does).
+    above it, from the proxy's values ``vals`` on the ascending thresholds ``grid``: where,
+    coming down from the top, the statistic first rises :data:`TURN_LU` over its lowest
+    value so far (the grid's bottom when it never does).
 
     Below that turn the statistic grows with more compression: the vocal's level falls
     and what it does not compress (room tone and hiss in the pauses, breaths) comes over
@@ -583,13 +587,12 @@ def _upper_branch_floor(proxy: CompressorProxy, ratio: float, t_lo: float, t_hi:
     noise with the voice: a quiet take over room tone 28 LU under its loudest block was
     given a -47 dB threshold and +15 dB of make-up gain. The search stays above the turn,
     and the note says how far the target was missed."""
-    grid = np.arange(t_hi, t_lo - 0.5, -1.0)
-    vals = proxy.statistic(grid, ratio, statistic)
-    low = np.minimum.accumulate(vals)
-    turned = np.flatnonzero(vals > low + TURN_LU)
+    g, v = grid[::-1], vals[::-1]  # from the top down
+    low = np.minimum.accumulate(v)
+    turned = np.flatnonzero(v > low + TURN_LU)
     if not turned.size:
-        return t_lo, float(low[-1])
-    return float(grid[turned[0]]), float(low[turned[0]])
+        return float(g[-1]), float(low[-1])
+    return float(g[turned[0]]), float(low[turned[0]])
 
 
 def _next_threshold(
@@ -740,13 +743,15 @@ def resolve_compressor(
     if base.ratio not in ratios:
         ratios.insert(0, base.ratio)
     ratio = ratios[0]
-    floor = t_lo
+    grid = np.linspace(t_lo, t_hi, SEARCH_POINTS)
+    floor, first = t_lo, None
     for r in ratios:
-        f, least = _upper_branch_floor(proxy, r, t_lo, t_hi, statistic)
+        vals = proxy.statistic(grid, r, statistic)
+        f, least = _upper_branch_floor(grid, vals)
         if r == ratios[0]:
-            floor = f
+            floor, first = f, vals
         if least <= target_lra_lu - 0.5 * tolerance_lu:
-            ratio, floor = r, f
+            ratio, floor, first = r, f, vals
             break
     # (no ratio reaches it above its turn: the base ratio, and a missed target, rather
     # than a limiter's ratio on the voice)
@@ -754,7 +759,8 @@ def resolve_compressor(
     best: tuple[float, Compressor, float, np.ndarray, np.ndarray] | None = None
     pts: list[tuple[float, float]] = []  # (threshold, real statistic)
     renders = 0
-    thr, _p = _solve_proxy(proxy, target_lra_lu, ratio, t_lo, t_hi, statistic, floor)
+    thr, _p = _solve_proxy(proxy, target_lra_lu, ratio, t_lo, t_hi, statistic, floor,
+                           first)
     for it in range(max_verify):
         comp = replace(base, enabled=True, threshold_db=float(thr), ratio=float(ratio),
                        makeup_db=0.0)
