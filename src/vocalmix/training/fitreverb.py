@@ -772,6 +772,10 @@ def _as_2d(ir: np.ndarray) -> np.ndarray:
     return x[:, None] if x.ndim == 1 else x
 
 
+#: how the notes that change what a fit aimed at begin (the command prints them under
+#: the fit's line): the offset taken out, the bands fitted to their T20
+OFFSET_NOTE_PREFIX = "took out a constant (DC) offset"
+T20_NOTE_PREFIX = "target T30 not measurable at"
 #: said of an IR in which no decay can be measured at all
 NO_DECAY_NOTE = (
     "no decay could be measured in this file (no octave band falls by the 25 dB a T20 "
@@ -808,7 +812,7 @@ def _without_offset(x: np.ndarray) -> tuple[np.ndarray, str | None]:
         return x, None
     level = 20.0 * math.log10(float(np.abs(off).max()) / peak)
     return (x - off).astype(np.float32), (
-        f"took out a constant (DC) offset {level:.0f} dB under the IR's peak (the mean of "
+        f"{OFFSET_NOTE_PREFIX} {level:.0f} dB under the IR's peak (the mean of "
         "its last tenth), which would read as a noise floor")
 
 
@@ -1043,7 +1047,7 @@ def fit_ir(ir: np.ndarray, sample_rate: int, *, seed: int = 0,
     if offset_note:
         notes.insert(0, offset_note)
     if by_t20:
-        notes.append(f"target T30 not measurable at {', '.join(f'{b:g}' for b in by_t20)} "
+        notes.append(f"{T20_NOTE_PREFIX} {', '.join(f'{b:g}' for b in by_t20)} "
                      "Hz (the decay above the noise floor spans less than the 35 dB it "
                      "needs): fitted to the T20 there")
     missing = [f"{b:g}" for b in BANDS_HZ if not math.isfinite(target.t30[b])]
@@ -1108,17 +1112,27 @@ def _r(v: float | None) -> float | None:
     return None if v is None or not math.isfinite(v) else round(float(v), 4)
 
 
+def _aimed_t30(result: dict, band: str) -> tuple[float | None, bool]:
+    """The target's T30 (s) in ``band`` (a ``t30_s`` key), or where that cannot be
+    measured its T20, the decay the fit aimed at there (:meth:`Descriptors.t20_fallback`);
+    and whether it is the T20. ``(None, False)`` when neither can be measured."""
+    t = result["target"]["t30_s"].get(band)
+    if t is not None:
+        return t, False
+    t20 = (result["target"].get("t20_s") or {}).get(band)
+    return t20, t20 is not None
+
+
 def t30_within(result: dict, tolerance: float = 0.10,
                bands: tuple[float, ...] = HEADLINE_BANDS_HZ, *, use_t20: bool = False
                ) -> bool:
     """Whether the fitted T30 is within ``tolerance`` of the target's in every band
     (false where either cannot be measured). ``use_t20``: where the target's T30 cannot
     be measured, its T20 (the decay the fit aims at there) stands in for it."""
-    t20 = result["target"].get("t20_s") or {}
     for b in bands:
-        t = result["target"]["t30_s"].get(str(int(b)))
-        if t is None and use_t20:
-            t = t20.get(str(int(b)))
+        t, by_t20 = _aimed_t30(result, str(int(b)))
+        if by_t20 and not use_t20:
+            t = None
         f = result["fitted"]["t30_s"].get(str(int(b)))
         if t is None or f is None or not (math.isfinite(t) and math.isfinite(f)):
             return False
@@ -1197,14 +1211,13 @@ def _pra_agreement(results: dict[str, dict]) -> dict:
 
 def _miss_reason(r: dict) -> str:
     parts = []
-    t20 = r["target"].get("t20_s") or {}
     for b in HEADLINE_BANDS_HZ:
-        t = r["target"]["t30_s"].get(str(int(b)))
+        t, by_t20 = _aimed_t30(r, str(int(b)))
         f = r["fitted"]["t30_s"].get(str(int(b)))
-        if t is None and t20.get(str(int(b))) is not None and f is not None:
+        if t is not None and by_t20 and f is not None:
             parts.append(f"{b:g} Hz: target T30 not measurable (fitted {f:.2f} s to its "
-                         f"T20 of {t20[str(int(b))]:.2f} s)")
-        elif t is None:
+                         f"T20 of {t:.2f} s)")
+        elif t is None or by_t20:
             parts.append(f"{b:g} Hz: target not measurable")
         elif f is None:
             parts.append(f"{b:g} Hz: fitted not measurable")
@@ -1572,13 +1585,11 @@ def _items(args: argparse.Namespace, log: Progress):
 def _fit_line(r: dict) -> str:
     """The progress line of one fit: target and fitted T30 in the headline bands (the
     target's T20 where its T30 cannot be measured, marked), C50, the verdict, the time."""
-    tt, ft = r["target"]["t30_s"], r["fitted"]["t30_s"]
-    t20 = r["target"].get("t20_s") or {}
+    ft = r["fitted"]["t30_s"]
 
     def aim(b: str) -> str:
-        if tt[b] is None and t20.get(b) is not None:
-            return f"{_fmt(t20[b])} (T20)"
-        return _fmt(tt[b])
+        t, by_t20 = _aimed_t30(r, b)
+        return f"{_fmt(t)} (T20)" if by_t20 else _fmt(t)
 
     if r["within_10pct_500_4k"]:
         verdict = "within 10 %"
@@ -1642,7 +1653,7 @@ def _cmd(args: argparse.Namespace) -> int:
                                      settings=settings or None)
         progress(_fit_line(r))
         for n in r.get("notes") or ():
-            if n.startswith(("took out", "target T30 not measurable", "no decay")):
+            if n.startswith((OFFSET_NOTE_PREFIX, T20_NOTE_PREFIX)) or n == NO_DECAY_NOTE:
                 progress(f"   {n}")
     if not results:
         from vocalmix.core.errors import AudioError
