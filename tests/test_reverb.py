@@ -79,6 +79,22 @@ def test_noise_floor_is_truncated_and_compensated():
     assert edc[-1] < -35.0 and np.all(np.diff(edc) < 0.01)
 
 
+@pytest.mark.parametrize("t60", [0.5, 1.2, 3.0])
+def test_a_file_cut_off_during_the_decay_is_not_read_as_a_noise_floor(t60):
+    # a decay cut off 40 dB down, with no floor under it (an IR file trimmed to length):
+    # its end is the decay's, not noise. Read as a floor, its energy was subtracted from
+    # the whole decay and T30 came out 6-7 % short; the decay beyond the cut is added
+    # back as fitted instead
+    h = noise_decay(t60, floor_db=-200.0, seed=11)
+    cut = h[: int((0.01 + t60 * 40.0 / 60.0) * SR)]
+    for kind in ("T30", "T20"):
+        assert reverberation_time(cut, SR, kind) == pytest.approx(t60, rel=0.015), kind
+    assert schroeder_edc_db(cut, SR)[-1] == pytest.approx(-40.0, abs=1.0)
+    # the same decay that runs on into a floor is measured as before (floor subtracted)
+    h = noise_decay(t60, floor_db=-50.0, seed=11)
+    assert reverberation_time(h, SR, "T30") == pytest.approx(t60, rel=0.03)
+
+
 def test_edc_of_multichannel_sums_energy_and_starts_at_the_onset():
     mono = noise_decay(0.8, pre_delay_s=0.0, seed=3)
     stereo = np.stack([mono, mono], axis=1) / math.sqrt(2.0)  # same energy per sample

@@ -21,8 +21,12 @@ multichannel ``(n, c)`` (the energy is summed over channels), and its sample rat
   truncated at the crossing point, and the energy the truncation cuts off is added back
   as the integral of the fitted late decay beyond it (ISO 3382-1 truncation with
   compensation, plus noise subtraction: on exponential decays with a floor 45 to 50 dB
-  down, subtraction removes a +1.5 to +3.5 % bias of T30). An IR that does not reach its
-  floor (ends while still decaying) is truncated at its end and compensated the same way.
+  down, subtraction removes a +1.5 to +3.5 % bias of T30). An IR that does not reach a
+  floor (a file trimmed while its decay still falls: over its last 20 % the envelope
+  falls by 3 dB or more, at least half as fast as the fitted decay, and within 6 dB of
+  its line; see :func:`_cut_in_decay`) has nothing subtracted, is integrated to its end
+  and compensated the same way. Read as a floor, the end of a decay cut 40 dB down took
+  6-7 % off T30.
 * T30 / T20 / EDT (:func:`reverberation_time`): least-squares line through the EDC from
   -5 to -35 dB (T30), -5 to -25 dB (T20), or 0 to -10 dB (EDT), extrapolated to a 60 dB
   decay. ``nan`` when the (truncated) EDC does not reach the lower end of the range.
@@ -290,7 +294,9 @@ def noise_truncation(e: np.ndarray, sample_rate: int) -> tuple[int, float, float
     Returns:
         ``(end, tail, noise)``: the crossing point ``end`` (samples; integrate ``e[:end]``),
         ``tail``, the energy of the fitted late decay after ``end`` (same units as
-        ``e.sum()``), and ``noise``, the floor's mean energy per sample; ``None`` when
+        ``e.sum()``), and ``noise``, the floor's mean energy per sample. A file that ends
+        while its decay still falls (:func:`_cut_in_decay`: an IR trimmed to length) has
+        no floor to find: ``end`` is its last sample and ``noise`` is 0. ``None`` when
         ``e`` does not decay (it never rises 10 dB above its last 10 %, or the fitted
         slope is not negative, e.g. steady noise).
     """
@@ -348,10 +354,45 @@ def noise_truncation(e: np.ndarray, sample_rate: int) -> tuple[int, float, float
         tc = tc_new
         if done:
             break
+    noise = scale * 10.0 ** (noise_db / 10.0)
+    if _cut_in_decay(env_db, t, slope, icpt, n / sample_rate):
+        # the file ends before the decay reaches a floor: what was read as noise is the
+        # decay's own end. Nothing is subtracted, and the decay beyond the file's end is
+        # added back as it was fitted
+        tc, noise = n / sample_rate, 0.0
     end = int(np.clip(round(tc * sample_rate), 1, n))
     level = scale * 10.0 ** ((icpt + slope * end / sample_rate) / 10.0)  # energy/sample
     tail = level * sample_rate * 10.0 / (-slope * math.log(10.0))
-    return end, float(tail), scale * 10.0 ** (noise_db / 10.0)
+    return end, float(tail), noise
+
+
+#: the share of a file's end whose envelope tells a noise floor (flat) from a decay cut
+#: off by the file's end (still falling), and how far that end may lie from the fitted
+#: decay's line (dB) to count as the decay itself
+_END_SHARE = 0.2
+_END_ON_LINE_DB = 6.0
+#: the least fall (dB) over that share for it to count as a decay
+_END_FALL_DB = 3.0
+
+
+def _cut_in_decay(env_db: np.ndarray, t: np.ndarray, slope: float, icpt: float,
+                  length_s: float) -> bool:
+    """Whether an IR ends during its decay instead of in a noise floor: over the last
+    :data:`_END_SHARE` of the file (3 envelope windows at least), the envelope
+    ``env_db`` (dB, at times ``t``, s) still falls at least half as fast as the fitted
+    decay ``slope`` (dB/s; ``icpt``, dB at 0 s) and lies within :data:`_END_ON_LINE_DB`
+    of that decay's line. A noise floor is flat, and lies above the line where the
+    decay has sunk under it."""
+    last = np.flatnonzero(t >= (1.0 - _END_SHARE) * length_s)
+    if last.size < 3:
+        last = np.arange(max(0, t.size - 3), t.size)
+    if last.size < 3:
+        return False
+    s, c = _line(t[last], env_db[last])
+    tm = float(t[last].mean())
+    off = (s * tm + c) - (slope * tm + icpt)
+    fall = -s * float(t[last[-1]] - t[last[0]])
+    return bool(s < 0.5 * slope and fall >= _END_FALL_DB and abs(off) <= _END_ON_LINE_DB)
 
 
 def schroeder_edc_db(ir: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -366,7 +407,9 @@ def schroeder_edc_db(ir: np.ndarray, sample_rate: int) -> np.ndarray:
         (:func:`onset_index`) and the curve ends at the noise-floor truncation point
         (:func:`noise_truncation`), i.e. sample ``k`` is at ``k / sample_rate`` seconds
         after the direct sound. The energy cut off by the truncation is added back, so
-        the curve follows the decay to its end instead of bending into the noise.
+        the curve follows the decay to its end instead of bending into the noise. A
+        file cut off during its decay ends the curve at its last sample, with the
+        decay beyond it added back and nothing subtracted.
         Because the floor's mean energy is subtracted, the curve may rise by a negligible
         amount (about 1e-4 dB) where a sample lies below that mean; it is floored at
         -300 dB. If the IR does not decay at all (:func:`noise_truncation` finds no
