@@ -12,6 +12,7 @@ import pytest
 from vocalmix.core.errors import ParamsError
 from vocalmix.core.reverb import (
     CALIBRATION_RESOURCE,
+    _fade_start,
     clarity_c50_db,
     decay_for_room_size,
     decay_range_s,
@@ -93,6 +94,29 @@ def test_a_file_cut_off_during_the_decay_is_not_read_as_a_noise_floor(t60):
     # the same decay that runs on into a floor is measured as before (floor subtracted)
     h = noise_decay(t60, floor_db=-50.0, seed=11)
     assert reverberation_time(h, SR, "T30") == pytest.approx(t60, rel=0.03)
+
+
+@pytest.mark.parametrize("t60", [0.5, 1.2, 3.0])
+def test_a_noise_floor_faded_out_at_the_end_of_the_file_is_read_before_its_fade(t60):
+    # IR files often fade their end out. Read on the faded last tenth, the floor came out
+    # too low, the flat floor before the fade was read as decay, and T30 came out 12 % to
+    # 3.8 times too long (45 dB of decay over the floor, the last 20 % faded linearly)
+    h = noise_decay(t60, floor_db=-45.0, seed=11)
+    clean = reverberation_time(h, SR, "T30")
+    m = int(0.2 * h.size)
+    faded = h.copy()
+    faded[-m:] *= np.linspace(1.0, 0.0, m)
+    assert reverberation_time(faded, SR, "T30") == pytest.approx(clean, rel=0.01)
+    assert reverberation_time(faded, SR, "T30") == pytest.approx(t60, rel=0.02)
+    # the stretch kept ends in the floor (after the decay met it) and before the fade
+    e = faded**2
+    onset = int(np.argmax(e >= e.max() / 100.0))
+    start = onset + _fade_start(e[onset:], SR)
+    assert int((0.01 + t60 * 45.0 / 60.0) * SR) < start <= h.size - m + int(0.01 * SR)
+    # a decay cut off by the file's end, with no floor (a trim), is not taken for a fade
+    e = noise_decay(t60, floor_db=-200.0, seed=11)[: int((0.01 + t60 * 40.0 / 60.0) * SR)] ** 2
+    e = e[int(np.argmax(e >= e.max() / 100.0)):]
+    assert _fade_start(e, SR) == e.size
 
 
 def test_edc_of_multichannel_sums_energy_and_starts_at_the_onset():

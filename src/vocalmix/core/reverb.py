@@ -26,7 +26,11 @@ multichannel ``(n, c)`` (the energy is summed over channels), and its sample rat
   falls by 3 dB or more, at least half as fast as the fitted decay, and within 6 dB of
   its line; see :func:`_cut_in_decay`) has nothing subtracted, is integrated to its end
   and compensated the same way. Read as a floor, the end of a decay cut 40 dB down took
-  6-7 % off T30.
+  6-7 % off T30. A file that fades its floor out at the end (:func:`_fade_start`: a
+  stretch of floor, flat within 2 dB, followed by an end that sinks 12 dB or more under
+  it over no longer than that stretch) is measured as if it ended before the fade: read
+  on the faded last tenth, the floor came out too low, the flat floor was fitted as
+  decay, and T30 came out up to several times too long.
 * T30 / T20 / EDT (:func:`reverberation_time`): least-squares line through the EDC from
   -5 to -35 dB (T30), -5 to -25 dB (T20), or 0 to -10 dB (EDT), extrapolated to a 60 dB
   decay. ``nan`` when the (truncated) EDC does not reach the lower end of the range.
@@ -298,10 +302,12 @@ def noise_truncation(e: np.ndarray, sample_rate: int) -> tuple[int, float, float
         while its decay still falls (:func:`_cut_in_decay`: an IR trimmed to length) has
         no floor to find: ``end`` is its last sample and ``noise`` is 0. ``None`` when
         ``e`` does not decay (it never rises 10 dB above its last 10 %, or the fitted
-        slope is not negative, e.g. steady noise).
+        slope is not negative, e.g. steady noise). A file that fades its floor out
+        (:func:`_fade_start`) is measured as if it ended where the fade starts.
     """
     nz = np.flatnonzero(e > 0)
     n = int(nz[-1]) + 1 if nz.size else e.size
+    n = _fade_start(e[:n], sample_rate)
     e = e[:n]
     scale = float(e.max())
     tiny = 1e-30
@@ -373,6 +379,51 @@ _END_SHARE = 0.2
 _END_ON_LINE_DB = 6.0
 #: the least fall (dB) over that share for it to count as a decay
 _END_FALL_DB = 3.0
+
+
+#: a faded-out end: the longest share of the file (after its peak) the fade may take,
+#: how flat (dB, between the halves' mean energies) the stretch before it must be, and how
+#: far (dB) under that stretch the fade's last fifth must lie
+_FADE_MAX_SHARE = 0.45
+_FADE_FLAT_DB = 2.0
+_FADE_DROP_DB = 12.0
+
+
+def _fade_start(e: np.ndarray, sample_rate: int) -> int:
+    """Where a file that fades its noise floor out starts to fade (samples; ``e.size``
+    when it does not).
+
+    ``e`` is the squared IR (energy per sample) from its onset on. In 10 ms windows
+    (counted back from the file's end), a fade of ``f`` windows is found when the ``f``
+    windows before it are flat (the mean energies of their two halves within
+    :data:`_FADE_FLAT_DB`) and the mean energy of the fade's last fifth lies
+    :data:`_FADE_DROP_DB` or more under theirs. An exponential decay cannot do both:
+    flat within 2 dB between the halves, it falls at most 4 dB over ``f`` windows, so
+    at most 8 dB from the flat stretch's start to the file's end. The
+    longest such ``f`` (up to :data:`_FADE_MAX_SHARE` of the windows after the peak) is
+    taken, so the point returned lies in the floor, before the fade, rather than in it.
+    A floor shorter than its fade is not found (the file is measured whole).
+    """
+    n = e.size
+    win = max(1, min(int(round(0.01 * sample_rate)), n // 20))
+    k = n // win
+    if k < 12:
+        return n
+    env = e[n - k * win:].reshape(k, win).mean(axis=1)  # windows aligned to the file's end
+    csum = np.concatenate(([0.0], np.cumsum(env)))
+    i0 = int(np.argmax(env))
+    f = np.arange(4, min(int(_FADE_MAX_SHARE * (k - i0)), (k - i0 - 1) // 2) + 1)
+    if f.size == 0:
+        return n
+
+    def mean(a: np.ndarray, b: np.ndarray | int) -> np.ndarray:
+        return np.maximum((csum[b] - csum[a]) / (b - a), 1e-300)
+
+    a0, p, h = k - 2 * f, k - f, k - 2 * f + f // 2  # flat stretch [a0, p), fade [p, k)
+    flat = np.abs(10.0 * np.log10(mean(a0, h) / mean(h, p))) <= _FADE_FLAT_DB
+    drop = 10.0 * np.log10(mean(k - np.maximum(1, f // 5), k) / mean(a0, p))
+    found = np.flatnonzero(flat & (drop <= -_FADE_DROP_DB))
+    return n - int(f[found[-1]]) * win if found.size else n
 
 
 def _cut_in_decay(env_db: np.ndarray, t: np.ndarray, slope: float, icpt: float,
