@@ -1,12 +1,20 @@
-"""The vocal's activity (a feature of the dynamics model and the delay's choice) reads
-room tone as the silence it is, as the mixed stems the model learned on read their
-digital zeros."""
+"""The vocal's activity (a feature of the dynamics model and the delay's choice) and its
+momentary loudness range (the dynamics target's statistic) read room tone as the silence
+it is, as the mixed stems the model learned on read their digital zeros."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from vocalmix.core.measure import BlockStats, momentary_from_segments
+from vocalmix.core.measure import (
+    BlockStats,
+    lra_from_short_term,
+    momentary_above_floor,
+    momentary_from_segments,
+    momentary_loudness_range,
+)
+from vocalmix.core.resolve import CompressorProxy
 from vocalmix.estimators import dynamics
 from vocalmix.synth import synthesize_song
 
@@ -77,3 +85,53 @@ def test_a_take_over_room_tone_is_not_compressed_down_into_the_noise():
     assert comp.threshold_db > -35.0
     assert comp.makeup_db < 6.0
     assert comp.ratio == 3.3  # the engineers' ratio, not a limiter's
+
+
+def _waiting_take() -> tuple[np.ndarray, np.ndarray]:
+    """A 12 s synthetic take over its backing, after 5 s of digital silence (an intro)."""
+    vocal, backing = synthesize_song(sample_rate=SR, duration_s=12.0)
+    vocal = np.concatenate([np.zeros((5 * SR, 2), np.float32), vocal])
+    return vocal, np.concatenate([backing[: 5 * SR], backing])
+
+
+def test_room_tone_is_not_read_as_part_of_the_momentary_range():
+    vocal, _backing = _waiting_take()
+    clean = momentary_loudness_range(vocal, SR)
+    for under in (25.0, 20.0):
+        toned = vocal + _room_tone(vocal.shape[0], _top_lu(vocal) - under, np.random.default_rng(5))
+        assert momentary_loudness_range(toned, SR) == pytest.approx(clean, abs=0.3)
+        # read with the tone, which passes the relative gate through the intro and the
+        # pauses, the range was 9 to 14 LU wider
+        st = BlockStats.of(toned, SR)
+        with_tone = float(lra_from_short_term(momentary_from_segments(st.energy, st.segment_len)))
+        assert with_tone > clean + 5.0
+        # the compressor's search reads its proxy the same way
+        proxy = CompressorProxy.of(toned, SR)
+        unity = proxy.statistic(np.array([0.0]), 1.0, "momentary_range")[0]
+        assert unity == pytest.approx(clean, abs=0.3)
+    # with no floor (digital silence in the pauses) and for steady noise alone (a floor
+    # under nothing), the momentary loudness as it is, to the bit
+    for x in (vocal, _room_tone(10 * SR, -40.0, np.random.default_rng(6))):
+        st = BlockStats.of(x, SR)
+        np.testing.assert_array_equal(momentary_above_floor(st.energy, st.segment_len),
+                                      momentary_from_segments(st.energy, st.segment_len))
+
+
+def test_a_take_over_loud_room_tone_is_compressed_as_the_clean_take_is():
+    """Room tone 25 LU under the loudest block made the dynamics target 24 LU (the take's
+    range with the tone in it): no compression at all, and a delay for a vocal read as
+    sparse. Above the floor, the take gets about the clean take's target and compressor."""
+    from vocalmix.pipeline import mix
+
+    vocal, backing = _waiting_take()
+    clean, _r, _e = mix(vocal, backing, SR, method="model")
+    toned = vocal + _room_tone(vocal.shape[0], _top_lu(vocal) - 25.0, np.random.default_rng(25))
+    noisy, _r, _e = mix(toned, backing, SR, method="model")
+    assert noisy.targets.vocal_momentary_range_lu == pytest.approx(
+        clean.targets.vocal_momentary_range_lu, abs=1.0)
+    assert noisy.vocal.compressor.ratio == clean.vocal.compressor.ratio > 1.0
+    assert noisy.vocal.compressor.threshold_db == pytest.approx(
+        clean.vocal.compressor.threshold_db, abs=3.0)
+    assert noisy.vocal.delay.enabled == clean.vocal.delay.enabled
+    assert noisy.achieved.vocal_momentary_range_lu == pytest.approx(
+        noisy.targets.vocal_momentary_range_lu, abs=0.35)

@@ -25,7 +25,7 @@ from vocalmix.core.measure import (
     integrated_loudness_of,
     loudness_range,
     lra_from_short_term,
-    momentary_from_segments,
+    momentary_above_floor,
     momentary_loudness_range,
     short_term_from_segments,
     singing_ratio_from_segments,
@@ -488,7 +488,7 @@ def achieved_from_stats(vocal: BlockStats, backing: BlockStats, premaster: Block
         vocal_to_backing_lu=_finite(iv - ib),
         vocal_lra_lu=_finite(lra_from_short_term(short_term_from_segments(vocal_dry.energy, seg))),
         vocal_momentary_range_lu=_finite(lra_from_short_term(
-            momentary_from_segments(vocal_dry.energy, seg))),
+            momentary_above_floor(vocal_dry.energy, seg))),
         mix_integrated_lufs=_finite(integrated_from_segments(mix.energy, seg)),
         mix_true_peak_dbtp=_finite(true_peak_dbtp),
         master_gain_reduction_db=float(gain_reduction_db),

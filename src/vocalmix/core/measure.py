@@ -1029,9 +1029,89 @@ def momentary_from_segments(energy: np.ndarray, segment_len: int) -> np.ndarray:
     return m if np.ndim(energy) == 2 else m[0]
 
 
+#: a recording's steady floor (room tone, hiss, hum between a take's phrases) for
+#: :func:`floor_energy`: its quietest 100 ms segments (:data:`FLOOR_SHARE` of them, and
+#: :data:`FLOOR_MIN_SEGMENTS` at least, so 2 s of floor in a short take), from the
+#: :data:`FLOOR_LOW_PCT`th percentile of all segments up, lie within
+#: :data:`FLOOR_SPREAD_DB` of each other (steady noise varies by a few tenths of a dB
+#: from one 100 ms segment to the next; the quietest part of a voice, or of a mixed
+#: stem's bleed and reverb tails, spreads over several dB), and their mean lies
+#: :data:`FLOOR_UNDER_TOP_LU` or more under the loudest 400 ms block (steady noise with
+#: nothing over it is not a floor under anything)
+FLOOR_SHARE = 0.1
+FLOOR_MIN_SEGMENTS = 20
+FLOOR_LOW_PCT = 1.0
+FLOOR_SPREAD_DB = 2.0
+FLOOR_UNDER_TOP_LU = 15.0
+#: a 400 ms block within this (dB) of the floor's energy is the floor alone: silence
+FLOOR_SILENT_DB = 3.0
+
+
+def floor_energy(energy: np.ndarray) -> np.ndarray | float:
+    """The mean energy of a recording's steady floor per 100 ms segment (the units of
+    ``energy``, :attr:`BlockStats.energy`), or 0 when it has none; vectorised over the
+    rows of a 2-D ``energy``.
+
+    A floor is found when the quietest tenth of the segments (:data:`FLOOR_SHARE`, 20 at
+    least, and no more than half of them) is steady (see :data:`FLOOR_SPREAD_DB`); it is
+    then the mean of those segments. Digital silence (a mixed stem's pauses) is no
+    floor: its energies are 0."""
+    e = np.atleast_2d(np.asarray(energy, dtype=np.float64))
+    out = np.zeros(e.shape[0])
+    n = e.shape[1]
+    k = max(int(math.ceil(FLOOR_SHARE * n)), FLOOR_MIN_SEGMENTS)
+    if 2 * k <= n:
+        q = np.sort(e, axis=1)[:, :k]  # the quietest k segments of each row
+        lo = q[:, int(FLOOR_LOW_PCT / 100.0 * n)]
+        steady = (lo > 0) & (q[:, -1] <= lo * 10.0 ** (FLOOR_SPREAD_DB / 10.0))
+        out = np.where(steady, q.mean(axis=1), 0.0)
+    return out if np.ndim(energy) == 2 else float(out[0])
+
+
+def above_floor(z: np.ndarray, energy: np.ndarray, segment_len: int) -> np.ndarray:
+    """The 400 ms block mean squares ``z`` (per sample, ``(blocks,)`` or ``(rows,
+    blocks)``) of a signal whose 100 ms segment energies are ``energy`` (same rows), with
+    its steady floor (:func:`floor_energy`) taken out: minus the floor's mean square, and
+    0 (silence) within :data:`FLOOR_SILENT_DB` of it. A row without a floor, or whose
+    floor lies less than :data:`FLOOR_UNDER_TOP_LU` under its loudest block, is returned
+    as it is (the same array when no row has one)."""
+    f = np.atleast_1d(floor_energy(energy)) / segment_len  # mean square per sample
+    z2 = np.atleast_2d(z)
+    if not np.any(f > 0) or z2.shape[1] == 0:
+        return z
+    use = (f > 0) & (z2.max(axis=1) >= f * 10.0 ** (FLOOR_UNDER_TOP_LU / 10.0))
+    if not use.any():
+        return z
+    fl = f[:, None]
+    out = np.where(use[:, None], np.where(z2 > fl * 10.0 ** (FLOOR_SILENT_DB / 10.0),
+                                          z2 - fl, 0.0), z2)
+    return out if np.ndim(z) == 2 else out[0]
+
+
+def momentary_above_floor(energy: np.ndarray, segment_len: int) -> np.ndarray:
+    """Momentary loudness (400 ms windows, 10 Hz), LUFS, of what lies above a recording's
+    steady floor: :func:`momentary_from_segments` with the floor's energy
+    (:func:`floor_energy`) taken out of every block, and a block within
+    :data:`FLOOR_SILENT_DB` of the floor read as silence (``-inf``) (:func:`above_floor`).
+    The sum of a voice and an independent noise carries the sum of their energies, so the
+    difference is the voice's own. Without a floor (digital silence between phrases, no
+    steady part, or a floor less than :data:`FLOOR_UNDER_TOP_LU` under the loudest block)
+    this is :func:`momentary_from_segments` itself, to the bit."""
+    m = momentary_from_segments(energy, segment_len)
+    e = np.atleast_2d(np.asarray(energy, dtype=np.float64))
+    z = _windows(e, 4) / (4 * segment_len)
+    zf = above_floor(z, e, segment_len)
+    if zf is z:
+        return m
+    with np.errstate(divide="ignore"):
+        out = LOUDNESS_OFFSET_DB + 10.0 * np.log10(zf)
+    return out if np.ndim(energy) == 2 else out[0]
+
+
 def momentary_loudness_range(x: np.ndarray, sample_rate: int) -> float:
     """Momentary loudness range, LU: EBU Tech 3342's loudness range computed on the 400 ms
-    momentary loudness (every 100 ms) instead of the 3 s short-term loudness.
+    momentary loudness (every 100 ms) instead of the 3 s short-term loudness, above the
+    recording's steady floor (:func:`momentary_above_floor`).
 
     Same gates and percentiles as LRA (:func:`lra_from_short_term`: absolute -70 LUFS,
     relative -20 LU below the power mean of what passes, 95th minus 10th percentile), so
@@ -1039,9 +1119,19 @@ def momentary_loudness_range(x: np.ndarray, sample_rate: int) -> float:
     and notes. A 7 s excerpt holds about 66 momentary values (about 17 independent ones)
     but only 41 heavily overlapping short-term values (two independent ones), which is
     why vocalmix's dynamics model predicts this statistic and not LRA.
+
+    The floor is taken out because a take's room tone is not its singing: with the
+    relative gate 20 LU under the power mean, room tone 25 LU under a take's loudest
+    block passes it through the take's pauses and becomes the range's low end (a mixed
+    stem, whose pauses are digital silence, has none). Measured on 40 mixed vocal stems
+    with 3 s of lead-in, pink noise added 25 LU under the loudest block moved the range by
+    +0.9 LU at the median and 16 LU at the 90th percentile (20 LU under: +12 LU at the
+    median); above the floor, by 0.03 LU (25 LU under) and 0.5 LU (20 LU under) at the
+    90th percentile. LRA (:func:`loudness_range`)
+    is EBU Tech 3342's as the standard defines it, floor and all.
     """
     stats = BlockStats.of(x, sample_rate)
-    return float(lra_from_short_term(momentary_from_segments(stats.energy, stats.segment_len)))
+    return float(lra_from_short_term(momentary_above_floor(stats.energy, stats.segment_len)))
 
 
 def fast_integrated_loudness(x: np.ndarray, sample_rate: int) -> float:
@@ -1071,6 +1161,9 @@ __all__ = [
     "loudness_ratio_lu",
     "lra_from_short_term",
     "measure",
+    "above_floor",
+    "floor_energy",
+    "momentary_above_floor",
     "momentary_from_segments",
     "momentary_loudness_range",
     "peak_abs",

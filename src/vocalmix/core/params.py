@@ -383,10 +383,11 @@ class Targets:
     listener hears while it sings, whatever the backing does in instrumental passages
     (the level model's measure). ``vocal_lra_lu``: loudness range of the vocal
     after the compressor, before reverb, LU. ``vocal_momentary_range_lu``: the same
-    spread on 400 ms momentary loudness (:func:`vocalmix.core.measure.momentary_loudness_range`),
-    LU; when set, the compressor is resolved to it and ``vocal_lra_lu`` is not used
-    (``None``, the default and what older documents read as, resolves to the LRA): a
-    few seconds of singing carry a momentary range but hardly an LRA. A vocal already at
+    spread on 400 ms momentary loudness (:func:`vocalmix.core.measure.momentary_loudness_range`,
+    above the recording's steady floor: a take's room tone is not its singing), LU; when
+    set, the compressor is resolved to it and ``vocal_lra_lu`` is not used (``None``, the
+    default and what older documents read as, resolves to the LRA): a few seconds of
+    singing carry a momentary range but hardly an LRA. A vocal already at
     or under its target is left uncompressed. ``reverb_decay_s``: reverb T30, s (the
     broadband T30 for ``freeverb``, the T30 at 1 kHz for ``synthetic``, whose other bands
     follow through ``band_decay_ratios``). ``mix_lufs``: integrated loudness of the

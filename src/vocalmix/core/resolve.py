@@ -54,6 +54,7 @@ from vocalmix.core.dsp import equal_channels, frozen
 from vocalmix.core.errors import TargetUnreachableError
 from vocalmix.core.kernels import brentq
 from vocalmix.core.measure import (
+    above_floor,
     gated_blocks,
     integrated_from_segments,
     k_weighted_cross,
@@ -497,6 +498,9 @@ class CompressorProxy:
         seg = e[:, : n_seg * f].reshape(e.shape[0], n_seg, f).sum(axis=2)
         c = np.cumsum(np.concatenate([np.zeros((seg.shape[0], 1)), seg], axis=1), axis=1)
         win = (c[:, w:] - c[:, :-w]) / (w * f * self.frame_len)
+        if statistic == "momentary_range":
+            # above the steady floor, as the momentary range itself is measured
+            win = above_floor(win, seg, f * self.frame_len)
         with np.errstate(divide="ignore"):
             st = -0.691 + 10.0 * np.log10(win)
         return np.atleast_1d(lra_from_short_term(st))

@@ -5,7 +5,8 @@ The statistic
 The model predicts the vocal's **momentary loudness range** after compression
 (:func:`vocalmix.core.measure.momentary_loudness_range`: EBU Tech 3342's LRA recipe, gates
 and 10th-95th percentiles, on 400 ms momentary loudness instead of 3 s short-term
-loudness), the spread of its loudness *while it sings*, syllable by syllable. That is
+loudness, above the recording's steady floor), the spread of its loudness *while it
+sings*, syllable by syllable. That is
 what a 7 s excerpt can carry: about 66 momentary values against 41 short-term values
 that overlap so much that two of them are independent (LRA on the 88 seven-second
 stems is 1.5 LU at the median, a number about the window, not the singing). The
@@ -79,16 +80,18 @@ ACTIVITY_FLOOR_LU = 30.0
 
 def vocal_activity(x: np.ndarray, sample_rate: int) -> float:
     """The share of 400 ms momentary blocks (every 100 ms) within 20 LU of the loudest,
-    among the blocks that are not silence (within :data:`ACTIVITY_FLOOR_LU` of it).
+    among the blocks that are not silence (within :data:`ACTIVITY_FLOOR_LU` of it, and
+    above the recording's steady floor, :func:`~vocalmix.core.measure.
+    momentary_above_floor`).
 
     Gain-invariant. Counting every block with any sound, a take with room tone through a
     15 s intro read 0.43 where the same take over digital silence read 0.85, and the
     dynamics model, which learned the feature on mixed stems (whose pauses are digital
     zeros), then asked for a third more loudness range."""
-    from vocalmix.core.measure import BlockStats, momentary_from_segments
+    from vocalmix.core.measure import BlockStats, momentary_above_floor
 
     st = BlockStats.of(x, sample_rate)
-    m = np.asarray(momentary_from_segments(st.energy, st.segment_len))
+    m = np.asarray(momentary_above_floor(st.energy, st.segment_len))
     m = m[np.isfinite(m)]
     if not m.size:
         return 0.0
