@@ -102,3 +102,28 @@ def test_the_render_stage_runs_in_blocks_and_gives_the_one_call_samples():
     s = D.sibilance(x, sr)
     assert s.band_peak_dbfs == float(np.percentile(band[active], 99.5))
     assert s.body_dbfs == float(np.median(full[active]))
+
+
+def test_room_tone_is_not_read_as_the_vowels_level():
+    """A take's room tone counted among its active frames pulled the vowels' median level
+    down by 3 dB at the median (40 mixed stems, pink noise 30 LU under their loudest
+    block after a 3 s lead-in; this take, 3.0 dB), and switched the de-esser on or off
+    for 10 of the 40. Over a steady floor, a frame's level is its power over the floor's:
+    the quiet singing the tone covers is lost (+1.0 dB here), not the tone counted."""
+    x, sr = vocal("vocadito_1_CC-BY4.wav")
+    x = np.concatenate([np.zeros((3 * sr, x.shape[1]), np.float32), x[: 15 * sr]])
+    clean = D.sibilance(x, sr)
+    clean_set, _s = D.auto_settings(x, sr)
+    loudest = max(float(np.mean(x[i: i + int(0.4 * sr)] ** 2))
+                  for i in range(0, len(x) - int(0.4 * sr), int(0.1 * sr)))
+    tone = np.random.default_rng(7).standard_normal(x.shape).astype(np.float32)
+    for under_db in (30.0, 25.0):  # white noise this far under the loudest 400 ms
+        toned = x + tone * np.float32(np.sqrt(loudest * 10 ** (-under_db / 10)))
+        got = D.sibilance(toned, sr)
+        assert got.body_dbfs == pytest.approx(clean.body_dbfs, abs=1.5), under_db
+        setting, _s = D.auto_settings(toned, sr)
+        assert clean_set is not None and setting is not None
+        assert setting.threshold_db == pytest.approx(clean_set.threshold_db, abs=1.5)
+        assert setting.depth_db == pytest.approx(clean_set.depth_db, abs=1.5)
+    # no floor (digital silence before the take): the frames as they were
+    assert D._floor_db(D._short_term_db_blocks(x, sr), sr) is None
