@@ -427,3 +427,24 @@ def test_the_proxy_frame_means_add_rows_one_after_another(frame_len, channels, r
     for i in range(1, frame_len):
         seq += env.reshape(-1, frame_len, channels)[:, i]
     np.testing.assert_array_equal(got, seq / frame_len)
+
+
+@pytest.mark.parametrize("sample_rate,extra", [(44100, 1), (44100, 4409), (16000, 100)])
+def test_an_input_whose_last_block_is_shorter_than_a_segment_mixes(sample_rate, extra):
+    """The gain resolver K-weights the vocal and the backing in blocks of 64 segments of
+    100 ms; an input whose length left a last block shorter than one segment (one input
+    length in 64: a 16 kHz karaoke take of 6.496 s) stopped the mix with an internal
+    error. Its samples still count nowhere (no whole segment), as for every length."""
+    from vocalmix.core.measure import kw_block_len
+    from vocalmix.pipeline import mix, render_params
+    from vocalmix.synth import synthesize_song
+
+    v, b = synthesize_song(sample_rate=sample_rate, duration_s=7.0)
+    n = kw_block_len(sample_rate) + extra
+    v, b = np.resize(v, (n, 2)).astype(np.float32), np.resize(b, (n, 2)).astype(np.float32)
+    params, rendered, _est = mix(v, b, sample_rate, method="model")
+    assert rendered.mix.shape == (n, 2)
+    assert params.achieved.vocal_to_mix_lu == pytest.approx(params.targets.vocal_to_mix_lu,
+                                                           abs=0.3)
+    _p, again = render_params(v, b, sample_rate, params)
+    assert np.array_equal(again.mix, rendered.mix)

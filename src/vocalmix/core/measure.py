@@ -780,6 +780,9 @@ class BlockStats:
         """Segment sums of ``yx^2``, ``yy^2`` and ``yx*yy`` for K-weighted signals."""
         seg = _segment_len(sample_rate)
         n = min(yx.shape[0], yy.shape[0]) // seg
+        if n == 0:  # a last block shorter than a segment (reshape cannot infer the
+            z = np.zeros(0)  # channels of nothing): no whole segment in it
+            return z, z, z
 
         a = yx[: n * seg].reshape(n, seg, -1)
         b = yy[: n * seg].reshape(n, seg, -1)
