@@ -1130,8 +1130,8 @@ def momentary_loudness_range(x: np.ndarray, sample_rate: int) -> float:
     with 3 s of lead-in, pink noise added 25 LU under the loudest block moved the range by
     +0.9 LU at the median and 16 LU at the 90th percentile (20 LU under: +12 LU at the
     median); above the floor, by 0.03 LU (25 LU under) and 0.5 LU (20 LU under) at the
-    90th percentile. LRA (:func:`loudness_range`)
-    is EBU Tech 3342's as the standard defines it, floor and all.
+    90th percentile. LRA (:func:`loudness_range`) is EBU Tech 3342's as the standard
+    defines it, floor and all.
     """
     stats = BlockStats.of(x, sample_rate)
     return float(lra_from_short_term(momentary_above_floor(stats.energy, stats.segment_len)))
@@ -1146,6 +1146,7 @@ def fast_integrated_loudness(x: np.ndarray, sample_rate: int) -> float:
 __all__ = [
     "BlockStats",
     "Measurement",
+    "above_floor",
     "fast_integrated_loudness",
     "fast_loudness_range",
     "gated_blocks",
@@ -1164,7 +1165,6 @@ __all__ = [
     "loudness_ratio_lu",
     "lra_from_short_term",
     "measure",
-    "above_floor",
     "floor_energy",
     "momentary_above_floor",
     "momentary_from_segments",
