@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -430,3 +431,30 @@ def test_fit_reverb_with_no_readable_ir_fails_and_writes_nothing(tmp_path, capsy
     err = capsys.readouterr().err
     assert "skipping" in err and "nothing written" in err
     assert not out.exists()
+
+
+def test_bands_with_no_measurable_decay_follow_their_own_early_decay():
+    """A band with no measurable T30 or T20 took the nearest measurable band's decay as it
+    was (or, with none, all took one decay): a noisy room's treble rang as long as its
+    mids. It now takes that decay times its own EDT over it (0.5 to 2)."""
+    t30 = {b: (1.0 if b == 1000.0 else math.nan) for b in DECAY_BANDS_HZ}
+    edt = {b: 1.0 for b in DECAY_BANDS_HZ} | {4000.0: 0.7, 8000.0: 0.2, 125.0: math.nan}
+    target = fr.Descriptors(t30=t30, edt=edt, t30_broadband=1.0, edt_broadband=1.0,
+                            c50_db=0.0, edc_db={}, arrival_ms={})
+    lay = fr._layout(target)
+    d = dict(zip(DECAY_BANDS_HZ, lay.band_decays(np.zeros(1)), strict=True))
+    assert d[1000.0] == 1.0 and d[4000.0] == pytest.approx(0.7)
+    assert d[8000.0] == pytest.approx(0.5)  # held at half the decay it copies
+    assert d[125.0] == 1.0  # no EDT either: the nearest band's decay as it is
+    # measurable bands keep their own entries: the same decays as before, to the bit
+    full = replace(target, t30={b: 1.0 for b in DECAY_BANDS_HZ})
+    assert fr._layout(full).scale == [1.0] * len(DECAY_BANDS_HZ)
+    # a room so noisy that no band's decay can be measured: fitted to the shape of its
+    # early decays (it was 15 % short at 500 Hz and 17 % long at 4 kHz)
+    ir = _room()
+    true = fr.describe(ir, SR)
+    noisy = (ir + np.random.default_rng(0).standard_normal(ir.shape) * 3e-3).astype(np.float32)
+    assert not any(np.isfinite(fr.describe(noisy, SR).t20[b]) for b in fr.HEADLINE_BANDS_HZ)
+    r = fr.fit_ir(noisy, SR)
+    for b in fr.HEADLINE_BANDS_HZ:
+        assert r["fitted"]["t30_s"][str(int(b))] == pytest.approx(true.t30[b], rel=0.08), b

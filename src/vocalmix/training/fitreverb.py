@@ -16,7 +16,8 @@ What is fitted
 
 How
     Stage 1, an initial guess measured on the target: each band's decay = its T30 (a band
-    whose T30 cannot be measured takes the nearest measurable band's), then wet level
+    whose T30 and T20 cannot be measured takes the nearest measurable band's, times its
+    own EDT over that decay), then wet level
     (-30 dB to the maximum in 3 dB steps, plus the level that gives the target's C50 for an
     exponential decay) x pre-delay (0 to 70 ms, 10 values) on a grid, scored on the
     broadband terms below, then refined one at a time (wet +-1.5 dB in 0.5 dB steps,
@@ -826,6 +827,11 @@ def _wet_guess_db(c50_db: float, decay_s: float) -> float:
     return 10.0 * math.log10(1.0 / den) if den > 0 else WET_DB_BOUNDS[1]
 
 
+#: the factor a band with no measurable T30 or T20 puts on the decay it copies (its EDT
+#: over that decay) is kept within this range
+EDT_SCALE_LIMITS = (0.5, 2.0)
+
+
 @dataclass
 class _Layout:
     """How the optimiser's vector maps to band decays (see :func:`fit_ir`)."""
@@ -833,27 +839,50 @@ class _Layout:
     ref: int  # band whose decay is the vector's first entry
     free: list[int]  # bands with their own log-ratio entry
     copy_from: list[int]  # for every band, the band whose decay it takes
+    #: for every band, the factor on the decay it takes: 1 for a band with its own entry;
+    #: for a band whose decay cannot be measured, its EDT over the decay it copies
+    scale: list[float] = field(default_factory=lambda: [1.0] * len(BANDS_HZ))
 
     def band_decays(self, z: np.ndarray) -> np.ndarray:
         d = np.empty(len(BANDS_HZ))
         d[self.ref] = math.exp(z[0])
         for j, b in enumerate(self.free):
             d[b] = d[self.ref] * math.exp(z[1 + j])
-        return d[self.copy_from]
+        return d[self.copy_from] * np.asarray(self.scale)
 
 
 def _layout(target: Descriptors) -> _Layout:
+    """Bands with a measurable decay (T30, or the T20 put in its place) are the
+    optimiser's; every other band takes the nearest of them, scaled by its own EDT over
+    that band's decay (:data:`EDT_SCALE_LIMITS`): the noisier bands of an IR keep the
+    shape of their early decays. Measured on the 84 real IRs with noise 40 dB under
+    their peak, for those bands (500 Hz-4 kHz) against the clean files' T30: 59 % within
+    10 % (median error 7.9 %) against 48 % (10.3 %) for the nearest band's decay alone;
+    45 dB under, 83 % against 29 %."""
     ok = [i for i, b in enumerate(BANDS_HZ) if math.isfinite(target.t30[b])]
     logf = np.log2(np.asarray(BANDS_HZ))
-    if not ok:
-        return _Layout(ref=REF_BAND, free=[], copy_from=[REF_BAND] * len(BANDS_HZ))
-    ref = min(ok, key=lambda i: abs(logf[i] - logf[REF_BAND]))
-    def nearest(i: int) -> int:
-        return min(ok, key=lambda j: (float(abs(logf[j] - logf[i])), j))
+    if not ok:  # the reference band's decay is fitted on the broadband terms alone
+        ref, near = REF_BAND, [REF_BAND] * len(BANDS_HZ)
+        anchor = target.edt[BANDS_HZ[REF_BAND]]
+        anchors = [anchor] * len(BANDS_HZ)
+    else:
+        ref = min(ok, key=lambda i: abs(logf[i] - logf[REF_BAND]))
 
-    near = [nearest(i) for i in range(len(BANDS_HZ))]
-    near[ref] = ref
-    return _Layout(ref=ref, free=[i for i in ok if i != ref], copy_from=near)
+        def nearest(i: int) -> int:
+            return min(ok, key=lambda j: (float(abs(logf[j] - logf[i])), j))
+
+        near = [nearest(i) for i in range(len(BANDS_HZ))]
+        near[ref] = ref
+        anchors = [target.t30[BANDS_HZ[j]] for j in near]
+    scale = []
+    for i, b in enumerate(BANDS_HZ):
+        own, anchor = target.edt[b], anchors[i]
+        if i in ok or i == ref or not (math.isfinite(own) and math.isfinite(anchor)
+                                       and anchor > 0):
+            scale.append(1.0)
+        else:
+            scale.append(float(np.clip(own / anchor, *EDT_SCALE_LIMITS)))
+    return _Layout(ref=ref, free=[i for i in ok if i != ref], copy_from=near, scale=scale)
 
 
 def _band_decays_to_reverb(d: np.ndarray, wet_db: float, pre_ms: float) -> tuple[Reverb, list]:
@@ -1055,7 +1084,8 @@ def fit_ir(ir: np.ndarray, sample_rate: int, *, seed: int = 0,
         notes.insert(0, NO_DECAY_NOTE)
     elif missing:
         notes.append(f"target T30 and T20 not measurable at {', '.join(missing)} Hz: those "
-                     "bands take the nearest measurable band's decay")
+                     "bands take the nearest measurable band's decay, scaled to their own "
+                     "early decay (EDT)")
     out = {
         "reverb": {"type": "synthetic", "decay_s": rv.decay_s,
                    "band_decay_ratios": list(rv.band_decay_ratios), "width": rv.width,
@@ -1341,9 +1371,10 @@ def report_markdown(doc: dict) -> str:
               "rendered T30 and rendered again (at most twice, kept only if the cost falls). "
               "`fitted_fit_sr` in the JSON holds the model's figures for the result, "
               "`fitted` the render's.",
-              "- A band whose target T30 is not measurable takes the decay of the nearest "
-              "measurable band; an IR with no measurable T30 in any band is fitted on EDT, "
-              "C50, the early EDC and the arrival times alone.", ""]
+              "- A band whose target T30 and T20 are not measurable takes the decay of the "
+              "nearest measurable band, scaled by its own EDT over that decay (0.5 to 2); an "
+              "IR with no measurable T30 in any band is fitted on EDT, C50, the early EDC and "
+              "the arrival times alone (its bands' decays shaped by their EDTs).", ""]
     bands = [str(int(b)) for b in BANDS_HZ]
     lines += ["## Per IR: T30 per octave band, target/fitted (s)", "",
               "`–`: not measurable (the decay does not reach -35 dB above the noise in that "
