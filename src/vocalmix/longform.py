@@ -181,10 +181,12 @@ def excerpts(pair: LongPair, *, count: int = EXCERPTS, excerpt_s: float = EXCERP
         parts_b.append(_excerpt(pair.backing, s, length, sr) * fade[:, None])
     v, b = np.concatenate(parts_v), np.concatenate(parts_b)
     minutes = ", ".join(f"{s / sr / 60:.1f}" for s in starts)
+    what = (f"{len(starts)} excerpts of {length / sr:g} s" if len(starts) != 1
+            else f"one excerpt of {length / sr:g} s")
     note = (f"long inputs ({pair.duration_s / 60:.1f} min): the settings were estimated on "
-            f"{len(starts)} excerpts of {length / sr:g} s where the vocal sings (starting at "
-            f"minutes {minutes}) and the mix rendered a block at a time; the achieved "
-            "figures are measured on the whole mix")
+            f"{what} where the vocal sings (starting at minute{'s' if len(starts) != 1 else ''}"
+            f" {minutes}) and the mix rendered a block at a time; the achieved figures are "
+            "measured on the whole mix")
     return v, b, note
 
 
