@@ -32,9 +32,10 @@ voice here: -13 dB); "s", "sh" and "t" put bursts there that reach the level of 
 vowels (a dry amateur take here: +0.8 dB; professionally mixed vocals of MUSDB18, already
 de-essed by their engineers: -21 to +5 dB, median about -7 dB). Over a take's steady
 floor (room tone, :func:`_floor_db`), a frame's level is its power over the floor's, and
-a frame within 3 dB of it is silence: counted as active, room tone 30 LU under the
-loudest block pulled the median down by 3 dB (40 mixed stems after a 3 s lead-in) and
-switched the de-esser on or off for 10 of 40.
+a frame within 3 dB of it is silence (:func:`vocalmix.core.measure.minus_floor`):
+counted as active, room tone 30 LU under the loudest block pulled the median down by
+3 dB (40 mixed stems after a 3 s lead-in) and switched the de-esser on or off for 10 of
+40.
 """
 
 from __future__ import annotations
@@ -151,12 +152,12 @@ def sibilance(x: np.ndarray, sample_rate: int) -> Sibilance:
     floor = _floor_db(full, sample_rate)
     if floor is not None:
         # room tone is not the vowels: the voice's own level is what the frame's power
-        # holds over the floor's (a frame within FLOOR_MARGIN_DB of it is silence)
-        f = 10.0 ** (floor / 10.0)
-        over = 10.0 ** (full.astype(np.float64) / 10.0) - f
-        quiet = over <= f * (10.0 ** (FLOOR_MARGIN_DB / 10.0) - 1.0)
-        full = (10.0 * np.log10(np.maximum(over, 1e-30))).astype(np.float32)
-        full[quiet] = -np.inf
+        # holds over the floor's (a frame close to it is silence, -inf dB)
+        from vocalmix.core.measure import minus_floor
+
+        over = minus_floor(10.0 ** (full.astype(np.float64) / 10.0), 10.0 ** (floor / 10.0))
+        with np.errstate(divide="ignore"):
+            full = (10.0 * np.log10(over)).astype(np.float32)
     active = full > full.max() - ACTIVE_RANGE_DB
     # the band's levels over the active samples, and the whole vocal's cut down to them
     # before its median: the values partitioned in place
@@ -167,11 +168,6 @@ def sibilance(x: np.ndarray, sample_rate: int) -> Sibilance:
     full = full[active]
     body = float(np.median(full, overwrite_input=True))
     return Sibilance(peak - body, peak, body)
-
-
-#: with a steady floor under the take (:func:`_floor_db`), a frame's level is its power
-#: minus the floor's, and a frame within this of the floor (dB) is silence
-FLOOR_MARGIN_DB = 3.0
 
 
 #: the short-term level tracks' clamp (power 1e-20), and a little over it: silence, dB

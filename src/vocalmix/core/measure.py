@@ -1023,13 +1023,23 @@ def fast_loudness_range(x: np.ndarray, sample_rate: int) -> float:
     return float(lra_from_short_term(short_term_loudness(x, sample_rate)))
 
 
-def momentary_from_segments(energy: np.ndarray, segment_len: int) -> np.ndarray:
-    """Momentary loudness (400 ms windows, 10 Hz), LUFS, from 100 ms segment energies."""
-    e = np.atleast_2d(energy)
-    z = _windows(e, 4) / (4 * segment_len)
+def _momentary_mean_squares(energy: np.ndarray, segment_len: int) -> np.ndarray:
+    """Mean squares per sample of the 400 ms windows (every 100 ms) of 100 ms segment
+    energies, ``(rows, windows)``."""
+    return _windows(np.atleast_2d(energy), 4) / (4 * segment_len)
+
+
+def _momentary_loudness(z: np.ndarray, energy: np.ndarray) -> np.ndarray:
+    """LUFS of the window mean squares ``z`` (:func:`_momentary_mean_squares` of
+    ``energy``), shaped as ``energy``'s rows."""
     with np.errstate(divide="ignore"):
         m = LOUDNESS_OFFSET_DB + 10.0 * np.log10(z)
     return m if np.ndim(energy) == 2 else m[0]
+
+
+def momentary_from_segments(energy: np.ndarray, segment_len: int) -> np.ndarray:
+    """Momentary loudness (400 ms windows, 10 Hz), LUFS, from 100 ms segment energies."""
+    return _momentary_loudness(_momentary_mean_squares(energy, segment_len), energy)
 
 
 #: a recording's steady floor (room tone, hiss, hum between a take's phrases) for
@@ -1085,10 +1095,16 @@ def above_floor(z: np.ndarray, energy: np.ndarray, segment_len: int) -> np.ndarr
     use = (f > 0) & (z2.max(axis=1) >= f * 10.0 ** (FLOOR_UNDER_TOP_LU / 10.0))
     if not use.any():
         return z
-    fl = f[:, None]
-    out = np.where(use[:, None], np.where(z2 > fl * 10.0 ** (FLOOR_SILENT_DB / 10.0),
-                                          z2 - fl, 0.0), z2)
+    out = np.where(use[:, None], minus_floor(z2, f[:, None]), z2)
     return out if np.ndim(z) == 2 else out[0]
+
+
+def minus_floor(power: np.ndarray, floor: np.ndarray | float) -> np.ndarray:
+    """``power`` (mean squares, any units) with a steady floor's mean ``floor`` (the same
+    units, broadcast) taken out: ``power - floor``, and 0 (silence) where ``power`` lies
+    within :data:`FLOOR_SILENT_DB` of the floor. The sum of a voice and an independent
+    noise carries the sum of their powers, so the difference is the voice's own."""
+    return np.where(power > floor * 10.0 ** (FLOOR_SILENT_DB / 10.0), power - floor, 0.0)
 
 
 def momentary_above_floor(energy: np.ndarray, segment_len: int) -> np.ndarray:
@@ -1100,15 +1116,8 @@ def momentary_above_floor(energy: np.ndarray, segment_len: int) -> np.ndarray:
     difference is the voice's own. Without a floor (digital silence between phrases, no
     steady part, or a floor less than :data:`FLOOR_UNDER_TOP_LU` under the loudest block)
     this is :func:`momentary_from_segments` itself, to the bit."""
-    m = momentary_from_segments(energy, segment_len)
-    e = np.atleast_2d(np.asarray(energy, dtype=np.float64))
-    z = _windows(e, 4) / (4 * segment_len)
-    zf = above_floor(z, e, segment_len)
-    if zf is z:
-        return m
-    with np.errstate(divide="ignore"):
-        out = LOUDNESS_OFFSET_DB + 10.0 * np.log10(zf)
-    return out if np.ndim(energy) == 2 else out[0]
+    z = _momentary_mean_squares(energy, segment_len)
+    return _momentary_loudness(above_floor(z, np.atleast_2d(energy), segment_len), energy)
 
 
 def momentary_loudness_range(x: np.ndarray, sample_rate: int) -> float:
@@ -1165,6 +1174,7 @@ __all__ = [
     "loudness_ratio_lu",
     "lra_from_short_term",
     "measure",
+    "minus_floor",
     "floor_energy",
     "momentary_above_floor",
     "momentary_from_segments",
