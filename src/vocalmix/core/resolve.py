@@ -540,7 +540,8 @@ class CompressorSolution:
 
 def _solve_proxy(
     proxy: CompressorProxy, target: float, ratio: float, t_lo: float, t_hi: float,
-    statistic: str = "lra", floor: float | None = None, vals: np.ndarray | None = None,
+    statistic: str = "lra", floor: float | None = None,
+    first: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[float, float]:
     """Threshold (dB) whose proxy LRA is ``target``; returns (threshold, proxy_lra).
 
@@ -548,12 +549,15 @@ def _solve_proxy(
     passages above the relative gate), so the crossing taken is the highest threshold
     that reaches the target: the least compression that does the job. ``floor``: no
     threshold under it is taken (:func:`_upper_branch_floor`); when none over it reaches
-    the target, the one over it that comes closest. ``vals``: the proxy's values on this
-    first grid (:data:`SEARCH_POINTS` from ``t_lo`` to ``t_hi``), when already computed.
+    the target, the one over it that comes closest. ``first``: the first grid's thresholds
+    and the proxy's values on them, when the caller computed them already (else
+    :data:`SEARCH_POINTS` thresholds from ``t_lo`` to ``t_hi``).
     """
-    grid = np.linspace(t_lo, t_hi, SEARCH_POINTS)
-    if vals is None:
+    if first is None:
+        grid = np.linspace(t_lo, t_hi, SEARCH_POINTS)
         vals = proxy.statistic(grid, ratio, statistic)
+    else:
+        grid, vals = first
     allowed = np.ones(grid.size, bool) if floor is None else grid >= floor - 1e-9
     if not allowed.any():
         allowed[-1] = True
@@ -753,9 +757,9 @@ def resolve_compressor(
         vals = proxy.statistic(grid, r, statistic)
         f, least = _upper_branch_floor(grid, vals)
         if r == ratios[0]:
-            floor, first = f, vals
+            floor, first = f, (grid, vals)
         if least <= target_lra_lu - 0.5 * tolerance_lu:
-            ratio, floor, first = r, f, vals
+            ratio, floor, first = r, f, (grid, vals)
             break
     # (no ratio reaches it above its turn: the base ratio, and a missed target, rather
     # than a limiter's ratio on the voice)
