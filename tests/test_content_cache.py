@@ -241,3 +241,82 @@ def test_a_backings_share_of_the_level_features_is_made_once_per_window(monkeypa
     assert np.array_equal(features.features(v[w], b[w], 22050),
                           features.features(v[w], b[w], 22050,
                                             part=features.backing_part(b[w], 22050)))
+
+
+def test_two_threads_asking_for_one_analysis_at_once_make_it_once():
+    import threading
+
+    cache = dsp.LruCache(4)
+    started, release = threading.Event(), threading.Event()
+    made: list[int] = []
+
+    def make() -> str:
+        made.append(1)
+        started.set()
+        release.wait(5)
+        return "value"
+
+    got: list[str] = []
+    first = threading.Thread(target=lambda: got.append(cache.get_or_make(("k",), make)))
+    first.start()
+    assert started.wait(5)
+    second = threading.Thread(target=lambda: got.append(cache.get_or_make(("k",), make)))
+    second.start()
+    second.join(0.2)
+    assert second.is_alive()  # waiting for the first thread's value, not making its own
+    release.set()
+    first.join(5)
+    second.join(5)
+    assert got == ["value", "value"] and len(made) == 1
+
+
+def test_a_waiter_makes_the_analysis_itself_when_the_maker_fails():
+    import threading
+
+    cache = dsp.LruCache(4)
+    started, release = threading.Event(), threading.Event()
+
+    def failing() -> str:
+        started.set()
+        release.wait(5)
+        raise RuntimeError("broken input")
+
+    errors: list[Exception] = []
+
+    def first_call() -> None:
+        try:
+            cache.get_or_make(("k",), failing)
+        except RuntimeError as e:
+            errors.append(e)
+
+    first = threading.Thread(target=first_call)
+    first.start()
+    assert started.wait(5)
+    got: list[str] = []
+    second = threading.Thread(target=lambda: got.append(cache.get_or_make(("k",), lambda: "v")))
+    second.start()
+    release.set()
+    first.join(5)
+    second.join(5)
+    assert len(errors) == 1 and got == ["v"] and cache.get(("k",)) == "v"
+
+
+def test_the_vocal_is_k_weighted_once_when_two_estimators_ask_at_once(monkeypatch):
+    import threading
+
+    x = dsp.frozen(_signal(5))
+    calls = _count_calls(monkeypatch, measure, "k_weighted_energies")
+    barrier = threading.Barrier(2)
+    out: list[np.ndarray] = []
+
+    def ask() -> None:
+        barrier.wait(5)
+        out.append(measure.BlockStats.of(x, 48000).energy)
+
+    threads = [threading.Thread(target=ask) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert len(out) == 2 and np.array_equal(out[0], out[1])
+    assert calls == [len(x)]

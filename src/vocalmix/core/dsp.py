@@ -217,6 +217,9 @@ class LruCache:
         self.size = size
         self._d: OrderedDict[tuple, Any] = OrderedDict()
         self._lock = threading.Lock()
+        #: the keys whose value a thread is making (:meth:`get_or_make`), each with the
+        #: event set when it is done
+        self._making: dict[tuple, threading.Event] = {}
 
     def get(self, key: tuple) -> Any:
         with self._lock:
@@ -233,13 +236,35 @@ class LruCache:
                 self._d.popitem(last=False)
 
     def get_or_make(self, key: tuple, make: Callable[[], Any]) -> Any:
-        """The value stored under ``key``, or ``make()`` stored there and returned (two
-        threads asking at once may both make it; either result is kept)."""
-        v = self.get(key)
-        if v is None:
-            v = make()
-            self.put(key, v)
-        return v
+        """The value stored under ``key``, or ``make()`` stored there and returned.
+
+        A thread asking for a key that another thread is making waits for that value
+        instead of making it too: the estimators' analyses run on several threads and
+        ask for the same analysis of one input at about the same time (a 3-minute
+        vocal's K-weighting was made twice, 0.1 s of CPU). If the maker fails, or its
+        value is dropped before a waiter reads it, the waiter makes it itself. ``make``
+        must not ask this map for ``key`` again."""
+        while True:
+            with self._lock:
+                v = self._d.get(key)
+                if v is not None:
+                    self._d.move_to_end(key)
+                    return v
+                done = self._making.get(key)
+                mine = done is None
+                if done is None:
+                    done = self._making[key] = threading.Event()
+            if not mine:
+                done.wait()
+                continue
+            try:
+                v = make()
+                self.put(key, v)
+                return v
+            finally:
+                with self._lock:
+                    self._making.pop(key, None)
+                done.set()
 
     def __len__(self) -> int:
         with self._lock:
@@ -296,19 +321,23 @@ def mono_at(x: np.ndarray, sample_rate: int, target_rate: int, quality: str = "L
     import soxr
 
     x = np.asarray(x)
-    key = None
+
+    def make() -> np.ndarray:
+        y = mono(x)
+        if sample_rate != target_rate:
+            y = soxr.resample(y, sample_rate, target_rate, quality=quality)
+        return y
+
     if remember and not x.flags.writeable and sample_rate != target_rate:
-        key = content_key(x, sample_rate, "mono at", target_rate, quality)
-        hit = _MONO_AT.get(key)
-        if hit is not None:
-            return np.asarray(hit)
-    y = mono(x)
-    if sample_rate != target_rate:
-        y = soxr.resample(y, sample_rate, target_rate, quality=quality)
-    if key is not None:  # (dropped by forget_signals)
-        y.flags.writeable = False
-        _MONO_AT.put(key, y)
-    return y
+        def frozen_made() -> np.ndarray:
+            y = make()
+            y.flags.writeable = False
+            return y
+
+        # (dropped by forget_signals)
+        return np.asarray(_MONO_AT.get_or_make(
+            content_key(x, sample_rate, "mono at", target_rate, quality), frozen_made))
+    return make()
 
 
 #: samples a pedalboard chain is run on at a time by :func:`run_board`

@@ -721,10 +721,15 @@ def _energy_key(x: np.ndarray, sample_rate: int) -> tuple:
     return content_key(x, sample_rate, "k-weighted segment energies")
 
 
+def _read_only(e: np.ndarray) -> np.ndarray:
+    """``e``, made read-only."""
+    e.flags.writeable = False
+    return e
+
+
 def _remember_energies(key: tuple, e: np.ndarray) -> np.ndarray:
     """Remember the segment energies ``e`` (made read-only) under ``key``; returns them."""
-    e.flags.writeable = False
-    _ENERGY_CACHE.put(key, e)
+    _ENERGY_CACHE.put(key, _read_only(e))
     return e
 
 
@@ -761,9 +766,8 @@ class BlockStats:
             return BlockStats(energy=k_weighted_energies(x, sample_rate),
                               segment_len=seg, sample_rate=sample_rate)
         key = _energy_key(x, sample_rate)
-        e = _ENERGY_CACHE.get(key)
-        if e is None:
-            e = _remember_energies(key, k_weighted_energies(x, sample_rate))
+        e = _ENERGY_CACHE.get_or_make(key, lambda: _read_only(k_weighted_energies(
+            x, sample_rate)))
         return BlockStats(energy=e, segment_len=seg, sample_rate=sample_rate)
 
     @staticmethod
