@@ -148,3 +148,32 @@ def test_percussive_ratio_rises_with_drums(song):
     t = np.arange(n) / SR
     pad = np.stack([0.2 * np.sin(2 * np.pi * 330 * t)] * 2, 1).astype(np.float32)
     assert features(v, clicks + 0.01 * pad, SR)[i] > features(v, pad, SR)[i] + 10
+
+
+def test_an_excerpts_loudness_read_from_the_whole_signal_matches_its_own_pass():
+    from vocalmix.core.measure import BlockStats
+    from vocalmix.estimators.features import backing_part, excerpt_energies, features
+
+    sr = 44100
+    rng = np.random.default_rng(3)
+    t = np.arange(20 * sr) / sr
+    env = (0.2 + np.abs(np.sin(2 * np.pi * t / 2.3)))[:, None]
+    vocal = (0.1 * env * rng.standard_normal((t.size, 2))).astype(np.float32)
+    backing = (0.1 * rng.standard_normal((t.size, 2))).astype(np.float32)
+    w = slice(3 * sr, 9 * sr)  # on a 100 ms segment boundary
+    sv, sb = BlockStats.of(vocal, sr), BlockStats.of(backing, sr)
+    ev = excerpt_energies(sv.energy, sv.segment_len, w)
+    eb = excerpt_energies(sb.energy, sb.segment_len, w)
+    own = BlockStats.of(vocal[w], sr, remember=False).energy
+    assert ev is not None and eb is not None and ev.shape == own.shape
+    # the filter's state at the excerpt's start dies out within its first segment
+    np.testing.assert_allclose(ev[1:], own[1:], rtol=1e-7)
+    assert abs(ev[0] / own[0] - 1.0) < 0.05
+    # an excerpt off the segment grid, or past the end, is measured on its own
+    assert excerpt_energies(sv.energy, sv.segment_len, slice(100, 100 + 6 * sr)) is None
+    assert excerpt_energies(sv.energy, sv.segment_len, slice(15 * sr, 21 * sr)) is None
+    alone = features(vocal[w], backing[w], sr)
+    read = features(vocal[w], backing[w], sr, energy=ev, backing_energy=eb)
+    np.testing.assert_allclose(read, alone, atol=1e-3)
+    part = backing_part(backing[w], sr, energy=eb)
+    assert np.array_equal(features(vocal[w], backing[w], sr, energy=ev, part=part), read)

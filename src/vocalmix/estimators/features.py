@@ -146,10 +146,12 @@ def _shape_db(s: _Spectrum) -> np.ndarray:
     return db - db.mean()
 
 
-def _loudness_stats(x: np.ndarray, sample_rate: int) -> dict[str, float]:
+def _loudness_stats(x: np.ndarray, sample_rate: int, energy: np.ndarray | None = None
+                    ) -> dict[str, float]:
     """Integrated loudness (LUFS), LRA (LU), momentary spread (LU) and sample peak (dBFS)
     of ``x`` from one K-weighting pass (BS.1770-4 / EBU Tech 3342 on 100 ms segment
-    energies, as :mod:`vocalmix.core.measure` computes them)."""
+    energies, as :mod:`vocalmix.core.measure` computes them). ``energy``: those segment
+    energies when they were measured already (:func:`excerpt_energies`)."""
     from vocalmix.core.measure import (
         BlockStats,
         integrated_from_segments,
@@ -158,7 +160,8 @@ def _loudness_stats(x: np.ndarray, sample_rate: int) -> dict[str, float]:
         short_term_from_segments,
     )
 
-    st = BlockStats.of(x, sample_rate, remember=False)  # an excerpt, analysed once
+    st = (BlockStats.of(x, sample_rate, remember=False)  # an excerpt, analysed once
+          if energy is None else BlockStats.of_energy(energy, sample_rate))
     e, seg = st.energy, st.segment_len
     integrated = float(integrated_from_segments(e, seg)) if e.size >= 4 else -np.inf
     lra = float(lra_from_short_term(short_term_from_segments(e, seg))) if e.size >= 30 else 0.0
@@ -326,8 +329,11 @@ class BackingPart:
     tail: tuple[float, ...]
 
 
-def backing_part(backing: np.ndarray, sample_rate: int) -> BackingPart:
-    """The backing's share of :func:`features` (see :class:`BackingPart`).
+def backing_part(backing: np.ndarray, sample_rate: int, *,
+                 energy: np.ndarray | None = None) -> BackingPart:
+    """The backing's share of :func:`features` (see :class:`BackingPart`). ``energy``:
+    the backing's 100 ms K-weighted segment energies, when measured already
+    (:func:`excerpt_energies`).
 
     Raises:
         ValueError: when the backing holds NaN or infinite samples.
@@ -342,7 +348,7 @@ def backing_part(backing: np.ndarray, sample_rate: int) -> BackingPart:
     b = _spectrum(yb)
     tempo = estimate_tempo(yb, _SR)
     tempo_oct = float(np.log2(tempo / 120.0)) if np.isfinite(tempo) and tempo > 0 else 0.0
-    lb = _loudness_stats(backing, sample_rate)
+    lb = _loudness_stats(backing, sample_rate, energy)
     crest = lb["peak_db"] - lb["integrated"] if np.isfinite(lb["integrated"]) else 0.0
     head = (_centroid_oct(b), _share_db(b, 0, 250), _share_db(b, 2000, 6000),
             _share_db(b, 6000, _SR / 2), b.flatness_db,
@@ -351,13 +357,17 @@ def backing_part(backing: np.ndarray, sample_rate: int) -> BackingPart:
 
 
 def features(vocal: np.ndarray, backing: np.ndarray, sample_rate: int, *,
-             part: BackingPart | None = None) -> np.ndarray:
+             part: BackingPart | None = None, energy: np.ndarray | None = None,
+             backing_energy: np.ndarray | None = None) -> np.ndarray:
     """The feature vector (:data:`FEATURE_NAMES`) of one vocal/backing pair.
 
     Args:
         vocal, backing: float arrays ``(n, channels)`` (or ``(n,)``), same rate.
         sample_rate: Hz.
         part: :func:`backing_part` of ``backing``, when it was computed already.
+        energy, backing_energy: the vocal's and the backing's 100 ms K-weighted segment
+            energies, when measured already (:func:`excerpt_energies`; the backing's are
+            not read when ``part`` is given).
 
     Returns:
         float64 ``(len(FEATURE_NAMES),)``, every value finite (a figure that cannot be
@@ -369,14 +379,14 @@ def features(vocal: np.ndarray, backing: np.ndarray, sample_rate: int, *,
     if not np.all(np.isfinite(vocal)):
         raise ValueError("features: the vocal contains NaN or infinite samples")
     if part is None:
-        part = backing_part(backing, sample_rate)
+        part = backing_part(backing, sample_rate, energy=backing_energy)
     yv = frozen(_mono(vocal, sample_rate), unique=True)
     act, activity = _activity(yv)
     hop = _SR // 10
     nspec = max(len(yv) // _N, 1)
     idx = np.minimum((np.arange(nspec) * _N + _N // 2) // hop, len(act) - 1)
     v = _spectrum(yv, act[idx])
-    lv = _loudness_stats(vocal, sample_rate)
+    lv = _loudness_stats(vocal, sample_rate, energy)
     shape = float(np.sqrt(np.mean((_shape_db(v) - part.shape_db) ** 2)))
     out = np.array([
         *part.head,
@@ -495,6 +505,26 @@ def excerpts(n: int, sample_rate: int, length_s: float = 6.0, hop_s: float = 3.0
     return [slice(s, s + L) for s in starts]
 
 
+def excerpt_energies(whole: np.ndarray, segment_len: int, w: slice) -> np.ndarray | None:
+    """The 100 ms K-weighted segment energies of an excerpt ``x[w]``, read from those of
+    the whole signal ``x`` (``whole``: :meth:`~vocalmix.core.measure.BlockStats.of`,
+    segments of ``segment_len`` samples) instead of K-weighting the excerpt again;
+    ``None`` when ``w`` does not start on a segment boundary or runs past ``whole`` (then
+    the excerpt is measured on its own).
+
+    The whole signal's filter enters the excerpt with the state that the samples before
+    it left, where the excerpt's own pass starts from rest: only the excerpt's first
+    segment differs, by the filter's response to that state (a few milliseconds of it),
+    and every other segment is the same sum of the same filtered samples."""
+    if w.start % segment_len:
+        return None
+    a = w.start // segment_len
+    n = (w.stop - w.start) // segment_len
+    if a + n > whole.size:
+        return None
+    return whole[a : a + n]
+
+
 def vocal_excerpts(vocal: np.ndarray, sample_rate: int, length_s: float = 6.0,
                    hop_s: float = 3.0, max_n: int | None = None,
                    min_rel_lu: float = -15.0, backing: np.ndarray | None = None
@@ -545,6 +575,7 @@ __all__ = [
     "Perturbation",
     "apply_perturbation",
     "backing_part",
+    "excerpt_energies",
     "draw_perturbation",
     "excerpts",
     "features",

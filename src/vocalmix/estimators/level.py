@@ -52,10 +52,12 @@ import numpy as np
 
 from vocalmix.core.dsp import LruCache, content_key
 from vocalmix.core.errors import ParamsError
+from vocalmix.core.measure import BlockStats
 from vocalmix.estimators.features import (
     FEATURE_NAMES,
     FEATURE_VERSION,
     backing_part,
+    excerpt_energies,
     features,
     vocal_excerpts,
 )
@@ -277,12 +279,20 @@ def excerpt_features(vocal: np.ndarray, backing: np.ndarray, sample_rate: int,
     base = (content_key(backing, sample_rate, "level backing part", FEATURE_VERSION)
             if not np.asarray(backing).flags.writeable else None)
 
+    # the excerpts' loudness figures come from the whole signals' segment energies,
+    # which choosing the excerpts measured already (vocal_excerpts: remembered)
+    whole_v, whole_b = BlockStats.of(vocal, sample_rate), BlockStats.of(backing, sample_rate)
+
     def row(w: slice) -> np.ndarray:
+        ev = excerpt_energies(whole_v.energy, whole_v.segment_len, w)
+        eb = excerpt_energies(whole_b.energy, whole_b.segment_len, w)
         if base is None:
-            return features(vocal[w], backing[w], sample_rate)
-        part = _BACKING_PARTS.get_or_make((base, w.start, w.stop),
-                                          lambda: backing_part(backing[w], sample_rate))
-        return features(vocal[w], backing[w], sample_rate, part=part)
+            return features(vocal[w], backing[w], sample_rate, energy=ev,
+                            backing_energy=eb)
+        part = _BACKING_PARTS.get_or_make(
+            (base, w.start, w.stop),
+            lambda: backing_part(backing[w], sample_rate, energy=eb))
+        return features(vocal[w], backing[w], sample_rate, part=part, energy=ev)
 
     if len(wins) < 2:
         return np.stack([row(w) for w in wins])
