@@ -320,3 +320,34 @@ def test_the_vocal_is_k_weighted_once_when_two_estimators_ask_at_once(monkeypatc
         t.join(10)
     assert len(out) == 2 and np.array_equal(out[0], out[1])
     assert calls == [len(x)]
+
+
+def test_a_writeable_songs_level_rows_hash_each_whole_signal_once(monkeypatch):
+    # choosing the excerpts and reading their loudness both take the whole signals'
+    # segment energies: one hash of each signal finds them the second time
+    from vocalmix.estimators import level
+    from vocalmix.synth import synthesize_song
+
+    v, b = synthesize_song(sample_rate=22050, duration_s=16.0)
+    sizes: list[int] = []
+    real = dsp.hashlib.sha1
+
+    class Counting:
+        @staticmethod
+        def sha1(**kw):
+            h = real(**kw)
+
+            class Sized:
+                def update(self, data):
+                    sizes.append(len(data))
+                    h.update(data)
+
+                def digest(self):
+                    return h.digest()
+
+            return Sized()
+
+    monkeypatch.setattr(dsp, "hashlib", Counting)
+    rows = level.excerpt_features(v, b, 22050)
+    assert len(rows) >= 2
+    assert sorted(sizes) == sorted([v.nbytes, b.nbytes])

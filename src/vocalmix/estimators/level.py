@@ -50,7 +50,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vocalmix.core.dsp import LruCache, content_key
+from vocalmix.core.dsp import LruCache, content_key, frozen
 from vocalmix.core.errors import ParamsError
 from vocalmix.core.measure import BlockStats
 from vocalmix.estimators.features import (
@@ -274,14 +274,15 @@ def excerpt_features(vocal: np.ndarray, backing: np.ndarray, sample_rate: int,
     """Feature rows of the excerpts of a song in which the vocal sings. The backing's
     share of each row is remembered by the content of a read-only backing
     (:func:`~vocalmix.core.dsp.frozen`) and the excerpt's window."""
-    wins = vocal_excerpts(vocal, sample_rate, EXCERPT_S, HOP_S, max_excerpts,
-                          backing=backing)
+    # read-only views for the whole signals' measurements: each is hashed once and its
+    # segment energies, which choosing the excerpts measures, are then looked up for the
+    # excerpts' loudness figures instead of measured again
+    seen_v, seen_b = frozen(vocal), frozen(backing)
+    wins = vocal_excerpts(seen_v, sample_rate, EXCERPT_S, HOP_S, max_excerpts,
+                          backing=seen_b)
     base = (content_key(backing, sample_rate, "level backing part", FEATURE_VERSION)
             if not np.asarray(backing).flags.writeable else None)
-
-    # the excerpts' loudness figures come from the whole signals' segment energies,
-    # which choosing the excerpts measured already (vocal_excerpts: remembered)
-    whole_v, whole_b = BlockStats.of(vocal, sample_rate), BlockStats.of(backing, sample_rate)
+    whole_v, whole_b = BlockStats.of(seen_v, sample_rate), BlockStats.of(seen_b, sample_rate)
 
     def row(w: slice) -> np.ndarray:
         ev = excerpt_energies(whole_v.energy, whole_v.segment_len, w)
