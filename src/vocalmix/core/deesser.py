@@ -180,7 +180,7 @@ def _floor_db(level_db: np.ndarray, sample_rate: int) -> float | None:
     the mean power of the 100 ms segments' steady quietest tenth
     (:func:`vocalmix.core.measure.floor_energy`), where it lies
     :data:`~vocalmix.core.measure.FLOOR_UNDER_TOP_LU` or more under the loudest segment."""
-    from vocalmix.core.measure import FLOOR_UNDER_TOP_LU, floor_energy
+    from vocalmix.core.measure import floor_energy, floor_under
 
     # the track is smoothed over 5 ms: read every millisecond of it (44 times fewer
     # powers than the samples at 44.1 kHz; 0.07 s of a 3-minute take's measurement)
@@ -194,7 +194,7 @@ def _floor_db(level_db: np.ndarray, sample_rate: int) -> float | None:
     # digital silence (the level track's -200 dB clamp) is no floor: power 0
     p = np.mean(np.where(lv > _SILENCE_DB, 10.0 ** (lv / 10.0), 0.0), axis=1)
     f = float(floor_energy(p))
-    if not f > 0 or 10.0 * np.log10(float(p.max()) / f) < FLOOR_UNDER_TOP_LU:
+    if not floor_under(f, float(p.max())):
         return None
     return float(10.0 * np.log10(f))
 

@@ -1096,11 +1096,19 @@ def above_floor(z: np.ndarray, energy: np.ndarray, segment_len: int) -> np.ndarr
     z2 = np.atleast_2d(z)
     if not np.any(f > 0) or z2.shape[1] == 0:
         return z
-    use = (f > 0) & (z2.max(axis=1) >= f * 10.0 ** (FLOOR_UNDER_TOP_LU / 10.0))
+    use = floor_under(f, z2.max(axis=1))
     if not use.any():
         return z
     out = np.where(use[:, None], minus_floor(z2, f[:, None]), z2)
     return out if np.ndim(z) == 2 else out[0]
+
+
+def floor_under(floor: np.ndarray | float, top: np.ndarray | float) -> np.ndarray:
+    """Whether a steady floor's power ``floor`` (:func:`floor_energy`, 0 for none) is a
+    floor under a signal whose loudest power is ``top`` (the same units, broadcast): it
+    is not 0 and lies :data:`FLOOR_UNDER_TOP_LU` or more under it."""
+    f = np.asarray(floor)
+    return (f > 0) & (np.asarray(top) >= f * 10.0 ** (FLOOR_UNDER_TOP_LU / 10.0))
 
 
 def minus_floor(power: np.ndarray, floor: np.ndarray | float) -> np.ndarray:
@@ -1161,6 +1169,8 @@ __all__ = [
     "Measurement",
     "above_floor",
     "fast_integrated_loudness",
+    "floor_energy",
+    "floor_under",
     "fast_loudness_range",
     "gated_blocks",
     "integrated_from_segments",
@@ -1179,7 +1189,6 @@ __all__ = [
     "lra_from_short_term",
     "measure",
     "minus_floor",
-    "floor_energy",
     "momentary_above_floor",
     "momentary_from_segments",
     "momentary_loudness_range",
