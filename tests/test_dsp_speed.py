@@ -271,3 +271,30 @@ def test_a_mono_take_is_de_essed_with_one_filter_pass_and_the_same_samples(monke
     assert calls
     monkeypatch.setattr(dsp, "_twin_channels", lambda *_a: False)
     assert np.array_equal(once, blocks())
+
+
+def test_a_mix_hands_free_memory_back_before_its_resolvers_and_its_render(monkeypatch):
+    """The allocator's free memory goes back before the resolvers and before the render,
+    which bounds the peak; not before the analyses, which at once allocate again what
+    the inputs' reading freed (a 3-minute mix: about 23 000 page faults more)."""
+    from vocalmix import pipeline
+    from vocalmix.synth import synthesize_song
+
+    calls: list[str] = []
+
+    def counted() -> None:
+        calls.append("trim")
+
+    def assembling(*args, **kwargs):
+        calls.append("render")
+        return real_assemble(*args, **kwargs)
+
+    real_assemble = pipeline.assemble_pending
+    monkeypatch.setattr(pipeline, "release_free_memory", counted)
+    monkeypatch.setattr(pipeline, "assemble_pending", assembling)
+    v, b = synthesize_song(sample_rate=16000, duration_s=6.0)
+    pipeline.estimate_params(v, b, 16000, method="baseline")
+    assert calls == ["trim"]
+    calls.clear()
+    pipeline.mix(v, b, 16000, method="baseline")
+    assert calls == ["trim", "trim", "render"]
