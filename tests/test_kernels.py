@@ -20,6 +20,8 @@ from vocalmix.core import kernels
 from vocalmix.core.dsp import butterworth2_sos
 from vocalmix.core.measure import true_peak_filter
 
+from conftest import data_root
+
 RNG = np.random.default_rng(7)
 
 
@@ -194,3 +196,55 @@ def test_a_mix_imports_no_scipy_subpackage(tmp_path):
     assert not {"scipy.signal", "scipy.ndimage", "scipy.fft", "scipy.optimize",
                 "scipy.stats"} & set(got["baseline"]), got["baseline"]
     assert not {"scipy.signal", "scipy.ndimage", "scipy.stats"} & set(got["model"]), got["model"]
+
+
+def _imports_optimize(code: str) -> tuple[str, bool]:
+    """Run ``code`` in a fresh interpreter: (what it printed last, whether it loaded
+    scipy.optimize)."""
+    code += "\nimport sys\nprint('OPTIMIZE', 'scipy.optimize' in sys.modules)\n"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=300)
+    lines = res.stdout.strip().splitlines()
+    return lines[-2], lines[-1] == "OPTIMIZE True"
+
+
+def test_a_curve_within_the_tolerance_is_fitted_without_scipy_optimize():
+    """The EQ fit imports scipy.optimize at its first band: a curve that needs none (a
+    clean vocal's correction) leaves it unloaded, 0.25-0.4 s of imports saved."""
+    code = ("import numpy as np\n"
+            "from vocalmix.estimators.masking import fit_parametric_bands\n"
+            "f = np.geomspace(20.0, 20000.0, 64)\n"
+            "print(fit_parametric_bands(f, np.full(64, {})))\n")
+    flat, flat_loaded = _imports_optimize(code.format(0.1))
+    bump, bump_loaded = _imports_optimize(code.format(
+        "0.1 + 6.0 * np.exp(-np.log2(f / 1000.0) ** 2)"))
+    assert flat == "[]" and not flat_loaded
+    assert "peak" in bump and bump_loaded
+
+
+def test_a_model_mix_of_a_vocal_needing_no_corrective_eq_never_loads_scipy_optimize():
+    """Real mixed stems (a clean vocal, as most are): the model's mix chooses its EQ
+    without scipy.optimize. Up to three clips, in order, in one process: each mixed
+    before the first that needs a corrective band must leave it unloaded."""
+    folder = data_root() / "musdb18-7s" / "train"
+    if not folder.is_dir():
+        pytest.skip(f"no MUSDB18 clips at {folder} (set VOCALMIX_DATA)")
+    code = (f"import sys\n"
+            f"from vocalmix.training.data import find_songs, load_song\n"
+            f"import vocalmix\n"
+            f"songs = sorted(find_songs([{str(folder)!r}]), key=lambda s: s.song_id)[:3]\n"
+            f"out = []\n"
+            f"for song in songs:\n"
+            f"    v, b, sr = load_song(song)[:3]\n"
+            f"    p = vocalmix.mix(v, b, sample_rate=sr, method='model').params\n"
+            f"    corr = any(x.source == 'correction' for x in p.vocal.eq_bands)\n"
+            f"    out.append([corr, 'scipy.optimize' in sys.modules])\n"
+            f"    if corr:\n"
+            f"        break\n"
+            f"print(out)\n")
+    printed, _loaded = _imports_optimize(code)
+    runs = json.loads(printed.replace("True", "true").replace("False", "false"))
+    clean = [loaded for corrected, loaded in runs if not corrected]
+    if not clean:
+        pytest.skip("the first clips all need a corrective band: nothing to check")
+    assert not any(clean), runs

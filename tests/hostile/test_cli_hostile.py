@@ -825,17 +825,21 @@ def test_deciding_whether_inputs_are_long_imports_no_mixing_path():
     assert r.stdout.strip() == "[]"
 
 
-def test_render_prefetches_the_mixing_path_only():
+@pytest.mark.parametrize("estimate, want", [
+    (False, ['vocalmix.pipeline']),
+    (True, ['vocalmix.estimators.registry', 'vocalmix.pipeline']),
+])
+def test_the_prefetch_imports_the_mixing_path_and_not_scipys_optimiser(estimate, want):
     """``vocalmix render`` imports the mixing path on a helper thread while its inputs
-    decode, and neither the estimators nor SciPy's optimiser, which only an estimate
-    runs."""
+    decode, ``mix`` and ``estimate`` the estimators too; neither imports SciPy's
+    optimiser, which only a vocal whose corrective EQ fits a band needs."""
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     code = ("import sys, threading\n"
             "from vocalmix.frontends import cli\n"
-            "cli._prefetch(None, estimate=False)\n"
+            f"cli._prefetch(estimate={estimate})\n"
             "[t.join() for t in threading.enumerate() if t.name == 'vocalmix-prefetch']\n"
             "print(sorted(m for m in ('vocalmix.pipeline', 'vocalmix.estimators.registry',\n"
             "                         'scipy.optimize') if m in sys.modules))\n")
     r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                        text=True, timeout=60, check=True)
-    assert r.stdout.strip() == "['vocalmix.pipeline']"
+    assert r.stdout.strip() == str(want)
