@@ -496,8 +496,8 @@ def _prefetch(*, estimate: bool = True) -> None:
     corrective EQ fit uses, and only for a vocal that needs a band: a clean one (most
     mixed stems, about half of the karaoke takes here) never loads it. Imported here it
     was hidden behind the decoding of a long song that needs the fit (a 3-minute mix
-    0.075 s sooner) but cost a song that does not 0.17 s (3 minutes) to 0.27 s (30
-    seconds), and a short song gained nothing either way."""
+    0.08-0.13 s sooner) but cost a song that does not 0.17-0.23 s (3 minutes) to 0.21-0.27
+    s (30 seconds), and a short song that needs it gained nothing."""
     import importlib
     import threading
 
