@@ -24,8 +24,14 @@ Songs longer than 10 minutes are written by repeating a synthesised 3-minute son
 bench process itself would otherwise hold the whole song several times); the decode
 limit (``VOCALMIX_MAX_DECODED_MB``) is raised for them.
 
+``--song musdb`` takes real stems instead: the first MUSDB18 training clip (6.8 s, from
+``$VOCALMIX_DATA/musdb18-7s/train``) repeated to each length. The synthesised vocal is
+one whose corrective EQ fits bands, which loads ``scipy.optimize``; a professionally
+mixed vocal, as most real ones, needs none, so the two songs time different paths.
+
     python bench/bench_speed.py [--durations 30,180,600] [--repeats 3] [--cores 0|all]
                                 [--md FILE] [--no-matchering] [--no-stages]
+                                [--song synthetic|musdb]
 """
 
 from __future__ import annotations
@@ -107,16 +113,37 @@ def stage_profile(vp: Path, bp: Path, out: Path, method: str,
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def write_song(dur: float, vp: Path, bp: Path, sp: Path, sr: int = 44100) -> None:
-    """Synthesise the song (a 3-minute one repeated beyond 10 minutes) and write the
-    vocal, the backing and their plain sum (scaled under full scale) as 24-bit WAVs."""
+def musdb_clip() -> tuple[object, object, int, str]:
+    """``(vocal, backing, rate, name)`` of the first MUSDB18 training clip (by name) in
+    ``$VOCALMIX_DATA/musdb18-7s/train`` (default ``../shared/data``): real, professionally
+    mixed stems, none of the test split's."""
+    from vocalmix.training.data import find_songs, load_song
+
+    root = Path(os.environ.get("VOCALMIX_DATA", Path(__file__).resolve().parents[2]
+                               / "shared" / "data")) / "musdb18-7s" / "train"
+    songs = sorted((s for s in find_songs([root]) if not s.test_split),
+                   key=lambda s: s.song_id)
+    if not songs:
+        raise SystemExit(f"no MUSDB18 training clips in {root} (set VOCALMIX_DATA)")
+    v, b, sr = load_song(songs[0])[:3]
+    return v, b, int(sr), songs[0].song_id
+
+
+def write_song(dur: float, vp: Path, bp: Path, sp: Path, sr: int = 44100,
+               kind: str = "synthetic") -> None:
+    """Write the song's vocal, backing and their plain sum (scaled under full scale) as
+    24-bit WAVs: synthesised (a 3-minute one repeated beyond 10 minutes), or with ``kind``
+    ``"musdb"`` a real MUSDB18 training clip's stems repeated to the length."""
     import numpy as np
     import soundfile as sf
 
     from vocalmix.synth import synthesize_song
 
     piece = dur if dur <= 600 else 180.0
-    v, b = synthesize_song(sample_rate=sr, duration_s=piece)
+    if kind == "musdb":
+        v, b, sr, _name = musdb_clip()
+    else:
+        v, b = synthesize_song(sample_rate=sr, duration_s=piece)
     s = v + b
     scale = 1.0 / max(1.0, float(np.abs(s).max()) * 1.01)
     n = int(round(dur * sr))
@@ -141,6 +168,9 @@ def main() -> int:
     ap.add_argument("--md", help="also write the markdown tables to this file")
     ap.add_argument("--no-matchering", action="store_true")
     ap.add_argument("--no-stages", action="store_true")
+    ap.add_argument("--song", choices=("synthetic", "musdb"), default="synthetic",
+                    help="the song: synthesised (default), or a real MUSDB18 training "
+                    "clip's stems repeated to each length (from $VOCALMIX_DATA)")
     args = ap.parse_args()
     PIN = [] if args.cores == "all" else ["taskset", "-c", args.cores]
 
@@ -173,16 +203,17 @@ def main() -> int:
         t_version = measure([*vocalmix, "--version"], env, max(args.repeats, 5))
         t_numpy = measure([PY, "-c", "import numpy"], env, max(args.repeats, 5))
         for dur in (float(d) for d in args.durations.split(",")):
-            print(f"synthesising a {dur:g} s song", file=sys.stderr)
+            print(f"writing a {dur:g} s song ({args.song})", file=sys.stderr)
             vp, bp, sp = tmp / "vocal.wav", tmp / "backing.wav", tmp / "sum.wav"
             # in a child process: Linux counts the peak resident memory of a forked
             # child from its parent's high-water mark (exec keeps it), so a parent that
             # had held the synthesised song would lift every child's figure to its own
             subprocess.run([PY, "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
                             "from bench_speed import write_song; from pathlib import Path; "
-                            "write_song(float(sys.argv[2]), *map(Path, sys.argv[3:6]))",
+                            "write_song(float(sys.argv[2]), *map(Path, sys.argv[3:6]), "
+                            "kind=sys.argv[6])",
                             str(Path(__file__).resolve().parent), str(dur), str(vp), str(bp),
-                            str(sp)], check=True)
+                            str(sp), args.song], check=True)
             denv = dict(env)
             if dur > 600:
                 denv["VOCALMIX_MAX_DECODED_MB"] = str(int(dur / 60 * 25) + 64)
@@ -215,8 +246,10 @@ def main() -> int:
         shutil.rmtree(tmp, ignore_errors=True)
     how = ("one core (taskset -c " + args.cores + ")" if args.cores != "all"
            else "every core, not pinned")
+    song = ("a synthesised song" if args.song == "synthetic" else
+            f"the MUSDB18 training clip '{musdb_clip()[3]}' repeated to each length")
     lines = [f"Machine: {os.cpu_count()} cores, {how}, median of {args.repeats} "
-             "runs, fresh processes.", "",
+             f"runs, fresh processes; {song}.", "",
              "| song | command | x matchering | wall s | peak MB | x real time |",
              "| --- | --- | ---: | ---: | ---: | ---: |"]
     for song, name, wall, mb, ratio, rt in rows:
