@@ -113,11 +113,11 @@ def stage_profile(vp: Path, bp: Path, out: Path, method: str,
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def musdb_clip() -> tuple[object, object, int, str]:
-    """``(vocal, backing, rate, name)`` of the first MUSDB18 training clip (by name) in
-    ``$VOCALMIX_DATA/musdb18-7s/train`` (default ``../shared/data``): real, professionally
-    mixed stems, none of the test split's."""
-    from vocalmix.training.data import find_songs, load_song
+def musdb_clip():
+    """The first MUSDB18 training clip (by name) in ``$VOCALMIX_DATA/musdb18-7s/train``
+    (default ``../shared/data``), a :class:`vocalmix.training.data.Song` (not decoded):
+    real, professionally mixed stems, none of the test split's."""
+    from vocalmix.training.data import find_songs
 
     root = Path(os.environ.get("VOCALMIX_DATA", Path(__file__).resolve().parents[2]
                                / "shared" / "data")) / "musdb18-7s" / "train"
@@ -125,8 +125,7 @@ def musdb_clip() -> tuple[object, object, int, str]:
                    key=lambda s: s.song_id)
     if not songs:
         raise SystemExit(f"no MUSDB18 training clips in {root} (set VOCALMIX_DATA)")
-    v, b, sr = load_song(songs[0])[:3]
-    return v, b, int(sr), songs[0].song_id
+    return songs[0]
 
 
 def write_song(dur: float, vp: Path, bp: Path, sp: Path, sr: int = 44100,
@@ -141,7 +140,9 @@ def write_song(dur: float, vp: Path, bp: Path, sp: Path, sr: int = 44100,
 
     piece = dur if dur <= 600 else 180.0
     if kind == "musdb":
-        v, b, sr, _name = musdb_clip()
+        from vocalmix.training.data import load_song
+
+        v, b, sr = load_song(musdb_clip())[:3]
     else:
         v, b = synthesize_song(sample_rate=sr, duration_s=piece)
     s = v + b
@@ -247,7 +248,7 @@ def main() -> int:
     how = ("one core (taskset -c " + args.cores + ")" if args.cores != "all"
            else "every core, not pinned")
     song = ("a synthesised song" if args.song == "synthetic" else
-            f"the MUSDB18 training clip '{musdb_clip()[3]}' repeated to each length")
+            f"the MUSDB18 training clip '{musdb_clip().song_id}' repeated to each length")
     lines = [f"Machine: {os.cpu_count()} cores, {how}, median of {args.repeats} "
              f"runs, fresh processes; {song}.", "",
              "| song | command | x matchering | wall s | peak MB | x real time |",
