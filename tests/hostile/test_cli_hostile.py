@@ -832,7 +832,7 @@ def test_deciding_whether_inputs_are_long_imports_no_mixing_path():
 def test_the_prefetch_imports_the_mixing_path_and_not_scipys_optimiser(estimate, want):
     """``vocalmix render`` imports the mixing path on a helper thread while its inputs
     decode, ``mix`` and ``estimate`` the estimators too; neither imports SciPy's
-    optimiser, which only a vocal whose corrective EQ fits a band needs."""
+    optimiser, which no mix uses."""
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     code = ("import sys, threading\n"
             "from vocalmix.frontends import cli\n"

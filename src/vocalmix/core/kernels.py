@@ -166,6 +166,12 @@ def _check_brentq(fn: Any) -> bool:
     return abs(float(r) - 0.25) < 1e-9
 
 
+def _check_lmdif(fn: Any) -> bool:
+    x = fn(lambda v: np.array([v[0] - 0.25, 2.0 * (v[1] + 0.5), v[0] + v[1] + 0.25]),
+           np.zeros(2), (), 0, _LEASTSQ_TOL, _LEASTSQ_TOL, 0.0, 600, _EPS, 100.0, None)[0]
+    return bool(np.allclose(x, [0.25, -0.5], rtol=0.0, atol=1e-9))
+
+
 #: the known answer each private loop must give before it is used
 _CHECKS: dict[str, Callable[[Any], bool]] = {
     "scipy.signal._sosfilt._sosfilt": _check_sosfilt,
@@ -178,6 +184,7 @@ _CHECKS: dict[str, Callable[[Any], bool]] = {
     "scipy.signal._peak_finding_utils._select_by_peak_distance": _check_distance,
     "scipy.signal._peak_finding_utils._peak_prominences": _check_prominences,
     "scipy.optimize._zeros._brentq": _check_brentq,
+    "scipy.optimize._minpack._lmdif": _check_lmdif,
 }
 
 
@@ -432,12 +439,38 @@ def brentq(f: Callable[[float], float], a: float, b: float, xtol: float = 2e-12,
     return float(fn(checked, a, b, xtol, _BRENTQ_RTOL, int(maxiter), (), False, True))
 
 
+# --- least squares (scipy.optimize.leastsq) ---------------------------------------------
+
+#: ``scipy.optimize.leastsq``'s default ``ftol`` and ``xtol``
+_LEASTSQ_TOL = 1.49012e-8
+#: its default ``epsfcn`` for float64 (the forward-difference step is ``sqrt(epsfcn)``
+#: relative to each parameter)
+_EPS = float(np.finfo(np.float64).eps)
+
+
+def leastsq(func: Callable[[np.ndarray], np.ndarray], x0: np.ndarray, maxfev: int
+            ) -> np.ndarray:
+    """``scipy.optimize.leastsq(func, x0, maxfev=maxfev)[0]``: the parameters that
+    MINPACK's Levenberg-Marquardt (``lmdif``, forward-difference Jacobian, at most
+    ``maxfev`` calls of ``func``, Jacobian's included) reaches from ``x0`` in minimising
+    ``sum(func(x)**2)``. ``x0`` is not modified."""
+    x = np.array(x0, dtype=np.float64).reshape(-1)  # a copy: MINPACK writes into it
+    fn = _attr("scipy.optimize._minpack", "_lmdif")
+    if fn is None:
+        from scipy.optimize import leastsq as public
+
+        return np.asarray(public(func, x, maxfev=int(maxfev))[0], dtype=np.float64)
+    return np.asarray(fn(func, x, (), 0, _LEASTSQ_TOL, _LEASTSQ_TOL, 0.0, int(maxfev),
+                         _EPS, 100.0, None)[0], dtype=np.float64)
+
+
 __all__ = [
     "brentq",
     "compiled",
     "correlate1d",
     "find_peaks",
     "irfft",
+    "leastsq",
     "lfilter",
     "maximum_filter1d",
     "median_filter1d",

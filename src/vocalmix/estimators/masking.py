@@ -33,6 +33,7 @@ so pedalboard, use) live in the core, beside the EQ stage's whole response.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,6 +44,7 @@ from vocalmix.core.dsp import (  # noqa: F401 - re-exported for the learned EQ
     biquad_response_db,
     max_filter_hz,
 )
+from vocalmix.core.kernels import leastsq
 
 # Zwicker critical band edges (Hz)
 BARK_EDGES_HZ = np.array(
@@ -182,6 +184,36 @@ def masking_eq(
 
 # --- biquads: the RBJ cookbook bands, defined once in vocalmix.core.dsp ---------------------
 
+#: how far inside its bounds a parameter starts, as a fraction of the sine's range: at a
+#: bound the transform's slope is zero, and a band started there (a shelf at the grid's
+#: end, a gain clipped to the limit) would not move
+_START_INSIDE = 0.01
+
+
+def _bounded_least_squares(resid: Callable[[np.ndarray], np.ndarray], x0: np.ndarray,
+                           lb: np.ndarray, ub: np.ndarray, *, maxfev: int) -> np.ndarray:
+    """The ``x`` within ``[lb, ub]`` minimising ``sum(resid(x)**2)``, from ``x0``.
+
+    MINPACK's Levenberg-Marquardt (:func:`vocalmix.core.kernels.leastsq`) on the
+    unbounded ``p`` of ``x = lb + (ub - lb) * (1 + sin p) / 2`` (MINUIT's transform for
+    a parameter bounded on both sides): loadable without ``scipy.optimize``'s package,
+    whose import (0.25-0.4 s, ``scipy.linalg`` with it) cost a whole mix more than the
+    fit itself. Checked against ``scipy.optimize.least_squares``' bounded trust region
+    (``tests/test_kernels.py``): on the corrective curves the EQ model asked of the shared
+    data (118 takes and stems, 48 MUSDB18 training vocals given a random EQ) the same
+    residual within 0.007 dB; on random curves of up to four bands with noise, the same
+    mean residual, each method finding the better minimum about as often."""
+    span = ub - lb
+    s0 = np.clip(2.0 * (np.asarray(x0, dtype=np.float64) - lb) / span - 1.0,
+                 -1.0 + _START_INSIDE, 1.0 - _START_INSIDE)
+
+    def x_of(p: np.ndarray) -> np.ndarray:
+        return lb + span * (1.0 + np.sin(p)) / 2.0
+
+    p = leastsq(lambda q: resid(x_of(q)), np.arcsin(s0), maxfev=maxfev)
+    return np.asarray(x_of(p))
+
+
 def fit_parametric_bands(
     freqs_hz: np.ndarray,
     gain_db_curve: np.ndarray,
@@ -195,7 +227,8 @@ def fit_parametric_bands(
 
     Greedy: each step adds a peak at the largest remaining residual (or a shelf at an
     end), then all bands are refined together by bounded least squares on the
-    log-frequency grid; stops when the RMS residual is under ``tolerance_db``.
+    log-frequency grid (:func:`_bounded_least_squares`); stops when the RMS residual is
+    under ``tolerance_db``.
     """
     f = np.asarray(freqs_hz, dtype=np.float64)
     target = np.asarray(gain_db_curve, dtype=np.float64)
@@ -227,13 +260,7 @@ def fit_parametric_bands(
                                                                           else 0.707))]
         lb = np.tile([np.log(lo_f), -max_gain_db, np.log(0.3)], len(kinds))
         ub = np.tile([np.log(hi_f), max_gain_db, np.log(8.0)], len(kinds))
-        v0 = np.clip(np.array(x), lb + 1e-9, ub - 1e-9)
-        # imported here, at the first band: a curve already within the tolerance (most
-        # clean vocals' correction) needs no fit, and a process that never fits never
-        # loads scipy.optimize (0.25-0.4 s of imports)
-        from scipy.optimize import least_squares
-
-        sol = least_squares(resid, v0, bounds=(lb, ub), max_nfev=200)
-        x = list(sol.x)
+        x = list(_bounded_least_squares(resid, np.array(x), lb, ub,
+                                        maxfev=200 * (len(x) + 1)))
     return [(k, round(fr, 2), round(g, 3), round(q, 4)) for k, fr, g, q in unpack(np.array(x))
             if abs(g) >= 0.05]

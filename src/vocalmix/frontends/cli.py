@@ -490,14 +490,8 @@ def _prefetch(*, estimate: bool = True) -> None:
     are decoded (the decoders release the GIL; the imports are Python work): the mixing
     path, and when ``estimate``, the estimators. The command imports what it uses again
     once the inputs are read (an import finished here is then a look-up; an error here
-    is raised there).
-
-    Not ``scipy.optimize`` (0.25-0.4 s of imports holding the GIL), which only the model's
-    corrective EQ fit uses, and only for a vocal that needs a band: a clean one (most
-    mixed stems, about half of the karaoke takes here) never loads it. Imported here it
-    was hidden behind the decoding of a long song that needs the fit (a 3-minute mix
-    0.08-0.13 s sooner) but cost a song that does not 0.17-0.23 s (3 minutes) to 0.21-0.27
-    s (30 seconds), and a short song that needs it gained nothing."""
+    is raised there). No SciPy package: the mixing path runs SciPy's compiled loops
+    only (:mod:`vocalmix.core.kernels`), the corrective EQ's fit included."""
     import importlib
     import threading
 
