@@ -85,6 +85,17 @@ def test_the_fit_recovers_bands_that_start_at_the_grid_ends(monkeypatch):
     assert ours < 0.25 and ours <= ref + 0.01, (ours, ref)
 
 
+@pytest.mark.parametrize("freqs", [[1000.0], [20.0, 20.0], [10.0, 15.0]])
+def test_a_curve_with_no_frequency_range_to_fit_is_refused(freqs):
+    """One frequency, or none between 20 Hz and the rate's limit, leaves no range for a
+    band's frequency: a clear error, not a band at NaN Hz; a curve that needs no band is
+    still fitted with none."""
+    f = np.array(freqs)
+    with pytest.raises(ValueError, match="no range for a band"):
+        fit_parametric_bands(f, np.full(len(f), 3.0))
+    assert fit_parametric_bands(f, np.zeros(len(f))) == []
+
+
 @pytest.mark.slow
 def test_the_fit_matches_a_trust_region_on_real_corrections(monkeypatch):
     """The corrections the shipped EQ model proposes for MUSDB18 training vocals given a

@@ -249,6 +249,10 @@ def fit_parametric_bands(
         r = target - bands_response_db(unpack(np.array(x)), f, sample_rate) if x else target
         if np.sqrt(np.mean(r**2)) < tolerance_db:
             break
+        if not hi_f > lo_f:
+            raise ValueError(f"fit_parametric_bands: the curve's frequencies ({f.min():g}-"
+                             f"{f.max():g} Hz) leave no range for a band between 20 Hz and "
+                             f"{nyq_lim:g} Hz")
         i = int(np.argmax(np.abs(r)))
         g0 = float(np.clip(r[i], -max_gain_db, max_gain_db))
         kind = "peak"
