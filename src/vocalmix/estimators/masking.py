@@ -199,7 +199,7 @@ def _bounded_least_squares(resid: Callable[[np.ndarray], np.ndarray], x0: np.nda
     a parameter bounded on both sides): loadable without ``scipy.optimize``'s package,
     whose import (0.25-0.4 s, ``scipy.linalg`` with it) cost a whole mix more than the
     fit itself. Checked against ``scipy.optimize.least_squares``' bounded trust region
-    (``tests/test_kernels.py``): on the corrective curves the EQ model asked of the shared
+    (``tests/test_band_fit.py``): on the corrective curves the EQ model asked of the shared
     data (118 takes and stems, 48 MUSDB18 training vocals given a random EQ) the same
     residual within 0.007 dB; on 900 random curves of up to four bands with noise, the
     same mean residual within 0.001 dB, the trust region better by over 0.01 dB on 117
