@@ -26,8 +26,8 @@ limit (``VOCALMIX_MAX_DECODED_MB``) is raised for them.
 
 ``--song musdb`` takes real stems instead: the first MUSDB18 training clip (6.8 s, from
 ``$VOCALMIX_DATA/musdb18-7s/train``) repeated to each length. The synthesised vocal is
-one whose corrective EQ fits bands, which loads ``scipy.optimize``; a professionally
-mixed vocal, as most real ones, needs none, so the two songs time different paths.
+one whose corrective EQ fits bands; a professionally mixed vocal, as most real ones,
+needs none, so the two songs time different paths.
 
     python bench/bench_speed.py [--durations 30,180,600] [--repeats 3] [--cores 0|all]
                                 [--md FILE] [--no-matchering] [--no-stages]
@@ -117,10 +117,9 @@ def musdb_clip():
     """The first MUSDB18 training clip (by name) in ``$VOCALMIX_DATA/musdb18-7s/train``
     (default ``../shared/data``), a :class:`vocalmix.training.data.Song` (not decoded):
     real, professionally mixed stems, none of the test split's."""
-    from vocalmix.training.data import find_songs
+    from vocalmix.training.data import data_root, find_songs
 
-    root = Path(os.environ.get("VOCALMIX_DATA", Path(__file__).resolve().parents[2]
-                               / "shared" / "data")) / "musdb18-7s" / "train"
+    root = data_root() / "musdb18-7s" / "train"
     songs = sorted((s for s in find_songs([root]) if not s.test_split),
                    key=lambda s: s.song_id)
     if not songs:
