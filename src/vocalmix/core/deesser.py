@@ -31,7 +31,7 @@ vocal in the same frames, dB. Sung vowels put little energy above 5 kHz (an oper
 voice here: -13 dB); "s", "sh" and "t" put bursts there that reach the level of the
 vowels (a dry amateur take here: +0.8 dB; professionally mixed vocals of MUSDB18, already
 de-essed by their engineers: -21 to +5 dB, median about -7 dB). Over a take's steady
-floor (room tone, :func:`_floor_db`), a frame's level is its power over the floor's, and
+floor (room tone, :func:`_floor_power`), a frame's level is its power over the floor's, and
 a frame within 3 dB of it is silence (:func:`vocalmix.core.measure.minus_floor`):
 counted as active, room tone 30 LU under the loudest block pulled the median down by
 3 dB (40 mixed stems after a 3 s lead-in) and switched the de-esser on or off for 10 of
@@ -91,17 +91,23 @@ def short_term_db(x: np.ndarray, sample_rate: int, ms: float = DETECTOR_MS) -> n
     return 10.0 * np.log10(np.maximum(e, 1e-20))
 
 
-#: samples analysed at a time by :func:`_short_term_db_blocks`
+#: samples analysed at a time by :func:`_short_term_power_blocks`
 _BLOCK = 1 << 16
+#: the short-term power tracks' clamp (-200 dB): a track holds no zero, so every value
+#: has a level in dB
+_MIN_POWER = 1e-20
 
 
-def _short_term_db_blocks(x: np.ndarray, sample_rate: int, sos: np.ndarray | None = None,
-                          ms: float = DETECTOR_MS) -> np.ndarray:
-    """``short_term_db(x)`` (of ``x`` through the float64 filter ``sos`` when given),
-    :data:`_BLOCK` samples at a time with the filters' states carried: the same
-    recursions on the same samples, without full-length float64 copies of ``x``. The
-    levels are computed in float64 and stored in float32 (dB to about 1e-5 dB: half the
-    memory of a per-sample level track, which only its percentiles are read from)."""
+def _short_term_power_blocks(x: np.ndarray, sample_rate: int, sos: np.ndarray | None = None,
+                             ms: float = DETECTOR_MS) -> np.ndarray:
+    """The short-term power of :func:`short_term_db` (of ``x`` through the float64 filter
+    ``sos`` when given), linear, clamped at :data:`_MIN_POWER`: :data:`_BLOCK` samples at
+    a time with the filters' states carried (the same recursions on the same samples,
+    without full-length float64 copies of ``x``). Computed in float64, stored in float32
+    (to about 3e-7 dB: half the memory of a per-sample track, which only percentiles and
+    a floor are read from). Linear, not dB: a percentile of the levels is the level of
+    the percentile (the logarithm keeps the order), taken once instead of for every
+    sample (0.05 s per track of a 3-minute take)."""
     from vocalmix.core.dsp import row_blocks, sosfilt_stream
 
     a = _one_pole(ms, sample_rate)
@@ -115,8 +121,19 @@ def _short_term_db_blocks(x: np.ndarray, sample_rate: int, sos: np.ndarray | Non
         p = channel_mean(np.square(xb.reshape(len(xb), -1)))
         with flush_denormals():
             e, zp = lfilter([1.0 - a], [1.0, -a], p, zi=zp)
-        out[i : i + _BLOCK] = 10.0 * np.log10(np.maximum(e, 1e-20))
+        out[i : i + _BLOCK] = np.maximum(e, _MIN_POWER, out=e)
     return out
+
+
+def _short_term_db_blocks(x: np.ndarray, sample_rate: int, sos: np.ndarray | None = None,
+                          ms: float = DETECTOR_MS) -> np.ndarray:
+    """:func:`short_term_db` from :func:`_short_term_power_blocks`, dBFS, float32."""
+    return 10.0 * np.log10(_short_term_power_blocks(x, sample_rate, sos, ms))
+
+
+def _db(power: float) -> float:
+    """A power (mean square, full scale 1) in dB."""
+    return float(10.0 * np.log10(power)) if power > 0 else -np.inf
 
 
 @dataclass(frozen=True)
@@ -136,67 +153,70 @@ class Sibilance:
 
 
 def sibilance(x: np.ndarray, sample_rate: int) -> Sibilance:
-    """Measure the sibilance of a vocal ``(n, channels)`` at ``sample_rate`` Hz."""
+    """Measure the sibilance of a vocal ``(n, channels)`` at ``sample_rate`` Hz.
+
+    The levels' percentiles are taken on the short-term power tracks and converted to dB
+    once (a percentile interpolates between two neighbouring samples of a 5 ms-smoothed
+    track: in power or in dB, the same level to about 1e-6 dB)."""
     from vocalmix.core.parallel import beside
 
     lo, hi = SIBILANT_BAND_HZ
     hi = min(hi, max_filter_hz(sample_rate))
     if lo >= hi:  # a narrow-band take (e.g. 8-11 kHz sampling) has no sibilant band
-        full = _short_term_db_blocks(x, sample_rate)
-        return Sibilance(-np.inf, -np.inf, float(np.median(full)))
+        full = _short_term_power_blocks(x, sample_rate)
+        return Sibilance(-np.inf, -np.inf, _db(float(np.median(full))))
     sos = butterworth2_sos((lo, hi), "bandpass", sample_rate)
-    # the band's level track on a second thread while this one makes the whole vocal's
+    # the band's power track on a second thread while this one makes the whole vocal's
     # (their filters and arithmetic let go of the GIL)
-    whole_band, full = beside(lambda: _short_term_db_blocks(x, sample_rate, sos),
-                              lambda: _short_term_db_blocks(x, sample_rate))
-    floor = _floor_db(full, sample_rate)
+    whole_band, full = beside(lambda: _short_term_power_blocks(x, sample_rate, sos),
+                              lambda: _short_term_power_blocks(x, sample_rate))
+    floor = _floor_power(full, sample_rate)
     if floor is not None:
-        # room tone is not the vowels: the voice's own level is what the frame's power
-        # holds over the floor's (a frame close to it is silence, -inf dB)
+        # room tone is not the vowels: the voice's own power is what the frame's holds
+        # over the floor's (a frame close to it is silence, 0)
         from vocalmix.core.measure import minus_floor
 
-        over = minus_floor(10.0 ** (full.astype(np.float64) / 10.0), 10.0 ** (floor / 10.0))
-        with np.errstate(divide="ignore"):
-            full = (10.0 * np.log10(over)).astype(np.float32)
-    active = full > full.max() - ACTIVE_RANGE_DB
-    # the band's levels over the active samples, and the whole vocal's cut down to them
+        full = minus_floor(full, floor)  # float32 still: a Python float takes its type
+    # within ACTIVE_RANGE_DB of the loudest sample's level
+    active = full > full.max() * np.float32(10.0 ** (-ACTIVE_RANGE_DB / 10.0))
+    # the band's powers over the active samples, and the whole vocal's cut down to them
     # before its median: the values partitioned in place
     band = whole_band[active]
     del whole_band
-    peak = float(np.percentile(band, 99.5, overwrite_input=True))
+    peak = _db(float(np.percentile(band, 99.5, overwrite_input=True)))
     del band
     full = full[active]
-    body = float(np.median(full, overwrite_input=True))
+    body = _db(float(np.median(full, overwrite_input=True)))
     return Sibilance(peak - body, peak, body)
 
 
-#: the short-term level tracks' clamp (power 1e-20), and a little over it: silence, dB
-_SILENCE_DB = -199.0
+#: a power track's clamp (:data:`_MIN_POWER`) and a little over it (-199 dB): silence
+_SILENCE_POWER = 10.0 ** (-19.9)
 
 
-def _floor_db(level_db: np.ndarray, sample_rate: int) -> float | None:
-    """The level (dBFS) of a steady floor under a vocal from its short-term level track
-    ``level_db`` (dB per sample, read every millisecond), or ``None`` when it has none:
+def _floor_power(power: np.ndarray, sample_rate: int) -> float | None:
+    """The power (mean square) of a steady floor under a vocal from its short-term power
+    track ``power`` (per sample, read every millisecond), or ``None`` when it has none:
     the mean power of the 100 ms segments' steady quietest tenth
     (:func:`vocalmix.core.measure.floor_energy`), where it lies
     :data:`~vocalmix.core.measure.FLOOR_UNDER_TOP_LU` or more under the loudest segment."""
     from vocalmix.core.measure import floor_energy, floor_under
 
     # the track is smoothed over 5 ms: read every millisecond of it (44 times fewer
-    # powers than the samples at 44.1 kHz; 0.07 s of a 3-minute take's measurement)
+    # powers than the samples at 44.1 kHz)
     step = max(1, int(round(sample_rate / 1000.0)))
-    lv = level_db[::step]
+    lv = power[::step]
     seg = max(1, int(round(0.1 * sample_rate / step)))
     n = len(lv) // seg
     if n == 0:
         return None
     lv = lv[: n * seg].reshape(n, seg).astype(np.float64)
-    # digital silence (the level track's -200 dB clamp) is no floor: power 0
-    p = np.mean(np.where(lv > _SILENCE_DB, 10.0 ** (lv / 10.0), 0.0), axis=1)
+    # digital silence (the track's clamp) is no floor: power 0
+    p = np.mean(np.where(lv > _SILENCE_POWER, lv, 0.0), axis=1)
     f = float(floor_energy(p))
     if not floor_under(f, float(p.max())):
         return None
-    return float(10.0 * np.log10(f))
+    return f
 
 
 @dataclass(frozen=True)
