@@ -96,8 +96,8 @@ def test_the_render_stage_runs_in_blocks_and_gives_the_one_call_samples():
     # whole vocal's, over the active samples
     lo, hi = D.SIBILANT_BAND_HZ
     sos = butterworth2_sos((lo, min(hi, max_filter_hz(sr))), "bandpass", sr)
-    full = D._short_term_db_blocks(x, sr)
-    band = D._short_term_db_blocks(x, sr, sos)
+    full = 10.0 * np.log10(D._short_term_power_blocks(x, sr))
+    band = 10.0 * np.log10(D._short_term_power_blocks(x, sr, sos))
     active = full > full.max() - D.ACTIVE_RANGE_DB
     s = D.sibilance(x, sr)
     # read on the power tracks and converted once: the percentiles of the dB tracks

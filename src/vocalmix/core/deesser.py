@@ -82,20 +82,22 @@ def crossover_sos(freq_hz: float, sample_rate: int) -> tuple[np.ndarray, np.ndar
     return np.concatenate([lo, lo]), np.concatenate([hi, hi])
 
 
+#: the short-term power's clamp (-200 dB), in the measurement's tracks and the detector:
+#: a track holds no zero, so every value has a level in dB
+_MIN_POWER = 1e-20
+
+
 def short_term_db(x: np.ndarray, sample_rate: int, ms: float = DETECTOR_MS) -> np.ndarray:
     """Short-term power (channels averaged) in dBFS, one-pole smoothed over ``ms``."""
     a = _one_pole(ms, sample_rate)
     p = channel_mean(np.square(np.asarray(x, dtype=np.float64).reshape(len(x), -1)))
     with flush_denormals():
         e = lfilter([1.0 - a], [1.0, -a], p)
-    return 10.0 * np.log10(np.maximum(e, 1e-20))
+    return 10.0 * np.log10(np.maximum(e, _MIN_POWER))
 
 
 #: samples analysed at a time by :func:`_short_term_power_blocks`
 _BLOCK = 1 << 16
-#: the short-term power tracks' clamp (-200 dB): a track holds no zero, so every value
-#: has a level in dB
-_MIN_POWER = 1e-20
 
 
 def _short_term_power_blocks(x: np.ndarray, sample_rate: int, sos: np.ndarray | None = None,
@@ -125,12 +127,6 @@ def _short_term_power_blocks(x: np.ndarray, sample_rate: int, sos: np.ndarray | 
             e, zp = lfilter([1.0 - a], [1.0, -a], p, zi=zp)
         out[i : i + _BLOCK] = np.maximum(e, _MIN_POWER, out=e)
     return out
-
-
-def _short_term_db_blocks(x: np.ndarray, sample_rate: int, sos: np.ndarray | None = None,
-                          ms: float = DETECTOR_MS) -> np.ndarray:
-    """:func:`short_term_db` from :func:`_short_term_power_blocks`, dBFS, float32."""
-    return 10.0 * np.log10(_short_term_power_blocks(x, sample_rate, sos, ms))
 
 
 def _db(power: float) -> float:
@@ -286,7 +282,7 @@ class DeEsser:
         a = self._a
         power, self._power_zi = lfilter([1.0 - a], [1.0, -a], channel_mean(band * band),
                                         zi=self._power_zi)
-        level = 10.0 * np.log10(np.maximum(power, 1e-20))
+        level = 10.0 * np.log10(np.maximum(power, _MIN_POWER))
         wanted = np.minimum(s.depth_db, np.maximum(0.0, level - s.threshold_db))
         held, self._history = _trailing_max(self._history, wanted, self._hold)
         r = self._r
