@@ -230,12 +230,12 @@ def test_a_mono_take_through_the_compressor_is_rendered_once_with_the_same_sampl
         return pb.Pedalboard([pb.Compressor(threshold_db=threshold_db, ratio=ratio,
                                             attack_ms=attack_ms, release_ms=release_ms)])
 
-    assert dsp._twin_render(board(), x)
+    assert dsp.twin_render(board(), x)
     once = dsp.run_board(board(), x, 44100, delay=123)
     out, blocks = dsp.run_board_blocks(board(), x, 44100, 10000)
     for _b in blocks:
         pass
-    monkeypatch.setattr(dsp, "_twin_render", lambda *_a: False)
+    monkeypatch.setattr(dsp, "twin_render", lambda *_a: False)
     both = dsp.run_board(board(), x, 44100, delay=123)
     assert np.array_equal(once, both) and np.array_equal(out, dsp.run_board(board(), x, 44100))
 
@@ -244,12 +244,12 @@ def test_effects_that_mix_channels_or_unequal_channels_are_rendered_in_stereo():
     import pedalboard as pb
 
     x = np.ones((100, 2), np.float32)
-    assert not dsp._twin_render(pb.Pedalboard([pb.Reverb()]), x)
-    assert not dsp._twin_render(pb.Pedalboard([pb.Compressor(), pb.Reverb()]), x)
-    assert not dsp._twin_render(pb.Pedalboard([]), x)
+    assert not dsp.twin_render(pb.Pedalboard([pb.Reverb()]), x)
+    assert not dsp.twin_render(pb.Pedalboard([pb.Compressor(), pb.Reverb()]), x)
+    assert not dsp.twin_render(pb.Pedalboard([]), x)
     y = x.copy()
     y[50, 1] = 0.5
-    assert not dsp._twin_render(pb.Pedalboard([pb.Compressor()]), y)
+    assert not dsp.twin_render(pb.Pedalboard([pb.Compressor()]), y)
 
 
 def test_a_mono_take_is_de_essed_with_one_filter_pass_and_the_same_samples(monkeypatch):
@@ -298,3 +298,56 @@ def test_a_mix_hands_free_memory_back_before_its_resolvers_and_its_render(monkey
     calls.clear()
     pipeline.mix(v, b, 16000, method="baseline")
     assert calls == ["trim", "trim", "render"]
+
+
+@pytest.mark.parametrize("twin", [False, True])
+@pytest.mark.parametrize("deessed", [False, True])
+@pytest.mark.parametrize("n", [1, 1000, 2 * dsp.BOARD_BLOCK + 12345])
+def test_the_inserts_on_two_threads_are_the_stages_one_after_the_other(twin, deessed, n):
+    """EQ and de-esser on a helper thread, the compressor behind them on this one: the
+    same samples as the stages run whole, one after the other."""
+    from dataclasses import replace
+
+    from vocalmix.core.params import Compressor, DeEsser, EqBand, HighPass, VocalChain
+    from vocalmix.core.render import compressor_stage, deesser_stage, vocal_inserts
+
+    sr = 44100
+    rng = np.random.default_rng(n)
+    env = np.repeat(rng.uniform(0.01, 0.9, n // 500 + 1), 500)[:n]
+    x = (rng.standard_normal((n, 2)) * env[:, None]).astype(np.float32)
+    if twin:
+        x[:, 1] = x[:, 0]
+    chain = VocalChain(
+        highpass=HighPass(enabled=True, cutoff_frequency_hz=120.0),
+        eq_bands=(EqBand("peak", 3000.0, 4.0, 1.0), EqBand("high_shelf", 8000.0, 3.0, 0.7)),
+        deesser=DeEsser(enabled=deessed, threshold_db=-40.0, freq_hz=6000.0, depth_db=8.0),
+        compressor=Compressor(threshold_db=-20.0, ratio=4.0, attack_ms=5.0, release_ms=80.0,
+                              makeup_db=2.5))
+    want = np.asarray(compressor_stage(
+        deesser_stage(dsp.eq_stage(x, sr, chain.highpass, chain.eq_bands), sr, chain.deesser),
+        sr, chain.compressor), dtype=np.float32)
+    got = vocal_inserts(x, sr, chain)
+    assert got.dtype == np.float32 and got.shape == x.shape
+    assert np.array_equal(got, want)
+    if twin:
+        assert np.array_equal(got[:, 0], got[:, 1])
+    # no make-up gain, and a chain without an EQ (one thread) give the same as well
+    flat = replace(chain, compressor=replace(chain.compressor, makeup_db=0.0))
+    assert np.array_equal(vocal_inserts(x, sr, flat), np.asarray(compressor_stage(
+        deesser_stage(dsp.eq_stage(x, sr, flat.highpass, flat.eq_bands), sr, flat.deesser),
+        sr, flat.compressor), dtype=np.float32))
+
+
+def test_the_inserts_helper_thread_error_reaches_the_caller(monkeypatch):
+    from vocalmix.core.params import Compressor, HighPass, VocalChain
+    from vocalmix.core.render import vocal_inserts
+
+    def broken(*_a, **_k):
+        raise RuntimeError("filter failed")
+        yield  # pragma: no cover
+
+    monkeypatch.setattr(dsp, "sosfilt_stream", broken)
+    chain = VocalChain(highpass=HighPass(enabled=True, cutoff_frequency_hz=120.0),
+                       compressor=Compressor(threshold_db=-20.0, ratio=4.0))
+    with pytest.raises(RuntimeError, match="filter failed"):
+        vocal_inserts(np.ones((5000, 2), np.float32) * 0.1, 44100, chain)

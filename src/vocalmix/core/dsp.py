@@ -364,23 +364,36 @@ def run_board(board: pb.Pedalboard, x: np.ndarray, sample_rate: int, delay: int 
 
 
 def board_rows(board: pb.Pedalboard, x: np.ndarray, sample_rate: int, out: np.ndarray,
-               delay: int = 0) -> Iterator[int]:
+               delay: int = 0, *, twin: bool | None = None,
+               ready: Callable[[int], None] | None = None) -> Iterator[int]:
     """:func:`run_board` into ``out`` (``x``'s shape, float32), yielding after each
-    :data:`BOARD_BLOCK` rows how many rows of ``out`` are rendered."""
-    render = _board_rows(board, x, sample_rate, delay, out)
-    for i in range(0, x.shape[0], BOARD_BLOCK):
+    :data:`BOARD_BLOCK` rows how many rows of ``out`` are rendered.
+
+    ``twin``: whether to render one of two equal channels for both (default: read on
+    ``x``, see :func:`twin_render`); ``ready(rows)``, when given, is called before the
+    rows of ``x`` up to ``rows`` are read (``x`` still being filled on another thread,
+    :class:`vocalmix.core.parallel.Filling`; no delay then)."""
+    if ready is not None and delay:
+        raise ValueError("board_rows: a delayed render reads rows ahead of its output")
+    n = x.shape[0]
+    render = _board_rows(board, x, sample_rate, delay, out, twin)
+    for i in range(0, n, BOARD_BLOCK):
+        if ready is not None:
+            ready(min(n, i + BOARD_BLOCK))
         yield render(i)
 
 
 def _board_rows(board: pb.Pedalboard, x: np.ndarray, sample_rate: int, delay: int,
-                out: np.ndarray) -> Callable[[int], int]:
+                out: np.ndarray, twin: bool | None = None) -> Callable[[int], int]:
     """The step of :func:`run_board`: a function that renders the :data:`BOARD_BLOCK`
     rows from ``i`` (a multiple of it, called in order from 0) into ``out`` and returns
     the row it stopped at."""
     n, c = x.shape
     # a mono take read as stereo through effects that treat each channel on its own: one
     # channel rendered, written to both (the same samples as rendering both)
-    src = x[:, :1] if _twin_render(board, x) else x
+    if twin is None:
+        twin = twin_render(board, x)
+    src = x[:, :1] if twin else x
     blk = np.zeros((BOARD_BLOCK, src.shape[1]), np.float32)
 
     def render(i: int) -> int:
@@ -401,7 +414,7 @@ def _board_rows(board: pb.Pedalboard, x: np.ndarray, sample_rate: int, delay: in
 PER_CHANNEL_EFFECTS = ("Compressor",)
 
 
-def _twin_render(board: pb.Pedalboard, x: np.ndarray) -> bool:
+def twin_render(board: pb.Pedalboard, x: np.ndarray) -> bool:
     """Whether ``board`` may render one of the two equal channels of ``x`` for both."""
     import pedalboard as pb
 
