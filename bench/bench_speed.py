@@ -4,10 +4,11 @@ the same run (a script, not a test).
 For a synthesised stereo 44.1 kHz song of each length asked for (default 30 s, 3 min
 and 10 min; ``--durations 30,180,600,3600`` adds an hour), it times, as fresh
 processes: ``vocalmix mix`` (default method and ``--method baseline``), ``vocalmix mix
---method model``, ``vocalmix estimate``, ``vocalmix --version`` and ``python -c "import
-numpy"``, and matchering mastering the same plain sum (vocal + backing) to the backing
-as its reference (``pip install matchering``). Each command's peak resident memory
-comes from the kernel (``os.wait4`` of that child). Times are the median of
+--method model``, ``vocalmix estimate``, ``vocalmix render`` of the params document
+that estimate wrote, ``vocalmix --version`` and ``python -c "import numpy"``, and
+matchering mastering the same plain sum (vocal + backing) to the backing as its
+reference (``pip install matchering``). Each command's peak resident memory comes from
+the kernel (``os.wait4`` of that child). Times are the median of
 ``--repeats`` runs; the table gives the ratio to matchering's time in the same run first
 (what the machine's load cancels out of), then seconds and peak MB.
 
@@ -229,6 +230,11 @@ def main() -> int:
                 "vocalmix mix --method model": [*mixcmd, "--method", "model"],
                 "vocalmix estimate": [*vocalmix, "estimate", str(vp), str(bp), "-o",
                                       str(tmp / "p.json"), "--force", "-q"],
+                # a re-render of the params document the estimate above wrote (what the
+                # command line's render and the web page do after an edit)
+                "vocalmix render (params document)": [
+                    *vocalmix, "render", str(vp), str(bp), str(tmp / "p.json"), "-o",
+                    str(out), "--force", "-q"],
             })
             res = {}
             for name, cmd in cmds.items():
