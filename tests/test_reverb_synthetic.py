@@ -113,3 +113,18 @@ def test_mix_and_render_agree_bit_for_bit_with_a_synthetic_reverb():
     p2, r2 = render_params(v, b, SR, replace(p, achieved=type(p.achieved)()))
     assert np.array_equal(r.mix, r2.mix)
     assert p.achieved.vocal_to_mix_lu == pytest.approx(-3.0, abs=0.05)
+
+
+def test_the_response_made_ahead_is_the_one_the_send_uses():
+    """reverb_ir_ahead makes render_synthetic_ir's response on a helper thread (the same
+    array, remembered for the settings), and nothing for a reverb that needs none."""
+    from vocalmix.core.render import reverb_ir_ahead
+
+    rv = Reverb(enabled=True, type="synthetic", decay_s=1.234,
+                band_decay_ratios=(0.9, 0.95, 1.0, 1.0, 0.8, 0.6, 0.5))
+    ahead = reverb_ir_ahead(rv, 44100)
+    assert ahead is not None
+    h = ahead.result()
+    assert h is render_synthetic_ir(rv.decay_s, rv.band_decay_ratios, rv.width, 44100)
+    assert reverb_ir_ahead(replace(rv, enabled=False), 44100) is None
+    assert reverb_ir_ahead(replace(rv, type="freeverb"), 44100) is None

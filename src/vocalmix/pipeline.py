@@ -56,6 +56,7 @@ from vocalmix.core.render import (
     premaster_peaks,
     premaster_sum,
     render_pending,
+    reverb_ir_ahead,
     sends_wet_rows,
     vocal_inserts,
 )
@@ -200,6 +201,13 @@ def _resolve(
     sends = replace(params, vocal=replace(vc, reverb=rv))
     if not is_locked(params, "vocal.delay"):
         sends = sync_delay_time(sends)
+    # the synthetic reverb's response is made on a helper thread while the compressor
+    # resolves (one core was idle there): the send below starts with it ready
+    ir = reverb_ir_ahead(effective_vocal(sends.vocal, params.amount).reverb, sample_rate)
+
+    def ir_ready() -> None:
+        if ir is not None:
+            ir.result()
     # what the compressor resolver rendered, reused by the vocal chain below when the
     # chain rendered at the document's amount is the one it resolved
     x_in: np.ndarray | None = None
@@ -225,6 +233,7 @@ def _resolve(
                 # render of a mix) start now, beside the resolver's own figures
                 out = np.zeros(x_in.shape, np.float32)
                 chain, src = sends.vocal, x_in
+                ir_ready()
                 early = (src, Filling(
                     out, lambda: sends_wet_rows(src, sample_rate, chain, out)))
             sol = resolve_compressor(seen, sample_rate, target_lu, vc.compressor,
@@ -271,6 +280,7 @@ def _resolve(
         if early is not None:
             early[1].cancel()
         wet_out = np.zeros(dry.shape, np.float32)
+        ir_ready()
         wet = Filling(wet_out, lambda: sends_wet_rows(dry, sample_rate, eff, wet_out))
     if new.amount != 1.0:
         lra = mrange = None  # the compressor rendered is not the one they were measured on
