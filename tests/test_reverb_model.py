@@ -215,3 +215,24 @@ def test_model_method_applies_the_learned_reverb(monkeypatch, tiny_set):
     assert rv.decay_s == pytest.approx(est.params.targets.reverb_decay_s)
     assert any(n.startswith("reverb model:") for n in est.notes)
     assert MixParams.from_json(est.params.to_json()).vocal.reverb == rv
+
+
+@pytest.mark.parametrize("pct", [(50, 70, 85, 95, 99), (80,), (0, 100), (0.5, 33.3, 99.99)])
+def test_row_percentiles_are_numpys_row_by_row(pct):
+    """The reverb features' percentiles of every band's slopes at once: the values
+    np.percentile gives each row's own values, to the bit, whatever each row's count."""
+    from vocalmix.estimators.reverb import _row_percentiles
+
+    rng = np.random.default_rng(len(pct))
+    rows = [rng.standard_normal(n) * 10 for n in (1, 2, 3, 9, 10, 11, 250, 1597)]
+    rows.append(np.round(rng.standard_normal(500)))  # ties
+    rows.append(np.full(40, 3.25))
+    m = max(len(r) for r in rows)
+    s = np.full((len(rows), m), np.nan)
+    for i, r in enumerate(rows):
+        s[i, : len(r)] = np.sort(r)
+    got = _row_percentiles(s, np.array([len(r) for r in rows]), pct)
+    assert got.shape == (len(rows), len(pct))
+    for i, r in enumerate(rows):
+        want = np.asarray(np.percentile(r, pct), np.float64).reshape(-1)
+        assert got[i].tobytes() == want.tobytes(), i

@@ -209,6 +209,31 @@ def phrase_ends(bb_db: np.ndarray, window: int = 60, min_drop_db: float = 6.0,
     return np.array(out, dtype=int)
 
 
+def _row_percentiles(s: np.ndarray, count: np.ndarray, pct: tuple[float, ...]) -> np.ndarray:
+    """``np.percentile(s[r, :count[r]], pct)`` for every row ``r`` of ``s`` (each row
+    sorted ascending, its first ``count[r]`` values the data, anything after), bit for
+    bit, ``(rows, len(pct))``: numpy's ``linear`` virtual index ``(n - 1) q``, its
+    neighbours (both the last value at or past it, the weight then reckoned from index
+    -1 as numpy does) and interpolation (``a + (b - a) g``, or ``b - (b - a)(1 - g)`` for
+    a weight ``g >= 0.5``), without a call per row: the reverb features read 88 per
+    excerpt, 1,600 per mix, where numpy's argument handling and partition took most of
+    the time. A row with no values gives NaN or a value of no meaning."""
+    q = np.true_divide(np.asarray(pct), 100)  # as numpy.percentile scales them
+    last = (np.asarray(count) - 1)[:, None]
+    virtual = last * q[None, :]
+    prev = np.floor(virtual)
+    at_end = virtual >= last
+    lo_i = np.where(at_end, last, prev).astype(np.intp)
+    hi_i = np.where(at_end, last, prev + 1).astype(np.intp)
+    gamma = virtual - np.where(at_end, -1.0, prev)
+    rows = np.arange(s.shape[0])[:, None]
+    lo, hi = s[rows, lo_i], s[rows, hi_i]
+    diff = hi - lo
+    out = lo + diff * gamma
+    np.subtract(hi, diff * (1 - gamma), out=out, where=gamma >= 0.5)
+    return out
+
+
 def estimator_features(x: np.ndarray, sample_rate: int) -> np.ndarray:
     """The estimator's features (:data:`FEATURE_NAMES`) of a (wet) vocal, float64.
 
@@ -244,15 +269,21 @@ def estimator_features(x: np.ndarray, sample_rate: int) -> np.ndarray:
     for k in _SLOPE_FRAMES:
         tt = (np.arange(k) - (k - 1) / 2.0) * (_HOP / ANALYSIS_SR)
         ker = tt / (tt**2).sum()
-        for e, top in zip(half, half_top, strict=True):
-            sl = np.convolve(e, ker[::-1], mode="valid")  # dB/s
-            lev = np.convolve(e, np.ones(k) / k, mode="valid")
-            act = lev > top - 40.0
-            neg = -sl[act & (sl < 0)]
-            pos = sl[act & (sl > 0)]
-            if neg.size >= 10 and pos.size >= 10:
-                out += list(np.log(np.percentile(neg, _FALL_PCTS) + 1.0))
-                out.append(math.log(float(np.percentile(pos, 80)) + 1.0))
+        sl = np.stack([np.convolve(e, ker[::-1], mode="valid") for e in half])  # dB/s
+        lev = np.stack([np.convolve(e, np.ones(k) / k, mode="valid") for e in half])
+        act = lev > (half_top - 40.0)[:, None]
+        falling, rising = act & (sl < 0), act & (sl > 0)
+        # every band's falling and rising slopes at once: each row sorted with NaN after
+        # its values, then numpy's percentiles read off the rows (_row_percentiles)
+        fall = _row_percentiles(np.sort(np.where(falling, -sl, np.nan), axis=1),
+                                falling.sum(axis=1), _FALL_PCTS)
+        rise = _row_percentiles(np.sort(np.where(rising, sl, np.nan), axis=1),
+                                rising.sum(axis=1), (80,))[:, 0]
+        for b, (n_fall, n_rise) in enumerate(zip(falling.sum(axis=1), rising.sum(axis=1),
+                                                 strict=True)):
+            if n_fall >= 10 and n_rise >= 10:
+                out += list(np.log(fall[b] + 1.0))
+                out.append(math.log(float(rise[b]) + 1.0))
             else:
                 out += [math.log(61.0)] * (len(_FALL_PCTS) + 1)
     levels = np.percentile(env, (*_LEVEL_PCTS, 95), axis=1)  # (percentiles, bands)
