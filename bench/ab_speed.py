@@ -11,7 +11,8 @@ which is faster. This script does that:
   uses this checkout's ``src`` as it is on disk;
 - the song is the speed bench's synthesised one (``bench_speed.write_song``), written
   once per length into the temporary folder;
-- each round runs ``python -m vocalmix <command> VOCAL BACKING -o OUT --force -q`` with
+- each round runs ``python -m vocalmix <command> VOCAL BACKING -o OUT --force -q`` (for
+  ``render``, the params document version A's ``estimate`` wrote first follows BACKING) with
   ``PYTHONPATH`` pointing at version A, then at version B (the order alternates between
   rounds), timing the wall clock and the child's CPU (user + system, from ``wait4``);
 - the outputs of the last round are compared by SHA-256: a speed change that is meant to
@@ -85,14 +86,14 @@ def main() -> int:
                     help="version B: a git revision, or 'worktree' (this checkout's src)")
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--command", default="mix --method model",
-                    help="the vocalmix command and its options (mix, estimate, ...)")
+                    help="the vocalmix command and its options (mix, estimate or render)")
     ap.add_argument("--duration", type=float, default=180.0, help="song length, s")
     args = ap.parse_args()
     if args.rounds < 1 or not args.duration > 0:
         ap.error("--rounds must be at least 1 and --duration positive")
     words = shlex.split(args.command)
-    if not words or words[0] not in ("mix", "estimate"):
-        ap.error("--command must start with mix or estimate")
+    if not words or words[0] not in ("mix", "estimate", "render"):
+        ap.error("--command must start with mix, estimate or render")
     ext = ".json" if words[0] == "estimate" else ".wav"
 
     with tempfile.TemporaryDirectory(prefix="vocalmix-ab-") as tmp_s:
@@ -110,11 +111,15 @@ def main() -> int:
             compile_src(src)
         times: dict[str, list[tuple[float, float]]] = {"A": [], "B": []}
         outs = {k: tmp / f"out_{k}{ext}" for k in srcs}
+        inputs = [str(vp), str(bp)]
+        if words[0] == "render":  # both render the params document A's estimate writes
+            doc = tmp / "params.json"
+            run_once(srcs["A"], ["estimate", *inputs, "-o", str(doc), "-q"])
+            inputs.append(str(doc))
         for r in range(args.rounds):
             order = ("A", "B") if r % 2 == 0 else ("B", "A")
             for k in order:
-                cmd = [*words[:1], str(vp), str(bp), "-o", str(outs[k]), "--force", "-q",
-                       *words[1:]]
+                cmd = [*words[:1], *inputs, "-o", str(outs[k]), "--force", "-q", *words[1:]]
                 times[k].append(run_once(srcs[k], cmd))
             print(f"round {r + 1}/{args.rounds}: A {times['A'][-1][0]:.2f} s, "
                   f"B {times['B'][-1][0]:.2f} s", file=sys.stderr)
