@@ -351,3 +351,29 @@ def test_the_inserts_helper_thread_error_reaches_the_caller(monkeypatch):
                        compressor=Compressor(threshold_db=-20.0, ratio=4.0))
     with pytest.raises(RuntimeError, match="filter failed"):
         vocal_inserts(np.ones((5000, 2), np.float32) * 0.1, 44100, chain)
+
+
+@pytest.mark.parametrize("n", [dsp.BOARD_BLOCK, 3 * dsp.BOARD_BLOCK + 777])
+def test_a_stereo_compressor_render_on_a_thread_per_channel_is_the_stereo_render(n):
+    """Two different channels, each rendered through a compressor of its own on a thread
+    of its own: the samples the stereo render gives."""
+    import pedalboard as pb
+
+    rng = np.random.default_rng(n)
+    env = np.repeat(rng.uniform(0.01, 0.9, (n // 700 + 1, 2)), 700, axis=0)[:n]
+    x = (rng.standard_normal((n, 2)) * env).astype(np.float32)
+
+    def board() -> pb.Pedalboard:
+        return pb.Pedalboard([pb.Compressor(threshold_db=-23.5, ratio=3.3, attack_ms=7.0,
+                                            release_ms=130.0)])
+
+    boards = dsp.channel_boards(board(), x)
+    assert boards is not None and len(boards) == 2 and boards[0] is not boards[1]
+    want = dsp.run_board(board(), x, 44100)
+    out, blocks = dsp.run_board_blocks(board(), x, 44100, 10000)
+    got = np.concatenate(list(blocks))
+    assert np.array_equal(got, want) and np.array_equal(out, want)
+    # equal channels, a short signal and other effects keep one render
+    assert dsp.channel_boards(board(), np.repeat(x[:, :1], 2, axis=1)) is None
+    assert dsp.channel_boards(board(), x[: dsp.BOARD_BLOCK - 1]) is None
+    assert dsp.channel_boards(pb.Pedalboard([pb.Reverb()]), x) is None
