@@ -377,3 +377,23 @@ def test_a_stereo_compressor_render_on_a_thread_per_channel_is_the_stereo_render
     assert dsp.channel_boards(board(), np.repeat(x[:, :1], 2, axis=1)) is None
     assert dsp.channel_boards(board(), x[: dsp.BOARD_BLOCK - 1]) is None
     assert dsp.channel_boards(pb.Pedalboard([pb.Reverb()]), x) is None
+
+
+def test_a_stereo_signal_filtered_a_channel_per_thread_is_filtered_as_one(monkeypatch):
+    """sosfilt_blocks of two different channels on two threads: the same values as one
+    thread filtering both, through notes and the long silences after them (where the
+    flushing of subnormals, a per-thread setting, decides the last bits)."""
+    sr = 44100
+    rng = np.random.default_rng(11)
+    n = 3 * dsp.SPLIT_ROWS + 321
+    x = np.zeros((n, 2), np.float32)
+    x[:sr] = rng.standard_normal((sr, 2)) * 0.2
+    x[n // 2 : n // 2 + sr // 3, 1] = rng.standard_normal(sr // 3) * 0.1
+    sos = dsp.eq_sos(*_eq(sr))
+    assert sos is not None
+    got = dsp.sosfilt_blocks(sos, x, np.float64, np.float32)
+    monkeypatch.setattr(dsp, "SPLIT_ROWS", 10 * n)  # one thread
+    want = dsp.sosfilt_blocks(sos, x, np.float64, np.float32)
+    assert got.flags.f_contiguous and np.array_equal(got, want)
+    assert np.array_equal(got, dsp.sosfilt_fast(sos, x.astype(np.float64), axis=0)
+                          .astype(np.float32))
