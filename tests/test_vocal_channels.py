@@ -163,3 +163,27 @@ def test_the_summary_names_a_master_gain_that_is_not_zero():
     assert "master gain" not in _summary(p).split("achieved")[0]
     down = replace(p, master=replace(p.master, gain_db=-1.83))
     assert "master gain -1.83 dB" in _summary(down)
+
+
+def test_the_pair_checked_on_two_threads_reports_as_one_after_the_other():
+    """prepare_pair checks both inputs at once: the vocal's error when both are silent,
+    the backing's when only it is, and the notes in the vocal-then-backing order."""
+    from vocalmix.core.audio import Audio, prepare_pair
+    from vocalmix.core.errors import SilentAudioError
+
+    sr = 44100
+    rng = np.random.default_rng(5)
+    sound = (rng.standard_normal((sr, 2)) * 0.1).astype(np.float32)
+    silent = np.zeros((sr, 2), np.float32)
+
+    def audio(x: np.ndarray, name: str) -> Audio:
+        return Audio(x, sr, name, 2, [])
+
+    with pytest.raises(SilentAudioError, match="vocal"):
+        prepare_pair(audio(silent, "v.wav"), audio(silent, "b.wav"))
+    with pytest.raises(SilentAudioError, match="backing"):
+        prepare_pair(audio(sound, "v.wav"), audio(silent, "b.wav"))
+    offset = sound + np.float32(0.05)  # a DC offset in each: a note for each
+    _v, _b, _sr, notes = prepare_pair(audio(offset, "v.wav"), audio(offset, "b.wav"))
+    said = [n for n in notes if "offset" in n.lower()]
+    assert len(said) == 2 and "vocal" in said[0] and "backing" in said[1]

@@ -522,24 +522,31 @@ def prepare_pair(
     keeps a mixed song's stems).
     Returns ``(vocal, backing, sample_rate, notes)``.
     """
+    from vocalmix.core.parallel import beside
+
     notes = list(vocal.notes) + list(backing.notes)
-    signals = []
     fix: tuple[str, int] | None = None
-    for a, what in ((vocal, "vocal"), (backing, "backing")):
+
+    def checked(a: Audio, what: str) -> tuple[np.ndarray, list[str], tuple[str, int] | None]:
         # one pass for the offset and, for the vocal, what its channels need (their
         # products are centred there, so the offset taken out changes nothing)
         mean, hi, lo, products = _channel_pass(a.samples,
                                                gram=vocal_channels and what == "vocal")
         x, note = _without_dc(a, what, mean, hi, lo)
-        signals.append(x)
-        if note:
-            notes.append(note)
+        said = [note] if note else []
+        fixed = None
         if products is not None:
-            fix, note = vocal_channel_fix(products, mean * a.samples.shape[0],
-                                          a.samples.shape[0], a.label or a.path)
+            fixed, note = vocal_channel_fix(products, mean * a.samples.shape[0],
+                                            a.samples.shape[0], a.label or a.path)
             if note:
-                notes.append(note)
-    v, b = signals
+                said.append(note)
+        return x, said, fixed
+
+    # the two inputs checked on two threads (their passes let go of the GIL); the vocal's
+    # error, when both have one, is the one raised, as when the vocal was checked first
+    (b, b_notes, _), (v, v_notes, fix) = beside(lambda: checked(backing, "backing"),
+                                                lambda: checked(vocal, "vocal"))
+    notes += v_notes + b_notes
     v = apply_channel_fix(v, fix)
     if max_decoded_bytes is None:
         max_decoded_bytes = max_decoded_limit_bytes()
