@@ -437,10 +437,12 @@ def _pipelined(x: np.ndarray, sample_rate: int, chain: VocalChain, sos: np.ndarr
     of that as soon as they are final, as :func:`~vocalmix.core.dsp.run_board` does. Every
     stage sees the same blocks in the same order with its state carried, so the output is
     the same to the bit (``tests/test_dsp_speed.py``). Whether the compressor renders one
-    of two equal channels for both is read on ``x``: equal input channels come out of the
-    EQ and the de-esser equal, and otherwise rendering both gives the same samples."""
-    from vocalmix.core.dsp import FILTER_BLOCK, row_blocks, sosfilt_stream
-    from vocalmix.core.parallel import Filling
+    of two equal channels for both, or each of two different ones on a thread of its own
+    (:func:`~vocalmix.core.dsp.channel_boards`), is read on ``x``: equal input channels
+    come out of the EQ and the de-esser equal, and either way each channel's samples are
+    those the stereo render gives."""
+    from vocalmix.core.dsp import FILTER_BLOCK, channel_boards, row_blocks, sosfilt_stream
+    from vocalmix.core.parallel import Filling, beside
 
     de = chain.deesser
     pre = np.empty(x.shape, np.float32)  # the compressor's input
@@ -463,12 +465,21 @@ def _pipelined(x: np.ndarray, sample_rate: int, chain: VocalChain, sos: np.ndarr
             i += k
             yield i
 
+    def compress(b: pb.Pedalboard, src: np.ndarray, dst: np.ndarray, twin: bool) -> None:
+        for _done in board_rows(b, src, sample_rate, dst, twin=twin, ready=filling.wait):
+            pass
+
     filling = Filling(pre, pre_rows)
     try:
         out = np.empty(x.shape, np.float32)
-        for _done in board_rows(board, pre, sample_rate, out, twin=twin_render(board, x),
-                                ready=filling.wait):
-            pass
+        # a stereo vocal whose channels differ: each channel through a compressor of its
+        # own on a thread of its own (channel_boards; read on x, as the twin case is)
+        boards = channel_boards(board, x)
+        if boards is None:
+            compress(board, pre, out, twin_render(board, x))
+        else:
+            beside(lambda: compress(boards[1], pre[:, 1:], out[:, 1:], False),
+                   lambda: compress(boards[0], pre[:, :1], out[:, :1], False))
         filling.result()
     except BaseException:
         filling.cancel()
