@@ -440,9 +440,10 @@ def run_board_blocks(board: pb.Pedalboard, x: np.ndarray, sample_rate: int, bloc
 
     n = x.shape[0]
     out = np.empty(x.shape, np.float32)
-    boards = channel_boards(board, x)
+    twin = twin_render(board, x)  # (read once: it compares the whole channels when equal)
+    boards = None if twin else channel_boards(board, x)
     if boards is None:
-        renders = [Filling(out, lambda: board_rows(board, x, sample_rate, out))]
+        renders = [Filling(out, lambda: board_rows(board, x, sample_rate, out, twin=twin))]
     else:  # each channel on a thread of its own, into its column of out
         def channel(c: int) -> Callable[[], Iterator[int]]:
             return lambda: board_rows(boards[c], x[:, c:c + 1], sample_rate, out[:, c:c + 1])

@@ -26,7 +26,7 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pedalboard as pb
@@ -324,19 +324,27 @@ def deesser_stage(x: np.ndarray, sample_rate: int, deesser: DeEsser) -> np.ndarr
     output is the same to the bit as one call over the whole signal), into one float32
     output: its float64 band signals then take a few MB instead of several full-length
     copies (about 120 MB each for 3 minutes of stereo)."""
-    if not deesser.enabled or deesser.depth_db == 0.0:
+    stage = _deesser_stage_of(deesser, sample_rate, x.shape[1])
+    if stage is None:
         return x
-    from vocalmix.core.deesser import DeEsser as Stage
-    from vocalmix.core.deesser import DeEsserSettings
     from vocalmix.core.dsp import FILTER_BLOCK
 
-    s = DeEsserSettings(deesser.threshold_db, deesser.freq_hz, deesser.depth_db,
-                        deesser.release_ms)
-    stage = Stage(s, sample_rate, x.shape[1])
     out = np.empty(x.shape, np.float32)
     for i in range(0, x.shape[0], FILTER_BLOCK):
         out[i : i + FILTER_BLOCK] = stage.process(x[i : i + FILTER_BLOCK])
     return out
+
+
+def _deesser_stage_of(deesser: DeEsser, sample_rate: int, channels: int) -> Any:
+    """The streaming de-esser (:class:`vocalmix.core.deesser.DeEsser`) of the settings
+    ``deesser`` for ``channels`` channels; ``None`` when it is off or has no depth."""
+    if not deesser.enabled or deesser.depth_db == 0.0:
+        return None
+    from vocalmix.core.deesser import DeEsser as Stage
+    from vocalmix.core.deesser import DeEsserSettings
+
+    return Stage(DeEsserSettings(deesser.threshold_db, deesser.freq_hz, deesser.depth_db,
+                                 deesser.release_ms), sample_rate, channels)
 
 
 def sends_wet(dry: np.ndarray, sample_rate: int, chain: VocalChain) -> np.ndarray:
@@ -444,17 +452,10 @@ def _pipelined(x: np.ndarray, sample_rate: int, chain: VocalChain, sos: np.ndarr
     from vocalmix.core.dsp import FILTER_BLOCK, channel_boards, row_blocks, sosfilt_stream
     from vocalmix.core.parallel import Filling, beside
 
-    de = chain.deesser
     pre = np.empty(x.shape, np.float32)  # the compressor's input
 
     def pre_rows() -> Iterator[int]:
-        stage = None
-        if de.enabled and de.depth_db != 0.0:
-            from vocalmix.core.deesser import DeEsser as Stage
-            from vocalmix.core.deesser import DeEsserSettings
-
-            stage = Stage(DeEsserSettings(de.threshold_db, de.freq_hz, de.depth_db,
-                                          de.release_ms), sample_rate, x.shape[1])
+        stage = _deesser_stage_of(chain.deesser, sample_rate, x.shape[1])
         i = 0
         for yb in sosfilt_stream(sos, row_blocks(x, FILTER_BLOCK), np.float64):
             k = yb.shape[0]
@@ -474,9 +475,10 @@ def _pipelined(x: np.ndarray, sample_rate: int, chain: VocalChain, sos: np.ndarr
         out = np.empty(x.shape, np.float32)
         # a stereo vocal whose channels differ: each channel through a compressor of its
         # own on a thread of its own (channel_boards; read on x, as the twin case is)
-        boards = channel_boards(board, x)
+        twin = twin_render(board, x)
+        boards = None if twin else channel_boards(board, x)
         if boards is None:
-            compress(board, pre, out, twin_render(board, x))
+            compress(board, pre, out, twin)
         else:
             beside(lambda: compress(boards[1], pre[:, 1:], out[:, 1:], False),
                    lambda: compress(boards[0], pre[:, :1], out[:, :1], False))
@@ -568,34 +570,29 @@ def assemble_pending(
     g = np.float32(db_to_gain(params.vocal.gain_db))
     b = backing_at_gain(backing, params.backing.gain_db).astype(np.float32, copy=False)
     mg = np.float32(db_to_gain(params.master.gain_db)) if params.master.gain_db != 0.0 else None
-    if not (parts.dry.dtype == parts.wet.dtype == np.float32
-            and parts.dry.shape == parts.wet.shape == b.shape):
-        dry = np.multiply(parts.dry, g, out=parts.dry) if in_place else parts.dry * g
-        v = np.multiply(parts.wet, g, out=parts.wet) if in_place else parts.wet * g
-        v += dry  # in place: the same sum as dry + wet * g, one full-length array fewer
-        pre = v + b
+    # the arrays the element-wise operations below make, in the types they make them
+    dry = parts.dry if in_place else np.empty(parts.dry.shape, np.result_type(parts.dry, g))
+    v = parts.wet if in_place else np.empty(parts.wet.shape, np.result_type(parts.wet, g))
+    pre = np.empty(np.broadcast_shapes(v.shape, b.shape), np.result_type(v, b))
+
+    def rows(r: slice) -> None:
+        np.multiply(parts.dry[r], g, out=dry[r])
+        np.multiply(parts.wet[r], g, out=v[r])
+        v[r] += dry[r]  # in place: the same sum as dry + wet * g, one full-length array fewer
+        np.add(v[r], b[r], out=pre[r])
         if mg is not None:
-            pre *= mg
-    else:
-        # the same element-wise operations, the rows split between two threads (numpy lets
-        # go of the GIL): the same samples in about half the time of one pass after
-        # another over full-length arrays (0.06-0.08 s for 3 minutes)
+            pre[r] *= mg
+
+    n = pre.shape[0]
+    if parts.dry.shape[0] == parts.wet.shape[0] == b.shape[0] == n:
+        # the rows split between two threads (numpy lets go of the GIL): the same samples
+        # in about half the time of five passes over full-length arrays (0.06-0.08 s for
+        # 3 minutes)
         from vocalmix.core.parallel import beside
 
-        dry = parts.dry if in_place else np.empty_like(parts.dry)
-        v = parts.wet if in_place else np.empty_like(parts.wet)
-        pre = np.empty_like(v)
-
-        def rows(a: int, z: int) -> None:
-            np.multiply(parts.dry[a:z], g, out=dry[a:z])
-            np.multiply(parts.wet[a:z], g, out=v[a:z])
-            v[a:z] += dry[a:z]  # the same sum as dry + wet * g
-            np.add(v[a:z], b[a:z], out=pre[a:z])
-            if mg is not None:
-                pre[a:z] *= mg
-
-        half = parts.dry.shape[0] // 2
-        beside(lambda: rows(half, parts.dry.shape[0]), lambda: rows(0, half))
+        beside(lambda: rows(slice(n // 2, n)), lambda: rows(slice(0, n // 2)))
+    else:
+        rows(slice(None))
     # the mix's loudness figures are measured as the limiter goes when it changed the
     # signal (otherwise they are the pre-master sum's, which the resolver measured)
     master = PendingMaster(pre, sample_rate, params.master, in_place=True)
