@@ -7,10 +7,11 @@ processes: ``vocalmix mix`` (default method and ``--method baseline``), ``vocalm
 --method model``, ``vocalmix estimate``, ``vocalmix render`` of the params document
 that estimate wrote, ``vocalmix --version`` and ``python -c "import numpy"``, and
 matchering mastering the same plain sum (vocal + backing) to the backing as its
-reference (``pip install matchering``). Each command's peak resident memory comes from
-the kernel (``os.wait4`` of that child). Times are the median of
-``--repeats`` runs; the table gives the ratio to matchering's time in the same run first
-(what the machine's load cancels out of), then seconds and peak MB.
+reference (``pip install matchering``). Each command's CPU time (user and system, every
+thread) and peak resident memory come from the kernel (``os.wait4`` of that child).
+Times are the median of ``--repeats`` runs; the table gives the ratio to matchering's
+time in the same run first (what the machine's load cancels out of), then wall seconds,
+CPU seconds (more than the wall time where a second core works) and peak MB.
 
 A stage profile follows for each method: a fresh process imports the library, reads
 both files, runs :func:`vocalmix.pipeline.mix` with a progress callback that timestamps
@@ -82,9 +83,10 @@ print(json.dumps(out))
 PIN: list[str] = ["taskset", "-c", "0"]
 
 
-def run(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """Wall seconds and peak resident MB of one run of ``cmd`` (pinned as asked); the
-    peak is this child's own (``os.wait4``), KB on Linux."""
+def run(cmd: list[str], env: dict[str, str]) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds (user + system, all its threads) and peak resident MB of
+    one run of ``cmd`` (pinned as asked); the CPU time and the peak are this child's own
+    (``os.wait4``; the peak in KB on Linux)."""
     t = time.perf_counter()
     proc = subprocess.Popen([*PIN, *cmd], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
@@ -95,13 +97,16 @@ def run(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
     wall = time.perf_counter() - t
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed: {err.strip()[-500:]}")
-    return wall, usage.ru_maxrss / 1024.0
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024.0
 
 
-def measure(cmd: list[str], env: dict[str, str], repeats: int) -> tuple[float, float]:
-    """Median wall seconds over ``repeats`` runs and the largest peak MB of them."""
+def measure(cmd: list[str], env: dict[str, str], repeats: int
+            ) -> tuple[float, float, float]:
+    """Median wall seconds and median CPU seconds over ``repeats`` runs, and the largest
+    peak MB of them."""
     runs = [run(cmd, env) for _ in range(repeats)]
-    return statistics.median(w for w, _ in runs), max(m for _, m in runs)
+    return (statistics.median(w for w, _, _ in runs), statistics.median(c for _, c, _ in runs),
+            max(m for _, _, m in runs))
 
 
 def stage_profile(vp: Path, bp: Path, out: Path, method: str,
@@ -240,9 +245,9 @@ def main() -> int:
             for name, cmd in cmds.items():
                 print(f"  {dur:g} s: {name}", file=sys.stderr)
                 res[name] = measure(cmd, denv, args.repeats)
-            ref = res.get("matchering (same song)", (float("nan"), 0.0))[0]
-            for name, (wall, mb) in res.items():
-                rows.append((f"{dur:g} s", name, wall, mb, wall / ref, dur / wall))
+            ref = res.get("matchering (same song)", (float("nan"), 0.0, 0.0))[0]
+            for name, (wall, cpu, mb) in res.items():
+                rows.append((f"{dur:g} s", name, wall, cpu, mb, wall / ref, dur / wall))
             if not args.no_stages:
                 for method in ("baseline", "model"):
                     print(f"  {dur:g} s: stage profile, {method}", file=sys.stderr)
@@ -256,10 +261,11 @@ def main() -> int:
             f"the MUSDB18 training clip '{musdb_clip().song_id}' repeated to each length")
     lines = [f"Machine: {os.cpu_count()} cores, {how}, median of {args.repeats} "
              f"runs, fresh processes; {song}.", "",
-             "| song | command | x matchering | wall s | peak MB | x real time |",
-             "| --- | --- | ---: | ---: | ---: | ---: |"]
-    for song, name, wall, mb, ratio, rt in rows:
-        lines.append(f"| {song} | {name} | {ratio:.2f} | {wall:.2f} | {mb:.0f} | {rt:.0f} |")
+             "| song | command | x matchering | wall s | CPU s | peak MB | x real time |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    for song, name, wall, cpu, mb, ratio, rt in rows:
+        lines.append(f"| {song} | {name} | {ratio:.2f} | {wall:.2f} | {cpu:.2f} | {mb:.0f} "
+                     f"| {rt:.0f} |")
     lines += ["", f"`vocalmix --version`: {t_version[0]:.3f} s; `python -c \"import numpy\"`: "
               f"{t_numpy[0]:.3f} s (ratio {t_version[0] / t_numpy[0]:.2f})."]
     if stages:
