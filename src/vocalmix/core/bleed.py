@@ -1,7 +1,8 @@
 """Whether a vocal take carries a copy of the backing track, and how loud that copy is.
 
 A take sung along to the backing played through speakers picks the backing up in its
-microphone, and a user may give the finished mix as the vocal by mistake. Mixed in, that
+microphone, and a user may give the finished mix as the vocal (or as the backing) by
+mistake. Mixed in, that
 copy doubles the backing (a comb filter where it arrives late) and the vocal's level is
 measured with the backing in it. A voice alone is not correlated with the backing at any
 lag; a copy of the backing is, at one lag (its delay).
@@ -37,7 +38,8 @@ their backing, MUSDB18's training clips) and none of 360 longer pairs made of cl
 different songs is flagged. Made-up copies (the backing 12-25 ms late through a one-pole
 low-pass, over MUSDB18 vocals) are found at -6 dB in 30 of 30 pairs of 49 s (76 of 88
 clips of 7 s), at -10 dB in 26 of 30 (46 of 88), at -12 dB in 13 of 30; a mix given as
-the vocal in 88 of 88. A copy much quieter than the voice is not claimed.
+the vocal in 88 of 88, and a mix given as the backing in 20 of 20. A copy much quieter
+than the voice is not claimed.
 """
 
 from __future__ import annotations
@@ -226,9 +228,9 @@ def bleed_warning(b: BackingBleed) -> str:
     share = 100.0 * 10.0 ** (b.level_db / 10.0)
     return (f"warning: the vocal input carries a copy of the backing track, about "
             f"{share:.0f} % of its energy below 2 kHz ({b.level_db:+.0f} dB), {when}: a take "
-            "sung along to speakers, or a mix given as the vocal. Mixed in, the backing "
-            "sounds twice; a take recorded with headphones, or the vocal stem alone, mixes "
-            "cleanly")
+            "sung along to speakers, or a mix given as the vocal (or as the backing). Mixed "
+            "in, that part sounds twice; a take recorded with headphones over the "
+            "instrumental alone mixes cleanly")
 
 
 __all__ = ["BackingBleed", "backing_in_vocal", "bleed_warning"]
