@@ -78,6 +78,9 @@ def test_the_warning_says_share_level_and_delay():
     text = B.bleed_warning(B.BackingBleed(level_db=-10.0, lag_ms=12.0, windows=4, of=4))
     assert text.startswith("warning:")
     assert "about 10 %" in text and "-10 dB" in text and "12 ms after the backing" in text
+    assert "latency" not in text  # 12 ms: a room's delay
+    text = B.bleed_warning(B.BackingBleed(level_db=-12.0, lag_ms=150.0, windows=4, of=4))
+    assert "150 ms late as well" in text and "move the take that much earlier" in text
     text = B.bleed_warning(B.BackingBleed(level_db=-1.0, lag_ms=0.0, windows=1, of=1))
     assert "in time with the backing" in text and "a mix given as the vocal" in text
     assert "or as the backing" in text

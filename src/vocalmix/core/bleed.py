@@ -82,6 +82,9 @@ PEAK_GUARD_S = 0.005
 #: as well at many lags (a copy of the backing found stood 1.35 times its next peak or
 #: more, 1.7 times in 95 % of the windows)
 UNIQUE_RATIO = 1.25
+#: ms: a copy this late or later tells of the recording's latency, not of a room (sound
+#: travels 3 m in about 9 ms): the voice the singer timed to it is as late
+LATENCY_MS = 20.0
 #: taps of the copy's filter around its lag (samples at :data:`ANALYSIS_RATE`, first and
 #: last): 2 ms before, 8 ms after (a speaker's and a small room's colouring)
 COPY_TAPS = (-8, 32)
@@ -226,11 +229,17 @@ def bleed_warning(b: BackingBleed) -> str:
             f"{-b.lag_ms:.0f} ms before the backing" if b.lag_ms <= -0.5 else
             "in time with the backing")
     share = 100.0 * 10.0 ** (b.level_db / 10.0)
-    return (f"warning: the vocal input carries a copy of the backing track, about "
+    text = (f"warning: the vocal input carries a copy of the backing track, about "
             f"{share:.0f} % of its energy below 2 kHz ({b.level_db:+.0f} dB), {when}: a take "
             "sung along to speakers, or a mix given as the vocal (or as the backing). Mixed "
             "in, that part sounds twice; a take recorded with headphones over the "
             "instrumental alone mixes cleanly")
+    if b.lag_ms >= LATENCY_MS:
+        # the singer heard the backing as the microphone did: the voice was recorded as
+        # late as the copy (the recording's round trip, beyond a room's few ms)
+        text += (f". The voice is then likely {b.lag_ms:.0f} ms late as well (the "
+                 "recording's latency): move the take that much earlier")
+    return text
 
 
 __all__ = ["BackingBleed", "backing_in_vocal", "bleed_warning"]
