@@ -77,7 +77,7 @@ def test_a_copy_outside_the_lags_searched_is_not_claimed():
 def test_the_warning_says_share_level_and_delay():
     text = B.bleed_warning(B.BackingBleed(level_db=-10.0, lag_ms=12.0, windows=4, of=4))
     assert text.startswith("warning:")
-    assert "about 10 %" in text and "-10 dB" in text and "12 ms after the backing" in text
+    assert "about 10 %" in text and "-10.0 dB" in text and "12 ms after the backing" in text
     assert "latency" not in text  # 12 ms: a room's delay
     text = B.bleed_warning(B.BackingBleed(level_db=-12.0, lag_ms=150.0, windows=4, of=4))
     assert "150 ms late as well" in text and "move the take that much earlier" in text

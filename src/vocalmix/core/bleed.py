@@ -230,7 +230,7 @@ def bleed_warning(b: BackingBleed) -> str:
             "in time with the backing")
     share = 100.0 * 10.0 ** (b.level_db / 10.0)
     text = (f"warning: the vocal input carries a copy of the backing track, about "
-            f"{share:.0f} % of its energy below 2 kHz ({b.level_db:+.0f} dB), {when}: a take "
+            f"{share:.0f} % of its energy below 2 kHz ({b.level_db:+.1f} dB), {when}: a take "
             "sung along to speakers, or a mix given as the vocal (or as the backing). Mixed "
             "in, that part sounds twice; a take recorded with headphones over the "
             "instrumental alone mixes cleanly")
