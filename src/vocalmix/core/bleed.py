@@ -108,18 +108,6 @@ class BackingBleed:
     of: int
 
 
-def _mono_at_rate(x: np.ndarray, sample_rate: int) -> np.ndarray:
-    """``x`` ``(n, channels)`` as mono float64 at :data:`ANALYSIS_RATE` Hz."""
-    import soxr
-
-    from vocalmix.core.dsp import mono
-
-    y = np.asarray(mono(x), dtype=np.float64)
-    if sample_rate != ANALYSIS_RATE:
-        y = soxr.resample(y, sample_rate, ANALYSIS_RATE, quality="MQ")
-    return y
-
-
 def _copy_share(v: np.ndarray, b: np.ndarray, k: int) -> float:
     """The share of the energy of the take's window ``v`` that a filter of the backing
     ``b`` (the window's stretch, as :func:`_window_peak` reads it, offset ``max_lag`` by
@@ -155,9 +143,10 @@ def _window_peak(v: np.ndarray, b: np.ndarray, max_lag: int
     c = c[: 2 * max_lag + 1]
     cum = np.concatenate([[0.0], np.cumsum(b * b)])
     eb = cum[w : w + 2 * max_lag + 1] - cum[: 2 * max_lag + 1]  # |b_k|^2
-    floor = 1e-12 * max(float(eb.max()), 1e-300)
-    if float(eb.max()) <= 0.0:
+    top = float(eb.max())
+    if top <= 0.0:
         return None
+    floor = 1e-12 * top
     rho = np.where(eb > floor, c / np.sqrt(ev * np.maximum(eb, floor)), 0.0)
     m = int(np.argmax(np.abs(rho)))
     # how far the peak stands out of the correlations at the other lags (their robust
@@ -175,6 +164,8 @@ def backing_in_vocal(vocal: np.ndarray, backing: np.ndarray, sample_rate: int
     """The copy of ``backing`` that ``vocal`` carries (module doc), or ``None`` when it
     carries none (or the pair is shorter than :data:`MIN_PAIR_S`). Both ``(n, channels)``
     at ``sample_rate`` Hz."""
+    from vocalmix.core.dsp import mono_at
+
     n = min(len(vocal), len(backing))
     if n < MIN_PAIR_S * sample_rate:
         return None
@@ -188,10 +179,15 @@ def backing_in_vocal(vocal: np.ndarray, backing: np.ndarray, sample_rate: int
         win = n - 2 * lag
         starts = np.array([lag])
     max_lag = int(round(lag * ANALYSIS_RATE / sample_rate))
+
+    def at_rate(x: np.ndarray) -> np.ndarray:  # mono at ANALYSIS_RATE, float64
+        return np.asarray(mono_at(x, sample_rate, ANALYSIS_RATE, "MQ", remember=False),
+                          dtype=np.float64)
+
     peaks: list[tuple[int, float, float, float, np.ndarray, np.ndarray]] = []
     for s in starts:
-        v = _mono_at_rate(vocal[s : s + win], sample_rate)
-        b = _mono_at_rate(backing[s - lag : s + win + lag], sample_rate)
+        v = at_rate(vocal[s : s + win])
+        b = at_rate(backing[s - lag : s + win + lag])
         # the backing's stretch: max_lag samples before and after the take's window
         b = np.concatenate([b, np.zeros(max(0, len(v) + 2 * max_lag - len(b)))])
         b = b[: len(v) + 2 * max_lag]
