@@ -12,7 +12,13 @@ import pytest
 
 from vocalmix.core.errors import ParamsError
 from vocalmix.core.measure import integrated_loudness, vocal_to_mix_lu
-from vocalmix.core.params import V2M_MEASURES, MixParams, Targets, lockable_paths
+from vocalmix.core.params import (
+    SCHEMA_VERSION,
+    V2M_MEASURES,
+    MixParams,
+    Targets,
+    lockable_paths,
+)
 from vocalmix.core.resolve import resolve_vocal_gain
 from vocalmix.synth import synthesize_song
 
@@ -129,7 +135,7 @@ def test_params_name_the_measure_and_old_documents_keep_the_integrated_one():
         doc = dict(old, version=version)
         assert MixParams.from_dict(doc).targets.vocal_to_mix_measure == "integrated"
     p = MixParams(targets=Targets(vocal_to_mix_measure="singing"))
-    assert MixParams.from_json(p.to_json()) == p and p.version == 3
+    assert MixParams.from_json(p.to_json()) == p and p.version == SCHEMA_VERSION
     with pytest.raises(ParamsError, match="vocal_to_mix_measure 'peak' is not one of "
                                           "integrated, singing"):
         MixParams.from_dict({"targets": {"vocal_to_mix_measure": "peak"}})

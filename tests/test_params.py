@@ -9,6 +9,7 @@ import pytest
 
 from vocalmix.core.errors import ParamsError
 from vocalmix.core.params import (
+    SCHEMA_VERSION,
     Achieved,
     Compressor,
     EqBand,
@@ -45,7 +46,7 @@ def test_json_round_trip_is_lossless():
     assert q == p
     assert q.to_json() == text  # byte-identical second trip
     d = json.loads(text)
-    assert d["format"] == "vocalmix.params" and d["version"] == 3
+    assert d["format"] == "vocalmix.params" and d["version"] == SCHEMA_VERSION
     assert d["vocal"]["compressor"]["threshold_db"] == -23.4567891234
 
 
@@ -103,8 +104,8 @@ def test_version_1_documents_are_read_as_the_current_version():
     d["version"] = 1
     del d["vocal"]["reverb"]["band_decay_ratios"]  # version 1 had no such field
     q = MixParams.from_dict(d)
-    assert q.version == 3 and q.vocal.reverb.band_decay_ratios == (1.0,) * 7
-    assert json.loads(q.to_json())["version"] == 3
+    assert q.version == SCHEMA_VERSION and q.vocal.reverb.band_decay_ratios == (1.0,) * 7
+    assert json.loads(q.to_json())["version"] == SCHEMA_VERSION
 
 
 def test_version_2_documents_get_neutral_new_settings():
@@ -120,6 +121,24 @@ def test_version_2_documents_get_neutral_new_settings():
     assert q == full_params()
     assert not q.vocal.deesser.enabled and not q.vocal.delay.enabled and q.amount == 1.0
     assert q.master.gain_db == 0.0 and q.targets.mix_lufs is None
+
+
+def test_version_3_documents_keep_the_take_where_it_is():
+    d = replace(full_params(), vocal=replace(full_params().vocal, offset_ms=0.0)).to_dict()
+    d["version"] = 3
+    del d["vocal"]["offset_ms"]
+    q = MixParams.from_dict(d)
+    assert q.vocal.offset_ms == 0.0 and q.version == SCHEMA_VERSION
+
+
+def test_vocal_offset_is_range_checked():
+    d = full_params().to_dict()
+    d["vocal"]["offset_ms"] = -40.0
+    assert MixParams.from_dict(d).vocal.offset_ms == -40.0
+    for bad in (2500.0, -2000.5, float("nan"), "40", True):
+        d["vocal"]["offset_ms"] = bad
+        with pytest.raises(ParamsError, match="vocal.offset_ms"):
+            MixParams.from_dict(d)
 
 
 def test_locks_reasons_and_delay_round_trip_and_are_checked():

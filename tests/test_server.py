@@ -22,6 +22,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from vocalmix.core.errors import VocalmixError  # noqa: E402
 from vocalmix.core.measure import integrated_loudness  # noqa: E402
+from vocalmix.core.params import SCHEMA_VERSION  # noqa: E402
 from vocalmix.frontends.server.app import create_app  # noqa: E402
 from vocalmix.frontends.server.storage import ID_RE  # noqa: E402
 from vocalmix.frontends.server.studio import waveform_peaks  # noqa: E402
@@ -197,7 +198,7 @@ def test_synthetic_reverb_is_rendered_as_written(client, pair):
     r = client.put(links["edit"], json={"params": p})
     assert r.status_code == 200, r.text
     got = r.json()["params"]
-    assert got["version"] == 3
+    assert got["version"] == SCHEMA_VERSION
     assert got["vocal"]["reverb"] == p["vocal"]["reverb"]  # decay_s is the setting itself
     assert not any("decay_s" in n for n in r.json()["notes"])
     assert client.get(links["self"]).json()["params"] == got

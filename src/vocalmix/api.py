@@ -157,6 +157,7 @@ def mix(
     reverb_decay_s: float | None = None,
     mix_lufs: float | None = None,
     amount: float | None = None,
+    vocal_offset_ms: float | None = None,
     locks: tuple[str, ...] = (),
     reverb_preset: str | None = None,
     progress: Progress | None = no_progress,
@@ -175,6 +176,9 @@ def mix(
             LRA given replaces the model method's momentary-range target.
         mix_lufs: the master's integrated loudness, LUFS, under the true-peak ceiling.
         amount: how much of the chosen processing to apply (0 none, 1 as chosen, 2 twice).
+        vocal_offset_ms: move the take against the backing before anything else, ms
+            (positive later, negative earlier: -40 sets right a take recorded 40 ms late);
+            default ``params``' offset, else 0.
         locks: setting or target paths (e.g. ``"vocal.gain_db"``) a re-resolve keeps.
         reverb_preset: a reverb preset's name (``vocalmix presets``) or ``FILE.json#name``.
         progress: called with :class:`~vocalmix.core.progress.ProgressEvent` values.
@@ -186,7 +190,8 @@ def mix(
                           "vocalmix.core.audio.read_params or MixParams.from_dict), not "
                           f"{type(params).__name__}")
     o = _overrides(locks, vocal_to_mix_lu=vocal_to_mix_lu, vocal_lra_lu=vocal_lra_lu,
-                   reverb_decay_s=reverb_decay_s, mix_lufs=mix_lufs, amount=amount)
+                   reverb_decay_s=reverb_decay_s, mix_lufs=mix_lufs, amount=amount,
+                   vocal_offset_ms=vocal_offset_ms)
     v, b, sr, notes = _pair(vocal, backing, sample_rate, mix_rate)
     p, r, est = pipeline.mix(
         v, b, sr, method=method or default_method(), base=params, genre=genre,
@@ -207,6 +212,7 @@ def estimate(
     reverb_decay_s: float | None = None,
     mix_lufs: float | None = None,
     amount: float | None = None,
+    vocal_offset_ms: float | None = None,
     locks: tuple[str, ...] = (),
     reverb_preset: str | None = None,
     progress: Progress | None = no_progress,
@@ -215,7 +221,8 @@ def estimate(
     from vocalmix import pipeline
 
     o = _overrides(locks, vocal_to_mix_lu=vocal_to_mix_lu, vocal_lra_lu=vocal_lra_lu,
-                   reverb_decay_s=reverb_decay_s, mix_lufs=mix_lufs, amount=amount)
+                   reverb_decay_s=reverb_decay_s, mix_lufs=mix_lufs, amount=amount,
+                   vocal_offset_ms=vocal_offset_ms)
     v, b, sr, _ = _pair(vocal, backing, sample_rate)
     return pipeline.estimate_params(
         v, b, sr, method=method or default_method(), genre=genre, **o,

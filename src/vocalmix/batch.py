@@ -18,6 +18,8 @@ a single one.
 ``vocal_to_mix_lu``       target overrides, as ``vocalmix mix --vocal-to-mix-lu`` etc.
 ``vocal_lra_lu``
 ``reverb_decay_s``
+``vocal_offset_ms``       the take moved against the backing, ms (``--vocal-offset-ms``:
+                          negative sets right a take recorded late)
 ``reverb_preset``         a named reverb preset (``vocalmix mix --reverb-preset``)
 ``genre``                 the song's genre, for the level model (``vocalmix mix --genre``)
 ``params_in``             a params document to start from (``vocalmix mix --params-in``)
@@ -78,8 +80,9 @@ from vocalmix.core.threads import worker_env
 BATCH_FORMAT = 1
 REQUIRED_COLUMNS = ("id", "vocal", "backing")
 SETTING_COLUMNS = ("method", "vocal_to_mix_lu", "vocal_lra_lu", "reverb_decay_s",
-                   "reverb_preset", "genre", "params_in", "fold")
-TARGET_COLUMNS = ("vocal_to_mix_lu", "vocal_lra_lu", "reverb_decay_s")
+                   "vocal_offset_ms", "reverb_preset", "genre", "params_in", "fold")
+#: the number columns (the pipeline's keyword arguments of those names)
+TARGET_COLUMNS = ("vocal_to_mix_lu", "vocal_lra_lu", "reverb_decay_s", "vocal_offset_ms")
 AUDIO_EXT = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 JOURNAL = "results.jsonl"
 RESULTS_PARQUET = "results.parquet"
@@ -249,13 +252,18 @@ class JobSpec:
     reverb_preset: str | None = None
     params_in: str | None = None
     genre: str | None = None
+    vocal_offset_ms: float | None = None
 
     def settings(self) -> dict[str, Any]:
-        """The settings that shape the mix, as a JSON-ready dict."""
-        return {"method": self.method, "fold": self.fold,
-                "vocal_to_mix_lu": self.vocal_to_mix_lu, "vocal_lra_lu": self.vocal_lra_lu,
-                "reverb_decay_s": self.reverb_decay_s, "reverb_preset": self.reverb_preset,
-                "params_in": self.params_in, "genre": self.genre}
+        """The settings that shape the mix, as a JSON-ready dict (a row without a take
+        offset keeps the job key it had before the column existed)."""
+        out = {"method": self.method, "fold": self.fold,
+               "vocal_to_mix_lu": self.vocal_to_mix_lu, "vocal_lra_lu": self.vocal_lra_lu,
+               "reverb_decay_s": self.reverb_decay_s, "reverb_preset": self.reverb_preset,
+               "params_in": self.params_in, "genre": self.genre}
+        if self.vocal_offset_ms is not None:
+            out["vocal_offset_ms"] = self.vocal_offset_ms
+        return out
 
 
 def _key(name: Any) -> str:
@@ -536,7 +544,7 @@ def _mix_into(spec: JobSpec, config: BatchConfig, out: dict[str, Any],
         method=spec.method, base=base, reverb_preset=preset[0] if preset else None,
         preset_library=preset[1] if preset else None, genre=spec.genre,
         vocal_to_mix_lu=spec.vocal_to_mix_lu, vocal_lra_lu=spec.vocal_lra_lu,
-        reverb_decay_s=spec.reverb_decay_s,
+        reverb_decay_s=spec.reverb_decay_s, vocal_offset_ms=spec.vocal_offset_ms,
     )
     pair = open_long_pair(spec.vocal, spec.backing, fold=spec.fold)
     if pair is not None:  # too long to hold whole: estimated on excerpts, written as made

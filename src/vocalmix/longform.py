@@ -160,12 +160,29 @@ def _excerpt(r: AudioReader, start: int, length: int, sample_rate: int) -> np.nd
     return out
 
 
-def excerpts(pair: LongPair, *, count: int = EXCERPTS, excerpt_s: float = EXCERPT_S
-             ) -> tuple[np.ndarray, np.ndarray, str]:
+def _moved_excerpt(r: AudioReader, start: int, length: int, sample_rate: int, shift: int
+                   ) -> np.ndarray:
+    """:func:`_excerpt` of the take moved by ``shift`` samples (at ``sample_rate``; see
+    :func:`vocalmix.core.dsp.shifted_rows`): silence before the take starts."""
+    a = start - shift
+    if a >= 0:
+        return _excerpt(r, a, length, sample_rate)
+    out = np.zeros((length, 2), np.float32)
+    if length + a > 0:
+        out[-a:] = _excerpt(r, 0, length + a, sample_rate)
+    return out
+
+
+def excerpts(pair: LongPair, *, count: int = EXCERPTS, excerpt_s: float = EXCERPT_S,
+             offset_ms: float = 0.0) -> tuple[np.ndarray, np.ndarray, str]:
     """The vocal and the backing excerpts the settings are estimated on, joined (float32
     ``(k, 2)`` each, at the pair's rate), and a note saying which. Each excerpt fades in
-    and out over :data:`JOIN_FADE_S`."""
+    and out over :data:`JOIN_FADE_S`. The vocal's are those of the take moved by
+    ``offset_ms`` (ms, :attr:`vocalmix.core.params.VocalChain.offset_ms`)."""
+    from vocalmix.core.dsp import offset_samples
+
     sr = pair.sample_rate
+    shift = offset_samples(offset_ms, sr)
     length = min(int(round(excerpt_s * sr)), pair.frames)
     act = pair.vocal.activity
     hop = -(-pair.vocal.activity_hop * sr // pair.vocal.sample_rate)
@@ -177,7 +194,7 @@ def excerpts(pair: LongPair, *, count: int = EXCERPTS, excerpt_s: float = EXCERP
         fade[:k], fade[length - k :] = ramp, ramp[::-1]
     parts_v, parts_b = [], []
     for s in starts:
-        parts_v.append(_excerpt(pair.vocal, s, length, sr) * fade[:, None])
+        parts_v.append(_moved_excerpt(pair.vocal, s, length, sr, shift) * fade[:, None])
         parts_b.append(_excerpt(pair.backing, s, length, sr) * fade[:, None])
     v, b = np.concatenate(parts_v), np.concatenate(parts_b)
     minutes = ", ".join(f"{s / sr / 60:.1f}" for s in starts)
@@ -202,8 +219,14 @@ def estimate_long(pair: LongPair, *, count: int = EXCERPTS, excerpt_s: float | N
         excerpt_s = EXCERPT_S * min(1.0, EXCERPT_RATE_HZ / pair.sample_rate)
     progress: Progress = kwargs.get("progress", no_progress)
     progress(ProgressEvent("estimate", 0.05, "reading the excerpts to estimate on"))
-    v, b, note = excerpts(pair, count=count, excerpt_s=excerpt_s)
-    est = estimate_params(v, b, pair.sample_rate, **kwargs)
+    base = kwargs.get("base")
+    offset = kwargs.get("vocal_offset_ms")
+    if offset is None:
+        offset = base.vocal.offset_ms if base is not None else 0.0
+    # the excerpts are cut from the moved take (where the take sings is read on the
+    # file as it is, a few hundred ms at most from where the moved one does)
+    v, b, note = excerpts(pair, count=count, excerpt_s=excerpt_s, offset_ms=offset)
+    est = estimate_params(v, b, pair.sample_rate, take_moved=True, **kwargs)
     notes = (*pair.notes, note, *est.notes)
     params = replace(est.params, provenance=replace(est.params.provenance, notes=notes))
     return Estimate(params=params, notes=notes, timings_s=est.timings_s, resolved=None)

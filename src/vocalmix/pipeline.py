@@ -17,7 +17,7 @@ import numpy as np
 
 from vocalmix.core.amount import effective, effective_level_target, effective_vocal
 from vocalmix.core.bleed import backing_in_vocal, bleed_warning
-from vocalmix.core.dsp import forget_signals, frozen
+from vocalmix.core.dsp import forget_signals, frozen, offset_samples
 from vocalmix.core.errors import ModelError
 from vocalmix.core.measure import (
     BlockStats,
@@ -53,6 +53,7 @@ from vocalmix.core.render import (
     db_to_gain,
     deesser_stage,
     eq_stage,
+    moved_take,
     parts_owned,
     premaster_peaks,
     premaster_sum,
@@ -159,9 +160,11 @@ def resolve_params(
     params: MixParams,
     progress: Progress = _quiet,
 ) -> tuple[MixParams, list[str]]:
-    """Turn ``params.targets`` into settings: compressor, reverb room size, vocal gain."""
-    p, notes, _ = _resolve(vocal, backing, sample_rate, params, progress)
-    return p, notes
+    """Turn ``params.targets`` into settings: compressor, reverb room size, vocal gain
+    (on the take as ``params.vocal.offset_ms`` moves it)."""
+    vocal, notes = moved_take_checked(vocal, sample_rate, params.vocal.offset_ms)
+    p, more, _ = _resolve(vocal, backing, sample_rate, params, progress)
+    return p, notes + more
 
 
 def _resolve(
@@ -552,6 +555,44 @@ def render_params_pending(
     return Pending(r, finish)
 
 
+def _moved_note(k: int, sample_rate: int, offset_ms: float) -> str:
+    """The note for a take moved by ``k`` samples (``offset_ms``, ms)."""
+    way = "later" if k > 0 else "earlier"
+    return (f"the take is moved {abs(k) / sample_rate * 1000.0:.1f} ms {way} against the "
+            f"backing (vocal.offset_ms {offset_ms:+g})")
+
+
+def moved_take_checked(vocal: np.ndarray, sample_rate: int, offset_ms: float
+                       ) -> tuple[np.ndarray, list[str]]:
+    """``(the take moved by offset_ms, notes)`` for the estimators and resolvers
+    (:func:`vocalmix.core.render.moved_take`): a note says how far it moved and, when
+    the part moved out of the mix holds sound (a peak over -60 dBFS), that it is cut.
+    Raises :class:`~vocalmix.core.errors.ParamsError` when no sound is left (a peak
+    under -90 dBFS, as the input checks call a take silent)."""
+    from vocalmix.core.audio import SILENCE_PEAK
+    from vocalmix.core.errors import ParamsError
+
+    k = offset_samples(offset_ms, sample_rate)
+    if k == 0:
+        return vocal, []
+    n = vocal.shape[0]
+    moved = frozen(moved_take(vocal, sample_rate, offset_ms))
+    if not np.max(np.abs(moved), initial=0.0) >= SILENCE_PEAK:  # as the input checks
+        raise ParamsError(
+            f"vocal.offset_ms {offset_ms:g} ms moves all of the take's sound out of the "
+            f"mix ({n / sample_rate:.2f} s long): use an offset closer to 0 (a recording's "
+            "latency is tens to a few hundred ms)")
+    notes = [_moved_note(k, sample_rate, offset_ms)]
+    cut = vocal[n - k :] if k > 0 else vocal[: -k]
+    peak = float(np.max(np.abs(cut))) if cut.size else 0.0
+    if peak > 10.0 ** (-60.0 / 20.0):
+        where = ("its last", "past the mix's end") if k > 0 else ("its first",
+                                                                 "before the mix's start")
+        notes.append(f"{where[0]} {min(abs(k), n) / sample_rate:.3f} s, moved {where[1]}, "
+                     f"are cut: they hold sound (peak {20.0 * np.log10(peak):.1f} dBFS)")
+    return moved, notes
+
+
 def estimate_params(
     vocal: np.ndarray,
     backing: np.ndarray,
@@ -559,6 +600,8 @@ def estimate_params(
     *,
     method: str = "baseline",
     base: MixParams | None = None,
+    vocal_offset_ms: float | None = None,
+    take_moved: bool = False,
     reverb_preset: str | None = None,
     preset_library: Mapping[str, dict] | None = None,
     vocal_to_mix_lu: float | None = None,
@@ -591,10 +634,22 @@ def estimate_params(
     dynamics, spectral balance and reverb become the targets and settings
     (:mod:`vocalmix.estimators.reference`). ``mix_lufs`` (LUFS), ``amount`` (0-2) and
     ``locks`` (paths added to the document's) are set before resolving; every override
-    is recorded as a reason of source ``user``.
+    is recorded as a reason of source ``user``. ``vocal_offset_ms`` (ms; default
+    ``base``'s, else 0) moves the take against the backing before any analysis
+    (:attr:`~vocalmix.core.params.VocalChain.offset_ms`); ``take_moved``: ``vocal`` is
+    already moved by it (the long-form path cuts its excerpts from the moved take).
     """
     # read-only views: every analysis of one input hashes it once (core.dsp.content_key)
     vocal, backing = frozen(vocal), frozen(backing)
+    offset_ms = (float(vocal_offset_ms) if vocal_offset_ms is not None
+                 else base.vocal.offset_ms if base is not None else 0.0)
+    if vocal_offset_ms is not None:
+        VocalChain(offset_ms=offset_ms)  # its range checked (ParamsError) before any work
+    vocal, moved_notes = moved_take_checked(vocal, sample_rate,
+                                            0.0 if take_moved else offset_ms)
+    if take_moved and offset_samples(offset_ms, sample_rate):
+        moved_notes = [_moved_note(offset_samples(offset_ms, sample_rate), sample_rate,
+                                   offset_ms)]
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     if reverb_preset is not None:
@@ -615,8 +670,14 @@ def estimate_params(
     else:
         bleed = backing_in_vocal(vocal, backing, sample_rate)
         params, notes = base, ["targets and settings taken from the given params"]
+    notes[:0] = moved_notes
+    if params.vocal.offset_ms != offset_ms:
+        params = replace(params, vocal=replace(params.vocal, offset_ms=offset_ms))
+    if vocal_offset_ms is not None:
+        params = params.with_reasons(Reason("vocal.offset_ms", "user",
+                                            f"given by the user: {offset_ms:g} ms"))
     if bleed is not None:
-        notes.append(bleed_warning(bleed))
+        notes.append(bleed_warning(bleed, offset_ms))
     if reference is not None:
         from vocalmix.estimators.reference import apply_reference, read_reference
 

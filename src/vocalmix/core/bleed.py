@@ -219,8 +219,10 @@ def backing_in_vocal(vocal: np.ndarray, backing: np.ndarray, sample_rate: int
                         of=len(starts))
 
 
-def bleed_warning(b: BackingBleed) -> str:
-    """The warning note for a take that carries the backing (``warning:`` first)."""
+def bleed_warning(b: BackingBleed, offset_ms: float = 0.0) -> str:
+    """The warning note for a take that carries the backing (``warning:`` first), read on
+    the take as moved by ``offset_ms`` (ms, :attr:`vocalmix.core.params.VocalChain.
+    offset_ms`): a late copy's advice names the offset that moves it into time."""
     when = (f"{b.lag_ms:.0f} ms after the backing" if b.lag_ms >= 0.5 else
             f"{-b.lag_ms:.0f} ms before the backing" if b.lag_ms <= -0.5 else
             "in time with the backing")
@@ -234,7 +236,8 @@ def bleed_warning(b: BackingBleed) -> str:
         # the singer heard the backing as the microphone did: the voice was recorded as
         # late as the copy (the recording's round trip, beyond a room's few ms)
         text += (f". The voice is then likely {b.lag_ms:.0f} ms late as well (the "
-                 "recording's latency): move the take that much earlier")
+                 "recording's latency): move the take that much earlier "
+                 f"(vocal.offset_ms {offset_ms - b.lag_ms:.0f})")
     return text
 
 

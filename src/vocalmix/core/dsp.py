@@ -697,6 +697,50 @@ def delayed_rows(x: np.ndarray, start: int, delay: int, out: np.ndarray) -> np.n
     return out
 
 
+def offset_samples(offset_ms: float, sample_rate: int) -> int:
+    """A time offset of ``offset_ms`` (ms) as whole samples at ``sample_rate`` Hz, rounded
+    to the nearest (halves away from zero, the same for either sign)."""
+    v = abs(float(offset_ms)) * int(sample_rate) / 1000.0
+    return int(math.copysign(math.floor(v + 0.5), offset_ms))
+
+
+def shifted_rows(x: np.ndarray, shift: int) -> np.ndarray:
+    """``x`` ``(n, ...)`` moved by ``shift`` rows within its own length: later for a
+    positive ``shift`` (silence first; its last ``shift`` rows cut), earlier for a
+    negative one (its first ``-shift`` rows cut; silence last). A new array of ``x``'s
+    dtype, or ``x`` itself when ``shift`` is 0."""
+    if shift == 0:
+        return x
+    out = np.zeros_like(x)
+    n = x.shape[0]
+    if abs(shift) < n:
+        if shift > 0:
+            out[shift:] = x[: n - shift]
+        else:
+            out[: n + shift] = x[-shift:]
+    return out
+
+
+def shifted_blocks(blocks: Iterable[np.ndarray], shift: int) -> Iterator[np.ndarray]:
+    """The consecutive ``(k, ...)`` ``blocks`` of a signal (any lengths) moved by
+    ``shift`` rows: ``shift`` rows of silence first for a positive ``shift``, the first
+    ``-shift`` rows left out for a negative one. Cut or padded to the signal's length
+    afterwards (:func:`vocalmix.core.longrender.exact_blocks`), this is
+    :func:`shifted_rows` a block at a time."""
+    skip = max(0, -shift)
+    first = True
+    for b in blocks:
+        if first and shift > 0:
+            yield np.zeros((shift, *b.shape[1:]), b.dtype)
+        first = False
+        if skip:
+            cut = min(skip, b.shape[0])
+            skip -= cut
+            b = b[cut:]
+        if b.shape[0]:
+            yield b
+
+
 # --- the EQ section's filters --------------------------------------------------------------
 
 

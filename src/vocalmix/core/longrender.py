@@ -16,9 +16,11 @@ the dry vocal (:class:`vocalmix.core.measure.SegmentMeter`), the mix's true peak
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 
 import numpy as np
 
+from vocalmix.core.dsp import offset_samples, shifted_blocks
 from vocalmix.core.measure import SegmentMeter, TruePeakMeter
 from vocalmix.core.params import MixParams
 
@@ -96,12 +98,18 @@ class BlockRender:
 
         if self.done:
             raise ValueError("a BlockRender runs once")
-        mixer = LiveMixer(self.params, self.sample_rate, self.block, stems=self.stems)
+        p = self.params
+        # the take moved here, as the offline render moves it (the live mixer, which
+        # cannot read ahead, would delay the backing instead for a take moved earlier)
+        shift = offset_samples(p.vocal.offset_ms, self.sample_rate)
+        p = replace(p, vocal=replace(p.vocal, offset_ms=0.0))
+        mixer = LiveMixer(p, self.sample_rate, self.block, stems=self.stems)
         lat = mixer.latency_samples
         n, blk = self.n, self.block
         # the inputs cut or padded to n, then the look-ahead's worth of silence that brings
         # the end of the mix out of the limiter
-        vb = exact_blocks(exact_blocks(self._vocal, n, blk), n + lat, blk)
+        vb = exact_blocks(exact_blocks(shifted_blocks(self._vocal, shift), n, blk), n + lat,
+                          blk)
         bb = exact_blocks(exact_blocks(self._backing, n, blk), n + lat, blk)
         pos = 0  # input samples fed so far
         skip = lat  # output samples still to drop (the mix of the time before the start)

@@ -26,11 +26,12 @@ from vocalmix.core.errors import ParamsError
 from vocalmix.core.jsondoc import short_repr
 
 FORMAT = "vocalmix.params"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: versions this vocalmix reads: each older one is a subset of the next (version 1 has no
 #: ``band_decay_ratios``; version 2 no de-esser, delay, amount, locks, mix loudness or
-#: reasons), read with the defaults for what it lacks, which render as it did
-READABLE_VERSIONS = (1, 2, 3)
+#: reasons; version 3 no ``vocal.offset_ms``), read with the defaults for what it lacks,
+#: which render as it did
+READABLE_VERSIONS = (1, 2, 3, 4)
 
 EQ_KINDS = ("peak", "low_shelf", "high_shelf")
 REVERB_TYPES = ("freeverb", "synthetic")
@@ -325,10 +326,19 @@ MAX_EQ_BANDS = 12
 
 @dataclass(frozen=True)
 class VocalChain:
-    """The vocal chain, in render order: high-pass, EQ, de-esser, compressor, gain, then
-    the reverb and delay sends (fed in parallel by the vocal after its gain)."""
+    """The vocal chain, in render order: the take moved in time (``offset_ms``), then
+    high-pass, EQ, de-esser, compressor, gain, then the reverb and delay sends (fed in
+    parallel by the vocal after its gain).
+
+    ``offset_ms`` moves the take against the backing before anything else (estimation
+    included): positive later, negative earlier, rounded to whole samples. The mix keeps
+    its length: what moves past either end of it is cut (a recording's latency: a take
+    that came back 40 ms late is set right by -40)."""
 
     PATH: ClassVar[str] = "vocal"
+    offset_ms: float = num(0.0, -2000.0, 2000.0, "ms", "Timing",
+                           "moves the take against the backing: positive later, negative "
+                           "earlier (a recording's latency)", step=1.0, view=(-500.0, 500.0))
     highpass: HighPass = field(default_factory=HighPass)
     eq_bands: tuple[EqBand, ...] = ()
     compressor: Compressor = field(default_factory=Compressor)

@@ -660,6 +660,15 @@ def premaster_peaks(parts: VocalParts, backing: np.ndarray, vocal_gain_db: float
     return out
 
 
+def moved_take(vocal: np.ndarray, sample_rate: int, offset_ms: float) -> np.ndarray:
+    """The take ``(n, channels)`` at ``sample_rate`` Hz moved by ``offset_ms`` (ms, whole
+    samples; :attr:`vocalmix.core.params.VocalChain.offset_ms`) within its length: the
+    chain's first stage, before the estimators too. ``vocal`` itself at 0 ms."""
+    from vocalmix.core.dsp import offset_samples, shifted_rows
+
+    return shifted_rows(vocal, offset_samples(offset_ms, sample_rate))
+
+
 def render(vocal: np.ndarray, backing: np.ndarray, sample_rate: int, params: MixParams) -> Rendered:
     """Render a mix of two float32 ``(n, 2)`` signals of one rate and length, at the
     document's ``amount`` (:func:`vocalmix.core.amount.effective`)."""
@@ -674,6 +683,7 @@ def render_pending(vocal: np.ndarray, backing: np.ndarray, sample_rate: int,
     if vocal.shape != backing.shape:
         raise ValueError(f"vocal {vocal.shape} and backing {backing.shape} differ in shape")
     p = effective(params)
+    vocal = moved_take(vocal, sample_rate, p.vocal.offset_ms)
     parts = vocal_parts(vocal, sample_rate, p.vocal)
     return assemble_pending(parts, backing, sample_rate, p,
                             in_place=parts_owned(parts, vocal, backing))

@@ -72,7 +72,7 @@ import pedalboard as pb
 
 from vocalmix.core import kernels
 from vocalmix.core.amount import effective, effective_vocal
-from vocalmix.core.dsp import eq_sos, flush_denormals
+from vocalmix.core.dsp import eq_sos, flush_denormals, offset_samples
 from vocalmix.core.errors import ChannelLayoutError, ParamsError
 from vocalmix.core.limiter import StreamingLimiter
 from vocalmix.core.params import MixParams, VocalChain, clip
@@ -423,7 +423,9 @@ class LiveMixer:
 
     Attributes:
         latency_samples: the output is the input of this many samples earlier (the
-            master limiter's look-ahead).
+            master limiter's look-ahead, and for a take moved earlier by
+            ``vocal.offset_ms`` that much more: the backing waits for the vocal).
+        limiter_latency_samples: the limiter's share of it.
         samples_processed: input samples consumed so far.
         events: the automation applied so far (see :func:`replay`).
         keeps_stems: whether :meth:`process_stems` is available.
@@ -454,7 +456,14 @@ class LiveMixer:
         self._master_gain = (np.float32(db_to_gain(p.master.gain_db))
                              if p.master.gain_db != 0.0 else None)
         self._limiter = StreamingLimiter(p.master, sr, nb, CHANNELS)
-        self.latency_samples = self._limiter.latency_samples
+        # the take moved (vocal.offset_ms): later by a delay of the vocal; earlier, which
+        # a live input cannot be, by a delay of the backing, so the mix comes out that
+        # much later (the output is then the offline mix of latency_samples earlier)
+        shift = offset_samples(p.vocal.offset_ms, sr)
+        self._vocal_delay = DelayStage(shift, nb) if shift > 0 else None
+        self._backing_delay = DelayStage(-shift, nb) if shift < 0 else None
+        self.limiter_latency_samples = self._limiter.latency_samples
+        self.latency_samples = self._limiter.latency_samples + max(0, -shift)
         self.samples_processed = 0
         self.events: list[Event] = []
         self._swap: _Swap | None = None
@@ -472,7 +481,7 @@ class LiveMixer:
         self._stems = stems
         self.keeps_stems = stems
         if stems:
-            lat = self.latency_samples
+            lat = self._limiter.latency_samples  # the stems are the sum's, before the limiter
             self._delays = [History(lat, nb, (CHANNELS,)) for _ in range(3)]
             self._stem_blocks = np.zeros((3, CHANNELS, nb), np.float32)
 
@@ -545,6 +554,8 @@ class LiveMixer:
         n = vocal.shape[0]
         v = self._v[:, :n]
         np.copyto(v, vocal.T, casting="same_kind")
+        if self._vocal_delay is not None:
+            v = self._vocal_delay.process(v)
         dry = self.fader.process(self._inserts_out(v))
         vox = self._vox[:, :n]
         vox[:] = dry
@@ -552,6 +563,8 @@ class LiveMixer:
             vox += _chain(send, dry)
         b = self._b[:, :n]
         np.multiply(backing.T, self._backing_gain, out=b, casting="same_kind")
+        if self._backing_delay is not None:
+            b = self._backing_delay.process(b)
         s = self._sum[:, :n]
         np.add(vox, b, out=s)
         if self._master_gain is not None:

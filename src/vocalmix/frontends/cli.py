@@ -162,6 +162,10 @@ def _add_targets(p: argparse.ArgumentParser) -> None:
     s.add_argument("--amount", type=float, default=None,
                    help="how much of the chosen processing to apply: 0 none, 1 as chosen "
                         "(default), 2 twice as much")
+    s.add_argument("--vocal-offset-ms", type=float, default=None, metavar="MS",
+                   help="move the take against the backing before anything else, ms: "
+                        "positive later, negative earlier (-40 sets right a take recorded "
+                        "40 ms late); default: the --params-in document's, else 0")
     s.add_argument("--lock", action="append", default=[], metavar="PATH",
                    help="keep this setting or target as it is when re-resolving (e.g. "
                         "vocal.gain_db, vocal.compressor); repeatable")
@@ -549,7 +553,9 @@ def _summary(params, written: Sequence[Path] = ()) -> str:
            if t.vocal_momentary_range_lu is not None
            else f"vocal LRA {_fmt(t.vocal_lra_lu, 'LU', 1)}")
         + f", reverb decay {_fmt(t.reverb_decay_s, 's')}",
-        f"settings: vocal gain {_fmt(v.gain_db, 'dB')}, compressor "
+        "settings: "
+        + (f"take moved {v.offset_ms:+g} ms, " if v.offset_ms != 0.0 else "")
+        + f"vocal gain {_fmt(v.gain_db, 'dB')}, compressor "
         f"{v.compressor.threshold_db:.1f} dB / {v.compressor.ratio:g}:1 (make-up "
         f"{_fmt(v.compressor.makeup_db, 'dB')}), "
         f"high-pass {v.highpass.cutoff_frequency_hz:.0f} Hz, "
@@ -607,7 +613,8 @@ def _steering(args: argparse.Namespace) -> dict:
     """The pipeline's keyword arguments from the target and steering options."""
     return dict(vocal_to_mix_lu=args.vocal_to_mix_lu, vocal_lra_lu=args.vocal_lra_lu,
                 reverb_decay_s=args.reverb_decay_s, mix_lufs=args.mix_lufs,
-                amount=args.amount, locks=tuple(args.lock))
+                amount=args.amount, vocal_offset_ms=args.vocal_offset_ms,
+                locks=tuple(args.lock))
 
 
 def _preset(ref: str):

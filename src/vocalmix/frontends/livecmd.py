@@ -164,9 +164,12 @@ def run_live(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
         progress(n)
     ride = RideConfig(enabled=params is None and not args.no_ride)
     session = LiveSession(plan, bs, ride=ride, stems=True, background=sd is not None)
+    lat_all = session.mixer.latency_samples
+    waits = lat_all - session.mixer.limiter_latency_samples  # the backing, for a moved take
     lines = [f"live: {sr} Hz, block {bs} samples ({_ms(bs, sr)}), latency "
-             f"{session.mixer.latency_samples} samples ({_ms(session.mixer.latency_samples, sr)},"
-             " the limiter's look-ahead)"]
+             f"{lat_all} samples ({_ms(lat_all, sr)}, the limiter's look-ahead"
+             + (f" and the backing's {_ms(waits, sr)} wait for the take moved earlier"
+                if waits else "") + ")"]
     if sd is not None:
         from vocalmix.live import run_on_device
 

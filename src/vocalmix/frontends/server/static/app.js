@@ -44,7 +44,7 @@ const specs = {
   // the vocal's dynamics: the momentary range (when on) or the loudness range (LRA)
   dynamics: () => [control("targets.vocal_momentary_range_lu"), control("targets.vocal_lra_lu")],
   decay: (type) => [control("targets.reverb_decay_s", null, { title: REVERB_TITLES[type].target })],
-  levels: () => ["vocal.gain_db", "backing.gain_db", "master.gain_db", "master.ceiling_dbtp", "master.lookahead_ms", "master.release_ms"].map((p) => control(p)),
+  levels: () => ["vocal.gain_db", "vocal.offset_ms", "backing.gain_db", "master.gain_db", "master.ceiling_dbtp", "master.lookahead_ms", "master.release_ms"].map((p) => control(p)),
   mixLufs: () => [control("targets.mix_lufs")],
   amount: () => [control("amount")],
   deesser: () => ["threshold_db", "freq_hz", "depth_db", "release_ms"].map((f) => control(`vocal.deesser.${f}`)),
