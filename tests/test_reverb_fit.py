@@ -130,6 +130,32 @@ def _room(decay_s: float = 0.5) -> np.ndarray:
                                     wet_level_db=-3.0, pre_delay_ms=10.0), SR)
 
 
+def test_an_ir_above_48k_is_fitted_as_its_48k_copy():
+    import soxr
+
+    ratios = (1.3, 1.2, 1.1, 1.0, 0.9, 0.8, 0.7)
+    ir = fr.render_send_ir(Reverb(type="synthetic", decay_s=0.6, band_decay_ratios=ratios,
+                                  wet_level_db=-3.0, pre_delay_ms=10.0), 48000)
+    ir = np.concatenate([np.zeros((480, 2), np.float32), ir])  # room for the filter's ringing
+    base = fr.fit_ir(ir, 48000, report=False)
+    up = soxr.resample(np.asarray(ir, np.float64), 48000, 96000, quality="VHQ")
+    hi = fr.fit_ir(up, 96000, report=False)
+    assert hi["notes"][0] == "fitted at 48000 Hz (the IR's 96000 Hz resampled with soxr)"
+    a, b = base["reverb"], hi["reverb"]
+    # fitted at 96 kHz, this band-limited send came out 0.75 dB wetter than at its own
+    # rate (the candidates' noise up to 48 kHz, which it lacks, in the broadband C50)
+    assert b["wet_level_db"] == pytest.approx(a["wet_level_db"], abs=0.15)
+    assert b["decay_s"] == pytest.approx(a["decay_s"], rel=0.02)
+    assert b["pre_delay_ms"] == pytest.approx(a["pre_delay_ms"], abs=0.5)
+    # the same send made at 96 kHz (noise up to 48 kHz; its dry impulse the file's first
+    # sample, whose resampling filter rings before it too)
+    native = fr.render_send_ir(Reverb(type="synthetic", decay_s=0.6, band_decay_ratios=ratios,
+                                      wet_level_db=-3.0, pre_delay_ms=10.0), 96000)
+    c = fr.fit_ir(native, 96000, report=False)["reverb"]
+    assert c["wet_level_db"] == pytest.approx(a["wet_level_db"], abs=0.3)
+    assert c["decay_s"] == pytest.approx(a["decay_s"], rel=0.03)
+
+
 def test_a_constant_offset_is_taken_out_and_only_a_real_one():
     ir = _room()
     same, note = fr._without_offset(ir)
