@@ -284,3 +284,77 @@ def test_a_batch_column_moves_the_take_and_an_empty_cell_keeps_the_job_key(tmp_p
     bad.write_text(f"id,vocal,backing,vocal_offset_ms\nx,{vp},{bp},soon\n", encoding="utf-8")
     with pytest.raises(ParamsError, match="vocal_offset_ms 'soon' is not a number"):
         batch.parse_row(batch.read_manifest(bad).rows[0], config)
+
+
+@pytest.fixture(scope="module")
+def latent_take() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(a take sung along to speakers and recorded 35 ms late, the backing, the voice):
+    the voice and a copy of the backing 8 dB under it, both 35 ms late (40 s: the copy
+    is read in several windows)."""
+    v, b = synthesize_song(sample_rate=SR, duration_s=40.0, seed=2)
+    v, b = v.astype(np.float32), b.astype(np.float32)
+    d = offset_samples(35.0, SR)
+    scale = np.float32(10 ** (-8 / 20) * np.sqrt(np.mean(v**2) / np.mean(b**2)))
+    return shifted_rows(v + scale * b, d), b, v
+
+
+def test_auto_moves_a_take_by_the_latency_of_the_backing_it_carries(latent_take):
+    take, b, _ = latent_take
+    e = estimate_params(take, b, SR, method="baseline", vocal_offset_ms="auto")
+    assert e.params.vocal.offset_ms == -35.0
+    why = e.params.reason_for("vocal.offset_ms")
+    assert why is not None and why.source == "rule"
+    assert dict(why.inputs)["copy_lag_ms"] == pytest.approx(35.0, abs=0.2)
+    assert e.notes[0].startswith("the take is moved 35 ms earlier (vocal.offset_ms auto)")
+    # the copy is still there, now in time with the backing: warned about, no advice
+    warning = next(n for n in e.notes if n.startswith("warning:"))
+    assert "in time with the backing" in warning and "offset_ms" not in warning
+    import vocalmix
+
+    assert vocalmix.estimate(take, b, SR, method="baseline",
+                             vocal_offset_ms="auto").vocal.offset_ms == -35.0
+    # moved by hand the same way: the same document but for the reason
+    by_hand = estimate_params(take, b, SR, method="baseline", vocal_offset_ms=-35.0)
+    assert by_hand.params.vocal == e.params.vocal
+    assert by_hand.params.targets == e.params.targets
+
+
+def test_auto_leaves_a_take_without_a_copy_where_it_is(song):
+    v, b = song
+    e = estimate_params(v, b, SR, method="baseline", vocal_offset_ms="auto")
+    assert e.params.vocal.offset_ms == 0.0
+    assert "left where it is (vocal.offset_ms auto): it carries no copy" in e.notes[0]
+    with pytest.raises(ParamsError, match="a number of ms or 'auto'"):
+        estimate_params(v, b, SR, vocal_offset_ms="later")
+
+
+def test_auto_on_the_command_line_the_long_form_path_and_a_batch(tmp_path, latent_take,
+                                                                 monkeypatch, capsys):
+    from vocalmix import batch
+
+    take, b, _ = latent_take
+    vp, bp = _write(tmp_path / "v.wav", take), _write(tmp_path / "b.wav", b)
+    doc = tmp_path / "p.json"
+    assert main(["estimate", str(vp), str(bp), "-o", str(doc), "-q", "--method", "baseline",
+                 "--vocal-offset-ms", "auto"]) == 0
+    assert json.loads(doc.read_text())["vocal"]["offset_ms"] == -35.0
+    monkeypatch.setenv("VOCALMIX_LONG_INPUT_MB", "1")
+    long = tmp_path / "pl.json"
+    assert main(["estimate", str(vp), str(bp), "-o", str(long), "-q", "--method", "baseline",
+                 "--vocal-offset-ms", "AUTO"]) == 0
+    d = json.loads(long.read_text())
+    assert any("long inputs" in n for n in d["provenance"]["notes"])
+    assert d["vocal"]["offset_ms"] == -35.0
+    assert [r["source"] for r in d["reasons"] if r["path"] == "vocal.offset_ms"] == ["rule"]
+    with pytest.raises(SystemExit) as e:
+        main(["estimate", str(vp), str(bp), "-o", str(tmp_path / "x.json"),
+              "--vocal-offset-ms", "soon"])
+    assert e.value.code == 2
+    assert "a number of milliseconds or 'auto', got 'soon'" in capsys.readouterr().err
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f"id,vocal,backing,vocal_offset_ms\nt,{vp},{bp},auto\n",
+                        encoding="utf-8")
+    config = batch.BatchConfig(out_dir=str(tmp_path / "out"), base_dir=str(tmp_path),
+                               method="baseline")
+    job = batch.parse_row(batch.read_manifest(manifest).rows[0], config)
+    assert job.vocal_offset_ms == "auto" and job.settings()["vocal_offset_ms"] == "auto"

@@ -104,7 +104,9 @@ def _overrides(locks: object, **targets: object) -> dict[str, Any]:
     """The target overrides (``targets``: a number or ``None`` each; their ranges are
     checked where they are used) and ``locks`` of :func:`mix` and :func:`estimate`,
     checked, as :mod:`vocalmix.pipeline`'s keyword arguments."""
-    return {"locks": _locks(locks), **{k: _number(k, v) for k, v in targets.items()}}
+    return {"locks": _locks(locks), **{
+        k: v if k == "vocal_offset_ms" and v == "auto" else _number(k, v)
+        for k, v in targets.items()}}
 
 
 def _locks(locks: object) -> tuple[str, ...]:
@@ -157,7 +159,7 @@ def mix(
     reverb_decay_s: float | None = None,
     mix_lufs: float | None = None,
     amount: float | None = None,
-    vocal_offset_ms: float | None = None,
+    vocal_offset_ms: float | str | None = None,
     locks: tuple[str, ...] = (),
     reverb_preset: str | None = None,
     progress: Progress | None = no_progress,
@@ -177,8 +179,10 @@ def mix(
         mix_lufs: the master's integrated loudness, LUFS, under the true-peak ceiling.
         amount: how much of the chosen processing to apply (0 none, 1 as chosen, 2 twice).
         vocal_offset_ms: move the take against the backing before anything else, ms
-            (positive later, negative earlier: -40 sets right a take recorded 40 ms late);
-            default ``params``' offset, else 0.
+            (positive later, negative earlier: -40 sets right a take recorded 40 ms late),
+            or ``"auto"``: by the recording's latency where the take carries a copy of the
+            backing (sung along to speakers), else not at all; default ``params``'
+            offset, else 0.
         locks: setting or target paths (e.g. ``"vocal.gain_db"``) a re-resolve keeps.
         reverb_preset: a reverb preset's name (``vocalmix presets``) or ``FILE.json#name``.
         progress: called with :class:`~vocalmix.core.progress.ProgressEvent` values.
@@ -212,7 +216,7 @@ def estimate(
     reverb_decay_s: float | None = None,
     mix_lufs: float | None = None,
     amount: float | None = None,
-    vocal_offset_ms: float | None = None,
+    vocal_offset_ms: float | str | None = None,
     locks: tuple[str, ...] = (),
     reverb_preset: str | None = None,
     progress: Progress | None = no_progress,

@@ -18,8 +18,8 @@ a single one.
 ``vocal_to_mix_lu``       target overrides, as ``vocalmix mix --vocal-to-mix-lu`` etc.
 ``vocal_lra_lu``
 ``reverb_decay_s``
-``vocal_offset_ms``       the take moved against the backing, ms (``--vocal-offset-ms``:
-                          negative sets right a take recorded late)
+``vocal_offset_ms``       the take moved against the backing, ms, or ``auto``
+                          (``--vocal-offset-ms``: negative sets right a take recorded late)
 ``reverb_preset``         a named reverb preset (``vocalmix mix --reverb-preset``)
 ``genre``                 the song's genre, for the level model (``vocalmix mix --genre``)
 ``params_in``             a params document to start from (``vocalmix mix --params-in``)
@@ -252,7 +252,7 @@ class JobSpec:
     reverb_preset: str | None = None
     params_in: str | None = None
     genre: str | None = None
-    vocal_offset_ms: float | None = None
+    vocal_offset_ms: float | str | None = None  # ms, or "auto"
 
     def settings(self) -> dict[str, Any]:
         """The settings that shape the mix, as a JSON-ready dict (a row without a take
@@ -338,11 +338,14 @@ def parse_row(row: Mapping[str, Any], config: BatchConfig) -> JobSpec:
     fold = _cell(row, "fold") or config.fold
     if fold not in FOLD_MODES:
         raise ParamsError(f"row {rid!r}: fold {fold!r} is not one of {', '.join(FOLD_MODES)}")
-    targets: dict[str, float | None] = {}
+    targets: dict[str, Any] = {}
     for col in TARGET_COLUMNS:
         s = _cell(row, col)
         if s is None:
             targets[col] = None
+            continue
+        if col == "vocal_offset_ms" and s.lower() == "auto":
+            targets[col] = "auto"
             continue
         try:
             x = float(s)

@@ -221,14 +221,28 @@ def estimate_long(pair: LongPair, *, count: int = EXCERPTS, excerpt_s: float | N
     progress(ProgressEvent("estimate", 0.05, "reading the excerpts to estimate on"))
     base = kwargs.get("base")
     offset = kwargs.get("vocal_offset_ms")
+    auto_note = None
+    if offset == "auto":  # the copy of the backing read on the excerpts as they are
+        from vocalmix.core.bleed import backing_in_vocal
+        from vocalmix.core.params import Reason
+        from vocalmix.pipeline import auto_offset_ms
+
+        v0, b0, _ = excerpts(pair, count=count, excerpt_s=excerpt_s)
+        offset, auto_note = auto_offset_ms(backing_in_vocal(v0, b0, pair.sample_rate))
+        del v0, b0
+        kwargs = {**kwargs, "vocal_offset_ms": offset}
     if offset is None:
         offset = base.vocal.offset_ms if base is not None else 0.0
     # the excerpts are cut from the moved take (where the take sings is read on the
     # file as it is, a few hundred ms at most from where the moved one does)
     v, b, note = excerpts(pair, count=count, excerpt_s=excerpt_s, offset_ms=offset)
     est = estimate_params(v, b, pair.sample_rate, take_moved=True, **kwargs)
+    params = est.params
     notes = (*pair.notes, note, *est.notes)
-    params = replace(est.params, provenance=replace(est.params.provenance, notes=notes))
+    if auto_note is not None:
+        notes = (*pair.notes, note, auto_note, *est.notes)
+        params = params.with_reasons(Reason("vocal.offset_ms", "rule", auto_note))
+    params = replace(params, provenance=replace(params.provenance, notes=notes))
     return Estimate(params=params, notes=notes, timings_s=est.timings_s, resolved=None)
 
 

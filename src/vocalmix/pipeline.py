@@ -16,9 +16,9 @@ from typing import Generic, TypeVar, cast
 import numpy as np
 
 from vocalmix.core.amount import effective, effective_level_target, effective_vocal
-from vocalmix.core.bleed import backing_in_vocal, bleed_warning
+from vocalmix.core.bleed import LATENCY_MS, BackingBleed, backing_in_vocal, bleed_warning
 from vocalmix.core.dsp import forget_signals, frozen, offset_samples
-from vocalmix.core.errors import ModelError
+from vocalmix.core.errors import ModelError, ParamsError
 from vocalmix.core.measure import (
     BlockStats,
     integrated_from_segments,
@@ -555,6 +555,25 @@ def render_params_pending(
     return Pending(r, finish)
 
 
+def auto_offset_ms(found: BackingBleed | None) -> tuple[float, str]:
+    """``(offset_ms, note)`` of ``vocal_offset_ms="auto"`` from the copy of the backing
+    ``found`` in the take as given (:func:`vocalmix.core.bleed.backing_in_vocal`): a copy
+    :data:`~vocalmix.core.bleed.LATENCY_MS` or more late tells the recording's round trip,
+    which the voice, sung in time with what the singer heard, shares: the take moves that
+    much earlier (to 0.1 ms). Without such a copy the take stays where it is: a voice
+    alone does not tell its own timing."""
+    if found is None or found.lag_ms < LATENCY_MS:
+        why = ("it carries no copy of the backing to read the recording's latency from"
+               if found is None else
+               f"the copy of the backing it carries is only {found.lag_ms:.0f} ms late "
+               f"(under {LATENCY_MS:g} ms: a room, not a recording's latency)")
+        return 0.0, f"the take is left where it is (vocal.offset_ms auto): {why}"
+    ms = -round(found.lag_ms, 1)
+    return ms, (f"the take is moved {-ms:g} ms earlier (vocal.offset_ms auto): it carries the "
+                f"backing {found.lag_ms:.1f} ms late, the recording's latency, which the "
+                "voice sung in time with it shares")
+
+
 def _moved_note(k: int, sample_rate: int, offset_ms: float) -> str:
     """The note for a take moved by ``k`` samples (``offset_ms``, ms)."""
     way = "later" if k > 0 else "earlier"
@@ -570,7 +589,6 @@ def moved_take_checked(vocal: np.ndarray, sample_rate: int, offset_ms: float
     Raises :class:`~vocalmix.core.errors.ParamsError` when no sound is left (a peak
     under -90 dBFS, as the input checks call a take silent)."""
     from vocalmix.core.audio import SILENCE_PEAK
-    from vocalmix.core.errors import ParamsError
 
     k = offset_samples(offset_ms, sample_rate)
     if k == 0:
@@ -600,7 +618,7 @@ def estimate_params(
     *,
     method: str = "baseline",
     base: MixParams | None = None,
-    vocal_offset_ms: float | None = None,
+    vocal_offset_ms: float | str | None = None,
     take_moved: bool = False,
     reverb_preset: str | None = None,
     preset_library: Mapping[str, dict] | None = None,
@@ -636,13 +654,24 @@ def estimate_params(
     ``locks`` (paths added to the document's) are set before resolving; every override
     is recorded as a reason of source ``user``. ``vocal_offset_ms`` (ms; default
     ``base``'s, else 0) moves the take against the backing before any analysis
-    (:attr:`~vocalmix.core.params.VocalChain.offset_ms`); ``take_moved``: ``vocal`` is
-    already moved by it (the long-form path cuts its excerpts from the moved take).
+    (:attr:`~vocalmix.core.params.VocalChain.offset_ms`), ``"auto"`` by the recording's
+    latency where the take carries the backing (:func:`auto_offset_ms`); ``take_moved``:
+    ``vocal`` is already moved by it (the long-form path cuts its excerpts from the moved
+    take).
     """
     # read-only views: every analysis of one input hashes it once (core.dsp.content_key)
     vocal, backing = frozen(vocal), frozen(backing)
-    offset_ms = (float(vocal_offset_ms) if vocal_offset_ms is not None
-                 else base.vocal.offset_ms if base is not None else 0.0)
+    found: BackingBleed | None = None  # the copy of the backing, read on the take as given
+    offset_note: str | None = None
+    if isinstance(vocal_offset_ms, str):
+        if vocal_offset_ms != "auto":
+            raise ParamsError(f"vocal_offset_ms must be a number of ms or 'auto', not "
+                              f"{vocal_offset_ms!r}")
+        found = backing_in_vocal(vocal, backing, sample_rate)
+        offset_ms, offset_note = auto_offset_ms(found)
+    else:
+        offset_ms = (float(vocal_offset_ms) if vocal_offset_ms is not None
+                     else base.vocal.offset_ms if base is not None else 0.0)
     if vocal_offset_ms is not None:
         VocalChain(offset_ms=offset_ms)  # its range checked (ParamsError) before any work
     vocal, moved_notes = moved_take_checked(vocal, sample_rate,
@@ -663,17 +692,26 @@ def estimate_params(
     # whether the take carries a copy of the backing (sung along to speakers, or a mix
     # given as the vocal): read on a helper thread beside the estimators (0.035 s of
     # CPU for 3 minutes), said as a warning
+    def copy_in_take() -> BackingBleed | None:
+        if found is not None:  # read before the move: the same copy, moved with the take
+            return replace(found, lag_ms=found.lag_ms + offset_ms)
+        return backing_in_vocal(vocal, backing, sample_rate)
+
     if base is None:
         bleed, (params, notes) = beside(
-            lambda: backing_in_vocal(vocal, backing, sample_rate),
+            copy_in_take,
             lambda: choose_targets(vocal, backing, sample_rate, method, progress, genre))
     else:
-        bleed = backing_in_vocal(vocal, backing, sample_rate)
+        bleed = copy_in_take()
         params, notes = base, ["targets and settings taken from the given params"]
-    notes[:0] = moved_notes
+    notes[:0] = moved_notes if offset_note is None else [offset_note, *moved_notes[1:]]
     if params.vocal.offset_ms != offset_ms:
         params = replace(params, vocal=replace(params.vocal, offset_ms=offset_ms))
-    if vocal_offset_ms is not None:
+    if offset_note is not None:
+        params = params.with_reasons(Reason("vocal.offset_ms", "rule", offset_note, () if (
+            found is None) else (("copy_lag_ms", found.lag_ms), ("copy_level_db",
+                                                                  found.level_db))))
+    elif vocal_offset_ms is not None:
         params = params.with_reasons(Reason("vocal.offset_ms", "user",
                                             f"given by the user: {offset_ms:g} ms"))
     if bleed is not None:

@@ -125,6 +125,18 @@ def _demo_duration(text: str) -> float:
     return v
 
 
+def _offset_ms(text: str) -> float | str:
+    """``--vocal-offset-ms``: ``auto`` or a number of ms (its range is checked with the
+    params')."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"a number of milliseconds or 'auto', got {text!r}") from None
+
+
 class _Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line and a pointer to ``--help``."""
 
@@ -162,10 +174,12 @@ def _add_targets(p: argparse.ArgumentParser) -> None:
     s.add_argument("--amount", type=float, default=None,
                    help="how much of the chosen processing to apply: 0 none, 1 as chosen "
                         "(default), 2 twice as much")
-    s.add_argument("--vocal-offset-ms", type=float, default=None, metavar="MS",
+    s.add_argument("--vocal-offset-ms", type=_offset_ms, default=None, metavar="MS|auto",
                    help="move the take against the backing before anything else, ms: "
                         "positive later, negative earlier (-40 sets right a take recorded "
-                        "40 ms late); default: the --params-in document's, else 0")
+                        "40 ms late); 'auto': by the recording's latency where the take "
+                        "carries a copy of the backing (sung along to speakers), else not "
+                        "at all; default: the --params-in document's, else 0")
     s.add_argument("--lock", action="append", default=[], metavar="PATH",
                    help="keep this setting or target as it is when re-resolving (e.g. "
                         "vocal.gain_db, vocal.compressor); repeatable")
