@@ -79,6 +79,24 @@ def folders(app) -> list[str]:
 # --- the endpoints -----------------------------------------------------------------------
 
 
+def test_an_edit_moves_the_take_and_a_retarget_keeps_it_moved(client, pair):
+    body = post_mix(client, pair, method="baseline").json()
+    links, p = body["links"], body["params"]
+    assert p["vocal"]["offset_ms"] == 0.0
+    spec = client.get("/api/params/spec").json()
+    assert spec["params"]["vocal.offset_ms"]["unit"] == "ms"
+    dry = read_wav(client.get(links["vocal_dry"]).content)[0]
+    p["vocal"]["offset_ms"] = 50.0  # a setting: rendered exactly, the take 800 samples later
+    r = client.put(links["edit"], json={"params": p})
+    assert r.status_code == 200, r.text
+    assert r.json()["params"]["vocal"]["offset_ms"] == 50.0
+    moved = read_wav(client.get(links["vocal_dry"]).content)[0]
+    np.testing.assert_allclose(moved[800:], dry[:-800], atol=2e-7)
+    # a target edit re-resolves on the moved take and keeps the move
+    r = client.put(links["edit"], json={"targets": {"vocal_to_mix_lu": -5.0}})
+    assert r.status_code == 200 and r.json()["params"]["vocal"]["offset_ms"] == 50.0
+
+
 def test_create_get_audio_edit_delete(client, pair, app):
     r = post_mix(client, pair, vocal_to_mix_lu=-4)
     assert r.status_code == 201, r.text

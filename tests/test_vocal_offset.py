@@ -217,46 +217,6 @@ def test_a_late_copy_names_the_offset_that_sets_the_take_right():
     assert "offset_ms" not in bleed_warning(replace(late, lag_ms=3.0))
 
 
-def test_the_page_and_api_move_the_take_on_an_edit(tmp_path):
-    pytest.importorskip("fastapi", reason="server extras not installed")
-    import io
-
-    from fastapi.testclient import TestClient
-
-    from vocalmix.frontends.server.app import create_app
-
-    sr = 16000
-    v, b = synthesize_song(sample_rate=sr, duration_s=4.0, seed=5)
-
-    def wav(x: np.ndarray) -> bytes:
-        buf = io.BytesIO()
-        sf.write(buf, x, sr, format="WAV", subtype="FLOAT")
-        return buf.getvalue()
-
-    def read(url: str) -> np.ndarray:
-        return sf.read(io.BytesIO(client.get(url).content), dtype="float32")[0]
-
-    client = TestClient(create_app(tmp_path / "store", max_upload_bytes=2_000_000, ttl_s=3600,
-                                   cleanup_interval_s=0, workers=2),
-                        base_url="http://127.0.0.1:8000")
-    files = {"vocal": ("take.wav", wav(v), "audio/wav"),
-             "backing": ("track.wav", wav(b), "audio/wav")}
-    body = client.post("/api/mixes", files=files, data={"method": "baseline"}).json()
-    links, p = body["links"], body["params"]
-    assert p["vocal"]["offset_ms"] == 0.0
-    spec = client.get("/api/params/spec").json()
-    assert spec["params"]["vocal.offset_ms"]["unit"] == "ms"
-    dry = read(links["vocal_dry"])
-    p["vocal"]["offset_ms"] = 50.0  # a setting: rendered exactly, the take 800 samples later
-    r = client.put(links["edit"], json={"params": p})
-    assert r.status_code == 200, r.text
-    assert r.json()["params"]["vocal"]["offset_ms"] == 50.0
-    np.testing.assert_allclose(read(links["vocal_dry"])[800:], dry[:-800], atol=2e-7)
-    # a target edit re-resolves on the moved take and keeps the move
-    r = client.put(links["edit"], json={"targets": {"vocal_to_mix_lu": -5.0}})
-    assert r.status_code == 200 and r.json()["params"]["vocal"]["offset_ms"] == 50.0
-
-
 def test_a_batch_column_moves_the_take_and_an_empty_cell_keeps_the_job_key(tmp_path, song):
     from vocalmix import batch
 
