@@ -306,6 +306,9 @@ def test_auto_on_the_command_line_the_long_form_path_and_a_batch(tmp_path, laten
     assert any("long inputs" in n for n in d["provenance"]["notes"])
     assert d["vocal"]["offset_ms"] == -35.0
     assert [r["source"] for r in d["reasons"] if r["path"] == "vocal.offset_ms"] == ["rule"]
+    assert main(["estimate", str(vp), str(bp), "-o", str(tmp_path / "y.json"), "-q",
+                 "--vocal-offset-ms", "-2001"]) == 2
+    assert "vocal.offset_ms = -2001.0 is out of range" in capsys.readouterr().err
     with pytest.raises(SystemExit) as e:
         main(["estimate", str(vp), str(bp), "-o", str(tmp_path / "x.json"),
               "--vocal-offset-ms", "soon"])

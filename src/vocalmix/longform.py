@@ -233,6 +233,10 @@ def estimate_long(pair: LongPair, *, count: int = EXCERPTS, excerpt_s: float | N
         kwargs = {**kwargs, "vocal_offset_ms": offset}
     if offset is None:
         offset = base.vocal.offset_ms if base is not None else 0.0
+    elif auto_note is None:
+        from vocalmix.core.params import VocalChain
+
+        VocalChain(offset_ms=offset)  # its range checked (ParamsError) before any reading
     # the excerpts are cut from the moved take (where the take sings is read on the
     # file as it is, a few hundred ms at most from where the moved one does)
     v, b, note = excerpts(pair, count=count, excerpt_s=excerpt_s, offset_ms=offset)
