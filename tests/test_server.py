@@ -95,6 +95,16 @@ def test_an_edit_moves_the_take_and_a_retarget_keeps_it_moved(client, pair):
     # a target edit re-resolves on the moved take and keeps the move
     r = client.put(links["edit"], json={"targets": {"vocal_to_mix_lu": -5.0}})
     assert r.status_code == 200 and r.json()["params"]["vocal"]["offset_ms"] == 50.0
+    # or on upload: a number of ms, or auto (this take carries no copy of the backing)
+    r = post_mix(client, pair, method="baseline", vocal_offset_ms=-20)
+    assert r.status_code == 201 and r.json()["params"]["vocal"]["offset_ms"] == -20.0
+    r = post_mix(client, pair, method="baseline", vocal_offset_ms="auto")
+    assert r.status_code == 201 and r.json()["params"]["vocal"]["offset_ms"] == 0.0
+    assert any("left where it is (vocal.offset_ms auto)" in n
+               for n in r.json()["params"]["provenance"]["notes"])
+    r = post_mix(client, pair, vocal_offset_ms=3000)
+    assert r.status_code == 422
+    assert "vocal_offset_ms = 3000 is out of range: allowed -2000 to 2000 ms" in r.text
 
 
 def test_create_get_audio_edit_delete(client, pair, app):

@@ -187,6 +187,16 @@ def parse_amount(v: Any) -> float | None:
     return ranged_number(v, "amount", "amount")
 
 
+def parse_offset(v: Any) -> float | str | None:
+    """The take's offset (ms, within ``vocal.offset_ms``'s range) or ``"auto"``; ``None``
+    when not given."""
+    if v is None or v == "":
+        return None
+    if isinstance(v, str) and v.strip().lower() == "auto":
+        return "auto"
+    return ranged_number(v, "vocal.offset_ms", "vocal_offset_ms")
+
+
 def parse_locks(raw: Any, *, form: bool = False) -> tuple[str, ...]:
     """Locked paths from a JSON list, or (``form``) a form field's JSON list or
     comma-separated text; each must be a setting or target of the document
@@ -305,6 +315,10 @@ _FORM_SCHEMA = {"type": "object", "required": list(FORM_FILES), "properties": {
     **schemas.target_properties(TARGET_NAMES),
     "mix_lufs": schemas.mix_lufs_property(form=True),
     "amount": schemas.amount_property(),
+    "vocal_offset_ms": {"type": "string", "description": (
+        "move the take against the backing before anything else, ms (positive later, "
+        "negative earlier: -40 sets right a take recorded 40 ms late), or `auto`: by the "
+        "recording's latency where the take carries a copy of the backing")},
     "locks": {"type": "string", "description": schemas.LOCKS_DOC + " A JSON list or "
                                                "comma-separated paths."},
     "reverb_preset": {"type": "string", "description": "a name from GET /api/presets"},
@@ -330,6 +344,8 @@ _FORM_SCHEMA = {"type": "object", "required": list(FORM_FILES), "properties": {
         "loudness, LUFS, under the true-peak ceiling; `off` or empty: leave it, turned "
         "down only as far as keeps the limiter from taking more than 0.5 LU off it), "
         "`amount` (0 none of the chosen processing, 1 as chosen, 2 twice as much), "
+        "`vocal_offset_ms` (move the take against the backing, ms, or `auto`: by the "
+        "recording's latency where the take carries a copy of the backing), "
         "`locks` (paths kept as they are when re-resolving, added to those of `params`), "
         "`reverb_preset` (a name from `GET /api/presets`), `params` (a params document "
         "whose settings and targets to start from), `fold` (files of more than two "
@@ -359,6 +375,7 @@ async def create_mix(request: Request, studio: StudioDep) -> Any:
             steering = Steering(
                 targets=targets, mix_lufs=mix_lufs, mix_lufs_off=mix_lufs_off,
                 amount=parse_amount(fields.get("amount")),
+                vocal_offset_ms=parse_offset(fields.get("vocal_offset_ms")),
                 locks=parse_locks(fields["locks"], form=True) if fields.get("locks") else None,
                 genre=parse_genre(fields.get("genre")),
                 preset=check_preset(fields.get("reverb_preset")))

@@ -88,6 +88,8 @@ class Steering:
             adds them to its starting document's; an edit replaces the document's list.
         genre: the song's genre, for the model method (canonical name or ``None``).
         preset: a reverb preset's name.
+        vocal_offset_ms: move the take against the backing, ms, or ``"auto"``
+            (:func:`vocalmix.pipeline.estimate_params`; ``None``: the document's).
     """
 
     targets: dict[str, float] = field(default_factory=dict)
@@ -99,6 +101,7 @@ class Steering:
     locks: tuple[str, ...] | None = None
     genre: str | None = None
     preset: str | None = None
+    vocal_offset_ms: float | str | None = None
 
     def resolves(self) -> bool:
         """Whether it asks for a re-resolve (anything but nothing)."""
@@ -130,7 +133,8 @@ class Steering:
     def kwargs(self) -> dict[str, Any]:
         """The keyword arguments of :func:`vocalmix.pipeline.mix` it sets."""
         return {**self.targets, "mix_lufs": self.mix_lufs, "amount": self.amount,
-                "genre": self.genre, "reverb_preset": self.preset}
+                "genre": self.genre, "reverb_preset": self.preset,
+                "vocal_offset_ms": self.vocal_offset_ms}
 
 
 def _leaves(obj: Any, path: str, out: dict[str, Any]) -> dict[str, Any]:

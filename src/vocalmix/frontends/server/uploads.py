@@ -24,7 +24,7 @@ FORM_FILES = ("vocal", "backing")
 REFERENCE_FILES = ("reference_vocal", "reference_backing")
 TARGET_NAMES = ("vocal_to_mix_lu", "vocal_lra_lu", "reverb_decay_s")
 FORM_FIELDS = ("method", "params", "reverb_preset", "fold", "wait", *TARGET_NAMES, "mix_lufs",
-               "amount", "locks", "genre")
+               "amount", "vocal_offset_ms", "locks", "genre")
 #: longest form text field, bytes (the params document and the locks may be longer)
 FIELD_LIMIT = 1024
 #: longest ``locks`` field, bytes (every lockable path, quoted, fits)
