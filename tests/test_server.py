@@ -102,6 +102,8 @@ def test_an_edit_moves_the_take_and_a_retarget_keeps_it_moved(client, pair):
     assert r.status_code == 201 and r.json()["params"]["vocal"]["offset_ms"] == 0.0
     assert any("left where it is (vocal.offset_ms auto)" in n
                for n in r.json()["params"]["provenance"]["notes"])
+    r = post_mix(client, pair, vocal_offset_ms="soon")
+    assert r.status_code == 422 and "a number of ms or 'auto', got 'soon'" in r.text
     r = post_mix(client, pair, vocal_offset_ms=3000)
     assert r.status_code == 422
     assert "vocal_offset_ms = 3000 is out of range: allowed -2000 to 2000 ms" in r.text

@@ -192,8 +192,15 @@ def parse_offset(v: Any) -> float | str | None:
     when not given."""
     if v is None or v == "":
         return None
-    if isinstance(v, str) and v.strip().lower() == "auto":
-        return "auto"
+    if isinstance(v, str):
+        text = v.strip().lower()
+        if text == "auto":
+            return "auto"
+        try:
+            float(text)
+        except ValueError:
+            raise ApiError(422, f"vocal_offset_ms must be a number of ms or 'auto', got "
+                                f"{short_repr(v)}", code="params.invalid") from None
     return ranged_number(v, "vocal.offset_ms", "vocal_offset_ms")
 
 
