@@ -424,7 +424,8 @@ class LiveMixer:
     Attributes:
         latency_samples: the output is the input of this many samples earlier (the
             master limiter's look-ahead, and for a take moved earlier by
-            ``vocal.offset_ms`` that much more: the backing waits for the vocal).
+            ``vocal.offset_ms`` that much more: the backing waits for the vocal, whose
+            first samples, which the offline render cuts, are silenced).
         limiter_latency_samples: the limiter's share of it.
         samples_processed: input samples consumed so far.
         events: the automation applied so far (see :func:`replay`).
@@ -462,6 +463,9 @@ class LiveMixer:
         shift = offset_samples(p.vocal.offset_ms, sr)
         self._vocal_delay = DelayStage(shift, nb) if shift > 0 else None
         self._backing_delay = DelayStage(-shift, nb) if shift < 0 else None
+        # the take's first -shift samples are those the offline render cuts: silenced, so
+        # that the chain starts on the rest as the offline render does
+        self._mute_left = max(0, -shift)
         self.limiter_latency_samples = self._limiter.latency_samples
         self.latency_samples = self._limiter.latency_samples + max(0, -shift)
         self.samples_processed = 0
@@ -554,6 +558,10 @@ class LiveMixer:
         n = vocal.shape[0]
         v = self._v[:, :n]
         np.copyto(v, vocal.T, casting="same_kind")
+        if self._mute_left:
+            m = min(self._mute_left, n)
+            v[:, :m] = 0.0
+            self._mute_left -= m
         if self._vocal_delay is not None:
             v = self._vocal_delay.process(v)
         dry = self.fader.process(self._inserts_out(v))
