@@ -95,6 +95,14 @@ def test_an_edit_moves_the_take_and_a_retarget_keeps_it_moved(client, pair):
     # a target edit re-resolves on the moved take and keeps the move
     r = client.put(links["edit"], json={"targets": {"vocal_to_mix_lu": -5.0}})
     assert r.status_code == 200 and r.json()["params"]["vocal"]["offset_ms"] == 50.0
+    # or as an edit of its own, which re-resolves on the moved take
+    r = client.put(links["edit"], json={"vocal_offset_ms": -10})
+    assert r.status_code == 200, r.text
+    got = r.json()["params"]
+    assert got["vocal"]["offset_ms"] == -10.0
+    assert got["achieved"]["vocal_to_mix_lu"] == pytest.approx(-5.0, abs=0.05)
+    r = client.put(links["edit"], json={"vocal_offset_ms": "auto"})
+    assert r.status_code == 200 and r.json()["params"]["vocal"]["offset_ms"] == 0.0
     # or on upload: a number of ms, or auto (this take carries no copy of the backing)
     r = post_mix(client, pair, method="baseline", vocal_offset_ms=-20)
     assert r.status_code == 201 and r.json()["params"]["vocal"]["offset_ms"] == -20.0

@@ -484,6 +484,11 @@ def get_mix(mid: str, studio: StudioDep) -> Any:
                                        MOMENTARY: schemas.nullable_target_property(
                                            MOMENTARY, "the LRA target again")}},
             "amount": schemas.amount_property(),
+            "vocal_offset_ms": {"description": (
+                "move the take against the backing, ms, or \"auto\" (by the recording's "
+                "latency where the take carries a copy of the backing); the settings are "
+                "re-resolved on the moved take"),
+                "oneOf": [{"type": "number"}, {"type": "string", "enum": ["auto"]}]},
             "locks": {"type": "array", "items": {"type": "string"},
                       "description": schemas.LOCKS_DOC},
             "reverb_preset": {"type": "string"},
@@ -498,7 +503,8 @@ async def put_params(mid: str, request: Request, studio: StudioDep) -> Any:
         mid, given=given, steering=steering, resolve=resolve)))
 
 
-EDIT_KEYS = ("params", "targets", "amount", "locks", "reverb_preset", "resolve")
+EDIT_KEYS = ("params", "targets", "amount", "vocal_offset_ms", "locks", "reverb_preset",
+             "resolve")
 
 
 def parse_edit(raw: bytes) -> tuple[MixParams | None, Steering, bool]:
@@ -532,13 +538,14 @@ def parse_edit(raw: bytes) -> tuple[MixParams | None, Steering, bool]:
         momentary_range_lu=mr, momentary_range_off=mr_off,
         amount=None if amount is None else ranged_number(amount, "amount", "amount"),
         locks=parse_locks(body["locks"]) if "locks" in body else None,
-        preset=check_preset(body.get("reverb_preset")))
+        preset=check_preset(body.get("reverb_preset")),
+        vocal_offset_ms=parse_offset(body.get("vocal_offset_ms")))
     resolve = body.get("resolve", False)
     if not isinstance(resolve, bool):
         raise ApiError(422, "resolve must be true or false")
     if given is None and not steering.resolves():
         raise ApiError(422, "nothing to change: send params (a MixParams document), "
-                            "targets, amount, locks or reverb_preset")
+                            "targets, amount, vocal_offset_ms, locks or reverb_preset")
     return given, steering, resolve
 
 

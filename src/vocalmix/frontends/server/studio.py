@@ -107,7 +107,8 @@ class Steering:
         """Whether it asks for a re-resolve (anything but nothing)."""
         return bool(self.targets or self.mix_lufs is not None or self.mix_lufs_off
                     or self.momentary_range_lu is not None or self.momentary_range_off
-                    or self.amount is not None or self.locks is not None or self.preset)
+                    or self.amount is not None or self.locks is not None or self.preset
+                    or self.vocal_offset_ms is not None)
 
     def apply(self, base: MixParams, *, add_locks: bool) -> MixParams:
         """``base`` with the locks (added or replacing), the mix-loudness target off if
