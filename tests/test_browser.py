@@ -369,6 +369,28 @@ def test_method_locks_amount_reasons_and_links(server, page):
     assert not page.errors, page.errors
 
 
+def test_the_takes_timing_by_hand_and_auto(server, page):
+    page.goto(server + "/")
+    page.wait_for_function("() => document.querySelectorAll('#method option').length >= 2")
+    page.select_option("#method", "baseline")
+    page.click("#demo-button")
+    wait_revision(page, 1)
+    assert shown_params(page)["vocal"]["offset_ms"] == 0.0
+    # by hand: a setting, rendered exactly
+    page.fill("#c-vocal-offset_ms-num", "-20")
+    page.press("#c-vocal-offset_ms-num", "Enter")
+    wait_revision(page, 2)
+    assert shown_params(page)["vocal"]["offset_ms"] == -20.0
+    # auto: the demo's take carries no copy of the backing, so it goes back to 0
+    page.click("#timing-auto")
+    wait_revision(page, 3)
+    doc = shown_params(page)
+    assert doc["vocal"]["offset_ms"] == 0.0
+    assert any("left where it is (vocal.offset_ms auto)" in n
+               for n in doc["provenance"]["notes"])
+    assert float(page.input_value("#c-vocal-offset_ms-num")) == 0.0
+
+
 def test_demo_button_and_errors(server, page):
     page.goto(server + "/")
     # a mix without files explains what to do

@@ -909,6 +909,7 @@ function init() {
   $("reverb-preset").addEventListener("change", (ev) => {
     if (ev.target.value) queueEdit("vocal.reverb.preset", () => ({ reverb_preset: ev.target.value }));
   });
+  $("timing-auto").addEventListener("click", () => queueEdit("vocal.offset_ms", () => ({ vocal_offset_ms: "auto" })));
   $("eq-add").addEventListener("click", () => queueEdit("eq.add", (p) => {
     const d = (f) => SPEC.params[`vocal.eq_bands[].${f}`].default;  // a new document's band
     p.vocal.eq_bands.push({ kind: SPEC.eq_kinds[0], freq_hz: d("freq_hz"), gain_db: d("gain_db"), q: d("q"), source: "manual" });
