@@ -674,11 +674,11 @@ def estimate_params(
                      else base.vocal.offset_ms if base is not None else 0.0)
     if vocal_offset_ms is not None:
         VocalChain(offset_ms=offset_ms)  # its range checked (ParamsError) before any work
-    vocal, moved_notes = moved_take_checked(vocal, sample_rate,
-                                            0.0 if take_moved else offset_ms)
-    if take_moved and offset_samples(offset_ms, sample_rate):
-        moved_notes = [_moved_note(offset_samples(offset_ms, sample_rate), sample_rate,
-                                   offset_ms)]
+    if take_moved:  # the caller moved it: only said
+        k = offset_samples(offset_ms, sample_rate)
+        moved_notes = [_moved_note(k, sample_rate, offset_ms)] if k else []
+    else:
+        vocal, moved_notes = moved_take_checked(vocal, sample_rate, offset_ms)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     if reverb_preset is not None:
