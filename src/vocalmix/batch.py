@@ -12,7 +12,7 @@ a single one.
 
 ========================  ===========================================================
 ``id`` (required)         unique name of the row; the outputs are named after it
-``vocal``, ``backing``    audio files (WAV, FLAC, OGG, MP3, AIFF), absolute or
+``vocal``, ``backing``    audio files (WAV, FLAC, OGG, MP3, AIFF, M4A, WebM...), absolute or
                           relative to the manifest's folder
 ``method``                ``baseline`` or ``model`` (default: the batch's ``--method``)
 ``vocal_to_mix_lu``       target overrides, as ``vocalmix mix --vocal-to-mix-lu`` etc.
@@ -83,7 +83,10 @@ SETTING_COLUMNS = ("method", "vocal_to_mix_lu", "vocal_lra_lu", "reverb_decay_s"
                    "vocal_offset_ms", "reverb_preset", "genre", "params_in", "fold")
 #: the number columns (the pipeline's keyword arguments of those names)
 TARGET_COLUMNS = ("vocal_to_mix_lu", "vocal_lra_lu", "reverb_decay_s", "vocal_offset_ms")
-AUDIO_EXT = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
+#: the audio files a folder of pairs is read for, the preferred first when a pair
+#: has two formats of one file (lossless first; then what phones and browsers record)
+AUDIO_EXT = (".wav", ".flac", ".aiff", ".aif", ".ogg", ".opus", ".mp3", ".m4a", ".mp4",
+             ".webm", ".mka", ".aac")
 JOURNAL = "results.jsonl"
 RESULTS_PARQUET = "results.parquet"
 RESULTS_CSV = "results.csv"

@@ -377,7 +377,7 @@ def _decode_regular(p: Path, label: str, max_duration_s: float, too_long,
             raise
         raise UnreadableAudioError(
             f"{label}: cannot be decoded as audio (damaged, or in no format this reader "
-            "knows); supported: WAV, FLAC, OGG, MP3, AIFF"
+            f"knows); supported: {SUPPORTED_FORMATS}"
         ) from None
 
 
@@ -419,7 +419,14 @@ def _decode(p: Path, label: str, max_duration_s: float, too_long,
         max_decoded_bytes = max_decoded_limit_bytes()
     _refuse_missing_or_folder(p, label)
     try:
-        with sf.SoundFile(str(p)) as f:
+        f = sf.SoundFile(str(p))
+    except _DECODER_ERRORS as e:
+        fmt = _ffmpeg_format(p)
+        if fmt is None:
+            raise _undecodable(label, e, p) from None
+        return _decode_ffmpeg(p, fmt, label, max_duration_s, too_long, max_decoded_bytes)
+    try:
+        with f:
             sr, _, _ = _checked_header(f, label, max_duration_s, too_long, max_decoded_bytes)
             data = f.read(dtype="float32", always_2d=True)
             cut = _cut_off_note(p, f, label, data.shape[0] / sr)
@@ -428,6 +435,158 @@ def _decode(p: Path, label: str, max_duration_s: float, too_long,
     except _DECODER_ERRORS as e:
         raise _undecodable(label, e, p) from None
     return data, sr, (cut,) if cut else ()
+
+
+#: the formats read, for messages: libsndfile's, then those FFmpeg reads for it
+SUPPORTED_FORMATS = "WAV, FLAC, OGG (Vorbis, Opus), MP3, AIFF, M4A/MP4 (AAC, ALAC), WebM/MKA, AAC"
+
+#: the containers handed to FFmpeg (through PyAV) when libsndfile cannot read a file: the
+#: formats phones and browsers record in (an iPhone's or Android's .m4a, a browser's
+#: MediaRecorder .webm). Each is recognised by its own first bytes and opened with its
+#: demuxer named, never by FFmpeg's probe: a probed file could be a playlist (HLS,
+#: concat) that makes FFmpeg read other files or URLs.
+_FFMPEG_SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
+    (4, b"ftyp", "mov"),  # ISO base media / QuickTime: .m4a .mp4 .3gp .mov (AAC, ALAC)
+    (4, b"moov", "mov"),
+    (4, b"mdat", "mov"),
+    (4, b"wide", "mov"),
+    (4, b"free", "mov"),
+    (0, b"\x1a\x45\xdf\xa3", "matroska"),  # Matroska / WebM (Opus, Vorbis, AAC)
+)
+
+
+def _ffmpeg_format(p: Path) -> str | None:
+    """The FFmpeg demuxer for a file libsndfile cannot read, by its first bytes (see
+    :data:`_FFMPEG_SIGNATURES`; raw AAC is an ADTS frame header, after an ID3 tag if one
+    comes first), or ``None``: not a format read here."""
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(64)
+            if head[:3] == b"ID3" and len(head) >= 10:
+                size = 10 + sum((b & 0x7F) << (7 * (3 - i)) for i, b in enumerate(head[6:10]))
+                fh.seek(size)
+                head = fh.read(64)
+    except OSError:
+        return None
+    for at, magic, fmt in _FFMPEG_SIGNATURES:
+        if head[at:at + len(magic)] == magic:
+            return fmt
+    if len(head) >= 2 and head[0] == 0xFF and (head[1] & 0xF6) == 0xF0:
+        return "aac"  # ADTS: sync word 0xFFF, layer 00 (MP3 frames have layer != 00)
+    return None
+
+
+def _decode_ffmpeg(p: Path, fmt: str, label: str, max_duration_s: float, too_long,
+                   max_decoded_bytes: int | None) -> tuple[np.ndarray, int, tuple[str, ...]]:
+    """``(samples (n, channels) float32, rate Hz, notes)`` of the first audio stream of a
+    file in FFmpeg's demuxer ``fmt``, through PyAV, with :func:`_decode`'s checks: the
+    length the container states is checked before decoding, and the decoded length
+    again while decoding (a container may state none, or a wrong one).
+
+    The samples start at the stream's first decoded one; the encoder's priming samples
+    are dropped where the container says how many there are (MP4's edit list, WebM's
+    codec delay), so a take stays in time with its backing, and the padding of the last
+    frame where it states the stream's length (MP4). Raw AAC (ADTS) states none
+    and keeps them (about 23 ms at 44.1 kHz), as every FFmpeg-based player does. Packets
+    the decoder refuses are skipped and counted in a note."""
+    try:
+        import av
+    except ImportError:
+        raise UnreadableAudioError(
+            f"{label}: reading this format needs PyAV (pip install av), which vocalmix "
+            "installs: reinstall vocalmix, or convert the file to WAV or FLAC") from None
+    try:
+        container = av.open(str(p), format=fmt)
+    except av.FFmpegError as e:
+        raise UnreadableAudioError(f"{label}: cannot be decoded as audio ({_av_reason(e)}); "
+                                   f"supported: {SUPPORTED_FORMATS}") from None
+    with container:
+        if not container.streams.audio:
+            raise UnreadableAudioError(f"{label}: holds no audio stream (a video or data "
+                                       "file?); give an audio file")
+        stream = container.streams.audio[0]
+        sr, channels = int(stream.rate or 0), int(stream.channels or 0)
+        if sr <= 0 or channels <= 0:
+            raise UnreadableAudioError(f"{label}: the header says {channels} channel(s) at "
+                                       f"{sr} Hz")
+        stated, track = 0.0, 0
+        if stream.duration is not None and stream.time_base is not None:
+            stated = float(stream.duration * stream.time_base)
+            track = int(round(stated * sr))
+        elif container.duration is not None:
+            stated = container.duration / 1e6  # microseconds (AV_TIME_BASE)
+        limit = max_decoded_bytes
+
+        def checked(frames: int) -> None:
+            if limit is not None and decoded_bytes(frames, channels) > limit:
+                raise AudioTooLargeError(_too_large(label, frames, channels, sr, limit)
+                                         + " (or convert it to FLAC: long FLAC and WAV "
+                                         "files are mixed a block at a time)")
+            if frames / sr > max_duration_s:
+                raise DurationError(too_long(frames / sr))
+
+        checked(int(stated * sr))
+        resampler = av.AudioResampler(format="fltp", layout=stream.layout, rate=sr)
+        chunks: list[np.ndarray] = []
+        n = bad = gap = 0
+        last = 1024  # samples of the last decoded frame: a damaged packet's stand-in
+        try:
+            for packet in container.demux(stream):
+                try:
+                    frames = packet.decode()
+                except av.FFmpegError:
+                    # silence in its place keeps what follows in time with the backing
+                    span = last
+                    if packet.duration and packet.time_base is not None:
+                        span = max(int(round(float(packet.duration * packet.time_base)
+                                             * sr)), 0)
+                    bad, gap, n = bad + 1, gap + span, n + span
+                    checked(n)
+                    chunks.append(np.zeros((channels, span), np.float32))
+                    continue
+                for frame in frames:
+                    for out in resampler.resample(frame):
+                        a = out.to_ndarray()
+                        n += a.shape[1]
+                        last = a.shape[1] or last
+                        checked(n)
+                        chunks.append(a)
+            for out in resampler.resample(None):
+                chunks.append(out.to_ndarray())
+        except av.FFmpegError as e:
+            raise UnreadableAudioError(f"{label}: cannot be decoded as audio "
+                                       f"({_av_reason(e)})") from None
+    if bad and n == gap:
+        raise UnreadableAudioError(f"{label}: cannot be decoded as audio (none of its "
+                                   f"{bad} packet(s) decodes: damaged?)")
+    data = (np.concatenate(chunks, axis=1) if chunks
+            else np.zeros((channels, 0), np.float32))
+    if 0 < track < n <= track + _CODEC_PADDING_MAX:
+        data = data[:, :track]  # the encoder's padding of its last frame (MP4's length)
+    data = np.ascontiguousarray(data.T, dtype=np.float32)
+    notes: list[str] = []
+    if bad:
+        notes.append(f"warning: {label}: {bad} damaged packet(s) of the file could not be "
+                     f"decoded: {1000 * gap / sr:.0f} ms of silence stand in for them, so "
+                     "that the rest keeps its time")
+    if fmt == "aac":
+        notes.append(f"warning: {label}: raw AAC does not say how many samples its encoder "
+                     "put before the audio (1024-2112, 21-48 ms at 44.1 kHz), so they are "
+                     "kept: it may play that much late against the other input (an "
+                     ".m4a or .mp4 says how many; vocal.offset_ms moves the take against "
+                     "the backing)")
+    return data, sr, tuple(notes)
+
+
+#: the most samples past a stream's stated length taken as its encoder's padding of the
+#: last frame (AAC: up to 1024 + 2112), and cut
+_CODEC_PADDING_MAX = 4096
+
+
+def _av_reason(e: BaseException) -> str:
+    """FFmpeg's words for a failure, without the path PyAV appends."""
+    why = str(getattr(e, "strerror", None) or e).strip()
+    return why or type(e).__name__
 
 
 #: what libsndfile (through soundfile) raises for a file it cannot decode
@@ -448,7 +607,7 @@ def _undecodable(label: str, e: BaseException, path: Path | None = None
             return UnreadableAudioError(f"{label}: cannot be read ({_why(oe)})")
     why = (getattr(e, "error_string", None) or str(e)).strip() or type(e).__name__
     return UnreadableAudioError(
-        f"{label}: cannot be decoded as audio ({why}); supported: WAV, FLAC, OGG, MP3, AIFF")
+        f"{label}: cannot be decoded as audio ({why}); supported: {SUPPORTED_FORMATS}")
 
 
 def _checked_header(f: sf.SoundFile, label: str, max_duration_s: float, too_long,

@@ -199,8 +199,8 @@ def _add_genre(p: argparse.ArgumentParser) -> None:
 
 
 def _add_inputs(p: argparse.ArgumentParser) -> None:
-    p.add_argument("vocal", help="vocal take (WAV, FLAC, OGG, MP3)")
-    p.add_argument("backing", help="backing track (WAV, FLAC, OGG, MP3)")
+    p.add_argument("vocal", help="vocal take (WAV, FLAC, OGG, MP3, AIFF, M4A, WebM...)")
+    p.add_argument("backing", help="backing track (WAV, FLAC, OGG, MP3, AIFF, M4A, WebM...)")
     p.add_argument(
         "--fold",
         choices=("error", "mean", "first2"),
@@ -381,7 +381,8 @@ manifest (CSV or Parquet), one row per song:
   (an empty cell: the batch default; other columns are ignored)
 
 folder of pairs: <id>.vocal.wav + <id>.backing.wav, or <id>/vocal.wav + <id>/backing.wav
-(any of .wav .flac .ogg .mp3 .aiff); its manifest is written to OUT/manifest.csv.
+(any of .wav .flac .aiff .ogg .opus .mp3 .m4a .mp4 .webm .mka .aac); its manifest is
+written to OUT/manifest.csv.
 """
 
 

@@ -340,7 +340,8 @@ _FORM_SCHEMA = {"type": "object", "required": list(FORM_FILES), "properties": {
     response_description="the mix is done: its id, params (with achieved figures) and "
                          "links to the audio",
     description=(
-        "multipart/form-data: files `vocal` and `backing` (WAV, FLAC, OGG, MP3, AIFF; "
+        "multipart/form-data: files `vocal` and `backing` (WAV, FLAC, OGG, MP3, AIFF, "
+        "M4A/MP4, WebM, AAC; "
         "mono or stereo; the mix is made at the higher of their rates), optional "
         "`reference_vocal` and `reference_backing` (the stems of a reference mix, "
         "resampled to the mix's rate: its vocal level, dynamics, spectral balance and "

@@ -1,0 +1,221 @@
+"""Inputs in the formats phones and browsers record in (M4A/MP4 AAC and ALAC, WebM
+Opus, raw AAC), read through FFmpeg (PyAV) where libsndfile cannot: in time with the
+source, within the limits, and refused clearly when damaged or not what they claim."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+av = pytest.importorskip("av", reason="PyAV (a vocalmix dependency) is not installed")
+
+from vocalmix import batch  # noqa: E402
+from vocalmix.core.audio import SUPPORTED_FORMATS, read_audio  # noqa: E402
+from vocalmix.core.errors import (  # noqa: E402
+    AudioTooLargeError,
+    DurationError,
+    UnreadableAudioError,
+)
+from vocalmix.frontends.cli import main  # noqa: E402
+from vocalmix.synth import synthesize_song  # noqa: E402
+
+SR = 44100
+
+
+def encode(path: Path, x: np.ndarray, sr: int, codec: str, fmt: str | None = None,
+           bit_rate: int = 192_000) -> Path:
+    """``x`` (n, channels) float written with PyAV's encoder ``codec``."""
+    layout = "stereo" if x.shape[1] == 2 else "mono"
+    with av.open(str(path), "w", format=fmt) as out:
+        s = out.add_stream(codec, rate=sr)
+        s.layout = layout
+        if codec != "alac":
+            s.bit_rate = bit_rate
+        fmt_name = s.codec_context.codec.audio_formats[0].name
+        hop = 4096
+        for i in range(0, x.shape[0], hop):
+            block = np.ascontiguousarray(x[i:i + hop].T, dtype=np.float32)
+            frame = av.AudioFrame.from_ndarray(block, format="fltp", layout=layout)
+            frame.sample_rate = sr
+            frame.pts = i
+            rs = av.AudioResampler(format=fmt_name, layout=layout, rate=sr)
+            for f in rs.resample(frame):
+                f.pts = i
+                for packet in s.encode(f):
+                    out.mux(packet)
+        for packet in s.encode(None):
+            out.mux(packet)
+    return path
+
+
+def at48(x: np.ndarray) -> np.ndarray:
+    """``x`` at 48 kHz, Opus's rate."""
+    import soxr
+
+    return soxr.resample(x, SR, 48000).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def take() -> tuple[np.ndarray, np.ndarray]:
+    v, b = synthesize_song(sample_rate=SR, duration_s=3.0, seed=3)
+    return np.ascontiguousarray(v[:, :1], np.float32), b.astype(np.float32)  # a mono take
+
+
+def warnings(a) -> list[str]:
+    return [n for n in a.notes if n.startswith("warning:")]
+
+
+def lag_samples(x: np.ndarray, ref: np.ndarray, reach: int = 3000) -> int:
+    """How many samples ``x`` runs late against ``ref`` (first channels; negative:
+    early), by cross-correlation."""
+    a, b = ref[:, 0].astype(np.float64), x[:, 0].astype(np.float64)
+    n = min(a.size, b.size)
+    spec = np.fft.rfft(b[:n], 2 * n) * np.conj(np.fft.rfft(a[:n], 2 * n))
+    c = np.fft.irfft(spec, 2 * n)
+    c = np.concatenate([c[-reach:], c[:reach + 1]])
+    return int(np.argmax(c)) - reach
+
+
+@pytest.mark.parametrize("name,codec,fmt,tol_db", [
+    ("take.m4a", "aac", "mp4", -15.0),
+    ("take.mp4", "aac", "mp4", -15.0),
+    ("take.webm", "libopus", "webm", -15.0),
+    ("lossless.m4a", "alac", "ipod", -90.0),  # 16-bit
+])
+def test_phone_and_browser_formats_read_in_time_with_their_source(tmp_path, take, name,
+                                                                  codec, fmt, tol_db):
+    v, _ = take
+    sr = 48000 if codec == "libopus" else SR
+    src = at48(v) if sr != SR else v
+    p = encode(tmp_path / name, src, sr, codec, fmt)
+    a = read_audio(p, label="vocal")
+    assert a.sample_rate == sr and a.source_channels == 1 and warnings(a) == []
+    # the encoder's priming samples are dropped: the take is in time, to the sample
+    assert lag_samples(a.samples, src[:, :1]) == 0
+    n = min(a.samples.shape[0], src.shape[0])
+    # MP4 states the length: the last frame's padding is cut (WebM's Opus trims its own)
+    assert a.samples.shape[0] == src.shape[0]
+    err = a.samples[:n, 0] - src[:n, 0]
+    assert 10 * np.log10(np.mean(err ** 2) / np.mean(src[:n, 0] ** 2) + 1e-30) < tol_db
+
+
+def test_raw_aac_keeps_its_priming_and_says_so(tmp_path, take):
+    v, _ = take
+    p = encode(tmp_path / "take.aac", v, SR, "aac", "adts")
+    a = read_audio(p, label="vocal take.aac")
+    assert lag_samples(a.samples, v) == 1024  # FFmpeg's AAC encoder's priming
+    (note,) = warnings(a)
+    assert "raw AAC does not say how many samples" in note and "vocal.offset_ms" in note
+
+
+def test_the_format_is_known_by_its_bytes_not_its_name(tmp_path, take):
+    v, _ = take
+    p = encode(tmp_path / "take.m4a", v, SR, "aac", "mp4")
+    renamed = tmp_path / "upload_vocal"
+    renamed.write_bytes(p.read_bytes())
+    assert read_audio(renamed).samples.shape == read_audio(p).samples.shape
+
+
+def test_a_playlist_is_never_followed(tmp_path, take):
+    # FFmpeg's own probe would open an HLS playlist and read the files it names
+    v, _ = take
+    sf.write(tmp_path / "secret.wav", v, SR)
+    playlist = tmp_path / "take.m4a"
+    playlist.write_text("#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:3,\n"
+                        f"{tmp_path / 'secret.wav'}\n#EXT-X-ENDLIST\n")
+    with pytest.raises(UnreadableAudioError, match="cannot be decoded as audio") as e:
+        read_audio(playlist, label="vocal take.m4a")
+    assert SUPPORTED_FORMATS in str(e.value)
+
+
+def test_damaged_and_truncated_files(tmp_path, take):
+    v, _ = take
+    good = encode(tmp_path / "take.m4a", v, SR, "aac", "mp4")
+    data = good.read_bytes()
+    ref = read_audio(good).samples
+    # the audio data damaged in the middle: silence stands in, the rest stays in time
+    at = data.index(b"mdat") + len(data) // 2
+    bad = bytearray(data)
+    bad[at:at + 3000] = bytes(3000)
+    (tmp_path / "damaged.m4a").write_bytes(bytes(bad))
+    a = read_audio(tmp_path / "damaged.m4a", label="vocal")
+    assert a.samples.shape == ref.shape
+    (note,) = warnings(a)
+    assert "damaged packet(s)" in note and "keeps its time" in note
+    same = np.all(np.abs(a.samples - ref) < 1e-6, axis=1)
+    assert same[-SR // 2:].all() and same[: SR // 4].all()
+    # cut off before its index: refused with FFmpeg's words
+    (tmp_path / "cut.m4a").write_bytes(data[:2000])
+    with pytest.raises(UnreadableAudioError, match="cut.m4a: cannot be decoded as audio"):
+        read_audio(tmp_path / "cut.m4a", label="cut.m4a")
+
+
+def test_a_container_without_audio(tmp_path):
+    p = tmp_path / "clip.mp4"
+    with av.open(str(p), "w", format="mp4") as out:
+        s = out.add_stream("mpeg4", rate=10)
+        s.width, s.height, s.pix_fmt = 32, 32, "yuv420p"
+        for i in range(5):
+            frame = av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8),
+                                               format="rgb24")
+            frame.pts = i
+            for packet in s.encode(frame):
+                out.mux(packet)
+        for packet in s.encode(None):
+            out.mux(packet)
+    with pytest.raises(UnreadableAudioError, match="holds no audio stream"):
+        read_audio(p, label="clip.mp4")
+
+
+def test_limits_hold_for_compressed_files(tmp_path, take):
+    v, _ = take
+    p = encode(tmp_path / "take.webm", at48(v), 48000, "libopus", "webm")
+    with pytest.raises(DurationError, match="longer than the limit"):
+        read_audio(p, max_duration_s=1.0)
+    with pytest.raises(AudioTooLargeError, match="convert it to FLAC"):
+        read_audio(p, max_decoded_bytes=200_000)
+
+
+def test_mix_from_the_command_line_reads_an_m4a_take(tmp_path, take, capsys):
+    v, b = take
+    vp = encode(tmp_path / "take.m4a", v, SR, "aac", "mp4")
+    bp = tmp_path / "backing.wav"
+    sf.write(bp, b, SR)
+    out = tmp_path / "mix.wav"
+    assert main(["mix", str(vp), str(bp), "-o", str(out), "--method", "baseline", "-q"]) == 0
+    x, sr = sf.read(out)
+    assert sr == SR and x.shape == (b.shape[0], 2)
+
+
+def test_a_folder_of_pairs_takes_phone_recordings(tmp_path, take):
+    v, b = take
+    encode(tmp_path / "song.vocal.m4a", v, SR, "aac", "mp4")
+    sf.write(tmp_path / "song.backing.flac", b, SR)
+    encode(tmp_path / "other.vocal.webm", at48(v), 48000, "libopus", "webm")
+    sf.write(tmp_path / "other.backing.wav", b, SR)
+    rows = {r["id"]: r for r in batch.scan_folder(tmp_path)}
+    assert rows["song"]["vocal"].endswith("song.vocal.m4a")
+    assert rows["other"]["vocal"].endswith("other.vocal.webm")
+
+
+def test_the_http_api_takes_an_m4a_upload(tmp_path, take):
+    pytest.importorskip("fastapi", reason="server extras not installed")
+    from fastapi.testclient import TestClient
+
+    from vocalmix.frontends.server.app import create_app
+
+    v, b = take
+    vp = encode(tmp_path / "take.m4a", v, SR, "aac", "mp4")
+    buf = io.BytesIO()
+    sf.write(buf, b, SR, format="WAV", subtype="FLOAT")
+    client = TestClient(create_app(tmp_path / "store", cleanup_interval_s=0),
+                        base_url="http://127.0.0.1:8000")
+    r = client.post("/api/mixes", files={"vocal": ("take.m4a", vp.read_bytes()),
+                                         "backing": ("track.wav", buf.getvalue())},
+                    data={"method": "baseline"})
+    assert r.status_code in (200, 201), r.text
+    assert r.json()["params"]["version"] >= 4
