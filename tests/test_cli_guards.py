@@ -424,7 +424,7 @@ def test_sigterm_stops_a_batch_and_its_workers(tmp_path):
     assert not scratch_files(out)
 
 
-@pytest.mark.parametrize("name", ["live.mp3", "live.txt", "live"])
+@pytest.mark.parametrize("name", ["live.m4a", "live.txt", "live"])
 def test_a_live_output_the_writer_cannot_make_is_refused_before_the_session(
         tmp_path, capsys, pair, name):
     """live's -o is planned as audio like mix's: an extension it cannot write is refused

@@ -1,6 +1,8 @@
-"""Inputs in the formats phones and browsers record in (M4A/MP4 AAC and ALAC, WebM
-Opus, raw AAC), read through FFmpeg (PyAV) where libsndfile cannot: in time with the
-source, within the limits, and refused clearly when damaged or not what they claim."""
+"""Compressed formats in and out. Inputs in the formats phones and browsers record in
+(M4A/MP4 AAC and ALAC, WebM Opus, raw AAC), read through FFmpeg (PyAV) where libsndfile
+cannot: in time with the source, within the limits, and refused clearly when damaged or
+not what they claim. A mix written as MP3 (libsndfile's LAME): in time, its whole length,
+and refused before any work at a rate MP3 cannot hold."""
 
 from __future__ import annotations
 
@@ -219,3 +221,34 @@ def test_the_http_api_takes_an_m4a_upload(tmp_path, take):
                     data={"method": "baseline"})
     assert r.status_code in (200, 201), r.text
     assert r.json()["params"]["version"] >= 4
+
+
+def test_a_mix_written_as_mp3_is_in_time_and_whole(tmp_path, take):
+    v, b = take
+    vp, bp = tmp_path / "take.wav", tmp_path / "backing.wav"
+    sf.write(vp, v, SR)
+    sf.write(bp, b, SR)
+    wav, mp3 = tmp_path / "mix.wav", tmp_path / "mix.mp3"
+    for out in (wav, mp3):
+        assert main(["mix", str(vp), str(bp), "-o", str(out), "--method", "baseline",
+                     "-q"]) == 0
+    ref, _ = sf.read(wav, dtype="float32")
+    x, sr = sf.read(mp3, dtype="float32")
+    assert sf.info(str(mp3)).format == "MP3" and sr == SR
+    assert x.shape == ref.shape  # the encoder's delay and padding are not in the file's audio
+    assert lag_samples(x, ref) == 0
+    err = x - ref
+    assert 10 * np.log10(np.mean(err ** 2) / np.mean(ref ** 2)) < -15.0
+
+
+def test_an_mp3_at_a_rate_it_cannot_hold_is_refused_before_any_work(tmp_path, take, capsys):
+    v, b = take
+    vp, bp = tmp_path / "take.wav", tmp_path / "backing.wav"
+    sf.write(vp, v, SR)
+    sf.write(bp, b, SR)
+    out = tmp_path / "mix.mp3"
+    assert main(["mix", str(vp), str(bp), "-o", str(out), "--sample-rate", "96000",
+                 "--params-out", str(tmp_path / "p.json")]) == 2
+    err = capsys.readouterr().err
+    assert "MP3 holds audio at 8, 11.025" in err and "--sample-rate 48000" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["backing.wav", "take.wav"]

@@ -269,7 +269,7 @@ def test_outputs_that_are_inputs_devices_or_folders_are_refused(tmp_path, capfd,
         (["-o", str(tmp_path)], r"unsupported output format"),
         (["-o", str(tmp_path / "m.wav"), "--params-out", str(tmp_path), "--force"],
          r"is a folder, not a file name"),
-        (["-o", str(tmp_path / "m.mp3")], r"unsupported output format '\.mp3'"),
+        (["-o", str(tmp_path / "m.m4a")], r"unsupported output format '\.m4a'"),
     ]:
         code, _, err = run(capfd, "mix", v, b, *argv, "-q")
         assert_one_line_error(code, err, pattern)

@@ -479,9 +479,9 @@ def _ffmpeg_format(p: Path) -> str | None:
 def _decode_ffmpeg(p: Path, fmt: str, label: str, max_duration_s: float, too_long,
                    max_decoded_bytes: int | None) -> tuple[np.ndarray, int, tuple[str, ...]]:
     """``(samples (n, channels) float32, rate Hz, notes)`` of the first audio stream of a
-    file in FFmpeg's demuxer ``fmt``, through PyAV, with :func:`_decode`'s checks: the
-    length the container states is checked before decoding, and the decoded length
-    again while decoding (a container may state none, or a wrong one).
+    file in FFmpeg's demuxer ``fmt``, through PyAV, with :func:`_decode`'s checks of
+    length and decoded size made while decoding: a container may state no length, or a
+    wrong one, so decoding stops where a limit is passed.
 
     The samples start at the stream's first decoded one; the encoder's priming samples
     are dropped where the container says how many there are (MP4's edit list, WebM's
@@ -496,7 +496,7 @@ def _decode_ffmpeg(p: Path, fmt: str, label: str, max_duration_s: float, too_lon
             f"{label}: reading this format needs PyAV (pip install av), which vocalmix "
             "installs: reinstall vocalmix, or convert the file to WAV or FLAC") from None
     try:
-        container = av.open(str(p), format=fmt)
+        container = av.open(str(p), format=fmt, metadata_errors="ignore")
     except av.FFmpegError as e:
         raise UnreadableAudioError(f"{label}: cannot be decoded as audio ({_av_reason(e)}); "
                                    f"supported: {SUPPORTED_FORMATS}") from None
@@ -509,12 +509,9 @@ def _decode_ffmpeg(p: Path, fmt: str, label: str, max_duration_s: float, too_lon
         if sr <= 0 or channels <= 0:
             raise UnreadableAudioError(f"{label}: the header says {channels} channel(s) at "
                                        f"{sr} Hz")
-        stated, track = 0.0, 0
+        track = 0  # the stream's length as the container states it, samples
         if stream.duration is not None and stream.time_base is not None:
-            stated = float(stream.duration * stream.time_base)
-            track = int(round(stated * sr))
-        elif container.duration is not None:
-            stated = container.duration / 1e6  # microseconds (AV_TIME_BASE)
+            track = int(round(float(stream.duration * stream.time_base) * sr))
         limit = max_decoded_bytes
 
         def checked(frames: int) -> None:
@@ -525,7 +522,6 @@ def _decode_ffmpeg(p: Path, fmt: str, label: str, max_duration_s: float, too_lon
             if frames / sr > max_duration_s:
                 raise DurationError(too_long(frames / sr))
 
-        checked(int(stated * sr))
         resampler = av.AudioResampler(format="fltp", layout=stream.layout, rate=sr)
         chunks: list[np.ndarray] = []
         n = bad = gap = 0
@@ -1081,10 +1077,19 @@ def _without_dc(a: Audio, what: str, mean: np.ndarray, hi: np.ndarray, lo: np.nd
 # (two runs with --force) leave one writer's whole group, never a mixture of both.
 
 #: audio output formats by file extension
-AUDIO_FORMATS = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG", ".aiff": "AIFF", ".aif": "AIFF"}
-_SUBTYPES = {".wav": "PCM_24", ".flac": "PCM_24", ".aiff": "PCM_24", ".aif": "PCM_24"}
+AUDIO_FORMATS = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG", ".aiff": "AIFF", ".aif": "AIFF",
+                 ".mp3": "MP3"}
+_SUBTYPES = {".wav": "PCM_24", ".flac": "PCM_24", ".aiff": "PCM_24", ".aif": "PCM_24",
+             ".mp3": "MPEG_LAYER_III"}
 #: bytes per sample an audio output takes at most, by libsndfile subtype (an estimate)
-_SAMPLE_BYTES = {"PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8, "VORBIS": 1}
+_SAMPLE_BYTES = {"PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8, "VORBIS": 1,
+                 "MPEG_LAYER_III": 1}
+#: the rates an output format holds, Hz, where it does not hold all (MPEG-1, -2 and -2.5
+#: Layer III)
+_FORMAT_RATES = {".mp3": (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)}
+#: libsndfile's compression level (0: best quality, 1: smallest) by output format: an MP3
+#: at 0 is LAME's highest quality (about 220-320 kb/s for a stereo mix at 44.1 kHz)
+_COMPRESSION_LEVEL = {"MP3": 0.0}
 #: bytes a non-audio output (a params document, a report) is assumed to need at most
 FILE_ESTIMATE_BYTES = 1 << 20
 #: free space kept beyond the estimate of the outputs, bytes
@@ -1315,7 +1320,11 @@ class OutputPlan:
             seen[ident] = p
             if o.kind == "audio" and p.suffix.lower() not in AUDIO_FORMATS:
                 raise OutputError(f"{p}: unsupported output format {p.suffix or '(none)'!r}; "
-                                  "use .wav, .flac, .ogg or .aiff")
+                                  "use .wav, .flac, .ogg, .aiff or .mp3")
+            if (o.kind == "audio" and p.suffix.lower() == ".mp3"
+                    and "MP3" not in sf.available_formats()):
+                raise OutputError(f"{p}: this libsndfile ({sf.__libsndfile_version__}) "
+                                  "cannot write MP3 (1.1 or later can); write .flac or .ogg")
             for pi in inputs:
                 if _same_file(p, pi):
                     raise OverwriteInputError(f"{p}: is an input file; vocalmix never "
@@ -1374,6 +1383,18 @@ class OutputPlan:
         """The space the outputs need at most, bytes, for audio of ``n_frames`` frames."""
         return sum(self._estimate(o, n_frames, channels) for o in self.outputs)
 
+    def check_rates(self, sample_rate: int) -> None:
+        """Refuse (:class:`OutputError`) an audio output whose format cannot hold audio at
+        ``sample_rate`` Hz (MP3: 8-48 kHz)."""
+        for o in self.outputs:
+            rates = _FORMAT_RATES.get(o.path.suffix.lower())
+            if o.kind == "audio" and rates is not None and sample_rate not in rates:
+                fit = min((r for r in rates if r >= sample_rate), default=rates[-1])
+                raise OutputError(
+                    f"{o.path}: {AUDIO_FORMATS[o.path.suffix.lower()]} holds audio at "
+                    f"{', '.join(f'{r / 1000:g}' for r in rates)} kHz only, and the mix is "
+                    f"at {sample_rate} Hz; pass --sample-rate {fit}, or write .flac or .wav")
+
     @staticmethod
     def _estimate(o: PlannedOutput, n_frames: int, channels: int) -> int:
         if o.kind != "audio":
@@ -1383,10 +1404,15 @@ class OutputPlan:
         sub = "FLOAT" if ext in _FLOAT_WHEN_LOUD else _SUBTYPES.get(ext, "VORBIS")
         return int(n_frames) * int(channels) * _SAMPLE_BYTES.get(sub, 4) + (64 << 10)
 
-    def require_space(self, n_frames: int, channels: int = 2) -> None:
+    def require_space(self, n_frames: int, channels: int = 2, *,
+                      sample_rate: int | None = None) -> None:
         """Refuse (:class:`OutputError`) when a file system lacks the space the outputs
-        need for audio of ``n_frames`` frames (an estimate, plus a margin). The space of
-        files being replaced is not counted: they stay until the new ones are in place."""
+        need for audio of ``n_frames`` frames (an estimate, plus a margin), or, given the
+        audio's ``sample_rate`` (Hz), when an audio output's format cannot hold it (MP3:
+        8-48 kHz). The space of files being replaced is not counted: they stay until the
+        new ones are in place."""
+        if sample_rate is not None:
+            self.check_rates(int(sample_rate))
         need: dict[int, tuple[int, Path]] = {}
         for o in self.outputs:
             q = _nearest_existing(o.absolute.parent)
@@ -1449,9 +1475,9 @@ def _kept_mode(dest: Path, existed: bool) -> int | None:
 def _audio_format(dest: Path, subtype: str | None, samples: np.ndarray | None = None
                   ) -> tuple[str, str]:
     """libsndfile's ``(format, subtype)`` for an audio output: ``subtype`` when given,
-    else 24-bit PCM (WAV, FLAC, AIFF) or Vorbis (OGG), except that a WAV or AIFF whose
-    ``samples`` (the whole signal, when known before writing) reach full scale is
-    written as 32-bit float (:func:`past_full_scale`): 24-bit PCM would clip them."""
+    else 24-bit PCM (WAV, FLAC, AIFF), Vorbis (OGG) or Layer III (MP3), except that a
+    WAV or AIFF whose ``samples`` (the whole signal, when known before writing) reach
+    full scale is written as 32-bit float (:func:`past_full_scale`): 24-bit PCM would clip them."""
     ext = dest.suffix.lower()
     if (subtype is None and samples is not None and ext in _FLOAT_WHEN_LOUD
             and past_full_scale(samples)):
@@ -1535,9 +1561,19 @@ def _write_audio_file(path: str, x: np.ndarray, sample_rate: int, subtype: str, 
                       ) -> None:
     """Write float32 ``x`` ``(frames, channels)`` as the new audio file ``path``
     (:func:`_write_samples`): what ``soundfile.write`` writes, to the byte."""
-    with sf.SoundFile(path, "w", sample_rate, x.shape[1] if x.ndim == 2 else 1, subtype,
-                      format=fmt) as f:
+    with _open_output(path, sample_rate, x.shape[1] if x.ndim == 2 else 1, subtype,
+                      fmt) as f:
         _write_samples(f, x)
+
+
+def _open_output(path: str, sample_rate: int, channels: int, subtype: str, fmt: str
+                 ) -> sf.SoundFile:
+    """A new audio file open for writing, at the format's :data:`_COMPRESSION_LEVEL`."""
+    level = _COMPRESSION_LEVEL.get(fmt)
+    if level is None:
+        return sf.SoundFile(path, "w", sample_rate, channels, subtype, format=fmt)
+    return sf.SoundFile(path, "w", sample_rate, channels, subtype, format=fmt,
+                        compression_level=level)
 
 
 def _audio_write_error(dest: Path, fmt: str, sub: str, e: BaseException) -> OutputError:
@@ -1676,8 +1712,8 @@ def _write_streams(streams: list[tuple[_Entry, AudioStream]]) -> None:
                     if f is None:
                         fmt, sub = _audio_format(e.dest, a.subtype)
                         try:
-                            f = files[k] = sf.SoundFile(str(e.tmp), "w", src.sample_rate,
-                                                        x.shape[1], sub, format=fmt)
+                            f = files[k] = _open_output(str(e.tmp), src.sample_rate,
+                                                        x.shape[1], sub, fmt)
                         except _DECODER_ERRORS as ex:
                             raise _audio_write_error(e.dest, fmt, sub, ex) from None
                     try:

@@ -667,7 +667,7 @@ def cmd_mix(args: argparse.Namespace) -> int:
         sr, frames = loaded[2], loaded[0].shape[0]
     else:
         sr, frames = pair.sample_rate, pair.frames
-    plan.require_space(frames)
+    plan.require_space(frames, sample_rate=sr)
     reference = _reference(args, sr, progress)
     kwargs = dict(
         method=args.method or _default_method(), base=base,
@@ -713,7 +713,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     if pair is not None:
         from vocalmix.core.resolve import sync_derived, sync_notes
 
-        plan.require_space(pair.frames)
+        plan.require_space(pair.frames, sample_rate=pair.sample_rate)
         synced = sync_derived(params, pair.sample_rate)
         show_notes((*pair.notes, *sync_notes(params, synced)), progress)
         params, written = _write_long(plan, args, pair, synced, progress)
@@ -723,7 +723,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     from vocalmix.core.resolve import sync_derived, sync_notes
     from vocalmix.pipeline import render_params_pending
 
-    plan.require_space(vocal.shape[0])
+    plan.require_space(vocal.shape[0], sample_rate=sr)
     synced = sync_derived(params, sr)
     for note in sync_notes(params, synced):
         progress(note)

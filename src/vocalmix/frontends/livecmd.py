@@ -132,7 +132,8 @@ def run_live(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
     stems = ([Path(args.stems_out) / n for n in ("vocal.wav", "vocal_dry.wav", "backing.wav")]
              if args.stems_out else [])
     files = [p for p in (args.log_out, args.params_out) if p]
-    OutputPlan(audio=[args.output, *stems], files=files, inputs=inputs, force=args.force)
+    outputs = OutputPlan(audio=[args.output, *stems], files=files, inputs=inputs,
+                         force=args.force)
     # (planned as audio, so an -o the writer cannot make is refused before the session)
     check_json_outputs(("--log-out", args.log_out), ("--params-out", args.params_out))
     sd = None
@@ -153,6 +154,7 @@ def run_live(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
         v_audio = read_audio(args.vocal, label=f"vocal {args.vocal}", fold=args.fold)
         vocal, backing, sr, notes = prepare_pair(v_audio, b_audio, sample_rate=args.sample_rate)
         show_notes(notes, progress)
+    outputs.check_rates(sr)
     bs = args.block_size
     params = read_params(args.params) if args.params else None
     rehearsal = None
