@@ -198,6 +198,17 @@ def test_upload_mix_adjust_download(server, page, tmp_path):
     assert params.targets.vocal_to_mix_lu == -6.0
     assert dl.value.suggested_filename == "demo vocal-params.json"
 
+    # the mix as MP3, for sharing: the link, its label, and the file
+    page.select_option("#dl-format", "mp3")
+    assert page.inner_text("#dl-mix") == "Mix (MP3)"
+    assert page.get_attribute("#dl-mix", "href").endswith("&format=mp3")
+    with page.expect_download() as dl:
+        page.click("#dl-mix")
+    assert dl.value.suggested_filename == "demo vocal-mix.mp3"
+    assert sf.info(dl.value.path()).format == "MP3"
+    page.select_option("#dl-format", "wav")
+    assert page.inner_text("#dl-mix") == "Mix (WAV)"
+
     # load a params file back: a setting edited by hand is rendered exactly
     doc["vocal"]["gain_db"] = round(doc["vocal"]["gain_db"] - 4.0, 3)
     edited = tmp_path / "edited.json"

@@ -210,6 +210,44 @@ def test_create_get_audio_edit_delete(client, pair, app):
     assert folders(app) == []
 
 
+def test_audio_in_flac_mp3_and_ogg_is_encoded_once_from_the_render(client, pair, app):
+    mid = post_mix(client, pair).json()["id"]
+    wav, _ = read_wav(client.get(f"/api/mixes/{mid}/audio/mix").content)
+    for fmt, media, kind in (("flac", "audio/flac", "FLAC"), ("mp3", "audio/mpeg", "MP3"),
+                             ("ogg", "audio/ogg", "OGG")):
+        r = client.get(f"/api/mixes/{mid}/audio/mix", params={"format": fmt})
+        assert r.status_code == 200, r.text
+        assert r.headers["content-type"] == media
+        assert r.headers["content-disposition"].endswith(f'-mix.{fmt}"')
+        info = sf.info(io.BytesIO(r.content))
+        assert info.format == kind and info.samplerate == SR
+        x, _ = sf.read(io.BytesIO(r.content), dtype="float32", always_2d=True)
+        assert x.shape == wav.shape
+        if fmt == "flac":  # 24-bit as rendered
+            assert np.abs(x - wav).max() < 2.0 ** -22
+        else:  # lossy, in time: the error well below the signal
+            err_db = 10 * np.log10(np.mean((x - wav) ** 2) / np.mean(wav ** 2))
+            assert err_db < -10.0, (fmt, err_db)
+    # kept with the revision: a second request reads the same file, without a job
+    d = app.state.store.root / mid
+    encoded = sorted(p.name for p in d.rglob("mix.*"))
+    assert encoded == ["mix.flac", "mix.mp3", "mix.ogg", "mix.wav"]
+    r = client.get(f"/api/mixes/{mid}/audio/plain", params={"format": "mp3"})
+    assert r.status_code == 200 and sf.info(io.BytesIO(r.content)).format == "MP3"
+    r = client.get(f"/api/mixes/{mid}/audio/mix", params={"format": "m4a"})
+    assert r.status_code == 422 and "is not one of wav, flac, mp3, ogg" in r.json()["detail"]
+
+
+def test_mp3_of_a_mix_above_48_khz_is_refused_with_what_to_ask_for(client):
+    v, b = song(duration_s=1.0, sr=96000)
+    mid = post_mix(client, (v, b)).json()["id"]
+    r = client.get(f"/api/mixes/{mid}/audio/mix", params={"format": "mp3"})
+    assert r.status_code == 422
+    assert "this mix is at 96000 Hz: ask for format=flac" in r.json()["detail"]
+    r = client.get(f"/api/mixes/{mid}/audio/vocal", params={"format": "flac"})
+    assert r.status_code == 200 and sf.info(io.BytesIO(r.content)).samplerate == 96000
+
+
 def test_room_size_edit_updates_the_documented_decay(client, pair):
     body = post_mix(client, pair, method="baseline").json()  # a freeverb to edit
     p = body["params"]

@@ -2131,7 +2131,34 @@ def write_audio(
                                   "nothing written")
     rate = checked_rate(sample_rate, f"{path}: sample rate")
     plan = OutputPlan(audio=[path], inputs=inputs, force=force)
+    plan.check_rates(rate)
     return plan.commit({path: AudioData(x, rate, subtype)})[0]
+
+
+def transcode(src: str | os.PathLike[str], dest: str | os.PathLike[str], *,
+              force: bool = False) -> Path:
+    """Write the audio file ``src`` again as ``dest``, in the format of ``dest``'s
+    extension (:data:`AUDIO_FORMATS`; MP3 at LAME's highest quality), atomically and
+    never over ``src``. For files vocalmix wrote (a mix or a stem to hand out in a
+    smaller format): the samples are taken as they are, without the input checks of
+    :func:`read_audio`. Raises :class:`OutputError` when ``dest``'s format cannot hold
+    ``src``'s rate (MP3: 8-48 kHz), before anything is written."""
+    try:
+        with sf.SoundFile(str(src)) as f:
+            rate = int(f.samplerate)
+            plan = OutputPlan(audio=[dest], inputs=[src], force=force)
+            plan.check_rates(rate)
+            x = f.read(dtype="float32", always_2d=True)
+    except _DECODER_ERRORS as e:
+        raise _undecodable(str(src), e, Path(src)) from None
+    return plan.commit({dest: AudioData(x, rate)})[0]
+
+
+def format_holds(path: str | os.PathLike[str], sample_rate: int) -> bool:
+    """Whether the audio format of ``path``'s extension holds audio at ``sample_rate``
+    Hz (every format but MP3 holds every rate vocalmix mixes at)."""
+    rates = _FORMAT_RATES.get(Path(path).suffix.lower())
+    return rates is None or int(sample_rate) in rates
 
 
 def write_text(

@@ -26,7 +26,7 @@ from vocalmix.frontends.server import schemas
 from vocalmix.frontends.server.errors import ApiError, from_exception, from_library
 from vocalmix.frontends.server.jobs import Reservation
 from vocalmix.frontends.server.schemas import Methods, Mix, ParamsSpec, Preset
-from vocalmix.frontends.server.studio import AUDIO_KINDS, Steering, Studio
+from vocalmix.frontends.server.studio import AUDIO_ENCODINGS, AUDIO_KINDS, Steering, Studio
 from vocalmix.frontends.server.uploads import (
     FORM_FILES,
     TARGET_NAMES,
@@ -559,29 +559,37 @@ def delete_mix(mid: str, studio: StudioDep) -> Response:
 
 @router.get(
     "/api/mixes/{mid}/audio/{kind}", response_class=FileResponse,
-    responses={200: {"content": {"audio/wav": {}}}, **errs(404, 409, 503)},
-    summary="Rendered audio (WAV)",
+    responses={200: {"content": {t: {} for t, _ in AUDIO_ENCODINGS.values()}},
+               **errs(404, 409, 422, 503)},
+    summary="Rendered audio (WAV, FLAC, MP3 or Ogg Vorbis)",
     description=(
         "`kind`: `mix` (the master output), `vocal` (the vocal as it sits in the mix, "
         "reverb included), `vocal_dry` (before the reverb), `backing` (after its gain), "
         "or `plain` (the plain sum of the two inputs at the mix's integrated loudness, "
-        "through the same master stage: the A of an A/B comparison). 24-bit PCM, or "
-        "32-bit float when a stem reaches full scale."),
+        "through the same master stage: the A of an A/B comparison). `format`: `wav` "
+        "(default; 24-bit PCM, or 32-bit float when a stem reaches full scale), `flac` "
+        "(24-bit), `mp3` (LAME's highest quality, about 220-320 kb/s; mixes at 8-48 kHz "
+        "only) or `ogg` (Vorbis). A format other than WAV is encoded on its first request "
+        "(which then waits for a worker) and kept with the revision."),
 )
-async def get_audio(mid: str, kind: str, studio: StudioDep) -> Any:
+async def get_audio(mid: str, kind: str, studio: StudioDep, format: str = "wav") -> Any:
     store = studio.store
     d = store.path(mid)
     if kind not in AUDIO_KINDS:
         raise ApiError(404, f"no audio called {short_repr(kind, 40)}: use one of "
                             f"{', '.join(AUDIO_KINDS)}", code="request.not_found")
+    if format not in AUDIO_ENCODINGS:
+        raise ApiError(422, f"format {short_repr(format, 20)} is not one of "
+                            f"{', '.join(AUDIO_ENCODINGS)}", code="request.format")
     meta = studio.require_done(d)
-    if kind == "plain":
-        p = studio.cached_plain(d, meta) or await finished(
-            studio.submit(mid, lambda: studio.make_plain(mid)))
-    else:
-        p = store.rev_dir(d, int(meta.get("revision") or 0)) / f"{kind}.wav"
-    return FileResponse(store.regular_file(p), media_type="audio/wav",
-                        filename=f"{meta.get('name', 'vocalmix')}-{kind}.wav",
+    p = studio.cached_encoded(d, meta, kind, format)
+    if p is None and format == "wav":
+        p = await finished(studio.submit(mid, lambda: studio.make_plain(mid)))
+    elif p is None:
+        p = await finished(studio.submit(mid, lambda: studio.make_encoded(mid, kind, format)))
+    media, ext = AUDIO_ENCODINGS[format]
+    return FileResponse(store.regular_file(p), media_type=media,
+                        filename=f"{meta.get('name', 'vocalmix')}-{kind}{ext}",
                         headers={"Cache-Control": "no-cache"})
 
 

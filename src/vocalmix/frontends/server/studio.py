@@ -36,6 +36,10 @@ log = logging.getLogger("vocalmix.server")
 
 STEM_KINDS = ("mix", "vocal", "vocal_dry", "backing")
 AUDIO_KINDS = (*STEM_KINDS, "plain")
+#: the formats the audio is handed out in: media type and extension (WAV as rendered,
+#: the others encoded from it on the first request and kept with the revision)
+AUDIO_ENCODINGS = {"wav": ("audio/wav", ".wav"), "flac": ("audio/flac", ".flac"),
+                   "mp3": ("audio/mpeg", ".mp3"), "ogg": ("audio/ogg", ".ogg")}
 PEAK_COLUMNS = 1200
 EQ_CURVE_POINTS = 240
 DEMO_SAMPLE_RATE = 44100
@@ -490,19 +494,54 @@ class Studio:
     def make_plain(self, mid: str) -> Path:
         """The job behind ``GET .../audio/plain``: the loudness-matched plain sum of the
         inputs (:func:`vocalmix.pipeline.plain_sum`), cached in the revision's folder."""
+        with self.store.locked(mid) as d:
+            return self._plain(d, self.require_done(d))
+
+    def _plain(self, d: Path, meta: dict[str, Any]) -> Path:
+        """:meth:`make_plain` of the mix folder ``d``, whose lock the caller holds."""
         from vocalmix.pipeline import plain_sum
+
+        cached = self.cached_plain(d, meta)
+        if cached is not None:
+            return cached
+        params = self.current_params(d, meta)
+        v, b, sr = self.inputs(d)
+        p = plain_sum(v, b, sr, params)
+        out = self.store.rev_dir(d, int(meta.get("revision") or 0)) / "plain.wav"
+        write_wav(out, p.samples, sr)
+        return out
+
+    def cached_encoded(self, d: Path, meta: dict[str, Any], kind: str, fmt: str
+                       ) -> Path | None:
+        """The revision's ``kind`` audio in the format ``fmt`` (:data:`AUDIO_ENCODINGS`)
+        when it exists already."""
+        if fmt == "wav":
+            return self.cached_plain(d, meta) if kind == "plain" else (
+                self.store.rev_dir(d, int(meta.get("revision") or 0)) / f"{kind}.wav")
+        p = self.store.rev_dir(d, int(meta.get("revision") or 0)) / (
+            kind + AUDIO_ENCODINGS[fmt][1])
+        return p if p.is_file() and not p.is_symlink() else None
+
+    def make_encoded(self, mid: str, kind: str, fmt: str) -> Path:
+        """The job behind ``GET .../audio/{kind}?format=fmt``: the WAV (for ``plain``
+        made first) encoded as ``fmt``, kept in the revision's folder. 422 when the
+        format cannot hold the mix's rate (MP3 above 48 kHz)."""
+        from vocalmix.core.audio import format_holds, transcode
 
         with self.store.locked(mid) as d:
             meta = self.require_done(d)
-            cached = self.cached_plain(d, meta)
+            cached = self.cached_encoded(d, meta, kind, fmt)
             if cached is not None:
                 return cached
-            params = self.current_params(d, meta)
-            v, b, sr = self.inputs(d)
-            p = plain_sum(v, b, sr, params)
-            out = self.store.rev_dir(d, int(meta.get("revision") or 0)) / "plain.wav"
-            write_wav(out, p.samples, sr)
-            return out
+            rd = self.store.rev_dir(d, int(meta.get("revision") or 0))
+            src = self._plain(d, meta) if kind == "plain" else rd / f"{kind}.wav"
+            sr = int(self.store.read_json(rd, "peaks.json").get("sample_rate") or 0)
+            out = rd / (kind + AUDIO_ENCODINGS[fmt][1])
+            if sr and not format_holds(out, sr):
+                raise ApiError(422, f"{fmt.upper()} holds audio at up to 48 kHz only, and "
+                                    f"this mix is at {sr} Hz: ask for format=flac or "
+                                    "format=ogg", code="request.format")
+            return transcode(src, out, force=True)
 
     def masking(self, mid: str) -> dict[str, Any]:
         """The job behind ``GET .../analysis`` when not cached: the masking analysis of

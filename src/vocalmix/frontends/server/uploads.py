@@ -197,7 +197,7 @@ class UploadLimit:
         size = f"{mb:.0f} MB" if mb >= 1 else f"{self.max_bytes} bytes"
         return json.dumps({"detail": (
             f"the upload is larger than this server's limit of {size}: send a shorter "
-            "take, a compressed file (FLAC, OGG, MP3), or start the server with a higher "
+            "take, a compressed file (FLAC, OGG, MP3, M4A), or start the server with a higher "
             "--max-upload-mb"), "code": "upload.too_large"}).encode()
 
     async def _refuse(self, send: Any) -> None:

@@ -263,13 +263,25 @@ function show(res, fresh) {
     : `A and B both at ${p.achieved.mix_integrated_lufs.toFixed(1).replace("-", "−")} LUFS`;
   showAchieved(p);
   showReasons(p);
-  for (const k of ["mix", "vocal", "vocal_dry", "backing"]) $(`dl-${k}`).href = audioUrl(k);
+  setDownloads();
   $("dl-params").href = `${res.links.params_file}?rev=${res.revision}`;
   syncControls(p, fresh);
   setPlayer();
   drawWaves();
   drawSpectrum();
   if (fresh) $("result").scrollIntoView({ behavior: "smooth", block: "start" });
+}
+
+function setDownloads() {
+  const mp3 = $("dl-format").querySelector("option[value=mp3]");
+  mp3.disabled = (state.mix.sample_rate || 0) > 48000;  // MP3 holds 8-48 kHz
+  mp3.title = mp3.disabled ? "MP3 holds audio at up to 48 kHz; this mix is at a higher rate" : "";
+  if (mp3.disabled && $("dl-format").value === "mp3") $("dl-format").value = "flac";
+  const fmt = $("dl-format").value;
+  for (const k of ["mix", "vocal", "vocal_dry", "backing"]) {
+    $(`dl-${k}`).href = audioUrl(k) + (fmt === "wav" ? "" : `&format=${fmt}`);
+  }
+  $("dl-mix").textContent = `Mix (${$("dl-format").selectedOptions[0].textContent})`;
 }
 
 function showAchieved(p) {
@@ -864,6 +876,7 @@ function init() {
     drop.addEventListener("dragleave", () => drop.classList.remove("over"));
     drop.addEventListener("drop", () => { drop.classList.remove("over"); setTimeout(() => pickFile(kind), 0); });
   }
+  $("dl-format").addEventListener("change", () => { if (state.mix) setDownloads(); });
   $("upload-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
     const v = $("vocal-file").files[0], b = $("backing-file").files[0];
