@@ -252,3 +252,32 @@ def test_an_mp3_at_a_rate_it_cannot_hold_is_refused_before_any_work(tmp_path, ta
     err = capsys.readouterr().err
     assert "MP3 holds audio at 8, 11.025" in err and "--sample-rate 48000" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["backing.wav", "take.wav"]
+
+
+def test_a_batch_writes_its_mixes_as_mp3_and_keeps_wav_job_keys(tmp_path, take):
+    v, b = take
+    src = tmp_path / "pairs"
+    src.mkdir()
+    encode(src / "song.vocal.m4a", v, SR, "aac", "mp4")
+    sf.write(src / "song.backing.wav", b, SR)
+    sf.write(src / "hires.vocal.wav", np.repeat(v, 2, axis=0), 2 * SR)  # an 88.2 kHz take
+    sf.write(src / "hires.backing.wav", np.repeat(b, 2, axis=0), 2 * SR)
+    out = tmp_path / "out"
+    summary = batch.run_batch(src, out, workers=1, method="baseline", mix_format="mp3")
+    rows = {r["id"]: r for r in batch.read_results(out)}
+    assert rows["song"]["status"] == "ok" and rows["song"]["mix_path"] == "mix/song.mp3"
+    assert sf.info(str(out / "mix" / "song.mp3")).format == "MP3"
+    # MP3 holds no 88.2 kHz: that row fails before its mix is made, saying what to do
+    assert rows["hires"]["status"] == "failed"
+    assert ("MP3 holds audio at up to 48 kHz only, and this song is at 88200 Hz; mix it "
+            "with --format flac") in rows["hires"]["error"]
+    assert [f[0] for f in summary.failures] == ["hires"]
+    # the same batch as WAV: every row mixed again (the format is in the job key), and
+    # the WAV job keys are those of a batch that never had the option
+    batch.run_batch(src, out, workers=1, method="baseline")
+    wav_rows = {r["id"]: r for r in batch.read_results(out)}
+    assert wav_rows["song"]["mix_path"] == "mix/song.wav"
+    assert wav_rows["song"]["job_key"] != rows["song"]["job_key"]
+    assert "mix_format" not in wav_rows["song"]["settings_json"]
+    with pytest.raises(Exception, match="unknown mix format 'aac'"):
+        batch.run_batch(src, out, mix_format="aac")

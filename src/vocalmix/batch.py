@@ -207,10 +207,15 @@ def safe_name(row_id: str) -> str:
     return f"{s or 'song'}-{digest}"
 
 
-def output_paths(row_id: str) -> tuple[str, str]:
-    """``(mix_path, params_path)`` of a row, relative to the output folder."""
+#: the formats a batch writes its mixes in (``--format``; the file extension)
+MIX_FORMATS = ("wav", "flac", "mp3", "ogg")
+
+
+def output_paths(row_id: str, mix_format: str = "wav") -> tuple[str, str]:
+    """``(mix_path, params_path)`` of a row, relative to the output folder; the mix in
+    ``mix_format`` (:data:`MIX_FORMATS`)."""
     n = safe_name(row_id)
-    return f"mix/{n}.wav", f"params/{n}.json"
+    return f"mix/{n}.{mix_format}", f"params/{n}.json"
 
 
 # --- rows ---------------------------------------------------------------------------------
@@ -226,6 +231,8 @@ class BatchConfig:
         method: the estimator of rows without a ``method`` cell (``baseline``/``model``);
             ``None``: the shipped default (:func:`vocalmix.estimators.registry.default_method`).
         fold: what to do with files of more than 2 channels, for rows without ``fold``.
+        mix_format: the mixes' format (:data:`MIX_FORMATS`): 24-bit WAV or FLAC, MP3 at
+            LAME's highest quality (mixes at 8-48 kHz), Ogg Vorbis.
         refused: ``(id, message)`` of the rows not to mix because their outputs would
             replace a file that another row (or the batch itself) reads
             (:func:`plan_conflicts`); each becomes a failed row with the code
@@ -238,6 +245,7 @@ class BatchConfig:
     method: str | None = None
     fold: str = "error"
     refused: tuple[tuple[str, str], ...] = ()
+    mix_format: str = "wav"
 
 
 @dataclass(frozen=True)
@@ -256,6 +264,7 @@ class JobSpec:
     params_in: str | None = None
     genre: str | None = None
     vocal_offset_ms: float | str | None = None  # ms, or "auto"
+    mix_format: str = "wav"
 
     def settings(self) -> dict[str, Any]:
         """The settings that shape the mix, as a JSON-ready dict (a row without a take
@@ -266,6 +275,8 @@ class JobSpec:
                "params_in": self.params_in, "genre": self.genre}
         if self.vocal_offset_ms is not None:
             out["vocal_offset_ms"] = self.vocal_offset_ms
+        if self.mix_format != "wav":  # (a WAV batch keeps the keys it had before)
+            out["mix_format"] = self.mix_format
         return out
 
 
@@ -360,7 +371,7 @@ def parse_row(row: Mapping[str, Any], config: BatchConfig) -> JobSpec:
     return JobSpec(id=rid, vocal=paths["vocal"], backing=paths["backing"], method=method,
                    fold=fold, reverb_preset=_cell(row, "reverb_preset"),
                    params_in=_path(_cell(row, "params_in"), config.base_dir),
-                   genre=_cell(row, "genre"), **targets)
+                   genre=_cell(row, "genre"), mix_format=config.mix_format, **targets)
 
 
 def _preset_file(ref: str | None) -> str | None:
@@ -537,7 +548,7 @@ def _mix_into(spec: JobSpec, config: BatchConfig, out: dict[str, Any],
         path = getattr(spec, what)
         _refuse_special_file(Path(path), f"{what} {path}")
     root = Path(config.out_dir)
-    mix_rel, params_rel = output_paths(spec.id)
+    mix_rel, params_rel = output_paths(spec.id, spec.mix_format)
     inputs = [path for _, path in _input_files(spec)]
     preset = None
     if spec.reverb_preset:  # an unknown preset fails before any work
@@ -555,6 +566,7 @@ def _mix_into(spec: JobSpec, config: BatchConfig, out: dict[str, Any],
     pair = open_long_pair(spec.vocal, spec.backing, fold=spec.fold)
     if pair is not None:  # too long to hold whole: estimated on excerpts, written as made
         timings["read_s"] = time.perf_counter() - t
+        _check_rate(root / mix_rel, pair.sample_rate)
         est = estimate_long(pair, **kwargs)
         notes: list[str] = []  # the pair's notes are in est.notes
         sr, duration_s = pair.sample_rate, pair.duration_s
@@ -569,6 +581,7 @@ def _mix_into(spec: JobSpec, config: BatchConfig, out: dict[str, Any],
         b = read_audio(spec.backing, label=f"backing {spec.backing}", fold=spec.fold)
         vocal, backing, sr, notes = prepare_pair(v, b)
         del v, b
+        _check_rate(root / mix_rel, sr)
         duration_s = vocal.shape[0] / float(sr)
         timings["read_s"] = time.perf_counter() - t
         params, rendered, est = mix(vocal, backing, sr, **kwargs)
@@ -594,6 +607,17 @@ def _mix_into(spec: JobSpec, config: BatchConfig, out: dict[str, Any],
         notes=json.dumps(list(notes) + list(est.notes)),
         warnings=json.dumps(warnings_of(list(notes) + list(est.notes))),
     )
+
+
+def _check_rate(mix_path: Path, sample_rate: int) -> None:
+    """Refuse, before the mix is made, a mix format that cannot hold its rate (MP3)."""
+    from vocalmix.core.audio import format_holds
+    from vocalmix.core.errors import OutputError
+
+    if not format_holds(mix_path, sample_rate):
+        raise OutputError(f"{mix_path}: MP3 holds audio at up to 48 kHz only, and this "
+                          f"song is at {sample_rate} Hz; mix it with --format flac, wav or "
+                          "ogg")
 
 
 def run_or_skip(row: Mapping[str, Any], config: BatchConfig,
@@ -1444,7 +1468,8 @@ def plan_conflicts(manifest: Manifest, config: BatchConfig) -> dict[str, str]:
     root = Path(config.out_dir)
     refused: dict[str, str] = {}
     for spec in specs:
-        for rel, output in zip(output_paths(spec.id), ("mix", "params document"),
+        for rel, output in zip(output_paths(spec.id, spec.mix_format),
+                               ("mix", "params document"),
                                strict=True):
             dest = root / rel
             hit = next((h for k in _path_keys(dest) for h in readers.get(k, ())
@@ -1503,6 +1528,7 @@ def run_batch(
     address: str | None = None,
     method: str | None = None,
     fold: str = "error",
+    mix_format: str = "wav",
     retry_failed: bool = False,
     progress: ProgressFn | None = None,
     worker_init: Callable[[], None] | None = None,
@@ -1513,6 +1539,7 @@ def run_batch(
     ``engine``: ``local`` (a pool of ``workers`` processes, default: all cores) or
     ``ray`` (Ray Data on the cluster at ``address``, or on a local Ray started with
     ``workers`` CPUs). ``method`` and ``fold``: defaults for rows that do not set them.
+    ``mix_format``: the mixes' format (:data:`MIX_FORMATS`).
     ``retry_failed``: mix failed rows again even when nothing about them changed.
     ``progress`` is called with a :class:`BatchStatus` after every row and about once a
     second. ``worker_init`` runs once in every worker process before it warms up.
@@ -1530,6 +1557,9 @@ def run_batch(
 
     if engine not in ENGINES:
         raise ParamsError(f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}")
+    if mix_format not in MIX_FORMATS:
+        raise ParamsError(f"unknown mix format {mix_format!r}: use one of "
+                          f"{', '.join(MIX_FORMATS)}")
     if method is not None and method not in METHODS:
         raise ParamsError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
     if fold not in FOLD_MODES:
@@ -1549,7 +1579,7 @@ def run_batch(
         if folder_text is not None:
             manifest = _written_manifest(folder_text, out / FOLDER_MANIFEST)
         config = BatchConfig(out_dir=str(out), base_dir=manifest.base_dir,
-                             method=default_method(method), fold=fold)
+                             method=default_method(method), fold=fold, mix_format=mix_format)
         config = replace(config, refused=tuple(plan_conflicts(manifest, config).items()))
         ids = manifest.ids
         done = store.done_keys(ids, retry_failed)

@@ -328,6 +328,9 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
                    help="estimator of rows without a method cell (default: as vocalmix mix)")
     p.add_argument("--fold", choices=("error", "mean", "first2"), default="error",
                    help="files of more than 2 channels, for rows without a fold cell")
+    p.add_argument("--format", choices=("wav", "flac", "mp3", "ogg"), default="wav",
+                   dest="mix_format", help="the mixes' format: 24-bit WAV (default) or "
+                   "FLAC, MP3 (LAME's highest quality; mixes at 8-48 kHz) or Ogg Vorbis")
     p.add_argument("--retry-failed", action="store_true",
                    help="mix failed rows again even if nothing about them changed")
     _add_common(p)
@@ -963,7 +966,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
         summary = run_batch(
             args.source, args.out, workers=args.workers, engine=args.engine,
             address=args.address, method=args.method, fold=args.fold,
-            retry_failed=args.retry_failed, progress=bar, worker_init=_batch_worker_init,
+            mix_format=args.mix_format, retry_failed=args.retry_failed, progress=bar,
+            worker_init=_batch_worker_init,
         )
     finally:
         bar.close()
