@@ -256,7 +256,8 @@ def register_cli(sub: Any) -> None:
                    help="largest upload, MB (default $VOCALMIX_MAX_UPLOAD_MB, else 100)")
     p.add_argument("--max-decoded-mb", type=float, default=None,
                    help="largest decoded input, MB of 32-bit samples: frames x channels x 4 "
-                        "bytes, checked before decoding (default $VOCALMIX_MAX_DECODED_MB, "
+                        "bytes, checked before decoding (M4A, WebM, AAC: as they decode; "
+                        "default $VOCALMIX_MAX_DECODED_MB, "
                         f"else {DEFAULT_MAX_DECODED_MB:g}: about 9 min of stereo at 48 kHz)")
     p.add_argument("--ttl-s", type=float, default=None,
                    help="mixes are removed this long after their last change, s (default "
