@@ -178,8 +178,12 @@ def test_limits_hold_for_compressed_files(tmp_path, take):
     p = encode(tmp_path / "take.webm", at48(v), 48000, "libopus", "webm")
     with pytest.raises(DurationError, match="longer than the limit"):
         read_audio(p, max_duration_s=1.0)
-    with pytest.raises(AudioTooLargeError, match="convert it to FLAC"):
+    with pytest.raises(AudioTooLargeError, match="more than the limit"):
         read_audio(p, max_decoded_bytes=200_000)
+    # an MP4 states its length: the message gives the whole file's, not where it stopped
+    m4a = encode(tmp_path / "take.m4a", v, SR, "aac", "mp4")
+    with pytest.raises(AudioTooLargeError, match=r"^vocal: 3\.0 s of 1 channel"):
+        read_audio(m4a, label="vocal", max_decoded_bytes=200_000)
 
 
 def test_mix_from_the_command_line_reads_an_m4a_take(tmp_path, take, capsys):

@@ -515,12 +515,12 @@ def _decode_ffmpeg(p: Path, fmt: str, label: str, max_duration_s: float, too_lon
         limit = max_decoded_bytes
 
         def checked(frames: int) -> None:
+            # what the container states, when it says more than has decoded so far
+            whole = max(frames, track)
             if limit is not None and decoded_bytes(frames, channels) > limit:
-                raise AudioTooLargeError(_too_large(label, frames, channels, sr, limit)
-                                         + " (or convert it to FLAC: long FLAC and WAV "
-                                         "files are mixed a block at a time)")
+                raise AudioTooLargeError(_too_large(label, whole, channels, sr, limit))
             if frames / sr > max_duration_s:
-                raise DurationError(too_long(frames / sr))
+                raise DurationError(too_long(whole / sr))
 
         resampler = av.AudioResampler(format="fltp", layout=stream.layout, rate=sr)
         chunks: list[np.ndarray] = []
