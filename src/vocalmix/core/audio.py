@@ -486,9 +486,10 @@ def _decode_ffmpeg(p: Path, fmt: str, label: str, max_duration_s: float, too_lon
     The samples start at the stream's first decoded one; the encoder's priming samples
     are dropped where the container says how many there are (MP4's edit list, WebM's
     codec delay), so a take stays in time with its backing, and the padding of the last
-    frame where it states the stream's length (MP4). Raw AAC (ADTS) states none
-    and keeps them (about 23 ms at 44.1 kHz), as every FFmpeg-based player does. Packets
-    the decoder refuses are skipped and counted in a note."""
+    frame where it states the stream's length (MP4). Raw AAC (ADTS) states none and
+    keeps them (21-48 ms at 44.1 kHz), as every FFmpeg-based player does; a note says
+    so. A packet the decoder refuses becomes silence of its length, so that what
+    follows keeps its time; a note counts them."""
     try:
         import av
     except ImportError:
