@@ -173,6 +173,27 @@ def test_a_container_without_audio(tmp_path):
         read_audio(p, label="clip.mp4")
 
 
+def test_a_stems_file_is_refused_not_read_as_its_first_stream(tmp_path, take):
+    # a MUSDB18 .stem.mp4 holds the mixture first: read as a vocal it would mix the song
+    v, b = take
+    p = tmp_path / "song.stem.mp4"
+    with av.open(str(p), "w", format="mp4") as out:
+        streams = [out.add_stream("aac", rate=SR) for _ in range(2)]
+        for s in streams:
+            s.layout = "stereo"
+        for s, x in zip(streams, (b, v[:, [0, 0]]), strict=True):
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(x.T, np.float32),
+                                               format="fltp", layout="stereo")
+            frame.sample_rate, frame.pts = SR, 0
+            for packet in s.encode(frame):
+                out.mux(packet)
+        for s in streams:
+            for packet in s.encode(None):
+                out.mux(packet)
+    with pytest.raises(UnreadableAudioError, match="holds 2 audio streams .* stems file"):
+        read_audio(p, label="vocal")
+
+
 def test_limits_hold_for_compressed_files(tmp_path, take):
     v, _ = take
     p = encode(tmp_path / "take.webm", at48(v), 48000, "libopus", "webm")

@@ -505,6 +505,15 @@ def _decode_ffmpeg(p: Path, fmt: str, label: str, max_duration_s: float, too_lon
         if not container.streams.audio:
             raise UnreadableAudioError(f"{label}: holds no audio stream (a video or data "
                                        "file?); give an audio file")
+        if len(container.streams.audio) > 1:
+            # a Native Instruments stems file (MUSDB18's .stem.mp4: the mixture, then
+            # drums, bass, other, vocals) or a film with several soundtracks: the first
+            # stream would be a guess, and for stems the wrong one
+            raise UnreadableAudioError(
+                f"{label}: holds {len(container.streams.audio)} audio streams (a stems "
+                "file such as MUSDB18's .stem.mp4, or a video with several soundtracks); "
+                "vocalmix reads files of one: export the vocal and the backing as files "
+                "of their own (e.g. ffmpeg -i IN -map 0:a:4 vocal.wav)")
         stream = container.streams.audio[0]
         sr, channels = int(stream.rate or 0), int(stream.channels or 0)
         if sr <= 0 or channels <= 0:
