@@ -306,3 +306,32 @@ def test_a_batch_writes_its_mixes_as_mp3_and_keeps_wav_job_keys(tmp_path, take):
     assert "mix_format" not in wav_rows["song"]["settings_json"]
     with pytest.raises(Exception, match="unknown mix format 'aac'"):
         batch.run_batch(src, out, mix_format="aac")
+
+
+def test_the_library_reads_an_upload_held_in_memory(tmp_path, take):
+    import vocalmix
+    from vocalmix.core.errors import EmptyAudioError
+
+    v, b = take
+    m4a = encode(tmp_path / "take.m4a", v, SR, "aac", "mp4").read_bytes()
+    buf = io.BytesIO()
+    sf.write(buf, b, SR, format="FLAC")
+    flac = buf.getvalue()
+    # the bytes read as the file is, whichever decoder reads them
+    assert np.array_equal(read_audio(m4a, label="vocal").samples,
+                          read_audio(tmp_path / "take.m4a").samples)
+    (tmp_path / "backing.flac").write_bytes(flac)
+    assert np.array_equal(read_audio(io.BytesIO(flac)).samples,
+                          read_audio(tmp_path / "backing.flac").samples)
+    # the library's mix of the bytes (or file objects) is the mix of the files
+    by_bytes = vocalmix.mix(m4a, io.BytesIO(flac), method="baseline")
+    by_path = vocalmix.mix(tmp_path / "take.m4a", tmp_path / "backing.flac",
+                           method="baseline")
+    assert np.array_equal(by_bytes.mix, by_path.mix)
+    with pytest.raises(EmptyAudioError, match="vocal: the file is empty"):
+        vocalmix.mix(b"", flac)
+    with pytest.raises(UnreadableAudioError, match="backing: cannot be decoded as audio"):
+        vocalmix.mix(m4a, b"not audio at all")
+    with open(tmp_path / "take.m4a") as text:  # a file opened as text
+        with pytest.raises(UnreadableAudioError, match="open the file in binary mode"):
+            read_audio(text, label="vocal")

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from vocalmix.core.audio import Audio, prepare_pair, read_audio, validate_signal
+from vocalmix.core.audio import Audio, AudioBytes, prepare_pair, read_audio, validate_signal
 from vocalmix.core.errors import ChannelLayoutError, ParamsError
 from vocalmix.core.params import MixParams, is_number
 from vocalmix.core.progress import Progress, no_progress, warnings_of
@@ -37,8 +37,9 @@ from vocalmix.core.progress import Progress, no_progress, warnings_of
 #: (channels, samples) array given the wrong way round
 MAX_CHANNELS_GUESS = 64
 
-#: what an input may be: a file path, decoded :class:`Audio`, or samples (with a rate)
-AudioInput = str | os.PathLike[str] | Audio | np.ndarray
+#: what an input may be: a file path, a file's bytes or a binary file object, decoded
+#: :class:`Audio`, or samples (with a rate)
+AudioInput = str | os.PathLike[str] | Audio | np.ndarray | AudioBytes
 
 
 @dataclass(frozen=True)
@@ -86,8 +87,10 @@ def _as_audio(x: AudioInput, sample_rate: int | None, what: str) -> Audio:
                 "vocalmix takes (samples, channels): pass it transposed (x.T)")
         samples, notes, ch = validate_signal(a, sample_rate, label=what)  # (checks the rate)
         return Audio(samples, int(sample_rate), f"<{what} array>", ch, notes)
-    raise ParamsError(f"the {what} must be a path, an Audio or a numpy array, "
-                      f"not {type(x).__name__}")
+    if isinstance(x, bytes | bytearray | memoryview) or hasattr(x, "read"):
+        return read_audio(x, label=what)  # an upload held in memory
+    raise ParamsError(f"the {what} must be a path, the file's bytes, a binary file object, "
+                      f"an Audio or a numpy array, not {type(x).__name__}")
 
 
 def _number(name: str, v: object) -> float | None:
@@ -167,7 +170,8 @@ def mix(
     """Estimate the parameters, resolve them and render the mix.
 
     Args:
-        vocal, backing: paths, :class:`Audio`, or arrays (then ``sample_rate``, Hz).
+        vocal, backing: paths, a file's bytes or a binary file object (an upload held in
+            memory), :class:`Audio`, or arrays (then ``sample_rate``, Hz).
         method: ``baseline`` or ``model``; default :func:`default_method`.
         params: start from this document's settings and targets instead of estimating
             (only the resolved settings are recomputed).

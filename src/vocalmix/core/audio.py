@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import soundfile as sf
@@ -286,21 +287,30 @@ def _too_large(label: str, frames: int, channels: int, sample_rate: int, limit: 
             f"more than the limit of {limit / MB:.3g} MB; {' or '.join(fixes)}")
 
 
+#: what :func:`read_audio` reads besides a path: the bytes of a file (an upload held in
+#: memory), or a binary file object read to its end
+AudioBytes = bytes | bytearray | memoryview | BinaryIO
+
+
 def read_audio(
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | AudioBytes,
     *,
     label: str | None = None,
     fold: str = "error",
     max_duration_s: float | None = None,
     max_decoded_bytes: int | None = None,
 ) -> Audio:
-    """Read an audio file (WAV, FLAC, OGG, MP3...) as float32 stereo.
+    """Read an audio file (WAV, FLAC, OGG, MP3, AIFF, M4A, WebM...) as float32 stereo.
+
+    ``path`` may also be the file's bytes, or a binary file object (read to its end):
+    an upload a program holds in memory is read as the file would be.
 
     The header is checked before anything is decoded: a file whose frames x channels
     would decode to more than ``max_decoded_bytes`` (default
     :func:`max_decoded_limit_bytes`) of float32 raises :class:`AudioTooLargeError`, one
     longer than ``max_duration_s`` :class:`DurationError`, so a small compressed file
-    cannot make the reader allocate gigabytes.
+    cannot make the reader allocate gigabytes (M4A, WebM and AAC: checked as they
+    decode).
 
     Raises :class:`AudioFileNotFoundError`, :class:`UnreadableAudioError`,
     :class:`AudioTooLargeError` and the errors of :func:`validate_signal`.
@@ -309,17 +319,68 @@ def read_audio(
         max_duration_s = max_duration_limit_s()
     if max_decoded_bytes is None:
         max_decoded_bytes = max_decoded_limit_bytes()
-    p = Path(path)
-    label = label or str(p)
+    if isinstance(path, str | os.PathLike):
+        p: Path | None = Path(path)
+        label = label or str(p)
+    else:
+        p, label = None, label or "audio"
 
     def too_long(seconds: float) -> str:
         return _too_long(label, seconds, max_duration_s)
 
-    data, sr, read_notes = _decode_regular(p, label, max_duration_s, too_long,
-                                           max_decoded_bytes)
+    if p is None:
+        data, sr, read_notes = _decode_memory(_bytes_of(path, label), label,
+                                              max_duration_s, too_long, max_decoded_bytes)
+    else:
+        data, sr, read_notes = _decode_regular(p, label, max_duration_s, too_long,
+                                               max_decoded_bytes)
     x, notes, ch = validate_signal(data, sr, label=label, fold=fold, max_duration_s=max_duration_s)
-    return Audio(samples=x, sample_rate=sr, path=str(p), source_channels=ch,
-                 notes=notes + read_notes, label=label)
+    return Audio(samples=x, sample_rate=sr, path=str(p) if p is not None else f"<{label}>",
+                 source_channels=ch, notes=notes + read_notes, label=label)
+
+
+def _bytes_of(source: object, label: str) -> bytes:
+    """The bytes of an in-memory file (:data:`AudioBytes`)."""
+    if isinstance(source, bytes | bytearray | memoryview):
+        return bytes(source)
+    read = getattr(source, "read", None)
+    if isinstance(source, io.TextIOBase):
+        raise UnreadableAudioError(f"{label}: the file object is open as text: open the "
+                                   "file in binary mode ('rb')")
+    if read is None:
+        raise UnreadableAudioError(f"{label}: give a path, the file's bytes or a binary "
+                                   f"file object, not {type(source).__name__}")
+    try:
+        data = read()
+    except (OSError, ValueError) as e:
+        raise UnreadableAudioError(f"{label}: cannot be read ({e})") from None
+    if not isinstance(data, bytes | bytearray):
+        raise UnreadableAudioError(f"{label}: the file object gave {type(data).__name__}, "
+                                   "not bytes: open the file in binary mode ('rb')")
+    return bytes(data)
+
+
+def _decode_memory(data: bytes, label: str, max_duration_s: float, too_long,
+                   max_decoded_bytes: int | None) -> tuple[np.ndarray, int, tuple[str, ...]]:
+    """:func:`_decode` of a file's bytes."""
+    if not data:
+        raise EmptyAudioError(f"{label}: the file is empty (0 bytes)")
+    try:
+        f = sf.SoundFile(io.BytesIO(data))
+    except _DECODER_ERRORS as e:
+        fmt = _sniff(lambda at, n: data[at:at + n])
+        if fmt is None:
+            raise _undecodable(label, e) from None
+        return _decode_ffmpeg(io.BytesIO(data), fmt, label, max_duration_s, too_long,
+                              max_decoded_bytes)
+    try:
+        with f:
+            _checked_header(f, label, max_duration_s, too_long, max_decoded_bytes)
+            return f.read(dtype="float32", always_2d=True), int(f.samplerate), ()
+    except (DurationError, AudioTooLargeError, UnreadableAudioError):
+        raise
+    except _DECODER_ERRORS as e:
+        raise _undecodable(label, e) from None
 
 
 def _cut_off_note(p: Path, f: sf.SoundFile, label: str, duration_s: float) -> str | None:
@@ -456,18 +517,27 @@ _FFMPEG_SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
 
 
 def _ffmpeg_format(p: Path) -> str | None:
-    """The FFmpeg demuxer for a file libsndfile cannot read, by its first bytes (see
-    :data:`_FFMPEG_SIGNATURES`; raw AAC is an ADTS frame header, after an ID3 tag if one
-    comes first), or ``None``: not a format read here."""
+    """:func:`_sniff` of the file ``p`` (``None`` when it cannot be read)."""
     try:
         with open(p, "rb") as fh:
-            head = fh.read(64)
-            if head[:3] == b"ID3" and len(head) >= 10:
-                size = 10 + sum((b & 0x7F) << (7 * (3 - i)) for i, b in enumerate(head[6:10]))
-                fh.seek(size)
-                head = fh.read(64)
+            def read(at: int, n: int) -> bytes:
+                fh.seek(at)
+                return fh.read(n)
+
+            return _sniff(read)
     except OSError:
         return None
+
+
+def _sniff(read: Callable[[int, int], bytes]) -> str | None:
+    """The FFmpeg demuxer for a file libsndfile cannot read, by its first bytes (see
+    :data:`_FFMPEG_SIGNATURES`; raw AAC is an ADTS frame header, after an ID3 tag if one
+    comes first), or ``None``: not a format read here. ``read(offset, n)``: the file's
+    bytes there."""
+    head = read(0, 64)
+    if head[:3] == b"ID3" and len(head) >= 10:
+        size = 10 + sum((b & 0x7F) << (7 * (3 - i)) for i, b in enumerate(head[6:10]))
+        head = read(size, 64)
     for at, magic, fmt in _FFMPEG_SIGNATURES:
         if head[at:at + len(magic)] == magic:
             return fmt
@@ -476,8 +546,9 @@ def _ffmpeg_format(p: Path) -> str | None:
     return None
 
 
-def _decode_ffmpeg(p: Path, fmt: str, label: str, max_duration_s: float, too_long,
-                   max_decoded_bytes: int | None) -> tuple[np.ndarray, int, tuple[str, ...]]:
+def _decode_ffmpeg(p: Path | BinaryIO, fmt: str, label: str, max_duration_s: float,
+                   too_long, max_decoded_bytes: int | None
+                   ) -> tuple[np.ndarray, int, tuple[str, ...]]:
     """``(samples (n, channels) float32, rate Hz, notes)`` of the first audio stream of a
     file in FFmpeg's demuxer ``fmt``, through PyAV, with :func:`_decode`'s checks of
     length and decoded size made while decoding: a container may state no length, or a
@@ -497,7 +568,8 @@ def _decode_ffmpeg(p: Path, fmt: str, label: str, max_duration_s: float, too_lon
             f"{label}: reading this format needs PyAV (pip install av), which vocalmix "
             "installs: reinstall vocalmix, or convert the file to WAV or FLAC") from None
     try:
-        container = av.open(str(p), format=fmt, metadata_errors="ignore")
+        container = av.open(str(p) if isinstance(p, Path) else p, "r", format=fmt,
+                            metadata_errors="ignore")
     except av.FFmpegError as e:
         raise UnreadableAudioError(f"{label}: cannot be decoded as audio ({_av_reason(e)}); "
                                    f"supported: {SUPPORTED_FORMATS}") from None
