@@ -335,3 +335,34 @@ def test_the_library_reads_an_upload_held_in_memory(tmp_path, take):
     with open(tmp_path / "take.m4a") as text:  # a file opened as text
         with pytest.raises(UnreadableAudioError, match="open the file in binary mode"):
             read_audio(text, label="vocal")
+
+
+def test_a_long_m4a_is_mixed_in_parts_as_the_whole_file_is(tmp_path, take, monkeypatch):
+    # long inputs are read a block at a time (bounded memory): an M4A is decoded once to
+    # a temporary file for it, and mixes as the whole-file path mixes it
+    import json
+    import tempfile
+
+    v, b = take
+    vp = encode(tmp_path / "take.m4a", v, SR, "aac", "mp4")
+    bp = encode(tmp_path / "backing.m4a", b, SR, "aac", "mp4")
+    p = tmp_path / "p.json"
+    assert main(["estimate", str(vp), str(bp), "-o", str(p), "-q", "--method",
+                 "baseline"]) == 0
+    whole, long = tmp_path / "whole.wav", tmp_path / "long.wav"
+    assert main(["render", str(vp), str(bp), str(p), "-o", str(whole), "-q"]) == 0
+    temporary = set(Path(tempfile.gettempdir()).glob("vocalmix-*.w64"))
+    monkeypatch.setenv("VOCALMIX_LONG_INPUT_MB", "0.5")
+    assert main(["render", str(vp), str(bp), str(p), "-o", str(long), "-q",
+                 "--params-out", str(tmp_path / "pl.json")]) == 0
+    a, _ = sf.read(whole, dtype="float64")
+    c, _ = sf.read(long, dtype="float64")
+    assert a.shape == c.shape == (v.shape[0], 2)
+    assert np.abs(a - c).max() <= 4 / 2**23  # the same mix within a few 24-bit steps
+    assert json.loads((tmp_path / "pl.json").read_text())["achieved"]["mix_integrated_lufs"]
+    assert set(Path(tempfile.gettempdir()).glob("vocalmix-*.w64")) == temporary  # removed
+    # a WebM states no length: it cannot be planned in parts, and is read whole
+    wp = encode(tmp_path / "take.webm", at48(v), 48000, "libopus", "webm")
+    from vocalmix.longform import open_long_pair
+
+    assert open_long_pair(wp, bp) is None

@@ -27,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -546,55 +547,158 @@ def _sniff(read: Callable[[int, int], bytes]) -> str | None:
     return None
 
 
-def _decode_ffmpeg(p: Path | BinaryIO, fmt: str, label: str, max_duration_s: float,
-                   too_long, max_decoded_bytes: int | None
-                   ) -> tuple[np.ndarray, int, tuple[str, ...]]:
-    """``(samples (n, channels) float32, rate Hz, notes)`` of the first audio stream of a
-    file in FFmpeg's demuxer ``fmt``, through PyAV, with :func:`_decode`'s checks of
-    length and decoded size made while decoding: a container may state no length, or a
-    wrong one, so decoding stops where a limit is passed.
+class _FFmpegDecode:
+    """One pass over the first audio stream of a file in FFmpeg's demuxer ``fmt``, through
+    PyAV (a path, or a binary file object); a context manager.
 
-    The samples start at the stream's first decoded one; the encoder's priming samples
-    are dropped where the container says how many there are (MP4's edit list, WebM's
-    codec delay), so a take stays in time with its backing, and the padding of the last
-    frame where it states the stream's length (MP4). Raw AAC (ADTS) states none and
-    keeps them (21-48 ms at 44.1 kHz), as every FFmpeg-based player does; a note says
+    Opening checks what can be checked before decoding: one audio stream (a stems file
+    or a film with several soundtracks is refused), a sane rate and channel count.
+    :meth:`chunks` then yields the samples as float32 ``(channels, n)`` arrays, in time:
+    they start at the stream's first decoded sample; the encoder's priming samples are
+    dropped where the container says how many there are (MP4's edit list, WebM's codec
+    delay), so a take stays in time with its backing, and the padding of the last frame
+    where it states the stream's length (MP4). Raw AAC (ADTS) states none and keeps
+    them (21-48 ms at 44.1 kHz), as every FFmpeg-based player does; :meth:`notes` says
     so. A packet the decoder refuses becomes silence of its length, so that what
-    follows keeps its time; a note counts them."""
-    try:
-        import av
-    except ImportError:
-        raise UnreadableAudioError(
-            f"{label}: reading this format needs PyAV (pip install av), which vocalmix "
-            "installs: reinstall vocalmix, or convert the file to WAV or FLAC") from None
-    try:
-        container = av.open(str(p) if isinstance(p, Path) else p, "r", format=fmt,
-                            metadata_errors="ignore")
-    except av.FFmpegError as e:
-        raise UnreadableAudioError(f"{label}: cannot be decoded as audio ({_av_reason(e)}); "
-                                   f"supported: {SUPPORTED_FORMATS}") from None
-    with container:
-        if not container.streams.audio:
+    follows keeps its time; :meth:`notes` counts them.
+
+    Attributes: ``sample_rate`` (Hz), ``channels``, ``track`` (the stream's length as the
+    container states it, samples; 0 when it states none)."""
+
+    def __init__(self, source: Path | BinaryIO, fmt: str, label: str) -> None:
+        try:
+            import av
+        except ImportError:
+            raise UnreadableAudioError(
+                f"{label}: reading this format needs PyAV (pip install av), which vocalmix "
+                "installs: reinstall vocalmix, or convert the file to WAV or FLAC") from None
+        self._av, self.fmt, self.label = av, fmt, label
+        try:
+            self.container = av.open(str(source) if isinstance(source, Path) else source,
+                                     "r", format=fmt, metadata_errors="ignore")
+        except av.FFmpegError as e:
+            raise UnreadableAudioError(f"{label}: cannot be decoded as audio "
+                                       f"({_av_reason(e)}); supported: {SUPPORTED_FORMATS}"
+                                       ) from None
+        try:
+            self._check()
+        except BaseException:
+            self.container.close()
+            raise
+        self.bad = self.gap = 0
+
+    def _check(self) -> None:
+        label, streams = self.label, self.container.streams.audio
+        if not streams:
             raise UnreadableAudioError(f"{label}: holds no audio stream (a video or data "
                                        "file?); give an audio file")
-        if len(container.streams.audio) > 1:
+        if len(streams) > 1:
             # a Native Instruments stems file (MUSDB18's .stem.mp4: the mixture, then
             # drums, bass, other, vocals) or a film with several soundtracks: the first
             # stream would be a guess, and for stems the wrong one
             raise UnreadableAudioError(
-                f"{label}: holds {len(container.streams.audio)} audio streams (a stems "
-                "file such as MUSDB18's .stem.mp4, or a video with several soundtracks); "
-                "vocalmix reads files of one: export the vocal and the backing as files "
-                "of their own (e.g. ffmpeg -i IN -map 0:a:4 vocal.wav)")
-        stream = container.streams.audio[0]
-        sr, channels = int(stream.rate or 0), int(stream.channels or 0)
-        if sr <= 0 or channels <= 0:
-            raise UnreadableAudioError(f"{label}: the header says {channels} channel(s) at "
-                                       f"{sr} Hz")
-        track = 0  # the stream's length as the container states it, samples
+                f"{label}: holds {len(streams)} audio streams (a stems file such as "
+                "MUSDB18's .stem.mp4, or a video with several soundtracks); vocalmix reads "
+                "files of one: export the vocal and the backing as files of their own "
+                "(e.g. ffmpeg -i IN -map 0:a:4 vocal.wav)")
+        self.stream = stream = streams[0]
+        self.sample_rate, self.channels = int(stream.rate or 0), int(stream.channels or 0)
+        if self.sample_rate <= 0 or self.channels <= 0:
+            raise UnreadableAudioError(f"{label}: the header says {self.channels} "
+                                       f"channel(s) at {self.sample_rate} Hz")
+        self.track = 0
         if stream.duration is not None and stream.time_base is not None:
-            track = int(round(float(stream.duration * stream.time_base) * sr))
-        limit = max_decoded_bytes
+            self.track = int(round(float(stream.duration * stream.time_base)
+                                   * self.sample_rate))
+
+    def __enter__(self) -> _FFmpegDecode:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.container.close()
+
+    def chunks(self, checked: Callable[[int], None]) -> Iterator[np.ndarray]:
+        """The samples, float32 ``(channels, n)`` arrays; ``checked(n)`` is called with
+        the count decoded so far (it raises to stop at a limit)."""
+        track = self.track
+        n = 0
+        held: list[np.ndarray] = []  # past the stated length: the last frame's padding?
+        for a in self._decoded(checked):
+            if track <= 0 or n >= track + _CODEC_PADDING_MAX:
+                yield a
+            elif n + a.shape[1] <= track:
+                yield a
+            else:
+                k = max(track - n, 0)
+                if k:
+                    yield a[:, :k]
+                held.append(a[:, k:])
+                if n + a.shape[1] > track + _CODEC_PADDING_MAX:  # more than padding
+                    yield from held
+                    held = []
+            n += a.shape[1]
+        # (what is held, within the padding's length of the stated end, is dropped)
+
+    def _decoded(self, checked: Callable[[int], None]) -> Iterator[np.ndarray]:
+        av, sr, channels = self._av, self.sample_rate, self.channels
+        resampler = av.AudioResampler(format="fltp", layout=self.stream.layout, rate=sr)
+        n = 0
+        last = 1024  # samples of the last decoded frame: a damaged packet's stand-in
+        try:
+            for packet in self.container.demux(self.stream):
+                try:
+                    frames = packet.decode()
+                except av.FFmpegError:
+                    # silence in its place keeps what follows in time with the backing
+                    span = last
+                    if packet.duration and packet.time_base is not None:
+                        span = max(int(round(float(packet.duration * packet.time_base)
+                                             * sr)), 0)
+                    self.bad, self.gap, n = self.bad + 1, self.gap + span, n + span
+                    checked(n)
+                    yield np.zeros((channels, span), np.float32)
+                    continue
+                for frame in frames:
+                    for out in resampler.resample(frame):
+                        a = out.to_ndarray()
+                        n += a.shape[1]
+                        last = a.shape[1] or last
+                        checked(n)
+                        yield a
+            for out in resampler.resample(None):
+                yield out.to_ndarray()
+        except av.FFmpegError as e:
+            raise UnreadableAudioError(f"{self.label}: cannot be decoded as audio "
+                                       f"({_av_reason(e)})") from None
+        if self.bad and n == self.gap:
+            raise UnreadableAudioError(f"{self.label}: cannot be decoded as audio (none of "
+                                       f"its {self.bad} packet(s) decodes: damaged?)")
+
+    def notes(self) -> list[str]:
+        """Warnings about what was decoded (after :meth:`chunks` has run)."""
+        out: list[str] = []
+        if self.bad:
+            out.append(f"warning: {self.label}: {self.bad} damaged packet(s) of the file "
+                       f"could not be decoded: {1000 * self.gap / self.sample_rate:.0f} ms "
+                       "of silence stand in for them, so that the rest keeps its time")
+        if self.fmt == "aac":
+            out.append(f"warning: {self.label}: raw AAC does not say how many samples its "
+                       "encoder put before the audio (1024-2112, 21-48 ms at 44.1 kHz), so "
+                       "they are kept: it may play that much late against the other input "
+                       "(an .m4a or .mp4 says how many; vocal.offset_ms moves the take "
+                       "against the backing)")
+        return out
+
+
+def _decode_ffmpeg(p: Path | BinaryIO, fmt: str, label: str, max_duration_s: float,
+                   too_long, max_decoded_bytes: int | None
+                   ) -> tuple[np.ndarray, int, tuple[str, ...]]:
+    """``(samples (n, channels) float32, rate Hz, notes)`` of a file read through FFmpeg
+    (:class:`_FFmpegDecode`), with :func:`_decode`'s checks of length and decoded size
+    made while decoding: a container may state no length, or a wrong one, so decoding
+    stops where a limit is passed."""
+    with _FFmpegDecode(p, fmt, label) as d:
+        sr, channels, track, limit = d.sample_rate, d.channels, d.track, max_decoded_bytes
 
         def checked(frames: int) -> None:
             # what the container states, when it says more than has decoded so far
@@ -604,56 +708,11 @@ def _decode_ffmpeg(p: Path | BinaryIO, fmt: str, label: str, max_duration_s: flo
             if frames / sr > max_duration_s:
                 raise DurationError(too_long(whole / sr))
 
-        resampler = av.AudioResampler(format="fltp", layout=stream.layout, rate=sr)
-        chunks: list[np.ndarray] = []
-        n = bad = gap = 0
-        last = 1024  # samples of the last decoded frame: a damaged packet's stand-in
-        try:
-            for packet in container.demux(stream):
-                try:
-                    frames = packet.decode()
-                except av.FFmpegError:
-                    # silence in its place keeps what follows in time with the backing
-                    span = last
-                    if packet.duration and packet.time_base is not None:
-                        span = max(int(round(float(packet.duration * packet.time_base)
-                                             * sr)), 0)
-                    bad, gap, n = bad + 1, gap + span, n + span
-                    checked(n)
-                    chunks.append(np.zeros((channels, span), np.float32))
-                    continue
-                for frame in frames:
-                    for out in resampler.resample(frame):
-                        a = out.to_ndarray()
-                        n += a.shape[1]
-                        last = a.shape[1] or last
-                        checked(n)
-                        chunks.append(a)
-            for out in resampler.resample(None):
-                chunks.append(out.to_ndarray())
-        except av.FFmpegError as e:
-            raise UnreadableAudioError(f"{label}: cannot be decoded as audio "
-                                       f"({_av_reason(e)})") from None
-    if bad and n == gap:
-        raise UnreadableAudioError(f"{label}: cannot be decoded as audio (none of its "
-                                   f"{bad} packet(s) decodes: damaged?)")
+        chunks = list(d.chunks(checked))
+        notes = d.notes()
     data = (np.concatenate(chunks, axis=1) if chunks
             else np.zeros((channels, 0), np.float32))
-    if 0 < track < n <= track + _CODEC_PADDING_MAX:
-        data = data[:, :track]  # the encoder's padding of its last frame (MP4's length)
-    data = np.ascontiguousarray(data.T, dtype=np.float32)
-    notes: list[str] = []
-    if bad:
-        notes.append(f"warning: {label}: {bad} damaged packet(s) of the file could not be "
-                     f"decoded: {1000 * gap / sr:.0f} ms of silence stand in for them, so "
-                     "that the rest keeps its time")
-    if fmt == "aac":
-        notes.append(f"warning: {label}: raw AAC does not say how many samples its encoder "
-                     "put before the audio (1024-2112, 21-48 ms at 44.1 kHz), so they are "
-                     "kept: it may play that much late against the other input (an "
-                     ".m4a or .mp4 says how many; vocal.offset_ms moves the take against "
-                     "the backing)")
-    return data, sr, tuple(notes)
+    return np.ascontiguousarray(data.T, dtype=np.float32), sr, tuple(notes)
 
 
 #: the most samples past a stream's stated length taken as its encoder's padding of the
@@ -851,6 +910,9 @@ class AudioReader:
         def too_long(seconds: float) -> str:
             return _too_long(self.label, seconds, limit)
 
+        self._ffmpeg: str | None = None  # the FFmpeg demuxer of a file libsndfile cannot read
+        self._local: str | None = None  # that file decoded to a temporary file
+        self._decode_notes: list[str] = []
         try:
             with sf.SoundFile(str(p)) as f:
                 sr, frames, channels = _checked_header(f, self.label, limit, too_long, None)
@@ -858,7 +920,16 @@ class AudioReader:
         except (DurationError, UnreadableAudioError):
             raise
         except _DECODER_ERRORS as e:
-            raise _undecodable(self.label, e, p) from None
+            self._ffmpeg = _ffmpeg_format(p)
+            if self._ffmpeg is None:
+                raise _undecodable(self.label, e, p) from None
+            with _FFmpegDecode(p, self._ffmpeg, self.label) as d:
+                sr, frames, channels, seekable = d.sample_rate, d.track, d.channels, True
+            if frames == 0:
+                raise UnreadableAudioError(f"{self.label}: states no length, so it cannot "
+                                           "be read in parts; convert it to FLAC") from None
+            if frames / sr > limit:
+                raise DurationError(too_long(frames / sr)) from None
         if not seekable:
             raise UnreadableAudioError(f"{self.label}: this file cannot be read in parts "
                                        "(its format does not allow seeking); convert it to "
@@ -879,6 +950,19 @@ class AudioReader:
     def duration_s(self) -> float:
         """Length in seconds."""
         return self.frames / float(self.sample_rate)
+
+    def _source(self) -> str:
+        """The file libsndfile reads: the file itself, or for a format only FFmpeg reads
+        (M4A, WebM, AAC) a temporary file it is decoded to once, on first use (32-bit
+        float W64 in the temporary folder, deleted with the reader or at exit)."""
+        if self._ffmpeg is None:
+            return self.path
+        if self._local is None:
+            self._local = _decoded_to_temporary(Path(self.path), self._ffmpeg, self.label,
+                                                self.frames, self.channels,
+                                                self._decode_notes)
+            weakref.finalize(self, _unlink_quietly, self._local)
+        return self._local
 
     def _raw(self, f: sf.SoundFile, count: int) -> np.ndarray:
         try:
@@ -903,7 +987,7 @@ class AudioReader:
         total, hi, lo = np.zeros(2), np.full(2, -np.inf), np.full(2, np.inf)
         gram = np.zeros((2, 2))
         run, longest, seen = 0, 0, 0
-        with sf.SoundFile(self.path) as f:
+        with sf.SoundFile(self._source()) as f:
             while True:
                 x = self._raw(f, READ_BLOCK)
                 if x.shape[0] == 0:
@@ -951,6 +1035,7 @@ class AudioReader:
                 notes.append(note)
         if cut:
             notes.append(cut)
+        notes += self._decode_notes
         self.notes = tuple(notes)
         self.activity = np.array(active, dtype=bool)
         return self
@@ -968,7 +1053,7 @@ class AudioReader:
         out = np.zeros((max(int(count), 0), 2), np.float32)
         start = max(int(start), 0)
         if start < self.frames and count > 0:
-            with sf.SoundFile(self.path) as f:
+            with sf.SoundFile(self._source()) as f:
                 f.seek(start)
                 x = self._clean(self._raw(f, min(int(count), self.frames - start)))
             out[: x.shape[0]] = x
@@ -986,7 +1071,7 @@ class AudioReader:
 
             rs = soxr.ResampleStream(self.sample_rate, int(sample_rate), 2,
                                      dtype="float32", quality="HQ")
-        with sf.SoundFile(self.path) as f:
+        with sf.SoundFile(self._source()) as f:
             while True:
                 x = self._raw(f, block)
                 last = x.shape[0] < block
@@ -998,6 +1083,40 @@ class AudioReader:
                     yield y
                 if last:
                     return
+
+
+def _decoded_to_temporary(p: Path, fmt: str, label: str, stated_frames: int, channels: int,
+                          notes: list[str]) -> str:
+    """Decode the file ``p`` (FFmpeg's demuxer ``fmt``) to a new temporary 32-bit float
+    W64 file, a block at a time, and return its path; the decoder's warnings are added to
+    ``notes``. Refused (:class:`UnreadableAudioError`) when the temporary folder has
+    too little space for it, before anything is written."""
+    need = decoded_bytes(stated_frames, channels) + (64 << 20)
+    folder = tempfile.gettempdir()
+    with contextlib.suppress(OSError):
+        free = shutil.disk_usage(folder).free
+        if free < need:
+            raise UnreadableAudioError(
+                f"{label}: reading it in parts needs about {need / MB:.0f} MB in the "
+                f"temporary folder {folder}, which has {free / MB:.0f} MB free; set TMPDIR "
+                "to a folder with more space, or convert the file to FLAC")
+    fd, tmp = tempfile.mkstemp(prefix="vocalmix-", suffix=".w64")
+    os.close(fd)
+    try:
+        with _FFmpegDecode(p, fmt, label) as d, \
+                sf.SoundFile(tmp, "w", d.sample_rate, d.channels, "FLOAT", format="W64") as f:
+            for a in d.chunks(lambda _n: None):
+                f.write(np.ascontiguousarray(a.T))
+            notes += d.notes()
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+    return tmp
+
+
+def _unlink_quietly(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
 
 
 #: rows summed at a time by :func:`_channel_pass`
