@@ -28,6 +28,13 @@ from vocalmix.synth import synthesize_song  # noqa: E402
 SR = 44100
 
 
+def mux(out, stream, frames) -> None:
+    """Encode ``frames`` with ``stream`` into the container ``out``, then flush it."""
+    for frame in [*frames, None]:
+        for packet in stream.encode(frame):
+            out.mux(packet)
+
+
 def encode(path: Path, x: np.ndarray, sr: int, codec: str, fmt: str | None = None,
            bit_rate: int = 192_000) -> Path:
     """``x`` (n, channels) float written with PyAV's encoder ``codec``."""
@@ -161,14 +168,11 @@ def test_a_container_without_audio(tmp_path):
     with av.open(str(p), "w", format="mp4") as out:
         s = out.add_stream("mpeg4", rate=10)
         s.width, s.height, s.pix_fmt = 32, 32, "yuv420p"
-        for i in range(5):
-            frame = av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8),
-                                               format="rgb24")
+        frames = [av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8), format="rgb24")
+                  for _ in range(5)]
+        for i, frame in enumerate(frames):
             frame.pts = i
-            for packet in s.encode(frame):
-                out.mux(packet)
-        for packet in s.encode(None):
-            out.mux(packet)
+        mux(out, s, frames)
     with pytest.raises(UnreadableAudioError, match="holds no audio stream"):
         read_audio(p, label="clip.mp4")
 
@@ -185,11 +189,7 @@ def test_a_stems_file_is_refused_not_read_as_its_first_stream(tmp_path, take):
             frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(x.T, np.float32),
                                                format="fltp", layout="stereo")
             frame.sample_rate, frame.pts = SR, 0
-            for packet in s.encode(frame):
-                out.mux(packet)
-        for s in streams:
-            for packet in s.encode(None):
-                out.mux(packet)
+            mux(out, s, [frame])
     with pytest.raises(UnreadableAudioError, match="holds 2 audio streams .* stems file"):
         read_audio(p, label="vocal")
 
