@@ -366,3 +366,26 @@ def test_a_long_m4a_is_mixed_in_parts_as_the_whole_file_is(tmp_path, take, monke
     from vocalmix.longform import open_long_pair
 
     assert open_long_pair(wp, bp) is None
+
+
+def test_encode_audio_gives_the_bytes_write_audio_writes(tmp_path, take):
+    import vocalmix
+    from vocalmix.core.errors import NonFiniteAudioError, OutputError
+
+    _, b = take
+    for fmt in ("wav", "flac", "aiff", "ogg", "mp3"):
+        data = vocalmix.encode_audio(b, SR, fmt)
+        path = vocalmix.write_audio(tmp_path / f"b.{fmt}", b, SR)
+        if fmt in ("wav", "flac", "aiff"):  # lossless: the same bytes
+            assert data == path.read_bytes(), fmt
+        x, sr = sf.read(io.BytesIO(data), dtype="float32")
+        y, _ = sf.read(path, dtype="float32")
+        assert sr == SR and x.shape == y.shape == b.shape, fmt
+    loud = b * 4.0  # past full scale: a WAV keeps it as 32-bit float, as write_audio does
+    assert sf.info(io.BytesIO(vocalmix.encode_audio(loud, SR))).subtype == "FLOAT"
+    with pytest.raises(OutputError, match="MP3 holds audio at up to 48 kHz only"):
+        vocalmix.encode_audio(b, 96000, "mp3")
+    with pytest.raises(OutputError, match="format 'm4a' is not one of wav, flac"):
+        vocalmix.encode_audio(b, SR, "m4a")
+    with pytest.raises(NonFiniteAudioError):
+        vocalmix.encode_audio(np.full((100, 2), np.nan), SR)

@@ -22,7 +22,7 @@ from vocalmix._version import __version__
 
 if TYPE_CHECKING:
     from vocalmix.api import MixResult, default_method, estimate, mix, render
-    from vocalmix.core.audio import Audio, read_audio, write_audio
+    from vocalmix.core.audio import Audio, encode_audio, read_audio, write_audio
     from vocalmix.core.errors import (
         AudioError,
         ModelError,
@@ -43,6 +43,7 @@ _EXPORTS = {
     "MixResult": "vocalmix.api",
     "read_audio": "vocalmix.core.audio",
     "write_audio": "vocalmix.core.audio",
+    "encode_audio": "vocalmix.core.audio",
     "Audio": "vocalmix.core.audio",
     "MixParams": "vocalmix.core.params",
     "ProgressEvent": "vocalmix.core.progress",
@@ -69,6 +70,7 @@ __all__ = [
     "VocalmixError",
     "__version__",
     "default_method",
+    "encode_audio",
     "estimate",
     "mix",
     "read_audio",

@@ -1758,8 +1758,8 @@ def _write_samples(f: sf.SoundFile, x: np.ndarray) -> None:
         f.write(pcm24_samples(b) if ints and np.isfinite(b).all() else b)
 
 
-def _write_audio_file(path: str, x: np.ndarray, sample_rate: int, subtype: str, fmt: str
-                      ) -> None:
+def _write_audio_file(path: str | BinaryIO, x: np.ndarray, sample_rate: int, subtype: str,
+                      fmt: str) -> None:
     """Write float32 ``x`` ``(frames, channels)`` as the new audio file ``path``
     (:func:`_write_samples`): what ``soundfile.write`` writes, to the byte."""
     with _open_output(path, sample_rate, x.shape[1] if x.ndim == 2 else 1, subtype,
@@ -1767,8 +1767,8 @@ def _write_audio_file(path: str, x: np.ndarray, sample_rate: int, subtype: str, 
         _write_samples(f, x)
 
 
-def _open_output(path: str, sample_rate: int, channels: int, subtype: str, fmt: str
-                 ) -> sf.SoundFile:
+def _open_output(path: str | BinaryIO, sample_rate: int, channels: int, subtype: str,
+                 fmt: str) -> sf.SoundFile:
     """A new audio file open for writing, at the format's :data:`_COMPRESSION_LEVEL`."""
     level = _COMPRESSION_LEVEL.get(fmt)
     if level is None:
@@ -2320,20 +2320,50 @@ def write_audio(
     soundfile reads it). Raises :class:`NonFiniteAudioError` for NaN or infinite samples
     (a PCM file would hold them as full-scale DC) and :class:`SampleRateError` for a rate
     that is not a whole number of Hz in the supported range, both before any output."""
+    x, rate = _samples_to_write(samples, sample_rate, str(path))
+    plan = OutputPlan(audio=[path], inputs=inputs, force=force)
+    plan.check_rates(rate)
+    return plan.commit({path: AudioData(x, rate, subtype)})[0]
+
+
+def _samples_to_write(samples: np.ndarray, sample_rate: int, what: str
+                      ) -> tuple[np.ndarray, int]:
+    """``(float samples, rate Hz)`` checked for writing (see :func:`write_audio`)."""
     x = np.asarray(samples)
     if x.dtype.kind in "iu":
         info = np.iinfo(x.dtype)
         x = ((x.astype(np.float64) - (info.max + 1 + info.min) / 2.0)
              / (-float(info.min) if info.min < 0 else (info.max + 1) / 2.0)).astype(np.float32)
     elif x.dtype.kind != "f":
-        raise AudioError(f"{path}: samples must be a float or integer array, not {x.dtype}")
+        raise AudioError(f"{what}: samples must be a float or integer array, not {x.dtype}")
     if x.size and not np.isfinite(x).all():
-        raise NonFiniteAudioError(f"{path}: the samples hold NaN or infinite values; "
+        raise NonFiniteAudioError(f"{what}: the samples hold NaN or infinite values; "
                                   "nothing written")
-    rate = checked_rate(sample_rate, f"{path}: sample rate")
-    plan = OutputPlan(audio=[path], inputs=inputs, force=force)
-    plan.check_rates(rate)
-    return plan.commit({path: AudioData(x, rate, subtype)})[0]
+    return x, checked_rate(sample_rate, f"{what}: sample rate")
+
+
+def encode_audio(samples: np.ndarray, sample_rate: int, format: str = "wav") -> bytes:
+    """The bytes of an audio file holding ``samples`` at ``sample_rate`` Hz, as
+    :func:`write_audio` would write it as a ``.{format}`` file (``wav``, ``flac``,
+    ``aiff``, ``ogg`` or ``mp3``): a mix to send over a network or store without a file.
+    Raises what :func:`write_audio` raises, and :class:`OutputError` for a format it
+    does not write or a rate the format cannot hold (MP3: 8-48 kHz)."""
+    ext = "." + str(format).lower().lstrip(".")
+    if ext not in AUDIO_FORMATS:
+        raise OutputError(f"format {format!r} is not one of "
+                          f"{', '.join(e[1:] for e in AUDIO_FORMATS)}")
+    x, rate = _samples_to_write(samples, sample_rate, f"{ext[1:]} audio")
+    if not format_holds("audio" + ext, rate):
+        raise OutputError(f"{AUDIO_FORMATS[ext]} holds audio at up to 48 kHz only, and the "
+                          f"samples are at {rate} Hz; encode them as flac, wav or ogg")
+    x = np.asarray(x, dtype=np.float32)
+    fmt, sub = _audio_format(Path("audio" + ext), None, x)
+    buf = io.BytesIO()
+    try:
+        _write_audio_file(buf, x, rate, sub, fmt)
+    except _DECODER_ERRORS as e:
+        raise OutputError(f"{ext[1:]} audio: cannot be encoded as {fmt} {sub} ({e})") from None
+    return buf.getvalue()
 
 
 def transcode(src: str | os.PathLike[str], dest: str | os.PathLike[str], *,
