@@ -389,3 +389,32 @@ def test_encode_audio_gives_the_bytes_write_audio_writes(tmp_path, take):
         vocalmix.encode_audio(b, SR, "m4a")
     with pytest.raises(NonFiniteAudioError):
         vocalmix.encode_audio(np.full((100, 2), np.nan), SR)
+
+
+def test_mutated_files_give_an_error_with_a_code_or_a_read_never_a_crash(tmp_path, take):
+    from vocalmix.core.errors import VocalmixError
+
+    v, _ = take
+    seeds = [encode(tmp_path / "s.m4a", v, SR, "aac", "mp4").read_bytes(),
+             encode(tmp_path / "s.webm", at48(v), 48000, "libopus", "webm").read_bytes(),
+             encode(tmp_path / "s.aac", v, SR, "aac", "adts").read_bytes()]
+    rng = np.random.default_rng(7)
+    outcomes = {"read": 0, "refused": 0}
+    for i in range(90):
+        d = bytearray(seeds[i % 3])
+        kind = i // 3 % 3
+        if kind == 0:  # bytes changed anywhere, headers included
+            for at in rng.integers(0, len(d), rng.integers(1, 40)):
+                d[at] = int(rng.integers(256))
+        elif kind == 1:  # cut off
+            d = d[: int(rng.integers(8, len(d)))]
+        else:  # a run of noise early on, where the headers and tags are
+            at = int(rng.integers(8, 600))
+            d[at:at + 32] = rng.integers(0, 256, 32).astype(np.uint8).tobytes()
+        try:
+            read_audio(bytes(d), label="vocal")
+            outcomes["read"] += 1
+        except VocalmixError as e:
+            assert e.code and str(e).startswith("vocal"), e
+            outcomes["refused"] += 1
+    assert outcomes["read"] and outcomes["refused"]
