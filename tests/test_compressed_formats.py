@@ -1,29 +1,26 @@
 """Compressed formats in and out. Inputs in the formats phones and browsers record in
 (M4A/MP4 AAC and ALAC, WebM Opus, raw AAC), read through FFmpeg (PyAV) where libsndfile
 cannot: in time with the source, within the limits, and refused clearly when damaged or
-not what they claim. A mix written as MP3 (libsndfile's LAME): in time, its whole length,
-and refused before any work at a rate MP3 cannot hold."""
+not what they claim; from a path or from bytes in memory; whole or, when long, in parts.
+A mix written as MP3 (libsndfile's LAME): in time, its whole length, and refused before
+any work at a rate MP3 cannot hold; the same formats from the batch, the HTTP API and
+:func:`vocalmix.encode_audio`."""
 
 from __future__ import annotations
 
 import io
 from pathlib import Path
 
+import av  # a dependency of vocalmix: its absence is a failure here, not a skip
 import numpy as np
 import pytest
 import soundfile as sf
 
-av = pytest.importorskip("av", reason="PyAV (a vocalmix dependency) is not installed")
-
-from vocalmix import batch  # noqa: E402
-from vocalmix.core.audio import SUPPORTED_FORMATS, read_audio  # noqa: E402
-from vocalmix.core.errors import (  # noqa: E402
-    AudioTooLargeError,
-    DurationError,
-    UnreadableAudioError,
-)
-from vocalmix.frontends.cli import main  # noqa: E402
-from vocalmix.synth import synthesize_song  # noqa: E402
+from vocalmix import batch
+from vocalmix.core.audio import SUPPORTED_FORMATS, read_audio
+from vocalmix.core.errors import AudioTooLargeError, DurationError, UnreadableAudioError
+from vocalmix.frontends.cli import main
+from vocalmix.synth import synthesize_song
 
 SR = 44100
 
