@@ -610,6 +610,25 @@ class _FFmpegDecode:
         if stream.duration is not None and stream.time_base is not None:
             self.track = int(round(float(stream.duration * stream.time_base)
                                    * self.sample_rate))
+        self.skip = self._unstated_opus_delay()
+
+    def _unstated_opus_delay(self) -> int:
+        """Samples to drop first that the file holds but does not say: Chrome's
+        MediaRecorder writes WebM whose Opus header states a pre-skip of 0 (and no
+        Matroska CodecDelay), although its encoder (libopus) puts its lookahead of 6.5 ms
+        (312 samples at 48 kHz) before the audio: a browser's take would play that much
+        late. Only for a file that says Chrome wrote it, so that another muxer's honest 0
+        is kept."""
+        ctx = self.stream.codec_context
+        if self.fmt != "matroska" or ctx.name != "opus":
+            return 0
+        if not str(self.container.metadata.get("encoder", "")).startswith("Chrome"):
+            return 0
+        head = bytes(ctx.extradata or b"")
+        stated = int.from_bytes(head[10:12], "little") if head[:8] == b"OpusHead" else -1
+        if stated != 0 or ctx.delay:
+            return 0
+        return int(round(OPUS_LOOKAHEAD_S * self.sample_rate))
 
     def __enter__(self) -> _FFmpegDecode:
         return self
@@ -623,7 +642,13 @@ class _FFmpegDecode:
         track = self.track
         n = 0
         held: list[np.ndarray] = []  # past the stated length: the last frame's padding?
+        skip = self.skip
         for a in self._decoded(checked):
+            if skip:  # an encoder delay the file does not state (see __init__)
+                k = min(skip, a.shape[1])
+                a, skip = a[:, k:], skip - k
+                if not a.shape[1]:
+                    continue
             if track <= 0 or n >= track + _CODEC_PADDING_MAX:
                 yield a
             elif n + a.shape[1] <= track:
@@ -681,6 +706,11 @@ class _FFmpegDecode:
             out.append(f"warning: {self.label}: {self.bad} damaged packet(s) of the file "
                        f"could not be decoded: {1000 * self.gap / self.sample_rate:.0f} ms "
                        "of silence stand in for them, so that the rest keeps its time")
+        if self.skip:
+            out.append(f"{self.label}: recorded by Chrome, whose WebM does not state its "
+                       f"Opus encoder's delay: its first {self.skip} samples "
+                       f"({1000 * self.skip / self.sample_rate:.1f} ms) were dropped, so "
+                       "that the take keeps its time")
         if self.fmt == "aac":
             out.append(f"warning: {self.label}: raw AAC does not say how many samples its "
                        "encoder put before the audio (1024-2112, 21-48 ms at 44.1 kHz), so "
@@ -715,6 +745,9 @@ def _decode_ffmpeg(p: Path | BinaryIO, fmt: str, label: str, max_duration_s: flo
     return np.ascontiguousarray(data.T, dtype=np.float32), sr, tuple(notes)
 
 
+#: libopus's encoder lookahead, s (2.5 ms of analysis plus 4 ms of delay compensation:
+#: ``OPUS_GET_LOOKAHEAD`` at 48 kHz is 312 samples), what a WebM from Chrome leaves unstated
+OPUS_LOOKAHEAD_S = 0.0065
 #: the most samples past a stream's stated length taken as its encoder's padding of the
 #: last frame (AAC: up to 1024 + 2112), and cut
 _CODEC_PADDING_MAX = 4096
