@@ -415,3 +415,25 @@ def test_mutated_files_give_an_error_with_a_code_or_a_read_never_a_crash(tmp_pat
             assert e.code and str(e).startswith("vocal"), e
             outcomes["refused"] += 1
     assert outcomes["read"] and outcomes["refused"]
+
+
+def test_the_temporary_decode_stops_at_the_duration_limit_and_leaves_nothing(tmp_path,
+                                                                            take):
+    # a header may understate its length: decoding for the long path stops at the limit
+    import tempfile
+
+    from vocalmix.core import audio
+
+    v, _ = take
+    p = encode(tmp_path / "take.m4a", v, SR, "aac", "mp4")
+    before = set(Path(tempfile.gettempdir()).glob("vocalmix-*.w64"))
+    with pytest.raises(DurationError, match="longer than the limit"):
+        audio._decoded_to_temporary(p, "mov", "vocal", 1000, 1, [], max_duration_s=1.0)
+    assert set(Path(tempfile.gettempdir()).glob("vocalmix-*.w64")) == before
+    notes: list[str] = []
+    out = audio._decoded_to_temporary(p, "mov", "vocal", v.shape[0], 1, notes, 10.0)
+    try:
+        assert np.array_equal(sf.read(out, dtype="float32", always_2d=True)[0],
+                              np.asarray(read_audio(p).samples[:, :1]))
+    finally:
+        Path(out).unlink()

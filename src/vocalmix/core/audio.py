@@ -943,6 +943,7 @@ class AudioReader:
         def too_long(seconds: float) -> str:
             return _too_long(self.label, seconds, limit)
 
+        self._limit_s = limit
         self._ffmpeg: str | None = None  # the FFmpeg demuxer of a file libsndfile cannot read
         self._local: str | None = None  # that file decoded to a temporary file
         self._decode_notes: list[str] = []
@@ -993,7 +994,7 @@ class AudioReader:
         if self._local is None:
             self._local = _decoded_to_temporary(Path(self.path), self._ffmpeg, self.label,
                                                 self.frames, self.channels,
-                                                self._decode_notes)
+                                                self._decode_notes, self._limit_s)
             weakref.finalize(self, _unlink_quietly, self._local)
         return self._local
 
@@ -1119,11 +1120,13 @@ class AudioReader:
 
 
 def _decoded_to_temporary(p: Path, fmt: str, label: str, stated_frames: int, channels: int,
-                          notes: list[str]) -> str:
+                          notes: list[str], max_duration_s: float) -> str:
     """Decode the file ``p`` (FFmpeg's demuxer ``fmt``) to a new temporary 32-bit float
     W64 file, a block at a time, and return its path; the decoder's warnings are added to
     ``notes``. Refused (:class:`UnreadableAudioError`) when the temporary folder has
-    too little space for it, before anything is written."""
+    too little space for it, before anything is written; decoding stops with a
+    :class:`DurationError` past ``max_duration_s`` (a header may understate the length,
+    and the file must not fill the disk)."""
     need = decoded_bytes(stated_frames, channels) + (64 << 20)
     folder = tempfile.gettempdir()
     with contextlib.suppress(OSError):
@@ -1138,7 +1141,13 @@ def _decoded_to_temporary(p: Path, fmt: str, label: str, stated_frames: int, cha
     try:
         with _FFmpegDecode(p, fmt, label) as d, \
                 sf.SoundFile(tmp, "w", d.sample_rate, d.channels, "FLOAT", format="W64") as f:
-            for a in d.chunks(lambda _n: None):
+            sr = d.sample_rate
+
+            def checked(n: int) -> None:
+                if n / sr > max_duration_s:
+                    raise DurationError(_too_long(label, n / sr, max_duration_s))
+
+            for a in d.chunks(checked):
                 f.write(np.ascontiguousarray(a.T))
             notes += d.notes()
     except BaseException:
