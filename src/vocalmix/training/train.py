@@ -32,7 +32,7 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="fit the learned models (level, EQ, dynamics, reverb)",
                        description="Fit the learned models: the level and dynamics model on "
                        "professionally mixed vocal and backing stems (MUSDB18-HQ folders, "
-                       ".stem.mp4 with ffmpeg, or a manifest.csv), the corrective-EQ model "
+                       "MUSDB18 .stem.mp4 files, or a manifest.csv), the corrective-EQ model "
                        "on the mixed vocal stems (random EQ, exact inverse as the label), the "
                        "dynamics model on the mixed vocal stems, and the reverb model. "
                        "Deterministic for a given --seed.")
