@@ -330,8 +330,8 @@ def read_audio(
         return _too_long(label, seconds, max_duration_s)
 
     if p is None:
-        data, sr, read_notes = _decode_memory(_bytes_of(path, label), label,
-                                              max_duration_s, too_long, max_decoded_bytes)
+        data, sr, read_notes = _decode(_bytes_of(path, label), label, max_duration_s,
+                                       too_long, max_decoded_bytes)
     else:
         data, sr, read_notes = _decode_regular(p, label, max_duration_s, too_long,
                                                max_decoded_bytes)
@@ -359,29 +359,6 @@ def _bytes_of(source: object, label: str) -> bytes:
         raise UnreadableAudioError(f"{label}: the file object gave {type(data).__name__}, "
                                    "not bytes: open the file in binary mode ('rb')")
     return bytes(data)
-
-
-def _decode_memory(data: bytes, label: str, max_duration_s: float, too_long,
-                   max_decoded_bytes: int | None) -> tuple[np.ndarray, int, tuple[str, ...]]:
-    """:func:`_decode` of a file's bytes."""
-    if not data:
-        raise EmptyAudioError(f"{label}: the file is empty (0 bytes)")
-    try:
-        f = sf.SoundFile(io.BytesIO(data))
-    except _DECODER_ERRORS as e:
-        fmt = _sniff(lambda at, n: data[at:at + n])
-        if fmt is None:
-            raise _undecodable(label, e) from None
-        return _decode_ffmpeg(io.BytesIO(data), fmt, label, max_duration_s, too_long,
-                              max_decoded_bytes)
-    try:
-        with f:
-            _checked_header(f, label, max_duration_s, too_long, max_decoded_bytes)
-            return f.read(dtype="float32", always_2d=True), int(f.samplerate), ()
-    except (DurationError, AudioTooLargeError, UnreadableAudioError):
-        raise
-    except _DECODER_ERRORS as e:
-        raise _undecodable(label, e) from None
 
 
 def _cut_off_note(p: Path, f: sf.SoundFile, label: str, duration_s: float) -> str | None:
@@ -469,29 +446,38 @@ def captured_native_stderr() -> Iterator[list[str]]:
             lines.extend(buf.read().decode("utf-8", "replace").splitlines())
 
 
-def _decode(p: Path, label: str, max_duration_s: float, too_long,
+def _decode(source: Path | bytes, label: str, max_duration_s: float, too_long,
             max_decoded_bytes: int | None = None
             ) -> tuple[np.ndarray, int, tuple[str, ...]]:
-    """``(samples (n, channels) float32, rate, notes)`` of an audio file, checked for
-    existence, decodability, length (``too_long(seconds)`` words the
-    :class:`DurationError`) and decoded size (frames x channels from the header, before
-    decoding); ``notes``: a WAV file cut off before its header's end
-    (:func:`_cut_off_note`)."""
+    """``(samples (n, channels) float32, rate, notes)`` of an audio file (a path, or the
+    file's bytes), checked for existence, decodability, length (``too_long(seconds)``
+    words the :class:`DurationError`) and decoded size (frames x channels from the
+    header, before decoding); ``notes``: a WAV file cut off before its header's end
+    (:func:`_cut_off_note`), what the FFmpeg reader says (:class:`_FFmpegDecode`)."""
     if max_decoded_bytes is None:
         max_decoded_bytes = max_decoded_limit_bytes()
-    _refuse_missing_or_folder(p, label)
+    p = source if isinstance(source, Path) else None
+    if p is not None:
+        _refuse_missing_or_folder(p, label)
+    elif not source:
+        raise EmptyAudioError(f"{label}: the file is empty (0 bytes)")
+
+    def opened() -> Path | BinaryIO:
+        return p if p is not None else io.BytesIO(bytes(source))
+
     try:
-        f = sf.SoundFile(str(p))
+        f = sf.SoundFile(str(p) if p is not None else opened())
     except _DECODER_ERRORS as e:
-        fmt = _ffmpeg_format(p)
+        fmt = _ffmpeg_format(source)
         if fmt is None:
             raise _undecodable(label, e, p) from None
-        return _decode_ffmpeg(p, fmt, label, max_duration_s, too_long, max_decoded_bytes)
+        return _decode_ffmpeg(opened(), fmt, label, max_duration_s, too_long,
+                              max_decoded_bytes)
     try:
         with f:
             sr, _, _ = _checked_header(f, label, max_duration_s, too_long, max_decoded_bytes)
             data = f.read(dtype="float32", always_2d=True)
-            cut = _cut_off_note(p, f, label, data.shape[0] / sr)
+            cut = _cut_off_note(p, f, label, data.shape[0] / sr) if p is not None else None
     except (DurationError, AudioTooLargeError, UnreadableAudioError):
         raise
     except _DECODER_ERRORS as e:
@@ -517,8 +503,12 @@ _FFMPEG_SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
 )
 
 
-def _ffmpeg_format(p: Path) -> str | None:
-    """:func:`_sniff` of the file ``p`` (``None`` when it cannot be read)."""
+def _ffmpeg_format(p: Path | bytes) -> str | None:
+    """:func:`_sniff` of the file ``p``, or of a file's bytes (``None`` when it cannot be
+    read)."""
+    if isinstance(p, bytes):
+        data = p
+        return _sniff(lambda at, n: data[at:at + n])
     try:
         with open(p, "rb") as fh:
             def read(at: int, n: int) -> bytes:
@@ -649,10 +639,8 @@ class _FFmpegDecode:
                 a, skip = a[:, k:], skip - k
                 if not a.shape[1]:
                     continue
-            if track <= 0 or n >= track + _CODEC_PADDING_MAX:
-                yield a
-            elif n + a.shape[1] <= track:
-                yield a
+            if track <= 0 or n + a.shape[1] <= track or n >= track + _CODEC_PADDING_MAX:
+                yield a  # (no stated length; within it; or well past it: not padding)
             else:
                 k = max(track - n, 0)
                 if k:
@@ -771,21 +759,30 @@ def _decode_ffmpeg(p: Path | BinaryIO, fmt: str, label: str, max_duration_s: flo
     made while decoding: a container may state no length, or a wrong one, so decoding
     stops where a limit is passed."""
     with _FFmpegDecode(p, fmt, label) as d:
-        sr, channels, track, limit = d.sample_rate, d.channels, d.track, max_decoded_bytes
-
-        def checked(frames: int) -> None:
-            # what the container states, when it says more than has decoded so far
-            whole = max(frames, track)
-            if limit is not None and decoded_bytes(frames, channels) > limit:
-                raise AudioTooLargeError(_too_large(label, whole, channels, sr, limit))
-            if frames / sr > max_duration_s:
-                raise DurationError(too_long(whole / sr))
-
-        chunks = list(d.chunks(checked))
-        notes = d.notes()
+        chunks = list(d.chunks(_decode_limits(d, max_duration_s, too_long,
+                                              max_decoded_bytes)))
+        notes, channels, sr = d.notes(), d.channels, d.sample_rate
     data = (np.concatenate(chunks, axis=1) if chunks
             else np.zeros((channels, 0), np.float32))
     return np.ascontiguousarray(data.T, dtype=np.float32), sr, tuple(notes)
+
+
+def _decode_limits(d: _FFmpegDecode, max_duration_s: float, too_long,
+                   max_decoded_bytes: int | None) -> Callable[[int], None]:
+    """The ``checked(frames)`` of :meth:`_FFmpegDecode.chunks`: raises
+    :class:`AudioTooLargeError` past ``max_decoded_bytes`` (``None``: no bound) and
+    :class:`DurationError` past ``max_duration_s`` (worded by ``too_long(seconds)``), each
+    giving the length the container states when it says more than has decoded."""
+    sr, channels, track, limit = d.sample_rate, d.channels, d.track, max_decoded_bytes
+
+    def checked(frames: int) -> None:
+        whole = max(frames, track)
+        if limit is not None and decoded_bytes(frames, channels) > limit:
+            raise AudioTooLargeError(_too_large(d.label, whole, channels, sr, limit))
+        if frames / sr > max_duration_s:
+            raise DurationError(too_long(whole / sr))
+
+    return checked
 
 
 #: libopus's encoder lookahead, s (2.5 ms of analysis plus 4 ms of delay compensation:
@@ -1184,12 +1181,8 @@ def _decoded_to_temporary(p: Path, fmt: str, label: str, stated_frames: int, cha
     try:
         with _FFmpegDecode(p, fmt, label) as d, \
                 sf.SoundFile(tmp, "w", d.sample_rate, d.channels, "FLOAT", format="W64") as f:
-            sr = d.sample_rate
-
-            def checked(n: int) -> None:
-                if n / sr > max_duration_s:
-                    raise DurationError(_too_long(label, n / sr, max_duration_s))
-
+            checked = _decode_limits(d, max_duration_s,
+                                     lambda s: _too_long(label, s, max_duration_s), None)
             for a in d.chunks(checked):
                 f.write(np.ascontiguousarray(a.T))
             notes += d.notes()
@@ -1673,8 +1666,8 @@ class OutputPlan:
         """Refuse (:class:`OutputError`) an audio output whose format cannot hold audio at
         ``sample_rate`` Hz (MP3: 8-48 kHz)."""
         for o in self.outputs:
-            rates = _FORMAT_RATES.get(o.path.suffix.lower())
-            if o.kind == "audio" and rates is not None and sample_rate not in rates:
+            if o.kind == "audio" and not format_holds(o.path, sample_rate):
+                rates = _FORMAT_RATES[o.path.suffix.lower()]
                 fit = min((r for r in rates if r >= sample_rate), default=rates[-1])
                 raise OutputError(
                     f"{o.path}: {AUDIO_FORMATS[o.path.suffix.lower()]} holds audio at "
