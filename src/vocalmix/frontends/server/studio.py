@@ -488,7 +488,11 @@ class Studio:
 
     # --- derived views ----------------------------------------------------------------------
     def cached_plain(self, d: Path, meta: dict[str, Any]) -> Path | None:
-        p = self.store.rev_dir(d, int(meta.get("revision") or 0)) / "plain.wav"
+        return self._kept(d, meta, "plain.wav")
+
+    def _kept(self, d: Path, meta: dict[str, Any], name: str) -> Path | None:
+        """The current revision's file ``name`` when it is there (made on request)."""
+        p = self.store.rev_dir(d, int(meta.get("revision") or 0)) / name
         return p if p.is_file() and not p.is_symlink() else None
 
     def make_plain(self, mid: str) -> Path:
@@ -515,12 +519,9 @@ class Studio:
                        ) -> Path | None:
         """The revision's ``kind`` audio in the format ``fmt`` (:data:`AUDIO_ENCODINGS`)
         when it exists already."""
-        if fmt == "wav":
-            return self.cached_plain(d, meta) if kind == "plain" else (
-                self.store.rev_dir(d, int(meta.get("revision") or 0)) / f"{kind}.wav")
-        p = self.store.rev_dir(d, int(meta.get("revision") or 0)) / (
-            kind + AUDIO_ENCODINGS[fmt][1])
-        return p if p.is_file() and not p.is_symlink() else None
+        if fmt == "wav" and kind != "plain":  # rendered with the revision
+            return self.store.rev_dir(d, int(meta.get("revision") or 0)) / f"{kind}.wav"
+        return self._kept(d, meta, kind + AUDIO_ENCODINGS[fmt][1])
 
     def make_encoded(self, mid: str, kind: str, fmt: str) -> Path:
         """The job behind ``GET .../audio/{kind}?format=fmt``: the WAV (for ``plain``
