@@ -630,15 +630,14 @@ class _FFmpegDecode:
         """The samples, float32 ``(channels, n)`` arrays; ``checked(n)`` is called with
         the count decoded so far (it raises to stop at a limit)."""
         track = self.track
+        from vocalmix.core.dsp import shifted_blocks
+
         n = 0
         held: list[np.ndarray] = []  # past the stated length: the last frame's padding?
-        skip = self.skip
-        for a in self._decoded(checked):
-            if skip:  # an encoder delay the file does not state (see __init__)
-                k = min(skip, a.shape[1])
-                a, skip = a[:, k:], skip - k
-                if not a.shape[1]:
-                    continue
+        # an encoder delay the file does not state (see _unstated_opus_delay) left out:
+        # the blocks moved earlier, as a take moved by vocal.offset_ms is
+        rows = shifted_blocks((c.T for c in self._decoded(checked)), -self.skip)
+        for a in (r.T for r in rows):
             if track <= 0 or n + a.shape[1] <= track or n >= track + _CODEC_PADDING_MAX:
                 yield a  # (no stated length; within it; or well past it: not padding)
             else:
