@@ -16,6 +16,7 @@ from vocalmix.core.reverb import (
     clarity_c50_db,
     decay_for_room_size,
     decay_range_s,
+    noise_model_decay_s,
     octave_bands_hz,
     onset_index,
     render_freeverb_ir,
@@ -135,6 +136,36 @@ def test_too_shallow_or_no_decay_gives_nan():
     assert reverberation_time(h, SR, "EDT") == pytest.approx(1.0, rel=0.1)
     steady = np.random.default_rng(0).standard_normal(SR)  # no decay at all
     assert all(math.isnan(reverberation_time(steady, SR, k)) for k in ("T30", "T20", "EDT"))
+
+
+@pytest.mark.parametrize("t60", [0.4, 1.2, 3.0])
+@pytest.mark.parametrize("channels", [1, 2])
+def test_a_decay_too_noisy_for_a_t20_is_read_by_a_decay_plus_noise_fit(t60, channels):
+    # a floor 22 dB under the decay's start (a clap in a noisy room, a quiet 16-bit IR):
+    # no T30 or T20, the decay and its floor read at once off the envelope
+    h = noise_decay(t60, floor_db=-22.0, channels=channels, seed=int(t60 * 10) + channels)
+    assert all(math.isnan(reverberation_time(h, SR, k)) for k in ("T30", "T20"))
+    assert noise_model_decay_s(h, SR) == pytest.approx(t60, rel=0.04)
+    # where T30 can be measured, the two agree
+    h = noise_decay(t60, floor_db=-50.0, channels=channels, seed=int(t60 * 10) + channels)
+    assert noise_model_decay_s(h, SR) == pytest.approx(reverberation_time(h, SR), rel=0.03)
+    # and in an octave band of it (band-limited noise decays as the whole does)
+    assert noise_model_decay_s(h, SR, 1000.0) == pytest.approx(t60, rel=0.05)
+
+
+def test_the_decay_plus_noise_fit_reads_no_decay_where_there_is_none():
+    rng = np.random.default_rng(0)
+    assert math.isnan(noise_model_decay_s(rng.standard_normal(SR), SR))  # steady noise
+    # a click, then a floor 60 dB down: nothing between to read a decay from
+    click = np.concatenate([np.ones(20), 1e-3 * rng.standard_normal(SR)])
+    assert math.isnan(noise_model_decay_s(click, SR))
+    # a decay that sinks into its floor 12 dB down: too little of it to read
+    assert math.isnan(noise_model_decay_s(noise_decay(1.0, floor_db=-12.0, seed=5), SR))
+    # a slow decay the file ends long before it meets the floor
+    slow = noise_decay(20.0, floor_db=-80.0, seed=5)[: SR // 2]
+    assert math.isnan(noise_model_decay_s(slow, SR))
+    # and a file of fewer than ten 10 ms windows
+    assert math.isnan(noise_model_decay_s(rng.standard_normal(SR // 200), SR))
 
 
 def test_octave_band_reverberation_times_of_band_limited_decays():

@@ -34,6 +34,11 @@ multichannel ``(n, c)`` (the energy is summed over channels), and its sample rat
 * T30 / T20 / EDT (:func:`reverberation_time`): least-squares line through the EDC from
   -5 to -35 dB (T30), -5 to -25 dB (T20), or 0 to -10 dB (EDT), extrapolated to a 60 dB
   decay. ``nan`` when the (truncated) EDC does not reach the lower end of the range.
+* Too noisy for T20 (:func:`noise_model_decay_s`): a decay plus a flat floor,
+  ``A 10^(-6 t / T) + N``, fitted to the energy envelope in dB from 5 dB under its
+  peak to its end (Xiang's decay-plus-noise regression, on the envelope). Not an ISO
+  3382 figure: what the reverb fit aims at in a band whose T30 and T20 cannot be
+  measured.
 * Octave bands (``band_hz``): zero-phase Butterworth band-pass (order 3, applied forward
   and backward) from fc/sqrt(2) to fc*sqrt(2) before any of the above.
 * C50 (:func:`clarity_c50_db`): energy of the first 50 ms from the onset over the energy
@@ -129,6 +134,7 @@ __all__ = [
     "decay_range_s",
     "freeverb_t60_estimate_s",
     "freeverb_wet_offset_db",
+    "noise_model_decay_s",
     "noise_truncation",
     "octave_bands_hz",
     "onset_index",
@@ -524,6 +530,92 @@ def _time_from_edc(edc: np.ndarray, decays: bool, sample_rate: int, kind: str) -
     t = np.arange(i_top, i_bot, dtype=np.float64) / sample_rate
     slope, _ = _line(t, edc[i_top:i_bot])
     return float(-60.0 / slope) if slope < 0 else float("nan")
+
+
+#: the decay-plus-noise fit (:func:`noise_model_decay_s`): its envelope window (s), where
+#: it starts (dB under the envelope's peak), its robust loss's scale (dB), and the least
+#: decay (dB, from its start down to the fitted floor) it must see to give a time
+_NM_WIN_S = 0.01
+_NM_START_DB = -5.0
+_NM_SCALE_DB = 3.0
+_NM_MIN_RANGE_DB = 10.0
+#: its bounds on the decay time (s)
+_NM_DECAY_S = (0.02, 60.0)
+
+
+def noise_model_decay_s(ir: np.ndarray, sample_rate: int, band_hz: float | None = None
+                        ) -> float:
+    """Reverberation time (s, extrapolated to a 60 dB decay) of an IR too noisy for a
+    T20: a decay-plus-noise model fitted to its energy envelope.
+
+    ISO 3382-1's T20 needs the Schroeder curve to fall 25 dB above the noise floor (and
+    35 dB for T30). A clap or a balloon recorded in a room, or an IR stored quietly in
+    16 bits, often has less in some bands. Their envelope still shows the decay sinking
+    into a flat floor, and both can be read at once. The squared IR (summed over
+    channels) from its onset (:func:`onset_index`'s rule) is averaged in 10 ms windows,
+    ending before a fade-out of the floor (:func:`_fade_start`). From the first window
+    5 dB under the envelope's peak (past the direct sound, as T30 starts) to the end, the
+    model
+
+        E(t) = A * 10^(-6 t / T) + N        (energy per window; a 60 dB decay in T s)
+
+    is fitted to ``10 log10`` of the windows by least squares with a soft-L1 loss (scale
+    3 dB; a stray peak in the noise weighs little). This is Xiang's (1995)
+    decay-plus-noise regression, on the envelope rather than the Schroeder curve (the
+    floor is then a constant instead of a ramp).
+
+    Args:
+        ir: impulse response, ``(n,)`` or ``(n, channels)``.
+        sample_rate: Hz.
+        band_hz: octave-band centre (Hz) to filter the IR into first (:func:`band_filter`);
+            ``None`` for broadband.
+
+    Returns:
+        ``T``, seconds; ``nan`` when the fitted decay spans less than 10 dB above the
+        fitted floor or meets it only after the file's end (a band holding little but
+        steady noise reads as a long, shallow decay), the fit lands on its bounds (0.02
+        to 60 s) or does not converge, or the envelope has fewer than 10 windows to fit.
+    """
+    from scipy.optimize import least_squares
+
+    sr = _check_rate(sample_rate)
+    x = band_filter(ir, sr, band_hz) if band_hz is not None else ir
+    e = _energy(x)
+    e = e[int(np.argmax(e >= e.max() * 10.0 ** (-_ONSET_DB / 10.0))):]
+    e = e[:_fade_start(e, sr)]
+    win = max(1, int(round(_NM_WIN_S * sr)))
+    k = e.size // win
+    if k < 10:
+        return float("nan")
+    env = e[: k * win].reshape(k, win).mean(axis=1)
+    i0 = int(np.argmax(env))
+    env_db = 10.0 * np.log10(np.maximum(env / env[i0], 1e-30))
+    below = np.flatnonzero(env_db[i0:] <= _NM_START_DB)
+    s = i0 + (int(below[0]) if below.size else 0)
+    y = env_db[s:]
+    if y.size < 10:
+        return float("nan")
+    t = np.arange(y.size) * (win / sr)
+    floor = math.log10(float(np.mean(10.0 ** (y[-max(3, y.size // 10):] / 10.0))))
+    lo_t, hi_t = _NM_DECAY_S
+
+    def residuals(p: np.ndarray) -> np.ndarray:
+        a, decay, n = p
+        return 10.0 * np.log10(10.0 ** (a - 6.0 * t / decay) + 10.0 ** n) - y
+
+    x0 = np.array([float(np.clip(y[0] / 10.0, -10.0, 3.0)), 1.0, float(np.clip(floor, -30.0, 3.0))])
+    try:
+        fit = least_squares(residuals, x0, bounds=([-10.0, lo_t, -30.0], [3.0, hi_t, 3.0]),
+                            loss="soft_l1", f_scale=_NM_SCALE_DB)
+    except (ValueError, FloatingPointError):
+        return float("nan")
+    a, decay, n = (float(v) for v in fit.x)
+    span_db = 10.0 * (a - n)  # from the fit's start down to its floor
+    if (not fit.success or span_db < _NM_MIN_RANGE_DB
+            or not lo_t * 1.01 < decay < hi_t / 1.01
+            or span_db * decay / 60.0 > t[-1]):  # a floor the file does not reach
+        return float("nan")
+    return decay
 
 
 def clarity_c50_db(ir: np.ndarray, sample_rate: int, band_hz: float | None = None) -> float:
