@@ -462,7 +462,8 @@ def test_fit_reverb_with_no_readable_ir_fails_and_writes_nothing(tmp_path, capsy
 def test_bands_with_no_measurable_decay_follow_their_own_early_decay():
     """A band with no measurable T30 or T20 took the nearest measurable band's decay as it
     was (or, with none, all took one decay): a noisy room's treble rang as long as its
-    mids. It now takes that decay times its own EDT over it (0.5 to 2)."""
+    mids. It now takes that decay times its own EDT over it (0.5 to 2). (A band whose
+    decay can be read through its noise takes that first: see the test below.)"""
     t30 = {b: (1.0 if b == 1000.0 else math.nan) for b in DECAY_BANDS_HZ}
     edt = {b: 1.0 for b in DECAY_BANDS_HZ} | {4000.0: 0.7, 8000.0: 0.2, 125.0: math.nan}
     target = fr.Descriptors(t30=t30, edt=edt, t30_broadband=1.0, edt_broadband=1.0,
@@ -475,12 +476,29 @@ def test_bands_with_no_measurable_decay_follow_their_own_early_decay():
     # measurable bands keep their own entries: the same decays as before, to the bit
     full = replace(target, t30={b: 1.0 for b in DECAY_BANDS_HZ})
     assert fr._layout(full).scale == [1.0] * len(DECAY_BANDS_HZ)
-    # a room so noisy that no band's decay can be measured: fitted to the shape of its
-    # early decays (it was 15 % short at 500 Hz and 17 % long at 4 kHz)
-    ir = _room()
+
+
+def test_a_room_too_noisy_for_a_t20_is_fitted_to_the_decay_read_through_its_noise():
+    """A room whose bands all sink into the noise before a T20 (white noise 50 dB under
+    the dry impulse, a 1 s decay sent 3 dB under it): each band's decay is read by a
+    decay-plus-noise fit of its envelope. Copied from the nearest band and scaled by
+    EDT, as before, 4 of these 12 headline decays came within 10 % of the clean room's
+    (up to 44 % off); now 11 (at most 14 % off)."""
+    ir = _room(1.0)
     true = fr.describe(ir, SR)
-    noisy = (ir + np.random.default_rng(0).standard_normal(ir.shape) * 3e-3).astype(np.float32)
-    assert not any(np.isfinite(fr.describe(noisy, SR).t20[b]) for b in fr.HEADLINE_BANDS_HZ)
-    r = fr.fit_ir(noisy, SR)
-    for b in fr.HEADLINE_BANDS_HZ:
-        assert r["fitted"]["t30_s"][str(int(b))] == pytest.approx(true.t30[b], rel=0.08), b
+    errors = []
+    for seed in range(3):
+        noisy = (ir + np.random.default_rng(seed).standard_normal(ir.shape) * 3e-3
+                 ).astype(np.float32)
+        d = fr.describe(noisy, SR)
+        assert not any(np.isfinite(d.t20[b]) for b in fr.HEADLINE_BANDS_HZ)
+        aim, by_t20, by_fit = d.decay_fallback()
+        assert by_t20 == [] and set(by_fit) >= {1000.0, 2000.0, 4000.0}
+        assert all(aim.t30[b] == d.noise_fit[b] for b in by_fit)
+        r = fr.fit_ir(noisy, SR)
+        assert any(n.startswith(fr.NOISE_FIT_NOTE_PREFIX) for n in r["notes"])
+        assert set(r["target"][fr.NOISE_FIT_KEY]) >= {"1000", "2000", "4000"}
+        errors += [r["fitted"]["t30_s"][str(int(b))] / true.t30[b] - 1.0
+                   for b in fr.HEADLINE_BANDS_HZ]
+    errors = np.abs(errors)
+    assert (errors <= 0.10).sum() >= 10 and errors.max() <= 0.15, errors.round(3)

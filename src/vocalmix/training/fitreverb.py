@@ -15,9 +15,11 @@ What is fitted
     (0 to 100 ms).
 
 How
-    Stage 1, an initial guess measured on the target: each band's decay = its T30 (a band
-    whose T30 and T20 cannot be measured takes the nearest measurable band's, times its
-    own EDT over that decay), then wet level
+    Stage 1, an initial guess measured on the target: each band's decay = its T30 (its
+    T20 where the T30 cannot be measured; where neither can, the decay of a
+    decay-plus-noise model fitted to the band's envelope,
+    :func:`vocalmix.core.reverb.noise_model_decay_s`; a band where that fails too takes
+    the nearest measurable band's decay, times its own EDT over that decay), then wet level
     (-30 dB to the maximum in 3 dB steps, plus the level that gives the target's C50 for an
     exponential decay) x pre-delay (0 to 70 ms, 10 values) on a grid, scored on the
     broadband terms below, then refined one at a time (wet +-1.5 dB in 0.5 dB steps,
@@ -152,6 +154,10 @@ class Descriptors:
     arrival_ms: dict[float, float]
     #: per octave band T20 (s): measured by :func:`describe`, empty for a candidate
     t20: dict[float, float] = field(default_factory=dict)
+    #: per octave band decay (s) of a decay-plus-noise fit to the band's envelope
+    #: (:func:`vocalmix.core.reverb.noise_model_decay_s`): measured by :func:`describe`
+    #: only in the bands whose T30 and T20 cannot be measured, empty for a candidate
+    noise_fit: dict[float, float] = field(default_factory=dict)
 
     def t20_fallback(self) -> tuple[Descriptors, list[float]]:
         """These figures with each band's T30 that cannot be measured (its decay above
@@ -165,6 +171,18 @@ class Descriptors:
         return replace(self, t30={b: self.t20[b] if b in swap else v
                                   for b, v in self.t30.items()}), swap
 
+    def decay_fallback(self) -> tuple[Descriptors, list[float], list[float]]:
+        """:meth:`t20_fallback`, then each band whose T20 cannot be measured either
+        given its decay-plus-noise fit (:attr:`noise_fit`) where that gives one: the
+        decays a fit aims at, the bands given their T20 and those given the noise fit."""
+        aim, by_t20 = self.t20_fallback()
+        swap = [b for b, v in aim.t30.items()
+                if not math.isfinite(v) and math.isfinite(self.noise_fit.get(b, math.nan))]
+        if swap:
+            aim = replace(aim, t30={b: self.noise_fit[b] if b in swap else v
+                                    for b, v in aim.t30.items()})
+        return aim, by_t20, swap
+
     def as_dict(self) -> dict:
         def r(v: float, nd: int = 4) -> float | None:
             return round(float(v), nd) if math.isfinite(v) else None
@@ -177,6 +195,8 @@ class Descriptors:
                 "arrival_ms": {f"{k:g}": r(v, 3) for k, v in self.arrival_ms.items()}}
         if self.t20:
             out["t20_s"] = {str(int(k)): r(v) for k, v in self.t20.items()}
+        if self.noise_fit:
+            out[NOISE_FIT_KEY] = {str(int(k)): r(v) for k, v in self.noise_fit.items()}
         return out
 
 
@@ -229,7 +249,11 @@ def describe(ir: np.ndarray, sample_rate: int, bands: tuple[float, ...] = BANDS_
     x = np.asarray(ir, np.float64)
     x = x[:, None] if x.ndim == 1 else x
     x = np.concatenate([np.zeros((_lead_pad(sample_rate), x.shape[1])), x])
-    t30, edt, t20 = {}, {}, {}
+    from functools import partial
+
+    from vocalmix.core.reverb import noise_model_decay_s
+
+    t30, edt, t20, noise_fit = {}, {}, {}, {}
     for b in bands:
         try:
             xb = _band(x, sample_rate, b)
@@ -237,6 +261,12 @@ def describe(ir: np.ndarray, sample_rate: int, bands: tuple[float, ...] = BANDS_
             t30[b] = edt[b] = t20[b] = math.nan
             continue
         t30[b], edt[b], t20[b], _ = _times(xb, sample_rate)
+        if not (math.isfinite(t30[b]) or math.isfinite(t20[b])):
+            v = _safe(partial(noise_model_decay_s, xb, sample_rate))
+            # kept where the band's early decay agrees: a band with no decay of its own
+            # but a steady floor, or one short click, is not read as a room
+            noise_fit[b] = v if 1.0 / NOISE_FIT_EDT_RATIO <= v / edt[b] <= NOISE_FIT_EDT_RATIO \
+                else math.nan
     t30_bb, edt_bb, _t20_bb, edc = _times(x, sample_rate)
     pts = {}
     for ms in EDC_TIMES_MS:
@@ -244,7 +274,8 @@ def describe(ir: np.ndarray, sample_rate: int, bands: tuple[float, ...] = BANDS_
         pts[ms] = float(edc[k]) if k < edc.size and np.isfinite(edc[k]) else math.nan
     return Descriptors(t30=t30, edt=edt, t30_broadband=t30_bb, edt_broadband=edt_bb,
                        c50_db=_safe(lambda: clarity_c50_db(x, sample_rate)), edc_db=pts,
-                       arrival_ms=_arrival_ms(x, sample_rate), t20=t20)
+                       arrival_ms=_arrival_ms(x, sample_rate), t20=t20,
+                       noise_fit=noise_fit)
 
 
 def _arrival_ms(x: np.ndarray, sample_rate: int) -> dict[float, float]:
@@ -780,6 +811,9 @@ def _as_2d(ir: np.ndarray) -> np.ndarray:
 #: the fit's line): the offset taken out, the bands fitted to their T20
 OFFSET_NOTE_PREFIX = "took out a constant (DC) offset"
 T20_NOTE_PREFIX = "target T30 not measurable at"
+NOISE_FIT_NOTE_PREFIX = "target T30 and T20 not measurable at"
+#: the key of :attr:`Descriptors.noise_fit` in a fit's figures (seconds per band)
+NOISE_FIT_KEY = "decay_noise_fit_s"
 #: said of an IR in which no decay can be measured at all
 NO_DECAY_NOTE = (
     "no decay could be measured in this file (no octave band falls by the 25 dB a T20 "
@@ -830,6 +864,8 @@ def _wet_guess_db(c50_db: float, decay_s: float) -> float:
     return 10.0 * math.log10(1.0 / den) if den > 0 else WET_DB_BOUNDS[1]
 
 
+#: a band's decay-plus-noise fit is kept where it lies within this factor of its EDT
+NOISE_FIT_EDT_RATIO = 1.5
 #: the factor a band with no measurable T30 or T20 puts on the decay it copies (its EDT
 #: over that decay) is kept within this range
 EDT_SCALE_LIMITS = (0.5, 2.0)
@@ -964,7 +1000,8 @@ def fit_ir(ir: np.ndarray, sample_rate: int, *, seed: int = 0,
     x, offset_note = _without_offset(x)
     measured_target = describe(x, sr)
     # where a band's T30 cannot be measured (a noisy IR) its T20 is the decay to fit
-    target, by_t20 = measured_target.t20_fallback()
+    # and where neither can, the decay a decay-plus-noise fit reads off its envelope
+    target, by_t20, by_noise_fit = measured_target.decay_fallback()
     lay = _layout(target)
     fallback = next((v for v in (target.t30_broadband, target.edt_broadband,
                                  target.edt[BANDS_HZ[REF_BAND]]) if math.isfinite(v)), 0.5)
@@ -1104,13 +1141,18 @@ def fit_ir(ir: np.ndarray, sample_rate: int, *, seed: int = 0,
         notes.append(f"{T20_NOTE_PREFIX} {', '.join(f'{b:g}' for b in by_t20)} "
                      "Hz (the decay above the noise floor spans less than the 35 dB it "
                      "needs): fitted to the T20 there")
+    if by_noise_fit:
+        notes.append(f"{NOISE_FIT_NOTE_PREFIX} {', '.join(f'{b:g}' for b in by_noise_fit)} "
+                     "Hz (the decay above the noise floor spans less than the 25 dB a T20 "
+                     "needs): fitted to the decay of a decay-plus-noise model fitted to "
+                     "their envelope there")
     missing = [f"{b:g}" for b in BANDS_HZ if not math.isfinite(target.t30[b])]
     if len(missing) == len(BANDS_HZ) and not math.isfinite(target.edt_broadband):
         notes.insert(0, NO_DECAY_NOTE)
     elif missing:
-        notes.append(f"target T30 and T20 not measurable at {', '.join(missing)} Hz: those "
-                     "bands take the nearest measurable band's decay, scaled to their own "
-                     "early decay (EDT)")
+        notes.append(f"no decay measurable at {', '.join(missing)} Hz (T30, T20 or a "
+                     "decay-plus-noise fit): those bands take the nearest measurable "
+                     "band's decay, scaled to their own early decay (EDT)")
     out = {
         "reverb": {"type": "synthetic", "decay_s": rv.decay_s,
                    "band_decay_ratios": list(rv.band_decay_ratios), "width": rv.width,
@@ -1167,15 +1209,23 @@ def _r(v: float | None) -> float | None:
     return None if v is None or not math.isfinite(v) else round(float(v), 4)
 
 
-def _aimed_t30(result: dict, band: str) -> tuple[float | None, bool]:
+#: what :func:`_aimed_t30` names the stand-ins for a T30 that cannot be measured
+_STAND_INS = (("T20", "t20_s"), ("noise fit", NOISE_FIT_KEY))
+
+
+def _aimed_t30(result: dict, band: str) -> tuple[float | None, str | None]:
     """The target's T30 (s) in ``band`` (a ``t30_s`` key), or where that cannot be
-    measured its T20, the decay the fit aimed at there (:meth:`Descriptors.t20_fallback`);
-    and whether it is the T20. ``(None, False)`` when neither can be measured."""
+    measured the decay the fit aimed at there (:meth:`Descriptors.decay_fallback`: its
+    T20, else its decay-plus-noise fit); and which stand-in it is (``"T20"`` or ``"noise
+    fit"``; ``None`` for the T30). ``(None, None)`` when none can be measured."""
     t = result["target"]["t30_s"].get(band)
     if t is not None:
-        return t, False
-    t20 = (result["target"].get("t20_s") or {}).get(band)
-    return t20, t20 is not None
+        return t, None
+    for kind, key in _STAND_INS:
+        v = (result["target"].get(key) or {}).get(band)
+        if v is not None:
+            return v, kind
+    return None, None
 
 
 def t30_within(result: dict, tolerance: float = 0.10,
@@ -1183,10 +1233,11 @@ def t30_within(result: dict, tolerance: float = 0.10,
                ) -> bool:
     """Whether the fitted T30 is within ``tolerance`` of the target's in every band
     (false where either cannot be measured). ``use_t20``: where the target's T30 cannot
-    be measured, its T20 (the decay the fit aims at there) stands in for it."""
+    be measured, the decay the fit aims at there (its T20, else its decay-plus-noise fit)
+    stands in for it."""
     for b in bands:
-        t, by_t20 = _aimed_t30(result, str(int(b)))
-        if by_t20 and not use_t20:
+        t, stand_in = _aimed_t30(result, str(int(b)))
+        if stand_in and not use_t20:
             t = None
         f = result["fitted"]["t30_s"].get(str(int(b)))
         if t is None or f is None or not (math.isfinite(t) and math.isfinite(f)):
@@ -1267,12 +1318,12 @@ def _pra_agreement(results: dict[str, dict]) -> dict:
 def _miss_reason(r: dict) -> str:
     parts = []
     for b in HEADLINE_BANDS_HZ:
-        t, by_t20 = _aimed_t30(r, str(int(b)))
+        t, stand_in = _aimed_t30(r, str(int(b)))
         f = r["fitted"]["t30_s"].get(str(int(b)))
-        if t is not None and by_t20 and f is not None:
+        if t is not None and stand_in and f is not None:
             parts.append(f"{b:g} Hz: target T30 not measurable (fitted {f:.2f} s to its "
-                         f"T20 of {t:.2f} s)")
-        elif t is None or by_t20:
+                         f"{stand_in} of {t:.2f} s)")
+        elif t is None or stand_in:
             parts.append(f"{b:g} Hz: target not measurable")
         elif f is None:
             parts.append(f"{b:g} Hz: fitted not measurable")
@@ -1397,7 +1448,10 @@ def report_markdown(doc: dict) -> str:
               "rendered T30 and rendered again (at most twice, kept only if the cost falls). "
               "`fitted_fit_sr` in the JSON holds the model's figures for the result, "
               "`fitted` the render's.",
-              "- A band whose target T30 and T20 are not measurable takes the decay of the "
+              "- A band whose target T30 and T20 are not measurable is fitted to the decay "
+              "a decay-plus-noise model reads off its envelope (`decay_noise_fit_s` in the "
+              "JSON; kept within 1.5 times its EDT either way); where that fails too, it "
+              "takes the decay of the "
               "nearest measurable band, scaled by its own EDT over that decay (0.5 to 2); an "
               "IR with no measurable T30 in any band is fitted on EDT, C50, the early EDC and "
               "the arrival times alone (its bands' decays shaped by their EDTs).", ""]
@@ -1645,13 +1699,14 @@ def _fit_line(r: dict) -> str:
     ft = r["fitted"]["t30_s"]
 
     def aim(b: str) -> str:
-        t, by_t20 = _aimed_t30(r, b)
-        return f"{_fmt(t)} (T20)" if by_t20 else _fmt(t)
+        t, stand_in = _aimed_t30(r, b)
+        return f"{_fmt(t)} ({stand_in})" if stand_in else _fmt(t)
 
     if r["within_10pct_500_4k"]:
         verdict = "within 10 %"
     elif t30_within(r, use_t20=True):
-        verdict = "within 10 % of the T20 where the target's T30 is not measurable"
+        verdict = ("within 10 % of the T20 (or noise fit) where the target's T30 is not "
+                   "measurable")
     else:
         verdict = "NOT within 10 %"
     return ("   T30 target/fitted (s): " + ", ".join(
@@ -1710,7 +1765,8 @@ def _cmd(args: argparse.Namespace) -> int:
                                      settings=settings or None)
         progress(_fit_line(r))
         for n in r.get("notes") or ():
-            if n.startswith((OFFSET_NOTE_PREFIX, T20_NOTE_PREFIX)) or n == NO_DECAY_NOTE:
+            if (n.startswith((OFFSET_NOTE_PREFIX, T20_NOTE_PREFIX, NOISE_FIT_NOTE_PREFIX))
+                    or n == NO_DECAY_NOTE):
                 progress(f"   {n}")
     if not results:
         from vocalmix.core.errors import AudioError
