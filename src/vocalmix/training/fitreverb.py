@@ -46,7 +46,9 @@ How
     (:mod:`vocalmix.core.reverb`: Schroeder integration with noise handling, octave bands by
     zero-phase Butterworth band-passes; :func:`describe`): per octave band 125 Hz-8 kHz,
     T30 (relative error in units of 2 %: the dominant term) and EDT (units of 10 %,
-    weight 1/4); broadband EDT (units of 10 %); C50 (units of 1 dB); the broadband energy
+    weight 1/4); broadband EDT (units of 10 %); C50 (units of 1 dB, and beyond 3 dB off
+    quadratic in units of 0.4 dB, as a T30 term per just-noticeable difference:
+    :data:`C50_FREE_DB`); the broadband energy
     decay curve at 2, 5, 10, 20, 40 and 80 ms after the direct sound (units of 2 dB,
     weight 1/2 in all, where the target's is above -30 dB); and the times by which 2, 10
     and 30 % of the energy after the direct sound has arrived (units of 10 %, at least
@@ -759,6 +761,13 @@ def _measure_cells(en: np.ndarray, width: np.ndarray, peak: np.ndarray, sample_r
 
 
 SHAPE_CAP = 2.0  # soft cap of the shape terms, in their units (see _loss)
+#: C50 (dB) may miss the target's by this much at the soft terms' price; beyond it, the
+#: miss costs as a T30 term does per just-noticeable difference (quadratic, in units of
+#: 0.4 dB: ISO 3382-1's JNDs are 1 dB for clarity and 5 % for decay, the T30 terms'
+#: unit 2 %). The wet level is what sets C50, and a send so dry that its direct impulse
+#: hid the decay had matched every band's T30 while leaving the room 10-29 dB too dry
+C50_FREE_DB = 3.0
+C50_UNIT_DB = 0.4
 
 
 def _soft(e: float, cap: float = SHAPE_CAP) -> float:
@@ -770,7 +779,8 @@ def _soft(e: float, cap: float = SHAPE_CAP) -> float:
 
 def _loss(target: Descriptors, cand: Descriptors, bands: tuple[float, ...]) -> float:
     """The fit's cost (see the module docstring): T30 terms quadratic, shape terms (EDT,
-    C50, early EDC, arrival times) soft-capped (:func:`_soft`)."""
+    C50, early EDC, arrival times) soft-capped (:func:`_soft`), and C50 quadratic again
+    beyond :data:`C50_FREE_DB`."""
     miss = 50.0  # a term the candidate cannot measure where the target can
 
     def rel(t: float, c: float, unit: float) -> float | None:
@@ -788,7 +798,8 @@ def _loss(target: Descriptors, cand: Descriptors, bands: tuple[float, ...]) -> f
     total += 0.0 if e is None else _soft(e)
     if math.isfinite(target.c50_db):
         c = cand.c50_db
-        total += _soft((c - target.c50_db) / 1.0 if math.isfinite(c) else miss)
+        e = (c - target.c50_db) / 1.0 if math.isfinite(c) else miss
+        total += _soft(e) + (max(0.0, abs(e) - C50_FREE_DB) / C50_UNIT_DB) ** 2
     pts = [(t, cand.edc_db[k]) for k, t in target.edc_db.items()
            if math.isfinite(t) and t > -30.0]
     if pts:
@@ -1448,6 +1459,11 @@ def report_markdown(doc: dict) -> str:
               "rendered T30 and rendered again (at most twice, kept only if the cost falls). "
               "`fitted_fit_sr` in the JSON holds the model's figures for the result, "
               "`fitted` the render's.",
+              "- C50 sets the wet level: within 3 dB of the target's its miss costs what "
+              "the other shape terms cost; beyond, as much per just-noticeable difference "
+              "(1 dB) as a T30 miss does per 5 %. Without that, a send so dry that its "
+              "direct impulse hid the decay could match every band's T30 and leave a room "
+              "10-29 dB too dry (8 real IRs here).",
               "- A band whose target T30 and T20 are not measurable is fitted to the decay "
               "a decay-plus-noise model reads off its envelope (`decay_noise_fit_s` in the "
               "JSON; kept within 1.5 times its EDT either way); where that fails too, it "
