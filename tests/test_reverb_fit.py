@@ -221,6 +221,27 @@ def test_fit_of_real_irs_is_within_10pct_in_seconds():
         assert r["within_10pct_500_4k"], (rel, r["target"]["t30_s"], r["fitted"]["t30_s"])
 
 
+def test_a_room_heard_from_the_next_room_is_not_fitted_with_a_dry_send():
+    """``living-bedroom-leveled``: a room heard from the next one, with no strong direct
+    sound (C50 2.3 dB). A send so dry that its impulse hid the decay (wet -23.5 dB,
+    C50 31.5 dB) had matched every band's T30; C50 beyond 3 dB off now costs as a T30
+    miss does per just-noticeable difference."""
+    from conftest import require_data
+
+    x, sr = irlib.read_ir(require_data("ir", "webaudio_house-impulses",
+                                       "living-bedroom-leveled.wav"))
+    r = fr.fit_ir(x, sr)
+    assert r["fitted"]["c50_db"] == pytest.approx(r["target"]["c50_db"], abs=4.0)
+    assert r["reverb"]["wet_level_db"] > 0.0
+    assert r["within_10pct_500_4k"], (r["target"]["t30_s"], r["fitted"]["t30_s"])
+    # the cost: the soft term alone within 3 dB, the quadratic one past it
+    t = fr.Descriptors(t30={}, edt={}, t30_broadband=math.nan, edt_broadband=math.nan,
+                       c50_db=0.0, edc_db={}, arrival_ms={})
+    assert fr._loss(t, replace(t, c50_db=2.5), ()) == pytest.approx(fr._soft(2.5))
+    assert fr._loss(t, replace(t, c50_db=-5.0), ()) == pytest.approx(
+        fr._soft(5.0) + (2.0 / fr.C50_UNIT_DB) ** 2)
+
+
 # --- (b), (c) the IR library --------------------------------------------------------------
 
 
