@@ -591,10 +591,10 @@ def test_a_take_chrome_records_is_read_in_time(server, page):
     on = np.flatnonzero(np.abs(a.samples[:, 0]) > 0.1)
     starts = on[np.r_[True, np.diff(on) > sr // 10]]
     expected = (0.25 + 0.5 * np.arange(5)) * sr + 2  # (the sine passes 0.1 two samples in)
-    # Web Audio renders in quanta of 128 frames, and the recorder may start capturing a
-    # quantum or more before the source's first one (1 run in 6 here): a take's lateness
-    # is whole quanta of the page's own, never the codec's 312 samples (56 past a quantum)
+    # the recorder may start capturing before the source's first render quantum: 0
+    # samples late in most runs here, 64 or 128 in two runs of 14 (the page's own
+    # lateness, a few ms at most). Read as stated, every take came at least the codec's
+    # 312 samples late
     late = starts[:5] - expected
-    assert np.ptp(late) <= 2 and 0 <= late[0] + 2 <= 8 * 128, starts[:5]
-    assert min(late[0] % 128, -late[0] % 128) <= 2, starts[:5]
+    assert np.ptp(late) <= 2 and -2 <= late[0] < 312 - 12, starts[:5]
     assert any("recorded by Chrome" in n and "312 samples" in n for n in a.notes)
