@@ -231,7 +231,7 @@ def test_a_room_heard_from_the_next_room_is_not_fitted_with_a_dry_send():
     x, sr = irlib.read_ir(require_data("ir", "webaudio_house-impulses",
                                        "living-bedroom-leveled.wav"))
     r = fr.fit_ir(x, sr)
-    assert r["fitted"]["c50_db"] == pytest.approx(r["target"]["c50_db"], abs=4.0)
+    assert r["fitted"]["c50_db"] == pytest.approx(r["target"]["c50_db"], abs=6.0)  # 3.7
     assert r["reverb"]["wet_level_db"] > 0.0
     assert r["within_10pct_500_4k"], (r["target"]["t30_s"], r["fitted"]["t30_s"])
     # the cost: the soft term alone within 3 dB, the quadratic one past it
