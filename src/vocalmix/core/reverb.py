@@ -229,7 +229,11 @@ def onset_index(ir: np.ndarray) -> int:
     Returns:
         index into ``ir`` (samples).
     """
-    e = _energy(ir)
+    return _onset_of(_energy(ir))
+
+
+def _onset_of(e: np.ndarray) -> int:
+    """:func:`onset_index` of the squared IR ``e`` (energy per sample)."""
     return int(np.argmax(e >= e.max() * 10.0 ** (-_ONSET_DB / 10.0)))
 
 
@@ -478,7 +482,7 @@ def schroeder_edc_db(ir: np.ndarray, sample_rate: int) -> np.ndarray:
 def _edc_db(ir: np.ndarray, sample_rate: int) -> tuple[np.ndarray, bool]:
     """(EDC in dB, whether a decay was found); see :func:`schroeder_edc_db`."""
     e = _energy(ir)
-    e = e[int(np.argmax(e >= e.max() * 10.0 ** (-_ONSET_DB / 10.0))):]
+    e = e[_onset_of(e):]
     cut = noise_truncation(e, sample_rate)
     end, tail, noise = cut if cut is not None else (e.size, 0.0, 0.0)
     edc = np.cumsum((e[:end] - noise)[::-1])[::-1] + tail
@@ -581,13 +585,13 @@ def noise_model_decay_s(ir: np.ndarray, sample_rate: int, band_hz: float | None 
     sr = _check_rate(sample_rate)
     x = band_filter(ir, sr, band_hz) if band_hz is not None else ir
     e = _energy(x)
-    e = e[int(np.argmax(e >= e.max() * 10.0 ** (-_ONSET_DB / 10.0))):]
+    e = e[_onset_of(e):]
     e = e[:_fade_start(e, sr)]
     win = max(1, int(round(_NM_WIN_S * sr)))
     k = e.size // win
     if k < 10:
         return float("nan")
-    env = e[: k * win].reshape(k, win).mean(axis=1)
+    env, _ = _block_means(e, win, sr)
     i0 = int(np.argmax(env))
     env_db = 10.0 * np.log10(np.maximum(env / env[i0], 1e-30))
     below = np.flatnonzero(env_db[i0:] <= _NM_START_DB)
@@ -633,7 +637,7 @@ def clarity_c50_db(ir: np.ndarray, sample_rate: int, band_hz: float | None = Non
     sr = _check_rate(sample_rate)
     x = band_filter(ir, sr, band_hz) if band_hz is not None else ir
     e = _energy(x)
-    e = e[int(np.argmax(e >= e.max() * 10.0 ** (-_ONSET_DB / 10.0))):]
+    e = e[_onset_of(e):]
     k = int(round(0.05 * sr))
     early, late = float(e[:k].sum()), float(e[k:].sum())
     return float(10.0 * np.log10(early / late)) if late > 0 else float("inf")
