@@ -41,12 +41,14 @@ def with_noise(x: np.ndarray, snr_db: float, sample_rate: int, seed: int) -> np.
 
 
 def aimed_at(d, band: float) -> str:
-    """What the fit aims at in ``band`` of the noisy file's figures ``d``."""
-    if math.isfinite(d.t30[band]):
-        return "T30"
-    if math.isfinite(d.t20[band]):
+    """What the fit aims at in ``band`` of the noisy file's figures ``d``
+    (:meth:`vocalmix.training.fitreverb.Descriptors.decay_fallback`)."""
+    aim, by_t20, by_fit = d.decay_fallback()
+    if band in by_t20:
         return "T20"
-    return "noise fit" if math.isfinite(d.noise_fit.get(band, math.nan)) else "none"
+    if band in by_fit:
+        return "noise fit"
+    return "T30" if math.isfinite(aim.t30[band]) else "none"
 
 
 def one(job: tuple[str, tuple[float, ...]]) -> dict:

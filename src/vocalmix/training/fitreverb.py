@@ -166,24 +166,25 @@ class Descriptors:
         the noise spans less than the 35 dB T30 needs) replaced by its T20 where that
         can (ISO 3382-1's shorter range, for a noisier IR), and the bands replaced: the
         decays a fit aims at."""
-        swap = [b for b, v in self.t30.items()
-                if not math.isfinite(v) and math.isfinite(self.t20.get(b, math.nan))]
-        if not swap:
-            return self, []
-        return replace(self, t30={b: self.t20[b] if b in swap else v
-                                  for b, v in self.t30.items()}), swap
+        return self._stand_in(self.t20)
 
     def decay_fallback(self) -> tuple[Descriptors, list[float], list[float]]:
         """:meth:`t20_fallback`, then each band whose T20 cannot be measured either
         given its decay-plus-noise fit (:attr:`noise_fit`) where that gives one: the
         decays a fit aims at, the bands given their T20 and those given the noise fit."""
-        aim, by_t20 = self.t20_fallback()
-        swap = [b for b, v in aim.t30.items()
-                if not math.isfinite(v) and math.isfinite(self.noise_fit.get(b, math.nan))]
-        if swap:
-            aim = replace(aim, t30={b: self.noise_fit[b] if b in swap else v
-                                    for b, v in aim.t30.items()})
-        return aim, by_t20, swap
+        aim, by_t20 = self._stand_in(self.t20)
+        aim, by_fit = aim._stand_in(self.noise_fit)
+        return aim, by_t20, by_fit
+
+    def _stand_in(self, decays: dict[float, float]) -> tuple[Descriptors, list[float]]:
+        """These figures with each T30 that cannot be measured replaced by ``decays``'
+        value where that is finite, and the bands replaced."""
+        swap = [b for b, v in self.t30.items()
+                if not math.isfinite(v) and math.isfinite(decays.get(b, math.nan))]
+        if not swap:
+            return self, []
+        return replace(self, t30={b: decays[b] if b in swap else v
+                                  for b, v in self.t30.items()}), swap
 
     def as_dict(self) -> dict:
         def r(v: float, nd: int = 4) -> float | None:
