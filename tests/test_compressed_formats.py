@@ -17,7 +17,7 @@ import pytest
 import soundfile as sf
 
 from vocalmix import batch
-from vocalmix.core.audio import SUPPORTED_FORMATS, read_audio
+from vocalmix.core.audio import SUPPORTED_FORMATS, AudioReader, read_audio
 from vocalmix.core.errors import AudioTooLargeError, DurationError, UnreadableAudioError
 from vocalmix.frontends.cli import main
 from vocalmix.synth import synthesize_song
@@ -358,11 +358,49 @@ def test_a_long_m4a_is_mixed_in_parts_as_the_whole_file_is(tmp_path, take, monke
     assert np.abs(a - c).max() <= 4 / 2**23  # the same mix within a few 24-bit steps
     assert json.loads((tmp_path / "pl.json").read_text())["achieved"]["mix_integrated_lufs"]
     assert set(Path(tempfile.gettempdir()).glob("vocalmix-*.w64")) == temporary  # removed
-    # a WebM states no length: it cannot be planned in parts, and is read whole
-    wp = encode(tmp_path / "take.webm", at48(v), 48000, "libopus", "webm")
+
+
+def test_a_long_webm_is_planned_from_its_packets_and_mixed_in_parts(tmp_path, take,
+                                                                    monkeypatch):
+    # a WebM's stream states no length (a browser's recording has none in its header
+    # either): its packets' durations plan the long path, and it mixes in parts as the
+    # whole file mixes it. Without them, a long WebM was refused over 512 MB decoded
+    import json
+    import tempfile
+
     from vocalmix.longform import open_long_pair
 
-    assert open_long_pair(wp, bp) is None
+    v, b = take
+    wp = encode(tmp_path / "take.webm", at48(v), 48000, "libopus", "webm")
+    bp = tmp_path / "backing.flac"
+    sf.write(bp, b, SR)
+    with av.open(str(wp)) as c:
+        assert c.streams.audio[0].duration is None  # stated nowhere on the stream
+    whole_take = read_audio(wp, label="vocal")
+    r = AudioReader(wp, label="vocal")
+    assert abs(r.frames - whole_take.samples.shape[0]) <= 960  # the plan: within a packet
+    assert np.array_equal(r.scan("vocal").read(0, r.frames), whole_take.samples)
+    assert open_long_pair(wp, bp) is None  # 3 s: short, read whole
+    p = tmp_path / "p.json"
+    assert main(["estimate", str(wp), str(bp), "-o", str(p), "-q", "--method",
+                 "baseline"]) == 0
+    whole, long = tmp_path / "whole.wav", tmp_path / "long.wav"
+    assert main(["render", str(wp), str(bp), str(p), "-o", str(whole), "-q"]) == 0
+    temporary = set(Path(tempfile.gettempdir()).glob("vocalmix-*.w64"))
+    monkeypatch.setenv("VOCALMIX_LONG_INPUT_MB", "0.5")
+    assert open_long_pair(wp, bp) is not None
+    assert main(["render", str(wp), str(bp), str(p), "-o", str(long), "-q",
+                 "--params-out", str(tmp_path / "pl.json")]) == 0
+    a, _ = sf.read(whole, dtype="float64")
+    c, _ = sf.read(long, dtype="float64")
+    assert a.shape == c.shape
+    assert np.abs(a - c).max() <= 4 / 2**23  # the same mix within a few 24-bit steps
+    assert json.loads((tmp_path / "pl.json").read_text())["achieved"]["mix_integrated_lufs"]
+    assert set(Path(tempfile.gettempdir()).glob("vocalmix-*.w64")) == temporary  # removed
+    # the packets' sum is held to the length limit as it adds up
+    monkeypatch.setenv("VOCALMIX_MAX_DURATION_S", "2")
+    with pytest.raises(DurationError, match="longer than the limit"):
+        AudioReader(wp, label="vocal")
 
 
 def test_encode_audio_gives_the_bytes_write_audio_writes(tmp_path, take):
@@ -396,7 +434,7 @@ def test_mutated_files_give_an_error_with_a_code_or_a_read_never_a_crash(tmp_pat
              encode(tmp_path / "s.webm", at48(v), 48000, "libopus", "webm").read_bytes(),
              encode(tmp_path / "s.aac", v, SR, "aac", "adts").read_bytes()]
     rng = np.random.default_rng(7)
-    outcomes = {"read": 0, "refused": 0}
+    outcomes = {"read": 0, "refused": 0, "read in parts": 0}
     for i in range(90):
         d = bytearray(seeds[i % 3])
         kind = i // 3 % 3
@@ -414,7 +452,27 @@ def test_mutated_files_give_an_error_with_a_code_or_a_read_never_a_crash(tmp_pat
         except VocalmixError as e:
             assert e.code and str(e).startswith("vocal"), e
             outcomes["refused"] += 1
-    assert outcomes["read"] and outcomes["refused"]
+        # and the long path's reader, which plans from the header or the packets
+        (tmp_path / "m").write_bytes(bytes(d))
+        try:
+            AudioReader(tmp_path / "m", label="vocal").scan("vocal")
+            outcomes["read in parts"] += 1
+        except VocalmixError as e:
+            assert e.code and str(e).startswith("vocal"), e
+    assert outcomes["read"] and outcomes["refused"] and outcomes["read in parts"]
+
+
+def test_a_webm_whose_codec_ffmpeg_cannot_open_is_refused_in_words(tmp_path, take):
+    # PyAV's stream then has no codec context, and asking its rate raised AttributeError
+    v, _ = take
+    webm = encode(tmp_path / "s.webm", at48(v), 48000, "libopus", "webm").read_bytes()
+    assert b"A_OPUS" in webm
+    for data in (webm.replace(b"A_OPUS", b"A_QPUS"), webm.replace(b"A_OPUS", b"A_VORB")):
+        with pytest.raises(UnreadableAudioError, match="no codec FFmpeg can open"):
+            read_audio(data, label="vocal")
+        (tmp_path / "t.webm").write_bytes(data)
+        with pytest.raises(UnreadableAudioError, match="no codec FFmpeg can open"):
+            AudioReader(tmp_path / "t.webm", label="vocal")
 
 
 def test_the_temporary_decode_stops_at_the_duration_limit_and_leaves_nothing(tmp_path,

@@ -592,7 +592,12 @@ class _FFmpegDecode:
                 "files of one: export the vocal and the backing as files of their own "
                 "(e.g. ffmpeg -i IN -map 0:a:4 vocal.wav)")
         self.stream = stream = streams[0]
-        self.sample_rate, self.channels = int(stream.rate or 0), int(stream.channels or 0)
+        try:
+            self.sample_rate = int(stream.rate or 0)
+            self.channels = int(stream.channels or 0)
+        except AttributeError:  # (PyAV: a stream whose codec FFmpeg could not set up)
+            raise UnreadableAudioError(f"{label}: its audio stream has no codec FFmpeg can "
+                                       "open (damaged?)") from None
         if self.sample_rate <= 0 or self.channels <= 0:
             raise UnreadableAudioError(f"{label}: the header says {self.channels} "
                                        f"channel(s) at {self.sample_rate} Hz")
@@ -619,6 +624,37 @@ class _FFmpegDecode:
         if stated != 0 or ctx.delay:
             return 0
         return int(round(OPUS_LOOKAHEAD_S * self.sample_rate))
+
+    def demuxed_length(self, max_duration_s: float) -> int:
+        """The stream's length in samples from its packets' durations, demuxed without
+        decoding (a 60-minute WebM in about 0.5 s): for a file whose container states
+        none, as a MediaRecorder's WebM (written as it records, with no duration in its
+        header). The encoder's stated priming is taken off, so it is what decodes within
+        the last frame's padding: a plan's length (:meth:`AudioReader.scan` counts the
+        decoded one). 0 when a packet states no duration; :class:`DurationError` as soon
+        as it passes ``max_duration_s`` by more than a last frame's padding (the decoder
+        holds what it decodes to the limit itself). Leaves the file read to its end: open
+        another :class:`_FFmpegDecode` to decode it."""
+        av, stream, sr = self._av, self.stream, self.sample_rate
+        stated = int(stream.codec_context.delay or 0) + self.skip  # (priming, samples)
+        total, base = 0, stream.time_base
+        try:
+            for packet in self.container.demux(stream):
+                if packet.size == 0:
+                    continue  # (the demuxer's empty packet that ends the stream)
+                if not packet.duration or packet.time_base is None:
+                    return 0
+                total += int(packet.duration)
+                base = packet.time_base
+                seconds = float(total * base) - stated / sr
+                if seconds - _CODEC_PADDING_MAX / sr > max_duration_s:
+                    raise DurationError(_too_long(self.label, seconds, max_duration_s))
+        except av.FFmpegError as e:
+            raise UnreadableAudioError(f"{self.label}: cannot be decoded as audio "
+                                       f"({_av_reason(e)})") from None
+        if base is None:
+            return 0
+        return max(int(round(float(total * base) * sr)) - stated, 0)
 
     def __enter__(self) -> _FFmpegDecode:
         return self
@@ -998,11 +1034,14 @@ class AudioReader:
                 raise _undecodable(self.label, e, p) from None
             with _FFmpegDecode(p, self._ffmpeg, self.label) as d:
                 sr, frames, channels, seekable = d.sample_rate, d.track, d.channels, True
+                if frames == 0:  # (a browser's WebM: its packets say how long it is, and
+                    # the sum is held to the limit as it adds up)
+                    frames = d.demuxed_length(limit)
+                elif frames / sr > limit:
+                    raise DurationError(too_long(frames / sr)) from None
             if frames == 0:
                 raise UnreadableAudioError(f"{self.label}: states no length, so it cannot "
                                            "be read in parts; convert it to FLAC") from None
-            if frames / sr > limit:
-                raise DurationError(too_long(frames / sr)) from None
         if not seekable:
             raise UnreadableAudioError(f"{self.label}: this file cannot be read in parts "
                                        "(its format does not allow seeking); convert it to "
