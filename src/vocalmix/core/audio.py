@@ -601,6 +601,14 @@ class _FFmpegDecode:
         if self.sample_rate <= 0 or self.channels <= 0:
             raise UnreadableAudioError(f"{label}: the header says {self.channels} "
                                        f"channel(s) at {self.sample_rate} Hz")
+        if self.channels > _FFMPEG_MAX_CHANNELS:
+            # PyAV (18.1) gives a planar frame of 8 channels or more a plane too many,
+            # read from past FFmpeg's 8 data pointers: converting it to an array read
+            # wild memory and crashed the process (a 7.1 AAC file, or a damaged packet)
+            raise ChannelLayoutError(
+                f"{label}: has {self.channels} channels; vocalmix reads at most "
+                f"{_FFMPEG_MAX_CHANNELS} from an M4A, WebM or AAC file, and mixes mono or "
+                "stereo: export one (e.g. ffmpeg -i IN -ac 2 OUT.wav)")
         self.track = 0
         if stream.duration is not None and stream.time_base is not None:
             self.track = int(round(float(stream.duration * stream.time_base)
@@ -692,21 +700,35 @@ class _FFmpegDecode:
         resampler = av.AudioResampler(format="fltp", layout=self.stream.layout, rate=sr)
         n = 0
         last = 1024  # samples of the last decoded frame: a damaged packet's stand-in
+        def silence(span: int) -> np.ndarray:
+            # a damaged packet's stand-in: silence in its place keeps what follows in
+            # time with the backing
+            nonlocal n
+            self.bad, self.gap, n = self.bad + 1, self.gap + span, n + span
+            checked(n)
+            return np.zeros((channels, span), np.float32)
+
         try:
             for packet in self.container.demux(self.stream):
                 try:
                     frames = packet.decode()
                 except av.FFmpegError:
-                    # silence in its place keeps what follows in time with the backing
                     span = last
                     if packet.duration and packet.time_base is not None:
                         span = max(int(round(float(packet.duration * packet.time_base)
                                              * sr)), 0)
-                    self.bad, self.gap, n = self.bad + 1, self.gap + span, n + span
-                    checked(n)
-                    yield np.zeros((channels, span), np.float32)
+                    yield silence(span)
                     continue
                 for frame in frames:
+                    if len(frame.layout.channels) != channels:
+                        # a damaged AAC packet can decode to another layout (28 channels
+                        # in a stereo stream): PyAV's planes of such a frame are not safe
+                        # to read (reading them crashed the process), so it is damage
+                        k = int(frame.samples)
+                        rate = int(frame.sample_rate or sr)
+                        yield silence(int(round(k * sr / rate)) if 0 < k <= 1 << 16
+                                      else last)
+                        continue
                     for out in resampler.resample(frame):
                         a = out.to_ndarray()
                         n += a.shape[1]
@@ -820,6 +842,8 @@ def _decode_limits(d: _FFmpegDecode, max_duration_s: float, too_long,
     return checked
 
 
+#: the most channels read from a file FFmpeg decodes (see :meth:`_FFmpegDecode._check`)
+_FFMPEG_MAX_CHANNELS = 7
 #: libopus's encoder lookahead, s (2.5 ms of analysis plus 4 ms of delay compensation:
 #: ``OPUS_GET_LOOKAHEAD`` at 48 kHz is 312 samples), what a WebM from Chrome leaves unstated
 OPUS_LOOKAHEAD_S = 0.0065
