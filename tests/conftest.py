@@ -6,6 +6,9 @@ import json
 import math
 import os
 import re
+import socket
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -179,3 +182,34 @@ def assert_one_line_error(code: int, err: str, pattern: str) -> None:
     assert len(lines) == 1, err
     assert "internal error" not in err and "Traceback" not in err and "Warning" not in err
     assert re.search(pattern, lines[0]), lines[0]
+
+
+# --- the web page's server, for the browser tests ---------------------------------
+
+def free_port() -> int:
+    """A TCP port free on loopback now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """The web page and HTTP API (uvicorn on loopback, a store of its own): its URL."""
+    uvicorn = pytest.importorskip("uvicorn", reason="server extras not installed")
+    pytest.importorskip("fastapi", reason="server extras not installed")
+    from vocalmix.frontends.server.app import create_app
+
+    app = create_app(tmp_path_factory.mktemp("store"), cleanup_interval_s=0)
+    port = free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    th = threading.Thread(target=srv.run, daemon=True)
+    th.start()
+    deadline = time.time() + 20
+    while not srv.started:
+        if time.time() > deadline or not th.is_alive():
+            pytest.fail("uvicorn did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    th.join(timeout=10)

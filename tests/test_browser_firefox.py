@@ -1,25 +1,23 @@
-"""In headless Firefox: a take that Firefox's MediaRecorder writes is read in time.
+"""In headless Firefox: the page mixes and adjusts, and a take Firefox records is read
+in time.
 
 Needs Debian's Firefox (``apt-get install firefox-esr``; another binary with
 ``$VOCALMIX_FIREFOX``), Debian's PulseAudio (``apt-get install pulseaudio``) and the
-``websockets`` package (in the test extras). Without an audio device Firefox's Web Audio
-never runs (an ``AudioContext`` stays suspended and a recording of it is silence), so a
-PulseAudio server with a null sink is started for the test in a folder of its own.
-Firefox is driven over WebDriver BiDi, which it serves itself
+``websockets`` package (in the test extras). Without an audio device Firefox's media
+never runs (an ``AudioContext`` stays suspended and a recording of it is silence; a
+player never loads), so a PulseAudio server with a null sink is started for the tests in
+a folder of their own. Firefox is driven over WebDriver BiDi, which it serves itself
 (``--remote-debugging-port``): no geckodriver. Run alone: ``python -m pytest -m browser``.
 """
 
 from __future__ import annotations
 
 import base64
-import http.server
 import itertools
 import json
 import os
 import shutil
-import socket
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,8 +25,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from vocalmix.core.audio import read_audio
+from vocalmix.synth import synthesize_song
+
+from conftest import free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]  # ~15 s: in the slow run
 FIREFOX = (os.environ.get("VOCALMIX_FIREFOX") or shutil.which("firefox-esr")
@@ -55,28 +57,59 @@ PREFS = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class _Bidi:
-    """A WebDriver BiDi session over one WebSocket: commands in, results out."""
+    """A WebDriver BiDi session over one WebSocket, on one browsing context: commands in,
+    results out; the page's console errors and uncaught exceptions kept in
+    :attr:`errors`."""
 
     def __init__(self, ws: Any) -> None:
         self.ws = ws
         self.ids = itertools.count(1)
+        self.errors: list[str] = []
+        self.context = ""
 
     def __call__(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         i = next(self.ids)
         self.ws.send(json.dumps({"id": i, "method": method, "params": params}))
-        while True:  # events arrive between the results; skip them
-            msg = json.loads(self.ws.recv(timeout=60))
-            if msg.get("id") == i:
+        while True:
+            msg = json.loads(self.ws.recv(timeout=120))
+            if msg.get("type") == "event":
+                p = msg.get("params", {})
+                if msg.get("method") == "log.entryAdded" and p.get("level") == "error":
+                    self.errors.append(str(p.get("text")))
+            elif msg.get("id") == i:
                 if msg.get("type") == "error":
                     raise AssertionError(f"Firefox refused {method}: {msg}")
                 return msg["result"]
+
+    def call(self, function: str, *args: str) -> Any:
+        """``function`` (JavaScript, awaited) called with string ``args``: its value."""
+        res = self("script.callFunction", {
+            "functionDeclaration": function, "awaitPromise": True,
+            "target": {"context": self.context},
+            "arguments": [{"type": "string", "value": a} for a in args]})
+        assert res.get("type") == "success", res
+        return res["result"].get("value")
+
+    def goto(self, url: str) -> None:
+        self("browsingContext.navigate", {"context": self.context, "url": url,
+                                          "wait": "complete"})
+
+    def set_files(self, selector: str, *paths: Path) -> None:
+        """Choose ``paths`` in the file input ``selector``, as the file dialog does."""
+        nodes = self("browsingContext.locateNodes", {
+            "context": self.context, "locator": {"type": "css", "value": selector}})["nodes"]
+        assert nodes, selector
+        self("input.setFiles", {"context": self.context,
+                                "element": {"sharedId": nodes[0]["sharedId"]},
+                                "files": [str(p) for p in paths]})
+
+    def wait_for(self, condition: str, timeout_s: float = 90.0) -> None:
+        """Until the JavaScript expression ``condition`` is true."""
+        deadline = time.time() + timeout_s
+        while not self.call(f"() => Boolean({condition})"):
+            assert time.time() < deadline, f"timed out waiting for {condition}"
+            time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")
@@ -113,32 +146,8 @@ def pulse(home: Path) -> Iterator[dict[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def blank_page() -> Iterator[str]:
-    """A page on loopback (a secure context, where MediaRecorder and Web Audio run)."""
-
-    class Page(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (the handler's own name)
-            body = b"<!doctype html><title>take</title>"
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
-    th = threading.Thread(target=srv.serve_forever, daemon=True)
-    th.start()
-    yield f"http://127.0.0.1:{srv.server_address[1]}/"
-    srv.shutdown()
-    th.join(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def firefox(home: Path, pulse: dict[str, str], blank_page: str) -> Iterator[tuple[_Bidi, str]]:
-    """Headless Firefox on the blank page: a BiDi session and its browsing context."""
+def firefox(home: Path, pulse: dict[str, str], server: str) -> Iterator[_Bidi]:
+    """Headless Firefox on the page: a BiDi session on its browsing context."""
     sync_client = pytest.importorskip("websockets.sync.client",
                                       reason="websockets not installed (test extras)")
     if not Path(FIREFOX).exists():
@@ -148,7 +157,7 @@ def firefox(home: Path, pulse: dict[str, str], blank_page: str) -> Iterator[tupl
     profile.mkdir()
     (profile / "user.js").write_text("".join(
         f"user_pref({json.dumps(k)}, {json.dumps(v)});\n" for k, v in PREFS.items()))
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [FIREFOX, "--headless", "--no-remote", "--profile", str(profile),
          f"--remote-debugging-port={port}", "about:blank"],
@@ -167,10 +176,10 @@ def firefox(home: Path, pulse: dict[str, str], blank_page: str) -> Iterator[tupl
         with ws:
             bidi = _Bidi(ws)
             bidi("session.new", {"capabilities": {}})
-            ctx = bidi("browsingContext.getTree", {})["contexts"][0]["context"]
-            bidi("browsingContext.navigate", {"context": ctx, "url": blank_page,
-                                              "wait": "complete"})
-            yield bidi, ctx
+            bidi("session.subscribe", {"events": ["log.entryAdded"]})
+            bidi.context = bidi("browsingContext.getTree", {})["contexts"][0]["context"]
+            bidi.goto(server + "/")
+            yield bidi
             bidi("session.end", {})
     finally:
         proc.terminate()
@@ -216,18 +225,13 @@ def test_a_take_firefox_records_is_read_in_time(firefox, mime):
     pre-skip), and the take is read as stated: clicks every 0.5 s from 0.25 s decode
     where they were. Read without the stated delay, they would be 312 samples late; read
     with Chrome's unstated 312 samples dropped as well, 312 early."""
-    bidi, ctx = firefox
+    bidi = firefox
     x = np.zeros(3 * SR, np.float32)
     t = np.arange(int(0.02 * SR)) / SR
     for k in range(5):
         i = int((0.25 + 0.5 * k) * SR)
         x[i:i + t.size] = 0.5 * np.sin(2 * np.pi * 1000 * t)
-    res = bidi("script.callFunction", {
-        "functionDeclaration": RECORD_JS, "awaitPromise": True, "target": {"context": ctx},
-        "arguments": [{"type": "string", "value": base64.b64encode(x.tobytes()).decode()},
-                      {"type": "string", "value": mime}]})
-    assert res.get("type") == "success", res
-    value = res["result"]["value"]
+    value = bidi.call(RECORD_JS, base64.b64encode(x.tobytes()).decode(), mime)
     assert not value.startswith("state:"), (
         f"Firefox's AudioContext did not run ({value}): no audio device reached")
     written, b64 = value.split("|", 1)
@@ -244,3 +248,52 @@ def test_a_take_firefox_records_is_read_in_time(firefox, mime):
     # render quantum or two before the source, as Chromium's does
     assert np.ptp(late) <= 2 and -2 <= late[0] < OPUS_LOOKAHEAD - 12, late
     assert not any("recorded by Chrome" in n for n in a.notes), a.notes
+
+
+def test_the_page_mixes_plays_and_adjusts_in_firefox(firefox, tmp_path):
+    """The page's main path, in Firefox: choose the files, mix, see the waveforms, load
+    the mix into the player (24-bit WAV), type a new vocal level, and no script error."""
+    bidi = firefox
+    v, b = synthesize_song(sample_rate=44100, duration_s=8.0, seed=11)
+    vp, bp = tmp_path / "ff vocal.wav", tmp_path / "ff backing.wav"
+    sf.write(vp, v, 44100, subtype="PCM_16")
+    sf.write(bp, b, 44100, subtype="PCM_16")
+    bidi.goto(bidi.call("() => location.origin") + "/")
+    assert bidi.call("() => document.title") == "vocalmix studio"
+    bidi.set_files("#vocal-file", vp)
+    bidi.set_files("#backing-file", bp)
+    assert "ff vocal.wav" in bidi.call("() => document.querySelector('#vocal-name').textContent")
+    bidi.call("() => document.querySelector('#mix-button').click()")
+    bidi.wait_for("document.body.dataset.revision === '1' && "
+                  "!document.body.hasAttribute('data-busy')")
+    params = json.loads(bidi.call("() => document.querySelector('#params-json').textContent"))
+    assert params["format"] == "vocalmix.params"
+    assert params["achieved"]["vocal_to_mix_lu"] == pytest.approx(
+        params["targets"]["vocal_to_mix_lu"], abs=0.05)
+    # the waveforms and the spectrum are drawn (their data is fetched after the params)
+    ink = """(s) => { const c = document.querySelector(s); if (c.width < 100) return 0;
+      const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+      let n = 0; for (let i = 3; i < d.length; i += 4) n += d[i] > 0; return n; }"""
+    for canvas in ("#wave-vocal", "#wave-backing", "#wave-mix", "#spectrum"):
+        bidi.wait_for(f"({ink})('{canvas}') > 1000", timeout_s=20)
+    # Firefox decodes the mix the player is given (what the server's WAV is)
+    src = bidi.call("() => document.querySelector('#player').src")
+    assert "/audio/mix" in src
+    duration = bidi.call("""() => new Promise((ok) => {
+      const p = document.querySelector('#player');
+      if (p.readyState >= 1) { ok(String(p.duration)); return; }
+      p.addEventListener('loadedmetadata', () => ok(String(p.duration)), {once: true});
+      p.addEventListener('error', () => ok('error ' + (p.error && p.error.code)),
+                         {once: true});
+      p.load(); })""")
+    assert float(duration) == pytest.approx(8.0, abs=0.05), duration
+    # a vocal level typed into the control's number box re-renders the mix
+    bidi.call("""() => { const n = document.querySelector('#c-targets-vocal_to_mix_lu-num');
+      n.value = '-6'; n.dispatchEvent(new Event('change')); }""")
+    bidi.wait_for("document.body.dataset.revision === '2' && "
+                  "!document.body.hasAttribute('data-busy')")
+    after = json.loads(bidi.call("() => document.querySelector('#params-json').textContent"))
+    assert after["targets"]["vocal_to_mix_lu"] == -6.0
+    assert after["achieved"]["vocal_to_mix_lu"] == pytest.approx(-6.0, abs=0.05)
+    assert bidi.call("() => document.querySelector('#player').src") != src
+    assert not bidi.errors, bidi.errors
