@@ -463,6 +463,17 @@ def test_mutated_files_give_an_error_with_a_code_or_a_read_never_a_crash(tmp_pat
     assert outcomes["read"] and outcomes["refused"] and outcomes["read in parts"]
 
 
+def test_a_raw_aac_is_planned_from_its_packets_not_from_ffmpegs_guess(tmp_path, take):
+    # FFmpeg guesses a raw AAC's length from its first frames' bit rate (17 s for a 25 s
+    # file of real singing); the long path plans from the packets, which say it exactly
+    v, _ = take
+    p = encode(tmp_path / "take.aac", v, SR, "aac", "adts")
+    r = AudioReader(p, label="vocal")
+    assert r.frames == read_audio(p, label="vocal").samples.shape[0]
+    assert np.array_equal(r.scan("vocal").read(0, r.frames),
+                          read_audio(p, label="vocal").samples)
+
+
 #: a raw AAC block (32 bytes of a packet of a mutated M4A) whose program config element
 #: turns FFmpeg's decoder of a stereo stream to 28 channels from there on
 PCE_28_CHANNELS = bytes.fromhex("bd6dad50" + "00" * 23 + "e0211a93e3")

@@ -610,7 +610,10 @@ class _FFmpegDecode:
                 f"{_FFMPEG_MAX_CHANNELS} from an M4A, WebM or AAC file, and mixes mono or "
                 "stereo: export one (e.g. ffmpeg -i IN -ac 2 OUT.wav)")
         self.track = 0
-        if stream.duration is not None and stream.time_base is not None:
+        # (raw AAC states no length: FFmpeg's figure for it is a guess from the first
+        # frames' bit rate, 17 s for a 25 s file here, so it is not taken as one)
+        if (self.fmt != "aac" and stream.duration is not None
+                and stream.time_base is not None):
             self.track = int(round(float(stream.duration * stream.time_base)
                                    * self.sample_rate))
         self.skip = self._unstated_opus_delay()
