@@ -465,7 +465,7 @@ def test_mutated_files_give_an_error_with_a_code_or_a_read_never_a_crash(tmp_pat
 
 def test_a_raw_aac_is_planned_from_its_packets_not_from_ffmpegs_guess(tmp_path, take):
     # FFmpeg guesses a raw AAC's length from its first frames' bit rate (17 s for a 25 s
-    # file of real singing); the long path plans from the packets, which say it exactly
+    # synthesised take); the long path plans from the packets, which say it exactly
     v, _ = take
     p = encode(tmp_path / "take.aac", v, SR, "aac", "adts")
     r = AudioReader(p, label="vocal")
