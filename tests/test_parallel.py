@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from vocalmix.core.parallel import Filling, beside, ordered_map, zip_on_two_threads
+from vocalmix.core.parallel import Early, Filling, beside, ordered_map, zip_on_two_threads
 
 
 def test_zip_on_two_threads_is_zip_strict():
@@ -145,3 +145,42 @@ def test_beside_returns_both_results_in_order_and_raises_after_both_end():
     with pytest.raises(RuntimeError, match="here"):
         beside(slow, fails)
     assert ended == ["there"]  # the helper's work ended before the error came out
+
+
+def test_early_runs_at_once_on_another_thread_and_raises_where_its_result_is_asked():
+    started = threading.Event()
+    names: list[str] = []
+
+    def work() -> int:
+        names.append(threading.current_thread().name)
+        started.set()
+        return 7
+
+    e = Early(work)
+    assert started.wait(5)  # running before anyone asks for the result
+    assert e.result() == 7 and e.result() == 7
+    assert names[0] != threading.current_thread().name
+
+    def fail() -> None:
+        raise KeyError("lost")
+
+    failing = Early(fail)
+    with pytest.raises(KeyError, match="lost"):
+        failing.result()
+
+
+def test_a_render_of_params_measures_its_stems_while_the_master_limits():
+    # the stems' figures, measured on a helper thread before the master has finished,
+    # are those measured after it (the same achieved figures to the bit)
+    from vocalmix import pipeline
+    from vocalmix.core.params import MixParams
+    from vocalmix.synth import synthesize_song
+
+    v, b = synthesize_song(sample_rate=44100, duration_s=6.0, seed=2)
+    est = pipeline.estimate_params(v, b, 44100, method="baseline")
+    pending = pipeline.render_params_pending(v, b, 44100, est.params)
+    params, rendered = pending.result()
+    after = pipeline.measure_achieved(rendered,
+                                      measure=est.params.targets.vocal_to_mix_measure)
+    assert params.achieved == after
+    assert isinstance(params, MixParams) and params.achieved.vocal_to_mix_lu is not None

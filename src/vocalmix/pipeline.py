@@ -33,7 +33,7 @@ from vocalmix.core.measure import (
     singing_ratio_from_segments,
 )
 from vocalmix.core.memory import release_free_memory
-from vocalmix.core.parallel import Filling, beside
+from vocalmix.core.parallel import Early, Filling, beside
 from vocalmix.core.params import (
     RULE_VOCAL_TO_MIX_LU,
     Achieved,
@@ -425,7 +425,8 @@ def _finite(v: float | np.ndarray) -> float | None:
 
 
 def measure_achieved(rendered: Rendered, resolved: Resolved | None = None,
-                     measure: str = "integrated", master_gain_db: float = 0.0) -> Achieved:
+                     measure: str = "integrated", master_gain_db: float = 0.0,
+                     parts_stats: Callable[[], _PartsStats] | None = None) -> Achieved:
     """Measure a render: vocal-to-mix (pre-master), vocal LRA, mix loudness and peak.
 
     With ``resolved`` (a render straight after resolving), the figures the resolvers
@@ -433,7 +434,9 @@ def measure_achieved(rendered: Rendered, resolved: Resolved | None = None,
     vocal-to-backing ratios (BS.1770-4 on the same block sums, in the measure the
     resolver solved for) and the vocal LRA; the mix's loudness is then measured only if
     the master changed it. Without it, the vocal-to-mix ratio is measured as
-    ``measure`` says (``targets.vocal_to_mix_measure`` of the rendered document).
+    ``measure`` says (``targets.vocal_to_mix_measure`` of the rendered document), from
+    the stems' segment energies: :func:`_parts_stats` of the render, or what
+    ``parts_stats()`` returns (the same, measured while the master ran).
     """
     sr = rendered.sample_rate
     if resolved is not None:
@@ -459,9 +462,8 @@ def measure_achieved(rendered: Rendered, resolved: Resolved | None = None,
             mix_true_peak_dbtp=_finite(rendered.mix_true_peak_dbtp),
             master_gain_reduction_db=float(rendered.master_gain_reduction_db),
         )
-    # the dry vocal is K-weighted on a helper thread beside the vocal and the backing
-    dry, (vocal, backing, premaster) = beside(lambda: _stats(rendered.vocal_dry, sr),
-                                              lambda: _sum_stats(rendered))
+    dry, (vocal, backing, premaster) = (parts_stats() if parts_stats is not None
+                                        else _parts_stats(rendered))
     return achieved_from_stats(
         vocal, backing, premaster, _mix_stats(rendered), dry,
         measure=measure,
@@ -469,12 +471,24 @@ def measure_achieved(rendered: Rendered, resolved: Resolved | None = None,
         gain_reduction_db=rendered.master_gain_reduction_db)
 
 
+#: the dry vocal's segment energies, then the vocal's, the backing's and the premaster's
+_PartsStats = tuple[BlockStats, tuple[BlockStats, BlockStats, BlockStats]]
+
+
+def _parts_stats(rendered: Rendered | PendingRender) -> _PartsStats:
+    """The segment energies of a render's stems (final before its master stage ends):
+    the dry vocal's, K-weighted on a helper thread, beside :func:`_sum_stats`."""
+    sr = rendered.sample_rate
+    return beside(lambda: _stats(rendered.vocal_dry, sr), lambda: _sum_stats(rendered))
+
+
 def _stats(x: np.ndarray, sample_rate: int) -> BlockStats:
     """The segment energies of a rendered signal (remembered when it is read-only)."""
     return BlockStats.of(x, sample_rate, remember=not x.flags.writeable)
 
 
-def _sum_stats(rendered: Rendered) -> tuple[BlockStats, BlockStats, BlockStats]:
+def _sum_stats(rendered: Rendered | PendingRender
+               ) -> tuple[BlockStats, BlockStats, BlockStats]:
     """The segment energies of the rendered vocal, the backing and their sum (the
     premaster), from one K-weighting of each part: K-weighting is linear, so a segment
     of the sum holds ``vv + 2 vb + bb`` (:meth:`~vocalmix.core.measure.BlockStats.cross`
@@ -546,11 +560,15 @@ def render_params_pending(
     vocal, backing = frozen(vocal), frozen(backing)
     progress(ProgressEvent("render", 0.0, "rendering"))
     r = render_pending(vocal, backing, sample_rate, params)
+    # the stems are final: their figures are measured while the master limits the mix
+    # (a core is idle part of that time) instead of after it
+    early = Early(lambda: _parts_stats(r))
 
     def finish(rendered: Rendered) -> tuple[MixParams, Rendered]:
         progress(ProgressEvent("measure", 0.7, "measuring the result"))
         return replace(params, achieved=measure_achieved(
-            rendered, measure=params.targets.vocal_to_mix_measure)), rendered
+            rendered, measure=params.targets.vocal_to_mix_measure,
+            parts_stats=early.result)), rendered
 
     return Pending(r, finish)
 

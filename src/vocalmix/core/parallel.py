@@ -8,7 +8,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
@@ -44,6 +44,19 @@ def beside(there: Callable[[], T], here: Callable[[], R]) -> tuple[T, R]:
         later = pool.submit(there)
         mine = here()
         return later.result(), mine
+
+
+class Early(Generic[T]):
+    """``fn()`` started now on a helper thread; :meth:`result` waits for it (and raises
+    its exception). For work whose inputs are ready before its result is needed."""
+
+    def __init__(self, fn: Callable[[], T]) -> None:
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="vocalmix-early")
+        self._future = self._pool.submit(fn)
+        self._pool.shutdown(wait=False)
+
+    def result(self) -> T:
+        return self._future.result()
 
 
 def ordered_map(fn: Callable[[T], R], items: Iterable[T], *, workers: int = 2,
