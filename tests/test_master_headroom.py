@@ -138,3 +138,18 @@ def test_a_live_settle_does_not_announce_a_master_gain_it_does_not_apply(loud_pa
     settled = settle_estimate(vocal, backing, SR, "baseline")
     assert settled.chain is not None and settled.notes
     assert not any("master gain" in n for n in settled.notes)
+
+
+def test_the_master_reads_its_true_peak_as_it_limits_the_same_as_after():
+    # the true peak of the limited mix is read a block at a time as the limiter finishes
+    # it (beside its loudness), not over the whole mix afterwards: the same figure
+    from vocalmix.core.measure import true_peak_dbtp
+    from vocalmix.core.render import PendingMaster
+    from vocalmix.synth import synthesize_song
+
+    for seed in range(3):
+        v, b = synthesize_song(sample_rate=44100, duration_s=6.0, seed=seed)
+        x = (1.5 * v + 2.5 * b).astype(np.float32)  # over the ceiling: limited
+        y, reduction, tp, energy = PendingMaster(x, 44100, Master()).result()
+        assert reduction > 3.0 and energy is not None
+        assert tp == true_peak_dbtp(y, 44100)

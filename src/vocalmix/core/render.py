@@ -41,7 +41,7 @@ from vocalmix.core.dsp import (
     run_board,
     twin_render,
 )
-from vocalmix.core.measure import true_peak_dbtp
+from vocalmix.core.measure import TruePeakMeter, true_peak_dbtp
 from vocalmix.core.params import Compressor, DeEsser, Master, MixParams, Reverb, VocalChain
 
 
@@ -233,11 +233,12 @@ def _reduction_db(gmin: float | None) -> float:
 
 class PendingMaster:
     """:func:`master_stage_measured` with ``energy="limited"``, running: the limiter on a
-    helper thread, the K-weighting of its output on another, each block as soon as the
-    limiter has finished it (the limiter runs on one core). :meth:`blocks` hands the
-    output's finished rows to a third party meanwhile (a writer); :meth:`result` waits,
-    measures the true peak and gives ``(output, reduction dB, true peak dBTP, segment
-    energies or None)``, the same figures to the bit as measuring the output afterwards.
+    helper thread, the K-weighting and the true peak (:class:`TruePeakMeter`) of its
+    output on another, each block as soon as the limiter has finished it (the limiter
+    runs on one core). :meth:`blocks` hands the output's finished rows to a third party
+    meanwhile (a writer); :meth:`result` waits and gives ``(output, reduction dB, true
+    peak dBTP, segment energies or None)``, the same figures to the bit as measuring the
+    output afterwards (a test checks the true peak).
     """
 
     def __init__(self, x: np.ndarray, sample_rate: int, master: Master, *,
@@ -251,6 +252,7 @@ class PendingMaster:
         self._reading = threading.Event()  # the limiter runs: its output and readiness
         self._out: tuple[np.ndarray, Callable[[int], None]] | None = None
         self._result: tuple[np.ndarray, float, float, np.ndarray | None] | None = None
+        self._meter: TruePeakMeter | None = None  # the output's true peak, as it is read
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="vocalmix-master")
         self._run = self._pool.submit(limit_min_gain_reading, x, sample_rate, master,
                                       self._read, in_place=in_place)
@@ -261,9 +263,14 @@ class PendingMaster:
 
         self._out = (y, ready)
         self._reading.set()
-        return k_weighted_energies_of_blocks(self._ready_blocks(y, ready,
-                                                                kw_block_len(self.sample_rate)),
-                                             self.sample_rate)
+        meter = self._meter = TruePeakMeter()
+
+        def metered() -> Iterator[np.ndarray]:
+            for b in self._ready_blocks(y, ready, kw_block_len(self.sample_rate)):
+                meter.add(b)
+                yield b
+
+        return k_weighted_energies_of_blocks(metered(), self.sample_rate)
 
     def _ready_blocks(self, y: np.ndarray, ready: Callable[[int], None], block: int
                       ) -> Iterator[np.ndarray]:
@@ -292,8 +299,9 @@ class PendingMaster:
                 y, gmin, e = self._run.result()
             finally:
                 self._pool.shutdown()
-            self._result = (y, _reduction_db(gmin), true_peak_dbtp(y, self.sample_rate),
-                            e if gmin is not None else None)
+            tp = (self._meter.dbtp() if gmin is not None and self._meter is not None
+                  else true_peak_dbtp(y, self.sample_rate))
+            self._result = (y, _reduction_db(gmin), tp, e if gmin is not None else None)
         return self._result
 
     def close(self) -> None:
