@@ -213,3 +213,73 @@ def server(tmp_path_factory):
     yield f"http://127.0.0.1:{port}"
     srv.should_exit = True
     th.join(timeout=10)
+
+
+# --- a take recorded in a browser -------------------------------------------------------
+
+#: ``OPUS_GET_LOOKAHEAD`` at 48 kHz: a take read without its stated pre-skip is this late
+OPUS_LOOKAHEAD_SAMPLES = 312
+#: a take as a browser karaoke page records it: Web Audio into a MediaRecorder. Called
+#: with the samples (float32 at 48 kHz, base64) and a MIME type; returns the type the
+#: recorder wrote and the file (base64), ``"|"`` between, or ``"state:..."`` when the
+#: page's AudioContext did not run
+RECORD_TAKE_JS = """async (b64, mime) => {
+  const raw = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  const samples = new Float32Array(raw.buffer);
+  const ctx = new AudioContext({sampleRate: 48000});
+  await Promise.race([ctx.resume(), new Promise((r) => setTimeout(r, 5000))]);
+  if (ctx.state !== 'running') return 'state:' + ctx.state;
+  const buf = ctx.createBuffer(1, samples.length, 48000);
+  buf.copyToChannel(samples, 0);
+  const src = ctx.createBufferSource(); src.buffer = buf;
+  const dest = ctx.createMediaStreamDestination();
+  src.connect(dest);
+  const rec = new MediaRecorder(dest.stream, {mimeType: mime});
+  const parts = [];
+  rec.ondataavailable = (e) => parts.push(e.data);
+  const done = new Promise((r) => rec.onstop = r);
+  rec.start(250);
+  src.start();
+  await new Promise((r) => setTimeout(r, samples.length / 48 + 500));
+  rec.stop(); await done;
+  const bytes = new Uint8Array(await new Blob(parts).arrayBuffer());
+  let s = '';
+  for (let i = 0; i < bytes.length; i += 8192)
+    s += String.fromCharCode.apply(null, bytes.subarray(i, i + 8192));
+  return rec.mimeType + '|' + btoa(s);
+}"""
+
+
+def record_args(mime: str) -> list[str]:
+    """:data:`RECORD_TAKE_JS`'s arguments: clicks every 0.5 s from 0.25 s (five 20 ms
+    1 kHz bursts at 0.5 of full scale in 3 s at 48 kHz, base64 float32), and ``mime``."""
+    import base64
+
+    sr = 48000
+    x = np.zeros(3 * sr, np.float32)
+    t = np.arange(int(0.02 * sr)) / sr
+    for k in range(5):
+        i = int((0.25 + 0.5 * k) * sr)
+        x[i:i + t.size] = 0.5 * np.sin(2 * np.pi * 1000 * t)
+    return [base64.b64encode(x.tobytes()).decode(), mime]
+
+
+def recorded_take(value: str) -> tuple[str, bytes]:
+    """``(the MIME type written, the file)`` of :data:`RECORD_TAKE_JS`'s result."""
+    import base64
+
+    assert not value.startswith("state:"), (
+        f"the page's AudioContext did not run ({value}): no audio device reached")
+    written, b64 = value.split("|", 1)
+    return written, base64.b64decode(b64)
+
+
+def clicks_late(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    """How many samples late each click of :func:`record_args` decodes (its first
+    sample over 0.1, against where it was written)."""
+    on = np.flatnonzero(np.abs(samples[:, 0]) > 0.1)
+    assert on.size, "the take is silent"
+    starts = on[np.r_[True, np.diff(on) > sample_rate // 10]]
+    assert len(starts) == 5, starts
+    expected = (0.25 + 0.5 * np.arange(5)) * sample_rate + 2  # (0.1 is passed 2 in)
+    return starts - expected

@@ -16,13 +16,23 @@ import shutil
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile as sf
 
 from vocalmix.core.amount import effective_level_target
+from vocalmix.core.audio import read_audio
 from vocalmix.core.measure import integrated_loudness
 from vocalmix.core.params import RULE_VOCAL_TO_MIX_LU, MixParams, param_specs
 from vocalmix.synth import synthesize_song
+
+from conftest import (
+    OPUS_LOOKAHEAD_SAMPLES,
+    RECORD_TAKE_JS,
+    clicks_late,
+    record_args,
+    recorded_take,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]  # ~30 s: in the slow run
 REPO = Path(__file__).resolve().parents[1]
@@ -499,8 +509,6 @@ def test_api_reference_page_works_offline(server, page):
 def test_a_warning_about_the_inputs_is_shown_above_the_player(server, page, tmp_path):
     """A take of steady hiss (recorded with nobody singing) is mixed, and the warning
     about it stands above the player, not only in the notes line."""
-    import numpy as np
-
     sr = 22050
     rng = np.random.default_rng(4)
     vp, bp = tmp_path / "hiss.wav", tmp_path / "backing.wav"
@@ -519,52 +527,20 @@ def test_a_warning_about_the_inputs_is_shown_above_the_player(server, page, tmp_
     assert not page.errors  # type: ignore[attr-defined]
 
 
-RECORD_JS = """async (samples) => {
-  // a take as a browser karaoke page records it: Web Audio into a MediaRecorder
-  const ctx = new AudioContext({sampleRate: 48000});
-  const buf = ctx.createBuffer(1, samples.length, 48000);
-  buf.copyToChannel(Float32Array.from(samples), 0);
-  const src = ctx.createBufferSource(); src.buffer = buf;
-  const dest = ctx.createMediaStreamDestination();
-  src.connect(dest);
-  const rec = new MediaRecorder(dest.stream, {mimeType: 'audio/webm;codecs=opus'});
-  const parts = [];
-  rec.ondataavailable = (e) => parts.push(e.data);
-  const done = new Promise((r) => rec.onstop = r);
-  rec.start(250);
-  src.start();
-  await new Promise((r) => setTimeout(r, samples.length / 48 + 500));
-  rec.stop(); await done;
-  const bytes = new Uint8Array(await new Blob(parts).arrayBuffer());
-  return Array.from(bytes);
-}"""
-
-
 def test_a_take_chrome_records_is_read_in_time(server, page):
     """Chrome's MediaRecorder writes WebM whose Opus header states no encoder delay,
     though libopus puts 6.5 ms before the audio: read as stated, a browser's take came
     312 samples late. Clicks every 0.5 s from 0.25 s must decode where they were."""
-    import numpy as np
-
-    from vocalmix.core.audio import read_audio
-
     page.goto(server)
-    sr = 48000
-    x = np.zeros(3 * sr, np.float32)
-    t = np.arange(int(0.02 * sr)) / sr
-    for k in range(5):
-        i = int((0.25 + 0.5 * k) * sr)
-        x[i:i + t.size] = 0.5 * np.sin(2 * np.pi * 1000 * t)
-    webm = bytes(page.evaluate(RECORD_JS, x.tolist()))
-    a = read_audio(webm, label="vocal")
-    assert a.sample_rate == sr
-    on = np.flatnonzero(np.abs(a.samples[:, 0]) > 0.1)
-    starts = on[np.r_[True, np.diff(on) > sr // 10]]
-    expected = (0.25 + 0.5 * np.arange(5)) * sr + 2  # (the sine passes 0.1 two samples in)
+    written, take = recorded_take(page.evaluate(
+        f"([b, m]) => ({RECORD_TAKE_JS})(b, m)", record_args("audio/webm;codecs=opus")))
+    assert written.startswith("audio/webm")
+    a = read_audio(take, label="vocal")
+    assert a.sample_rate == 48000
+    late = clicks_late(a.samples, a.sample_rate)
     # the recorder may start capturing before the source's first render quantum: 0
     # samples late in most runs here, 64 or 128 in two runs of 14 (the page's own
     # lateness, a few ms at most). Read as stated, every take came at least the codec's
     # 312 samples late
-    late = starts[:5] - expected
-    assert np.ptp(late) <= 2 and -2 <= late[0] < 312 - 12, starts[:5]
+    assert np.ptp(late) <= 2 and -2 <= late[0] < OPUS_LOOKAHEAD_SAMPLES - 12, late
     assert any("recorded by Chrome" in n and "312 samples" in n for n in a.notes)

@@ -12,7 +12,6 @@ a folder of their own. Firefox is driven over WebDriver BiDi, which it serves it
 
 from __future__ import annotations
 
-import base64
 import itertools
 import json
 import os
@@ -30,14 +29,18 @@ import soundfile as sf
 from vocalmix.core.audio import read_audio
 from vocalmix.synth import synthesize_song
 
-from conftest import free_port
+from conftest import (
+    OPUS_LOOKAHEAD_SAMPLES,
+    RECORD_TAKE_JS,
+    clicks_late,
+    free_port,
+    record_args,
+    recorded_take,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]  # ~15 s: in the slow run
 FIREFOX = (os.environ.get("VOCALMIX_FIREFOX") or shutil.which("firefox-esr")
            or shutil.which("firefox") or "/usr/bin/firefox-esr")
-SR = 48000
-#: ``OPUS_GET_LOOKAHEAD`` at 48 kHz: a take read without its stated pre-skip is this late
-OPUS_LOOKAHEAD = 312
 
 # Firefox's settings for a test profile: media plays without a gesture, and nothing
 # reaches for the network (this machine has none) or asks a first-run question
@@ -190,63 +193,19 @@ def firefox(home: Path, pulse: dict[str, str], server: str) -> Iterator[_Bidi]:
             proc.wait()
 
 
-# the same take as the Chromium test's: Web Audio into a MediaRecorder, as a browser
-# karaoke page records one; samples in and the file out as base64
-RECORD_JS = """async (b64, mime) => {
-  const raw = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
-  const samples = new Float32Array(raw.buffer);
-  const ctx = new AudioContext({sampleRate: 48000});
-  await Promise.race([ctx.resume(), new Promise((r) => setTimeout(r, 5000))]);
-  if (ctx.state !== 'running') return 'state:' + ctx.state;
-  const buf = ctx.createBuffer(1, samples.length, 48000);
-  buf.copyToChannel(samples, 0);
-  const src = ctx.createBufferSource(); src.buffer = buf;
-  const dest = ctx.createMediaStreamDestination();
-  src.connect(dest);
-  const rec = new MediaRecorder(dest.stream, {mimeType: mime});
-  const parts = [];
-  rec.ondataavailable = (e) => parts.push(e.data);
-  const done = new Promise((r) => rec.onstop = r);
-  rec.start(250);
-  src.start();
-  await new Promise((r) => setTimeout(r, samples.length / 48 + 500));
-  rec.stop(); await done;
-  const bytes = new Uint8Array(await new Blob(parts).arrayBuffer());
-  let s = '';
-  for (let i = 0; i < bytes.length; i += 8192)
-    s += String.fromCharCode.apply(null, bytes.subarray(i, i + 8192));
-  return rec.mimeType + '|' + btoa(s);
-}"""
-
-
 @pytest.mark.parametrize("mime", ["audio/webm;codecs=opus", "audio/ogg;codecs=opus"])
 def test_a_take_firefox_records_is_read_in_time(firefox, mime):
     """Firefox states its Opus encoder's delay (the WebM's CodecDelay, the Ogg's
     pre-skip), and the take is read as stated: clicks every 0.5 s from 0.25 s decode
     where they were. Read without the stated delay, they would be 312 samples late; read
     with Chrome's unstated 312 samples dropped as well, 312 early."""
-    bidi = firefox
-    x = np.zeros(3 * SR, np.float32)
-    t = np.arange(int(0.02 * SR)) / SR
-    for k in range(5):
-        i = int((0.25 + 0.5 * k) * SR)
-        x[i:i + t.size] = 0.5 * np.sin(2 * np.pi * 1000 * t)
-    value = bidi.call(RECORD_JS, base64.b64encode(x.tobytes()).decode(), mime)
-    assert not value.startswith("state:"), (
-        f"Firefox's AudioContext did not run ({value}): no audio device reached")
-    written, b64 = value.split("|", 1)
+    written, take = recorded_take(firefox.call(RECORD_TAKE_JS, *record_args(mime)))
     assert written.split(";")[0] == mime.split(";")[0]
-    a = read_audio(base64.b64decode(b64), label="vocal")
-    assert a.sample_rate == SR
-    on = np.flatnonzero(np.abs(a.samples[:, 0]) > 0.1)
-    assert on.size, "the take is silent"
-    starts = on[np.r_[True, np.diff(on) > SR // 10]]
-    assert len(starts) == 5, starts
-    expected = (0.25 + 0.5 * np.arange(5)) * SR + 2  # (the sine passes 0.1 two samples in)
-    late = starts - expected
+    a = read_audio(take, label="vocal")
+    late = clicks_late(a.samples, a.sample_rate)
     # 0 samples late in 12 runs here (6 of each container); the recorder may start a
     # render quantum or two before the source, as Chromium's does
-    assert np.ptp(late) <= 2 and -2 <= late[0] < OPUS_LOOKAHEAD - 12, late
+    assert np.ptp(late) <= 2 and -2 <= late[0] < OPUS_LOOKAHEAD_SAMPLES - 12, late
     assert not any("recorded by Chrome" in n for n in a.notes), a.notes
 
 

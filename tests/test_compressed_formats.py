@@ -337,12 +337,22 @@ def test_the_library_reads_an_upload_held_in_memory(tmp_path, take):
 def test_a_long_m4a_is_mixed_in_parts_as_the_whole_file_is(tmp_path, take, monkeypatch):
     # long inputs are read a block at a time (bounded memory): an M4A is decoded once to
     # a temporary file for it, and mixes as the whole-file path mixes it
-    import json
-    import tempfile
-
     v, b = take
     vp = encode(tmp_path / "take.m4a", v, SR, "aac", "mp4")
     bp = encode(tmp_path / "backing.m4a", b, SR, "aac", "mp4")
+    whole = rendered_whole_and_in_parts(tmp_path, vp, bp, monkeypatch)
+    assert whole.shape == (v.shape[0], 2)
+
+
+def rendered_whole_and_in_parts(tmp_path: Path, vp: Path, bp: Path, monkeypatch
+                                ) -> np.ndarray:
+    """Estimate (baseline) a pair, render the params document whole, then as a long
+    input (in parts, the inputs FFmpeg reads decoded once to a temporary file): checks
+    the same mix within a few 24-bit steps and the temporary files removed; the whole
+    render's samples."""
+    import json
+    import tempfile
+
     p = tmp_path / "p.json"
     assert main(["estimate", str(vp), str(bp), "-o", str(p), "-q", "--method",
                  "baseline"]) == 0
@@ -350,14 +360,19 @@ def test_a_long_m4a_is_mixed_in_parts_as_the_whole_file_is(tmp_path, take, monke
     assert main(["render", str(vp), str(bp), str(p), "-o", str(whole), "-q"]) == 0
     temporary = set(Path(tempfile.gettempdir()).glob("vocalmix-*.w64"))
     monkeypatch.setenv("VOCALMIX_LONG_INPUT_MB", "0.5")
+    from vocalmix.longform import open_long_pair
+
+    assert open_long_pair(vp, bp) is not None
     assert main(["render", str(vp), str(bp), str(p), "-o", str(long), "-q",
                  "--params-out", str(tmp_path / "pl.json")]) == 0
     a, _ = sf.read(whole, dtype="float64")
     c, _ = sf.read(long, dtype="float64")
-    assert a.shape == c.shape == (v.shape[0], 2)
+    assert a.shape == c.shape
     assert np.abs(a - c).max() <= 4 / 2**23  # the same mix within a few 24-bit steps
     assert json.loads((tmp_path / "pl.json").read_text())["achieved"]["mix_integrated_lufs"]
     assert set(Path(tempfile.gettempdir()).glob("vocalmix-*.w64")) == temporary  # removed
+    monkeypatch.delenv("VOCALMIX_LONG_INPUT_MB")
+    return a
 
 
 def test_a_long_webm_is_planned_from_its_packets_and_mixed_in_parts(tmp_path, take,
@@ -365,9 +380,6 @@ def test_a_long_webm_is_planned_from_its_packets_and_mixed_in_parts(tmp_path, ta
     # a WebM's stream states no length (a browser's recording has none in its header
     # either): its packets' durations plan the long path, and it mixes in parts as the
     # whole file mixes it. Without them, a long WebM was refused over 512 MB decoded
-    import json
-    import tempfile
-
     from vocalmix.longform import open_long_pair
 
     v, b = take
@@ -382,22 +394,7 @@ def test_a_long_webm_is_planned_from_its_packets_and_mixed_in_parts(tmp_path, ta
     assert np.array_equal(r.scan("vocal").read(0, r.frames), whole_take.samples)
     del r  # (and its temporary file)
     assert open_long_pair(wp, bp) is None  # 3 s: short, read whole
-    p = tmp_path / "p.json"
-    assert main(["estimate", str(wp), str(bp), "-o", str(p), "-q", "--method",
-                 "baseline"]) == 0
-    whole, long = tmp_path / "whole.wav", tmp_path / "long.wav"
-    assert main(["render", str(wp), str(bp), str(p), "-o", str(whole), "-q"]) == 0
-    temporary = set(Path(tempfile.gettempdir()).glob("vocalmix-*.w64"))
-    monkeypatch.setenv("VOCALMIX_LONG_INPUT_MB", "0.5")
-    assert open_long_pair(wp, bp) is not None
-    assert main(["render", str(wp), str(bp), str(p), "-o", str(long), "-q",
-                 "--params-out", str(tmp_path / "pl.json")]) == 0
-    a, _ = sf.read(whole, dtype="float64")
-    c, _ = sf.read(long, dtype="float64")
-    assert a.shape == c.shape
-    assert np.abs(a - c).max() <= 4 / 2**23  # the same mix within a few 24-bit steps
-    assert json.loads((tmp_path / "pl.json").read_text())["achieved"]["mix_integrated_lufs"]
-    assert set(Path(tempfile.gettempdir()).glob("vocalmix-*.w64")) == temporary  # removed
+    rendered_whole_and_in_parts(tmp_path, wp, bp, monkeypatch)
     # the packets' sum is held to the length limit as it adds up
     monkeypatch.setenv("VOCALMIX_MAX_DURATION_S", "2")
     with pytest.raises(DurationError, match="longer than the limit"):
