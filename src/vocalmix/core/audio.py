@@ -604,8 +604,10 @@ class _FFmpegDecode:
         if self.channels > _FFMPEG_MAX_CHANNELS:
             # PyAV (18.1) gives a planar frame of 8 channels or more a plane too many,
             # read from past FFmpeg's 8 data pointers: converting it to an array read
-            # wild memory and crashed the process (a 7.1 AAC file, or a damaged packet)
-            raise ChannelLayoutError(
+            # wild memory and crashed the process (a 7.1 AAC file, or a damaged packet).
+            # (Not a ChannelLayoutError: folding the channels, which that suggests, would
+            # not read them)
+            raise UnreadableAudioError(
                 f"{label}: has {self.channels} channels; vocalmix reads at most "
                 f"{_FFMPEG_MAX_CHANNELS} from an M4A, WebM or AAC file, and mixes mono or "
                 "stereo: export one (e.g. ffmpeg -i IN -ac 2 OUT.wav)")
