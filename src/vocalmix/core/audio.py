@@ -631,6 +631,30 @@ class _FFmpegDecode:
             self.track = int(round(float(stream.duration * stream.time_base)
                                    * self.sample_rate))
         self.skip = self._unstated_opus_delay()
+        self.restored = self._overstated_opus_delay()
+        if self.restored:
+            self.track = 0  # (its stated length is the recording's clock, not its samples)
+
+    def _overstated_opus_delay(self) -> int:
+        """Samples the file says to drop first that are the take's own, kept by stating
+        the true delay to the decoder before it opens: Chrome's MediaRecorder writes MP4
+        (``audio/mp4``, Opus) whose Opus header states a pre-skip of 3840 samples (80 ms),
+        although its encoder puts only its lookahead of 312 before the audio: read as
+        stated, a take lost its first 73.5 ms and played that much early. Only for a file
+        whose brands name Chromium's muxer (``vp09`` among them, in a file of audio)."""
+        ctx = self.stream.codec_context
+        if self.fmt != "mov" or ctx.name != "opus":
+            return 0
+        head = bytes(ctx.extradata or b"")
+        if head[:8] != b"OpusHead" or len(head) < 19:
+            return 0
+        stated = int.from_bytes(head[10:12], "little")  # (at 48 kHz, whatever the rate)
+        brands = str(self.container.metadata.get("compatible_brands", ""))
+        if stated != CHROME_MP4_OPUS_PRE_SKIP or "vp09" not in brands:
+            return 0
+        real = int(round(OPUS_LOOKAHEAD_S * 48000))
+        ctx.extradata = head[:10] + real.to_bytes(2, "little") + head[12:]
+        return stated - real
 
     def _unstated_opus_delay(self) -> int:
         """Samples to drop first that the file holds but does not say: Chrome's
@@ -768,6 +792,12 @@ class _FFmpegDecode:
             out.append(f"warning: {self.label}: {self.bad} damaged packet(s) of the file "
                        f"could not be decoded: {1000 * self.gap / self.sample_rate:.0f} ms "
                        "of silence stand in for them, so that the rest keeps its time")
+        if self.restored:
+            out.append(f"{self.label}: recorded by Chrome, whose MP4 states an Opus "
+                       f"pre-skip of {CHROME_MP4_OPUS_PRE_SKIP} samples where its encoder "
+                       f"puts {CHROME_MP4_OPUS_PRE_SKIP - self.restored}: its first "
+                       f"{1000 * self.restored / 48000:.1f} ms were kept, so that the take "
+                       "keeps its time")
         if self.skip:
             out.append(f"{self.label}: recorded by Chrome, whose WebM does not state its "
                        f"Opus encoder's delay: its first {self.skip} samples "
@@ -864,6 +894,9 @@ _FFMPEG_MAX_CHANNELS = 7
 #: libopus's encoder lookahead, s (2.5 ms of analysis plus 4 ms of delay compensation:
 #: ``OPUS_GET_LOOKAHEAD`` at 48 kHz is 312 samples), what a WebM from Chrome leaves unstated
 OPUS_LOOKAHEAD_S = 0.0065
+#: the Opus pre-skip Chrome's MediaRecorder states in its MP4 (48 kHz samples), 80 ms,
+#: whatever its encoder put first
+CHROME_MP4_OPUS_PRE_SKIP = 3840
 #: the most samples past a stream's stated length taken as its encoder's padding of the
 #: last frame (AAC: up to 1024 + 2112), and cut
 _CODEC_PADDING_MAX = 4096
