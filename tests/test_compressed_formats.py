@@ -637,3 +637,38 @@ def test_an_ogg_opus_stream_that_starts_later_is_read_in_time(tmp_path):
     r = AudioReader(later, label="vocal").scan("vocal")
     assert np.array_equal(r.read(0, r.frames), a)
     assert np.array_equal(np.concatenate(list(r.blocks()))[: a.shape[0]], a)
+
+
+def test_a_raw_amr_voice_memo_is_read_with_its_delay_said(tmp_path):
+    # a phone's voice recorder's .amr (AMR-NB, 8 kHz mono, "#!AMR" first): recognised by
+    # its first bytes and read through FFmpeg, whole and in parts; it states no encoder
+    # delay (82 samples, 10 ms, with FFmpeg's encoder here), so a warning says so
+    from vocalmix.core.audio import AudioReader
+
+    sr = 8000
+    x = np.zeros((1, 3 * sr), np.float32)
+    starts = [int((0.25 + 0.5 * k) * sr) for k in range(5)]
+    for i in starts:
+        x[0, i:i + 160] = 0.5 * np.sin(2 * np.pi * 700 * np.arange(160) / sr)
+    p = tmp_path / "memo.amr"
+    frames = []
+    for i in range(0, x.shape[1], 160):
+        frame = av.AudioFrame.from_ndarray(
+            np.ascontiguousarray((x[:, i:i + 160] * 32767).astype(np.int16)),
+            format="s16", layout="mono")
+        frame.sample_rate, frame.pts = sr, i
+        frames.append(frame)
+    with av.open(str(p), "w", format="amr") as out:
+        s = out.add_stream("libopencore_amrnb", rate=sr)
+        s.layout, s.bit_rate = "mono", 12200
+        mux(out, s, frames)
+    assert p.read_bytes()[:6] == b"#!AMR\n"
+    a = read_audio(p, label="vocal")
+    assert a.sample_rate == sr
+    on = np.flatnonzero(np.abs(a.samples[:, 0]) > 0.1)
+    found = on[np.r_[True, np.diff(on) > sr // 10]]
+    late = found - np.asarray(starts)
+    assert len(found) == 5 and np.ptp(late) == 0 and 0 <= late[0] <= 0.015 * sr, late
+    assert any("raw AMR does not say" in n for n in warnings(a))
+    r = AudioReader(p, label="vocal").scan("vocal")
+    assert np.array_equal(r.read(0, r.frames), a.samples)

@@ -498,7 +498,8 @@ def _from_start(f: sf.SoundFile) -> None:
 
 
 #: the formats read, for messages: libsndfile's, then those FFmpeg reads for it
-SUPPORTED_FORMATS = "WAV, FLAC, OGG (Vorbis, Opus), MP3, AIFF, M4A/MP4 (AAC, ALAC), WebM/MKA, AAC"
+SUPPORTED_FORMATS = ("WAV, FLAC, OGG (Vorbis, Opus), MP3, AIFF, M4A/MP4/3GP (AAC, ALAC, "
+                     "Opus, AMR), WebM/MKA, AAC, AMR")
 
 #: the containers handed to FFmpeg (through PyAV) when libsndfile cannot read a file: the
 #: formats phones and browsers record in (an iPhone's or Android's .m4a, a browser's
@@ -512,6 +513,7 @@ _FFMPEG_SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
     (4, b"wide", "mov"),
     (4, b"free", "mov"),
     (0, b"\x1a\x45\xdf\xa3", "matroska"),  # Matroska / WebM (Opus, Vorbis, AAC)
+    (0, b"#!AMR", "amr"),  # raw AMR-NB and AMR-WB: phones' voice recorders (.amr)
 )
 
 
@@ -809,6 +811,11 @@ class _FFmpegDecode:
                        "they are kept: it may play that much late against the other input "
                        "(an .m4a or .mp4 says how many; vocal.offset_ms moves the take "
                        "against the backing)")
+        if self.fmt == "amr":
+            out.append(f"warning: {self.label}: raw AMR does not say how many samples its "
+                       "encoder put before the audio (about 10 ms), so they are kept: it "
+                       "may play that much late against the other input (vocal.offset_ms "
+                       "moves the take against the backing)")
         return out
 
 
