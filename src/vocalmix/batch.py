@@ -86,7 +86,7 @@ TARGET_COLUMNS = ("vocal_to_mix_lu", "vocal_lra_lu", "reverb_decay_s", "vocal_of
 #: the audio files a folder of pairs is read for, the preferred first when a pair
 #: has two formats of one file (lossless first; then what phones and browsers record)
 AUDIO_EXT = (".wav", ".flac", ".aiff", ".aif", ".ogg", ".opus", ".mp3", ".m4a", ".mp4",
-             ".webm", ".mka", ".aac")
+             ".webm", ".mka", ".aac", ".3gp", ".amr")
 JOURNAL = "results.jsonl"
 RESULTS_PARQUET = "results.parquet"
 RESULTS_CSV = "results.csv"
