@@ -220,10 +220,14 @@ def server(tmp_path_factory):
 #: ``OPUS_GET_LOOKAHEAD`` at 48 kHz: a take read without its stated pre-skip is this late
 OPUS_LOOKAHEAD_SAMPLES = 312
 #: a take as a browser karaoke page records it: Web Audio into a MediaRecorder. Called
-#: with the samples (float32 at 48 kHz, base64) and a MIME type; returns the type the
-#: recorder wrote and the file (base64), ``"|"`` between, or ``"state:..."`` when the
-#: page's AudioContext did not run
-RECORD_TAKE_JS = """async (b64, mime) => {
+#: with the samples (float32 at 48 kHz, base64), a MIME type and a reference MIME type
+#: (``""``: none): a second recorder of the same stream, started and stopped with the
+#: first, in a codec with no delay (Chromium's PCM WebM), so that the page's own lateness
+#: (the recorder may start capturing before the source's first render quantum, by up to
+#: 9 ms in a loaded CI run) can be told from the reader's. Returns the type the recorder
+#: wrote and the files (base64), ``"|"`` between, or ``"state:..."`` when the page's
+#: AudioContext did not run
+RECORD_TAKE_JS = """async (b64, mime, refMime) => {
   const raw = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
   const samples = new Float32Array(raw.buffer);
   const ctx = new AudioContext({sampleRate: 48000});
@@ -234,25 +238,35 @@ RECORD_TAKE_JS = """async (b64, mime) => {
   const src = ctx.createBufferSource(); src.buffer = buf;
   const dest = ctx.createMediaStreamDestination();
   src.connect(dest);
-  const rec = new MediaRecorder(dest.stream, {mimeType: mime});
-  const parts = [];
-  rec.ondataavailable = (e) => parts.push(e.data);
-  const done = new Promise((r) => rec.onstop = r);
-  rec.start(250);
+  const types = refMime ? [mime, refMime] : [mime];
+  const recs = types.map((t) => new MediaRecorder(dest.stream, {mimeType: t}));
+  const parts = recs.map(() => []);
+  const done = recs.map((rec, i) => {
+    rec.ondataavailable = (e) => parts[i].push(e.data);
+    return new Promise((r) => rec.onstop = r);
+  });
+  recs.forEach((rec) => rec.start(250));
   src.start();
   await new Promise((r) => setTimeout(r, samples.length / 48 + 500));
-  rec.stop(); await done;
-  const bytes = new Uint8Array(await new Blob(parts).arrayBuffer());
-  let s = '';
-  for (let i = 0; i < bytes.length; i += 8192)
-    s += String.fromCharCode.apply(null, bytes.subarray(i, i + 8192));
-  return rec.mimeType + '|' + btoa(s);
+  recs.forEach((rec) => rec.stop()); await Promise.all(done);
+  const out = [recs[0].mimeType];
+  for (const p of parts) {
+    const bytes = new Uint8Array(await new Blob(p).arrayBuffer());
+    let s = '';
+    for (let i = 0; i < bytes.length; i += 8192)
+      s += String.fromCharCode.apply(null, bytes.subarray(i, i + 8192));
+    out.push(btoa(s));
+  }
+  return out.join('|');
 }"""
+#: the reference recording of :data:`RECORD_TAKE_JS` where the browser has it
+PCM_WEBM = "audio/webm;codecs=pcm"
 
 
-def record_args(mime: str) -> list[str]:
+def record_args(mime: str, reference: str = "") -> list[str]:
     """:data:`RECORD_TAKE_JS`'s arguments: clicks every 0.5 s from 0.25 s (five 20 ms
-    1 kHz bursts at 0.5 of full scale in 3 s at 48 kHz, base64 float32), and ``mime``."""
+    1 kHz bursts at 0.5 of full scale in 3 s at 48 kHz, base64 float32), ``mime`` and the
+    ``reference`` type (``""``: none)."""
     import base64
 
     sr = 48000
@@ -261,17 +275,19 @@ def record_args(mime: str) -> list[str]:
     for k in range(5):
         i = int((0.25 + 0.5 * k) * sr)
         x[i:i + t.size] = 0.5 * np.sin(2 * np.pi * 1000 * t)
-    return [base64.b64encode(x.tobytes()).decode(), mime]
+    return [base64.b64encode(x.tobytes()).decode(), mime, reference]
 
 
-def recorded_take(value: str) -> tuple[str, bytes]:
-    """``(the MIME type written, the file)`` of :data:`RECORD_TAKE_JS`'s result."""
+def recorded_take(value: str) -> tuple[str, bytes, bytes | None]:
+    """``(the MIME type written, the file, the reference file or None)`` of
+    :data:`RECORD_TAKE_JS`'s result."""
     import base64
 
     assert not value.startswith("state:"), (
         f"the page's AudioContext did not run ({value}): no audio device reached")
-    written, b64 = value.split("|", 1)
-    return written, base64.b64decode(b64)
+    written, *files = value.split("|")
+    return (written, base64.b64decode(files[0]),
+            base64.b64decode(files[1]) if len(files) > 1 else None)
 
 
 def clicks_late(samples: np.ndarray, sample_rate: int) -> np.ndarray:
