@@ -672,3 +672,24 @@ def test_a_raw_amr_voice_memo_is_read_with_its_delay_said(tmp_path):
     assert any("raw AMR does not say" in n for n in warnings(a))
     r = AudioReader(p, label="vocal").scan("vocal")
     assert np.array_equal(r.read(0, r.frames), a.samples)
+
+
+def test_a_gsm_wav_which_cannot_seek_is_read_to_its_end(tmp_path, monkeypatch):
+    # GSM 6.10 in WAV (an old dictaphone's or phone's): libsndfile cannot seek in it, and
+    # its whole-file read then asks for a length; it is read a block at a time instead,
+    # held to the length limit as it decodes
+    sr = 8000
+    t = np.arange(3 * sr) / sr
+    x = (0.3 * np.sin(2 * np.pi * 300 * t) * (np.sin(2 * np.pi * 1.5 * t) > 0))[:, None]
+    p = tmp_path / "memo.wav"
+    sf.write(p, x, sr, subtype="GSM610")
+    with sf.SoundFile(p) as f:
+        assert not f.seekable()
+    a = read_audio(p, label="vocal")
+    assert a.sample_rate == sr and abs(a.samples.shape[0] - x.shape[0]) <= 320
+    lag = max(range(-200, 201), key=lambda k: float(np.dot(
+        np.abs(x[4000:20000, 0]), np.abs(a.samples[4000 + k:20000 + k, 0]))))
+    assert abs(lag) <= 2, lag
+    monkeypatch.setenv("VOCALMIX_MAX_DURATION_S", "2")
+    with pytest.raises(DurationError, match="longer than the limit"):
+        read_audio(p, label="vocal")

@@ -476,14 +476,38 @@ def _decode(source: Path | bytes, label: str, max_duration_s: float, too_long,
     try:
         with f:
             sr, _, _ = _checked_header(f, label, max_duration_s, too_long, max_decoded_bytes)
-            _from_start(f)
-            data = f.read(dtype="float32", always_2d=True)
+            data = _read_all(f, label, max_duration_s, too_long, max_decoded_bytes)
             cut = _cut_off_note(p, f, label, data.shape[0] / sr) if p is not None else None
     except (DurationError, AudioTooLargeError, UnreadableAudioError):
         raise
     except _DECODER_ERRORS as e:
         raise _undecodable(label, e, p) from None
     return data, sr, (cut,) if cut else ()
+
+
+def _read_all(f: sf.SoundFile, label: str, max_duration_s: float, too_long,
+              max_decoded_bytes: int | None) -> np.ndarray:
+    """Every frame of a file just opened, float32 ``(n, channels)``: at once from its
+    start (:func:`_from_start`) where it can seek, else a block at a time to its end (a
+    GSM 6.10 WAV, an old dictaphone's or phone's, cannot seek, and libsndfile's whole
+    read asks for a length then), held to the limits as it decodes."""
+    if f.seekable():
+        _from_start(f)
+        return f.read(dtype="float32", always_2d=True)
+    parts: list[np.ndarray] = []
+    n, sr, channels = 0, int(f.samplerate), int(f.channels)
+    while True:
+        x = f.read(READ_BLOCK, dtype="float32", always_2d=True)
+        n += x.shape[0]
+        if n / sr > max_duration_s:
+            raise DurationError(too_long(n / sr))
+        if max_decoded_bytes is not None and decoded_bytes(n, channels) > max_decoded_bytes:
+            raise AudioTooLargeError(_too_large(label, n, channels, sr, max_decoded_bytes))
+        if x.shape[0]:
+            parts.append(x)
+        if x.shape[0] < READ_BLOCK:
+            break
+    return np.concatenate(parts) if parts else np.zeros((0, channels), np.float32)
 
 
 def _from_start(f: sf.SoundFile) -> None:
