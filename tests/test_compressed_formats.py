@@ -693,3 +693,10 @@ def test_a_gsm_wav_which_cannot_seek_is_read_to_its_end(tmp_path, monkeypatch):
     monkeypatch.setenv("VOCALMIX_MAX_DURATION_S", "2")
     with pytest.raises(DurationError, match="longer than the limit"):
         read_audio(p, label="vocal")
+    # the block-by-block read holds the limits itself (a header may understate them)
+    from vocalmix.core.audio import _read_all, _too_long
+
+    with sf.SoundFile(p) as f, pytest.raises(DurationError, match="longer than the limit"):
+        _read_all(f, "vocal", 2.0, lambda sec: _too_long("vocal", sec, 2.0), None)
+    with sf.SoundFile(p) as f, pytest.raises(AudioTooLargeError):
+        _read_all(f, "vocal", 60.0, lambda sec: _too_long("vocal", sec, 60.0), 100_000)

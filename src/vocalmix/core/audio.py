@@ -495,14 +495,13 @@ def _read_all(f: sf.SoundFile, label: str, max_duration_s: float, too_long,
         _from_start(f)
         return f.read(dtype="float32", always_2d=True)
     parts: list[np.ndarray] = []
-    n, sr, channels = 0, int(f.samplerate), int(f.channels)
+    n, channels = 0, int(f.channels)
+    checked = _limits_checker(label, int(f.samplerate), channels, max(int(f.frames), 0),
+                              max_duration_s, too_long, max_decoded_bytes)
     while True:
         x = f.read(READ_BLOCK, dtype="float32", always_2d=True)
         n += x.shape[0]
-        if n / sr > max_duration_s:
-            raise DurationError(too_long(n / sr))
-        if max_decoded_bytes is not None and decoded_bytes(n, channels) > max_decoded_bytes:
-            raise AudioTooLargeError(_too_large(label, n, channels, sr, max_decoded_bytes))
+        checked(n)
         if x.shape[0]:
             parts.append(x)
         if x.shape[0] < READ_BLOCK:
@@ -904,16 +903,26 @@ def _decode_ffmpeg(p: Path | BinaryIO, fmt: str, label: str, max_duration_s: flo
 
 def _decode_limits(d: _FFmpegDecode, max_duration_s: float, too_long,
                    max_decoded_bytes: int | None) -> Callable[[int], None]:
-    """The ``checked(frames)`` of :meth:`_FFmpegDecode.chunks`: raises
+    """The ``checked(frames)`` of :meth:`_FFmpegDecode.chunks` (:func:`_limits_checker`
+    of its stream)."""
+    return _limits_checker(d.label, d.sample_rate, d.channels, d.track, max_duration_s,
+                           too_long, max_decoded_bytes)
+
+
+def _limits_checker(label: str, sample_rate: int, channels: int, track: int,
+                    max_duration_s: float, too_long, max_decoded_bytes: int | None
+                    ) -> Callable[[int], None]:
+    """``checked(frames)`` for a decoder that counts the frames it has decoded: raises
     :class:`AudioTooLargeError` past ``max_decoded_bytes`` (``None``: no bound) and
     :class:`DurationError` past ``max_duration_s`` (worded by ``too_long(seconds)``), each
-    giving the length the container states when it says more than has decoded."""
-    sr, channels, track, limit = d.sample_rate, d.channels, d.track, max_decoded_bytes
+    giving the length the file states (``track`` frames) when it says more than has
+    decoded."""
+    sr, limit = sample_rate, max_decoded_bytes
 
     def checked(frames: int) -> None:
         whole = max(frames, track)
         if limit is not None and decoded_bytes(frames, channels) > limit:
-            raise AudioTooLargeError(_too_large(d.label, whole, channels, sr, limit))
+            raise AudioTooLargeError(_too_large(label, whole, channels, sr, limit))
         if frames / sr > max_duration_s:
             raise DurationError(too_long(whole / sr))
 
