@@ -670,16 +670,22 @@ class _FFmpegDecode:
         ctx = self.stream.codec_context
         if self.fmt != "mov" or ctx.name != "opus":
             return 0
-        head = bytes(ctx.extradata or b"")
-        if head[:8] != b"OpusHead" or len(head) < 19:
-            return 0
-        stated = int.from_bytes(head[10:12], "little")  # (at 48 kHz, whatever the rate)
+        stated = self._stated_pre_skip()
         brands = str(self.container.metadata.get("compatible_brands", ""))
         if stated != CHROME_MP4_OPUS_PRE_SKIP or "vp09" not in brands:
             return 0
         real = int(round(OPUS_LOOKAHEAD_S * 48000))
+        head = bytes(ctx.extradata or b"")
         ctx.extradata = head[:10] + real.to_bytes(2, "little") + head[12:]
         return stated - real
+
+    def _stated_pre_skip(self) -> int:
+        """The pre-skip the stream's Opus header states (48 kHz samples, whatever the
+        rate), or -1 when it has no header (``OpusHead``) to state one."""
+        head = bytes(self.stream.codec_context.extradata or b"")
+        if head[:8] != b"OpusHead" or len(head) < 19:
+            return -1
+        return int.from_bytes(head[10:12], "little")
 
     def _unstated_opus_delay(self) -> int:
         """Samples to drop first that the file holds but does not say: Chrome's
@@ -693,9 +699,7 @@ class _FFmpegDecode:
             return 0
         if not str(self.container.metadata.get("encoder", "")).startswith("Chrome"):
             return 0
-        head = bytes(ctx.extradata or b"")
-        stated = int.from_bytes(head[10:12], "little") if head[:8] == b"OpusHead" else -1
-        if stated != 0 or ctx.delay:
+        if self._stated_pre_skip() != 0 or ctx.delay:
             return 0
         return int(round(OPUS_LOOKAHEAD_S * self.sample_rate))
 
