@@ -649,9 +649,7 @@ class _FFmpegDecode:
                 f"{_FFMPEG_MAX_CHANNELS} from an M4A, WebM or AAC file, and mixes mono or "
                 "stereo: export one (e.g. ffmpeg -i IN -ac 2 OUT.wav)")
         self.track = 0
-        # (raw AAC states no length: FFmpeg's figure for it is a guess from the first
-        # frames' bit rate, 17 s for a 25 s file here, so it is not taken as one)
-        if (self.fmt != "aac" and stream.duration is not None
+        if (self.fmt not in _GUESSED_LENGTH_FORMATS and stream.duration is not None
                 and stream.time_base is not None):
             self.track = int(round(float(stream.duration * stream.time_base)
                                    * self.sample_rate))
@@ -933,6 +931,10 @@ def _limits_checker(label: str, sample_rate: int, channels: int, track: int,
     return checked
 
 
+#: the raw formats whose stream states no length: FFmpeg's figure for one is a guess from
+#: the first frames' bit rate (17 s for a 25 s AAC file here, 3.1 s for a 3.0 s AMR one),
+#: not taken as its length
+_GUESSED_LENGTH_FORMATS = ("aac", "amr")
 #: the most channels read from a file FFmpeg decodes (see :meth:`_FFmpegDecode._check`)
 _FFMPEG_MAX_CHANNELS = 7
 #: libopus's encoder lookahead, s (2.5 ms of analysis plus 4 ms of delay compensation:
