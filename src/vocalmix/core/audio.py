@@ -712,7 +712,9 @@ class _FFmpegDecode:
         holds what it decodes to the limit itself). Leaves the file read to its end: open
         another :class:`_FFmpegDecode` to decode it."""
         av, stream, sr = self._av, self.stream, self.sample_rate
-        stated = int(stream.codec_context.delay or 0) + self.skip  # (priming, samples)
+        # (the priming: what the decoder will drop; a Chrome MP4's restored samples are
+        # not, though the codec's delay, read at opening, still counts them)
+        stated = int(stream.codec_context.delay or 0) + self.skip - self.restored
         total, base = 0, stream.time_base
         try:
             for packet in self.container.demux(stream):
