@@ -290,6 +290,16 @@ def recorded_take(value: str) -> tuple[str, bytes, bytes | None]:
             base64.b64decode(files[1]) if len(files) > 1 else None)
 
 
+def planned_frames(take: bytes, folder: Path) -> int:
+    """The length (samples) the long-form reader plans for the recorded ``take`` before
+    decoding it (a browser's recording states none: its packets are counted)."""
+    from vocalmix.core.audio import AudioReader
+
+    path = folder / "planned.take"
+    path.write_bytes(take)
+    return AudioReader(path, label="vocal").frames
+
+
 def clicks_late(samples: np.ndarray, sample_rate: int) -> np.ndarray:
     """How many samples late each click of :func:`record_args` decodes (its first
     sample over 0.1, against where it was written)."""

@@ -705,34 +705,40 @@ class _FFmpegDecode:
         """The stream's length in samples from its packets' durations, demuxed without
         decoding (a 60-minute WebM in about 0.5 s): for a file whose container states
         none, as a MediaRecorder's WebM (written as it records, with no duration in its
-        header). The encoder's stated priming is taken off, so it is what decodes within
-        the last frame's padding: a plan's length (:meth:`AudioReader.scan` counts the
-        decoded one). 0 when a packet states no duration; :class:`DurationError` as soon
-        as it passes ``max_duration_s`` by more than a last frame's padding (the decoder
-        holds what it decodes to the limit itself). Leaves the file read to its end: open
+        header). An Opus packet's duration is read from its own first bytes (what it
+        decodes to), not from the container's timestamps: Chrome's MP4 states wall-clock
+        durations (1008 samples for a 2880-sample packet), 13 % short over a take. The
+        encoder's stated priming is taken off, so it is what decodes within the last
+        frame's padding: a plan's length (:meth:`AudioReader.scan` counts the decoded
+        one). 0 when a packet states no duration; :class:`DurationError` as soon as it
+        passes ``max_duration_s`` by more than a last frame's padding (the decoder holds
+        what it decodes to the limit itself). Leaves the file read to its end: open
         another :class:`_FFmpegDecode` to decode it."""
         av, stream, sr = self._av, self.stream, self.sample_rate
         # (the priming: what the decoder will drop; a Chrome MP4's restored samples are
         # not, though the codec's delay, read at opening, still counts them)
         stated = int(stream.codec_context.delay or 0) + self.skip - self.restored
-        total, base = 0, stream.time_base
+        opus = stream.codec_context.name == "opus"
+        stated_s = 0.0  # (the packets' stated durations, s)
+        opus_total = 0  # (Opus packets' own durations, 48 kHz samples)
         try:
             for packet in self.container.demux(stream):
                 if packet.size == 0:
                     continue  # (the demuxer's empty packet that ends the stream)
-                if not packet.duration or packet.time_base is None:
+                own = _opus_packet_samples(memoryview(packet)[:2].tobytes()) if opus else 0
+                if own:
+                    opus_total += own
+                elif not packet.duration or packet.time_base is None:
                     return 0
-                total += int(packet.duration)
-                base = packet.time_base
-                seconds = float(total * base) - stated / sr
+                else:
+                    stated_s += float(packet.duration * packet.time_base)
+                seconds = stated_s + opus_total / 48000 - stated / sr
                 if seconds - _CODEC_PADDING_MAX / sr > max_duration_s:
                     raise DurationError(_too_long(self.label, seconds, max_duration_s))
         except av.FFmpegError as e:
             raise UnreadableAudioError(f"{self.label}: cannot be decoded as audio "
                                        f"({_av_reason(e)})") from None
-        if base is None:
-            return 0
-        return max(int(round(float(total * base) * sr)) - stated, 0)
+        return max(int(round((stated_s + opus_total / 48000) * sr)) - stated, 0)
 
     def __enter__(self) -> _FFmpegDecode:
         return self
@@ -941,6 +947,35 @@ _GUESSED_LENGTH_FORMATS = ("aac", "amr")
 _FFMPEG_MAX_CHANNELS = 7
 #: libopus's encoder lookahead, s (2.5 ms of analysis plus 4 ms of delay compensation:
 #: ``OPUS_GET_LOOKAHEAD`` at 48 kHz is 312 samples), what a WebM from Chrome leaves unstated
+# Opus frame sizes (48 kHz samples) of the 32 configurations of a packet's TOC byte
+# (RFC 6716, section 3.1, Table 2): SILK-only 10/20/40/60 ms, hybrid 10/20 ms, CELT-only
+# 2.5/5/10/20 ms
+_OPUS_FRAME_SAMPLES = (480, 960, 1920, 2880) * 3 + (480, 960) * 2 + (120, 240, 480, 960) * 4
+_OPUS_PACKET_MAX = 5760  # 120 ms, the most one packet may hold (RFC 6716, section 3.2.5)
+
+
+def _opus_packet_samples(head: bytes) -> int:
+    """The samples (at 48 kHz) an Opus packet decodes to, from its first two bytes: the
+    TOC byte's configuration gives the frame size, its code the frame count (1; 2 for
+    codes 1 and 2; for code 3 the low six bits of the next byte), RFC 6716 section 3.1.
+    0 when ``head`` cannot be a packet's start (empty, a code 3 without its count byte,
+    no frames, or more than 120 ms)."""
+    if not head:
+        return 0
+    toc = head[0]
+    code = toc & 0x3
+    if code == 0:
+        frames = 1
+    elif code in (1, 2):
+        frames = 2
+    elif len(head) < 2:
+        return 0
+    else:
+        frames = head[1] & 0x3F
+    n = frames * _OPUS_FRAME_SAMPLES[toc >> 3]
+    return n if 0 < n <= _OPUS_PACKET_MAX else 0
+
+
 OPUS_LOOKAHEAD_S = 0.0065
 #: the Opus pre-skip Chrome's MediaRecorder states in its MP4 (48 kHz samples), 80 ms,
 #: whatever its encoder put first
