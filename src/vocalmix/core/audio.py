@@ -31,7 +31,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 import soundfile as sf
@@ -706,8 +706,9 @@ class _FFmpegDecode:
         decoding (a 60-minute WebM in about 0.5 s): for a file whose container states
         none, as a MediaRecorder's WebM (written as it records, with no duration in its
         header). An Opus packet's duration is read from its own first bytes (what it
-        decodes to), not from the container's timestamps: Chrome's MP4 states wall-clock
-        durations (1008 samples for a 2880-sample packet), 13 % short over a take. The
+        decodes to, less the padding the container says to drop at the end), not from
+        the container's timestamps: Chrome's MP4 states wall-clock durations (1008
+        samples for a 2880-sample packet), 13 % short over a take. The
         encoder's stated priming is taken off, so it is what decodes within the last
         frame's padding: a plan's length (:meth:`AudioReader.scan` counts the decoded
         one). 0 when a packet states no duration; :class:`DurationError` as soon as it
@@ -727,7 +728,7 @@ class _FFmpegDecode:
                     continue  # (the demuxer's empty packet that ends the stream)
                 own = _opus_packet_samples(memoryview(packet)[:2].tobytes()) if opus else 0
                 if own:
-                    opus_total += own
+                    opus_total += own - _discarded_at_end(packet)
                 elif not packet.duration or packet.time_base is None:
                     return 0
                 else:
@@ -952,6 +953,17 @@ _FFMPEG_MAX_CHANNELS = 7
 # 2.5/5/10/20 ms
 _OPUS_FRAME_SAMPLES = (480, 960, 1920, 2880) * 3 + (480, 960) * 2 + (120, 240, 480, 960) * 4
 _OPUS_PACKET_MAX = 5760  # 120 ms, the most one packet may hold (RFC 6716, section 3.2.5)
+
+
+def _discarded_at_end(packet: Any) -> int:
+    """Samples the container says to drop from the end of ``packet``'s decoded audio
+    (Matroska's DiscardPadding on a stream's last packet, which FFmpeg gives as its
+    skip-samples side data and its decoder drops); 0 when it says none."""
+    has = getattr(packet, "has_sidedata", None)
+    if has is None or not has("skip_samples"):
+        return 0
+    data = bytes(packet.get_sidedata("skip_samples"))
+    return int.from_bytes(data[4:8], "little") if len(data) >= 8 else 0
 
 
 def _opus_packet_samples(head: bytes) -> int:
