@@ -728,7 +728,7 @@ class _FFmpegDecode:
                     continue  # (the demuxer's empty packet that ends the stream)
                 own = _opus_packet_samples(memoryview(packet)[:2].tobytes()) if opus else 0
                 if own:
-                    opus_total += own - _discarded_at_end(packet)
+                    opus_total += max(own - _discarded_at_end(packet), 0)
                 elif not packet.duration or packet.time_base is None:
                     return 0
                 else:
@@ -946,11 +946,9 @@ def _limits_checker(label: str, sample_rate: int, channels: int, track: int,
 _GUESSED_LENGTH_FORMATS = ("aac", "amr")
 #: the most channels read from a file FFmpeg decodes (see :meth:`_FFmpegDecode._check`)
 _FFMPEG_MAX_CHANNELS = 7
-#: libopus's encoder lookahead, s (2.5 ms of analysis plus 4 ms of delay compensation:
-#: ``OPUS_GET_LOOKAHEAD`` at 48 kHz is 312 samples), what a WebM from Chrome leaves unstated
-# Opus frame sizes (48 kHz samples) of the 32 configurations of a packet's TOC byte
-# (RFC 6716, section 3.1, Table 2): SILK-only 10/20/40/60 ms, hybrid 10/20 ms, CELT-only
-# 2.5/5/10/20 ms
+#: Opus frame sizes (48 kHz samples) of the 32 configurations of a packet's TOC byte
+#: (RFC 6716, section 3.1, Table 2): SILK-only 10/20/40/60 ms, hybrid 10/20 ms, CELT-only
+#: 2.5/5/10/20 ms
 _OPUS_FRAME_SAMPLES = (480, 960, 1920, 2880) * 3 + (480, 960) * 2 + (120, 240, 480, 960) * 4
 _OPUS_PACKET_MAX = 5760  # 120 ms, the most one packet may hold (RFC 6716, section 3.2.5)
 
@@ -988,6 +986,8 @@ def _opus_packet_samples(head: bytes) -> int:
     return n if 0 < n <= _OPUS_PACKET_MAX else 0
 
 
+#: libopus's encoder lookahead, s (2.5 ms of analysis plus 4 ms of delay compensation:
+#: ``OPUS_GET_LOOKAHEAD`` at 48 kHz is 312 samples), what a WebM from Chrome leaves unstated
 OPUS_LOOKAHEAD_S = 0.0065
 #: the Opus pre-skip Chrome's MediaRecorder states in its MP4 (48 kHz samples), 80 ms,
 #: whatever its encoder put first
