@@ -672,7 +672,7 @@ class _FFmpegDecode:
         brands = str(self.container.metadata.get("compatible_brands", ""))
         if stated != CHROME_MP4_OPUS_PRE_SKIP or "vp09" not in brands:
             return 0
-        real = int(round(OPUS_LOOKAHEAD_S * 48000))
+        real = int(round(OPUS_LOOKAHEAD_S * _OPUS_RATE))
         head = bytes(ctx.extradata or b"")
         ctx.extradata = head[:10] + real.to_bytes(2, "little") + head[12:]
         return stated - real
@@ -721,7 +721,7 @@ class _FFmpegDecode:
         stated = int(stream.codec_context.delay or 0) + self.skip - self.restored
         opus = stream.codec_context.name == "opus"
         stated_s = 0.0  # (the packets' stated durations, s)
-        opus_total = 0  # (Opus packets' own durations, 48 kHz samples)
+        opus_total = 0  # (Opus packets' own durations, samples at _OPUS_RATE)
         try:
             for packet in self.container.demux(stream):
                 if packet.size == 0:
@@ -733,13 +733,13 @@ class _FFmpegDecode:
                     return 0
                 else:
                     stated_s += float(packet.duration * packet.time_base)
-                seconds = stated_s + opus_total / 48000 - stated / sr
+                seconds = stated_s + opus_total / _OPUS_RATE - stated / sr
                 if seconds - _CODEC_PADDING_MAX / sr > max_duration_s:
                     raise DurationError(_too_long(self.label, seconds, max_duration_s))
         except av.FFmpegError as e:
             raise UnreadableAudioError(f"{self.label}: cannot be decoded as audio "
                                        f"({_av_reason(e)})") from None
-        return max(int(round((stated_s + opus_total / 48000) * sr)) - stated, 0)
+        return max(int(round((stated_s + opus_total / _OPUS_RATE) * sr)) - stated, 0)
 
     def __enter__(self) -> _FFmpegDecode:
         return self
@@ -832,7 +832,7 @@ class _FFmpegDecode:
             out.append(f"{self.label}: recorded by Chrome, whose MP4 states an Opus "
                        f"pre-skip of {CHROME_MP4_OPUS_PRE_SKIP} samples where its encoder "
                        f"puts {CHROME_MP4_OPUS_PRE_SKIP - self.restored}: its first "
-                       f"{1000 * self.restored / 48000:.1f} ms were kept, so that the take "
+                       f"{1000 * self.restored / _OPUS_RATE:.1f} ms were kept, so that the take "
                        "keeps its time")
         if self.skip:
             out.append(f"{self.label}: recorded by Chrome, whose WebM does not state its "
@@ -946,6 +946,9 @@ def _limits_checker(label: str, sample_rate: int, channels: int, track: int,
 _GUESSED_LENGTH_FORMATS = ("aac", "amr")
 #: the most channels read from a file FFmpeg decodes (see :meth:`_FFmpegDecode._check`)
 _FFMPEG_MAX_CHANNELS = 7
+#: the rate Opus codes at, Hz: what its packets' sizes and its header's pre-skip count in,
+#: whatever rate the decoder is asked for
+_OPUS_RATE = 48000
 #: Opus frame sizes (48 kHz samples) of the 32 configurations of a packet's TOC byte
 #: (RFC 6716, section 3.1, Table 2): SILK-only 10/20/40/60 ms, hybrid 10/20 ms, CELT-only
 #: 2.5/5/10/20 ms
