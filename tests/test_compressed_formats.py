@@ -17,7 +17,12 @@ import pytest
 import soundfile as sf
 
 from vocalmix import batch
-from vocalmix.core.audio import SUPPORTED_FORMATS, AudioReader, read_audio
+from vocalmix.core.audio import (
+    SUPPORTED_FORMATS,
+    AudioReader,
+    _opus_packet_samples,
+    read_audio,
+)
 from vocalmix.core.errors import AudioTooLargeError, DurationError, UnreadableAudioError
 from vocalmix.frontends.cli import main
 from vocalmix.synth import synthesize_song
@@ -33,14 +38,17 @@ def mux(out, stream, frames) -> None:
 
 
 def encode(path: Path, x: np.ndarray, sr: int, codec: str, fmt: str | None = None,
-           bit_rate: int = 192_000) -> Path:
-    """``x`` (n, channels) float written with PyAV's encoder ``codec``."""
+           bit_rate: int = 192_000, options: dict[str, str] | None = None) -> Path:
+    """``x`` (n, channels) float written with PyAV's encoder ``codec`` (given its
+    ``options``)."""
     layout = "stereo" if x.shape[1] == 2 else "mono"
     with av.open(str(path), "w", format=fmt) as out:
         s = out.add_stream(codec, rate=sr)
         s.layout = layout
         if codec != "alac":
             s.bit_rate = bit_rate
+        if options:
+            s.codec_context.options = options
         fmt_name = s.codec_context.codec.audio_formats[0].name
         hop = 4096
         for i in range(0, x.shape[0], hop):
@@ -468,21 +476,9 @@ def test_an_opus_packets_length_is_read_from_its_toc_byte(tmp_path, take, bit_ra
     # section 3.1): what the long path's plan counts for Opus, as Chrome's MP4 states
     # wall-clock durations. Checked against libopus's decoder, packet by packet, over
     # the modes and frame sizes libopus's encoder makes (codes 0 to 3)
-    from vocalmix.core.audio import _opus_packet_samples
-
     v, _b = take
-    path = tmp_path / "take.webm"
-    x = at48(v)[: 48000 * 2]
-    with av.open(str(path), "w", format="webm") as out:
-        s = out.add_stream("libopus", rate=48000)
-        s.layout = "mono"
-        s.bit_rate = bit_rate
-        s.codec_context.options = {"frame_duration": frame_ms, "application": "voip"}
-        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(x.T, np.float32),
-                                           format="fltp", layout="mono")
-        frame.sample_rate = 48000
-        frame.pts = 0
-        mux(out, s, [frame])
+    path = encode(tmp_path / "take.webm", at48(v)[: 48000 * 2], 48000, "libopus", "webm",
+                  bit_rate, {"frame_duration": frame_ms, "application": "voip"})
     configs, codes = set(), set()
     # (libopus's own decoder, the reference implementation, given no header: the
     # stream's would drop its pre-skip from the first packets' output, and FFmpeg's
@@ -504,8 +500,6 @@ def test_an_opus_packets_length_is_read_from_its_toc_byte(tmp_path, take, bit_ra
 
 
 def test_an_opus_toc_byte_that_cannot_start_a_packet_counts_nothing():
-    from vocalmix.core.audio import _opus_packet_samples
-
     assert _opus_packet_samples(b"") == 0
     assert _opus_packet_samples(bytes([0xFB])) == 0  # code 3 without its count byte
     assert _opus_packet_samples(bytes([0xFB, 0x00])) == 0  # code 3, no frames
