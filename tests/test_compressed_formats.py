@@ -509,6 +509,47 @@ def test_an_opus_toc_byte_that_cannot_start_a_packet_counts_nothing():
     assert _opus_packet_samples(bytes([0x83, 0x30])) == 48 * 120  # CELT 2.5 ms x 48
 
 
+def _opus_mp4_stating(path: Path, src: Path, stated: int, damaged: int | None = None
+                      ) -> Path:
+    """The Opus packets of ``src`` in an MP4 that states each ``stated`` samples long
+    (as Chrome's states wall-clock durations), the packet at index ``damaged`` replaced
+    by one no decoder takes that still says, in its first byte, it is 20 ms long (two
+    10 ms CELT frames, code 1, with an odd payload: RFC 6716, section 3.2.3)."""
+    from fractions import Fraction
+
+    with av.open(str(src)) as c, av.open(str(path), "w", format="mp4") as out:
+        ins = c.streams.audio[0]
+        s = out.add_stream_from_template(ins)
+        packets = [bytes(p) for p in c.demux(ins) if p.size]
+        for k, data in enumerate(packets):
+            q = av.Packet(bytes([30 << 3 | 1]) + bytes(41) if k == damaged else data)
+            q.stream, q.time_base = s, Fraction(1, 48000)
+            q.pts = q.dts = k * stated
+            q.duration = stated
+            out.mux(q)
+    return path
+
+
+def test_a_damaged_opus_packet_is_stood_in_for_as_long_as_it_would_have_played(
+        tmp_path, take):
+    # silence stands in for a packet no decoder takes, so that what follows keeps its
+    # time: as long as the packet's own first byte says, not the container's stated
+    # duration (Chrome's MP4 states 1008 samples for a 960-sample packet: 48 samples, 1
+    # ms, late per damaged packet)
+    v, _ = take
+    src = encode(tmp_path / "take.webm", at48(v), 48000, "libopus", "webm")
+    good = read_audio(_opus_mp4_stating(tmp_path / "good.mp4", src, 1008), label="vocal")
+    a = read_audio(_opus_mp4_stating(tmp_path / "bad.mp4", src, 1008, damaged=60),
+                   label="vocal")
+    (note,) = warnings(a)
+    assert "1 damaged packet(s)" in note and "20 ms of silence" in note
+    assert a.samples.shape == good.samples.shape
+    # (the decoder's state takes a while to come back to the undamaged file's after a
+    # lost packet: the last half second is compared)
+    tail = 24000
+    assert np.allclose(a.samples[-tail:], good.samples[-tail:], atol=1e-6)
+
+
 def test_a_raw_aac_is_planned_from_its_packets_not_from_ffmpegs_guess(tmp_path, take):
     # FFmpeg guesses a raw AAC's length from its first frames' bit rate (17 s for a 25 s
     # synthesised take); the long path plans from the packets, which say it exactly

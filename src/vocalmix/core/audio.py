@@ -726,13 +726,13 @@ class _FFmpegDecode:
             for packet in self.container.demux(stream):
                 if packet.size == 0:
                     continue  # (the demuxer's empty packet that ends the stream)
-                own = _opus_packet_samples(memoryview(packet)[:2].tobytes()) if opus else 0
-                if own:
-                    opus_total += max(own - _discarded_at_end(packet), 0)
-                elif not packet.duration or packet.time_base is None:
+                own = _opus_samples(packet) if opus else None
+                if own is not None:
+                    opus_total += own
+                elif (s := _stated_seconds(packet)) is None:
                     return 0
                 else:
-                    stated_s += float(packet.duration * packet.time_base)
+                    stated_s += s
                 seconds = stated_s + opus_total / _OPUS_RATE - stated / sr
                 if seconds - _CODEC_PADDING_MAX / sr > max_duration_s:
                     raise DurationError(_too_long(self.label, seconds, max_duration_s))
@@ -774,6 +774,7 @@ class _FFmpegDecode:
 
     def _decoded(self, checked: Callable[[int], None]) -> Iterator[np.ndarray]:
         av, sr, channels = self._av, self.sample_rate, self.channels
+        opus = self.stream.codec_context.name == "opus"
         resampler = av.AudioResampler(format="fltp", layout=self.stream.layout, rate=sr)
         n = 0
         last = 1024  # samples of the last decoded frame: a damaged packet's stand-in
@@ -790,10 +791,13 @@ class _FFmpegDecode:
                 try:
                     frames = packet.decode()
                 except av.FFmpegError:
-                    span = last
-                    if packet.duration and packet.time_base is not None:
-                        span = max(int(round(float(packet.duration * packet.time_base)
-                                             * sr)), 0)
+                    # (as long as the packet would have played, counted as the plan
+                    # counts it: Chrome's MP4 states wall-clock durations)
+                    own = _opus_samples(packet) if opus else None
+                    stated = _stated_seconds(packet)
+                    span = (int(round(own * sr / _OPUS_RATE)) if own is not None
+                            else max(int(round(stated * sr)), 0) if stated is not None
+                            else last)
                     yield silence(span)
                     continue
                 for frame in frames:
@@ -965,6 +969,21 @@ def _discarded_at_end(packet: Any) -> int:
         return 0
     data = bytes(packet.get_sidedata("skip_samples"))
     return int.from_bytes(data[4:8], "little") if len(data) >= 8 else 0
+
+
+def _opus_samples(packet: Any) -> int | None:
+    """The samples (at 48 kHz) an Opus ``packet`` plays: what its first bytes say it
+    decodes to (:func:`_opus_packet_samples`) less the padding its container says to
+    drop at its end; None when its first bytes cannot start a packet."""
+    own = _opus_packet_samples(memoryview(packet)[:2].tobytes())
+    return max(own - _discarded_at_end(packet), 0) if own else None
+
+
+def _stated_seconds(packet: Any) -> float | None:
+    """The duration the container states for ``packet``, s; None when it states none."""
+    if not packet.duration or packet.time_base is None:
+        return None
+    return float(packet.duration * packet.time_base)
 
 
 def _opus_packet_samples(head: bytes) -> int:
