@@ -534,8 +534,8 @@ def test_a_damaged_opus_packet_is_stood_in_for_as_long_as_it_would_have_played(
         tmp_path, take):
     # silence stands in for a packet no decoder takes, so that what follows keeps its
     # time: as long as the packet's own first byte says, not the container's stated
-    # duration (Chrome's MP4 states 1008 samples for a 960-sample packet: 48 samples, 1
-    # ms, late per damaged packet)
+    # duration (Chrome's MP4 states wall-clock durations; stated 1008 samples here for
+    # 960-sample packets, the rest came 48 samples late per damaged packet)
     v, _ = take
     src = encode(tmp_path / "take.webm", at48(v), 48000, "libopus", "webm")
     good = read_audio(_opus_mp4_stating(tmp_path / "good.mp4", src, 1008), label="vocal")
