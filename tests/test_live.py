@@ -211,6 +211,82 @@ def test_mixer_output_is_the_offline_mix_delayed_by_its_latency(rng):
     assert _peak_db(out[lat:], render(v, b, SR, p).mix[: n - lat]) < -100.0
 
 
+def _blocks(m: LiveMixer, v: np.ndarray, b: np.ndarray, sizes) -> np.ndarray:
+    """``v`` and ``b`` through ``m`` in blocks of the given sizes, in turn, to the end."""
+    out, t, k = [], 0, 0
+    while t < v.shape[0]:
+        n = sizes[k % len(sizes)]
+        out.append(m.process(v[t : t + n], b[t : t + n]))
+        t, k = t + n, k + 1
+    return np.concatenate(out)
+
+
+@pytest.mark.parametrize("case", ["gain ramp", "de-esser", "synthetic reverb, 5 ms"])
+def test_a_block_of_no_samples_is_mixed_to_none_and_moves_nothing(rng, case):
+    # an audio host may call back with no frames; that crashed three stages
+    from vocalmix.core.params import DeEsser
+
+    v = (rng.standard_normal((6000, 2)) * 0.3).astype(np.float32)
+    b = (rng.standard_normal((6000, 2)) * 0.3).astype(np.float32)
+    chain = {"gain ramp": VocalChain(),
+             "de-esser": VocalChain(deesser=DeEsser(enabled=True, threshold_db=-40.0)),
+             "synthetic reverb, 5 ms": VocalChain(reverb=Reverb(
+                 type="synthetic", decay_s=0.5, pre_delay_ms=5.0))}[case]
+    mixers = [LiveMixer(MixParams(vocal=chain), SR, 128) for _ in range(2)]
+    for m in mixers:
+        m.set_vocal_gain(6.0, 20.0)  # (a ride under way)
+    plain = _blocks(mixers[0], v, b, [100])
+    gaps = _blocks(mixers[1], v, b, [100, 0])
+    assert gaps.shape == plain.shape
+    np.testing.assert_array_equal(gaps, plain)
+    assert mixers[1].process(v[:0], b[:0]).shape == (0, 2)
+
+
+def test_a_nan_or_infinite_input_sample_is_mixed_as_silence_not_for_good(rng):
+    # one such sample stuck in the filters' and the limiter's state and silenced the mix
+    # (backing included) from there on
+    v = (rng.standard_normal((20000, 2)) * 0.3).astype(np.float32)
+    b = (rng.standard_normal((20000, 2)) * 0.3).astype(np.float32)
+    p = MixParams(vocal=VocalChain(reverb=Reverb(type="synthetic", decay_s=0.5)))
+    bad_v, bad_b = v.copy(), b.copy()
+    bad_v[1000, 0], bad_v[5000, 1], bad_b[7000, 0] = np.nan, np.inf, -np.inf
+    zero_v, zero_b = v.copy(), b.copy()
+    zero_v[1000, 0] = zero_v[5000, 1] = zero_b[7000, 0] = 0.0
+    m = LiveMixer(p, SR, 256)
+    out = _blocks(m, bad_v, bad_b, [256])
+    assert np.isfinite(out).all()
+    np.testing.assert_array_equal(out, _blocks(LiveMixer(p, SR, 256), zero_v, zero_b, [256]))
+    assert m.nonfinite_samples == 3
+
+
+def test_integer_blocks_and_gains_that_are_no_number_are_refused(rng):
+    from vocalmix.core.errors import AudioLevelError, ParamsError
+
+    m = LiveMixer(MixParams(), SR, 64)
+    ints = (rng.standard_normal((64, 2)) * 3000).astype(np.int16)
+    with pytest.raises(AudioLevelError, match="got int16; divide 16-bit integers by 32768"):
+        m.process(ints, ints)
+    for gain, rate in ((float("nan"), None), (3.0, 0.0), (3.0, float("inf")), (3.0, -2.0)):
+        with pytest.raises(ParamsError):
+            m.set_vocal_gain(gain, rate)
+    assert m.events == [] and m.fader.target_db == MixParams().vocal.gain_db
+
+
+def test_a_take_moved_later_is_heard_that_much_late_and_says_so():
+    # the mix is the offline render latency_samples late; the singer's own voice, moved
+    # later by vocal.offset_ms, comes out later still: vocal_latency_samples says how late
+    p = MixParams(vocal=VocalChain(offset_ms=10.0, reverb=Reverb(wet_level_db=-60.0)))
+    m = LiveMixer(p, 48000, 64)
+    assert m.latency_samples == m.limiter_latency_samples == 240
+    assert m.vocal_latency_samples == 240 + 480
+    click = np.zeros((4800, 2), np.float32)
+    click[100] = 0.5
+    out = _blocks(m, click, np.zeros_like(click), [64])
+    assert int(np.argmax(np.abs(out[:, 0]))) == 100 + m.vocal_latency_samples
+    early = LiveMixer(replace(p, vocal=replace(p.vocal, offset_ms=-10.0)), 48000, 64)
+    assert early.vocal_latency_samples == 240 and early.latency_samples == 240 + 480
+
+
 def test_process_allocates_nothing_that_stays(rng):
     """After warm-up, memory is flat: no growth over 600 blocks, and the transient peak
     is a few block-sized arrays (pedalboard returns a new one per call)."""
@@ -485,6 +561,9 @@ def test_the_background_settle_runs_in_another_process_and_applies_the_same_chai
     plan = plan_live(b, sr, method="baseline")
     inline = LiveSession(plan, 1024)
     bg = LiveSession(plan, 1024, background=True)
+    # the worker is started with the session, not in the audio block that needs it
+    # (spawning it there held that block 10-37 ms)
+    assert bg.wait_ready() and inline.wait_ready()
     for t in range(0, v.shape[0] - 1024, 1024):
         inline.process(v[t : t + 1024], b[t : t + 1024])
     deadline = time.monotonic() + 60.0  # a spawned worker imports vocalmix first

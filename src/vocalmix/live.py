@@ -340,6 +340,11 @@ class _Settled:
     seconds: float = 0.0
 
 
+def _ready_to_settle() -> None:
+    """Run first in the settle's worker process: imports what the estimate needs."""
+    import vocalmix.pipeline  # noqa: F401
+
+
 def settle_estimate(vocal: np.ndarray, backing: np.ndarray, sample_rate: int,
                     method: str) -> _Settled:
     """The settle estimate on the first seconds of a take (module level, so that a
@@ -429,6 +434,15 @@ class LiveSession:
         self._future: Future[_Settled] | None = None
         self._result: _Settled | None = None
         self._pool: ProcessPoolExecutor | None = None
+        self._warm: Future[None] | None = None
+        if background and do_settle:
+            # the worker started and its imports done now, not inside the audio block
+            # that starts the estimate (spawning it there held that block 10-37 ms)
+            import multiprocessing
+
+            self._pool = ProcessPoolExecutor(
+                max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+            self._warm = self._pool.submit(_ready_to_settle)
         self.background_s = 0.0
         self._last_target: float | None = None
         self._solver: Iterator[None] | None = None  # a ride solve under way
@@ -558,15 +572,13 @@ class LiveSession:
         assert self._capture is not None
         v, b = self._capture[0], self._capture[1]
         self._apply_at = self.mixer.samples_processed + self._apply_after
-        if self.background:
+        if self._pool is not None:
             # another process, not a thread: the estimate holds the GIL for long stretches
-            # (pyebur128, Python loops), which would delay the audio callback's blocks
-            import multiprocessing
-
-            self._pool = ProcessPoolExecutor(
-                max_workers=1, mp_context=multiprocessing.get_context("spawn"))
-            self._future = self._pool.submit(settle_estimate, v.copy(), b.copy(),
-                                             self.sample_rate, self.plan.method)
+            # (pyebur128, Python loops), which would delay the audio callback's blocks.
+            # The capture is handed over as it is (it is never written again): the pool's
+            # own thread pickles it, not this block
+            self._future = self._pool.submit(settle_estimate, v, b, self.sample_rate,
+                                             self.plan.method)
         else:
             self._result = settle_estimate(v, b, self.sample_rate, self.plan.method)
             self.background_s += self._result.seconds
@@ -600,6 +612,18 @@ class LiveSession:
 
     # --- processing -------------------------------------------------------------------
 
+    def wait_ready(self, timeout_s: float = 60.0) -> bool:
+        """Wait until the settle's worker process (``background``) has started and
+        imported what it needs, at most ``timeout_s`` s: called before the audio starts,
+        so that its start-up does not compete with the first blocks for the CPU. Whether
+        it is ready (True when the session needs no worker)."""
+        if self._warm is None:
+            return True
+        from concurrent.futures import wait
+
+        done, _ = wait([self._warm], timeout=timeout_s)
+        return bool(done) and self._warm.exception() is None
+
     def take_background_s(self) -> float:
         """Seconds the settle estimate took inside :meth:`process` since the last call."""
         s, self.background_s = self.background_s, 0.0
@@ -612,8 +636,11 @@ class LiveSession:
         if self._captured == 0 and float(np.abs(vocal).max(initial=0.0)) < self._onset:
             return  # the singer has not started: the settle counts from the first note
         k = min(vocal.shape[0], self._capture.shape[1] - self._captured)
-        self._capture[0, self._captured : self._captured + k] = vocal[:k]
-        self._capture[1, self._captured : self._captured + k] = backing[:k]
+        got = self._capture[:, self._captured : self._captured + k]
+        got[0] = vocal[:k]
+        got[1] = backing[:k]
+        if not math.isfinite(float(got.sum())):  # (as the mixer mixes it: see its _finite)
+            got[~np.isfinite(got)] = 0.0
         if self._captured == 0:
             self._onset_sample = self.mixer.samples_processed
         self._captured += k
@@ -846,6 +873,7 @@ def run_on_device(sd: Any, session: LiveSession, backing: np.ndarray,
             raise sd.CallbackStop
 
     channels = (input_channels if vocal is None else 1, 2)
+    session.wait_ready()
     with LowLatencyCpu() as cpu:
         progress(f"playing {backing.shape[0] / sr:.1f} s on the sound device, block {bs}; "
                  f"{cpu.note}")

@@ -73,7 +73,7 @@ import pedalboard as pb
 from vocalmix.core import kernels
 from vocalmix.core.amount import effective, effective_vocal
 from vocalmix.core.dsp import eq_sos, flush_denormals, offset_samples
-from vocalmix.core.errors import ChannelLayoutError, ParamsError
+from vocalmix.core.errors import AudioLevelError, ChannelLayoutError, ParamsError
 from vocalmix.core.limiter import StreamingLimiter
 from vocalmix.core.params import MixParams, VocalChain, clip
 from vocalmix.core.render import db_to_gain
@@ -468,6 +468,13 @@ class LiveMixer:
         self._mute_left = max(0, -shift)
         self.limiter_latency_samples = self._limiter.latency_samples
         self.latency_samples = self._limiter.latency_samples + max(0, -shift)
+        #: how late the singer hears their own voice, samples: the limiter's look-ahead,
+        #: and a take moved later (``vocal.offset_ms`` positive) that much more; for
+        #: monitoring a voice as it is sung, an offset is better left at 0
+        self.vocal_latency_samples = self._limiter.latency_samples + max(0, shift)
+        #: input samples (of either signal, per channel) that were NaN or infinite and
+        #: were mixed as silence, so that one bad sample cannot stick in every filter
+        self.nonfinite_samples = 0
         self.samples_processed = 0
         self.events: list[Event] = []
         self._swap: _Swap | None = None
@@ -493,7 +500,14 @@ class LiveMixer:
 
     def set_vocal_gain(self, gain_db: float, rate_db_per_s: float | None = None) -> None:
         """Move the vocal gain to ``gain_db`` from the next block on, at most
-        ``rate_db_per_s`` dB per second (``None``: at once)."""
+        ``rate_db_per_s`` dB per second (``None``: at once). :class:`ParamsError` for a
+        gain that is not a number, or a rate that is not a positive number."""
+        if not math.isfinite(float(gain_db)):
+            raise ParamsError(f"vocal gain must be a number of dB, got {gain_db}")
+        if rate_db_per_s is not None and not (math.isfinite(float(rate_db_per_s))
+                                              and float(rate_db_per_s) > 0.0):
+            raise ParamsError("the gain's rate must be a positive number of dB per second "
+                              f"(or None to move at once), got {rate_db_per_s}")
         g = clip(VocalChain, "gain_db", gain_db)
         self.fader.set_target(g, rate_db_per_s)
         self.events.append(Event(self.samples_processed, "gain",
@@ -521,6 +535,11 @@ class LiveMixer:
         if x.ndim != 2 or x.shape[1] != CHANNELS:
             raise ChannelLayoutError(
                 f"{what} block must be float32 (n, 2), got shape {x.shape}")
+        if not np.issubdtype(x.dtype, np.floating):
+            # (integer samples would be mixed as values of thousands: full scale is 1.0)
+            raise AudioLevelError(
+                f"{what} block must be float32 (n, 2) samples within -1 to 1, got "
+                f"{x.dtype}; divide 16-bit integers by 32768")
         if x.shape[0] > self.block_size:
             raise ChannelLayoutError(
                 f"{what} block of {x.shape[0]} samples exceeds the mixer's block size "
@@ -553,11 +572,23 @@ class LiveMixer:
             self._swap = None
         return y
 
+    def _finite(self, x: np.ndarray) -> None:
+        """Put silence, in place, in the samples of the block ``x`` that are NaN or
+        infinite (counted in :attr:`nonfinite_samples`): one would otherwise stay in the
+        filters' and the limiter's state and silence the mix for good. The check is
+        one sum, which such a sample makes non-finite."""
+        if math.isfinite(float(x.sum())):
+            return
+        bad = ~np.isfinite(x)
+        self.nonfinite_samples += int(np.count_nonzero(bad))
+        x[bad] = 0.0
+
     def _run(self, vocal: np.ndarray, backing: np.ndarray) -> tuple[np.ndarray, np.ndarray,
                                                                       np.ndarray, np.ndarray]:
         n = vocal.shape[0]
         v = self._v[:, :n]
         np.copyto(v, vocal.T, casting="same_kind")
+        self._finite(v)
         if self._mute_left:
             m = min(self._mute_left, n)
             v[:, :m] = 0.0
@@ -571,6 +602,7 @@ class LiveMixer:
             vox += _chain(send, dry)
         b = self._b[:, :n]
         np.multiply(backing.T, self._backing_gain, out=b, casting="same_kind")
+        self._finite(b)
         if self._backing_delay is not None:
             b = self._backing_delay.process(b)
         s = self._sum[:, :n]
@@ -595,6 +627,10 @@ class LiveMixer:
         if v.shape != b.shape:
             raise ChannelLayoutError(f"vocal {v.shape} and backing {b.shape} blocks differ")
         n = v.shape[0]
+        if n == 0:  # (an audio host may call back with no frames: nothing moves)
+            self.last_vocal, self.last_backing, self.last_dry = (
+                self._vox[:, :0], self._b[:, :0], self._vox[:, :0])
+            return np.zeros((0, CHANNELS), np.float32) if out is None else out
         with flush_denormals():  # once for every filter of the block
             y, vox, dry, bb = self._run(v, b)
         if self._stems:  # delay the stems by the latency so that they line up with the mix

@@ -172,6 +172,11 @@ def run_live(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
              f"{lat_all} samples ({_ms(lat_all, sr)}, the limiter's look-ahead"
              + (f" and the backing's {_ms(waits, sr)} wait for the take moved earlier"
                 if waits else "") + ")"]
+    later = session.mixer.vocal_latency_samples - session.mixer.limiter_latency_samples
+    if later:
+        lines.append(f"warning: the take is moved {_ms(later, sr)} later (vocal.offset_ms): "
+                     "the singer hears their voice that much late; for monitoring, set "
+                     "vocal.offset_ms to 0")
     if sd is not None:
         from vocalmix.live import run_on_device
 
