@@ -163,6 +163,33 @@ def test_conflicts_are_found_through_symlinks_presets_and_the_manifest(tmp_path)
     assert (r["status"], r["error_code"]) == ("failed", OverwriteInputError.code)
 
 
+def test_a_presets_file_is_read_beside_the_manifest_and_an_edit_mixes_the_row_again(
+        tmp_path):
+    # a relative presets file was looked for in the current folder (the row failed:
+    # "no such presets file"), and editing it left the row's old mix standing as done
+    import json
+
+    from vocalmix.estimators.presets import presets
+
+    folder = tmp_path / "songs"
+    folder.mkdir()
+    v, b = _pair(folder, "a", seed=1)
+    entry = dict(presets()[sorted(presets())[0]])
+    (folder / "mine.json").write_text(json.dumps({"hall": entry}))
+    manifest = _csv(folder / "m.csv", ["id", "vocal", "backing", "reverb_preset", "method"],
+                    [["a", v.name, b.name, "mine.json#hall", "baseline"]])
+    out = tmp_path / "out"
+    first = batch.run_batch(manifest, out, workers=1)
+    assert (first.status.ok, first.status.failed) == (1, 0)
+    before = _sha(out / "mix" / "a.wav")
+    entry["reverb"] = dict(entry["reverb"], decay_s=3.5, wet_level_db=-2.0)
+    (folder / "mine.json").write_text(json.dumps({"hall": entry}))
+    again = batch.run_batch(manifest, out, workers=1)
+    assert (again.status.ok, again.status.skipped) == (1, 0)
+    assert _sha(out / "mix" / "a.wav") != before
+    assert batch.run_batch(manifest, out, workers=1).status.skipped == 1  # (then done)
+
+
 # --- the manifest and the output folder ----------------------------------------------------
 
 

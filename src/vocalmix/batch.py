@@ -368,8 +368,12 @@ def parse_row(row: Mapping[str, Any], config: BatchConfig) -> JobSpec:
         if not math.isfinite(x):
             raise ParamsError(f"row {rid!r}: {col} {s!r} is not a finite number")
         targets[col] = x
+    preset = _cell(row, "reverb_preset")
+    file = _preset_file(preset)
+    if preset is not None and file is not None:  # (a file, read from the manifest's folder)
+        preset = str(_path(file, config.base_dir)) + preset[len(file):]
     return JobSpec(id=rid, vocal=paths["vocal"], backing=paths["backing"], method=method,
-                   fold=fold, reverb_preset=_cell(row, "reverb_preset"),
+                   fold=fold, reverb_preset=preset,
                    params_in=_path(_cell(row, "params_in"), config.base_dir),
                    genre=_cell(row, "genre"), mix_format=config.mix_format, **targets)
 
@@ -478,6 +482,9 @@ def _prepare(row: Mapping[str, Any], config: BatchConfig) -> _Prepared:
         paths = {"vocal": spec.vocal, "backing": spec.backing}
         if spec.params_in:
             paths["params_in"] = spec.params_in
+        preset_file = _preset_file(spec.reverb_preset)
+        if preset_file:  # (an edited presets file is a new job, as an edited input is)
+            paths["reverb_preset"] = preset_file
         out["settings_json"] = json.dumps(settings, sort_keys=True)
     else:
         settings = {"unparsed_row": {_key(k): _cell(row, _key(k)) for k in row}}
