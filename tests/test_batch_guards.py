@@ -190,6 +190,23 @@ def test_a_presets_file_is_read_beside_the_manifest_and_an_edit_mixes_the_row_ag
     assert batch.run_batch(manifest, out, workers=1).status.skipped == 1  # (then done)
 
 
+def test_a_folder_file_name_that_is_not_utf8_is_named_before_any_work(tmp_path, capsys):
+    # (a Latin-1 name from an older system's archive): the batch stopped with an
+    # internal error, exit 3, from encoding the id
+    songs = tmp_path / "songs"
+    songs.mkdir()
+    _pair(songs, "good", seed=1)
+    v, b = _pair(songs, "tmp", seed=2)
+    for p, role in ((v, "vocal"), (b, "backing")):
+        os.rename(os.fsencode(p), os.fsencode(songs) + f"/caf\xe9.{role}.wav".encode("latin-1"))
+    with pytest.raises(DataError, match=r"2 audio file name\(s\) are not valid UTF-8.*"
+                                        r"caf\\xe9\.backing\.wav, caf\\xe9\.vocal\.wav; rename"):
+        batch.scan_folder(songs)
+    assert main(["batch", str(songs), "--out", str(tmp_path / "out"), "-q"]) == 2
+    assert "not valid UTF-8" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 # --- the manifest and the output folder ----------------------------------------------------
 
 

@@ -203,7 +203,8 @@ def safe_name(row_id: str) -> str:
     s = s.rstrip(" .")
     if s and s == row_id and s.split(".")[0].lower() not in _RESERVED:
         return s
-    digest = hashlib.sha256(row_id.encode("utf-8")).hexdigest()[:10]
+    # (surrogateescape: an id from a file name that is not UTF-8 still hashes)
+    digest = hashlib.sha256(row_id.encode("utf-8", "surrogateescape")).hexdigest()[:10]
     return f"{s or 'song'}-{digest}"
 
 
@@ -809,16 +810,27 @@ def _checked_manifest(p: Path, rows: list[dict[str, Any]], header: list[str], ki
     return Manifest(str(p.resolve()), kind, tuple(rows), tuple(header), unknown)
 
 
+def _utf8(name: str) -> bool:
+    """Whether ``name`` (as :func:`os.fsdecode` gives it) is valid UTF-8."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def scan_folder(folder: str | os.PathLike[str]) -> list[dict[str, str]]:
     """Manifest rows of a folder of pairs: ``<id>.vocal.<ext>`` + ``<id>.backing.<ext>``
     files, and sub-folders ``<id>/`` with ``vocal.<ext>`` + ``backing.<ext>``.
 
     A vocal without its backing (or the reverse) still gives a row, naming the file it
     expected, so that the batch reports it as failed instead of skipping it silently.
-    Rows are sorted by id.
+    Rows are sorted by id. :class:`~vocalmix.core.errors.DataError` for a file whose
+    name is not valid UTF-8 (which the batch's tables, written in UTF-8, cannot name).
     """
     root = Path(folder).resolve()
     pairs: dict[str, dict[str, str]] = {}
+    unnamed: list[Path] = []  # the audio files whose names are not UTF-8
 
     def pick(existing: str | None, cand: Path) -> str:
         if existing is None:
@@ -831,6 +843,9 @@ def scan_folder(folder: str | os.PathLike[str]) -> list[dict[str, str]]:
         if p.name.startswith("."):
             continue
         if p.is_file() and p.suffix.lower() in AUDIO_EXT:
+            if not _utf8(p.name):
+                unnamed.append(p)
+                continue
             stem = p.name[: -len(p.suffix)]
             for role in ("vocal", "backing"):
                 if stem.lower().endswith("." + role) and len(stem) > len(role) + 1:
@@ -841,9 +856,19 @@ def scan_folder(folder: str | os.PathLike[str]) -> list[dict[str, str]]:
             for q in sorted(p.iterdir()):
                 if q.is_file() and q.suffix.lower() in AUDIO_EXT:
                     role = q.name[: -len(q.suffix)].lower()
-                    if role in ("vocal", "backing"):
+                    if role in ("vocal", "backing") and not _utf8(str(q)):
+                        unnamed.append(q)
+                    elif role in ("vocal", "backing"):
                         d = pairs.setdefault(p.name, {})
                         d[role] = pick(d.get(role), q)
+    if unnamed:
+        from vocalmix.core.errors import DataError
+
+        shown = ", ".join(repr(os.fsencode(p.relative_to(root)))[2:-1] for p in unnamed[:5])
+        raise DataError(
+            f"{root}: {len(unnamed)} audio file name(s) are not valid UTF-8, which the "
+            f"batch's tables cannot hold: {shown}; rename them (from an older system's "
+            "encoding, e.g.: convmv -f latin1 -t utf8 --notest -r FOLDER)")
     rows = []
     for rid in sorted(pairs):
         d = pairs[rid]
