@@ -207,6 +207,41 @@ def test_a_folder_file_name_that_is_not_utf8_is_named_before_any_work(tmp_path, 
     assert not (tmp_path / "out").exists()
 
 
+def _memory_runs_out_while_flagged() -> None:
+    """A worker's start-up: mixing row "big" runs out of memory while the file named by
+    ``VOCALMIX_TEST_OOM_FLAG`` exists (a machine busy with other work)."""
+    real = batch._mix_into
+
+    def mixing(spec, *a, **k):
+        if spec.id == "big" and os.path.exists(os.environ["VOCALMIX_TEST_OOM_FLAG"]):
+            raise MemoryError
+        return real(spec, *a, **k)
+
+    batch._mix_into = mixing
+
+
+def test_a_row_that_failed_for_a_reason_of_the_run_is_tried_again(tmp_path, monkeypatch):
+    # a failure of the run (memory, a full disk, a dead worker) was kept as the row's
+    # result: the rerun its message advises ("run fewer --workers") skipped the row
+    v, b = _pair(tmp_path, "big", seed=1)
+    v2, b2 = _pair(tmp_path, "small", seed=2)
+    manifest = _csv(tmp_path / "m.csv", ["id", "vocal", "backing", "method"],
+                    [["big", str(v), str(b), "baseline"],
+                     ["small", str(v2), str(b2), "baseline"]])
+    flag = tmp_path / "busy"
+    flag.touch()
+    monkeypatch.setenv("VOCALMIX_TEST_OOM_FLAG", str(flag))
+    out = tmp_path / "out"
+    first = batch.run_batch(manifest, out, workers=2,
+                            worker_init=_memory_runs_out_while_flagged)
+    assert [(i, c) for i, c, _ in first.failures] == [("big", "internal.out_of_memory")]
+    flag.unlink()
+    again = batch.run_batch(manifest, out, workers=1,
+                            worker_init=_memory_runs_out_while_flagged)
+    assert (again.status.ok, again.status.skipped, again.failures) == (1, 1, ())
+    assert (out / "mix" / "big.wav").is_file()
+
+
 # --- the manifest and the output folder ----------------------------------------------------
 
 

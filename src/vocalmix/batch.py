@@ -444,6 +444,11 @@ def _fin(v: float | None) -> float | None:
     return float(v) if v is not None and math.isfinite(v) else None
 
 
+#: the error codes (prefixes) of a failure that comes from the run, not from the song:
+#: a later run tries such a row again (see :meth:`ResultStore.done_keys`)
+RUN_FAILURES = ("output.", "internal", "worker.", "dependency.")
+
+
 def _error_fields(e: BaseException) -> tuple[str, str]:
     if isinstance(e, VocalmixError):
         return e.code, str(e)
@@ -1024,12 +1029,11 @@ class ResultStore:
 
     def done_keys(self, ids: Iterable[str], retry_failed: bool = False) -> dict[str, str]:
         """``{id: job_key}`` of the finished rows a run may skip: ``ok`` rows whose mix is
-        still on disk, and ``failed`` rows unless ``retry_failed``. A row that failed
-        because its outputs would replace an input (``output.is_input``) is never
-        skipped: that depends on the other rows and the files around it, not on the row,
-        so every run checks it again."""
-        from vocalmix.core.errors import OverwriteInputError
-
+        still on disk, and ``failed`` rows unless ``retry_failed``. A row that failed for
+        a reason of the run rather than of the song (:data:`RUN_FAILURES`: its outputs
+        would replace an input, the disk was full, memory ran out, the worker died, a
+        dependency was missing, an internal error) is never skipped: every run tries it
+        again, so that following the message (fewer ``--workers``, free space) works."""
         out = {}
         for i in ids:
             r = self.latest.get(i)
@@ -1039,7 +1043,7 @@ class ResultStore:
                 if not (r.get("mix_path") and (self.dir / str(r["mix_path"])).is_file()):
                     continue
             elif (retry_failed or r.get("status") != "failed"
-                  or r.get("error_code") == OverwriteInputError.code):
+                  or str(r.get("error_code")).startswith(RUN_FAILURES)):
                 continue
             out[i] = str(r["job_key"])
         return out
