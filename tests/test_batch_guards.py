@@ -242,6 +242,19 @@ def test_a_row_that_failed_for_a_reason_of_the_run_is_tried_again(tmp_path, monk
     assert (out / "mix" / "big.wav").is_file()
 
 
+def test_a_rerun_makes_again_a_row_whose_params_document_was_removed(tmp_path):
+    # only the mix was looked for: a row whose params document was gone counted as done
+    v, b = _pair(tmp_path, "a", seed=1)
+    manifest = _csv(tmp_path / "m.csv", ["id", "vocal", "backing", "method"],
+                    [["a", str(v), str(b), "baseline"]])
+    out = tmp_path / "out"
+    assert batch.run_batch(manifest, out, workers=1).status.ok == 1
+    (out / "params" / "a.json").unlink()
+    again = batch.run_batch(manifest, out, workers=1)
+    assert (again.status.ok, again.status.skipped) == (1, 0)
+    assert (out / "params" / "a.json").is_file()
+
+
 # --- the manifest and the output folder ----------------------------------------------------
 
 

@@ -1028,20 +1028,22 @@ class ResultStore:
         self.parquet_written = False
 
     def done_keys(self, ids: Iterable[str], retry_failed: bool = False) -> dict[str, str]:
-        """``{id: job_key}`` of the finished rows a run may skip: ``ok`` rows whose mix is
-        still on disk, and ``failed`` rows unless ``retry_failed``. A row that failed for
-        a reason of the run rather than of the song (:data:`RUN_FAILURES`: its outputs
-        would replace an input, the disk was full, memory ran out, the worker died, a
-        dependency was missing, an internal error) is never skipped: every run tries it
-        again, so that following the message (fewer ``--workers``, free space) works."""
+        """``{id: job_key}`` of the finished rows a run may skip: ``ok`` rows whose mix and
+        params document are still on disk, and ``failed`` rows unless ``retry_failed``.
+        A row that failed for a reason of the run rather than of the song
+        (:data:`RUN_FAILURES`: its outputs would replace an input, the disk was full,
+        memory ran out, the worker died, a dependency was missing, an internal error) is
+        never skipped: every run tries it again, so that following the message (fewer
+        ``--workers``, free space) works."""
         out = {}
         for i in ids:
             r = self.latest.get(i)
             if r is None:
                 continue
             if r.get("status") == "ok":
-                if not (r.get("mix_path") and (self.dir / str(r["mix_path"])).is_file()):
-                    continue
+                if not all(r.get(k) and (self.dir / str(r[k])).is_file()
+                           for k in ("mix_path", "params_path")):
+                    continue  # (an output removed since: made again)
             elif (retry_failed or r.get("status") != "failed"
                   or str(r.get("error_code")).startswith(RUN_FAILURES)):
                 continue
