@@ -255,6 +255,30 @@ def test_a_rerun_makes_again_a_row_whose_params_document_was_removed(tmp_path):
     assert (out / "params" / "a.json").is_file()
 
 
+def test_the_progress_line_whose_reader_is_gone_stops_and_the_batch_goes_on(monkeypatch):
+    # `vocalmix batch ... 2>&1 | head -1`: the next progress line raised BrokenPipeError
+    # in the driver, which ended the batch with 32 of 60 rows mixed
+    from vocalmix.frontends.cli import _BatchBar
+
+    class GoneReader:
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def isatty(self):
+            return False
+
+    monkeypatch.setattr(sys, "stderr", GoneReader())
+    bar = _BatchBar(quiet=False)
+    status = batch.BatchStatus(total=3)
+    bar(status)  # raised before
+    assert bar.quiet
+    bar(status)
+    bar.close()
+
+
 # --- the manifest and the output folder ----------------------------------------------------
 
 

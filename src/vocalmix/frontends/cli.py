@@ -939,6 +939,12 @@ class _BatchBar:
     def __call__(self, s) -> None:
         if self.quiet:
             return
+        try:
+            self._show(s)
+        except OSError:  # (its reader gone, as `| head` leaves it: the batch goes on)
+            self.quiet = True
+
+    def _show(self, s) -> None:
         now = time.perf_counter()
         if self.tty:
             print("\r" + self.line(s) + "\x1b[K", end="", file=sys.stderr, flush=True)
@@ -950,9 +956,10 @@ class _BatchBar:
                 print(text, file=sys.stderr, flush=True)
 
     def close(self) -> None:
-        if self.drawn:
-            print(file=sys.stderr, flush=True)
-            self.drawn = False
+        if self.drawn and not self.quiet:
+            with contextlib.suppress(OSError):
+                print(file=sys.stderr, flush=True)
+        self.drawn = False
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
