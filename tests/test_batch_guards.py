@@ -279,6 +279,24 @@ def test_the_progress_line_whose_reader_is_gone_stops_and_the_batch_goes_on(monk
     bar.close()
 
 
+def test_a_folder_batch_never_replaces_a_persons_manifest_in_its_output_folder(
+        tmp_path, capsys):
+    # a folder's batch writes OUT/manifest.csv: a person's own manifest kept there (the
+    # catalogue folder used as --out) was replaced without a word
+    v, b = _pair(tmp_path, "a", seed=1)
+    mine = "id,vocal,backing,method,vocal_to_mix_lu\na,a.vocal.wav,a.backing.wav,model,-4.5\n"
+    (tmp_path / "manifest.csv").write_text(mine)
+    assert main(["batch", str(tmp_path), "--out", str(tmp_path), "-q"]) == 2
+    assert "is a manifest that no batch wrote" in capsys.readouterr().err
+    assert (tmp_path / "manifest.csv").read_text() == mine
+    assert not (tmp_path / "mix").exists()
+    # the one a folder's batch wrote is its own to write again
+    out = tmp_path / "out"
+    for _ in range(2):
+        assert main(["batch", str(tmp_path), "--out", str(out), "-q",
+                     "--method", "baseline"]) == 0
+
+
 # --- the manifest and the output folder ----------------------------------------------------
 
 

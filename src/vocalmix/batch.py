@@ -911,8 +911,33 @@ def manifest_for(source: str | os.PathLike[str], out_dir: str | os.PathLike[str]
     src = Path(source)
     if src.is_dir():
         target = Path(out_dir) / FOLDER_MANIFEST
-        return _written_manifest(_folder_manifest_text(src, target), target)
+        text = _folder_manifest_text(src, target)
+        _refuse_replacing_a_users_manifest(target)
+        return _written_manifest(text, target)
     return read_manifest(src)
+
+
+def _refuse_replacing_a_users_manifest(target: Path) -> None:
+    """:class:`OutputError` when ``target`` (where a folder's manifest is written) holds
+    a manifest no batch wrote: one whose columns are not just ``id, vocal, backing`` or
+    whose paths are not absolute (a folder's manifest has both), such as a person's own,
+    kept in the output folder."""
+    from vocalmix.core.errors import OutputError
+
+    try:
+        with open(target, newline="", encoding="utf-8") as f:
+            rows = list(csv.reader(f))
+    except FileNotFoundError:
+        return
+    except (OSError, UnicodeDecodeError, csv.Error):
+        rows = [["?"]]
+    ours = bool(rows) and rows[0] == list(REQUIRED_COLUMNS) and all(
+        len(r) == 3 and os.path.isabs(r[1]) and os.path.isabs(r[2]) for r in rows[1:])
+    if not ours:
+        raise OutputError(
+            f"{target}: is a manifest that no batch wrote (its columns or relative paths "
+            "say so), and a folder's batch writes its manifest there; vocalmix never "
+            "replaces it: choose another --out, or run the batch on that manifest")
 
 
 def _written_manifest(text: str, target: Path) -> Manifest:
@@ -1610,6 +1635,7 @@ def run_batch(
     folder_text = None
     if src.is_dir():  # its manifest is written once the folder is ours (the lock)
         folder_text = _folder_manifest_text(src, out / FOLDER_MANIFEST)
+        _refuse_replacing_a_users_manifest(out / FOLDER_MANIFEST)
     else:
         manifest = read_manifest(src)  # reads only
         _refuse_results_over_manifest(src, out)
