@@ -297,6 +297,14 @@ def test_a_folder_batch_never_replaces_a_persons_manifest_in_its_output_folder(
                      "--method", "baseline"]) == 0
 
 
+def test_a_path_cell_holding_a_nul_fails_its_row_as_data_not_as_a_bug(tmp_path):
+    config = batch.BatchConfig(out_dir=str(tmp_path / "out"), base_dir=str(tmp_path),
+                               method="baseline")
+    r = batch.mix_job({"id": "nul", "vocal": "a\0b.wav", "backing": "b.wav"}, config)
+    assert (r["status"], r["error_code"]) == ("failed", DataError.code)
+    assert "the vocal cell holds a NUL character" in r["error"]
+
+
 # --- the manifest and the output folder ----------------------------------------------------
 
 

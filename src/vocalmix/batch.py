@@ -340,6 +340,10 @@ def parse_row(row: Mapping[str, Any], config: BatchConfig) -> JobSpec:
     rid = row_id(row)
     if not rid:
         raise DataError("the row has no id")
+    for col in ("vocal", "backing", "params_in", "reverb_preset"):
+        if "\0" in (_cell(row, col) or ""):  # (no file system takes one)
+            raise DataError(f"row {rid!r}: the {col} cell holds a NUL character, which no "
+                            "path can; check how the manifest was written")
     paths = {}
     for col in ("vocal", "backing"):
         v = _path(_cell(row, col), config.base_dir)
