@@ -27,11 +27,17 @@ N_GOOD = 4
 
 
 def _write_manifest(path: Path, rows: list[dict[str, str]]) -> Path:
+    """``rows`` as a CSV manifest, each row's trailing empty cells left out, as
+    spreadsheets export them (which both engines read as empty)."""
     cols = sorted({k for r in rows for k in r}, key=lambda c: (c != "id", c))
     with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=cols)
-        w.writeheader()
-        w.writerows(rows)
+        w = csv.writer(f)
+        w.writerow(cols)
+        for r in rows:
+            cells = [r.get(c, "") for c in cols]
+            while cells and cells[-1] == "":
+                cells.pop()
+            w.writerow(cells)
     return path
 
 

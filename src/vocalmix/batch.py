@@ -1429,16 +1429,16 @@ class _RayMixer:
 
 def _ray_read(manifest: Manifest) -> Any:
     import pyarrow as pa
-    import pyarrow.csv as pacsv
     import ray.data
 
     if manifest.kind == "parquet":
         return ray.data.read_parquet(manifest.path)
-    # every cell as text, as the local engine's csv reader gives it: an id "007" stays
-    # "007", an empty cell stays empty
-    opts = pacsv.ConvertOptions(column_types={h: pa.string() for h in manifest.header},
-                                strings_can_be_null=False, quoted_strings_can_be_null=False)
-    return ray.data.read_csv(manifest.path, convert_options=opts)
+    # the rows as the driver read them, every cell as text (an id "007" stays "007", an
+    # empty or missing cell is empty): the file read again by Arrow's CSV reader refused
+    # what the local engine's reader takes (a row with fewer cells than the header)
+    table = pa.table({h: pa.array([str(r.get(h) or "") for r in manifest.rows], pa.string())
+                      for h in manifest.header})
+    return ray.data.from_arrow(table)
 
 
 MAX_RAY_BLOCKS = 4096
