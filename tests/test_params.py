@@ -66,6 +66,8 @@ def test_defaults_round_trip():
         (("master", "ceiling_dbtp"), 3.0, "ceiling_dbtp"),
         (("vocal", "gain_db"), "loud", "must be a number"),
         (("vocal", "highpass", "enabled"), "yes", "true or false"),
+        (("vocal", "eq_bands", 0, "gain_db"), 30.0,
+         r"vocal\.eq_bands\[0\]\.gain_db = 30\.0 is out of range: allowed -24 to 24"),
     ],
 )
 def test_validation_names_the_field(path, value, match):

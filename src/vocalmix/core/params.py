@@ -696,6 +696,13 @@ def _build(cls: type, d: Any, path: str) -> Any:
         return cls(**kwargs)
     except TypeError as e:
         raise ParamsError(f"{path or 'params'}: {e}") from None
+    except ParamsError as e:
+        # (a range check names the field by its class's PATH, ``vocal.eq_bands[]``: the
+        # document's own place names the band, ``vocal.eq_bands[1]``)
+        own = getattr(cls, "PATH", "")
+        if own and path and own != path and str(e).startswith(own + "."):
+            raise ParamsError(path + str(e)[len(own):]) from None
+        raise
 
 
 def _convert(hint: Any, value: Any, where: str) -> Any:
