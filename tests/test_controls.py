@@ -82,6 +82,47 @@ def test_an_lra_target_given_replaces_the_momentary_range_target(song):
     assert not any(r.path == "targets.vocal_momentary_range_lu" for r in again.reasons)
 
 
+def test_a_lock_holds_against_a_preset_a_reference_an_lra_and_a_synced_delay(song):
+    # locks were kept by the resolvers only: a reverb preset replaced a locked reverb, a
+    # reference replaced locked EQ bands and level target, an LRA target given dropped a
+    # locked momentary-range target, and render moved a locked tempo-synced delay
+    from vocalmix.core.resolve import sync_derived
+    from vocalmix.estimators.presets import presets
+
+    v, b = song
+    p, _, _ = mix(v, b, SR, method="model")
+    locked = replace(p, locks=("vocal.reverb", "targets.reverb_decay_s"))
+    name = sorted(presets())[-1]
+    again, _, est = mix(v, b, SR, base=locked, reverb_preset=name)
+    assert again.vocal.reverb == p.vocal.reverb
+    assert again.targets.reverb_decay_s == p.targets.reverb_decay_s
+    assert any("kept as locked instead: vocal.reverb, targets.reverb_decay_s" in n
+               for n in est.notes)
+    assert again.reason_for("vocal.reverb") == p.reason_for("vocal.reverb")
+    unlocked, _, _ = mix(v, b, SR, base=p, reverb_preset=name)
+    assert unlocked.vocal.reverb != p.vocal.reverb  # (what the lock held off)
+
+    rv, rb = synthesize_song(sample_rate=SR, duration_s=6.0, seed=8)
+    held = replace(p, locks=("vocal.eq_bands", "targets.vocal_to_mix_lu"))
+    ref, _, est = mix(v, b, SR, base=held, reference=(rv * 1.5, rb * 0.7))
+    assert ref.vocal.eq_bands == p.vocal.eq_bands
+    assert ref.targets.vocal_to_mix_lu == p.targets.vocal_to_mix_lu
+    assert any(n.startswith("kept as locked, not taken from the reference mix: "
+                            "vocal.eq_bands, targets.vocal_to_mix_lu") for n in est.notes)
+
+    assert p.targets.vocal_momentary_range_lu is not None
+    ranged = replace(p, locks=("targets.vocal_momentary_range_lu",))
+    lra, _, est = mix(v, b, SR, base=ranged, vocal_lra_lu=6.0)
+    assert lra.targets.vocal_momentary_range_lu == p.targets.vocal_momentary_range_lu
+    assert any("the momentary-range target is locked" in n for n in est.notes)
+
+    synced = replace(p, vocal=replace(p.vocal, delay=Delay(
+        enabled=True, note="1/4", tempo_bpm=100.0, time_ms=500.0)))
+    assert sync_derived(synced, SR).vocal.delay.time_ms == 600.0  # (a beat at 100 BPM)
+    kept = replace(synced, locks=("vocal.delay.time_ms",))
+    assert sync_derived(kept, SR).vocal.delay.time_ms == 500.0
+
+
 def full_chain() -> VocalChain:
     return VocalChain(
         eq_bands=(EqBand("peak", 3000.0, 4.0, 1.0), EqBand("high_shelf", 8000.0, -3.0, 0.7)),

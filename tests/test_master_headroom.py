@@ -16,7 +16,9 @@ from vocalmix.core.params import Master
 from vocalmix.core.render import VocalParts, master_loudness, premaster_peaks
 from vocalmix.core.resolve import (
     MAX_LIMITER_LOSS_LU,
+    MIX_LUFS_PLATEAU_LU,
     limiter_loss_lu,
+    resolve_master_gain,
     resolve_master_headroom,
 )
 
@@ -153,3 +155,29 @@ def test_the_master_reads_its_true_peak_as_it_limits_the_same_as_after():
         y, reduction, tp, energy = PendingMaster(x, 44100, Master()).result()
         assert reduction > 3.0 and energy is not None
         assert tp == true_peak_dbtp(y, 44100)
+
+
+def test_a_mix_loudness_target_past_the_limiters_reach_is_missed_honestly(rng):
+    """A target the ceiling cannot allow: the gain returned is one the search rendered,
+    with that render's loudness (the figure reported was the gain before, the gain one
+    never rendered), not pushed up the limiter's plateau (+33 dB of gain and 34 dB of
+    limiting for a -5 LUFS target), and the mix says it missed; a reachable target is
+    still reached."""
+    pre = _loud_backing(8.0, -12.0, rng) * np.float32(0.5)
+    master = Master(ceiling_dbtp=-1.0)
+    for target in (-8.0, -6.0, -5.0):
+        m = resolve_master_gain(pre, SR, target, master)
+        _y, _r, got = master_loudness(pre * np.float32(10 ** (m.gain_db / 20)), SR, master,
+                                      in_place=True)
+        assert got == pytest.approx(m.mix_lufs, abs=1e-9)  # the figure is the gain's own
+        assert target - m.mix_lufs > 0.3  # (out of reach)
+        assert _rendered_loss(pre, m.gain_db, master) < 15.0, m
+        # a smaller gain within the plateau's tolerance would not have been rendered
+        louder = resolve_master_gain(pre, SR, target + 20.0, master)
+        assert m.mix_lufs >= louder.mix_lufs - MIX_LUFS_PLATEAU_LU - 1e-9
+    reached = resolve_master_gain(pre, SR, -16.0, master)
+    assert abs(reached.mix_lufs + 16.0) <= 0.1
+    v = _sung(8.0)
+    r = vocalmix.mix(v, pre, SR, method="baseline", mix_lufs=-5.0)
+    assert any(n.startswith("warning: the mix-loudness target -5 LUFS is missed by")
+               for n in r.notes), r.notes

@@ -71,6 +71,7 @@ from vocalmix.core.resolve import (
     GainSolution,
     gain_solution_at,
     is_locked,
+    keep_locked,
     needs_compression,
     resolve_compressor,
     resolve_master_gain,
@@ -85,6 +86,9 @@ _quiet = no_progress
 #: how the resolver's notes on the master gain begin (the live settle leaves them out: it
 #: keeps the plan's master)
 MASTER_NOTE_PREFIX = "master gain "
+#: a mix-loudness target missed by more than this (LU; the targets' stated tolerance) is
+#: warned about
+TARGET_TOLERANCE_LU = 0.3
 T = TypeVar("T")
 
 
@@ -333,8 +337,17 @@ def _resolve(
         notes.append(f"{MASTER_NOTE_PREFIX}{m.gain_db:+.2f} dB puts the mix at "
                      f"{m.mix_lufs:.1f} LUFS (target {t.mix_lufs:g}) under the "
                      f"{new.master.ceiling_dbtp:g} dBTP ceiling")
+        if t.mix_lufs - m.mix_lufs > TARGET_TOLERANCE_LU:
+            notes.append(f"warning: the mix-loudness target {t.mix_lufs:g} LUFS is missed "
+                         f"by {t.mix_lufs - m.mix_lufs:.1f} LU: the limiter holds the mix at "
+                         f"{m.mix_lufs:.1f} LUFS under the {new.master.ceiling_dbtp:g} dBTP "
+                         "ceiling, and more gain would only squash it")
         reasons.append(Reason("master.gain_db", "resolver", notes[-1],
                               (("target_mix_lufs", t.mix_lufs),)))
+    elif t.mix_lufs is not None:
+        notes.append(f"{MASTER_NOTE_PREFIX}locked at {new.master.gain_db:+.2f} dB: the "
+                     f"mix-loudness target {t.mix_lufs:g} LUFS is not resolved (the mix's "
+                     "loudness is reported as achieved)")
     elif t.mix_lufs is None and not is_locked(params, "master.gain_db"):
         # no loudness target: unity gain, unless the limiter would then squash the mix
         seg = int(round(sample_rate / 10.0))
@@ -739,16 +752,21 @@ def estimate_params(
 
         progress(ProgressEvent("estimate.reference", 0.15, "reading the reference mix"))
         ref = read_reference(reference[0], reference[1], sample_rate)
-        params, more = apply_reference(params, ref, vocal, sample_rate, reference_label)
+        referenced, more = apply_reference(params, ref, vocal, sample_rate, reference_label)
+        params, kept = keep_locked(params, referenced)
         notes.extend(more)
+        if kept:
+            notes.append(f"kept as locked, not taken from the reference mix: "
+                         f"{', '.join(kept)}")
     if reverb_preset is not None:
-        params = apply_preset(params, reverb_preset, preset_library)
-        notes.append(f"reverb preset {reverb_preset!r}: its reverb, and its decay as the "
-                     "reverb-time target")
-        params = params.with_reasons(
+        preset = apply_preset(params, reverb_preset, preset_library).with_reasons(
             Reason("vocal.reverb", "preset", f"the reverb preset {reverb_preset!r}"),
             Reason("targets.reverb_decay_s", "preset",
                    f"the decay of the reverb preset {reverb_preset!r}"))
+        params, kept = keep_locked(params, preset)
+        notes.append(f"reverb preset {reverb_preset!r}: its reverb, and its decay as the "
+                     "reverb-time target" + (f"; kept as locked instead: {', '.join(kept)}"
+                                             if kept else ""))
     timings["estimate"] = time.perf_counter() - t0
     overrides = {
         "vocal_to_mix_lu": vocal_to_mix_lu,
@@ -764,7 +782,17 @@ def estimate_params(
         params = params.with_reasons(*(
             Reason(f"targets.{k}", "user", f"given by the user: {v:g}")
             for k, v in overrides.items() if v is not None))
-        if vocal_lra_lu is not None and params.targets.vocal_momentary_range_lu is not None:
+        unlocked = [f"targets.{k}" for k, v in overrides.items()
+                    if v is not None and is_locked(params, f"targets.{k}")]
+        if unlocked:  # (the person's own value, given now, wins over their lock)
+            notes.append(f"locked, but given a value: {', '.join(unlocked)} take the "
+                         "value given")
+        range_locked = is_locked(params, "targets.vocal_momentary_range_lu")
+        if (vocal_lra_lu is not None and range_locked
+                and params.targets.vocal_momentary_range_lu is not None):
+            notes.append("the momentary-range target is locked: the compressor follows it, "
+                         "not the LRA target given")
+        elif vocal_lra_lu is not None and params.targets.vocal_momentary_range_lu is not None:
             # an LRA asked for is the compressor's target: the momentary range is not
             params = replace(params, targets=replace(params.targets,
                                                      vocal_momentary_range_lu=None),

@@ -849,9 +849,14 @@ def sync_delay_time(params: MixParams) -> MixParams:
 def sync_derived(params: MixParams, sample_rate: int) -> MixParams:
     """``params`` with every setting that follows from others brought in line: the
     freeverb's ``decay_s`` (:func:`sync_freeverb_decay`) and a tempo-synced delay's
-    ``time_ms`` (:func:`sync_delay_time`). Front ends call this before rendering an
-    edited document; the resolvers write the same values."""
-    return sync_delay_time(sync_freeverb_decay(params, sample_rate))
+    ``time_ms`` (:func:`sync_delay_time`), each unless locked (:func:`is_locked`: the
+    resolvers keep a locked one too). Front ends call this before rendering an edited
+    document; the resolvers write the same values."""
+    if not is_locked(params, "vocal.reverb"):
+        params = sync_freeverb_decay(params, sample_rate)
+    if not is_locked(params, "vocal.delay"):
+        params = sync_delay_time(params)
+    return params
 
 
 def sync_notes(before: MixParams, after: MixParams) -> list[str]:
@@ -900,6 +905,12 @@ def resolve_reverb(reverb: Reverb, decay_target_s: float, sample_rate: int,
 # --- mix loudness -------------------------------------------------------------------------
 
 MIX_LUFS_TOLERANCE_LU = 0.1
+#: LU of loudness per dB of master gain under which the limiter is taken to hold the mix
+#: (:func:`resolve_master_gain` stops there: more gain would only squash it)
+MIX_LUFS_PLATEAU_SLOPE = 0.1
+#: on that plateau, the loudness (LU) given up for the smallest gain: a target's stated
+#: tolerance
+MIX_LUFS_PLATEAU_LU = 0.3
 
 
 @dataclass(frozen=True)
@@ -925,7 +936,13 @@ def resolve_master_gain(premaster: np.ndarray, sample_rate: int, target_lufs: fl
     integrated loudness (BS.1770-4); the true-peak limiter then takes some loudness off
     when the gain pushes peaks past the ceiling, so the gain is raised by what the last
     limited render missed, until it is within :data:`MIX_LUFS_TOLERANCE_LU` (a few
-    passes; louder than the ceiling allows is reported, not forced).
+    passes, each aimed by what the last dB of gain bought; louder than the ceiling allows
+    is reported, not forced: once a dB of gain buys less than
+    :data:`MIX_LUFS_PLATEAU_SLOPE` LU, the limiter is holding the mix and the search
+    stops). The gain returned is one that was rendered, with its loudness:
+    within the tolerance of the target, the smallest; when the target is missed, the
+    smallest within :data:`MIX_LUFS_PLATEAU_LU` of the closest (more gain on the
+    limiter's plateau only squashes the mix).
     """
     from vocalmix.core.measure import integrated_loudness
     from vocalmix.core.params import Master as MasterParams
@@ -935,20 +952,37 @@ def resolve_master_gain(premaster: np.ndarray, sample_rate: int, target_lufs: fl
     if not np.isfinite(i0):
         raise TargetUnreachableError("the mix is silent; cannot set its loudness")
     gain = clip(MasterParams, "gain_db", target_lufs - i0)
-    achieved, renders = i0 + gain, 0
+    tried: list[tuple[float, float]] = []  # (gain, loudness) of each render
     for _ in range(max_renders):
         # the scaled copy is this loop's own: the limiter writes over it
         _y, _red, achieved = master_loudness(premaster * np.float32(10.0 ** (gain / 20.0)),
                                              sample_rate, master, in_place=True)
-        renders += 1
+        tried.append((gain, float(achieved)))
         miss = target_lufs - achieved
         if abs(miss) <= MIX_LUFS_TOLERANCE_LU:
             break
-        new = clip(MasterParams, "gain_db", gain + miss)
+        step = miss
+        if len(tried) >= 2:
+            # what a dB of gain bought in the last step (1 below the ceiling, less as the
+            # limiter takes over): the next step aims by it (the secant method)
+            (g0, a0), (g1, a1) = tried[-2], tried[-1]
+            slope = (a1 - a0) / (g1 - g0) if g1 != g0 else 1.0
+            if g1 > g0 and slope < MIX_LUFS_PLATEAU_SLOPE:  # the limiter's plateau
+                break
+            step = miss / min(max(slope, MIX_LUFS_PLATEAU_SLOPE), 1.0)
+        new = clip(MasterParams, "gain_db", gain + step)
         if new == gain:
             break
         gain = new
-    return MasterGainSolution(float(gain), float(achieved), renders)
+    closest = min(abs(target_lufs - a) for _g, a in tried)
+    # reached: the smallest gain within the tolerance; missed (the limiter's plateau,
+    # where many dB of gain buy a few tenths of a LU): the smallest within a stated
+    # tolerance of the closest
+    near = (MIX_LUFS_TOLERANCE_LU if closest <= MIX_LUFS_TOLERANCE_LU
+            else closest + MIX_LUFS_PLATEAU_LU)
+    gain, achieved = min(((g, a) for g, a in tried if abs(target_lufs - a) <= near),
+                         key=lambda t: t[0])
+    return MasterGainSolution(float(gain), float(achieved), len(tried))
 
 
 #: without a mix-loudness target, the most loudness (LU) the master's limiter may take off
@@ -1031,6 +1065,33 @@ def resolve_master_headroom(energy: np.ndarray, peaks: np.ndarray, segment_len: 
 
 
 # --- locks ----------------------------------------------------------------------------------
+
+
+def keep_locked(before: MixParams, after: MixParams) -> tuple[MixParams, list[str]]:
+    """``after`` (``before`` changed in bulk: a reverb preset, a reference mix) with every
+    locked path of ``before`` put back as it was, and its reason with it, and the paths
+    put back (a lock inside a group, ``vocal.reverb.decay_s``, puts back the whole
+    group, as :func:`is_locked` keeps it)."""
+    from vocalmix.core.params import MixParams as Params
+
+    a, b = after.to_dict(), before.to_dict()
+    kept = []
+    for lock in dict.fromkeys(".".join(lk.split(".")[:2]) for lk in before.locks):
+        head, _, leaf = lock.partition(".")
+        if head not in b or not leaf or not isinstance(b[head], dict):
+            continue
+        if a.get(head, {}).get(leaf) != b[head].get(leaf):
+            a[head][leaf] = b[head][leaf]
+            kept.append(lock)
+    if not kept:
+        return after, []
+
+    def under(path: str) -> bool:
+        return any(path == k or path.startswith(k + ".") for k in kept)
+
+    a["reasons"] = ([r for r in a["reasons"] if not under(r["path"])]
+                    + [r for r in b["reasons"] if under(r["path"])])
+    return Params.from_dict(a), kept
 
 
 def is_locked(params: MixParams, path: str) -> bool:
