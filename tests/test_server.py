@@ -210,6 +210,21 @@ def test_create_get_audio_edit_delete(client, pair, app):
     assert folders(app) == []
 
 
+def test_ogg_of_a_mix_above_192_khz_is_refused_not_a_crash(client):
+    # libsndfile's Vorbis encoder crashed the server's process (SIGSEGV) above 200 kHz
+    v, b = synthesize_song(sample_rate=256000, duration_s=1.5, seed=5)
+    small = (wav_bytes(v[:, :1], 256000, "PCM_16"), wav_bytes(b[:, :1], 256000, "PCM_16"))
+    r = post_mix(client, small, method="baseline")  # (mono 16-bit: within the 2 MB limit)
+    assert r.status_code == 201, r.text
+    mid = r.json()["id"]
+    r = client.get(f"/api/mixes/{mid}/audio/mix", params={"format": "ogg"})
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"] == ("OGG is written at up to 192 kHz only, and the mix is at "
+                                  "256000 Hz: ask for format=flac or format=wav")
+    assert client.get(f"/api/mixes/{mid}/audio/mix", params={"format": "flac"}
+                      ).status_code == 200
+
+
 def test_audio_in_flac_mp3_and_ogg_is_encoded_once_from_the_render(client, pair, app):
     mid = post_mix(client, pair).json()["id"]
     wav, _ = read_wav(client.get(f"/api/mixes/{mid}/audio/mix").content)

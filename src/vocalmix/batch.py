@@ -628,13 +628,12 @@ def _mix_into(spec: JobSpec, config: BatchConfig, out: dict[str, Any],
 
 def _check_rate(mix_path: Path, sample_rate: int) -> None:
     """Refuse, before the mix is made, a mix format that cannot hold its rate (MP3)."""
-    from vocalmix.core.audio import format_holds
+    from vocalmix.core.audio import format_rate_problem
     from vocalmix.core.errors import OutputError
 
-    if not format_holds(mix_path, sample_rate):
-        raise OutputError(f"{mix_path}: MP3 holds audio at up to 48 kHz only, and this "
-                          f"song is at {sample_rate} Hz; mix it with --format flac, wav or "
-                          "ogg")
+    why = format_rate_problem(mix_path, sample_rate)
+    if why is not None:
+        raise OutputError(f"{mix_path}: {why}; mix it with --format flac or wav")
 
 
 def run_or_skip(row: Mapping[str, Any], config: BatchConfig,

@@ -1597,6 +1597,9 @@ _SAMPLE_BYTES = {"PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8,
 #: the rates an output format holds, Hz, where it does not hold all (MPEG-1, -2 and -2.5
 #: Layer III)
 _FORMAT_RATES = {".mp3": (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)}
+#: the highest rate an output format is written at, Hz, where it is lower than vocalmix's
+#: 384 kHz: libsndfile's (1.2.2) Vorbis encoder crashes the process above 200 kHz
+_FORMAT_MAX_RATE = {".ogg": 192000}
 #: libsndfile's compression level (0: best quality, 1: smallest) by output format: an MP3
 #: at 0 is LAME's highest quality (about 220-320 kb/s for a stereo mix at 44.1 kHz)
 _COMPRESSION_LEVEL = {"MP3": 0.0}
@@ -1895,15 +1898,13 @@ class OutputPlan:
 
     def check_rates(self, sample_rate: int) -> None:
         """Refuse (:class:`OutputError`) an audio output whose format cannot hold audio at
-        ``sample_rate`` Hz (MP3: 8-48 kHz)."""
+        ``sample_rate`` Hz (MP3: 8-48 kHz; OGG: up to 192 kHz)."""
         for o in self.outputs:
             if o.kind == "audio" and not format_holds(o.path, sample_rate):
-                rates = _FORMAT_RATES[o.path.suffix.lower()]
-                fit = min((r for r in rates if r >= sample_rate), default=rates[-1])
                 raise OutputError(
-                    f"{o.path}: {AUDIO_FORMATS[o.path.suffix.lower()]} holds audio at "
-                    f"{', '.join(f'{r / 1000:g}' for r in rates)} kHz only, and the mix is "
-                    f"at {sample_rate} Hz; pass --sample-rate {fit}, or write .flac or .wav")
+                    f"{o.path}: {format_rate_problem(o.path, sample_rate)}; pass "
+                    f"--sample-rate {_fitting_rate(o.path, sample_rate)}, or write .flac "
+                    "or .wav")
 
     @staticmethod
     def _estimate(o: PlannedOutput, n_frames: int, channels: int) -> int:
@@ -2663,8 +2664,8 @@ def encode_audio(samples: np.ndarray, sample_rate: int, format: str = "wav") -> 
                           f"{', '.join(e[1:] for e in AUDIO_FORMATS)}")
     x, rate = _samples_to_write(samples, sample_rate, f"{ext[1:]} audio")
     if not format_holds("audio" + ext, rate):
-        raise OutputError(f"{AUDIO_FORMATS[ext]} holds audio at up to 48 kHz only, and the "
-                          f"samples are at {rate} Hz; encode them as flac, wav or ogg")
+        raise OutputError(f"{format_rate_problem('audio' + ext, rate)}; encode them as "
+                          "flac or wav")
     x = np.asarray(x, dtype=np.float32)
     fmt, sub = _audio_format(Path("audio" + ext), None, x)
     buf = io.BytesIO()
@@ -2696,9 +2697,36 @@ def transcode(src: str | os.PathLike[str], dest: str | os.PathLike[str], *,
 
 def format_holds(path: str | os.PathLike[str], sample_rate: int) -> bool:
     """Whether the audio format of ``path``'s extension holds audio at ``sample_rate``
-    Hz (every format but MP3 holds every rate vocalmix mixes at)."""
-    rates = _FORMAT_RATES.get(Path(path).suffix.lower())
-    return rates is None or int(sample_rate) in rates
+    Hz (MP3: 8-48 kHz rates; OGG: up to 192 kHz; the others every rate vocalmix mixes
+    at)."""
+    return format_rate_problem(path, sample_rate) is None
+
+
+def format_rate_problem(path: str | os.PathLike[str], sample_rate: int) -> str | None:
+    """Why the audio format of ``path``'s extension cannot hold audio at ``sample_rate``
+    Hz, for a message (``"MP3 holds audio at 8, ... 48 kHz only, and the mix is at 96000
+    Hz"``); ``None`` when it can."""
+    ext, rate = Path(path).suffix.lower(), int(sample_rate)
+    rates = _FORMAT_RATES.get(ext)
+    if rates is not None and rate not in rates:
+        return (f"{AUDIO_FORMATS[ext]} holds audio at "
+                f"{', '.join(f'{r / 1000:g}' for r in rates)} kHz only, and the mix is at "
+                f"{rate} Hz")
+    top = _FORMAT_MAX_RATE.get(ext)
+    if top is not None and rate > top:
+        return (f"{AUDIO_FORMATS[ext]} is written at up to {top / 1000:g} kHz only, and the "
+                f"mix is at {rate} Hz")
+    return None
+
+
+def _fitting_rate(path: str | os.PathLike[str], sample_rate: int) -> int:
+    """The rate, Hz, nearest above ``sample_rate`` that ``path``'s format holds (its
+    highest when none is above)."""
+    ext = Path(path).suffix.lower()
+    rates = _FORMAT_RATES.get(ext)
+    if rates is not None:
+        return min((r for r in rates if r >= sample_rate), default=rates[-1])
+    return min(int(sample_rate), _FORMAT_MAX_RATE.get(ext, int(sample_rate)))
 
 
 def write_text(

@@ -527,7 +527,7 @@ class Studio:
         """The job behind ``GET .../audio/{kind}?format=fmt``: the WAV (for ``plain``
         made first) encoded as ``fmt``, kept in the revision's folder. 422 when the
         format cannot hold the mix's rate (MP3 above 48 kHz)."""
-        from vocalmix.core.audio import format_holds, transcode
+        from vocalmix.core.audio import format_holds, format_rate_problem, transcode
 
         with self.store.locked(mid) as d:
             meta = self.require_done(d)
@@ -539,9 +539,8 @@ class Studio:
             sr = int(self.store.read_json(rd, "peaks.json").get("sample_rate") or 0)
             out = rd / (kind + AUDIO_ENCODINGS[fmt][1])
             if sr and not format_holds(out, sr):
-                raise ApiError(422, f"{fmt.upper()} holds audio at up to 48 kHz only, and "
-                                    f"this mix is at {sr} Hz: ask for format=flac or "
-                                    "format=ogg", code="request.format")
+                raise ApiError(422, f"{format_rate_problem(out, sr)}: ask for format=flac "
+                                    "or format=wav", code="request.format")
             return transcode(src, out, force=True)
 
     def masking(self, mid: str) -> dict[str, Any]:

@@ -273,10 +273,17 @@ function show(res, fresh) {
 }
 
 function setDownloads() {
+  const rate = state.mix.sample_rate || 0;
   const mp3 = $("dl-format").querySelector("option[value=mp3]");
-  mp3.disabled = (state.mix.sample_rate || 0) > 48000;  // MP3 holds 8-48 kHz
+  mp3.disabled = rate > 48000;  // MP3 holds 8-48 kHz
   mp3.title = mp3.disabled ? "MP3 holds audio at up to 48 kHz; this mix is at a higher rate" : "";
-  if (mp3.disabled && $("dl-format").value === "mp3") $("dl-format").value = "flac";
+  const ogg = $("dl-format").querySelector("option[value=ogg]");
+  if (ogg) {
+    ogg.disabled = rate > 192000;  // OGG is written at up to 192 kHz
+    ogg.title = ogg.disabled ? "OGG is written at up to 192 kHz; this mix is at a higher rate" : "";
+  }
+  if ((mp3.disabled && $("dl-format").value === "mp3")
+      || (ogg && ogg.disabled && $("dl-format").value === "ogg")) $("dl-format").value = "flac";
   const fmt = $("dl-format").value;
   for (const k of ["mix", "vocal", "vocal_dry", "backing"]) {
     $(`dl-${k}`).href = audioUrl(k) + (fmt === "wav" ? "" : `&format=${fmt}`);
