@@ -210,6 +210,23 @@ def test_create_get_audio_edit_delete(client, pair, app):
     assert folders(app) == []
 
 
+def test_a_multipart_body_cut_off_before_its_closing_boundary_is_refused(client, pair):
+    # it was read as whole: the file cut short mixed as it was, a last field dropped
+    v, b = pair
+
+    def part(name: str, data: bytes, filename: str | None = None) -> bytes:
+        disp = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+        return f"--XyZ\r\nContent-Disposition: {disp}\r\n\r\n".encode() + data + b"\r\n"
+
+    headers = {"content-type": "multipart/form-data; boundary=XyZ"}
+    body = part("vocal", v, "take.wav") + part("backing", b, "track.wav")
+    for cut in (body[: len(body) - len(b) // 2], body + part("vocal_to_mix_lu", b"-3.0")[:-4]):
+        r = client.post("/api/mixes", content=cut, headers=headers)
+        assert r.status_code == 422 and r.json()["code"] == "upload.malformed", r.text
+    r = client.post("/api/mixes", content=body + b"--XyZ--\r\n", headers=headers)
+    assert r.status_code == 201, r.text
+
+
 def test_ogg_of_a_mix_above_192_khz_is_refused_not_a_crash(client):
     # libsndfile's Vorbis encoder crashed the server's process (SIGSEGV) above 200 kHz
     v, b = synthesize_song(sample_rate=256000, duration_s=1.5, seed=5)

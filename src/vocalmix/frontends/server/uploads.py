@@ -52,7 +52,13 @@ async def read_multipart(request: Any, d: Path) -> tuple[dict[str, str], dict[st
     """
     try:
         from python_multipart.exceptions import FormParserError
-        from python_multipart.multipart import MultipartParser, parse_options_header
+        from python_multipart.multipart import (
+            MultipartParser,
+            MultipartState,
+            parse_options_header,
+        )
+
+        ended: Any = MultipartState.END
     except ImportError:  # python-multipart before 0.0.13 names its module "multipart"
         from multipart.exceptions import (  # type: ignore[no-redef]
             FormParserError,
@@ -62,6 +68,7 @@ async def read_multipart(request: Any, d: Path) -> tuple[dict[str, str], dict[st
             parse_options_header,
         )
 
+        ended = None
     ctype, opts = parse_options_header(request.headers.get("content-type", ""))
     if ctype != b"multipart/form-data":
         raise ApiError(415, "send the files as multipart/form-data with the parts 'vocal' "
@@ -147,6 +154,10 @@ async def read_multipart(request: Any, d: Path) -> tuple[dict[str, str], dict[st
         async for chunk in request.stream():
             parser.write(chunk)
         parser.finalize()
+        if ended is not None and parser.state != ended:
+            # (finalize() does not check it: a body cut off before its closing boundary
+            # would be read as whole, a file cut short and a field dropped)
+            raise FormParserError("the body ends before its closing boundary")
     except FormParserError:
         raise ApiError(422, "the multipart upload is malformed; send it with a standard "
                             "HTTP client (curl -F, requests, fetch with FormData)",
