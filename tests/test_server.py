@@ -227,6 +227,33 @@ def test_a_multipart_body_cut_off_before_its_closing_boundary_is_refused(client,
     assert r.status_code == 201, r.text
 
 
+def test_a_file_gone_before_its_answer_is_a_404_and_a_bad_range_is_ignored(
+        client, pair, app, monkeypatch):
+    # a DELETE or the expiry between the route's check and the response's own opening
+    # of the file gave a 500 whose text named the storage path
+    from vocalmix.frontends.server.errors import from_exception
+
+    mid = post_mix(client, pair).json()["id"]
+    whole = client.get(f"/api/mixes/{mid}/audio/mix")
+    assert whole.status_code == 200
+    r = client.get(f"/api/mixes/{mid}/audio/mix", headers={"Range": "bytes=5-2"})
+    assert r.status_code == 200 and r.content == whole.content  # (RFC 9110: ignored)
+    store = app.state.store
+    checked = store.regular_file
+
+    def removed_meanwhile(p):
+        q = checked(p)
+        q.unlink()
+        return q
+
+    monkeypatch.setattr(store, "regular_file", removed_meanwhile)
+    r = client.get(f"/api/mixes/{mid}/audio/mix")
+    assert r.status_code == 404 and r.json()["code"] == "mix.not_found", r.text
+    assert str(store.root) not in r.text
+    detail = from_exception(RuntimeError(f"File at path {store.root}/x does not exist")).detail
+    assert detail.startswith("internal error (RuntimeError)") and str(store.root) not in detail
+
+
 def test_ogg_of_a_mix_above_192_khz_is_refused_not_a_crash(client):
     # libsndfile's Vorbis encoder crashed the server's process (SIGSEGV) above 200 kHz
     v, b = synthesize_song(sample_rate=256000, duration_s=1.5, seed=5)

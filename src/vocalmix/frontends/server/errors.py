@@ -74,7 +74,9 @@ def from_exception(e: BaseException) -> ApiError:
     if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
         return ApiError(507, "the server's storage is full; try again later or ask its "
                              "operator to free space", code="storage.full")
-    return ApiError(500, f"internal error ({type(e).__name__}: {e}); please report it",
+    # (the exception's own words stay in the server's log: they may name its storage)
+    return ApiError(500, f"internal error ({type(e).__name__}); please report it with the "
+                         "time of the request (the server's log has the details)",
                     code="internal")
 
 

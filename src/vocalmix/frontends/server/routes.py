@@ -41,6 +41,36 @@ FOLD_MODES = ("error", "mean", "first2")
 DEMO_DURATION_S = (2.0, 60.0)
 STATIC_DIR = Path(__file__).with_name("static")
 
+class StoredFile(FileResponse):
+    """A file of a mix's folder as a response: one removed between the request and the
+    answer (the mix deleted or expired meanwhile, an old revision pruned) is a 404 in
+    the API's words, not a 500 naming the storage path; a ``Range`` header that cannot
+    be parsed is ignored (RFC 9110, section 14.2), the whole file sent."""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        import os
+
+        try:
+            st = await run_in_threadpool(os.stat, self.path)
+        except FileNotFoundError:
+            gone = JSONResponse({"detail": "this file of the mix is gone: the mix was "
+                                           "deleted, expired or re-rendered meanwhile",
+                                 "code": "mix.not_found"}, 404)
+            return await gone(scope, receive, send)
+        self.stat_result = st
+        self.set_stat_headers(st)
+        await super().__call__(scope, receive, send)
+
+    @classmethod
+    def _parse_range_header(cls, http_range: str, file_size: int) -> list[tuple[int, int]]:
+        from starlette.responses import MalformedRangeHeader
+
+        try:
+            return super()._parse_range_header(http_range, file_size)
+        except MalformedRangeHeader:
+            return []
+
+
 router = APIRouter()
 
 
@@ -588,7 +618,7 @@ async def get_audio(mid: str, kind: str, studio: StudioDep, format: str = "wav")
     elif p is None:
         p = await finished(studio.submit(mid, lambda: studio.make_encoded(mid, kind, format)))
     media, ext = AUDIO_ENCODINGS[format]
-    return FileResponse(store.regular_file(p), media_type=media,
+    return StoredFile(store.regular_file(p), media_type=media,
                         filename=f"{meta.get('name', 'vocalmix')}-{kind}{ext}",
                         headers={"Cache-Control": "no-cache"})
 
@@ -601,7 +631,7 @@ def get_params_file(mid: str, studio: StudioDep) -> Any:
     d = studio.store.path(mid)
     meta = studio.require_done(d)
     p = studio.store.rev_dir(d, int(meta.get("revision") or 0)) / "params.json"
-    return FileResponse(studio.store.regular_file(p), media_type="application/json",
+    return StoredFile(studio.store.regular_file(p), media_type="application/json",
                         filename=f"{meta.get('name', 'vocalmix')}-params.json",
                         headers={"Cache-Control": "no-cache"})
 
