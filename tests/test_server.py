@@ -302,7 +302,7 @@ def test_mp3_of_a_mix_above_48_khz_is_refused_with_what_to_ask_for(client):
     mid = post_mix(client, (v, b)).json()["id"]
     r = client.get(f"/api/mixes/{mid}/audio/mix", params={"format": "mp3"})
     assert r.status_code == 422
-    assert "this mix is at 96000 Hz: ask for format=flac" in r.json()["detail"]
+    assert "the mix is at 96000 Hz: ask for format=flac" in r.json()["detail"]
     r = client.get(f"/api/mixes/{mid}/audio/vocal", params={"format": "flac"})
     assert r.status_code == 200 and sf.info(io.BytesIO(r.content)).samplerate == 96000
 
