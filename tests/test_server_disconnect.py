@@ -127,3 +127,39 @@ def test_a_real_server_logs_no_traceback_for_a_client_gone(app, caplog):
     assert len(gone) == 1 and gone[0].levelno == logging.INFO
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert all(r.exc_info is None for r in caplog.records)
+
+
+def _stalling(app, chunks: list[bytes], pause_s: float) -> list[dict[str, Any]]:
+    """Run one upload through the application: ``chunks``, each after ``pause_s``, then
+    nothing more (a client that keeps its connection open and sends no more)."""
+    incoming = list(chunks)
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        if incoming:
+            await asyncio.sleep(pause_s)
+            return {"type": "http.request", "body": incoming.pop(0), "more_body": True}
+        await asyncio.sleep(3600)
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(app(post_scope(15_000), receive, send))
+    return sent
+
+
+def test_an_upload_that_stalls_or_crawls_is_dropped_and_gives_its_place_back(
+        app, monkeypatch):
+    # a place of the job queue is held while an upload arrives: ten idle connections held
+    # every place, and every other request that needs one got 503 while they stayed open
+    from vocalmix.frontends.server import uploads
+
+    monkeypatch.setattr(uploads, "UPLOAD_IDLE_S", 0.3)
+    for chunks, pause_s, why in (([PARTIAL], 0.0, b"the upload stalled"),
+                                 ([PARTIAL] + [b"\0" * 10] * 20, 0.05, b"too slowly")):
+        sent = _stalling(app, chunks, pause_s)
+        assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 408
+        assert b'"code":"upload.stalled"' in sent[1]["body"] and why in sent[1]["body"]
+        assert folders(app) == []
+        assert app.state.studio.jobs.stats()["waiting"] == 0  # (its place given back)

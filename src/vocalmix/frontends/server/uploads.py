@@ -33,6 +33,42 @@ LOCKS_LIMIT = 8192
 JSON_LIMIT = 1 * MB
 #: longest upload file name kept for labels and downloads, characters
 NAME_LIMIT = 60
+#: an upload whose body sends nothing for this long, s, is dropped (408), and so is one
+#: slower on average than :data:`UPLOAD_MIN_RATE` once this long has passed: it holds a
+#: place of the job queue while it arrives (ten idle connections held every place, and
+#: every edit of the other mixes got 503, for as long as they stayed open)
+UPLOAD_IDLE_S = 30.0
+#: the slowest average an upload may arrive at, bytes/s (a poor mobile link sends several
+#: times this)
+UPLOAD_MIN_RATE = 16 * 1024
+
+
+async def _arriving(request: Any) -> Any:
+    """The chunks of ``request``'s body as they arrive; :class:`ApiError` 408 when it
+    stalls (:data:`UPLOAD_IDLE_S`) or, past that time, arrives slower on average than
+    :data:`UPLOAD_MIN_RATE`."""
+    import asyncio
+    import time
+
+    start, got = time.monotonic(), 0
+    chunks = request.stream().__aiter__()
+    while True:
+        try:
+            chunk = await asyncio.wait_for(chunks.__anext__(), timeout=UPLOAD_IDLE_S)
+        except StopAsyncIteration:
+            return
+        except asyncio.TimeoutError:
+            raise ApiError(408, f"the upload stalled: nothing arrived for "
+                                f"{UPLOAD_IDLE_S:g} s; send it again",
+                           code="upload.stalled") from None
+        got += len(chunk)
+        took = time.monotonic() - start
+        if took > UPLOAD_IDLE_S and got < UPLOAD_MIN_RATE * took:
+            raise ApiError(408, f"the upload arrives too slowly ({got / took / 1024:.1f} kB/s; "
+                                f"at least {UPLOAD_MIN_RATE // 1024} kB/s is needed); send "
+                                "it again, or a compressed file (FLAC, OGG, MP3, M4A)",
+                           code="upload.stalled")
+        yield chunk
 
 
 def safe_name(filename: str | None, fallback: str) -> str:
@@ -151,7 +187,7 @@ async def read_multipart(request: Any, d: Path) -> tuple[dict[str, str], dict[st
         "on_headers_finished": on_headers_finished,
     })
     try:
-        async for chunk in request.stream():
+        async for chunk in _arriving(request):
             parser.write(chunk)
         parser.finalize()
         if ended is not None and parser.state != ended:
