@@ -254,6 +254,35 @@ def test_a_file_gone_before_its_answer_is_a_404_and_a_bad_range_is_ignored(
     assert detail.startswith("internal error (RuntimeError)") and str(store.root) not in detail
 
 
+def test_a_delete_while_a_job_holds_the_mix_answers_at_once_and_removes_it_after(
+        client, pair, app):
+    # the DELETE waited for the job in one of the server's threads: some forty of them
+    # held every thread, and every plain route (GET of another mix, the page) waited too
+    import threading
+    import time
+
+    mid = post_mix(client, pair).json()["id"]
+    held = app.state.store.lock(mid)
+    held.acquire()  # (a render of the mix under way)
+    try:
+        answers: list[int] = []
+        asked = [threading.Thread(target=lambda: answers.append(
+            client.delete(f"/api/mixes/{mid}").status_code)) for _ in range(3)]
+        for t in asked:
+            t.start()
+        for t in asked:
+            t.join(timeout=30)
+        assert answers == [204, 204, 204]
+        assert folders(app) == [mid]  # (the job still has it)
+    finally:
+        held.release()
+    deadline = time.monotonic() + 30
+    while folders(app):
+        assert time.monotonic() < deadline, "the mix was not removed after its job"
+        time.sleep(0.02)
+    assert client.get(f"/api/mixes/{mid}").status_code == 404
+
+
 def test_ogg_of_a_mix_above_192_khz_is_refused_not_a_crash(client):
     # libsndfile's Vorbis encoder crashed the server's process (SIGSEGV) above 200 kHz
     v, b = synthesize_song(sample_rate=256000, duration_s=1.5, seed=5)

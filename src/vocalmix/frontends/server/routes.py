@@ -581,9 +581,11 @@ def parse_edit(raw: bytes) -> tuple[MixParams | None, Steering, bool]:
 
 
 @router.delete("/api/mixes/{mid}", status_code=204, response_class=Response,
-               responses=errs(404), summary="Delete a mix and all its files")
+               responses=errs(404), summary="Delete a mix and all its files",
+               description="At once, or, while a job works on the mix, as soon as it ends "
+                           "(the answer does not wait for it).")
 def delete_mix(mid: str, studio: StudioDep) -> Response:
-    studio.store.delete(mid)
+    studio.store.delete_soon(mid)
     return Response(status_code=204)
 
 

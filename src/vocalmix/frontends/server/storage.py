@@ -120,6 +120,7 @@ class Store:
         self._locks: dict[str, threading.Lock] = {}
         self._progress: dict[str, dict[str, Any]] = {}
         self._pins: Counter[str] = Counter()
+        self._removing: set[str] = set()  # mixes a remover waits to remove (delete_soon)
         self._guard = threading.RLock()
         self._lock_fd: int | None = None
         if fcntl is not None:
@@ -327,6 +328,39 @@ class Store:
         with self.locked(mid) as d:
             self._remove(d)
         self._forget(mid)
+
+    def delete_soon(self, mid: str) -> None:
+        """Remove a mix and its files now, or, while a job holds it, as soon as the job
+        lets it go, without waiting here (404 if it is unknown): a request thread that
+        waited for a render held one of the server's threads, and some forty of them
+        held all, every plain route waiting with them. One remover per mix waits."""
+        d = self.path(mid)
+        lk = self.lock(mid)
+        if lk.acquire(blocking=False):
+            try:
+                if not d.is_dir():
+                    raise not_found(mid)
+                self._remove(d)
+            finally:
+                lk.release()
+            self._forget(mid)
+            return
+        if not d.is_dir():
+            raise not_found(mid)
+        with self._guard:
+            if mid in self._removing:
+                return
+            self._removing.add(mid)
+
+        def remove() -> None:
+            try:
+                with contextlib.suppress(ApiError):
+                    self.delete(mid)
+            finally:
+                with self._guard:
+                    self._removing.discard(mid)
+
+        threading.Thread(target=remove, name=f"vocalmix-delete-{mid}", daemon=True).start()
 
     def discard(self, mid: str) -> None:
         """Remove a mix that failed while being made (no 404 if it is already gone)."""
