@@ -610,6 +610,19 @@ def test_wait_false_failure_is_reported(client, pair, monkeypatch):
     assert r.status_code == 422 and "lower the target" in r.json()["detail"]
 
 
+def test_a_failed_background_mix_keeps_its_record_not_its_uploads(client, pair, app):
+    # the raw uploads (up to the upload limit each) stayed to the expiry
+    v, b = pair
+    body = post_mix(client, (b"this is not audio" * 100, b), wait="0").json()
+    deadline = time.time() + 20
+    while (g := client.get(body["links"]["self"]).json())["status"] == "mixing":
+        assert time.time() < deadline
+        time.sleep(0.02)
+    assert g["status"] == "failed" and g["error"]["code"] == "audio.unreadable"
+    d = app.state.store.root / body["id"]
+    assert d.is_dir() and not list(d.glob("upload_*"))
+
+
 def test_openapi_documents_every_endpoint(client):
     spec = client.get("/openapi.json").json()
     paths = spec["paths"]

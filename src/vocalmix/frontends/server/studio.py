@@ -309,6 +309,9 @@ class Studio:
             err = from_exception(e)
             if err.status >= 500:
                 log.error("mix %s failed", mid, exc_info=e)
+            for k in (*FORM_FILES, *REFERENCE_FILES):  # (up to the upload limit each, kept
+                with contextlib.suppress(OSError):    # to the expiry for nothing)
+                    (d / f"upload_{k}").unlink()
             with contextlib.suppress(Exception):
                 if d.is_dir():
                     self.store.write_meta(d, status="failed", stage="failed", job=None,
