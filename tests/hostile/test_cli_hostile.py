@@ -26,7 +26,7 @@ import soundfile as sf
 
 from vocalmix.core import audio
 from vocalmix.core.audio import captured_native_stderr, prepare_pair, read_audio, recover_outputs
-from vocalmix.core.errors import AudioLevelError, SilentAudioError
+from vocalmix.core.errors import AudioLevelError, OutputExistsError, SilentAudioError
 from vocalmix.frontends.cli import main
 
 from conftest import REPO, assert_one_line_error, sine
@@ -676,15 +676,17 @@ def test_stale_scratch_files_of_a_dead_process_are_cleaned_and_live_ones_kept(tm
     live.write_bytes(b"y")
     mine = tmp_path / ".vocalmix-notes.txt"
     mine.write_text("not a scratch name")
-    # what earlier versions left when killed (".<stem>.<8 random><suffix>"), if old
-    legacy = tmp_path / ".out.k3j4h2l1.txt"
-    legacy.write_bytes(b"z" * 1000)
-    os.utime(legacy, (0, 1e9))
-    recent = tmp_path / ".out.a1b2c3d4.txt"
-    recent.write_bytes(b"z")
+    # a person's own hidden file, named as earlier versions named their scratch files
+    # (".<stem>.<8 characters><suffix>"), however old: it was deleted by any plan for
+    # the output beside it, even one then refused
+    own = tmp_path / ".out.original.txt"
+    own.write_bytes(b"z" * 1000)
+    os.utime(own, (0, 1e9))
     audio.write_text(tmp_path / "out.txt", "hello")
-    assert not stale.exists() and live.exists() and mine.exists()
-    assert not legacy.exists() and recent.exists()
+    assert not stale.exists() and live.exists() and mine.exists() and own.exists()
+    with pytest.raises(OutputExistsError):
+        audio.write_text(tmp_path / "out.txt", "again")
+    assert own.read_bytes() == b"z" * 1000
 
 
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,

@@ -1806,8 +1806,6 @@ class OutputPlan:
         self._replaceable = {_identity(r) for r in replaceable}
         folders = {_nearest_existing(o.absolute.parent) for o in self.outputs}
         self.notes: list[str] = recover_outputs(*sorted(folders))
-        for o in self.outputs:
-            _remove_legacy_scratch(o.absolute)
         self._check([Path(i) for i in inputs])
 
     @property
@@ -2545,31 +2543,6 @@ def recover_outputs(*folders: str | os.PathLike[str]) -> list[str]:
             except OSError:
                 continue  # not ours to fix now (permissions...); a later run may
     return notes
-
-
-#: how old a scratch file of an earlier vocalmix (``.<stem>.<8 random characters><suffix>``
-#: beside its output) must be before a plan for that output deletes it, s
-LEGACY_SCRATCH_AGE_S = 3600.0
-
-
-def _remove_legacy_scratch(dest: Path) -> None:
-    """Delete what earlier versions of vocalmix left beside ``dest`` when killed while
-    writing it (their scratch names: ``.<stem>.`` + 8 of ``[a-z0-9_]`` + its suffix, or
-    ``.txt``), if this user owns it and it is over an hour old."""
-    suffix = dest.suffix or ".txt"
-    pattern = re.compile(rf"^\.{re.escape(dest.stem)}\.[a-z0-9_]{{8}}{re.escape(suffix)}$")
-    try:
-        names = os.listdir(dest.parent)
-    except OSError:
-        return
-    for n in names:
-        p = dest.parent / n
-        if not pattern.match(n) or not _owned_by_me(p):
-            continue
-        with contextlib.suppress(OSError):
-            st = os.lstat(p)
-            if stat.S_ISREG(st.st_mode) and time.time() - st.st_mtime > LEGACY_SCRATCH_AGE_S:
-                os.unlink(p)
 
 
 def check_outputs(
