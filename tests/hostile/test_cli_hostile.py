@@ -845,3 +845,24 @@ def test_the_prefetch_imports_the_mixing_path_and_not_scipys_optimiser(estimate,
     r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                        text=True, timeout=60, check=True)
     assert r.stdout.strip() == str(want)
+
+
+def test_an_output_through_a_link_and_dotdot_is_checked_where_it_is_written(
+        pair, tmp_path, monkeypatch):
+    # "link/../keep.wav" is written beside the link's target (the system applies ".."
+    # after the link); the plan put it beside the link, found nothing there, and the
+    # file written replaced one beside the target without --force
+    v, b = pair
+    (tmp_path / "B" / "sub").mkdir(parents=True)
+    (tmp_path / "B" / "keep.wav").write_text("mine")
+    (tmp_path / "A").mkdir()
+    (tmp_path / "A" / "link").symlink_to(tmp_path / "B" / "sub")
+    (tmp_path / "A" / "keep.wav").write_text("also mine")
+    monkeypatch.chdir(tmp_path / "A")
+    assert main(["mix", str(v), str(b), "-o", "link/../keep.wav", "-q"]) == 2
+    assert (tmp_path / "B" / "keep.wav").read_text() == "mine"
+    assert (tmp_path / "A" / "keep.wav").read_text() == "also mine"
+    (tmp_path / "B" / "keep.wav").unlink()
+    assert main(["mix", str(v), str(b), "-o", "link/../keep.wav", "-q"]) == 0
+    assert sf.info(str(tmp_path / "B" / "keep.wav")).frames > 0
+    assert (tmp_path / "A" / "keep.wav").read_text() == "also mine"

@@ -1673,7 +1673,7 @@ class PlannedOutput:
 
     @property
     def absolute(self) -> Path:
-        return Path(os.path.abspath(self.path))
+        return _absolute(self.path)
 
 
 @dataclass
@@ -1684,10 +1684,18 @@ class _Entry:
     existed: bool
 
 
+def _absolute(p: str | os.PathLike[str]) -> Path:
+    """``p`` made absolute as the system reads it: its folder with symlinks resolved
+    before any ``..`` after them is applied (``link/../x.wav`` is beside the link's
+    target, where the system writes it, not beside the link, where ``os.path.abspath``
+    would put it), and its own name."""
+    head, name = os.path.split(os.fspath(p))
+    return Path(os.path.realpath(os.path.join(os.getcwd(), head))) / name
+
+
 def _identity(p: str | os.PathLike[str]) -> Path:
     """What a path names: its folder with symlinks resolved, and its own name."""
-    a = Path(os.path.abspath(p))
-    return Path(os.path.realpath(a.parent)) / a.name
+    return _absolute(p)
 
 
 def _path_keys(path: str | os.PathLike[str]) -> set[object]:
@@ -1711,7 +1719,7 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def _nearest_existing(folder: Path) -> Path:
-    q = Path(os.path.abspath(folder))
+    q = Path(os.path.realpath(os.path.join(os.getcwd(), folder)))
     while not os.path.lexists(q) and q != q.parent:
         q = q.parent
     return q
@@ -1865,7 +1873,7 @@ class OutputPlan:
             raise OutputExistsError(f"{p}: already exists")
 
     def _check_folder(self, p: Path, probed: set[Path]) -> None:
-        a = Path(os.path.abspath(p))
+        a = _absolute(p)
         q, missing = a.parent, []
         while not os.path.lexists(q) and q != q.parent:
             missing.append(q.name)
