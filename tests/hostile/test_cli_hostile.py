@@ -866,3 +866,22 @@ def test_an_output_through_a_link_and_dotdot_is_checked_where_it_is_written(
     assert main(["mix", str(v), str(b), "-o", "link/../keep.wav", "-q"]) == 0
     assert sf.info(str(tmp_path / "B" / "keep.wav")).frames > 0
     assert (tmp_path / "A" / "keep.wav").read_text() == "also mine"
+
+
+def test_a_file_named_in_another_encoding_than_utf8_is_read_and_written_beside(
+        pair, tmp_path, capsys):
+    # libsndfile was given the name as strict UTF-8: a Latin-1 "café.wav" from an older
+    # system's archive was "cannot be decoded as audio"
+    v, b = pair
+    latin = os.fsencode(tmp_path) + b"/caf\xe9.wav"
+    try:
+        os.link(os.fsencode(v), latin)
+    except OSError as e:  # (a file system that holds only UTF-8 names)
+        pytest.skip(f"this file system refuses a Latin-1 name: {e}")
+    out = os.fsencode(tmp_path) + b"/mix \xe9.wav"
+    # (in a process of its own: its standard streams carry such a name as a terminal's
+    # do, which pytest's capture, strict UTF-8, would not)
+    r = subprocess.run([sys.executable, "-m", "vocalmix", "mix", latin, os.fsencode(b),
+                        "-o", out, "-q"], capture_output=True)
+    assert r.returncode == 0, r.stderr.decode("utf-8", "replace")
+    assert sf.info(out).frames > 0

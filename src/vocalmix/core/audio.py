@@ -466,7 +466,7 @@ def _decode(source: Path | bytes, label: str, max_duration_s: float, too_long,
         return p if p is not None else io.BytesIO(bytes(source))
 
     try:
-        f = sf.SoundFile(str(p) if p is not None else opened())
+        f = sf.SoundFile(_sf_name(p) if p is not None else opened())
     except _DECODER_ERRORS as e:
         fmt = _ffmpeg_format(source)
         if fmt is None:
@@ -1019,6 +1019,13 @@ CHROME_MP4_OPUS_PRE_SKIP = 3840
 _CODEC_PADDING_MAX = 4096
 
 
+def _sf_name(path: str | os.PathLike[str]) -> bytes:
+    """``path`` as libsndfile is given it: the file system's own bytes (soundfile encodes
+    a ``str`` as strict UTF-8, so a file named in another encoding, a Latin-1 ``café.wav``
+    from an older system, was "cannot be decoded")."""
+    return os.fsencode(path)
+
+
 def _av_reason(e: BaseException) -> str:
     """FFmpeg's words for a failure, without the path PyAV appends."""
     why = str(getattr(e, "strerror", None) or e).strip()
@@ -1214,7 +1221,7 @@ class AudioReader:
         self._local: str | None = None  # that file decoded to a temporary file
         self._decode_notes: list[str] = []
         try:
-            with sf.SoundFile(str(p)) as f:
+            with sf.SoundFile(_sf_name(p)) as f:
                 sr, frames, channels = _checked_header(f, self.label, limit, too_long, None)
                 seekable = bool(f.seekable())
         except (DurationError, UnreadableAudioError):
@@ -1290,7 +1297,7 @@ class AudioReader:
         total, hi, lo = np.zeros(2), np.full(2, -np.inf), np.full(2, np.inf)
         gram = np.zeros((2, 2))
         run, longest, seen = 0, 0, 0
-        with sf.SoundFile(self._source()) as f:
+        with sf.SoundFile(_sf_name(self._source())) as f:
             _from_start(f)
             while True:
                 x = self._raw(f, READ_BLOCK)
@@ -1357,7 +1364,7 @@ class AudioReader:
         out = np.zeros((max(int(count), 0), 2), np.float32)
         start = max(int(start), 0)
         if start < self.frames and count > 0:
-            with sf.SoundFile(self._source()) as f:
+            with sf.SoundFile(_sf_name(self._source())) as f:
                 f.seek(start)
                 x = self._clean(self._raw(f, min(int(count), self.frames - start)))
             out[: x.shape[0]] = x
@@ -1375,7 +1382,7 @@ class AudioReader:
 
             rs = soxr.ResampleStream(self.sample_rate, int(sample_rate), 2,
                                      dtype="float32", quality="HQ")
-        with sf.SoundFile(self._source()) as f:
+        with sf.SoundFile(_sf_name(self._source())) as f:
             _from_start(f)
             while True:
                 x = self._raw(f, block)
@@ -2087,9 +2094,10 @@ def _open_output(path: str | BinaryIO, sample_rate: int, channels: int, subtype:
                  fmt: str) -> sf.SoundFile:
     """A new audio file open for writing, at the format's :data:`_COMPRESSION_LEVEL`."""
     level = _COMPRESSION_LEVEL.get(fmt)
+    where = path if not isinstance(path, str | os.PathLike) else _sf_name(path)
     if level is None:
-        return sf.SoundFile(path, "w", sample_rate, channels, subtype, format=fmt)
-    return sf.SoundFile(path, "w", sample_rate, channels, subtype, format=fmt,
+        return sf.SoundFile(where, "w", sample_rate, channels, subtype, format=fmt)
+    return sf.SoundFile(where, "w", sample_rate, channels, subtype, format=fmt,
                         compression_level=level)
 
 
@@ -2666,7 +2674,7 @@ def transcode(src: str | os.PathLike[str], dest: str | os.PathLike[str], *,
     :func:`read_audio`. Raises :class:`OutputError` when ``dest``'s format cannot hold
     ``src``'s rate (MP3: 8-48 kHz), before anything is written."""
     try:
-        with sf.SoundFile(str(src)) as f:
+        with sf.SoundFile(_sf_name(src)) as f:
             rate = int(f.samplerate)
             plan = OutputPlan(audio=[dest], inputs=[src], force=force)
             plan.check_rates(rate)
@@ -2823,7 +2831,7 @@ def read_impulse_response(path: str | os.PathLike[str], *, max_duration_s: float
 def channel_count(path: str | os.PathLike[str]) -> int:
     """Channels of an audio file as stored (0 when it cannot be read; informational)."""
     try:
-        return int(sf.info(str(path)).channels)
+        return int(sf.info(_sf_name(path)).channels)
     except Exception:  # informational only
         return 0
 
