@@ -498,6 +498,32 @@ def test_vocalmix_live_without_a_sound_device_says_so(demo_files, tmp_path, caps
     assert "needs a sound device" in capsys.readouterr().err
 
 
+def test_the_take_from_the_device_is_planned_with_the_mix_before_the_song(
+        demo_files, tmp_path, capsys, monkeypatch):
+    # the take recorded from the device was written after the song, unplanned: an earlier
+    # take in its place, or given as the rehearsal, lost the new one after it was sung;
+    # and --stems-out was accepted and never written
+    from vocalmix.frontends.cli import main
+
+    monkeypatch.setitem(sys.modules, "sounddevice", None)
+    vocal, backing = demo_files
+    earlier = tmp_path / "live.take.wav"
+    earlier.write_bytes(b"an earlier take")
+    out = str(tmp_path / "live.wav")
+    assert main(["live", "-", str(backing), "-o", out, "-q"]) == 2
+    assert "live.take.wav: already exists" in capsys.readouterr().err
+    assert main(["live", "-", str(backing), "-o", out, "-q", "--force",
+                 "--rehearsal", str(earlier)]) == 2
+    assert "live.take.wav: is an input file" in capsys.readouterr().err
+    assert earlier.read_bytes() == b"an earlier take"
+    assert main(["live", "-", str(backing), "-o", str(tmp_path / "other.wav"), "-q",
+                 "--stems-out", str(tmp_path / "st")]) == 2
+    assert "--stems-out is written by a simulated session only" in capsys.readouterr().err
+    assert main(["live", str(vocal), str(backing), "-o", out, "-q", "--stems-out", ""]) == 2
+    assert "--stems-out is empty" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["live.take.wav"]
+
+
 def test_device_loop_runs_the_same_mixer(rng):
     """run_on_device with a stand-in for sounddevice: the callbacks produce the simulated
     mix (the same mixer, fed by the device's blocks)."""

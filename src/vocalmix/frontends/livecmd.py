@@ -20,6 +20,7 @@ import argparse
 import math
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -102,14 +103,12 @@ def _rehearsal(args: argparse.Namespace, backing: np.ndarray, sample_rate: int,
 
 def run_live(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
     from vocalmix.core.audio import (
+        AudioData,
         OutputPlan,
         prepare_pair,
         read_audio,
         read_params,
         resample,
-        write_audio,
-        write_params,
-        write_text,
     )
     from vocalmix.core.measure import integrated_loudness
     from vocalmix.frontends.checks import check_json_outputs, check_sample_rate, show_notes
@@ -129,11 +128,19 @@ def run_live(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
     from_device = args.vocal == "-"
     inputs = [p for p in (args.vocal, args.backing, args.params, args.rehearsal)
               if p and p != "-"]
+    if args.stems_out is not None and (from_device or args.device):
+        raise ParamsError("--stems-out is written by a simulated session only; on a sound "
+                          "device the mix (and the take recorded) are: leave it out")
+    if args.stems_out == "":
+        raise ParamsError("--stems-out is empty; give a folder, or leave the option out")
     stems = ([Path(args.stems_out) / n for n in ("vocal.wav", "vocal_dry.wav", "backing.wav")]
              if args.stems_out else [])
+    # the take recorded from the device is kept beside the mix: planned with it, so that a
+    # take that could not be written is refused before the song, not after it
+    take_path = Path(args.output).with_suffix(".take.wav") if from_device else None
     files = [p for p in (args.log_out, args.params_out) if p]
-    outputs = OutputPlan(audio=[args.output, *stems], files=files, inputs=inputs,
-                         force=args.force)
+    outputs = OutputPlan(audio=[args.output, *([take_path] if take_path else []), *stems],
+                         files=files, inputs=inputs, force=args.force)
     # (planned as audio, so an -o the writer cannot make is refused before the session)
     check_json_outputs(("--log-out", args.log_out), ("--params-out", args.params_out))
     sd = None
@@ -155,6 +162,7 @@ def run_live(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
         vocal, backing, sr, notes = prepare_pair(v_audio, b_audio, sample_rate=args.sample_rate)
         show_notes(notes, progress)
     outputs.check_rates(sr)
+    outputs.require_space(backing.shape[0], sample_rate=sr)
     bs = args.block_size
     params = read_params(args.params) if args.params else None
     rehearsal = None
@@ -184,10 +192,9 @@ def run_live(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
         lat = session.mixer.latency_samples
         mix = mix_played[lat : lat + backing.shape[0]]
         log = session.log()
-        written = [write_audio(args.output, mix, sr, force=args.force, inputs=inputs)]
-        if from_device:
-            written.append(write_audio(Path(args.output).with_suffix(".take.wav"), take, sr,
-                                       force=args.force, inputs=inputs))
+        contents: dict[Any, Any] = {args.output: AudioData(mix, sr)}
+        if take_path is not None:
+            contents[take_path] = AudioData(take, sr)
         lines.append("ran on the sound device (per-block timings are the device's callbacks)")
     else:
         assert vocal is not None
@@ -240,15 +247,16 @@ def run_live(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
                 f"{v2m_live:+.2f} LU, offline {v2m_off:+.2f} LU (difference "
                 f"{v2m_live - v2m_off:+.2f} LU); vocal gain offline {p_off.vocal.gain_db:+.2f} dB;"
                 f" mix peak difference {_dbfs(float(np.abs(mix - r_off.mix).max()))}")
-        written = [write_audio(args.output, mix, sr, force=args.force, inputs=inputs)]
+        contents = {args.output: AudioData(mix, sr)}
         for path, data in zip(stems, (sim.vocal, sim.vocal_dry, sim.backing), strict=False):
             assert data is not None
-            written.append(write_audio(path, data, sr, force=args.force, inputs=inputs))
+            contents[path] = AudioData(data, sr)
     if args.log_out:
-        written.append(write_text(args.log_out, log.to_json(), force=args.force, inputs=inputs))
+        contents[args.log_out] = log.to_json()
     if args.params_out:
-        written.append(write_params(args.params_out, log.final_params, force=args.force,
-                                    inputs=inputs))
+        contents[args.params_out] = log.final_params.to_json()
+    # every output at once: a full disk or a kill leaves the previous files, not a part
+    written = outputs.commit(contents)
     for n in session.notes[len(plan.notes):]:
         progress(n)
     lines += [f"wrote {p}" for p in written]
