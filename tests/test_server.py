@@ -983,6 +983,15 @@ def test_serve_command(tmp_path):
     args = build_parser(["serve"]).parse_args(["serve"])
     assert (args.host, args.port) == ("127.0.0.1", 8000) and callable(args.func)
     assert main(["serve", "--ttl-s", "-1"]) == 2  # one-line error, no server started
+    # a port in use: a one-line error, exit 2, no storage made (uvicorn's own start-up
+    # failure was exit 3, the code of an internal error, after the "serving" line)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        assert main(["serve", "--port", str(busy), "--storage",
+                     str(tmp_path / "unmade")]) == 2
+    assert not (tmp_path / "unmade").exists()
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -296,6 +296,7 @@ def serve(args: Any) -> int:
         raise VocalmixError(f"--workers must be at least 1, got {args.workers}")
     if args.queue_size is not None and args.queue_size < 0:
         raise VocalmixError(f"--queue-size must be 0 or more, got {args.queue_size}")
+    _check_listen(args.host, args.port)
     app = create_app(
         args.storage,
         max_upload_bytes=None if args.max_upload_mb is None else int(args.max_upload_mb * MB),
@@ -311,9 +312,36 @@ def serve(args: Any) -> int:
               f"{q.workers} worker(s), queue of {q.queue_size}; storage "
               f"{app.state.store.root}; Ctrl-C to stop)", flush=True)
     level = "debug" if args.debug else ("warning" if args.quiet else "info")
-    uvicorn.run(app, host=args.host, port=args.port, log_level=level,
-                log_config=log_config(level))
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level=level,
+                    log_config=log_config(level))
+    except SystemExit as e:  # (uvicorn's own exit when it cannot start: code 3)
+        if e.code in (None, 0):
+            raise
+        raise VocalmixError(f"the server could not start on {args.host}:{args.port} (see "
+                            "the line above)") from None
     return 0
+
+
+def _check_listen(host: str, port: int) -> None:
+    """:class:`VocalmixError` when ``host:port`` cannot be listened on (a port in use, an
+    address this machine does not have, a name that does not resolve), before the
+    server says it is serving there."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as e:
+        raise VocalmixError(f"--host {host}: cannot be resolved ({e.strerror or e}); give "
+                            "an address of this machine, such as 127.0.0.1") from None
+    family, kind, proto, _name, addr = infos[0]
+    try:
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # (as uvicorn does)
+            sock.bind(addr)
+    except OSError as e:
+        raise VocalmixError(f"cannot listen on {host}:{port} ({e.strerror or e}); choose "
+                            "another --port, or stop what listens there") from None
 
 
 def log_config(level: str) -> dict[str, Any]:
