@@ -436,3 +436,17 @@ def test_a_live_output_the_writer_cannot_make_is_refused_before_the_session(
     assert code == 2 and f"{tmp_path / name}:" in err and "not audio" not in err
     assert "internal" not in err and "decoded" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([v.name, b.name])
+
+
+@pytest.mark.parametrize("option", ["--stems-out", "--params-in", "--reverb-preset",
+                                    "--genre", "--params-out"])
+def test_an_option_given_an_empty_value_is_refused_not_taken_as_absent(option, tmp_path,
+                                                                       capsys):
+    # "--stems-out $UNSET": taken as not given, no stems were written, without a word
+    from vocalmix.frontends.cli import main
+
+    rc = main(["mix", "v.wav", "b.wav", "-o", str(tmp_path / "m.wav"), option, ""])
+    assert rc == 2
+    assert f"{option} is empty; give a value, or leave the option out" in (
+        capsys.readouterr().err)
+    assert not any(tmp_path.iterdir())

@@ -1134,6 +1134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     on_sigterm = (contextlib.nullcontext() if args.command in OWN_SIGTERM_COMMANDS
                   else _sigterm_raises())
     try:
+        _refuse_empty_options(parser, args)
         with on_sigterm:
             return int(func(args) or 0)
     except VocalmixError as e:
@@ -1157,6 +1158,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 3
+
+
+def _refuse_empty_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """:class:`ParamsError` for an option given an empty value (``--stems-out ""``, as
+    ``--stems-out "$UNSET"`` gives): it was taken as not given, so no stems were written
+    and no params document or preset was used, without a word."""
+    from vocalmix.core.errors import ParamsError
+
+    actions = list(getattr(parser, "_actions", ()))
+    for a in tuple(actions):
+        if isinstance(a, argparse._SubParsersAction):
+            sub = a.choices.get(getattr(args, "command", None) or "")
+            actions += list(sub._actions) if sub is not None else []
+    for a in actions:
+        if not a.option_strings or not hasattr(args, a.dest):
+            continue
+        value = getattr(args, a.dest)
+        values = value if isinstance(value, list) else [value]
+        if any(isinstance(v, str) and not v.strip() for v in values):
+            raise ParamsError(f"{a.option_strings[-1]} is empty; give a value, or leave the "
+                              "option out")
 
 
 #: the exit code when the output's reader went away: a program killed by SIGPIPE, as

@@ -131,8 +131,6 @@ def run_live(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
     if args.stems_out is not None and (from_device or args.device):
         raise ParamsError("--stems-out is written by a simulated session only; on a sound "
                           "device the mix (and the take recorded) are: leave it out")
-    if args.stems_out == "":
-        raise ParamsError("--stems-out is empty; give a folder, or leave the option out")
     stems = ([Path(args.stems_out) / n for n in ("vocal.wav", "vocal_dry.wav", "backing.wav")]
              if args.stems_out else [])
     # the take recorded from the device is kept beside the mix: planned with it, so that a
