@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -492,8 +493,9 @@ def test_a_vocal_stem_past_full_scale_under_a_loud_backing_is_kept(tmp_path, cap
 
 def test_a_take_heard_for_a_moment_only_is_mixed_with_a_warning(tmp_path, capsys):
     """Three clicks over -80 dBFS hiss (a take with the microphone off) pass the silence
-    check, and their level is set on the 1.2 s they are heard: the mix makes them loud,
-    and says so even with -q. A sung take gets no such warning."""
+    check, and their level is set on the second or two they are heard (at the gain they
+    are given, the hiss around them raised past the absolute gate with them): the mix
+    makes them loud, and says so even with -q. A sung take gets no such warning."""
     n = 12 * SR
     rng = np.random.default_rng(1)
     clicks = np.repeat(1e-4 * rng.standard_normal((n, 1)), 2, axis=1).astype(np.float32)
@@ -504,7 +506,8 @@ def test_a_take_heard_for_a_moment_only_is_mixed_with_a_warning(tmp_path, capsys
     sf.write(b, tone(seconds=12.0, db=-18.0), SR)
     code, err = run_mix(capsys, v, b, tmp_path / "mix.wav", "--method", "baseline")
     assert code == 0
-    assert "warning: the vocal is heard for only 1.2 s of the 12 s mix" in err
+    heard = re.search(r"warning: the vocal is heard for only ([0-9.]+) s of the 12 s mix", err)
+    assert heard is not None and float(heard.group(1)) < 2.0, err
     sung = tmp_path / "sung.wav"
     sf.write(sung, tone(seconds=12.0), SR)
     code, err = run_mix(capsys, sung, b, tmp_path / "mix2.wav", "--method", "baseline")

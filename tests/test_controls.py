@@ -62,9 +62,15 @@ def test_a_backing_turned_below_the_gate_re_resolves_and_its_ratio_is_null(song)
     v, b = song
     p, _, _ = mix(v, b, SR, method="baseline")
     quiet = replace(p, backing=replace(p.backing, gain_db=-60.0))
-    again, _, _ = mix(v, b, SR, base=quiet, vocal_lra_lu=8.0)
+    again, _, est = mix(v, b, SR, base=quiet, vocal_lra_lu=8.0)
     assert again.achieved.vocal_to_backing_lu is None
-    assert again.achieved.vocal_to_mix_lu == pytest.approx(p.targets.vocal_to_mix_lu, abs=0.05)
+    # the vocal, turned down to such a backing, crosses the absolute gate too: the ratio
+    # jumps there and no gain reaches the target, which is said (its figure was the
+    # vocal's loudness at 0 dB moved by the gain, as if no block crossed the gate)
+    got = again.achieved.vocal_to_mix_lu
+    assert got is not None and np.isfinite(got)
+    assert abs(got - p.targets.vocal_to_mix_lu) <= 0.05 or any(
+        n.startswith("warning: the vocal-to-mix target") for n in est.notes)
     assert MixParams.from_json(again.to_json()) == again
     twice, _, _ = mix(v, b, SR, base=again, vocal_lra_lu=6.0)  # and once more from it
     assert twice.achieved.vocal_to_backing_lu is None

@@ -448,3 +448,24 @@ def test_an_input_whose_last_block_is_shorter_than_a_segment_mixes(sample_rate, 
                                                            abs=0.3)
     _p, again = render_params(v, b, sample_rate, params)
     assert np.array_equal(again.mix, rendered.mix)
+
+
+@pytest.mark.parametrize("method", ["baseline", "model"])
+@pytest.mark.parametrize("vocal_lufs", [-50.0, -65.0])
+def test_a_quiet_take_raised_far_is_placed_and_reported_as_rendered(method, vocal_lufs):
+    # the vocal's loudness at each gain was its loudness at 0 dB plus the gain: blocks
+    # under BS.1770-4's -70 LUFS gate at 0 dB pass it once raised, and a take at -65 LUFS
+    # reported -3.00 LU against the mix was -3.69 LU as rendered
+    import vocalmix
+    from vocalmix.core.measure import vocal_to_mix_lu
+    from vocalmix.synth import synthesize_song
+
+    v, b = synthesize_song(sample_rate=SR, duration_s=8.0, seed=2)
+    v = (v * 10 ** ((vocal_lufs - integrated_loudness(v, SR)) / 20)).astype(np.float32)
+    r = vocalmix.mix(v, b, SR, method=method)
+    p = r.params
+    rendered = vocal_to_mix_lu(r.vocal, r.backing, SR, p.targets.vocal_to_mix_measure)
+    assert rendered == pytest.approx(p.achieved.vocal_to_mix_lu, abs=0.01)
+    assert rendered == pytest.approx(p.targets.vocal_to_mix_lu, abs=0.05)
+    assert integrated_loudness(r.vocal, SR) - integrated_loudness(r.backing, SR) == (
+        pytest.approx(p.achieved.vocal_to_backing_lu, abs=0.01))

@@ -448,9 +448,10 @@ class LiveSession:
         self._solver: Iterator[None] | None = None  # a ride solve under way
         r = self.ride.range_db
         self._offsets = np.linspace(-r, r, int(round(4 * r)) + 1)  # candidate gains, dB
-        self._coef = np.zeros((self._offsets.size + 1, 3))
+        n = self._offsets.size
+        self._coef = np.zeros((2 * n + 1, 3))
         self._coef[0, 0] = 1.0
-        self._coef[1:, 1] = 1.0
+        self._coef[1 : n + 1, 1] = 1.0
 
     # --- measurement and ride ---------------------------------------------------------
 
@@ -526,10 +527,13 @@ class LiveSession:
         r = self.ride.range_db
         grid = self.centre_db + self._offsets  # 0.5 dB steps
         g = 10.0 ** (grid / 20.0)
-        # rows: the vocal alone (0 dB), then the mix g V + B at each candidate gain
-        coef = self._coef  # times the stats' rows (vv, bb, vb)
-        np.multiply(g, g, out=coef[1:, 0])
-        np.multiply(g, 2.0, out=coef[1:, 2])
+        # rows: the vocal alone (0 dB), then the mix g V + B at each candidate gain, then
+        # the vocal alone at each (its quiet blocks may pass the absolute gate only once
+        # raised: not the 0 dB loudness plus the gain, as the resolver measures it)
+        coef, n = self._coef, grid.size  # times the stats' rows (vv, bb, vb)
+        np.multiply(g, g, out=coef[1 : n + 1, 0])
+        np.multiply(g, 2.0, out=coef[1 : n + 1, 2])
+        np.multiply(g, g, out=coef[n + 1 :, 0])
         yield
         n_blocks = ns - 3
         gate = np.full(coef.shape[0], ABS_GATE_LUFS)
@@ -549,7 +553,10 @@ class LiveSession:
             if _pass == 0:
                 gate = relative_gate(total, count)
         loud = gated_loudness(total, count)
-        vals = loud[0] + grid - loud[1:] - self.target_lu  # vocal-to-mix minus the target
+        shifted, alone = loud[0] + grid, loud[n + 1 :]
+        same = np.isfinite(alone) & (np.abs(alone - shifted) <= 1e-9)
+        vocal = np.where(same | ~np.isfinite(alone), shifted, alone)
+        vals = vocal - loud[1 : n + 1] - self.target_lu  # vocal-to-mix minus the target
         if not np.isfinite(vals).all():
             return
         yield

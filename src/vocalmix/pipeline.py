@@ -318,6 +318,13 @@ def _resolve(
         reasons.append(Reason("vocal.gain_db", "resolver", notes[-1],
                               (("target_vocal_to_mix_lu", target),)))
         new = replace(new, vocal=replace(new.vocal, gain_db=float(g.gain_db)))
+        if abs(g.vocal_to_mix_lu - target) > TARGET_TOLERANCE_LU:
+            notes.append(
+                f"warning: the vocal-to-mix target {target:+.2f} LU is missed by "
+                f"{abs(g.vocal_to_mix_lu - target):.2f} LU: no gain reaches it, the ratio "
+                "jumps at this level where quiet blocks cross BS.1770-4's -70 LUFS gate "
+                "(check the backing's level: a backing that quiet has little loudness to "
+                "set the vocal against)")
     mix_s = dry.shape[0] / sample_rate
     if mix_s >= BARELY_HEARD_MIX_S and g.heard_s < BARELY_HEARD_S:
         notes.append(BARELY_HEARD_WARNING.format(heard=g.heard_s, mix=mix_s))

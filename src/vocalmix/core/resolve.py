@@ -170,6 +170,21 @@ def heard_seconds(vocal_energy: np.ndarray, segment_len: int) -> float:
     return 0.1 * float(gated_blocks(vocal_energy, segment_len).sum())
 
 
+def vocal_lufs_at(vv: np.ndarray, seg: int, gains_db: np.ndarray | float,
+                  iv0: float) -> np.ndarray:
+    """The integrated loudness (LUFS) of the vocal ``g V`` at each gain (dB), from its
+    100 ms segment sums at 0 dB (``vv``) and its loudness there (``iv0``): ``iv0 + gain``
+    while the same blocks pass BS.1770-4's absolute gate, measured anew where they do not
+    (a quiet take's blocks under -70 LUFS at 0 dB pass the gate once raised, eq. (5):
+    ``iv0 + gain`` put a breathy take raised 34 dB 0.6 LU louder than it is)."""
+    gains = np.atleast_1d(np.asarray(gains_db, dtype=np.float64))
+    shifted = iv0 + gains
+    g = 10.0 ** (gains / 20.0)
+    gated = np.asarray(integrated_from_segments((g * g)[:, None] * vv[None, :], seg))
+    same = np.isfinite(gated) & (np.abs(gated - shifted) <= 1e-9)
+    return np.where(same | ~np.isfinite(gated), shifted, gated)
+
+
 def _ratio_rows(gains_db: np.ndarray, vv: np.ndarray, vb: np.ndarray, bb: np.ndarray,
                 seg: int, measure: str, iv0: float) -> np.ndarray:
     """Vocal-to-mix ratio (LU) of ``g V + B`` for each gain (dB), from block sums
@@ -180,7 +195,7 @@ def _ratio_rows(gains_db: np.ndarray, vv: np.ndarray, vb: np.ndarray, bb: np.nda
     em = ev + (2.0 * g)[:, None] * vb[None, :] + bb[None, :]
     if measure == "singing":  # (where both play: the backing's own blocks gate too)
         return np.asarray(singing_ratio_from_segments(ev, em, seg, bb))
-    return iv0 + gains_db - np.asarray(integrated_from_segments(em, seg))
+    return vocal_lufs_at(vv, seg, gains_db, iv0) - np.asarray(integrated_from_segments(em, seg))
 
 
 def vocal_to_mix_on_grid(vv: np.ndarray, vb: np.ndarray, bb: np.ndarray, segment_len: int,
@@ -251,7 +266,7 @@ def solve_gain_from_segments(
             return float(_ratio_rows(np.array([gain_db]), vv, vb, bb, seg, measure, iv0)[0])
         g = 10.0 ** (gain_db / 20.0)  # scalar arithmetic, as the integrated resolver has
         mix = integrated_from_segments(g * g * vv + 2.0 * g * vb + bb, seg)  # always done
-        return float(iv0 + gain_db - mix)
+        return float(vocal_lufs_at(vv, seg, gain_db, iv0)[0] - mix)
 
     lo, hi = gain_range_db
     grid = np.linspace(lo, hi, 49)
@@ -276,10 +291,10 @@ def solve_gain_from_segments(
     return GainSolution(
         gain_db=float(gain),
         vocal_to_mix_lu=ratio(gain),
-        vocal_to_backing_lu=float(iv0 + gain - ib),
+        vocal_to_backing_lu=float(vocal_lufs_at(vv, seg, gain, iv0)[0] - ib),
         premaster_lufs=float(integrated_from_segments(em, seg)),
         measure=measure,
-        heard_s=heard_seconds(vv, seg),
+        heard_s=heard_seconds(gl * gl * vv, seg),
         premaster_energy=em,
     )
 
@@ -306,10 +321,10 @@ def gain_solution_at(
         gain_db=float(gain_db),
         vocal_to_mix_lu=float(_ratio_rows(np.array([gain_db]), vv, vb, bb, seg, measure,
                                           iv0)[0]),
-        vocal_to_backing_lu=float(iv0 + gain_db - ib),
+        vocal_to_backing_lu=float(vocal_lufs_at(vv, seg, gain_db, iv0)[0] - ib),
         premaster_lufs=float(integrated_from_segments(em, seg)),
         measure=measure,
-        heard_s=heard_seconds(vv, seg),
+        heard_s=heard_seconds(gl * gl * vv, seg),
         premaster_energy=em,
     )
 
