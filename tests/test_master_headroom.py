@@ -181,3 +181,19 @@ def test_a_mix_loudness_target_past_the_limiters_reach_is_missed_honestly(rng):
     r = vocalmix.mix(v, pre, SR, method="baseline", mix_lufs=-5.0)
     assert any(n.startswith("warning: the mix-loudness target -5 LUFS is missed by")
                for n in r.notes), r.notes
+
+
+def test_a_very_quiet_mix_without_a_loudness_target_is_warned_about():
+    """The vocal is set against the backing and the master stays at 0 dB without a
+    mix-loudness target: a backing 30 dB down gave a -43 LUFS mix without a word."""
+    from vocalmix.synth import synthesize_song
+
+    v, b = synthesize_song(sample_rate=SR, duration_s=8.0, seed=3)
+    quiet = vocalmix.mix(v, b * np.float32(10 ** (-30 / 20)), SR, method="baseline")
+    assert any(n.startswith("warning: the mix comes out at about -4") and "--mix-lufs" in n
+               for n in quiet.notes), quiet.notes
+    normal = vocalmix.mix(v, b, SR, method="baseline")
+    assert not any("very quiet" in n for n in normal.notes)
+    raised = vocalmix.mix(v, b * np.float32(10 ** (-30 / 20)), SR, method="baseline",
+                          mix_lufs=-16.0)
+    assert not any("very quiet" in n for n in raised.notes)

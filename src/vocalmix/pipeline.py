@@ -86,6 +86,9 @@ _quiet = no_progress
 #: how the resolver's notes on the master gain begin (the live settle leaves them out: it
 #: keeps the plan's master)
 MASTER_NOTE_PREFIX = "master gain "
+#: without a mix-loudness target, a mix quieter than this (LUFS) is warned about: far
+#: under any playback's level (streaming plays at -14 to -16 LUFS, broadcast at -23)
+QUIET_MIX_LUFS = -30.0
 #: a mix-loudness target missed by more than this (LU; the targets' stated tolerance) is
 #: warned about
 TARGET_TOLERANCE_LU = 0.3
@@ -374,6 +377,12 @@ def _resolve(
         elif new.master.gain_db != 0.0:
             notes.append("no mix-loudness target: master gain back to 0 dB")
         new = replace(new, master=replace(new.master, gain_db=h.gain_db))
+        quiet = g.premaster_lufs + h.gain_db
+        if np.isfinite(quiet) and quiet < QUIET_MIX_LUFS:
+            notes.append(
+                f"warning: the mix comes out at about {quiet:.0f} LUFS, very quiet (the "
+                "backing is quiet, and the vocal is set against it): give a mix-loudness "
+                "target (--mix-lufs -14, targets.mix_lufs) to raise it")
     new = new.with_reasons(*reasons)
     return new, notes, Resolved(parts=parts, gain=g, vocal_lra_lu=lra, mix_lufs=mix_lufs,
                                      vocal_momentary_range_lu=mrange)
