@@ -156,3 +156,17 @@ def test_a_mix_result_lists_its_warnings():
     r = vocalmix.mix(hiss, backing, sr, method="baseline")
     assert any("loudness hardly moves" in w for w in r.warnings)
     assert all(("warning: " + w) in r.notes for w in r.warnings)
+
+
+def test_an_audio_built_by_hand_in_mono_is_laid_out_as_an_array_is(song):
+    # an Audio of (n, 1) or (n,) samples reached the render as it was and failed there
+    # with a bare ValueError
+    v, b = song
+    sr = 44100
+    mono = v.mean(axis=1)
+    want = vocalmix.mix(mono[:, None], b, sr, method="baseline").mix
+    for samples in (mono[:, None], mono, mono.astype(np.float64)):
+        got = vocalmix.mix(vocalmix.Audio(samples, sr, "<take>"), b, sr, method="baseline")
+        assert np.array_equal(got.mix, want)
+    with pytest.raises(vocalmix.VocalmixError):
+        vocalmix.mix(vocalmix.Audio(np.full((sr, 2), np.nan, np.float32), sr), b, sr)

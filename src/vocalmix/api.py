@@ -21,6 +21,7 @@ A karaoke app mixes a take in-process with::
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,7 +75,15 @@ class MixResult:
 
 def _as_audio(x: AudioInput, sample_rate: int | None, what: str) -> Audio:
     if isinstance(x, Audio):
-        return x
+        # checked and laid out as an array is (one built by hand, mono or with NaN, reached
+        # the render as it was and failed there with a bare ValueError); for one that
+        # read_audio made, a pass that changes nothing
+        samples, notes, ch = validate_signal(np.asarray(x.samples), x.sample_rate,
+                                             label=x.label or what)
+        if samples is x.samples and not notes:
+            return x
+        return dataclasses.replace(x, samples=samples, notes=(*x.notes, *notes),
+                                   source_channels=ch)
     if isinstance(x, (str, os.PathLike)):
         return read_audio(x, label=f"{what} {Path(x)}")
     if isinstance(x, np.ndarray):
