@@ -343,3 +343,40 @@ def test_real_stem_mp4_files_decode_to_vocal_and_backing():
         resid = np.sum((v + b - mix) ** 2) / np.sum(mix**2)
         assert 10 * np.log10(resid) < -15, s.song_id  # AAC coding noise only
         assert np.sum(b**2) > 0.05 * np.sum(mix**2) and np.sum(v**2) > 1e-4 * np.sum(mix**2)
+
+
+def _hq_song(folder: Path, seconds: float, seed: int = 0) -> Path:
+    folder.mkdir(parents=True)
+    v, b = _pair(seed, seconds)
+    sf.write(folder / "vocals.wav", v, SR)
+    sf.write(folder / "accompaniment.wav", b, SR)
+    return folder
+
+
+def test_a_growing_data_folder_is_followed_through_links_manifests_and_copies(tmp_path):
+    # a MUSDB18-HQ linked into the data folder was skipped (the walk did not follow
+    # links); a manifest's songs in the folders below it were listed again under their
+    # folder names, the same audio on both sides of the artist folds; and of two copies of
+    # a song, the 6.8 s excerpt could shadow the whole song
+    store = tmp_path / "elsewhere" / "musdb18hq" / "train"
+    _hq_song(store / "Artist A - Song", 3.0, 1)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "hq").symlink_to(tmp_path / "elsewhere" / "musdb18hq")
+    (data / "loop").symlink_to(data)  # (a link back up is walked once)
+    assert [s.song_id for s in find_songs([data])] == ["Artist A - Song"]
+
+    listed = tmp_path / "listed"
+    _hq_song(listed / "Artist B - One", 2.0, 2)
+    with open(listed / "manifest.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["song", "vocal", "backing"])
+        w.writerow(["track00", "Artist B - One/vocals.wav", "Artist B - One/accompaniment.wav"])
+    assert [s.song_id for s in find_songs([listed])] == ["track00"]
+
+    short = tmp_path / "copies" / "excerpts" / "Artist C - Two"
+    _hq_song(short, 1.0, 3)
+    _hq_song(tmp_path / "copies" / "whole" / "Artist C - Two", 4.0, 3)
+    said: list[str] = []
+    (song,) = find_songs([tmp_path / "copies"], progress=said.append)
+    assert "whole" in str(song.vocal) and "kept" in said[0] and "the larger" in said[0]

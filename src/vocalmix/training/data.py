@@ -216,19 +216,40 @@ def find_songs(folders: Iterable[str | os.PathLike[str]],
     """Every song under ``folders`` (see the module doc for the layouts).
 
     Songs with level information come first, sorted by id, then karaoke clips in path
-    order. A file reached twice (overlapping folders) is listed once; two *different*
-    songs with one id keep the first and say so through ``progress``.
+    order. Linked folders are followed (each real folder walked once). A song reached
+    twice (overlapping folders, a manifest's songs in the folders below it, which are
+    not walked) is listed once, under its first id; two *different* files of one song id
+    keep the larger (a full song over the 6.8 s excerpt of the same song) and say so
+    through ``progress``.
     """
     songs: dict[str, Song] = {}
+    by_file: dict[tuple[Path, ...], str] = {}  # each song's files (vocal, backing): its id
     karaoke: dict[Path, Song] = {}
 
+    def size(p: Path) -> int:
+        try:
+            return p.stat().st_size
+        except OSError:
+            return -1
+
+    def files(s: Song) -> tuple[Path, ...]:
+        return (s.vocal.resolve(), *(Path(b).resolve() for b in s.backing))
+
     def add(s: Song) -> None:
+        real = files(s)
+        if real in by_file:  # (the same song's files, reached again)
+            return
         old = songs.get(s.song_id)
-        if old is None:
-            songs[s.song_id] = s
-        elif old.vocal.resolve() != s.vocal.resolve() and progress:
-            progress(f"two songs named {s.song_id!r}: kept {old.vocal.parent}, "
-                     f"skipped {s.vocal.parent}")
+        if old is not None:
+            keep, drop = (s, old) if size(s.vocal) > size(old.vocal) else (old, s)
+            if progress:
+                progress(f"two songs named {s.song_id!r}: kept {keep.vocal.parent} (the "
+                         f"larger), skipped {drop.vocal.parent}")
+            if keep is old:
+                return
+            by_file.pop(files(old), None)
+        songs[s.song_id] = s
+        by_file[real] = s.song_id
 
     for top in folders:
         top = Path(top)
@@ -247,12 +268,19 @@ def find_songs(folders: Iterable[str | os.PathLike[str]],
                 raise DataError(f"{top}: give a folder of songs, a manifest (.csv), a "
                                 ".stem.mp4 file or a karaoke clip")
             continue
-        for dirpath, dirnames, filenames in os.walk(top):
+        walked: set[Path] = set()
+        for dirpath, dirnames, filenames in os.walk(top, followlinks=True):
             d = Path(dirpath)
+            real = d.resolve()
+            if real in walked:  # (a link back up, or two links to one folder)
+                dirnames[:] = []
+                continue
+            walked.add(real)
             dirnames[:] = sorted(n for n in dirnames if not n.startswith("."))
             if "manifest.csv" in filenames:
                 for s in read_manifest(d / "manifest.csv"):
                     add(s)
+                dirnames[:] = []  # (its songs: not again, under other ids, from below)
                 continue
             song = musdb_folder(d)
             if song is not None:
