@@ -380,3 +380,29 @@ def test_a_growing_data_folder_is_followed_through_links_manifests_and_copies(tm
     said: list[str] = []
     (song,) = find_songs([tmp_path / "copies"], progress=said.append)
     assert "whole" in str(song.vocal) and "kept" in said[0] and "the larger" in said[0]
+
+
+def test_audio_files_are_found_at_any_depth_through_links_and_in_mir1k_by_any_name(
+        tmp_path):
+    # the IR library, the reverb model's dry clips and the dynamics model's raw takes were
+    # found with fixed patterns (ir/*/*.wav, karaoke/mir1k/*.flac, a folder named exactly
+    # "mir1k") and without following links: IRs in FLAC or deeper, a linked set and a
+    # MIR-1K folder named as the data layer names it were left out
+    from vocalmix.training.data import audio_files, is_mir1k
+    from vocalmix.training.irlib import real_ir_paths
+
+    v, _b = _pair(0, 0.5)
+    (tmp_path / "sets" / "hall").mkdir(parents=True)
+    sf.write(tmp_path / "sets" / "hall" / "big.flac", v, SR)
+    (tmp_path / "ir" / "mine").mkdir(parents=True)
+    sf.write(tmp_path / "ir" / "mine" / "room.wav", v, SR)
+    sf.write(tmp_path / "ir" / "mine" / "direct_cabinet_1.wav", v, SR)
+    (tmp_path / "ir" / "mine" / ".hidden.wav").write_bytes(b"")
+    (tmp_path / "ir" / "linked").symlink_to(tmp_path / "sets")
+    (tmp_path / "ir" / "again").symlink_to(tmp_path / "ir")  # (walked once)
+    found = [p.relative_to(tmp_path / "ir").as_posix() for p in real_ir_paths(tmp_path)]
+    assert found == ["linked/hall/big.flac", "mine/room.wav"]
+    (tmp_path / "karaoke" / "MIR-1K" / "Wavfile").mkdir(parents=True)
+    sf.write(tmp_path / "karaoke" / "MIR-1K" / "Wavfile" / "abjones_1_01.wav", v, SR)
+    takes = [p for p in audio_files(tmp_path / "karaoke") if is_mir1k(p)]
+    assert [p.name for p in takes] == ["abjones_1_01.wav"]

@@ -211,6 +211,33 @@ def _is_karaoke(path: Path, top: Path) -> bool:
     return bool(KARAOKE_DIR_RE.search(rel)) or "_Lacc_Rvoc" in path.name
 
 
+def audio_files(root: str | os.PathLike[str]) -> list[Path]:
+    """Every audio file (:data:`AUDIO_EXT`) under ``root``, at any depth, sorted: linked
+    folders followed, each real folder once; hidden files and folders left out. A data
+    folder that grows (a set added beside the others, in sub-folders, or linked in) is
+    followed as it is."""
+    top = Path(root)
+    if not top.is_dir():
+        return []
+    out: list[Path] = []
+    walked: set[Path] = set()
+    for dirpath, dirnames, filenames in os.walk(top, followlinks=True):
+        real = Path(dirpath).resolve()
+        if real in walked:
+            dirnames[:] = []
+            continue
+        walked.add(real)
+        dirnames[:] = sorted(n for n in dirnames if not n.startswith("."))
+        out += [Path(dirpath) / f for f in filenames
+                if not f.startswith(".") and Path(f).suffix.lower() in AUDIO_EXT]
+    return sorted(out)
+
+
+def is_mir1k(path: Path) -> bool:
+    """Whether ``path`` lies in a MIR-1K folder (``mir1k``, ``MIR-1K``, any case)."""
+    return any(re.fullmatch(r"mir-?1k", part, re.IGNORECASE) for part in path.parts)
+
+
 def find_songs(folders: Iterable[str | os.PathLike[str]],
                progress: Progress | None = None) -> list[Song]:
     """Every song under ``folders`` (see the module doc for the layouts).

@@ -241,11 +241,12 @@ def _raw_takes(folders: list[str | Path]) -> list[tuple[np.ndarray, int]]:
     """The raw karaoke vocals (MIR-1K: right channel, as a centred stereo vocal) under
     ``folders``, 4 s or longer."""
     from vocalmix.core.audio import read_audio
+    from vocalmix.training.data import audio_files, is_mir1k
 
     out = []
     for folder in folders:
-        for p in sorted(Path(folder).rglob("*.flac")):
-            if "mir1k" not in p.parts:
+        for p in audio_files(folder):
+            if not is_mir1k(p):
                 continue
             a = read_audio(p)
             if a.samples.shape[0] >= 4 * a.sample_rate:

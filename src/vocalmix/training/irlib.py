@@ -195,14 +195,10 @@ def read_ir(path: str | Path) -> tuple[np.ndarray, int]:
 
 def real_ir_paths(root: str | Path | None = None) -> list[Path]:
     """The real IR files under ``root/ir`` (default: the data root), sorted, cabinets out."""
-    from vocalmix.training.data import AUDIO_EXT, data_root
+    from vocalmix.training.data import audio_files, data_root
 
     base = (Path(root) if root is not None else data_root()) / "ir"
-    if not base.is_dir():
-        return []
-    return sorted(p for p in base.rglob("*") if p.is_file()
-                  and p.suffix.lower() in AUDIO_EXT and not p.name.startswith(".")
-                  and not p.name.startswith("direct_cabinet_"))
+    return [p for p in audio_files(base) if not p.name.startswith("direct_cabinet_")]
 
 
 # --- rendering --------------------------------------------------------------------------

@@ -122,16 +122,17 @@ def load_dry_clips(root: str | Path, max_clip_s: float = 10.0) -> list[DryClip]:
     import soxr
 
     from vocalmix.core.audio import read_audio
+    from vocalmix.training.data import audio_files, is_mir1k
 
     root = Path(root)
     clips: list[DryClip] = []
-    for p in sorted((root / "karaoke" / "mir1k").glob("*.flac")):
+    for p in [q for q in audio_files(root / "karaoke") if is_mir1k(q)]:
         a = read_audio(p)  # karaoke clip: left backing, right vocal
         v, sr = a.samples[:, 1], a.sample_rate
         if sr != ANALYSIS_SR:
             v = soxr.resample(v, sr, ANALYSIS_SR, quality="HQ")
         clips.append(DryClip(p.stem, p.stem.split("_")[0], np.ascontiguousarray(v)))
-    for p in sorted((root / "dry_vocals").glob("*.wav")):
+    for p in audio_files(root / "dry_vocals"):
         a = read_audio(p)
         v, sr = a.samples.mean(axis=1), a.sample_rate
         if sr != ANALYSIS_SR:
@@ -958,11 +959,11 @@ def cv_choice(records: list[dict], alpha: float = CHOICE_ALPHA,
 
 
 def _training_files(root: Path) -> list[dict]:
-    from vocalmix.training.data import file_hash
+    from vocalmix.training.data import audio_files, file_hash, is_mir1k
+    from vocalmix.training.irlib import real_ir_paths
 
-    files = sorted((root / "karaoke" / "mir1k").glob("*.flac")) + sorted(
-        (root / "dry_vocals").glob("*.wav")) + sorted(
-        p for p in (root / "ir").glob("*/*.wav") if not p.name.startswith("direct_cabinet"))
+    files = ([p for p in audio_files(root / "karaoke") if is_mir1k(p)]
+             + audio_files(root / "dry_vocals") + real_ir_paths(root))
     return [{"name": str(p.relative_to(root)), "sha256": file_hash(p)} for p in files]
 
 
