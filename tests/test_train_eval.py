@@ -210,6 +210,27 @@ def test_cli_train_and_evaluate(musdb, tmp_path, capsys):
     assert "no such folder" in capsys.readouterr().err
 
 
+def test_train_checks_its_outputs_before_it_trains(musdb, tmp_path, capsys, monkeypatch):
+    # an -o that is a file failed at the end of the training (an hour, with the reverb
+    # model) as an internal error, and an earlier run's models were replaced without a word
+    import vocalmix.training.train as train
+
+    def never(*_a, **_k):
+        raise AssertionError("trained before its outputs were checked")
+
+    monkeypatch.setattr(train, "train_level_model", never)
+    (tmp_path / "file").write_text("not a folder")
+    assert main(["train", "--data", str(musdb), "-o", str(tmp_path / "file"), "-q",
+                 "--only", "level"]) == 2
+    assert "is a file" in capsys.readouterr().err
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "level_model.json").write_text("an earlier run's")
+    assert main(["train", "--data", str(musdb), "-o", str(tmp_path / "m"), "-q",
+                 "--only", "level"]) == 2
+    assert "level_model.json: already exists; pass --force" in capsys.readouterr().err
+    assert (tmp_path / "m" / "level_model.json").read_text() == "an earlier run's"
+
+
 def test_estimate_command_with_the_model_method_and_a_genre(musdb, tmp_path, capsys):
     song = musdb / "test" / "Artist E - Song 5"
     out = tmp_path / "p.json"

@@ -2839,8 +2839,10 @@ def channel_count(path: str | os.PathLike[str]) -> int:
 def write_model_files(folder: str | os.PathLike[str], weights_name: str,
                       arrays: dict[str, np.ndarray], meta_name: str, meta: dict, *,
                       compressed: bool = False) -> None:
-    """Write a model's weights (``.npz``) and its metadata (JSON) into ``folder``, each
-    atomically (a temporary file renamed into place); the folder is created if needed.
+    """Write a model's weights (``.npz``) and its metadata (JSON) into ``folder`` as one
+    atomic pair (:class:`OutputPlan`: scratch files of this process, renamed into place
+    together, the previous pair back on any failure), replacing an earlier pair; the
+    folder is created if needed.
 
     The bytes depend on the arrays and the metadata only: the ``.npz`` is written with
     fixed zip timestamps (``numpy.savez`` stamps the current time), so training twice
@@ -2850,10 +2852,9 @@ def write_model_files(folder: str | os.PathLike[str], weights_name: str,
     import zipfile
 
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / (weights_name + ".tmp.npz")
     method = zipfile.ZIP_DEFLATED if compressed else zipfile.ZIP_STORED
-    with zipfile.ZipFile(tmp, "w", compression=method, allowZip64=True) as zf:
+    weights = io.BytesIO()
+    with zipfile.ZipFile(weights, "w", compression=method, allowZip64=True) as zf:
         for name, value in arrays.items():
             buf = io.BytesIO()
             np.lib.format.write_array(buf, np.asanyarray(value), allow_pickle=False)
@@ -2861,10 +2862,9 @@ def write_model_files(folder: str | os.PathLike[str], weights_name: str,
             info.compress_type = method
             info.external_attr = 0o644 << 16
             zf.writestr(info, buf.getvalue())
-    tmp.replace(folder / weights_name)
-    tmpj = folder / (meta_name + ".tmp")
-    tmpj.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    tmpj.replace(folder / meta_name)
+    plan = OutputPlan(files=[folder / weights_name, folder / meta_name], force=True)
+    plan.commit({folder / weights_name: weights.getvalue(),
+                 folder / meta_name: json.dumps(meta, indent=2) + "\n"})
 
 
 def load_arrays(name: str, folder: str | os.PathLike[str] | None = None) -> dict[str, np.ndarray]:

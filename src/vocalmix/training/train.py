@@ -55,6 +55,8 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-cv", action="store_true",
                    help="level model: skip the cross-validated metrics in the metadata "
                    "(then vocalmix mix keeps the baseline as its default method)")
+    p.add_argument("--force", action="store_true",
+                   help="replace the model files an earlier run left in MODELDIR")
     p.add_argument("--no-cache", action="store_true", help="recompute cached features")
     p.add_argument("-j", "--jobs", type=int, default=1,
                    help="songs analysed in parallel processes (same result; default 1)")
@@ -72,6 +74,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise DataError("--augment and --repeats must be at least 1")
     kinds = args.only or list(MODEL_KINDS)
     out = Path(args.output)
+    # the files each model writes, checked before any training (which takes up to an
+    # hour): an -o that is a file failed only at the end, and earlier models were replaced
+    # without a word
+    from vocalmix.core.audio import check_outputs
+
+    check_outputs([out / f"{k}_model.{ext}" for k in kinds for ext in ("npz", "json")],
+                  force=args.force)
     if "level" in kinds:
         _model, meta = train_level_model(args.data, out, args.seed, args.augment, progress,
                                          not args.no_cache, not args.no_cv, max(1, args.jobs),
