@@ -288,3 +288,35 @@ def test_evaluate_reproduces_the_shipped_cross_validated_figures(real_cache):
             assert res["summary"][m]["vocal_to_mix_lu"][k] == pytest.approx(
                 shipped[m]["vocal_to_mix_lu"][k], abs=1e-9), (m, k)
     assert res["n_songs"] == 88 and len(res["test_split"]["rows"]) == 3
+
+
+def test_evaluate_passes_its_seed_to_the_eq_and_dynamics_evaluations(tmp_path, monkeypatch,
+                                                                       capsys):
+    # --seed reached the level and reverb evaluations only: the EQ and dynamics reports of
+    # --seed 0 and --seed 7 were the same bytes, both "seeds 0, 1, 2"
+    import vocalmix.training.dynamics as dynamics
+    import vocalmix.training.eq as eq
+    import vocalmix.training.reports as reports
+
+    seen: list[tuple[str, object]] = []
+
+    def evaluation(kind):
+        def run(_data, *, progress=None, seed=None):
+            seen.append((kind, seed))
+            return {}
+        return run
+
+    def report(_res, out):
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "r.md").write_text("report")
+        return out / "r.md"
+
+    monkeypatch.setattr(eq, "evaluate_eq", evaluation("eq"))
+    monkeypatch.setattr(dynamics, "evaluate_dynamics", evaluation("dynamics"))
+    monkeypatch.setattr(reports, "write_eq_report", report)
+    monkeypatch.setattr(reports, "write_dynamics_report", report)
+    for extra, want in (([], None), (["--seed", "7"], 7)):
+        assert main(["evaluate", "--eq", "--dynamics", "--data", str(tmp_path), "--report",
+                     str(tmp_path / "r"), "-q", *extra]) == 0
+        assert seen[-2:] == [("eq", want), ("dynamics", want)]
+    capsys.readouterr()
