@@ -320,3 +320,34 @@ def test_evaluate_passes_its_seed_to_the_eq_and_dynamics_evaluations(tmp_path, m
                      str(tmp_path / "r"), "-q", *extra]) == 0
         assert seen[-2:] == [("eq", want), ("dynamics", want)]
     capsys.readouterr()
+
+
+def test_a_report_is_written_whole_or_not_at_all(musdb, tmp_path, monkeypatch):
+    # the files went straight onto their names, results first: a full disk while a plot
+    # was saved left the new results beside the old report
+    import matplotlib.figure
+
+    from vocalmix.training import reports
+    from vocalmix.training.level import evaluate_level_model
+
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "results.json").write_text('{"old": true}\n')
+    (out / "report.md").write_text("OLD REPORT\n")
+    res = evaluate_level_model([str(musdb)], augment=1, draws=1, repeats=1, n_folds=2,
+                               with_sensitivity=False)
+    real = matplotlib.figure.Figure.savefig
+
+    def full(*_a, **_k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", full)
+    with pytest.raises(OSError):
+        reports.write_level_report(res, out)
+    assert (out / "results.json").read_text() == '{"old": true}\n'
+    assert (out / "report.md").read_text() == "OLD REPORT\n"
+    assert sorted(p.name for p in out.iterdir()) == ["report.md", "results.json"]
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", real)
+    assert reports.write_level_report(res, out) == out / "report.md"
+    assert "old" not in json.loads((out / "results.json").read_text())
+    assert {"scatter.png", "errors.png"} <= {p.name for p in out.iterdir()}

@@ -18,6 +18,7 @@ Plots need matplotlib (the ``plot`` extra).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -261,7 +262,7 @@ def level_report_markdown(res: dict) -> str:
     return "\n".join(lines)
 
 
-def write_level_report(res: dict, out: str | Path) -> Path:
+def _write_level_report(res: dict, out: str | Path) -> Path:
     """``report.md``, ``results.json``, ``scatter.png`` and ``errors.png`` into ``out``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -345,7 +346,7 @@ def _level_plots(res: dict, out: Path) -> None:
 # --- the corrective EQ -------------------------------------------------------------------
 
 
-def write_eq_report(res: dict, out: Path) -> Path:
+def _write_eq_report(res: dict, out: Path) -> Path:
     """Corrective-EQ figures (``eq_report.md``, ``eq_results.json``) and a plot
     (``eq_example.png``: one example's curves, before/after distances of every test, and
     how much finished vocals differ per band against the damage the random EQs do)."""
@@ -477,7 +478,7 @@ def write_eq_report(res: dict, out: Path) -> Path:
 # --- the dynamics model ------------------------------------------------------------------
 
 
-def write_dynamics_report(res: dict, out: str | Path) -> Path:
+def _write_dynamics_report(res: dict, out: str | Path) -> Path:
     """Dynamics figures (``dynamics_report.md``, ``dynamics_results.json``) and a plot
     (``dynamics.png``: processed against human momentary range per method)."""
     out = Path(out)
@@ -678,7 +679,7 @@ def _label_sources(meta: dict) -> str:
     return ", ".join(f"{v} IRs {k}" for k, v in sorted(c.items())) or "no IRs"
 
 
-def write_reverb_report(res: dict, out: str | Path) -> Path:
+def _write_reverb_report(res: dict, out: str | Path) -> Path:
     """Write ``reverb_report.md``, ``reverb_results.json`` and the plots
     (``reverb_estimator.png``, ``reverb_songs.png``) into ``out``; returns the report."""
     out = Path(out)
@@ -855,6 +856,48 @@ def write_reverb_report(res: dict, out: str | Path) -> Path:
     p = out / "reverb_report.md"
     p.write_text("\n".join(L) + "\n", encoding="utf-8")
     return p
+
+
+
+
+def _staged(write: Callable[[dict, Path], Path], res: dict, out: str | Path) -> Path:
+    """Run a report writer into a scratch folder, then put every file it wrote into
+    ``out`` at once (:class:`~vocalmix.core.audio.OutputPlan`: all of them, or, on a
+    failure such as a full disk while a plot is saved, none, the previous report kept
+    whole); returns the report's path in ``out``. The writers wrote their files straight
+    into ``out``, the results first and the report last, so a failure between them left a
+    new results file beside an old report."""
+    import tempfile
+
+    from vocalmix.core.audio import OutputPlan
+
+    out = Path(out)
+    with tempfile.TemporaryDirectory(prefix="vocalmix-report-") as tmp:
+        p = write(res, Path(tmp))
+        names = sorted(f.name for f in Path(tmp).iterdir() if f.is_file())
+        plan = OutputPlan(files=[out / n for n in names], force=True)
+        plan.commit({out / n: (Path(tmp) / n).read_bytes() for n in names})
+    return out / p.name
+
+
+def write_level_report(res: dict, out: str | Path) -> Path:
+    """The level report (``report.md``, ``results.json``, plots) in ``out``, at once."""
+    return _staged(_write_level_report, res, out)
+
+
+def write_eq_report(res: dict, out: str | Path) -> Path:
+    """The EQ report (``eq_report.md``, ``eq_results.json``, plot) in ``out``, at once."""
+    return _staged(_write_eq_report, res, out)
+
+
+def write_dynamics_report(res: dict, out: str | Path) -> Path:
+    """The dynamics report (``dynamics_report.md``, results, plot) in ``out``, at once."""
+    return _staged(_write_dynamics_report, res, out)
+
+
+def write_reverb_report(res: dict, out: str | Path) -> Path:
+    """The reverb report (``reverb_report.md``, results, plots) in ``out``, at once."""
+    return _staged(_write_reverb_report, res, out)
 
 
 __all__ = [
