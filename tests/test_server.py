@@ -283,6 +283,18 @@ def test_a_delete_while_a_job_holds_the_mix_answers_at_once_and_removes_it_after
     assert client.get(f"/api/mixes/{mid}").status_code == 404
 
 
+def test_head_of_audio_and_of_the_params_document_gives_their_headers(client, pair):
+    # a client asking what a URL holds before fetching it got 405
+    mid = post_mix(client, pair).json()["id"]
+    for url in (f"/api/mixes/{mid}/audio/mix", f"/api/mixes/{mid}/params.json"):
+        full = client.get(url)
+        head = client.head(url)
+        assert head.status_code == 200 and head.content == b""
+        assert head.headers["content-length"] == str(len(full.content))
+        assert head.headers["content-type"] == full.headers["content-type"]
+    assert client.head(f"/api/mixes/{'Z' * 24}/audio/mix").status_code == 404
+
+
 def test_ogg_of_a_mix_above_192_khz_is_refused_not_a_crash(client):
     # libsndfile's Vorbis encoder crashed the server's process (SIGSEGV) above 200 kHz
     v, b = synthesize_song(sample_rate=256000, duration_s=1.5, seed=5)

@@ -589,6 +589,7 @@ def delete_mix(mid: str, studio: StudioDep) -> Response:
     return Response(status_code=204)
 
 
+@router.head("/api/mixes/{mid}/audio/{kind}", include_in_schema=False)  # (the GET's headers)
 @router.get(
     "/api/mixes/{mid}/audio/{kind}", response_class=FileResponse,
     responses={200: {"content": {t: {} for t, _ in AUDIO_ENCODINGS.values()}},
@@ -625,6 +626,7 @@ async def get_audio(mid: str, kind: str, studio: StudioDep, format: str = "wav")
                         headers={"Cache-Control": "no-cache"})
 
 
+@router.head("/api/mixes/{mid}/params.json", include_in_schema=False)
 @router.get("/api/mixes/{mid}/params.json", response_class=FileResponse,
             responses={200: {"content": {"application/json": {
                 "schema": {"$ref": "#/components/schemas/MixParams"}}}}, **errs(404, 409)},
