@@ -1680,7 +1680,7 @@ class PlannedOutput:
 
     @property
     def absolute(self) -> Path:
-        return _absolute(self.path)
+        return _identity(self.path)
 
 
 @dataclass
@@ -1691,18 +1691,13 @@ class _Entry:
     existed: bool
 
 
-def _absolute(p: str | os.PathLike[str]) -> Path:
-    """``p`` made absolute as the system reads it: its folder with symlinks resolved
-    before any ``..`` after them is applied (``link/../x.wav`` is beside the link's
-    target, where the system writes it, not beside the link, where ``os.path.abspath``
-    would put it), and its own name."""
+def _identity(p: str | os.PathLike[str]) -> Path:
+    """What a path names, absolute: its folder with symlinks resolved before any ``..``
+    after them is applied (``link/../x.wav`` is beside the link's target, where the
+    system writes it, not beside the link, where ``os.path.abspath`` would put it), and
+    its own name."""
     head, name = os.path.split(os.fspath(p))
     return Path(os.path.realpath(os.path.join(os.getcwd(), head))) / name
-
-
-def _identity(p: str | os.PathLike[str]) -> Path:
-    """What a path names: its folder with symlinks resolved, and its own name."""
-    return _absolute(p)
 
 
 def _path_keys(path: str | os.PathLike[str]) -> set[object]:
@@ -1880,7 +1875,7 @@ class OutputPlan:
             raise OutputExistsError(f"{p}: already exists")
 
     def _check_folder(self, p: Path, probed: set[Path]) -> None:
-        a = _absolute(p)
+        a = _identity(p)
         q, missing = a.parent, []
         while not os.path.lexists(q) and q != q.parent:
             missing.append(q.name)
