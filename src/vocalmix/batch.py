@@ -892,7 +892,9 @@ def scan_folder(folder: str | os.PathLike[str]) -> list[dict[str, str]]:
 def _folder_manifest_text(src: Path, target: Path) -> str:
     """The CSV text of the manifest of the folder of pairs ``src``, checked as
     :func:`read_manifest` checks a file (as if it were ``target``), in memory: a folder
-    whose pairs cannot make a manifest is refused before anything is written."""
+    whose pairs cannot make a manifest, or a ``target`` that holds a manifest no batch
+    wrote (:func:`_refuse_replacing_a_users_manifest`), is refused before anything is
+    written."""
     rows = scan_folder(src)
     if not rows:
         raise DataError(f"{src}: no pairs found; name them <id>.vocal.wav and "
@@ -905,6 +907,7 @@ def _folder_manifest_text(src: Path, target: Path) -> str:
     text = buf.getvalue()
     table, header, lines = _read_csv(text, target)
     _checked_manifest(target, table, header, "csv", lines)
+    _refuse_replacing_a_users_manifest(target)
     return text
 
 
@@ -914,9 +917,7 @@ def manifest_for(source: str | os.PathLike[str], out_dir: str | os.PathLike[str]
     src = Path(source)
     if src.is_dir():
         target = Path(out_dir) / FOLDER_MANIFEST
-        text = _folder_manifest_text(src, target)
-        _refuse_replacing_a_users_manifest(target)
-        return _written_manifest(text, target)
+        return _written_manifest(_folder_manifest_text(src, target), target)
     return read_manifest(src)
 
 
@@ -1638,7 +1639,6 @@ def run_batch(
     folder_text = None
     if src.is_dir():  # its manifest is written once the folder is ours (the lock)
         folder_text = _folder_manifest_text(src, out / FOLDER_MANIFEST)
-        _refuse_replacing_a_users_manifest(out / FOLDER_MANIFEST)
     else:
         manifest = read_manifest(src)  # reads only
         _refuse_results_over_manifest(src, out)
