@@ -68,7 +68,7 @@ from vocalmix.core.params import (
     VocalChain,
     clip,
 )
-from vocalmix.core.stream import Event, LiveMixer, Stems, replay
+from vocalmix.core.stream import Event, LiveMixer, Stems, replay, silence_nonfinite
 
 Progress = Callable[[str], None]
 
@@ -513,6 +513,7 @@ class LiveSession:
             gated_sums,
             relative_gate,
         )
+        from vocalmix.core.resolve import shifted_unless_gated
 
         ns, seg = self._n_seg, self._seg
         if ns < 4:
@@ -553,9 +554,7 @@ class LiveSession:
             if _pass == 0:
                 gate = relative_gate(total, count)
         loud = gated_loudness(total, count)
-        shifted, alone = loud[0] + grid, loud[n + 1 :]
-        same = np.isfinite(alone) & (np.abs(alone - shifted) <= 1e-9)
-        vocal = np.where(same | ~np.isfinite(alone), shifted, alone)
+        vocal = shifted_unless_gated(loud[0] + grid, loud[n + 1 :])
         vals = vocal - loud[1 : n + 1] - self.target_lu  # vocal-to-mix minus the target
         if not np.isfinite(vals).all():
             return
@@ -646,8 +645,7 @@ class LiveSession:
         got = self._capture[:, self._captured : self._captured + k]
         got[0] = vocal[:k]
         got[1] = backing[:k]
-        if not math.isfinite(float(got.sum())):  # (as the mixer mixes it: see its _finite)
-            got[~np.isfinite(got)] = 0.0
+        silence_nonfinite(got)  # (as the mixer mixes it)
         if self._captured == 0:
             self._onset_sample = self.mixer.samples_processed
         self._captured += k

@@ -178,9 +178,16 @@ def vocal_lufs_at(vv: np.ndarray, seg: int, gains_db: np.ndarray | float,
     (a quiet take's blocks under -70 LUFS at 0 dB pass the gate once raised, eq. (5):
     ``iv0 + gain`` put a breathy take raised 34 dB 0.6 LU louder than it is)."""
     gains = np.atleast_1d(np.asarray(gains_db, dtype=np.float64))
-    shifted = iv0 + gains
     g = 10.0 ** (gains / 20.0)
     gated = np.asarray(integrated_from_segments((g * g)[:, None] * vv[None, :], seg))
+    return shifted_unless_gated(iv0 + gains, gated)
+
+
+def shifted_unless_gated(shifted: np.ndarray, gated: np.ndarray) -> np.ndarray:
+    """The vocal's loudness at each gain, LUFS: ``shifted`` (its 0 dB loudness plus the
+    gain) where ``gated`` (measured at that gain) agrees with it to 1e-9 LU or could not
+    be measured, so that the answer is the same to the bit while no block crosses the
+    absolute gate; ``gated`` where a block does."""
     same = np.isfinite(gated) & (np.abs(gated - shifted) <= 1e-9)
     return np.where(same | ~np.isfinite(gated), shifted, gated)
 

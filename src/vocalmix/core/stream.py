@@ -411,6 +411,17 @@ def _as_params(params: MixParams | dict | str | os.PathLike[str]) -> MixParams:
     raise ParamsError(f"params must be a MixParams, a dict or a path, not {type(params).__name__}")
 
 
+def silence_nonfinite(x: np.ndarray) -> int:
+    """Put silence, in place, in the NaN or infinite samples of ``x``; returns how many
+    there were. The check is one sum, which such a sample makes non-finite, so a clean
+    block costs no more than that."""
+    if math.isfinite(float(x.sum())):
+        return 0
+    bad = ~np.isfinite(x)
+    x[bad] = 0.0
+    return int(np.count_nonzero(bad))
+
+
 class LiveMixer:
     """Mix a vocal into a backing block by block (see the module doc).
 
@@ -573,15 +584,11 @@ class LiveMixer:
         return y
 
     def _finite(self, x: np.ndarray) -> None:
-        """Put silence, in place, in the samples of the block ``x`` that are NaN or
-        infinite (counted in :attr:`nonfinite_samples`): one would otherwise stay in the
-        filters' and the limiter's state and silence the mix for good. The check is
-        one sum, which such a sample makes non-finite."""
-        if math.isfinite(float(x.sum())):
-            return
-        bad = ~np.isfinite(x)
-        self.nonfinite_samples += int(np.count_nonzero(bad))
-        x[bad] = 0.0
+        """Put silence in the block ``x``'s NaN or infinite samples
+        (:func:`silence_nonfinite`), counted in :attr:`nonfinite_samples`: one would
+        otherwise stay in the filters' and the limiter's state and silence the mix for
+        good."""
+        self.nonfinite_samples += silence_nonfinite(x)
 
     def _run(self, vocal: np.ndarray, backing: np.ndarray) -> tuple[np.ndarray, np.ndarray,
                                                                       np.ndarray, np.ndarray]:
@@ -733,5 +740,6 @@ __all__ = [
     "Stems",
     "insert_stages",
     "replay",
+    "silence_nonfinite",
     "send_stages",
 ]
