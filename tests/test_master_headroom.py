@@ -181,6 +181,8 @@ def test_a_mix_loudness_target_past_the_limiters_reach_is_missed_honestly(rng):
     r = vocalmix.mix(v, pre, SR, method="baseline", mix_lufs=-5.0)
     assert any(n.startswith("warning: the mix-loudness target -5 LUFS is missed by")
                for n in r.notes), r.notes
+    # (the master gain's reason is the resolver's note on it, not the warning after it)
+    assert r.params.reason_for("master.gain_db").text.startswith("master gain +")
 
 
 def test_a_very_quiet_mix_without_a_loudness_target_is_warned_about():

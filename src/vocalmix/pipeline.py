@@ -347,18 +347,18 @@ def _resolve(
         notes.append(f"{MASTER_NOTE_PREFIX}{m.gain_db:+.2f} dB puts the mix at "
                      f"{m.mix_lufs:.1f} LUFS (target {t.mix_lufs:g}) under the "
                      f"{new.master.ceiling_dbtp:g} dBTP ceiling")
+        reasons.append(Reason("master.gain_db", "resolver", notes[-1],
+                              (("target_mix_lufs", t.mix_lufs),)))
         if t.mix_lufs - m.mix_lufs > TARGET_TOLERANCE_LU:
             notes.append(f"warning: the mix-loudness target {t.mix_lufs:g} LUFS is missed "
                          f"by {t.mix_lufs - m.mix_lufs:.1f} LU: the limiter holds the mix at "
                          f"{m.mix_lufs:.1f} LUFS under the {new.master.ceiling_dbtp:g} dBTP "
                          "ceiling, and more gain would only squash it")
-        reasons.append(Reason("master.gain_db", "resolver", notes[-1],
-                              (("target_mix_lufs", t.mix_lufs),)))
     elif t.mix_lufs is not None:
         notes.append(f"{MASTER_NOTE_PREFIX}locked at {new.master.gain_db:+.2f} dB: the "
                      f"mix-loudness target {t.mix_lufs:g} LUFS is not resolved (the mix's "
                      "loudness is reported as achieved)")
-    elif t.mix_lufs is None and not is_locked(params, "master.gain_db"):
+    elif not is_locked(params, "master.gain_db"):
         # no loudness target: unity gain, unless the limiter would then squash the mix
         seg = int(round(sample_rate / 10.0))
         energy = g.premaster_energy if g.premaster_energy is not None else np.zeros(0)
@@ -798,10 +798,10 @@ def estimate_params(
         params = params.with_reasons(*(
             Reason(f"targets.{k}", "user", f"given by the user: {v:g}")
             for k, v in overrides.items() if v is not None))
-        unlocked = [f"targets.{k}" for k, v in overrides.items()
-                    if v is not None and is_locked(params, f"targets.{k}")]
-        if unlocked:  # (the person's own value, given now, wins over their lock)
-            notes.append(f"locked, but given a value: {', '.join(unlocked)} take the "
+        overridden = [f"targets.{k}" for k, v in overrides.items()
+                      if v is not None and is_locked(params, f"targets.{k}")]
+        if overridden:  # (the person's own value, given now, wins over their lock)
+            notes.append(f"locked, but given a value: {', '.join(overridden)} take the "
                          "value given")
         range_locked = is_locked(params, "targets.vocal_momentary_range_lu")
         if (vocal_lra_lu is not None and range_locked
