@@ -193,6 +193,13 @@ def moved_entries(before: MixParams, after: MixParams) -> list[dict[str, Any]]:
     return out
 
 
+def _drop_uploads(d: Path) -> None:
+    """Remove the raw uploads of the mix folder ``d`` (the inputs are kept as decoded)."""
+    for k in (*FORM_FILES, *REFERENCE_FILES):
+        with contextlib.suppress(OSError):
+            (d / f"upload_{k}").unlink()
+
+
 def upload_label(kind: str, filename: str | None) -> str:
     """``vocal take.wav``: how messages name an upload (printable, at most
     :data:`NAME_LIMIT` characters of its name)."""
@@ -309,9 +316,7 @@ class Studio:
             err = from_exception(e)
             if err.status >= 500:
                 log.error("mix %s failed", mid, exc_info=e)
-            for k in (*FORM_FILES, *REFERENCE_FILES):  # (up to the upload limit each, kept
-                with contextlib.suppress(OSError):    # to the expiry for nothing)
-                    (d / f"upload_{k}").unlink()
+            _drop_uploads(d)  # (up to the upload limit each, kept to the expiry for nothing)
             with contextlib.suppress(Exception):
                 if d.is_dir():
                     self.store.write_meta(d, status="failed", stage="failed", job=None,
@@ -390,9 +395,7 @@ class Studio:
     def store_inputs(self, d: Path, v: np.ndarray, b: np.ndarray, sr: int) -> None:
         write_audio(d / "vocal_in.wav", v, sr, force=True, subtype="FLOAT")
         write_audio(d / "backing_in.wav", b, sr, force=True, subtype="FLOAT")
-        for k in (*FORM_FILES, *REFERENCE_FILES):
-            with contextlib.suppress(FileNotFoundError):
-                (d / f"upload_{k}").unlink()
+        _drop_uploads(d)
         self.store.write_meta(d, sample_rate=sr, duration_s=v.shape[0] / sr)
 
     def inputs(self, d: Path) -> tuple[np.ndarray, np.ndarray, int]:
