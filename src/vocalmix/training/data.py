@@ -52,7 +52,7 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,7 +61,8 @@ import numpy as np
 from vocalmix.core.errors import DataError
 
 AUDIO_EXT = (".wav", ".flac", ".mp3", ".ogg", ".aiff", ".aif")
-KARAOKE_DIR_RE = re.compile(r"(mir-?1k|ikala)", re.IGNORECASE)
+MIR1K_DIR_RE = re.compile(r"mir-?1k", re.IGNORECASE)
+KARAOKE_DIR_RE = re.compile(rf"({MIR1K_DIR_RE.pattern}|ikala)", re.IGNORECASE)
 NOT_BACKING = ("vocals", "mixture", "accompaniment")
 STEM_MP4_STREAMS = ("mixture", "drums", "bass", "other", "vocals")
 STEM_MP4_RATE = 44100
@@ -219,7 +220,15 @@ def audio_files(root: str | os.PathLike[str]) -> list[Path]:
     top = Path(root)
     if not top.is_dir():
         return []
-    out: list[Path] = []
+    return sorted(d / f for d, _dirs, files in _walk(top) for f in files
+                  if not f.startswith(".") and Path(f).suffix.lower() in AUDIO_EXT)
+
+
+def _walk(top: Path) -> Iterator[tuple[Path, list[str], list[str]]]:
+    """``os.walk`` of ``top``, following linked folders, each real folder once (a link
+    back up, or two links to one folder), hidden folders left out, in sorted order:
+    ``(folder, sub-folder names, file names)``; emptying the sub-folder names stops the
+    walk going below that folder."""
     walked: set[Path] = set()
     for dirpath, dirnames, filenames in os.walk(top, followlinks=True):
         real = Path(dirpath).resolve()
@@ -228,14 +237,17 @@ def audio_files(root: str | os.PathLike[str]) -> list[Path]:
             continue
         walked.add(real)
         dirnames[:] = sorted(n for n in dirnames if not n.startswith("."))
-        out += [Path(dirpath) / f for f in filenames
-                if not f.startswith(".") and Path(f).suffix.lower() in AUDIO_EXT]
-    return sorted(out)
+        yield Path(dirpath), dirnames, filenames
 
 
 def is_mir1k(path: Path) -> bool:
     """Whether ``path`` lies in a MIR-1K folder (``mir1k``, ``MIR-1K``, any case)."""
-    return any(re.fullmatch(r"mir-?1k", part, re.IGNORECASE) for part in path.parts)
+    return any(MIR1K_DIR_RE.fullmatch(part) for part in path.parts)
+
+
+def mir1k_clips(root: str | os.PathLike[str]) -> list[Path]:
+    """The MIR-1K clips under ``root`` (:func:`audio_files` in a MIR-1K folder)."""
+    return [p for p in audio_files(root) if is_mir1k(p)]
 
 
 def find_songs(folders: Iterable[str | os.PathLike[str]],
@@ -295,15 +307,7 @@ def find_songs(folders: Iterable[str | os.PathLike[str]],
                 raise DataError(f"{top}: give a folder of songs, a manifest (.csv), a "
                                 ".stem.mp4 file or a karaoke clip")
             continue
-        walked: set[Path] = set()
-        for dirpath, dirnames, filenames in os.walk(top, followlinks=True):
-            d = Path(dirpath)
-            real = d.resolve()
-            if real in walked:  # (a link back up, or two links to one folder)
-                dirnames[:] = []
-                continue
-            walked.add(real)
-            dirnames[:] = sorted(n for n in dirnames if not n.startswith("."))
+        for d, dirnames, filenames in _walk(top):
             if "manifest.csv" in filenames:
                 for s in read_manifest(d / "manifest.csv"):
                     add(s)

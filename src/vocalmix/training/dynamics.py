@@ -241,13 +241,11 @@ def _raw_takes(folders: list[str | Path]) -> list[tuple[np.ndarray, int]]:
     """The raw karaoke vocals (MIR-1K: right channel, as a centred stereo vocal) under
     ``folders``, 4 s or longer."""
     from vocalmix.core.audio import read_audio
-    from vocalmix.training.data import audio_files, is_mir1k
+    from vocalmix.training.data import mir1k_clips
 
     out = []
     for folder in folders:
-        for p in audio_files(folder):
-            if not is_mir1k(p):
-                continue
+        for p in mir1k_clips(folder):
             a = read_audio(p)
             if a.samples.shape[0] >= 4 * a.sample_rate:
                 out.append((np.repeat(a.samples[:, 1:2], 2, axis=1), a.sample_rate))

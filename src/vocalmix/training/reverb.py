@@ -122,11 +122,11 @@ def load_dry_clips(root: str | Path, max_clip_s: float = 10.0) -> list[DryClip]:
     import soxr
 
     from vocalmix.core.audio import read_audio
-    from vocalmix.training.data import audio_files, is_mir1k
+    from vocalmix.training.data import audio_files, mir1k_clips
 
     root = Path(root)
     clips: list[DryClip] = []
-    for p in [q for q in audio_files(root / "karaoke") if is_mir1k(q)]:
+    for p in mir1k_clips(root / "karaoke"):
         a = read_audio(p)  # karaoke clip: left backing, right vocal
         v, sr = a.samples[:, 1], a.sample_rate
         if sr != ANALYSIS_SR:
@@ -959,10 +959,10 @@ def cv_choice(records: list[dict], alpha: float = CHOICE_ALPHA,
 
 
 def _training_files(root: Path) -> list[dict]:
-    from vocalmix.training.data import audio_files, file_hash, is_mir1k
+    from vocalmix.training.data import audio_files, file_hash, mir1k_clips
     from vocalmix.training.irlib import real_ir_paths
 
-    files = ([p for p in audio_files(root / "karaoke") if is_mir1k(p)]
+    files = (mir1k_clips(root / "karaoke")
              + audio_files(root / "dry_vocals") + real_ir_paths(root))
     return [{"name": str(p.relative_to(root)), "sha256": file_hash(p)} for p in files]
 
