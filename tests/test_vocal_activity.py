@@ -135,3 +135,57 @@ def test_a_take_over_loud_room_tone_is_compressed_as_the_clean_take_is():
     assert noisy.vocal.delay.enabled == clean.vocal.delay.enabled
     assert noisy.achieved.vocal_momentary_range_lu == pytest.approx(
         noisy.targets.vocal_momentary_range_lu, abs=0.35)
+
+
+def test_the_search_stops_where_the_range_stops_narrowing():
+    """A statistic that narrows, stalls for 14 dB of threshold, then falls one more LU:
+    the floor is where it stalls, not 20 dB lower where the target would be reached."""
+    from vocalmix.core.resolve import _upper_branch_floor
+
+    grid = np.linspace(-60.0, 0.0, 33)  # ascending, 1.875 dB apart
+    t = grid
+    vals = np.where(t > -12.0, 12.0, 12.0 - 0.25 * (-12.0 - t))  # narrowing from -12 dB
+    vals = np.where(t < -22.0, 9.5 - 0.01 * (-22.0 - t), vals)  # stalled from -22 dB
+    vals = np.where(t < -36.0, vals - 0.1 * (-36.0 - t), vals)  # and falling again
+    at = _upper_branch_floor(grid, vals)
+    assert at.why == "plateau"
+    assert -24.0 < at.threshold_db < -19.0
+    assert abs(at.least_lu - vals[grid >= at.threshold_db].min()) < 1e-12
+
+
+def test_a_steady_narrowing_and_an_untouched_range_have_no_floor():
+    from vocalmix.core.resolve import _upper_branch_floor
+
+    grid = np.linspace(-60.0, 0.0, 33)
+    steady = 12.0 - 0.15 * (-grid)  # 0.15 LU per dB all the way down: never flat
+    assert _upper_branch_floor(grid, steady).why == ""
+    assert _upper_branch_floor(grid, steady).threshold_db == -60.0
+    flat = np.full(grid.size, 7.0)  # the threshold is never under the peaks: no plateau
+    assert _upper_branch_floor(grid, flat).why == ""
+
+
+def test_a_range_that_stalls_is_not_bought_with_17_db_of_gain_reduction():
+    """The synthesized song (seed 3, 200 BPM): its vocal's momentary range stalls under
+    -22 dB. The model's target was reached at a -41 dB threshold, 17 dB of gain reduction
+    at the median while the voice sang; the search now stops where the range stalls
+    (and may raise the ratio over it)."""
+    from dataclasses import replace
+
+    from vocalmix.core.render import compressor_stage
+    from vocalmix.pipeline import mix
+
+    vocal, backing = synthesize_song(sample_rate=SR, duration_s=20.0, seed=3, tempo_bpm=200.0)
+    params, _rendered, _notes = mix(vocal, backing, SR, method="model")
+    comp = params.vocal.compressor
+    assert comp.threshold_db > -30.0
+    y = compressor_stage(vocal, SR, replace(comp, makeup_db=0.0))
+    seg = SR // 10
+    n = vocal.shape[0] // seg
+
+    def seg_db(a: np.ndarray) -> np.ndarray:
+        e = np.mean(a[: n * seg, 0].reshape(n, seg) ** 2, axis=1)
+        return 10.0 * np.log10(e + 1e-20)
+
+    dx, dy = seg_db(vocal), seg_db(y)
+    sung = dx > dx.max() - 20.0
+    assert np.median((dx - dy)[sung]) < 10.0
