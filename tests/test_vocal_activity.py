@@ -189,3 +189,24 @@ def test_a_range_that_stalls_is_not_bought_with_17_db_of_gain_reduction():
     dx, dy = seg_db(vocal), seg_db(y)
     sung = dx > dx.max() - 20.0
     assert np.median((dx - dy)[sung]) < 10.0
+
+
+def test_an_unreachable_lra_asked_for_is_warned_about_and_not_rendered_six_times():
+    """A person asks for LRA 3 on a vocal whose LRA stalls near 7 LU: the compressor
+    stops where it stalls, renders that threshold once (not six times over), and the
+    miss of a target the person gave is a warning, not only a note."""
+    import vocalmix
+    from vocalmix.core.params import Compressor
+    from vocalmix.core.resolve import resolve_compressor
+
+    vocal, backing = synthesize_song(sample_rate=SR, duration_s=20.0, seed=3, tempo_bpm=200.0)
+    sol = resolve_compressor(np.ascontiguousarray(vocal, np.float32), SR, 3.0,
+                             Compressor(ratio=3.3, attack_ms=8.2, release_ms=753.0))
+    assert sol.achieved_value > 6.0
+    assert sol.renders <= 3
+    assert "hardly narrows" in sol.note
+    asked = vocalmix.mix(vocal, backing, SR, vocal_lra_lu=3.0)
+    assert any("LRA target 3 LU is missed" in w for w in asked.warnings)
+    assert asked.params.vocal.compressor.threshold_db > -30.0
+    own = vocalmix.mix(vocal, backing, SR)  # the model's own target: its misses are notes
+    assert not any("is missed" in w for w in own.warnings)

@@ -174,6 +174,32 @@ def resolve_params(
     return p, notes + more
 
 
+#: how far (LU) the compressor may stay over a dynamics target a person gave or locked
+#: before the miss is a warning, not only the compressor's note (a model's own target
+#: is a prediction about 1.5 LU off on average: its misses stay notes)
+DYNAMICS_MISS_WARN_LU = 1.0
+
+
+def _persons_dynamics_miss(params: MixParams, statistic: str, target_lu: float,
+                           achieved_lu: float) -> str | None:
+    """The warning for a dynamics target a person gave (``targets...`` with the reason
+    ``user``) or locked that the compressor stays over by more than
+    :data:`DYNAMICS_MISS_WARN_LU` LU, else ``None``."""
+    path = ("targets.vocal_momentary_range_lu" if statistic == "momentary_range"
+            else "targets.vocal_lra_lu")
+    reason = params.reason_for(path)
+    persons = is_locked(params, path) or (reason is not None and reason.source == "user")
+    if not persons or not achieved_lu - target_lu > DYNAMICS_MISS_WARN_LU:
+        return None
+    name = "momentary loudness range" if statistic == "momentary_range" else "LRA"
+    return (f"warning: the vocal {name} target {target_lu:g} LU is missed by "
+            f"{achieved_lu - target_lu:.1f} LU (the vocal comes out at {achieved_lu:.1f} "
+            "LU): more compression would not narrow it further without squashing the voice "
+            "or lifting what is quiet between its phrases (the compressor's note says "
+            "where it stopped); lock vocal.compressor with settings of your own to go "
+            "further")
+
+
 def _resolve(
     vocal: np.ndarray,
     backing: np.ndarray,
@@ -268,6 +294,9 @@ def _resolve(
             del seen
             notes.append(sol.note)
             reasons.append(Reason("vocal.compressor", "resolver", sol.note, why))
+            miss = _persons_dynamics_miss(params, statistic, target_lu, sol.achieved_value)
+            if miss is not None:
+                notes.append(miss)
         notes.extend(rv_notes)
         if rv_reason is not None:
             reasons.append(rv_reason)

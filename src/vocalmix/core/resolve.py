@@ -843,6 +843,8 @@ def resolve_compressor(
             break
         thr = _next_threshold(proxy, pts, target_lra_lu, ratio, t_lo, t_hi, statistic,
                               floor)
+        if any(abs(thr - t) < 1e-3 for t, _ in pts):
+            break  # held at the floor: the same render again would change nothing
     assert best is not None
     err, comp, real, y, y_seen = best
     best = None
