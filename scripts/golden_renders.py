@@ -7,7 +7,8 @@ it in ``tests/golden/`` with the SHA-256 of ``render`` of it (mix and stems). Th
 
 Run it only when a change of the rendered sound is deliberate, and say why in the commit.
 ``--renders-only`` keeps the stored params documents and re-renders them (a change of the
-render alone); without it the documents are estimated again too.
+render alone); without it the documents are estimated again too. ``--only=KEY`` (e.g.
+``--only=demo__model``, repeatable) redoes only those cases and keeps the others as stored.
 """
 
 from __future__ import annotations
@@ -68,13 +69,21 @@ def main() -> int:
     from vocalmix.core.params import MixParams
     from vocalmix.pipeline import mix, render_params
 
-    renders_only = "--renders-only" in sys.argv[1:]
+    args = sys.argv[1:]
+    renders_only = "--renders-only" in args
+    only = {a.split("=", 1)[1] for a in args if a.startswith("--only=")}
     GOLDEN.mkdir(parents=True, exist_ok=True)
-    index = {}
+    stored = GOLDEN / "renders.json"
+    index = json.loads(stored.read_text()) if only and stored.exists() else {}
     for name, load in cases():
+        keys = [f"{name}__{m}".replace(" ", "_") for m in ("baseline", "model")]
+        if only and not only.intersection(keys):
+            continue
         vocal, backing, sr = load()
         for method in ("baseline", "model"):
             key = f"{name}__{method}".replace(" ", "_")
+            if only and key not in only:
+                continue
             doc = GOLDEN / f"{key}.json"
             if renders_only:
                 params = MixParams.from_json(doc.read_text())

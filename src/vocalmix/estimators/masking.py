@@ -215,6 +215,12 @@ def _bounded_least_squares(resid: Callable[[np.ndarray], np.ndarray], x0: np.nda
     return np.asarray(x_of(p))
 
 
+#: the weight of a band's gain in :func:`fit_parametric_bands`' least squares: a band of
+#: ``g`` dB costs as much as a residual of ``GAIN_PENALTY * g`` dB at every point of the
+#: grid (a 3 dB band 0.07 dB; a cancelling pair of 12 dB bands 0.38 dB RMS together)
+GAIN_PENALTY = 0.022
+
+
 def fit_parametric_bands(
     freqs_hz: np.ndarray,
     gain_db_curve: np.ndarray,
@@ -229,7 +235,11 @@ def fit_parametric_bands(
     Greedy: each step adds a peak at the largest remaining residual (or a shelf at an
     end), then all bands are refined together by bounded least squares on the
     log-frequency grid (:func:`_bounded_least_squares`); stops when the RMS residual is
-    under ``tolerance_db``.
+    under ``tolerance_db``. Each band's gain is weighed in the least squares as a
+    residual of :data:`GAIN_PENALTY` times that gain over the whole grid, so that two
+    bands do not grow into a pair that nearly cancels (a 3 dB tilt at 800 Hz was fitted
+    as -12 dB at 936 Hz and +11.5 dB at 1135 Hz; it is now -2.9 dB at 706 Hz and
+    +2.4 dB at 1652 Hz, 0.06 dB RMS further from the curve).
     """
     f = np.asarray(freqs_hz, dtype=np.float64)
     target = np.asarray(gain_db_curve, dtype=np.float64)
@@ -242,8 +252,11 @@ def fit_parametric_bands(
         return [(k, float(np.exp(v[3 * i])), float(v[3 * i + 1]), float(np.exp(v[3 * i + 2])))
                 for i, k in enumerate(kinds)]
 
+    weight = GAIN_PENALTY * np.sqrt(f.size)
+
     def resid(v: np.ndarray) -> np.ndarray:
-        return bands_response_db(unpack(v), f, sample_rate) - target
+        return np.concatenate([bands_response_db(unpack(v), f, sample_rate) - target,
+                               weight * v[1::3]])
 
     for _ in range(max_bands):
         r = target - bands_response_db(unpack(np.array(x)), f, sample_rate) if x else target
