@@ -210,3 +210,20 @@ def test_an_unreachable_lra_asked_for_is_warned_about_and_not_rendered_six_times
     assert asked.params.vocal.compressor.threshold_db > -30.0
     own = vocalmix.mix(vocal, backing, SR)  # the model's own target: its misses are notes
     assert not any("is missed" in w for w in own.warnings)
+
+
+def test_a_karaoke_take_is_not_given_a_limiters_ratio():
+    """A MIR-1K take (abjones_3_01) whose momentary range stalls 1 LU over the model's
+    target: the search raised the ratio to 40 (a limiter on the voice, -17 dB), and the
+    render still missed by 1 LU. Ratios stop at 10, engineers' 95th percentile."""
+    import vocalmix
+
+    from conftest import require_data
+
+    a = vocalmix.read_audio(require_data("karaoke", "mir1k", "abjones_3_01.flac"))
+    r = vocalmix.mix(a.samples[:, 1], a.samples[:, 0], a.sample_rate)
+    comp = r.params.vocal.compressor
+    assert comp.ratio <= 10.0
+    assert comp.threshold_db > -20.0
+    miss = r.params.achieved.vocal_momentary_range_lu - r.params.targets.vocal_momentary_range_lu
+    assert miss < 1.0
