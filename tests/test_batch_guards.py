@@ -540,3 +540,50 @@ def test_killing_the_batch_driver_ends_its_workers(tmp_path):
         for k in kids:
             if _alive(k):
                 os.kill(k, signal.SIGKILL)
+
+
+def test_a_row_whose_new_mix_fails_leaves_no_mix_of_its_old_inputs(tmp_path):
+    """A take replaced by one that cannot be mixed: the row fails, and the mix and params
+    document of the old take are gone with it (left in mix/, an app serving mixes by id
+    would hand out the old take's mix as this row's); the row's inputs stay untouched."""
+    import numpy as np
+    import soundfile as sf
+
+    from vocalmix import batch
+    from vocalmix.synth import synthesize_song
+
+    sr = 22050
+    v, b = synthesize_song(sample_rate=sr, duration_s=2.0, seed=4)
+    vp, bp = tmp_path / "take.wav", tmp_path / "beat.wav"
+    sf.write(vp, v, sr, subtype="FLOAT")
+    sf.write(bp, b, sr, subtype="FLOAT")
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text(f"id,vocal,backing\nsong,{vp},{bp}\n")
+    out = tmp_path / "out"
+    assert batch.run_batch(manifest, out, workers=1).status.ok == 1
+    mix, doc = out / "mix" / "song.wav", out / "params" / "song.json"
+    assert mix.is_file() and doc.is_file()
+    sf.write(vp, np.zeros((2 * sr, 2), np.float32), sr, subtype="FLOAT")  # a silent take
+    s = batch.run_batch(manifest, out, workers=1)
+    assert s.status.failed == 1
+    row = batch.read_results(out)[0]
+    assert row["status"] == "failed" and "earlier mix" in row["error"]
+    assert not mix.exists() and not doc.exists()
+    assert vp.is_file() and bp.is_file()
+
+
+def test_withdrawing_outputs_never_removes_an_input_a_link_or_a_folder(tmp_path):
+    from vocalmix.core.audio import withdraw_outputs
+
+    old, take, folder = tmp_path / "old.wav", tmp_path / "take.wav", tmp_path / "dir.wav"
+    old.write_bytes(b"x")
+    take.write_bytes(b"y")
+    folder.mkdir()
+    link = tmp_path / "link.wav"
+    link.symlink_to(take)
+    hard = tmp_path / "hard.wav"
+    os.link(take, hard)
+    gone = withdraw_outputs([old, take, folder, link, hard, tmp_path / "absent.wav"],
+                            inputs=[take])
+    assert gone == [old]
+    assert take.is_file() and folder.is_dir() and link.is_symlink() and hard.is_file()

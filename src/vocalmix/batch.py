@@ -535,9 +535,30 @@ def _execute(prep: _Prepared, config: BatchConfig) -> dict[str, Any]:
         out["error_code"], out["error"] = _error_fields(e)
         for k in ("mix_path", "params_path", "params_json"):
             out[k] = None
+        if out["error_code"] != "output.is_input":
+            gone = _withdraw_earlier_mix(prep, config)
+            if gone:
+                out["error"] += (f" (this row's earlier mix, of other inputs or settings, "
+                                 f"was removed: {', '.join(gone)})")
     out.update(timings)
     out["total_s"] = time.perf_counter() - prep.t0
     return out
+
+
+def _withdraw_earlier_mix(prep: _Prepared, config: BatchConfig) -> list[str]:
+    """Remove what an earlier run wrote under a failed row's name (its mix in any format,
+    its params document), relative paths of those removed. A row mixes again only when
+    its inputs, settings or document changed, so those files describe another mix: left
+    in ``mix/``, they would be taken for this row's. Never a file the row reads."""
+    from vocalmix.core.audio import withdraw_outputs
+
+    root = Path(config.out_dir)
+    rels = [output_paths(prep.rid, fmt)[0] for fmt in MIX_FORMATS]
+    rels.append(output_paths(prep.rid)[1])
+    inputs = ([path for _, path in _input_files(prep.spec)] if prep.spec is not None
+              else [p for p in (prep.row.get("vocal"), prep.row.get("backing")) if p])
+    gone = {str(p) for p in withdraw_outputs([root / r for r in rels], inputs)}
+    return [r for r in rels if str(root / r) in gone]
 
 
 def _mix_into(spec: JobSpec, config: BatchConfig, out: dict[str, Any],

@@ -1720,6 +1720,29 @@ def _same_file(a: Path, b: Path) -> bool:
     return bool(_path_keys(a) & _path_keys(b))
 
 
+def withdraw_outputs(paths: Iterable[str | os.PathLike[str]],
+                     inputs: Iterable[str | os.PathLike[str]] = ()) -> list[Path]:
+    """Remove earlier outputs that no longer describe their inputs (a batch row whose new
+    mix failed leaves no mix of its old inputs under its name). Only regular files are
+    removed (never a link, a folder or a device), and never one of ``inputs`` (by any
+    path that names it); returns the files removed. A file that cannot be removed stays
+    (returned only when it went)."""
+    ins = [Path(i) for i in inputs]
+    gone: list[Path] = []
+    for raw in paths:
+        p = Path(raw)
+        try:
+            st = os.lstat(p)
+        except (OSError, ValueError):
+            continue
+        if not stat.S_ISREG(st.st_mode) or any(_same_file(p, i) for i in ins):
+            continue
+        with contextlib.suppress(OSError):
+            os.unlink(p)
+            gone.append(p)
+    return gone
+
+
 def _nearest_existing(folder: Path) -> Path:
     q = Path(os.path.realpath(os.path.join(os.getcwd(), folder)))
     while not os.path.lexists(q) and q != q.parent:
