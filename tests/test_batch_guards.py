@@ -587,3 +587,21 @@ def test_withdrawing_outputs_never_removes_an_input_a_link_or_a_folder(tmp_path)
                             inputs=[take])
     assert gone == [old]
     assert take.is_file() and folder.is_dir() and link.is_symlink() and hard.is_file()
+
+
+def test_results_csv_keeps_a_spreadsheet_from_running_an_id_as_a_formula(tmp_path):
+    """Ids come from manifests that may be built of titles people typed: one that begins
+    with ``=`` (``=HYPERLINK(...)``), ``+``, ``-`` or ``@`` is written behind a ``'``, as
+    spreadsheets take text, and read back exactly; numbers stay numbers."""
+    from vocalmix import batch
+
+    ids = ["=HYPERLINK(\"http://x\",\"y\")", "+1", "-2 remix", "@SUM(A1)", "'quoted", "plain"]
+    rows = [dict(batch._blank(i), status="failed", error="-bad", vocal_to_mix_lu=-3.5)
+            for i in ids]
+    text = batch.results_csv_text(rows)
+    cells = [line.split(",")[0] for line in text.splitlines()[1:]]
+    assert not any(c.lstrip('"').startswith(("=", "+", "-", "@")) for c in cells)
+    (tmp_path / "results.csv").write_text(text, encoding="utf-8")
+    back = batch.read_results_csv(tmp_path / "results.csv")
+    assert [r["id"] for r in back] == ids
+    assert all(r["error"] == "-bad" and r["vocal_to_mix_lu"] == -3.5 for r in back)

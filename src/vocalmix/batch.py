@@ -985,20 +985,40 @@ def _format_csv(v: Any) -> str:
     return str(v)
 
 
+#: what a spreadsheet reads as the start of a formula (``=HYPERLINK(...)`` as a song id,
+#: from a manifest built of titles people typed), and the quote that escapes them
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_TEXT_QUOTE = "'"
+_TEXT_COLUMNS = frozenset(c for c, t in RESULT_COLUMNS if t == "str")
+
+
+def _spreadsheet_safe(text: str) -> str:
+    """``text`` with a leading ``'`` when a spreadsheet would run it as a formula (or it
+    begins with ``'`` itself, so that reading one quote back off is exact)."""
+    return _TEXT_QUOTE + text if text.startswith((*_FORMULA_STARTS, _TEXT_QUOTE)) else text
+
+
 def results_csv_text(rows: Sequence[Mapping[str, Any]]) -> str:
-    """The CSV text of result rows (floats as their shortest exact repr; empty = none)."""
+    """The CSV text of result rows (floats as their shortest exact repr; empty = none;
+    text that a spreadsheet would take for a formula behind a ``'``, which
+    :func:`read_results_csv` takes off again)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(COLUMN_NAMES)
     for r in rows:
-        w.writerow([_format_csv(r.get(c)) for c in COLUMN_NAMES])
+        w.writerow([_spreadsheet_safe(_format_csv(r.get(c))) if c in _TEXT_COLUMNS
+                    else _format_csv(r.get(c)) for c in COLUMN_NAMES])
     return buf.getvalue()
+
+
+def _text_cell(v: str) -> str:
+    return v[1:] if v.startswith(_TEXT_QUOTE) else v
 
 
 def read_results_csv(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """Result rows from a ``results.csv``, typed as :data:`RESULT_COLUMNS` says."""
     types = dict(RESULT_COLUMNS)
-    conv: dict[str, Callable[[str], Any]] = {"str": str, "float": float, "int": int}
+    conv: dict[str, Callable[[str], Any]] = {"str": _text_cell, "float": float, "int": int}
     out = []
     with open(path, newline="", encoding="utf-8") as f:
         for r in csv.DictReader(f):
