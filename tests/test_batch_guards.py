@@ -605,3 +605,35 @@ def test_results_csv_keeps_a_spreadsheet_from_running_an_id_as_a_formula(tmp_pat
     back = batch.read_results_csv(tmp_path / "results.csv")
     assert [r["id"] for r in back] == ids
     assert all(r["error"] == "-bad" and r["vocal_to_mix_lu"] == -3.5 for r in back)
+
+
+@pytest.mark.skipif(sys.platform == "darwin", reason="macOS refuses names that are not UTF-8")
+def test_a_folder_whose_own_path_is_not_utf8_is_refused_before_any_work(tmp_path):
+    """A catalogue folder, a manifest's folder or an output folder named in an older
+    system's encoding: the paths under it cannot go into the UTF-8 tables (an internal
+    error after the output folder was made); each is refused before anything is made."""
+    import soundfile as sf
+
+    from vocalmix import batch
+    from vocalmix.core.errors import DataError, OutputError
+    from vocalmix.synth import synthesize_song
+
+    latin = os.fsdecode(os.fsencode(str(tmp_path)) + b"/caf\xe9")
+    os.mkdir(latin)
+    v, b = synthesize_song(sample_rate=22050, duration_s=2.0, seed=2)
+    sf.write(os.path.join(tmp_path, "a.vocal.wav"), v, 22050)
+    sf.write(os.path.join(tmp_path, "a.backing.wav"), b, 22050)
+    for n in ("a.vocal.wav", "a.backing.wav"):
+        shutil.copy(tmp_path / n, os.path.join(latin, n))
+    manifest = os.path.join(latin, "m.csv")
+    with open(manifest, "w", encoding="utf-8") as f:
+        f.write("id,vocal,backing\na,a.vocal.wav,a.backing.wav\n")
+    out = tmp_path / "out"
+    with pytest.raises(DataError, match="not valid UTF-8"):
+        batch.run_batch(latin, out)
+    with pytest.raises(DataError, match="not valid UTF-8"):
+        batch.run_batch(manifest, out)
+    bad_out = os.path.join(tmp_path, os.fsdecode(b"o\xe9ut"))
+    with pytest.raises(OutputError, match="not valid UTF-8"):
+        batch.run_batch(tmp_path, bad_out)
+    assert not out.exists() and not os.path.exists(bad_out)

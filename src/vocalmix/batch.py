@@ -72,7 +72,7 @@ from pathlib import Path
 from typing import Any
 
 from vocalmix._version import __version__
-from vocalmix.core.errors import DataError, DependencyError, VocalmixError
+from vocalmix.core.errors import DataError, DependencyError, OutputError, VocalmixError
 from vocalmix.core.progress import warnings_of
 from vocalmix.core.threads import worker_env
 
@@ -846,6 +846,18 @@ def _utf8(name: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def _refuse_non_utf8_folder(folder: Path, what: str, error: type[VocalmixError]) -> None:
+    """Refuse, before any work, a folder whose path is not valid UTF-8: the rows' paths
+    under it go into the results table, the journal and a folder's manifest, which are
+    UTF-8 text (Parquet's file system cannot open such a path at all)."""
+    if not _utf8(str(folder)):
+        shown = repr(os.fsencode(folder))[2:-1]
+        raise error(f"{what} {shown}: its path is not valid UTF-8, which the batch's "
+                    "tables cannot hold; rename it or the folder above it that is not "
+                    "(from an older system's encoding, e.g.: convmv -f latin1 -t utf8 "
+                    "--notest FOLDER)")
 
 
 def scan_folder(folder: str | os.PathLike[str]) -> list[dict[str, str]]:
@@ -1675,8 +1687,11 @@ def run_batch(
     if workers is not None and workers < 1:
         raise ParamsError(f"--workers {workers}: give at least 1")
     out = Path(out_dir).resolve()
-    _check_out_dir(out, out_dir)
     src = Path(source)
+    _refuse_non_utf8_folder(out, "output folder", OutputError)
+    _refuse_non_utf8_folder(src.resolve() if src.is_dir() else src.resolve().parent,
+                            "folder" if src.is_dir() else "manifest's folder", DataError)
+    _check_out_dir(out, out_dir)
     folder_text = None
     if src.is_dir():  # its manifest is written once the folder is ours (the lock)
         folder_text = _folder_manifest_text(src, out / FOLDER_MANIFEST)
