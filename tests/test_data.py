@@ -406,3 +406,26 @@ def test_audio_files_are_found_at_any_depth_through_links_and_in_mir1k_by_any_na
     sf.write(tmp_path / "karaoke" / "MIR-1K" / "Wavfile" / "abjones_1_01.wav", v, SR)
     takes = [p for p in audio_files(tmp_path / "karaoke") if is_mir1k(p)]
     assert [p.name for p in takes] == ["abjones_1_01.wav"]
+
+
+def test_songs_that_name_no_artist_are_said_to_split_by_song(layouts, tmp_path):
+    """A manifest without an artist column, whose ids are not 'Artist - Title': each
+    song is its own artist in the folds, so one artist's two songs can be split across
+    them; the finder says so, and is quiet when the manifest names the artists."""
+    import shutil
+
+    src = layouts / "other"
+    for f in src.iterdir():
+        if f.suffix != ".csv":
+            shutil.copy(f, tmp_path / f.name)
+    rows = (src / "manifest.csv").read_text().splitlines()
+    (tmp_path / "manifest.csv").write_text("\n".join(rows) + "\n")
+    said: list[str] = []
+    find_songs([tmp_path / "manifest.csv"], progress=said.append)
+    assert any("name no artist" in m and "artist column" in m for m in said)
+    header, *body = rows
+    (tmp_path / "manifest.csv").write_text(
+        "\n".join([header + ",artist", *(r + ",someone" for r in body)]) + "\n")
+    said.clear()
+    find_songs([tmp_path / "manifest.csv"], progress=said.append)
+    assert not any("name no artist" in m for m in said)

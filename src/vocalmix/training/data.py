@@ -328,6 +328,13 @@ def find_songs(folders: Iterable[str | os.PathLike[str]],
                                                          (), False))
     catalogues: dict[Path, dict[str, dict[str, str]] | None] = {}
     level = [_with_catalogue(s, catalogues) for s in songs.values()]
+    unnamed = [s.song_id for s in level if not s.artist_name and " - " not in s.song_id]
+    if unnamed and progress:
+        shown = ", ".join(repr(i) for i in sorted(unnamed)[:3])
+        progress(f"{len(unnamed)} song(s) name no artist ({shown}...: no artist column in "
+                 "their manifest, no 'Artist - Title' id): each is its own artist in the "
+                 "splits, so two songs by one artist can land on both sides of a fold and "
+                 "the held-out figures read too well; give the manifest an artist column")
     return sorted(level, key=lambda s: s.song_id) + list(karaoke.values())
 
 
