@@ -825,8 +825,8 @@ def resolve_compressor(
         if at.least_lu <= target_lra_lu - 0.5 * tolerance_lu:
             ratio, floor, first, stop_at = r, at.threshold_db, (grid, vals), at
             break
-    # (no ratio reaches it above its turn: the base ratio, and a missed target, rather
-    # than a limiter's ratio on the voice)
+    # (no ratio up to 10 reaches it above its floor, the turn or the stall: the base
+    # ratio, and a missed target, rather than a limiter's ratio on the voice)
     i_in = integrated_loudness(x, sample_rate)
     best: tuple[float, Compressor, float, np.ndarray, np.ndarray] | None = None
     pts: list[tuple[float, float]] = []  # (threshold, real statistic)
