@@ -1275,3 +1275,17 @@ def test_warnings_about_the_inputs_are_a_field_of_their_own(client):
     sung = post_mix(client, (wav_bytes(v, subtype="PCM_16"), wav_bytes(b, subtype="PCM_16")),
                     method="baseline").json()
     assert sung["warnings"] == []
+
+
+def test_an_lra_asked_for_that_cannot_be_reached_comes_back_as_a_warning(tmp_path):
+    """A person's target, given by a PUT, that the compressor cannot reach without
+    squashing the voice: the response's warnings say so (the model's own targets'
+    misses stay notes)."""
+    client = TestClient(create_app(tmp_path / "store", max_upload_bytes=8 << 20, ttl_s=3600,
+                                   cleanup_interval_s=0, workers=2), base_url=BASE_URL)
+    v, b = synthesize_song(sample_rate=SR, duration_s=20.0, seed=3, tempo_bpm=200.0)
+    body = post_mix(client, (wav_bytes(v), wav_bytes(b))).json()
+    assert not any("is missed" in w for w in body["warnings"])
+    r = client.put(body["links"]["edit"], json={"targets": {"vocal_lra_lu": 1.0}})
+    assert r.status_code == 200, r.text
+    assert any("LRA target 1 LU is missed" in w for w in r.json()["warnings"])
