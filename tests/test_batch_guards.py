@@ -637,3 +637,37 @@ def test_a_folder_whose_own_path_is_not_utf8_is_refused_before_any_work(tmp_path
     with pytest.raises(OutputError, match="not valid UTF-8"):
         batch.run_batch(tmp_path, bad_out)
     assert not out.exists() and not os.path.exists(bad_out)
+
+
+def test_the_driver_keeps_params_documents_packed_and_writes_the_tables_in_chunks(tmp_path):
+    """A catalogue's results: each row's params document and notes are held compressed
+    (a third of their size), and the tables are rewritten a chunk of rows at a time;
+    what they hold is every row exactly as given, over more rows than one chunk."""
+    import json
+
+    pq = pytest.importorskip("pyarrow.parquet")
+    from vocalmix import batch
+
+    doc = (Path(__file__).parent / "golden" / "demo__model.json").read_text()
+    n = batch._SNAPSHOT_CHUNK + 7
+    given = []
+    with batch.ResultStore(tmp_path) as store:
+        for i in range(n):
+            r = batch._blank(f"=song {i}")
+            r.update(status="ok", params_json=doc.replace("{", f'{{"n": {i},', 1),
+                     notes=json.dumps([f"note {i}"] * 40), job_key=f"k{i}",
+                     vocal_to_mix_lu=-3.0 - i / 1000)
+            store.add(r)
+            given.append({c: r.get(c) for c in batch.COLUMN_NAMES})
+        held = store.latest["=song 0"]
+        assert isinstance(held["params_json"], batch._Packed)
+        assert len(held["params_json"].data) < len(doc) / 2
+        ids = [r["id"] for r in given]
+        store.snapshot(ids)
+        assert store.table(ids) == given
+    assert (tmp_path / batch.RESULTS_CSV).read_text(encoding="utf-8") == \
+        batch.results_csv_text(given)
+    assert batch.read_results_csv(tmp_path / batch.RESULTS_CSV) == given
+    assert pq.read_table(tmp_path / batch.RESULTS_PARQUET).to_pylist() == given
+    with batch.ResultStore(tmp_path) as again:  # read back from the journal, packed again
+        assert again.table(ids) == given
