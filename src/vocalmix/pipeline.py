@@ -68,6 +68,7 @@ from vocalmix.core.resolve import (
     BARELY_HEARD_WARNING,
     MAX_LIMITER_LOSS_LU,
     STEADY_WARNING,
+    TARGET_TOLERANCE_LU,
     GainSolution,
     gain_solution_at,
     is_locked,
@@ -89,9 +90,6 @@ MASTER_NOTE_PREFIX = "master gain "
 #: without a mix-loudness target, a mix quieter than this (LUFS) is warned about: far
 #: under any playback's level (streaming plays at -14 to -16 LUFS, broadcast at -23)
 QUIET_MIX_LUFS = -30.0
-#: a mix-loudness target missed by more than this (LU; the targets' stated tolerance) is
-#: warned about
-TARGET_TOLERANCE_LU = 0.3
 T = TypeVar("T")
 
 

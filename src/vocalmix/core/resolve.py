@@ -83,7 +83,10 @@ from vocalmix.core.params import (
 #: envelope outruns the proxy (a take given 40:1 still missed its target by 1 LU): a
 #: target no ratio up to 10 reaches is missed, with a note
 RATIO_STEPS = (3.0, 4.0, 6.0, 10.0)
-LRA_TOLERANCE_LU = 0.3
+#: the targets' stated tolerance, LU: a resolved target within it is reached (the
+#: dynamics target's verification render, the warnings on missed targets)
+TARGET_TOLERANCE_LU = 0.3
+LRA_TOLERANCE_LU = TARGET_TOLERANCE_LU
 #: the dynamics statistics the compressor can be resolved to: EBU Tech 3342 LRA (3 s
 #: windows) and the momentary loudness range (the same on 400 ms windows)
 DYNAMICS_STATISTICS = ("lra", "momentary_range")
@@ -816,15 +819,17 @@ def resolve_compressor(
         ratios.insert(0, base.ratio)
     ratio = ratios[0]
     grid = np.linspace(t_lo, t_hi, SEARCH_POINTS)
-    floor, first, stop_at = t_lo, None, BranchFloor(t_lo, float("nan"))
+    first: tuple[np.ndarray, np.ndarray] | None = None
+    stop_at = BranchFloor(t_lo, float("nan"))  # (the first ratio's, unless one reaches it)
     for r in ratios:
         vals = proxy.statistic(grid, r, statistic)
         at = _upper_branch_floor(grid, vals)
         if r == ratios[0]:
-            floor, first, stop_at = at.threshold_db, (grid, vals), at
+            first, stop_at = (grid, vals), at
         if at.least_lu <= target_lra_lu - 0.5 * tolerance_lu:
-            ratio, floor, first, stop_at = r, at.threshold_db, (grid, vals), at
+            ratio, first, stop_at = r, (grid, vals), at
             break
+    floor = stop_at.threshold_db
     # (no ratio up to 10 reaches it above its floor, the turn or the stall: the base
     # ratio, and a missed target, rather than a limiter's ratio on the voice)
     i_in = integrated_loudness(x, sample_rate)
@@ -983,7 +988,7 @@ MIX_LUFS_TOLERANCE_LU = 0.1
 MIX_LUFS_PLATEAU_SLOPE = 0.1
 #: on that plateau, the loudness (LU) given up for the smallest gain: a target's stated
 #: tolerance
-MIX_LUFS_PLATEAU_LU = 0.3
+MIX_LUFS_PLATEAU_LU = TARGET_TOLERANCE_LU
 
 
 @dataclass(frozen=True)
