@@ -849,16 +849,24 @@ def _utf8(name: str) -> bool:
     return True
 
 
+#: how to rename what an older system named in its own encoding (``convmv`` then the
+#: folder, with ``-r`` for what is in it)
+_RENAME_TO_UTF8 = "from an older system's encoding, e.g.: convmv -f latin1 -t utf8 --notest"
+
+
+def _shown(path: str | os.PathLike[str]) -> str:
+    """A path that may not be UTF-8, as its bytes read (``caf\\xe9``)."""
+    return repr(os.fsencode(path))[2:-1]
+
+
 def _refuse_non_utf8_folder(folder: Path, what: str, error: type[VocalmixError]) -> None:
     """Refuse, before any work, a folder whose path is not valid UTF-8: the rows' paths
     under it go into the results table, the journal and a folder's manifest, which are
     UTF-8 text (Parquet's file system cannot open such a path at all)."""
     if not _utf8(str(folder)):
-        shown = repr(os.fsencode(folder))[2:-1]
-        raise error(f"{what} {shown}: its path is not valid UTF-8, which the batch's "
-                    "tables cannot hold; rename it or the folder above it that is not "
-                    "(from an older system's encoding, e.g.: convmv -f latin1 -t utf8 "
-                    "--notest FOLDER)")
+        raise error(f"{what} {_shown(folder)}: its path is not valid UTF-8, which the "
+                    "batch's tables cannot hold; rename it or the folder above it that is "
+                    f"not ({_RENAME_TO_UTF8} FOLDER)")
 
 
 def scan_folder(folder: str | os.PathLike[str]) -> list[dict[str, str]]:
@@ -906,11 +914,11 @@ def scan_folder(folder: str | os.PathLike[str]) -> list[dict[str, str]]:
     if unnamed:
         from vocalmix.core.errors import DataError
 
-        shown = ", ".join(repr(os.fsencode(p.relative_to(root)))[2:-1] for p in unnamed[:5])
+        shown = ", ".join(_shown(p.relative_to(root)) for p in unnamed[:5])
         raise DataError(
             f"{root}: {len(unnamed)} audio file name(s) are not valid UTF-8, which the "
-            f"batch's tables cannot hold: {shown}; rename them (from an older system's "
-            "encoding, e.g.: convmv -f latin1 -t utf8 --notest -r FOLDER)")
+            f"batch's tables cannot hold: {shown}; rename them ({_RENAME_TO_UTF8} -r "
+            "FOLDER)")
     rows = []
     for rid in sorted(pairs):
         d = pairs[rid]
@@ -1093,6 +1101,12 @@ def _packed(row: Mapping[str, Any]) -> dict[str, Any]:
     return r
 
 
+def _journal_line(row: Mapping[str, Any]) -> bytes:
+    """A result row as one line of ``results.jsonl`` (UTF-8, the result columns only)."""
+    return (json.dumps({c: row.get(c) for c in COLUMN_NAMES}, allow_nan=False,
+                       separators=(",", ":")) + "\n").encode("utf-8")
+
+
 def _unpacked(row: Mapping[str, Any]) -> dict[str, Any]:
     """The result row as it was given to :func:`_packed`."""
     return {k: v.text() if isinstance(v, _Packed) else v for k, v in row.items()}
@@ -1174,9 +1188,7 @@ class ResultStore:
 
     def add(self, row: Mapping[str, Any]) -> None:
         """Append a finished row to the journal (durably) and remember it."""
-        data = (json.dumps({c: row.get(c) for c in COLUMN_NAMES}, allow_nan=False,
-                           separators=(",", ":")) + "\n").encode("utf-8")
-        view = memoryview(data)
+        view = memoryview(_journal_line(row))
         while view:
             n = os.write(self._fd, view)
             view = view[n:]
@@ -1239,9 +1251,7 @@ class ResultStore:
 
         with atomic_path(self.dir / JOURNAL, ".jsonl") as tmp, open(tmp, "wb") as f:
             for packed in self.latest.values():
-                r = _unpacked(packed)
-                f.write((json.dumps({c: r.get(c) for c in COLUMN_NAMES}, allow_nan=False,
-                                    separators=(",", ":")) + "\n").encode("utf-8"))
+                f.write(_journal_line(_unpacked(packed)))
             f.flush()
             os.fsync(f.fileno())
         os.close(self._fd)
