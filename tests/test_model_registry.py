@@ -196,3 +196,44 @@ def test_every_shipped_model_loads_and_names_a_real_retrain_command():
         m = model.shipped_model()
         assert m.meta, model.__name__
     assert sorted(m.FILES.only for m in (level, eq, dynamics, reverb)) == sorted(MODEL_KINDS)
+
+
+def test_a_take_shorter_than_one_excerpt_is_noted_and_a_longer_one_is_not():
+    """The level and dynamics models learned from excerpts of level.EXCERPT_S seconds: a
+    shorter take's targets say they rest on little; a take of one excerpt or more has no
+    such note."""
+    for seconds, noted in ((2.0, True), (level.EXCERPT_S + 1.0, False)):
+        v, b = synthesize_song(sample_rate=SR, duration_s=seconds, seed=6)
+        _params, notes = registry.estimate(v, b, SR, "model")
+        short = [n for n in notes if "shorter than one of the" in n]
+        assert bool(short) == noted, (seconds, notes)
+        if noted:
+            assert f"{seconds:.1f} s long" in short[0]
+            assert "targets.vocal_to_mix_lu" in short[0]
+
+
+def test_an_assumed_tempo_is_called_assumed_in_every_note_and_reason():
+    """A backing too short for a tempo gets the default tempo, and the baseline's note
+    and reason, and the reverb model's note, say it was assumed, not read; a backing
+    with a clear tempo reads as before."""
+    from vocalmix.estimators import baseline
+
+    v, b = synthesize_song(sample_rate=SR, duration_s=3.0, seed=6)
+    params, _ = baseline.estimate(v, b, SR)
+    default = baseline.BaselineConfig().default_tempo_bpm
+    assert params.provenance.notes == (
+        f"backing tempo unclear (too short to read, or no steady pulse): {default:.0f} BPM "
+        f"assumed -> reverb decay {params.targets.reverb_decay_s:.2f} s",)
+    why = next(r for r in params.reasons if r.path == "targets.reverb_decay_s")
+    assert "(assumed: no clear tempo)" in why.text
+    got = reverb.predict_reverb(reverb.shipped_model(), b, SR)
+    assert got["tempo_found"] is False and got["tempo_bpm"] == default
+
+    v, b = synthesize_song(sample_rate=SR, duration_s=12.0, seed=5)
+    params, a = baseline.estimate(v, b, SR)
+    assert a.tempo_found
+    assert params.provenance.notes == (
+        f"backing tempo {a.tempo_bpm:.1f} BPM -> reverb decay "
+        f"{params.targets.reverb_decay_s:.2f} s",)
+    why = next(r for r in params.reasons if r.path == "targets.reverb_decay_s")
+    assert "assumed" not in why.text

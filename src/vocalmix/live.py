@@ -171,11 +171,11 @@ def _backing_reverb(backing: np.ndarray, sample_rate: int, method: str, params: 
         except ModelError as e:
             notes.append(f"reverb model unavailable ({e}): the baseline's tempo rule instead")
     if not done:
-        tempo = baseline.backing_tempo(backing, sample_rate)
+        tempo, found = baseline.tempo_or_default(backing, sample_rate)
         decay = baseline.reverb_decay_for_tempo(tempo)
         p = replace(p, vocal=replace(p.vocal, reverb=baseline.reverb_for_decay(decay)))
         p = p.with_targets(reverb_decay_s=decay)
-        notes.append(f"backing tempo {tempo:.1f} BPM -> reverb decay {decay:.2f} s")
+        notes.append(baseline.tempo_rule_note(tempo, decay, found))
     rv = resolve_reverb(p.vocal.reverb, p.targets.reverb_decay_s, sample_rate, notes)
     return replace(p, vocal=replace(p.vocal, reverb=rv))
 

@@ -86,11 +86,15 @@ class BaselineAnalysis:
     tempo_bpm: float
     eq_bands: tuple[EqBand, ...]
     highpass_hz: float
+    #: ``False`` when the backing showed no clear tempo (shorter than the estimator
+    #: needs, or no steady pulse) and ``tempo_bpm`` is the configured default
+    tempo_found: bool = True
 
 
-def backing_tempo(backing: np.ndarray, sample_rate: int,
-                  config: BaselineConfig | None = None) -> float:
-    """The backing's tempo (BPM), ``default_tempo_bpm`` when it is unclear."""
+def tempo_or_default(backing: np.ndarray, sample_rate: int,
+                     config: BaselineConfig | None = None) -> tuple[float, bool]:
+    """The backing's tempo (BPM) and ``True``; or ``default_tempo_bpm`` and ``False``
+    when it shows none (too short for the estimator, or no steady pulse)."""
     from vocalmix.estimators.tempo import estimate_tempo
 
     c = config or BaselineConfig()
@@ -98,7 +102,22 @@ def backing_tempo(backing: np.ndarray, sample_rate: int,
         tempo = float(estimate_tempo(backing, sample_rate))
     except ValueError:
         tempo = float("nan")
-    return tempo if math.isfinite(tempo) else c.default_tempo_bpm
+    return (tempo, True) if math.isfinite(tempo) else (c.default_tempo_bpm, False)
+
+
+def backing_tempo(backing: np.ndarray, sample_rate: int,
+                  config: BaselineConfig | None = None) -> float:
+    """The backing's tempo (BPM), ``default_tempo_bpm`` when it is unclear."""
+    return tempo_or_default(backing, sample_rate, config)[0]
+
+
+def tempo_rule_note(tempo_bpm: float, decay_s: float, found: bool = True) -> str:
+    """The note the tempo rule leaves: the tempo (BPM) it read, or that it assumed one,
+    and the decay (s) it gave."""
+    if found:
+        return f"backing tempo {tempo_bpm:.1f} BPM -> reverb decay {decay_s:.2f} s"
+    return (f"backing tempo unclear (too short to read, or no steady pulse): "
+            f"{tempo_bpm:.0f} BPM assumed -> reverb decay {decay_s:.2f} s")
 
 
 def reverb_for_decay(decay_s: float, config: BaselineConfig | None = None) -> Reverb:
@@ -145,15 +164,16 @@ def analyse(
 
     c = config or BaselineConfig()
     if not masking:
-        tempo = backing_tempo(backing, sample_rate, c)
-        return BaselineAnalysis(tempo_bpm=tempo, eq_bands=(), highpass_hz=c.highpass_default_hz)
+        tempo, found = tempo_or_default(backing, sample_rate, c)
+        return BaselineAnalysis(tempo_bpm=tempo, eq_bands=(), highpass_hz=c.highpass_default_hz,
+                                tempo_found=found)
     if not np.asarray(backing).flags.writeable:
         content_key(backing)  # a read-only backing hashed once, before both threads ask
     # the tempo on a helper thread while this one analyses the masking: their resampling,
     # FFTs and band sums let go of the GIL, and neither reads the other's result
-    tempo, (eq, hp) = beside(lambda: backing_tempo(backing, sample_rate, c),
-                             lambda: masking_analysis(vocal, backing, sample_rate, c))
-    return BaselineAnalysis(tempo_bpm=tempo, eq_bands=eq, highpass_hz=hp)
+    (tempo, found), (eq, hp) = beside(lambda: tempo_or_default(backing, sample_rate, c),
+                                      lambda: masking_analysis(vocal, backing, sample_rate, c))
+    return BaselineAnalysis(tempo_bpm=tempo, eq_bands=eq, highpass_hz=hp, tempo_found=found)
 
 
 def with_masking_eq(params: MixParams, analysis: BaselineAnalysis,
@@ -206,7 +226,7 @@ def estimate(
         provenance=Provenance(
             method="baseline",
             vocalmix_version=__version__,
-            notes=(f"backing tempo {a.tempo_bpm:.1f} BPM -> reverb decay {decay:.2f} s",),
+            notes=(tempo_rule_note(a.tempo_bpm, decay, a.tempo_found),),
         ),
         reasons=reasons(a, decay, c),
     )
@@ -227,7 +247,8 @@ def reasons(a: BaselineAnalysis, decay_s: float, config: BaselineConfig | None =
                f"{c.vocal_lra_lu:g} LU (a vocal already narrower is left alone)"),
         Reason("targets.reverb_decay_s", "rule",
                f"the tempo rule RT = {c.reverb_intercept_s:.2f} - tempo/"
-               f"{c.reverb_tempo_divisor_bpm:g} s at the backing's {a.tempo_bpm:.0f} BPM, "
+               f"{c.reverb_tempo_divisor_bpm:g} s at the backing's {a.tempo_bpm:.0f} BPM"
+               f"{'' if a.tempo_found else ' (assumed: no clear tempo)'}, "
                f"clipped to {c.reverb_decay_range_s[0]:g}-{c.reverb_decay_range_s[1]:g} s",
                (("tempo_bpm", a.tempo_bpm), ("decay_s", decay_s))),
         Reason("vocal.eq_bands", "rule",

@@ -172,6 +172,13 @@ def level_provider(ctx: Context) -> tuple[MixParams, list[str]]:
     ]
     if v2m != p.vocal_to_mix_lu or lra != p.vocal_lra_lu:
         notes.append("model: a prediction was clipped to the valid range")
+    seconds = ctx.vocal.shape[0] / ctx.sample_rate
+    if seconds < level.EXCERPT_S:
+        notes.append(
+            f"model: the take is {seconds:.1f} s long, shorter than one of the "
+            f"{level.EXCERPT_S:g} s excerpts the level and dynamics models learned from: "
+            "their targets rest on little; check them by ear (targets.vocal_to_mix_lu, "
+            "targets.vocal_momentary_range_lu)")
     params = ctx.params.with_targets(vocal_to_mix_lu=v2m, vocal_lra_lu=lra)
     params = replace(params, targets=replace(params.targets,
                                              vocal_to_mix_measure=level.LEVEL_MEASURE))
@@ -372,7 +379,8 @@ def reverb_provider(ctx: Context) -> tuple[MixParams, list[str]]:
     cv = (m.meta.get("choice_cross_validated") or {}).get("summary") or {}
     notes = [
         f"reverb model: synthetic reverb, decay {decay:.2f} s at 1 kHz (the tempo rule says "
-        f"{p['tempo_rule_decay_s']:.2f} s at {p['tempo_bpm']:.0f} BPM), 4 kHz decay ratio "
+        f"{p['tempo_rule_decay_s']:.2f} s at {p['tempo_bpm']:.0f} BPM"
+        f"{'' if p.get('tempo_found', True) else ', assumed: no clear tempo'}), 4 kHz decay ratio "
         f"{hf:.2f}, pre-delay {pre:.0f} ms, reverberant-to-direct {wet:+.1f} dB",
         f"reverb model: predicted from the backing's tempo, onset density "
         f"({math.exp(feats['log_onsets_per_s']) - 0.1:.1f}/s) and own reverberance (reads "

@@ -364,14 +364,13 @@ EXCERPT_S, HOP_S, MAX_EXCERPTS = 8.0, 4.0, 12
 
 
 def backing_features(backing: np.ndarray, sample_rate: int, estimator: MLP
-                     ) -> tuple[np.ndarray, float]:
-    """(:data:`CHOICE_FEATURES` row, tempo in BPM) of a backing track."""
-    from vocalmix.estimators.baseline import BaselineConfig
-    from vocalmix.estimators.tempo import estimate_tempo, onset_strength
+                     ) -> tuple[np.ndarray, float, bool]:
+    """(:data:`CHOICE_FEATURES` row, tempo in BPM, whether the tempo was read) of a
+    backing track; a backing with no clear tempo gets the baseline's default tempo."""
+    from vocalmix.estimators.baseline import tempo_or_default
+    from vocalmix.estimators.tempo import onset_strength
 
-    tempo = float(estimate_tempo(backing, sample_rate))
-    if not math.isfinite(tempo):
-        tempo = BaselineConfig().default_tempo_bpm
+    tempo, found = tempo_or_default(backing, sample_rate)
     try:
         env, fps = onset_strength(backing, sample_rate)
         thr = env.mean() + env.std()
@@ -381,7 +380,7 @@ def backing_features(backing: np.ndarray, sample_rate: int, estimator: MLP
         rate = 0.0
     est = estimate_song(estimator, backing, sample_rate)
     return (np.array([math.log2(tempo / 120.0), math.log(rate + 0.1),
-                      math.log(est["decay_s"])]), tempo)
+                      math.log(est["decay_s"])]), tempo, found)
 
 
 def estimate_song(estimator: MLP, audio: np.ndarray, sample_rate: int,
@@ -574,12 +573,14 @@ def send_for_total_db(target_db: float, present_db: float) -> float | None:
 def predict_reverb(model: ReverbModel, backing: np.ndarray,
                    sample_rate: int) -> dict[str, Any]:
     """The choice model's reverb for a backing: :data:`PARAMS` (not clipped) plus the
-    tempo (BPM), the tempo rule's decay and the backing features it used."""
+    tempo (BPM), whether it was read (``tempo_found``; else the default was assumed),
+    the tempo rule's decay and the backing features it used."""
     from vocalmix.estimators.baseline import reverb_decay_for_tempo
 
-    f, tempo = backing_features(backing, sample_rate, model.estimator)
+    f, tempo, found = backing_features(backing, sample_rate, model.estimator)
     out: dict[str, Any] = dict(model.choice.predict(f, tempo))
-    out.update({"tempo_bpm": tempo, "tempo_rule_decay_s": reverb_decay_for_tempo(tempo),
+    out.update({"tempo_bpm": tempo, "tempo_found": found,
+                "tempo_rule_decay_s": reverb_decay_for_tempo(tempo),
                 "features": dict(zip(CHOICE_FEATURES, f.tolist(), strict=True))})
     return out
 

@@ -872,7 +872,7 @@ def stem_choices(estimator: MLP, stem_folders: list, progress: Progress | None =
     for m in mixed_songs(stem_folders):
         v, b, sr = load_song(m.song)
         est = estimate_song(estimator, v, sr)
-        f, tempo = backing_features(b, sr, estimator)
+        f, tempo, _found = backing_features(b, sr, estimator)
         progress(f"reverb: {m.song_id}: decay {est['decay_s']:.2f} s, wet "
                  f"{est['wet_level_db']:+.1f} dB, tempo {tempo:.0f} BPM")
         out.append({"song": m.song_id, "artist": m.artist, "genre": m.genre,
