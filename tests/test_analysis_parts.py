@@ -120,7 +120,7 @@ def test_baseline_analysis_on_two_threads_equals_its_parts():
     from vocalmix.estimators import baseline
 
     vocal, backing = synthesize_song(sample_rate=SR, duration_s=12.0, seed=5)
-    tempo = baseline.backing_tempo(backing, SR)
+    tempo, _found = baseline.tempo_or_default(backing, SR)
     eq, hp = baseline.masking_analysis(vocal, backing, SR)
     for v, b in ((vocal, backing), (frozen(vocal), frozen(backing))):
         forget_signals()

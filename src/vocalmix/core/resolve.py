@@ -86,7 +86,6 @@ RATIO_STEPS = (3.0, 4.0, 6.0, 10.0)
 #: the targets' stated tolerance, LU: a resolved target within it is reached (the
 #: dynamics target's verification render, the warnings on missed targets)
 TARGET_TOLERANCE_LU = 0.3
-LRA_TOLERANCE_LU = TARGET_TOLERANCE_LU
 #: the dynamics statistics the compressor can be resolved to: EBU Tech 3342 LRA (3 s
 #: windows) and the momentary loudness range (the same on 400 ms windows)
 DYNAMICS_STATISTICS = ("lra", "momentary_range")
@@ -766,7 +765,7 @@ def resolve_compressor(
     target_lra_lu: float,
     base: Compressor | None = None,
     *,
-    tolerance_lu: float = LRA_TOLERANCE_LU,
+    tolerance_lu: float = TARGET_TOLERANCE_LU,
     max_verify: int = 6,
     statistic: str = "lra",
 ) -> CompressorSolution:

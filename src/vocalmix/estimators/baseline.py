@@ -105,12 +105,6 @@ def tempo_or_default(backing: np.ndarray, sample_rate: int,
     return (tempo, True) if math.isfinite(tempo) else (c.default_tempo_bpm, False)
 
 
-def backing_tempo(backing: np.ndarray, sample_rate: int,
-                  config: BaselineConfig | None = None) -> float:
-    """The backing's tempo (BPM), ``default_tempo_bpm`` when it is unclear."""
-    return tempo_or_default(backing, sample_rate, config)[0]
-
-
 def tempo_rule_note(tempo_bpm: float, decay_s: float, found: bool = True) -> str:
     """The note the tempo rule leaves: the tempo (BPM) it read, or that it assumed one,
     and the decay (s) it gave."""

@@ -380,7 +380,7 @@ def reverb_provider(ctx: Context) -> tuple[MixParams, list[str]]:
     notes = [
         f"reverb model: synthetic reverb, decay {decay:.2f} s at 1 kHz (the tempo rule says "
         f"{p['tempo_rule_decay_s']:.2f} s at {p['tempo_bpm']:.0f} BPM"
-        f"{'' if p.get('tempo_found', True) else ', assumed: no clear tempo'}), 4 kHz decay ratio "
+        f"{'' if p['tempo_found'] else ', assumed: no clear tempo'}), 4 kHz decay ratio "
         f"{hf:.2f}, pre-delay {pre:.0f} ms, reverberant-to-direct {wet:+.1f} dB",
         f"reverb model: predicted from the backing's tempo, onset density "
         f"({math.exp(feats['log_onsets_per_s']) - 0.1:.1f}/s) and own reverberance (reads "

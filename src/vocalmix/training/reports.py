@@ -858,8 +858,6 @@ def _write_reverb_report(res: dict, out: str | Path) -> Path:
     return p
 
 
-
-
 def _staged(write: Callable[[dict, Path], Path], res: dict, out: str | Path) -> Path:
     """Run a report writer into a scratch folder, then put every file it wrote into
     ``out`` at once (:class:`~vocalmix.core.audio.OutputPlan`: all of them, or, on a
