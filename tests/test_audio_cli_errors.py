@@ -470,6 +470,32 @@ def test_samples_past_full_scale_are_kept_not_clipped(tmp_path):
     assert sf.info(p).subtype == "PCM_16"
 
 
+def test_a_float_file_past_full_scale_is_said_so_not_called_clipped(tmp_path):
+    """A 32-bit float export whose peaks pass full scale (a hot bus) is read as it is: its
+    note gives the peak and says nothing was clipped, on both read paths (whole file and
+    block scan), where it used to call the run of samples past 1.0 clipped. A 24-bit
+    file flat at full scale is still called clipped, and a clean one gets neither note."""
+    from vocalmix.core.audio import AudioReader
+
+    hot = tone(db=0.0) * 2.0  # peaks at +9.5 dBFS
+    clipped = np.clip(tone(db=6.0), -1.0, 1.0)
+    files = {"hot": (hot, "FLOAT"), "clipped": (clipped, "PCM_24"),
+             "clean": (tone(), "PCM_24")}
+    for name, (x, subtype) in files.items():
+        p = tmp_path / f"{name}.wav"
+        sf.write(p, x, SR, subtype=subtype)
+        for notes in (read_audio(p).notes, AudioReader(p, label=name).scan("vocal").notes):
+            past = [n for n in notes if "past full scale" in n]
+            clip = [n for n in notes if "appears clipped" in n]
+            if name == "hot":
+                assert len(past) == 1 and not clip, notes
+                assert "+9.5 dBFS" in past[0] and "nothing clipped" in past[0]
+            elif name == "clipped":
+                assert len(clip) == 1 and not past, notes
+            else:
+                assert not past and not clip, notes
+
+
 def test_a_vocal_stem_past_full_scale_under_a_loud_backing_is_kept(tmp_path, capsys):
     """The limiter acts on the mix only: under a loud, dense backing a peaky vocal's
     pre-master stem passes full scale, and its file keeps those peaks."""

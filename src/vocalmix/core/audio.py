@@ -163,14 +163,29 @@ def validate_signal(
     if dur > max_duration_s:
         raise DurationError(_too_long(label, dur, max_duration_s))
     x = _as_stereo(x, fold, label, notes)
-    if peak_in >= CLIP_LEVEL:
-        run = _longest_clipped_run(x)
-        if run >= 3:
-            notes.append(
-                f"{label}: appears clipped ({run} consecutive samples at full scale); "
-                "the mix will carry that distortion"
-            )
+    note = _peak_note(label, peak_in,
+                      _longest_clipped_run(x) if peak_in >= CLIP_LEVEL else 0)
+    if note:
+        notes.append(note)
     return np.ascontiguousarray(x, dtype=np.float32), tuple(notes), ch
+
+
+def _peak_note(label: str, peak: float, clipped_run: int) -> str | None:
+    """What the samples' peak says of the file: past full scale (``peak`` above 1.0, a
+    floating-point file, read as it is), or clipped (a run of ``clipped_run`` >= 3
+    consecutive samples at full scale); ``None`` for neither.
+
+    A floating-point file (a DAW's 32-bit export of a hot bus) may hold samples past
+    full scale: nothing is clipped on reading them, and their run at or above full scale
+    is no sign of clipping, so it gets the first note only."""
+    if peak > 1.0:
+        return (f"{label}: its peak is {20 * math.log10(peak):+.1f} dBFS, past full scale "
+                "(floating-point samples): read as they are, nothing clipped; the master's "
+                "limiter keeps the mix under its ceiling")
+    if clipped_run >= 3:
+        return (f"{label}: appears clipped ({clipped_run} consecutive samples at full "
+                "scale); the mix will carry that distortion")
+    return None
 
 
 def _checked_peak(x: np.ndarray, label: str) -> float:
@@ -1334,9 +1349,9 @@ class AudioReader:
             raise DurationError(f"{self.label}: {seen / self.sample_rate:.3f} s is too short "
                                 f"to mix (at least {MIN_DURATION_S} s needed)")
         self.frames = seen  # what decodes, should the header have said otherwise
-        if longest >= 3:
-            notes.append(f"{self.label}: appears clipped ({longest} consecutive samples at "
-                         "full scale); the mix will carry that distortion")
+        note = _peak_note(self.label, float(max(hi.max(), -lo.min())), longest)
+        if note:
+            notes.append(note)
         self._offset, note = _dc_offset(total / seen, hi, lo, self.label, what)
         if note:
             notes.append(note)
