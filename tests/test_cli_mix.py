@@ -128,7 +128,7 @@ def test_analyze_json(tmp_path, demo_pair, capsys):
     assert rows[0]["channels"] == 1 and rows[1]["channels"] == 2
     for r in rows:
         assert set(r) == {"path", "sample_rate", "channels", "duration_s", "integrated_lufs",
-                          "lra_lu", "true_peak_dbtp"}
+                          "lra_lu", "true_peak_dbtp", "tempo_bpm", "spectrum_db"}
         assert r["sample_rate"] == SR and r["duration_s"] == pytest.approx(8.0)
     x, _ = sf.read(b, dtype="float32")
     assert rows[1]["integrated_lufs"] == pytest.approx(integrated_loudness(x, SR), abs=0.001)

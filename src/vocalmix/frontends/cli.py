@@ -34,6 +34,8 @@ from vocalmix.core.threads import no_numpy_hugepages, pin_blas_threads
 from vocalmix.frontends.checks import check_json_outputs, check_sample_rate, show_notes
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from vocalmix.core.params import MixParams
     from vocalmix.core.progress import ProgressEvent
 
@@ -286,9 +288,15 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     _add_targets(p)
     _add_common(p)
 
-    p = sub.add_parser("analyze", aliases=["analyse"], help="loudness, LRA and true peak")
+    p = sub.add_parser("analyze", aliases=["analyse"],
+                       help="loudness, LRA, true peak, tempo and spectrum")
     p.add_argument("files", nargs="+", help="audio files")
-    p.add_argument("--json", action="store_true", help="print a JSON list")
+    p.add_argument("--json", action="store_true",
+                   help="print a JSON list (with each file's 1/3-octave spectrum)")
+    p.add_argument("--plot", metavar="PNG",
+                   help="draw the files' short-term loudness over time and their "
+                   "1/3-octave spectra into this PNG (needs matplotlib)")
+    p.add_argument("--force", action="store_true", help="replace an existing --plot file")
     p.add_argument("--fold", choices=("error", "mean", "first2"), default="error")
     _add_common(p)
 
@@ -776,15 +784,20 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     return 0
 
 
-def analyze_file(path: str, fold: str = "error", debug: bool = False) -> dict:
-    """The ``analyze`` figures of one file, as a JSON-ready dict."""
-    from vocalmix.core.measure import measure
+def _analysis(path: str, fold: str = "error", debug: bool = False
+              ) -> tuple[dict, np.ndarray]:
+    """The ``analyze`` figures of one file as a JSON-ready dict, and its short-term
+    loudness (LUFS every 100 ms) for a plot."""
+    from vocalmix.core.dsp import AUDIBLE_THIRD_OCTAVE_NOMINAL, third_octave_spectrum_db
+    from vocalmix.core.measure import measure, short_term_loudness
+    from vocalmix.estimators.tempo import estimate_tempo
 
     a = _read(path, argparse.Namespace(fold=fold, debug=debug))
     m = measure(a.samples, a.sample_rate)
+    spectrum = third_octave_spectrum_db(a.samples, a.sample_rate)
 
-    def num(v: float) -> float | None:
-        return round(float(v), 3) if math.isfinite(v) else None
+    def num(v: float, digits: int = 3) -> float | None:
+        return round(float(v), digits) if math.isfinite(v) else None
 
     return {
         "path": path,
@@ -794,24 +807,80 @@ def analyze_file(path: str, fold: str = "error", debug: bool = False) -> dict:
         "integrated_lufs": num(m.integrated_lufs),
         "lra_lu": num(m.lra_lu),
         "true_peak_dbtp": num(m.true_peak_dbtp),
-    }
+        # (None: no steady pulse, or too short to read one; the mix then assumes 120)
+        "tempo_bpm": num(estimate_tempo(a.samples, a.sample_rate), 1),
+        # dB re a full-scale sine per 1/3-octave band, by its nominal centre in Hz
+        # (None: a band the file's rate cannot hold)
+        "spectrum_db": {name: num(v, 1) if not math.isnan(v) else None
+                        for name, v in zip(AUDIBLE_THIRD_OCTAVE_NOMINAL, spectrum,
+                                           strict=True)},
+    }, short_term_loudness(a.samples, a.sample_rate)
+
+
+def analyze_file(path: str, fold: str = "error", debug: bool = False) -> dict:
+    """The ``analyze`` figures of one file, as a JSON-ready dict: rate, channels, length
+    (s), integrated loudness (LUFS), LRA (LU), true peak (dBTP), tempo (BPM, ``None``
+    when no steady pulse is found) and the long-term level per 1/3-octave band (dB re
+    a full-scale sine, by the band's centre in Hz)."""
+    return _analysis(path, fold, debug)[0]
+
+
+def _spectral_centre(spectrum: dict[str, float | None]) -> float | None:
+    """The power-weighted mean of the bands' centres on a log scale, Hz (the spectrum's
+    centre of gravity, for the one-line summary)."""
+    pairs = [(float(f), 10.0 ** (v / 10.0)) for f, v in spectrum.items() if v is not None]
+    total = sum(p for _f, p in pairs)
+    if total <= 0:
+        return None
+    return float(2.0 ** (sum(math.log2(f) * p for f, p in pairs) / total))
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
+    from vocalmix.core.audio import OutputPlan
+
     progress = _Progress(args.quiet or args.json)
-    rows = []
+    plan = None
+    if args.plot:
+        from vocalmix.frontends.plots import require_matplotlib
+
+        require_matplotlib()
+        plan = OutputPlan(files=[args.plot], inputs=args.files, force=args.force)
+    rows, curves = [], []
     for f in args.files:
         progress(f"measuring {f}")
-        rows.append(analyze_file(f, args.fold, args.debug))
+        row, st = _analysis(f, args.fold, args.debug)
+        rows.append(row)
+        if plan is not None:
+            import numpy as np
+
+            from vocalmix.core.dsp import AUDIBLE_THIRD_OCTAVE_HZ
+            from vocalmix.frontends.plots import AnalysisCurves
+
+            spectrum = np.array([np.nan if v is None else v
+                                 for v in row["spectrum_db"].values()])
+            curves.append(AnalysisCurves(
+                Path(f).name, st, 0.1, AUDIBLE_THIRD_OCTAVE_HZ, spectrum,
+                float("-inf") if row["integrated_lufs"] is None else row["integrated_lufs"]))
+    if plan is not None:
+        from vocalmix.frontends.plots import analysis_png
+
+        progress(f"drawing {args.plot}")
+        plan.commit({args.plot: analysis_png(curves)})
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
         for r in rows:
+            tempo = (f"tempo {r['tempo_bpm']} BPM" if r["tempo_bpm"] is not None
+                     else "tempo unclear")
+            centre = _spectral_centre(r["spectrum_db"])
             print(
                 f"{r['path']}: {r['sample_rate']} Hz, {r['channels']} ch, {r['duration_s']:.2f} s, "
                 f"{r['integrated_lufs']} LUFS, LRA {r['lra_lu']} LU, "
-                f"true peak {r['true_peak_dbtp']} dBTP"
+                f"true peak {r['true_peak_dbtp']} dBTP, {tempo}"
+                + (f", spectral centre {centre:.0f} Hz" if centre is not None else "")
             )
+    if args.plot:
+        print(f"wrote {args.plot}")
     return 0
 
 

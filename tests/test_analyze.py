@@ -1,0 +1,124 @@
+"""``vocalmix analyze``: tempo and the long-term 1/3-octave spectrum beside the loudness
+figures, and a plot of them; the spectrum checked against the analytic levels of a sine
+and of white noise, and against an independent periodogram of the whole signal."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from vocalmix.core.dsp import (
+    AUDIBLE_THIRD_OCTAVE_HZ,
+    AUDIBLE_THIRD_OCTAVE_NOMINAL,
+    third_octave_spectrum_db,
+)
+from vocalmix.frontends.cli import main
+
+SR = 44100
+CENTRES = np.array(AUDIBLE_THIRD_OCTAVE_HZ)
+LO, HI = CENTRES * 2 ** (-1 / 6), CENTRES * 2 ** (1 / 6)
+
+
+def test_a_sine_reads_its_amplitude_in_its_band_only():
+    t = np.arange(5 * SR) / SR
+    for amp, hz in ((0.5, 1000.0), (0.1, 250.0), (1.0, 5000.0)):
+        x = amp * np.sin(2 * np.pi * hz * t)
+        s = third_octave_spectrum_db(np.stack([x, x], axis=1), SR)
+        k = int(np.argmin(np.abs(CENTRES - hz)))
+        assert s[k] == pytest.approx(20 * math.log10(amp), abs=0.05)
+        others = np.delete(s, k)
+        assert np.nanmax(others) < s[k] - 40  # the Hann window's leakage stays near
+
+
+def test_white_noise_bands_match_the_analytic_level_and_a_periodogram():
+    rng = np.random.default_rng(3)
+    sigma = 0.05
+    x = sigma * rng.standard_normal(20 * SR)
+    s = third_octave_spectrum_db(x, SR)
+    ok = (CENTRES >= 100) & (HI <= SR / 2)
+    expected = 10 * np.log10(2 * sigma**2 * (HI - LO) / (SR / 2))
+    assert np.abs(s[ok] - expected[ok]).max() < 0.6
+    # independent: the unwindowed periodogram of the whole signal (Parseval), summed per band
+    spec = np.abs(np.fft.rfft(x)) ** 2 / x.size**2
+    spec[1:-1] *= 2  # one-sided
+    f = np.fft.rfftfreq(x.size, 1 / SR)
+    ref = np.array([10 * np.log10(2 * spec[(f >= a) & (f < b)].sum())
+                    for a, b in zip(LO, HI, strict=True)])
+    assert np.abs(s[ok] - ref[ok]).max() < 0.3
+    # the bands together hold the signal's mean square between their outer edges (white
+    # noise: in proportion to that span of the spectrum)
+    total = 10 * np.log10(np.nansum(10 ** (s / 10)) / 2)
+    span = (HI[np.isfinite(s)].max() - LO[0]) / (SR / 2)
+    assert total == pytest.approx(10 * np.log10(np.mean(x**2) * span), abs=0.1)
+
+
+def test_bands_the_rate_cannot_hold_are_not_numbers_and_silence_is_minus_infinity():
+    sr = 16000
+    x = 0.1 * np.random.default_rng(0).standard_normal(3 * sr)
+    s = third_octave_spectrum_db(x, sr)
+    assert np.all(np.isnan(s[HI > sr / 2])) and np.all(np.isfinite(s[HI <= sr / 2]))
+    z = third_octave_spectrum_db(np.zeros(sr), sr)
+    assert np.all(np.isneginf(z[HI <= sr / 2]))
+
+
+def _clicks(bpm: float, seconds: float, sr: int = SR) -> np.ndarray:
+    x = np.zeros(int(seconds * sr), np.float32)
+    burst = (np.random.default_rng(1).standard_normal(400) * np.hanning(400)).astype(np.float32)
+    for k in np.arange(0.0, seconds - 0.05, 60.0 / bpm):
+        i = int(k * sr)
+        x[i : i + 400] += 0.2 * burst[: x.size - i]
+    return x
+
+
+def test_analyze_reports_tempo_spectrum_and_draws_them(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    beat, short = tmp_path / "beat.wav", tmp_path / "short.wav"
+    sf.write(beat, _clicks(100.0, 12.0), SR, subtype="PCM_24")
+    sf.write(short, _clicks(100.0, 2.0), SR, subtype="PCM_24")
+    png = tmp_path / "look.png"
+    assert main(["analyze", str(beat), str(short), "--json", "--plot", str(png)]) == 0
+    out = capsys.readouterr().out
+    rows = json.loads(out[: out.rindex("]") + 1])
+    assert rows[0]["tempo_bpm"] == pytest.approx(100.0, rel=0.02)
+    assert rows[1]["tempo_bpm"] is None  # too short to read a pulse
+    for r in rows:
+        assert list(r["spectrum_db"]) == list(AUDIBLE_THIRD_OCTAVE_NOMINAL)
+        assert r["spectrum_db"]["20000"] is None  # 22.4 kHz edge: past 44.1 kHz's Nyquist
+        assert all(isinstance(v, float) for k, v in r["spectrum_db"].items() if k != "20000")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the one-line summary names the tempo (or says it is unclear)
+    assert main(["analyze", str(beat), str(short), "-q"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert re.search(r"tempo (99\.[5-9]|100\.[0-5]) BPM", lines[0]), lines[0]
+    assert "tempo unclear" in lines[1]
+    assert "spectral centre" in lines[0]
+
+
+def test_the_plot_is_planned_before_any_work(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("matplotlib")
+    beat = tmp_path / "beat.wav"
+    sf.write(beat, _clicks(120.0, 6.0), SR)
+    png = tmp_path / "look.png"
+    png.write_bytes(b"mine")
+    assert main(["analyze", str(beat), "--plot", str(png), "-q"]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert png.read_bytes() == b"mine"
+    assert main(["analyze", str(beat), "--plot", str(png), "-q", "--force"]) == 0
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    # never over an input
+    before = beat.read_bytes()
+    assert main(["analyze", str(beat), "--plot", str(beat), "-q", "--force"]) == 2
+    assert "is an input file" in capsys.readouterr().err
+    assert beat.read_bytes() == before
+    # without matplotlib: the extra to install, and nothing measured or written
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    other = tmp_path / "other.png"
+    assert main(["analyze", str(beat), "--plot", str(other), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "pip install 'vocalmix[plot]'" in err and not other.exists()
