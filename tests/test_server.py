@@ -648,7 +648,9 @@ def test_openapi_documents_every_endpoint(client):
         assert methods <= set(paths[path]), path
     post = paths["/api/mixes"]["post"]
     form = post["requestBody"]["content"]["multipart/form-data"]["schema"]
-    assert form["required"] == ["vocal", "backing"]
+    assert form["required"] == ["vocal"]  # and a backing: the file, or a mix's
+    assert form["oneOf"] == [{"required": ["backing"]}, {"required": ["backing_from"]}]
+    assert "earlier mix" in form["properties"]["backing_from"]["description"]
     for k in ("reference_vocal", "reference_backing", "amount", "mix_lufs", "locks", "genre"):
         assert form["properties"][k]["description"], k
     spec_amount = client.get("/api/params/spec").json()["params"]["amount"]

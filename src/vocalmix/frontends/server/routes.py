@@ -28,7 +28,7 @@ from vocalmix.frontends.server.jobs import Reservation
 from vocalmix.frontends.server.schemas import Methods, Mix, ParamsSpec, Preset
 from vocalmix.frontends.server.studio import AUDIO_ENCODINGS, AUDIO_KINDS, Steering, Studio
 from vocalmix.frontends.server.uploads import (
-    FORM_FILES,
+    BACKING_FROM,
     TARGET_NAMES,
     parse_json,
     read_body,
@@ -337,9 +337,15 @@ def default_method() -> str:
 
 # --- making mixes ---------------------------------------------------------------------------
 
-_FORM_SCHEMA = {"type": "object", "required": list(FORM_FILES), "properties": {
+_FORM_SCHEMA = {"type": "object", "required": ["vocal"], "oneOf": [
+    {"required": ["backing"]}, {"required": [BACKING_FROM]}], "properties": {
     "vocal": {"type": "string", "format": "binary", "description": "vocal take"},
-    "backing": {"type": "string", "format": "binary", "description": "backing track"},
+    "backing": {"type": "string", "format": "binary",
+                "description": "backing track (or `backing_from`)"},
+    BACKING_FROM: {"type": "string", "description": (
+        "instead of a `backing` file: the id of an earlier mix whose uploaded backing to "
+        "use (upload an instrumental once, then name that mix for every take sung over "
+        "it; each use starts that mix's time to live again)")},
     "reference_vocal": {"type": "string", "format": "binary",
                         "description": "a reference mix's vocal stem (with "
                                        "`reference_backing`): mix like it"},
@@ -372,7 +378,10 @@ _FORM_SCHEMA = {"type": "object", "required": list(FORM_FILES), "properties": {
     description=(
         "multipart/form-data: files `vocal` and `backing` (WAV, FLAC, OGG, MP3, AIFF, "
         "M4A/MP4, WebM, AAC; "
-        "mono or stereo; the mix is made at the higher of their rates), optional "
+        "mono or stereo; the mix is made at the higher of their rates), or instead of "
+        "the `backing` file `backing_from`, the id of an earlier mix whose uploaded "
+        "backing to use (a karaoke instrumental uploaded once for many takes; 422 when "
+        "that mix is gone, 409 while it still decodes its uploads), optional "
         "`reference_vocal` and `reference_backing` (the stems of a reference mix, "
         "resampled to the mix's rate: its vocal level, dynamics, spectral balance and "
         "reverb become the targets; the params' `provenance.method` is then "
@@ -405,6 +414,10 @@ async def create_mix(request: Request, studio: StudioDep) -> Any:
         with NewMix(studio, mid, d) as new:
             store.write_meta(d, status="mixing", stage="upload", name="vocalmix", revision=0)
             fields, filenames = await read_multipart(request, d)
+            backing_from = fields.get(BACKING_FROM)
+            if backing_from is not None:
+                filenames["backing"] = await run_in_threadpool(
+                    store.link_backing, backing_from, d, BACKING_FROM)
             method = check_method(fields.get("method"))
             targets = parse_targets({k: fields[k] for k in TARGET_NAMES if k in fields},
                                     "the form")
@@ -429,7 +442,7 @@ async def create_mix(request: Request, studio: StudioDep) -> Any:
             store.set_progress(mid, "queued", 0.0, "waiting for a free worker")
             return await new.answer(lambda: studio.make_mix(
                 mid, d, filenames=filenames, fold=fold, method=method, base=base,
-                steering=steering), wait, reservation=reservation)
+                steering=steering, backing_from=backing_from), wait, reservation=reservation)
 
 
 @router.post(

@@ -7,6 +7,8 @@ a folder of another user is refused)::
     <root>/<id>/                 one mix, 0700, id = secrets.token_urlsafe(18)
         meta.json                status (mixing, done, failed), stage, revision, error...
         upload_vocal|backing     the raw uploads, until decoded
+        backing_upload           the backing's raw upload, kept once decoded: a later
+                                 mix may use it (``backing_from``) instead of a file
         vocal_in.wav, backing_in.wav   the decoded inputs (32-bit float)
         analysis.json            the masking analysis of the inputs (cached)
         r<N>/                    revision N: mix.wav vocal.wav vocal_dry.wav backing.wav
@@ -57,6 +59,8 @@ TRASH_PREFIX = ".removing-"
 LOCK_NAME = ".lock"
 #: largest JSON file of a mix folder read back, bytes
 MAX_JSON_BYTES = 8 * 2**20
+#: the kept raw upload of a mix's backing (see the layout above)
+BACKING_UPLOAD = "backing_upload"
 
 try:  # POSIX
     import fcntl
@@ -204,6 +208,62 @@ class Store:
     def pinned(self, mid: str) -> bool:
         with self._guard:
             return self._pins[mid] > 0 if mid in self._pins else False
+
+    # --- a backing used again -------------------------------------------------------
+    def keep_backing(self, d: Path, name: str) -> None:
+        """Keep the decoded backing upload of mix folder ``d`` (uploaded as ``name``) for
+        later mixes (:meth:`link_backing`) instead of dropping it with the other uploads."""
+        os.replace(d / "upload_backing", d / BACKING_UPLOAD)
+        self.write_meta(d, backing_name=name)
+
+    def link_backing(self, source: str, d: Path, field: str = "backing_from") -> str:
+        """Give the new mix folder ``d`` the kept backing upload of mix ``source`` as its
+        own ``upload_backing`` (a hard link: no copy, and it outlives the source), and
+        start the source's time to live again (a backing in use is kept). Returns the
+        name the backing was uploaded under.
+
+        :class:`ApiError` 422 (``upload.backing_from``) for a malformed, unknown, foreign
+        or expired id, or a mix with no backing upload to give (the demo's); 409 while
+        the source is still decoding its own uploads."""
+        shown = repr(source if len(source) <= 40 else source[:40] + "...")
+
+        def refuse(why: str) -> ApiError:
+            return ApiError(422, f"{field}: {why}; send the backing file itself",
+                            code="upload.backing_from")
+
+        try:
+            src = self.path(source)
+        except ApiError:
+            raise refuse(f"no mix with id {shown} (it never existed, was deleted, or "
+                         f"expired after {self.ttl_s:g} s unused)") from None
+        kept = src / BACKING_UPLOAD
+        try:
+            st = os.lstat(kept)
+        except OSError:
+            st = None
+        uid = _uid()
+        if st is None or not stat.S_ISREG(st.st_mode) or (uid is not None
+                                                           and st.st_uid != uid):
+            try:
+                status = self.meta(src).get("status")
+            except ApiError:
+                status = None
+            if status == "mixing":
+                raise ApiError(409, f"{field}: mix {shown} is still decoding its backing; "
+                                    "try again once it is done", code="upload.backing_from")
+            raise refuse(f"mix {shown} has no uploaded backing to give (a demo's backing "
+                         "is synthesised)")
+        try:
+            os.link(kept, d / "upload_backing", follow_symlinks=False)
+        except FileNotFoundError:  # expired or deleted this moment
+            raise refuse(f"mix {shown} was removed just now") from None
+        with contextlib.suppress(OSError):
+            os.utime(src)  # in use: its time to live starts again
+        try:
+            name = self.meta(src).get("backing_name")
+        except ApiError:
+            name = None
+        return name if isinstance(name, str) else "backing"
 
     # --- files -----------------------------------------------------------------------
     @staticmethod
@@ -460,4 +520,4 @@ class Store:
             fcntl.flock(self._lock_fd, fcntl.LOCK_SH)
 
 
-__all__ = ["ID_RE", "Store", "default_root", "private_root"]
+__all__ = ["BACKING_UPLOAD", "ID_RE", "Store", "default_root", "private_root"]

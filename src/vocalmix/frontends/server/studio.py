@@ -326,9 +326,12 @@ class Studio:
             raise err from None
 
     def make_mix(self, mid: str, d: Path, *, filenames: dict[str, str], fold: str,
-                 method: str, base: MixParams | None, steering: Steering) -> dict[str, Any]:
+                 method: str, base: MixParams | None, steering: Steering,
+                 backing_from: str | None = None) -> dict[str, Any]:
         """The job of ``POST /api/mixes``: decode the uploads (and the reference's
-        stems, at the mix's rate), mix, save."""
+        stems, at the mix's rate), mix, save. The backing's raw upload is kept in the
+        folder (:meth:`~vocalmix.frontends.server.storage.Store.keep_backing`) for later
+        mixes to use; ``backing_from``: the mix it came from, if it is such a one."""
 
         def body() -> dict[str, Any]:
             with self.store.lock(mid):
@@ -337,7 +340,12 @@ class Studio:
                 self.store.write_meta(d, stage="decode")
                 self.store.set_progress(mid, "decode", 0.02, "decoding the uploads")
                 v, b, sr, notes = self.decode_uploads(d, filenames, fold)
+                if backing_from is not None:
+                    notes = [f"backing: the one uploaded with mix {backing_from} "
+                             f"({upload_label('', filenames.get('backing')).strip()})",
+                             *notes]
                 reference = self.decode_reference(d, filenames, fold, sr)
+                self.store.keep_backing(d, filenames.get("backing") or "")
                 self.store_inputs(d, v, b, sr)
                 label = ("the " + upload_label("reference", filenames.get(REFERENCE_FILES[0]))
                          if reference is not None else "")

@@ -24,7 +24,10 @@ FORM_FILES = ("vocal", "backing")
 REFERENCE_FILES = ("reference_vocal", "reference_backing")
 TARGET_NAMES = ("vocal_to_mix_lu", "vocal_lra_lu", "reverb_decay_s")
 FORM_FIELDS = ("method", "params", "reverb_preset", "fold", "wait", *TARGET_NAMES, "mix_lufs",
-               "amount", "vocal_offset_ms", "locks", "genre")
+               "amount", "vocal_offset_ms", "locks", "genre", "backing_from")
+#: the form field that names an earlier mix whose backing upload to use instead of a
+#: ``backing`` file (a karaoke app's instrumental, uploaded once for many takes)
+BACKING_FROM = "backing_from"
 #: longest form text field, bytes (the params document and the locks may be longer)
 FIELD_LIMIT = 1024
 #: longest ``locks`` field, bytes (every lockable path, quoted, fits)
@@ -202,11 +205,17 @@ async def read_multipart(request: Any, d: Path) -> tuple[dict[str, str], dict[st
         f = cur.pop("file", None)
         if f is not None:
             f.close()
-    missing = [k for k in FORM_FILES if k not in filenames]
+    if BACKING_FROM in fields and "backing" in filenames:
+        raise ApiError(422, f"the form has both a 'backing' file and '{BACKING_FROM}': send "
+                            "one of them (the file, or the id of a mix whose backing to "
+                            "use)", code="upload.backing_from")
+    missing = [k for k in FORM_FILES
+               if k not in filenames and not (k == "backing" and BACKING_FROM in fields)]
     if missing:
         raise ApiError(422, f"missing file(s): {' and '.join(missing)}; send both 'vocal' "
-                            "and 'backing' as multipart/form-data file parts",
-                       code="upload.missing_file")
+                            "and 'backing' as multipart/form-data file parts (or, for the "
+                            f"backing, '{BACKING_FROM}': the id of a mix whose backing to "
+                            "use)", code="upload.missing_file")
     refs = [k for k in REFERENCE_FILES if k in filenames]
     if len(refs) == 1:
         other = next(k for k in REFERENCE_FILES if k not in filenames)
@@ -339,6 +348,6 @@ def parse_json(raw: bytes, what: str) -> Any:
         raise ApiError(422, str(e), code=e.code) from None
 
 
-__all__ = ["FORM_FIELDS", "FORM_FILES", "JSON_LIMIT", "REFERENCE_FILES", "TARGET_NAMES",
-           "ClientGone", "UploadLimit",
+__all__ = ["BACKING_FROM", "FORM_FIELDS", "FORM_FILES", "JSON_LIMIT", "REFERENCE_FILES",
+           "TARGET_NAMES", "ClientGone", "UploadLimit",
            "parse_json", "read_body", "read_multipart", "safe_name"]
