@@ -237,13 +237,7 @@ class Store:
             raise refuse(f"no mix with id {shown} (it never existed, was deleted, or "
                          f"expired after {self.ttl_s:g} s unused)") from None
         kept = src / BACKING_UPLOAD
-        try:
-            st = os.lstat(kept)
-        except OSError:
-            st = None
-        uid = _uid()
-        if st is None or not stat.S_ISREG(st.st_mode) or (uid is not None
-                                                           and st.st_uid != uid):
+        if not _own_regular(_lstat(kept)):
             try:
                 status = self.meta(src).get("status")
             except ApiError:
@@ -274,13 +268,8 @@ class Store:
     def regular_file(self, p: Path) -> Path:
         """``p`` if it is a regular file owned by this user (not a symlink); else 404
         (409 if its mix is still there: a newer revision replaced it meanwhile)."""
-        try:
-            st = os.lstat(p)
-        except OSError:
-            st = None
-        uid = _uid()
-        if st is None or not stat.S_ISREG(st.st_mode) or (uid is not None
-                                                           and st.st_uid != uid):
+        st = _lstat(p)
+        if not _own_regular(st):
             mid = p.parent.name if ID_RE.fullmatch(p.parent.name) else p.parent.parent.name
             if st is None and (self.root / mid).is_dir():
                 raise ApiError(409, "the mix changed while it was read: fetch it again",
@@ -518,6 +507,22 @@ class Store:
     def _shared(self) -> None:
         if fcntl is not None and self._lock_fd is not None:
             fcntl.flock(self._lock_fd, fcntl.LOCK_SH)
+
+
+def _lstat(p: Path) -> os.stat_result | None:
+    """``os.lstat(p)``, ``None`` when it cannot be read (missing, or no access)."""
+    try:
+        return os.lstat(p)
+    except OSError:
+        return None
+
+
+def _own_regular(st: os.stat_result | None) -> bool:
+    """Whether ``st`` (of :func:`_lstat`) is a regular file (not a symlink) owned by this
+    user."""
+    uid = _uid()
+    return (st is not None and stat.S_ISREG(st.st_mode)
+            and (uid is None or st.st_uid == uid))
 
 
 __all__ = ["BACKING_UPLOAD", "ID_RE", "Store", "default_root", "private_root"]
