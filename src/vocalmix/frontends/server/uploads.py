@@ -23,11 +23,11 @@ FORM_FILES = ("vocal", "backing")
 #: the stems of a reference mix: optional, both or neither
 REFERENCE_FILES = ("reference_vocal", "reference_backing")
 TARGET_NAMES = ("vocal_to_mix_lu", "vocal_lra_lu", "reverb_decay_s")
-FORM_FIELDS = ("method", "params", "reverb_preset", "fold", "wait", *TARGET_NAMES, "mix_lufs",
-               "amount", "vocal_offset_ms", "locks", "genre", "backing_from")
 #: the form field that names an earlier mix whose backing upload to use instead of a
 #: ``backing`` file (a karaoke app's instrumental, uploaded once for many takes)
 BACKING_FROM = "backing_from"
+FORM_FIELDS = ("method", "params", "reverb_preset", "fold", "wait", *TARGET_NAMES, "mix_lufs",
+               "amount", "vocal_offset_ms", "locks", "genre", BACKING_FROM)
 #: longest form text field, bytes (the params document and the locks may be longer)
 FIELD_LIMIT = 1024
 #: longest ``locks`` field, bytes (every lockable path, quoted, fits)
