@@ -98,6 +98,12 @@ def test_analyze_reports_tempo_spectrum_and_draws_them(tmp_path, capsys):
     assert re.search(r"tempo (99\.[5-9]|100\.[0-5]) BPM", lines[0]), lines[0]
     assert "tempo unclear" in lines[1]
     assert "spectral centre" in lines[0]
+    # a silent file: said so, not "None LUFS"
+    quiet = tmp_path / "quiet.wav"
+    sf.write(quiet, np.zeros(SR), SR)
+    assert main(["analyze", str(quiet), "-q"]) == 0
+    line = capsys.readouterr().out
+    assert "silent (under the -70 LUFS gate)" in line and "None" not in line
 
 
 def test_the_plot_is_planned_before_any_work(tmp_path, capsys, monkeypatch):

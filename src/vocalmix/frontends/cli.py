@@ -873,10 +873,13 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             tempo = (f"tempo {r['tempo_bpm']} BPM" if r["tempo_bpm"] is not None
                      else "tempo unclear")
             centre = _spectral_centre(r["spectrum_db"])
+            level = (f"{r['integrated_lufs']} LUFS" if r["integrated_lufs"] is not None
+                     else "silent (under the -70 LUFS gate)")
+            peak = (f"{r['true_peak_dbtp']} dBTP" if r["true_peak_dbtp"] is not None
+                    else "-inf dBTP")
             print(
                 f"{r['path']}: {r['sample_rate']} Hz, {r['channels']} ch, {r['duration_s']:.2f} s, "
-                f"{r['integrated_lufs']} LUFS, LRA {r['lra_lu']} LU, "
-                f"true peak {r['true_peak_dbtp']} dBTP, {tempo}"
+                f"{level}, LRA {r['lra_lu']} LU, true peak {peak}, {tempo}"
                 + (f", spectral centre {centre:.0f} Hz" if centre is not None else "")
             )
     if args.plot:
