@@ -117,11 +117,17 @@ def test_the_plot_is_planned_before_any_work(tmp_path, capsys, monkeypatch):
     assert png.read_bytes() == b"mine"
     assert main(["analyze", str(beat), "--plot", str(png), "-q", "--force"]) == 0
     assert png.read_bytes()[:4] == b"\x89PNG"
-    # never over an input
-    before = beat.read_bytes()
-    assert main(["analyze", str(beat), "--plot", str(beat), "-q", "--force"]) == 2
+    # never over an input (a WAV under a .png name is read by its content)
+    odd = tmp_path / "take.png"
+    sf.write(odd, _clicks(120.0, 6.0), SR, format="WAV")
+    before = odd.read_bytes()
+    assert main(["analyze", str(odd), "--plot", str(odd), "-q", "--force"]) == 2
     assert "is an input file" in capsys.readouterr().err
-    assert beat.read_bytes() == before
+    assert odd.read_bytes() == before
+    # a PNG under another name would mislead whatever opens it
+    assert main(["analyze", str(beat), "--plot", str(tmp_path / "look.jpg"), "-q"]) == 2
+    assert "give a .png name" in capsys.readouterr().err
+    assert not (tmp_path / "look.jpg").exists()
     # without matplotlib: the extra to install, and nothing measured or written
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     other = tmp_path / "other.png"

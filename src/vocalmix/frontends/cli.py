@@ -841,8 +841,11 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     progress = _Progress(args.quiet or args.json)
     plan = None
     if args.plot:
+        from vocalmix.core.errors import OutputError
         from vocalmix.frontends.plots import require_matplotlib
 
+        if Path(args.plot).suffix.lower() != ".png":
+            raise OutputError(f"{args.plot}: --plot writes a PNG image; give a .png name")
         require_matplotlib()
         plan = OutputPlan(files=[args.plot], inputs=args.files, force=args.force)
     rows, curves = [], []
