@@ -199,3 +199,41 @@ def test_a_very_quiet_mix_without_a_loudness_target_is_warned_about():
     raised = vocalmix.mix(v, b * np.float32(10 ** (-30 / 20)), SR, method="baseline",
                           mix_lufs=-16.0)
     assert not any("very quiet" in n for n in raised.notes)
+
+
+def test_a_burst_the_limiter_ducks_the_mix_around_is_warned_about_where_it_is():
+    """A click 12 dB over a mix's other peaks (a glitch in the backing) at 7.3 s, or in
+    the last few milliseconds after the last whole 100 ms segment: the warning names the
+    moment and about the reduction the render then applies; a clean mix, and a loud
+    master whose limiting is spread over the song, get none."""
+    from vocalmix.pipeline import LIMITER_BURST_DB, limiter_burst_warning
+
+    rng = np.random.default_rng(4)
+    n = 10 * SR + 2000  # 100 whole segments and 45 ms after them
+    vocal = _sung(n / SR)[:n]
+    clean = (0.1 * rng.standard_normal((n, 2))).astype(np.float32)
+    r = vocalmix.mix(vocal, clean, SR, method="baseline", progress=None)
+    assert not any("limiter takes" in w for w in r.warnings)
+    assert r.params.achieved.master_gain_reduction_db < LIMITER_BURST_DB
+    for i, shown in ((int(7.3 * SR), "0:07.3"), (n - 40, "0:10.0")):
+        bursty = clean.copy()
+        bursty[i : i + 32] = 3.0  # +9.5 dBFS, in float: nothing clipped on reading
+        r = vocalmix.mix(vocal, bursty, SR, method="baseline", progress=None)
+        said = [w for w in r.warnings if "limiter takes" in w]
+        assert len(said) == 1 and f"at {shown} " in said[0], r.warnings
+        cut = float(said[0].split("takes about ")[1].split(" dB")[0])
+        reduction = r.params.achieved.master_gain_reduction_db
+        assert reduction > LIMITER_BURST_DB and abs(cut - reduction) <= 1.5
+    # a loud master: limited all over, no single burst
+    loud = _loud_backing(n / SR, -9.0, rng)[:n]
+    r = vocalmix.mix(vocal, loud, SR, method="baseline", progress=None)
+    assert not any("limiter takes" in w for w in r.warnings)
+    # the rule itself: the reduction is the peak raised by the master gain over the ceiling
+    seg = SR // 10
+    peaks = np.full(20, 0.5, np.float32)
+    assert limiter_burst_warning(peaks, seg, SR, 0.0, -1.0) is None
+    peaks[13] = 10 ** (6.0 / 20)
+    w = limiter_burst_warning(peaks, seg, SR, 0.0, -1.0)
+    assert w is not None and "about 7 dB" in w and "at 0:01.3 " in w and "+6.0 dBFS" in w
+    assert limiter_burst_warning(peaks, seg, SR, -2.0, -1.0) is None  # 5 dB: under the line
+    assert limiter_burst_warning(np.zeros(0), seg, SR, 0.0, -1.0) is None

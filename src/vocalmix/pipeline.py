@@ -8,6 +8,7 @@ fills in its ``achieved`` figures; :func:`mix` does both. Every function takes f
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -90,6 +91,13 @@ MASTER_NOTE_PREFIX = "master gain "
 #: without a mix-loudness target, a mix quieter than this (LUFS) is warned about: far
 #: under any playback's level (streaming plays at -14 to -16 LUFS, broadcast at -23)
 QUIET_MIX_LUFS = -30.0
+#: without a mix-loudness target, a peak of the pre-master sum that the limiter must take
+#: more than this (dB) off is warned about: the master keeps the limiter's loss of
+#: loudness small, so such a peak is an isolated burst (a click, an overload, a glitch
+#: at a cut) that the limiter ducks the mix around. Among the 91 real songs of the data
+#: folder, mixed by the default method, one peak reached it (13.9 dB, a burst where the
+#: summed stems of a clip reach +9.5 dBFS); the largest of the others was 3.1 dB
+LIMITER_BURST_DB = 6.0
 T = TypeVar("T")
 
 
@@ -389,9 +397,12 @@ def _resolve(
         # no loudness target: unity gain, unless the limiter would then squash the mix
         seg = int(round(sample_rate / 10.0))
         energy = g.premaster_energy if g.premaster_energy is not None else np.zeros(0)
-        h = resolve_master_headroom(energy,
-                                    premaster_peaks(parts, b, new.vocal.gain_db, seg), seg,
-                                    new.master)
+        peaks = premaster_peaks(parts, b, new.vocal.gain_db, seg, tail=True)
+        h = resolve_master_headroom(energy, peaks[:-1], seg, new.master)
+        burst = limiter_burst_warning(peaks, seg, sample_rate, h.gain_db,
+                                      new.master.ceiling_dbtp)
+        if burst:
+            notes.append(burst)
         if h.gain_db != 0.0:
             notes.append(
                 f"{MASTER_NOTE_PREFIX}{h.gain_db:+.2f} dB: at 0 dB the limiter would take "
@@ -413,6 +424,30 @@ def _resolve(
     new = new.with_reasons(*reasons)
     return new, notes, Resolved(parts=parts, gain=g, vocal_lra_lu=lra, mix_lufs=mix_lufs,
                                      vocal_momentary_range_lu=mrange)
+
+
+def limiter_burst_warning(peaks: np.ndarray, segment_len: int, sample_rate: int,
+                          master_gain_db: float, ceiling_dbtp: float) -> str | None:
+    """The warning for a peak of the pre-master sum that the limiter will take more than
+    :data:`LIMITER_BURST_DB` off, or ``None``. ``peaks``: the sum's sample peak (linear)
+    per ``segment_len``-sample segment (the last may be shorter); the limiter's
+    reduction there is about the peak, raised by ``master_gain_db`` (dB), over
+    ``ceiling_dbtp`` (a sample peak: the true peak, and so the reduction, may be a
+    little higher)."""
+    p = np.asarray(peaks, dtype=np.float64)
+    if p.size == 0 or not np.isfinite(p).all() or p.max() <= 0.0:
+        return None
+    i = int(np.argmax(p))
+    peak_db = 20.0 * math.log10(float(p[i]))
+    cut = peak_db + master_gain_db - ceiling_dbtp
+    if cut <= LIMITER_BURST_DB:
+        return None
+    at = i * segment_len / float(sample_rate)
+    return (f"warning: the limiter takes about {cut:.0f} dB off the mix at "
+            f"{int(at // 60)}:{at % 60:04.1f} (the vocal and backing peak at {peak_db:+.1f} "
+            "dBFS there before the master): a burst in one of them (a click, an overload, a "
+            "glitch where the file was cut), which the mix ducks around; listen there, and "
+            "mend it at its source")
 
 
 def _inserts(vocal: np.ndarray, sample_rate: int, eff: VocalChain, resolved_on: VocalChain,

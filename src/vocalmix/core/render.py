@@ -646,25 +646,33 @@ def premaster_sum(parts: VocalParts, backing: np.ndarray, vocal_gain_db: float) 
 
 
 def premaster_peaks(parts: VocalParts, backing: np.ndarray, vocal_gain_db: float,
-                    segment_len: int) -> np.ndarray:
+                    segment_len: int, *, tail: bool = False) -> np.ndarray:
     """The sample peak (linear, over the channels) of each whole ``segment_len`` segment
     of the pre-master sum :func:`premaster_sum` makes, summed a block at a time without
     a full-length array (for the master's headroom,
-    :func:`~vocalmix.core.resolve.resolve_master_headroom`)."""
+    :func:`~vocalmix.core.resolve.resolve_master_headroom`, which reads whole segments
+    as the loudness does). ``tail``: one more value, the peak of the samples after the
+    last whole segment (0 when there are none), so that every sample is counted."""
     from vocalmix.core.dsp import FILTER_BLOCK
 
     g = np.float32(db_to_gain(vocal_gain_db))
-    n = parts.dry.shape[0] // segment_len
-    out = np.zeros(n, np.float32)
+    total = parts.dry.shape[0]
+    n = total // segment_len
+    out = np.zeros(n + 1 if tail else n, np.float32)
     step = max(1, FILTER_BLOCK // segment_len) * segment_len
-    for i in range(0, n * segment_len, step):
-        j = min(i + step, n * segment_len)
+
+    def peak_sum(i: int, j: int) -> np.ndarray:
         x = parts.dry[i:j] * g
         x += parts.wet[i:j] * g
         x += backing[i:j]
-        np.abs(x, out=x)
-        out[i // segment_len : j // segment_len] = x.reshape(
+        return np.abs(x, out=x)
+
+    for i in range(0, n * segment_len, step):
+        j = min(i + step, n * segment_len)
+        out[i // segment_len : j // segment_len] = peak_sum(i, j).reshape(
             (j - i) // segment_len, -1).max(axis=1)
+    if tail and total > n * segment_len:
+        out[n] = peak_sum(n * segment_len, total).max()
     return out
 
 
