@@ -206,6 +206,31 @@ def test_a_file_with_no_decay_is_fitted_with_a_warning():
     assert fr.NO_DECAY_NOTE not in fr.fit_ir(ir, SR, report=False)["notes"]
 
 
+def test_a_file_with_no_decay_gets_no_preset(tmp_path, capsys):
+    """Steady noise or a reversed IR is fitted (for the report) but written as no preset:
+    its fit is a guess (steady noise: a 30 s send at +12 dB, which washes a vocal out).
+    The other files' presets are written; with none left, nothing is, and the command
+    says why (exit 2)."""
+    from vocalmix.frontends.cli import main
+
+    ir = _room()
+    sf.write(tmp_path / "room.wav", ir, SR, subtype="FLOAT")
+    sf.write(tmp_path / "reversed.wav", ir[::-1].copy(), SR, subtype="FLOAT")
+    noise = 0.1 * np.random.default_rng(0).standard_normal(2 * SR)
+    sf.write(tmp_path / "noise.wav", noise.astype(np.float32), SR, subtype="FLOAT")
+    fast = ["--maxiter", "1", "--popsize", "2", "-q"]
+    out = tmp_path / "presets.json"
+    files = [str(tmp_path / n) for n in ("room.wav", "reversed.wav", "noise.wav")]
+    assert main(["fit-reverb", *files, "-o", str(out), *fast]) == 0
+    assert list(json.loads(out.read_text())) == ["room"]
+    said = capsys.readouterr().out
+    assert "2 with no measurable decay, not written as presets: reversed, noise" in said
+    lone = tmp_path / "lone.json"
+    assert main(["fit-reverb", files[2], "-o", str(lone), *fast]) == 2
+    assert "no decay could be measured in noise" in capsys.readouterr().err
+    assert not lone.exists()
+
+
 @pytest.mark.slow
 def test_fit_of_real_irs_is_within_10pct_in_seconds():
     import time

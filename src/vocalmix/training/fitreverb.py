@@ -831,7 +831,7 @@ NO_DECAY_NOTE = (
     "no decay could be measured in this file (no octave band falls by the 25 dB a T20 "
     "needs above its noise, and the whole does not fall by 10 dB from its loudest point): "
     "it may not be an impulse response (a reversed one, a recording of steady sound) or "
-    "be too short; the preset fitted to it is a guess")
+    "be too short; its fit is a guess, so no preset is written for it")
 
 #: the share of an IR's end whose mean is read as a constant offset (:func:`_without_offset`)
 OFFSET_TAIL = 0.1
@@ -1749,6 +1749,7 @@ def _cmd(args: argparse.Namespace) -> int:
     progress = _quiet if args.quiet else log
     results: dict[str, dict] = {}
     presets: dict[str, dict] = {}
+    guesses: list[str] = []  # fitted with no measurable decay: no preset
     notes: list[str] = []
     ckpt = rep / ".reverb_fit.partial.jsonl" if rep is not None else None
     saved: dict[str, dict] = {}
@@ -1778,8 +1779,13 @@ def _cmd(args: argparse.Namespace) -> int:
                 with open(ckpt, "a", encoding="utf-8") as f:
                     f.write(json.dumps(_json_safe({"name": name, "result": r})) + "\n")
         results[name] = r
-        presets[name] = preset_entry(name, r, source=source, origin=origin,
-                                     settings=settings or None)
+        if NO_DECAY_NOTE in (r.get("notes") or ()):
+            # (a steady noise was fitted to a 30 s send at +12 dB: a preset that washes
+            # the vocal out; the fit stays in the report)
+            guesses.append(name)
+        else:
+            presets[name] = preset_entry(name, r, source=source, origin=origin,
+                                         settings=settings or None)
         progress(_fit_line(r))
         for n in r.get("notes") or ():
             if (n.startswith((OFFSET_NOTE_PREFIX, T20_NOTE_PREFIX, NOISE_FIT_NOTE_PREFIX))
@@ -1789,6 +1795,12 @@ def _cmd(args: argparse.Namespace) -> int:
         from vocalmix.core.errors import AudioError
 
         raise AudioError("no impulse response could be read: nothing fitted, nothing written")
+    if not presets:
+        from vocalmix.core.errors import AudioError
+
+        raise AudioError(f"no decay could be measured in {', '.join(guesses)}: no preset "
+                         "to write, nothing written (give impulse responses: a room's or a "
+                         "reverb's answer to a click, falling away after it)")
     write_text(args.output, json.dumps(_json_safe(presets), indent=1) + "\n", force=args.force)
     written = [args.output]
     if rep is not None:
@@ -1821,6 +1833,8 @@ def _cmd(args: argparse.Namespace) -> int:
         if ckpt is not None and ckpt.exists():
             ckpt.unlink()
     ok = sum(r["within_10pct_500_4k"] for r in results.values())
-    print(f"fitted {len(results)} IR(s); T30 within 10% at 500 Hz-4 kHz for {ok}; wrote "
-          + ", ".join(str(w) for w in written))
+    skipped = (f" ({len(guesses)} with no measurable decay, not written as presets: "
+               f"{', '.join(guesses)})" if guesses else "")
+    print(f"fitted {len(results)} IR(s); T30 within 10% at 500 Hz-4 kHz for {ok}{skipped}; "
+          "wrote " + ", ".join(str(w) for w in written))
     return 0
