@@ -1017,26 +1017,39 @@ def frame_power(y: np.ndarray, n_fft: int, hop: int, *, n_frames: int | None = N
 THIRD_OCTAVE_HZ = tuple(float(f) for f in 1000.0 * 10.0 ** (np.arange(-10, 11) / 10.0))
 
 
-def band_levels_db(x: np.ndarray, sample_rate: int,
-                   centres_hz: tuple[float, ...] = THIRD_OCTAVE_HZ,
-                   n_fft: int = 4096) -> np.ndarray:
-    """Long-term power of ``x`` (channels averaged) in bands a third of an octave wide
-    around ``centres_hz``, dB (Welch's average of Hann-windowed ``n_fft`` frames, half
-    overlapping; bands above the Nyquist frequency read ``-inf``)."""
+def _welch_bands(x: np.ndarray, sample_rate: int, centres_hz: tuple[float, ...],
+                 n_fft: int) -> tuple[np.ndarray, float, list[slice], np.ndarray]:
+    """Welch's one-sided power density of ``x``'s channel mean (Hann-windowed ``n_fft``
+    frames, half overlapping), its bin width (Hz), and for each band a third of an octave
+    wide around ``centres_hz`` (edges ``fc * 2 ** (+-1/6)``) the slice of the bins whose
+    frequency falls in it (``lo <= f < hi``; empty for a band no bin falls in), with the
+    bands' upper edges (Hz)."""
     from scipy.signal import welch
 
     m = np.asarray(x, dtype=np.float64)
     if m.ndim == 2:
         m = m.mean(axis=1)
     n = min(n_fft, len(m))
-    f, p = welch(m, fs=sample_rate, nperseg=n, noverlap=n // 2)
+    f, p = welch(m, fs=sample_rate, nperseg=n, noverlap=n // 2, window="hann",
+                 scaling="density")
+    df = float(f[1] - f[0]) if f.size > 1 else float(sample_rate)
     c = np.asarray(centres_hz, dtype=np.float64)
     lo, hi = c * 2.0 ** (-1.0 / 6.0), c * 2.0 ** (1.0 / 6.0)
-    out = np.full(len(c), -np.inf)
-    for i, (a, b) in enumerate(zip(lo, hi, strict=True)):
-        sel = (f >= a) & (f < b)
-        if sel.any():
-            out[i] = 10.0 * np.log10(max(float(p[sel].mean()), 1e-30))
+    a, b = np.searchsorted(f, lo), np.searchsorted(f, hi)
+    return p, df, [slice(int(i), int(j)) for i, j in zip(a, b, strict=True)], hi
+
+
+def band_levels_db(x: np.ndarray, sample_rate: int,
+                   centres_hz: tuple[float, ...] = THIRD_OCTAVE_HZ,
+                   n_fft: int = 4096) -> np.ndarray:
+    """Long-term power of ``x`` (channels averaged) in bands a third of an octave wide
+    around ``centres_hz``, dB (Welch's average of Hann-windowed ``n_fft`` frames, half
+    overlapping; bands above the Nyquist frequency read ``-inf``)."""
+    p, _df, bands, _hi = _welch_bands(x, sample_rate, centres_hz, n_fft)
+    out = np.full(len(bands), -np.inf)
+    for i, band in enumerate(bands):
+        if band.stop > band.start:
+            out[i] = 10.0 * np.log10(max(float(p[band].mean()), 1e-30))
     return out
 
 
@@ -1064,23 +1077,10 @@ def third_octave_spectrum_db(x: np.ndarray, sample_rate: int,
     band's bins times their width (Parseval: the bands together hold the signal's mean
     square). A band reaching past the Nyquist frequency, or narrower than one bin, reads
     ``nan``; a band with no energy reads ``-inf``."""
-    from scipy.signal import welch
-
-    m = np.asarray(x, dtype=np.float64)
-    if m.ndim == 2:
-        m = m.mean(axis=1)
-    n = min(n_fft, len(m))
-    f, p = welch(m, fs=sample_rate, nperseg=n, noverlap=n // 2, window="hann",
-                 scaling="density")
-    df = float(f[1] - f[0]) if f.size > 1 else float(sample_rate)
-    c = np.asarray(centres_hz, dtype=np.float64)
-    lo, hi = c * 2.0 ** (-1.0 / 6.0), c * 2.0 ** (1.0 / 6.0)
-    # each bin counted in the band its centre frequency falls in
-    idx = np.searchsorted(f, np.concatenate([lo, hi]))
-    out = np.full(len(c), np.nan)
-    for i in range(len(c)):
-        a, b = idx[i], idx[len(c) + i]
-        if b > a and hi[i] <= 0.5 * sample_rate:
-            power = float(p[a:b].sum()) * df  # mean square in the band
+    p, df, bands, hi = _welch_bands(x, sample_rate, centres_hz, n_fft)
+    out = np.full(len(bands), np.nan)
+    for i, band in enumerate(bands):
+        if band.stop > band.start and hi[i] <= 0.5 * sample_rate:
+            power = float(p[band].sum()) * df  # mean square in the band
             out[i] = 10.0 * np.log10(2.0 * power) if power > 0 else -np.inf
     return out
