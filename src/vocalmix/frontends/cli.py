@@ -34,10 +34,9 @@ from vocalmix.core.threads import no_numpy_hugepages, pin_blas_threads
 from vocalmix.frontends.checks import check_json_outputs, check_sample_rate, show_notes
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from vocalmix.core.params import MixParams
     from vocalmix.core.progress import ProgressEvent
+    from vocalmix.frontends.plots import AnalysisCurves
 
 #: what the command line adds to a library error's message, by class
 HINTS: dict[type[VocalmixError], str] = {
@@ -784,11 +783,15 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _analysis(path: str, fold: str = "error", debug: bool = False
-              ) -> tuple[dict, np.ndarray]:
-    """The ``analyze`` figures of one file as a JSON-ready dict, and its short-term
-    loudness (LUFS every 100 ms) for a plot."""
-    from vocalmix.core.dsp import AUDIBLE_THIRD_OCTAVE_NOMINAL, third_octave_spectrum_db
+def _analysis(path: str, fold: str = "error", debug: bool = False, *, curves: bool = False
+              ) -> tuple[dict, AnalysisCurves | None]:
+    """The ``analyze`` figures of one file as a JSON-ready dict, and with ``curves`` its
+    short-term loudness and spectrum, unrounded, for a plot."""
+    from vocalmix.core.dsp import (
+        AUDIBLE_THIRD_OCTAVE_HZ,
+        AUDIBLE_THIRD_OCTAVE_NOMINAL,
+        third_octave_spectrum_db,
+    )
     from vocalmix.core.measure import measure, short_term_loudness
     from vocalmix.estimators.tempo import estimate_tempo
 
@@ -799,7 +802,7 @@ def _analysis(path: str, fold: str = "error", debug: bool = False
     def num(v: float, digits: int = 3) -> float | None:
         return round(float(v), digits) if math.isfinite(v) else None
 
-    return {
+    row = {
         "path": path,
         "sample_rate": a.sample_rate,
         "channels": a.source_channels,
@@ -814,7 +817,13 @@ def _analysis(path: str, fold: str = "error", debug: bool = False
         "spectrum_db": {name: num(v, 1) if not math.isnan(v) else None
                         for name, v in zip(AUDIBLE_THIRD_OCTAVE_NOMINAL, spectrum,
                                            strict=True)},
-    }, short_term_loudness(a.samples, a.sample_rate)
+    }
+    if not curves:
+        return row, None
+    from vocalmix.frontends.plots import AnalysisCurves
+
+    return row, AnalysisCurves(Path(path).name, short_term_loudness(a.samples, a.sample_rate),
+                               0.1, AUDIBLE_THIRD_OCTAVE_HZ, spectrum, m.integrated_lufs)
 
 
 def analyze_file(path: str, fold: str = "error", debug: bool = False) -> dict:
@@ -851,19 +860,10 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     rows, curves = [], []
     for f in args.files:
         progress(f"measuring {f}")
-        row, st = _analysis(f, args.fold, args.debug)
+        row, drawn = _analysis(f, args.fold, args.debug, curves=plan is not None)
         rows.append(row)
-        if plan is not None:
-            import numpy as np
-
-            from vocalmix.core.dsp import AUDIBLE_THIRD_OCTAVE_HZ
-            from vocalmix.frontends.plots import AnalysisCurves
-
-            spectrum = np.array([np.nan if v is None else v
-                                 for v in row["spectrum_db"].values()])
-            curves.append(AnalysisCurves(
-                Path(f).name, st, 0.1, AUDIBLE_THIRD_OCTAVE_HZ, spectrum,
-                float("-inf") if row["integrated_lufs"] is None else row["integrated_lufs"]))
+        if drawn is not None:
+            curves.append(drawn)
     if plan is not None:
         from vocalmix.frontends.plots import analysis_png
 
