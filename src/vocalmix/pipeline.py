@@ -28,8 +28,8 @@ from vocalmix.core.measure import (
     k_weighted_cross,
     loudness_range,
     lra_from_short_term,
-    momentary_above_floor,
     momentary_loudness_range,
+    momentary_range_from_segments,
     short_term_from_segments,
     singing_ratio_from_segments,
 )
@@ -626,8 +626,8 @@ def achieved_from_stats(vocal: BlockStats, backing: BlockStats, premaster: Block
         vocal_to_mix_lu=_finite(v2m),
         vocal_to_backing_lu=_finite(iv - ib),
         vocal_lra_lu=_finite(lra_from_short_term(short_term_from_segments(vocal_dry.energy, seg))),
-        vocal_momentary_range_lu=_finite(lra_from_short_term(
-            momentary_above_floor(vocal_dry.energy, seg))),
+        vocal_momentary_range_lu=_finite(momentary_range_from_segments(vocal_dry.energy,
+                                                                       seg)),
         mix_integrated_lufs=_finite(integrated_from_segments(mix.energy, seg)),
         mix_true_peak_dbtp=_finite(true_peak_dbtp),
         master_gain_reduction_db=float(gain_reduction_db),

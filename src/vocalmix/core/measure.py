@@ -40,6 +40,11 @@ REL_GATE_LRA_LU = -20.0  # EBU Tech 3342 relative gate
 LRA_LOW_PCT = 10.0  # EBU Tech 3342 lower percentile
 LRA_HIGH_PCT = 95.0  # EBU Tech 3342 upper percentile
 SILENCE_LUFS = -np.inf
+#: LUFS: for the level-free figures (``level_free`` of :func:`lra_from_short_term` and
+#: :func:`integrated_from_segments`: the momentary loudness range and the dynamics model's
+#: peak-to-loudness ratio), a signal whose loudest 400 ms block lies under this has its
+#: absolute gate lowered by as much
+LEVEL_FREE_TOP_LUFS = -20.0
 
 
 def _as_2d(x: np.ndarray) -> np.ndarray:
@@ -96,6 +101,19 @@ def integrated_loudness(x: np.ndarray, sample_rate: int) -> float:
     (:func:`libebur128_integrated_loudness`) within 1e-5 LU (tests)."""
     x = np.asarray(x)
     return integrated_loudness_of(BlockStats.of(x, sample_rate, remember=not x.flags.writeable))
+
+
+def level_free_loudness(x: np.ndarray, sample_rate: int) -> float:
+    """:func:`integrated_loudness` (LUFS; ``-inf`` if silent) with the absolute gate of a
+    quiet signal placed under its own loudest block (``integrated_from_segments(...,
+    level_free=True)``): BS.1770-4's figure for any signal whose loudest 400 ms block
+    reaches -20 LUFS, and for a quieter one the figure of the same signal made louder,
+    less the gain. For ratios between a signal and its processed self (a compressor's
+    make-up gain) that must not depend on the level the take was recorded at."""
+    x = np.asarray(x)
+    st = BlockStats.of(x, sample_rate, remember=not x.flags.writeable)
+    value = float(integrated_from_segments(st.energy, st.segment_len, level_free=True))
+    return value if np.isfinite(value) else SILENCE_LUFS
 
 
 def integrated_loudness_of(stats: BlockStats) -> float:
@@ -852,14 +870,15 @@ def gated_sums(z: np.ndarray, lj: np.ndarray, gate_lufs: np.ndarray
     return np.where(gate, z, 0.0).sum(axis=1), gate.sum(axis=1)
 
 
-def relative_gate(gated_sum: np.ndarray, count: np.ndarray) -> np.ndarray:
+def relative_gate(gated_sum: np.ndarray, count: np.ndarray,
+                  absolute: np.ndarray | float = ABS_GATE_LUFS) -> np.ndarray:
     """The gate (LUFS) of BS.1770-4's second pass: the relative gate, eq. (6), from the
-    sums and counts over the absolutely gated blocks, and the absolute gate with it
-    (a block must pass both)."""
+    sums and counts over the absolutely gated blocks, and the absolute gate ``absolute``
+    (-70 LUFS; per row) with it (a block must pass both)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         gamma_r = (LOUDNESS_OFFSET_DB + 10.0 * np.log10(gated_sum / np.maximum(count, 1))
                    + REL_GATE_INTEGRATED_LU)  # eq. (6)
-    return np.maximum(gamma_r, ABS_GATE_LUFS)
+    return np.maximum(gamma_r, absolute)
 
 
 def gated_loudness(gated_sum: np.ndarray, count: np.ndarray) -> np.ndarray:
@@ -880,17 +899,25 @@ def _block_loudness(e: np.ndarray, segment_len: int) -> tuple[np.ndarray, np.nda
     return z, lj
 
 
-def integrated_from_segments(energy: np.ndarray, segment_len: int) -> np.ndarray | float:
+def integrated_from_segments(energy: np.ndarray, segment_len: int, *,
+                             level_free: bool = False) -> np.ndarray | float:
     """BS.1770-4 integrated loudness (LUFS) from 100 ms segment energies.
 
     ``energy`` may be ``(n_segments,)`` or ``(n_candidates, n_segments)``; the gating is
-    vectorised over candidates.
+    vectorised over candidates. ``level_free``: the absolute gate of a row whose loudest
+    block lies under :data:`LEVEL_FREE_TOP_LUFS` is lowered by as much (see
+    :func:`lra_from_short_term`): the loudness of a quiet recording is then that of the
+    same recording made louder, less the gain (not BS.1770-4's figure for it).
     """
     e = np.atleast_2d(energy)
     z, lj = _block_loudness(e, segment_len)
     rows = e.shape[0]
-    s_abs, n_abs = gated_sums(z, lj, np.full(rows, ABS_GATE_LUFS))  # eq. (5): absolute gate
-    s, n = gated_sums(z, lj, relative_gate(s_abs, n_abs))
+    gate_abs = np.full(rows, ABS_GATE_LUFS)
+    if level_free and lj.shape[1]:
+        top = lj.max(axis=1)
+        gate_abs += np.where(np.isfinite(top), np.minimum(top - LEVEL_FREE_TOP_LUFS, 0.0), 0.0)
+    s_abs, n_abs = gated_sums(z, lj, gate_abs)  # eq. (5): absolute gate
+    s, n = gated_sums(z, lj, relative_gate(s_abs, n_abs, gate_abs))
     out = gated_loudness(s, n)
     return out if np.ndim(energy) == 2 else float(out[0])
 
@@ -995,16 +1022,29 @@ def short_term_from_segments(energy: np.ndarray, segment_len: int) -> np.ndarray
     return st if np.ndim(energy) == 2 else st[0]
 
 
-def lra_from_short_term(st: np.ndarray) -> np.ndarray | float:
+def lra_from_short_term(st: np.ndarray, *, level_free: bool = False) -> np.ndarray | float:
     """Loudness range (LU) per EBU Tech 3342 from short-term loudness values (LUFS).
 
     Absolute gate -70 LUFS, relative gate -20 LU below the power mean of the absolutely
     gated values, LRA = 95th minus 10th percentile of what remains. Vectorised over rows.
+
+    ``level_free``: the absolute gate of a row whose loudest value lies under
+    :data:`LEVEL_FREE_TOP_LUFS` is lowered by as much (``-70 + min(0, top - (-20))``
+    LUFS), so that the range of a quiet recording is that of the same recording made
+    louder: the -70 LUFS gate is there to leave out silence, and a take recorded 45 dB
+    too quietly (its loudest block near -60 LUFS) had the lower half of its singing cut
+    off by it. Rows whose loudest value is -20 LUFS or more are gated as the standard
+    says, to the bit. (Not EBU Tech 3342's LRA: :func:`loudness_range` is that.)
     """
     s = np.atleast_2d(st)
     out = np.zeros(s.shape[0])
     for r in range(s.shape[0]):  # rows are few (candidates); each row is vectorised
-        v = s[r][s[r] > ABS_GATE_LUFS]
+        gate = ABS_GATE_LUFS
+        if level_free:
+            top = float(np.max(s[r], initial=-np.inf))
+            if np.isfinite(top) and top < LEVEL_FREE_TOP_LUFS:
+                gate += top - LEVEL_FREE_TOP_LUFS
+        v = s[r][s[r] > gate]
         if v.size == 0:
             continue
         power_mean = 10.0 * np.log10(np.mean(10.0 ** (v / 10.0)))
@@ -1020,6 +1060,18 @@ def short_term_loudness(x: np.ndarray, sample_rate: int) -> np.ndarray:
     """Short-term loudness (3 s windows) every 100 ms, LUFS (EBU Tech 3341/3342)."""
     stats = BlockStats.of(x, sample_rate)
     return short_term_from_segments(stats.energy, stats.segment_len)
+
+
+def level_free_loudness_range(x: np.ndarray, sample_rate: int) -> float:
+    """:func:`loudness_range` (LU) with the absolute gate of a quiet signal placed under
+    its own loudest short-term value (``lra_from_short_term(..., level_free=True)``):
+    EBU Tech 3342's figure for any signal whose loudest 3 s reaches -20 LUFS, and for a
+    quieter one the figure of the same signal made louder. The LRA a vocal will have in
+    the mix, read before its gain (the compressor's input and output)."""
+    stats = BlockStats.of(x, sample_rate)
+    return float(lra_from_short_term(short_term_from_segments(stats.energy,
+                                                              stats.segment_len),
+                                     level_free=True))
 
 
 def fast_loudness_range(x: np.ndarray, sample_rate: int) -> float:
@@ -1155,7 +1207,24 @@ def momentary_loudness_range(x: np.ndarray, sample_rate: int) -> float:
     defines it, floor and all.
     """
     stats = BlockStats.of(x, sample_rate)
-    return float(lra_from_short_term(momentary_above_floor(stats.energy, stats.segment_len)))
+    return float(momentary_range_from_segments(stats.energy, stats.segment_len))
+
+
+def momentary_range_from_segments(energy: np.ndarray, segment_len: int
+                                  ) -> np.ndarray | float:
+    """:func:`momentary_loudness_range` (LU) of a signal whose 100 ms segment energies
+    are ``energy`` (vectorised over rows)."""
+    return momentary_range_from_values(momentary_above_floor(energy, segment_len))
+
+
+def momentary_range_from_values(momentary: np.ndarray) -> np.ndarray | float:
+    """The momentary loudness range (LU) of momentary loudness values (LUFS, 400 ms
+    blocks every 100 ms; rows vectorised): EBU Tech 3342's recipe with the absolute gate
+    of a quiet recording placed under its own loudest block
+    (:func:`lra_from_short_term` with ``level_free``), so that the range, and the
+    dynamics target and compression read from it, do not depend on the level the take
+    was recorded at."""
+    return lra_from_short_term(momentary, level_free=True)
 
 
 def fast_integrated_loudness(x: np.ndarray, sample_rate: int) -> float:
@@ -1181,6 +1250,8 @@ __all__ = [
     "k_weighted_frame_energies",
     "k_weighting_sos",
     "kw_block_len",
+    "level_free_loudness",
+    "level_free_loudness_range",
     "libebur128_integrated_loudness",
     "libebur128_loudness_range",
     "loudness_and_range",
@@ -1192,6 +1263,8 @@ __all__ = [
     "momentary_above_floor",
     "momentary_from_segments",
     "momentary_loudness_range",
+    "momentary_range_from_segments",
+    "momentary_range_from_values",
     "peak_abs",
     "remember_segment_energies",
     "short_term_from_segments",

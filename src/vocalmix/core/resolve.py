@@ -61,7 +61,7 @@ from vocalmix.core.measure import (
     k_weighted_energies_of_blocks,
     k_weighted_frame_energies,
     kw_block_len,
-    loudness_range,
+    level_free_loudness_range,
     lra_from_short_term,
     momentary_loudness_range,
     remember_segment_energies,
@@ -94,9 +94,13 @@ _WINDOW_SEGMENTS = {"lra": 30, "momentary_range": 4}
 
 
 def dynamics_statistic(x: np.ndarray, sample_rate: int, statistic: str = "lra") -> float:
-    """LRA or momentary loudness range of ``x``, LU (:data:`DYNAMICS_STATISTICS`)."""
+    """LRA or momentary loudness range of ``x``, LU (:data:`DYNAMICS_STATISTICS`), both
+    gated level-free (:func:`~vocalmix.core.measure.level_free_loudness_range`): the
+    compressor's input and output are read before the vocal's gain, at the level the
+    take was recorded at, and a take recorded 45 dB too quietly lost the lower half of
+    its range to the -70 LUFS gate there, which it will not have in the mix."""
     if statistic == "lra":
-        return float(loudness_range(x, sample_rate))
+        return level_free_loudness_range(x, sample_rate)
     if statistic == "momentary_range":
         return momentary_loudness_range(x, sample_rate)
     raise ValueError(f"unknown dynamics statistic {statistic!r}: use one of "
@@ -273,7 +277,14 @@ def solve_gain_from_segments(
     iv0 = float(integrated_from_segments(vv, seg))
     ib = float(integrated_from_segments(bb, seg))
     if not np.isfinite(iv0):
-        raise TargetUnreachableError("the processed vocal is silent; cannot set its level")
+        # a take so quiet that no block passes the -70 LUFS gate at 0 dB: its level-free
+        # loudness is the starting point, and each gain's is measured anew where the
+        # raised take's blocks pass the gate (vocal_lufs_at)
+        iv0 = float(integrated_from_segments(vv, seg, level_free=True))
+    if not np.isfinite(iv0):
+        raise TargetUnreachableError(
+            "the processed vocal is silent (no 400 ms block of it holds any sound); "
+            "cannot set its level: check that the vocal file holds the take")
 
     def ratio(gain_db: float) -> float:
         if measure == "singing":
@@ -532,7 +543,8 @@ class CompressorProxy:
             win = above_floor(win, seg, f * self.frame_len)
         with np.errstate(divide="ignore"):
             st = -0.691 + 10.0 * np.log10(win)
-        return np.atleast_1d(lra_from_short_term(st))
+        # gated level-free, as the statistics themselves are (dynamics_statistic)
+        return np.atleast_1d(lra_from_short_term(st, level_free=True))
 
 
 @dataclass(frozen=True)
@@ -733,7 +745,7 @@ def _render_measured(x: np.ndarray, sample_rate: int, comp: Compressor
 def _input_statistics(x: np.ndarray, sample_rate: int, statistic: str
                       ) -> tuple[float, float]:
     """``(LRA, the resolved statistic)`` of the compressor's input ``x``, LU."""
-    input_lra = loudness_range(x, sample_rate)
+    input_lra = level_free_loudness_range(x, sample_rate)
     return input_lra, (input_lra if statistic == "lra"
                        else dynamics_statistic(x, sample_rate, statistic))
 
@@ -778,7 +790,7 @@ def resolve_compressor(
     compressed vocal keeps its integrated loudness. See the module doc for the method.
     A vocal whose statistic is already at or below the target is left alone.
     """
-    from vocalmix.core.measure import integrated_loudness
+    from vocalmix.core.measure import level_free_loudness
 
     name = {"lra": "LRA", "momentary_range": "momentary loudness range"}[statistic]
     base = base or Compressor(ratio=4.0)
@@ -831,7 +843,7 @@ def resolve_compressor(
     floor = stop_at.threshold_db
     # (no ratio up to 10 reaches it above its floor, the turn or the stall: the base
     # ratio, and a missed target, rather than a limiter's ratio on the voice)
-    i_in = integrated_loudness(x, sample_rate)
+    i_in = level_free_loudness(x, sample_rate)  # (the make-up gain's reference)
     best: tuple[float, Compressor, float, np.ndarray, np.ndarray] | None = None
     pts: list[tuple[float, float]] = []  # (threshold, real statistic)
     renders = 0
@@ -857,9 +869,11 @@ def resolve_compressor(
     assert best is not None
     err, comp, real, y, y_seen = best
     best = None
-    makeup = i_in - integrated_loudness(y_seen, sample_rate)
+    makeup = i_in - level_free_loudness(y_seen, sample_rate)
+    if not np.isfinite(makeup):  # (a compressed vocal has sound wherever its input had)
+        makeup = 0.0
     comp = replace(comp, makeup_db=clip(Compressor, "makeup_db", makeup))
-    out_lra = real if statistic == "lra" else loudness_range(y_seen, sample_rate)
+    out_lra = real if statistic == "lra" else level_free_loudness_range(y_seen, sample_rate)
     out_mrange = real if statistic == "momentary_range" else dynamics_statistic(
         y_seen, sample_rate, "momentary_range")
     del y_seen

@@ -57,10 +57,13 @@ def peak_to_loudness_db(x: np.ndarray, sample_rate: int) -> float:
 
     The percentile is ``np.quantile(np.abs(np.asarray(x, dtype=np.float32)), 0.999)``
     (the model was trained on it), computed bit for bit from the top values only by
-    :func:`vocalmix.core.measure.upper_quantile`."""
-    from vocalmix.core.measure import integrated_loudness, upper_quantile
+    :func:`vocalmix.core.measure.upper_quantile`. The loudness is gated level-free
+    (:func:`~vocalmix.core.measure.level_free_loudness`): a take recorded too quietly,
+    its loudest block under -20 LUFS, reads the ratio it would read louder (BS.1770-4's
+    -70 LUFS gate cut its quieter phrases off 45 dB down, and the ratio fell by 2 dB)."""
+    from vocalmix.core.measure import level_free_loudness, upper_quantile
 
-    i = integrated_loudness(x, sample_rate)
+    i = level_free_loudness(x, sample_rate)
     if not np.isfinite(i):
         return float("nan")
     q = float(upper_quantile(x, 0.999, absolute=True, dtype=np.float32))

@@ -163,14 +163,19 @@ def _loudness_stats(x: np.ndarray, sample_rate: int, energy: np.ndarray | None =
     st = (BlockStats.of(x, sample_rate, remember=False)  # an excerpt, analysed once
           if energy is None else BlockStats.of_energy(energy, sample_rate))
     e, seg = st.energy, st.segment_len
-    integrated = float(integrated_from_segments(e, seg)) if e.size >= 4 else -np.inf
-    lra = float(lra_from_short_term(short_term_from_segments(e, seg))) if e.size >= 30 else 0.0
+    # gated level-free (a quiet recording's absolute gate under its own loudest block):
+    # the level-invariant features stay so for a take recorded 45 dB too quietly, whose
+    # quieter phrases BS.1770-4's -70 LUFS gate cut off (its LRA read 3.5 LU low)
+    integrated = (float(integrated_from_segments(e, seg, level_free=True)) if e.size >= 4
+                  else -np.inf)
+    lra = (float(lra_from_short_term(short_term_from_segments(e, seg), level_free=True))
+           if e.size >= 30 else 0.0)
     spread = 0.0
     if e.size >= 4:
         c = np.concatenate([[0.0], np.cumsum(e)])
         with np.errstate(divide="ignore"):
             mom = -0.691 + 10.0 * np.log10((c[4:] - c[:-4]) / (4 * seg))
-        spread = float(lra_from_short_term(mom))
+        spread = float(lra_from_short_term(mom, level_free=True))
     peak = float(sample_peak(x).max()) if len(x) else 0.0
     with np.errstate(divide="ignore"):
         peak_db = 20.0 * np.log10(peak) if peak > 0 else -np.inf

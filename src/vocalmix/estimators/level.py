@@ -349,11 +349,11 @@ def predict_song(model: LevelModel, vocal: np.ndarray, backing: np.ndarray,
     """The model's targets for a whole input pair (numpy only); see
     :func:`predict_from_features`. ``genre``: MUSDB18's name of the song's genre,
     ``other``, or ``None`` (unknown)."""
-    from vocalmix.core.measure import loudness_range
+    from vocalmix.core.measure import level_free_loudness_range
 
     g = normalise_genre(genre)  # an unknown name fails before the analysis
     x = excerpt_features(vocal, backing, sample_rate)
-    return predict_from_features(model, x, loudness_range(vocal, sample_rate), g)
+    return predict_from_features(model, x, level_free_loudness_range(vocal, sample_rate), g)
 
 
 # --- the shipped model ------------------------------------------------------------------
