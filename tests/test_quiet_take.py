@@ -111,3 +111,10 @@ def test_a_take_60_db_too_quiet_is_mixed(song):
     assert r.params.vocal.compressor.ratio > 1.0
     assert r.params.vocal.gain_db > 50.0
 
+
+def test_a_mix_loudness_missed_at_the_master_gains_limit_says_so(song):
+    vocal, backing = song
+    r = vocalmix.mix(vocal, _db(backing, -45.0), SR, method="baseline", mix_lufs=-14.0)
+    warn = [w for w in r.warnings if "mix-loudness target" in w]
+    assert warn and "the master gain is at the most it may add (+40 dB)" in warn[0]
+    assert "limiter" not in warn[0]

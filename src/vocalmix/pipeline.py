@@ -38,10 +38,12 @@ from vocalmix.core.parallel import Early, Filling, beside
 from vocalmix.core.params import (
     RULE_VOCAL_TO_MIX_LU,
     Achieved,
+    Master,
     MixParams,
     Provenance,
     Reason,
     VocalChain,
+    spec_of,
 )
 from vocalmix.core.progress import Progress, ProgressEvent, no_progress
 from vocalmix.core.render import (
@@ -385,10 +387,16 @@ def _resolve(
         reasons.append(Reason("master.gain_db", "resolver", notes[-1],
                               (("target_mix_lufs", t.mix_lufs),)))
         if t.mix_lufs - m.mix_lufs > TARGET_TOLERANCE_LU:
+            top_db = spec_of(Master, "gain_db").hi
+            cause = (f"the master gain is at the most it may add ({top_db:+g} dB), which "
+                     f"puts the mix at {m.mix_lufs:.1f} LUFS: the backing is that quiet "
+                     "(raise it with backing.gain_db, or at its source)"
+                     if m.gain_db >= top_db - 1e-9 else
+                     f"the limiter holds the mix at {m.mix_lufs:.1f} LUFS under the "
+                     f"{new.master.ceiling_dbtp:g} dBTP ceiling, and more gain would only "
+                     "squash it")
             notes.append(f"warning: the mix-loudness target {t.mix_lufs:g} LUFS is missed "
-                         f"by {t.mix_lufs - m.mix_lufs:.1f} LU: the limiter holds the mix at "
-                         f"{m.mix_lufs:.1f} LUFS under the {new.master.ceiling_dbtp:g} dBTP "
-                         "ceiling, and more gain would only squash it")
+                         f"by {t.mix_lufs - m.mix_lufs:.1f} LU: {cause}")
     elif t.mix_lufs is not None:
         notes.append(f"{MASTER_NOTE_PREFIX}locked at {new.master.gain_db:+.2f} dB: the "
                      f"mix-loudness target {t.mix_lufs:g} LUFS is not resolved (the mix's "
