@@ -118,3 +118,28 @@ def test_a_mix_loudness_missed_at_the_master_gains_limit_says_so(song):
     warn = [w for w in r.warnings if "mix-loudness target" in w]
     assert warn and "the master gain is at the most it may add (+40 dB)" in warn[0]
     assert "limiter" not in warn[0]
+
+
+def _live_warnings(vocal: np.ndarray, backing: np.ndarray) -> tuple[list[str], object]:
+    from vocalmix.live import LiveSession, plan_live, simulate
+
+    session = LiveSession(plan_live(backing, SR, method="baseline"), 512)
+    sim = simulate(vocal, backing, session)
+    return session.warnings(), sim.log
+
+
+def test_live_says_when_the_microphone_is_far_too_quiet(song):
+    vocal, backing = song
+    ok, _ = _live_warnings(vocal, backing)
+    assert ok == []
+    # 20 dB down: the settle finds it, and the fader spends 9 s getting there at 2 dB/s
+    w20, _ = _live_warnings(_db(vocal, -20.0), backing)
+    assert len(w20) == 1 and "quieter than the ride had assumed" in w20[0]
+    assert "raise the microphone's gain" in w20[0]
+    # 45 dB down: the take never reaches the settle's onset, and the ride's +6 dB leaves
+    # it 35 LU under its target; both are said, and kept in the log's notes
+    w45, log = _live_warnings(_db(vocal, -45.0), backing)
+    assert any("LU under its vocal-to-mix target" in w and "edge of its range" in w
+               for w in w45)
+    assert any("never peaked above -40 dBFS" in w for w in w45)
+    assert all(w in log.notes for w in w45)

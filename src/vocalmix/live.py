@@ -82,6 +82,14 @@ def _quiet(_msg: str) -> None:
     pass
 
 
+#: LU: a vocal the ride's range holds further than this from its vocal-to-mix target is
+#: warned about (:meth:`LiveSession.warnings`)
+HELD_WARNING_LU = 3.0
+#: dB: a settle that moves the ride's centre further than this (6 s of fader travel at
+#: 2 dB/s) is warned about (:meth:`LiveSession.warnings`)
+CENTRE_JUMP_WARNING_DB = 12.0
+
+
 @dataclass(frozen=True)
 class RideConfig:
     """The vocal gain ride.
@@ -444,6 +452,13 @@ class LiveSession:
                 max_workers=1, mp_context=multiprocessing.get_context("spawn"))
             self._warm = self._pool.submit(_ready_to_settle)
         self.background_s = 0.0
+        # the loudest vocal sample while the settle waited for the first note (linear)
+        self._waiting_peak = 0.0
+        # the ride's last solve: how far (LU) the vocal-to-mix stayed from its target with
+        # the gain at the edge of the ride's range (negative: under it; 0: reached)
+        self._held_lu = 0.0
+        # how far the settle moved the ride's centre, dB
+        self._centre_jump_db = 0.0
         self._last_target: float | None = None
         self._solver: Iterator[None] | None = None  # a ride solve under way
         r = self.ride.range_db
@@ -559,6 +574,8 @@ class LiveSession:
         if not np.isfinite(vals).all():
             return
         yield
+        self._held_lu = (float(vals[0]) if vals[0] > 0.0 else
+                         float(vals[-1]) if vals[-1] < 0.0 else 0.0)
         if vals[0] >= 0.0:
             gain = float(grid[0])
         elif vals[-1] <= 0.0:
@@ -608,6 +625,7 @@ class LiveSession:
             self.mixer.change_inserts(r.chain, warmup_s=self.settle.warmup_s,
                                       fade_s=self.settle.fade_s)
             assert r.target_lu is not None and r.centre_db is not None
+            self._centre_jump_db = r.centre_db - self.centre_db
             self.target_lu, self.centre_db = r.target_lu, r.centre_db
             self.notes.append(
                 f"settle applied at {self.mixer.samples_processed / self.sample_rate:.2f} s "
@@ -639,8 +657,12 @@ class LiveSession:
         self._apply_settled()
         if self._capture is None:
             return
-        if self._captured == 0 and float(np.abs(vocal).max(initial=0.0)) < self._onset:
-            return  # the singer has not started: the settle counts from the first note
+        if self._captured == 0:
+            peak = float(np.abs(vocal).max(initial=0.0))
+            if not peak >= self._onset:  # (a NaN block is mixed as silence)
+                if peak > self._waiting_peak:
+                    self._waiting_peak = peak
+                return  # the singer has not started: the settle counts from the first note
         k = min(vocal.shape[0], self._capture.shape[1] - self._captured)
         got = self._capture[:, self._captured : self._captured + k]
         got[0] = vocal[:k]
@@ -679,14 +701,56 @@ class LiveSession:
             self._after()
         return s
 
+    def warnings(self) -> list[str]:
+        """What the session could not do with the take so far, each a line that starts
+        with ``warning:``: a vocal held more than :data:`HELD_WARNING_LU` from its
+        vocal-to-mix target by the edge of the ride's range (a microphone's gain set far
+        too low or too high: the ride moves the fader only so far from where it started,
+        as a live room's feedback allows), a settle that moved the ride's centre more than
+        :data:`CENTRE_JUMP_WARNING_DB` (the fader then spends seconds on its way there),
+        and a take that never reached the settle's onset level (so no EQ or compression
+        was estimated from it)."""
+        out = []
+        r = self.ride.range_db
+        if abs(self._held_lu) > HELD_WARNING_LU:
+            under = self._held_lu < 0.0
+            edge = self.centre_db + (r if under else -r)
+            out.append(
+                f"warning: the vocal sits {abs(self._held_lu):.1f} LU "
+                f"{'under' if under else 'over'} its vocal-to-mix target "
+                f"({self.target_lu:+.1f} LU) with the ride at the edge of its range "
+                f"({edge:+.1f} dB, {r:g} dB from where it started): the microphone's signal "
+                f"is far too {'quiet' if under else 'loud'}; "
+                f"{'raise' if under else 'lower'} its gain, or give a rehearsal clip "
+                "recorded as the take will be (its level sets where the ride starts)")
+        jump = self._centre_jump_db
+        if abs(jump) > CENTRE_JUMP_WARNING_DB and self.ride.enabled:
+            out.append(
+                f"warning: the take came in {abs(jump):.1f} dB "
+                f"{'quieter' if jump > 0 else 'louder'} than the ride had assumed: at its "
+                f"{self.ride.rate_db_per_s:g} dB/s the fader took about "
+                f"{abs(jump) / self.ride.rate_db_per_s:.0f} s from the settle on to bring "
+                f"the vocal to its level; {'raise' if jump > 0 else 'lower'} the "
+                "microphone's gain, or give a rehearsal clip recorded as the take will be "
+                "(its level sets where the ride starts)")
+        if self._settle_state == "waiting" and self._waiting_peak > 0.0:
+            out.append(
+                f"warning: the take never peaked above {self.settle.onset_dbfs:g} dBFS (its "
+                f"loudest sample {20.0 * math.log10(self._waiting_peak):.1f} dBFS), the "
+                "first note the settle waits for: no EQ or compression was estimated "
+                "from it; raise the microphone's gain")
+        return out
+
     def log(self) -> LiveLog:
-        """The session so far as a :class:`LiveLog`."""
+        """The session so far as a :class:`LiveLog` (its notes end with
+        :meth:`warnings`)."""
         p = self.mixer.params  # the inserts in use (after a completed change)
+        notes = (*self.notes, *self.warnings())
         final = replace(p, vocal=replace(p.vocal, gain_db=float(self.mixer.fader.target_db)),
                         targets=replace(p.targets, vocal_to_mix_lu=float(self.target_lu)),
-                        provenance=replace(p.provenance, notes=tuple(self.notes)))
+                        provenance=replace(p.provenance, notes=notes))
         return LiveLog(self.sample_rate, self.mixer.block_size, self.plan.params,
-                       tuple(self.mixer.events), final, tuple(self.notes))
+                       tuple(self.mixer.events), final, notes)
 
 
 # --- running a session: from files, or on a sound device -----------------------------------

@@ -249,6 +249,7 @@ def run_live(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
         for path, data in zip(stems, (sim.vocal, sim.vocal_dry, sim.backing), strict=False):
             assert data is not None
             contents[path] = AudioData(data, sr)
+    lines += session.warnings()  # (shown with -q too)
     if args.log_out:
         contents[args.log_out] = log.to_json()
     if args.params_out:
