@@ -1190,7 +1190,9 @@ def momentary_loudness_range(x: np.ndarray, sample_rate: int) -> float:
     recording's steady floor (:func:`momentary_above_floor`).
 
     Same gates and percentiles as LRA (:func:`lra_from_short_term`: absolute -70 LUFS,
-    relative -20 LU below the power mean of what passes, 95th minus 10th percentile), so
+    relative -20 LU below the power mean of what passes, 95th minus 10th percentile; the
+    absolute gate placed level-free, so that a take recorded far too quietly reads the
+    range it sings with, :func:`momentary_range_from_values`), so
     it is the spread of the vocal's loudness *while it sings* at the scale of syllables
     and notes. A 7 s excerpt holds about 66 momentary values (about 17 independent ones)
     but only 41 heavily overlapping short-term values (two independent ones), which is
@@ -1234,6 +1236,7 @@ def fast_integrated_loudness(x: np.ndarray, sample_rate: int) -> float:
 
 
 __all__ = [
+    "LEVEL_FREE_TOP_LUFS",
     "BlockStats",
     "Measurement",
     "above_floor",
