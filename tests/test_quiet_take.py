@@ -143,3 +143,8 @@ def test_live_says_when_the_microphone_is_far_too_quiet(song):
                for w in w45)
     assert any("never peaked above -40 dBFS" in w for w in w45)
     assert all(w in log.notes for w in w45)
+    # a take that reaches the onset but ends before the settle's 5 s (after a second of
+    # room tone at -60 dBFS) is not too quiet
+    tone = _db(np.random.default_rng(0).standard_normal((SR, 2)).astype(np.float32), -60.0)
+    short, _ = _live_warnings(np.concatenate([tone, vocal[: 3 * SR]]), backing[: 4 * SR])
+    assert not any("never peaked" in w for w in short)

@@ -733,7 +733,8 @@ class LiveSession:
                 f"the vocal to its level; {'raise' if jump > 0 else 'lower'} the "
                 "microphone's gain, or give a rehearsal clip recorded as the take will be "
                 "(its level sets where the ride starts)")
-        if self._settle_state == "waiting" and self._waiting_peak > 0.0:
+        if (self._settle_state == "waiting" and self._captured == 0
+                and self._waiting_peak > 0.0):
             out.append(
                 f"warning: the take never peaked above {self.settle.onset_dbfs:g} dBFS (its "
                 f"loudest sample {20.0 * math.log10(self._waiting_peak):.1f} dBFS), the "
