@@ -496,6 +496,29 @@ def test_a_float_file_past_full_scale_is_said_so_not_called_clipped(tmp_path):
                 assert not past and not clip, notes
 
 
+def test_a_file_recorded_far_under_full_scale_gets_a_note(tmp_path):
+    """A take whose peak lies under -40 dBFS (a preamp's gain left low) is mixed as it
+    would be recorded louder (``tests/test_quiet_take.py``), but the noise it was
+    recorded with comes up with it: its note says so, with its peak, on both read paths.
+    One peaking at -30 dBFS gets none, nor does silence (under -90 dBFS: refused)."""
+    from vocalmix.core.audio import AudioReader, validate_signal
+
+    unit = tone(db=0.0)
+    unit /= np.abs(unit).max()
+    for db, expect in ((-45.0, True), (-30.0, False), (-100.0, False)):
+        x = unit * np.float32(10.0 ** (db / 20.0))
+        p = tmp_path / f"q{-db:.0f}.wav"
+        sf.write(p, x, SR, subtype="FLOAT")
+        reads = [validate_signal(x, SR, label="q")[1]]
+        if db > -90.0:
+            reads += [read_audio(p).notes, AudioReader(p, label="q").scan("vocal").notes]
+        for notes in reads:
+            quiet = [n for n in notes if "recorded far under full scale" in n]
+            assert bool(quiet) == expect, (db, notes)
+            if expect:
+                assert f"{db:.1f} dBFS" in quiet[0] and "noise" in quiet[0]
+
+
 def test_a_vocal_stem_past_full_scale_under_a_loud_backing_is_kept(tmp_path, capsys):
     """The limiter acts on the mix only: under a loud, dense backing a peaky vocal's
     pre-master stem passes full scale, and its file keeps those peaks."""

@@ -68,6 +68,11 @@ SILENCE_PEAK = 10 ** (-90 / 20)  # -90 dBFS peak: nothing audible
 #: the highest sample peak accepted, dBFS: float files may go above full scale, but a
 #: peak this far above it means the samples are scaled wrongly (or are not audio)
 MAX_PEAK_DBFS = 60.0
+#: a file whose sample peak lies under this (dBFS), yet above silence, gets a note: it was
+#: recorded far under full scale (a preamp's gain left low), and the mix raises the noise
+#: it was recorded with as much as the voice (a 16-bit file peaking at -40 dBFS keeps
+#: about 9 of its bits)
+QUIET_PEAK_DBFS = -40.0
 #: a constant (DC) offset at or above this, dBFS, is taken out of a vocal or backing
 #: before mixing (with a note): inaudible, it would still take headroom from the mix
 DC_OFFSET_DBFS = -40.0
@@ -172,8 +177,9 @@ def validate_signal(
 
 def _peak_note(label: str, peak: float, clipped_run: int) -> str | None:
     """What the samples' peak says of the file: past full scale (``peak`` above 1.0, a
-    floating-point file, read as it is), or clipped (a run of ``clipped_run`` >= 3
-    consecutive samples at full scale); ``None`` for neither.
+    floating-point file, read as it is), clipped (a run of ``clipped_run`` >= 3
+    consecutive samples at full scale), or recorded far under full scale (a peak under
+    :data:`QUIET_PEAK_DBFS`, above silence); ``None`` for none of them.
 
     A floating-point file (a DAW's 32-bit export of a hot bus) may hold samples past
     full scale: nothing is clipped on reading them, and their run at or above full scale
@@ -185,6 +191,11 @@ def _peak_note(label: str, peak: float, clipped_run: int) -> str | None:
     if clipped_run >= 3:
         return (f"{label}: appears clipped ({clipped_run} consecutive samples at full "
                 "scale); the mix will carry that distortion")
+    if SILENCE_PEAK <= peak < 10.0 ** (QUIET_PEAK_DBFS / 20.0):
+        return (f"{label}: its peak is {20 * math.log10(peak):.1f} dBFS, recorded far under "
+                "full scale: it is mixed as it would be recorded louder, but whatever noise "
+                "it was recorded with is raised as much as the voice; record with peaks "
+                "nearer -6 dBFS")
     return None
 
 
