@@ -8,6 +8,11 @@ was then left off; at 60 dB down the take could not be mixed at all. The vocal's
 figures and the level model's loudness features are now gated level-free (the absolute
 gate placed under a quiet signal's own loudest block), which leaves every signal whose
 loudest block reaches -20 LUFS gated as the standards say.
+
+The other way, a take exported hot from a DAW's 32-bit bus (peaks past full scale, read
+as they are) had its compressor threshold held at 0 dBFS, the top of its range: 20 dB
+hot, it was compressed 3.8 LU past its target. The thresholds now reach +60 dBFS, the
+hottest file accepted.
 """
 
 from __future__ import annotations
@@ -100,6 +105,21 @@ def test_a_take_45_db_too_quiet_gets_the_same_mix_settings(song):
     assert cq.threshold_db == pytest.approx(cl.threshold_db - 45.0, abs=0.05)
     assert cq.makeup_db == pytest.approx(cl.makeup_db, abs=0.02)
     assert quiet.vocal.gain_db == pytest.approx(loud.vocal.gain_db + 45.0, abs=0.05)
+
+
+def test_a_take_20_db_past_full_scale_gets_the_same_mix_settings(song):
+    vocal, backing = song
+    loud = vocalmix.estimate(vocal, backing, SR, method="model")
+    hot = vocalmix.estimate(_db(vocal, 20.0), backing, SR, method="model")
+    cl, ch = loud.vocal.compressor, hot.vocal.compressor
+    assert ch.threshold_db > 0.0  # (held at 0 dBFS before: 3.8 LU past the target)
+    assert ch.threshold_db == pytest.approx(cl.threshold_db + 20.0, abs=0.01)
+    assert ch.makeup_db == pytest.approx(cl.makeup_db, abs=0.01)
+    assert hot.vocal.gain_db == pytest.approx(loud.vocal.gain_db - 20.0, abs=0.01)
+    for name in ("vocal_to_mix_lu", "vocal_lra_lu", "vocal_momentary_range_lu",
+                 "reverb_decay_s"):
+        assert getattr(hot.targets, name) == pytest.approx(getattr(loud.targets, name),
+                                                           abs=1e-6)
 
 
 def test_a_take_60_db_too_quiet_is_mixed(song):

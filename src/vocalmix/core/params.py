@@ -38,6 +38,11 @@ REVERB_TYPES = ("freeverb", "synthetic")
 #: octave bands (Hz) of ``Reverb.band_decay_ratios``; the 1 kHz entry is the reference
 DECAY_BANDS_HZ = (125.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0, 8000.0)
 #: allowed reverb decay settings (``Reverb.decay_s``, and any band's decay), s
+#: the compressor's and the de-esser's thresholds, dBFS: above full scale too, up to the
+#: hottest floating-point file accepted (a peak of +60 dBFS): a take exported hot from a
+#: DAW's 32-bit bus is compressed as the same take at full scale would be, where a
+#: threshold held at 0 dBFS over-compressed one 20 dB hot, 3.8 LU past its target
+THRESHOLD_RANGE_DB = (-80.0, 60.0)
 REVERB_DECAY_RANGE_S = (0.1, 30.0)
 #: allowed reverb decay targets (``Targets.reverb_decay_s``), s
 TARGET_DECAY_RANGE_S = (0.2, 12.0)
@@ -181,7 +186,8 @@ class Compressor:
 
     PATH: ClassVar[str] = "vocal.compressor"
     enabled: bool = True
-    threshold_db: float = num(0.0, -80.0, 0.0, "dB", "Threshold", step=0.5, view=(-60.0, 0.0))
+    threshold_db: float = num(0.0, *THRESHOLD_RANGE_DB, "dB", "Threshold", step=0.5,
+                              view=(-60.0, 0.0))
     ratio: float = num(1.0, 1.0, 50.0, "ratio", "Ratio", log=True, view=(1.0, 20.0))
     attack_ms: float = num(10.0, 0.1, 500.0, "ms", "Attack", log=True, view=(0.1, 200.0))
     release_ms: float = num(120.0, 1.0, 5000.0, "ms", "Release", step=1.0, log=True,
@@ -267,8 +273,8 @@ class DeEsser:
 
     PATH: ClassVar[str] = "vocal.deesser"
     enabled: bool = False
-    threshold_db: float = num(-30.0, -80.0, 0.0, "dB", "Threshold",
-                              "band level above which it acts", step=0.5)
+    threshold_db: float = num(-30.0, *THRESHOLD_RANGE_DB, "dB", "Threshold",
+                              "band level above which it acts", step=0.5, view=(-60.0, 0.0))
     freq_hz: float = num(5000.0, 2000.0, 12000.0, "Hz", "Frequency",
                          "only content above this is turned down", step=10.0, log=True)
     depth_db: float = num(6.0, 0.0, 24.0, "dB", "Depth", "the most it turns the band down",
@@ -769,6 +775,7 @@ __all__ = [
     "MixParams",
     "Provenance",
     "Reverb",
+    "THRESHOLD_RANGE_DB",
     "Targets",
     "V2M_MEASURES",
     "VocalChain",

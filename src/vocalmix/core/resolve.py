@@ -68,6 +68,7 @@ from vocalmix.core.measure import (
     singing_ratio_from_segments,
 )
 from vocalmix.core.params import (
+    THRESHOLD_RANGE_DB,
     V2M_MEASURES,
     Compressor,
     Master,
@@ -823,8 +824,9 @@ def resolve_compressor(
         )
     proxy = CompressorProxy.of(x, sample_rate, base.attack_ms, base.release_ms, frames, env_db)
     env_ok = proxy.env_db[np.isfinite(proxy.env_db)]
-    t_hi = float(min(0.0, env_ok.max()))
-    t_lo = max(-80.0, t_hi - 60.0)
+    lo_db, hi_db = THRESHOLD_RANGE_DB
+    t_hi = float(min(hi_db, env_ok.max()))
+    t_lo = max(lo_db, t_hi - 60.0)
     ratios = [r for r in RATIO_STEPS if r >= base.ratio] or [base.ratio]
     if base.ratio not in ratios:
         ratios.insert(0, base.ratio)
