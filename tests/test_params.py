@@ -58,7 +58,7 @@ def test_defaults_round_trip():
     "path,value,match",
     [
         (("vocal", "compressor", "ratio"), 0.5, "vocal.compressor.ratio = 0.5 is out of range"),
-        (("vocal", "compressor", "threshold_db"), 12.0, "threshold_db"),
+        (("vocal", "compressor", "threshold_db"), 72.0, "threshold_db"),
         (("vocal", "gain_db"), 1e9, "vocal.gain_db"),
         (("vocal", "reverb", "room_size"), 1.5, "room_size"),
         (("targets", "vocal_to_mix_lu"), 3.0, "targets.vocal_to_mix_lu"),
