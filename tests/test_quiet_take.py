@@ -168,3 +168,30 @@ def test_live_says_when_the_microphone_is_far_too_quiet(song):
     tone = _db(np.random.default_rng(0).standard_normal((SR, 2)).astype(np.float32), -60.0)
     short, _ = _live_warnings(np.concatenate([tone, vocal[: 3 * SR]]), backing[: 4 * SR])
     assert not any("never peaked" in w for w in short)
+
+
+def test_a_real_vocal_with_a_de_esser_keeps_its_settings_from_60_db_down_to_40_db_hot():
+    """A real mixed vocal whose sibilants get the de-esser (MUSDB18's ANiMAL - Rockshow):
+    its compressor, de-esser and gain follow the take's level exactly, 60 dB down (where
+    the de-esser's threshold was held at the old floor of -80 dBFS) to 40 dB hot (where
+    its threshold was held at 0 dBFS)."""
+    from vocalmix.training.data import find_songs, load_song
+
+    from conftest import require_data
+
+    folder = require_data("musdb18-7s", "train")
+    song = next((s for s in find_songs([folder]) if s.song_id == "ANiMAL - Rockshow"), None)
+    if song is None:
+        pytest.skip("ANiMAL - Rockshow is not in the data folder")
+    vocal, backing, sr = load_song(song)
+    ref = vocalmix.estimate(vocal, backing, sr, method="model")
+    assert ref.vocal.deesser.enabled
+    for db in (-60.0, 40.0):
+        p = vocalmix.estimate(_db(vocal, db), backing, sr, method="model")
+        assert p.vocal.deesser.enabled
+        assert p.vocal.deesser.threshold_db == pytest.approx(
+            ref.vocal.deesser.threshold_db + db, abs=0.01)
+        assert p.vocal.deesser.depth_db == pytest.approx(ref.vocal.deesser.depth_db, abs=0.01)
+        assert p.vocal.compressor.threshold_db == pytest.approx(
+            ref.vocal.compressor.threshold_db + db, abs=0.05)
+        assert p.vocal.gain_db == pytest.approx(ref.vocal.gain_db - db, abs=0.02)
