@@ -209,3 +209,19 @@ def test_baseline_on_every_real_song_meets_targets(tmp_path):
         assert loudness_range(sd, sr) <= 14.3
         mix, _ = sf.read(out / "mix.wav")
         assert true_peak_dbtp(mix, sr) <= -1.0 + 0.05
+
+
+def test_the_readmes_demo_output_is_what_the_demo_prints(tmp_path, monkeypatch, capsys):
+    """The README quotes ``vocalmix demo``'s output "at this commit": an estimator change
+    that moves the demo's settings must re-run it (the EQ band fit's gain weighting moved
+    its high shelf from 7036 to 5949 Hz, and the quote stayed as it was)."""
+    from conftest import REPO
+
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    start = text.index("Its output at this commit")
+    a = text.index("```\n", start) + 4
+    quoted = text[a : text.index("```", a)].strip().splitlines()
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "-q"]) == 0
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert printed == quoted
