@@ -37,7 +37,6 @@ EQ_KINDS = ("peak", "low_shelf", "high_shelf")
 REVERB_TYPES = ("freeverb", "synthetic")
 #: octave bands (Hz) of ``Reverb.band_decay_ratios``; the 1 kHz entry is the reference
 DECAY_BANDS_HZ = (125.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0, 8000.0)
-#: allowed reverb decay settings (``Reverb.decay_s``, and any band's decay), s
 #: the compressor's and the de-esser's thresholds, dBFS: above full scale too, up to the
 #: hottest floating-point file accepted (a peak of +60 dBFS), and down to where a take
 #: recorded 60 dB too quietly (the most the vocal's gain makes up) needs them: a take
@@ -46,6 +45,7 @@ DECAY_BANDS_HZ = (125.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0, 8000.0)
 #: was compressed 3.8 LU past its target; held at -80 dBFS, a real vocal's de-esser
 #: threshold 50-60 dB down was set 1.4-11 dB too high
 THRESHOLD_RANGE_DB = (-120.0, 60.0)
+#: allowed reverb decay settings (``Reverb.decay_s``, and any band's decay), s
 REVERB_DECAY_RANGE_S = (0.1, 30.0)
 #: allowed reverb decay targets (``Targets.reverb_decay_s``), s
 TARGET_DECAY_RANGE_S = (0.2, 12.0)
