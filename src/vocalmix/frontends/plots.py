@@ -5,7 +5,6 @@ backing, a mix against a reference). matplotlib is the ``plot`` extra."""
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -54,6 +53,8 @@ def analysis_png(curves: Sequence[AnalysisCurves]) -> bytes:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from vocalmix.training.figures import png_bytes
+
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 7))
     for i, c in enumerate(curves):
         colour = f"C{i % 10}"
@@ -77,10 +78,7 @@ def analysis_png(curves: Sequence[AnalysisCurves]) -> bytes:
     bottom.grid(alpha=0.3, which="both")
     bottom.legend(fontsize=8, loc="lower left")
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    return buf.getvalue()
+    return png_bytes(fig, 90)
 
 
 __all__ = ["AnalysisCurves", "analysis_png", "require_matplotlib"]

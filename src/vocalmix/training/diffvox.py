@@ -1308,12 +1308,12 @@ def report_markdown(prior: Mapping, extras: Mapping | None = None) -> str:
 
 
 def _plots(chains: Mapping[str, Chains]) -> tuple[bytes, bytes]:
-    import io
-
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from vocalmix.training.figures import png_bytes
 
     colors = {"medleydb": "tab:blue", "internal": "tab:orange", "pooled": "k"}
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.6))
@@ -1340,9 +1340,7 @@ def _plots(chains: Mapping[str, Chains]) -> tuple[bytes, bytes]:
            title="EQ shape (less broadband gain), pooled: principal components")
     a2.legend(fontsize=8)
     fig.tight_layout()
-    b1 = io.BytesIO()
-    fig.savefig(b1, format="png", dpi=100)
-    plt.close(fig)
+    eq_png = png_bytes(fig, 100)
 
     fig, ax = plt.subplots(2, 3, figsize=(13, 7))
     panels = [
@@ -1378,10 +1376,7 @@ def _plots(chains: Mapping[str, Chains]) -> tuple[bytes, bytes]:
             a.minorticks_off()
         a.legend(fontsize=8)
     fig.tight_layout()
-    b2 = io.BytesIO()
-    fig.savefig(b2, format="png", dpi=90)
-    plt.close(fig)
-    return b1.getvalue(), b2.getvalue()
+    return eq_png, png_bytes(fig, 90)
 
 
 def write_report(folder: str | Path, prior: Mapping, chains: Mapping[str, Chains], *,

@@ -1508,12 +1508,12 @@ def report_markdown(doc: dict) -> str:
 
 
 def _plot(doc: dict) -> bytes:
-    import io
-
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from vocalmix.training.figures import png_bytes
 
     colors = {"real": "tab:blue", "calf": "tab:orange", "tap": "tab:green",
               "pedalboard": "tab:red"}
@@ -1558,10 +1558,7 @@ def _plot(doc: dict) -> bytes:
            title="Cumulative: IRs within a given T30 error")
     a2.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return buf.getvalue()
+    return png_bytes(fig, 110)
 
 
 def _write_bytes(path: Path, data: bytes, force: bool) -> None:
