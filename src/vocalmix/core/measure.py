@@ -899,6 +899,17 @@ def _block_loudness(e: np.ndarray, segment_len: int) -> tuple[np.ndarray, np.nda
     return z, lj
 
 
+def level_free_gate(top_lufs: np.ndarray | float) -> np.ndarray:
+    """The absolute gate (LUFS) of the level-free figures for a signal whose loudest
+    400 ms block or short-term value is ``top_lufs`` (vectorised): -70 LUFS, lowered by
+    as much as ``top_lufs`` lies under :data:`LEVEL_FREE_TOP_LUFS` (``-70 + min(0, top
+    + 20)``), so that a quiet recording is gated as the same recording made louder; -70
+    LUFS for a signal with no sound (``top_lufs`` = ``-inf``)."""
+    top = np.asarray(top_lufs, dtype=np.float64)
+    return ABS_GATE_LUFS + np.where(np.isfinite(top),
+                                    np.minimum(top - LEVEL_FREE_TOP_LUFS, 0.0), 0.0)
+
+
 def integrated_from_segments(energy: np.ndarray, segment_len: int, *,
                              level_free: bool = False) -> np.ndarray | float:
     """BS.1770-4 integrated loudness (LUFS) from 100 ms segment energies.
@@ -912,10 +923,8 @@ def integrated_from_segments(energy: np.ndarray, segment_len: int, *,
     e = np.atleast_2d(energy)
     z, lj = _block_loudness(e, segment_len)
     rows = e.shape[0]
-    gate_abs = np.full(rows, ABS_GATE_LUFS)
-    if level_free and lj.shape[1]:
-        top = lj.max(axis=1)
-        gate_abs += np.where(np.isfinite(top), np.minimum(top - LEVEL_FREE_TOP_LUFS, 0.0), 0.0)
+    gate_abs = (level_free_gate(lj.max(axis=1)) if level_free and lj.shape[1]
+                else np.full(rows, ABS_GATE_LUFS))
     s_abs, n_abs = gated_sums(z, lj, gate_abs)  # eq. (5): absolute gate
     s, n = gated_sums(z, lj, relative_gate(s_abs, n_abs, gate_abs))
     out = gated_loudness(s, n)
@@ -1039,11 +1048,8 @@ def lra_from_short_term(st: np.ndarray, *, level_free: bool = False) -> np.ndarr
     s = np.atleast_2d(st)
     out = np.zeros(s.shape[0])
     for r in range(s.shape[0]):  # rows are few (candidates); each row is vectorised
-        gate = ABS_GATE_LUFS
-        if level_free:
-            top = float(np.max(s[r], initial=-np.inf))
-            if np.isfinite(top) and top < LEVEL_FREE_TOP_LUFS:
-                gate += top - LEVEL_FREE_TOP_LUFS
+        gate = (float(level_free_gate(np.max(s[r], initial=-np.inf))) if level_free
+                else ABS_GATE_LUFS)
         v = s[r][s[r] > gate]
         if v.size == 0:
             continue
@@ -1253,6 +1259,7 @@ __all__ = [
     "k_weighted_frame_energies",
     "k_weighting_sos",
     "kw_block_len",
+    "level_free_gate",
     "level_free_loudness",
     "level_free_loudness_range",
     "libebur128_integrated_loudness",
