@@ -807,19 +807,23 @@ def estimate_params(
 
         genre = normalise_genre(genre)  # likewise
     # whether the take carries a copy of the backing (sung along to speakers, or a mix
-    # given as the vocal): read on a helper thread beside the estimators (0.035 s of
-    # CPU for 3 minutes), said as a warning
-    def copy_in_take() -> BackingBleed | None:
-        if found is not None:  # read before the move: the same copy, moved with the take
-            return replace(found, lag_ms=found.lag_ms + offset_ms)
-        return backing_in_vocal(vocal, backing, sample_rate)
+    # given as the vocal), and whether it holds a pitched voice at all (breaths or noise
+    # only): read on a helper thread beside the estimators (0.035 s and about 0.05 s of
+    # CPU for 3 minutes), each said as a warning
+    def take_checks() -> tuple[BackingBleed | None, str | None]:
+        from vocalmix.estimators.features import voicing
+
+        # a copy read before the move is the same copy, moved with the take
+        bleed = (replace(found, lag_ms=found.lag_ms + offset_ms) if found is not None
+                 else backing_in_vocal(vocal, backing, sample_rate))
+        return bleed, voicing(vocal, sample_rate).warning()
 
     if base is None:
-        bleed, (params, notes) = beside(
-            copy_in_take,
+        (bleed, no_voice), (params, notes) = beside(
+            take_checks,
             lambda: choose_targets(vocal, backing, sample_rate, method, progress, genre))
     else:
-        bleed = copy_in_take()
+        bleed, no_voice = take_checks()
         params, notes = base, ["targets and settings taken from the given params"]
     notes[:0] = moved_notes if offset_note is None else [offset_note, *moved_notes[1:]]
     if params.vocal.offset_ms != offset_ms:
@@ -833,6 +837,8 @@ def estimate_params(
                                             f"given by the user: {offset_ms:g} ms"))
     if bleed is not None:
         notes.append(bleed_warning(bleed, offset_ms))
+    if no_voice is not None:
+        notes.append(no_voice)
     if reference is not None:
         from vocalmix.estimators.reference import apply_reference, read_reference
 

@@ -572,8 +572,73 @@ def vocal_excerpts(vocal: np.ndarray, sample_rate: int, length_s: float = 6.0,
     return wins
 
 
+#: a take is said to hold no pitched voice when none of its :data:`VOICE_CHECK_EXCERPTS`
+#: excerpts reaches a mean periodicity (``v_periodicity``) of :data:`NO_VOICE_PERIODICITY`
+#: or a voiced share (``v_voiced_frac``) of :data:`NO_VOICE_VOICED_SHARE`. Measured on the
+#: shared data and on noise (:func:`voicing`): breaths, sibilants, white room tone and
+#: noise bursts read a periodicity of 0.11-0.20 and no voiced frame, red noise 0.11-0.13
+#: and a voiced share of 0.02-0.04; the 88 mixed vocal stems read a periodicity of 0.38 and
+#: up (screamed metal vocals the lowest, with voiced shares down to 0.03), the 220 amateur
+#: karaoke takes 0.74 and up, and a quarter of those takes under white noise as loud as
+#: the voice 0.34 and up. Only a take low on both is said to hold no voice
+NO_VOICE_PERIODICITY = 0.25
+NO_VOICE_VOICED_SHARE = 0.05
+VOICE_CHECK_EXCERPTS = 4
+
+
+@dataclass(frozen=True)
+class Voicing:
+    """How much pitched voice a take holds, read on up to :data:`VOICE_CHECK_EXCERPTS` of
+    its excerpts where it is loud (:func:`voicing`).
+
+    Attributes:
+        voiced_share: the highest voiced share of an excerpt's active frames (0-1).
+        periodicity: the highest mean periodicity of an excerpt's active frames (0-1).
+        n_excerpts: how many excerpts were read.
+    """
+
+    voiced_share: float
+    periodicity: float
+    n_excerpts: int
+
+    @property
+    def pitched(self) -> bool:
+        """Whether any excerpt holds a pitched voice (see :data:`NO_VOICE_PERIODICITY`)."""
+        return (self.periodicity >= NO_VOICE_PERIODICITY
+                or self.voiced_share >= NO_VOICE_VOICED_SHARE)
+
+    def warning(self) -> str | None:
+        """The warning note for a take that holds no pitched voice, else ``None``."""
+        if self.pitched:
+            return None
+        return (f"warning: the vocal holds no pitched voice: in the {self.n_excerpts} "
+                f"excerpt(s) where it is loudest, {100.0 * self.voiced_share:.0f} % of the "
+                f"sounding frames are voiced and their periodicity averages at most "
+                f"{self.periodicity:.2f}, where singing, screams included, reads about 0.4 and "
+                "over: it sounds like breaths, whispers, sibilants or noise, and it is "
+                "mixed as a vocal; check the vocal file")
+
+
+def voicing(vocal: np.ndarray, sample_rate: int,
+            max_excerpts: int = VOICE_CHECK_EXCERPTS) -> Voicing:
+    """:class:`Voicing` of a take ``(n, channels)`` at ``sample_rate`` Hz: the voiced share
+    and periodicity of :func:`pitch_track`'s frames (``v_voiced_frac`` and
+    ``v_periodicity``) on up to ``max_excerpts`` of the 6 s excerpts in which it sings
+    (:func:`vocal_excerpts`, evenly spaced), the highest of each. About 0.01 s of CPU per
+    excerpt; level-invariant."""
+    wins = vocal_excerpts(vocal, sample_rate, max_n=max_excerpts)
+    share = per = 0.0
+    for w in wins:
+        _oct, v, _stab, _syl, p = _voice_features(_mono(vocal[w], sample_rate))
+        share, per = max(share, v), max(per, p)
+    return Voicing(share, per, len(wins))
+
+
 __all__ = [
     "FEATURE_NAMES",
+    "NO_VOICE_PERIODICITY",
+    "NO_VOICE_VOICED_SHARE",
+    "VOICE_CHECK_EXCERPTS",
     "FEATURE_VERSION",
     "PERTURBATION_VERSION",
     "BackingPart",
@@ -588,4 +653,6 @@ __all__ = [
     "perturb_vocal",
     "pitch_track",
     "vocal_excerpts",
+    "Voicing",
+    "voicing",
 ]
