@@ -101,3 +101,19 @@ def test_the_estimate_warns_of_a_take_without_a_voice_and_not_of_a_sung_one(meth
     assert len(warned) == 1 and warned[0].startswith("warning:")
     sung = vocalmix.estimate(vocal, backing, SR, method=method).provenance.notes
     assert not any("no pitched voice" in n for n in sung)
+
+
+def test_the_live_settle_keeps_a_warning_a_warning():
+    """The settle's estimate on a take's first seconds says what it finds as a warning
+    (shown by ``vocalmix live -q`` too), of those seconds."""
+    from vocalmix.core.progress import warnings_of
+    from vocalmix.live import settle_estimate
+
+    _vocal, backing = synthesize_song(sample_rate=SR, duration_s=6.0)
+    breaths = _take("breaths_and_sibilants", 6.0)[: len(backing)]
+    notes = settle_estimate(breaths, backing, SR, "model").notes
+    said = warnings_of(notes)
+    assert len(said) == 1 and said[0].startswith("settle on the first 6.0 s: the vocal "
+                                                 "holds no pitched voice"), notes
+    assert all(n.startswith(("settle on the first", "warning: settle on the first"))
+               for n in notes)

@@ -358,6 +358,7 @@ def settle_estimate(vocal: np.ndarray, backing: np.ndarray, sample_rate: int,
     """The settle estimate on the first seconds of a take (module level, so that a
     worker process can run it)."""
     from vocalmix.core.errors import VocalmixError
+    from vocalmix.core.progress import WARNING_PREFIX
     from vocalmix.pipeline import MASTER_NOTE_PREFIX, estimate_params
 
     t = time.perf_counter()
@@ -369,7 +370,11 @@ def settle_estimate(vocal: np.ndarray, backing: np.ndarray, sample_rate: int,
     p = est.params
     # (the settle adopts the vocal chain and the level target; the master keeps the
     # plan's gain, so the estimate's own master-gain note would mislead)
-    notes = [f"settle on the first {vocal.shape[0] / sample_rate:.1f} s: {n}"
+    # (a warning stays one, said of the settle's seconds: a take sung along to speakers,
+    # or holding no voice, is worth saying even when the command is quiet)
+    first = f"the first {vocal.shape[0] / sample_rate:.1f} s"
+    notes = [f"{WARNING_PREFIX} settle on {first}: {n[len(WARNING_PREFIX):].strip()}"
+             if n.startswith(WARNING_PREFIX) else f"settle on {first}: {n}"
              for n in est.notes if not n.startswith(MASTER_NOTE_PREFIX)]
     return _Settled(p.vocal, p.targets.vocal_to_mix_lu, p.vocal.gain_db, notes,
                     time.perf_counter() - t)

@@ -256,8 +256,8 @@ def run_live(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
         contents[args.params_out] = log.final_params.to_json()
     # every output at once: a full disk or a kill leaves the previous files, not a part
     written = outputs.commit(contents)
-    for n in session.notes[len(plan.notes):]:
-        progress(n)
+    # (the settle's warnings, as a take sung along to speakers, shown with -q too)
+    show_notes(session.notes[len(plan.notes):], progress)
     lines += [f"wrote {p}" for p in written]
     print("\n".join(lines))
     return 0
