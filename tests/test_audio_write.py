@@ -44,7 +44,7 @@ def test_the_24_bit_samples_are_those_libsndfile_writes_from_floats(fmt, channel
 @pytest.mark.parametrize("ext, fmt, subtype", [(".wav", "WAV", "PCM_24"),
                                                 (".aiff", "AIFF", "PCM_24"),
                                                 (".flac", "FLAC", "PCM_24"),
-                                                (".wav", "WAV", "PCM_16")])
+                                                (".wav", "WAV", "FLOAT")])
 @pytest.mark.parametrize("checked", [True, False])
 def test_a_planned_output_is_the_file_libsndfile_writes(tmp_path, monkeypatch, ext, fmt,
                                                        subtype, checked):
@@ -58,6 +58,27 @@ def test_a_planned_output_is_the_file_libsndfile_writes(tmp_path, monkeypatch, e
     plan = OutputPlan([out])
     plan.commit({out: AudioData(x, 44100, None if subtype == "PCM_24" else subtype)})
     assert out.read_bytes() == _libsndfile_bytes(x, fmt, subtype)
+
+
+@pytest.mark.parametrize("ext, fmt", [(".wav", "WAV"), (".flac", "FLAC")])
+def test_a_16_bit_output_holds_the_dithered_codes_of_its_samples(tmp_path, monkeypatch,
+                                                                 ext, fmt):
+    """16-bit PCM is dithered (:class:`vocalmix.core.audio.Tpdf16`), not rounded by
+    libsndfile: the file is libsndfile's of those codes, block boundaries or not, and a
+    NaN sample is written as silence."""
+    monkeypatch.setattr(audio, "WRITE_BLOCK", 1000)  # several blocks, a short last one
+    x = _samples(4321)
+    x[2500:2600] = np.nan
+    out = tmp_path / f"mix{ext}"
+    OutputPlan([out]).commit({out: AudioData(x, 44100, "PCM_16")})
+    codes = audio.Tpdf16()(x)
+    assert not codes[2500:2600].any()
+    want = io.BytesIO()
+    sf.write(want, codes, 44100, subtype="PCM_16", format=fmt)
+    if fmt == "FLAC":  # (its header holds an MD5 of the samples: compare those)
+        assert np.array_equal(sf.read(out, dtype="int16")[0], codes)
+    else:
+        assert out.read_bytes() == want.getvalue()
 
 
 def test_outputs_written_a_block_at_a_time_are_the_files_libsndfile_writes(tmp_path):

@@ -235,6 +235,8 @@ class BatchConfig:
         fold: what to do with files of more than 2 channels, for rows without ``fold``.
         mix_format: the mixes' format (:data:`MIX_FORMATS`): 24-bit WAV or FLAC, MP3 at
             LAME's highest quality (mixes at 8-48 kHz), Ogg Vorbis.
+        bit_depth: the WAV or FLAC mixes' bits per sample (16, dithered; 24; 32-bit
+            float, WAV only: :data:`vocalmix.core.audio.BIT_DEPTHS`); ``None``: 24.
         refused: ``(id, message)`` of the rows not to mix because their outputs would
             replace a file that another row (or the batch itself) reads
             (:func:`plan_conflicts`); each becomes a failed row with the code
@@ -248,6 +250,7 @@ class BatchConfig:
     fold: str = "error"
     refused: tuple[tuple[str, str], ...] = ()
     mix_format: str = "wav"
+    bit_depth: int | None = None
 
 
 @dataclass(frozen=True)
@@ -267,6 +270,7 @@ class JobSpec:
     genre: str | None = None
     vocal_offset_ms: float | str | None = None  # ms, or "auto"
     mix_format: str = "wav"
+    bit_depth: int | None = None
 
     def settings(self) -> dict[str, Any]:
         """The settings that shape the mix, as a JSON-ready dict (a row without a take
@@ -279,6 +283,8 @@ class JobSpec:
             out["vocal_offset_ms"] = self.vocal_offset_ms
         if self.mix_format != "wav":  # (a WAV batch keeps the keys it had before)
             out["mix_format"] = self.mix_format
+        if self.bit_depth is not None:  # (likewise a batch at the default depth)
+            out["bit_depth"] = self.bit_depth
         return out
 
 
@@ -381,7 +387,8 @@ def parse_row(row: Mapping[str, Any], config: BatchConfig) -> JobSpec:
     return JobSpec(id=rid, vocal=paths["vocal"], backing=paths["backing"], method=method,
                    fold=fold, reverb_preset=preset,
                    params_in=_path(_cell(row, "params_in"), config.base_dir),
-                   genre=_cell(row, "genre"), mix_format=config.mix_format, **targets)
+                   genre=_cell(row, "genre"), mix_format=config.mix_format,
+                   bit_depth=config.bit_depth, **targets)
 
 
 def _preset_file(ref: str | None) -> str | None:
@@ -568,6 +575,7 @@ def _mix_into(spec: JobSpec, config: BatchConfig, out: dict[str, Any],
     from vocalmix.core.audio import (
         OutputPlan,
         _refuse_special_file,
+        bit_depth_subtype,
         check_outputs,
         prepare_pair,
         read_audio,
@@ -613,7 +621,8 @@ def _mix_into(spec: JobSpec, config: BatchConfig, out: dict[str, Any],
         plan = OutputPlan(audio=[root / mix_rel], files=[root / params_rel], inputs=inputs,
                           force=True)
         params, _ = write_long(plan, pair, est.params, root / mix_rel,
-                               params_out=root / params_rel)
+                               params_out=root / params_rel,
+                               mix_subtype=bit_depth_subtype(mix_rel, spec.bit_depth))
         timings["render_s"] = timings["write_s"] = time.perf_counter() - t
     else:
         v = read_audio(spec.vocal, label=f"vocal {spec.vocal}", fold=spec.fold)
@@ -626,7 +635,8 @@ def _mix_into(spec: JobSpec, config: BatchConfig, out: dict[str, Any],
         params, rendered, est = mix(vocal, backing, sr, **kwargs)
         timings["render_s"] = est.timings_s.get("render", 0.0)
         t = time.perf_counter()
-        write_audio(root / mix_rel, rendered.mix, sr, force=True, inputs=inputs)
+        write_audio(root / mix_rel, rendered.mix, sr, force=True, inputs=inputs,
+                    subtype=bit_depth_subtype(mix_rel, spec.bit_depth))
         write_params(root / params_rel, params, force=True, inputs=inputs)
         timings["write_s"] = time.perf_counter() - t
     timings["estimate_s"] = est.timings_s.get("estimate", 0.0)
@@ -1721,6 +1731,7 @@ def run_batch(
     method: str | None = None,
     fold: str = "error",
     mix_format: str = "wav",
+    bit_depth: int | None = None,
     retry_failed: bool = False,
     progress: ProgressFn | None = None,
     worker_init: Callable[[], None] | None = None,
@@ -1731,7 +1742,9 @@ def run_batch(
     ``engine``: ``local`` (a pool of ``workers`` processes, default: all cores) or
     ``ray`` (Ray Data on the cluster at ``address``, or on a local Ray started with
     ``workers`` CPUs). ``method`` and ``fold``: defaults for rows that do not set them.
-    ``mix_format``: the mixes' format (:data:`MIX_FORMATS`).
+    ``mix_format``: the mixes' format (:data:`MIX_FORMATS`); ``bit_depth``: a WAV or
+    FLAC mix's bits per sample (:func:`vocalmix.core.audio.bit_depth_subtype`; an
+    :class:`~vocalmix.core.errors.OutputError` for one its format cannot hold).
     ``retry_failed``: mix failed rows again even when nothing about them changed.
     ``progress`` is called with a :class:`BatchStatus` after every row and about once a
     second. ``worker_init`` runs once in every worker process before it warms up.
@@ -1743,7 +1756,7 @@ def run_batch(
     results files the batch writes there; never for a bad song. A row whose outputs would
     replace a file another row reads is not mixed (:func:`plan_conflicts`).
     """
-    from vocalmix.core.audio import FOLD_MODES
+    from vocalmix.core.audio import FOLD_MODES, bit_depth_subtype
     from vocalmix.core.errors import ParamsError
     from vocalmix.estimators.registry import METHODS
 
@@ -1752,6 +1765,7 @@ def run_batch(
     if mix_format not in MIX_FORMATS:
         raise ParamsError(f"unknown mix format {mix_format!r}: use one of "
                           f"{', '.join(MIX_FORMATS)}")
+    bit_depth_subtype(f"mix.{mix_format}", bit_depth)  # a depth it cannot hold: refused
     if method is not None and method not in METHODS:
         raise ParamsError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
     if fold not in FOLD_MODES:
@@ -1774,7 +1788,8 @@ def run_batch(
         if folder_text is not None:
             manifest = _written_manifest(folder_text, out / FOLDER_MANIFEST)
         config = BatchConfig(out_dir=str(out), base_dir=manifest.base_dir,
-                             method=default_method(method), fold=fold, mix_format=mix_format)
+                             method=default_method(method), fold=fold, mix_format=mix_format,
+                             bit_depth=bit_depth)
         config = replace(config, refused=tuple(plan_conflicts(manifest, config).items()))
         ids = manifest.ids
         done = store.done_keys(ids, retry_failed)

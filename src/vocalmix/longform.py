@@ -293,12 +293,13 @@ class LongRender:
         return self._done
 
     def contents(self, output: str | os.PathLike[str], stems: list[Any],
-                 params_out: str | os.PathLike[str] | None
+                 params_out: str | os.PathLike[str] | None, mix_subtype: str | None = None
                  ) -> Mapping[str | os.PathLike[str], Any]:
         """What :meth:`vocalmix.core.audio.OutputPlan.commit` writes: the mix at
-        ``output``, the three stems at ``stems`` (paths, or none) and the params document
-        at ``params_out`` (written last, with the figures measured while writing)."""
-        out: dict[str | os.PathLike[str], Any] = {output: self.source.output(0)}
+        ``output`` (in libsndfile's ``mix_subtype``, default the format's), the three
+        stems at ``stems`` (paths, or none) and the params document at ``params_out``
+        (written last, with the figures measured while writing)."""
+        out: dict[str | os.PathLike[str], Any] = {output: self.source.output(0, mix_subtype)}
         for i, path in enumerate(stems, start=1):
             # 32-bit float: a pre-master stem may pass full scale (the limiter acts on the
             # mix only), and written a block at a time its peak is not known beforehand
@@ -312,10 +313,13 @@ class LongRender:
 def write_long(plan: OutputPlan, pair: LongPair, params: MixParams,
                output: str | os.PathLike[str], *, stems: list[Any] | None = None,
                params_out: str | os.PathLike[str] | None = None,
-               progress: Progress = no_progress) -> tuple[MixParams, list[Path]]:
+               progress: Progress = no_progress, mix_subtype: str | None = None
+               ) -> tuple[MixParams, list[Path]]:
     """Render ``params`` over a long pair a block at a time into the outputs ``plan``
-    holds (the mix at ``output``, the three stems at ``stems``, the params document at
-    ``params_out``; :class:`vocalmix.core.audio.OutputPlan` checked them before any work).
+    holds (the mix at ``output``, in libsndfile's ``mix_subtype`` when given, e.g.
+    ``"PCM_16"``: :func:`vocalmix.core.audio.bit_depth_subtype`; the three stems at
+    ``stems``, the params document at ``params_out``;
+    :class:`vocalmix.core.audio.OutputPlan` checked them before any work).
     Returns the params with the whole mix's achieved figures, and the paths written.
 
     From a library, a long pair mixes like this::
@@ -327,7 +331,7 @@ def write_long(plan: OutputPlan, pair: LongPair, params: MixParams,
                                      params_out="params.json")
     """
     lr = LongRender(pair, params, stems=bool(stems), progress=progress)
-    written = plan.commit(lr.contents(output, list(stems or []), params_out))
+    written = plan.commit(lr.contents(output, list(stems or []), params_out, mix_subtype))
     return lr.params(), written
 
 

@@ -2115,23 +2115,101 @@ def _pcm24_is_libsndfiles() -> bool:
     return True
 
 
-def _write_samples(f: sf.SoundFile, x: np.ndarray) -> None:
+#: the sample formats a mix can be written in (``--bit-depth``), libsndfile's subtypes by
+#: bits per sample: 16-bit PCM (dithered: :class:`Tpdf16`), 24-bit PCM (the default),
+#: 32-bit float
+BIT_DEPTHS = {16: "PCM_16", 24: "PCM_24", 32: "FLOAT"}
+#: the output formats that take a bit depth, and the depths each holds (FLAC has no float
+#: samples; Vorbis and MP3 are compressed: they have none)
+_DEPTHS_BY_FORMAT = {".wav": (16, 24, 32), ".aiff": (16, 24, 32), ".aif": (16, 24, 32),
+                     ".flac": (16, 24)}
+
+
+def bit_depth_subtype(path: str | os.PathLike[str], bits: int | None) -> str | None:
+    """libsndfile's subtype for writing the audio file ``path`` at ``bits`` bits per sample
+    (:data:`BIT_DEPTHS`), or ``None`` for the format's default (``bits`` ``None``).
+    Raises :class:`OutputError` for a depth the file's format does not hold (MP3 and OGG
+    hold none), before anything is written."""
+    if bits is None:
+        return None
+    ext = Path(path).suffix.lower()
+    holds = _DEPTHS_BY_FORMAT.get(ext, ())
+    if bits not in BIT_DEPTHS:
+        raise OutputError(f"a bit depth of {bits} is not written: use one of "
+                          f"{', '.join(str(b) for b in BIT_DEPTHS)}")
+    if not holds:
+        raise OutputError(f"{path}: a bit depth applies to WAV, AIFF and FLAC files; "
+                          f"{ext or 'a file without an extension'} is compressed (or not "
+                          "audio): leave the bit depth out, or write a .wav")
+    if bits not in holds:
+        raise OutputError(f"{path}: FLAC holds 16- or 24-bit samples, not {bits}-bit "
+                          "float: write a .wav for 32-bit float")
+    return BIT_DEPTHS[bits]
+
+
+#: the seed of :class:`Tpdf16`'s dither: one fixed sequence, so that writing the same
+#: samples again gives the same file (a re-render of a params document, to the byte)
+DITHER_SEED = 1770
+
+
+class Tpdf16:
+    """Float samples to 16-bit PCM with TPDF dither, one file's consecutive blocks at a
+    time (the same codes whatever the blocks).
+
+    Reducing a mix to 16 bits by rounding alone turns the rounding error into distortion
+    that follows the music (audible on fades and quiet passages); triangular dither of
+    2 LSB peak to peak, added before rounding, makes it a steady white noise
+    independent of the signal (0.5 LSB RMS, -96.3 dBFS per channel: the rounding's
+    LSB^2/12 plus the dither's LSB^2/6, 16-bit LSB = 2^-15). Each code is ``round(x * 32768 + u1
+    - u2)``, ``u1`` and ``u2`` uniform on [0, 1) from :data:`DITHER_SEED`'s sequence,
+    clipped to [-32768, 32767], so the mix's -1 dBTP ceiling keeps about 3700 codes of
+    room (a NaN sample is written as silence). What soundfile reads back is
+    ``code / 32768``."""
+
+    def __init__(self, seed: int = DITHER_SEED) -> None:
+        self._rng = np.random.default_rng(seed)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """The int16 codes of the next block ``x`` ``(frames, channels)`` (float)."""
+        x = np.asarray(x)
+        shape = x.shape if x.ndim == 2 else (x.shape[0], 1)
+        # (two draws per sample, frame after frame: consecutive blocks continue one
+        # sequence, so the codes do not depend on where the blocks are cut)
+        u = self._rng.random((*shape, 2))
+        s = x.reshape(shape).astype(np.float64) * 32768.0 + (u[..., 0] - u[..., 1])
+        np.nan_to_num(s, copy=False, nan=0.0)  # (a NaN sample is silence; inf clips)
+        np.rint(s, out=s)
+        np.clip(s, -32768.0, 32767.0, out=s)
+        return s.astype(np.int16)
+
+
+def _write_samples(f: sf.SoundFile, x: np.ndarray, dither: Tpdf16 | None = None) -> None:
     """Append float32 ``x`` ``(frames, channels)`` to the open ``f``, :data:`WRITE_BLOCK`
     frames at a time; 24-bit WAV and AIFF samples are converted here
-    (:func:`pcm24_samples`: the same file, faster) when finite."""
+    (:func:`pcm24_samples`: the same file, faster) when finite, and 16-bit ones are
+    dithered by ``dither`` (the file's :class:`Tpdf16`: :func:`_dither_for`)."""
     ints = f.subtype == "PCM_24" and f.format in _PCM24_FORMATS and _pcm24_is_libsndfiles()
     for i in range(0, x.shape[0], WRITE_BLOCK):
         b = x[i : i + WRITE_BLOCK]
-        f.write(pcm24_samples(b) if ints and np.isfinite(b).all() else b)
+        if dither is not None:
+            f.write(dither(b))
+        else:
+            f.write(pcm24_samples(b) if ints and np.isfinite(b).all() else b)
+
+
+def _dither_for(subtype: str) -> Tpdf16 | None:
+    """A new :class:`Tpdf16` for a file of 16-bit PCM samples, else ``None``."""
+    return Tpdf16() if subtype == "PCM_16" else None
 
 
 def _write_audio_file(path: str | BinaryIO, x: np.ndarray, sample_rate: int, subtype: str,
                       fmt: str) -> None:
     """Write float32 ``x`` ``(frames, channels)`` as the new audio file ``path``
-    (:func:`_write_samples`): what ``soundfile.write`` writes, to the byte."""
+    (:func:`_write_samples`): what ``soundfile.write`` writes, to the byte (16-bit PCM:
+    dithered, :class:`Tpdf16`)."""
     with _open_output(path, sample_rate, x.shape[1] if x.ndim == 2 else 1, subtype,
                       fmt) as f:
-        _write_samples(f, x)
+        _write_samples(f, x, _dither_for(subtype))
 
 
 def _open_output(path: str | BinaryIO, sample_rate: int, channels: int, subtype: str,
@@ -2273,6 +2351,7 @@ def _write_streams(streams: list[tuple[_Entry, AudioStream]]) -> None:
             raise ValueError("a BlockSource's blocks run once: it was written already")
         src.used = True
         files: list[sf.SoundFile | None] = [None] * len(group)
+        dithers: list[Tpdf16 | None] = [None] * len(group)
         try:
             for parts in src.blocks:
                 for k, (e, a) in enumerate(group):
@@ -2285,8 +2364,9 @@ def _write_streams(streams: list[tuple[_Entry, AudioStream]]) -> None:
                                                         x.shape[1], sub, fmt)
                         except _DECODER_ERRORS as ex:
                             raise _audio_write_error(e.dest, fmt, sub, ex) from None
+                        dithers[k] = _dither_for(sub)
                     try:
-                        _write_samples(f, x)
+                        _write_samples(f, x, dithers[k])
                     except _DECODER_ERRORS as ex:
                         raise _audio_write_error(e.dest, *_audio_format(e.dest, a.subtype),
                                                  ex) from None

@@ -256,6 +256,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     p.add_argument("--params-in", help="start from this params document's settings and "
                    "targets, re-resolving gain, compressor and reverb size")
     p.add_argument("--stems-out", help="folder for vocal.wav, vocal_dry.wav, backing.wav")
+    _add_bit_depth(p)
     p.add_argument("--method", choices=("baseline", "model"), default=None,
                    help="estimator (default: model when its shipped weights beat the "
                    "baseline in their cross-validation, else baseline)")
@@ -275,6 +276,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     p.add_argument("--params-out", help="write the params with achieved figures here (a "
                    ".json file)")
     p.add_argument("--stems-out", help="folder for vocal.wav, vocal_dry.wav, backing.wav")
+    _add_bit_depth(p)
     p.add_argument("--force", action="store_true", help="replace existing outputs")
     _add_common(p)
 
@@ -338,6 +340,9 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("wav", "flac", "mp3", "ogg"), default="wav",
                    dest="mix_format", help="the mixes' format: 24-bit WAV (default) or "
                    "FLAC, MP3 (LAME's highest quality; mixes at 8-48 kHz) or Ogg Vorbis")
+    p.add_argument("--bit-depth", type=int, choices=(16, 24, 32), default=None,
+                   help="the WAV or FLAC mixes' samples: 16-bit PCM (with TPDF dither), "
+                   "24-bit PCM (default) or 32-bit float (WAV)")
     p.add_argument("--retry-failed", action="store_true",
                    help="mix failed rows again even if nothing about them changed")
     _add_common(p)
@@ -472,6 +477,21 @@ def _load_pair(args: argparse.Namespace, progress: _Progress):
     return vs, bs, sr, notes
 
 
+def _add_bit_depth(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bit-depth", type=int, choices=(16, 24, 32), default=None,
+                   help="the mix's samples in a WAV, AIFF or FLAC: 16-bit PCM (with TPDF "
+                   "dither, for a CD or a distributor that asks for it), 24-bit PCM "
+                   "(default) or 32-bit float (WAV and AIFF); the stems keep theirs")
+
+
+def _mix_subtype(args: argparse.Namespace) -> str | None:
+    """libsndfile's subtype for the mix of ``--bit-depth`` (``None``: the default);
+    :class:`~vocalmix.core.errors.OutputError` for a depth the output cannot hold."""
+    from vocalmix.core.audio import bit_depth_subtype
+
+    return bit_depth_subtype(args.output, args.bit_depth)
+
+
 def _plan_results(args: argparse.Namespace, inputs: Sequence[str], progress: _Progress):
     """The :class:`~vocalmix.core.audio.OutputPlan` of ``mix`` and ``render``: the mix,
     the stems, the params document; checked now, before any work."""
@@ -496,7 +516,7 @@ def _write_pending(plan, args, pending, progress) -> tuple[MixParams, list[Path]
 
     r = pending.render
     mix = BlockSource(((b,) for b in pending.mix_blocks(WRITE_BLOCK)), r.sample_rate)
-    contents: dict[str | Path, typing.Any] = {args.output: mix.output(0)}
+    contents: dict[str | Path, typing.Any] = {args.output: mix.output(0, _mix_subtype(args))}
     written: list[Path] = [Path(args.output)]
     if args.params_out:
         contents[args.params_out] = lambda: pending.result()[0].to_json()
@@ -551,7 +571,8 @@ def _write_long(plan, args, pair, params, progress):
     # (not under _decoder_noise: it would hide the progress lines written meanwhile)
     params, written = write_long(plan, pair, params, args.output,
                                  stems=_stem_paths(args.stems_out),
-                                 params_out=args.params_out, progress=progress)
+                                 params_out=args.params_out, progress=progress,
+                                 mix_subtype=_mix_subtype(args))
     progress("wrote " + ", ".join(str(p) for p in written))
     return params, written
 
@@ -667,6 +688,7 @@ def cmd_mix(args: argparse.Namespace) -> int:
         preset = _preset(ref)
     plan = _plan_results(args, inputs, progress)
     check_json_outputs(("--params-out", args.params_out))
+    _mix_subtype(args)  # a depth the output cannot hold is refused before any work
     base = read_params(args.params_in) if args.params_in else None
     _prefetch()
     pair = _long_pair(args, progress)
@@ -717,6 +739,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     inputs = [args.vocal, args.backing, args.params]
     plan = _plan_results(args, inputs, progress)
     check_json_outputs(("--params-out", args.params_out))
+    _mix_subtype(args)  # a depth the output cannot hold is refused before any work
     params = read_params(args.params)
     _prefetch(estimate=False)
     pair = _long_pair(args, progress)
@@ -1048,7 +1071,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
         summary = run_batch(
             args.source, args.out, workers=args.workers, engine=args.engine,
             address=args.address, method=args.method, fold=args.fold,
-            mix_format=args.mix_format, retry_failed=args.retry_failed, progress=bar,
+            mix_format=args.mix_format, bit_depth=args.bit_depth,
+            retry_failed=args.retry_failed, progress=bar,
             worker_init=_batch_worker_init,
         )
     finally:
