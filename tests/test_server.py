@@ -335,7 +335,30 @@ def test_audio_in_flac_mp3_and_ogg_is_encoded_once_from_the_render(client, pair,
     r = client.get(f"/api/mixes/{mid}/audio/plain", params={"format": "mp3"})
     assert r.status_code == 200 and sf.info(io.BytesIO(r.content)).format == "MP3"
     r = client.get(f"/api/mixes/{mid}/audio/mix", params={"format": "m4a"})
-    assert r.status_code == 422 and "is not one of wav, flac, mp3, ogg" in r.json()["detail"]
+    assert r.status_code == 422 and "is not one of wav, flac, mp3, ogg, wav16, flac16" in (
+        r.json()["detail"])
+
+
+def test_audio_in_16_bit_is_the_render_dithered(client, pair, app):
+    """``format=wav16`` and ``flac16``: 16-bit PCM with TPDF dither (0.5 LSB RMS from the
+    24-bit render, 1.5 LSB at most), named for what they are, kept with the revision."""
+    mid = post_mix(client, pair).json()["id"]
+    wav, _ = read_wav(client.get(f"/api/mixes/{mid}/audio/mix").content)
+    for fmt, media, kind in (("wav16", "audio/wav", "WAV"), ("flac16", "audio/flac", "FLAC")):
+        r = client.get(f"/api/mixes/{mid}/audio/mix", params={"format": fmt})
+        assert r.status_code == 200, r.text
+        assert r.headers["content-type"] == media
+        ext = ".wav" if kind == "WAV" else ".flac"
+        assert r.headers["content-disposition"].endswith(f'-mix-16bit{ext}"')
+        info = sf.info(io.BytesIO(r.content))
+        assert (info.format, info.subtype) == (kind, "PCM_16")
+        x, _ = sf.read(io.BytesIO(r.content), dtype="float64", always_2d=True)
+        err = (x - wav) * 32768.0
+        assert np.abs(err).max() <= 1.5 + 1e-6
+        assert 0.45 < np.sqrt(np.mean(err ** 2)) < 0.55
+    d = app.state.store.root / mid
+    assert sorted(p.name for p in d.rglob("mix-16bit.*")) == ["mix-16bit.flac",
+                                                               "mix-16bit.wav"]
 
 
 def test_mp3_of_a_mix_above_48_khz_is_refused_with_what_to_ask_for(client):

@@ -2790,9 +2790,10 @@ def encode_audio(samples: np.ndarray, sample_rate: int, format: str = "wav") -> 
 
 
 def transcode(src: str | os.PathLike[str], dest: str | os.PathLike[str], *,
-              force: bool = False) -> Path:
+              force: bool = False, subtype: str | None = None) -> Path:
     """Write the audio file ``src`` again as ``dest``, in the format of ``dest``'s
-    extension (:data:`AUDIO_FORMATS`; MP3 at LAME's highest quality), atomically and
+    extension (:data:`AUDIO_FORMATS`; MP3 at LAME's highest quality) and libsndfile's
+    ``subtype`` when given (``"PCM_16"``: dithered, :class:`Tpdf16`), atomically and
     never over ``src``. For files vocalmix wrote (a mix or a stem to hand out in a
     smaller format): the samples are taken as they are, without the input checks of
     :func:`read_audio`. Raises :class:`OutputError` when ``dest``'s format cannot hold
@@ -2805,7 +2806,7 @@ def transcode(src: str | os.PathLike[str], dest: str | os.PathLike[str], *,
             x = f.read(dtype="float32", always_2d=True)
     except _DECODER_ERRORS as e:
         raise _undecodable(str(src), e, Path(src)) from None
-    return plan.commit({dest: AudioData(x, rate)})[0]
+    return plan.commit({dest: AudioData(x, rate, subtype)})[0]
 
 
 def format_holds(path: str | os.PathLike[str], sample_rate: int) -> bool:

@@ -614,9 +614,11 @@ def delete_mix(mid: str, studio: StudioDep) -> Response:
         "or `plain` (the plain sum of the two inputs at the mix's integrated loudness, "
         "through the same master stage: the A of an A/B comparison). `format`: `wav` "
         "(default; 24-bit PCM, or 32-bit float when a stem reaches full scale), `flac` "
-        "(24-bit), `mp3` (LAME's highest quality, about 220-320 kb/s; mixes at 8-48 kHz "
-        "only) or `ogg` (Vorbis). A format other than WAV is encoded on its first request "
-        "(which then waits for a worker) and kept with the revision."),
+        "(24-bit), `wav16` and `flac16` (16-bit PCM with TPDF dither, for a CD or a "
+        "distributor that asks for it), `mp3` (LAME's highest quality, about 220-320 "
+        "kb/s; mixes at 8-48 kHz only) or `ogg` (Vorbis). A format other than WAV is "
+        "encoded on its first request (which then waits for a worker) and kept with the "
+        "revision."),
 )
 async def get_audio(mid: str, kind: str, studio: StudioDep, format: str = "wav") -> Any:
     store = studio.store

@@ -39,7 +39,11 @@ AUDIO_KINDS = (*STEM_KINDS, "plain")
 #: the formats the audio is handed out in: media type and extension (WAV as rendered,
 #: the others encoded from it on the first request and kept with the revision)
 AUDIO_ENCODINGS = {"wav": ("audio/wav", ".wav"), "flac": ("audio/flac", ".flac"),
-                   "mp3": ("audio/mpeg", ".mp3"), "ogg": ("audio/ogg", ".ogg")}
+                   "mp3": ("audio/mpeg", ".mp3"), "ogg": ("audio/ogg", ".ogg"),
+                   "wav16": ("audio/wav", "-16bit.wav"), "flac16": ("audio/flac", "-16bit.flac")}
+#: the encodings written at a bit depth of their own, by libsndfile subtype (16-bit PCM:
+#: TPDF-dithered, :class:`vocalmix.core.audio.Tpdf16`)
+AUDIO_SUBTYPES = {"wav16": "PCM_16", "flac16": "PCM_16"}
 PEAK_COLUMNS = 1200
 EQ_CURVE_POINTS = 240
 DEMO_SAMPLE_RATE = 44100
@@ -555,7 +559,7 @@ class Studio:
             if sr and not format_holds(out, sr):
                 raise ApiError(422, f"{format_rate_problem(out, sr)}: ask for format=flac "
                                     "or format=wav", code="request.format")
-            return transcode(src, out, force=True)
+            return transcode(src, out, force=True, subtype=AUDIO_SUBTYPES.get(fmt))
 
     def masking(self, mid: str) -> dict[str, Any]:
         """The job behind ``GET .../analysis`` when not cached: the masking analysis of
