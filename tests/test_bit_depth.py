@@ -5,6 +5,7 @@ under one LSB that survives instead of rounding away."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -162,3 +163,23 @@ def test_a_batch_writes_its_mixes_at_the_depth_asked(tmp_path, pair):
     with pytest.raises(OutputError, match="FLAC holds"):
         batch.run_batch(src, tmp_path / "never", mix_format="flac", bit_depth=32)
     assert not (tmp_path / "never").exists()
+
+
+def test_the_library_writes_and_encodes_at_a_bit_depth(tmp_path):
+    import vocalmix
+
+    rng = np.random.default_rng(3)
+    x = (0.2 * rng.standard_normal((20_000, 2))).astype(np.float32)
+    p = vocalmix.write_audio(tmp_path / "a.wav", x, SR, bit_depth=16)
+    assert sf.info(p).subtype == "PCM_16"
+    data = vocalmix.encode_audio(x, SR, "flac", bit_depth=16)
+    y, _ = sf.read(io.BytesIO(data), dtype="int16")
+    assert sf.info(io.BytesIO(data)).subtype == "PCM_16"
+    assert np.array_equal(y, Tpdf16()(x))  # the same dithered codes as a file
+    assert sf.info(io.BytesIO(vocalmix.encode_audio(x, SR, "wav", bit_depth=32))
+                   ).subtype == "FLOAT"
+    with pytest.raises(OutputError, match="compressed"):
+        vocalmix.encode_audio(x, SR, "mp3", bit_depth=16)
+    with pytest.raises(OutputError, match="not both"):
+        vocalmix.write_audio(tmp_path / "b.wav", x, SR, bit_depth=16, subtype="PCM_24")
+    assert not (tmp_path / "b.wav").exists()

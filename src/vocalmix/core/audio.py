@@ -2732,17 +2732,24 @@ def write_audio(
     force: bool = False,
     inputs: Iterable[str | os.PathLike[str]] = (),
     subtype: str | None = None,
+    bit_depth: int | None = None,
 ) -> Path:
     """Write one audio file atomically (24-bit PCM for WAV/FLAC/AIFF unless ``subtype``
     is given; a WAV or AIFF whose samples reach full scale as 32-bit float, which keeps
     them, where 24-bit PCM would clip them; a FLAC clips them), after the checks of
-    :class:`OutputPlan`.
+    :class:`OutputPlan`. ``bit_depth`` (16, 24 or 32, WAV/AIFF/FLAC; instead of
+    ``subtype``) is :func:`bit_depth_subtype`'s: 16-bit PCM is dithered (:class:`Tpdf16`),
+    as is a ``subtype`` of ``"PCM_16"``.
 
     ``samples``: ``(n_samples, channels)`` or ``(n_samples,)``, floats at full scale 1.0,
     or integers at their type's full scale (an int16 array is divided by 32768, as
     soundfile reads it). Raises :class:`NonFiniteAudioError` for NaN or infinite samples
     (a PCM file would hold them as full-scale DC) and :class:`SampleRateError` for a rate
     that is not a whole number of Hz in the supported range, both before any output."""
+    if bit_depth is not None:
+        if subtype is not None:
+            raise OutputError(f"{path}: give a subtype or a bit depth, not both")
+        subtype = bit_depth_subtype(path, bit_depth)
     x, rate = _samples_to_write(samples, sample_rate, str(path))
     plan = OutputPlan(audio=[path], inputs=inputs, force=force)
     plan.check_rates(rate)
@@ -2765,22 +2772,25 @@ def _samples_to_write(samples: np.ndarray, sample_rate: int, what: str
     return x, checked_rate(sample_rate, f"{what}: sample rate")
 
 
-def encode_audio(samples: np.ndarray, sample_rate: int, format: str = "wav") -> bytes:
+def encode_audio(samples: np.ndarray, sample_rate: int, format: str = "wav",
+                 bit_depth: int | None = None) -> bytes:
     """The bytes of an audio file holding ``samples`` at ``sample_rate`` Hz, as
     :func:`write_audio` would write it as a ``.{format}`` file (``wav``, ``flac``,
-    ``aiff``, ``ogg`` or ``mp3``): a mix to send over a network or store without a file.
-    Raises what :func:`write_audio` raises, and :class:`OutputError` for a format it
-    does not write or a rate the format cannot hold (MP3: 8-48 kHz)."""
+    ``aiff``, ``ogg`` or ``mp3``; at ``bit_depth`` bits, 16 dithered, as it would): a mix
+    to send over a network or store without a file. Raises what :func:`write_audio`
+    raises, and :class:`OutputError` for a format it does not write, a bit depth it
+    cannot hold or a rate it cannot hold (MP3: 8-48 kHz)."""
     ext = "." + str(format).lower().lstrip(".")
     if ext not in AUDIO_FORMATS:
         raise OutputError(f"format {format!r} is not one of "
                           f"{', '.join(e[1:] for e in AUDIO_FORMATS)}")
+    subtype = bit_depth_subtype("audio" + ext, bit_depth)
     x, rate = _samples_to_write(samples, sample_rate, f"{ext[1:]} audio")
     if not format_holds("audio" + ext, rate):
         raise OutputError(f"{format_rate_problem('audio' + ext, rate)}; encode them as "
                           "flac or wav")
     x = np.asarray(x, dtype=np.float32)
-    fmt, sub = _audio_format(Path("audio" + ext), None, x)
+    fmt, sub = _audio_format(Path("audio" + ext), subtype, x)
     buf = io.BytesIO()
     try:
         _write_audio_file(buf, x, rate, sub, fmt)
