@@ -117,3 +117,22 @@ def test_the_live_settle_keeps_a_warning_a_warning():
                                                  "holds no pitched voice"), notes
     assert all(n.startswith(("settle on the first", "warning: settle on the first"))
                for n in notes)
+
+
+def test_the_warning_is_said_once_whichever_reads_it(monkeypatch):
+    """The model's level provider reads the voice from its excerpts' features; when the
+    model cannot run (its weights missing), the pipeline reads it instead: one warning
+    either way."""
+    from vocalmix.core.errors import ModelError
+    from vocalmix.estimators import level
+
+    _vocal, backing = synthesize_song(sample_rate=SR, duration_s=12.0)
+    breaths = _take("breaths_and_sibilants", 12.0)[: len(backing)]
+
+    def missing():
+        raise ModelError("level model: its weights are missing (a test)")
+
+    monkeypatch.setattr(level, "shipped_model", missing)
+    p = vocalmix.estimate(breaths, backing, SR, method="model")
+    assert p.provenance.method == "baseline"
+    assert sum("no pitched voice" in n for n in p.provenance.notes) == 1

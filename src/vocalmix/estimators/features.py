@@ -619,6 +619,18 @@ class Voicing:
                 "mixed as a vocal; check the vocal file")
 
 
+def voicing_of_rows(rows: np.ndarray) -> Voicing:
+    """:class:`Voicing` of the excerpts whose feature rows (:data:`FEATURE_NAMES`) are
+    ``rows`` ``(n, features)``: their ``v_voiced_frac`` and ``v_periodicity``, the
+    highest of each (the level model's rows hold them already: no second pitch track)."""
+    x = np.atleast_2d(rows)
+    if x.shape[0] == 0:
+        return Voicing(0.0, 0.0, 0)
+    share = float(x[:, FEATURE_NAMES.index("v_voiced_frac")].max())
+    per = float(x[:, FEATURE_NAMES.index("v_periodicity")].max())
+    return Voicing(share, per, int(x.shape[0]))
+
+
 def voicing(vocal: np.ndarray, sample_rate: int,
             max_excerpts: int = VOICE_CHECK_EXCERPTS) -> Voicing:
     """:class:`Voicing` of a take ``(n, channels)`` at ``sample_rate`` Hz: the voiced share
@@ -655,4 +667,5 @@ __all__ = [
     "vocal_excerpts",
     "Voicing",
     "voicing",
+    "voicing_of_rows",
 ]

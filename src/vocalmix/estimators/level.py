@@ -44,7 +44,7 @@ with the predictions training computed for them) and ``assets/level_model.json``
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -56,10 +56,12 @@ from vocalmix.core.measure import BlockStats
 from vocalmix.estimators.features import (
     FEATURE_NAMES,
     FEATURE_VERSION,
+    Voicing,
     backing_part,
     excerpt_energies,
     features,
     vocal_excerpts,
+    voicing_of_rows,
 )
 from vocalmix.estimators.weights import ModelFiles
 
@@ -318,6 +320,9 @@ class LevelPrediction:
         n_excerpts: excerpts the prediction averages.
         genre: the genre used (canonical), ``None`` when none was given.
         measure: how ``vocal_to_mix_lu`` is measured (``singing``).
+        voicing: how much pitched voice the excerpts hold, read from their features
+            (:func:`~vocalmix.estimators.features.voicing_of_rows`; :func:`predict_song`
+            sets it), or ``None``.
     """
 
     vocal_to_mix_lu: float
@@ -326,6 +331,7 @@ class LevelPrediction:
     n_excerpts: int
     genre: str | None = None
     measure: str = LEVEL_MEASURE
+    voicing: Voicing | None = None
 
 
 def predict_from_features(model: LevelModel, x: np.ndarray, lra_input_lu: float,
@@ -353,7 +359,8 @@ def predict_song(model: LevelModel, vocal: np.ndarray, backing: np.ndarray,
 
     g = normalise_genre(genre)  # an unknown name fails before the analysis
     x = excerpt_features(vocal, backing, sample_rate)
-    return predict_from_features(model, x, level_free_loudness_range(vocal, sample_rate), g)
+    p = predict_from_features(model, x, level_free_loudness_range(vocal, sample_rate), g)
+    return replace(p, voicing=voicing_of_rows(x))
 
 
 # --- the shipped model ------------------------------------------------------------------

@@ -172,6 +172,11 @@ def level_provider(ctx: Context) -> tuple[MixParams, list[str]]:
     ]
     if v2m != p.vocal_to_mix_lu or lra != p.vocal_lra_lu:
         notes.append("model: a prediction was clipped to the valid range")
+    # a take with nobody singing in it, read from the excerpts' own pitch features (the
+    # baseline reads them apart: vocalmix.pipeline.estimate_params)
+    no_voice = p.voicing.warning() if p.voicing is not None else None
+    if no_voice is not None:
+        notes.insert(0, no_voice)
     seconds = ctx.vocal.shape[0] / ctx.sample_rate
     if seconds < level.EXCERPT_S:
         notes.append(
