@@ -588,8 +588,9 @@ VOICE_CHECK_EXCERPTS = 4
 
 @dataclass(frozen=True)
 class Voicing:
-    """How much pitched voice a take holds, read on up to :data:`VOICE_CHECK_EXCERPTS` of
-    its excerpts where it is loud (:func:`voicing`).
+    """How much pitched voice a take holds, read on excerpts in which it sings
+    (:func:`voicing`: up to :data:`VOICE_CHECK_EXCERPTS`; :func:`voicing_of_rows`: the
+    level model's).
 
     Attributes:
         voiced_share: the highest voiced share of an excerpt's active frames (0-1).
@@ -611,9 +612,9 @@ class Voicing:
         """The warning note for a take that holds no pitched voice, else ``None``."""
         if self.pitched:
             return None
-        return (f"warning: the vocal holds no pitched voice: in the {self.n_excerpts} "
-                f"excerpt(s) where it is loudest, {100.0 * self.voiced_share:.0f} % of the "
-                f"sounding frames are voiced and their periodicity averages at most "
+        return (f"warning: the vocal holds no pitched voice: in {self.n_excerpts} "
+                f"excerpt(s) of it, {100.0 * self.voiced_share:.0f} % of the sounding "
+                f"frames at most are voiced and their periodicity averages at most "
                 f"{self.periodicity:.2f}, where singing, screams included, reads about 0.4 and "
                 "over: it sounds like breaths, whispers, sibilants or noise, and it is "
                 "mixed as a vocal; check the vocal file")
