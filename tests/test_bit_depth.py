@@ -183,3 +183,14 @@ def test_the_library_writes_and_encodes_at_a_bit_depth(tmp_path):
     with pytest.raises(OutputError, match="not both"):
         vocalmix.write_audio(tmp_path / "b.wav", x, SR, bit_depth=16, subtype="PCM_24")
     assert not (tmp_path / "b.wav").exists()
+
+
+def test_a_live_session_writes_its_mix_at_the_depth_asked(tmp_path, pair):
+    v, b = pair
+    out = tmp_path / "live.wav"
+    assert main(["live", str(v), str(b), "-o", str(out), "--bit-depth", "16",
+                 "--block-size", "1024", "--method", "baseline", "-q"]) == 0
+    assert sf.info(out).subtype == "PCM_16"
+    assert main(["live", str(v), str(b), "-o", str(tmp_path / "l.flac"), "--bit-depth",
+                 "32", "-q"]) == 2
+    assert not (tmp_path / "l.flac").exists()

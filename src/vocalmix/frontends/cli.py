@@ -366,6 +366,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     p.add_argument("--params-out", help="write the settings the session ended with here (a "
                    ".json file)")
     p.add_argument("--stems-out", help="folder for vocal.wav, vocal_dry.wav, backing.wav")
+    _add_bit_depth(p)
     p.add_argument("--device", action="store_true",
                    help="run on the default sound device (needs sounddevice); VOCAL '-' "
                    "takes the vocal from the input device")

@@ -105,6 +105,7 @@ def run_live(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
     from vocalmix.core.audio import (
         AudioData,
         OutputPlan,
+        bit_depth_subtype,
         prepare_pair,
         read_audio,
         read_params,
@@ -141,6 +142,7 @@ def run_live(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
                          files=files, inputs=inputs, force=args.force)
     # (planned as audio, so an -o the writer cannot make is refused before the session)
     check_json_outputs(("--log-out", args.log_out), ("--params-out", args.params_out))
+    mix_subtype = bit_depth_subtype(args.output, args.bit_depth)  # likewise its depth
     sd = None
     if args.device or from_device:
         sd, why = sound_device()
@@ -190,7 +192,7 @@ def run_live(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
         lat = session.mixer.latency_samples
         mix = mix_played[lat : lat + backing.shape[0]]
         log = session.log()
-        contents: dict[Any, Any] = {args.output: AudioData(mix, sr)}
+        contents: dict[Any, Any] = {args.output: AudioData(mix, sr, mix_subtype)}
         if take_path is not None:
             contents[take_path] = AudioData(take, sr)
         lines.append("ran on the sound device (per-block timings are the device's callbacks)")
@@ -245,7 +247,7 @@ def run_live(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
                 f"{v2m_live:+.2f} LU, offline {v2m_off:+.2f} LU (difference "
                 f"{v2m_live - v2m_off:+.2f} LU); vocal gain offline {p_off.vocal.gain_db:+.2f} dB;"
                 f" mix peak difference {_dbfs(float(np.abs(mix - r_off.mix).max()))}")
-        contents = {args.output: AudioData(mix, sr)}
+        contents = {args.output: AudioData(mix, sr, mix_subtype)}
         for path, data in zip(stems, (sim.vocal, sim.vocal_dry, sim.backing), strict=False):
             assert data is not None
             contents[path] = AudioData(data, sr)
