@@ -88,7 +88,8 @@ def test_the_subtype_of_each_depth(name, bits, subtype):
 
 @pytest.mark.parametrize(("name", "bits", "says"), [
     ("m.mp3", 16, "compressed"), ("m.ogg", 24, "compressed"), ("m.flac", 32, "FLAC holds"),
-    ("m.wav", 8, "not written")])
+    ("m.wav", 8, "not written"), ("m.wav", "16", "not written"),
+    ("m.wav", True, "not written"), ("m.wav", 16.0, "not written")])
 def test_a_depth_the_file_cannot_hold_is_refused(name, bits, says):
     with pytest.raises(OutputError, match=says):
         bit_depth_subtype(name, bits)

@@ -2134,9 +2134,13 @@ def bit_depth_subtype(path: str | os.PathLike[str], bits: int | None) -> str | N
         return None
     ext = Path(path).suffix.lower()
     holds = _DEPTHS_BY_FORMAT.get(ext, ())
-    if bits not in BIT_DEPTHS:
-        raise OutputError(f"a bit depth of {bits} is not written: use one of "
-                          f"{', '.join(str(b) for b in BIT_DEPTHS)}")
+    from vocalmix.core.jsondoc import short_repr
+
+    if isinstance(bits, bool) or not isinstance(bits, int | np.integer) or (
+            int(bits) not in BIT_DEPTHS):
+        raise OutputError(f"a bit depth of {short_repr(bits, 20)} is not written: use one "
+                          f"of {', '.join(str(b) for b in BIT_DEPTHS)} (an integer)")
+    bits = int(bits)
     if not holds:
         raise OutputError(f"{path}: a bit depth applies to WAV, AIFF and FLAC files; "
                           f"{ext or 'a file without an extension'} is compressed (or not "
