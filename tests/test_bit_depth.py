@@ -137,6 +137,13 @@ def test_a_depth_the_mix_cannot_hold_is_refused_before_any_work(tmp_path, pair, 
 
 def test_every_depth_is_offered():
     assert set(BIT_DEPTHS) == {16, 24, 32}
+    # the command line writes them out (its parser imports no audio code): the same ones
+    from vocalmix.frontends.cli import build_parser
+
+    for command in ("mix", "render", "live", "batch"):
+        sub = build_parser([command])._subparsers._group_actions[0].choices[command]
+        (action,) = [a for a in sub._actions if "--bit-depth" in a.option_strings]
+        assert tuple(action.choices) == tuple(BIT_DEPTHS), command
 
 
 def test_a_batch_writes_its_mixes_at_the_depth_asked(tmp_path, pair):

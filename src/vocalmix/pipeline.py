@@ -808,29 +808,29 @@ def estimate_params(
         genre = normalise_genre(genre)  # likewise
     # whether the take carries a copy of the backing (sung along to speakers, or a mix
     # given as the vocal), and whether it holds a pitched voice at all (breaths or noise
-    # only): read on a helper thread beside the estimators (0.035 s and about 0.05 s of
+    # only): read on a helper thread beside the estimators (0.035 s and about 0.1 s of
     # CPU for 3 minutes), each said as a warning. The model's level provider reads the
     # voice from its own excerpts' features and says it there: only the other paths
     # (the baseline, a params document given) read it here
     voice_here = base is not None or method != "model"
 
-    def take_checks() -> tuple[BackingBleed | None, str | None]:
+    def no_voice_warning() -> str | None:
         from vocalmix.estimators.features import voicing
 
+        return voicing(vocal, sample_rate).warning()
+
+    def take_checks() -> tuple[BackingBleed | None, str | None]:
         # a copy read before the move is the same copy, moved with the take
         bleed = (replace(found, lag_ms=found.lag_ms + offset_ms) if found is not None
                  else backing_in_vocal(vocal, backing, sample_rate))
-        return bleed, voicing(vocal, sample_rate).warning() if voice_here else None
+        return bleed, no_voice_warning() if voice_here else None
 
     if base is None:
         (bleed, no_voice), (params, notes) = beside(
             take_checks,
             lambda: choose_targets(vocal, backing, sample_rate, method, progress, genre))
         if not voice_here and params.provenance.method != "model":
-            # the model could not run (its weights are missing): read the voice here
-            from vocalmix.estimators.features import voicing
-
-            no_voice = voicing(vocal, sample_rate).warning()
+            no_voice = no_voice_warning()  # the model could not run (its weights missing)
     else:
         bleed, no_voice = take_checks()
         params, notes = base, ["targets and settings taken from the given params"]

@@ -2130,12 +2130,12 @@ def bit_depth_subtype(path: str | os.PathLike[str], bits: int | None) -> str | N
     (:data:`BIT_DEPTHS`), or ``None`` for the format's default (``bits`` ``None``).
     Raises :class:`OutputError` for a depth the file's format does not hold (MP3 and OGG
     hold none), before anything is written."""
+    from vocalmix.core.jsondoc import short_repr
+
     if bits is None:
         return None
     ext = Path(path).suffix.lower()
     holds = _DEPTHS_BY_FORMAT.get(ext, ())
-    from vocalmix.core.jsondoc import short_repr
-
     if isinstance(bits, bool) or not isinstance(bits, int | np.integer) or (
             int(bits) not in BIT_DEPTHS):
         raise OutputError(f"a bit depth of {short_repr(bits, 20)} is not written: use one "

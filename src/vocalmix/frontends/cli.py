@@ -340,8 +340,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("wav", "flac", "mp3", "ogg"), default="wav",
                    dest="mix_format", help="the mixes' format: 24-bit WAV (default) or "
                    "FLAC, MP3 (LAME's highest quality; mixes at 8-48 kHz) or Ogg Vorbis")
-    p.add_argument("--bit-depth", type=int, choices=(16, 24, 32), default=None,
-                   help="the WAV or FLAC mixes' samples: 16-bit PCM (with TPDF dither), "
+    _add_bit_depth(p, "the WAV or FLAC mixes' samples: 16-bit PCM (with TPDF dither), "
                    "24-bit PCM (default) or 32-bit float (WAV)")
     p.add_argument("--retry-failed", action="store_true",
                    help="mix failed rows again even if nothing about them changed")
@@ -478,11 +477,12 @@ def _load_pair(args: argparse.Namespace, progress: _Progress):
     return vs, bs, sr, notes
 
 
-def _add_bit_depth(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--bit-depth", type=int, choices=(16, 24, 32), default=None,
-                   help="the mix's samples in a WAV, AIFF or FLAC: 16-bit PCM (with TPDF "
-                   "dither, for a CD or a distributor that asks for it), 24-bit PCM "
-                   "(default) or 32-bit float (WAV and AIFF); the stems keep theirs")
+def _add_bit_depth(p: argparse.ArgumentParser,
+                   what: str = "the mix's samples in a WAV, AIFF or FLAC: 16-bit PCM (with "
+                   "TPDF dither, for a CD or a distributor that asks for it), 24-bit PCM "
+                   "(default) or 32-bit float (WAV and AIFF); the stems keep theirs") -> None:
+    # (core.audio.BIT_DEPTHS' keys, written out: building the parser imports no audio code)
+    p.add_argument("--bit-depth", type=int, choices=(16, 24, 32), default=None, help=what)
 
 
 def _mix_subtype(args: argparse.Namespace) -> str | None:
