@@ -183,14 +183,19 @@ def _stream(sos, x, block, twins: bool):
             dsp._twin_channels = real
 
 
-def test_a_mono_take_read_as_stereo_is_filtered_once_with_the_same_values_and_layout():
+@pytest.mark.parametrize("sections", [2, 3])
+def test_a_mono_take_read_as_stereo_is_filtered_once_with_the_same_values_and_layout(
+        sections):
     # equal channels, then a stretch where they part (the states part with them), then
-    # equal again (the states stay apart: both channels are filtered from there on)
+    # equal again (the states stay apart: both channels are filtered from there on); two
+    # sections run both channels as one complex signal (kernels.sosfilt_pair), three as
+    # two real ones: each layout kept by the mono path
     rng = np.random.default_rng(3)
     m = (0.2 * rng.standard_normal(9000)).astype(np.float32)
     x = np.stack([m, m], axis=1)
     x[4000:5000, 1] *= np.float32(0.5)
-    sos = np.array([[0.2, 0.4, 0.2, 1.0, -0.5, 0.3], [1.0, -2.0, 1.0, 1.0, -1.9, 0.91]])
+    sos = np.array([[0.2, 0.4, 0.2, 1.0, -0.5, 0.3], [1.0, -2.0, 1.0, 1.0, -1.9, 0.91],
+                    [0.5, 0.0, 0.0, 1.0, -0.2, 0.0]])[:sections]
     fast, slow = _stream(sos, x, 1000, True), _stream(sos, x, 1000, False)
     assert len(fast) == len(slow) == 9
     for a, b in zip(fast, slow, strict=True):

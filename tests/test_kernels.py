@@ -78,6 +78,23 @@ def test_sosfilt_equals_scipy(dtype, axis):
     assert y.dtype == y_ref.dtype
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("sections", [1, 2])
+def test_sosfilt_pair_equals_scipy_to_the_bit(dtype, sections):
+    # the two channels as one complex signal: the real filter's values, state and all
+    sos = np.concatenate([butterworth2_sos(40.0, "highpass", 44100),
+                          butterworth2_sos(3000.0, "lowpass", 44100)])[:sections]
+    x = RNG.standard_normal((5000, 2)).astype(dtype)
+    zi = RNG.standard_normal((sections, 2, 2))
+    y, zf = kernels.sosfilt_pair(sos, x, zi)
+    y_ref, zf_ref = scipy.signal.sosfilt(sos, x, axis=0, zi=zi)
+    assert y.dtype == np.float64 and y.shape == x.shape and y.flags.c_contiguous
+    assert np.array_equal(y, y_ref) and np.array_equal(zf, zf_ref)
+    assert zi.shape == zf.shape  # (zi itself is left as it was)
+    empty, z0 = kernels.sosfilt_pair(sos, x[:0], zi)
+    assert empty.shape == (0, 2) and np.array_equal(z0, zi)
+
+
 def test_lfilter_equals_scipy():
     x = RNG.standard_normal(5000)
     b, a = [0.1], [1.0, -0.9]

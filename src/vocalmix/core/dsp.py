@@ -604,11 +604,25 @@ def sosfilt_block(sos: np.ndarray, x: np.ndarray, zi: np.ndarray
     block ``(n, channels)`` from the state ``zi``: ``(y, zf)``. A block whose two
     channels and states are equal (a mono take read as stereo) is filtered once
     (:func:`_sosfilt_twins`), with the same values and layout."""
-    from vocalmix.core.kernels import sosfilt
+    from vocalmix.core.kernels import sosfilt, sosfilt_pair
 
+    paired = _pairs(sos, x, zi)
     if _twin_channels(x, zi):
-        return _sosfilt_twins(sos, x, zi)
+        return _sosfilt_twins(sos, x, zi, paired)
+    if paired:
+        return sosfilt_pair(sos, x, zi)
     return sosfilt(sos, x, axis=0, zi=zi)
+
+
+def _pairs(sos: np.ndarray, x: np.ndarray, zi: np.ndarray) -> bool:
+    """Whether :func:`sosfilt_block` filters ``x`` with
+    :func:`~vocalmix.core.kernels.sosfilt_pair`: two channels in float64 through at most
+    :data:`~vocalmix.core.kernels.PAIR_MAX_SECTIONS` sections (the K-weighting, a
+    crossover's side), where that is faster."""
+    from vocalmix.core.kernels import PAIR_MAX_SECTIONS
+
+    return (x.ndim == 2 and x.shape[1] == 2 and sos.shape[0] <= PAIR_MAX_SECTIONS
+            and np.result_type(sos, x, zi) == np.float64)
 
 
 def equal_channels(x: np.ndarray) -> bool:
@@ -627,16 +641,23 @@ def _twin_channels(x: np.ndarray, zi: np.ndarray) -> bool:
     return equal_channels(x) and bool(np.array_equal(zi[..., 0], zi[..., 1]))
 
 
-def _sosfilt_twins(sos: np.ndarray, x: np.ndarray, zi: np.ndarray
+def _sosfilt_twins(sos: np.ndarray, x: np.ndarray, zi: np.ndarray, paired: bool = False
                    ) -> tuple[np.ndarray, np.ndarray]:
     """``sosfilt(sos, x, axis=0, zi=zi)`` of a block whose two channels and states are
     equal (:func:`_twin_channels`): one channel filtered and copied to the other. The
     filter runs each channel on its own, so the values are those of filtering both, to
     the bit; the result has the layout the two-channel call returns (``(2, n)`` in
-    memory, seen as ``(n, 2)``), as sums over it depend on the order it is read in."""
+    memory, seen as ``(n, 2)``; ``(n, 2)`` itself when ``paired``, as
+    :func:`~vocalmix.core.kernels.sosfilt_pair` returns it), as sums over it depend on the
+    order it is read in."""
     from vocalmix.core.kernels import sosfilt
 
     y1, z1 = sosfilt(sos, x[:, :1], axis=0, zi=zi[..., :1])
+    if paired:
+        both = np.empty((x.shape[0], 2), y1.dtype)
+        both[:, 0] = y1[:, 0]
+        both[:, 1] = y1[:, 0]
+        return both, np.concatenate([z1, z1], axis=-1)
     rows = np.empty((2, x.shape[0]), y1.dtype)
     rows[0] = y1[:, 0]
     rows[1] = y1[:, 0]

@@ -235,6 +235,39 @@ def sosfilt(sos: np.ndarray, x: np.ndarray, axis: int = -1, zi: np.ndarray | Non
     return out, np.moveaxis(zc.reshape(z_shape), (-2, -1), (0, axis + 1))
 
 
+#: the most sections :func:`sosfilt_pair` is faster for (measured on 3 minutes of stereo
+#: at 44.1 kHz: 1 section 7.0 against 11.3 ms per 2**20 samples, 2 sections 8.6 against
+#: 11.3, 3 sections 12.7 against 11.5)
+PAIR_MAX_SECTIONS = 2
+
+
+def sosfilt_pair(sos: np.ndarray, x: np.ndarray, zi: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """``sosfilt(sos, x, axis=0, zi=zi)`` of a two-channel ``x`` ``(n, 2)`` in float64,
+    the two channels filtered as the real and imaginary parts of one complex signal:
+    ``(y, zf)``, ``y`` ``(n, 2)`` C-contiguous, ``zf`` shaped as ``zi`` ``(sections, 2,
+    2)``.
+
+    The values are those of the real filter to the bit (a real coefficient times a
+    complex sample is two real products, and a zero imaginary part adds nothing), for
+    finite samples. The real loop runs one channel after the other, each sample waiting on
+    the last through the filter's state: for one or two sections that latency, not the
+    arithmetic, bounds it, and the complex loop carries both channels' recursions in the
+    same time (:data:`PAIR_MAX_SECTIONS`). A NaN or infinite sample in one channel turns
+    the other channel's samples from there on to NaN."""
+    kernel = sosfilt_kernel()
+    if kernel is None:
+        return sosfilt(sos, x, axis=0, zi=zi)  # type: ignore[no-any-return]
+    n = x.shape[0]
+    y = np.empty(n, np.complex128)
+    y.view(np.float64).reshape(n, 2)[...] = x  # float32 samples cast exactly, as SciPy does
+    z = np.empty((1, *zi.shape[:2]), np.complex128)
+    z[0].real = zi[..., 0]
+    z[0].imag = zi[..., 1]
+    kernel(np.asarray(sos, dtype=np.complex128), y.reshape(1, n), z)
+    return y.view(np.float64).reshape(n, 2), np.stack([z[0].real, z[0].imag], axis=-1)
+
+
 def lfilter(b: Any, a: Any, x: np.ndarray, axis: int = -1, zi: np.ndarray | None = None
             ) -> Any:
     """``scipy.signal.lfilter(b, a, x, axis=axis, zi=zi)`` for a recursive filter
@@ -465,6 +498,7 @@ def leastsq(func: Callable[[np.ndarray], np.ndarray], x0: np.ndarray, maxfev: in
 
 
 __all__ = [
+    "PAIR_MAX_SECTIONS",
     "brentq",
     "compiled",
     "correlate1d",
@@ -477,4 +511,5 @@ __all__ = [
     "rfft",
     "sosfilt",
     "sosfilt_kernel",
+    "sosfilt_pair",
 ]

@@ -560,11 +560,12 @@ def k_weighting_sos(sample_rate: int) -> np.ndarray:
 
 
 def k_weight(x: np.ndarray, sample_rate: int) -> np.ndarray:
-    """K-weighted copy of ``x`` (same shape, float64: see :data:`KW_DTYPE`)."""
-    from vocalmix.core.dsp import sosfilt_fast
+    """K-weighted copy of ``x`` (same shape, float64: see :data:`KW_DTYPE`), in the
+    layout :func:`k_weighted_blocks` gives (sums over it read it in the same order)."""
+    from vocalmix.core.dsp import sosfilt_stream
 
-    x = _as_2d(x).astype(np.float64, copy=False)
-    return sosfilt_fast(k_weighting_sos(sample_rate), x, axis=0)
+    x = _as_2d(x)
+    return next(iter(sosfilt_stream(k_weighting_sos(sample_rate), [x], KW_DTYPE)))
 
 
 def _segment_len(sample_rate: int) -> int:
