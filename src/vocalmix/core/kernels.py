@@ -257,7 +257,7 @@ def sosfilt_pair(sos: np.ndarray, x: np.ndarray, zi: np.ndarray
     the other channel's samples from there on to NaN."""
     kernel = sosfilt_kernel()
     if kernel is None:
-        return sosfilt(sos, x, axis=0, zi=zi)  # type: ignore[no-any-return]
+        return sosfilt(sos, x, axis=0, zi=zi)
     n = x.shape[0]
     y = np.empty(n, np.complex128)
     y.view(np.float64).reshape(n, 2)[...] = x  # float32 samples cast exactly, as SciPy does
