@@ -1788,13 +1788,11 @@ def _cmd(args: argparse.Namespace) -> int:
             if (n.startswith((OFFSET_NOTE_PREFIX, T20_NOTE_PREFIX, NOISE_FIT_NOTE_PREFIX))
                     or n == NO_DECAY_NOTE):
                 progress(f"   {n}")
-    if not results:
-        from vocalmix.core.errors import AudioError
+    from vocalmix.core.errors import AudioError
 
+    if not results:
         raise AudioError("no impulse response could be read: nothing fitted, nothing written")
     if not presets:
-        from vocalmix.core.errors import AudioError
-
         raise AudioError(f"no decay could be measured in {', '.join(guesses)}: no preset "
                          "to write, nothing written (give impulse responses: a room's or a "
                          "reverb's answer to a click, falling away after it)")

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from vocalmix.core.audio import prepare_pair, read_audio, write_audio, write_text
+from vocalmix.core.audio import BIT_DEPTHS, prepare_pair, read_audio, write_audio, write_text
 from vocalmix.core.errors import AudioError
 from vocalmix.core.params import MixParams, Reason
 from vocalmix.core.progress import ProgressEvent, warnings_of
@@ -43,7 +43,7 @@ AUDIO_ENCODINGS = {"wav": ("audio/wav", ".wav"), "flac": ("audio/flac", ".flac")
                    "wav16": ("audio/wav", "-16bit.wav"), "flac16": ("audio/flac", "-16bit.flac")}
 #: the encodings written at a bit depth of their own, by libsndfile subtype (16-bit PCM:
 #: TPDF-dithered, :class:`vocalmix.core.audio.Tpdf16`)
-AUDIO_SUBTYPES = {"wav16": "PCM_16", "flac16": "PCM_16"}
+AUDIO_SUBTYPES = {"wav16": BIT_DEPTHS[16], "flac16": BIT_DEPTHS[16]}
 PEAK_COLUMNS = 1200
 EQ_CURVE_POINTS = 240
 DEMO_SAMPLE_RATE = 44100
