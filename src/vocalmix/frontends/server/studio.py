@@ -16,7 +16,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -59,13 +59,25 @@ def write_wav(path: Path, x: np.ndarray, sample_rate: int) -> None:
     write_audio(path, x, sample_rate, force=True)
 
 
+def louder_channel(x: np.ndarray) -> np.ndarray:
+    """``|x|`` of the louder channel at each sample, float32 ``(n,)``, for ``x`` ``(n,
+    channels)``: ``np.abs(x).max(axis=1)``, a channel at a time (numpy's reduction over
+    a two-sample row costs about 30 times as much: 0.30 s against 0.01 s for 3 minutes
+    of stereo in rows, the waveforms of a page's mix and of each of its edits)."""
+    y = np.asarray(x, dtype=np.float32)
+    a = np.abs(y[:, 0])
+    for c in range(1, y.shape[1]):
+        np.maximum(a, np.abs(y[:, c]), out=a)
+    return a
+
+
 def waveform_peaks(x: np.ndarray, columns: int = PEAK_COLUMNS) -> dict[str, list[float]]:
     """Per-column peak and RMS of ``|x|`` (the louder channel), for drawing a waveform.
 
     ``x``: float ``(n, channels)``. Returns ``{"peak": [...], "rms": [...]}``, linear
     full-scale amplitude, ``min(columns, n)`` values each.
     """
-    a = np.abs(np.asarray(x, dtype=np.float32)).max(axis=1)
+    a = louder_channel(x)
     n = len(a)
     cols = max(1, min(columns, n))
     starts = np.linspace(0, n, cols + 1).astype(np.int64)[:-1]
@@ -485,12 +497,19 @@ class Studio:
         sr = rendered.sample_rate
         peaks: dict[str, Any] = {"sample_rate": sr, "duration_s": rendered.mix.shape[0] / sr,
                                  "columns": 0}
-        for kind in STEM_KINDS:
-            x = getattr(rendered, kind)
-            write_wav(rd / f"{kind}.wav", x, sr)
-            if kind != "vocal_dry":
-                peaks[kind] = waveform_peaks(x)
-                peaks["columns"] = len(peaks[kind]["peak"])
+        # the four files are written on two threads (libsndfile lets go of the GIL) while
+        # this one reads the waveforms: a 3-minute song's save 0.61 -> 0.38 s. (Writing the
+        # stems while the limiter still makes the mix gained nothing more: the master
+        # stage keeps both cores busy.)
+        with ThreadPoolExecutor(2, thread_name_prefix="vocalmix-save") as pool:
+            written = [pool.submit(write_wav, rd / f"{kind}.wav", getattr(rendered, kind), sr)
+                       for kind in STEM_KINDS]
+            for kind in STEM_KINDS:
+                if kind != "vocal_dry":
+                    peaks[kind] = waveform_peaks(getattr(rendered, kind))
+                    peaks["columns"] = len(peaks[kind]["peak"])
+            for w in written:
+                w.result()  # (the first failure raised, once all have ended)
         write_text(rd / "peaks.json", json_text(peaks), force=True)
         write_text(rd / "params.json", params.to_json(), force=True)
         self.store.write_meta(d, status="done", stage="done", error=None, job=None,
