@@ -134,8 +134,13 @@ def _locks(locks: object) -> tuple[str, ...]:
 
 def _pair(vocal: AudioInput, backing: AudioInput, sample_rate: int | None,
           mix_rate: int | None = None) -> tuple[np.ndarray, np.ndarray, int, list[str]]:
-    return prepare_pair(_as_audio(vocal, sample_rate, "vocal"),
-                        _as_audio(backing, sample_rate, "backing"), sample_rate=mix_rate)
+    from vocalmix.core.parallel import beside
+
+    # two files decode on two threads (libsndfile and FFmpeg let go of the GIL); the
+    # vocal's error first when both fail
+    b, v = beside(lambda: _as_audio(backing, sample_rate, "backing"),
+                  lambda: _as_audio(vocal, sample_rate, "vocal"))
+    return prepare_pair(v, b, sample_rate=mix_rate)
 
 
 def default_method() -> str:
