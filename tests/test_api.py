@@ -70,6 +70,14 @@ def test_bad_input_raises_the_specific_error(tmp_path, song):
     assert e.value.code == "audio.not_found"
     with pytest.raises(vocalmix.AudioError, match="silent"):
         vocalmix.mix(np.zeros_like(v), b, 44100)
+    # the two files decode on two threads: when both fail, the vocal's error is the one
+    (tmp_path / "text.wav").write_text("not audio")
+    for backing in (tmp_path / "missing.wav", tmp_path / "text.wav"):
+        with pytest.raises(vocalmix.AudioError, match="^vocal") as e:
+            vocalmix.mix(tmp_path / "text.wav", backing)
+    with pytest.raises(vocalmix.AudioError, match="^backing"):
+        write_audio(tmp_path / "v.wav", v, 44100)
+        vocalmix.mix(tmp_path / "v.wav", tmp_path / "text.wav")
 
 
 def test_a_phone_vocal_over_a_cd_backing_mixes_at_the_backing_rate(song):
