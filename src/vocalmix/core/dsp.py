@@ -1047,9 +1047,7 @@ def _welch_bands(x: np.ndarray, sample_rate: int, centres_hz: tuple[float, ...],
     bands' upper edges (Hz)."""
     from scipy.signal import welch
 
-    m = np.asarray(x, dtype=np.float64)
-    if m.ndim == 2:
-        m = m.mean(axis=1)
+    m = channel_mean(np.asarray(x, dtype=np.float64))
     n = min(n_fft, len(m))
     f, p = welch(m, fs=sample_rate, nperseg=n, noverlap=n // 2, window="hann",
                  scaling="density")
