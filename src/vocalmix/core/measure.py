@@ -669,7 +669,7 @@ def k_weighted_frame_energies(x: np.ndarray, sample_rate: int, frame_len: int
     frames, segs = [], []
     for y in k_weighted_blocks(x[: n * frame_len], sample_rate,
                                block=seg * KW_SEGMENTS if whole else 1024 * frame_len):
-        frames.append((y * y).reshape(y.shape[0] // frame_len, frame_len, -1).sum(axis=1))
+        frames.append(frame_sums(y * y, frame_len))
         if key is not None:
             segs.append(segment_energies(y, seg))
     if key is not None:
@@ -678,6 +678,20 @@ def k_weighted_frame_energies(x: np.ndarray, sample_rate: int, frame_len: int
     if fkey is not None:
         out.flags.writeable = False
         _FRAME_CACHE.put(fkey, out)
+    return out
+
+
+def frame_sums(x: np.ndarray, frame_len: int) -> np.ndarray:
+    """Each channel's sum over each whole frame of ``frame_len`` samples of ``x`` ``(n,
+    channels)``: ``(n // frame_len, channels)`` float64, a channel at a time. Each sum
+    adds the frame's samples in the same (pairwise) order whatever the layout of ``x``:
+    numpy's ``x.reshape(-1, frame_len, channels).sum(axis=1)`` adds them in another order
+    for interleaved channels, and a row of two at a time (0.14 s against 0.08 s for the
+    10 ms frames of 3 minutes of stereo)."""
+    n = x.shape[0] // frame_len
+    out = np.empty((n, x.shape[1]))
+    for c in range(x.shape[1]):
+        out[:, c] = x[: n * frame_len, c].reshape(n, frame_len).sum(axis=1)
     return out
 
 
@@ -1251,6 +1265,7 @@ __all__ = [
     "fast_loudness_range",
     "floor_energy",
     "floor_under",
+    "frame_sums",
     "gated_blocks",
     "integrated_from_segments",
     "integrated_loudness",
