@@ -12,7 +12,7 @@ import scipy.fft
 from scipy.signal import sosfilt
 
 from vocalmix.core import dsp
-from vocalmix.core.measure import BlockStats, k_weight, segment_energies
+from vocalmix.core.measure import BlockStats, frame_sums, k_weight, segment_energies
 
 X86_LINUX = sys.platform.startswith("linux") and platform.machine() in ("x86_64", "AMD64")
 
@@ -402,3 +402,17 @@ def test_a_stereo_signal_filtered_a_channel_per_thread_is_filtered_as_one(monkey
     assert got.flags.f_contiguous and np.array_equal(got, want)
     assert np.array_equal(got, dsp.sosfilt_fast(sos, x.astype(np.float64), axis=0)
                           .astype(np.float32))
+
+
+def test_frame_sums_add_each_frame_in_one_order_whatever_the_layout():
+    # a K-weighted block comes interleaved (the paired filter) or channel by channel (the
+    # real one): each frame's sum is numpy's pairwise sum of that channel's samples
+    rng = np.random.default_rng(8)
+    rows = rng.standard_normal((2, 44100 + 17))
+    interleaved, planar = np.ascontiguousarray(rows.T), rows.T
+    n = rows.shape[1] // 441
+    want = np.stack([rows[c, : n * 441].reshape(n, 441).sum(axis=1) for c in range(2)], axis=1)
+    for y in (interleaved, planar):
+        got = frame_sums(y, 441)
+        assert got.shape == (n, 2) and np.array_equal(got, want)
+    assert frame_sums(interleaved[:100], 441).shape == (0, 2)
