@@ -249,11 +249,23 @@ def _as_stereo(x: np.ndarray, fold: str, label: str, notes: list[str] | None = N
     return x
 
 
+def _clipped_rows(x: np.ndarray) -> np.ndarray:
+    """Whether a channel of each row of ``x`` ``(n, channels)`` reaches
+    :data:`CLIP_LEVEL`: ``(n,)`` bool, ``(np.abs(x) >= CLIP_LEVEL).any(axis=1)`` a channel
+    at a time (numpy reduces rows of two samples one at a time: 0.08 s against 0.01 s for
+    3 minutes of stereo, read for every hot master)."""
+    hit = np.abs(x[:, 0]) >= CLIP_LEVEL
+    for c in range(1, x.shape[1]):
+        hit |= np.abs(x[:, c]) >= CLIP_LEVEL
+    return hit
+
+
 def _longest_clipped_run(x: np.ndarray) -> int:
-    clipped = (np.abs(x) >= CLIP_LEVEL).any(axis=1).astype(np.int8)
+    clipped = _clipped_rows(x).astype(np.int8)
     if not clipped.any():
         return 0
-    d = np.diff(np.concatenate([[0], clipped, [0]]))
+    edge = np.zeros(1, np.int8)  # (int8 throughout: a Python 0 made it int64, 0.09 s)
+    d = np.diff(np.concatenate([edge, clipped, edge]))
     starts, ends = np.flatnonzero(d == 1), np.flatnonzero(d == -1)
     return int((ends - starts).max())
 
@@ -1333,7 +1345,7 @@ class AudioReader:
                 if _checked_peak(x, self.label) >= CLIP_LEVEL:
                     # a run of clipped samples may go on across blocks: the run that ends
                     # the block is carried into the next one
-                    at = (np.abs(x) >= CLIP_LEVEL).any(axis=1)
+                    at = _clipped_rows(x)
                     if at.all():
                         run += at.size
                         longest = max(longest, run)
