@@ -834,8 +834,9 @@ class BlockStats:
 class SegmentMeter:
     """The 100 ms K-weighted segment energies of a signal given a block at a time, for
     signals too long to hold whole: :func:`k_weighted_energies` of the whole signal (the
-    same filter in float64, its state carried from block to block; equal to float
-    rounding). Blocks may be of any length; :meth:`stats` gives the figures so far."""
+    same filter in float64, its state carried from block to block, its output in the
+    same layout: the same values to the bit). Blocks may be of any length; :meth:`stats`
+    gives the figures so far."""
 
     def __init__(self, sample_rate: int) -> None:
         self.sample_rate = int(sample_rate)
@@ -847,14 +848,15 @@ class SegmentMeter:
 
     def add(self, x: np.ndarray) -> None:
         """K-weight the next ``(n, channels)`` block (channels as the first block's)."""
-        from vocalmix.core.dsp import flush_denormals
-        from vocalmix.core.kernels import sosfilt
+        from vocalmix.core.dsp import flush_denormals, sosfilt_block
 
-        xb = np.asarray(_as_2d(x), dtype=KW_DTYPE)
+        xb = _as_2d(x)
+        if xb.dtype != np.float32:  # (float32 goes to the filter as it is: cast exactly there)
+            xb = np.asarray(xb, dtype=KW_DTYPE)
         if self._zi is None:
             self._zi = np.zeros((self._sos.shape[0], 2, xb.shape[1]), KW_DTYPE)
-        with flush_denormals():
-            y, self._zi = sosfilt(self._sos, xb, axis=0, zi=self._zi)
+        with flush_denormals():  # (two channels run as one complex signal: sosfilt_pair)
+            y, self._zi = sosfilt_block(self._sos, xb, self._zi)
         if self._rest is not None and self._rest.shape[0]:
             y = np.concatenate([self._rest, y])
         k = y.shape[0] // self.segment_len * self.segment_len
