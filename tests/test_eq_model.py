@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from vocalmix.core.dsp import mono
 from vocalmix.core.errors import ModelError
 from vocalmix.estimators import eq as E
 from vocalmix.estimators.masking import bands_response_db
@@ -199,6 +200,13 @@ def test_masking_never_lifts_a_rolled_off_band_or_past_finished_vocals():
     lim = E.masking_limits(rolled, SR, model)
     assert np.all(lim.allowed_db[hi] == 0.0)
     assert np.all(lim.allowed_db[~hi] <= 1.5 + 1e-9)  # up to the upper quartile only
+    # with no correction the corrected vocal is the vocal's own downmix: the spectrum the
+    # correction was judged on is its spectrum, to the bit, and the limits read it
+    c = E.correct(rolled, SR, model)
+    assert not c.bands and c.power is not None
+    assert np.array_equal(c.power, E.mean_active_spectrum(mono(rolled), SR))
+    again = E.combine_with_masking(rolled, bright, SR, [], model=model, vocal_power=c.power)
+    assert again[1:] == (mask, _hp, notes)
 
 
 @pytest.mark.parametrize("seed", range(5))

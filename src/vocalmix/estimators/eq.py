@@ -411,12 +411,15 @@ class Correction:
         curve_db: the model's corrective curve on :data:`CENTRES_HZ` (before the gate), dB.
         p_clean: posterior probability that the vocal carries no EQ.
         applied: whether the gate let the correction through.
+        power: the vocal's mean active power spectrum it was judged on
+            (:func:`mean_active_spectrum`), or ``None``.
     """
 
     bands: Bands
     curve_db: np.ndarray
     p_clean: float
     applied: bool
+    power: np.ndarray | None = None
 
 
 def correct(vocal: np.ndarray, sample_rate: int, model: EqModel | None = None, *,
@@ -426,7 +429,7 @@ def correct(vocal: np.ndarray, sample_rate: int, model: EqModel | None = None, *
     power = mean_active_spectrum(vocal, sample_rate)
     observed = observed_bands(band_limit_hz(power))
     if observed.sum() < 3:  # (nothing but the lowest bands: nothing to judge it by)
-        return Correction([], np.zeros(N_BANDS), 1.0, False)
+        return Correction([], np.zeros(N_BANDS), 1.0, False, power)
     applied_eq, p_clean = m.posterior_observed(features_from_mean(power), observed)
     raw, p = -applied_eq[0], float(p_clean[0])
     if not observed.all():
@@ -436,7 +439,7 @@ def correct(vocal: np.ndarray, sample_rate: int, model: EqModel | None = None, *
     applied = bool(m.gate_open(raw, np.asarray(p))) and bool(np.any(raw != 0.0))
     bands = curve_to_bands(raw, max_bands=max_bands, max_gain_db=max_gain_db,
                            sample_rate=sample_rate) if applied else []
-    return Correction(bands, raw, p, applied and bool(bands))
+    return Correction(bands, raw, p, applied and bool(bands), power)
 
 
 # --- in the mix: correction first, then masking reduction ----------------------------------
@@ -467,7 +470,8 @@ class MaskingLimits:
 
 def masking_limits(corrected: np.ndarray, sample_rate: int, model: EqModel,
                    engineers_shape_db: dict[str, np.ndarray] | None = None,
-                   max_gain_db: float = 4.0) -> MaskingLimits:
+                   max_gain_db: float = 4.0, *, power: np.ndarray | None = None
+                   ) -> MaskingLimits:
     """The masking EQ's ceiling per band for a corrected vocal (see :class:`MaskingLimits`).
 
     At each 1/3-octave centre the vocal's level-normalised level ``v`` is compared with
@@ -478,9 +482,12 @@ def masking_limits(corrected: np.ndarray, sample_rate: int, model: EqModel,
     ``engineers_shape_db`` (the DiffVox EQ shape percentiles on the same grid,
     :class:`vocalmix.estimators.vocalprior.EngineersPrior`), the lift is also at most the
     engineers' p95 move there minus their median move (a bigger lift is a move few
-    engineers make). All capped at ``max_gain_db``.
+    engineers make). All capped at ``max_gain_db``. ``power``: the corrected vocal's
+    :func:`mean_active_spectrum` when it is known already.
     """
-    level = features_from_mean(mean_active_spectrum(corrected, sample_rate))
+    if power is None:
+        power = mean_active_spectrum(corrected, sample_rate)
+    level = features_from_mean(power)
     allowed = np.full(N_BANDS, float(max_gain_db))
     why = ["ok"] * N_BANDS
     if model.finished_db is not None:
@@ -537,7 +544,8 @@ def limit_masking_bands(bands: Bands, limits: MaskingLimits, sample_rate: int = 
 def combine_with_masking(vocal: np.ndarray, backing: np.ndarray, sample_rate: int,
                          correction: Bands, *, max_total_gain_db: float = MAX_TOTAL_GAIN_DB,
                          config=None, model: EqModel | None = None,
-                         engineers_shape_db: dict[str, np.ndarray] | None = None
+                         engineers_shape_db: dict[str, np.ndarray] | None = None,
+                         vocal_power: np.ndarray | None = None
                          ) -> tuple[Bands, Bands, float, list[str]]:
     """The vocal's EQ for ``--method model``: the learned correction first, then the
     baseline's masking reduction computed on the *corrected* vocal.
@@ -551,6 +559,10 @@ def combine_with_masking(vocal: np.ndarray, backing: np.ndarray, sample_rate: in
     scaled down (the correction repairs the vocal, the masking reduction only helps it
     through the backing), and if the correction alone exceeds it, the correction is
     scaled down too.
+
+    ``vocal_power``: the vocal's :func:`mean_active_spectrum` (:attr:`Correction.power`),
+    which is the corrected vocal's when there is no correction (its downmix, the same
+    samples): the limits then read it instead of making it again.
 
     Returns ``(correction, masking, highpass_hz, notes)``, bands as ``(kind, Hz, dB, Q)``.
     """
@@ -570,7 +582,7 @@ def combine_with_masking(vocal: np.ndarray, backing: np.ndarray, sample_rate: in
     if masking and (model is not None or engineers_shape_db is not None):
         limits = masking_limits(corrected, sample_rate, model or EqModel(
             np.zeros(N_BANDS), np.eye(N_BANDS), np.zeros((1, N_BANDS))), engineers_shape_db,
-            c.eq_max_gain_db)
+            c.eq_max_gain_db, power=None if correction else vocal_power)
         masking, more = limit_masking_bands(masking, limits, sample_rate)
         notes += more
     f = np.geomspace(50.0, min(16000.0, max_filter_hz(sample_rate)), 400)

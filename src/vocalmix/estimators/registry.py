@@ -113,7 +113,8 @@ def _eq_analysis(vocal: np.ndarray, backing: np.ndarray, sample_rate: int) -> tu
     m = eq.shipped_model()
     c = eq.correct(vocal, sample_rate, m)
     return c, eq.combine_with_masking(vocal, backing, sample_rate, c.bands, model=m,
-                                      engineers_shape_db=_engineers_eq_shape())
+                                      engineers_shape_db=_engineers_eq_shape(),
+                                      vocal_power=c.power)
 
 
 #: the reverb model's predictions by the backing's content (a few numbers each, with the
