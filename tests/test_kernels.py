@@ -95,6 +95,18 @@ def test_sosfilt_pair_equals_scipy_to_the_bit(dtype, sections):
     assert empty.shape == (0, 2) and np.array_equal(z0, zi)
 
 
+def test_sosfilt_pair_falls_back_to_the_real_loop_when_complex_is_refused(monkeypatch):
+    # a SciPy whose loop would not take a complex signal: the channels filtered as real ones
+    assert kernels._pairs_in_complex()
+    monkeypatch.setattr(kernels, "_pairs_in_complex", lambda: False)
+    sos = butterworth2_sos(40.0, "highpass", 44100)
+    x = RNG.standard_normal((3000, 2))
+    zi = RNG.standard_normal((1, 2, 2))
+    y, zf = kernels.sosfilt_pair(sos, x, zi)
+    y_ref, zf_ref = scipy.signal.sosfilt(sos, x, axis=0, zi=zi)
+    assert np.array_equal(y, y_ref) and np.array_equal(zf, zf_ref)
+
+
 def test_lfilter_equals_scipy():
     x = RNG.standard_normal(5000)
     b, a = [0.1], [1.0, -0.9]
