@@ -21,11 +21,11 @@ pytest.importorskip("fastapi", reason="server extras not installed")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from vocalmix.core.errors import VocalmixError  # noqa: E402
-from vocalmix.core.measure import integrated_loudness  # noqa: E402
+from vocalmix.core.measure import integrated_loudness, sample_peak  # noqa: E402
 from vocalmix.core.params import SCHEMA_VERSION  # noqa: E402
 from vocalmix.frontends.server.app import create_app  # noqa: E402
 from vocalmix.frontends.server.storage import ID_RE  # noqa: E402
-from vocalmix.frontends.server.studio import louder_channel, waveform_peaks  # noqa: E402
+from vocalmix.frontends.server.studio import waveform_peaks  # noqa: E402
 from vocalmix.synth import synthesize_song  # noqa: E402
 
 SR = 16000
@@ -1002,12 +1002,13 @@ def test_waveform_peaks():
 
 @pytest.mark.parametrize("shape", [(3001, 2), (3001, 1), (3001, 4)])
 def test_the_louder_channel_is_numpys_row_maximum_of_the_magnitudes(shape):
-    # read a channel at a time (numpy's reduction over two-sample rows took 0.3 s of every
-    # 3-minute page mix and edit, per waveform): the same values, in either layout
+    # the waveforms read it a channel at a time (measure.sample_peak; numpy's reduction
+    # over two-sample rows took 0.3 s of every 3-minute page mix and edit, per
+    # waveform): the same values, in either layout
     x = np.random.default_rng(4).standard_normal(shape).astype(np.float32)
     x[7, -1] = np.nan
     for arr in (x, np.asfortranarray(x), x.astype(np.float64)):
-        got = louder_channel(arr)
+        got = sample_peak(np.asarray(arr, dtype=np.float32))  # as waveform_peaks reads it
         assert got.dtype == np.float32
         assert np.array_equal(got, np.abs(arr.astype(np.float32)).max(axis=1), equal_nan=True)
 
