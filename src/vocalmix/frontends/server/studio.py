@@ -386,15 +386,15 @@ class Studio:
     def decode_uploads(self, d: Path, filenames: dict[str, str], fold: str
                        ) -> tuple[np.ndarray, np.ndarray, int, list[str]]:
         """Decode and pair the two uploads (limits checked from their headers first)."""
-        audio = self._decode_two(d, filenames, fold, FORM_FILES,
+        audio = self._decode_two(d, fold, FORM_FILES,
                                  lambda k: upload_label(k, filenames.get(k)))
         return prepare_pair(audio[0], audio[1], max_decoded_bytes=self.max_decoded_bytes)
 
-    def _decode_two(self, d: Path, filenames: dict[str, str], fold: str,
-                    kinds: tuple[str, ...], label: Callable[[str], str]) -> tuple[Any, Any]:
-        """The two uploads ``kinds`` decoded on two threads (libsndfile and FFmpeg let go
-        of the GIL: two 3-minute MP3s 0.23 -> 0.12 s), the first one's error first when
-        both fail."""
+    def _decode_two(self, d: Path, fold: str, kinds: tuple[str, ...],
+                    label: Callable[[str], str]) -> tuple[Any, Any]:
+        """The two uploads ``kinds`` (named in messages by ``label``) decoded on two
+        threads (libsndfile and FFmpeg let go of the GIL: two 3-minute MP3s 0.23 -> 0.12
+        s), the first one's error first when both fail."""
         from vocalmix.core.parallel import beside
 
         def one(k: str) -> Callable[[], Any]:
@@ -412,7 +412,7 @@ class Studio:
         at the mix's rate)."""
         if not all(k in filenames for k in REFERENCE_FILES):
             return None
-        audio = self._decode_two(d, filenames, fold, REFERENCE_FILES,
+        audio = self._decode_two(d, fold, REFERENCE_FILES,
                                  lambda k: upload_label(k.replace("_", " "), filenames.get(k)))
         # (a reference is a human mix: its vocal stem is the engineer's, channels and all)
         rv, rb, _sr, _notes = prepare_pair(audio[0], audio[1], sample_rate=sr,
