@@ -416,3 +416,35 @@ def test_frame_sums_add_each_frame_in_one_order_whatever_the_layout():
         got = frame_sums(y, 441)
         assert got.shape == (n, 2) and np.array_equal(got, want)
     assert frame_sums(interleaved[:100], 441).shape == (0, 2)
+
+
+@pytest.mark.parametrize("reverb", [False, True])
+def test_a_render_without_sends_measures_its_vocal_once_with_the_same_figures(
+        monkeypatch, reverb):
+    """With no reverb and no delay, the vocal in the mix holds the dry vocal's samples:
+    the render's figures K-weight it once, and equal those of measuring both stems."""
+    from dataclasses import replace
+
+    from vocalmix import pipeline
+    from vocalmix.core.params import MixParams
+
+    rng = np.random.default_rng(7)
+    sr, n = 44100, 44100 * 4
+    vocal = (rng.standard_normal((n, 2)) * 0.05).astype(np.float32)
+    backing = (rng.standard_normal((n, 2)) * 0.1).astype(np.float32)
+    p = MixParams()
+    p = replace(p, vocal=replace(p.vocal, gain_db=2.5,
+                                 reverb=replace(p.vocal.reverb, enabled=reverb),
+                                 delay=replace(p.vocal.delay, enabled=False)))
+    dry_measured = []
+    real_stats = pipeline._stats
+    monkeypatch.setattr(pipeline, "_stats", lambda x, sr_: dry_measured.append(x) or
+                        real_stats(x, sr_))
+    params, rendered = pipeline.render_params(vocal, backing, sr, p)
+    assert rendered.sends is reverb
+    assert sum(x is rendered.vocal_dry for x in dry_measured) == int(reverb)
+    if not reverb:
+        assert np.array_equal(rendered.vocal, rendered.vocal_dry)
+    both = pipeline.measure_achieved(replace(rendered, sends=True),
+                                     measure=p.targets.vocal_to_mix_measure)
+    assert params.achieved == both

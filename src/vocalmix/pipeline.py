@@ -56,6 +56,7 @@ from vocalmix.core.render import (
     db_to_gain,
     deesser_stage,
     eq_stage,
+    has_sends,
     moved_take,
     parts_owned,
     premaster_peaks,
@@ -341,7 +342,7 @@ def _resolve(
         else:
             g = resolve_vocal_gain((dry, wet.array), b, sample_rate, target,
                                    measure=t.vocal_to_mix_measure, ready=wet.wait)
-        parts = VocalParts(dry=dry, wet=wet.result())
+        parts = VocalParts(dry=dry, wet=wet.result(), sends=has_sends(eff))
     except BaseException:
         wet.cancel()
         raise
@@ -578,6 +579,11 @@ def _parts_stats(rendered: Rendered | PendingRender) -> _PartsStats:
     """The segment energies of a render's stems (final before its master stage ends):
     the dry vocal's, K-weighted on a helper thread, beside :func:`_sum_stats`."""
     sr = rendered.sample_rate
+    if not rendered.sends:
+        # no sends: the vocal in the mix is the dry vocal's samples (``0 * g + dry``), whose
+        # energies the sums below measure to the bit; one K-weighting fewer
+        summed = _sum_stats(rendered)
+        return summed[0], summed
     return beside(lambda: _stats(rendered.vocal_dry, sr), lambda: _sum_stats(rendered))
 
 

@@ -408,6 +408,9 @@ class Rendered:
     #: ``mix``'s K-weighted 100 ms segment energies when the master measured them
     #: (:func:`master_stage_measured`), else ``None``
     mix_energy: np.ndarray | None = None
+    #: ``False``: the chain had no sends, so ``vocal`` holds ``vocal_dry``'s samples
+    #: (:attr:`VocalParts.sends`)
+    sends: bool = True
 
     @property
     def premaster(self) -> np.ndarray:
@@ -418,10 +421,18 @@ class Rendered:
 @dataclass(frozen=True)
 class VocalParts:
     """The vocal chain at 0 dB vocal gain: ``dry`` (after EQ, de-esser, compressor and
-    make-up) and ``wet`` (the sends' output for that dry signal)."""
+    make-up) and ``wet`` (the sends' output for that dry signal). ``sends=False`` says the
+    chain has no sends (:func:`has_sends`), so ``wet`` is zeros and the vocal in the mix
+    holds the dry vocal's samples: a render's figures then measure it once."""
 
     dry: np.ndarray
     wet: np.ndarray
+    sends: bool = True
+
+
+def has_sends(chain: VocalChain) -> bool:
+    """Whether the vocal chain feeds any send (the reverb or the delay)."""
+    return chain.reverb.enabled or chain.delay.enabled
 
 
 def vocal_inserts(x: np.ndarray, sample_rate: int, chain: VocalChain) -> np.ndarray:
@@ -507,7 +518,7 @@ def vocal_parts(x: np.ndarray, sample_rate: int, chain: VocalChain) -> VocalPart
     dry = vocal_inserts(x, sample_rate, chain)
     if ir is not None:
         ir.result()
-    return VocalParts(dry=dry, wet=sends_wet(dry, sample_rate, chain))
+    return VocalParts(dry=dry, wet=sends_wet(dry, sample_rate, chain), sends=has_sends(chain))
 
 
 def reverb_ir_ahead(reverb: Reverb, sample_rate: int) -> Future[np.ndarray] | None:
@@ -604,7 +615,7 @@ def assemble_pending(
     # the mix's loudness figures are measured as the limiter goes when it changed the
     # signal (otherwise they are the pre-master sum's, which the resolver measured)
     master = PendingMaster(pre, sample_rate, params.master, in_place=True)
-    return PendingRender(master, v, dry, b, sample_rate)
+    return PendingRender(master, v, dry, b, sample_rate, sends=parts.sends)
 
 
 class PendingRender:
@@ -612,10 +623,11 @@ class PendingRender:
     :func:`assemble_pending`)."""
 
     def __init__(self, master: PendingMaster, vocal: np.ndarray, vocal_dry: np.ndarray,
-                 backing: np.ndarray, sample_rate: int) -> None:
+                 backing: np.ndarray, sample_rate: int, *, sends: bool = True) -> None:
         self.master = master
         self.vocal, self.vocal_dry, self.backing = vocal, vocal_dry, backing
         self.sample_rate = sample_rate
+        self.sends = sends
 
     def mix_blocks(self, block: int) -> Iterator[np.ndarray]:
         """The mix's consecutive rows, ``block`` at a time, each once it is final."""
@@ -625,7 +637,7 @@ class PendingRender:
         """The whole render, once the master stage has ended."""
         mix, reduction, tp, energy = self.master.result()
         return Rendered(mix, self.vocal, self.vocal_dry, self.backing, self.sample_rate,
-                        reduction, tp, mix_energy=energy)
+                        reduction, tp, mix_energy=energy, sends=self.sends)
 
 
 def premaster_sum(parts: VocalParts, backing: np.ndarray, vocal_gain_db: float) -> np.ndarray:
