@@ -156,6 +156,7 @@ def _loudness_stats(x: np.ndarray, sample_rate: int, energy: np.ndarray | None =
         BlockStats,
         integrated_from_segments,
         lra_from_short_term,
+        momentary_from_segments,
         sample_peak,
         short_term_from_segments,
     )
@@ -172,10 +173,7 @@ def _loudness_stats(x: np.ndarray, sample_rate: int, energy: np.ndarray | None =
            if e.size >= 30 else 0.0)
     spread = 0.0
     if e.size >= 4:
-        c = np.concatenate([[0.0], np.cumsum(e)])
-        with np.errstate(divide="ignore"):
-            mom = -0.691 + 10.0 * np.log10((c[4:] - c[:-4]) / (4 * seg))
-        spread = float(lra_from_short_term(mom, level_free=True))
+        spread = float(lra_from_short_term(momentary_from_segments(e, seg), level_free=True))
     peak = float(sample_peak(x).max()) if len(x) else 0.0
     with np.errstate(divide="ignore"):
         peak_db = 20.0 * np.log10(peak) if peak > 0 else -np.inf
