@@ -1000,6 +1000,21 @@ def test_waveform_peaks():
     assert len(waveform_peaks(x[:5], columns=100)["peak"]) == 5
 
 
+@pytest.mark.parametrize("n, columns", [(100_003, 1200), (5000, 65), (5000, 64), (1201, 1200),
+                                        (7, 100), (64 * 9 + 5, 129)])
+def test_waveform_peaks_in_groups_of_columns_are_the_whole_signals(n, columns):
+    # the columns are summarised a group at a time (no full-length temporaries): the same
+    # values as the whole signal's magnitudes and squares reduced at once
+    x = np.random.default_rng(n).standard_normal((n, 2)).astype(np.float32) * 0.3
+    a = np.abs(x).max(axis=1)
+    starts = np.linspace(0, n, min(columns, n) + 1).astype(np.int64)[:-1]
+    counts = np.diff(np.append(starts, n)).astype(np.float64)
+    peak = np.maximum.reduceat(a, starts)
+    rms = np.sqrt(np.add.reduceat(a.astype(np.float64) ** 2, starts) / counts)
+    got = waveform_peaks(x, columns=columns)
+    assert got == {"peak": np.round(peak, 4).tolist(), "rms": np.round(rms, 4).tolist()}
+
+
 @pytest.mark.parametrize("shape", [(3001, 2), (3001, 1), (3001, 4)])
 def test_the_louder_channel_is_numpys_row_maximum_of_the_magnitudes(shape):
     # the waveforms read it a channel at a time (measure.sample_peak; numpy's reduction

@@ -60,22 +60,38 @@ def write_wav(path: Path, x: np.ndarray, sample_rate: int) -> None:
     write_audio(path, x, sample_rate, force=True)
 
 
+#: the waveform columns summarised at a time by :func:`waveform_peaks`
+PEAK_GROUP = 64
+
+
 def waveform_peaks(x: np.ndarray, columns: int = PEAK_COLUMNS) -> dict[str, list[float]]:
     """Per-column peak and RMS of ``|x|`` (the louder channel), for drawing a waveform.
 
     ``x``: float ``(n, channels)``. Returns ``{"peak": [...], "rms": [...]}``, linear
     full-scale amplitude, ``min(columns, n)`` values each.
+
+    The columns are summarised :data:`PEAK_GROUP` at a time, the same values as over the
+    whole signal at once (each column's rows in the same order): a 3-minute stem's
+    full-length magnitudes and float64 squares were 96 MB of fresh memory, 0.085-0.2 s per
+    waveform against 0.01-0.02 s.
     """
-    # the louder channel's |x| at each sample, a channel at a time (numpy's
-    # np.abs(x).max(axis=1) reduces rows of two samples one at a time: 0.30 s against
-    # 0.01 s for 3 minutes of stereo, three waveforms per save)
-    a = sample_peak(np.asarray(x, dtype=np.float32))
-    n = len(a)
+    x = np.asarray(x)
+    n = x.shape[0]
     cols = max(1, min(columns, n))
-    starts = np.linspace(0, n, cols + 1).astype(np.int64)[:-1]
-    counts = np.diff(np.append(starts, n)).astype(np.float64)
-    peak = np.maximum.reduceat(a, starts)
-    rms = np.sqrt(np.add.reduceat(a.astype(np.float64) ** 2, starts) / counts)
+    edges = np.linspace(0, n, cols + 1).astype(np.int64)
+    edges[-1] = n
+    peak = np.empty(cols, np.float32)
+    rms = np.empty(cols, np.float64)
+    for g in range(0, cols, PEAK_GROUP):
+        e = edges[g : min(g + PEAK_GROUP, cols) + 1]
+        # the louder channel's |x| at each sample, a channel at a time (numpy's
+        # np.abs(x).max(axis=1) reduces rows of two samples one at a time: 0.30 s against
+        # 0.01 s for 3 minutes of stereo)
+        a = sample_peak(np.asarray(x[e[0] : e[-1]], dtype=np.float32))
+        starts = e[:-1] - e[0]
+        peak[g : g + len(starts)] = np.maximum.reduceat(a, starts)
+        rms[g : g + len(starts)] = np.add.reduceat(np.square(a, dtype=np.float64), starts)
+    rms = np.sqrt(rms / np.diff(edges).astype(np.float64))
     return {"peak": np.round(peak, 4).tolist(), "rms": np.round(rms, 4).tolist()}
 
 
