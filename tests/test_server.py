@@ -1342,3 +1342,52 @@ def test_an_lra_asked_for_that_cannot_be_reached_comes_back_as_a_warning(tmp_pat
     r = client.put(body["links"]["edit"], json={"targets": {"vocal_lra_lu": 1.0}})
     assert r.status_code == 200, r.text
     assert any("LRA target 1 LU is missed" in w for w in r.json()["warnings"])
+
+
+def test_an_edit_links_the_stems_it_did_not_change_from_the_revision_before(client, pair, app):
+    """A gain edit writes the mix and the vocal; the backing (and, with no sends, the dry
+    vocal, which is the vocal) are the revision before's files, the same samples a render
+    of the new settings makes."""
+    from vocalmix.core.params import MixParams
+    from vocalmix.pipeline import render_params
+
+    r = post_mix(client, pair)
+    assert r.status_code == 201, r.text
+    body = r.json()
+    mid, links, p = body["id"], body["links"], body["params"]
+    p["vocal"]["reverb"]["enabled"] = False
+    p["vocal"]["delay"]["enabled"] = False
+    r = client.put(links["edit"], json={"params": p})
+    assert r.status_code == 200 and r.json()["revision"] == 2
+    d = app.state.store.root / mid
+    r2 = d / "r2"
+    assert os.path.samefile(r2 / "vocal_dry.wav", r2 / "vocal.wav")  # no sends
+    assert client.get(f"/api/mixes/{mid}/audio/backing?format=flac").status_code == 200
+    p = r.json()["params"]
+    p["vocal"]["gain_db"] += 1.5
+    r = client.put(links["edit"], json={"params": p})
+    assert r.status_code == 200 and r.json()["revision"] == 3
+    r3 = d / "r3"
+    assert os.path.samefile(r3 / "backing.wav", r2 / "backing.wav")
+    assert os.path.samefile(r3 / "backing.flac", r2 / "backing.flac")  # its encodings too
+    for kind in ("mix", "vocal"):
+        assert not os.path.samefile(r3 / f"{kind}.wav", r2 / f"{kind}.wav"), kind
+    pk2 = json.loads((r2 / "peaks.json").read_text())
+    pk3 = client.get(links["peaks"]).json()
+    assert pk3["backing"] == pk2["backing"] and pk3["vocal"] != pk2["vocal"]
+    # what is handed out is what a render of the new settings makes
+    vv, bb = (read_wav((d / f"{k}_in.wav").read_bytes())[0] for k in ("vocal", "backing"))
+    params = MixParams.from_dict(r.json()["params"])
+    _p, rendered = render_params(vv, bb, SR, params)
+    for kind in ("vocal", "vocal_dry", "backing", "mix"):
+        got = read_wav(client.get(links[kind]).content)[0]
+        want = read_wav(wav_bytes(getattr(rendered, kind), SR, "PCM_24"))[0]
+        assert np.array_equal(got, want), kind
+    # a master edit changes the mix alone
+    p = r.json()["params"]
+    p["master"]["gain_db"] -= 1.0
+    r = client.put(links["edit"], json={"params": p})
+    assert r.status_code == 200 and r.json()["revision"] == 4
+    for kind in ("vocal", "vocal_dry", "backing"):
+        assert os.path.samefile(d / "r4" / f"{kind}.wav", r3 / f"{kind}.wav"), kind
+    assert not os.path.samefile(d / "r4" / "mix.wav", r3 / "mix.wav")

@@ -12,7 +12,10 @@ a folder of another user is refused)::
         vocal_in.wav, backing_in.wav   the decoded inputs (32-bit float)
         analysis.json            the masking analysis of the inputs (cached)
         r<N>/                    revision N: mix.wav vocal.wav vocal_dry.wav backing.wav
-                                 peaks.json params.json [plain.wav]
+                                 peaks.json params.json stems.json [plain.wav]
+                                 (a stem unchanged since revision N-1 is a hard link
+                                 to its file there: stems.json names what each was
+                                 made from)
 
 A render writes a new ``r<N+1>`` folder completely, then ``meta.json`` (atomically) makes
 it current, so a reader sees all of one revision or all of the next, never a mix of the
@@ -517,6 +520,11 @@ def _lstat(p: Path) -> os.stat_result | None:
         return None
 
 
+def own_file(p: Path) -> bool:
+    """Whether ``p`` is a regular file (not a symlink) owned by this user."""
+    return _own_regular(_lstat(p))
+
+
 def _own_regular(st: os.stat_result | None) -> bool:
     """Whether ``st`` (of :func:`_lstat`) is a regular file (not a symlink) owned by this
     user."""
@@ -525,4 +533,4 @@ def _own_regular(st: os.stat_result | None) -> bool:
             and (uid is None or st.st_uid == uid))
 
 
-__all__ = ["BACKING_UPLOAD", "ID_RE", "Store", "default_root", "private_root"]
+__all__ = ["BACKING_UPLOAD", "ID_RE", "Store", "default_root", "own_file", "private_root"]

@@ -30,7 +30,7 @@ from vocalmix.core.params import MixParams, Reason
 from vocalmix.core.progress import ProgressEvent, warnings_of
 from vocalmix.frontends.server.errors import ApiError, busy, from_exception, not_found
 from vocalmix.frontends.server.jobs import JobQueue, QueueFull, Reservation
-from vocalmix.frontends.server.storage import REV_RE, Store
+from vocalmix.frontends.server.storage import REV_RE, Store, own_file
 from vocalmix.frontends.server.uploads import FORM_FILES, NAME_LIMIT, REFERENCE_FILES
 
 log = logging.getLogger("vocalmix.server")
@@ -93,6 +93,55 @@ def waveform_peaks(x: np.ndarray, columns: int = PEAK_COLUMNS) -> dict[str, list
         rms[g : g + len(starts)] = np.add.reduceat(np.square(a, dtype=np.float64), starts)
     rms = np.sqrt(rms / np.diff(edges).astype(np.float64))
     return {"peak": np.round(peak, 4).tolist(), "rms": np.round(rms, 4).tolist()}
+
+
+#: a revision's file naming what each of its stems was made from (:func:`stem_recipes`)
+STEMS_FILE = "stems.json"
+
+
+def stem_recipes(d: Path, params: MixParams, rendered: Any) -> dict[str, str]:
+    """What each stem of a render follows from besides the renderer: a digest of the mix
+    folder's stored inputs (inode, size, modification time), the rate and length, the
+    vocal chain as rendered (:func:`vocalmix.core.amount.effective`) for the vocal and
+    the dry vocal, the backing's settings for the backing, and vocalmix's version. Two
+    renders of one mix with equal recipes made the same samples of that stem (a render of
+    given settings is deterministic, and a mix's stems are those a render of its settings
+    makes, to the bit)."""
+    import hashlib
+    import json
+
+    from vocalmix import __version__
+    from vocalmix.core.amount import effective
+
+    inputs = []
+    for k in FORM_FILES:
+        st = os.stat(d / f"{k}_in.wav")
+        inputs.append([st.st_ino, st.st_size, st.st_mtime_ns])
+    doc = effective(params).to_dict()
+    common = {"version": __version__, "inputs": inputs, "sample_rate": rendered.sample_rate,
+              "frames": int(rendered.mix.shape[0])}
+
+    def digest(part: dict[str, Any]) -> str:
+        text = json.dumps({**common, **part}, sort_keys=True, allow_nan=True)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    vocal = digest({"vocal": doc["vocal"]})
+    return {"vocal": vocal, "vocal_dry": vocal, "backing": digest({"backing": doc["backing"]})}
+
+
+def _link_stem(src: Path, dst: Path, kind: str) -> bool:
+    """Link the stem ``kind`` of revision folder ``src`` into ``dst``, with the encodings
+    of it that ``src`` keeps (written whole under the mix's lock, as the link is); whether
+    it could (a file system without hard links cannot)."""
+    try:
+        os.link(src / f"{kind}.wav", dst / f"{kind}.wav")
+    except OSError:
+        return False
+    for fmt, (_media, ext) in AUDIO_ENCODINGS.items():
+        if fmt != "wav" and own_file(src / f"{kind}{ext}"):
+            with contextlib.suppress(OSError):
+                os.link(src / f"{kind}{ext}", dst / f"{kind}{ext}")
+    return True
 
 
 @dataclass(frozen=True)
@@ -517,20 +566,39 @@ class Studio:
         sr = rendered.sample_rate
         peaks: dict[str, Any] = {"sample_rate": sr, "duration_s": rendered.mix.shape[0] / sr,
                                  "columns": 0}
-        # the four files are written on two threads (libsndfile lets go of the GIL) while
-        # this one reads the waveforms: a 3-minute song's save 0.61 -> 0.38 s. (Writing the
-        # stems while the limiter still makes the mix gained nothing more: the master
-        # stage keeps both cores busy.)
+        recipes = stem_recipes(d, params, rendered)
+        kept = self._unchanged_stems(d, rev - 1, recipes)
+        # the dry vocal of a chain with no sends holds the vocal's samples: the same file
+        alias = ({"vocal_dry": "vocal"} if not getattr(rendered, "sends", True)
+                 and "vocal_dry" not in kept else {})
+        # the stems the last revision has already, made from the same inputs and settings,
+        # are linked from it with their waveforms (and encodings): a gain edit writes the
+        # mix and the vocal only, a master edit the mix only. The other files are written
+        # on two threads (libsndfile lets go of the GIL) while this one reads the
+        # waveforms: a 3-minute song's save 0.61 -> 0.38 s. (Writing the stems while the
+        # limiter still makes the mix gained nothing more: the master stage keeps both
+        # cores busy.)
         with ThreadPoolExecutor(2, thread_name_prefix="vocalmix-save") as pool:
-            written = [pool.submit(write_wav, rd / f"{kind}.wav", getattr(rendered, kind), sr)
-                       for kind in STEM_KINDS]
+            written = {kind: pool.submit(write_wav, rd / f"{kind}.wav", getattr(rendered, kind),
+                                         sr)
+                       for kind in STEM_KINDS if kind not in kept and kind not in alias}
             for kind in STEM_KINDS:
                 if kind != "vocal_dry":
-                    peaks[kind] = waveform_peaks(getattr(rendered, kind))
+                    peaks[kind] = (kept[kind] if kind in kept
+                                   else waveform_peaks(getattr(rendered, kind)))
                     peaks["columns"] = len(peaks[kind]["peak"])
-            for w in written:
+            for w in written.values():
                 w.result()  # (the first failure raised, once all have ended)
+        for kind in kept:
+            if not _link_stem(self.store.rev_dir(d, rev - 1), rd, kind):
+                write_wav(rd / f"{kind}.wav", getattr(rendered, kind), sr)
+        for kind, same in alias.items():
+            try:
+                os.link(rd / f"{same}.wav", rd / f"{kind}.wav")
+            except OSError:
+                write_wav(rd / f"{kind}.wav", getattr(rendered, kind), sr)
         write_text(rd / "peaks.json", json_text(peaks), force=True)
+        write_text(rd / STEMS_FILE, json_text(recipes), force=True)
         write_text(rd / "params.json", params.to_json(), force=True)
         self.store.write_meta(d, status="done", stage="done", error=None, job=None,
                               notes=notes[:MAX_NOTES], moved=json_safe(moved or []),
@@ -542,6 +610,29 @@ class Studio:
         os.utime(d)  # the time to live counts from the last change
         self.store.clear_progress(mid)
         return self.view(mid, d)
+
+    def _unchanged_stems(self, d: Path, prev: int, recipes: dict[str, str]
+                         ) -> dict[str, Any]:
+        """The stems of revision ``prev`` made from the same recipe as this render's
+        (:func:`stem_recipes`), each with its waveform (``None`` for ``vocal_dry``, which
+        has none): ``{}`` when there is no such revision or it cannot be read."""
+        if prev < 1:
+            return {}
+        pd = self.store.rev_dir(d, prev)
+        try:
+            before = self.store.read_json(pd, STEMS_FILE)
+            old_peaks = self.store.read_json(pd, "peaks.json")
+        except (ApiError, OSError):
+            return {}
+        if not isinstance(before, dict) or not isinstance(old_peaks, dict):
+            return {}
+        out: dict[str, Any] = {}
+        for kind, recipe in recipes.items():
+            wave = old_peaks.get(kind) if kind != "vocal_dry" else None
+            if (before.get(kind) == recipe and own_file(pd / f"{kind}.wav")
+                    and (kind == "vocal_dry" or isinstance(wave, dict))):
+                out[kind] = wave
+        return out
 
     # --- derived views ----------------------------------------------------------------------
     def cached_plain(self, d: Path, meta: dict[str, Any]) -> Path | None:
