@@ -448,3 +448,45 @@ def test_a_render_without_sends_measures_its_vocal_once_with_the_same_figures(
     both = pipeline.measure_achieved(replace(rendered, sends=True),
                                      measure=p.targets.vocal_to_mix_measure)
     assert params.achieved == both
+
+
+def test_remembered_vocal_parts_serve_a_gain_edit_with_the_same_render(monkeypatch):
+    """An editor's renders of one read-only take with one chain but for its gain render
+    the vocal chain once (core.render.remembered_parts): the same stems and mix as a
+    render that makes them, the remembered parts untouched by the sum."""
+    from dataclasses import replace
+
+    from vocalmix.core import render as R
+    from vocalmix.core.dsp import frozen
+    from vocalmix.core.params import MixParams
+    from vocalmix.pipeline import render_params
+
+    rng = np.random.default_rng(11)
+    sr, n = 44100, 44100 * 3
+    vocal = frozen((rng.standard_normal((n, 2)) * 0.05).astype(np.float32))
+    backing = frozen((rng.standard_normal((n, 2)) * 0.1).astype(np.float32))
+    made = []
+    real = R.vocal_parts
+    monkeypatch.setattr(R, "vocal_parts", lambda *a, **k: made.append(1) or real(*a, **k))
+    R.forget_parts()
+    p = MixParams()
+    p = replace(p, vocal=replace(p.vocal, reverb=replace(p.vocal.reverb, enabled=True)))
+    for i, gain_db in enumerate((0.0, 2.5, -4.0)):
+        q = replace(p, vocal=replace(p.vocal, gain_db=gain_db), master=replace(
+            p.master, gain_db=-1.0 * i))
+        got_params, got = render_params(vocal, backing, sr, q, remember_parts=True)
+        want_params, want = render_params(vocal, backing, sr, q)
+        for kind in ("mix", "vocal", "vocal_dry", "backing"):
+            assert np.array_equal(getattr(got, kind), getattr(want, kind)), (gain_db, kind)
+        assert got_params == want_params
+    assert len(made) == 1 + 3  # once remembered, and once per plain render
+    # another chain renders its own parts; a writeable take is not remembered
+    q = replace(p, vocal=replace(p.vocal, highpass=replace(p.vocal.highpass,
+                                                           cutoff_frequency_hz=200.0)))
+    render_params(vocal, backing, sr, q, remember_parts=True)
+    assert len(made) == 5
+    assert R.remembered_parts(np.array(vocal), sr, q.vocal).dry.flags.writeable
+    assert len(made) == 6
+    kept = R.remembered_parts(vocal, sr, q.vocal)
+    assert len(made) == 6 and not kept.dry.flags.writeable and not kept.wet.flags.writeable
+    R.forget_parts()

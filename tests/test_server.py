@@ -1391,3 +1391,19 @@ def test_an_edit_links_the_stems_it_did_not_change_from_the_revision_before(clie
     for kind in ("vocal", "vocal_dry", "backing"):
         assert os.path.samefile(d / "r4" / f"{kind}.wav", r3 / f"{kind}.wav"), kind
     assert not os.path.samefile(d / "r4" / "mix.wav", r3 / "mix.wav")
+
+
+def test_the_studio_keeps_the_inputs_of_the_mix_it_edits(client, pair, app):
+    r = post_mix(client, pair)
+    assert r.status_code == 201, r.text
+    mid = r.json()["id"]
+    studio, d = app.state.studio, app.state.store.root / mid
+    v1, b1, sr = studio.inputs(d)
+    v2, b2, _sr = studio.inputs(d)
+    assert v1 is v2 and b1 is b2 and sr == SR
+    assert not v1.flags.writeable and not b1.flags.writeable
+    os.utime(d / "vocal_in.wav", ns=(10**9, 10**9))  # a changed file is read again
+    v3 = studio.inputs(d)[0]
+    assert v3 is not v1 and np.array_equal(v3, v1)
+    assert client.delete(f"/api/mixes/{mid}").status_code == 204
+    assert studio._held is None  # its memory goes with it

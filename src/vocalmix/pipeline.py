@@ -56,6 +56,7 @@ from vocalmix.core.render import (
     db_to_gain,
     deesser_stage,
     eq_stage,
+    forget_parts,
     has_sends,
     moved_take,
     parts_owned,
@@ -650,21 +651,25 @@ def achieved_from_stats(vocal: BlockStats, backing: BlockStats, premaster: Block
 
 def render_params(
     vocal: np.ndarray, backing: np.ndarray, sample_rate: int, params: MixParams,
-    progress: Progress = _quiet,
+    progress: Progress = _quiet, *, remember_parts: bool = False,
 ) -> tuple[MixParams, Rendered]:
-    """Render exactly ``params`` and return them with ``achieved`` filled in."""
-    return render_params_pending(vocal, backing, sample_rate, params, progress).result()
+    """Render exactly ``params`` and return them with ``achieved`` filled in
+    (``remember_parts``: :func:`render_params_pending`)."""
+    return render_params_pending(vocal, backing, sample_rate, params, progress,
+                                 remember_parts=remember_parts).result()
 
 
 def render_params_pending(
     vocal: np.ndarray, backing: np.ndarray, sample_rate: int, params: MixParams,
-    progress: Progress = _quiet,
+    progress: Progress = _quiet, *, remember_parts: bool = False,
 ) -> Pending[tuple[MixParams, Rendered]]:
     """:func:`render_params` with its master stage still running (see :class:`Pending`):
-    for a caller that writes the mix while the limiter makes it."""
+    for a caller that writes the mix while the limiter makes it. ``remember_parts``: see
+    :func:`~vocalmix.core.render.render_pending` (for an editor that renders one take
+    again and again)."""
     vocal, backing = frozen(vocal), frozen(backing)
     progress(ProgressEvent("render", 0.0, "rendering"))
-    r = render_pending(vocal, backing, sample_rate, params)
+    r = render_pending(vocal, backing, sample_rate, params, remember_parts=remember_parts)
     # the stems are final: their figures are measured while the master limits the mix
     # (a core is idle part of that time) instead of after it
     early = Early(lambda: _parts_stats(r))
@@ -784,6 +789,7 @@ def estimate_params(
     """
     # read-only views: every analysis of one input hashes it once (core.dsp.content_key)
     vocal, backing = frozen(vocal), frozen(backing)
+    forget_parts()  # an editor's last render's vocal parts: not beside the analyses
     found: BackingBleed | None = None  # the copy of the backing, read on the take as given
     offset_note: str | None = None
     if isinstance(vocal_offset_ms, str):

@@ -25,7 +25,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -33,7 +33,9 @@ import pedalboard as pb
 
 from vocalmix.core.dsp import (
     EQ_HANDOFF,
+    LruCache,
     board_rows,
+    content_key,
     delayed_rows,
     eq_sos,
     eq_stage,
@@ -704,14 +706,54 @@ def render(vocal: np.ndarray, backing: np.ndarray, sample_rate: int, params: Mix
 
 
 def render_pending(vocal: np.ndarray, backing: np.ndarray, sample_rate: int,
-                   params: MixParams) -> PendingRender:
-    """:func:`render` with its master stage still running (see :func:`assemble_pending`)."""
+                   params: MixParams, *, remember_parts: bool = False) -> PendingRender:
+    """:func:`render` with its master stage still running (see :func:`assemble_pending`).
+
+    ``remember_parts``: keep the vocal chain's output at unity gain (:class:`VocalParts`)
+    for the next render of the same read-only take with the same chain but for its gain
+    (:func:`remembered_parts`): an editor's gain, backing and master edits then render
+    only the sum and the master."""
     from vocalmix.core.amount import effective
 
     if vocal.shape != backing.shape:
         raise ValueError(f"vocal {vocal.shape} and backing {backing.shape} differ in shape")
     p = effective(params)
-    vocal = moved_take(vocal, sample_rate, p.vocal.offset_ms)
-    parts = vocal_parts(vocal, sample_rate, p.vocal)
+    if remember_parts:
+        parts = remembered_parts(vocal, sample_rate, p.vocal)
+    else:
+        vocal = moved_take(vocal, sample_rate, p.vocal.offset_ms)
+        parts = vocal_parts(vocal, sample_rate, p.vocal)
     return assemble_pending(parts, backing, sample_rate, p,
                             in_place=parts_owned(parts, vocal, backing))
+
+
+#: the vocal parts of the last take and chain :func:`remembered_parts` rendered
+_PARTS = LruCache(1)
+#: the largest parts :func:`remembered_parts` keeps, bytes (dry and wet together: a
+#: 6-minute stereo take at 44.1 kHz)
+PARTS_MAX_BYTES = 256 << 20
+
+
+def remembered_parts(take: np.ndarray, sample_rate: int, chain: VocalChain) -> VocalParts:
+    """:func:`vocal_parts` of the take moved by ``chain.offset_ms`` (what a render makes),
+    remembered for a read-only ``take`` (by content, :func:`~vocalmix.core.dsp.
+    content_key`) and the chain but for its gain, which :func:`assemble` applies: read-only
+    parts, the same samples. Parts larger than :data:`PARTS_MAX_BYTES` are not kept."""
+    take = np.asarray(take)
+    if take.flags.writeable or 2 * take.size * 4 > PARTS_MAX_BYTES:  # (two float32 arrays)
+        return vocal_parts(moved_take(take, sample_rate, chain.offset_ms), sample_rate, chain)
+
+    def make() -> VocalParts:
+        parts = vocal_parts(moved_take(take, sample_rate, chain.offset_ms), sample_rate, chain)
+        for a in (parts.dry, parts.wet):
+            a.flags.writeable = False
+        return parts
+
+    key = content_key(take, sample_rate, "vocal parts", replace(chain, gain_db=0.0))
+    out: VocalParts = _PARTS.get_or_make(key, make)
+    return out
+
+
+def forget_parts() -> None:
+    """Drop the remembered vocal parts (:func:`remembered_parts`)."""
+    _PARTS.clear()

@@ -141,7 +141,8 @@ def create_app(
             def sweeper() -> None:
                 while not stop.wait(cleanup_interval_s):
                     try:
-                        store.sweep()
+                        for mid in store.sweep():
+                            studio.forget_inputs(mid)  # (memory kept for its next edit)
                     except OSError as e:  # e.g. the root vanished: try again later
                         log.warning("sweep failed: %s", e)
 

@@ -599,6 +599,7 @@ def parse_edit(raw: bytes) -> tuple[MixParams | None, Steering, bool]:
                            "(the answer does not wait for it).")
 def delete_mix(mid: str, studio: StudioDep) -> Response:
     studio.store.delete_soon(mid)
+    studio.forget_inputs(mid)
     return Response(status_code=204)
 
 

@@ -14,6 +14,7 @@ import logging
 import math
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -60,6 +61,9 @@ def write_wav(path: Path, x: np.ndarray, sample_rate: int) -> None:
     write_audio(path, x, sample_rate, force=True)
 
 
+#: the most memory the decoded inputs kept for the next edit take (:meth:`Studio.inputs`),
+#: bytes: a 6-minute stereo pair at 44.1 kHz
+HELD_MAX_BYTES = 256 << 20
 #: the waveform columns summarised at a time by :func:`waveform_peaks`
 PEAK_GROUP = 64
 
@@ -295,6 +299,9 @@ class Studio:
         self.store = store
         self.jobs = jobs
         self.max_decoded_bytes = int(max_decoded_bytes)
+        #: the decoded inputs of the mix edited last (:meth:`inputs`)
+        self._held: tuple[tuple, np.ndarray, np.ndarray, int] | None = None
+        self._held_lock = threading.Lock()
 
     # --- views ---------------------------------------------------------------------------
     @staticmethod
@@ -492,7 +499,22 @@ class Studio:
         self.store.write_meta(d, sample_rate=sr, duration_s=v.shape[0] / sr)
 
     def inputs(self, d: Path) -> tuple[np.ndarray, np.ndarray, int]:
-        """The stored inputs of a mix (404 if they are gone)."""
+        """The stored inputs of a mix (404 if they are gone), read-only.
+
+        Those of the mix asked for last are kept in memory (up to :data:`HELD_MAX_BYTES`)
+        while its files are unchanged: an edit then neither decodes them again nor hashes
+        them again for the analyses and the vocal parts it reuses
+        (:func:`vocalmix.core.render.remembered_parts`)."""
+        try:
+            sig = tuple((st.st_ino, st.st_size, st.st_mtime_ns)
+                        for st in (os.stat(d / f"{k}_in.wav") for k in FORM_FILES))
+        except OSError:
+            sig = None
+        key = (d.name, sig)
+        with self._held_lock:
+            held = self._held
+        if sig is not None and held is not None and held[0] == key:
+            return held[1], held[2], held[3]
         try:
             v, b = (read_audio(d / f"{k}_in.wav", label=f"stored {k}",
                                max_decoded_bytes=self.max_decoded_bytes)
@@ -500,7 +522,21 @@ class Studio:
         except AudioError as e:  # the folder vanished or was tampered with
             raise ApiError(404, f"the inputs of mix {d.name!r} are gone ({e})",
                            code="mix.inputs_gone") from None
-        return v.samples, b.samples, v.sample_rate
+        vs, bs = v.samples, b.samples
+        for a in (vs, bs):
+            a.flags.writeable = False
+        with self._held_lock:
+            self._held = ((key, vs, bs, v.sample_rate)
+                          if sig is not None and vs.nbytes + bs.nbytes <= HELD_MAX_BYTES
+                          else None)
+        return vs, bs, v.sample_rate
+
+    def forget_inputs(self, mid: str) -> None:
+        """Drop the kept inputs (:meth:`inputs`) when they are mix ``mid``'s (deleted or
+        expired)."""
+        with self._held_lock:
+            if self._held is not None and self._held[0][0] == mid:
+                self._held = None
 
     def _mix_and_save(self, mid: str, d: Path, v: np.ndarray, b: np.ndarray, sr: int, *,
                       method: str, base: MixParams | None, steering: Steering,
@@ -537,7 +573,7 @@ class Studio:
                 moved: list[dict[str, Any]] = []
                 if given is not None and not (steering.resolves() or resolve):
                     new = sync_derived(hand_reasons(current, given), sr)
-                    params, rendered = render_params(v, b, sr, new)
+                    params, rendered = render_params(v, b, sr, new, remember_parts=True)
                     notes = ["rendered the edited settings", *sync_notes(given, new)]
                 else:
                     base = steering.apply(given if given is not None else current,
