@@ -1398,7 +1398,12 @@ def test_the_studio_keeps_the_inputs_of_the_mix_it_edits(client, pair, app):
     assert r.status_code == 201, r.text
     mid = r.json()["id"]
     studio, d = app.state.studio, app.state.store.root / mid
+    # the new mix's decoded inputs are kept as written (the same samples as its files)
+    assert studio._held is not None and studio._held[0][0] == mid
     v1, b1, sr = studio.inputs(d)
+    assert v1 is studio._held[1]
+    assert np.array_equal(v1, read_wav((d / "vocal_in.wav").read_bytes())[0])
+    assert np.array_equal(b1, read_wav((d / "backing_in.wav").read_bytes())[0])
     v2, b2, _sr = studio.inputs(d)
     assert v1 is v2 and b1 is b2 and sr == SR
     assert not v1.flags.writeable and not b1.flags.writeable

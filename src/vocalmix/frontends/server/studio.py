@@ -117,12 +117,12 @@ def stem_recipes(d: Path, params: MixParams, rendered: Any) -> dict[str, str]:
     from vocalmix import __version__
     from vocalmix.core.amount import effective
 
-    inputs = []
-    for k in FORM_FILES:
-        st = os.stat(d / f"{k}_in.wav")
-        inputs.append([st.st_ino, st.st_size, st.st_mtime_ns])
+    sig = _inputs_signature(d)
+    if sig is None:  # (inputs that cannot be read name no recipe: nothing is reused)
+        return {}
     doc = effective(params).to_dict()
-    common = {"version": __version__, "inputs": inputs, "sample_rate": rendered.sample_rate,
+    common = {"version": __version__, "inputs": sig,
+              "sample_rate": rendered.sample_rate,
               "frames": int(rendered.mix.shape[0])}
 
     def digest(part: dict[str, Any]) -> str:
@@ -131,6 +131,16 @@ def stem_recipes(d: Path, params: MixParams, rendered: Any) -> dict[str, str]:
 
     vocal = digest({"vocal": doc["vocal"]})
     return {"vocal": vocal, "vocal_dry": vocal, "backing": digest({"backing": doc["backing"]})}
+
+
+def _inputs_signature(d: Path) -> tuple | None:
+    """The identity of mix folder ``d``'s stored inputs (inode, size, modification time
+    of each), ``None`` when one cannot be read."""
+    try:
+        return tuple((st.st_ino, st.st_size, st.st_mtime_ns)
+                     for st in (os.stat(d / f"{k}_in.wav") for k in FORM_FILES))
+    except OSError:
+        return None
 
 
 def _link_stem(src: Path, dst: Path, kind: str) -> bool:
@@ -493,10 +503,15 @@ class Studio:
         return rv, rb
 
     def store_inputs(self, d: Path, v: np.ndarray, b: np.ndarray, sr: int) -> None:
+        """Write a new mix's inputs (32-bit float WAV); float32 stereo ones, which read
+        back as the same samples, are kept as the mix's decoded inputs (:meth:`inputs`)
+        and made read-only."""
         write_audio(d / "vocal_in.wav", v, sr, force=True, subtype="FLOAT")
         write_audio(d / "backing_in.wav", b, sr, force=True, subtype="FLOAT")
         _drop_uploads(d)
         self.store.write_meta(d, sample_rate=sr, duration_s=v.shape[0] / sr)
+        if all(a.dtype == np.float32 and a.ndim == 2 and a.shape[1] == 2 for a in (v, b)):
+            self._hold(d, v, b, sr)
 
     def inputs(self, d: Path) -> tuple[np.ndarray, np.ndarray, int]:
         """The stored inputs of a mix (404 if they are gone), read-only.
@@ -505,15 +520,10 @@ class Studio:
         while its files are unchanged: an edit then neither decodes them again nor hashes
         them again for the analyses and the vocal parts it reuses
         (:func:`vocalmix.core.render.remembered_parts`)."""
-        try:
-            sig = tuple((st.st_ino, st.st_size, st.st_mtime_ns)
-                        for st in (os.stat(d / f"{k}_in.wav") for k in FORM_FILES))
-        except OSError:
-            sig = None
-        key = (d.name, sig)
+        sig = _inputs_signature(d)
         with self._held_lock:
             held = self._held
-        if sig is not None and held is not None and held[0] == key:
+        if sig is not None and held is not None and held[0] == (d.name, sig):
             return held[1], held[2], held[3]
         try:
             v, b = (read_audio(d / f"{k}_in.wav", label=f"stored {k}",
@@ -522,14 +532,21 @@ class Studio:
         except AudioError as e:  # the folder vanished or was tampered with
             raise ApiError(404, f"the inputs of mix {d.name!r} are gone ({e})",
                            code="mix.inputs_gone") from None
-        vs, bs = v.samples, b.samples
-        for a in (vs, bs):
+        return self._hold(d, v.samples, b.samples, v.sample_rate)
+
+    def _hold(self, d: Path, v: np.ndarray, b: np.ndarray, sr: int
+              ) -> tuple[np.ndarray, np.ndarray, int]:
+        """Make the decoded inputs ``v`` and ``b`` of mix folder ``d`` read-only and keep
+        them for :meth:`inputs` while its files are those of now (and they are at most
+        :data:`HELD_MAX_BYTES`)."""
+        for a in (v, b):
             a.flags.writeable = False
+        sig = _inputs_signature(d)
         with self._held_lock:
-            self._held = ((key, vs, bs, v.sample_rate)
-                          if sig is not None and vs.nbytes + bs.nbytes <= HELD_MAX_BYTES
+            self._held = (((d.name, sig), v, b, sr)
+                          if sig is not None and v.nbytes + b.nbytes <= HELD_MAX_BYTES
                           else None)
-        return vs, bs, v.sample_rate
+        return v, b, sr
 
     def forget_inputs(self, mid: str) -> None:
         """Drop the kept inputs (:meth:`inputs`) when they are mix ``mid``'s (deleted or
