@@ -554,6 +554,9 @@ class Studio:
         with self._held_lock:
             if self._held is not None and self._held[0][0] == mid:
                 self._held = None
+                from vocalmix.core.render import forget_parts
+
+                forget_parts()  # (the vocal parts its last edit remembered, most likely)
 
     def _mix_and_save(self, mid: str, d: Path, v: np.ndarray, b: np.ndarray, sr: int, *,
                       method: str, base: MixParams | None, steering: Steering,
