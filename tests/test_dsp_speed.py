@@ -490,3 +490,40 @@ def test_remembered_vocal_parts_serve_a_gain_edit_with_the_same_render(monkeypat
     kept = R.remembered_parts(vocal, sr, q.vocal)
     assert len(made) == 6 and not kept.dry.flags.writeable and not kept.wet.flags.writeable
     R.forget_parts()
+
+
+@pytest.mark.parametrize("lra_lu", [3.0, 30.0])  # compressed; left alone (early sends)
+def test_a_remembered_compressor_resolution_serves_a_retarget_with_the_same_mix(
+        monkeypatch, lra_lu):
+    """An editor's retargets of the level alone resolve the compressor once
+    (pipeline.estimate_params' ``remember``): the same settings, figures and samples as
+    retargets that resolve it each time; another dynamics target resolves it again."""
+    from dataclasses import replace
+
+    from vocalmix import pipeline
+    from vocalmix.core.dsp import frozen
+    from vocalmix.synth import synthesize_song
+
+    sr = 22050
+    v, b = synthesize_song(sample_rate=sr, duration_s=8.0, seed=3)
+    vocal, backing = frozen(v.astype(np.float32)), frozen(b.astype(np.float32))
+    base, _r, _e = pipeline.mix(vocal, backing, sr, method="baseline", vocal_lra_lu=lra_lu)
+    assert (base.vocal.compressor.ratio > 1.0) is (lra_lu < 10)
+    calls = []
+    real = pipeline.resolve_compressor
+    monkeypatch.setattr(pipeline, "resolve_compressor",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    pipeline.forget_resolutions()
+    for i, v2m in enumerate((-4.0, -2.5, -6.0)):
+        q = base.with_targets(vocal_to_mix_lu=v2m)
+        got_p, got, _e = pipeline.mix(vocal, backing, sr, base=q, remember=True)
+        want_p, want, _e = pipeline.mix(vocal, backing, sr, base=q)
+        assert got_p.vocal == want_p.vocal and got_p.achieved == want_p.achieved, v2m
+        for kind in ("mix", "vocal", "vocal_dry", "backing"):
+            assert np.array_equal(getattr(got, kind), getattr(want, kind)), (v2m, kind)
+        assert len(calls) == 2 * (i + 1) - i  # the remembered one resolved once
+    q = replace(base.with_targets(vocal_to_mix_lu=-4.0), targets=replace(
+        base.targets, vocal_lra_lu=lra_lu - 1.0))
+    pipeline.mix(vocal, backing, sr, base=q, remember=True)
+    assert len(calls) == 5
+    pipeline.forget_resolutions()

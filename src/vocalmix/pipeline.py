@@ -18,7 +18,7 @@ import numpy as np
 
 from vocalmix.core.amount import effective, effective_level_target, effective_vocal
 from vocalmix.core.bleed import LATENCY_MS, BackingBleed, backing_in_vocal, bleed_warning
-from vocalmix.core.dsp import forget_signals, frozen, offset_samples
+from vocalmix.core.dsp import LruCache, content_key, forget_signals, frozen, offset_samples
 from vocalmix.core.errors import ModelError, ParamsError
 from vocalmix.core.measure import (
     BlockStats,
@@ -74,6 +74,7 @@ from vocalmix.core.resolve import (
     MAX_LIMITER_LOSS_LU,
     STEADY_WARNING,
     TARGET_TOLERANCE_LU,
+    CompressorSolution,
     GainSolution,
     gain_solution_at,
     is_locked,
@@ -216,11 +217,14 @@ def _resolve(
     sample_rate: int,
     params: MixParams,
     progress: Progress = _quiet,
+    remember: bool = False,
 ) -> tuple[MixParams, list[str], Resolved]:
     """Targets -> settings: compressor (vocal LRA), reverb (decay), delay time (note and
     tempo), vocal gain (vocal-to-mix, on the chain as rendered at the document's amount)
     and master gain (mix loudness). A locked setting (:func:`~vocalmix.core.resolve.
-    is_locked`) is kept as it is and said so."""
+    is_locked`) is kept as it is and said so. ``remember``: keep the compressor's
+    resolution for the next resolve of the same take and chain to the same dynamics
+    target (:func:`_compressor_memo_key`): an editor's retarget of the level alone."""
     notes: list[str] = []
     reasons: list[Reason] = []
     t = params.targets
@@ -266,16 +270,24 @@ def _resolve(
             comp = vc.compressor
             notes.append("compressor locked: kept as it is")
         else:
-            x_in = deesser_stage(eq_stage(vocal, sample_rate, vc.highpass, vc.eq_bands),
-                                 sample_rate, vc.deesser)
-            # the resolver measures it through a read-only view (hashed once, measured often);
-            # x_in itself stays writeable: uncompressed, it becomes the dry stem, scaled in place
-            seen = frozen(x_in, unique=True)
             statistic, target_lu = (("momentary_range", t.vocal_momentary_range_lu)
                                     if t.vocal_momentary_range_lu is not None
                                     else ("lra", t.vocal_lra_lu))
-            if params.amount == 1.0 and not needs_compression(seen, sample_rate, target_lu,
-                                                              statistic):
+            memo = _compressor_memo_key(vocal, sample_rate, vc, statistic, target_lu,
+                                        remember)
+            kept = _COMPRESSORS.get(memo) if memo is not None else None
+            if kept is not None:
+                x_in, uncompressed, sol, steady_lu = kept
+            else:
+                x_in = deesser_stage(eq_stage(vocal, sample_rate, vc.highpass, vc.eq_bands),
+                                     sample_rate, vc.deesser)
+            # the resolver measures it through a read-only view (hashed once, measured often);
+            # x_in itself stays writeable: uncompressed, it becomes the dry stem, scaled in place
+            seen = frozen(x_in, unique=True)
+            if kept is None:
+                uncompressed = params.amount == 1.0 and not needs_compression(
+                    seen, sample_rate, target_lu, statistic)
+            if params.amount == 1.0 and uncompressed:
                 # uncompressed, x_in is the dry vocal: its sends (the reverb, the longest
                 # render of a mix) start now, beside the resolver's own figures
                 out = np.zeros(x_in.shape, np.float32)
@@ -283,8 +295,9 @@ def _resolve(
                 ir_ready()
                 early = (src, Filling(
                     out, lambda: sends_wet_rows(src, sample_rate, chain, out)))
-            sol = resolve_compressor(seen, sample_rate, target_lu, vc.compressor,
-                                     statistic=statistic)
+            if kept is None:
+                sol = resolve_compressor(seen, sample_rate, target_lu, vc.compressor,
+                                         statistic=statistic)
             if statistic == "momentary_range":
                 notes.append(f"the compressor follows the momentary-range target "
                              f"({t.vocal_momentary_range_lu:g} LU); targets.vocal_lra_lu "
@@ -297,7 +310,10 @@ def _resolve(
                 why = (("target_lra_lu", t.vocal_lra_lu), ("input_lra_lu", sol.input_lra_lu))
             # the input's spread while it sings, for the steady-noise check below (the
             # resolver's figures, remembered: no second pass)
-            steady_lu = momentary_loudness_range(seen, sample_rate)
+            if kept is None:
+                steady_lu = momentary_loudness_range(seen, sample_rate)
+                if memo is not None:
+                    _remember_compressor(memo, x_in, uncompressed, sol, steady_lu)
             comp, lra = sol.compressor, sol.achieved_lra_lu
             mrange = sol.achieved_momentary_range_lu  # either statistic: the achieved figures
             comp_out = sol.output
@@ -458,6 +474,46 @@ def limiter_burst_warning(peaks: np.ndarray, segment_len: int, sample_rate: int,
             "dBFS there before the master): a burst in one of them (a click, an overload, a "
             "glitch where the file was cut), which the mix ducks around; listen there, and "
             "mend it at its source")
+
+
+#: the compressor's last resolution (:func:`_remember_compressor`): the resolver's input
+#: (the take through the EQ and the de-esser), whether it needed no compression, the
+#: solution and the input's momentary range
+_COMPRESSORS = LruCache(1)
+#: the largest resolution :func:`_remember_compressor` keeps, bytes (its two signals: a
+#: 6-minute stereo take at 44.1 kHz)
+COMPRESSOR_MEMO_MAX_BYTES = 256 << 20
+
+
+def _compressor_memo_key(vocal: np.ndarray, sample_rate: int, chain: VocalChain,
+                         statistic: str, target_lu: float, remember: bool) -> tuple | None:
+    """What the compressor's resolution follows from: the take's content (read-only, its
+    digest remembered), the rate, the stages before the compressor, the compressor's
+    settings but for the threshold and make-up the resolver sets, and the dynamics
+    target. ``None`` when it is not to be remembered."""
+    if not remember or vocal.flags.writeable:
+        return None
+    base = replace(chain.compressor, enabled=True, threshold_db=0.0, makeup_db=0.0)
+    return content_key(vocal, sample_rate, "compressor resolution", chain.highpass,
+                       chain.eq_bands, chain.deesser, base, statistic, float(target_lu))
+
+
+def _remember_compressor(key: tuple, x_in: np.ndarray, uncompressed: bool,
+                         sol: CompressorSolution, steady_lu: float) -> None:
+    """Keep a compressor resolution under ``key`` (its signals made read-only, which the
+    render then copies instead of scaling in place: the same samples), unless it is larger
+    than :data:`COMPRESSOR_MEMO_MAX_BYTES`."""
+    arrays = [a for a in (x_in, sol.output) if a is not None]
+    if sum(a.nbytes for a in arrays) > COMPRESSOR_MEMO_MAX_BYTES:
+        return
+    for a in arrays:
+        a.flags.writeable = False
+    _COMPRESSORS.put(key, (x_in, uncompressed, sol, steady_lu))
+
+
+def forget_resolutions() -> None:
+    """Drop the remembered compressor resolution (:func:`_resolve`'s ``remember``)."""
+    _COMPRESSORS.clear()
 
 
 def _inserts(vocal: np.ndarray, sample_rate: int, eff: VocalChain, resolved_on: VocalChain,
@@ -760,6 +816,7 @@ def estimate_params(
     reference: tuple[np.ndarray, np.ndarray] | None = None,
     reference_label: str = "the reference",
     progress: Progress = _quiet,
+    remember: bool = False,
 ) -> Estimate:
     """Choose targets (or take them from ``base``), apply a preset and overrides, resolve
     settings.
@@ -785,7 +842,9 @@ def estimate_params(
     (:attr:`~vocalmix.core.params.VocalChain.offset_ms`), ``"auto"`` by the recording's
     latency where the take carries the backing (:func:`auto_offset_ms`); ``take_moved``:
     ``vocal`` is already moved by it (the long-form path cuts its excerpts from the moved
-    take).
+    take). ``remember``: keep the compressor's resolution for the next estimate that
+    resolves the same take and chain to the same dynamics target (an editor's retarget of
+    the level; the same settings and samples, :func:`forget_resolutions` drops it).
     """
     # read-only views: every analysis of one input hashes it once (core.dsp.content_key)
     vocal, backing = frozen(vocal), frozen(backing)
@@ -930,7 +989,8 @@ def estimate_params(
     # faulted in anew (a 3-minute mix: 23 000 page faults, 0.03-0.09 s of CPU)
     release_free_memory()
     try:
-        params, rnotes, resolved = _resolve(vocal, backing, sample_rate, params, progress)
+        params, rnotes, resolved = _resolve(vocal, backing, sample_rate, params, progress,
+                                            remember)
     finally:
         forget_signals()  # downmixes, an EQ'd vocal the resolver did not ask for
     timings["resolve"] = time.perf_counter() - t1

@@ -555,8 +555,10 @@ class Studio:
             if self._held is not None and self._held[0][0] == mid:
                 self._held = None
                 from vocalmix.core.render import forget_parts
+                from vocalmix.pipeline import forget_resolutions
 
-                forget_parts()  # (the vocal parts its last edit remembered, most likely)
+                forget_parts()  # (what its last edits remembered, most likely)
+                forget_resolutions()
 
     def _mix_and_save(self, mid: str, d: Path, v: np.ndarray, b: np.ndarray, sr: int, *,
                       method: str, base: MixParams | None, steering: Steering,
@@ -570,7 +572,8 @@ class Studio:
         params, rendered, est = mix(v, b, sr, method=method, base=base, locks=locks,
                                     reference=reference,
                                     reference_label=reference_label or "the reference",
-                                    progress=self._progress(mid), **steering.kwargs())
+                                    progress=self._progress(mid), remember=True,
+                                    **steering.kwargs())
         moved = moved_entries(base, params) if base is not None else []
         return self.save(mid, d, params, rendered, notes + list(est.notes), moved)
 
@@ -598,7 +601,9 @@ class Studio:
                 else:
                     base = steering.apply(given if given is not None else current,
                                           add_locks=False)
-                    params, rendered, est = mix(v, b, sr, base=base, **steering.kwargs())
+                    # (the compressor's resolution is kept for the next retarget)
+                    params, rendered, est = mix(v, b, sr, base=base, remember=True,
+                                                **steering.kwargs())
                     notes = list(est.notes)
                     moved = moved_entries(base, params)
                 return self.save(mid, d, params, rendered, notes, moved)
