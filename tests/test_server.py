@@ -1037,6 +1037,13 @@ def test_settings_from_the_environment(tmp_path, monkeypatch):
     assert app.state.max_upload_bytes == 2**19 and app.state.store.ttl_s == 12.0
     app = create_app(tmp_path / "arg", max_upload_bytes=1000, ttl_s=5)  # arguments win
     assert app.state.max_upload_bytes == 1000 and app.state.store.ttl_s == 5
+    assert app.state.studio.keep_edits_bytes == 256 * 2**20
+    monkeypatch.setenv("VOCALMIX_KEEP_EDITS_MB", "0")  # keep nothing for the next edit
+    assert create_app(tmp_path / "arg").state.studio.keep_edits_bytes == 0
+    monkeypatch.setenv("VOCALMIX_KEEP_EDITS_MB", "-1")
+    with pytest.raises(VocalmixError, match="VOCALMIX_KEEP_EDITS_MB"):
+        create_app(tmp_path / "bad")
+    monkeypatch.delenv("VOCALMIX_KEEP_EDITS_MB")
     monkeypatch.setenv("VOCALMIX_TTL_S", "soon")
     with pytest.raises(VocalmixError, match="VOCALMIX_TTL_S"):
         create_app(tmp_path / "bad")
@@ -1048,6 +1055,7 @@ def test_serve_command(tmp_path):
     args = build_parser(["serve"]).parse_args(["serve"])
     assert (args.host, args.port) == ("127.0.0.1", 8000) and callable(args.func)
     assert main(["serve", "--ttl-s", "-1"]) == 2  # one-line error, no server started
+    assert main(["serve", "--keep-edits-mb", "-5"]) == 2
     # a port in use: a one-line error, exit 2, no storage made (uvicorn's own start-up
     # failure was exit 3, the code of an internal error, after the "serving" line)
     with socket.socket() as taken:
@@ -1412,3 +1420,25 @@ def test_the_studio_keeps_the_inputs_of_the_mix_it_edits(client, pair, app):
     assert v3 is not v1 and np.array_equal(v3, v1)
     assert client.delete(f"/api/mixes/{mid}").status_code == 204
     assert studio._held is None  # its memory goes with it
+
+
+def test_a_studio_that_keeps_nothing_edits_to_the_same_result(tmp_path, pair):
+    """``keep_edits_bytes=0``: no inputs, vocal parts or compressor resolution kept between
+    edits; the edits give the same mix as a studio that keeps them."""
+    outs = []
+    for keep in (0, None):
+        app = create_app(tmp_path / f"store{keep}", max_upload_bytes=LIMIT, ttl_s=3600,
+                         cleanup_interval_s=0, keep_edits_bytes=keep)
+        client = TestClient(app, base_url=BASE_URL)
+        r = post_mix(client, pair)
+        assert r.status_code == 201, r.text
+        links, p = r.json()["links"], r.json()["params"]
+        assert (app.state.studio._held is None) is (keep == 0)
+        p["vocal"]["gain_db"] += 1.0
+        r = client.put(links["edit"], json={"params": p})
+        assert r.status_code == 200
+        r = client.put(links["edit"], json={"targets": {"vocal_to_mix_lu": -5.0}})
+        assert r.status_code == 200
+        outs.append((r.json()["params"]["vocal"], r.json()["params"]["achieved"],
+                     client.get(links["mix"]).content))
+    assert outs[0] == outs[1]

@@ -53,13 +53,15 @@ DEFAULT_MAX_UPLOAD_MB = 100.0
 #: 48 kHz; a mix needs about 11 times its inputs' size in memory while it runs
 DEFAULT_MAX_DECODED_MB = 192.0
 DEFAULT_TTL_S = 3600.0
+#: the most memory each of what the mix edited last keeps for its next edit, MB
+DEFAULT_KEEP_EDITS_MB = 256.0
 #: waiting jobs per worker by default
 QUEUE_PER_WORKER = 4
 
 log = logging.getLogger("vocalmix.server")
 
 
-def _env_float(name: str, default: float) -> float:
+def _env_float(name: str, default: float, *, allow_zero: bool = False) -> float:
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
@@ -67,8 +69,9 @@ def _env_float(name: str, default: float) -> float:
         v = float(raw)
     except ValueError:
         raise VocalmixError(f"${name} must be a number, got {raw!r}") from None
-    if not math.isfinite(v) or v <= 0:
-        raise VocalmixError(f"${name} must be positive, got {raw!r}")
+    if not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
+        raise VocalmixError(f"${name} must be {'0 or more' if allow_zero else 'positive'}, "
+                            f"got {raw!r}")
     return v
 
 
@@ -82,6 +85,7 @@ def create_app(
     workers: int | None = None,
     queue_size: int | None = None,
     allowed_hosts: Iterable[str] | None = ("127.0.0.1", "localhost", "::1"),
+    keep_edits_bytes: int | None = None,
 ) -> FastAPI:
     """The vocalmix studio application.
 
@@ -102,6 +106,12 @@ def create_app(
         queue_size: jobs that may wait for a worker; default 4 per worker.
         allowed_hosts: host names accepted in the ``Host`` header (default: loopback);
             ``None`` accepts any (see :mod:`~vocalmix.frontends.server.security`).
+        keep_edits_bytes: the most memory, bytes, each of what the mix edited last keeps
+            for its next edit may take (its decoded inputs, its vocal chain's output, its
+            compressor's resolution, the last two at most 256 MB:
+            :meth:`~vocalmix.frontends.server.studio.Studio.inputs`); default
+            ``$VOCALMIX_KEEP_EDITS_MB`` MB, else 256 MB (a 6-minute stereo song at
+            44.1 kHz); 0 keeps nothing (each edit decodes and renders everything again).
     """
     from fastapi import FastAPI
     from fastapi.exceptions import RequestValidationError
@@ -125,13 +135,17 @@ def create_app(
                                            DEFAULT_MAX_DECODED_MB) * MB)
     if ttl_s is None:
         ttl_s = _env_float("VOCALMIX_TTL_S", DEFAULT_TTL_S)
+    if keep_edits_bytes is None:
+        keep_edits_bytes = int(_env_float("VOCALMIX_KEEP_EDITS_MB", DEFAULT_KEEP_EDITS_MB,
+                                          allow_zero=True) * MB)
     workers = int(workers or os.cpu_count() or 1)
     queue_size = QUEUE_PER_WORKER * workers if queue_size is None else int(queue_size)
     store = Store(storage_dir or default_root(), ttl_s)
     for mid in store.recover():
         log.warning("mix %s was interrupted by a server stop: marked failed", mid)
     studio = Studio(store, JobQueue(workers, queue_size),
-                    max_decoded_bytes=int(max_decoded_bytes))
+                    max_decoded_bytes=int(max_decoded_bytes),
+                    keep_edits_bytes=int(keep_edits_bytes))
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Any) -> Any:
@@ -263,6 +277,12 @@ def register_cli(sub: Any) -> None:
     p.add_argument("--ttl-s", type=float, default=None,
                    help="mixes are removed this long after their last change, s (default "
                         "$VOCALMIX_TTL_S, else 3600)")
+    p.add_argument("--keep-edits-mb", type=float, default=None,
+                   help="memory the mix edited last may keep for its next edit, MB each "
+                        "for its inputs, its vocal chain's output and its compressor's "
+                        "resolution (the last two at most 256; default "
+                        "$VOCALMIX_KEEP_EDITS_MB, else "
+                        f"{DEFAULT_KEEP_EDITS_MB:g}; 0 keeps nothing: slower edits)")
     p.add_argument("--workers", type=int, default=None,
                    help="mixes (and re-renders) computed at once (default: the number of "
                         "CPUs)")
@@ -291,6 +311,9 @@ def serve(args: Any) -> int:
                     ("--max-decoded-mb", args.max_decoded_mb)):
         if v is not None and not (math.isfinite(v) and v > 0):
             raise VocalmixError(f"{name} must be a positive number, got {v:g}")
+    if args.keep_edits_mb is not None and not (math.isfinite(args.keep_edits_mb)
+                                               and args.keep_edits_mb >= 0):
+        raise VocalmixError(f"--keep-edits-mb must be 0 or more, got {args.keep_edits_mb:g}")
     if not 0 < args.port < 65536:
         raise VocalmixError(f"--port must be 1 to 65535, got {args.port}")
     if args.workers is not None and args.workers < 1:
@@ -305,6 +328,8 @@ def serve(args: Any) -> int:
                            else int(args.max_decoded_mb * MB)),
         ttl_s=args.ttl_s, workers=args.workers, queue_size=args.queue_size,
         allowed_hosts=allowed_hosts_for(args.host, args.allowed_host),
+        keep_edits_bytes=(None if args.keep_edits_mb is None
+                          else int(args.keep_edits_mb * MB)),
     )
     if not args.quiet:
         host = f"[{args.host}]" if ":" in args.host else args.host

@@ -61,8 +61,8 @@ def write_wav(path: Path, x: np.ndarray, sample_rate: int) -> None:
     write_audio(path, x, sample_rate, force=True)
 
 
-#: the most memory the decoded inputs kept for the next edit take (:meth:`Studio.inputs`),
-#: bytes: a 6-minute stereo pair at 44.1 kHz
+#: the most memory the decoded inputs kept for the next edit take by default
+#: (:attr:`Studio.keep_edits_bytes`), bytes: a 6-minute stereo pair at 44.1 kHz
 HELD_MAX_BYTES = 256 << 20
 #: the waveform columns summarised at a time by :func:`waveform_peaks`
 PEAK_GROUP = 64
@@ -305,10 +305,14 @@ class Studio:
             :func:`vocalmix.core.audio.read_audio`).
     """
 
-    def __init__(self, store: Store, jobs: JobQueue, *, max_decoded_bytes: int) -> None:
+    def __init__(self, store: Store, jobs: JobQueue, *, max_decoded_bytes: int,
+                 keep_edits_bytes: int = HELD_MAX_BYTES) -> None:
         self.store = store
         self.jobs = jobs
         self.max_decoded_bytes = int(max_decoded_bytes)
+        #: the most memory the mix edited last keeps of each of its inputs, its vocal
+        #: parts and its compressor's resolution for the next edit, bytes (0: nothing)
+        self.keep_edits_bytes = int(keep_edits_bytes)
         #: the decoded inputs of the mix edited last (:meth:`inputs`)
         self._held: tuple[tuple, np.ndarray, np.ndarray, int] | None = None
         self._held_lock = threading.Lock()
@@ -516,7 +520,7 @@ class Studio:
     def inputs(self, d: Path) -> tuple[np.ndarray, np.ndarray, int]:
         """The stored inputs of a mix (404 if they are gone), read-only.
 
-        Those of the mix asked for last are kept in memory (up to :data:`HELD_MAX_BYTES`)
+        Those of the mix asked for last are kept in memory (up to :attr:`keep_edits_bytes`)
         while its files are unchanged: an edit then neither decodes them again nor hashes
         them again for the analyses and the vocal parts it reuses
         (:func:`vocalmix.core.render.remembered_parts`)."""
@@ -538,15 +542,22 @@ class Studio:
               ) -> tuple[np.ndarray, np.ndarray, int]:
         """Make the decoded inputs ``v`` and ``b`` of mix folder ``d`` read-only and keep
         them for :meth:`inputs` while its files are those of now (and they are at most
-        :data:`HELD_MAX_BYTES`)."""
+        :attr:`keep_edits_bytes`)."""
         for a in (v, b):
             a.flags.writeable = False
         sig = _inputs_signature(d)
         with self._held_lock:
             self._held = (((d.name, sig), v, b, sr)
-                          if sig is not None and v.nbytes + b.nbytes <= HELD_MAX_BYTES
+                          if sig is not None and v.nbytes + b.nbytes <= self.keep_edits_bytes
                           else None)
         return v, b, sr
+
+    def _keeps(self, vocal: np.ndarray) -> bool:
+        """Whether a render or resolve of the take ``vocal`` keeps its vocal parts or its
+        compressor's resolution for the next edit: two signals of its size within
+        :attr:`keep_edits_bytes` (the library keeps at most 256 MB of each:
+        :data:`vocalmix.core.render.PARTS_MAX_BYTES`)."""
+        return 0 < 2 * vocal.nbytes <= self.keep_edits_bytes
 
     def forget_inputs(self, mid: str) -> None:
         """Drop the kept inputs (:meth:`inputs`) when they are mix ``mid``'s (deleted or
@@ -572,7 +583,7 @@ class Studio:
         params, rendered, est = mix(v, b, sr, method=method, base=base, locks=locks,
                                     reference=reference,
                                     reference_label=reference_label or "the reference",
-                                    progress=self._progress(mid), remember=True,
+                                    progress=self._progress(mid), remember=self._keeps(v),
                                     **steering.kwargs())
         moved = moved_entries(base, params) if base is not None else []
         return self.save(mid, d, params, rendered, notes + list(est.notes), moved)
@@ -596,14 +607,15 @@ class Studio:
                 moved: list[dict[str, Any]] = []
                 if given is not None and not (steering.resolves() or resolve):
                     new = sync_derived(hand_reasons(current, given), sr)
-                    params, rendered = render_params(v, b, sr, new, remember_parts=True)
+                    params, rendered = render_params(v, b, sr, new,
+                                                     remember_parts=self._keeps(v))
                     notes = ["rendered the edited settings", *sync_notes(given, new)]
                 else:
                     base = steering.apply(given if given is not None else current,
                                           add_locks=False)
                     # (the compressor's resolution is kept for the next retarget)
-                    params, rendered, est = mix(v, b, sr, base=base, remember=True,
-                                                **steering.kwargs())
+                    params, rendered, est = mix(v, b, sr, base=base,
+                                                remember=self._keeps(v), **steering.kwargs())
                     notes = list(est.notes)
                     moved = moved_entries(base, params)
                 return self.save(mid, d, params, rendered, notes, moved)
