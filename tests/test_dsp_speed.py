@@ -492,9 +492,13 @@ def test_remembered_vocal_parts_serve_a_gain_edit_with_the_same_render(monkeypat
     R.forget_parts()
 
 
-@pytest.mark.parametrize("lra_lu", [3.0, 30.0])  # compressed; left alone (early sends)
+@pytest.mark.parametrize("lra_lu, offset_ms", [
+    (3.0, 0.0),  # compressed
+    (30.0, 0.0),  # left alone (the sends start early)
+    (3.0, -20.0),  # a take moved against the backing (a new array, read-only too)
+])
 def test_a_remembered_compressor_resolution_serves_a_retarget_with_the_same_mix(
-        monkeypatch, lra_lu):
+        monkeypatch, lra_lu, offset_ms):
     """An editor's retargets of the level alone resolve the compressor once
     (pipeline.estimate_params' ``remember``): the same settings, figures and samples as
     retargets that resolve it each time; another dynamics target resolves it again."""
@@ -507,7 +511,9 @@ def test_a_remembered_compressor_resolution_serves_a_retarget_with_the_same_mix(
     sr = 22050
     v, b = synthesize_song(sample_rate=sr, duration_s=8.0, seed=3)
     vocal, backing = frozen(v.astype(np.float32)), frozen(b.astype(np.float32))
-    base, _r, _e = pipeline.mix(vocal, backing, sr, method="baseline", vocal_lra_lu=lra_lu)
+    base, _r, _e = pipeline.mix(vocal, backing, sr, method="baseline", vocal_lra_lu=lra_lu,
+                                vocal_offset_ms=offset_ms)
+    assert base.vocal.offset_ms == offset_ms
     assert (base.vocal.compressor.ratio > 1.0) is (lra_lu < 10)
     calls = []
     real = pipeline.resolve_compressor
