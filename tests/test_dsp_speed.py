@@ -533,3 +533,50 @@ def test_a_remembered_compressor_resolution_serves_a_retarget_with_the_same_mix(
     pipeline.mix(vocal, backing, sr, base=q, remember=True)
     assert len(calls) == 5
     pipeline.forget_resolutions()
+
+
+def test_a_retarget_reuses_the_vocal_parts_and_hands_them_to_the_next_gain_edit(monkeypatch):
+    """With ``remember``, a resolve keeps its vocal parts: the next retarget of the level
+    and the next render of the same chain (a gain edit) take them instead of rendering
+    the chain again, with the same results as a resolve and a render that make them."""
+    from vocalmix import pipeline
+    from vocalmix.core import render as R
+    from vocalmix.core.dsp import frozen
+    from vocalmix.synth import synthesize_song
+
+    sr = 22050
+    v, b = synthesize_song(sample_rate=sr, duration_s=8.0, seed=4)
+    vocal, backing = frozen(v.astype(np.float32)), frozen(b.astype(np.float32))
+    base, _r, _e = pipeline.mix(vocal, backing, sr, method="baseline", vocal_lra_lu=4.0)
+    inserts, parts = [], []
+    real_inserts, real_parts = pipeline._inserts, R.vocal_parts
+    monkeypatch.setattr(pipeline, "_inserts",
+                        lambda *a, **k: inserts.append(1) or real_inserts(*a, **k))
+    monkeypatch.setattr(R, "vocal_parts", lambda *a, **k: parts.append(1) or real_parts(*a, **k))
+    pipeline.forget_resolutions()
+    R.forget_parts()
+    got = [pipeline.mix(vocal, backing, sr, base=base.with_targets(vocal_to_mix_lu=t),
+                        remember=True) for t in (-4.0, -2.0)]
+    assert len(inserts) == 1  # the second retarget took the first one's parts
+    q = got[1][0]
+    q = _with_vocal_gain(q, q.vocal.gain_db + 1.5)
+    edited = pipeline.render_params(vocal, backing, sr, q, remember_parts=True)
+    assert not parts  # the gain edit too
+    pipeline.forget_resolutions()
+    R.forget_parts()
+    want = [pipeline.mix(vocal, backing, sr, base=base.with_targets(vocal_to_mix_lu=t))
+            for t in (-4.0, -2.0)]
+    for (gp, gr, _g), (wp, wr, _w) in zip(got, want, strict=True):
+        assert gp.vocal == wp.vocal and gp.achieved == wp.achieved
+        for kind in ("mix", "vocal", "vocal_dry", "backing"):
+            assert np.array_equal(getattr(gr, kind), getattr(wr, kind)), kind
+    fresh = pipeline.render_params(vocal, backing, sr, q)
+    assert edited[0] == fresh[0]
+    for kind in ("mix", "vocal", "vocal_dry", "backing"):
+        assert np.array_equal(getattr(edited[1], kind), getattr(fresh[1], kind)), kind
+
+
+def _with_vocal_gain(p, gain_db):
+    from dataclasses import replace
+
+    return replace(p, vocal=replace(p.vocal, gain_db=gain_db))

@@ -58,7 +58,10 @@ from vocalmix.core.render import (
     eq_stage,
     forget_parts,
     has_sends,
+    keep_parts,
+    kept_parts,
     moved_take,
+    parts_key,
     parts_owned,
     premaster_peaks,
     premaster_sum,
@@ -224,7 +227,9 @@ def _resolve(
     and master gain (mix loudness). A locked setting (:func:`~vocalmix.core.resolve.
     is_locked`) is kept as it is and said so. ``remember``: keep the compressor's
     resolution for the next resolve of the same take and chain to the same dynamics
-    target (:func:`_compressor_memo_key`): an editor's retarget of the level alone."""
+    target (:func:`_compressor_memo_key`), and the vocal parts for the next render or
+    resolve of the same chain but for its gain (:func:`~vocalmix.core.render.parts_key`):
+    an editor's retarget of the level alone, or gain edit after it."""
     notes: list[str] = []
     reasons: list[Reason] = []
     t = params.targets
@@ -330,7 +335,14 @@ def _resolve(
         progress(ProgressEvent("resolve.gain", 0.6,
                                "resolving the vocal gain for the vocal-to-mix target"))
         eff = effective_vocal(new.vocal, new.amount)
-        dry = _inserts(vocal, sample_rate, eff, new.vocal, x_in, comp_out)
+        # an editor's last render of this take and chain (a retarget of the level alone):
+        # its vocal parts, the same samples as those made below (the take as given, so
+        # for a chain that does not move it)
+        pkey = (parts_key(vocal, sample_rate, eff)
+                if remember and offset_samples(eff.offset_ms, sample_rate) == 0 else None)
+        made = kept_parts(pkey)
+        dry = (made.dry if made is not None
+               else _inserts(vocal, sample_rate, eff, new.vocal, x_in, comp_out))
     except BaseException:
         if early is not None:
             early[1].cancel()
@@ -340,7 +352,12 @@ def _resolve(
     # the vocal as soon as it is final: the same sums in about the time of the render
     # (those started early on the uncompressed vocal, when that is the dry vocal here; at
     # amount 1, the only one they start at, eff's sends are those they render)
-    if early is not None and dry is early[0]:
+    if made is not None:
+        if early is not None:
+            early[1].cancel()
+        done = made.wet
+        wet = Filling(done, lambda: iter([done.shape[0]]))  # (made already)
+    elif early is not None and dry is early[0]:
         wet = early[1]
     else:
         if early is not None:
@@ -359,7 +376,8 @@ def _resolve(
         else:
             g = resolve_vocal_gain((dry, wet.array), b, sample_rate, target,
                                    measure=t.vocal_to_mix_measure, ready=wet.wait)
-        parts = VocalParts(dry=dry, wet=wet.result(), sends=has_sends(eff))
+        parts = made if made is not None else keep_parts(
+            pkey, VocalParts(dry=dry, wet=wet.result(), sends=has_sends(eff)))
     except BaseException:
         wet.cancel()
         raise
@@ -843,12 +861,16 @@ def estimate_params(
     latency where the take carries the backing (:func:`auto_offset_ms`); ``take_moved``:
     ``vocal`` is already moved by it (the long-form path cuts its excerpts from the moved
     take). ``remember``: keep the compressor's resolution for the next estimate that
-    resolves the same take and chain to the same dynamics target (an editor's retarget of
-    the level; the same settings and samples, :func:`forget_resolutions` drops it).
+    resolves the same take and chain to the same dynamics target, and the vocal parts
+    (the chain's output at unity gain) for the next render or resolve of the same chain
+    but for its gain (an editor's retarget of the level, or its next gain edit; the same
+    settings and samples; :func:`forget_resolutions` and
+    :func:`~vocalmix.core.render.forget_parts` drop them).
     """
     # read-only views: every analysis of one input hashes it once (core.dsp.content_key)
     vocal, backing = frozen(vocal), frozen(backing)
-    forget_parts()  # an editor's last render's vocal parts: not beside the analyses
+    if not (remember and base is not None):
+        forget_parts()  # an editor's last render's vocal parts: not beside the analyses
     found: BackingBleed | None = None  # the copy of the backing, read on the take as given
     offset_note: str | None = None
     if isinstance(vocal_offset_ms, str):

@@ -734,24 +734,54 @@ _PARTS = LruCache(1)
 PARTS_MAX_BYTES = 256 << 20
 
 
+def parts_key(take: np.ndarray, sample_rate: int, chain: VocalChain) -> tuple | None:
+    """What the vocal parts of ``take`` through ``chain`` are remembered under (the take's
+    content, the rate, the chain but for its gain), or ``None`` for a take that is not
+    read-only or whose parts would pass :data:`PARTS_MAX_BYTES`."""
+    take = np.asarray(take)
+    if take.flags.writeable or 2 * take.size * 4 > PARTS_MAX_BYTES:  # (two float32 arrays)
+        return None
+    return content_key(take, sample_rate, "vocal parts", replace(chain, gain_db=0.0))
+
+
+def kept_parts(key: tuple | None) -> VocalParts | None:
+    """The vocal parts remembered under ``key`` (:func:`parts_key`), if they are."""
+    if key is None:
+        return None
+    out: VocalParts | None = _PARTS.get(key)
+    return out
+
+
+def keep_parts(key: tuple | None, parts: VocalParts) -> VocalParts:
+    """Remember ``parts`` under ``key`` (:func:`parts_key`; nothing for ``None``), made
+    read-only; returns them."""
+    if key is not None:
+        _PARTS.put(key, _read_only(parts))
+    return parts
+
+
 def remembered_parts(take: np.ndarray, sample_rate: int, chain: VocalChain) -> VocalParts:
     """:func:`vocal_parts` of the take moved by ``chain.offset_ms`` (what a render makes),
     remembered for a read-only ``take`` (by content, :func:`~vocalmix.core.dsp.
     content_key`) and the chain but for its gain, which :func:`assemble` applies: read-only
     parts, the same samples. Parts larger than :data:`PARTS_MAX_BYTES` are not kept."""
-    take = np.asarray(take)
-    if take.flags.writeable or 2 * take.size * 4 > PARTS_MAX_BYTES:  # (two float32 arrays)
+    key = parts_key(take, sample_rate, chain)
+    if key is None:
         return vocal_parts(moved_take(take, sample_rate, chain.offset_ms), sample_rate, chain)
 
     def make() -> VocalParts:
-        parts = vocal_parts(moved_take(take, sample_rate, chain.offset_ms), sample_rate, chain)
-        for a in (parts.dry, parts.wet):
-            a.flags.writeable = False
-        return parts
+        return _read_only(vocal_parts(moved_take(take, sample_rate, chain.offset_ms),
+                                      sample_rate, chain))
 
-    key = content_key(take, sample_rate, "vocal parts", replace(chain, gain_db=0.0))
     out: VocalParts = _PARTS.get_or_make(key, make)
     return out
+
+
+def _read_only(parts: VocalParts) -> VocalParts:
+    """``parts`` with both arrays made read-only."""
+    for a in (parts.dry, parts.wet):
+        a.flags.writeable = False
+    return parts
 
 
 def forget_parts() -> None:
