@@ -1038,6 +1038,9 @@ def test_settings_from_the_environment(tmp_path, monkeypatch):
     app = create_app(tmp_path / "arg", max_upload_bytes=1000, ttl_s=5)  # arguments win
     assert app.state.max_upload_bytes == 1000 and app.state.store.ttl_s == 5
     assert app.state.studio.keep_edits_bytes == 256 * 2**20
+    from vocalmix.core.render import KEEP_MAX_BYTES
+    from vocalmix.frontends.server.app import DEFAULT_KEEP_EDITS_MB
+    assert DEFAULT_KEEP_EDITS_MB * 2**20 == KEEP_MAX_BYTES  # (one bound, stated twice)
     monkeypatch.setenv("VOCALMIX_KEEP_EDITS_MB", "0")  # keep nothing for the next edit
     assert create_app(tmp_path / "arg").state.studio.keep_edits_bytes == 0
     monkeypatch.setenv("VOCALMIX_KEEP_EDITS_MB", "-1")

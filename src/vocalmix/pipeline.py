@@ -47,6 +47,7 @@ from vocalmix.core.params import (
 )
 from vocalmix.core.progress import Progress, ProgressEvent, no_progress
 from vocalmix.core.render import (
+    KEEP_MAX_BYTES,
     PendingRender,
     Rendered,
     VocalParts,
@@ -498,9 +499,6 @@ def limiter_burst_warning(peaks: np.ndarray, segment_len: int, sample_rate: int,
 #: (the take through the EQ and the de-esser), whether it needed no compression, the
 #: solution and the input's momentary range
 _COMPRESSORS = LruCache(1)
-#: the largest resolution :func:`_remember_compressor` keeps, bytes (its two signals: a
-#: 6-minute stereo take at 44.1 kHz)
-COMPRESSOR_MEMO_MAX_BYTES = 256 << 20
 
 
 def _compressor_memo_key(vocal: np.ndarray, sample_rate: int, chain: VocalChain,
@@ -520,9 +518,9 @@ def _remember_compressor(key: tuple, x_in: np.ndarray, uncompressed: bool,
                          sol: CompressorSolution, steady_lu: float) -> None:
     """Keep a compressor resolution under ``key`` (its signals made read-only, which the
     render then copies instead of scaling in place: the same samples), unless it is larger
-    than :data:`COMPRESSOR_MEMO_MAX_BYTES`."""
+    than :data:`~vocalmix.core.render.KEEP_MAX_BYTES`."""
     arrays = [a for a in (x_in, sol.output) if a is not None]
-    if sum(a.nbytes for a in arrays) > COMPRESSOR_MEMO_MAX_BYTES:
+    if sum(a.nbytes for a in arrays) > KEEP_MAX_BYTES:
         return
     for a in arrays:
         a.flags.writeable = False

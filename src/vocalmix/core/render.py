@@ -729,17 +729,18 @@ def render_pending(vocal: np.ndarray, backing: np.ndarray, sample_rate: int,
 
 #: the vocal parts of the last take and chain :func:`remembered_parts` rendered
 _PARTS = LruCache(1)
-#: the largest parts :func:`remembered_parts` keeps, bytes (dry and wet together: a
-#: 6-minute stereo take at 44.1 kHz)
-PARTS_MAX_BYTES = 256 << 20
+#: the most an editor's render or resolve keeps of what it made for the next one, bytes,
+#: per item (its vocal parts, dry and wet together; its compressor's resolution; the
+#: page's decoded inputs): a 6-minute stereo take at 44.1 kHz
+KEEP_MAX_BYTES = 256 << 20
 
 
 def parts_key(take: np.ndarray, sample_rate: int, chain: VocalChain) -> tuple | None:
     """What the vocal parts of ``take`` through ``chain`` are remembered under (the take's
     content, the rate, the chain but for its gain), or ``None`` for a take that is not
-    read-only or whose parts would pass :data:`PARTS_MAX_BYTES`."""
+    read-only or whose parts would pass :data:`KEEP_MAX_BYTES`."""
     take = np.asarray(take)
-    if take.flags.writeable or 2 * take.size * 4 > PARTS_MAX_BYTES:  # (two float32 arrays)
+    if take.flags.writeable or 2 * take.size * 4 > KEEP_MAX_BYTES:  # (two float32 arrays)
         return None
     return content_key(take, sample_rate, "vocal parts", replace(chain, gain_db=0.0))
 
@@ -764,16 +765,14 @@ def remembered_parts(take: np.ndarray, sample_rate: int, chain: VocalChain) -> V
     """:func:`vocal_parts` of the take moved by ``chain.offset_ms`` (what a render makes),
     remembered for a read-only ``take`` (by content, :func:`~vocalmix.core.dsp.
     content_key`) and the chain but for its gain, which :func:`assemble` applies: read-only
-    parts, the same samples. Parts larger than :data:`PARTS_MAX_BYTES` are not kept."""
-    key = parts_key(take, sample_rate, chain)
-    if key is None:
+    parts, the same samples. Parts larger than :data:`KEEP_MAX_BYTES` are not kept."""
+    def made() -> VocalParts:
         return vocal_parts(moved_take(take, sample_rate, chain.offset_ms), sample_rate, chain)
 
-    def make() -> VocalParts:
-        return _read_only(vocal_parts(moved_take(take, sample_rate, chain.offset_ms),
-                                      sample_rate, chain))
-
-    out: VocalParts = _PARTS.get_or_make(key, make)
+    key = parts_key(take, sample_rate, chain)
+    if key is None:
+        return made()
+    out: VocalParts = _PARTS.get_or_make(key, lambda: _read_only(made()))
     return out
 
 

@@ -53,7 +53,9 @@ DEFAULT_MAX_UPLOAD_MB = 100.0
 #: 48 kHz; a mix needs about 11 times its inputs' size in memory while it runs
 DEFAULT_MAX_DECODED_MB = 192.0
 DEFAULT_TTL_S = 3600.0
-#: the most memory each of what the mix edited last keeps for its next edit, MB
+#: the most memory each of what the mix edited last keeps for its next edit, MB:
+#: :data:`vocalmix.core.render.KEEP_MAX_BYTES` (not imported here: ``--help`` would load
+#: the renderer)
 DEFAULT_KEEP_EDITS_MB = 256.0
 #: waiting jobs per worker by default
 QUEUE_PER_WORKER = 4

@@ -61,9 +61,6 @@ def write_wav(path: Path, x: np.ndarray, sample_rate: int) -> None:
     write_audio(path, x, sample_rate, force=True)
 
 
-#: the most memory the decoded inputs kept for the next edit take by default
-#: (:attr:`Studio.keep_edits_bytes`), bytes: a 6-minute stereo pair at 44.1 kHz
-HELD_MAX_BYTES = 256 << 20
 #: the waveform columns summarised at a time by :func:`waveform_peaks`
 PEAK_GROUP = 64
 
@@ -306,13 +303,16 @@ class Studio:
     """
 
     def __init__(self, store: Store, jobs: JobQueue, *, max_decoded_bytes: int,
-                 keep_edits_bytes: int = HELD_MAX_BYTES) -> None:
+                 keep_edits_bytes: int | None = None) -> None:
+        from vocalmix.core.render import KEEP_MAX_BYTES
+
         self.store = store
         self.jobs = jobs
         self.max_decoded_bytes = int(max_decoded_bytes)
         #: the most memory the mix edited last keeps of each of its inputs, its vocal
         #: parts and its compressor's resolution for the next edit, bytes (0: nothing)
-        self.keep_edits_bytes = int(keep_edits_bytes)
+        self.keep_edits_bytes = int(KEEP_MAX_BYTES if keep_edits_bytes is None
+                                    else keep_edits_bytes)
         #: the decoded inputs of the mix edited last (:meth:`inputs`)
         self._held: tuple[tuple, np.ndarray, np.ndarray, int] | None = None
         self._held_lock = threading.Lock()
@@ -556,7 +556,7 @@ class Studio:
         """Whether a render or resolve of the take ``vocal`` keeps its vocal parts or its
         compressor's resolution for the next edit: two signals of its size within
         :attr:`keep_edits_bytes` (the library keeps at most 256 MB of each:
-        :data:`vocalmix.core.render.PARTS_MAX_BYTES`)."""
+        :data:`vocalmix.core.render.KEEP_MAX_BYTES`)."""
         return 0 < 2 * vocal.nbytes <= self.keep_edits_bytes
 
     def forget_inputs(self, mid: str) -> None:
