@@ -86,3 +86,97 @@ def test_worker_env_passes_the_thread_counts_and_a_set_huge_page_choice(monkeypa
     monkeypatch.delenv(NUMPY_HUGEPAGE_VAR)
     assert NUMPY_HUGEPAGE_VAR not in worker_env()
     assert set(worker_env()) == set(BLAS_THREAD_VARS)
+
+
+#: counts the BLAS libraries' threads around one_blas_thread and the library's calls, in a
+#: process started without the BLAS variables (as a library caller's may be); the counts
+#: are set to 3 first, so that a one-core machine tests the same thing
+_LIBRARY_SCRIPT = """
+import json, sys, threading
+import numpy as np
+from threadpoolctl import ThreadpoolController
+
+def counts():
+    return [lib.get_num_threads()
+            for lib in ThreadpoolController().select(user_api="blas").lib_controllers]
+
+for lib in ThreadpoolController().select(user_api="blas").lib_controllers:
+    lib.set_num_threads(3)
+from vocalmix import pipeline
+from vocalmix.core.threads import one_blas_thread
+from vocalmix.synth import synthesize_song
+
+out = {"before": counts()}
+with one_blas_thread():
+    out["inside"] = counts()
+    with one_blas_thread():
+        out["nested"] = counts()
+    out["after nested"] = counts()
+out["after"] = counts()
+
+# two calls overlapping on two threads: a starts, b starts, a ends, b ends
+a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+def a():
+    with one_blas_thread():
+        a_in.set(); b_in.wait(10)
+    a_out.set()
+def b():
+    a_in.wait(10)
+    with one_blas_thread():
+        b_in.set(); a_out.wait(10)
+        out["b after a ended"] = counts()
+    out["after both"] = counts()
+threads = [threading.Thread(target=f) for f in (a, b)]
+for t in threads: t.start()
+for t in threads: t.join()
+
+# the library's calls: the estimate, and the render up to its achieved figures (measured
+# after the master stage)
+seen = {}
+choose, achieved = pipeline.choose_targets, pipeline.measure_achieved
+def choose_targets(*a, **k):
+    seen.setdefault("estimate", counts())
+    return choose(*a, **k)
+def measure_achieved(*a, **k):
+    seen.setdefault("render", counts())
+    return achieved(*a, **k)
+pipeline.choose_targets, pipeline.measure_achieved = choose_targets, measure_achieved
+v, bk = synthesize_song(sample_rate=44100, duration_s=4.0, seed=3)
+import vocalmix
+r = vocalmix.mix(v, bk, 44100, method="baseline")
+seen["mix"] = seen.pop("estimate"), seen.pop("render")
+vocalmix.render(v, bk, r.params, 44100)
+seen["render alone"] = seen.pop("render")
+out["calls"] = seen
+out["after calls"] = counts()
+print(json.dumps(out))
+"""
+
+
+def _library(**env: str) -> dict:
+    base = {k: v for k, v in os.environ.items() if k not in BLAS_THREAD_VARS}
+    out = subprocess.run([sys.executable, "-c", _LIBRARY_SCRIPT], env={**base, **env},
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_library_calls_run_blas_on_one_thread_and_give_the_count_back():
+    r = _library()
+    n = len(r["before"])
+    assert n >= 1 and r["before"] == [3] * n
+    one = [1] * n
+    assert r["inside"] == r["nested"] == r["after nested"] == one
+    assert r["after"] == [3] * n
+    # counted, not nested: the count stays one until the last call ends
+    assert r["b after a ended"] == one and r["after both"] == [3] * n
+    assert r["calls"] == {"mix": [one, one], "render alone": one}
+    assert r["after calls"] == [3] * n
+
+
+def test_library_calls_keep_a_count_the_user_chose():
+    r = _library(OPENBLAS_NUM_THREADS="3")
+    n = len(r["before"])
+    three = [3] * n
+    assert r["inside"] == r["b after a ended"] == three
+    assert r["calls"] == {"mix": [three, three], "render alone": three}

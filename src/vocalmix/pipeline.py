@@ -92,6 +92,7 @@ from vocalmix.core.resolve import (
     sounds_steady,
     sync_delay_time,
 )
+from vocalmix.core.threads import on_one_blas_thread
 
 _quiet = no_progress
 #: how the resolver's notes on the master gain begin (the live settle leaves them out: it
@@ -721,6 +722,7 @@ def achieved_from_stats(vocal: BlockStats, backing: BlockStats, premaster: Block
     )
 
 
+@on_one_blas_thread
 def render_params(
     vocal: np.ndarray, backing: np.ndarray, sample_rate: int, params: MixParams,
     progress: Progress = _quiet, *, remember_parts: bool = False,
@@ -811,6 +813,7 @@ def moved_take_checked(vocal: np.ndarray, sample_rate: int, offset_ms: float
     return moved, notes
 
 
+@on_one_blas_thread
 def estimate_params(
     vocal: np.ndarray,
     backing: np.ndarray,
@@ -1020,6 +1023,7 @@ def estimate_params(
                     resolved=resolved)
 
 
+@on_one_blas_thread
 def mix(
     vocal: np.ndarray,
     backing: np.ndarray,

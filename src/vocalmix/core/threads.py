@@ -22,20 +22,32 @@ thread, they do not depend on the core count.
 command line calls it first, so its batch workers (which inherit its environment) and
 its server do the same.
 
-Importing vocalmix as a library does not: a caller's process has imported numpy before
-vocalmix could say anything. Set ``OPENBLAS_NUM_THREADS=1`` before numpy is imported to
-get the command line's speed and digits (measured in-process on 2 cores, the model's
-estimate of a 3-minute song: 3.7-3.9 s against 4.1-4.9 s). Lowering the count for the
-duration of each library call (``threadpoolctl``) was tried and not kept: with the
-OpenBLAS of numpy's wheels (0.3.31), a count set from one thread after another thread
-had set one did not take effect, so a call made on a server's worker thread would run
-unlimited, or leave the caller's process on one thread.
+A library caller's process has imported numpy before vocalmix could set anything, so
+the library's calls (``vocalmix.mix``, ``estimate``, ``render``, the web page's mixes
+and a live mixer's rehearsal) run inside :func:`one_blas_thread` instead: the BLAS
+libraries loaded in the process (found by ``threadpoolctl``) are set to one thread when
+the first such call starts and back to their count when the last one ends, unless the
+user chose a count in one of :data:`BLAS_THREAD_VARS`. Measured in-process on 2 cores,
+warm model mixes of a 3-minute song (``vocalmix.mix``) in processes started without the
+variables: 1.34-1.47 s and 2.3-2.45 s of CPU each, against 1.59-1.92 s and 2.8-3.4 s
+before; and the params document is the command line's to the bit, where a threaded
+BLAS had moved its last digits. The calls
+are counted, not nested: ``threadpoolctl``'s own ``threadpool_limits`` restores, when a
+call ends, the count its start found, so of two calls overlapping on a server's threads
+the first to end would have left the other running on every core, and the last the
+process on one thread. Other threads of the caller's process that multiply large
+matrices meanwhile run on one BLAS thread too.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import wraps
+from typing import Any, TypeVar
 
 #: the variables by which OpenMP, OpenBLAS and MKL are told their thread count; each is
 #: read once, when the library loads
@@ -95,5 +107,99 @@ def worker_env() -> dict[str, str]:
     return env
 
 
-__all__ = ["BLAS_THREAD_VARS", "NUMPY_HUGEPAGE_VAR", "no_numpy_hugepages", "pin_blas_threads",
-           "worker_env"]
+def blas_count_chosen() -> bool:
+    """Whether one of :data:`BLAS_THREAD_VARS` is set (and not empty): by the user, or by
+    :func:`pin_blas_threads` to 1."""
+    return any(os.environ.get(v) for v in BLAS_THREAD_VARS)
+
+
+_BLAS_LOCK = threading.Lock()
+#: the calls inside :func:`one_blas_thread` now
+_blas_calls = 0
+#: the BLAS libraries :func:`one_blas_thread` set to one thread, each with its count before
+_blas_restore: list[tuple[Any, int]] = []
+
+
+def _blas_to_one() -> list[tuple[Any, int]]:
+    """Set each BLAS library loaded in the process that runs more than one thread to one;
+    returns them with their counts before. Nothing if ``threadpoolctl`` cannot tell."""
+    try:
+        from threadpoolctl import ThreadpoolController
+
+        libs = ThreadpoolController().select(user_api="blas").lib_controllers
+        changed = []
+        for lib in libs:
+            n = int(lib.get_num_threads() or 1)
+            if n > 1:
+                _set_count(lib, 1)
+                changed.append((lib, n))
+        return changed
+    except Exception:  # noqa: BLE001 - a library it cannot drive: run as the caller set it
+        return []
+
+
+def _set_count(lib: Any, n: int) -> None:
+    """Set the thread count of one BLAS library (a ``threadpoolctl`` controller) from
+    this thread. ``threadpoolctl`` lets only the first thread that set an OpenBLAS count
+    set it again (its pool is the process's), and silently ignores the others: the calls
+    of :func:`one_blas_thread` are counted under one lock instead, so that thread's
+    control is cleared before and after (public ``clear_controlling_thread``)."""
+    clear = getattr(type(lib), "clear_controlling_thread", None)
+    if clear is not None:
+        clear(force=True)
+    try:
+        lib.set_num_threads(n)
+    finally:
+        if clear is not None:
+            clear()
+
+
+def _blas_back(changed: list[tuple[Any, int]]) -> None:
+    for lib, n in changed:
+        try:
+            _set_count(lib, n)
+        except Exception:  # noqa: BLE001 - as above
+            pass
+
+
+@contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """Run the body with the process's BLAS libraries on one thread (see the module's
+    text), unless the user chose a count (:func:`blas_count_chosen`): the command line
+    and its workers have their count set before numpy loads, and pass here at no cost.
+
+    Thread-safe and counted: the count goes to one as the first of overlapping calls
+    starts and back as the last one ends."""
+    global _blas_calls, _blas_restore
+    if blas_count_chosen():
+        yield
+        return
+    with _BLAS_LOCK:
+        if _blas_calls == 0:
+            _blas_restore = _blas_to_one()
+        _blas_calls += 1
+    try:
+        yield
+    finally:
+        with _BLAS_LOCK:
+            _blas_calls -= 1
+            if _blas_calls == 0:
+                _blas_back(_blas_restore)
+                _blas_restore = []
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def on_one_blas_thread(f: F) -> F:
+    """``f`` run inside :func:`one_blas_thread`."""
+    @wraps(f)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        with one_blas_thread():
+            return f(*args, **kwargs)
+
+    return wrapped  # type: ignore[return-value]
+
+
+__all__ = ["BLAS_THREAD_VARS", "NUMPY_HUGEPAGE_VAR", "blas_count_chosen", "no_numpy_hugepages",
+           "on_one_blas_thread", "one_blas_thread", "pin_blas_threads", "worker_env"]
