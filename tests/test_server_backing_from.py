@@ -139,3 +139,83 @@ def test_a_source_still_decoding_answers_409(client, app, takes):
         assert "still decoding" in r.json()["detail"]
     finally:
         store.unpin(mid)
+
+
+def _counting_decodes(monkeypatch) -> list[str]:
+    """The names of the upload files the studio decodes from now on."""
+    import vocalmix.frontends.server.studio as studio_mod
+
+    seen: list[str] = []
+    real = studio_mod.read_audio
+
+    def counted(path, *a, **k):
+        seen.append(os.path.basename(path))
+        return real(path, *a, **k)
+
+    monkeypatch.setattr(studio_mod, "read_audio", counted)
+    return seen
+
+
+def _stored_backing(app, mid: str) -> os.stat_result:
+    return os.stat(app.state.store.root / mid / "backing_in.wav")
+
+
+def test_takes_over_one_backing_decode_and_store_it_once(client, app, takes, tmp_path,
+                                                         monkeypatch):
+    v1, v2, b = takes
+    seen = _counting_decodes(monkeypatch)
+    src = post(client, v1, b, method="baseline").json()["id"]
+    assert sorted(seen) == ["upload_backing", "upload_vocal"]
+    seen.clear()
+    second = post(client, v2, backing_from=src, method="baseline").json()
+    third = post(client, v1, backing_from=second["id"], method="baseline").json()
+    # the takes were decoded, the backing not again
+    assert seen == ["upload_vocal", "upload_vocal"]
+    # and its stored input is the first mix's file, linked (not written again)
+    first_in = _stored_backing(app, src)
+    for mid in (second["id"], third["id"]):
+        st = _stored_backing(app, mid)
+        assert (st.st_dev, st.st_ino) == (first_in.st_dev, first_in.st_ino)
+    # a server that keeps nothing decodes and writes each time, to the same result
+    bare = TestClient(create_app(tmp_path / "bare", max_upload_bytes=2_000_000, ttl_s=3600,
+                                 cleanup_interval_s=0, keep_edits_bytes=0),
+                      base_url=BASE_URL)
+    seen.clear()
+    b_src = post(bare, v1, b, method="baseline").json()["id"]
+    b_second = post(bare, v2, backing_from=b_src, method="baseline").json()
+    assert sorted(seen) == ["upload_backing", "upload_backing", "upload_vocal", "upload_vocal"]
+    bare_root = bare.app.state.store.root
+    assert (os.stat(bare_root / b_src / "backing_in.wav").st_ino
+            != os.stat(bare_root / b_second["id"] / "backing_in.wav").st_ino)
+    assert b_second["params"]["vocal"] == second["params"]["vocal"]
+    assert b_second["params"]["achieved"] == second["params"]["achieved"]
+    assert (bare.get(f"/api/mixes/{b_second['id']}/audio/mix").content
+            == client.get(f"/api/mixes/{second['id']}/audio/mix").content)
+    assert ((bare_root / b_second["id"] / "backing_in.wav").read_bytes()
+            == (app.state.store.root / second["id"] / "backing_in.wav").read_bytes())
+
+
+def test_a_take_at_a_higher_rate_resamples_the_kept_backing_and_stores_its_own(
+        client, app, takes):
+    import io
+
+    import soundfile as sf
+
+    v1, _v2, b = takes
+    src = post(client, v1, b, method="baseline").json()["id"]
+    x, sr = sf.read(io.BytesIO(v1), dtype="float32")
+    buf = io.BytesIO()
+    sf.write(buf, np.repeat(x, 2, axis=0), 2 * sr, format="WAV", subtype="FLOAT")
+    fast = buf.getvalue()  # the same take at twice the rate
+    reused = post(client, fast, backing_from=src, method="baseline")
+    sent = post(client, fast, b, method="baseline")
+    assert reused.status_code == sent.status_code == 201, reused.text
+    r, s = reused.json(), sent.json()
+    assert r["params"]["vocal"] == s["params"]["vocal"]
+    assert r["params"]["achieved"] == s["params"]["achieved"]
+    assert (client.get(f"/api/mixes/{r['id']}/audio/mix").content
+            == client.get(f"/api/mixes/{s['id']}/audio/mix").content)
+    # the backing at the take's rate is a new signal: stored on its own, at that rate
+    st, first = _stored_backing(app, r["id"]), _stored_backing(app, src)
+    assert st.st_ino != first.st_ino
+    assert sf.info(str(app.state.store.root / r["id"] / "backing_in.wav")).samplerate == 2 * sr

@@ -1212,8 +1212,11 @@ def prepare_pair(
     if v.shape[0] != b.shape[0]:
         shorter = "vocal" if v.shape[0] < n else "backing"
         notes += padding_notes(shorter, abs(v.shape[0] - b.shape[0]) / sr, n / sr)
-        v = np.pad(v, ((0, n - v.shape[0]), (0, 0)))
-        b = np.pad(b, ((0, n - b.shape[0]), (0, 0)))
+        # (the shorter one only: the longer is returned as it came, not copied)
+        if shorter == "vocal":
+            v = np.pad(v, ((0, n - v.shape[0]), (0, 0)))
+        else:
+            b = np.pad(b, ((0, n - b.shape[0]), (0, 0)))
     return v, b, sr, notes
 
 
