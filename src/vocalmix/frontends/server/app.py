@@ -111,7 +111,8 @@ def create_app(
         keep_edits_bytes: the most memory, bytes, each of what the mix edited last keeps
             for its next edit may take (its decoded inputs, its vocal chain's output, its
             compressor's resolution, the last two at most 256 MB:
-            :meth:`~vocalmix.frontends.server.studio.Studio.inputs`); default
+            :meth:`~vocalmix.frontends.server.studio.Studio.inputs`), and the backing
+            decoded last, for the next take over it (``backing_from``); default
             ``$VOCALMIX_KEEP_EDITS_MB`` MB, else 256 MB (a 6-minute stereo song at
             44.1 kHz); 0 keeps nothing (each edit decodes and renders everything again).
     """
@@ -282,7 +283,8 @@ def register_cli(sub: Any) -> None:
     p.add_argument("--keep-edits-mb", type=float, default=None,
                    help="memory the mix edited last may keep for its next edit, MB each "
                         "for its inputs, its vocal chain's output and its compressor's "
-                        "resolution (the last two at most 256; default "
+                        "resolution (the last two at most 256), and for the backing "
+                        "decoded last, for takes over it (default "
                         "$VOCALMIX_KEEP_EDITS_MB, else "
                         f"{DEFAULT_KEEP_EDITS_MB:g}; 0 keeps nothing: slower edits)")
     p.add_argument("--workers", type=int, default=None,
