@@ -46,6 +46,28 @@ def test_readme_in_process_example_runs(tmp_path, monkeypatch, song):
     assert b_.vocal_to_mix_lu == pytest.approx(a.vocal_to_mix_lu + 1.0, abs=0.05)
 
 
+def test_readme_loop_over_takes_runs_and_mixes_as_the_paths_do(tmp_path, monkeypatch, song):
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    section = text.split("## In your program", 1)[1]
+    code = re.findall(r"```python\n(.*?)```", section, re.S)[1]  # the loop over takes
+    assert "for take in takes" in code
+    v, b = song
+    write_audio(tmp_path / "take.wav", v, 44100)
+    write_audio(tmp_path / "take2.wav", v[::-1].copy(), 44100)
+    import soundfile as sf
+
+    sf.write(tmp_path / "instrumental.mp3", b, 44100, format="MP3")
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {"takes": ["take.wav", "take2.wav"]}
+    exec(compile(code, "README.md", "exec"), scope)  # noqa: S102
+    # the read-only backing, decoded once, mixes as the path given each time does
+    last = scope["result"]
+    again = vocalmix.mix("take2.wav", "instrumental.mp3")
+    assert np.array_equal(last.mix, again.mix)
+    assert last.params.to_json() == again.params.to_json()
+    assert not scope["backing"].samples.flags.writeable
+
+
 def test_arrays_need_a_rate_and_give_the_same_mix_as_files(tmp_path, song):
     v, b = song
     with pytest.raises(vocalmix.ParamsError, match="sample_rate"):
