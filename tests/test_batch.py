@@ -251,6 +251,63 @@ def test_a_torn_journal_line_is_ignored(catalogue, local_run, tmp_path):
     assert batch.read_results(out) == local_run["table"]
 
 
+def test_rows_over_one_backing_decode_and_hash_it_once_with_the_same_results(
+        tmp_path, monkeypatch):
+    import builtins
+
+    import vocalmix.core.audio as audio_mod
+
+    v, b = synthesize_song(sample_rate=SR, duration_s=2.0, seed=4)
+    bp = tmp_path / "instrumental.flac"
+    sf.write(bp, b, SR, subtype="PCM_24")
+    rows = []
+    for i, take in enumerate((v, 0.5 * v, v[::-1])):
+        sf.write(tmp_path / f"take{i}.wav", take, SR, subtype="FLOAT")
+        rows.append({"id": f"take {i}", "vocal": f"take{i}.wav", "backing": bp.name})
+    decoded: list[str] = []
+    hashed: list[str] = []
+    real_read, real_open = audio_mod.read_audio, builtins.open
+
+    def read(path, *a, **k):
+        decoded.append(Path(path).name)
+        return real_read(path, *a, **k)
+
+    def opened(path, *a, **k):
+        hashed.append(Path(path).name)
+        return real_open(path, *a, **k)
+
+    monkeypatch.setattr(audio_mod, "read_audio", read)
+    monkeypatch.setattr(batch, "open", opened, raising=False)  # (what _sha256_file reads)
+
+    def run(out: str) -> list[dict]:
+        config = batch.BatchConfig(out_dir=str(tmp_path / out), base_dir=str(tmp_path),
+                                   method="baseline")
+        return [batch.mix_job(r, config) for r in rows]
+
+    batch._backings.cache_clear()
+    batch._FILE_HASHES.clear()
+    kept = run("kept")
+    assert [r["status"] for r in kept] == ["ok"] * 3
+    assert decoded.count("instrumental.flac") == 1 and hashed.count("instrumental.flac") == 1
+    assert sorted(n for n in decoded if n != "instrumental.flac") == [
+        "take0.wav", "take1.wav", "take2.wav"]
+    # a worker that keeps nothing decodes and hashes each row's backing, to the same end
+    batch._backings.cache_clear()
+    batch._backings().max_bytes = 0
+    monkeypatch.setattr(batch, "FILE_HASHES_KEPT", 0)
+    batch._FILE_HASHES.clear()
+    decoded.clear()
+    hashed.clear()
+    fresh = run("fresh")
+    assert decoded.count("instrumental.flac") == 3 and hashed.count("instrumental.flac") == 3
+    for a, c in zip(kept, fresh, strict=True):
+        assert a["job_key"] == c["job_key"] and a["params_json"] == c["params_json"]
+        ma, _ = sf.read(tmp_path / "kept" / a["mix_path"], dtype="float32")
+        mc, _ = sf.read(tmp_path / "fresh" / c["mix_path"], dtype="float32")
+        assert np.array_equal(ma, mc)
+    batch._backings.cache_clear()
+
+
 def test_folder_of_pairs_by_naming_convention(tmp_path):
     src = tmp_path / "pairs"
     src.mkdir()

@@ -143,16 +143,18 @@ def test_a_source_still_decoding_answers_409(client, app, takes):
 
 def _counting_decodes(monkeypatch) -> list[str]:
     """The names of the upload files the studio decodes from now on."""
+    import vocalmix.core.audio as audio_mod
     import vocalmix.frontends.server.studio as studio_mod
 
     seen: list[str] = []
-    real = studio_mod.read_audio
+    real = audio_mod.read_audio
 
     def counted(path, *a, **k):
         seen.append(os.path.basename(path))
         return real(path, *a, **k)
 
     monkeypatch.setattr(studio_mod, "read_audio", counted)
+    monkeypatch.setattr(audio_mod, "read_audio", counted)  # (the kept backing's reads)
     return seen
 
 

@@ -416,23 +416,57 @@ def _input_files(spec: JobSpec) -> list[tuple[str, str]]:
     return out
 
 
+#: SHA-256 digests this process made, by the file's identity (device, inode, size,
+#: modification time): a backing many rows name is read and hashed once per worker
+_FILE_HASHES: dict[tuple[int, int, int, int], str] = {}
+_FILE_HASHES_LOCK = threading.Lock()
+#: the most digests kept
+FILE_HASHES_KEPT = 256
+
+
 def _sha256_file(path: str | None) -> str | None:
     """SHA-256 of a regular file's bytes, ``None`` when it is absent, unreadable or not a
     regular file. A pipe, device or socket is never opened (``os.stat`` first): opening a
     named pipe blocks until a writer comes, and ``/dev/zero`` never ends; such a row then
-    fails with the readers' error."""
+    fails with the readers' error. A file hashed before with the same identity is not
+    read again (an edited file gets a new modification time, a replaced one a new
+    inode)."""
     if path is None:
         return None
     h = hashlib.sha256()
     try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
             return None
+        ident = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        with _FILE_HASHES_LOCK:
+            hit = _FILE_HASHES.get(ident)
+        if hit is not None:
+            return hit
         with open(path, "rb") as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 h.update(chunk)
     except (OSError, ValueError):  # ValueError: a NUL in the path
         return None
-    return h.hexdigest()
+    digest = h.hexdigest()
+    with _FILE_HASHES_LOCK:
+        while _FILE_HASHES and len(_FILE_HASHES) >= FILE_HASHES_KEPT:
+            _FILE_HASHES.pop(next(iter(_FILE_HASHES)))  # (the oldest)
+        if FILE_HASHES_KEPT > 0:
+            _FILE_HASHES[ident] = digest
+    return digest
+
+
+@lru_cache(maxsize=1)
+def _backings() -> Any:
+    """The backing this worker decoded last, kept for the next row over the same file
+    (:class:`vocalmix.core.audio.DecodeCache`, up to
+    :data:`vocalmix.core.render.KEEP_MAX_BYTES`): a catalogue of takes over one
+    instrumental decodes it once per worker."""
+    from vocalmix.core.audio import DecodeCache
+    from vocalmix.core.render import KEEP_MAX_BYTES
+
+    return DecodeCache(KEEP_MAX_BYTES)
 
 
 def _job_key(settings: Mapping[str, Any], hashes: Mapping[str, str | None],
@@ -626,7 +660,7 @@ def _mix_into(spec: JobSpec, config: BatchConfig, out: dict[str, Any],
         timings["render_s"] = timings["write_s"] = time.perf_counter() - t
     else:
         v = read_audio(spec.vocal, label=f"vocal {spec.vocal}", fold=spec.fold)
-        b = read_audio(spec.backing, label=f"backing {spec.backing}", fold=spec.fold)
+        b = _backings().read(spec.backing, label=f"backing {spec.backing}", fold=spec.fold)
         vocal, backing, sr, notes = prepare_pair(v, b)
         del v, b
         _check_rate(root / mix_rel, sr)

@@ -894,6 +894,55 @@ class _FFmpegDecode:
         return out
 
 
+def file_identity(path: str | os.PathLike[str]) -> tuple[int, int, int, int] | None:
+    """The identity of the file at ``path`` (device, inode, size, modification time in
+    ns), ``None`` when it cannot be read: the same identity, the same bytes, for files
+    that are replaced (as every output here is) rather than rewritten in place."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):  # (ValueError: a NUL in the path)
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+class DecodeCache:
+    """The file :meth:`read` decoded last, kept for the next read of the very same file
+    (:func:`file_identity`, with the same ``read_audio`` arguments): many takes over one
+    instrumental (a karaoke catalogue, a server's ``backing_from``) decode it once. The
+    kept samples are read-only, so the analyses of the signal are looked up by the array
+    without hashing it again; a file whose samples take more than ``max_bytes`` is not
+    kept (0 keeps nothing). Thread-safe; one file only."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = int(max_bytes)
+        self._kept: tuple[tuple, Audio] | None = None
+        self._lock = threading.Lock()
+
+    def read(self, path: str | os.PathLike[str], **kwargs: Any) -> Audio:
+        """``read_audio(path, **kwargs)``, or the decode kept from the last call on the
+        same file with the same arguments (the same file under another name, a hard
+        link, counts when a ``label`` names it in messages)."""
+        ident = file_identity(path)
+        key = (ident, None if kwargs.get("label") else str(path),
+               tuple(sorted(kwargs.items())))
+        with self._lock:
+            kept = self._kept
+        if ident is not None and kept is not None and kept[0] == key:
+            return kept[1]
+        a = read_audio(path, **kwargs)
+        if ident is not None and 0 < a.samples.nbytes <= self.max_bytes:
+            a.samples.flags.writeable = False
+            with self._lock:
+                self._kept = (key, a)
+        return a
+
+    @property
+    def last(self) -> Audio | None:
+        """The decode kept, if any."""
+        with self._lock:
+            return self._kept[1] if self._kept is not None else None
+
+
 def read_audio_streams(path: str | os.PathLike[str], indices: Iterable[int], *,
                        sample_rate: int) -> list[np.ndarray]:
     """The audio streams ``indices`` (0 the first audio stream) of a file of several, such

@@ -27,6 +27,8 @@ import numpy as np
 from vocalmix.core.audio import (
     BIT_DEPTHS,
     Audio,
+    DecodeCache,
+    file_identity,
     prepare_pair,
     read_audio,
     write_audio,
@@ -145,33 +147,6 @@ def _inputs_signature(d: Path) -> tuple | None:
                      for st in (os.stat(d / f"{k}_in.wav") for k in FORM_FILES))
     except OSError:
         return None
-
-
-def _file_identity(p: Path) -> tuple[int, int, int, int] | None:
-    """The identity of the file ``p`` (device, inode, size, modification time), ``None``
-    when it cannot be read."""
-    try:
-        st = os.stat(p)
-    except OSError:
-        return None
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-
-
-@dataclass
-class _DecodedBacking:
-    """The backing upload decoded last (:meth:`Studio._decoded_backing`).
-
-    Attributes:
-        key: the upload file's identity (:func:`_file_identity`), its label, the fold
-            mode and the decoded-size limit it was decoded with.
-        audio: what it decoded to, its samples read-only.
-        stored: a mix's stored backing input written from exactly ``audio.samples``,
-            with that file's identity (:meth:`Studio.store_inputs` links it).
-    """
-
-    key: tuple
-    audio: Audio
-    stored: tuple[Path, tuple[int, int, int, int]] | None = None
 
 
 def _link_stem(src: Path, dst: Path, kind: str) -> bool:
@@ -350,8 +325,12 @@ class Studio:
         #: the decoded inputs of the mix edited last (:meth:`inputs`)
         self._held: tuple[tuple, np.ndarray, np.ndarray, int] | None = None
         self._held_lock = threading.Lock()
-        #: the backing upload decoded last, for the next take over it (``backing_from``)
-        self._backing: _DecodedBacking | None = None
+        #: the backing upload decoded last, for the next take over it (``backing_from``
+        #: links the same file into each new mix's folder)
+        self._backing = DecodeCache(self.keep_edits_bytes)
+        #: a mix's stored backing input written from that decode's very samples, with
+        #: the file's identity (:meth:`_store_backing` links it)
+        self._stored_backing: tuple[Audio, Path, tuple[int, int, int, int]] | None = None
 
     # --- views ---------------------------------------------------------------------------
     @staticmethod
@@ -525,32 +504,14 @@ class Studio:
                                   max_decoded_bytes=self.max_decoded_bytes)
 
             if kinds == FORM_FILES and k == "backing":
-                return lambda: self._decoded_backing(d / "upload_backing", label(k), fold,
-                                                     read)
+                return lambda: self._backing.read(d / "upload_backing", label=label(k),
+                                                  fold=fold,
+                                                  max_decoded_bytes=self.max_decoded_bytes)
             return read
 
         first, second = kinds
         b, a = beside(one(second), one(first))
         return a, b
-
-    def _decoded_backing(self, path: Path, label: str, fold: str,
-                         read: Callable[[], Audio]) -> Audio:
-        """The backing upload ``path`` decoded (``read``), or the one decoded last when
-        ``path`` is that very file (``backing_from`` links it into each new mix's
-        folder): a karaoke app's takes over one instrumental decode it once. Kept while
-        its samples are within :attr:`keep_edits_bytes`, read-only; only the last."""
-        ident = _file_identity(path)
-        key = (ident, label, fold, self.max_decoded_bytes)
-        with self._held_lock:
-            hit = self._backing
-        if ident is not None and hit is not None and hit.key == key:
-            return hit.audio
-        a = read()
-        if ident is not None and 0 < a.samples.nbytes <= self.keep_edits_bytes:
-            a.samples.flags.writeable = False
-            with self._held_lock:
-                self._backing = _DecodedBacking(key, a)
-        return a
 
     def decode_reference(self, d: Path, filenames: dict[str, str], fold: str, sr: int
                          ) -> tuple[np.ndarray, np.ndarray] | None:
@@ -580,26 +541,26 @@ class Studio:
 
     def _store_backing(self, out: Path, b: np.ndarray, sr: int) -> None:
         """Write the backing input ``b`` to ``out``, or hard-link the stored input of an
-        earlier mix when both were written from the decoded backing kept for
-        ``backing_from`` (:meth:`_decoded_backing`), unchanged by the pairing (same rate,
-        no offset taken out, no padding): the same file, not written again."""
+        earlier mix when both were written from the backing decode kept for
+        ``backing_from`` (:attr:`_backing`), unchanged by the pairing (same rate, no
+        offset taken out, no padding): the same file, not written again."""
+        kept = self._backing.last
+        mine = kept is not None and b is kept.samples and kept.sample_rate == sr
         with self._held_lock:
-            kept = self._backing
-        mine = kept is not None and b is kept.audio.samples and kept.audio.sample_rate == sr
-        if mine and kept is not None and kept.stored is not None:
-            src, ident = kept.stored
-            if _file_identity(src) == ident:
+            stored = self._stored_backing
+        if mine and stored is not None and stored[0] is kept:
+            _audio, src, ident = stored
+            if file_identity(src) == ident:
                 try:
                     os.link(src, out)
                     return
                 except OSError:
                     pass  # (no hard links here, or the file just went: written instead)
         write_audio(out, b, sr, force=True, subtype="FLOAT")
-        written = _file_identity(out)
+        written = file_identity(out)
         if mine and kept is not None and written is not None:
             with self._held_lock:
-                if self._backing is kept:
-                    kept.stored = (out, written)
+                self._stored_backing = (kept, out, written)
 
     def inputs(self, d: Path) -> tuple[np.ndarray, np.ndarray, int]:
         """The stored inputs of a mix (404 if they are gone), read-only.
