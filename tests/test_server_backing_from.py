@@ -225,3 +225,25 @@ def test_a_take_at_a_higher_rate_resamples_the_kept_backing_and_stores_its_own(
     st, first = _stored_backing(app, r["id"]), _stored_backing(app, src)
     assert st.st_ino != first.st_ino
     assert sf.info(str(app.state.store.root / r["id"] / "backing_in.wav")).samplerate == 2 * sr
+
+
+def test_a_new_backing_replaces_the_kept_one_in_memory(client, app, takes):
+    import gc
+    import weakref
+
+    v1, v2, b = takes
+    assert post(client, v1, b, method="baseline").status_code == 201
+    first = weakref.ref(app.state.studio._backing.last.samples)
+    other = wav(synthesize_song(sample_rate=SR, duration_s=4.0, seed=6)[1])
+    # a take at twice the rate: the new backing is resampled, so not stored from the
+    # kept decode's samples, which must not keep the first backing's alive either
+    import io
+
+    import soundfile as sf
+
+    x, sr = sf.read(io.BytesIO(v1), dtype="float32")
+    buf = io.BytesIO()
+    sf.write(buf, np.repeat(x, 2, axis=0), 2 * sr, format="WAV", subtype="FLOAT")
+    assert post(client, buf.getvalue(), other, method="baseline").status_code == 201
+    gc.collect()
+    assert first() is None  # the first backing's samples are not held any more

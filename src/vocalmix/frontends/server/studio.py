@@ -16,6 +16,7 @@ import os
 import shutil
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, fields, is_dataclass, replace
@@ -328,9 +329,10 @@ class Studio:
         #: the backing upload decoded last, for the next take over it (``backing_from``
         #: links the same file into each new mix's folder)
         self._backing = DecodeCache(self.keep_edits_bytes)
-        #: a mix's stored backing input written from that decode's very samples, with
-        #: the file's identity (:meth:`_store_backing` links it)
-        self._stored_backing: tuple[Audio, Path, tuple[int, int, int, int]] | None = None
+        #: a mix's stored backing input written from that decode's very samples (a weak
+        #: reference to them: a decode replaced is not held), with the file's identity
+        #: (:meth:`_store_backing` links it)
+        self._stored_backing: tuple[weakref.ref, Path, tuple[int, int, int, int]] | None = None
 
     # --- views ---------------------------------------------------------------------------
     @staticmethod
@@ -548,8 +550,8 @@ class Studio:
         mine = kept is not None and b is kept.samples and kept.sample_rate == sr
         with self._held_lock:
             stored = self._stored_backing
-        if mine and stored is not None and stored[0] is kept:
-            _audio, src, ident = stored
+        if mine and kept is not None and stored is not None and stored[0]() is kept.samples:
+            _samples, src, ident = stored
             if file_identity(src) == ident:
                 try:
                     os.link(src, out)
@@ -560,7 +562,7 @@ class Studio:
         written = file_identity(out)
         if mine and kept is not None and written is not None:
             with self._held_lock:
-                self._stored_backing = (kept, out, written)
+                self._stored_backing = (weakref.ref(kept.samples), out, written)
 
     def inputs(self, d: Path) -> tuple[np.ndarray, np.ndarray, int]:
         """The stored inputs of a mix (404 if they are gone), read-only.
