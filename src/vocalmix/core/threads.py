@@ -31,12 +31,13 @@ user chose a count in one of :data:`BLAS_THREAD_VARS`. Measured in-process on 2 
 warm model mixes of a 3-minute song (``vocalmix.mix``) in processes started without the
 variables: 1.34-1.47 s and 2.3-2.45 s of CPU each, against 1.59-1.92 s and 2.8-3.4 s
 before; and the params document is the command line's to the bit, where a threaded
-BLAS had moved its last digits. The calls
-are counted, not nested: ``threadpoolctl``'s own ``threadpool_limits`` restores, when a
-call ends, the count its start found, so of two calls overlapping on a server's threads
-the first to end would have left the other running on every core, and the last the
-process on one thread. Other threads of the caller's process that multiply large
-matrices meanwhile run on one BLAS thread too.
+BLAS had moved its last digits.
+
+The calls are counted, not nested: ``threadpoolctl``'s own ``threadpool_limits``
+restores, when a call ends, the count its start found, so of two calls overlapping on
+a server's threads the first to end would have left the other running on every core,
+and the last the process on one thread. Other threads of the caller's process that
+multiply large matrices meanwhile run on one BLAS thread too.
 """
 
 from __future__ import annotations
