@@ -112,7 +112,7 @@ STEMS_FILE = "stems.json"
 
 def stem_recipes(d: Path, params: MixParams, rendered: Any) -> dict[str, str]:
     """What each stem of a render follows from besides the renderer: a digest of the mix
-    folder's stored inputs (inode, size, modification time), the rate and length, the
+    folder's stored inputs' identity (:func:`_inputs_signature`), the rate and length, the
     vocal chain as rendered (:func:`vocalmix.core.amount.effective`) for the vocal and
     the dry vocal, the backing's settings for the backing, and vocalmix's version. Two
     renders of one mix with equal recipes made the same samples of that stem (a render of
@@ -141,13 +141,10 @@ def stem_recipes(d: Path, params: MixParams, rendered: Any) -> dict[str, str]:
 
 
 def _inputs_signature(d: Path) -> tuple | None:
-    """The identity of mix folder ``d``'s stored inputs (inode, size, modification time
-    of each), ``None`` when one cannot be read."""
-    try:
-        return tuple((st.st_ino, st.st_size, st.st_mtime_ns)
-                     for st in (os.stat(d / f"{k}_in.wav") for k in FORM_FILES))
-    except OSError:
-        return None
+    """The identity of mix folder ``d``'s stored inputs (:func:`~vocalmix.core.audio.
+    file_identity` of each), ``None`` when one cannot be read."""
+    ids = tuple(file_identity(d / f"{k}_in.wav") for k in FORM_FILES)
+    return None if None in ids else ids
 
 
 def _link_stem(src: Path, dst: Path, kind: str) -> bool:
