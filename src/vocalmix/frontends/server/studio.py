@@ -27,7 +27,6 @@ import numpy as np
 
 from vocalmix.core.audio import (
     BIT_DEPTHS,
-    Audio,
     DecodeCache,
     file_identity,
     prepare_pair,
@@ -498,15 +497,11 @@ class Studio:
         from vocalmix.core.parallel import beside
 
         def one(k: str) -> Callable[[], Any]:
-            def read() -> Audio:
-                return read_audio(d / f"upload_{k}", label=label(k), fold=fold,
-                                  max_decoded_bytes=self.max_decoded_bytes)
-
-            if kinds == FORM_FILES and k == "backing":
-                return lambda: self._backing.read(d / "upload_backing", label=label(k),
-                                                  fold=fold,
-                                                  max_decoded_bytes=self.max_decoded_bytes)
-            return read
+            # (a new mix's backing through the kept decode: takes over one instrumental)
+            read = (self._backing.read if kinds == FORM_FILES and k == "backing"
+                    else read_audio)
+            return lambda: read(d / f"upload_{k}", label=label(k), fold=fold,
+                                max_decoded_bytes=self.max_decoded_bytes)
 
         first, second = kinds
         b, a = beside(one(second), one(first))
