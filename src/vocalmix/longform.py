@@ -299,7 +299,9 @@ class LongRender:
         ``output`` (in libsndfile's ``mix_subtype``, default the format's), the three
         stems at ``stems`` (paths, or none) and the params document at ``params_out``
         (written last, with the figures measured while writing)."""
-        out: dict[str | os.PathLike[str], Any] = {output: self.source.output(0, mix_subtype)}
+        # the mix is under the master's limiter (a ceiling of at most 0 dBTP)
+        out: dict[str | os.PathLike[str], Any] = {
+            output: self.source.output(0, mix_subtype, within_full_scale=True)}
         for i, path in enumerate(stems, start=1):
             # 32-bit float: a pre-master stem may pass full scale (the limiter acts on the
             # mix only), and written a block at a time its peak is not known beforehand

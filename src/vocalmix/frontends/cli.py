@@ -517,7 +517,9 @@ def _write_pending(plan, args, pending, progress) -> tuple[MixParams, list[Path]
 
     r = pending.render
     mix = BlockSource(((b,) for b in pending.mix_blocks(WRITE_BLOCK)), r.sample_rate)
-    contents: dict[str | Path, typing.Any] = {args.output: mix.output(0, _mix_subtype(args))}
+    # the master's limiter keeps the mix within its ceiling (at most 0 dBTP)
+    contents: dict[str | Path, typing.Any] = {
+        args.output: mix.output(0, _mix_subtype(args), within_full_scale=True)}
     written: list[Path] = [Path(args.output)]
     if args.params_out:
         contents[args.params_out] = lambda: pending.result()[0].to_json()
