@@ -195,6 +195,45 @@ def test_leastsq_equals_scipy_and_leaves_its_start_alone():
     assert np.allclose(got, [2.5, 1.3, 0.4], atol=0.02)
 
 
+@pytest.mark.parametrize("length, nperseg", [(200_000, 16384), (100_000, 4096), (5000, 4096),
+                                             (4096, 4096), (12345, 1001), (7, 5), (3, 3),
+                                             (2, 2), (1, 1)])
+def test_welch_density_equals_scipy(length, nperseg):
+    """Welch's density in blocks of segments gives SciPy's to float rounding (the window
+    is computed in another order), with its frequencies to the bit, for even, odd and
+    one-point segments and a signal with an offset (each segment's mean is taken out)."""
+    x = RNG.standard_normal(length) * 0.1 + 0.01
+    f, p = scipy.signal.welch(x, fs=44100, nperseg=nperseg, noverlap=nperseg // 2,
+                              window="hann", scaling="density")
+    g, q = kernels.welch_density(x, 44100, nperseg, block=3)
+    assert np.array_equal(f, g)
+    np.testing.assert_allclose(q, p, rtol=1e-12, atol=1e-300)
+    with pytest.raises(ValueError, match="at least"):
+        kernels.welch_density(x[: nperseg - 1], 44100, nperseg)
+
+
+def test_analyze_imports_no_scipy_subpackage(tmp_path):
+    """``vocalmix analyze`` (loudness, true peak, tempo, 1/3-octave spectrum) loads none
+    of SciPy's slow packages either: Welch's spectrum is :func:`kernels.welch_density`."""
+    import soundfile as sf
+
+    from vocalmix.synth import synthesize_song
+
+    v, _ = synthesize_song(sample_rate=44100, duration_s=6.0)
+    sf.write(tmp_path / "v.wav", v, 44100)
+    code = (
+        "import sys\n"
+        "from vocalmix.frontends.cli import main\n"
+        f"assert main(['analyze', {str(tmp_path / 'v.wav')!r}, '-q']) == 0\n"
+        "print(sorted(k for k in sys.modules if k.count('.') == 1\n"
+        "             and k.startswith('scipy.') and not k.startswith('scipy._')))\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=300)
+    got = res.stdout.strip().splitlines()[-1]
+    for pkg in ("scipy.signal", "scipy.ndimage", "scipy.fft", "scipy.optimize", "scipy.stats"):
+        assert f"'{pkg}'" not in got, got
+
+
 @pytest.mark.parametrize("args", [(3000.0, "lowpass", 44100), (50.0, "highpass", 44100),
                                   (18000.0, "highpass", 48000),
                                   ((5000.0, 10000.0), "bandpass", 44100),

@@ -1045,12 +1045,11 @@ def _welch_bands(x: np.ndarray, sample_rate: int, centres_hz: tuple[float, ...],
     wide around ``centres_hz`` (edges ``fc * 2 ** (+-1/6)``) the slice of the bins whose
     frequency falls in it (``lo <= f < hi``; empty for a band no bin falls in), with the
     bands' upper edges (Hz)."""
-    from scipy.signal import welch
+    from vocalmix.core.kernels import welch_density
 
     m = channel_mean(np.asarray(x, dtype=np.float64))
     n = min(n_fft, len(m))
-    f, p = welch(m, fs=sample_rate, nperseg=n, noverlap=n // 2, window="hann",
-                 scaling="density")
+    f, p = welch_density(m, sample_rate, n)
     df = float(f[1] - f[0]) if f.size > 1 else float(sample_rate)
     c = np.asarray(centres_hz, dtype=np.float64)
     lo, hi = c * 2.0 ** (-1.0 / 6.0), c * 2.0 ** (1.0 / 6.0)

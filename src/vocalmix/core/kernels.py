@@ -361,6 +361,46 @@ def irfft(x: np.ndarray, n: int | None = None, axis: int = -1) -> np.ndarray:
     return np.asarray(c2r(x, (axis,), n, False, 2, None, 1))
 
 
+def welch_density(x: np.ndarray, sample_rate: float, nperseg: int,
+                  block: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """``scipy.signal.welch(x, fs=sample_rate, nperseg=nperseg, noverlap=nperseg // 2,
+    window="hann", scaling="density")`` of a 1-D float64 ``x`` at least ``nperseg``
+    samples long: ``(frequencies Hz, one-sided power density per Hz)``, within about
+    1e-13 of SciPy's (the window's cosines are computed once here, in another order).
+
+    Welch's estimate: the segments of ``nperseg`` samples every ``nperseg - nperseg //
+    2``, each less its mean (``detrend="constant"``) and times the periodic Hann window
+    ``w``, transformed; ``|X|^2 / (fs * sum(w^2))``, doubled but at 0 Hz (and at the
+    Nyquist frequency for an even ``nperseg``), averaged over the segments. Here
+    ``block`` segments at a time, so a long signal takes a few MB instead of SciPy's
+    copies of every segment (130 MB for 3 minutes at 44.1 kHz, in eight times the time);
+    ``import scipy.signal`` alone would take 0.5 s more."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    x = np.asarray(x, dtype=np.float64)
+    n = int(nperseg)
+    if x.ndim != 1 or n < 1 or len(x) < n:
+        raise ValueError(f"welch_density: a 1-D signal of at least {n} samples is needed")
+    step = n - n // 2
+    count = (len(x) - n // 2) // step
+    if n == 1:  # (SciPy's one-point window)
+        win = np.ones(1)
+    else:
+        win = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n)
+    scale = 1.0 / (sample_rate * float((win * win).sum()))
+    segments = sliding_window_view(x, n)[::step][:count]
+    total = np.zeros(n // 2 + 1)
+    for i in range(0, count, block):
+        seg = segments[i : i + block]
+        seg = win * (seg - seg.mean(axis=-1, keepdims=True))
+        s = rfft(seg, axis=-1)
+        p = s.real**2 + s.imag**2
+        p *= scale
+        p[:, 1 : None if n % 2 else -1] *= 2.0
+        total += p.sum(axis=0)
+    return np.arange(n // 2 + 1) * (sample_rate / n), total / count
+
+
 # --- 1-D filters (scipy.ndimage) -----------------------------------------------------------
 
 
