@@ -239,6 +239,9 @@ def main() -> int:
                 "vocalmix mix (default method)": mixcmd,
                 "vocalmix mix --method baseline": [*mixcmd, "--method", "baseline"],
                 "vocalmix mix --method model": [*mixcmd, "--method", "model"],
+                # the same mix written as an MP3 (LAME at V0), as many karaoke apps deliver
+                "vocalmix mix -o mix.mp3": [*vocalmix, "mix", str(vp), str(bp), "-o",
+                                            str(tmp / "out.mp3"), "--force", "-q"],
                 "vocalmix estimate": [*vocalmix, "estimate", str(vp), str(bp), "-o",
                                       str(tmp / "p.json"), "--force", "-q"],
                 # a re-render of the params document the estimate above wrote (what the
