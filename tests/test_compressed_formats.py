@@ -387,6 +387,15 @@ def test_the_command_lines_mp3_mix_is_lames_of_the_limited_mix(monkeypatch, tmp_
                  "-q"]) == 0
     assert calls == [2]  # streamed as the limiter makes it: within its ceiling
     assert sf.info(str(out)).frames == b.shape[0]
+    # a long mix, rendered and written a block at a time, too
+    monkeypatch.setenv("VOCALMIX_LONG_INPUT_MB", "0.1")
+    long = tmp_path / "long.mp3"
+    assert main(["mix", str(vp), str(bp), "-o", str(long), "--method", "baseline",
+                 "-q"]) == 0
+    assert calls == [2, 2]
+    x, _ = sf.read(long, dtype="float32")
+    ref, _ = sf.read(out, dtype="float32")
+    assert x.shape == ref.shape and lag_samples(x, ref) == 0
 
 
 def test_an_mp3_at_a_rate_it_cannot_hold_is_refused_before_any_work(tmp_path, take, capsys):
