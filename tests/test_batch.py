@@ -113,6 +113,42 @@ def local_run(catalogue, tmp_path_factory) -> dict:
     return {"out": out, "rc": rc, "table": batch.read_results(out)}
 
 
+def test_the_parquet_table_is_the_journals_rows_as_pyarrow_types_them(local_run):
+    """results.parquet is read back as the rows of results.jsonl typed by the schema,
+    the table ``pyarrow.Table.from_pylist`` makes of them, to the bit (failed rows'
+    nulls, long JSON cells, every double), though the driver builds it with pyarrow's
+    JSON reader."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = local_run["out"]
+    lines = (out / batch.JOURNAL).read_text(encoding="utf-8").splitlines()
+    latest = {}
+    for line in lines:
+        r = json.loads(line)
+        latest[r["id"]] = r
+    got = pq.read_table(out / batch.RESULTS_PARQUET)
+    want = pa.Table.from_pylist([latest[i] for i in got.column("id").to_pylist()],
+                                schema=batch.parquet_schema())
+    assert got.num_rows == len(latest) > 0 and got.equals(want)
+
+
+def test_a_batch_driver_does_not_import_pandas(tmp_path):
+    """pyarrow imports pandas (0.17 s) to convert Python objects; the driver writes its
+    tables without them."""
+    pytest.importorskip("pyarrow")
+    vp, bp = _song(tmp_path, "one", seed=3)
+    code = ("import sys\n"
+            "from vocalmix import batch\n"
+            f"s = batch.run_batch({str(tmp_path)!r}, {str(tmp_path / 'out')!r}, workers=1, "
+            "method='baseline')\n"
+            "print('pandas' in sys.modules)\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=300)
+    assert res.stdout.strip().splitlines()[-1].endswith("False"), res.stdout
+    assert (tmp_path / "out" / batch.RESULTS_PARQUET).exists()
+
+
 def test_safe_name_keeps_every_id_inside_the_output_folder():
     ids = ["../escape", "/etc/passwd", "a\\b", "..", ".hidden", "CON", "x" * 400, "a/b",
            "a_b", "Björk - Jóga", "ANiMAL - Clinic A"]
