@@ -7,6 +7,8 @@ import math
 import os
 import re
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -158,6 +160,15 @@ def fail_the_limiter(monkeypatch, after_blocks: int) -> None:
             yield r
 
     monkeypatch.setattr(limiter, "_offline_rows", failing)
+
+
+def python_prints(code: str, timeout_s: float = 300.0) -> str:
+    """The last line ``code`` prints, run in a fresh interpreter (one that has imported
+    nothing of the tests' own: for what a process loads or sets at its start); its
+    failure fails the test."""
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=timeout_s)
+    return res.stdout.strip().splitlines()[-1]
 
 
 def run_cli(capture, *argv: str | Path) -> tuple[int, str, str]:

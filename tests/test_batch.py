@@ -20,7 +20,7 @@ from vocalmix.core.errors import DataError
 from vocalmix.frontends.cli import main
 from vocalmix.synth import synthesize_song
 
-from conftest import REPO, require_data
+from conftest import REPO, python_prints, require_data
 
 SR = 22050
 N_GOOD = 4
@@ -143,9 +143,7 @@ def test_a_batch_driver_does_not_import_pandas(tmp_path):
             f"s = batch.run_batch({str(tmp_path)!r}, {str(tmp_path / 'out')!r}, workers=1, "
             "method='baseline')\n"
             "print('pandas' in sys.modules)\n")
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, timeout=300)
-    assert res.stdout.strip().splitlines()[-1].endswith("False"), res.stdout
+    assert python_prints(code) == "False"
     assert (tmp_path / "out" / batch.RESULTS_PARQUET).exists()
 
 

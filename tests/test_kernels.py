@@ -20,7 +20,7 @@ from vocalmix.core import kernels
 from vocalmix.core.dsp import butterworth2_sos
 from vocalmix.core.measure import true_peak_filter
 
-from conftest import data_root
+from conftest import data_root, python_prints
 
 RNG = np.random.default_rng(7)
 
@@ -227,9 +227,7 @@ def test_analyze_imports_no_scipy_subpackage(tmp_path):
         f"assert main(['analyze', {str(tmp_path / 'v.wav')!r}, '-q']) == 0\n"
         "print(sorted(k for k in sys.modules if k.count('.') == 1\n"
         "             and k.startswith('scipy.') and not k.startswith('scipy._')))\n")
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, timeout=300)
-    got = res.stdout.strip().splitlines()[-1]
+    got = python_prints(code)
     for pkg in ("scipy.signal", "scipy.ndimage", "scipy.fft", "scipy.optimize", "scipy.stats"):
         assert f"'{pkg}'" not in got, got
 
@@ -275,9 +273,7 @@ def test_a_mix_imports_no_scipy_subpackage(tmp_path):
         "    out[m] = sorted(k for k in sys.modules if k.count('.') == 1\n"
         "                    and k.startswith('scipy.') and not k.startswith('scipy._'))\n"
         "print(json.dumps(out))\n")
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, timeout=300)
-    got = json.loads(res.stdout.strip().splitlines()[-1])
+    got = json.loads(python_prints(code))
     assert not {"scipy.signal", "scipy.ndimage", "scipy.fft", "scipy.optimize",
                 "scipy.stats"} & set(got["baseline"]), got["baseline"]
     assert not {"scipy.signal", "scipy.ndimage", "scipy.fft", "scipy.optimize",
