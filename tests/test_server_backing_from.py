@@ -162,6 +162,11 @@ def _stored_backing(app, mid: str) -> os.stat_result:
     return os.stat(app.state.store.root / mid / "backing_in.wav")
 
 
+def _stem(app, mid: str, kind: str) -> os.stat_result:
+    """The stat of mix ``mid``'s first revision's stem ``kind``."""
+    return os.stat(app.state.store.root / mid / "r1" / f"{kind}.wav")
+
+
 def test_takes_over_one_backing_decode_and_store_it_once(client, app, takes, tmp_path,
                                                          monkeypatch):
     v1, v2, b = takes
@@ -175,9 +180,17 @@ def test_takes_over_one_backing_decode_and_store_it_once(client, app, takes, tmp
     assert seen == ["upload_vocal", "upload_vocal"]
     # and its stored input is the first mix's file, linked (not written again)
     first_in = _stored_backing(app, src)
+    first_stem = _stem(app, src, "backing")
+    peaks = client.get(f"/api/mixes/{src}/peaks").json()["backing"]
     for mid in (second["id"], third["id"]):
         st = _stored_backing(app, mid)
         assert (st.st_dev, st.st_ino) == (first_in.st_dev, first_in.st_ino)
+        # so is its backing stem (the backing at its gain: the take does not enter it),
+        # with its waveform
+        st = _stem(app, mid, "backing")
+        assert (st.st_dev, st.st_ino) == (first_stem.st_dev, first_stem.st_ino)
+        assert client.get(f"/api/mixes/{mid}/peaks").json()["backing"] == peaks
+        assert _stem(app, mid, "vocal").st_ino != _stem(app, src, "vocal").st_ino
     # a server that keeps nothing decodes and writes each time, to the same result
     bare = TestClient(create_app(tmp_path / "bare", max_upload_bytes=2_000_000, ttl_s=3600,
                                  cleanup_interval_s=0, keep_edits_bytes=0),
@@ -195,10 +208,12 @@ def test_takes_over_one_backing_decode_and_store_it_once(client, app, takes, tmp
             == client.get(f"/api/mixes/{second['id']}/audio/mix").content)
     import soundfile as sf  # (the files' bytes differ: libsndfile dates its PEAK chunk)
 
-    a, a_sr = sf.read(str(bare_root / b_second["id"] / "backing_in.wav"), dtype="float32")
-    k, k_sr = sf.read(str(app.state.store.root / second["id"] / "backing_in.wav"),
-                      dtype="float32")
-    assert a_sr == k_sr and np.array_equal(a, k)
+    for name in ("backing_in.wav", "r1/backing.wav"):  # the stem written, the same samples
+        a, a_sr = sf.read(str(bare_root / b_second["id"] / name), dtype="float32")
+        k, k_sr = sf.read(str(app.state.store.root / second["id"] / name), dtype="float32")
+        assert a_sr == k_sr and np.array_equal(a, k), name
+    assert (os.stat(bare_root / b_second["id"] / "r1" / "backing.wav").st_ino
+            != os.stat(bare_root / b_src / "r1" / "backing.wav").st_ino)
 
 
 def test_a_take_at_a_higher_rate_resamples_the_kept_backing_and_stores_its_own(

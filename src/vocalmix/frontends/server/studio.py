@@ -127,16 +127,19 @@ def stem_recipes(d: Path, params: MixParams, rendered: Any) -> dict[str, str]:
     if sig is None:  # (inputs that cannot be read name no recipe: nothing is reused)
         return {}
     doc = effective(params).to_dict()
-    common = {"version": __version__, "inputs": sig,
-              "sample_rate": rendered.sample_rate,
+    common = {"version": __version__, "sample_rate": rendered.sample_rate,
               "frames": int(rendered.mix.shape[0])}
 
     def digest(part: dict[str, Any]) -> str:
         text = json.dumps({**common, **part}, sort_keys=True, allow_nan=True)
         return hashlib.sha256(text.encode()).hexdigest()
 
-    vocal = digest({"vocal": doc["vocal"]})
-    return {"vocal": vocal, "vocal_dry": vocal, "backing": digest({"backing": doc["backing"]})}
+    vocal = digest({"inputs": sig, "vocal": doc["vocal"]})
+    # the backing stem is the stored backing at its gain: the take does not enter it, so
+    # that takes over one stored backing file (a link, ``backing_from``) share it
+    backing = digest({"backing_input": sig[FORM_FILES.index("backing")],
+                      "backing": doc["backing"]})
+    return {"vocal": vocal, "vocal_dry": vocal, "backing": backing}
 
 
 def _inputs_signature(d: Path) -> tuple | None:
@@ -329,6 +332,11 @@ class Studio:
         #: reference to them: a decode replaced is not held), with the file's identity
         #: (:meth:`_store_backing` links it)
         self._stored_backing: tuple[weakref.ref, Path, tuple[int, int, int, int]] | None = None
+        #: the backing stem saved last: its recipe (:func:`stem_recipes`), revision folder,
+        #: file identity and waveform, for the next mix whose backing stem has that recipe
+        #: (a take over the same stored backing: :meth:`_shared_backing_stem`)
+        self._backing_stem: tuple[str, Path, tuple, Any] | None = None
+        self._backing_stem_lock = threading.Lock()
 
     # --- views ---------------------------------------------------------------------------
     @staticmethod
@@ -680,6 +688,10 @@ class Studio:
                                  "columns": 0}
         recipes = stem_recipes(d, params, rendered)
         kept = self._unchanged_stems(d, rev - 1, recipes)
+        # a take over the stored backing of another mix: that mix's backing stem, linked
+        shared = None if "backing" in kept else self._shared_backing_stem(recipes)
+        if shared is not None:
+            kept["backing"] = shared[1]
         # the dry vocal of a chain with no sends holds the vocal's samples: the same file
         alias = ({"vocal_dry": "vocal"} if not getattr(rendered, "sends", True)
                  and "vocal_dry" not in kept else {})
@@ -702,8 +714,11 @@ class Studio:
             for w in written.values():
                 w.result()  # (the first failure raised, once all have ended)
         for kind in kept:
-            if not _link_stem(self.store.rev_dir(d, rev - 1), rd, kind):
+            src = (shared[0] if shared is not None and kind == "backing"
+                   else self.store.rev_dir(d, rev - 1))
+            if not _link_stem(src, rd, kind):
                 write_wav(rd / f"{kind}.wav", getattr(rendered, kind), sr)
+        self._remember_backing_stem(recipes, rd, peaks.get("backing"))
         for kind, same in alias.items():
             try:
                 os.link(rd / f"{same}.wav", rd / f"{kind}.wav")
@@ -722,6 +737,28 @@ class Studio:
         os.utime(d)  # the time to live counts from the last change
         self.store.clear_progress(mid)
         return self.view(mid, d)
+
+    def _shared_backing_stem(self, recipes: dict[str, str]) -> tuple[Path, Any] | None:
+        """``(revision folder, waveform)`` of the backing stem saved last when it has the
+        recipe of this render's (the same stored backing file, rate, length and backing
+        settings) and its file is still the one saved (not replaced, not removed with
+        its mix or revision); else ``None``."""
+        with self._backing_stem_lock:
+            last = self._backing_stem
+        if last is None or not recipes or last[0] != recipes.get("backing"):
+            return None
+        _recipe, rd, ident, wave = last
+        if not own_file(rd / "backing.wav") or file_identity(rd / "backing.wav") != ident:
+            return None
+        return rd, wave
+
+    def _remember_backing_stem(self, recipes: dict[str, str], rd: Path, wave: Any) -> None:
+        """Remember revision folder ``rd``'s backing stem for :meth:`_shared_backing_stem`."""
+        ident = file_identity(rd / "backing.wav")
+        if not recipes or ident is None or not isinstance(wave, dict):
+            return
+        with self._backing_stem_lock:
+            self._backing_stem = (recipes["backing"], rd, ident, wave)
 
     def _unchanged_stems(self, d: Path, prev: int, recipes: dict[str, str]
                          ) -> dict[str, Any]:
