@@ -134,3 +134,48 @@ def test_the_plot_is_planned_before_any_work(tmp_path, capsys, monkeypatch):
     assert main(["analyze", str(beat), "--plot", str(other), "-q"]) == 2
     err = capsys.readouterr().err
     assert "pip install 'vocalmix[plot]'" in err and not other.exists()
+
+
+def _whole_and_in_blocks(path, monkeypatch, curves: bool = True):
+    """``analyze``'s figures of ``path`` read whole, and read a block at a time (the file
+    made to count as long)."""
+    from vocalmix.frontends.cli import _analysis
+
+    monkeypatch.setenv("VOCALMIX_LONG_INPUT_MB", "100000")
+    whole = _analysis(str(path), curves=curves)
+    monkeypatch.setenv("VOCALMIX_LONG_INPUT_MB", "0.01")
+    seen = []
+    blocks = _analysis(str(path), curves=curves, progress=seen.append)
+    assert any("too long to hold whole" in str(e) for e in seen)  # it was
+    return whole, blocks
+
+
+@pytest.mark.parametrize("channels, offset", [(2, 0.0), (1, 0.0), (2, 0.02)])
+def test_a_long_file_measured_in_blocks_reads_as_the_whole_file(tmp_path, monkeypatch,
+                                                                channels, offset):
+    """A file too long to hold whole (a DJ set) is checked and measured a block at a
+    time: the same loudness, LRA, true peak and short-term curve (to the bit), the same
+    spectrum within 0.01 dB and the same tempo within 0.2 BPM as read whole; a constant
+    offset is measured, not taken out, as read whole."""
+    from vocalmix.synth import synthesize_song
+
+    v, b = synthesize_song(sample_rate=SR, duration_s=25.0, seed=4)
+    x = (v + b)[:, :channels] + offset
+    p = tmp_path / "set.wav"
+    sf.write(p, x, SR, subtype="FLOAT")
+    (rw, cw), (rb, cb) = _whole_and_in_blocks(p, monkeypatch)
+    for key in ("sample_rate", "channels", "duration_s", "integrated_lufs", "lra_lu",
+                "true_peak_dbtp"):
+        assert rb[key] == rw[key], key
+    assert rb["tempo_bpm"] == pytest.approx(rw["tempo_bpm"], abs=0.2)
+    np.testing.assert_array_equal(cb.short_term_lufs, cw.short_term_lufs)
+    ok = np.isfinite(cw.spectrum_db)
+    np.testing.assert_array_equal(ok, np.isfinite(cb.spectrum_db))
+    assert np.abs(cb.spectrum_db[ok] - cw.spectrum_db[ok]).max() < 0.01
+
+
+def test_a_long_silent_file_is_measured_as_silent(tmp_path, monkeypatch):
+    p = tmp_path / "quiet.wav"
+    sf.write(p, np.zeros((6 * SR, 2)), SR)
+    (rw, _), (rb, _) = _whole_and_in_blocks(p, monkeypatch, curves=False)
+    assert rb["integrated_lufs"] is None and rb == rw

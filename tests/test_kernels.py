@@ -212,6 +212,23 @@ def test_welch_density_equals_scipy(length, nperseg):
         kernels.welch_density(x[: nperseg - 1], 44100, nperseg)
 
 
+def test_welch_density_given_in_blocks_is_the_whole_signals():
+    """Blocks of any length (shorter than a segment, one sample, empty) give the density
+    of the whole signal to float rounding: a segment a block leaves unfinished is
+    finished by the next."""
+    x = RNG.standard_normal(100_003) * 0.1 + 0.01
+    f, p = kernels.welch_density(x, 44100, 4096)
+    w = kernels.WelchDensity(44100, 4096, block=5)
+    cuts = [0, 1, 1, 2, 3000, 3000, 9000, 50_000, 50_001, 100_003]
+    for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+        w.add(x[a:b])
+    g, q = w.result()
+    assert np.array_equal(f, g)
+    np.testing.assert_allclose(q, p, rtol=1e-12)
+    with pytest.raises(ValueError, match="at least 4096"):
+        kernels.WelchDensity(44100, 4096).result()
+
+
 def test_analyze_imports_no_scipy_subpackage(tmp_path):
     """``vocalmix analyze`` (loudness, true peak, tempo, 1/3-octave spectrum) loads none
     of SciPy's slow packages either: Welch's spectrum is :func:`kernels.welch_density`."""

@@ -207,6 +207,113 @@ def excerpts(pair: LongPair, *, count: int = EXCERPTS, excerpt_s: float = EXCERP
     return v, b, note
 
 
+@dataclass(frozen=True)
+class LongFigures:
+    """What ``vocalmix analyze`` reads of a file too long to hold whole, measured a block
+    at a time (:func:`measure_long`).
+
+    Attributes:
+        measurement: integrated loudness (LUFS), LRA (LU), true peak (dBTP), length (s).
+        spectrum_db: the long-term 1/3-octave levels
+            (:func:`vocalmix.core.dsp.third_octave_spectrum_db`), dB.
+        tempo_bpm: :func:`vocalmix.estimators.tempo.estimate_tempo`, BPM (``nan``: no
+            steady pulse).
+        short_term_lufs: short-term loudness every 100 ms, LUFS.
+        sample_rate: the file's rate, Hz.
+        channels: the file's channels.
+    """
+
+    measurement: Any
+    spectrum_db: np.ndarray
+    tempo_bpm: float
+    short_term_lufs: np.ndarray
+    sample_rate: int
+    channels: int
+
+
+#: the Welch segment of :func:`measure_long`'s spectrum, samples (that of
+#: :func:`vocalmix.core.dsp.third_octave_spectrum_db`)
+SPECTRUM_NFFT = 16384
+
+
+def open_long_file(path: str | os.PathLike[str], *, fold: str = "error",
+                   force: bool = False) -> AudioReader | None:
+    """The file ``path`` as an :class:`AudioReader` (opened, not yet decoded) when its
+    decoded size is over :func:`long_input_bytes` (``force``: whatever its size), for
+    :func:`measure_long`; ``None`` when it is not long, or cannot be read in parts (the
+    whole-file reader then says why)."""
+    from vocalmix.core.errors import VocalmixError
+
+    try:
+        r = AudioReader(path, label=str(path), fold=fold)
+    except VocalmixError:
+        return None
+    if not force and decoded_bytes(r.frames, 2) <= long_input_bytes():
+        return None
+    return r
+
+
+def measure_long(r: AudioReader, *, progress: Progress = no_progress) -> LongFigures:
+    """The ``analyze`` figures of the file :func:`open_long_file` opened, once
+    :meth:`AudioReader.scan` has checked it with ``remove_offset=False`` (the samples as
+    they are), decoded once more a block at a time: the memory of a few blocks and of the
+    11 kHz mono signal the tempo is read from (160 MB for an hour), instead of the whole
+    file's samples and their copies.
+
+    The loudness figures are those of the whole file to the bit
+    (:class:`~vocalmix.core.measure.SegmentMeter`); the true peak to float32 rounding
+    (:class:`~vocalmix.core.measure.TruePeakMeter`); the spectrum to float rounding
+    (:class:`~vocalmix.core.kernels.WelchDensity`); the tempo reads a downmix resampled by
+    a streaming soxr resampler where the whole file's is resampled at once."""
+    import soxr
+
+    from vocalmix.core.dsp import channel_mean, mono, third_octave_levels_db
+    from vocalmix.core.kernels import WelchDensity
+    from vocalmix.core.measure import (
+        Measurement,
+        SegmentMeter,
+        TruePeakMeter,
+        integrated_loudness_of,
+        lra_from_short_term,
+        short_term_from_segments,
+    )
+    from vocalmix.estimators.tempo import ANALYSIS_SR as TEMPO_SR
+    from vocalmix.estimators.tempo import estimate_tempo
+
+    sr = r.sample_rate
+    progress(ProgressEvent("analyse", 0.0, f"measuring {r.frames / sr / 60:.1f} min a block "
+                           "at a time"))
+    meter, peak = SegmentMeter(sr), TruePeakMeter()
+    welch = WelchDensity(sr, min(SPECTRUM_NFFT, r.frames))
+    rs = (soxr.ResampleStream(sr, TEMPO_SR, 1, dtype="float32", quality="LQ")
+          if sr != TEMPO_SR else None)
+    downmix: list[np.ndarray] = []
+    seen, shown = 0, 0.0
+    for b in r.blocks():
+        meter.add(b)
+        peak.add(b)
+        welch.add(channel_mean(np.asarray(b, dtype=np.float64)))
+        m = mono(b)
+        downmix.append(rs.resample_chunk(m) if rs is not None else m)
+        seen += b.shape[0]
+        done = seen / max(r.frames, 1)
+        if done - shown >= 0.1:  # (a line every tenth of the file)
+            shown = done
+            progress(ProgressEvent("analyse", min(done, 1.0), f"measured {seen / sr / 60:.1f} "
+                                   f"of {r.frames / sr / 60:.1f} min"))
+    if rs is not None:
+        downmix.append(rs.resample_chunk(np.zeros(0, np.float32), last=True))
+    y = np.concatenate(downmix).astype(np.float32, copy=False)
+    del downmix
+    stats = meter.stats()
+    st = short_term_from_segments(stats.energy, stats.segment_len)
+    measurement = Measurement(integrated_lufs=integrated_loudness_of(stats),
+                              lra_lu=float(lra_from_short_term(st)),
+                              true_peak_dbtp=peak.dbtp(), duration_s=seen / float(sr))
+    return LongFigures(measurement, third_octave_levels_db(*welch.result(), sr),
+                       estimate_tempo(y, TEMPO_SR), st, sr, r.channels)
+
+
 def estimate_long(pair: LongPair, *, count: int = EXCERPTS, excerpt_s: float | None = None,
                   **kwargs: Any) -> Estimate:
     """:func:`vocalmix.pipeline.estimate_params` (same keyword arguments) on the

@@ -1371,14 +1371,16 @@ class AudioReader:
         return _as_stereo(x, self.fold, self.label)
 
     def scan(self, what: str, activity_dbfs: float | None = None, *,
-             vocal_channels: bool = False) -> AudioReader:
+             vocal_channels: bool = False, remove_offset: bool = True) -> AudioReader:
         """Decode the whole file once (:data:`READ_BLOCK` frames at a time) and check it
         as :func:`read_audio` and :func:`prepare_pair` do; ``what`` names the part in the
         messages (``vocal``, ``backing``). Sets :attr:`notes` and, with ``activity_dbfs``,
         :attr:`activity`: whether each block of :attr:`activity_hop` frames has an RMS
         (its own mean taken out) above that level, dBFS. ``vocal_channels``: find what a
         vocal's channels need, as :func:`prepare_pair` does (applied by :meth:`read` and
-        :meth:`blocks`). Returns the reader."""
+        :meth:`blocks`). ``remove_offset=False``: the samples as :func:`read_audio` gives
+        them, for an analysis of the file as it is: no constant offset taken out, and a
+        silent file not refused. Returns the reader."""
         notes: list[str] = []
         active: list[bool] = []
         floor = None if activity_dbfs is None else 10.0 ** (activity_dbfs / 20.0)
@@ -1430,9 +1432,10 @@ class AudioReader:
         note = _peak_note(self.label, float(max(hi.max(), -lo.min())), longest)
         if note:
             notes.append(note)
-        self._offset, note = _dc_offset(total / seen, hi, lo, self.label, what)
-        if note:
-            notes.append(note)
+        if remove_offset:
+            self._offset, note = _dc_offset(total / seen, hi, lo, self.label, what)
+            if note:
+                notes.append(note)
         if vocal_channels:
             self._channels, note = vocal_channel_fix(gram, total, seen, self.label)
             if note:

@@ -1050,11 +1050,19 @@ def _welch_bands(x: np.ndarray, sample_rate: int, centres_hz: tuple[float, ...],
     m = channel_mean(np.asarray(x, dtype=np.float64))
     n = min(n_fft, len(m))
     f, p = welch_density(m, sample_rate, n)
+    return (p, *_band_slices(f, sample_rate, centres_hz))
+
+
+def _band_slices(f: np.ndarray, sample_rate: int, centres_hz: tuple[float, ...]
+                 ) -> tuple[float, list[slice], np.ndarray]:
+    """The bin width of the frequencies ``f`` (Hz), the slice of the bins in each band a
+    third of an octave wide around ``centres_hz`` (edges ``fc * 2 ** (+-1/6)``; ``lo <= f
+    < hi``, empty for a band no bin falls in) and the bands' upper edges (Hz)."""
     df = float(f[1] - f[0]) if f.size > 1 else float(sample_rate)
     c = np.asarray(centres_hz, dtype=np.float64)
     lo, hi = c * 2.0 ** (-1.0 / 6.0), c * 2.0 ** (1.0 / 6.0)
     a, b = np.searchsorted(f, lo), np.searchsorted(f, hi)
-    return p, df, [slice(int(i), int(j)) for i, j in zip(a, b, strict=True)], hi
+    return df, [slice(int(i), int(j)) for i, j in zip(a, b, strict=True)], hi
 
 
 def band_levels_db(x: np.ndarray, sample_rate: int,
@@ -1095,7 +1103,20 @@ def third_octave_spectrum_db(x: np.ndarray, sample_rate: int,
     band's bins times their width (Parseval: the bands together hold the signal's mean
     square). A band reaching past the Nyquist frequency, or narrower than one bin, reads
     ``nan``; a band with no energy reads ``-inf``."""
-    p, df, bands, hi = _welch_bands(x, sample_rate, centres_hz, n_fft)
+    from vocalmix.core.kernels import welch_density
+
+    m = channel_mean(np.asarray(x, dtype=np.float64))
+    return third_octave_levels_db(*welch_density(m, sample_rate, min(n_fft, len(m))),
+                                  sample_rate, centres_hz)
+
+
+def third_octave_levels_db(f: np.ndarray, p: np.ndarray, sample_rate: int,
+                           centres_hz: tuple[float, ...] = AUDIBLE_THIRD_OCTAVE_HZ
+                           ) -> np.ndarray:
+    """:func:`third_octave_spectrum_db` from Welch's one-sided density ``p`` (per Hz) at
+    the frequencies ``f`` (Hz, evenly spaced from 0): of a signal measured a block at a
+    time (:class:`vocalmix.core.kernels.WelchDensity`)."""
+    df, bands, hi = _band_slices(f, sample_rate, centres_hz)
     out = np.full(len(bands), np.nan)
     for i, band in enumerate(bands):
         if band.stop > band.start and hi[i] <= 0.5 * sample_rate:

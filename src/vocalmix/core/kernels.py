@@ -367,38 +367,78 @@ def welch_density(x: np.ndarray, sample_rate: float, nperseg: int,
     window="hann", scaling="density")`` of a 1-D float64 ``x`` at least ``nperseg``
     samples long: ``(frequencies Hz, one-sided power density per Hz)``, within about
     1e-13 of SciPy's (the window's cosines are computed once here, in another order).
+    :class:`WelchDensity` given the whole signal at once; ``import scipy.signal`` alone
+    would take 0.5 s more."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 1 or len(x) < int(nperseg):
+        raise ValueError(f"welch_density: a 1-D signal of at least {int(nperseg)} samples "
+                         "is needed")
+    w = WelchDensity(sample_rate, nperseg, block)
+    w.add(x)
+    return w.result()
+
+
+class WelchDensity:
+    """Welch's density (:func:`welch_density`) of a 1-D signal given a block at a time,
+    for a signal too long to hold whole.
 
     Welch's estimate: the segments of ``nperseg`` samples every ``nperseg - nperseg //
     2``, each less its mean (``detrend="constant"``) and times the periodic Hann window
     ``w``, transformed; ``|X|^2 / (fs * sum(w^2))``, doubled but at 0 Hz (and at the
     Nyquist frequency for an even ``nperseg``), averaged over the segments. Here
     ``block`` segments at a time, so a long signal takes a few MB instead of SciPy's
-    copies of every segment (130 MB for 3 minutes at 44.1 kHz, in eight times the time);
-    ``import scipy.signal`` alone would take 0.5 s more."""
-    from numpy.lib.stride_tricks import sliding_window_view
+    copies of every segment (130 MB for 3 minutes at 44.1 kHz, in eight times the time).
+    The samples of a segment that a block leaves unfinished are kept for the next; the
+    sums may group the segments differently than one call over the whole signal (the
+    same density to float rounding)."""
 
-    x = np.asarray(x, dtype=np.float64)
-    n = int(nperseg)
-    if x.ndim != 1 or n < 1 or len(x) < n:
-        raise ValueError(f"welch_density: a 1-D signal of at least {n} samples is needed")
-    step = n - n // 2
-    count = (len(x) - n // 2) // step
-    if n == 1:  # (SciPy's one-point window)
-        win = np.ones(1)
-    else:
-        win = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n)
-    scale = 1.0 / (sample_rate * float((win * win).sum()))
-    segments = sliding_window_view(x, n)[::step][:count]
-    total = np.zeros(n // 2 + 1)
-    for i in range(0, count, block):
-        seg = segments[i : i + block]
-        seg = win * (seg - seg.mean(axis=-1, keepdims=True))
-        s = rfft(seg, axis=-1)
-        p = s.real**2 + s.imag**2
-        p *= scale
-        p[:, 1 : None if n % 2 else -1] *= 2.0
-        total += p.sum(axis=0)
-    return np.arange(n // 2 + 1) * (sample_rate / n), total / count
+    def __init__(self, sample_rate: float, nperseg: int, block: int = 64) -> None:
+        n = int(nperseg)
+        if n < 1:
+            raise ValueError("welch_density: a segment of at least one sample is needed")
+        self.sample_rate = float(sample_rate)
+        self.nperseg = n
+        self._step = n - n // 2
+        self._block = int(block)
+        if n == 1:  # (SciPy's one-point window)
+            self._win = np.ones(1)
+        else:
+            self._win = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n)
+        self._scale = 1.0 / (self.sample_rate * float((self._win * self._win).sum()))
+        self._total = np.zeros(n // 2 + 1)
+        self._count = 0
+        self._rest = np.zeros(0)  # the samples from the next segment's start on
+
+    def add(self, x: np.ndarray) -> None:
+        """Take the next samples ``x`` (1-D)."""
+        from numpy.lib.stride_tricks import sliding_window_view
+
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim != 1:
+            raise ValueError("welch_density: a 1-D signal is needed")
+        buf = np.concatenate([self._rest, x]) if self._rest.size else x
+        n, step = self.nperseg, self._step
+        count = (len(buf) - n) // step + 1 if len(buf) >= n else 0
+        segments = sliding_window_view(buf, n)[::step][:count] if count else None
+        for i in range(0, count, self._block):
+            assert segments is not None
+            seg = segments[i : i + self._block]
+            seg = self._win * (seg - seg.mean(axis=-1, keepdims=True))
+            s = rfft(seg, axis=-1)
+            p = s.real**2 + s.imag**2
+            p *= self._scale
+            p[:, 1 : None if n % 2 else -1] *= 2.0
+            self._total += p.sum(axis=0)
+        self._count += count
+        self._rest = np.array(buf[count * step :])
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(frequencies Hz, one-sided power density per Hz)`` of the samples so far."""
+        if self._count == 0:
+            raise ValueError(f"welch_density: a 1-D signal of at least {self.nperseg} "
+                             "samples is needed")
+        n = self.nperseg
+        return np.arange(n // 2 + 1) * (self.sample_rate / n), self._total / self._count
 
 
 # --- 1-D filters (scipy.ndimage) -----------------------------------------------------------

@@ -21,7 +21,9 @@ import numpy as np
 
 from vocalmix.core.dsp import LruCache, content_key, frame_power_chunks, mono_at
 
-_SR = 11025
+#: the rate the onsets are read at, Hz (a signal at another rate is resampled to it)
+ANALYSIS_SR = 11025
+_SR = ANALYSIS_SR
 _N_FFT = 1024
 _HOP = 256
 

@@ -18,7 +18,7 @@ import os
 import sys
 import time
 import typing
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,6 +34,8 @@ from vocalmix.core.threads import no_numpy_hugepages, pin_blas_threads
 from vocalmix.frontends.checks import check_json_outputs, check_sample_rate, show_notes
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from vocalmix.core.params import MixParams
     from vocalmix.core.progress import ProgressEvent
     from vocalmix.frontends.plots import AnalysisCurves
@@ -809,35 +811,57 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _analysis(path: str, fold: str = "error", debug: bool = False, *, curves: bool = False
+def _analysis(path: str, fold: str = "error", debug: bool = False, *, curves: bool = False,
+              progress: Callable[[ProgressEvent | str], None] | None = None
               ) -> tuple[dict, AnalysisCurves | None]:
     """The ``analyze`` figures of one file as a JSON-ready dict, and with ``curves`` its
-    short-term loudness and spectrum, unrounded, for a plot."""
+    short-term loudness and spectrum, unrounded, for a plot. A file too long to hold
+    whole (:func:`vocalmix.longform.measure_long`) is measured a block at a time, with
+    ``progress`` lines."""
     from vocalmix.core.dsp import (
         AUDIBLE_THIRD_OCTAVE_HZ,
         AUDIBLE_THIRD_OCTAVE_NOMINAL,
         third_octave_spectrum_db,
     )
     from vocalmix.core.measure import measure, short_term_loudness
+    from vocalmix.core.progress import ProgressEvent, no_progress
     from vocalmix.estimators.tempo import estimate_tempo
+    from vocalmix.longform import measure_long, open_long_file
 
-    a = _read(path, argparse.Namespace(fold=fold, debug=debug))
-    m = measure(a.samples, a.sample_rate)
-    spectrum = third_octave_spectrum_db(a.samples, a.sample_rate)
+    args = argparse.Namespace(fold=fold, debug=debug)
+    shown = progress or no_progress
+    with _decoder_noise(args):
+        reader = open_long_file(path, fold=fold)
+    short_term: np.ndarray | None
+    if reader is not None:  # too long to hold whole: checked and measured a block at a time
+        shown(ProgressEvent("read", 0.0, f"{path}: {reader.frames / reader.sample_rate / 60:.1f}"
+                            " min, too long to hold whole: checking it a block at a time"))
+        with _decoder_noise(args):  # (not the measuring pass: it would hide its progress)
+            reader.scan("audio", remove_offset=False)
+        long = measure_long(reader, progress=shown)
+        m, spectrum, tempo = long.measurement, long.spectrum_db, long.tempo_bpm
+        rate, channels, short_term = long.sample_rate, long.channels, long.short_term_lufs
+    else:
+        a = _read(path, args)
+        m = measure(a.samples, a.sample_rate)
+        spectrum = third_octave_spectrum_db(a.samples, a.sample_rate)
+        tempo = estimate_tempo(a.samples, a.sample_rate)
+        rate, channels = a.sample_rate, a.source_channels
+        short_term = short_term_loudness(a.samples, a.sample_rate) if curves else None
 
     def num(v: float, digits: int = 3) -> float | None:
         return round(float(v), digits) if math.isfinite(v) else None
 
     row = {
         "path": path,
-        "sample_rate": a.sample_rate,
-        "channels": a.source_channels,
-        "duration_s": round(a.duration_s, 4),
+        "sample_rate": rate,
+        "channels": channels,
+        "duration_s": round(m.duration_s, 4),
         "integrated_lufs": num(m.integrated_lufs),
         "lra_lu": num(m.lra_lu),
         "true_peak_dbtp": num(m.true_peak_dbtp),
         # (None: no steady pulse, or too short to read one; the mix then assumes 120)
-        "tempo_bpm": num(estimate_tempo(a.samples, a.sample_rate), 1),
+        "tempo_bpm": num(tempo, 1),
         # dB re a full-scale sine per 1/3-octave band, by its nominal centre in Hz
         # (None: a band the file's rate cannot hold)
         "spectrum_db": {name: num(v, 1) if not math.isnan(v) else None
@@ -848,8 +872,9 @@ def _analysis(path: str, fold: str = "error", debug: bool = False, *, curves: bo
         return row, None
     from vocalmix.frontends.plots import AnalysisCurves
 
-    return row, AnalysisCurves(Path(path).name, short_term_loudness(a.samples, a.sample_rate),
-                               0.1, AUDIBLE_THIRD_OCTAVE_HZ, spectrum, m.integrated_lufs)
+    assert short_term is not None
+    return row, AnalysisCurves(Path(path).name, short_term, 0.1, AUDIBLE_THIRD_OCTAVE_HZ,
+                               spectrum, m.integrated_lufs)
 
 
 def analyze_file(path: str, fold: str = "error", debug: bool = False) -> dict:
@@ -886,7 +911,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     rows, curves = [], []
     for f in args.files:
         progress(f"measuring {f}")
-        row, drawn = _analysis(f, args.fold, args.debug, curves=plan is not None)
+        row, drawn = _analysis(f, args.fold, args.debug, curves=plan is not None,
+                               progress=progress)
         rows.append(row)
         if drawn is not None:
             curves.append(drawn)
