@@ -324,6 +324,8 @@ class Studio:
                                     else keep_edits_bytes)
         #: the decoded inputs of the mix edited last (:meth:`inputs`)
         self._held: tuple[tuple, np.ndarray, np.ndarray, int] | None = None
+        #: guards what is kept for the next job (the held inputs, the stored backing's and
+        #: the backing stem's records below): each is read or replaced whole under it
         self._held_lock = threading.Lock()
         #: the backing upload decoded last, for the next take over it (``backing_from``
         #: links the same file into each new mix's folder)
@@ -336,7 +338,6 @@ class Studio:
         #: file identity and waveform, for the next mix whose backing stem has that recipe
         #: (a take over the same stored backing: :meth:`_shared_backing_stem`)
         self._backing_stem: tuple[str, Path, tuple, Any] | None = None
-        self._backing_stem_lock = threading.Lock()
 
     # --- views ---------------------------------------------------------------------------
     @staticmethod
@@ -743,7 +744,7 @@ class Studio:
         recipe of this render's (the same stored backing file, rate, length and backing
         settings) and its file is still the one saved (not replaced, not removed with
         its mix or revision); else ``None``."""
-        with self._backing_stem_lock:
+        with self._held_lock:
             last = self._backing_stem
         if last is None or not recipes or last[0] != recipes.get("backing"):
             return None
@@ -757,7 +758,7 @@ class Studio:
         ident = file_identity(rd / "backing.wav")
         if not recipes or ident is None or not isinstance(wave, dict):
             return
-        with self._backing_stem_lock:
+        with self._held_lock:
             self._backing_stem = (recipes["backing"], rd, ident, wave)
 
     def _unchanged_stems(self, d: Path, prev: int, recipes: dict[str, str]
