@@ -45,6 +45,7 @@ from vocalmix.core.progress import Progress, ProgressEvent, no_progress
 if TYPE_CHECKING:
     # (imported where used: deciding whether an input is long, the command line's first
     # step, needs none of the mixing path, which then loads while the inputs decode)
+    from vocalmix.core.measure import Measurement
     from vocalmix.pipeline import Estimate
 
 #: decoded size (MB of stereo float32 at the mix's rate) above which an input is long
@@ -223,17 +224,12 @@ class LongFigures:
         channels: the file's channels.
     """
 
-    measurement: Any
+    measurement: Measurement
     spectrum_db: np.ndarray
     tempo_bpm: float
     short_term_lufs: np.ndarray
     sample_rate: int
     channels: int
-
-
-#: the Welch segment of :func:`measure_long`'s spectrum, samples (that of
-#: :func:`vocalmix.core.dsp.third_octave_spectrum_db`)
-SPECTRUM_NFFT = 16384
 
 
 def open_long_file(path: str | os.PathLike[str], *, fold: str = "error",
@@ -267,7 +263,12 @@ def measure_long(r: AudioReader, *, progress: Progress = no_progress) -> LongFig
     a streaming soxr resampler where the whole file's is resampled at once."""
     import soxr
 
-    from vocalmix.core.dsp import channel_mean, mono, third_octave_levels_db
+    from vocalmix.core.dsp import (
+        THIRD_OCTAVE_NFFT,
+        channel_mean,
+        mono,
+        third_octave_levels_db,
+    )
     from vocalmix.core.kernels import WelchDensity
     from vocalmix.core.measure import (
         Measurement,
@@ -284,7 +285,7 @@ def measure_long(r: AudioReader, *, progress: Progress = no_progress) -> LongFig
     progress(ProgressEvent("analyse", 0.0, f"measuring {r.frames / sr / 60:.1f} min a block "
                            "at a time"))
     meter, peak = SegmentMeter(sr), TruePeakMeter()
-    welch = WelchDensity(sr, min(SPECTRUM_NFFT, r.frames))
+    welch = WelchDensity(sr, min(THIRD_OCTAVE_NFFT, r.frames))
     rs = (soxr.ResampleStream(sr, TEMPO_SR, 1, dtype="float32", quality="LQ")
           if sr != TEMPO_SR else None)
     downmix: list[np.ndarray] = []

@@ -1038,19 +1038,15 @@ def frame_power(y: np.ndarray, n_fft: int, hop: int, *, n_frames: int | None = N
 THIRD_OCTAVE_HZ = tuple(float(f) for f in 1000.0 * 10.0 ** (np.arange(-10, 11) / 10.0))
 
 
-def _welch_bands(x: np.ndarray, sample_rate: int, centres_hz: tuple[float, ...],
-                 n_fft: int) -> tuple[np.ndarray, float, list[slice], np.ndarray]:
+def _mean_density(x: np.ndarray, sample_rate: int, n_fft: int
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """Welch's one-sided power density of ``x``'s channel mean (Hann-windowed ``n_fft``
-    frames, half overlapping), its bin width (Hz), and for each band a third of an octave
-    wide around ``centres_hz`` (edges ``fc * 2 ** (+-1/6)``) the slice of the bins whose
-    frequency falls in it (``lo <= f < hi``; empty for a band no bin falls in), with the
-    bands' upper edges (Hz)."""
+    frames, or the whole signal when shorter, half overlapping): ``(frequencies Hz,
+    density per Hz)`` (:func:`vocalmix.core.kernels.welch_density`)."""
     from vocalmix.core.kernels import welch_density
 
     m = channel_mean(np.asarray(x, dtype=np.float64))
-    n = min(n_fft, len(m))
-    f, p = welch_density(m, sample_rate, n)
-    return (p, *_band_slices(f, sample_rate, centres_hz))
+    return welch_density(m, sample_rate, min(n_fft, len(m)))
 
 
 def _band_slices(f: np.ndarray, sample_rate: int, centres_hz: tuple[float, ...]
@@ -1071,7 +1067,8 @@ def band_levels_db(x: np.ndarray, sample_rate: int,
     """Long-term power of ``x`` (channels averaged) in bands a third of an octave wide
     around ``centres_hz``, dB (Welch's average of Hann-windowed ``n_fft`` frames, half
     overlapping; bands above the Nyquist frequency read ``-inf``)."""
-    p, _df, bands, _hi = _welch_bands(x, sample_rate, centres_hz, n_fft)
+    f, p = _mean_density(x, sample_rate, n_fft)
+    _df, bands, _hi = _band_slices(f, sample_rate, centres_hz)
     out = np.full(len(bands), -np.inf)
     for i, band in enumerate(bands):
         if band.stop > band.start:
@@ -1089,9 +1086,13 @@ AUDIBLE_THIRD_OCTAVE_NOMINAL = (
     "6300", "8000", "10000", "12500", "16000", "20000")
 
 
+#: the Welch segment of :func:`third_octave_spectrum_db`, samples (2.7 Hz bins at 44.1 kHz)
+THIRD_OCTAVE_NFFT = 16384
+
+
 def third_octave_spectrum_db(x: np.ndarray, sample_rate: int,
                              centres_hz: tuple[float, ...] = AUDIBLE_THIRD_OCTAVE_HZ,
-                             n_fft: int = 16384) -> np.ndarray:
+                             n_fft: int = THIRD_OCTAVE_NFFT) -> np.ndarray:
     """Long-term level of ``x`` (channels averaged) in each band a third of an octave wide
     around ``centres_hz`` (edges ``fc * 2 ** (+-1/6)``, IEC 61260-1's base-2 edges), dB re
     the power of a full-scale sine: a sine of amplitude ``A`` reads ``20 log10(A)`` in
@@ -1103,11 +1104,8 @@ def third_octave_spectrum_db(x: np.ndarray, sample_rate: int,
     band's bins times their width (Parseval: the bands together hold the signal's mean
     square). A band reaching past the Nyquist frequency, or narrower than one bin, reads
     ``nan``; a band with no energy reads ``-inf``."""
-    from vocalmix.core.kernels import welch_density
-
-    m = channel_mean(np.asarray(x, dtype=np.float64))
-    return third_octave_levels_db(*welch_density(m, sample_rate, min(n_fft, len(m))),
-                                  sample_rate, centres_hz)
+    return third_octave_levels_db(*_mean_density(x, sample_rate, n_fft), sample_rate,
+                                  centres_hz)
 
 
 def third_octave_levels_db(f: np.ndarray, p: np.ndarray, sample_rate: int,

@@ -369,10 +369,6 @@ def welch_density(x: np.ndarray, sample_rate: float, nperseg: int,
     1e-13 of SciPy's (the window's cosines are computed once here, in another order).
     :class:`WelchDensity` given the whole signal at once; ``import scipy.signal`` alone
     would take 0.5 s more."""
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim != 1 or len(x) < int(nperseg):
-        raise ValueError(f"welch_density: a 1-D signal of at least {int(nperseg)} samples "
-                         "is needed")
     w = WelchDensity(sample_rate, nperseg, block)
     w.add(x)
     return w.result()

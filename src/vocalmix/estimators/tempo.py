@@ -23,7 +23,6 @@ from vocalmix.core.dsp import LruCache, content_key, frame_power_chunks, mono_at
 
 #: the rate the onsets are read at, Hz (a signal at another rate is resampled to it)
 ANALYSIS_SR = 11025
-_SR = ANALYSIS_SR
 _N_FFT = 1024
 _HOP = 256
 
@@ -45,15 +44,16 @@ def onset_strength(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, flo
         env.flags.writeable = False
         return env
 
-    return _ONSETS.get_or_make(content_key(audio, sample_rate, "onset strength"), make), _SR / _HOP
+    env = _ONSETS.get_or_make(content_key(audio, sample_rate, "onset strength"), make)
+    return env, ANALYSIS_SR / _HOP
 
 
 def _onset_strength(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    x = mono_at(audio, sample_rate, _SR)
+    x = mono_at(audio, sample_rate, ANALYSIS_SR)
     n_frames = 1 + (len(x) - _N_FFT) // _HOP
     if n_frames < 8:
         raise ValueError("audio too short for a tempo estimate (need a few seconds)")
-    freqs = np.fft.rfftfreq(_N_FFT, 1.0 / _SR)
+    freqs = np.fft.rfftfreq(_N_FFT, 1.0 / ANALYSIS_SR)
     edges = np.geomspace(60.0, 5000.0, 25)
     band = np.digitize(freqs, edges) - 1
     bands = (band[:, None] == np.arange(24)[None, :]).astype(np.float32)  # (bins, 24)
