@@ -351,3 +351,54 @@ def test_a_writeable_songs_level_rows_hash_each_whole_signal_once(monkeypatch):
     rows = level.excerpt_features(v, b, 22050)
     assert len(rows) >= 2
     assert sorted(sizes) == sorted([v.nbytes, b.nbytes])
+
+
+def _sha1_sizes(monkeypatch) -> list[int]:
+    """Record the bytes each SHA-1 of :func:`vocalmix.core.dsp.content_key` reads."""
+    sizes: list[int] = []
+    real = dsp.hashlib.sha1
+
+    class Hash:
+        def __init__(self, **kw):
+            self._h = real(**kw)
+
+        def update(self, data):
+            sizes.append(memoryview(data).nbytes)
+            self._h.update(data)
+
+        def digest(self):
+            return self._h.digest()
+
+    class Counting:
+        sha1 = Hash
+
+    monkeypatch.setattr(dsp, "hashlib", Counting)
+    return sizes
+
+
+def test_the_command_lines_mix_does_not_hash_its_inputs(tmp_path, monkeypatch):
+    """The command line's ``mix`` and ``estimate`` analyse one pair read by the process
+    itself: no SHA-1 of their samples (the analyses still share their results)."""
+    import soundfile as sf
+
+    from vocalmix.frontends.cli import main
+    from vocalmix.synth import synthesize_song
+
+    sr = 22050
+    v, b = synthesize_song(sample_rate=sr, duration_s=6.0, seed=5)
+    sf.write(tmp_path / "v.wav", v, sr, subtype="FLOAT")
+    sf.write(tmp_path / "b.wav", b, sr, subtype="FLOAT")
+    sizes = _sha1_sizes(monkeypatch)
+    for cmd in (["mix", "-o", str(tmp_path / "m.wav")],
+                ["estimate", "-o", str(tmp_path / "p.json")]):
+        sizes.clear()
+        assert main([cmd[0], str(tmp_path / "v.wav"), str(tmp_path / "b.wav"), *cmd[1:],
+                     "-q", "--method", "model"]) == 0
+        assert max(sizes, default=0) < v.astype(np.float32).nbytes // 4, (cmd[0], sizes)
+    # a library caller's read-only input is hashed, once: its analyses are shared with
+    # an equal signal of a later call (a server's takes over one backing)
+    sizes.clear()
+    f = dsp.frozen(_signal())
+    dsp.content_key(f)
+    dsp.content_key(f)
+    assert sum(sizes) == f.nbytes
