@@ -59,6 +59,48 @@ def test_damping_family():
     Reverb(type="synthetic", decay_s=2.0, band_decay_ratios=rm.band_ratios_for_hf(0.05))  # valid
 
 
+def _phrase_ends_frame_by_frame(bb_db, window=60, min_drop_db=6.0, rise_db=2.0):
+    """The phrase ends' definition, scanned a frame at a time."""
+    e = rm._smooth(bb_db, 3)
+    top = float(np.percentile(e, 95))
+    c = np.concatenate([[0.0], np.cumsum(e)])
+    out, t = [], 9
+    while t < len(e) - window:
+        pre = (c[t - 1] - c[t - 8]) / 7.0
+        seg = e[t: t + window]
+        if (pre < top - 25.0 or e[t] > pre - 1.0
+                or np.any(seg - np.minimum.accumulate(seg) > rise_db)
+                or seg[-1] > pre - min_drop_db):
+            t += 1
+            continue
+        out.append(t)
+        t += window // 2
+    return out
+
+
+def test_phrase_ends_are_those_of_a_frame_by_frame_scan():
+    rng = np.random.default_rng(0)
+    found = 0
+    for i in range(600):
+        n = int(rng.integers(3, 700))
+        if i % 3 == 0:
+            x = rng.normal(-30.0, 10.0, n)
+        elif i % 3 == 1:
+            x = np.cumsum(rng.normal(0.0, 2.0, n)) - 20.0
+        else:  # phrases: held notes, each ending in a free decay
+            x = np.full(n, -80.0)
+            for s0 in rng.integers(0, n, size=8):
+                held = int(rng.integers(5, 80))
+                x[s0: s0 + held] = -10.0 + rng.normal(0.0, 1.0, len(x[s0: s0 + held]))
+                tail = -10.0 - 0.5 * np.arange(100)
+                x[s0 + held: s0 + held + 100] = tail[: len(x[s0 + held: s0 + held + 100])]
+        window = int(rng.choice([10, 30, 60]))
+        want = _phrase_ends_frame_by_frame(x, window)
+        assert rm.phrase_ends(x, window).tolist() == want
+        found += len(want)
+    assert found > 500  # (the cases do hold phrase ends)
+
+
 def test_features_are_level_invariant_and_named(dry):
     wet = rt.render_synthetic_send(dry, _label(1.0))
     f1 = rm.estimator_features(wet, SR)
