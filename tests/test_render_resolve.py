@@ -411,22 +411,52 @@ def test_the_resolvers_premaster_sum_is_the_renders_to_the_bit(rng):
 
 @pytest.mark.parametrize("frame_len", [441, 480, 1])
 @pytest.mark.parametrize("channels", [1, 2])
-def test_the_proxy_frame_means_add_rows_one_after_another(frame_len, channels, rng):
-    """The compressor proxy's frame means: each frame's rows added in order, then
-    divided by their number, which is how numpy reduces a two-channel signal's frames
-    (and the proxy read a mono take as its two equal channels): the same values to the
-    bit, for one channel too, where numpy itself would add pairwise."""
+def test_the_proxy_frame_means_are_the_frames_means(frame_len, channels, rng):
+    """The compressor proxy's frame means: each frame's mean per channel (rows past the
+    last whole frame left out), to float64's rounding."""
     from vocalmix.core.resolve import _frame_means
 
-    env = rng.standard_normal((37 * frame_len, channels)) * 20.0 - 40.0
+    env = rng.standard_normal((37 * frame_len + frame_len // 2, channels)) * 20.0 - 40.0
     got = _frame_means(env, frame_len)
-    two = np.repeat(env, 2, axis=1) if channels == 1 else env
-    want = two.reshape(-1, frame_len, 2).mean(axis=1)
-    np.testing.assert_array_equal(np.repeat(got, 2, axis=1) if channels == 1 else got, want)
-    seq = env.reshape(-1, frame_len, channels)[:, 0].copy()
-    for i in range(1, frame_len):
-        seq += env.reshape(-1, frame_len, channels)[:, i]
-    np.testing.assert_array_equal(got, seq / frame_len)
+    want = env[: 37 * frame_len].reshape(-1, frame_len, channels).mean(axis=1)
+    assert got.shape == (37, channels)
+    np.testing.assert_allclose(got, want, rtol=1e-13, atol=0.0)
+    assert _frame_means(env[: frame_len - 1], frame_len).shape == (0, channels)
+
+
+def test_a_long_probe_in_two_parts_reads_the_one_pass_envelope(rng, monkeypatch):
+    """The envelope probe of an input of SPLIT_PROBE_S or more is rendered in two parts
+    on two threads, the second warmed up first: its frames are those of one render from
+    the start (compressor_envelope_db, averaged per frame) but for float32's rounding,
+    with the slowest release too, for stereo and for a centre-panned take."""
+    import vocalmix.core.resolve as R
+
+    x = noise(rng, seconds=R.SPLIT_PROBE_S + 4.0)
+    for i in range(8):  # phrases at different levels, the louder ones compressed harder
+        x[i * 3 * SR : (i + 1) * 3 * SR] *= np.float32(10 ** (-(i % 4) * 8.0 / 20))
+    flen = R._proxy_frame_len(SR)
+    made = []
+    probe = R._probe
+
+    def counted(*a):
+        made.append(1)
+        return probe(*a)
+
+    monkeypatch.setattr(R, "_probe", counted)
+    for sig, attack, release in ((x, 10.0, 120.0), (x, 8.2, 753.0),
+                                 (np.repeat(x[:, :1], 2, axis=1), 5.0, 400.0)):
+        made.clear()
+        got = R._envelope_frames_db(sig, SR, attack, release, flen)
+        assert len(made) == 2  # two parts, each its own compressor
+        whole = R.compressor_envelope_db(sig, SR, attack, release)
+        n = sig.shape[0] // flen
+        want = whole[: n * flen].reshape(n, flen, 2).mean(axis=1)
+        assert got.shape == want.shape
+        assert np.max(np.abs(got - want)) < 1e-4
+    # a warm-up longer than a third of the input: one part
+    made.clear()
+    R._envelope_frames_db(x, SR, 10.0, 5000.0, flen)
+    assert len(made) == 1
 
 
 @pytest.mark.parametrize("sample_rate,extra", [(44100, 1), (44100, 4409), (16000, 100)])
