@@ -499,3 +499,22 @@ def test_a_quiet_take_raised_far_is_placed_and_reported_as_rendered(method, voca
     assert rendered == pytest.approx(p.targets.vocal_to_mix_lu, abs=0.05)
     assert integrated_loudness(r.vocal, SR) - integrated_loudness(r.backing, SR) == (
         pytest.approx(p.achieved.vocal_to_backing_lu, abs=0.01))
+
+
+@pytest.mark.parametrize("statistic", ["lra", "momentary_range"])
+def test_the_proxys_grid_on_two_threads_is_each_thresholds_own_figure(statistic, rng):
+    """A grid of thresholds is computed in two halves on two threads: each threshold's
+    figure is the one it gets on its own, to the bit."""
+    import vocalmix.core.resolve as R
+
+    x = noise(rng, seconds=12.0)
+    for i in range(4):
+        x[i * 3 * SR : (i + 1) * 3 * SR] *= np.float32(10 ** (-i * 6.0 / 20))
+    proxy = R.CompressorProxy.of(x, SR, 10.0, 120.0)
+    grid = np.linspace(-50.0, -10.0, R.SEARCH_POINTS)
+    assert grid.size >= R._SPLIT_ROWS
+    whole = proxy.statistic(grid, 4.0, statistic)
+    alone = np.concatenate([proxy.statistic(grid[i : i + 1], 4.0, statistic)
+                            for i in range(grid.size)])
+    assert np.array_equal(whole, alone)
+    assert np.ptp(whole) > 1.0  # (the thresholds do compress differently)

@@ -430,6 +430,8 @@ def _envelope_of(src: np.ndarray, y: np.ndarray) -> np.ndarray:
     return env
 
 
+#: the fewest thresholds :meth:`CompressorProxy.statistic` computes on two threads
+_SPLIT_ROWS = 8
 #: frames of the compressor proxy read at a time (float64 temporaries of a few MB)
 _PROXY_FRAMES = 1 << 11
 #: the shortest input, s, whose probe is rendered in two parts on two threads
@@ -563,12 +565,31 @@ class CompressorProxy:
     def statistic(self, thresholds_db: np.ndarray, ratio: float,
                   statistic: str = "lra") -> np.ndarray:
         """Proxy LRA or momentary loudness range (LU) after compression, for each
-        threshold (dBFS)."""
+        threshold (dBFS).
+
+        Each threshold's figure is computed on its own row, so a grid of
+        :data:`_SPLIT_ROWS` or more is computed in two halves on two threads (numpy's
+        arithmetic lets go of the GIL): the same values in about half the time."""
+        t = np.asarray(thresholds_db, dtype=np.float64)
+        if t.size >= _SPLIT_ROWS:
+            from vocalmix.core.parallel import beside
+
+            h = t.size // 2
+            hi, lo = beside(lambda: self._statistic(t[h:], ratio, statistic),
+                            lambda: self._statistic(t[:h], ratio, statistic))
+            return np.concatenate([lo, hi])
+        return self._statistic(t, ratio, statistic)
+
+    def _statistic(self, thresholds_db: np.ndarray, ratio: float, statistic: str
+                   ) -> np.ndarray:
         w = _WINDOW_SEGMENTS[statistic]
-        t = np.asarray(thresholds_db, dtype=np.float64)[:, None, None]
+        t = thresholds_db[:, None, None]
         over = np.maximum(self.env_db[None] - t, 0.0)
         gain_db = over * (1.0 / ratio - 1.0)
-        e = (self.energy[None] * 10.0 ** (gain_db / 10.0)).sum(axis=2)  # (cand, frames)
+        p = 10.0 ** (gain_db / 10.0)
+        p *= self.energy[None]  # the compressed energies, (cand, frames, channels)
+        # summed over the channels (two: one addition, as sum(axis=2) makes it)
+        e = p[..., 0] + p[..., 1] if p.shape[2] == 2 else p.sum(axis=2)  # (cand, frames)
         # 100 ms segments, then 3 s windows (30 segments) at 10 Hz
         f = _FRAMES_PER_SEG
         n_seg = e.shape[1] // f
