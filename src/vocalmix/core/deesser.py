@@ -40,6 +40,7 @@ counted as active, room tone 30 LU under the loudest block pulled the median dow
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -177,14 +178,22 @@ def sibilance(x: np.ndarray, sample_rate: int) -> Sibilance:
         full = minus_floor(full, floor)  # float32 still: a Python float takes its type
     # within ACTIVE_RANGE_DB of the loudest sample's level
     active = full > full.max() * np.float32(10.0 ** (-ACTIVE_RANGE_DB / 10.0))
-    # the band's powers over the active samples, and the whole vocal's cut down to them
-    # before its median: the values partitioned in place
-    band = whole_band[active]
-    del whole_band
-    peak = _db(float(np.percentile(band, 99.5, overwrite_input=True)))
-    del band
-    full = full[active]
-    body = _db(float(np.median(full, overwrite_input=True)))
+    tracks = [whole_band, full]
+    del whole_band, full
+
+    def order_statistic(i: int, pick: Callable[[np.ndarray], float]) -> float:
+        # the track's powers over the active samples, partitioned in place (the whole
+        # track dropped first)
+        values = tracks[i][active]
+        tracks[i] = values
+        return _db(pick(values))
+
+    # the band's peak on a second thread while this one takes the whole vocal's median
+    # (the vocal's other analyses have ended by now: a core was idle for 0.05 s)
+    peak, body = beside(
+        lambda: order_statistic(0, lambda v: float(np.percentile(v, 99.5,
+                                                                 overwrite_input=True))),
+        lambda: order_statistic(1, lambda v: float(np.median(v, overwrite_input=True))))
     return Sibilance(peak - body, peak, body)
 
 
