@@ -414,12 +414,12 @@ def _envelope_probe(x: np.ndarray, sample_rate: int, attack_ms: float, release_m
 def _envelope_of(src: np.ndarray, y: np.ndarray) -> np.ndarray:
     """The envelope (dBFS) read off the probe's input ``src`` and output ``y``, sample by
     sample (so any run of samples can be read on its own)."""
-    xs = src.astype(np.float64)
-    flat = np.abs(xs) <= 1e-7  # too close to zero to divide by: the probe level
-    # (the ratio divided everywhere: where the input is that small, what it holds, an
+    ratio = src.astype(np.float64)  # the input, then (in place) the output over it
+    flat = np.abs(ratio) <= 1e-7  # too close to zero to divide by: the probe level
+    # (divided everywhere: where the input is that small, what the ratio holds, an
     # infinity or a NaN, is replaced below)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        ratio = np.divide(y, xs)
+        np.divide(y, ratio, out=ratio)
     np.clip(ratio, 1e-30, 1.0, out=ratio)
     flat |= ratio >= 1.0
     # _ENV_PROBE_DB - 40 log10(ratio), each step in place
@@ -432,8 +432,9 @@ def _envelope_of(src: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 #: the fewest thresholds :meth:`CompressorProxy.statistic` computes on two threads
 _SPLIT_ROWS = 8
-#: frames of the compressor proxy read at a time (float64 temporaries of a few MB)
-_PROXY_FRAMES = 1 << 11
+#: frames of the compressor proxy read at a time by each part of the probe (float64
+#: temporaries of a few MB)
+_PROXY_FRAMES = 1 << 10
 #: the shortest input, s, whose probe is rendered in two parts on two threads
 SPLIT_PROBE_S = 20.0
 #: how long the compressor of the probe's second part runs over the input before its
