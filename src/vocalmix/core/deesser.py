@@ -40,7 +40,6 @@ counted as active, room tone 30 LU under the loudest block pulled the median dow
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -178,22 +177,21 @@ def sibilance(x: np.ndarray, sample_rate: int) -> Sibilance:
         full = minus_floor(full, floor)  # float32 still: a Python float takes its type
     # within ACTIVE_RANGE_DB of the loudest sample's level
     active = full > full.max() * np.float32(10.0 ** (-ACTIVE_RANGE_DB / 10.0))
-    tracks = [whole_band, full]
-    del whole_band, full
+    # the band's powers over the active samples (the whole band track dropped first),
+    # then its 99.5th percentile on a second thread while this one cuts the whole
+    # vocal's track down to the same samples and takes its median: the values
+    # partitioned in place, one full-length copy at a time (the vocal's other analyses
+    # have ended by now: a core was idle for 0.05 s)
+    band = whole_band[active]
+    del whole_band
 
-    def order_statistic(i: int, pick: Callable[[np.ndarray], float]) -> float:
-        # the track's powers over the active samples, partitioned in place (the whole
-        # track dropped first)
-        values = tracks[i][active]
-        tracks[i] = values
-        return _db(pick(values))
+    def body_median() -> float:
+        values = full[active]
+        return float(np.median(values, overwrite_input=True))
 
-    # the band's peak on a second thread while this one takes the whole vocal's median
-    # (the vocal's other analyses have ended by now: a core was idle for 0.05 s)
-    peak, body = beside(
-        lambda: order_statistic(0, lambda v: float(np.percentile(v, 99.5,
-                                                                 overwrite_input=True))),
-        lambda: order_statistic(1, lambda v: float(np.median(v, overwrite_input=True))))
+    peak_power, body_power = beside(
+        lambda: float(np.percentile(band, 99.5, overwrite_input=True)), body_median)
+    peak, body = _db(peak_power), _db(body_power)
     return Sibilance(peak - body, peak, body)
 
 
