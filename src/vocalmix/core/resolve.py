@@ -391,12 +391,15 @@ def compressor_envelope_db(
     return np.repeat(env, 2, axis=1) if mono else env
 
 
-def _probe(x: np.ndarray, attack_ms: float, release_ms: float) -> tuple[Any, bool]:
+def _probe(x: np.ndarray, attack_ms: float, release_ms: float, mono: bool | None = None
+           ) -> tuple[Any, bool]:
     """The probe compressor of :func:`compressor_envelope_db` and whether ``x`` is
-    centre-panned (both channels equal: one channel is probed for both)."""
+    centre-panned (both channels equal: one channel is probed for both; ``mono``, when
+    given, is that answer, already found)."""
     import pedalboard as pb
 
-    mono = equal_channels(x)
+    if mono is None:
+        mono = equal_channels(x)
     return pb.Compressor(threshold_db=_ENV_PROBE_DB, ratio=2.0, attack_ms=attack_ms,
                          release_ms=release_ms), mono
 
@@ -483,7 +486,7 @@ def _envelope_frames_db(x: np.ndarray, sample_rate: int, attack_ms: float,
 
     def part(f0: int, f1: int) -> bool:
         """Frames ``f0`` to ``f1`` into ``out``; ``False`` when stopped."""
-        comp, _ = _probe(x, attack_ms, release_ms)
+        comp, _ = _probe(x, attack_ms, release_ms, mono)
         first = True
 
         def render(a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
