@@ -36,6 +36,21 @@ def test_a_sine_reads_its_amplitude_in_its_band_only():
         assert np.nanmax(others) < s[k] - 40  # the Hann window's leakage stays near
 
 
+@pytest.mark.parametrize("channels", [1, 2, 3])
+def test_the_spectrum_of_a_long_signal_takes_its_channel_mean_in_blocks(channels):
+    """The spectrum's channel mean is taken in float64 a block at a time (no float64
+    copy of every channel): the same density to the bit as of the whole mean."""
+    from vocalmix.core import dsp
+    from vocalmix.core.kernels import welch_density
+
+    rng = np.random.default_rng(channels)
+    x = (0.1 * rng.standard_normal((3 * dsp.FILTER_BLOCK + 123, channels))).astype(np.float32)
+    f, p = dsp._mean_density(x, SR, dsp.THIRD_OCTAVE_NFFT)
+    want = welch_density(dsp.channel_mean(np.asarray(x, dtype=np.float64)), SR,
+                         dsp.THIRD_OCTAVE_NFFT)
+    assert np.array_equal(f, want[0]) and np.array_equal(p, want[1])
+
+
 def test_white_noise_bands_match_the_analytic_level_and_a_periodogram():
     rng = np.random.default_rng(3)
     sigma = 0.05

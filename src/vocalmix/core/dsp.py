@@ -1045,7 +1045,16 @@ def _mean_density(x: np.ndarray, sample_rate: int, n_fft: int
     density per Hz)`` (:func:`vocalmix.core.kernels.welch_density`)."""
     from vocalmix.core.kernels import welch_density
 
-    m = channel_mean(np.asarray(x, dtype=np.float64))
+    x = np.asarray(x)
+    if x.ndim == 2 and x.shape[0] > FILTER_BLOCK:
+        # in float64 a block at a time: the same mean without a float64 copy of every
+        # channel (127 MB for 3 minutes of stereo)
+        m = np.empty(x.shape[0])
+        for i in range(0, x.shape[0], FILTER_BLOCK):
+            m[i : i + FILTER_BLOCK] = channel_mean(
+                np.asarray(x[i : i + FILTER_BLOCK], dtype=np.float64))
+    else:
+        m = channel_mean(np.asarray(x, dtype=np.float64))
     return welch_density(m, sample_rate, min(n_fft, len(m)))
 
 
