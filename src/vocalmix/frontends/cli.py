@@ -855,10 +855,15 @@ def _analysis(path: str, fold: str = "error", debug: bool = False, *, curves: bo
         m, spectrum, tempo = long.measurement, long.spectrum_db, long.tempo_bpm
         rate, channels, short_term = long.sample_rate, long.channels, long.short_term_lufs
     else:
+        from vocalmix.core.parallel import beside
+
         a = _read(path, args)
-        m = measure(a.samples, a.sample_rate)
-        spectrum = third_octave_spectrum_db(a.samples, a.sample_rate)
-        tempo = estimate_tempo(a.samples, a.sample_rate)
+        # the spectrum and the tempo on a second thread while this one measures the
+        # loudness figures (their filters, FFTs and resampling let go of the GIL)
+        (spectrum, tempo), m = beside(
+            lambda: (third_octave_spectrum_db(a.samples, a.sample_rate),
+                     estimate_tempo(a.samples, a.sample_rate)),
+            lambda: measure(a.samples, a.sample_rate))
         rate, channels = a.sample_rate, a.source_channels
         short_term = short_term_loudness(a.samples, a.sample_rate) if curves else None
 
