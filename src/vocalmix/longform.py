@@ -263,12 +263,7 @@ def measure_long(r: AudioReader, *, progress: Progress = no_progress) -> LongFig
     a streaming soxr resampler where the whole file's is resampled at once."""
     import soxr
 
-    from vocalmix.core.dsp import (
-        THIRD_OCTAVE_NFFT,
-        channel_mean,
-        mono,
-        third_octave_levels_db,
-    )
+    from vocalmix.core.dsp import THIRD_OCTAVE_NFFT, mono, mono_f64, third_octave_levels_db
     from vocalmix.core.kernels import WelchDensity
     from vocalmix.core.measure import (
         Measurement,
@@ -293,7 +288,7 @@ def measure_long(r: AudioReader, *, progress: Progress = no_progress) -> LongFig
     for b in r.blocks():
         meter.add(b)
         peak.add(b)
-        welch.add(channel_mean(np.asarray(b, dtype=np.float64)))
+        welch.add(mono_f64(b))
         m = mono(b)
         downmix.append(rs.resample_chunk(m) if rs is not None else m)
         seen += b.shape[0]

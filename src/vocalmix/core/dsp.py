@@ -306,6 +306,20 @@ def mono(x: np.ndarray) -> np.ndarray:
     return channel_mean(np.asarray(x, dtype=np.float32))
 
 
+def mono_f64(x: np.ndarray) -> np.ndarray:
+    """Downmix ``(n,)`` or ``(n, channels)`` to mono float64: ``channel_mean(x.astype(
+    float64))`` to the bit, :data:`FILTER_BLOCK` rows at a time (no float64 copy of every
+    channel: 127 MB for 3 minutes of stereo)."""
+    x = np.asarray(x)
+    if x.ndim != 2:
+        return np.asarray(x, dtype=np.float64)
+    m = np.empty(x.shape[0])
+    for i in range(0, x.shape[0], FILTER_BLOCK):
+        m[i : i + FILTER_BLOCK] = channel_mean(np.asarray(x[i : i + FILTER_BLOCK],
+                                                          dtype=np.float64))
+    return m
+
+
 #: the last two resampled downmixes of read-only inputs (:func:`mono_at`)
 _MONO_AT = LruCache(2)
 
@@ -1045,16 +1059,7 @@ def _mean_density(x: np.ndarray, sample_rate: int, n_fft: int
     density per Hz)`` (:func:`vocalmix.core.kernels.welch_density`)."""
     from vocalmix.core.kernels import welch_density
 
-    x = np.asarray(x)
-    if x.ndim == 2 and x.shape[0] > FILTER_BLOCK:
-        # in float64 a block at a time: the same mean without a float64 copy of every
-        # channel (127 MB for 3 minutes of stereo)
-        m = np.empty(x.shape[0])
-        for i in range(0, x.shape[0], FILTER_BLOCK):
-            m[i : i + FILTER_BLOCK] = channel_mean(
-                np.asarray(x[i : i + FILTER_BLOCK], dtype=np.float64))
-    else:
-        m = channel_mean(np.asarray(x, dtype=np.float64))
+    m = mono_f64(x)
     return welch_density(m, sample_rate, min(n_fft, len(m)))
 
 
