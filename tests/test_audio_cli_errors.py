@@ -301,8 +301,7 @@ def test_channel_figures_read_in_blocks_equal_the_whole_signal_figures():
     from vocalmix.core import audio
 
     rng = np.random.default_rng(3)
-    x = (rng.standard_normal((3 * audio._STATS_ROWS + 17, 2)) * 0.1 + [0.01, -0.02]
-         ).astype(np.float32)
+    x = (rng.standard_normal((200_017, 2)) * 0.1 + [0.01, -0.02]).astype(np.float32)
     mean, hi, lo, products = audio._channel_pass(x, gram=False)
     np.testing.assert_allclose(mean, x.mean(axis=0, dtype=np.float64), rtol=1e-12)
     assert np.array_equal(hi, x.max(axis=0)) and np.array_equal(lo, x.min(axis=0))
@@ -314,23 +313,32 @@ def test_channel_figures_read_in_blocks_equal_the_whole_signal_figures():
     np.testing.assert_allclose(products, x64.T @ x64, rtol=1e-5)
 
 
-@pytest.mark.parametrize("blocks, extra", [(0, 5), (1, 0), (16, 0), (17, 3), (64, 0),
-                                           (65, 2)])
-def test_channel_sums_add_block_by_block_whatever_the_blocks_reduced_together(blocks, extra):
-    """The sum is that of each block of rows reduced on its own and added in order, to the
-    bit, also across the groups of blocks transposed together."""
+@pytest.mark.parametrize("channels", [1, 2, 3, 6])
+@pytest.mark.parametrize("rows", [0, 1, 5, 512, 1024, 3 * 65536 + 7])
+def test_channel_figures_whatever_the_length_and_channels(channels, rows):
+    """The interleaved samples are reduced as rows of whole frames, the last part of a
+    row on its own: each channel's mean, extremes and products are those of its own
+    samples, for lengths around a row's and channels that do not divide it, and for an
+    input that is not contiguous."""
     from vocalmix.core import audio
 
-    rows = audio._STATS_ROWS
-    rng = np.random.default_rng(blocks)
-    x = (rng.standard_normal((blocks * rows + extra, 2)) * 0.3 + [0.02, -0.01]
-         ).astype(np.float32)
-    total = np.zeros(2)
-    for i in range(0, len(x), rows):
-        total += np.ascontiguousarray(x[i : i + rows].T).sum(axis=1, dtype=np.float64)
-    mean, hi, lo, _products = audio._channel_pass(x, gram=False)
-    assert np.array_equal(mean, total / len(x))
-    assert np.array_equal(hi, x.max(axis=0)) and np.array_equal(lo, x.min(axis=0))
+    rng = np.random.default_rng(rows + channels)
+    offsets = np.linspace(-0.05, 0.05, channels)
+    x = (rng.standard_normal((rows, channels)) * 0.3 + offsets).astype(np.float32)
+    for arr in (x, np.asfortranarray(x)):
+        mean, hi, lo, products = audio._channel_pass(arr, gram=True)
+        x64 = x.astype(np.float64)
+        if rows == 0:
+            assert np.array_equal(mean, np.zeros(channels))
+            assert np.all(hi == -np.inf) and np.all(lo == np.inf)
+            assert np.array_equal(products, np.zeros((channels, channels)))
+            continue
+        np.testing.assert_allclose(mean, x64.mean(axis=0), rtol=1e-12, atol=1e-15)
+        assert np.array_equal(hi, x.max(axis=0)) and np.array_equal(lo, x.min(axis=0))
+        assert hi.dtype == lo.dtype == mean.dtype == np.float64
+        exact = x64.T @ x64  # (float32 products: cross sums near 0 to the squares' scale)
+        np.testing.assert_allclose(products, exact, rtol=1e-6, atol=1e-6 * exact.max())
+        assert np.array_equal(products, products.T)
 
 
 def test_a_backing_much_shorter_than_the_vocal_is_warned_about_even_when_quiet(tmp_path, capsys):
