@@ -293,3 +293,55 @@ def test_screen_near_the_ceiling_is_bit_identical(channels: int, probe: _Probe) 
         gated = _both(probe, lambda: limit(x, SR, MASTER))[1]
     _assert_same(ref, gated)
     assert got[3] < gated[3]
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_screen_of_peaks_on_samples_is_bit_identical(channels: int, probe: _Probe) -> None:
+    """Slow tone bursts whose largest detector value is a sample itself (phase 0, which
+    the screen bounds from the samples' peaks instead of interpolating), from 3e-4 under
+    to 1e-4 over the ceiling: the screen's decisions give the ungated output bit for bit,
+    and it leaves the exact interpolator fewer samples than the sample-peak gate does."""
+    n = 2 * OFFLINE_BLOCK
+    t = np.arange(400)
+    unit = np.cos(2 * np.pi * (t - 200) / 1600.0) * np.hanning(400)  # its peak: t = 200
+    peak1 = _exact_tpv(unit[:, None])
+    taps = StreamingLimiter(MASTER, SR, 4096, 1)._taps
+    assert peak1 == pytest.approx(abs(taps[0]).max() * unit.max(), rel=1e-12)  # phase 0
+    x = np.zeros((n, channels), np.float32)
+    rel = (-3e-4, -1e-4, -3e-5, -1e-5, -1e-6, -1e-7, 0.0, 1e-7, 1e-6, 1e-5, 1e-4)
+    for i, d in enumerate(rel):
+        a = (3 + 2 * i) * GATE_BLOCK + 50
+        x[a : a + 400, i % channels] = (unit * (CEILING * (1.0 + d) / peak1)).astype(
+            np.float32)
+    ref, got = _both(probe, lambda: limit(x, SR, MASTER))
+    assert ref[1] is not None and ref[1].min() < 1.0
+    _assert_same(ref, got)
+    for i, d in enumerate(rel):
+        a = (3 + 2 * i) * GATE_BLOCK + 50
+        if d <= -3e-5:
+            np.testing.assert_array_equal(ref[0][a : a + 400], x[a : a + 400])
+        if d >= 1e-5:
+            assert not np.array_equal(ref[0][a : a + 400], x[a : a + 400])
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(StreamingLimiter, "screen", False)
+        gated = _both(probe, lambda: limit(x, SR, MASTER))[1]
+    _assert_same(ref, gated)
+    assert got[3] < gated[3]
+
+
+def test_the_sample_peak_the_limiter_gates_on_is_the_largest_magnitude():
+    """``peak_abs``, which lets a mix whose sample peak cannot make a true peak over the
+    ceiling pass the limiter untouched: the largest ``|x|`` over samples and channels,
+    for mono, stereo, strided views and either sign; 0 for nothing, NaN for a NaN."""
+    from vocalmix.core.measure import peak_abs
+
+    rng = np.random.default_rng(11)
+    for shape in [(1,), (1001,), (1001, 1), (4097, 2), (333, 6)]:
+        x = (rng.standard_normal(shape) * 0.3).astype(np.float32)
+        for arr in (x, -x, x[::3], np.asfortranarray(x)):
+            assert peak_abs(arr) == float(np.abs(arr).max())
+    assert peak_abs(np.zeros((0, 2), np.float32)) == 0.0
+    assert peak_abs(np.zeros((5, 2), np.float32)) == 0.0
+    y = np.full((10, 2), 0.5, np.float32)
+    y[7, 1] = np.nan
+    assert np.isnan(peak_abs(y))

@@ -170,7 +170,13 @@ class StreamingLimiter:
         from vocalmix.core.measure import true_peak_matrix
 
         self._read32 = np.zeros((channels, k * GATE_BLOCK + TP_TAPS - 1), np.float32)
-        self._screen_mat, self._l1 = true_peak_matrix(SCREEN_BLOCK)
+        # phases 1-3 only: phase 0 is the sample itself times its centre tap (its other
+        # taps are under 4e-17), bounded from the samples' peaks in float64 instead
+        mat, self._l1 = true_peak_matrix(SCREEN_BLOCK)
+        self._screen_mat = np.ascontiguousarray(mat[:, SCREEN_BLOCK:])
+        phase0 = np.abs(interpolator_phases()[:, 0])
+        self._centre_tap = float(phase0[TP_DELAY])
+        self._outer_taps = float(phase0.sum() - phase0[TP_DELAY])
         self._screen_rows = np.arange(0, GATE_BLOCK, SCREEN_BLOCK, dtype=np.intp)
         #: a thread that takes half of a large block's interpolation (see :func:`_limit`),
         #: or ``None``
@@ -299,11 +305,17 @@ class StreamingLimiter:
         The sample-peak gate bounds a sub-block's interpolated values by its sample peak
         ``sub`` times the interpolator's largest absolute tap sum (2.24): a mastered mix
         has most of its sub-blocks over that bound and few true peaks over the ceiling.
-        Here each loud sub-block is interpolated in float32 by one matrix product per
-        :data:`SCREEN_BLOCK` samples (the true-peak meter's way, several times faster than
-        the exact float64 filter) and kept loud unless its largest magnitude lies
-        :data:`SCREEN_TOL` of its bound under the ceiling, far more than the float32
-        result can be off. A NaN or infinite value keeps it loud."""
+        Here phases 1-3 of each loud sub-block are interpolated in float32 by one matrix
+        product per :data:`SCREEN_BLOCK` samples (the true-peak meter's way, several
+        times faster than the exact float64 filter), and phase 0, the sample itself
+        times its centre tap, is bounded in float64 by the sub-block's own sample peak
+        (plus its outer taps, under 4e-17, times ``sub``). A sub-block is kept loud
+        unless its largest magnitude lies :data:`SCREEN_TOL` of its bound under the
+        ceiling, far more than the float32 result can be off. A NaN or infinite value
+        keeps it loud.
+
+        Each sub-block's values are reduced as one row (16 of the matrix product's rows
+        of 96 values: a reduction over rows that short took seven times as long)."""
         idx = np.flatnonzero(loud)
         if idx.size == 0:
             return
@@ -315,10 +327,17 @@ class StreamingLimiter:
         zmax = np.zeros(idx.size, np.float32)
         for c in range(self.channels):
             w = sliding_window_view(f[c], SCREEN_BLOCK + h)[starts]  # (rows, B + h) copy
-            z = w @ self._screen_mat
+            z = (w @ self._screen_mat).reshape(idx.size, -1)  # a sub-block's values a row
             rows = np.maximum(z.max(axis=1), -z.min(axis=1))  # NaN stays NaN
-            np.maximum(zmax, rows.reshape(idx.size, -1).max(axis=1), out=zmax)
-        quiet = zmax <= self.ceiling - SCREEN_TOL * self._l1 * sub[idx]
+            np.maximum(zmax, rows, out=zmax)
+        # phase 0 at the sub-block's samples: their peak over channels, read TP_DELAY
+        # samples into the detector's windows
+        k = loud.shape[0]
+        centre = np.maximum.reduceat(self._peak[TP_DELAY : n + TP_DELAY],
+                                     self._starts[:k])[idx]
+        bound = sub[idx]
+        phase0 = self._centre_tap * centre + self._outer_taps * bound
+        quiet = np.maximum(zmax, phase0) <= self.ceiling - SCREEN_TOL * self._l1 * bound
         loud[idx[quiet]] = False
 
     def _interpolate_run(self, w: np.ndarray, q: np.ndarray,
