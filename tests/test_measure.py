@@ -137,6 +137,33 @@ def test_true_peak_matches_libebur128(rng):
     assert m.true_peak_dbtp(x, sr) == pytest.approx(20 * np.log10(full), abs=1e-5)
 
 
+@pytest.mark.parametrize("channels", [1, 2])
+def test_true_peak_on_a_sample_equals_full_oversampling(channels):
+    """A slow tone whose largest 4x-oversampled value is a sample's own (phase 0, read
+    from the sample peak rather than interpolated), beside quieter fast tones whose
+    values between the samples are interpolated: the whole-signal figure and the
+    meter's, fed in uneven blocks, equal a full oversampling (to float32 rounding) and
+    each other (to the bit)."""
+    from scipy.signal import upfirdn
+
+    sr = 44100
+    t = np.arange(3 * sr)
+    x = np.zeros((t.size, channels), np.float32)
+    x[:, 0] = 0.8 * np.cos(2 * np.pi * (t - sr) / 4000.0) * np.exp(-(((t - sr) / 3000.0) ** 2))
+    late = t >= 2 * sr
+    x[late, -1] += 0.3 * np.sin(2 * np.pi * 11025.0 * t[late] / sr + 0.7)
+    h = m.true_peak_filter()
+    full = max(np.abs(upfirdn(h, x[:, c].astype(np.float64), 4)).max()
+               for c in range(channels))
+    whole = m.true_peak_dbtp(x, sr)
+    assert whole == pytest.approx(20 * np.log10(full), abs=1e-5)
+    assert whole == pytest.approx(20 * np.log10(0.8 * h[40]), abs=1e-5)  # on the sample
+    meter = m.TruePeakMeter()
+    for a, b in zip([0, 1000, 1033, 70000], [1000, 1033, 70000, t.size], strict=True):
+        meter.add(x[a:b])
+    assert meter.dbtp() == whole
+
+
 def test_short_term_loudness_of_steady_sine():
     x = sine(997.0, -18.0, 10.0, SR)
     st = m.short_term_loudness(x, SR)

@@ -180,12 +180,13 @@ def true_peak_filter() -> np.ndarray:
     return (h * _TP_FACTOR / h.sum()).astype(np.float64)
 
 
-#: block length (samples) of the true-peak check's matrix product
-_TP_BLOCK = 64
+#: block length (samples) of the true-peak check's matrix product (32: a window of 52
+#: samples gives 96 values; 64 samples read 84 for 192, twice the products per value)
+_TP_BLOCK = 32
 #: blocks per pass of the sample-peak scan (bounds its work arrays to a few MB)
 _TP_CHUNK = 8192
-#: candidate blocks per matrix product (their windows, indices and interpolated values
-#: take about 4 MB; 8192 of them took over 30 MB)
+#: candidate blocks per matrix product (their windows and interpolated values take
+#: about 1 MB)
 _TP_CAND_CHUNK = 1024
 
 
@@ -211,6 +212,52 @@ def true_peak_matrix(block: int = _TP_BLOCK) -> tuple[np.ndarray, float]:
     return m.astype(np.float32), l1
 
 
+@lru_cache(maxsize=2)
+def _inter_sample_matrix(block: int = _TP_BLOCK) -> np.ndarray:
+    """Phases 1-3 of :func:`true_peak_matrix` (its last ``3 B`` columns), read-only: the
+    values between the samples."""
+    m = np.ascontiguousarray(true_peak_matrix(block)[0][:, block:])
+    m.flags.writeable = False
+    return m
+
+
+#: the row of phase 0's centre tap in :func:`true_peak_matrix` (of a 1-sample block)
+TP_CENTRE_ROW = 10
+
+
+def _on_sample_peak(peak: float) -> float:
+    """The largest phase-0 value of a signal whose sample peak is ``peak``: phase 0 of
+    the interpolator is the sample itself times its centre tap (1.0006; its other taps
+    are under 4e-17, which a float32 sum of products near the sample's own loses), so
+    its largest value is the sample peak times that tap, rounded to float32 as
+    :func:`true_peak_matrix`'s product gives it."""
+    centre = true_peak_matrix(1)[0][TP_CENTRE_ROW, 0]
+    return float(np.float32(centre) * np.float32(peak))
+
+
+def _block_peaks(ax: np.ndarray, b: int) -> np.ndarray:
+    """The largest of each ``b`` consecutive values of ``ax`` (the last block possibly
+    short): one reduction (a reshape to rows of ``b`` reduced along them took three
+    times as long)."""
+    return np.maximum.reduceat(ax, np.arange(0, ax.shape[0], b))
+
+
+def _inter_sample_best(wc: np.ndarray, cand: np.ndarray, b: int) -> float:
+    """The largest magnitude of phases 1-3 over the candidate blocks ``cand`` of one
+    channel: ``wc`` holds the ``taps - 1`` samples before block 0, then the blocks, so
+    that block ``j``'s window is ``wc[j b : j b + b + taps - 1]`` (float32, one matrix
+    product per :data:`_TP_CAND_CHUNK` windows)."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    mat = _inter_sample_matrix(b)
+    windows = sliding_window_view(wc, mat.shape[0])[::b]
+    best = 0.0
+    for i in range(0, len(cand), _TP_CAND_CHUNK):
+        v = windows[cand[i : i + _TP_CAND_CHUNK]] @ mat  # (the rows gathered, contiguous)
+        best = max(best, float(v.max()), -float(v.min()))  # max |v| without |v|
+    return best
+
+
 #: candidate blocks from which :func:`true_peak_dbtp` interpolates two channels on two
 #: threads (fewer: one thread, as starting one would cost more than it saves)
 _TP_TWO_THREADS = 256
@@ -219,9 +266,11 @@ _TP_TWO_THREADS = 256
 def true_peak_dbtp(x: np.ndarray, sample_rate: int) -> float:
     """True peak in dBTP: the peak of the 4x-oversampled signal (BS.1770-4 Annex 2).
 
-    The signal is cut into blocks of :data:`_TP_BLOCK` samples and each block's 4 x 64
-    interpolated values come from one matrix product with its samples and the filter's
-    context (float32). Only blocks loud enough to matter are interpolated: an
+    Phase 0 of the interpolator is the sample itself (times 1.0006,
+    :func:`_on_sample_peak`). The values between the samples (phases 1-3) are read
+    block by block: the signal is cut into blocks of :data:`_TP_BLOCK` samples and each
+    block's 3 x 32 values come from one matrix product with its samples and the
+    filter's context (float32). Only blocks loud enough to matter are interpolated: an
     interpolated value is a weighted sum of 21 neighbours whose weights sum in magnitude
     to at most ``l1``, so in a block whose samples (and its context's) all lie below
     ``sample_peak / l1`` no interpolated value can exceed the sample peak. The result
@@ -232,9 +281,9 @@ def true_peak_dbtp(x: np.ndarray, sample_rate: int) -> float:
     n = x.shape[0]
     if n == 0:
         return -np.inf
-    mat, l1 = true_peak_matrix()
+    _mat, l1 = true_peak_matrix()
     b = _TP_BLOCK
-    ctx = mat.shape[0] - b  # taps - 1 samples of context before each block
+    ctx = _inter_sample_matrix(b).shape[0] - b  # taps - 1 samples before each block
     nb = -(-(n + ctx) // b)  # blocks covering every full-convolution output
     bmax = np.zeros(nb, dtype=np.float32)  # the sample peak of each block
     rows = _TP_CHUNK * b
@@ -242,27 +291,31 @@ def true_peak_dbtp(x: np.ndarray, sample_rate: int) -> float:
     for i in range(0, n, rows):
         ax = sample_peak(x[i : i + rows])
         peak = max(peak, float(ax.max()))  # in the signal's precision
-        k = -(-ax.shape[0] // b)
-        if ax.shape[0] < k * b:
-            ax = np.concatenate([ax, np.zeros(k * b - ax.shape[0], np.float32)])
-        bmax[i // b : i // b + k] = ax.reshape(k, b).max(axis=1)
+        got = _block_peaks(ax, b)
+        bmax[i // b : i // b + got.shape[0]] = got
     if peak == 0.0:
         return -np.inf
     ext = bmax.copy()  # a block's window reaches back into the previous block
     ext[1:] = np.maximum(ext[1:], bmax[:-1])
     cand = np.flatnonzero(ext >= peak / l1)
-    offsets = np.arange(b + ctx) - ctx
 
     def channel_best(c: int) -> float:
+        # a chunk of blocks at a time: its windows' samples, one channel, contiguous
+        # (zeros before the start and after the end)
         best = 0.0
-        for i in range(0, len(cand), _TP_CAND_CHUNK):
-            # each candidate block's window of samples, zero before the start and after
-            # the end (gathered here rather than from a zero-padded full-length copy)
-            idx = cand[i : i + _TP_CAND_CHUNK, None] * b + offsets
-            inside = (idx >= 0) & (idx < n)
-            w = np.where(inside, x[np.clip(idx, 0, n - 1), c], np.float32(0.0))
-            y = np.ascontiguousarray(w, dtype=np.float32) @ mat
-            best = max(best, float(y.max()), -float(y.min()))  # max |y| without |y|
+        wc = np.zeros(ctx + rows, np.float32)
+        for j0 in range(0, nb, _TP_CHUNK):
+            j1 = min(nb, j0 + _TP_CHUNK)
+            local = cand[np.searchsorted(cand, j0) : np.searchsorted(cand, j1)] - j0
+            if local.size == 0:
+                continue
+            t0 = j0 * b - ctx  # the signal's sample at wc[0]
+            w = wc[: ctx + (j1 - j0) * b]
+            w.fill(0.0)
+            lo, hi = max(t0, 0), min(n, t0 + w.shape[0])
+            if hi > lo:
+                w[lo - t0 : hi - t0] = x[lo:hi, c]
+            best = max(best, _inter_sample_best(w, local, b))
         return best
 
     if x.shape[1] == 2 and len(cand) >= _TP_TWO_THREADS:
@@ -273,7 +326,7 @@ def true_peak_dbtp(x: np.ndarray, sample_rate: int) -> float:
         bests: tuple[float, ...] = beside(lambda: channel_best(1), lambda: channel_best(0))
     else:
         bests = tuple(channel_best(c) for c in range(x.shape[1]))
-    return float(20.0 * np.log10(max(peak, *bests)))
+    return float(20.0 * np.log10(max(peak, _on_sample_peak(peak), *bests)))
 
 
 
@@ -283,15 +336,15 @@ _NO_BLOCKS = np.zeros(0, np.int64)
 
 class TruePeakMeter:
     """The true peak (dBTP) of a signal given a block at a time: :func:`true_peak_dbtp`
-    of the whole signal, computed the same way (4 x 64 interpolated values per block of
-    :data:`_TP_BLOCK` samples from one matrix product, only for blocks loud enough to
-    matter) with the sample peak so far as the bound: a block skipped cannot exceed the
-    final peak either. Equal to the whole-signal figure to float32 rounding."""
+    of the whole signal, computed the same way (phase 0 from the sample peak, and 3 x 32
+    interpolated values per block of :data:`_TP_BLOCK` samples from one matrix product,
+    only for blocks loud enough to matter) with the sample peak so far as the bound: a
+    block skipped cannot exceed the final peak either. Equal to the whole-signal figure
+    (the same products of the same windows)."""
 
     def __init__(self) -> None:
-        mat, self._l1 = true_peak_matrix()
-        self._mat = mat
-        self._ctx = mat.shape[0] - _TP_BLOCK
+        _mat, self._l1 = true_peak_matrix()
+        self._ctx = _inter_sample_matrix().shape[0] - _TP_BLOCK
         self._before: np.ndarray | None = None  # the ctx samples before the pending ones
         self._pending: np.ndarray | None = None  # samples short of a whole block
         self._prev_bmax = 0.0
@@ -318,20 +371,19 @@ class TruePeakMeter:
         assert self._before is not None
         ax = sample_peak(y)
         self.peak = max(self.peak, float(ax.max()))
-        bmax = ax.reshape(-1, b).max(axis=1)
+        bmax = _block_peaks(ax, b)
         ext = bmax.copy()  # a block's window reaches back into the previous block
         ext[0] = max(ext[0], self._prev_bmax)
         ext[1:] = np.maximum(ext[1:], bmax[:-1])
         self._prev_bmax = float(bmax[-1])
         cand = np.flatnonzero(ext >= self.peak / self._l1) if self.peak > 0.0 else _NO_BLOCKS
-        w = np.concatenate([self._before, y])  # block j's window is w[j b : j b + b + ctx]
-        offsets = np.arange(b + ctx)
-        for c in range(y.shape[1]):
-            for i in range(0, len(cand), _TP_CAND_CHUNK):
-                idx = cand[i : i + _TP_CAND_CHUNK, None] * b + offsets
-                v = np.ascontiguousarray(w[idx, c]) @ self._mat
-                self._best = max(self._best, float(v.max()), -float(v.min()))
-        self._before = w[w.shape[0] - ctx :].copy()
+        if cand.size:
+            for c in range(y.shape[1]):
+                # block j's window is wc[j b : j b + b + ctx]
+                wc = np.concatenate([self._before[:, c], y[:, c]])
+                self._best = max(self._best, _inter_sample_best(wc, cand, b))
+        self._before = (y[y.shape[0] - ctx :] if y.shape[0] >= ctx
+                        else np.concatenate([self._before, y])[-ctx:]).copy()
 
     def dbtp(self) -> float:
         """The true peak of everything given, dBTP (``-inf`` for silence); the meter
@@ -343,7 +395,7 @@ class TruePeakMeter:
                 tail = np.zeros((n, rest.shape[1]), np.float32)  # silence after the end
                 tail[: rest.shape[0]] = rest
                 self._blocks(tail)
-            best = max(self.peak, self._best)
+            best = max(self.peak, _on_sample_peak(self.peak), self._best)
             self._done = float(20.0 * np.log10(best)) if best > 0.0 else -np.inf
         return self._done
 
