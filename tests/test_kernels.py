@@ -140,6 +140,10 @@ def test_ndimage_filters_equal_scipy():
         assert np.array_equal(
             kernels.maximum_filter1d(x[0], size, origin=origin, mode="nearest"),
             scipy.ndimage.maximum_filter1d(x[0], size=size, origin=origin, mode="nearest"))
+        out = np.empty_like(x[0])
+        got = kernels.minimum_filter1d(x[0], size, origin=origin, mode="nearest", output=out)
+        assert got is out and np.array_equal(
+            out, scipy.ndimage.minimum_filter1d(x[0], size=size, origin=origin, mode="nearest"))
     # the 9-point network and the sorted windows, on shapes shorter than the window, ties
     # (small integers), float32 and float64
     for shape in [(50, 40), (1, 7), (3, 12), (9, 1), (128, 257)]:

@@ -461,16 +461,37 @@ def correlate1d(x: np.ndarray, weights: np.ndarray, axis: int = -1,
 def maximum_filter1d(x: np.ndarray, size: int, axis: int = -1, mode: str = "reflect",
                      cval: float = 0.0, origin: int = 0) -> np.ndarray:
     """``scipy.ndimage.maximum_filter1d`` for real ``x``."""
+    return _min_or_max_filter1d(x, size, axis, mode, cval, origin, minimum=False)
+
+
+def minimum_filter1d(x: np.ndarray, size: int, axis: int = -1, mode: str = "reflect",
+                     cval: float = 0.0, origin: int = 0, output: np.ndarray | None = None
+                     ) -> np.ndarray:
+    """``scipy.ndimage.minimum_filter1d`` for real ``x`` (``output``: an array of the
+    shape and type of ``x`` to write into, or ``None``)."""
+    return _min_or_max_filter1d(x, size, axis, mode, cval, origin, minimum=True,
+                                output=output)
+
+
+def _min_or_max_filter1d(x: np.ndarray, size: int, axis: int, mode: str, cval: float,
+                         origin: int, *, minimum: bool, output: np.ndarray | None = None
+                         ) -> np.ndarray:
     fn = _attr("scipy.ndimage._nd_image", "min_or_max_filter1d")
     if fn is None:
-        from scipy.ndimage import maximum_filter1d as public
+        from scipy.ndimage import maximum_filter1d as public_max
+        from scipy.ndimage import minimum_filter1d as public_min
 
-        return np.asarray(public(x, size, axis=axis, mode=mode, cval=cval, origin=origin))
+        public = public_min if minimum else public_max
+        got = np.asarray(public(x, size, axis=axis, mode=mode, cval=cval, origin=origin))
+        if output is None:
+            return got
+        output[...] = got
+        return output
     if size < 1 or not 0 <= size // 2 + origin < size:
         raise ValueError(f"invalid size {size} or origin {origin}")
     x = np.asarray(x)
-    out = np.zeros(x.shape, x.dtype)
-    fn(x, size, axis % x.ndim, out, _NDIMAGE_MODE[mode], cval, origin, 0)
+    out = np.zeros(x.shape, x.dtype) if output is None else output
+    fn(x, size, axis % x.ndim, out, _NDIMAGE_MODE[mode], cval, origin, int(minimum))
     return out
 
 
@@ -603,6 +624,7 @@ __all__ = [
     "lfilter",
     "maximum_filter1d",
     "median_filter1d",
+    "minimum_filter1d",
     "rfft",
     "sosfilt",
     "sosfilt_kernel",

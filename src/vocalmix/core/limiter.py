@@ -143,7 +143,7 @@ class StreamingLimiter:
         self._conv = np.zeros((channels, TP_TAPS - 1 + nb))
         self._q = np.zeros(nb)
         self._mask = np.zeros(nb, dtype=bool)
-        self._min = TrailingMin(hold + att + 2 * TP_SUPPORT, 1.0)
+        self._min = TrailingMin(hold + att + 2 * TP_SUPPORT, 1.0, max_block=nb)
         self._spread = np.zeros(nb)
         self._mean = MovingMean(att, nb, 1.0)
         self.gain = np.zeros(nb)  #: the gain of the last block's output samples
