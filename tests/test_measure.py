@@ -164,6 +164,28 @@ def test_true_peak_on_a_sample_equals_full_oversampling(channels):
     assert meter.dbtp() == whole
 
 
+def test_true_peak_does_not_depend_on_the_blocks_or_batches(rng):
+    """BLAS's float32 product of a window moves in its last bit with the window's place
+    in its batch; the windows near the largest value are computed again in float64, so
+    the whole-signal figure and the meter's, for any blocks, are one figure: the float64
+    oversampling's (a clipped signal, with many windows near its peak, and noise)."""
+    from scipy.signal import upfirdn
+
+    sr = 44100
+    h = m.true_peak_filter()
+    for x in (np.clip(rng.standard_normal((200_000, 2)) * 0.8, -0.5, 0.5).astype(np.float32),
+              (rng.standard_normal((150_001, 2)) * 0.2).astype(np.float32)):
+        full = 20 * np.log10(max(np.abs(upfirdn(h, x[:, c].astype(np.float64), 4)).max()
+                                 for c in range(2)))
+        whole = m.true_peak_dbtp(x, sr)
+        assert whole == pytest.approx(full, abs=1e-9)
+        for block in (4096, 33_333, 100_000):
+            meter = m.TruePeakMeter()
+            for a in range(0, len(x), block):
+                meter.add(x[a : a + block])
+            assert meter.dbtp() == whole
+
+
 def test_short_term_loudness_of_steady_sine():
     x = sine(997.0, -18.0, 10.0, SR)
     st = m.short_term_loudness(x, SR)

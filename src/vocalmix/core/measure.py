@@ -199,6 +199,13 @@ def true_peak_matrix(block: int = _TP_BLOCK) -> tuple[np.ndarray, float]:
     the signal); column ``p B + j`` is phase ``p``'s output at time ``b B + j``: the
     ``mode="full"`` convolution of each phase with the signal, every output once. (The
     limiter's float32 screen reads its detector values off the same matrix.)"""
+    m, l1 = _true_peak_matrix64(block)
+    return m.astype(np.float32), l1
+
+
+@lru_cache(maxsize=2)
+def _true_peak_matrix64(block: int) -> tuple[np.ndarray, float]:
+    """:func:`true_peak_matrix` in float64 (read-only)."""
     h = true_peak_filter()
     phases = h.reshape(-1, _TP_FACTOR).T  # (4, taps)
     taps = phases.shape[1]
@@ -208,15 +215,16 @@ def true_peak_matrix(block: int = _TP_BLOCK) -> tuple[np.ndarray, float]:
         for j in range(b):
             # out[j] = sum_k phase[k] x[j - k]  ->  window row j + taps - 1 - k
             m[j : j + taps, p * b + j] = phases[p, ::-1]
-    l1 = float(np.abs(phases).sum(axis=1).max())
-    return m.astype(np.float32), l1
+    m.flags.writeable = False
+    return m, float(np.abs(phases).sum(axis=1).max())
 
 
 @lru_cache(maxsize=2)
-def _inter_sample_matrix(block: int = _TP_BLOCK) -> np.ndarray:
+def _inter_sample_matrix(block: int = _TP_BLOCK, exact: bool = False) -> np.ndarray:
     """Phases 1-3 of :func:`true_peak_matrix` (its last ``3 B`` columns), read-only: the
-    values between the samples."""
-    m = np.ascontiguousarray(true_peak_matrix(block)[0][:, block:])
+    values between the samples; ``exact``: in float64."""
+    m64 = _true_peak_matrix64(block)[0][:, block:]
+    m = np.ascontiguousarray(m64 if exact else m64.astype(np.float32))
     m.flags.writeable = False
     return m
 
@@ -228,11 +236,9 @@ TP_CENTRE_ROW = 10
 def _on_sample_peak(peak: float) -> float:
     """The largest phase-0 value of a signal whose sample peak is ``peak``: phase 0 of
     the interpolator is the sample itself times its centre tap (1.0006; its other taps
-    are under 4e-17, which a float32 sum of products near the sample's own loses), so
-    its largest value is the sample peak times that tap, rounded to float32 as
-    :func:`true_peak_matrix`'s product gives it."""
-    centre = true_peak_matrix(1)[0][TP_CENTRE_ROW, 0]
-    return float(np.float32(centre) * np.float32(peak))
+    are under 4e-17 and left out), so its largest value is the sample peak times that
+    tap (float64)."""
+    return float(_true_peak_matrix64(1)[0][TP_CENTRE_ROW, 0]) * peak
 
 
 def _block_peaks(ax: np.ndarray, b: int) -> np.ndarray:
@@ -242,20 +248,99 @@ def _block_peaks(ax: np.ndarray, b: int) -> np.ndarray:
     return np.maximum.reduceat(ax, np.arange(0, ax.shape[0], b))
 
 
-def _inter_sample_best(wc: np.ndarray, cand: np.ndarray, b: int) -> float:
-    """The largest magnitude of phases 1-3 over the candidate blocks ``cand`` of one
-    channel: ``wc`` holds the ``taps - 1`` samples before block 0, then the blocks, so
-    that block ``j``'s window is ``wc[j b : j b + b + taps - 1]`` (float32, one matrix
-    product per :data:`_TP_CAND_CHUNK` windows)."""
+#: how far under the largest float32 value between the samples, relative to it and
+#: times the interpolator's ``l1``, a window's own largest value may lie and still be
+#: computed again in float64: a float32 sum of a window's 52 products errs by at most
+#: about 54 x 2^-24 of ``l1`` times its sample peak (3.2e-6), under the value itself for
+#: a window whose value can be the true peak (it must exceed the sample peak, phase 0);
+#: this is 30 times that, on either side
+_TP_NEAR = 2e-4
+#: windows kept for the float64 values at most (a signal clipped flat for minutes can
+#: have hundreds of thousands within the margin: the largest estimates are kept, and the
+#: figure is then float32's, to about 1e-6 dB, whatever the batches)
+_TP_KEEP = 8192
+#: windows computed in float64 at a time (their products take about 10 MB)
+_TP_EXACT_CHUNK = 256
+
+
+class _NearWindows:
+    """The largest magnitude of phases 1-3 over the windows of one signal, the same
+    figure however they were batched: BLAS's float32 product of a window depends, in
+    its last bit, on the window's place in its batch, so each batch's products only find
+    the windows within :data:`_TP_NEAR` of the largest, whose values are then computed
+    again in float64 by numpy (the same sums in the same order for every window)."""
+
+    def __init__(self, l1: float, block: int = _TP_BLOCK) -> None:
+        self._l1 = l1
+        self._block = block
+        self.estimate = 0.0  #: the largest float32 value so far
+        self._values = np.zeros(0, np.float32)  # each kept window's largest float32 value
+        self._windows: list[np.ndarray] = []  # the kept windows, batch by batch
+
+    def _floor(self) -> float:
+        return self.estimate * (1.0 - 2.0 * _TP_NEAR * self._l1)
+
+    def add(self, windows: np.ndarray, values: np.ndarray) -> None:
+        """Take a batch: its ``windows`` ``(k, 52)`` and their products ``values`` ``(k,
+        96)`` (NaN values are left out)."""
+        top = max(float(values.max()), -float(values.min()))
+        if not top >= self._floor():
+            return
+        rose = top > self.estimate
+        self.estimate = max(self.estimate, top)
+        floor = self._floor()
+        flat = values.reshape(-1)
+        hit = np.flatnonzero((flat >= floor) | (flat <= -floor))
+        rows = np.unique(hit // values.shape[1])
+        if rows.size == 0:
+            return
+        near = np.abs(values[rows]).max(axis=1)
+        self._values = np.concatenate([self._values, near])
+        self._windows.append(windows[rows])
+        if rose or self._values.size > 2 * _TP_KEEP:
+            self._prune(floor)
+
+    def _prune(self, floor: float) -> None:
+        """Drop the windows now under the floor (and, past :data:`_TP_KEEP`, all but the
+        largest estimates)."""
+        keep = self._values >= floor
+        if keep.sum() > _TP_KEEP:
+            cut = np.partition(self._values, self._values.size - _TP_KEEP)[
+                self._values.size - _TP_KEEP]
+            keep &= self._values >= cut
+        windows = np.concatenate(self._windows)[keep]
+        self._values = self._values[keep]
+        self._windows = [windows]
+
+    def exact(self) -> float:
+        """The largest magnitude of the kept windows' values between the samples, in
+        float64 (0.0 when none)."""
+        if not self._windows:
+            return 0.0
+        self._prune(self._floor())
+        w = self._windows[0]
+        m = _inter_sample_matrix(self._block, exact=True)
+        best = 0.0
+        for i in range(0, w.shape[0], _TP_EXACT_CHUNK):
+            part = w[i : i + _TP_EXACT_CHUNK].astype(np.float64)
+            v = (part[:, :, None] * m).sum(axis=1)  # every window's sums in one order
+            best = max(best, float(np.abs(v).max()))
+        return best
+
+
+def _inter_sample_windows(wc: np.ndarray, cand: np.ndarray, b: int, near: _NearWindows
+                          ) -> None:
+    """Phases 1-3 over the candidate blocks ``cand`` of one channel, for ``near``:
+    ``wc`` holds the ``taps - 1`` samples before block 0, then the blocks, so that block
+    ``j``'s window is ``wc[j b : j b + b + taps - 1]`` (float32, one matrix product per
+    :data:`_TP_CAND_CHUNK` windows)."""
     from numpy.lib.stride_tricks import sliding_window_view
 
     mat = _inter_sample_matrix(b)
     windows = sliding_window_view(wc, mat.shape[0])[::b]
-    best = 0.0
     for i in range(0, len(cand), _TP_CAND_CHUNK):
-        v = windows[cand[i : i + _TP_CAND_CHUNK]] @ mat  # (the rows gathered, contiguous)
-        best = max(best, float(v.max()), -float(v.min()))  # max |v| without |v|
-    return best
+        w = windows[cand[i : i + _TP_CAND_CHUNK]]  # (the rows gathered, contiguous)
+        near.add(w, w @ mat)
 
 
 #: candidate blocks from which :func:`true_peak_dbtp` interpolates two channels on two
@@ -267,14 +352,16 @@ def true_peak_dbtp(x: np.ndarray, sample_rate: int) -> float:
     """True peak in dBTP: the peak of the 4x-oversampled signal (BS.1770-4 Annex 2).
 
     Phase 0 of the interpolator is the sample itself (times 1.0006,
-    :func:`_on_sample_peak`). The values between the samples (phases 1-3) are read
+    :func:`_on_sample_peak`). The values between the samples (phases 1-3) are found
     block by block: the signal is cut into blocks of :data:`_TP_BLOCK` samples and each
     block's 3 x 32 values come from one matrix product with its samples and the
-    filter's context (float32). Only blocks loud enough to matter are interpolated: an
-    interpolated value is a weighted sum of 21 neighbours whose weights sum in magnitude
-    to at most ``l1``, so in a block whose samples (and its context's) all lie below
-    ``sample_peak / l1`` no interpolated value can exceed the sample peak. The result
-    equals a full oversampling to float32 rounding (checked in tests).
+    filter's context (float32); the windows whose values come within :data:`_TP_NEAR`
+    of the largest are computed again in float64 (:class:`_NearWindows`), so the figure
+    is the float64 oversampling's and does not depend on how the blocks were batched
+    (:class:`TruePeakMeter` gives the same). Only blocks loud enough to matter are
+    interpolated: an interpolated value is a weighted sum of 21 neighbours whose weights
+    sum in magnitude to at most ``l1``, so in a block whose samples (and its context's)
+    all lie below ``sample_peak / l1`` no interpolated value can exceed the sample peak.
     """
     del sample_rate  # the interpolation is rate-independent (4x of whatever the rate is)
     x = _as_2d(x)
@@ -302,7 +389,7 @@ def true_peak_dbtp(x: np.ndarray, sample_rate: int) -> float:
     def channel_best(c: int) -> float:
         # a chunk of blocks at a time: its windows' samples, one channel, contiguous
         # (zeros before the start and after the end)
-        best = 0.0
+        near = _NearWindows(l1)
         wc = np.zeros(ctx + rows, np.float32)
         for j0 in range(0, nb, _TP_CHUNK):
             j1 = min(nb, j0 + _TP_CHUNK)
@@ -315,8 +402,8 @@ def true_peak_dbtp(x: np.ndarray, sample_rate: int) -> float:
             lo, hi = max(t0, 0), min(n, t0 + w.shape[0])
             if hi > lo:
                 w[lo - t0 : hi - t0] = x[lo:hi, c]
-            best = max(best, _inter_sample_best(w, local, b))
-        return best
+            _inter_sample_windows(w, local, b, near)
+        return near.exact()
 
     if x.shape[1] == 2 and len(cand) >= _TP_TWO_THREADS:
         # the second channel's products on a helper thread (they let go of the GIL): the
@@ -336,11 +423,12 @@ _NO_BLOCKS = np.zeros(0, np.int64)
 
 class TruePeakMeter:
     """The true peak (dBTP) of a signal given a block at a time: :func:`true_peak_dbtp`
-    of the whole signal, computed the same way (phase 0 from the sample peak, and 3 x 32
-    interpolated values per block of :data:`_TP_BLOCK` samples from one matrix product,
-    only for blocks loud enough to matter) with the sample peak so far as the bound: a
-    block skipped cannot exceed the final peak either. Equal to the whole-signal figure
-    (the same products of the same windows)."""
+    of the whole signal, computed the same way (phase 0 from the sample peak; 3 x 32
+    values between the samples per block of :data:`_TP_BLOCK` samples from one float32
+    matrix product, only for blocks loud enough to matter, and those near the largest
+    again in float64) with the sample peak so far as the bound: a block skipped cannot
+    exceed the final peak either. Equal to the whole-signal figure to the bit, whatever
+    the blocks given."""
 
     def __init__(self) -> None:
         _mat, self._l1 = true_peak_matrix()
@@ -349,7 +437,7 @@ class TruePeakMeter:
         self._pending: np.ndarray | None = None  # samples short of a whole block
         self._prev_bmax = 0.0
         self.peak = 0.0
-        self._best = 0.0
+        self._near = _NearWindows(self._l1)
         self._done: float | None = None
 
     def add(self, x: np.ndarray) -> None:
@@ -381,7 +469,7 @@ class TruePeakMeter:
             for c in range(y.shape[1]):
                 # block j's window is wc[j b : j b + b + ctx]
                 wc = np.concatenate([self._before[:, c], y[:, c]])
-                self._best = max(self._best, _inter_sample_best(wc, cand, b))
+                _inter_sample_windows(wc, cand, b, self._near)
         self._before = (y[y.shape[0] - ctx :] if y.shape[0] >= ctx
                         else np.concatenate([self._before, y])[-ctx:]).copy()
 
@@ -395,7 +483,7 @@ class TruePeakMeter:
                 tail = np.zeros((n, rest.shape[1]), np.float32)  # silence after the end
                 tail[: rest.shape[0]] = rest
                 self._blocks(tail)
-            best = max(self.peak, _on_sample_peak(self.peak), self._best)
+            best = max(self.peak, _on_sample_peak(self.peak), self._near.exact())
             self._done = float(20.0 * np.log10(best)) if best > 0.0 else -np.inf
         return self._done
 
