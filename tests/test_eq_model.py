@@ -209,6 +209,46 @@ def test_masking_never_lifts_a_rolled_off_band_or_past_finished_vocals():
     assert again[1:] == (mask, _hp, notes)
 
 
+@pytest.mark.parametrize("corrects", [True, False])
+@pytest.mark.parametrize("rate", [44100, 48000])
+def test_the_eq_analysis_downmixes_the_vocal_once_with_the_same_results(monkeypatch, rate,
+                                                                         corrects):
+    """The model's EQ analysis hands the vocal's downmix to both the correction's spectrum
+    and the masking analysis (at the model's rate, where both read it; with a correction
+    the masking analysis reads the corrected downmix instead): the same correction,
+    masking bands and notes as each making its own, and with no correction one downmix of
+    the vocal fewer."""
+    from vocalmix.core import dsp
+    from vocalmix.estimators import registry
+
+    v, b = synthesize_song(sample_rate=rate, duration_s=4.0, seed=5)
+    v, b = dsp.frozen(v, unique=True), dsp.frozen(b, unique=True)
+    m = E.shipped_model() if corrects else E.EqModel(np.zeros(21), np.eye(21),
+                                                     np.zeros((1, 21)))
+    monkeypatch.setattr(E, "shipped_model", lambda: m)
+    real, made = dsp.mono, []
+
+    def counted(x):
+        if np.ndim(x) == 2 and len(x) == len(v):
+            made.append(len(x))
+        return real(x)
+
+    monkeypatch.setattr(dsp, "mono", counted)
+    dsp.forget_signals()
+    c0 = E.correct(v, rate, m)  # each making its own, as before
+    want = E.combine_with_masking(v, b, rate, c0.bands, model=m,
+                                  engineers_shape_db=registry._engineers_eq_shape(),
+                                  vocal_power=c0.power)
+    before = len(made)
+    assert bool(c0.bands) == corrects
+    dsp.forget_signals()
+    c, got = registry._eq_analysis(v, b, rate)
+    assert c.bands == c0.bands and np.array_equal(c.power, c0.power)
+    assert got == want
+    now = len(made) - before
+    assert now == (before - 1 if rate == E.ANALYSIS_SR and not corrects else before)
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_random_eq_then_exact_inverse_is_identity(seed):
     rng = np.random.default_rng(seed)

@@ -110,15 +110,18 @@ def frame_spectra(x: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarr
 FRAME_CHUNK = 256
 
 
-def mean_active_spectrum(x: np.ndarray, sample_rate: int) -> np.ndarray:
+def mean_active_spectrum(x: np.ndarray, sample_rate: int, *,
+                         downmix: np.ndarray | None = None) -> np.ndarray:
     """``frame_spectra(x, sample_rate)[1].mean(axis=0)`` (the mean power spectrum of the
     active frames, ``(4097,)``) without holding every frame's spectrum
     (:func:`vocalmix.core.dsp.active_mean_power`, :data:`FRAME_CHUNK` frames at a time:
     the same mean up to the summation order, about 1e-16 relative). A 3-minute vocal's
-    spectra took about 250 MB at once."""
+    spectra took about 250 MB at once. ``downmix``: ``mono(x)``, made already, for ``x``
+    at :data:`ANALYSIS_SR`."""
     from vocalmix.core.dsp import active_mean_power, mono_at
 
-    y = mono_at(x, sample_rate, ANALYSIS_SR, quality="HQ")
+    y = (downmix if downmix is not None and sample_rate == ANALYSIS_SR
+         else mono_at(x, sample_rate, ANALYSIS_SR, quality="HQ"))
     hop = N_FFT // 2
     n = len(y) // hop - 1
     if n < 1:
@@ -423,10 +426,12 @@ class Correction:
 
 
 def correct(vocal: np.ndarray, sample_rate: int, model: EqModel | None = None, *,
-            max_bands: int = 6, max_gain_db: float = 12.0) -> Correction:
-    """Predict a vocal's corrective EQ and fit it to editable bands (numpy only)."""
+            max_bands: int = 6, max_gain_db: float = 12.0,
+            downmix: np.ndarray | None = None) -> Correction:
+    """Predict a vocal's corrective EQ and fit it to editable bands (numpy only).
+    ``downmix``: the vocal's :func:`~vocalmix.core.dsp.mono`, made already."""
     m = model or shipped_model()
-    power = mean_active_spectrum(vocal, sample_rate)
+    power = mean_active_spectrum(vocal, sample_rate, downmix=downmix)
     observed = observed_bands(band_limit_hz(power))
     if observed.sum() < 3:  # (nothing but the lowest bands: nothing to judge it by)
         return Correction([], np.zeros(N_BANDS), 1.0, False, power)
@@ -545,7 +550,8 @@ def combine_with_masking(vocal: np.ndarray, backing: np.ndarray, sample_rate: in
                          correction: Bands, *, max_total_gain_db: float = MAX_TOTAL_GAIN_DB,
                          config=None, model: EqModel | None = None,
                          engineers_shape_db: dict[str, np.ndarray] | None = None,
-                         vocal_power: np.ndarray | None = None
+                         vocal_power: np.ndarray | None = None,
+                         downmix: np.ndarray | None = None
                          ) -> tuple[Bands, Bands, float, list[str]]:
     """The vocal's EQ for ``--method model``: the learned correction first, then the
     baseline's masking reduction computed on the *corrected* vocal.
@@ -562,7 +568,9 @@ def combine_with_masking(vocal: np.ndarray, backing: np.ndarray, sample_rate: in
 
     ``vocal_power``: the vocal's :func:`mean_active_spectrum` (:attr:`Correction.power`),
     which is the corrected vocal's when there is no correction (its downmix, the same
-    samples): the limits then read it instead of making it again.
+    samples): the limits then read it instead of making it again. ``downmix``: the
+    vocal's :func:`~vocalmix.core.dsp.mono`, made already (it is the corrected vocal's
+    when there is no correction).
 
     Returns ``(correction, masking, highpass_hz, notes)``, bands as ``(kind, Hz, dB, Q)``.
     """
@@ -574,7 +582,8 @@ def combine_with_masking(vocal: np.ndarray, backing: np.ndarray, sample_rate: in
     notes: list[str] = []
     # both analyses below read only the corrected vocal's downmix (a mono signal is its
     # own downmix): made once, a block at a time, instead of the filtered stereo signal
-    corrected = apply_eq_mono(vocal, sample_rate, correction) if correction else mono(vocal)
+    corrected = (apply_eq_mono(vocal, sample_rate, correction) if correction
+                 else downmix if downmix is not None else mono(vocal))
     masking, hp = masking_eq(corrected, backing, sample_rate, max_bands=c.eq_max_bands,
                              max_gain_db=c.eq_max_gain_db,
                              max_total_gain_db=c.eq_max_total_gain_db,

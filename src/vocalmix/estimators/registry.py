@@ -110,11 +110,16 @@ def _engineers_eq_shape() -> dict[str, np.ndarray] | None:
 def _eq_analysis(vocal: np.ndarray, backing: np.ndarray, sample_rate: int) -> tuple[Any, Any]:
     """The EQ provider's analysis of the input pair: the corrective EQ and the masking
     bands on the corrected vocal (see :func:`eq_provider`)."""
+    from vocalmix.core.dsp import mono
+
     m = eq.shipped_model()
-    c = eq.correct(vocal, sample_rate, m)
+    # at the model's rate, the vocal's downmix is what both the correction's spectrum and
+    # (with no correction) the masking analysis read: made once (32 MB for 3 minutes)
+    y = mono(vocal) if sample_rate == eq.ANALYSIS_SR else None
+    c = eq.correct(vocal, sample_rate, m, downmix=y)
     return c, eq.combine_with_masking(vocal, backing, sample_rate, c.bands, model=m,
                                       engineers_shape_db=_engineers_eq_shape(),
-                                      vocal_power=c.power)
+                                      vocal_power=c.power, downmix=y)
 
 
 #: the reverb model's predictions by the backing's content (a few numbers each, with the
