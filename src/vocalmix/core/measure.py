@@ -181,7 +181,8 @@ def true_peak_filter() -> np.ndarray:
 
 
 #: block length (samples) of the true-peak check's matrix product (32: a window of 52
-#: samples gives 96 values; 64 samples read 84 for 192, twice the products per value)
+#: samples gives the 96 values between them; a 64-sample block reads 84 for 192, 1.6
+#: times the products per sample)
 _TP_BLOCK = 32
 #: blocks per pass of the sample-peak scan (bounds its work arrays to a few MB)
 _TP_CHUNK = 8192
@@ -282,7 +283,7 @@ class _NearWindows:
 
     def add(self, windows: np.ndarray, values: np.ndarray) -> None:
         """Take a batch: its ``windows`` ``(k, 52)`` and their products ``values`` ``(k,
-        96)`` (NaN values are left out)."""
+        96)`` (a batch holding a NaN is left out, as the float32 figure left it)."""
         top = max(float(values.max()), -float(values.min()))
         if not top >= self._floor():
             return
