@@ -422,6 +422,10 @@ def test_the_proxy_frame_means_are_the_frames_means(frame_len, channels, rng):
     assert got.shape == (37, channels)
     np.testing.assert_allclose(got, want, rtol=1e-13, atol=0.0)
     assert _frame_means(env[: frame_len - 1], frame_len).shape == (0, channels)
+    # the probe's layout, channels first: the same means, to the bit
+    rows = np.ascontiguousarray(env.T)
+    assert np.array_equal(_frame_means(rows, frame_len, axis=1), got)
+    assert _frame_means(rows[:, : frame_len - 1], frame_len, axis=1).shape == (0, channels)
 
 
 def test_a_long_probe_in_two_parts_reads_the_one_pass_envelope(rng, monkeypatch):
