@@ -24,8 +24,10 @@ which is faster. This script does that:
                              [--song synthetic|musdb]
 
 Output: one line per version (median wall and CPU seconds, their spread), the median of
-the paired differences B - A, in how many rounds B was faster, and whether the outputs
-are the same to the bit.
+the paired differences B - A with a 90 % bootstrap interval, in how many rounds B was
+faster and the two-sided sign test's p-value for that count (a difference whose interval
+holds 0 and whose p-value is large is within the machine's noise), and whether the
+outputs are the same to the bit.
 """
 
 from __future__ import annotations
@@ -79,6 +81,32 @@ def run_once(src: Path, args: list[str]) -> tuple[float, float]:
 
 def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def sign_test_p(faster: int, slower: int) -> float:
+    """Two-sided sign test: the probability, were both versions equally fast, of a split
+    of the rounds at least this uneven (rounds with equal times left out)."""
+    from math import comb
+
+    n = faster + slower
+    if n == 0:
+        return 1.0
+    k = min(faster, slower)
+    tail = sum(comb(n, i) for i in range(k + 1)) / 2.0**n
+    return min(1.0, 2.0 * tail)
+
+
+def median_interval(diffs: list[float], level: float = 0.90, draws: int = 4000
+                    ) -> tuple[float, float]:
+    """A bootstrap interval of the median of ``diffs`` (percentile method, ``draws``
+    resamples with a fixed seed: the same figures for the same times)."""
+    import random
+
+    rng = random.Random(0)
+    meds = sorted(statistics.median(rng.choices(diffs, k=len(diffs))) for _ in range(draws))
+    lo = meds[int((1.0 - level) / 2.0 * (draws - 1))]
+    hi = meds[int((1.0 + level) / 2.0 * (draws - 1))]
+    return lo, hi
 
 
 def main() -> int:
@@ -139,8 +167,13 @@ def main() -> int:
         diffs = [b[0] - a[0] for a, b in zip(times["A"], times["B"], strict=True)]
         cdiffs = [b[1] - a[1] for a, b in zip(times["A"], times["B"], strict=True)]
         faster = sum(d < 0 for d in diffs)
-        print(f"  B - A: {statistics.median(diffs):+.3f} s wall (B faster in {faster} of "
-              f"{len(diffs)} rounds), {statistics.median(cdiffs):+.3f} s CPU")
+        slower = sum(d > 0 for d in diffs)
+        lo, hi = median_interval(diffs)
+        clo, chi = median_interval(cdiffs)
+        print(f"  B - A: {statistics.median(diffs):+.3f} s wall (90 % interval {lo:+.3f} to "
+              f"{hi:+.3f}; B faster in {faster} of {len(diffs)} rounds, sign test p = "
+              f"{sign_test_p(faster, slower):.2f}), {statistics.median(cdiffs):+.3f} s CPU "
+              f"({clo:+.3f} to {chi:+.3f})")
         same = digest(outs["A"]) == digest(outs["B"])
         print(f"  outputs: {'the same to the bit' if same else 'DIFFERENT'} "
               f"({digest(outs['A'])} / {digest(outs['B'])})")
