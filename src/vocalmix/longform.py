@@ -257,7 +257,7 @@ def measure_long(r: AudioReader, *, progress: Progress = no_progress) -> LongFig
     file's samples and their copies.
 
     The loudness figures are those of the whole file to the bit
-    (:class:`~vocalmix.core.measure.SegmentMeter`); the true peak to float32 rounding
+    (:class:`~vocalmix.core.measure.SegmentMeter`); the true peak to the bit
     (:class:`~vocalmix.core.measure.TruePeakMeter`); the spectrum to float rounding
     (:class:`~vocalmix.core.kernels.WelchDensity`); the tempo reads a downmix resampled by
     a streaming soxr resampler where the whole file's is resampled at once."""

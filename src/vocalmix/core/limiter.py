@@ -167,13 +167,13 @@ class StreamingLimiter:
         # sub-block and its look-ahead) and the true-peak meter's interpolation matrix: a
         # row of B + TP_TAPS - 1 samples gives the B detector values of its first B
         # samples, every phase
-        from vocalmix.core.measure import true_peak_matrix
+        from vocalmix.core.measure import inter_sample_matrix
 
         self._read32 = np.zeros((channels, k * GATE_BLOCK + TP_TAPS - 1), np.float32)
         # phases 1-3 only: phase 0 is the sample itself times its centre tap (its other
         # taps are under 4e-17), bounded from the samples' peaks in float64 instead
-        mat, self._l1 = true_peak_matrix(SCREEN_BLOCK)
-        self._screen_mat = np.ascontiguousarray(mat[:, SCREEN_BLOCK:])
+        self._screen_mat = inter_sample_matrix(SCREEN_BLOCK)
+        self._l1 = interpolator_gain_bound()
         phase0 = np.abs(interpolator_phases()[:, 0])
         self._centre_tap = float(phase0[TP_DELAY])
         self._outer_taps = float(phase0.sum() - phase0[TP_DELAY])

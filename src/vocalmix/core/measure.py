@@ -221,25 +221,23 @@ def _true_peak_matrix64(block: int) -> tuple[np.ndarray, float]:
 
 
 @lru_cache(maxsize=2)
-def _inter_sample_matrix(block: int = _TP_BLOCK, exact: bool = False) -> np.ndarray:
+def inter_sample_matrix(block: int = _TP_BLOCK, exact: bool = False) -> np.ndarray:
     """Phases 1-3 of :func:`true_peak_matrix` (its last ``3 B`` columns), read-only: the
-    values between the samples; ``exact``: in float64."""
+    values between the samples (the true-peak meter's and the limiter's screen's);
+    ``exact``: in float64."""
     m64 = _true_peak_matrix64(block)[0][:, block:]
     m = np.ascontiguousarray(m64 if exact else m64.astype(np.float32))
     m.flags.writeable = False
     return m
 
 
-#: the row of phase 0's centre tap in :func:`true_peak_matrix` (of a 1-sample block)
-TP_CENTRE_ROW = 10
-
-
 def _on_sample_peak(peak: float) -> float:
     """The largest phase-0 value of a signal whose sample peak is ``peak``: phase 0 of
-    the interpolator is the sample itself times its centre tap (1.0006; its other taps
-    are under 4e-17 and left out), so its largest value is the sample peak times that
-    tap (float64)."""
-    return float(_true_peak_matrix64(1)[0][TP_CENTRE_ROW, 0]) * peak
+    the interpolator (taps ``h[4 k]`` of :func:`true_peak_filter`) is the sample itself
+    times its centre tap (1.0006; its other taps are under 4e-17 and left out), so its
+    largest value is the sample peak times that tap (float64)."""
+    phase0 = true_peak_filter()[::_TP_FACTOR]
+    return float(phase0[len(phase0) // 2]) * peak
 
 
 def _block_peaks(ax: np.ndarray, b: int) -> np.ndarray:
@@ -320,7 +318,7 @@ class _NearWindows:
             return 0.0
         self._prune(self._floor())
         w = self._windows[0]
-        m = _inter_sample_matrix(self._block, exact=True)
+        m = inter_sample_matrix(self._block, exact=True)
         best = 0.0
         for i in range(0, w.shape[0], _TP_EXACT_CHUNK):
             part = w[i : i + _TP_EXACT_CHUNK].astype(np.float64)
@@ -337,7 +335,7 @@ def _inter_sample_windows(wc: np.ndarray, cand: np.ndarray, b: int, near: _NearW
     :data:`_TP_CAND_CHUNK` windows)."""
     from numpy.lib.stride_tricks import sliding_window_view
 
-    mat = _inter_sample_matrix(b)
+    mat = inter_sample_matrix(b)
     windows = sliding_window_view(wc, mat.shape[0])[::b]
     for i in range(0, len(cand), _TP_CAND_CHUNK):
         w = windows[cand[i : i + _TP_CAND_CHUNK]]  # (the rows gathered, contiguous)
@@ -371,7 +369,7 @@ def true_peak_dbtp(x: np.ndarray, sample_rate: int) -> float:
         return -np.inf
     _mat, l1 = true_peak_matrix()
     b = _TP_BLOCK
-    ctx = _inter_sample_matrix(b).shape[0] - b  # taps - 1 samples before each block
+    ctx = inter_sample_matrix(b).shape[0] - b  # taps - 1 samples before each block
     nb = -(-(n + ctx) // b)  # blocks covering every full-convolution output
     bmax = np.zeros(nb, dtype=np.float32)  # the sample peak of each block
     rows = _TP_CHUNK * b
@@ -433,7 +431,7 @@ class TruePeakMeter:
 
     def __init__(self) -> None:
         _mat, self._l1 = true_peak_matrix()
-        self._ctx = _inter_sample_matrix().shape[0] - _TP_BLOCK
+        self._ctx = inter_sample_matrix().shape[0] - _TP_BLOCK
         self._before: np.ndarray | None = None  # the ctx samples before the pending ones
         self._pending: np.ndarray | None = None  # samples short of a whole block
         self._prev_bmax = 0.0
@@ -1443,6 +1441,7 @@ __all__ = [
     "singing_ratio_from_segments",
     "true_peak_dbtp",
     "true_peak_filter",
+    "inter_sample_matrix",
     "true_peak_matrix",
     "upper_quantile",
     "vocal_to_mix_lu",
