@@ -161,6 +161,17 @@ def test_ndimage_filters_equal_scipy():
                     assert got.sum() == sorted_mid.sum(), (shape, size, axis)
 
 
+def test_median_of_nine_is_exact_for_every_order_of_nine_values():
+    # the triples' network is exact for every order of 9 distinct values (and so, by the
+    # 0-1 principle, for ties): each row holds one of the 9! orders, and the window
+    # centred on its middle sample sees exactly those 9 values
+    import itertools
+
+    rows = np.array(list(itertools.permutations(range(9))), dtype=np.float64)
+    assert np.all(kernels.median_filter1d(rows, 9, axis=1)[:, 4] == 4.0)
+    assert np.all(kernels.median_filter1d(np.ascontiguousarray(rows.T), 9, axis=0)[4] == 4.0)
+
+
 def _sorted_windows_middle(p, size, axis):
     pad = [(0, 0)] * p.ndim
     pad[axis] = (size // 2, size // 2)

@@ -497,9 +497,45 @@ def _min_or_max_filter1d(x: np.ndarray, size: int, axis: int, mode: str, cval: f
 
 #: the compare-exchanges of a median-of-9 selection network (N. Devillard, "Fast median
 #: search: an ANSI C implementation", 1998, ``opt_med9``): after them, element 4 holds the
-#: median of the nine
-_MEDIAN_OF_9 = ((1, 2), (4, 5), (7, 8), (0, 1), (3, 4), (6, 7), (1, 2), (4, 5), (7, 8),
-                (0, 3), (5, 8), (4, 7), (3, 6), (1, 4), (2, 5), (4, 7), (4, 2), (6, 4), (4, 2))
+def _median_of_9(padded: np.ndarray, axis: int, n: int) -> np.ndarray:
+    """The median of every 9 consecutive values along ``axis`` of ``padded`` (``n + 8``
+    long there): ``n`` values, each one of its window's.
+
+    Each window of 9 is three consecutive triples, and its median is the median of the
+    triples' largest minimum, middle median and smallest maximum (exact for every order
+    of 9 values, and so for ties). A triple starting at ``j`` serves the windows starting
+    at ``j``, ``j - 3`` and ``j - 6``, so the triples are sorted once, in 6 minimum or
+    maximum passes, and the windows take 12 more: 18 passes over the array where a
+    network over each window's 9 values takes 38."""
+    def along(a: np.ndarray, start: int, length: int) -> np.ndarray:
+        at: list[Any] = [slice(None)] * a.ndim
+        at[axis] = slice(start, start + length)
+        return a[tuple(at)]
+
+    m = n + 6  # the triples
+    a, b, c = (along(padded, k, m) for k in range(3))
+    lo = np.minimum(a, b)
+    hi = np.maximum(a, b)
+    t = np.maximum(lo, c)
+    np.minimum(lo, c, out=lo)
+    mid = np.minimum(hi, t)
+    np.maximum(hi, t, out=hi)
+    # each window's three triples start 0, 3 and 6 after it
+    top = np.maximum(along(lo, 0, n), along(lo, 3, n))
+    np.maximum(top, along(lo, 6, n), out=top)  # the largest minimum
+    bottom = np.minimum(along(hi, 0, n), along(hi, 3, n))
+    np.minimum(bottom, along(hi, 6, n), out=bottom)  # the smallest maximum
+    return _median_of_3(_median_of_3(along(mid, 0, n), along(mid, 3, n), along(mid, 6, n)),
+                        top, bottom)
+
+
+def _median_of_3(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """The median of ``x``, ``y`` and ``z`` element by element (4 passes):
+    ``max(min(x, y), min(max(x, y), z))``."""
+    low = np.minimum(x, y)
+    high = np.maximum(x, y)
+    np.minimum(high, z, out=high)
+    return np.maximum(low, high, out=low)
 
 
 def median_filter1d(x: np.ndarray, size: int, axis: int) -> np.ndarray:
@@ -507,11 +543,11 @@ def median_filter1d(x: np.ndarray, size: int, axis: int) -> np.ndarray:
     ``size`` along ``axis`` only and ``mode="nearest"``: the median of the same ``size``
     values, which is one of them, so equal to SciPy's to the bit.
 
-    A window of 9 goes through a selection network (:data:`_MEDIAN_OF_9`: 19
-    minimum/maximum pairs over shifted views of the whole array, 4-5 times faster than
-    sorting every window); other sizes sort each window. Either way the result is laid
-    out as the middle column of the sorted windows (a view with their strides), so that
-    a sum over it adds in the same order and rounds the same."""
+    A window of 9 goes through :func:`_median_of_9` (18 minimum or maximum passes over
+    the whole array, 8-10 times faster than sorting every window); other sizes sort each
+    window. Either way the result is laid out as the middle column of the sorted windows
+    (a view with their strides), so that a sum over it adds in the same order and rounds
+    the same."""
     if size % 2 != 1:
         raise ValueError("the window must be odd")
     x = np.asarray(x)
@@ -521,18 +557,8 @@ def median_filter1d(x: np.ndarray, size: int, axis: int) -> np.ndarray:
     padded = np.pad(x, pad, mode="edge")
     win = np.lib.stride_tricks.sliding_window_view(padded, size, axis=axis)
     if size == 9:
-        n = x.shape[axis]
-        at: list[Any] = [slice(None)] * x.ndim
-        v = []
-        for i in range(size):
-            at[axis] = slice(i, i + n)
-            v.append(padded[tuple(at)])
-        for a, b in _MEDIAN_OF_9:
-            lo = np.minimum(v[a], v[b])
-            v[b] = np.maximum(v[a], v[b])
-            v[a] = lo
         out = np.empty_like(win)[..., h]  # (np.sort copies its input as empty_like does)
-        out[...] = v[4]
+        out[...] = _median_of_9(padded, axis, x.shape[axis])
         return out
     return np.sort(win, axis=-1)[..., h]  # the middle of each sorted window
 
