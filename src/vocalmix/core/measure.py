@@ -367,7 +367,7 @@ def true_peak_dbtp(x: np.ndarray, sample_rate: int) -> float:
     n = x.shape[0]
     if n == 0:
         return -np.inf
-    _mat, l1 = true_peak_matrix()
+    l1 = _true_peak_matrix64(_TP_BLOCK)[1]  # (no float32 copy of the matrix)
     b = _TP_BLOCK
     ctx = inter_sample_matrix(b).shape[0] - b  # taps - 1 samples before each block
     nb = -(-(n + ctx) // b)  # blocks covering every full-convolution output
@@ -430,7 +430,7 @@ class TruePeakMeter:
     the blocks given."""
 
     def __init__(self) -> None:
-        _mat, self._l1 = true_peak_matrix()
+        self._l1 = _true_peak_matrix64(_TP_BLOCK)[1]
         self._ctx = inter_sample_matrix().shape[0] - _TP_BLOCK
         self._before: np.ndarray | None = None  # the ctx samples before the pending ones
         self._pending: np.ndarray | None = None  # samples short of a whole block
