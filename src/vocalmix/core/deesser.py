@@ -128,7 +128,8 @@ def _short_term_power_ms(x: np.ndarray, sample_rate: int, sos: np.ndarray | None
 
     a = _one_pole(ms, sample_rate)
     step = _reading_step(sample_rate)
-    x2 = np.asarray(x).reshape(len(x), -1)
+    x2 = np.asarray(x)
+    x2 = x2 if x2.ndim == 2 else x2.reshape(-1, 1)
     n, channels = x2.shape
     # the weight of each sample of a millisecond (oldest first), the channels' mean in it
     w = (1.0 - a) * a ** np.arange(step - 1, -1, -1, dtype=np.float64)
