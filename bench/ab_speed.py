@@ -9,9 +9,9 @@ which is faster. This script does that:
 - each version's ``src`` is taken from git (``git archive REV src``) into a temporary
   folder and byte-compiled, as an installed package is; ``--b worktree`` (the default)
   uses this checkout's ``src`` as it is on disk;
-- the song is the speed bench's synthesised one (``bench_speed.write_song``), or with
-  ``--song musdb`` its real MUSDB18 training stems, written once into the temporary
-  folder;
+- the song is the speed bench's synthesised one (``bench_speed.write_song``), with
+  ``--song musdb`` its real MUSDB18 training stems, or with ``--song karaoke`` a dry mono
+  take over their backing, written once into the temporary folder;
 - each round runs ``python -m vocalmix <command> VOCAL BACKING -o OUT --force -q`` (for
   ``render``, the params document version A's ``estimate`` wrote first follows BACKING) with
   ``PYTHONPATH`` pointing at version A, then at version B (the order alternates between
@@ -21,7 +21,7 @@ which is faster. This script does that:
 
     python bench/ab_speed.py --a 0360af1 [--b worktree|REV] [--rounds 8]
                              [--command "mix --method model"] [--duration 180]
-                             [--song synthetic|musdb]
+                             [--song synthetic|musdb|karaoke]
 
 Output: one line per version (median wall and CPU seconds, their spread), the median of
 the paired differences B - A with a 90 % bootstrap interval, in how many rounds B was
@@ -118,9 +118,10 @@ def main() -> int:
     ap.add_argument("--command", default="mix --method model",
                     help="the vocalmix command and its options (mix, estimate or render)")
     ap.add_argument("--duration", type=float, default=180.0, help="song length, s")
-    ap.add_argument("--song", choices=("synthetic", "musdb"), default="synthetic",
+    ap.add_argument("--song", choices=("synthetic", "musdb", "karaoke"), default="synthetic",
                     help="the speed bench's synthesised song (its vocal a mono take read "
-                    "as stereo), or its real MUSDB18 training stems (a stereo vocal)")
+                    "as stereo), its real MUSDB18 training stems (a stereo vocal), or a "
+                    "dry mono take over their backing (karaoke)")
     args = ap.parse_args()
     if args.rounds < 1 or not args.duration > 0:
         ap.error("--rounds must be at least 1 and --duration positive")

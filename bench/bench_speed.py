@@ -33,11 +33,14 @@ limit (``VOCALMIX_MAX_DECODED_MB``) is raised for them.
 ``--song musdb`` takes real stems instead: the first MUSDB18 training clip (6.8 s, from
 ``$VOCALMIX_DATA/musdb18-7s/train``) repeated to each length. The synthesised vocal is
 one whose corrective EQ fits bands; a professionally mixed vocal, as most real ones,
-needs none, so the two songs time different paths.
+needs none, so the two songs time different paths. ``--song karaoke`` puts a dry mono
+take (``$VOCALMIX_DATA/dry_vocals/vocadito_1_CC-BY4.wav``, 33 s) over that clip's
+backing, each repeated: a karaoke app's case, whose take the model de-esses and sends to
+a reverb.
 
     python bench/bench_speed.py [--durations 30,180,600] [--repeats 3] [--cores 0|all]
                                 [--md FILE] [--no-matchering] [--no-stages]
-                                [--song synthetic|musdb]
+                                [--song synthetic|musdb|karaoke]
 """
 
 from __future__ import annotations
@@ -137,36 +140,66 @@ def musdb_clip():
     return songs[0]
 
 
+#: the dry take of ``--song karaoke``, in ``$VOCALMIX_DATA/dry_vocals`` (CC BY 4.0)
+KARAOKE_TAKE = "vocadito_1_CC-BY4.wav"
+
+
+def song_parts(kind: str, sr: int, piece: float):
+    """The vocal and the backing a song of ``kind`` repeats, and their rate: synthesised
+    (``piece`` s), a MUSDB18 training clip's stems, or a dry mono take over that clip's
+    backing (``karaoke``: a karaoke app's case, whose take the model de-esses and sends
+    to a reverb)."""
+    from vocalmix.synth import synthesize_song
+
+    if kind == "synthetic":
+        v, b = synthesize_song(sample_rate=sr, duration_s=piece)
+        return v, b, sr
+    from vocalmix.training.data import load_song
+
+    v, b, sr = load_song(musdb_clip())[:3]
+    if kind == "karaoke":
+        import soundfile as sf
+
+        from vocalmix.training.data import data_root
+
+        path = data_root() / "dry_vocals" / KARAOKE_TAKE
+        if not path.is_file():
+            raise SystemExit(f"no dry take {path} (set VOCALMIX_DATA)")
+        v, vsr = sf.read(path, dtype="float32")
+        if vsr != sr:
+            raise SystemExit(f"{path} is at {vsr} Hz, the backing at {sr} Hz")
+    return v, b, sr
+
+
 def write_song(dur: float, vp: Path, bp: Path, sp: Path, sr: int = 44100,
                kind: str = "synthetic") -> None:
     """Write the song's vocal, backing and their plain sum (scaled under full scale) as
-    24-bit WAVs: synthesised (a 3-minute one repeated beyond 10 minutes), or with ``kind``
-    ``"musdb"`` a real MUSDB18 training clip's stems repeated to the length."""
+    24-bit WAVs: synthesised (a 3-minute one repeated beyond 10 minutes), with ``kind``
+    ``"musdb"`` a real MUSDB18 training clip's stems repeated to the length, or with
+    ``"karaoke"`` a dry mono take (:data:`KARAOKE_TAKE`) and that clip's backing, each
+    repeated to the length."""
     import numpy as np
     import soundfile as sf
 
-    from vocalmix.synth import synthesize_song
-
-    piece = dur if dur <= 600 else 180.0
-    if kind == "musdb":
-        from vocalmix.training.data import load_song
-
-        v, b, sr = load_song(musdb_clip())[:3]
-    else:
-        v, b = synthesize_song(sample_rate=sr, duration_s=piece)
-    s = v + b
-    scale = 1.0 / max(1.0, float(np.abs(s).max()) * 1.01)
+    v, b, sr = song_parts(kind, sr, dur if dur <= 600 else 180.0)
     n = int(round(dur * sr))
-    with sf.SoundFile(vp, "w", sr, 2, "PCM_24") as fv, \
+    chunk = 1 << 18
+
+    def chunks():
+        for done in range(0, n, chunk):
+            idx = np.arange(done, min(n, done + chunk))
+            vk, bk = v[idx % len(v)], b[idx % len(b)]
+            yield vk, bk, (vk if vk.ndim == 2 else vk[:, None]) + bk
+
+    peak = max(float(np.abs(s).max()) for _v, _b, s in chunks())
+    scale = 1.0 / max(1.0, peak * 1.01)
+    with sf.SoundFile(vp, "w", sr, v.shape[1] if v.ndim == 2 else 1, "PCM_24") as fv, \
             sf.SoundFile(bp, "w", sr, 2, "PCM_24") as fb, \
             sf.SoundFile(sp, "w", sr, 2, "PCM_24") as fs:
-        done = 0
-        while done < n:
-            k = min(len(v), n - done)
-            fv.write(v[:k])
-            fb.write(b[:k])
-            fs.write(s[:k] * scale)
-            done += k
+        for vk, bk, sk in chunks():
+            fv.write(vk)
+            fb.write(bk)
+            fs.write(sk * scale)
 
 
 def main() -> int:
@@ -178,9 +211,10 @@ def main() -> int:
     ap.add_argument("--md", help="also write the markdown tables to this file")
     ap.add_argument("--no-matchering", action="store_true")
     ap.add_argument("--no-stages", action="store_true")
-    ap.add_argument("--song", choices=("synthetic", "musdb"), default="synthetic",
-                    help="the song: synthesised (default), or a real MUSDB18 training "
-                    "clip's stems repeated to each length (from $VOCALMIX_DATA)")
+    ap.add_argument("--song", choices=("synthetic", "musdb", "karaoke"), default="synthetic",
+                    help="the song: synthesised (default), a real MUSDB18 training clip's "
+                    "stems, or a dry mono take over that clip's backing, repeated to each "
+                    "length (from $VOCALMIX_DATA)")
     args = ap.parse_args()
     PIN = [] if args.cores == "all" else ["taskset", "-c", args.cores]
 
@@ -274,8 +308,12 @@ def main() -> int:
         shutil.rmtree(tmp, ignore_errors=True)
     how = ("one core (taskset -c " + args.cores + ")" if args.cores != "all"
            else "every core, not pinned")
-    song = ("a synthesised song" if args.song == "synthetic" else
-            f"the MUSDB18 training clip '{musdb_clip().song_id}' repeated to each length")
+    song = {"synthetic": "a synthesised song",
+            "musdb": f"the MUSDB18 training clip '{musdb_clip().song_id}' repeated to "
+                     "each length",
+            "karaoke": f"the dry take {KARAOKE_TAKE} (mono, 33 s) over the backing of the "
+                       f"MUSDB18 training clip '{musdb_clip().song_id}', each repeated to "
+                       "each length"}[args.song]
     lines = [f"Machine: {os.cpu_count()} cores, {how}, median of {args.repeats} "
              f"runs, fresh processes; {song}.", "",
              "| song | command | x matchering | x matchering, small pages | wall s | CPU s "
