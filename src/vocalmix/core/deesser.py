@@ -102,6 +102,7 @@ def _reading_step(sample_rate: int) -> int:
 
 
 #: readings (milliseconds) of a power track made at a time by :func:`_short_term_power_ms`
+#: (65,516 samples at 44.1 kHz: blocks of a few MB in float64)
 _BLOCK_READINGS = 1489
 
 
