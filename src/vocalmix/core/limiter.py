@@ -90,11 +90,13 @@ def interpolator_phases() -> np.ndarray:
     return ph
 
 
-@lru_cache(maxsize=1)
 def interpolator_gain_bound() -> float:
     """The largest sum of absolute taps over the interpolator's phases: no interpolated
-    value exceeds the sample peak times this."""
-    return float(np.abs(interpolator_phases()).sum(axis=0).max())
+    value exceeds the sample peak times this
+    (:func:`vocalmix.core.measure.true_peak_gain_bound`)."""
+    from vocalmix.core.measure import true_peak_gain_bound
+
+    return true_peak_gain_bound()
 
 
 def latency_samples(master: Master, sample_rate: int) -> int:

@@ -217,7 +217,15 @@ def _true_peak_matrix64(block: int) -> tuple[np.ndarray, float]:
             # out[j] = sum_k phase[k] x[j - k]  ->  window row j + taps - 1 - k
             m[j : j + taps, p * b + j] = phases[p, ::-1]
     m.flags.writeable = False
-    return m, float(np.abs(phases).sum(axis=1).max())
+    return m, true_peak_gain_bound()
+
+
+@lru_cache(maxsize=1)
+def true_peak_gain_bound() -> float:
+    """The largest sum of absolute taps over the 4x interpolator's phases (``l1``): no
+    interpolated value exceeds the sample peak times this."""
+    phases = true_peak_filter().reshape(-1, _TP_FACTOR).T  # (4, taps)
+    return float(np.abs(phases).sum(axis=1).max())
 
 
 @lru_cache(maxsize=2)
@@ -367,7 +375,7 @@ def true_peak_dbtp(x: np.ndarray, sample_rate: int) -> float:
     n = x.shape[0]
     if n == 0:
         return -np.inf
-    l1 = _true_peak_matrix64(_TP_BLOCK)[1]  # (no float32 copy of the matrix)
+    l1 = true_peak_gain_bound()
     b = _TP_BLOCK
     ctx = inter_sample_matrix(b).shape[0] - b  # taps - 1 samples before each block
     nb = -(-(n + ctx) // b)  # blocks covering every full-convolution output
@@ -430,7 +438,7 @@ class TruePeakMeter:
     the blocks given."""
 
     def __init__(self) -> None:
-        self._l1 = _true_peak_matrix64(_TP_BLOCK)[1]
+        self._l1 = true_peak_gain_bound()
         self._ctx = inter_sample_matrix().shape[0] - _TP_BLOCK
         self._before: np.ndarray | None = None  # the ctx samples before the pending ones
         self._pending: np.ndarray | None = None  # samples short of a whole block
@@ -1441,6 +1449,7 @@ __all__ = [
     "singing_ratio_from_segments",
     "true_peak_dbtp",
     "true_peak_filter",
+    "true_peak_gain_bound",
     "inter_sample_matrix",
     "true_peak_matrix",
     "upper_quantile",

@@ -101,15 +101,18 @@ class TrailingMin:
         if width < 1:
             raise ValueError("width must be >= 1")
         self.width = width
+        self._kept: History | None = None
+        if max_block is not None and max_block >= FILTER_MIN_WIDTHS * width:
+            # the running-minimum filter's state: the last width - 1 values
+            self._kept = History(width - 1, max_block, dtype=np.float64, fill=fill)
+            self._mins = np.empty(width - 1 + max_block)
+            return
+        # the segments' state: the current segment, the last one's suffix minima
         self._cur = np.full(width, fill)
         self._suf = np.full(width + 1, fill)
         self._suf[width] = np.inf
         self._pos = 0
         self._run = np.inf
-        self._kept: History | None = None
-        if max_block is not None and max_block >= FILTER_MIN_WIDTHS * width:
-            self._kept = History(width - 1, max_block, dtype=np.float64, fill=fill)
-            self._mins = np.empty(width - 1 + max_block)
 
     def push(self, v: np.ndarray, out: np.ndarray) -> np.ndarray:
         """Trailing minima of the values ``v`` (float64 ``(n,)``) into ``out[:n]``."""
