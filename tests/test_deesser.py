@@ -111,6 +111,71 @@ def test_the_render_stage_runs_in_blocks_and_gives_the_one_call_samples(layout):
     assert s.body_dbfs == pytest.approx(float(np.median(full[active])), abs=1e-4)
 
 
+class _PlainDeEsser(D.DeEsser):
+    """The de-esser with its level and gain computed at every sample: the detector's
+    ``10 log10`` of each power and the gain's ``10^(-r/20)`` of each reduction."""
+
+    def _detect(self, xd):
+        from vocalmix.core.dsp import channel_mean, sosfilt_block
+        from vocalmix.core.kernels import lfilter
+
+        s = self.settings
+        band, self._band_zi = sosfilt_block(self._hi_sos, xd, self._band_zi)
+        a = self._a
+        power, self._power_zi = lfilter([1.0 - a], [1.0, -a], channel_mean(band * band),
+                                        zi=self._power_zi)
+        level = 10.0 * np.log10(np.maximum(power, D._MIN_POWER))
+        wanted = np.minimum(s.depth_db, np.maximum(0.0, level - s.threshold_db))
+        held, self._history = D._trailing_max(self._history, wanted, self._hold)
+        return held, band
+
+    def _apply(self, xd, held, band):
+        from vocalmix.core.dsp import sosfilt_block
+        from vocalmix.core.kernels import lfilter
+
+        low, self._low_zi = sosfilt_block(self._lo_sos, xd, self._low_zi)
+        r = self._r
+        red, self._gain_zi = lfilter([1.0 - r], [1.0, -r], held, zi=self._gain_zi)
+        g = 10.0 ** (-red / 20.0)
+        return (low + g[:, None] * band).astype(np.float32)
+
+
+@pytest.mark.parametrize("quantile", [0.5, 0.9, 0.99, 0.999])
+def test_the_level_and_the_gain_skipped_where_they_cannot_act_give_the_same_samples(
+        quantile):
+    """The detector takes the level only of powers near or over the threshold, and the
+    gain the power ``10^(-r/20)`` only of reductions that have not decayed to nothing:
+    the output is the one of computing both at every sample, to the bit, in blocks of any
+    size and with the threshold at any point of the take's power."""
+    from vocalmix.core.dsp import channel_mean, sosfilt_block
+
+    sr = 44100
+    rng = np.random.default_rng(11)
+    n = 4 * sr
+    hiss = rng.standard_normal((n, 2)) * np.repeat(rng.uniform(0, 0.3, n // 2205), 2205)[:, None]
+    # sibilant bursts between silences long enough for the gain to settle back to 1
+    hiss[sr : 2 * sr] = 0.0
+    hiss[3 * sr + 100 : 3 * sr + 200] *= 20.0
+    x = hiss.astype(np.float32)
+    probe = D.DeEsser(D.DeEsserSettings(-30.0, 6000.0, 6.0, 40.0), sr)
+    band, _ = sosfilt_block(probe._hi_sos, x.astype(np.float64), probe._band_zi)
+    power = channel_mean(band * band)
+    threshold = float(10 * np.log10(np.quantile(power[power > 0], quantile)))
+    for layout in ("stereo", "mono as stereo"):
+        xs = x if layout == "stereo" else np.repeat(x[:, :1], 2, axis=1)
+        settings = D.DeEsserSettings(threshold, 6000.0, 9.0, 25.0)
+        want = _PlainDeEsser(settings, sr).process(xs)
+        assert np.array_equal(D.DeEsser(settings, sr).process(xs).view(np.uint32),
+                              want.view(np.uint32)), layout
+        stage = D.DeEsser(settings, sr)
+        got = np.concatenate([stage.process(xs[i : i + 4099]) for i in range(0, n, 4099)])
+        assert np.array_equal(got.view(np.uint32), want.view(np.uint32)), layout
+    # the reductions the gain skips are those whose power is 1.0 in float64
+    r = np.concatenate([np.linspace(0.0, D._unity_below_db(), 100_001), [5e-324]])
+    r = r[r >= 0.0]
+    assert np.all(10.0 ** (-r / 20.0) == 1.0)
+
+
 @pytest.mark.parametrize(("sr", "n", "channels"), [(44100, 3 * 65536 + 1000, 2),
                                                    (48000, 200_000, 1), (16000, 12_345, 2),
                                                    (44100, 30, 2)])

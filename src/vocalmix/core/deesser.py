@@ -41,6 +41,7 @@ and switched the de-esser on or off for 10 of 40.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 
@@ -85,6 +86,13 @@ def crossover_sos(freq_hz: float, sample_rate: int) -> tuple[np.ndarray, np.ndar
 #: the short-term power's clamp (-200 dB), in the measurement's tracks and the detector:
 #: a track holds no zero, so every value has a level in dB
 _MIN_POWER = 1e-20
+#: dB under the threshold below which the detector skips a power's level: far more than
+#: ``10 log10`` can be off in float64 (about 1e-13 dB), so a power at or below
+#: ``10^((threshold - this) / 10)`` has a level under the threshold and wants 0 dB
+_SKIP_UNDER_DB = 1e-6
+#: a smoothed reduction at or below this many dB turns the band down by ``10^(-r/20)``,
+#: which is 1.0 in float64 for any ``r`` under about 1e-15 dB (:func:`_unity_below_db`)
+_UNITY_REDUCTION_DB = 1e-30
 
 
 def short_term_db(x: np.ndarray, sample_rate: int, ms: float = DETECTOR_MS) -> np.ndarray:
@@ -281,6 +289,8 @@ class DeEsser:
         self._a = _one_pole(DETECTOR_MS, sample_rate)
         self._r = _one_pole(SMOOTH_MS, sample_rate)
         self._hold = max(1, int(round(settings.release_ms * 1e-3 * sample_rate)))
+        #: the power at or below which the level is surely under the threshold
+        self._skip_power = 10.0 ** ((settings.threshold_db - _SKIP_UNDER_DB) / 10.0)
         self._low_zi = np.zeros((2, 2, channels))
         self._band_zi = np.zeros((2, 2, channels))
         self._power_zi = np.zeros(1)
@@ -336,8 +346,15 @@ class DeEsser:
         a = self._a
         power, self._power_zi = lfilter([1.0 - a], [1.0, -a], channel_mean(band * band),
                                         zi=self._power_zi)
-        level = 10.0 * np.log10(np.maximum(power, _MIN_POWER))
-        wanted = np.minimum(s.depth_db, np.maximum(0.0, level - s.threshold_db))
+        # level = 10 log10(max(power, _MIN_POWER)); wanted = min(depth, max(0, level -
+        # threshold)): 0 wherever the power is under the threshold, most of a take, so
+        # the logarithm runs only on the powers near or over it (the same values; a NaN
+        # power is among them, as it was)
+        wanted = np.zeros(power.shape)
+        near = np.flatnonzero(~(power <= self._skip_power))
+        if near.size:
+            level = 10.0 * np.log10(np.maximum(power[near], _MIN_POWER))
+            wanted[near] = np.minimum(s.depth_db, np.maximum(0.0, level - s.threshold_db))
         held, self._history = _trailing_max(self._history, wanted, self._hold)
         return held, band
 
@@ -347,8 +364,23 @@ class DeEsser:
         low, self._low_zi = sosfilt_block(self._lo_sos, xd, self._low_zi)
         r = self._r
         red, self._gain_zi = lfilter([1.0 - r], [1.0, -r], held, zi=self._gain_zi)
-        g = 10.0 ** (-red / 20.0)
+        # g = 10^(-red/20): exactly 1.0 where the reduction has decayed to nothing (most
+        # of a take: a sibilant's smoothed reduction falls under 1e-30 dB within about
+        # 0.2 s), so the power runs only where it has not
+        g = np.ones(red.shape)
+        acting = np.flatnonzero(~(red <= _unity_below_db()))
+        if acting.size:
+            g[acting] = 10.0 ** (-red[acting] / 20.0)
         return (low + g[:, None] * band).astype(np.float32)
+
+
+@cache
+def _unity_below_db() -> float:
+    """:data:`_UNITY_REDUCTION_DB` when ``10^(-r/20)`` is 1.0 for a reduction ``r`` of it,
+    half of it, the smallest positive double and 0 (the power ufunc's rounding, checked
+    once), else -1.0: the gain is then computed everywhere."""
+    r = np.array([_UNITY_REDUCTION_DB, _UNITY_REDUCTION_DB / 2, 5e-324, 0.0])
+    return _UNITY_REDUCTION_DB if bool(np.all(10.0 ** (-r / 20.0) == 1.0)) else -1.0
 
 
 def _trailing_max(history: np.ndarray, x: np.ndarray, hold: int) -> tuple[np.ndarray,
