@@ -355,6 +355,12 @@ class DeEsser:
         if near.size:
             level = 10.0 * np.log10(np.maximum(power[near], _MIN_POWER))
             wanted[near] = np.minimum(s.depth_db, np.maximum(0.0, level - s.threshold_db))
+        elif not self._history.any():
+            # nothing wanted in the block nor in the hold before it: the trailing maximum
+            # is 0 throughout, and the hold's history zeros (as _trailing_max leaves them)
+            if self._history.shape[0] != self._hold - 1:
+                self._history = np.zeros(self._hold - 1)
+            return wanted, band
         held, self._history = _trailing_max(self._history, wanted, self._hold)
         return held, band
 
