@@ -112,8 +112,9 @@ def test_the_render_stage_runs_in_blocks_and_gives_the_one_call_samples(layout):
 
 
 class _PlainDeEsser(D.DeEsser):
-    """The de-esser with its level and gain computed at every sample: the detector's
-    ``10 log10`` of each power and the gain's ``10^(-r/20)`` of each reduction."""
+    """The de-esser with its level, hold and gain computed at every sample: the
+    detector's ``10 log10`` of each power and trailing maximum of every block, and the
+    gain's ``10^(-r/20)`` of each reduction."""
 
     def _detect(self, xd):
         from vocalmix.core.dsp import channel_mean, sosfilt_block
@@ -143,10 +144,11 @@ class _PlainDeEsser(D.DeEsser):
 @pytest.mark.parametrize("quantile", [0.5, 0.9, 0.99, 0.999])
 def test_the_level_and_the_gain_skipped_where_they_cannot_act_give_the_same_samples(
         quantile):
-    """The detector takes the level only of powers near or over the threshold, and the
-    gain the power ``10^(-r/20)`` only of reductions that have not decayed to nothing:
-    the output is the one of computing both at every sample, to the bit, in blocks of any
-    size and with the threshold at any point of the take's power."""
+    """The detector takes the level only of powers near or over the threshold (and no
+    hold of a block that wants nothing after a hold of nothing), and the gain the power
+    ``10^(-r/20)`` only of reductions that have not decayed to nothing: the output is the
+    one of computing them at every sample, to the bit, in blocks of any size and with the
+    threshold at any point of the take's power."""
     from vocalmix.core.dsp import channel_mean, sosfilt_block
 
     sr = 44100
