@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -211,10 +212,40 @@ def test_baseline_on_every_real_song_meets_targets(tmp_path):
         assert true_peak_dbtp(mix, sr) <= -1.0 + 0.05
 
 
+_NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?")
+
+
+def _same_but_last_digits(printed: str, quoted: str) -> bool:
+    """Whether two lines are the same text with the same numbers, each within one unit of
+    its last printed digit: a figure whose exact value lies on a rounding edge (the
+    demo's high shelf at 5949.5 Hz) prints one digit apart on CPUs whose vector maths
+    rounds differently (the EQ fit's optimum moved by 0.04 Hz between two machines of
+    this project)."""
+    if _NUMBER.split(printed) != _NUMBER.split(quoted):
+        return False
+    a, b = _NUMBER.findall(printed), _NUMBER.findall(quoted)
+    for x, y in zip(a, b, strict=True):
+        digits = len(y.split(".")[1]) if "." in y else 0
+        if ("." in x) != ("." in y) or abs(float(x) - float(y)) > 1.0001 * 10.0 ** -digits:
+            return False
+    return True
+
+
+def test_the_same_but_last_digits_lets_only_a_rounding_edge_pass():
+    assert _same_but_last_digits("EQ high_shelf 5950 Hz +3.6 dB", "EQ high_shelf 5949 Hz +3.6 dB")
+    assert _same_but_last_digits("gain +1.38 dB", "gain +1.37 dB")
+    assert not _same_but_last_digits("gain +1.39 dB", "gain +1.37 dB")
+    assert not _same_but_last_digits("EQ peak 5950 Hz", "EQ high_shelf 5950 Hz")
+    assert not _same_but_last_digits("3 EQ band(s) at 2", "3 EQ band(s)")
+    assert not _same_but_last_digits("5950.0 Hz", "5950 Hz")
+
+
 def test_the_readmes_demo_output_is_what_the_demo_prints(tmp_path, monkeypatch, capsys):
     """The README quotes ``vocalmix demo``'s output "at this commit": an estimator change
     that moves the demo's settings must re-run it (the EQ band fit's gain weighting moved
-    its high shelf from 7036 to 5949 Hz, and the quote stayed as it was)."""
+    its high shelf from 7036 to 5949 Hz, and the quote stayed as it was). Each figure may
+    differ from the quote by one unit of its last digit (:func:`_same_but_last_digits`),
+    and nothing else."""
     from conftest import REPO
 
     text = (REPO / "README.md").read_text(encoding="utf-8")
@@ -224,4 +255,6 @@ def test_the_readmes_demo_output_is_what_the_demo_prints(tmp_path, monkeypatch, 
     monkeypatch.chdir(tmp_path)
     assert main(["demo", "-q"]) == 0
     printed = capsys.readouterr().out.strip().splitlines()
-    assert printed == quoted
+    assert len(printed) == len(quoted), (printed, quoted)
+    for got, want in zip(printed, quoted, strict=True):
+        assert got == want or _same_but_last_digits(got, want), (got, want)
