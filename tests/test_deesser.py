@@ -34,6 +34,16 @@ def test_trailing_max_is_causal_and_exactly_hold_long():
         naive = np.array([max(0.0, *x[max(0, n - hold + 1): n + 1]) if n < hold - 1
                           else x[n - hold + 1: n + 1].max() for n in range(len(x))])
         assert np.array_equal(out, naive), hold
+    # zeros after a history of zeros are zeros, and the history stays zeros; after a
+    # history holding a value, that value lasts into the zeros for the rest of the hold
+    for hold in (1, 7, 64):
+        for past in (np.zeros(0), np.zeros(hold - 1), np.zeros(hold + 3)):
+            out, kept = D._trailing_max(past, np.zeros(100), hold)
+            assert np.array_equal(out, np.zeros(100)) and np.array_equal(kept, np.zeros(hold - 1))
+    past = np.zeros(6)
+    past[-2] = 2.5
+    out, kept = D._trailing_max(past, np.zeros(10), 7)
+    assert np.array_equal(out, [2.5] * 5 + [0.0] * 5) and np.array_equal(kept, np.zeros(6))
 
 
 def test_sibilant_take_is_de_essed_and_a_stream_gives_the_same_samples():

@@ -230,12 +230,11 @@ def _floor_power(power: np.ndarray, sample_rate: int) -> float | None:
     loudest segment."""
     from vocalmix.core.measure import floor_energy, floor_under
 
-    lv = power
     seg = max(1, int(round(0.1 * sample_rate / _reading_step(sample_rate))))
-    n = len(lv) // seg
+    n = len(power) // seg
     if n == 0:
         return None
-    lv = lv[: n * seg].reshape(n, seg).astype(np.float64)
+    lv = power[: n * seg].reshape(n, seg).astype(np.float64)
     # digital silence (the track's clamp) is no floor: power 0
     p = np.mean(np.where(lv > _SILENCE_POWER, lv, 0.0), axis=1)
     f = float(floor_energy(p))
@@ -355,12 +354,6 @@ class DeEsser:
         if near.size:
             level = 10.0 * np.log10(np.maximum(power[near], _MIN_POWER))
             wanted[near] = np.minimum(s.depth_db, np.maximum(0.0, level - s.threshold_db))
-        elif not self._history.any():
-            # nothing wanted in the block nor in the hold before it: the trailing maximum
-            # is 0 throughout, and the hold's history zeros (as _trailing_max leaves them)
-            if self._history.shape[0] != self._hold - 1:
-                self._history = np.zeros(self._hold - 1)
-            return wanted, band
         held, self._history = _trailing_max(self._history, wanted, self._hold)
         return held, band
 
@@ -392,7 +385,13 @@ def _unity_below_db() -> float:
 def _trailing_max(history: np.ndarray, x: np.ndarray, hold: int) -> tuple[np.ndarray,
                                                                            np.ndarray]:
     """``out[n] = max(x[n - hold + 1 .. n])`` across blocks (``history``: the previous
-    ``hold - 1`` values, fewer at the start, which count as 0); returns (out, history)."""
+    ``hold - 1`` values, fewer at the start, which count as 0); returns (out, history).
+
+    Zeros after a history of zeros (a de-esser's block that wants no reduction, most of
+    a take) give zeros and a history of zeros at once, without the filter."""
+    kept = max(0, hold - 1)
+    if not x.any() and not history.any():
+        return np.zeros(len(x)), history if len(history) == kept else np.zeros(kept)
     past = history[len(history) - (hold - 1):] if hold > 1 else history[:0]
     h = np.concatenate([np.zeros(max(0, hold - 1 - len(past))), past, x])
     # a window of `hold` ending at each sample: origin shifts the centred window back
