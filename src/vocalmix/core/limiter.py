@@ -90,15 +90,6 @@ def interpolator_phases() -> np.ndarray:
     return ph
 
 
-def interpolator_gain_bound() -> float:
-    """The largest sum of absolute taps over the interpolator's phases: no interpolated
-    value exceeds the sample peak times this
-    (:func:`vocalmix.core.measure.true_peak_gain_bound`)."""
-    from vocalmix.core.measure import true_peak_gain_bound
-
-    return true_peak_gain_bound()
-
-
 def latency_samples(master: Master, sample_rate: int) -> int:
     """The limiter's look-ahead ``L`` in samples: ``lookahead_ms`` rounded, at least
     ``DETECTOR_LOOKAHEAD + 1`` (the detector alone needs 20 samples)."""
@@ -130,6 +121,7 @@ class StreamingLimiter:
 
     def __init__(self, master: Master, sample_rate: int, max_block: int, channels: int = 2
                  ) -> None:
+        from vocalmix.core.measure import inter_sample_matrix, true_peak_gain_bound
         from vocalmix.core.streambuf import History, MovingMean, TrailingMin
 
         self.ceiling, self.aim = _levels(master)
@@ -153,9 +145,11 @@ class StreamingLimiter:
         # the ramp's windows, the gain is exactly 1 until a needed gain under 1 arrives
         self._ones = 0
         self._settled = self._min.width + self._mean.width
-        # below this sample peak no interpolated value can reach the ceiling: the sum of a
-        # phase's absolute taps bounds its gain (with a margin for the product's rounding)
-        self._quiet_peak = self.ceiling / (interpolator_gain_bound() * (1.0 + 1e-9))
+        # the largest sum of a phase's absolute taps: no interpolated value exceeds the
+        # sample peak times this, so below this sample peak none can reach the ceiling
+        # (with a margin for the product's rounding)
+        self._l1 = true_peak_gain_bound()
+        self._quiet_peak = self.ceiling / (self._l1 * (1.0 + 1e-9))
         # the sub-block gate of blocks over MATMUL_MAX: the sample peak over channels, the
         # peak of each sub-block, of the TP_TAPS - 1 samples after it, and whether loud
         self._peak = np.zeros(TP_TAPS - 1 + nb)
@@ -169,13 +163,10 @@ class StreamingLimiter:
         # sub-block and its look-ahead) and the true-peak meter's interpolation matrix: a
         # row of B + TP_TAPS - 1 samples gives the B detector values of its first B
         # samples, every phase
-        from vocalmix.core.measure import inter_sample_matrix
-
         self._read32 = np.zeros((channels, k * GATE_BLOCK + TP_TAPS - 1), np.float32)
         # phases 1-3 only: phase 0 is the sample itself times its centre tap (its other
         # taps are under 4e-17), bounded from the samples' peaks in float64 instead
         self._screen_mat = inter_sample_matrix(SCREEN_BLOCK)
-        self._l1 = interpolator_gain_bound()
         phase0 = np.abs(interpolator_phases()[:, 0])
         self._centre_tap = float(phase0[TP_DELAY])
         self._outer_taps = float(phase0.sum() - phase0[TP_DELAY])
@@ -429,13 +420,13 @@ def _limit(x: np.ndarray, sample_rate: int, master: Master, keep_gain: bool,
     ceiling cannot have a true peak over it and is returned at once. ``read``: see
     :func:`limit_min_gain_reading`.
     """
-    from vocalmix.core.measure import peak_abs
+    from vocalmix.core.measure import peak_abs, true_peak_gain_bound
     from vocalmix.core.parallel import Filling
 
     x = np.asarray(x)
     n = x.shape[0]
     ceiling, _aim = _levels(master)
-    if n == 0 or peak_abs(x) * interpolator_gain_bound() <= ceiling:
+    if n == 0 or peak_abs(x) * true_peak_gain_bound() <= ceiling:
         return x, None, None, None
     c = x.shape[1]
     blk = min(OFFLINE_BLOCK, n + latency_samples(master, sample_rate))

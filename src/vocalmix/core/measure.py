@@ -200,13 +200,12 @@ def true_peak_matrix(block: int = _TP_BLOCK) -> tuple[np.ndarray, float]:
     the signal); column ``p B + j`` is phase ``p``'s output at time ``b B + j``: the
     ``mode="full"`` convolution of each phase with the signal, every output once. (The
     limiter's float32 screen reads its detector values off the same matrix.)"""
-    m, l1 = _true_peak_matrix64(block)
-    return m.astype(np.float32), l1
+    return _true_peak_matrix64(block).astype(np.float32), true_peak_gain_bound()
 
 
 @lru_cache(maxsize=2)
-def _true_peak_matrix64(block: int) -> tuple[np.ndarray, float]:
-    """:func:`true_peak_matrix` in float64 (read-only)."""
+def _true_peak_matrix64(block: int) -> np.ndarray:
+    """:func:`true_peak_matrix`'s matrix in float64 (read-only)."""
     h = true_peak_filter()
     phases = h.reshape(-1, _TP_FACTOR).T  # (4, taps)
     taps = phases.shape[1]
@@ -217,7 +216,7 @@ def _true_peak_matrix64(block: int) -> tuple[np.ndarray, float]:
             # out[j] = sum_k phase[k] x[j - k]  ->  window row j + taps - 1 - k
             m[j : j + taps, p * b + j] = phases[p, ::-1]
     m.flags.writeable = False
-    return m, true_peak_gain_bound()
+    return m
 
 
 @lru_cache(maxsize=1)
@@ -233,7 +232,7 @@ def inter_sample_matrix(block: int = _TP_BLOCK, exact: bool = False) -> np.ndarr
     """Phases 1-3 of :func:`true_peak_matrix` (its last ``3 B`` columns), read-only: the
     values between the samples (the true-peak meter's and the limiter's screen's);
     ``exact``: in float64."""
-    m64 = _true_peak_matrix64(block)[0][:, block:]
+    m64 = _true_peak_matrix64(block)[:, block:]
     m = np.ascontiguousarray(m64 if exact else m64.astype(np.float32))
     m.flags.writeable = False
     return m
