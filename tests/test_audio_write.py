@@ -41,6 +41,31 @@ def test_the_24_bit_samples_are_those_libsndfile_writes_from_floats(fmt, channel
     assert audio._pcm24_is_libsndfiles()  # so the writes below take the fast path
 
 
+def _truncated(x: np.ndarray) -> np.ndarray:
+    s = np.clip(np.multiply(x, 2.0**31, dtype=np.float32), -2.0**31, 2.0**31 - 128)
+    return np.trunc(s).astype(np.int32)  # toward zero, not to the nearest
+
+
+def _unclipped(x: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore", invalid="ignore"):
+        s = np.rint(np.multiply(x, 2.0**31, dtype=np.float32))
+        return s.astype(np.int64).astype(np.int32)  # wraps past full scale
+
+
+@pytest.mark.parametrize("convert", [_truncated, _unclipped])
+def test_the_writers_self_check_refuses_a_conversion_that_is_not_libsndfiles(monkeypatch,
+                                                                             convert):
+    """The check's own test values (spread values, steps' midpoints, edges) catch a
+    writer that truncates instead of rounding, or does not clip: the mix is then left to
+    libsndfile. (Ties rounded up instead of to even would write the same bytes: the two
+    differ only at a tie between an even integer and the next, never a multiple of 256,
+    so the top 24 of the 32 bits are the same.)"""
+    monkeypatch.setattr(audio, "pcm24_samples", convert)
+    assert not audio._pcm24_is_libsndfiles.__wrapped__()
+    monkeypatch.undo()
+    assert audio._pcm24_is_libsndfiles.__wrapped__()
+
+
 @pytest.mark.parametrize("ext, fmt, subtype", [(".wav", "WAV", "PCM_24"),
                                                 (".aiff", "AIFF", "PCM_24"),
                                                 (".flac", "FLAC", "PCM_24"),

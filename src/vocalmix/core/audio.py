@@ -2177,9 +2177,9 @@ def _pcm24_is_libsndfiles() -> bool:
     them, zeros of both signs); otherwise the float samples are written as they are."""
     edges = [0.0, -0.0, 1.0, -1.0, 1.5, -1.5, 1e30, -1e30, 1 - 2.0**-24, -1 + 2.0**-24,
              0.5 / 2**23, -0.5 / 2**23, 1.5 / 2**23, -1.5 / 2**23, 2.5 / 2**31, 1e-30]
-    # values spread over [-1.2, 1.2) and every 24-bit step's midpoint at scattered steps:
+    # values spread over [-1.2, 1.2), and the midpoints of 4000 scattered 24-bit steps:
     # Weyl sequences (k times an irrational, modulo 1; k times an odd constant, modulo
-    # 2**24), not numpy.random, whose import (12 ms) would land on the mix's last step
+    # 2**24), not numpy.random, whose import (6-12 ms) would land on the mix's last step
     k = np.arange(4000)
     spread = (k * 0.6180339887498949) % 1.0 * 2.4 - 1.2
     steps = (k * 2654435761) % 2**24 - 2**23
