@@ -312,28 +312,22 @@ class DeEsser:
         carries its own states, and each sees the blocks in order. Both halves' filters
         and arithmetic let go of the GIL: a 3-minute take in about half the time (0.15 s
         instead of 0.28-0.3 s here, on the path of a de-essed mix's compressor)."""
-        from concurrent.futures import ThreadPoolExecutor
+        from vocalmix.core.parallel import ordered_map
 
         out = np.empty(x.shape, np.float32)
         starts = range(0, x.shape[0], block)
-        if len(starts) < 2:
-            for i in starts:
-                out[i : i + block] = self.process(x[i : i + block])
-            return out
 
         def detect(i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             with flush_denormals():  # (the floating-point environment is per thread)
                 xd = np.asarray(x[i : i + block], dtype=np.float64)
                 return (xd, *self._detect(xd))
 
-        with ThreadPoolExecutor(1, thread_name_prefix="vocalmix-deesser") as pool:
-            ahead = pool.submit(detect, 0)
-            for k, i in enumerate(starts):
-                xd, held, band = ahead.result()
-                if k + 1 < len(starts):
-                    ahead = pool.submit(detect, starts[k + 1])
-                with flush_denormals():
-                    out[i : i + block] = self._apply(xd, held, band)
+        # one helper thread, so the detector's blocks run in order; two results allowed
+        # waiting, so it works on the next block while this thread applies one
+        for i, (xd, held, band) in zip(starts, ordered_map(detect, starts, workers=1,
+                                                           ahead=2), strict=True):
+            with flush_denormals():
+                out[i : i + block] = self._apply(xd, held, band)
         return out
 
     def _detect(self, xd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
