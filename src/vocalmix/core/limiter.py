@@ -43,7 +43,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, ThreadPoolExecutor
-from functools import lru_cache
 from typing import TypeVar
 
 import numpy as np
@@ -79,17 +78,6 @@ SCREEN_BLOCK = 32
 SCREEN_TOL = 1e-4
 
 
-@lru_cache(maxsize=1)
-def interpolator_phases() -> np.ndarray:
-    """The 4x true-peak interpolator as ``(TP_TAPS, 4)`` float64: column ``p`` is phase
-    ``p`` (taps ``h[4k + p]`` of :func:`vocalmix.core.measure.true_peak_filter`)."""
-    from vocalmix.core.measure import true_peak_filter
-
-    ph = np.ascontiguousarray(true_peak_filter().reshape(-1, 4))
-    ph.setflags(write=False)
-    return ph
-
-
 def latency_samples(master: Master, sample_rate: int) -> int:
     """The limiter's look-ahead ``L`` in samples: ``lookahead_ms`` rounded, at least
     ``DETECTOR_LOOKAHEAD + 1`` (the detector alone needs 20 samples)."""
@@ -121,7 +109,11 @@ class StreamingLimiter:
 
     def __init__(self, master: Master, sample_rate: int, max_block: int, channels: int = 2
                  ) -> None:
-        from vocalmix.core.measure import inter_sample_matrix, true_peak_gain_bound
+        from vocalmix.core.measure import (
+            inter_sample_matrix,
+            true_peak_gain_bound,
+            true_peak_phases,
+        )
         from vocalmix.core.streambuf import History, MovingMean, TrailingMin
 
         self.ceiling, self.aim = _levels(master)
@@ -130,7 +122,7 @@ class StreamingLimiter:
         hold = _hold_samples(master, sample_rate)
         nb = self.max_block = max_block
         self.channels = channels
-        self._taps = np.ascontiguousarray(interpolator_phases()[::-1].T)  # (4, taps)
+        self._taps = np.ascontiguousarray(true_peak_phases()[:, ::-1])  # (4, taps)
         # one history serves the interpolator (its last 20 samples) and the delay (all)
         self._x = History(lat, nb, (channels,), np.float64)
         self._z = np.zeros((4 * channels, nb))
@@ -167,7 +159,7 @@ class StreamingLimiter:
         # phases 1-3 only: phase 0 is the sample itself times its centre tap (its other
         # taps are under 4e-17), bounded from the samples' peaks in float64 instead
         self._screen_mat = inter_sample_matrix(SCREEN_BLOCK)
-        phase0 = np.abs(interpolator_phases()[:, 0])
+        phase0 = np.abs(true_peak_phases()[0])
         self._centre_tap = float(phase0[TP_DELAY])
         self._outer_taps = float(phase0.sum() - phase0[TP_DELAY])
         self._screen_rows = np.arange(0, GATE_BLOCK, SCREEN_BLOCK, dtype=np.intp)

@@ -180,6 +180,16 @@ def true_peak_filter() -> np.ndarray:
     return (h * _TP_FACTOR / h.sum()).astype(np.float64)
 
 
+@lru_cache(maxsize=1)
+def true_peak_phases() -> np.ndarray:
+    """:func:`true_peak_filter` split into its 4 polyphase branches, ``(4, taps)``
+    float64, read-only: row ``p`` holds taps ``h[4 k + p]``, phase ``p``'s output at a
+    quarter-sample offset ``p / 4``."""
+    phases = np.ascontiguousarray(true_peak_filter().reshape(-1, _TP_FACTOR).T)
+    phases.flags.writeable = False
+    return phases
+
+
 #: block length (samples) of the true-peak check's matrix product (32: a window of 52
 #: samples gives the 96 values between them; a 64-sample block reads 84 for 192, 1.6
 #: times the products per sample)
@@ -206,8 +216,7 @@ def true_peak_matrix(block: int = _TP_BLOCK) -> tuple[np.ndarray, float]:
 @lru_cache(maxsize=2)
 def _true_peak_matrix64(block: int) -> np.ndarray:
     """:func:`true_peak_matrix`'s matrix in float64 (read-only)."""
-    h = true_peak_filter()
-    phases = h.reshape(-1, _TP_FACTOR).T  # (4, taps)
+    phases = true_peak_phases()
     taps = phases.shape[1]
     b = block
     m = np.zeros((b + taps - 1, _TP_FACTOR * b))
@@ -223,8 +232,7 @@ def _true_peak_matrix64(block: int) -> np.ndarray:
 def true_peak_gain_bound() -> float:
     """The largest sum of absolute taps over the 4x interpolator's phases (``l1``): no
     interpolated value exceeds the sample peak times this."""
-    phases = true_peak_filter().reshape(-1, _TP_FACTOR).T  # (4, taps)
-    return float(np.abs(phases).sum(axis=1).max())
+    return float(np.abs(true_peak_phases()).sum(axis=1).max())
 
 
 @lru_cache(maxsize=2)
@@ -240,10 +248,10 @@ def inter_sample_matrix(block: int = _TP_BLOCK, exact: bool = False) -> np.ndarr
 
 def _on_sample_peak(peak: float) -> float:
     """The largest phase-0 value of a signal whose sample peak is ``peak``: phase 0 of
-    the interpolator (taps ``h[4 k]`` of :func:`true_peak_filter`) is the sample itself
-    times its centre tap (1.0006; its other taps are under 4e-17 and left out), so its
-    largest value is the sample peak times that tap (float64)."""
-    phase0 = true_peak_filter()[::_TP_FACTOR]
+    the interpolator (row 0 of :func:`true_peak_phases`) is the sample itself times its
+    centre tap (1.0006; its other taps are under 4e-17 and left out), so its largest
+    value is the sample peak times that tap (float64)."""
+    phase0 = true_peak_phases()[0]
     return float(phase0[len(phase0) // 2]) * peak
 
 
@@ -1449,6 +1457,7 @@ __all__ = [
     "true_peak_dbtp",
     "true_peak_filter",
     "true_peak_gain_bound",
+    "true_peak_phases",
     "inter_sample_matrix",
     "true_peak_matrix",
     "upper_quantile",
