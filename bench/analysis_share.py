@@ -1,0 +1,198 @@
+"""How much of a mix's and an estimate's time is the estimators' analysis (a script, not a
+test): each command timed as it is, and with the estimate replayed from a recording.
+
+The estimators' analysis (:func:`vocalmix.estimators.registry.estimate`: the baseline's
+rules and every learned model's features and predictions) runs beside the rest of the
+command on both cores, so its share of the wall time cannot be read off a profile. This
+script measures it by taking it away and nothing else:
+
+- a first process runs the command as usual and records what the estimate returned (the
+  params document before the resolvers, and the notes: a few KB, pickled);
+- then, round after round, in fresh processes, the command runs as it is, and with the
+  estimate returning that recording at once instead of analysing (the order alternates
+  between rounds, so that both meet the same load; with matchering installed, matchering
+  masters the same song in each round too, as ``bench_speed.py`` runs it);
+- each process starts as the ``vocalmix`` console script does (one BLAS thread, numpy's
+  huge pages off, the same exit), and the estimators' module is patched as it is
+  imported, on the thread that imports it in a real run, so that nothing else moves;
+- the outputs of the last round are compared by SHA-256: the replayed command must write
+  the same bytes, which shows that only the analysis was taken away.
+
+What is left when the estimate costs nothing (decoding, the input checks, the resolvers'
+renders and measurements, the render and the writer) is the time no estimator, however
+cheap, can go under.
+
+    python bench/analysis_share.py [--rounds 8] [--duration 180]
+                                   [--song synthetic|musdb|karaoke] [--no-matchering]
+                                   [--command "mix" --command "estimate"]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PY = sys.executable
+
+#: the child process: ``RUNNER MODE RECORDING -- vocalmix arguments``; MODE ``plain`` (the
+#: command as it is), ``record`` (as it is, saving what the estimate returned) or
+#: ``replay`` (the estimate returns the recording)
+RUNNER = r"""
+import importlib.abc, importlib.machinery, os, pickle, sys
+from vocalmix.core.threads import no_numpy_hugepages, pin_blas_threads
+pin_blas_threads(); no_numpy_hugepages()  # as the console script does, before numpy
+mode, recording = sys.argv[1], sys.argv[2]
+NAME = "vocalmix.estimators.registry"
+
+def patch(module):
+    real = module.estimate
+    if mode == "record":
+        def estimate(*a, **k):
+            out = real(*a, **k)
+            with open(recording, "wb") as f:
+                pickle.dump(out, f)
+            return out
+    else:
+        with open(recording, "rb") as f:
+            kept = pickle.load(f)
+        def estimate(*a, **k):
+            return kept
+    module.estimate = estimate
+
+class Finder(importlib.abc.MetaPathFinder):
+    # patches the estimators' module as it is imported, wherever that happens
+    def find_spec(self, name, path, target=None):
+        if name != NAME:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        run = spec.loader.exec_module
+        def exec_module(module):
+            run(module)
+            patch(module)
+        spec.loader.exec_module = exec_module
+        return spec
+
+if mode != "plain":
+    sys.meta_path.insert(0, Finder())
+from vocalmix.frontends.cli import main
+sys.argv = ["vocalmix", *sys.argv[4:]]
+code = main()
+sys.stdout.flush(); sys.stderr.flush()
+os._exit(code or 0)
+"""
+
+
+def run_child(argv: list[str], env: dict[str, str]) -> float:
+    """Wall seconds of one process; its stderr shown if it fails."""
+    t = time.perf_counter()
+    proc = subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    wall = time.perf_counter() - t
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(argv[:6])} ... failed:\n"
+                         f"{proc.stderr.decode(errors='replace')}")
+    return wall
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=8)
+    ap.add_argument("--duration", type=float, default=180.0, help="song length, s")
+    ap.add_argument("--song", choices=("synthetic", "musdb", "karaoke"), default="musdb",
+                    help="the speed bench's song (see bench_speed.write_song)")
+    ap.add_argument("--command", action="append",
+                    help="a vocalmix command and its options, mix or estimate "
+                    "(repeatable; default: mix, then estimate)")
+    ap.add_argument("--no-matchering", action="store_true")
+    ap.add_argument("--md", type=Path, help="also write the table to this Markdown file")
+    args = ap.parse_args()
+    if args.rounds < 1 or not args.duration > 0:
+        ap.error("--rounds must be at least 1 and --duration positive")
+    commands = [shlex.split(c) for c in (args.command or ["mix", "estimate"])]
+    if any(not w or w[0] not in ("mix", "estimate") for w in commands):
+        ap.error("each --command must start with mix or estimate")
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from ab_speed import compile_src, digest, median_interval
+    from bench_speed import MATCHERING, write_song
+
+    have_mg = not args.no_matchering
+    if have_mg:
+        try:
+            import matchering  # noqa: F401
+        except ImportError:
+            print("matchering is not installed (pip install matchering): no reference",
+                  file=sys.stderr)
+            have_mg = False
+    with tempfile.TemporaryDirectory(prefix="vocalmix-share-") as tmp_s:
+        tmp = Path(tmp_s)
+        vp, bp, sp = tmp / "vocal.wav", tmp / "backing.wav", tmp / "sum.wav"
+        print(f"writing a {args.duration:g} s song ...", file=sys.stderr)
+        write_song(args.duration, vp, bp, sp, kind=args.song)
+        compile_src(REPO / "src")
+        env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
+        runner = tmp / "runner.py"
+        runner.write_text(RUNNER)
+        mg_times: list[float] = []
+        rows = []
+        for words in commands:
+            ext = ".json" if words[0] == "estimate" else ".wav"
+            rec = tmp / f"{words[0]}.pickle"
+            outs = {m: tmp / f"out_{m}{ext}" for m in ("plain", "replay")}
+
+            def argv(mode: str, out: Path, words: list[str] = words,
+                     rec: Path = rec) -> list[str]:
+                return [PY, str(runner), mode, str(rec), "--", words[0], str(vp), str(bp),
+                        "-o", str(out), "--force", "-q", *words[1:]]
+
+            run_child(argv("record", outs["plain"]), env)
+            times: dict[str, list[float]] = {"plain": [], "replay": []}
+            for r in range(args.rounds):
+                order = ("plain", "replay") if r % 2 == 0 else ("replay", "plain")
+                if have_mg:
+                    mg_times.append(run_child([PY, "-c", MATCHERING, str(sp), str(bp),
+                                               str(tmp / "mg.wav")], env))
+                for m in order:
+                    times[m].append(run_child(argv(m, outs[m]), env))
+                print(f"{words[0]} round {r + 1}/{args.rounds}: as is "
+                      f"{times['plain'][-1]:.2f} s, replayed {times['replay'][-1]:.2f} s",
+                      file=sys.stderr)
+            same = digest(outs["plain"]) == digest(outs["replay"])
+            if not same:
+                raise SystemExit(f"vocalmix {' '.join(words)}: the replayed estimate wrote "
+                                 "other bytes than the command as it is: not comparable")
+            diffs = [b - a for a, b in zip(times["plain"], times["replay"], strict=True)]
+            rows.append((" ".join(words), times, diffs, median_interval(diffs)))
+        mg = statistics.median(mg_times) if mg_times else None
+        head = (f"{args.duration:g} s song ({args.song}), {args.rounds} interleaved rounds, "
+                "median wall seconds; the replayed commands wrote the same bytes")
+        lines = [head, "",
+                 "| command | as it is | estimate replayed | difference (90 % interval) "
+                 "| x matchering as it is | x matchering replayed |",
+                 "| --- | ---: | ---: | ---: | ---: | ---: |"]
+        for name, times, diffs, (lo, hi) in rows:
+            a, b = statistics.median(times["plain"]), statistics.median(times["replay"])
+            ra = f"{a / mg:.2f}" if mg else "-"
+            rb = f"{b / mg:.2f}" if mg else "-"
+            lines.append(f"| vocalmix {name} | {a:.2f} | {b:.2f} | "
+                         f"{statistics.median(diffs):+.2f} ({lo:+.2f} to {hi:+.2f}) | "
+                         f"{ra} | {rb} |")
+        if mg is not None:
+            lines.append(f"\nmatchering, the same song in the same rounds: {mg:.2f} s "
+                         f"(median of {len(mg_times)})")
+        text = "\n".join(lines)
+        print(text)
+        if args.md:
+            args.md.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
