@@ -42,7 +42,8 @@ def test_the_24_bit_samples_are_those_libsndfile_writes_from_floats(fmt, channel
 
 
 def _truncated(x: np.ndarray) -> np.ndarray:
-    s = np.clip(np.multiply(x, 2.0**31, dtype=np.float32), -2.0**31, 2.0**31 - 128)
+    with np.errstate(over="ignore"):  # the check's +-1e30 scale past float32: clipped
+        s = np.clip(np.multiply(x, 2.0**31, dtype=np.float32), -2.0**31, 2.0**31 - 128)
     return np.trunc(s).astype(np.int32)  # toward zero, not to the nearest
 
 
