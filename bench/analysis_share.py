@@ -121,16 +121,9 @@ def main() -> int:
 
     sys.path.insert(0, str(Path(__file__).parent))
     from ab_speed import compile_src, digest, median_interval
-    from bench_speed import MATCHERING, write_song
+    from bench_speed import MATCHERING, have_matchering, write_song
 
-    have_mg = not args.no_matchering
-    if have_mg:
-        try:
-            import matchering  # noqa: F401
-        except ImportError:
-            print("matchering is not installed (pip install matchering): no reference",
-                  file=sys.stderr)
-            have_mg = False
+    have_mg = have_matchering(not args.no_matchering)
     with tempfile.TemporaryDirectory(prefix="vocalmix-share-") as tmp_s:
         tmp = Path(tmp_s)
         vp, bp, sp = tmp / "vocal.wav", tmp / "backing.wav", tmp / "sum.wav"

@@ -202,6 +202,19 @@ def write_song(dur: float, vp: Path, bp: Path, sp: Path, sr: int = 44100,
             fs.write(sk * scale)
 
 
+def have_matchering(wanted: bool = True) -> bool:
+    """Whether matchering is ``wanted`` and importable; says so on stderr when it is
+    wanted and missing (the tables then have no reference)."""
+    if not wanted:
+        return False
+    try:
+        import matchering  # noqa: F401
+    except ImportError:
+        print("matchering is not installed (pip install matchering): no reference",
+              file=sys.stderr)
+        return False
+    return True
+
 def main() -> int:
     global PIN
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -232,14 +245,7 @@ def main() -> int:
     subprocess.run([PY, "-m", "compileall", "-q", str(Path(spec.origin).parent)],
                    check=True, stdout=subprocess.DEVNULL)
 
-    have_mg = not args.no_matchering
-    if have_mg:
-        try:
-            import matchering  # noqa: F401
-        except ImportError:
-            print("matchering is not installed (pip install matchering): no reference",
-                  file=sys.stderr)
-            have_mg = False
+    have_mg = have_matchering(not args.no_matchering)
     rows = []
     stages: list[tuple[str, str, dict[str, float]]] = []
     tmp = Path(tempfile.mkdtemp(prefix="vocalmix-speed-"))
