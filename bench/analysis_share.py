@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shlex
 import statistics
 import subprocess
@@ -90,15 +91,18 @@ os._exit(code or 0)
 """
 
 
-def run_child(argv: list[str], env: dict[str, str]) -> float:
-    """Wall seconds of one process; its stderr shown if it fails."""
+def run_child(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall and CPU seconds (user + system of the process and its threads) of one
+    process; its stderr shown if it fails."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     proc = subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(argv[:6])} ... failed:\n"
                          f"{proc.stderr.decode(errors='replace')}")
-    return wall
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def main() -> int:
@@ -146,37 +150,40 @@ def main() -> int:
                         "-o", str(out), "--force", "-q", *words[1:]]
 
             run_child(argv("record", outs["plain"]), env)
-            times: dict[str, list[float]] = {"plain": [], "replay": []}
+            times: dict[str, list[tuple[float, float]]] = {"plain": [], "replay": []}
             for r in range(args.rounds):
                 order = ("plain", "replay") if r % 2 == 0 else ("replay", "plain")
                 if have_mg:
                     mg_times.append(run_child([PY, "-c", MATCHERING, str(sp), str(bp),
-                                               str(tmp / "mg.wav")], env))
+                                               str(tmp / "mg.wav")], env)[0])
                 for m in order:
                     times[m].append(run_child(argv(m, outs[m]), env))
                 print(f"{words[0]} round {r + 1}/{args.rounds}: as is "
-                      f"{times['plain'][-1]:.2f} s, replayed {times['replay'][-1]:.2f} s",
-                      file=sys.stderr)
+                      f"{times['plain'][-1][0]:.2f} s, replayed "
+                      f"{times['replay'][-1][0]:.2f} s", file=sys.stderr)
             same = digest(outs["plain"]) == digest(outs["replay"])
             if not same:
                 raise SystemExit(f"vocalmix {' '.join(words)}: the replayed estimate wrote "
                                  "other bytes than the command as it is: not comparable")
-            diffs = [b - a for a, b in zip(times["plain"], times["replay"], strict=True)]
-            rows.append((" ".join(words), times, diffs, median_interval(diffs)))
+            rows.append((" ".join(words), times))
         mg = statistics.median(mg_times) if mg_times else None
         head = (f"{args.duration:g} s song ({args.song}), {args.rounds} interleaved rounds, "
-                "median wall seconds; the replayed commands wrote the same bytes")
+                "medians; the replayed commands wrote the same bytes")
         lines = [head, "",
-                 "| command | as it is | estimate replayed | difference (90 % interval) "
-                 "| x matchering as it is | x matchering replayed |",
+                 "| command | as it is: wall s | replayed: wall s | difference (90 % interval) "
+                 "| CPU s: as it is, replayed | x matchering: as it is, replayed |",
                  "| --- | ---: | ---: | ---: | ---: | ---: |"]
-        for name, times, diffs, (lo, hi) in rows:
-            a, b = statistics.median(times["plain"]), statistics.median(times["replay"])
-            ra = f"{a / mg:.2f}" if mg else "-"
-            rb = f"{b / mg:.2f}" if mg else "-"
+        for name, times in rows:
+            wall = {m: [t[0] for t in times[m]] for m in times}
+            cpu = {m: [t[1] for t in times[m]] for m in times}
+            diffs = [b - a for a, b in zip(wall["plain"], wall["replay"], strict=True)]
+            lo, hi = median_interval(diffs)
+            a, b = statistics.median(wall["plain"]), statistics.median(wall["replay"])
+            ratios = f"{a / mg:.2f}, {b / mg:.2f}" if mg else "-"
             lines.append(f"| vocalmix {name} | {a:.2f} | {b:.2f} | "
                          f"{statistics.median(diffs):+.2f} ({lo:+.2f} to {hi:+.2f}) | "
-                         f"{ra} | {rb} |")
+                         f"{statistics.median(cpu['plain']):.2f}, "
+                         f"{statistics.median(cpu['replay']):.2f} | {ratios} |")
         if mg is not None:
             lines.append(f"\nmatchering, the same song in the same rounds: {mg:.2f} s "
                          f"(median of {len(mg_times)})")
