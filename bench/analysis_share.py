@@ -48,35 +48,57 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 PY = sys.executable
 
-#: the child process: ``RUNNER MODE RECORDING -- vocalmix arguments``; MODE ``plain`` (the
-#: command as it is), ``record`` (as it is, saving what the estimate returned) or
-#: ``replay`` (the estimate returns the recording)
+#: the parts of the analysis that can be replayed: name -> (module, function). ``estimate``
+#: is the whole of it; the others are the analyses it runs, each returning a few numbers
+PARTS = {
+    "estimate": ("vocalmix.estimators.registry", "estimate"),
+    "level": ("vocalmix.estimators.level", "predict_song"),
+    "eq": ("vocalmix.estimators.registry", "_eq_analysis"),
+    "reverb": ("vocalmix.estimators.registry", "_reverb_analysis"),
+    "take_reverb": ("vocalmix.estimators.registry", "_take_reverb"),
+    "dynamics": ("vocalmix.estimators.dynamics", "predict_dynamics"),
+    "deesser": ("vocalmix.core.deesser", "auto_settings"),
+    "baseline": ("vocalmix.estimators.baseline", "estimate"),
+}
+
+#: the child process: ``RUNNER MODE RECORDING PARTS -- vocalmix arguments``; MODE
+#: ``plain`` (the command as it is), ``record`` (as it is, saving what each of
+#: :data:`PARTS` returned) or ``replay`` (the parts named in the comma-separated PARTS
+#: return their recordings)
 RUNNER = r"""
 import importlib.abc, importlib.machinery, os, pickle, sys
 from vocalmix.core.threads import no_numpy_hugepages, pin_blas_threads
 pin_blas_threads(); no_numpy_hugepages()  # as the console script does, before numpy
-mode, recording = sys.argv[1], sys.argv[2]
-NAME = "vocalmix.estimators.registry"
+mode, recording, chosen = sys.argv[1], sys.argv[2], sys.argv[3].split(",")
+ALL = __PARTS__
+targets = {}
+for part in chosen:
+    module, function = ALL[part]
+    targets.setdefault(module, []).append((part, function))
+# each part's result is kept pickled on its own, and unpickled where the part would have
+# run: loading the recording then imports nothing, which would move the imports
+kept = {}
+if mode == "replay":
+    with open(recording, "rb") as f:
+        kept = pickle.load(f)
 
 def patch(module):
-    real = module.estimate
-    if mode == "record":
-        def estimate(*a, **k):
-            out = real(*a, **k)
-            with open(recording, "wb") as f:
-                pickle.dump(out, f)
-            return out
-    else:
-        with open(recording, "rb") as f:
-            kept = pickle.load(f)
-        def estimate(*a, **k):
-            return kept
-    module.estimate = estimate
+    for part, function in targets[module.__name__]:
+        real = getattr(module, function)
+        if mode == "record":
+            def wrapper(*a, _real=real, _part=part, **k):
+                out = _real(*a, **k)
+                kept[_part] = pickle.dumps(out)
+                return out
+        else:
+            def wrapper(*a, _part=part, **k):
+                return pickle.loads(kept[_part])
+        setattr(module, function, wrapper)
 
 class Finder(importlib.abc.MetaPathFinder):
-    # patches the estimators' module as it is imported, wherever that happens
+    # patches each module as it is imported, wherever that happens
     def find_spec(self, name, path, target=None):
-        if name != NAME:
+        if name not in targets:
             return None
         spec = importlib.machinery.PathFinder.find_spec(name, path)
         run = spec.loader.exec_module
@@ -89,8 +111,11 @@ class Finder(importlib.abc.MetaPathFinder):
 if mode != "plain":
     sys.meta_path.insert(0, Finder())
 from vocalmix.frontends.cli import main
-sys.argv = ["vocalmix", *sys.argv[4:]]
+sys.argv = ["vocalmix", *sys.argv[5:]]
 code = main()
+if mode == "record":
+    with open(recording, "wb") as f:
+        pickle.dump(kept, f)
 sys.stdout.flush(); sys.stderr.flush()
 os._exit(code or 0)
 """
@@ -119,6 +144,10 @@ def main() -> int:
     ap.add_argument("--command", action="append",
                     help="a vocalmix command and its options, mix or estimate "
                     "(repeatable; default: mix, then estimate)")
+    ap.add_argument("--replay", action="append", metavar="PART[,PART...]",
+                    help="what to replay: estimate (the whole analysis, the default) or "
+                    f"any of {', '.join(p for p in PARTS if p != 'estimate')} "
+                    "(repeatable: each is compared with the command as it is)")
     ap.add_argument("--no-matchering", action="store_true")
     ap.add_argument("--md", type=Path, help="also write the table to this Markdown file")
     args = ap.parse_args()
@@ -127,6 +156,9 @@ def main() -> int:
     commands = [shlex.split(c) for c in (args.command or ["mix", "estimate"])]
     if any(not w or w[0] not in ("mix", "estimate") for w in commands):
         ap.error("each --command must start with mix or estimate")
+    replays = args.replay or ["estimate"]
+    if any(p not in PARTS for r in replays for p in r.split(",")):
+        ap.error(f"--replay takes parts among {', '.join(PARTS)}")
 
     sys.path.insert(0, str(Path(__file__).parent))
     from ab_speed import compile_src, digest, median_interval
@@ -141,54 +173,58 @@ def main() -> int:
         compile_src(REPO / "src")
         env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
         runner = tmp / "runner.py"
-        runner.write_text(RUNNER)
+        runner.write_text(RUNNER.replace("__PARTS__", repr(PARTS)))
         mg_times: list[float] = []
         rows = []
+        variants = ["plain", *replays]
         for words in commands:
             ext = ".json" if words[0] == "estimate" else ".wav"
             rec = tmp / f"{words[0]}.pickle"
-            outs = {m: tmp / f"out_{m}{ext}" for m in ("plain", "replay")}
+            outs = {v: tmp / f"out_{i}{ext}" for i, v in enumerate(variants)}
 
-            def argv(mode: str, out: Path, words: list[str] = words,
+            def argv(mode: str, parts: str, out: Path, words: list[str] = words,
                      rec: Path = rec) -> list[str]:
-                return [PY, str(runner), mode, str(rec), "--", words[0], str(vp), str(bp),
-                        "-o", str(out), "--force", "-q", *words[1:]]
+                return [PY, str(runner), mode, str(rec), parts, "--", words[0], str(vp),
+                        str(bp), "-o", str(out), "--force", "-q", *words[1:]]
 
-            run_child(argv("record", outs["plain"]), env)
-            times: dict[str, list[tuple[float, float]]] = {"plain": [], "replay": []}
+            run_child(argv("record", ",".join(PARTS), outs["plain"]), env)
+            times: dict[str, list[tuple[float, float]]] = {v: [] for v in variants}
             for r in range(args.rounds):
-                order = ("plain", "replay") if r % 2 == 0 else ("replay", "plain")
                 if have_mg:
                     mg_times.append(run_child([PY, "-c", MATCHERING, str(sp), str(bp),
                                                str(tmp / "mg.wav")], env)[0])
-                for m in order:
-                    times[m].append(run_child(argv(m, outs[m]), env))
-                print(f"{words[0]} round {r + 1}/{args.rounds}: as is "
-                      f"{times['plain'][-1][0]:.2f} s, replayed "
-                      f"{times['replay'][-1][0]:.2f} s", file=sys.stderr)
-            same = digest(outs["plain"]) == digest(outs["replay"])
-            if not same:
-                raise SystemExit(f"vocalmix {' '.join(words)}: the replayed estimate wrote "
-                                 "other bytes than the command as it is: not comparable")
+                for v in variants if r % 2 == 0 else variants[::-1]:
+                    mode = "plain" if v == "plain" else "replay"
+                    times[v].append(run_child(argv(mode, v if mode == "replay" else "estimate",
+                                                   outs[v]), env))
+                print(f"{words[0]} round {r + 1}/{args.rounds}: " + ", ".join(
+                    f"{v} {times[v][-1][0]:.2f} s" for v in variants), file=sys.stderr)
+            for v in replays:
+                if digest(outs[v]) != digest(outs["plain"]):
+                    raise SystemExit(f"vocalmix {' '.join(words)}: with {v} replayed it wrote "
+                                     "other bytes than as it is: not comparable")
             rows.append((" ".join(words), times))
         mg = statistics.median(mg_times) if mg_times else None
         head = (f"{args.duration:g} s song ({args.song}), {args.rounds} interleaved rounds, "
                 "medians; the replayed commands wrote the same bytes")
         lines = [head, "",
-                 "| command | as it is: wall s | replayed: wall s | difference (90 % interval) "
-                 "| CPU s: as it is, replayed | x matchering: as it is, replayed |",
-                 "| --- | ---: | ---: | ---: | ---: | ---: |"]
+                 "| command | replayed | as it is: wall s | replayed: wall s "
+                 "| difference (90 % interval) | CPU s: as it is, replayed "
+                 "| x matchering: as it is, replayed |",
+                 "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
         for name, times in rows:
-            wall = {m: [t[0] for t in times[m]] for m in times}
-            cpu = {m: [t[1] for t in times[m]] for m in times}
-            diffs = [b - a for a, b in zip(wall["plain"], wall["replay"], strict=True)]
-            lo, hi = median_interval(diffs)
-            a, b = statistics.median(wall["plain"]), statistics.median(wall["replay"])
-            ratios = f"{a / mg:.2f}, {b / mg:.2f}" if mg else "-"
-            lines.append(f"| vocalmix {name} | {a:.2f} | {b:.2f} | "
-                         f"{statistics.median(diffs):+.2f} ({lo:+.2f} to {hi:+.2f}) | "
-                         f"{statistics.median(cpu['plain']):.2f}, "
-                         f"{statistics.median(cpu['replay']):.2f} | {ratios} |")
+            wall = {v: [t[0] for t in times[v]] for v in times}
+            cpu = {v: [t[1] for t in times[v]] for v in times}
+            a = statistics.median(wall["plain"])
+            for v in replays:
+                diffs = [y - x for x, y in zip(wall["plain"], wall[v], strict=True)]
+                lo, hi = median_interval(diffs)
+                b = statistics.median(wall[v])
+                ratios = f"{a / mg:.2f}, {b / mg:.2f}" if mg else "-"
+                lines.append(f"| vocalmix {name} | {v} | {a:.2f} | {b:.2f} | "
+                             f"{statistics.median(diffs):+.2f} ({lo:+.2f} to {hi:+.2f}) | "
+                             f"{statistics.median(cpu['plain']):.2f}, "
+                             f"{statistics.median(cpu[v]):.2f} | {ratios} |")
         if mg is not None:
             lines.append(f"\nmatchering, the same song in the same rounds: {mg:.2f} s "
                          f"(median of {len(mg_times)})")
