@@ -20,11 +20,15 @@ script measures it by taking it away and nothing else:
 
 What is left when the estimate costs nothing (decoding, the input checks, the resolvers'
 renders and measurements, the render and the writer) is the time no estimator, however
-cheap, can go under.
+cheap, can go under. ``--replay`` takes away one part of the analysis instead (the level
+model's features, the model EQ's analysis, the reverb readings, the dynamics model, the
+de-esser's reading, the baseline's rules, or several of them): what dropping it would
+buy.
 
     python bench/analysis_share.py [--rounds 8] [--duration 180]
                                    [--song synthetic|musdb|karaoke] [--no-matchering]
                                    [--command "mix" --command "estimate"] [--md FILE]
+                                   [--replay estimate --replay level,eq ...]
 
 Output: per command, the median wall seconds as it is and replayed, the median of the
 paired differences with a 90 % bootstrap interval, the median CPU seconds of each (the
