@@ -65,18 +65,24 @@ def compile_src(src: Path) -> None:
                    stdout=subprocess.DEVNULL)
 
 
-def run_once(src: Path, args: list[str]) -> tuple[float, float]:
-    """Wall and CPU seconds (user + system) of one ``python -m vocalmix`` process."""
-    env = dict(os.environ, PYTHONPATH=str(src))
+def run_timed(argv: list[str], env: dict[str, str], what: str) -> tuple[float, float]:
+    """Wall and CPU seconds (user + system, every thread's, from ``wait4``) of one
+    process; a failure stops the script with ``what`` and the process's stderr."""
     t = time.perf_counter()
-    proc = subprocess.Popen([PY, "-m", "vocalmix", *args], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
     _pid, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t
     err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"vocalmix {' '.join(args)} failed with PYTHONPATH={src}:\n{err}")
+        raise SystemExit(f"{what} failed:\n{err}")
     return wall, usage.ru_utime + usage.ru_stime
+
+
+def run_once(src: Path, args: list[str]) -> tuple[float, float]:
+    """Wall and CPU seconds (user + system) of one ``python -m vocalmix`` process."""
+    return run_timed([PY, "-m", "vocalmix", *args], dict(os.environ, PYTHONPATH=str(src)),
+                     f"vocalmix {' '.join(args)} with PYTHONPATH={src}")
 
 
 def digest(path: Path) -> str:

@@ -40,13 +40,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shlex
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -125,20 +122,6 @@ os._exit(code or 0)
 """
 
 
-def run_child(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """Wall and CPU seconds (user + system of the process and its threads) of one
-    process; its stderr shown if it fails."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t = time.perf_counter()
-    proc = subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    wall = time.perf_counter() - t
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(argv[:6])} ... failed:\n"
-                         f"{proc.stderr.decode(errors='replace')}")
-    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=8)
@@ -165,7 +148,7 @@ def main() -> int:
         ap.error(f"--replay takes parts among {', '.join(PARTS)}")
 
     sys.path.insert(0, str(Path(__file__).parent))
-    from ab_speed import compile_src, digest, median_interval
+    from ab_speed import compile_src, digest, median_interval, run_timed
     from bench_speed import MATCHERING, have_matchering, write_song
 
     have_mg = have_matchering(not args.no_matchering)
@@ -191,16 +174,18 @@ def main() -> int:
                 return [PY, str(runner), mode, str(rec), parts, "--", words[0], str(vp),
                         str(bp), "-o", str(out), "--force", "-q", *words[1:]]
 
-            run_child(argv("record", ",".join(PARTS), outs["plain"]), env)
+            run_timed(argv("record", ",".join(PARTS), outs["plain"]), env,
+                      f"recording vocalmix {' '.join(words)}")
             times: dict[str, list[tuple[float, float]]] = {v: [] for v in variants}
             for r in range(args.rounds):
                 if have_mg:
-                    mg_times.append(run_child([PY, "-c", MATCHERING, str(sp), str(bp),
-                                               str(tmp / "mg.wav")], env)[0])
+                    mg_times.append(run_timed([PY, "-c", MATCHERING, str(sp), str(bp),
+                                               str(tmp / "mg.wav")], env, "matchering")[0])
                 for v in variants if r % 2 == 0 else variants[::-1]:
                     mode = "plain" if v == "plain" else "replay"
-                    times[v].append(run_child(argv(mode, v if mode == "replay" else "estimate",
-                                                   outs[v]), env))
+                    parts = v if mode == "replay" else "estimate"
+                    times[v].append(run_timed(argv(mode, parts, outs[v]), env,
+                                              f"vocalmix {' '.join(words)} ({v})"))
                 print(f"{words[0]} round {r + 1}/{args.rounds}: " + ", ".join(
                     f"{v} {times[v][-1][0]:.2f} s" for v in variants), file=sys.stderr)
             for v in replays:

@@ -215,6 +215,7 @@ def have_matchering(wanted: bool = True) -> bool:
         return False
     return True
 
+
 def main() -> int:
     global PIN
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
