@@ -143,7 +143,7 @@ def main() -> int:
     commands = [shlex.split(c) for c in (args.command or ["mix", "estimate"])]
     if any(not w or w[0] not in ("mix", "estimate") for w in commands):
         ap.error("each --command must start with mix or estimate")
-    replays = args.replay or ["estimate"]
+    replays = list(dict.fromkeys(args.replay or ["estimate"]))  # each once, in order
     if any(p not in PARTS for r in replays for p in r.split(",")):
         ap.error(f"--replay takes parts among {', '.join(PARTS)}")
 
