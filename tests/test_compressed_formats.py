@@ -861,6 +861,55 @@ def test_an_ogg_opus_stream_that_starts_later_is_read_in_time(tmp_path):
     assert np.array_equal(np.concatenate(list(r.blocks()))[: a.shape[0]], a)
 
 
+def _has_encoder(name: str) -> bool:
+    """Whether this PyAV build can encode with ``name`` (its wheels' FFmpeg drops codecs
+    between releases: 18.1.1's has no AMR-NB encoder, 18.1.0's had one)."""
+    try:
+        av.codec.Codec(name, "w")
+    except (av.codec.codec.UnknownCodecError, ValueError):
+        return False
+    return True
+
+
+def _amr_frames(payloads: list[bytes]) -> bytes:
+    """A raw AMR-NB file (RFC 4867 section 5's storage format) of 12.2 kbit/s frames:
+    the magic ``#!AMR\n``, then per frame a header byte (frame type 7, quality bit set)
+    and its 31 bytes of coded speech."""
+    assert all(len(b) == 31 for b in payloads)
+    return b"#!AMR\n" + b"".join(bytes([0x3C]) + b for b in payloads)
+
+
+def test_a_raw_amr_voice_memo_is_read_whatever_encoders_pyav_has(tmp_path):
+    # a phone's voice recorder's .amr, written byte by byte (no encoder needed: PyAV's
+    # wheels may have none): recognised by its first bytes, decoded by FFmpeg's own AMR-NB
+    # decoder at 8 kHz mono, 160 samples a frame, whole and in parts, and the warning that
+    # raw AMR states no encoder delay
+    from vocalmix.core.audio import AudioReader
+
+    rng = np.random.default_rng(7)
+    payloads = [bytes(31) if k % 25 else rng.integers(0, 256, 31, np.uint8).tobytes()
+                for k in range(150)]
+    p = tmp_path / "memo.amr"
+    p.write_bytes(_amr_frames(payloads))
+    a = read_audio(p, label="vocal")
+    assert a.sample_rate == 8000 and a.samples.shape == (150 * 160, 2)  # (mono: twice)
+    assert np.array_equal(a.samples[:, 0], a.samples[:, 1])
+    assert np.all(np.isfinite(a.samples)) and np.abs(a.samples).max() > 0.0
+    assert any("raw AMR does not say" in n for n in warnings(a))
+    r = AudioReader(p, label="vocal").scan("vocal")
+    assert np.array_equal(r.read(0, r.frames), a.samples)
+    # a file cut mid-frame (a recorder stopped while writing) is read, its whole frames as
+    # before (FFmpeg decodes the cut one too, its missing bytes as zeros)
+    cut = tmp_path / "cut.amr"
+    cut.write_bytes(p.read_bytes()[:-10])
+    c = read_audio(cut, label="vocal").samples
+    assert c.shape[0] in (149 * 160, 150 * 160)
+    assert np.array_equal(c[: 149 * 160], a.samples[: 149 * 160])
+
+
+@pytest.mark.skipif(not _has_encoder("libopencore_amrnb"),
+                    reason="this PyAV build has no AMR-NB encoder (libopencore_amrnb) to "
+                           "write the clicks with (the byte-by-byte file is read above)")
 def test_a_raw_amr_voice_memo_is_read_with_its_delay_said(tmp_path):
     # a phone's voice recorder's .amr (AMR-NB, 8 kHz mono, "#!AMR" first): recognised by
     # its first bytes and read through FFmpeg, whole and in parts; it states no encoder
