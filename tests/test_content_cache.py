@@ -59,6 +59,35 @@ def test_a_read_only_array_is_hashed_once_and_forgotten_with_it(monkeypatch):
     assert key not in dsp._DIGESTS
 
 
+def test_a_digest_forgotten_by_the_collector_inside_the_lock_does_not_hang():
+    # a read-only array that dies in the garbage collector's cycle pass forgets its digest
+    # from inside the collector, wherever the collector runs: here in a thread that holds
+    # the digests' lock (as it does in every look-up, whose allocations may start a
+    # collection). The analysis threads of an estimate hung on exactly this (seen with
+    # Python 3.13, whose collector runs at other moments than 3.11's)
+    import gc
+    import threading
+
+    a = dsp.frozen(_signal(3, 64))
+    key = dsp.content_key(a)  # remembered, with a callback for when it dies
+    box: list = [a]
+    box.append(box)  # only a cycle holds it: the collector frees it
+    del a
+    ended = threading.Event()
+
+    def collect_inside_the_lock() -> None:
+        with dsp._DIGESTS_LOCK:
+            gc.collect()
+        ended.set()
+
+    gc.collect()  # (nothing else pending: the one below frees the box)
+    del box
+    t = threading.Thread(target=collect_inside_the_lock, daemon=True)
+    t.start()
+    assert ended.wait(10), "the digests' callback waited for the lock its thread held"
+    assert key[2] not in [d for _r, d in dsp._DIGESTS.values()]  # forgotten
+
+
 def test_changed_content_gets_a_new_key_and_its_own_loudness():
     x = _signal(1)
     a = dsp.frozen(x.copy())

@@ -164,7 +164,11 @@ def frozen(x: np.ndarray, *, unique: bool = False) -> np.ndarray:
 
 #: content digests of live read-only arrays, by ``id``: (weak reference, digest)
 _DIGESTS: dict[int, tuple[weakref.ref, bytes]] = {}
-_DIGESTS_LOCK = threading.Lock()
+#: guards :data:`_DIGESTS`. Re-entrant: an array that dies in the garbage collector's
+#: cycle pass runs :func:`_forget_digest` in whatever thread the collector runs, which
+#: may be one holding this lock (any allocation inside it can start a collection); with
+#: a plain lock that thread waited for itself, and every analysis thread after it
+_DIGESTS_LOCK = threading.RLock()
 
 
 def _forget_digest(key: int, ref: weakref.ref) -> None:
