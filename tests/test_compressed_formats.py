@@ -971,3 +971,35 @@ def test_a_gsm_wav_which_cannot_seek_is_read_to_its_end(tmp_path, monkeypatch):
         _read_all(f, "vocal", 2.0, lambda sec: _too_long("vocal", sec, 2.0), None)
     with sf.SoundFile(p) as f, pytest.raises(AudioTooLargeError):
         _read_all(f, "vocal", 60.0, lambda sec: _too_long("vocal", sec, 60.0), 100_000)
+
+
+def test_a_pyav_without_the_metadata_errors_option_opens_without_it(monkeypatch):
+    # PyAV 19 dropped av.open's metadata_errors (up to 18 it skips tags that are not
+    # UTF-8): the reader asks once, then opens without it (PyAV 19 is what Python 3.12
+    # and later install; this checks the fallback whatever PyAV is here)
+    from vocalmix.core import audio
+
+    calls: list[dict] = []
+
+    class NewerAV:
+        @staticmethod
+        def open(file, mode, **kwargs):
+            calls.append(dict(kwargs))
+            if "metadata_errors" in kwargs:
+                raise TypeError("open() got an unexpected keyword argument 'metadata_errors'")
+            return ("opened", file, mode)
+
+    monkeypatch.setattr(audio, "_AV_METADATA_ERRORS", [])
+    assert audio._av_open(NewerAV, "take.m4a", format="mp4") == ("opened", "take.m4a", "r")
+    assert calls == [{"metadata_errors": "ignore", "format": "mp4"}, {"format": "mp4"}]
+    assert audio._av_open(NewerAV, "other.m4a") == ("opened", "other.m4a", "r")
+    assert calls[2:] == [{}]  # remembered: no second try
+
+    class BrokenAV:  # another TypeError is the caller's, not taken for the option
+        @staticmethod
+        def open(file, mode, **kwargs):
+            raise TypeError("expected str, bytes or os.PathLike object")
+
+    monkeypatch.setattr(audio, "_AV_METADATA_ERRORS", [])
+    with pytest.raises(TypeError, match="PathLike"):
+        audio._av_open(BrokenAV, 3)

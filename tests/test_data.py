@@ -159,7 +159,10 @@ def test_a_damaged_stem_mp4_without_ffmpeg_says_so(layouts, monkeypatch):
 
 def test_stem_mp4_without_ffmpeg_is_read_with_pyav_as_ffmpeg_reads_it(monkeypatch):
     """No system FFmpeg needed to train on MUSDB18: PyAV's own decodes the stems within
-    2e-7 of the ffmpeg command (on all 88 files of the shared data; two checked here)."""
+    2e-7 of the ffmpeg command (on all 88 files of the shared data; two checked here).
+    PyAV 19's FFmpeg ends them at the length their container states, where FFmpeg 5.1's
+    command line gives the rest of the last AAC frame too (152 samples more here): the
+    same samples, up to a frame fewer at the end."""
     import shutil
 
     root = require_data("musdb18-7s")
@@ -171,8 +174,10 @@ def test_stem_mp4_without_ffmpeg_is_read_with_pyav_as_ffmpeg_reads_it(monkeypatc
         with monkeypatch.context() as m:
             m.setattr(data.shutil, "which", lambda _name: None)
             v2, b2, sr2 = data.load_stem_mp4(s.vocal)
-        assert sr2 == sr and v2.shape == v.shape and b2.shape == b.shape
-        assert np.abs(v2 - v).max() < 1e-6 and np.abs(b2 - b).max() < 1e-6, s.song_id
+        n = len(v2)
+        assert sr2 == sr and b2.shape == v2.shape and len(b) == len(v)
+        assert 0 <= len(v) - n < 1024, (len(v), n)
+        assert np.abs(v2 - v[:n]).max() < 1e-6 and np.abs(b2 - b[:n]).max() < 1e-6, s.song_id
 
 
 def test_stem_mp4_streams_are_decoded_with_ffmpeg(layouts, tmp_path, monkeypatch):

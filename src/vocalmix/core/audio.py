@@ -611,6 +611,28 @@ def _sniff(read: Callable[[int, int], bytes]) -> str | None:
     return None
 
 
+#: whether ``av.open`` takes ``metadata_errors`` (PyAV up to 18; 19 dropped it), found on
+#: the first open
+_AV_METADATA_ERRORS: list[bool] = []
+
+
+def _av_open(av: Any, file: str | BinaryIO, **kwargs: Any) -> Any:
+    """``av.open(file, "r", **kwargs)`` for reading, with tags that are not UTF-8 skipped
+    rather than an error where PyAV has the option (``metadata_errors="ignore"``: PyAV
+    up to 18; PyAV 19 dropped the option, and with it that error)."""
+    if _AV_METADATA_ERRORS != [False]:
+        try:
+            c = av.open(file, "r", metadata_errors="ignore", **kwargs)
+        except TypeError as e:
+            if "metadata_errors" not in str(e):
+                raise
+            _AV_METADATA_ERRORS[:] = [False]
+        else:
+            _AV_METADATA_ERRORS[:] = [True]
+            return c
+    return av.open(file, "r", **kwargs)
+
+
 class _FFmpegDecode:
     """One pass over the first audio stream of a file in FFmpeg's demuxer ``fmt``, through
     PyAV (a path, or a binary file object); a context manager.
@@ -638,8 +660,8 @@ class _FFmpegDecode:
                 "installs: reinstall vocalmix, or convert the file to WAV or FLAC") from None
         self._av, self.fmt, self.label = av, fmt, label
         try:
-            self.container = av.open(str(source) if isinstance(source, Path) else source,
-                                     "r", format=fmt, metadata_errors="ignore")
+            self.container = _av_open(av, str(source) if isinstance(source, Path) else source,
+                                     format=fmt)
         except av.FFmpegError as e:
             raise UnreadableAudioError(f"{label}: cannot be decoded as audio "
                                        f"({_av_reason(e)}); supported: {SUPPORTED_FORMATS}"
@@ -949,7 +971,9 @@ def read_audio_streams(path: str | os.PathLike[str], indices: Iterable[int], *,
     as a Native Instruments stems file (MUSDB18's ``.stem.mp4``), each as float32 stereo
     ``(n, 2)`` at ``sample_rate`` Hz, decoded by FFmpeg through PyAV in one pass: what
     ``ffmpeg -map 0:a:K -ac 2 -ar RATE -f f32le`` gives (within 2e-7 of the FFmpeg 5.1
-    command line on the 88 MUSDB18 files of the shared data). For training data; mixing
+    command line on the 88 MUSDB18 files of the shared data; PyAV 19's FFmpeg ends each
+    at the length the container states, up to an AAC frame before the end of the last
+    frame, which that command line gives too). For training data; mixing
     inputs are files of one stream (:func:`read_audio`). Raises
     :class:`UnreadableAudioError`."""
     try:
@@ -959,7 +983,7 @@ def read_audio_streams(path: str | os.PathLike[str], indices: Iterable[int], *,
                                    "install av)") from None
     want = list(indices)
     try:
-        with av.open(str(path), "r", metadata_errors="ignore") as c:
+        with _av_open(av, str(path)) as c:
             audio = list(c.streams.audio)
             if not want or max(want) >= len(audio) or min(want) < 0:
                 raise UnreadableAudioError(f"{path}: holds {len(audio)} audio stream(s), "
