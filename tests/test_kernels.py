@@ -28,9 +28,10 @@ RNG = np.random.default_rng(7)
 def test_every_kernel_is_loaded_from_scipy_files():
     for name in ("scipy.signal._sosfilt", "scipy.signal._sigtools",
                  "scipy.signal._peak_finding_utils", "scipy.ndimage._nd_image",
-                 "scipy.optimize._zeros", "scipy.optimize._minpack",
-                 "scipy.fft._pocketfft.pypocketfft"):
+                 "scipy.optimize._zeros", "scipy.optimize._minpack"):
         assert kernels.compiled(name) is not None, name
+    # the FFT loops under one of their names (SciPy 1.18 moved them from pocketfft to DUCC)
+    assert any(kernels.compiled(q) is not None for q in kernels.FFT_MODULES)
     assert kernels.compiled("scipy.signal.no_such_module") is None
     assert kernels.compiled("numpy.core") is None
 
@@ -38,7 +39,10 @@ def test_every_kernel_is_loaded_from_scipy_files():
 def test_every_private_loop_gives_its_known_answer():
     for key in kernels._CHECKS:
         qualname, _, name = key.rpartition(".")
-        assert kernels._attr(qualname, name) is not None, key
+        if qualname in kernels.FFT_MODULES:
+            assert kernels._fft_loop(name) is not None, key  # where this SciPy keeps it
+        else:
+            assert kernels._attr(qualname, name) is not None, key
 
 
 def test_a_private_loop_that_changed_is_refused_and_scipy_public_function_used(monkeypatch):

@@ -176,6 +176,8 @@ def _check_lmdif(fn: Any) -> bool:
 _CHECKS: dict[str, Callable[[Any], bool]] = {
     "scipy.signal._sosfilt._sosfilt": _check_sosfilt,
     "scipy.signal._sigtools._linear_filter": _check_lfilter,
+    "scipy.fft._duccfft.pyduccfft.r2c": _check_r2c,
+    "scipy.fft._duccfft.pyduccfft.c2r": _check_c2r,
     "scipy.fft._pocketfft.pypocketfft.r2c": _check_r2c,
     "scipy.fft._pocketfft.pypocketfft.c2r": _check_c2r,
     "scipy.ndimage._nd_image.correlate1d": _check_correlate1d,
@@ -329,10 +331,25 @@ def _float(x: np.ndarray) -> np.ndarray:
     return x.astype(np.complex128 if np.iscomplexobj(x) else np.float64)
 
 
+#: where SciPy keeps its compiled FFT loops, newest first: ``scipy.fft``'s DUCC FFT since
+#: SciPy 1.18, its pocketfft before (the same arguments)
+FFT_MODULES = ("scipy.fft._duccfft.pyduccfft", "scipy.fft._pocketfft.pypocketfft")
+
+
+def _fft_loop(name: str) -> Any:
+    """SciPy's checked FFT loop ``name`` (``"r2c"`` or ``"c2r"``) from the first of
+    :data:`FFT_MODULES` that has it; ``None`` when none does."""
+    for qualname in FFT_MODULES:
+        fn = _attr(qualname, name)
+        if fn is not None:
+            return fn
+    return None
+
+
 def rfft(x: np.ndarray, n: int | None = None, axis: int = -1) -> np.ndarray:
     """``scipy.fft.rfft(x, n, axis)``: float32 in, complex64 out (NumPy's rounds
     differently in single precision)."""
-    r2c = _attr("scipy.fft._pocketfft.pypocketfft", "r2c")
+    r2c = _fft_loop("r2c")
     if r2c is None:
         import scipy.fft
 
@@ -345,7 +362,7 @@ def rfft(x: np.ndarray, n: int | None = None, axis: int = -1) -> np.ndarray:
 
 def irfft(x: np.ndarray, n: int | None = None, axis: int = -1) -> np.ndarray:
     """``scipy.fft.irfft(x, n, axis)``."""
-    c2r = _attr("scipy.fft._pocketfft.pypocketfft", "c2r")
+    c2r = _fft_loop("c2r")
     if c2r is None:
         import scipy.fft
 
