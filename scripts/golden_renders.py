@@ -2,8 +2,11 @@
 
 For the demo song and every song of ``$VOCALMIX_DATA/stems`` (default
 ``../shared/data/stems``), with each method, this estimates a params document and stores
-it in ``tests/golden/`` with the SHA-256 of ``render`` of it (mix and stems). The test
-``tests/test_golden_renders.py`` renders each stored document again and compares.
+it in ``tests/golden/`` with the SHA-256 of ``render`` of it (mix and stems), a
+fingerprint of each that rounding does not move (:func:`fingerprint`) and the versions of
+the numeric libraries (:data:`LIBRARIES`). The test ``tests/test_golden_renders.py``
+renders each stored document again and compares: to the bit with those libraries, by
+fingerprint with others (another FFT rounds its last bits otherwise).
 
 Run it only when a change of the rendered sound is deliberate, and say why in the commit.
 ``--renders-only`` keeps the stored params documents and re-renders them (a change of the
@@ -27,6 +30,47 @@ def digest(x) -> str:
     import numpy as np
 
     return hashlib.sha256(np.ascontiguousarray(x, dtype=np.float32).tobytes()).hexdigest()
+
+
+#: the libraries whose arithmetic a render's bits depend on (FFTs, filters, effects,
+#: resampling, decoding): bit identity is checked only where they are the versions stored
+LIBRARIES = ("numpy", "scipy", "pedalboard", "soxr", "soundfile", "av")
+#: pseudo-random projections in a render's fingerprint
+PROJECTIONS = 8
+
+
+def libraries() -> dict[str, str]:
+    """The versions of :data:`LIBRARIES` in this environment."""
+    from importlib.metadata import version
+
+    return {name: version(name) for name in LIBRARIES}
+
+
+def fingerprint(x) -> dict[str, object]:
+    """What a render must keep whatever the numeric libraries' rounding: its RMS level
+    (dBFS; ``None`` for silence) and its samples' dot products with :data:`PROJECTIONS`
+    fixed sequences of +1 and -1 (made from the sample index by integer hashing, the same
+    on every numpy), each divided by the signal's norm. Rounding of the last bits moves
+    the level by about 1e-6 dB and each projection by about 1e-7; a changed gain, sound,
+    a sample's shift or a swapped channel moves them by far more."""
+    import math
+
+    import numpy as np
+
+    v = np.ascontiguousarray(x, dtype=np.float64).ravel()
+    energy = float(np.dot(v, v))
+    if energy == 0.0:
+        return {"rms_dbfs": None, "projections": [0.0] * PROJECTIONS}
+    norm = math.sqrt(energy)
+    i = np.arange(v.size, dtype=np.uint64)
+    out = []
+    for k in range(PROJECTIONS):
+        h = (i + np.uint64(k + 1)) * np.uint64(0x9E3779B97F4A7C15)
+        h ^= h >> np.uint64(29)
+        h *= np.uint64(0xBF58476D1CE4E5B9)
+        sign = 1.0 - 2.0 * (h >> np.uint64(63)).astype(np.float64)
+        out.append(float(np.dot(v, sign)) / norm)
+    return {"rms_dbfs": 10.0 * math.log10(energy / v.size), "projections": out}
 
 
 def cases():
@@ -91,9 +135,11 @@ def main() -> int:
                 params, _rendered, _ = mix(vocal, backing, sr, method=method)
                 doc.write_text(params.to_json())
             _, r = render_params(vocal, backing, sr, params)
+            stems = {k: getattr(r, k) for k in ("mix", "vocal", "vocal_dry", "backing")}
             index[key] = {"song": name, "method": method, "sample_rate": sr,
-                          "mix": digest(r.mix), "vocal": digest(r.vocal),
-                          "vocal_dry": digest(r.vocal_dry), "backing": digest(r.backing)}
+                          **{k: digest(x) for k, x in stems.items()},
+                          "fingerprints": {k: fingerprint(x) for k, x in stems.items()},
+                          "libraries": libraries()}
             print(key, index[key]["mix"][:12], file=sys.stderr)
     (GOLDEN / "renders.json").write_text(json.dumps(index, indent=2) + "\n")
     return 0
