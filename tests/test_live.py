@@ -289,7 +289,10 @@ def test_a_take_moved_later_is_heard_that_much_late_and_says_so():
 
 def test_process_allocates_nothing_that_stays(rng):
     """After warm-up, memory is flat: no growth over 600 blocks, and the transient peak
-    is a few block-sized arrays (pedalboard returns a new one per call)."""
+    is some block-sized arrays (pedalboard returns a new one per call, and numpy's
+    element-wise operations make temporaries: numpy 2.4's about six stereo float32
+    blocks' worth, 10 KB for blocks of 128 here; numpy 2.5's three times that), nothing
+    the size of the signal or growing with it."""
     bs = 128
     for rtype in ("freeverb", "synthetic"):
         p = MixParams(vocal=VocalChain(eq_bands=(EqBand("peak", 2000.0, 3.0, 1.0),),
@@ -311,7 +314,7 @@ def test_process_allocates_nothing_that_stays(rng):
         finally:
             tracemalloc.stop()
         assert end - start < 2048, rtype
-        assert peak - start < 8 * bs * 2 * 4 + 4096, rtype
+        assert peak - start < 32 * bs * 2 * 4 + 4096, rtype
 
 
 def test_insert_change_is_a_crossfade_without_a_jump(rng):
