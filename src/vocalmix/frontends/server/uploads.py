@@ -60,7 +60,7 @@ async def _arriving(request: Any) -> Any:
             chunk = await asyncio.wait_for(chunks.__anext__(), timeout=UPLOAD_IDLE_S)
         except StopAsyncIteration:
             return
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise ApiError(408, f"the upload stalled: nothing arrived for "
                                 f"{UPLOAD_IDLE_S:g} s; send it again",
                            code="upload.stalled") from None
