@@ -10,7 +10,6 @@ sound regenerates them with that script, in a commit that says why.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 
@@ -26,10 +25,6 @@ GOLDEN = REPO / "tests" / "golden"
 INDEX = json.loads((GOLDEN / "renders.json").read_text())
 sys.path.insert(0, str(REPO / "scripts"))
 import golden_renders  # noqa: E402
-
-
-def _digest(x: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(x, dtype=np.float32).tobytes()).hexdigest()
 
 
 def _inputs(song: str):
@@ -86,7 +81,7 @@ def test_render_of_a_stored_params_document_is_bit_identical(key):
     _, r = render_params(vocal, backing, sr, params)
     stems = {k: getattr(r, k) for k in ("mix", "vocal", "vocal_dry", "backing")}
     if entry["libraries"] == golden_renders.libraries():
-        got = {k: _digest(x) for k, x in stems.items()}
+        got = {k: golden_renders.digest(x) for k, x in stems.items()}
         assert got == {k: entry[k] for k in got}
     else:
         moved = {k: d for k, x in stems.items()
