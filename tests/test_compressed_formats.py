@@ -907,6 +907,27 @@ def test_a_raw_amr_voice_memo_is_read_whatever_encoders_pyav_has(tmp_path):
     assert np.array_equal(c[: 149 * 160], a.samples[: 149 * 160])
 
 
+def test_a_raw_amr_voice_memos_frames_are_read_where_they_are_whatever_encoders_pyav_has(
+        tmp_path):
+    # timing without an encoder: frames of zero bytes decode to a steady hush (peak 0.01
+    # with FFmpeg's decoder), a frame of 0x0f bytes to a burst (peak 0.49) that starts 101
+    # samples into its own frame (where the frame's coded pulses put it; AMR-NB's decoder
+    # adds no delay) and is gone three frames later. Three bursts, 50 frames apart, must be
+    # read there: a reader that dropped or added samples at the start or between them (a
+    # decoder's priming trimmed as if stated, a lost packet) moves them
+    loud = [25, 75, 125]
+    payloads = [b"\x0f" * 31 if k in loud else bytes(31) for k in range(150)]
+    p = tmp_path / "memo.amr"
+    p.write_bytes(_amr_frames(payloads))
+    x = read_audio(p, label="vocal").samples[:, 0]
+    assert x.shape == (150 * 160,)
+    assert np.abs(x[: 160 * loud[0]]).max() < 0.02
+    on = np.flatnonzero(np.abs(x) > 0.05)
+    found = on[np.r_[True, np.diff(on) > 800]]
+    offset = found - 160 * np.asarray(loud)
+    assert len(found) == 3 and np.all(offset == 101), found
+
+
 @pytest.mark.skipif(not _has_encoder("libopencore_amrnb"),
                     reason="this PyAV build has no AMR-NB encoder (libopencore_amrnb) to "
                            "write the clicks with (the byte-by-byte file is read above)")
