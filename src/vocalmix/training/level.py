@@ -545,9 +545,13 @@ def build_examples(songs: list[Song], seed: int = 0, augment: int = DEFAULT_AUGM
                  f"({r.duration_s:.0f} s of audio); {el:.0f} s elapsed, ~{eta:.0f} s to go")
 
     if jobs > 1 and len(songs) > 1:
+        import multiprocessing
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
+        # spawned, not forked: this process may run threads (a fork copies their locks
+        # held, and Python 3.12+ warns of the deadlock; 3.14 no longer forks by default)
+        with ProcessPoolExecutor(max_workers=jobs,
+                                 mp_context=multiprocessing.get_context("spawn")) as pool:
             futs = {pool.submit(_record_job, (s, seed, augment, draws, use_cache)): i
                     for i, s in enumerate(songs)}
             for k, f in enumerate(as_completed(futs), start=1):
