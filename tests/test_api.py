@@ -175,6 +175,17 @@ def test_a_backing_below_the_loudness_gate_is_a_clear_error_for_both_methods(son
         vocalmix.mix(v, quiet.astype(np.float32), 44100, method=method)
 
 
+@pytest.mark.parametrize("method", ["baseline", "model"])
+def test_a_vocal_too_quiet_to_lift_says_so_and_what_to_do(song, method):
+    """A take 70 dB down (peaks near -75 dBFS) needs more than the +60 dB the vocal gain
+    may give: the error names the take's loudness and the remedy, not only the range."""
+    v, b = song
+    with pytest.raises(vocalmix.TargetUnreachableError,
+                       match=r"the processed vocal measures -\d+\.\d LUFS before its gain, "
+                             r"too quiet for \+60 dB to lift it there: normalise the take"):
+        vocalmix.mix((v * 10 ** (-70 / 20)).astype(np.float32), b, 44100, method=method)
+
+
 def test_a_mix_result_lists_its_warnings():
     import vocalmix
 

@@ -300,10 +300,16 @@ def solve_gain_from_segments(
     idx = np.flatnonzero(ok[:-1] & ok[1:] & (np.diff(np.sign(vals)) != 0))
     if idx.size == 0:
         fin = vals[ok] if ok.any() else np.array([np.nan])
-        why = ("" if np.isfinite(ib) else
-               "; the backing, at its gain, is below BS.1770-4's absolute gate of -70 LUFS "
-               "(it has no loudness to set the vocal against): raise backing.gain_db, or "
-               "check the backing file")
+        if not np.isfinite(ib):
+            why = ("; the backing, at its gain, is below BS.1770-4's absolute gate of -70 "
+                   "LUFS (it has no loudness to set the vocal against): raise "
+                   "backing.gain_db, or check the backing file")
+        elif np.all(fin < 0.0):  # every gain, the largest too, leaves the vocal too quiet
+            why = (f"; the processed vocal measures {iv0:.1f} LUFS before its gain, too "
+                   f"quiet for {hi:+.0f} dB to lift it there: normalise the take (or "
+                   "record it louder), or check that the vocal file holds it")
+        else:
+            why = ""
         raise TargetUnreachableError(
             f"no vocal gain between {lo:+.0f} and {hi:+.0f} dB puts the vocal at "
             f"{target_lu:+.1f} LU against the mix (reachable {fin.min() + target_lu:+.1f} "
