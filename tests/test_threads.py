@@ -85,7 +85,62 @@ def test_worker_env_passes_the_thread_counts_and_a_set_huge_page_choice(monkeypa
     assert NUMPY_HUGEPAGE_VAR not in worker_env()
     monkeypatch.delenv(NUMPY_HUGEPAGE_VAR)
     assert NUMPY_HUGEPAGE_VAR not in worker_env()
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
     assert set(worker_env()) == set(BLAS_THREAD_VARS)
+
+
+def test_a_worker_given_an_empty_omp_count_gets_one_scipys_fft_can_read(monkeypatch):
+    # the empty OMP_NUM_THREADS a worker gets (unset here) is OpenBLAS's default, but
+    # SciPy 1.18's FFT (DUCC) reads it when its own variable is unset, and fails: every
+    # song of a Ray batch failed with "could not convert ''". DUCC gets "0", its own
+    # choice; a DUCC count the driver set is passed on as it is
+    from vocalmix.core.threads import DUCC_THREAD_VAR, worker_env
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv(DUCC_THREAD_VAR, raising=False)
+    env = worker_env()
+    assert env["OMP_NUM_THREADS"] == "" and env[DUCC_THREAD_VAR] == "0"
+    monkeypatch.setenv("OMP_NUM_THREADS", "4,2")  # OpenMP's nested form: DUCC cannot
+    assert worker_env()[DUCC_THREAD_VAR] == "0"
+    monkeypatch.setenv("OMP_NUM_THREADS", " +3 ")  # DUCC can
+    assert DUCC_THREAD_VAR not in worker_env()
+    monkeypatch.setenv(DUCC_THREAD_VAR, "2")
+    monkeypatch.setenv("OMP_NUM_THREADS", "")
+    assert worker_env()[DUCC_THREAD_VAR] == "2"
+
+
+def test_which_thread_counts_duccs_fft_reads():
+    from vocalmix.core.threads import _ducc_reads
+
+    # as measured with SciPy 1.18.1's FFT: these ran...
+    assert all(_ducc_reads(v) for v in ("4", " 4", "4 ", "+4", "04", "0"))
+    # ...and these raised RuntimeError
+    assert not any(_ducc_reads(v) for v in ("", " ", "-1", "4.0", "abc", "4,2", "\u0664"))
+
+
+#: an FFT of the core in a process whose OMP_NUM_THREADS SciPy 1.18's FFT cannot read
+_FFT_SCRIPT = """
+import json, os, numpy as np
+from vocalmix.core import kernels
+x = np.sin(np.arange(64.0))
+ok = np.allclose(kernels.rfft(x), np.fft.rfft(x)) and np.allclose(kernels.irfft(np.fft.rfft(x)), x)
+print(json.dumps({"ok": bool(ok), "ducc": os.environ.get("DUCC0_NUM_THREADS")}))
+"""
+
+
+def test_the_cores_ffts_run_whatever_omp_count_the_process_has():
+    base = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS",
+                                                             "DUCC0_NUM_THREADS")}
+    for omp, ducc in (("", "0"), ("4,2", "0"), ("1", None)):
+        out = subprocess.run([sys.executable, "-c", _FFT_SCRIPT],
+                             env={**base, "OMP_NUM_THREADS": omp},
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert json.loads(out.stdout.strip().splitlines()[-1]) == {"ok": True, "ducc": ducc}
+    out = subprocess.run([sys.executable, "-c", _FFT_SCRIPT],
+                         env={**base, "OMP_NUM_THREADS": "", "DUCC0_NUM_THREADS": "1"},
+                         capture_output=True, text=True, timeout=60)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"ok": True, "ducc": "1"}
 
 
 #: counts the BLAS libraries' threads around one_blas_thread and the library's calls, in a

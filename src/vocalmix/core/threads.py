@@ -97,12 +97,56 @@ def no_numpy_hugepages() -> bool:
     return _set_before_numpy({NUMPY_HUGEPAGE_VAR: "0"})
 
 
+#: the variable by which SciPy's FFT library (DUCC, since SciPy 1.18) is told its thread
+#: pool's size; where it is unset, DUCC reads ``OMP_NUM_THREADS`` instead
+DUCC_THREAD_VAR = "DUCC0_NUM_THREADS"
+
+
+def _ducc_reads(value: str) -> bool:
+    """Whether DUCC reads ``value`` as a thread count: a whole number, ``+`` allowed,
+    blanks around it (an empty value, a negative one, ``4.0`` or OpenMP's nested
+    ``4,2`` make it raise)."""
+    s = value.strip()
+    s = s[1:] if s.startswith("+") else s
+    return s.isascii() and s.isdigit()
+
+
+def _ducc_env(omp: str | None) -> dict[str, str]:
+    """``{DUCC_THREAD_VAR: "0"}`` (DUCC's own choice, as with neither variable set) when
+    :data:`DUCC_THREAD_VAR` is unset and DUCC would read ``omp`` (``OMP_NUM_THREADS``'s
+    value, ``None`` when unset) and fail; else nothing."""
+    if os.environ.get(DUCC_THREAD_VAR) is not None or omp is None or _ducc_reads(omp):
+        return {}
+    return {DUCC_THREAD_VAR: "0"}
+
+
+def fft_threads_readable() -> bool:
+    """Set :data:`DUCC_THREAD_VAR` to ``"0"`` where SciPy's FFTs would otherwise fail.
+
+    SciPy 1.18's DUCC reads its thread count from ``OMP_NUM_THREADS`` when its own
+    variable is unset, the first time an FFT runs, and raises ``RuntimeError: could not
+    convert '' to desired data type`` for a value it cannot read as one whole number:
+    an empty ``OMP_NUM_THREADS=`` (which a Ray worker of :func:`worker_env` gets, and
+    which OpenBLAS reads as unset), or OpenMP's own nested form ``4,2``. Every FFT of a
+    mix would fail. ``"0"`` is DUCC's own choice of pool size; vocalmix's FFTs run on
+    one thread each whatever the pool. Nothing is changed when DUCC would read the
+    value, or when its own variable is set. Returns whether it set it."""
+    env = _ducc_env(os.environ.get("OMP_NUM_THREADS"))
+    os.environ.update(env)
+    return bool(env)
+
+
 def worker_env() -> dict[str, str]:
     """The settings above, as a worker process started by something other than this
     process (a Ray actor) must be given them: each of :data:`BLAS_THREAD_VARS` (an empty
-    value reads as unset, the BLAS library's default, as in a plain process), and
-    :data:`NUMPY_HUGEPAGE_VAR` when it is set (numpy refuses an empty one)."""
+    value reads as unset, the BLAS library's default, as in a plain process),
+    :data:`DUCC_THREAD_VAR` where DUCC could not read the ``OMP_NUM_THREADS`` given (see
+    :func:`fft_threads_readable`), and :data:`NUMPY_HUGEPAGE_VAR` when it is set (numpy
+    refuses an empty one)."""
     env = {v: os.environ.get(v, "") for v in BLAS_THREAD_VARS}
+    env.update(_ducc_env(env["OMP_NUM_THREADS"]))
+    if os.environ.get(DUCC_THREAD_VAR) is not None:
+        env[DUCC_THREAD_VAR] = os.environ[DUCC_THREAD_VAR]
     if os.environ.get(NUMPY_HUGEPAGE_VAR):
         env[NUMPY_HUGEPAGE_VAR] = os.environ[NUMPY_HUGEPAGE_VAR]
     return env
@@ -202,5 +246,6 @@ def on_one_blas_thread(f: F) -> F:
     return wrapped  # type: ignore[return-value]
 
 
-__all__ = ["BLAS_THREAD_VARS", "NUMPY_HUGEPAGE_VAR", "blas_count_chosen", "no_numpy_hugepages",
-           "on_one_blas_thread", "one_blas_thread", "pin_blas_threads", "worker_env"]
+__all__ = ["BLAS_THREAD_VARS", "DUCC_THREAD_VAR", "NUMPY_HUGEPAGE_VAR", "blas_count_chosen",
+           "fft_threads_readable", "no_numpy_hugepages", "on_one_blas_thread",
+           "one_blas_thread", "pin_blas_threads", "worker_env"]
