@@ -151,6 +151,35 @@ def test_training_twice_writes_identical_files(tmp_path):
         assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes(), name
 
 
+def test_dynamics_songs_past_the_memory_budget_are_decoded_again_to_the_same_model(
+        tmp_path, monkeypatch):
+    """The dynamics trainer held every song's decoded stems at once (about 17 GB for a
+    whole MUSDB18-HQ). Songs past ``HELD_BYTES`` are decoded again where they are used:
+    the same model and evaluation as with every song held, and with none held."""
+    import vocalmix.training.dynamics as dynamics
+
+    data = [_manifest(tmp_path, n_artists=3, per_artist=1)]
+    decodes = []
+    real_load = dynamics.Song.audio
+
+    def counting(self):
+        decodes.append(self.held is None)
+        return real_load(self)
+
+    monkeypatch.setattr(dynamics.Song, "audio", counting)
+    results = []
+    for budget in (1 << 40, 0):
+        monkeypatch.setattr(dynamics, "HELD_BYTES", budget)
+        songs = dynamics.load_songs(data)
+        assert all((s.held is None) == (budget == 0) for s in songs)
+        model, meta = dynamics.train_dynamics(data, None, songs=songs)
+        results.append((model.coef, model.intercept, meta["delay_activity_threshold"],
+                        [s.human_lu for s in songs]))
+    assert any(decodes) and not all(decodes)  # (the second run decoded again)
+    (c0, i0, d0, h0), (c1, i1, d1, h1) = results
+    assert np.array_equal(c0, c1) and i0 == i1 and d0 == d1 and h0 == h1
+
+
 def test_shipped_dynamics_model_reproduces_its_check_rows():
     from vocalmix.estimators import dynamics
 
