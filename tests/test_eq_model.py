@@ -67,7 +67,8 @@ def _toy_items(n_artists: int = 4) -> list[T.VocalItem]:
         for k in range(2):
             v, _b = synthesize_song(sample_rate=SR, duration_s=3.0, seed=10 * s + k)
             v = E.apply_eq(v, SR, [("peak", 500.0 * (s + 1), 3.0 * (s - 1.5), 1.0)])
-            items.append(T.VocalItem(f"song{s}_{k}", f"artist{s}", E.frame_spectra(v, SR)[1]))
+            items.append(T.VocalItem(f"song{s}_{k}", f"artist{s}",
+                                     E.frame_spectra(v, SR)[1].mean(axis=0)))
     return items
 
 

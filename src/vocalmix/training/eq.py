@@ -7,8 +7,9 @@ Take finished vocals (the professionally mixed vocal stems of
 a random EQ (one to four RBJ peak or shelf bands, +-12 dB, random frequency and Q:
 :func:`random_eq`) and keep the exact inverse as the label (the same bands with their
 gains negated: :func:`inverse_eq`). If a vocal was boosted at some frequency, the model
-must cut there. Training examples are exact in the spectral domain: the frames' power
-spectra times the EQ's power response (:func:`eq_band_curve`), then banded.
+must cut there. Training examples are exact in the spectral domain: the active frames'
+mean power spectrum times the EQ's power response (:func:`eq_band_curve`; an EQ scales
+every frame's bin alike, so their mean's), then banded.
 
 Why a Bayesian estimator and not a regression
 ----------------------------------------------
@@ -62,7 +63,7 @@ from vocalmix.estimators.eq import (
     band_matrix,
     correct,
     curve_rms_db,
-    features_from_frames,
+    features_from_mean,
     fft_band_matrix,
     frame_spectra,
     passes_gate,
@@ -186,11 +187,16 @@ def fit_eq_model(features: np.ndarray, bank: np.ndarray, *, inflate: float = 1.5
 
 @dataclass(frozen=True)
 class VocalItem:
-    """One vocal excerpt for EQ training: frames, and the artist that splits keep whole."""
+    """One vocal excerpt for EQ training: the mean power spectrum of its active frames,
+    and the artist that splits keep whole.
+
+    The mean is all the training reads of the frames (the model's features and the
+    long-term spectrum are both of it, and an EQ scales every frame's bin alike), so an
+    excerpt takes 33 KB, not its frames' 3.3 MB (several GB for a whole MUSDB18-HQ)."""
 
     song: str
     artist: str
-    frames: np.ndarray  # active-frame power spectra (frames, 4097) at 44.1 kHz
+    power: np.ndarray  # the active frames' mean power spectrum (4097,) at 44.1 kHz
     audio: np.ndarray | None = None  # the excerpt (for rendered tests), float32 (n, 2)
     sample_rate: int = ANALYSIS_SR
 
@@ -217,10 +223,11 @@ def collect_vocals(folders: list[str | Path], *, keep_audio: bool = False,
         v, _b, sr = load_song(m.song)
         for seg in _excerpts(v, sr):
             try:
-                fr = frame_spectra(seg, sr)[1]
+                power = frame_spectra(seg, sr)[1].mean(axis=0)
             except ValueError:
                 continue
-            items.append(VocalItem(m.song_id, m.artist, fr, seg if keep_audio else None, sr))
+            items.append(VocalItem(m.song_id, m.artist, power, seg if keep_audio else None,
+                                   sr))
     progress(f"EQ data: {len(items)} finished vocal excerpts of "
              f"{len({i.song for i in items})} songs by {len({i.artist for i in items})} "
              "artists")
@@ -230,9 +237,10 @@ def collect_vocals(folders: list[str | Path], *, keep_audio: bool = False,
     return items
 
 
-def _ltas(frames: np.ndarray) -> np.ndarray:
+def _ltas(power: np.ndarray) -> np.ndarray:
+    """Band levels (dB) of a mean power spectrum ``(4097,)``."""
     m = fft_band_matrix(N_FFT, ANALYSIS_SR)
-    b = 10 * np.log10(frames.mean(axis=0) @ m + 1e-20)
+    b = 10 * np.log10(power @ m + 1e-20)
     return b - b.mean()
 
 
@@ -250,22 +258,22 @@ INFLATE_GRID = (1.0, 1.5, 2.0, 3.0, 4.0)
 def _band_domain_trials(items, train_idx, test_idx, bank, inflate, rng, per_item):
     """(before, raw-after, p_clean, curve-rms) for EQ'd held-out items and (curve-rms,
     p_clean, raw-harm) for clean ones, in the band domain (no rendering)."""
-    feats = np.array([features_from_frames(items[i].frames) for i in train_idx])
+    feats = np.array([features_from_mean(items[i].power) for i in train_idx])
     m = fit_eq_model(feats, bank, inflate=inflate)
     damaged, clean = [], []
     for i in test_idx:
         it = items[i]
-        base = _ltas(it.frames)
-        xc = features_from_frames(it.frames)
+        base = _ltas(it.power)
+        xc = features_from_mean(it.power)
         cur, pc = m.posterior(xc)
         c = -cur[0]
         clean.append((float(curve_rms_db(c)), float(pc[0]),
                       log_spectral_distance(c, np.zeros_like(c))))
         for _ in range(per_item):
             bands = random_eq(rng)
-            fr = it.frames * _response_power(bands)[None, :]
-            obs = _ltas(fr)
-            cur, pc = m.posterior(features_from_frames(fr))
+            pw = it.power * _response_power(bands)  # (each frame's bins scale alike)
+            obs = _ltas(pw)
+            cur, pc = m.posterior(features_from_mean(pw))
             c = -cur[0]
             damaged.append((log_spectral_distance(obs, base),
                             log_spectral_distance(obs + c, base), float(pc[0]),
@@ -329,7 +337,7 @@ def train_eq(folders: list[str | Path], out: str | Path | None = None, *, seed: 
     bank = bank if bank is not None else eq_bank()
     cv = choose_gate(items, bank, seed=seed, progress=progress)
     ch = cv["chosen"]
-    feats = np.array([features_from_frames(i.frames) for i in items])
+    feats = np.array([features_from_mean(i.power) for i in items])
     model = fit_eq_model(feats, bank, inflate=ch["inflate"], gate_p_clean=ch["gate_p_clean"],
                          gate_min_rms_db=ch["gate_min_rms_db"])
     meta = {
@@ -450,7 +458,7 @@ def evaluate_eq(folders: list[str | Path], *, seeds: tuple[int, ...] = EVAL_SEED
                        "n": int(m.sum()), "lsd_before_db": float(before[m].mean()),
                        "lsd_after_db": float(after[m].mean()),
                        "fraction_removed": float(1 - after[m].mean() / before[m].mean())})
-    nat = np.array([_ltas(i.frames) for i in items])
+    nat = np.array([_ltas(i.power) for i in items])
     artists = np.array([i.artist for i in items])
     dev = np.concatenate([nat[artists == s] - nat[artists != s].mean(axis=0)
                           for s in np.unique(artists)])
