@@ -340,3 +340,28 @@ def test_a_16_khz_take_gets_bands_a_16_khz_mix_can_render():
     fine = E.CENTRES_HZ[E.CENTRES_HZ <= max_filter_hz(16000)]
     resp = bands_response_db(bands, fine, 16000)
     assert np.sqrt(np.mean((resp - curve[: fine.size]) ** 2)) < 0.75
+
+
+def test_collected_vocals_keep_each_excerpts_mean_spectrum_not_its_frames(tmp_path):
+    # the frames of every excerpt were held (3.3 MB each, several GB for a whole
+    # MUSDB18-HQ) where only their mean is read: a 25 s vocal gives two 10 s excerpts,
+    # each as its active frames' mean power spectrum, and an EQ'd excerpt's features are
+    # those of its frames, each EQ'd
+    import soundfile as sf
+
+    rows = ["song,vocal,backing"]
+    for a in range(2):
+        v, b = synthesize_song(sample_rate=SR, duration_s=25.0, seed=40 + a)
+        sf.write(tmp_path / f"v{a}.wav", v, SR, subtype="FLOAT")
+        sf.write(tmp_path / f"b{a}.wav", b, SR, subtype="FLOAT")
+        rows.append(f"Artist {a} - Song,v{a}.wav,b{a}.wav")
+    (tmp_path / "m.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    items = T.collect_vocals([str(tmp_path / "m.csv")], keep_audio=True)
+    assert len(items) == 4 and len({i.artist for i in items}) == 2
+    for it in items:
+        frames = E.frame_spectra(it.audio, it.sample_rate)[1]
+        assert it.power.shape == (4097,)
+        np.testing.assert_array_equal(it.power, frames.mean(axis=0))
+        r = T._response_power([("peak", 2000.0, 6.0, 1.0)])
+        np.testing.assert_allclose(E.features_from_mean(it.power * r),
+                                   E.features_from_frames(frames * r[None, :]), rtol=1e-12)
