@@ -342,7 +342,8 @@ def test_a_16_khz_take_gets_bands_a_16_khz_mix_can_render():
     assert np.sqrt(np.mean((resp - curve[: fine.size]) ** 2)) < 0.75
 
 
-def test_collected_vocals_keep_each_excerpts_mean_spectrum_not_its_frames(tmp_path):
+def test_collected_vocals_keep_each_excerpts_mean_spectrum_not_its_frames(tmp_path,
+                                                                          monkeypatch):
     # the frames of every excerpt were held (3.3 MB each, several GB for a whole
     # MUSDB18-HQ) where only their mean is read: a 25 s vocal gives two 10 s excerpts,
     # each as its active frames' mean power spectrum, and an EQ'd excerpt's features are
@@ -365,3 +366,14 @@ def test_collected_vocals_keep_each_excerpts_mean_spectrum_not_its_frames(tmp_pa
         r = T._response_power([("peak", 2000.0, 6.0, 1.0)])
         np.testing.assert_allclose(E.features_from_mean(it.power * r),
                                    E.features_from_frames(frames * r[None, :]), rtol=1e-12)
+    # the evaluation's audio past HELD_AUDIO_BYTES is cut again from its song: the same
+    # samples as held (and held ones are copies, not views of the whole vocal)
+    assert all(it.audio is not None and it.audio.base is None for it in items)
+    monkeypatch.setattr(T, "HELD_AUDIO_BYTES", 0)
+    again = T.collect_vocals([str(tmp_path / "m.csv")], keep_audio=True)
+    audio_of = T.ExcerptAudio()
+    assert all(it.audio is None for it in again)
+    for held, cut in zip(items, again, strict=True):
+        np.testing.assert_array_equal(held.power, cut.power)
+        np.testing.assert_array_equal(audio_of(cut), held.audio)
+    assert T.collect_vocals([str(tmp_path / "m.csv")])[0].source is None  # (no audio asked)

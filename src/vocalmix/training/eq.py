@@ -44,6 +44,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -78,6 +79,11 @@ HARM_BUDGET_DB = 0.5
 #: what fitting the curve to bands and rendering add
 GATE_BUDGET_SHARE = 1.0
 EXCERPT_S = 10.0
+#: how many bytes of excerpt audio :func:`collect_vocals` holds for the rendered
+#: evaluation; the excerpts past it are cut again from their song, decoded again when
+#: used (the same samples), so that a whole MUSDB18-HQ (about 7 GB of excerpts) is
+#: evaluated in a bounded memory while the 88 excerpts of 7 s (0.2 GB) are held
+HELD_AUDIO_BYTES = 1 << 30
 N_FOLDS = 5
 EVAL_SEEDS = (0, 1, 2)
 Progress = Callable[[str], None]
@@ -199,13 +205,41 @@ class VocalItem:
     power: np.ndarray  # the active frames' mean power spectrum (4097,) at 44.1 kHz
     audio: np.ndarray | None = None  # the excerpt (for rendered tests), float32 (n, 2)
     sample_rate: int = ANALYSIS_SR
+    #: where the excerpt is cut again from when its audio is not held: ``(the song
+    #: (training.data.Song), first sample, end sample)``
+    source: tuple[Any, int, int] | None = None
 
 
-def _excerpts(x: np.ndarray, sample_rate: int) -> list[np.ndarray]:
+def _excerpt_bounds(n_samples: int, sample_rate: int) -> list[tuple[int, int]]:
+    """``(start, end)`` samples of the excerpts of a vocal ``n_samples`` long:
+    :data:`EXCERPT_S` each, the vocal whole when shorter than one and a half."""
     n = int(EXCERPT_S * sample_rate)
-    if len(x) < 1.5 * n:
-        return [x]
-    return [x[i:i + n] for i in range(0, len(x) - n // 2, n)]
+    if n_samples < 1.5 * n:
+        return [(0, n_samples)]
+    return [(i, min(i + n, n_samples)) for i in range(0, n_samples - n // 2, n)]
+
+
+class ExcerptAudio:
+    """The audio of :class:`VocalItem` excerpts: held, or cut again from their song,
+    decoded again (the last song decoded is kept, as a song's excerpts come in turn)."""
+
+    def __init__(self) -> None:
+        self._song: str | None = None
+        self._vocal: np.ndarray | None = None
+
+    def __call__(self, item: VocalItem) -> np.ndarray:
+        if item.audio is not None:
+            return item.audio
+        if item.source is None:
+            raise ValueError(f"{item.song}: its excerpt's audio was not kept")
+        song, start, end = item.source
+        if self._song != item.song or self._vocal is None:
+            from vocalmix.training.data import load_song
+
+            self._vocal = None  # (the last song's freed before the next is decoded)
+            self._vocal = load_song(song)[0]
+            self._song = item.song
+        return self._vocal[start:end]
 
 
 def collect_vocals(folders: list[str | Path], *, keep_audio: bool = False,
@@ -214,20 +248,28 @@ def collect_vocals(folders: list[str | Path], *, keep_audio: bool = False,
     mixed song (:func:`vocalmix.training.stems.training_songs`: level information, not
     one of MUSDB18's test songs), long ones cut into 10 s excerpts of the same song, each
     with its artist. Karaoke takes and dry vocals are not finished vocals and are left
-    out."""
+    out. ``keep_audio``: each excerpt's audio is held too while the excerpts held stay
+    within :data:`HELD_AUDIO_BYTES`, and the others say where to cut it again
+    (:class:`ExcerptAudio`)."""
     from vocalmix.training.data import load_song
     from vocalmix.training.stems import training_songs
 
     items: list[VocalItem] = []
+    held = 0
     for m in training_songs(folders):
         v, _b, sr = load_song(m.song)
-        for seg in _excerpts(v, sr):
+        for start, end in _excerpt_bounds(len(v), sr):
+            seg = v[start:end]
             try:
                 power = frame_spectra(seg, sr)[1].mean(axis=0)
             except ValueError:
                 continue
-            items.append(VocalItem(m.song_id, m.artist, power, seg if keep_audio else None,
-                                   sr))
+            keep = keep_audio and held + seg.nbytes <= HELD_AUDIO_BYTES
+            held += seg.nbytes if keep else 0
+            audio = seg.copy() if keep else None  # (a view would hold the whole vocal)
+            items.append(VocalItem(m.song_id, m.artist, power, audio, sr,
+                                   (m.song, start, end) if keep_audio else None))
+        del v, _b
     progress(f"EQ data: {len(items)} finished vocal excerpts of "
              f"{len({i.song for i in items})} songs by {len({i.artist for i in items})} "
              "artists")
@@ -391,6 +433,7 @@ def evaluate_eq(folders: list[str | Path], *, seeds: tuple[int, ...] = EVAL_SEED
     if seed is not None:
         seeds = (seed,)
     items = collect_vocals(folders, keep_audio=True, progress=progress)
+    audio_of = ExcerptAudio()
     bank = eq_bank()
     rows, clean_rows, damage = [], [], []
     candidates: list[tuple[float, dict]] = []
@@ -411,7 +454,7 @@ def evaluate_eq(folders: list[str | Path], *, seeds: tuple[int, ...] = EVAL_SEED
                      f"{meta['cross_validated']['gate_min_rms_db']} dB")
             for i in te:
                 it = items[i]
-                v, sr = it.audio, it.sample_rate
+                v, sr = audio_of(it), it.sample_rate
                 orig = spectrum_db(v, sr)
                 c0 = correct(v, sr, model)
                 fixed0 = apply_eq(v, sr, c0.bands) if c0.bands else v
