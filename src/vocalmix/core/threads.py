@@ -1,5 +1,6 @@
 """How many threads the BLAS library under numpy may start in a vocalmix process (and
-whether numpy asks for huge pages: :func:`no_numpy_hugepages`).
+whether numpy asks for huge pages: :func:`no_numpy_hugepages`; and that SciPy's FFT can
+read its thread count: :func:`fft_threads_readable`).
 
 vocalmix runs its own work in parallel: the two inputs decode on two threads, the
 estimators' analyses run on two threads, renders run beside the measurements that read
