@@ -224,8 +224,8 @@ class ExcerptAudio:
     decoded again (the last song decoded is kept, as a song's excerpts come in turn)."""
 
     def __init__(self) -> None:
-        self._song: str | None = None
-        self._vocal: np.ndarray | None = None
+        self._song: Any = None  # the source song decoded last (by identity: two folders
+        self._vocal: np.ndarray | None = None  # may hold songs of one name)
 
     def __call__(self, item: VocalItem) -> np.ndarray:
         if item.audio is not None:
@@ -233,12 +233,12 @@ class ExcerptAudio:
         if item.source is None:
             raise ValueError(f"{item.song}: its excerpt's audio was not kept")
         song, start, end = item.source
-        if self._song != item.song or self._vocal is None:
+        if self._song is not song or self._vocal is None:
             from vocalmix.training.data import load_song
 
             self._vocal = None  # (the last song's freed before the next is decoded)
             self._vocal = load_song(song)[0]
-            self._song = item.song
+            self._song = song
         return self._vocal[start:end]
 
 
