@@ -428,10 +428,12 @@ def _real_raw_ranges(folders: list[str | Path]) -> dict:
 
 def _momentary_vs_lra(songs: list[Song], mlr_fn, lra_fn) -> dict:
     """Why the momentary range: the two statistics on the 7 s stems."""
-    both = [(mlr_fn(v, s.sample_rate), lra_fn(v, s.sample_rate))
-            for s in songs for v in (s.audio()[0],)]
-    mlr = np.array([m for m, _ in both])
-    lra = np.array([r for _, r in both])
+    mlr_lu, lra_lu = [], []
+    for s in songs:
+        vocal = s.audio()[0]  # (decoded once for both)
+        mlr_lu.append(mlr_fn(vocal, s.sample_rate))
+        lra_lu.append(lra_fn(vocal, s.sample_rate))
+    mlr, lra = np.array(mlr_lu), np.array(lra_lu)
     return {"momentary_median_lu": float(np.median(mlr)),
             "momentary_p10_lu": float(np.percentile(mlr, 10)),
             "momentary_p90_lu": float(np.percentile(mlr, 90)),
