@@ -21,6 +21,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+from vocalmix.core.memory import release_free_memory
+
 
 class QueueFull(Exception):
     """Every worker is busy and the queue is full."""
@@ -165,6 +167,11 @@ class JobQueue:
                             self._spawn()
                         else:
                             self._keys.discard(job.key)
+            # The command line's ``serve`` has glibc keep freed memory for reuse (its
+            # mmap and trim thresholds raised): within a job that saves page faults, but
+            # nothing would hand it back after the job, and an idle server would keep the
+            # high-water mark of every worker thread's arena.
+            release_free_memory()
 
     # --- state --------------------------------------------------------------------------------
     def busy(self, key: Hashable) -> bool:
