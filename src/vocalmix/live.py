@@ -809,7 +809,9 @@ def simulate(vocal: np.ndarray, backing: np.ndarray, runner: LiveSession | LiveM
     times = np.zeros(nb)
     gains = np.zeros(nb * bs)
     keys = ("mix", "vocal", "vocal_dry", "backing") if mixer.keeps_stems else ("mix",)
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in keys}
+    # each block is copied into its place: a list of the blocks' own arrays, joined at
+    # the end, held about twice the outputs at once (a 3-minute song: 0.6 GB, not 0.3)
+    outs = {k: np.empty((nb * bs, 2), np.float32) for k in keys}
     bg = 0.0
     for i in range(nb):
         t = i * bs
@@ -823,18 +825,19 @@ def simulate(vocal: np.ndarray, backing: np.ndarray, runner: LiveSession | LiveM
         t0 = time.perf_counter()
         if mixer.keeps_stems:
             s = runner.process_stems(v, b)
-            for key in parts:
-                parts[key].append(getattr(s, key))
+            got = {key: getattr(s, key) for key in keys}
         else:
-            parts["mix"].append(runner.process(v, b))
+            got = {"mix": runner.process(v, b)}
         dt = time.perf_counter() - t0
+        for key, block in got.items():
+            outs[key][t : t + k] = block
         if isinstance(runner, LiveSession):
             extra = runner.take_background_s()
             bg += extra
             dt -= extra
         times[i] = dt
         gains[t : t + k] = mixer.fader.last_db[:k]
-    cat = {k: np.concatenate(v)[lat : lat + n] for k, v in parts.items()}
+    cat = {k: v[lat : lat + n] for k, v in outs.items()}
     log = runner.log() if isinstance(runner, LiveSession) else None
     return Simulation(cat["mix"], cat.get("vocal"), cat.get("vocal_dry"), cat.get("backing"),
                       times, bs, lat, gains[:n], bg, log)
