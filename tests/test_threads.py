@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import types
 
 from vocalmix.core.threads import BLAS_THREAD_VARS
 
@@ -160,6 +161,14 @@ for lib in ThreadpoolController().select(user_api="blas").lib_controllers:
 from vocalmix import pipeline
 from vocalmix.core.threads import one_blas_thread
 from vocalmix.synth import synthesize_song
+import vocalmix
+
+# a first mix and render, not observed, so that the calls observed below import nothing:
+# counts() makes a threadpoolctl controller, which walks the loaded libraries under the
+# dynamic loader's lock calling back into Python, and hangs the process if another thread
+# imports an extension module meanwhile (seen with the oldest releases vocalmix allows)
+_v, _b = synthesize_song(sample_rate=44100, duration_s=4.0, seed=3)
+vocalmix.render(_v, _b, vocalmix.mix(_v, _b, 44100, method="baseline").params, 44100)
 
 out = {"before": counts()}
 with one_blas_thread():
@@ -197,7 +206,6 @@ def measure_achieved(*a, **k):
     return achieved(*a, **k)
 pipeline.choose_targets, pipeline.measure_achieved = choose_targets, measure_achieved
 v, bk = synthesize_song(sample_rate=44100, duration_s=4.0, seed=3)
-import vocalmix
 r = vocalmix.mix(v, bk, 44100, method="baseline")
 seen["mix"] = seen.pop("estimate"), seen.pop("render")
 vocalmix.render(v, bk, r.params, 44100)
@@ -235,3 +243,36 @@ def test_library_calls_keep_a_count_the_user_chose():
     three = [3] * n
     assert r["inside"] == r["b after a ended"] == three
     assert r["calls"] == {"mix": [three, three], "render alone": three}
+
+
+def test_the_libraries_are_walked_again_only_after_an_import(monkeypatch):
+    # making threadpoolctl's controller walks the loaded libraries under the dynamic
+    # loader's lock; a thread importing an extension module meanwhile hangs the process.
+    # A library call walks them only when a module was imported since the last walk.
+    import threadpoolctl
+
+    from vocalmix.core import threads
+
+    made = []
+    real = threadpoolctl.ThreadpoolController
+
+    class Counted(real):  # type: ignore[misc, valid-type]
+        def __init__(self) -> None:
+            made.append(1)
+            super().__init__()
+
+    monkeypatch.setattr(threadpoolctl, "ThreadpoolController", Counted)
+    for var in BLAS_THREAD_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(threads, "_controller", None)
+    for _ in range(3):
+        with threads.one_blas_thread():
+            pass
+    assert len(made) == 1
+    monkeypatch.setitem(sys.modules, "vocalmix_test_imported_later", types.ModuleType("m"))
+    with threads.one_blas_thread():
+        pass
+    assert len(made) == 2
+    with threads.one_blas_thread():
+        pass
+    assert len(made) == 2

@@ -166,13 +166,40 @@ _blas_calls = 0
 _blas_restore: list[tuple[Any, int]] = []
 
 
+#: ``threadpoolctl``'s controller of the process's libraries (guarded by ``_BLAS_LOCK``)
+#: and the number of modules imported when it was made
+_controller: Any = None
+_controller_modules = -1
+
+
+def _blas_libraries() -> list[Any]:
+    """``threadpoolctl``'s controllers of the BLAS libraries loaded in the process (call
+    with ``_BLAS_LOCK`` held).
+
+    Making ``threadpoolctl``'s controller walks the loaded libraries with glibc's
+    ``dl_iterate_phdr``, which calls back into Python while it holds the dynamic
+    loader's lock. Another thread importing an extension module at that moment holds
+    the interpreter's lock and waits in ``dlopen`` for the loader's: the process hangs
+    for good (seen in a test that made one while a mix's own thread imported ``soxr``,
+    with the oldest releases vocalmix allows). So the controller is made again only
+    when a module has been imported since the last one (a new BLAS library comes with
+    an extension module): in a process past its first calls, a call walks nothing, and
+    saves the walk's 3 ms."""
+    global _controller, _controller_modules
+    modules = len(sys.modules)
+    if _controller is None or modules != _controller_modules:
+        from threadpoolctl import ThreadpoolController
+
+        _controller = ThreadpoolController()
+        _controller_modules = modules
+    return list(_controller.select(user_api="blas").lib_controllers)
+
+
 def _blas_to_one() -> list[tuple[Any, int]]:
     """Set each BLAS library loaded in the process that runs more than one thread to one;
     returns them with their counts before. Nothing if ``threadpoolctl`` cannot tell."""
     try:
-        from threadpoolctl import ThreadpoolController
-
-        libs = ThreadpoolController().select(user_api="blas").lib_controllers
+        libs = _blas_libraries()
         changed = []
         for lib in libs:
             n = int(lib.get_num_threads() or 1)
