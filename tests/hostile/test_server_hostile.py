@@ -585,24 +585,28 @@ def check_waiting_clients(client, pair, monkeypatch) -> None:
     done = client.post("/api/mixes", files=files(pair)).json()
     gate = Gate(pipeline.mix, then_fail=True)
     monkeypatch.setattr(pipeline, "mix", gate)
-    tone = wav_bytes(0.1 * np.sin(np.arange(SR, dtype=np.float32))[:, None])
-    results: list = []
-    threads = [threading.Thread(target=lambda: results.append(
-        client.post("/api/mixes", files=files((tone, tone))))) for _ in range(45)]
-    for t in threads:
-        t.start()
-    gate.wait_running(1)
-    deadline = time.time() + 30
-    while client.get("/api/health").json()["waiting"] < 44:
-        assert time.time() < deadline
-        time.sleep(0.05)
-    workers = [t for t in threading.enumerate() if t.name.startswith("vocalmix-job")]
-    assert len(workers) == 1  # the waiting jobs hold no thread of their own
-    for url in ("/api/health", done["links"]["self"], "/"):
-        t0 = time.perf_counter()
-        assert client.get(url).status_code == 200
-        assert time.perf_counter() - t0 < 1.0, url
-    gate.open.set()
+    # the gate is opened whatever happens: a failed check that left it shut would have
+    # the 45 jobs wait 60 s each, one after another, in the client's exit
+    try:
+        tone = wav_bytes(0.1 * np.sin(np.arange(SR, dtype=np.float32))[:, None])
+        results: list = []
+        threads = [threading.Thread(target=lambda: results.append(
+            client.post("/api/mixes", files=files((tone, tone))))) for _ in range(45)]
+        for t in threads:
+            t.start()
+        gate.wait_running(1)
+        deadline = time.time() + 30
+        while client.get("/api/health").json()["waiting"] < 44:
+            assert time.time() < deadline
+            time.sleep(0.05)
+        workers = [t for t in threading.enumerate() if t.name.startswith("vocalmix-job")]
+        assert len(workers) == 1  # the waiting jobs hold no thread of their own
+        for url in ("/api/health", done["links"]["self"], "/"):
+            t0 = time.perf_counter()
+            assert client.get(url).status_code == 200
+            assert time.perf_counter() - t0 < 1.0, url
+    finally:
+        gate.open.set()
     for t in threads:
         t.join(120)
     assert len(results) == 45
