@@ -166,7 +166,7 @@ import vocalmix
 # a first mix and render, not observed, so that the calls observed below import nothing:
 # counts() makes a threadpoolctl controller, which walks the loaded libraries under the
 # dynamic loader's lock calling back into Python, and hangs the process if another thread
-# imports an extension module meanwhile (seen with the oldest releases vocalmix allows)
+# imports an extension module meanwhile (seen with the oldest releases once allowed)
 _v, _b = synthesize_song(sample_rate=44100, duration_s=4.0, seed=3)
 vocalmix.render(_v, _b, vocalmix.mix(_v, _b, 44100, method="baseline").params, 44100)
 

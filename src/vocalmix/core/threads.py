@@ -181,7 +181,7 @@ def _blas_libraries() -> list[Any]:
     loader's lock. Another thread importing an extension module at that moment holds
     the interpreter's lock and waits in ``dlopen`` for the loader's: the process hangs
     for good (seen in a test that made one while a mix's own thread imported ``soxr``,
-    with the oldest releases vocalmix allows). So the controller is made again only
+    with the oldest releases ``pyproject.toml`` named before). So the controller is made again only
     when a module has been imported since the last one (a new BLAS library comes with
     an extension module): in a process past its first calls, a call walks nothing, and
     saves the walk's 3 ms."""

@@ -224,8 +224,10 @@ class ExcerptAudio:
     decoded again (the last song decoded is kept, as a song's excerpts come in turn)."""
 
     def __init__(self) -> None:
-        self._song: Any = None  # the source song decoded last (by identity: two folders
-        self._vocal: np.ndarray | None = None  # may hold songs of one name)
+        # the source song decoded last, and its vocal; compared by identity, as two
+        # folders may hold songs of one name
+        self._song: Any = None
+        self._vocal: np.ndarray | None = None
 
     def __call__(self, item: VocalItem) -> np.ndarray:
         if item.audio is not None:
